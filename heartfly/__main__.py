@@ -1,0 +1,3 @@
+from heartfly.cli import main
+
+main()

@@ -1,0 +1,135 @@
+"""The `heartfly` command: parse arguments, call a function elsewhere, print, exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+
+import click
+
+from heartfly import __version__
+from heartfly.config import Config, ConfigError, load_config
+
+DEFAULT_CONFIGS = (Path("heartfly.toml"), Path("/etc/heartfly/heartfly.toml"))
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="HEARTFLY_CONFIG",
+    help="Config file [env: HEARTFLY_CONFIG; default: ./heartfly.toml, then /etc/heartfly/heartfly.toml].",
+)
+
+
+def _resolve(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    for candidate in DEFAULT_CONFIGS:
+        if candidate.exists():
+            return candidate
+    return DEFAULT_CONFIGS[-1]
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(_resolve(path))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+
+
+def _setup_logging(level: str) -> None:
+    # journald stamps every line itself; elsewhere a timestamp helps.
+    under_systemd = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="heartfly")
+def main() -> None:
+    """Heartfly: heartbeat monitoring for scheduled and background jobs."""
+
+
+@main.command()
+@config_option
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+def serve(config_path: Path | None, log_level: str) -> None:
+    """Run the server in the foreground."""
+    from heartfly.server import StartError, serve as run_server
+
+    _setup_logging(log_level)
+    path = _resolve(config_path)
+    _load(path)  # config errors: exit 2 before anything starts
+    try:
+        asyncio.run(run_server(path))
+    except StartError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path | None) -> None:
+    """Validate the config; list each check with its schedule, next due time and ping URLs."""
+    from heartfly.report import describe_checks
+
+    config = _load(config_path)
+    click.echo(describe_checks(config, time.time()))
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per check.")
+def status(config_path: Path | None, as_json: bool) -> None:
+    """Show every check's state as the server last recorded it."""
+    from heartfly.report import format_status, read_status
+    from heartfly.store import StoreError
+
+    config = _load(config_path)
+    try:
+        items, alive_at = asyncio.run(read_status(config))
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+    else:
+        click.echo(format_status(items, alive_at, time.time()))
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=Path("heartfly.toml"))
+@click.option("--url", default="http://127.0.0.1:8765", show_default=True, help="The server's public URL.")
+def init(path: Path, url: str) -> None:
+    """Write a starter config with fresh random keys (never overwrites)."""
+    from heartfly.report import starter_config
+
+    if path.exists():
+        click.echo(f"error: {path} exists; not overwriting it", err=True)
+        sys.exit(1)
+    text = starter_config(url)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        click.echo(f"error: cannot write {path}: {exc.strerror}", err=True)
+        sys.exit(1)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    config = _load(path)
+    from heartfly.report import describe_checks
+
+    click.echo(f"wrote {path}\n")
+    click.echo(describe_checks(config, time.time()))

@@ -1,0 +1,318 @@
+"""The TOML file -> frozen dataclasses. Pure: every problem is reported with its key path."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from heartfly.units import UnitError, parse_duration, parse_size
+
+KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+DEFAULT_PORT = 8765
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A file that cannot be used; `problems` holds one "key.path: what is wrong" line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
+    database: Path = Path("heartfly.db")
+    ping_key: str | None = None
+    api_token_file: Path | None = None
+    body_limit: int = 100_000
+    keep_pings: int = 1000
+    max_ping_age: float = 7 * 86400.0
+    synchronous: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConfig:
+    name: str
+    key: str
+    every: float | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    grace: float = 300.0
+    max_runtime: float | None = None
+    min_runtime: float | None = None
+    description: str = ""
+    start_key: str | None = None
+    fail_key: str | None = None
+
+    def schedule_words(self) -> str:
+        from heartfly.units import format_duration
+
+        if self.cron is not None:
+            return f'cron "{self.cron}" ({self.timezone})'
+        assert self.every is not None
+        return f"every {format_duration(self.every)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    checks: Mapping[str, CheckConfig] = field(default_factory=dict)
+
+
+_SERVER_KEYS = {
+    "listen", "public_url", "database", "ping_key", "api_token_file", "body_limit",
+    "keep_pings", "max_ping_age", "synchronous",
+}
+_DEFAULT_KEYS = {"grace", "timezone", "max_runtime", "min_runtime"}
+_CHECK_KEYS = {
+    "key", "start_key", "fail_key", "every", "cron", "timezone", "grace", "max_runtime",
+    "min_runtime", "description",
+}
+_TOP_KEYS = {"server", "defaults", "checks"}
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the file at `path`; raises ConfigError listing every problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    reader = _Reader(base_dir=path.parent)
+    reader.known(data, "", _TOP_KEYS)
+    server = reader.server(reader.table(data, "server"))
+    defaults = reader.table(data, "defaults")
+    reader.known(defaults, "defaults", _DEFAULT_KEYS)
+    checks_table = reader.table(data, "checks")
+    checks: dict[str, CheckConfig] = {}
+    for name, raw in checks_table.items():
+        check = reader.check(name, raw, defaults)
+        if check is not None:
+            checks[name] = check
+    reader.unique_keys(server, checks)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Config(path=path, server=server, checks=checks)
+
+
+class _Reader:
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def known(self, table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+                more = f' (did you mean "{hint[0]}"?)' if hint else ""
+                self.fail(_join(where, key), f"unknown key{more}")
+
+    def table(self, parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table, got {_kind(value)}")
+            return {}
+        return value
+
+    def value(
+        self, table: Mapping[str, Any], where: str, key: str, kind: type[T], convert: Callable[[T], Any] | None = None
+    ) -> Any:
+        if key not in table:
+            return None
+        raw = table[key]
+        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+            self.fail(_join(where, key), f"expected {kind.__name__}, got {_kind(raw)}")
+            return None
+        if convert is None:
+            return raw
+        try:
+            return convert(raw)
+        except (UnitError, ValueError) as exc:
+            self.fail(_join(where, key), str(exc))
+            return None
+
+    def server(self, table: Mapping[str, Any]) -> ServerConfig:
+        self.known(table, "server", _SERVER_KEYS)
+        d = ServerConfig()
+        host, port = d.host, d.port
+        listen = self.value(table, "server", "listen", str, _parse_listen)
+        if listen is not None:
+            host, port = listen
+        public_url = self.value(table, "server", "public_url", str, _parse_url)
+        if public_url is None:
+            shown = f"[{host}]" if ":" in host else host
+            public_url = f"http://{shown}:{port}"
+        database = self.value(table, "server", "database", str, self.path)
+        token_file = self.value(table, "server", "api_token_file", str, self.path)
+        ping_key = self.value(table, "server", "ping_key", str, _parse_key)
+        body_limit = self.value(table, "server", "body_limit", str, parse_size)
+        keep = self.value(table, "server", "keep_pings", int, _positive)
+        max_age = self.value(table, "server", "max_ping_age", str, _positive_duration)
+        sync = self.value(table, "server", "synchronous", str, _parse_sync)
+        return ServerConfig(
+            host=host,
+            port=port,
+            public_url=public_url,
+            database=database or self.path(str(d.database)),
+            ping_key=ping_key,
+            api_token_file=token_file,
+            body_limit=d.body_limit if body_limit is None else body_limit,
+            keep_pings=keep or d.keep_pings,
+            max_ping_age=max_age or d.max_ping_age,
+            synchronous=sync or d.synchronous,
+        )
+
+    def path(self, text: str) -> Path:
+        if not text:
+            raise ValueError("must not be empty")
+        return (self.base_dir / Path(text).expanduser()).resolve()
+
+    def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
+        where = f"checks.{name}"
+        before = len(self.problems)
+        if not NAME_RE.fullmatch(name):
+            self.fail(where, "a check name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
+        if not isinstance(raw, dict):
+            self.fail(where, f"expected a table, got {_kind(raw)}")
+            return None
+        self.known(raw, where, _CHECK_KEYS)
+        merged = {**{k: v for k, v in defaults.items() if k in _DEFAULT_KEYS}, **raw}
+        key = self.value(raw, where, "key", str, _parse_key)
+        if "key" not in raw:
+            self.fail(_join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
+        every = self.value(raw, where, "every", str, _positive_duration)
+        cron = self.value(raw, where, "cron", str, _parse_cron)
+        if ("every" in raw) == ("cron" in raw):
+            self.fail(where, 'needs exactly one of "every" and "cron"')
+        tz_where = where if "timezone" in raw else "defaults"
+        timezone = self.value(merged, tz_where, "timezone", str, _parse_zone)
+        if "timezone" in raw and "every" in raw:
+            self.fail(_join(where, "timezone"), 'only applies to "cron" schedules')
+        grace = self.value(merged, where if "grace" in raw else "defaults", "grace", str, parse_duration)
+        max_rt = self.value(merged, where if "max_runtime" in raw else "defaults", "max_runtime", str, _positive_duration)
+        min_rt = self.value(merged, where if "min_runtime" in raw else "defaults", "min_runtime", str, _positive_duration)
+        if max_rt is not None and min_rt is not None and min_rt >= max_rt:
+            self.fail(_join(where, "min_runtime"), "must be shorter than max_runtime")
+        description = self.value(raw, where, "description", str) or ""
+        start_key = self.value(raw, where, "start_key", str, _parse_key)
+        fail_key = self.value(raw, where, "fail_key", str, _parse_key)
+        if len(self.problems) > before:
+            return None
+        return CheckConfig(
+            name=name,
+            key=key,
+            every=every,
+            cron=cron,
+            timezone=timezone or "UTC",
+            grace=300.0 if grace is None else grace,
+            max_runtime=max_rt,
+            min_runtime=min_rt,
+            description=description,
+            start_key=start_key,
+            fail_key=fail_key,
+        )
+
+    def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
+        owners: dict[str, str] = {}
+        if server.ping_key:
+            owners[server.ping_key] = "server.ping_key"
+        for check in checks.values():
+            for attr in ("key", "start_key", "fail_key"):
+                value = getattr(check, attr)
+                if value is None:
+                    continue
+                here = f"checks.{check.name}.{attr}"
+                if value in owners:
+                    self.fail(here, f"the same key is already used by {owners[value]}")
+                else:
+                    owners[value] = here
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _kind(value: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false", dict: "a table", list: "an array"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    match = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})", text.strip())
+    if not match or int(match.group(3)) > 65535:
+        raise ValueError(f'expected "host:port" (e.g. "127.0.0.1:8765" or "[::1]:8765"), got "{text}"')
+    return match.group(1) or match.group(2), int(match.group(3))
+
+
+def _parse_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
+        raise ValueError(f'expected an http(s) URL like "https://hb.example.com", got "{text}"')
+    return text.rstrip("/")
+
+
+def _parse_key(text: str) -> str:
+    if not KEY_RE.fullmatch(text):
+        raise ValueError("a key is a UUID or 22 to 128 url-safe characters (letters, digits, '-', '_')")
+    return text
+
+
+def _parse_cron(text: str) -> str:
+    expr = " ".join(text.split())
+    fields = 1 if expr.startswith("@") else 5
+    if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
+        raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
+    return expr
+
+
+def _parse_zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f'unknown time zone "{text}" (use an IANA name such as "Europe/Berlin")') from None
+    return text
+
+
+def _parse_sync(text: str) -> str:
+    if text.lower() not in ("normal", "full"):
+        raise ValueError('expected "normal" or "full"')
+    return text.lower()
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def _positive_duration(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds

@@ -1,0 +1,319 @@
+"""Owns every check's state, the key maps and the deadline heap; applies pings and expiries.
+
+State changes are pure (states.py); this module decides when they happen and hands the
+resulting rows to the writer. Memory is the source of truth while running, SQLite on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from heartfly import states, store
+from heartfly.clock import Clock
+from heartfly.config import CheckConfig, Config
+from heartfly.states import CheckState, Event, Flip, Kind
+from heartfly.units import format_duration
+
+log = logging.getLogger(__name__)
+
+ALIVE_EVERY = 2.0  # seconds between "alive at" marks; bounds how much downtime a crash hides
+RETRY_BROKEN_CHECK = 3600.0
+
+
+@dataclass(slots=True)
+class Check:
+    id: int
+    config: CheckConfig
+    state: CheckState
+    seq: int = 0  # bumped on every reschedule; heap entries with an older seq are stale
+    unpruned: int = 0  # pings written since the last prune
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass(frozen=True, slots=True)
+class PingRecord:
+    """Everything stored about one ping."""
+
+    event: Event
+    received_at: float
+    body: str = ""
+    truncated: bool = False
+    metrics: Mapping[str, float] | None = None
+    method: str = "GET"
+    source: str = ""
+    user_agent: str = ""
+
+
+class Engine:
+    def __init__(self, config: Config, clock: Clock, writer: store.Writer) -> None:
+        self.config = config
+        self.clock = clock
+        self.writer = writer
+        self.checks: dict[str, Check] = {}
+        self._keys: dict[str, tuple[Check, Kind | None]] = {}
+        self._heap: list[tuple[float, int, int]] = []
+        self._by_id: dict[int, Check] = {}
+        self._wake = asyncio.Event()
+        self._next_check_id = 1
+        self._next_flip_id = 1
+        self.timer_lag = 0.0  # how late the last deadline fired, seconds
+        self.started_at = 0.0
+        self.downtime: tuple[float, float] | None = None
+
+    # ---- start-up -------------------------------------------------------------------------
+
+    async def load(self, db: store.aiosqlite.Connection) -> None:
+        """Rebuild from SQLite, add checks new to the config, and account for our own downtime."""
+        now = self.clock.now()
+        self.started_at = now
+        rows = {row.name: row for row in await store.read_checks(db)}
+        self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
+        self._next_flip_id = await store.max_id(db, "flips") + 1
+        alive = await store.read_meta(db, "alive_at")
+        clean = await store.read_meta(db, "clean_stop")
+        stopped_at = float(alive) if alive else None
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        for name, cfg in self.config.checks.items():
+            row = rows.get(name)
+            if row is None:
+                check = self._create(cfg, now, statements)
+            else:
+                state = row.state
+                if row.removed_at is not None:  # back in the file: watch it afresh
+                    statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (row.id,)))
+                    state = states.resume(cfg, states.pause(state, now)[0], now)[0]
+                check = Check(row.id, cfg, states.reconfigure(cfg, state))
+            self._add(check)
+        for name, row in rows.items():
+            if name not in self.config.checks and row.removed_at is None:
+                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
+                log.info("check %s is no longer in the config; its history is kept", name)
+        if stopped_at is not None and stopped_at < now:
+            self._account_downtime(stopped_at, now, clean == "1", statements)
+        statements.append(store.meta_statement("alive_at", repr(now)))
+        statements.append(store.meta_statement("clean_stop", "0"))
+        writes = [store.Write(state=(c.id, c.state)) for c in self.checks.values()]
+        writes.append(store.Write(statements=statements))
+        for w in writes:
+            self.writer.submit_nowait(w)
+        for check in self.checks.values():
+            self._schedule(check)
+        await self.writer.flush()
+
+    def _account_downtime(self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        self.downtime = (stopped_at, now)
+        extended = 0
+        for check in self.checks.values():
+            moved = states.account_downtime(check.config, check.state, stopped_at, now)
+            if moved is not check.state:
+                check.state = moved
+                extended += 1
+        statements.append(
+            ("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, ?)", (stopped_at, now, int(clean)))
+        )
+        log.info(
+            "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
+            format_duration(now - stopped_at), "clean" if clean else "unclean", extended,
+        )
+
+    def _create(self, cfg: CheckConfig, now: float, statements: list[tuple[str, tuple[object, ...]]]) -> Check:
+        check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
+        self._next_check_id += 1
+        statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state))
+        log.info("check %s is new; watching it from now", cfg.name)
+        return check
+
+    def _add(self, check: Check) -> None:
+        self.checks[check.name] = check
+        self._by_id[check.id] = check
+        cfg = check.config
+        self._keys[cfg.key] = (check, None)
+        if cfg.start_key:
+            self._keys[cfg.start_key] = (check, Kind.START)
+        if cfg.fail_key:
+            self._keys[cfg.fail_key] = (check, Kind.FAIL)
+
+    # ---- reload ---------------------------------------------------------------------------
+
+    async def apply_config(self, config: Config) -> None:
+        """Switch to a new config: new checks are watched, removed ones keep their history."""
+        now = self.clock.now()
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        old = self.checks
+        self.checks, self._keys, self._by_id = {}, {}, {}
+        writes: list[store.Write] = []
+        for name, cfg in config.checks.items():
+            if name in old:
+                check = old[name]
+                if check.config != cfg:
+                    check.state = states.reconfigure(cfg, check.state)
+                    check.config = cfg
+                    writes.append(store.Write(state=(check.id, check.state)))
+            else:
+                check = self._create(cfg, now, statements)
+            self._add(check)
+            self._schedule(check)
+        for name, check in old.items():
+            if name not in config.checks:
+                check.seq += 1  # drops its heap entry
+                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
+                log.info("check %s was removed from the config; its history is kept", name)
+        self.config = config
+        self.writer.submit_nowait(store.Write(statements=statements))
+        for w in writes:
+            self.writer.submit_nowait(w)
+        await self.writer.flush()
+
+    # ---- pings ----------------------------------------------------------------------------
+
+    def lookup_key(self, key: str) -> tuple[Check, Kind | None] | None:
+        return self._keys.get(key)
+
+    def lookup_name(self, name: str) -> Check | None:
+        return self.checks.get(name)
+
+    def record(self, check: Check, ping: PingRecord) -> asyncio.Future[None]:
+        """Apply a ping and queue its rows; the future resolves when they are committed."""
+        now = self.clock.now()
+        new, flip = states.apply_event(check.config, check.state, ping.event, now)
+        check.state = new
+        ev = ping.event
+        row: store.PingRow = (
+            check.id, ev.at, ping.received_at, ev.kind.value, ev.exit_status, ev.run_id, ping.body,
+            int(ping.truncated), json.dumps(ping.metrics) if ping.metrics else None, ping.method,
+            ping.source, ping.user_agent,
+        )
+        check.unpruned += 1
+        self._schedule(check)
+        return self.writer.submit(store.Write(ping=row, state=(check.id, new), flip=self._flip_row(check, flip)))
+
+    async def pause(self, check: Check) -> None:
+        check.state, flip = states.pause(check.state, self.clock.now())
+        await self._commit_change(check, flip)
+
+    async def resume(self, check: Check) -> None:
+        check.state, flip = states.resume(check.config, check.state, self.clock.now())
+        await self._commit_change(check, flip)
+
+    async def _commit_change(self, check: Check, flip: Flip | None) -> None:
+        self._schedule(check)
+        await self.writer.submit(store.Write(state=(check.id, check.state), flip=self._flip_row(check, flip)))
+
+    def _flip_row(self, check: Check, flip: Flip | None) -> store.FlipRow | None:
+        if flip is None:
+            return None
+        flip_id = self._next_flip_id
+        self._next_flip_id += 1
+        reason = f" ({flip.reason.value})" if flip.reason else ""
+        late = "" if flip.deadline is None else f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
+        detail = f": {flip.detail}" if flip.detail else ""
+        log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
+        return (
+            flip_id, check.id, flip.at, flip.old.value, flip.new.value,
+            flip.reason.value if flip.reason else None, flip.deadline, flip.detail,
+        )
+
+    # ---- deadlines ------------------------------------------------------------------------
+
+    def _schedule(self, check: Check) -> None:
+        check.seq += 1
+        try:
+            deadline = states.next_deadline(check.config, check.state)
+        except Exception:  # noqa: BLE001 - one broken check must not stop the others
+            log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
+            at = self.clock.now() + RETRY_BROKEN_CHECK
+        else:
+            if deadline is None:
+                return
+            at = deadline.at
+        if self._heap and at < self._heap[0][0]:
+            self._wake.set()
+        elif not self._heap:
+            self._wake.set()
+        heapq.heappush(self._heap, (at, check.seq, check.id))
+        if len(self._heap) > 2 * len(self.checks) + 1024:
+            self._compact()
+
+    def _compact(self) -> None:
+        live = [e for e in self._heap if self._is_live(e)]
+        heapq.heapify(live)
+        self._heap = live
+
+    def _is_live(self, entry: tuple[float, int, int]) -> bool:
+        check = self._by_id.get(entry[2])
+        return check is not None and check.seq == entry[1] and self.checks.get(check.name) is check
+
+    def next_wakeup(self) -> float | None:
+        while self._heap and not self._is_live(self._heap[0]):
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def fire_due(self, now: float) -> int:
+        """Apply every deadline at or before `now`; returns how many checks changed status."""
+        changed = 0
+        while self._heap and self._heap[0][0] <= now:
+            entry = heapq.heappop(self._heap)
+            if not self._is_live(entry):
+                continue
+            check = self._by_id[entry[2]]
+            self.timer_lag = max(0.0, now - entry[0])
+            try:
+                new, flip = states.advance(check.config, check.state, now)
+            except Exception:  # noqa: BLE001 - logged with the check's name; the timer keeps going
+                log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
+                check.seq += 1
+                heapq.heappush(self._heap, (now + RETRY_BROKEN_CHECK, check.seq, check.id))
+                continue
+            check.state = new
+            if flip is not None:
+                changed += 1
+            self._schedule(check)
+            self.writer.submit_nowait(store.Write(state=(check.id, new), flip=self._flip_row(check, flip)))
+        return changed
+
+    async def run_timer(self) -> None:
+        """Sleep until the earliest deadline (or an earlier one is pushed), then fire it."""
+        while True:
+            self.fire_due(self.clock.now())
+            self._wake.clear()
+            wakeup = self.next_wakeup()
+            delay = None if wakeup is None else wakeup - self.clock.now()
+            if delay is not None and delay <= 0:
+                continue
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def run_housekeeping(self, prune_every: float = 60.0) -> None:
+        """Mark "alive at" regularly (restart accounting) and prune old pings in the background."""
+        last_prune = self.clock.now()
+        while True:
+            await asyncio.sleep(ALIVE_EVERY)
+            now = self.clock.now()
+            self.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
+            if now - last_prune >= prune_every:
+                last_prune = now
+                await self.prune()
+
+    async def prune(self) -> None:
+        keep = self.config.server.keep_pings
+        for check in list(self.checks.values()):
+            if check.unpruned > max(10, keep // 10):
+                check.unpruned = 0
+                await self.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
+
+    async def mark_stopped(self) -> None:
+        now = self.clock.now()
+        await self.writer.submit(
+            store.Write(statements=[store.meta_statement("alive_at", repr(now)), store.meta_statement("clean_stop", "1")])
+        )

@@ -1,0 +1,167 @@
+"""Ping URLs, query parameters and JSON bodies -> what happened. Pure: `now` is an argument.
+
+Every problem raises PingError with a one-line reason for a 400 answer. Syntax is checked before
+any key is looked up, so a malformed ping answers the same whether its key exists or not.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from heartfly.states import Kind
+
+RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+MAX_METRICS = 32
+FUTURE_SKEW = 300.0  # a client clock this far ahead is trusted as "now"
+
+_EVENTS = {"": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
+_STATUSES = {"success": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
+
+
+class PingError(ValueError):
+    """A malformed ping: the message is the one-line reason sent with the 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Who a ping URL addresses (a key, or a name under the server's ping_key) and what it says."""
+
+    key: str | None
+    name: str | None
+    kind: Kind
+    exit_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Details:
+    """What a ping carries besides its event: from the query string and/or a JSON body."""
+
+    at: float
+    run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str | None = None
+    kind: Kind | None = None  # a JSON "status" or "exit_code"
+    exit_status: int | None = None
+
+
+def parse_event(segment: str) -> tuple[Kind, int | None]:
+    """The last path segment: "", start, fail, log, progress, or an exit status 0-255."""
+    kind = _EVENTS.get(segment)
+    if kind is not None:
+        return kind, None
+    if segment.isdigit() and len(segment) <= 3 and int(segment) <= 255:
+        status = int(segment)
+        return (Kind.SUCCESS if status == 0 else Kind.FAIL), status
+    raise PingError(f'unknown ping event "{_clip(segment)}": use start, fail, log, progress or an exit status 0-255')
+
+
+def parse_path(tail: str, ping_key: str | None) -> Target | None:
+    """`<key>[/<event>]` or `<ping_key>/<name>[/<event>]`; None when it is neither form."""
+    parts = tail.split("/")
+    if ping_key is not None and len(parts) in (2, 3) and hmac.compare_digest(parts[0], ping_key):
+        kind, status = parse_event(parts[2] if len(parts) == 3 else "")
+        return Target(key=None, name=parts[1], kind=kind, exit_status=status)
+    if len(parts) > 2 or not parts[0]:
+        return None
+    kind, status = parse_event(parts[1] if len(parts) == 2 else "")
+    return Target(key=parts[0], name=None, kind=kind, exit_status=status)
+
+
+def parse_query(query: Mapping[str, str], now: float, max_age: float) -> Details:
+    """rid=, ts= and m_<name>= parameters; anything else is ignored (clients add cache-busters)."""
+    run_id = _run_id(query.get("rid"))
+    at = parse_ts(query.get("ts"), now, max_age)
+    metrics: dict[str, float] = {}
+    for name, value in query.items():
+        if name.startswith("m_"):
+            _add_metric(metrics, name[2:], value, f"m_{name[2:]}")
+    return Details(at=at, run_id=run_id, metrics=metrics)
+
+
+def parse_ts(raw: object, now: float, max_age: float) -> float:
+    """A client-supplied event time: in the past and within max_age; slightly ahead counts as now."""
+    if raw is None:
+        return now
+    try:
+        ts = float(raw) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else math.nan
+    except ValueError:
+        ts = math.nan
+    if not math.isfinite(ts):
+        raise PingError(f'ts must be unix seconds, got "{_clip(str(raw))}"')
+    if ts > now + FUTURE_SKEW:
+        raise PingError(f"ts {ts:.0f} is in the future (server time is {now:.0f})")
+    if ts < now - max_age:
+        raise PingError(f"ts {ts:.0f} is older than the server accepts (max_ping_age, {max_age:.0f} s)")
+    return min(ts, now)
+
+
+def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Details:
+    """The JSON heartbeat body; its fields override the query string's."""
+    if not raw.strip():
+        return query
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PingError(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PingError("the JSON body must be an object")
+    kind: Kind | None = None
+    if "status" in data:
+        status = data["status"]
+        if not isinstance(status, str) or status not in _STATUSES:
+            raise PingError(f'unknown status {_clip(json.dumps(status))}: use start, success, fail, progress or log')
+        kind = _STATUSES[status]
+    exit_status = query.exit_status
+    if data.get("exit_code") is not None:
+        code = data["exit_code"]
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+            raise PingError("exit_code must be an integer from 0 to 255")
+        exit_status = code
+        if kind is None:
+            kind = Kind.SUCCESS if code == 0 else Kind.FAIL
+    message = data.get("message")
+    if message is not None and not isinstance(message, str):
+        raise PingError("message must be a string")
+    run_id = _run_id(data["run_id"]) if data.get("run_id") is not None else query.run_id
+    at = parse_ts(data["ts"], now, max_age) if data.get("ts") is not None else query.at
+    metrics = dict(query.metrics)
+    raw_metrics = data.get("metrics")
+    if raw_metrics is not None:
+        if not isinstance(raw_metrics, dict):
+            raise PingError("metrics must be an object of numbers")
+        for name, value in raw_metrics.items():
+            _add_metric(metrics, str(name), value, f"metrics.{_clip(str(name))}")
+    return Details(at=at, run_id=run_id, metrics=metrics, message=message, kind=kind, exit_status=exit_status)
+
+
+def _run_id(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not RUN_ID_RE.fullmatch(raw):
+        raise PingError("rid must be 1 to 128 printable ASCII characters without spaces")
+    return raw
+
+
+def _add_metric(metrics: dict[str, float], name: str, value: Any, label: str) -> None:
+    if not METRIC_RE.fullmatch(name):
+        raise PingError(f"metric name {label!r} must be 1 to 64 letters, digits or '_'")
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise PingError(f"metric {label} must be a finite number, got {_clip(str(value))!r}")
+    metrics[name] = number
+    if len(metrics) > MAX_METRICS:
+        raise PingError(f"at most {MAX_METRICS} metrics per ping")
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

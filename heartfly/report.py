@@ -1,0 +1,135 @@
+"""Text for the command line: check listings with URLs, status tables, the starter config."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from heartfly import store
+from heartfly.config import CheckConfig, Config
+from heartfly.states import initial_state
+from heartfly.units import format_duration
+from heartfly.views import check_summary
+
+
+def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
+    """Every URL a job may call for this check, with what each means."""
+    base = config.server.public_url
+    urls = [
+        ("success", f"{base}/ping/{check.key}"),
+        ("start", f"{base}/ping/{check.key}/start"),
+        ("failure", f"{base}/ping/{check.key}/fail"),
+        ("exit status", f"{base}/ping/{check.key}/$?"),
+        ("log line", f"{base}/ping/{check.key}/log"),
+        ("progress", f"{base}/ping/{check.key}/progress"),
+        ("JSON", f"{base}/api/v1/heartbeat/{check.key}"),
+    ]
+    if check.start_key:
+        urls.append(("start (start_key)", f"{base}/api/v1/heartbeat/{check.start_key}"))
+    if check.fail_key:
+        urls.append(("failure (fail_key)", f"{base}/api/v1/heartbeat/{check.fail_key}"))
+    if config.server.ping_key:
+        urls.append(("by name", f"{base}/ping/{config.server.ping_key}/{check.name}"))
+    return urls
+
+
+def _local(ts: float, zone: str) -> str:
+    when = datetime.fromtimestamp(ts, ZoneInfo(zone))
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def describe_checks(config: Config, now: float) -> str:
+    lines = [f"{config.path}: OK, {len(config.checks)} check(s)"]
+    for check in config.checks.values():
+        due = initial_state(check, now).due_at
+        lines.append("")
+        lines.append(f"{check.name}: {check.schedule_words()}, grace {format_duration(check.grace)}")
+        if check.description:
+            lines.append(f"  {check.description}")
+        limits = []
+        if check.max_runtime is not None:
+            limits.append(f"max_runtime {format_duration(check.max_runtime)}")
+        if check.min_runtime is not None:
+            limits.append(f"min_runtime {format_duration(check.min_runtime)}")
+        if limits:
+            lines.append("  " + ", ".join(limits))
+        lines.append(f"  next due if watching starts now: {_local(due, check.timezone)}")
+        for label, url in ping_urls(config, check):
+            lines.append(f"  {label + ':':20} {url}")
+    return "\n".join(lines)
+
+
+async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None]:
+    """Every configured check as the database has it; raises StoreError if there is none yet."""
+    path = config.server.database
+    if not path.exists():
+        raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
+    db = await store.connect(path, readonly=True)
+    try:
+        rows = {row.name: row for row in await store.read_checks(db)}
+        alive = await store.read_meta(db, "alive_at")
+    finally:
+        await db.close()
+    items = []
+    for name, check in config.checks.items():
+        row = rows.get(name)
+        if row is None:
+            continue  # added to the file after the server last loaded it
+        items.append(check_summary(check, row.state))
+    return items, float(alive) if alive else None
+
+
+def format_status(items: list[dict[str, Any]], alive_at: float | None, now: float) -> str:
+    head = ("NAME", "STATE", "LAST PING", "DUE")
+    rows = [
+        (i["name"], i["state"] + (f" ({i['reason']})" if i["reason"] else ""), _short(i["last_ping_at"]), _short(i["due_at"]))
+        for i in items
+    ]
+    widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(4)]
+    out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
+    if alive_at is not None and now - alive_at > 10:
+        out.append(f"\nnote: the server last recorded itself alive {format_duration(now - alive_at)} ago;"
+                   " these states may be stale")
+    return "\n".join(out)
+
+
+def _short(iso_text: str | None) -> str:
+    if iso_text is None:
+        return "-"
+    return iso_text.replace("T", " ")[:19] + "Z"
+
+
+def starter_config(public_url: str) -> str:
+    def key() -> str:
+        return secrets.token_urlsafe(18)  # 24 url-safe characters
+
+    return f"""# Heartfly config, written by `heartfly init`. Reference: heartfly.example.toml.
+
+[server]
+listen = "127.0.0.1:8765"
+public_url = "{public_url}"
+database = "heartfly.db"          # relative to this file
+api_token_file = "api-token"      # created with a fresh token on first start
+ping_key = "{key()}"    # enables /ping/<ping_key>/<check-name>
+
+[defaults]
+grace = "5m"
+timezone = "UTC"
+
+[checks.example-every]
+key = "{key()}"
+every = "15m"
+description = "a job that runs every 15 minutes"
+
+[checks.example-cron]
+key = "{key()}"
+start_key = "{key()}"
+fail_key = "{key()}"
+cron = "0 3 * * *"
+timezone = "UTC"
+grace = "30m"
+max_runtime = "2h"
+description = "a nightly job that reports its start, success and failure"
+"""

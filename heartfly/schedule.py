@@ -1,0 +1,79 @@
+"""When a check is next due. Pure: instants are UTC unix seconds passed in by the caller.
+
+Cron expressions are evaluated on the check's local wall clock and each tick is converted to UTC
+with fold=0, which makes daylight-saving changes safe for a monitor (Debian cron semantics):
+- a tick inside the skipped hour (02:30 on a spring-forward day) is due at the same wall time in
+  the new offset (03:30), never earlier than cron runs the job; because cron runs such a job right
+  after the jump (03:00), a ping from the jump on counts for that tick;
+- a tick inside the repeated hour (01:30 on a fall-back day) is expected once, at its first
+  occurrence, never twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from heartfly.config import CheckConfig
+
+# No tick within this many ticks means an expression like "0 0 30 2 *" (February 30th).
+_MAX_TICKS = 1000
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+class Due(NamedTuple):
+    at: float  # when the run is due (before grace)
+    since: float  # a ping at or after this instant is that run (earlier than `at` only for skipped ticks)
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _jump_instant(wall: datetime, tz: ZoneInfo) -> float:
+    """The instant the clocks jumped over `wall`, a wall time that does not exist in `tz`."""
+    lo = wall.replace(tzinfo=tz, fold=1).astimezone(timezone.utc).timestamp()
+    hi = wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc).timestamp()
+    before = datetime.fromtimestamp(lo, tz).utcoffset()
+    while hi - lo > 1:  # offsets change on whole seconds; about a dozen steps for an hour
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, tz).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def next_cron_due(expr: str, zone: str, after: float) -> Due:
+    """The first cron tick not yet satisfied by a ping at `after`."""
+    tz = _zone(zone)
+    local = datetime.fromtimestamp(after, tz).replace(tzinfo=None, microsecond=0)
+    # Start an hour early: in a repeated hour the wall time of `after` is ahead of ticks that
+    # map (fold=0) to instants after it, and a skipped tick may still be ahead of a ping.
+    ticks = croniter(expr, local - timedelta(hours=1))
+    for _ in range(_MAX_TICKS):
+        wall: datetime = ticks.get_next(datetime)
+        at = wall.replace(tzinfo=tz).astimezone(timezone.utc).timestamp()
+        if at <= after:
+            continue
+        exists = datetime.fromtimestamp(at, tz).replace(tzinfo=None) == wall
+        since = at if exists else _jump_instant(wall, tz)
+        if since > after:
+            return Due(at, since)
+    raise ScheduleError(f'cron "{expr}" has no tick within {_MAX_TICKS} steps')
+
+
+def next_due(check: CheckConfig, anchor: float) -> Due:
+    """The next run's due time, given the schedule anchor (last run event, or watch start)."""
+    if check.cron is not None:
+        return next_cron_due(check.cron, check.timezone, anchor)
+    assert check.every is not None
+    return Due(anchor + check.every, anchor + check.every)

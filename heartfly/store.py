@@ -1,0 +1,322 @@
+"""SQLite through aiosqlite: schema migrations, one writer with group commit, and reads.
+
+Writes go through `Writer`: callers queue rows and await a future that resolves once the rows are
+committed. Each batch is everything queued while the previous commit ran, so under load one commit
+carries many pings and at rest a lone ping commits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from heartfly.states import CheckState
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: list[str] = [
+    # 1: the core
+    """
+    CREATE TABLE checks (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        removed_at REAL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE pings (
+        id INTEGER PRIMARY KEY,
+        check_id INTEGER NOT NULL REFERENCES checks(id),
+        at REAL NOT NULL,
+        received_at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        exit_status INTEGER,
+        run_id TEXT,
+        body TEXT NOT NULL DEFAULT '',
+        truncated INTEGER NOT NULL DEFAULT 0,
+        metrics TEXT,
+        method TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        user_agent TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX pings_by_check ON pings(check_id, id);
+    CREATE TABLE flips (
+        id INTEGER PRIMARY KEY,
+        check_id INTEGER NOT NULL REFERENCES checks(id),
+        at REAL NOT NULL,
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        reason TEXT,
+        deadline REAL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX flips_by_check ON flips(check_id, id);
+    CREATE TABLE downtimes (
+        id INTEGER PRIMARY KEY,
+        stopped_at REAL NOT NULL,
+        started_at REAL NOT NULL,
+        clean INTEGER NOT NULL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+INSERT_PING = (
+    "INSERT INTO pings (check_id, at, received_at, kind, exit_status, run_id, body, truncated,"
+    " metrics, method, source, user_agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_FLIP = "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail) VALUES (?,?,?,?,?,?,?,?)"
+UPDATE_STATE = "UPDATE checks SET state = ? WHERE id = ?"
+SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+
+PingRow = tuple[int, float, float, str, int | None, str | None, str, int, str | None, str, str, str]
+FlipRow = tuple[int, int, float, str, str, str | None, float | None, str]
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message says which file and why."""
+
+
+@dataclass(slots=True)
+class Write:
+    """Rows to commit together. States are snapshots: the engine never mutates a queued one."""
+
+    ping: PingRow | None = None
+    state: tuple[int, CheckState] | None = None
+    flip: FlipRow | None = None
+    statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+
+async def connect(path: Path, *, synchronous: str = "normal", readonly: bool = False) -> aiosqlite.Connection:
+    """Open the database (WAL, busy timeout), creating its folder; StoreError says what failed."""
+    try:
+        if readonly:
+            db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from None
+    try:
+        await db.execute("PRAGMA busy_timeout = 5000")
+        if not readonly:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+    except sqlite3.Error as exc:
+        await db.close()
+        raise StoreError(f"cannot use database {path}: {exc}") from None
+    return db
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Apply the migrations this file has not seen yet; returns the schema version."""
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    if version > len(MIGRATIONS):
+        raise StoreError(f"the database has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})")
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        await db.executescript(
+            f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;"
+        )
+        log.info("database migrated to schema version %d", number)
+    return len(MIGRATIONS)
+
+
+class Writer:
+    """The one writer: group-commits queued `Write`s in order."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._queue: list[tuple[Write, asyncio.Future[None] | None]] = []
+        self._carry: list[Write] = []  # timer/state rows from a failed batch, written with the next
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failing = False
+        self.commits = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="heartfly-writer")
+
+    def submit(self, write: Write) -> asyncio.Future[None]:
+        """Queue rows; the future resolves when they are committed (or fails with the error)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((write, fut))
+        self._wake.set()
+        return fut
+
+    def submit_nowait(self, write: Write) -> None:
+        """Queue rows nobody waits for (timer flips, bookkeeping); retried if a commit fails."""
+        self._queue.append((write, None))
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (or failed)."""
+        if self._queue or self._carry:
+            await asyncio.shield(self.submit(Write()))
+
+    async def stop(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._queue and not self._carry:
+                continue
+            batch, self._queue = self._queue, []
+            writes = self._carry + [w for w, _ in batch]
+            try:
+                await self._commit(writes)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
+                self._fail(batch, writes, exc)
+                await asyncio.sleep(0.5)  # a full disk will not have cleared in microseconds
+                self._wake.set()
+                continue
+            self._carry = []
+            if self.failing:
+                log.warning("database writes work again")
+                self.failing = False
+            self.commits += 1
+            for _, fut in batch:
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+
+    def _fail(self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception) -> None:
+        if not self.failing:
+            log.error("database write failed, pings are refused until it works again: %s", exc)
+        self.failing = True
+        # Keep state, flips and bookkeeping; a ping whose client was told 503 is not kept.
+        self._carry = [Write(state=w.state, flip=w.flip, statements=w.statements) for w in writes]
+        for _, fut in batch:
+            if fut is not None and not fut.done():
+                fut.set_exception(StoreError(str(exc)))
+
+    async def _commit(self, writes: list[Write]) -> None:
+        pings = [w.ping for w in writes if w.ping is not None]
+        flips = [w.flip for w in writes if w.flip is not None]
+        states: dict[int, CheckState] = {}
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for w in writes:
+            if w.state is not None:
+                states[w.state[0]] = w.state[1]
+            statements.extend(w.statements)
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in statements:
+                await db.execute(sql, params)
+            if pings:
+                await db.executemany(INSERT_PING, pings)
+            if flips:
+                await db.executemany(INSERT_FLIP, flips)
+            if states:
+                await db.executemany(UPDATE_STATE, ((encode_state(s), cid) for cid, s in states.items()))
+            await db.execute("COMMIT")
+        except BaseException:
+            try:
+                await db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise
+
+
+def encode_state(state: CheckState) -> str:
+    return json.dumps(state.to_json(), separators=(",", ":"))
+
+
+def decode_state(text: str) -> CheckState:
+    return CheckState.from_json(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRow:
+    id: int
+    name: str
+    created_at: float
+    removed_at: float | None
+    state: CheckState
+
+
+async def read_checks(db: aiosqlite.Connection) -> list[CheckRow]:
+    async with db.execute("SELECT id, name, created_at, removed_at, state FROM checks ORDER BY id") as cur:
+        rows = await cur.fetchall()
+    return [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4])) for r in rows]
+
+
+async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
+    async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def max_id(db: aiosqlite.Connection, table: str) -> int:
+    async with db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cur:  # noqa: S608 - fixed names
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def read_pings(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source"
+        " FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, limit)) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method", "source")
+    out = []
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        item["truncated"] = bool(item["truncated"])
+        item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
+        out.append(item)
+    return out
+
+
+async def read_flips(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    sql = "SELECT id, at, old, new, reason, deadline, detail FROM flips WHERE check_id = ? ORDER BY id DESC LIMIT ?"
+    async with db.execute(sql, (check_id, limit)) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "at", "old", "new", "reason", "deadline", "detail")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+async def read_downtimes(db: aiosqlite.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
+    async with db.execute(sql, (limit,)) as cur:
+        rows = await cur.fetchall()
+    return [{"stopped_at": r[0], "started_at": r[1], "clean": bool(r[2])} for r in rows]
+
+
+def prune_statement(check_id: int, keep: int) -> tuple[str, tuple[Any, ...]]:
+    """Delete all but the newest `keep` pings of one check."""
+    sql = (
+        "DELETE FROM pings WHERE check_id = ? AND id <= "
+        "(SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+    )
+    return sql, (check_id, check_id, keep)
+
+
+def insert_check_statement(check_id: int, name: str, now: float, state: CheckState) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "INSERT INTO checks (id, name, created_at, removed_at, state) VALUES (?, ?, ?, NULL, ?)",
+        (check_id, name, now, encode_state(state)),
+    )
+
+
+def meta_statement(key: str, value: str) -> tuple[str, tuple[Any, ...]]:
+    return SET_META, (key, value)

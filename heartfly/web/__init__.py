@@ -1,0 +1,1 @@
+"""The HTTP surface: ping routes, the JSON API, health endpoints."""

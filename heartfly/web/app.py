@@ -1,0 +1,90 @@
+"""create_app(): routes plus the resources they need, started and stopped in dependency order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from heartfly import store
+from heartfly.clock import Clock, SystemClock
+from heartfly.config import Config
+from heartfly.engine import Engine
+from heartfly.web import api, pings
+from heartfly.web.runtime import RUNTIME, Runtime, load_token
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application()
+    app[RUNTIME] = Runtime(config=config, clock=clock or SystemClock())
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_engine)
+    r = app.router
+    r.add_route("*", "/ping/{tail:.+}", pings.ping)
+    r.add_route("*", "/api/v1/heartbeat/{key}", pings.heartbeat)
+    r.add_get("/api/v1/checks", api.list_checks)
+    r.add_get("/api/v1/checks/{name}", api.get_check)
+    r.add_get("/api/v1/checks/{name}/pings", api.check_pings)
+    r.add_get("/api/v1/checks/{name}/flips", api.check_flips)
+    r.add_post("/api/v1/checks/{name}/pause", api.pause_check)
+    r.add_post("/api/v1/checks/{name}/resume", api.resume_check)
+    r.add_get("/livez", api.livez)
+    r.add_get("/readyz", api.readyz)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    server = rt.config.server
+    rt.token = load_token(server.api_token_file)
+    db = await store.connect(server.database, synchronous=server.synchronous)
+    try:
+        await store.migrate(db)
+        reader = await store.connect(server.database, readonly=True)
+        try:
+            rt.writer = store.Writer(db)
+            rt.writer.start()
+            rt.reader = reader
+            yield
+            await rt.writer.stop()
+        finally:
+            await reader.close()
+    finally:
+        await db.close()
+
+
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    assert rt.writer is not None and rt.reader is not None
+    engine = Engine(rt.config, rt.clock, rt.writer)
+    await engine.load(rt.reader)
+    rt._engine = engine
+    tasks = [
+        asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
+        asyncio.create_task(engine.run_housekeeping(), name="heartfly-housekeeping"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await engine.mark_stopped()
+
+
+async def reload(app: web.Application, config: Config) -> None:
+    """Switch a running app to a new, already validated config."""
+    rt = app[RUNTIME]
+    old = rt.engine.config.server
+    if (old.host, old.port, old.database, old.synchronous) != (
+        config.server.host, config.server.port, config.server.database, config.server.synchronous,
+    ):
+        log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
+    rt.token = load_token(config.server.api_token_file)
+    rt.config = config
+    await rt.engine.apply_config(config)

@@ -1,0 +1,110 @@
+"""The hot path: /ping/... and /api/v1/heartbeat/<key>. 200 means the ping is committed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from heartfly.engine import Check, PingRecord
+from heartfly.pingparse import Details, PingError, Target, parse_json, parse_path, parse_query
+from heartfly.states import Event, Kind
+from heartfly.store import StoreError
+from heartfly.web.runtime import RUNTIME
+
+METHODS = frozenset({"GET", "POST", "HEAD"})
+BODY_HARD_CAP = 16 * 1024 * 1024  # past this a body is refused, not just truncated
+JSON_CAP = 1024 * 1024
+BODY_TIMEOUT = 30.0
+
+
+def _text(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n" if status != 200 else text)
+
+
+NOT_FOUND = "not found"
+
+
+async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, bool]:
+    """Up to `keep` bytes of the body and whether more followed; the rest is read and dropped."""
+    if not request.body_exists:
+        return b"", False
+    kept: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(BODY_TIMEOUT):
+        while chunk := await request.content.readany():
+            if size < keep:
+                kept.append(chunk[: keep - size])
+            size += len(chunk)
+            if size > cap:
+                raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n")
+    return b"".join(kept), size > keep
+
+
+async def ping(request: web.Request) -> web.Response:
+    if request.method not in METHODS:
+        return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
+    rt = request.app[RUNTIME]
+    server = rt.engine.config.server
+    try:
+        target = parse_path(request.match_info["tail"], server.ping_key)
+        details = parse_query(request.query, rt.clock.now(), server.max_ping_age)
+    except PingError as exc:
+        return _text(400, str(exc))
+    if target is None:
+        return _text(404, NOT_FOUND)
+    body, truncated = await read_body(request, server.body_limit, BODY_HARD_CAP)
+    return await _record(request, target, details, body.decode("utf-8", "replace"), truncated)
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    if request.method not in METHODS:
+        return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
+    rt = request.app[RUNTIME]
+    server = rt.engine.config.server
+    now = rt.clock.now()
+    try:
+        details = parse_query(request.query, now, server.max_ping_age)
+        raw, too_big = await read_body(request, JSON_CAP, JSON_CAP)
+        details = parse_json(raw, details, now, server.max_ping_age)
+    except PingError as exc:
+        return _text(400, str(exc))
+    message = details.message or ""
+    encoded = message.encode("utf-8")
+    truncated = len(encoded) > server.body_limit
+    if truncated:
+        message = encoded[: server.body_limit].decode("utf-8", "ignore")
+    target = Target(key=request.match_info["key"], name=None, kind=details.kind or Kind.SUCCESS)
+    return await _record(request, target, details, message, truncated)
+
+
+async def _record(request: web.Request, target: Target, details: Details, body: str, truncated: bool) -> web.Response:
+    rt = request.app[RUNTIME]
+    engine = rt.engine
+    check: Check | None
+    forced: Kind | None = None
+    if target.key is not None:
+        found = engine.lookup_key(target.key)
+        check, forced = found if found is not None else (None, None)
+    else:
+        assert target.name is not None
+        check = engine.lookup_name(target.name)
+    if check is None:
+        return _text(404, NOT_FOUND)
+    exit_status = target.exit_status if target.exit_status is not None else details.exit_status
+    event = Event(kind=forced or target.kind, at=details.at, run_id=details.run_id, exit_status=exit_status)
+    record = PingRecord(
+        event=event,
+        received_at=rt.clock.now(),
+        body=body,
+        truncated=truncated,
+        metrics=details.metrics or None,
+        method=request.method,
+        source=request.remote or "",
+        user_agent=request.headers.get("User-Agent", "")[:200],
+    )
+    try:
+        await engine.record(check, record)
+    except StoreError:
+        return _text(503, "storage unavailable, ping not recorded: try again")
+    return _text(200, "OK")
