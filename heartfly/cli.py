@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-
 import click
 
 from heartfly import __version__
@@ -61,10 +60,13 @@ def main() -> None:
 
 @main.command()
 @config_option
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+@click.option(
+    "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True
+)
 def serve(config_path: Path | None, log_level: str) -> None:
     """Run the server in the foreground."""
-    from heartfly.server import StartError, serve as run_server
+    from heartfly.server import StartError
+    from heartfly.server import serve as run_server
 
     _setup_logging(log_level)
     path = _resolve(config_path)

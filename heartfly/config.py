@@ -75,13 +75,28 @@ class Config:
 
 
 _SERVER_KEYS = {
-    "listen", "public_url", "database", "ping_key", "api_token_file", "body_limit",
-    "keep_pings", "max_ping_age", "synchronous",
+    "listen",
+    "public_url",
+    "database",
+    "ping_key",
+    "api_token_file",
+    "body_limit",
+    "keep_pings",
+    "max_ping_age",
+    "synchronous",
 }
 _DEFAULT_KEYS = {"grace", "timezone", "max_runtime", "min_runtime"}
 _CHECK_KEYS = {
-    "key", "start_key", "fail_key", "every", "cron", "timezone", "grace", "max_runtime",
-    "min_runtime", "description",
+    "key",
+    "start_key",
+    "fail_key",
+    "every",
+    "cron",
+    "timezone",
+    "grace",
+    "max_runtime",
+    "min_runtime",
+    "description",
 }
 _TOP_KEYS = {"server", "defaults", "checks"}
 
@@ -216,8 +231,12 @@ class _Reader:
         if "timezone" in raw and "every" in raw:
             self.fail(_join(where, "timezone"), 'only applies to "cron" schedules')
         grace = self.value(merged, where if "grace" in raw else "defaults", "grace", str, parse_duration)
-        max_rt = self.value(merged, where if "max_runtime" in raw else "defaults", "max_runtime", str, _positive_duration)
-        min_rt = self.value(merged, where if "min_runtime" in raw else "defaults", "min_runtime", str, _positive_duration)
+        max_rt = self.value(
+            merged, where if "max_runtime" in raw else "defaults", "max_runtime", str, _positive_duration
+        )
+        min_rt = self.value(
+            merged, where if "min_runtime" in raw else "defaults", "min_runtime", str, _positive_duration
+        )
         if max_rt is not None and min_rt is not None and min_rt >= max_rt:
             self.fail(_join(where, "min_runtime"), "must be shorter than max_runtime")
         description = self.value(raw, where, "description", str) or ""
@@ -260,7 +279,14 @@ def _join(where: str, key: str) -> str:
 
 
 def _kind(value: Any) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false", dict: "a table", list: "an array"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+        dict: "a table",
+        list: "an array",
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import aiosqlite
+
 from heartfly import states, store
 from heartfly.clock import Clock
 from heartfly.config import CheckConfig, Config
@@ -70,7 +72,7 @@ class Engine:
 
     # ---- start-up -------------------------------------------------------------------------
 
-    async def load(self, db: store.aiosqlite.Connection) -> None:
+    async def load(self, db: aiosqlite.Connection) -> None:
         """Rebuild from SQLite, add checks new to the config, and account for our own downtime."""
         now = self.clock.now()
         self.started_at = now
@@ -89,7 +91,7 @@ class Engine:
                 state = row.state
                 if row.removed_at is not None:  # back in the file: watch it afresh
                     statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (row.id,)))
-                    state = states.resume(cfg, states.pause(state, now)[0], now)[0]
+                    state = states.rewatch(cfg, state, now)
                 check = Check(row.id, cfg, states.reconfigure(cfg, state))
             self._add(check)
         for name, row in rows.items():
@@ -108,7 +110,9 @@ class Engine:
             self._schedule(check)
         await self.writer.flush()
 
-    def _account_downtime(self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+    def _account_downtime(
+        self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]
+    ) -> None:
         self.downtime = (stopped_at, now)
         extended = 0
         for check in self.checks.values():
@@ -121,7 +125,9 @@ class Engine:
         )
         log.info(
             "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
-            format_duration(now - stopped_at), "clean" if clean else "unclean", extended,
+            format_duration(now - stopped_at),
+            "clean" if clean else "unclean",
+            extended,
         )
 
     def _create(self, cfg: CheckConfig, now: float, statements: list[tuple[str, tuple[object, ...]]]) -> Check:
@@ -187,9 +193,18 @@ class Engine:
         check.state = new
         ev = ping.event
         row: store.PingRow = (
-            check.id, ev.at, ping.received_at, ev.kind.value, ev.exit_status, ev.run_id, ping.body,
-            int(ping.truncated), json.dumps(ping.metrics) if ping.metrics else None, ping.method,
-            ping.source, ping.user_agent,
+            check.id,
+            ev.at,
+            ping.received_at,
+            ev.kind.value,
+            ev.exit_status,
+            ev.run_id,
+            ping.body,
+            int(ping.truncated),
+            json.dumps(ping.metrics) if ping.metrics else None,
+            ping.method,
+            ping.source,
+            ping.user_agent,
         )
         check.unpruned += 1
         self._schedule(check)
@@ -217,8 +232,14 @@ class Engine:
         detail = f": {flip.detail}" if flip.detail else ""
         log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
         return (
-            flip_id, check.id, flip.at, flip.old.value, flip.new.value,
-            flip.reason.value if flip.reason else None, flip.deadline, flip.detail,
+            flip_id,
+            check.id,
+            flip.at,
+            flip.old.value,
+            flip.new.value,
+            flip.reason.value if flip.reason else None,
+            flip.deadline,
+            flip.detail,
         )
 
     # ---- deadlines ------------------------------------------------------------------------
@@ -227,16 +248,14 @@ class Engine:
         check.seq += 1
         try:
             deadline = states.next_deadline(check.config, check.state)
-        except Exception:  # noqa: BLE001 - one broken check must not stop the others
+        except Exception:
             log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
             at = self.clock.now() + RETRY_BROKEN_CHECK
         else:
             if deadline is None:
                 return
             at = deadline.at
-        if self._heap and at < self._heap[0][0]:
-            self._wake.set()
-        elif not self._heap:
+        if (self._heap and at < self._heap[0][0]) or not self._heap:
             self._wake.set()
         heapq.heappush(self._heap, (at, check.seq, check.id))
         if len(self._heap) > 2 * len(self.checks) + 1024:
@@ -267,7 +286,7 @@ class Engine:
             self.timer_lag = max(0.0, now - entry[0])
             try:
                 new, flip = states.advance(check.config, check.state, now)
-            except Exception:  # noqa: BLE001 - logged with the check's name; the timer keeps going
+            except Exception:
                 log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
                 check.seq += 1
                 heapq.heappush(self._heap, (now + RETRY_BROKEN_CHECK, check.seq, check.id))
@@ -315,5 +334,7 @@ class Engine:
     async def mark_stopped(self) -> None:
         now = self.clock.now()
         await self.writer.submit(
-            store.Write(statements=[store.meta_statement("alive_at", repr(now)), store.meta_statement("clean_stop", "1")])
+            store.Write(
+                statements=[store.meta_statement("alive_at", repr(now)), store.meta_statement("clean_stop", "1")]
+            )
         )

@@ -22,7 +22,13 @@ MAX_METRICS = 32
 FUTURE_SKEW = 300.0  # a client clock this far ahead is trusted as "now"
 
 _EVENTS = {"": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
-_STATUSES = {"success": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
+_STATUSES = {
+    "success": Kind.SUCCESS,
+    "start": Kind.START,
+    "fail": Kind.FAIL,
+    "log": Kind.LOG,
+    "progress": Kind.PROGRESS,
+}
 
 
 class PingError(ValueError):
@@ -116,7 +122,7 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
     if "status" in data:
         status = data["status"]
         if not isinstance(status, str) or status not in _STATUSES:
-            raise PingError(f'unknown status {_clip(json.dumps(status))}: use start, success, fail, progress or log')
+            raise PingError(f"unknown status {_clip(json.dumps(status))}: use start, success, fail, progress or log")
         kind = _STATUSES[status]
     exit_status = query.exit_status
     if data.get("exit_code") is not None:

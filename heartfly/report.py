@@ -84,14 +84,21 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
 def format_status(items: list[dict[str, Any]], alive_at: float | None, now: float) -> str:
     head = ("NAME", "STATE", "LAST PING", "DUE")
     rows = [
-        (i["name"], i["state"] + (f" ({i['reason']})" if i["reason"] else ""), _short(i["last_ping_at"]), _short(i["due_at"]))
+        (
+            i["name"],
+            i["state"] + (f" ({i['reason']})" if i["reason"] else ""),
+            _short(i["last_ping_at"]),
+            _short(i["due_at"]),
+        )
         for i in items
     ]
     widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(4)]
     out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     if alive_at is not None and now - alive_at > 10:
-        out.append(f"\nnote: the server last recorded itself alive {format_duration(now - alive_at)} ago;"
-                   " these states may be stale")
+        out.append(
+            f"\nnote: the server last recorded itself alive {format_duration(now - alive_at)} ago;"
+            " these states may be stale"
+        )
     return "\n".join(out)
 
 

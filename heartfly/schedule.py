@@ -11,7 +11,7 @@ with fold=0, which makes daylight-saving changes safe for a monitor (Debian cron
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -40,8 +40,8 @@ def _zone(name: str) -> ZoneInfo:
 
 def _jump_instant(wall: datetime, tz: ZoneInfo) -> float:
     """The instant the clocks jumped over `wall`, a wall time that does not exist in `tz`."""
-    lo = wall.replace(tzinfo=tz, fold=1).astimezone(timezone.utc).timestamp()
-    hi = wall.replace(tzinfo=tz, fold=0).astimezone(timezone.utc).timestamp()
+    lo = wall.replace(tzinfo=tz, fold=1).astimezone(UTC).timestamp()
+    hi = wall.replace(tzinfo=tz, fold=0).astimezone(UTC).timestamp()
     before = datetime.fromtimestamp(lo, tz).utcoffset()
     while hi - lo > 1:  # offsets change on whole seconds; about a dozen steps for an hour
         mid = (lo + hi) // 2
@@ -61,7 +61,7 @@ def next_cron_due(expr: str, zone: str, after: float) -> Due:
     ticks = croniter(expr, local - timedelta(hours=1))
     for _ in range(_MAX_TICKS):
         wall: datetime = ticks.get_next(datetime)
-        at = wall.replace(tzinfo=tz).astimezone(timezone.utc).timestamp()
+        at = wall.replace(tzinfo=tz).astimezone(UTC).timestamp()
         if at <= after:
             continue
         exists = datetime.fromtimestamp(at, tz).replace(tzinfo=None) == wall

@@ -13,6 +13,7 @@ from aiohttp import web
 from heartfly.config import ConfigError, load_config
 from heartfly.store import StoreError
 from heartfly.web.app import create_app, reload
+from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,22 @@ class StartError(Exception):
 async def serve(config_path: Path) -> None:
     config = load_config(config_path)
     app = create_app(config)
+    # Handlers go in first: a SIGHUP or SIGTERM during start-up must not kill the process.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: asyncio.Queue[None] = asyncio.Queue()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
+    try:
+        await _run(app, config_path, stop, reloads)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(app: web.Application, config_path: Path, stop: asyncio.Event, reloads: asyncio.Queue[None]) -> None:
+    config = app[RUNTIME].config
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         await runner.setup()
@@ -42,27 +59,15 @@ async def serve(config_path: Path) -> None:
             host, port = address[0], address[1]
             shown = f"[{host}]" if ":" in host else host
             log.info("Heartfly listening on http://%s:%d with %d checks", shown, port, len(config.checks))
-        await _wait_for_signals(app, config_path)
+        reloader = asyncio.create_task(_reload_loop(app, config_path, reloads))
+        try:
+            await stop.wait()
+        finally:
+            reloader.cancel()
         log.info("stopping: finishing in-flight pings")
     finally:
         await runner.cleanup()
     log.info("stopped cleanly")
-
-
-async def _wait_for_signals(app: web.Application, config_path: Path) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    reloads: asyncio.Queue[None] = asyncio.Queue()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
-    reloader = asyncio.create_task(_reload_loop(app, config_path, reloads))
-    try:
-        await stop.wait()
-    finally:
-        reloader.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
 
 
 async def _reload_loop(app: web.Application, config_path: Path, reloads: asyncio.Queue[None]) -> None:

@@ -171,12 +171,24 @@ def resume(check: CheckConfig, st: CheckState, now: float) -> tuple[CheckState, 
     """Watch again from now, as if the check had just appeared."""
     if st.status is not Status.PAUSED:
         return st, None
-    new = st.copy()
+    new = rewatch(check, st, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
+    return new, _flip(st, new, now, None, "resumed by an operator")
+
+
+def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
+    """A check back in the config after an absence: its schedule restarts from now.
+
+    Down and paused stay as they are (only a ping or an operator changes those); open runs from
+    before the absence are dropped so they cannot overrun at once.
+    """
+    new = st.copy()
+    if new.status not in (Status.DOWN, Status.PAUSED):
+        new.status = Status.UP if new.last_ping_at is not None else Status.NEW
     new.watched_from = now
     new.runs.clear()
     _move_anchor(check, new, now, force=True)
-    return new, _flip(st, new, now, None, "resumed by an operator")
+    return new
 
 
 def reconfigure(check: CheckConfig, st: CheckState) -> CheckState:
@@ -222,7 +234,9 @@ def _end(check: CheckConfig, st: CheckState, ev: Event, *, failed: bool) -> str:
     if not failed and check.min_runtime is not None and duration is not None and duration < check.min_runtime:
         st.failures += 1
         _set_status(st, Status.DOWN, Reason.TOO_FAST, ev.at)
-        return f"finished after {format_duration(duration)}, sooner than min_runtime {format_duration(check.min_runtime)}"
+        return (
+            f"finished after {format_duration(duration)}, sooner than min_runtime {format_duration(check.min_runtime)}"
+        )
     if failed:
         st.failures += 1
         _set_status(st, Status.DOWN, Reason.FAILED, ev.at)
@@ -289,9 +303,7 @@ def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float
 
 
 def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool = False) -> None:
-    if force:
-        st.anchor = at
-    elif at > st.anchor:
+    if force or at > st.anchor:
         st.anchor = at
     else:
         return

@@ -8,10 +8,10 @@ carries many pings and at rest a lone ping commits at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,9 +124,7 @@ async def migrate(db: aiosqlite.Connection) -> int:
     if version > len(MIGRATIONS):
         raise StoreError(f"the database has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})")
     for number in range(version + 1, len(MIGRATIONS) + 1):
-        await db.executescript(
-            f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;"
-        )
+        await db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
         log.info("database migrated to schema version %d", number)
     return len(MIGRATIONS)
 
@@ -167,10 +165,8 @@ class Writer:
         await self.flush()
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         while True:
@@ -182,7 +178,7 @@ class Writer:
             writes = self._carry + [w for w, _ in batch]
             try:
                 await self._commit(writes)
-            except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
+            except Exception as exc:
                 self._fail(batch, writes, exc)
                 await asyncio.sleep(0.5)  # a full disk will not have cleared in microseconds
                 self._wake.set()
@@ -196,7 +192,9 @@ class Writer:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
 
-    def _fail(self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception) -> None:
+    def _fail(
+        self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
+    ) -> None:
         if not self.failing:
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self.failing = True
@@ -228,10 +226,8 @@ class Writer:
                 await db.executemany(UPDATE_STATE, ((encode_state(s), cid) for cid, s in states.items()))
             await db.execute("COMMIT")
         except BaseException:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 await db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             raise
 
 
@@ -277,7 +273,19 @@ async def read_pings(db: aiosqlite.Connection, check_id: int, limit: int = 100) 
     )
     async with db.execute(sql, (check_id, limit)) as cur:
         rows = await cur.fetchall()
-    keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method", "source")
+    keys = (
+        "id",
+        "at",
+        "received_at",
+        "kind",
+        "exit_status",
+        "run_id",
+        "body",
+        "truncated",
+        "metrics",
+        "method",
+        "source",
+    )
     out = []
     for row in rows:
         item = dict(zip(keys, row, strict=True))

@@ -51,7 +51,9 @@ async def list_checks(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in {s.value for s in Status}:
         return json_error(400, f"unknown state {wanted!r}")
     items = [
-        check_summary(c.config, c.state) for c in engine.checks.values() if wanted is None or c.state.status.value == wanted
+        check_summary(c.config, c.state)
+        for c in engine.checks.values()
+        if wanted is None or c.state.status.value == wanted
     ]
     return web.json_response(items)
 
@@ -109,7 +111,9 @@ def _limit(request: web.Request) -> int:
     try:
         return max(1, min(1000, int(request.query.get("limit", "100"))))
     except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "limit must be an integer"}', content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text='{"error": "limit must be an integer"}', content_type="application/json"
+        ) from None
 
 
 def _times(row: dict[str, Any], *keys: str) -> dict[str, Any]:

@@ -82,7 +82,10 @@ async def reload(app: web.Application, config: Config) -> None:
     rt = app[RUNTIME]
     old = rt.engine.config.server
     if (old.host, old.port, old.database, old.synchronous) != (
-        config.server.host, config.server.port, config.server.database, config.server.synchronous,
+        config.server.host,
+        config.server.port,
+        config.server.database,
+        config.server.synchronous,
     ):
         log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
     rt.token = load_token(config.server.api_token_file)

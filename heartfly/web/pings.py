@@ -37,7 +37,9 @@ async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, b
                 kept.append(chunk[: keep - size])
             size += len(chunk)
             if size > cap:
-                raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n")
+                raise web.HTTPRequestEntityTooLarge(
+                    max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n"
+                )
     return b"".join(kept), size > keep
 
 
@@ -65,7 +67,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     now = rt.clock.now()
     try:
         details = parse_query(request.query, now, server.max_ping_age)
-        raw, too_big = await read_body(request, JSON_CAP, JSON_CAP)
+        raw, _ = await read_body(request, JSON_CAP, JSON_CAP)
         details = parse_json(raw, details, now, server.max_ping_age)
     except PingError as exc:
         return _text(400, str(exc))

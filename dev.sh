@@ -1,0 +1,60 @@
+#!/bin/sh
+# Quick start: `./dev.sh run` serves the example config; `./dev.sh test` runs lint, types and tests.
+# Creates its own virtualenv in .venv (Debian's python3 refuses system-wide pip installs).
+set -eu
+cd "$(dirname "$0")"
+VENV=.venv
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "error: Heartfly needs Python 3.11 or newer (python3 is $(python3 -V 2>&1))" >&2
+    exit 1
+}
+
+ensure_venv() {
+    [ -x "$VENV/bin/python" ] && return 0
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "installing Debian's python3-venv ..." >&2
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$VENV"
+        else
+            echo "error: python3 -m venv failed: install python3-venv (sudo apt-get install python3-venv)" >&2
+            exit 1
+        fi
+    fi
+    "$VENV/bin/pip" install -q --upgrade pip
+}
+
+# Reinstall only when the dependency list changed.
+install() {
+    extra="$1"
+    stamp="$VENV/.installed$extra"
+    want="$(cat pyproject.toml | cksum)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        "$VENV/bin/pip" install -q -e ".$extra"
+        echo "$want" > "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    run)
+        ensure_venv
+        install ""
+        shift
+        exec "$VENV/bin/heartfly" serve -c heartfly.example.toml "$@"
+        ;;
+    test)
+        ensure_venv
+        install "[test]"
+        shift
+        "$VENV/bin/ruff" check heartfly tests bench
+        "$VENV/bin/ruff" format --check heartfly tests
+        "$VENV/bin/mypy"
+        exec "$VENV/bin/pytest" -q "$@"
+        ;;
+    *)
+        echo "usage: ./dev.sh run | test [pytest args]" >&2
+        exit 2
+        ;;
+esac

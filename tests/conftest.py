@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import secrets
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from heartfly.config import CheckConfig, Config, load_config
+
+ConfigWriter = Callable[..., Config]
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def check(name: str = "job", **kw: object) -> CheckConfig:
+    """A CheckConfig for pure tests: every 1h, grace 5m unless told otherwise."""
+    fields: dict[str, object] = {"name": name, "key": new_key(), "every": 3600.0, "grace": 300.0}
+    fields.update(kw)
+    if "cron" in kw and "every" not in kw:
+        fields["every"] = None
+    return CheckConfig(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Writes a TOML file in tmp_path (server section pointing at tmp_path) and loads it."""
+
+    def write(body: str, *, server: str = "", name: str = "heartfly.toml") -> Config:
+        given = textwrap.dedent(server).strip()
+        defaults = {"listen": '"127.0.0.1:0"', "database": '"heartfly.db"', "api_token_file": '"api-token"'}
+        lines = [f"{k} = {v}" for k, v in defaults.items() if f"{k} =" not in given]
+        text = "[server]\n" + "\n".join([*lines, given]) + "\n" + textwrap.dedent(body)
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return load_config(path)
+
+    return write

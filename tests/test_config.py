@@ -1,0 +1,195 @@
+"""The TOML file: every key of the contract, and one clear line per problem naming its key path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from heartfly.config import ConfigError, load_config
+from heartfly.units import UnitError, format_duration, parse_duration, parse_size
+from tests.conftest import ConfigWriter, new_key
+
+
+def problems(write_config: ConfigWriter, body: str, server: str = "") -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        write_config(body, server=server)
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h30m", 5400), ("2d", 172800), ("250ms", 0.25), ("3s250ms", 3.25), ("0s", 0)],
+)
+def test_durations_parse_to_seconds(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "m", "1x", "30m1h", "5m5m", "-5m", "1.h"])
+def test_malformed_durations_are_refused(text: str) -> None:
+    with pytest.raises(UnitError):
+        parse_duration(text)
+
+
+def test_durations_format_back_compactly() -> None:
+    assert [format_duration(s) for s in (5400, 0.25, 0, 86400 + 1)] == ["1h30m", "250ms", "0s", "1d1s"]
+
+
+def test_sizes_parse_with_decimal_and_binary_units() -> None:
+    assert (parse_size("100KB"), parse_size("1MiB"), parse_size("512")) == (100_000, 1_048_576, 512)
+
+
+def test_the_example_config_is_valid_and_shows_every_key() -> None:
+    path = Path(__file__).parent.parent / "heartfly.example.toml"
+    config = load_config(path)
+    backup = config.checks["nightly-backup"]
+    assert backup.cron == "0 3 * * *" and backup.timezone == "Europe/Berlin"
+    assert backup.max_runtime == 7200 and backup.min_runtime == 60 and backup.grace == 1800
+    assert backup.start_key and backup.fail_key
+    assert config.checks["user-sync"].every == 900
+    text = path.read_text()
+    from heartfly.config import _CHECK_KEYS, _DEFAULT_KEYS, _SERVER_KEYS
+
+    for key in _SERVER_KEYS | _DEFAULT_KEYS | _CHECK_KEYS:
+        assert f"{key} =" in text or f"{key} = " in text, key
+
+
+def test_defaults_are_inherited_and_overridden(write_config: ConfigWriter) -> None:
+    config = write_config(
+        f"""
+        [defaults]
+        grace = "10m"
+        timezone = "Asia/Tokyo"
+        [checks.a]
+        key = "{new_key()}"
+        cron = "0 * * * *"
+        [checks.b]
+        key = "{new_key()}"
+        cron = "0 * * * *"
+        grace = "1m"
+        timezone = "UTC"
+        """
+    )
+    a, b = config.checks["a"], config.checks["b"]
+    assert (a.grace, a.timezone) == (600, "Asia/Tokyo")
+    assert (b.grace, b.timezone) == (60, "UTC")
+
+
+def test_relative_paths_are_relative_to_the_config_file(write_config: ConfigWriter, tmp_path: Path) -> None:
+    config = write_config("")
+    assert config.server.database == (tmp_path / "heartfly.db").resolve()
+    assert config.server.api_token_file == (tmp_path / "api-token").resolve()
+
+
+def test_an_unknown_key_is_an_error_with_a_did_you_mean(write_config: ConfigWriter) -> None:
+    found = problems(write_config, f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrase = "5m"\n')
+    assert found == ['checks.a.grase: unknown key (did you mean "grace"?)']
+
+
+def test_unknown_sections_and_server_keys_are_errors(write_config: ConfigWriter) -> None:
+    found = problems(write_config, "[sever]\nx = 1\n", server='lissten = "1.2.3.4:5"')
+    assert 'server.lissten: unknown key (did you mean "listen"?)' in found
+    assert any(p.startswith('sever: unknown key (did you mean "server"?)') for p in found)
+
+
+def test_every_problem_is_reported_at_once_with_its_key_path(write_config: ConfigWriter) -> None:
+    found = problems(
+        write_config,
+        """
+        [checks.a]
+        key = "short"
+        every = "soon"
+        [checks.b]
+        key = "bbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        cron = "61 * * * *"
+        timezone = "Mars/Olympus"
+        [checks.c]
+        key = "cccccccccccccccccccccccccccc"
+        [checks.d]
+        key = "dddddddddddddddddddddddddddd"
+        every = "1h"
+        cron = "* * * * *"
+        grace = 5
+        """,
+    )
+    joined = "\n".join(found)
+    for path in (
+        "checks.a.key:",
+        "checks.a.every:",
+        "checks.b.cron:",
+        "checks.b.timezone:",
+        "checks.c:",
+        "checks.d:",
+        "checks.d.grace: expected str, got an integer",
+    ):
+        assert path in joined, path
+
+
+def test_min_runtime_must_be_shorter_than_max_runtime(write_config: ConfigWriter) -> None:
+    found = problems(
+        write_config, f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmax_runtime = "1m"\nmin_runtime = "2m"\n'
+    )
+    assert found == ["checks.a.min_runtime: must be shorter than max_runtime"]
+
+
+def test_a_key_used_twice_is_an_error_naming_both_places(write_config: ConfigWriter) -> None:
+    key = new_key()
+    found = problems(
+        write_config,
+        f'[checks.a]\nkey = "{key}"\nevery = "1h"\n'
+        f'[checks.b]\nkey = "{new_key()}"\nstart_key = "{key}"\nevery = "1h"\n',
+    )
+    assert found == ["checks.b.start_key: the same key is already used by checks.a.key"]
+
+
+def test_a_check_name_must_be_url_safe(write_config: ConfigWriter) -> None:
+    found = problems(write_config, f'[checks."my job/x"]\nkey = "{new_key()}"\nevery = "1h"\n')
+    assert found[0].startswith("checks.my job/x: a check name uses")
+
+
+def test_broken_toml_names_the_file_and_the_line(write_config: ConfigWriter, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[server\nlisten = "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "invalid TOML" in info.value.problems[0] and "line 1" in info.value.problems[0]
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.toml")
+    assert "cannot read" in info.value.problems[0]
+
+
+def test_cron_macros_and_ipv6_listen_addresses_are_accepted(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\ncron = "@daily"\n', server='listen = "[::1]:9999"')
+    assert config.checks["a"].cron == "@daily"
+    assert (config.server.host, config.server.port) == ("::1", 9999)
+
+
+def test_check_config_exits_2_and_prints_each_problem(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[checks.a]\nkey = "x"\nevery = "1h"\ncolour = "red"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "heartfly", "check-config", "-c", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "error: checks.a.key:" in result.stderr and "error: checks.a.colour: unknown key" in result.stderr
+
+
+def test_check_config_lists_each_check_with_its_schedule_due_time_and_urls(tmp_path: Path) -> None:
+    key = new_key()
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[server]\npublic_url = "https://hb.example.com"\n'
+        f'[checks.backup]\nkey = "{key}"\ncron = "30 2 * * *"\ntimezone = "Europe/Berlin"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "heartfly", "check-config", "-c", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'backup: cron "30 2 * * *" (Europe/Berlin), grace 5m' in result.stdout
+    assert "next due if watching starts now:" in result.stdout and ("CET" in result.stdout or "CEST" in result.stdout)
+    assert f"https://hb.example.com/ping/{key}/start" in result.stdout

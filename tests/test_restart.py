@@ -1,0 +1,145 @@
+"""Restarts: everything is rebuilt from the SQLite file, and Heartfly's own downtime is accounted for."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from heartfly import store
+from heartfly.clock import FakeClock
+from heartfly.config import Config
+from heartfly.engine import Engine, PingRecord
+from heartfly.states import Event, Kind, Status
+from tests.conftest import ConfigWriter, new_key
+
+
+@asynccontextmanager
+async def running(config: Config, clock: FakeClock, *, clean: bool = True) -> AsyncIterator[Engine]:
+    """An engine on a real database file, stopped cleanly or as if the process died."""
+    db = await store.connect(config.server.database)
+    await store.migrate(db)
+    writer = store.Writer(db)
+    writer.start()
+    engine = Engine(config, clock, writer)
+    await engine.load(db)
+    try:
+        yield engine
+        await writer.flush()
+        if clean:
+            await engine.mark_stopped()
+    finally:
+        await writer.stop()
+        await db.close()
+
+
+async def ping(engine: Engine, name: str, kind: Kind = Kind.SUCCESS) -> None:
+    now = engine.clock.now()
+    await engine.record(engine.checks[name], PingRecord(Event(kind, now), received_at=now))
+
+
+async def alive(engine: Engine) -> None:
+    await engine.writer.submit(store.Write(statements=[store.meta_statement("alive_at", repr(engine.clock.now()))]))
+
+
+def status(engine: Engine, name: str) -> Status:
+    return engine.checks[name].state.status
+
+
+def flips(config: Config) -> list[tuple[str, str, str | None]]:
+    with sqlite3.connect(config.server.database) as db:
+        return list(db.execute("SELECT old, new, reason FROM flips ORDER BY id"))
+
+
+async def test_states_and_pings_survive_a_restart(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        before = engine.checks["a"].state
+    clock.advance(10)
+    async with running(config, clock) as engine:
+        after = engine.checks["a"].state
+        assert after.status is Status.RUNNING and after.runs == before.runs
+        assert after.last_ping_at == before.last_ping_at
+
+
+async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")  # due at +100
+        clock.advance(50)
+    clock.advance(100)  # stopped from +50 to +150: the deadline at +100 fell inside
+    async with running(config, clock) as engine:
+        assert engine.fire_due(clock.now()) == 0
+        assert status(engine, "a") is Status.UP
+        assert engine.downtime is not None and engine.downtime[1] - engine.downtime[0] == 100
+        assert engine.fire_due(clock.now() + 49.9) == 0
+        assert engine.fire_due(clock.now() + 50) == 1  # 100 s after the ping, counted without the downtime
+        assert status(engine, "a") is Status.DOWN
+    with sqlite3.connect(config.server.database) as db:
+        assert list(db.execute("SELECT started_at - stopped_at, clean FROM downtimes")) == [(100.0, 1)]
+
+
+async def test_a_deadline_before_an_unclean_stop_fires_at_once_on_start(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")
+        clock.advance(120)
+        await alive(engine)  # alive past the deadline, then the process dies before its timer ran
+    clock.advance(300)
+    async with running(config, clock) as engine:
+        assert engine.fire_due(clock.now()) == 1
+        assert engine.checks["a"].state.status is Status.DOWN
+    assert flips(config)[-1] == ("up", "down", "missed")
+
+
+async def test_a_check_removed_from_the_file_keeps_its_history_and_comes_back_watched_afresh(
+    write_config: ConfigWriter,
+) -> None:
+    key = new_key()
+    both = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(both, clock) as engine:
+        await ping(engine, "a", Kind.FAIL)
+    only_b = write_config(f'[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n')
+    async with running(only_b, clock) as engine:
+        assert set(engine.checks) == {"b"}
+        assert engine.lookup_key(key) is None
+    clock.advance(7200)
+    async with running(both, clock) as engine:
+        state = engine.checks["a"].state
+        assert state.status is Status.DOWN and state.due_at == clock.now() + 3600
+    with sqlite3.connect(both.server.database) as db:
+        assert db.execute("SELECT COUNT(*) FROM pings").fetchone() == (1,)
+        assert db.execute("SELECT removed_at FROM checks WHERE name = 'a'").fetchone() == (None,)
+
+
+async def test_a_reload_adds_and_removes_checks_and_recomputes_changed_schedules(write_config: ConfigWriter) -> None:
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        anchor = clock.now()
+        new = write_config(f'[checks.a]\nkey = "{key}"\nevery = "2h"\n[checks.c]\nkey = "{new_key()}"\nevery = "1m"\n')
+        await engine.apply_config(new)
+        assert engine.checks["a"].state.due_at == anchor + 7200
+        assert engine.checks["c"].state.status is Status.NEW
+        await engine.apply_config(write_config(f'[checks.c]\nkey = "{new_key()}"\nevery = "1m"\n'))
+        assert set(engine.checks) == {"c"} and engine.lookup_key(key) is None
+        assert engine.fire_due(clock.now() + 10_000) == 1  # only c is watched now
+
+
+async def test_old_pings_are_pruned_to_the_configured_count(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 20")
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for _ in range(50):
+            await ping(engine, "a", Kind.LOG)
+        await engine.prune()
+    with sqlite3.connect(config.server.database) as db:
+        ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
+    assert ids == list(range(31, 51))

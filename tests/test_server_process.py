@@ -1,0 +1,181 @@
+"""The daemon as a real process: start, pings over a real socket, signals, crashes and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+
+def write(path: Path, checks: str, server: str = "") -> Path:
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n' + server + "\n" + checks
+    )
+    return path
+
+
+def get(url: str) -> tuple[int, str]:
+    async def fetch() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            return resp.status, await resp.text()
+
+    return asyncio.run(fetch())
+
+
+def test_serve_answers_pings_and_status_json_reports_them(tmp_path: Path) -> None:
+    key = new_key()
+    config = write(
+        tmp_path / "hb.toml",
+        f'[checks.nightly]\nkey = "{key}"\ncron = "0 3 * * *"\ntimezone = "Europe/Berlin"\n'
+        f'[checks.never]\nkey = "{new_key()}"\nevery = "1h"\n',
+    )
+    with Server(config) as server:
+        assert get(f"{server.url}/ping/{key}/fail") == (200, "OK")
+        result = heartfly("status", "--json", "-c", str(config))
+        assert result.returncode == 0, result.stderr
+        items = {i["name"]: i for i in json.loads(result.stdout)}
+        assert (items["nightly"]["state"], items["nightly"]["reason"]) == ("down", "failed")
+        assert items["nightly"]["due_at"].endswith(":00:00.000Z")  # a cron tick, in UTC
+        assert items["never"]["state"] == "new" and items["never"]["reason"] is None
+        assert items["never"]["last_ping_at"] is None
+        table = heartfly("status", env={"HEARTFLY_CONFIG": str(config)})
+        assert "nightly" in table.stdout and "down (failed)" in table.stdout
+        assert server.stop() == 0
+    assert "stopped cleanly" in server.log()
+    assert not (tmp_path / "hb.db-wal").exists()  # a clean stop leaves no WAL to recover
+    assert key not in server.log()  # ping keys are secrets: never logged
+
+
+def test_sighup_reloads_and_a_broken_file_keeps_the_running_config(tmp_path: Path) -> None:
+    key_a, key_b = new_key(), new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n')
+    with Server(config) as server:
+        write(config, f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+        server.signal(signal.SIGHUP)
+        assert server.wait_for_log("reloaded")
+        assert get(f"{server.url}/ping/{key_b}") == (200, "OK")
+        config.write_text("[checks.a\nbroken")
+        server.signal(signal.SIGHUP)
+        assert server.wait_for_log("reload failed, still running the previous config")
+        assert get(f"{server.url}/ping/{key_b}") == (200, "OK")
+        assert server.stop() == 0
+
+
+def test_an_unwritable_database_path_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    config = write(tmp_path / "hb.toml", "", server="")
+    config.write_text(config.read_text().replace('database = "hb.db"', f'database = "{blocker}/sub/hb.db"'))
+    result = heartfly("serve", "-c", str(config))
+    assert result.returncode == 1
+    assert "error: cannot open database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        config = write(tmp_path / "hb.toml", "")
+        config.write_text(config.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        result = heartfly("serve", "-c", str(config))
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in result.stderr
+
+
+def test_broken_toml_stops_serve_with_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "hb.toml"
+    config.write_text("[server\n")
+    result = heartfly("serve", "-c", str(config))
+    assert result.returncode == 2 and "invalid TOML" in result.stderr
+
+
+def test_every_acknowledged_ping_survives_kill_9_mid_load(tmp_path: Path) -> None:
+    keys = [new_key() for _ in range(20)]
+    config = write(
+        tmp_path / "hb.toml", "".join(f'[checks.c{i}]\nkey = "{k}"\nevery = "1h"\n' for i, k in enumerate(keys))
+    )
+    acked: list[str] = []
+    server = Server(config).start()
+
+    async def worker(session: aiohttp.ClientSession, n: int, stop: float) -> None:
+        i = 0
+        while time.monotonic() < stop:
+            body = f"w{n}-{i}"
+            i += 1
+            try:
+                async with session.post(f"{server.url}/ping/{keys[n % len(keys)]}/log", data=body) as resp:
+                    if resp.status == 200 and await resp.text() == "OK":
+                        acked.append(body)
+            except (aiohttp.ClientError, OSError):
+                return
+
+    async def load() -> None:
+        stop = time.monotonic() + 5
+        async with aiohttp.ClientSession() as session:
+            workers = [asyncio.create_task(worker(session, n, stop)) for n in range(16)]
+            while len(acked) < 300 and time.monotonic() < stop:
+                await asyncio.sleep(0.01)
+            server.kill()  # SIGKILL in the middle of the burst
+            await asyncio.gather(*workers)
+
+    try:
+        asyncio.run(load())
+    finally:
+        server.kill()
+    assert len(acked) >= 300
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        bodies = {row[0] for row in db.execute("SELECT body FROM pings")}
+    missing = [b for b in acked if b not in bodies]
+    assert missing == []
+
+
+def test_a_restart_extends_deadlines_that_fell_in_the_downtime_and_records_it(tmp_path: Path) -> None:
+    key = new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "2s"\ngrace = "500ms"\n')
+    with Server(config) as server:
+        assert get(f"{server.url}/ping/{key}") == (200, "OK")  # due 2 s from now, down 0.5 s later
+        pinged = time.time()
+        assert server.stop() == 0
+    time.sleep(max(0.0, pinged + 3.0 - time.time()))  # the due time and the grace pass while stopped
+    with Server(config) as server:
+        items = json.loads(heartfly("status", "--json", "-c", str(config)).stdout)
+        assert items[0]["state"] == "up", server.log()
+        assert "were extended by it" in server.log()
+        assert server.wait_for_log("check a: up -> late", timeout=10)
+        assert server.wait_for_log("check a: late -> down (missed)", timeout=10)
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        ((count, clean),) = db.execute("SELECT COUNT(*), MIN(clean) FROM downtimes")
+    assert (count, clean) == (1, 1)
+
+
+@pytest.mark.parametrize("args", [["init"], ["init", "sub.toml"]])
+def test_init_writes_a_valid_config_with_fresh_keys_and_never_overwrites(tmp_path: Path, args: list[str]) -> None:
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        first = heartfly(*args)
+        assert first.returncode == 0, first.stderr
+        path = tmp_path / (args[1] if len(args) > 1 else "heartfly.toml")
+        assert "/ping/" in first.stdout and "start (start_key)" in first.stdout
+        again = heartfly(*args)
+        assert again.returncode == 1 and "not overwriting" in again.stderr
+        assert heartfly("check-config", "-c", str(path)).returncode == 0
+        other = tmp_path / "other.toml"
+        heartfly("init", str(other))
+        assert path.read_text() != other.read_text()  # fresh random keys each time
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+    finally:
+        os.chdir(cwd)

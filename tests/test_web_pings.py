@@ -1,0 +1,286 @@
+"""Every ping form through a real socket into a real SQLite file; bad input gets a clear 400."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from heartfly.config import Config
+from heartfly.web import pings as ping_routes
+from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
+from tests.conftest import ConfigWriter, new_key
+
+KEY = new_key()
+START_KEY = new_key()
+FAIL_KEY = new_key()
+PING_KEY = new_key()
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def config(write_config: ConfigWriter) -> Config:
+    return write_config(
+        f"""
+        [checks.backup]
+        key = "{KEY}"
+        start_key = "{START_KEY}"
+        fail_key = "{FAIL_KEY}"
+        every = "1h"
+        [checks.quick]
+        key = "{new_key()}"
+        every = "300ms"
+        grace = "0s"
+        """,
+        server=f'ping_key = "{PING_KEY}"\nbody_limit = "1KB"',
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config) -> Client:
+    result: Client = await aiohttp_client(create_app(config))
+    return result
+
+
+def stored(
+    config: Config,
+    sql: str = "SELECT kind, exit_status, run_id, body, truncated, metrics, method, at FROM pings ORDER BY id",
+) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(config.server.database) as db:
+        return list(db.execute(sql))
+
+
+def token(config: Config) -> dict[str, str]:
+    assert config.server.api_token_file is not None
+    return {"Authorization": f"Bearer {Path(config.server.api_token_file).read_text().strip()}"}
+
+
+@pytest.mark.parametrize(
+    ("suffix", "kind", "exit_status"),
+    [
+        ("", "success", None),
+        ("/start", "start", None),
+        ("/fail", "fail", None),
+        ("/log", "log", None),
+        ("/progress", "progress", None),
+        ("/0", "success", 0),
+        ("/1", "fail", 1),
+        ("/255", "fail", 255),
+    ],
+)
+async def test_every_ping_form_answers_ok_and_is_stored_before_the_answer(
+    client: Client, config: Config, suffix: str, kind: str, exit_status: int | None
+) -> None:
+    resp = await client.get(f"/ping/{KEY}{suffix}")
+    assert resp.status == 200 and await resp.text() == "OK"
+    rows = stored(config)  # read straight after the answer: 200 means committed
+    assert [(r[0], r[1]) for r in rows] == [(kind, exit_status)]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "HEAD"])
+async def test_get_post_and_head_are_all_pings(client: Client, config: Config, method: str) -> None:
+    resp = await client.request(method, f"/ping/{KEY}")
+    assert resp.status == 200
+    assert stored(config)[0][6] == method
+
+
+async def test_other_methods_are_refused_with_405(client: Client, config: Config) -> None:
+    resp = await client.put(f"/ping/{KEY}")
+    assert resp.status == 405 and stored(config) == []
+
+
+async def test_a_post_body_is_the_message_and_is_truncated_past_the_limit(client: Client, config: Config) -> None:
+    await client.post(f"/ping/{KEY}/fail", data=b"disk full\n")
+    await client.post(f"/ping/{KEY}/log", data=b"x" * 5000)
+    rows = stored(config)
+    assert rows[0][3] == "disk full\n" and rows[0][4] == 0
+    assert rows[1][3] == "x" * 1000 and rows[1][4] == 1
+
+
+async def test_a_body_past_the_hard_cap_is_refused_with_413(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ping_routes, "BODY_HARD_CAP", 4000)
+    resp = await client.post(f"/ping/{KEY}", data=b"y" * 10_000)
+    assert resp.status == 413 and stored(config) == []
+
+
+async def test_a_non_utf8_body_is_stored_with_replacement_characters(client: Client, config: Config) -> None:
+    resp = await client.post(f"/ping/{KEY}/log", data=b"ok \xff\xfe bytes")
+    assert resp.status == 200
+    assert stored(config)[0][3] == "ok \ufffd\ufffd bytes"
+
+
+async def test_run_id_metrics_and_ts_are_parsed_and_stored(client: Client, config: Config) -> None:
+    ts = int(time.time()) - 120
+    resp = await client.get(f"/ping/{KEY}/start?rid=run-7&m_rows=1234&m_ratio=0.5&ts={ts}&cachebuster=1")
+    assert resp.status == 200
+    kind, _, rid, _, _, metrics, _, at = stored(config)[0]
+    assert (kind, rid, at) == ("start", "run-7", ts)
+    assert json.loads(metrics) == {"rows": 1234, "ratio": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        (f"/ping/{KEY}/bogus", "unknown ping event"),
+        (f"/ping/{KEY}/256", "unknown ping event"),
+        (f"/ping/{KEY}?ts=abc", "ts must be unix seconds"),
+        (f"/ping/{KEY}?ts=99999999999", "in the future"),
+        (f"/ping/{KEY}?ts=1000", "older than the server accepts"),
+        (f"/ping/{KEY}?m_rows=lots", "must be a finite number"),
+        (f"/ping/{KEY}?m_rows=nan", "must be a finite number"),
+        (f"/ping/{KEY}?rid=" + "r" * 200, "rid must be"),
+    ],
+)
+async def test_malformed_pings_get_a_400_with_a_reason_and_store_nothing(
+    client: Client, config: Config, path: str, reason: str
+) -> None:
+    resp = await client.get(path)
+    assert resp.status == 400
+    assert reason in await resp.text()
+    assert stored(config) == []
+
+
+async def test_malformed_syntax_answers_the_same_for_unknown_keys(client: Client) -> None:
+    known = await client.get(f"/ping/{KEY}/bogus")
+    unknown = await client.get(f"/ping/{new_key()}/bogus")
+    assert (known.status, await known.text()) == (unknown.status, await unknown.text())
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"/ping/{'z' * 30}", f"/ping/{PING_KEY}/no-such-check", f"/ping/{KEY}/a/b/c", f"/api/v1/heartbeat/{'z' * 30}"],
+)
+async def test_unknown_keys_and_names_answer_404_not_found(client: Client, config: Config, path: str) -> None:
+    resp = await client.get(path)
+    assert resp.status == 404 and await resp.text() == "not found\n"
+    assert stored(config) == []
+
+
+async def test_a_check_can_be_pinged_by_name_under_the_server_ping_key(client: Client, config: Config) -> None:
+    assert (await client.get(f"/ping/{PING_KEY}/backup/start")).status == 200
+    assert (await client.get(f"/ping/{PING_KEY}/backup")).status == 200
+    assert [r[0] for r in stored(config)] == ["start", "success"]
+
+
+async def test_start_and_fail_keys_force_their_event_whatever_the_url_says(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{START_KEY}")
+    await client.post(f"/api/v1/heartbeat/{FAIL_KEY}", json={"status": "success", "message": "ETL failed: boom"})
+    await client.head(f"/ping/{FAIL_KEY}/0")
+    assert [(r[0], r[3]) for r in stored(config)] == [("start", ""), ("fail", "ETL failed: boom"), ("fail", "")]
+
+
+async def test_the_json_heartbeat_carries_status_message_run_id_metrics_and_exit_code(
+    client: Client, config: Config
+) -> None:
+    resp = await client.post(
+        f"/api/v1/heartbeat/{KEY}",
+        json={"status": "start", "message": "ETL process initiated", "run_id": "r1", "metrics": {"rows": 3}},
+    )
+    assert resp.status == 200
+    await client.post(f"/api/v1/heartbeat/{KEY}", json={"exit_code": 2, "run_id": "r1"})
+    await client.get(f"/api/v1/heartbeat/{KEY}")
+    await client.post(f"/api/v1/heartbeat/{KEY}", data=b"")
+    rows = stored(config)
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("start", None, "r1", "ETL process initiated"),
+        ("fail", 2, "r1", ""),
+        ("success", None, None, ""),
+        ("success", None, None, ""),
+    ]
+    assert json.loads(rows[0][5]) == {"rows": 3}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "invalid JSON"),
+        (b"[1, 2]", "must be an object"),
+        (b'{"status": "finished"}', "unknown status"),
+        (b'{"exit_code": 300}', "exit_code must be"),
+        (b'{"metrics": {"rows": "many"}}', "must be a finite number"),
+        (b'{"message": 5}', "message must be a string"),
+        (b'{"ts": "yesterday"}', "ts must be unix seconds"),
+        (b"\xff\xfe", "invalid JSON"),
+    ],
+)
+async def test_a_bad_json_heartbeat_gets_a_400_and_stores_nothing(
+    client: Client, config: Config, body: bytes, reason: str
+) -> None:
+    resp = await client.post(f"/api/v1/heartbeat/{KEY}", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == 400 and reason in await resp.text()
+    assert stored(config) == []
+
+
+async def test_a_long_json_message_is_truncated_to_the_body_limit(client: Client, config: Config) -> None:
+    await client.post(f"/api/v1/heartbeat/{KEY}", json={"status": "log", "message": "é" * 800})
+    body, truncated = stored(config)[0][3:5]
+    assert truncated == 1 and len(body.encode()) <= 1000 and set(body) == {"é"}
+
+
+async def test_a_failing_database_answers_503_then_recovers(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = client.app[RUNTIME].writer
+    assert writer is not None
+    real = writer._commit
+
+    async def full_disk(writes: list[Any]) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(writer, "_commit", full_disk)
+    resp = await client.get(f"/ping/{KEY}")
+    assert resp.status == 503 and "not recorded" in await resp.text()
+    assert (await client.get("/readyz")).status == 503
+    monkeypatch.setattr(writer, "_commit", real)
+    for _ in range(50):
+        resp = await client.get(f"/ping/{KEY}/log")
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert resp.status == 200 and (await client.get("/readyz")).status == 200
+    assert [r[0] for r in stored(config)] == ["log"]
+
+
+async def test_the_checks_api_needs_the_token_and_lists_every_check(client: Client, config: Config) -> None:
+    assert (await client.get("/api/v1/checks")).status == 401
+    assert (await client.get("/api/v1/checks", headers={"Authorization": "Bearer wrong"})).status == 401
+    await client.get(f"/ping/{KEY}/fail")
+    resp = await client.get("/api/v1/checks", headers=token(config))
+    assert resp.status == 200
+    items = {i["name"]: i for i in await resp.json()}
+    assert set(items) == {"backup", "quick"}
+    backup = items["backup"]
+    assert (backup["state"], backup["reason"]) == ("down", "failed")
+    assert backup["last_ping_at"].endswith("Z") and backup["due_at"].endswith("Z")
+    down = await client.get("/api/v1/checks?state=down", headers=token(config))
+    assert [i["name"] for i in await down.json()] == ["backup"]
+
+
+async def test_a_missed_deadline_fires_on_its_own_and_is_recorded_as_a_flip(client: Client, config: Config) -> None:
+    for _ in range(100):
+        resp = await client.get("/api/v1/checks/quick", headers=token(config))
+        if (await resp.json())["state"] == "down":
+            break
+        await asyncio.sleep(0.05)
+    item = await resp.json()
+    assert (item["state"], item["reason"]) == ("down", "missed")
+    flips = await (await client.get("/api/v1/checks/quick/flips", headers=token(config))).json()
+    assert [(f["old"], f["new"], f["reason"]) for f in flips] == [("new", "down", "missed")]
+
+
+async def test_pause_and_resume_through_the_api(client: Client, config: Config) -> None:
+    resp = await client.post("/api/v1/checks/backup/pause", headers=token(config))
+    assert (await resp.json())["state"] == "paused"
+    resp = await client.post("/api/v1/checks/backup/resume", headers=token(config))
+    assert (await resp.json())["state"] == "new"
+    assert (await client.post("/api/v1/checks/nope/pause", headers=token(config))).status == 404
