@@ -23,7 +23,7 @@ from heartfly.units import format_duration
 
 log = logging.getLogger(__name__)
 
-ALIVE_EVERY = 2.0  # seconds between "alive at" marks; bounds how much downtime a crash hides
+ALIVE_EVERY = 1.0  # seconds between "alive at" marks and state checkpoints
 RETRY_BROKEN_CHECK = 3600.0
 
 
@@ -32,6 +32,7 @@ class Check:
     id: int
     config: CheckConfig
     state: CheckState
+    ping_id: int = 0  # the newest ping applied to `state`
     seq: int = 0  # bumped on every reschedule; heap entries with an older seq are stale
     unpruned: int = 0  # pings written since the last prune
 
@@ -66,6 +67,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._next_check_id = 1
         self._next_flip_id = 1
+        self._next_ping_id = 1
+        self._dirty: set[int] = set()  # checks whose state changed since their last checkpoint
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
@@ -73,16 +76,23 @@ class Engine:
     # ---- start-up -------------------------------------------------------------------------
 
     async def load(self, db: aiosqlite.Connection) -> None:
-        """Rebuild from SQLite, add checks new to the config, and account for our own downtime."""
+        """Rebuild from SQLite, add checks new to the config, and account for our own downtime.
+
+        Stored states are checkpoints; pings committed after a check's checkpoint are replayed
+        through the same pure state machine, so a crash loses nothing that was acknowledged.
+        """
         now = self.clock.now()
         self.started_at = now
         rows = {row.name: row for row in await store.read_checks(db)}
         self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
         self._next_flip_id = await store.max_id(db, "flips") + 1
+        self._next_ping_id = await store.max_id(db, "pings") + 1
         alive = await store.read_meta(db, "alive_at")
         clean = await store.read_meta(db, "clean_stop")
+        checkpoint = int(await store.read_meta(db, "checkpoint") or 0)
         stopped_at = float(alive) if alive else None
         statements: list[tuple[str, tuple[object, ...]]] = []
+        stored: dict[int, CheckState] = {}
         for name, cfg in self.config.checks.items():
             row = rows.get(name)
             if row is None:
@@ -92,23 +102,40 @@ class Engine:
                 if row.removed_at is not None:  # back in the file: watch it afresh
                     statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (row.id,)))
                     state = states.rewatch(cfg, state, now)
-                check = Check(row.id, cfg, states.reconfigure(cfg, state))
+                check = Check(row.id, cfg, states.reconfigure(cfg, state), ping_id=row.state_ping_id)
+                stored[check.id] = row.state
             self._add(check)
         for name, row in rows.items():
             if name not in self.config.checks and row.removed_at is None:
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
                 log.info("check %s is no longer in the config; its history is kept", name)
+        await self._replay(db, checkpoint)
         if stopped_at is not None and stopped_at < now:
             self._account_downtime(stopped_at, now, clean == "1", statements)
         statements.append(store.meta_statement("alive_at", repr(now)))
         statements.append(store.meta_statement("clean_stop", "0"))
-        writes = [store.Write(state=(c.id, c.state)) for c in self.checks.values()]
-        writes.append(store.Write(statements=statements))
-        for w in writes:
-            self.writer.submit_nowait(w)
+        self.writer.submit_nowait(store.Write(statements=statements))
         for check in self.checks.values():
+            if stored.get(check.id) != check.state:
+                self._dirty.add(check.id)
             self._schedule(check)
+        self.checkpoint()
         await self.writer.flush()
+
+    async def _replay(self, db: aiosqlite.Connection, checkpoint: int) -> None:
+        replayed = 0
+        for ping in await store.read_pings_after(db, checkpoint):
+            check = self._by_id.get(ping.check_id)
+            if check is None or ping.id <= check.ping_id:
+                continue  # a removed check, or already in its checkpoint
+            event = Event(Kind(ping.kind), ping.at, ping.run_id, ping.exit_status)
+            check.state, flip = states.apply_event(check.config, check.state, event, ping.received_at)
+            check.ping_id = ping.id
+            replayed += 1
+            if flip is not None:  # only if the config changed while stopped: record it like any other
+                self.writer.submit_nowait(store.Write(state=self._row(check), flip=self._flip_row(check, flip)))
+        if replayed:
+            log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
 
     def _account_downtime(
         self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]
@@ -162,7 +189,7 @@ class Engine:
                 if check.config != cfg:
                     check.state = states.reconfigure(cfg, check.state)
                     check.config = cfg
-                    writes.append(store.Write(state=(check.id, check.state)))
+                    writes.append(store.Write(state=self._row(check)))
             else:
                 check = self._create(cfg, now, statements)
             self._add(check)
@@ -191,8 +218,11 @@ class Engine:
         now = self.clock.now()
         new, flip = states.apply_event(check.config, check.state, ping.event, now)
         check.state = new
+        check.ping_id = ping_id = self._next_ping_id
+        self._next_ping_id += 1
         ev = ping.event
         row: store.PingRow = (
+            ping_id,
             check.id,
             ev.at,
             ping.received_at,
@@ -208,7 +238,11 @@ class Engine:
         )
         check.unpruned += 1
         self._schedule(check)
-        return self.writer.submit(store.Write(ping=row, state=(check.id, new), flip=self._flip_row(check, flip)))
+        if flip is None:  # the ping row is the log; the state is checkpointed within ALIVE_EVERY
+            self._dirty.add(check.id)
+            return self.writer.submit(store.Write(ping=row))
+        # A change of status is checkpointed with its ping and its flip in one transaction.
+        return self.writer.submit(store.Write(ping=row, state=self._row(check), flip=self._flip_row(check, flip)))
 
     async def pause(self, check: Check) -> None:
         check.state, flip = states.pause(check.state, self.clock.now())
@@ -220,7 +254,23 @@ class Engine:
 
     async def _commit_change(self, check: Check, flip: Flip | None) -> None:
         self._schedule(check)
-        await self.writer.submit(store.Write(state=(check.id, check.state), flip=self._flip_row(check, flip)))
+        await self.writer.submit(store.Write(state=self._row(check), flip=self._flip_row(check, flip)))
+
+    def _row(self, check: Check) -> store.StateRow:
+        self._dirty.discard(check.id)
+        return store.StateRow(check.id, check.state, check.ping_id)
+
+    def checkpoint(self) -> None:
+        """Queue the states of every check changed since its last checkpoint, and the checkpoint mark.
+
+        Every ping numbered up to the mark is then included in the stored states.
+        """
+        writes = [store.Write(state=self._row(self._by_id[cid])) for cid in list(self._dirty) if cid in self._by_id]
+        self._dirty.clear()
+        for w in writes:
+            self.writer.submit_nowait(w)
+        mark = store.meta_statement("checkpoint", str(self._next_ping_id - 1))
+        self.writer.submit_nowait(store.Write(statements=[mark]))
 
     def _flip_row(self, check: Check, flip: Flip | None) -> store.FlipRow | None:
         if flip is None:
@@ -295,7 +345,7 @@ class Engine:
             if flip is not None:
                 changed += 1
             self._schedule(check)
-            self.writer.submit_nowait(store.Write(state=(check.id, new), flip=self._flip_row(check, flip)))
+            self.writer.submit_nowait(store.Write(state=self._row(check), flip=self._flip_row(check, flip)))
         return changed
 
     async def run_timer(self) -> None:
@@ -314,17 +364,20 @@ class Engine:
                 pass
 
     async def run_housekeeping(self, prune_every: float = 60.0) -> None:
-        """Mark "alive at" regularly (restart accounting) and prune old pings in the background."""
+        """Checkpoint states and mark "alive at" every second; prune old pings in the background."""
         last_prune = self.clock.now()
         while True:
             await asyncio.sleep(ALIVE_EVERY)
             now = self.clock.now()
+            self.checkpoint()
             self.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
             if now - last_prune >= prune_every:
                 last_prune = now
                 await self.prune()
 
     async def prune(self) -> None:
+        self.checkpoint()  # pruning never deletes a ping that no stored state includes yet
+        await self.writer.flush()
         keep = self.config.server.keep_pings
         for check in list(self.checks.values()):
             if check.unpruned > max(10, keep // 10):
@@ -332,6 +385,7 @@ class Engine:
                 await self.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
 
     async def mark_stopped(self) -> None:
+        self.checkpoint()
         now = self.clock.now()
         await self.writer.submit(
             store.Write(

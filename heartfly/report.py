@@ -66,7 +66,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     path = config.server.database
     if not path.exists():
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
-    db = await store.connect(path, readonly=True)
+    db = await store.connect(path)
     try:
         rows = {row.name: row for row in await store.read_checks(db)}
         alive = await store.read_meta(db, "alive_at")

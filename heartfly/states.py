@@ -73,7 +73,8 @@ class CheckState:
     runs: dict[str, float] = field(default_factory=dict)  # open runs: run id -> start
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: that deep-copies recursively, and this runs for every ping.
+        return {name: getattr(self, name) for name in _STATE_FIELDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckState:
@@ -87,6 +88,9 @@ class CheckState:
 
     def copy(self) -> CheckState:
         return dataclasses.replace(self, runs=dict(self.runs))
+
+
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CheckState))
 
 
 @dataclass(frozen=True, slots=True)

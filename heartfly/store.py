@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,17 +68,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: pings are the log, states are checkpoints: a state row says which ping it includes
+    """
+    ALTER TABLE checks ADD COLUMN state_ping_id INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 INSERT_PING = (
-    "INSERT INTO pings (check_id, at, received_at, kind, exit_status, run_id, body, truncated,"
-    " metrics, method, source, user_agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO pings (id, check_id, at, received_at, kind, exit_status, run_id, body, truncated,"
+    " metrics, method, source, user_agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_FLIP = "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail) VALUES (?,?,?,?,?,?,?,?)"
-UPDATE_STATE = "UPDATE checks SET state = ? WHERE id = ?"
+UPDATE_STATE = "UPDATE checks SET state = ?, state_ping_id = ? WHERE id = ?"
 SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
-PingRow = tuple[int, float, float, str, int | None, str | None, str, int, str | None, str, str, str]
+PingRow = tuple[int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str]
 FlipRow = tuple[int, int, float, str, str, str | None, float | None, str]
 
 
@@ -85,61 +90,103 @@ class StoreError(Exception):
     """The database cannot be opened or used; the message says which file and why."""
 
 
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """A checkpoint of one check: its state including every ping up to `ping_id`.
+
+    `state` is a snapshot: the engine replaces a check's state object, never mutates a queued one.
+    """
+
+    check_id: int
+    state: CheckState
+    ping_id: int
+
+
 @dataclass(slots=True)
 class Write:
-    """Rows to commit together. States are snapshots: the engine never mutates a queued one."""
+    """Rows to commit together."""
 
     ping: PingRow | None = None
-    state: tuple[int, CheckState] | None = None
+    state: StateRow | None = None
     flip: FlipRow | None = None
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
 
 
-async def connect(path: Path, *, synchronous: str = "normal", readonly: bool = False) -> aiosqlite.Connection:
-    """Open the database (WAL, busy timeout), creating its folder; StoreError says what failed."""
+async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
+    """A connection for reads (API, CLI, start-up). StoreError says what failed."""
     try:
         if readonly:
             db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from None
     try:
         await db.execute("PRAGMA busy_timeout = 5000")
-        if not readonly:
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
     except sqlite3.Error as exc:
         await db.close()
         raise StoreError(f"cannot use database {path}: {exc}") from None
     return db
 
 
-async def migrate(db: aiosqlite.Connection) -> int:
-    """Apply the migrations this file has not seen yet; returns the schema version."""
-    async with db.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    version = int(row[0]) if row else 0
+def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from None
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+        _migrate(conn)
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        conn.close()
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(f"cannot use database {path}: {exc}") from None
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this file has not seen yet."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > len(MIGRATIONS):
         raise StoreError(f"the database has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})")
     for number in range(version + 1, len(MIGRATIONS) + 1):
-        await db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
+        conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
         log.info("database migrated to schema version %d", number)
-    return len(MIGRATIONS)
 
 
 class Writer:
-    """The one writer: group-commits queued `Write`s in order."""
+    """The one writer: a thread of its own with one connection, group-committing queued `Write`s.
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+    A batch is one call into the thread (BEGIN ... COMMIT), so the event loop pays one hand-off
+    per batch, not one per statement.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self._conn = conn
+        self._executor = executor
         self._queue: list[tuple[Write, asyncio.Future[None] | None]] = []
-        self._carry: list[Write] = []  # timer/state rows from a failed batch, written with the next
+        self._carry: list[Write] = []  # state/flip/bookkeeping rows of a failed batch, retried
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failing = False
         self.commits = 0
+
+    @classmethod
+    async def open(cls, path: Path, synchronous: str = "normal") -> Writer:
+        """Open (creating it and its folder), switch to WAL and migrate; StoreError says what failed."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartfly-writer")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, _open_for_writing, path, synchronous)
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
+        return cls(conn, executor)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="heartfly-writer")
@@ -158,17 +205,24 @@ class Writer:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
-        if self._queue or self._carry:
+        if self._task is not None and (self._queue or self._carry):
             await asyncio.shield(self.submit(Write()))
 
-    async def stop(self) -> None:
-        await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def close(self) -> None:
+        """Commit what is queued, stop, and close the connection (SQLite then removes the WAL)."""
+        try:
+            await self.flush()
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._conn.close)
+            self._executor.shutdown(wait=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -177,8 +231,8 @@ class Writer:
             batch, self._queue = self._queue, []
             writes = self._carry + [w for w, _ in batch]
             try:
-                await self._commit(writes)
-            except Exception as exc:
+                await loop.run_in_executor(self._executor, self._commit, writes)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
                 self._fail(batch, writes, exc)
                 await asyncio.sleep(0.5)  # a full disk will not have cleared in microseconds
                 self._wake.set()
@@ -192,9 +246,7 @@ class Writer:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
 
-    def _fail(
-        self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
-    ) -> None:
+    def _fail(self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception) -> None:
         if not self.failing:
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self.failing = True
@@ -204,30 +256,32 @@ class Writer:
             if fut is not None and not fut.done():
                 fut.set_exception(StoreError(str(exc)))
 
-    async def _commit(self, writes: list[Write]) -> None:
+    def _commit(self, writes: list[Write]) -> None:
+        """Runs in the writer thread."""
         pings = [w.ping for w in writes if w.ping is not None]
         flips = [w.flip for w in writes if w.flip is not None]
-        states: dict[int, CheckState] = {}
+        states: dict[int, StateRow] = {}
         statements: list[tuple[str, tuple[Any, ...]]] = []
         for w in writes:
             if w.state is not None:
-                states[w.state[0]] = w.state[1]
+                states[w.state.check_id] = w.state
             statements.extend(w.statements)
-        db = self._db
-        await db.execute("BEGIN IMMEDIATE")
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, params in statements:
-                await db.execute(sql, params)
+                conn.execute(sql, params)
             if pings:
-                await db.executemany(INSERT_PING, pings)
+                conn.executemany(INSERT_PING, pings)
             if flips:
-                await db.executemany(INSERT_FLIP, flips)
+                conn.executemany(INSERT_FLIP, flips)
             if states:
-                await db.executemany(UPDATE_STATE, ((encode_state(s), cid) for cid, s in states.items()))
-            await db.execute("COMMIT")
+                rows = [(encode_state(r.state), r.ping_id, r.check_id) for r in states.values()]
+                conn.executemany(UPDATE_STATE, rows)
+            conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
-                await db.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
             raise
 
 
@@ -246,12 +300,35 @@ class CheckRow:
     created_at: float
     removed_at: float | None
     state: CheckState
+    state_ping_id: int
 
 
 async def read_checks(db: aiosqlite.Connection) -> list[CheckRow]:
-    async with db.execute("SELECT id, name, created_at, removed_at, state FROM checks ORDER BY id") as cur:
+    sql = "SELECT id, name, created_at, removed_at, state, state_ping_id FROM checks ORDER BY id"
+    async with db.execute(sql) as cur:
         rows = await cur.fetchall()
-    return [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4])) for r in rows]
+    return [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4]), r[5]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPing:
+    """What replay needs of a stored ping."""
+
+    id: int
+    check_id: int
+    at: float
+    received_at: float
+    kind: str
+    exit_status: int | None
+    run_id: str | None
+
+
+async def read_pings_after(db: aiosqlite.Connection, ping_id: int) -> list[LoggedPing]:
+    """Pings newer than a checkpoint, oldest first: the ones a restart replays."""
+    sql = "SELECT id, check_id, at, received_at, kind, exit_status, run_id FROM pings WHERE id > ? ORDER BY id"
+    async with db.execute(sql, (ping_id,)) as cur:
+        rows = await cur.fetchall()
+    return [LoggedPing(*row) for row in rows]
 
 
 async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
@@ -311,12 +388,13 @@ async def read_downtimes(db: aiosqlite.Connection, limit: int = 20) -> list[dict
 
 
 def prune_statement(check_id: int, keep: int) -> tuple[str, tuple[Any, ...]]:
-    """Delete all but the newest `keep` pings of one check."""
+    """Delete all but the newest `keep` pings of one check, never one its checkpoint lacks."""
     sql = (
         "DELETE FROM pings WHERE check_id = ? AND id <= "
         "(SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+        " AND id <= (SELECT state_ping_id FROM checks WHERE id = ?)"
     )
-    return sql, (check_id, check_id, keep)
+    return sql, (check_id, check_id, keep, check_id)
 
 
 def insert_check_statement(check_id: int, name: str, now: float, state: CheckState) -> tuple[str, tuple[Any, ...]]:

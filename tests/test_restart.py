@@ -17,20 +17,19 @@ from tests.conftest import ConfigWriter, new_key
 @asynccontextmanager
 async def running(config: Config, clock: FakeClock, *, clean: bool = True) -> AsyncIterator[Engine]:
     """An engine on a real database file, stopped cleanly or as if the process died."""
+    writer = await store.Writer.open(config.server.database)
     db = await store.connect(config.server.database)
-    await store.migrate(db)
-    writer = store.Writer(db)
     writer.start()
-    engine = Engine(config, clock, writer)
-    await engine.load(db)
     try:
+        engine = Engine(config, clock, writer)
+        await engine.load(db)
         yield engine
         await writer.flush()
         if clean:
             await engine.mark_stopped()
     finally:
-        await writer.stop()
         await db.close()
+        await writer.close()
 
 
 async def ping(engine: Engine, name: str, kind: Kind = Kind.SUCCESS) -> None:
@@ -143,3 +142,21 @@ async def test_old_pings_are_pruned_to_the_configured_count(write_config: Config
     with sqlite3.connect(config.server.database) as db:
         ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
     assert ids == list(range(31, 51))
+
+
+async def test_pings_after_the_last_checkpoint_are_replayed_after_a_crash(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmax_runtime = "10m"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        for kind, run_id in [(Kind.SUCCESS, None), (Kind.START, "r1"), (Kind.LOG, None), (Kind.START, "r2")]:
+            clock.advance(5)
+            now = clock.now()
+            await engine.record(engine.checks["a"], PingRecord(Event(kind, now, run_id), received_at=now))
+        before = engine.checks["a"].state
+    with sqlite3.connect(config.server.database) as db:
+        ((checkpointed, newest),) = db.execute("SELECT state_ping_id, (SELECT MAX(id) FROM pings) FROM checks")
+    assert checkpointed < newest  # the last pings live only in the log: the process "died" before a checkpoint
+    async with running(config, clock) as engine:
+        after = engine.checks["a"].state
+    assert after == before
+    assert set(after.runs) == {"r1", "r2"} and after.last_ping_kind is Kind.START

@@ -234,7 +234,7 @@ async def test_a_failing_database_answers_503_then_recovers(
     assert writer is not None
     real = writer._commit
 
-    async def full_disk(writes: list[Any]) -> None:
+    def full_disk(writes: list[Any]) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(writer, "_commit", full_disk)

@@ -42,20 +42,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     server = rt.config.server
     rt.token = load_token(server.api_token_file)
-    db = await store.connect(server.database, synchronous=server.synchronous)
+    writer = await store.Writer.open(server.database, server.synchronous)
     try:
-        await store.migrate(db)
-        reader = await store.connect(server.database, readonly=True)
+        reader = await store.connect(server.database)
         try:
-            rt.writer = store.Writer(db)
-            rt.writer.start()
-            rt.reader = reader
+            writer.start()
+            rt.writer, rt.reader = writer, reader
             yield
-            await rt.writer.stop()
         finally:
             await reader.close()
     finally:
-        await db.close()
+        await writer.close()
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
