@@ -7,11 +7,12 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from heartfly.units import UnitError, parse_duration, parse_size
 
@@ -314,6 +315,10 @@ def _parse_cron(text: str) -> str:
     fields = 1 if expr.startswith("@") else 5
     if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
         raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
+    try:
+        croniter(expr, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterError:
+        raise ValueError(f'"{text}" never fires (no such date)') from None
     return expr
 
 

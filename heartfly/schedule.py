@@ -2,11 +2,13 @@
 
 Cron expressions are evaluated on the check's local wall clock and each tick is converted to UTC
 with fold=0, which makes daylight-saving changes safe for a monitor (Debian cron semantics):
-- a tick inside the skipped hour (02:30 on a spring-forward day) is due at the same wall time in
-  the new offset (03:30), never earlier than cron runs the job; because cron runs such a job right
-  after the jump (03:00), a ping from the jump on counts for that tick;
+- a fixed-time job (neither minute nor hour starts with "*") whose tick falls inside the skipped
+  hour (02:30 on a spring-forward day) is run by cron right after the jump (03:00): a ping from
+  the jump on counts for it, and it is due at the same wall time in the new offset (03:30);
+- a wildcard job ("*/15 2 * * *", "0 */2 * * *") is not run in the skipped hour at all, so its
+  skipped ticks are not expected;
 - a tick inside the repeated hour (01:30 on a fall-back day) is expected once, at its first
-  occurrence, never twice.
+  occurrence, never twice (cron runs a wildcard job in both passes; the extra ping is harmless).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from heartfly.config import CheckConfig
 
@@ -52,8 +54,28 @@ def _jump_instant(wall: datetime, tz: ZoneInfo) -> float:
     return hi
 
 
+# Macros with a fixed minute and hour; "@hourly" is "0 * * * *", a wildcard job.
+_FIXED_MACROS = frozenset({"@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"})
+
+
+@lru_cache(maxsize=4096)
+def is_fixed_time(expr: str) -> bool:
+    """Debian cron's rule: a job is fixed-time unless its minute or hour field starts with "*"."""
+    if expr.startswith("@"):
+        return expr in _FIXED_MACROS
+    minute, hour = expr.split()[:2]
+    return not (minute.startswith("*") or hour.startswith("*"))
+
+
 def next_cron_due(expr: str, zone: str, after: float) -> Due:
     """The first cron tick not yet satisfied by a ping at `after`."""
+    try:
+        return _next_cron_due(expr, zone, after)
+    except CroniterError as exc:  # e.g. "0 0 30 2 *": croniter gives up looking for February 30th
+        raise ScheduleError(f'cron "{expr}" has no next tick: {exc}') from None
+
+
+def _next_cron_due(expr: str, zone: str, after: float) -> Due:
     tz = _zone(zone)
     local = datetime.fromtimestamp(after, tz).replace(tzinfo=None, microsecond=0)
     # Start an hour early: in a repeated hour the wall time of `after` is ahead of ticks that
@@ -65,6 +87,8 @@ def next_cron_due(expr: str, zone: str, after: float) -> Due:
         if at <= after:
             continue
         exists = datetime.fromtimestamp(at, tz).replace(tzinfo=None) == wall
+        if not exists and not is_fixed_time(expr):
+            continue  # cron skips a wildcard job's ticks in the skipped hour
         since = at if exists else _jump_instant(wall, tz)
         if since > after:
             return Due(at, since)

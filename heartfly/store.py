@@ -246,7 +246,9 @@ class Writer:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
 
-    def _fail(self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception) -> None:
+    def _fail(
+        self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
+    ) -> None:
         if not self.failing:
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self.failing = True
