@@ -1,0 +1,150 @@
+"""Helpers shared by the benchmark scripts in this folder (not a benchmark itself).
+
+Subprocesses write their output to files (never to pipes nobody drains), are started in their own
+session so a Ctrl-C reaches only the benchmark, and are stopped with SIGTERM, then SIGKILL, by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+
+LISTENING_RE = re.compile(r"Heartfly listening on http://(?:\[[^\]]+\]|[^:/\s]+):(\d+) with (\d+) checks")
+
+
+def python_exe() -> str:
+    """The project's virtualenv python if there is one, else the interpreter running this script."""
+    candidate = VENV_BIN / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
+def heartfly_cmd() -> list[str]:
+    """The `heartfly` console script of the virtualenv, else `python -m heartfly`."""
+    for folder in (VENV_BIN, Path(sys.executable).parent):
+        script = folder / "heartfly"
+        if script.exists():
+            return [str(script)]
+    return [python_exe(), "-m", "heartfly"]
+
+
+def make_key() -> str:
+    """A fresh ping key: 24 url-safe characters (Heartfly wants at least 22)."""
+    return secrets.token_urlsafe(18)
+
+
+def format_ms(total_ms: int) -> str:
+    """Milliseconds as a Heartfly duration string, largest unit first: 3250 -> "3s250ms"."""
+    if total_ms <= 0:
+        return "0s"
+    parts: list[str] = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, total_ms = divmod(total_ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    name: str
+    key: str
+    every: str
+    grace: str | None = None
+
+
+def write_heartfly_config(folder: Path, checks: Sequence[CheckSpec], *, keep_pings: int | None = None) -> Path:
+    """A config listening on an OS-picked port, with its database in `folder`; returns its path."""
+    database = folder / "heartfly.db"
+    lines = [
+        "[server]",
+        'listen = "127.0.0.1:0"',
+        f"database = {json.dumps(str(database))}",  # a JSON string is a valid TOML basic string
+    ]
+    if keep_pings is not None:
+        lines.append(f"keep_pings = {keep_pings}")
+    for check in checks:
+        lines += ["", f"[checks.{check.name}]", f'key = "{check.key}"', f'every = "{check.every}"']
+        if check.grace is not None:
+            lines.append(f'grace = "{check.grace}"')
+    path = folder / "heartfly.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def start_process(cmd: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `cmd` with stdout and stderr going to `log_path`, in a session of its own."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            list(cmd), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_for_match(
+    proc: subprocess.Popen[bytes], log_path: Path, pattern: re.Pattern[str], timeout: float
+) -> re.Match[str]:
+    """Poll `log_path` until `pattern` matches; raises if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        match = pattern.search(text)
+        if match is not None:
+            return match
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with status {proc.returncode} before it was ready:\n{tail(text)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.args!r} not ready after {timeout:.0f} s:\n{tail(text)}")
+        time.sleep(0.02)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> int | None:
+    """SIGTERM the process (only it, by pid), wait up to `timeout`, then SIGKILL; returns its exit status."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"warning: pid {proc.pid} ignored SIGTERM for {timeout:.0f} s; killing it", file=sys.stderr)
+            proc.kill()
+            proc.wait(timeout=5)
+    return proc.returncode
+
+
+def tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of already sorted values; NaN when there are none."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def sqlite_ro_uri(path: Path) -> str:
+    return f"file:{path}?mode=ro"
+
+
+
+
+def exit_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so `finally` blocks stop the servers and remove the temporary folder."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
