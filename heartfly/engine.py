@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import aiosqlite
 
@@ -33,7 +34,8 @@ class Check:
     config: CheckConfig
     state: CheckState
     ping_id: int = 0  # the newest ping applied to `state`
-    seq: int = 0  # bumped on every reschedule; heap entries with an older seq are stale
+    seq: int = 0  # bumped on every push; heap entries with an older seq are stale
+    heap_at: float | None = None  # when this check's live heap entry comes up
     unpruned: int = 0  # pings written since the last prune
 
     @property
@@ -41,8 +43,7 @@ class Check:
         return self.config.name
 
 
-@dataclass(frozen=True, slots=True)
-class PingRecord:
+class PingRecord(NamedTuple):
     """Everything stored about one ping."""
 
     event: Event
@@ -197,6 +198,7 @@ class Engine:
         for name, check in old.items():
             if name not in config.checks:
                 check.seq += 1  # drops its heap entry
+                check.heap_at = None
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
                 log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
@@ -295,17 +297,24 @@ class Engine:
     # ---- deadlines ------------------------------------------------------------------------
 
     def _schedule(self, check: Check) -> None:
-        check.seq += 1
+        """Make sure the heap holds an entry for this check at or before its next deadline.
+
+        A deadline that moved later (what most pings do) keeps its earlier entry, which is checked
+        again when it comes up; only a deadline that moved earlier needs a push.
+        """
         try:
             deadline = states.next_deadline(check.config, check.state)
         except Exception:
             log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
-            at = self.clock.now() + RETRY_BROKEN_CHECK
-        else:
-            if deadline is None:
-                return
-            at = deadline.at
-        if (self._heap and at < self._heap[0][0]) or not self._heap:
+            self._push(check, self.clock.now() + RETRY_BROKEN_CHECK)
+            return
+        if deadline is not None and (check.heap_at is None or deadline.at < check.heap_at):
+            self._push(check, deadline.at)
+
+    def _push(self, check: Check, at: float) -> None:
+        check.seq += 1
+        check.heap_at = at
+        if not self._heap or at < self._heap[0][0]:
             self._wake.set()
         heapq.heappush(self._heap, (at, check.seq, check.id))
         if len(self._heap) > 2 * len(self.checks) + 1024:
@@ -333,13 +342,19 @@ class Engine:
             if not self._is_live(entry):
                 continue
             check = self._by_id[entry[2]]
-            self.timer_lag = max(0.0, now - entry[0])
+            check.heap_at = None
             try:
+                deadline = states.next_deadline(check.config, check.state)
+                if deadline is None:
+                    continue  # paused or down since this entry was pushed
+                if deadline.at > now:  # moved later since: wait for the new time
+                    self._push(check, deadline.at)
+                    continue
+                self.timer_lag = now - deadline.at
                 new, flip = states.advance(check.config, check.state, now)
             except Exception:
                 log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
-                check.seq += 1
-                heapq.heappush(self._heap, (now + RETRY_BROKEN_CHECK, check.seq, check.id))
+                self._push(check, now + RETRY_BROKEN_CHECK)
                 continue
             check.state = new
             if flip is not None:

@@ -11,8 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from heartfly.states import Kind
 
@@ -35,8 +34,7 @@ class PingError(ValueError):
     """A malformed ping: the message is the one-line reason sent with the 400."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """Who a ping URL addresses (a key, or a name under the server's ping_key) and what it says."""
 
     key: str | None
@@ -45,13 +43,12 @@ class Target:
     exit_status: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Details:
+class Details(NamedTuple):
     """What a ping carries besides its event: from the query string and/or a JSON body."""
 
     at: float
     run_id: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] | None = None
     message: str | None = None
     kind: Kind | None = None  # a JSON "status" or "exit_code"
     exit_status: int | None = None
@@ -82,13 +79,15 @@ def parse_path(tail: str, ping_key: str | None) -> Target | None:
 
 def parse_query(query: Mapping[str, str], now: float, max_age: float) -> Details:
     """rid=, ts= and m_<name>= parameters; anything else is ignored (clients add cache-busters)."""
+    if not query:
+        return Details(at=now)
     run_id = _run_id(query.get("rid"))
     at = parse_ts(query.get("ts"), now, max_age)
     metrics: dict[str, float] = {}
     for name, value in query.items():
         if name.startswith("m_"):
             _add_metric(metrics, name[2:], value, f"m_{name[2:]}")
-    return Details(at=at, run_id=run_id, metrics=metrics)
+    return Details(at=at, run_id=run_id, metrics=metrics or None)
 
 
 def parse_ts(raw: object, now: float, max_age: float) -> float:
@@ -137,14 +136,14 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
         raise PingError("message must be a string")
     run_id = _run_id(data["run_id"]) if data.get("run_id") is not None else query.run_id
     at = parse_ts(data["ts"], now, max_age) if data.get("ts") is not None else query.at
-    metrics = dict(query.metrics)
+    metrics = dict(query.metrics or {})
     raw_metrics = data.get("metrics")
     if raw_metrics is not None:
         if not isinstance(raw_metrics, dict):
             raise PingError("metrics must be an object of numbers")
         for name, value in raw_metrics.items():
             _add_metric(metrics, str(name), value, f"metrics.{_clip(str(name))}")
-    return Details(at=at, run_id=run_id, metrics=metrics, message=message, kind=kind, exit_status=exit_status)
+    return Details(at, run_id, metrics or None, message, kind, exit_status)
 
 
 def _run_id(raw: Any) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import sqlite3
@@ -274,7 +275,7 @@ class Writer:
             for sql, params in statements:
                 conn.execute(sql, params)
             if pings:
-                conn.executemany(INSERT_PING, pings)
+                _insert_pings(conn, pings)
             if flips:
                 conn.executemany(INSERT_FLIP, flips)
             if states:
@@ -285,6 +286,27 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+# SQLite binds at most 32,766 parameters per statement; a ping row has 13.
+_PINGS_PER_INSERT = 2000
+_PING_ROW = "(" + ",".join("?" * 13) + ")"
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_insert(rows: int) -> str:
+    return INSERT_PING.split(" VALUES ")[0] + " VALUES " + ",".join([_PING_ROW] * rows)
+
+
+def _insert_pings(conn: sqlite3.Connection, pings: list[PingRow]) -> None:
+    """One multi-row INSERT per chunk, not executemany.
+
+    The sqlite3 module releases the GIL around each statement step; with executemany that is one
+    release per row, and each re-acquisition waits for the busy event loop (the GIL convoy).
+    """
+    for start in range(0, len(pings), _PINGS_PER_INSERT):
+        chunk = pings[start : start + _PINGS_PER_INSERT]
+        conn.execute(_multi_insert(len(chunk)), [value for row in chunk for value in row])
 
 
 def encode_state(state: CheckState) -> str:

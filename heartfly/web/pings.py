@@ -100,7 +100,7 @@ async def _record(request: web.Request, target: Target, details: Details, body: 
         received_at=rt.clock.now(),
         body=body,
         truncated=truncated,
-        metrics=details.metrics or None,
+        metrics=details.metrics,
         method=request.method,
         source=request.remote or "",
         user_agent=request.headers.get("User-Agent", "")[:200],
