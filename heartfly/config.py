@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from heartfly.units import UnitError, parse_duration, parse_size
+from heartfly.config_reader import ConfigError, Reader, join, kind_of, positive, positive_duration
+from heartfly.units import parse_duration, parse_size
+
+__all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "load_config", "parse_config"]
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_PORT = 8765
-
-T = TypeVar("T")
-
-
-class ConfigError(Exception):
-    """A file that cannot be used; `problems` holds one "key.path: what is wrong" line each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,45 +127,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     return Config(path=path, server=server, checks=checks)
 
 
-class _Reader:
-    def __init__(self, base_dir: Path) -> None:
-        self.base_dir = base_dir
-        self.problems: list[str] = []
-
-    def fail(self, where: str, message: str) -> None:
-        self.problems.append(f"{where}: {message}")
-
-    def known(self, table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
-                more = f' (did you mean "{hint[0]}"?)' if hint else ""
-                self.fail(_join(where, key), f"unknown key{more}")
-
-    def table(self, parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-        value = parent.get(key, {})
-        if not isinstance(value, dict):
-            self.fail(key, f"expected a table, got {_kind(value)}")
-            return {}
-        return value
-
-    def value(
-        self, table: Mapping[str, Any], where: str, key: str, kind: type[T], convert: Callable[[T], Any] | None = None
-    ) -> Any:
-        if key not in table:
-            return None
-        raw = table[key]
-        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
-            self.fail(_join(where, key), f"expected {kind.__name__}, got {_kind(raw)}")
-            return None
-        if convert is None:
-            return raw
-        try:
-            return convert(raw)
-        except (UnitError, ValueError) as exc:
-            self.fail(_join(where, key), str(exc))
-            return None
-
+class _Reader(Reader):
     def server(self, table: Mapping[str, Any]) -> ServerConfig:
         self.known(table, "server", _SERVER_KEYS)
         d = ServerConfig()
@@ -189,8 +143,8 @@ class _Reader:
         token_file = self.value(table, "server", "api_token_file", str, self.path)
         ping_key = self.value(table, "server", "ping_key", str, _parse_key)
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
-        keep = self.value(table, "server", "keep_pings", int, _positive)
-        max_age = self.value(table, "server", "max_ping_age", str, _positive_duration)
+        keep = self.value(table, "server", "keep_pings", int, positive)
+        max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
         sync = self.value(table, "server", "synchronous", str, _parse_sync)
         return ServerConfig(
             host=host,
@@ -205,41 +159,36 @@ class _Reader:
             synchronous=sync or d.synchronous,
         )
 
-    def path(self, text: str) -> Path:
-        if not text:
-            raise ValueError("must not be empty")
-        return (self.base_dir / Path(text).expanduser()).resolve()
-
     def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
         where = f"checks.{name}"
         before = len(self.problems)
         if not NAME_RE.fullmatch(name):
             self.fail(where, "a check name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
         if not isinstance(raw, dict):
-            self.fail(where, f"expected a table, got {_kind(raw)}")
+            self.fail(where, f"expected a table, got {kind_of(raw)}")
             return None
         self.known(raw, where, _CHECK_KEYS)
         merged = {**{k: v for k, v in defaults.items() if k in _DEFAULT_KEYS}, **raw}
         key = self.value(raw, where, "key", str, _parse_key)
         if "key" not in raw:
-            self.fail(_join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
-        every = self.value(raw, where, "every", str, _positive_duration)
+            self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
+        every = self.value(raw, where, "every", str, positive_duration)
         cron = self.value(raw, where, "cron", str, _parse_cron)
         if ("every" in raw) == ("cron" in raw):
             self.fail(where, 'needs exactly one of "every" and "cron"')
         tz_where = where if "timezone" in raw else "defaults"
         timezone = self.value(merged, tz_where, "timezone", str, _parse_zone)
         if "timezone" in raw and "every" in raw:
-            self.fail(_join(where, "timezone"), 'only applies to "cron" schedules')
+            self.fail(join(where, "timezone"), 'only applies to "cron" schedules')
         grace = self.value(merged, where if "grace" in raw else "defaults", "grace", str, parse_duration)
         max_rt = self.value(
-            merged, where if "max_runtime" in raw else "defaults", "max_runtime", str, _positive_duration
+            merged, where if "max_runtime" in raw else "defaults", "max_runtime", str, positive_duration
         )
         min_rt = self.value(
-            merged, where if "min_runtime" in raw else "defaults", "min_runtime", str, _positive_duration
+            merged, where if "min_runtime" in raw else "defaults", "min_runtime", str, positive_duration
         )
         if max_rt is not None and min_rt is not None and min_rt >= max_rt:
-            self.fail(_join(where, "min_runtime"), "must be shorter than max_runtime")
+            self.fail(join(where, "min_runtime"), "must be shorter than max_runtime")
         description = self.value(raw, where, "description", str) or ""
         start_key = self.value(raw, where, "start_key", str, _parse_key)
         fail_key = self.value(raw, where, "fail_key", str, _parse_key)
@@ -273,22 +222,6 @@ class _Reader:
                     self.fail(here, f"the same key is already used by {owners[value]}")
                 else:
                     owners[value] = here
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _kind(value: Any) -> str:
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true/false",
-        dict: "a table",
-        list: "an array",
-    }
-    return names.get(type(value), type(value).__name__)
 
 
 def _parse_listen(text: str) -> tuple[str, int]:
@@ -334,16 +267,3 @@ def _parse_sync(text: str) -> str:
     if text.lower() not in ("normal", "full"):
         raise ValueError('expected "normal" or "full"')
     return text.lower()
-
-
-def _positive(value: int) -> int:
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
-
-
-def _positive_duration(text: str) -> float:
-    seconds = parse_duration(text)
-    if seconds <= 0:
-        raise ValueError("must be longer than zero")
-    return seconds

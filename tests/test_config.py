@@ -122,7 +122,7 @@ def test_every_problem_is_reported_at_once_with_its_key_path(write_config: Confi
         "checks.b.timezone:",
         "checks.c:",
         "checks.d:",
-        "checks.d.grace: expected str, got an integer",
+        "checks.d.grace: expected a string, got an integer",
     ):
         assert path in joined, path
 

@@ -284,3 +284,14 @@ async def test_pause_and_resume_through_the_api(client: Client, config: Config) 
     resp = await client.post("/api/v1/checks/backup/resume", headers=token(config))
     assert (await resp.json())["state"] == "new"
     assert (await client.post("/api/v1/checks/nope/pause", headers=token(config))).status == 404
+
+
+async def test_a_start_or_fail_key_takes_any_body_as_its_message_but_a_plain_key_needs_json(
+    client: Client, config: Config
+) -> None:
+    assert (await client.post(f"/api/v1/heartbeat/{START_KEY}", data=b"starting: not JSON")).status == 200
+    assert (await client.post(f"/api/v1/heartbeat/{FAIL_KEY}", data=b"y" * 3000)).status == 200
+    assert (await client.post(f"/api/v1/heartbeat/{KEY}", data=b"not JSON")).status == 400
+    rows = stored(config)
+    assert [(r[0], r[3][:18], r[4]) for r in rows] == [("start", "starting: not JSON", 0), ("fail", "y" * 18, 1)]
+    assert len(rows[1][3]) == 1000

@@ -65,18 +65,28 @@ async def heartbeat(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     server = rt.engine.config.server
     now = rt.clock.now()
+    key = request.match_info["key"]
     try:
         details = parse_query(request.query, now, server.max_ping_age)
-        raw, _ = await read_body(request, JSON_CAP, JSON_CAP)
-        details = parse_json(raw, details, now, server.max_ping_age)
     except PingError as exc:
         return _text(400, str(exc))
-    message = details.message or ""
+    raw, too_long = await read_body(request, JSON_CAP, BODY_HARD_CAP)
+    try:
+        if too_long:
+            raise PingError(f"a JSON body is limited to {JSON_CAP} bytes")
+        details = parse_json(raw, details, now, server.max_ping_age)
+        message = details.message or ""
+    except PingError as exc:
+        found = rt.engine.lookup_key(key)
+        if found is None or found[1] is None:
+            return _text(400, str(exc))
+        # A start or fail key records its event whatever the body; the body is the message then.
+        message = raw.decode("utf-8", "replace")
     encoded = message.encode("utf-8")
-    truncated = len(encoded) > server.body_limit
-    if truncated:
+    truncated = too_long or len(encoded) > server.body_limit
+    if len(encoded) > server.body_limit:
         message = encoded[: server.body_limit].decode("utf-8", "ignore")
-    target = Target(key=request.match_info["key"], name=None, kind=details.kind or Kind.SUCCESS)
+    target = Target(key=key, name=None, kind=details.kind or Kind.SUCCESS)
     return await _record(request, target, details, message, truncated)
 
 
