@@ -112,6 +112,53 @@ def status(config_path: Path | None, as_json: bool) -> None:
         click.echo(format_status(items, alive_at, time.time()))
 
 
+@main.command("test-alert")
+@config_option
+@click.argument("channel")
+def test_alert(config_path: Path | None, channel: str) -> None:
+    """Send a clearly marked test alert through CHANNEL via the running server, and report it."""
+    from heartfly.admin import AdminError, call
+    from heartfly.report import format_attempts
+
+    config = _load(config_path)
+    if channel not in config.channels:
+        click.echo(f'error: no channel "{channel}" in {config.path} (channels: {", ".join(config.channels) or "none"})',
+                   err=True)  # fmt: skip
+        sys.exit(2)
+    try:
+        status, body = call(config, "POST", f"/api/v1/channels/{channel}/test")
+    except AdminError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if status != 200:
+        click.echo(f"error: the server answered {status}: {(body or {}).get('error', body)}", err=True)
+        sys.exit(1)
+    click.echo(f"test alert via {channel}: {body['status']}")
+    click.echo(format_attempts(body["attempt_log"]))
+    sys.exit(0 if body["status"] == "sent" else 1)
+
+
+@main.command()
+@config_option
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, help="How many of each kind of entry to show.")
+def history(config_path: Path | None, name: str, limit: int) -> None:
+    """A check's state changes, alerts (with every delivery attempt) and latest pings."""
+    from heartfly.report import read_history
+    from heartfly.store import StoreError
+
+    config = _load(config_path)
+    try:
+        text = asyncio.run(read_history(config, name, limit))
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyError:
+        click.echo(f'error: no check "{name}" in the database', err=True)
+        sys.exit(1)
+    click.echo(text)
+
+
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=Path("heartfly.toml"))
 @click.option("--url", default="http://127.0.0.1:8765", show_default=True, help="The server's public URL.")

@@ -13,6 +13,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
+from heartfly.config_alerts import (
+    AlertsConfig,
+    ChannelConfig,
+    SmtpConfig,
+    check_routing,
+    parse_alerts,
+    parse_channels,
+    parse_smtp,
+)
 from heartfly.config_reader import ConfigError, Reader, join, kind_of, positive, positive_duration
 from heartfly.units import parse_duration, parse_size
 
@@ -50,6 +59,8 @@ class CheckConfig:
     description: str = ""
     start_key: str | None = None
     fail_key: str | None = None
+    channels: tuple[str, ...] = ()
+    repeat: float | None = None  # remind every `repeat` while down
 
     def schedule_words(self) -> str:
         from heartfly.units import format_duration
@@ -65,6 +76,9 @@ class Config:
     path: Path
     server: ServerConfig
     checks: Mapping[str, CheckConfig] = field(default_factory=dict)
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+    smtp: SmtpConfig | None = None
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
 
 _SERVER_KEYS = {
@@ -78,7 +92,7 @@ _SERVER_KEYS = {
     "max_ping_age",
     "synchronous",
 }
-_DEFAULT_KEYS = {"grace", "timezone", "max_runtime", "min_runtime"}
+_DEFAULT_KEYS = {"grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat"}
 _CHECK_KEYS = {
     "key",
     "start_key",
@@ -90,8 +104,10 @@ _CHECK_KEYS = {
     "max_runtime",
     "min_runtime",
     "description",
+    "channels",
+    "repeat",
 }
-_TOP_KEYS = {"server", "defaults", "checks"}
+_TOP_KEYS = {"server", "defaults", "checks", "smtp", "channels", "alerts"}
 
 
 def load_config(path: Path) -> Config:
@@ -122,9 +138,19 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         if check is not None:
             checks[name] = check
     reader.unique_keys(server, checks)
+    smtp = parse_smtp(reader, data)
+    channels = parse_channels(reader, data, smtp)
+    alerts = parse_alerts(reader, data)
+    used = {
+        f"checks.{c.name}.channels" if "channels" in checks_table[c.name] else "defaults.channels": c.channels
+        for c in checks.values()
+    }
+    if "channels" in defaults and not checks:
+        used["defaults.channels"] = reader.strings(defaults, "defaults", "channels") or ()
+    check_routing(reader, channels, used)
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Config(path=path, server=server, checks=checks)
+    return Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts)
 
 
 class _Reader(Reader):
@@ -192,6 +218,8 @@ class _Reader(Reader):
         description = self.value(raw, where, "description", str) or ""
         start_key = self.value(raw, where, "start_key", str, _parse_key)
         fail_key = self.value(raw, where, "fail_key", str, _parse_key)
+        channels = self.strings(merged, where if "channels" in raw else "defaults", "channels") or ()
+        repeat = self.value(merged, where if "repeat" in raw else "defaults", "repeat", str, positive_duration)
         if len(self.problems) > before:
             return None
         return CheckConfig(
@@ -206,6 +234,8 @@ class _Reader(Reader):
             description=description,
             start_key=start_key,
             fail_key=fail_key,
+            channels=channels,
+            repeat=repeat,
         )
 
     def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:

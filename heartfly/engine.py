@@ -10,7 +10,7 @@ import asyncio
 import heapq
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,6 +19,7 @@ import aiosqlite
 from heartfly import states, store
 from heartfly.clock import Clock
 from heartfly.config import CheckConfig, Config
+from heartfly.notify import outbox
 from heartfly.states import CheckState, Event, Flip, Kind
 from heartfly.units import format_duration
 
@@ -69,6 +70,8 @@ class Engine:
         self._next_check_id = 1
         self._next_flip_id = 1
         self._next_ping_id = 1
+        self._next_outbox_id = 1
+        self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
         self._dirty: set[int] = set()  # checks whose state changed since their last checkpoint
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
         self.started_at = 0.0
@@ -88,6 +91,7 @@ class Engine:
         self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
         self._next_flip_id = await store.max_id(db, "flips") + 1
         self._next_ping_id = await store.max_id(db, "pings") + 1
+        self._next_outbox_id = await store.max_id(db, "outbox") + 1
         alive = await store.read_meta(db, "alive_at")
         clean = await store.read_meta(db, "clean_stop")
         checkpoint = int(await store.read_meta(db, "checkpoint") or 0)
@@ -130,11 +134,12 @@ class Engine:
             if check is None or ping.id <= check.ping_id:
                 continue  # a removed check, or already in its checkpoint
             event = Event(Kind(ping.kind), ping.at, ping.run_id, ping.exit_status)
-            check.state, flip = states.apply_event(check.config, check.state, event, ping.received_at)
+            old = check.state
+            check.state, flip = states.apply_event(check.config, old, event, ping.received_at)
             check.ping_id = ping.id
             replayed += 1
             if flip is not None:  # only if the config changed while stopped: record it like any other
-                self.writer.submit_nowait(store.Write(state=self._row(check), flip=self._flip_row(check, flip)))
+                self.writer.submit_nowait(self._change(check, flip, old))
         if replayed:
             log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
 
@@ -218,7 +223,8 @@ class Engine:
     def record(self, check: Check, ping: PingRecord) -> asyncio.Future[None]:
         """Apply a ping and queue its rows; the future resolves when they are committed."""
         now = self.clock.now()
-        new, flip = states.apply_event(check.config, check.state, ping.event, now)
+        old = check.state
+        new, flip = states.apply_event(check.config, old, ping.event, now)
         check.state = new
         check.ping_id = ping_id = self._next_ping_id
         self._next_ping_id += 1
@@ -243,20 +249,27 @@ class Engine:
         if flip is None:  # the ping row is the log; the state is checkpointed within ALIVE_EVERY
             self._dirty.add(check.id)
             return self.writer.submit(store.Write(ping=row))
-        # A change of status is checkpointed with its ping and its flip in one transaction.
-        return self.writer.submit(store.Write(ping=row, state=self._row(check), flip=self._flip_row(check, flip)))
+        # A change of status is checkpointed with its ping, its flip and its alerts in one transaction.
+        return self.writer.submit(self._change(check, flip, old, ping=row))
 
     async def pause(self, check: Check) -> None:
-        check.state, flip = states.pause(check.state, self.clock.now())
-        await self._commit_change(check, flip)
+        old = check.state
+        check.state, flip = states.pause(old, self.clock.now())
+        self._schedule(check)
+        await self.writer.submit(self._change(check, flip, old))
 
     async def resume(self, check: Check) -> None:
-        check.state, flip = states.resume(check.config, check.state, self.clock.now())
-        await self._commit_change(check, flip)
-
-    async def _commit_change(self, check: Check, flip: Flip | None) -> None:
+        old = check.state
+        check.state, flip = states.resume(check.config, old, self.clock.now())
         self._schedule(check)
-        await self.writer.submit(store.Write(state=self._row(check), flip=self._flip_row(check, flip)))
+        await self.writer.submit(self._change(check, flip, old))
+
+    def send_test_alert(self, channel: str) -> tuple[int, asyncio.Future[None]]:
+        """Queue a clearly marked test alert through the real outbox; returns its outbox id."""
+        outbox_id = self._next_outbox_id
+        self._next_outbox_id += 1
+        row = outbox.test_row(outbox_id, channel, self.clock.now(), self.config.alerts)
+        return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self.on_alerts))
 
     def _row(self, check: Check) -> store.StateRow:
         self._dirty.discard(check.id)
@@ -274,11 +287,31 @@ class Engine:
         mark = store.meta_statement("checkpoint", str(self._next_ping_id - 1))
         self.writer.submit_nowait(store.Write(statements=[mark]))
 
-    def _flip_row(self, check: Check, flip: Flip | None) -> store.FlipRow | None:
+    def _change(
+        self, check: Check, flip: Flip | None, old: CheckState, ping: store.PingRow | None = None
+    ) -> store.Write:
+        """The rows of a change: checkpointed state, flip row and alert rows, written together."""
+        write = store.Write(ping=ping, state=self._row(check))
         if flip is None:
-            return None
-        flip_id = self._next_flip_id
-        self._next_flip_id += 1
+            return write
+        flip_id = None if flip.reminder else self._next_flip_id
+        if flip_id is not None:
+            self._next_flip_id += 1
+            write.flip = self._flip_row(check, flip, flip_id)
+        else:
+            log.info("check %s: still %s, reminding", check.name, flip.new.value)
+        facts = outbox.payload(check.config, flip, old, check.state, flip_id=flip_id, ping_id=check.ping_id)
+        config = self.config
+        rows = outbox.rows_for(
+            check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id
+        )
+        if rows:
+            self._next_outbox_id += len(rows)
+            write.outbox = rows
+            write.on_commit = self.on_alerts
+        return write
+
+    def _flip_row(self, check: Check, flip: Flip, flip_id: int) -> store.FlipRow:
         reason = f" ({flip.reason.value})" if flip.reason else ""
         late = "" if flip.deadline is None else f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
         detail = f": {flip.detail}" if flip.detail else ""
@@ -356,11 +389,11 @@ class Engine:
                 log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
                 self._push(check, now + RETRY_BROKEN_CHECK)
                 continue
-            check.state = new
+            old, check.state = check.state, new
             if flip is not None:
                 changed += 1
             self._schedule(check)
-            self.writer.submit_nowait(store.Write(state=self._row(check), flip=self._flip_row(check, flip)))
+            self.writer.submit_nowait(self._change(check, flip, old))
         return changed
 
     async def run_timer(self) -> None:

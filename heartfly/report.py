@@ -11,7 +11,7 @@ from heartfly import store
 from heartfly.config import CheckConfig, Config
 from heartfly.states import initial_state
 from heartfly.units import format_duration
-from heartfly.views import check_summary
+from heartfly.views import check_summary, iso
 
 
 def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
@@ -79,6 +79,66 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
             continue  # added to the file after the server last loaded it
         items.append(check_summary(check, row.state))
     return items, float(alive) if alive else None
+
+
+async def read_history(config: Config, name: str, limit: int) -> str:
+    """A check's story from the database; raises KeyError for an unknown name."""
+    path = config.server.database
+    if not path.exists():
+        raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
+    db = await store.connect(path)
+    try:
+        row = next((r for r in await store.read_checks(db) if r.name == name), None)
+        if row is None:
+            raise KeyError(name)
+        flips = await store.read_flips(db, row.id, limit)
+        alerts = await store.read_alerts(db, row.id, limit)
+        pings = await store.read_pings(db, row.id, limit)
+    finally:
+        await db.close()
+    cfg = config.checks.get(name)
+    st = row.state
+    lines = [
+        f"{name}: {st.status.value}" + (f" ({st.reason.value})" if st.reason and st.status.value == "down" else "")
+    ]
+    if cfg is None:
+        lines.append("  (no longer in the config)")
+    else:
+        lines.append(f"  {cfg.schedule_words()}, grace {format_duration(cfg.grace)}")
+    lines += ["", "State changes (newest first):"]
+    lines += [f"  {_t(f['at'])}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")
+              + (f": {f['detail']}" if f["detail"] else "") for f in flips] or ["  none"]  # fmt: skip
+    lines += ["", "Alerts (newest first):"]
+    for alert in alerts:
+        lines.append(f"  {_t(alert['created_at'])}  {alert['event']} via {alert['channel']}: {alert['status']}"
+                     f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
+        lines.append(format_attempts(alert["attempt_log"], indent="      "))
+    if not alerts:
+        lines.append("  none")
+    lines += ["", "Pings (newest first):"]
+    for ping in pings:
+        body = " ".join(str(ping["body"]).split())
+        body = body if len(body) <= 60 else body[:59] + "…"
+        extra = f" exit {ping['exit_status']}" if ping["exit_status"] is not None else ""
+        lines.append(f"  {_t(ping['at'])}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip())
+    if not pings:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ") -> str:
+    if not attempts:
+        return f"{indent}no attempt yet"
+    out = []
+    for a in attempts:
+        at = a["at"] if isinstance(a["at"], str) else _t(a["at"])
+        error = f": {a['error']}" if a["error"] else ""
+        out.append(f"{indent}{at}  {a['outcome']} in {1000 * a['duration']:.0f} ms{error}")
+    return "\n".join(out)
+
+
+def _t(ts: float | None) -> str:
+    return "-" if ts is None else _short(iso(ts))
 
 
 def format_status(items: list[dict[str, Any]], alive_at: float | None, now: float) -> str:

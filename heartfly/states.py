@@ -70,6 +70,7 @@ class CheckState:
     last_exit_status: int | None = None
     failures: int = 0  # consecutive
     runs: dict[str, float] = field(default_factory=dict)  # open runs: run id -> start
+    alerted_at: float | None = None  # the last down alert or reminder, while down
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies recursively, and this runs for every ping.
@@ -91,6 +92,7 @@ class CheckState:
             self.status, self.reason, self.changed_at, self.watched_from, self.anchor, self.due_at,
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
+            self.alerted_at,
         )  # fmt: skip
 
 
@@ -107,6 +109,7 @@ class Flip:
     reason: Reason | None
     deadline: float | None  # the deadline that caused it, for timer-made flips
     detail: str
+    reminder: bool = False  # not a change: still down, reminded after `repeat`
 
     @property
     def is_down(self) -> bool:
@@ -116,10 +119,15 @@ class Flip:
     def is_recovery(self) -> bool:
         return self.old is Status.DOWN and self.new not in (Status.DOWN, Status.PAUSED)
 
+    @property
+    def alerts(self) -> bool:
+        """Down, recovery and reminders are told to the check's channels; other changes are not."""
+        return self.reminder or self.is_down or self.is_recovery
+
 
 class Deadline(NamedTuple):
     at: float
-    kind: str  # "late", "missed" or "overrun"
+    kind: str  # "late", "missed", "overrun" or "remind"
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
@@ -129,8 +137,12 @@ def initial_state(check: CheckConfig, now: float) -> CheckState:
 
 
 def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
-    """The next instant at which time alone changes this check's status."""
-    if st.status in (Status.DOWN, Status.PAUSED):
+    """The next instant at which time alone changes this check's status (or reminds of it)."""
+    if st.status is Status.DOWN:
+        if check.repeat is None or st.alerted_at is None:
+            return None
+        return Deadline(st.alerted_at + check.repeat, "remind")
+    if st.status is Status.PAUSED:
         return None
     best: Deadline | None = None
     if st.status is Status.LATE:
@@ -270,6 +282,9 @@ def _fire_due(check: CheckConfig, st: CheckState, now: float) -> Deadline | None
         if deadline is None or deadline.at > now:
             break
         last = deadline
+        if deadline.kind == "remind":
+            st.alerted_at = now
+            break  # one reminder per firing, however long the server was away
         if deadline.kind == "late":
             _set_status(st, Status.LATE, None, now)
         elif deadline.kind == "missed":
@@ -284,6 +299,8 @@ def _fire_due(check: CheckConfig, st: CheckState, now: float) -> Deadline | None
 
 def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
     if old.status is new.status:
+        if fired is not None and fired.kind == "remind":
+            return Flip(now, old.status, new.status, new.reason, fired.at, "still down", reminder=True)
         return None
     if fired is not None and new.status is Status.DOWN:
         detail = _timer_words(fired, new)
@@ -306,6 +323,7 @@ def _timer_words(fired: Deadline, st: CheckState) -> str:
 def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float) -> None:
     if st.status is not status:
         st.changed_at = at
+        st.alerted_at = at if status is Status.DOWN else None
     st.status, st.reason = status, reason
 
 

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,35 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE checks ADD COLUMN state_ping_id INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3: alerts: an outbox row per (transition, channel), written with the transition; every attempt
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL,
+        check_id INTEGER REFERENCES checks(id),
+        channel TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'pending',
+        done_at REAL,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
+    CREATE INDEX outbox_by_check ON outbox(check_id, id);
+    CREATE TABLE alert_attempts (
+        id INTEGER PRIMARY KEY,
+        outbox_id INTEGER NOT NULL REFERENCES outbox(id),
+        at REAL NOT NULL,
+        duration REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        error TEXT
+    );
+    CREATE INDEX attempts_by_outbox ON alert_attempts(outbox_id, id);
+    """,
 ]
 
 INSERT_PING = (
@@ -81,10 +111,15 @@ INSERT_PING = (
 )
 INSERT_FLIP = "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail) VALUES (?,?,?,?,?,?,?,?)"
 UPDATE_STATE = "UPDATE checks SET state = ?, state_ping_id = ? WHERE id = ?"
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?)"
+)
 SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
 PingRow = tuple[int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str]
 FlipRow = tuple[int, int, float, str, str, str | None, float | None, str]
+OutboxRow = tuple[int, str, int | None, str, str, str, float, float, float]
 
 
 class StoreError(Exception):
@@ -111,6 +146,8 @@ class Write:
     state: StateRow | None = None
     flip: FlipRow | None = None
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    on_commit: Callable[[], None] | None = None  # called in the event loop once committed
 
 
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
@@ -246,6 +283,9 @@ class Writer:
             for _, fut in batch:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
+            for write in writes:
+                if write.on_commit is not None:
+                    write.on_commit()
 
     def _fail(
         self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
@@ -254,7 +294,10 @@ class Writer:
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self.failing = True
         # Keep state, flips and bookkeeping; a ping whose client was told 503 is not kept.
-        self._carry = [Write(state=w.state, flip=w.flip, statements=w.statements) for w in writes]
+        self._carry = [
+            Write(state=w.state, flip=w.flip, statements=w.statements, outbox=w.outbox, on_commit=w.on_commit)
+            for w in writes
+        ]
         for _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_exception(StoreError(str(exc)))
@@ -278,6 +321,9 @@ class Writer:
                 _insert_pings(conn, pings)
             if flips:
                 conn.executemany(INSERT_FLIP, flips)
+            outbox = [row for w in writes for row in w.outbox]
+            if outbox:
+                conn.executemany(INSERT_OUTBOX, outbox)
             if states:
                 rows = [(encode_state(r.state), r.ping_id, r.check_id) for r in states.values()]
                 conn.executemany(UPDATE_STATE, rows)
@@ -409,6 +455,102 @@ async def read_downtimes(db: aiosqlite.Connection, limit: int = 20) -> list[dict
     async with db.execute(sql, (limit,)) as cur:
         rows = await cur.fetchall()
     return [{"stopped_at": r[0], "started_at": r[1], "clean": bool(r[2])} for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    key: str
+    check_id: int | None
+    channel: str
+    event: str
+    payload: dict[str, Any]
+    created_at: float
+    expires_at: float
+    next_attempt_at: float
+    attempts: int
+
+
+_OUTBOX_COLUMNS = "id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at, attempts"
+
+
+async def read_due_alerts(db: aiosqlite.Connection, now: float, limit: int = 1000) -> list[OutboxItem]:
+    sql = (
+        f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"  # noqa: S608
+        " ORDER BY next_attempt_at, id LIMIT ?"
+    )
+    async with db.execute(sql, (now, limit)) as cur:
+        rows = await cur.fetchall()
+    return [
+        OutboxItem(
+            id=r[0], key=r[1], check_id=r[2], channel=r[3], event=r[4], payload=json.loads(r[5]),
+            created_at=r[6], expires_at=r[7], next_attempt_at=r[8], attempts=r[9],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def next_alert_after(db: aiosqlite.Connection, now: float) -> float | None:
+    """When the next pending alert that is not due yet becomes due."""
+    sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"
+    async with db.execute(sql, (now,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+async def read_alerts(db: aiosqlite.Connection, check_id: int | None, limit: int = 50) -> list[dict[str, Any]]:
+    """A check's alerts (or the test alerts, check_id None), newest first, each with its attempts."""
+    columns = "SELECT id, key, channel, event, created_at, status, attempts, done_at, last_error, next_attempt_at"
+    params: tuple[Any, ...]
+    if check_id is None:
+        sql, params = columns + " FROM outbox WHERE check_id IS NULL ORDER BY id DESC LIMIT ?", (limit,)
+    else:
+        sql, params = columns + " FROM outbox WHERE check_id = ? ORDER BY id DESC LIMIT ?", (check_id, limit)
+    async with db.execute(sql, params) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
+    alerts = [dict(zip(keys, row, strict=True)) for row in rows]
+    for alert in alerts:
+        alert["attempt_log"] = await read_attempts(db, alert["id"])
+    return alerts
+
+
+async def read_attempts(db: aiosqlite.Connection, outbox_id: int) -> list[dict[str, Any]]:
+    sql = "SELECT at, duration, outcome, error FROM alert_attempts WHERE outbox_id = ? ORDER BY id"
+    async with db.execute(sql, (outbox_id,)) as cur:
+        rows = await cur.fetchall()
+    return [{"at": r[0], "duration": r[1], "outcome": r[2], "error": r[3]} for r in rows]
+
+
+async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | None:
+    sql = "SELECT id, at, kind, exit_status, run_id, body, source FROM pings WHERE id = ?"
+    async with db.execute(sql, (ping_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source"), row, strict=True))
+
+
+def attempt_statements(
+    item_id: int, at: float, duration: float, outcome: str, error: str | None, next_attempt_at: float | None
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """Record one delivery attempt and move its outbox row on (sent, failed, expired or retry later)."""
+    record = (
+        "INSERT INTO alert_attempts (outbox_id, at, duration, outcome, error) VALUES (?, ?, ?, ?, ?)",
+        (item_id, at, duration, outcome, error),
+    )
+    update: tuple[str, tuple[Any, ...]]
+    if outcome == "retry":
+        update = (
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (next_attempt_at, error, item_id),
+        )
+    else:
+        update = (
+            "UPDATE outbox SET attempts = attempts + 1, status = ?, done_at = ?, last_error = ? WHERE id = ?",
+            (outcome, at, error, item_id),
+        )
+    return [record, update]
 
 
 def prune_statement(check_id: int, keep: int) -> tuple[str, tuple[Any, ...]]:

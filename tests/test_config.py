@@ -51,8 +51,10 @@ def test_the_example_config_is_valid_and_shows_every_key() -> None:
     assert config.checks["user-sync"].every == 900
     text = path.read_text()
     from heartfly.config import _CHECK_KEYS, _DEFAULT_KEYS, _SERVER_KEYS
+    from heartfly.config_alerts import _ALERT_KEYS, _CHANNEL_KEYS, _SMTP_KEYS
 
-    for key in _SERVER_KEYS | _DEFAULT_KEYS | _CHECK_KEYS:
+    channel_keys = set().union(*_CHANNEL_KEYS.values())
+    for key in _SERVER_KEYS | _DEFAULT_KEYS | _CHECK_KEYS | _SMTP_KEYS | _ALERT_KEYS | channel_keys:
         assert f"{key} =" in text or f"{key} = " in text, key
 
 

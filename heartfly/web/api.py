@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -83,6 +84,36 @@ async def check_flips(request: web.Request) -> web.Response:
 
 
 @authorized
+async def check_alerts(request: web.Request) -> web.Response:
+    """The check's alerts, newest first, each with every delivery attempt."""
+    check = _check(request)
+    reader = request.app[RUNTIME].reader
+    assert reader is not None
+    alerts = await store.read_alerts(reader, check.id, _limit(request))
+    return web.json_response([_alert_times(a) for a in alerts])
+
+
+@authorized
+async def test_channel(request: web.Request) -> web.Response:
+    """Send a clearly marked test through the real outbox and report the first attempt's outcome."""
+    rt = request.app[RUNTIME]
+    name = request.match_info["name"]
+    if name not in rt.config.channels:
+        return json_error(404, f'no channel "{name}"')
+    outbox_id, committed = rt.engine.send_test_alert(name)
+    await committed
+    reader = rt.reader
+    assert reader is not None
+    deadline = rt.clock.now() + rt.config.alerts.timeout + 5
+    while True:
+        alert = next(a for a in await store.read_alerts(reader, None, 50) if a["id"] == outbox_id)
+        if alert["attempt_log"] or rt.clock.now() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    return web.json_response(_alert_times(alert))
+
+
+@authorized
 async def pause_check(request: web.Request) -> web.Response:
     check = _check(request)
     await request.app[RUNTIME].engine.pause(check)
@@ -114,6 +145,11 @@ def _limit(request: web.Request) -> int:
         raise web.HTTPBadRequest(
             text='{"error": "limit must be an integer"}', content_type="application/json"
         ) from None
+
+
+def _alert_times(alert: dict[str, Any]) -> dict[str, Any]:
+    attempts = [_times(a, "at") for a in alert["attempt_log"]]
+    return {**_times(alert, "created_at", "done_at", "next_attempt_at"), "attempt_log": attempts}
 
 
 def _times(row: dict[str, Any], *keys: str) -> dict[str, Any]:

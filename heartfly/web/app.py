@@ -7,12 +7,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
-from heartfly import store
+from heartfly import __version__, store
 from heartfly.clock import Clock, SystemClock
 from heartfly.config import Config
 from heartfly.engine import Engine
+from heartfly.notify.dispatcher import Dispatcher
 from heartfly.web import api, pings
 from heartfly.web.runtime import RUNTIME, Runtime, load_token
 
@@ -24,6 +26,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[RUNTIME] = Runtime(config=config, clock=clock or SystemClock())
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
+    app.cleanup_ctx.append(_dispatcher)
     r = app.router
     r.add_route("*", "/ping/{tail:.+}", pings.ping)
     r.add_route("*", "/api/v1/heartbeat/{key}", pings.heartbeat)
@@ -31,6 +34,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r.add_get("/api/v1/checks/{name}", api.get_check)
     r.add_get("/api/v1/checks/{name}/pings", api.check_pings)
     r.add_get("/api/v1/checks/{name}/flips", api.check_flips)
+    r.add_get("/api/v1/checks/{name}/alerts", api.check_alerts)
+    r.add_post("/api/v1/channels/{name}/test", api.test_channel)
     r.add_post("/api/v1/checks/{name}/pause", api.pause_check)
     r.add_post("/api/v1/checks/{name}/resume", api.resume_check)
     r.add_get("/livez", api.livez)
@@ -74,6 +79,21 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     await engine.mark_stopped()
 
 
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    rt = app[RUNTIME]
+    assert rt.writer is not None and rt.reader is not None
+    async with aiohttp.ClientSession(headers={"User-Agent": f"heartfly/{__version__}"}) as session:
+        dispatcher = Dispatcher(rt.config, rt.clock, rt.writer, rt.reader, session)
+        rt.dispatcher = dispatcher
+        rt.engine.on_alerts = dispatcher.wake
+        task = asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await dispatcher.stop()
+
+
 async def reload(app: web.Application, config: Config) -> None:
     """Switch a running app to a new, already validated config."""
     rt = app[RUNTIME]
@@ -87,4 +107,6 @@ async def reload(app: web.Application, config: Config) -> None:
         log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
     rt.token = load_token(config.server.api_token_file)
     rt.config = config
+    if rt.dispatcher is not None:
+        rt.dispatcher.config = config
     await rt.engine.apply_config(config)

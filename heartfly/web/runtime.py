@@ -14,6 +14,7 @@ from aiohttp import web
 from heartfly.clock import Clock
 from heartfly.config import Config
 from heartfly.engine import Engine
+from heartfly.notify.dispatcher import Dispatcher
 from heartfly.store import Writer
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class Runtime:
     token: str | None = None
     reader: aiosqlite.Connection | None = None
     writer: Writer | None = None
+    dispatcher: Dispatcher | None = None
     _engine: Engine | None = field(default=None, repr=False)
 
     @property

@@ -1,0 +1,11 @@
+"""Alerts: what they say (message), how each channel kind sends them, and the dispatcher."""
+
+from __future__ import annotations
+
+
+class DeliveryError(Exception):
+    """A failed attempt that may succeed later (server down, timeout, 5xx, 429)."""
+
+
+class PermanentError(DeliveryError):
+    """A failed attempt that will fail the same way again (rejected recipient, 4xx): no retries."""

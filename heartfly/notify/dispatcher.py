@@ -1,0 +1,157 @@
+"""Delivers the outbox: at least once, with retries, one attempt row per try.
+
+Each due outbox row gets a task of its own behind a per-channel semaphore, so a hung webhook
+never delays email. An attempt that fails for a reason that may pass (timeout, 5xx, server down)
+is retried with capped exponential backoff and jitter until its row expires; a permanent failure
+(4xx, refused recipient) stops at once. Restarts lose nothing: the rows wait in SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import aiosqlite
+
+from heartfly import store
+from heartfly.clock import Clock
+from heartfly.config import Config
+from heartfly.config_alerts import ChannelConfig
+from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, webhook
+from heartfly.notify.message import Alert
+
+log = logging.getLogger(__name__)
+
+SAFETY_POLL = 30.0  # seconds: wake up at least this often, whatever the wake-ups said
+
+Sender = Callable[["Dispatcher", ChannelConfig, Alert], Awaitable[None]]
+
+
+async def _email(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+    assert d.config.smtp is not None  # config validation requires [smtp] for email channels
+    await email.send(d.config.smtp, channel, alert)
+
+
+async def _webhook(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+    await webhook.send(d.session, channel, alert)
+
+
+async def _apprise(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+    await apprise_channel.send(channel, alert)
+
+
+SENDERS: dict[str, Sender] = {"email": _email, "webhook": _webhook, "apprise": _apprise}
+
+
+def backoff(attempt: int, initial: float, most: float, rng: random.Random) -> float:
+    """Seconds before retry number `attempt` (1-based): doubling, capped, with jitter in [0.5, 1]."""
+    return min(most, initial * 2.0 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        writer: store.Writer,
+        reader: aiosqlite.Connection,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.writer = writer
+        self.reader = reader
+        self.session = session
+        self.outcomes: Counter[tuple[str, str]] = Counter()  # (channel, outcome) -> attempts
+        self._wake = asyncio.Event()
+        self._in_flight: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._rng = random.Random()  # jitter, not secrets
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self.clock.now()
+            for item in await store.read_due_alerts(self.reader, now):
+                if item.id not in self._in_flight:
+                    self._in_flight.add(item.id)
+                    task = asyncio.create_task(self._attempt(item), name=f"heartfly-alert-{item.id}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            upcoming = await store.next_alert_after(self.reader, now)
+            delay = SAFETY_POLL if upcoming is None else min(SAFETY_POLL, max(0.0, upcoming - self.clock.now()))
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        """Cancel attempts in flight; their rows stay pending and are sent after the next start."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _attempt(self, item: store.OutboxItem) -> None:
+        try:
+            limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.config.alerts.concurrency))
+            async with limit:
+                await self._deliver(item)
+        finally:
+            self._in_flight.discard(item.id)
+            self.wake()
+
+    async def _deliver(self, item: store.OutboxItem) -> None:
+        started = self.clock.now()
+        channel = self.config.channels.get(item.channel)
+        timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
+        outcome, error = "sent", None
+        if started > item.expires_at:
+            outcome, error = "expired", "expired before it could be sent"
+        elif channel is None:
+            outcome, error = "failed", f'channel "{item.channel}" is no longer in the config'
+        else:
+            try:
+                alert = await self._alert(item)
+                async with asyncio.timeout(timeout):
+                    await SENDERS[channel.type](self, channel, alert)
+            except PermanentError as exc:
+                outcome, error = "failed", str(exc)
+            except DeliveryError as exc:
+                outcome, error = "retry", str(exc)
+            except TimeoutError:
+                outcome, error = "retry", f"no answer within {timeout:g} s"
+            except Exception as exc:  # a sender bug must not lose the alert: logged, retried
+                log.exception("alert %s via %s: unexpected error", item.key, item.channel)
+                outcome, error = "retry", f"{exc.__class__.__name__}: {exc}"
+        ended = self.clock.now()
+        next_at = None
+        if outcome == "retry":
+            alerts = self.config.alerts
+            next_at = ended + backoff(item.attempts + 1, alerts.retry_initial, alerts.retry_max, self._rng)
+            if next_at > item.expires_at:
+                outcome, next_at = "expired", None
+        self.outcomes[(item.channel, outcome)] += 1
+        level = logging.INFO if outcome == "sent" else logging.WARNING
+        more = f": {error}" if error else ""
+        retry = f"; next try in {next_at - ended:.1f} s" if next_at is not None else ""
+        log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s", item.key, item.event, item.channel,
+                outcome if outcome != "retry" else "failed", item.attempts + 1, more, retry)  # fmt: skip
+        statements = store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
+        await self.writer.submit(store.Write(statements=statements))
+
+    async def _alert(self, item: store.OutboxItem) -> Alert:
+        ping_id = item.payload.get("last_ping_id")
+        last_ping = await store.read_ping(self.reader, int(ping_id)) if ping_id else None
+        name = item.payload.get("check")
+        base = self.config.server.public_url
+        link = f"{base}/checks/{name}" if name else base
+        return Alert(key=item.key, event=item.event, payload=item.payload, last_ping=last_ping, link=link)

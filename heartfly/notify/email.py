@@ -1,0 +1,61 @@
+"""The email channel: aiosmtplib with the [smtp] settings; plain-text and HTML parts."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import aiosmtplib
+
+from heartfly.config_alerts import ChannelConfig, SmtpConfig
+from heartfly.notify import DeliveryError, PermanentError
+from heartfly.notify.message import Alert, html_body, subject, text
+
+# 5xx replies that a fixed config or a recovered server may still turn into a success.
+_RETRYABLE_5XX = {530, 534, 535, 538}  # authentication: the operator may fix the password file
+
+
+def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject(alert)
+    msg["From"] = smtp.sender
+    msg["To"] = ", ".join(channel.to)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(idstring=alert.key.replace("-", "."), domain="heartfly")
+    msg["X-Heartfly-Alert"] = alert.key
+    msg.set_content(text(alert))
+    msg.add_alternative(html_body(alert), subtype="html")
+    return msg
+
+
+async def send(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> None:
+    try:
+        errors, _ = await aiosmtplib.send(
+            build(smtp, channel, alert),
+            hostname=smtp.host,
+            port=smtp.port,
+            username=smtp.username,
+            password=smtp.password,
+            use_tls=smtp.security == "tls",
+            start_tls=smtp.security == "starttls",
+            timeout=smtp.timeout,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        raise PermanentError(f"every recipient was refused: {_refusals(exc.recipients)}") from None
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        raise DeliveryError(
+            f"SMTP login failed ({exc.code} {exc.message}): check smtp.username/password_file"
+        ) from None
+    except aiosmtplib.SMTPResponseException as exc:
+        error = f"SMTP server said {exc.code} {exc.message}"
+        if 500 <= exc.code < 600 and exc.code not in _RETRYABLE_5XX:
+            raise PermanentError(error) from None
+        raise DeliveryError(error) from None
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(f"cannot reach SMTP server {smtp.host}:{smtp.port}: {exc}") from None
+    if errors:  # some recipients took it, some refused: the refused ones will refuse again
+        raise PermanentError(f"delivered, but refused for: {', '.join(f'{r} ({e.code})' for r, e in errors.items())}")
+
+
+def _refusals(recipients: list[aiosmtplib.SMTPRecipientRefused]) -> str:
+    return ", ".join(f"{r.recipient} ({r.code} {r.message})" for r in recipients)

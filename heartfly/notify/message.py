@@ -1,0 +1,168 @@
+"""What an alert says, rendered for each medium. Pure: every fact comes from the outbox payload."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+from heartfly.units import format_duration
+from heartfly.views import iso
+
+SCHEMA_VERSION = 1
+TAIL = 500  # characters of the last ping's message quoted in an alert
+
+_REASONS = {
+    "missed": "did not run: no ping arrived by its deadline",
+    "failed": "failed",
+    "overrun": "ran too long: still running past its max_runtime",
+    "too_fast": "finished too fast: sooner than its min_runtime",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    key: str  # idempotency key: the same for every attempt of this message
+    event: str  # down | recovery | reminder | test
+    payload: dict[str, Any]
+    last_ping: dict[str, Any] | None
+    link: str
+
+    @property
+    def check(self) -> str:
+        return str(self.payload.get("check", ""))
+
+    def headline(self) -> str:
+        p = self.payload
+        if self.event == "test":
+            return f"Heartfly test alert for channel {p.get('channel', '')}: delivery works"
+        if self.event == "recovery":
+            return f"{self.check} is back {p.get('state', 'up')}"
+        words = _REASONS.get(str(p.get("reason")), "is down")
+        if p.get("reason") == "failed" and p.get("exit_status") not in (None, 0):
+            words = f"failed with exit status {p['exit_status']}"
+        prefix = "Still down: " if self.event == "reminder" else ""
+        return f"{prefix}{self.check} {words}"
+
+    def facts(self) -> list[tuple[str, str]]:
+        """(label, value) lines, in the order a person reads them."""
+        p = self.payload
+        if self.event == "test":
+            return [("Sent", _when(p.get("at"))), ("Channel", str(p.get("channel", "")))]
+        lines = [("Check", self.check)]
+        if p.get("description"):
+            lines.append(("Description", str(p["description"])))
+        lines.append(("Schedule", str(p.get("schedule", ""))))
+        if self.event == "recovery":
+            lines.append(("Recovered at", _when(p.get("at"))))
+            if p.get("down_for") is not None:
+                lines.append(("Was down for", format_duration(float(p["down_for"]))))
+        else:
+            lines.append(("State", f"{p.get('state')} ({p.get('reason')})" if p.get("reason") else str(p.get("state"))))
+            if p.get("detail"):
+                lines.append(("What happened", str(p["detail"])))
+            lines.append(("Noticed at", _when(p.get("at"))))
+            lines.append(("Was due", _when(p.get("due_at"))))
+            if p.get("down_since") is not None and self.event == "reminder":
+                lines.append(("Down since", _when(p.get("down_since"))))
+        if p.get("duration") is not None:
+            lines.append(("Run duration", format_duration(float(p["duration"]))))
+        ping = self.last_ping
+        if ping is None:
+            lines.append(("Last ping", "none yet" if p.get("last_ping_id") is None else "no longer stored"))
+        else:
+            source = f" from {ping['source']}" if ping.get("source") else ""
+            lines.append(("Last ping", f"{ping['kind']} at {_when(ping['at'])}{source}"))
+        lines.append(("Link", self.link))
+        return lines
+
+    def message_tail(self) -> str:
+        body = str((self.last_ping or {}).get("body") or "")
+        return body if len(body) <= TAIL else "…" + body[-TAIL:]
+
+
+def subject(alert: Alert) -> str:
+    tag = {"down": "DOWN", "recovery": "UP", "reminder": "DOWN", "test": "TEST"}.get(alert.event, alert.event)
+    return f"[{tag}] {alert.headline()}"
+
+
+def text(alert: Alert) -> str:
+    lines = [alert.headline(), ""]
+    lines += [f"{label}: {value}" for label, value in alert.facts()]
+    tail = alert.message_tail()
+    if tail:
+        lines += ["", "Last ping's message (tail):", tail]
+    return "\n".join(lines) + "\n"
+
+
+def html_body(alert: Alert) -> str:
+    """Everything from a ping is escaped: a message is data, never markup."""
+    e = html.escape
+    rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in alert.facts() if k != "Link")
+    tail = alert.message_tail()
+    quoted = f"<p>Last ping's message (tail):</p><pre>{e(tail)}</pre>" if tail else ""
+    return (
+        f"<html><body><h2>{e(alert.headline())}</h2><table>{rows}</table>{quoted}"
+        f"<p><a href='{e(alert.link, quote=True)}'>Open {e(alert.check or 'Heartfly')}</a></p></body></html>"
+    )
+
+
+def webhook_json(alert: Alert) -> dict[str, Any]:
+    """The documented webhook body (docs/alerts.md), version 1."""
+    p = alert.payload
+    ping = alert.last_ping
+    return {
+        "version": SCHEMA_VERSION,
+        "id": alert.key,
+        "event": alert.event,
+        "summary": alert.headline(),
+        "check": {"name": alert.check, "description": p.get("description", ""), "url": alert.link},
+        "state": p.get("state"),
+        "previous_state": p.get("previous_state"),
+        "reason": p.get("reason"),
+        "detail": p.get("detail"),
+        "at": iso(p.get("at")),
+        "due_at": iso(p.get("due_at")),
+        "down_since": iso(p.get("down_since")),
+        "down_for_seconds": p.get("down_for"),
+        "run_duration_seconds": p.get("duration"),
+        "exit_status": p.get("exit_status"),
+        "last_ping": None
+        if ping is None
+        else {
+            "at": iso(ping["at"]),
+            "kind": ping["kind"],
+            "source": ping.get("source"),
+            "exit_status": ping.get("exit_status"),
+            "run_id": ping.get("run_id"),
+            "message_tail": alert.message_tail(),
+        },
+    }
+
+
+def slack_json(alert: Alert) -> dict[str, Any]:
+    # Slack and Mattermost read "text"; mrkdwn needs &, < and > escaped.
+    body = text(alert).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {"text": body}
+
+
+def discord_json(alert: Alert) -> dict[str, Any]:
+    body = text(alert)
+    return {"content": body[:1990], "allowed_mentions": {"parse": []}}
+
+
+def ntfy_request(alert: Alert) -> tuple[bytes, dict[str, str]]:
+    priority = {"down": "high", "reminder": "high", "recovery": "default", "test": "low"}.get(alert.event, "default")
+    tags = {"down": "rotating_light", "reminder": "rotating_light", "recovery": "white_check_mark"}.get(alert.event, "")
+    headers = {"Title": _header(subject(alert)), "Priority": priority, "Click": alert.link}
+    if tags:
+        headers["Tags"] = tags
+    return text(alert).encode("utf-8"), headers
+
+
+def _header(value: str) -> str:
+    return value.encode("ascii", "replace").decode("ascii")[:250]
+
+
+def _when(ts: Any) -> str:
+    return iso(float(ts)) or "-" if ts is not None else "-"

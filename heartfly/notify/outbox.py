@@ -1,0 +1,78 @@
+"""Which channels hear of a transition, and the facts each outbox row carries. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from heartfly.config import CheckConfig
+from heartfly.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.states import CheckState, Flip, Status
+from heartfly.store import OutboxRow
+
+
+def event_of(flip: Flip) -> str | None:
+    if flip.reminder:
+        return "reminder"
+    if flip.is_down:
+        return "down"
+    if flip.is_recovery:
+        return "recovery"
+    return None
+
+
+def payload(
+    cfg: CheckConfig, flip: Flip, old: CheckState, new: CheckState, *, flip_id: int | None, ping_id: int
+) -> dict[str, Any]:
+    """The facts of a transition, frozen when it happens (the last ping's body is read at send time)."""
+    down_since = new.changed_at if new.status is Status.DOWN else None
+    return {
+        "check": cfg.name,
+        "description": cfg.description,
+        "schedule": cfg.schedule_words(),
+        "transition_id": flip_id,
+        "state": flip.new.value,
+        "previous_state": flip.old.value,
+        "reason": flip.reason.value if flip.reason and flip.new is Status.DOWN else None,
+        "detail": flip.detail,
+        "at": flip.at,
+        "deadline": flip.deadline,
+        "due_at": new.due_at + new.slack,
+        "down_since": down_since,
+        "down_for": flip.at - old.changed_at if flip.is_recovery else None,
+        "duration": new.last_duration,
+        "exit_status": new.last_exit_status,
+        "last_ping_id": ping_id or None,
+    }
+
+
+def rows_for(
+    cfg: CheckConfig,
+    check_id: int,
+    flip: Flip,
+    facts: dict[str, Any],
+    channels: Mapping[str, ChannelConfig],
+    alerts: AlertsConfig,
+    first_id: int,
+) -> list[OutboxRow]:
+    """One outbox row per channel that wants this event; ids from `first_id` on."""
+    event = event_of(flip)
+    if event is None:
+        return []
+    # The Idempotency-Key: a transition's id, or for a reminder the check and the moment.
+    key = f"reminder-{check_id}-{int(flip.at * 1000)}" if event == "reminder" else f"flip-{facts['transition_id']}"
+    text = json.dumps(facts, separators=(",", ":"))
+    rows: list[OutboxRow] = []
+    for name in cfg.channels:
+        channel = channels.get(name)
+        if channel is None or (event == "recovery" and not channel.recovery):
+            continue
+        outbox_id = first_id + len(rows)
+        rows.append((outbox_id, key, check_id, name, event, text, flip.at, flip.at + alerts.expire_after, flip.at))
+    return rows
+
+
+def test_row(outbox_id: int, channel: str, now: float, alerts: AlertsConfig) -> OutboxRow:
+    facts = json.dumps({"channel": channel, "at": now})
+    return (outbox_id, f"test-{outbox_id}", None, channel, "test", facts, now, now + alerts.expire_after, now)

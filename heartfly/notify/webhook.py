@@ -1,0 +1,45 @@
+"""The webhook channel: a JSON POST (documented schema, Idempotency-Key), or a chat-tool preset."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from heartfly import __version__
+from heartfly.config_alerts import ChannelConfig
+from heartfly.notify import DeliveryError, PermanentError
+from heartfly.notify.message import Alert, discord_json, ntfy_request, slack_json, webhook_json
+
+
+def request_for(channel: ChannelConfig, alert: Alert) -> tuple[bytes, dict[str, str]]:
+    """The body and headers this channel's format sends."""
+    headers = {"User-Agent": f"heartfly/{__version__}", "Idempotency-Key": alert.key}
+    if channel.format == "ntfy":
+        body, extra = ntfy_request(alert)
+        headers.update(extra)
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+    else:
+        render = {"slack": slack_json, "discord": discord_json}.get(channel.format, webhook_json)
+        body = json.dumps(render(alert)).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    headers.update(dict(channel.headers))
+    return body, headers
+
+
+async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Alert) -> None:
+    assert channel.url is not None
+    body, headers = request_for(channel, alert)
+    try:
+        async with session.post(channel.url, data=body, headers=headers, allow_redirects=False) as resp:
+            if 200 <= resp.status < 300:
+                return
+            reply = (await resp.text(errors="replace"))[:200].strip()
+            error = f"HTTP {resp.status}" + (f": {reply}" if reply else "")
+            if resp.status in (408, 429) or resp.status >= 500:
+                raise DeliveryError(error)
+            if 300 <= resp.status < 400:
+                error += f" (redirected to {resp.headers.get('Location', '?')}: update the channel's url)"
+            raise PermanentError(error)
+    except aiohttp.ClientError as exc:
+        raise DeliveryError(f"cannot reach the webhook: {exc.__class__.__name__}: {exc}") from None

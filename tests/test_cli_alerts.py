@@ -1,0 +1,117 @@
+"""`heartfly test-alert` and `heartfly history` as real subprocesses against a real server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+
+class Receiver:
+    """A webhook receiver on a real socket: records every body, answers 200."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, object]] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def config(tmp_path: Path, hook_url: str, key: str) -> Path:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        '[alerts]\nretry_initial = "100ms"\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{hook_url}"\n'
+        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    return path
+
+
+def with_port(path: Path, url: str) -> Path:
+    """The same config, listening where the running server actually listens."""
+    port = url.rsplit(":", 1)[1]
+    path.write_text(path.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+    return path
+
+
+def test_test_alert_sends_a_marked_test_through_the_server_and_reports_it(tmp_path: Path, receiver: Receiver) -> None:
+    path = config(tmp_path, receiver.url, new_key())
+    with Server(path) as server:
+        result = heartfly("test-alert", "hook", "-c", str(with_port(path, server.url)))
+    assert result.returncode == 0, result.stderr
+    assert "test alert via hook: sent" in result.stdout
+    assert [b["event"] for b in receiver.bodies] == ["test"]
+    assert "delivery works" in str(receiver.bodies[0]["summary"])
+
+
+def test_test_alert_reports_a_failed_delivery_with_exit_1(tmp_path: Path) -> None:
+    path = config(tmp_path, "http://127.0.0.1:9/nothing-listens", new_key())
+    with Server(path) as server:
+        result = heartfly("test-alert", "hook", "-c", str(with_port(path, server.url)))
+    assert result.returncode == 1
+    assert "test alert via hook: pending" in result.stdout and "cannot reach the webhook" in result.stdout
+
+
+def test_test_alert_says_clearly_when_the_server_is_not_running_or_the_channel_is_unknown(tmp_path: Path) -> None:
+    path = config(tmp_path, "http://127.0.0.1:9/x", new_key())
+    path.write_text(path.read_text().replace("127.0.0.1:0", "127.0.0.1:9"))
+    (tmp_path / "token").write_text("t" * 40)
+    down = heartfly("test-alert", "hook", "-c", str(path))
+    assert down.returncode == 1 and "is `heartfly serve` running?" in down.stderr
+    unknown = heartfly("test-alert", "nope", "-c", str(path))
+    assert unknown.returncode == 2 and 'no channel "nope"' in unknown.stderr
+
+
+def test_history_shows_state_changes_alerts_with_every_attempt_and_pings(tmp_path: Path, receiver: Receiver) -> None:
+    key = new_key()
+    path = config(tmp_path, receiver.url, key)
+    with Server(path) as server:
+        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/fail", data=b"disk full")):
+            pass
+        deadline = time.monotonic() + 10
+        while not receiver.bodies and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.wait_for_log("via hook: sent")
+        server.stop()
+    result = heartfly("history", "nightly", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "nightly: down (failed)" in out
+    assert "new -> down (failed): failed" in out
+    assert "down via hook: sent after 1 attempt(s)  [flip-1]" in out and " sent in " in out
+    assert "fail  127.0.0.1  disk full" in out
+    missing = heartfly("history", "nope", "-c", str(path))
+    assert missing.returncode == 1 and 'no check "nope"' in missing.stderr
