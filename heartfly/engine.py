@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import aiosqlite
 
-from heartfly import states, store
+from heartfly import queries, states, store
 from heartfly.clock import Clock
 from heartfly.config import CheckConfig, Config
 from heartfly.notify import outbox
@@ -87,14 +87,14 @@ class Engine:
         """
         now = self.clock.now()
         self.started_at = now
-        rows = {row.name: row for row in await store.read_checks(db)}
+        rows = {row.name: row for row in await queries.read_checks(db)}
         self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
-        self._next_flip_id = await store.max_id(db, "flips") + 1
-        self._next_ping_id = await store.max_id(db, "pings") + 1
-        self._next_outbox_id = await store.max_id(db, "outbox") + 1
-        alive = await store.read_meta(db, "alive_at")
-        clean = await store.read_meta(db, "clean_stop")
-        checkpoint = int(await store.read_meta(db, "checkpoint") or 0)
+        self._next_flip_id = await queries.max_id(db, "flips") + 1
+        self._next_ping_id = await queries.max_id(db, "pings") + 1
+        self._next_outbox_id = await queries.max_id(db, "outbox") + 1
+        alive = await queries.read_meta(db, "alive_at")
+        clean = await queries.read_meta(db, "clean_stop")
+        checkpoint = int(await queries.read_meta(db, "checkpoint") or 0)
         stopped_at = float(alive) if alive else None
         statements: list[tuple[str, tuple[object, ...]]] = []
         stored: dict[int, CheckState] = {}
@@ -129,7 +129,7 @@ class Engine:
 
     async def _replay(self, db: aiosqlite.Connection, checkpoint: int) -> None:
         replayed = 0
-        for ping in await store.read_pings_after(db, checkpoint):
+        for ping in await queries.read_pings_after(db, checkpoint):
             check = self._by_id.get(ping.check_id)
             if check is None or ping.id <= check.ping_id:
                 continue  # a removed check, or already in its checkpoint

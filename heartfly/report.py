@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from heartfly import store
+from heartfly import queries, store
 from heartfly.config import CheckConfig, Config
 from heartfly.states import initial_state
 from heartfly.units import format_duration
@@ -68,8 +68,8 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
     db = await store.connect(path)
     try:
-        rows = {row.name: row for row in await store.read_checks(db)}
-        alive = await store.read_meta(db, "alive_at")
+        rows = {row.name: row for row in await queries.read_checks(db)}
+        alive = await queries.read_meta(db, "alive_at")
     finally:
         await db.close()
     items = []
@@ -88,12 +88,12 @@ async def read_history(config: Config, name: str, limit: int) -> str:
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
     db = await store.connect(path)
     try:
-        row = next((r for r in await store.read_checks(db) if r.name == name), None)
+        row = next((r for r in await queries.read_checks(db) if r.name == name), None)
         if row is None:
             raise KeyError(name)
-        flips = await store.read_flips(db, row.id, limit)
-        alerts = await store.read_alerts(db, row.id, limit)
-        pings = await store.read_pings(db, row.id, limit)
+        flips = await queries.read_flips(db, row.id, limit)
+        alerts = await queries.read_alerts(db, row.id, limit)
+        pings = await queries.read_pings(db, row.id, limit)
     finally:
         await db.close()
     cfg = config.checks.get(name)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import aiosqlite
 
-from heartfly import store
+from heartfly import queries, store
 from heartfly.clock import Clock
 from heartfly.config import Config
 from heartfly.config_alerts import ChannelConfig
@@ -80,13 +80,13 @@ class Dispatcher:
         while True:
             self._wake.clear()
             now = self.clock.now()
-            for item in await store.read_due_alerts(self.reader, now):
+            for item in await queries.read_due_alerts(self.reader, now):
                 if item.id not in self._in_flight:
                     self._in_flight.add(item.id)
                     task = asyncio.create_task(self._attempt(item), name=f"heartfly-alert-{item.id}")
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-            upcoming = await store.next_alert_after(self.reader, now)
+            upcoming = await queries.next_alert_after(self.reader, now)
             delay = SAFETY_POLL if upcoming is None else min(SAFETY_POLL, max(0.0, upcoming - self.clock.now()))
             try:
                 async with asyncio.timeout(delay):
@@ -100,7 +100,7 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _attempt(self, item: store.OutboxItem) -> None:
+    async def _attempt(self, item: queries.OutboxItem) -> None:
         try:
             limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.config.alerts.concurrency))
             async with limit:
@@ -109,7 +109,7 @@ class Dispatcher:
             self._in_flight.discard(item.id)
             self.wake()
 
-    async def _deliver(self, item: store.OutboxItem) -> None:
+    async def _deliver(self, item: queries.OutboxItem) -> None:
         started = self.clock.now()
         channel = self.config.channels.get(item.channel)
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
@@ -148,9 +148,9 @@ class Dispatcher:
         statements = store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
         await self.writer.submit(store.Write(statements=statements))
 
-    async def _alert(self, item: store.OutboxItem) -> Alert:
+    async def _alert(self, item: queries.OutboxItem) -> Alert:
         ping_id = item.payload.get("last_ping_id")
-        last_ping = await store.read_ping(self.reader, int(ping_id)) if ping_id else None
+        last_ping = await queries.read_ping(self.reader, int(ping_id)) if ping_id else None
         name = item.payload.get("check")
         base = self.config.server.public_url
         link = f"{base}/checks/{name}" if name else base

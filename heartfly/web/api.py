@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from heartfly import store
+from heartfly import queries
 from heartfly.engine import Check
 from heartfly.states import Status
 from heartfly.views import check_summary, iso
@@ -70,7 +70,7 @@ async def check_pings(request: web.Request) -> web.Response:
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    rows = await store.read_pings(reader, check.id, _limit(request))
+    rows = await queries.read_pings(reader, check.id, _limit(request))
     return web.json_response([_times(r, "at", "received_at") for r in rows])
 
 
@@ -79,7 +79,7 @@ async def check_flips(request: web.Request) -> web.Response:
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    rows = await store.read_flips(reader, check.id, _limit(request))
+    rows = await queries.read_flips(reader, check.id, _limit(request))
     return web.json_response([_times(r, "at", "deadline") for r in rows])
 
 
@@ -89,7 +89,7 @@ async def check_alerts(request: web.Request) -> web.Response:
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    alerts = await store.read_alerts(reader, check.id, _limit(request))
+    alerts = await queries.read_alerts(reader, check.id, _limit(request))
     return web.json_response([_alert_times(a) for a in alerts])
 
 
@@ -106,7 +106,7 @@ async def test_channel(request: web.Request) -> web.Response:
     assert reader is not None
     deadline = rt.clock.now() + rt.config.alerts.timeout + 5
     while True:
-        alert = next(a for a in await store.read_alerts(reader, None, 50) if a["id"] == outbox_id)
+        alert = next(a for a in await queries.read_alerts(reader, None, 50) if a["id"] == outbox_id)
         if alert["attempt_log"] or rt.clock.now() > deadline:
             break
         await asyncio.sleep(0.05)

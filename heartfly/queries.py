@@ -1,0 +1,180 @@
+"""Reads: what the API, the command line and start-up ask of the database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from heartfly.states import CheckState
+from heartfly.store import decode_state
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRow:
+    id: int
+    name: str
+    created_at: float
+    removed_at: float | None
+    state: CheckState
+    state_ping_id: int
+
+
+async def read_checks(db: aiosqlite.Connection) -> list[CheckRow]:
+    sql = "SELECT id, name, created_at, removed_at, state, state_ping_id FROM checks ORDER BY id"
+    async with db.execute(sql) as cur:
+        rows = await cur.fetchall()
+    return [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4]), r[5]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPing:
+    """What replay needs of a stored ping."""
+
+    id: int
+    check_id: int
+    at: float
+    received_at: float
+    kind: str
+    exit_status: int | None
+    run_id: str | None
+
+
+async def read_pings_after(db: aiosqlite.Connection, ping_id: int) -> list[LoggedPing]:
+    """Pings newer than a checkpoint, oldest first: the ones a restart replays."""
+    sql = "SELECT id, check_id, at, received_at, kind, exit_status, run_id FROM pings WHERE id > ? ORDER BY id"
+    async with db.execute(sql, (ping_id,)) as cur:
+        rows = await cur.fetchall()
+    return [LoggedPing(*row) for row in rows]
+
+
+async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
+    async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def max_id(db: aiosqlite.Connection, table: str) -> int:
+    async with db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cur:  # noqa: S608 - fixed names
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def read_pings(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source"
+        " FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, limit)) as cur:
+        rows = await cur.fetchall()
+    keys = (
+        "id",
+        "at",
+        "received_at",
+        "kind",
+        "exit_status",
+        "run_id",
+        "body",
+        "truncated",
+        "metrics",
+        "method",
+        "source",
+    )
+    out = []
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        item["truncated"] = bool(item["truncated"])
+        item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
+        out.append(item)
+    return out
+
+
+async def read_flips(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    sql = "SELECT id, at, old, new, reason, deadline, detail FROM flips WHERE check_id = ? ORDER BY id DESC LIMIT ?"
+    async with db.execute(sql, (check_id, limit)) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "at", "old", "new", "reason", "deadline", "detail")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+async def read_downtimes(db: aiosqlite.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
+    async with db.execute(sql, (limit,)) as cur:
+        rows = await cur.fetchall()
+    return [{"stopped_at": r[0], "started_at": r[1], "clean": bool(r[2])} for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    key: str
+    check_id: int | None
+    channel: str
+    event: str
+    payload: dict[str, Any]
+    created_at: float
+    expires_at: float
+    next_attempt_at: float
+    attempts: int
+
+
+_OUTBOX_COLUMNS = "id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at, attempts"
+
+
+async def read_due_alerts(db: aiosqlite.Connection, now: float, limit: int = 1000) -> list[OutboxItem]:
+    sql = (
+        f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"  # noqa: S608
+        " ORDER BY next_attempt_at, id LIMIT ?"
+    )
+    async with db.execute(sql, (now, limit)) as cur:
+        rows = await cur.fetchall()
+    return [
+        OutboxItem(
+            id=r[0], key=r[1], check_id=r[2], channel=r[3], event=r[4], payload=json.loads(r[5]),
+            created_at=r[6], expires_at=r[7], next_attempt_at=r[8], attempts=r[9],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def next_alert_after(db: aiosqlite.Connection, now: float) -> float | None:
+    """When the next pending alert that is not due yet becomes due."""
+    sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"
+    async with db.execute(sql, (now,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+async def read_alerts(db: aiosqlite.Connection, check_id: int | None, limit: int = 50) -> list[dict[str, Any]]:
+    """A check's alerts (or the test alerts, check_id None), newest first, each with its attempts."""
+    columns = "SELECT id, key, channel, event, created_at, status, attempts, done_at, last_error, next_attempt_at"
+    params: tuple[Any, ...]
+    if check_id is None:
+        sql, params = columns + " FROM outbox WHERE check_id IS NULL ORDER BY id DESC LIMIT ?", (limit,)
+    else:
+        sql, params = columns + " FROM outbox WHERE check_id = ? ORDER BY id DESC LIMIT ?", (check_id, limit)
+    async with db.execute(sql, params) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
+    alerts = [dict(zip(keys, row, strict=True)) for row in rows]
+    for alert in alerts:
+        alert["attempt_log"] = await read_attempts(db, alert["id"])
+    return alerts
+
+
+async def read_attempts(db: aiosqlite.Connection, outbox_id: int) -> list[dict[str, Any]]:
+    sql = "SELECT at, duration, outcome, error FROM alert_attempts WHERE outbox_id = ? ORDER BY id"
+    async with db.execute(sql, (outbox_id,)) as cur:
+        rows = await cur.fetchall()
+    return [{"at": r[0], "duration": r[1], "outcome": r[2], "error": r[3]} for r in rows]
+
+
+async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | None:
+    sql = "SELECT id, at, kind, exit_status, run_id, body, source FROM pings WHERE id = ?"
+    async with db.execute(sql, (ping_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source"), row, strict=True))
