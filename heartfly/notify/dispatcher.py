@@ -69,6 +69,7 @@ class Dispatcher:
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (channel, outcome) -> attempts
         self._wake = asyncio.Event()
         self._in_flight: set[int] = set()
+        self._settled: set[int] = set()  # attempts that finished while the due rows were being read
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._rng = random.Random()  # jitter, not secrets
@@ -80,8 +81,12 @@ class Dispatcher:
         while True:
             self._wake.clear()
             now = self.clock.now()
-            for item in await queries.read_due_alerts(self.reader, now):
-                if item.id not in self._in_flight:
+            self._settled.clear()
+            due = await queries.read_due_alerts(self.reader, now)
+            for item in due:
+                # A row whose attempt finished during the read may be stale in `due`: skip it,
+                # the next read sees what that attempt committed.
+                if item.id not in self._in_flight and item.id not in self._settled:
                     self._in_flight.add(item.id)
                     task = asyncio.create_task(self._attempt(item), name=f"heartfly-alert-{item.id}")
                     self._tasks.add(task)
@@ -107,6 +112,7 @@ class Dispatcher:
                 await self._deliver(item)
         finally:
             self._in_flight.discard(item.id)
+            self._settled.add(item.id)
             self.wake()
 
     async def _deliver(self, item: queries.OutboxItem) -> None:
