@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ALIVE_EVERY = 1.0  # seconds between "alive at" marks and state checkpoints
 RETRY_BROKEN_CHECK = 3600.0
+TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
 
 
 @dataclass(slots=True)
@@ -74,6 +75,7 @@ class Engine:
         self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
         self._dirty: set[int] = set()  # checks whose state changed since their last checkpoint
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
+        self.timer_alive_at = 0.0  # the timer task's last wake-up (wall clock)
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
 
@@ -397,13 +399,19 @@ class Engine:
         return changed
 
     async def run_timer(self) -> None:
-        """Sleep until the earliest deadline (or an earlier one is pushed), then fire it."""
+        """Sleep until the earliest deadline (or an earlier one is pushed), then fire it.
+
+        It also wakes at least every TIMER_BEAT seconds to mark itself alive (`timer_alive_at`),
+        which is what readiness and the systemd watchdog look at.
+        """
         while True:
-            self.fire_due(self.clock.now())
+            now = self.clock.now()
+            self.timer_alive_at = now
+            self.fire_due(now)
             self._wake.clear()
             wakeup = self.next_wakeup()
-            delay = None if wakeup is None else wakeup - self.clock.now()
-            if delay is not None and delay <= 0:
+            delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())
+            if delay <= 0:
                 continue
             try:
                 async with asyncio.timeout(delay):
