@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
+from heartfly.assertions import Assertion, parse_assertion
 from heartfly.config_alerts import (
     AlertsConfig,
     ChannelConfig,
@@ -23,6 +25,7 @@ from heartfly.config_alerts import (
     parse_smtp,
 )
 from heartfly.config_reader import ConfigError, Reader, join, kind_of, positive, positive_duration
+from heartfly.pipeline import find_cycle, parse_after
 from heartfly.units import parse_duration, parse_size
 
 __all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "load_config", "parse_config"]
@@ -61,10 +64,21 @@ class CheckConfig:
     fail_key: str | None = None
     channels: tuple[str, ...] = ()
     repeat: float | None = None  # remind every `repeat` while down
+    stall: float | None = None  # during a run: no progress/log ping for this long -> down (stalled)
+    after: str | None = None  # a pipeline step: the upstream check's name...
+    after_trigger: str = "start"  # ...and which of its events starts this step's clock
+    within: float | None = None  # ...and how soon after it this step must succeed
+    expect: int | None = None  # fan-in: successes sharing a run id that make one complete run
+    members: tuple[str, ...] = ()  # fan-in: the workers expected (named with member=)
+    assertions: tuple[Assertion, ...] = ()
+    failures_before_alert: int = 1
 
     def schedule_words(self) -> str:
         from heartfly.units import format_duration
 
+        if self.after is not None:
+            assert self.within is not None
+            return f"within {format_duration(self.within)} of {self.after}'s {self.after_trigger}"
         if self.cron is not None:
             return f'cron "{self.cron}" ({self.timezone})'
         assert self.every is not None
@@ -106,6 +120,13 @@ _CHECK_KEYS = {
     "description",
     "channels",
     "repeat",
+    "stall",
+    "after",
+    "within",
+    "expect",
+    "members",
+    "assert",
+    "failures_before_alert",
 }
 _TOP_KEYS = {"server", "defaults", "checks", "smtp", "channels", "alerts"}
 
@@ -138,6 +159,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         if check is not None:
             checks[name] = check
     reader.unique_keys(server, checks)
+    reader.pipelines(checks)
     smtp = parse_smtp(reader, data)
     channels = parse_channels(reader, data, smtp)
     alerts = parse_alerts(reader, data)
@@ -200,11 +222,15 @@ class _Reader(Reader):
             self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
         every = self.value(raw, where, "every", str, positive_duration)
         cron = self.value(raw, where, "cron", str, _parse_cron)
-        if ("every" in raw) == ("cron" in raw):
-            self.fail(where, 'needs exactly one of "every" and "cron"')
+        if sum(k in raw for k in ("every", "cron", "after")) != 1:
+            self.fail(where, 'needs exactly one of "every", "cron" and "after" (a pipeline step)')
+        after = self.value(raw, where, "after", str, parse_after)
+        within = self.value(raw, where, "within", str, positive_duration)
+        if ("after" in raw) != ("within" in raw):
+            self.fail(where, '"after" and "within" go together: a step must succeed within `within` of its upstream')
         tz_where = where if "timezone" in raw else "defaults"
         timezone = self.value(merged, tz_where, "timezone", str, _parse_zone)
-        if "timezone" in raw and "every" in raw:
+        if "timezone" in raw and "cron" not in raw:
             self.fail(join(where, "timezone"), 'only applies to "cron" schedules')
         grace = self.value(merged, where if "grace" in raw else "defaults", "grace", str, parse_duration)
         max_rt = self.value(
@@ -220,6 +246,24 @@ class _Reader(Reader):
         fail_key = self.value(raw, where, "fail_key", str, _parse_key)
         channels = self.strings(merged, where if "channels" in raw else "defaults", "channels") or ()
         repeat = self.value(merged, where if "repeat" in raw else "defaults", "repeat", str, positive_duration)
+        stall = self.value(merged, where if "stall" in raw else "defaults", "stall", str, positive_duration)
+        expect = self.value(raw, where, "expect", int, positive)
+        members = self.strings(raw, where, "members") or ()
+        if len(set(members)) != len(members):
+            self.fail(join(where, "members"), "lists a member twice")
+        if members and expect is not None and expect != len(members):
+            self.fail(join(where, "expect"), f"is {expect} but members lists {len(members)}")
+        if members and expect is None:
+            expect = len(members)
+        texts = self.strings(raw, where, "assert") or ()
+        assertions = []
+        for text in texts:
+            try:
+                assertions.append(parse_assertion(text))
+            except ValueError as exc:
+                self.fail(join(where, "assert"), str(exc))
+        fba_where = where if "failures_before_alert" in raw else "defaults"
+        failures_before_alert = self.value(merged, fba_where, "failures_before_alert", int, positive) or 1
         if len(self.problems) > before:
             return None
         return CheckConfig(
@@ -236,7 +280,26 @@ class _Reader(Reader):
             fail_key=fail_key,
             channels=channels,
             repeat=repeat,
+            stall=stall,
+            after=after.check if after else None,
+            after_trigger=after.trigger if after else "start",
+            within=within,
+            expect=expect,
+            members=members,
+            assertions=tuple(assertions),
+            failures_before_alert=failures_before_alert,
         )
+
+    def pipelines(self, checks: Mapping[str, CheckConfig]) -> None:
+        edges = {c.name: c.after for c in checks.values() if c.after is not None}
+        for name, upstream in edges.items():
+            if upstream not in checks:
+                hint = difflib.get_close_matches(upstream, list(checks), n=1)
+                more = f' (did you mean "{hint[0]}"?)' if hint else ""
+                self.fail(f"checks.{name}.after", f'no check "{upstream}"{more}')
+        cycle = find_cycle({k: v for k, v in edges.items() if v in checks})
+        if cycle is not None:
+            self.fail(f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle))
 
     def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
         owners: dict[str, str] = {}

@@ -7,6 +7,7 @@ resulting rows to the writer. Memory is the source of truth while running, SQLit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import json
 import logging
@@ -16,7 +17,7 @@ from typing import NamedTuple
 
 import aiosqlite
 
-from heartfly import queries, states, store
+from heartfly import pipeline, queries, states, store
 from heartfly.clock import Clock
 from heartfly.config import CheckConfig, Config
 from heartfly.notify import outbox
@@ -74,6 +75,9 @@ class Engine:
         self._next_outbox_id = 1
         self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
         self._dirty: set[int] = set()  # checks whose state changed since their last checkpoint
+        self._edges: dict[str, str] = {}  # pipeline step -> its upstream
+        self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
+        self._map_pipelines(config)
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
         self.timer_alive_at = 0.0  # the timer task's last wake-up (wall clock)
         self.started_at = 0.0
@@ -135,13 +139,13 @@ class Engine:
             check = self._by_id.get(ping.check_id)
             if check is None or ping.id <= check.ping_id:
                 continue  # a removed check, or already in its checkpoint
-            event = Event(Kind(ping.kind), ping.at, ping.run_id, ping.exit_status)
+            event = Event(Kind(ping.kind), ping.at, ping.run_id, ping.exit_status, ping.metrics, ping.member)
             old = check.state
-            check.state, flip = states.apply_event(check.config, old, event, ping.received_at)
+            step = self._apply(check, event, ping.received_at)
             check.ping_id = ping.id
             replayed += 1
-            if flip is not None:  # only if the config changed while stopped: record it like any other
-                self.writer.submit_nowait(self._change(check, flip, old))
+            if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
+                self.writer.submit_nowait(self._change(check, step, old))
         if replayed:
             log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
 
@@ -164,6 +168,13 @@ class Engine:
             "clean" if clean else "unclean",
             extended,
         )
+
+    def _map_pipelines(self, config: Config) -> None:
+        self._edges = {c.name: c.after for c in config.checks.values() if c.after is not None}
+        self._steps = {}
+        for c in config.checks.values():
+            if c.after is not None:
+                self._steps.setdefault(c.after, []).append((c.name, c.after_trigger))
 
     def _create(self, cfg: CheckConfig, now: float, statements: list[tuple[str, tuple[object, ...]]]) -> Check:
         check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
@@ -209,6 +220,7 @@ class Engine:
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
                 log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
+        self._map_pipelines(config)
         self.writer.submit_nowait(store.Write(statements=statements))
         for w in writes:
             self.writer.submit_nowait(w)
@@ -226,8 +238,7 @@ class Engine:
         """Apply a ping and queue its rows; the future resolves when they are committed."""
         now = self.clock.now()
         old = check.state
-        new, flip = states.apply_event(check.config, old, ping.event, now)
-        check.state = new
+        step = self._apply(check, ping.event, now)
         check.ping_id = ping_id = self._next_ping_id
         self._next_ping_id += 1
         ev = ping.event
@@ -245,26 +256,51 @@ class Engine:
             ping.method,
             ping.source,
             ping.user_agent,
+            ev.member,
         )
         check.unpruned += 1
         self._schedule(check)
-        if flip is None:  # the ping row is the log; the state is checkpointed within ALIVE_EVERY
+        if step.flip is None and not step.ended:  # the ping row is the log; the state is checkpointed soon
             self._dirty.add(check.id)
             return self.writer.submit(store.Write(ping=row))
-        # A change of status is checkpointed with its ping, its flip and its alerts in one transaction.
-        return self.writer.submit(self._change(check, flip, old, ping=row))
+        # A change of status is checkpointed with its ping, its flip, its runs and its alerts together.
+        return self.writer.submit(self._change(check, step, old, ping=row))
+
+    def _apply(self, check: Check, event: Event, now: float) -> states.Step:
+        """Apply a ping to its check, and arm the pipeline steps that wait on this event."""
+        old = check.state
+        step = states.apply_event(check.config, old, event, now)
+        check.state = step.state
+        for name, trigger in self._steps.get(check.name, ()):
+            opened = event.kind is Kind.START or (
+                event.kind is Kind.SUCCESS and (event.run_id not in old.runs if event.run_id else not old.runs)
+            )
+            fired = (trigger == "start" and opened) or (trigger == "success" and event.kind is Kind.SUCCESS)
+            downstream = self.checks.get(name)
+            if not fired or downstream is None:
+                continue
+            armed = states.arm_step(downstream.config, downstream.state, event.at)
+            if armed is not downstream.state:
+                downstream.state = armed
+                self._schedule(downstream)
+                # Checkpointed now, in the same batch as the upstream's ping: a restart must not
+                # find the upstream's ping already in its checkpoint and this step unarmed.
+                self.writer.submit_nowait(store.Write(state=self._row(downstream)))
+        return step
 
     async def pause(self, check: Check) -> None:
         old = check.state
-        check.state, flip = states.pause(old, self.clock.now())
+        step = states.pause(old, self.clock.now())
+        check.state = step.state
         self._schedule(check)
-        await self.writer.submit(self._change(check, flip, old))
+        await self.writer.submit(self._change(check, step, old))
 
     async def resume(self, check: Check) -> None:
         old = check.state
-        check.state, flip = states.resume(check.config, old, self.clock.now())
+        step = states.resume(check.config, old, self.clock.now())
+        check.state = step.state
         self._schedule(check)
-        await self.writer.submit(self._change(check, flip, old))
+        await self.writer.submit(self._change(check, step, old))
 
     def send_test_alert(self, channel: str) -> tuple[int, asyncio.Future[None]]:
         """Queue a clearly marked test alert through the real outbox; returns its outbox id."""
@@ -290,10 +326,23 @@ class Engine:
         self.writer.submit_nowait(store.Write(statements=[mark]))
 
     def _change(
-        self, check: Check, flip: Flip | None, old: CheckState, ping: store.PingRow | None = None
+        self, check: Check, step: states.Step, old: CheckState, ping: store.PingRow | None = None
     ) -> store.Write:
-        """The rows of a change: checkpointed state, flip row and alert rows, written together."""
-        write = store.Write(ping=ping, state=self._row(check))
+        """The rows of a change: checkpointed state, flip, finished runs and alerts, written together."""
+        flip = step.flip
+        runs = [
+            (check.id, r.run_id, r.started_at, r.ended_at, r.outcome, r.exit_status, r.detail,
+             json.dumps(r.members) if r.members else None)
+            for r in step.ended
+        ]  # fmt: skip
+        if flip is not None and self._folds(check, flip, old):
+            flip = dataclasses.replace(flip, detail=f"{flip.detail} (folded into the alert of upstream step"
+                                       f" {self._down_upstream(check)})" if flip.is_down else flip.detail)  # fmt: skip
+            check.state = dataclasses.replace(check.state, folded=True) if flip.is_down else check.state
+            fold = True
+        else:
+            fold = False
+        write = store.Write(ping=ping, state=self._row(check), runs=runs)
         if flip is None:
             return write
         flip_id = None if flip.reminder else self._next_flip_id
@@ -302,7 +351,14 @@ class Engine:
             write.flip = self._flip_row(check, flip, flip_id)
         else:
             log.info("check %s: still %s, reminding", check.name, flip.new.value)
+        if fold:
+            return write
         facts = outbox.payload(check.config, flip, old, check.state, flip_id=flip_id, ping_id=check.ping_id)
+        if self._edges and (check.name in self._edges or check.name in self._steps):
+            facts["pipeline"] = pipeline.chain(
+                check.name, self._edges, {k: [n for n, _ in v] for k, v in self._steps.items()}
+            )
+            facts["step"] = check.name
         config = self.config
         rows = outbox.rows_for(
             check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id
@@ -312,6 +368,24 @@ class Engine:
             write.outbox = rows
             write.on_commit = self.on_alerts
         return write
+
+    def _folds(self, check: Check, flip: Flip, old: CheckState) -> bool:
+        """A step's missed-type alerts (and their reminders and recovery) fold into a down upstream's."""
+        if flip.is_recovery or flip.reminder:
+            return old.folded
+        missed = flip.reason in (states.Reason.MISSED, states.Reason.STEP_MISSED)
+        return flip.is_down and missed and self._down_upstream(check) is not None
+
+    def _down_upstream(self, check: Check) -> str | None:
+        name = self._edges.get(check.name)
+        seen = set()
+        while name is not None and name not in seen:
+            seen.add(name)
+            upstream = self.checks.get(name)
+            if upstream is not None and upstream.state.status is states.Status.DOWN:
+                return name
+            name = self._edges.get(name)
+        return None
 
     def _flip_row(self, check: Check, flip: Flip, flip_id: int) -> store.FlipRow:
         reason = f" ({flip.reason.value})" if flip.reason else ""
@@ -386,16 +460,16 @@ class Engine:
                     self._push(check, deadline.at)
                     continue
                 self.timer_lag = now - deadline.at
-                new, flip = states.advance(check.config, check.state, now)
+                step = states.advance(check.config, check.state, now)
             except Exception:
                 log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
                 self._push(check, now + RETRY_BROKEN_CHECK)
                 continue
-            old, check.state = check.state, new
-            if flip is not None:
+            old, check.state = check.state, step.state
+            if step.flip is not None:
                 changed += 1
             self._schedule(check)
-            self.writer.submit_nowait(self._change(check, flip, old))
+            self.writer.submit_nowait(self._change(check, step, old))
         return changed
 
     async def run_timer(self) -> None:

@@ -52,6 +52,7 @@ class Details(NamedTuple):
     message: str | None = None
     kind: Kind | None = None  # a JSON "status" or "exit_code"
     exit_status: int | None = None
+    member: str | None = None  # a fan-in worker naming itself
 
 
 def parse_event(segment: str) -> tuple[Kind, int | None]:
@@ -78,16 +79,17 @@ def parse_path(tail: str, ping_key: str | None) -> Target | None:
 
 
 def parse_query(query: Mapping[str, str], now: float, max_age: float) -> Details:
-    """rid=, ts= and m_<name>= parameters; anything else is ignored (clients add cache-busters)."""
+    """rid=, ts=, member= and m_<name>= parameters; anything else is ignored (clients add cache-busters)."""
     if not query:
         return Details(at=now)
     run_id = _run_id(query.get("rid"))
+    member = _member(query.get("member"))
     at = parse_ts(query.get("ts"), now, max_age)
     metrics: dict[str, float] = {}
     for name, value in query.items():
         if name.startswith("m_"):
             _add_metric(metrics, name[2:], value, f"m_{name[2:]}")
-    return Details(at=at, run_id=run_id, metrics=metrics or None)
+    return Details(at=at, run_id=run_id, metrics=metrics or None, member=member)
 
 
 def parse_ts(raw: object, now: float, max_age: float) -> float:
@@ -143,7 +145,8 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
             raise PingError("metrics must be an object of numbers")
         for name, value in raw_metrics.items():
             _add_metric(metrics, str(name), value, f"metrics.{_clip(str(name))}")
-    return Details(at, run_id, metrics or None, message, kind, exit_status)
+    member = _member(data["member"]) if data.get("member") is not None else query.member
+    return Details(at, run_id, metrics or None, message, kind, exit_status, member)
 
 
 def _run_id(raw: Any) -> str | None:
@@ -151,6 +154,14 @@ def _run_id(raw: Any) -> str | None:
         return None
     if not isinstance(raw, str) or not RUN_ID_RE.fullmatch(raw):
         raise PingError("rid must be 1 to 128 printable ASCII characters without spaces")
+    return raw
+
+
+def _member(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not RUN_ID_RE.fullmatch(raw):
+        raise PingError("member must be 1 to 128 printable ASCII characters without spaces")
     return raw
 
 

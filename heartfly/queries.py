@@ -40,14 +40,25 @@ class LoggedPing:
     kind: str
     exit_status: int | None
     run_id: str | None
+    metrics: dict[str, float] | None
+    member: str | None
 
 
 async def read_pings_after(db: aiosqlite.Connection, ping_id: int) -> list[LoggedPing]:
     """Pings newer than a checkpoint, oldest first: the ones a restart replays."""
-    sql = "SELECT id, check_id, at, received_at, kind, exit_status, run_id FROM pings WHERE id > ? ORDER BY id"
+    sql = (
+        "SELECT id, check_id, at, received_at, kind, exit_status, run_id, metrics, member"
+        " FROM pings WHERE id > ? ORDER BY id"
+    )
     async with db.execute(sql, (ping_id,)) as cur:
         rows = await cur.fetchall()
-    return [LoggedPing(*row) for row in rows]
+    return [
+        LoggedPing(
+            id=r[0], check_id=r[1], at=r[2], received_at=r[3], kind=r[4], exit_status=r[5], run_id=r[6],
+            metrics=json.loads(r[7]) if r[7] else None, member=r[8],
+        )
+        for r in rows
+    ]  # fmt: skip
 
 
 async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
@@ -64,7 +75,7 @@ async def max_id(db: aiosqlite.Connection, table: str) -> int:
 
 async def read_pings(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
     sql = (
-        "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source"
+        "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source, member"
         " FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT ?"
     )
     async with db.execute(sql, (check_id, limit)) as cur:
@@ -81,6 +92,7 @@ async def read_pings(db: aiosqlite.Connection, check_id: int, limit: int = 100) 
         "metrics",
         "method",
         "source",
+        "member",
     )
     out = []
     for row in rows:
@@ -178,3 +190,24 @@ async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | 
     if row is None:
         return None
     return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source"), row, strict=True))
+
+
+async def read_runs(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    """A check's finished runs, newest first: started_at, ended_at, duration, outcome, exit_status, detail."""
+    sql = (
+        "SELECT id, run_id, started_at, ended_at, outcome, exit_status, detail, members"
+        " FROM runs WHERE check_id = ? ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, limit)) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
+    out = []
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        item["duration"] = max(0.0, item["ended_at"] - item["started_at"])
+        item["members"] = json.loads(item["members"]) if item["members"] else []
+        out.append(item)
+    return out
+
+
+# ---- pages for the dashboard and the JSON API (newest first, `before` an id cursor) -----------

@@ -55,7 +55,10 @@ def describe_checks(config: Config, now: float) -> str:
             limits.append(f"min_runtime {format_duration(check.min_runtime)}")
         if limits:
             lines.append("  " + ", ".join(limits))
-        lines.append(f"  next due if watching starts now: {_local(due, check.timezone)}")
+        if check.after is not None:
+            lines.append(f"  a pipeline step: due only once {check.after}'s {check.after_trigger} arrives")
+        else:
+            lines.append(f"  next due if watching starts now: {_local(due, check.timezone)}")
         for label, url in ping_urls(config, check):
             lines.append(f"  {label + ':':20} {url}")
     return "\n".join(lines)

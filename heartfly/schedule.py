@@ -13,6 +13,7 @@ with fold=0, which makes daylight-saving changes safe for a monitor (Debian cron
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -96,7 +97,12 @@ def _next_cron_due(expr: str, zone: str, after: float) -> Due:
 
 
 def next_due(check: CheckConfig, anchor: float) -> Due:
-    """The next run's due time, given the schedule anchor (last run event, or watch start)."""
+    """The next run's due time, given the schedule anchor (last run event, or watch start).
+
+    A pipeline step has no schedule of its own (its upstream sets its deadline): never due.
+    """
+    if check.after is not None:
+        return Due(math.inf, math.inf)
     if check.cron is not None:
         return next_cron_due(check.cron, check.timezone, anchor)
     assert check.every is not None

@@ -1,4 +1,4 @@
-"""The state machine. Pure: (check, state, event, now) -> (new state, flip or None).
+"""The state machine. Pure: (check, state, event, now) -> Step(new state, flip or None, ended runs).
 
 Every timer is derived from stored fields by `next_deadline`, so restarts, reloads and tests
 all see the same deadlines. Time always comes in as an argument.
@@ -7,10 +7,13 @@ all see the same deadlines. Time always comes in as an argument.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from heartfly.assertions import first_broken
 from heartfly.config import CheckConfig
 from heartfly.schedule import next_due
 from heartfly.units import format_duration
@@ -33,6 +36,10 @@ class Reason(StrEnum):
     FAILED = "failed"
     OVERRUN = "overrun"
     TOO_FAST = "too_fast"
+    STALLED = "stalled"
+    ASSERTION = "assertion"
+    INCOMPLETE = "incomplete"
+    STEP_MISSED = "step_missed"
 
 
 class Kind(StrEnum):
@@ -50,6 +57,33 @@ class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every
     at: float
     run_id: str | None = None
     exit_status: int | None = None
+    metrics: Mapping[str, float] | None = None
+    member: str | None = None  # a fan-in worker naming itself
+
+
+class Run(NamedTuple):
+    """An open run. Replaced, never mutated: states are snapshots."""
+
+    started_at: float
+    active_at: float  # the last start/progress/log ping: the stall clock
+    successes: int = 0  # fan-in: successes so far
+    members: tuple[str, ...] = ()  # fan-in: the workers that reported
+
+
+class RunEnd(NamedTuple):
+    """A finished run, as stored in the runs table."""
+
+    run_id: str | None
+    started_at: float
+    ended_at: float
+    outcome: str  # success, fail, too_fast, assertion, overrun, stalled, incomplete
+    exit_status: int | None = None
+    detail: str = ""
+    members: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
 
 
 @dataclass(slots=True)
@@ -59,7 +93,7 @@ class CheckState:
     changed_at: float = 0.0  # when status last changed
     watched_from: float = 0.0  # first seen in the config, or resumed
     anchor: float = 0.0  # the schedule counts from here: last run event or watched_from
-    due_at: float = 0.0  # next run due (before grace), from anchor
+    due_at: float = 0.0  # next run due (before grace), from anchor; inf for a pipeline step
     due_since: float = 0.0  # a run event at or after this satisfies due_at
     slack: float = 0.0  # server downtime added to the current deadlines
     last_ping_at: float | None = None
@@ -69,21 +103,32 @@ class CheckState:
     last_duration: float | None = None
     last_exit_status: int | None = None
     failures: int = 0  # consecutive
-    runs: dict[str, float] = field(default_factory=dict)  # open runs: run id -> start
+    runs: dict[str, Run] = field(default_factory=dict)  # open runs by run id
     alerted_at: float | None = None  # the last down alert or reminder, while down
+    step_due: float | None = None  # a pipeline step: must succeed by then (armed by its upstream)
+    step_since: float | None = None  # ...counting from this upstream event
+    folded: bool = False  # its down alert was folded into an upstream step's (so is its recovery)
+    last_members: tuple[str, ...] = ()  # fan-in: who reported in the last complete run
 
     def to_json(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: that deep-copies recursively, and this runs for every ping.
-        return {name: getattr(self, name) for name in _STATE_FIELDS}
+        # Not dataclasses.asdict: that deep-copies recursively, and checkpoints run often.
+        data = {name: getattr(self, name) for name in _STATE_FIELDS}
+        data["runs"] = {rid: list(run) for rid, run in self.runs.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckState:
-        known = {f.name for f in dataclasses.fields(cls)}
-        st = cls(**{k: v for k, v in data.items() if k in known})
+        st = cls(**{k: v for k, v in data.items() if k in _STATE_FIELD_SET})
         st.status = Status(st.status)
         st.reason = Reason(st.reason) if st.reason else None
         st.last_ping_kind = Kind(st.last_ping_kind) if st.last_ping_kind else None
-        st.runs = dict(st.runs)
+        runs: dict[str, Any] = data.get("runs", {})
+        # Schema 1 stored a run as its start time alone.
+        st.runs = {
+            rid: Run(float(v), float(v)) if isinstance(v, (int, float)) else Run(v[0], v[1], v[2], tuple(v[3]))
+            for rid, v in runs.items()
+        }
+        st.last_members = tuple(st.last_members)
         return st
 
     def copy(self) -> CheckState:
@@ -92,11 +137,12 @@ class CheckState:
             self.status, self.reason, self.changed_at, self.watched_from, self.anchor, self.due_at,
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
-            self.alerted_at,
+            self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
         )  # fmt: skip
 
 
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CheckState))
+_STATE_FIELD_SET = frozenset(_STATE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +159,7 @@ class Flip:
 
     @property
     def is_down(self) -> bool:
-        return self.new is Status.DOWN
+        return self.new is Status.DOWN and not self.reminder
 
     @property
     def is_recovery(self) -> bool:
@@ -127,7 +173,15 @@ class Flip:
 
 class Deadline(NamedTuple):
     at: float
-    kind: str  # "late", "missed", "overrun" or "remind"
+    kind: str  # late, missed, overrun, stall, incomplete, step or remind
+
+
+class Step(NamedTuple):
+    """What one event or one firing did."""
+
+    state: CheckState
+    flip: Flip | None
+    ended: tuple[RunEnd, ...] = ()
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
@@ -145,67 +199,94 @@ def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
     if st.status is Status.PAUSED:
         return None
     best: Deadline | None = None
-    if st.status is Status.LATE:
-        best = Deadline(st.due_at + check.grace + st.slack, "missed")
-    else:
-        best = Deadline(st.due_at + st.slack, "late" if check.grace > 0 else "missed")
-    if st.runs and check.max_runtime is not None:
-        overrun = Deadline(min(st.runs.values()) + check.max_runtime + st.slack, "overrun")
-        if overrun.at < best.at:
-            best = overrun
+    if math.isfinite(st.due_at):
+        if st.status is Status.LATE:
+            best = Deadline(st.due_at + check.grace + st.slack, "missed")
+        else:
+            best = Deadline(st.due_at + st.slack, "late" if check.grace > 0 else "missed")
+    if st.step_due is not None:
+        best = _earlier(best, Deadline(st.step_due + st.slack, "step"))
+    if st.runs:
+        if check.expect is not None:
+            limit = check.max_runtime if check.max_runtime is not None else check.grace
+            first = min(run.started_at for run in st.runs.values())
+            best = _earlier(best, Deadline(first + limit + st.slack, "incomplete"))
+        elif check.max_runtime is not None:
+            first = min(run.started_at for run in st.runs.values())
+            best = _earlier(best, Deadline(first + check.max_runtime + st.slack, "overrun"))
+        if check.stall is not None:
+            quiet = min(run.active_at for run in st.runs.values())
+            best = _earlier(best, Deadline(quiet + check.stall + st.slack, "stall"))
     return best
 
 
-def advance(check: CheckConfig, st: CheckState, now: float) -> tuple[CheckState, Flip | None]:
+def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
     """Fire every deadline at or before `now`."""
     new = st.copy()
-    fired = _fire_due(check, new, now)
-    return new, _flip(st, new, now, fired, "")
+    ended: list[RunEnd] = []
+    fired, detail = _fire_due(check, new, now, ended)
+    return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
 
 
-def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[CheckState, Flip | None]:
+def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Step:
     """Apply one ping, then any deadline it leaves in the past (a spooled ping carries an old time)."""
     new = st.copy()
     if new.last_ping_at is None or ev.at >= new.last_ping_at:
         new.last_ping_at = ev.at
         new.last_ping_kind = ev.kind
+    ended: list[RunEnd] = []
     detail = ""
     if ev.kind is Kind.START:
         _start(check, new, ev)
     elif ev.kind is Kind.SUCCESS:
-        detail = _end(check, new, ev, failed=False)
+        detail = _success(check, new, ev, ended)
     elif ev.kind is Kind.FAIL:
-        detail = _end(check, new, ev, failed=True)
-    fired = _fire_due(check, new, now)
-    return new, _flip(st, new, now, fired, detail)
+        detail = _fail(check, new, ev, ended)
+    else:  # progress and log pings are signs of life for the stall clock
+        _activity(new, ev)
+    fired, timer_detail = _fire_due(check, new, now, ended)
+    return Step(new, _flip(st, new, now, fired, timer_detail or detail), tuple(ended))
 
 
-def pause(st: CheckState, now: float) -> tuple[CheckState, Flip | None]:
+def arm_step(check: CheckConfig, st: CheckState, upstream_at: float) -> CheckState:
+    """The upstream of a pipeline step triggered: this step must now succeed within `within`.
+
+    An armed step keeps its earlier deadline; only its own success (or a miss) disarms it.
+    """
+    if check.within is None or st.step_due is not None or st.status is Status.PAUSED:
+        return st
+    new = st.copy()
+    new.step_due, new.step_since = upstream_at + check.within, upstream_at
+    return new
+
+
+def pause(st: CheckState, now: float) -> Step:
     new = st.copy()
     new.status, new.reason = Status.PAUSED, None
-    return new, _flip(st, new, now, None, "paused by an operator")
+    return Step(new, _flip(st, new, now, None, "paused by an operator"))
 
 
-def resume(check: CheckConfig, st: CheckState, now: float) -> tuple[CheckState, Flip | None]:
+def resume(check: CheckConfig, st: CheckState, now: float) -> Step:
     """Watch again from now, as if the check had just appeared."""
     if st.status is not Status.PAUSED:
-        return st, None
+        return Step(st, None)
     new = rewatch(check, st, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
-    return new, _flip(st, new, now, None, "resumed by an operator")
+    return Step(new, _flip(st, new, now, None, "resumed by an operator"))
 
 
 def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
     """A check back in the config after an absence: its schedule restarts from now.
 
-    Down and paused stay as they are (only a ping or an operator changes those); open runs from
-    before the absence are dropped so they cannot overrun at once.
+    Down and paused stay as they are (only a ping or an operator changes those); open runs and
+    armed steps from before the absence are dropped so they cannot fire at once.
     """
     new = st.copy()
     if new.status not in (Status.DOWN, Status.PAUSED):
         new.status = Status.UP if new.last_ping_at is not None else Status.NEW
     new.watched_from = now
     new.runs.clear()
+    new.step_due = new.step_since = None
     _move_anchor(check, new, now, force=True)
     return new
 
@@ -214,6 +295,8 @@ def reconfigure(check: CheckConfig, st: CheckState) -> CheckState:
     """The check's schedule may have changed: recompute its due time from the same anchor."""
     new = st.copy()
     _set_due(check, new)
+    if check.after is None:
+        new.step_due = new.step_since = None
     return new
 
 
@@ -223,7 +306,7 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
     Deadlines before the stop are left alone, so `advance` fires them at once.
     """
     deadline = next_deadline(check, st)
-    if deadline is None or not stopped_at <= deadline.at < started_at:
+    if deadline is None or deadline.kind == "remind" or not stopped_at <= deadline.at < started_at:
         return st
     new = st.copy()
     new.slack += started_at - stopped_at
@@ -231,9 +314,9 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
 
 
 def _start(check: CheckConfig, st: CheckState, ev: Event) -> None:
-    st.runs[ev.run_id or IMPLICIT_RUN] = ev.at
+    st.runs[ev.run_id or IMPLICIT_RUN] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
-        del st.runs[min(st.runs, key=st.runs.__getitem__)]
+        del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
     st.last_start_at = max(st.last_start_at or ev.at, ev.at)
     # A start anchors a cron schedule; an `every` schedule only when max_runtime guards the end.
     if check.cron is not None or check.max_runtime is not None:
@@ -242,96 +325,197 @@ def _start(check: CheckConfig, st: CheckState, ev: Event) -> None:
         _set_status(st, Status.RUNNING, None, ev.at)
 
 
-def _end(check: CheckConfig, st: CheckState, ev: Event, *, failed: bool) -> str:
-    started = _close_run(st, ev.run_id)
+def _activity(st: CheckState, ev: Event) -> None:
+    """A progress or log ping pushes back the stall clock of its run (of every open run without rid)."""
+    rids = [ev.run_id] if ev.run_id is not None else list(st.runs)
+    for rid in rids:
+        run = st.runs.get(rid)
+        if run is not None and ev.at > run.active_at:
+            st.runs[rid] = run._replace(active_at=ev.at)
+
+
+def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd]) -> str:
+    if check.expect is not None:
+        run = _fan_in(check, st, ev)
+        if run is None:
+            return ""  # counted; the run is not complete yet
+        started: float | None = run.started_at
+        st.last_members = run.members
+        members = run.members
+    else:
+        started = _close_run(st, ev.run_id)
+        members = ()
     duration = None if started is None else max(0.0, ev.at - started)
     st.last_duration = duration
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
-    if st.status is Status.PAUSED:
-        return ""
-    if not failed and check.min_runtime is not None and duration is not None and duration < check.min_runtime:
-        st.failures += 1
-        _set_status(st, Status.DOWN, Reason.TOO_FAST, ev.at)
-        return (
+    broken = ""
+    reason: Reason | None = None
+    if check.min_runtime is not None and duration is not None and duration < check.min_runtime:
+        reason = Reason.TOO_FAST
+        broken = (
             f"finished after {format_duration(duration)}, sooner than min_runtime {format_duration(check.min_runtime)}"
         )
-    if failed:
-        st.failures += 1
-        _set_status(st, Status.DOWN, Reason.FAILED, ev.at)
-        return "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
+    else:
+        broken = first_broken(check.assertions, ev.metrics, duration) or ""
+        reason = Reason.ASSERTION if broken else None
+    if started is not None:
+        outcome = reason.value if reason else "success"
+        ended.append(RunEnd(ev.run_id, started, ev.at, outcome, ev.exit_status, broken, members))
+    if reason is not None:
+        return _failure(check, st, reason, ev.at, broken)
     st.failures = 0
     st.last_success_at = max(st.last_success_at or ev.at, ev.at)
-    _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at)
+    st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
+    if st.status is not Status.PAUSED:
+        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at)
     return ""
 
 
+def _fan_in(check: CheckConfig, st: CheckState, ev: Event) -> Run | None:
+    """Count one worker's success; the completed run once `expect` have arrived, else None.
+
+    A member reporting twice counts once (a retried worker must not complete a run alone).
+    """
+    assert check.expect is not None
+    rid = ev.run_id or IMPLICIT_RUN
+    run = st.runs.get(rid) or Run(ev.at, ev.at)
+    if ev.member is not None and ev.member in run.members:
+        return None
+    members = run.members + ((ev.member,) if ev.member is not None else ())
+    run = run._replace(successes=run.successes + 1, members=members, active_at=max(run.active_at, ev.at))
+    if run.successes < check.expect:
+        st.runs[rid] = run
+        if st.status in (Status.NEW, Status.UP, Status.LATE):
+            _set_status(st, Status.RUNNING, None, ev.at)
+        return None
+    st.runs.pop(rid, None)
+    return run
+
+
+def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd]) -> str:
+    started = _close_run(st, ev.run_id)
+    st.last_duration = None if started is None else max(0.0, ev.at - started)
+    st.last_exit_status = ev.exit_status
+    _move_anchor(check, st, ev.at)
+    detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
+    if started is not None:
+        ended.append(RunEnd(ev.run_id, started, ev.at, "fail", ev.exit_status, detail))
+    return _failure(check, st, Reason.FAILED, ev.at, detail)
+
+
+def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, detail: str) -> str:
+    """A failed run: down once `failures_before_alert` have come in a row (any success resets)."""
+    st.failures += 1
+    if st.status is Status.PAUSED:
+        return detail
+    if st.failures >= check.failures_before_alert or st.status is Status.DOWN:
+        _set_status(st, Status.DOWN, reason, at)
+        if check.failures_before_alert > 1:
+            detail += f" ({st.failures} failures in a row)"
+    else:
+        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, at)
+    return detail
+
+
 def _close_run(st: CheckState, run_id: str | None) -> float | None:
+    """The start of the run an end closes: its run id's, else the latest one; None for no such run."""
     if run_id is not None:
-        return st.runs.pop(run_id, None)
+        run = st.runs.pop(run_id, None)
+        return None if run is None else run.started_at
     if not st.runs:
         return None
-    latest = max(st.runs, key=st.runs.__getitem__)
-    return st.runs.pop(latest)
+    latest = max(st.runs, key=lambda rid: st.runs[rid].started_at)
+    return st.runs.pop(latest).started_at
 
 
-def _fire_due(check: CheckConfig, st: CheckState, now: float) -> Deadline | None:
+def _fire_due(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]) -> tuple[Deadline | None, str]:
     last: Deadline | None = None
+    detail = ""
     for _ in range(8):  # each step moves the status forward; a handful always suffices
         deadline = next_deadline(check, st)
         if deadline is None or deadline.at > now:
             break
         last = deadline
-        if deadline.kind == "remind":
+        kind = deadline.kind
+        if kind == "remind":
             st.alerted_at = now
+            detail = "still down"
             break  # one reminder per firing, however long the server was away
-        if deadline.kind == "late":
+        if kind == "late":
             _set_status(st, Status.LATE, None, now)
-        elif deadline.kind == "missed":
+        elif kind == "missed":
             _set_status(st, Status.DOWN, Reason.MISSED, now)
+            detail = "no ping arrived by the deadline"
+        elif kind == "step":
+            upstream = f"{check.after}'s {check.after_trigger}"
+            detail = f"no success within {format_duration(check.within or 0)} of {upstream}"
+            st.step_due = st.step_since = None
+            _set_status(st, Status.DOWN, Reason.STEP_MISSED, now)
         else:
-            # The overdue run is given up on: its end, if it ever comes, closes no run.
-            oldest = min(st.runs, key=st.runs.__getitem__)
-            del st.runs[oldest]
-            _set_status(st, Status.DOWN, Reason.OVERRUN, now)
-    return last
+            detail = _give_up_run(check, st, kind, now, ended)
+    return last, detail
+
+
+def _give_up_run(check: CheckConfig, st: CheckState, kind: str, now: float, ended: list[RunEnd]) -> str:
+    """An overrun, stalled or incomplete run is over: recorded, and its end, if it comes, closes nothing."""
+    if kind == "stall":
+        rid = min(st.runs, key=lambda r: st.runs[r].active_at)
+    else:
+        rid = min(st.runs, key=lambda r: st.runs[r].started_at)
+    run = st.runs.pop(rid)
+    if kind == "stall":
+        quiet = format_duration(now - run.active_at)
+        detail = f"no progress for {quiet} (stall limit {format_duration(check.stall or 0)})"
+        reason, outcome = Reason.STALLED, "stalled"
+    elif kind == "incomplete":
+        detail = f"{run.successes} of {check.expect} successes arrived"
+        expected = check.members or st.last_members
+        missing = [m for m in expected if m not in run.members]
+        if missing:
+            detail += "; missing: " + ", ".join(missing)
+        reason, outcome = Reason.INCOMPLETE, "incomplete"
+    else:
+        limit = format_duration(check.max_runtime or 0)
+        detail = f"still running after {format_duration(now - run.started_at)} (max_runtime {limit})"
+        reason, outcome = Reason.OVERRUN, "overrun"
+    ended.append(RunEnd(rid or None, run.started_at, now, outcome, None, detail, run.members))
+    _set_status(st, Status.DOWN, reason, now)
+    return detail
 
 
 def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
     if old.status is new.status:
         if fired is not None and fired.kind == "remind":
-            return Flip(now, old.status, new.status, new.reason, fired.at, "still down", reminder=True)
+            return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
         return None
-    if fired is not None and new.status is Status.DOWN:
-        detail = _timer_words(fired, new)
     return Flip(
         at=now,
         old=old.status,
         new=new.status,
         reason=new.reason,
         deadline=fired.at if fired is not None else None,
-        detail=detail,
+        detail=detail if new.status is Status.DOWN or not fired else "",
     )
 
 
-def _timer_words(fired: Deadline, st: CheckState) -> str:
-    if fired.kind == "overrun":
-        return "still running past max_runtime"
-    return "no ping arrived by the deadline"
+def _earlier(a: Deadline | None, b: Deadline) -> Deadline:
+    return b if a is None or b.at < a.at else a
 
 
 def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float) -> None:
     if st.status is not status:
         st.changed_at = at
         st.alerted_at = at if status is Status.DOWN else None
+        if status is not Status.DOWN:
+            st.folded = False
     st.status, st.reason = status, reason
 
 
 def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool = False) -> None:
-    if force or at > st.anchor:
-        st.anchor = at
-    else:
+    if not (force or at > st.anchor):
         return
+    st.anchor = at
     # A cron due time holds until a ping reaches its tick; an `every` one moves with each anchor.
     if force or check.every is not None or st.anchor >= st.due_since:
         _set_due(check, st)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -103,23 +104,44 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_by_outbox ON alert_attempts(outbox_id, id);
     """,
+    # 4: finished runs (a start paired with its end, or a fan-in run), for durations and timelines
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        check_id INTEGER NOT NULL REFERENCES checks(id),
+        run_id TEXT,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        exit_status INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        members TEXT
+    );
+    CREATE INDEX runs_by_check ON runs(check_id, id);
+    ALTER TABLE pings ADD COLUMN member TEXT;
+    """,
 ]
 
 INSERT_PING = (
     "INSERT INTO pings (id, check_id, at, received_at, kind, exit_status, run_id, body, truncated,"
-    " metrics, method, source, user_agent) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " metrics, method, source, user_agent, member) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_FLIP = "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail) VALUES (?,?,?,?,?,?,?,?)"
 UPDATE_STATE = "UPDATE checks SET state = ?, state_ping_id = ? WHERE id = ?"
+INSERT_RUN = (
+    "INSERT INTO runs (check_id, run_id, started_at, ended_at, outcome, exit_status, detail, members)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
 INSERT_OUTBOX = (
     "INSERT INTO outbox (id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at)"
     " VALUES (?,?,?,?,?,?,?,?,?)"
 )
 SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
-PingRow = tuple[int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str]
+PingRow = tuple[int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str, str | None]
 FlipRow = tuple[int, int, float, str, str, str | None, float | None, str]
 OutboxRow = tuple[int, str, int | None, str, str, str, float, float, float]
+RunRow = tuple[int, str | None, float, float, str, int | None, str, str | None]
 
 
 class StoreError(Exception):
@@ -147,6 +169,7 @@ class Write:
     flip: FlipRow | None = None
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
     on_commit: Callable[[], None] | None = None  # called in the event loop once committed
 
 
@@ -294,10 +317,7 @@ class Writer:
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self.failing = True
         # Keep state, flips and bookkeeping; a ping whose client was told 503 is not kept.
-        self._carry = [
-            Write(state=w.state, flip=w.flip, statements=w.statements, outbox=w.outbox, on_commit=w.on_commit)
-            for w in writes
-        ]
+        self._carry = [dataclasses.replace(w, ping=None) for w in writes]
         for _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_exception(StoreError(str(exc)))
@@ -321,6 +341,9 @@ class Writer:
                 _insert_pings(conn, pings)
             if flips:
                 conn.executemany(INSERT_FLIP, flips)
+            runs = [row for w in writes for row in w.runs]
+            if runs:
+                conn.executemany(INSERT_RUN, runs)
             outbox = [row for w in writes for row in w.outbox]
             if outbox:
                 conn.executemany(INSERT_OUTBOX, outbox)
@@ -334,9 +357,9 @@ class Writer:
             raise
 
 
-# SQLite binds at most 32,766 parameters per statement; a ping row has 13.
+# SQLite binds at most 32,766 parameters per statement; a ping row has 14.
 _PINGS_PER_INSERT = 2000
-_PING_ROW = "(" + ",".join("?" * 13) + ")"
+_PING_ROW = "(" + ",".join("?" * 14) + ")"
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ def iso(ts: float | None) -> str | None:
 def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
     watching = st.status is not Status.PAUSED
     deadline = next_deadline(cfg, st) if watching else None
+    due = st.due_at + st.slack  # infinite for a pipeline step: it has no schedule of its own
     return {
         "name": cfg.name,
         "state": st.status.value,
@@ -29,9 +31,10 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
         "last_ping_at": iso(st.last_ping_at),
         "last_ping_kind": st.last_ping_kind.value if st.last_ping_kind else None,
         "last_success_at": iso(st.last_success_at),
-        "due_at": iso(st.due_at + st.slack) if watching else None,
+        "due_at": iso(due) if watching and math.isfinite(due) else None,
+        "step_due_at": iso(st.step_due) if st.step_due is not None else None,
         "next_deadline_at": iso(deadline.at) if deadline else None,
-        "running_since": iso(min(st.runs.values())) if st.runs else None,
+        "running_since": iso(min(r.started_at for r in st.runs.values())) if st.runs else None,
         "open_runs": len(st.runs),
         "last_duration_seconds": st.last_duration,
         "last_exit_status": st.last_exit_status,

@@ -35,55 +35,55 @@ def test_a_new_check_is_watched_from_when_it_first_appears() -> None:
 def test_a_check_that_never_pings_goes_late_then_down_missed() -> None:
     cfg = check(every=HOUR, grace=300)
     st = initial_state(cfg, T0)
-    st, flip = advance(cfg, st, T0 + HOUR - 0.001)
+    st, flip, _ = advance(cfg, st, T0 + HOUR - 0.001)
     assert flip is None and st.status is Status.NEW
-    st, flip = advance(cfg, st, T0 + HOUR)
+    st, flip, _ = advance(cfg, st, T0 + HOUR)
     assert st.status is Status.LATE and flip is not None and flip.deadline == T0 + HOUR
-    st, flip = advance(cfg, st, T0 + HOUR + 300)
+    st, flip, _ = advance(cfg, st, T0 + HOUR + 300)
     assert st.status is Status.DOWN and st.reason is Reason.MISSED
     assert flip is not None and flip.is_down and flip.old is Status.LATE
 
 
 def test_zero_grace_goes_straight_to_down_at_the_due_time() -> None:
     cfg = check(every=60, grace=0)
-    st, flip = advance(cfg, initial_state(cfg, T0), T0 + 60)
+    st, flip, _ = advance(cfg, initial_state(cfg, T0), T0 + 60)
     assert st.status is Status.DOWN and flip is not None and flip.old is Status.NEW
 
 
 def test_a_success_moves_the_every_deadline_to_a_period_after_it() -> None:
     cfg = check(every=HOUR)
-    st, flip = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 100), T0 + 100)
+    st, flip, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 100), T0 + 100)
     assert st.status is Status.UP and flip is not None and flip.old is Status.NEW
     assert st.due_at == T0 + 100 + HOUR
 
 
 def test_a_success_after_down_is_a_recovery() -> None:
     cfg = check(every=60, grace=0)
-    st, _ = advance(cfg, initial_state(cfg, T0), T0 + 60)
-    st, flip = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 70), T0 + 70)
+    st, _, _ = advance(cfg, initial_state(cfg, T0), T0 + 60)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 70), T0 + 70)
     assert st.status is Status.UP
     assert flip is not None and flip.is_recovery
 
 
 def test_a_failure_is_down_at_once_with_its_exit_status() -> None:
     cfg = check()
-    st, flip = apply_event(cfg, initial_state(cfg, T0), Event(Kind.FAIL, T0 + 5, exit_status=3), T0 + 5)
+    st, flip, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.FAIL, T0 + 5, exit_status=3), T0 + 5)
     assert st.status is Status.DOWN and st.reason is Reason.FAILED and st.last_exit_status == 3
     assert flip is not None and "exit status 3" in flip.detail
 
 
 def test_a_second_failure_while_down_makes_no_new_flip() -> None:
     cfg = check()
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.FAIL, T0 + 5), T0 + 5)
-    st, flip = apply_event(cfg, st, Event(Kind.FAIL, T0 + 6), T0 + 6)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.FAIL, T0 + 5), T0 + 5)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 6), T0 + 6)
     assert flip is None and st.failures == 2
 
 
 def test_log_and_progress_pings_change_nothing_but_the_last_ping() -> None:
     cfg = check()
-    st0, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 1), T0 + 1)
+    st0, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 1), T0 + 1)
     for kind in (Kind.LOG, Kind.PROGRESS):
-        st, flip = apply_event(cfg, st0, Event(kind, T0 + 2), T0 + 2)
+        st, flip, _ = apply_event(cfg, st0, Event(kind, T0 + 2), T0 + 2)
         assert flip is None and st.status is Status.UP and st.due_at == st0.due_at
         assert st.last_ping_at == T0 + 2 and st.last_ping_kind is kind
 
@@ -91,67 +91,67 @@ def test_log_and_progress_pings_change_nothing_but_the_last_ping() -> None:
 def test_start_and_end_are_paired_by_run_id_and_timed() -> None:
     cfg = check()
     st = initial_state(cfg, T0)
-    st, _ = apply_event(cfg, st, Event(Kind.START, T0 + 10, run_id="a"), T0 + 10)
-    st, _ = apply_event(cfg, st, Event(Kind.START, T0 + 20, run_id="b"), T0 + 20)
+    st, _, _ = apply_event(cfg, st, Event(Kind.START, T0 + 10, run_id="a"), T0 + 10)
+    st, _, _ = apply_event(cfg, st, Event(Kind.START, T0 + 20, run_id="b"), T0 + 20)
     assert st.status is Status.RUNNING and set(st.runs) == {"a", "b"}
-    st, flip = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 40, run_id="a"), T0 + 40)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 40, run_id="a"), T0 + 40)
     assert st.last_duration == 30 and st.status is Status.RUNNING and flip is None
-    st, flip = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 45, run_id="b"), T0 + 45)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 45, run_id="b"), T0 + 45)
     assert st.last_duration == 25 and st.status is Status.UP and not st.runs
 
 
 def test_an_end_without_run_id_closes_the_latest_start() -> None:
     cfg = check()
     st = initial_state(cfg, T0)
-    st, _ = apply_event(cfg, st, Event(Kind.START, T0 + 10), T0 + 10)
-    st, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 25), T0 + 25)
+    st, _, _ = apply_event(cfg, st, Event(Kind.START, T0 + 10), T0 + 10)
+    st, _, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 25), T0 + 25)
     assert st.last_duration == 15 and not st.runs
 
 
 def test_a_run_past_max_runtime_is_down_overrun_and_its_run_is_given_up() -> None:
     cfg = check(every=HOUR, max_runtime=600)
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 10), T0 + 10)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 10), T0 + 10)
     deadline = next_deadline(cfg, st)
     assert deadline is not None and deadline.kind == "overrun" and deadline.at == T0 + 610
-    st, flip = advance(cfg, st, T0 + 610)
+    st, flip, _ = advance(cfg, st, T0 + 610)
     assert st.status is Status.DOWN and st.reason is Reason.OVERRUN and not st.runs
     assert flip is not None and flip.old is Status.RUNNING
-    st, flip = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 700), T0 + 700)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 700), T0 + 700)
     assert st.status is Status.UP and flip is not None and flip.is_recovery
     assert st.last_duration is None  # its run was given up, so no duration is made up
 
 
 def test_an_end_sooner_than_min_runtime_is_down_too_fast() -> None:
     cfg = check(min_runtime=60)
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0), T0)
-    st, flip = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 5), T0 + 5)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0), T0)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 5), T0 + 5)
     assert st.status is Status.DOWN and st.reason is Reason.TOO_FAST
     assert flip is not None and "min_runtime" in flip.detail
 
 
 def test_a_success_with_no_start_is_not_judged_by_min_runtime() -> None:
     cfg = check(min_runtime=60)
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 5), T0 + 5)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 5), T0 + 5)
     assert st.status is Status.UP
 
 
 def test_with_max_runtime_a_start_anchors_an_every_schedule() -> None:
     cfg = check(every=HOUR, max_runtime=600)
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 100), T0 + 100)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 100), T0 + 100)
     assert st.due_at == T0 + 100 + HOUR
 
 
 def test_without_max_runtime_only_an_end_anchors_an_every_schedule() -> None:
     cfg = check(every=HOUR)
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 100), T0 + 100)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 100), T0 + 100)
     assert st.due_at == T0 + HOUR  # a job that starts and hangs is still caught at its due time
 
 
 def test_a_late_check_that_starts_without_anchoring_stays_late_without_flapping() -> None:
     cfg = check(every=HOUR, grace=600)
-    st, _ = advance(cfg, initial_state(cfg, T0), T0 + HOUR + 1)
+    st, _, _ = advance(cfg, initial_state(cfg, T0), T0 + HOUR + 1)
     assert st.status is Status.LATE
-    st, flip = apply_event(cfg, st, Event(Kind.START, T0 + HOUR + 2), T0 + HOUR + 2)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.START, T0 + HOUR + 2), T0 + HOUR + 2)
     assert flip is None and st.status is Status.LATE and st.runs
 
 
@@ -161,35 +161,35 @@ def test_a_cron_check_is_due_at_the_first_tick_after_the_last_ping() -> None:
     st = initial_state(cfg, t)
     day_start = t - (t % 86400)
     assert st.due_at == day_start + 86400 + 3 * HOUR
-    st, _ = apply_event(cfg, st, Event(Kind.SUCCESS, st.due_at + 30), st.due_at + 30)
+    st, _, _ = apply_event(cfg, st, Event(Kind.SUCCESS, st.due_at + 30), st.due_at + 30)
     assert st.due_at == day_start + 2 * 86400 + 3 * HOUR
 
 
 def test_a_spooled_success_whose_next_due_has_passed_leaves_a_down_check_down_without_flapping() -> None:
     cfg = check(every=60, grace=0)
-    st, _ = advance(cfg, initial_state(cfg, T0), T0 + 60)
+    st, _, _ = advance(cfg, initial_state(cfg, T0), T0 + 60)
     now = T0 + 1000
-    st2, flip = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 100), now)
+    st2, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 100), now)
     assert flip is None and st2.status is Status.DOWN and st2.last_success_at == T0 + 100
 
 
 def test_an_older_spooled_ping_does_not_move_the_last_ping_backwards() -> None:
     cfg = check()
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 500), T0 + 500)
-    st, _ = apply_event(cfg, st, Event(Kind.LOG, T0 + 100), T0 + 501)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 500), T0 + 500)
+    st, _, _ = apply_event(cfg, st, Event(Kind.LOG, T0 + 100), T0 + 501)
     assert st.last_ping_at == T0 + 500 and st.last_ping_kind is Kind.SUCCESS
     assert st.due_at == T0 + 500 + HOUR
 
 
 def test_a_paused_check_records_pings_but_has_no_deadline_and_resume_watches_from_now() -> None:
     cfg = check(every=60, grace=0)
-    st, flip = pause(initial_state(cfg, T0), T0 + 1)
+    st, flip, _ = pause(initial_state(cfg, T0), T0 + 1)
     assert st.status is Status.PAUSED and flip is not None and next_deadline(cfg, st) is None
-    st, flip = apply_event(cfg, st, Event(Kind.FAIL, T0 + 2), T0 + 2)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 2), T0 + 2)
     assert st.status is Status.PAUSED and flip is None
-    st, _ = advance(cfg, st, T0 + 10_000)
+    st, _, _ = advance(cfg, st, T0 + 10_000)
     assert st.status is Status.PAUSED
-    st, flip = resume(cfg, st, T0 + 10_000)
+    st, flip, _ = resume(cfg, st, T0 + 10_000)
     assert st.status is Status.UP and st.due_at == T0 + 10_060 and flip is not None
 
 
@@ -198,7 +198,7 @@ def test_a_deadline_inside_the_servers_downtime_is_extended_by_the_downtime() ->
     st = initial_state(cfg, T0)  # due at T0+100
     moved = account_downtime(cfg, st, stopped_at=T0 + 90, started_at=T0 + 130)
     assert next_deadline(cfg, moved) == Deadline(T0 + 140, "late")
-    late, _ = advance(cfg, moved, T0 + 140)
+    late, _, _ = advance(cfg, moved, T0 + 140)
     assert late.status is Status.LATE
     down_deadline = next_deadline(cfg, late)
     assert down_deadline is not None and down_deadline.at == T0 + 190  # grace counts from the extended time
@@ -209,7 +209,7 @@ def test_a_deadline_before_the_stop_is_not_extended_and_fires_at_once() -> None:
     st = initial_state(cfg, T0)
     moved = account_downtime(cfg, st, stopped_at=T0 + 120, started_at=T0 + 500)
     assert moved is st
-    down, flip = advance(cfg, moved, T0 + 500)
+    down, flip, _ = advance(cfg, moved, T0 + 500)
     assert down.status is Status.DOWN and flip is not None and flip.deadline == T0 + 100
 
 
@@ -221,6 +221,6 @@ def test_a_deadline_after_the_restart_is_left_alone() -> None:
 
 def test_state_survives_a_json_round_trip() -> None:
     cfg = check(max_runtime=600)
-    st, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 1, run_id="r1"), T0 + 1)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 1, run_id="r1"), T0 + 1)
     again = CheckState.from_json(st.to_json())
     assert again == st and again.status is Status.RUNNING and again.last_ping_kind is Kind.START

@@ -17,6 +17,10 @@ _REASONS = {
     "failed": "failed",
     "overrun": "ran too long: still running past its max_runtime",
     "too_fast": "finished too fast: sooner than its min_runtime",
+    "stalled": "stalled: no progress during its run",
+    "assertion": "succeeded but broke an assertion",
+    "incomplete": "is incomplete: too few workers reported",
+    "step_missed": "did not follow its upstream step in time",
 }
 
 
@@ -50,6 +54,8 @@ class Alert:
         if self.event == "test":
             return [("Sent", _when(p.get("at"))), ("Channel", str(p.get("channel", "")))]
         lines = [("Check", self.check)]
+        if p.get("pipeline"):
+            lines.append(("Pipeline", " → ".join(p["pipeline"]) + f" (this step: {p.get('step')})"))
         if p.get("description"):
             lines.append(("Description", str(p["description"])))
         lines.append(("Schedule", str(p.get("schedule", ""))))
@@ -127,6 +133,8 @@ def webhook_json(alert: Alert) -> dict[str, Any]:
         "down_for_seconds": p.get("down_for"),
         "run_duration_seconds": p.get("duration"),
         "exit_status": p.get("exit_status"),
+        "pipeline": p.get("pipeline"),
+        "step": p.get("step"),
         "last_ping": None
         if ping is None
         else {

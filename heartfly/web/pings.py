@@ -104,7 +104,7 @@ async def _record(request: web.Request, target: Target, details: Details, body: 
     if check is None:
         return _text(404, NOT_FOUND)
     exit_status = target.exit_status if target.exit_status is not None else details.exit_status
-    event = Event(kind=forced or target.kind, at=details.at, run_id=details.run_id, exit_status=exit_status)
+    event = Event(forced or target.kind, details.at, details.run_id, exit_status, details.metrics, details.member)
     record = PingRecord(
         event=event,
         received_at=rt.clock.now(),

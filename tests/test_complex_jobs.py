@@ -1,0 +1,270 @@
+"""Runs, stalls, fan-in, assertions, failure thresholds and pipeline steps, purely, with a fake time."""
+
+from __future__ import annotations
+
+import pytest
+
+from heartfly.assertions import parse_assertion
+from heartfly.config import CheckConfig
+from heartfly.states import (
+    CheckState,
+    Event,
+    Kind,
+    Reason,
+    Status,
+    Step,
+    advance,
+    apply_event,
+    arm_step,
+    initial_state,
+    next_deadline,
+)
+from tests.conftest import check
+
+T0 = 1_780_000_000.0
+HOUR = 3600.0
+
+
+def feed(cfg: CheckConfig, st: CheckState, *events: Event) -> Step:
+    step = Step(st, None)
+    for ev in events:
+        step = apply_event(cfg, step.state, ev, ev.at)
+    return step
+
+
+def ev(kind: Kind, at: float, rid: str | None = None, **kw: object) -> Event:
+    return Event(kind, T0 + at, rid, **kw)  # type: ignore[arg-type]
+
+
+# ---- runs -------------------------------------------------------------------------------------
+
+
+def test_two_overlapping_runs_are_timed_apart_and_recorded_as_finished_runs() -> None:
+    cfg = check(max_runtime=600)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0, "a"), ev(Kind.START, 100, "b")).state
+    step = apply_event(cfg, st, ev(Kind.SUCCESS, 150, "b"), T0 + 150)
+    assert [(r.run_id, r.duration, r.outcome) for r in step.ended] == [("b", 50, "success")]
+    assert step.state.status is Status.RUNNING and set(step.state.runs) == {"a"}
+    step = apply_event(cfg, step.state, ev(Kind.FAIL, 400, "a", exit_status=2), T0 + 400)
+    assert [(r.run_id, r.duration, r.outcome, r.exit_status) for r in step.ended] == [("a", 400, "fail", 2)]
+
+
+def test_late_start_and_overrun_are_separate_timers_with_separate_reasons() -> None:
+    cfg = check(every=HOUR, grace=300, max_runtime=600)
+    late = advance(cfg, initial_state(cfg, T0), T0 + HOUR)
+    assert late.state.status is Status.LATE
+    started = apply_event(cfg, late.state, ev(Kind.START, HOUR + 100), T0 + HOUR + 100)
+    assert started.state.status is Status.RUNNING  # the start anchors: no longer late
+    deadline = next_deadline(cfg, started.state)
+    assert deadline is not None and deadline.kind == "overrun" and deadline.at == T0 + HOUR + 700
+    over = advance(cfg, started.state, T0 + HOUR + 700)
+    assert over.state.reason is Reason.OVERRUN and over.ended[0].outcome == "overrun"
+
+
+def test_a_success_with_no_prior_start_is_up_without_a_duration_or_a_run_row() -> None:
+    cfg = check()
+    step = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 5), T0 + 5)
+    assert step.state.status is Status.UP and step.state.last_duration is None and step.ended == ()
+
+
+def test_an_end_for_an_unknown_run_id_closes_no_run_and_leaves_others_open() -> None:
+    cfg = check()
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0, "a")).state
+    step = apply_event(cfg, st, ev(Kind.SUCCESS, 10, "zzz"), T0 + 10)
+    assert step.state.status is Status.RUNNING and set(step.state.runs) == {"a"} and step.ended == ()
+
+
+# ---- stalls -----------------------------------------------------------------------------------
+
+
+def test_a_run_with_no_progress_for_the_stall_limit_is_down_stalled() -> None:
+    cfg = check(stall=60)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0, "q")).state
+    deadline = next_deadline(cfg, st)
+    assert deadline is not None and (deadline.kind, deadline.at) == ("stall", T0 + 60)
+    step = advance(cfg, st, T0 + 60)
+    assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.STALLED)
+    assert step.flip is not None and "no progress for 1m" in step.flip.detail
+    assert step.ended[0].outcome == "stalled" and not step.state.runs
+
+
+def test_each_progress_or_log_ping_pushes_the_stall_deadline_back() -> None:
+    cfg = check(stall=60)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0, "q"), ev(Kind.PROGRESS, 50, "q"), ev(Kind.LOG, 100)).state
+    deadline = next_deadline(cfg, st)
+    assert deadline is not None and deadline.at == T0 + 160
+    assert advance(cfg, st, T0 + 159).state.status is Status.RUNNING
+
+
+def test_progress_for_an_unknown_run_id_is_stored_but_moves_no_clock() -> None:
+    cfg = check(stall=60)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0, "q"), ev(Kind.PROGRESS, 50, "other")).state
+    deadline = next_deadline(cfg, st)
+    assert deadline is not None and deadline.at == T0 + 60
+    assert st.last_ping_kind is Kind.PROGRESS
+
+
+def test_a_run_that_is_late_to_start_then_stalls_then_would_overrun_reports_the_stall() -> None:
+    cfg = check(every=HOUR, grace=300, stall=120, max_runtime=900)
+    late = advance(cfg, initial_state(cfg, T0), T0 + HOUR + 1).state
+    assert late.status is Status.LATE
+    st = feed(cfg, late, ev(Kind.START, HOUR + 200, "r"), ev(Kind.PROGRESS, HOUR + 260, "r")).state
+    assert st.status is Status.RUNNING
+    deadline = next_deadline(cfg, st)
+    assert deadline is not None and deadline.kind == "stall" and deadline.at == T0 + HOUR + 380
+    step = advance(cfg, st, T0 + HOUR + 1100)  # the server catches up past both limits at once
+    assert step.state.reason is Reason.STALLED and [r.outcome for r in step.ended] == ["stalled"]
+
+
+# ---- fan-in -----------------------------------------------------------------------------------
+
+
+def test_a_fan_in_run_is_complete_when_n_successes_share_its_run_id() -> None:
+    cfg = check(expect=3, max_runtime=600)
+    st = initial_state(cfg, T0)
+    st = feed(cfg, st, ev(Kind.SUCCESS, 10, "b1", member="w1"), ev(Kind.SUCCESS, 20, "b1", member="w2")).state
+    assert st.status is Status.RUNNING and st.runs["b1"].successes == 2 and st.last_success_at is None
+    step = apply_event(cfg, st, ev(Kind.SUCCESS, 40, "b1", member="w3"), T0 + 40)
+    assert step.state.status is Status.UP and not step.state.runs and step.state.last_duration == 30
+    assert step.ended[0].members == ("w1", "w2", "w3") and step.state.last_members == ("w1", "w2", "w3")
+
+
+def test_a_fan_in_run_short_at_its_deadline_is_incomplete_and_names_the_missing_members() -> None:
+    cfg = check(expect=3, members=("w1", "w2", "w3"), grace=120)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 10, "b", member="w2")).state
+    step = advance(cfg, st, T0 + 130)
+    assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.INCOMPLETE)
+    assert step.flip is not None and step.flip.detail == "1 of 3 successes arrived; missing: w1, w3"
+
+
+def test_without_configured_members_the_missing_ones_come_from_the_last_complete_run() -> None:
+    cfg = check(expect=2, grace=60)
+    st = feed(
+        cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b1", member="a"), ev(Kind.SUCCESS, 2, "b1", member="b")
+    ).state
+    st = feed(cfg, st, ev(Kind.SUCCESS, 1000, "b2", member="b")).state
+    step = advance(cfg, st, T0 + 1061)
+    assert step.flip is not None and step.flip.detail.endswith("missing: a")
+
+
+def test_a_member_reporting_twice_counts_once() -> None:
+    cfg = check(expect=2)
+    st = feed(
+        cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b", member="w1"), ev(Kind.SUCCESS, 2, "b", member="w1")
+    ).state
+    assert st.runs["b"].successes == 1 and st.status is Status.RUNNING
+
+
+# ---- assertions -------------------------------------------------------------------------------
+
+
+def test_a_success_that_breaks_an_assertion_is_a_failure_quoting_it_and_the_value() -> None:
+    cfg = check(assertions=(parse_assertion("bytes > 0"),))
+    step = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 5, metrics={"bytes": 0.0}), T0 + 5)
+    assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.ASSERTION)
+    assert step.flip is not None and step.flip.detail == 'assertion "bytes > 0" broke: bytes = 0'
+    fine = apply_event(cfg, step.state, ev(Kind.SUCCESS, 9, metrics={"bytes": 10.0}), T0 + 9)
+    assert fine.state.status is Status.UP and fine.flip is not None and fine.flip.is_recovery
+
+
+def test_a_success_missing_an_asserted_metric_breaks_the_assertion() -> None:
+    cfg = check(assertions=(parse_assertion("rows > 0"),))
+    step = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 5), T0 + 5)
+    assert step.state.reason is Reason.ASSERTION and 'no metric "rows"' in (step.flip.detail if step.flip else "")
+
+
+def test_a_duration_assertion_judges_the_run_and_skips_a_success_without_a_start() -> None:
+    cfg = check(assertions=(parse_assertion("duration < 30m"),))
+    long_run = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0), ev(Kind.SUCCESS, 2000))
+    assert long_run.state.reason is Reason.ASSERTION and long_run.ended[0].outcome == "assertion"
+    no_start = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 5), T0 + 5)
+    assert no_start.state.status is Status.UP
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["rows", "rows >", "rows > lots", "duration < soon", "1rows > 0", "rows => 3", "rows > inf", "eval('x') > 1"],
+)
+def test_malformed_assertions_are_refused_with_a_reason(text: str) -> None:
+    with pytest.raises(ValueError, match=r"assertion|number|duration|finite"):
+        parse_assertion(text)
+
+
+def test_assertions_parse_numbers_comparisons_and_durations() -> None:
+    assert parse_assertion("bytes >= 1024").value == 1024
+    assert parse_assertion(" duration<1h30m ").value == 5400
+    assert parse_assertion("ratio != 0.5").op == "!="
+
+
+# ---- failure thresholds ------------------------------------------------------------------------
+
+
+def test_failures_before_alert_tolerates_fewer_failures_in_a_row() -> None:
+    cfg = check(failures_before_alert=3)
+    st = initial_state(cfg, T0)
+    first = feed(cfg, st, ev(Kind.FAIL, 1), ev(Kind.FAIL, 2))
+    assert first.state.status is Status.UP and first.state.failures == 2
+    third = apply_event(cfg, first.state, ev(Kind.FAIL, 3), T0 + 3)
+    assert third.state.status is Status.DOWN and third.flip is not None and "3 failures in a row" in third.flip.detail
+
+
+def test_a_success_resets_the_count_and_recovers_a_check_downed_by_failures() -> None:
+    cfg = check(failures_before_alert=2)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.FAIL, 1), ev(Kind.SUCCESS, 2), ev(Kind.FAIL, 3)).state
+    assert st.status is Status.UP and st.failures == 1
+    down = feed(cfg, st, ev(Kind.FAIL, 4))
+    assert down.state.status is Status.DOWN
+    back = apply_event(cfg, down.state, ev(Kind.SUCCESS, 5), T0 + 5)
+    assert back.state.status is Status.UP and back.state.failures == 0 and back.flip is not None
+
+
+# ---- pipeline steps ---------------------------------------------------------------------------
+
+
+def step_check(**kw: object) -> CheckConfig:
+    return check("transform", every=None, after="extract", within=HOUR, **kw)
+
+
+def test_a_step_is_never_due_on_its_own_until_its_upstream_arms_it() -> None:
+    cfg = step_check()
+    st = initial_state(cfg, T0)
+    assert next_deadline(cfg, st) is None and advance(cfg, st, T0 + 10 * HOUR).state.status is Status.NEW
+    armed = arm_step(cfg, st, T0 + 100)
+    deadline = next_deadline(cfg, armed)
+    assert deadline is not None and (deadline.kind, deadline.at) == ("step", T0 + 100 + HOUR)
+
+
+def test_a_step_that_succeeds_within_its_window_is_disarmed() -> None:
+    cfg = step_check()
+    armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)
+    done = apply_event(cfg, armed, ev(Kind.SUCCESS, 1000), T0 + 1000)
+    assert done.state.status is Status.UP and done.state.step_due is None and next_deadline(cfg, done.state) is None
+
+
+def test_a_step_with_no_success_within_its_window_is_down_step_missed() -> None:
+    cfg = step_check()
+    armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)
+    step = advance(cfg, armed, T0 + 100 + HOUR)
+    assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.STEP_MISSED)
+    assert step.flip is not None and step.flip.detail == "no success within 1h of extract's start"
+
+
+def test_an_armed_step_keeps_its_first_deadline_when_the_upstream_triggers_again() -> None:
+    cfg = step_check()
+    armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)
+    assert arm_step(cfg, armed, T0 + 500) is armed
+
+
+def test_state_with_open_fan_in_runs_and_an_armed_step_survives_a_json_round_trip() -> None:
+    cfg = check(expect=3)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b", member="w1")).state
+    st.step_due, st.step_since, st.last_members = T0 + 50, T0, ("w1", "w2")
+    assert CheckState.from_json(st.to_json()) == st
+
+
+def test_a_schema_1_state_with_bare_run_start_times_still_loads() -> None:
+    cfg = check()
+    data = initial_state(cfg, T0).to_json()
+    data["runs"] = {"r": T0 + 5}
+    st = CheckState.from_json(data)
+    assert st.runs["r"].started_at == T0 + 5 and st.runs["r"].active_at == T0 + 5

@@ -1,0 +1,165 @@
+"""Pipeline steps through the engine on a real SQLite file: arming, folding, alerts, restarts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from heartfly.clock import FakeClock
+from heartfly.config import Config, ConfigError
+from heartfly.engine import Engine, PingRecord
+from heartfly.states import Event, Kind, Reason, Status
+from tests.conftest import ConfigWriter, new_key
+from tests.test_restart import running
+
+PIPELINE = """
+[defaults]
+channels = ["hook"]
+[channels.hook]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+[checks.extract]
+key = "{k1}"
+every = "1d"
+[checks.transform]
+key = "{k2}"
+after = "extract"
+within = "10m"
+[checks.load]
+key = "{k3}"
+after = "transform.success"
+within = "5m"
+"""
+
+
+@pytest.fixture
+def config(write_config: ConfigWriter) -> Config:
+    return write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+
+
+async def ping(engine: Engine, name: str, kind: Kind) -> None:
+    now = engine.clock.now()
+    await engine.record(engine.checks[name], PingRecord(Event(kind, now), received_at=now))
+
+
+def alerts(config: Config) -> list[tuple[str, str, dict[str, object]]]:
+    with sqlite3.connect(config.server.database) as db:
+        rows = db.execute(
+            "SELECT c.name, o.event, o.payload FROM outbox o JOIN checks c ON c.id = o.check_id ORDER BY o.id"
+        )
+        return [(name, event, json.loads(payload)) for name, event, payload in rows]
+
+
+async def test_an_upstream_start_arms_its_step_and_a_success_arms_the_next(config: Config) -> None:
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        assert engine.checks["transform"].state.step_due == clock.now() + 600
+        assert engine.checks["load"].state.step_due is None  # waits for transform's success, not its start
+        clock.advance(60)
+        await ping(engine, "transform", Kind.SUCCESS)
+        assert engine.checks["transform"].state.step_due is None
+        assert engine.checks["load"].state.step_due == clock.now() + 300
+
+
+async def test_a_step_that_misses_its_window_alerts_naming_the_pipeline_and_the_step(config: Config) -> None:
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        await ping(engine, "extract", Kind.SUCCESS)
+        assert engine.fire_due(clock.now() + 600) == 1
+        assert engine.checks["transform"].state.reason is Reason.STEP_MISSED
+    [(name, event, facts)] = alerts(config)
+    assert (name, event, facts["reason"]) == ("transform", "down", "step_missed")
+    assert facts["pipeline"] == ["extract", "transform", "load"] and facts["step"] == "transform"
+
+
+async def test_when_the_first_step_fails_the_missed_steps_fold_into_its_alert(config: Config) -> None:
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(30)
+        await ping(engine, "extract", Kind.FAIL)
+        assert engine.fire_due(clock.now() + 600) == 1
+        transform = engine.checks["transform"].state
+        assert (transform.status, transform.folded) == (Status.DOWN, True)
+        clock.advance(3600)
+        await ping(engine, "extract", Kind.SUCCESS)  # extract recovers: one recovery alert
+        await ping(engine, "transform", Kind.SUCCESS)  # transform recovers: folded, like its down
+    assert [(name, event) for name, event, _ in alerts(config)] == [("extract", "down"), ("extract", "recovery")]
+    with sqlite3.connect(config.server.database) as db:
+        details = [r[0] for r in db.execute("SELECT detail FROM flips WHERE new = 'down' ORDER BY id")]
+    assert details[1] == "no success within 10m of extract's start (folded into the alert of upstream step extract)"
+
+
+async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(config: Config) -> None:
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "extract", Kind.START)  # a flip: extract's checkpoint includes this ping
+        armed_until = engine.checks["transform"].state.step_due
+    clock.advance(5)
+    async with running(config, clock) as engine:
+        assert engine.checks["transform"].state.step_due == armed_until
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('[checks.a]\nkey = "{k}"\nafter = "nope"\nwithin = "1h"\n', 'checks.a.after: no check "nope"'),
+        (
+            '[checks.a]\nkey = "{k}"\nafter = "b"\nwithin = "1h"\n'
+            '[checks.b]\nkey = "{k2}"\nafter = "a"\nwithin = "1h"\n',
+            "pipeline steps form a cycle: a -> b -> a",
+        ),
+        (
+            '[checks.a]\nkey = "{k}"\nafter = "b"\n[checks.b]\nkey = "{k2}"\nevery = "1h"\n',
+            '"after" and "within" go together',
+        ),
+        (
+            '[checks.a]\nkey = "{k}"\nevery = "1h"\nafter = "b"\nwithin = "1h"\n'
+            '[checks.b]\nkey = "{k2}"\nevery = "1h"\n',
+            'needs exactly one of "every", "cron" and "after"',
+        ),
+        (
+            '[checks.a]\nkey = "{k}"\nevery = "1h"\nexpect = 3\nmembers = ["x", "y"]\n',
+            "checks.a.expect: is 3 but members lists 2",
+        ),
+        ('[checks.a]\nkey = "{k}"\nevery = "1h"\nmembers = ["x", "x"]\n', "checks.a.members: lists a member twice"),
+        ('[checks.a]\nkey = "{k}"\nevery = "1h"\nassert = ["rows >> 0"]\n', "checks.a.assert:"),
+        (
+            '[checks.a]\nkey = "{k}"\nevery = "1h"\nfailures_before_alert = 0\n',
+            "checks.a.failures_before_alert: must be positive",
+        ),
+        ('[checks.a]\nkey = "{k}"\nevery = "1h"\nstall = "0s"\n', "checks.a.stall: must be longer than zero"),
+    ],
+)
+def test_bad_pipeline_fan_in_and_assertion_settings_are_config_errors(
+    write_config: ConfigWriter, body: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        write_config(body.format(k=new_key(), k2=new_key()))
+    assert any(problem in p for p in info.value.problems), info.value.problems
+
+
+def test_members_set_expect_and_steps_describe_their_schedule(write_config: ConfigWriter) -> None:
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key())
+                          + f'[checks.batch]\nkey = "{new_key()}"\ncron = "0 * * * *"\nmembers = ["a", "b"]\n'
+                          '[checks.batch2]\nkey = "' + new_key() + '"\nevery = "1h"\nchannels = []\n')  # fmt: skip
+    assert config.checks["batch"].expect == 2
+    assert config.checks["load"].schedule_words() == "within 5m of transform's success"
+
+
+def test_a_step_shows_no_due_time_of_its_own_in_summaries_and_check_config(write_config: ConfigWriter) -> None:
+    from heartfly.report import describe_checks
+    from heartfly.states import arm_step, initial_state
+    from heartfly.views import check_summary
+
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    step = config.checks["transform"]
+    st = initial_state(step, 1_780_000_000.0)
+    assert check_summary(step, st)["due_at"] is None and check_summary(step, st)["next_deadline_at"] is None
+    armed = check_summary(step, arm_step(step, st, 1_780_000_000.0))
+    assert armed["step_due_at"] == armed["next_deadline_at"] == "2026-05-28T20:36:40.000Z"
+    assert "transform: within 10m of extract's start" in describe_checks(config, 1_780_000_000.0)
