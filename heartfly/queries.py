@@ -159,21 +159,32 @@ async def next_alert_after(db: aiosqlite.Connection, now: float) -> float | None
     return None if row is None or row[0] is None else float(row[0])
 
 
-async def read_alerts(db: aiosqlite.Connection, check_id: int | None, limit: int = 50) -> list[dict[str, Any]]:
-    """A check's alerts (or the test alerts, check_id None), newest first, each with its attempts."""
-    columns = "SELECT id, key, channel, event, created_at, status, attempts, done_at, last_error, next_attempt_at"
-    params: tuple[Any, ...]
-    if check_id is None:
-        sql, params = columns + " FROM outbox WHERE check_id IS NULL ORDER BY id DESC LIMIT ?", (limit,)
-    else:
-        sql, params = columns + " FROM outbox WHERE check_id = ? ORDER BY id DESC LIMIT ?", (check_id, limit)
+async def read_alerts(
+    db: aiosqlite.Connection, check_id: int | None, limit: int = 50, before: int | None = None
+) -> list[dict[str, Any]]:
+    """A check's alerts (or the test alerts, check_id None), newest first, each with every attempt.
+
+    One statement, so one snapshot: an alert's status always agrees with its attempt log.
+    """
+    where = "check_id IS NULL" if check_id is None else "check_id = ?"
+    params: tuple[Any, ...] = (before if before is not None else 1 << 62, limit)
+    if check_id is not None:
+        params = (check_id, *params)
+    sql = (
+        "SELECT o.id, o.key, o.channel, o.event, o.created_at, o.status, o.attempts, o.done_at, o.last_error,"  # noqa: S608 - `where` is one of two fixed texts
+        " o.next_attempt_at, a.at, a.duration, a.outcome, a.error"
+        f" FROM (SELECT * FROM outbox WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?) AS o"
+        " LEFT JOIN alert_attempts AS a ON a.outbox_id = o.id ORDER BY o.id DESC, a.id"
+    )
     async with db.execute(sql, params) as cur:
         rows = await cur.fetchall()
     keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
-    alerts = [dict(zip(keys, row, strict=True)) for row in rows]
-    for alert in alerts:
-        alert["attempt_log"] = await read_attempts(db, alert["id"])
-    return alerts
+    alerts: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        alert = alerts.setdefault(row[0], {**dict(zip(keys, row[:10], strict=True)), "attempt_log": []})
+        if row[12] is not None:
+            alert["attempt_log"].append({"at": row[10], "duration": row[11], "outcome": row[12], "error": row[13]})
+    return list(alerts.values())
 
 
 async def read_attempts(db: aiosqlite.Connection, outbox_id: int) -> list[dict[str, Any]]:

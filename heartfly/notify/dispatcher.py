@@ -49,7 +49,8 @@ SENDERS: dict[str, Sender] = {"email": _email, "webhook": _webhook, "apprise": _
 
 def backoff(attempt: int, initial: float, most: float, rng: random.Random) -> float:
     """Seconds before retry number `attempt` (1-based): doubling, capped, with jitter in [0.5, 1]."""
-    return min(most, initial * 2.0 ** (attempt - 1)) * rng.uniform(0.5, 1.0)
+    # The exponent is capped too: 2.0 ** 1024 overflows, and an alert can be tried thousands of times.
+    return min(most, initial * 2.0 ** min(attempt - 1, 60)) * rng.uniform(0.5, 1.0)
 
 
 class Dispatcher:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,13 +39,18 @@ def payload(
         "detail": flip.detail,
         "at": flip.at,
         "deadline": flip.deadline,
-        "due_at": new.due_at + new.slack,
+        "due_at": _due(old) if flip.is_down else _due(new),  # down: the due time it failed to meet
         "down_since": down_since,
         "down_for": flip.at - old.changed_at if flip.is_recovery else None,
         "duration": new.last_duration,
         "exit_status": new.last_exit_status,
         "last_ping_id": ping_id or None,
     }
+
+
+def _due(st: CheckState) -> float | None:
+    due = st.due_at + st.slack
+    return due if math.isfinite(due) else None  # a pipeline step has no due time of its own
 
 
 def rows_for(

@@ -1,0 +1,481 @@
+"""What an alert says and where it goes, without a socket: rendering, outbox rows and retry delays.
+
+Every alert here is built the way the engine builds it: the pure state machine makes the flip,
+outbox.payload freezes its facts (through a JSON round trip, as the outbox table stores them),
+and message.py renders them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from heartfly import states
+from heartfly.config import CheckConfig
+from heartfly.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.notify import outbox, webhook
+from heartfly.notify.dispatcher import backoff
+from heartfly.notify.message import (
+    TAIL,
+    Alert,
+    discord_json,
+    html_body,
+    ntfy_request,
+    slack_json,
+    subject,
+    text,
+    webhook_json,
+)
+from heartfly.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
+from heartfly.views import iso
+from tests.conftest import check
+
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+LINK = "https://hb.example.org/checks/backup"
+CHECK_ID = 7
+FLIP_ID = 42
+EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def on_event(cfg: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[CheckState, Flip | None]:
+    """states.apply_event's new state and flip (whatever else a step may carry)."""
+    step: Sequence[Any] = states.apply_event(cfg, st, ev, now)
+    return step[0], step[1]
+
+
+def on_time(cfg: CheckConfig, st: CheckState, now: float) -> tuple[CheckState, Flip | None]:
+    """states.advance's new state and flip."""
+    step: Sequence[Any] = states.advance(cfg, st, now)
+    return step[0], step[1]
+
+
+def backup(**kw: Any) -> CheckConfig:
+    fields: dict[str, Any] = {"every": 3600.0, "grace": 300.0, "description": "Nightly tar of /srv"}
+    fields.update(kw)
+    return check("backup", **fields)
+
+
+def alert_for(
+    cfg: CheckConfig,
+    old: CheckState,
+    new: CheckState,
+    flip: Flip | None,
+    *,
+    ping_id: int = 9,
+    last_ping: dict[str, Any] | None = None,
+) -> Alert:
+    """The Alert the dispatcher would render for this transition."""
+    assert flip is not None
+    event = outbox.event_of(flip)
+    assert event is not None
+    facts = outbox.payload(cfg, flip, old, new, flip_id=None if flip.reminder else FLIP_ID, ping_id=ping_id)
+    key = f"reminder-{CHECK_ID}-{int(flip.at * 1000)}" if flip.reminder else f"flip-{FLIP_ID}"
+    return Alert(key=key, event=event, payload=json.loads(json.dumps(facts)), last_ping=last_ping, link=LINK)
+
+
+def ping(at: float, kind: str, *, body: str = "", exit_status: int | None = None) -> dict[str, Any]:
+    """A pings row as store.read_ping returns it."""
+    return {
+        "id": 9,
+        "at": at,
+        "kind": kind,
+        "exit_status": exit_status,
+        "run_id": None,
+        "body": body,
+        "source": "10.1.2.3",
+    }
+
+
+def run(cfg: CheckConfig, start: float, end: Event) -> tuple[CheckState, CheckState, Flip | None]:
+    """A check that pinged once at T0, then a run from `start` ending with `end`."""
+    up, _ = on_event(cfg, initial_state(cfg, T0 - 60), Event(Kind.SUCCESS, T0), T0)
+    running, _ = on_event(cfg, up, Event(Kind.START, start), start)
+    new, flip = on_event(cfg, running, end, end.at)
+    return running, new, flip
+
+
+def missed(cfg: CheckConfig) -> tuple[CheckState, CheckState, Flip | None]:
+    """A check that pinged at T0 and then never again: down once due + grace has passed."""
+    up, _ = on_event(cfg, initial_state(cfg, T0 - 60), Event(Kind.SUCCESS, T0), T0)
+    new, flip = on_time(cfg, up, T0 + 3600 + 300)
+    return up, new, flip
+
+
+def lines(alert: Alert) -> list[str]:
+    return text(alert).splitlines()
+
+
+# ---- what a down alert says ---------------------------------------------------------------
+
+
+def test_a_missed_run_says_which_check_did_not_run_when_it_was_due_and_when_it_last_pinged() -> None:
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0, "success", body="all good"))
+    assert subject(alert) == "[DOWN] backup did not run: no ping arrived by its deadline"
+    body = lines(alert)
+    assert body[0] == "backup did not run: no ping arrived by its deadline"
+    assert "Check: backup" in body
+    assert "Description: Nightly tar of /srv" in body
+    assert "Schedule: every 1h" in body
+    assert "State: down (missed)" in body
+    assert "What happened: no ping arrived by the deadline" in body
+    assert f"Was due: {iso(T0 + 3600)}" in body  # the due time itself, grace not added
+    assert f"Noticed at: {iso(T0 + 3900)}" in body
+    assert f"Last ping: success at {iso(T0)} from 10.1.2.3" in body
+    assert f"Link: {LINK}" in body
+    assert body[-2:] == ["Last ping's message (tail):", "all good"]
+
+
+def test_a_failed_run_says_failed_with_its_exit_status_its_duration_and_the_message_tail() -> None:
+    cfg = backup()
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 135, exit_status=3))
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0 + 135, "fail", body="tar: disk full", exit_status=3))
+    assert subject(alert) == "[DOWN] backup failed with exit status 3"
+    body = lines(alert)
+    assert "State: down (failed)" in body
+    assert "What happened: failed with exit status 3" in body
+    assert "Run duration: 2m5s" in body
+    assert f"Last ping: fail at {iso(T0 + 135)} from 10.1.2.3" in body
+    assert body[-1] == "tar: disk full"
+
+
+def test_a_failure_without_an_exit_status_just_says_failed() -> None:
+    cfg = backup()
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 20))
+    assert subject(alert_for(cfg, old, new, flip)) == "[DOWN] backup failed"
+
+
+def test_an_overrun_says_it_ran_too_long() -> None:
+    cfg = backup(max_runtime=60.0)
+    up, _ = on_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 10), T0 + 10)
+    new, flip = on_time(cfg, up, T0 + 71)
+    alert = alert_for(cfg, up, new, flip)
+    assert subject(alert) == "[DOWN] backup ran too long: still running past its max_runtime"
+    assert "State: down (overrun)" in lines(alert)
+    [happened] = [line for line in lines(alert) if line.startswith("What happened: ")]
+    assert "max_runtime" in happened  # the state machine's own words
+
+
+def test_a_run_that_finished_too_fast_says_so_with_both_durations() -> None:
+    cfg = backup(min_runtime=30.0)
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.SUCCESS, T0 + 15))
+    alert = alert_for(cfg, old, new, flip)
+    assert subject(alert) == "[DOWN] backup finished too fast: sooner than its min_runtime"
+    assert "What happened: finished after 5s, sooner than min_runtime 30s" in lines(alert)
+    assert "Run duration: 5s" in lines(alert)
+
+
+def test_a_recovery_says_the_check_is_back_and_how_long_it_was_down() -> None:
+    cfg = backup()
+    _, down, _ = missed(cfg)
+    back_at = T0 + 3900 + 5400
+    new, flip = on_event(cfg, down, Event(Kind.SUCCESS, back_at), back_at)
+    alert = alert_for(cfg, down, new, flip, last_ping=ping(back_at, "success"))
+    assert subject(alert) == "[UP] backup is back up"
+    body = lines(alert)
+    assert f"Recovered at: {iso(back_at)}" in body
+    assert "Was down for: 1h30m" in body
+    assert not any(line.startswith(("State:", "Was due:")) for line in body)
+    data = webhook_json(alert)
+    assert (data["event"], data["state"], data["previous_state"], data["reason"]) == ("recovery", "up", "down", None)
+    assert data["down_for_seconds"] == 5400.0
+
+
+def test_a_reminder_says_still_down_and_since_when() -> None:
+    cfg = backup(repeat=600.0)
+    _, down, _ = missed(cfg)
+    new, flip = on_time(cfg, down, T0 + 3900 + 600)
+    assert flip is not None and flip.reminder
+    alert = alert_for(cfg, down, new, flip)
+    assert alert.key == f"reminder-{CHECK_ID}-{int((T0 + 4500) * 1000)}"
+    assert subject(alert) == "[DOWN] Still down: backup did not run: no ping arrived by its deadline"
+    assert f"Down since: {iso(T0 + 3900)}" in lines(alert)
+    assert webhook_json(alert)["event"] == "reminder"
+
+
+def test_a_test_alert_is_clearly_marked_as_a_test() -> None:
+    alert = Alert(key="test-5", event="test", payload={"channel": "ops", "at": T0}, last_ping=None, link=LINK)
+    assert subject(alert) == "[TEST] Heartfly test alert for channel ops: delivery works"
+    assert lines(alert)[2:] == [f"Sent: {iso(T0)}", "Channel: ops"]
+    assert webhook_json(alert)["event"] == "test"
+
+
+def test_a_long_message_is_quoted_by_its_tail_only() -> None:
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    body = "HEAD" + "x" * 2000 + "the end"
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0, "log", body=body))
+    assert alert.message_tail() == "…" + body[-TAIL:]
+    assert "HEAD" not in text(alert) and text(alert).endswith("the end\n")
+
+
+def test_an_alert_whose_last_ping_was_pruned_or_never_came_says_so() -> None:
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    assert "Last ping: no longer stored" in lines(alert_for(cfg, old, new, flip, ping_id=9))
+    assert "Last ping: none yet" in lines(alert_for(cfg, old, new, flip, ping_id=0))
+
+
+# ---- HTML is escaped ------------------------------------------------------------------------
+
+
+def test_the_html_part_escapes_a_ping_body_with_script_and_img_onerror() -> None:
+    cfg = backup(description="<b>bold</b> & co")
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 20, exit_status=1))
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0 + 20, "fail", body=f"oops {EVIL}", exit_status=1))
+    page = html_body(alert)
+    assert "<script" not in page and "<img" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in page
+    assert "<h2>backup failed with exit status 1</h2>" in page
+    assert f"<a href='{LINK}'>Open backup</a>" in page
+    assert "<th align='left'>Run duration</th><td>10s</td>" in page
+    assert f"<th align='left'>Was due</th><td>{iso(old.due_at)}</td>" in page  # the due time it did not meet
+
+
+def test_the_plain_text_and_json_keep_the_ping_body_verbatim() -> None:
+    cfg = backup()
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 20))
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0 + 20, "fail", body=EVIL))
+    assert text(alert).endswith(EVIL + "\n")  # plain text is not markup
+    assert webhook_json(alert)["last_ping"]["message_tail"] == EVIL
+
+
+# ---- the webhook body and the presets --------------------------------------------------------
+
+
+def test_the_webhook_json_is_schema_version_1_with_the_idempotency_key_as_its_id() -> None:
+    cfg = backup()
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 135, exit_status=3))
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0 + 135, "fail", body="tar: disk full", exit_status=3))
+    data = webhook_json(alert)
+    documented = {
+        "version": 1,
+        "id": f"flip-{FLIP_ID}",
+        "event": "down",
+        "summary": "backup failed with exit status 3",
+        "check": {"name": "backup", "description": "Nightly tar of /srv", "url": LINK},
+        "state": "down",
+        "previous_state": "running",
+        "reason": "failed",
+        "detail": "failed with exit status 3",
+        "at": iso(T0 + 135),
+        "due_at": iso(old.due_at),  # a down alert's due time is the one the check did not meet
+        "down_since": iso(T0 + 135),
+        "down_for_seconds": None,
+        "run_duration_seconds": 125.0,
+        "exit_status": 3,
+        "last_ping": {
+            "at": iso(T0 + 135),
+            "kind": "fail",
+            "source": "10.1.2.3",
+            "exit_status": 3,
+            "run_id": None,
+            "message_tail": "tar: disk full",
+        },
+    }
+    assert {k: data.get(k) for k in documented} == documented  # version 1 may gain fields, never lose one
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_the_json_format_sends_the_idempotency_key_header_and_the_channels_own_headers() -> None:
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    alert = alert_for(cfg, old, new, flip)
+    channel = ChannelConfig("hook", "webhook", url="https://x.example/h", headers=(("Authorization", "Bearer t0k"),))
+    body, headers = webhook.request_for(channel, alert)
+    assert json.loads(body) == webhook_json(alert)
+    assert headers["Idempotency-Key"] == alert.key == json.loads(body)["id"]
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Authorization"] == "Bearer t0k"
+    assert headers["User-Agent"].startswith("heartfly/")
+
+
+def test_the_slack_preset_is_a_text_field_with_mrkdwn_escaped() -> None:
+    cfg = backup()
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 20))
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0 + 20, "fail", body="a < b && " + EVIL))
+    data = slack_json(alert)
+    assert list(data) == ["text"]
+    assert data["text"].startswith("backup failed\n")
+    assert "a &lt; b &amp;&amp; &lt;script&gt;" in data["text"]
+    assert "<" not in data["text"] and ">" not in data["text"]
+
+
+def test_the_discord_preset_is_content_within_discords_limit_and_mentions_nobody() -> None:
+    cfg = backup(description="d" * 3000)
+    old, new, flip = missed(cfg)
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0, "success", body="@everyone look"))
+    data = discord_json(alert)
+    assert data["allowed_mentions"] == {"parse": []}  # "@everyone" in a ping body pings nobody
+    assert data["content"].startswith("backup did not run")
+    assert len(data["content"]) == 1990 and text(alert).startswith(data["content"])
+
+
+@pytest.mark.parametrize(
+    ("event", "priority", "tags"),
+    [
+        ("down", "high", "rotating_light"),
+        ("reminder", "high", "rotating_light"),
+        ("recovery", "default", "white_check_mark"),
+    ],
+)
+def test_the_ntfy_preset_is_plain_text_with_title_priority_tags_and_click(event: str, priority: str, tags: str) -> None:
+    alert = Alert(key="flip-1", event=event, payload={"check": "backup", "reason": "missed"}, last_ping=None, link=LINK)
+    body, headers = ntfy_request(alert)
+    assert body == text(alert).encode()
+    assert headers == {"Title": subject(alert), "Priority": priority, "Click": LINK, "Tags": tags}
+    channel = ChannelConfig("ntfy", "webhook", url="https://ntfy.sh/topic", format="ntfy")
+    sent_body, sent = webhook.request_for(channel, alert)
+    assert sent_body == body
+    assert sent["Content-Type"] == "text/plain; charset=utf-8" and sent["Idempotency-Key"] == "flip-1"
+    assert sent["Title"] == subject(alert)
+
+
+def test_an_ntfy_test_alert_is_low_priority_without_tags() -> None:
+    alert = Alert(key="test-1", event="test", payload={"channel": "ntfy", "at": T0}, last_ping=None, link=LINK)
+    _, headers = ntfy_request(alert)
+    assert headers["Priority"] == "low" and "Tags" not in headers
+    assert headers["Title"] == "[TEST] Heartfly test alert for channel ntfy: delivery works"
+
+
+def test_an_ntfy_title_header_stays_ascii_and_short() -> None:
+    payload = {"check": "backup", "reason": "failed", "exit_status": 2, "description": "é"}
+    alert = Alert(key="flip-1", event="down", payload=payload, last_ping=None, link=LINK)
+    _, headers = ntfy_request(alert)
+    assert headers["Title"].isascii() and len(headers["Title"]) <= 250
+    assert headers["Tags"] == "rotating_light"
+
+
+# ---- outbox rows -----------------------------------------------------------------------------
+
+CHANNELS = {
+    "mail": ChannelConfig("mail", "email", to=("ops@example.org",)),
+    "hook": ChannelConfig("hook", "webhook", url="https://x.example/h"),
+    "pager": ChannelConfig("pager", "webhook", url="https://x.example/p", recovery=False),
+}
+ALERTS = AlertsConfig(expire_after=5.0)
+
+
+def rows(cfg: CheckConfig, old: CheckState, new: CheckState, flip: Flip | None) -> list[tuple[Any, ...]]:
+    assert flip is not None
+    flip_id = None if flip.reminder else FLIP_ID
+    facts = outbox.payload(cfg, flip, old, new, flip_id=flip_id, ping_id=3)
+    return list(outbox.rows_for(cfg, CHECK_ID, flip, facts, CHANNELS, ALERTS, first_id=100))
+
+
+def test_a_down_flip_makes_one_row_per_channel_sharing_the_flips_key() -> None:
+    cfg = backup(channels=("mail", "hook", "pager"))
+    old, new, flip = missed(cfg)
+    made = rows(cfg, old, new, flip)
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in made] == [
+        (100, "flip-42", CHECK_ID, "mail", "down"),
+        (101, "flip-42", CHECK_ID, "hook", "down"),
+        (102, "flip-42", CHECK_ID, "pager", "down"),
+    ]
+    at = T0 + 3900
+    assert all(r[6:] == (at, at + ALERTS.expire_after, at) for r in made)  # created, expires, first attempt
+    facts = json.loads(made[0][5])
+    assert (facts["check"], facts["state"], facts["reason"], facts["last_ping_id"]) == ("backup", "down", "missed", 3)
+
+
+def test_a_recovery_skips_channels_with_recovery_false() -> None:
+    cfg = backup(channels=("mail", "hook", "pager"))
+    _, down, _ = missed(cfg)
+    new, flip = on_event(cfg, down, Event(Kind.SUCCESS, T0 + 5000), T0 + 5000)
+    assert [(r[3], r[4]) for r in rows(cfg, down, new, flip)] == [("mail", "recovery"), ("hook", "recovery")]
+
+
+def test_a_reminder_goes_to_every_channel_under_a_reminder_key() -> None:
+    cfg = backup(channels=("hook", "pager"), repeat=600.0)
+    _, down, _ = missed(cfg)
+    new, flip = on_time(cfg, down, T0 + 4500)
+    made = rows(cfg, down, new, flip)
+    key = f"reminder-{CHECK_ID}-{int((T0 + 4500) * 1000)}"
+    assert [(r[1], r[3], r[4]) for r in made] == [(key, "hook", "reminder"), (key, "pager", "reminder")]
+    assert json.loads(made[0][5])["transition_id"] is None
+    later, flip2 = on_time(cfg, new, T0 + 5100)
+    assert rows(cfg, new, later, flip2)[0][1] == f"reminder-{CHECK_ID}-{int((T0 + 5100) * 1000)}"  # a key each
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (Status.NEW, Status.UP, None),
+        (Status.UP, Status.RUNNING, None),
+        (Status.RUNNING, Status.UP, None),
+        (Status.UP, Status.LATE, None),
+        (Status.UP, Status.PAUSED, None),
+        (Status.DOWN, Status.PAUSED, None),
+        (Status.PAUSED, Status.UP, None),
+    ],
+)
+def test_a_flip_that_is_neither_down_nor_recovery_makes_no_rows(
+    old: Status, new: Status, reason: Reason | None
+) -> None:
+    cfg = backup(channels=("mail", "hook", "pager"))
+    flip = Flip(at=T0, old=old, new=new, reason=reason, deadline=None, detail="")
+    assert outbox.event_of(flip) is None and not flip.alerts
+    state = initial_state(cfg, T0)
+    assert rows(cfg, state, state, flip) == []
+
+
+def test_a_first_ping_flipping_new_to_up_makes_no_rows() -> None:
+    cfg = backup(channels=("mail",))
+    st = initial_state(cfg, T0)
+    new, flip = on_event(cfg, st, Event(Kind.SUCCESS, T0 + 1), T0 + 1)
+    assert flip is not None and (flip.old, flip.new) == (Status.NEW, Status.UP)
+    assert rows(cfg, st, new, flip) == []
+
+
+def test_a_check_without_channels_makes_no_rows() -> None:
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    assert rows(cfg, old, new, flip) == []
+
+
+def test_a_test_row_is_a_test_event_outside_any_check() -> None:
+    row = outbox.test_row(12, "hook", T0, ALERTS)
+    assert row == (12, "test-12", None, "hook", "test", json.dumps({"channel": "hook", "at": T0}), T0, T0 + 5.0, T0)
+
+
+# ---- retry delays ----------------------------------------------------------------------------
+
+
+class Fixed(random.Random):
+    """uniform(a, b) always lands at the same fraction of the way from a to b."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__(0)
+        self.fraction = fraction
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self.fraction
+
+
+def test_backoff_doubles_from_retry_initial_and_caps_at_retry_max() -> None:
+    delays = [backoff(n, 0.1, 0.5, Fixed(1.0)) for n in range(1, 8)]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5, 0.5, 0.5])
+    assert [backoff(n, 5.0, 900.0, Fixed(1.0)) for n in (1, 2, 3, 8, 9, 50)] == pytest.approx(
+        [5.0, 10.0, 20.0, 640.0, 900.0, 900.0]
+    )
+
+
+def test_backoff_jitter_takes_at_most_half_of_the_nominal_delay_off() -> None:
+    assert [backoff(n, 0.1, 0.5, Fixed(0.0)) for n in range(1, 5)] == pytest.approx([0.05, 0.1, 0.2, 0.25])
+    rng = random.Random(1234)
+    for attempt in range(1, 13):
+        nominal = min(0.5, 0.1 * 2 ** (attempt - 1))
+        samples = [backoff(attempt, 0.1, 0.5, rng) for _ in range(400)]
+        assert all(0.5 * nominal <= s <= nominal for s in samples)
+        assert min(samples) < 0.6 * nominal and max(samples) > 0.9 * nominal  # really spread, not fixed
+
+
+def test_backoff_stays_at_retry_max_however_many_attempts_were_made() -> None:
+    assert backoff(1025, 30.0, 30.0, Fixed(1.0)) == 30.0
+    assert 15.0 <= backoff(5000, 30.0, 30.0, random.Random(1)) <= 30.0
