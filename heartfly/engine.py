@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ALIVE_EVERY = 1.0  # seconds between "alive at" marks and state checkpoints
 RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
+NAMED_NEW_CHECKS = 10  # more new checks than this at once are logged as a count
 
 
 @dataclass(slots=True)
@@ -75,6 +76,7 @@ class Engine:
         self._next_outbox_id = 1
         self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
         self._dirty: set[int] = set()  # checks whose state changed since their last checkpoint
+        self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
         self._map_pipelines(config)
@@ -120,6 +122,7 @@ class Engine:
             if name not in self.config.checks and row.removed_at is None:
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
                 log.info("check %s is no longer in the config; its history is kept", name)
+        self._log_new()
         await self._replay(db, checkpoint)
         if stopped_at is not None and stopped_at < now:
             self._account_downtime(stopped_at, now, clean == "1", statements)
@@ -180,8 +183,18 @@ class Engine:
         check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
         self._next_check_id += 1
         statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state))
-        log.info("check %s is new; watching it from now", cfg.name)
+        self._new_names.append(cfg.name)
         return check
+
+    def _log_new(self) -> None:
+        """One line per new check for a handful; a count for a config of thousands."""
+        names, self._new_names = self._new_names, []
+        if len(names) <= NAMED_NEW_CHECKS:
+            for name in names:
+                log.info("check %s is new; watching it from now", name)
+        else:
+            shown = ", ".join(names[:NAMED_NEW_CHECKS])
+            log.info("%d checks are new (%s, ...); watching them from now", len(names), shown)
 
     def _add(self, check: Check) -> None:
         self.checks[check.name] = check
@@ -220,6 +233,7 @@ class Engine:
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
                 log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
+        self._log_new()
         self._map_pipelines(config)
         self.writer.submit_nowait(store.Write(statements=statements))
         for w in writes:
