@@ -69,7 +69,7 @@ def parse_event(segment: str) -> tuple[Kind, int | None]:
 def parse_path(tail: str, ping_key: str | None) -> Target | None:
     """`<key>[/<event>]` or `<ping_key>/<name>[/<event>]`; None when it is neither form."""
     parts = tail.split("/")
-    if ping_key is not None and len(parts) in (2, 3) and hmac.compare_digest(parts[0], ping_key):
+    if ping_key is not None and len(parts) in (2, 3) and hmac.compare_digest(parts[0].encode(), ping_key.encode()):
         kind, status = parse_event(parts[2] if len(parts) == 3 else "")
         return Target(key=None, name=parts[1], kind=kind, exit_status=status)
     if len(parts) > 2 or not parts[0]:

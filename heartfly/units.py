@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_UNITS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}  # in milliseconds
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|d|h|m|s))+")
 
@@ -25,7 +25,7 @@ def parse_duration(text: str) -> float:
             raise UnitError(f'units must appear once each, largest first, in "{text}"')
         seen.append(unit)
         total += float(number) * _UNITS[unit]
-    return total
+    return total / 1000  # summed in milliseconds: 13 * 0.001 would not be exactly 0.013
 
 
 def format_duration(seconds: float) -> str:

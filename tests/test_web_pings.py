@@ -295,3 +295,10 @@ async def test_a_start_or_fail_key_takes_any_body_as_its_message_but_a_plain_key
     rows = stored(config)
     assert [(r[0], r[3][:18], r[4]) for r in rows] == [("start", "starting: not JSON", 0), ("fail", "y" * 18, 1)]
     assert len(rows[1][3]) == 1000
+
+
+async def test_a_non_ascii_segment_where_the_ping_key_goes_is_answered_not_a_crash(client: Client) -> None:
+    two = await client.get("/ping/%C3%A9%C3%A9%C3%A9/backup")  # key "ééé", event "backup"
+    assert two.status == 400 and "unknown ping event" in await two.text()
+    three = await client.get("/ping/%C3%A9%C3%A9%C3%A9/backup/start")  # neither form
+    assert three.status == 404 and await three.text() == "not found\n"
