@@ -139,8 +139,6 @@ def sqlite_ro_uri(path: Path) -> str:
     return f"file:{path}?mode=ro"
 
 
-
-
 def exit_on_sigterm() -> None:
     """Treat SIGTERM like Ctrl-C, so `finally` blocks stop the servers and remove the temporary folder."""
 

@@ -157,8 +157,15 @@ def write_lua(folder: Path, keys: Sequence[str]) -> Path:
 
 def run_wrk(base: str, script: Path, seconds: int, connections: int, threads: int) -> LoadResult:
     cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={REQUEST_TIMEOUT}s", "--latency",
-        "-s", str(script), f"{base}/",
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        f"--timeout={REQUEST_TIMEOUT}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"{base}/",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")), None)
@@ -374,7 +381,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: the machine may be small)")
     parser.add_argument("--checks", type=int, default=1000, help="checks in Heartfly's config (default 1000)")
     parser.add_argument(
-        "--generator", choices=("auto", "wrk", "python"), default="auto",
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
         help="load generator: wrk if on PATH (auto, the default), or the aiohttp-client one",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (config, database, logs)")

@@ -50,6 +50,9 @@ def _setup_logging(level: str) -> None:
     under_systemd = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
     fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+    from heartfly import logfilter
+
+    logfilter.install()
 
 
 @click.group()

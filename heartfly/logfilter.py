@@ -1,0 +1,48 @@
+"""Keep hostile or broken HTTP clients from filling the journal (and from putting ping keys in it).
+
+aiohttp logs every request its parser rejects (bad request line, header too long, bad chunking)
+at ERROR with a traceback and the raw request line, which may hold a ping key. Those requests
+were already answered 400; this filter drops the records and logs one counted summary a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from aiohttp.http_exceptions import HttpProcessingError
+
+SUMMARY_EVERY = 60.0
+
+
+class RejectedRequests(logging.Filter):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.dropped = 0
+        self._clock = clock
+        self._since = clock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        self.dropped += 1
+        now = self._clock()
+        if now - self._since >= SUMMARY_EVERY:
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "%d malformed HTTP request(s) answered 400 in the last %.0f s (last: %s)",
+                (self.dropped, now - self._since, exc.__class__.__name__),
+                None,
+                None,
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            self.dropped, self._since = 0, now
+            return True
+        return False
+
+
+def install() -> RejectedRequests:
+    rejected = RejectedRequests()
+    logging.getLogger("aiohttp.server").addFilter(rejected)
+    return rejected

@@ -1,0 +1,70 @@
+"""Malformed requests are answered 400 without a traceback (or a ping key) in the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from heartfly import logfilter
+from tests.conftest import new_key
+from tests.proc import Server
+
+
+def test_a_parser_rejection_is_dropped_and_counted_but_other_errors_pass() -> None:
+    from aiohttp.http_exceptions import LineTooLong
+
+    rejected = logfilter.RejectedRequests()
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        return logging.LogRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request", (), (type(exc), exc, None)
+        )
+
+    assert rejected.filter(record(LineTooLong("x", "8190"))) is False and rejected.dropped == 1
+    assert rejected.filter(record(RuntimeError("a real bug"))) is True
+
+
+def test_a_summary_line_replaces_the_tracebacks_once_a_minute() -> None:
+    from aiohttp.http_exceptions import BadHttpMessage
+
+    now = [100.0]
+    rejected = logfilter.RejectedRequests(clock=lambda: now[0])
+    exc = BadHttpMessage("bad")
+    rec = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "x", (), (type(exc), exc, None))
+    assert rejected.filter(rec) is False
+    now[0] += 61
+    assert rejected.filter(rec) is True
+    assert rec.levelname == "WARNING" and rec.exc_info is None
+    assert rec.getMessage().startswith("2 malformed HTTP request(s) answered 400")
+
+
+def test_the_daemon_logs_no_traceback_and_no_key_for_malformed_requests(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    key = new_key()
+    config = folder / "hb.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\n[checks.a]\nkey = "{key}"\nevery = "1h"\n'
+    )
+    with Server(config) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+
+        async def send(data: bytes) -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(data)
+            await writer.drain()
+            head = await reader.read(40)
+            writer.close()
+            return head
+
+        async def hostile() -> list[bytes]:
+            return [
+                await send(f"GET /ping/{key}/\x7f\xe2\x82\xac HTTP/1.1\r\nHost: x\r\n\r\n".encode()),
+                await send(b"GET /ping/x HTTP/1.1\r\nX-Big: " + b"v" * 20000 + b"\r\n\r\n"),
+            ]
+
+        answers = asyncio.run(hostile())
+        assert all(a.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")) for a in answers)
+        assert server.stop() == 0
+    assert "Traceback" not in server.log() and key not in server.log()
