@@ -109,6 +109,7 @@ class CheckState:
     step_since: float | None = None  # ...counting from this upstream event
     folded: bool = False  # its down alert was folded into an upstream step's (so is its recovery)
     last_members: tuple[str, ...] = ()  # fan-in: who reported in the last complete run
+    last_end_at: float | None = None  # the newest success or failure: an older one (spooled) never flips
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies recursively, and checkpoints run often.
@@ -137,7 +138,7 @@ class CheckState:
             self.status, self.reason, self.changed_at, self.watched_from, self.anchor, self.due_at,
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
-            self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
+            self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members, self.last_end_at,
         )  # fmt: skip
 
 
@@ -362,10 +363,13 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd])
     if started is not None:
         outcome = reason.value if reason else "success"
         ended.append(RunEnd(ev.run_id, started, ev.at, outcome, ev.exit_status, broken, members))
+    if reason is None:
+        st.last_success_at = max(st.last_success_at or ev.at, ev.at)
+    if _stale(st, ev):
+        return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
         return _failure(check, st, reason, ev.at, broken)
     st.failures = 0
-    st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
     if st.status is not Status.PAUSED:
         _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at)
@@ -401,7 +405,17 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd]) ->
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, ev.at, "fail", ev.exit_status, detail))
+    if _stale(st, ev):
+        return detail
     return _failure(check, st, Reason.FAILED, ev.at, detail)
+
+
+def _stale(st: CheckState, ev: Event) -> bool:
+    """Whether an end is older than the newest end seen; either way the newest end is remembered."""
+    if st.last_end_at is not None and ev.at < st.last_end_at:
+        return True
+    st.last_end_at = ev.at
+    return False
 
 
 def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, detail: str) -> str:

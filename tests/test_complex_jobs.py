@@ -268,3 +268,19 @@ def test_a_schema_1_state_with_bare_run_start_times_still_loads() -> None:
     data["runs"] = {"r": T0 + 5}
     st = CheckState.from_json(data)
     assert st.runs["r"].started_at == T0 + 5 and st.runs["r"].active_at == T0 + 5
+
+
+def test_a_spooled_success_older_than_a_newer_failure_does_not_recover_the_check() -> None:
+    cfg = check()
+    down = apply_event(cfg, initial_state(cfg, T0), ev(Kind.FAIL, 1000), T0 + 1000).state
+    late_news = feed(cfg, down, ev(Kind.START, 400, "r1"), ev(Kind.SUCCESS, 700, "r1"))
+    assert late_news.state.status is Status.DOWN and late_news.state.reason is Reason.FAILED
+    assert late_news.ended[0].duration == 300  # the run is still recorded, with its true times
+    assert late_news.state.last_success_at == T0 + 700
+
+
+def test_a_spooled_failure_older_than_a_newer_success_does_not_take_the_check_down() -> None:
+    cfg = check()
+    up = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1000), T0 + 1000).state
+    old_failure = apply_event(cfg, up, ev(Kind.FAIL, 500, exit_status=2), T0 + 1001)
+    assert old_failure.state.status is Status.UP and old_failure.flip is None and old_failure.state.failures == 0
