@@ -51,24 +51,26 @@ def rss_mib(pid: int) -> float:
 
 
 def random_request(rng: random.Random, keys: list[str]) -> bytes:
-    key = rng.choice(keys + [make_key(), "x" * rng.randint(0, 300)])
+    key = rng.choice([*keys, make_key(), "x" * rng.randint(0, 300)])
     junk = "".join(rng.choice("abc/%?&=;.~-_:@!$'()*+,é€\x7f") for _ in range(rng.randint(0, 40)))
+    event = rng.choice(["start", "fail", "log", "progress", "0", "255", "256", "-1", junk])
     path = rng.choice([
-        f"/ping/{key}", f"/ping/{key}/{rng.choice(['start', 'fail', 'log', 'progress', '0', '255', '256', '-1', junk])}",
+        f"/ping/{key}", f"/ping/{key}/{event}",
         f"/ping/{key}/{junk}/{junk}", f"/api/v1/heartbeat/{key}", f"/api/v1/checks/{junk}", "/api/v1/checks",
         f"/{junk}", "/" + "a" * rng.choice([100, 5000, 10000]), "/ping/" + "%ff%fe%00" * rng.randint(1, 20),
         f"/ping/{key}?ts={rng.choice(['abc', '1e400', '-5', 'nan', str(time.time())])}&m_x={junk}&rid={junk}",
         "/livez", "/readyz", "/metrics", "/", "/checks/x",
     ])  # fmt: skip
     method = rng.choice(METHODS)
-    headers = [f"Host: 127.0.0.1", "Connection: close"]
+    headers = ["Host: 127.0.0.1", "Connection: close"]
     for _ in range(rng.randint(0, 5)):
         headers.append(f"X-{rng.randint(0, 99)}: " + "v" * rng.choice([1, 100, 8000, 20000]))
     body = b""
     if rng.random() < 0.5:
         body = rng.choice([
-            rng.randbytes(rng.randint(0, 2000)), b"{", b'{"status": "fail", "message": 5}', b'{"metrics": {"a": "b"}}',
-            b'{"status": "start", "ts": 1e400}', b"[]" * 1000, b"\xff" * 100, b"x" * rng.choice([10, 200_000, 2_000_000]),
+            rng.randbytes(rng.randint(0, 2000)), b"{", b'{"status": "fail", "message": 5}',
+            b'{"metrics": {"a": "b"}}', b'{"status": "start", "ts": 1e400}', b"[]" * 1000, b"\xff" * 100,
+            b"x" * rng.choice([10, 200_000, 2_000_000]),
         ])  # fmt: skip
         headers.append(
             rng.choice([f"Content-Length: {len(body)}", "Content-Type: application/json", "Transfer-Encoding: chunked"])
@@ -152,7 +154,8 @@ async def phase_slow(port: int, key: str, clients: int, seconds: float) -> bool:
     await asyncio.gather(*slow)
     ok = answered == total
     print(
-        f"{'PASS' if ok else 'FAIL'} slow clients: {clients} dribbling headers; {answered} of {total} pings answered 200"
+        f"{'PASS' if ok else 'FAIL'} slow clients: {clients} dribbling headers;"
+        f" {answered} of {total} pings answered 200"
     )
     return ok
 
@@ -192,7 +195,8 @@ async def run(args: argparse.Namespace, folder: Path) -> int:
         rss_after = rss_mib(proc.pid) if proc.poll() is None else float("nan")
         grew = rss_after - rss_before
         ok = alive and grew < args.memory_bound
-        print(f"{'PASS' if ok else 'FAIL'} server alive: {alive}; resident memory {rss_before:.0f} -> {rss_after:.0f} MiB"
+        verdict = "PASS" if ok else "FAIL"
+        print(f"{verdict} server alive: {alive}; resident memory {rss_before:.0f} -> {rss_after:.0f} MiB"
               f" (bound: +{args.memory_bound:.0f} MiB)")  # fmt: skip
         results.append(ok)
         tracebacks = log.read_text(errors="replace").count("Traceback")

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from heartfly import __version__
-from heartfly.config import Config, ConfigError, load_config
+from heartfly.cli_client import flush_command, ping_command, run_command
+
+if TYPE_CHECKING:
+    from heartfly.config import Config
+
+# asyncio, logging and heartfly.config are imported where they are used: `heartfly ping` and
+# `heartfly run` start on every cron tick and should not pay for them.
 
 DEFAULT_CONFIGS = (Path("heartfly.toml"), Path("/etc/heartfly/heartfly.toml"))
 
@@ -37,6 +42,8 @@ def _resolve(path: Path | None) -> Path:
 
 
 def _load(path: Path | None) -> Config:
+    from heartfly.config import ConfigError, load_config
+
     try:
         return load_config(_resolve(path))
     except ConfigError as exc:
@@ -46,6 +53,8 @@ def _load(path: Path | None) -> Config:
 
 
 def _setup_logging(level: str) -> None:
+    import logging
+
     # journald stamps every line itself; elsewhere a timestamp helps.
     under_systemd = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
     fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -68,6 +77,9 @@ def main() -> None:
 )
 def serve(config_path: Path | None, log_level: str) -> None:
     """Run the server in the foreground."""
+    import asyncio
+
+    from heartfly.config import ConfigError
     from heartfly.server import StartError
     from heartfly.server import serve as run_server
 
@@ -100,6 +112,8 @@ def check_config(config_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per check.")
 def status(config_path: Path | None, as_json: bool) -> None:
     """Show every check's state as the server last recorded it."""
+    import asyncio
+
     from heartfly.report import format_status, read_status
     from heartfly.store import StoreError
 
@@ -147,6 +161,8 @@ def test_alert(config_path: Path | None, channel: str) -> None:
 @click.option("--limit", default=20, show_default=True, help="How many of each kind of entry to show.")
 def history(config_path: Path | None, name: str, limit: int) -> None:
     """A check's state changes, alerts (with every delivery attempt) and latest pings."""
+    import asyncio
+
     from heartfly.report import read_history
     from heartfly.store import StoreError
 
@@ -185,3 +201,8 @@ def init(path: Path, url: str) -> None:
 
     click.echo(f"wrote {path}\n")
     click.echo(describe_checks(config, time.time()))
+
+
+main.add_command(ping_command)
+main.add_command(run_command)
+main.add_command(flush_command)

@@ -1,0 +1,293 @@
+"""The job side of a ping: where it goes, what it says, and one HTTP delivery with retries.
+
+Standard library only (plus heartfly.units): `heartfly ping` and `heartfly run` start on every cron
+tick, so this path must not pay for aiohttp, croniter or the config parser. Spooling and replay live
+in heartfly.spool, wrapping a command in heartfly.runner.
+"""
+
+from __future__ import annotations
+
+import enum
+import http.client
+import math
+import random
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
+
+from heartfly import __version__
+
+if TYPE_CHECKING:
+    from email.message import Message as HTTPMessage
+
+    from heartfly.config import Config
+
+CONNECT_TIMEOUT = 5.0  # a server that does not accept within this is down
+READ_TIMEOUT = 10.0  # the server answers after its commit: allow a slow disk, not a hung one
+RETRIES = 3
+BACKOFF = 0.5  # first wait; doubles per retry, with jitter, capped at BACKOFF_CAP
+BACKOFF_CAP = 8.0
+MAX_BODY = 1 << 20  # the server keeps 100 KB by default; never ship more than this
+RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+EVENTS = ("", "start", "fail", "log", "progress")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as heartfly.config.NAME_RE
+RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+USER_AGENT = f"heartfly/{__version__}"
+
+
+class AddressError(ValueError):
+    """A ping target that cannot be turned into a URL; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """One event for one check, as the job saw it; `at` is when it happened (for spooled replays)."""
+
+    url: str  # the check's ping URL, without an event: https://hb.example.com/ping/<key>
+    event: str = ""  # "", start, fail, log, progress, or an exit status "0".."255"
+    body: bytes = b""
+    run_id: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    at: float = field(default_factory=time.time)
+
+    def request_url(self, *, with_ts: bool = False) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        path = parts.path.rstrip("/") + (f"/{self.event}" if self.event else "")
+        params: list[tuple[str, str]] = []
+        if self.run_id:
+            params.append(("rid", self.run_id))
+        params += [(f"m_{name}", format_number(value)) for name, value in self.metrics.items()]
+        if with_ts:
+            params.append(("ts", f"{self.at:.3f}"))
+        query = "&".join(q for q in (parts.query, urllib.parse.urlencode(params)) if q)
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path or "/", query, ""))
+
+    def describe(self) -> str:
+        event = self.event or "success"
+        if self.event.isdigit():
+            event = f"exit status {self.event}"
+        return f"{event} ping to {redact(self.url)}"
+
+
+def event_for(*, start: bool = False, fail: bool = False, log: bool = False, progress: bool = False,
+              exit_code: int | None = None) -> str:  # fmt: skip
+    """The URL's event segment for `heartfly ping`'s flags; at most one may be given."""
+    chosen = [name for name, on in (("start", start), ("fail", fail), ("log", log), ("progress", progress)) if on]
+    if exit_code is not None:
+        chosen.append(str(exit_code))
+    if len(chosen) > 1:
+        raise ValueError(f"choose one event, not {' and '.join(chosen)}")
+    return chosen[0] if chosen else ""
+
+
+def format_number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def parse_metric(text: str) -> tuple[str, float]:
+    """`name=value` as `--metric` takes it; checked here so a typo is not a 400 from the server."""
+    name, sep, raw = text.partition("=")
+    if not sep or not METRIC_RE.fullmatch(name):
+        raise ValueError(f'expected name=number with a name of letters, digits or "_", got "{text}"')
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f'metric "{name}" needs a finite number, got "{raw}"')
+    return name, value
+
+
+def check_run_id(text: str) -> str:
+    if not RUN_ID_RE.fullmatch(text):
+        raise ValueError("a run id is 1 to 128 printable ASCII characters without spaces")
+    return text
+
+
+# --- addressing ---------------------------------------------------------------------------------
+
+
+def check_url(url: str, what: str = "URL") -> str:
+    """An http(s) URL with a host, or AddressError saying what is wrong."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        if "://" in url:
+            raise AddressError(f'{what} "{redact(url)}" must start with http:// or https://')
+        raise AddressError(f'{what} "{redact(url)}" has no scheme: write http://{redact(url)} or https://…')
+    if not parts.hostname:
+        raise AddressError(f'{what} "{redact(url)}" has no host')
+    return url
+
+
+def target_url(target: str) -> str | None:
+    """A full ping URL as given, or None for a check name (resolved by name_url / config_url)."""
+    if "://" in target:
+        return check_url(target)
+    if NAME_RE.fullmatch(target):
+        return None
+    if "/" in target or ":" in target:
+        raise AddressError(
+            f'"{redact(target)}" looks like a URL without a scheme: write http://… or https://… in front of it'
+        )
+    raise AddressError(f'"{target}" is neither a check name (letters, digits, "_", ".", "-") nor an http(s) URL')
+
+
+def name_url(base_url: str, ping_key: str, name: str) -> str:
+    """`<base>/ping/<ping_key>/<name>`: addresses a check by name under the server-wide ping_key."""
+    base = check_url(base_url, "HEARTFLY_URL").rstrip("/")
+    return f"{base}/ping/{urllib.parse.quote(ping_key, safe='')}/{urllib.parse.quote(name, safe='')}"
+
+
+def config_url(config: Config, name: str, base_url: str | None = None, ping_key: str | None = None) -> str:
+    """The check's own key from a local config, else its name under the ping_key."""
+    base = check_url(base_url, "HEARTFLY_URL") if base_url else config.server.public_url
+    check = config.checks.get(name)
+    if check is not None:
+        return f"{base.rstrip('/')}/ping/{check.key}"
+    key = ping_key or config.server.ping_key
+    if key:
+        return name_url(base, key, name)
+    raise AddressError(f'no check "{name}" in {config.path}, and no ping_key there to address it by name')
+
+
+_SECRETISH = re.compile(r"(?<=/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{14,}")
+
+
+def redact(url: str) -> str:
+    """A URL for messages: long key-like path segments shortened, so logs do not carry whole secrets."""
+    return _SECRETISH.sub(r"\1…", url.split("?", 1)[0])
+
+
+# --- one delivery -------------------------------------------------------------------------------
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    REJECTED = "rejected"  # the server said no (404, 400, …): sending again would not help
+    UNREACHABLE = "unreachable"  # network errors or 5xx through every retry: worth spooling
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    outcome: Outcome
+    status: int | None = None
+    detail: str = ""
+
+    def explain(self, ping: Ping) -> str:
+        what = ping.describe()
+        if self.status == 404:
+            return (
+                f"{what}: the server answered 404: no check has this key or name"
+                " (wrong key, a check missing from the server's config, or a typo in the URL)"
+            )
+        if self.status is not None and 300 <= self.status < 400:
+            return f"{what}: the server redirects ({self.status}) to {redact(self.detail)}: use that URL instead"
+        if self.status is not None:
+            return f"{what}: the server answered {self.status}: {self.detail or 'no reason given'}"
+        return f"{what}: {self.detail}"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # Following a redirect would turn the POST into a GET and drop the body: report it instead.
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> None:
+        return None
+
+
+def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
+    """urllib with one timeout for connecting (TCP + TLS) and another for waiting on the answer."""
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            self.sock.settimeout(read_timeout)
+
+    class TLSConn(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            self.sock.settimeout(read_timeout)
+
+    class Handler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(Conn, req)
+
+    class TLSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(TLSConn, req)
+
+    return urllib.request.build_opener(Handler, TLSHandler, _NoRedirects)
+
+
+class Transport:
+    """POSTs a ping; retries network errors and 5xx with exponential backoff and jitter."""
+
+    def __init__(
+        self,
+        *,
+        retries: int = RETRIES,
+        backoff: float = BACKOFF,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retries = retries
+        self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.opener = _opener(read_timeout)
+        self.sleep = sleep
+
+    def send(self, ping: Ping, *, with_ts: bool = False) -> Answer:
+        url = ping.request_url(with_ts=with_ts)
+        answer = Answer(Outcome.UNREACHABLE)
+        for attempt in range(self.retries + 1):
+            if attempt:
+                wait = min(self.backoff * 2 ** (attempt - 1), BACKOFF_CAP)
+                self.sleep(wait * random.uniform(0.8, 1.2))
+            answer = self._attempt(url, ping.body)
+            if answer.outcome is not Outcome.UNREACHABLE:
+                return answer
+        return answer
+
+    def _attempt(self, url: str, body: bytes) -> Answer:
+        headers = {"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"}
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - check_url: http(s) only
+        try:
+            with self.opener.open(request, timeout=self.connect_timeout) as response:
+                response.read(1024)
+                return Answer(Outcome.DELIVERED, response.status)
+        except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                return Answer(Outcome.REJECTED, exc.code, exc.headers.get("Location", "?"))
+            text = _reason(exc)
+            outcome = Outcome.UNREACHABLE if exc.code in RETRYABLE or exc.code >= 500 else Outcome.REJECTED
+            return Answer(outcome, exc.code, text)
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            detail = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+            return Answer(Outcome.UNREACHABLE, None, f"cannot reach the server: {detail}")
+        except (OSError, http.client.HTTPException) as exc:
+            return Answer(Outcome.UNREACHABLE, None, f"cannot reach the server: {exc or type(exc).__name__}")
+        except ValueError as exc:  # urllib's word for a URL it cannot parse
+            return Answer(Outcome.REJECTED, None, f"bad URL: {exc}")
+
+
+def _reason(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read(300)
+    except (OSError, http.client.HTTPException):
+        raw = b""
+    text = raw.decode("utf-8", "replace").strip().splitlines()
+    return text[0] if text else (exc.reason or "")

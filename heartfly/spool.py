@@ -1,0 +1,252 @@
+"""Pings that could not be delivered wait on disk, with their true time, and are replayed in order.
+
+One file per ping, named by its time so a directory listing is the replay order; written to a
+temporary name and renamed, so a reader never sees half a ping. Replays take a lock file, so two
+jobs finishing together do not send the same spooled ping twice. Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import enum
+import fcntl
+import json
+import os
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from heartfly.client import Outcome, Ping, Transport
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+LOCK_WAIT = 10.0  # another process replaying longer than this: leave the spool to it
+SUFFIX = ".ping"
+
+Warn = Callable[[str], None]
+
+
+def default_folder(env: Mapping[str, str]) -> Path:
+    """$HEARTFLY_SPOOL, else $XDG_STATE_HOME/heartfly/spool, else ~/.local/state/heartfly/spool."""
+    if env.get("HEARTFLY_SPOOL"):
+        return Path(env["HEARTFLY_SPOOL"])
+    state = env.get("XDG_STATE_HOME", "")
+    base = Path(state) if os.path.isabs(state) else Path(env.get("HOME") or Path.home()) / ".local" / "state"
+    return base / "heartfly" / "spool"
+
+
+def origin(url: str) -> str:
+    """scheme://host:port: pings to one server keep their order; other servers do not wait on it."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class Spool:
+    def __init__(self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, lock_wait: float = LOCK_WAIT) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.lock_wait = lock_wait
+        self._seq = 0
+
+    def pending(self) -> list[Path]:
+        """Spooled pings, oldest first; none when the folder is missing or unreadable."""
+        try:
+            names = [e.name for e in os.scandir(self.folder) if e.name.endswith(SUFFIX) and e.name[0] != "."]
+        except OSError:
+            return []
+        return [self.folder / n for n in sorted(names)]
+
+    def put(self, ping: Ping) -> list[str]:
+        """Writes the ping; raises OSError. Returns what had to be dropped to stay under max_bytes."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._seq += 1
+        name = f"{round(ping.at * 1e6):020d}-{os.getpid()}-{self._seq}{SUFFIX}"
+        record = {
+            "v": 1,
+            "url": ping.url,
+            "event": ping.event,
+            "run_id": ping.run_id,
+            "metrics": dict(ping.metrics),
+            "at": ping.at,
+            "body": base64.b64encode(ping.body).decode("ascii"),
+        }
+        temporary = self.folder / f".{name}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # pings carry secret keys
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle)
+            os.rename(temporary, self.folder / name)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+        return self._trim(keep=name)
+
+    def _trim(self, keep: str) -> list[str]:
+        sized: list[tuple[Path, int]] = []
+        for path in self.pending():
+            with contextlib.suppress(OSError):
+                sized.append((path, path.stat().st_size))
+        total = sum(size for _, size in sized)
+        dropped: list[str] = []
+        for path, size in sized:
+            if total <= self.max_bytes or path.name == keep:
+                break
+            with contextlib.suppress(OSError):
+                path.unlink()
+                dropped.append(f"the ping spooled at {_when(path)}")
+            total -= size
+        return dropped
+
+    @staticmethod
+    def load(path: Path) -> Ping:
+        """A spooled ping; ValueError or OSError when the file is not one."""
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("v") != 1:
+            raise ValueError("not a heartfly spool record")
+        return Ping(
+            url=str(record["url"]),
+            event=str(record["event"]),
+            body=base64.b64decode(record["body"]),
+            run_id=record["run_id"],
+            metrics={str(k): float(v) for k, v in record["metrics"].items()},
+            at=float(record["at"]),
+        )
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Holds the spool's lock while the block runs; yields False when it could not get it."""
+        try:
+            fd = os.open(self.folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError:
+            yield False
+            return
+        try:
+            deadline = time.monotonic() + self.lock_wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        yield False
+                        return
+                    time.sleep(0.05)
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def _when(path: Path) -> str:
+    try:
+        micros = int(path.name.split("-", 1)[0])
+    except ValueError:
+        return path.name
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(micros / 1e6))
+
+
+class Result(enum.Enum):
+    SENT = "sent"
+    SPOOLED = "spooled"  # kept on disk for a later replay
+    REJECTED = "rejected"  # the server said no; not kept
+    LOST = "lost"  # undeliverable and could not be spooled
+
+
+@dataclass
+class FlushReport:
+    sent: int = 0
+    dropped: int = 0
+    kept: int = 0
+    blocked: set[str] = field(default_factory=set)  # origins still unreachable: keep their order
+
+
+class Courier:
+    """Delivers pings in order: earlier spooled pings first, then the new one, spooling on failure."""
+
+    def __init__(self, transport: Transport, spool: Spool | None, warn: Warn) -> None:
+        self.transport = transport
+        self.spool = spool
+        self.warn = warn
+
+    def deliver(self, ping: Ping) -> Result:
+        report = self.flush()
+        if origin(ping.url) in report.blocked:
+            return self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
+        answer = self.transport.send(ping)
+        if answer.outcome is Outcome.DELIVERED:
+            return Result.SENT
+        if answer.outcome is Outcome.REJECTED:
+            self.warn("error: " + answer.explain(ping) + "; not retried")
+            return Result.REJECTED
+        return self._keep(ping, answer.explain(ping))
+
+    def _keep(self, ping: Ping, why: str) -> Result:
+        if self.spool is None:
+            self.warn(f"error: {why}; no spool, the ping is lost")
+            return Result.LOST
+        try:
+            dropped = self.spool.put(ping)
+        except OSError as exc:
+            self.warn(f"error: {why}; cannot spool it to {self.spool.folder}: {exc.strerror or exc}; the ping is lost")
+            return Result.LOST
+        for what in dropped:
+            self.warn(f"warning: the spool is over its {self.spool.max_bytes} byte limit: dropped {what}, its oldest")
+        self.warn(f"warning: {why}; spooled to {self.spool.folder}, to be sent by the next heartfly ping/run/flush")
+        return Result.SPOOLED
+
+    def flush(self) -> FlushReport:
+        """Replays the spool oldest first, with each ping's true time (`ts=`)."""
+        report = FlushReport()
+        if self.spool is None or not self.spool.pending():
+            return report
+        with self.spool.lock() as locked:
+            paths = self.spool.pending()
+            if not locked:
+                report.kept = len(paths)
+                report.blocked = {o for o in (_origin_of(p) for p in paths) if o}
+                return report
+            for path in paths:
+                self._replay(path, report)
+        return report
+
+    def _replay(self, path: Path, report: FlushReport) -> None:
+        try:
+            ping = Spool.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if not path.exists():
+                return  # another process got to it first
+            self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
+            _unlink(path)
+            report.dropped += 1
+            return
+        if origin(ping.url) in report.blocked:
+            report.kept += 1
+            return
+        answer = self.transport.send(ping, with_ts=True)
+        if answer.outcome is Outcome.REJECTED and answer.status == 400 and "in the future" in answer.detail:
+            # This machine's clock runs ahead of the server's: the event is recent, send it as now.
+            answer = self.transport.send(ping)
+        if answer.outcome is Outcome.DELIVERED:
+            _unlink(path)
+            report.sent += 1
+        elif answer.outcome is Outcome.REJECTED:
+            self.warn(f"warning: dropped a spooled {answer.explain(ping)}")
+            _unlink(path)
+            report.dropped += 1
+        else:
+            report.blocked.add(origin(ping.url))
+            report.kept += 1
+
+
+def _origin_of(path: Path) -> str | None:
+    try:
+        return origin(Spool.load(path).url)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()

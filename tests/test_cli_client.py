@@ -1,0 +1,474 @@
+"""`heartfly ping`, `run` and `flush` as real processes against a real `heartfly serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import new_key
+from tests.proc import Server
+
+PY = sys.executable
+
+
+class Setup:
+    """A server config with one check, `job`, addressed by name through its ping_key."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.key = new_key()
+        self.ping_key = new_key()
+        self.config = tmp_path / "hb.toml"
+        self.write("127.0.0.1:0")
+        self.server = Server(self.config)
+        self.spool = tmp_path / "spool"
+
+    def write(self, listen: str) -> None:
+        self.config.write_text(
+            f'[server]\nlisten = "{listen}"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+            f'ping_key = "{self.ping_key}"\n\n[checks.job]\nkey = "{self.key}"\nevery = "1h"\n'
+        )
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/ping/{self.key}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTFLY_", "XDG_"))}
+        env.update(
+            HEARTFLY_URL=self.server.url,
+            HEARTFLY_PING_KEY=self.ping_key,
+            HEARTFLY_SPOOL=str(self.spool),
+            HEARTFLY_RETRIES="0",
+        )
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, input: bytes | None = None, **env: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [PY, "-m", "heartfly", *args],
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            env=self.env(**env),
+            cwd=self.tmp,
+        )
+
+    def api(self, path: str) -> Any:
+        token = (self.tmp / "token").read_text().strip()
+        request = urllib.request.Request(
+            f"{self.server.url}/api/v1{path}", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+    def pings(self, name: str = "job") -> list[dict[str, Any]]:
+        """The check's pings, oldest first."""
+        return list(reversed(self.api(f"/checks/{name}/pings?limit=100")))
+
+    def spooled(self) -> list[Path]:
+        return sorted(self.spool.glob("*.ping")) if self.spool.exists() else []
+
+
+@pytest.fixture
+def hf(tmp_path: Path) -> Iterator[Setup]:
+    setup = Setup(tmp_path)
+    setup.server.start()
+    yield setup
+    setup.server.kill()
+
+
+def stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def err(result: subprocess.CompletedProcess[bytes]) -> str:
+    return result.stderr.decode("utf-8", "replace")
+
+
+# --- heartfly ping -----------------------------------------------------------------------------
+
+
+def test_ping_sends_every_kind_of_event_with_its_message_run_id_and_metrics(hf: Setup) -> None:
+    assert hf.cli("ping", "job").returncode == 0
+    assert hf.cli("ping", "job", "--start", "--rid", "run-1").returncode == 0
+    assert hf.cli("ping", "job", "--progress", "--rid", "run-1", "--metric", "rows=1200").returncode == 0
+    assert hf.cli("ping", "job", "--log", "--stdin", input=b"line one\nline two\n").returncode == 0
+    assert (
+        hf.cli("ping", "job", "--exit-code", "0", "--rid", "run-1", "-m", "done", "--metric", "bytes=0").returncode == 0
+    )
+    assert hf.cli("ping", "job", "--fail", "-m", "disk full").returncode == 0
+    assert hf.cli("ping", "job", "--exit-code", "3").returncode == 0
+    got = [(p["kind"], p["exit_status"], p["run_id"], p["body"], p["metrics"]) for p in hf.pings()]
+    assert got == [
+        ("success", None, None, "", {}),
+        ("start", None, "run-1", "", {}),
+        ("progress", None, "run-1", "", {"rows": 1200}),
+        ("log", None, None, "line one\nline two\n", {}),
+        ("success", 0, "run-1", "done", {"bytes": 0}),
+        ("fail", None, None, "disk full", {}),
+        ("fail", 3, None, "", {}),
+    ]
+    assert hf.api("/checks/job")["state"] == "down"
+
+
+def test_ping_takes_a_full_url_as_healthchecks_clients_do(hf: Setup) -> None:
+    assert hf.cli("ping", hf.url, "--start").returncode == 0
+    assert hf.cli("ping", hf.url + "/", "-m", "trailing slash is fine").returncode == 0
+    assert [(p["kind"], p["body"]) for p in hf.pings()] == [("start", ""), ("success", "trailing slash is fine")]
+
+
+def test_ping_resolves_a_name_through_a_local_config_file(hf: Setup, tmp_path: Path) -> None:
+    client = tmp_path / "client.toml"
+    client.write_text(f'[server]\npublic_url = "{hf.server.url}"\n[checks.job]\nkey = "{hf.key}"\nevery = "1h"\n')
+    assert hf.cli("ping", "job", "-c", str(client), "-m", "via -c", HEARTFLY_URL="").returncode == 0
+    assert hf.cli("ping", "job", "-m", "via env", HEARTFLY_URL="", HEARTFLY_CONFIG=str(client)).returncode == 0
+    assert [p["body"] for p in hf.pings()] == ["via -c", "via env"]
+    missing = hf.cli("ping", "other", "-c", str(client), HEARTFLY_URL="", HEARTFLY_PING_KEY="")
+    assert missing.returncode == 2 and 'no check "other"' in err(missing)
+
+
+def test_a_name_without_any_way_to_resolve_it_is_a_clear_error(hf: Setup) -> None:
+    result = hf.cli("ping", "job", HEARTFLY_URL="", HEARTFLY_CONFIG=str(hf.tmp / "absent.toml"))
+    assert result.returncode == 2
+    assert "cannot read" in err(result) and "HEARTFLY_URL and HEARTFLY_PING_KEY" in err(result)
+    no_key = hf.cli("ping", "job", HEARTFLY_PING_KEY="")
+    assert no_key.returncode == 2 and "HEARTFLY_PING_KEY is not" in err(no_key)
+
+
+def test_a_wrong_key_says_so_clearly_and_is_not_spooled(hf: Setup) -> None:
+    result = hf.cli("ping", f"{hf.server.url}/ping/{new_key()}", "--fail")
+    assert result.returncode == 1
+    assert "answered 404: no check has this key or name" in err(result) and "not retried" in err(result)
+    by_name = hf.cli("ping", "no-such-check")
+    assert by_name.returncode == 1 and "404" in err(by_name)
+    assert hf.spooled() == [] and hf.pings() == []
+
+
+def test_a_url_without_a_scheme_is_a_clear_error(hf: Setup) -> None:
+    result = hf.cli("ping", hf.url.removeprefix("http://"))
+    assert result.returncode == 2 and "looks like a URL without a scheme" in err(result)
+    assert hf.key not in err(result)  # keys are secrets: messages shorten them
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--start", "--fail"], "choose one event"),
+        (["--exit-code", "3", "--log"], "choose one event"),
+        (["-m", "x", "--stdin"], "not both"),
+        (["--metric", "rows"], "name=number"),
+        (["--exit-code", "256"], "256"),
+        (["--rid", "has space"], "run id"),
+    ],
+)
+def test_ping_refuses_contradictory_or_malformed_options(hf: Setup, args: list[str], complaint: str) -> None:
+    result = hf.cli("ping", "job", *args)
+    assert result.returncode == 2 and complaint in err(result)
+    assert hf.pings() == []
+
+
+def test_the_client_path_imports_neither_the_config_parser_nor_the_server(hf: Setup) -> None:
+    result = subprocess.run(
+        [PY, "-X", "importtime", "-m", "heartfly", "ping", hf.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=hf.env(),
+    )
+    assert result.returncode == 0, result.stderr
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "heartfly.client" in imported
+    assert not imported & {"heartfly.config", "croniter", "aiohttp", "aiosqlite", "asyncio", "heartfly.runner"}
+
+
+# --- heartfly run ------------------------------------------------------------------------------
+
+
+def test_run_passes_output_through_and_reports_success_with_duration_and_a_run_id(hf: Setup) -> None:
+    script = "import sys,time; print('to stdout'); print('to stderr', file=sys.stderr); time.sleep(0.2)"
+    result = hf.cli("run", "job", "--", PY, "-c", script)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"to stdout\n", b"to stderr\n")
+    start, end = hf.pings()
+    assert start["kind"] == "start" and end["kind"] == "success" and end["exit_status"] == 0
+    assert start["run_id"] == end["run_id"] and uuid.UUID(start["run_id"])  # Healthchecks wants a UUID
+    assert end["body"] == "to stdout\nto stderr\n"
+    assert 0.2 <= end["metrics"]["duration"] < 5
+
+
+def test_run_exits_with_the_commands_own_status_and_reports_it_with_the_output(hf: Setup) -> None:
+    result = hf.cli(
+        "run", "--rid", "nightly-42", "job", "--", "sh", "-c", "echo 'pg_dump: connection refused' >&2; exit 3"
+    )
+    assert result.returncode == 3
+    end = hf.pings()[-1]
+    assert (end["kind"], end["exit_status"], end["run_id"]) == ("fail", 3, "nightly-42")
+    assert end["body"] == "pg_dump: connection refused\n"
+    assert hf.api("/checks/job")["state"] == "down"
+
+
+def test_run_tells_the_command_its_run_id(hf: Setup) -> None:
+    result = hf.cli("run", "job", "--rid", "r-7", "--", "sh", "-c", 'echo "$HEARTFLY_RUN_ID"')
+    assert result.stdout == b"r-7\n"
+
+
+def test_a_command_that_does_not_exist_exits_127_and_is_reported_as_a_failure(hf: Setup) -> None:
+    result = hf.cli("run", "job", "--", "no-such-command-here", "--flag")
+    assert result.returncode == 127
+    assert 'cannot run "no-such-command-here": command not found' in err(result)
+    end = hf.pings()[-1]
+    assert (end["kind"], end["exit_status"]) == ("fail", 127) and "command not found" in end["body"]
+
+
+def test_run_streams_megabytes_of_binary_output_unchanged_and_sends_only_the_tail(hf: Setup) -> None:
+    script = (
+        "import random,sys; data = random.Random(7).randbytes(3_000_000)\n"
+        "for i in range(0, len(data), 4096):\n"
+        "    sys.stdout.buffer.write(data[i:i+4096]); sys.stdout.flush()\n"
+        "    if i % 65536 == 0: sys.stderr.buffer.write(data[i:i+100]); sys.stderr.flush()\n"
+    )
+    result = hf.cli("run", "job", "--", PY, "-c", script)
+    data = random.Random(7).randbytes(3_000_000)
+    assert result.returncode == 0
+    assert result.stdout == data
+    assert result.stderr == b"".join(data[i : i + 100] for i in range(0, len(data), 65536))
+    end = hf.pings()[-1]
+    assert end["body"].startswith("[heartfly: ") and "earlier bytes of output not shown]" in end["body"]
+    assert len(end["body"].encode()) < 40_000  # ~10 KiB of bytes; U+FFFD takes 3 bytes in UTF-8
+
+
+def test_run_sends_the_last_lines_of_a_long_text_output(hf: Setup) -> None:
+    result = hf.cli("run", "job", "--tail", "1KB", "--", PY, "-c", "for i in range(100000): print(i)")
+    assert result.returncode == 0 and result.stdout.endswith(b"99998\n99999\n")
+    body = hf.pings()[-1]["body"]
+    assert body.endswith("\n99998\n99999\n") and len(body) < 1100
+    assert re.match(r"\[heartfly: \d+ earlier bytes of output not shown\]\n", body)
+
+
+def test_a_timeout_sends_term_then_kill_and_reports_a_failure_that_says_so(hf: Setup) -> None:
+    stubborn = (
+        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('working', flush=True); time.sleep(30)"
+    )
+    began = time.monotonic()
+    result = hf.cli("run", "job", "--timeout", "500ms", "--kill-after", "200ms", "--", PY, "-c", stubborn)
+    assert result.returncode == 128 + signal.SIGKILL
+    assert time.monotonic() - began < 10
+    end = hf.pings()[-1]
+    assert (end["kind"], end["exit_status"]) == ("fail", 137)
+    assert end["body"] == (
+        "working\n[heartfly] timed out after 500ms: sent SIGTERM, then SIGKILL 200ms later;"
+        " the command ended with SIGKILL\n"
+    )
+    assert "timed out after 500ms" in err(result)
+
+
+def test_a_timeout_ends_the_whole_process_group_of_the_command(hf: Setup) -> None:
+    began = time.monotonic()
+    result = hf.cli("run", "job", "--timeout", "300ms", "--", "sh", "-c", "sleep 30 & sleep 30; echo never")
+    assert result.returncode == 128 + signal.SIGTERM
+    assert time.monotonic() - began < 10  # the background sleep held the output pipe: it went too
+    assert "sent SIGTERM; the command ended with SIGTERM" in hf.pings()[-1]["body"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signals_sent_to_run_reach_the_command(hf: Setup, sig: signal.Signals) -> None:
+    script = (
+        "import signal,sys,time\n"
+        "def bye(n, f):\n"
+        "    print('got', signal.Signals(n).name, flush=True); sys.exit(40 + n)\n"
+        "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP): signal.signal(s, bye)\n"
+        "print('ready', flush=True); time.sleep(30)\n"
+    )
+    proc = subprocess.Popen(
+        [PY, "-m", "heartfly", "run", "job", "--", PY, "-c", script],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=hf.env(),
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 40 + sig
+    assert out == f"got {sig.name}\n".encode()
+    end = hf.pings()[-1]
+    assert (end["kind"], end["exit_status"]) == ("fail", 40 + sig)
+
+
+def test_run_keeps_the_exit_code_when_the_address_is_bad(hf: Setup) -> None:
+    result = hf.cli("run", hf.url.removeprefix("http://"), "--", "sh", "-c", "echo still runs; exit 4")
+    assert (result.returncode, result.stdout) == (4, b"still runs\n")
+    assert "without a scheme" in err(result) and "running the command without reporting it" in err(result)
+
+
+def test_run_keeps_the_exit_code_when_the_key_is_wrong(hf: Setup) -> None:
+    result = hf.cli("run", f"{hf.server.url}/ping/{new_key()}", "--", "sh", "-c", "exit 0")
+    assert result.returncode == 0
+    assert err(result).count("answered 404") == 2 and hf.spooled() == []
+
+
+# --- the server is down: spool, then replay -----------------------------------------------------
+
+
+def restartable(hf: Setup) -> int:
+    """Pins the server to the port it got from the OS, so spooled URLs still point at it after a restart."""
+    port = int(hf.server.url.rsplit(":", 1)[1])
+    hf.server.stop()
+    hf.write(f"127.0.0.1:{port}")
+    return port
+
+
+def test_pings_spooled_while_the_server_is_down_are_replayed_in_order_with_their_true_times(hf: Setup) -> None:
+    restartable(hf)
+    before = time.time()
+    result = hf.cli("run", "job", "--", PY, "-c", "import time; print('backup ok'); time.sleep(0.3)")
+    assert (result.returncode, result.stdout) == (0, b"backup ok\n")
+    assert "spooled to" in err(result)
+    assert hf.cli("ping", "job", "--log", "-m", "written while down").returncode == 0
+    after = time.time()
+    assert len(hf.spooled()) == 3
+    hf.server = Server(hf.config).start()
+    restarted = time.time()
+    assert hf.cli("ping", "job", "-m", "the server is back").returncode == 0  # replays the spool first
+    assert hf.spooled() == []
+    pings = hf.pings()
+    assert [(p["kind"], p["body"]) for p in pings] == [
+        ("start", ""),
+        ("success", "backup ok\n"),
+        ("log", "written while down"),
+        ("success", "the server is back"),
+    ]
+    for ping in pings[:3]:
+        assert before - 0.01 <= stamp(ping["at"]) <= after + 0.01 < restarted <= stamp(ping["received_at"]) + 0.01
+    start, end = stamp(pings[0]["at"]), stamp(pings[1]["at"])
+    assert end - start >= 0.3 and pings[0]["run_id"] == pings[1]["run_id"]
+    assert stamp(pings[3]["at"]) >= restarted
+
+
+def test_flush_replays_the_spool_and_says_what_is_left(hf: Setup) -> None:
+    restartable(hf)
+    assert hf.cli("ping", "job", "--fail", "-m", "while down").returncode == 0  # spooled counts as handled
+    waiting = hf.cli("flush")
+    assert waiting.returncode == 1 and b"sent 0, dropped 0, still waiting 1" in waiting.stdout
+    hf.server = Server(hf.config).start()
+    done = hf.cli("flush")
+    assert done.returncode == 0 and b"sent 1, dropped 0, still waiting 0" in done.stdout
+    assert [(p["kind"], p["body"]) for p in hf.pings()] == [("fail", "while down")]
+
+
+def test_retries_wait_out_a_short_outage_before_spooling(hf: Setup) -> None:
+    restartable(hf)
+    proc = subprocess.Popen(
+        [PY, "-m", "heartfly", "ping", "job", "-m", "retried"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=hf.env(HEARTFLY_RETRIES="4"),  # waits about 0.5 + 1 + 2 + 4 s in all
+    )
+    hf.server = Server(hf.config).start()
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and b"spooled" not in stderr
+    assert [p["body"] for p in hf.pings()] == ["retried"]
+
+
+def test_an_unwritable_spool_is_a_warning_and_never_changes_the_jobs_exit_code(hf: Setup) -> None:
+    restartable(hf)
+    (hf.tmp / "file").write_text("")
+    spool = str(hf.tmp / "file" / "spool")
+    result = hf.cli("run", "job", "--", "sh", "-c", "echo work; exit 5", HEARTFLY_SPOOL=spool)
+    assert (result.returncode, result.stdout) == (5, b"work\n")
+    assert err(result).count("the ping is lost") == 2 and "Traceback" not in err(result)
+    ping = hf.cli("ping", "job", HEARTFLY_SPOOL=spool)
+    assert ping.returncode == 1 and "cannot spool it to" in err(ping)
+
+
+# --- Healthchecks-style clients reporting to Heartfly ---------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_healthchecks_style_curl_one_liners_work_unchanged(hf: Setup) -> None:
+    rid = str(uuid.uuid4())
+    script = f"""
+        set -e
+        URL={hf.url}
+        curl -fsS -m 10 --retry 5 -o /dev/null "$URL/start?rid={rid}"
+        curl -fsS -m 10 --retry 5 -o /dev/null --data-raw "rows: 1200" "$URL?rid={rid}"
+        false || curl -fsS -m 10 --retry 5 -o /dev/null --data-raw "it broke" "$URL/$?"
+        echo "a log line" | curl -fsS -m 10 --retry 5 -o /dev/null --data-binary @- "$URL/log"
+        curl -fsS -m 10 --retry 5 -o /dev/null -I "$URL"
+        curl -fsS -m 10 --retry 5 -o /dev/null "$URL/fail"
+        curl -fsS -m 10 -o /dev/null "{hf.server.url}/ping/{hf.ping_key}/job/0"
+    """
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    got = [(p["kind"], p["exit_status"], p["run_id"], p["body"].strip(), p["method"]) for p in hf.pings()]
+    assert got == [
+        ("start", None, rid, "", "GET"),
+        ("success", None, rid, "rows: 1200", "POST"),
+        ("fail", 1, None, "it broke", "POST"),
+        ("log", None, None, "a log line", "POST"),
+        ("success", None, None, "", "HEAD"),
+        ("fail", None, None, "", "GET"),
+        ("success", 0, None, "", "GET"),
+    ]
+    missing = subprocess.run(["curl", "-fsS", "-m", "10", f"{hf.server.url}/ping/{new_key()}"], capture_output=True)
+    assert missing.returncode == 22  # curl -f: the HTTP error (404) fails the command
+
+
+def test_runitor_style_requests_work_unchanged(hf: Setup) -> None:
+    """runitor (a Go program, not installable here) POSTs text/plain to <api-url>/<uuid>/<event>?rid=<uuid>,
+    or to <api-url>/<ping-key>/<slug>/<event> with -ping-key and -slug; -api-url is Heartfly's /ping."""
+    api_url = f"{hf.server.url}/ping"
+    rid = str(uuid.uuid4())
+
+    def post(path: str, body: bytes = b"") -> int:
+        request = urllib.request.Request(
+            f"{api_url}/{path}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain", "User-Agent": "runitor/v1.4.1 (+https://bdd.fi/x/runitor)"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+
+    assert post(f"{hf.key}/start?rid={rid}") == 200
+    assert post(f"{hf.key}/0?rid={rid}", b"backup ok\n") == 200
+    assert post(f"{hf.key}/?rid={rid}", b"") == 200  # success with an empty event segment
+    assert post(f"{hf.ping_key}/job/start?rid={rid}&create=1") == 200
+    assert post(f"{hf.ping_key}/job/2?rid={rid}&create=1", b"exit 2\n") == 200
+    assert post(f"{hf.key}/log", b"a log line\n") == 200
+    got = [(p["kind"], p["exit_status"], p["body"]) for p in hf.pings()]
+    assert got == [
+        ("start", None, ""),
+        ("success", 0, "backup ok\n"),
+        ("success", None, ""),
+        ("start", None, ""),
+        ("fail", 2, "exit 2\n"),
+        ("log", None, "a log line\n"),
+    ]
+
+
+def test_a_malformed_retries_setting_is_a_warning_and_the_job_still_runs(hf: Setup) -> None:
+    result = hf.cli("run", "job", "--", "sh", "-c", "exit 6", HEARTFLY_RETRIES="lots")
+    assert result.returncode == 6 and 'not "lots"; using 3' in err(result)
+    assert [p["kind"] for p in hf.pings()] == ["start", "fail"]

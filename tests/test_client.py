@@ -1,0 +1,352 @@
+"""The client library in-process: URLs, retries, spool and replay against real local HTTP servers."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from heartfly.client import (
+    AddressError,
+    Outcome,
+    Ping,
+    Transport,
+    check_run_id,
+    config_url,
+    event_for,
+    name_url,
+    parse_metric,
+    redact,
+    target_url,
+)
+from heartfly.runner import RunOutcome, Tail
+from heartfly.spool import Courier, Result, Spool, default_folder
+from tests.conftest import ConfigWriter
+
+KEY = "k" * 24
+
+
+class Recorder(http.server.ThreadingHTTPServer):
+    """A stand-in server: answers each request with the next scripted (status, body), records it."""
+
+    def __init__(self, script: list[tuple[int, str]] | None = None, *, hang: bool = False) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script = list(script or [])
+        self.hang = hang
+        self.requests: list[tuple[str, str, bytes]] = []
+        self.released = threading.Event()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+    def next_answer(self) -> tuple[int, str]:
+        return self.script.pop(0) if self.script else (200, "OK")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: Recorder
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.requests.append((self.command, self.path, body))
+        if self.server.hang:
+            self.server.released.wait(5)
+            return
+        status, text = self.server.next_answer()
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", "https://elsewhere.example/ping/x")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    server = Recorder()
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield server
+    server.released.set()
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once the socket closes
+
+
+def quick(retries: int = 0) -> Transport:
+    return Transport(retries=retries, backoff=0.01, connect_timeout=1.0, read_timeout=0.3)
+
+
+# --- URLs -------------------------------------------------------------------------------------
+
+
+def test_a_ping_url_carries_its_event_run_id_and_metrics_and_ts_only_on_replay() -> None:
+    ping = Ping(f"https://hb.example.com/ping/{KEY}/", "start", run_id="r 1", metrics={"rows": 5.0, "s": 0.25}, at=12.5)
+    assert ping.request_url() == f"https://hb.example.com/ping/{KEY}/start?rid=r+1&m_rows=5&m_s=0.25"
+    assert ping.request_url(with_ts=True).endswith("&ts=12.500")
+    assert Ping("http://h/ping/x?create=1", "0").request_url() == "http://h/ping/x/0?create=1"
+
+
+def test_targets_are_full_urls_or_check_names_and_a_url_without_a_scheme_is_refused() -> None:
+    assert target_url("https://hc-ping.com/5b8e2a3c-0000-4000-8000-000000000000") is not None
+    assert target_url("nightly-backup") is None
+    assert target_url("db.backup") is None  # names may contain dots
+    with pytest.raises(AddressError, match="without a scheme"):
+        target_url("hb.example.com/ping/abc")
+    with pytest.raises(AddressError, match="must start with http"):
+        target_url("ftp://hb.example.com/ping/abc")
+    with pytest.raises(AddressError, match="neither a check name"):
+        target_url("no spaces please")
+    with pytest.raises(AddressError, match="has no scheme"):
+        name_url("hb.example.com", KEY, "job")
+
+
+def test_a_name_resolves_to_its_key_in_a_config_else_under_the_ping_key(write_config: ConfigWriter) -> None:
+    config = write_config(
+        f'[checks.job]\nkey = "{KEY}"\nevery = "1h"\n',
+        server=f'public_url = "https://hb.example.com/"\nping_key = "{"p" * 24}"',
+    )
+    assert config_url(config, "job") == f"https://hb.example.com/ping/{KEY}"
+    assert config_url(config, "other") == f"https://hb.example.com/ping/{'p' * 24}/other"
+    assert config_url(config, "job", base_url="http://10.0.0.1:8765") == f"http://10.0.0.1:8765/ping/{KEY}"
+
+
+def test_a_name_missing_from_a_config_without_a_ping_key_is_a_clear_error(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.job]\nkey = "{KEY}"\nevery = "1h"\n')
+    with pytest.raises(AddressError, match='no check "other"'):
+        config_url(config, "other")
+
+
+def test_messages_shorten_keys_in_urls() -> None:
+    assert redact(f"https://hb.example.com/ping/{KEY}/start?rid=1") == "https://hb.example.com/ping/kkkkkk…/start"
+
+
+def test_flags_metrics_and_run_ids_are_checked_before_anything_is_sent() -> None:
+    assert event_for() == "" and event_for(exit_code=0) == "0" and event_for(progress=True) == "progress"
+    with pytest.raises(ValueError, match="choose one event"):
+        event_for(start=True, fail=True)
+    assert parse_metric("rows=1e3") == ("rows", 1000.0)
+    for bad in ("rows", "ro ws=1", "rows=abc", "rows=inf"):
+        with pytest.raises(ValueError, match=r"name=number|finite number"):
+            parse_metric(bad)
+    with pytest.raises(ValueError, match="printable ASCII"):
+        check_run_id("has space")
+
+
+def test_the_spool_lives_in_the_users_state_directory_unless_told_otherwise() -> None:
+    assert default_folder({"HOME": "/home/u"}) == Path("/home/u/.local/state/heartfly/spool")
+    assert default_folder({"HOME": "/home/u", "XDG_STATE_HOME": "/st"}) == Path("/st/heartfly/spool")
+    assert default_folder({"HOME": "/home/u", "XDG_STATE_HOME": "rel"}) == Path("/home/u/.local/state/heartfly/spool")
+    assert default_folder({"HEARTFLY_SPOOL": "/var/spool/hf"}) == Path("/var/spool/hf")
+
+
+# --- one delivery ------------------------------------------------------------------------------
+
+
+def test_a_ping_is_posted_with_its_body(recorder: Recorder) -> None:
+    answer = quick().send(Ping(f"{recorder.url}/ping/{KEY}", "fail", b"disk full\n"))
+    assert answer.outcome is Outcome.DELIVERED
+    assert recorder.requests == [("POST", f"/ping/{KEY}/fail", b"disk full\n")]
+
+
+def test_5xx_answers_are_retried_with_backoff_until_one_succeeds(recorder: Recorder) -> None:
+    recorder.script = [(503, "storage unavailable"), (502, "bad gateway")]
+    waits: list[float] = []
+    transport = Transport(retries=3, backoff=0.5, sleep=waits.append)
+    assert transport.send(Ping(f"{recorder.url}/ping/{KEY}")).outcome is Outcome.DELIVERED
+    assert len(recorder.requests) == 3
+    assert 0.4 <= waits[0] <= 0.6 and 0.8 <= waits[1] <= 1.2  # doubling, with jitter
+
+
+def test_a_404_is_not_retried_and_says_the_key_is_wrong(recorder: Recorder) -> None:
+    recorder.script = [(404, "not found")]
+    ping = Ping(f"{recorder.url}/ping/{KEY}")
+    answer = quick(retries=3).send(ping)
+    assert (answer.outcome, answer.status, len(recorder.requests)) == (Outcome.REJECTED, 404, 1)
+    assert "no check has this key or name" in answer.explain(ping)
+
+
+def test_a_400_is_not_retried_and_its_reason_is_shown(recorder: Recorder) -> None:
+    recorder.script = [(400, "rid must be 1 to 128 printable ASCII characters without spaces\n")]
+    ping = Ping(f"{recorder.url}/ping/{KEY}")
+    answer = quick(retries=3).send(ping)
+    assert answer.outcome is Outcome.REJECTED and len(recorder.requests) == 1
+    assert answer.explain(ping).endswith("answered 400: rid must be 1 to 128 printable ASCII characters without spaces")
+
+
+def test_a_redirect_is_reported_not_followed(recorder: Recorder) -> None:
+    recorder.script = [(301, "")]
+    ping = Ping(f"{recorder.url}/ping/{KEY}")
+    answer = quick().send(ping)
+    assert answer.outcome is Outcome.REJECTED
+    assert "redirects (301) to https://elsewhere.example/ping/x" in answer.explain(ping)
+
+
+def test_a_refused_connection_is_unreachable_after_the_retries() -> None:
+    waits: list[float] = []
+    transport = Transport(retries=2, backoff=0.01, sleep=waits.append)
+    answer = transport.send(Ping(f"{closed_port_url()}/ping/{KEY}"))
+    assert answer.outcome is Outcome.UNREACHABLE and "cannot reach the server" in answer.detail
+    assert len(waits) == 2
+
+
+def test_a_server_that_never_answers_is_given_up_on_after_the_read_timeout() -> None:
+    server = Recorder(hang=True)
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        began = time.monotonic()
+        answer = quick().send(Ping(f"{server.url}/ping/{KEY}"))
+        assert answer.outcome is Outcome.UNREACHABLE
+        assert time.monotonic() - began < 2.0
+    finally:
+        server.released.set()
+        server.shutdown()
+        server.server_close()
+
+
+# --- spool and replay --------------------------------------------------------------------------
+
+
+def courier(spool: Spool | None, warnings: list[str], retries: int = 0) -> Courier:
+    return Courier(quick(retries), spool, warnings.append)
+
+
+def test_an_unreachable_server_spools_the_ping_with_its_time(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "spool")
+    ping = Ping(f"{closed_port_url()}/ping/{KEY}", "3", b"tail", "r1", {"duration": 1.5}, at=1_700_000_000.25)
+    assert courier(spool, warnings).deliver(ping) is Result.SPOOLED
+    [path] = spool.pending()
+    assert Spool.load(path) == ping
+    assert os.stat(path).st_mode & 0o777 == 0o600  # ping URLs carry secret keys
+    assert os.stat(spool.folder).st_mode & 0o777 == 0o700
+    assert "spooled to" in warnings[-1] and KEY not in warnings[-1]
+
+
+def test_the_next_delivery_replays_spooled_pings_first_in_order_with_ts(recorder: Recorder, tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    url = f"{recorder.url}/ping/{KEY}"
+    spool.put(Ping(url, "start", at=1000.0, run_id="r"))
+    spool.put(Ping(url, "0", b"done", at=1060.5, run_id="r"))
+    assert courier(spool, []).deliver(Ping(url, "log", b"later")) is Result.SENT
+    paths = [urllib.parse.urlsplit(p) for _, p, _ in recorder.requests]
+    assert [p.path for p in paths] == [f"/ping/{KEY}/start", f"/ping/{KEY}/0", f"/ping/{KEY}/log"]
+    assert [urllib.parse.parse_qs(p.query).get("ts") for p in paths] == [["1000.000"], ["1060.500"], None]
+    assert recorder.requests[1][2] == b"done"
+    assert spool.pending() == []
+
+
+def test_while_earlier_pings_still_wait_a_new_one_joins_them_to_keep_the_order(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "spool")
+    url = f"{closed_port_url()}/ping/{KEY}"
+    spool.put(Ping(url, "start", at=1000.0))
+    assert courier(spool, warnings).deliver(Ping(url)) is Result.SPOOLED
+    assert len(spool.pending()) == 2
+    assert any("held back" in w for w in warnings)
+
+
+def test_a_spooled_ping_the_server_refuses_is_dropped_with_a_warning(recorder: Recorder, tmp_path: Path) -> None:
+    recorder.script = [(400, "ts 1000 is older than the server accepts (max_ping_age, 604800 s)")]
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "spool")
+    spool.put(Ping(f"{recorder.url}/ping/{KEY}", at=1000.0))
+    report = courier(spool, warnings).flush()
+    assert (report.sent, report.dropped, report.kept) == (0, 1, 0)
+    assert spool.pending() == [] and "older than the server accepts" in warnings[0]
+
+
+def test_a_replay_from_a_clock_ahead_of_the_servers_is_sent_again_as_now(recorder: Recorder, tmp_path: Path) -> None:
+    recorder.script = [(400, "ts 1763800999 is in the future (server time is 1763800000)")]
+    spool = Spool(tmp_path / "spool")
+    spool.put(Ping(f"{recorder.url}/ping/{KEY}", at=time.time()))
+    assert courier(spool, []).flush().sent == 1
+    assert "ts=" in recorder.requests[0][1] and "ts=" not in recorder.requests[1][1]
+
+
+def test_a_full_spool_drops_its_oldest_ping_with_a_warning(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "spool", max_bytes=1500)
+    url = f"{closed_port_url()}/ping/{KEY}"
+    for i in range(4):
+        courier(spool, warnings).deliver(Ping(url, body=b"x" * 300, at=1000.0 + i))
+    kept = [Spool.load(p).at for p in spool.pending()]
+    assert kept[-1] == 1003.0 and 1000.0 not in kept
+    assert any("over its 1500 byte limit: dropped the ping spooled at" in w for w in warnings)
+
+
+def test_an_unwritable_spool_loses_the_ping_with_a_clear_warning_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "file" / "spool")
+    assert courier(spool, warnings).deliver(Ping(f"{closed_port_url()}/ping/{KEY}")) is Result.LOST
+    assert "cannot spool it to" in warnings[-1] and "the ping is lost" in warnings[-1]
+
+
+def test_a_corrupt_spool_file_is_dropped_and_the_rest_replayed(recorder: Recorder, tmp_path: Path) -> None:
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "spool")
+    spool.put(Ping(f"{recorder.url}/ping/{KEY}", at=1000.0))
+    (spool.folder / "00000000000000000001-1-1.ping").write_text("{not json")
+    report = courier(spool, warnings).flush()
+    assert (report.sent, report.dropped) == (1, 1) and spool.pending() == []
+    assert "not a readable spooled ping" in warnings[0]
+
+
+def test_while_another_process_replays_the_spool_nothing_is_sent_twice(tmp_path: Path, recorder: Recorder) -> None:
+    spool = Spool(tmp_path / "spool")
+    url = f"{recorder.url}/ping/{KEY}"
+    spool.put(Ping(url, at=1000.0))
+    other = Spool(spool.folder, lock_wait=0.05)
+    with spool.lock() as held:
+        assert held
+        report = courier(other, []).flush()  # flock is per open file: the second opener waits, then leaves it
+        assert (report.sent, report.kept) == (0, 1) and recorder.requests == []
+        assert courier(other, []).deliver(Ping(url, "log")) is Result.SPOOLED  # keeps the order
+    assert courier(spool, []).flush().sent == 2
+
+
+def test_spool_records_are_json_a_person_can_read(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.put(Ping("https://hb.example.com/ping/abc", "fail", b"\xff\x00", "r", {"n": 1.0}, at=5.0))
+    record = json.loads(spool.pending()[0].read_text())
+    assert record["url"] == "https://hb.example.com/ping/abc" and record["event"] == "fail" and record["at"] == 5.0
+
+
+# --- the output tail ---------------------------------------------------------------------------
+
+
+def test_the_tail_keeps_the_last_bytes_and_says_how_many_came_before() -> None:
+    tail = Tail(10)
+    for _ in range(10_000):
+        tail.add(b"0123456789abcdef")
+    assert tail.value() == b"[heartfly: 159990 earlier bytes of output not shown]\n" + b"6789abcdef"
+    short = Tail(100)
+    short.add(b"hello\n")
+    assert short.value() == b"hello\n"
+
+
+def test_the_tail_does_not_start_inside_a_utf8_character() -> None:
+    tail = Tail(5)
+    tail.add("aaaa€€".encode())  # € is three bytes: the last 5 bytes start inside the first one
+    assert tail.value().split(b"\n", 1)[1] == "€".encode()
+
+
+def test_heartflys_note_follows_the_output_on_a_line_of_its_own() -> None:
+    outcome = RunOutcome(137, 1.0, b"partial", "timed out after 1s: sent SIGTERM")
+    assert outcome.body() == b"partial\n[heartfly] timed out after 1s: sent SIGTERM\n"
+    assert RunOutcome(0, 1.0, b"ok\n").body() == b"ok\n"
