@@ -19,6 +19,7 @@ from heartfly.schedule import next_due
 from heartfly.units import format_duration
 
 MAX_OPEN_RUNS = 64  # a job that only ever starts must not grow its state without bound
+MAX_CLOSED_RUNS = 32  # fan-in run ids remembered as finished, so stragglers cannot reopen them
 IMPLICIT_RUN = ""  # the run id of a start that carried none
 
 
@@ -110,6 +111,7 @@ class CheckState:
     folded: bool = False  # its down alert was folded into an upstream step's (so is its recovery)
     last_members: tuple[str, ...] = ()  # fan-in: who reported in the last complete run
     last_end_at: float | None = None  # the newest success or failure: an older one (spooled) never flips
+    closed_runs: tuple[str, ...] = ()  # fan-in: recently finished run ids (complete, incomplete or failed)
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies recursively, and checkpoints run often.
@@ -130,6 +132,7 @@ class CheckState:
             for rid, v in runs.items()
         }
         st.last_members = tuple(st.last_members)
+        st.closed_runs = tuple(st.closed_runs)
         return st
 
     def copy(self) -> CheckState:
@@ -139,6 +142,7 @@ class CheckState:
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members, self.last_end_at,
+            self.closed_runs,
         )  # fmt: skip
 
 
@@ -315,7 +319,14 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
 
 
 def _start(check: CheckConfig, st: CheckState, ev: Event) -> None:
-    st.runs[ev.run_id or IMPLICIT_RUN] = Run(ev.at, ev.at)
+    rid = ev.run_id or IMPLICIT_RUN
+    open_run = st.runs.get(rid)
+    if check.expect is not None and (open_run is not None or rid in st.closed_runs):
+        # A fan-in worker starting within its batch: the batch keeps its count and its clock.
+        if open_run is not None and ev.at > open_run.active_at:
+            st.runs[rid] = open_run._replace(active_at=ev.at)
+        return
+    st.runs[rid] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
         del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
     st.last_start_at = max(st.last_start_at or ev.at, ev.at)
@@ -383,6 +394,8 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event) -> Run | None:
     """
     assert check.expect is not None
     rid = ev.run_id or IMPLICIT_RUN
+    if rid in st.closed_runs:
+        return None  # a straggler of a batch already complete, given up or failed: recorded, not counted
     run = st.runs.get(rid) or Run(ev.at, ev.at)
     if ev.member is not None and ev.member in run.members:
         return None
@@ -394,10 +407,13 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event) -> Run | None:
             _set_status(st, Status.RUNNING, None, ev.at)
         return None
     st.runs.pop(rid, None)
+    _close_fan_in(st, rid)
     return run
 
 
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd]) -> str:
+    if check.expect is not None and ev.run_id is not None:
+        _close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
     started = _close_run(st, ev.run_id)
     st.last_duration = None if started is None else max(0.0, ev.at - started)
     st.last_exit_status = ev.exit_status
@@ -411,11 +427,22 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd]) ->
 
 
 def _stale(st: CheckState, ev: Event) -> bool:
-    """Whether an end is older than the newest end seen; either way the newest end is remembered."""
+    """Whether an end is older than the newest end seen; either way the newest end is remembered.
+
+    A stale end changes no verdict, but the run it closed is over: a check left running with no
+    open run is up again.
+    """
     if st.last_end_at is not None and ev.at < st.last_end_at:
+        if st.status is Status.RUNNING and not st.runs:
+            _set_status(st, Status.UP, None, ev.at)
         return True
     st.last_end_at = ev.at
     return False
+
+
+def _close_fan_in(st: CheckState, rid: str) -> None:
+    if rid != IMPLICIT_RUN and rid not in st.closed_runs:
+        st.closed_runs = (*st.closed_runs, rid)[-MAX_CLOSED_RUNS:]
 
 
 def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, detail: str) -> str:
@@ -478,6 +505,8 @@ def _give_up_run(check: CheckConfig, st: CheckState, kind: str, now: float, ende
     else:
         rid = min(st.runs, key=lambda r: st.runs[r].started_at)
     run = st.runs.pop(rid)
+    if kind == "incomplete":
+        _close_fan_in(st, rid)
     if kind == "stall":
         quiet = format_duration(now - run.active_at)
         detail = f"no progress for {quiet} (stall limit {format_duration(check.stall or 0)})"

@@ -284,3 +284,40 @@ def test_a_spooled_failure_older_than_a_newer_success_does_not_take_the_check_do
     up = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1000), T0 + 1000).state
     old_failure = apply_event(cfg, up, ev(Kind.FAIL, 500, exit_status=2), T0 + 1001)
     assert old_failure.state.status is Status.UP and old_failure.flip is None and old_failure.state.failures == 0
+
+
+def test_fan_in_workers_that_also_send_a_start_keep_their_batch_counting() -> None:
+    cfg = check(expect=3, max_runtime=600)
+    st = initial_state(cfg, T0)
+    for n, member in enumerate(("w1", "w2", "w3")):
+        st = feed(
+            cfg, st, ev(Kind.START, 10 * n, "b", member=member), ev(Kind.SUCCESS, 10 * n + 5, "b", member=member)
+        ).state
+    assert st.status is Status.UP and not st.runs and st.last_members == ("w1", "w2", "w3")
+
+
+def test_a_straggler_of_an_incomplete_batch_opens_no_new_run() -> None:
+    cfg = check(expect=2, grace=60)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b1", member="a")).state
+    st = advance(cfg, st, T0 + 62).state
+    assert st.reason is Reason.INCOMPLETE
+    late = feed(cfg, st, ev(Kind.SUCCESS, 70, "b1", member="b")).state
+    assert not late.runs
+    done = feed(cfg, late, ev(Kind.SUCCESS, 80, "b2", member="a"), ev(Kind.SUCCESS, 81, "b2", member="b"))
+    assert done.state.status is Status.UP and next_deadline(cfg, done.state) is not None
+    assert next_deadline(cfg, done.state).kind == "late"  # type: ignore[union-attr]
+
+
+def test_a_failed_worker_closes_its_batch() -> None:
+    cfg = check(expect=3)
+    st = feed(
+        cfg, initial_state(cfg, T0), ev(Kind.FAIL, 1, "b1", member="w1"), ev(Kind.SUCCESS, 2, "b1", member="w2")
+    ).state
+    assert st.status is Status.DOWN and not st.runs
+
+
+def test_a_stale_end_that_closes_the_last_run_leaves_the_check_up() -> None:
+    cfg = check()
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 100), ev(Kind.START, 110, "r")).state
+    step = apply_event(cfg, st, ev(Kind.SUCCESS, 50, "r"), T0 + 120)
+    assert step.state.status is Status.UP and not step.state.runs

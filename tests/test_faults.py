@@ -38,9 +38,7 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 def write_config(tmp_path: Path, database: Path, checks: str) -> Path:
     path = tmp_path / "hb.toml"
-    path.write_text(
-        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "{database}"\napi_token_file = "token"\n' + checks
-    )
+    path.write_text(f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "{database}"\napi_token_file = "token"\n' + checks)
     return path
 
 
