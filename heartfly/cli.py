@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,6 +177,56 @@ def history(config_path: Path | None, name: str, limit: int) -> None:
         click.echo(f'error: no check "{name}" in the database', err=True)
         sys.exit(1)
     click.echo(text)
+
+
+@main.command()
+@config_option
+@click.argument("name")
+@click.option(
+    "--until",
+    metavar="WHEN",
+    help='Resume by itself then: a duration ("2h", "1d") or a time ("2026-11-24 08:00", local unless it says).',
+)
+def pause(config_path: Path | None, name: str, until: str | None) -> None:
+    """Pause a check on the running server: no deadlines, no alerts; its pings are still stored."""
+    from heartfly import operate
+
+    _operate(lambda: operate.pause(_load(config_path), name, until))
+
+
+@main.command()
+@config_option
+@click.argument("name")
+def resume(config_path: Path | None, name: str) -> None:
+    """Watch a paused check again, from now."""
+    from heartfly import operate
+
+    _operate(lambda: operate.resume(_load(config_path), name))
+
+
+@main.command()
+@config_option
+def reload(config_path: Path | None) -> None:
+    """Make the running server re-read its config file (as SIGHUP does); a broken file is refused."""
+    from heartfly import operate
+
+    _operate(lambda: operate.reload(_load(config_path)))
+
+
+def _operate(action: Callable[[], str]) -> None:
+    from heartfly.admin import AdminError
+    from heartfly.operate import ReloadError
+
+    try:
+        click.echo(action())
+    except ReloadError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except AdminError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.command()

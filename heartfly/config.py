@@ -47,6 +47,7 @@ class ServerConfig:
     keep_pings: int = 1000
     max_ping_age: float = 7 * 86400.0
     synchronous: str = "normal"
+    public: bool = False  # reads (dashboard, API GETs, metrics) open without the token
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +106,11 @@ _SERVER_KEYS = {
     "keep_pings",
     "max_ping_age",
     "synchronous",
+    "public",
 }
-_DEFAULT_KEYS = {"grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat"}
+_DEFAULT_KEYS = {
+    "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",
+}  # fmt: skip
 _CHECK_KEYS = {
     "key",
     "start_key",
@@ -194,6 +198,7 @@ class _Reader(Reader):
         keep = self.value(table, "server", "keep_pings", int, positive)
         max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
         sync = self.value(table, "server", "synchronous", str, _parse_sync)
+        public = self.value(table, "server", "public", bool)
         return ServerConfig(
             host=host,
             port=port,
@@ -205,6 +210,7 @@ class _Reader(Reader):
             keep_pings=keep or d.keep_pings,
             max_ping_age=max_age or d.max_ping_age,
             synchronous=sync or d.synchronous,
+            public=bool(public),
         )
 
     def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:

@@ -222,3 +222,102 @@ async def read_runs(db: aiosqlite.Connection, check_id: int, limit: int = 100) -
 
 
 # ---- pages for the dashboard and the JSON API (newest first, `before` an id cursor) -----------
+
+
+async def read_pings_page(
+    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source, member"
+        " FROM pings WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    )
+    keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
+            "source", "member")  # fmt: skip
+    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
+        rows = [dict(zip(keys, row, strict=True)) for row in await cur.fetchall()]
+    for item in rows:
+        item["truncated"] = bool(item["truncated"])
+        item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
+    return rows
+
+
+async def read_flips_page(
+    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT id, at, old, new, reason, deadline, detail FROM flips"
+        " WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "at", "old", "new", "reason", "deadline", "detail")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+async def read_alerts_page(
+    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    """A check's alerts, newest first, each with every attempt (two queries, not one per alert)."""
+    sql = (
+        "SELECT id, key, channel, event, created_at, status, attempts, done_at, last_error, next_attempt_at"
+        " FROM outbox WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
+    alerts = [dict(zip(keys, row, strict=True)) for row in rows]
+    by_id: dict[int, list[dict[str, Any]]] = {a["id"]: [] for a in alerts}
+    if by_id:
+        marks = ",".join("?" * len(by_id))
+        where = f"WHERE outbox_id IN ({marks}) ORDER BY id"
+        sql = "SELECT outbox_id, at, duration, outcome, error FROM alert_attempts " + where  # noqa: S608 - only "?" placeholders
+        async with db.execute(sql, tuple(by_id)) as cur:
+            for r in await cur.fetchall():
+                by_id[r[0]].append({"at": r[1], "duration": r[2], "outcome": r[3], "error": r[4]})
+    for alert in alerts:
+        alert["attempt_log"] = by_id[alert["id"]]
+    return alerts
+
+
+async def read_runs_page(
+    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
+) -> list[dict[str, Any]]:
+    """Like read_runs, one page of it."""
+    sql = (
+        "SELECT id, run_id, started_at, ended_at, outcome, exit_status, detail, members"
+        " FROM runs WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
+    out = [dict(zip(keys, row, strict=True)) for row in rows]
+    for item in out:
+        item["duration"] = max(0.0, item["ended_at"] - item["started_at"])
+        item["members"] = json.loads(item["members"]) if item["members"] else []
+    return out
+
+
+async def read_end_pings(db: aiosqlite.Connection, check_id: int, limit: int) -> list[dict[str, Any]]:
+    """The latest success and failure pings: a timeline's events for jobs that never send a start."""
+    sql = (
+        "SELECT id, at, kind, exit_status FROM pings WHERE check_id = ? AND kind IN ('success', 'fail')"
+        " ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, limit)) as cur:
+        return [dict(zip(("id", "at", "kind", "exit_status"), r, strict=True)) for r in await cur.fetchall()]
+
+
+async def count_pending_alerts(db: aiosqlite.Connection) -> int:
+    async with db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def read_meta_prefix(db: aiosqlite.Connection, prefix: str) -> dict[str, str]:
+    sql = "SELECT key, value FROM meta WHERE key >= ? AND key < ?"
+    async with db.execute(sql, (prefix, prefix + "\uffff")) as cur:
+        return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+def _cursor(before: int | None) -> int:
+    return (1 << 62) if before is None else before

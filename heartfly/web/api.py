@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from heartfly import queries
 from heartfly.engine import Check
 from heartfly.states import Status
 from heartfly.views import check_summary, iso
+from heartfly.web import auth, control
 from heartfly.web.runtime import RUNTIME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -23,19 +23,32 @@ def json_error(status: int, message: str, **headers: str) -> web.Response:
 
 
 def authorized(handler: Handler) -> Handler:
-    """Requires `Authorization: Bearer <token>` matching the server's API token."""
+    """Requires the API token (Bearer, or the dashboard's session cookie plus its CSRF header for
+    writes); with `public = true`, reads are open. An unknown query parameter is a 400, so that a
+    typo (`?limt=5`) is an error rather than a silently ignored wish."""
+    allowed = QUERY_PARAMS.get(handler.__name__, frozenset())
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        token = request.app[RUNTIME].token
-        if token is None:
-            return json_error(403, "the API is disabled: set server.api_token_file in the config")
-        given = request.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            return json_error(401, "missing or wrong API token", **{"WWW-Authenticate": 'Bearer realm="heartfly"'})
+        denied = auth.api_denial(request)
+        if denied is not None:
+            return denied
+        unknown = sorted(set(request.query) - allowed)
+        if unknown:
+            return json_error(400, f"unknown query parameter {unknown[0]!r}")
         return await handler(request)
 
     return wrapper
+
+
+PAGE_PARAMS = frozenset({"limit", "before"})
+QUERY_PARAMS = {
+    "list_checks": frozenset({"state"}),
+    "check_pings": PAGE_PARAMS,
+    "check_runs": PAGE_PARAMS,
+    "check_flips": PAGE_PARAMS,
+    "check_alerts": PAGE_PARAMS,
+    "pause_check": frozenset({"until"}),
+}
 
 
 def _check(request: web.Request) -> Check:
@@ -52,17 +65,20 @@ async def list_checks(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in {s.value for s in Status}:
         return json_error(400, f"unknown state {wanted!r}")
     items = [
-        check_summary(c.config, c.state)
-        for c in engine.checks.values()
-        if wanted is None or c.state.status.value == wanted
+        summary(request.app, c) for c in engine.checks.values() if wanted is None or c.state.status.value == wanted
     ]
     return web.json_response(items)
+
+
+def summary(app: web.Application, check: Check) -> dict[str, Any]:
+    """A check as the API shows it: the `heartfly status --json` shape plus when a pause ends."""
+    return {**check_summary(check.config, check.state), "paused_until": iso(control.paused_until(app, check))}
 
 
 @authorized
 async def get_check(request: web.Request) -> web.Response:
     check = _check(request)
-    return web.json_response(check_summary(check.config, check.state))
+    return web.json_response(summary(request.app, check))
 
 
 @authorized
@@ -70,8 +86,20 @@ async def check_pings(request: web.Request) -> web.Response:
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    rows = await queries.read_pings(reader, check.id, _limit(request))
-    return web.json_response([_times(r, "at", "received_at") for r in rows])
+    limit, before = _limit(request), _before(request)
+    rows = await queries.read_pings_page(reader, check.id, limit, before)
+    return _page(request, [_times(r, "at", "received_at") for r in rows], limit)
+
+
+@authorized
+async def check_runs(request: web.Request) -> web.Response:
+    """Finished runs, newest first; runs still open are in the check's `open_runs`/`running_since`."""
+    check = _check(request)
+    reader = request.app[RUNTIME].reader
+    assert reader is not None
+    limit, before = _limit(request), _before(request)
+    rows = await queries.read_runs_page(reader, check.id, limit, before)
+    return _page(request, [_times(r, "started_at", "ended_at") for r in rows], limit)
 
 
 @authorized
@@ -79,8 +107,9 @@ async def check_flips(request: web.Request) -> web.Response:
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    rows = await queries.read_flips(reader, check.id, _limit(request))
-    return web.json_response([_times(r, "at", "deadline") for r in rows])
+    limit, before = _limit(request), _before(request)
+    rows = await queries.read_flips_page(reader, check.id, limit, before)
+    return _page(request, [_times(r, "at", "deadline") for r in rows], limit)
 
 
 @authorized
@@ -89,8 +118,9 @@ async def check_alerts(request: web.Request) -> web.Response:
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    alerts = await queries.read_alerts(reader, check.id, _limit(request))
-    return web.json_response([_alert_times(a) for a in alerts])
+    limit, before = _limit(request), _before(request)
+    alerts = await queries.read_alerts_page(reader, check.id, limit, before)
+    return _page(request, [_alert_times(a) for a in alerts], limit)
 
 
 @authorized
@@ -115,16 +145,46 @@ async def test_channel(request: web.Request) -> web.Response:
 
 @authorized
 async def pause_check(request: web.Request) -> web.Response:
+    """Pause now; `?until=2h` or `?until=2026-11-24T08:00:00Z` resumes it by itself then."""
     check = _check(request)
-    await request.app[RUNTIME].engine.pause(check)
-    return web.json_response(check_summary(check.config, check.state))
+    until = None
+    if request.query.get("until"):
+        try:
+            until = control.parse_until(request.query["until"], request.app[RUNTIME].clock.now())
+        except ValueError as exc:
+            return json_error(400, str(exc))
+    await control.pause(request.app, check, until)
+    return web.json_response(summary(request.app, check))
 
 
 @authorized
 async def resume_check(request: web.Request) -> web.Response:
     check = _check(request)
-    await request.app[RUNTIME].engine.resume(check)
-    return web.json_response(check_summary(check.config, check.state))
+    await control.resume(request.app, check)
+    return web.json_response(summary(request.app, check))
+
+
+@authorized
+async def reload_config(request: web.Request) -> web.Response:
+    """Re-read the config file, as SIGHUP does; a broken file is reported and the old config kept."""
+    count, problems = await control.reload_config(request.app)
+    if problems:
+        body = {"error": "the config file has errors; still running the previous config", "problems": problems}
+        return web.json_response(body, status=400)
+    return web.json_response({"config": str(request.app[RUNTIME].config.path), "checks": count})
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """Anything else under /api/v1: JSON 405 for a known path with another method, else JSON 404."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.canonical.startswith("/api/v1/{tail"):
+            continue
+        _, methods = await resource.resolve(request)
+        allowed |= methods
+    if allowed:
+        return json_error(405, f"use {', '.join(sorted(allowed))}", Allow=", ".join(sorted(allowed)))
+    return json_error(404, "no such endpoint (see /api/v1/openapi.json)")
 
 
 async def livez(request: web.Request) -> web.Response:
@@ -144,13 +204,38 @@ async def readyz(request: web.Request) -> web.Response:
     return web.Response(text="OK")
 
 
-def _limit(request: web.Request) -> int:
+def _int_param(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    text = request.query.get(name)
+    if text is None:
+        return default
     try:
-        return max(1, min(1000, int(request.query.get("limit", "100"))))
+        value = int(text)
     except ValueError:
+        value = low - 1
+    if not low <= value <= high:
         raise web.HTTPBadRequest(
-            text='{"error": "limit must be an integer"}', content_type="application/json"
-        ) from None
+            text=f'{{"error": "{name} must be an integer from {low} to {high}"}}', content_type="application/json"
+        )
+    return value
+
+
+def _limit(request: web.Request) -> int:
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    assert limit is not None
+    return limit
+
+
+def _before(request: web.Request) -> int | None:
+    return _int_param(request, "before", None, 1, 2**62)
+
+
+def _page(request: web.Request, items: list[dict[str, Any]], limit: int) -> web.Response:
+    """A page of newest-first items; a full page links to the next one (`before` = the last id)."""
+    headers = {}
+    if len(items) == limit:
+        query = {**request.query, "limit": str(limit), "before": str(items[-1]["id"])}
+        headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
+    return web.json_response(items, headers=headers)
 
 
 def _alert_times(alert: dict[str, Any]) -> dict[str, Any]:

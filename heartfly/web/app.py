@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -15,7 +17,7 @@ from heartfly.clock import Clock, SystemClock
 from heartfly.config import Config
 from heartfly.engine import Engine
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.web import api, pings
+from heartfly.web import api, badges, control, dashboard, metrics, openapi, pings
 from heartfly.web.runtime import RUNTIME, Runtime, load_token
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,10 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(_dispatcher)
+    app.cleanup_ctx.append(control.control_context)
+    app[pings.PING_COUNTS] = Counter(dict.fromkeys(pings.OUTCOMES, 0))
+    app[control.CONTROL] = control.Control()
+    app[badges.INDEX] = badges.BadgeIndex()
     r = app.router
     r.add_route("*", "/ping/{tail:.+}", pings.ping)
     r.add_route("*", "/api/v1/heartbeat/{key}", pings.heartbeat)
@@ -38,8 +44,23 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r.add_post("/api/v1/channels/{name}/test", api.test_channel)
     r.add_post("/api/v1/checks/{name}/pause", api.pause_check)
     r.add_post("/api/v1/checks/{name}/resume", api.resume_check)
+    r.add_get("/api/v1/checks/{name}/runs", api.check_runs)
+    r.add_post("/api/v1/reload", api.reload_config)
+    r.add_get("/api/v1/openapi.json", openapi.document)
+    r.add_route("*", "/api/v1/{tail:.*}", api.not_found)  # last: JSON 404/405 for the rest of /api/v1
     r.add_get("/livez", api.livez)
     r.add_get("/readyz", api.readyz)
+    r.add_get("/metrics", metrics.metrics)
+    r.add_get("/badge/{key}.svg", badges.svg)
+    r.add_get("/badge/{key}.json", badges.shields)
+    r.add_get("/", dashboard.index)
+    r.add_get("/checks/{name}", dashboard.check_page)
+    r.add_post("/checks/{name}/pause", dashboard.pause)
+    r.add_post("/checks/{name}/resume", dashboard.resume)
+    r.add_get("/login", dashboard.login_form)
+    r.add_post("/login", dashboard.login)
+    r.add_post("/logout", dashboard.logout)
+    r.add_static("/static/", Path(__file__).parent / "static", append_version=False)
     return app
 
 

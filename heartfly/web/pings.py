@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from aiohttp import web
 
@@ -16,6 +17,10 @@ METHODS = frozenset({"GET", "POST", "HEAD"})
 BODY_HARD_CAP = 16 * 1024 * 1024  # past this a body is refused, not just truncated
 JSON_CAP = 1024 * 1024
 BODY_TIMEOUT = 30.0
+# Pings by outcome for /metrics: the kind recorded, or not_found / invalid / unavailable.
+# One dict increment per ping; create_app fills in the zeros.
+PING_COUNTS = web.AppKey("ping_counts", Counter[str])
+OUTCOMES = ("success", "start", "fail", "log", "progress", "not_found", "invalid", "unavailable")
 
 
 def _text(status: int, text: str) -> web.Response:
@@ -52,8 +57,10 @@ async def ping(request: web.Request) -> web.Response:
         target = parse_path(request.match_info["tail"], server.ping_key)
         details = parse_query(request.query, rt.clock.now(), server.max_ping_age)
     except PingError as exc:
+        request.app[PING_COUNTS]["invalid"] += 1
         return _text(400, str(exc))
     if target is None:
+        request.app[PING_COUNTS]["not_found"] += 1
         return _text(404, NOT_FOUND)
     body, truncated = await read_body(request, server.body_limit, BODY_HARD_CAP)
     return await _record(request, target, details, body.decode("utf-8", "replace"), truncated)
@@ -69,6 +76,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     try:
         details = parse_query(request.query, now, server.max_ping_age)
     except PingError as exc:
+        request.app[PING_COUNTS]["invalid"] += 1
         return _text(400, str(exc))
     raw, too_long = await read_body(request, JSON_CAP, BODY_HARD_CAP)
     try:
@@ -79,6 +87,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     except PingError as exc:
         found = rt.engine.lookup_key(key)
         if found is None or found[1] is None:
+            request.app[PING_COUNTS]["invalid"] += 1
             return _text(400, str(exc))
         # A start or fail key records its event whatever the body; the body is the message then.
         message = raw.decode("utf-8", "replace")
@@ -102,6 +111,7 @@ async def _record(request: web.Request, target: Target, details: Details, body: 
         assert target.name is not None
         check = engine.lookup_name(target.name)
     if check is None:
+        request.app[PING_COUNTS]["not_found"] += 1
         return _text(404, NOT_FOUND)
     exit_status = target.exit_status if target.exit_status is not None else details.exit_status
     event = Event(forced or target.kind, details.at, details.run_id, exit_status, details.metrics, details.member)
@@ -118,5 +128,7 @@ async def _record(request: web.Request, target: Target, details: Details, body: 
     try:
         await engine.record(check, record)
     except StoreError:
+        request.app[PING_COUNTS]["unavailable"] += 1
         return _text(503, "storage unavailable, ping not recorded: try again")
+    request.app[PING_COUNTS][event.kind] += 1
     return _text(200, "OK")

@@ -1,0 +1,169 @@
+"""Who may see and do what: the API token as a Bearer header or as a signed session cookie.
+
+The cookie holds no secret: it is `<issued>.<HMAC(token, issued)>`, so changing the token file
+(and reloading) signs everyone out, and nothing server-side needs storing. Requests that change
+state and arrive with the cookie must also carry a CSRF token derived from that cookie (a form
+field or the X-CSRF-Token header) and must not come from another site; Bearer requests need
+neither, since browsers never attach that header on their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from enum import IntEnum
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from heartfly.web.runtime import RUNTIME
+
+SESSION_COOKIE = "heartfly_session"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = 30 * 86400.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Access(IntEnum):
+    NONE = 0
+    READ = 1  # `public = true`: reads without the token
+    ADMIN = 2  # the token: everything
+
+
+def _mac(token: str, purpose: str, value: str) -> str:
+    digest = hmac.new(token.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def new_session(token: str, now: float) -> str:
+    issued = str(int(now))
+    return f"{issued}.{_mac(token, 'session', issued)}"
+
+
+def session_ok(token: str, value: str, now: float) -> bool:
+    issued, _, mac = value.partition(".")
+    if not issued.isdigit() or not hmac.compare_digest(mac.encode(), _mac(token, "session", issued).encode()):
+        return False
+    return now - SESSION_TTL < int(issued) <= now + 300
+
+
+def csrf_for(token: str, session: str) -> str:
+    return _mac(token, "csrf", session)
+
+
+def _bearer(request: web.Request) -> str | None:
+    given = request.headers.get("Authorization")
+    if given is None:
+        return None
+    scheme, _, value = given.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def _token_matches(token: str, given: str) -> bool:
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def session_of(request: web.Request) -> str | None:
+    """The request's valid session cookie, if any."""
+    rt = request.app[RUNTIME]
+    value = request.cookies.get(SESSION_COOKIE)
+    if rt.token is None or value is None or not session_ok(rt.token, value, rt.clock.now()):
+        return None
+    return value
+
+
+def access(request: web.Request) -> Access:
+    rt = request.app[RUNTIME]
+    given = _bearer(request)
+    if rt.token is not None and given is not None and _token_matches(rt.token, given):
+        return Access.ADMIN
+    if given is None and session_of(request) is not None:
+        return Access.ADMIN
+    return Access.READ if rt.config.server.public else Access.NONE
+
+
+def same_origin(request: web.Request) -> bool:
+    """False when the browser says the request came from another site (defence in depth)."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    public = urlsplit(request.app[RUNTIME].config.server.public_url).netloc
+    return urlsplit(origin).netloc in (request.host, public)
+
+
+def csrf_ok(request: web.Request, given: str | None) -> bool:
+    """A cookie-borne write carries the CSRF token of its session and comes from this site."""
+    rt = request.app[RUNTIME]
+    if _bearer(request) is not None:
+        return True  # access() already checked it; browsers never send it by themselves
+    session = session_of(request)
+    if session is None or rt.token is None or not given or not same_origin(request):
+        return False
+    return hmac.compare_digest(given.encode(), csrf_for(rt.token, session).encode())
+
+
+def csrf_token(request: web.Request) -> str:
+    """The token to embed in this page's forms ("" without a session)."""
+    rt = request.app[RUNTIME]
+    session = session_of(request)
+    return "" if session is None or rt.token is None else csrf_for(rt.token, session)
+
+
+def api_denial(request: web.Request) -> web.Response | None:
+    """Why an API request may not proceed (a JSON error), or None if it may."""
+    rt = request.app[RUNTIME]
+    write = request.method not in SAFE_METHODS
+    level = access(request)
+    if level is Access.ADMIN:
+        if write and not csrf_ok(request, request.headers.get(CSRF_HEADER)):
+            return _json(403, f"a request made with the session cookie needs the {CSRF_HEADER} header")
+        return None
+    if level is Access.READ and not write and _bearer(request) is None:
+        return None
+    if rt.token is None:
+        return _json(403, "the API is disabled: set server.api_token_file in the config")
+    return _json(401, "missing or wrong API token", **{"WWW-Authenticate": 'Bearer realm="heartfly"'})
+
+
+def _json(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this server: never an open redirect to somewhere else."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def login_redirect(request: web.Request) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+
+
+def set_session(request: web.Request, response: web.StreamResponse) -> None:
+    rt = request.app[RUNTIME]
+    assert rt.token is not None
+    response.set_cookie(
+        SESSION_COOKIE,
+        new_session(rt.token, rt.clock.now()),
+        max_age=int(SESSION_TTL),
+        path="/",
+        httponly=True,
+        # Lax: an alert's link from a mail client opens the page signed in; a cross-site POST
+        # never carries the cookie (and would lack the CSRF token anyway).
+        samesite="Lax",
+        secure=rt.config.server.public_url.startswith("https://"),
+    )
+
+
+def clear_session(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path="/")
+
+
+def token_matches(request: web.Request, given: str) -> bool:
+    token = request.app[RUNTIME].token
+    return token is not None and _token_matches(token, given.strip())

@@ -1,0 +1,147 @@
+"""Geometry for the dashboard's inline SVG charts. Pure: rows in, bars out; templates draw them.
+
+Bars carry a CSS class per outcome (colour) and a title (the words), so the charts read without
+colour too: hovering or a screen reader gets "failed · 12.4 s · 2026-11-23 03:00:12Z".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from heartfly.web.words import short_duration, utc
+
+# outcome -> (css class, words)
+OUTCOMES = {
+    "success": ("ok", "succeeded"),
+    "fail": ("bad", "failed"),
+    "too_fast": ("bad", "finished too fast"),
+    "assertion": ("bad", "broke an assertion"),
+    "incomplete": ("bad", "incomplete"),
+    "overrun": ("slow", "overran max_runtime"),
+    "stalled": ("slow", "stalled"),
+    "running": ("run", "running"),
+    "missed": ("miss", "missed (no ping by the deadline)"),
+    "step_missed": ("miss", "step missed"),
+}
+TIMELINE_SLOTS = 24
+SLOT = 7  # px per bar in the dashboard's timeline, bar 5 wide
+HEIGHT = 26
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    css: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    width: float
+    height: float
+    bars: list[Bar]
+    summary: str  # one sentence for aria-label
+    longest: float | None = None
+    limit_y: float | None = None  # max_runtime line, when it fits the scale
+
+
+def events(
+    runs: Iterable[Mapping[str, Any]],
+    ends: Iterable[Mapping[str, Any]],
+    flips: Iterable[Mapping[str, Any]],
+    open_since: Iterable[float],
+    now: float,
+) -> list[dict[str, Any]]:
+    """Runs, lone end pings, missed deadlines and open runs as one oldest-first list.
+
+    A job that never sends a start has no runs, only success and failure pings: those show as
+    events without a duration. An end ping that closed a run is shown once, as that run.
+    """
+    items = []
+    closed = set()
+    for r in runs:
+        closed.add(round(r["ended_at"], 6))
+        items.append(
+            {"at": r["started_at"], "outcome": r["outcome"], "duration": r["duration"], "exit_status": r["exit_status"]}
+        )
+    for p in ends:
+        if round(p["at"], 6) not in closed:
+            outcome = "success" if p["kind"] == "success" else "fail"
+            items.append({"at": p["at"], "outcome": outcome, "duration": None, "exit_status": p["exit_status"]})
+    for f in flips:
+        if f["new"] == "down" and f["reason"] in ("missed", "step_missed"):
+            items.append({"at": f["at"], "outcome": f["reason"], "duration": None, "exit_status": None})
+    for started in open_since:
+        items.append({"at": started, "outcome": "running", "duration": max(0.0, now - started), "exit_status": None})
+    items.sort(key=lambda e: e["at"])
+    return items
+
+
+def _title(e: Mapping[str, Any]) -> str:
+    words = OUTCOMES.get(e["outcome"], ("other", e["outcome"]))[1]
+    if e.get("exit_status") not in (None, 0):
+        words += f" (exit {e['exit_status']})"
+    parts = [words]
+    if e["duration"] is not None:
+        parts.append(("for " if e["outcome"] == "running" else "") + short_duration(e["duration"]))
+    parts.append(utc(e["at"]))
+    return " · ".join(parts)
+
+
+def _summary(items: list[dict[str, Any]]) -> str:
+    if not items:
+        return "no runs yet"
+    counts: dict[str, int] = {}
+    for e in items:
+        words = OUTCOMES.get(e["outcome"], ("other", e["outcome"]))[1]
+        counts[words] = counts.get(words, 0) + 1
+    return f"last {len(items)}: " + ", ".join(f"{n} {w}" for w, n in counts.items())
+
+
+def timeline(items: list[dict[str, Any]], slots: int = TIMELINE_SLOTS) -> Chart:
+    """The dashboard's compact strip: newest at the right, height by duration (missed: full outline)."""
+    items = items[-slots:]
+    longest = max((e["duration"] or 0.0 for e in items), default=0.0)
+    bars = []
+    offset = slots - len(items)  # right-aligned, so every row's newest bar lines up
+    for i, e in enumerate(items):
+        css = OUTCOMES.get(e["outcome"], ("other", ""))[0]
+        if e["duration"] is None or longest <= 0:
+            h = HEIGHT - 2.0 if css == "miss" else HEIGHT * 0.5
+        else:
+            h = max(5.0, (HEIGHT - 2) * (e["duration"] / longest) ** 0.5)  # sqrt: short runs stay visible
+        bars.append(Bar((offset + i) * SLOT + 1, HEIGHT - h - 1, SLOT - 2, h, css, _title(e)))
+    return Chart(slots * SLOT, HEIGHT, bars, _summary(items), longest or None)
+
+
+def durations(items: list[dict[str, Any]], max_runtime: float | None, width: int = 600, height: int = 140) -> Chart:
+    """The check page's run history: one bar per run, linear in duration, oldest at the left.
+
+    Events without a duration (a lone success ping, a missed deadline) are short stubs or outlines.
+    """
+    items = items[-60:]
+    longest = max((e["duration"] or 0.0 for e in items), default=0.0)
+    scale = max(longest, max_runtime or 0.0) if max_runtime and max_runtime < longest * 1.5 else longest
+    slot = width / max(len(items), 20)
+    bars = []
+    for i, e in enumerate(items):
+        css = OUTCOMES.get(e["outcome"], ("other", ""))[0]
+        if css == "miss":
+            h = height - 4.0
+        elif e["duration"] is None or scale <= 0:
+            h = height * 0.06
+        else:
+            h = max(2.0, (height - 4) * e["duration"] / scale)
+        x = width - (len(items) - i) * slot  # newest at the right edge
+        bars.append(
+            Bar(round(x + slot * 0.15, 2), round(height - h, 2), round(slot * 0.7, 2), round(h, 2), css, _title(e))
+        )
+    limit_y = None
+    if max_runtime and scale and max_runtime <= scale:
+        limit_y = round(height - (height - 4) * max_runtime / scale, 2)
+    return Chart(width, height, bars, _summary(items), longest or None, limit_y)

@@ -1,0 +1,166 @@
+"""Operator actions shared by the API and the dashboard: pause (optionally until a time), resume, reload.
+
+A pause with an end is kept in the meta table (`pause_until:<check>`), so a restart re-arms it;
+the engine itself only knows paused or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from heartfly import queries, store
+from heartfly.config import ConfigError, load_config
+from heartfly.engine import Check
+from heartfly.states import Status
+from heartfly.units import UnitError, parse_duration
+from heartfly.web.runtime import RUNTIME
+
+log = logging.getLogger(__name__)
+
+PAUSE_META = "pause_until:"
+MAX_PAUSE = 366 * 86400.0
+RECHECK = 60.0  # a scheduled resume re-reads the wall clock at least this often (clock changes, suspend)
+# The time form of a pause's end (the OpenAPI document states the same pattern).
+UNTIL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})?")
+
+
+class Control:
+    def __init__(self) -> None:
+        self.until: dict[str, float] = {}  # check name -> when its pause ends
+        self.timers: dict[str, asyncio.Task[None]] = {}
+        self.reload_lock = asyncio.Lock()
+
+
+CONTROL = web.AppKey("control", Control)  # set by create_app
+
+
+async def control_context(app: web.Application) -> AsyncIterator[None]:
+    """A cleanup context after the engine's: re-arms pauses that end later, cancels them on stop."""
+    ctl, rt = app[CONTROL], app[RUNTIME]
+    assert rt.reader is not None
+    for key, value in (await queries.read_meta_prefix(rt.reader, PAUSE_META)).items():
+        with contextlib.suppress(ValueError):
+            _arm(app, key[len(PAUSE_META) :], float(value))
+    yield
+    for task in list(ctl.timers.values()):
+        task.cancel()
+    for task in list(ctl.timers.values()):
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def parse_until(text: str, now: float) -> float:
+    """An end for a pause: a duration from now ("2h", "1d") or an ISO 8601 time (UTC unless it says)."""
+    text = text.strip()
+    try:
+        end = now + parse_duration(text)
+    except UnitError:
+        try:
+            if not UNTIL_TIME.fullmatch(text):
+                raise ValueError(text)
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f'until: expected a duration ("2h") or an ISO 8601 time ("2026-11-24T08:00:00Z"), got "{text}"'
+            ) from None
+        end = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    if end <= now:
+        raise ValueError("until: must lie in the future")
+    if end > now + MAX_PAUSE:
+        raise ValueError("until: at most a year from now (pause without an end instead)")
+    return end
+
+
+async def pause(app: web.Application, check: Check, until: float | None) -> None:
+    rt, ctl = app[RUNTIME], app[CONTROL]
+    await rt.engine.pause(check)
+    _disarm(app, check.name)
+    key = PAUSE_META + check.name
+    if until is None:
+        statement = ("DELETE FROM meta WHERE key = ?", (key,))
+        log.info("check %s: paused by an operator", check.name)
+    else:
+        statement = store.meta_statement(key, repr(until))
+        ctl.until[check.name] = until
+        _arm(app, check.name, until)
+        log.info("check %s: paused by an operator until %s", check.name, _utc(until))
+    assert rt.writer is not None
+    await rt.writer.submit(store.Write(statements=[statement]))
+
+
+async def resume(app: web.Application, check: Check) -> None:
+    rt = app[RUNTIME]
+    await rt.engine.resume(check)
+    if _disarm(app, check.name):
+        assert rt.writer is not None
+        await rt.writer.submit(store.Write(statements=[("DELETE FROM meta WHERE key = ?", (PAUSE_META + check.name,))]))
+
+
+def paused_until(app: web.Application, check: Check) -> float | None:
+    if check.state.status is not Status.PAUSED:
+        return None
+    return app[CONTROL].until.get(check.name)
+
+
+def _arm(app: web.Application, name: str, until: float) -> None:
+    ctl = app[CONTROL]
+    ctl.until[name] = until
+    ctl.timers[name] = asyncio.create_task(_resume_at(app, name, until), name=f"heartfly-resume-{name}")
+
+
+def _disarm(app: web.Application, name: str) -> bool:
+    """Forget a scheduled resume; True if there was one."""
+    ctl = app[CONTROL]
+    task = ctl.timers.pop(name, None)
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+    return ctl.until.pop(name, None) is not None
+
+
+async def _resume_at(app: web.Application, name: str, until: float) -> None:
+    rt = app[RUNTIME]
+    while (left := until - rt.clock.now()) > 0:  # noqa: ASYNC110 - follows the wall clock, which may jump
+        await asyncio.sleep(min(left, RECHECK))
+    check = rt.engine.lookup_name(name)
+    try:
+        if check is not None and check.state.status is Status.PAUSED:
+            log.info("check %s: its pause ended; watching it again", name)
+            await resume(app, check)
+        elif _disarm(app, name):
+            assert rt.writer is not None
+            await rt.writer.submit(store.Write(statements=[("DELETE FROM meta WHERE key = ?", (PAUSE_META + name,))]))
+    except Exception:  # the timer task must not die silently: the next start re-arms it
+        log.exception("check %s: could not end its pause", name)
+
+
+async def reload_config(app: web.Application) -> tuple[int, list[str]]:
+    """Re-read the config file like SIGHUP: (number of checks, []) or (0, problems) keeping the old one."""
+    from heartfly.web.app import reload  # app.py imports this module
+
+    rt, ctl = app[RUNTIME], app[CONTROL]
+    path = rt.config.path
+    async with ctl.reload_lock:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            for problem in exc.problems:  # one log line each, as the SIGHUP path does
+                log.error("reload failed, still running the previous config: %s", problem)
+            return 0, exc.problems
+        try:
+            await reload(app, config)
+        except (OSError, ValueError) as exc:
+            log.error("reload failed, still running the previous config: %s", exc)
+            return 0, [str(exc)]
+    log.info("reloaded %s (asked through the API): %d checks", path, len(config.checks))
+    return len(config.checks), []
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -1,0 +1,358 @@
+"""The dashboard: server-rendered pages (jinja2, autoescaped), a login form, and form actions.
+
+Everything a ping body, a check's description or an error contains reaches the page through
+autoescaping, and the Content-Security-Policy allows no inline script at all, so a message
+holding markup is shown as text and can never run.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from aiohttp import web
+
+from heartfly import __version__, queries
+from heartfly.engine import Check
+from heartfly.report import ping_urls
+from heartfly.states import Status
+from heartfly.views import check_summary
+from heartfly.web import auth, badges, charts, control
+from heartfly.web.runtime import RUNTIME
+from heartfly.web.words import duration_words, iso_z, relative, schedule_words, short_duration, stamp, utc
+
+PAGE_SIZE = 100
+PINGS_PER_PAGE = 25
+# Worst first: what an operator must look at comes to the top.
+SEVERITY = {Status.DOWN: 0, Status.LATE: 1, Status.RUNNING: 2, Status.NEW: 3, Status.UP: 4, Status.PAUSED: 5}
+ICONS = {"up": "●", "running": "▶", "late": "◷", "down": "✖", "new": "○", "paused": "❚❚"}
+PAUSE_CHOICES = (
+    ("", "until resumed"),
+    ("1h", "for 1 hour"),
+    ("8h", "for 8 hours"),
+    ("1d", "for 1 day"),
+    ("7d", "for 7 days"),
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
+        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("heartfly.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(utc=utc, iso=iso_z, dur=short_duration, words=duration_words, icons=ICONS, version=__version__)
+    return env
+
+
+def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
+    rt = request.app[RUNTIME]
+    now = rt.clock.now()
+    level = auth.access(request)
+    context.setdefault("title", "Heartfly")
+    template = _env().get_template(name)
+    html = template.render(
+        now=now,
+        rel=lambda ts: relative(ts, now),
+        stamp=lambda ts: stamp(ts, now),
+        admin=level is auth.Access.ADMIN,
+        signed_in=auth.session_of(request) is not None,
+        public=rt.config.server.public,
+        csrf=auth.csrf_token(request),
+        csrf_field=auth.CSRF_FIELD,
+        **context,
+    )
+    return web.Response(text=html, status=status, content_type="text/html", headers=SECURITY_HEADERS)
+
+
+def _viewer(request: web.Request) -> auth.Access:
+    """Who is looking; a visitor who may not is sent to the login form (or told why not)."""
+    level = auth.access(request)
+    if level is auth.Access.NONE:
+        if request.app[RUNTIME].token is None:
+            raise _stop(
+                render(
+                    request,
+                    "message.html",
+                    403,
+                    heading="The dashboard is disabled",
+                    text="Set server.api_token_file in the config (or public = true) and reload.",
+                )
+            )
+        raise auth.login_redirect(request)
+    return level
+
+
+def _stop(response: web.Response) -> web.HTTPException:
+    """Return a rendered page from deep inside a handler."""
+    exc = web.HTTPException(text=response.text, content_type="text/html", headers=SECURITY_HEADERS)
+    exc.set_status(response.status)
+    return exc
+
+
+def _row(app: web.Application, check: Check) -> dict[str, Any]:
+    s = check_summary(check.config, check.state)
+    st = check.state
+    return {
+        "name": check.name,
+        "description": check.config.description,
+        "state": s["state"],
+        "reason": (s["reason"] or "").replace("_", " "),
+        "since": st.changed_at,
+        "last_ping_at": st.last_ping_at,
+        "last_ping_kind": s["last_ping_kind"],
+        "due_at": None if st.status in (Status.PAUSED, Status.DOWN) else _due(check),
+        "schedule": schedule_words(check.config),
+        "paused_until": control.paused_until(app, check),
+        "last_duration": st.last_duration,
+        "open_runs": s["open_runs"],
+        "after": getattr(check.config, "after", None),
+    }
+
+
+def _due(check: Check) -> float | None:
+    """The next run's due time; a pipeline step has none of its own until its upstream starts."""
+    st = check.state
+    due = st.due_at + st.slack
+    if math.isfinite(due):
+        return due
+    step: float | None = getattr(st, "step_due", None)
+    return step
+
+
+def _open_starts(check: Check) -> list[float]:
+    return [run.started_at for run in check.state.runs.values()]
+
+
+async def _events(request: web.Request, check: Check, runs: int, flips: int) -> list[dict[str, Any]]:
+    reader = request.app[RUNTIME].reader
+    assert reader is not None
+    return charts.events(
+        await queries.read_runs_page(reader, check.id, runs),
+        await queries.read_end_pings(reader, check.id, runs),
+        await queries.read_flips_page(reader, check.id, flips),
+        _open_starts(check),
+        request.app[RUNTIME].clock.now(),
+    )
+
+
+async def index(request: web.Request) -> web.Response:
+    _viewer(request)
+    engine = request.app[RUNTIME].engine
+    wanted = request.query.get("state", "")
+    q = request.query.get("q", "").strip()
+    everything = list(engine.checks.values())
+    counts = {s.value: 0 for s in SEVERITY}
+    for c in everything:
+        counts[c.state.status.value] += 1
+    needle = q.lower()
+    shown = [
+        c
+        for c in everything
+        if (not wanted or c.state.status.value == wanted)
+        and (not needle or needle in c.name.lower() or needle in c.config.description.lower())
+    ]
+    shown.sort(key=lambda c: (SEVERITY[c.state.status], c.name))
+    try:
+        page = max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        page = 1
+    pages = max(1, -(-len(shown) // PAGE_SIZE))
+    page = min(page, pages)
+    rows = []
+    for check in shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
+        row = _row(request.app, check)
+        row["timeline"] = charts.timeline(await _events(request, check, charts.TIMELINE_SLOTS, 10))
+        rows.append(row)
+
+    def link(**changes: Any) -> str:
+        params = {"state": wanted, "q": q, "page": page} | changes
+        query = urlencode({k: v for k, v in params.items() if v not in ("", None, 1)})
+        return "/" + (f"?{query}" if query else "")
+
+    return render(
+        request,
+        "index.html",
+        rows=rows,
+        counts=counts,
+        total=len(everything),
+        matching=len(shown),
+        state=wanted,
+        q=q,
+        page=page,
+        pages=pages,
+        link=link,
+        states=list(counts),
+    )
+
+
+def _find(request: web.Request) -> Check:
+    check = request.app[RUNTIME].engine.lookup_name(request.match_info["name"])
+    if check is None:
+        raise _stop(
+            render(
+                request,
+                "message.html",
+                404,
+                heading="No such check",
+                text=f'There is no check named "{request.match_info["name"]}" in the config.',
+            )
+        )
+    return check
+
+
+def _cursor(request: web.Request, name: str) -> int | None:
+    text = request.query.get(name, "")
+    return int(text) if text.isdigit() and 0 < int(text) < 2**62 else None
+
+
+async def check_page(request: web.Request) -> web.Response:
+    level = _viewer(request)
+    check = _find(request)
+    rt = request.app[RUNTIME]
+    reader = rt.reader
+    assert reader is not None
+    cfg = check.config
+    row = _row(request.app, check)
+    pings_before = _cursor(request, "pings_before")
+    pings = await queries.read_pings_page(reader, check.id, PINGS_PER_PAGE, pings_before)
+    flips = await queries.read_flips_page(reader, check.id, 15)
+    alerts = await queries.read_alerts_page(reader, check.id, 10)
+    items = await _events(request, check, 60, 30)
+    upstream_name = getattr(cfg, "after", None)
+    upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None
+    downstream = [c for c in rt.engine.checks.values() if getattr(c.config, "after", None) == check.name]
+    key = badges.badge_key(cfg.key)
+    base = rt.config.server.public_url
+    return render(
+        request,
+        "check.html",
+        title=f"{check.name} · Heartfly",
+        check=row,
+        cfg=cfg,
+        limits=_limits(cfg),
+        chart=charts.durations(items, cfg.max_runtime),
+        runs=list(reversed(items))[:8],
+        timed=any(e["duration"] is not None for e in items),
+        outcomes=charts.OUTCOMES,
+        pings=pings,
+        older_pings=f"?pings_before={pings[-1]['id']}" if len(pings) == PINGS_PER_PAGE else None,
+        newest_pings=pings_before is not None,
+        flips=flips,
+        alerts=alerts,
+        upstream=_row(request.app, upstream) if upstream else None,
+        upstream_name=upstream_name,
+        downstream=[_row(request.app, c) for c in downstream],
+        badge_svg=f"{base}/badge/{key}.svg",
+        badge_json=f"{base}/badge/{key}.json",
+        badge_path=f"/badge/{key}.svg",
+        check_url=f"{base}/checks/{check.name}",
+        urls=ping_urls(rt.config, cfg) if level is auth.Access.ADMIN else [],
+        pause_choices=PAUSE_CHOICES,
+    )
+
+
+def _limits(cfg: Any) -> list[tuple[str, str]]:
+    """The check's rules in words, for the summary card."""
+    out = [("Grace", duration_words(cfg.grace) if cfg.grace else "none")]
+    for attr, label in (
+        ("max_runtime", "Max runtime"),
+        ("min_runtime", "Min runtime"),
+        ("stall", "Stalls after"),
+        ("repeat", "Reminds every"),
+    ):
+        value = getattr(cfg, attr, None)
+        if value:
+            out.append((label, duration_words(value)))
+    expect = getattr(cfg, "expect", None)
+    if expect:
+        out.append(("Fan-in", f"{expect} successes per run"))
+    if cfg.channels:
+        out.append(("Alerts to", ", ".join(cfg.channels)))
+    return out
+
+
+async def _form_action(request: web.Request) -> tuple[Check, dict[str, str]]:
+    """A dashboard form post: signed in, with this session's CSRF token, from this site."""
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    if auth.access(request) is not auth.Access.ADMIN or auth.session_of(request) is None:
+        raise auth.login_redirect(request)
+    if not auth.csrf_ok(request, form.get(auth.CSRF_FIELD)):
+        raise _stop(
+            render(
+                request,
+                "message.html",
+                403,
+                heading="Request refused",
+                text="The form was stale or came from another site. Reload the page and try again.",
+            )
+        )
+    return _find(request), form
+
+
+async def pause(request: web.Request) -> web.Response:
+    check, form = await _form_action(request)
+    until = None
+    if form.get("until"):
+        try:
+            until = control.parse_until(form["until"], request.app[RUNTIME].clock.now())
+        except ValueError as exc:
+            raise _stop(render(request, "message.html", 400, heading="Cannot pause", text=str(exc))) from None
+    await control.pause(request.app, check, until)
+    return _redirect(f"/checks/{check.name}")
+
+
+async def resume(request: web.Request) -> web.Response:
+    check, _ = await _form_action(request)
+    await control.resume(request.app, check)
+    return _redirect(f"/checks/{check.name}")
+
+
+async def login_form(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    return render(
+        request, "login.html", next=auth.safe_next(request.query.get("next")), error=None, disabled=rt.token is None
+    )
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    target = auth.safe_next(str(form.get("next", "/")))
+    given = str(form.get("token", ""))
+    if not auth.same_origin(request) or not auth.token_matches(request, given):
+        rt = request.app[RUNTIME]
+        return render(
+            request, "login.html", 401, next=target, error="That is not the API token.", disabled=rt.token is None
+        )
+    response = _redirect(target)
+    auth.set_session(request, response)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    form = await request.post()
+    if auth.session_of(request) is not None and not auth.csrf_ok(request, str(form.get(auth.CSRF_FIELD, ""))):
+        raise _stop(render(request, "message.html", 403, heading="Request refused", text="Reload and try again."))
+    response = _redirect("/login")
+    auth.clear_session(response)
+    return response
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, **SECURITY_HEADERS})

@@ -1,0 +1,119 @@
+"""/metrics in the Prometheus text format, built at scrape time from what the server already holds.
+
+Nothing here sits on the ping path: the ping handlers only bump a dict (web.pings.PING_COUNTS),
+and every other figure is read from the engine, the dispatcher and one COUNT query per scrape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from heartfly import __version__, queries
+from heartfly.states import Status
+from heartfly.web import auth
+from heartfly.web.pings import PING_COUNTS
+from heartfly.web.runtime import RUNTIME
+
+_PROCESS = ProcessCollector(registry=None)  # reads /proc/self at scrape time
+
+
+class _Snapshot(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+async def metrics(request: web.Request) -> web.Response:
+    if auth.access(request) is auth.Access.NONE:
+        rt = request.app[RUNTIME]
+        status = 403 if rt.token is None else 401
+        why = "set server.api_token_file (or public = true)" if rt.token is None else "needs the API token"
+        return web.Response(status=status, text=f"/metrics {why}\n", headers={"WWW-Authenticate": "Bearer"})
+    rt = request.app[RUNTIME]
+    assert rt.reader is not None
+    pending = await queries.count_pending_alerts(rt.reader)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(list(_families(request.app, pending))))
+    registry.register(_PROCESS)
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
+def _families(app: web.Application, outbox_pending: int) -> Iterator[Metric]:
+    rt = app[RUNTIME]
+    engine = rt.engine
+    info = GaugeMetricFamily("heartfly_build_info", "Heartfly's version (always 1).", labels=["version"])
+    info.add_metric([__version__], 1)
+    yield info
+
+    up = GaugeMetricFamily("heartfly_check_up", "1 unless the check is down.", labels=["check"])
+    state = GaugeMetricFamily(
+        "heartfly_check_state", "1 for the check's current state, 0 for the others.", labels=["check", "state"]
+    )
+    last_ping = GaugeMetricFamily(
+        "heartfly_check_last_ping_timestamp_seconds", "When the check's last ping happened.", labels=["check"]
+    )
+    last_success = GaugeMetricFamily(
+        "heartfly_check_last_success_timestamp_seconds", "When the check last succeeded.", labels=["check"]
+    )
+    duration = GaugeMetricFamily(
+        "heartfly_check_last_duration_seconds", "How long the check's last finished run took.", labels=["check"]
+    )
+    due = GaugeMetricFamily(
+        "heartfly_check_due_timestamp_seconds", "When the check's next run is due (before grace).", labels=["check"]
+    )
+    statuses = list(Status)
+    for name, check in engine.checks.items():
+        st = check.state
+        up.add_metric([name], 0.0 if st.status is Status.DOWN else 1.0)
+        for s in statuses:
+            state.add_metric([name, s.value], 1.0 if st.status is s else 0.0)
+        if st.last_ping_at is not None:
+            last_ping.add_metric([name], st.last_ping_at)
+        if st.last_success_at is not None:
+            last_success.add_metric([name], st.last_success_at)
+        if st.last_duration is not None:
+            duration.add_metric([name], st.last_duration)
+        if st.status is not Status.PAUSED and math.isfinite(st.due_at + st.slack):
+            due.add_metric([name], st.due_at + st.slack)
+    yield from (up, state, last_ping, last_success, duration, due)
+
+    pings = CounterMetricFamily(
+        "heartfly_pings_received",
+        "Pings received, by outcome: the event recorded, or why none was.",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(app[PING_COUNTS].items()):
+        pings.add_metric([outcome], count)
+    yield pings
+
+    alerts = CounterMetricFamily(
+        "heartfly_alert_attempts", "Alert delivery attempts, by channel and outcome.", labels=["channel", "outcome"]
+    )
+    if rt.dispatcher is not None:
+        for (channel, outcome), count in sorted(rt.dispatcher.outcomes.items()):
+            alerts.add_metric([channel, outcome], count)
+    yield alerts
+
+    yield GaugeMetricFamily("heartfly_outbox_pending", "Alerts waiting to be delivered.", value=outbox_pending)
+    yield GaugeMetricFamily(
+        "heartfly_timer_lag_seconds", "How late the last deadline fired after its time.", value=engine.timer_lag
+    )
+    yield GaugeMetricFamily(
+        "heartfly_timer_alive_timestamp_seconds", "The deadline timer's last wake-up.", value=engine.timer_alive_at
+    )
+    writer = rt.writer
+    yield GaugeMetricFamily(
+        "heartfly_database_writes_failing",
+        "1 while database writes fail.",
+        value=1.0 if writer and writer.failing else 0.0,
+    )

@@ -1,0 +1,299 @@
+"""The OpenAPI 3 document served at /api/v1/openapi.json; tests check the API against it (schemathesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from heartfly import __version__
+from heartfly.states import Kind, Status
+
+TIME = {"type": "string", "format": "date-time", "example": "2026-11-23T03:12:09.113Z"}
+NULL_TIME = {**TIME, "nullable": True}
+STATES = [s.value for s in Status]
+# A duration ("2h", "1h30m") or an ISO 8601 time, as control.parse_until takes them.
+UNTIL_PATTERN = (
+    r"^(([0-9]+(\.[0-9]+)?(ms|d|h|m|s))+"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)$"
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
+ERRORS = {
+    "400": _json(_ref("Error"), "A parameter is malformed; `error` says which."),
+    "401": _json(_ref("Error"), "The token is missing or wrong."),
+    "403": _json(_ref("Error"), "The API is disabled (no api_token_file), or a cookie request lacks its CSRF header."),
+}
+NOT_FOUND = {"404": _json(_ref("Error"), "No check of that name.")}
+NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The check's name.",
+}
+PAGE = [
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+        "description": "Items per page, newest first.",
+    },
+    {
+        "name": "before",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
+        "description": "Only items with an `id` below this: pass the last item's `id` for the next page.",
+    },
+]
+LINK = {
+    "Link": {
+        "description": 'Set when the page is full: `<…?limit=N&before=ID>; rel="next"`.',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _page_of(item: str, what: str) -> dict[str, Any]:
+    return {
+        "parameters": [NAME, *PAGE],
+        "get": {
+            "summary": what,
+            "operationId": f"list{item}s",
+            "responses": {
+                "200": _json({"type": "array", "items": _ref(item)}, f"{what}, newest first.", headers=LINK),
+                **ERRORS,
+                **NOT_FOUND,
+            },
+        },
+    }
+
+
+def _action(op: str, summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "parameters": [NAME],
+        "post": {
+            "summary": summary,
+            "operationId": op,
+            "parameters": params or [],
+            "responses": {"200": _json(_ref("Check"), "The check afterwards."), **ERRORS, **NOT_FOUND},
+        },
+    }
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "problems": {"type": "array", "items": {"type": "string"}, "description": "Config errors, one per line."},
+        },
+    },
+    "Check": {
+        "type": "object",
+        "required": ["name", "state", "schedule", "last_ping_at", "due_at", "state_since", "paused_until"],
+        "properties": {
+            "name": {"type": "string"},
+            "state": {"type": "string", "enum": STATES},
+            "reason": {"type": "string", "nullable": True, "description": "Why it is down: missed, failed, …"},
+            "description": {"type": "string"},
+            "schedule": {"type": "string", "example": 'cron "0 3 * * *" (Europe/Berlin)'},
+            "grace_seconds": {"type": "number"},
+            "last_ping_at": NULL_TIME,
+            "last_ping_kind": {"type": "string", "nullable": True, "enum": [k.value for k in Kind] + [None]},
+            "last_success_at": NULL_TIME,
+            "due_at": {**NULL_TIME, "description": "When the next run is due (before grace); null while paused."},
+            "step_due_at": {**NULL_TIME, "description": "A pipeline step: when it must have succeeded."},
+            "next_deadline_at": {**NULL_TIME, "description": "When time alone next changes its state."},
+            "running_since": NULL_TIME,
+            "open_runs": {"type": "integer", "minimum": 0},
+            "last_duration_seconds": {"type": "number", "nullable": True},
+            "last_exit_status": {"type": "integer", "nullable": True},
+            "state_since": TIME,
+            "paused_until": {**NULL_TIME, "description": "When a pause with an end resumes by itself."},
+        },
+    },
+    "Ping": {
+        "type": "object",
+        "required": ["id", "at", "received_at", "kind", "body", "truncated", "metrics"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": {**TIME, "description": "When it happened (`ts=` if the client spooled it)."},
+            "received_at": TIME,
+            "kind": {"type": "string", "enum": [k.value for k in Kind]},
+            "exit_status": {"type": "integer", "nullable": True},
+            "run_id": {"type": "string", "nullable": True},
+            "body": {"type": "string", "description": "The message, as sent (escape it before showing it as HTML)."},
+            "truncated": {"type": "boolean"},
+            "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+            "method": {"type": "string"},
+            "source": {"type": "string"},
+            "member": {"type": "string", "nullable": True},
+        },
+    },
+    "Run": {
+        "type": "object",
+        "required": ["id", "started_at", "ended_at", "duration", "outcome"],
+        "properties": {
+            "id": {"type": "integer"},
+            "run_id": {"type": "string", "nullable": True},
+            "started_at": TIME,
+            "ended_at": TIME,
+            "duration": {"type": "number", "minimum": 0, "description": "Seconds."},
+            "outcome": {
+                "type": "string",
+                "example": "success",
+                "description": "success, fail, too_fast, assertion, overrun, stalled or incomplete.",
+            },
+            "exit_status": {"type": "integer", "nullable": True},
+            "detail": {"type": "string"},
+            "members": {"type": "array", "items": {}},
+        },
+    },
+    "Flip": {
+        "type": "object",
+        "required": ["id", "at", "old", "new"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": TIME,
+            "old": {"type": "string", "enum": STATES},
+            "new": {"type": "string", "enum": STATES},
+            "reason": {"type": "string", "nullable": True},
+            "deadline": {**NULL_TIME, "description": "The deadline that caused it, for changes made by the timer."},
+            "detail": {"type": "string"},
+        },
+    },
+    "Attempt": {
+        "type": "object",
+        "required": ["at", "duration", "outcome"],
+        "properties": {
+            "at": TIME,
+            "duration": {"type": "number"},
+            "outcome": {"type": "string", "enum": ["sent", "retry", "failed", "expired"]},
+            "error": {"type": "string", "nullable": True},
+        },
+    },
+    "Alert": {
+        "type": "object",
+        "required": ["id", "key", "channel", "event", "created_at", "status", "attempts", "attempt_log"],
+        "properties": {
+            "id": {"type": "integer"},
+            "key": {"type": "string", "description": "The idempotency key."},
+            "channel": {"type": "string"},
+            "event": {"type": "string", "enum": ["down", "recovery", "reminder", "test"]},
+            "created_at": TIME,
+            "status": {"type": "string", "enum": ["pending", "sent", "failed", "expired"]},
+            "attempts": {"type": "integer"},
+            "done_at": NULL_TIME,
+            "error": {"type": "string", "nullable": True},
+            "next_attempt_at": NULL_TIME,
+            "attempt_log": {"type": "array", "items": _ref("Attempt")},
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/checks": {
+        "get": {
+            "summary": "Every check",
+            "operationId": "listChecks",
+            "parameters": [
+                {
+                    "name": "state",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": STATES},
+                    "description": "Only checks in this state.",
+                },
+            ],
+            "responses": {"200": _json({"type": "array", "items": _ref("Check")}, "Every check."), **ERRORS},
+        }
+    },
+    "/api/v1/checks/{name}": {
+        "parameters": [NAME],
+        "get": {
+            "summary": "One check",
+            "operationId": "getCheck",
+            "responses": {"200": _json(_ref("Check"), "The check."), **ERRORS, **NOT_FOUND},
+        },
+    },
+    "/api/v1/checks/{name}/pings": _page_of("Ping", "The check's pings with their messages"),
+    "/api/v1/checks/{name}/runs": _page_of("Run", "The check's finished runs with their durations"),
+    "/api/v1/checks/{name}/flips": _page_of("Flip", "The check's changes of state"),
+    "/api/v1/checks/{name}/alerts": _page_of("Alert", "The check's alerts, each with every delivery attempt"),
+    "/api/v1/checks/{name}/pause": _action(
+        "pauseCheck",
+        "Pause: no deadlines, no alerts; pings are still stored",
+        [
+            {
+                "name": "until",
+                "in": "query",
+                "schema": {"type": "string", "pattern": UNTIL_PATTERN},
+                "example": "2h",
+                "description": 'Resume by itself then: a duration ("2h") or an ISO 8601 time (UTC unless it says).',
+            }
+        ],
+    ),
+    "/api/v1/checks/{name}/resume": _action("resumeCheck", "Watch again from now"),
+    "/api/v1/channels/{name}/test": {
+        "parameters": [{**NAME, "description": "The channel's name."}],
+        "post": {
+            "summary": "Send a marked test alert through the channel; answers with its first attempt",
+            "operationId": "testChannel",
+            "responses": {
+                "200": _json(_ref("Alert"), "The test alert and its first attempt."),
+                **ERRORS,
+                "404": _json(_ref("Error"), "No channel of that name."),
+            },
+        },
+    },
+    "/api/v1/reload": {
+        "post": {
+            "summary": "Re-read the config file, as SIGHUP does",
+            "operationId": "reload",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["config", "checks"],
+                        "properties": {"config": {"type": "string"}, "checks": {"type": "integer"}},
+                    },
+                    "Reloaded.",
+                ),
+                "400": _json(_ref("Error"), "The file has errors (listed in `problems`); the running config is kept."),
+                "401": ERRORS["401"],
+                "403": ERRORS["403"],
+            },
+        }
+    },
+}
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Heartfly API",
+        "version": __version__,
+        "description": (
+            "Read checks, their pings, runs, state changes and alerts; pause, resume, reload. "
+            "Send `Authorization: Bearer <token>` (the content of server.api_token_file). "
+            'Lists are newest first and paged with `limit` and `before`. Errors are JSON: `{"error": …}`. '
+            "Ping URLs (/ping/…, /api/v1/heartbeat/…) need no token and are described in the README."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
+    "paths": PATHS,
+}
+
+
+async def document(request: web.Request) -> web.Response:
+    return web.json_response(DOCUMENT, headers={"Access-Control-Allow-Origin": "*"})

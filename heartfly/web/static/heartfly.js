@@ -1,0 +1,78 @@
+// Heartfly: refresh the page's live regions in place, and filter the check list as you type.
+// No data ever goes through innerHTML from anywhere but this server's own escaped pages.
+(function () {
+  "use strict";
+  var REFRESH_MS = 10000;
+  var status = document.getElementById("live-status");
+  var timer = null;
+  var busy = false;
+
+  function busyHere(el) {
+    // Leave a region alone while someone reads an opened message or types in it.
+    return el.querySelector("details[open]") || el.contains(document.activeElement) && document.activeElement !== document.body;
+  }
+
+  function refresh(url, force) {
+    if (busy) { return; }
+    busy = true;
+    fetch(url || location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (resp) {
+        if (resp.redirected && new URL(resp.url).pathname === "/login") { location.assign(resp.url); return null; }
+        if (!resp.ok) { throw new Error(resp.status); }
+        return resp.text();
+      })
+      .then(function (html) {
+        if (html === null) { return; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-live]").forEach(function (el) {
+          var fresh = doc.getElementById(el.id);
+          if (fresh && (force || !busyHere(el))) { el.replaceWith(document.importNode(fresh, true)); }
+        });
+        if (status) { status.textContent = "updated " + new Date().toLocaleTimeString(); status.classList.remove("stale"); }
+      })
+      .catch(function () {
+        if (status) { status.textContent = "offline: retrying"; status.classList.add("stale"); }
+      })
+      .finally(function () { busy = false; });
+  }
+
+  function schedule() {
+    clearInterval(timer);
+    timer = setInterval(function () { if (!document.hidden) { refresh(); } }, REFRESH_MS);
+  }
+
+  function go(url) {
+    history.replaceState(null, "", url);
+    busy = false;
+    refresh(url, true);
+    schedule();
+  }
+
+  document.addEventListener("click", function (ev) {
+    var a = ev.target.closest && ev.target.closest("a[data-nav]");
+    if (!a || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) { return; }
+    ev.preventDefault();
+    var q = document.getElementById("q");
+    var url = new URL(a.href);
+    if (q && q.value && !url.searchParams.has("q") && a.classList.contains("chip")) { url.searchParams.set("q", q.value); }
+    go(url.toString());
+  });
+
+  var q = document.getElementById("q");
+  if (q) {
+    var pending = null;
+    q.addEventListener("input", function () {
+      clearTimeout(pending);
+      pending = setTimeout(function () {
+        var url = new URL(location.href);
+        if (q.value) { url.searchParams.set("q", q.value); } else { url.searchParams.delete("q"); }
+        url.searchParams.delete("page");
+        go(url.toString());
+      }, 200);
+    });
+    q.form.addEventListener("submit", function (ev) { ev.preventDefault(); });
+  }
+
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { refresh(); } });
+  schedule();
+})();

@@ -1,0 +1,186 @@
+"""Schedules, times and durations in words, for people reading the dashboard. Pure."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from heartfly.units import format_duration
+
+_DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_DAY_NAMES = {d[:3].lower(): i for i, d in enumerate(_DAYS)}
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_MACROS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+_NUM = re.compile(r"\d{1,2}")
+
+
+def schedule_words(cfg: Any) -> str:
+    """ "every day at 03:00 Europe/Berlin", "every 15 minutes", "within 1h of etl-extract's start"."""
+    after = getattr(cfg, "after", None)
+    if after is not None:
+        return str(cfg.schedule_words())  # the pipeline wording lives with the config
+    if cfg.cron is not None:
+        words = cron_words(cfg.cron)
+        if words and ":" not in words:
+            return words  # "every 15 minutes" needs no zone
+        return f"{words} {cfg.timezone}" if words else f'cron "{cfg.cron}" ({cfg.timezone})'
+    return f"every {duration_words(cfg.every)}"
+
+
+def _day_list(field: str) -> str | None:
+    days: list[int] = []
+    for part in field.split(","):
+        if "-" in part:
+            lo, hi = (_day(p) for p in part.split("-", 1))
+            if lo is None or hi is None or lo > hi:
+                return None
+            days.extend(range(lo, hi + 1))
+        else:
+            d = _day(part)
+            if d is None:
+                return None
+            days.append(d)
+    days = sorted({d % 7 for d in days})
+    if days == [1, 2, 3, 4, 5]:
+        return "every weekday"
+    if days == [0, 6]:
+        return "every weekend day"
+    names = [_DAYS[d] for d in days]
+    return "every " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+
+
+def _day(text: str) -> int | None:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    return _DAY_NAMES.get(text.lower())
+
+
+def cron_words(expr: str) -> str | None:
+    """Common cron shapes in words; None for anything fancier (shown as the expression itself)."""
+    expr = _MACROS.get(expr, expr)
+    fields = expr.split()
+    if len(fields) != 5:
+        return None
+    minute, hour, dom, month, dow = fields
+    if dom == "*" and month == "*" and dow == "*":
+        if minute == "*" and hour == "*":
+            return "every minute"
+        if minute.startswith("*/") and minute[2:].isdigit() and hour == "*":
+            return f"every {minute[2:]} minutes"
+        if _NUM.fullmatch(minute) and hour == "*":
+            return f"every hour at minute {int(minute)}"
+        if _NUM.fullmatch(minute) and hour.startswith("*/") and hour[2:].isdigit():
+            return f"every {hour[2:]} hours at minute {int(minute)}"
+    if not (_NUM.fullmatch(minute) and _hours(hour)):
+        return None
+    at = _at(minute, hour)
+    if month == "*" and dom == "*":
+        if dow == "*":
+            return f"every day at {at}"
+        days = _day_list(dow)
+        return f"{days} at {at}" if days else None
+    if dow == "*" and _NUM.fullmatch(dom):
+        if month == "*":
+            return f"on day {int(dom)} of every month at {at}"
+        if _NUM.fullmatch(month) and 1 <= int(month) <= 12:
+            return f"every year on {_MONTHS[int(month) - 1]} {int(dom)} at {at}"
+    return None
+
+
+def _hours(field: str) -> bool:
+    return all(_NUM.fullmatch(h) for h in field.split(","))
+
+
+def _at(minute: str, hour: str) -> str:
+    return " and ".join(f"{int(h):02d}:{int(minute):02d}" for h in hour.split(","))
+
+
+def duration_words(seconds: float | None) -> str:
+    """ "15 minutes", "1h30m", "2.4 s": whole units in words, mixed ones compact."""
+    if seconds is None:
+        return "—"
+    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+    for name, size in units:
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {name}{'s' if count != 1 else ''}" if count != 1 else name
+    return format_duration(seconds)
+
+
+def short_duration(seconds: float | None) -> str:
+    """A run's duration, compact: "850 ms", "12.4 s", "3m 05s", "1h 12m"."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
+    return f"{int(seconds // 86400)}d {int(seconds % 86400 // 3600):02d}h"
+
+
+def relative(ts: float | None, now: float) -> str:
+    """ "3 min ago", "in 2 h", "just now"."""
+    if ts is None:
+        return "never"
+    delta = ts - now
+    span = abs(delta)
+    if span < 10:
+        return "just now" if delta <= 0 else "in a few seconds"
+    if span < 60:
+        text = f"{span:.0f} s"
+    elif span < 3600:
+        text = f"{span // 60:.0f} min"
+    elif span < 86400 * 2:
+        text = f"{span / 3600:.0f} h" if span >= 36000 else f"{span / 3600:.1f} h".replace(".0 h", " h")
+    else:
+        text = f"{span / 86400:.0f} days"
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def utc(ts: float | None) -> str:
+    """ "2026-11-23 06:20:01Z"."""
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def iso_z(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def stamp(ts: float | None, now: float) -> str:
+    """A log line's time: "06:30:37" today (UTC), "Nov 22 06:30:37" before, with the year if not this one."""
+    if ts is None:
+        return "—"
+    when, today = datetime.fromtimestamp(ts, UTC), datetime.fromtimestamp(now, UTC)
+    if when.date() == today.date():
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%b %d %H:%M:%S" if when.year == today.year else "%Y-%m-%d %H:%M:%S")

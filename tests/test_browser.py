@@ -1,0 +1,154 @@
+"""A real headless Chromium (Debian's) against a real `heartfly serve`: sign in, look, pause, and make
+sure a ping body full of markup is shown as text and never runs. Screenshots go to build/screenshots/.
+
+Skipped when Chromium or Python Playwright is missing; .ci/run installs Debian's chromium.
+"""
+
+from __future__ import annotations
+
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import new_key
+from tests.proc import Server
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+# As root in a container: no sandbox, and nothing that phones home (the network is closed here).
+# Playwright starts each browser with a fresh, empty profile directory of its own.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
+PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+KEY, SYNC_KEY = new_key(), new_key()
+
+
+def ping(server: Server, path: str, body: bytes | None = None) -> None:
+    urllib.request.urlopen(f"{server.url}/ping/{path}", data=body, timeout=10).read()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("browser")
+    path = folder / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.nightly-backup]\nkey = "{KEY}"\ncron = "0 3 * * *"\ntimezone = "Europe/Berlin"\n'
+        'max_runtime = "2h"\ndescription = "Nightly database backup"\n'
+        f'[checks.user-sync]\nkey = "{SYNC_KEY}"\nevery = "15m"\ndescription = "Auth -> Profile user sync"\n'
+        f'[checks.etl-extract]\nkey = "{new_key()}"\nevery = "1h"\n'
+        f'[checks.etl-transform]\nkey = "{new_key()}"\nafter = "etl-extract"\nwithin = "1h"\n'
+    )
+    with Server(path) as running:
+        for i in range(12):
+            ping(running, f"{KEY}/start?rid=r{i}")
+            if i in (4, 9):
+                ping(running, f"{KEY}/2?rid=r{i}", b"pg_dump: error: connection refused\n" + b"detail\n" * 8)
+            else:
+                ping(running, f"{KEY}?rid=r{i}", b"backup ok: 1.2 GB written")
+        ping(running, f"{KEY}/log", f"disk check {PAYLOAD} done".encode())
+        ping(running, SYNC_KEY, b"synced 1234 users")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def sign_in(page: Any, server: Server) -> None:
+    page.goto(server.url + "/")
+    assert "/login" in page.url
+    page.fill("#token", (server.config.parent / "token").read_text().strip())
+    page.click("button[type=submit]")
+    page.wait_for_selector(".checks")
+
+
+def test_a_browser_signs_in_sees_every_check_and_pauses_one(server: Server, browser: Any) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, server)
+    rows = page.locator(".row:not(.head) .name a").all_inner_texts()
+    assert sorted(rows) == ["etl-extract", "etl-transform", "nightly-backup", "user-sync"]
+    assert page.locator(".row.r-up .pill").first.inner_text().strip().endswith("up")
+    page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+
+    page.click("text=nightly-backup")
+    page.wait_for_selector("h1:has-text('nightly-backup')")
+    assert page.locator("#runs svg.chart rect").count() >= 12
+    page.screenshot(path=str(SHOTS / "check.png"), full_page=True)
+    page.select_option("#until", "1h")
+    page.click("#pause")
+    page.wait_for_selector("#resume")
+    assert "paused" in page.locator(".hero .pill").inner_text()
+    assert "resumes" in page.locator(".facts").inner_text().lower()
+    page.screenshot(path=str(SHOTS / "check-paused.png"), full_page=False)
+    page.click("#resume")
+    page.wait_for_selector("#pause")
+    assert errors == []
+    page.close()
+
+
+def test_a_ping_body_with_markup_is_shown_as_text_and_never_runs(server: Server, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, server)
+    page.goto(server.url + "/checks/nightly-backup")
+    assert page.locator("#pings").inner_text().count(PAYLOAD) == 1  # the markup, as literal text
+    assert page.locator("#pings img").count() == 0 and page.locator("#pings script").count() == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    page.goto(server.url + "/")  # and the dashboard, which shows the last ping's kind only
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    page.close()
+
+
+def test_the_dashboard_refreshes_itself_and_filters_as_you_type_without_reloading(server: Server, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.clock.install()  # fake timers: the 10 s refresh runs when the test says so
+    sign_in(page, server)
+    page.evaluate("window.__sameDocument = true")
+    ping(server, f"{SYNC_KEY}/fail", b"sync failed")
+    page.clock.run_for(11_000)
+    page.wait_for_selector(".row.r-down .name a:has-text('user-sync')")
+    page.fill("#q", "etl")
+    page.clock.run_for(500)
+    # (a locator, not wait_for_function: the page's CSP rightly forbids evaluating strings)
+    sync_api.expect(page.locator(".row:not(.head)")).to_have_count(2)
+    assert "q=etl" in page.url
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
+    ping(server, SYNC_KEY)
+    page.close()
+
+
+def test_phone_width_and_dark_mode_screenshots(server: Server, browser: Any) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2)
+    sign_in(page, server)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, "the dashboard scrolls sideways on a phone"
+    page.screenshot(path=str(SHOTS / "dashboard-phone-dark.png"), full_page=True)
+    page.goto(server.url + "/checks/nightly-backup")
+    page.screenshot(path=str(SHOTS / "check-phone-dark.png"), full_page=False)
+    desktop = browser.new_page(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    sign_in(desktop, server)
+    desktop.screenshot(path=str(SHOTS / "dashboard-dark.png"), full_page=True)
+    desktop.close()
+    page.close()

@@ -1,0 +1,102 @@
+"""`heartfly pause`, `resume` and `reload` as real subprocesses against a real server."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    with Server(path) as server:
+        # The commands find the server through the config: point it at the port it really got.
+        port = server.url.rsplit(":", 1)[1]
+        path.write_text(path.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        yield server, path
+
+
+def api(server: Server, path: str) -> Any:
+    token = (server.config.parent / "token").read_text().strip()
+    request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_pause_with_an_end_and_resume_change_the_running_servers_state(running: tuple[Server, Path]) -> None:
+    server, path = running
+    paused = heartfly("pause", "nightly", "--until", "2h", "-c", str(path))
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.startswith("paused nightly until ")
+    check = api(server, "/api/v1/checks/nightly")
+    assert check["state"] == "paused" and check["paused_until"] is not None
+    resumed = heartfly("resume", "nightly", "-c", str(path))
+    assert resumed.returncode == 0 and "resumed nightly" in resumed.stdout
+    assert api(server, "/api/v1/checks/nightly")["state"] == "new"
+
+
+def test_pause_without_an_end_says_how_to_resume(running: tuple[Server, Path]) -> None:
+    _, path = running
+    result = heartfly("pause", "nightly", "-c", str(path))
+    assert result.returncode == 0 and "`heartfly resume nightly`" in result.stdout
+
+
+def test_pause_until_a_local_time_is_sent_with_this_machines_offset(running: tuple[Server, Path]) -> None:
+    server, path = running
+    result = heartfly("pause", "nightly", "--until", "2099-01-01 08:00", "-c", str(path), env={"TZ": "UTC"})
+    assert result.returncode == 1 and "at most a year" in result.stderr  # the server's own limit, passed on
+    assert api(server, "/api/v1/checks/nightly")["state"] == "new"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pause", "nope"], "404: no such check"),
+        (["pause", "nightly", "--until", "soon"], "--until: expected a duration or a time"),
+        (["resume", "nope"], "404: no such check"),
+    ],
+)
+def test_a_refused_request_exits_1_with_the_reason(running: tuple[Server, Path], args: list[str], message: str) -> None:
+    _, path = running
+    result = heartfly(*args, "-c", str(path))
+    assert result.returncode == 1 and message in result.stderr
+
+
+def test_reload_makes_the_running_server_read_its_file_again(running: tuple[Server, Path]) -> None:
+    server, path = running
+    path.write_text(path.read_text() + f'[checks.added]\nkey = "{new_key()}"\nevery = "5m"\n')
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(": 2 checks")
+    assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly", "added"]
+
+
+def test_reload_of_a_broken_file_exits_2_and_changes_nothing(running: tuple[Server, Path]) -> None:
+    server, path = running
+    path.write_text(path.read_text() + "[checks.broken]\nevery = 5\n")
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 2 and "error: checks.broken" in result.stderr
+    assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]
+
+
+def test_the_commands_say_when_no_server_is_running(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:9"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    (tmp_path / "token").write_text("x" * 32)
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 1 and "is `heartfly serve` running?" in result.stderr

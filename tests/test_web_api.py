@@ -1,0 +1,227 @@
+"""The JSON API through real sockets: access, pagination, runs, pause with an end, reload, JSON errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heartfly.config import Config, load_config
+from heartfly.web.app import create_app
+from heartfly.web.openapi import DOCUMENT
+from tests.conftest import ConfigWriter, new_key
+from tests.webutil import Client, bearer, login, state_of, until
+
+KEY = new_key()
+CHECKS = f"""
+[checks.backup]
+key = "{KEY}"
+every = "1h"
+[checks.report]
+key = "{new_key()}"
+cron = "0 3 * * *"
+timezone = "Europe/Berlin"
+"""
+
+
+@pytest.fixture
+def config(write_config: ConfigWriter) -> Config:
+    return write_config(CHECKS)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config) -> Client:
+    result: Client = await aiohttp_client(create_app(config))
+    return result
+
+
+async def test_the_api_takes_the_bearer_token_and_refuses_a_missing_or_wrong_one(
+    client: Client, config: Config
+) -> None:
+    assert (await client.get("/api/v1/checks")).status == 401
+    wrong = await client.get("/api/v1/checks", headers={"Authorization": "Bearer nope"})
+    assert wrong.status == 401 and (await wrong.json())["error"] == "missing or wrong API token"
+    assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    ok = await client.get("/api/v1/checks", headers=bearer(config))
+    assert ok.status == 200
+    assert [c["name"] for c in await ok.json()] == ["backup", "report"]
+
+
+async def test_checks_filter_by_state_and_an_unknown_state_is_a_json_400(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{KEY}/fail")
+    down = await (await client.get("/api/v1/checks?state=down", headers=bearer(config))).json()
+    assert [c["name"] for c in down] == ["backup"]
+    bad = await client.get("/api/v1/checks?state=sideways", headers=bearer(config))
+    assert bad.status == 400 and "unknown state" in (await bad.json())["error"]
+
+
+async def test_unknown_endpoints_and_methods_under_the_api_answer_json(client: Client, config: Config) -> None:
+    missing = await client.get("/api/v1/nothing/here", headers=bearer(config))
+    assert missing.status == 404 and missing.content_type == "application/json"
+    assert "no such endpoint" in (await missing.json())["error"]
+    wrong_method = await client.delete("/api/v1/checks/backup", headers=bearer(config))
+    assert wrong_method.status == 405 and wrong_method.content_type == "application/json"
+    assert wrong_method.headers["Allow"] == "GET, HEAD"
+    no_check = await client.get("/api/v1/checks/nope/pings", headers=bearer(config))
+    assert no_check.status == 404 and (await no_check.json()) == {"error": "no such check"}
+
+
+async def test_limit_and_before_page_through_pings_newest_first_with_a_link_to_the_next(
+    client: Client, config: Config
+) -> None:
+    for i in range(5):
+        await client.post(f"/ping/{KEY}/log", data=f"line {i}".encode())
+    first = await client.get("/api/v1/checks/backup/pings?limit=2", headers=bearer(config))
+    page1 = await first.json()
+    assert [p["body"] for p in page1] == ["line 4", "line 3"]
+    link = first.headers["Link"]
+    assert link == f'</api/v1/checks/backup/pings?limit=2&before={page1[-1]["id"]}>; rel="next"'
+    page2 = await (await client.get(link[1 : link.index(">")], headers=bearer(config))).json()
+    assert [p["body"] for p in page2] == ["line 2", "line 1"]
+    last = await client.get(f"/api/v1/checks/backup/pings?limit=2&before={page2[-1]['id']}", headers=bearer(config))
+    assert [p["body"] for p in await last.json()] == ["line 0"]
+    assert "Link" not in last.headers  # a short page is the last one
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=ten", "before=0", "before=x"])
+async def test_a_limit_or_cursor_out_of_range_is_a_json_400(client: Client, config: Config, query: str) -> None:
+    resp = await client.get(f"/api/v1/checks/backup/flips?{query}", headers=bearer(config))
+    assert resp.status == 400
+    assert "must be an integer from" in (await resp.json())["error"]
+
+
+async def test_runs_list_finished_runs_with_their_durations_and_outcomes(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{KEY}/start?rid=a")
+    await client.get(f"/ping/{KEY}/start?rid=b")
+    await client.get(f"/ping/{KEY}/3?rid=a")
+    await client.get(f"/ping/{KEY}?rid=b")
+    runs = await (await client.get("/api/v1/checks/backup/runs", headers=bearer(config))).json()
+    assert [(r["run_id"], r["outcome"], r["exit_status"]) for r in runs] == [("b", "success", None), ("a", "fail", 3)]
+    assert all(r["duration"] >= 0 and r["started_at"].endswith("Z") for r in runs)
+    one = await (await client.get("/api/v1/checks/backup/runs?limit=1", headers=bearer(config))).json()
+    assert [r["run_id"] for r in one] == ["b"]
+
+
+async def test_alerts_and_flips_are_listed_newest_first(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{KEY}/fail")
+    await client.get(f"/ping/{KEY}")
+    flips = await (await client.get("/api/v1/checks/backup/flips", headers=bearer(config))).json()
+    assert [(f["old"], f["new"]) for f in flips] == [("down", "up"), ("new", "down")]
+    alerts = await client.get("/api/v1/checks/backup/alerts", headers=bearer(config))
+    assert alerts.status == 200 and await alerts.json() == []  # no channels in this config
+
+
+async def test_a_pause_with_an_end_resumes_the_check_by_itself(client: Client, config: Config) -> None:
+    resp = await client.post("/api/v1/checks/backup/pause?until=300ms", headers=bearer(config))
+    body = await resp.json()
+    assert body["state"] == "paused" and body["paused_until"] is not None
+
+    async def resumed() -> bool:
+        return bool((await state_of(client, config, "backup"))["state"] != "paused")
+
+    await until(resumed)
+    assert (await state_of(client, config, "backup"))["paused_until"] is None
+
+
+async def test_pause_takes_an_iso_time_with_its_offset_and_resume_cancels_it(client: Client, config: Config) -> None:
+    later = datetime.now(timezone(timedelta(hours=1))).replace(microsecond=0) + timedelta(hours=2)
+    resp = await client.post("/api/v1/checks/backup/pause", params={"until": later.isoformat()}, headers=bearer(config))
+    assert resp.status == 200
+    assert (await resp.json())["paused_until"] == later.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    too_far = await client.post("/api/v1/checks/backup/pause?until=400d", headers=bearer(config))
+    assert too_far.status == 400 and "at most a year" in (await too_far.json())["error"]
+    resumed = await (await client.post("/api/v1/checks/backup/resume", headers=bearer(config))).json()
+    assert resumed["state"] == "new" and resumed["paused_until"] is None
+
+
+@pytest.mark.parametrize(("until_text", "why"), [("soon", "expected a duration"), ("2001-01-01T00:00:00Z", "future")])
+async def test_a_bad_pause_end_is_a_json_400_and_changes_nothing(
+    client: Client, config: Config, until_text: str, why: str
+) -> None:
+    resp = await client.post(f"/api/v1/checks/backup/pause?until={until_text}", headers=bearer(config))
+    assert resp.status == 400 and why in (await resp.json())["error"]
+    assert (await state_of(client, config, "backup"))["state"] == "new"
+
+
+async def test_a_pause_with_an_end_survives_a_restart(aiohttp_client: Any, config: Config) -> None:
+    first: Client = await aiohttp_client(create_app(config))
+    paused = await (await first.post("/api/v1/checks/backup/pause?until=2h", headers=bearer(config))).json()
+    await first.close()
+    second: Client = await aiohttp_client(create_app(config))
+    again = await state_of(second, config, "backup")
+    assert again["state"] == "paused" and again["paused_until"] == paused["paused_until"]
+
+
+async def test_reload_rereads_the_file_and_a_broken_file_keeps_the_running_config(
+    client: Client, config: Config
+) -> None:
+    path = config.path
+    path.write_text(path.read_text() + f'[checks.added]\nkey = "{new_key()}"\nevery = "5m"\n')
+    resp = await client.post("/api/v1/reload", headers=bearer(config))
+    assert resp.status == 200 and (await resp.json())["checks"] == 3
+    assert (await client.get("/api/v1/checks/added", headers=bearer(config))).status == 200
+    path.write_text(path.read_text() + "[checks.broken]\nevery = 5\n")
+    broken = await client.post("/api/v1/reload", headers=bearer(config))
+    body = await broken.json()
+    assert broken.status == 400 and "still running the previous config" in body["error"]
+    assert any(p.startswith("checks.broken") for p in body["problems"])
+    assert len(await (await client.get("/api/v1/checks", headers=bearer(config))).json()) == 3
+
+
+async def test_the_session_cookie_reads_the_api_but_a_write_needs_the_csrf_header(
+    client: Client, config: Config
+) -> None:
+    csrf = await login(client, config)
+    assert (await client.get("/api/v1/checks")).status == 200
+    refused = await client.post("/api/v1/checks/backup/pause")
+    assert refused.status == 403 and "X-CSRF-Token" in (await refused.json())["error"]
+    ok = await client.post("/api/v1/checks/backup/pause", headers={"X-CSRF-Token": csrf})
+    assert ok.status == 200 and (await ok.json())["state"] == "paused"
+
+
+async def test_public_mode_opens_reads_without_the_token_but_never_writes(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    config = write_config(CHECKS, server="public = true")
+    client: Client = await aiohttp_client(create_app(config))
+    assert (await client.get("/api/v1/checks")).status == 200
+    assert (await client.get("/api/v1/checks/backup/pings")).status == 200
+    assert (await client.post("/api/v1/checks/backup/pause")).status == 401
+    assert (await client.post("/api/v1/reload")).status == 401
+    assert (await client.get("/api/v1/checks", headers={"Authorization": "Bearer wrong"})).status == 401
+
+
+async def test_without_a_token_file_the_api_is_disabled(aiohttp_client: Any, config: Config) -> None:
+    no_token = dataclasses.replace(config, server=dataclasses.replace(config.server, api_token_file=None))
+    client: Client = await aiohttp_client(create_app(no_token))
+    resp = await client.get("/api/v1/checks")
+    assert resp.status == 403 and "api_token_file" in (await resp.json())["error"]
+
+
+async def test_the_openapi_document_is_served_without_a_token_and_names_only_real_routes(client: Client) -> None:
+    resp = await client.get("/api/v1/openapi.json")
+    assert resp.status == 200
+    doc = await resp.json()
+    assert doc["openapi"].startswith("3.") and doc == DOCUMENT
+    app = client.app
+    assert app is not None
+    routes = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
+    for path, item in doc["paths"].items():
+        for method in ("get", "post"):
+            if method in item:
+                assert (method.upper(), path) in routes, f"{method} {path} is documented but not routed"
+
+
+def test_the_example_config_sets_public_off_and_parses(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "heartfly.example.toml"
+    assert load_config(example).server.public is False
+
+
+async def test_an_unknown_query_parameter_is_a_json_400_rather_than_silently_ignored(
+    client: Client, config: Config
+) -> None:
+    resp = await client.get("/api/v1/checks/backup/pings?limt=5", headers=bearer(config))
+    assert resp.status == 400 and (await resp.json())["error"] == "unknown query parameter 'limt'"

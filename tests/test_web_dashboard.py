@@ -1,0 +1,218 @@
+"""The dashboard through real sockets: login, cookies, CSRF, escaping, filters, public mode, forms."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import pytest
+from yarl import URL
+
+from heartfly.config import Config
+from heartfly.web.app import create_app
+from heartfly.web.badges import badge_key
+from tests.conftest import ConfigWriter, new_key
+from tests.webutil import Client, bearer, csrf_in, login, state_of, token_of
+
+KEY = new_key()
+XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+CHECKS = f"""
+[checks.backup]
+key = "{KEY}"
+cron = "0 3 * * *"
+timezone = "Europe/Berlin"
+description = "Nightly <b>database</b> backup"
+[checks.sync]
+key = "{new_key()}"
+every = "15m"
+[checks.cleanup]
+key = "{new_key()}"
+every = "1d"
+"""
+
+
+@pytest.fixture
+def config(write_config: ConfigWriter) -> Config:
+    return write_config(CHECKS)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config) -> Client:
+    result: Client = await aiohttp_client(create_app(config))
+    return result
+
+
+async def test_a_visitor_without_a_session_is_sent_to_the_login_form(client: Client) -> None:
+    resp = await client.get("/checks/backup?x=1", allow_redirects=False)
+    target = URL(resp.headers["Location"])
+    assert resp.status == 303 and target.path == "/login" and target.query["next"] == "/checks/backup?x=1"
+    form = await client.get("/login")
+    assert form.status == 200 and 'name="token"' in await form.text()
+
+
+async def test_signing_in_sets_an_httponly_samesite_cookie_and_returns_where_you_were(
+    client: Client, config: Config
+) -> None:
+    resp = await client.post(
+        "/login", data={"token": token_of(config), "next": "/checks/backup"}, allow_redirects=False
+    )
+    assert resp.status == 303 and resp.headers["Location"] == "/checks/backup"
+    cookie = resp.headers["Set-Cookie"]
+    assert cookie.startswith("heartfly_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert token_of(config) not in cookie  # the cookie is a signature, never the token itself
+    page = await client.get("/checks/backup")
+    assert page.status == 200 and "<h1>backup</h1>" in await page.text()
+
+
+async def test_a_wrong_token_shows_the_form_again_with_a_401(client: Client) -> None:
+    resp = await client.post("/login", data={"token": "guess", "next": "/"}, allow_redirects=False)
+    assert resp.status == 401 and "That is not the API token" in await resp.text()
+    assert "Set-Cookie" not in resp.headers
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", ""])
+async def test_signing_in_never_redirects_to_another_site(client: Client, config: Config, target: str) -> None:
+    resp = await client.post("/login", data={"token": token_of(config), "next": target}, allow_redirects=False)
+    assert resp.headers["Location"] == "/"
+
+
+async def test_a_forged_cookie_is_not_a_session(client: Client) -> None:
+    client.session.cookie_jar.update_cookies({"heartfly_session": "1999999999.forged"})
+    assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_signing_out_ends_the_session(client: Client, config: Config) -> None:
+    csrf = await login(client, config)
+    resp = await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert resp.status == 303 and "heartfly_session=" in resp.headers["Set-Cookie"]
+    assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_ping_messages_and_descriptions_are_escaped_on_the_check_page(client: Client, config: Config) -> None:
+    await client.post(f"/ping/{KEY}/fail", data=f"disk full {XSS}".encode())
+    await login(client, config)
+    html = await (await client.get("/checks/backup")).text()
+    assert "<script>window" not in html and "<img src=x" not in html
+    assert "disk full &lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=" in html
+    assert "Nightly &lt;b&gt;database&lt;/b&gt; backup" in html
+
+
+async def test_pages_forbid_inline_script_and_framing(client: Client, config: Config) -> None:
+    await login(client, config)
+    resp = await client.get("/")
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script>" not in await resp.text()  # the only script is the external file
+
+
+async def test_the_dashboard_lists_every_check_worst_first_with_its_state_in_words(
+    client: Client, config: Config
+) -> None:
+    await client.get(f"/ping/{KEY}/fail")
+    await login(client, config)
+    html = await (await client.get("/")).text()
+    names = re.findall(r'<a href="/checks/([^"]+)">', html)
+    assert names == ["backup", "cleanup", "sync"]  # down first, then by name
+    assert "every day at 03:00 Europe/Berlin" in html and "every 15 minutes" in html
+    assert re.search(r'class="pill s-down">.*down<span class="reason"> · failed', html)
+
+
+async def test_the_dashboard_filters_by_state_and_by_search(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{KEY}/fail")
+    await login(client, config)
+    down = await (await client.get("/?state=down")).text()
+    assert re.findall(r'<a href="/checks/([^"]+)">', down) == ["backup"]
+    found = await (await client.get("/?q=SYN")).text()
+    assert re.findall(r'<a href="/checks/([^"]+)">', found) == ["sync"]
+    by_description = await (await client.get("/?q=database")).text()
+    assert re.findall(r'<a href="/checks/([^"]+)">', by_description) == ["backup"]
+    none = await (await client.get("/?q=zzz")).text()
+    assert "No check matches" in none
+
+
+async def test_the_pause_form_needs_this_sessions_csrf_token(client: Client, config: Config) -> None:
+    csrf = await login(client, config)
+    refused = await client.post("/checks/sync/pause", data={"until": ""}, allow_redirects=False)
+    assert refused.status == 403 and "Request refused" in await refused.text()
+    assert (await state_of(client, config, "sync"))["state"] == "new"
+    ok = await client.post("/checks/sync/pause", data={"csrf": csrf, "until": "1h"}, allow_redirects=False)
+    assert ok.status == 303 and ok.headers["Location"] == "/checks/sync"
+    after = await state_of(client, config, "sync")
+    assert after["state"] == "paused" and after["paused_until"] is not None
+    page = await (await client.get("/checks/sync")).text()
+    assert 'id="resume"' in page and "Resumes" in page
+    resumed = await client.post("/checks/sync/resume", data={"csrf": csrf}, allow_redirects=False)
+    assert resumed.status == 303 and (await state_of(client, config, "sync"))["state"] == "new"
+
+
+async def test_a_cross_site_form_post_is_refused_even_with_a_valid_csrf_token(client: Client, config: Config) -> None:
+    csrf = await login(client, config)
+    resp = await client.post(
+        "/checks/sync/pause", data={"csrf": csrf}, headers={"Origin": "https://evil.example"}, allow_redirects=False
+    )
+    assert resp.status == 403 and (await state_of(client, config, "sync"))["state"] == "new"
+
+
+async def test_a_bearer_token_opens_the_pages_for_scripts(client: Client, config: Config) -> None:
+    resp = await client.get("/checks/backup", headers=bearer(config))
+    assert resp.status == 200 and "Ping: success" in await resp.text()
+
+
+async def test_the_check_page_shows_the_badge_and_a_key_that_is_not_the_ping_key(
+    client: Client, config: Config
+) -> None:
+    await login(client, config)
+    html = await (await client.get("/checks/backup")).text()
+    assert f"/badge/{badge_key(KEY)}.svg" in html and f"/badge/{badge_key(KEY)}.json" in html
+    assert KEY not in badge_key(KEY)
+
+
+async def test_an_unknown_check_is_a_404_page(client: Client, config: Config) -> None:
+    await login(client, config)
+    resp = await client.get("/checks/nope")
+    assert resp.status == 404 and "No such check" in await resp.text()
+
+
+async def test_the_check_page_shows_runs_pings_and_state_changes(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{KEY}/start?rid=r1")
+    await client.post(f"/ping/{KEY}?rid=r1", data=b"ok: 1.2 GB")
+    await client.post(f"/ping/{KEY}/log", data=("line\n" * 30).encode())
+    await login(client, config)
+    html = await (await client.get("/checks/backup")).text()
+    assert re.search(r'<rect class="b-ok"[^>]*><title>succeeded · \d+ ms · ', html)
+    assert "ok: 1.2 GB" in html
+    assert '<details class="msg">' in html and "30 lines" in html  # a long message is folded
+    assert "State changes" in html and "→" in html
+
+
+async def test_public_mode_shows_the_pages_read_only_and_hides_ping_urls(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    config = write_config(CHECKS, server="public = true")
+    client: Client = await aiohttp_client(create_app(config))
+    index = await client.get("/", allow_redirects=False)
+    assert index.status == 200 and "Sign in" in await index.text()
+    page = await (await client.get("/checks/backup")).text()
+    assert KEY not in page and 'id="pause"' not in page and "to pause or resume" in page
+    refused = await client.post("/checks/backup/pause", data={"csrf": "x"}, allow_redirects=False)
+    assert refused.status == 303 and refused.headers["Location"].startswith("/login")
+    assert (await state_of(client, config, "backup"))["state"] == "new"
+
+
+async def test_with_a_session_a_public_dashboard_still_offers_pausing(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    config = write_config(CHECKS, server="public = true")
+    client: Client = await aiohttp_client(create_app(config))
+    await login(client, config)
+    page = await (await client.get("/checks/backup")).text()
+    assert 'id="pause"' in page and csrf_in(page)
+
+
+async def test_without_a_token_file_the_dashboard_says_how_to_turn_it_on(aiohttp_client: Any, config: Config) -> None:
+    no_token = dataclasses.replace(config, server=dataclasses.replace(config.server, api_token_file=None))
+    client: Client = await aiohttp_client(create_app(no_token))
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 403 and "api_token_file" in await resp.text()

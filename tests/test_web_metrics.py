@@ -1,0 +1,169 @@
+"""/metrics (Prometheus text, checked by the client's parser and by promtool) and the status badges."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from heartfly.config import Config
+from heartfly.web.app import create_app
+from heartfly.web.badges import badge_key
+from tests.conftest import ConfigWriter, new_key
+from tests.webutil import Client, bearer
+
+KEY = new_key()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: webhook attempts to it fail at once (and are retried)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def config(write_config: ConfigWriter) -> Config:
+    return write_config(
+        f"""
+        [channels.hook]
+        type = "webhook"
+        url = "http://127.0.0.1:{closed_port()}/hook"
+        [checks.backup]
+        key = "{KEY}"
+        every = "1h"
+        channels = ["hook"]
+        [checks.sync]
+        key = "{new_key()}"
+        every = "15m"
+        channels = ["hook"]
+        """
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config) -> Client:
+    result: Client = await aiohttp_client(create_app(config))
+    return result
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def scrape(client: Client, config: Config) -> str:
+    resp = await client.get("/metrics", headers=bearer(config))
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return await resp.text()
+
+
+async def test_metrics_need_the_token_unless_the_server_is_public(
+    client: Client, aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    assert (await client.get("/metrics")).status == 401
+    public = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server='public = true\ndatabase = "p.db"', name="p.toml"
+    )
+    open_client: Client = await aiohttp_client(create_app(public))
+    assert (await open_client.get("/metrics")).status == 200
+
+
+async def test_metrics_show_each_checks_state_last_ping_and_last_duration(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{KEY}/start")
+    await client.get(f"/ping/{KEY}/fail")
+    got = samples(await scrape(client, config))
+    assert got[("heartfly_check_up", (("check", "backup"),))] == 0.0
+    assert got[("heartfly_check_up", (("check", "sync"),))] == 1.0
+    assert got[("heartfly_check_state", (("check", "backup"), ("state", "down")))] == 1.0
+    assert got[("heartfly_check_state", (("check", "backup"), ("state", "up")))] == 0.0
+    assert got[("heartfly_check_state", (("check", "sync"), ("state", "new")))] == 1.0
+    assert got[("heartfly_check_last_ping_timestamp_seconds", (("check", "backup"),))] > 1.7e9
+    assert got[("heartfly_check_last_duration_seconds", (("check", "backup"),))] >= 0.0
+    assert ("heartfly_check_last_ping_timestamp_seconds", (("check", "sync"),)) not in got  # never pinged
+    assert ("heartfly_timer_lag_seconds", ()) in got
+
+
+async def test_pings_are_counted_by_outcome(client: Client, config: Config) -> None:
+    for path in ("", "", "/start", "/fail", "/log", "/bogus"):
+        await client.get(f"/ping/{KEY}{path}")
+    await client.get(f"/ping/{new_key()}")
+    got = samples(await scrape(client, config))
+
+    def count(outcome: str) -> float:
+        return got[("heartfly_pings_received_total", (("outcome", outcome),))]
+
+    assert (count("success"), count("start"), count("fail"), count("log")) == (2, 1, 1, 1)
+    assert (count("invalid"), count("not_found"), count("progress"), count("unavailable")) == (1, 1, 0, 0)
+
+
+async def test_alert_attempts_are_counted_by_channel_and_outcome_and_the_outbox_depth_shown(
+    client: Client, config: Config
+) -> None:
+    resp = await client.post("/api/v1/channels/hook/test", headers=bearer(config))
+    assert (await resp.json())["attempt_log"][0]["outcome"] == "retry"  # nothing listens there
+    got = samples(await scrape(client, config))
+    assert got[("heartfly_alert_attempts_total", (("channel", "hook"), ("outcome", "retry")))] == 1.0
+    assert got[("heartfly_outbox_pending", ())] == 1.0
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) not installed")
+async def test_promtool_accepts_the_metrics(client: Client, config: Config) -> None:
+    await client.get(f"/ping/{KEY}")
+    await client.post("/api/v1/channels/hook/test", headers=bearer(config))
+    text = await scrape(client, config)
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", "promtool found lint problems"
+
+
+async def test_a_badge_shows_the_state_under_a_key_derived_from_the_ping_key(client: Client) -> None:
+    key = badge_key(KEY)
+    assert len(key) == 24 and key not in KEY and KEY not in key
+    up = await client.get(f"/badge/{key}.svg")
+    assert up.status == 200 and up.content_type == "image/svg+xml"
+    assert "no-cache" in up.headers["Cache-Control"]
+    svg = await up.text()
+    assert svg.startswith("<svg") and ">backup</text>" in svg and ">new</text>" in svg
+    await client.get(f"/ping/{KEY}/fail")
+    assert ">down (failed)</text>" in await (await client.get(f"/badge/{key}.svg")).text()
+
+
+async def test_the_json_badge_is_a_shields_io_endpoint(client: Client) -> None:
+    await client.get(f"/ping/{KEY}")
+    body = await (await client.get(f"/badge/{badge_key(KEY)}.json")).json()
+    assert body == {
+        "schemaVersion": 1,
+        "label": "backup",
+        "message": "up",
+        "color": "brightgreen",
+        "isError": False,
+        "cacheSeconds": 60,
+    }
+
+
+async def test_an_unknown_badge_key_or_a_ping_key_is_not_a_badge(client: Client) -> None:
+    assert (await client.get(f"/badge/{'0' * 24}.svg")).status == 404
+    assert (await client.get(f"/badge/{KEY}.svg")).status == 404
+    assert (await client.get(f"/badge/{badge_key(KEY)}.json")).status == 200
+
+
+async def test_a_reload_that_changes_a_key_moves_its_badge(client: Client, config: Config) -> None:
+    new = new_key()
+    config.path.write_text(config.path.read_text().replace(KEY, new))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    assert (await client.get(f"/badge/{badge_key(KEY)}.svg")).status == 404
+    assert (await client.get(f"/badge/{badge_key(new)}.svg")).status == 200
+
+
+async def test_livez_and_readyz_stay_open(client: Client) -> None:
+    assert (await client.get("/livez")).status == 200
+    assert (await client.get("/readyz")).status == 200

@@ -1,0 +1,99 @@
+"""The dashboard's pure helpers: schedules in words, relative times, chart geometry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from heartfly.web import charts
+from heartfly.web.words import cron_words, relative, schedule_words, short_duration, stamp
+from tests.conftest import check
+
+NOW = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("0 3 * * *", "every day at 03:00"),
+        ("30 2 * * 1-5", "every weekday at 02:30"),
+        ("0 9 * * 0,6", "every weekend day at 09:00"),
+        ("15 4 * * mon", "every Monday at 04:15"),
+        ("0 8,20 * * *", "every day at 08:00 and 20:00"),
+        ("*/15 * * * *", "every 15 minutes"),
+        ("5 * * * *", "every hour at minute 5"),
+        ("0 */6 * * *", "every 6 hours at minute 0"),
+        ("0 0 1 * *", "on day 1 of every month at 00:00"),
+        ("0 6 24 12 *", "every year on December 24 at 06:00"),
+        ("@daily", "every day at 00:00"),
+        ("* * * * *", "every minute"),
+        ("0 3 1-7 * 1", None),  # too clever for words: shown as the expression
+    ],
+)
+def test_common_cron_expressions_read_as_words(expr: str, words: str | None) -> None:
+    assert cron_words(expr) == words
+
+
+def test_a_schedule_names_its_zone_when_a_time_of_day_depends_on_it() -> None:
+    assert schedule_words(check(cron="0 3 * * *", timezone="Europe/Berlin")) == "every day at 03:00 Europe/Berlin"
+    assert schedule_words(check(cron="*/5 * * * *", timezone="Europe/Berlin")) == "every 5 minutes"
+    assert schedule_words(check(cron="0 3 1-7 * 1")) == 'cron "0 3 1-7 * 1" (UTC)'
+    assert schedule_words(check(every=900.0)) == "every 15 minutes"
+    assert schedule_words(check(every=3600.0)) == "every hour"
+    assert schedule_words(check(every=5400.0)) == "every 90 minutes"
+
+
+def test_times_read_relative_to_now_and_log_stamps_absolute() -> None:
+    assert relative(NOW - 3, NOW) == "just now"
+    assert relative(NOW - 180, NOW) == "3 min ago"
+    assert relative(NOW + 7200, NOW) == "in 2 h"
+    assert relative(NOW - 5 * 86400, NOW) == "5 days ago"
+    assert relative(None, NOW) == "never"
+    assert stamp(NOW - 60, NOW) == "20:25:40"
+    assert stamp(NOW - 86400, NOW) == "May 27 20:26:40"
+    assert short_duration(0.25) == "250 ms" and short_duration(754) == "12m 34s"
+
+
+def run(at: float, outcome: str, duration: float, exit_status: int | None = None) -> dict[str, Any]:
+    return {"started_at": at, "ended_at": at + duration, "duration": duration, "outcome": outcome,
+            "exit_status": exit_status}  # fmt: skip
+
+
+def test_events_merge_runs_lone_pings_missed_deadlines_and_open_runs_oldest_first() -> None:
+    runs = [run(NOW - 300, "fail", 20.0, 3), run(NOW - 600, "success", 10.0)]
+    ends = [
+        {"at": NOW - 280, "kind": "fail", "exit_status": 3},  # closed the first run: shown once, as the run
+        {"at": NOW - 100, "kind": "success", "exit_status": None},  # a lone success ping
+    ]
+    flips: list[dict[str, Any]] = [
+        {"new": "down", "reason": "missed", "at": NOW - 900},
+        {"new": "late", "reason": None, "at": NOW - 950},
+    ]
+    items = charts.events(runs, ends, flips, [NOW - 30], NOW)
+    assert [(e["outcome"], e["duration"]) for e in items] == [
+        ("missed", None),
+        ("success", 10.0),
+        ("fail", 20.0),
+        ("success", None),
+        ("running", 30.0),
+    ]
+
+
+def test_the_timeline_is_right_aligned_with_heights_by_duration_and_titles_in_words() -> None:
+    items = charts.events([run(NOW - 600, "success", 10.0), run(NOW - 300, "fail", 40.0, 2)], [], [], [], NOW)
+    chart = charts.timeline(items)
+    assert chart.width == charts.TIMELINE_SLOTS * charts.SLOT
+    ok, bad = chart.bars
+    assert bad.x > ok.x and bad.x + bad.width <= chart.width  # newest at the right edge
+    assert bad.height > ok.height and (ok.css, bad.css) == ("ok", "bad")
+    assert bad.title.startswith("failed (exit 2) · 40.0 s · ")
+    assert chart.summary == "last 2: 1 succeeded, 1 failed"
+
+
+def test_the_duration_chart_draws_the_max_runtime_line_when_it_fits() -> None:
+    items = charts.events([run(NOW - 600, "success", 50.0), run(NOW - 300, "overrun", 60.0)], [], [], [], NOW)
+    chart = charts.durations(items, max_runtime=60.0)
+    assert chart.limit_y is not None and 0 < chart.limit_y < chart.height
+    assert charts.durations(items, max_runtime=3600.0).limit_y is None  # far off the scale
+    assert [b.css for b in chart.bars] == ["ok", "slow"]
