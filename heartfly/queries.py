@@ -73,44 +73,6 @@ async def max_id(db: aiosqlite.Connection, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def read_pings(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source, member"
-        " FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT ?"
-    )
-    async with db.execute(sql, (check_id, limit)) as cur:
-        rows = await cur.fetchall()
-    keys = (
-        "id",
-        "at",
-        "received_at",
-        "kind",
-        "exit_status",
-        "run_id",
-        "body",
-        "truncated",
-        "metrics",
-        "method",
-        "source",
-        "member",
-    )
-    out = []
-    for row in rows:
-        item = dict(zip(keys, row, strict=True))
-        item["truncated"] = bool(item["truncated"])
-        item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
-        out.append(item)
-    return out
-
-
-async def read_flips(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
-    sql = "SELECT id, at, old, new, reason, deadline, detail FROM flips WHERE check_id = ? ORDER BY id DESC LIMIT ?"
-    async with db.execute(sql, (check_id, limit)) as cur:
-        rows = await cur.fetchall()
-    keys = ("id", "at", "old", "new", "reason", "deadline", "detail")
-    return [dict(zip(keys, row, strict=True)) for row in rows]
-
-
 async def read_downtimes(db: aiosqlite.Connection, limit: int = 20) -> list[dict[str, Any]]:
     sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
     async with db.execute(sql, (limit,)) as cur:
@@ -167,7 +129,7 @@ async def read_alerts(
     One statement, so one snapshot: an alert's status always agrees with its attempt log.
     """
     where = "check_id IS NULL" if check_id is None else "check_id = ?"
-    params: tuple[Any, ...] = (before if before is not None else 1 << 62, limit)
+    params: tuple[Any, ...] = (_cursor(before), limit)
     if check_id is not None:
         params = (check_id, *params)
     sql = (
@@ -187,13 +149,6 @@ async def read_alerts(
     return list(alerts.values())
 
 
-async def read_attempts(db: aiosqlite.Connection, outbox_id: int) -> list[dict[str, Any]]:
-    sql = "SELECT at, duration, outcome, error FROM alert_attempts WHERE outbox_id = ? ORDER BY id"
-    async with db.execute(sql, (outbox_id,)) as cur:
-        rows = await cur.fetchall()
-    return [{"at": r[0], "duration": r[1], "outcome": r[2], "error": r[3]} for r in rows]
-
-
 async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | None:
     sql = "SELECT id, at, kind, exit_status, run_id, body, source FROM pings WHERE id = ?"
     async with db.execute(sql, (ping_id,)) as cur:
@@ -203,29 +158,11 @@ async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | 
     return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source"), row, strict=True))
 
 
-async def read_runs(db: aiosqlite.Connection, check_id: int, limit: int = 100) -> list[dict[str, Any]]:
-    """A check's finished runs, newest first: started_at, ended_at, duration, outcome, exit_status, detail."""
-    sql = (
-        "SELECT id, run_id, started_at, ended_at, outcome, exit_status, detail, members"
-        " FROM runs WHERE check_id = ? ORDER BY id DESC LIMIT ?"
-    )
-    async with db.execute(sql, (check_id, limit)) as cur:
-        rows = await cur.fetchall()
-    keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
-    out = []
-    for row in rows:
-        item = dict(zip(keys, row, strict=True))
-        item["duration"] = max(0.0, item["ended_at"] - item["started_at"])
-        item["members"] = json.loads(item["members"]) if item["members"] else []
-        out.append(item)
-    return out
-
-
 # ---- pages for the dashboard and the JSON API (newest first, `before` an id cursor) -----------
 
 
-async def read_pings_page(
-    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
+async def read_pings(
+    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
 ) -> list[dict[str, Any]]:
     sql = (
         "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source, member"
@@ -241,8 +178,8 @@ async def read_pings_page(
     return rows
 
 
-async def read_flips_page(
-    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
+async def read_flips(
+    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
 ) -> list[dict[str, Any]]:
     sql = (
         "SELECT id, at, old, new, reason, deadline, detail FROM flips"
@@ -254,35 +191,10 @@ async def read_flips_page(
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-async def read_alerts_page(
-    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
+async def read_runs(
+    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
 ) -> list[dict[str, Any]]:
-    """A check's alerts, newest first, each with every attempt (two queries, not one per alert)."""
-    sql = (
-        "SELECT id, key, channel, event, created_at, status, attempts, done_at, last_error, next_attempt_at"
-        " FROM outbox WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
-    )
-    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
-        rows = await cur.fetchall()
-    keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
-    alerts = [dict(zip(keys, row, strict=True)) for row in rows]
-    by_id: dict[int, list[dict[str, Any]]] = {a["id"]: [] for a in alerts}
-    if by_id:
-        marks = ",".join("?" * len(by_id))
-        where = f"WHERE outbox_id IN ({marks}) ORDER BY id"
-        sql = "SELECT outbox_id, at, duration, outcome, error FROM alert_attempts " + where  # noqa: S608 - only "?" placeholders
-        async with db.execute(sql, tuple(by_id)) as cur:
-            for r in await cur.fetchall():
-                by_id[r[0]].append({"at": r[1], "duration": r[2], "outcome": r[3], "error": r[4]})
-    for alert in alerts:
-        alert["attempt_log"] = by_id[alert["id"]]
-    return alerts
-
-
-async def read_runs_page(
-    db: aiosqlite.Connection, check_id: int, limit: int, before: int | None = None
-) -> list[dict[str, Any]]:
-    """Like read_runs, one page of it."""
+    """A check's finished runs: started_at, ended_at, duration, outcome, exit_status, detail, members."""
     sql = (
         "SELECT id, run_id, started_at, ended_at, outcome, exit_status, detail, members"
         " FROM runs WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiosqlite
 from aiohttp import web
 
 from heartfly import queries
@@ -81,46 +82,41 @@ async def get_check(request: web.Request) -> web.Response:
     return web.json_response(summary(request.app, check))
 
 
-@authorized
-async def check_pings(request: web.Request) -> web.Response:
+PageReader = Callable[[aiosqlite.Connection, int, int, "int | None"], Awaitable[list[dict[str, Any]]]]
+
+
+async def _history(
+    request: web.Request, read: PageReader, shape: Callable[[dict[str, Any]], dict[str, Any]]
+) -> web.Response:
+    """One page of a check's history, newest first (`limit`, and `before` an id cursor)."""
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
     limit, before = _limit(request), _before(request)
-    rows = await queries.read_pings_page(reader, check.id, limit, before)
-    return _page(request, [_times(r, "at", "received_at") for r in rows], limit)
+    rows = await read(reader, check.id, limit, before)
+    return _page(request, [shape(r) for r in rows], limit)
+
+
+@authorized
+async def check_pings(request: web.Request) -> web.Response:
+    return await _history(request, queries.read_pings, lambda r: _times(r, "at", "received_at"))
 
 
 @authorized
 async def check_runs(request: web.Request) -> web.Response:
     """Finished runs, newest first; runs still open are in the check's `open_runs`/`running_since`."""
-    check = _check(request)
-    reader = request.app[RUNTIME].reader
-    assert reader is not None
-    limit, before = _limit(request), _before(request)
-    rows = await queries.read_runs_page(reader, check.id, limit, before)
-    return _page(request, [_times(r, "started_at", "ended_at") for r in rows], limit)
+    return await _history(request, queries.read_runs, lambda r: _times(r, "started_at", "ended_at"))
 
 
 @authorized
 async def check_flips(request: web.Request) -> web.Response:
-    check = _check(request)
-    reader = request.app[RUNTIME].reader
-    assert reader is not None
-    limit, before = _limit(request), _before(request)
-    rows = await queries.read_flips_page(reader, check.id, limit, before)
-    return _page(request, [_times(r, "at", "deadline") for r in rows], limit)
+    return await _history(request, queries.read_flips, lambda r: _times(r, "at", "deadline"))
 
 
 @authorized
 async def check_alerts(request: web.Request) -> web.Response:
     """The check's alerts, newest first, each with every delivery attempt."""
-    check = _check(request)
-    reader = request.app[RUNTIME].reader
-    assert reader is not None
-    limit, before = _limit(request), _before(request)
-    alerts = await queries.read_alerts_page(reader, check.id, limit, before)
-    return _page(request, [_alert_times(a) for a in alerts], limit)
+    return await _history(request, queries.read_alerts, _alert_times)
 
 
 @authorized

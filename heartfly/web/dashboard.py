@@ -144,9 +144,9 @@ async def _events(request: web.Request, check: Check, runs: int, flips: int) -> 
     reader = request.app[RUNTIME].reader
     assert reader is not None
     return charts.events(
-        await queries.read_runs_page(reader, check.id, runs),
+        await queries.read_runs(reader, check.id, runs),
         await queries.read_end_pings(reader, check.id, runs),
-        await queries.read_flips_page(reader, check.id, flips),
+        await queries.read_flips(reader, check.id, flips),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
     )
@@ -231,9 +231,9 @@ async def check_page(request: web.Request) -> web.Response:
     cfg = check.config
     row = _row(request.app, check)
     pings_before = _cursor(request, "pings_before")
-    pings = await queries.read_pings_page(reader, check.id, PINGS_PER_PAGE, pings_before)
-    flips = await queries.read_flips_page(reader, check.id, 15)
-    alerts = await queries.read_alerts_page(reader, check.id, 10)
+    pings = await queries.read_pings(reader, check.id, PINGS_PER_PAGE, pings_before)
+    flips = await queries.read_flips(reader, check.id, 15)
+    alerts = await queries.read_alerts(reader, check.id, 10)
     items = await _events(request, check, 60, 30)
     upstream_name = getattr(cfg, "after", None)
     upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None
