@@ -63,6 +63,11 @@ def _setup_logging(level: str) -> None:
     from heartfly import logfilter
 
     logfilter.install()
+    from heartfly.systemd import JournalFormatter, stderr_is_journal
+
+    if stderr_is_journal():  # journald takes each line's priority from a "<N>" prefix
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournalFormatter(fmt))
 
 
 @click.group()
@@ -252,6 +257,22 @@ def init(path: Path, url: str) -> None:
 
     click.echo(f"wrote {path}\n")
     click.echo(describe_checks(config, time.time()))
+
+
+@main.command()
+@config_option
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup(config_path: Path | None, path: Path) -> None:
+    """Write a consistent copy of the database to PATH (safe while the server runs)."""
+    from heartfly.backup import BackupError, backup_database
+
+    config = _load(config_path)
+    try:
+        info = backup_database(config.server.database, path)
+    except BackupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {info.path}: {info.size} bytes, {info.checks} checks, {info.pings} pings")
 
 
 main.add_command(ping_command)

@@ -6,12 +6,15 @@ import asyncio
 import errno
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from heartfly import systemd
 from heartfly.config import ConfigError, load_config
 from heartfly.store import StoreError
+from heartfly.web.api import TIMER_STALE
 from heartfly.web.app import create_app, reload
 from heartfly.web.runtime import RUNTIME
 
@@ -55,34 +58,61 @@ async def _run(app: web.Application, config_path: Path, stop: asyncio.Event, rel
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise StartError(f"cannot listen on {config.server.host}:{config.server.port}: {why}") from None
+        where = []
         for address in runner.addresses:
             host, port = address[0], address[1]
             shown = f"[{host}]" if ":" in host else host
+            where.append(f"http://{shown}:{port}")
             log.info("Heartfly listening on http://%s:%d with %d checks", shown, port, len(config.checks))
-        reloader = asyncio.create_task(_reload_loop(app, config_path, reloads))
+        # systemd: ready only now, with the database open and the port bound.
+        listening = f"listening on {' '.join(where)}"
+        systemd.ready(f"{listening} with {len(config.checks)} checks")
+        tasks = [asyncio.create_task(_reload_loop(app, config_path, reloads, listening))]
+        interval = systemd.watchdog_interval()
+        if interval is not None:
+            tasks.append(asyncio.create_task(systemd.run_watchdog(_health(app), interval)))
         try:
             await stop.wait()
         finally:
-            reloader.cancel()
+            for task in tasks:
+                task.cancel()
+        systemd.stopping("stopping: finishing in-flight pings")
         log.info("stopping: finishing in-flight pings")
     finally:
         await runner.cleanup()
     log.info("stopped cleanly")
 
 
-async def _reload_loop(app: web.Application, config_path: Path, reloads: asyncio.Queue[None]) -> None:
+def _health(app: web.Application) -> Callable[[], str | None]:
+    """What the systemd watchdog asks: is the deadline timer still waking up?"""
+    rt = app[RUNTIME]
+
+    def problem() -> str | None:
+        stale = rt.clock.now() - rt.engine.timer_alive_at
+        return f"the deadline timer last ran {stale:.1f} s ago" if stale > TIMER_STALE else None
+
+    return problem
+
+
+async def _reload_loop(app: web.Application, config_path: Path, reloads: asyncio.Queue[None], listening: str) -> None:
     while True:
         await reloads.get()
         while not reloads.empty():  # a burst of SIGHUPs is one reload
             reloads.get_nowait()
+        systemd.reloading()
         try:
             config = load_config(config_path)
         except ConfigError as exc:
-            log.error("reload failed, still running the previous config:\n%s", exc)
+            for problem in exc.problems:  # one journal line each, every one saying what happened
+                log.error("reload failed, still running the previous config: %s", problem)
+            more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+            systemd.ready(f"reload failed, still running the previous config: {exc.problems[0]}{more}")
             continue
         try:
             await reload(app, config)
         except (OSError, ValueError) as exc:
             log.error("reload failed, still running the previous config: %s", exc)
+            systemd.ready(f"reload failed, still running the previous config: {exc}")
             continue
         log.info("reloaded %s: %d checks", config_path, len(config.checks))
+        systemd.ready(f"{listening} with {len(config.checks)} checks (reloaded)")

@@ -15,15 +15,17 @@ LISTENING = re.compile(r"Heartfly listening on (http://\S+) with")
 
 
 class Server:
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env = env or {}  # added to (or, with value "", removed from) the inherited environment
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.lines: list[str] = []
         self._ready = threading.Event()
 
     def start(self, timeout: float = 20.0) -> Server:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        env = {k: v for k, v in env.items() if v or k not in self.env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "heartfly", "serve", "-c", str(self.config)],
             stderr=subprocess.PIPE,

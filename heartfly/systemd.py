@@ -1,0 +1,121 @@
+"""sd_notify over $NOTIFY_SOCKET: READY, RELOADING, STOPPING, STATUS and the watchdog.
+
+The protocol is one datagram of newline-separated `KEY=value` lines to the AF_UNIX socket named
+in $NOTIFY_SOCKET (a leading '@' means Linux's abstract namespace). Implemented here on the
+standard library so the service needs no libsystemd binding. Outside systemd every call is a
+cheap no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+def _address() -> str | None:
+    value = os.environ.get("NOTIFY_SOCKET", "")
+    if value.startswith("@"):
+        return "\0" + value[1:]
+    if value.startswith("/"):
+        return value
+    return None  # unset, or a kind we do not speak (vsock:…)
+
+
+def enabled() -> bool:
+    return _address() is not None
+
+
+def notify(*fields: str) -> bool:
+    """Send `fields` (e.g. "READY=1", "STATUS=…") as one message; True if it was sent.
+
+    Never blocks the event loop and never raises: a full or vanished socket must not take the
+    service down, so failures are logged at debug level and reported as False.
+    """
+    address = _address()
+    if address is None:
+        return False
+    message = "\n".join(field.replace("\n", " ") for field in fields).encode()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)
+            sock.sendto(message, address)
+    except OSError as exc:
+        log.debug("sd_notify to %s failed: %s", os.environ.get("NOTIFY_SOCKET"), exc)
+        return False
+    return True
+
+
+def ready(status: str) -> bool:
+    return notify("READY=1", f"STATUS={status}")
+
+
+def reloading() -> bool:
+    # MONOTONIC_USEC lets systemd (253+, Type=notify-reload) match this RELOADING to its request.
+    return notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+
+
+def stopping(status: str) -> bool:
+    return notify("STOPPING=1", f"STATUS={status}")
+
+
+def status(text: str) -> bool:
+    return notify(f"STATUS={text}")
+
+
+def watchdog_interval() -> float | None:
+    """Seconds between WATCHDOG=1 pings (half of WatchdogSec), or None if no watchdog is asked for."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or not enabled():
+        return None
+    if pid and pid != str(os.getpid()):
+        return None  # meant for another process (we were started by a wrapper)
+    return int(usec) / 2e6
+
+
+async def run_watchdog(healthy: Callable[[], str | None], interval: float) -> None:
+    """Ping the watchdog every `interval` seconds while `healthy()` returns None.
+
+    `healthy` returns what is wrong, if anything. Running in the event loop, this task also
+    proves the loop itself turns; a frozen loop, or a deadline timer that stopped waking, stops
+    the pings and systemd restarts the service after WatchdogSec.
+    """
+    reported: str | None = None
+    while True:
+        problem = healthy()
+        if problem is None:
+            notify("WATCHDOG=1")
+            if reported is not None:
+                log.warning("feeding the systemd watchdog again")
+        elif problem != reported:
+            log.error("not feeding the systemd watchdog: %s", problem)
+        reported = problem
+        await asyncio.sleep(interval)
+
+
+# Syslog priorities for journald's "<N>" line prefix (SyslogLevelPrefix=, on by default).
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def stderr_is_journal() -> bool:
+    """True if stderr is connected to journald ($JOURNAL_STREAM names its device and inode)."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(2)
+    except OSError:
+        return False
+    return f"{st.st_dev}:{st.st_ino}" == f"{device}:{inode}"
+
+
+class JournalFormatter(logging.Formatter):
+    """Prefixes each line with its syslog priority, so `journalctl -p err` and colours work."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return f"<{priority}>{super().format(record)}"

@@ -1,0 +1,85 @@
+"""`heartfly backup PATH`: a consistent copy of the live database while pings keep arriving."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+
+def write(path: Path, checks: str) -> Path:
+    path.write_text(f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n{checks}')
+    return path
+
+
+def test_backup_during_a_stream_of_pings_holds_every_ping_acknowledged_before_it(tmp_path: Path) -> None:
+    keys = [new_key() for _ in range(4)]
+    config = write(
+        tmp_path / "hb.toml", "".join(f'[checks.c{i}]\nkey = "{k}"\nevery = "1h"\n' for i, k in enumerate(keys))
+    )
+    acked = 0
+    stop = threading.Event()
+
+    with Server(config) as server:
+
+        async def pinger() -> None:
+            nonlocal acked
+            async with aiohttp.ClientSession() as session:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    async with session.post(f"{server.url}/ping/{keys[i % 4]}/log", data=f"line {i}") as resp:
+                        assert (resp.status, await resp.text()) == (200, "OK")
+                    acked += 1
+
+        thread = threading.Thread(target=asyncio.run, args=(pinger(),), daemon=True)
+        thread.start()
+        try:
+            while acked < 50:  # the backup runs while the writer is busy
+                threading.Event().wait(0.01)
+            before = acked
+            result = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))
+            after = acked
+        finally:
+            stop.set()
+            thread.join(10)
+        assert result.returncode == 0, result.stderr
+        assert server.stop() == 0
+
+    with sqlite3.connect(tmp_path / "copy.db") as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        pings = copy.execute("SELECT count(*) FROM pings").fetchone()[0]
+        assert copy.execute("SELECT count(*) FROM checks").fetchone()[0] == 4
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # one self-contained file
+    assert before <= pings <= after  # "200 means recorded" holds for the copy too
+    assert result.stdout.strip().endswith(f"4 checks, {pings} pings")
+    with sqlite3.connect(tmp_path / "hb.db") as live:
+        assert live.execute("SELECT count(*) FROM pings").fetchone()[0] == acked
+    assert (tmp_path / "copy.db").stat().st_mode & 0o777 == 0o600  # ping bodies are not for everyone
+
+
+def test_backup_never_overwrites_and_leaves_no_wal_next_to_a_stopped_servers_database(tmp_path: Path) -> None:
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    first = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))
+    assert first.returncode == 0, first.stderr
+    assert "1 checks, 0 pings" in first.stdout
+    assert sorted(p.name for p in tmp_path.glob("hb.db*")) == ["hb.db"]
+    again = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))
+    assert again.returncode == 1
+    assert again.stderr.strip() == f"error: {tmp_path / 'copy.db'} exists; not overwriting it"
+
+
+def test_backup_without_a_database_is_a_clear_error_and_creates_nothing(tmp_path: Path) -> None:
+    config = write(tmp_path / "hb.toml", "")
+    result = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: no database at {tmp_path / 'hb.db'}"
+    assert not (tmp_path / "copy.db").exists() and not (tmp_path / "hb.db").exists()

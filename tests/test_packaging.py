@@ -1,0 +1,63 @@
+"""The packaging inputs stay in step with the code: the lock, the unit file, the maintainer scripts.
+
+The full proof is packaging/system-test (a real .deb on a real systemd); these are the cheap
+checks that catch drift on every test run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGING = REPO / "packaging"
+UNIT = REPO / "systemd" / "heartfly.service"
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[(]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_package_lock_pins_every_runtime_dependency() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in [*project["dependencies"], *project["optional-dependencies"]["apprise"]]}
+    locked = {
+        m.group(1).lower().replace("_", "-")
+        for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", (PACKAGING / "requirements.txt").read_text(), re.M)
+    }
+    assert wanted <= locked, f"run packaging/lock: {sorted(wanted - locked)} missing from packaging/requirements.txt"
+
+
+def test_the_unit_is_notify_with_watchdog_reload_and_no_restart_loop_on_config_errors() -> None:
+    directives = dict(
+        line.split("=", 1) for line in UNIT.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert directives["Type"] == "notify"
+    assert directives["WatchdogSec"] == "20s"
+    assert directives["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert directives["RestartPreventExitStatus"] == "2"  # heartfly serve exits 2 on config errors
+    assert directives["StateDirectory"] == directives["ConfigurationDirectory"] == "heartfly"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_unit_scores_ok_in_systemd_analyze_security() -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True, text=True, timeout=60
+    )
+    match = re.search(r"Overall exposure level for heartfly.service: ([0-9.]+) (\w+)", result.stdout)
+    assert match is not None, result.stdout + result.stderr
+    assert float(match.group(1)) <= 2.0 and match.group(2) == "OK", match.group(0)
+
+
+@pytest.mark.parametrize("script", ["preinst", "postinst", "prerm", "postrm"])
+def test_maintainer_scripts_are_valid_posix_shell(script: str) -> None:
+    path = PACKAGING / "debian" / script
+    assert path.stat().st_mode & 0o111, f"{script} is not executable"
+    assert path.read_text().startswith("#!/bin/sh\n")
+    result = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,306 @@
+"""sd_notify on real AF_UNIX datagram sockets, and `heartfly serve` talking to one as systemd would."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heartfly import systemd
+from heartfly.clock import FakeClock
+from heartfly.server import _health
+from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
+from tests.conftest import ConfigWriter, new_key
+from tests.proc import Server
+
+
+class Listener:
+    """Plays systemd's side of $NOTIFY_SOCKET: collects every message, with its arrival time."""
+
+    def __init__(self, address: str, on_ready: Callable[[str], None] | None = None) -> None:
+        self.env_value = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self.sock.settimeout(0.05)
+        self.messages: list[str] = []
+        self.on_ready = on_ready
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            message = data.decode()
+            if "READY=1" in message.split("\n") and self.on_ready is not None:
+                self.on_ready(message)  # runs before the next message is read, as systemd would
+            self.messages.append(message)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 10.0, after: int = 0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages[after:]:
+                if predicate(message):
+                    return message
+            time.sleep(0.01)
+        raise AssertionError(f"no matching message in {self.messages[after:]!r}")
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+def fields(message: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in message.split("\n") if "=" in line)
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[Listener]:
+    sock = Listener(str(tmp_path / "notify"))
+    yield sock
+    sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write(path: Path, checks: str, listen: str = "127.0.0.1:0") -> Path:
+    path.write_text(f'[server]\nlisten = "{listen}"\ndatabase = "hb.db"\napi_token_file = "token"\n\n{checks}')
+    return path
+
+
+# ---- the protocol ----------------------------------------------------------------------------
+
+
+def test_notify_sends_one_datagram_of_lines_to_a_socket_path(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.env_value)
+    assert systemd.notify("READY=1", "STATUS=listening on http://127.0.0.1:1\nand more")
+    assert listener.wait_for(lambda m: True) == "READY=1\nSTATUS=listening on http://127.0.0.1:1 and more"
+
+
+def test_notify_reaches_an_abstract_socket_named_with_an_at_sign(monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = Listener(f"@heartfly-test/{secrets.token_hex(8)}")
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", sock.env_value)
+        assert systemd.stopping("stopping: finishing in-flight pings")
+        assert sock.wait_for(lambda m: True) == "STOPPING=1\nSTATUS=stopping: finishing in-flight pings"
+    finally:
+        sock.close()
+
+
+def test_reloading_carries_the_monotonic_clock_in_microseconds(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.env_value)
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    systemd.reloading()
+    sent = fields(listener.wait_for(lambda m: True))
+    assert sent["RELOADING"] == "1"
+    assert before <= int(sent["MONOTONIC_USEC"]) <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+def test_notify_without_a_socket_or_with_a_dead_one_is_a_quiet_no(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert not systemd.notify("READY=1")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "nobody-listens"))
+    assert not systemd.notify("READY=1")
+    monkeypatch.setenv("NOTIFY_SOCKET", "vsock:2:1234")  # a kind we do not speak
+    assert not systemd.enabled() and not systemd.notify("READY=1")
+
+
+def test_watchdog_interval_is_half_of_watchdog_usec_and_only_for_this_process(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.env_value)
+    monkeypatch.setenv("WATCHDOG_USEC", "20000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert systemd.watchdog_interval() == 10.0
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert systemd.watchdog_interval() == 10.0
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
+    assert systemd.watchdog_interval() is None
+    monkeypatch.delenv("WATCHDOG_PID")
+    monkeypatch.setenv("WATCHDOG_USEC", "0")
+    assert systemd.watchdog_interval() is None
+    monkeypatch.setenv("WATCHDOG_USEC", "20000000")
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert systemd.watchdog_interval() is None
+
+
+async def test_watchdog_is_fed_only_while_healthy_and_says_why_it_stopped(
+    listener: Listener, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.env_value)
+    problem: list[str | None] = [None]
+    task = asyncio.create_task(systemd.run_watchdog(lambda: problem[0], 0.01))
+    try:
+        await _until(lambda: listener.messages.count("WATCHDOG=1") >= 3)
+        problem[0] = "the deadline timer last ran 9.0 s ago"
+        await asyncio.sleep(0.03)  # let a ping already sent arrive
+        fed = len(listener.messages)
+        await asyncio.sleep(0.1)  # ten intervals
+        assert len(listener.messages) == fed
+        problem[0] = None
+        await _until(lambda: len(listener.messages) > fed)
+    finally:
+        task.cancel()
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged.count("not feeding the systemd watchdog: the deadline timer last ran 9.0 s ago") == 1
+    assert "feeding the systemd watchdog again" in logged
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_watchdog_health_check_fails_once_the_deadline_timer_stops_waking(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    clock = FakeClock()
+    app = create_app(write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'), clock=clock)
+    await aiohttp_client(app)
+    health, engine = _health(app), app[RUNTIME].engine
+    await _until(lambda: health() is None)
+    # No await between setting the mark and asking, so the running timer cannot move it.
+    engine.timer_alive_at = clock.now() - 4.0  # the timer beats every second; a few missed beats pass
+    assert health() is None
+    engine.timer_alive_at = clock.now() - 6.0
+    assert health() == "the deadline timer last ran 6.0 s ago"
+
+
+def test_journal_lines_carry_their_syslog_priority() -> None:
+    formatter = systemd.JournalFormatter("%(levelname)s %(name)s: %(message)s")
+
+    def line(level: int) -> str:
+        return formatter.format(logging.LogRecord("heartfly.server", level, __file__, 1, "msg", None, None))
+
+    assert line(logging.INFO) == "<6>INFO heartfly.server: msg"
+    assert line(logging.WARNING) == "<4>WARNING heartfly.server: msg"
+    assert line(logging.ERROR) == "<3>ERROR heartfly.server: msg"
+
+
+def test_stderr_counts_as_the_journal_only_when_journal_stream_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    st = os.fstat(2)
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    assert systemd.stderr_is_journal()
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino + 1}")  # stderr was redirected
+    assert not systemd.stderr_is_journal()
+
+
+# ---- `heartfly serve` under a pretend systemd -------------------------------------------------
+
+
+def test_serve_says_ready_only_once_the_port_answers(tmp_path: Path, listener: Listener) -> None:
+    port = free_port()
+    probes: list[tuple[int, str]] = []
+
+    def probe(message: str) -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            probes.append((resp.status, resp.read().decode()))
+
+    listener.on_ready = probe
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', f"127.0.0.1:{port}")
+    with Server(config, env={"NOTIFY_SOCKET": listener.env_value}) as server:
+        ready = fields(listener.wait_for(lambda m: "READY=1" in m))
+        assert ready["STATUS"] == f"listening on http://127.0.0.1:{port} with 1 checks"
+        assert probes == [(200, "OK")]  # database open, timer running, port bound: at READY already
+        assert (tmp_path / "hb.db").exists()
+        assert server.stop() == 0
+
+
+def test_serve_never_says_ready_when_it_cannot_start(tmp_path: Path, listener: Listener) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = write(tmp_path / "hb.toml", "", f"127.0.0.1:{taken.getsockname()[1]}")
+        server = Server(config, env={"NOTIFY_SOCKET": listener.env_value})
+        with pytest.raises(RuntimeError, match="address already in use"):
+            server.start()
+    assert server.proc is not None and server.proc.wait(10) == 1
+    assert not any("READY=1" in m for m in listener.messages)
+
+
+def test_sighup_is_reloading_then_ready_and_a_bad_file_says_why_in_status(tmp_path: Path, listener: Listener) -> None:
+    key_a, key_b = new_key(), new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n')
+    with Server(config, env={"NOTIFY_SOCKET": listener.env_value}) as server:
+        listener.wait_for(lambda m: "READY=1" in m)
+        seen = len(listener.messages)
+        write(config, f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+        server.signal(signal.SIGHUP)
+        ready = fields(listener.wait_for(lambda m: "READY=1" in m, after=seen))
+        assert re.fullmatch(r"listening on http://127\.0\.0\.1:\d+ with 2 checks \(reloaded\)", ready["STATUS"])
+        reloading = [m for m in listener.messages[seen:] if m.startswith("RELOADING=1\nMONOTONIC_USEC=")]
+        assert len(reloading) == 1 and listener.messages.index(reloading[0]) < len(listener.messages) - 1
+
+        seen = len(listener.messages)
+        write(config, f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\ngrase = "5m"\n[checks.b]\nevery = "1h"\n')
+        server.signal(signal.SIGHUP)
+        ready = fields(listener.wait_for(lambda m: "READY=1" in m, after=seen))
+        assert ready["STATUS"] == (
+            "reload failed, still running the previous config: "
+            'checks.a.grase: unknown key (did you mean "grace"?) (and 1 more)'
+        )
+        assert any(m.startswith("RELOADING=1") for m in listener.messages[seen:])
+        assert server.wait_for_log("ERROR heartfly.server: reload failed, still running the previous config: checks.b")
+        assert server.stop() == 0
+
+
+def test_watchdog_pings_arrive_every_half_watchdog_usec(tmp_path: Path, listener: Listener) -> None:
+    config = write(tmp_path / "hb.toml", "")
+    env = {"NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": ""}
+    with Server(config, env=env) as server:
+        listener.wait_for(lambda m: "READY=1" in m)
+        start = time.monotonic()
+        listener.wait_for(lambda m: listener.messages.count("WATCHDOG=1") >= 4)
+        assert time.monotonic() - start < 2.0
+        assert server.stop() == 0
+
+
+def test_no_watchdog_pings_when_systemd_asked_for_none(tmp_path: Path, listener: Listener) -> None:
+    config = write(tmp_path / "hb.toml", "")
+    with Server(config, env={"NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": ""}) as server:
+        listener.wait_for(lambda m: "READY=1" in m)
+        assert server.stop() == 0
+    assert "WATCHDOG=1" not in listener.messages
+
+
+def test_sigterm_says_stopping_and_exits_cleanly(tmp_path: Path, listener: Listener) -> None:
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config, env={"NOTIFY_SOCKET": listener.env_value}) as server:
+        listener.wait_for(lambda m: "READY=1" in m)
+        assert server.stop() == 0
+    stopping = fields(listener.wait_for(lambda m: "STOPPING=1" in m))
+    assert stopping["STATUS"] == "stopping: finishing in-flight pings"
+    assert "stopped cleanly" in server.log()
+    assert not (tmp_path / "hb.db-wal").exists()
