@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -48,9 +48,17 @@ def _load(path: Path | None) -> Config:
     try:
         return load_config(_resolve(path))
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+        _fail(exc.problems, 2)
+
+
+def _fail(problems: list[str], code: int) -> NoReturn:
+    """Print one `error:` line per problem and exit; under journald, at error priority."""
+    from heartfly.systemd import stderr_is_journal
+
+    prefix = "<3>" if stderr_is_journal() else ""  # journalctl -p err must find a failed start
+    for problem in problems:
+        click.echo(f"{prefix}error: {problem}", err=True)
+    sys.exit(code)
 
 
 def _setup_logging(level: str) -> None:
@@ -95,12 +103,9 @@ def serve(config_path: Path | None, log_level: str) -> None:
     try:
         asyncio.run(run_server(path))
     except StartError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail([str(exc)], 1)
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+        _fail(exc.problems, 2)
 
 
 @main.command("check-config")

@@ -6,21 +6,24 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from heartfly import systemd
-from heartfly.config import ConfigError, load_config
+from heartfly.config import load_config
 from heartfly.store import StoreError
+from heartfly.web import control
 from heartfly.web.api import TIMER_STALE
-from heartfly.web.app import create_app, reload
+from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 5.0
+BACKLOG = 2048
 
 
 class StartError(Exception):
@@ -46,18 +49,16 @@ async def serve(config_path: Path) -> None:
 
 async def _run(app: web.Application, config_path: Path, stop: asyncio.Event, reloads: asyncio.Queue[None]) -> None:
     config = app[RUNTIME].config
+    # Bind first: a port in use must fail the start before the database is touched (no downtime
+    # accounting, no alive mark from a start that never served).
+    sock = _bind(config.server.host, config.server.port)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
-        await runner.setup()
-    except (StoreError, OSError, ValueError) as exc:
-        raise StartError(str(exc)) from None
-    try:
-        site = web.TCPSite(runner, config.server.host, config.server.port, backlog=2048)
         try:
-            await site.start()
-        except OSError as exc:
-            why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise StartError(f"cannot listen on {config.server.host}:{config.server.port}: {why}") from None
+            await runner.setup()
+        except (StoreError, OSError, ValueError) as exc:
+            raise StartError(str(exc)) from None
+        await web.SockSite(runner, sock).start()
         where = []
         for address in runner.addresses:
             host, port = address[0], address[1]
@@ -65,9 +66,9 @@ async def _run(app: web.Application, config_path: Path, stop: asyncio.Event, rel
             where.append(f"http://{shown}:{port}")
             log.info("Heartfly listening on http://%s:%d with %d checks", shown, port, len(config.checks))
         # systemd: ready only now, with the database open and the port bound.
-        listening = f"listening on {' '.join(where)}"
+        app[RUNTIME].listening = listening = f"listening on {' '.join(where)}"
         systemd.ready(f"{listening} with {len(config.checks)} checks")
-        tasks = [asyncio.create_task(_reload_loop(app, config_path, reloads, listening))]
+        tasks = [asyncio.create_task(_reload_loop(app, reloads))]
         interval = systemd.watchdog_interval()
         if interval is not None:
             tasks.append(asyncio.create_task(systemd.run_watchdog(_health(app), interval)))
@@ -80,7 +81,29 @@ async def _run(app: web.Application, config_path: Path, stop: asyncio.Event, rel
         log.info("stopping: finishing in-flight pings")
     finally:
         await runner.cleanup()
+        sock.close()
     log.info("stopped cleanly")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or StartError saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise StartError(f"cannot listen on {host}:{port}: {why}") from None
+    return sock
 
 
 def _health(app: web.Application) -> Callable[[], str | None]:
@@ -94,25 +117,9 @@ def _health(app: web.Application) -> Callable[[], str | None]:
     return problem
 
 
-async def _reload_loop(app: web.Application, config_path: Path, reloads: asyncio.Queue[None], listening: str) -> None:
+async def _reload_loop(app: web.Application, reloads: asyncio.Queue[None]) -> None:
     while True:
         await reloads.get()
         while not reloads.empty():  # a burst of SIGHUPs is one reload
             reloads.get_nowait()
-        systemd.reloading()
-        try:
-            config = load_config(config_path)
-        except ConfigError as exc:
-            for problem in exc.problems:  # one journal line each, every one saying what happened
-                log.error("reload failed, still running the previous config: %s", problem)
-            more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-            systemd.ready(f"reload failed, still running the previous config: {exc.problems[0]}{more}")
-            continue
-        try:
-            await reload(app, config)
-        except (OSError, ValueError) as exc:
-            log.error("reload failed, still running the previous config: %s", exc)
-            systemd.ready(f"reload failed, still running the previous config: {exc}")
-            continue
-        log.info("reloaded %s: %d checks", config_path, len(config.checks))
-        systemd.ready(f"{listening} with {len(config.checks)} checks (reloaded)")
+        await control.reload_config(app, "SIGHUP")

@@ -179,3 +179,26 @@ def test_init_writes_a_valid_config_with_fresh_keys_and_never_overwrites(tmp_pat
         assert oct(path.stat().st_mode & 0o777) == "0o600"
     finally:
         os.chdir(cwd)
+
+
+def test_a_port_in_use_fails_the_start_before_the_database_is_touched(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+        config.write_text(config.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        result = heartfly("serve", "-c", str(config))
+    assert result.returncode == 1 and "address already in use" in result.stderr
+    assert not (tmp_path / "hb.db").exists()  # no downtime row, no alive mark from a start that never served
+
+
+def test_a_sighup_reload_goes_through_the_shared_serialized_reload_path(tmp_path: Path) -> None:
+    key_b = new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        write(config, f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+        server.signal(signal.SIGHUP)
+        assert server.wait_for_log("(asked by SIGHUP): 2 checks")
+        assert get(f"{server.url}/ping/{key_b}") == (200, "OK")
+        assert server.stop() == 0

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from heartfly import queries, store
+from heartfly import queries, store, systemd
 from heartfly.config import ConfigError, load_config
 from heartfly.engine import Check
 from heartfly.states import Status
@@ -140,26 +140,37 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
         log.exception("check %s: could not end its pause", name)
 
 
-async def reload_config(app: web.Application) -> tuple[int, list[str]]:
-    """Re-read the config file like SIGHUP: (number of checks, []) or (0, problems) keeping the old one."""
+async def reload_config(app: web.Application, source: str = "the API") -> tuple[int, list[str]]:
+    """Re-read the config file: (number of checks, []) or (0, problems), keeping the running config.
+
+    The one reload path, for SIGHUP and the API alike: reloads never overlap, and systemd hears
+    RELOADING, then READY with a status that says how it went.
+    """
     from heartfly.web.app import reload  # app.py imports this module
 
     rt, ctl = app[RUNTIME], app[CONTROL]
     path = rt.config.path
     async with ctl.reload_lock:
+        systemd.reloading()
         try:
             config = load_config(path)
         except ConfigError as exc:
-            for problem in exc.problems:  # one log line each, as the SIGHUP path does
-                log.error("reload failed, still running the previous config: %s", problem)
-            return 0, exc.problems
+            return _refused(exc.problems)
         try:
             await reload(app, config)
         except (OSError, ValueError) as exc:
-            log.error("reload failed, still running the previous config: %s", exc)
-            return 0, [str(exc)]
-    log.info("reloaded %s (asked through the API): %d checks", path, len(config.checks))
+            return _refused([str(exc)])
+    log.info("reloaded %s (asked by %s): %d checks", path, source, len(config.checks))
+    systemd.ready(f"{rt.listening} with {len(config.checks)} checks (reloaded)")
     return len(config.checks), []
+
+
+def _refused(problems: list[str]) -> tuple[int, list[str]]:
+    for problem in problems:  # one journal line each, every one saying what happened
+        log.error("reload failed, still running the previous config: %s", problem)
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    systemd.ready(f"reload failed, still running the previous config: {problems[0]}{more}")
+    return 0, problems
 
 
 def _utc(ts: float) -> str:

@@ -28,6 +28,7 @@ class Runtime:
     reader: aiosqlite.Connection | None = None
     writer: Writer | None = None
     dispatcher: Dispatcher | None = None
+    listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
     _engine: Engine | None = field(default=None, repr=False)
 
     @property
