@@ -10,13 +10,16 @@ import json
 import math
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -146,3 +149,19 @@ def exit_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def run_in_tempdir(prefix: str, keep: bool, run: Callable[[Path], int]) -> NoReturn:
+    """Run a bench in a fresh temporary folder, removed afterwards (unless `keep`); exit with its status."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        status = run(folder)
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        status = 130
+    finally:
+        if keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    sys.exit(status)

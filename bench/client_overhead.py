@@ -23,8 +23,6 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from benchlib import (
     heartfly_cmd,
     make_key,
     percentile,
+    run_in_tempdir,
     sqlite_ro_uri,
     start_process,
     stop_process,
@@ -129,18 +128,7 @@ def main() -> None:
     exit_on_sigterm()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    folder = Path(tempfile.mkdtemp(prefix="heartfly-client-"))
-    try:
-        status = run(args.runs, folder)
-    except KeyboardInterrupt:
-        print("interrupted: server stopped", file=sys.stderr)
-        status = 130
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    sys.exit(status)
+    run_in_tempdir("heartfly-client-", args.keep, lambda f: run(args.runs, f))
 
 
 if __name__ == "__main__":

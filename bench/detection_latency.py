@@ -16,11 +16,8 @@ Exit status 1 when a check did not flip, or flipped otherwise than new -> down (
 from __future__ import annotations
 
 import argparse
-import shutil
 import sqlite3
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +29,7 @@ from benchlib import (
     heartfly_cmd,
     make_key,
     percentile,
+    run_in_tempdir,
     sqlite_ro_uri,
     start_process,
     stop_process,
@@ -164,18 +162,9 @@ def main() -> None:
     exit_on_sigterm()
     if args.checks < 1 or args.lead <= 0 or args.spread < 0:
         parser.error("--checks must be at least 1, --lead positive, --spread not negative")
-    folder = Path(tempfile.mkdtemp(prefix="heartfly-detect-"))
-    try:
-        status = run(args.checks, round(args.lead * 1000), round(args.spread * 1000), folder)
-    except KeyboardInterrupt:
-        print("interrupted: servers stopped", file=sys.stderr)
-        status = 130
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    sys.exit(status)
+    run_in_tempdir(
+        "heartfly-detect-", args.keep, lambda f: run(args.checks, round(args.lead * 1000), round(args.spread * 1000), f)
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -41,6 +39,7 @@ from benchlib import (
     make_key,
     percentile,
     python_exe,
+    run_in_tempdir,
     sqlite_ro_uri,
     start_process,
     stop_process,
@@ -398,18 +397,7 @@ def main() -> None:
         parser.error("--duration, --connections and --checks must be at least 1, --warmup at least 0")
     threads = max(1, min(args.threads, args.connections))
     opts = Options(generator, args.duration, args.warmup, args.connections, threads, args.checks)
-    folder = Path(tempfile.mkdtemp(prefix="heartfly-bench-"))
-    try:
-        status = run(opts, folder)
-    except KeyboardInterrupt:
-        print("interrupted: servers stopped", file=sys.stderr)
-        status = 130
-    finally:
-        if args.keep:
-            print(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    sys.exit(status)
+    run_in_tempdir("heartfly-bench-", args.keep, lambda f: run(opts, f))
 
 
 if __name__ == "__main__":
