@@ -199,6 +199,6 @@ def test_a_sighup_reload_goes_through_the_shared_serialized_reload_path(tmp_path
     with Server(config) as server:
         write(config, f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
         server.signal(signal.SIGHUP)
-        assert server.wait_for_log("(asked by SIGHUP): 2 checks")
+        assert server.wait_for_log(f"reloaded {config}: 2 checks (asked by SIGHUP)")
         assert get(f"{server.url}/ping/{key_b}") == (200, "OK")
         assert server.stop() == 0

@@ -160,7 +160,7 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
             await reload(app, config)
         except (OSError, ValueError) as exc:
             return _refused([str(exc)])
-    log.info("reloaded %s (asked by %s): %d checks", path, source, len(config.checks))
+    log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)
     systemd.ready(f"{rt.listening} with {len(config.checks)} checks (reloaded)")
     return len(config.checks), []
 
