@@ -130,14 +130,14 @@ def status(config_path: Path | None, as_json: bool) -> None:
 
     config = _load(config_path)
     try:
-        items, alive_at = asyncio.run(read_status(config))
+        items, alive_at, downtime = asyncio.run(read_status(config))
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(items, indent=2))
     else:
-        click.echo(format_status(items, alive_at, time.time()))
+        click.echo(format_status(items, alive_at, time.time(), downtime))
 
 
 @main.command("test-alert")

@@ -64,7 +64,7 @@ def describe_checks(config: Config, now: float) -> str:
     return "\n".join(lines)
 
 
-async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None]:
+async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
     """Every configured check as the database has it; raises StoreError if there is none yet."""
     path = config.server.database
     if not path.exists():
@@ -73,6 +73,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     try:
         rows = {row.name: row for row in await queries.read_checks(db)}
         alive = await queries.read_meta(db, "alive_at")
+        downtimes = await queries.read_downtimes(db, 1)
     finally:
         await db.close()
     items = []
@@ -81,7 +82,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         if row is None:
             continue  # added to the file after the server last loaded it
         items.append(check_summary(check, row.state))
-    return items, float(alive) if alive else None
+    return items, float(alive) if alive else None, downtimes[0] if downtimes else None
 
 
 async def read_history(config: Config, name: str, limit: int) -> str:
@@ -144,7 +145,9 @@ def _t(ts: float | None) -> str:
     return "-" if ts is None else _short(iso(ts))
 
 
-def format_status(items: list[dict[str, Any]], alive_at: float | None, now: float) -> str:
+def format_status(
+    items: list[dict[str, Any]], alive_at: float | None, now: float, downtime: dict[str, Any] | None = None
+) -> str:
     head = ("NAME", "STATE", "LAST PING", "DUE")
     rows = [
         (
@@ -157,6 +160,11 @@ def format_status(items: list[dict[str, Any]], alive_at: float | None, now: floa
     ]
     widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(4)]
     out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
+    if downtime is not None:
+        length = format_duration(downtime["started_at"] - downtime["stopped_at"])
+        how = "a clean stop" if downtime["clean"] else "a crash or kill"
+        out.append(f"\nHeartfly was last not running for {length} ({how}), from {_t(downtime['stopped_at'])}"
+                   f" to {_t(downtime['started_at'])}; deadlines in that time were extended by it")  # fmt: skip
     if alive_at is not None and now - alive_at > 10:
         out.append(
             f"\nnote: the server last recorded itself alive {format_duration(now - alive_at)} ago;"

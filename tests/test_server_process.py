@@ -157,6 +157,8 @@ def test_a_restart_extends_deadlines_that_fell_in_the_downtime_and_records_it(tm
     with sqlite3.connect(tmp_path / "hb.db") as db:
         ((count, clean),) = db.execute("SELECT COUNT(*), MIN(clean) FROM downtimes")
     assert (count, clean) == (1, 1)
+    shown = heartfly("status", "-c", str(config)).stdout  # the downtime is visible, not just logged
+    assert "Heartfly was last not running for" in shown and "(a clean stop)" in shown
 
 
 @pytest.mark.parametrize("args", [["init"], ["init", "sub.toml"]])

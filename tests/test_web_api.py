@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from heartfly.config import Config, load_config
 from heartfly.web.app import create_app
@@ -225,3 +227,20 @@ async def test_an_unknown_query_parameter_is_a_json_400_rather_than_silently_ign
 ) -> None:
     resp = await client.get("/api/v1/checks/backup/pings?limt=5", headers=bearer(config))
     assert resp.status == 400 and (await resp.json())["error"] == "unknown query parameter 'limt'"
+
+
+async def test_downtimes_of_heartfly_itself_are_listed_newest_first(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+                    f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')  # fmt: skip
+    async with TestClient(TestServer(create_app(load_config(path)))) as client:
+        token = (tmp_path / "token").read_text().strip()
+        with sqlite3.connect(tmp_path / "hb.db") as db:  # two earlier stops, as restarts record them
+            db.execute("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (1780000000, 1780000090, 1)")
+            db.execute("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (1780001000, 1780001030.5, 0)")
+        resp = await client.get("/api/v1/downtimes", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 200
+        body = await resp.json()
+        assert [(d["seconds"], d["clean"]) for d in body] == [(30.5, False), (90.0, True)]
+        assert body[0]["stopped_at"] == "2026-05-28T20:43:20.000Z"
+        assert (await client.get("/api/v1/downtimes")).status == 401

@@ -49,6 +49,7 @@ QUERY_PARAMS = {
     "check_flips": PAGE_PARAMS,
     "check_alerts": PAGE_PARAMS,
     "pause_check": frozenset({"until"}),
+    "list_downtimes": frozenset({"limit"}),
 }
 
 
@@ -69,6 +70,17 @@ async def list_checks(request: web.Request) -> web.Response:
         summary(request.app, c) for c in engine.checks.values() if wanted is None or c.state.status.value == wanted
     ]
     return web.json_response(items)
+
+
+@authorized
+async def list_downtimes(request: web.Request) -> web.Response:
+    """When Heartfly itself was not running, newest first: deadlines in those spans were extended."""
+    reader = request.app[RUNTIME].reader
+    assert reader is not None
+    rows = await queries.read_downtimes(reader, _limit(request))
+    return web.json_response(
+        [{**_times(r, "stopped_at", "started_at"), "seconds": r["started_at"] - r["stopped_at"]} for r in rows]
+    )
 
 
 def summary(app: web.Application, check: Check) -> dict[str, Any]:

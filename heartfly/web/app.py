@@ -46,6 +46,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r.add_post("/api/v1/checks/{name}/resume", api.resume_check)
     r.add_get("/api/v1/checks/{name}/runs", api.check_runs)
     r.add_post("/api/v1/reload", api.reload_config)
+    r.add_get("/api/v1/downtimes", api.list_downtimes)
     r.add_get("/api/v1/openapi.json", openapi.document)
     r.add_route("*", "/api/v1/{tail:.*}", api.not_found)  # last: JSON 404/405 for the rest of /api/v1
     r.add_get("/livez", api.livez)

@@ -255,6 +255,32 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/v1/downtimes": {
+        "get": {
+            "summary": "When Heartfly itself was not running (deadlines inside were extended)",
+            "operationId": "listDowntimes",
+            "parameters": [PAGE[0]],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["stopped_at", "started_at", "clean", "seconds"],
+                            "properties": {
+                                "stopped_at": TIME,
+                                "started_at": TIME,
+                                "clean": {"type": "boolean", "description": "A clean stop, or a crash."},
+                                "seconds": {"type": "number"},
+                            },
+                        },
+                    },
+                    "Downtimes, newest first.",
+                ),
+                **ERRORS,
+            },
+        }
+    },
     "/api/v1/reload": {
         "post": {
             "summary": "Re-read the config file, as SIGHUP does",
