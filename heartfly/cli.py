@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from heartfly import __version__
+from heartfly import __version__, client
 from heartfly.cli_client import flush_command, ping_command, run_command
 
 if TYPE_CHECKING:
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
 # asyncio, logging and heartfly.config are imported where they are used: `heartfly ping` and
 # `heartfly run` start on every cron tick and should not pay for them.
-
-DEFAULT_CONFIGS = (Path("heartfly.toml"), Path("/etc/heartfly/heartfly.toml"))
 
 config_option = click.option(
     "-c",
@@ -34,12 +32,7 @@ config_option = click.option(
 
 
 def _resolve(path: Path | None) -> Path:
-    if path is not None:
-        return path
-    for candidate in DEFAULT_CONFIGS:
-        if candidate.exists():
-            return candidate
-    return DEFAULT_CONFIGS[-1]
+    return client.config_path(path)
 
 
 def _load(path: Path | None) -> Config:

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from heartfly import client
 from heartfly.client import (
     MAX_BODY,
     RETRIES,
@@ -31,7 +32,6 @@ from heartfly.client import (
 from heartfly.spool import DEFAULT_MAX_BYTES, Courier, Result, Spool, default_folder
 from heartfly.units import UnitError, parse_duration, parse_size
 
-DEFAULT_CONFIGS = (Path("heartfly.toml"), Path("/etc/heartfly/heartfly.toml"))
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -105,7 +105,7 @@ def resolve(target: str, config_path: Path | None, env: Mapping[str, str]) -> st
         return name_url(base, ping_key, target)
     from heartfly.config import ConfigError, load_config
 
-    path = config_path or next((p for p in DEFAULT_CONFIGS if p.exists()), DEFAULT_CONFIGS[-1])
+    path = client.config_path(config_path)
     try:
         config = load_config(path)
     except ConfigError as exc:

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from heartfly import __version__
@@ -35,6 +36,16 @@ BACKOFF_CAP = 8.0
 MAX_BODY = 1 << 20  # the server keeps 100 KB by default; never ship more than this
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 EVENTS = ("", "start", "fail", "log", "progress")
+DEFAULT_CONFIGS = (Path("heartfly.toml"), Path("/etc/heartfly/heartfly.toml"))
+
+
+def config_path(given: Path | None) -> Path:
+    """The config to use: the one given, else ./heartfly.toml if it exists, else /etc/heartfly/heartfly.toml."""
+    if given is not None:
+        return given
+    return next((p for p in DEFAULT_CONFIGS if p.exists()), DEFAULT_CONFIGS[-1])
+
+
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as heartfly.config.NAME_RE
 RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
 METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
