@@ -165,3 +165,9 @@ def run_in_tempdir(prefix: str, keep: bool, run: Callable[[Path], int]) -> NoRet
         else:
             shutil.rmtree(folder, ignore_errors=True)
     sys.exit(status)
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory in MiB, from /proc."""
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else float("nan")

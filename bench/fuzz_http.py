@@ -35,6 +35,7 @@ from benchlib import (
     exit_on_sigterm,
     heartfly_cmd,
     make_key,
+    rss_mib,
     start_process,
     stop_process,
     wait_for_match,
@@ -43,11 +44,6 @@ from benchlib import (
 
 METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW", "get", "CONNECT"]
 STATUS_RE = re.compile(rb"^HTTP/1\.[01] (\d{3}) ")
-
-
-def rss_mib(pid: int) -> float:
-    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def random_request(rng: random.Random, keys: list[str]) -> bytes:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import shutil
 import sys
 import tempfile
@@ -32,18 +31,13 @@ from benchlib import (
     exit_on_sigterm,
     heartfly_cmd,
     make_key,
+    rss_mib,
     start_process,
     stop_process,
     wait_for_match,
     write_heartfly_config,
 )
 from ping_throughput import run_wrk, write_lua
-
-
-def rss_mib(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", text)
-    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 async def prime(base: str, keys: list[str]) -> None:
