@@ -86,19 +86,18 @@ def serve(config_path: Path | None, log_level: str) -> None:
     """Run the server in the foreground."""
     import asyncio
 
-    from heartfly.config import ConfigError
+    from heartfly import longlived
     from heartfly.server import StartError
     from heartfly.server import serve as run_server
 
     _setup_logging(log_level)
-    path = _resolve(config_path)
-    _load(path)  # config errors: exit 2 before anything starts
+    longlived.tune()
+    with longlived.building():
+        config = _load(_resolve(config_path))  # config errors: exit 2 before anything starts
     try:
-        asyncio.run(run_server(path))
+        asyncio.run(run_server(config))
     except StartError as exc:
         _fail([str(exc)], 1)
-    except ConfigError as exc:
-        _fail(exc.problems, 2)
 
 
 @main.command("check-config")

@@ -8,12 +8,11 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
 from aiohttp import web
 
-from heartfly import systemd
-from heartfly.config import load_config
+from heartfly import longlived, systemd
+from heartfly.config import Config
 from heartfly.store import StoreError
 from heartfly.web import control
 from heartfly.web.api import TIMER_STALE
@@ -30,8 +29,8 @@ class StartError(Exception):
     """Start-up failed for a reason the operator can fix; the message says which."""
 
 
-async def serve(config_path: Path) -> None:
-    config = load_config(config_path)
+async def serve(config: Config) -> None:
+    """Serve a loaded config (loaded once: with 100k checks that takes seconds) until SIGTERM."""
     app = create_app(config)
     # Handlers go in first: a SIGHUP or SIGTERM during start-up must not kill the process.
     loop = asyncio.get_running_loop()
@@ -41,13 +40,13 @@ async def serve(config_path: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
     try:
-        await _run(app, config_path, stop, reloads)
+        await _run(app, stop, reloads)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 
-async def _run(app: web.Application, config_path: Path, stop: asyncio.Event, reloads: asyncio.Queue[None]) -> None:
+async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue[None]) -> None:
     config = app[RUNTIME].config
     # Bind first: a port in use must fail the start before the database is touched (no downtime
     # accounting, no alive mark from a start that never served).
@@ -55,7 +54,8 @@ async def _run(app: web.Application, config_path: Path, stop: asyncio.Event, rel
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         try:
-            await runner.setup()
+            with longlived.building():
+                await runner.setup()
         except (StoreError, OSError, ValueError) as exc:
             raise StartError(str(exc)) from None
         await web.SockSite(runner, sock).start()

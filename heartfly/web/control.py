@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from heartfly import queries, store, systemd
+from heartfly import longlived, queries, store, systemd
 from heartfly.config import ConfigError, load_config
 from heartfly.engine import Check
 from heartfly.states import Status
@@ -152,14 +152,15 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
     path = rt.config.path
     async with ctl.reload_lock:
         systemd.reloading()
-        try:
-            config = load_config(path)
-        except ConfigError as exc:
-            return _refused(exc.problems)
-        try:
-            await reload(app, config)
-        except (OSError, ValueError) as exc:
-            return _refused([str(exc)])
+        with longlived.building():
+            try:
+                config = load_config(path)
+            except ConfigError as exc:
+                return _refused(exc.problems)
+            try:
+                await reload(app, config)
+            except (OSError, ValueError) as exc:
+                return _refused([str(exc)])
     log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)
     systemd.ready(f"{rt.listening} with {len(config.checks)} checks (reloaded)")
     return len(config.checks), []

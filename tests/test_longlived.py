@@ -1,0 +1,67 @@
+"""The server's garbage-collector policy; each test runs in a fresh interpreter (it is process-wide)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_objects_built_after_tuning_are_frozen_out_of_full_collections() -> None:
+    out = run_python(
+        """
+        import gc
+        from heartfly import longlived
+        longlived.tune()
+        with longlived.building():
+            assert not gc.isenabled()
+            states = [{"check": i, "runs": {}} for i in range(10_000)]
+        assert gc.isenabled()
+        print(gc.get_freeze_count() >= 10_000, gc.get_threshold()[2] == longlived.FULL_AFTER)
+        """
+    )
+    assert out == "True True"
+
+
+def test_without_tuning_building_leaves_the_collector_alone() -> None:
+    out = run_python(
+        """
+        import gc
+        from heartfly import longlived
+        before = gc.get_threshold()
+        with longlived.building():
+            enabled = gc.isenabled()
+            states = [{"check": i} for i in range(1_000)]
+        print(enabled, gc.get_freeze_count(), gc.get_threshold() == before)
+        """
+    )
+    assert out == "True 0 True"
+
+
+def test_a_frozen_state_that_is_replaced_is_still_freed() -> None:
+    out = run_python(
+        """
+        from heartfly import longlived
+
+        class State:
+            def __init__(self, n):
+                self.n, self.runs = n, {}
+
+            def __del__(self):
+                print("freed", self.n)
+
+        longlived.tune()
+        with longlived.building():
+            checks = {"a": State(1)}
+        checks["a"] = State(2)  # what each ping does
+        print("replaced")
+        """
+    )
+    assert out.splitlines()[:2] == ["freed 1", "replaced"]
