@@ -26,7 +26,16 @@ from heartfly.units import format_duration
 
 log = logging.getLogger(__name__)
 
-ALIVE_EVERY = 1.0  # seconds between "alive at" marks and state checkpoints
+ALIVE_EVERY = 1.0  # seconds between "alive at" marks
+# Seconds between checkpoint rounds. Each round queues the states that came due since the last, a
+# few hundred at most with 100k busy checks: pings queued behind them wait for one or two batches,
+# not for a second's worth.
+CHECKPOINT_ROUND = 0.1
+# A check's state is checkpointed this long after its first ping the stored state lacks. Until
+# then the ping rows are its log (replayed after a crash, and by `heartfly status`). Writing states
+# lazily is what keeps 100k checks as fast as 100: pings spread over many checks would otherwise
+# rewrite most of the states table every second.
+CHECKPOINT_AFTER = 30.0
 RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
 NAMED_NEW_CHECKS = 10  # more new checks than this at once are logged as a count
@@ -75,7 +84,9 @@ class Engine:
         self._next_ping_id = 1
         self._next_outbox_id = 1
         self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
-        self._dirty: set[int] = set()  # checks whose state changed since their last checkpoint
+        # Checks whose state changed since their last checkpoint: id -> (since, first ping id not in
+        # the stored state), oldest first (dicts keep insertion order and an entry is only added anew).
+        self._dirty: dict[int, tuple[float, int]] = {}
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
@@ -131,20 +142,19 @@ class Engine:
         self.writer.submit_nowait(store.Write(statements=statements))
         for check in self.checks.values():
             if stored.get(check.id) != check.state:
-                self._dirty.add(check.id)
+                self._dirty[check.id] = (now, self._next_ping_id)
             self._schedule(check)
         self.checkpoint()
         await self.writer.flush()
 
     async def _replay(self, db: aiosqlite.Connection, checkpoint: int) -> None:
         replayed = 0
-        for ping in await queries.read_pings_after(db, checkpoint):
+        async for ping in queries.pings_after(db, checkpoint):
             check = self._by_id.get(ping.check_id)
             if check is None or ping.id <= check.ping_id:
                 continue  # a removed check, or already in its checkpoint
-            event = Event(Kind(ping.kind), ping.at, ping.run_id, ping.exit_status, ping.metrics, ping.member)
             old = check.state
-            step = self._apply(check, event, ping.received_at)
+            step = self._apply(check, ping.event(), ping.received_at)
             check.ping_id = ping.id
             replayed += 1
             if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
@@ -230,6 +240,8 @@ class Engine:
             if name not in config.checks:
                 check.seq += 1  # drops its heap entry
                 check.heap_at = None
+                if check.id in self._dirty:  # the checkpoint mark moves past its pings: store them now
+                    writes.append(store.Write(state=self._row(check)))
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
                 log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
@@ -274,8 +286,9 @@ class Engine:
         )
         check.unpruned += 1
         self._schedule(check)
-        if step.flip is None and not step.ended:  # the ping row is the log; the state is checkpointed soon
-            self._dirty.add(check.id)
+        if step.flip is None and not step.ended:  # the ping row is the log; the state is checkpointed later
+            if check.id not in self._dirty:
+                self._dirty[check.id] = (now, ping_id)
             return self.writer.submit(store.Write(ping=row))
         # A change of status is checkpointed with its ping, its flip, its runs and its alerts together.
         return self.writer.submit(self._change(check, step, old, ping=row))
@@ -324,20 +337,30 @@ class Engine:
         return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self.on_alerts))
 
     def _row(self, check: Check) -> store.StateRow:
-        self._dirty.discard(check.id)
+        self._dirty.pop(check.id, None)
         return store.StateRow(check.id, check.state, check.ping_id)
 
-    def checkpoint(self) -> None:
-        """Queue the states of every check changed since its last checkpoint, and the checkpoint mark.
+    def checkpoint(self, changed_by: float | None = None) -> None:
+        """Queue the states of checks changed since their last checkpoint, and the checkpoint mark.
 
-        Every ping numbered up to the mark is then included in the stored states.
+        All of them, or those whose first change the stored state lacks is at or before `changed_by`.
+        Every ping numbered up to the mark is then included in the stored states; a restart replays
+        the pings after it.
         """
-        writes = [store.Write(state=self._row(self._by_id[cid])) for cid in list(self._dirty) if cid in self._by_id]
-        self._dirty.clear()
-        for w in writes:
-            self.writer.submit_nowait(w)
-        mark = store.meta_statement("checkpoint", str(self._next_ping_id - 1))
-        self.writer.submit_nowait(store.Write(statements=[mark]))
+        due = []
+        for cid, (since, _) in self._dirty.items():
+            if changed_by is not None and since > changed_by:
+                break
+            due.append(cid)
+        for cid in due:
+            check = self._by_id.get(cid)
+            if check is None:  # removed by a reload, which stored its state
+                del self._dirty[cid]
+            else:
+                self.writer.submit_nowait(store.Write(state=self._row(check)))
+        oldest = next(iter(self._dirty.values()), None)
+        mark = self._next_ping_id - 1 if oldest is None else oldest[1] - 1
+        self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
 
     def _change(
         self, check: Check, step: states.Step, old: CheckState, ping: store.PingRow | None = None
@@ -508,20 +531,23 @@ class Engine:
                 pass
 
     async def run_housekeeping(self, prune_every: float = 60.0) -> None:
-        """Checkpoint states and mark "alive at" every second; prune old pings in the background."""
-        last_prune = self.clock.now()
+        """Checkpoint states that came due, mark "alive at" every second, prune old pings now and then."""
+        last_alive = last_prune = self.clock.now()
         while True:
-            await asyncio.sleep(ALIVE_EVERY)
+            await asyncio.sleep(CHECKPOINT_ROUND)
             now = self.clock.now()
-            self.checkpoint()
+            self.checkpoint(changed_by=now - CHECKPOINT_AFTER)
+            if now - last_alive < ALIVE_EVERY:
+                continue
+            last_alive = now
             self.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
             if now - last_prune >= prune_every:
                 last_prune = now
                 await self.prune()
 
     async def prune(self) -> None:
-        self.checkpoint()  # pruning never deletes a ping that no stored state includes yet
-        await self.writer.flush()
+        """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement)."""
+        await self.writer.flush()  # a batch runs statements before state rows: commit queued states first
         keep = self.config.server.keep_pings
         for check in list(self.checks.values()):
             if check.unpruned > max(10, keep // 10):

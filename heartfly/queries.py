@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
-from heartfly.states import CheckState
+from heartfly import states
+from heartfly.config import CheckConfig
+from heartfly.states import CheckState, Event, Kind
 from heartfly.store import decode_state
 
 
@@ -29,6 +33,28 @@ async def read_checks(db: aiosqlite.Connection) -> list[CheckRow]:
     return [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4]), r[5]) for r in rows]
 
 
+async def read_current_checks(db: aiosqlite.Connection, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
+    """read_checks, each state brought up to its newest committed ping.
+
+    States are checkpointed lazily (engine.CHECKPOINT_AFTER); the pings after a check's checkpoint
+    are replayed through the same pure state machine a restart uses. One read transaction, so the
+    checkpoints and the log agree. Checks no longer in `configs` are returned as stored.
+    """
+    await db.execute("BEGIN")
+    try:
+        rows = {row.id: row for row in await read_checks(db)}
+        async for ping in pings_after(db, int(await read_meta(db, "checkpoint") or 0)):
+            row = rows.get(ping.check_id)
+            cfg = configs.get(row.name) if row is not None else None
+            if row is None or cfg is None or ping.id <= row.state_ping_id:
+                continue
+            state = states.apply_event(cfg, row.state, ping.event(), ping.received_at).state
+            rows[row.id] = dataclasses.replace(row, state=state, state_ping_id=ping.id)
+    finally:
+        await db.execute("COMMIT")
+    return list(rows.values())
+
+
 @dataclass(frozen=True, slots=True)
 class LoggedPing:
     """What replay needs of a stored ping."""
@@ -43,22 +69,28 @@ class LoggedPing:
     metrics: dict[str, float] | None
     member: str | None
 
+    def event(self) -> Event:
+        return Event(Kind(self.kind), self.at, self.run_id, self.exit_status, self.metrics, self.member)
 
-async def read_pings_after(db: aiosqlite.Connection, ping_id: int) -> list[LoggedPing]:
-    """Pings newer than a checkpoint, oldest first: the ones a restart replays."""
+
+async def pings_after(db: aiosqlite.Connection, ping_id: int, page: int = 10_000) -> AsyncIterator[LoggedPing]:
+    """Pings newer than a checkpoint, oldest first: the ones a restart replays. Read a page at a
+    time, because after a crash under load they can number hundreds of thousands."""
     sql = (
         "SELECT id, check_id, at, received_at, kind, exit_status, run_id, metrics, member"
-        " FROM pings WHERE id > ? ORDER BY id"
+        " FROM pings WHERE id > ? ORDER BY id LIMIT ?"
     )
-    async with db.execute(sql, (ping_id,)) as cur:
-        rows = await cur.fetchall()
-    return [
-        LoggedPing(
-            id=r[0], check_id=r[1], at=r[2], received_at=r[3], kind=r[4], exit_status=r[5], run_id=r[6],
-            metrics=json.loads(r[7]) if r[7] else None, member=r[8],
-        )
-        for r in rows
-    ]  # fmt: skip
+    while True:
+        async with db.execute(sql, (ping_id, page)) as cur:
+            rows = list(await cur.fetchall())
+        for r in rows:
+            yield LoggedPing(
+                id=r[0], check_id=r[1], at=r[2], received_at=r[3], kind=r[4], exit_status=r[5], run_id=r[6],
+                metrics=json.loads(r[7]) if r[7] else None, member=r[8],
+            )  # fmt: skip
+        if len(rows) < page:
+            return
+        ping_id = rows[-1][0]
 
 
 async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:

@@ -71,7 +71,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
     db = await store.connect(path)
     try:
-        rows = {row.name: row for row in await queries.read_checks(db)}
+        rows = {row.name: row for row in await queries.read_current_checks(db, config.checks)}
         alive = await queries.read_meta(db, "alive_at")
         downtimes = await queries.read_downtimes(db, 1)
     finally:
@@ -92,7 +92,7 @@ async def read_history(config: Config, name: str, limit: int) -> str:
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
     db = await store.connect(path)
     try:
-        row = next((r for r in await queries.read_checks(db) if r.name == name), None)
+        row = next((r for r in await queries.read_current_checks(db, config.checks) if r.name == name), None)
         if row is None:
             raise KeyError(name)
         flips = await queries.read_flips(db, row.id, limit)

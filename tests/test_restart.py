@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from heartfly import store
 from heartfly.clock import FakeClock
 from heartfly.config import Config
-from heartfly.engine import Engine, PingRecord
+from heartfly.engine import CHECKPOINT_AFTER, Engine, PingRecord
+from heartfly.report import read_status
 from heartfly.states import Event, Kind, Status
+from heartfly.views import check_summary, iso
 from tests.conftest import ConfigWriter, new_key
 
 
@@ -138,10 +140,23 @@ async def test_old_pings_are_pruned_to_the_configured_count(write_config: Config
     async with running(config, clock) as engine:
         for _ in range(50):
             await ping(engine, "a", Kind.LOG)
+        engine.checkpoint()
         await engine.prune()
     with sqlite3.connect(config.server.database) as db:
         ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
     assert ids == list(range(31, 51))
+
+
+async def test_pruning_keeps_the_pings_no_stored_state_includes_yet(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 20")
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        for _ in range(50):
+            await ping(engine, "a", Kind.LOG)
+        await engine.prune()  # no checkpoint since these pings: they are the only record of them
+    with sqlite3.connect(config.server.database) as db:
+        ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
+    assert ids == list(range(1, 51))
 
 
 async def test_pings_after_the_last_checkpoint_are_replayed_after_a_crash(write_config: ConfigWriter) -> None:
@@ -160,3 +175,90 @@ async def test_pings_after_the_last_checkpoint_are_replayed_after_a_crash(write_
         after = engine.checks["a"].state
     assert after == before
     assert set(after.runs) == {"r1", "r2"} and after.last_ping_kind is Kind.START
+
+
+def _stored(config: Config) -> tuple[dict[str, int], int]:
+    """Each check's checkpointed ping id, and the checkpoint mark."""
+    with sqlite3.connect(config.server.database) as db:
+        ids = dict(db.execute("SELECT name, state_ping_id FROM checks"))
+        (mark,) = db.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone()
+    return ids, int(mark)
+
+
+async def test_a_state_is_checkpointed_once_its_oldest_unstored_ping_is_old_enough(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")  # new -> up: checkpointed with the ping (id 1)
+        await ping(engine, "b")  # id 2, likewise
+        await ping(engine, "a")  # id 3: only logged
+        clock.advance(20)
+        await ping(engine, "b")  # id 4: only logged
+        clock.advance(CHECKPOINT_AFTER - 20)
+        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)
+        await engine.writer.flush()
+        assert _stored(config) == ({"a": 3, "b": 2}, 3)  # b's ping 4 is newer than 30 s: replay from 4
+        clock.advance(20)
+        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)
+        await engine.writer.flush()
+        assert _stored(config) == ({"a": 3, "b": 4}, 4)
+        before = {name: check.state for name, check in engine.checks.items()}
+    async with running(config, clock) as engine:
+        assert {name: check.state for name, check in engine.checks.items()} == before
+
+
+async def test_a_crash_before_a_lazy_checkpoint_loses_no_ping(write_config: ConfigWriter) -> None:
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")
+        await ping(engine, "b")
+        clock.advance(40)
+        await ping(engine, "a")  # checkpointed below: older than CHECKPOINT_AFTER by then
+        clock.advance(CHECKPOINT_AFTER + 1)
+        await ping(engine, "b")  # not checkpointed: the process "dies" first
+        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)
+        await engine.writer.flush()
+        assert _stored(config) == ({"a": 3, "b": 2}, 3)
+        before = {name: check.state for name, check in engine.checks.items()}
+    async with running(config, clock) as engine:
+        after = {name: check.state for name, check in engine.checks.items()}
+    assert after == before and after["b"].last_ping_at == clock.now()
+
+
+async def test_a_check_removed_by_a_reload_keeps_its_unstored_pings_in_its_state(
+    write_config: ConfigWriter,
+) -> None:
+    key_a, key_b = new_key(), new_key()
+    config = write_config(f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")
+        clock.advance(5)
+        await ping(engine, "a")  # only logged, until the reload drops a
+        removed_state = engine.checks["a"].state
+        await engine.apply_config(write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n'))
+        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)  # the mark passes a's pings
+        await engine.writer.flush()
+    async with running(config, clock) as engine:  # a is back in the file
+        assert engine.checks["a"].state.last_ping_at == removed_state.last_ping_at
+
+
+async def test_status_reads_pings_that_no_checkpoint_includes_yet(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")
+        clock.advance(7)
+        await ping(engine, "a")
+        live = engine.checks["a"].state
+        items, _, _ = await read_status(config)
+    assert _stored(config)[0]["a"] == 1  # the second ping is only in the log
+    assert items == [check_summary(config.checks["a"], live)]
+    assert items[0]["last_ping_at"] == iso(clock.now())
