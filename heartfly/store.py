@@ -22,7 +22,9 @@ from typing import Any
 
 import aiosqlite
 
+from heartfly import wal
 from heartfly.states import CheckState
+from heartfly.wal import WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,6 @@ INSERT_PING = (
     " metrics, method, source, user_agent, member) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 INSERT_FLIP = "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail) VALUES (?,?,?,?,?,?,?,?)"
-UPDATE_STATE = "UPDATE checks SET state = ?, state_ping_id = ? WHERE id = ?"
 INSERT_RUN = (
     "INSERT INTO runs (check_id, run_id, started_at, ended_at, outcome, exit_status, detail, members)"
     " VALUES (?,?,?,?,?,?,?,?)"
@@ -191,6 +192,8 @@ async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
 
 
 def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
+    if sqlite3.sqlite_version_info < (3, 33):  # UPDATE ... FROM
+        raise StoreError(f"Heartfly needs SQLite 3.33 or newer; this Python has {sqlite3.sqlite_version}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -198,10 +201,15 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
         raise StoreError(f"cannot open database {path}: {exc}") from None
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
+        # A new file only (an existing one keeps its size). Pings land on index pages scattered
+        # over the file, and a commit writes each page it touched whole: 1 KiB pages write a
+        # quarter of the bytes of the default 4 KiB (bench: about 40 % less writer CPU per ping).
+        conn.execute("PRAGMA page_size = 1024")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
             raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {wal.WRITER_LIMIT}")  # see wal.py
         _migrate(conn)
     except (OSError, sqlite3.Error, StoreError) as exc:
         conn.close()
@@ -228,9 +236,10 @@ class Writer:
     per batch, not one per statement.
     """
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, wal: WalCheckpointer) -> None:
         self._conn = conn
         self._executor = executor
+        self._wal = wal
         self._queue: list[tuple[Write, asyncio.Future[None] | None]] = []
         self._carry: list[Write] = []  # state/flip/bookkeeping rows of a failed batch, retried
         self._wake = asyncio.Event()
@@ -247,9 +256,10 @@ class Writer:
         except BaseException:
             executor.shutdown(wait=True)
             raise
-        return cls(conn, executor)
+        return cls(conn, executor, WalCheckpointer(path))
 
     def start(self) -> None:
+        self._wal.start()
         self._task = asyncio.create_task(self._run(), name="heartfly-writer")
 
     def submit(self, write: Write) -> asyncio.Future[None]:
@@ -279,6 +289,7 @@ class Writer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._wal.stop)
             await loop.run_in_executor(self._executor, self._conn.close)
             self._executor.shutdown(wait=True)
 
@@ -289,7 +300,9 @@ class Writer:
             self._wake.clear()
             if not self._queue and not self._carry:
                 continue
-            batch, self._queue = self._queue, []
+            batch, self._queue = _take(self._queue)
+            if self._queue:
+                self._wake.set()
             writes = self._carry + [w for w, _ in batch]
             try:
                 await loop.run_in_executor(self._executor, self._commit, writes)
@@ -348,13 +361,31 @@ class Writer:
             if outbox:
                 conn.executemany(INSERT_OUTBOX, outbox)
             if states:
-                rows = [(encode_state(r.state), r.ping_id, r.check_id) for r in states.values()]
-                conn.executemany(UPDATE_STATE, rows)
+                _update_states(conn, [(r.check_id, encode_state(r.state), r.ping_id) for r in states.values()])
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+# A batch carries at most this many state rows. States are checkpointed lazily, a round every
+# second; with 100k checks a round holds thousands, scattered over the checks table, and pings
+# must not wait behind one long commit of them all.
+STATES_PER_BATCH = 200
+
+
+def _take(
+    queue: list[tuple[Write, asyncio.Future[None] | None]],
+) -> tuple[list[tuple[Write, asyncio.Future[None] | None]], list[tuple[Write, asyncio.Future[None] | None]]]:
+    """(this batch, what waits for the next): a prefix, so writes still commit in the order queued."""
+    states = 0
+    for i, (write, _) in enumerate(queue):
+        if write.state is not None:
+            states += 1
+            if states > STATES_PER_BATCH:
+                return queue[:i], queue[i:]
+    return queue, []
 
 
 # SQLite binds at most 32,766 parameters per statement; a ping row has 14.
@@ -378,8 +409,30 @@ def _insert_pings(conn: sqlite3.Connection, pings: list[PingRow]) -> None:
         conn.execute(_multi_insert(len(chunk)), [value for row in chunk for value in row])
 
 
+_STATES_PER_UPDATE = 2000  # 3 parameters each
+
+
+@functools.lru_cache(maxsize=16)
+def _multi_update(rows: int) -> str:
+    values = ",".join(["(?,?,?)"] * rows)
+    return (
+        f"UPDATE checks SET state = v.column2, state_ping_id = v.column3 FROM (VALUES {values}) AS v"  # noqa: S608 - placeholders only
+        " WHERE checks.id = v.column1"
+    )
+
+
+def _update_states(conn: sqlite3.Connection, rows: list[tuple[int, str, int]]) -> None:
+    """One UPDATE ... FROM (VALUES ...) per chunk, not executemany: the GIL convoy again."""
+    for start in range(0, len(rows), _STATES_PER_UPDATE):
+        chunk = rows[start : start + _STATES_PER_UPDATE]
+        conn.execute(_multi_update(len(chunk)), [value for row in chunk for value in row])
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(**options) builds an encoder per call
+
+
 def encode_state(state: CheckState) -> str:
-    return json.dumps(state.to_json(), separators=(",", ":"))
+    return _encode(state.to_json())
 
 
 def decode_state(text: str) -> CheckState:

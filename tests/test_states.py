@@ -224,3 +224,10 @@ def test_state_survives_a_json_round_trip() -> None:
     st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 1, run_id="r1"), T0 + 1)
     again = CheckState.from_json(st.to_json())
     assert again == st and again.status is Status.RUNNING and again.last_ping_kind is Kind.START
+
+
+def test_stored_state_leaves_out_fields_at_their_defaults_and_gets_them_back() -> None:
+    assert CheckState().to_json() == {}
+    st = CheckState(status=Status.UP, last_ping_at=T0, failures=0, last_members=())
+    assert st.to_json() == {"status": Status.UP, "last_ping_at": T0}
+    assert CheckState.from_json(st.to_json()) == st
