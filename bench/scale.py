@@ -2,16 +2,18 @@
 
 Run from the repository root:
 
-    .venv/bin/python bench/scale.py                        # 100, 1k, 10k, 100k checks
-    .venv/bin/python bench/scale.py --sizes 100 1000 --seconds 5
+    .venv/bin/python bench/scale.py                        # 100, 1k, 10k, 100k checks, 2 rounds
+    .venv/bin/python bench/scale.py --sizes 100 100000 --rounds 3
 
 For each size it writes a config with that many `every = "1h"` checks, starts `heartfly serve`
-twice (first start: every check is new and written; restart: every state is read back) and
-reports each start-up time (process start to "listening"), the resident memory after the
-restart, and wrk's throughput with a random key per request (needs wrk). Before the restart
-every check gets one ping, so the measured pings are steady state: a check's first ping is a
-state change (new -> up), which with 100k checks would otherwise be most of a 10 s run. Prints
-each size's throughput relative to the smallest size's, which is the baseline.
+(first start: every check is new and written) and gives every check one ping, so the measured
+pings are steady state (a check's first ping is a state change, new -> up). Then, in each round,
+every size in turn: restart (every state is read back), load with wrk and a random key per
+request (needs wrk) for --warmup seconds, which is past the first lazy state checkpoints so that
+their cost is in the figure, measure for --seconds, stop. The sizes take turns within a round so
+that drift in the machine's speed hits them alike; each round's throughput is taken relative to
+the smallest size's in the same round, and the median over rounds is printed. Also printed:
+start-up times (process start to "listening") and resident memory after the load.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +41,9 @@ from benchlib import (
     wait_for_match,
     write_heartfly_config,
 )
-from ping_throughput import run_wrk, write_lua
+from ping_throughput import LoadResult, run_wrk, write_lua
+
+from heartfly.engine import CHECKPOINT_AFTER
 
 
 async def prime(base: str, keys: list[str]) -> None:
@@ -57,60 +63,101 @@ async def prime(base: str, keys: list[str]) -> None:
         await asyncio.gather(*(worker(session) for _ in range(64)))
 
 
-def measure(size: int, seconds: int, connections: int, folder: Path) -> dict[str, float]:
-    keys = [make_key() for _ in range(size)]
-    config = write_heartfly_config(folder, [CheckSpec(f"c{i:06d}", k, "1h") for i, k in enumerate(keys)])
-    lua = write_lua(folder, keys)
-    result: dict[str, float] = {}
-    for phase in ("first", "restart"):
-        log = folder / f"heartfly-{phase}.log"
+class Size:
+    """One size's config, its wrk script and what was measured of it."""
+
+    def __init__(self, size: int, folder: Path) -> None:
+        self.size = size
+        self.keys = [make_key() for _ in range(size)]
+        self.config = write_heartfly_config(folder, [CheckSpec(f"c{i:06d}", k, "1h") for i, k in enumerate(self.keys)])
+        self.lua = write_lua(folder, self.keys)
+        self.folder = folder
+        self.starts: list[float] = []
+        self.rounds: list[LoadResult] = []
+        self.rss_after: list[float] = []
+
+    def start(self, phase: str) -> tuple[subprocess.Popen[bytes], str]:
+        log = self.folder / f"heartfly-{phase}.log"
         began = time.monotonic()
-        proc = start_process([*heartfly_cmd(), "serve", "-c", str(config)], log)
+        proc = start_process([*heartfly_cmd(), "serve", "-c", str(self.config)], log)
+        match = wait_for_match(proc, log, LISTENING_RE, timeout=600)
+        self.starts.append(time.monotonic() - began)
+        return proc, f"http://127.0.0.1:{match.group(1)}"
+
+    def prime(self) -> None:
+        """First start (every check new), one ping per check, clean stop."""
+        proc, base = self.start("first")
         try:
-            match = wait_for_match(proc, log, LISTENING_RE, timeout=600)
-            result[f"start_{phase}_s"] = time.monotonic() - began
-            if phase == "first":
-                asyncio.run(prime(f"http://127.0.0.1:{match.group(1)}", keys))
-            if phase == "restart":
-                result["rss_mib"] = rss_mib(proc.pid)
-                base = f"http://127.0.0.1:{match.group(1)}"
-                run_wrk(base, lua, 2, connections, 1)  # warm-up
-                load = run_wrk(base, lua, seconds, connections, 1)
-                result["rps"] = load.ok / load.seconds
-                result["p99_ms"] = load.p99_ms
-                result["non_200"] = float(sum(load.other.values()))
+            asyncio.run(prime(base, self.keys))
         finally:
             stop_process(proc)
-    return result
+
+    def measure(self, warmup: int, seconds: int, connections: int) -> LoadResult:
+        """Restart, load for `warmup` seconds, then measure; stop."""
+        proc, base = self.start(f"round-{len(self.rounds) + 1}")
+        try:
+            run_wrk(base, self.lua, warmup, connections, 1)
+            load = run_wrk(base, self.lua, seconds, connections, 1)
+            self.rss_after.append(rss_mib(proc.pid))
+        finally:
+            stop_process(proc)
+        self.rounds.append(load)
+        return load
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000, 100_000])
-    parser.add_argument("--seconds", type=int, default=8, help="measured seconds of load per size (default 8)")
+    parser.add_argument("--seconds", type=int, default=10, help="measured seconds of load per round (default 10)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, each measuring every size in turn (default 2)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=int(CHECKPOINT_AFTER) + 5,
+        help=f"seconds of load before measuring (default {int(CHECKPOINT_AFTER) + 5}: past the first lazy"
+        " state checkpoints, so their cost is in the figure)",
+    )
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("this bench needs wrk (apt-get install wrk)")
     exit_on_sigterm()
-    rows = []
-    for size in args.sizes:
-        folder = Path(tempfile.mkdtemp(prefix=f"heartfly-scale-{size}-"))
-        try:
-            rows.append((size, measure(size, args.seconds, args.connections, folder)))
-        finally:
+    folders = [Path(tempfile.mkdtemp(prefix=f"heartfly-scale-{n}-")) for n in args.sizes]
+    try:
+        sizes = [Size(n, folder) for n, folder in zip(args.sizes, folders, strict=True)]
+        for s in sizes:
+            s.prime()
+        ratios: dict[int, list[float]] = {s.size: [] for s in sizes}
+        for number in range(1, args.rounds + 1):
+            for s in sizes:
+                load = s.measure(args.warmup, args.seconds, args.connections)
+                print(
+                    f"round {number}: {s.size:>7} checks: {load.ok / load.seconds:8.0f} pings/s,"
+                    f" p99 {load.p99_ms:6.1f} ms, non-200 {sum(load.other.values())}, errors {load.errors or 'none'}",
+                    flush=True,
+                )
+            for s in sizes:
+                ratios[s.size].append(rps(s.rounds[-1]) / rps(sizes[0].rounds[-1]))
+        print()
+        for s in sizes:
+            best = sorted(s.rounds, key=rps)[len(s.rounds) // 2]
+            restart = statistics.median(s.starts[1:])
+            print(
+                f"{s.size:>7} checks: first start {s.starts[0]:6.2f} s, restart {restart:6.2f} s,"
+                f" RSS after load {max(s.rss_after):7.1f} MiB,"
+                f" median {rps(best):8.0f} pings/s (p99 {best.p99_ms:.1f} ms)"
+            )
+        print(f"\nthroughput relative to {sizes[0].size} checks, the same round (median of {args.rounds}; each round):")
+        for s in sizes:
+            each = " ".join(f"{r:.2f}" for r in ratios[s.size])
+            print(f"{s.size:>7} checks: {statistics.median(ratios[s.size]):.2f}   ({each})")
+    finally:
+        for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
-        size_, r = rows[-1]
-        print(
-            f"{size_:>7} checks: first start {r['start_first_s']:6.2f} s, restart {r['start_restart_s']:6.2f} s, "
-            f"RSS {r['rss_mib']:7.1f} MiB, {r['rps']:8.0f} pings/s, p99 {r['p99_ms']:6.1f} ms, "
-            f"non-200 {r['non_200']:.0f}",
-            flush=True,
-        )
-    baseline = rows[0][1]["rps"]
-    print(f"\nthroughput relative to {rows[0][0]} checks:")
-    for size, r in rows:
-        print(f"{size:>7} checks: {r['rps'] / baseline:.2f}")
+
+
+def rps(load: LoadResult) -> float:
+    return load.ok / load.seconds
 
 
 if __name__ == "__main__":
