@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -54,7 +55,7 @@ async def test_a_ping_queued_behind_a_large_checkpoint_commits_before_all_of_it(
         committed: list[int] = []
         for i in range(1, n + 1):
             row = store.StateRow(i, CheckState(status=Status.UP), i)
-            writer.submit_nowait(store.Write(state=row, on_commit=lambda i=i: committed.append(i)))
+            writer.submit_nowait(store.Write(state=row, on_commit=functools.partial(committed.append, i)))
             if i == store.STATES_PER_BATCH:
                 ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None)
                 done = writer.submit(store.Write(ping=ping))
