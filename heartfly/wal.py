@@ -4,9 +4,11 @@ Left to SQLite, a checkpoint runs inside the commit that takes the WAL past 1,00
 ping in that commit waits for it. With 100k checks, pings and state rows land on pages scattered
 over the file, so that checkpoint copied a thousand scattered pages and synced twice: the p99 of
 a ping was that commit. Here a thread copies the WAL every CHECKPOINT_EVERY seconds, concurrently
-with the writer (a PASSIVE checkpoint never blocks it), and the writer's own automatic checkpoint
-is kept only as a bound on the WAL's size in case this thread falls behind: by the time the
-writer's would run, nearly everything is copied already.
+with the writer (a PASSIVE checkpoint never blocks it). The writer's own automatic checkpoint is
+kept, at a higher bound: under a steady load the writer appends while this thread copies, so the
+WAL is only restarted from its beginning when the writer's checkpoint runs at that bound, and by
+then nearly everything is copied already (measured: the WAL file stays at the bound, 21 MB with
+1 KiB pages, under 15k pings/s).
 
 (Not to be confused with the engine's state checkpoints, which are rows, not pages.)
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 0.1  # seconds
-WRITER_LIMIT = 20_000  # pages (80 MiB): the writer checkpoints itself only past this
+WRITER_LIMIT = 20_000  # pages (20 MiB at 1 KiB, 80 MiB at 4 KiB): the writer checkpoints itself past this
 
 
 class WalCheckpointer:
