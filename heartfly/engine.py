@@ -56,6 +56,14 @@ class Check:
         return self.config.name
 
 
+class Removed(NamedTuple):
+    """A check no longer in the config: its row stays, and comes back if its name does."""
+
+    id: int
+    state: CheckState
+    ping_id: int
+
+
 class PingRecord(NamedTuple):
     """Everything stored about one ping."""
 
@@ -87,6 +95,8 @@ class Engine:
         # Checks whose state changed since their last checkpoint: id -> (since, first ping id not in
         # the stored state), oldest first (dicts keep insertion order and an entry is only added anew).
         self._dirty: dict[int, tuple[float, int]] = {}
+        self._mark: int | None = None  # the checkpoint mark last queued
+        self._removed: dict[str, Removed] = {}
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
@@ -109,11 +119,13 @@ class Engine:
         rows = {row.name: row for row in await queries.read_checks(db)}
         self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
         self._next_flip_id = await queries.max_id(db, "flips") + 1
-        self._next_ping_id = await queries.max_id(db, "pings") + 1
+        checkpoint = int(await queries.read_meta(db, "checkpoint") or 0)
+        # A ping refused with 503 is not stored, but a state may name it: never hand its id out again.
+        stored_ids = max((r.state_ping_id for r in rows.values()), default=0)
+        self._next_ping_id = max(await queries.max_id(db, "pings"), stored_ids, checkpoint) + 1
         self._next_outbox_id = await queries.max_id(db, "outbox") + 1
         alive = await queries.read_meta(db, "alive_at")
         clean = await queries.read_meta(db, "clean_stop")
-        checkpoint = int(await queries.read_meta(db, "checkpoint") or 0)
         stopped_at = float(alive) if alive else None
         statements: list[tuple[str, tuple[object, ...]]] = []
         stored: dict[int, CheckState] = {}
@@ -130,7 +142,10 @@ class Engine:
                 stored[check.id] = row.state
             self._add(check)
         for name, row in rows.items():
-            if name not in self.config.checks and row.removed_at is None:
+            if name in self.config.checks:
+                continue
+            self._removed[name] = Removed(row.id, row.state, row.state_ping_id)
+            if row.removed_at is None:
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
                 log.info("check %s is no longer in the config; its history is kept", name)
         self._log_new()
@@ -154,7 +169,7 @@ class Engine:
             if check is None or ping.id <= check.ping_id:
                 continue  # a removed check, or already in its checkpoint
             old = check.state
-            step = self._apply(check, ping.event(), ping.received_at)
+            step = self._apply(check, ping.event(), ping.received_at, arm=False)
             check.ping_id = ping.id
             replayed += 1
             if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
@@ -232,6 +247,12 @@ class Engine:
                     check.state = states.reconfigure(cfg, check.state)
                     check.config = cfg
                     writes.append(store.Write(state=self._row(check)))
+            elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: watch it afresh
+                statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (gone.id,)))
+                state = states.reconfigure(cfg, states.rewatch(cfg, gone.state, now))
+                check = Check(gone.id, cfg, state, ping_id=gone.ping_id)
+                writes.append(store.Write(state=self._row(check)))
+                log.info("check %s is back in the config; watching it afresh, with its history", name)
             else:
                 check = self._create(cfg, now, statements)
             self._add(check)
@@ -242,6 +263,7 @@ class Engine:
                 check.heap_at = None
                 if check.id in self._dirty:  # the checkpoint mark moves past its pings: store them now
                     writes.append(store.Write(state=self._row(check)))
+                self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
                 log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
@@ -293,11 +315,17 @@ class Engine:
         # A change of status is checkpointed with its ping, its flip, its runs and its alerts together.
         return self.writer.submit(self._change(check, step, old, ping=row))
 
-    def _apply(self, check: Check, event: Event, now: float) -> states.Step:
-        """Apply a ping to its check, and arm the pipeline steps that wait on this event."""
+    def _apply(self, check: Check, event: Event, now: float, *, arm: bool = True) -> states.Step:
+        """Apply a ping to its check, and arm the pipeline steps that wait on this event.
+
+        Replay does not arm: the arming of a stored ping was stored before it (below), and arming
+        again could undo a step that has run since.
+        """
         old = check.state
         step = states.apply_event(check.config, old, event, now)
         check.state = step.state
+        if not arm:
+            return step
         for name, trigger in self._steps.get(check.name, ()):
             opened = event.kind is Kind.START or (
                 event.kind is Kind.SUCCESS and (event.run_id not in old.runs if event.run_id else not old.runs)
@@ -310,8 +338,7 @@ class Engine:
             if armed is not downstream.state:
                 downstream.state = armed
                 self._schedule(downstream)
-                # Checkpointed now, in the same batch as the upstream's ping: a restart must not
-                # find the upstream's ping already in its checkpoint and this step unarmed.
+                # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
                 self.writer.submit_nowait(store.Write(state=self._row(downstream)))
         return step
 
@@ -340,16 +367,17 @@ class Engine:
         self._dirty.pop(check.id, None)
         return store.StateRow(check.id, check.state, check.ping_id)
 
-    def checkpoint(self, changed_by: float | None = None) -> None:
+    def checkpoint(self, now: float | None = None) -> None:
         """Queue the states of checks changed since their last checkpoint, and the checkpoint mark.
 
-        All of them, or those whose first change the stored state lacks is at or before `changed_by`.
-        Every ping numbered up to the mark is then included in the stored states; a restart replays
-        the pings after it.
+        All of them, or (given `now`) those whose first change the stored state lacks is
+        CHECKPOINT_AFTER old. Every ping numbered up to the mark is then included in the stored
+        states; a restart replays the pings after it.
         """
         due = []
         for cid, (since, _) in self._dirty.items():
-            if changed_by is not None and since > changed_by:
+            # A `since` in the future means the wall clock stepped back: write it rather than wait.
+            if now is not None and now - CHECKPOINT_AFTER < since <= now + 1.0:
                 break
             due.append(cid)
         for cid in due:
@@ -360,7 +388,9 @@ class Engine:
                 self.writer.submit_nowait(store.Write(state=self._row(check)))
         oldest = next(iter(self._dirty.values()), None)
         mark = self._next_ping_id - 1 if oldest is None else oldest[1] - 1
-        self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
+        if mark != self._mark:  # an idle server does not commit ten times a second
+            self._mark = mark
+            self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
 
     def _change(
         self, check: Check, step: states.Step, old: CheckState, ping: store.PingRow | None = None
@@ -536,7 +566,7 @@ class Engine:
         while True:
             await asyncio.sleep(CHECKPOINT_ROUND)
             now = self.clock.now()
-            self.checkpoint(changed_by=now - CHECKPOINT_AFTER)
+            self.checkpoint(now)
             if now - last_alive < ALIVE_EVERY:
                 continue
             last_alive = now

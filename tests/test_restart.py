@@ -199,11 +199,11 @@ async def test_a_state_is_checkpointed_once_its_oldest_unstored_ping_is_old_enou
         clock.advance(20)
         await ping(engine, "b")  # id 4: only logged
         clock.advance(CHECKPOINT_AFTER - 20)
-        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)
+        engine.checkpoint(clock.now())
         await engine.writer.flush()
         assert _stored(config) == ({"a": 3, "b": 2}, 3)  # b's ping 4 is newer than 30 s: replay from 4
         clock.advance(20)
-        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)
+        engine.checkpoint(clock.now())
         await engine.writer.flush()
         assert _stored(config) == ({"a": 3, "b": 4}, 4)
         before = {name: check.state for name, check in engine.checks.items()}
@@ -223,7 +223,7 @@ async def test_a_crash_before_a_lazy_checkpoint_loses_no_ping(write_config: Conf
         await ping(engine, "a")  # checkpointed below: older than CHECKPOINT_AFTER by then
         clock.advance(CHECKPOINT_AFTER + 1)
         await ping(engine, "b")  # not checkpointed: the process "dies" first
-        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)
+        engine.checkpoint(clock.now())
         await engine.writer.flush()
         assert _stored(config) == ({"a": 3, "b": 2}, 3)
         before = {name: check.state for name, check in engine.checks.items()}
@@ -244,7 +244,7 @@ async def test_a_check_removed_by_a_reload_keeps_its_unstored_pings_in_its_state
         await ping(engine, "a")  # only logged, until the reload drops a
         removed_state = engine.checks["a"].state
         await engine.apply_config(write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n'))
-        engine.checkpoint(changed_by=clock.now() - CHECKPOINT_AFTER)  # the mark passes a's pings
+        engine.checkpoint(clock.now())  # the mark passes a's pings
         await engine.writer.flush()
     async with running(config, clock) as engine:  # a is back in the file
         assert engine.checks["a"].state.last_ping_at == removed_state.last_ping_at
@@ -262,3 +262,100 @@ async def test_status_reads_pings_that_no_checkpoint_includes_yet(write_config: 
     assert _stored(config)[0]["a"] == 1  # the second ping is only in the log
     assert items == [check_summary(config.checks["a"], live)]
     assert items[0]["last_ping_at"] == iso(clock.now())
+
+
+async def test_replaying_an_upstream_ping_does_not_arm_a_step_that_has_run_since(write_config: ConfigWriter) -> None:
+    config = write_config(
+        f'[checks.u]\nkey = "{new_key()}"\nevery = "1h"\n[checks.d]\nkey = "{new_key()}"\nafter = "u"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "u")
+        await ping(engine, "d")
+        clock.advance(60)
+        await ping(engine, "u")  # only in the log; arms d, and d's armed state is stored at once
+        clock.advance(5)
+        await ping(engine, "d")  # d runs: disarmed, stored with this ping (a newer one than u's)
+        assert engine.checks["d"].state.step_due is None
+        before = {name: check.state for name, check in engine.checks.items()}
+    async with running(config, clock) as engine:  # "crash" before u's lazy checkpoint: u's ping is replayed
+        assert {name: check.state for name, check in engine.checks.items()} == before
+        clock.advance(601)
+        assert engine.fire_due(clock.now()) == 0  # no false step_missed
+
+
+async def test_a_check_removed_by_a_reload_and_added_back_is_watched_again_with_its_history(
+    write_config: ConfigWriter,
+) -> None:
+    key_a, key_b = new_key(), new_key()
+    both = write_config(f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+    only_b = write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n', name="b.toml")
+    clock = FakeClock()
+    async with running(both, clock) as engine:
+        await ping(engine, "a")
+        first_id, last_ping = engine.checks["a"].id, engine.checks["a"].state.last_ping_at
+        await engine.apply_config(only_b)
+        clock.advance(10)
+        await engine.apply_config(both)
+        assert engine.checks["a"].state.last_ping_at == last_ping  # its history is back
+        await ping(engine, "b")  # the writer still works
+        await ping(engine, "a")
+        assert not engine.writer.failing
+        assert engine.checks["a"].id == first_id and engine.lookup_key(key_a) is not None
+    with sqlite3.connect(both.server.database) as db:
+        rows = db.execute("SELECT name, removed_at FROM checks ORDER BY id").fetchall()
+        pings_of_a = db.execute("SELECT COUNT(*) FROM pings WHERE check_id = ?", (first_id,)).fetchone()
+    assert rows == [("a", None), ("b", None)] and pings_of_a == (2,)
+
+
+async def test_a_check_removed_while_stopped_can_come_back_by_a_reload(write_config: ConfigWriter) -> None:
+    key_a, key_b = new_key(), new_key()
+    both = write_config(f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+    only_b = write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n', name="b.toml")
+    clock = FakeClock()
+    async with running(both, clock) as engine:
+        await ping(engine, "a")
+    async with running(only_b, clock) as engine:
+        await engine.apply_config(both)
+        await ping(engine, "a")
+        assert not engine.writer.failing and engine.checks["a"].state.status is Status.UP
+
+
+async def test_ping_ids_are_never_handed_out_twice_even_if_a_state_names_an_unstored_one(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+    with sqlite3.connect(config.server.database) as db:  # as if a refused ping's id got into a state
+        db.execute("UPDATE checks SET state_ping_id = 40")
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        assert engine.checks["a"].ping_id == 41
+
+
+async def test_a_wall_clock_stepping_back_does_not_hold_checkpoints_up(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")
+        await ping(engine, "a")  # only in the log
+        clock.advance(-3600)
+        engine.checkpoint(clock.now())
+        await engine.writer.flush()
+        assert _stored(config) == ({"a": 2}, 2)
+
+
+async def test_an_idle_server_does_not_rewrite_the_checkpoint_mark(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        engine.checkpoint(clock.now())
+        await engine.writer.flush()
+        commits = engine.writer.commits
+        for _ in range(5):
+            clock.advance(0.1)
+            engine.checkpoint(clock.now())
+        await engine.writer.flush()
+        assert engine.writer.commits == commits
