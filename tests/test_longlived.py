@@ -65,3 +65,25 @@ def test_a_frozen_state_that_is_replaced_is_still_freed() -> None:
         """
     )
     assert out.splitlines()[:2] == ["freed 1", "replaced"]
+
+
+def test_a_reload_thaws_and_collects_cycles_frozen_by_an_earlier_one() -> None:
+    out = run_python(
+        """
+        from heartfly import longlived
+
+        class Request:
+            def __del__(self):
+                print("collected")
+
+        longlived.tune()
+        with longlived.building():
+            in_flight = Request()
+            in_flight.me = in_flight  # a cycle, alive when frozen
+        del in_flight  # the request ends; frozen, its cycle is out of the collector's reach
+        with longlived.building(again=True):
+            print("reloading")
+        print("reloaded")
+        """
+    )
+    assert out.splitlines() == ["reloading", "collected", "reloaded"]

@@ -152,7 +152,7 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
     path = rt.config.path
     async with ctl.reload_lock:
         systemd.reloading()
-        with longlived.building():
+        with longlived.building(again=True):
             try:
                 config = load_config(path)
             except ConfigError as exc:
