@@ -24,7 +24,6 @@ import aiosqlite
 
 from heartfly import wal
 from heartfly.states import CheckState
-from heartfly.wal import WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +235,10 @@ class Writer:
     per batch, not one per statement.
     """
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, wal: WalCheckpointer) -> None:
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, copier: wal.WalCheckpointer) -> None:
         self._conn = conn
         self._executor = executor
-        self._wal = wal
+        self._wal = copier
         self._queue: list[tuple[Write, asyncio.Future[None] | None]] = []
         self._carry: list[Write] = []  # state/flip/bookkeeping rows of a failed batch, retried
         self._wake = asyncio.Event()
@@ -256,7 +255,7 @@ class Writer:
         except BaseException:
             executor.shutdown(wait=True)
             raise
-        return cls(conn, executor, WalCheckpointer(path))
+        return cls(conn, executor, wal.WalCheckpointer(path))
 
     def start(self) -> None:
         self._wal.start()

@@ -31,7 +31,6 @@ class WalCheckpointer:
         self._path = path
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartfly-wal", daemon=True)
-        self.runs = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -58,6 +57,5 @@ class WalCheckpointer:
                     failing = True
                 else:
                     failing = False
-                    self.runs += 1
         finally:
             conn.close()
