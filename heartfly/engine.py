@@ -62,6 +62,9 @@ class Removed(NamedTuple):
     id: int
     state: CheckState
     ping_id: int
+    # Found removed at start: after a crash its stored state may lack its last pings (replay
+    # needs a check's config, and it had none), so they are replayed if it comes back.
+    stale: bool = False
 
 
 class PingRecord(NamedTuple):
@@ -97,6 +100,7 @@ class Engine:
         self._dirty: dict[int, tuple[float, int]] = {}
         self._mark: int | None = None  # the checkpoint mark last queued
         self._removed: dict[str, Removed] = {}
+        self._db: aiosqlite.Connection | None = None  # the reader load() was given
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
@@ -116,6 +120,7 @@ class Engine:
         """
         now = self.clock.now()
         self.started_at = now
+        self._db = db
         rows = {row.name: row for row in await queries.read_checks(db)}
         self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
         self._next_flip_id = await queries.max_id(db, "flips") + 1
@@ -134,17 +139,17 @@ class Engine:
             if row is None:
                 check = self._create(cfg, now, statements)
             else:
-                state = row.state
+                check = Check(row.id, cfg, states.reconfigure(cfg, row.state), ping_id=row.state_ping_id)
                 if row.removed_at is not None:  # back in the file: watch it afresh
                     statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (row.id,)))
-                    state = states.rewatch(cfg, state, now)
-                check = Check(row.id, cfg, states.reconfigure(cfg, state), ping_id=row.state_ping_id)
+                    self._catch_up(check, await queries.check_pings_after(db, row.id, row.state_ping_id))
+                    check.state = states.reconfigure(cfg, states.rewatch(cfg, check.state, now))
                 stored[check.id] = row.state
             self._add(check)
         for name, row in rows.items():
             if name in self.config.checks:
                 continue
-            self._removed[name] = Removed(row.id, row.state, row.state_ping_id)
+            self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
             if row.removed_at is None:
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
                 log.info("check %s is no longer in the config; its history is kept", name)
@@ -168,14 +173,24 @@ class Engine:
             check = self._by_id.get(ping.check_id)
             if check is None or ping.id <= check.ping_id:
                 continue  # a removed check, or already in its checkpoint
-            old = check.state
-            step = self._apply(check, ping.event(), ping.received_at, arm=False)
-            check.ping_id = ping.id
+            self._replay_one(check, ping)
             replayed += 1
-            if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
-                self.writer.submit_nowait(self._change(check, step, old))
         if replayed:
             log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
+
+    def _replay_one(self, check: Check, ping: queries.LoggedPing) -> None:
+        old = check.state
+        step = self._apply(check, ping.event(), ping.received_at, arm=False)
+        check.ping_id = ping.id
+        if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
+            self.writer.submit_nowait(self._change(check, step, old))
+
+    def _catch_up(self, check: Check, pings: list[queries.LoggedPing]) -> None:
+        """A check back in the config: apply the pings its stored state lacks (see Removed.stale)."""
+        for ping in pings:
+            self._replay_one(check, ping)
+        if pings:
+            log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
 
     def _account_downtime(
         self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]
@@ -235,6 +250,12 @@ class Engine:
 
     async def apply_config(self, config: Config) -> None:
         """Switch to a new config: new checks are watched, removed ones keep their history."""
+        # Read first: from here on the maps are rebuilt, and pings must not see them half done.
+        missed: dict[int, list[queries.LoggedPing]] = {}
+        for name in config.checks.keys() & self._removed.keys():
+            back = self._removed[name]
+            if back.stale and self._db is not None:
+                missed[back.id] = await queries.check_pings_after(self._db, back.id, back.ping_id)
         now = self.clock.now()
         statements: list[tuple[str, tuple[object, ...]]] = []
         old = self.checks
@@ -249,8 +270,9 @@ class Engine:
                     writes.append(store.Write(state=self._row(check)))
             elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: watch it afresh
                 statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (gone.id,)))
-                state = states.reconfigure(cfg, states.rewatch(cfg, gone.state, now))
-                check = Check(gone.id, cfg, state, ping_id=gone.ping_id)
+                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state), ping_id=gone.ping_id)
+                self._catch_up(check, missed.get(gone.id, []))
+                check.state = states.reconfigure(cfg, states.rewatch(cfg, check.state, now))
                 writes.append(store.Write(state=self._row(check)))
                 log.info("check %s is back in the config; watching it afresh, with its history", name)
             else:

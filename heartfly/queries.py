@@ -73,24 +73,36 @@ class LoggedPing:
         return Event(Kind(self.kind), self.at, self.run_id, self.exit_status, self.metrics, self.member)
 
 
+_LOGGED_PING = "SELECT id, check_id, at, received_at, kind, exit_status, run_id, metrics, member FROM pings"
+
+
+def _logged(r: Any) -> LoggedPing:
+    return LoggedPing(
+        id=r[0], check_id=r[1], at=r[2], received_at=r[3], kind=r[4], exit_status=r[5], run_id=r[6],
+        metrics=json.loads(r[7]) if r[7] else None, member=r[8],
+    )  # fmt: skip
+
+
 async def pings_after(db: aiosqlite.Connection, ping_id: int, page: int = 10_000) -> AsyncIterator[LoggedPing]:
     """Pings newer than a checkpoint, oldest first: the ones a restart replays. Read a page at a
     time, because after a crash under load they can number hundreds of thousands."""
-    sql = (
-        "SELECT id, check_id, at, received_at, kind, exit_status, run_id, metrics, member"
-        " FROM pings WHERE id > ? ORDER BY id LIMIT ?"
-    )
+    sql = f"{_LOGGED_PING} WHERE id > ? ORDER BY id LIMIT ?"
     while True:
         async with db.execute(sql, (ping_id, page)) as cur:
             rows = list(await cur.fetchall())
         for r in rows:
-            yield LoggedPing(
-                id=r[0], check_id=r[1], at=r[2], received_at=r[3], kind=r[4], exit_status=r[5], run_id=r[6],
-                metrics=json.loads(r[7]) if r[7] else None, member=r[8],
-            )  # fmt: skip
+            yield _logged(r)
         if len(rows) < page:
             return
         ping_id = rows[-1][0]
+
+
+async def check_pings_after(db: aiosqlite.Connection, check_id: int, ping_id: int) -> list[LoggedPing]:
+    """One check's pings newer than its stored state, oldest first: at most a checkpoint's delay of
+    them (pruning keeps them), for a check that comes back after it was removed."""
+    sql = f"{_LOGGED_PING} WHERE check_id = ? AND id > ? ORDER BY id"
+    async with db.execute(sql, (check_id, ping_id)) as cur:
+        return [_logged(r) for r in await cur.fetchall()]
 
 
 async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:

@@ -321,6 +321,49 @@ async def test_a_check_removed_while_stopped_can_come_back_by_a_reload(write_con
         assert not engine.writer.failing and engine.checks["a"].state.status is Status.UP
 
 
+async def _crash_after_an_unstored_ping_then_start_without_a(both: Config, only_b: Config, clock: FakeClock) -> float:
+    """a's last ping is in the log but not in its stored state; a start without a moves the mark past it."""
+    async with running(both, clock, clean=False) as engine:
+        await ping(engine, "a")  # new -> up: stored with its ping
+        clock.advance(5)
+        await ping(engine, "a")  # routine: only the ping row until the lazy checkpoint, which the crash prevents
+        last = engine.checks["a"].state.last_ping_at
+    async with running(only_b, clock) as engine:
+        await ping(engine, "b")
+    assert last is not None
+    return last
+
+
+async def test_a_check_removed_after_a_crash_gets_its_unstored_pings_back_when_it_returns_at_a_start(
+    write_config: ConfigWriter,
+) -> None:
+    key_a, key_b = new_key(), new_key()
+    both = write_config(f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+    only_b = write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n', name="b.toml")
+    clock = FakeClock()
+    last = await _crash_after_an_unstored_ping_then_start_without_a(both, only_b, clock)
+    async with running(both, clock) as engine:
+        assert engine.checks["a"].state.last_ping_at == last
+    async with running(both, clock) as engine:  # and it was checkpointed
+        assert engine.checks["a"].state.last_ping_at == last
+
+
+async def test_a_check_removed_after_a_crash_gets_its_unstored_pings_back_when_a_reload_returns_it(
+    write_config: ConfigWriter,
+) -> None:
+    key_a, key_b = new_key(), new_key()
+    both = write_config(f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
+    only_b = write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n', name="b.toml")
+    clock = FakeClock()
+    last = await _crash_after_an_unstored_ping_then_start_without_a(both, only_b, clock)
+    async with running(only_b, clock) as engine:
+        await engine.apply_config(both)
+        assert engine.checks["a"].state.last_ping_at == last
+        await engine.apply_config(only_b)  # removed by a reload: its state is stored, nothing to read back
+        await engine.apply_config(both)
+        assert engine.checks["a"].state.last_ping_at == last
+
+
 async def test_ping_ids_are_never_handed_out_twice_even_if_a_state_names_an_unstored_one(
     write_config: ConfigWriter,
 ) -> None:
