@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -171,3 +173,26 @@ def rss_mib(pid: int) -> float:
     """A process's resident memory in MiB, from /proc."""
     match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by a process's main thread and by its other threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if int(task.name) == pid:
+            main += used
+        else:
+            others += used
+    return main, others
+
+
+def children_cpu() -> float:
+    """CPU seconds used so far by this process's finished children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -13,7 +13,9 @@ request (needs wrk) for --warmup seconds, which is past the first lazy state che
 their cost is in the figure, measure for --seconds, stop. The sizes take turns within a round so
 that drift in the machine's speed hits them alike; each round's throughput is taken relative to
 the smallest size's in the same round, and the median over rounds is printed. Also printed:
-start-up times (process start to "listening") and resident memory after the load.
+start-up times (process start to "listening"), resident memory after the load, and the CPU time per
+ping of Heartfly's event loop thread, of its other threads (the SQLite writer, the WAL copier) and
+of wrk, which shares the machine.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ import aiohttp
 from benchlib import (
     LISTENING_RE,
     CheckSpec,
+    children_cpu,
     exit_on_sigterm,
     heartfly_cmd,
     make_key,
     rss_mib,
     start_process,
     stop_process,
+    thread_cpu,
     wait_for_match,
     write_heartfly_config,
 )
@@ -75,6 +79,8 @@ class Size:
         self.starts: list[float] = []
         self.rounds: list[LoadResult] = []
         self.rss_after: list[float] = []
+        # CPU µs per ping in the measured window: event loop thread, Heartfly's other threads, wrk.
+        self.cpu: list[tuple[float, float, float]] = []
 
     def start(self, phase: str) -> tuple[subprocess.Popen[bytes], str]:
         log = self.folder / f"heartfly-{phase}.log"
@@ -97,8 +103,12 @@ class Size:
         proc, base = self.start(f"round-{len(self.rounds) + 1}")
         try:
             run_wrk(base, self.lua, warmup, connections, 1)
+            (main, others), wrk = thread_cpu(proc.pid), children_cpu()
             load = run_wrk(base, self.lua, seconds, connections, 1)
+            (main2, others2), wrk2 = thread_cpu(proc.pid), children_cpu()
             self.rss_after.append(rss_mib(proc.pid))
+            per_ping = 1e6 / max(load.ok, 1)
+            self.cpu.append(((main2 - main) * per_ping, (others2 - others) * per_ping, (wrk2 - wrk) * per_ping))
         finally:
             stop_process(proc)
         self.rounds.append(load)
@@ -147,6 +157,10 @@ def main() -> None:
                 f" RSS after load {max(s.rss_after):7.1f} MiB,"
                 f" median {rps(best):8.0f} pings/s (p99 {best.p99_ms:.1f} ms)"
             )
+        print("\nCPU µs per ping in the measured window (median): event loop thread / Heartfly's other threads / wrk")
+        for s in sizes:
+            loop, others, wrk = (statistics.median(c[i] for c in s.cpu) for i in range(3))
+            print(f"{s.size:>7} checks: {loop:5.1f} / {others:5.1f} / {wrk:5.1f}")
         print(f"\nthroughput relative to {sizes[0].size} checks, the same round (median of {args.rounds}; each round):")
         for s in sizes:
             each = " ".join(f"{r:.2f}" for r in ratios[s.size])
