@@ -134,17 +134,16 @@ class Engine:
         stopped_at = float(alive) if alive else None
         statements: list[tuple[str, tuple[object, ...]]] = []
         stored: dict[int, CheckState] = {}
+        returned: list[Check] = []
         for name, cfg in self.config.checks.items():
             row = rows.get(name)
             if row is None:
                 check = self._create(cfg, now, statements)
             else:
                 check = Check(row.id, cfg, states.reconfigure(cfg, row.state), ping_id=row.state_ping_id)
-                if row.removed_at is not None:  # back in the file: watch it afresh
-                    statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (row.id,)))
-                    self._catch_up(check, await queries.check_pings_after(db, row.id, row.state_ping_id))
-                    check.state = states.reconfigure(cfg, states.rewatch(cfg, check.state, now))
                 stored[check.id] = row.state
+                if row.removed_at is not None:
+                    returned.append(check)
             self._add(check)
         for name, row in rows.items():
             if name in self.config.checks:
@@ -154,6 +153,10 @@ class Engine:
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
                 log.info("check %s is no longer in the config; its history is kept", name)
         self._log_new()
+        for check in returned:  # after the loop above: a replayed flip may look at other checks
+            pings = await queries.check_pings_after(db, check.id, check.ping_id)
+            self.writer.submit_nowait(self._bring_back(check, pings, now))
+            stored[check.id] = check.state
         await self._replay(db, checkpoint)
         if stopped_at is not None and stopped_at < now:
             self._account_downtime(stopped_at, now, clean == "1", statements)
@@ -185,12 +188,19 @@ class Engine:
         if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
             self.writer.submit_nowait(self._change(check, step, old))
 
-    def _catch_up(self, check: Check, pings: list[queries.LoggedPing]) -> None:
-        """A check back in the config: apply the pings its stored state lacks (see Removed.stale)."""
+    def _bring_back(self, check: Check, pings: list[queries.LoggedPing], now: float) -> store.Write:
+        """A check back in the config: apply the pings its stored state lacks (see Removed.stale),
+        then watch it afresh. Its row stops being "removed" in the commit that stores its state: a
+        crash in between must not leave it looking current with those pings never applied."""
         for ping in pings:
             self._replay_one(check, ping)
         if pings:
             log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
+        check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now))
+        self._schedule(check)
+        write = store.Write(state=self._row(check))
+        write.statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (check.id,)))
+        return write
 
     def _account_downtime(
         self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]
@@ -261,6 +271,7 @@ class Engine:
         old = self.checks
         self.checks, self._keys, self._by_id = {}, {}, {}
         writes: list[store.Write] = []
+        returned: list[Check] = []
         for name, cfg in config.checks.items():
             if name in old:
                 check = old[name]
@@ -268,12 +279,9 @@ class Engine:
                     check.state = states.reconfigure(cfg, check.state)
                     check.config = cfg
                     writes.append(store.Write(state=self._row(check)))
-            elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: watch it afresh
-                statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (gone.id,)))
+            elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
                 check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state), ping_id=gone.ping_id)
-                self._catch_up(check, missed.get(gone.id, []))
-                check.state = states.reconfigure(cfg, states.rewatch(cfg, check.state, now))
-                writes.append(store.Write(state=self._row(check)))
+                returned.append(check)
                 log.info("check %s is back in the config; watching it afresh, with its history", name)
             else:
                 check = self._create(cfg, now, statements)
@@ -291,6 +299,8 @@ class Engine:
         self.config = config
         self._log_new()
         self._map_pipelines(config)
+        for check in returned:  # with the new config in place: a replayed flip alerts its channels
+            writes.append(self._bring_back(check, missed.get(check.id, []), now))
         self.writer.submit_nowait(store.Write(statements=statements))
         for w in writes:
             self.writer.submit_nowait(w)

@@ -321,47 +321,60 @@ async def test_a_check_removed_while_stopped_can_come_back_by_a_reload(write_con
         assert not engine.writer.failing and engine.checks["a"].state.status is Status.UP
 
 
-async def _crash_after_an_unstored_ping_then_start_without_a(both: Config, only_b: Config, clock: FakeClock) -> float:
-    """a's last ping is in the log but not in its stored state; a start without a moves the mark past it."""
+def _a_and_b(write_config: ConfigWriter) -> tuple[Config, Config]:
+    """a alerts after 3 failures in a row, so its first two are routine pings: stored lazily."""
+    key_a, key_b = new_key(), new_key()
+    a = f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\nfailures_before_alert = 3\n'
+    b = f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n'
+    return write_config(a + b), write_config(b, name="b.toml")
+
+
+async def _crash_with_unstored_pings_then_start_without_a(both: Config, only_b: Config, clock: FakeClock) -> int:
+    """a's last two pings are in the log but not in its stored state; a start without a moves the
+    checkpoint mark past them. Returns the id of a's last ping."""
     async with running(both, clock, clean=False) as engine:
         await ping(engine, "a")  # new -> up: stored with its ping
         clock.advance(5)
-        await ping(engine, "a")  # routine: only the ping row until the lazy checkpoint, which the crash prevents
-        last = engine.checks["a"].state.last_ping_at
+        await ping(engine, "a", Kind.FAIL)  # one failure in a row: no change of status
+        await ping(engine, "a", Kind.FAIL)  # two: the crash comes before their lazy checkpoint
+        last = engine.checks["a"].ping_id
     async with running(only_b, clock) as engine:
         await ping(engine, "b")
-    assert last is not None
     return last
+
+
+def _has_both_failures_once(engine: Engine, last: int) -> None:
+    a = engine.checks["a"]
+    # Applied twice, the two failures would count four and take it down.
+    assert (a.ping_id, a.state.failures, a.state.status) == (last, 2, Status.UP)
 
 
 async def test_a_check_removed_after_a_crash_gets_its_unstored_pings_back_when_it_returns_at_a_start(
     write_config: ConfigWriter,
 ) -> None:
-    key_a, key_b = new_key(), new_key()
-    both = write_config(f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
-    only_b = write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n', name="b.toml")
+    both, only_b = _a_and_b(write_config)
     clock = FakeClock()
-    last = await _crash_after_an_unstored_ping_then_start_without_a(both, only_b, clock)
-    async with running(both, clock) as engine:
-        assert engine.checks["a"].state.last_ping_at == last
-    async with running(both, clock) as engine:  # and it was checkpointed
-        assert engine.checks["a"].state.last_ping_at == last
+    last = await _crash_with_unstored_pings_then_start_without_a(both, only_b, clock)
+    async with running(both, clock, clean=False) as engine:
+        _has_both_failures_once(engine, last)
+    async with running(both, clock) as engine:  # stored at that start: a crash right after lost nothing
+        _has_both_failures_once(engine, last)
 
 
 async def test_a_check_removed_after_a_crash_gets_its_unstored_pings_back_when_a_reload_returns_it(
     write_config: ConfigWriter,
 ) -> None:
-    key_a, key_b = new_key(), new_key()
-    both = write_config(f'[checks.a]\nkey = "{key_a}"\nevery = "1h"\n[checks.b]\nkey = "{key_b}"\nevery = "1h"\n')
-    only_b = write_config(f'[checks.b]\nkey = "{key_b}"\nevery = "1h"\n', name="b.toml")
+    both, only_b = _a_and_b(write_config)
     clock = FakeClock()
-    last = await _crash_after_an_unstored_ping_then_start_without_a(both, only_b, clock)
-    async with running(only_b, clock) as engine:
+    last = await _crash_with_unstored_pings_then_start_without_a(both, only_b, clock)
+    async with running(only_b, clock, clean=False) as engine:
         await engine.apply_config(both)
-        assert engine.checks["a"].state.last_ping_at == last
-        await engine.apply_config(only_b)  # removed by a reload: its state is stored, nothing to read back
+        _has_both_failures_once(engine, last)
+    async with running(both, clock) as engine:  # stored by the reload: the crash after it lost nothing
+        _has_both_failures_once(engine, last)
+        await engine.apply_config(only_b)  # removed by a reload, its state stored: nothing to read back
         await engine.apply_config(both)
-        assert engine.checks["a"].state.last_ping_at == last
+        _has_both_failures_once(engine, last)
 
 
 async def test_ping_ids_are_never_handed_out_twice_even_if_a_state_names_an_unstored_one(
