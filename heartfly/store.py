@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -371,9 +371,9 @@ class Writer:
             raise
 
 
-# A batch carries at most this many state rows. States are checkpointed lazily, a round every
-# second; with 100k checks a round holds thousands, scattered over the checks table, and pings
-# must not wait behind one long commit of them all.
+# A batch carries at most this many state rows. States are checkpointed lazily, in rounds
+# (engine.CHECKPOINT_ROUND); with 100k checks a round can hold hundreds, scattered over the checks
+# table, and pings must not wait behind one long commit of them all.
 STATES_PER_BATCH = 200
 
 
@@ -400,15 +400,21 @@ def _multi_insert(rows: int) -> str:
     return INSERT_PING.split(" VALUES ")[0] + " VALUES " + ",".join([_PING_ROW] * rows)
 
 
-def _insert_pings(conn: sqlite3.Connection, pings: list[PingRow]) -> None:
-    """One multi-row INSERT per chunk, not executemany.
+def _in_chunks(
+    conn: sqlite3.Connection, statement: Callable[[int], str], rows: Sequence[tuple[Any, ...]], per_statement: int
+) -> None:
+    """One multi-row statement per chunk of rows, not executemany.
 
     The sqlite3 module releases the GIL around each statement step; with executemany that is one
     release per row, and each re-acquisition waits for the busy event loop (the GIL convoy).
     """
-    for start in range(0, len(pings), _PINGS_PER_INSERT):
-        chunk = pings[start : start + _PINGS_PER_INSERT]
-        conn.execute(_multi_insert(len(chunk)), [value for row in chunk for value in row])
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        conn.execute(statement(len(chunk)), [value for row in chunk for value in row])
+
+
+def _insert_pings(conn: sqlite3.Connection, pings: list[PingRow]) -> None:
+    _in_chunks(conn, _multi_insert, pings, _PINGS_PER_INSERT)
 
 
 _STATES_PER_UPDATE = 2000  # 3 parameters each
@@ -424,10 +430,7 @@ def _multi_update(rows: int) -> str:
 
 
 def _update_states(conn: sqlite3.Connection, rows: list[tuple[int, str, int]]) -> None:
-    """One UPDATE ... FROM (VALUES ...) per chunk, not executemany: the GIL convoy again."""
-    for start in range(0, len(rows), _STATES_PER_UPDATE):
-        chunk = rows[start : start + _STATES_PER_UPDATE]
-        conn.execute(_multi_update(len(chunk)), [value for row in chunk for value in row])
+    _in_chunks(conn, _multi_update, rows, _STATES_PER_UPDATE)
 
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(**options) builds an encoder per call
