@@ -23,6 +23,7 @@ from heartfly.config import CheckConfig, Config
 from heartfly.notify import outbox
 from heartfly.states import CheckState, Event, Flip, Kind
 from heartfly.units import format_duration
+from heartfly.unstored import Unstored
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,7 @@ class Engine:
         self._next_ping_id = 1
         self._next_outbox_id = 1
         self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
-        # Checks whose state changed since their last checkpoint: id -> (since, first ping id not in
-        # the stored state), oldest first (dicts keep insertion order and an entry is only added anew).
-        self._dirty: dict[int, tuple[float, int]] = {}
-        self._mark: int | None = None  # the checkpoint mark last queued
+        self._unstored = Unstored()  # checks whose state changed since their last checkpoint
         self._removed: dict[str, Removed] = {}
         self._db: aiosqlite.Connection | None = None  # the reader load() was given
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
@@ -165,7 +163,7 @@ class Engine:
         self.writer.submit_nowait(store.Write(statements=statements))
         for check in self.checks.values():
             if stored.get(check.id) != check.state:
-                self._dirty[check.id] = (now, self._next_ping_id)
+                self._unstored.note(check.id, now, self._next_ping_id)
             self._schedule(check)
         self.checkpoint()
         await self.writer.flush()
@@ -291,7 +289,7 @@ class Engine:
             if name not in config.checks:
                 check.seq += 1  # drops its heap entry
                 check.heap_at = None
-                if check.id in self._dirty:  # the checkpoint mark moves past its pings: store them now
+                if check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
                     writes.append(store.Write(state=self._row(check)))
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
@@ -341,8 +339,7 @@ class Engine:
         check.unpruned += 1
         self._schedule(check)
         if step.flip is None and not step.ended:  # the ping row is the log; the state is checkpointed later
-            if check.id not in self._dirty:
-                self._dirty[check.id] = (now, ping_id)
+            self._unstored.note(check.id, now, ping_id)
             return self.writer.submit(store.Write(ping=row))
         # A change of status is checkpointed with its ping, its flip, its runs and its alerts together.
         return self.writer.submit(self._change(check, step, old, ping=row))
@@ -396,7 +393,7 @@ class Engine:
         return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self.on_alerts))
 
     def _row(self, check: Check) -> store.StateRow:
-        self._dirty.pop(check.id, None)
+        self._unstored.stored(check.id)
         return store.StateRow(check.id, check.state, check.ping_id)
 
     def checkpoint(self, now: float | None = None) -> None:
@@ -406,22 +403,13 @@ class Engine:
         CHECKPOINT_AFTER old. Every ping numbered up to the mark is then included in the stored
         states; a restart replays the pings after it.
         """
-        due = []
-        for cid, (since, _) in self._dirty.items():
-            # A `since` in the future means the wall clock stepped back: write it rather than wait.
-            if now is not None and now - CHECKPOINT_AFTER < since <= now + 1.0:
-                break
-            due.append(cid)
-        for cid in due:
+        for cid in self._unstored.due(now, CHECKPOINT_AFTER):
             check = self._by_id.get(cid)
             if check is None:  # removed by a reload, which stored its state
-                del self._dirty[cid]
+                self._unstored.stored(cid)
             else:
                 self.writer.submit_nowait(store.Write(state=self._row(check)))
-        oldest = next(iter(self._dirty.values()), None)
-        mark = self._next_ping_id - 1 if oldest is None else oldest[1] - 1
-        if mark != self._mark:  # an idle server does not commit ten times a second
-            self._mark = mark
+        if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
             self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
 
     def _change(
