@@ -1,7 +1,8 @@
 """Ping URLs, query parameters and JSON bodies -> what happened. Pure: `now` is an argument.
 
 Every problem raises PingError with a one-line reason for a 400 answer. Syntax is checked before
-any key is looked up, so a malformed ping answers the same whether its key exists or not.
+any key is looked up, so a malformed ping answers the same whether its key exists or not. Text
+echoed in a reason is clipped and made encodable: JSON can carry lone surrogates ("\\ud800").
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from heartfly.states import Kind
+from heartfly.units import is_decimal
 
 RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
 METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_METRICS = 32
 FUTURE_SKEW = 300.0  # a client clock this far ahead is trusted as "now"
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _EVENTS = {"": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
 _STATUSES = {
     "success": Kind.SUCCESS,
@@ -60,10 +63,13 @@ def parse_event(segment: str) -> tuple[Kind, int | None]:
     kind = _EVENTS.get(segment)
     if kind is not None:
         return kind, None
-    if segment.isdigit() and len(segment) <= 3 and int(segment) <= 255:
+    if is_decimal(segment) and len(segment) <= 3 and int(segment) <= 255:
         status = int(segment)
         return (Kind.SUCCESS if status == 0 else Kind.FAIL), status
-    raise PingError(f'unknown ping event "{_clip(segment)}": use start, fail, log, progress or an exit status 0-255')
+    raise PingError(
+        f'unknown ping event "{_clip(segment)}": use start, fail, log, progress or an exit status 0-255'
+        " (a check is pinged by name as /ping/<ping_key>/<name>)"
+    )
 
 
 def parse_path(tail: str, ping_key: str | None) -> Target | None:
@@ -98,7 +104,7 @@ def parse_ts(raw: object, now: float, max_age: float) -> float:
         return now
     try:
         ts = float(raw) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer of hundreds of digits
         ts = math.nan
     if not math.isfinite(ts):
         raise PingError(f'ts must be unix seconds, got "{_clip(str(raw))}"')
@@ -115,8 +121,10 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
         return query
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PingError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise PingError("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # also UnicodeDecodeError, and integers past Python's 4,300 digits
+        raise PingError(f"invalid JSON: {_clip(str(exc), 120)}") from None
     if not isinstance(data, dict):
         raise PingError("the JSON body must be an object")
     kind: Kind | None = None
@@ -136,6 +144,8 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
     message = data.get("message")
     if message is not None and not isinstance(message, str):
         raise PingError("message must be a string")
+    if message is not None:
+        message = _SURROGATES.sub("\ufffd", message)  # not storable as UTF-8: replaced, like bad bytes in a body
     run_id = _run_id(data["run_id"]) if data.get("run_id") is not None else query.run_id
     at = parse_ts(data["ts"], now, max_age) if data.get("ts") is not None else query.at
     metrics = dict(query.metrics or {})
@@ -167,10 +177,10 @@ def _member(raw: Any) -> str | None:
 
 def _add_metric(metrics: dict[str, float], name: str, value: Any, label: str) -> None:
     if not METRIC_RE.fullmatch(name):
-        raise PingError(f"metric name {label!r} must be 1 to 64 letters, digits or '_'")
+        raise PingError(f"metric name {_clip(label)!r} must be 1 to 64 letters, digits or '_'")
     try:
         number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = math.nan
     if not math.isfinite(number):
         raise PingError(f"metric {label} must be a finite number, got {_clip(str(value))!r}")
@@ -180,4 +190,5 @@ def _add_metric(metrics: dict[str, float], name: str, value: Any, label: str) ->
 
 
 def _clip(text: str, limit: int = 40) -> str:
+    text = _SURROGATES.sub("\ufffd", text)
     return text if len(text) <= limit else text[:limit] + "…"

@@ -13,6 +13,11 @@ class UnitError(ValueError):
     pass
 
 
+def is_decimal(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses or reads."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_duration(text: str) -> float:
     """Seconds in a duration string; units d, h, m, s, ms, largest first."""
     compact = text.strip().replace(" ", "")

@@ -97,6 +97,8 @@ def test_arbitrary_text_either_parses_as_toml_config_or_fails_cleanly(text: str)
 @given(st.text(max_size=80), st.one_of(st.none(), st.text(min_size=22, max_size=30)))
 @example("key/", None)
 @example("a/b/c/d", "a")
+@example("key/\u00b2", None)  # "²" passes str.isdigit() and fails int()
+@example("key/\u0663", None)  # Arabic-Indic 3: int() reads it, but it is no exit status
 def test_any_ping_path_is_a_target_none_or_a_ping_error(tail: str, ping_key: str | None) -> None:
     try:
         target = parse_path(tail, ping_key)
@@ -104,6 +106,8 @@ def test_any_ping_path_is_a_target_none_or_a_ping_error(tail: str, ping_key: str
         assert str(exc)
     else:
         assert target is None or (target.key is not None) != (target.name is not None)
+        if target is not None and target.exit_status is not None:
+            assert tail.rsplit("/", 1)[-1] == str(target.exit_status)
 
 
 @FAST
@@ -133,6 +137,11 @@ json_values = st.recursive(
     st.sampled_from(["status", "message", "run_id", "metrics", "exit_code", "ts", "member", "other"]), json_values,
     max_size=6,
 )))  # fmt: skip
+@example(b'{"exit_code": ' + b"9" * 5000 + b"}")
+@example(b"[" * 5000 + b"]" * 5000)
+@example(b'{"ts": 1' + b"0" * 400 + b"}")
+@example(b'{"metrics": {"a": 1' + b"0" * 400 + b"}}")
+@example(b'{"message": "\\udc00", "metrics": {"\\ud800": 1}}')
 def test_any_json_heartbeat_body_parses_or_is_a_ping_error(body: bytes | dict[str, Any]) -> None:
     import json
 
@@ -141,9 +150,9 @@ def test_any_json_heartbeat_body_parses_or_is_a_ping_error(body: bytes | dict[st
     try:
         details = parse_json(raw, query, NOW, 86400)
     except PingError as exc:
-        assert str(exc)
+        assert str(exc).encode()  # the reason goes out as UTF-8
     else:
-        assert details.message is None or isinstance(details.message, str)
+        assert details.message is None or details.message.encode()
         assert details.exit_status is None or 0 <= details.exit_status <= 255
 
 

@@ -216,3 +216,18 @@ async def test_without_a_token_file_the_dashboard_says_how_to_turn_it_on(aiohttp
     client: Client = await aiohttp_client(create_app(no_token))
     resp = await client.get("/", allow_redirects=False)
     assert resp.status == 403 and "api_token_file" in await resp.text()
+
+
+async def test_a_login_form_that_does_not_match_its_content_encoding_is_a_400_page(client: Client) -> None:
+    resp = await client.post(
+        "/login",
+        data=b"token=x",
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status == 400 and "could not be read" in await resp.text()
+
+
+async def test_a_page_cursor_of_non_ascii_digits_is_ignored_not_a_crash(client: Client, config: Config) -> None:
+    await login(client, config)
+    resp = await client.get("/checks/backup?pings_before=%C2%B2")
+    assert resp.status == 200

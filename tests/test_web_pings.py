@@ -139,6 +139,9 @@ async def test_run_id_metrics_and_ts_are_parsed_and_stored(client: Client, confi
         (f"/ping/{KEY}?m_rows=lots", "must be a finite number"),
         (f"/ping/{KEY}?m_rows=nan", "must be a finite number"),
         (f"/ping/{KEY}?rid=" + "r" * 200, "rid must be"),
+        (f"/ping/{KEY}/%C2%B2", "unknown ping event"),  # "²": isdigit() but not int()
+        (f"/ping/{KEY}/%D9%A3", "unknown ping event"),  # Arabic-Indic 3: not an exit status here
+        (f"/ping/{KEY}?m_" + "x" * 5000 + "=1", "must be 1 to 64 letters"),
     ],
 )
 async def test_malformed_pings_get_a_400_with_a_reason_and_store_nothing(
@@ -211,6 +214,12 @@ async def test_the_json_heartbeat_carries_status_message_run_id_metrics_and_exit
         (b'{"message": 5}', "message must be a string"),
         (b'{"ts": "yesterday"}', "ts must be unix seconds"),
         (b"\xff\xfe", "invalid JSON"),
+        (b'{"exit_code": ' + b"9" * 5000 + b"}", "invalid JSON"),  # past Python's int digit limit
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"metrics": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "nested too deeply"),
+        (b'{"ts": 1' + b"0" * 400 + b"}", "ts must be unix seconds"),  # float() overflows
+        (b'{"metrics": {"rows": 1' + b"0" * 400 + b"}}", "must be a finite number"),
+        (b'{"metrics": {"r\\ud800": 1}}', "metric name"),  # a lone surrogate echoed in the reason
     ],
 )
 async def test_a_bad_json_heartbeat_gets_a_400_and_stores_nothing(
@@ -302,3 +311,28 @@ async def test_a_non_ascii_segment_where_the_ping_key_goes_is_answered_not_a_cra
     assert two.status == 400 and "unknown ping event" in await two.text()
     three = await client.get("/ping/%C3%A9%C3%A9%C3%A9/backup/start")  # neither form
     assert three.status == 404 and await three.text() == "not found\n"
+
+
+async def test_a_lone_surrogate_in_a_json_message_is_stored_as_a_replacement_character(
+    client: Client, config: Config
+) -> None:
+    body = b'{"status": "log", "message": "a\\ud800b"}'
+    resp = await client.post(f"/api/v1/heartbeat/{KEY}", data=body)
+    assert resp.status == 200
+    assert stored(config)[0][3] == "a\ufffdb"
+
+
+@pytest.mark.parametrize("path", [f"/ping/{KEY}/log", f"/api/v1/heartbeat/{KEY}", f"/ping/{new_key()}"])
+async def test_a_body_that_does_not_match_its_content_encoding_gets_a_400_and_stores_nothing(
+    client: Client, config: Config, path: str
+) -> None:
+    resp = await client.post(path, data=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+    assert resp.status == 400
+    assert "cannot read the body" in await resp.text()
+    assert stored(config) == []
+
+
+async def test_a_wrong_ping_key_in_a_name_url_is_told_how_name_urls_look(client: Client) -> None:
+    resp = await client.get(f"/ping/{new_key()}/backup")
+    assert resp.status == 400
+    assert "/ping/<ping_key>/<name>" in await resp.text()

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from heartfly.units import is_decimal
 from heartfly.web.runtime import RUNTIME
 
 SESSION_COOKIE = "heartfly_session"
@@ -44,7 +45,7 @@ def new_session(token: str, now: float) -> str:
 
 def session_ok(token: str, value: str, now: float) -> bool:
     issued, _, mac = value.partition(".")
-    if not issued.isdigit() or not hmac.compare_digest(mac.encode(), _mac(token, "session", issued).encode()):
+    if not is_decimal(issued) or not hmac.compare_digest(mac.encode(), _mac(token, "session", issued).encode()):
         return False
     return now - SESSION_TTL < int(issued) <= now + 300
 

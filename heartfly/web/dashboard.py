@@ -14,11 +14,13 @@ from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from heartfly import __version__, queries
 from heartfly.engine import Check
 from heartfly.report import ping_urls
 from heartfly.states import Status
+from heartfly.units import is_decimal
 from heartfly.views import check_summary
 from heartfly.web import auth, badges, charts, control
 from heartfly.web.runtime import RUNTIME
@@ -219,7 +221,7 @@ def _find(request: web.Request) -> Check:
 
 def _cursor(request: web.Request, name: str) -> int | None:
     text = request.query.get(name, "")
-    return int(text) if text.isdigit() and 0 < int(text) < 2**62 else None
+    return int(text) if is_decimal(text) and 0 < int(text) < 2**62 else None
 
 
 async def check_page(request: web.Request) -> web.Response:
@@ -288,9 +290,18 @@ def _limits(cfg: Any) -> list[tuple[str, str]]:
     return out
 
 
+async def _posted(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    try:
+        return await request.post()
+    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
+        raise _stop(
+            render(request, "message.html", 400, heading="Bad request", text="The form could not be read.")
+        ) from None
+
+
 async def _form_action(request: web.Request) -> tuple[Check, dict[str, str]]:
     """A dashboard form post: signed in, with this session's CSRF token, from this site."""
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form = {k: str(v) for k, v in (await _posted(request)).items()}
     if auth.access(request) is not auth.Access.ADMIN or auth.session_of(request) is None:
         raise auth.login_redirect(request)
     if not auth.csrf_ok(request, form.get(auth.CSRF_FIELD)):
@@ -332,7 +343,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await _posted(request)
     target = auth.safe_next(str(form.get("next", "/")))
     given = str(form.get("token", ""))
     if not auth.same_origin(request) or not auth.token_matches(request, given):
@@ -346,7 +357,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await _posted(request)
     if auth.session_of(request) is not None and not auth.csrf_ok(request, str(form.get(auth.CSRF_FIELD, ""))):
         raise _stop(render(request, "message.html", 403, heading="Request refused", text="Reload and try again."))
     response = _redirect("/login")

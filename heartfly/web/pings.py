@@ -36,15 +36,19 @@ async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, b
         return b"", False
     kept: list[bytes] = []
     size = 0
-    async with asyncio.timeout(BODY_TIMEOUT):
-        while chunk := await request.content.readany():
-            if size < keep:
-                kept.append(chunk[: keep - size])
-            size += len(chunk)
-            if size > cap:
-                raise web.HTTPRequestEntityTooLarge(
-                    max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n"
-                )
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            while chunk := await request.content.readany():
+                if size < keep:
+                    kept.append(chunk[: keep - size])
+                size += len(chunk)
+                if size > cap:
+                    raise web.HTTPRequestEntityTooLarge(
+                        max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n"
+                    )
+    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
+        reason = getattr(exc.__cause__, "message", None) or "malformed"
+        raise web.HTTPBadRequest(text=f"cannot read the body: {' '.join(str(reason).split())}\n") from None
     return b"".join(kept), size > keep
 
 

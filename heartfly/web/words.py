@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from heartfly.units import format_duration
+from heartfly.units import format_duration, is_decimal
 
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _DAY_NAMES = {d[:3].lower(): i for i, d in enumerate(_DAYS)}
@@ -72,7 +72,7 @@ def _day_list(field: str) -> str | None:
 
 
 def _day(text: str) -> int | None:
-    if text.isdigit() and int(text) <= 7:
+    if is_decimal(text) and int(text) <= 7:
         return int(text)
     return _DAY_NAMES.get(text.lower())
 
