@@ -3,6 +3,8 @@
 aiohttp logs every request its parser rejects (bad request line, header too long, bad chunking)
 at ERROR with a traceback and the raw request line, which may hold a ping key. Those requests
 were already answered 400; this filter drops the records and logs one counted summary a minute.
+So too for a body that does not decode (`Content-Encoding: gzip` on plain text) sent where no
+handler reads it: aiohttp fails draining it after the answer and logs that as unhandled.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
 
 SUMMARY_EVERY = 60.0
 
@@ -25,6 +28,8 @@ class RejectedRequests(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RequestPayloadError) and isinstance(exc.__cause__, HttpProcessingError):
+            exc = exc.__cause__
         if not isinstance(exc, HttpProcessingError):
             return True
         self.dropped += 1

@@ -62,9 +62,14 @@ def test_the_daemon_logs_no_traceback_and_no_key_for_malformed_requests(tmp_path
             return [
                 await send(f"GET /ping/{key}/\x7f\xe2\x82\xac HTTP/1.1\r\nHost: x\r\n\r\n".encode()),
                 await send(b"GET /ping/x HTTP/1.1\r\nX-Big: " + b"v" * 20000 + b"\r\n\r\n"),
+                # a 404 path reads no body; aiohttp drains it after answering, and fails
+                await send(
+                    b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 8\r\n\r\nnot gzip"
+                ),
             ]
 
         answers = asyncio.run(hostile())
-        assert all(a.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")) for a in answers)
+        assert all(a.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")) for a in answers[:2])
+        assert answers[2].startswith(b"HTTP/1.1 404")
         assert server.stop() == 0
     assert "Traceback" not in server.log() and key not in server.log()
