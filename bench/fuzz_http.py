@@ -49,7 +49,8 @@ STATUS_RE = re.compile(rb"^HTTP/1\.[01] (\d{3}) ")
 def random_request(rng: random.Random, keys: list[str]) -> bytes:
     key = rng.choice([*keys, make_key(), "x" * rng.randint(0, 300)])
     junk = "".join(rng.choice("abc/%?&=;.~-_:@!$'()*+,é€\x7f") for _ in range(rng.randint(0, 40)))
-    event = rng.choice(["start", "fail", "log", "progress", "0", "255", "256", "-1", junk])
+    # %C2%B2 "²" and %D9%A3 "٣" are digits to str.isdigit(), not exit statuses
+    event = rng.choice(["start", "fail", "log", "progress", "0", "255", "256", "-1", "%C2%B2", "%D9%A3", junk])
     path = rng.choice([
         f"/ping/{key}", f"/ping/{key}/{event}",
         f"/ping/{key}/{junk}/{junk}", f"/api/v1/heartbeat/{key}", f"/api/v1/checks/{junk}", "/api/v1/checks",
@@ -66,8 +67,12 @@ def random_request(rng: random.Random, keys: list[str]) -> bytes:
         body = rng.choice([
             rng.randbytes(rng.randint(0, 2000)), b"{", b'{"status": "fail", "message": 5}',
             b'{"metrics": {"a": "b"}}', b'{"status": "start", "ts": 1e400}', b"[]" * 1000, b"\xff" * 100,
-            b"x" * rng.choice([10, 200_000, 2_000_000]),
+            b"x" * rng.choice([10, 200_000, 2_000_000]), b'{"exit_code": ' + b"9" * 5000 + b"}",
+            b"[" * 5000 + b"]" * 5000, b'{"ts": 1' + b"0" * 400 + b"}", b'{"metrics": {"a": 1' + b"0" * 400 + b"}}",
+            b'{"status": "log", "message": "\\ud800"}',
         ])  # fmt: skip
+        if rng.random() < 0.2:
+            headers.append(f"Content-Encoding: {rng.choice(['gzip', 'deflate', 'br', 'bogus'])}")
         headers.append(
             rng.choice([f"Content-Length: {len(body)}", "Content-Type: application/json", "Transfer-Encoding: chunked"])
         )
