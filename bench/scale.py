@@ -16,6 +16,11 @@ the smallest size's in the same round, and the median over rounds is printed. Al
 start-up times (process start to "listening"), resident memory after the load, and the CPU time per
 ping of Heartfly's event loop thread, of its other threads (the SQLite writer, the WAL copier) and
 of wrk, which shares the machine.
+
+With --hot N (default 100), the largest size is also measured, in the same process right after,
+with every ping going to N of its checks: the same number of checks, the same database, but each
+ping's check already in the CPU caches. Its ratio separates what the number of checks costs from
+what spreading the pings over all of them costs.
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ async def prime(base: str, keys: list[str]) -> None:
         await asyncio.gather(*(worker(session) for _ in range(64)))
 
 
+CpuPerPing = tuple[float, float, float]  # event loop thread, Heartfly's other threads, wrk
+
+
 class Size:
     """One size's config, its wrk script and what was measured of it."""
 
@@ -80,7 +88,15 @@ class Size:
         self.rounds: list[LoadResult] = []
         self.rss_after: list[float] = []
         # CPU µs per ping in the measured window: event loop thread, Heartfly's other threads, wrk.
-        self.cpu: list[tuple[float, float, float]] = []
+        self.cpu: list[CpuPerPing] = []
+        self.hot: tuple[int, Path] | None = None  # (N, a wrk script pinging N of the checks)
+        self.hot_rounds: list[LoadResult] = []
+        self.hot_cpu: list[CpuPerPing] = []
+
+    def aim_hot(self, n: int) -> None:
+        folder = self.folder / "hot"
+        folder.mkdir(exist_ok=True)
+        self.hot = (n, write_lua(folder, self.keys[:n]))
 
     def start(self, phase: str) -> tuple[subprocess.Popen[bytes], str]:
         log = self.folder / f"heartfly-{phase}.log"
@@ -99,20 +115,30 @@ class Size:
             stop_process(proc)
 
     def measure(self, warmup: int, seconds: int, connections: int) -> LoadResult:
-        """Restart, load for `warmup` seconds, then measure; stop."""
+        """Restart, load for `warmup` seconds, then measure (and measure the hot set); stop."""
         proc, base = self.start(f"round-{len(self.rounds) + 1}")
         try:
             run_wrk(base, self.lua, warmup, connections, 1)
-            (main, others), wrk = thread_cpu(proc.pid), children_cpu()
-            load = run_wrk(base, self.lua, seconds, connections, 1)
-            (main2, others2), wrk2 = thread_cpu(proc.pid), children_cpu()
+            load, cpu = _load(proc.pid, base, self.lua, seconds, connections)
             self.rss_after.append(rss_mib(proc.pid))
-            per_ping = 1e6 / max(load.ok, 1)
-            self.cpu.append(((main2 - main) * per_ping, (others2 - others) * per_ping, (wrk2 - wrk) * per_ping))
+            if self.hot is not None:
+                hot, hot_cpu = _load(proc.pid, base, self.hot[1], seconds, connections)
+                self.hot_rounds.append(hot)
+                self.hot_cpu.append(hot_cpu)
         finally:
             stop_process(proc)
         self.rounds.append(load)
+        self.cpu.append(cpu)
         return load
+
+
+def _load(pid: int, base: str, lua: Path, seconds: int, connections: int) -> tuple[LoadResult, CpuPerPing]:
+    """One measured wrk run and the CPU µs per ping it cost each side."""
+    (main, others), wrk = thread_cpu(pid), children_cpu()
+    load = run_wrk(base, lua, seconds, connections, 1)
+    (main2, others2), wrk2 = thread_cpu(pid), children_cpu()
+    per_ping = 1e6 / max(load.ok, 1)
+    return load, ((main2 - main) * per_ping, (others2 - others) * per_ping, (wrk2 - wrk) * per_ping)
 
 
 def main() -> None:
@@ -128,6 +154,12 @@ def main() -> None:
         " state checkpoints, so their cost is in the figure)",
     )
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--hot",
+        type=int,
+        default=100,
+        help="also measure the largest size with every ping going to this many of its checks (default 100; 0: no)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("this bench needs wrk (apt-get install wrk)")
@@ -137,7 +169,11 @@ def main() -> None:
         sizes = [Size(n, folder) for n, folder in zip(args.sizes, folders, strict=True)]
         for s in sizes:
             s.prime()
+        largest = sizes[-1]
+        if 0 < args.hot < largest.size:
+            largest.aim_hot(args.hot)
         ratios: dict[int, list[float]] = {s.size: [] for s in sizes}
+        hot_ratios: list[float] = []
         for number in range(1, args.rounds + 1):
             for s in sizes:
                 load = s.measure(args.warmup, args.seconds, args.connections)
@@ -146,6 +182,15 @@ def main() -> None:
                     f" p99 {load.p99_ms:6.1f} ms, non-200 {sum(load.other.values())}, errors {load.errors or 'none'}",
                     flush=True,
                 )
+            if largest.hot is not None:
+                hot = largest.hot_rounds[-1]
+                print(
+                    f"round {number}: {largest.size:>7} checks, pings to {largest.hot[0]} of them:"
+                    f" {rps(hot):8.0f} pings/s, p99 {hot.p99_ms:6.1f} ms, non-200 {sum(hot.other.values())},"
+                    f" errors {hot.errors or 'none'}",
+                    flush=True,
+                )
+                hot_ratios.append(rps(hot) / rps(sizes[0].rounds[-1]))
             for s in sizes:
                 ratios[s.size].append(rps(s.rounds[-1]) / rps(sizes[0].rounds[-1]))
         print()
@@ -161,10 +206,20 @@ def main() -> None:
         for s in sizes:
             loop, others, wrk = (statistics.median(c[i] for c in s.cpu) for i in range(3))
             print(f"{s.size:>7} checks: {loop:5.1f} / {others:5.1f} / {wrk:5.1f}")
+        if largest.hot is not None:
+            loop, others, wrk = (statistics.median(c[i] for c in largest.hot_cpu) for i in range(3))
+            label = f"{largest.size:>7} checks, pings to {largest.hot[0]} of them"
+            print(f"{label}: {loop:5.1f} / {others:5.1f} / {wrk:5.1f}")
         print(f"\nthroughput relative to {sizes[0].size} checks, the same round (median of {args.rounds}; each round):")
         for s in sizes:
             each = " ".join(f"{r:.2f}" for r in ratios[s.size])
             print(f"{s.size:>7} checks: {statistics.median(ratios[s.size]):.2f}   ({each})")
+        if largest.hot is not None:
+            each = " ".join(f"{r:.2f}" for r in hot_ratios)
+            print(
+                f"{largest.size:>7} checks, pings to {largest.hot[0]} of them:"
+                f" {statistics.median(hot_ratios):.2f}   ({each})"
+            )
     finally:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
