@@ -232,12 +232,17 @@ def _operate(action: Callable[[], str]) -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default=Path("heartfly.toml"))
+@config_option
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--url", default="http://127.0.0.1:8765", show_default=True, help="The server's public URL.")
-def init(path: Path, url: str) -> None:
-    """Write a starter config with fresh random keys (never overwrites)."""
+def init(config_path: Path | None, path: Path | None, url: str) -> None:
+    """Write a starter config with fresh random keys to PATH, -c or ./heartfly.toml (never overwrites)."""
     from heartfly.report import starter_config
 
+    if path is not None and config_path is not None and path != config_path:
+        click.echo(f"error: two places to write to: {path} and -c/HEARTFLY_CONFIG {config_path}", err=True)
+        sys.exit(2)
+    path = path or config_path or Path("heartfly.toml")
     if path.exists():
         click.echo(f"error: {path} exists; not overwriting it", err=True)
         sys.exit(1)

@@ -161,7 +161,7 @@ def test_a_restart_extends_deadlines_that_fell_in_the_downtime_and_records_it(tm
     assert "Heartfly was last not running for" in shown and "(a clean stop)" in shown
 
 
-@pytest.mark.parametrize("args", [["init"], ["init", "sub.toml"]])
+@pytest.mark.parametrize("args", [["init"], ["init", "sub.toml"], ["init", "-c", "sub.toml"]])
 def test_init_writes_a_valid_config_with_fresh_keys_and_never_overwrites(tmp_path: Path, args: list[str]) -> None:
     import os
 
@@ -170,7 +170,7 @@ def test_init_writes_a_valid_config_with_fresh_keys_and_never_overwrites(tmp_pat
     try:
         first = heartfly(*args)
         assert first.returncode == 0, first.stderr
-        path = tmp_path / (args[1] if len(args) > 1 else "heartfly.toml")
+        path = tmp_path / (args[-1] if len(args) > 1 else "heartfly.toml")
         assert "/ping/" in first.stdout and "start (start_key)" in first.stdout
         again = heartfly(*args)
         assert again.returncode == 1 and "not overwriting" in again.stderr
@@ -181,6 +181,22 @@ def test_init_writes_a_valid_config_with_fresh_keys_and_never_overwrites(tmp_pat
         assert oct(path.stat().st_mode & 0o777) == "0o600"
     finally:
         os.chdir(cwd)
+
+
+def test_init_writes_where_heartfly_config_points_like_every_other_command(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "from-env.toml"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = heartfly("init", env={"HEARTFLY_CONFIG": str(target)})
+    finally:
+        os.chdir(cwd)
+    assert result.returncode == 0, result.stderr
+    assert target.exists() and not (tmp_path / "heartfly.toml").exists()
+    both = heartfly("init", "-c", str(tmp_path / "a.toml"), str(tmp_path / "b.toml"))
+    assert both.returncode == 2 and "two places" in both.stderr
 
 
 def test_a_port_in_use_fails_the_start_before_the_database_is_touched(tmp_path: Path) -> None:
