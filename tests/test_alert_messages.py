@@ -142,6 +142,9 @@ def test_a_failed_run_says_failed_with_its_exit_status_its_duration_and_the_mess
     assert "Run duration: 2m5s" in body
     assert f"Last ping: fail at {iso(T0 + 135)} from 10.1.2.3" in body
     assert body[-1] == "tar: disk full"
+    # A failure broke no deadline: the next run's due time is no "was due" (it is in the future).
+    assert not any(line.startswith("Was due:") for line in body)
+    assert webhook_json(alert)["due_at"] is None
 
 
 def test_a_failure_without_an_exit_status_just_says_failed() -> None:
@@ -157,6 +160,7 @@ def test_an_overrun_says_it_ran_too_long() -> None:
     alert = alert_for(cfg, up, new, flip)
     assert subject(alert) == "[DOWN] backup ran too long: still running past its max_runtime"
     assert "State: down (overrun)" in lines(alert)
+    assert f"Was due: {iso(T0 + 70)}" in lines(alert)  # the max_runtime it broke, not the next run
     [happened] = [line for line in lines(alert) if line.startswith("What happened: ")]
     assert "max_runtime" in happened  # the state machine's own words
 
@@ -235,7 +239,7 @@ def test_the_html_part_escapes_a_ping_body_with_script_and_img_onerror() -> None
     assert "<h2>backup failed with exit status 1</h2>" in page
     assert f"<a href='{LINK}'>Open backup</a>" in page
     assert "<th align='left'>Run duration</th><td>10s</td>" in page
-    assert f"<th align='left'>Was due</th><td>{iso(old.due_at)}</td>" in page  # the due time it did not meet
+    assert "Was due" not in page  # a failed run broke no deadline
 
 
 def test_the_plain_text_and_json_keep_the_ping_body_verbatim() -> None:
@@ -265,7 +269,7 @@ def test_the_webhook_json_is_schema_version_1_with_the_idempotency_key_as_its_id
         "reason": "failed",
         "detail": "failed with exit status 3",
         "at": iso(T0 + 135),
-        "due_at": iso(old.due_at),  # a down alert's due time is the one the check did not meet
+        "due_at": None,  # the deadline it did not meet: a failure met its deadline, and failed
         "down_since": iso(T0 + 135),
         "down_for_seconds": None,
         "run_duration_seconds": 125.0,

@@ -68,7 +68,8 @@ class Alert:
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
             lines.append(("Noticed at", _when(p.get("at"))))
-            lines.append(("Was due", _when(p.get("due_at"))))
+            if p.get("due_at") is not None:
+                lines.append(("Was due", _when(p.get("due_at"))))
             if p.get("down_since") is not None and self.event == "reminder":
                 lines.append(("Down since", _when(p.get("down_since"))))
         if p.get("duration") is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from heartfly.config import CheckConfig
 from heartfly.config_alerts import AlertsConfig, ChannelConfig
-from heartfly.states import CheckState, Flip, Status
+from heartfly.states import CheckState, Flip, Reason, Status
 from heartfly.store import OutboxRow
 
 
@@ -39,13 +39,24 @@ def payload(
         "detail": flip.detail,
         "at": flip.at,
         "deadline": flip.deadline,
-        "due_at": _due(old) if flip.is_down else _due(new),  # down: the due time it failed to meet
+        "due_at": _was_due(flip, old, new),
         "down_since": down_since,
         "down_for": flip.at - old.changed_at if flip.is_recovery else None,
         "duration": new.last_duration,
         "exit_status": new.last_exit_status,
         "last_ping_id": ping_id or None,
     }
+
+
+def _was_due(flip: Flip, old: CheckState, new: CheckState) -> float | None:
+    """Down and reminders: the deadline it failed to meet; None when a ping took it down (a
+    failure is not late: the next due time is no news). Recovery: when the next run is due."""
+    if flip.is_recovery:
+        return _due(new)
+    reason = flip.reason if flip.is_down else new.reason
+    if reason is Reason.MISSED:
+        return _due(old if flip.is_down else new)
+    return flip.deadline if flip.is_down else None
 
 
 def _due(st: CheckState) -> float | None:
