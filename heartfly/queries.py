@@ -256,11 +256,14 @@ async def read_runs(
 async def read_end_pings(db: aiosqlite.Connection, check_id: int, limit: int) -> list[dict[str, Any]]:
     """The latest success and failure pings: a timeline's events for jobs that never send a start."""
     sql = (
-        "SELECT id, at, kind, exit_status FROM pings WHERE check_id = ? AND kind IN ('success', 'fail')"
+        "SELECT id, at, kind, exit_status, metrics FROM pings WHERE check_id = ? AND kind IN ('success', 'fail')"
         " ORDER BY id DESC LIMIT ?"
     )
     async with db.execute(sql, (check_id, limit)) as cur:
-        return [dict(zip(("id", "at", "kind", "exit_status"), r, strict=True)) for r in await cur.fetchall()]
+        return [
+            {"id": r[0], "at": r[1], "kind": r[2], "exit_status": r[3], "metrics": json.loads(r[4]) if r[4] else None}
+            for r in await cur.fetchall()
+        ]
 
 
 async def count_pending_alerts(db: aiosqlite.Connection) -> int:

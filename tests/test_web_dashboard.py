@@ -231,3 +231,16 @@ async def test_a_page_cursor_of_non_ascii_digits_is_ignored_not_a_crash(client: 
     await login(client, config)
     resp = await client.get("/checks/backup?pings_before=%C2%B2")
     assert resp.status == 200
+
+
+async def test_a_success_ping_that_broke_an_assertion_is_red_on_the_timeline(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.count]\nkey = "{key}"\nevery = "1d"\nassert = ["rows > 0"]\n')
+    client: Client = await aiohttp_client(create_app(config))
+    await client.get(f"/ping/{key}?m_rows=0")
+    await login(client, config)
+    html = await (await client.get("/checks/count")).text()
+    assert re.search(r'<rect class="b-bad"[^>]*><title>broke an assertion · ', html)
+    assert '<rect class="b-ok"' not in html

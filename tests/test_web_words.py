@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from heartfly.assertions import parse_assertion
 from heartfly.web import charts
 from heartfly.web.words import cron_words, relative, schedule_words, short_duration, stamp
 from tests.conftest import check
@@ -58,6 +59,17 @@ def test_times_read_relative_to_now_and_log_stamps_absolute() -> None:
 def run(at: float, outcome: str, duration: float, exit_status: int | None = None) -> dict[str, Any]:
     return {"started_at": at, "ended_at": at + duration, "duration": duration, "outcome": outcome,
             "exit_status": exit_status}  # fmt: skip
+
+
+def test_a_lone_success_that_breaks_an_assertion_shows_as_broken_not_succeeded() -> None:
+    ends = [
+        {"at": NOW - 200, "kind": "success", "exit_status": None, "metrics": {"rows": 0.0}},
+        {"at": NOW - 100, "kind": "success", "exit_status": None, "metrics": {"rows": 5.0}},
+        {"at": NOW - 50, "kind": "success", "exit_status": None, "metrics": None},  # no metric: broken too
+    ]
+    items = charts.events([], ends, [], [], NOW, (parse_assertion("rows > 0"),))
+    assert [e["outcome"] for e in items] == ["assertion", "success", "assertion"]
+    assert [e["outcome"] for e in charts.events([], ends, [], [], NOW)] == ["success"] * 3  # no assertions
 
 
 def test_events_merge_runs_lone_pings_missed_deadlines_and_open_runs_oldest_first() -> None:

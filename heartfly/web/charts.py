@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from heartfly.assertions import Assertion, first_broken
 from heartfly.web.words import short_duration, utc
 
 # outcome -> (css class, words)
@@ -56,11 +57,14 @@ def events(
     flips: Iterable[Mapping[str, Any]],
     open_since: Iterable[float],
     now: float,
+    assertions: tuple[Assertion, ...] = (),
 ) -> list[dict[str, Any]]:
     """Runs, lone end pings, missed deadlines and open runs as one oldest-first list.
 
     A job that never sends a start has no runs, only success and failure pings: those show as
-    events without a duration. An end ping that closed a run is shown once, as that run.
+    events without a duration, a success that breaks one of `assertions` (the check's, as
+    configured now) as broken, as the state machine counted it. An end ping that closed a run is
+    shown once, as that run.
     """
     items = []
     closed = set()
@@ -71,7 +75,9 @@ def events(
         )
     for p in ends:
         if round(p["at"], 6) not in closed:
-            outcome = "success" if p["kind"] == "success" else "fail"
+            outcome = "fail"
+            if p["kind"] == "success":
+                outcome = "assertion" if first_broken(assertions, p.get("metrics"), None) else "success"
             items.append({"at": p["at"], "outcome": outcome, "duration": None, "exit_status": p["exit_status"]})
     for f in flips:
         if f["new"] == "down" and f["reason"] in ("missed", "step_missed"):

@@ -151,6 +151,7 @@ async def _events(request: web.Request, check: Check, runs: int, flips: int) -> 
         await queries.read_flips(reader, check.id, flips),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
+        check.config.assertions,
     )
 
 
