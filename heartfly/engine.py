@@ -378,9 +378,9 @@ class Engine:
         self._schedule(check)
         await self.writer.submit(self._change(check, step, old))
 
-    async def resume(self, check: Check) -> None:
+    async def resume(self, check: Check, why: str = "resumed by an operator") -> None:
         old = check.state
-        step = states.resume(check.config, old, self.clock.now())
+        step = states.resume(check.config, old, self.clock.now(), why)
         check.state = step.state
         self._schedule(check)
         await self.writer.submit(self._change(check, step, old))

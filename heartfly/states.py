@@ -278,13 +278,13 @@ def pause(st: CheckState, now: float) -> Step:
     return Step(new, _flip(st, new, now, None, "paused by an operator"))
 
 
-def resume(check: CheckConfig, st: CheckState, now: float) -> Step:
+def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator") -> Step:
     """Watch again from now, as if the check had just appeared."""
     if st.status is not Status.PAUSED:
         return Step(st, None)
     new = rewatch(check, st, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
-    return Step(new, _flip(st, new, now, None, "resumed by an operator"))
+    return Step(new, _flip(st, new, now, None, why))
 
 
 def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:

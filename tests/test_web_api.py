@@ -126,6 +126,8 @@ async def test_a_pause_with_an_end_resumes_the_check_by_itself(client: Client, c
 
     await until(resumed)
     assert (await state_of(client, config, "backup"))["paused_until"] is None
+    flips = await (await client.get("/api/v1/checks/backup/flips", headers=bearer(config))).json()
+    assert flips[0]["detail"] == "resumed: its pause ended"  # not "by an operator": nobody did it
 
 
 async def test_pause_takes_an_iso_time_with_its_offset_and_resume_cancels_it(client: Client, config: Config) -> None:
@@ -139,7 +141,10 @@ async def test_pause_takes_an_iso_time_with_its_offset_and_resume_cancels_it(cli
     assert resumed["state"] == "new" and resumed["paused_until"] is None
 
 
-@pytest.mark.parametrize(("until_text", "why"), [("soon", "expected a duration"), ("2001-01-01T00:00:00Z", "future")])
+@pytest.mark.parametrize(
+    ("until_text", "why"),
+    [("soon", "expected a duration"), ("", "expected a duration"), ("2001-01-01T00:00:00Z", "future")],
+)
 async def test_a_bad_pause_end_is_a_json_400_and_changes_nothing(
     client: Client, config: Config, until_text: str, why: str
 ) -> None:

@@ -244,3 +244,9 @@ async def test_a_success_ping_that_broke_an_assertion_is_red_on_the_timeline(
     html = await (await client.get("/checks/count")).text()
     assert re.search(r'<rect class="b-bad"[^>]*><title>broke an assertion · ', html)
     assert '<rect class="b-ok"' not in html
+
+
+async def test_an_unknown_state_filter_is_a_400_page_naming_the_states(client: Client, config: Config) -> None:
+    await login(client, config)
+    resp = await client.get("/?state=bogus")
+    assert resp.status == 400 and "down" in await resp.text()

@@ -156,7 +156,7 @@ async def pause_check(request: web.Request) -> web.Response:
     """Pause now; `?until=2h` or `?until=2026-11-24T08:00:00Z` resumes it by itself then."""
     check = _check(request)
     until = None
-    if request.query.get("until"):
+    if "until" in request.query:  # present but empty is a mistake, not "no end"
         try:
             until = control.parse_until(request.query["until"], request.app[RUNTIME].clock.now())
         except ValueError as exc:

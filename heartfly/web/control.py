@@ -95,9 +95,9 @@ async def pause(app: web.Application, check: Check, until: float | None) -> None
     await rt.writer.submit(store.Write(statements=[statement]))
 
 
-async def resume(app: web.Application, check: Check) -> None:
+async def resume(app: web.Application, check: Check, why: str = "resumed by an operator") -> None:
     rt = app[RUNTIME]
-    await rt.engine.resume(check)
+    await rt.engine.resume(check, why)
     if _disarm(app, check.name):
         assert rt.writer is not None
         await rt.writer.submit(store.Write(statements=[("DELETE FROM meta WHERE key = ?", (PAUSE_META + check.name,))]))
@@ -132,7 +132,7 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
     try:
         if check is not None and check.state.status is Status.PAUSED:
             log.info("check %s: its pause ended; watching it again", name)
-            await resume(app, check)
+            await resume(app, check, "resumed: its pause ended")
         elif _disarm(app, name):
             assert rt.writer is not None
             await rt.writer.submit(store.Write(statements=[("DELETE FROM meta WHERE key = ?", (PAUSE_META + name,))]))

@@ -159,6 +159,9 @@ async def index(request: web.Request) -> web.Response:
     _viewer(request)
     engine = request.app[RUNTIME].engine
     wanted = request.query.get("state", "")
+    if wanted and wanted not in {s.value for s in SEVERITY}:
+        known = ", ".join(s.value for s in SEVERITY)
+        return render(request, "message.html", 400, heading="No such state", text=f"Filter by one of: {known}.")
     q = request.query.get("q", "").strip()
     everything = list(engine.checks.values())
     counts = {s.value: 0 for s in SEVERITY}
