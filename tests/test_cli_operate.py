@@ -83,6 +83,36 @@ def test_reload_makes_the_running_server_read_its_file_again(running: tuple[Serv
     assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly", "added"]
 
 
+def test_a_replaced_token_file_takes_effect_with_heartfly_reload_and_the_old_token_stops(
+    running: tuple[Server, Path],
+) -> None:
+    import urllib.error
+
+    server, path = running
+    token_file = server.config.parent / "token"
+    old = token_file.read_text().strip()
+    token_file.write_text(new_key() + new_key() + "\n")
+    result = heartfly("reload", "-c", str(path))  # sends the new token, which the server lacks so far
+    assert result.returncode == 0, result.stderr
+    assert api(server, "/api/v1/checks")[0]["name"] == "nightly"  # the new token works
+    request = urllib.request.Request(server.url + "/api/v1/checks", headers={"Authorization": f"Bearer {old}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+
+
+def test_reload_refuses_a_token_that_is_neither_the_servers_nor_the_files(running: tuple[Server, Path]) -> None:
+    import urllib.error
+
+    server, _ = running
+    request = urllib.request.Request(
+        server.url + "/api/v1/reload", method="POST", headers={"Authorization": f"Bearer {new_key()}{new_key()}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+
+
 def test_reload_of_a_broken_file_exits_2_and_changes_nothing(running: tuple[Server, Path]) -> None:
     server, path = running
     path.write_text(path.read_text() + "[checks.broken]\nevery = 5\n")

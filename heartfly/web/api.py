@@ -172,9 +172,16 @@ async def resume_check(request: web.Request) -> web.Response:
     return web.json_response(summary(request.app, check))
 
 
-@authorized
 async def reload_config(request: web.Request) -> web.Response:
-    """Re-read the config file, as SIGHUP does; a broken file is reported and the old config kept."""
+    """Re-read the config file, as SIGHUP does; a broken file is reported and the old config kept.
+
+    Besides the API token, the token file's new content is accepted (auth.bearer_is_new_token).
+    """
+    denied = auth.api_denial(request)
+    if denied is not None and not (denied.status == 401 and auth.bearer_is_new_token(request)):
+        return denied
+    if request.query:
+        return json_error(400, f"unknown query parameter {sorted(request.query)[0]!r}")
     count, problems = await control.reload_config(request.app)
     if problems:
         body = {"error": "the config file has errors; still running the previous config", "problems": problems}

@@ -130,6 +130,21 @@ def api_denial(request: web.Request) -> web.Response | None:
     return _json(401, "missing or wrong API token", **{"WWW-Authenticate": 'Bearer realm="heartfly"'})
 
 
+def bearer_is_new_token(request: web.Request) -> bool:
+    """Whether the bearer token is what the token file holds now, though the server still has the
+    old one: the file was replaced and not yet reloaded. Only a reload may take it (that is how a
+    rotation is finished with `heartfly reload`): whoever can read the new file could send SIGHUP."""
+    path = request.app[RUNTIME].config.server.api_token_file
+    given = _bearer(request)
+    if path is None or given is None:
+        return False
+    try:
+        current = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return len(current) >= 16 and _token_matches(current, given)
+
+
 def _json(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
