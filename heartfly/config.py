@@ -173,7 +173,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     }
     if "channels" in defaults and not checks:
         used["defaults.channels"] = reader.strings(defaults, "defaults", "channels") or ()
-    check_routing(reader, channels, used)
+    declared = set(data["channels"]) if isinstance(data.get("channels"), dict) else set()
+    check_routing(reader, channels, used, declared)
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts)

@@ -163,11 +163,17 @@ def _channel(
     return ChannelConfig(urls=urls, timeout=timeout, **common)
 
 
-def check_routing(reader: Reader, channels: Mapping[str, ChannelConfig], used: Mapping[str, tuple[str, ...]]) -> None:
-    """Every name a check lists is a channel, and every channel is used by some check."""
+def check_routing(
+    reader: Reader, channels: Mapping[str, ChannelConfig], used: Mapping[str, tuple[str, ...]], declared: set[str]
+) -> None:
+    """Every name a check lists is a channel, and every channel is used by some check.
+
+    `declared` holds every channel in the file, also those refused above: a check naming one of
+    those gets no second, false "no channel" error.
+    """
     for where, names in used.items():
         for name in names:
-            if name not in channels:
+            if name not in channels and name not in declared:
                 known = ", ".join(sorted(channels)) or "none are defined"
                 reader.fail(where, f'no channel "{name}" (channels: {known})')
     listed = {name for names in used.values() for name in names}

@@ -137,7 +137,8 @@ def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ") -> str:
     for a in attempts:
         at = a["at"] if isinstance(a["at"], str) else _t(a["at"])
         error = f": {a['error']}" if a["error"] else ""
-        out.append(f"{indent}{at}  {a['outcome']} in {1000 * a['duration']:.0f} ms{error}")
+        outcome = "failed, will retry" if a["outcome"] == "retry" else a["outcome"]
+        out.append(f"{indent}{at}  {outcome} ({1000 * a['duration']:.0f} ms){error}")
     return "\n".join(out)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -111,7 +112,14 @@ def test_history_shows_state_changes_alerts_with_every_attempt_and_pings(tmp_pat
     out = result.stdout
     assert "nightly: down (failed)" in out
     assert "new -> down (failed): failed" in out
-    assert "down via hook: sent after 1 attempt(s)  [flip-1]" in out and " sent in " in out
+    assert "down via hook: sent after 1 attempt(s)  [flip-1]" in out and re.search(r"Z  sent \(\d+ ms\)", out)
     assert "fail  127.0.0.1  disk full" in out
     missing = heartfly("history", "nope", "-c", str(path))
     assert missing.returncode == 1 and 'no check "nope"' in missing.stderr
+
+
+def test_an_attempt_to_be_retried_reads_as_a_failure_and_its_duration_not_as_a_retry_delay() -> None:
+    from heartfly.report import format_attempts
+
+    out = format_attempts([{"at": 1795420800.0, "outcome": "retry", "duration": 0.007, "error": "cannot reach"}])
+    assert out == "  2026-11-23 08:00:00Z  failed, will retry (7 ms): cannot reach"
