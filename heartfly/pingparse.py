@@ -75,7 +75,11 @@ def parse_event(segment: str) -> tuple[Kind, int | None]:
 def parse_path(tail: str, ping_key: str | None) -> Target | None:
     """`<key>[/<event>]` or `<ping_key>/<name>[/<event>]`; None when it is neither form."""
     parts = tail.split("/")
-    if ping_key is not None and len(parts) in (2, 3) and hmac.compare_digest(parts[0].encode(), ping_key.encode()):
+    if (
+        ping_key is not None
+        and len(parts) in (2, 3)
+        and hmac.compare_digest(parts[0].encode("utf-8", "surrogatepass"), ping_key.encode())
+    ):
         kind, status = parse_event(parts[2] if len(parts) == 3 else "")
         return Target(key=None, name=parts[1], kind=kind, exit_status=status)
     if len(parts) > 2 or not parts[0]:
@@ -145,7 +149,7 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
     if message is not None and not isinstance(message, str):
         raise PingError("message must be a string")
     if message is not None:
-        message = _SURROGATES.sub("\ufffd", message)  # not storable as UTF-8: replaced, like bad bytes in a body
+        message = storable(message)
     run_id = _run_id(data["run_id"]) if data.get("run_id") is not None else query.run_id
     at = parse_ts(data["ts"], now, max_age) if data.get("ts") is not None else query.at
     metrics = dict(query.metrics or {})
@@ -189,6 +193,12 @@ def _add_metric(metrics: dict[str, float], name: str, value: Any, label: str) ->
         raise PingError(f"at most {MAX_METRICS} metrics per ping")
 
 
+def storable(text: str) -> str:
+    """Client text with lone surrogates (JSON escapes; header bytes that are not UTF-8, as aiohttp
+    passes them) replaced: SQLite's UTF-8 would refuse them, and with them the whole batch."""
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def _clip(text: str, limit: int = 40) -> str:
-    text = _SURROGATES.sub("\ufffd", text)
+    text = storable(text)
     return text if len(text) <= limit else text[:limit] + "…"

@@ -88,7 +88,9 @@ async def test_limit_and_before_page_through_pings_newest_first_with_a_link_to_t
     assert "Link" not in last.headers  # a short page is the last one
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=ten", "before=0", "before=x"])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=1001", "limit=ten", "before=0", "before=x", "limit=%D9%A3", "limit=1_0", "limit=%201"]
+)
 async def test_a_limit_or_cursor_out_of_range_is_a_json_400(client: Client, config: Config, query: str) -> None:
     resp = await client.get(f"/api/v1/checks/backup/flips?{query}", headers=bearer(config))
     assert resp.status == 400

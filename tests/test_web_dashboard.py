@@ -13,7 +13,7 @@ from heartfly.config import Config
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
 from tests.conftest import ConfigWriter, new_key
-from tests.webutil import Client, bearer, csrf_in, login, state_of, token_of
+from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of
 
 KEY = new_key()
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -250,3 +250,25 @@ async def test_an_unknown_state_filter_is_a_400_page_naming_the_states(client: C
     await login(client, config)
     resp = await client.get("/?state=bogus")
     assert resp.status == 400 and "down" in await resp.text()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"token=\xff"),  # not UTF-8
+        ("application/x-www-form-urlencoded; charset=bogus", b"token=x"),
+        ("multipart/form-data", b"token=x"),  # no boundary
+    ],
+)
+async def test_an_unreadable_login_form_is_a_400_page(client: Client, content_type: str, body: bytes) -> None:
+    resp = await client.post("/login", data=body, headers={"Content-Type": content_type})
+    assert resp.status == 400 and "could not be read" in await resp.text()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"Authorization: Bearer \xff", b"Cookie: heartfly_session=123.\xff"],
+)
+async def test_credentials_that_are_not_utf8_are_refused_not_a_crash(client: Client, header: bytes) -> None:
+    assert await raw_request(client, b"GET /api/v1/checks HTTP/1.1\r\n" + header) in (401, 403)
+    assert await raw_request(client, b"GET / HTTP/1.1\r\n" + header) in (303, 401)

@@ -18,6 +18,7 @@ from heartfly.web import pings as ping_routes
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
+from tests.webutil import raw_request
 
 KEY = new_key()
 START_KEY = new_key()
@@ -336,3 +337,14 @@ async def test_a_wrong_ping_key_in_a_name_url_is_told_how_name_urls_look(client:
     resp = await client.get(f"/ping/{new_key()}/backup")
     assert resp.status == 400
     assert "/ping/<ping_key>/<name>" in await resp.text()
+
+
+async def test_a_user_agent_that_is_not_utf8_is_stored_replaced_and_fails_no_other_ping(
+    client: Client, config: Config
+) -> None:
+    bad = raw_request(client, f"GET /ping/{KEY}/log HTTP/1.1\r\nUser-Agent: bad\xff".encode("latin-1"))
+    good = [client.get(f"/ping/{KEY}/log") for _ in range(10)]
+    first, *rest = await asyncio.gather(bad, *good)
+    assert first == 200 and all(r.status == 200 for r in rest)
+    agents = [row[0] for row in stored(config, "SELECT user_agent FROM pings")]
+    assert "bad\ufffd" in agents and len(agents) == 11

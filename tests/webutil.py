@@ -54,3 +54,16 @@ async def state_of(client: Client, config: Config, name: str) -> dict[str, Any]:
     assert resp.status == 200
     body: dict[str, Any] = await resp.json()
     return body
+
+
+async def raw_request(client: Client, head: bytes, body: bytes = b"") -> int:
+    """Send bytes no HTTP client library would (header values that are not UTF-8); the status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        writer.write(head + b"\r\nHost: x\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode())
+        writer.write(b"\r\n\r\n" + body)
+        await writer.drain()
+        line = await reader.readline()
+    finally:
+        writer.close()
+    return int(line.split()[1])

@@ -45,7 +45,7 @@ def new_session(token: str, now: float) -> str:
 
 def session_ok(token: str, value: str, now: float) -> bool:
     issued, _, mac = value.partition(".")
-    if not is_decimal(issued) or not hmac.compare_digest(mac.encode(), _mac(token, "session", issued).encode()):
+    if not is_decimal(issued) or not hmac.compare_digest(_raw(mac), _mac(token, "session", issued).encode()):
         return False
     return now - SESSION_TTL < int(issued) <= now + 300
 
@@ -62,8 +62,14 @@ def _bearer(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
+def _raw(given: str) -> bytes:
+    """Client text as bytes for a comparison: aiohttp hands bytes that are not UTF-8 over as lone
+    surrogates, which a plain encode() refuses (a 500, where a wrong token is a 401)."""
+    return given.encode("utf-8", "surrogatepass")
+
+
 def _token_matches(token: str, given: str) -> bool:
-    return hmac.compare_digest(given.encode(), token.encode())
+    return hmac.compare_digest(_raw(given), token.encode())
 
 
 def session_of(request: web.Request) -> str | None:
@@ -104,7 +110,7 @@ def csrf_ok(request: web.Request, given: str | None) -> bool:
     session = session_of(request)
     if session is None or rt.token is None or not given or not same_origin(request):
         return False
-    return hmac.compare_digest(given.encode(), csrf_for(rt.token, session).encode())
+    return hmac.compare_digest(_raw(given), csrf_for(rt.token, session).encode())
 
 
 def csrf_token(request: web.Request) -> str:

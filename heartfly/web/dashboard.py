@@ -151,7 +151,7 @@ async def _events(request: web.Request, check: Check, runs: int, flips: int) -> 
         await queries.read_flips(reader, check.id, flips),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
-        check.config.assertions,
+        () if check.config.expect is not None else check.config.assertions,  # fan-in: judged per run
     )
 
 
@@ -175,10 +175,8 @@ async def index(request: web.Request) -> web.Response:
         and (not needle or needle in c.name.lower() or needle in c.config.description.lower())
     ]
     shown.sort(key=lambda c: (SEVERITY[c.state.status], c.name))
-    try:
-        page = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        page = 1
+    text = request.query.get("page", "1")
+    page = max(1, int(text)) if is_decimal(text) and len(text) < 10 else 1
     pages = max(1, -(-len(shown) // PAGE_SIZE))
     page = min(page, pages)
     rows = []
@@ -297,7 +295,9 @@ def _limits(cfg: Any) -> list[tuple[str, str]]:
 async def _posted(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     try:
         return await request.post()
-    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
+    # A Content-Encoding the body does not match; bytes not in its charset, or no such charset;
+    # multipart without a boundary.
+    except (web.RequestPayloadError, ValueError, LookupError):
         raise _stop(
             render(request, "message.html", 400, heading="Bad request", text="The form could not be read.")
         ) from None

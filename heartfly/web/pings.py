@@ -8,7 +8,7 @@ from collections import Counter
 from aiohttp import web
 
 from heartfly.engine import Check, PingRecord
-from heartfly.pingparse import Details, PingError, Target, parse_json, parse_path, parse_query
+from heartfly.pingparse import Details, PingError, Target, parse_json, parse_path, parse_query, storable
 from heartfly.states import Event, Kind
 from heartfly.store import StoreError
 from heartfly.web.runtime import RUNTIME
@@ -127,7 +127,7 @@ async def _record(request: web.Request, target: Target, details: Details, body: 
         metrics=details.metrics,
         method=request.method,
         source=request.remote or "",
-        user_agent=request.headers.get("User-Agent", "")[:200],
+        user_agent=storable(request.headers.get("User-Agent", "")[:200]),
     )
     try:
         await engine.record(check, record)
