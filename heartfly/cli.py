@@ -239,10 +239,11 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
     """Write a starter config with fresh random keys to PATH, -c or ./heartfly.toml (never overwrites)."""
     from heartfly.report import starter_config
 
-    if path is not None and config_path is not None and path != config_path:
-        click.echo(f"error: two places to write to: {path} and -c/HEARTFLY_CONFIG {config_path}", err=True)
+    given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
+    if path is not None and config_path is not None and given and path.resolve() != config_path.resolve():
+        click.echo(f"error: two places to write to: {path} and -c {config_path}", err=True)
         sys.exit(2)
-    path = path or config_path or Path("heartfly.toml")
+    path = path or config_path or Path("heartfly.toml")  # PATH wins over HEARTFLY_CONFIG
     if path.exists():
         click.echo(f"error: {path} exists; not overwriting it", err=True)
         sys.exit(1)

@@ -195,6 +195,9 @@ def test_init_writes_where_heartfly_config_points_like_every_other_command(tmp_p
         os.chdir(cwd)
     assert result.returncode == 0, result.stderr
     assert target.exists() and not (tmp_path / "heartfly.toml").exists()
+    # A PATH given wins over the environment (the package's postinst passes one).
+    named = heartfly("init", str(tmp_path / "named.toml"), env={"HEARTFLY_CONFIG": str(target)})
+    assert named.returncode == 0 and (tmp_path / "named.toml").exists(), named.stderr
     both = heartfly("init", "-c", str(tmp_path / "a.toml"), str(tmp_path / "b.toml"))
     assert both.returncode == 2 and "two places" in both.stderr
 
