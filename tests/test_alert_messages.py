@@ -199,7 +199,19 @@ def test_a_reminder_says_still_down_and_since_when() -> None:
     assert alert.key == f"reminder-{CHECK_ID}-{int((T0 + 4500) * 1000)}"
     assert subject(alert) == "[DOWN] Still down: backup did not run: no ping arrived by its deadline"
     assert f"Down since: {iso(T0 + 3900)}" in lines(alert)
+    assert f"Was due: {iso(T0 + 3600)}" in lines(alert)  # the run it missed
     assert webhook_json(alert)["event"] == "reminder"
+
+
+def test_a_reminder_after_a_start_moved_the_schedule_on_says_no_future_was_due() -> None:
+    cfg = backup(repeat=3600.0, max_runtime=7200.0)  # max_runtime: a start anchors the schedule
+    _, down, _ = missed(cfg)
+    started, _ = on_event(cfg, down, Event(Kind.START, T0 + 4000), T0 + 4000)
+    new, flip = on_time(cfg, started, T0 + 3900 + 3600)
+    assert flip is not None and flip.reminder
+    alert = alert_for(cfg, started, new, flip)
+    assert not any(line.startswith("Was due:") for line in lines(alert))
+    assert webhook_json(alert)["due_at"] is None
 
 
 def test_a_test_alert_is_clearly_marked_as_a_test() -> None:

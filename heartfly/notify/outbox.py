@@ -49,14 +49,15 @@ def payload(
 
 
 def _was_due(flip: Flip, old: CheckState, new: CheckState) -> float | None:
-    """Down and reminders: the deadline it failed to meet; None when a ping took it down (a
-    failure is not late: the next due time is no news). Recovery: when the next run is due."""
+    """Down: the deadline it failed to meet; None when a ping took it down (a failure is not late:
+    the next due time is no news). Reminder: the missed due time, while the state still holds it.
+    Recovery: when the next run is due."""
     if flip.is_recovery:
         return _due(new)
-    reason = flip.reason if flip.is_down else new.reason
-    if reason is Reason.MISSED:
-        return _due(old if flip.is_down else new)
-    return flip.deadline if flip.is_down else None
+    if flip.is_down:
+        return _due(old) if flip.reason is Reason.MISSED else flip.deadline
+    due = _due(new) if new.reason is Reason.MISSED else None
+    return due if due is not None and due <= flip.at else None  # a start since moved it on
 
 
 def _due(st: CheckState) -> float | None:
