@@ -92,6 +92,9 @@ def test_a_replaced_token_file_takes_effect_with_heartfly_reload_and_the_old_tok
     token_file = server.config.parent / "token"
     old = token_file.read_text().strip()
     token_file.write_text(new_key() + new_key() + "\n")
+    with pytest.raises(urllib.error.HTTPError) as early:  # only reload takes the file's new token
+        api(server, "/api/v1/checks")
+    assert early.value.code == 401
     result = heartfly("reload", "-c", str(path))  # sends the new token, which the server lacks so far
     assert result.returncode == 0, result.stderr
     assert api(server, "/api/v1/checks")[0]["name"] == "nightly"  # the new token works

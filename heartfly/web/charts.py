@@ -62,9 +62,10 @@ def events(
     """Runs, lone end pings, missed deadlines and open runs as one oldest-first list.
 
     A job that never sends a start has no runs, only success and failure pings: those show as
-    events without a duration, a success that breaks one of `assertions` (the check's, as
-    configured now) as broken, as the state machine counted it. An end ping that closed a run is
-    shown once, as that run.
+    events without a duration; a success that breaks one of `assertions` shows as broken, as the
+    state machine judged it. They are the check's assertions as configured now, so a ping from
+    before an assertion was added is judged by it too (pings do not store a verdict). An end ping
+    that closed a run is shown once, as that run.
     """
     items = []
     closed = set()

@@ -284,6 +284,8 @@ PATHS: dict[str, Any] = {
     "/api/v1/reload": {
         "post": {
             "summary": "Re-read the config file, as SIGHUP does",
+            "description": "Besides the API token, the token file's current content is accepted as the"
+            " bearer token here: a replaced token file takes effect with this reload.",
             "operationId": "reload",
             "responses": {
                 "200": _json(
