@@ -62,6 +62,9 @@ def random_request(rng: random.Random, keys: list[str]) -> bytes:
     headers = ["Host: 127.0.0.1", "Connection: close"]
     for _ in range(rng.randint(0, 5)):
         headers.append(f"X-{rng.randint(0, 99)}: " + "v" * rng.choice([1, 100, 8000, 20000]))
+    if rng.random() < 0.2:  # "\udcff" goes out as the byte 0xff: a header value that is not UTF-8
+        name = rng.choice(["User-Agent", "Authorization", "Cookie", "X-CSRF-Token"])
+        headers.append(f"{name}: {rng.choice(['Bearer ', 'heartfly_session=1.', ''])}bad\udcff")
     body = b""
     if rng.random() < 0.5:
         body = rng.choice([
@@ -81,7 +84,9 @@ def random_request(rng: random.Random, keys: list[str]) -> bytes:
         if headers[-1].startswith("Transfer-Encoding"):
             body = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n" if rng.random() < 0.8 else body
     line = f"{method} {path} HTTP/1.1\r\n"
-    return line.encode("utf-8", "replace") + ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+    return (
+        line.encode("utf-8", "replace") + ("\r\n".join(headers) + "\r\n\r\n").encode("utf-8", "surrogateescape") + body
+    )
 
 
 async def send_raw(port: int, data: bytes, timeout: float = 20.0) -> int | None:
