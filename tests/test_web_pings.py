@@ -348,3 +348,16 @@ async def test_a_user_agent_that_is_not_utf8_is_stored_replaced_and_fails_no_oth
     assert first == 200 and all(r.status == 200 for r in rest)
     agents = [row[0] for row in stored(config, "SELECT user_agent FROM pings")]
     assert "bad\ufffd" in agents and len(agents) == 11
+
+
+async def test_a_body_slower_than_the_time_limit_gets_a_408_and_stores_nothing(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ping_routes, "BODY_TIMEOUT", 0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(f"POST /ping/{KEY}/log HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nslow".encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status.split()[1] == b"408"
+    assert stored(config) == []

@@ -46,6 +46,8 @@ async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, b
                     raise web.HTTPRequestEntityTooLarge(
                         max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n"
                     )
+    except TimeoutError:  # a client dribbling its body: answered, not logged as a server error
+        raise web.HTTPRequestTimeout(text=f"the body took longer than {BODY_TIMEOUT:g} s\n") from None
     except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
         reason = getattr(exc.__cause__, "message", None) or "malformed"
         raise web.HTTPBadRequest(text=f"cannot read the body: {' '.join(str(reason).split())}\n") from None
