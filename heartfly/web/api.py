@@ -29,10 +29,11 @@ def authorized(handler: Handler) -> Handler:
     writes); with `public = true`, reads are open. An unknown query parameter is a 400, so that a
     typo (`?limt=5`) is an error rather than a silently ignored wish."""
     allowed = QUERY_PARAMS.get(handler.__name__, frozenset())
+    new_token_opens = handler.__name__ in NEW_TOKEN_OPENS
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         denied = auth.api_denial(request)
-        if denied is not None:
+        if denied is not None and not (new_token_opens and denied.status == 401 and auth.bearer_is_new_token(request)):
             return denied
         unknown = sorted(set(request.query) - allowed)
         if unknown:
@@ -42,6 +43,9 @@ def authorized(handler: Handler) -> Handler:
     return wrapper
 
 
+# Handlers that also take the token file's new content (auth.bearer_is_new_token): a reload
+# finishes a token rotation.
+NEW_TOKEN_OPENS = frozenset({"reload_config"})
 PAGE_PARAMS = frozenset({"limit", "before"})
 QUERY_PARAMS = {
     "list_checks": frozenset({"state"}),
@@ -173,16 +177,12 @@ async def resume_check(request: web.Request) -> web.Response:
     return web.json_response(summary(request.app, check))
 
 
+@authorized
 async def reload_config(request: web.Request) -> web.Response:
     """Re-read the config file, as SIGHUP does; a broken file is reported and the old config kept.
 
-    Besides the API token, the token file's new content is accepted (auth.bearer_is_new_token).
+    Besides the API token, the token file's new content is accepted (NEW_TOKEN_OPENS).
     """
-    denied = auth.api_denial(request)
-    if denied is not None and not (denied.status == 401 and auth.bearer_is_new_token(request)):
-        return denied
-    if request.query:
-        return json_error(400, f"unknown query parameter {sorted(request.query)[0]!r}")
     count, problems = await control.reload_config(request.app)
     if problems:
         body = {"error": "the config file has errors; still running the previous config", "problems": problems}
