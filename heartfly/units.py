@@ -18,6 +18,12 @@ def is_decimal(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def decimal(text: str, digits: int = 18) -> int | None:
+    """A query parameter's whole number: ASCII digits only, at most `digits` of them; else None.
+    int() itself also takes " 1", "1_0" and "٣"."""
+    return int(text) if len(text) <= digits and is_decimal(text) else None
+
+
 def parse_duration(text: str) -> float:
     """Seconds in a duration string; units d, h, m, s, ms, largest first."""
     compact = text.strip().replace(" ", "")

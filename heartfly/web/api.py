@@ -12,7 +12,7 @@ from aiohttp import web
 from heartfly import queries
 from heartfly.engine import Check
 from heartfly.states import Status
-from heartfly.units import is_decimal
+from heartfly.units import decimal
 from heartfly.views import check_summary, iso
 from heartfly.web import auth, control
 from heartfly.web.runtime import RUNTIME
@@ -224,8 +224,8 @@ def _int_param(request: web.Request, name: str, default: int | None, low: int, h
     text = request.query.get(name)
     if text is None:
         return default
-    value = int(text) if is_decimal(text) and len(text) < 20 else low - 1  # not " 1", "1_0" or "٣"
-    if not low <= value <= high:
+    value = decimal(text)
+    if value is None or not low <= value <= high:
         raise web.HTTPBadRequest(
             text=f'{{"error": "{name} must be an integer from {low} to {high}"}}', content_type="application/json"
         )

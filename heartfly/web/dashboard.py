@@ -20,7 +20,7 @@ from heartfly import __version__, queries
 from heartfly.engine import Check
 from heartfly.report import ping_urls
 from heartfly.states import Status
-from heartfly.units import is_decimal
+from heartfly.units import decimal
 from heartfly.views import check_summary
 from heartfly.web import auth, badges, charts, control
 from heartfly.web.runtime import RUNTIME
@@ -175,8 +175,7 @@ async def index(request: web.Request) -> web.Response:
         and (not needle or needle in c.name.lower() or needle in c.config.description.lower())
     ]
     shown.sort(key=lambda c: (SEVERITY[c.state.status], c.name))
-    text = request.query.get("page", "1")
-    page = max(1, int(text)) if is_decimal(text) and len(text) < 10 else 1
+    page = max(1, decimal(request.query.get("page", "1"), digits=9) or 1)
     pages = max(1, -(-len(shown) // PAGE_SIZE))
     page = min(page, pages)
     rows = []
@@ -222,8 +221,8 @@ def _find(request: web.Request) -> Check:
 
 
 def _cursor(request: web.Request, name: str) -> int | None:
-    text = request.query.get(name, "")
-    return int(text) if is_decimal(text) and 0 < int(text) < 2**62 else None
+    value = decimal(request.query.get(name, ""))
+    return value if value is not None and 0 < value < 2**62 else None
 
 
 async def check_page(request: web.Request) -> web.Response:
