@@ -102,7 +102,7 @@ class Engine:
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
-        self._map_pipelines(config)
+        self._edges, self._steps = pipeline.steps_of(config.checks.values())
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
         self.timer_alive_at = 0.0  # the timer task's last wake-up (wall clock)
         self.started_at = 0.0
@@ -220,13 +220,6 @@ class Engine:
             extended,
         )
 
-    def _map_pipelines(self, config: Config) -> None:
-        self._edges = {c.name: c.after for c in config.checks.values() if c.after is not None}
-        self._steps = {}
-        for c in config.checks.values():
-            if c.after is not None:
-                self._steps.setdefault(c.after, []).append((c.name, c.after_trigger))
-
     def _create(self, cfg: CheckConfig, now: float, statements: list[tuple[str, tuple[object, ...]]]) -> Check:
         check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
         self._next_check_id += 1
@@ -296,7 +289,7 @@ class Engine:
                 log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
         self._log_new()
-        self._map_pipelines(config)
+        self._edges, self._steps = pipeline.steps_of(config.checks.values())
         for check in returned:  # with the new config in place: a replayed flip alerts its channels
             writes.append(self._bring_back(check, missed.get(check.id, []), now))
         self.writer.submit_nowait(store.Write(statements=statements))
@@ -356,12 +349,8 @@ class Engine:
         if not arm:
             return step
         for name, trigger in self._steps.get(check.name, ()):
-            opened = event.kind is Kind.START or (
-                event.kind is Kind.SUCCESS and (event.run_id not in old.runs if event.run_id else not old.runs)
-            )
-            fired = (trigger == "start" and opened) or (trigger == "success" and event.kind is Kind.SUCCESS)
             downstream = self.checks.get(name)
-            if not fired or downstream is None:
+            if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, old.runs):
                 continue
             armed = states.arm_step(downstream.config, downstream.state, event.at)
             if armed is not downstream.state:
@@ -464,15 +453,11 @@ class Engine:
         return flip.is_down and missed and self._down_upstream(check) is not None
 
     def _down_upstream(self, check: Check) -> str | None:
-        name = self._edges.get(check.name)
-        seen = set()
-        while name is not None and name not in seen:
-            seen.add(name)
-            upstream = self.checks.get(name)
-            if upstream is not None and upstream.state.status is states.Status.DOWN:
-                return name
-            name = self._edges.get(name)
-        return None
+        return pipeline.down_upstream(check.name, self._edges, self._is_down)
+
+    def _is_down(self, name: str) -> bool:
+        check = self.checks.get(name)
+        return check is not None and check.state.status is states.Status.DOWN
 
     def _flip_row(self, check: Check, flip: Flip, flip_id: int) -> store.FlipRow:
         reason = f" ({flip.reason.value})" if flip.reason else ""
