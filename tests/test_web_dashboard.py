@@ -272,3 +272,68 @@ async def test_an_unreadable_login_form_is_a_400_page(client: Client, content_ty
 async def test_credentials_that_are_not_utf8_are_refused_not_a_crash(client: Client, header: bytes) -> None:
     assert await raw_request(client, b"GET /api/v1/checks HTTP/1.1\r\n" + header) in (401, 403)
     assert await raw_request(client, b"GET / HTTP/1.1\r\n" + header) in (303, 401)
+
+
+@pytest.mark.parametrize("origin", ["http://[::1", "http://[zz]:80"])
+async def test_a_malformed_origin_header_is_refused_with_403(client: Client, config: Config, origin: str) -> None:
+    signin = await client.post(
+        "/login", data={"token": token_of(config), "next": "/"}, headers={"Origin": origin}, allow_redirects=False
+    )
+    assert signin.status == 403 and "Set-Cookie" not in signin.headers
+    csrf = await login(client, config)
+    form = await client.post(
+        "/checks/sync/pause", data={"csrf": csrf}, headers={"Origin": origin}, allow_redirects=False
+    )
+    api = await client.post("/api/v1/checks/sync/pause", headers={"Origin": origin, "X-CSRF-Token": csrf})
+    assert (form.status, api.status) == (403, 403)
+    assert (await state_of(client, config, "sync"))["state"] == "new"
+
+
+async def test_a_correct_token_from_another_origin_is_refused_for_its_origin(client: Client, config: Config) -> None:
+    resp = await client.post(
+        "/login",
+        data={"token": token_of(config), "next": "/"},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
+    text = await resp.text()
+    assert resp.status == 403 and "another site" in text and "not the API token" not in text
+    assert "Set-Cookie" not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "target", ["/\t/evil.example", "/\n/evil.example", "/\r\n/x", "/ /evil.example", "/\\\t/evil.example", "/\x00x"]
+)
+async def test_a_next_target_with_whitespace_or_control_characters_goes_home(
+    client: Client, config: Config, target: str
+) -> None:
+    resp = await client.post("/login", data={"token": token_of(config), "next": target}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/"
+    form = await client.get("/login", params={"next": target})
+    assert form.status == 200 and 'name="next" value="/"' in await form.text()
+
+
+async def test_a_form_posted_after_the_session_expired_returns_to_its_page_after_signing_in(
+    client: Client, config: Config
+) -> None:
+    resp = await client.post("/checks/sync/pause", data={"csrf": "stale"}, allow_redirects=False)
+    assert resp.status == 303 and URL(resp.headers["Location"]).query["next"] == "/checks/sync"
+    signin = await client.post(
+        "/login", data={"token": token_of(config), "next": "/checks/sync"}, allow_redirects=False
+    )
+    assert signin.headers["Location"] == "/checks/sync"
+    assert (await client.get(signin.headers["Location"])).status == 200
+
+
+@pytest.mark.parametrize(
+    ("referer", "back"), [("/?state=down", "/?state=down"), ("https://evil.example/x", "/checks/sync")]
+)
+async def test_an_expired_form_post_returns_to_a_same_site_referer_only(
+    client: Client, referer: str, back: str
+) -> None:
+    if referer.startswith("/"):
+        referer = str(client.make_url(referer))
+    resp = await client.post(
+        "/checks/sync/resume", data={"csrf": "stale"}, headers={"Referer": referer}, allow_redirects=False
+    )
+    assert resp.status == 303 and URL(resp.headers["Location"]).query["next"] == back

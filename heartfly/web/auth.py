@@ -96,10 +96,16 @@ def same_origin(request: web.Request) -> bool:
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return False
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    public = urlsplit(request.app[RUNTIME].config.server.public_url).netloc
-    return urlsplit(origin).netloc in (request.host, public)
+    return origin is None or _ours(request, origin)
+
+
+def _ours(request: web.Request, url: str) -> bool:
+    """Whether a URL the browser sent (Origin, Referer) names this server; a malformed one does not."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # e.g. "http://[::1": urlsplit refuses an unclosed IPv6 bracket
+        return False
+    return netloc in (request.host, urlsplit(request.app[RUNTIME].config.server.public_url).netloc)
 
 
 def csrf_ok(request: web.Request, given: str | None) -> bool:
@@ -156,14 +162,29 @@ def _json(status: int, message: str, **headers: str) -> web.Response:
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this server: never an open redirect to somewhere else."""
+    """Only a path on this server: never an open redirect to somewhere else. Browsers drop tabs
+    and newlines from a URL (so `/\t/evil.example` is `//evil.example`), and a control character
+    cannot go into a Location header: any whitespace or control character sends the visitor home."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(c.isspace() or not c.isprintable() for c in target):
         return "/"
     return target
 
 
-def login_redirect(request: web.Request) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+def login_redirect(request: web.Request, back: str = "/") -> web.HTTPSeeOther:
+    """To the login form, then back here; a form post cannot be replayed by a GET after signing in,
+    so it returns to the page the form was on: a same-site Referer, else `back`."""
+    target = request.raw_path if request.method in SAFE_METHODS else _referer(request) or back
+    return web.HTTPSeeOther(f"/login?next={quote(safe_next(target), safe='')}")
+
+
+def _referer(request: web.Request) -> str | None:
+    referer = request.headers.get("Referer")
+    if referer is None or not _ours(request, referer):
+        return None
+    parts = urlsplit(referer)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def set_session(request: web.Request, response: web.StreamResponse) -> None:

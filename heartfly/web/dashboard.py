@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
@@ -306,7 +306,7 @@ async def _form_action(request: web.Request) -> tuple[Check, dict[str, str]]:
     """A dashboard form post: signed in, with this session's CSRF token, from this site."""
     form = {k: str(v) for k, v in (await _posted(request)).items()}
     if auth.access(request) is not auth.Access.ADMIN or auth.session_of(request) is None:
-        raise auth.login_redirect(request)
+        raise auth.login_redirect(request, back=f"/checks/{quote(request.match_info['name'], safe='')}")
     if not auth.csrf_ok(request, form.get(auth.CSRF_FIELD)):
         raise _stop(
             render(
@@ -349,11 +349,12 @@ async def login(request: web.Request) -> web.Response:
     form = await _posted(request)
     target = auth.safe_next(str(form.get("next", "/")))
     given = str(form.get("token", ""))
-    if not auth.same_origin(request) or not auth.token_matches(request, given):
-        rt = request.app[RUNTIME]
-        return render(
-            request, "login.html", 401, next=target, error="That is not the API token.", disabled=rt.token is None
-        )
+    disabled = request.app[RUNTIME].token is None
+    if not auth.same_origin(request):
+        error = "Sign-in refused: the form was sent from another site (its Origin is not this server)."
+        return render(request, "login.html", 403, next=target, error=error, disabled=disabled)
+    if not auth.token_matches(request, given):
+        return render(request, "login.html", 401, next=target, error="That is not the API token.", disabled=disabled)
     response = _redirect(target)
     auth.set_session(request, response)
     return response
