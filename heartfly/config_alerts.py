@@ -214,8 +214,12 @@ def _format(text: str) -> str:
 
 def _headers(table: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     for key, value in table.items():
-        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", key) or "\n" in value:
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", key):
             raise ValueError("headers maps header names to single-line strings")
+        # aiohttp refuses CR, LF and NUL only when sending, so every alert would fail; the value
+        # may be a credential, so the error names the header, never its content.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError(f"the value of {key} holds a control character (a tab, newline, CR, ...)")
     return tuple(table.items())
 
 

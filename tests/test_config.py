@@ -195,3 +195,19 @@ def test_check_config_lists_each_check_with_its_schedule_due_time_and_urls(tmp_p
     assert 'backup: cron "30 2 * * *" (Europe/Berlin), grace 5m' in result.stdout
     assert "next due if watching starts now:" in result.stdout and ("CET" in result.stdout or "CEST" in result.stdout)
     assert f"https://hb.example.com/ping/{key}/start" in result.stdout
+
+
+@pytest.mark.parametrize("escape", ["\\r", "\\n", "\\t", "\\u0000", "\\u007f", "\\u001b"])
+def test_a_webhook_header_value_with_a_control_character_fails_check_config(tmp_path: Path, escape: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[channels.hook]\ntype = "webhook"\nurl = "https://example.com/h"\n'
+        f'headers = {{ Authorization = "Bearer s3cret{escape}x" }}\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "heartfly", "check-config", "-c", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2, result.stdout
+    assert "error: channels.hook.headers:" in result.stderr and "control character" in result.stderr
+    assert "s3cret" not in result.stderr  # the value may be a credential
