@@ -7,6 +7,7 @@ holding markup is shown as text and can never run.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 from typing import Any
@@ -22,7 +23,7 @@ from heartfly.report import ping_urls
 from heartfly.states import Status
 from heartfly.units import decimal
 from heartfly.views import check_summary
-from heartfly.web import auth, badges, charts, control
+from heartfly.web import auth, badges, charts, control, pings
 from heartfly.web.runtime import RUNTIME
 from heartfly.web.words import duration_words, iso_z, relative, schedule_words, short_duration, stamp, utc
 
@@ -293,7 +294,12 @@ def _limits(cfg: Any) -> list[tuple[str, str]]:
 
 async def _posted(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     try:
-        return await request.post()
+        async with asyncio.timeout(pings.BODY_TIMEOUT):
+            return await request.post()
+    except TimeoutError:  # a client dribbling its form: answered, not an open connection for ever
+        raise pings.body_timeout() from None
+    except ConnectionResetError:
+        raise pings.went_away(request) from None
     # A Content-Encoding the body does not match; bytes not in its charset, or no such charset;
     # multipart without a boundary.
     except (web.RequestPayloadError, ValueError, LookupError):

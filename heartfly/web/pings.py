@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 
 from aiohttp import web
@@ -12,6 +13,8 @@ from heartfly.pingparse import Details, PingError, Target, parse_json, parse_pat
 from heartfly.states import Event, Kind
 from heartfly.store import StoreError
 from heartfly.web.runtime import RUNTIME
+
+log = logging.getLogger(__name__)
 
 METHODS = frozenset({"GET", "POST", "HEAD"})
 BODY_HARD_CAP = 16 * 1024 * 1024  # past this a body is refused, not just truncated
@@ -47,11 +50,27 @@ async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, b
                         max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n"
                     )
     except TimeoutError:  # a client dribbling its body: answered, not logged as a server error
-        raise web.HTTPRequestTimeout(text=f"the body took longer than {BODY_TIMEOUT:g} s\n") from None
+        raise body_timeout() from None
+    except ConnectionResetError:
+        raise went_away(request) from None
     except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
         reason = getattr(exc.__cause__, "message", None) or "malformed"
         raise web.HTTPBadRequest(text=f"cannot read the body: {' '.join(str(reason).split())}\n") from None
     return b"".join(kept), size > keep
+
+
+def body_timeout() -> web.HTTPException:
+    return web.HTTPRequestTimeout(text=f"the body took longer than {BODY_TIMEOUT:g} s\n")
+
+
+def went_away(request: web.Request) -> web.HTTPException:
+    """The client hung up before its body arrived: nobody reads the answer, and it is no server
+    error (aiohttp would log a traceback). The route's pattern is logged, never the path: a ping
+    path holds the check's key."""
+    resource = request.match_info.route.resource
+    where = resource.canonical if resource is not None else "?"
+    log.debug("%s %s: the client went away before its request body arrived", request.method, where)
+    return web.HTTPBadRequest(text="the request was cut off\n")
 
 
 async def ping(request: web.Request) -> web.Response:

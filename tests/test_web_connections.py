@@ -1,0 +1,100 @@
+"""Clients that misbehave on the wire: gone mid-body, slow, idle. Served the way `heartfly serve`
+serves (aiohttp's test server cancels handlers on disconnect and has its own timeouts, so it
+would hide all of this): the server answers what it can, logs at most a quiet line, keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from heartfly import server
+from heartfly.config import Config
+from heartfly.web import pings
+from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
+from tests.conftest import ConfigWriter, new_key
+from tests.webutil import until
+
+KEY = new_key()
+
+
+@pytest.fixture
+def config(write_config: ConfigWriter) -> Config:
+    return write_config(f'[checks.job]\nkey = "{KEY}"\nevery = "1h"\n')
+
+
+@pytest.fixture
+async def port(config: Config) -> AsyncIterator[int]:
+    """`heartfly serve`'s own start-up (server._run) in this event loop; the port it bound."""
+    app = create_app(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(server._run(app, stop, asyncio.Queue()))
+
+    async def listening() -> bool:
+        assert not task.done(), task
+        return bool(app[RUNTIME].listening)
+
+    await until(listening)
+    match = re.search(r":(\d+)$", app[RUNTIME].listening)
+    assert match
+    yield int(match.group(1))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def ping_status(port: int) -> int:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/ping/{KEY}") as resp:
+        return resp.status
+
+
+async def _connect(port: int, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    return reader, writer
+
+
+def _post(path: str, length: int) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("path", [f"/ping/{KEY}", f"/api/v1/heartbeat/{KEY}", "/login", "/checks/job/pause"])
+async def test_a_client_that_hangs_up_mid_body_is_one_quiet_line_without_the_key(
+    port: int, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _, writer = await _connect(port, _post(path, 100) + b"token")
+    await asyncio.sleep(0.05)  # the handler is waiting for the rest of the body now
+    writer.close()
+
+    async def handled() -> bool:
+        return any("went away" in r.getMessage() or r.levelno >= logging.ERROR for r in caplog.records)
+
+    await until(handled)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert len([r for r in caplog.records if "went away" in r.getMessage()]) == 1
+    assert KEY not in caplog.text  # ping keys are secrets
+    assert await ping_status(port) == 200
+
+
+@pytest.mark.parametrize("path", [f"/ping/{KEY}", f"/api/v1/heartbeat/{KEY}", "/login", "/checks/job/pause"])
+async def test_a_body_that_does_not_arrive_in_time_is_cut_off_with_a_408(
+    port: int, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    monkeypatch.setattr(pings, "BODY_TIMEOUT", 0.2)
+    reader, writer = await _connect(port, _post(path, 100) + b"token")  # 95 bytes never follow
+    try:
+        status = await asyncio.wait_for(reader.readline(), 5)
+        assert status.split()[1] == b"408"
+        assert b"the body took longer than 0.2 s" in await asyncio.wait_for(reader.readuntil(b" s\n"), 5)
+    finally:
+        writer.close()
+    assert await ping_status(port) == 200
