@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import signal
 import socket
 import sqlite3
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
@@ -222,4 +225,27 @@ def test_a_sighup_reload_goes_through_the_shared_serialized_reload_path(tmp_path
         server.signal(signal.SIGHUP)
         assert server.wait_for_log(f"reloaded {config}: 2 checks (asked by SIGHUP)")
         assert get(f"{server.url}/ping/{key_b}") == (200, "OK")
+        assert server.stop() == 0
+
+
+def test_running_out_of_file_descriptors_is_one_log_line_not_a_traceback_per_connection(tmp_path: Path) -> None:
+    key = new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.proc is not None
+        url = URL(server.url)
+        in_use = len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+        limits = resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (in_use + 4, limits[1]))
+        held = [socket.create_connection((url.host, url.port), timeout=5) for _ in range(30)]
+        try:
+            assert server.wait_for_log("open files")
+            time.sleep(0.2)  # the rest of that accept round, had it been logged line by line
+            lines = [line for line in server.lines if "accept" in line]
+            assert len(lines) == 1 and "Traceback" not in server.log(), server.log()[-2000:]
+        finally:
+            for sock in held:
+                sock.close()
+            resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, limits)
+        assert get(f"{server.url}/ping/{key}") == (200, "OK")  # accepting again (asyncio retries each second)
         assert server.stop() == 0

@@ -5,6 +5,7 @@ would hide all of this): the server answers what it can, logs at most a quiet li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -29,8 +30,10 @@ def config(write_config: ConfigWriter) -> Config:
 
 
 @pytest.fixture
-async def port(config: Config) -> AsyncIterator[int]:
-    """`heartfly serve`'s own start-up (server._run) in this event loop; the port it bound."""
+async def port(config: Config, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[int]:
+    """`heartfly serve`'s own start-up (server._run) in this event loop; the port it bound. Idle
+    connections are closed after 0.3 s here (75 s in service), so that a test can see it happen."""
+    monkeypatch.setattr(server, "IDLE_TIMEOUT", 0.3)
     app = create_app(config)
     stop = asyncio.Event()
     task = asyncio.create_task(server._run(app, stop, asyncio.Queue()))
@@ -97,4 +100,36 @@ async def test_a_body_that_does_not_arrive_in_time_is_cut_off_with_a_408(
         assert b"the body took longer than 0.2 s" in await asyncio.wait_for(reader.readuntil(b" s\n"), 5)
     finally:
         writer.close()
+    assert await ping_status(port) == 200
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(), 5) == b""  # EOF
+    except ConnectionResetError:
+        return True
+
+
+async def test_idle_and_half_sent_connections_are_closed_and_pings_still_get_through(port: int) -> None:
+    idle = [await _connect(port, b"") for _ in range(20)]
+    partial = [await _connect(port, b"GET / HTTP/1.1\r\nHost: x\r\n") for _ in range(20)]
+    dribbling = [await _connect(port, b"GET / HTTP/1.1\r\n") for _ in range(10)]
+
+    async def dribble() -> None:  # one header line every 0.1 s, never the blank line
+        with contextlib.suppress(ConnectionError):
+            for i in range(100):
+                for _, writer in dribbling:
+                    writer.write(f"X-Slow-{i}: 1\r\n".encode())
+                await asyncio.sleep(0.1)
+
+    task = asyncio.create_task(dribble())
+    try:
+        assert await ping_status(port) == 200
+        held = idle + partial + dribbling
+        closed = await asyncio.gather(*(_closed_by_server(reader) for reader, _ in held))
+        assert all(closed), f"{closed.count(False)} of {len(held)} connections still open"
+    finally:
+        task.cancel()
+        for _, writer in idle + partial + dribbling:
+            writer.close()
     assert await ping_status(port) == 200
