@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -321,6 +322,16 @@ def test_the_slack_preset_is_a_text_field_with_mrkdwn_escaped() -> None:
     assert data["text"].startswith("backup failed\n")
     assert "a &lt; b &amp;&amp; &lt;script&gt;" in data["text"]
     assert "<" not in data["text"] and ">" not in data["text"]
+
+
+def test_a_ping_message_cannot_notify_a_whole_slack_or_mattermost_channel() -> None:
+    cfg = backup()
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 20))
+    body = "@here @channel @everyone @ALL <!here> mail me@here.example"
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0 + 20, "fail", body=body))
+    sent = slack_json(alert)["text"]
+    assert not re.search(r"(?<!\w)@(here|channel|everyone|all)\b", sent, re.I), sent
+    assert "@\u200bhere @\u200bchannel @\u200beveryone @\u200bALL &lt;!here&gt; mail me@here.example" in sent
 
 
 def test_the_discord_preset_is_content_within_discords_limit_and_mentions_nobody() -> None:

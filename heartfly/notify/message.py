@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,10 +150,15 @@ def webhook_json(alert: Alert) -> dict[str, Any]:
     }
 
 
+# Mattermost notifies a whole channel for a bare @here, @channel or @all in a webhook's text.
+BROADCAST = re.compile(r"(?<!\w)@(here|channel|everyone|all)\b", re.IGNORECASE)
+
+
 def slack_json(alert: Alert) -> dict[str, Any]:
-    # Slack and Mattermost read "text"; mrkdwn needs &, < and > escaped.
+    # Slack and Mattermost read "text"; mrkdwn needs &, < and > escaped (so no <!here> either),
+    # and a zero-width space after the @ keeps a ping's message from paging a whole channel.
     body = text(alert).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return {"text": body}
+    return {"text": BROADCAST.sub("@\u200b\\1", body)}
 
 
 def discord_json(alert: Alert) -> dict[str, Any]:
