@@ -97,6 +97,14 @@ async def test_a_limit_or_cursor_out_of_range_is_a_json_400(client: Client, conf
     assert "must be an integer from" in (await resp.json())["error"]
 
 
+@pytest.mark.parametrize(("before", "status"), [(2**62, 200), (2**62 + 1, 400)])
+async def test_the_cursor_takes_every_value_the_openapi_document_allows(
+    client: Client, config: Config, before: int, status: int
+) -> None:
+    resp = await client.get(f"/api/v1/checks/backup/runs?before={before}", headers=bearer(config))
+    assert resp.status == status
+
+
 async def test_runs_list_finished_runs_with_their_durations_and_outcomes(client: Client, config: Config) -> None:
     await client.get(f"/ping/{KEY}/start?rid=a")
     await client.get(f"/ping/{KEY}/start?rid=b")

@@ -224,7 +224,7 @@ def _int_param(request: web.Request, name: str, default: int | None, low: int, h
     text = request.query.get(name)
     if text is None:
         return default
-    value = decimal(text)
+    value = decimal(text, digits=19)  # the cursor's bound, 2**62, has 19 digits
     if value is None or not low <= value <= high:
         raise web.HTTPBadRequest(
             text=f'{{"error": "{name} must be an integer from {low} to {high}"}}', content_type="application/json"
