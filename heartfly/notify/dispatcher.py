@@ -9,10 +9,12 @@ is retried with capped exponential backoff and jitter until its row expires; a p
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import aiosqlite
@@ -110,13 +112,26 @@ class Dispatcher:
         try:
             limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.config.alerts.concurrency))
             async with limit:
-                await self._deliver(item)
-        finally:
-            self._in_flight.discard(item.id)
-            self._settled.add(item.id)
-            self.wake()
+                statements = await self._deliver(item)
+        except BaseException:
+            self._release(item.id)
+            raise
+        # The row stays in flight until its attempt is committed: until then the database still
+        # says pending, and sending it again would deliver the alert twice.
+        write = store.Write(statements=statements, on_commit=functools.partial(self._release, item.id))
+        try:
+            await self.writer.submit(write)
+        except store.StoreError as exc:  # the writer keeps the rows and commits them once it can
+            log.warning("alert %s via %s: outcome kept in memory until the database can be written (%s);"
+                        " not sent again meanwhile", item.key, item.channel, exc)  # fmt: skip
 
-    async def _deliver(self, item: queries.OutboxItem) -> None:
+    def _release(self, item_id: int) -> None:
+        self._in_flight.discard(item_id)
+        self._settled.add(item_id)
+        self.wake()
+
+    async def _deliver(self, item: queries.OutboxItem) -> list[tuple[str, tuple[Any, ...]]]:
+        """Try once; returns the statements that record the attempt."""
         started = self.clock.now()
         channel = self.config.channels.get(item.channel)
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
@@ -152,8 +167,7 @@ class Dispatcher:
         retry = f"; next try in {next_at - ended:.1f} s" if next_at is not None else ""
         log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s", item.key, item.event, item.channel,
                 outcome if outcome != "retry" else "failed", item.attempts + 1, more, retry)  # fmt: skip
-        statements = store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
-        await self.writer.submit(store.Write(statements=statements))
+        return store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
 
     async def _alert(self, item: queries.OutboxItem) -> Alert:
         ping_id = item.payload.get("last_ping_id")

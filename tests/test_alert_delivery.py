@@ -1,0 +1,85 @@
+"""Alert delivery under faults: a full disk, endless error bodies, greylisting, outages and backlogs.
+
+Real sockets throughout: aiohttp webhook receivers, an aiosmtpd SMTP server, a tmpfs that fills
+up. The fixtures and helpers are those of tests/test_alerts.py.
+"""
+
+# ruff: noqa: F811 - the fixtures imported below are named again as test parameters, as pytest wants
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ConfigWriter, new_key
+from tests.test_alerts import (
+    SERVER,
+    Receivers,
+    Start,
+    check,
+    fast,
+    mailbox,  # noqa: F401 - a fixture
+    outcomes,
+    receivers,  # noqa: F401 - a fixture
+    start,  # noqa: F401 - a fixture
+    until,
+    webhook,
+)
+from tests.test_faults import tiny_disk  # noqa: F401 - a fixture
+
+# ---- a full disk --------------------------------------------------------------------------
+
+
+def fill(disk: Path) -> Path:
+    """Fill the filesystem to its last block; deleting the returned file gives the space back."""
+    filler = disk / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+async def test_an_alert_delivered_while_the_disk_is_full_is_sent_once_and_recorded_when_space_returns(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = await receivers(hanging=True)
+    key = new_key()
+    config = write_config(
+        webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("60s"),
+        server=f'{SERVER}\ndatabase = "{tiny_disk / "hb.db"}"',
+    )
+    hf = await start(config)
+    kept = "kept in memory until the database can be written"
+    refused = 0
+
+    async def log_ping() -> None:  # big pings use up the WAL's spare pages, and a batch fails as a whole
+        nonlocal refused
+        async with hf.client.post(f"/ping/{key}/log", data=b"x" * 50_000) as resp:
+            refused += resp.status == 503
+
+    await hf.ping(key, "/fail")
+    await until(lambda: hook.hits, "the down alert's request")  # held until the disk is full
+    filler = fill(tiny_disk)
+    try:
+        while not refused:
+            await log_ping()
+        hook.hanging = False
+        hook.release.set()  # delivered now, while its attempt cannot be written
+        while kept not in caplog.text and len(hook.hits) < 2:
+            await log_ping()
+        before = refused
+        while refused < before + 2:  # two more failed commits: time for a repeat delivery to show up
+            await log_ping()
+        assert len(hook.hits) == 1
+        assert "Task exception was never retrieved" not in caplog.text
+    finally:
+        filler.unlink()
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("sent", ["sent"])
+    assert len(hook.hits) == 1
+    assert caplog.text.count(kept) == 1
