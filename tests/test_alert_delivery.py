@@ -8,9 +8,13 @@ up. The fixtures and helpers are those of tests/test_alerts.py.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import ConfigWriter, new_key
 from tests.test_alerts import (
@@ -83,3 +87,38 @@ async def test_an_alert_delivered_while_the_disk_is_full_is_sent_once_and_record
     assert (alert["status"], outcomes(alert)) == ("sent", ["sent"])
     assert len(hook.hits) == 1
     assert caplog.text.count(kept) == 1
+
+
+# ---- a receiver's endless error body ------------------------------------------------------
+
+
+async def test_a_webhook_answering_500_with_an_endless_body_is_retried_with_the_status_and_a_short_excerpt(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    requests = 0
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        nonlocal requests
+        requests += 1
+        if requests > 1:
+            return web.Response(text="ok")
+        resp = web.StreamResponse(status=500)
+        await resp.prepare(request)
+        await resp.write(b"overloaded: ")
+        deadline = time.monotonic() + 10  # bounded, should the client never hang up
+        with contextlib.suppress(ConnectionError):
+            while time.monotonic() < deadline:
+                await resp.write(b"x" * 65536)
+        return resp
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", endless)
+    server = await aiohttp_server(receiver)
+    key = new_key()
+    config = write_config(webhook("hook", str(server.make_url("/hook"))) + check("job", key, ["hook"]) + fast())
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("sent", ["retry", "sent"])
+    error = alert["attempt_log"][0]["error"]
+    assert error.startswith("HTTP 500: overloaded: xxx") and len(error) < 300

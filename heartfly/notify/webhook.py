@@ -11,6 +11,8 @@ from heartfly.config_alerts import ChannelConfig
 from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.message import Alert, discord_json, ntfy_request, slack_json, webhook_json
 
+EXCERPT = 4096  # bytes of an error response's body read for the attempt's error
+
 
 def request_for(channel: ChannelConfig, alert: Alert) -> tuple[bytes, dict[str, str]]:
     """The body and headers this channel's format sends."""
@@ -34,7 +36,7 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
         async with session.post(channel.url, data=body, headers=headers, allow_redirects=False) as resp:
             if 200 <= resp.status < 300:
                 return
-            reply = (await resp.text(errors="replace"))[:200].strip()
+            reply = (await _excerpt(resp.content)).decode("utf-8", "replace")[:200].strip()
             error = f"HTTP {resp.status}" + (f": {reply}" if reply else "")
             if resp.status in (408, 429) or resp.status >= 500:
                 raise DeliveryError(error)
@@ -43,3 +45,12 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
             raise PermanentError(error)
     except aiohttp.ClientError as exc:
         raise DeliveryError(f"cannot reach the webhook: {exc.__class__.__name__}: {exc}") from None
+
+
+async def _excerpt(content: aiohttp.StreamReader) -> bytes:
+    """The start of an error's body. Bounded: the body may be huge or endless (the connection is
+    then closed with the rest unread, not drained)."""
+    data = b""
+    while len(data) < EXCERPT and (chunk := await content.read(EXCERPT - len(data))):
+        data += chunk
+    return data
