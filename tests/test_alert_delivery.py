@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from pytest_aiohttp import AiohttpServer
 
 from tests.conftest import ConfigWriter, new_key
 from tests.test_alerts import (
     SERVER,
+    Inbox,
+    Mailbox,
     Receivers,
     Start,
     check,
@@ -122,3 +125,50 @@ async def test_a_webhook_answering_500_with_an_endless_body_is_retried_with_the_
     assert (alert["status"], outcomes(alert)) == ("sent", ["retry", "sent"])
     error = alert["attempt_log"][0]["error"]
     assert error.startswith("HTTP 500: overloaded: xxx") and len(error) < 300
+
+
+# ---- SMTP greylisting -----------------------------------------------------------------------
+
+
+class Greylisting(Inbox):
+    """Refuses each grey* recipient with 450 the first time, as greylisting does; accepts later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: set[str] = set()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("grey") and address not in self.refused:
+            self.refused.add(address)
+            return "450 4.2.0 Greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_recipient_greylisted_with_smtp_450_is_retried_and_only_that_recipient_gets_the_retry(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    mailbox.inbox = Greylisting()
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml()
+        + '[channels.pair]\ntype = "email"\nto = ["ops@example.org", "grey1@example.org"]\n'
+        + '[channels.solo]\ntype = "email"\nto = ["grey2@example.org"]\n'
+        + check("job", key, ["pair", "solo"])
+        + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    alerts = await hf.settled("job", 2)
+    for alert in alerts:
+        assert (alert["status"], outcomes(alert)) == ("sent", ["retry", "sent"]), alert
+        assert "450" in alert["attempt_log"][0]["error"]
+    assert sorted(envelope.rcpt_tos for envelope, _ in mailbox.received) == [
+        ["grey1@example.org"],
+        ["grey2@example.org"],
+        ["ops@example.org"],
+    ]

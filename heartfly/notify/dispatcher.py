@@ -35,7 +35,7 @@ Sender = Callable[["Dispatcher", ChannelConfig, Alert], Awaitable[None]]
 
 async def _email(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
     assert d.config.smtp is not None  # config validation requires [smtp] for email channels
-    await email.send(d.config.smtp, channel, alert)
+    await email.send(d.config.smtp, channel, alert, d.reached.setdefault((alert.key, channel.name), set()))
 
 
 async def _webhook(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
@@ -70,6 +70,9 @@ class Dispatcher:
         self.reader = reader
         self.session = session
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (channel, outcome) -> attempts
+        # (alert key, channel) -> email recipients reached while the alert is retried for the rest;
+        # in memory: after a restart a retry goes to all of them again (at least once).
+        self.reached: dict[tuple[str, str], set[str]] = {}
         self._wake = asyncio.Event()
         self._in_flight: set[int] = set()
         self._settled: set[int] = set()  # attempts that finished while the due rows were being read
@@ -162,6 +165,8 @@ class Dispatcher:
             if next_at > item.expires_at:
                 outcome, next_at = "expired", None
         self.outcomes[(item.channel, outcome)] += 1
+        if outcome != "retry":
+            self.reached.pop((item.key, item.channel), None)
         level = logging.INFO if outcome == "sent" else logging.WARNING
         more = f": {error}" if error else ""
         retry = f"; next try in {next_at - ended:.1f} s" if next_at is not None else ""

@@ -28,10 +28,14 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
     return msg
 
 
-async def send(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> None:
+async def send(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
+    """Send to the channel's recipients not in `reached` (those an earlier attempt reached), and add
+    the ones this attempt reaches: a retry after a refusal for now (greylisting) goes to the rest."""
+    recipients = [r for r in channel.to if r not in reached]
     try:
         errors, _ = await aiosmtplib.send(
             build(smtp, channel, alert),
+            recipients=recipients,
             hostname=smtp.host,
             port=smtp.port,
             username=smtp.username,
@@ -41,7 +45,8 @@ async def send(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> None:
             timeout=smtp.timeout,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:
-        raise PermanentError(f"every recipient was refused: {_refusals(exc.recipients)}") from None
+        codes = [r.code for r in exc.recipients]
+        raise _refused(f"every recipient was refused: {_refusals(exc.recipients)}", codes) from None
     except aiosmtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(
             f"SMTP login failed ({exc.code} {exc.message}): check smtp.username/password_file"
@@ -53,8 +58,17 @@ async def send(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> None:
         raise DeliveryError(error) from None
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"cannot reach SMTP server {smtp.host}:{smtp.port}: {exc}") from None
-    if errors:  # some recipients took it, some refused: the refused ones will refuse again
-        raise PermanentError(f"delivered, but refused for: {', '.join(f'{r} ({e.code})' for r, e in errors.items())}")
+    reached.update(r for r in recipients if r not in errors)
+    if errors:  # some recipients took it, some refused
+        refusals = ", ".join(f"{r} ({e.code} {e.message})" for r, e in errors.items())
+        raise _refused(f"delivered, but refused for: {refusals}", [e.code for e in errors.values()])
+
+
+def _refused(error: str, codes: list[int]) -> DeliveryError:
+    """A refusal for now (4xx: greylisting, a full mailbox) is retried; one of only 5xx is final."""
+    if any(400 <= code < 500 for code in codes):
+        return DeliveryError(error)
+    return PermanentError(error)
 
 
 def _refusals(recipients: list[aiosmtplib.SMTPRecipientRefused]) -> str:
