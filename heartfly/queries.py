@@ -136,22 +136,35 @@ class OutboxItem:
     expires_at: float
     next_attempt_at: float
     attempts: int
+    newer: bool = False  # a newer alert of the same check waits behind this one on its channel
 
 
 _OUTBOX_COLUMNS = "id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at, attempts"
 
+# The alerts to try now. Per (check, channel) only the oldest pending alert, so they arrive in
+# order: a recovery never before its down alert, even when that one is being retried (a test
+# alert, of no check, waits for nothing). And at most `per_channel` of each channel, oldest due
+# first, so a channel's backlog cannot crowd the others out of the read.
+_DUE_ALERTS = f"""
+WITH heads AS (
+    SELECT MIN(id) AS id, COUNT(*) > 1 AS newer FROM outbox WHERE status = 'pending'
+    GROUP BY check_id, channel, CASE WHEN check_id IS NULL THEN id END
+), due AS (
+    SELECT {_OUTBOX_COLUMNS}, newer,
+        ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n
+    FROM outbox JOIN heads USING (id) WHERE next_attempt_at <= ?
+)
+SELECT {_OUTBOX_COLUMNS}, newer FROM due WHERE n <= ? ORDER BY next_attempt_at, id
+"""  # noqa: S608 - fixed column names
 
-async def read_due_alerts(db: aiosqlite.Connection, now: float, limit: int = 1000) -> list[OutboxItem]:
-    sql = (
-        f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"  # noqa: S608
-        " ORDER BY next_attempt_at, id LIMIT ?"
-    )
-    async with db.execute(sql, (now, limit)) as cur:
+
+async def read_due_alerts(db: aiosqlite.Connection, now: float, per_channel: int = 100) -> list[OutboxItem]:
+    async with db.execute(_DUE_ALERTS, (now, per_channel)) as cur:
         rows = await cur.fetchall()
     return [
         OutboxItem(
             id=r[0], key=r[1], check_id=r[2], channel=r[3], event=r[4], payload=json.loads(r[5]),
-            created_at=r[6], expires_at=r[7], next_attempt_at=r[8], attempts=r[9],
+            created_at=r[6], expires_at=r[7], next_attempt_at=r[8], attempts=r[9], newer=bool(r[10]),
         )
         for r in rows
     ]  # fmt: skip

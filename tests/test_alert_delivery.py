@@ -8,20 +8,28 @@ up. The fixtures and helpers are those of tests/test_alerts.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import time
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
 
+from heartfly import store
+from heartfly.config import Config
+from heartfly.notify import outbox
 from tests.conftest import ConfigWriter, new_key
 from tests.test_alerts import (
     SERVER,
+    Hit,
     Inbox,
     Mailbox,
+    Receiver,
     Receivers,
     Start,
     check,
@@ -172,3 +180,101 @@ async def test_a_recipient_greylisted_with_smtp_450_is_retried_and_only_that_rec
         ["grey2@example.org"],
         ["ops@example.org"],
     ]
+
+
+# ---- order per check and channel ------------------------------------------------------------
+
+
+class FailingDown(Receiver):
+    """Answers 500 to down alerts while `down_fails` is set, 200 to anything else."""
+
+    down_fails: bool = True
+
+    async def handle(self, request: web.Request) -> web.Response:
+        hit = Hit(request.path, CIMultiDict(request.headers), await request.read())
+        self.hits.append(hit)
+        failing = self.down_fails and hit.json()["event"] == "down"
+        return web.Response(status=500 if failing else 200)
+
+
+async def test_a_recovery_waits_until_its_down_alert_being_retried_is_delivered(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    hook = FailingDown()
+    hook.url = str((await aiohttp_server(hook.app())).make_url("/hook"))
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("60s"), server=SERVER)
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await until(lambda: hook.hits, "the down alert's first attempt")
+    await hf.ping(key)  # recovers while the down alert waits for its retry
+    await hf.wait_alert("job", "hook", "down", lambda a: len(a["attempt_log"]) >= 3)
+    assert hook.events() == ["down"] * len(hook.hits)  # the recovery was not sent meanwhile
+    hook.down_fails = False
+    alerts = await hf.settled("job", 2)
+    assert [(a["event"], a["status"]) for a in alerts] == [("down", "sent"), ("recovery", "sent")]
+    assert hook.events()[-2:] == ["down", "recovery"] and hook.events().count("recovery") == 1
+
+
+async def test_reminders_piled_up_behind_an_undelivered_down_alert_are_superseded_by_the_newer_alert(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    hook = await receivers(status=503)
+    key = new_key()
+    config = write_config(
+        webhook("hook", hook.url) + check("job", key, ["hook"], 'every = "1h"', 'repeat = "100ms"') + fast("60s"),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+
+    async def reminders() -> int:
+        return sum(a["event"] == "reminder" for a in await hf.alerts("job"))
+
+    while await reminders() < 3:
+        await asyncio.sleep(0.05)
+    await hf.ping(key)  # the recovery is the newest alert now
+    hook.status = 200
+    alerts = await hf.settled("job", 5)
+    stale = [a for a in alerts if a["event"] == "reminder"]
+    assert len(stale) >= 3
+    assert {(a["status"], a["attempts"]) for a in stale} == {("superseded", 1)}
+    assert stale[0]["attempt_log"][0]["outcome"] == "superseded"
+    assert [a["status"] for a in alerts if a["event"] != "reminder"] == ["sent", "sent"]
+    assert set(hook.events()) == {"down", "recovery"} and hook.events()[-1] == "recovery"
+
+
+# ---- a backlog on one channel -----------------------------------------------------------------
+
+
+async def backlog(config: Config, counts: dict[str, int]) -> None:
+    """Queue test alerts on channels before Heartfly starts, as a long outage leaves them."""
+    writer = await store.Writer.open(config.server.database)
+    writer.start()
+    try:
+        now, ids = time.time(), itertools.count(1)
+        rows = [outbox.test_row(next(ids), name, now, config.alerts) for name, n in counts.items() for _ in range(n)]
+        await writer.submit(store.Write(outbox=rows))
+    finally:
+        await writer.close()
+
+
+async def test_a_hung_channel_with_over_a_thousand_pending_alerts_does_not_hold_up_another_channel(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    stuck, live = await receivers(hanging=True), await receivers()
+    key = new_key()
+    config = write_config(
+        webhook("stuck", stuck.url, 'timeout = "30s"')
+        + webhook("live", live.url)
+        + check("other", new_key(), ["stuck"])
+        + check("job", key, ["live"])
+        + fast("60s"),
+        server=SERVER,
+    )
+    await backlog(config, {"stuck": 1100})
+    hf = await start(config)
+    await until(lambda: len(stuck.hits) == config.alerts.concurrency, "the stuck channel's requests")
+    await hf.ping(key, "/fail")
+    await until(lambda: live.hits, "the other channel's alert", timeout=5)
+    assert live.events() == ["down"]

@@ -1,9 +1,11 @@
 """Delivers the outbox: at least once, with retries, one attempt row per try.
 
 Each due outbox row gets a task of its own behind a per-channel semaphore, so a hung webhook
-never delays email. An attempt that fails for a reason that may pass (timeout, 5xx, server down)
-is retried with capped exponential backoff and jitter until its row expires; a permanent failure
-(4xx, refused recipient) stops at once. Restarts lose nothing: the rows wait in SQLite.
+never delays email. A check's alerts go out in order on each channel (queries.read_due_alerts);
+a reminder with a newer alert behind it is superseded, not sent. An attempt that fails for a
+reason that may pass (timeout, 5xx, server down) is retried with capped exponential backoff and
+jitter until its row expires; a permanent failure (4xx, refused recipient) stops at once.
+Restarts lose nothing: the rows wait in SQLite.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from heartfly.notify.message import Alert
 log = logging.getLogger(__name__)
 
 SAFETY_POLL = 30.0  # seconds: wake up at least this often, whatever the wake-ups said
+DUE_PER_CHANNEL = 100  # due rows read per channel at a time: enough to keep `concurrency` busy
 
 Sender = Callable[["Dispatcher", ChannelConfig, Alert], Awaitable[None]]
 
@@ -88,7 +91,8 @@ class Dispatcher:
             self._wake.clear()
             now = self.clock.now()
             self._settled.clear()
-            due = await queries.read_due_alerts(self.reader, now)
+            per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
+            due = await queries.read_due_alerts(self.reader, now, per_channel)
             for item in due:
                 # A row whose attempt finished during the read may be stale in `due`: skip it,
                 # the next read sees what that attempt committed.
@@ -143,6 +147,8 @@ class Dispatcher:
             outcome, error = "expired", "expired before it could be sent"
         elif channel is None:
             outcome, error = "failed", f'channel "{item.channel}" is no longer in the config'
+        elif item.newer and item.event == "reminder":  # stale: a newer alert tells more
+            outcome, error = "superseded", "a newer alert of this check replaced it"
         else:
             try:
                 alert = await self._alert(item)
@@ -167,7 +173,7 @@ class Dispatcher:
         self.outcomes[(item.channel, outcome)] += 1
         if outcome != "retry":
             self.reached.pop((item.key, item.channel), None)
-        level = logging.INFO if outcome == "sent" else logging.WARNING
+        level = logging.INFO if outcome in ("sent", "superseded") else logging.WARNING
         more = f": {error}" if error else ""
         retry = f"; next try in {next_at - ended:.1f} s" if next_at is not None else ""
         log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s", item.key, item.event, item.channel,

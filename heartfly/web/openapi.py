@@ -178,7 +178,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "at": TIME,
             "duration": {"type": "number"},
-            "outcome": {"type": "string", "enum": ["sent", "retry", "failed", "expired"]},
+            "outcome": {"type": "string", "enum": ["sent", "retry", "failed", "expired", "superseded"]},
             "error": {"type": "string", "nullable": True},
         },
     },
@@ -191,7 +191,7 @@ SCHEMAS: dict[str, Any] = {
             "channel": {"type": "string"},
             "event": {"type": "string", "enum": ["down", "recovery", "reminder", "test"]},
             "created_at": TIME,
-            "status": {"type": "string", "enum": ["pending", "sent", "failed", "expired"]},
+            "status": {"type": "string", "enum": ["pending", "sent", "failed", "expired", "superseded"]},
             "attempts": {"type": "integer"},
             "done_at": NULL_TIME,
             "error": {"type": "string", "nullable": True},
