@@ -278,3 +278,25 @@ async def test_a_hung_channel_with_over_a_thousand_pending_alerts_does_not_hold_
     await hf.ping(key, "/fail")
     await until(lambda: live.hits, "the other channel's alert", timeout=5)
     assert live.events() == ["down"]
+
+
+async def test_over_a_hundred_hung_webhook_requests_do_not_hold_up_another_channel(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    stuck, live = await receivers(hanging=True), await receivers()
+    key = new_key()
+    config = write_config(
+        "".join(webhook(f"stuck{i}", f"{stuck.url}/{i}", 'timeout = "30s"') for i in range(3))
+        + webhook("live", live.url)
+        + check("other", new_key(), ["stuck0", "stuck1", "stuck2"])
+        + check("job", key, ["live"])
+        + fast("60s")
+        + "concurrency = 40\n",
+        server=SERVER,
+    )
+    await backlog(config, {f"stuck{i}": 40 for i in range(3)})
+    hf = await start(config)
+    await until(lambda: len(stuck.hits) >= 100, "a hundred hung requests")  # aiohttp's default pool size
+    await hf.ping(key, "/fail")
+    await until(lambda: live.hits, "the other channel's alert", timeout=5)
+    assert live.events() == ["down"]

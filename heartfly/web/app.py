@@ -104,7 +104,12 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     assert rt.writer is not None and rt.reader is not None
-    async with aiohttp.ClientSession(headers={"User-Agent": f"heartfly/{__version__}"}) as session:
+    # No connection cap in the pool (aiohttp's default is 100, shared by every channel, so hung
+    # webhooks could take every connection). Each channel's semaphore ([alerts] concurrency)
+    # bounds its own requests, so the total stays at most channels x concurrency; a per-host cap
+    # would let one hung channel starve another on the same host (two Slack webhooks).
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"}) as session:
         dispatcher = Dispatcher(rt.config, rt.clock, rt.writer, rt.reader, session)
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
