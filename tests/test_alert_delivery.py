@@ -36,6 +36,7 @@ from tests.test_alerts import (
     fast,
     mailbox,  # noqa: F401 - a fixture
     outcomes,
+    query,
     receivers,  # noqa: F401 - a fixture
     start,  # noqa: F401 - a fixture
     until,
@@ -300,3 +301,28 @@ async def test_over_a_hundred_hung_webhook_requests_do_not_hold_up_another_chann
     await hf.ping(key, "/fail")
     await until(lambda: live.hits, "the other channel's alert", timeout=5)
     assert live.events() == ["down"]
+
+
+# ---- a check removed from the config ----------------------------------------------------------
+
+
+async def test_the_pending_alerts_of_a_check_removed_from_the_config_are_dropped(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    hook = await receivers(status=503)
+    key = new_key()
+    kept = check("kept", new_key(), ["hook"])
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + kept + fast("60s"), server=SERVER)
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await hf.wait_alert("job", "hook", "down", lambda a: len(a["attempt_log"]) >= 1)
+    write_config(webhook("hook", hook.url) + kept + fast("60s"), server=SERVER)
+    async with hf.client.post("/api/v1/reload", headers=hf.auth) as resp:
+        assert resp.status == 200, await resp.text()
+
+    def dropped() -> list[tuple[object, ...]]:
+        return query(config.server.database, "SELECT status, last_error FROM outbox WHERE status != 'pending'")
+
+    assert await until(dropped, "the removed check's alert to be dropped", timeout=5) == [
+        ("failed", 'check "job" is no longer in the config')
+    ]

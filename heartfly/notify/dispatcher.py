@@ -147,6 +147,8 @@ class Dispatcher:
             outcome, error = "expired", "expired before it could be sent"
         elif channel is None:
             outcome, error = "failed", f'channel "{item.channel}" is no longer in the config'
+        elif item.check_id is not None and (name := item.payload.get("check")) not in self.config.checks:
+            outcome, error = "failed", f'check "{name}" is no longer in the config'
         elif item.newer and item.event == "reminder":  # stale: a newer alert tells more
             outcome, error = "superseded", "a newer alert of this check replaced it"
         else:
