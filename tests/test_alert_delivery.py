@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,19 +79,23 @@ async def test_an_alert_delivered_while_the_disk_is_full_is_sent_once_and_record
         async with hf.client.post(f"/ping/{key}/log", data=b"x" * 50_000) as resp:
             refused += resp.status == 503
 
+    async def ping_until(done: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not done():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await log_ping()
+
     await hf.ping(key, "/fail")
     await until(lambda: hook.hits, "the down alert's request")  # held until the disk is full
     filler = fill(tiny_disk)
     try:
-        while not refused:
-            await log_ping()
+        await ping_until(lambda: refused > 0, "a refused ping")
         hook.hanging = False
         hook.release.set()  # delivered now, while its attempt cannot be written
-        while kept not in caplog.text and len(hook.hits) < 2:
-            await log_ping()
+        await ping_until(lambda: kept in caplog.text or len(hook.hits) > 1, "the attempt's failed write")
         before = refused
-        while refused < before + 2:  # two more failed commits: time for a repeat delivery to show up
-            await log_ping()
+        # Two more failed commits: time for a repeat delivery to show up.
+        await ping_until(lambda: refused >= before + 2, "two more refused pings")
         assert len(hook.hits) == 1
         assert "Task exception was never retrieved" not in caplog.text
     finally:
