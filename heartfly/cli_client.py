@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,8 +18,10 @@ import click
 
 from heartfly import client
 from heartfly.client import (
+    END_BUDGET,
     MAX_BODY,
     RETRIES,
+    START_BUDGET,
     AddressError,
     Ping,
     Transport,
@@ -76,6 +79,20 @@ def _retries(text: str | None) -> int:
         return int(text)
     warn(f'warning: --retries/HEARTFLY_RETRIES wants a number from 0 to 10, not "{text}"; using {RETRIES}')
     return RETRIES
+
+
+def _budget(text: str | None) -> float:
+    # Lenient like _retries: a typo must not stop the job.
+    if text is None:
+        return END_BUDGET
+    try:
+        budget = parse_duration(text)
+    except UnitError:
+        budget = 0.0
+    if budget > 0:
+        return budget
+    warn(f'warning: --ping-budget/HEARTFLY_PING_BUDGET wants a duration such as "20s", not "{text}"; using 20s')
+    return END_BUDGET
 
 
 def _courier(spool_dir: Path | None, retries: str | None) -> Courier:
@@ -214,6 +231,13 @@ class _RunCommand(click.Command):
     show_default=True,
     help="How much of the output's end to send.",
 )
+@click.option(
+    "--ping-budget",
+    metavar="DURATION",
+    envvar="HEARTFLY_PING_BUDGET",
+    help=f"Most time the end ping may take, retries included; the start ping gets at most {START_BUDGET:g}s"
+    f" of it [env: HEARTFLY_PING_BUDGET; default {END_BUDGET:g}s].",
+)
 @common_options
 def run_command(
     target: str,
@@ -222,6 +246,7 @@ def run_command(
     kill_after: str,
     rid: str | None,
     tail_size: str,
+    ping_budget: str | None,
     config_path: Path | None,
     spool_dir: Path | None,
     retries: str | None,
@@ -250,16 +275,18 @@ def run_command(
         courier = _courier(spool_dir, retries)
     except AddressError as exc:
         warn(f"error: {exc}\nheartfly: running the command without reporting it")
+    budget = _budget(ping_budget)
     env = {**os.environ, "HEARTFLY_RUN_ID": run_id}
     with Runner(command, timeout=limit, kill_after=grace, tail_size=size, env=env) as runner:
-        if courier is not None:
-            courier.deliver(Ping(url, "start", run_id=run_id))
+        if courier is not None:  # a hung server must not hold the job back: what is not sent is spooled
+            courier.deliver(Ping(url, "start", run_id=run_id), time.monotonic() + min(START_BUDGET, budget))
         outcome = runner.run()
         if outcome.note:
             warn(outcome.note)
         if courier is not None:
             metrics = {"duration": round(outcome.duration, 3)}
-            courier.deliver(Ping(url, str(outcome.exit_code), outcome.body(), run_id, metrics))
+            end = Ping(url, str(outcome.exit_code), outcome.body(), run_id, metrics)
+            courier.deliver(end, time.monotonic() + budget)
     sys.exit(outcome.exit_code)
 
 

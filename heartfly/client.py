@@ -33,6 +33,8 @@ READ_TIMEOUT = 10.0  # the server answers after its commit: allow a slow disk, n
 RETRIES = 3
 BACKOFF = 0.5  # first wait; doubles per retry, with jitter, capped at BACKOFF_CAP
 BACKOFF_CAP = 8.0
+START_BUDGET = 3.0  # `heartfly run` holds the job back at most this long for its start ping
+END_BUDGET = 20.0  # and spends at most this on the end ping, retries and spool replay included
 MAX_BODY = 1 << 20  # the server keeps 100 KB by default; never ship more than this
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 EVENTS = ("", "start", "fail", "log", "progress")
@@ -218,18 +220,18 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
+def _opener(read_timeout: Callable[[], float]) -> urllib.request.OpenerDirector:
     """urllib with one timeout for connecting (TCP + TLS) and another for waiting on the answer."""
 
     class Conn(http.client.HTTPConnection):
         def connect(self) -> None:
             super().connect()
-            self.sock.settimeout(read_timeout)
+            self.sock.settimeout(read_timeout())
 
     class TLSConn(http.client.HTTPSConnection):
         def connect(self) -> None:
             super().connect()
-            self.sock.settimeout(read_timeout)
+            self.sock.settimeout(read_timeout())
 
     class Handler(urllib.request.HTTPHandler):
         def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
@@ -240,6 +242,11 @@ def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
             return self.do_open(TLSConn, req)
 
     return urllib.request.build_opener(Handler, TLSHandler, _NoRedirects)
+
+
+def within(deadline: float | None, now: float, cap: float) -> float:
+    """A wait of at most `cap` that ends by `deadline` (a monotonic time); 0 once it has passed."""
+    return cap if deadline is None else max(0.0, min(cap, deadline - now))
 
 
 class Transport:
@@ -253,30 +260,42 @@ class Transport:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.retries = retries
         self.backoff = backoff
         self.connect_timeout = connect_timeout
-        self.opener = _opener(read_timeout)
+        self.read_timeout = read_timeout
+        self._read_limit = read_timeout  # this attempt's, cut short by a deadline
+        self.opener = _opener(lambda: self._read_limit)
         self.sleep = sleep
+        self.clock = clock
 
-    def send(self, ping: Ping, *, with_ts: bool = False) -> Answer:
+    def send(self, ping: Ping, *, with_ts: bool = False, deadline: float | None = None) -> Answer:
+        """Retries until an answer that settles it, the retries are spent, or `deadline` (monotonic)."""
         url = ping.request_url(with_ts=with_ts)
-        answer = Answer(Outcome.UNREACHABLE)
+        answer = Answer(Outcome.UNREACHABLE, None, "no time left to try (the ping's time budget is spent)")
         for attempt in range(self.retries + 1):
             if attempt:
-                wait = min(self.backoff * 2 ** (attempt - 1), BACKOFF_CAP)
-                self.sleep(wait * random.uniform(0.8, 1.2))
-            answer = self._attempt(url, ping.body)
+                wait = min(self.backoff * 2 ** (attempt - 1), BACKOFF_CAP) * random.uniform(0.8, 1.2)
+                if within(deadline, self.clock(), wait) < wait:
+                    break  # the budget ends before the next try could start
+                self.sleep(wait)
+            now = self.clock()
+            connect = within(deadline, now, self.connect_timeout)
+            self._read_limit = within(deadline, now, self.read_timeout)
+            if connect <= 0:
+                break
+            answer = self._attempt(url, ping.body, connect)
             if answer.outcome is not Outcome.UNREACHABLE:
                 return answer
         return answer
 
-    def _attempt(self, url: str, body: bytes) -> Answer:
+    def _attempt(self, url: str, body: bytes, connect_timeout: float) -> Answer:
         headers = {"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"}
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - check_url: http(s) only
         try:
-            with self.opener.open(request, timeout=self.connect_timeout) as response:
+            with self.opener.open(request, timeout=connect_timeout) as response:
                 response.read(1024)
                 return Answer(Outcome.DELIVERED, response.status)
         except urllib.error.HTTPError as exc:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heartfly.client import Outcome, Ping, Transport
+from heartfly.client import Outcome, Ping, Transport, within
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 LOCK_WAIT = 10.0  # another process replaying longer than this: leave the spool to it
@@ -116,15 +116,16 @@ class Spool:
         )
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[bool]:
-        """Holds the spool's lock while the block runs; yields False when it could not get it."""
+    def lock(self, wait: float | None = None) -> Iterator[bool]:
+        """Holds the spool's lock while the block runs; yields False when it could not get it within
+        `wait` seconds (default lock_wait)."""
         try:
             fd = os.open(self.folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
         except OSError:
             yield False
             return
         try:
-            deadline = time.monotonic() + self.lock_wait
+            deadline = time.monotonic() + (self.lock_wait if wait is None else wait)
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -170,11 +171,13 @@ class Courier:
         self.spool = spool
         self.warn = warn
 
-    def deliver(self, ping: Ping) -> Result:
-        report = self.flush()
+    def deliver(self, ping: Ping, deadline: float | None = None) -> Result:
+        """Sends earlier spooled pings, then this one; all of it ends by `deadline` (monotonic), after
+        which what is left waits in the spool."""
+        report = self.flush(deadline)
         if origin(ping.url) in report.blocked:
             return self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
-        answer = self.transport.send(ping)
+        answer = self.transport.send(ping, deadline=deadline)
         if answer.outcome is Outcome.DELIVERED:
             return Result.SENT
         if answer.outcome is Outcome.REJECTED:
@@ -196,22 +199,23 @@ class Courier:
         self.warn(f"warning: {why}; spooled to {self.spool.folder}, to be sent by the next heartfly ping/run/flush")
         return Result.SPOOLED
 
-    def flush(self) -> FlushReport:
-        """Replays the spool oldest first, with each ping's true time (`ts=`)."""
+    def flush(self, deadline: float | None = None) -> FlushReport:
+        """Replays the spool oldest first, with each ping's true time (`ts=`), until `deadline`."""
         report = FlushReport()
         if self.spool is None or not self.spool.pending():
             return report
-        with self.spool.lock() as locked:
+        wait = within(deadline, self.transport.clock(), self.spool.lock_wait)
+        with self.spool.lock(wait) as locked:
             paths = self.spool.pending()
             if not locked:
                 report.kept = len(paths)
                 report.blocked = {o for o in (_origin_of(p) for p in paths) if o}
                 return report
             for path in paths:
-                self._replay(path, report)
+                self._replay(path, report, deadline)
         return report
 
-    def _replay(self, path: Path, report: FlushReport) -> None:
+    def _replay(self, path: Path, report: FlushReport, deadline: float | None) -> None:
         try:
             ping = Spool.load(path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -224,10 +228,10 @@ class Courier:
         if origin(ping.url) in report.blocked:
             report.kept += 1
             return
-        answer = self.transport.send(ping, with_ts=True)
+        answer = self.transport.send(ping, with_ts=True, deadline=deadline)
         if answer.outcome is Outcome.REJECTED and answer.status == 400 and "in the future" in answer.detail:
             # This machine's clock runs ahead of the server's: the event is recent, send it as now.
-            answer = self.transport.send(ping)
+            answer = self.transport.send(ping, deadline=deadline)
         if answer.outcome is Outcome.DELIVERED:
             _unlink(path)
             report.sent += 1

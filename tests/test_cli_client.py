@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -325,6 +327,26 @@ def test_run_keeps_the_exit_code_when_the_key_is_wrong(hf: Setup) -> None:
     result = hf.cli("run", f"{hf.server.url}/ping/{new_key()}", "--", "sh", "-c", "exit 0")
     assert result.returncode == 0
     assert err(result).count("answered 404") == 2 and hf.spooled() == []
+
+
+@contextlib.contextmanager
+def hung_server() -> Iterator[str]:
+    """A server that takes every connection (the kernel completes the handshake) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_hung_server_neither_holds_the_job_back_nor_keeps_run_past_its_ping_budget(hf: Setup) -> None:
+    marker = hf.tmp / "job-ran"
+    with hung_server() as base:
+        env = hf.env(HEARTFLY_RETRIES="3", HEARTFLY_PING_BUDGET="1s")
+        command = [PY, "-m", "heartfly", "run", f"{base}/ping/{hf.key}", "--", "sh", "-c", f"touch {marker}; exit 3"]
+        # Without a budget each ping would wait out 4 read timeouts of 10 s: this would time out.
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=15, env=env)
+    assert result.returncode == 3 and marker.exists()
+    assert err(result).count("spooled to") == 2 and len(hf.spooled()) == 2  # start and end wait for a replay
 
 
 # --- the server is down: spool, then replay -----------------------------------------------------

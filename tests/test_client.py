@@ -218,6 +218,17 @@ def test_a_server_that_never_answers_is_given_up_on_after_the_read_timeout() -> 
         server.server_close()
 
 
+def test_a_deadline_cuts_the_timeouts_and_retries_short_against_a_server_that_never_answers() -> None:
+    with socket.socket() as sock:  # the kernel takes the connections; nothing ever answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        transport = Transport()  # 3 retries of 5 s + 10 s each without a deadline
+        began = time.monotonic()
+        answer = transport.send(Ping(f"http://127.0.0.1:{sock.getsockname()[1]}/ping/{KEY}"), deadline=began + 0.3)
+    assert answer.outcome is Outcome.UNREACHABLE and "timed out" in answer.detail
+    assert time.monotonic() - began < 5.0
+
+
 # --- spool and replay --------------------------------------------------------------------------
 
 
@@ -258,6 +269,16 @@ def test_while_earlier_pings_still_wait_a_new_one_joins_them_to_keep_the_order(t
     assert courier(spool, warnings).deliver(Ping(url)) is Result.SPOOLED
     assert len(spool.pending()) == 2
     assert any("held back" in w for w in warnings)
+
+
+def test_a_spent_budget_leaves_the_spooled_pings_and_the_new_one_waiting_in_order(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    url = f"{recorder.url}/ping/{KEY}"
+    spool.put(Ping(url, "start", at=1000.0))
+    assert courier(spool, []).deliver(Ping(url, "0"), deadline=time.monotonic()) is Result.SPOOLED
+    assert recorder.requests == [] and [Spool.load(p).event for p in spool.pending()] == ["start", "0"]
 
 
 def test_a_spooled_ping_the_server_refuses_is_dropped_with_a_warning(recorder: Recorder, tmp_path: Path) -> None:
