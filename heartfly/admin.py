@@ -45,6 +45,9 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
         return exc.code, body
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        # The address comes from the file, which may have changed since the server started.
         raise AdminError(
-            f"cannot reach the server at {local_url(config)} ({reason}): is `heartfly serve` running?"
+            f"cannot reach the server at {local_url(config)} ({reason}): is `heartfly serve` running?\n"
+            f"  if server.listen in {config.path} changed since it started, the server still listens on its"
+            " old address: a listen change needs a restart (systemctl restart heartfly), not a reload"
         ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,19 @@ def test_reload_of_a_broken_file_exits_2_and_changes_nothing(running: tuple[Serv
     result = heartfly("reload", "-c", str(path))
     assert result.returncode == 2 and "error: checks.broken" in result.stderr
     assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]
+
+
+def test_reload_after_a_listen_change_says_the_new_address_needs_a_restart(running: tuple[Server, Path]) -> None:
+    server, path = running
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]  # nothing listens there once the socket closes
+    old = server.url.rsplit(":", 1)[1]
+    path.write_text(path.read_text().replace(f"127.0.0.1:{old}", f"127.0.0.1:{free}"))
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "server.listen" in result.stderr and "restart" in result.stderr
+    assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]  # still running, on its old port
 
 
 def test_the_commands_say_when_no_server_is_running(tmp_path: Path) -> None:
