@@ -236,8 +236,13 @@ def _operate(action: Callable[[], str]) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--url", default="http://127.0.0.1:8765", show_default=True, help="The server's public URL.")
 def init(config_path: Path | None, path: Path | None, url: str) -> None:
-    """Write a starter config with fresh random keys to PATH, -c or ./heartfly.toml (never overwrites)."""
-    from heartfly.report import starter_config
+    """Write a starter config with fresh random keys to PATH, -c or ./heartfly.toml (never overwrites).
+
+    A plain http --url with a port (http://10.0.0.5:9000) also sets where the server listens."""
+    import tomllib
+
+    from heartfly.config import ConfigError, parse_config
+    from heartfly.report import describe_checks, starter_config, starter_listen
 
     given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
     if path is not None and config_path is not None and given and path.resolve() != config_path.resolve():
@@ -247,7 +252,15 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
     if path.exists():
         click.echo(f"error: {path} exists; not overwriting it", err=True)
         sys.exit(1)
-    text = starter_config(url)
+    try:  # checked before anything is written: a bad --url leaves no file behind
+        text = starter_config(client.check_url(url, "--url"), starter_listen(url))
+        config = parse_config(tomllib.loads(text), path)
+    except client.AddressError as exc:
+        _fail([str(exc)], 2)
+    except ValueError as exc:  # a port out of range
+        _fail([f'--url "{url}": {exc}'], 2)
+    except ConfigError as exc:
+        _fail([f"--url: {problem}" for problem in exc.problems], 2)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
@@ -255,9 +268,6 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
         sys.exit(1)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    config = _load(path)
-    from heartfly.report import describe_checks
-
     click.echo(f"wrote {path}\n")
     click.echo(describe_checks(config, time.time()))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
+import urllib.parse
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from heartfly import queries, store
-from heartfly.config import CheckConfig, Config
+from heartfly.config import DEFAULT_PORT, CheckConfig, Config
 from heartfly.states import initial_state
 from heartfly.units import format_duration
 from heartfly.views import check_summary, iso
@@ -180,15 +183,30 @@ def _short(iso_text: str | None) -> str:
     return iso_text.replace("T", " ")[:19] + "Z"
 
 
-def starter_config(public_url: str) -> str:
+def starter_listen(public_url: str) -> str:
+    """Where a starter config listens. A plain http URL with a port reaches the server directly, so
+    it listens on that port (on that IP when the URL gives one, else on loopback); otherwise a proxy
+    is in front and the default stays. ValueError for a port out of range."""
+    parts = urllib.parse.urlsplit(public_url)
+    port = parts.port
+    if parts.scheme != "http" or port is None:
+        return f"127.0.0.1:{DEFAULT_PORT}"
+    try:
+        ip = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return f"127.0.0.1:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def starter_config(public_url: str, listen: str) -> str:
     def key() -> str:
         return secrets.token_urlsafe(18)  # 24 url-safe characters
 
     return f"""# Heartfly config, written by `heartfly init`. Reference: heartfly.example.toml.
 
 [server]
-listen = "127.0.0.1:8765"
-public_url = "{public_url}"
+listen = "{listen}"{" " * max(1, 23 - len(listen))}# "0.0.0.0:PORT" to listen on every interface
+public_url = {json.dumps(public_url)}
 database = "heartfly.db"          # relative to this file
 api_token_file = "api-token"      # created with a fresh token on first start
 ping_key = "{key()}"    # enables /ping/<ping_key>/<check-name>

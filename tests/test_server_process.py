@@ -10,6 +10,7 @@ import signal
 import socket
 import sqlite3
 import time
+import tomllib
 from pathlib import Path
 
 import aiohttp
@@ -203,6 +204,33 @@ def test_init_writes_where_heartfly_config_points_like_every_other_command(tmp_p
     assert named.returncode == 0 and (tmp_path / "named.toml").exists(), named.stderr
     both = heartfly("init", "-c", str(tmp_path / "a.toml"), str(tmp_path / "b.toml"))
     assert both.returncode == 2 and "two places" in both.stderr
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://hb.example.com", 'http://hb.example.com/" x', "http://h:99999"])
+def test_init_with_a_bad_url_says_so_and_writes_nothing(tmp_path: Path, url: str) -> None:
+    target = tmp_path / "hb.toml"
+    result = heartfly("init", "--url", url, str(target))
+    assert result.returncode == 2 and "--url" in result.stderr and "Traceback" not in result.stderr
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "listen"),
+    [
+        ("http://127.0.0.1:9100", "127.0.0.1:9100"),  # reached directly: listen where the URL points
+        ("http://localhost:9100/hb", "127.0.0.1:9100"),
+        ("http://[::1]:9100", "[::1]:9100"),
+        ("http://hb.internal:9100", "127.0.0.1:9100"),  # a name: the port, and loopback until told otherwise
+        ("https://hb.example.com", "127.0.0.1:8765"),  # behind a TLS proxy: the default stays
+        ("http://hb.example.com", "127.0.0.1:8765"),
+    ],
+)
+def test_init_listens_on_the_port_of_a_plain_http_url_with_one(tmp_path: Path, url: str, listen: str) -> None:
+    target = tmp_path / "hb.toml"
+    result = heartfly("init", "--url", url, str(target))
+    assert result.returncode == 0, result.stderr
+    server = tomllib.loads(target.read_text())["server"]
+    assert (server["listen"], server["public_url"]) == (listen, url)
 
 
 def test_a_port_in_use_fails_the_start_before_the_database_is_touched(tmp_path: Path) -> None:
