@@ -161,7 +161,13 @@ def test_alert(config_path: Path | None, channel: str) -> None:
 @main.command()
 @config_option
 @click.argument("name")
-@click.option("--limit", default=20, show_default=True, help="How many of each kind of entry to show.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 100_000),  # SQLite's LIMIT takes 64 bits and reads a negative one as "all"
+    help="How many of each kind of entry to show (1 to 100000).",
+)
 def history(config_path: Path | None, name: str, limit: int) -> None:
     """A check's state changes, alerts (with every delivery attempt) and latest pings."""
     import asyncio

@@ -123,3 +123,13 @@ def test_an_attempt_to_be_retried_reads_as_a_failure_and_its_duration_not_as_a_r
 
     out = format_attempts([{"at": 1795420800.0, "outcome": "retry", "duration": 0.007, "error": "cannot reach"}])
     assert out == "  2026-11-23 08:00:00Z  failed, will retry (7 ms): cannot reach"
+
+
+@pytest.mark.parametrize("limit", ["99999999999999999999", "0", "-1", "100001"])
+def test_history_refuses_a_limit_out_of_range_with_a_usage_error(tmp_path: Path, limit: str) -> None:
+    path = config(tmp_path, "http://127.0.0.1:9/x", new_key())
+    with Server(path) as server:
+        server.stop()  # leaves the database behind, with the check in it
+    result = heartfly("history", "nightly", "--limit", limit, "-c", str(path))
+    assert result.returncode == 2 and "Invalid value for '--limit'" in result.stderr
+    assert "Traceback" not in result.stderr
