@@ -269,6 +269,8 @@ def run_command(
         run_id = check_run_id(rid) if rid is not None else str(uuid.uuid4())
     except (UnitError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    if limit is not None and limit <= 0:  # would kill the command the moment it starts
+        raise click.UsageError(f'--timeout must be longer than zero, got "{timeout}"')
     courier: Courier | None = None
     try:
         url = resolve(target, config_path, os.environ)

@@ -281,6 +281,14 @@ def test_a_timeout_sends_term_then_kill_and_reports_a_failure_that_says_so(hf: S
     assert "timed out after 500ms" in err(result)
 
 
+@pytest.mark.parametrize("timeout", ["0s", "0ms", "0h0m"])
+def test_a_timeout_of_zero_is_a_usage_error_and_nothing_runs(hf: Setup, timeout: str) -> None:
+    marker = hf.tmp / "ran"
+    result = hf.cli("run", "job", "--timeout", timeout, "--", "touch", str(marker))
+    assert result.returncode == 2 and "--timeout" in err(result) and "longer than zero" in err(result)
+    assert not marker.exists() and hf.pings() == []
+
+
 def test_a_timeout_ends_the_whole_process_group_of_the_command(hf: Setup) -> None:
     began = time.monotonic()
     result = hf.cli("run", "job", "--timeout", "300ms", "--", "sh", "-c", "sleep 30 & sleep 30; echo never")
