@@ -91,7 +91,7 @@ def _budget(text: str | None) -> float:
         budget = 0.0
     if budget > 0:
         return budget
-    warn(f'warning: --ping-budget/HEARTFLY_PING_BUDGET wants a duration such as "20s", not "{text}"; using 20s')
+    warn(f'warning: --ping-budget/HEARTFLY_PING_BUDGET wants a duration over zero, not "{text}"; using {END_BUDGET:g}s')
     return END_BUDGET
 
 

@@ -502,3 +502,9 @@ def test_a_malformed_retries_setting_is_a_warning_and_the_job_still_runs(hf: Set
     result = hf.cli("run", "job", "--", "sh", "-c", "exit 6", HEARTFLY_RETRIES="lots")
     assert result.returncode == 6 and 'not "lots"; using 3' in err(result)
     assert [p["kind"] for p in hf.pings()] == ["start", "fail"]
+
+
+def test_a_malformed_ping_budget_is_a_warning_and_the_job_still_runs(hf: Setup) -> None:
+    result = hf.cli("run", "job", "--", "sh", "-c", "exit 6", HEARTFLY_PING_BUDGET="0s")
+    assert result.returncode == 6 and 'not "0s"; using 20s' in err(result)
+    assert [p["kind"] for p in hf.pings()] == ["start", "fail"]
