@@ -147,6 +147,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     return parse_config(data, path)
 
 
@@ -358,7 +360,7 @@ def _parse_cron(text: str) -> str:
 def _parse_zone(text: str) -> str:
     try:
         ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of the database
         raise ValueError(f'unknown time zone "{text}" (use an IANA name such as "Europe/Berlin")') from None
     return text
 

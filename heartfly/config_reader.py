@@ -81,7 +81,10 @@ class Reader:
         """A path from the file, relative to the file's folder."""
         if not text:
             raise ValueError("must not be empty")
-        return (self.base_dir / Path(text).expanduser()).resolve()
+        try:
+            return (self.base_dir / Path(text).expanduser()).resolve()
+        except (RuntimeError, OSError) as exc:  # "~nosuchuser", a symlink loop
+            raise ValueError(f'cannot use "{text}": {exc}') from None
 
 
 def join(where: str, key: str) -> str:

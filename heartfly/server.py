@@ -190,4 +190,10 @@ async def _reload_loop(app: web.Application, reloads: asyncio.Queue[None]) -> No
         await reloads.get()
         while not reloads.empty():  # a burst of SIGHUPs is one reload
             reloads.get_nowait()
-        await control.reload_config(app, "SIGHUP")
+        try:
+            await control.reload_config(app, "SIGHUP")
+        except Exception as exc:  # the loop serves every later SIGHUP: it must not die
+            why = f"reload failed, still running the previous config: {type(exc).__name__}: {exc}"
+            log.error("%s", why)
+            log.debug("the failed reload's traceback", exc_info=True)
+            systemd.ready(why)  # not left RELOADING

@@ -11,6 +11,7 @@ import pytest
 from heartfly.config import ConfigError, load_config
 from heartfly.units import UnitError, format_duration, parse_duration, parse_size
 from tests.conftest import ConfigWriter, new_key
+from tests.proc import heartfly
 
 
 def problems(write_config: ConfigWriter, body: str, server: str = "") -> list[str]:
@@ -211,3 +212,35 @@ def test_a_webhook_header_value_with_a_control_character_fails_check_config(tmp_
     assert result.returncode == 2, result.stdout
     assert "error: channels.hook.headers:" in result.stderr and "control character" in result.stderr
     assert "s3cret" not in result.stderr  # the value may be a credential
+
+
+def _unusable(tmp_path: Path, what: str) -> str:
+    """A config text that made load_config raise something other than ConfigError."""
+    (tmp_path / "loop").symlink_to("loop")
+    check = f'[checks.a]\nkey = "{new_key()}"\ncron = "0 3 * * *"\n'
+    return {
+        "zone": check + 'timezone = "Europe"\n',  # a folder of the zone database
+        "home": '[server]\ndatabase = "~nosuchuser/x.db"\n',
+        "loop": '[server]\ndatabase = "loop/x.db"\n',
+        "deep": "x = " + "[" * 5000 + "]" * 5000 + "\n",
+    }[what]
+
+
+@pytest.mark.parametrize(
+    ("what", "said"),
+    [
+        ("zone", "checks.a.timezone: unknown time zone"),
+        ("home", "server.database: "),
+        ("loop", "server.database: "),
+        ("deep", "nested too deeply"),
+    ],
+)
+def test_check_config_reports_an_unusable_value_as_a_config_error_with_exit_2(
+    tmp_path: Path, what: str, said: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(_unusable(tmp_path, what))
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and said in result.stderr, result.stderr
+    assert result.stderr.startswith("error: ")

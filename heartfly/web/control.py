@@ -157,6 +157,9 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
                 config = load_config(path)
             except ConfigError as exc:
                 return _refused(exc.problems)
+            except Exception as exc:  # a validation bug must not cost the running config
+                log.debug("reading %s failed", path, exc_info=True)
+                return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
             try:
                 await reload(app, config)
             except (OSError, ValueError) as exc:

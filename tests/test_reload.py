@@ -1,0 +1,118 @@
+"""Reloading the config (SIGHUP, the API): a bad file or an unexpected error never stops later reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from heartfly.config import load_config
+from heartfly.web import control
+from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
+from tests.conftest import ConfigWriter, new_key
+from tests.proc import Server
+from tests.webutil import Client, bearer
+
+
+def write(path: Path, checks: str) -> Path:
+    path.write_text('[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n' + checks)
+    return path
+
+
+def every_hour(name: str, key: str) -> str:
+    return f'[checks.{name}]\nkey = "{key}"\nevery = "1h"\n'
+
+
+def ping(url: str) -> int:
+    async def fetch() -> int:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            return resp.status
+
+    return asyncio.run(fetch())
+
+
+def test_a_sighup_reload_still_works_after_one_that_met_an_unusable_value(tmp_path: Path) -> None:
+    key_b = new_key()
+    config = write(tmp_path / "hb.toml", every_hour("a", new_key()))
+    with Server(config) as server:
+        zone_folder = f'[checks.z]\nkey = "{new_key()}"\ncron = "@daily"\ntimezone = "Europe"\n'
+        config.write_text(config.read_text() + zone_folder)
+        server.signal(signal.SIGHUP)
+        assert server.wait_for_log('checks.z.timezone: unknown time zone "Europe"')
+        write(config, every_hour("a", new_key()) + every_hour("b", key_b))
+        server.signal(signal.SIGHUP)
+        assert server.wait_for_log("reloaded"), server.log()
+        assert ping(f"{server.url}/ping/{key_b}") == 200
+        assert server.stop() == 0
+    assert "Traceback" not in server.log()
+
+
+async def soon(condition: Callable[[], bool]) -> None:
+    """Waits (at most 5 s) until `condition` holds."""
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def fail_once(real: Any, error: Exception) -> Any:
+    """`real`, except that its first call raises `error`: a bug no test foresaw."""
+    calls: list[None] = []
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(None)
+        if len(calls) == 1:
+            raise error
+        return real(*args, **kwargs)
+
+    return wrapper
+
+
+async def test_an_unexpected_error_while_reading_the_file_is_a_refused_reload_not_a_500(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(every_hour("a", new_key()))
+    client: Client = await aiohttp_client(create_app(config))
+    monkeypatch.setattr(control, "load_config", fail_once(load_config, RuntimeError("boom")))
+    refused = await client.post("/api/v1/reload", headers=bearer(config))
+    assert refused.status == 400
+    assert (await refused.json())["problems"] == [f"{config.path}: cannot load it: RuntimeError: boom"]
+    config.path.write_text(config.path.read_text() + every_hour("b", new_key()))
+    again = await client.post("/api/v1/reload", headers=bearer(config))
+    assert again.status == 200 and (await again.json())["checks"] == 2
+
+
+async def test_the_sighup_loop_survives_any_error_says_ready_and_serves_the_next_sighup(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heartfly import server, systemd
+
+    config = write_config(every_hour("a", new_key()))
+    client: Client = await aiohttp_client(create_app(config))
+    app = client.app
+    said: list[str] = []
+
+    def ready(status: str) -> bool:
+        said.append(status)
+        return True
+
+    monkeypatch.setattr(systemd, "ready", ready)
+    monkeypatch.setattr(control, "reload_config", fail_once(control.reload_config, KeyError("boom")))
+    sighups: asyncio.Queue[None] = asyncio.Queue()
+    loop = asyncio.create_task(server._reload_loop(app, sighups))
+    try:
+        sighups.put_nowait(None)
+        await soon(lambda: bool(said))
+        assert said == ["reload failed, still running the previous config: KeyError: 'boom'"]
+        config.path.write_text(config.path.read_text() + every_hour("b", new_key()))
+        sighups.put_nowait(None)
+        await soon(lambda: len(app[RUNTIME].config.checks) == 2 or loop.done())
+        assert not loop.done(), loop
+        assert said[-1].endswith("with 2 checks (reloaded)")
+    finally:
+        loop.cancel()
