@@ -138,7 +138,7 @@ class Engine:
             if row is None:
                 check = self._create(cfg, now, statements)
             else:
-                check = Check(row.id, cfg, states.reconfigure(cfg, row.state), ping_id=row.state_ping_id)
+                check = Check(row.id, cfg, states.reconfigure(cfg, row.state, now).state, ping_id=row.state_ping_id)
                 stored[check.id] = row.state
                 if row.removed_at is not None:
                     returned.append(check)
@@ -194,7 +194,7 @@ class Engine:
             self._replay_one(check, ping)
         if pings:
             log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
-        check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now))
+        check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
         self._schedule(check)
         write = store.Write(state=self._row(check))
         write.statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (check.id,)))
@@ -267,11 +267,11 @@ class Engine:
             if name in old:
                 check = old[name]
                 if check.config != cfg:
-                    check.state = states.reconfigure(cfg, check.state)
+                    check.state = states.reconfigure(cfg, check.state, now, old=check.config).state
                     check.config = cfg
                     writes.append(store.Write(state=self._row(check)))
             elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
-                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state), ping_id=gone.ping_id)
+                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
                 returned.append(check)
                 log.info("check %s is back in the config; watching it afresh, with its history", name)
             else:

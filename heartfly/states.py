@@ -303,13 +303,21 @@ def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
     return new
 
 
-def reconfigure(check: CheckConfig, st: CheckState) -> CheckState:
-    """The check's schedule may have changed: recompute its due time from the same anchor."""
+def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None = None) -> Step:
+    """The check's config changed (from `old`; None: it may have): recompute its due time from the
+    same anchor, unless `old` had the same schedule (a cron due time costs a croniter walk, and
+    a reload can change 100k checks; the deadline also keeps its downtime extension)."""
     new = st.copy()
-    _set_due(check, new)
+    if old is None or _schedule_of(old) != _schedule_of(check):
+        _set_due(check, new)
     if check.after is None:
         new.step_due = new.step_since = None
-    return new
+    return Step(new, None)
+
+
+def _schedule_of(check: CheckConfig) -> tuple[object, ...]:
+    """What `next_due` reads."""
+    return check.every, check.cron, check.timezone, check.after
 
 
 def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, started_at: float) -> CheckState:

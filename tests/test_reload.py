@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from heartfly.config import load_config
+from heartfly.config import Config, load_config
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -116,3 +117,26 @@ async def test_the_sighup_loop_survives_any_error_says_ready_and_serves_the_next
         assert said[-1].endswith("with 2 checks (reloaded)")
     finally:
         loop.cancel()
+
+
+async def test_pings_are_answered_while_a_reload_reads_and_validates_the_file(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = new_key()
+    config = write_config(every_hour("a", key))
+    client: Client = await aiohttp_client(create_app(config))
+    reading, answered = threading.Event(), threading.Event()
+    seen: list[bool] = []
+
+    def slow_load(path: Path) -> Config:  # a file of 100k checks takes seconds to validate
+        reading.set()
+        seen.append(answered.wait(5))  # on the event loop's thread this waits out the 5 s
+        return load_config(path)
+
+    monkeypatch.setattr(control, "load_config", slow_load)
+    reload = asyncio.create_task(client.post("/api/v1/reload", headers=bearer(config)))
+    await soon(reading.is_set)
+    assert (await client.get(f"/ping/{key}")).status == 200
+    answered.set()
+    assert (await reload).status == 200
+    assert seen == [True]  # the ping was answered while the file was being read

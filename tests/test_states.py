@@ -15,6 +15,7 @@ from heartfly.states import (
     initial_state,
     next_deadline,
     pause,
+    reconfigure,
     resume,
 )
 from tests.conftest import check
@@ -217,6 +218,16 @@ def test_a_deadline_after_the_restart_is_left_alone() -> None:
     cfg = check(every=1000)
     st = initial_state(cfg, T0)
     assert account_downtime(cfg, st, stopped_at=T0 + 10, started_at=T0 + 20) is st
+
+
+def test_a_reload_that_leaves_the_schedule_alone_keeps_the_deadline_and_its_downtime_extension() -> None:
+    cfg = check(every=100, grace=50)
+    moved = account_downtime(cfg, initial_state(cfg, T0), stopped_at=T0 + 90, started_at=T0 + 130)
+    regraced = check(name=cfg.name, key=cfg.key, every=100, grace=80)
+    again = reconfigure(regraced, moved, T0 + 131, old=cfg).state
+    assert (again.due_at, again.slack) == (T0 + 100, 40)
+    rescheduled = reconfigure(check(name=cfg.name, key=cfg.key, every=200), moved, T0 + 131, old=cfg).state
+    assert (rescheduled.due_at, rescheduled.slack) == (T0 + 200, 0)
 
 
 def test_state_survives_a_json_round_trip() -> None:

@@ -153,8 +153,8 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
     async with ctl.reload_lock:
         systemd.reloading()
         with longlived.building(again=True):
-            try:
-                config = load_config(path)
+            try:  # in a thread: 100k checks take seconds to validate, and pings must be answered meanwhile
+                config = await asyncio.to_thread(load_config, path)
             except ConfigError as exc:
                 return _refused(exc.problems)
             except Exception as exc:  # a validation bug must not cost the running config
