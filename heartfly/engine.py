@@ -138,10 +138,13 @@ class Engine:
             if row is None:
                 check = self._create(cfg, now, statements)
             else:
-                check = Check(row.id, cfg, states.reconfigure(cfg, row.state, now).state, ping_id=row.state_ping_id)
+                step = states.reconfigure(cfg, row.state, now)
+                check = Check(row.id, cfg, step.state, ping_id=row.state_ping_id)
                 stored[check.id] = row.state
                 if row.removed_at is not None:
                     returned.append(check)
+                elif step.flip is not None:  # the file changed while stopped: a late check may be on time
+                    self.writer.submit_nowait(self._change(check, step, row.state))
             self._add(check)
         for name, row in rows.items():
             if name in self.config.checks:
@@ -267,9 +270,9 @@ class Engine:
             if name in old:
                 check = old[name]
                 if check.config != cfg:
-                    check.state = states.reconfigure(cfg, check.state, now, old=check.config).state
-                    check.config = cfg
-                    writes.append(store.Write(state=self._row(check)))
+                    was, step = check.state, states.reconfigure(cfg, check.state, now, old=check.config)
+                    check.state, check.config = step.state, cfg
+                    writes.append(self._change(check, step, was))
             elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
                 check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
                 returned.append(check)

@@ -306,13 +306,19 @@ def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
 def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None = None) -> Step:
     """The check's config changed (from `old`; None: it may have): recompute its due time from the
     same anchor, unless `old` had the same schedule (a cron due time costs a croniter walk, and
-    a reload can change 100k checks; the deadline also keeps its downtime extension)."""
+    a reload can change 100k checks; the deadline also keeps its downtime extension).
+
+    A late check whose new due time lies ahead is on time again: a flip that alerts nobody.
+    """
     new = st.copy()
     if old is None or _schedule_of(old) != _schedule_of(check):
         _set_due(check, new)
     if check.after is None:
         new.step_due = new.step_since = None
-    return Step(new, None)
+    if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
+        on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
+        _set_status(new, on_time, None, now)
+    return Step(new, _flip(st, new, now, None, "its due time moved ahead with a config reload"))
 
 
 def _schedule_of(check: CheckConfig) -> tuple[object, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,13 +13,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from heartfly.clock import FakeClock
 from heartfly.config import Config, load_config
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
-from tests.webutil import Client, bearer
+from tests.webutil import Client, bearer, state_of
 
 
 def write(path: Path, checks: str) -> Path:
@@ -112,9 +114,9 @@ async def test_the_sighup_loop_survives_any_error_says_ready_and_serves_the_next
         assert said == ["reload failed, still running the previous config: KeyError: 'boom'"]
         config.path.write_text(config.path.read_text() + every_hour("b", new_key()))
         sighups.put_nowait(None)
-        await soon(lambda: len(app[RUNTIME].config.checks) == 2 or loop.done())
+        await soon(lambda: len(said) == 2 or loop.done())
         assert not loop.done(), loop
-        assert said[-1].endswith("with 2 checks (reloaded)")
+        assert said[-1].endswith("with 2 checks (reloaded)") and len(app[RUNTIME].config.checks) == 2
     finally:
         loop.cancel()
 
@@ -140,3 +142,21 @@ async def test_pings_are_answered_while_a_reload_reads_and_validates_the_file(
     answered.set()
     assert (await reload).status == 200
     assert seen == [True]  # the ping was answered while the file was being read
+
+
+async def test_a_reload_that_moves_a_late_checks_due_time_ahead_makes_it_on_time_without_an_alert(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    hook = '[defaults]\nchannels = ["hook"]\n[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
+    config = write_config(hook + '[checks.a]\nkey = "' + new_key() + '"\nevery = "1h"\ngrace = "1h"\n')
+    clock = FakeClock()
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    client.app[RUNTIME].engine.fire_due(clock.advance(3601))
+    assert (await state_of(client, config, "a"))["state"] == "late"
+    config.path.write_text(config.path.read_text().replace('every = "1h"', 'every = "2h"'))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    assert (await state_of(client, config, "a"))["state"] == "new"
+    flips = await (await client.get("/api/v1/checks/a/flips", headers=bearer(config))).json()
+    assert [(f["old"], f["new"]) for f in flips] == [("late", "new"), ("new", "late")]
+    with sqlite3.connect(config.server.database) as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)

@@ -230,6 +230,27 @@ def test_a_reload_that_leaves_the_schedule_alone_keeps_the_deadline_and_its_down
     assert (rescheduled.due_at, rescheduled.slack) == (T0 + 200, 0)
 
 
+def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:
+    cfg = check(every=100, grace=50)
+    late, _, _ = advance(cfg, initial_state(cfg, T0), T0 + 110)
+    assert late.status is Status.LATE
+    still, flip, _ = reconfigure(check(name=cfg.name, key=cfg.key, every=105), late, T0 + 110, old=cfg)
+    assert still.status is Status.LATE and flip is None
+    again, flip, _ = reconfigure(check(name=cfg.name, key=cfg.key, every=200), late, T0 + 110, old=cfg)
+    assert again.status is Status.NEW and again.changed_at == T0 + 110  # never pinged: new, not up
+    assert flip is not None and (flip.old, flip.new, flip.alerts) == (Status.LATE, Status.NEW, False)
+    assert flip.detail == "its due time moved ahead with a config reload"
+    assert next_deadline(cfg, again) == Deadline(T0 + 200, "late")
+
+
+def test_a_late_check_that_pinged_before_is_up_again_after_such_a_reload() -> None:
+    cfg = check(every=100, grace=50)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 10), T0 + 10)
+    late, _, _ = advance(cfg, st, T0 + 111)
+    again, _, _ = reconfigure(check(name=cfg.name, key=cfg.key, every=200), late, T0 + 111, old=cfg)
+    assert (late.status, again.status) == (Status.LATE, Status.UP)
+
+
 def test_state_survives_a_json_round_trip() -> None:
     cfg = check(max_runtime=600)
     st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 1, run_id="r1"), T0 + 1)
