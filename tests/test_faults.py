@@ -118,7 +118,9 @@ def test_a_storm_of_reloads_during_pings_loses_no_ping_and_keeps_serving(tmp_pat
             task = asyncio.create_task(load(stop))
             for n in range(40):
                 extra = f'[checks.extra{n}]\nkey = "{new_key()}"\nevery = "1h"\n' if n % 2 else ""
-                config.write_text(config.read_text().split("[checks.extra")[0] + extra)
+                # Atomically, as editors save: the server reads the file in a thread, maybe mid-write.
+                config.with_suffix(".new").write_text(config.read_text().split("[checks.extra")[0] + extra)
+                os.replace(config.with_suffix(".new"), config)
                 server.signal(signal.SIGHUP)
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0.5)
