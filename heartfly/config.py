@@ -25,15 +25,26 @@ from heartfly.config_alerts import (
     parse_channels,
     parse_smtp,
 )
-from heartfly.config_reader import ConfigError, Reader, join, kind_of, positive, positive_duration
+from heartfly.config_reader import (
+    ConfigError,
+    Reader,
+    at_least,
+    grace_duration,
+    join,
+    kind_of,
+    positive,
+    positive_duration,
+)
 from heartfly.pipeline import find_cycle, parse_after
-from heartfly.units import parse_duration, parse_size
+from heartfly.units import parse_size
 
 __all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "load_config", "parse_config"]
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_PORT = 8765
+AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
+AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,19 +241,19 @@ class _Reader(Reader):
         key = self.value(raw, where, "key", str, _parse_key)
         if "key" not in raw:
             self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
-        every = self.value(raw, where, "every", str, positive_duration)
+        every = self.value(raw, where, "every", str, AT_LEAST_1S)
         cron = self.value(raw, where, "cron", str, _parse_cron)
         if sum(k in raw for k in ("every", "cron", "after")) != 1:
             self.fail(where, 'needs exactly one of "every", "cron" and "after" (a pipeline step)')
         after = self.value(raw, where, "after", str, parse_after)
-        within = self.value(raw, where, "within", str, positive_duration)
+        within = self.value(raw, where, "within", str, AT_LEAST_1S)
         if ("after" in raw) != ("within" in raw):
             self.fail(where, '"after" and "within" go together: a step must succeed within `within` of its upstream')
         tz_where = where if "timezone" in raw else "defaults"
         timezone = self.value(merged, tz_where, "timezone", str, _parse_zone)
         if "timezone" in raw and "cron" not in raw:
             self.fail(join(where, "timezone"), 'only applies to "cron" schedules')
-        grace = self.value(merged, where if "grace" in raw else "defaults", "grace", str, parse_duration)
+        grace = self.value(merged, where if "grace" in raw else "defaults", "grace", str, grace_duration)
         max_rt = self.value(
             merged, where if "max_runtime" in raw else "defaults", "max_runtime", str, positive_duration
         )
@@ -255,8 +266,8 @@ class _Reader(Reader):
         start_key = self.value(raw, where, "start_key", str, _parse_key)
         fail_key = self.value(raw, where, "fail_key", str, _parse_key)
         channels = self.strings(merged, where if "channels" in raw else "defaults", "channels") or ()
-        repeat = self.value(merged, where if "repeat" in raw else "defaults", "repeat", str, positive_duration)
-        stall = self.value(merged, where if "stall" in raw else "defaults", "stall", str, positive_duration)
+        repeat = self.value(merged, where if "repeat" in raw else "defaults", "repeat", str, AT_LEAST_1M)
+        stall = self.value(merged, where if "stall" in raw else "defaults", "stall", str, AT_LEAST_1S)
         expect = self.value(raw, where, "expect", int, positive)
         members = self.strings(raw, where, "members") or ()
         if len(set(members)) != len(members):

@@ -120,3 +120,23 @@ def positive_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError("must be longer than zero")
     return seconds
+
+
+def at_least(minimum: float, shown: str) -> Callable[[str], float]:
+    """A duration's reader that refuses one shorter than `minimum` (a deadline or reminder that
+    close would busy the timer or flood a channel)."""
+
+    def read(text: str) -> float:
+        seconds = parse_duration(text)
+        if seconds < minimum:
+            raise ValueError(f"must be at least {shown}")
+        return seconds
+
+    return read
+
+
+def grace_duration(text: str) -> float:
+    seconds = parse_duration(text)
+    if 0 < seconds < 1:
+        raise ValueError("must be 0s (no late state) or at least 1s")
+    return seconds

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+# Ten years: a longer duration is a typo, and its deadlines would leave the dates datetime can show.
+MAX_DURATION = 3650 * 86400.0
 _UNITS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}  # in milliseconds
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 _WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|d|h|m|s))+")
@@ -25,7 +27,7 @@ def decimal(text: str, digits: int = 18) -> int | None:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration string; units d, h, m, s, ms, largest first."""
+    """Seconds in a duration string; units d, h, m, s, ms, largest first; at most MAX_DURATION."""
     compact = text.strip().replace(" ", "")
     if not compact or not _WHOLE.fullmatch(compact):
         raise UnitError(f'expected a duration like "90s", "15m", "1h30m" or "2d", got "{text}"')
@@ -36,6 +38,8 @@ def parse_duration(text: str) -> float:
             raise UnitError(f'units must appear once each, largest first, in "{text}"')
         seen.append(unit)
         total += float(number) * _UNITS[unit]
+    if total > MAX_DURATION * 1000:  # also 400 digits of seconds, which float() reads as inf
+        raise UnitError("at most 3650d (10 years) for a duration")
     return total / 1000  # summed in milliseconds: 13 * 0.001 would not be exactly 0.013
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import textwrap
 from collections.abc import Callable
@@ -23,6 +24,13 @@ def check(name: str = "job", **kw: object) -> CheckConfig:
     if "cron" in kw and "every" not in kw:
         fields["every"] = None
     return CheckConfig(**fields)  # type: ignore[arg-type]
+
+
+def past_validation(config: Config, name: str, **fields: object) -> Config:
+    """`config` with check `name` changed beyond what validation allows (a 300 ms repeat): for
+    tests of timing that should not wait out the limits users get."""
+    changed = dataclasses.replace(config.checks[name], **fields)  # type: ignore[arg-type]
+    return dataclasses.replace(config, checks={**config.checks, name: changed})
 
 
 @pytest.fixture

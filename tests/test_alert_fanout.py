@@ -26,7 +26,7 @@ async def test_two_hundred_simultaneous_down_alerts_each_arrive_exactly_once(
     receiver = web.Application()
     receiver.router.add_post("/hook", hook)
     server = await aiohttp_server(receiver)
-    checks = "".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "300ms"\ngrace = "0s"\n' for i in range(200))
+    checks = "".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "1s"\ngrace = "0s"\n' for i in range(200))
     config = write_config(
         '[defaults]\nchannels = ["hook"]\n[alerts]\nconcurrency = 16\n'
         f'[channels.hook]\ntype = "webhook"\nurl = "{server.make_url("/hook")}"\n' + checks

@@ -33,7 +33,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from heartfly.config import Config, ConfigError
 from heartfly.web.app import create_app
-from tests.conftest import ConfigWriter, new_key
+from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.proc import Server
 
 T = TypeVar("T")
@@ -344,12 +344,12 @@ async def test_a_webhook_alert_posts_the_documented_json_with_its_idempotency_ke
     key = new_key()
     config = write_config(
         webhook("hook", hook.url, 'headers = { Authorization = "Bearer hook-secret", X-Team = "ops" }')
-        + check("quick", key, ["hook"], 'every = "300ms"', 'grace = "0s"')
+        + check("quick", key, ["hook"], 'every = "1s"', 'grace = "0s"')
         + fast(),
         server=SERVER,
     )
     hf = await start(config)
-    [down] = await until(lambda: hook.hits, "the down alert (no ping within 300ms)")
+    [down] = await until(lambda: hook.hits, "the down alert (no ping within 1s)")
     body = down.json()
     assert down.path == "/hook"
     assert down.headers["Authorization"] == "Bearer hook-secret" and down.headers["X-Team"] == "ops"
@@ -572,10 +572,11 @@ async def test_a_down_check_with_repeat_sends_reminders_until_it_recovers(
     config = write_config(
         webhook("hook", hook.url)
         + webhook("quiet", quiet.url, "recovery = false")
-        + check("job", key, ["hook", "quiet"], 'every = "1h"', 'repeat = "300ms"')
+        + check("job", key, ["hook", "quiet"], 'every = "1h"', 'repeat = "1m"')
         + fast(),
         server=SERVER,
     )
+    config = past_validation(config, "job", repeat=0.3)
     hf = await start(config)
     await hf.ping(key, "/fail")
     await until(lambda: hook.events().count("reminder") >= 2, "two reminders")

@@ -244,3 +244,33 @@ def test_check_config_reports_an_unusable_value_as_a_config_error_with_exit_2(
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and said in result.stderr, result.stderr
     assert result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ('every = "3000000d"', "checks.a.every: at most 3650d (10 years)"),
+        (f'every = "{"9" * 400}s"', "checks.a.every: at most 3650d (10 years)"),
+        ('every = "0.0001ms"', "checks.a.every: must be at least 1s"),
+        ('every = "1h"\ngrace = "500ms"', "checks.a.grace: must be 0s (no late state) or at least 1s"),
+        ('every = "1h"\nstall = "999ms"', "checks.a.stall: must be at least 1s"),
+        ('every = "1h"\nrepeat = "50ms"', "checks.a.repeat: must be at least 1m"),
+        ('every = "1h"\nrepeat = "59s"', "checks.a.repeat: must be at least 1m"),
+        ('every = "1h"\nmax_runtime = "3651d"', "checks.a.max_runtime: at most 3650d (10 years)"),
+    ],
+)
+def test_a_duration_outside_its_sane_range_is_refused_naming_the_limit(
+    write_config: ConfigWriter, line: str, said: str
+) -> None:
+    found = problems(write_config, f'[checks.a]\nkey = "{new_key()}"\n{line}\n')
+    assert len(found) == 1 and found[0].startswith(said), found
+
+
+def test_durations_at_the_limits_are_accepted(write_config: ConfigWriter) -> None:
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1s"\ngrace = "0s"\nstall = "1s"\nrepeat = "1m"\n'
+        f'[checks.b]\nkey = "{new_key()}"\nevery = "3650d"\ngrace = "3650d"\n'
+    )
+    a, b = config.checks["a"], config.checks["b"]
+    assert (a.every, a.grace, a.stall, a.repeat) == (1, 0, 1, 60)
+    assert b.every == b.grace == 3650 * 86400

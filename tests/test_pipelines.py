@@ -132,7 +132,7 @@ async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(c
             '[checks.a]\nkey = "{k}"\nevery = "1h"\nfailures_before_alert = 0\n',
             "checks.a.failures_before_alert: must be positive",
         ),
-        ('[checks.a]\nkey = "{k}"\nevery = "1h"\nstall = "0s"\n', "checks.a.stall: must be longer than zero"),
+        ('[checks.a]\nkey = "{k}"\nevery = "1h"\nstall = "0s"\n', "checks.a.stall: must be at least 1s"),
     ],
 )
 def test_bad_pipeline_fan_in_and_assertion_settings_are_config_errors(

@@ -146,12 +146,12 @@ def test_every_acknowledged_ping_survives_kill_9_mid_load(tmp_path: Path) -> Non
 
 def test_a_restart_extends_deadlines_that_fell_in_the_downtime_and_records_it(tmp_path: Path) -> None:
     key = new_key()
-    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "2s"\ngrace = "500ms"\n')
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "2s"\ngrace = "1s"\n')
     with Server(config) as server:
-        assert get(f"{server.url}/ping/{key}") == (200, "OK")  # due 2 s from now, down 0.5 s later
+        assert get(f"{server.url}/ping/{key}") == (200, "OK")  # due 2 s from now, down 1 s later
         pinged = time.time()
         assert server.stop() == 0
-    time.sleep(max(0.0, pinged + 3.0 - time.time()))  # the due time and the grace pass while stopped
+    time.sleep(max(0.0, pinged + 3.5 - time.time()))  # the due time and the grace pass while stopped
     with Server(config) as server:
         items = json.loads(heartfly("status", "--json", "-c", str(config)).stdout)
         assert items[0]["state"] == "up", server.log()

@@ -38,7 +38,7 @@ def config(write_config: ConfigWriter) -> Config:
         every = "1h"
         [checks.quick]
         key = "{new_key()}"
-        every = "300ms"
+        every = "1s"
         grace = "0s"
         """,
         server=f'ping_key = "{PING_KEY}"\nbody_limit = "1KB"',
