@@ -16,7 +16,7 @@ from heartfly.assertions import parse_assertion
 from heartfly.config import parse_config
 from heartfly.config_reader import ConfigError
 from heartfly.pingparse import PingError, parse_json, parse_path, parse_query
-from heartfly.units import UnitError, format_duration, parse_duration, parse_size
+from heartfly.units import MAX_DURATION, UnitError, format_duration, parse_duration, parse_size
 
 NOW = 1_780_000_000.0
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -34,13 +34,16 @@ def test_any_whole_millisecond_duration_formats_and_parses_back_to_itself(millis
 @example("1h30m")
 @example("5m5m")
 @example("1e9s")
+@example("3000000d")
+@example("9" * 400 + "s")
 def test_parse_duration_returns_a_finite_non_negative_number_or_a_unit_error(text: str) -> None:
     try:
         value = parse_duration(text)
     except UnitError as exc:
         assert "duration" in str(exc) or "units" in str(exc)
     else:
-        assert math.isfinite(value) and value >= 0
+        assert math.isfinite(value) and 0 <= value <= MAX_DURATION
+        assert format_duration(value)  # and shows: no OverflowError
 
 
 @FAST
