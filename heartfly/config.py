@@ -6,7 +6,7 @@ import difflib
 import functools
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -170,10 +170,11 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     server = reader.server(reader.table(data, "server"))
     defaults = reader.table(data, "defaults")
     reader.known(defaults, "defaults", _DEFAULT_KEYS)
+    inherited = reader.defaults(defaults)  # read once: a bad default is one problem, not one per check
     checks_table = reader.table(data, "checks")
     checks: dict[str, CheckConfig] = {}
     for name, raw in checks_table.items():
-        check = reader.check(name, raw, defaults)
+        check = reader.check(name, raw, inherited)
         if check is not None:
             checks[name] = check
     reader.unique_keys(server, checks)
@@ -186,7 +187,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         for c in checks.values()
     }
     if "channels" in defaults and not checks:
-        used["defaults.channels"] = reader.strings(defaults, "defaults", "channels") or ()
+        used["defaults.channels"] = inherited.get("channels") or ()
     declared = set(data["channels"]) if isinstance(data.get("channels"), dict) else set()
     check_routing(reader, channels, used, declared)
     if reader.problems:
@@ -228,6 +229,20 @@ class _Reader(Reader):
             public=bool(public),
         )
 
+    def defaults(self, table: Mapping[str, Any]) -> dict[str, Any]:
+        """The [defaults] a check inherits, each read (and its problem reported) once; bad ones left out."""
+        read = {key: self.inherit(table, "defaults", key, {}) for key in table if key in _DEFAULT_KEYS}
+        return {key: value for key, value in read.items() if value is not None}
+
+    def inherit(self, raw: Mapping[str, Any], where: str, key: str, defaults: Mapping[str, Any]) -> Any:
+        """A check's own `key`, else its default."""
+        if key not in raw:
+            return defaults.get(key)
+        if key == "channels":
+            return self.strings(raw, where, key)
+        kind, convert = _INHERITED[key]
+        return self.value(raw, where, key, kind, convert)
+
     def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
         where = f"checks.{name}"
         before = len(self.problems)
@@ -237,7 +252,6 @@ class _Reader(Reader):
             self.fail(where, f"expected a table, got {kind_of(raw)}")
             return None
         self.known(raw, where, _CHECK_KEYS)
-        merged = {**{k: v for k, v in defaults.items() if k in _DEFAULT_KEYS}, **raw}
         key = self.value(raw, where, "key", str, _parse_key)
         if "key" not in raw:
             self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
@@ -249,25 +263,20 @@ class _Reader(Reader):
         within = self.value(raw, where, "within", str, AT_LEAST_1S)
         if ("after" in raw) != ("within" in raw):
             self.fail(where, '"after" and "within" go together: a step must succeed within `within` of its upstream')
-        tz_where = where if "timezone" in raw else "defaults"
-        timezone = self.value(merged, tz_where, "timezone", str, _parse_zone)
+        timezone = self.inherit(raw, where, "timezone", defaults)
         if "timezone" in raw and "cron" not in raw:
             self.fail(join(where, "timezone"), 'only applies to "cron" schedules')
-        grace = self.value(merged, where if "grace" in raw else "defaults", "grace", str, grace_duration)
-        max_rt = self.value(
-            merged, where if "max_runtime" in raw else "defaults", "max_runtime", str, positive_duration
-        )
-        min_rt = self.value(
-            merged, where if "min_runtime" in raw else "defaults", "min_runtime", str, positive_duration
-        )
+        grace = self.inherit(raw, where, "grace", defaults)
+        max_rt = self.inherit(raw, where, "max_runtime", defaults)
+        min_rt = self.inherit(raw, where, "min_runtime", defaults)
         if max_rt is not None and min_rt is not None and min_rt >= max_rt:
             self.fail(join(where, "min_runtime"), "must be shorter than max_runtime")
         description = self.value(raw, where, "description", str) or ""
         start_key = self.value(raw, where, "start_key", str, _parse_key)
         fail_key = self.value(raw, where, "fail_key", str, _parse_key)
-        channels = self.strings(merged, where if "channels" in raw else "defaults", "channels") or ()
-        repeat = self.value(merged, where if "repeat" in raw else "defaults", "repeat", str, AT_LEAST_1M)
-        stall = self.value(merged, where if "stall" in raw else "defaults", "stall", str, AT_LEAST_1S)
+        channels = self.inherit(raw, where, "channels", defaults) or ()
+        repeat = self.inherit(raw, where, "repeat", defaults)
+        stall = self.inherit(raw, where, "stall", defaults)
         expect = self.value(raw, where, "expect", int, positive)
         members = self.strings(raw, where, "members") or ()
         if len(set(members)) != len(members):
@@ -283,8 +292,7 @@ class _Reader(Reader):
                 assertions.append(parse_assertion(text))
             except ValueError as exc:
                 self.fail(join(where, "assert"), str(exc))
-        fba_where = where if "failures_before_alert" in raw else "defaults"
-        failures_before_alert = self.value(merged, fba_where, "failures_before_alert", int, positive) or 1
+        failures_before_alert = self.inherit(raw, where, "failures_before_alert", defaults) or 1
         if len(self.problems) > before:
             return None
         return CheckConfig(
@@ -382,3 +390,15 @@ def _parse_sync(text: str) -> str:
     if text.lower() not in ("normal", "full"):
         raise ValueError('expected "normal" or "full"')
     return text.lower()
+
+
+# How each key a check may inherit from [defaults] is read (channels: an array of strings).
+_INHERITED: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    "grace": (str, grace_duration),
+    "timezone": (str, _parse_zone),
+    "max_runtime": (str, positive_duration),
+    "min_runtime": (str, positive_duration),
+    "repeat": (str, AT_LEAST_1M),
+    "stall": (str, AT_LEAST_1S),
+    "failures_before_alert": (int, positive),
+}

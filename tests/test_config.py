@@ -274,3 +274,9 @@ def test_durations_at_the_limits_are_accepted(write_config: ConfigWriter) -> Non
     a, b = config.checks["a"], config.checks["b"]
     assert (a.every, a.grace, a.stall, a.repeat) == (1, 0, 1, 60)
     assert b.every == b.grace == 3650 * 86400
+
+
+def test_a_bad_default_is_reported_once_not_once_per_check(write_config: ConfigWriter) -> None:
+    checks = "".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(3))
+    found = problems(write_config, '[defaults]\ngrace = "5x"\nrepeat = "1s"\nchannels = [1]\n' + checks)
+    assert [p.split(":")[0] for p in found] == ["defaults.grace", "defaults.repeat", "defaults.channels"], found
