@@ -43,6 +43,7 @@ __all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "load_config"
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_PORT = 8765
+MIN_TOKEN = 16  # characters of an API token (web.runtime.load_token checks it again when serving)
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 
@@ -208,7 +209,7 @@ class _Reader(Reader):
             shown = f"[{host}]" if ":" in host else host
             public_url = f"http://{shown}:{port}"
         database = self.value(table, "server", "database", str, self.path)
-        token_file = self.value(table, "server", "api_token_file", str, self.path)
+        token_file = self.value(table, "server", "api_token_file", str, lambda p: _token_file(self.path(p)))
         ping_key = self.value(table, "server", "ping_key", str, _parse_key)
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
         keep = self.value(table, "server", "keep_pings", int, positive)
@@ -384,6 +385,19 @@ def _parse_zone(text: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of the database
         raise ValueError(f'unknown time zone "{text}" (use an IANA name such as "Europe/Berlin")') from None
     return text
+
+
+def _token_file(path: Path) -> Path:
+    """The API token file, checked as `serve` reads it (a missing one is created there)."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return path
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(token) < MIN_TOKEN:
+        raise ValueError(f"the API token in {path} is shorter than {MIN_TOKEN} characters")
+    return path
 
 
 def _parse_sync(text: str) -> str:

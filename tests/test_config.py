@@ -280,3 +280,12 @@ def test_a_bad_default_is_reported_once_not_once_per_check(write_config: ConfigW
     checks = "".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(3))
     found = problems(write_config, '[defaults]\ngrace = "5x"\nrepeat = "1s"\nchannels = [1]\n' + checks)
     assert [p.split(":")[0] for p in found] == ["defaults.grace", "defaults.repeat", "defaults.channels"], found
+
+
+def test_check_config_refuses_a_short_api_token_as_serve_does(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("short\n")
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\napi_token_file = "token"\n')
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 2, result.stdout
+    assert f"error: server.api_token_file: the API token in {tmp_path / 'token'} is shorter than 16" in result.stderr
