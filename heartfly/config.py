@@ -41,6 +41,7 @@ from heartfly.units import parse_size
 __all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "load_config", "parse_config"]
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
+_RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_PORT = 8765
 MIN_TOKEN = 16  # characters of an API token (web.runtime.load_token checks it again when serving)
@@ -155,7 +156,7 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: a byte order mark some editors write
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
@@ -369,7 +370,11 @@ def _parse_key(text: str) -> str:
 @functools.lru_cache(maxsize=4096)  # 100k checks share a few expressions; each check costs ~0.4 ms
 def _parse_cron(text: str) -> str:
     expr = " ".join(text.split())
+    if expr.startswith("@"):
+        expr = expr.lower()  # "@DAILY" is "@daily" (is_fixed_time knows the macros by lower-case name)
     fields = 1 if expr.startswith("@") else 5
+    if _RANDOM_FIELD.search(expr):
+        raise ValueError(f'"{text}" picks a random time (R); a schedule must be fixed')
     if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
         raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
     try:

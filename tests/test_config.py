@@ -289,3 +289,17 @@ def test_check_config_refuses_a_short_api_token_as_serve_does(tmp_path: Path) ->
     result = heartfly("check-config", "-c", str(path))
     assert result.returncode == 2, result.stdout
     assert f"error: server.api_token_file: the API token in {tmp_path / 'token'} is shorter than 16" in result.stderr
+
+
+def test_a_random_cron_field_is_refused_and_macros_read_in_any_case(write_config: ConfigWriter) -> None:
+    found = problems(write_config, f'[checks.a]\nkey = "{new_key()}"\ncron = "R 3 * * *"\n')
+    assert found == ['checks.a.cron: "R 3 * * *" picks a random time (R); a schedule must be fixed']
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\ncron = "@DAILY"\n[checks.b]\nkey = "{new_key()}"\n'
+                          'cron = "0 3 * mar,apr fri"\n')  # fmt: skip
+    assert config.checks["a"].cron == "@daily"
+
+
+def test_a_utf8_byte_order_mark_at_the_top_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbf[server]\nlisten = "127.0.0.1:0"\n')
+    assert load_config(path).server.port == 0
