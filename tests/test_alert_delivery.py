@@ -24,7 +24,7 @@ from pytest_aiohttp import AiohttpServer
 from heartfly import store
 from heartfly.config import Config
 from heartfly.notify import outbox
-from tests.conftest import ConfigWriter, new_key
+from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.test_alerts import (
     SERVER,
     Hit,
@@ -228,10 +228,10 @@ async def test_reminders_piled_up_behind_an_undelivered_down_alert_are_supersede
     hook = await receivers(status=503)
     key = new_key()
     config = write_config(
-        webhook("hook", hook.url) + check("job", key, ["hook"], 'every = "1h"', 'repeat = "100ms"') + fast("60s"),
+        webhook("hook", hook.url) + check("job", key, ["hook"], 'every = "1h"') + fast("60s"),
         server=SERVER,
     )
-    hf = await start(config)
+    hf = await start(past_validation(config, "job", repeat=0.1))
     await hf.ping(key, "/fail")
 
     async def reminders() -> int:
