@@ -569,19 +569,33 @@ class Engine:
                 pass
 
     async def run_housekeeping(self, prune_every: float = 60.0) -> None:
-        """Checkpoint states that came due, mark "alive at" every second, prune old pings now and then."""
+        """Checkpoint states that came due, mark "alive at" every second, prune old pings now and then.
+
+        A round that fails (a full disk during a prune, say) is logged once per spell and the next
+        round tries again: this task stopping would end alive marks, checkpoints and pruning for good.
+        """
         last_alive = last_prune = self.clock.now()
+        failing = False
         while True:
             await asyncio.sleep(CHECKPOINT_ROUND)
             now = self.clock.now()
-            self.checkpoint(now)
-            if now - last_alive < ALIVE_EVERY:
-                continue
-            last_alive = now
-            self.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
-            if now - last_prune >= prune_every:
-                last_prune = now
-                await self.prune()
+            try:
+                self.checkpoint(now)
+                if now - last_alive >= ALIVE_EVERY:
+                    last_alive = now
+                    self.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
+                if now - last_prune >= prune_every:  # retried next round if it fails
+                    await self.prune()
+                    last_prune = now
+            except Exception as exc:  # logged once per spell; the next round retries
+                if not failing:
+                    trace = not isinstance(exc, store.StoreError)  # a store error is the writer's, logged there
+                    log.error("housekeeping round failed (retried every round until it works): %s", exc, exc_info=trace)
+                failing = True
+            else:
+                if failing:
+                    log.warning("housekeeping rounds work again")
+                failing = False
 
     async def prune(self) -> None:
         """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement)."""
@@ -589,8 +603,8 @@ class Engine:
         keep = self.config.server.keep_pings
         for check in list(self.checks.values()):
             if check.unpruned > max(10, keep // 10):
-                check.unpruned = 0
                 await self.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
+                check.unpruned = 0
 
     async def mark_stopped(self) -> None:
         self.checkpoint()

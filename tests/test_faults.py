@@ -10,14 +10,19 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
 import pytest
+from pytest_aiohttp import AiohttpClient
 
-from tests.conftest import new_key
+from heartfly.clock import FakeClock
+from heartfly.web.app import create_app
+from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
+from tests.webutil import Client, until
 
 
 @pytest.fixture
@@ -133,3 +138,76 @@ def test_a_storm_of_reloads_during_pings_loses_no_ping_and_keeps_serving(tmp_pat
         assert server.wait_for_log("reloaded")
         assert server.stop() == 0
     assert "Traceback" not in server.log()
+
+
+# ---- in-process: the app on a real SQLite file ------------------------------------------------
+
+
+def fill(mount: Path) -> Path:
+    """Fill the filesystem to its last block; deleting the returned file gives the space back."""
+    filler = mount / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+        except OSError:
+            pass
+    return filler
+
+
+async def holds(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def check() -> bool:
+        return predicate()
+
+    await until(check, timeout)
+
+
+def meta(database: Path, key: str) -> str | None:
+    with closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def count(database: Path, table: str) -> int:
+    with closing(sqlite3.connect(database)) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+async def post(client: Client, path: str, body: str = "") -> int:
+    async with client.post(path, data=body.encode()) as resp:
+        await resp.read()
+        return resp.status
+
+
+BIG = "x" * 90_000  # a ping the WAL's spare pages cannot hold for long
+
+
+async def refused_soon(client: Client, path: str) -> None:
+    """Ping with big bodies until the full disk refuses one."""
+    for _ in range(200):
+        if await post(client, path, BIG) == 503:
+            return
+    pytest.fail("the full disk never refused a ping")
+
+
+async def test_housekeeping_survives_a_full_disk_during_a_prune_and_carries_on_once_space_returns(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key, database, clock = new_key(), tiny_disk / "hb.db", FakeClock()
+    config = write_config(
+        f'[checks.a]\nkey = "{key}"\nevery = "1h"\n', server=f'database = "{database}"\nkeep_pings = 5'
+    )
+    client = await aiohttp_client(create_app(config, clock=clock))
+    for _ in range(20):  # more unpruned pings than the prune's threshold
+        assert await post(client, f"/ping/{key}") == 200
+    filler = fill(tiny_disk)
+    await refused_soon(client, f"/ping/{key}/log")
+    housekeeping = next(t for t in asyncio.all_tasks() if t.get_name() == "heartfly-housekeeping")
+    clock.advance(61)  # the next round marks "alive at" and prunes, with the disk still full
+    await holds(lambda: housekeeping.done() or "housekeeping round failed" in caplog.text)
+    assert not housekeeping.done()
+    filler.unlink()
+    await holds(lambda: meta(database, "alive_at") == repr(clock.now()), timeout=10)
+    now = clock.advance(61)  # a round after the outage: the mark moves on and the prune runs
+    await holds(lambda: meta(database, "alive_at") == repr(now) and count(database, "pings") <= 5)
+    assert caplog.text.count("housekeeping round failed") == 1
