@@ -332,7 +332,7 @@ class Writer:
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self.failing = True
         # Keep state, flips and bookkeeping; a ping whose client was told 503 is not kept.
-        self._carry = [dataclasses.replace(w, ping=None) for w in writes]
+        self._carry = carried([dataclasses.replace(w, ping=None) for w in writes])
         for _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_exception(StoreError(str(exc)))
@@ -369,6 +369,34 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+def carried(writes: list[Write]) -> list[Write]:
+    """What a failed batch leaves to retry, bounded however long the outage: without empty writes
+    (one per refused ping), and without state rows or meta values that a later write replaces. The
+    carry commits in one transaction, where the last row for a check or a meta key wins anyway."""
+    kept: list[Write] = []
+    states: set[int] = set()
+    keys: set[str] = set()
+    for w in reversed(writes):
+        meta = [params[0] for sql, params in w.statements if sql == SET_META]
+        if _replaced(w, states, keys, meta):
+            continue
+        kept.append(w)
+        if w.state is not None:
+            states.add(w.state.check_id)
+        keys.update(meta)
+    kept.reverse()
+    return kept
+
+
+def _replaced(w: Write, states: set[int], keys: set[str], meta: list[str]) -> bool:
+    """True if a carried write adds nothing to the writes after it (`states` and `keys` they set)."""
+    if w.ping is not None or w.flip is not None or w.outbox or w.runs or w.on_commit is not None:
+        return False
+    if len(meta) != len(w.statements):  # other statements run as they are
+        return False
+    return (w.state is None or w.state.check_id in states) and keys.issuperset(meta)
 
 
 # A batch carries at most this many state rows. States are checkpointed lazily, in rounds

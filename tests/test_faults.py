@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from heartfly import store
 from heartfly.clock import FakeClock
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
@@ -211,3 +212,34 @@ async def test_housekeeping_survives_a_full_disk_during_a_prune_and_carries_on_o
     now = clock.advance(61)  # a round after the outage: the mark moves on and the prune runs
     await holds(lambda: meta(database, "alive_at") == repr(now) and count(database, "pings") <= 5)
     assert caplog.text.count("housekeeping round failed") == 1
+
+
+async def test_many_pings_refused_during_an_outage_leave_the_writers_retry_list_bounded(tiny_disk: Path) -> None:
+    database = tiny_disk / "hb.db"
+    writer = await store.Writer.open(database)
+    with closing(sqlite3.connect(database)) as db, db:
+        db.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'a', 0, '{}')")
+    writer.start()
+
+    def ping(n: int, body: str = "") -> store.Write:
+        return store.Write(ping=(n, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None))
+
+    filler = fill(tiny_disk)
+    try:
+        for n in range(1, 200):
+            try:
+                await writer.submit(ping(n, BIG))
+            except store.StoreError:
+                break
+        refused = [writer.submit(ping(1000 + n)) for n in range(300)]
+        for n in range(300):  # and an "alive at" mark a second, all the while
+            writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", str(n))]))
+        results = await asyncio.gather(*refused, return_exceptions=True)
+        assert all(isinstance(r, store.StoreError) for r in results)
+        assert len(writer._carry) == 1  # the last mark, retried until it commits
+        filler.unlink()
+        await holds(lambda: not writer.failing, timeout=10)
+    finally:
+        filler.unlink(missing_ok=True)
+        await writer.close()
+    assert meta(database, "alive_at") == "299"
