@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import heapq
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -66,6 +67,9 @@ class Removed(NamedTuple):
     # Found removed at start: after a crash its stored state may lack its last pings (replay
     # needs a check's config, and it had none), so they are replayed if it comes back.
     stale: bool = False
+
+
+Armed = Sequence[tuple[Check, CheckState, CheckState]]  # pipeline steps a ping armed: (step, before, after)
 
 
 class PingRecord(NamedTuple):
@@ -184,7 +188,7 @@ class Engine:
 
     def _replay_one(self, check: Check, ping: queries.LoggedPing) -> None:
         old = check.state
-        step = self._apply(check, ping.event(), ping.received_at, arm=False)
+        step, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
         check.ping_id = ping.id
         if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
             self.writer.submit_nowait(self._change(check, step, old))
@@ -309,10 +313,16 @@ class Engine:
         return self.checks.get(name)
 
     def record(self, check: Check, ping: PingRecord) -> asyncio.Future[None]:
-        """Apply a ping and queue its rows; the future resolves when they are committed."""
+        """Apply a ping and queue its rows; the future resolves when they are committed.
+
+        A ping the writer refuses (503: its client retries it) has no effect: refused before it is
+        applied while writes fail, taken back (_undo) if it was in the commit that failed.
+        """
+        if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
+            return self.writer.refused()
         now = self.clock.now()
-        old = check.state
-        step = self._apply(check, ping.event, now)
+        old, old_ping_id = check.state, check.ping_id
+        step, armed = self._apply(check, ping.event, now)
         check.ping_id = ping_id = self._next_ping_id
         self._next_ping_id += 1
         ev = ping.event
@@ -336,32 +346,56 @@ class Engine:
         self._schedule(check)
         if step.flip is None and not step.ended:  # the ping row is the log; the state is checkpointed later
             self._unstored.note(check.id, now, ping_id)
-            return self.writer.submit(store.Write(ping=row))
-        # A change of status is checkpointed with its ping, its flip, its runs and its alerts together.
-        return self.writer.submit(self._change(check, step, old, ping=row))
+            write = store.Write(ping=row)
+        else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
+            write = self._change(check, step, old, ping=row)
+        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed)
+        return self.writer.submit(write)
 
-    def _apply(self, check: Check, event: Event, now: float, *, arm: bool = True) -> states.Step:
+    def _undo(self, check: Check, old: CheckState, ping_id: int, new: CheckState, armed: Armed) -> None:
+        """Take a refused ping back: its check's state, and the pipeline steps it armed.
+
+        The writer calls this newest ping first, so each check returns to its state before them. A
+        state something else changed since (a timer flip, say) is left as it is.
+        """
+        self._restore(check, new, old, ping_id)
+        for downstream, before, after in reversed(armed):
+            self._restore(downstream, after, before, downstream.ping_id)
+
+    def _restore(self, check: Check, new: CheckState, old: CheckState, ping_id: int) -> None:
+        if check.state is not new:
+            return
+        check.state, check.ping_id = old, ping_id
+        self._schedule(check)
+        # Its row replaces any queued checkpoint of the refused state (the carry commits as one).
+        self.writer.submit_nowait(store.Write(state=self._row(check)))
+
+    def _apply(self, check: Check, event: Event, now: float, *, arm: bool = True) -> tuple[states.Step, Armed]:
         """Apply a ping to its check, and arm the pipeline steps that wait on this event.
 
+        Returns the step and the steps armed (each with its state before and after, for _undo).
         Replay does not arm: the arming of a stored ping was stored before it (below), and arming
         again could undo a step that has run since.
         """
         old = check.state
         step = states.apply_event(check.config, old, event, now)
         check.state = step.state
-        if not arm:
-            return step
-        for name, trigger in self._steps.get(check.name, ()):
+        steps = self._steps.get(check.name) if arm else None
+        if not steps:
+            return step, ()
+        armed: list[tuple[Check, CheckState, CheckState]] = []
+        for name, trigger in steps:
             downstream = self.checks.get(name)
             if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, old.runs):
                 continue
-            armed = states.arm_step(downstream.config, downstream.state, event.at)
-            if armed is not downstream.state:
-                downstream.state = armed
+            before = downstream.state
+            downstream.state = states.arm_step(downstream.config, before, event.at)
+            if downstream.state is not before:
+                armed.append((downstream, before, downstream.state))
                 self._schedule(downstream)
                 # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
                 self.writer.submit_nowait(store.Write(state=self._row(downstream)))
-        return step
+        return step, armed
 
     async def pause(self, check: Check) -> None:
         old = check.state

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
@@ -171,6 +170,7 @@ class Write:
     outbox: list[OutboxRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
     on_commit: Callable[[], None] | None = None  # called in the event loop once committed
+    on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
 
 
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
@@ -271,6 +271,12 @@ class Writer:
         self._wake.set()
         return fut
 
+    def refused(self) -> asyncio.Future[None]:
+        """An already failed future: a ping's answer while writes fail (nothing of it is queued)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        fut.set_exception(StoreError("database writes are failing"))
+        return fut
+
     def submit_nowait(self, write: Write) -> None:
         """Queue rows nobody waits for (timer flips, bookkeeping); retried if a commit fails."""
         self._queue.append((write, None))
@@ -331,9 +337,17 @@ class Writer:
         if not self.failing:
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self.failing = True
-        # Keep state, flips and bookkeeping; a ping whose client was told 503 is not kept.
-        self._carry = carried([dataclasses.replace(w, ping=None) for w in writes])
-        for _, fut in batch:
+        # A ping whose client is told 503 must leave no trace: it is not kept, and its change to
+        # memory is taken back. The pings queued behind this batch were applied after its own, so
+        # they are refused too: taken back newest first, every check returns to its committed state.
+        queued, self._queue = self._queue, []
+        pending = writes + [w for w, _ in queued]
+        for w in reversed(pending):
+            if w.ping is not None and w.on_refuse is not None:
+                w.on_refuse()
+        # Keep state, flips and bookkeeping, retried until they commit.
+        self._carry = carried([w for w in pending if w.ping is None])
+        for _, fut in batch + queued:
             if fut is not None and not fut.done():
                 fut.set_exception(StoreError(str(exc)))
 
@@ -373,8 +387,8 @@ class Writer:
 
 def carried(writes: list[Write]) -> list[Write]:
     """What a failed batch leaves to retry, bounded however long the outage: without empty writes
-    (one per refused ping), and without state rows or meta values that a later write replaces. The
-    carry commits in one transaction, where the last row for a check or a meta key wins anyway."""
+    (a flush's), and without state rows or meta values that a later write replaces (an alive mark a
+    second). The carry commits in one transaction, where the last row of a check or a key wins."""
     kept: list[Write] = []
     states: set[int] = set()
     keys: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -20,9 +21,13 @@ from pytest_aiohttp import AiohttpClient
 
 from heartfly import store
 from heartfly.clock import FakeClock
+from heartfly.engine import PingRecord
+from heartfly.states import Event, Kind, Status
 from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
+from tests.test_restart import running
 from tests.webutil import Client, until
 
 
@@ -212,6 +217,70 @@ async def test_housekeeping_survives_a_full_disk_during_a_prune_and_carries_on_o
     now = clock.advance(61)  # a round after the outage: the mark moves on and the prune runs
     await holds(lambda: meta(database, "alive_at") == repr(now) and count(database, "pings") <= 5)
     assert caplog.text.count("housekeeping round failed") == 1
+
+
+async def test_a_ping_refused_for_a_full_disk_changes_no_state_queues_no_alert_and_its_retry_works(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path
+) -> None:
+    key, database = new_key(), tiny_disk / "hb.db"
+    config = write_config(
+        '[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
+        f'[checks.a]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n',
+        server=f'database = "{database}"',
+    )
+    client = await aiohttp_client(create_app(config))
+    engine = client.app[RUNTIME].engine
+    check = engine.checks["a"]
+    assert await post(client, f"/ping/{key}") == 200
+    flips_before = count(database, "flips")
+    filler = fill(tiny_disk)
+    acked = 0
+    for _ in range(50):  # every ping flips the check (down, recovery); the full disk soon refuses one
+        path = f"/ping/{key}" if check.state.status is Status.DOWN else f"/ping/{key}/fail"
+        before = check.state
+        if await post(client, path, BIG) == 503:
+            break
+        acked += 1
+    else:
+        pytest.fail("the full disk never refused a ping")
+    assert check.state == before  # the refused ping, in the commit that failed, left no trace
+    assert await post(client, path, "again") == 503  # and one while the writer knows it is failing
+    assert check.state == before
+    filler.unlink()
+
+    async def retried() -> bool:
+        return await post(client, path, "retried") == 200
+
+    await until(retried, timeout=15)
+    assert check.state.status is not before.status
+    await engine.writer.flush()
+    with closing(sqlite3.connect(database)) as db:
+        payloads = [json.loads(p) for (p,) in db.execute("SELECT payload FROM outbox")]
+        pings = {i for (i,) in db.execute("SELECT id FROM pings")}
+    assert count(database, "flips") - flips_before == acked + 1 == len(payloads)
+    assert all(p["last_ping_id"] in pings for p in payloads)
+
+
+async def test_a_refused_upstream_ping_leaves_the_pipeline_step_it_would_arm_as_it_was(
+    write_config: ConfigWriter, tiny_disk: Path
+) -> None:
+    clock = FakeClock()
+    steps = f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\n'
+    steps += f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "10m"\n'
+    config = write_config(steps, server=f'database = "{tiny_disk / "hb.db"}"')
+    async with running(config, clock) as engine:
+        extract, transform = engine.checks["extract"], engine.checks["transform"]
+        filler = fill(tiny_disk)
+        for _ in range(200):  # every start re-arms the step; the full disk soon refuses one
+            before = (extract.state, transform.state)
+            now = clock.advance(1)
+            try:
+                await engine.record(extract, PingRecord(Event(Kind.START, now), now, body=BIG))
+            except store.StoreError:
+                break
+        after = (extract.state, transform.state)
+        filler.unlink()  # before the engine stops: its last commits need the space
+    assert after == before
 
 
 async def test_many_pings_refused_during_an_outage_leave_the_writers_retry_list_bounded(tiny_disk: Path) -> None:
