@@ -603,7 +603,8 @@ class Engine:
                 pass
 
     async def run_housekeeping(self, prune_every: float = 60.0) -> None:
-        """Checkpoint states that came due, mark "alive at" every second, prune old pings now and then.
+        """Watch the database file, checkpoint states that came due, mark "alive at" every second,
+        prune old pings now and then.
 
         A round that fails (a full disk during a prune, say) is logged once per spell and the next
         round tries again: this task stopping would end alive marks, checkpoints and pruning for good.
@@ -614,6 +615,7 @@ class Engine:
             await asyncio.sleep(CHECKPOINT_ROUND)
             now = self.clock.now()
             try:
+                self.writer.watch_file()
                 self.checkpoint(now)
                 if now - last_alive >= ALIVE_EVERY:
                     last_alive = now

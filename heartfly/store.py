@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -228,6 +229,34 @@ def _migrate(conn: sqlite3.Connection) -> None:
         log.info("database migrated to schema version %d", number)
 
 
+class FileWatch:
+    """Whether the database file is still the one the connections have open.
+
+    Removed or replaced under a running server, SQLite goes on writing to the old file, which
+    nobody can open again: every acknowledged ping would be lost. A descriptor of our own tells
+    that file apart from whatever is at the path now (even a new file on a reused inode number).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def problem(self) -> str | None:
+        opened = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        if opened.st_nlink and now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino):
+            return None
+        return f"the database file {self.path} was removed or replaced while in use"
+
+    def close(self) -> None:
+        """Only once SQLite's connections are closed: closing any descriptor of a file drops the
+        process's POSIX locks on it, SQLite's included."""
+        os.close(self._fd)
+
+
 class Writer:
     """The one writer: a thread of its own with one connection, group-committing queued `Write`s.
 
@@ -235,7 +264,9 @@ class Writer:
     per batch, not one per statement.
     """
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, copier: wal.WalCheckpointer) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, copier: wal.WalCheckpointer, watch: FileWatch
+    ) -> None:
         # Kept, not looked up per ping: asyncio.get_running_loop() calls getpid(), a real system
         # call on every ping (about 10 % of the event loop's time under load in a Firecracker VM).
         self._loop = asyncio.get_running_loop()
@@ -246,6 +277,10 @@ class Writer:
         self._carry: list[Write] = []  # state/flip/bookkeeping rows of a failed batch, retried
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watch = watch
+        self._broken = False  # the last commit failed
+        self.lost: str | None = None  # what happened to the database file, if it is not the one open
+        # Pings are refused: a commit failed, or the file is lost. One attribute, read on every ping.
         self.failing = False
         self.commits = 0
 
@@ -258,7 +293,23 @@ class Writer:
         except BaseException:
             executor.shutdown(wait=True)
             raise
-        return cls(conn, executor, wal.WalCheckpointer(path))
+        try:
+            watch = FileWatch(path)
+        except OSError as exc:
+            conn.close()
+            executor.shutdown(wait=True)
+            raise StoreError(f"cannot open database {path}: {exc}") from None
+        return cls(conn, executor, wal.WalCheckpointer(path), watch)
+
+    def watch_file(self) -> None:
+        """Refuse pings while the database file is not the one open (FileWatch); logged once a spell."""
+        lost = self._watch.problem()
+        if lost is not None and self.lost is None:
+            log.error("%s: pings are refused (503) until it is back; a restart starts an empty database", lost)
+        elif lost is None and self.lost is not None:
+            log.warning("the database file %s is back; pings are taken again", self._watch.path)
+        self.lost = lost
+        self.failing = self._broken or lost is not None
 
     def start(self) -> None:
         self._wal.start()
@@ -300,6 +351,7 @@ class Writer:
             await loop.run_in_executor(None, self._wal.stop)
             await loop.run_in_executor(self._executor, self._conn.close)
             self._executor.shutdown(wait=True)
+            self._watch.close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -320,9 +372,10 @@ class Writer:
                 self._wake.set()
                 continue
             self._carry = []
-            if self.failing:
+            if self._broken:
                 log.warning("database writes work again")
-                self.failing = False
+                self._broken = False
+                self.failing = self.lost is not None
             self.commits += 1
             for _, fut in batch:
                 if fut is not None and not fut.done():
@@ -334,9 +387,9 @@ class Writer:
     def _fail(
         self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
     ) -> None:
-        if not self.failing:
+        if not self._broken:
             log.error("database write failed, pings are refused until it works again: %s", exc)
-        self.failing = True
+        self._broken = self.failing = True
         # A ping whose client is told 503 must leave no trace: it is not kept, and its change to
         # memory is taken back. The pings queued behind this batch were applied after its own, so
         # they are refused too: taken back newest first, every check returns to its committed state.

@@ -219,6 +219,56 @@ async def test_housekeeping_survives_a_full_disk_during_a_prune_and_carries_on_o
     assert caplog.text.count("housekeeping round failed") == 1
 
 
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+async def test_a_database_file_removed_or_replaced_under_the_running_daemon_refuses_pings_and_fails_readiness(
+    aiohttp_client: AiohttpClient,
+    write_config: ConfigWriter,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    database = config.server.database
+    client = await aiohttp_client(create_app(config))
+    assert await post(client, f"/ping/{key}") == 200
+    if how == "removed":
+        database.unlink()
+    else:
+        (tmp_path / "other.db").write_bytes(b"")
+        (tmp_path / "other.db").replace(database)
+
+    async def refused() -> bool:
+        return await post(client, f"/ping/{key}") == 503
+
+    await until(refused)
+    async with client.get("/readyz") as ready:
+        assert ready.status == 503
+        assert f"{database} was removed or replaced" in await ready.text()
+    assert await post(client, f"/ping/{key}") == 503
+    assert caplog.text.count(f"{database} was removed or replaced") == 1
+
+
+async def test_a_database_file_moved_away_and_back_refuses_pings_only_while_it_is_away(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    database = config.server.database
+    client = await aiohttp_client(create_app(config))
+    database.rename(tmp_path / "away.db")
+
+    async def answered(status: int) -> bool:
+        return await post(client, f"/ping/{key}") == status
+
+    await until(lambda: answered(503))
+    (tmp_path / "away.db").rename(database)
+    await until(lambda: answered(200))
+    async with client.get("/readyz") as ready:
+        assert ready.status == 200
+    assert f"the database file {database} is back" in caplog.text
+
+
 async def test_a_ping_refused_for_a_full_disk_changes_no_state_queues_no_alert_and_its_retry_works(
     aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path
 ) -> None:
