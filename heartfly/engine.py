@@ -302,7 +302,10 @@ class Engine:
         self.writer.submit_nowait(store.Write(statements=statements))
         for w in writes:
             self.writer.submit_nowait(w)
-        await self.writer.flush()
+        try:
+            await self.writer.flush()
+        except store.StoreError as exc:  # applied in memory; the writer retries its rows until they commit
+            log.warning("reload applied; its rows are stored once database writes work again: %s", exc)
 
     # ---- pings ----------------------------------------------------------------------------
 
@@ -561,25 +564,32 @@ class Engine:
                 continue
             check = self._by_id[entry[2]]
             check.heap_at = None
+            old = check.state
             try:
-                deadline = states.next_deadline(check.config, check.state)
-                if deadline is None:
-                    continue  # paused or down since this entry was pushed
-                if deadline.at > now:  # moved later since: wait for the new time
-                    self._push(check, deadline.at)
-                    continue
-                self.timer_lag = now - deadline.at
-                step = states.advance(check.config, check.state, now)
-            except Exception:
+                changed += self._fire(check, now)
+            except Exception:  # the timer must keep running: this check is retried, the others go on
                 log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
+                check.state = old  # no change without its rows (flip, alerts)
+                self.writer.submit_nowait(store.Write(state=self._row(check)))  # _change may have marked it stored
                 self._push(check, now + RETRY_BROKEN_CHECK)
-                continue
-            old, check.state = check.state, step.state
-            if step.flip is not None:
-                changed += 1
-            self._schedule(check)
-            self.writer.submit_nowait(self._change(check, step, old))
         return changed
+
+    def _fire(self, check: Check, now: float) -> int:
+        """Apply one check's deadline if it has come; 1 if its status changed."""
+        deadline = states.next_deadline(check.config, check.state)
+        if deadline is None:
+            return 0  # paused or down since this entry was pushed
+        if deadline.at > now:  # moved later since: wait for the new time
+            self._push(check, deadline.at)
+            return 0
+        self.timer_lag = now - deadline.at
+        old = check.state
+        step = states.advance(check.config, old, now)
+        check.state = step.state
+        write = self._change(check, step, old)
+        self._schedule(check)
+        self.writer.submit_nowait(write)
+        return 0 if step.flip is None else 1
 
     async def run_timer(self) -> None:
         """Sleep until the earliest deadline (or an earlier one is pushed), then fire it.

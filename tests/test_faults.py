@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import NoReturn
 
 import aiohttp
 import pytest
@@ -22,7 +23,9 @@ from pytest_aiohttp import AiohttpClient
 from heartfly import store
 from heartfly.clock import FakeClock
 from heartfly.engine import PingRecord
+from heartfly.notify import outbox as notify_outbox
 from heartfly.states import Event, Kind, Status
+from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
@@ -362,3 +365,42 @@ async def test_many_pings_refused_during_an_outage_leave_the_writers_retry_list_
         filler.unlink(missing_ok=True)
         await writer.close()
     assert meta(database, "alive_at") == "299"
+
+
+async def test_a_reload_during_a_full_disk_takes_effect_and_its_rows_land_once_there_is_space(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path
+) -> None:
+    key, database = new_key(), tiny_disk / "hb.db"
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n', server=f'database = "{database}"')
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    filler = fill(tiny_disk)
+    try:
+        await refused_soon(client, f"/ping/{key}/log")
+        config.path.write_text(config.path.read_text() + f'[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n')
+        # Its commit waits for space; the reload (and the SIGHUP loop that runs it) must not fail.
+        assert await control.reload_config(app, "SIGHUP") == (2, [])
+    finally:
+        filler.unlink()
+    await holds(lambda: count(database, "checks") == 2, timeout=10)
+
+
+async def test_the_deadline_timer_survives_an_error_applying_a_deadline_and_retries_that_check_later(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    async with running(config, clock) as engine:
+        check = engine.checks["a"]
+        before = check.state
+
+        def broken(*args: object, **kwargs: object) -> NoReturn:
+            raise RuntimeError("a bug in the alert payload")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(notify_outbox, "payload", broken)
+            assert engine.fire_due(clock.advance(2 * 3600)) == 0
+        assert "check a: cannot apply its deadline" in caplog.text
+        assert check.state == before  # nothing half applied: no flip without its rows
+        assert engine.fire_due(clock.advance(3600)) == 1  # retried an hour later
+        assert check.state.status is Status.DOWN
