@@ -382,7 +382,7 @@ class Writer:
                     fut.set_result(None)
             for write in writes:
                 if write.on_commit is not None:
-                    write.on_commit()
+                    _call(write.on_commit)
 
     def _fail(
         self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
@@ -397,7 +397,7 @@ class Writer:
         pending = writes + [w for w, _ in queued]
         for w in reversed(pending):
             if w.ping is not None and w.on_refuse is not None:
-                w.on_refuse()
+                _call(w.on_refuse)
         # Keep state, flips and bookkeeping, retried until they commit.
         self._carry = carried([w for w in pending if w.ping is None])
         for _, fut in batch + queued:
@@ -436,6 +436,15 @@ class Writer:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+
+def _call(callback: Callable[[], None]) -> None:
+    """Run a write's callback; its error is logged, for the writer must not stop: every later ping
+    would wait for ever."""
+    try:
+        callback()
+    except Exception:
+        log.exception("a callback of a database write failed")
 
 
 def carried(writes: list[Write]) -> list[Write]:

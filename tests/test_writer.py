@@ -7,6 +7,8 @@ import functools
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from heartfly import store
 from heartfly.states import CheckState, Status
 
@@ -87,3 +89,25 @@ async def test_the_wal_is_copied_into_the_database_file_by_its_own_thread(tmp_pa
         await writer.close()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT COUNT(*) FROM pings").fetchone() == (300,)
+
+
+async def test_an_error_in_a_commit_callback_is_logged_and_the_writer_carries_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "heartfly.db"
+    writer = await store.Writer.open(path)
+    _insert_checks(path, 1)
+    writer.start()
+
+    def broken() -> None:
+        raise RuntimeError("a bug in a callback")
+
+    try:
+        async with asyncio.timeout(5):  # a writer that stopped would leave these waiting for ever
+            await writer.submit(store.Write(statements=[store.meta_statement("a", "1")], on_commit=broken))
+            ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None)
+            await writer.submit(store.Write(ping=ping))
+    finally:
+        async with asyncio.timeout(5):
+            await writer.close()
+    assert "a callback of a database write failed" in caplog.text
