@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -365,6 +366,41 @@ async def test_many_pings_refused_during_an_outage_leave_the_writers_retry_list_
         filler.unlink(missing_ok=True)
         await writer.close()
     assert meta(database, "alive_at") == "299"
+
+
+async def test_pings_queued_behind_a_failing_commit_are_refused_too_and_taken_back_newest_first(
+    tiny_disk: Path,
+) -> None:
+    database = tiny_disk / "hb.db"
+    writer = await store.Writer.open(database)
+    with closing(sqlite3.connect(database)) as db, db:
+        db.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'a', 0, '{}')")
+    writer.start()
+    taken_back: list[int] = []
+
+    def ping(n: int) -> store.Write:
+        row: store.PingRow = (n, 1, 1.0, 1.0, "log", None, None, BIG, 0, None, "POST", "", "", None)
+        return store.Write(ping=row, on_refuse=functools.partial(taken_back.append, n))
+
+    filler = fill(tiny_disk)
+    try:
+        for n in range(1, 200):  # until a commit fails, so the writer knows
+            try:
+                await writer.submit(ping(n))
+            except store.StoreError:
+                break
+        await asyncio.sleep(0.6)  # the writer's pause after a failed commit: it is idle after it
+        taken_back.clear()
+        first = writer.submit(ping(1001))
+        await asyncio.sleep(0)  # the writer takes it alone and starts its commit
+        behind = [writer.submit(ping(1002)), writer.submit(ping(1003))]
+        results = await asyncio.gather(first, *behind, return_exceptions=True)
+    finally:
+        filler.unlink(missing_ok=True)
+        await writer.close()
+    assert all(isinstance(r, store.StoreError) for r in results)
+    assert taken_back == [1003, 1002, 1001]
+    assert count(database, "pings WHERE id > 1000") == 0
 
 
 async def test_a_reload_during_a_full_disk_takes_effect_and_its_rows_land_once_there_is_space(
