@@ -1,4 +1,4 @@
-"""Faults against the real daemon: a full filesystem, a reload storm."""
+"""Faults: a full filesystem, a reload storm, a database file removed under the server, broken steps."""
 
 from __future__ import annotations
 
