@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -21,7 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
 
-from heartfly import store
+from heartfly import queries, store
 from heartfly.config import Config
 from heartfly.notify import outbox
 from tests.conftest import ConfigWriter, new_key, past_validation
@@ -331,3 +333,30 @@ async def test_the_pending_alerts_of_a_check_removed_from_the_config_are_dropped
     assert await until(dropped, "the removed check's alert to be dropped", timeout=5) == [
         ("failed", 'check "job" is no longer in the config')
     ]
+
+
+# ---- the dispatcher itself ------------------------------------------------------------------
+
+
+async def test_the_dispatcher_survives_a_failed_read_of_the_outbox_and_delivers_the_next_alert(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = await receivers()
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast(), server=SERVER)
+    real = queries.read_due_alerts
+    failed = asyncio.Event()
+
+    async def fails_once(*args: Any) -> list[queries.OutboxItem]:
+        if not failed.is_set():
+            failed.set()
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real(*args)
+
+    monkeypatch.setattr(queries, "read_due_alerts", fails_once)
+    hf = await start(config)
+    await failed.wait()
+    await hf.ping(key, "/fail")
+    alerts = await hf.settled("job", 1)
+    assert [(a["event"], a["status"]) for a in alerts] == [("down", "sent")]
+    assert hook.events() == ["down"]

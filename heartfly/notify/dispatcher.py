@@ -31,6 +31,7 @@ from heartfly.notify.message import Alert
 log = logging.getLogger(__name__)
 
 SAFETY_POLL = 30.0  # seconds: wake up at least this often, whatever the wake-ups said
+READ_RETRY = 1.0  # seconds between reads of the outbox while reading it fails
 DUE_PER_CHANNEL = 100  # due rows read per channel at a time: enough to keep `concurrency` busy
 
 Sender = Callable[["Dispatcher", ChannelConfig, Alert], Awaitable[None]]
@@ -87,27 +88,41 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        failing = False  # a read of the outbox failed last time: logged once per spell
         while True:
             self._wake.clear()
-            now = self.clock.now()
-            self._settled.clear()
-            per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
-            due = await queries.read_due_alerts(self.reader, now, per_channel)
-            for item in due:
-                # A row whose attempt finished during the read may be stale in `due`: skip it,
-                # the next read sees what that attempt committed.
-                if item.id not in self._in_flight and item.id not in self._settled:
-                    self._in_flight.add(item.id)
-                    task = asyncio.create_task(self._attempt(item), name=f"heartfly-alert-{item.id}")
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-            upcoming = await queries.next_alert_after(self.reader, now)
+            try:
+                upcoming = await self._dispatch_due()
+            except Exception as exc:  # noqa: BLE001 - a failed read must not end delivery for good
+                if not failing:
+                    log.error("cannot read the alert outbox (%s: %s); retrying every %g s",
+                              exc.__class__.__name__, exc, READ_RETRY)  # fmt: skip
+                failing, upcoming = True, self.clock.now() + READ_RETRY
+            else:
+                if failing:
+                    log.warning("the alert outbox can be read again")
+                failing = False
             delay = SAFETY_POLL if upcoming is None else min(SAFETY_POLL, max(0.0, upcoming - self.clock.now()))
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _dispatch_due(self) -> float | None:
+        """Start an attempt for each due row; returns when the next one falls due, if any."""
+        now = self.clock.now()
+        self._settled.clear()
+        per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
+        for item in await queries.read_due_alerts(self.reader, now, per_channel):
+            # A row whose attempt finished during the read may be stale: skip it, the next read
+            # sees what that attempt committed.
+            if item.id not in self._in_flight and item.id not in self._settled:
+                self._in_flight.add(item.id)
+                task = asyncio.create_task(self._attempt(item), name=f"heartfly-alert-{item.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        return await queries.next_alert_after(self.reader, now)
 
     async def stop(self) -> None:
         """Cancel attempts in flight; their rows stay pending and are sent after the next start."""
