@@ -245,7 +245,7 @@ class FileWatch:
         opened = os.fstat(self._fd)
         try:
             now = os.stat(self.path)
-        except FileNotFoundError:
+        except OSError:  # gone, or unreachable (a folder on the way replaced, no permission, stale NFS)
             now = None
         if opened.st_nlink and now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino):
             return None

@@ -273,6 +273,25 @@ async def test_a_database_file_moved_away_and_back_refuses_pings_only_while_it_i
     assert f"the database file {database} is back" in caplog.text
 
 
+async def test_a_database_folder_moved_away_with_a_file_in_its_place_refuses_pings_and_fails_readiness(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n', server='database = "data/hb.db"')
+    database = config.server.database
+    client = await aiohttp_client(create_app(config))
+    database.parent.rename(tmp_path / "moved")
+    database.parent.write_text("not a folder")  # stat() of the path now fails with ENOTDIR
+
+    async def answered(status: int) -> bool:
+        return await post(client, f"/ping/{key}") == status
+
+    await until(lambda: answered(503))
+    async with client.get("/readyz") as ready:
+        assert ready.status == 503
+        assert f"{database} was removed or replaced" in await ready.text()
+
+
 async def test_a_ping_refused_for_a_full_disk_changes_no_state_queues_no_alert_and_its_retry_works(
     aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path
 ) -> None:
