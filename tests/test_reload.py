@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sqlite3
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from heartfly import longlived
 from heartfly.clock import FakeClock
 from heartfly.config import Config, load_config
 from heartfly.web import control
@@ -88,6 +90,27 @@ async def test_an_unexpected_error_while_reading_the_file_is_a_refused_reload_no
     config.path.write_text(config.path.read_text() + every_hour("b", new_key()))
     again = await client.post("/api/v1/reload", headers=bearer(config))
     assert again.status == 200 and (await again.json())["checks"] == 2
+
+
+async def test_the_garbage_collector_stays_on_while_a_reload_reads_the_file_in_its_thread(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(every_hour("a", new_key()))
+    client: Client = await aiohttp_client(create_app(config))
+    monkeypatch.setattr(longlived, "_tuned", True)  # as `heartfly serve` runs: building() switches the GC off
+    seen: list[bool] = []
+
+    def load(path: Path) -> Config:
+        seen.append(gc.isenabled())  # the read may take seconds, with pings served meanwhile
+        return load_config(path)
+
+    monkeypatch.setattr(control, "load_config", load)
+    try:
+        answer = await client.post("/api/v1/reload", headers=bearer(config))
+        assert answer.status == 200
+    finally:
+        gc.unfreeze()
+    assert seen == [True] and gc.isenabled()
 
 
 async def test_the_sighup_loop_survives_any_error_says_ready_and_serves_the_next_sighup(

@@ -152,14 +152,15 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
     path = rt.config.path
     async with ctl.reload_lock:
         systemd.reloading()
+        try:  # in a thread: 100k checks take seconds to validate, and pings must be answered meanwhile
+            # (outside building(): the cyclic GC stays on for the requests served during the read)
+            config = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            return _refused(exc.problems)
+        except Exception as exc:  # a validation bug must not cost the running config
+            log.debug("reading %s failed", path, exc_info=True)
+            return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
         with longlived.building(again=True):
-            try:  # in a thread: 100k checks take seconds to validate, and pings must be answered meanwhile
-                config = await asyncio.to_thread(load_config, path)
-            except ConfigError as exc:
-                return _refused(exc.problems)
-            except Exception as exc:  # a validation bug must not cost the running config
-                log.debug("reading %s failed", path, exc_info=True)
-                return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
             try:
                 await reload(app, config)
             except (OSError, ValueError) as exc:
