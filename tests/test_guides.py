@@ -91,15 +91,23 @@ class Heartfly:
         return dict(item)
 
     def wait_for(self, name: str, state: str, reason: str | None = None, timeout: float = 8.0) -> dict[str, Any]:
-        """Polls the check until it is in `state` (and `reason`); fails with the server log if not."""
+        """Polls the check until it is in `state` (and `reason`) and the flip into it is stored (the
+        state changes in memory at once, its flip row a commit later); fails with the server log if not."""
         deadline = time.monotonic() + timeout
         while True:
             item = self.check(name)
-            if item["state"] == state and (reason is None or item["reason"] == reason):
+            matches = item["state"] == state and (reason is None or item["reason"] == reason)
+            if matches and self._flip_stored(name, state):
                 return item
             if time.monotonic() > deadline:
                 pytest.fail(f"{name} is {item['state']} ({item['reason']}), not {state}:\n{self.server.log()}")
             time.sleep(0.05)
+
+    def _flip_stored(self, name: str, state: str) -> bool:
+        if state == "new":  # where every check starts, without a flip
+            return True
+        newest = self.api(f"/api/v1/checks/{name}/flips?limit=1")
+        return bool(newest) and newest[0]["new"] == state
 
     def ping(self, key: str, body: dict[str, Any] | None = None) -> int:
         data = None if body is None else json.dumps(body).encode()
