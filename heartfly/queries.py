@@ -140,21 +140,43 @@ class OutboxItem:
 
 
 _OUTBOX_COLUMNS = "id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at, attempts"
+_O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "))
 
 # The alerts to try now. Per (check, channel) only the oldest pending alert, so they arrive in
 # order: a recovery never before its down alert, even when that one is being retried (a test
 # alert, of no check, waits for nothing). And at most `per_channel` of each channel, oldest due
 # first, so a channel's backlog cannot crowd the others out of the read.
+#
+# `heads` walks the groups on the partial index outbox_heads (check_id, channel, id), one seek
+# from each group's head to the next group's (the same check on a later channel, else the next
+# check), so a read costs a few seeks per group with pending alerts however deep each group's
+# backlog is; the alerts queued behind a head are never visited. (Scanning the due alerts in
+# next_attempt_at order instead is cheap until a channel is down: its heads wait for their retry
+# while the alerts behind them, due since they were made, are scanned and skipped on every read.)
+# The sorts are over the due heads only.
 _DUE_ALERTS = f"""
-WITH heads AS (
-    SELECT MIN(id) AS id, COUNT(*) > 1 AS newer FROM outbox WHERE status = 'pending'
-    GROUP BY check_id, channel, CASE WHEN check_id IS NULL THEN id END
+WITH RECURSIVE heads(id) AS (
+    SELECT (SELECT id FROM outbox WHERE status = 'pending' AND check_id IS NOT NULL
+            ORDER BY check_id, channel, id LIMIT 1)
+    UNION ALL
+    SELECT COALESCE(
+        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id = h.check_id AND n.channel > h.channel
+         ORDER BY n.channel, n.id LIMIT 1),
+        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id > h.check_id
+         ORDER BY n.check_id, n.channel, n.id LIMIT 1))
+    FROM heads JOIN outbox AS h ON h.id = heads.id
 ), due AS (
-    SELECT {_OUTBOX_COLUMNS}, newer,
-        ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n
-    FROM outbox JOIN heads USING (id) WHERE next_attempt_at <= ?
+    SELECT id, channel, next_attempt_at FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
+    UNION ALL
+    SELECT id, channel, next_attempt_at FROM outbox
+    WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1
+), ranked AS (
+    SELECT id, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n FROM due
 )
-SELECT {_OUTBOX_COLUMNS}, newer FROM due WHERE n <= ? ORDER BY next_attempt_at, id
+SELECT {_O_OUTBOX_COLUMNS},
+    EXISTS (SELECT 1 FROM outbox AS n WHERE n.status = 'pending'
+            AND n.check_id = o.check_id AND n.channel = o.channel AND n.id > o.id) AS newer
+FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_attempt_at, o.id
 """  # noqa: S608 - fixed column names
 
 
