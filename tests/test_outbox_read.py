@@ -1,0 +1,87 @@
+"""The dispatcher's read of the outbox (queries.read_due_alerts) and the schema it relies on."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+from heartfly import queries, store
+
+NOW = 1_780_000_000.0
+Row = tuple[int, str, int | None, str, str, str, float, float, float]
+
+
+def _expected(rows: list[tuple[Row, str]], now: float, per_channel: int) -> list[tuple[int, bool]]:
+    """The read's meaning, in plain Python: (id, newer) of the alerts to try now, in order."""
+    groups: dict[object, list[Row]] = {}
+    for row, status in rows:
+        if status == "pending":
+            group = ("test", row[0]) if row[2] is None else (row[2], row[3])
+            groups.setdefault(group, []).append(row)
+    heads = [(min(g, key=lambda r: r[0]), len(g) > 1) for g in groups.values()]
+    due = sorted(((r, newer) for r, newer in heads if r[8] <= now), key=lambda h: (h[0][8], h[0][0]))
+    taken: dict[str, int] = {}
+    out = []
+    for row, newer in due:
+        taken[row[3]] = taken.get(row[3], 0) + 1
+        if taken[row[3]] <= per_channel:
+            out.append((row[0], newer))
+    return out
+
+
+async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_if_due_at_most_n_a_channel(
+    tmp_path: Path,
+) -> None:
+    """Against a plain model, on random outboxes: checks pending on some channels and not others,
+    heads waiting for a retry with due alerts behind them, test alerts, finished rows, ties."""
+    path = tmp_path / "heartfly.db"
+    await (await store.Writer.open(path)).close()
+    rng = random.Random(5)
+    db = await store.connect(path)
+    try:
+        for _ in range(300):
+            rows: list[tuple[Row, str]] = []
+            for i in range(1, rng.randint(0, 40) + 1):
+                check_id = None if rng.random() < 0.2 else rng.randint(1, 6)
+                channel = rng.choice(["a", "b", "c", "gone"])
+                at = NOW + rng.randint(-5, 5)
+                status = "pending" if rng.random() < 0.7 else rng.choice(["sent", "failed", "superseded"])
+                rows.append(((i, f"k{i}", check_id, channel, "down", "{}", NOW, NOW + 60, at), status))
+            with sqlite3.connect(path) as conn:
+                conn.execute("DELETE FROM outbox")
+                conn.executemany(store.INSERT_OUTBOX, [row for row, _ in rows])
+                conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(s, row[0]) for row, s in rows])
+            per_channel = rng.randint(1, 4)
+            got = await queries.read_due_alerts(db, NOW, per_channel)
+            assert [(item.id, item.newer) for item in got] == _expected(rows, NOW, per_channel), rows
+    finally:
+        await db.close()
+
+
+async def test_a_database_of_schema_version_4_is_migrated_and_its_pending_alerts_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "heartfly.db"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        for number, migration in enumerate(store.MIGRATIONS[:4], start=1):
+            conn.executescript(f"BEGIN; {migration}; PRAGMA user_version = {number}; COMMIT;")
+        conn.executemany(
+            store.INSERT_OUTBOX,
+            [(i, f"k{i}", 1, "hook", "down", "{}", NOW, NOW + 60, NOW - 10 + i) for i in (1, 2, 3)],
+        )
+        conn.execute("UPDATE outbox SET status = 'sent' WHERE id = 1")
+    conn.close()
+    await (await store.Writer.open(path)).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(store.MIGRATIONS),)
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert {"outbox_heads", "outbox_waiting"} <= indexes and "outbox_pending" not in indexes
+    db = await store.connect(path)
+    try:
+        assert [(item.id, item.newer) for item in await queries.read_due_alerts(db, NOW)] == [(2, True)]
+        async with db.execute("EXPLAIN QUERY PLAN " + queries._DUE_ALERTS, (NOW, 100)) as cur:
+            plan = " ".join(str(row[3]) for row in await cur.fetchall())
+        assert "outbox_heads" in plan and "SCAN outbox" not in plan  # seeks on the new index, no full scan
+        assert await queries.count_pending_alerts(db) == 2
+    finally:
+        await db.close()
