@@ -50,7 +50,7 @@ async def build(path: Path, pending: int, checks: int, shape: str) -> None:
     await (await store.Writer.open(path)).close()  # the schema, as Heartfly makes it
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.execute("BEGIN")
-        rows = []
+        rows: list[store.OutboxRow] = []
         for i in range(pending):  # oldest first: each check's first alert on a channel is its head
             made = NOW - pending + i
             event = "down" if i < checks * len(CHANNELS) else "reminder"
