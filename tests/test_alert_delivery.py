@@ -1,7 +1,8 @@
-"""Alert delivery under faults: a full disk, endless error bodies, greylisting, outages and backlogs.
+"""Alert delivery under faults: failing database writes, endless error bodies, greylisting, outages
+and backlogs.
 
-Real sockets throughout: aiohttp webhook receivers, an aiosmtpd SMTP server, a tmpfs that fills
-up. The fixtures and helpers are those of tests/test_alerts.py.
+Real sockets throughout: aiohttp webhook receivers, an aiosmtpd SMTP server, a real SQLite file.
+The fixtures and helpers are those of tests/test_alerts.py.
 """
 
 # ruff: noqa: F811 - the fixtures imported below are named again as test parameters, as pytest wants
@@ -12,9 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from pytest_aiohttp import AiohttpServer
 from heartfly import queries, store
 from heartfly.config import Config
 from heartfly.notify import outbox
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.test_alerts import (
     SERVER,
@@ -45,63 +46,48 @@ from tests.test_alerts import (
     until,
     webhook,
 )
-from tests.test_faults import tiny_disk  # noqa: F401 - a fixture
 
-# ---- a full disk --------------------------------------------------------------------------
-
-
-def fill(disk: Path) -> Path:
-    """Fill the filesystem to its last block; deleting the returned file gives the space back."""
-    filler = disk / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError:
-            pass
-    return filler
+# ---- failing database writes --------------------------------------------------------------------------
 
 
-async def test_an_alert_delivered_while_the_disk_is_full_is_sent_once_and_recorded_when_space_returns(
-    start: Start, receivers: Receivers, write_config: ConfigWriter, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+async def test_an_alert_delivered_while_database_writes_fail_is_sent_once_and_recorded_when_they_work(
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     hook = await receivers(hanging=True)
     key = new_key()
-    config = write_config(
-        webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("60s"),
-        server=f'{SERVER}\ndatabase = "{tiny_disk / "hb.db"}"',
-    )
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("60s"), server=SERVER)
     hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    # Every commit fails while `full` is set, as on a full disk. (A real full disk, as in
+    # tests/test_faults.py, cannot make *every* commit fail: small ones still fit in the WAL's
+    # spare pages, and whether the attempt's own write fails would be a race.)
+    full, failed = threading.Event(), [0]
+    commit = writer._commit
+
+    def failing_commit(writes: list[store.Write]) -> None:
+        if full.is_set():
+            failed[0] += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        commit(writes)
+
+    monkeypatch.setattr(writer, "_commit", failing_commit)
     kept = "kept in memory until the database can be written"
-    refused = 0
-
-    async def log_ping() -> None:  # big pings use up the WAL's spare pages, and a batch fails as a whole
-        nonlocal refused
-        async with hf.client.post(f"/ping/{key}/log", data=b"x" * 50_000) as resp:
-            refused += resp.status == 503
-
-    async def ping_until(done: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 10
-        while not done():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await log_ping()
-
     await hf.ping(key, "/fail")
-    await until(lambda: hook.hits, "the down alert's request")  # held until the disk is full
-    filler = fill(tiny_disk)
-    try:
-        await ping_until(lambda: refused > 0, "a refused ping")
-        hook.hanging = False
-        hook.release.set()  # delivered now, while its attempt cannot be written
-        await ping_until(lambda: kept in caplog.text or len(hook.hits) > 1, "the attempt's failed write")
-        before = refused
-        # Two more failed commits: time for a repeat delivery to show up.
-        await ping_until(lambda: refused >= before + 2, "two more refused pings")
-        assert len(hook.hits) == 1
-        assert "Task exception was never retrieved" not in caplog.text
-    finally:
-        filler.unlink()
+    await until(lambda: hook.hits, "the down alert's request")  # held until writes fail
+    full.set()
+    hook.hanging = False
+    hook.release.set()  # delivered now, while its attempt cannot be written
+    await until(lambda: kept in caplog.text or len(hook.hits) > 1, "the attempt's failed write")
+    seen = failed[0]
+    await until(lambda: failed[0] >= seen + 2, "two more failed commits")  # time for a repeat to show up
+    assert len(hook.hits) == 1
+    assert "Task exception was never retrieved" not in caplog.text
+    full.clear()
     [alert] = await hf.settled("job", 1)
     assert (alert["status"], outcomes(alert)) == ("sent", ["sent"])
     assert len(hook.hits) == 1
