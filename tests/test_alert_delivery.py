@@ -30,6 +30,7 @@ from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.test_alerts import (
     SERVER,
+    Heartfly,
     Hit,
     Inbox,
     Mailbox,
@@ -253,6 +254,13 @@ async def backlog(config: Config, counts: dict[str, int]) -> None:
         await writer.close()
 
 
+async def other_channel_alerts(hf: Heartfly, key: str, live: Receiver) -> None:
+    """A check on a healthy channel fails, and its alert arrives while the other channel hangs."""
+    await hf.ping(key, "/fail")
+    await until(lambda: live.hits, "the other channel's alert", timeout=5)
+    assert live.events() == ["down"]
+
+
 async def test_a_hung_channel_with_over_a_thousand_pending_alerts_does_not_hold_up_another_channel(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
@@ -269,9 +277,7 @@ async def test_a_hung_channel_with_over_a_thousand_pending_alerts_does_not_hold_
     await backlog(config, {"stuck": 1100})
     hf = await start(config)
     await until(lambda: len(stuck.hits) == config.alerts.concurrency, "the stuck channel's requests")
-    await hf.ping(key, "/fail")
-    await until(lambda: live.hits, "the other channel's alert", timeout=5)
-    assert live.events() == ["down"]
+    await other_channel_alerts(hf, key, live)
 
 
 async def test_over_a_hundred_hung_webhook_requests_do_not_hold_up_another_channel(
@@ -291,9 +297,7 @@ async def test_over_a_hundred_hung_webhook_requests_do_not_hold_up_another_chann
     await backlog(config, {f"stuck{i}": 40 for i in range(3)})
     hf = await start(config)
     await until(lambda: len(stuck.hits) >= 100, "a hundred hung requests")  # aiohttp's default pool size
-    await hf.ping(key, "/fail")
-    await until(lambda: live.hits, "the other channel's alert", timeout=5)
-    assert live.events() == ["down"]
+    await other_channel_alerts(hf, key, live)
 
 
 # ---- a check removed from the config ----------------------------------------------------------
