@@ -192,6 +192,27 @@ async def read_due_alerts(db: aiosqlite.Connection, now: float, per_channel: int
     ]  # fmt: skip
 
 
+# The pending reminders queued behind a superseded head, to supersede with it (dispatcher): of the
+# same check and channel, after the head, before the group's newest pending alert (which tells
+# more, whatever it is), and not expired by the dispatcher's measure (now <= expires_at; the
+# expiry path records the others). Other events behind the head are left alone: a down or a
+# recovery is sent in its turn. A range on outbox_heads (check_id, channel, id), as is the MAX.
+_REMINDERS_BEHIND = """
+SELECT id FROM outbox
+WHERE status = 'pending' AND check_id = ?1 AND channel = ?2 AND id > ?3 AND event = 'reminder' AND expires_at >= ?4
+    AND id < (SELECT MAX(id) FROM outbox WHERE status = 'pending' AND check_id = ?1 AND channel = ?2)
+ORDER BY id LIMIT ?5
+"""
+
+
+async def read_reminders_behind(
+    db: aiosqlite.Connection, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
+) -> list[int]:
+    """Ids of the stale reminders queued behind the head `head_id` of (check_id, channel), oldest first."""
+    async with db.execute(_REMINDERS_BEHIND, (check_id, channel, head_id, now, limit)) as cur:
+        return [int(r[0]) for r in await cur.fetchall()]
+
+
 async def next_alert_after(db: aiosqlite.Connection, now: float) -> float | None:
     """When the next pending alert that is not due yet becomes due."""
     sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import logging
 import sqlite3
 import threading
 import time
@@ -23,7 +25,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
 
-from heartfly import queries, store
+from heartfly import queries, states, store
 from heartfly.config import Config
 from heartfly.notify import outbox
 from heartfly.web.runtime import RUNTIME
@@ -237,6 +239,59 @@ async def test_reminders_piled_up_behind_an_undelivered_down_alert_are_supersede
     assert stale[0]["attempt_log"][0]["outcome"] == "superseded"
     assert [a["status"] for a in alerts if a["event"] != "reminder"] == ["sent", "sent"]
     assert set(hook.events()) == {"down", "recovery"} and hook.events()[-1] == "recovery"
+
+
+async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_leaving_a_down_alert_among_them_to_be_sent(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    hook = await receivers()
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("60s"), server=SERVER)
+    # As a channel down for hours leaves them: 100 reminders, the down alert of a second outage,
+    # 100 more reminders (3 of them expired), the recovery, the newest. All due.
+    now = time.time()
+    events = ["reminder"] * 100 + ["down"] + ["reminder"] * 100 + ["recovery"]
+    expired = {150, 151, 152}
+    rows: list[store.OutboxRow] = []
+    for outbox_id, event in enumerate(events, start=1):
+        facts = json.dumps({"check": "job", "state": "up" if event == "recovery" else "down", "at": now})
+        expires_at = now - 1 if outbox_id in expired else now + 3600
+        rows.append((outbox_id, f"{event}-{outbox_id}", 1, "hook", event, facts, now, expires_at, now))
+    writer = await store.Writer.open(config.server.database)
+    writer.start()
+    try:
+        initial = states.initial_state(config.checks["job"], now)
+        await writer.submit(store.Write(statements=[store.insert_check_statement(1, "job", now, initial)], outbox=rows))
+    finally:
+        await writer.close()
+    real, heads = queries.read_due_alerts, set[int]()
+
+    async def read_due_alerts(*args: Any) -> list[queries.OutboxItem]:
+        items = await real(*args)
+        heads.update(item.id for item in items if item.event == "reminder")
+        return items
+
+    monkeypatch.setattr(queries, "read_due_alerts", read_due_alerts)
+    caplog.set_level(logging.INFO, logger="heartfly.notify.dispatcher")
+    hf = await start(config)
+    pending = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
+    await until(lambda: query(config.server.database, pending) == [(0,)], "the outbox to empty")
+    # Only the first reminder was ever a head read: the 196 behind it went in its write. The
+    # expired ones were left to the expiry path, each in its turn.
+    assert heads == {1} | expired
+    got = query(config.server.database, "SELECT id, event, status, attempts FROM outbox ORDER BY id")
+    attempts = query(config.server.database, "SELECT outbox_id, outcome FROM alert_attempts ORDER BY outbox_id")
+    assert [(r[1], r[2], r[3]) for r in got if r[1] != "reminder"] == [("down", "sent", 1), ("recovery", "sent", 1)]
+    stale = [r for r in got if r[1] == "reminder" and r[0] not in expired]
+    assert len(stale) == 197 and {(r[2], r[3]) for r in stale} == {("superseded", 1)}
+    assert {(r[2], r[3]) for r in got if r[0] in expired} == {("expired", 1)}
+    assert [outcome for outbox_id, outcome in attempts if outbox_id in {r[0] for r in stale}] == ["superseded"] * 197
+    assert hook.events() == ["down", "recovery"]
+    dispatcher = hf.client.app[RUNTIME].dispatcher
+    assert dispatcher is not None and dispatcher.outcomes[("hook", "superseded")] == 197
+    said = [r.getMessage() for r in caplog.records if "superseded" in r.getMessage()]
+    assert len(said) == 1 and "196 more stale reminder(s)" in said[0] and key not in caplog.text
 
 
 # ---- a backlog on one channel -----------------------------------------------------------------

@@ -85,3 +85,37 @@ async def test_a_database_of_schema_version_4_is_migrated_and_its_pending_alerts
         assert await queries.count_pending_alerts(db) == 2
     finally:
         await db.close()
+
+
+async def test_the_reminders_behind_a_head_are_its_groups_pending_unexpired_reminders_before_the_newest_alert(
+    tmp_path: Path,
+) -> None:
+    """Against a plain model, on random outboxes; read on outbox_heads, at most `limit`."""
+    path = tmp_path / "heartfly.db"
+    await (await store.Writer.open(path)).close()
+    rng = random.Random(7)
+    db = await store.connect(path)
+    try:
+        for _ in range(200):
+            rows: list[tuple[Row, str]] = []
+            for i in range(1, rng.randint(1, 40) + 1):
+                check_id, channel = rng.choice([None, 1, 2]), rng.choice(["a", "b"])
+                event = rng.choice(["reminder", "reminder", "reminder", "down", "recovery"])
+                expires = NOW + rng.choice([-1, 0, 60])
+                status = "pending" if rng.random() < 0.8 else rng.choice(["sent", "superseded", "expired"])
+                rows.append(((i, f"k{i}", check_id, channel, event, "{}", NOW, expires, NOW), status))
+            with sqlite3.connect(path) as conn:
+                conn.execute("DELETE FROM outbox")
+                conn.executemany(store.INSERT_OUTBOX, [row for row, _ in rows])
+                conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(s, row[0]) for row, s in rows])
+            head, limit = rng.randint(0, len(rows)), rng.randint(1, 10)
+            group = [row for row, s in rows if s == "pending" and (row[2], row[3]) == (1, "a")]
+            newest = max((row[0] for row in group), default=0)
+            want = [r[0] for r in group if head < r[0] < newest and r[4] == "reminder" and r[7] >= NOW][:limit]
+            assert await queries.read_reminders_behind(db, 1, "a", head, NOW, limit) == want, (head, rows)
+        async with db.execute("EXPLAIN QUERY PLAN " + queries._REMINDERS_BEHIND, (1, "a", 0, NOW, 10)) as cur:
+            plan = [str(row[3]) for row in await cur.fetchall()]
+        assert all("outbox_heads" in step for step in plan if step.startswith(("SEARCH", "SCAN"))), plan
+        assert not any(step.startswith("SCAN") for step in plan), plan
+    finally:
+        await db.close()

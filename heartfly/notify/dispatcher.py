@@ -2,9 +2,10 @@
 
 Each due outbox row gets a task of its own behind a per-channel semaphore, so a hung webhook
 never delays email. A check's alerts go out in order on each channel (queries.read_due_alerts);
-a reminder with a newer alert behind it is superseded, not sent. An attempt that fails for a
-reason that may pass (timeout, 5xx, server down) is retried with capped exponential backoff and
-jitter until its row expires; a permanent failure (4xx, refused recipient) stops at once.
+a reminder with a newer alert behind it is superseded, not sent, and in the same write the stale
+reminders queued behind it. An attempt that fails for a reason that may pass (timeout, 5xx,
+server down) is retried with capped exponential backoff and jitter until its row expires; a
+permanent failure (4xx, refused recipient) stops at once.
 Restarts lose nothing: the rows wait in SQLite.
 """
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 SAFETY_POLL = 30.0  # seconds: wake up at least this often, whatever the wake-ups said
 READ_RETRY = 1.0  # seconds between reads of the outbox while reading it fails
 DUE_PER_CHANNEL = 100  # due rows read per channel at a time: enough to keep `concurrency` busy
+SUPERSEDE_AT_ONCE = 1000  # stale reminders superseded along with their group's head, in one write
 
 Sender = Callable[["Dispatcher", ChannelConfig, Alert], Awaitable[None]]
 
@@ -190,12 +192,40 @@ class Dispatcher:
         self.outcomes[(item.channel, outcome)] += 1
         if outcome != "retry":
             self.reached.pop((item.key, item.channel), None)
+        statements = store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
+        behind: list[int] = []
+        if outcome == "superseded":
+            behind = await self._reminders_behind(item, started)
+            for outbox_id in behind:
+                statements += store.attempt_statements(outbox_id, started, ended - started, outcome, error, None)
+            self.outcomes[(item.channel, outcome)] += len(behind)
         level = logging.INFO if outcome in ("sent", "superseded") else logging.WARNING
         more = f": {error}" if error else ""
         retry = f"; next try in {next_at - ended:.1f} s" if next_at is not None else ""
-        log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s", item.key, item.event, item.channel,
-                outcome if outcome != "retry" else "failed", item.attempts + 1, more, retry)  # fmt: skip
-        return store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
+        also = f"; and {len(behind)} more stale reminder(s) of this check with it" if behind else ""
+        log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s%s", item.key, item.event, item.channel,
+                outcome if outcome != "retry" else "failed", item.attempts + 1, more, retry, also)  # fmt: skip
+        return statements
+
+    async def _reminders_behind(self, head: queries.OutboxItem, now: float) -> list[int]:
+        """The stale reminders queued behind a superseded head, to supersede in the same write, so
+        a pile of them left by a long outage clears in one commit, not one read and commit each.
+
+        Never the group's newest alert, nor an expired one, nor any other event (queries). Only
+        heads are read and tried, so none of these is in flight; checked all the same. A failed
+        read costs only speed: the head goes alone, the rest in later rounds.
+        """
+        if head.check_id is None:
+            return []
+        try:
+            ids = await queries.read_reminders_behind(
+                self.reader, head.check_id, head.channel, head.id, now, SUPERSEDE_AT_ONCE
+            )
+        except Exception as exc:  # noqa: BLE001 - the head's own outcome must still be recorded
+            log.warning("alert %s via %s: cannot read the stale reminders behind it (%s: %s); superseding it alone",
+                        head.key, head.channel, exc.__class__.__name__, exc)  # fmt: skip
+            return []
+        return [outbox_id for outbox_id in ids if outbox_id not in self._in_flight]
 
     async def _alert(self, item: queries.OutboxItem) -> Alert:
         ping_id = item.payload.get("last_ping_id")
