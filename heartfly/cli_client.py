@@ -95,6 +95,16 @@ def _budget(text: str | None) -> float:
     return END_BUDGET
 
 
+def budget_option(what: str) -> Callable[[F], F]:
+    """--ping-budget / HEARTFLY_PING_BUDGET, for the commands that send pings."""
+    return click.option(
+        "--ping-budget",
+        metavar="DURATION",
+        envvar="HEARTFLY_PING_BUDGET",
+        help=f"{what} [env: HEARTFLY_PING_BUDGET; default {END_BUDGET:g}s].",
+    )
+
+
 def _courier(spool_dir: Path | None, retries: str | None) -> Courier:
     env = os.environ
     limit = DEFAULT_MAX_BYTES
@@ -149,6 +159,7 @@ def _fail(text: str, code: int = 2) -> NoReturn:
 @click.option("--stdin", "from_stdin", is_flag=True, help=f"Read the message from stdin (the first {MAX_BODY} bytes).")
 @click.option("--rid", metavar="ID", help="Run id: pairs a start with its end.")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE", help="A number to store (repeatable).")
+@budget_option("Most time the ping may take, retries included; then it is spooled")
 @common_options
 def ping_command(
     target: str,
@@ -161,6 +172,7 @@ def ping_command(
     from_stdin: bool,
     rid: str | None,
     metrics: tuple[str, ...],
+    ping_budget: str | None,
     config_path: Path | None,
     spool_dir: Path | None,
     retries: str | None,
@@ -186,7 +198,8 @@ def ping_command(
         url = resolve(target, config_path, os.environ)
     except AddressError as exc:
         _fail(str(exc))
-    result = _courier(spool_dir, retries).deliver(Ping(url, event, body, run_id, pairs))
+    deadline = time.monotonic() + _budget(ping_budget)  # a hung server must not hold the job that pings
+    result = _courier(spool_dir, retries).deliver(Ping(url, event, body, run_id, pairs), deadline)
     sys.exit(0 if result in (Result.SENT, Result.SPOOLED) else 1)
 
 
@@ -231,12 +244,8 @@ class _RunCommand(click.Command):
     show_default=True,
     help="How much of the output's end to send.",
 )
-@click.option(
-    "--ping-budget",
-    metavar="DURATION",
-    envvar="HEARTFLY_PING_BUDGET",
-    help=f"Most time the end ping may take, retries included; the start ping gets at most {START_BUDGET:g}s"
-    f" of it [env: HEARTFLY_PING_BUDGET; default {END_BUDGET:g}s].",
+@budget_option(
+    f"Most time the end ping may take, retries included; the start ping gets at most {START_BUDGET:g}s of it"
 )
 @common_options
 def run_command(

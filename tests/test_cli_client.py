@@ -357,6 +357,16 @@ def test_a_hung_server_neither_holds_the_job_back_nor_keeps_run_past_its_ping_bu
     assert err(result).count("spooled to") == 2 and len(hf.spooled()) == 2  # start and end wait for a replay
 
 
+def test_a_ping_to_a_hung_server_is_spooled_once_its_budget_is_spent(hf: Setup) -> None:
+    with hung_server() as base:
+        env = hf.env(HEARTFLY_RETRIES="3", HEARTFLY_PING_BUDGET="1s")
+        command = [PY, "-m", "heartfly", "ping", f"{base}/ping/{hf.key}", "-m", "nightly done"]
+        # Without a budget it would wait out 4 read timeouts of 10 s: this would time out.
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=15, env=env)
+    assert result.returncode == 0, err(result)  # spooled for later counts as delivered
+    assert "spooled to" in err(result) and len(hf.spooled()) == 1
+
+
 # --- the server is down: spool, then replay -----------------------------------------------------
 
 
