@@ -76,12 +76,16 @@ def next_cron_due(expr: str, zone: str, after: float) -> Due:
         raise ScheduleError(f'cron "{expr}" has no next tick: {exc}') from None
 
 
-def _next_cron_due(expr: str, zone: str, after: float) -> Due:
+def _next_cron_due(expr: str, zone: str, after: float, *, always_early: bool = False) -> Due:
     tz = _zone(zone)
-    local = datetime.fromtimestamp(after, tz).replace(tzinfo=None, microsecond=0)
-    # Start an hour early: in a repeated hour the wall time of `after` is ahead of ticks that
-    # map (fold=0) to instants after it, and a skipped tick may still be ahead of a ping.
-    ticks = croniter(expr, local - timedelta(hours=1))
+    moment = datetime.fromtimestamp(after, tz)
+    local = moment.replace(tzinfo=None, microsecond=0)
+    # Start an hour early when the clock changed within the hour before `after`: in a repeated
+    # hour the wall time of `after` is ahead of ticks that map (fold=0) to instants after it, and
+    # a skipped tick may still be ahead of a ping. Otherwise walls and instants keep in step, and
+    # starting at `after` saves croniter an hour of ticks (12 of them for "*/5 * * * *").
+    early = always_early or datetime.fromtimestamp(after - 3600, tz).utcoffset() != moment.utcoffset()
+    ticks = croniter(expr, local - timedelta(hours=1) if early else local)
     for _ in range(_MAX_TICKS):
         wall: datetime = ticks.get_next(datetime)
         at = wall.replace(tzinfo=tz).astimezone(UTC).timestamp()

@@ -16,6 +16,7 @@ from heartfly.assertions import parse_assertion
 from heartfly.config import parse_config
 from heartfly.config_reader import ConfigError
 from heartfly.pingparse import PingError, parse_json, parse_path, parse_query
+from heartfly.schedule import _next_cron_due, next_cron_due
 from heartfly.units import MAX_DURATION, UnitError, format_duration, parse_duration, parse_size
 
 NOW = 1_780_000_000.0
@@ -175,3 +176,24 @@ def test_any_assertion_text_parses_to_a_finite_comparison_or_a_value_error(text:
         # A value compared with itself: >=, <= and == hold; >, < and != break, quoting the value.
         verdict = assertion.check({assertion.name: assertion.value}, assertion.value)
         assert (verdict is None) == (assertion.op in (">=", "<=", "=="))
+
+
+# ---- cron: the shortcut away from clock changes ---------------------------------------------
+
+CRON_EXPRS = ["*/5 * * * *", "30 2 * * *", "0,30 2 * * *", "*/15 2 * * *", "0 * * * *", "@daily", "17 3 * * 0"]
+CRON_ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata"]
+# Clock changes of 2026 in those zones (UTC instants), where the shortcut must not be taken.
+CLOCK_CHANGES = [1774746000.0, 1792890000.0, 1772953200.0, 1793512800.0, 1775314800.0, 1791041400.0]
+
+
+@FAST
+@given(
+    expr=st.sampled_from(CRON_EXPRS),
+    zone=st.sampled_from(CRON_ZONES),
+    after=st.one_of(
+        st.floats(1767225600.0, 1798761600.0),  # any time in 2026
+        st.builds(lambda c, d: c + d, st.sampled_from(CLOCK_CHANGES), st.floats(-7200.0, 7200.0)),
+    ),
+)
+def test_a_cron_due_time_is_the_same_with_or_without_starting_an_hour_early(expr: str, zone: str, after: float) -> None:
+    assert next_cron_due(expr, zone, after) == _next_cron_due(expr, zone, after, always_early=True)
