@@ -83,9 +83,10 @@ def _next_cron_due(expr: str, zone: str, after: float, *, always_early: bool = F
     # Start an hour early when the clock changed within the hour before `after`: in a repeated
     # hour the wall time of `after` is ahead of ticks that map (fold=0) to instants after it, and
     # a skipped tick may still be ahead of a ping. Otherwise walls and instants keep in step, and
-    # starting at `after` saves croniter an hour of ticks (12 of them for "*/5 * * * *").
+    # starting at `after` saves croniter an hour of ticks (12 of them for "*/5 * * * *"). (A
+    # second before it: fromtimestamp rounds to the microsecond, up to a tick just after `after`.)
     early = always_early or datetime.fromtimestamp(after - 3600, tz).utcoffset() != moment.utcoffset()
-    ticks = croniter(expr, local - timedelta(hours=1) if early else local)
+    ticks = croniter(expr, local - (timedelta(hours=1) if early else timedelta(seconds=1)))
     for _ in range(_MAX_TICKS):
         wall: datetime = ticks.get_next(datetime)
         at = wall.replace(tzinfo=tz).astimezone(UTC).timestamp()
