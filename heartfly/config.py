@@ -38,13 +38,13 @@ from heartfly.config_reader import (
 from heartfly.pipeline import find_cycle, parse_after
 from heartfly.units import parse_size
 
-__all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "load_config", "parse_config"]
+__all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "check_token", "load_config", "parse_config"]
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_PORT = 8765
-MIN_TOKEN = 16  # characters of an API token (web.runtime.load_token checks it again when serving)
+MIN_TOKEN = 16  # characters of an API token (check_token: here, and in web.runtime.load_token when serving)
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 
@@ -400,9 +400,15 @@ def _token_file(path: Path) -> Path:
         return path
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    check_token(token, path)
+    return path
+
+
+def check_token(token: str, path: Path) -> str:
+    """The API token read from `path`, if long enough to be one; ValueError if not."""
     if len(token) < MIN_TOKEN:
         raise ValueError(f"the API token in {path} is shorter than {MIN_TOKEN} characters")
-    return path
+    return token
 
 
 def _parse_sync(text: str) -> str:

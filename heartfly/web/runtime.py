@@ -12,7 +12,7 @@ import aiosqlite
 from aiohttp import web
 
 from heartfly.clock import Clock
-from heartfly.config import Config
+from heartfly.config import Config, check_token
 from heartfly.engine import Engine
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.store import Writer
@@ -50,7 +50,4 @@ def load_token(path: Path | None) -> str | None:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
         log.info("created a new API token in %s", path)
-    token = path.read_text(encoding="utf-8").strip()
-    if len(token) < 16:
-        raise ValueError(f"the API token in {path} is shorter than 16 characters")
-    return token
+    return check_token(path.read_text(encoding="utf-8").strip(), path)
