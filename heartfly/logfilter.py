@@ -5,11 +5,16 @@ at ERROR with a traceback and the raw request line, which may hold a ping key. T
 were already answered 400; this filter drops the records and logs one counted summary a minute.
 So too for a body that does not decode (`Content-Encoding: gzip` on plain text) sent where no
 handler reads it: aiohttp fails draining it after the answer and logs that as unhandled.
+
+Out of file descriptors, asyncio logs each failed accept() with a traceback, thousands a second:
+the first becomes one line that says what to do, and then one line every ACCEPT_ERROR_EVERY.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -17,6 +22,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import RequestPayloadError
 
 SUMMARY_EVERY = 60.0
+ACCEPT_ERROR_EVERY = 10.0
+OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class RejectedRequests(logging.Filter):
@@ -47,7 +54,35 @@ class RejectedRequests(logging.Filter):
         return False
 
 
+class AcceptErrors(logging.Filter):
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.held = 0  # since the last line
+        self._clock = clock
+        self._next_at = -math.inf
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not (isinstance(exc, OSError) and exc.errno in OUT_OF_RESOURCES and "accept" in record.getMessage()):
+            return True
+        now = self._clock()
+        if now < self._next_at:
+            self.held += 1
+            return False
+        more = f" ({self.held} more since the last line)" if self.held else ""
+        record.msg, record.args, record.exc_info, record.exc_text = (
+            "cannot accept new connections: %s%s; retrying every second. If this recurs, raise the"
+            " open file limit (LimitNOFILE in the systemd unit)",
+            (exc.strerror, more),
+            None,
+            None,
+        )
+        self.held, self._next_at = 0, now + ACCEPT_ERROR_EVERY
+        return True
+
+
 def install() -> RejectedRequests:
     rejected = RejectedRequests()
     logging.getLogger("aiohttp.server").addFilter(rejected)
+    logging.getLogger("asyncio").addFilter(AcceptErrors())
     return rejected

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import math
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -31,10 +29,6 @@ BACKLOG = 2048
 # a reverse proxy's idle upstream connections (nginx: 60 s), so the proxy closes first and never
 # sends a request down a connection being closed. Request bodies have pings.BODY_TIMEOUT.
 IDLE_TIMEOUT = 75.0
-# Out of file descriptors, asyncio logs each failed accept() with a traceback (thousands a second);
-# one line this often says it as well.
-ACCEPT_ERROR_EVERY = 10.0
-OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class StartError(Exception):
@@ -51,12 +45,9 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(_quiet_accept_errors(previous))
     try:
         await _run(app, stop, reloads)
     finally:
-        loop.set_exception_handler(previous)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
@@ -125,53 +116,6 @@ def _bind(host: str, port: int) -> socket.socket:
         why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise StartError(f"cannot listen on {host}:{port}: {why}") from None
     return sock
-
-
-class RateLimit:
-    """At most one event per `every` seconds passes; the rest are counted."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self.next_at = -math.inf
-        self.missed = 0
-
-    def passes(self, now: float) -> int | None:
-        """None if this event is held back; else how many were held back since the last one."""
-        if now < self.next_at:
-            self.missed += 1
-            return None
-        missed, self.missed = self.missed, 0
-        self.next_at = now + self.every
-        return missed
-
-
-ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
-
-
-def _quiet_accept_errors(previous: ExceptionHandler | None) -> ExceptionHandler:
-    """The event loop's error handler: accept() out of descriptors (or memory) is one line per
-    ACCEPT_ERROR_EVERY without a traceback; everything else goes where it went before."""
-    limit = RateLimit(ACCEPT_ERROR_EVERY)
-
-    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if not (isinstance(exc, OSError) and exc.errno in OUT_OF_RESOURCES and "accept" in context.get("message", "")):
-            if previous is None:
-                loop.default_exception_handler(context)
-            else:
-                previous(loop, context)
-            return
-        missed = limit.passes(loop.time())
-        if missed is not None:
-            more = f" ({missed} more since the last line)" if missed else ""
-            log.error(
-                "cannot accept new connections: %s%s; retrying every second. If this recurs, raise the"
-                " open file limit (LimitNOFILE in the systemd unit)",
-                exc.strerror,
-                more,
-            )
-
-    return handle
 
 
 def _health(app: web.Application) -> Callable[[], str | None]:

@@ -38,6 +38,26 @@ def test_a_summary_line_replaces_the_tracebacks_once_a_minute() -> None:
     assert rec.getMessage().startswith("2 malformed HTTP request(s) answered 400")
 
 
+def test_accept_errors_for_want_of_descriptors_are_one_line_then_one_every_ten_seconds() -> None:
+    import errno
+
+    now = [100.0]
+    accept = logfilter.AcceptErrors(clock=lambda: now[0])
+    exc = OSError(errno.EMFILE, "Too many open files")
+
+    def record(message: str, error: BaseException) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, (), (type(error), error, None))
+
+    first = record("socket.accept() out of system resource", exc)
+    assert accept.filter(first) is True and first.exc_info is None
+    assert first.getMessage().startswith("cannot accept new connections: Too many open files; retrying")
+    assert accept.filter(record("socket.accept() out of system resource", exc)) is False and accept.held == 1
+    assert accept.filter(record("Task exception was never retrieved", exc)) is True  # not an accept()
+    now[0] += 10
+    later = record("socket.accept() out of system resource", exc)
+    assert accept.filter(later) is True and "(1 more since the last line)" in later.getMessage()
+
+
 def test_the_daemon_logs_no_traceback_and_no_key_for_malformed_requests(tmp_path: object) -> None:
     from pathlib import Path
 
