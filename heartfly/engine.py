@@ -1,4 +1,5 @@
 """Owns every check's state, the key maps and the deadline heap; applies pings and expiries.
+(Its bookkeeping rounds, checkpoints, alive marks and pruning, run in housekeeping.py.)
 
 State changes are pure (states.py); this module decides when they happen and hands the
 resulting rows to the writer. Memory is the source of truth while running, SQLite on start.
@@ -28,11 +29,6 @@ from heartfly.unstored import Unstored
 
 log = logging.getLogger(__name__)
 
-ALIVE_EVERY = 1.0  # seconds between "alive at" marks
-# Seconds between checkpoint rounds. Each round queues the states that came due since the last, a
-# few hundred at most with 100k busy checks: pings queued behind them wait for one or two batches,
-# not for a second's worth.
-CHECKPOINT_ROUND = 0.1
 # A check's state is checkpointed this long after its first ping the stored state lacks. Until
 # then the ping rows are its log (replayed after a crash, and by `heartfly status`). Writing states
 # lazily is what keeps 100k checks as fast as 100: pings spread over many checks would otherwise
@@ -611,52 +607,3 @@ class Engine:
                     await self._wake.wait()
             except TimeoutError:
                 pass
-
-    async def run_housekeeping(self, prune_every: float = 60.0) -> None:
-        """Watch the database file, checkpoint states that came due, mark "alive at" every second,
-        prune old pings now and then.
-
-        A round that fails (a full disk during a prune, say) is logged once per spell and the next
-        round tries again: this task stopping would end alive marks, checkpoints and pruning for good.
-        """
-        last_alive = last_prune = self.clock.now()
-        failing = False
-        while True:
-            await asyncio.sleep(CHECKPOINT_ROUND)
-            now = self.clock.now()
-            try:
-                self.writer.watch_file()
-                self.checkpoint(now)
-                if now - last_alive >= ALIVE_EVERY:
-                    last_alive = now
-                    self.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
-                if now - last_prune >= prune_every:  # retried next round if it fails
-                    await self.prune()
-                    last_prune = now
-            except Exception as exc:  # logged once per spell; the next round retries
-                if not failing:
-                    trace = not isinstance(exc, store.StoreError)  # a store error is the writer's, logged there
-                    log.error("housekeeping round failed (retried every round until it works): %s", exc, exc_info=trace)
-                failing = True
-            else:
-                if failing:
-                    log.warning("housekeeping rounds work again")
-                failing = False
-
-    async def prune(self) -> None:
-        """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement)."""
-        await self.writer.flush()  # a batch runs statements before state rows: commit queued states first
-        keep = self.config.server.keep_pings
-        for check in list(self.checks.values()):
-            if check.unpruned > max(10, keep // 10):
-                await self.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
-                check.unpruned = 0
-
-    async def mark_stopped(self) -> None:
-        self.checkpoint()
-        now = self.clock.now()
-        await self.writer.submit(
-            store.Write(
-                statements=[store.meta_statement("alive_at", repr(now)), store.meta_statement("clean_stop", "1")]
-            )
-        )

@@ -485,7 +485,7 @@ def _replaced(w: Write, states: set[int], keys: set[str], meta: list[str]) -> bo
 
 
 # A batch carries at most this many state rows. States are checkpointed lazily, in rounds
-# (engine.CHECKPOINT_ROUND); with 100k checks a round can hold hundreds, scattered over the checks
+# (housekeeping.CHECKPOINT_ROUND); with 100k checks a round can hold hundreds, scattered over the checks
 # table, and pings must not wait behind one long commit of them all.
 STATES_PER_BATCH = 200
 

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from heartfly import store
+from heartfly import housekeeping, store
 from heartfly.clock import FakeClock
 from heartfly.config import Config
 from heartfly.engine import CHECKPOINT_AFTER, Engine, PingRecord
@@ -28,7 +28,7 @@ async def running(config: Config, clock: FakeClock, *, clean: bool = True) -> As
         yield engine
         await writer.flush()
         if clean:
-            await engine.mark_stopped()
+            await housekeeping.mark_stopped(engine)
     finally:
         await db.close()
         await writer.close()
@@ -141,7 +141,7 @@ async def test_old_pings_are_pruned_to_the_configured_count(write_config: Config
         for _ in range(50):
             await ping(engine, "a", Kind.LOG)
         engine.checkpoint()
-        await engine.prune()
+        await housekeeping.prune(engine)
     with sqlite3.connect(config.server.database) as db:
         ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
     assert ids == list(range(31, 51))
@@ -153,7 +153,7 @@ async def test_pruning_keeps_the_pings_no_stored_state_includes_yet(write_config
     async with running(config, clock, clean=False) as engine:
         for _ in range(50):
             await ping(engine, "a", Kind.LOG)
-        await engine.prune()  # no checkpoint since these pings: they are the only record of them
+        await housekeeping.prune(engine)  # no checkpoint since these pings: they are the only record of them
     with sqlite3.connect(config.server.database) as db:
         ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
     assert ids == list(range(1, 51))

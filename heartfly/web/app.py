@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from heartfly import __version__, store
+from heartfly import __version__, housekeeping, store
 from heartfly.clock import Clock, SystemClock
 from heartfly.config import Config
 from heartfly.engine import Engine
@@ -90,7 +90,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     rt._engine = engine
     tasks = [
         asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
-        asyncio.create_task(engine.run_housekeeping(), name="heartfly-housekeeping"),
+        asyncio.create_task(housekeeping.run(engine), name="heartfly-housekeeping"),
     ]
     yield
     for task in tasks:
@@ -98,7 +98,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await engine.mark_stopped()
+    await housekeeping.mark_stopped(engine)
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
