@@ -2,6 +2,13 @@
 
 Every timer is derived from stored fields by `next_deadline`, so restarts, reloads and tests
 all see the same deadlines. Time always comes in as an argument.
+
+Event time: an event is applied as of its own time (`Event.at`, a spooled ping's `ts`), and a
+deadline as of its own instant; `now` is only when Heartfly learned of it. A back-dated event
+fires nothing itself: the deadlines it leaves in the past wait for the reorder window
+(`fire_time`), so the events that were sent right behind it (a replayed spool, a script replaying
+its log with curl) count before anything is judged, and `catch_up` fires, as of their own times,
+those an event arriving later in that replay shows to have really passed.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from heartfly.units import format_duration
 
 MAX_OPEN_RUNS = 64  # a job that only ever starts must not grow its state without bound
 MAX_CLOSED_RUNS = 32  # fan-in run ids remembered as finished, so stragglers cannot reopen them
+REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
+BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
 IMPLICIT_RUN = ""  # the run id of a start that carried none
 
 
@@ -112,6 +121,9 @@ class CheckState:
     last_members: tuple[str, ...] = ()  # fan-in: who reported in the last complete run
     last_end_at: float | None = None  # the newest success or failure: an older one (spooled) never flips
     closed_runs: tuple[str, ...] = ()  # fan-in: recently finished run ids (complete, incomplete or failed)
+    # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
+    held_at: float = 0.0
+    hold_until: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies recursively, and checkpoints run often. Fields at
@@ -148,7 +160,7 @@ class CheckState:
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members, self.last_end_at,
-            self.closed_runs,
+            self.closed_runs, self.held_at, self.hold_until,
         )  # fmt: skip
 
 
@@ -161,13 +173,19 @@ _STATE_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(CheckSta
 class Flip:
     """A change of status: recorded, logged, and (for down and recovery) alerted."""
 
-    at: float  # when the change was made
+    at: float  # when the change happened (event time: a replayed ping's, or the deadline's)
     old: Status
     new: Status
     reason: Reason | None
     deadline: float | None  # the deadline that caused it, for timer-made flips
     detail: str
     reminder: bool = False  # not a change: still down, reminded after `repeat`
+    learned_at: float | None = None  # when Heartfly learned of it, if later than `at`
+
+    @property
+    def learned(self) -> float:
+        """When Heartfly knew: alerts are sent, and expire, from here."""
+        return self.at if self.learned_at is None else self.learned_at
 
     @property
     def is_down(self) -> bool:
@@ -184,8 +202,16 @@ class Flip:
 
 
 class Deadline(NamedTuple):
-    at: float
+    at: float  # the instant it stands for (event time)
     kind: str  # late, missed, overrun, stall, incomplete, step or remind
+
+
+def fire_time(st: CheckState, deadline: Deadline) -> float:
+    """When the timer judges a deadline: at its instant, unless a back-dated event made it due
+    (it lies at or before that event's arrival): then once the reorder window has passed."""
+    if deadline.at <= st.held_at < st.hold_until:
+        return st.hold_until
+    return deadline.at
 
 
 class Step(NamedTuple):
@@ -233,15 +259,27 @@ def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
 
 
 def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
-    """Fire every deadline at or before `now`."""
+    """Fire every deadline whose fire time is at or before `now`, each as of its own instant."""
     new = st.copy()
+    if now >= new.hold_until:
+        new.held_at = new.hold_until = 0.0
     ended: list[RunEnd] = []
-    fired, detail = _fire_due(check, new, now, ended)
+    fired, detail = _fire_due(check, new, now, now, ended, held=True)
     return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
 
 
-def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Step:
-    """Apply one ping, then any deadline it leaves in the past (a spooled ping carries an old time)."""
+def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> Step:
+    """Before a back-dated event at `until`: fire, as of their own instants, the deadlines that
+    passed before it (held ones included: the event shows nothing came in time for them)."""
+    new = st.copy()
+    ended: list[RunEnd] = []
+    fired, detail = _fire_due(check, new, until, now, ended, held=False)
+    return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
+
+
+def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> Step:
+    """Apply one event as of its own time. Deadlines a live event leaves in the past are judged
+    with it; those a back-dated one leaves wait `window` seconds for the events behind it."""
     new = st.copy()
     if new.last_ping_at is None or ev.at >= new.last_ping_at:
         new.last_ping_at = ev.at
@@ -249,19 +287,53 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float) -> St
     ended: list[RunEnd] = []
     detail = ""
     if ev.kind is Kind.START:
-        _start(check, new, ev)
+        _start(check, new, ev, now)
     elif ev.kind is Kind.SUCCESS:
-        detail = _success(check, new, ev, ended)
+        detail = _success(check, new, ev, ended, now)
     elif ev.kind is Kind.FAIL:
-        detail = _fail(check, new, ev, ended)
+        detail = _fail(check, new, ev, ended, now)
     else:  # progress and log pings are signs of life for the stall clock
         _activity(new, ev)
-    fired, timer_detail = _fire_due(check, new, now, ended)
-    return Step(new, _flip(st, new, now, fired, timer_detail or detail), tuple(ended))
+    late = is_backdated(ev, now)
+    fired: Deadline | None = None
+    if late:
+        new.held_at, new.hold_until = now, now + window
+    else:  # what it leaves due (a start that does not anchor a late check) is judged with it
+        fired, timer_detail = _fire_due(check, new, now, now, ended, held=True)
+        detail = timer_detail or detail
+    flip = _flip(st, new, now, fired, detail)
+    if flip is not None and flip.is_recovery and late:
+        flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
+    return Step(new, flip, tuple(ended))
 
 
-def arm_step(check: CheckConfig, st: CheckState, upstream_at: float) -> CheckState:
-    """The upstream of a pipeline step triggered: this step must now succeed within `within`.
+def receive(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> list[Step]:
+    """An event as it arrives: for a back-dated one, first the deadlines that passed before it
+    (catch_up), then the event itself. Each step's state follows from the one before."""
+    steps: list[Step] = []
+    if is_backdated(ev, now) and (deadline := next_deadline(check, st)) is not None and deadline.at < ev.at:
+        caught = catch_up(check, st, ev.at, now)
+        st = caught.state
+        steps.append(caught)
+    steps.append(apply_event(check, st, ev, now, window))
+    return steps
+
+
+def is_backdated(ev: Event, now: float) -> bool:
+    return now - ev.at > BACKDATED
+
+
+def _reported_late(ev: Event, now: float) -> str:
+    what = "success" if ev.kind is Kind.SUCCESS else ev.kind.value
+    return f"the job did run: its {what} ping arrived {format_duration(now - ev.at)} after it happened"
+
+
+def arm_step(
+    check: CheckConfig, st: CheckState, upstream_at: float, now: float | None = None, window: float = REORDER_WINDOW
+) -> CheckState:
+    """The upstream of a pipeline step triggered (at `upstream_at`, learned `now`): this step must
+    now succeed within `within`. A deadline a replayed upstream event leaves in the past waits for
+    the reorder window, as the step's own replayed success may be right behind it.
 
     An armed step keeps its earlier deadline; only its own success (or a miss) disarms it.
     """
@@ -269,12 +341,14 @@ def arm_step(check: CheckConfig, st: CheckState, upstream_at: float) -> CheckSta
         return st
     new = st.copy()
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
+    if now is not None and now - upstream_at > BACKDATED:
+        new.held_at, new.hold_until = now, now + window
     return new
 
 
 def pause(st: CheckState, now: float) -> Step:
     new = st.copy()
-    new.status, new.reason = Status.PAUSED, None
+    new.status, new.reason, new.changed_at = Status.PAUSED, None, max(now, new.changed_at)
     return Step(new, _flip(st, new, now, None, "paused by an operator"))
 
 
@@ -284,6 +358,7 @@ def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed b
         return Step(st, None)
     new = rewatch(check, st, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
+    new.changed_at = max(now, new.changed_at)
     return Step(new, _flip(st, new, now, None, why))
 
 
@@ -317,7 +392,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         new.step_due = new.step_since = None
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
-        _set_status(new, on_time, None, now)
+        _set_status(new, on_time, None, now, now)
     return Step(new, _flip(st, new, now, None, "its due time moved ahead with a config reload"))
 
 
@@ -339,13 +414,18 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
     return new
 
 
-def _start(check: CheckConfig, st: CheckState, ev: Event) -> None:
+def _start(check: CheckConfig, st: CheckState, ev: Event, now: float) -> None:
     rid = ev.run_id or IMPLICIT_RUN
     open_run = st.runs.get(rid)
     if check.expect is not None and (open_run is not None or rid in st.closed_runs):
         # A fan-in worker starting within its batch: the batch keeps its count and its clock.
         if open_run is not None and ev.at > open_run.active_at:
             st.runs[rid] = open_run._replace(active_at=ev.at)
+        return
+    if rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at:
+        # Older than the newest end (it arrived after it): its run is over, whatever closed it.
+        # Opening it now would leave a run that never ends, and an overrun that never happened.
+        st.last_start_at = max(st.last_start_at or ev.at, ev.at)
         return
     st.runs[rid] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
@@ -355,7 +435,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event) -> None:
     if check.cron is not None or check.max_runtime is not None:
         _move_anchor(check, st, ev.at)
     if st.status in (Status.NEW, Status.UP, Status.LATE):
-        _set_status(st, Status.RUNNING, None, ev.at)
+        _set_status(st, Status.RUNNING, None, ev.at, now)
 
 
 def _activity(st: CheckState, ev: Event) -> None:
@@ -367,18 +447,18 @@ def _activity(st: CheckState, ev: Event) -> None:
             st.runs[rid] = run._replace(active_at=ev.at)
 
 
-def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd]) -> str:
+def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
     if check.expect is not None:
-        run = _fan_in(check, st, ev)
+        run = _fan_in(check, st, ev, now)
         if run is None:
             return ""  # counted; the run is not complete yet
         started: float | None = run.started_at
         st.last_members = run.members
         members = run.members
     else:
-        started = _close_run(st, ev.run_id)
+        started = _close_run(st, ev.run_id, ev.at)
         members = ()
-    duration = None if started is None else max(0.0, ev.at - started)
+    duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
     st.last_duration = duration
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
@@ -394,21 +474,21 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd])
         reason = Reason.ASSERTION if broken else None
     if started is not None:
         outcome = reason.value if reason else "success"
-        ended.append(RunEnd(ev.run_id, started, ev.at, outcome, ev.exit_status, broken, members))
+        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members))
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
-    if _stale(st, ev):
+    if _stale(st, ev, now):
         return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
-        return _failure(check, st, reason, ev.at, broken)
+        return _failure(check, st, reason, ev.at, now, broken)
     st.failures = 0
     st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
     if st.status is not Status.PAUSED:
-        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at)
+        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at, now)
     return ""
 
 
-def _fan_in(check: CheckConfig, st: CheckState, ev: Event) -> Run | None:
+def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:
     """Count one worker's success; the completed run once `expect` have arrived, else None.
 
     A member reporting twice counts once (a retried worker must not complete a run alone).
@@ -425,29 +505,29 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event) -> Run | None:
     if run.successes < check.expect:
         st.runs[rid] = run
         if st.status in (Status.NEW, Status.UP, Status.LATE):
-            _set_status(st, Status.RUNNING, None, ev.at)
+            _set_status(st, Status.RUNNING, None, ev.at, now)
         return None
     st.runs.pop(rid, None)
     _close_fan_in(st, rid)
     return run
 
 
-def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd]) -> str:
+def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
     if check.expect is not None and ev.run_id is not None:
         _close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
-    started = _close_run(st, ev.run_id)
-    st.last_duration = None if started is None else max(0.0, ev.at - started)
+    started = _close_run(st, ev.run_id, ev.at)
+    st.last_duration = None if started is None or started > ev.at else ev.at - started
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
-        ended.append(RunEnd(ev.run_id, started, ev.at, "fail", ev.exit_status, detail))
-    if _stale(st, ev):
+        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), "fail", ev.exit_status, detail))
+    if _stale(st, ev, now):
         return detail
-    return _failure(check, st, Reason.FAILED, ev.at, detail)
+    return _failure(check, st, Reason.FAILED, ev.at, now, detail)
 
 
-def _stale(st: CheckState, ev: Event) -> bool:
+def _stale(st: CheckState, ev: Event, now: float) -> bool:
     """Whether an end is older than the newest end seen; either way the newest end is remembered.
 
     A stale end changes no verdict, but the run it closed is over: a check left running with no
@@ -455,7 +535,7 @@ def _stale(st: CheckState, ev: Event) -> bool:
     """
     if st.last_end_at is not None and ev.at < st.last_end_at:
         if st.status is Status.RUNNING and not st.runs:
-            _set_status(st, Status.UP, None, ev.at)
+            _set_status(st, Status.UP, None, ev.at, now)
         return True
     st.last_end_at = ev.at
     return False
@@ -466,61 +546,71 @@ def _close_fan_in(st: CheckState, rid: str) -> None:
         st.closed_runs = (*st.closed_runs, rid)[-MAX_CLOSED_RUNS:]
 
 
-def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, detail: str) -> str:
+def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now: float, detail: str) -> str:
     """A failed run: down once `failures_before_alert` have come in a row (any success resets)."""
     st.failures += 1
     if st.status is Status.PAUSED:
         return detail
     if st.failures >= check.failures_before_alert or st.status is Status.DOWN:
-        _set_status(st, Status.DOWN, reason, at)
+        _set_status(st, Status.DOWN, reason, at, now)
         if check.failures_before_alert > 1:
             detail += f" ({st.failures} failures in a row)"
     else:
-        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, at)
+        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, at, now)
     return detail
 
 
-def _close_run(st: CheckState, run_id: str | None) -> float | None:
-    """The start of the run an end closes: its run id's, else the latest one; None for no such run."""
+def _close_run(st: CheckState, run_id: str | None, at: float) -> float | None:
+    """The start of the run an end at `at` closes: its run id's, else the latest one that started
+    at or before it; None for no such run (without a run id, an end never closes a run that began
+    after it). A run id pairs whatever the times say: an end stamped before its own run's start
+    comes from a clock apart from the one that stamped the start (a spooled end from a client
+    whose clock lags the server's), so the run is over but its duration is unknown."""
     if run_id is not None:
         run = st.runs.pop(run_id, None)
         return None if run is None else run.started_at
-    if not st.runs:
+    began = [rid for rid, run in st.runs.items() if run.started_at <= at]
+    if not began:
         return None
-    latest = max(st.runs, key=lambda rid: st.runs[rid].started_at)
+    latest = max(began, key=lambda rid: st.runs[rid].started_at)
     return st.runs.pop(latest).started_at
 
 
-def _fire_due(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]) -> tuple[Deadline | None, str]:
+def _fire_due(
+    check: CheckConfig, st: CheckState, upto: float, now: float, ended: list[RunEnd], *, held: bool
+) -> tuple[Deadline | None, str]:
+    """Fire the deadlines due by `upto`, each as of its own instant: with `held`, those whose fire
+    time has come; without, those whose instant lies before `upto`."""
     last: Deadline | None = None
     detail = ""
     for _ in range(8):  # each step moves the status forward; a handful always suffices
         deadline = next_deadline(check, st)
-        if deadline is None or deadline.at > now:
+        if deadline is None or (fire_time(st, deadline) > upto if held else deadline.at >= upto):
             break
         last = deadline
-        kind = deadline.kind
+        kind, at = deadline.kind, deadline.at
         if kind == "remind":
             st.alerted_at = now
             detail = "still down"
             break  # one reminder per firing, however long the server was away
         if kind == "late":
-            _set_status(st, Status.LATE, None, now)
+            _set_status(st, Status.LATE, None, at, now)
         elif kind == "missed":
-            _set_status(st, Status.DOWN, Reason.MISSED, now)
+            _set_status(st, Status.DOWN, Reason.MISSED, at, now)
             detail = "no ping arrived by the deadline"
         elif kind == "step":
             upstream = f"{check.after}'s {check.after_trigger}"
             detail = f"no success within {format_duration(check.within or 0)} of {upstream}"
             st.step_due = st.step_since = None
-            _set_status(st, Status.DOWN, Reason.STEP_MISSED, now)
+            _set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
         else:
-            detail = _give_up_run(check, st, kind, now, ended)
+            detail = _give_up_run(check, st, kind, at, now, ended)
     return last, detail
 
 
-def _give_up_run(check: CheckConfig, st: CheckState, kind: str, now: float, ended: list[RunEnd]) -> str:
-    """An overrun, stalled or incomplete run is over: recorded, and its end, if it comes, closes nothing."""
+def _give_up_run(check: CheckConfig, st: CheckState, kind: str, at: float, now: float, ended: list[RunEnd]) -> str:
+    """An overrun, stalled or incomplete run is over at `at`: recorded, and its end, if it comes,
+    closes nothing."""
     if kind == "stall":
         rid = min(st.runs, key=lambda r: st.runs[r].active_at)
     else:
@@ -529,7 +619,7 @@ def _give_up_run(check: CheckConfig, st: CheckState, kind: str, now: float, ende
     if kind == "incomplete":
         _close_fan_in(st, rid)
     if kind == "stall":
-        quiet = format_duration(now - run.active_at)
+        quiet = format_duration(at - run.active_at)
         detail = f"no progress for {quiet} (stall limit {format_duration(check.stall or 0)})"
         reason, outcome = Reason.STALLED, "stalled"
     elif kind == "incomplete":
@@ -541,25 +631,28 @@ def _give_up_run(check: CheckConfig, st: CheckState, kind: str, now: float, ende
         reason, outcome = Reason.INCOMPLETE, "incomplete"
     else:
         limit = format_duration(check.max_runtime or 0)
-        detail = f"still running after {format_duration(now - run.started_at)} (max_runtime {limit})"
+        detail = f"still running after {format_duration(at - run.started_at)} (max_runtime {limit})"
         reason, outcome = Reason.OVERRUN, "overrun"
-    ended.append(RunEnd(rid or None, run.started_at, now, outcome, None, detail, run.members))
-    _set_status(st, Status.DOWN, reason, now)
+    ended.append(RunEnd(rid or None, run.started_at, at, outcome, None, detail, run.members))
+    _set_status(st, Status.DOWN, reason, at, now)
     return detail
 
 
 def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
+    """The change from `old` to `new`, dated when it happened (`new.changed_at`), learned `now`."""
     if old.status is new.status:
         if fired is not None and fired.kind == "remind":
             return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
         return None
+    at = new.changed_at
     return Flip(
-        at=now,
+        at=at,
         old=old.status,
         new=new.status,
         reason=new.reason,
         deadline=fired.at if fired is not None else None,
         detail=detail if new.status is Status.DOWN or not fired else "",
+        learned_at=now if now - at > BACKDATED else None,
     )
 
 
@@ -567,12 +660,15 @@ def _earlier(a: Deadline | None, b: Deadline) -> Deadline:
     return b if a is None or b.at < a.at else a
 
 
-def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float) -> None:
+def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float, now: float) -> None:
+    """A status as of `at` (never before the last change: history stays in order), learned `now`."""
     if st.status is not status:
-        st.changed_at = at
-        st.alerted_at = at if status is Status.DOWN else None
+        st.changed_at = max(at, st.changed_at)
+        st.alerted_at = now if status is Status.DOWN else None  # reminders count from the alert
         if status is not Status.DOWN:
             st.folded = False
+    elif status is Status.DOWN:
+        return  # still down: the reason its alert gave stands (a new one would be a change unrecorded)
     st.status, st.reason = status, reason
 
 

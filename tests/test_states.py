@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from heartfly.states import (
+    REORDER_WINDOW,
     CheckState,
     Deadline,
     Event,
@@ -12,6 +13,7 @@ from heartfly.states import (
     account_downtime,
     advance,
     apply_event,
+    fire_time,
     initial_state,
     next_deadline,
     pause,
@@ -166,12 +168,18 @@ def test_a_cron_check_is_due_at_the_first_tick_after_the_last_ping() -> None:
     assert st.due_at == day_start + 2 * 86400 + 3 * HOUR
 
 
-def test_a_spooled_success_whose_next_due_has_passed_leaves_a_down_check_down_without_flapping() -> None:
+def test_a_spooled_success_after_a_real_miss_recovers_as_of_its_time_and_the_next_miss_waits_the_window() -> None:
     cfg = check(every=60, grace=0)
     st, _, _ = advance(cfg, initial_state(cfg, T0), T0 + 60)
     now = T0 + 1000
     st2, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 100), now)
-    assert flip is None and st2.status is Status.DOWN and st2.last_success_at == T0 + 100
+    assert flip is not None and flip.is_recovery and (flip.at, flip.learned_at) == (T0 + 100, now)
+    assert "the job did run" in flip.detail and st2.last_success_at == T0 + 100
+    deadline = next_deadline(cfg, st2)
+    assert deadline is not None and deadline.at == T0 + 160
+    assert fire_time(st2, deadline) == now + REORDER_WINDOW  # the pings behind it may still come
+    st3, flip, _ = advance(cfg, st2, now + REORDER_WINDOW)
+    assert st3.reason is Reason.MISSED and flip is not None and flip.at == T0 + 160
 
 
 def test_an_older_spooled_ping_does_not_move_the_last_ping_backwards() -> None:

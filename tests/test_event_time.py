@@ -1,0 +1,246 @@
+"""Late pings tell the truth: spooled and back-dated pings judged on their own times, purely.
+
+`arrive` plays what the engine does: each ping is received (states.receive) when it arrives, and
+the timer fires what is due (states.advance), so the reorder window holds exactly as it does in
+a running server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heartfly.config import CheckConfig
+from heartfly.states import (
+    REORDER_WINDOW,
+    CheckState,
+    Event,
+    Flip,
+    Kind,
+    Reason,
+    RunEnd,
+    Status,
+    advance,
+    arm_step,
+    fire_time,
+    initial_state,
+    next_deadline,
+    receive,
+)
+from tests.conftest import check
+
+DAY = 86400.0
+HOUR = 3600.0
+MINUTE = 60.0
+T0 = 1_780_000_000.0 - 1_780_000_000.0 % DAY  # a midnight, UTC
+NOW = T0 + 15 * HOUR + 18 * MINUTE  # when the spool is replayed
+
+
+class Log:
+    """What happened to a check: its state, every flip and every finished run."""
+
+    def __init__(self, cfg: CheckConfig, st: CheckState) -> None:
+        self.cfg, self.st = cfg, st
+        self.flips: list[Flip] = []
+        self.runs: list[RunEnd] = []
+
+    def tick(self, now: float) -> None:
+        """The timer: fire whatever is due by `now`."""
+        for _ in range(100):
+            deadline = next_deadline(self.cfg, self.st)
+            if deadline is None or fire_time(self.st, deadline) > now:
+                return
+            self._take(advance(self.cfg, self.st, now))
+
+    def arrive(self, now: float, *events: Event, gap: float = 0.05) -> float:
+        """Events sent one after another (curl in a loop), `gap` apart from `now` on."""
+        for ev in events:
+            self.tick(now)
+            for step in receive(self.cfg, self.st, ev, now):
+                self._take(step)
+            now += gap
+        return now
+
+    def _take(self, step: object) -> None:
+        self.st = step.state  # type: ignore[attr-defined]
+        if step.flip is not None:  # type: ignore[attr-defined]
+            self.flips.append(step.flip)  # type: ignore[attr-defined]
+        self.runs += step.ended  # type: ignore[attr-defined]
+
+    @property
+    def downs(self) -> list[Flip]:
+        return [f for f in self.flips if f.is_down]
+
+
+def job(**kw: Any) -> Log:
+    """A check whose schedule counts from just before the replay (nothing of its own comes due
+    meanwhile), and whose status last changed long before the replayed history."""
+    cfg = check(**kw)
+    st = initial_state(cfg, NOW - 1)
+    st.changed_at = T0 - 8 * DAY
+    return Log(cfg, st)
+
+
+def ev(kind: Kind, at: float, rid: str | None = None, **kw: object) -> Event:
+    return Event(kind, at, rid, **kw)  # type: ignore[arg-type]
+
+
+def nights(count: int, start: float = 2 * HOUR, end: float = 2 * HOUR + 40 * MINUTE) -> list[Event]:
+    """`count` nights before today, oldest first: a start at 02:00 and a success at 02:40."""
+    return [
+        e
+        for n in range(count, 0, -1)
+        for e in (ev(Kind.START, T0 - n * DAY + start), ev(Kind.SUCCESS, T0 - n * DAY + end))
+    ]
+
+
+def test_a_spooled_run_within_max_runtime_raises_nothing_and_is_timed_on_its_own_clock() -> None:
+    log = job(cron="0 2 * * *", max_runtime=2 * HOUR)
+    end = log.arrive(NOW, ev(Kind.START, T0 + 2 * HOUR), ev(Kind.SUCCESS, T0 + 2 * HOUR + 40 * MINUTE))
+    log.tick(end + REORDER_WINDOW)
+    assert log.downs == [] and log.st.status is Status.UP
+    assert [(r.outcome, r.duration) for r in log.runs] == [("success", 40 * MINUTE)]
+    assert [(f.new, f.at, f.learned_at) for f in log.flips] == [
+        (Status.RUNNING, T0 + 2 * HOUR, NOW),
+        (Status.UP, T0 + 2 * HOUR + 40 * MINUTE, NOW + 0.05),
+    ]
+
+
+def test_seven_spooled_nights_sent_one_ping_at_a_time_raise_nothing() -> None:
+    log = job(cron="0 2 * * *", grace=30 * MINUTE, max_runtime=2 * HOUR)
+    end = log.arrive(NOW, *nights(7))
+    log.tick(end + REORDER_WINDOW)
+    assert log.downs == [] and log.st.status is Status.UP
+    assert [r.outcome for r in log.runs] == ["success"] * 7
+    assert max(r.duration for r in log.runs) == 40 * MINUTE
+
+
+def test_a_spooled_run_that_really_overran_is_reported_once_as_of_its_deadline() -> None:
+    log = job(cron="0 2 * * *", max_runtime=2 * HOUR)
+    end = log.arrive(NOW, ev(Kind.START, T0 + 2 * HOUR))
+    log.tick(NOW + REORDER_WINDOW - 0.01)
+    assert log.downs == []  # the window is still open: its end may be right behind it
+    log.tick(end + REORDER_WINDOW)
+    (down,) = log.downs
+    assert (down.reason, down.at, down.learned_at) == (Reason.OVERRUN, T0 + 4 * HOUR, end + REORDER_WINDOW)
+    assert down.detail == "still running after 2h (max_runtime 2h)"
+
+
+def test_a_start_whose_end_came_too_late_is_an_overrun_at_its_deadline_then_a_recovery() -> None:
+    log = job(cron="0 2 * * *", max_runtime=2 * HOUR)
+    end = log.arrive(NOW, ev(Kind.START, T0 + 2 * HOUR), ev(Kind.SUCCESS, T0 + 4 * HOUR + 30 * MINUTE))
+    log.tick(end + REORDER_WINDOW)
+    (down,) = log.downs
+    assert (down.reason, down.at) == (Reason.OVERRUN, T0 + 4 * HOUR)
+    assert [r.outcome for r in log.runs] == ["overrun"]
+    assert log.flips[-1].is_recovery and log.flips[-1].at == T0 + 4 * HOUR + 30 * MINUTE
+
+
+def test_spooled_progress_inside_the_stall_limit_is_no_stall() -> None:
+    log = job(every=HOUR, stall=10 * MINUTE)
+    begin = T0 + 1 * HOUR
+    events = [ev(Kind.START, begin)] + [ev(Kind.PROGRESS, begin + m * MINUTE) for m in range(8, 48, 8)]
+    end = log.arrive(NOW, *events, ev(Kind.SUCCESS, begin + 45 * MINUTE))
+    log.tick(end + REORDER_WINDOW)
+    assert log.downs == [] and log.st.status is Status.UP
+
+
+def test_spooled_progress_with_a_real_gap_is_one_stall_dated_when_the_limit_passed() -> None:
+    log = job(every=HOUR, stall=10 * MINUTE)
+    begin = T0 + 1 * HOUR
+    end = log.arrive(NOW, ev(Kind.START, begin), ev(Kind.PROGRESS, begin + 5 * MINUTE))
+    log.tick(end + REORDER_WINDOW)
+    (down,) = log.downs
+    assert (down.reason, down.at) == (Reason.STALLED, begin + 15 * MINUTE)
+
+
+def fan_in(members: list[str], at: float) -> list[Event]:
+    return [ev(Kind.SUCCESS, at + n, "batch-7", member=m) for n, m in enumerate(members)]
+
+
+WORKERS = [f"w{n}" for n in range(1, 9)]
+
+
+def test_a_spooled_fan_in_of_eight_completes_one_run() -> None:
+    log = job(every=DAY, expect=8, grace=HOUR)
+    end = log.arrive(NOW, *fan_in(WORKERS, T0 + 3 * HOUR))
+    log.tick(end + REORDER_WINDOW)
+    assert log.downs == [] and log.st.status is Status.UP and log.st.last_members == tuple(WORKERS)
+    assert [r.outcome for r in log.runs] == ["success"]
+
+
+def test_a_spooled_fan_in_that_really_was_short_is_incomplete_once_naming_the_missing_worker() -> None:
+    log = job(every=DAY, expect=8, grace=HOUR, members=tuple(WORKERS))
+    end = log.arrive(NOW, *fan_in(WORKERS[:7], T0 + 3 * HOUR))
+    log.tick(end + REORDER_WINDOW)
+    (down,) = log.downs
+    assert down.reason is Reason.INCOMPLETE and down.at == T0 + 4 * HOUR
+    assert down.detail == "7 of 8 successes arrived; missing: w8"
+
+
+def test_a_spooled_pipeline_step_that_followed_its_upstream_in_time_is_no_miss() -> None:
+    step = check("etl-transform", after="etl-extract", within=HOUR)
+    st = initial_state(step, T0 - DAY)
+    upstream_done = T0 + 2 * HOUR
+    st = arm_step(step, st, upstream_done, NOW)
+    assert fire_time(st, next_deadline(step, st)) == NOW + REORDER_WINDOW  # type: ignore[arg-type]
+    log = Log(step, st)
+    end = log.arrive(NOW + 0.05, ev(Kind.START, upstream_done + 60), ev(Kind.SUCCESS, upstream_done + 20 * MINUTE))
+    log.tick(end + REORDER_WINDOW)
+    assert log.downs == [] and log.st.step_due is None
+
+
+def test_a_spooled_pipeline_step_that_never_came_is_missed_as_of_its_window() -> None:
+    step = check("etl-transform", after="etl-extract", within=HOUR)
+    log = Log(step, arm_step(step, initial_state(step, T0 - DAY), T0 + 2 * HOUR, NOW))
+    log.tick(NOW + REORDER_WINDOW)
+    (down,) = log.downs
+    assert (down.reason, down.at) == (Reason.STEP_MISSED, T0 + 3 * HOUR)
+
+
+def test_an_end_back_dated_before_the_open_start_does_not_close_it() -> None:
+    log = job(every=HOUR, min_runtime=60, max_runtime=HOUR)
+    log.arrive(NOW, ev(Kind.FAIL, NOW - 10 * MINUTE, exit_status=1))
+    assert log.st.reason is Reason.FAILED
+    log.arrive(NOW + 1, ev(Kind.START, NOW + 1))
+    log.arrive(NOW + 5, ev(Kind.SUCCESS, NOW - 119))  # back-dated two minutes before the start
+    assert log.runs == [] and set(log.st.runs) == {""}  # no run that ended before it began, no too_fast
+    assert [(f.new, f.reason) for f in log.flips] == [(Status.DOWN, Reason.FAILED), (Status.RUNNING, None)]
+    assert log.flips[-1].at == NOW - 119  # the success after the failure is recorded, as of its time
+
+
+def test_a_reason_does_not_change_while_down_without_a_recorded_change() -> None:
+    log = job(every=HOUR, min_runtime=60)
+    log.arrive(NOW, ev(Kind.FAIL, NOW))
+    log.arrive(NOW + 10, ev(Kind.START, NOW + 10), ev(Kind.SUCCESS, NOW + 20))  # too fast: still down
+    assert log.st.status is Status.DOWN and log.st.reason is Reason.FAILED
+    assert [f.new for f in log.flips] == [Status.DOWN]
+
+
+def test_a_real_miss_during_the_outage_is_followed_by_a_recovery_that_says_the_job_did_run() -> None:
+    log = job(cron="0 2 * * *", grace=30 * MINUTE)
+    log.st.status = Status.UP
+    log.st.anchor = log.st.due_since = T0 - DAY + 3 * HOUR
+    log.st.due_at = T0 + 2 * HOUR
+    log.tick(T0 + 2 * HOUR + 30 * MINUTE)  # the deadline fired while the pings could not arrive
+    assert [f.reason for f in log.downs] == [Reason.MISSED]
+    end = log.arrive(NOW, ev(Kind.START, T0 + 2 * HOUR + 50), ev(Kind.SUCCESS, T0 + 2 * HOUR + 40 * MINUTE))
+    log.tick(end + REORDER_WINDOW)
+    recovery = log.flips[-1]
+    assert recovery.is_recovery and len(log.downs) == 1
+    assert recovery.detail.startswith("the job did run") and recovery.learned_at == end - 0.05
+    assert recovery.at == T0 + 2 * HOUR + 40 * MINUTE  # when it ran, after the miss it answers
+
+
+def test_an_end_older_than_the_newest_end_changes_no_verdict() -> None:
+    log = job(every=HOUR)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW))
+    log.arrive(NOW + 1, ev(Kind.FAIL, NOW - 30 * MINUTE))
+    assert log.st.status is Status.UP and log.downs == []
+
+
+def test_a_start_older_than_the_newest_end_opens_no_run() -> None:
+    log = job(every=HOUR, max_runtime=10 * MINUTE)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW))
+    log.arrive(NOW + 1, ev(Kind.START, NOW - 2))  # a racing start whose success overtook it
+    log.tick(NOW + 2 * HOUR)
+    assert not log.st.runs and [f.reason for f in log.downs] == [Reason.MISSED]
