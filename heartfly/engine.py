@@ -23,6 +23,7 @@ from heartfly import pipeline, queries, states, store
 from heartfly.clock import Clock
 from heartfly.config import CheckConfig, Config
 from heartfly.notify import outbox
+from heartfly.pingids import PingIds
 from heartfly.states import CheckState, Event, Flip, Kind
 from heartfly.units import format_duration
 from heartfly.unstored import Unstored
@@ -79,6 +80,7 @@ class PingRecord(NamedTuple):
     method: str = "GET"
     source: str = ""
     user_agent: str = ""
+    uid: str | None = None  # the client's own id for this ping (pingids)
 
 
 class Engine:
@@ -107,6 +109,7 @@ class Engine:
         self.timer_alive_at = 0.0  # the timer task's last wake-up (wall clock)
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
+        self.ping_ids = PingIds(config.server.max_ping_age)
 
     # ---- start-up -------------------------------------------------------------------------
 
@@ -159,6 +162,8 @@ class Engine:
             self.writer.submit_nowait(self._bring_back(check, pings, now))
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
+        for uid, received_at in await queries.read_ping_ids(db, now - self.ping_ids.keep_for, self.ping_ids.limit):
+            self.ping_ids.add(uid, received_at)
         if stopped_at is not None and stopped_at < now:
             self._account_downtime(stopped_at, now, clean == "1", statements)
         statements.append(store.meta_statement("alive_at", repr(now)))
@@ -184,10 +189,10 @@ class Engine:
 
     def _replay_one(self, check: Check, ping: queries.LoggedPing) -> None:
         old = check.state
-        step, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
+        steps, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
         check.ping_id = ping.id
-        if step.flip is not None or step.ended:  # a flip only if the config changed while stopped
-            self.writer.submit_nowait(self._change(check, step, old))
+        if any(step.flip is not None or step.ended for step in steps):  # only if the config changed while stopped
+            self.writer.submit_nowait(self._changes(check, steps, old))
 
     def _bring_back(self, check: Check, pings: list[queries.LoggedPing], now: float) -> store.Write:
         """A check back in the config: apply the pings its stored state lacks (see Removed.stale),
@@ -315,17 +320,85 @@ class Engine:
         """Apply a ping and queue its rows; the future resolves when they are committed.
 
         A ping the writer refuses (503: its client retries it) has no effect: refused before it is
-        applied while writes fail, taken back (_undo) if it was in the commit that failed.
+        applied while writes fail, taken back (_undo) if it was in the commit that failed. A ping
+        whose id was seen (pingids) is not applied again: its answer is the first copy's.
         """
         if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
             return self.writer.refused()
+        if ping.uid is not None and (seen := self.ping_ids.seen(ping.uid)) is not False:
+            return self._as_before(seen)
         now = self.clock.now()
         old, old_ping_id = check.state, check.ping_id
-        step, armed = self._apply(check, ping.event, now)
+        steps, armed = self._apply(check, ping.event, now)
+        row = self._ping_row(check, ping)
+        self._schedule(check)
+        if len(steps) == 1 and steps[0].flip is None and not steps[0].ended:
+            # The ping row is the log; the state is checkpointed later.
+            self._unstored.note(check.id, now, check.ping_id)
+            write = store.Write(ping=row)
+        else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
+            write = self._changes(check, steps, old, ping=row)
+        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, (ping.uid,))
+        return self._committed(write, (ping.uid,), now)
+
+    def record_batch(self, check: Check, pings: Sequence[PingRecord]) -> tuple[asyncio.Future[None], list[bool]]:
+        """Apply a client's batch of one check's pings (a replayed spool) in event-time order, and
+        commit them as one: all stored and applied, or none. Deadlines the batch leaves in the
+        past are judged after its last ping, not between its pings. Returns the commit and, per
+        ping in the order given, whether it was a copy of one already taken (not applied again).
+        """
+        if self.writer.failing:
+            return self.writer.refused(), []
+        now = self.clock.now()
+        seen = [p.uid is not None and self.ping_ids.seen(p.uid) is not False for p in pings]
+        fresh = [p for p, dup in zip(pings, seen, strict=True) if not dup]
+        uids = list(dict.fromkeys(p.uid for p in fresh if p.uid is not None))
+        if len(uids) < sum(p.uid is not None for p in fresh):  # the same id twice within the batch
+            first: dict[str, PingRecord] = {}
+            fresh = [p for p in fresh if p.uid is None or first.setdefault(p.uid, p) is p]
+        old, old_ping_id = check.state, check.ping_id
+        writes: list[store.Write] = []
+        armed: list[tuple[Check, CheckState, CheckState]] = []
+        for ping in sorted(fresh, key=lambda p: p.event.at):
+            before = check.state
+            steps, armed_now = self._apply(check, ping.event, now, window=0.0)
+            armed += armed_now
+            writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping)))
+        before = check.state
+        judged = states.advance(check.config, before, now)  # window 0: what the batch left due fires now
+        check.state = judged.state
+        if judged.flip is not None or judged.ended:
+            writes.append(self._changes(check, [judged], before))
+        self._schedule(check)
+        if not writes:
+            return self._as_before(True), seen
+        write = store.merge(writes)
+        write.state = self._row(check)
+        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
+        return self._committed(write, tuple(uids), now), seen
+
+    def _committed(self, write: store.Write, uids: Sequence[str | None], now: float) -> asyncio.Future[None]:
+        fut = self.writer.submit(write)
+        for uid in uids:
+            if uid is not None:
+                self.ping_ids.add(uid, now, fut)
+        return fut
+
+    def _as_before(self, seen: asyncio.Future[None] | bool) -> asyncio.Future[None]:
+        """The answer to a copy of a ping already taken: its first copy's commit."""
+        if isinstance(seen, asyncio.Future):
+            return asyncio.ensure_future(asyncio.shield(seen))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _ping_row(self, check: Check, ping: PingRecord) -> store.PingRow:
+        """The stored row of a ping applied to `check`: it takes the next ping id."""
         check.ping_id = ping_id = self._next_ping_id
         self._next_ping_id += 1
+        check.unpruned += 1
         ev = ping.event
-        row: store.PingRow = (
+        return (
             ping_id,
             check.id,
             ev.at,
@@ -340,23 +413,21 @@ class Engine:
             ping.source,
             ping.user_agent,
             ev.member,
+            ping.uid,
         )
-        check.unpruned += 1
-        self._schedule(check)
-        if step.flip is None and not step.ended:  # the ping row is the log; the state is checkpointed later
-            self._unstored.note(check.id, now, ping_id)
-            write = store.Write(ping=row)
-        else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
-            write = self._change(check, step, old, ping=row)
-        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed)
-        return self.writer.submit(write)
 
-    def _undo(self, check: Check, old: CheckState, ping_id: int, new: CheckState, armed: Armed) -> None:
-        """Take a refused ping back: its check's state, and the pipeline steps it armed.
+    def _undo(
+        self, check: Check, old: CheckState, ping_id: int, new: CheckState, armed: Armed, uids: Sequence[str | None]
+    ) -> None:
+        """Take a refused ping (or batch) back: its check's state, the pipeline steps it armed, and
+        its ids (a resend must be taken).
 
         The writer calls this newest ping first, so each check returns to its state before them. A
         state something else changed since (a timer flip, say) is left as it is.
         """
+        for uid in uids:
+            if uid is not None:
+                self.ping_ids.forget(uid)
         self._restore(check, new, old, ping_id)
         for downstream, before, after in reversed(armed):
             self._restore(downstream, after, before, downstream.ping_id)
@@ -369,32 +440,34 @@ class Engine:
         # Its row replaces any queued checkpoint of the refused state (the carry commits as one).
         self.writer.submit_nowait(store.Write(state=self._row(check)))
 
-    def _apply(self, check: Check, event: Event, now: float, *, arm: bool = True) -> tuple[states.Step, Armed]:
+    def _apply(
+        self, check: Check, event: Event, now: float, *, arm: bool = True, window: float = states.REORDER_WINDOW
+    ) -> tuple[list[states.Step], Armed]:
         """Apply a ping to its check, and arm the pipeline steps that wait on this event.
 
-        Returns the step and the steps armed (each with its state before and after, for _undo).
-        Replay does not arm: the arming of a stored ping was stored before it (below), and arming
-        again could undo a step that has run since.
+        Returns the steps (states.receive) and the steps armed (each with its state before and
+        after, for _undo). Replay does not arm: the arming of a stored ping was stored before it
+        (below), and arming again could undo a step that has run since.
         """
         old = check.state
-        step = states.apply_event(check.config, old, event, now)
-        check.state = step.state
-        steps = self._steps.get(check.name) if arm else None
-        if not steps:
-            return step, ()
+        steps = states.receive(check.config, old, event, now, window)
+        check.state = steps[-1].state
+        downstream_steps = self._steps.get(check.name) if arm else None
+        if not downstream_steps:
+            return steps, ()
         armed: list[tuple[Check, CheckState, CheckState]] = []
-        for name, trigger in steps:
+        for name, trigger in downstream_steps:
             downstream = self.checks.get(name)
             if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, old.runs):
                 continue
             before = downstream.state
-            downstream.state = states.arm_step(downstream.config, before, event.at)
+            downstream.state = states.arm_step(downstream.config, before, event.at, now, window)
             if downstream.state is not before:
                 armed.append((downstream, before, downstream.state))
                 self._schedule(downstream)
                 # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
                 self.writer.submit_nowait(store.Write(state=self._row(downstream)))
-        return step, armed
+        return steps, armed
 
     async def pause(self, check: Check) -> None:
         old = check.state
@@ -437,6 +510,16 @@ class Engine:
         if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
             self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
 
+    def _changes(
+        self, check: Check, steps: Sequence[states.Step], old: CheckState, ping: store.PingRow | None = None
+    ) -> store.Write:
+        """The rows of several steps in a row (states.receive), committed together with the ping."""
+        writes = []
+        for i, step in enumerate(steps):
+            writes.append(self._change(check, step, old, ping if i == len(steps) - 1 else None))
+            old = step.state
+        return store.merge(writes)
+
     def _change(
         self, check: Check, step: states.Step, old: CheckState, ping: store.PingRow | None = None
     ) -> store.Write:
@@ -465,7 +548,7 @@ class Engine:
             log.info("check %s: still %s, reminding", check.name, flip.new.value)
         if fold:
             return write
-        facts = outbox.payload(check.config, flip, old, check.state, flip_id=flip_id, ping_id=check.ping_id)
+        facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id)
         if self._edges and (check.name in self._edges or check.name in self._steps):
             facts["pipeline"] = pipeline.chain(
                 check.name, self._edges, {k: [n for n, _ in v] for k, v in self._steps.items()}
@@ -497,7 +580,12 @@ class Engine:
 
     def _flip_row(self, check: Check, flip: Flip, flip_id: int) -> store.FlipRow:
         reason = f" ({flip.reason.value})" if flip.reason else ""
-        late = "" if flip.deadline is None else f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
+        if flip.learned_at is not None:
+            late = f", learned {format_duration(flip.learned_at - flip.at)} after it happened"
+        elif flip.deadline is not None:
+            late = f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
+        else:
+            late = ""
         detail = f": {flip.detail}" if flip.detail else ""
         log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
         return (
@@ -509,6 +597,7 @@ class Engine:
             flip.reason.value if flip.reason else None,
             flip.deadline,
             flip.detail,
+            flip.learned_at,
         )
 
     # ---- deadlines ------------------------------------------------------------------------
@@ -525,8 +614,11 @@ class Engine:
             log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
             self._push(check, self.clock.now() + RETRY_BROKEN_CHECK)
             return
-        if deadline is not None and (check.heap_at is None or deadline.at < check.heap_at):
-            self._push(check, deadline.at)
+        if deadline is None:
+            return
+        at = states.fire_time(check.state, deadline)
+        if check.heap_at is None or at < check.heap_at:
+            self._push(check, at)
 
     def _push(self, check: Check, at: float) -> None:
         check.seq += 1
@@ -575,10 +667,11 @@ class Engine:
         deadline = states.next_deadline(check.config, check.state)
         if deadline is None:
             return 0  # paused or down since this entry was pushed
-        if deadline.at > now:  # moved later since: wait for the new time
-            self._push(check, deadline.at)
+        at = states.fire_time(check.state, deadline)
+        if at > now:  # moved later since: wait for the new time
+            self._push(check, at)
             return 0
-        self.timer_lag = now - deadline.at
+        self.timer_lag = now - at
         old = check.state
         step = states.advance(check.config, old, now)
         check.state = step.state

@@ -52,7 +52,9 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
 
 
 async def prune(engine: Engine) -> None:
-    """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement)."""
+    """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement). Forget
+    the client ping ids past their time."""
+    engine.ping_ids.prune(engine.clock.now())
     await engine.writer.flush()  # a batch runs statements before state rows: commit queued states first
     keep = engine.config.server.keep_pings
     for check in list(engine.checks.values()):

@@ -48,7 +48,7 @@ async def read_current_checks(db: aiosqlite.Connection, configs: Mapping[str, Ch
             cfg = configs.get(row.name) if row is not None else None
             if row is None or cfg is None or ping.id <= row.state_ping_id:
                 continue
-            state = states.apply_event(cfg, row.state, ping.event(), ping.received_at).state
+            state = states.receive(cfg, row.state, ping.event(), ping.received_at)[-1].state
             rows[row.id] = dataclasses.replace(row, state=state, state_ping_id=ping.id)
     finally:
         await db.execute("COMMIT")
@@ -103,6 +103,16 @@ async def check_pings_after(db: aiosqlite.Connection, check_id: int, ping_id: in
     sql = f"{_LOGGED_PING} WHERE check_id = ? AND id > ? ORDER BY id"
     async with db.execute(sql, (check_id, ping_id)) as cur:
         return [_logged(r) for r in await cur.fetchall()]
+
+
+async def read_ping_ids(db: aiosqlite.Connection, since: float, limit: int) -> list[tuple[str, float]]:
+    """Client-made ping ids received since `since`, oldest first (the newest `limit` of them)."""
+    sql = (
+        "SELECT uid, received_at FROM (SELECT uid, received_at FROM pings WHERE uid IS NOT NULL"
+        " AND received_at >= ? ORDER BY received_at DESC LIMIT ?) ORDER BY received_at"
+    )
+    async with db.execute(sql, (since, limit)) as cur:
+        return [(str(uid), float(at)) for uid, at in await cur.fetchall()]
 
 
 async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
@@ -259,18 +269,25 @@ async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | 
 
 
 # ---- pages for the dashboard and the JSON API (newest first, `before` an id cursor) -----------
+# "Newest" is by event time: a spooled ping replayed today sits among the pings of the night it
+# happened. `before` names an item; the page holds the ones before it in that order (time, id).
+# Sorting needs no index of its own: a check keeps at most `keep_pings` pings.
+
+
+def _page(table: str, columns: str, time: str) -> str:
+    return (
+        f"SELECT {columns} FROM {table} WHERE check_id = ?1 AND (?2 IS NULL OR ({time}, id) <"  # noqa: S608 - names only
+        f" (SELECT {time}, id FROM {table} WHERE id = ?2)) ORDER BY {time} DESC, id DESC LIMIT ?3"
+    )
 
 
 async def read_pings(
     db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
 ) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT id, at, received_at, kind, exit_status, run_id, body, truncated, metrics, method, source, member"
-        " FROM pings WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
-    )
     keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
             "source", "member")  # fmt: skip
-    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
+    sql = _page("pings", ", ".join(keys), "at")
+    async with db.execute(sql, (check_id, before, limit)) as cur:
         rows = [dict(zip(keys, row, strict=True)) for row in await cur.fetchall()]
     for item in rows:
         item["truncated"] = bool(item["truncated"])
@@ -281,13 +298,9 @@ async def read_pings(
 async def read_flips(
     db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
 ) -> list[dict[str, Any]]:
-    sql = (
-        "SELECT id, at, old, new, reason, deadline, detail FROM flips"
-        " WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
-    )
-    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
+    keys = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
+    async with db.execute(_page("flips", ", ".join(keys), "at"), (check_id, before, limit)) as cur:
         rows = await cur.fetchall()
-    keys = ("id", "at", "old", "new", "reason", "deadline", "detail")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -295,13 +308,9 @@ async def read_runs(
     db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
 ) -> list[dict[str, Any]]:
     """A check's finished runs: started_at, ended_at, duration, outcome, exit_status, detail, members."""
-    sql = (
-        "SELECT id, run_id, started_at, ended_at, outcome, exit_status, detail, members"
-        " FROM runs WHERE check_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
-    )
-    async with db.execute(sql, (check_id, _cursor(before), limit)) as cur:
-        rows = await cur.fetchall()
     keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
+    async with db.execute(_page("runs", ", ".join(keys), "started_at"), (check_id, before, limit)) as cur:
+        rows = await cur.fetchall()
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for item in out:
         item["duration"] = max(0.0, item["ended_at"] - item["started_at"])

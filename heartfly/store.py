@@ -130,13 +130,25 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_waiting ON outbox(next_attempt_at) WHERE status = 'pending';
     DROP INDEX outbox_pending;
     """,
+    # 6: event time. A ping may carry the client's own id (exactly once across resends); a flip
+    # says when Heartfly learned of it when that was later than when it happened; flips and runs
+    # are listed in event-time order (pings need no index for it: a check keeps few).
+    """
+    ALTER TABLE pings ADD COLUMN uid TEXT;
+    CREATE INDEX pings_uids ON pings(received_at) WHERE uid IS NOT NULL;
+    ALTER TABLE flips ADD COLUMN learned_at REAL;
+    CREATE INDEX flips_by_time ON flips(check_id, at);
+    CREATE INDEX runs_by_start ON runs(check_id, started_at);
+    """,
 ]
 
 INSERT_PING = (
     "INSERT INTO pings (id, check_id, at, received_at, kind, exit_status, run_id, body, truncated,"
-    " metrics, method, source, user_agent, member) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " metrics, method, source, user_agent, member, uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-INSERT_FLIP = "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail) VALUES (?,?,?,?,?,?,?,?)"
+INSERT_FLIP = (
+    "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail, learned_at) VALUES (?,?,?,?,?,?,?,?,?)"
+)
 INSERT_RUN = (
     "INSERT INTO runs (check_id, run_id, started_at, ended_at, outcome, exit_status, detail, members)"
     " VALUES (?,?,?,?,?,?,?,?)"
@@ -147,8 +159,10 @@ INSERT_OUTBOX = (
 )
 SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
-PingRow = tuple[int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str, str | None]
-FlipRow = tuple[int, int, float, str, str, str | None, float | None, str]
+PingRow = tuple[
+    int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str, str | None, str | None
+]
+FlipRow = tuple[int, int, float, str, str, str | None, float | None, str, float | None]
 OutboxRow = tuple[int, str, int | None, str, str, str, float, float, float]
 RunRow = tuple[int, str | None, float, float, str, int | None, str, str | None]
 
@@ -176,11 +190,47 @@ class Write:
     ping: PingRow | None = None
     state: StateRow | None = None
     flip: FlipRow | None = None
+    pings: list[PingRow] = field(default_factory=list)  # more of them: a batch of pings, or of flips
+    flips: list[FlipRow] = field(default_factory=list)
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
     on_commit: Callable[[], None] | None = None  # called in the event loop once committed
     on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
+
+    @property
+    def has_pings(self) -> bool:
+        return self.ping is not None or bool(self.pings)
+
+
+def merge(writes: Sequence[Write]) -> Write:
+    """One write of several, committed as one (a batch of pings: all of it or none of it).
+
+    A check's later state row replaces its earlier ones; callbacks run in order."""
+    if len(writes) == 1:
+        return writes[0]
+    merged = Write()
+    commits: list[Callable[[], None]] = []
+    refusals: list[Callable[[], None]] = []
+    for w in writes:
+        merged.pings += [p for p in ((w.ping, *w.pings) if w.pings else (w.ping,)) if p is not None]
+        merged.flips += [f for f in ((w.flip, *w.flips) if w.flips else (w.flip,)) if f is not None]
+        merged.state = w.state or merged.state
+        merged.statements += w.statements
+        merged.outbox += w.outbox
+        merged.runs += w.runs
+        commits += [w.on_commit] if w.on_commit is not None else []
+        refusals += [w.on_refuse] if w.on_refuse is not None else []
+    if commits:
+        merged.on_commit = commits[0] if len(commits) == 1 else functools.partial(_call_each, commits)
+    if refusals:
+        merged.on_refuse = functools.partial(_call_each, refusals[::-1])
+    return merged
+
+
+def _call_each(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
@@ -405,18 +455,18 @@ class Writer:
         queued, self._queue = self._queue, []
         pending = writes + [w for w, _ in queued]
         for w in reversed(pending):
-            if w.ping is not None and w.on_refuse is not None:
+            if w.has_pings and w.on_refuse is not None:
                 _call(w.on_refuse)
         # Keep state, flips and bookkeeping, retried until they commit.
-        self._carry = carried([w for w in pending if w.ping is None])
+        self._carry = carried([w for w in pending if not w.has_pings])
         for _, fut in batch + queued:
             if fut is not None and not fut.done():
                 fut.set_exception(StoreError(str(exc)))
 
     def _commit(self, writes: list[Write]) -> None:
         """Runs in the writer thread."""
-        pings = [w.ping for w in writes if w.ping is not None]
-        flips = [w.flip for w in writes if w.flip is not None]
+        pings = [p for w in writes for p in ((w.ping, *w.pings) if w.pings else (w.ping,)) if p is not None]
+        flips = [f for w in writes for f in ((w.flip, *w.flips) if w.flips else (w.flip,)) if f is not None]
         states: dict[int, StateRow] = {}
         statements: list[tuple[str, tuple[Any, ...]]] = []
         for w in writes:
@@ -477,7 +527,7 @@ def carried(writes: list[Write]) -> list[Write]:
 
 def _replaced(w: Write, states: set[int], keys: set[str], meta: list[str]) -> bool:
     """True if a carried write adds nothing to the writes after it (`states` and `keys` they set)."""
-    if w.ping is not None or w.flip is not None or w.outbox or w.runs or w.on_commit is not None:
+    if w.has_pings or w.flip is not None or w.flips or w.outbox or w.runs or w.on_commit is not None:
         return False
     if len(meta) != len(w.statements):  # other statements run as they are
         return False
@@ -503,9 +553,9 @@ def _take(
     return queue, []
 
 
-# SQLite binds at most 32,766 parameters per statement; a ping row has 14.
+# SQLite binds at most 32,766 parameters per statement; a ping row has 15.
 _PINGS_PER_INSERT = 2000
-_PING_ROW = "(" + ",".join("?" * 14) + ")"
+_PING_ROW = "(" + ",".join("?" * 15) + ")"
 
 
 @functools.lru_cache(maxsize=64)

@@ -364,7 +364,7 @@ async def test_many_pings_refused_during_an_outage_leave_the_writers_retry_list_
     writer.start()
 
     def ping(n: int, body: str = "") -> store.Write:
-        return store.Write(ping=(n, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None))
+        return store.Write(ping=(n, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None, None))
 
     filler = fill(tiny_disk)
     try:
@@ -398,7 +398,7 @@ async def test_pings_queued_behind_a_failing_commit_are_refused_too_and_taken_ba
     taken_back: list[int] = []
 
     def ping(n: int) -> store.Write:
-        row: store.PingRow = (n, 1, 1.0, 1.0, "log", None, None, BIG, 0, None, "POST", "", "", None)
+        row: store.PingRow = (n, 1, 1.0, 1.0, "log", None, None, BIG, 0, None, "POST", "", "", None, None)
         return store.Write(ping=row, on_refuse=functools.partial(taken_back.append, n))
 
     filler = fill(tiny_disk)

@@ -59,7 +59,7 @@ async def test_a_ping_queued_behind_a_large_checkpoint_commits_before_all_of_it(
             row = store.StateRow(i, CheckState(status=Status.UP), i)
             writer.submit_nowait(store.Write(state=row, on_commit=functools.partial(committed.append, i)))
             if i == store.STATES_PER_BATCH:
-                ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None)
+                ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
                 done = writer.submit(store.Write(ping=ping))
         await done
         assert len(committed) < n  # the ping did not wait for the whole checkpoint
@@ -78,7 +78,7 @@ async def test_the_wal_is_copied_into_the_database_file_by_its_own_thread(tmp_pa
         before = path.stat().st_size
         body = "x" * 4000
         for i in range(1, 301):  # ~1.2 MB of WAL, far below the writer's own checkpoint threshold
-            ping: store.PingRow = (i, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None)
+            ping: store.PingRow = (i, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None, None)
             await writer.submit(store.Write(ping=ping))
         for _ in range(250):
             if path.stat().st_size > before + 1_000_000:
@@ -105,7 +105,7 @@ async def test_an_error_in_a_commit_callback_is_logged_and_the_writer_carries_on
     try:
         async with asyncio.timeout(5):  # a writer that stopped would leave these waiting for ever
             await writer.submit(store.Write(statements=[store.meta_statement("a", "1")], on_commit=broken))
-            ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None)
+            ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
             await writer.submit(store.Write(ping=ping))
     finally:
         async with asyncio.timeout(5):

@@ -1,0 +1,59 @@
+"""Client-made ping ids, remembered for a bounded time: a ping sent again is applied once.
+
+A client that did not hear the answer to a ping (a timeout, a dropped connection) sends it again,
+perhaps from its spool hours later. With an id of its own on each ping (`heartfly ping` and
+`heartfly run` make one; `?ping_id=` for anyone else), the second copy is recognised: answered
+like the first, stored and applied once, so fan-in counts and run pairing stay right.
+
+An id is remembered as long as a ping with its time can still be accepted (`max_ping_age`), and at
+most MAX_IDS of them (the oldest go first); a restart reads them back from the pings kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+MAX_IDS = 200_000  # about 40 MB; a resend is hours late at most, a flood of new ids must not grow memory
+PING_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{8,64}")  # a UUID, a ULID, 16 random hex bytes ...
+
+
+class PingIds:
+    def __init__(self, keep_for: float, limit: int = MAX_IDS) -> None:
+        self.keep_for = keep_for
+        self.limit = limit
+        # id -> (received at, the commit of its first copy while it is pending). Oldest first:
+        # dicts keep insertion order and received times only grow.
+        self._ids: dict[str, tuple[float, asyncio.Future[None] | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def seen(self, uid: str) -> asyncio.Future[None] | bool:
+        """False for a new id; for a known one, the first copy's commit if it is still pending,
+        else True."""
+        entry = self._ids.get(uid)
+        if entry is None:
+            return False
+        return entry[1] if entry[1] is not None and not entry[1].done() else True
+
+    def add(self, uid: str, received_at: float, commit: asyncio.Future[None] | None = None) -> None:
+        self._ids[uid] = (received_at, commit)
+        if len(self._ids) > self.limit:
+            del self._ids[next(iter(self._ids))]
+
+    def forget(self, uid: str) -> None:
+        """Its ping was refused (503): a resend must be taken."""
+        self._ids.pop(uid, None)
+
+    def prune(self, now: float) -> int:
+        """Forget ids older than keep_for; returns how many went."""
+        cutoff = now - self.keep_for
+        gone = 0
+        while self._ids:
+            uid, (at, _) = next(iter(self._ids.items()))
+            if at >= cutoff:
+                break
+            del self._ids[uid]
+            gone += 1
+        return gone
