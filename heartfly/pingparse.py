@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from heartfly.pingids import PING_ID_RE
 from heartfly.states import Kind
 from heartfly.units import is_decimal
 
@@ -21,6 +22,7 @@ RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
 METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_METRICS = 32
 FUTURE_SKEW = 300.0  # a client clock this far ahead is trusted as "now"
+MAX_BATCH = 1000  # pings in one batch request (a client sends a longer spool in several)
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _EVENTS = {"": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
@@ -56,6 +58,7 @@ class Details(NamedTuple):
     kind: Kind | None = None  # a JSON "status" or "exit_code"
     exit_status: int | None = None
     member: str | None = None  # a fan-in worker naming itself
+    uid: str | None = None  # the client's own id for this ping (exactly once across resends)
 
 
 def parse_event(segment: str) -> tuple[Kind, int | None]:
@@ -88,8 +91,19 @@ def parse_path(tail: str, ping_key: str | None) -> Target | None:
     return Target(key=parts[0], name=None, kind=kind, exit_status=status)
 
 
+def parse_batch_path(head: str, ping_key: str | None) -> Target | None:
+    """What `/ping/<head>/batch` addresses: `<key>` or `<ping_key>/<name>`, without an event (each
+    ping of a batch names its own); None when it is neither."""
+    parts = head.split("/")
+    named = ping_key is not None and hmac.compare_digest(parts[0].encode("utf-8", "surrogatepass"), ping_key.encode())
+    if len(parts) != (2 if named else 1):
+        return None
+    return parse_path(head, ping_key)
+
+
 def parse_query(query: Mapping[str, str], now: float, max_age: float) -> Details:
-    """rid=, ts=, member= and m_<name>= parameters; anything else is ignored (clients add cache-busters)."""
+    """rid=, ts=, member=, ping_id= and m_<name>= parameters; anything else is ignored (clients
+    add cache-busters)."""
     if not query:
         return Details(at=now)
     run_id = _run_id(query.get("rid"))
@@ -99,7 +113,7 @@ def parse_query(query: Mapping[str, str], now: float, max_age: float) -> Details
     for name, value in query.items():
         if name.startswith("m_"):
             _add_metric(metrics, name[2:], value, f"m_{name[2:]}")
-    return Details(at=at, run_id=run_id, metrics=metrics or None, member=member)
+    return Details(at=at, run_id=run_id, metrics=metrics or None, member=member, uid=_uid(query.get("ping_id")))
 
 
 def parse_ts(raw: object, now: float, max_age: float) -> float:
@@ -123,14 +137,47 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
     """The JSON heartbeat body; its fields override the query string's."""
     if not raw.strip():
         return query
+    data = _load_json(raw)
+    if not isinstance(data, dict):
+        raise PingError("the JSON body must be an object")
+    return parse_fields(data, query, now, max_age)
+
+
+def parse_batch(raw: bytes, now: float, max_age: float) -> list[Details | PingError]:
+    """A batch body, `{"pings": [<heartbeat object>, ...]}`: each ping's details, or its error.
+
+    A body that is not such an object raises PingError; a bad ping is returned in its place, so
+    the answer can say which ones were wrong (and the batch is refused whole)."""
+    data = _load_json(raw)
+    items = data.get("pings") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise PingError('a batch is a JSON object {"pings": [...]}, each ping a heartbeat object')
+    if not items:
+        raise PingError("a batch needs at least one ping")
+    if len(items) > MAX_BATCH:
+        raise PingError(f"a batch holds at most {MAX_BATCH} pings; send the rest in another")
+    details: list[Details | PingError] = []
+    for item in items:
+        try:
+            if not isinstance(item, dict):
+                raise PingError("each ping of a batch must be a JSON object")
+            details.append(parse_fields(item, Details(at=now), now, max_age))
+        except PingError as exc:
+            details.append(exc)
+    return details
+
+
+def _load_json(raw: bytes) -> Any:
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except RecursionError:
         raise PingError("invalid JSON: nested too deeply") from None
     except ValueError as exc:  # also UnicodeDecodeError, and integers past Python's 4,300 digits
         raise PingError(f"invalid JSON: {_clip(str(exc), 120)}") from None
-    if not isinstance(data, dict):
-        raise PingError("the JSON body must be an object")
+
+
+def parse_fields(data: dict[str, Any], query: Details, now: float, max_age: float) -> Details:
+    """A heartbeat object's fields, over the query string's details."""
     kind: Kind | None = None
     if "status" in data:
         status = data["status"]
@@ -160,7 +207,16 @@ def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Detail
         for name, value in raw_metrics.items():
             _add_metric(metrics, str(name), value, f"metrics.{_clip(str(name))}")
     member = _member(data["member"]) if data.get("member") is not None else query.member
-    return Details(at, run_id, metrics or None, message, kind, exit_status, member)
+    uid = _uid(data["ping_id"]) if data.get("ping_id") is not None else query.uid
+    return Details(at, run_id, metrics or None, message, kind, exit_status, member, uid)
+
+
+def _uid(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not PING_ID_RE.fullmatch(raw):
+        raise PingError("ping_id must be 8 to 64 letters, digits or '_', '.', ':', '-'")
+    return raw
 
 
 def _run_id(raw: Any) -> str | None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from heartfly import queries, store
 from heartfly.config import DEFAULT_PORT, CheckConfig, Config
-from heartfly.states import initial_state
+from heartfly.states import BACKDATED, initial_state
 from heartfly.units import format_duration
 from heartfly.views import check_summary, iso
 
@@ -114,7 +114,8 @@ async def read_history(config: Config, name: str, limit: int) -> str:
         lines.append(f"  {cfg.schedule_words()}, grace {format_duration(cfg.grace)}")
     lines += ["", "State changes (newest first):"]
     lines += [f"  {_t(f['at'])}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")
-              + (f": {f['detail']}" if f["detail"] else "") for f in flips] or ["  none"]  # fmt: skip
+              + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"])
+              for f in flips] or ["  none"]  # fmt: skip
     lines += ["", "Alerts (newest first):"]
     for alert in alerts:
         lines.append(f"  {_t(alert['created_at'])}  {alert['event']} via {alert['channel']}: {alert['status']}"
@@ -127,10 +128,16 @@ async def read_history(config: Config, name: str, limit: int) -> str:
         body = " ".join(str(ping["body"]).split())
         body = body if len(body) <= 60 else body[:59] + "…"
         extra = f" exit {ping['exit_status']}" if ping["exit_status"] is not None else ""
-        lines.append(f"  {_t(ping['at'])}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip())
+        late = _learned(ping["at"], ping["received_at"])
+        lines.append(f"  {_t(ping['at'])}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip() + late)
     if not pings:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def _learned(at: float, learned: float | None) -> str:
+    """Where a change or ping was reported late (a spooled ping), when Heartfly heard of it."""
+    return f"  (reported {_t(learned)})" if learned is not None and learned - at > BACKDATED else ""
 
 
 def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ") -> str:

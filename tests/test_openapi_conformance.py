@@ -3,13 +3,14 @@ checks every answer (status codes, content types, bodies, headers, auth) on a re
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -68,6 +69,8 @@ def test_every_api_operation_answers_as_its_openapi_document_says(
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def conforms(case: Any) -> None:
+        # aiohttp refuses a request line over 8190 bytes itself (text/plain 400), before any route.
+        assume(len(urllib.parse.urlencode(case.query or {}, doseq=True)) < 4096)
         case.call_and_validate()
 
     conforms()

@@ -60,15 +60,21 @@ class Alert:
         if p.get("description"):
             lines.append(("Description", str(p["description"])))
         lines.append(("Schedule", str(p.get("schedule", ""))))
+        learned = p.get("learned_at")
         if self.event == "recovery":
             lines.append(("Recovered at", _when(p.get("at"))))
+            if p.get("detail"):
+                lines.append(("What happened", str(p["detail"])))
             if p.get("down_for") is not None:
                 lines.append(("Was down for", format_duration(float(p["down_for"]))))
         else:
             lines.append(("State", f"{p.get('state')} ({p.get('reason')})" if p.get("reason") else str(p.get("state"))))
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
-            lines.append(("Noticed at", _when(p.get("at"))))
+            lines.append(("Happened at" if learned is not None else "Noticed at", _when(p.get("at"))))
+        if learned is not None:  # a late ping's news: when it happened above, when it was learned here
+            lines.append(("Reported late, at", _when(learned)))
+        if self.event != "recovery":
             if p.get("due_at") is not None:
                 lines.append(("Was due", _when(p.get("due_at"))))
             if p.get("down_since") is not None and self.event == "reminder":
@@ -130,6 +136,7 @@ def webhook_json(alert: Alert) -> dict[str, Any]:
         "reason": p.get("reason"),
         "detail": p.get("detail"),
         "at": iso(p.get("at")),
+        "learned_at": iso(p.get("learned_at")),
         "due_at": iso(p.get("due_at")),
         "down_since": iso(p.get("down_since")),
         "down_for_seconds": p.get("down_for"),

@@ -38,6 +38,7 @@ def payload(
         "reason": flip.reason.value if flip.reason and flip.new is Status.DOWN else None,
         "detail": flip.detail,
         "at": flip.at,
+        "learned_at": flip.learned_at,
         "deadline": flip.deadline,
         "due_at": _was_due(flip, old, new),
         "down_since": down_since,
@@ -80,6 +81,7 @@ def rows_for(
         return []
     # The Idempotency-Key: a transition's id, or for a reminder the check and the moment.
     key = f"reminder-{check_id}-{int(flip.at * 1000)}" if event == "reminder" else f"flip-{facts['transition_id']}"
+    sent = flip.learned  # a flip dated in the past (a late ping) is news now: sent and expiring from now
     text = json.dumps(facts, separators=(",", ":"))
     rows: list[OutboxRow] = []
     for name in cfg.channels:
@@ -87,7 +89,7 @@ def rows_for(
         if channel is None or (event == "recovery" and not channel.recovery):
             continue
         outbox_id = first_id + len(rows)
-        rows.append((outbox_id, key, check_id, name, event, text, flip.at, flip.at + alerts.expire_after, flip.at))
+        rows.append((outbox_id, key, check_id, name, event, text, sent, sent + alerts.expire_after, sent))
     return rows
 
 

@@ -127,7 +127,7 @@ async def check_runs(request: web.Request) -> web.Response:
 
 @authorized
 async def check_flips(request: web.Request) -> web.Response:
-    return await _history(request, queries.read_flips, lambda r: _times(r, "at", "deadline"))
+    return await _history(request, queries.read_flips, lambda r: _times(r, "at", "deadline", "learned_at"))
 
 
 @authorized

@@ -51,7 +51,10 @@ PAGE = [
         "name": "before",
         "in": "query",
         "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
-        "description": "Only items with an `id` below this: pass the last item's `id` for the next page.",
+        "description": (
+            "Only items before this one, newest first by event time (then id): pass the last item's `id` for"
+            " the next page."
+        ),
     },
 ]
 LINK = {
@@ -164,12 +167,16 @@ SCHEMAS: dict[str, Any] = {
         "required": ["id", "at", "old", "new"],
         "properties": {
             "id": {"type": "integer"},
-            "at": TIME,
+            "at": {**TIME, "description": "When it happened (event time)."},
             "old": {"type": "string", "enum": STATES},
             "new": {"type": "string", "enum": STATES},
             "reason": {"type": "string", "nullable": True},
             "deadline": {**NULL_TIME, "description": "The deadline that caused it, for changes made by the timer."},
             "detail": {"type": "string"},
+            "learned_at": {
+                **NULL_TIME,
+                "description": "When Heartfly learned of it, if later than `at` (a spooled ping replayed late).",
+            },
         },
     },
     "Attempt": {

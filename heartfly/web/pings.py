@@ -9,7 +9,17 @@ from collections import Counter
 from aiohttp import web
 
 from heartfly.engine import Check, PingRecord
-from heartfly.pingparse import Details, PingError, Target, parse_json, parse_path, parse_query, storable
+from heartfly.pingparse import (
+    Details,
+    PingError,
+    Target,
+    parse_batch,
+    parse_batch_path,
+    parse_json,
+    parse_path,
+    parse_query,
+    storable,
+)
 from heartfly.states import Event, Kind
 from heartfly.store import StoreError
 from heartfly.web.runtime import RUNTIME
@@ -74,10 +84,13 @@ def went_away(request: web.Request) -> web.HTTPException:
 
 
 async def ping(request: web.Request) -> web.Response:
-    if request.method not in METHODS:
-        return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
     rt = request.app[RUNTIME]
     server = rt.engine.config.server
+    head, _, last = request.match_info["tail"].rpartition("/")
+    if last == "batch" and (batch_target := parse_batch_path(head, server.ping_key)) is not None:
+        return await batch(request, batch_target)
+    if request.method not in METHODS:
+        return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
     try:
         target = parse_path(request.match_info["tail"], server.ping_key)
         details = parse_query(request.query, rt.clock.now(), server.max_ping_age)
@@ -124,32 +137,42 @@ async def heartbeat(request: web.Request) -> web.Response:
     return await _record(request, target, details, message, truncated)
 
 
-async def _record(request: web.Request, target: Target, details: Details, body: str, truncated: bool) -> web.Response:
-    rt = request.app[RUNTIME]
-    engine = rt.engine
-    check: Check | None
-    forced: Kind | None = None
+def _lookup(request: web.Request, target: Target) -> tuple[Check | None, Kind | None]:
+    """The check a ping addresses, and the event its key forces (a start_key's or fail_key's)."""
+    engine = request.app[RUNTIME].engine
     if target.key is not None:
         found = engine.lookup_key(target.key)
-        check, forced = found if found is not None else (None, None)
-    else:
-        assert target.name is not None
-        check = engine.lookup_name(target.name)
-    if check is None:
-        request.app[PING_COUNTS]["not_found"] += 1
-        return _text(404, NOT_FOUND)
-    exit_status = target.exit_status if target.exit_status is not None else details.exit_status
-    event = Event(forced or target.kind, details.at, details.run_id, exit_status, details.metrics, details.member)
-    record = PingRecord(
+        return found if found is not None else (None, None)
+    assert target.name is not None
+    return engine.lookup_name(target.name), None
+
+
+def _ping_record(
+    request: web.Request, kind: Kind, details: Details, exit_status: int | None, body: str, truncated: bool
+) -> PingRecord:
+    event = Event(kind, details.at, details.run_id, exit_status, details.metrics, details.member)
+    return PingRecord(
         event=event,
-        received_at=rt.clock.now(),
+        received_at=request.app[RUNTIME].clock.now(),
         body=body,
         truncated=truncated,
         metrics=details.metrics,
         method=request.method,
         source=request.remote or "",
         user_agent=storable(request.headers.get("User-Agent", "")[:200]),
+        uid=details.uid,
     )
+
+
+async def _record(request: web.Request, target: Target, details: Details, body: str, truncated: bool) -> web.Response:
+    engine = request.app[RUNTIME].engine
+    check, forced = _lookup(request, target)
+    if check is None:
+        request.app[PING_COUNTS]["not_found"] += 1
+        return _text(404, NOT_FOUND)
+    exit_status = target.exit_status if target.exit_status is not None else details.exit_status
+    record = _ping_record(request, forced or target.kind, details, exit_status, body, truncated)
+    event = record.event
     try:
         await engine.record(check, record)
     except StoreError:
@@ -157,3 +180,56 @@ async def _record(request: web.Request, target: Target, details: Details, body: 
         return _text(503, "storage unavailable, ping not recorded: try again")
     request.app[PING_COUNTS][event.kind] += 1
     return _text(200, "OK")
+
+
+async def batch(request: web.Request, target: Target) -> web.Response:
+    """`POST /ping/<key>/batch`: a client's spooled pings of one check, applied in event-time
+    order and committed as one, all or none; the answer says, per ping, "ok" or "duplicate" (a
+    resend of a ping id already taken), or why the batch was refused."""
+    if request.method != "POST":
+        return web.Response(status=405, text="a batch is sent with POST\n", headers={"Allow": "POST"})
+    rt = request.app[RUNTIME]
+    server = rt.engine.config.server
+    raw, too_long = await read_body(request, JSON_CAP, BODY_HARD_CAP)
+    try:
+        if too_long:
+            raise PingError(f"a batch body is limited to {JSON_CAP} bytes; send the rest in another")
+        items = parse_batch(raw, rt.clock.now(), server.max_ping_age)
+    except PingError as exc:
+        request.app[PING_COUNTS]["invalid"] += 1
+        return _text(400, str(exc))
+    errors = [(n, item) for n, item in enumerate(items) if isinstance(item, PingError)]
+    if errors:
+        request.app[PING_COUNTS]["invalid"] += 1
+        results = [{"status": "invalid", "error": str(e)} if isinstance(e, PingError) else {"status": "refused"}
+                   for e in items]  # fmt: skip
+        first, why = errors[0]
+        error = f"ping {first} of the batch: {why}; nothing was stored"
+        return web.json_response({"error": error, "results": results}, status=400)
+    check, forced = _lookup(request, target)
+    if check is None:
+        request.app[PING_COUNTS]["not_found"] += 1
+        return _text(404, NOT_FOUND)
+    records = []
+    for details in items:
+        assert not isinstance(details, PingError)
+        message = details.message or ""
+        encoded = message.encode("utf-8")
+        truncated = len(encoded) > server.body_limit
+        if truncated:
+            message = encoded[: server.body_limit].decode("utf-8", "ignore")
+        records.append(
+            _ping_record(
+                request, forced or details.kind or Kind.SUCCESS, details, details.exit_status, message, truncated
+            )
+        )
+    committed, duplicates = rt.engine.record_batch(check, records)
+    try:
+        await committed
+    except StoreError:
+        request.app[PING_COUNTS]["unavailable"] += 1
+        return _text(503, "storage unavailable, batch not recorded: try again")
+    for record, duplicate in zip(records, duplicates, strict=True):
+        if not duplicate:
+            request.app[PING_COUNTS][record.event.kind] += 1
+    return web.json_response({"results": [{"status": "duplicate" if d else "ok"} for d in duplicates]})

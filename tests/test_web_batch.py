@@ -1,0 +1,171 @@
+"""The batch form of the ping endpoint and client ping ids, through a real socket into SQLite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from heartfly.config import Config
+from heartfly.web.app import create_app
+from tests.conftest import ConfigWriter, new_key
+
+KEY = new_key()
+FAIL_KEY = new_key()
+FAN_KEY = new_key()
+PING_KEY = new_key()
+Client = TestClient[web.Request, web.Application]
+HOUR = 3600.0
+
+
+@pytest.fixture
+def config(write_config: ConfigWriter) -> Config:
+    return write_config(
+        f"""
+        [checks.backup]
+        key = "{KEY}"
+        fail_key = "{FAIL_KEY}"
+        every = "1d"
+        max_runtime = "2h"
+        [checks.shards]
+        key = "{FAN_KEY}"
+        every = "1d"
+        expect = 3
+        """,
+        server=f'ping_key = "{PING_KEY}"',
+    )
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config) -> Client:
+    result: Client = await aiohttp_client(create_app(config))
+    return result
+
+
+def rows(config: Config, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(config.server.database) as db:
+        return list(db.execute(sql))
+
+
+def night(at: float, uid: str = "") -> list[dict[str, Any]]:
+    start = {"status": "start", "ts": at, "run_id": f"r{at:.0f}"}
+    end = {"status": "success", "ts": at + 2400, "run_id": f"r{at:.0f}", "message": "dumped 3 GB"}
+    if uid:
+        start["ping_id"], end["ping_id"] = f"{uid}-start", f"{uid}-end"
+    return [start, end]
+
+
+async def post_batch(client: Client, pings: list[dict[str, Any]], path: str = f"/ping/{KEY}/batch") -> Any:
+    return await client.post(path, data=json.dumps({"pings": pings}), headers={"Content-Type": "application/json"})
+
+
+async def test_a_batch_of_spooled_nights_is_stored_in_event_order_with_no_alert(client: Client, config: Config) -> None:
+    base = time.time() - 3 * 86400
+    pings = [p for n in (2, 0, 1) for p in night(base + n * 86400)]  # sent out of order: applied in order
+    answer = await post_batch(client, pings)
+    assert answer.status == 200
+    assert (await answer.json()) == {"results": [{"status": "ok"}] * 6}
+    stored = rows(config, "SELECT kind, at FROM pings ORDER BY id")
+    assert [s[1] for s in stored] == sorted(s[1] for s in stored)  # ids follow event time
+    runs = rows(config, "SELECT outcome, ended_at - started_at FROM runs ORDER BY started_at")
+    assert runs == [("success", pytest.approx(2400))] * 3
+    assert rows(config, "SELECT new, reason FROM flips WHERE new = 'down'") == []
+    assert rows(config, "SELECT COUNT(*) FROM outbox") == [(0,)]
+
+
+async def test_a_batch_whose_run_really_overran_is_judged_once_after_the_whole_batch(
+    client: Client, config: Config
+) -> None:
+    start = time.time() - 5 * HOUR
+    answer = await post_batch(client, [{"status": "start", "ts": start}, {"status": "log", "ts": start + 60}])
+    assert answer.status == 200
+    flips = rows(config, "SELECT new, reason, detail FROM flips WHERE new = 'down'")
+    assert flips == [("down", "overrun", "still running after 2h (max_runtime 2h)")]  # not "after 5h"
+    assert rows(config, "SELECT outcome, ended_at - started_at FROM runs") == [("overrun", pytest.approx(2 * HOUR))]
+
+
+async def test_a_half_invalid_batch_stores_nothing_and_says_which_pings_were_wrong(
+    client: Client, config: Config
+) -> None:
+    good = {"status": "start", "ts": time.time() - 60}
+    answer = await post_batch(client, [good, {"status": "bogus"}, good, {"ts": "yesterday"}])
+    assert answer.status == 400
+    body = await answer.json()
+    assert body["error"].startswith("ping 1 of the batch: unknown status")
+    assert [r["status"] for r in body["results"]] == ["refused", "invalid", "refused", "invalid"]
+    assert "ts must be unix seconds" in body["results"][3]["error"]
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"[1, 2]", 'a batch is a JSON object {"pings": [...]}'),
+        (b'{"pings": []}', "a batch needs at least one ping"),
+        (b"{nope", "invalid JSON"),
+        (json.dumps({"pings": [{}] * 1001}).encode(), "at most 1000 pings"),
+    ],
+)
+async def test_a_malformed_batch_is_a_clear_400(client: Client, config: Config, body: bytes, complaint: str) -> None:
+    answer = await client.post(f"/ping/{KEY}/batch", data=body)
+    assert answer.status == 400 and complaint in await answer.text()
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(0,)]
+
+
+async def test_a_batch_to_an_unknown_key_is_not_found_and_get_is_not_allowed(client: Client) -> None:
+    assert (await post_batch(client, [{}], f"/ping/{new_key()}/batch")).status == 404
+    answer = await client.get(f"/ping/{KEY}/batch")
+    assert answer.status == 405 and answer.headers["Allow"] == "POST"
+
+
+async def test_a_batch_by_name_under_the_ping_key_and_a_fail_key_forcing_its_kind(
+    client: Client, config: Config
+) -> None:
+    assert (await post_batch(client, [{"ts": time.time() - 5}], f"/ping/{PING_KEY}/backup/batch")).status == 200
+    assert (await post_batch(client, [{"status": "success"}], f"/ping/{FAIL_KEY}/batch")).status == 200
+    assert rows(config, "SELECT kind FROM pings ORDER BY id") == [("success",), ("fail",)]
+
+
+async def test_a_check_named_batch_is_still_pinged_by_name(write_config: ConfigWriter, aiohttp_client: Any) -> None:
+    config = write_config(f'[checks.batch]\nkey = "{new_key()}"\nevery = "1h"\n', server=f'ping_key = "{PING_KEY}"')
+    client = await aiohttp_client(create_app(config))
+    assert (await client.get(f"/ping/{PING_KEY}/batch")).status == 200
+    assert rows(config, "SELECT kind FROM pings") == [("success",)]
+
+
+async def test_a_batch_sent_again_after_its_answer_was_lost_counts_once(client: Client, config: Config) -> None:
+    pings = night(time.time() - 86400, uid="0123456789abcdef")
+    assert (await (await post_batch(client, pings)).json())["results"] == [{"status": "ok"}] * 2
+    again = await post_batch(client, pings)
+    assert (await again.json())["results"] == [{"status": "duplicate"}] * 2
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(2,)]
+    assert rows(config, "SELECT COUNT(*) FROM runs") == [(1,)]
+
+
+async def test_a_resent_fan_in_ping_counts_once_so_a_short_batch_stays_short(client: Client, config: Config) -> None:
+    url = f"/ping/{FAN_KEY}?rid=b1&ping_id=worker-1-b1-xyz"
+    for _ in range(3):  # one worker's success, resent twice after lost answers
+        answer = await client.get(url)
+        assert (answer.status, await answer.text()) == (200, "OK")
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(1,)]
+    state = json.loads(rows(config, "SELECT state FROM checks WHERE name = 'shards'")[0][0])
+    assert state.get("status", "new") != "up"  # 1 of 3, not a complete batch
+
+
+async def test_ping_ids_are_remembered_across_a_restart(config: Config, aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(config))
+    assert (await client.get(f"/ping/{KEY}?ping_id=restart-proof-1")).status == 200
+    await client.close()
+    client = await aiohttp_client(create_app(config))
+    assert (await client.get(f"/ping/{KEY}?ping_id=restart-proof-1")).status == 200
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(1,)]
+
+
+async def test_a_malformed_ping_id_is_a_clear_400(client: Client) -> None:
+    answer = await client.get(f"/ping/{KEY}?ping_id=no spaces allowed")
+    assert answer.status == 400 and "ping_id must be 8 to 64" in await answer.text()
