@@ -8,24 +8,20 @@ in heartfly.spool, wrapping a command in heartfly.runner.
 from __future__ import annotations
 
 import enum
-import http.client
 import math
+import os
 import random
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
-from heartfly import __version__
+from heartfly import __version__, http1
 
 if TYPE_CHECKING:
-    from email.message import Message as HTTPMessage
-
     from heartfly.config import Config
 
 CONNECT_TIMEOUT = 5.0  # a server that does not accept within this is down
@@ -36,6 +32,8 @@ BACKOFF_CAP = 8.0
 START_BUDGET = 3.0  # `heartfly run` holds the job back at most this long for its start ping
 END_BUDGET = 20.0  # and spends at most this on the end ping, retries and spool replay included
 MAX_BODY = 1 << 20  # the server keeps 100 KB by default; never ship more than this
+MAX_ANSWER = 1 << 20  # a batch's answer says something of each of its pings
+TEXT = "text/plain; charset=utf-8"
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 EVENTS = ("", "start", "fail", "log", "progress")
 DEFAULT_CONFIGS = (Path("heartfly.toml"), Path("/etc/heartfly/heartfly.toml"))
@@ -58,6 +56,11 @@ class AddressError(ValueError):
     """A ping target that cannot be turned into a URL; the message says what to do."""
 
 
+def new_ping_id() -> str:
+    """A ping's own id: a resend of it (a lost answer, a spool replay) is applied once."""
+    return os.urandom(12).hex()
+
+
 @dataclass(frozen=True, slots=True)
 class Ping:
     """One event for one check, as the job saw it; `at` is when it happened (for spooled replays)."""
@@ -68,6 +71,7 @@ class Ping:
     run_id: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    uid: str | None = field(default_factory=new_ping_id)  # None: spooled by a Heartfly without ids
 
     def request_url(self, *, with_ts: bool = False) -> str:
         parts = urllib.parse.urlsplit(self.url)
@@ -78,8 +82,27 @@ class Ping:
         params += [(f"m_{name}", format_number(value)) for name, value in self.metrics.items()]
         if with_ts:
             params.append(("ts", f"{self.at:.3f}"))
+        if self.uid:
+            params.append(("ping_id", self.uid))
         query = "&".join(q for q in (parts.query, urllib.parse.urlencode(params)) if q)
         return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path or "/", query, ""))
+
+    def batch_item(self, *, with_ts: bool = True) -> dict[str, object]:
+        """This ping as one item of a batch (`POST <url>/batch`), with its true time."""
+        item: dict[str, object] = {"ts": round(self.at, 3)} if with_ts else {}
+        if self.event.isdigit():
+            item["exit_code"] = int(self.event)
+        else:
+            item["status"] = self.event or "success"
+        if self.body:
+            item["message"] = self.body.decode("utf-8", "replace")
+        if self.run_id:
+            item["run_id"] = self.run_id
+        if self.metrics:
+            item["metrics"] = dict(self.metrics)
+        if self.uid:
+            item["ping_id"] = self.uid
+        return item
 
     def describe(self) -> str:
         event = self.event or "success"
@@ -191,6 +214,7 @@ class Answer:
     outcome: Outcome
     status: int | None = None
     detail: str = ""
+    body: bytes = b""  # what the server answered (a batch's per-ping results), up to MAX_ANSWER
 
     def explain(self, ping: Ping) -> str:
         what = ping.describe()
@@ -204,44 +228,6 @@ class Answer:
         if self.status is not None:
             return f"{what}: the server answered {self.status}: {self.detail or 'no reason given'}"
         return f"{what}: {self.detail}"
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # Following a redirect would turn the POST into a GET and drop the body: report it instead.
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> None:
-        return None
-
-
-def _opener(read_timeout: Callable[[], float]) -> urllib.request.OpenerDirector:
-    """urllib with one timeout for connecting (TCP + TLS) and another for waiting on the answer."""
-
-    class Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            super().connect()
-            self.sock.settimeout(read_timeout())
-
-    class TLSConn(http.client.HTTPSConnection):
-        def connect(self) -> None:
-            super().connect()
-            self.sock.settimeout(read_timeout())
-
-    class Handler(urllib.request.HTTPHandler):
-        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(Conn, req)
-
-    class TLSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(TLSConn, req)
-
-    return urllib.request.build_opener(Handler, TLSHandler, _NoRedirects)
 
 
 def within(deadline: float | None, now: float, cap: float) -> float:
@@ -267,13 +253,15 @@ class Transport:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._read_limit = read_timeout  # this attempt's, cut short by a deadline
-        self.opener = _opener(lambda: self._read_limit)
         self.sleep = sleep
         self.clock = clock
 
     def send(self, ping: Ping, *, with_ts: bool = False, deadline: float | None = None) -> Answer:
         """Retries until an answer that settles it, the retries are spent, or `deadline` (monotonic)."""
-        url = ping.request_url(with_ts=with_ts)
+        return self.post(ping.request_url(with_ts=with_ts), ping.body, deadline=deadline)
+
+    def post(self, url: str, body: bytes, *, deadline: float | None = None, content_type: str = TEXT) -> Answer:
+        """POST `body`, retrying as `send` says."""
         answer = Answer(Outcome.UNREACHABLE, None, "no time left to try (the ping's time budget is spent)")
         for attempt in range(self.retries + 1):
             if attempt:
@@ -286,38 +274,32 @@ class Transport:
             self._read_limit = within(deadline, now, self.read_timeout)
             if connect <= 0:
                 break
-            answer = self._attempt(url, ping.body, connect)
+            answer = self._attempt(url, body, connect, content_type)
             if answer.outcome is not Outcome.UNREACHABLE:
                 return answer
         return answer
 
-    def _attempt(self, url: str, body: bytes, connect_timeout: float) -> Answer:
-        headers = {"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"}
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - check_url: http(s) only
+    def _attempt(self, url: str, body: bytes, connect_timeout: float, content_type: str) -> Answer:
+        headers = {"User-Agent": USER_AGENT, "Content-Type": content_type}
         try:
-            with self.opener.open(request, timeout=connect_timeout) as response:
-                response.read(1024)
-                return Answer(Outcome.DELIVERED, response.status)
-        except urllib.error.HTTPError as exc:
-            if 300 <= exc.code < 400:
-                return Answer(Outcome.REJECTED, exc.code, exc.headers.get("Location", "?"))
-            text = _reason(exc)
-            outcome = Outcome.UNREACHABLE if exc.code in RETRYABLE or exc.code >= 500 else Outcome.REJECTED
-            return Answer(outcome, exc.code, text)
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            detail = reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)
+            if http1.handles(url):
+                answer = http1.post(
+                    url, body, headers, connect_timeout=connect_timeout, read_timeout=self._read_limit, limit=MAX_ANSWER
+                )
+            else:  # a proxy from the environment, or credentials in the URL: urllib knows those
+                from heartfly import viaurllib
+
+                answer = viaurllib.post(url, body, headers, connect_timeout, self._read_limit, MAX_ANSWER)
+        except OSError as exc:
+            detail = exc.strerror or str(exc) or type(exc).__name__
             return Answer(Outcome.UNREACHABLE, None, f"cannot reach the server: {detail}")
-        except (OSError, http.client.HTTPException) as exc:
-            return Answer(Outcome.UNREACHABLE, None, f"cannot reach the server: {exc or type(exc).__name__}")
-        except ValueError as exc:  # urllib's word for a URL it cannot parse
+        except ValueError as exc:  # a URL that cannot be parsed (a port out of range, say)
             return Answer(Outcome.REJECTED, None, f"bad URL: {exc}")
-
-
-def _reason(exc: urllib.error.HTTPError) -> str:
-    try:
-        raw = exc.read(300)
-    except (OSError, http.client.HTTPException):
-        raw = b""
-    text = raw.decode("utf-8", "replace").strip().splitlines()
-    return text[0] if text else (exc.reason or "")
+        status = answer.status
+        if 200 <= status < 300:
+            return Answer(Outcome.DELIVERED, status, body=answer.body)
+        if 300 <= status < 400:
+            return Answer(Outcome.REJECTED, status, answer.headers.get("location", "?"))
+        text = answer.body.decode("utf-8", "replace").strip().splitlines()
+        outcome = Outcome.UNREACHABLE if status in RETRYABLE or status >= 500 else Outcome.REJECTED
+        return Answer(outcome, status, text[0][:300] if text else answer.reason, answer.body)

@@ -2,7 +2,10 @@
 
 One file per ping, named by its time so a directory listing is the replay order; written to a
 temporary name and renamed, so a reader never sees half a ping. Replays take a lock file, so two
-jobs finishing together do not send the same spooled ping twice. Standard library only.
+jobs finishing together do not send the same spooled ping twice. Each check's spooled pings are
+replayed as one batch (`POST <ping url>/batch`), which the server applies all or nothing, judging
+deadlines only after the whole history is in; each ping keeps its own id, so a batch whose answer
+was lost and that is sent again counts once. Standard library only.
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heartfly.client import Outcome, Ping, Transport, within
+from heartfly.client import Answer, Outcome, Ping, Transport, within
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+BATCH_PINGS = 500  # pings per batch request (the server takes up to 1,000 in 1 MiB)
+BATCH_BYTES = 768 * 1024
+JSON = "application/json"
+
+Item = tuple[Path, Ping, bool]  # a spooled ping, its file, and whether to send its time
 LOCK_WAIT = 10.0  # another process replaying longer than this: leave the spool to it
 SUFFIX = ".ping"
 
@@ -71,6 +79,7 @@ class Spool:
             "metrics": dict(ping.metrics),
             "at": ping.at,
             "body": base64.b64encode(ping.body).decode("ascii"),
+            "uid": ping.uid,
         }
         temporary = self.folder / f".{name}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # pings carry secret keys
@@ -113,6 +122,7 @@ class Spool:
             run_id=record["run_id"],
             metrics={str(k): float(v) for k, v in record["metrics"].items()},
             at=float(record["at"]),
+            uid=str(record["uid"]) if record.get("uid") else None,
         )
 
     @contextlib.contextmanager
@@ -200,7 +210,9 @@ class Courier:
         return Result.SPOOLED
 
     def flush(self, deadline: float | None = None) -> FlushReport:
-        """Replays the spool oldest first, with each ping's true time (`ts=`), until `deadline`."""
+        """Replays the spool oldest first, with each ping's true time, until `deadline`: each
+        check's pings as batches, in order; a server that answers batches with 404 or 405 (one
+        older than batches) one ping at a time."""
         report = FlushReport()
         if self.spool is None or not self.spool.pending():
             return report
@@ -211,20 +223,82 @@ class Courier:
                 report.kept = len(paths)
                 report.blocked = {o for o in (_origin_of(p) for p in paths) if o}
                 return report
-            for path in paths:
-                self._replay(path, report, deadline)
+            by_url: dict[str, list[Item]] = {}
+            for path in paths:  # oldest first within each check: the listing is in time order
+                ping = self._load(path, report)
+                if ping is not None:
+                    by_url.setdefault(ping.url, []).append((path, ping, True))
+            for group in by_url.values():
+                for chunk in _chunks(group):
+                    self._replay_batch(chunk, report, deadline)
         return report
 
-    def _replay(self, path: Path, report: FlushReport, deadline: float | None) -> None:
+    def _load(self, path: Path, report: FlushReport) -> Ping | None:
         try:
-            ping = Spool.load(path)
+            return Spool.load(path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            if not path.exists():
-                return  # another process got to it first
-            self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
-            _unlink(path)
-            report.dropped += 1
+            if path.exists():  # else another process got to it first
+                self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
+                _unlink(path)
+                report.dropped += 1
+            return None
+
+    def _replay_batch(self, chunk: list[Item], report: FlushReport, deadline: float | None) -> None:
+        first = chunk[0][1]
+        if origin(first.url) in report.blocked:
+            report.kept += len(chunk)
             return
+        url = first.url.split("?", 1)[0].rstrip("/") + "/batch"
+        body = json.dumps({"pings": [ping.batch_item(with_ts=ts) for _, ping, ts in chunk]}).encode()
+        answer = self.transport.post(url, body, deadline=deadline, content_type=JSON)
+        if answer.outcome is Outcome.DELIVERED:
+            for path, _, _ in chunk:
+                _unlink(path)
+            report.sent += len(chunk)
+        elif answer.outcome is Outcome.UNREACHABLE:
+            report.blocked.add(origin(first.url))
+            report.kept += len(chunk)
+        elif answer.status == 400 and (mended := self._mend(chunk, answer, report)) is not None:
+            if mended:
+                self._replay_batch(mended, report, deadline)
+        elif answer.status in (400, 404, 405, 413):
+            # An older server (no batches), no such check, or a batch it would not read: one at a
+            # time, each ping gets its own answer.
+            for path, ping, _ in chunk:
+                self._replay(path, ping, report, deadline)
+        else:
+            self.warn(f"warning: dropped {len(chunk)} spooled ping(s): {answer.explain(first)}")
+            for path, _, _ in chunk:
+                _unlink(path)
+            report.dropped += len(chunk)
+
+    def _mend(self, chunk: list[Item], answer: Answer, report: FlushReport) -> list[Item] | None:
+        """A refused batch, less the pings the server named as invalid (dropped, with a warning);
+        a ping whose time lies ahead of the server's clock goes again without it (as "now": this
+        machine's clock runs ahead, the event is recent). None when the answer names none."""
+        try:
+            results = json.loads(answer.body)["results"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(results, list) or len(results) != len(chunk):
+            return None
+        kept: list[Item] = []
+        mended = False
+        for (path, ping, ts), result in zip(chunk, results, strict=True):
+            error = str(result.get("error", "")) if isinstance(result, dict) else ""
+            if not error:
+                kept.append((path, ping, ts))
+            elif "in the future" in error and ts:
+                kept.append((path, ping, False))
+                mended = True
+            else:
+                self.warn(f"warning: dropped a spooled {ping.describe()}: the server answered 400: {error}")
+                _unlink(path)
+                report.dropped += 1
+                mended = True
+        return kept if mended else None
+
+    def _replay(self, path: Path, ping: Ping, report: FlushReport, deadline: float | None) -> None:
         if origin(ping.url) in report.blocked:
             report.kept += 1
             return
@@ -242,6 +316,20 @@ class Courier:
         else:
             report.blocked.add(origin(ping.url))
             report.kept += 1
+
+
+def _chunks(group: list[Item]) -> list[list[Item]]:
+    """A check's pings in batches of at most BATCH_PINGS and about BATCH_BYTES."""
+    chunks: list[list[Item]] = []
+    size = 0
+    for item in group:
+        cost = len(item[1].body) * 2 + 300  # JSON escapes, and the fields around the message
+        if not chunks or len(chunks[-1]) >= BATCH_PINGS or size + cost > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += cost
+    return chunks
 
 
 def _origin_of(path: Path) -> str | None:

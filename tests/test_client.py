@@ -95,10 +95,19 @@ def quick(retries: int = 0) -> Transport:
 
 
 def test_a_ping_url_carries_its_event_run_id_and_metrics_and_ts_only_on_replay() -> None:
-    ping = Ping(f"https://hb.example.com/ping/{KEY}/", "start", run_id="r 1", metrics={"rows": 5.0, "s": 0.25}, at=12.5)
+    ping = Ping(f"https://hb.example.com/ping/{KEY}/", "start", run_id="r 1", metrics={"rows": 5.0, "s": 0.25}, at=12.5,
+                uid=None)  # fmt: skip
     assert ping.request_url() == f"https://hb.example.com/ping/{KEY}/start?rid=r+1&m_rows=5&m_s=0.25"
     assert ping.request_url(with_ts=True).endswith("&ts=12.500")
-    assert Ping("http://h/ping/x?create=1", "0").request_url() == "http://h/ping/x/0?create=1"
+    assert Ping("http://h/ping/x?create=1", "0", uid=None).request_url() == "http://h/ping/x/0?create=1"
+
+
+def test_every_ping_carries_an_id_of_its_own_that_each_resend_repeats() -> None:
+    one, two = Ping("http://h/ping/x"), Ping("http://h/ping/x")
+    assert one.uid and two.uid and one.uid != two.uid
+    assert one.request_url().endswith(f"?ping_id={one.uid}")
+    assert one.request_url(with_ts=True).endswith(f"&ping_id={one.uid}")  # a replay is the same ping
+    assert one.batch_item()["ping_id"] == one.uid
 
 
 def test_targets_are_full_urls_or_check_names_and_a_url_without_a_scheme_is_refused() -> None:
@@ -157,10 +166,11 @@ def test_the_spool_lives_in_the_users_state_directory_unless_told_otherwise() ->
 # --- one delivery ------------------------------------------------------------------------------
 
 
-def test_a_ping_is_posted_with_its_body(recorder: Recorder) -> None:
-    answer = quick().send(Ping(f"{recorder.url}/ping/{KEY}", "fail", b"disk full\n"))
+def test_a_ping_is_posted_with_its_body_and_its_id(recorder: Recorder) -> None:
+    ping = Ping(f"{recorder.url}/ping/{KEY}", "fail", b"disk full\n")
+    answer = quick().send(ping)
     assert answer.outcome is Outcome.DELIVERED
-    assert recorder.requests == [("POST", f"/ping/{KEY}/fail", b"disk full\n")]
+    assert recorder.requests == [("POST", f"/ping/{KEY}/fail?ping_id={ping.uid}", b"disk full\n")]
 
 
 def test_5xx_answers_are_retried_with_backoff_until_one_succeeds(recorder: Recorder) -> None:
@@ -248,17 +258,37 @@ def test_an_unreachable_server_spools_the_ping_with_its_time(tmp_path: Path) -> 
     assert "spooled to" in warnings[-1] and KEY not in warnings[-1]
 
 
-def test_the_next_delivery_replays_spooled_pings_first_in_order_with_ts(recorder: Recorder, tmp_path: Path) -> None:
+def test_the_next_delivery_replays_spooled_pings_first_as_one_batch_with_their_times_and_ids(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    url = f"{recorder.url}/ping/{KEY}"
+    first, second = Ping(url, "start", at=1000.0, run_id="r"), Ping(url, "0", b"done", at=1060.5, run_id="r")
+    spool.put(first)
+    spool.put(second)
+    assert courier(spool, []).deliver(Ping(url, "log", b"later")) is Result.SENT
+    paths = [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests]
+    assert paths == [f"/ping/{KEY}/batch", f"/ping/{KEY}/log"]
+    assert json.loads(recorder.requests[0][2]) == {
+        "pings": [
+            {"ts": 1000.0, "status": "start", "run_id": "r", "ping_id": first.uid},
+            {"ts": 1060.5, "exit_code": 0, "message": "done", "run_id": "r", "ping_id": second.uid},
+        ]
+    }
+    assert spool.pending() == []
+
+
+def test_a_server_without_batches_gets_the_spool_one_ping_at_a_time_with_ts(recorder: Recorder, tmp_path: Path) -> None:
+    recorder.script = [(404, "not found")]  # an older Heartfly, or a Healthchecks server
     spool = Spool(tmp_path / "spool")
     url = f"{recorder.url}/ping/{KEY}"
     spool.put(Ping(url, "start", at=1000.0, run_id="r"))
     spool.put(Ping(url, "0", b"done", at=1060.5, run_id="r"))
-    assert courier(spool, []).deliver(Ping(url, "log", b"later")) is Result.SENT
-    paths = [urllib.parse.urlsplit(p) for _, p, _ in recorder.requests]
-    assert [p.path for p in paths] == [f"/ping/{KEY}/start", f"/ping/{KEY}/0", f"/ping/{KEY}/log"]
-    assert [urllib.parse.parse_qs(p.query).get("ts") for p in paths] == [["1000.000"], ["1060.500"], None]
-    assert recorder.requests[1][2] == b"done"
-    assert spool.pending() == []
+    assert courier(spool, []).flush().sent == 2
+    paths = [urllib.parse.urlsplit(p) for _, p, _ in recorder.requests[1:]]
+    assert [p.path for p in paths] == [f"/ping/{KEY}/start", f"/ping/{KEY}/0"]
+    assert [urllib.parse.parse_qs(p.query).get("ts") for p in paths] == [["1000.000"], ["1060.500"]]
+    assert recorder.requests[2][2] == b"done" and spool.pending() == []
 
 
 def test_while_earlier_pings_still_wait_a_new_one_joins_them_to_keep_the_order(tmp_path: Path) -> None:
@@ -282,7 +312,8 @@ def test_a_spent_budget_leaves_the_spooled_pings_and_the_new_one_waiting_in_orde
 
 
 def test_a_spooled_ping_the_server_refuses_is_dropped_with_a_warning(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.script = [(400, "ts 1000 is older than the server accepts (max_ping_age, 604800 s)")]
+    # A server that answers the batch without per-ping results (413, a proxy's 400): one at a time.
+    recorder.script = [(400, "bad request"), (400, "ts 1000 is older than the server accepts (max_ping_age, 604800 s)")]
     warnings: list[str] = []
     spool = Spool(tmp_path / "spool")
     spool.put(Ping(f"{recorder.url}/ping/{KEY}", at=1000.0))
@@ -292,11 +323,30 @@ def test_a_spooled_ping_the_server_refuses_is_dropped_with_a_warning(recorder: R
 
 
 def test_a_replay_from_a_clock_ahead_of_the_servers_is_sent_again_as_now(recorder: Recorder, tmp_path: Path) -> None:
-    recorder.script = [(400, "ts 1763800999 is in the future (server time is 1763800000)")]
+    future = "ts 1763800999 is in the future (server time is 1763800000)"
+    refused = {"error": f"ping 1 of the batch: {future}", "results": [{"status": "refused"}, {"error": future}]}
+    recorder.script = [(400, json.dumps(refused))]
     spool = Spool(tmp_path / "spool")
+    spool.put(Ping(f"{recorder.url}/ping/{KEY}", "start", at=time.time() - 5))
     spool.put(Ping(f"{recorder.url}/ping/{KEY}", at=time.time()))
-    assert courier(spool, []).flush().sent == 1
-    assert "ts=" in recorder.requests[0][1] and "ts=" not in recorder.requests[1][1]
+    assert courier(spool, []).flush().sent == 2
+    again = json.loads(recorder.requests[1][2])["pings"]
+    assert "ts" in again[0] and "ts" not in again[1]
+
+
+def test_a_spooled_ping_the_server_names_as_invalid_is_dropped_and_the_rest_of_its_batch_sent(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    old = "ts 1000 is older than the server accepts (max_ping_age, 604800 s)"
+    recorder.script = [(400, json.dumps({"error": old, "results": [{"error": old}, {"status": "refused"}]}))]
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "spool")
+    spool.put(Ping(f"{recorder.url}/ping/{KEY}", at=1000.0))
+    spool.put(Ping(f"{recorder.url}/ping/{KEY}", "fail", at=time.time()))
+    report = courier(spool, warnings).flush()
+    assert (report.sent, report.dropped, report.kept) == (1, 1, 0) and spool.pending() == []
+    assert [p["status"] for p in json.loads(recorder.requests[1][2])["pings"]] == ["fail"]
+    assert "older than the server accepts" in warnings[0]
 
 
 def test_a_full_spool_drops_its_oldest_ping_with_a_warning(tmp_path: Path) -> None:

@@ -1,0 +1,101 @@
+"""End to end: a real `heartfly run` whose server is stopped while the job runs and started again
+before the replay. The spool goes back as one batch; a real webhook receiver and `heartfly history`
+show what was told: nothing when the job behaved, one alert, dated when it happened, when not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import new_key
+from tests.proc import Server
+from tests.test_cli_client import err
+from tests.test_recipes import Receiver
+
+PY = sys.executable
+
+
+class Replay:
+    """A server with one check, `nightly` (max_runtime 2s), and a webhook to a real receiver."""
+
+    def __init__(self, tmp: Path, hook: Receiver) -> None:
+        self.tmp, self.hook, self.key = tmp, hook, new_key()
+        self.config = tmp / "hb.toml"
+        self.spool = tmp / "spool"
+        self.write("127.0.0.1:0")
+        self.server = Server(self.config).start()
+
+    def write(self, listen: str) -> None:
+        self.config.write_text(
+            f'[server]\nlisten = "{listen}"\ndatabase = "hb.db"\napi_token_file = "token"\n\n'
+            f'[channels.hook]\ntype = "webhook"\nurl = "{self.hook.url}"\nrecovery = false\n\n'
+            f'[checks.nightly]\nkey = "{self.key}"\nevery = "1d"\nmax_runtime = "2s"\nchannels = ["hook"]\n'
+        )
+
+    def stop_keeping_the_port(self) -> None:
+        port = int(self.server.url.rsplit(":", 1)[1])
+        self.server.stop()
+        self.write(f"127.0.0.1:{port}")
+
+    def cli(self, *args: str) -> tuple[int, str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTFLY_", "XDG_"))}
+        env.update(HEARTFLY_SPOOL=str(self.spool), HEARTFLY_RETRIES="0", HEARTFLY_CONFIG=str(self.config))
+        done = subprocess.run([PY, "-m", "heartfly", *args], capture_output=True, timeout=60, env=env, cwd=self.tmp)
+        return done.returncode, done.stdout.decode(), err(done)
+
+    def run_while_down(self, seconds: float) -> float:
+        """`heartfly run` of a job lasting `seconds`; the server is down from its start to after its
+        end. Returns when the run began (a little before its start ping)."""
+        url = f"{self.server.url}/ping/{self.key}"
+        self.stop_keeping_the_port()
+        began = time.time()
+        code, out, errors = self.cli("run", url, "--", PY, "-c", f"import time; time.sleep({seconds}); print('done')")
+        assert (code, out) == (0, "done\n") and "spooled to" in errors
+        assert len(list(self.spool.glob("*.ping"))) == 2
+        time.sleep(2.5 - min(seconds, 2.5))  # the replay comes well after the run's max_runtime
+        self.server = Server(self.config).start()
+        assert self.cli("flush")[0] == 0  # the spool goes back as one batch
+        return began
+
+
+@pytest.fixture
+def replay(tmp_path: Path) -> Iterator[Replay]:
+    hook = Receiver()
+    setup = Replay(tmp_path, hook)
+    yield setup
+    setup.server.kill()
+    hook.close()
+
+
+def test_a_job_that_behaved_while_the_server_was_down_raises_no_alert_and_reads_true(replay: Replay) -> None:
+    began = replay.run_while_down(0.3)
+    time.sleep(1.0)  # anything the replay wrongly made due would have fired by now
+    assert replay.hook.alerts == []
+    code, history, _ = replay.cli("history", "nightly")
+    assert code == 0 and "down" not in history and "overran" not in history
+    pings = history.split("Pings (newest first):")[1].strip().splitlines()
+    assert [ln.split()[2] for ln in pings] == ["success", "start"]
+    for line in pings:  # each at its own time, the replay's beside it
+        happened = datetime.fromisoformat(" ".join(line.split()[:2]).replace("Z", "+00:00")).timestamp()
+        assert began - 1 < happened < began + 2 and "(reported " in line
+
+
+def test_a_job_that_really_overran_while_the_server_was_down_raises_one_alert_dated_when_it_overran(
+    replay: Replay,
+) -> None:
+    began = replay.run_while_down(2.6)  # past max_runtime 2s
+    (alert,) = replay.hook.wait(1)
+    assert (alert["event"], alert["reason"]) == ("down", "overrun")
+    assert alert["detail"] == "still running after 2s (max_runtime 2s)"
+    happened = datetime.fromisoformat(alert["at"].replace("Z", "+00:00")).timestamp()
+    learned = datetime.fromisoformat(alert["learned_at"].replace("Z", "+00:00")).timestamp()
+    assert began + 2 < happened < began + 2.6 < learned  # dated when it overran, told after the replay
+    time.sleep(1.0)
+    assert len(replay.hook.alerts) == 1
