@@ -1,3 +1,3 @@
-from heartfly.cli import main
+from heartfly.entry import main
 
 main()

@@ -1,0 +1,139 @@
+"""One HTTP/1.1 POST over a socket: what `heartfly ping` and `heartfly run` send on every cron tick.
+
+urllib.request (with http.client and the email package under it) costs more start-up than all
+the rest of the job side together, for a request this simple: one POST, `Connection: close`, an
+answer of a few bytes. So the client speaks HTTP/1.1 itself, and keeps urllib for what it does
+not do: a proxy from the environment (http_proxy, https_proxy, all_proxy, with no_proxy), or
+credentials in the URL. ssl is imported only for https.
+
+Answers are read whole up to a bound: a status line, headers, and a body framed by
+Content-Length, chunked transfer coding, or the end of the connection.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+from typing import NamedTuple
+
+MAX_HEAD = 64 * 1024
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class Response(NamedTuple):
+    status: int
+    reason: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+class BadAnswer(OSError):
+    """The server's answer is not HTTP/1.x: treated like a broken connection."""
+
+
+def handles(url: str, env: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+    """Whether this module can send to `url` (else urllib must: a proxy, or user:password@)."""
+    if any(env.get(name) or env.get(name.upper()) for name in PROXY_VARIABLES):
+        return False
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and parts.username is None and bool(parts.hostname)
+
+
+def post(
+    url: str, body: bytes, headers: dict[str, str], *, connect_timeout: float, read_timeout: float, limit: int
+) -> Response:
+    """POST `body`; OSError (socket.timeout, ssl.SSLError, BadAnswer ...) when no answer came."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    head = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+    sock = socket.create_connection((host, port), timeout=connect_timeout)
+    try:
+        if https:
+            import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        sock.settimeout(read_timeout)
+        sock.sendall(request)
+        return _read_response(_Reader(sock), limit)
+    finally:
+        sock.close()
+
+
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.eof = False
+
+    def fill(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buffer += chunk
+        return True
+
+    def until(self, marker: bytes, bound: int) -> bytes:
+        while (end := self.buffer.find(marker)) < 0:
+            if len(self.buffer) > bound or not self.fill():
+                raise BadAnswer("the server's answer ended early or is not HTTP")
+        data, self.buffer = self.buffer[:end], self.buffer[end + len(marker) :]
+        return data
+
+    def exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self.fill():
+                raise BadAnswer("the server's answer ended early")
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def rest(self, bound: int) -> bytes:
+        while len(self.buffer) < bound and self.fill():
+            pass
+        return self.buffer[:bound]
+
+
+def _read_response(reader: _Reader, limit: int) -> Response:
+    while True:
+        lines = reader.until(b"\r\n\r\n", MAX_HEAD).decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not (code.isdigit() and len(code) == 3):
+            raise BadAnswer(f"the server's answer is not HTTP: {lines[0][:60]!r}")
+        if not code.startswith("1"):  # 100 Continue and other interim answers: the real one follows
+            break
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _chunked(reader, limit)
+    elif headers.get("content-length", "").isdigit():
+        body = reader.exactly(min(int(headers["content-length"]), limit))
+    else:
+        body = reader.rest(limit)
+    return Response(int(code), reason, headers, body)
+
+
+def _chunked(reader: _Reader, limit: int) -> bytes:
+    body = b""
+    while len(body) < limit:
+        size_line = reader.until(b"\r\n", MAX_HEAD).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError:
+            raise BadAnswer("a malformed chunk in the server's answer") from None
+        if size == 0:
+            break
+        body += reader.exactly(size)
+        reader.exactly(2)  # the chunk's CRLF
+    return body[:limit]

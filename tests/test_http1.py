@@ -1,0 +1,123 @@
+"""The job side's own HTTP/1.1 POST against real sockets: framings, interim answers, broken
+answers, and the hand-over to urllib when a proxy is configured."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from heartfly import http1
+from heartfly.client import Outcome, Ping, Transport
+
+KEY = "k" * 24
+
+
+class Canned:
+    """A server that reads one request and answers with the given bytes, then closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(
+                    next(ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length"))
+                )
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + body)
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def canned(request: pytest.FixtureRequest) -> Iterator[Canned]:
+    server = Canned(request.param)
+    yield server
+    server.close()
+
+
+def post(url: str, limit: int = 1 << 20) -> http1.Response:
+    return http1.post(url, b"hello", {"User-Agent": "t"}, connect_timeout=2, read_timeout=2, limit=limit)
+
+
+@pytest.mark.parametrize(
+    "canned",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nO\r\n1;ext=1\r\nK\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n\r\nOK",  # ended by closing the connection
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK",
+    ],
+    indirect=True,
+    ids=["content-length", "chunked", "close-delimited", "interim-100"],
+)
+def test_an_answer_is_read_whole_whatever_its_framing(canned: Canned) -> None:
+    answer = post(f"{canned.url}/ping/{KEY}?rid=1")
+    assert (answer.status, answer.body) == (200, b"OK")
+    head, _, body = canned.requests[0].partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == f"POST /ping/{KEY}?rid=1 HTTP/1.1" and body == b"hello"
+    assert {"Connection: close", "Content-Length: 5", "User-Agent: t"} <= set(lines)
+
+
+@pytest.mark.parametrize("canned", [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"], indirect=True)
+def test_an_answer_is_cut_at_the_limit(canned: Canned) -> None:
+    assert post(canned.url, limit=4).body == b"0123"
+
+
+@pytest.mark.parametrize(
+    "canned",
+    [b"SSH-2.0-OpenSSH_9.2\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", b""],
+    indirect=True,
+    ids=["not-http", "cut-short", "nothing"],
+)
+def test_a_broken_answer_is_an_unreachable_server_worth_retrying(canned: Canned) -> None:
+    with pytest.raises(http1.BadAnswer, match=r"ended early|not HTTP"):
+        post(canned.url)
+    answer = Transport(retries=0, connect_timeout=2, read_timeout=2).send(Ping(f"{canned.url}/ping/{KEY}"))
+    assert answer.outcome is Outcome.UNREACHABLE and answer.detail.startswith("cannot reach the server")
+
+
+@pytest.mark.parametrize(
+    "canned", [b"HTTP/1.1 302 Found\r\nLocation: https://x.example/p\r\nContent-Length: 0\r\n\r\n"], indirect=True
+)
+def test_a_redirect_is_reported_not_followed(canned: Canned) -> None:
+    answer = Transport(retries=0).send(Ping(f"{canned.url}/ping/{KEY}"))
+    assert (answer.outcome, answer.status, answer.detail) == (Outcome.REJECTED, 302, "https://x.example/p")
+
+
+@pytest.mark.parametrize("canned", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"], indirect=True)
+def test_a_proxy_from_the_environment_is_used_through_urllib(canned: Canned, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", canned.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert not http1.handles("http://heartfly.invalid/ping/x")
+    answer = Transport(retries=0).send(Ping(f"http://heartfly.invalid/ping/{KEY}", uid=None))
+    assert answer.outcome is Outcome.DELIVERED
+    assert canned.requests[0].startswith(f"POST http://heartfly.invalid/ping/{KEY} HTTP/1.1".encode())
+
+
+def test_credentials_in_the_url_are_left_to_urllib() -> None:
+    assert http1.handles("https://hb.example.com/ping/x", {})
+    assert not http1.handles("https://user:secret@hb.example.com/ping/x", {})
+    assert not http1.handles("http://h/ping/x", {"HTTPS_PROXY": "http://proxy:3128"})
