@@ -91,7 +91,7 @@ def test_a_job_that_really_overran_while_the_server_was_down_raises_one_alert_da
     replay: Replay,
 ) -> None:
     began = replay.run_while_down(2.6)  # past max_runtime 2s
-    (alert,) = replay.hook.wait(1)
+    (alert,) = replay.hook.wait(1, on_fail=replay.server.log)
     assert (alert["event"], alert["reason"]) == ("down", "overrun")
     assert alert["detail"] == "still running after 2s (max_runtime 2s)"
     happened = datetime.fromisoformat(alert["at"].replace("Z", "+00:00")).timestamp()

@@ -120,8 +120,9 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_port}/heartfly"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
-    def wait(self, count: int, timeout: float = 8.0) -> list[dict[str, Any]]:
-        """Polls until `count` alerts have arrived; returns them all, in arrival order."""
+    def wait(self, count: int, timeout: float = 8.0, on_fail: Callable[[], str] = str) -> list[dict[str, Any]]:
+        """Polls until `count` alerts have arrived; returns them all, in arrival order. A failure
+        shows what `on_fail` returns (a server's log, say)."""
         deadline = time.monotonic() + timeout
         while True:
             with self.lock:
@@ -129,7 +130,7 @@ class Receiver:
             if len(got) >= count:
                 return got
             if time.monotonic() > deadline:
-                pytest.fail(f"{len(got)} alert(s) arrived, not {count}: {got}")
+                pytest.fail(f"{len(got)} alert(s) arrived, not {count}: {got}\n{on_fail()}")
             time.sleep(0.02)
 
     def close(self) -> None:
