@@ -308,10 +308,16 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
 
 
 def receive(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> list[Step]:
-    """An event as it arrives: for a back-dated one, first the deadlines that passed before it
-    (catch_up), then the event itself. Each step's state follows from the one before."""
+    """An event as it arrives: first the deadlines that passed before it but have not fired, as
+    a back-dated event's can be, or one held for the reorder window (catch_up); then the event
+    itself. Each step's state follows from the one before."""
     steps: list[Step] = []
-    if is_backdated(ev, now) and (deadline := next_deadline(check, st)) is not None and deadline.at < ev.at:
+    deadline = next_deadline(check, st)
+    if (
+        deadline is not None
+        and deadline.at < ev.at
+        and (is_backdated(ev, now) or fire_time(st, deadline) > deadline.at)
+    ):
         caught = catch_up(check, st, ev.at, now)
         st = caught.state
         steps.append(caught)

@@ -244,3 +244,12 @@ def test_a_start_older_than_the_newest_end_opens_no_run() -> None:
     log.arrive(NOW + 1, ev(Kind.START, NOW - 2))  # a racing start whose success overtook it
     log.tick(NOW + 2 * HOUR)
     assert not log.st.runs and [f.reason for f in log.downs] == [Reason.MISSED]
+
+
+def test_a_live_end_after_a_held_overrun_still_finds_the_run_overran() -> None:
+    log = job(every=DAY, max_runtime=2 * HOUR)
+    log.arrive(NOW, ev(Kind.START, NOW - 3 * HOUR))  # replayed: its overrun is held for the window
+    log.arrive(NOW + 0.5, ev(Kind.SUCCESS, NOW + 0.5))  # its end, sent live right after
+    (down,) = log.downs
+    assert (down.reason, down.at) == (Reason.OVERRUN, NOW - HOUR)
+    assert [r.outcome for r in log.runs] == ["overrun"] and log.flips[-1].is_recovery
