@@ -361,7 +361,7 @@ class Engine:
         armed: list[tuple[Check, CheckState, CheckState]] = []
         for ping in sorted(fresh, key=lambda p: p.event.at):
             before = check.state
-            steps, armed_now = self._apply(check, ping.event, now, window=0.0)
+            steps, armed_now = self._apply(check, ping.event, now, window=0.0, batch=True)
             armed += armed_now
             writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping)))
         before = check.state
@@ -441,7 +441,14 @@ class Engine:
         self.writer.submit_nowait(store.Write(state=self._row(check)))
 
     def _apply(
-        self, check: Check, event: Event, now: float, *, arm: bool = True, window: float = states.REORDER_WINDOW
+        self,
+        check: Check,
+        event: Event,
+        now: float,
+        *,
+        arm: bool = True,
+        window: float = states.REORDER_WINDOW,
+        batch: bool = False,
     ) -> tuple[list[states.Step], Armed]:
         """Apply a ping to its check, and arm the pipeline steps that wait on this event.
 
@@ -450,7 +457,7 @@ class Engine:
         (below), and arming again could undo a step that has run since.
         """
         old = check.state
-        steps = states.receive(check.config, old, event, now, window)
+        steps = states.receive(check.config, old, event, now, window, batch=batch)
         check.state = steps[-1].state
         downstream_steps = self._steps.get(check.name) if arm else None
         if not downstream_steps:

@@ -307,16 +307,18 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
     return Step(new, flip, tuple(ended))
 
 
-def receive(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> list[Step]:
-    """An event as it arrives: first the deadlines that passed before it but have not fired, as
-    a back-dated event's can be, or one held for the reorder window (catch_up); then the event
-    itself. Each step's state follows from the one before."""
+def receive(
+    check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW, *, batch: bool = False
+) -> list[Step]:
+    """An event as it arrives: first the deadlines that passed before it but have not fired (a
+    back-dated event's can have, or one held for the reorder window, or any before a later item
+    of a `batch`: catch_up); then the event itself. Each step's state follows from the one before."""
     steps: list[Step] = []
     deadline = next_deadline(check, st)
     if (
         deadline is not None
         and deadline.at < ev.at
-        and (is_backdated(ev, now) or fire_time(st, deadline) > deadline.at)
+        and (batch or is_backdated(ev, now) or fire_time(st, deadline) > deadline.at)
     ):
         caught = catch_up(check, st, ev.at, now)
         st = caught.state

@@ -18,6 +18,7 @@ from tests.conftest import ConfigWriter, new_key
 KEY = new_key()
 FAIL_KEY = new_key()
 FAN_KEY = new_key()
+QUICK_KEY = new_key()
 PING_KEY = new_key()
 Client = TestClient[web.Request, web.Application]
 HOUR = 3600.0
@@ -32,6 +33,10 @@ def config(write_config: ConfigWriter) -> Config:
         fail_key = "{FAIL_KEY}"
         every = "1d"
         max_runtime = "2h"
+        [checks.quick]
+        key = "{QUICK_KEY}"
+        every = "1d"
+        max_runtime = "1s"
         [checks.shards]
         key = "{FAN_KEY}"
         every = "1d"
@@ -87,6 +92,16 @@ async def test_a_batch_whose_run_really_overran_is_judged_once_after_the_whole_b
     flips = rows(config, "SELECT new, reason, detail FROM flips WHERE new = 'down'")
     assert flips == [("down", "overrun", "still running after 2h (max_runtime 2h)")]  # not "after 5h"
     assert rows(config, "SELECT outcome, ended_at - started_at FROM runs") == [("overrun", pytest.approx(2 * HOUR))]
+
+
+async def test_a_batch_judges_a_deadline_between_its_pings_even_when_the_last_is_recent(
+    client: Client, config: Config
+) -> None:
+    now = time.time()
+    pings = [{"status": "start", "ts": now - 1.6}, {"status": "success", "ts": now - 0.1}]  # ran 1.5 s of 1 s
+    assert (await post_batch(client, pings, f"/ping/{QUICK_KEY}/batch")).status == 200
+    assert rows(config, "SELECT outcome FROM runs") == [("overrun",)]
+    assert rows(config, "SELECT reason FROM flips WHERE new = 'down'") == [("overrun",)]
 
 
 async def test_a_half_invalid_batch_stores_nothing_and_says_which_pings_were_wrong(
