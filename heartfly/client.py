@@ -15,9 +15,8 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from heartfly import __version__, http1
 
@@ -61,17 +60,42 @@ def new_ping_id() -> str:
     return os.urandom(12).hex()
 
 
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """One event for one check, as the job saw it; `at` is when it happened (for spooled replays)."""
-
+class _PingFields(NamedTuple):
     url: str  # the check's ping URL, without an event: https://hb.example.com/ping/<key>
-    event: str = ""  # "", start, fail, log, progress, or an exit status "0".."255"
-    body: bytes = b""
-    run_id: str | None = None
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    at: float = field(default_factory=time.time)
-    uid: str | None = field(default_factory=new_ping_id)  # None: spooled by a Heartfly without ids
+    event: str
+    body: bytes
+    run_id: str | None
+    metrics: Mapping[str, float]
+    at: float
+    uid: str | None
+
+
+_FRESH = "fresh"
+
+
+class Ping(_PingFields):
+    """One event for one check, as the job saw it; `at` is when it happened (for spooled replays).
+
+    `event`: "", start, fail, log, progress, or an exit status "0".."255". `at` defaults to now and
+    `uid` to a fresh id (None: spooled by a Heartfly without ids). A NamedTuple, not a dataclass:
+    dataclasses (and inspect, which it imports) cost every cron tick about 10 ms."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        url: str,
+        event: str = "",
+        body: bytes = b"",
+        run_id: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        at: float | None = None,
+        uid: str | None = _FRESH,
+    ) -> Ping:
+        at = time.time() if at is None else at
+        return super().__new__(
+            cls, url, event, body, run_id, metrics or {}, at, new_ping_id() if uid is _FRESH else uid
+        )
 
     def request_url(self, *, with_ts: bool = False) -> str:
         parts = urllib.parse.urlsplit(self.url)
@@ -209,8 +233,7 @@ class Outcome(enum.Enum):
     UNREACHABLE = "unreachable"  # network errors or 5xx through every retry: worth spooling
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     outcome: Outcome
     status: int | None = None
     detail: str = ""

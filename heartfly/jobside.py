@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -34,6 +33,15 @@ from heartfly.client import (
 )
 from heartfly.spool import DEFAULT_MAX_BYTES, Courier, Result, Spool, default_folder
 from heartfly.units import UnitError, parse_duration, parse_size
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID, as str(uuid.uuid4()), without importing uuid (and platform)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class UsageProblem(ValueError):
@@ -182,7 +190,7 @@ def run_job(
         limit = parse_duration(timeout) if timeout is not None else None
         grace = parse_duration(kill_after)
         size = parse_size(tail_size)
-        run_id = check_run_id(rid) if rid is not None else str(uuid.uuid4())
+        run_id = check_run_id(rid) if rid is not None else random_uuid()
     except (UnitError, ValueError) as exc:
         raise UsageProblem(str(exc)) from None
     if limit is not None and limit <= 0:  # would kill the command the moment it starts

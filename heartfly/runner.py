@@ -16,8 +16,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import FrameType
+from typing import NamedTuple
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 CHUNK = 65536
@@ -51,8 +51,7 @@ class Tail:
         return data
 
 
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
+class RunOutcome(NamedTuple):  # not a dataclass: dataclasses (and inspect) cost every cron tick ~10 ms
     exit_code: int  # what `heartfly run` exits with: the command's own, 128+N if signal N ended it
     duration: float
     output: bytes  # the tail of stdout and stderr

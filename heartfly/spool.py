@@ -19,7 +19,6 @@ import os
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from heartfly.client import Answer, Outcome, Ping, Transport, within
@@ -165,12 +164,13 @@ class Result(enum.Enum):
     LOST = "lost"  # undeliverable and could not be spooled
 
 
-@dataclass
 class FlushReport:
-    sent: int = 0
-    dropped: int = 0
-    kept: int = 0
-    blocked: set[str] = field(default_factory=set)  # origins still unreachable: keep their order
+    def __init__(self) -> None:
+        self.sent = self.dropped = self.kept = 0
+        self.blocked: set[str] = set()  # origins still unreachable: keep their order
+
+    def __repr__(self) -> str:
+        return f"FlushReport(sent={self.sent}, dropped={self.dropped}, kept={self.kept}, blocked={self.blocked})"
 
 
 class Courier:

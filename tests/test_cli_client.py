@@ -186,9 +186,12 @@ def test_ping_refuses_contradictory_or_malformed_options(hf: Setup, args: list[s
     assert hf.pings() == []
 
 
-def test_the_client_path_imports_neither_the_config_parser_nor_the_server(hf: Setup) -> None:
+@pytest.mark.parametrize("command", [["ping", "{url}"], ["run", "{url}", "--", "true"]], ids=["ping", "run"])
+def test_the_client_path_imports_neither_the_config_parser_nor_the_server_nor_click_nor_urllib(
+    hf: Setup, command: list[str]
+) -> None:
     result = subprocess.run(
-        [PY, "-X", "importtime", "-m", "heartfly", "ping", hf.url],
+        [PY, "-X", "importtime", "-m", "heartfly", *(arg.format(url=hf.url) for arg in command)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -197,7 +200,10 @@ def test_the_client_path_imports_neither_the_config_parser_nor_the_server(hf: Se
     assert result.returncode == 0, result.stderr
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "heartfly.client" in imported
-    assert not imported & {"heartfly.config", "croniter", "aiohttp", "aiosqlite", "asyncio", "heartfly.runner"}
+    heavy = {"heartfly.config", "croniter", "aiohttp", "aiosqlite", "asyncio", "click", "http.client", "urllib.request"}
+    assert not imported & heavy
+    assert ("heartfly.runner" in imported) == (command[0] == "run")
+    assert len(hf.pings()) == (2 if command[0] == "run" else 1)
 
 
 # --- heartfly run ------------------------------------------------------------------------------

@@ -421,3 +421,12 @@ def test_heartflys_note_follows_the_output_on_a_line_of_its_own() -> None:
     outcome = RunOutcome(137, 1.0, b"partial", "timed out after 1s: sent SIGTERM")
     assert outcome.body() == b"partial\n[heartfly] timed out after 1s: sent SIGTERM\n"
     assert RunOutcome(0, 1.0, b"ok\n").body() == b"ok\n"
+
+
+def test_a_run_id_is_a_random_version_4_uuid() -> None:
+    import uuid
+
+    from heartfly.jobside import random_uuid
+
+    ids = {random_uuid() for _ in range(100)}
+    assert len(ids) == 100 and all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
