@@ -294,7 +294,7 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
         detail = _fail(check, new, ev, ended, now)
     else:  # progress and log pings are signs of life for the stall clock
         _activity(new, ev)
-    late = is_backdated(ev, now)
+    late = now - ev.at > BACKDATED  # is_backdated, inline: this runs for every ping
     fired: Deadline | None = None
     if late:
         new.held_at, new.hold_until = now, now + window
@@ -313,6 +313,8 @@ def receive(
     """An event as it arrives: first the deadlines that passed before it but have not fired (a
     back-dated event's can have, or one held for the reorder window, or any before a later item
     of a `batch`: catch_up); then the event itself. Each step's state follows from the one before."""
+    if not (batch or st.hold_until or now - ev.at > BACKDATED):  # nearly every ping: nothing to catch up
+        return [apply_event(check, st, ev, now, window)]
     steps: list[Step] = []
     deadline = next_deadline(check, st)
     if (
@@ -577,6 +579,8 @@ def _close_run(st: CheckState, run_id: str | None, at: float) -> float | None:
     if run_id is not None:
         run = st.runs.pop(run_id, None)
         return None if run is None else run.started_at
+    if not st.runs:
+        return None
     began = [rid for rid, run in st.runs.items() if run.started_at <= at]
     if not began:
         return None
@@ -593,7 +597,12 @@ def _fire_due(
     detail = ""
     for _ in range(8):  # each step moves the status forward; a handful always suffices
         deadline = next_deadline(check, st)
-        if deadline is None or (fire_time(st, deadline) > upto if held else deadline.at >= upto):
+        if deadline is None:
+            break
+        if held:  # fire_time, inline: this runs for every ping
+            if (st.hold_until if deadline.at <= st.held_at < st.hold_until else deadline.at) > upto:
+                break
+        elif deadline.at >= upto:
             break
         last = deadline
         kind, at = deadline.kind, deadline.at
