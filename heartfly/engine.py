@@ -8,9 +8,7 @@ resulting rows to the writer. Memory is the source of truth while running, SQLit
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-import heapq
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -20,11 +18,13 @@ from typing import NamedTuple
 import aiosqlite
 
 from heartfly import pipeline, queries, states, store
+from heartfly.changes import ChangeRows
 from heartfly.clock import Clock
 from heartfly.config import CheckConfig, Config
+from heartfly.deadlineheap import DeadlineHeap
 from heartfly.notify import outbox
 from heartfly.pingids import PingIds
-from heartfly.states import CheckState, Event, Flip, Kind
+from heartfly.states import CheckState, Event, Kind
 from heartfly.units import format_duration
 from heartfly.unstored import Unstored
 
@@ -83,14 +83,14 @@ class PingRecord(NamedTuple):
     uid: str | None = None  # the client's own id for this ping (pingids)
 
 
-class Engine:
+class Engine(ChangeRows):
     def __init__(self, config: Config, clock: Clock, writer: store.Writer) -> None:
         self.config = config
         self.clock = clock
         self.writer = writer
         self.checks: dict[str, Check] = {}
         self._keys: dict[str, tuple[Check, Kind | None]] = {}
-        self._heap: list[tuple[float, int, int]] = []
+        self._heap = DeadlineHeap(self._is_live)
         self._by_id: dict[int, Check] = {}
         self._wake = asyncio.Event()
         self._next_check_id = 1
@@ -517,96 +517,6 @@ class Engine:
         if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
             self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
 
-    def _changes(
-        self, check: Check, steps: Sequence[states.Step], old: CheckState, ping: store.PingRow | None = None
-    ) -> store.Write:
-        """The rows of several steps in a row (states.receive), committed together with the ping."""
-        writes = []
-        for i, step in enumerate(steps):
-            writes.append(self._change(check, step, old, ping if i == len(steps) - 1 else None))
-            old = step.state
-        return store.merge(writes)
-
-    def _change(
-        self, check: Check, step: states.Step, old: CheckState, ping: store.PingRow | None = None
-    ) -> store.Write:
-        """The rows of a change: checkpointed state, flip, finished runs and alerts, written together."""
-        flip = step.flip
-        runs = [
-            (check.id, r.run_id, r.started_at, r.ended_at, r.outcome, r.exit_status, r.detail,
-             json.dumps(r.members) if r.members else None)
-            for r in step.ended
-        ]  # fmt: skip
-        if flip is not None and self._folds(check, flip, old):
-            flip = dataclasses.replace(flip, detail=f"{flip.detail} (folded into the alert of upstream step"
-                                       f" {self._down_upstream(check)})" if flip.is_down else flip.detail)  # fmt: skip
-            check.state = dataclasses.replace(check.state, folded=True) if flip.is_down else check.state
-            fold = True
-        else:
-            fold = False
-        write = store.Write(ping=ping, state=self._row(check), runs=runs)
-        if flip is None:
-            return write
-        flip_id = None if flip.reminder else self._next_flip_id
-        if flip_id is not None:
-            self._next_flip_id += 1
-            write.flip = self._flip_row(check, flip, flip_id)
-        else:
-            log.info("check %s: still %s, reminding", check.name, flip.new.value)
-        if fold:
-            return write
-        facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id)
-        if self._edges and (check.name in self._edges or check.name in self._steps):
-            facts["pipeline"] = pipeline.chain(
-                check.name, self._edges, {k: [n for n, _ in v] for k, v in self._steps.items()}
-            )
-            facts["step"] = check.name
-        config = self.config
-        rows = outbox.rows_for(
-            check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id
-        )
-        if rows:
-            self._next_outbox_id += len(rows)
-            write.outbox = rows
-            write.on_commit = self.on_alerts
-        return write
-
-    def _folds(self, check: Check, flip: Flip, old: CheckState) -> bool:
-        """A step's missed-type alerts (and their reminders and recovery) fold into a down upstream's."""
-        if flip.is_recovery or flip.reminder:
-            return old.folded
-        missed = flip.reason in (states.Reason.MISSED, states.Reason.STEP_MISSED)
-        return flip.is_down and missed and self._down_upstream(check) is not None
-
-    def _down_upstream(self, check: Check) -> str | None:
-        return pipeline.down_upstream(check.name, self._edges, self._is_down)
-
-    def _is_down(self, name: str) -> bool:
-        check = self.checks.get(name)
-        return check is not None and check.state.status is states.Status.DOWN
-
-    def _flip_row(self, check: Check, flip: Flip, flip_id: int) -> store.FlipRow:
-        reason = f" ({flip.reason.value})" if flip.reason else ""
-        if flip.learned_at is not None:
-            late = f", learned {format_duration(flip.learned_at - flip.at)} after it happened"
-        elif flip.deadline is not None:
-            late = f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
-        else:
-            late = ""
-        detail = f": {flip.detail}" if flip.detail else ""
-        log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
-        return (
-            flip_id,
-            check.id,
-            flip.at,
-            flip.old.value,
-            flip.new.value,
-            flip.reason.value if flip.reason else None,
-            flip.deadline,
-            flip.detail,
-            flip.learned_at,
-        )
-
     # ---- deadlines ------------------------------------------------------------------------
 
     def _schedule(self, check: Check) -> None:
@@ -630,34 +540,23 @@ class Engine:
     def _push(self, check: Check, at: float) -> None:
         check.seq += 1
         check.heap_at = at
-        if not self._heap or at < self._heap[0][0]:
+        if self._heap.push(at, check.seq, check.id):
             self._wake.set()
-        heapq.heappush(self._heap, (at, check.seq, check.id))
         if len(self._heap) > 2 * len(self.checks) + 1024:
-            self._compact()
-
-    def _compact(self) -> None:
-        live = [e for e in self._heap if self._is_live(e)]
-        heapq.heapify(live)
-        self._heap = live
+            self._heap.compact()
 
     def _is_live(self, entry: tuple[float, int, int]) -> bool:
         check = self._by_id.get(entry[2])
         return check is not None and check.seq == entry[1] and self.checks.get(check.name) is check
 
     def next_wakeup(self) -> float | None:
-        while self._heap and not self._is_live(self._heap[0]):
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+        return self._heap.earliest()
 
     def fire_due(self, now: float) -> int:
         """Apply every deadline at or before `now`; returns how many checks changed status."""
         changed = 0
-        while self._heap and self._heap[0][0] <= now:
-            entry = heapq.heappop(self._heap)
-            if not self._is_live(entry):
-                continue
-            check = self._by_id[entry[2]]
+        for check_id in self._heap.pop_due(now):
+            check = self._by_id[check_id]
             check.heap_at = None
             old = check.state
             try:
