@@ -211,28 +211,25 @@ def parse_fields(data: dict[str, Any], query: Details, now: float, max_age: floa
     return Details(at, run_id, metrics or None, message, kind, exit_status, member, uid)
 
 
-def _uid(raw: Any) -> str | None:
+def _token(raw: Any, pattern: re.Pattern[str], rule: str) -> str | None:
+    """An optional client-made identifier: absent or empty is None, else it must match `pattern`."""
     if raw is None or raw == "":
         return None
-    if not isinstance(raw, str) or not PING_ID_RE.fullmatch(raw):
-        raise PingError("ping_id must be 8 to 64 letters, digits or '_', '.', ':', '-'")
+    if not isinstance(raw, str) or not pattern.fullmatch(raw):
+        raise PingError(rule)
     return raw
+
+
+def _uid(raw: Any) -> str | None:
+    return _token(raw, PING_ID_RE, "ping_id must be 8 to 64 letters, digits or '_', '.', ':', '-'")
 
 
 def _run_id(raw: Any) -> str | None:
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str) or not RUN_ID_RE.fullmatch(raw):
-        raise PingError("rid must be 1 to 128 printable ASCII characters without spaces")
-    return raw
+    return _token(raw, RUN_ID_RE, "rid must be 1 to 128 printable ASCII characters without spaces")
 
 
 def _member(raw: Any) -> str | None:
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str) or not RUN_ID_RE.fullmatch(raw):
-        raise PingError("member must be 1 to 128 printable ASCII characters without spaces")
-    return raw
+    return _token(raw, RUN_ID_RE, "member must be 1 to 128 printable ASCII characters without spaces")
 
 
 def _add_metric(metrics: dict[str, float], name: str, value: Any, label: str) -> None:
