@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from heartfly.config import Config
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
+from tests.webutil import login
 
 KEY = new_key()
 FAIL_KEY = new_key()
@@ -184,3 +185,15 @@ async def test_ping_ids_are_remembered_across_a_restart(config: Config, aiohttp_
 async def test_a_malformed_ping_id_is_a_clear_400(client: Client) -> None:
     answer = await client.get(f"/ping/{KEY}?ping_id=no spaces allowed")
     assert answer.status == 400 and "ping_id must be 8 to 64" in await answer.text()
+
+
+async def test_the_check_page_lists_replayed_pings_by_their_time_with_their_arrival_beside(
+    client: Client, config: Config
+) -> None:
+    assert (await client.get(f"/ping/{KEY}?ping_id=live-ping-0001")).status == 200
+    assert (await post_batch(client, night(time.time() - 86400))).status == 200
+    await login(client, config)
+    page = await (await client.get("/checks/backup")).text()
+    pings = page[page.index('id="pings"') :]
+    assert pings.count("received ") == 2  # the two replayed pings show when they arrived
+    assert pings.index("dumped 3 GB") > pings.index("k-success")  # the live success is listed first (newest)
