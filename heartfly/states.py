@@ -131,7 +131,7 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
     ended: list[RunEnd] = []
     detail = ""
     if ev.kind is Kind.START:
-        _start(check, new, ev, now)
+        _start(check, new, ev, now, ended, window)
     elif ev.kind is Kind.SUCCESS:
         detail = _success(check, new, ev, ended, now)
     elif ev.kind is Kind.FAIL:
@@ -268,7 +268,7 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
     return new
 
 
-def _start(check: CheckConfig, st: CheckState, ev: Event, now: float) -> None:
+def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: list[RunEnd], window: float) -> None:
     rid = ev.run_id or IMPLICIT_RUN
     open_run = st.runs.get(rid)
     if check.expect is not None and (open_run is not None or rid in st.closed_runs):
@@ -280,6 +280,13 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float) -> None:
         # Older than the newest end (it arrived after it): its run is over, whatever closed it.
         # Opening it now would leave a run that never ends, and an overrun that never happened.
         st.last_start_at = max(st.last_start_at or ev.at, ev.at)
+        orphan = st.orphan_end
+        if orphan is not None and ev.at <= orphan[0] and now - orphan[1] <= window:
+            # It raced its own end and lost: the run is recorded, as if they had come in order.
+            # Its verdict stands as the end gave it (no min_runtime or assertion on it afterwards).
+            st.orphan_end = None
+            st.last_duration = orphan[0] - ev.at
+            ended.append(RunEnd(None, ev.at, orphan[0], orphan[2], orphan[3]))
         return
     st.runs[rid] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
@@ -329,6 +336,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     if started is not None:
         outcome = reason.value if reason else "success"
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members))
+    _note_orphan(st, ev, now, started, reason.value if reason else "success")
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     if _stale(st, ev, now):
@@ -376,9 +384,20 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), "fail", ev.exit_status, detail))
+    _note_orphan(st, ev, now, started, "fail")
     if _stale(st, ev, now):
         return detail
     return _failure(check, st, Reason.FAILED, ev.at, now, detail)
+
+
+def _note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: str) -> None:
+    """Remember the newest end without a run id that closed no run (see CheckState.orphan_end)."""
+    if st.last_end_at is not None and ev.at < st.last_end_at:
+        return  # not the newest end
+    if started is None and ev.run_id is None:
+        st.orphan_end = (ev.at, now, outcome, ev.exit_status)
+    else:
+        st.orphan_end = None
 
 
 def _stale(st: CheckState, ev: Event, now: float) -> bool:

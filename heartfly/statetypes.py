@@ -101,6 +101,10 @@ class CheckState:
     last_members: tuple[str, ...] = ()  # fan-in: who reported in the last complete run
     last_end_at: float | None = None  # the newest success or failure: an older one (spooled) never flips
     closed_runs: tuple[str, ...] = ()  # fan-in: recently finished run ids (complete, incomplete or failed)
+    # The newest end that closed no run and carried no run id: (its time, its arrival, outcome,
+    # exit status). A start that raced it and lost (older, arriving within the reorder window) is
+    # paired with it: the run is recorded with its duration.
+    orphan_end: tuple[float, float, str, int | None] | None = None
     # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
     held_at: float = 0.0
     hold_until: float = 0.0
@@ -131,6 +135,9 @@ class CheckState:
         }
         st.last_members = tuple(st.last_members)
         st.closed_runs = tuple(st.closed_runs)
+        if st.orphan_end is not None:
+            at, arrived, outcome, exit_status = st.orphan_end
+            st.orphan_end = (at, arrived, outcome, exit_status)
         return st
 
     def copy(self) -> CheckState:
@@ -140,7 +147,7 @@ class CheckState:
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members, self.last_end_at,
-            self.closed_runs, self.held_at, self.hold_until,
+            self.closed_runs, self.orphan_end, self.held_at, self.hold_until,
         )  # fmt: skip
 
 

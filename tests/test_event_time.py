@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from heartfly.config import CheckConfig
 from heartfly.states import (
     REORDER_WINDOW,
@@ -253,3 +255,18 @@ def test_a_live_end_after_a_held_overrun_still_finds_the_run_overran() -> None:
     (down,) = log.downs
     assert (down.reason, down.at) == (Reason.OVERRUN, NOW - HOUR)
     assert [r.outcome for r in log.runs] == ["overrun"] and log.flips[-1].is_recovery
+
+
+def test_a_start_that_raced_its_own_end_and_lost_is_paired_with_it_within_the_window() -> None:
+    log = job(every=HOUR, max_runtime=10 * MINUTE)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 0.2))  # the end overtook its start (two curls racing)
+    log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3))
+    assert [(r.outcome, r.duration) for r in log.runs] == [("success", pytest.approx(2.8))]
+    assert not log.st.runs and log.st.last_duration == pytest.approx(2.8) and log.st.status is Status.UP
+
+
+def test_a_start_older_than_an_end_it_arrives_long_after_is_not_paired() -> None:
+    log = job(every=HOUR, max_runtime=10 * MINUTE)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW))
+    log.arrive(NOW + REORDER_WINDOW + 1, ev(Kind.START, NOW - 60))
+    assert log.runs == [] and not log.st.runs
