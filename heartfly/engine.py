@@ -350,12 +350,16 @@ class Engine(ChangeRows):
         if self.writer.failing:
             return self.writer.refused(), []
         now = self.clock.now()
-        seen = [p.uid is not None and self.ping_ids.seen(p.uid) is not False for p in pings]
-        fresh = [p for p, dup in zip(pings, seen, strict=True) if not dup]
-        uids = list(dict.fromkeys(p.uid for p in fresh if p.uid is not None))
-        if len(uids) < sum(p.uid is not None for p in fresh):  # the same id twice within the batch
-            first: dict[str, PingRecord] = {}
-            fresh = [p for p in fresh if p.uid is None or first.setdefault(p.uid, p) is p]
+        seen: list[bool] = []  # per ping: a copy of one taken before, or earlier in this batch
+        fresh: list[PingRecord] = []
+        uids: list[str] = []
+        for ping in pings:
+            duplicate = ping.uid is not None and (ping.uid in uids or self.ping_ids.seen(ping.uid) is not False)
+            seen.append(duplicate)
+            if not duplicate:
+                fresh.append(ping)
+                if ping.uid is not None:
+                    uids.append(ping.uid)
         old, old_ping_id = check.state, check.ping_id
         writes: list[store.Write] = []
         armed: list[tuple[Check, CheckState, CheckState]] = []

@@ -197,3 +197,10 @@ async def test_the_check_page_lists_replayed_pings_by_their_time_with_their_arri
     pings = page[page.index('id="pings"') :]
     assert pings.count("received ") == 2  # the two replayed pings show when they arrived
     assert pings.index("dumped 3 GB") > pings.index("k-success")  # the live success is listed first (newest)
+
+
+async def test_the_same_ping_id_twice_in_one_batch_counts_once(client: Client, config: Config) -> None:
+    ping = {"status": "log", "ts": time.time() - 30, "ping_id": "twice-in-one-batch"}
+    answer = await post_batch(client, [ping, ping])
+    assert (await answer.json())["results"] == [{"status": "ok"}, {"status": "duplicate"}]
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(1,)]
