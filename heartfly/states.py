@@ -143,6 +143,8 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
     if late:
         new.held_at, new.hold_until = now, now + window
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
+        if new.hold_until and now >= new.hold_until:  # a hold that is over: live pings skip the catch-up again
+            new.held_at = new.hold_until = 0.0
         fired, timer_detail = _fire_due(check, new, now, now, ended, held=True)
         detail = timer_detail or detail
     flip = _flip(st, new, now, fired, detail)

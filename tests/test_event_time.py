@@ -271,3 +271,11 @@ def test_a_start_older_than_an_end_it_arrives_long_after_is_not_paired() -> None
     log.arrive(NOW, ev(Kind.SUCCESS, NOW))
     log.arrive(NOW + REORDER_WINDOW + 1, ev(Kind.START, NOW - 60))
     assert log.runs == [] and not log.st.runs
+
+
+def test_a_hold_that_is_over_is_cleared_by_the_next_live_ping() -> None:
+    log = job(every=HOUR)
+    log.arrive(NOW, ev(Kind.LOG, NOW - 60))
+    assert log.st.hold_until == NOW + REORDER_WINDOW
+    log.arrive(NOW + 10, ev(Kind.SUCCESS, NOW + 10))
+    assert (log.st.held_at, log.st.hold_until) == (0.0, 0.0)
