@@ -275,9 +275,12 @@ async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | 
 
 
 def _page(table: str, columns: str, time: str) -> str:
+    """A cursor whose item is gone (pruned) pages by id, as before event-time order."""
     return (
-        f"SELECT {columns} FROM {table} WHERE check_id = ?1 AND (?2 IS NULL OR ({time}, id) <"  # noqa: S608 - names only
-        f" (SELECT {time}, id FROM {table} WHERE id = ?2)) ORDER BY {time} DESC, id DESC LIMIT ?3"
+        f"SELECT {columns} FROM {table} WHERE check_id = ?1 AND (?2 IS NULL"  # noqa: S608 - names only
+        f" OR ({time}, id) < (SELECT {time}, id FROM {table} WHERE id = ?2)"
+        f" OR (id < ?2 AND NOT EXISTS (SELECT 1 FROM {table} WHERE id = ?2)))"
+        f" ORDER BY {time} DESC, id DESC LIMIT ?3"
     )
 
 

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from heartfly.config import Config
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
-from tests.webutil import login
+from tests.webutil import bearer, login
 
 KEY = new_key()
 FAIL_KEY = new_key()
@@ -204,3 +204,17 @@ async def test_the_same_ping_id_twice_in_one_batch_counts_once(client: Client, c
     answer = await post_batch(client, [ping, ping])
     assert (await answer.json())["results"] == [{"status": "ok"}, {"status": "duplicate"}]
     assert rows(config, "SELECT COUNT(*) FROM pings") == [(1,)]
+
+
+async def test_pages_follow_event_time_and_a_pruned_cursor_still_pages(client: Client, config: Config) -> None:
+    token = bearer(config)
+    base = time.time() - 3600
+    for n in (3, 1, 2, 0):  # sent out of order, one at a time
+        assert (await client.get(f"/ping/{KEY}/log?ts={base + n * 60}")).status == 200
+    page = await (await client.get("/api/v1/checks/backup/pings?limit=2", headers=token)).json()
+    assert [p["id"] for p in page] == [1, 3]  # ts +180, +120
+    cursor = page[-1]["id"]
+    rest = await (await client.get(f"/api/v1/checks/backup/pings?limit=2&before={cursor}", headers=token)).json()
+    assert [p["id"] for p in rest] == [2, 4]  # ts +60, +0
+    gone = await (await client.get("/api/v1/checks/backup/pings?before=99", headers=token)).json()
+    assert len(gone) == 4  # a cursor whose ping is gone pages by id
