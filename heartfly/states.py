@@ -131,7 +131,7 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
     ended: list[RunEnd] = []
     detail = ""
     if ev.kind is Kind.START:
-        _start(check, new, ev, now, ended, window)
+        detail = _start(check, new, ev, now, ended, window)
     elif ev.kind is Kind.SUCCESS:
         detail = _success(check, new, ev, ended, now)
     elif ev.kind is Kind.FAIL:
@@ -270,26 +270,35 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
     return new
 
 
-def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: list[RunEnd], window: float) -> None:
+def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: list[RunEnd], window: float) -> str:
+    """Open a run (its detail: "" but for a start that completes a raced run, below)."""
     rid = ev.run_id or IMPLICIT_RUN
     open_run = st.runs.get(rid)
     if check.expect is not None and (open_run is not None or rid in st.closed_runs):
         # A fan-in worker starting within its batch: the batch keeps its count and its clock.
         if open_run is not None and ev.at > open_run.active_at:
             st.runs[rid] = open_run._replace(active_at=ev.at)
-        return
+        return ""
     if rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at:
         # Older than the newest end (it arrived after it): its run is over, whatever closed it.
         # Opening it now would leave a run that never ends, and an overrun that never happened.
         st.last_start_at = max(st.last_start_at or ev.at, ev.at)
         orphan = st.orphan_end
-        if orphan is not None and ev.at <= orphan[0] and now - orphan[1] <= window:
-            # It raced its own end and lost: the run is recorded, as if they had come in order.
-            # Its verdict stands as the end gave it (no min_runtime or assertion on it afterwards).
-            st.orphan_end = None
-            st.last_duration = orphan[0] - ev.at
-            ended.append(RunEnd(None, ev.at, orphan[0], orphan[2], orphan[3]))
-        return
+        if orphan is None or ev.at > orphan[0] or now - orphan[1] > window:
+            return ""
+        # It raced its own end and lost: the run is recorded and judged as if they had come in
+        # order (min_runtime; an assertion needs the end's metrics, which are not kept for this).
+        end_at, _, outcome, exit_status = orphan
+        duration = end_at - ev.at
+        st.orphan_end = None
+        st.last_duration = duration
+        detail = ""
+        if outcome == "success" and check.min_runtime is not None and duration < check.min_runtime:
+            outcome, detail = Reason.TOO_FAST.value, _too_fast(duration, check.min_runtime)
+            if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
+                detail = _failure(check, st, Reason.TOO_FAST, end_at, now, detail)
+        ended.append(RunEnd(None, ev.at, end_at, outcome, exit_status, detail))
+        return detail
     st.runs[rid] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
         del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
@@ -299,6 +308,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         _move_anchor(check, st, ev.at)
     if st.status in (Status.NEW, Status.UP, Status.LATE):
         _set_status(st, Status.RUNNING, None, ev.at, now)
+    return ""
 
 
 def _activity(st: CheckState, ev: Event) -> None:
@@ -329,9 +339,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     reason: Reason | None = None
     if check.min_runtime is not None and duration is not None and duration < check.min_runtime:
         reason = Reason.TOO_FAST
-        broken = (
-            f"finished after {format_duration(duration)}, sooner than min_runtime {format_duration(check.min_runtime)}"
-        )
+        broken = _too_fast(duration, check.min_runtime)
     else:
         broken = first_broken(check.assertions, ev.metrics, duration) or ""
         reason = Reason.ASSERTION if broken else None
@@ -350,6 +358,10 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     if st.status is not Status.PAUSED:
         _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at, now)
     return ""
+
+
+def _too_fast(duration: float, limit: float) -> str:
+    return f"finished after {format_duration(duration)}, sooner than min_runtime {format_duration(limit)}"
 
 
 def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:

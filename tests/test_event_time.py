@@ -279,3 +279,13 @@ def test_a_hold_that_is_over_is_cleared_by_the_next_live_ping() -> None:
     assert log.st.hold_until == NOW + REORDER_WINDOW
     log.arrive(NOW + 10, ev(Kind.SUCCESS, NOW + 10))
     assert (log.st.held_at, log.st.hold_until) == (0.0, 0.0)
+
+
+def test_a_raced_start_that_shows_the_run_was_too_fast_takes_the_check_down_as_in_event_order() -> None:
+    log = job(every=HOUR, min_runtime=60)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 0.2))  # the end overtook its start
+    assert log.st.status is Status.UP
+    log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3))
+    (down,) = log.downs
+    assert (down.reason, down.at) == (Reason.TOO_FAST, NOW - 0.2)
+    assert down.detail.startswith("finished after 2s") and [r.outcome for r in log.runs] == ["too_fast"]
