@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import urllib.parse
+from collections.abc import Mapping
 from typing import NamedTuple
 
 MAX_HEAD = 64 * 1024
@@ -32,7 +33,7 @@ class BadAnswer(OSError):
     """The server's answer is not HTTP/1.x: treated like a broken connection."""
 
 
-def handles(url: str, env: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+def handles(url: str, env: Mapping[str, str] = os.environ) -> bool:
     """Whether this module can send to `url` (else urllib must: a proxy, or user:password@)."""
     if any(env.get(name) or env.get(name.upper()) for name in PROXY_VARIABLES):
         return False

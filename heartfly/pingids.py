@@ -26,9 +26,6 @@ class PingIds:
         # dicts keep insertion order and received times only grow.
         self._ids: dict[str, tuple[float, asyncio.Future[None] | None]] = {}
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def seen(self, uid: str) -> asyncio.Future[None] | bool:
         """False for a new id; for a known one, the first copy's commit if it is still pending,
         else True."""
@@ -46,14 +43,11 @@ class PingIds:
         """Its ping was refused (503): a resend must be taken."""
         self._ids.pop(uid, None)
 
-    def prune(self, now: float) -> int:
-        """Forget ids older than keep_for; returns how many went."""
+    def prune(self, now: float) -> None:
+        """Forget ids older than keep_for."""
         cutoff = now - self.keep_for
-        gone = 0
         while self._ids:
             uid, (at, _) = next(iter(self._ids.items()))
             if at >= cutoff:
                 break
             del self._ids[uid]
-            gone += 1
-        return gone

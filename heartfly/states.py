@@ -138,7 +138,7 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
         detail = _fail(check, new, ev, ended, now)
     else:  # progress and log pings are signs of life for the stall clock
         _activity(new, ev)
-    late = now - ev.at > BACKDATED  # is_backdated, inline: this runs for every ping
+    late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
     if late:
         new.held_at, new.hold_until = now, now + window
@@ -159,24 +159,17 @@ def receive(
     """An event as it arrives: first the deadlines that passed before it but have not fired (a
     back-dated event's can have, or one held for the reorder window, or any before a later item
     of a `batch`: catch_up); then the event itself. Each step's state follows from the one before."""
-    if not (batch or st.hold_until or now - ev.at > BACKDATED):  # nearly every ping: nothing to catch up
+    late = now - ev.at > BACKDATED
+    if not (batch or st.hold_until or late):  # nearly every ping: nothing to catch up
         return [apply_event(check, st, ev, now, window)]
     steps: list[Step] = []
     deadline = next_deadline(check, st)
-    if (
-        deadline is not None
-        and deadline.at < ev.at
-        and (batch or is_backdated(ev, now) or fire_time(st, deadline) > deadline.at)
-    ):
+    if deadline is not None and deadline.at < ev.at and (batch or late or fire_time(st, deadline) > deadline.at):
         caught = catch_up(check, st, ev.at, now)
         st = caught.state
         steps.append(caught)
     steps.append(apply_event(check, st, ev, now, window))
     return steps
-
-
-def is_backdated(ev: Event, now: float) -> bool:
-    return now - ev.at > BACKDATED
 
 
 def _reported_late(ev: Event, now: float) -> str:

@@ -351,8 +351,12 @@ class Writer:
 
     def _commit(self, writes: list[Write]) -> None:
         """Runs in the writer thread."""
-        pings = [p for w in writes for p in ((w.ping, *w.pings) if w.pings else (w.ping,)) if p is not None]
-        flips = [f for w in writes for f in ((w.flip, *w.flips) if w.flips else (w.flip,)) if f is not None]
+        pings = [w.ping for w in writes if w.ping is not None]  # one per write, nearly always
+        flips = [w.flip for w in writes if w.flip is not None]
+        for w in writes:
+            if w.pings or w.flips:  # a merged batch (rows carry their ids: order does not matter)
+                pings += w.pings
+                flips += w.flips
         states: dict[int, StateRow] = {}
         statements: list[tuple[str, tuple[Any, ...]]] = []
         for w in writes:

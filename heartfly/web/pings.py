@@ -8,7 +8,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from heartfly.engine import Check, PingRecord
+from heartfly.engine import Check, Engine, PingRecord
 from heartfly.pingparse import (
     Details,
     PingError,
@@ -129,17 +129,22 @@ async def heartbeat(request: web.Request) -> web.Response:
             return _text(400, str(exc))
         # A start or fail key records its event whatever the body; the body is the message then.
         message = raw.decode("utf-8", "replace")
-    encoded = message.encode("utf-8")
-    truncated = too_long or len(encoded) > server.body_limit
-    if len(encoded) > server.body_limit:
-        message = encoded[: server.body_limit].decode("utf-8", "ignore")
+    message, clipped = _clipped(message, server.body_limit)
+    truncated = too_long or clipped
     target = Target(key=key, name=None, kind=details.kind or Kind.SUCCESS)
     return await _record(request, target, details, message, truncated)
 
 
-def _lookup(request: web.Request, target: Target) -> tuple[Check | None, Kind | None]:
+def _clipped(message: str, limit: int) -> tuple[str, bool]:
+    """A message within `limit` UTF-8 bytes (cut at a character), and whether it was cut."""
+    encoded = message.encode("utf-8")
+    if len(encoded) <= limit:
+        return message, False
+    return encoded[:limit].decode("utf-8", "ignore"), True
+
+
+def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
     """The check a ping addresses, and the event its key forces (a start_key's or fail_key's)."""
-    engine = request.app[RUNTIME].engine
     if target.key is not None:
         found = engine.lookup_key(target.key)
         return found if found is not None else (None, None)
@@ -148,12 +153,18 @@ def _lookup(request: web.Request, target: Target) -> tuple[Check | None, Kind | 
 
 
 def _ping_record(
-    request: web.Request, kind: Kind, details: Details, exit_status: int | None, body: str, truncated: bool
+    request: web.Request,
+    received_at: float,
+    kind: Kind,
+    details: Details,
+    exit_status: int | None,
+    body: str,
+    truncated: bool,
 ) -> PingRecord:
     event = Event(kind, details.at, details.run_id, exit_status, details.metrics, details.member)
     return PingRecord(
         event=event,
-        received_at=request.app[RUNTIME].clock.now(),
+        received_at=received_at,
         body=body,
         truncated=truncated,
         metrics=details.metrics,
@@ -165,13 +176,14 @@ def _ping_record(
 
 
 async def _record(request: web.Request, target: Target, details: Details, body: str, truncated: bool) -> web.Response:
-    engine = request.app[RUNTIME].engine
-    check, forced = _lookup(request, target)
+    rt = request.app[RUNTIME]
+    engine = rt.engine
+    check, forced = _lookup(engine, target)
     if check is None:
         request.app[PING_COUNTS]["not_found"] += 1
         return _text(404, NOT_FOUND)
     exit_status = target.exit_status if target.exit_status is not None else details.exit_status
-    record = _ping_record(request, forced or target.kind, details, exit_status, body, truncated)
+    record = _ping_record(request, rt.clock.now(), forced or target.kind, details, exit_status, body, truncated)
     event = record.event
     try:
         await engine.record(check, record)
@@ -206,23 +218,17 @@ async def batch(request: web.Request, target: Target) -> web.Response:
         first, why = errors[0]
         error = f"ping {first} of the batch: {why}; nothing was stored"
         return web.json_response({"error": error, "results": results}, status=400)
-    check, forced = _lookup(request, target)
+    check, forced = _lookup(rt.engine, target)
     if check is None:
         request.app[PING_COUNTS]["not_found"] += 1
         return _text(404, NOT_FOUND)
     records = []
+    now = rt.clock.now()
     for details in items:
         assert not isinstance(details, PingError)
-        message = details.message or ""
-        encoded = message.encode("utf-8")
-        truncated = len(encoded) > server.body_limit
-        if truncated:
-            message = encoded[: server.body_limit].decode("utf-8", "ignore")
-        records.append(
-            _ping_record(
-                request, forced or details.kind or Kind.SUCCESS, details, details.exit_status, message, truncated
-            )
-        )
+        message, truncated = _clipped(details.message or "", server.body_limit)
+        kind = forced or details.kind or Kind.SUCCESS
+        records.append(_ping_record(request, now, kind, details, details.exit_status, message, truncated))
     committed, duplicates = rt.engine.record_batch(check, records)
     try:
         await committed
