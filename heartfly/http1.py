@@ -15,18 +15,27 @@ from __future__ import annotations
 import os
 import socket
 import urllib.parse
+from collections import namedtuple
 from collections.abc import Mapping
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # typing costs a cron tick ~5 ms; mypy reads this name as True
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
 MAX_HEAD = 64 * 1024
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 
-class Response(NamedTuple):
-    status: int
-    reason: str
-    headers: dict[str, str]  # names in lower case
-    body: bytes
+if TYPE_CHECKING:
+
+    class Response(NamedTuple):
+        status: int
+        reason: str
+        headers: dict[str, str]  # names in lower case
+        body: bytes
+
+else:
+    Response = namedtuple("Response", "status reason headers body")
 
 
 class BadAnswer(OSError):
@@ -53,7 +62,9 @@ def post(
     head = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close", f"Content-Length: {len(body)}"]
     head += [f"{name}: {value}" for name, value in headers.items()]
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
-    sock = socket.create_connection((host, port), timeout=connect_timeout)
+    # An ASCII name as bytes: given str, getaddrinfo imports the idna codec (~5 ms a cron tick).
+    name = host.encode("ascii") if host.isascii() else host.encode("idna")
+    sock = socket.create_connection((name, port), timeout=connect_timeout)  # type: ignore[arg-type]
     try:
         if https:
             import ssl

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from pathlib import Path
-from typing import Any, NoReturn
 
 from heartfly import jobside
+
+TYPE_CHECKING = False  # typing costs a cron tick ~5 ms; mypy reads this name as True
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 COMMON = {"-c": "config_path", "--config": "config_path", "--spool": "spool_dir", "--retries": "retries",
           "--ping-budget": "ping_budget"}  # fmt: skip
@@ -85,9 +87,12 @@ def _with_env(kwargs: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     for name, var in ENV.items():
         if name not in kwargs and env.get(var):
             kwargs[name] = env[var]
-    for name in ("config_path", "spool_dir"):
-        if name in kwargs:
-            kwargs[name] = Path(kwargs[name])
+    if "config_path" in kwargs or "spool_dir" in kwargs:
+        from pathlib import Path  # not on a plain tick: ~10 ms
+
+        for name in ("config_path", "spool_dir"):
+            if name in kwargs:
+                kwargs[name] = Path(kwargs[name])
     return kwargs
 
 

@@ -10,7 +10,6 @@ was lost and that is sent again counts once. Standard library only.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import enum
 import fcntl
@@ -19,29 +18,34 @@ import os
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 
 from heartfly.client import Answer, Outcome, Ping, Transport, within
+
+# Every cron tick looks at the spool: pathlib (~10 ms) only once there is something in it.
+TYPE_CHECKING = False  # mypy reads this name as True
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 BATCH_PINGS = 500  # pings per batch request (the server takes up to 1,000 in 1 MiB)
 BATCH_BYTES = 768 * 1024
 JSON = "application/json"
 
-Item = tuple[Path, Ping, bool]  # a spooled ping, its file, and whether to send its time
+Item = tuple["Path", Ping, bool]  # a spooled ping, its file, and whether to send its time
 LOCK_WAIT = 10.0  # another process replaying longer than this: leave the spool to it
 SUFFIX = ".ping"
 
 Warn = Callable[[str], None]
 
 
-def default_folder(env: Mapping[str, str]) -> Path:
+def default_folder(env: Mapping[str, str]) -> str:
     """$HEARTFLY_SPOOL, else $XDG_STATE_HOME/heartfly/spool, else ~/.local/state/heartfly/spool."""
     if env.get("HEARTFLY_SPOOL"):
-        return Path(env["HEARTFLY_SPOOL"])
+        return env["HEARTFLY_SPOOL"]
     state = env.get("XDG_STATE_HOME", "")
-    base = Path(state) if os.path.isabs(state) else Path(env.get("HOME") or Path.home()) / ".local" / "state"
-    return base / "heartfly" / "spool"
+    home = env.get("HOME") or os.path.expanduser("~")
+    base = state if os.path.isabs(state) else os.path.join(home, ".local", "state")
+    return os.path.join(base, "heartfly", "spool")
 
 
 def origin(url: str) -> str:
@@ -51,22 +55,34 @@ def origin(url: str) -> str:
 
 
 class Spool:
-    def __init__(self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, lock_wait: float = LOCK_WAIT) -> None:
-        self.folder = folder
+    def __init__(
+        self, folder: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, lock_wait: float = LOCK_WAIT
+    ) -> None:
+        self.where = os.fspath(folder)
         self.max_bytes = max_bytes
         self.lock_wait = lock_wait
         self._seq = 0
 
+    @property
+    def folder(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.where)
+
     def pending(self) -> list[Path]:
         """Spooled pings, oldest first; none when the folder is missing or unreadable."""
         try:
-            names = [e.name for e in os.scandir(self.folder) if e.name.endswith(SUFFIX) and e.name[0] != "."]
+            names = [e.name for e in os.scandir(self.where) if e.name.endswith(SUFFIX) and e.name[0] != "."]
         except OSError:
+            return []
+        if not names:
             return []
         return [self.folder / n for n in sorted(names)]
 
     def put(self, ping: Ping) -> list[str]:
         """Writes the ping; raises OSError. Returns what had to be dropped to stay under max_bytes."""
+        import base64
+
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._seq += 1
         name = f"{round(ping.at * 1e6):020d}-{os.getpid()}-{self._seq}{SUFFIX}"
@@ -111,6 +127,8 @@ class Spool:
     @staticmethod
     def load(path: Path) -> Ping:
         """A spooled ping; ValueError or OSError when the file is not one."""
+        import base64
+
         record = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(record, dict) or record.get("v") != 1:
             raise ValueError("not a heartfly spool record")
@@ -129,7 +147,7 @@ class Spool:
         """Holds the spool's lock while the block runs; yields False when it could not get it within
         `wait` seconds (default lock_wait)."""
         try:
-            fd = os.open(self.folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+            fd = os.open(os.path.join(self.where, ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
         except OSError:
             yield False
             return

@@ -157,10 +157,11 @@ def test_flags_metrics_and_run_ids_are_checked_before_anything_is_sent() -> None
 
 
 def test_the_spool_lives_in_the_users_state_directory_unless_told_otherwise() -> None:
-    assert default_folder({"HOME": "/home/u"}) == Path("/home/u/.local/state/heartfly/spool")
-    assert default_folder({"HOME": "/home/u", "XDG_STATE_HOME": "/st"}) == Path("/st/heartfly/spool")
-    assert default_folder({"HOME": "/home/u", "XDG_STATE_HOME": "rel"}) == Path("/home/u/.local/state/heartfly/spool")
-    assert default_folder({"HEARTFLY_SPOOL": "/var/spool/hf"}) == Path("/var/spool/hf")
+    assert Path(default_folder({"HOME": "/home/u"})) == Path("/home/u/.local/state/heartfly/spool")
+    assert Path(default_folder({"HOME": "/home/u", "XDG_STATE_HOME": "/st"})) == Path("/st/heartfly/spool")
+    relative = {"HOME": "/home/u", "XDG_STATE_HOME": "rel"}
+    assert Path(default_folder(relative)) == Path("/home/u/.local/state/heartfly/spool")
+    assert Path(default_folder({"HEARTFLY_SPOOL": "/var/spool/hf"})) == Path("/var/spool/hf")
 
 
 # --- one delivery ------------------------------------------------------------------------------
