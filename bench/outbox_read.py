@@ -27,7 +27,8 @@ from typing import Any
 
 import aiosqlite
 
-from heartfly import queries, store
+from heartfly.store import queries
+from heartfly.store import sqlite as store
 
 NOW = 1_780_000_000.0
 CHANNELS = ("email", "hook", "chat")

@@ -52,7 +52,7 @@ from benchlib import (
 )
 from ping_throughput import LoadResult, run_wrk, write_lua
 
-from heartfly.engine import CHECKPOINT_AFTER
+from heartfly.server.engine import CHECKPOINT_AFTER
 
 
 async def prime(base: str, keys: list[str]) -> None:

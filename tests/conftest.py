@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from heartfly.config import CheckConfig, Config, load_config
+from heartfly.core.config import CheckConfig, Config, load_config
 
 ConfigWriter = Callable[..., Config]
 

@@ -25,9 +25,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
 
-from heartfly import queries, states, store
-from heartfly.config import Config
+from heartfly.core import states
+from heartfly.core.config import Config
 from heartfly.notify import outbox
+from heartfly.store import queries
+from heartfly.store import sqlite as store
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.test_alerts import (

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
-from heartfly import states
-from heartfly.config import CheckConfig
-from heartfly.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.core import states
+from heartfly.core.config import CheckConfig
+from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.core.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
+from heartfly.core.views import iso
 from heartfly.notify import outbox, webhook
 from heartfly.notify.dispatcher import backoff
 from heartfly.notify.message import (
@@ -31,8 +33,6 @@ from heartfly.notify.message import (
     text,
     webhook_json,
 )
-from heartfly.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
-from heartfly.views import iso
 from tests.conftest import check
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

@@ -31,7 +31,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from heartfly.config import Config, ConfigError
+from heartfly.core.config import Config, ConfigError
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.proc import Server

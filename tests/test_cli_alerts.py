@@ -119,7 +119,7 @@ def test_history_shows_state_changes_alerts_with_every_attempt_and_pings(tmp_pat
 
 
 def test_an_attempt_to_be_retried_reads_as_a_failure_and_its_duration_not_as_a_retry_delay() -> None:
-    from heartfly.report import format_attempts
+    from heartfly.cli.report import format_attempts
 
     out = format_attempts([{"at": 1795420800.0, "outcome": "retry", "duration": 0.007, "error": "cannot reach"}])
     assert out == "  2026-11-23 08:00:00Z  failed, will retry (7 ms): cannot reach"

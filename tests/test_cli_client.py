@@ -199,10 +199,19 @@ def test_the_client_path_imports_neither_the_config_parser_nor_the_server_nor_cl
     )
     assert result.returncode == 0, result.stderr
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "heartfly.client" in imported
-    heavy = {"heartfly.config", "croniter", "aiohttp", "aiosqlite", "asyncio", "click", "http.client", "urllib.request"}
+    assert "heartfly.client.transport" in imported
+    heavy = {
+        "heartfly.core.config",
+        "croniter",
+        "aiohttp",
+        "aiosqlite",
+        "asyncio",
+        "click",
+        "http.client",
+        "urllib.request",
+    }
     assert not imported & heavy
-    assert ("heartfly.runner" in imported) == (command[0] == "run")
+    assert ("heartfly.client.runner" in imported) == (command[0] == "run")
     assert len(hf.pings()) == (2 if command[0] == "run" else 1)
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from heartfly.client import (
+from heartfly.client.runner import RunOutcome, Tail
+from heartfly.client.spool import Courier, Result, Spool, default_folder
+from heartfly.client.transport import (
     AddressError,
     Outcome,
     Ping,
@@ -27,8 +29,6 @@ from heartfly.client import (
     redact,
     target_url,
 )
-from heartfly.runner import RunOutcome, Tail
-from heartfly.spool import Courier, Result, Spool, default_folder
 from tests.conftest import ConfigWriter
 
 KEY = "k" * 24
@@ -427,7 +427,7 @@ def test_heartflys_note_follows_the_output_on_a_line_of_its_own() -> None:
 def test_a_run_id_is_a_random_version_4_uuid() -> None:
     import uuid
 
-    from heartfly.jobside import random_uuid
+    from heartfly.client.jobside import random_uuid
 
     ids = {random_uuid() for _ in range(100)}
     assert len(ids) == 100 and all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from heartfly.assertions import parse_assertion
-from heartfly.config import CheckConfig
-from heartfly.states import (
+from heartfly.core.assertions import parse_assertion
+from heartfly.core.config import CheckConfig
+from heartfly.core.states import (
     CheckState,
     Event,
     Kind,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from heartfly.config import ConfigError, load_config
-from heartfly.units import UnitError, format_duration, parse_duration, parse_size
+from heartfly.core.config import ConfigError, load_config
+from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import heartfly
 
@@ -51,8 +51,8 @@ def test_the_example_config_is_valid_and_shows_every_key() -> None:
     assert backup.start_key and backup.fail_key
     assert config.checks["user-sync"].every == 900
     text = path.read_text()
-    from heartfly.config import _CHECK_KEYS, _DEFAULT_KEYS, _SERVER_KEYS
-    from heartfly.config_alerts import _ALERT_KEYS, _CHANNEL_KEYS, _SMTP_KEYS
+    from heartfly.core.config import _CHECK_KEYS, _DEFAULT_KEYS, _SERVER_KEYS
+    from heartfly.core.config_alerts import _ALERT_KEYS, _CHANNEL_KEYS, _SMTP_KEYS
 
     channel_keys = set().union(*_CHANNEL_KEYS.values())
     for key in _SERVER_KEYS | _DEFAULT_KEYS | _CHECK_KEYS | _SMTP_KEYS | _ALERT_KEYS | channel_keys:

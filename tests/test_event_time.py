@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from heartfly.config import CheckConfig
-from heartfly.states import (
+from heartfly.core.config import CheckConfig
+from heartfly.core.states import (
     REORDER_WINDOW,
     CheckState,
     Event,

@@ -21,11 +21,11 @@ import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from heartfly import store
-from heartfly.clock import FakeClock
-from heartfly.engine import PingRecord
+from heartfly.core.clock import FakeClock
+from heartfly.core.states import Event, Kind, Status
 from heartfly.notify import outbox as notify_outbox
-from heartfly.states import Event, Kind, Status
+from heartfly.server.engine import PingRecord
+from heartfly.store import sqlite as store
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME

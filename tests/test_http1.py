@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from heartfly import http1
-from heartfly.client import Outcome, Ping, Transport
+from heartfly.client import http1
+from heartfly.client.transport import Outcome, Ping, Transport
 
 KEY = "k" * 24
 

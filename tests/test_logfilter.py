@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from heartfly import logfilter
+from heartfly.server import logfilter
 from tests.conftest import new_key
 from tests.proc import Server
 

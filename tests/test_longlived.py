@@ -18,7 +18,7 @@ def test_objects_built_after_tuning_are_frozen_out_of_full_collections() -> None
     out = run_python(
         """
         import gc
-        from heartfly import longlived
+        from heartfly.server import longlived
         longlived.tune()
         with longlived.building():
             assert not gc.isenabled()
@@ -34,7 +34,7 @@ def test_without_tuning_building_leaves_the_collector_alone() -> None:
     out = run_python(
         """
         import gc
-        from heartfly import longlived
+        from heartfly.server import longlived
         before = gc.get_threshold()
         with longlived.building():
             enabled = gc.isenabled()
@@ -48,7 +48,7 @@ def test_without_tuning_building_leaves_the_collector_alone() -> None:
 def test_a_frozen_state_that_is_replaced_is_still_freed() -> None:
     out = run_python(
         """
-        from heartfly import longlived
+        from heartfly.server import longlived
 
         class State:
             def __init__(self, n):
@@ -70,7 +70,7 @@ def test_a_frozen_state_that_is_replaced_is_still_freed() -> None:
 def test_a_reload_thaws_and_collects_cycles_frozen_by_an_earlier_one() -> None:
     out = run_python(
         """
-        from heartfly import longlived
+        from heartfly.server import longlived
 
         class Request:
             def __del__(self):

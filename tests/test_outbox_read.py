@@ -6,7 +6,8 @@ import random
 import sqlite3
 from pathlib import Path
 
-from heartfly import queries, store
+from heartfly.store import queries
+from heartfly.store import sqlite as store
 
 NOW = 1_780_000_000.0
 Row = tuple[int, str, int | None, str, str, str, float, float, float]

@@ -7,10 +7,10 @@ import sqlite3
 
 import pytest
 
-from heartfly.clock import FakeClock
-from heartfly.config import Config, ConfigError
-from heartfly.engine import Engine, PingRecord
-from heartfly.states import Event, Kind, Reason, Status
+from heartfly.core.clock import FakeClock
+from heartfly.core.config import Config, ConfigError
+from heartfly.core.states import Event, Kind, Reason, Status
+from heartfly.server.engine import Engine, PingRecord
 from tests.conftest import ConfigWriter, new_key
 from tests.test_restart import running
 
@@ -152,9 +152,9 @@ def test_members_set_expect_and_steps_describe_their_schedule(write_config: Conf
 
 
 def test_a_step_shows_no_due_time_of_its_own_in_summaries_and_check_config(write_config: ConfigWriter) -> None:
-    from heartfly.report import describe_checks
-    from heartfly.states import arm_step, initial_state
-    from heartfly.views import check_summary
+    from heartfly.cli.report import describe_checks
+    from heartfly.core.states import arm_step, initial_state
+    from heartfly.core.views import check_summary
 
     config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
     step = config.checks["transform"]

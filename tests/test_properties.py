@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from multidict import MultiDict
 
-from heartfly.assertions import parse_assertion
-from heartfly.config import parse_config
-from heartfly.config_reader import ConfigError
-from heartfly.pingparse import PingError, parse_json, parse_path, parse_query
-from heartfly.schedule import _next_cron_due, next_cron_due
-from heartfly.units import MAX_DURATION, UnitError, format_duration, parse_duration, parse_size
+from heartfly.core.assertions import parse_assertion
+from heartfly.core.config import parse_config
+from heartfly.core.config_reader import ConfigError
+from heartfly.core.pingparse import PingError, parse_json, parse_path, parse_query
+from heartfly.core.schedule import _next_cron_due, next_cron_due
+from heartfly.core.units import MAX_DURATION, UnitError, format_duration, parse_duration, parse_size
 
 NOW = 1_780_000_000.0
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from heartfly import jobside, quickargs
+from heartfly.client import jobside, quickargs
 
 
 def test_the_usual_ping_arguments_and_environment_become_a_send_ping_call() -> None:

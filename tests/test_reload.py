@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from heartfly import longlived
-from heartfly.clock import FakeClock
-from heartfly.config import Config, load_config
+from heartfly.core.clock import FakeClock
+from heartfly.core.config import Config, load_config
+from heartfly.server import longlived
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -116,7 +116,8 @@ async def test_the_garbage_collector_stays_on_while_a_reload_reads_the_file_in_i
 async def test_the_sighup_loop_survives_any_error_says_ready_and_serves_the_next_sighup(
     aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from heartfly import server, systemd
+    from heartfly.server import daemon as server
+    from heartfly.server import systemd
 
     config = write_config(every_hour("a", new_key()))
     client: Client = await aiohttp_client(create_app(config))

@@ -6,13 +6,14 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from heartfly import housekeeping, store
-from heartfly.clock import FakeClock
-from heartfly.config import Config
-from heartfly.engine import CHECKPOINT_AFTER, Engine, PingRecord
-from heartfly.report import read_status
-from heartfly.states import Event, Kind, Status
-from heartfly.views import check_summary, iso
+from heartfly.cli.report import read_status
+from heartfly.core.clock import FakeClock
+from heartfly.core.config import Config
+from heartfly.core.states import Event, Kind, Status
+from heartfly.core.views import check_summary, iso
+from heartfly.server import housekeeping
+from heartfly.server.engine import CHECKPOINT_AFTER, Engine, PingRecord
+from heartfly.store import sqlite as store
 from tests.conftest import ConfigWriter, new_key
 
 

@@ -11,8 +11,8 @@ from cronsim import CronSim
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from heartfly.config import CheckConfig
-from heartfly.schedule import Due, ScheduleError, next_cron_due, next_due
+from heartfly.core.config import CheckConfig
+from heartfly.core.schedule import Due, ScheduleError, next_cron_due, next_due
 
 HOUR = 3600.0
 DAY = 86400.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from heartfly.states import (
+from heartfly.core.states import (
     REORDER_WINDOW,
     CheckState,
     Deadline,

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from heartfly import systemd
-from heartfly.clock import FakeClock
-from heartfly.server import _health
+from heartfly.core.clock import FakeClock
+from heartfly.server import systemd
+from heartfly.server.daemon import _health
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
@@ -202,11 +202,11 @@ def test_journal_lines_carry_their_syslog_priority() -> None:
     formatter = systemd.JournalFormatter("%(levelname)s %(name)s: %(message)s")
 
     def line(level: int) -> str:
-        return formatter.format(logging.LogRecord("heartfly.server", level, __file__, 1, "msg", None, None))
+        return formatter.format(logging.LogRecord("heartfly.server.daemon", level, __file__, 1, "msg", None, None))
 
-    assert line(logging.INFO) == "<6>INFO heartfly.server: msg"
-    assert line(logging.WARNING) == "<4>WARNING heartfly.server: msg"
-    assert line(logging.ERROR) == "<3>ERROR heartfly.server: msg"
+    assert line(logging.INFO) == "<6>INFO heartfly.server.daemon: msg"
+    assert line(logging.WARNING) == "<4>WARNING heartfly.server.daemon: msg"
+    assert line(logging.ERROR) == "<3>ERROR heartfly.server.daemon: msg"
 
 
 def test_stderr_counts_as_the_journal_only_when_journal_stream_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

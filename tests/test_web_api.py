@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from heartfly.config import Config, load_config
+from heartfly.core.config import Config, load_config
 from heartfly.web.app import create_app
 from heartfly.web.openapi import DOCUMENT
 from tests.conftest import ConfigWriter, new_key

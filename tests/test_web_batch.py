@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from heartfly.config import Config
+from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import bearer, login

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from heartfly import server
-from heartfly.config import Config
+from heartfly.core.config import Config
+from heartfly.server import daemon as server
 from heartfly.web import pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME

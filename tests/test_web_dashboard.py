@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from heartfly.config import Config
+from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
 from tests.conftest import ConfigWriter, new_key

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from heartfly.config import Config
+from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
 from tests.conftest import ConfigWriter, new_key

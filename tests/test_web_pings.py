@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from heartfly.config import Config
+from heartfly.core.config import Config
 from heartfly.web import pings as ping_routes
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from heartfly.assertions import parse_assertion
+from heartfly.core.assertions import parse_assertion
 from heartfly.web import charts
 from heartfly.web.words import cron_words, relative, schedule_words, short_duration, stamp
 from tests.conftest import check

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from heartfly import store
-from heartfly.states import CheckState, Status
+from heartfly.core.states import CheckState, Status
+from heartfly.store import sqlite as store
 
 
 def _insert_checks(path: Path, n: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from heartfly.config import Config
+from heartfly.core.config import Config
 
 Client = TestClient[web.Request, web.Application]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from heartfly.config_alerts import ChannelConfig
+from heartfly.core.config_alerts import ChannelConfig
 from heartfly.notify import DeliveryError
 from heartfly.notify.message import Alert, subject, text
 

@@ -22,12 +22,13 @@ from typing import Any
 import aiohttp
 import aiosqlite
 
-from heartfly import queries, store
-from heartfly.clock import Clock
-from heartfly.config import Config
-from heartfly.config_alerts import ChannelConfig
+from heartfly.core.clock import Clock
+from heartfly.core.config import Config
+from heartfly.core.config_alerts import ChannelConfig
 from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, webhook
 from heartfly.notify.message import Alert
+from heartfly.store import queries
+from heartfly.store import sqlite as store
 
 log = logging.getLogger(__name__)
 

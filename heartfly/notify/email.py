@@ -7,7 +7,7 @@ from email.utils import formatdate, make_msgid
 
 import aiosmtplib
 
-from heartfly.config_alerts import ChannelConfig, SmtpConfig
+from heartfly.core.config_alerts import ChannelConfig, SmtpConfig
 from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.message import Alert, html_body, subject, text
 

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from heartfly.units import format_duration
-from heartfly.views import iso
+from heartfly.core.units import format_duration
+from heartfly.core.views import iso
 
 SCHEMA_VERSION = 1
 TAIL = 500  # characters of the last ping's message quoted in an alert

@@ -7,10 +7,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from heartfly.config import CheckConfig
-from heartfly.config_alerts import AlertsConfig, ChannelConfig
-from heartfly.states import CheckState, Flip, Reason, Status
-from heartfly.store import OutboxRow
+from heartfly.core.config import CheckConfig
+from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.core.states import CheckState, Flip, Reason, Status
+from heartfly.store.sqlite import OutboxRow
 
 
 def event_of(flip: Flip) -> str | None:

@@ -7,7 +7,7 @@ import json
 import aiohttp
 
 from heartfly import __version__
-from heartfly.config_alerts import ChannelConfig
+from heartfly.core.config_alerts import ChannelConfig
 from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.message import Alert, discord_json, ntfy_request, slack_json, webhook_json
 

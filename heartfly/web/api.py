@@ -9,11 +9,11 @@ from typing import Any
 import aiosqlite
 from aiohttp import web
 
-from heartfly import queries
-from heartfly.engine import Check
-from heartfly.states import Status
-from heartfly.units import decimal
-from heartfly.views import check_summary, iso
+from heartfly.core.states import Status
+from heartfly.core.units import decimal
+from heartfly.core.views import check_summary, iso
+from heartfly.server.engine import Check
+from heartfly.store import queries
 from heartfly.web import auth, control
 from heartfly.web.runtime import RUNTIME
 

@@ -12,11 +12,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from heartfly import __version__, housekeeping, store
-from heartfly.clock import Clock, SystemClock
-from heartfly.config import Config
-from heartfly.engine import Engine
+from heartfly import __version__
+from heartfly.core.clock import Clock, SystemClock
+from heartfly.core.config import Config
 from heartfly.notify.dispatcher import Dispatcher
+from heartfly.server import housekeeping
+from heartfly.server.engine import Engine
+from heartfly.store import sqlite as store
 from heartfly.web import api, badges, control, dashboard, metrics, openapi, pings
 from heartfly.web.runtime import RUNTIME, Runtime, load_token
 

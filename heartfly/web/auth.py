@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from heartfly.units import is_decimal
+from heartfly.core.units import is_decimal
 from heartfly.web.runtime import RUNTIME
 
 SESSION_COOKIE = "heartfly_session"

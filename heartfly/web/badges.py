@@ -12,8 +12,8 @@ from html import escape
 
 from aiohttp import web
 
-from heartfly.engine import Check, Engine
-from heartfly.states import Status
+from heartfly.core.states import Status
+from heartfly.server.engine import Check, Engine
 from heartfly.web.runtime import RUNTIME
 
 COLORS = {

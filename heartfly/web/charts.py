@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from heartfly.assertions import Assertion, first_broken
+from heartfly.core.assertions import Assertion, first_broken
 from heartfly.web.words import short_duration, utc
 
 # outcome -> (css class, words)

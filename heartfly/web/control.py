@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from heartfly import longlived, queries, store, systemd
-from heartfly.config import ConfigError, load_config
-from heartfly.engine import Check
-from heartfly.states import Status
-from heartfly.units import UnitError, parse_duration
+from heartfly.core.config import ConfigError, load_config
+from heartfly.core.states import Status
+from heartfly.core.units import UnitError, parse_duration
+from heartfly.server import longlived, systemd
+from heartfly.server.engine import Check
+from heartfly.store import queries
+from heartfly.store import sqlite as store
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)

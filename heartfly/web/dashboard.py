@@ -17,12 +17,13 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from heartfly import __version__, queries
-from heartfly.engine import Check
-from heartfly.report import ping_urls
-from heartfly.states import Status
-from heartfly.units import decimal
-from heartfly.views import check_summary
+from heartfly import __version__
+from heartfly.cli.report import ping_urls
+from heartfly.core.states import Status
+from heartfly.core.units import decimal
+from heartfly.core.views import check_summary
+from heartfly.server.engine import Check
+from heartfly.store import queries
 from heartfly.web import auth, badges, charts, control, pings
 from heartfly.web.runtime import RUNTIME
 from heartfly.web.words import duration_words, iso_z, relative, schedule_words, short_duration, stamp, utc

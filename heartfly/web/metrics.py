@@ -16,8 +16,9 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from heartfly import __version__, queries
-from heartfly.states import Status
+from heartfly import __version__
+from heartfly.core.states import Status
+from heartfly.store import queries
 from heartfly.web import auth
 from heartfly.web.pings import PING_COUNTS
 from heartfly.web.runtime import RUNTIME

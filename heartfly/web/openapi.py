@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from heartfly import __version__
-from heartfly.states import Kind, Status
+from heartfly.core.states import Kind, Status
 
 TIME = {"type": "string", "format": "date-time", "example": "2026-11-23T03:12:09.113Z"}
 NULL_TIME = {**TIME, "nullable": True}

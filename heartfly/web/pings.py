@@ -8,8 +8,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from heartfly.engine import Check, Engine, PingRecord
-from heartfly.pingparse import (
+from heartfly.core.pingparse import (
     Details,
     PingError,
     Target,
@@ -20,8 +19,9 @@ from heartfly.pingparse import (
     parse_query,
     storable,
 )
-from heartfly.states import Event, Kind
-from heartfly.store import StoreError
+from heartfly.core.states import Event, Kind
+from heartfly.server.engine import Check, Engine, PingRecord
+from heartfly.store.sqlite import StoreError
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from pathlib import Path
 import aiosqlite
 from aiohttp import web
 
-from heartfly.clock import Clock
-from heartfly.config import Config, check_token
-from heartfly.engine import Engine
+from heartfly.core.clock import Clock
+from heartfly.core.config import Config, check_token
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.store import Writer
+from heartfly.server.engine import Engine
+from heartfly.store.sqlite import Writer
 
 log = logging.getLogger(__name__)
 

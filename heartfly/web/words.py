@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from heartfly.units import format_duration, is_decimal
+from heartfly.core.units import format_duration, is_decimal
 
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _DAY_NAMES = {d[:3].lower(): i for i, d in enumerate(_DAYS)}

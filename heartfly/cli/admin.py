@@ -1,0 +1,53 @@
+"""The command line talking to a running server through its API (stdlib only)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from heartfly.core.config import Config
+
+
+class AdminError(Exception):
+    """The server could not be asked; the message says why and what to do."""
+
+
+def local_url(config: Config) -> str:
+    """The server's own address as seen from this host (a wildcard listen means loopback)."""
+    wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - mapped away from
+    host = wildcards.get(config.server.host, config.server.host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{config.server.port}"
+
+
+def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple[int, Any]:
+    """(status, decoded JSON) of an API request made with the config's API token."""
+    token_file = config.server.api_token_file
+    if token_file is None:
+        raise AdminError("the config has no server.api_token_file, so the API is disabled")
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise AdminError(f"cannot read the API token from {token_file}: {exc.strerror}") from None
+    url = local_url(config) + path
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310 - always http://
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - our own http URL
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            body = json.loads(exc.read() or b"null")
+        except ValueError:
+            body = None
+        return exc.code, body
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        # The address comes from the file, which may have changed since the server started.
+        raise AdminError(
+            f"cannot reach the server at {local_url(config)} ({reason}): is `heartfly serve` running?\n"
+            f"  if server.listen in {config.path} changed since it started, the server still listens on its"
+            " old address: a listen change needs a restart (systemctl restart heartfly), not a reload"
+        ) from None

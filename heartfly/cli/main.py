@@ -1,0 +1,300 @@
+"""The `heartfly` command: parse arguments, call a function elsewhere, print, exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from heartfly import __version__
+from heartfly.client import transport as client
+from heartfly.client.cli import flush_command, ping_command, run_command
+
+if TYPE_CHECKING:
+    from heartfly.core.config import Config
+
+# asyncio, logging and heartfly.core.config are imported where they are used: `heartfly ping` and
+# `heartfly run` start on every cron tick and should not pay for them.
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="HEARTFLY_CONFIG",
+    help="Config file [env: HEARTFLY_CONFIG; default: ./heartfly.toml, then /etc/heartfly/heartfly.toml].",
+)
+
+
+def _resolve(path: Path | None) -> Path:
+    return client.config_path(path)
+
+
+def _load(path: Path | None) -> Config:
+    from heartfly.core.config import ConfigError, load_config
+
+    try:
+        return load_config(_resolve(path))
+    except ConfigError as exc:
+        _fail(exc.problems, 2)
+
+
+def _fail(problems: list[str], code: int) -> NoReturn:
+    """Print one `error:` line per problem and exit; under journald, at error priority."""
+    from heartfly.server.systemd import stderr_is_journal
+
+    prefix = "<3>" if stderr_is_journal() else ""  # journalctl -p err must find a failed start
+    for problem in problems:
+        click.echo(f"{prefix}error: {problem}", err=True)
+    sys.exit(code)
+
+
+def _setup_logging(level: str) -> None:
+    import logging
+
+    # journald stamps every line itself; elsewhere a timestamp helps.
+    under_systemd = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=getattr(logging, level.upper()), format=fmt, stream=sys.stderr)
+    from heartfly.server import logfilter
+
+    logfilter.install()
+    from heartfly.server.systemd import JournalFormatter, stderr_is_journal
+
+    if stderr_is_journal():  # journald takes each line's priority from a "<N>" prefix
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JournalFormatter(fmt))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="heartfly")
+def main() -> None:
+    """Heartfly: heartbeat monitoring for scheduled and background jobs."""
+
+
+@main.command()
+@config_option
+@click.option(
+    "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True
+)
+def serve(config_path: Path | None, log_level: str) -> None:
+    """Run the server in the foreground."""
+    import asyncio
+
+    from heartfly.server import longlived
+    from heartfly.server.daemon import StartError
+    from heartfly.server.daemon import serve as run_server
+
+    _setup_logging(log_level)
+    longlived.tune()
+    with longlived.building():
+        config = _load(_resolve(config_path))  # config errors: exit 2 before anything starts
+    try:
+        asyncio.run(run_server(config))
+    except StartError as exc:
+        _fail([str(exc)], 1)
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path | None) -> None:
+    """Validate the config; list each check with its schedule, next due time and ping URLs."""
+    from heartfly.cli.report import describe_checks
+
+    config = _load(config_path)
+    click.echo(describe_checks(config, time.time()))
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per check.")
+def status(config_path: Path | None, as_json: bool) -> None:
+    """Show every check's state as the server last recorded it."""
+    import asyncio
+
+    from heartfly.cli.report import format_status, read_status
+    from heartfly.store.sqlite import StoreError
+
+    config = _load(config_path)
+    try:
+        items, alive_at, downtime = asyncio.run(read_status(config))
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+    else:
+        click.echo(format_status(items, alive_at, time.time(), downtime))
+
+
+@main.command("test-alert")
+@config_option
+@click.argument("channel")
+def test_alert(config_path: Path | None, channel: str) -> None:
+    """Send a clearly marked test alert through CHANNEL via the running server, and report it."""
+    from heartfly.cli.admin import AdminError, call
+    from heartfly.cli.report import format_attempts
+
+    config = _load(config_path)
+    if channel not in config.channels:
+        click.echo(f'error: no channel "{channel}" in {config.path} (channels: {", ".join(config.channels) or "none"})',
+                   err=True)  # fmt: skip
+        sys.exit(2)
+    try:
+        status, body = call(config, "POST", f"/api/v1/channels/{channel}/test")
+    except AdminError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if status != 200:
+        click.echo(f"error: the server answered {status}: {(body or {}).get('error', body)}", err=True)
+        sys.exit(1)
+    click.echo(f"test alert via {channel}: {body['status']}")
+    click.echo(format_attempts(body["attempt_log"]))
+    sys.exit(0 if body["status"] == "sent" else 1)
+
+
+@main.command()
+@config_option
+@click.argument("name")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 100_000),  # SQLite's LIMIT takes 64 bits and reads a negative one as "all"
+    help="How many of each kind of entry to show (1 to 100000).",
+)
+def history(config_path: Path | None, name: str, limit: int) -> None:
+    """A check's state changes, alerts (with every delivery attempt) and latest pings."""
+    import asyncio
+
+    from heartfly.cli.report import read_history
+    from heartfly.store.sqlite import StoreError
+
+    config = _load(config_path)
+    try:
+        text = asyncio.run(read_history(config, name, limit))
+    except StoreError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyError:
+        click.echo(f'error: no check "{name}" in the database', err=True)
+        sys.exit(1)
+    click.echo(text)
+
+
+@main.command()
+@config_option
+@click.argument("name")
+@click.option(
+    "--until",
+    metavar="WHEN",
+    help='Resume by itself then: a duration ("2h", "1d") or a time ("2026-11-24 08:00", local unless it says).',
+)
+def pause(config_path: Path | None, name: str, until: str | None) -> None:
+    """Pause a check on the running server: no deadlines, no alerts; its pings are still stored."""
+    from heartfly.cli import operate
+
+    _operate(lambda: operate.pause(_load(config_path), name, until))
+
+
+@main.command()
+@config_option
+@click.argument("name")
+def resume(config_path: Path | None, name: str) -> None:
+    """Watch a paused check again, from now."""
+    from heartfly.cli import operate
+
+    _operate(lambda: operate.resume(_load(config_path), name))
+
+
+@main.command()
+@config_option
+def reload(config_path: Path | None) -> None:
+    """Make the running server re-read its config file (as SIGHUP does); a broken file is refused."""
+    from heartfly.cli import operate
+
+    _operate(lambda: operate.reload(_load(config_path)))
+
+
+def _operate(action: Callable[[], str]) -> None:
+    from heartfly.cli.admin import AdminError
+    from heartfly.cli.operate import ReloadError
+
+    try:
+        click.echo(action())
+    except ReloadError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except AdminError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--url", default="http://127.0.0.1:8765", show_default=True, help="The server's public URL.")
+def init(config_path: Path | None, path: Path | None, url: str) -> None:
+    """Write a starter config with fresh random keys to PATH, -c or ./heartfly.toml (never overwrites).
+
+    A plain http --url with a port (http://10.0.0.5:9000) also sets where the server listens."""
+    import tomllib
+
+    from heartfly.cli.report import describe_checks, starter_config, starter_listen
+    from heartfly.core.config import ConfigError, parse_config
+
+    given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
+    if path is not None and config_path is not None and given and path.resolve() != config_path.resolve():
+        click.echo(f"error: two places to write to: {path} and -c {config_path}", err=True)
+        sys.exit(2)
+    path = path or config_path or Path("heartfly.toml")  # PATH wins over HEARTFLY_CONFIG
+    if path.exists():
+        click.echo(f"error: {path} exists; not overwriting it", err=True)
+        sys.exit(1)
+    try:  # checked before anything is written: a bad --url leaves no file behind
+        text = starter_config(client.check_url(url, "--url"), starter_listen(url))
+        config = parse_config(tomllib.loads(text), path)
+    except client.AddressError as exc:
+        _fail([str(exc)], 2)
+    except ValueError as exc:  # a port out of range
+        _fail([f'--url "{url}": {exc}'], 2)
+    except ConfigError as exc:
+        _fail([f"--url: {problem}" for problem in exc.problems], 2)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        click.echo(f"error: cannot write {path}: {exc.strerror}", err=True)
+        sys.exit(1)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"wrote {path}\n")
+    click.echo(describe_checks(config, time.time()))
+
+
+@main.command()
+@config_option
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup(config_path: Path | None, path: Path) -> None:
+    """Write a consistent copy of the database to PATH (safe while the server runs)."""
+    from heartfly.store.backup import BackupError, backup_database
+
+    config = _load(config_path)
+    try:
+        info = backup_database(config.server.database, path)
+    except BackupError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {info.path}: {info.size} bytes, {info.checks} checks, {info.pings} pings")
+
+
+main.add_command(ping_command)
+main.add_command(run_command)
+main.add_command(flush_command)

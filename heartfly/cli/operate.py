@@ -1,0 +1,76 @@
+"""`heartfly pause`, `resume` and `reload`: ask the running server through its API (stdlib only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from heartfly.cli.admin import AdminError, call
+from heartfly.core.units import UnitError, parse_duration
+
+if TYPE_CHECKING:
+    from heartfly.core.config import Config
+
+
+class ReloadError(AdminError):
+    """The server kept its config because the file has errors; `problems` lists them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("the config file has errors; the server still runs the previous config")
+        self.problems = problems
+
+
+def until_param(text: str) -> str:
+    """A pause's end for the API: a duration as given, or a time (local to this shell unless it says)."""
+    text = text.strip()
+    try:
+        parse_duration(text)
+        return text
+    except UnitError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        example = '"2h", "1d", "2026-11-24 08:00" or "2026-11-24T08:00Z"'
+        raise AdminError(f'--until: expected a duration or a time ({example}), got "{text}"') from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # what the operator's clock says
+    return when.isoformat()
+
+
+def _local(iso: str) -> str:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _ask(config: Config, path: str) -> dict[str, Any]:
+    status, body = call(config, "POST", path)
+    if status == 200 and isinstance(body, dict):
+        return body
+    why = body.get("error") if isinstance(body, dict) else None
+    raise AdminError(f"the server answered {status}: {why or body}")
+
+
+def pause(config: Config, name: str, until: str | None) -> str:
+    path = f"/api/v1/checks/{quote(name, safe='')}/pause"
+    if until:
+        path += "?until=" + quote(until_param(until), safe="")
+    body = _ask(config, path)
+    if body.get("paused_until"):
+        return f"paused {name} until {_local(body['paused_until'])}; it is watched again then"
+    return f"paused {name}: no deadlines and no alerts until `heartfly resume {name}` (pings are still stored)"
+
+
+def resume(config: Config, name: str) -> str:
+    body = _ask(config, f"/api/v1/checks/{quote(name, safe='')}/resume")
+    return f"resumed {name}: {body['state']}, watched again from now"
+
+
+def reload(config: Config) -> str:
+    status, body = call(config, "POST", "/api/v1/reload")
+    if status == 400 and isinstance(body, dict) and body.get("problems"):
+        raise ReloadError([str(p) for p in body["problems"]])
+    if status != 200 or not isinstance(body, dict):
+        why = body.get("error") if isinstance(body, dict) else None
+        raise AdminError(f"the server answered {status}: {why or body}")
+    return f"reloaded {body['config']}: {body['checks']} checks"

@@ -1,0 +1,240 @@
+"""Text for the command line: check listings with URLs, status tables, the starter config."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import urllib.parse
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from heartfly.core.config import DEFAULT_PORT, CheckConfig, Config
+from heartfly.core.states import BACKDATED, initial_state
+from heartfly.core.units import format_duration
+from heartfly.core.views import check_summary, iso
+from heartfly.store import queries
+from heartfly.store import sqlite as store
+
+
+def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
+    """Every URL a job may call for this check, with what each means."""
+    base = config.server.public_url
+    urls = [
+        ("success", f"{base}/ping/{check.key}"),
+        ("start", f"{base}/ping/{check.key}/start"),
+        ("failure", f"{base}/ping/{check.key}/fail"),
+        ("exit status", f"{base}/ping/{check.key}/$?"),
+        ("log line", f"{base}/ping/{check.key}/log"),
+        ("progress", f"{base}/ping/{check.key}/progress"),
+        ("JSON", f"{base}/api/v1/heartbeat/{check.key}"),
+    ]
+    if check.start_key:
+        urls.append(("start (start_key)", f"{base}/api/v1/heartbeat/{check.start_key}"))
+    if check.fail_key:
+        urls.append(("failure (fail_key)", f"{base}/api/v1/heartbeat/{check.fail_key}"))
+    if config.server.ping_key:
+        urls.append(("by name", f"{base}/ping/{config.server.ping_key}/{check.name}"))
+    return urls
+
+
+def _local(ts: float, zone: str) -> str:
+    when = datetime.fromtimestamp(ts, ZoneInfo(zone))
+    return when.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def describe_checks(config: Config, now: float) -> str:
+    lines = [f"{config.path}: OK, {len(config.checks)} check(s)"]
+    for check in config.checks.values():
+        due = initial_state(check, now).due_at
+        lines.append("")
+        lines.append(f"{check.name}: {check.schedule_words()}, grace {format_duration(check.grace)}")
+        if check.description:
+            lines.append(f"  {check.description}")
+        limits = []
+        if check.max_runtime is not None:
+            limits.append(f"max_runtime {format_duration(check.max_runtime)}")
+        if check.min_runtime is not None:
+            limits.append(f"min_runtime {format_duration(check.min_runtime)}")
+        if limits:
+            lines.append("  " + ", ".join(limits))
+        if check.after is not None:
+            lines.append(f"  a pipeline step: due only once {check.after}'s {check.after_trigger} arrives")
+        else:
+            lines.append(f"  next due if watching starts now: {_local(due, check.timezone)}")
+        for label, url in ping_urls(config, check):
+            lines.append(f"  {label + ':':20} {url}")
+    return "\n".join(lines)
+
+
+async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
+    """Every configured check as the database has it; raises StoreError if there is none yet."""
+    path = config.server.database
+    if not path.exists():
+        raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
+    db = await store.connect(path)
+    try:
+        rows = {row.name: row for row in await queries.read_current_checks(db, config.checks)}
+        alive = await queries.read_meta(db, "alive_at")
+        downtimes = await queries.read_downtimes(db, 1)
+    finally:
+        await db.close()
+    items = []
+    for name, check in config.checks.items():
+        row = rows.get(name)
+        if row is None:
+            continue  # added to the file after the server last loaded it
+        items.append(check_summary(check, row.state))
+    return items, float(alive) if alive else None, downtimes[0] if downtimes else None
+
+
+async def read_history(config: Config, name: str, limit: int) -> str:
+    """A check's story from the database; raises KeyError for an unknown name."""
+    path = config.server.database
+    if not path.exists():
+        raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
+    db = await store.connect(path)
+    try:
+        row = next((r for r in await queries.read_current_checks(db, config.checks) if r.name == name), None)
+        if row is None:
+            raise KeyError(name)
+        flips = await queries.read_flips(db, row.id, limit)
+        alerts = await queries.read_alerts(db, row.id, limit)
+        pings = await queries.read_pings(db, row.id, limit)
+    finally:
+        await db.close()
+    cfg = config.checks.get(name)
+    st = row.state
+    lines = [
+        f"{name}: {st.status.value}" + (f" ({st.reason.value})" if st.reason and st.status.value == "down" else "")
+    ]
+    if cfg is None:
+        lines.append("  (no longer in the config)")
+    else:
+        lines.append(f"  {cfg.schedule_words()}, grace {format_duration(cfg.grace)}")
+    lines += ["", "State changes (newest first):"]
+    lines += [f"  {_t(f['at'])}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")
+              + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"])
+              for f in flips] or ["  none"]  # fmt: skip
+    lines += ["", "Alerts (newest first):"]
+    for alert in alerts:
+        lines.append(f"  {_t(alert['created_at'])}  {alert['event']} via {alert['channel']}: {alert['status']}"
+                     f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
+        lines.append(format_attempts(alert["attempt_log"], indent="      "))
+    if not alerts:
+        lines.append("  none")
+    lines += ["", "Pings (newest first):"]
+    for ping in pings:
+        body = " ".join(str(ping["body"]).split())
+        body = body if len(body) <= 60 else body[:59] + "…"
+        extra = f" exit {ping['exit_status']}" if ping["exit_status"] is not None else ""
+        late = _learned(ping["at"], ping["received_at"])
+        lines.append(f"  {_t(ping['at'])}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip() + late)
+    if not pings:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+def _learned(at: float, learned: float | None) -> str:
+    """Where a change or ping was reported late (a spooled ping), when Heartfly heard of it."""
+    return f"  (reported {_t(learned)})" if learned is not None and learned - at > BACKDATED else ""
+
+
+def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ") -> str:
+    if not attempts:
+        return f"{indent}no attempt yet"
+    out = []
+    for a in attempts:
+        at = a["at"] if isinstance(a["at"], str) else _t(a["at"])
+        error = f": {a['error']}" if a["error"] else ""
+        outcome = "failed, will retry" if a["outcome"] == "retry" else a["outcome"]
+        out.append(f"{indent}{at}  {outcome} ({1000 * a['duration']:.0f} ms){error}")
+    return "\n".join(out)
+
+
+def _t(ts: float | None) -> str:
+    return "-" if ts is None else _short(iso(ts))
+
+
+def format_status(
+    items: list[dict[str, Any]], alive_at: float | None, now: float, downtime: dict[str, Any] | None = None
+) -> str:
+    head = ("NAME", "STATE", "LAST PING", "DUE")
+    rows = [
+        (
+            i["name"],
+            i["state"] + (f" ({i['reason']})" if i["reason"] else ""),
+            _short(i["last_ping_at"]),
+            _short(i["due_at"]),
+        )
+        for i in items
+    ]
+    widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(4)]
+    out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
+    if downtime is not None:
+        length = format_duration(downtime["started_at"] - downtime["stopped_at"])
+        how = "a clean stop" if downtime["clean"] else "a crash or kill"
+        out.append(f"\nHeartfly was last not running for {length} ({how}), from {_t(downtime['stopped_at'])}"
+                   f" to {_t(downtime['started_at'])}; deadlines in that time were extended by it")  # fmt: skip
+    if alive_at is not None and now - alive_at > 10:
+        out.append(
+            f"\nnote: the server last recorded itself alive {format_duration(now - alive_at)} ago;"
+            " these states may be stale"
+        )
+    return "\n".join(out)
+
+
+def _short(iso_text: str | None) -> str:
+    if iso_text is None:
+        return "-"
+    return iso_text.replace("T", " ")[:19] + "Z"
+
+
+def starter_listen(public_url: str) -> str:
+    """Where a starter config listens. A plain http URL with a port reaches the server directly, so
+    it listens on that port (on that IP when the URL gives one, else on loopback); otherwise a proxy
+    is in front and the default stays. ValueError for a port out of range."""
+    parts = urllib.parse.urlsplit(public_url)
+    port = parts.port
+    if parts.scheme != "http" or port is None:
+        return f"127.0.0.1:{DEFAULT_PORT}"
+    try:
+        ip = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return f"127.0.0.1:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def starter_config(public_url: str, listen: str) -> str:
+    def key() -> str:
+        return secrets.token_urlsafe(18)  # 24 url-safe characters
+
+    return f"""# Heartfly config, written by `heartfly init`. Reference: heartfly.example.toml.
+
+[server]
+listen = "{listen}"{" " * max(1, 23 - len(listen))}# "0.0.0.0:PORT" to listen on every interface
+public_url = {json.dumps(public_url)}
+database = "heartfly.db"          # relative to this file
+api_token_file = "api-token"      # created with a fresh token on first start
+ping_key = "{key()}"    # enables /ping/<ping_key>/<check-name>
+
+[defaults]
+grace = "5m"
+timezone = "UTC"
+
+[checks.example-every]
+key = "{key()}"
+every = "15m"
+description = "a job that runs every 15 minutes"
+
+[checks.example-cron]
+key = "{key()}"
+start_key = "{key()}"
+fail_key = "{key()}"
+cron = "0 3 * * *"
+timezone = "UTC"
+grace = "30m"
+max_runtime = "2h"
+description = "a nightly job that reports its start, success and failure"
+"""

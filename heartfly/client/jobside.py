@@ -1,0 +1,219 @@
+"""What `heartfly ping` and `heartfly run` do, without click: a cron tick pays for neither click
+nor the config parser (heartfly.client.quickargs reads their usual arguments; cli_client is their click
+face, for help texts, usage errors and anything unusual).
+
+heartfly.core.config (and croniter with it) is imported only when a check name must be looked up in a
+local config file; a full URL or HEARTFLY_URL + HEARTFLY_PING_KEY never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+from heartfly.client import transport as client
+from heartfly.client.spool import DEFAULT_MAX_BYTES, Courier, Result, Spool, default_folder
+from heartfly.client.transport import (
+    END_BUDGET,
+    MAX_BODY,
+    RETRIES,
+    START_BUDGET,
+    AddressError,
+    Ping,
+    Transport,
+    check_run_id,
+    config_url,
+    event_for,
+    name_url,
+    parse_metric,
+    target_url,
+)
+from heartfly.core.units import UnitError, parse_duration, parse_size
+
+TYPE_CHECKING = False  # pathlib and typing cost a cron tick ~15 ms; mypy reads this name as True
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NoReturn
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID, as str(uuid.uuid4()), without importing uuid (and platform)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class UsageProblem(ValueError):
+    """Bad arguments: reported as a usage error (exit 2), before anything is sent or run."""
+
+
+def warn(text: str) -> None:
+    sys.stderr.write(f"heartfly: {text}\n")
+    sys.stderr.flush()
+
+
+def retries_of(text: str | None) -> int:
+    # Lenient on purpose: a typo in a crontab's environment must not stop `heartfly run` running the job.
+    if text is None:
+        return RETRIES
+    if text.strip().isdigit() and int(text) <= 10:
+        return int(text)
+    warn(f'warning: --retries/HEARTFLY_RETRIES wants a number from 0 to 10, not "{text}"; using {RETRIES}')
+    return RETRIES
+
+
+def budget_of(text: str | None) -> float:
+    # Lenient like _retries: a typo must not stop the job.
+    if text is None:
+        return END_BUDGET
+    try:
+        budget = parse_duration(text)
+    except UnitError:
+        budget = 0.0
+    if budget > 0:
+        return budget
+    warn(f'warning: --ping-budget/HEARTFLY_PING_BUDGET wants a duration over zero, not "{text}"; using {END_BUDGET:g}s')
+    return END_BUDGET
+
+
+def courier(spool_dir: Path | None, retries: str | None) -> Courier:
+    env = os.environ
+    limit = DEFAULT_MAX_BYTES
+    if env.get("HEARTFLY_SPOOL_MAX"):
+        try:
+            limit = parse_size(env["HEARTFLY_SPOOL_MAX"])
+        except UnitError as exc:
+            warn(f"warning: HEARTFLY_SPOOL_MAX: {exc}; using {DEFAULT_MAX_BYTES} bytes")
+    folder = spool_dir or default_folder(env)
+    return Courier(Transport(retries=retries_of(retries)), Spool(folder, limit), warn)
+
+
+def resolve(target: str, config_path: Path | None, env: Mapping[str, str]) -> str:
+    """A full URL as given; a name via HEARTFLY_URL + HEARTFLY_PING_KEY, else via the config file."""
+    url = target_url(target)
+    if url is not None:
+        return url
+    base, ping_key = env.get("HEARTFLY_URL"), env.get("HEARTFLY_PING_KEY")
+    if config_path is None and base:
+        if not ping_key:
+            raise AddressError(
+                "HEARTFLY_URL is set but HEARTFLY_PING_KEY is not: set it to the server's ping_key"
+                f' to address "{target}" by name, or pass the check\'s full ping URL'
+            )
+        return name_url(base, ping_key, target)
+    from heartfly.core.config import ConfigError, load_config
+
+    path = client.config_path(config_path)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise AddressError(
+            "; ".join(exc.problems) + f'\n  to address "{target}" without a readable config, pass its full ping URL'
+            " or set HEARTFLY_URL and HEARTFLY_PING_KEY"
+        ) from None
+    return config_url(config, target, base, ping_key)
+
+
+def die(text: str, code: int = 2) -> NoReturn:
+    warn(f"error: {text}")
+    sys.exit(code)
+
+
+def send_ping(
+    target: str,
+    *,
+    start: bool = False,
+    fail: bool = False,
+    log: bool = False,
+    progress: bool = False,
+    exit_code: int | None = None,
+    message: str | None = None,
+    from_stdin: bool = False,
+    rid: str | None = None,
+    metrics: Sequence[str] = (),
+    ping_budget: str | None = None,
+    config_path: Path | None = None,
+    spool_dir: Path | None = None,
+    retries: str | None = None,
+) -> NoReturn:
+    """`heartfly ping`: exits 0 when the ping was delivered or spooled, 1 when it was refused or
+    lost, 2 on bad usage (UsageProblem, raised before anything is read or sent)."""
+    try:
+        event = event_for(start=start, fail=fail, log=log, progress=progress, exit_code=exit_code)
+        pairs = dict(parse_metric(m) for m in metrics)
+        run_id = check_run_id(rid) if rid is not None else None
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    if message is not None and from_stdin:
+        raise UsageProblem("give the message with -m or --stdin, not both")
+    body = message.encode("utf-8")[:MAX_BODY] if message is not None else b""
+    if from_stdin:
+        body = _read_stdin()
+    try:
+        url = resolve(target, config_path, os.environ)
+    except AddressError as exc:
+        die(str(exc))
+    deadline = time.monotonic() + budget_of(ping_budget)  # a hung server must not hold the job that pings
+    result = courier(spool_dir, retries).deliver(Ping(url, event, body, run_id, pairs), deadline)
+    sys.exit(0 if result in (Result.SENT, Result.SPOOLED) else 1)
+
+
+def _read_stdin() -> bytes:
+    stream = sys.stdin.buffer
+    body = stream.read(MAX_BODY)
+    while stream.read(1 << 16):
+        pass  # read to the end, so the writer does not die of a broken pipe
+    return body
+
+
+def run_job(
+    target: str,
+    command: Sequence[str],
+    *,
+    timeout: str | None = None,
+    kill_after: str = "10s",
+    rid: str | None = None,
+    tail_size: str = "10KiB",
+    ping_budget: str | None = None,
+    config_path: Path | None = None,
+    spool_dir: Path | None = None,
+    retries: str | None = None,
+) -> NoReturn:
+    """`heartfly run`: exits with the command's own status, whatever happens to the pings
+    (UsageProblem, raised before the command runs, on bad usage)."""
+    from heartfly.client.runner import Runner
+
+    if not command:
+        raise UsageProblem("no command to run: heartfly run NAME|URL -- COMMAND [ARGS]...")
+    try:
+        limit = parse_duration(timeout) if timeout is not None else None
+        grace = parse_duration(kill_after)
+        size = parse_size(tail_size)
+        run_id = check_run_id(rid) if rid is not None else random_uuid()
+    except (UnitError, ValueError) as exc:
+        raise UsageProblem(str(exc)) from None
+    if limit is not None and limit <= 0:  # would kill the command the moment it starts
+        raise UsageProblem(f'--timeout must be longer than zero, got "{timeout}"')
+    sender: Courier | None = None
+    try:
+        url = resolve(target, config_path, os.environ)
+        sender = courier(spool_dir, retries)
+    except AddressError as exc:
+        warn(f"error: {exc}\nheartfly: running the command without reporting it")
+    budget = budget_of(ping_budget)
+    env = {**os.environ, "HEARTFLY_RUN_ID": run_id}
+    with Runner(tuple(command), timeout=limit, kill_after=grace, tail_size=size, env=env) as runner:
+        if sender is not None:  # a hung server must not hold the job back: what is not sent is spooled
+            sender.deliver(Ping(url, "start", run_id=run_id), time.monotonic() + min(START_BUDGET, budget))
+        outcome = runner.run()
+        if outcome.note:
+            warn(outcome.note)
+        if sender is not None:
+            metrics = {"duration": round(outcome.duration, 3)}
+            end = Ping(url, str(outcome.exit_code), outcome.body(), run_id, metrics)
+            sender.deliver(end, time.monotonic() + budget)
+    sys.exit(outcome.exit_code)

@@ -1,0 +1,362 @@
+"""Pings that could not be delivered wait on disk, with their true time, and are replayed in order.
+
+One file per ping, named by its time so a directory listing is the replay order; written to a
+temporary name and renamed, so a reader never sees half a ping. Replays take a lock file, so two
+jobs finishing together do not send the same spooled ping twice. Each check's spooled pings are
+replayed as one batch (`POST <ping url>/batch`), which the server applies all or nothing, judging
+deadlines only after the whole history is in; each ping keeps its own id, so a batch whose answer
+was lost and that is sent again counts once. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import fcntl
+import json
+import os
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+
+from heartfly.client.transport import Answer, Outcome, Ping, Transport, within
+
+# Every cron tick looks at the spool: pathlib (~10 ms) only once there is something in it.
+TYPE_CHECKING = False  # mypy reads this name as True
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+BATCH_PINGS = 500  # pings per batch request (the server takes up to 1,000 in 1 MiB)
+BATCH_BYTES = 768 * 1024
+JSON = "application/json"
+
+Item = tuple["Path", Ping, bool]  # a spooled ping, its file, and whether to send its time
+LOCK_WAIT = 10.0  # another process replaying longer than this: leave the spool to it
+SUFFIX = ".ping"
+
+Warn = Callable[[str], None]
+
+
+def default_folder(env: Mapping[str, str]) -> str:
+    """$HEARTFLY_SPOOL, else $XDG_STATE_HOME/heartfly/spool, else ~/.local/state/heartfly/spool."""
+    if env.get("HEARTFLY_SPOOL"):
+        return env["HEARTFLY_SPOOL"]
+    state = env.get("XDG_STATE_HOME", "")
+    home = env.get("HOME") or os.path.expanduser("~")
+    base = state if os.path.isabs(state) else os.path.join(home, ".local", "state")
+    return os.path.join(base, "heartfly", "spool")
+
+
+def origin(url: str) -> str:
+    """scheme://host:port: pings to one server keep their order; other servers do not wait on it."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class Spool:
+    def __init__(
+        self, folder: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, lock_wait: float = LOCK_WAIT
+    ) -> None:
+        self.where = os.fspath(folder)
+        self.max_bytes = max_bytes
+        self.lock_wait = lock_wait
+        self._seq = 0
+
+    @property
+    def folder(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.where)
+
+    def pending(self) -> list[Path]:
+        """Spooled pings, oldest first; none when the folder is missing or unreadable."""
+        try:
+            names = [e.name for e in os.scandir(self.where) if e.name.endswith(SUFFIX) and e.name[0] != "."]
+        except OSError:
+            return []
+        if not names:
+            return []
+        return [self.folder / n for n in sorted(names)]
+
+    def put(self, ping: Ping) -> list[str]:
+        """Writes the ping; raises OSError. Returns what had to be dropped to stay under max_bytes."""
+        import base64
+
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._seq += 1
+        name = f"{round(ping.at * 1e6):020d}-{os.getpid()}-{self._seq}{SUFFIX}"
+        record = {
+            "v": 1,
+            "url": ping.url,
+            "event": ping.event,
+            "run_id": ping.run_id,
+            "metrics": dict(ping.metrics),
+            "at": ping.at,
+            "body": base64.b64encode(ping.body).decode("ascii"),
+            "uid": ping.uid,
+        }
+        temporary = self.folder / f".{name}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # pings carry secret keys
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle)
+            os.rename(temporary, self.folder / name)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+        return self._trim(keep=name)
+
+    def _trim(self, keep: str) -> list[str]:
+        sized: list[tuple[Path, int]] = []
+        for path in self.pending():
+            with contextlib.suppress(OSError):
+                sized.append((path, path.stat().st_size))
+        total = sum(size for _, size in sized)
+        dropped: list[str] = []
+        for path, size in sized:
+            if total <= self.max_bytes or path.name == keep:
+                break
+            with contextlib.suppress(OSError):
+                path.unlink()
+                dropped.append(f"the ping spooled at {_when(path)}")
+            total -= size
+        return dropped
+
+    @staticmethod
+    def load(path: Path) -> Ping:
+        """A spooled ping; ValueError or OSError when the file is not one."""
+        import base64
+
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or record.get("v") != 1:
+            raise ValueError("not a heartfly spool record")
+        return Ping(
+            url=str(record["url"]),
+            event=str(record["event"]),
+            body=base64.b64decode(record["body"]),
+            run_id=record["run_id"],
+            metrics={str(k): float(v) for k, v in record["metrics"].items()},
+            at=float(record["at"]),
+            uid=str(record["uid"]) if record.get("uid") else None,
+        )
+
+    @contextlib.contextmanager
+    def lock(self, wait: float | None = None) -> Iterator[bool]:
+        """Holds the spool's lock while the block runs; yields False when it could not get it within
+        `wait` seconds (default lock_wait)."""
+        try:
+            fd = os.open(os.path.join(self.where, ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError:
+            yield False
+            return
+        try:
+            deadline = time.monotonic() + (self.lock_wait if wait is None else wait)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        yield False
+                        return
+                    time.sleep(0.05)
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def _when(path: Path) -> str:
+    try:
+        micros = int(path.name.split("-", 1)[0])
+    except ValueError:
+        return path.name
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(micros / 1e6))
+
+
+class Result(enum.Enum):
+    SENT = "sent"
+    SPOOLED = "spooled"  # kept on disk for a later replay
+    REJECTED = "rejected"  # the server said no; not kept
+    LOST = "lost"  # undeliverable and could not be spooled
+
+
+class FlushReport:
+    def __init__(self) -> None:
+        self.sent = self.dropped = self.kept = 0
+        self.blocked: set[str] = set()  # origins still unreachable: keep their order
+
+    def __repr__(self) -> str:
+        return f"FlushReport(sent={self.sent}, dropped={self.dropped}, kept={self.kept}, blocked={self.blocked})"
+
+
+class Courier:
+    """Delivers pings in order: earlier spooled pings first, then the new one, spooling on failure."""
+
+    def __init__(self, transport: Transport, spool: Spool | None, warn: Warn) -> None:
+        self.transport = transport
+        self.spool = spool
+        self.warn = warn
+
+    def deliver(self, ping: Ping, deadline: float | None = None) -> Result:
+        """Sends earlier spooled pings, then this one; all of it ends by `deadline` (monotonic), after
+        which what is left waits in the spool."""
+        report = self.flush(deadline)
+        if origin(ping.url) in report.blocked:
+            return self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
+        answer = self.transport.send(ping, deadline=deadline)
+        if answer.outcome is Outcome.DELIVERED:
+            return Result.SENT
+        if answer.outcome is Outcome.REJECTED:
+            self.warn("error: " + answer.explain(ping) + "; not retried")
+            return Result.REJECTED
+        return self._keep(ping, answer.explain(ping))
+
+    def _keep(self, ping: Ping, why: str) -> Result:
+        if self.spool is None:
+            self.warn(f"error: {why}; no spool, the ping is lost")
+            return Result.LOST
+        try:
+            dropped = self.spool.put(ping)
+        except OSError as exc:
+            self.warn(f"error: {why}; cannot spool it to {self.spool.folder}: {exc.strerror or exc}; the ping is lost")
+            return Result.LOST
+        for what in dropped:
+            self.warn(f"warning: the spool is over its {self.spool.max_bytes} byte limit: dropped {what}, its oldest")
+        self.warn(f"warning: {why}; spooled to {self.spool.folder}, to be sent by the next heartfly ping/run/flush")
+        return Result.SPOOLED
+
+    def flush(self, deadline: float | None = None) -> FlushReport:
+        """Replays the spool oldest first, with each ping's true time, until `deadline`: each
+        check's pings as batches, in order; a server that answers batches with 404 or 405 (one
+        older than batches) one ping at a time."""
+        report = FlushReport()
+        if self.spool is None or not self.spool.pending():
+            return report
+        wait = within(deadline, self.transport.clock(), self.spool.lock_wait)
+        with self.spool.lock(wait) as locked:
+            paths = self.spool.pending()
+            if not locked:
+                report.kept = len(paths)
+                report.blocked = {o for o in (_origin_of(p) for p in paths) if o}
+                return report
+            by_url: dict[str, list[Item]] = {}
+            for path in paths:  # oldest first within each check: the listing is in time order
+                ping = self._load(path, report)
+                if ping is not None:
+                    by_url.setdefault(ping.url, []).append((path, ping, True))
+            for group in by_url.values():
+                for chunk in _chunks(group):
+                    self._replay_batch(chunk, report, deadline)
+        return report
+
+    def _load(self, path: Path, report: FlushReport) -> Ping | None:
+        try:
+            return Spool.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if path.exists():  # else another process got to it first
+                self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
+                _unlink(path)
+                report.dropped += 1
+            return None
+
+    def _replay_batch(self, chunk: list[Item], report: FlushReport, deadline: float | None) -> None:
+        first = chunk[0][1]
+        if origin(first.url) in report.blocked:
+            report.kept += len(chunk)
+            return
+        url = first.url.split("?", 1)[0].rstrip("/") + "/batch"
+        body = json.dumps({"pings": [ping.batch_item(with_ts=ts) for _, ping, ts in chunk]}).encode()
+        answer = self.transport.post(url, body, deadline=deadline, content_type=JSON)
+        if answer.outcome is Outcome.DELIVERED:
+            for path, _, _ in chunk:
+                _unlink(path)
+            report.sent += len(chunk)
+        elif answer.outcome is Outcome.UNREACHABLE:
+            report.blocked.add(origin(first.url))
+            report.kept += len(chunk)
+        elif answer.status == 400 and (mended := self._mend(chunk, answer, report)) is not None:
+            if mended:
+                self._replay_batch(mended, report, deadline)
+        elif answer.status in (400, 404, 405, 413):
+            # An older server (no batches), no such check, or a batch it would not read: one at a
+            # time, each ping gets its own answer.
+            for path, ping, _ in chunk:
+                self._replay(path, ping, report, deadline)
+        else:
+            self.warn(f"warning: dropped {len(chunk)} spooled ping(s): {answer.explain(first)}")
+            for path, _, _ in chunk:
+                _unlink(path)
+            report.dropped += len(chunk)
+
+    def _mend(self, chunk: list[Item], answer: Answer, report: FlushReport) -> list[Item] | None:
+        """A refused batch, less the pings the server named as invalid (dropped, with a warning);
+        a ping whose time lies ahead of the server's clock goes again without it (as "now": this
+        machine's clock runs ahead, the event is recent). None when the answer names none."""
+        try:
+            results = json.loads(answer.body)["results"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not isinstance(results, list) or len(results) != len(chunk):
+            return None
+        kept: list[Item] = []
+        mended = False
+        for (path, ping, ts), result in zip(chunk, results, strict=True):
+            error = str(result.get("error", "")) if isinstance(result, dict) else ""
+            if not error:
+                kept.append((path, ping, ts))
+            elif "in the future" in error and ts:
+                kept.append((path, ping, False))
+                mended = True
+            else:
+                self.warn(f"warning: dropped a spooled {ping.describe()}: the server answered 400: {error}")
+                _unlink(path)
+                report.dropped += 1
+                mended = True
+        return kept if mended else None
+
+    def _replay(self, path: Path, ping: Ping, report: FlushReport, deadline: float | None) -> None:
+        if origin(ping.url) in report.blocked:
+            report.kept += 1
+            return
+        answer = self.transport.send(ping, with_ts=True, deadline=deadline)
+        if answer.outcome is Outcome.REJECTED and answer.status == 400 and "in the future" in answer.detail:
+            # This machine's clock runs ahead of the server's: the event is recent, send it as now.
+            answer = self.transport.send(ping, deadline=deadline)
+        if answer.outcome is Outcome.DELIVERED:
+            _unlink(path)
+            report.sent += 1
+        elif answer.outcome is Outcome.REJECTED:
+            self.warn(f"warning: dropped a spooled {answer.explain(ping)}")
+            _unlink(path)
+            report.dropped += 1
+        else:
+            report.blocked.add(origin(ping.url))
+            report.kept += 1
+
+
+def _chunks(group: list[Item]) -> list[list[Item]]:
+    """A check's pings in batches of at most BATCH_PINGS and about BATCH_BYTES."""
+    chunks: list[list[Item]] = []
+    size = 0
+    for item in group:
+        cost = len(item[1].body) * 2 + 300  # JSON escapes, and the fields around the message
+        if not chunks or len(chunks[-1]) >= BATCH_PINGS or size + cost > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += cost
+    return chunks
+
+
+def _origin_of(path: Path) -> str | None:
+    try:
+        return origin(Spool.load(path).url)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()

@@ -1,0 +1,350 @@
+"""The job side of a ping: where it goes, what it says, and one HTTP delivery with retries.
+
+Standard library only (plus heartfly.core.units): `heartfly ping` and `heartfly run` start on every cron
+tick, so this path must not pay for aiohttp, croniter or the config parser. Spooling and replay live
+in heartfly.client.spool, wrapping a command in heartfly.client.runner.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import re
+import time
+import urllib.parse
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+
+from heartfly import __version__
+from heartfly.client import http1
+
+# Every cron tick imports this module: pathlib, random and typing (~15 ms) only where needed.
+TYPE_CHECKING = False  # mypy reads this name as True
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NamedTuple
+
+    from heartfly.core.config import Config
+
+CONNECT_TIMEOUT = 5.0  # a server that does not accept within this is down
+READ_TIMEOUT = 10.0  # the server answers after its commit: allow a slow disk, not a hung one
+RETRIES = 3
+BACKOFF = 0.5  # first wait; doubles per retry, with jitter, capped at BACKOFF_CAP
+BACKOFF_CAP = 8.0
+START_BUDGET = 3.0  # `heartfly run` holds the job back at most this long for its start ping
+END_BUDGET = 20.0  # and spends at most this on the end ping, retries and spool replay included
+MAX_BODY = 1 << 20  # the server keeps 100 KB by default; never ship more than this
+MAX_ANSWER = 1 << 20  # a batch's answer says something of each of its pings
+TEXT = "text/plain; charset=utf-8"
+RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+EVENTS = ("", "start", "fail", "log", "progress")
+DEFAULT_CONFIGS = ("heartfly.toml", "/etc/heartfly/heartfly.toml")
+
+
+def config_path(given: Path | None) -> Path:
+    """The config to use: the one given, else ./heartfly.toml if it exists, else /etc/heartfly/heartfly.toml."""
+    from pathlib import Path
+
+    if given is not None:
+        return given
+    return Path(next((p for p in DEFAULT_CONFIGS if os.path.exists(p)), DEFAULT_CONFIGS[-1]))
+
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as heartfly.core.config.NAME_RE
+RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
+METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+USER_AGENT = f"heartfly/{__version__}"
+
+
+class AddressError(ValueError):
+    """A ping target that cannot be turned into a URL; the message says what to do."""
+
+
+def new_ping_id() -> str:
+    """A ping's own id: a resend of it (a lost answer, a spool replay) is applied once."""
+    return os.urandom(12).hex()
+
+
+if TYPE_CHECKING:
+
+    class _PingFields(NamedTuple):
+        url: str  # the check's ping URL, without an event: https://hb.example.com/ping/<key>
+        event: str
+        body: bytes
+        run_id: str | None
+        metrics: Mapping[str, float]
+        at: float
+        uid: str | None
+
+else:  # the same tuple, without importing typing
+    _PingFields = namedtuple("_PingFields", "url event body run_id metrics at uid")
+
+
+_FRESH = "fresh"
+
+
+class Ping(_PingFields):
+    """One event for one check, as the job saw it; `at` is when it happened (for spooled replays).
+
+    `event`: "", start, fail, log, progress, or an exit status "0".."255". `at` defaults to now and
+    `uid` to a fresh id (None: spooled by a Heartfly without ids). A NamedTuple, not a dataclass:
+    dataclasses (and inspect, which it imports) cost every cron tick about 10 ms."""
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        url: str,
+        event: str = "",
+        body: bytes = b"",
+        run_id: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        at: float | None = None,
+        uid: str | None = _FRESH,
+    ) -> Ping:
+        at = time.time() if at is None else at
+        return super().__new__(
+            cls, url, event, body, run_id, metrics or {}, at, new_ping_id() if uid is _FRESH else uid
+        )
+
+    def request_url(self, *, with_ts: bool = False) -> str:
+        parts = urllib.parse.urlsplit(self.url)
+        path = parts.path.rstrip("/") + (f"/{self.event}" if self.event else "")
+        params: list[tuple[str, str]] = []
+        if self.run_id:
+            params.append(("rid", self.run_id))
+        params += [(f"m_{name}", format_number(value)) for name, value in self.metrics.items()]
+        if with_ts:
+            params.append(("ts", f"{self.at:.3f}"))
+        if self.uid:
+            params.append(("ping_id", self.uid))
+        query = "&".join(q for q in (parts.query, urllib.parse.urlencode(params)) if q)
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path or "/", query, ""))
+
+    def batch_item(self, *, with_ts: bool = True) -> dict[str, object]:
+        """This ping as one item of a batch (`POST <url>/batch`), with its true time."""
+        item: dict[str, object] = {"ts": round(self.at, 3)} if with_ts else {}
+        if self.event.isdigit():
+            item["exit_code"] = int(self.event)
+        else:
+            item["status"] = self.event or "success"
+        if self.body:
+            item["message"] = self.body.decode("utf-8", "replace")
+        if self.run_id:
+            item["run_id"] = self.run_id
+        if self.metrics:
+            item["metrics"] = dict(self.metrics)
+        if self.uid:
+            item["ping_id"] = self.uid
+        return item
+
+    def describe(self) -> str:
+        event = self.event or "success"
+        if self.event.isdigit():
+            event = f"exit status {self.event}"
+        return f"{event} ping to {redact(self.url)}"
+
+
+def event_for(*, start: bool = False, fail: bool = False, log: bool = False, progress: bool = False,
+              exit_code: int | None = None) -> str:  # fmt: skip
+    """The URL's event segment for `heartfly ping`'s flags; at most one may be given."""
+    chosen = [name for name, on in (("start", start), ("fail", fail), ("log", log), ("progress", progress)) if on]
+    if exit_code is not None:
+        chosen.append(str(exit_code))
+    if len(chosen) > 1:
+        raise ValueError(f"choose one event, not {' and '.join(chosen)}")
+    return chosen[0] if chosen else ""
+
+
+def format_number(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def parse_metric(text: str) -> tuple[str, float]:
+    """`name=value` as `--metric` takes it; checked here so a typo is not a 400 from the server."""
+    name, sep, raw = text.partition("=")
+    if not sep or not METRIC_RE.fullmatch(name):
+        raise ValueError(f'expected name=number with a name of letters, digits or "_", got "{text}"')
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f'metric "{name}" needs a finite number, got "{raw}"')
+    return name, value
+
+
+def check_run_id(text: str) -> str:
+    if not RUN_ID_RE.fullmatch(text):
+        raise ValueError("a run id is 1 to 128 printable ASCII characters without spaces")
+    return text
+
+
+# --- addressing ---------------------------------------------------------------------------------
+
+
+def check_url(url: str, what: str = "URL") -> str:
+    """An http(s) URL with a host, or AddressError saying what is wrong."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        if "://" in url:
+            raise AddressError(f'{what} "{redact(url)}" must start with http:// or https://')
+        raise AddressError(f'{what} "{redact(url)}" has no scheme: write http://{redact(url)} or https://…')
+    if not parts.hostname:
+        raise AddressError(f'{what} "{redact(url)}" has no host')
+    return url
+
+
+def target_url(target: str) -> str | None:
+    """A full ping URL as given, or None for a check name (resolved by name_url / config_url)."""
+    if "://" in target:
+        return check_url(target)
+    if NAME_RE.fullmatch(target):
+        return None
+    if "/" in target or ":" in target:
+        raise AddressError(
+            f'"{redact(target)}" looks like a URL without a scheme: write http://… or https://… in front of it'
+        )
+    raise AddressError(f'"{target}" is neither a check name (letters, digits, "_", ".", "-") nor an http(s) URL')
+
+
+def name_url(base_url: str, ping_key: str, name: str) -> str:
+    """`<base>/ping/<ping_key>/<name>`: addresses a check by name under the server-wide ping_key."""
+    base = check_url(base_url, "HEARTFLY_URL").rstrip("/")
+    return f"{base}/ping/{urllib.parse.quote(ping_key, safe='')}/{urllib.parse.quote(name, safe='')}"
+
+
+def config_url(config: Config, name: str, base_url: str | None = None, ping_key: str | None = None) -> str:
+    """The check's own key from a local config, else its name under the ping_key."""
+    base = check_url(base_url, "HEARTFLY_URL") if base_url else config.server.public_url
+    check = config.checks.get(name)
+    if check is not None:
+        return f"{base.rstrip('/')}/ping/{check.key}"
+    key = ping_key or config.server.ping_key
+    if key:
+        return name_url(base, key, name)
+    raise AddressError(f'no check "{name}" in {config.path}, and no ping_key there to address it by name')
+
+
+_SECRETISH = re.compile(r"(?<=/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{14,}")
+
+
+def redact(url: str) -> str:
+    """A URL for messages: long key-like path segments shortened, so logs do not carry whole secrets."""
+    return _SECRETISH.sub(r"\1…", url.split("?", 1)[0])
+
+
+# --- one delivery -------------------------------------------------------------------------------
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    REJECTED = "rejected"  # the server said no (404, 400, …): sending again would not help
+    UNREACHABLE = "unreachable"  # network errors or 5xx through every retry: worth spooling
+
+
+if TYPE_CHECKING:
+
+    class _AnswerFields(NamedTuple):
+        outcome: Outcome
+        status: int | None = None
+        detail: str = ""
+        body: bytes = b""  # what the server answered (a batch's per-ping results), up to MAX_ANSWER
+
+else:
+    _AnswerFields = namedtuple("_AnswerFields", "outcome status detail body", defaults=(None, "", b""))
+
+
+class Answer(_AnswerFields):
+    __slots__ = ()
+
+    def explain(self, ping: Ping) -> str:
+        what = ping.describe()
+        if self.status == 404:
+            return (
+                f"{what}: the server answered 404: no check has this key or name"
+                " (wrong key, a check missing from the server's config, or a typo in the URL)"
+            )
+        if self.status is not None and 300 <= self.status < 400:
+            return f"{what}: the server redirects ({self.status}) to {redact(self.detail)}: use that URL instead"
+        if self.status is not None:
+            return f"{what}: the server answered {self.status}: {self.detail or 'no reason given'}"
+        return f"{what}: {self.detail}"
+
+
+def within(deadline: float | None, now: float, cap: float) -> float:
+    """A wait of at most `cap` that ends by `deadline` (a monotonic time); 0 once it has passed."""
+    return cap if deadline is None else max(0.0, min(cap, deadline - now))
+
+
+class Transport:
+    """POSTs a ping; retries network errors and 5xx with exponential backoff and jitter."""
+
+    def __init__(
+        self,
+        *,
+        retries: int = RETRIES,
+        backoff: float = BACKOFF,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.retries = retries
+        self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._read_limit = read_timeout  # this attempt's, cut short by a deadline
+        self.sleep = sleep
+        self.clock = clock
+
+    def send(self, ping: Ping, *, with_ts: bool = False, deadline: float | None = None) -> Answer:
+        """Retries until an answer that settles it, the retries are spent, or `deadline` (monotonic)."""
+        return self.post(ping.request_url(with_ts=with_ts), ping.body, deadline=deadline)
+
+    def post(self, url: str, body: bytes, *, deadline: float | None = None, content_type: str = TEXT) -> Answer:
+        """POST `body`, retrying as `send` says."""
+        answer = Answer(Outcome.UNREACHABLE, None, "no time left to try (the ping's time budget is spent)")
+        for attempt in range(self.retries + 1):
+            if attempt:
+                import random  # only a retry pays for it
+
+                wait = min(self.backoff * 2 ** (attempt - 1), BACKOFF_CAP) * random.uniform(0.8, 1.2)
+                if within(deadline, self.clock(), wait) < wait:
+                    break  # the budget ends before the next try could start
+                self.sleep(wait)
+            now = self.clock()
+            connect = within(deadline, now, self.connect_timeout)
+            self._read_limit = within(deadline, now, self.read_timeout)
+            if connect <= 0:
+                break
+            answer = self._attempt(url, body, connect, content_type)
+            if answer.outcome is not Outcome.UNREACHABLE:
+                return answer
+        return answer
+
+    def _attempt(self, url: str, body: bytes, connect_timeout: float, content_type: str) -> Answer:
+        headers = {"User-Agent": USER_AGENT, "Content-Type": content_type}
+        try:
+            if http1.handles(url):
+                answer = http1.post(
+                    url, body, headers, connect_timeout=connect_timeout, read_timeout=self._read_limit, limit=MAX_ANSWER
+                )
+            else:  # a proxy from the environment, or credentials in the URL: urllib knows those
+                from heartfly.client import viaurllib
+
+                answer = viaurllib.post(url, body, headers, connect_timeout, self._read_limit, MAX_ANSWER)
+        except OSError as exc:
+            detail = exc.strerror or str(exc) or type(exc).__name__
+            return Answer(Outcome.UNREACHABLE, None, f"cannot reach the server: {detail}")
+        except ValueError as exc:  # a URL that cannot be parsed (a port out of range, say)
+            return Answer(Outcome.REJECTED, None, f"bad URL: {exc}")
+        status = answer.status
+        if 200 <= status < 300:
+            return Answer(Outcome.DELIVERED, status, body=answer.body)
+        if 300 <= status < 400:
+            return Answer(Outcome.REJECTED, status, answer.headers.get("location", "?"))
+        text = answer.body.decode("utf-8", "replace").strip().splitlines()
+        outcome = Outcome.UNREACHABLE if status in RETRYABLE or status >= 500 else Outcome.REJECTED
+        return Answer(outcome, status, text[0][:300] if text else answer.reason, answer.body)

@@ -1,0 +1,429 @@
+"""The TOML file -> frozen dataclasses. Pure: every problem is reported with its key path."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
+
+from heartfly.core.assertions import Assertion, parse_assertion
+from heartfly.core.config_alerts import (
+    AlertsConfig,
+    ChannelConfig,
+    SmtpConfig,
+    check_routing,
+    parse_alerts,
+    parse_channels,
+    parse_smtp,
+)
+from heartfly.core.config_reader import (
+    ConfigError,
+    Reader,
+    at_least,
+    grace_duration,
+    join,
+    kind_of,
+    positive,
+    positive_duration,
+)
+from heartfly.core.pipeline import find_cycle, parse_after
+from heartfly.core.units import parse_size
+
+__all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "check_token", "load_config", "parse_config"]
+
+KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
+_RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+DEFAULT_PORT = 8765
+MIN_TOKEN = 16  # characters of an API token (check_token: here, and in web.runtime.load_token when serving)
+AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
+AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
+    database: Path = Path("heartfly.db")
+    ping_key: str | None = None
+    api_token_file: Path | None = None
+    body_limit: int = 100_000
+    keep_pings: int = 1000
+    max_ping_age: float = 7 * 86400.0
+    synchronous: str = "normal"
+    public: bool = False  # reads (dashboard, API GETs, metrics) open without the token
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConfig:
+    name: str
+    key: str
+    every: float | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    grace: float = 300.0
+    max_runtime: float | None = None
+    min_runtime: float | None = None
+    description: str = ""
+    start_key: str | None = None
+    fail_key: str | None = None
+    channels: tuple[str, ...] = ()
+    repeat: float | None = None  # remind every `repeat` while down
+    stall: float | None = None  # during a run: no progress/log ping for this long -> down (stalled)
+    after: str | None = None  # a pipeline step: the upstream check's name...
+    after_trigger: str = "start"  # ...and which of its events starts this step's clock
+    within: float | None = None  # ...and how soon after it this step must succeed
+    expect: int | None = None  # fan-in: successes sharing a run id that make one complete run
+    members: tuple[str, ...] = ()  # fan-in: the workers expected (named with member=)
+    assertions: tuple[Assertion, ...] = ()
+    failures_before_alert: int = 1
+
+    def schedule_words(self) -> str:
+        from heartfly.core.units import format_duration
+
+        if self.after is not None:
+            assert self.within is not None
+            return f"within {format_duration(self.within)} of {self.after}'s {self.after_trigger}"
+        if self.cron is not None:
+            return f'cron "{self.cron}" ({self.timezone})'
+        assert self.every is not None
+        return f"every {format_duration(self.every)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    checks: Mapping[str, CheckConfig] = field(default_factory=dict)
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+    smtp: SmtpConfig | None = None
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+
+
+_SERVER_KEYS = {
+    "listen",
+    "public_url",
+    "database",
+    "ping_key",
+    "api_token_file",
+    "body_limit",
+    "keep_pings",
+    "max_ping_age",
+    "synchronous",
+    "public",
+}
+_DEFAULT_KEYS = {
+    "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",
+}  # fmt: skip
+_CHECK_KEYS = {
+    "key",
+    "start_key",
+    "fail_key",
+    "every",
+    "cron",
+    "timezone",
+    "grace",
+    "max_runtime",
+    "min_runtime",
+    "description",
+    "channels",
+    "repeat",
+    "stall",
+    "after",
+    "within",
+    "expect",
+    "members",
+    "assert",
+    "failures_before_alert",
+}
+_TOP_KEYS = {"server", "defaults", "checks", "smtp", "channels", "alerts"}
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the file at `path`; raises ConfigError listing every problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: a byte order mark some editors write
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+        raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    reader = _Reader(base_dir=path.parent)
+    reader.known(data, "", _TOP_KEYS)
+    server = reader.server(reader.table(data, "server"))
+    defaults = reader.table(data, "defaults")
+    reader.known(defaults, "defaults", _DEFAULT_KEYS)
+    inherited = reader.defaults(defaults)  # read once: a bad default is one problem, not one per check
+    checks_table = reader.table(data, "checks")
+    checks: dict[str, CheckConfig] = {}
+    for name, raw in checks_table.items():
+        check = reader.check(name, raw, inherited)
+        if check is not None:
+            checks[name] = check
+    reader.unique_keys(server, checks)
+    reader.pipelines(checks)
+    smtp = parse_smtp(reader, data)
+    channels = parse_channels(reader, data, smtp)
+    alerts = parse_alerts(reader, data)
+    used = {
+        f"checks.{c.name}.channels" if "channels" in checks_table[c.name] else "defaults.channels": c.channels
+        for c in checks.values()
+    }
+    if "channels" in defaults and not checks:
+        used["defaults.channels"] = inherited.get("channels") or ()
+    declared = set(data["channels"]) if isinstance(data.get("channels"), dict) else set()
+    check_routing(reader, channels, used, declared)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts)
+
+
+class _Reader(Reader):
+    def server(self, table: Mapping[str, Any]) -> ServerConfig:
+        self.known(table, "server", _SERVER_KEYS)
+        d = ServerConfig()
+        host, port = d.host, d.port
+        listen = self.value(table, "server", "listen", str, _parse_listen)
+        if listen is not None:
+            host, port = listen
+        public_url = self.value(table, "server", "public_url", str, _parse_url)
+        if public_url is None:
+            shown = f"[{host}]" if ":" in host else host
+            public_url = f"http://{shown}:{port}"
+        database = self.value(table, "server", "database", str, self.path)
+        token_file = self.value(table, "server", "api_token_file", str, lambda p: _token_file(self.path(p)))
+        ping_key = self.value(table, "server", "ping_key", str, _parse_key)
+        body_limit = self.value(table, "server", "body_limit", str, parse_size)
+        keep = self.value(table, "server", "keep_pings", int, positive)
+        max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
+        sync = self.value(table, "server", "synchronous", str, _parse_sync)
+        public = self.value(table, "server", "public", bool)
+        return ServerConfig(
+            host=host,
+            port=port,
+            public_url=public_url,
+            database=database or self.path(str(d.database)),
+            ping_key=ping_key,
+            api_token_file=token_file,
+            body_limit=d.body_limit if body_limit is None else body_limit,
+            keep_pings=keep or d.keep_pings,
+            max_ping_age=max_age or d.max_ping_age,
+            synchronous=sync or d.synchronous,
+            public=bool(public),
+        )
+
+    def defaults(self, table: Mapping[str, Any]) -> dict[str, Any]:
+        """The [defaults] a check inherits, each read (and its problem reported) once; bad ones left out."""
+        read = {key: self.inherit(table, "defaults", key, {}) for key in table if key in _DEFAULT_KEYS}
+        return {key: value for key, value in read.items() if value is not None}
+
+    def inherit(self, raw: Mapping[str, Any], where: str, key: str, defaults: Mapping[str, Any]) -> Any:
+        """A check's own `key`, else its default."""
+        if key not in raw:
+            return defaults.get(key)
+        if key == "channels":
+            return self.strings(raw, where, key)
+        kind, convert = _INHERITED[key]
+        return self.value(raw, where, key, kind, convert)
+
+    def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
+        where = f"checks.{name}"
+        before = len(self.problems)
+        if not NAME_RE.fullmatch(name):
+            self.fail(where, "a check name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
+        if not isinstance(raw, dict):
+            self.fail(where, f"expected a table, got {kind_of(raw)}")
+            return None
+        self.known(raw, where, _CHECK_KEYS)
+        key = self.value(raw, where, "key", str, _parse_key)
+        if "key" not in raw:
+            self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
+        every = self.value(raw, where, "every", str, AT_LEAST_1S)
+        cron = self.value(raw, where, "cron", str, _parse_cron)
+        if sum(k in raw for k in ("every", "cron", "after")) != 1:
+            self.fail(where, 'needs exactly one of "every", "cron" and "after" (a pipeline step)')
+        after = self.value(raw, where, "after", str, parse_after)
+        within = self.value(raw, where, "within", str, AT_LEAST_1S)
+        if ("after" in raw) != ("within" in raw):
+            self.fail(where, '"after" and "within" go together: a step must succeed within `within` of its upstream')
+        timezone = self.inherit(raw, where, "timezone", defaults)
+        if "timezone" in raw and "cron" not in raw:
+            self.fail(join(where, "timezone"), 'only applies to "cron" schedules')
+        grace = self.inherit(raw, where, "grace", defaults)
+        max_rt = self.inherit(raw, where, "max_runtime", defaults)
+        min_rt = self.inherit(raw, where, "min_runtime", defaults)
+        if max_rt is not None and min_rt is not None and min_rt >= max_rt:
+            self.fail(join(where, "min_runtime"), "must be shorter than max_runtime")
+        description = self.value(raw, where, "description", str) or ""
+        start_key = self.value(raw, where, "start_key", str, _parse_key)
+        fail_key = self.value(raw, where, "fail_key", str, _parse_key)
+        channels = self.inherit(raw, where, "channels", defaults) or ()
+        repeat = self.inherit(raw, where, "repeat", defaults)
+        stall = self.inherit(raw, where, "stall", defaults)
+        expect = self.value(raw, where, "expect", int, positive)
+        members = self.strings(raw, where, "members") or ()
+        if len(set(members)) != len(members):
+            self.fail(join(where, "members"), "lists a member twice")
+        if members and expect is not None and expect != len(members):
+            self.fail(join(where, "expect"), f"is {expect} but members lists {len(members)}")
+        if members and expect is None:
+            expect = len(members)
+        texts = self.strings(raw, where, "assert") or ()
+        assertions = []
+        for text in texts:
+            try:
+                assertions.append(parse_assertion(text))
+            except ValueError as exc:
+                self.fail(join(where, "assert"), str(exc))
+        failures_before_alert = self.inherit(raw, where, "failures_before_alert", defaults) or 1
+        if len(self.problems) > before:
+            return None
+        return CheckConfig(
+            name=name,
+            key=key,
+            every=every,
+            cron=cron,
+            timezone=timezone or "UTC",
+            grace=300.0 if grace is None else grace,
+            max_runtime=max_rt,
+            min_runtime=min_rt,
+            description=description,
+            start_key=start_key,
+            fail_key=fail_key,
+            channels=channels,
+            repeat=repeat,
+            stall=stall,
+            after=after.check if after else None,
+            after_trigger=after.trigger if after else "start",
+            within=within,
+            expect=expect,
+            members=members,
+            assertions=tuple(assertions),
+            failures_before_alert=failures_before_alert,
+        )
+
+    def pipelines(self, checks: Mapping[str, CheckConfig]) -> None:
+        edges = {c.name: c.after for c in checks.values() if c.after is not None}
+        for name, upstream in edges.items():
+            if upstream not in checks:
+                hint = difflib.get_close_matches(upstream, list(checks), n=1)
+                more = f' (did you mean "{hint[0]}"?)' if hint else ""
+                self.fail(f"checks.{name}.after", f'no check "{upstream}"{more}')
+        cycle = find_cycle({k: v for k, v in edges.items() if v in checks})
+        if cycle is not None:
+            self.fail(f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle))
+
+    def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
+        owners: dict[str, str] = {}
+        if server.ping_key:
+            owners[server.ping_key] = "server.ping_key"
+        for check in checks.values():
+            for attr in ("key", "start_key", "fail_key"):
+                value = getattr(check, attr)
+                if value is None:
+                    continue
+                here = f"checks.{check.name}.{attr}"
+                if value in owners:
+                    self.fail(here, f"the same key is already used by {owners[value]}")
+                else:
+                    owners[value] = here
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    match = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})", text.strip())
+    if not match or int(match.group(3)) > 65535:
+        raise ValueError(f'expected "host:port" (e.g. "127.0.0.1:8765" or "[::1]:8765"), got "{text}"')
+    return match.group(1) or match.group(2), int(match.group(3))
+
+
+def _parse_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
+        raise ValueError(f'expected an http(s) URL like "https://hb.example.com", got "{text}"')
+    return text.rstrip("/")
+
+
+def _parse_key(text: str) -> str:
+    if not KEY_RE.fullmatch(text):
+        raise ValueError("a key is a UUID or 22 to 128 url-safe characters (letters, digits, '-', '_')")
+    return text
+
+
+@functools.lru_cache(maxsize=4096)  # 100k checks share a few expressions; each check costs ~0.4 ms
+def _parse_cron(text: str) -> str:
+    expr = " ".join(text.split())
+    if expr.startswith("@"):
+        expr = expr.lower()  # "@DAILY" is "@daily" (is_fixed_time knows the macros by lower-case name)
+    fields = 1 if expr.startswith("@") else 5
+    if _RANDOM_FIELD.search(expr):
+        raise ValueError(f'"{text}" picks a random time (R); a schedule must be fixed')
+    if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
+        raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
+    try:
+        croniter(expr, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterError:
+        raise ValueError(f'"{text}" never fires (no such date)') from None
+    return expr
+
+
+def _parse_zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of the database
+        raise ValueError(f'unknown time zone "{text}" (use an IANA name such as "Europe/Berlin")') from None
+    return text
+
+
+def _token_file(path: Path) -> Path:
+    """The API token file, checked as `serve` reads it (a missing one is created there)."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return path
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    check_token(token, path)
+    return path
+
+
+def check_token(token: str, path: Path) -> str:
+    """The API token read from `path`, if long enough to be one; ValueError if not."""
+    if len(token) < MIN_TOKEN:
+        raise ValueError(f"the API token in {path} is shorter than {MIN_TOKEN} characters")
+    return token
+
+
+def _parse_sync(text: str) -> str:
+    if text.lower() not in ("normal", "full"):
+        raise ValueError('expected "normal" or "full"')
+    return text.lower()
+
+
+# How each key a check may inherit from [defaults] is read (channels: an array of strings).
+_INHERITED: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    "grace": (str, grace_duration),
+    "timezone": (str, _parse_zone),
+    "max_runtime": (str, positive_duration),
+    "min_runtime": (str, positive_duration),
+    "repeat": (str, AT_LEAST_1M),
+    "stall": (str, AT_LEAST_1S),
+    "failures_before_alert": (int, positive),
+}

@@ -1,0 +1,233 @@
+"""The alert settings of the TOML file: [smtp], [channels.NAME] and [alerts]."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heartfly.core.config_reader import Reader, join, positive, positive_duration
+
+CHANNEL_TYPES = ("email", "webhook", "apprise")
+WEBHOOK_FORMATS = ("json", "slack", "discord", "ntfy")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_EMAIL_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+_URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
+
+_SMTP_KEYS = {"host", "port", "security", "username", "password_file", "from", "timeout"}
+_ALERT_KEYS = {"expire_after", "timeout", "retry_initial", "retry_max", "concurrency"}
+_CHANNEL_KEYS = {
+    "email": {"type", "to", "recovery"},
+    "webhook": {"type", "url", "headers", "format", "recovery", "timeout"},
+    "apprise": {"type", "urls", "recovery", "timeout"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int = 587
+    security: str = "starttls"  # starttls | tls | none
+    username: str | None = None
+    password: str | None = None  # read from password_file; never logged
+    sender: str = "heartfly@localhost"
+    timeout: float = 10.0
+
+    def __repr__(self) -> str:  # the password stays out of logs and tracebacks
+        return f"SmtpConfig(host={self.host!r}, port={self.port}, security={self.security!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    name: str
+    type: str
+    to: tuple[str, ...] = ()
+    url: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    format: str = "json"
+    urls: tuple[str, ...] = ()
+    recovery: bool = True  # also tell this channel when a check recovers
+    timeout: float | None = None  # per attempt; [alerts] timeout when unset
+
+    def __repr__(self) -> str:  # URLs and headers may hold tokens
+        return f"ChannelConfig(name={self.name!r}, type={self.type!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    expire_after: float = 86400.0  # an alert not delivered by then is given up (and logged)
+    timeout: float = 10.0  # per attempt
+    retry_initial: float = 5.0  # the first retry; doubling up to retry_max, with jitter
+    retry_max: float = 900.0
+    concurrency: int = 8  # attempts in flight per channel
+
+
+def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
+    if "smtp" not in data:
+        return None
+    table = reader.table(data, "smtp")
+    reader.known(table, "smtp", _SMTP_KEYS)
+    host = reader.value(table, "smtp", "host", str)
+    if not host:
+        reader.fail("smtp.host", "missing")
+    security = reader.value(table, "smtp", "security", str, _security) or "starttls"
+    default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+    port = reader.value(table, "smtp", "port", int, _port) or default_port
+    sender = reader.value(table, "smtp", "from", str, _address) or "heartfly@localhost"
+    password = reader.value(table, "smtp", "password_file", str, lambda p: _read_secret(reader.path(p)))
+    username = reader.value(table, "smtp", "username", str)
+    if (username is None) != ("password_file" not in table):
+        reader.fail("smtp", "username and password_file go together")
+    timeout = reader.value(table, "smtp", "timeout", str, positive_duration) or 10.0
+    return SmtpConfig(
+        host=host or "",
+        port=port,
+        security=security,
+        username=username,
+        password=password,
+        sender=sender,
+        timeout=timeout,
+    )
+
+
+def parse_alerts(reader: Reader, data: Mapping[str, Any]) -> AlertsConfig:
+    table = reader.table(data, "alerts")
+    reader.known(table, "alerts", _ALERT_KEYS)
+    d = AlertsConfig()
+    initial = reader.value(table, "alerts", "retry_initial", str, positive_duration) or d.retry_initial
+    most = reader.value(table, "alerts", "retry_max", str, positive_duration) or d.retry_max
+    if initial > most:
+        reader.fail("alerts.retry_initial", "must not be longer than retry_max")
+    return AlertsConfig(
+        expire_after=reader.value(table, "alerts", "expire_after", str, positive_duration) or d.expire_after,
+        timeout=reader.value(table, "alerts", "timeout", str, positive_duration) or d.timeout,
+        retry_initial=initial,
+        retry_max=most,
+        concurrency=reader.value(table, "alerts", "concurrency", int, positive) or d.concurrency,
+    )
+
+
+def parse_channels(reader: Reader, data: Mapping[str, Any], smtp: SmtpConfig | None) -> dict[str, ChannelConfig]:
+    channels: dict[str, ChannelConfig] = {}
+    for name, raw in reader.table(data, "channels").items():
+        where = f"channels.{name}"
+        if not _NAME_RE.fullmatch(name):
+            reader.fail(where, "a channel name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
+        if not isinstance(raw, dict):
+            reader.fail(where, "expected a table")
+            continue
+        kind = reader.value(raw, where, "type", str)
+        if kind not in CHANNEL_TYPES:
+            shown = "missing" if kind is None else f'unknown type "{kind}"'
+            reader.fail(join(where, "type"), f"{shown}: use {', '.join(CHANNEL_TYPES)}")
+            continue
+        reader.known(raw, where, _CHANNEL_KEYS[kind])
+        before = len(reader.problems)
+        channel = _channel(reader, where, name, kind, raw, smtp)
+        if len(reader.problems) == before:
+            channels[name] = channel
+    return channels
+
+
+def _channel(
+    reader: Reader, where: str, name: str, kind: str, raw: Mapping[str, Any], smtp: SmtpConfig | None
+) -> ChannelConfig:
+    recovery = reader.value(raw, where, "recovery", bool)
+    timeout = reader.value(raw, where, "timeout", str, positive_duration)
+    common: dict[str, Any] = {"name": name, "type": kind, "recovery": True if recovery is None else recovery}
+    if kind == "email":
+        if smtp is None:
+            reader.fail(where, "an email channel needs an [smtp] section")
+        to = reader.strings(raw, where, "to") or ()
+        if not to:
+            reader.fail(join(where, "to"), "needs at least one address")
+        for address in to:
+            if not _EMAIL_RE.fullmatch(address):
+                reader.fail(join(where, "to"), f'"{address}" is not an email address')
+        return ChannelConfig(to=to, **common)
+    if kind == "webhook":
+        url = reader.value(raw, where, "url", str, _url)
+        if "url" not in raw:
+            reader.fail(join(where, "url"), "missing")
+        headers = reader.value(raw, where, "headers", dict, _headers) or ()
+        fmt = reader.value(raw, where, "format", str, _format) or "json"
+        return ChannelConfig(url=url, headers=headers, format=fmt, timeout=timeout, **common)
+    if importlib.util.find_spec("apprise") is None:
+        reader.fail(join(where, "type"), "needs the apprise library: pip install 'heartfly[apprise]'")
+    urls = reader.strings(raw, where, "urls") or ()
+    if not urls:
+        reader.fail(join(where, "urls"), "needs at least one apprise URL (e.g. tgram://bottoken/ChatID)")
+    return ChannelConfig(urls=urls, timeout=timeout, **common)
+
+
+def check_routing(
+    reader: Reader, channels: Mapping[str, ChannelConfig], used: Mapping[str, tuple[str, ...]], declared: set[str]
+) -> None:
+    """Every name a check lists is a channel, and every channel is used by some check.
+
+    `declared` holds every channel in the file, also those refused above: a check naming one of
+    those gets no second, false "no channel" error.
+    """
+    for where, names in used.items():
+        for name in names:
+            if name not in channels and name not in declared:
+                known = ", ".join(sorted(channels)) or "none are defined"
+                reader.fail(where, f'no channel "{name}" (channels: {known})')
+    listed = {name for names in used.values() for name in names}
+    for name in channels:
+        if name not in listed:
+            reader.fail(f"channels.{name}", "no check uses this channel (list it in [defaults] or a check's channels)")
+
+
+def _security(text: str) -> str:
+    if text not in ("starttls", "tls", "none"):
+        raise ValueError('expected "starttls", "tls" or "none"')
+    return text
+
+
+def _port(value: int) -> int:
+    if not 0 < value < 65536:
+        raise ValueError("expected a port from 1 to 65535")
+    return value
+
+
+def _address(text: str) -> str:
+    if not _EMAIL_RE.fullmatch(text):
+        raise ValueError(f'"{text}" is not an email address')
+    return text
+
+
+def _url(text: str) -> str:
+    if not _URL_RE.fullmatch(text):
+        raise ValueError(f'expected an http(s) URL, got "{text}"')
+    return text
+
+
+def _format(text: str) -> str:
+    if text not in WEBHOOK_FORMATS:
+        raise ValueError(f"expected one of {', '.join(WEBHOOK_FORMATS)}")
+    return text
+
+
+def _headers(table: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    for key, value in table.items():
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", key):
+            raise ValueError("headers maps header names to single-line strings")
+        # aiohttp refuses CR, LF and NUL only when sending, so every alert would fail; the value
+        # may be a credential, so the error names the header, never its content.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise ValueError(f"the value of {key} holds a control character (a tab, newline, CR, ...)")
+    return tuple(table.items())
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if not secret:
+        raise ValueError(f"{path} is empty")
+    return secret

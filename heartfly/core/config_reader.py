@@ -1,0 +1,142 @@
+"""Reading a parsed TOML document: every problem is collected with its key path."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from heartfly.core.units import UnitError, parse_duration
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A file that cannot be used; `problems` holds one "key.path: what is wrong" line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Reader:
+    """Collects problems instead of stopping at the first, so one run reports them all."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def known(self, table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+                more = f' (did you mean "{hint[0]}"?)' if hint else ""
+                self.fail(join(where, key), f"unknown key{more}")
+
+    def table(self, parent: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(join(where, key), f"expected a table, got {kind_of(value)}")
+            return {}
+        return value
+
+    def value(
+        self,
+        table: Mapping[str, Any],
+        where: str,
+        key: str,
+        kind: type[T],
+        convert: Callable[[T], Any] | None = None,
+    ) -> Any:
+        """`table[key]` checked to be of `kind` and converted; None (and a problem) when it is not."""
+        if key not in table:
+            return None
+        raw = table[key]
+        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+            self.fail(join(where, key), f"expected {_name(kind)}, got {kind_of(raw)}")
+            return None
+        if convert is None:
+            return raw
+        try:
+            return convert(raw)
+        except (UnitError, ValueError) as exc:
+            self.fail(join(where, key), str(exc))
+            return None
+
+    def strings(self, table: Mapping[str, Any], where: str, key: str) -> tuple[str, ...] | None:
+        """An array of strings."""
+        items = self.value(table, where, key, list)
+        if items is None:
+            return None
+        if not all(isinstance(i, str) and i for i in items):
+            self.fail(join(where, key), "expected an array of non-empty strings")
+            return None
+        return tuple(items)
+
+    def path(self, text: str) -> Path:
+        """A path from the file, relative to the file's folder."""
+        if not text:
+            raise ValueError("must not be empty")
+        try:
+            return (self.base_dir / Path(text).expanduser()).resolve()
+        except (RuntimeError, OSError) as exc:  # "~nosuchuser", a symlink loop
+            raise ValueError(f'cannot use "{text}": {exc}') from None
+
+
+def join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def kind_of(value: Any) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+        dict: "a table",
+        list: "an array",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _name(kind: type) -> str:
+    return {"str": "a string", "int": "an integer", "bool": "true/false", "list": "an array", "dict": "a table"}.get(
+        kind.__name__, kind.__name__
+    )
+
+
+def positive(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def positive_duration(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def at_least(minimum: float, shown: str) -> Callable[[str], float]:
+    """A duration's reader that refuses one shorter than `minimum` (a deadline or reminder that
+    close would busy the timer or flood a channel)."""
+
+    def read(text: str) -> float:
+        seconds = parse_duration(text)
+        if seconds < minimum:
+            raise ValueError(f"must be at least {shown}")
+        return seconds
+
+    return read
+
+
+def grace_duration(text: str) -> float:
+    seconds = parse_duration(text)
+    if 0 < seconds < 1:
+        raise ValueError("must be 0s (no late state) or at least 1s")
+    return seconds

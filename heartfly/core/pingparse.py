@@ -1,0 +1,258 @@
+"""Ping URLs, query parameters and JSON bodies -> what happened. Pure: `now` is an argument.
+
+Every problem raises PingError with a one-line reason for a 400 answer. Syntax is checked before
+any key is looked up, so a malformed ping answers the same whether its key exists or not. Text
+echoed in a reason is clipped and made encodable: JSON can carry lone surrogates ("\\ud800").
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from heartfly.core.pingids import PING_ID_RE
+from heartfly.core.states import Kind
+from heartfly.core.units import is_decimal
+
+RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+MAX_METRICS = 32
+FUTURE_SKEW = 300.0  # a client clock this far ahead is trusted as "now"
+MAX_BATCH = 1000  # pings in one batch request (a client sends a longer spool in several)
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_EVENTS = {"": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
+_STATUSES = {
+    "success": Kind.SUCCESS,
+    "start": Kind.START,
+    "fail": Kind.FAIL,
+    "log": Kind.LOG,
+    "progress": Kind.PROGRESS,
+}
+
+
+class PingError(ValueError):
+    """A malformed ping: the message is the one-line reason sent with the 400."""
+
+
+class Target(NamedTuple):
+    """Who a ping URL addresses (a key, or a name under the server's ping_key) and what it says."""
+
+    key: str | None
+    name: str | None
+    kind: Kind
+    exit_status: int | None = None
+
+
+class Details(NamedTuple):
+    """What a ping carries besides its event: from the query string and/or a JSON body."""
+
+    at: float
+    run_id: str | None = None
+    metrics: dict[str, float] | None = None
+    message: str | None = None
+    kind: Kind | None = None  # a JSON "status" or "exit_code"
+    exit_status: int | None = None
+    member: str | None = None  # a fan-in worker naming itself
+    uid: str | None = None  # the client's own id for this ping (exactly once across resends)
+
+
+def parse_event(segment: str) -> tuple[Kind, int | None]:
+    """The last path segment: "", start, fail, log, progress, or an exit status 0-255."""
+    kind = _EVENTS.get(segment)
+    if kind is not None:
+        return kind, None
+    if is_decimal(segment) and len(segment) <= 3 and int(segment) <= 255:
+        status = int(segment)
+        return (Kind.SUCCESS if status == 0 else Kind.FAIL), status
+    raise PingError(
+        f'unknown ping event "{_clip(segment)}": use start, fail, log, progress or an exit status 0-255'
+        " (a check is pinged by name as /ping/<ping_key>/<name>)"
+    )
+
+
+def parse_path(tail: str, ping_key: str | None) -> Target | None:
+    """`<key>[/<event>]` or `<ping_key>/<name>[/<event>]`; None when it is neither form."""
+    parts = tail.split("/")
+    if (
+        ping_key is not None
+        and len(parts) in (2, 3)
+        and hmac.compare_digest(parts[0].encode("utf-8", "surrogatepass"), ping_key.encode())
+    ):
+        kind, status = parse_event(parts[2] if len(parts) == 3 else "")
+        return Target(key=None, name=parts[1], kind=kind, exit_status=status)
+    if len(parts) > 2 or not parts[0]:
+        return None
+    kind, status = parse_event(parts[1] if len(parts) == 2 else "")
+    return Target(key=parts[0], name=None, kind=kind, exit_status=status)
+
+
+def parse_batch_path(head: str, ping_key: str | None) -> Target | None:
+    """What `/ping/<head>/batch` addresses: `<key>` or `<ping_key>/<name>`, without an event (each
+    ping of a batch names its own); None when it is neither."""
+    parts = head.split("/")
+    named = ping_key is not None and hmac.compare_digest(parts[0].encode("utf-8", "surrogatepass"), ping_key.encode())
+    if len(parts) != (2 if named else 1):
+        return None
+    return parse_path(head, ping_key)
+
+
+def parse_query(query: Mapping[str, str], now: float, max_age: float) -> Details:
+    """rid=, ts=, member=, ping_id= and m_<name>= parameters; anything else is ignored (clients
+    add cache-busters)."""
+    if not query:
+        return Details(at=now)
+    run_id = _run_id(query.get("rid"))
+    member = _member(query.get("member"))
+    at = parse_ts(query.get("ts"), now, max_age)
+    metrics: dict[str, float] = {}
+    for name, value in query.items():
+        if name.startswith("m_"):
+            _add_metric(metrics, name[2:], value, f"m_{name[2:]}")
+    return Details(at=at, run_id=run_id, metrics=metrics or None, member=member, uid=_uid(query.get("ping_id")))
+
+
+def parse_ts(raw: object, now: float, max_age: float) -> float:
+    """A client-supplied event time: in the past and within max_age; slightly ahead counts as now."""
+    if raw is None:
+        return now
+    try:
+        ts = float(raw) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else math.nan
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer of hundreds of digits
+        ts = math.nan
+    if not math.isfinite(ts):
+        raise PingError(f'ts must be unix seconds, got "{_clip(str(raw))}"')
+    if ts > now + FUTURE_SKEW:
+        raise PingError(f"ts {ts:.0f} is in the future (server time is {now:.0f})")
+    if ts < now - max_age:
+        raise PingError(f"ts {ts:.0f} is older than the server accepts (max_ping_age, {max_age:.0f} s)")
+    return min(ts, now)
+
+
+def parse_json(raw: bytes, query: Details, now: float, max_age: float) -> Details:
+    """The JSON heartbeat body; its fields override the query string's."""
+    if not raw.strip():
+        return query
+    data = _load_json(raw)
+    if not isinstance(data, dict):
+        raise PingError("the JSON body must be an object")
+    return parse_fields(data, query, now, max_age)
+
+
+def parse_batch(raw: bytes, now: float, max_age: float) -> list[Details | PingError]:
+    """A batch body, `{"pings": [<heartbeat object>, ...]}`: each ping's details, or its error.
+
+    A body that is not such an object raises PingError; a bad ping is returned in its place, so
+    the answer can say which ones were wrong (and the batch is refused whole)."""
+    data = _load_json(raw)
+    items = data.get("pings") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise PingError('a batch is a JSON object {"pings": [...]}, each ping a heartbeat object')
+    if not items:
+        raise PingError("a batch needs at least one ping")
+    if len(items) > MAX_BATCH:
+        raise PingError(f"a batch holds at most {MAX_BATCH} pings; send the rest in another")
+    details: list[Details | PingError] = []
+    for item in items:
+        try:
+            if not isinstance(item, dict):
+                raise PingError("each ping of a batch must be a JSON object")
+            details.append(parse_fields(item, Details(at=now), now, max_age))
+        except PingError as exc:
+            details.append(exc)
+    return details
+
+
+def _load_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise PingError("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # also UnicodeDecodeError, and integers past Python's 4,300 digits
+        raise PingError(f"invalid JSON: {_clip(str(exc), 120)}") from None
+
+
+def parse_fields(data: dict[str, Any], query: Details, now: float, max_age: float) -> Details:
+    """A heartbeat object's fields, over the query string's details."""
+    kind: Kind | None = None
+    if "status" in data:
+        status = data["status"]
+        if not isinstance(status, str) or status not in _STATUSES:
+            raise PingError(f"unknown status {_clip(json.dumps(status))}: use start, success, fail, progress or log")
+        kind = _STATUSES[status]
+    exit_status = query.exit_status
+    if data.get("exit_code") is not None:
+        code = data["exit_code"]
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+            raise PingError("exit_code must be an integer from 0 to 255")
+        exit_status = code
+        if kind is None:
+            kind = Kind.SUCCESS if code == 0 else Kind.FAIL
+    message = data.get("message")
+    if message is not None and not isinstance(message, str):
+        raise PingError("message must be a string")
+    if message is not None:
+        message = storable(message)
+    run_id = _run_id(data["run_id"]) if data.get("run_id") is not None else query.run_id
+    at = parse_ts(data["ts"], now, max_age) if data.get("ts") is not None else query.at
+    metrics = dict(query.metrics or {})
+    raw_metrics = data.get("metrics")
+    if raw_metrics is not None:
+        if not isinstance(raw_metrics, dict):
+            raise PingError("metrics must be an object of numbers")
+        for name, value in raw_metrics.items():
+            _add_metric(metrics, str(name), value, f"metrics.{_clip(str(name))}")
+    member = _member(data["member"]) if data.get("member") is not None else query.member
+    uid = _uid(data["ping_id"]) if data.get("ping_id") is not None else query.uid
+    return Details(at, run_id, metrics or None, message, kind, exit_status, member, uid)
+
+
+def _token(raw: Any, pattern: re.Pattern[str], rule: str) -> str | None:
+    """An optional client-made identifier: absent or empty is None, else it must match `pattern`."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not pattern.fullmatch(raw):
+        raise PingError(rule)
+    return raw
+
+
+def _uid(raw: Any) -> str | None:
+    return _token(raw, PING_ID_RE, "ping_id must be 8 to 64 letters, digits or '_', '.', ':', '-'")
+
+
+def _run_id(raw: Any) -> str | None:
+    return _token(raw, RUN_ID_RE, "rid must be 1 to 128 printable ASCII characters without spaces")
+
+
+def _member(raw: Any) -> str | None:
+    return _token(raw, RUN_ID_RE, "member must be 1 to 128 printable ASCII characters without spaces")
+
+
+def _add_metric(metrics: dict[str, float], name: str, value: Any, label: str) -> None:
+    if not METRIC_RE.fullmatch(name):
+        raise PingError(f"metric name {_clip(label)!r} must be 1 to 64 letters, digits or '_'")
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise PingError(f"metric {label} must be a finite number, got {_clip(str(value))!r}")
+    metrics[name] = number
+    if len(metrics) > MAX_METRICS:
+        raise PingError(f"at most {MAX_METRICS} metrics per ping")
+
+
+def storable(text: str) -> str:
+    """Client text with lone surrogates (JSON escapes; header bytes that are not UTF-8, as aiohttp
+    passes them) replaced: SQLite's UTF-8 would refuse them, and with them the whole batch. Runs
+    for every ping's User-Agent: ASCII text (nearly all of it) skips the regex."""
+    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    text = storable(text)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,78 @@
+"""Pipeline steps: `after = "extract"` / `"extract.start"` / `"extract.success"`. Pure.
+
+A step must succeed within `within` of its upstream check's trigger event: its start (a success
+with no open run counts as a start too) or, with ".success", its success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # config imports this module
+    from heartfly.core.config import CheckConfig
+
+
+class After(NamedTuple):
+    check: str
+    trigger: str  # "start" or "success"
+
+
+def parse_after(text: str) -> After:
+    name, dot, trigger = text.rpartition(".")
+    if dot and trigger in ("start", "success"):
+        return After(name, trigger)
+    return After(text, "start")
+
+
+def find_cycle(edges: Mapping[str, str]) -> list[str] | None:
+    """A cycle in step -> upstream edges, as the list of names around it, or None."""
+    for start in edges:
+        seen: list[str] = []
+        node: str | None = start
+        while node is not None and node in edges:
+            if node in seen:
+                return [*seen[seen.index(node) :], node]
+            seen.append(node)
+            node = edges[node]
+    return None
+
+
+def chain(name: str, edges: Mapping[str, str], downstream: Mapping[str, list[str]]) -> list[str]:
+    """The whole pipeline a check belongs to, from its root, following the first branch down."""
+    root = name
+    while root in edges:
+        root = edges[root]
+    names = [root]
+    while downstream.get(names[-1]):
+        names.append(downstream[names[-1]][0])
+    return names
+
+
+def steps_of(checks: Iterable[CheckConfig]) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """The pipelines of a config: step -> its upstream, and upstream -> [(step, trigger)]."""
+    edges: dict[str, str] = {}
+    steps: dict[str, list[tuple[str, str]]] = {}
+    for c in checks:
+        if c.after is not None:
+            edges[c.name] = c.after
+            steps.setdefault(c.after, []).append((c.name, c.after_trigger))
+    return edges, steps
+
+
+def fires(trigger: str, kind: str, run_id: str | None, open_runs: Mapping[str, object]) -> bool:
+    """Whether an upstream's ping (`kind`, with the runs open before it) starts a step's clock."""
+    opened = kind == "start" or (kind == "success" and (run_id not in open_runs if run_id else not open_runs))
+    return (trigger == "start" and opened) or (trigger == "success" and kind == "success")
+
+
+def down_upstream(name: str, edges: Mapping[str, str], is_down: Callable[[str], bool]) -> str | None:
+    """The nearest check up a step's pipeline that is down, if any."""
+    upstream = edges.get(name)
+    seen = set()
+    while upstream is not None and upstream not in seen:
+        seen.add(upstream)
+        if is_down(upstream):
+            return upstream
+        upstream = edges.get(upstream)
+    return None

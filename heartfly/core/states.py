@@ -1,0 +1,573 @@
+"""The state machine. Pure: (check, state, event, now) -> Step(new state, flip or None, ended runs).
+
+Every timer is derived from stored fields by `next_deadline`, so restarts, reloads and tests
+all see the same deadlines. Time always comes in as an argument.
+
+Event time: an event is applied as of its own time (`Event.at`, a spooled ping's `ts`), and a
+deadline as of its own instant; `now` is only when Heartfly learned of it. A back-dated event
+fires nothing itself: the deadlines it leaves in the past wait for the reorder window
+(`fire_time`), so the events that were sent right behind it (a replayed spool, a script replaying
+its log with curl) count before anything is judged, and `catch_up` fires, as of their own times,
+those an event arriving later in that replay shows to have really passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from heartfly.core.assertions import first_broken
+from heartfly.core.config import CheckConfig
+from heartfly.core.schedule import next_due
+from heartfly.core.statetypes import (
+    CheckState as CheckState,
+)
+from heartfly.core.statetypes import (
+    Deadline as Deadline,
+)
+from heartfly.core.statetypes import (
+    Event as Event,
+)
+from heartfly.core.statetypes import (
+    Flip as Flip,
+)
+from heartfly.core.statetypes import (
+    Kind as Kind,
+)
+from heartfly.core.statetypes import (
+    Reason as Reason,
+)
+from heartfly.core.statetypes import (
+    Run as Run,
+)
+from heartfly.core.statetypes import (
+    RunEnd as RunEnd,
+)
+from heartfly.core.statetypes import (
+    Status as Status,
+)
+from heartfly.core.statetypes import (
+    Step as Step,
+)
+from heartfly.core.units import format_duration
+
+MAX_OPEN_RUNS = 64  # a job that only ever starts must not grow its state without bound
+MAX_CLOSED_RUNS = 32  # fan-in run ids remembered as finished, so stragglers cannot reopen them
+REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
+BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
+IMPLICIT_RUN = ""  # the run id of a start that carried none
+
+
+def fire_time(st: CheckState, deadline: Deadline) -> float:
+    """When the timer judges a deadline: at its instant, unless a back-dated event made it due
+    (it lies at or before that event's arrival): then once the reorder window has passed."""
+    if deadline.at <= st.held_at < st.hold_until:
+        return st.hold_until
+    return deadline.at
+
+
+def initial_state(check: CheckConfig, now: float) -> CheckState:
+    st = CheckState(changed_at=now, watched_from=now, anchor=now)
+    _set_due(check, st)
+    return st
+
+
+def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
+    """The next instant at which time alone changes this check's status (or reminds of it)."""
+    if st.status is Status.DOWN:
+        if check.repeat is None or st.alerted_at is None:
+            return None
+        return Deadline(st.alerted_at + check.repeat, "remind")
+    if st.status is Status.PAUSED:
+        return None
+    best: Deadline | None = None
+    if math.isfinite(st.due_at):
+        if st.status is Status.LATE:
+            best = Deadline(st.due_at + check.grace + st.slack, "missed")
+        else:
+            best = Deadline(st.due_at + st.slack, "late" if check.grace > 0 else "missed")
+    if st.step_due is not None:
+        best = _earlier(best, Deadline(st.step_due + st.slack, "step"))
+    if st.runs:
+        if check.expect is not None:
+            limit = check.max_runtime if check.max_runtime is not None else check.grace
+            first = min(run.started_at for run in st.runs.values())
+            best = _earlier(best, Deadline(first + limit + st.slack, "incomplete"))
+        elif check.max_runtime is not None:
+            first = min(run.started_at for run in st.runs.values())
+            best = _earlier(best, Deadline(first + check.max_runtime + st.slack, "overrun"))
+        if check.stall is not None:
+            quiet = min(run.active_at for run in st.runs.values())
+            best = _earlier(best, Deadline(quiet + check.stall + st.slack, "stall"))
+    return best
+
+
+def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
+    """Fire every deadline whose fire time is at or before `now`, each as of its own instant."""
+    new = st.copy()
+    if now >= new.hold_until:
+        new.held_at = new.hold_until = 0.0
+    ended: list[RunEnd] = []
+    fired, detail = _fire_due(check, new, now, now, ended, held=True)
+    return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
+
+
+def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> Step:
+    """Before a back-dated event at `until`: fire, as of their own instants, the deadlines that
+    passed before it (held ones included: the event shows nothing came in time for them)."""
+    new = st.copy()
+    ended: list[RunEnd] = []
+    fired, detail = _fire_due(check, new, until, now, ended, held=False)
+    return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
+
+
+def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> Step:
+    """Apply one event as of its own time. Deadlines a live event leaves in the past are judged
+    with it; those a back-dated one leaves wait `window` seconds for the events behind it."""
+    new = st.copy()
+    if new.last_ping_at is None or ev.at >= new.last_ping_at:
+        new.last_ping_at = ev.at
+        new.last_ping_kind = ev.kind
+    ended: list[RunEnd] = []
+    detail = ""
+    if ev.kind is Kind.START:
+        detail = _start(check, new, ev, now, ended, window)
+    elif ev.kind is Kind.SUCCESS:
+        detail = _success(check, new, ev, ended, now)
+    elif ev.kind is Kind.FAIL:
+        detail = _fail(check, new, ev, ended, now)
+    else:  # progress and log pings are signs of life for the stall clock
+        _activity(new, ev)
+    late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
+    fired: Deadline | None = None
+    if late:
+        new.held_at, new.hold_until = now, now + window
+    else:  # what it leaves due (a start that does not anchor a late check) is judged with it
+        if new.hold_until and now >= new.hold_until:  # a hold that is over: live pings skip the catch-up again
+            new.held_at = new.hold_until = 0.0
+        fired, timer_detail = _fire_due(check, new, now, now, ended, held=True)
+        detail = timer_detail or detail
+    flip = _flip(st, new, now, fired, detail)
+    if flip is not None and flip.is_recovery and late:
+        flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
+    return Step(new, flip, tuple(ended))
+
+
+def receive(
+    check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW, *, batch: bool = False
+) -> list[Step]:
+    """An event as it arrives: first the deadlines that passed before it but have not fired (a
+    back-dated event's can have, or one held for the reorder window, or any before a later item
+    of a `batch`: catch_up); then the event itself. Each step's state follows from the one before."""
+    late = now - ev.at > BACKDATED
+    if not (batch or st.hold_until or late):  # nearly every ping: nothing to catch up
+        return [apply_event(check, st, ev, now, window)]
+    steps: list[Step] = []
+    deadline = next_deadline(check, st)
+    if deadline is not None and deadline.at < ev.at and (batch or late or fire_time(st, deadline) > deadline.at):
+        caught = catch_up(check, st, ev.at, now)
+        st = caught.state
+        steps.append(caught)
+    steps.append(apply_event(check, st, ev, now, window))
+    return steps
+
+
+def _reported_late(ev: Event, now: float) -> str:
+    what = "success" if ev.kind is Kind.SUCCESS else ev.kind.value
+    return f"the job did run: its {what} ping arrived {format_duration(now - ev.at)} after it happened"
+
+
+def arm_step(
+    check: CheckConfig, st: CheckState, upstream_at: float, now: float | None = None, window: float = REORDER_WINDOW
+) -> CheckState:
+    """The upstream of a pipeline step triggered (at `upstream_at`, learned `now`): this step must
+    now succeed within `within`. A deadline a replayed upstream event leaves in the past waits for
+    the reorder window, as the step's own replayed success may be right behind it.
+
+    An armed step keeps its earlier deadline; only its own success (or a miss) disarms it.
+    """
+    if check.within is None or st.step_due is not None or st.status is Status.PAUSED:
+        return st
+    new = st.copy()
+    new.step_due, new.step_since = upstream_at + check.within, upstream_at
+    if now is not None and now - upstream_at > BACKDATED:
+        new.held_at, new.hold_until = now, now + window
+    return new
+
+
+def pause(st: CheckState, now: float) -> Step:
+    new = st.copy()
+    new.status, new.reason, new.changed_at = Status.PAUSED, None, max(now, new.changed_at)
+    return Step(new, _flip(st, new, now, None, "paused by an operator"))
+
+
+def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator") -> Step:
+    """Watch again from now, as if the check had just appeared."""
+    if st.status is not Status.PAUSED:
+        return Step(st, None)
+    new = rewatch(check, st, now)
+    new.status = Status.UP if new.last_ping_at is not None else Status.NEW
+    new.changed_at = max(now, new.changed_at)
+    return Step(new, _flip(st, new, now, None, why))
+
+
+def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
+    """A check back in the config after an absence: its schedule restarts from now.
+
+    Down and paused stay as they are (only a ping or an operator changes those); open runs and
+    armed steps from before the absence are dropped so they cannot fire at once.
+    """
+    new = st.copy()
+    if new.status not in (Status.DOWN, Status.PAUSED):
+        new.status = Status.UP if new.last_ping_at is not None else Status.NEW
+    new.watched_from = now
+    new.runs.clear()
+    new.step_due = new.step_since = None
+    _move_anchor(check, new, now, force=True)
+    return new
+
+
+def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None = None) -> Step:
+    """The check's config changed (from `old`; None: it may have): recompute its due time from the
+    same anchor, unless `old` had the same schedule (a cron due time costs a croniter walk, and
+    a reload can change 100k checks; the deadline also keeps its downtime extension).
+
+    A late check whose new due time lies ahead is on time again: a flip that alerts nobody.
+    """
+    new = st.copy()
+    if old is None or _schedule_of(old) != _schedule_of(check):
+        _set_due(check, new)
+    if check.after is None:
+        new.step_due = new.step_since = None
+    if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
+        on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
+        _set_status(new, on_time, None, now, now)
+    return Step(new, _flip(st, new, now, None, "its due time moved ahead with a config reload"))
+
+
+def _schedule_of(check: CheckConfig) -> tuple[object, ...]:
+    """What `next_due` reads."""
+    return check.every, check.cron, check.timezone, check.after
+
+
+def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, started_at: float) -> CheckState:
+    """After a restart: a deadline inside the downtime moves back by the downtime's length.
+
+    Deadlines before the stop are left alone, so `advance` fires them at once.
+    """
+    deadline = next_deadline(check, st)
+    if deadline is None or deadline.kind == "remind" or not stopped_at <= deadline.at < started_at:
+        return st
+    new = st.copy()
+    new.slack += started_at - stopped_at
+    return new
+
+
+def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: list[RunEnd], window: float) -> str:
+    """Open a run (its detail: "" but for a start that completes a raced run, below)."""
+    rid = ev.run_id or IMPLICIT_RUN
+    open_run = st.runs.get(rid)
+    if check.expect is not None and (open_run is not None or rid in st.closed_runs):
+        # A fan-in worker starting within its batch: the batch keeps its count and its clock.
+        if open_run is not None and ev.at > open_run.active_at:
+            st.runs[rid] = open_run._replace(active_at=ev.at)
+        return ""
+    if rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at:
+        # Older than the newest end (it arrived after it): its run is over, whatever closed it.
+        # Opening it now would leave a run that never ends, and an overrun that never happened.
+        st.last_start_at = max(st.last_start_at or ev.at, ev.at)
+        orphan = st.orphan_end
+        if orphan is None or ev.at > orphan[0] or now - orphan[1] > window:
+            return ""
+        # It raced its own end and lost: the run is recorded and judged as if they had come in
+        # order (min_runtime; an assertion needs the end's metrics, which are not kept for this).
+        end_at, _, outcome, exit_status = orphan
+        duration = end_at - ev.at
+        st.orphan_end = None
+        st.last_duration = duration
+        detail = ""
+        if outcome == "success" and check.min_runtime is not None and duration < check.min_runtime:
+            outcome, detail = Reason.TOO_FAST.value, _too_fast(duration, check.min_runtime)
+            if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
+                detail = _failure(check, st, Reason.TOO_FAST, end_at, now, detail)
+        ended.append(RunEnd(None, ev.at, end_at, outcome, exit_status, detail))
+        return detail
+    st.runs[rid] = Run(ev.at, ev.at)
+    while len(st.runs) > MAX_OPEN_RUNS:
+        del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
+    st.last_start_at = max(st.last_start_at or ev.at, ev.at)
+    # A start anchors a cron schedule; an `every` schedule only when max_runtime guards the end.
+    if check.cron is not None or check.max_runtime is not None:
+        _move_anchor(check, st, ev.at)
+    if st.status in (Status.NEW, Status.UP, Status.LATE):
+        _set_status(st, Status.RUNNING, None, ev.at, now)
+    return ""
+
+
+def _activity(st: CheckState, ev: Event) -> None:
+    """A progress or log ping pushes back the stall clock of its run (of every open run without rid)."""
+    rids = [ev.run_id] if ev.run_id is not None else list(st.runs)
+    for rid in rids:
+        run = st.runs.get(rid)
+        if run is not None and ev.at > run.active_at:
+            st.runs[rid] = run._replace(active_at=ev.at)
+
+
+def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
+    if check.expect is not None:
+        run = _fan_in(check, st, ev, now)
+        if run is None:
+            return ""  # counted; the run is not complete yet
+        started: float | None = run.started_at
+        st.last_members = run.members
+        members = run.members
+    else:
+        started = _close_run(st, ev.run_id, ev.at)
+        members = ()
+    duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
+    st.last_duration = duration
+    st.last_exit_status = ev.exit_status
+    _move_anchor(check, st, ev.at)
+    broken = ""
+    reason: Reason | None = None
+    if check.min_runtime is not None and duration is not None and duration < check.min_runtime:
+        reason = Reason.TOO_FAST
+        broken = _too_fast(duration, check.min_runtime)
+    else:
+        broken = first_broken(check.assertions, ev.metrics, duration) or ""
+        reason = Reason.ASSERTION if broken else None
+    if started is not None:
+        outcome = reason.value if reason else "success"
+        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members))
+    _note_orphan(st, ev, now, started, reason.value if reason else "success")
+    if reason is None:
+        st.last_success_at = max(st.last_success_at or ev.at, ev.at)
+    if _stale(st, ev, now):
+        return broken  # an end older than the newest one (a spooled ping) is history, not news
+    if reason is not None:
+        return _failure(check, st, reason, ev.at, now, broken)
+    st.failures = 0
+    st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
+    if st.status is not Status.PAUSED:
+        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at, now)
+    return ""
+
+
+def _too_fast(duration: float, limit: float) -> str:
+    return f"finished after {format_duration(duration)}, sooner than min_runtime {format_duration(limit)}"
+
+
+def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:
+    """Count one worker's success; the completed run once `expect` have arrived, else None.
+
+    A member reporting twice counts once (a retried worker must not complete a run alone).
+    """
+    assert check.expect is not None
+    rid = ev.run_id or IMPLICIT_RUN
+    if rid in st.closed_runs:
+        return None  # a straggler of a batch already complete, given up or failed: recorded, not counted
+    run = st.runs.get(rid) or Run(ev.at, ev.at)
+    if ev.member is not None and ev.member in run.members:
+        return None
+    members = run.members + ((ev.member,) if ev.member is not None else ())
+    run = run._replace(successes=run.successes + 1, members=members, active_at=max(run.active_at, ev.at))
+    if run.successes < check.expect:
+        st.runs[rid] = run
+        if st.status in (Status.NEW, Status.UP, Status.LATE):
+            _set_status(st, Status.RUNNING, None, ev.at, now)
+        return None
+    st.runs.pop(rid, None)
+    _close_fan_in(st, rid)
+    return run
+
+
+def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
+    if check.expect is not None and ev.run_id is not None:
+        _close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
+    started = _close_run(st, ev.run_id, ev.at)
+    st.last_duration = None if started is None or started > ev.at else ev.at - started
+    st.last_exit_status = ev.exit_status
+    _move_anchor(check, st, ev.at)
+    detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
+    if started is not None:
+        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), "fail", ev.exit_status, detail))
+    _note_orphan(st, ev, now, started, "fail")
+    if _stale(st, ev, now):
+        return detail
+    return _failure(check, st, Reason.FAILED, ev.at, now, detail)
+
+
+def _note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: str) -> None:
+    """Remember the newest end without a run id that closed no run (see CheckState.orphan_end)."""
+    if st.last_end_at is not None and ev.at < st.last_end_at:
+        return  # not the newest end
+    if started is None and ev.run_id is None:
+        st.orphan_end = (ev.at, now, outcome, ev.exit_status)
+    else:
+        st.orphan_end = None
+
+
+def _stale(st: CheckState, ev: Event, now: float) -> bool:
+    """Whether an end is older than the newest end seen; either way the newest end is remembered.
+
+    A stale end changes no verdict, but the run it closed is over: a check left running with no
+    open run is up again.
+    """
+    if st.last_end_at is not None and ev.at < st.last_end_at:
+        if st.status is Status.RUNNING and not st.runs:
+            _set_status(st, Status.UP, None, ev.at, now)
+        return True
+    st.last_end_at = ev.at
+    return False
+
+
+def _close_fan_in(st: CheckState, rid: str) -> None:
+    if rid != IMPLICIT_RUN and rid not in st.closed_runs:
+        st.closed_runs = (*st.closed_runs, rid)[-MAX_CLOSED_RUNS:]
+
+
+def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now: float, detail: str) -> str:
+    """A failed run: down once `failures_before_alert` have come in a row (any success resets)."""
+    st.failures += 1
+    if st.status is Status.PAUSED:
+        return detail
+    if st.failures >= check.failures_before_alert or st.status is Status.DOWN:
+        _set_status(st, Status.DOWN, reason, at, now)
+        if check.failures_before_alert > 1:
+            detail += f" ({st.failures} failures in a row)"
+    else:
+        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, at, now)
+    return detail
+
+
+def _close_run(st: CheckState, run_id: str | None, at: float) -> float | None:
+    """The start of the run an end at `at` closes: its run id's, else the latest one that started
+    at or before it; None for no such run (without a run id, an end never closes a run that began
+    after it). A run id pairs whatever the times say: an end stamped before its own run's start
+    comes from a clock apart from the one that stamped the start (a spooled end from a client
+    whose clock lags the server's), so the run is over but its duration is unknown."""
+    if run_id is not None:
+        run = st.runs.pop(run_id, None)
+        return None if run is None else run.started_at
+    if not st.runs:
+        return None
+    began = [rid for rid, run in st.runs.items() if run.started_at <= at]
+    if not began:
+        return None
+    latest = max(began, key=lambda rid: st.runs[rid].started_at)
+    return st.runs.pop(latest).started_at
+
+
+def _fire_due(
+    check: CheckConfig, st: CheckState, upto: float, now: float, ended: list[RunEnd], *, held: bool
+) -> tuple[Deadline | None, str]:
+    """Fire the deadlines due by `upto`, each as of its own instant: with `held`, those whose fire
+    time has come; without, those whose instant lies before `upto`."""
+    last: Deadline | None = None
+    detail = ""
+    for _ in range(8):  # each step moves the status forward; a handful always suffices
+        deadline = next_deadline(check, st)
+        if deadline is None:
+            break
+        if held:  # fire_time, inline: this runs for every ping
+            if (st.hold_until if deadline.at <= st.held_at < st.hold_until else deadline.at) > upto:
+                break
+        elif deadline.at >= upto:
+            break
+        last = deadline
+        kind, at = deadline.kind, deadline.at
+        if kind == "remind":
+            st.alerted_at = now
+            detail = "still down"
+            break  # one reminder per firing, however long the server was away
+        if kind == "late":
+            _set_status(st, Status.LATE, None, at, now)
+        elif kind == "missed":
+            _set_status(st, Status.DOWN, Reason.MISSED, at, now)
+            detail = "no ping arrived by the deadline"
+        elif kind == "step":
+            upstream = f"{check.after}'s {check.after_trigger}"
+            detail = f"no success within {format_duration(check.within or 0)} of {upstream}"
+            st.step_due = st.step_since = None
+            _set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
+        else:
+            detail = _give_up_run(check, st, kind, at, now, ended)
+    return last, detail
+
+
+def _give_up_run(check: CheckConfig, st: CheckState, kind: str, at: float, now: float, ended: list[RunEnd]) -> str:
+    """An overrun, stalled or incomplete run is over at `at`: recorded, and its end, if it comes,
+    closes nothing."""
+    if kind == "stall":
+        rid = min(st.runs, key=lambda r: st.runs[r].active_at)
+    else:
+        rid = min(st.runs, key=lambda r: st.runs[r].started_at)
+    run = st.runs.pop(rid)
+    if kind == "incomplete":
+        _close_fan_in(st, rid)
+    if kind == "stall":
+        quiet = format_duration(at - run.active_at)
+        detail = f"no progress for {quiet} (stall limit {format_duration(check.stall or 0)})"
+        reason, outcome = Reason.STALLED, "stalled"
+    elif kind == "incomplete":
+        detail = f"{run.successes} of {check.expect} successes arrived"
+        expected = check.members or st.last_members
+        missing = [m for m in expected if m not in run.members]
+        if missing:
+            detail += "; missing: " + ", ".join(missing)
+        reason, outcome = Reason.INCOMPLETE, "incomplete"
+    else:
+        limit = format_duration(check.max_runtime or 0)
+        detail = f"still running after {format_duration(at - run.started_at)} (max_runtime {limit})"
+        reason, outcome = Reason.OVERRUN, "overrun"
+    ended.append(RunEnd(rid or None, run.started_at, at, outcome, None, detail, run.members))
+    _set_status(st, Status.DOWN, reason, at, now)
+    return detail
+
+
+def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
+    """The change from `old` to `new`, dated when it happened (`new.changed_at`), learned `now`."""
+    if old.status is new.status:
+        if fired is not None and fired.kind == "remind":
+            return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
+        return None
+    at = new.changed_at
+    return Flip(
+        at=at,
+        old=old.status,
+        new=new.status,
+        reason=new.reason,
+        deadline=fired.at if fired is not None else None,
+        detail=detail if new.status is Status.DOWN or not fired else "",
+        learned_at=now if now - at > BACKDATED else None,
+    )
+
+
+def _earlier(a: Deadline | None, b: Deadline) -> Deadline:
+    return b if a is None or b.at < a.at else a
+
+
+def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float, now: float) -> None:
+    """A status as of `at` (never before the last change: history stays in order), learned `now`."""
+    if st.status is not status:
+        st.changed_at = max(at, st.changed_at)
+        st.alerted_at = now if status is Status.DOWN else None  # reminders count from the alert
+        if status is not Status.DOWN:
+            st.folded = False
+    elif status is Status.DOWN:
+        return  # still down: the reason its alert gave stands (a new one would be a change unrecorded)
+    st.status, st.reason = status, reason
+
+
+def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool = False) -> None:
+    if not (force or at > st.anchor):
+        return
+    st.anchor = at
+    # A cron due time holds until a ping reaches its tick; an `every` one moves with each anchor.
+    if force or check.every is not None or st.anchor >= st.due_since:
+        _set_due(check, st)
+
+
+def _set_due(check: CheckConfig, st: CheckState) -> None:
+    due = next_due(check, st.anchor)
+    st.due_at, st.due_since, st.slack = due.at, due.since, 0.0

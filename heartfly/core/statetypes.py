@@ -1,0 +1,201 @@
+"""What the state machine works on: statuses, events, runs, a check's state, flips, deadlines.
+
+Plain data, no rules (those are heartfly.core.states, which re-exports every name here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+
+class Status(StrEnum):
+    NEW = "new"
+    UP = "up"
+    RUNNING = "running"
+    LATE = "late"
+    DOWN = "down"
+    PAUSED = "paused"
+
+
+class Reason(StrEnum):
+    MISSED = "missed"
+    FAILED = "failed"
+    OVERRUN = "overrun"
+    TOO_FAST = "too_fast"
+    STALLED = "stalled"
+    ASSERTION = "assertion"
+    INCOMPLETE = "incomplete"
+    STEP_MISSED = "step_missed"
+
+
+class Kind(StrEnum):
+    SUCCESS = "success"
+    START = "start"
+    FAIL = "fail"
+    LOG = "log"
+    PROGRESS = "progress"
+
+
+class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every ping
+    """A ping as the state machine sees it."""
+
+    kind: Kind
+    at: float
+    run_id: str | None = None
+    exit_status: int | None = None
+    metrics: Mapping[str, float] | None = None
+    member: str | None = None  # a fan-in worker naming itself
+
+
+class Run(NamedTuple):
+    """An open run. Replaced, never mutated: states are snapshots."""
+
+    started_at: float
+    active_at: float  # the last start/progress/log ping: the stall clock
+    successes: int = 0  # fan-in: successes so far
+    members: tuple[str, ...] = ()  # fan-in: the workers that reported
+
+
+class RunEnd(NamedTuple):
+    """A finished run, as stored in the runs table."""
+
+    run_id: str | None
+    started_at: float
+    ended_at: float
+    outcome: str  # success, fail, too_fast, assertion, overrun, stalled, incomplete
+    exit_status: int | None = None
+    detail: str = ""
+    members: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+
+@dataclass(slots=True)
+class CheckState:
+    status: Status = Status.NEW
+    reason: Reason | None = None
+    changed_at: float = 0.0  # when status last changed
+    watched_from: float = 0.0  # first seen in the config, or resumed
+    anchor: float = 0.0  # the schedule counts from here: last run event or watched_from
+    due_at: float = 0.0  # next run due (before grace), from anchor; inf for a pipeline step
+    due_since: float = 0.0  # a run event at or after this satisfies due_at
+    slack: float = 0.0  # server downtime added to the current deadlines
+    last_ping_at: float | None = None
+    last_ping_kind: Kind | None = None
+    last_success_at: float | None = None
+    last_start_at: float | None = None
+    last_duration: float | None = None
+    last_exit_status: int | None = None
+    failures: int = 0  # consecutive
+    runs: dict[str, Run] = field(default_factory=dict)  # open runs by run id
+    alerted_at: float | None = None  # the last down alert or reminder, while down
+    step_due: float | None = None  # a pipeline step: must succeed by then (armed by its upstream)
+    step_since: float | None = None  # ...counting from this upstream event
+    folded: bool = False  # its down alert was folded into an upstream step's (so is its recovery)
+    last_members: tuple[str, ...] = ()  # fan-in: who reported in the last complete run
+    last_end_at: float | None = None  # the newest success or failure: an older one (spooled) never flips
+    closed_runs: tuple[str, ...] = ()  # fan-in: recently finished run ids (complete, incomplete or failed)
+    # The newest end that closed no run and carried no run id: (its time, its arrival, outcome,
+    # exit status). A start that raced it and lost (older, arriving within the reorder window) is
+    # paired with it: the run is recorded with its duration.
+    orphan_end: tuple[float, float, str, int | None] | None = None
+    # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
+    held_at: float = 0.0
+    hold_until: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: that deep-copies recursively, and checkpoints run often. Fields at
+        # their defaults are left out (from_json restores them): rows about half the size.
+        data = {}
+        for name, default in _STATE_DEFAULTS:
+            value = getattr(self, name)
+            if value != default:
+                data[name] = value
+        if self.runs:
+            data["runs"] = {rid: list(run) for rid, run in self.runs.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CheckState:
+        st = cls(**{k: v for k, v in data.items() if k in _STATE_FIELD_SET})
+        st.status = Status(st.status)
+        st.reason = Reason(st.reason) if st.reason else None
+        st.last_ping_kind = Kind(st.last_ping_kind) if st.last_ping_kind else None
+        runs: dict[str, Any] = data.get("runs", {})
+        # Schema 1 stored a run as its start time alone.
+        st.runs = {
+            rid: Run(float(v), float(v)) if isinstance(v, (int, float)) else Run(v[0], v[1], v[2], tuple(v[3]))
+            for rid, v in runs.items()
+        }
+        st.last_members = tuple(st.last_members)
+        st.closed_runs = tuple(st.closed_runs)
+        if st.orphan_end is not None:
+            at, arrived, outcome, exit_status = st.orphan_end
+            st.orphan_end = (at, arrived, outcome, exit_status)
+        return st
+
+    def copy(self) -> CheckState:
+        # Positional, not dataclasses.replace: this runs for every ping and replace is several times slower.
+        return CheckState(
+            self.status, self.reason, self.changed_at, self.watched_from, self.anchor, self.due_at,
+            self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
+            self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
+            self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members, self.last_end_at,
+            self.closed_runs, self.orphan_end, self.held_at, self.hold_until,
+        )  # fmt: skip
+
+
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CheckState))
+_STATE_FIELD_SET = frozenset(_STATE_FIELDS)
+_STATE_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(CheckState) if f.name != "runs")
+
+
+@dataclass(frozen=True, slots=True)
+class Flip:
+    """A change of status: recorded, logged, and (for down and recovery) alerted."""
+
+    at: float  # when the change happened (event time: a replayed ping's, or the deadline's)
+    old: Status
+    new: Status
+    reason: Reason | None
+    deadline: float | None  # the deadline that caused it, for timer-made flips
+    detail: str
+    reminder: bool = False  # not a change: still down, reminded after `repeat`
+    learned_at: float | None = None  # when Heartfly learned of it, if later than `at`
+
+    @property
+    def learned(self) -> float:
+        """When Heartfly knew: alerts are sent, and expire, from here."""
+        return self.at if self.learned_at is None else self.learned_at
+
+    @property
+    def is_down(self) -> bool:
+        return self.new is Status.DOWN and not self.reminder
+
+    @property
+    def is_recovery(self) -> bool:
+        return self.old is Status.DOWN and self.new not in (Status.DOWN, Status.PAUSED)
+
+    @property
+    def alerts(self) -> bool:
+        """Down, recovery and reminders are told to the check's channels; other changes are not."""
+        return self.reminder or self.is_down or self.is_recovery
+
+
+class Deadline(NamedTuple):
+    at: float  # the instant it stands for (event time)
+    kind: str  # late, missed, overrun, stall, incomplete, step or remind
+
+
+class Step(NamedTuple):
+    """What one event or one firing did."""
+
+    state: CheckState
+    flip: Flip | None
+    ended: tuple[RunEnd, ...] = ()

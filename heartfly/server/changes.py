@@ -1,0 +1,129 @@
+"""The rows of a check's change of state, built in one place: its checkpoint, its flip, its finished
+runs and its alerts, written together in one transaction (the engine's, through ChangeRows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from heartfly.core import pipeline, states
+from heartfly.core.states import CheckState, Flip
+from heartfly.core.units import format_duration
+from heartfly.notify import outbox
+from heartfly.store import sqlite as store
+
+if TYPE_CHECKING:
+    from heartfly.core.config import Config
+    from heartfly.server.engine import Check
+
+log = logging.getLogger("heartfly.server.engine")  # one log for every change of state, as before the split
+
+
+class ChangeRows:
+    """The engine's part that turns steps (heartfly.core.states) into rows; it owns the flip and
+    outbox ids they take."""
+
+    config: Config
+    checks: dict[str, Check]
+    on_alerts: Callable[[], None] | None
+    _next_flip_id: int
+    _next_outbox_id: int
+    _edges: dict[str, str]  # pipeline step -> its upstream
+    _steps: dict[str, list[tuple[str, str]]]  # upstream -> [(step, trigger)]
+
+    def _row(self, check: Check) -> store.StateRow:
+        raise NotImplementedError
+
+    def _changes(
+        self, check: Check, steps: Sequence[states.Step], old: CheckState, ping: store.PingRow | None = None
+    ) -> store.Write:
+        """The rows of several steps in a row (states.receive), committed together with the ping."""
+        writes = []
+        for i, step in enumerate(steps):
+            writes.append(self._change(check, step, old, ping if i == len(steps) - 1 else None))
+            old = step.state
+        return store.merge(writes)
+
+    def _change(
+        self, check: Check, step: states.Step, old: CheckState, ping: store.PingRow | None = None
+    ) -> store.Write:
+        """The rows of a change: checkpointed state, flip, finished runs and alerts, written together."""
+        flip = step.flip
+        runs = [
+            (check.id, r.run_id, r.started_at, r.ended_at, r.outcome, r.exit_status, r.detail,
+             json.dumps(r.members) if r.members else None)
+            for r in step.ended
+        ]  # fmt: skip
+        if flip is not None and self._folds(check, flip, old):
+            flip = dataclasses.replace(flip, detail=f"{flip.detail} (folded into the alert of upstream step"
+                                       f" {self._down_upstream(check)})" if flip.is_down else flip.detail)  # fmt: skip
+            check.state = dataclasses.replace(check.state, folded=True) if flip.is_down else check.state
+            fold = True
+        else:
+            fold = False
+        write = store.Write(ping=ping, state=self._row(check), runs=runs)
+        if flip is None:
+            return write
+        flip_id = None if flip.reminder else self._next_flip_id
+        if flip_id is not None:
+            self._next_flip_id += 1
+            write.flip = self._flip_row(check, flip, flip_id)
+        else:
+            log.info("check %s: still %s, reminding", check.name, flip.new.value)
+        if fold:
+            return write
+        facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id)
+        if self._edges and (check.name in self._edges or check.name in self._steps):
+            facts["pipeline"] = pipeline.chain(
+                check.name, self._edges, {k: [n for n, _ in v] for k, v in self._steps.items()}
+            )
+            facts["step"] = check.name
+        config = self.config
+        rows = outbox.rows_for(
+            check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id
+        )
+        if rows:
+            self._next_outbox_id += len(rows)
+            write.outbox = rows
+            write.on_commit = self.on_alerts
+        return write
+
+    def _folds(self, check: Check, flip: Flip, old: CheckState) -> bool:
+        """A step's missed-type alerts (and their reminders and recovery) fold into a down upstream's."""
+        if flip.is_recovery or flip.reminder:
+            return old.folded
+        missed = flip.reason in (states.Reason.MISSED, states.Reason.STEP_MISSED)
+        return flip.is_down and missed and self._down_upstream(check) is not None
+
+    def _down_upstream(self, check: Check) -> str | None:
+        return pipeline.down_upstream(check.name, self._edges, self._is_down)
+
+    def _is_down(self, name: str) -> bool:
+        check = self.checks.get(name)
+        return check is not None and check.state.status is states.Status.DOWN
+
+    def _flip_row(self, check: Check, flip: Flip, flip_id: int) -> store.FlipRow:
+        reason = f" ({flip.reason.value})" if flip.reason else ""
+        if flip.learned_at is not None:
+            late = f", learned {format_duration(flip.learned_at - flip.at)} after it happened"
+        elif flip.deadline is not None:
+            late = f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
+        else:
+            late = ""
+        detail = f": {flip.detail}" if flip.detail else ""
+        log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
+        return (
+            flip_id,
+            check.id,
+            flip.at,
+            flip.old.value,
+            flip.new.value,
+            flip.reason.value if flip.reason else None,
+            flip.deadline,
+            flip.detail,
+            flip.learned_at,
+        )

@@ -1,0 +1,143 @@
+"""`heartfly serve`: start the app, handle signals (SIGHUP reloads), stop within a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Callable
+
+from aiohttp import web
+
+from heartfly.core.config import Config
+from heartfly.server import longlived, systemd
+from heartfly.store.sqlite import StoreError
+from heartfly.web import control
+from heartfly.web.api import TIMER_STALE
+from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT = 5.0
+BACKLOG = 2048
+# A connection waiting for a request is closed after this long: idle keep-alives, and clients that
+# never finish their request line and headers (aiohttp has no separate header timeout; its
+# keep-alive timer runs from the connect, and headers dribbled in do not restart it). Longer than
+# a reverse proxy's idle upstream connections (nginx: 60 s), so the proxy closes first and never
+# sends a request down a connection being closed. Request bodies have pings.BODY_TIMEOUT.
+IDLE_TIMEOUT = 75.0
+
+
+class StartError(Exception):
+    """Start-up failed for a reason the operator can fix; the message says which."""
+
+
+async def serve(config: Config) -> None:
+    """Serve a loaded config (loaded once: with 100k checks that takes seconds) until SIGTERM."""
+    app = create_app(config)
+    # Handlers go in first: a SIGHUP or SIGTERM during start-up must not kill the process.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: asyncio.Queue[None] = asyncio.Queue()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
+    try:
+        await _run(app, stop, reloads)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue[None]) -> None:
+    config = app[RUNTIME].config
+    # Bind first: a port in use must fail the start before the database is touched (no downtime
+    # accounting, no alive mark from a start that never served).
+    sock = _bind(config.server.host, config.server.port)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=IDLE_TIMEOUT,
+    )
+    try:
+        try:
+            with longlived.building():
+                await runner.setup()
+        except (StoreError, OSError, ValueError) as exc:
+            raise StartError(str(exc)) from None
+        await web.SockSite(runner, sock).start()
+        where = []
+        for address in runner.addresses:
+            host, port = address[0], address[1]
+            shown = f"[{host}]" if ":" in host else host
+            where.append(f"http://{shown}:{port}")
+            log.info("Heartfly listening on http://%s:%d with %d checks", shown, port, len(config.checks))
+        # systemd: ready only now, with the database open and the port bound.
+        app[RUNTIME].listening = listening = f"listening on {' '.join(where)}"
+        systemd.ready(f"{listening} with {len(config.checks)} checks")
+        tasks = [asyncio.create_task(_reload_loop(app, reloads))]
+        interval = systemd.watchdog_interval()
+        if interval is not None:
+            tasks.append(asyncio.create_task(systemd.run_watchdog(_health(app), interval)))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+        systemd.stopping("stopping: finishing in-flight pings")
+        log.info("stopping: finishing in-flight pings")
+    finally:
+        await runner.cleanup()
+        sock.close()
+    log.info("stopped cleanly")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or StartError saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise StartError(f"cannot listen on {host}:{port}: {why}") from None
+    return sock
+
+
+def _health(app: web.Application) -> Callable[[], str | None]:
+    """What the systemd watchdog asks: is the deadline timer still waking up?"""
+    rt = app[RUNTIME]
+
+    def problem() -> str | None:
+        stale = rt.clock.now() - rt.engine.timer_alive_at
+        return f"the deadline timer last ran {stale:.1f} s ago" if stale > TIMER_STALE else None
+
+    return problem
+
+
+async def _reload_loop(app: web.Application, reloads: asyncio.Queue[None]) -> None:
+    while True:
+        await reloads.get()
+        while not reloads.empty():  # a burst of SIGHUPs is one reload
+            reloads.get_nowait()
+        try:
+            await control.reload_config(app, "SIGHUP")
+        except Exception as exc:  # the loop serves every later SIGHUP: it must not die
+            why = f"reload failed, still running the previous config: {type(exc).__name__}: {exc}"
+            log.error("%s", why)
+            log.debug("the failed reload's traceback", exc_info=True)
+            systemd.ready(why)  # not left RELOADING

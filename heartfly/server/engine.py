@@ -1,0 +1,583 @@
+"""Owns every check's state, the key maps and the deadline heap; applies pings and expiries.
+(Its bookkeeping rounds, checkpoints, alive marks and pruning, run in housekeeping.py.)
+
+State changes are pure (states.py); this module decides when they happen and hands the
+resulting rows to the writer. Memory is the source of truth while running, SQLite on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import aiosqlite
+
+from heartfly.core import pipeline, states
+from heartfly.core.clock import Clock
+from heartfly.core.config import CheckConfig, Config
+from heartfly.core.pingids import PingIds
+from heartfly.core.states import CheckState, Event, Kind
+from heartfly.core.units import format_duration
+from heartfly.notify import outbox
+from heartfly.server.changes import ChangeRows
+from heartfly.server.deadlineheap import DeadlineHeap
+from heartfly.server.unstored import Unstored
+from heartfly.store import queries
+from heartfly.store import sqlite as store
+from heartfly.store.pingrecord import PingRecord as PingRecord  # re-exported: the web and tests hand pings in
+
+log = logging.getLogger(__name__)
+
+# A check's state is checkpointed this long after its first ping the stored state lacks. Until
+# then the ping rows are its log (replayed after a crash, and by `heartfly status`). Writing states
+# lazily is what keeps 100k checks as fast as 100: pings spread over many checks would otherwise
+# rewrite most of the states table every second.
+CHECKPOINT_AFTER = 30.0
+RETRY_BROKEN_CHECK = 3600.0
+TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
+NAMED_NEW_CHECKS = 10  # more new checks than this at once are logged as a count
+
+
+@dataclass(slots=True)
+class Check:
+    id: int
+    config: CheckConfig
+    state: CheckState
+    ping_id: int = 0  # the newest ping applied to `state`
+    seq: int = 0  # bumped on every push; heap entries with an older seq are stale
+    heap_at: float | None = None  # when this check's live heap entry comes up
+    unpruned: int = 0  # pings written since the last prune
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+class Removed(NamedTuple):
+    """A check no longer in the config: its row stays, and comes back if its name does."""
+
+    id: int
+    state: CheckState
+    ping_id: int
+    # Found removed at start: after a crash its stored state may lack its last pings (replay
+    # needs a check's config, and it had none), so they are replayed if it comes back.
+    stale: bool = False
+
+
+Armed = Sequence[tuple[Check, CheckState, CheckState]]  # pipeline steps a ping armed: (step, before, after)
+
+
+class Engine(ChangeRows):
+    def __init__(self, config: Config, clock: Clock, writer: store.Writer) -> None:
+        self.config = config
+        self.clock = clock
+        self.writer = writer
+        self.checks: dict[str, Check] = {}
+        self._keys: dict[str, tuple[Check, Kind | None]] = {}
+        self._heap = DeadlineHeap(self._is_live)
+        self._by_id: dict[int, Check] = {}
+        self._wake = asyncio.Event()
+        self._next_check_id = 1
+        self._next_flip_id = 1
+        self._next_ping_id = 1
+        self._next_outbox_id = 1
+        self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
+        self._unstored = Unstored()  # checks whose state changed since their last checkpoint
+        self._removed: dict[str, Removed] = {}
+        self._db: aiosqlite.Connection | None = None  # the reader load() was given
+        self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
+        self._edges: dict[str, str] = {}  # pipeline step -> its upstream
+        self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
+        self._edges, self._steps = pipeline.steps_of(config.checks.values())
+        self.timer_lag = 0.0  # how late the last deadline fired, seconds
+        self.timer_alive_at = 0.0  # the timer task's last wake-up (wall clock)
+        self.started_at = 0.0
+        self.downtime: tuple[float, float] | None = None
+        self.ping_ids = PingIds(config.server.max_ping_age)
+
+    # ---- start-up -------------------------------------------------------------------------
+
+    async def load(self, db: aiosqlite.Connection) -> None:
+        """Rebuild from SQLite, add checks new to the config, and account for our own downtime.
+
+        Stored states are checkpoints; pings committed after a check's checkpoint are replayed
+        through the same pure state machine, so a crash loses nothing that was acknowledged.
+        """
+        now = self.clock.now()
+        self.started_at = now
+        self._db = db
+        rows = {row.name: row for row in await queries.read_checks(db)}
+        self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
+        self._next_flip_id = await queries.max_id(db, "flips") + 1
+        checkpoint = int(await queries.read_meta(db, "checkpoint") or 0)
+        # A ping refused with 503 is not stored, but a state may name it: never hand its id out again.
+        stored_ids = max((r.state_ping_id for r in rows.values()), default=0)
+        self._next_ping_id = max(await queries.max_id(db, "pings"), stored_ids, checkpoint) + 1
+        self._next_outbox_id = await queries.max_id(db, "outbox") + 1
+        alive = await queries.read_meta(db, "alive_at")
+        clean = await queries.read_meta(db, "clean_stop")
+        stopped_at = float(alive) if alive else None
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        stored: dict[int, CheckState] = {}
+        returned: list[Check] = []
+        for name, cfg in self.config.checks.items():
+            row = rows.get(name)
+            if row is None:
+                check = self._create(cfg, now, statements)
+            else:
+                step = states.reconfigure(cfg, row.state, now)
+                check = Check(row.id, cfg, step.state, ping_id=row.state_ping_id)
+                stored[check.id] = row.state
+                if row.removed_at is not None:
+                    returned.append(check)
+                elif step.flip is not None:  # the file changed while stopped: a late check may be on time
+                    self.writer.submit_nowait(self._change(check, step, row.state))
+            self._add(check)
+        for name, row in rows.items():
+            if name in self.config.checks:
+                continue
+            self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
+            if row.removed_at is None:
+                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
+                log.info("check %s is no longer in the config; its history is kept", name)
+        self._log_new()
+        for check in returned:  # after the loop above: a replayed flip may look at other checks
+            pings = await queries.check_pings_after(db, check.id, check.ping_id)
+            self.writer.submit_nowait(self._bring_back(check, pings, now))
+            stored[check.id] = check.state
+        await self._replay(db, checkpoint)
+        for uid, received_at in await queries.read_ping_ids(db, now - self.ping_ids.keep_for, self.ping_ids.limit):
+            self.ping_ids.add(uid, received_at)
+        if stopped_at is not None and stopped_at < now:
+            self._account_downtime(stopped_at, now, clean == "1", statements)
+        statements.append(store.meta_statement("alive_at", repr(now)))
+        statements.append(store.meta_statement("clean_stop", "0"))
+        self.writer.submit_nowait(store.Write(statements=statements))
+        for check in self.checks.values():
+            if stored.get(check.id) != check.state:
+                self._unstored.note(check.id, now, self._next_ping_id)
+            self._schedule(check)
+        self.checkpoint()
+        await self.writer.flush()
+
+    async def _replay(self, db: aiosqlite.Connection, checkpoint: int) -> None:
+        replayed = 0
+        async for ping in queries.pings_after(db, checkpoint):
+            check = self._by_id.get(ping.check_id)
+            if check is None or ping.id <= check.ping_id:
+                continue  # a removed check, or already in its checkpoint
+            self._replay_one(check, ping)
+            replayed += 1
+        if replayed:
+            log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
+
+    def _replay_one(self, check: Check, ping: queries.LoggedPing) -> None:
+        old = check.state
+        steps, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
+        check.ping_id = ping.id
+        if any(step.flip is not None or step.ended for step in steps):  # only if the config changed while stopped
+            self.writer.submit_nowait(self._changes(check, steps, old))
+
+    def _bring_back(self, check: Check, pings: list[queries.LoggedPing], now: float) -> store.Write:
+        """A check back in the config: apply the pings its stored state lacks (see Removed.stale),
+        then watch it afresh. Its row stops being "removed" in the commit that stores its state: a
+        crash in between must not leave it looking current with those pings never applied."""
+        for ping in pings:
+            self._replay_one(check, ping)
+        if pings:
+            log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
+        check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
+        self._schedule(check)
+        write = store.Write(state=self._row(check))
+        write.statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (check.id,)))
+        return write
+
+    def _account_downtime(
+        self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]
+    ) -> None:
+        self.downtime = (stopped_at, now)
+        extended = 0
+        for check in self.checks.values():
+            moved = states.account_downtime(check.config, check.state, stopped_at, now)
+            if moved is not check.state:
+                check.state = moved
+                extended += 1
+        statements.append(
+            ("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, ?)", (stopped_at, now, int(clean)))
+        )
+        log.info(
+            "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
+            format_duration(now - stopped_at),
+            "clean" if clean else "unclean",
+            extended,
+        )
+
+    def _create(self, cfg: CheckConfig, now: float, statements: list[tuple[str, tuple[object, ...]]]) -> Check:
+        check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
+        self._next_check_id += 1
+        statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state))
+        self._new_names.append(cfg.name)
+        return check
+
+    def _log_new(self) -> None:
+        """One line per new check for a handful; a count for a config of thousands."""
+        names, self._new_names = self._new_names, []
+        if len(names) <= NAMED_NEW_CHECKS:
+            for name in names:
+                log.info("check %s is new; watching it from now", name)
+        else:
+            shown = ", ".join(names[:NAMED_NEW_CHECKS])
+            log.info("%d checks are new (%s, ...); watching them from now", len(names), shown)
+
+    def _add(self, check: Check) -> None:
+        self.checks[check.name] = check
+        self._by_id[check.id] = check
+        cfg = check.config
+        self._keys[cfg.key] = (check, None)
+        if cfg.start_key:
+            self._keys[cfg.start_key] = (check, Kind.START)
+        if cfg.fail_key:
+            self._keys[cfg.fail_key] = (check, Kind.FAIL)
+
+    # ---- reload ---------------------------------------------------------------------------
+
+    async def apply_config(self, config: Config) -> None:
+        """Switch to a new config: new checks are watched, removed ones keep their history."""
+        # Read first: from here on the maps are rebuilt, and pings must not see them half done.
+        missed: dict[int, list[queries.LoggedPing]] = {}
+        for name in config.checks.keys() & self._removed.keys():
+            back = self._removed[name]
+            if back.stale and self._db is not None:
+                missed[back.id] = await queries.check_pings_after(self._db, back.id, back.ping_id)
+        now = self.clock.now()
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        old = self.checks
+        self.checks, self._keys, self._by_id = {}, {}, {}
+        writes: list[store.Write] = []
+        returned: list[Check] = []
+        for name, cfg in config.checks.items():
+            if name in old:
+                check = old[name]
+                if check.config != cfg:
+                    was, step = check.state, states.reconfigure(cfg, check.state, now, old=check.config)
+                    check.state, check.config = step.state, cfg
+                    writes.append(self._change(check, step, was))
+            elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
+                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
+                returned.append(check)
+                log.info("check %s is back in the config; watching it afresh, with its history", name)
+            else:
+                check = self._create(cfg, now, statements)
+            self._add(check)
+            self._schedule(check)
+        for name, check in old.items():
+            if name not in config.checks:
+                check.seq += 1  # drops its heap entry
+                check.heap_at = None
+                if check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
+                    writes.append(store.Write(state=self._row(check)))
+                self._removed[name] = Removed(check.id, check.state, check.ping_id)
+                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
+                log.info("check %s was removed from the config; its history is kept", name)
+        self.config = config
+        self._log_new()
+        self._edges, self._steps = pipeline.steps_of(config.checks.values())
+        for check in returned:  # with the new config in place: a replayed flip alerts its channels
+            writes.append(self._bring_back(check, missed.get(check.id, []), now))
+        self.writer.submit_nowait(store.Write(statements=statements))
+        for w in writes:
+            self.writer.submit_nowait(w)
+        try:
+            await self.writer.flush()
+        except store.StoreError as exc:  # applied in memory; the writer retries its rows until they commit
+            log.warning("reload applied; its rows are stored once database writes work again: %s", exc)
+
+    # ---- pings ----------------------------------------------------------------------------
+
+    def lookup_key(self, key: str) -> tuple[Check, Kind | None] | None:
+        return self._keys.get(key)
+
+    def lookup_name(self, name: str) -> Check | None:
+        return self.checks.get(name)
+
+    def record(self, check: Check, ping: PingRecord) -> asyncio.Future[None]:
+        """Apply a ping and queue its rows; the future resolves when they are committed.
+
+        A ping the writer refuses (503: its client retries it) has no effect: refused before it is
+        applied while writes fail, taken back (_undo) if it was in the commit that failed. A ping
+        whose id was seen (pingids) is not applied again: its answer is the first copy's.
+        """
+        if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
+            return self.writer.refused()
+        if ping.uid is not None and (seen := self.ping_ids.seen(ping.uid)) is not False:
+            return self._as_before(seen)
+        now = self.clock.now()
+        old, old_ping_id = check.state, check.ping_id
+        steps, armed = self._apply(check, ping.event, now)
+        row = self._ping_row(check, ping)
+        self._schedule(check)
+        if len(steps) == 1 and steps[0].flip is None and not steps[0].ended:
+            # The ping row is the log; the state is checkpointed later.
+            self._unstored.note(check.id, now, check.ping_id)
+            write = store.Write(ping=row)
+        else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
+            write = self._changes(check, steps, old, ping=row)
+        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, (ping.uid,))
+        return self._committed(write, (ping.uid,), now)
+
+    def record_batch(self, check: Check, pings: Sequence[PingRecord]) -> tuple[asyncio.Future[None], list[bool]]:
+        """Apply a client's batch of one check's pings (a replayed spool) in event-time order, and
+        commit them as one: all stored and applied, or none. Deadlines the batch leaves in the
+        past are judged after its last ping, not between its pings. Returns the commit and, per
+        ping in the order given, whether it was a copy of one already taken (not applied again).
+        """
+        if self.writer.failing:
+            return self.writer.refused(), []
+        now = self.clock.now()
+        seen: list[bool] = []  # per ping: a copy of one taken before, or earlier in this batch
+        fresh: list[PingRecord] = []
+        uids: list[str] = []
+        for ping in pings:
+            duplicate = ping.uid is not None and (ping.uid in uids or self.ping_ids.seen(ping.uid) is not False)
+            seen.append(duplicate)
+            if not duplicate:
+                fresh.append(ping)
+                if ping.uid is not None:
+                    uids.append(ping.uid)
+        old, old_ping_id = check.state, check.ping_id
+        writes: list[store.Write] = []
+        armed: list[tuple[Check, CheckState, CheckState]] = []
+        for ping in sorted(fresh, key=lambda p: p.event.at):
+            before = check.state
+            steps, armed_now = self._apply(check, ping.event, now, window=0.0, batch=True)
+            armed += armed_now
+            writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping)))
+        before = check.state
+        judged = states.advance(check.config, before, now)  # window 0: what the batch left due fires now
+        check.state = judged.state
+        if judged.flip is not None or judged.ended:
+            writes.append(self._changes(check, [judged], before))
+        self._schedule(check)
+        if not writes:
+            return self._as_before(True), seen
+        write = store.merge(writes)
+        write.state = self._row(check)
+        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
+        return self._committed(write, tuple(uids), now), seen
+
+    def _committed(self, write: store.Write, uids: Sequence[str | None], now: float) -> asyncio.Future[None]:
+        fut = self.writer.submit(write)
+        for uid in uids:
+            if uid is not None:
+                self.ping_ids.add(uid, now, fut)
+        return fut
+
+    def _as_before(self, seen: asyncio.Future[None] | bool) -> asyncio.Future[None]:
+        """The answer to a copy of a ping already taken: its first copy's commit."""
+        if isinstance(seen, asyncio.Future):
+            return asyncio.ensure_future(asyncio.shield(seen))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def _ping_row(self, check: Check, ping: PingRecord) -> store.PingRow:
+        """The stored row of a ping applied to `check`: it takes the next ping id."""
+        check.ping_id = ping_id = self._next_ping_id
+        self._next_ping_id += 1
+        check.unpruned += 1
+        return ping.row(ping_id, check.id)
+
+    def _undo(
+        self, check: Check, old: CheckState, ping_id: int, new: CheckState, armed: Armed, uids: Sequence[str | None]
+    ) -> None:
+        """Take a refused ping (or batch) back: its check's state, the pipeline steps it armed, and
+        its ids (a resend must be taken).
+
+        The writer calls this newest ping first, so each check returns to its state before them. A
+        state something else changed since (a timer flip, say) is left as it is.
+        """
+        for uid in uids:
+            if uid is not None:
+                self.ping_ids.forget(uid)
+        self._restore(check, new, old, ping_id)
+        for downstream, before, after in reversed(armed):
+            self._restore(downstream, after, before, downstream.ping_id)
+
+    def _restore(self, check: Check, new: CheckState, old: CheckState, ping_id: int) -> None:
+        if check.state is not new:
+            return
+        check.state, check.ping_id = old, ping_id
+        self._schedule(check)
+        # Its row replaces any queued checkpoint of the refused state (the carry commits as one).
+        self.writer.submit_nowait(store.Write(state=self._row(check)))
+
+    def _apply(
+        self,
+        check: Check,
+        event: Event,
+        now: float,
+        *,
+        arm: bool = True,
+        window: float = states.REORDER_WINDOW,
+        batch: bool = False,
+    ) -> tuple[list[states.Step], Armed]:
+        """Apply a ping to its check, and arm the pipeline steps that wait on this event.
+
+        Returns the steps (states.receive) and the steps armed (each with its state before and
+        after, for _undo). Replay does not arm: the arming of a stored ping was stored before it
+        (below), and arming again could undo a step that has run since.
+        """
+        old = check.state
+        steps = states.receive(check.config, old, event, now, window, batch=batch)
+        check.state = steps[-1].state
+        downstream_steps = self._steps.get(check.name) if arm else None
+        if not downstream_steps:
+            return steps, ()
+        armed: list[tuple[Check, CheckState, CheckState]] = []
+        for name, trigger in downstream_steps:
+            downstream = self.checks.get(name)
+            if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, old.runs):
+                continue
+            before = downstream.state
+            downstream.state = states.arm_step(downstream.config, before, event.at, now, window)
+            if downstream.state is not before:
+                armed.append((downstream, before, downstream.state))
+                self._schedule(downstream)
+                # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
+                self.writer.submit_nowait(store.Write(state=self._row(downstream)))
+        return steps, armed
+
+    async def pause(self, check: Check) -> None:
+        old = check.state
+        step = states.pause(old, self.clock.now())
+        check.state = step.state
+        self._schedule(check)
+        await self.writer.submit(self._change(check, step, old))
+
+    async def resume(self, check: Check, why: str = "resumed by an operator") -> None:
+        old = check.state
+        step = states.resume(check.config, old, self.clock.now(), why)
+        check.state = step.state
+        self._schedule(check)
+        await self.writer.submit(self._change(check, step, old))
+
+    def send_test_alert(self, channel: str) -> tuple[int, asyncio.Future[None]]:
+        """Queue a clearly marked test alert through the real outbox; returns its outbox id."""
+        outbox_id = self._next_outbox_id
+        self._next_outbox_id += 1
+        row = outbox.test_row(outbox_id, channel, self.clock.now(), self.config.alerts)
+        return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self.on_alerts))
+
+    def _row(self, check: Check) -> store.StateRow:
+        self._unstored.stored(check.id)
+        return store.StateRow(check.id, check.state, check.ping_id)
+
+    def checkpoint(self, now: float | None = None) -> None:
+        """Queue the states of checks changed since their last checkpoint, and the checkpoint mark.
+
+        All of them, or (given `now`) those whose first change the stored state lacks is
+        CHECKPOINT_AFTER old. Every ping numbered up to the mark is then included in the stored
+        states; a restart replays the pings after it.
+        """
+        for cid in self._unstored.due(now, CHECKPOINT_AFTER):
+            check = self._by_id.get(cid)
+            if check is None:  # removed by a reload, which stored its state
+                self._unstored.stored(cid)
+            else:
+                self.writer.submit_nowait(store.Write(state=self._row(check)))
+        if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
+            self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
+
+    # ---- deadlines ------------------------------------------------------------------------
+
+    def _schedule(self, check: Check) -> None:
+        """Make sure the heap holds an entry for this check at or before its next deadline.
+
+        A deadline that moved later (what most pings do) keeps its earlier entry, which is checked
+        again when it comes up; only a deadline that moved earlier needs a push.
+        """
+        try:
+            deadline = states.next_deadline(check.config, check.state)
+        except Exception:
+            log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
+            self._push(check, self.clock.now() + RETRY_BROKEN_CHECK)
+            return
+        if deadline is None:
+            return
+        at = states.fire_time(check.state, deadline)
+        if check.heap_at is None or at < check.heap_at:
+            self._push(check, at)
+
+    def _push(self, check: Check, at: float) -> None:
+        check.seq += 1
+        check.heap_at = at
+        if self._heap.push(at, check.seq, check.id):
+            self._wake.set()
+        if len(self._heap) > 2 * len(self.checks) + 1024:
+            self._heap.compact()
+
+    def _is_live(self, entry: tuple[float, int, int]) -> bool:
+        check = self._by_id.get(entry[2])
+        return check is not None and check.seq == entry[1] and self.checks.get(check.name) is check
+
+    def next_wakeup(self) -> float | None:
+        return self._heap.earliest()
+
+    def fire_due(self, now: float) -> int:
+        """Apply every deadline at or before `now`; returns how many checks changed status."""
+        changed = 0
+        for check_id in self._heap.pop_due(now):
+            check = self._by_id[check_id]
+            check.heap_at = None
+            old = check.state
+            try:
+                changed += self._fire(check, now)
+            except Exception:  # the timer must keep running: this check is retried, the others go on
+                log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
+                check.state = old  # no change without its rows (flip, alerts)
+                self.writer.submit_nowait(store.Write(state=self._row(check)))  # _change may have marked it stored
+                self._push(check, now + RETRY_BROKEN_CHECK)
+        return changed
+
+    def _fire(self, check: Check, now: float) -> int:
+        """Apply one check's deadline if it has come; 1 if its status changed."""
+        deadline = states.next_deadline(check.config, check.state)
+        if deadline is None:
+            return 0  # paused or down since this entry was pushed
+        at = states.fire_time(check.state, deadline)
+        if at > now:  # moved later since: wait for the new time
+            self._push(check, at)
+            return 0
+        self.timer_lag = now - at
+        old = check.state
+        step = states.advance(check.config, old, now)
+        check.state = step.state
+        write = self._change(check, step, old)
+        self._schedule(check)
+        self.writer.submit_nowait(write)
+        return 0 if step.flip is None else 1
+
+    async def run_timer(self) -> None:
+        """Sleep until the earliest deadline (or an earlier one is pushed), then fire it.
+
+        It also wakes at least every TIMER_BEAT seconds to mark itself alive (`timer_alive_at`),
+        which is what readiness and the systemd watchdog look at.
+        """
+        while True:
+            now = self.clock.now()
+            self.timer_alive_at = now
+            self.fire_due(now)
+            self._wake.clear()
+            wakeup = self.next_wakeup()
+            delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())
+            if delay <= 0:
+                continue
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass

@@ -1,0 +1,71 @@
+"""The engine's bookkeeping beside pings and deadlines: every round it watches the database file,
+checkpoints the states that came due, marks "alive at" every second and prunes old pings now and
+then; at a clean stop it says so (the next start then records no unclean downtime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from heartfly.server.engine import Engine
+from heartfly.store import sqlite as store
+
+log = logging.getLogger(__name__)
+
+ALIVE_EVERY = 1.0  # seconds between "alive at" marks
+# Seconds between checkpoint rounds. Each round queues the states that came due since the last, a
+# few hundred at most with 100k busy checks: pings queued behind them wait for one or two batches,
+# not for a second's worth.
+CHECKPOINT_ROUND = 0.1
+
+
+async def run(engine: Engine, prune_every: float = 60.0) -> None:
+    """Housekeeping rounds until cancelled.
+
+    A round that fails (a full disk during a prune, say) is logged once per spell and the next
+    round tries again: this task stopping would end alive marks, checkpoints and pruning for good.
+    """
+    last_alive = last_prune = engine.clock.now()
+    failing = False
+    while True:
+        await asyncio.sleep(CHECKPOINT_ROUND)
+        now = engine.clock.now()
+        try:
+            engine.writer.watch_file()
+            engine.checkpoint(now)
+            if now - last_alive >= ALIVE_EVERY:
+                last_alive = now
+                engine.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
+            if now - last_prune >= prune_every:  # retried next round if it fails
+                await prune(engine)
+                last_prune = now
+        except Exception as exc:  # logged once per spell; the next round retries
+            if not failing:
+                trace = not isinstance(exc, store.StoreError)  # a store error is the writer's, logged there
+                log.error("housekeeping round failed (retried every round until it works): %s", exc, exc_info=trace)
+            failing = True
+        else:
+            if failing:
+                log.warning("housekeeping rounds work again")
+            failing = False
+
+
+async def prune(engine: Engine) -> None:
+    """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement). Forget
+    the client ping ids past their time."""
+    engine.ping_ids.prune(engine.clock.now())
+    await engine.writer.flush()  # a batch runs statements before state rows: commit queued states first
+    keep = engine.config.server.keep_pings
+    for check in list(engine.checks.values()):
+        if check.unpruned > max(10, keep // 10):
+            await engine.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
+            check.unpruned = 0
+
+
+async def mark_stopped(engine: Engine) -> None:
+    engine.checkpoint()
+    now = engine.clock.now()
+    await engine.writer.submit(
+        store.Write(statements=[store.meta_statement("alive_at", repr(now)), store.meta_statement("clean_stop", "1")])
+    )

@@ -1,0 +1,350 @@
+"""Reads: what the API, the command line and start-up ask of the database."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from heartfly.core import states
+from heartfly.core.config import CheckConfig
+from heartfly.core.states import CheckState, Event, Kind
+from heartfly.store.sqlite import decode_state
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRow:
+    id: int
+    name: str
+    created_at: float
+    removed_at: float | None
+    state: CheckState
+    state_ping_id: int
+
+
+async def read_checks(db: aiosqlite.Connection) -> list[CheckRow]:
+    sql = "SELECT id, name, created_at, removed_at, state, state_ping_id FROM checks ORDER BY id"
+    async with db.execute(sql) as cur:
+        rows = await cur.fetchall()
+    return [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4]), r[5]) for r in rows]
+
+
+async def read_current_checks(db: aiosqlite.Connection, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
+    """read_checks, each state brought up to its newest committed ping.
+
+    States are checkpointed lazily (engine.CHECKPOINT_AFTER); the pings after a check's checkpoint
+    are replayed through the same pure state machine a restart uses. One read transaction, so the
+    checkpoints and the log agree. Checks no longer in `configs` are returned as stored.
+    """
+    await db.execute("BEGIN")
+    try:
+        rows = {row.id: row for row in await read_checks(db)}
+        async for ping in pings_after(db, int(await read_meta(db, "checkpoint") or 0)):
+            row = rows.get(ping.check_id)
+            cfg = configs.get(row.name) if row is not None else None
+            if row is None or cfg is None or ping.id <= row.state_ping_id:
+                continue
+            state = states.receive(cfg, row.state, ping.event(), ping.received_at)[-1].state
+            rows[row.id] = dataclasses.replace(row, state=state, state_ping_id=ping.id)
+    finally:
+        await db.execute("COMMIT")
+    return list(rows.values())
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPing:
+    """What replay needs of a stored ping."""
+
+    id: int
+    check_id: int
+    at: float
+    received_at: float
+    kind: str
+    exit_status: int | None
+    run_id: str | None
+    metrics: dict[str, float] | None
+    member: str | None
+
+    def event(self) -> Event:
+        return Event(Kind(self.kind), self.at, self.run_id, self.exit_status, self.metrics, self.member)
+
+
+_LOGGED_PING = "SELECT id, check_id, at, received_at, kind, exit_status, run_id, metrics, member FROM pings"
+
+
+def _logged(r: Any) -> LoggedPing:
+    return LoggedPing(
+        id=r[0], check_id=r[1], at=r[2], received_at=r[3], kind=r[4], exit_status=r[5], run_id=r[6],
+        metrics=json.loads(r[7]) if r[7] else None, member=r[8],
+    )  # fmt: skip
+
+
+async def pings_after(db: aiosqlite.Connection, ping_id: int, page: int = 10_000) -> AsyncIterator[LoggedPing]:
+    """Pings newer than a checkpoint, oldest first: the ones a restart replays. Read a page at a
+    time, because after a crash under load they can number hundreds of thousands."""
+    sql = f"{_LOGGED_PING} WHERE id > ? ORDER BY id LIMIT ?"
+    while True:
+        async with db.execute(sql, (ping_id, page)) as cur:
+            rows = list(await cur.fetchall())
+        for r in rows:
+            yield _logged(r)
+        if len(rows) < page:
+            return
+        ping_id = rows[-1][0]
+
+
+async def check_pings_after(db: aiosqlite.Connection, check_id: int, ping_id: int) -> list[LoggedPing]:
+    """One check's pings newer than its stored state, oldest first: at most a checkpoint's delay of
+    them (pruning keeps them), for a check that comes back after it was removed."""
+    sql = f"{_LOGGED_PING} WHERE check_id = ? AND id > ? ORDER BY id"
+    async with db.execute(sql, (check_id, ping_id)) as cur:
+        return [_logged(r) for r in await cur.fetchall()]
+
+
+async def read_ping_ids(db: aiosqlite.Connection, since: float, limit: int) -> list[tuple[str, float]]:
+    """Client-made ping ids received since `since`, oldest first (the newest `limit` of them)."""
+    sql = (
+        "SELECT uid, received_at FROM (SELECT uid, received_at FROM pings WHERE uid IS NOT NULL"
+        " AND received_at >= ? ORDER BY received_at DESC LIMIT ?) ORDER BY received_at"
+    )
+    async with db.execute(sql, (since, limit)) as cur:
+        return [(str(uid), float(at)) for uid, at in await cur.fetchall()]
+
+
+async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
+    async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def max_id(db: aiosqlite.Connection, table: str) -> int:
+    async with db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cur:  # noqa: S608 - fixed names
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def read_downtimes(db: aiosqlite.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
+    async with db.execute(sql, (limit,)) as cur:
+        rows = await cur.fetchall()
+    return [{"stopped_at": r[0], "started_at": r[1], "clean": bool(r[2])} for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    key: str
+    check_id: int | None
+    channel: str
+    event: str
+    payload: dict[str, Any]
+    created_at: float
+    expires_at: float
+    next_attempt_at: float
+    attempts: int
+    newer: bool = False  # a newer alert of the same check waits behind this one on its channel
+
+
+_OUTBOX_COLUMNS = "id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at, attempts"
+_O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "))
+
+# The alerts to try now. Per (check, channel) only the oldest pending alert, so they arrive in
+# order: a recovery never before its down alert, even when that one is being retried (a test
+# alert, of no check, waits for nothing). And at most `per_channel` of each channel, oldest due
+# first, so a channel's backlog cannot crowd the others out of the read.
+#
+# `heads` walks the groups on the partial index outbox_heads (check_id, channel, id), one seek
+# from each group's head to the next group's (the same check on a later channel, else the next
+# check), so a read costs a few seeks per group with pending alerts however deep each group's
+# backlog is; the alerts queued behind a head are never visited. (Scanning the due alerts in
+# next_attempt_at order instead is cheap until a channel is down: its heads wait for their retry
+# while the alerts behind them, due since they were made, are scanned and skipped on every read.)
+# The sorts are over the due heads only.
+_DUE_ALERTS = f"""
+WITH RECURSIVE heads(id) AS (
+    SELECT (SELECT id FROM outbox WHERE status = 'pending' AND check_id IS NOT NULL
+            ORDER BY check_id, channel, id LIMIT 1)
+    UNION ALL
+    SELECT COALESCE(
+        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id = h.check_id AND n.channel > h.channel
+         ORDER BY n.channel, n.id LIMIT 1),
+        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id > h.check_id
+         ORDER BY n.check_id, n.channel, n.id LIMIT 1))
+    FROM heads JOIN outbox AS h ON h.id = heads.id
+), due AS (
+    SELECT id, channel, next_attempt_at FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
+    UNION ALL
+    SELECT id, channel, next_attempt_at FROM outbox
+    WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1
+), ranked AS (
+    SELECT id, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n FROM due
+)
+SELECT {_O_OUTBOX_COLUMNS},
+    EXISTS (SELECT 1 FROM outbox AS n WHERE n.status = 'pending'
+            AND n.check_id = o.check_id AND n.channel = o.channel AND n.id > o.id) AS newer
+FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_attempt_at, o.id
+"""  # noqa: S608 - fixed column names
+
+
+async def read_due_alerts(db: aiosqlite.Connection, now: float, per_channel: int = 100) -> list[OutboxItem]:
+    async with db.execute(_DUE_ALERTS, (now, per_channel)) as cur:
+        rows = await cur.fetchall()
+    return [
+        OutboxItem(
+            id=r[0], key=r[1], check_id=r[2], channel=r[3], event=r[4], payload=json.loads(r[5]),
+            created_at=r[6], expires_at=r[7], next_attempt_at=r[8], attempts=r[9], newer=bool(r[10]),
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+# The pending reminders queued behind a superseded head, to supersede with it (dispatcher): of the
+# same check and channel, after the head, before the group's newest pending alert (which tells
+# more, whatever it is), and not expired by the dispatcher's measure (now <= expires_at; the
+# expiry path records the others). Other events behind the head are left alone: a down or a
+# recovery is sent in its turn. A range on outbox_heads (check_id, channel, id), as is the MAX.
+_REMINDERS_BEHIND = """
+SELECT id FROM outbox
+WHERE status = 'pending' AND check_id = ?1 AND channel = ?2 AND id > ?3 AND event = 'reminder' AND expires_at >= ?4
+    AND id < (SELECT MAX(id) FROM outbox WHERE status = 'pending' AND check_id = ?1 AND channel = ?2)
+ORDER BY id LIMIT ?5
+"""
+
+
+async def read_reminders_behind(
+    db: aiosqlite.Connection, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
+) -> list[int]:
+    """Ids of the stale reminders queued behind the head `head_id` of (check_id, channel), oldest first."""
+    async with db.execute(_REMINDERS_BEHIND, (check_id, channel, head_id, now, limit)) as cur:
+        return [int(r[0]) for r in await cur.fetchall()]
+
+
+async def next_alert_after(db: aiosqlite.Connection, now: float) -> float | None:
+    """When the next pending alert that is not due yet becomes due."""
+    sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"
+    async with db.execute(sql, (now,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+async def read_alerts(
+    db: aiosqlite.Connection, check_id: int | None, limit: int = 50, before: int | None = None
+) -> list[dict[str, Any]]:
+    """A check's alerts (or the test alerts, check_id None), newest first, each with every attempt.
+
+    One statement, so one snapshot: an alert's status always agrees with its attempt log.
+    """
+    where = "check_id IS NULL" if check_id is None else "check_id = ?"
+    params: tuple[Any, ...] = (_cursor(before), limit)
+    if check_id is not None:
+        params = (check_id, *params)
+    sql = (
+        "SELECT o.id, o.key, o.channel, o.event, o.created_at, o.status, o.attempts, o.done_at, o.last_error,"  # noqa: S608 - `where` is one of two fixed texts
+        " o.next_attempt_at, a.at, a.duration, a.outcome, a.error"
+        f" FROM (SELECT * FROM outbox WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?) AS o"
+        " LEFT JOIN alert_attempts AS a ON a.outbox_id = o.id ORDER BY o.id DESC, a.id"
+    )
+    async with db.execute(sql, params) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
+    alerts: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        alert = alerts.setdefault(row[0], {**dict(zip(keys, row[:10], strict=True)), "attempt_log": []})
+        if row[12] is not None:
+            alert["attempt_log"].append({"at": row[10], "duration": row[11], "outcome": row[12], "error": row[13]})
+    return list(alerts.values())
+
+
+async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | None:
+    sql = "SELECT id, at, kind, exit_status, run_id, body, source FROM pings WHERE id = ?"
+    async with db.execute(sql, (ping_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source"), row, strict=True))
+
+
+# ---- pages for the dashboard and the JSON API (newest first, `before` an id cursor) -----------
+# "Newest" is by event time: a spooled ping replayed today sits among the pings of the night it
+# happened. `before` names an item; the page holds the ones before it in that order (time, id).
+# Sorting needs no index of its own: a check keeps at most `keep_pings` pings.
+
+
+def _page(table: str, columns: str, time: str) -> str:
+    """A cursor whose item is gone (pruned) pages by id, as before event-time order."""
+    return (
+        f"SELECT {columns} FROM {table} WHERE check_id = ?1 AND (?2 IS NULL"  # noqa: S608 - names only
+        f" OR ({time}, id) < (SELECT {time}, id FROM {table} WHERE id = ?2)"
+        f" OR (id < ?2 AND NOT EXISTS (SELECT 1 FROM {table} WHERE id = ?2)))"
+        f" ORDER BY {time} DESC, id DESC LIMIT ?3"
+    )
+
+
+async def read_pings(
+    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
+            "source", "member")  # fmt: skip
+    sql = _page("pings", ", ".join(keys), "at")
+    async with db.execute(sql, (check_id, before, limit)) as cur:
+        rows = [dict(zip(keys, row, strict=True)) for row in await cur.fetchall()]
+    for item in rows:
+        item["truncated"] = bool(item["truncated"])
+        item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
+    return rows
+
+
+async def read_flips(
+    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    keys = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
+    async with db.execute(_page("flips", ", ".join(keys), "at"), (check_id, before, limit)) as cur:
+        rows = await cur.fetchall()
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+async def read_runs(
+    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    """A check's finished runs: started_at, ended_at, duration, outcome, exit_status, detail, members."""
+    keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
+    async with db.execute(_page("runs", ", ".join(keys), "started_at"), (check_id, before, limit)) as cur:
+        rows = await cur.fetchall()
+    out = [dict(zip(keys, row, strict=True)) for row in rows]
+    for item in out:
+        item["duration"] = max(0.0, item["ended_at"] - item["started_at"])
+        item["members"] = json.loads(item["members"]) if item["members"] else []
+    return out
+
+
+async def read_end_pings(db: aiosqlite.Connection, check_id: int, limit: int) -> list[dict[str, Any]]:
+    """The latest success and failure pings: a timeline's events for jobs that never send a start."""
+    sql = (
+        "SELECT id, at, kind, exit_status, metrics FROM pings WHERE check_id = ? AND kind IN ('success', 'fail')"
+        " ORDER BY id DESC LIMIT ?"
+    )
+    async with db.execute(sql, (check_id, limit)) as cur:
+        return [
+            {"id": r[0], "at": r[1], "kind": r[2], "exit_status": r[3], "metrics": json.loads(r[4]) if r[4] else None}
+            for r in await cur.fetchall()
+        ]
+
+
+async def count_pending_alerts(db: aiosqlite.Connection) -> int:
+    async with db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def read_meta_prefix(db: aiosqlite.Connection, prefix: str) -> dict[str, str]:
+    sql = "SELECT key, value FROM meta WHERE key >= ? AND key < ?"
+    async with db.execute(sql, (prefix, prefix + "\uffff")) as cur:
+        return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+def _cursor(before: int | None) -> int:
+    return (1 << 62) if before is None else before
