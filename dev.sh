@@ -51,6 +51,8 @@ case "${1:-}" in
         "$VENV/bin/ruff" check heartfly tests bench
         "$VENV/bin/ruff" format --check heartfly tests
         "$VENV/bin/mypy"
+        layers="$("$VENV/bin/lint-imports" --no-cache 2>&1)" || { echo "$layers"; exit 1; }
+        echo "$layers" | grep -E "^Contracts:"
         exec "$VENV/bin/pytest" -q "$@"
         ;;
     *)

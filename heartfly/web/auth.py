@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from heartfly.core.config import MIN_TOKEN
 from heartfly.core.units import is_decimal
 from heartfly.web.runtime import RUNTIME
 
@@ -154,7 +155,7 @@ def bearer_is_new_token(request: web.Request) -> bool:
         current = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return False
-    return len(current) >= 16 and _token_matches(current, given)
+    return len(current) >= MIN_TOKEN and _token_matches(current, given)
 
 
 def _json(status: int, message: str, **headers: str) -> web.Response:
