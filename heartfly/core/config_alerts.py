@@ -32,7 +32,8 @@ class SmtpConfig:
     port: int = 587
     security: str = "starttls"  # starttls | tls | none
     username: str | None = None
-    password: str | None = None  # read from password_file; never logged
+    password: str | None = None  # password_file's content, read by the loader (config_secrets); never logged
+    password_file: Path | None = None
     sender: str = "heartfly@localhost"
     timeout: float = 10.0
 
@@ -77,7 +78,7 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
     port = reader.value(table, "smtp", "port", int, _port) or default_port
     sender = reader.value(table, "smtp", "from", str, _address) or "heartfly@localhost"
-    password = reader.value(table, "smtp", "password_file", str, lambda p: _read_secret(reader.path(p)))
+    password_file = reader.secret("smtp.password_file", reader.value(table, "smtp", "password_file", str, reader.path))
     username = reader.value(table, "smtp", "username", str)
     if (username is None) != ("password_file" not in table):
         reader.fail("smtp", "username and password_file go together")
@@ -87,7 +88,7 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
         port=port,
         security=security,
         username=username,
-        password=password,
+        password_file=password_file,
         sender=sender,
         timeout=timeout,
     )
@@ -221,13 +222,3 @@ def _headers(table: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
             raise ValueError(f"the value of {key} holds a control character (a tab, newline, CR, ...)")
     return tuple(table.items())
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    if not secret:
-        raise ValueError(f"{path} is empty")
-    return secret
