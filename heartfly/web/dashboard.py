@@ -20,6 +20,7 @@ from multidict import MultiDictProxy
 from heartfly import __version__
 from heartfly.cli.report import ping_urls
 from heartfly.core.assertions import Assertion
+from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary
@@ -127,7 +128,7 @@ def _row(app: web.Application, check: Check) -> dict[str, Any]:
         "paused_until": control.paused_until(app, check),
         "last_duration": st.last_duration,
         "open_runs": s["open_runs"],
-        "after": getattr(check.config, "after", None),
+        "after": check.config.after,
     }
 
 
@@ -137,8 +138,7 @@ def _due(check: Check) -> float | None:
     due = st.due_at + st.slack
     if math.isfinite(due):
         return due
-    step: float | None = getattr(st, "step_due", None)
-    return step
+    return st.step_due
 
 
 def _open_starts(check: Check) -> list[float]:
@@ -258,9 +258,9 @@ async def check_page(request: web.Request) -> web.Response:
     flips = await queries.read_flips(reader, check.id, 15)
     alerts = await queries.read_alerts(reader, check.id, 10)
     items = await _events(request, check, 60, 30)
-    upstream_name = getattr(cfg, "after", None)
+    upstream_name = cfg.after
     upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None
-    downstream = [c for c in rt.engine.checks.values() if getattr(c.config, "after", None) == check.name]
+    downstream = [c for c in rt.engine.checks.values() if c.config.after == check.name]
     key = badges.badge_key(cfg.key)
     base = rt.config.server.public_url
     return render(
@@ -291,21 +291,19 @@ async def check_page(request: web.Request) -> web.Response:
     )
 
 
-def _limits(cfg: Any) -> list[tuple[str, str]]:
+def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
     """The check's rules in words, for the summary card."""
     out = [("Grace", duration_words(cfg.grace) if cfg.grace else "none")]
-    for attr, label in (
-        ("max_runtime", "Max runtime"),
-        ("min_runtime", "Min runtime"),
-        ("stall", "Stalls after"),
-        ("repeat", "Reminds every"),
+    for value, label in (
+        (cfg.max_runtime, "Max runtime"),
+        (cfg.min_runtime, "Min runtime"),
+        (cfg.stall, "Stalls after"),
+        (cfg.repeat, "Reminds every"),
     ):
-        value = getattr(cfg, attr, None)
         if value:
             out.append((label, duration_words(value)))
-    expect = getattr(cfg, "expect", None)
-    if expect:
-        out.append(("Fan-in", f"{expect} successes per run"))
+    if cfg.expect:
+        out.append(("Fan-in", f"{cfg.expect} successes per run"))
     if cfg.channels:
         out.append(("Alerts to", ", ".join(cfg.channels)))
     return out
