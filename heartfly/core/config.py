@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
@@ -66,6 +66,9 @@ AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline woul
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 
 
+Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -77,7 +80,7 @@ class ServerConfig:
     body_limit: int = 100_000
     keep_pings: int = 1000
     max_ping_age: float = 7 * 86400.0
-    synchronous: str = "normal"
+    synchronous: Synchronous = "normal"
     public: bool = False  # reads (dashboard, API GETs, metrics) open without the token
 
 
@@ -426,10 +429,10 @@ def _parse_zone(text: str) -> str:
     return text
 
 
-def _parse_sync(text: str) -> str:
+def _parse_sync(text: str) -> Synchronous:
     if text.lower() not in ("normal", "full"):
         raise ValueError('expected "normal" or "full"')
-    return text.lower()
+    return cast(Synchronous, text.lower())
 
 
 # How each key a check may inherit from [defaults] is read (channels: an array of strings).

@@ -7,12 +7,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from heartfly.core.config_reader import Reader, join, positive, positive_duration
 
-CHANNEL_TYPES = ("email", "webhook", "apprise")
-WEBHOOK_FORMATS = ("json", "slack", "discord", "ntfy")
+ChannelType = Literal["email", "webhook", "apprise"]
+WebhookFormat = Literal["json", "slack", "discord", "ntfy"]
+Security = Literal["starttls", "tls", "none"]
+CHANNEL_TYPES: tuple[ChannelType, ...] = get_args(ChannelType)
+WEBHOOK_FORMATS: tuple[WebhookFormat, ...] = get_args(WebhookFormat)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _EMAIL_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 _URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
@@ -30,7 +33,7 @@ _CHANNEL_KEYS = {
 class SmtpConfig:
     host: str
     port: int = 587
-    security: str = "starttls"  # starttls | tls | none
+    security: Security = "starttls"
     username: str | None = None
     password: str | None = None  # password_file's content, read by the loader (config_secrets); never logged
     password_file: Path | None = None
@@ -44,11 +47,11 @@ class SmtpConfig:
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
     name: str
-    type: str
+    type: ChannelType
     to: tuple[str, ...] = ()
     url: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    format: str = "json"
+    format: WebhookFormat = "json"
     urls: tuple[str, ...] = ()
     recovery: bool = True  # also tell this channel when a check recovers
     timeout: float | None = None  # per attempt; [alerts] timeout when unset
@@ -74,7 +77,7 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
     host = reader.value(table, "smtp", "host", str)
     if not host:
         reader.fail("smtp.host", "missing")
-    security = reader.value(table, "smtp", "security", str, _security) or "starttls"
+    security: Security = reader.value(table, "smtp", "security", str, _security) or "starttls"
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
     port = reader.value(table, "smtp", "port", int, _port) or default_port
     sender = reader.value(table, "smtp", "from", str, _address) or "heartfly@localhost"
@@ -127,14 +130,14 @@ def parse_channels(reader: Reader, data: Mapping[str, Any], smtp: SmtpConfig | N
             continue
         reader.known(raw, where, _CHANNEL_KEYS[kind])
         before = len(reader.problems)
-        channel = _channel(reader, where, name, kind, raw, smtp)
+        channel = _channel(reader, where, name, cast(ChannelType, kind), raw, smtp)
         if len(reader.problems) == before:
             channels[name] = channel
     return channels
 
 
 def _channel(
-    reader: Reader, where: str, name: str, kind: str, raw: Mapping[str, Any], smtp: SmtpConfig | None
+    reader: Reader, where: str, name: str, kind: ChannelType, raw: Mapping[str, Any], smtp: SmtpConfig | None
 ) -> ChannelConfig:
     recovery = reader.value(raw, where, "recovery", bool)
     timeout = reader.value(raw, where, "timeout", str, positive_duration)
@@ -154,7 +157,7 @@ def _channel(
         if "url" not in raw:
             reader.fail(join(where, "url"), "missing")
         headers = reader.value(raw, where, "headers", dict, _headers) or ()
-        fmt = reader.value(raw, where, "format", str, _format) or "json"
+        fmt: WebhookFormat = reader.value(raw, where, "format", str, _format) or "json"
         return ChannelConfig(url=url, headers=headers, format=fmt, timeout=timeout, **common)
     if importlib.util.find_spec("apprise") is None:
         reader.fail(join(where, "type"), "needs the apprise library: pip install 'heartfly[apprise]'")
@@ -183,10 +186,10 @@ def check_routing(
             reader.fail(f"channels.{name}", "no check uses this channel (list it in [defaults] or a check's channels)")
 
 
-def _security(text: str) -> str:
-    if text not in ("starttls", "tls", "none"):
+def _security(text: str) -> Security:
+    if text not in get_args(Security):
         raise ValueError('expected "starttls", "tls" or "none"')
-    return text
+    return cast(Security, text)
 
 
 def _port(value: int) -> int:
@@ -207,7 +210,7 @@ def _url(text: str) -> str:
     return text
 
 
-def _format(text: str) -> str:
+def _format(text: str) -> WebhookFormat:
     if text not in WEBHOOK_FORMATS:
         raise ValueError(f"expected one of {', '.join(WEBHOOK_FORMATS)}")
     return text
