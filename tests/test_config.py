@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from heartfly.core.config import ConfigError, load_config
+from heartfly.core.config import ConfigError, load_config, parse_config
 from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import heartfly
@@ -303,3 +304,33 @@ def test_a_utf8_byte_order_mark_at_the_top_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.toml"
     path.write_bytes(b'\xef\xbb\xbf[server]\nlisten = "127.0.0.1:0"\n')
     assert load_config(path).server.port == 0
+
+
+def test_parsing_reads_no_files_and_loading_lists_secret_file_problems_in_file_order(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("short\n")
+    text = (
+        '[server]\napi_token_file = "token"\nkeep_pings = 0\n'
+        '[smtp]\nhost = "mail"\nusername = "u"\npassword_file = "missing"\nport = 0\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    path = tmp_path / "heartfly.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as pure:
+        parse_config(tomllib.loads(text), path)  # neither file read: only the file's own problems
+    assert pure.value.problems == ["server.keep_pings: must be positive", "smtp.port: expected a port from 1 to 65535"]
+    with pytest.raises(ConfigError) as loaded:
+        load_config(path)
+    assert loaded.value.problems == [
+        f"server.api_token_file: the API token in {tmp_path / 'token'} is shorter than 16 characters",
+        "server.keep_pings: must be positive",
+        "smtp.port: expected a port from 1 to 65535",
+        f"smtp.password_file: cannot read {tmp_path / 'missing'}: No such file or directory",
+    ]
+    (tmp_path / "secret").write_text("hunter2\n")
+    good = text.replace('"missing"', '"secret"').replace("port = 0\n", "").replace("keep_pings = 0\n", "")
+    (tmp_path / "token").write_text("x" * 16)
+    path.write_text(good)
+    smtp = parse_config(tomllib.loads(good), path).smtp
+    assert smtp is not None and smtp.password is None and smtp.password_file == tmp_path / "secret"
+    loaded_smtp = load_config(path).smtp
+    assert loaded_smtp is not None and loaded_smtp.password == "hunter2"

@@ -10,8 +10,10 @@ import pytest
 from yarl import URL
 
 from heartfly.core.config import Config
+from heartfly.store import queries
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of
 
@@ -337,3 +339,24 @@ async def test_an_expired_form_post_returns_to_a_same_site_referer_only(
         "/checks/sync/resume", data={"csrf": "stale"}, headers={"Referer": referer}, allow_redirects=False
     )
     assert resp.status == 303 and URL(resp.headers["Location"]).query["next"] == back
+
+
+async def test_the_index_reads_every_rows_history_at_once_the_same_rows_as_one_check_at_a_time(
+    client: Client, config: Config
+) -> None:
+    for rid in ("r1", "r2", "r3"):
+        await client.get(f"/ping/{KEY}/start?rid={rid}")
+        await client.get(f"/ping/{KEY}{'/fail' if rid == 'r2' else ''}?rid={rid}")
+    await client.get(f"/ping/{KEY}?m_rows=3")  # a lone success: an end ping without a run
+    rt = client.app[RUNTIME]
+    assert rt.reader is not None
+    ids = [c.id for c in rt.engine.checks.values()]
+    recent = await queries.read_recent(rt.reader, ids, 2, 2)
+    for i in ids:
+        assert recent[i].runs == await queries.read_runs(rt.reader, i, 2)
+        assert recent[i].ends == await queries.read_end_pings(rt.reader, i, 2)
+        assert recent[i].flips == await queries.read_flips(rt.reader, i, 2)
+    assert len(recent[rt.engine.checks["backup"].id].runs) == 2
+    await login(client, config)
+    html = await (await client.get("/")).text()
+    assert html.count('<rect class="b-bad"') == 1 and html.count('<rect class="b-ok"') >= 2

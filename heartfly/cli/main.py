@@ -249,7 +249,7 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
     import tomllib
 
     from heartfly.cli.report import describe_checks, starter_config, starter_listen
-    from heartfly.core.config import ConfigError, parse_config
+    from heartfly.core.config import ConfigError, parse_and_read_secrets
 
     given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
     if path is not None and config_path is not None and given and path.resolve() != config_path.resolve():
@@ -261,7 +261,7 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
         sys.exit(1)
     try:  # checked before anything is written: a bad --url leaves no file behind
         text = starter_config(client.check_url(url, "--url"), starter_listen(url))
-        config = parse_config(tomllib.loads(text), path)
+        config = parse_and_read_secrets(tomllib.loads(text), path)
     except client.AddressError as exc:
         _fail([str(exc)], 2)
     except ValueError as exc:  # a port out of range

@@ -1,2 +1,3 @@
 """The pure core: the config, schedules, the state machine, ping parsing, units and the views of
-a check. Nothing here does I/O beyond reading the config file, and time comes in as an argument."""
+a check. Nothing here does I/O beyond reading the config file and the secret files it names
+(config_secrets, a step after the pure parse), and time comes in as an argument."""

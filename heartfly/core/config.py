@@ -1,7 +1,14 @@
-"""The TOML file -> frozen dataclasses. Pure: every problem is reported with its key path."""
+"""The TOML file -> frozen dataclasses; every problem is reported with its key path.
+
+parse_config is pure: it reads none of the files the config names (only the time zone database,
+to know a zone). The secret files (the API token file, smtp.password_file) are read in a second
+step (config_secrets) that load_config and parse_and_read_secrets run after it; paths are
+resolved against the config's folder.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
@@ -10,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
@@ -35,18 +42,31 @@ from heartfly.core.config_reader import (
     positive,
     positive_duration,
 )
+from heartfly.core.config_secrets import MIN_TOKEN, check_token, read_secrets
 from heartfly.core.pipeline import find_cycle, parse_after
 from heartfly.core.units import parse_size
 
-__all__ = ["CheckConfig", "Config", "ConfigError", "ServerConfig", "check_token", "load_config", "parse_config"]
+__all__ = [
+    "MIN_TOKEN",
+    "CheckConfig",
+    "Config",
+    "ConfigError",
+    "ServerConfig",
+    "check_token",
+    "load_config",
+    "parse_and_read_secrets",
+    "parse_config",
+]
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_PORT = 8765
-MIN_TOKEN = 16  # characters of an API token (check_token: here, and in web.runtime.load_token when serving)
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
+
+
+Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +80,7 @@ class ServerConfig:
     body_limit: int = 100_000
     keep_pings: int = 1000
     max_ping_age: float = 7 * 86400.0
-    synchronous: str = "normal"
+    synchronous: Synchronous = "normal"
     public: bool = False  # reads (dashboard, API GETs, metrics) open without the token
 
 
@@ -163,10 +183,29 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     except RecursionError:  # tomllib recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
-    return parse_config(data, path)
+    return parse_and_read_secrets(data, path)
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """The parsed TOML document as a Config; reads no files (smtp.password stays None)."""
+    config, reader = _parse(data, path)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+def parse_and_read_secrets(data: Mapping[str, Any], path: Path) -> Config:
+    """parse_config, then the secret files it names read; the problems of both in the file's order."""
+    config, reader = _parse(data, path)
+    secrets = read_secrets(reader.secrets, reader.problems)
+    if secrets.problems:
+        raise ConfigError(secrets.problems)
+    if config.smtp is not None and secrets.password is not None:
+        return dataclasses.replace(config, smtp=dataclasses.replace(config.smtp, password=secrets.password))
+    return config
+
+
+def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
     reader = _Reader(base_dir=path.parent)
     reader.known(data, "", _TOP_KEYS)
     server = reader.server(reader.table(data, "server"))
@@ -192,9 +231,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         used["defaults.channels"] = inherited.get("channels") or ()
     declared = set(data["channels"]) if isinstance(data.get("channels"), dict) else set()
     check_routing(reader, channels, used, declared)
-    if reader.problems:
-        raise ConfigError(reader.problems)
-    return Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts)
+    return Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts), reader
 
 
 class _Reader(Reader):
@@ -210,7 +247,7 @@ class _Reader(Reader):
             shown = f"[{host}]" if ":" in host else host
             public_url = f"http://{shown}:{port}"
         database = self.value(table, "server", "database", str, self.path)
-        token_file = self.value(table, "server", "api_token_file", str, lambda p: _token_file(self.path(p)))
+        token_file = self.secret("server.api_token_file", self.value(table, "server", "api_token_file", str, self.path))
         ping_key = self.value(table, "server", "ping_key", str, _parse_key)
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
         keep = self.value(table, "server", "keep_pings", int, positive)
@@ -392,29 +429,10 @@ def _parse_zone(text: str) -> str:
     return text
 
 
-def _token_file(path: Path) -> Path:
-    """The API token file, checked as `serve` reads it (a missing one is created there)."""
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return path
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    check_token(token, path)
-    return path
-
-
-def check_token(token: str, path: Path) -> str:
-    """The API token read from `path`, if long enough to be one; ValueError if not."""
-    if len(token) < MIN_TOKEN:
-        raise ValueError(f"the API token in {path} is shorter than {MIN_TOKEN} characters")
-    return token
-
-
-def _parse_sync(text: str) -> str:
+def _parse_sync(text: str) -> Synchronous:
     if text.lower() not in ("normal", "full"):
         raise ValueError('expected "normal" or "full"')
-    return text.lower()
+    return cast(Synchronous, text.lower())
 
 
 # How each key a check may inherit from [defaults] is read (channels: an array of strings).

@@ -7,12 +7,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 from heartfly.core.config_reader import Reader, join, positive, positive_duration
 
-CHANNEL_TYPES = ("email", "webhook", "apprise")
-WEBHOOK_FORMATS = ("json", "slack", "discord", "ntfy")
+ChannelType = Literal["email", "webhook", "apprise"]
+WebhookFormat = Literal["json", "slack", "discord", "ntfy"]
+Security = Literal["starttls", "tls", "none"]
+CHANNEL_TYPES: tuple[ChannelType, ...] = get_args(ChannelType)
+WEBHOOK_FORMATS: tuple[WebhookFormat, ...] = get_args(WebhookFormat)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _EMAIL_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 _URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
@@ -30,9 +33,10 @@ _CHANNEL_KEYS = {
 class SmtpConfig:
     host: str
     port: int = 587
-    security: str = "starttls"  # starttls | tls | none
+    security: Security = "starttls"
     username: str | None = None
-    password: str | None = None  # read from password_file; never logged
+    password: str | None = None  # password_file's content, read by the loader (config_secrets); never logged
+    password_file: Path | None = None
     sender: str = "heartfly@localhost"
     timeout: float = 10.0
 
@@ -43,11 +47,11 @@ class SmtpConfig:
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
     name: str
-    type: str
+    type: ChannelType
     to: tuple[str, ...] = ()
     url: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    format: str = "json"
+    format: WebhookFormat = "json"
     urls: tuple[str, ...] = ()
     recovery: bool = True  # also tell this channel when a check recovers
     timeout: float | None = None  # per attempt; [alerts] timeout when unset
@@ -73,11 +77,11 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
     host = reader.value(table, "smtp", "host", str)
     if not host:
         reader.fail("smtp.host", "missing")
-    security = reader.value(table, "smtp", "security", str, _security) or "starttls"
+    security: Security = reader.value(table, "smtp", "security", str, _security) or "starttls"
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
     port = reader.value(table, "smtp", "port", int, _port) or default_port
     sender = reader.value(table, "smtp", "from", str, _address) or "heartfly@localhost"
-    password = reader.value(table, "smtp", "password_file", str, lambda p: _read_secret(reader.path(p)))
+    password_file = reader.secret("smtp.password_file", reader.value(table, "smtp", "password_file", str, reader.path))
     username = reader.value(table, "smtp", "username", str)
     if (username is None) != ("password_file" not in table):
         reader.fail("smtp", "username and password_file go together")
@@ -87,7 +91,7 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
         port=port,
         security=security,
         username=username,
-        password=password,
+        password_file=password_file,
         sender=sender,
         timeout=timeout,
     )
@@ -126,14 +130,14 @@ def parse_channels(reader: Reader, data: Mapping[str, Any], smtp: SmtpConfig | N
             continue
         reader.known(raw, where, _CHANNEL_KEYS[kind])
         before = len(reader.problems)
-        channel = _channel(reader, where, name, kind, raw, smtp)
+        channel = _channel(reader, where, name, cast(ChannelType, kind), raw, smtp)
         if len(reader.problems) == before:
             channels[name] = channel
     return channels
 
 
 def _channel(
-    reader: Reader, where: str, name: str, kind: str, raw: Mapping[str, Any], smtp: SmtpConfig | None
+    reader: Reader, where: str, name: str, kind: ChannelType, raw: Mapping[str, Any], smtp: SmtpConfig | None
 ) -> ChannelConfig:
     recovery = reader.value(raw, where, "recovery", bool)
     timeout = reader.value(raw, where, "timeout", str, positive_duration)
@@ -153,7 +157,7 @@ def _channel(
         if "url" not in raw:
             reader.fail(join(where, "url"), "missing")
         headers = reader.value(raw, where, "headers", dict, _headers) or ()
-        fmt = reader.value(raw, where, "format", str, _format) or "json"
+        fmt: WebhookFormat = reader.value(raw, where, "format", str, _format) or "json"
         return ChannelConfig(url=url, headers=headers, format=fmt, timeout=timeout, **common)
     if importlib.util.find_spec("apprise") is None:
         reader.fail(join(where, "type"), "needs the apprise library: pip install 'heartfly[apprise]'")
@@ -182,10 +186,10 @@ def check_routing(
             reader.fail(f"channels.{name}", "no check uses this channel (list it in [defaults] or a check's channels)")
 
 
-def _security(text: str) -> str:
-    if text not in ("starttls", "tls", "none"):
+def _security(text: str) -> Security:
+    if text not in get_args(Security):
         raise ValueError('expected "starttls", "tls" or "none"')
-    return text
+    return cast(Security, text)
 
 
 def _port(value: int) -> int:
@@ -206,7 +210,7 @@ def _url(text: str) -> str:
     return text
 
 
-def _format(text: str) -> str:
+def _format(text: str) -> WebhookFormat:
     if text not in WEBHOOK_FORMATS:
         raise ValueError(f"expected one of {', '.join(WEBHOOK_FORMATS)}")
     return text
@@ -221,13 +225,3 @@ def _headers(table: dict[str, Any]) -> tuple[tuple[str, str], ...]:
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
             raise ValueError(f"the value of {key} holds a control character (a tab, newline, CR, ...)")
     return tuple(table.items())
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    if not secret:
-        raise ValueError(f"{path} is empty")
-    return secret

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from heartfly.core.config_secrets import SecretFile
 from heartfly.core.units import UnitError, parse_duration
 
 T = TypeVar("T")
@@ -26,6 +27,7 @@ class Reader:
     def __init__(self, base_dir: Path) -> None:
         self.base_dir = base_dir
         self.problems: list[str] = []
+        self.secrets: list[SecretFile] = []  # named here, read after the parse (config_secrets)
 
     def fail(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -76,6 +78,12 @@ class Reader:
             self.fail(join(where, key), "expected an array of non-empty strings")
             return None
         return tuple(items)
+
+    def secret(self, where: str, path: Path | None) -> Path | None:
+        """Note a secret file for the loader's second step; its problems are listed here, in order."""
+        if path is not None:
+            self.secrets.append(SecretFile(where, path, len(self.problems)))
+        return path
 
     def path(self, text: str) -> Path:
         """A path from the file, relative to the file's folder."""

@@ -348,3 +348,65 @@ async def read_meta_prefix(db: aiosqlite.Connection, prefix: str) -> dict[str, s
 
 def _cursor(before: int | None) -> int:
     return (1 << 62) if before is None else before
+
+
+# ---- the dashboard's index: every row's recent history in one read per table --------------------
+# The same rows, in the same order, as read_runs, read_end_pings and read_flips give one check
+# (no cursor), for a page of checks at once: one statement per table instead of three per row.
+# json_each walks the page's ids; for each, the LIMIT subquery seeks that check's newest rows on
+# its index (runs_by_start, pings_by_check, flips_by_time), so a page costs what its rows cost.
+
+_RUN_KEYS = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
+_END_KEYS = ("id", "at", "kind", "exit_status", "metrics")
+_FLIP_KEYS = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
+
+
+def _newest_of_each(table: str, keys: tuple[str, ...], order: str, where: str = "") -> str:
+    """`?2` newest rows of each check in the JSON array `?1`, ordered by check, then newest first."""
+    columns = ", ".join(f"t.{k}" for k in keys)
+    newest = ", ".join(f"t.{part}" for part in order.split(", "))
+    return (
+        f"SELECT t.check_id, {columns} FROM json_each(?1) AS c JOIN {table} AS t ON t.id IN"  # noqa: S608 - names only
+        f" (SELECT id FROM {table} WHERE check_id = c.value{where} ORDER BY {order} LIMIT ?2)"
+        f" ORDER BY t.check_id, {newest}"
+    )
+
+
+_RUNS_OF = _newest_of_each("runs", _RUN_KEYS, "started_at DESC, id DESC")
+_END_PINGS_OF = _newest_of_each("pings", _END_KEYS, "id DESC", " AND kind IN ('success', 'fail')")
+_FLIPS_OF = _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC")
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """One check's newest runs, end pings and flips, as read_runs, read_end_pings and read_flips give them."""
+
+    runs: list[dict[str, Any]]
+    ends: list[dict[str, Any]]
+    flips: list[dict[str, Any]]
+
+
+async def _grouped(
+    db: aiosqlite.Connection, sql: str, ids: str, limit: int, keys: tuple[str, ...]
+) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    async with db.execute(sql, (ids, limit)) as cur:
+        for row in await cur.fetchall():
+            out.setdefault(row[0], []).append(dict(zip(keys, row[1:], strict=True)))
+    return out
+
+
+async def read_recent(db: aiosqlite.Connection, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
+    """Each check's `runs` newest runs and end pings and `flips` newest flips: three statements in all."""
+    ids = json.dumps(check_ids)
+    run_rows = await _grouped(db, _RUNS_OF, ids, runs, _RUN_KEYS)
+    end_rows = await _grouped(db, _END_PINGS_OF, ids, runs, _END_KEYS)
+    flip_rows = await _grouped(db, _FLIPS_OF, ids, flips, _FLIP_KEYS)
+    for items in run_rows.values():
+        for item in items:
+            item["duration"] = max(0.0, item["ended_at"] - item["started_at"])
+            item["members"] = json.loads(item["members"]) if item["members"] else []
+    for items in end_rows.values():
+        for item in items:
+            item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else None
+    return {i: Recent(run_rows.get(i, []), end_rows.get(i, []), flip_rows.get(i, [])) for i in check_ids}

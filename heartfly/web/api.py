@@ -24,38 +24,31 @@ def json_error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-def authorized(handler: Handler) -> Handler:
+def authorized(*, query: frozenset[str] = frozenset(), new_token_opens: bool = False) -> Callable[[Handler], Handler]:
     """Requires the API token (Bearer, or the dashboard's session cookie plus its CSRF header for
-    writes); with `public = true`, reads are open. An unknown query parameter is a 400, so that a
-    typo (`?limt=5`) is an error rather than a silently ignored wish."""
-    allowed = QUERY_PARAMS.get(handler.__name__, frozenset())
-    new_token_opens = handler.__name__ in NEW_TOKEN_OPENS
+    writes); with `public = true`, reads are open. `query` is the handler's query parameters: any
+    other is a 400, so that a typo (`?limt=5`) is an error rather than a silently ignored wish.
+    `new_token_opens`: the handler also takes the token file's new content
+    (auth.bearer_is_new_token), so a reload finishes a token rotation."""
 
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        denied = auth.api_denial(request)
-        if denied is not None and not (new_token_opens and denied.status == 401 and auth.bearer_is_new_token(request)):
-            return denied
-        unknown = sorted(set(request.query) - allowed)
-        if unknown:
-            return json_error(400, f"unknown query parameter {unknown[0]!r}")
-        return await handler(request)
+    def wrap(handler: Handler) -> Handler:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            denied = auth.api_denial(request)
+            if denied is not None and not (
+                new_token_opens and denied.status == 401 and auth.bearer_is_new_token(request)
+            ):
+                return denied
+            unknown = sorted(set(request.query) - query)
+            if unknown:
+                return json_error(400, f"unknown query parameter {unknown[0]!r}")
+            return await handler(request)
 
-    return wrapper
+        return wrapper
+
+    return wrap
 
 
-# Handlers that also take the token file's new content (auth.bearer_is_new_token): a reload
-# finishes a token rotation.
-NEW_TOKEN_OPENS = frozenset({"reload_config"})
 PAGE_PARAMS = frozenset({"limit", "before"})
-QUERY_PARAMS = {
-    "list_checks": frozenset({"state"}),
-    "check_pings": PAGE_PARAMS,
-    "check_runs": PAGE_PARAMS,
-    "check_flips": PAGE_PARAMS,
-    "check_alerts": PAGE_PARAMS,
-    "pause_check": frozenset({"until"}),
-    "list_downtimes": frozenset({"limit"}),
-}
 
 
 def _check(request: web.Request) -> Check:
@@ -65,7 +58,7 @@ def _check(request: web.Request) -> Check:
     return check
 
 
-@authorized
+@authorized(query=frozenset({"state"}))
 async def list_checks(request: web.Request) -> web.Response:
     engine = request.app[RUNTIME].engine
     wanted = request.query.get("state")
@@ -77,7 +70,7 @@ async def list_checks(request: web.Request) -> web.Response:
     return web.json_response(items)
 
 
-@authorized
+@authorized(query=frozenset({"limit"}))
 async def list_downtimes(request: web.Request) -> web.Response:
     """When Heartfly itself was not running, newest first: deadlines in those spans were extended."""
     reader = request.app[RUNTIME].reader
@@ -93,7 +86,7 @@ def summary(app: web.Application, check: Check) -> dict[str, Any]:
     return {**check_summary(check.config, check.state), "paused_until": iso(control.paused_until(app, check))}
 
 
-@authorized
+@authorized()
 async def get_check(request: web.Request) -> web.Response:
     check = _check(request)
     return web.json_response(summary(request.app, check))
@@ -114,29 +107,29 @@ async def _history(
     return _page(request, [shape(r) for r in rows], limit)
 
 
-@authorized
+@authorized(query=PAGE_PARAMS)
 async def check_pings(request: web.Request) -> web.Response:
     return await _history(request, queries.read_pings, lambda r: _times(r, "at", "received_at"))
 
 
-@authorized
+@authorized(query=PAGE_PARAMS)
 async def check_runs(request: web.Request) -> web.Response:
     """Finished runs, newest first; runs still open are in the check's `open_runs`/`running_since`."""
     return await _history(request, queries.read_runs, lambda r: _times(r, "started_at", "ended_at"))
 
 
-@authorized
+@authorized(query=PAGE_PARAMS)
 async def check_flips(request: web.Request) -> web.Response:
     return await _history(request, queries.read_flips, lambda r: _times(r, "at", "deadline", "learned_at"))
 
 
-@authorized
+@authorized(query=PAGE_PARAMS)
 async def check_alerts(request: web.Request) -> web.Response:
     """The check's alerts, newest first, each with every delivery attempt."""
     return await _history(request, queries.read_alerts, _alert_times)
 
 
-@authorized
+@authorized()
 async def test_channel(request: web.Request) -> web.Response:
     """Send a clearly marked test through the real outbox and report the first attempt's outcome."""
     rt = request.app[RUNTIME]
@@ -156,7 +149,7 @@ async def test_channel(request: web.Request) -> web.Response:
     return web.json_response(_alert_times(alert))
 
 
-@authorized
+@authorized(query=frozenset({"until"}))
 async def pause_check(request: web.Request) -> web.Response:
     """Pause now; `?until=2h` or `?until=2026-11-24T08:00:00Z` resumes it by itself then."""
     check = _check(request)
@@ -170,14 +163,14 @@ async def pause_check(request: web.Request) -> web.Response:
     return web.json_response(summary(request.app, check))
 
 
-@authorized
+@authorized()
 async def resume_check(request: web.Request) -> web.Response:
     check = _check(request)
     await control.resume(request.app, check)
     return web.json_response(summary(request.app, check))
 
 
-@authorized
+@authorized(new_token_opens=True)
 async def reload_config(request: web.Request) -> web.Response:
     """Re-read the config file, as SIGHUP does; a broken file is reported and the old config kept.
 

@@ -19,6 +19,8 @@ from multidict import MultiDictProxy
 
 from heartfly import __version__
 from heartfly.cli.report import ping_urls
+from heartfly.core.assertions import Assertion
+from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary
@@ -126,7 +128,7 @@ def _row(app: web.Application, check: Check) -> dict[str, Any]:
         "paused_until": control.paused_until(app, check),
         "last_duration": st.last_duration,
         "open_runs": s["open_runs"],
-        "after": getattr(check.config, "after", None),
+        "after": check.config.after,
     }
 
 
@@ -136,12 +138,16 @@ def _due(check: Check) -> float | None:
     due = st.due_at + st.slack
     if math.isfinite(due):
         return due
-    step: float | None = getattr(st, "step_due", None)
-    return step
+    return st.step_due
 
 
 def _open_starts(check: Check) -> list[float]:
     return [run.started_at for run in check.state.runs.values()]
+
+
+def _judged_by(check: Check) -> tuple[Assertion, ...]:
+    """The assertions a lone success ping is shown against; a fan-in's are judged per run, not per ping."""
+    return () if check.config.expect is not None else check.config.assertions
 
 
 async def _events(request: web.Request, check: Check, runs: int, flips: int) -> list[dict[str, Any]]:
@@ -153,8 +159,21 @@ async def _events(request: web.Request, check: Check, runs: int, flips: int) -> 
         await queries.read_flips(reader, check.id, flips),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
-        () if check.config.expect is not None else check.config.assertions,  # fan-in: judged per run
+        _judged_by(check),
     )
+
+
+async def _timelines(request: web.Request, checks: list[Check]) -> list[charts.Chart]:
+    """The index's strips, one per check, from one batched read (not three queries per row)."""
+    rt = request.app[RUNTIME]
+    assert rt.reader is not None
+    recent = await queries.read_recent(rt.reader, [c.id for c in checks], charts.TIMELINE_SLOTS, 10)
+    now = rt.clock.now()
+    strips = []
+    for c in checks:
+        r = recent[c.id]
+        strips.append(charts.timeline(charts.events(r.runs, r.ends, r.flips, _open_starts(c), now, _judged_by(c))))
+    return strips
 
 
 async def index(request: web.Request) -> web.Response:
@@ -180,11 +199,10 @@ async def index(request: web.Request) -> web.Response:
     page = max(1, decimal(request.query.get("page", "1"), digits=9) or 1)
     pages = max(1, -(-len(shown) // PAGE_SIZE))
     page = min(page, pages)
-    rows = []
-    for check in shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
-        row = _row(request.app, check)
-        row["timeline"] = charts.timeline(await _events(request, check, charts.TIMELINE_SLOTS, 10))
-        rows.append(row)
+    on_page = shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    rows = [
+        _row(request.app, c) | {"timeline": t} for c, t in zip(on_page, await _timelines(request, on_page), strict=True)
+    ]
 
     def link(**changes: Any) -> str:
         params = {"state": wanted, "q": q, "page": page} | changes
@@ -240,9 +258,9 @@ async def check_page(request: web.Request) -> web.Response:
     flips = await queries.read_flips(reader, check.id, 15)
     alerts = await queries.read_alerts(reader, check.id, 10)
     items = await _events(request, check, 60, 30)
-    upstream_name = getattr(cfg, "after", None)
+    upstream_name = cfg.after
     upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None
-    downstream = [c for c in rt.engine.checks.values() if getattr(c.config, "after", None) == check.name]
+    downstream = [c for c in rt.engine.checks.values() if c.config.after == check.name]
     key = badges.badge_key(cfg.key)
     base = rt.config.server.public_url
     return render(
@@ -273,21 +291,19 @@ async def check_page(request: web.Request) -> web.Response:
     )
 
 
-def _limits(cfg: Any) -> list[tuple[str, str]]:
+def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
     """The check's rules in words, for the summary card."""
     out = [("Grace", duration_words(cfg.grace) if cfg.grace else "none")]
-    for attr, label in (
-        ("max_runtime", "Max runtime"),
-        ("min_runtime", "Min runtime"),
-        ("stall", "Stalls after"),
-        ("repeat", "Reminds every"),
+    for value, label in (
+        (cfg.max_runtime, "Max runtime"),
+        (cfg.min_runtime, "Min runtime"),
+        (cfg.stall, "Stalls after"),
+        (cfg.repeat, "Reminds every"),
     ):
-        value = getattr(cfg, attr, None)
         if value:
             out.append((label, duration_words(value)))
-    expect = getattr(cfg, "expect", None)
-    if expect:
-        out.append(("Fan-in", f"{expect} successes per run"))
+    if cfg.expect:
+        out.append(("Fan-in", f"{cfg.expect} successes per run"))
     if cfg.channels:
         out.append(("Alerts to", ", ".join(cfg.channels)))
     return out

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
+from heartfly.core.config import CheckConfig
 from heartfly.core.units import format_duration, is_decimal
 
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -36,16 +36,16 @@ _MACROS = {
 _NUM = re.compile(r"\d{1,2}")
 
 
-def schedule_words(cfg: Any) -> str:
+def schedule_words(cfg: CheckConfig) -> str:
     """ "every day at 03:00 Europe/Berlin", "every 15 minutes", "within 1h of etl-extract's start"."""
-    after = getattr(cfg, "after", None)
-    if after is not None:
-        return str(cfg.schedule_words())  # the pipeline wording lives with the config
+    if cfg.after is not None:
+        return cfg.schedule_words()  # the pipeline wording lives with the config
     if cfg.cron is not None:
         words = cron_words(cfg.cron)
         if words and ":" not in words:
             return words  # "every 15 minutes" needs no zone
         return f"{words} {cfg.timezone}" if words else f'cron "{cfg.cron}" ({cfg.timezone})'
+    assert cfg.every is not None  # the parse gives a check exactly one of after, cron and every
     return f"every {duration_words(cfg.every)}"
 
 

@@ -1,0 +1,72 @@
+"""The files a config names whose content is secret: the API token file and smtp.password_file.
+
+Read in a step of their own, after the pure parse (config.parse_config reads no files): the
+loader calls read_secrets with the files the parse found. A problem reading one is listed where
+the parse would have met it, so the file's problems keep their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_TOKEN = 16  # characters of an API token (here when loading, and in web.runtime.load_token when serving)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFile:
+    """A secret file named at key path `where`; `at` is how many problems the parse had listed before it."""
+
+    where: str
+    path: Path
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    password: str | None  # smtp.password_file's content
+    problems: list[str]  # already merged into the parse's problems, in the file's order
+
+
+def read_secrets(found: Sequence[SecretFile], problems: Sequence[str]) -> Secrets:
+    """Check the API token file and read the SMTP password; `problems` are the parse's, merged with these."""
+    password = None
+    merged = list(problems)
+    for secret in reversed(found):  # from the last, so an earlier `at` still points where it did
+        try:
+            if secret.where == "server.api_token_file":
+                _token_file(secret.path)
+            else:
+                password = _read_secret(secret.path)
+        except ValueError as exc:
+            merged.insert(secret.at, f"{secret.where}: {exc}")
+    return Secrets(password, merged)
+
+
+def _token_file(path: Path) -> None:
+    """The API token file, checked as `serve` reads it (a missing one is created there)."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    check_token(token, path)
+
+
+def check_token(token: str, path: Path) -> str:
+    """The API token read from `path`, if long enough to be one; ValueError if not."""
+    if len(token) < MIN_TOKEN:
+        raise ValueError(f"the API token in {path} is shorter than {MIN_TOKEN} characters")
+    return token
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    if not secret:
+        raise ValueError(f"{path} is empty")
+    return secret
