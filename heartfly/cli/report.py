@@ -10,33 +10,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from heartfly.core.config import DEFAULT_PORT, CheckConfig, Config
+from heartfly.core.config import DEFAULT_PORT, Config
 from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.units import format_duration
 from heartfly.core.views import check_summary, iso
 from heartfly.store import queries
 from heartfly.store import sqlite as store
-
-
-def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
-    """Every URL a job may call for this check, with what each means."""
-    base = config.server.public_url
-    urls = [
-        ("success", f"{base}/ping/{check.key}"),
-        ("start", f"{base}/ping/{check.key}/start"),
-        ("failure", f"{base}/ping/{check.key}/fail"),
-        ("exit status", f"{base}/ping/{check.key}/$?"),
-        ("log line", f"{base}/ping/{check.key}/log"),
-        ("progress", f"{base}/ping/{check.key}/progress"),
-        ("JSON", f"{base}/api/v1/heartbeat/{check.key}"),
-    ]
-    if check.start_key:
-        urls.append(("start (start_key)", f"{base}/api/v1/heartbeat/{check.start_key}"))
-    if check.fail_key:
-        urls.append(("failure (fail_key)", f"{base}/api/v1/heartbeat/{check.fail_key}"))
-    if config.server.ping_key:
-        urls.append(("by name", f"{base}/ping/{config.server.ping_key}/{check.name}"))
-    return urls
+from heartfly.web.urls import ping_urls
 
 
 def _local(ts: float, zone: str) -> str:

@@ -18,7 +18,6 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from heartfly import __version__
-from heartfly.cli.report import ping_urls
 from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary
@@ -26,6 +25,7 @@ from heartfly.server.engine import Check
 from heartfly.store import queries
 from heartfly.web import auth, badges, charts, control, pings
 from heartfly.web.runtime import RUNTIME
+from heartfly.web.urls import ping_urls
 from heartfly.web.words import duration_words, iso_z, relative, schedule_words, short_duration, stamp, utc
 
 PAGE_SIZE = 100
