@@ -248,7 +248,8 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
     A plain http --url with a port (http://10.0.0.5:9000) also sets where the server listens."""
     import tomllib
 
-    from heartfly.cli.report import describe_checks, starter_config, starter_listen
+    from heartfly.cli.report import describe_checks
+    from heartfly.cli.starter import starter_config, starter_listen
     from heartfly.core.config import ConfigError, parse_config
 
     given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
