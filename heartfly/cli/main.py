@@ -138,25 +138,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
 @click.argument("channel")
 def test_alert(config_path: Path | None, channel: str) -> None:
     """Send a clearly marked test alert through CHANNEL via the running server, and report it."""
-    from heartfly.cli.admin import AdminError, call
-    from heartfly.cli.report import format_attempts
+    from heartfly.cli import operate
 
-    config = _load(config_path)
-    if channel not in config.channels:
-        click.echo(f'error: no channel "{channel}" in {config.path} (channels: {", ".join(config.channels) or "none"})',
-                   err=True)  # fmt: skip
-        sys.exit(2)
-    try:
-        status, body = call(config, "POST", f"/api/v1/channels/{channel}/test")
-    except AdminError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if status != 200:
-        click.echo(f"error: the server answered {status}: {(body or {}).get('error', body)}", err=True)
-        sys.exit(1)
-    click.echo(f"test alert via {channel}: {body['status']}")
-    click.echo(format_attempts(body["attempt_log"]))
-    sys.exit(0 if body["status"] == "sent" else 1)
+    _operate(lambda: operate.test_alert(_load(config_path), channel))
 
 
 @main.command()
@@ -222,19 +206,28 @@ def reload(config_path: Path | None) -> None:
     _operate(lambda: operate.reload(_load(config_path)))
 
 
-def _operate(action: Callable[[], str]) -> None:
+def _operate(action: Callable[[], str | tuple[str, bool]]) -> None:
+    """Print what an action on the running server says; exit 1 if it says it failed (a test alert
+    not sent) or the server could not be asked, 2 for a usage error or a refused reload."""
     from heartfly.cli.admin import AdminError
-    from heartfly.cli.operate import ReloadError
+    from heartfly.cli.operate import ReloadError, UnknownChannel
 
     try:
-        click.echo(action())
+        result = action()
     except ReloadError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except UnknownChannel as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except AdminError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    text, ok = (result, True) if isinstance(result, str) else result
+    click.echo(text)
+    if not ok:
         sys.exit(1)
 
 
