@@ -14,6 +14,7 @@ import click
 
 from heartfly import __version__
 from heartfly.client import transport as client
+from heartfly.client.cli import config_option as _config_option
 from heartfly.client.cli import flush_command, ping_command, run_command
 
 if TYPE_CHECKING:
@@ -22,13 +23,8 @@ if TYPE_CHECKING:
 # asyncio, logging and heartfly.core.config are imported where they are used: `heartfly ping` and
 # `heartfly run` start on every cron tick and should not pay for them.
 
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="HEARTFLY_CONFIG",
-    help="Config file [env: HEARTFLY_CONFIG; default: ./heartfly.toml, then /etc/heartfly/heartfly.toml].",
+config_option = _config_option(
+    "Config file [env: HEARTFLY_CONFIG; default: ./heartfly.toml, then /etc/heartfly/heartfly.toml]."
 )
 
 
