@@ -1,8 +1,9 @@
 """Ping URLs, query parameters and bodies -> what happened. Pure: `now` is an argument.
 
-Every problem raises PingError with a one-line reason for a 400 answer. Syntax is checked before
-any key is looked up, so a malformed ping answers the same whether its key exists or not. Text
-echoed in a reason is clipped and made encodable: JSON can carry lone surrogates ("\\ud800").
+Every problem raises PingError with a one-line reason for a 400 answer, given before a 404: a
+malformed ping answers the same whether its key exists or not (only a start or fail key, which
+records its event whatever the body, reads a bad body as its message). Text echoed in a reason is
+clipped and made encodable: JSON can carry lone surrogates ("\\ud800").
 """
 
 from __future__ import annotations
