@@ -14,6 +14,7 @@ import click
 
 from heartfly import __version__
 from heartfly.client import transport as client
+from heartfly.client.cli import config_option as _config_option
 from heartfly.client.cli import flush_command, ping_command, run_command
 
 if TYPE_CHECKING:
@@ -22,13 +23,8 @@ if TYPE_CHECKING:
 # asyncio, logging and heartfly.core.config are imported where they are used: `heartfly ping` and
 # `heartfly run` start on every cron tick and should not pay for them.
 
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="HEARTFLY_CONFIG",
-    help="Config file [env: HEARTFLY_CONFIG; default: ./heartfly.toml, then /etc/heartfly/heartfly.toml].",
+config_option = _config_option(
+    "Config file [env: HEARTFLY_CONFIG; default: ./heartfly.toml, then /etc/heartfly/heartfly.toml]."
 )
 
 
@@ -138,25 +134,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
 @click.argument("channel")
 def test_alert(config_path: Path | None, channel: str) -> None:
     """Send a clearly marked test alert through CHANNEL via the running server, and report it."""
-    from heartfly.cli.admin import AdminError, call
-    from heartfly.cli.report import format_attempts
+    from heartfly.cli import operate
 
-    config = _load(config_path)
-    if channel not in config.channels:
-        click.echo(f'error: no channel "{channel}" in {config.path} (channels: {", ".join(config.channels) or "none"})',
-                   err=True)  # fmt: skip
-        sys.exit(2)
-    try:
-        status, body = call(config, "POST", f"/api/v1/channels/{channel}/test")
-    except AdminError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if status != 200:
-        click.echo(f"error: the server answered {status}: {(body or {}).get('error', body)}", err=True)
-        sys.exit(1)
-    click.echo(f"test alert via {channel}: {body['status']}")
-    click.echo(format_attempts(body["attempt_log"]))
-    sys.exit(0 if body["status"] == "sent" else 1)
+    _operate(lambda: operate.test_alert(_load(config_path), channel))
 
 
 @main.command()
@@ -222,19 +202,28 @@ def reload(config_path: Path | None) -> None:
     _operate(lambda: operate.reload(_load(config_path)))
 
 
-def _operate(action: Callable[[], str]) -> None:
+def _operate(action: Callable[[], str | tuple[str, bool]]) -> None:
+    """Print what an action on the running server says; exit 1 if it says it failed (a test alert
+    not sent) or the server could not be asked, 2 for a usage error or a refused reload."""
     from heartfly.cli.admin import AdminError
-    from heartfly.cli.operate import ReloadError
+    from heartfly.cli.operate import ReloadError, UnknownChannel
 
     try:
-        click.echo(action())
+        result = action()
     except ReloadError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except UnknownChannel as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except AdminError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    text, ok = (result, True) if isinstance(result, str) else result
+    click.echo(text)
+    if not ok:
         sys.exit(1)
 
 
@@ -248,7 +237,8 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
     A plain http --url with a port (http://10.0.0.5:9000) also sets where the server listens."""
     import tomllib
 
-    from heartfly.cli.report import describe_checks, starter_config, starter_listen
+    from heartfly.cli.report import describe_checks
+    from heartfly.cli.starter import starter_config, starter_listen
     from heartfly.core.config import ConfigError, parse_and_read_secrets
 
     given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE

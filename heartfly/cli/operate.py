@@ -1,4 +1,5 @@
-"""`heartfly pause`, `resume` and `reload`: ask the running server through its API (stdlib only)."""
+"""`heartfly pause`, `resume`, `reload` and `test-alert`: ask the running server through its API
+(stdlib only)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class ReloadError(AdminError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("the config file has errors; the server still runs the previous config")
         self.problems = problems
+
+
+class UnknownChannel(AdminError):
+    """The config has no such channel: a usage error, found before the server is asked."""
 
 
 def until_param(text: str) -> str:
@@ -74,3 +79,15 @@ def reload(config: Config) -> str:
         why = body.get("error") if isinstance(body, dict) else None
         raise AdminError(f"the server answered {status}: {why or body}")
     return f"reloaded {body['config']}: {body['checks']} checks"
+
+
+def test_alert(config: Config, channel: str) -> tuple[str, bool]:
+    """The test alert's outcome with every delivery attempt, and whether it was sent."""
+    from heartfly.cli.report import format_attempts  # report needs the database modules; pause does not
+
+    if channel not in config.channels:
+        known = ", ".join(config.channels) or "none"
+        raise UnknownChannel(f'no channel "{channel}" in {config.path} (channels: {known})')
+    body = _ask(config, f"/api/v1/channels/{quote(channel, safe='')}/test")
+    text = f"test alert via {channel}: {body['status']}\n{format_attempts(body['attempt_log'])}"
+    return text, body["status"] == "sent"

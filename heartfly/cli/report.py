@@ -1,42 +1,18 @@
-"""Text for the command line: check listings with URLs, status tables, the starter config."""
+"""Text for the command line: check listings with URLs, status tables, a check's history."""
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import secrets
-import urllib.parse
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from heartfly.core.config import DEFAULT_PORT, CheckConfig, Config
+from heartfly.core.config import Config
 from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.units import format_duration
+from heartfly.core.urls import ping_urls
 from heartfly.core.views import check_summary, iso
 from heartfly.store import queries
 from heartfly.store import sqlite as store
-
-
-def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
-    """Every URL a job may call for this check, with what each means."""
-    base = config.server.public_url
-    urls = [
-        ("success", f"{base}/ping/{check.key}"),
-        ("start", f"{base}/ping/{check.key}/start"),
-        ("failure", f"{base}/ping/{check.key}/fail"),
-        ("exit status", f"{base}/ping/{check.key}/$?"),
-        ("log line", f"{base}/ping/{check.key}/log"),
-        ("progress", f"{base}/ping/{check.key}/progress"),
-        ("JSON", f"{base}/api/v1/heartbeat/{check.key}"),
-    ]
-    if check.start_key:
-        urls.append(("start (start_key)", f"{base}/api/v1/heartbeat/{check.start_key}"))
-    if check.fail_key:
-        urls.append(("failure (fail_key)", f"{base}/api/v1/heartbeat/{check.fail_key}"))
-    if config.server.ping_key:
-        urls.append(("by name", f"{base}/ping/{config.server.ping_key}/{check.name}"))
-    return urls
 
 
 def _local(ts: float, zone: str) -> str:
@@ -189,52 +165,3 @@ def _short(iso_text: str | None) -> str:
     if iso_text is None:
         return "-"
     return iso_text.replace("T", " ")[:19] + "Z"
-
-
-def starter_listen(public_url: str) -> str:
-    """Where a starter config listens. A plain http URL with a port reaches the server directly, so
-    it listens on that port (on that IP when the URL gives one, else on loopback); otherwise a proxy
-    is in front and the default stays. ValueError for a port out of range."""
-    parts = urllib.parse.urlsplit(public_url)
-    port = parts.port
-    if parts.scheme != "http" or port is None:
-        return f"127.0.0.1:{DEFAULT_PORT}"
-    try:
-        ip = ipaddress.ip_address(parts.hostname or "")
-    except ValueError:
-        return f"127.0.0.1:{port}"
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-
-
-def starter_config(public_url: str, listen: str) -> str:
-    def key() -> str:
-        return secrets.token_urlsafe(18)  # 24 url-safe characters
-
-    return f"""# Heartfly config, written by `heartfly init`. Reference: heartfly.example.toml.
-
-[server]
-listen = "{listen}"{" " * max(1, 23 - len(listen))}# "0.0.0.0:PORT" to listen on every interface
-public_url = {json.dumps(public_url)}
-database = "heartfly.db"          # relative to this file
-api_token_file = "api-token"      # created with a fresh token on first start
-ping_key = "{key()}"    # enables /ping/<ping_key>/<check-name>
-
-[defaults]
-grace = "5m"
-timezone = "UTC"
-
-[checks.example-every]
-key = "{key()}"
-every = "15m"
-description = "a job that runs every 15 minutes"
-
-[checks.example-cron]
-key = "{key()}"
-start_key = "{key()}"
-fail_key = "{key()}"
-cron = "0 3 * * *"
-timezone = "UTC"
-grace = "30m"
-max_runtime = "2h"
-description = "a nightly job that reports its start, success and failure"
-"""

@@ -18,16 +18,22 @@ from heartfly.client.transport import END_BUDGET, MAX_BODY, RETRIES, START_BUDGE
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def config_option(purpose: str) -> Callable[[F], F]:
+    """-c/--config (HEARTFLY_CONFIG) as `config_path`: one definition for every command, the
+    operator's (heartfly.cli.main) and the job side's; `purpose` is its help text."""
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="HEARTFLY_CONFIG",
+        help=purpose,
+    )
+
+
 def common_options(func: F) -> F:
     options = [
-        click.option(
-            "-c",
-            "--config",
-            "config_path",
-            type=click.Path(dir_okay=False, path_type=Path),
-            envvar="HEARTFLY_CONFIG",
-            help="Config file to look check names up in [env: HEARTFLY_CONFIG].",
-        ),
+        config_option("Config file to look check names up in [env: HEARTFLY_CONFIG]."),
         click.option(
             "--spool",
             "spool_dir",

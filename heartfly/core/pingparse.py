@@ -1,8 +1,9 @@
-"""Ping URLs, query parameters and JSON bodies -> what happened. Pure: `now` is an argument.
+"""Ping URLs, query parameters and bodies -> what happened. Pure: `now` is an argument.
 
-Every problem raises PingError with a one-line reason for a 400 answer. Syntax is checked before
-any key is looked up, so a malformed ping answers the same whether its key exists or not. Text
-echoed in a reason is clipped and made encodable: JSON can carry lone surrogates ("\\ud800").
+Every problem raises PingError with a one-line reason for a 400 answer, given before a 404: a
+malformed ping answers the same whether its key exists or not (only a start or fail key, which
+records its event whatever the body, reads a bad body as its message). Text echoed in a reason is
+clipped and made encodable: JSON can carry lone surrogates ("\\ud800").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from heartfly.core.pingids import PING_ID_RE
-from heartfly.core.states import Kind
+from heartfly.core.states import Event, Kind
 from heartfly.core.units import is_decimal
 
 RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
@@ -23,6 +24,7 @@ METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_METRICS = 32
 FUTURE_SKEW = 300.0  # a client clock this far ahead is trusted as "now"
 MAX_BATCH = 1000  # pings in one batch request (a client sends a longer spool in several)
+JSON_CAP = 1024 * 1024  # bytes of a heartbeat's or a batch's JSON body
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _EVENTS = {"": Kind.SUCCESS, "start": Kind.START, "fail": Kind.FAIL, "log": Kind.LOG, "progress": Kind.PROGRESS}
@@ -59,6 +61,73 @@ class Details(NamedTuple):
     exit_status: int | None = None
     member: str | None = None  # a fan-in worker naming itself
     uid: str | None = None  # the client's own id for this ping (exactly once across resends)
+
+
+class Ping(NamedTuple):
+    """One ping read: the event it reports, its client-made id, and the message stored with it."""
+
+    event: Event
+    uid: str | None
+    message: str
+    truncated: bool
+
+
+def read_ping(
+    target: Target,
+    query: Details,
+    forced: Kind | None,
+    body: bytes,
+    more: bool,
+    *,
+    as_json: bool,
+    body_limit: int,
+    now: float,
+    max_age: float,
+) -> Ping:
+    """What one ping says happened; PingError for a malformed one.
+
+    `target` is what its URL addresses and says (a heartbeat URL says success), `query` its query
+    string's details, `forced` the event its key forces (a check's start_key or fail_key), `body`
+    the first bytes of its body and `more` whether more followed. A plain ping's body is its message,
+    already cut to `body_limit` bytes by the reader. A heartbeat's body (`as_json`, at most JSON_CAP
+    bytes) is a JSON object whose fields override the query string's; a start or fail key records
+    its event whatever the body, which is then the message, cut to `body_limit` bytes."""
+    if not as_json:
+        return _ping(forced or target.kind, query, target.exit_status, body.decode("utf-8", "replace"), more)
+    try:
+        if more:
+            raise PingError(f"a JSON body is limited to {JSON_CAP} bytes")
+        details = parse_json(body, query, now, max_age)
+        message = details.message or ""
+    except PingError:
+        if forced is None:
+            raise
+        details, message = query, body.decode("utf-8", "replace")
+    message, clipped = clip(message, body_limit)
+    exit_status = target.exit_status if target.exit_status is not None else details.exit_status
+    return _ping(forced or details.kind or target.kind, details, exit_status, message, more or clipped)
+
+
+def batch_pings(items: list[Details], forced: Kind | None, body_limit: int) -> list[Ping]:
+    """The pings of a parsed batch: each says its own event, unless the batch's key forces one."""
+    pings = []
+    for details in items:
+        message, truncated = clip(details.message or "", body_limit)
+        pings.append(_ping(forced or details.kind or Kind.SUCCESS, details, details.exit_status, message, truncated))
+    return pings
+
+
+def _ping(kind: Kind, details: Details, exit_status: int | None, message: str, truncated: bool) -> Ping:
+    event = Event(kind, details.at, details.run_id, exit_status, details.metrics, details.member)
+    return Ping(event, details.uid, message, truncated)
+
+
+def clip(message: str, limit: int) -> tuple[str, bool]:
+    """A message within `limit` UTF-8 bytes (cut at a character), and whether it was cut."""
+    encoded = message.encode("utf-8")
+    if len(encoded) <= limit:
+        return message, False
+    return encoded[:limit].decode("utf-8", "ignore"), True
 
 
 def parse_event(segment: str) -> tuple[Kind, int | None]:

@@ -15,7 +15,6 @@ from heartfly.core.config import Config
 from heartfly.server import longlived, systemd
 from heartfly.store.sqlite import StoreError
 from heartfly.web import control
-from heartfly.web.api import TIMER_STALE
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 
@@ -123,8 +122,8 @@ def _health(app: web.Application) -> Callable[[], str | None]:
     rt = app[RUNTIME]
 
     def problem() -> str | None:
-        stale = rt.clock.now() - rt.engine.timer_alive_at
-        return f"the deadline timer last ran {stale:.1f} s ago" if stale > TIMER_STALE else None
+        stale = rt.timer_stale()
+        return f"the deadline timer last ran {stale:.1f} s ago" if stale is not None else None
 
     return problem
 

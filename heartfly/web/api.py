@@ -200,9 +200,6 @@ async def livez(request: web.Request) -> web.Response:
     return web.Response(text="OK")
 
 
-TIMER_STALE = 5.0  # seconds without a timer wake-up before readiness fails
-
-
 async def readyz(request: web.Request) -> web.Response:
     """Ready: the database takes writes and the deadline timer is running."""
     rt = request.app[RUNTIME]
@@ -210,7 +207,7 @@ async def readyz(request: web.Request) -> web.Response:
         return web.Response(status=503, text=f"{rt.writer.lost}\n")
     if rt.writer is None or rt.writer.failing:
         return web.Response(status=503, text="database writes are failing\n")
-    if rt.clock.now() - rt.engine.timer_alive_at > TIMER_STALE:
+    if rt.timer_stale() is not None:
         return web.Response(status=503, text="the deadline timer is not running\n")
     return web.Response(text="OK")
 

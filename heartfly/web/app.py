@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,8 +20,6 @@ from heartfly.server.engine import Engine
 from heartfly.store import sqlite as store
 from heartfly.web import api, badges, control, dashboard, metrics, openapi, pings
 from heartfly.web.runtime import RUNTIME, Runtime, load_token
-
-log = logging.getLogger(__name__)
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
@@ -121,21 +118,3 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await dispatcher.stop()
-
-
-async def reload(app: web.Application, config: Config) -> None:
-    """Switch a running app to a new, already validated config."""
-    rt = app[RUNTIME]
-    old = rt.engine.config.server
-    if (old.host, old.port, old.database, old.synchronous) != (
-        config.server.host,
-        config.server.port,
-        config.server.database,
-        config.server.synchronous,
-    ):
-        log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
-    rt.token = load_token(config.server.api_token_file)
-    rt.config = config
-    if rt.dispatcher is not None:
-        rt.dispatcher.config = config
-    await rt.engine.apply_config(config)

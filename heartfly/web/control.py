@@ -148,8 +148,6 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
     The one reload path, for SIGHUP and the API alike: reloads never overlap, and systemd hears
     RELOADING, then READY with a status that says how it went.
     """
-    from heartfly.web.app import reload  # app.py imports this module
-
     rt, ctl = app[RUNTIME], app[CONTROL]
     path = rt.config.path
     async with ctl.reload_lock:
@@ -164,7 +162,7 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
             return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
         with longlived.building(again=True):
             try:
-                await reload(app, config)
+                await rt.apply_config(config)
             except (OSError, ValueError) as exc:
                 return _refused([str(exc)])
     log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)

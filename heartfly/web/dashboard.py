@@ -18,11 +18,11 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from heartfly import __version__
-from heartfly.cli.report import ping_urls
 from heartfly.core.assertions import Assertion
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
 from heartfly.core.units import decimal
+from heartfly.core.urls import ping_urls
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
 from heartfly.store import queries

@@ -9,17 +9,19 @@ from collections import Counter
 from aiohttp import web
 
 from heartfly.core.pingparse import (
-    Details,
+    JSON_CAP,
+    Ping,
     PingError,
     Target,
+    batch_pings,
     parse_batch,
     parse_batch_path,
-    parse_json,
     parse_path,
     parse_query,
+    read_ping,
     storable,
 )
-from heartfly.core.states import Event, Kind
+from heartfly.core.states import Kind
 from heartfly.server.engine import Check, Engine, PingRecord
 from heartfly.store.sqlite import StoreError
 from heartfly.web.runtime import RUNTIME
@@ -28,7 +30,6 @@ log = logging.getLogger(__name__)
 
 METHODS = frozenset({"GET", "POST", "HEAD"})
 BODY_HARD_CAP = 16 * 1024 * 1024  # past this a body is refused, not just truncated
-JSON_CAP = 1024 * 1024
 BODY_TIMEOUT = 30.0
 # Pings by outcome for /metrics: the kind recorded, or not_found / invalid / unavailable.
 # One dict increment per ping; create_app fills in the zeros.
@@ -84,63 +85,58 @@ def went_away(request: web.Request) -> web.HTTPException:
 
 
 async def ping(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    server = rt.engine.config.server
     head, _, last = request.match_info["tail"].rpartition("/")
-    if last == "batch" and (batch_target := parse_batch_path(head, server.ping_key)) is not None:
+    ping_key = request.app[RUNTIME].engine.config.server.ping_key
+    if last == "batch" and (batch_target := parse_batch_path(head, ping_key)) is not None:
         return await batch(request, batch_target)
+    return await _one(request, as_json=False)
+
+
+async def heartbeat(request: web.Request) -> web.Response:
+    return await _one(request, as_json=True)
+
+
+async def _one(request: web.Request, *, as_json: bool) -> web.Response:
+    """One ping: `/ping/<key or ping_key/name>[/<event>]`, or a JSON heartbeat (`as_json`)."""
     if request.method not in METHODS:
         return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
+    rt = request.app[RUNTIME]
+    engine = rt.engine
+    server = engine.config.server
+    now = rt.clock.now()
     try:
-        target = parse_path(request.match_info["tail"], server.ping_key)
-        details = parse_query(request.query, rt.clock.now(), server.max_ping_age)
+        if as_json:
+            target: Target | None = Target(key=request.match_info["key"], name=None, kind=Kind.SUCCESS)
+        else:
+            target = parse_path(request.match_info["tail"], server.ping_key)
+        details = parse_query(request.query, now, server.max_ping_age)
     except PingError as exc:
         request.app[PING_COUNTS]["invalid"] += 1
         return _text(400, str(exc))
     if target is None:
         request.app[PING_COUNTS]["not_found"] += 1
         return _text(404, NOT_FOUND)
-    body, truncated = await read_body(request, server.body_limit, BODY_HARD_CAP)
-    return await _record(request, target, details, body.decode("utf-8", "replace"), truncated)
-
-
-async def heartbeat(request: web.Request) -> web.Response:
-    if request.method not in METHODS:
-        return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
-    rt = request.app[RUNTIME]
-    server = rt.engine.config.server
-    now = rt.clock.now()
-    key = request.match_info["key"]
+    body, more = await read_body(request, JSON_CAP if as_json else server.body_limit, BODY_HARD_CAP)
+    check, forced = _lookup(engine, target)  # after the body: a reload may have come meanwhile
     try:
-        details = parse_query(request.query, now, server.max_ping_age)
-    except PingError as exc:
+        read = read_ping(
+            target, details, forced, body, more,
+            as_json=as_json, body_limit=server.body_limit, now=now, max_age=server.max_ping_age,
+        )  # fmt: skip
+    except PingError as exc:  # before the 404: a malformed ping answers alike for any key
         request.app[PING_COUNTS]["invalid"] += 1
         return _text(400, str(exc))
-    raw, too_long = await read_body(request, JSON_CAP, BODY_HARD_CAP)
+    if check is None:
+        request.app[PING_COUNTS]["not_found"] += 1
+        return _text(404, NOT_FOUND)
+    record = _ping_record(request, rt.clock.now(), read)
     try:
-        if too_long:
-            raise PingError(f"a JSON body is limited to {JSON_CAP} bytes")
-        details = parse_json(raw, details, now, server.max_ping_age)
-        message = details.message or ""
-    except PingError as exc:
-        found = rt.engine.lookup_key(key)
-        if found is None or found[1] is None:
-            request.app[PING_COUNTS]["invalid"] += 1
-            return _text(400, str(exc))
-        # A start or fail key records its event whatever the body; the body is the message then.
-        message = raw.decode("utf-8", "replace")
-    message, clipped = _clipped(message, server.body_limit)
-    truncated = too_long or clipped
-    target = Target(key=key, name=None, kind=details.kind or Kind.SUCCESS)
-    return await _record(request, target, details, message, truncated)
-
-
-def _clipped(message: str, limit: int) -> tuple[str, bool]:
-    """A message within `limit` UTF-8 bytes (cut at a character), and whether it was cut."""
-    encoded = message.encode("utf-8")
-    if len(encoded) <= limit:
-        return message, False
-    return encoded[:limit].decode("utf-8", "ignore"), True
+        await engine.record(check, record)
+    except StoreError:
+        request.app[PING_COUNTS]["unavailable"] += 1
+        return _text(503, "storage unavailable, ping not recorded: try again")
+    request.app[PING_COUNTS][read.event.kind] += 1
+    return _text(200, "OK")
 
 
 def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
@@ -152,46 +148,18 @@ def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
     return engine.lookup_name(target.name), None
 
 
-def _ping_record(
-    request: web.Request,
-    received_at: float,
-    kind: Kind,
-    details: Details,
-    exit_status: int | None,
-    body: str,
-    truncated: bool,
-) -> PingRecord:
-    event = Event(kind, details.at, details.run_id, exit_status, details.metrics, details.member)
+def _ping_record(request: web.Request, received_at: float, ping: Ping) -> PingRecord:
     return PingRecord(
-        event=event,
+        event=ping.event,
         received_at=received_at,
-        body=body,
-        truncated=truncated,
-        metrics=details.metrics,
+        body=ping.message,
+        truncated=ping.truncated,
+        metrics=ping.event.metrics,
         method=request.method,
         source=request.remote or "",
         user_agent=storable(request.headers.get("User-Agent", "")[:200]),
-        uid=details.uid,
+        uid=ping.uid,
     )
-
-
-async def _record(request: web.Request, target: Target, details: Details, body: str, truncated: bool) -> web.Response:
-    rt = request.app[RUNTIME]
-    engine = rt.engine
-    check, forced = _lookup(engine, target)
-    if check is None:
-        request.app[PING_COUNTS]["not_found"] += 1
-        return _text(404, NOT_FOUND)
-    exit_status = target.exit_status if target.exit_status is not None else details.exit_status
-    record = _ping_record(request, rt.clock.now(), forced or target.kind, details, exit_status, body, truncated)
-    event = record.event
-    try:
-        await engine.record(check, record)
-    except StoreError:
-        request.app[PING_COUNTS]["unavailable"] += 1
-        return _text(503, "storage unavailable, ping not recorded: try again")
-    request.app[PING_COUNTS][event.kind] += 1
-    return _text(200, "OK")
 
 
 async def batch(request: web.Request, target: Target) -> web.Response:
@@ -222,13 +190,9 @@ async def batch(request: web.Request, target: Target) -> web.Response:
     if check is None:
         request.app[PING_COUNTS]["not_found"] += 1
         return _text(404, NOT_FOUND)
-    records = []
     now = rt.clock.now()
-    for details in items:
-        assert not isinstance(details, PingError)
-        message, truncated = _clipped(details.message or "", server.body_limit)
-        kind = forced or details.kind or Kind.SUCCESS
-        records.append(_ping_record(request, now, kind, details, details.exit_status, message, truncated))
+    parsed = [details for details in items if not isinstance(details, PingError)]  # all of them, as checked
+    records = [_ping_record(request, now, read) for read in batch_pings(parsed, forced, server.body_limit)]
     committed, duplicates = rt.engine.record_batch(check, records)
     try:
         await committed

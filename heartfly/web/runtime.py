@@ -1,4 +1,7 @@
-"""What the handlers share: one object under one typed app key, filled in by the cleanup contexts."""
+"""What the handlers share: one object under one typed app key, filled in by the cleanup contexts.
+
+It imports nothing else from heartfly.web, so every web module (and the daemon) can use it without
+an import loop."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from heartfly.store.sqlite import Writer
 
 log = logging.getLogger(__name__)
 
+TIMER_STALE = 5.0  # seconds without a deadline-timer wake-up before the server counts as unhealthy
+
 
 @dataclass
 class Runtime:
@@ -35,6 +40,28 @@ class Runtime:
     def engine(self) -> Engine:
         assert self._engine is not None, "used before start-up finished"
         return self._engine
+
+    def timer_stale(self) -> float | None:
+        """Seconds since the deadline timer last woke, if longer than TIMER_STALE, else None: /readyz
+        and the systemd watchdog both go by this."""
+        stale = self.clock.now() - self.engine.timer_alive_at
+        return stale if stale > TIMER_STALE else None
+
+    async def apply_config(self, config: Config) -> None:
+        """Switch the running server to a new, already validated config."""
+        old = self.engine.config.server
+        if (old.host, old.port, old.database, old.synchronous) != (
+            config.server.host,
+            config.server.port,
+            config.server.database,
+            config.server.synchronous,
+        ):
+            log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
+        self.token = load_token(config.server.api_token_file)
+        self.config = config
+        if self.dispatcher is not None:
+            self.dispatcher.config = config
+        await self.engine.apply_config(config)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)

@@ -1,0 +1,59 @@
+"""The starter config `heartfly init` writes: fresh random keys, and where it listens."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import urllib.parse
+
+from heartfly.core.config import DEFAULT_PORT
+
+
+def starter_listen(public_url: str) -> str:
+    """Where a starter config listens. A plain http URL with a port reaches the server directly, so
+    it listens on that port (on that IP when the URL gives one, else on loopback); otherwise a proxy
+    is in front and the default stays. ValueError for a port out of range."""
+    parts = urllib.parse.urlsplit(public_url)
+    port = parts.port
+    if parts.scheme != "http" or port is None:
+        return f"127.0.0.1:{DEFAULT_PORT}"
+    try:
+        ip = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return f"127.0.0.1:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def starter_config(public_url: str, listen: str) -> str:
+    def key() -> str:
+        return secrets.token_urlsafe(18)  # 24 url-safe characters
+
+    return f"""# Heartfly config, written by `heartfly init`. Reference: heartfly.example.toml.
+
+[server]
+listen = "{listen}"{" " * max(1, 23 - len(listen))}# "0.0.0.0:PORT" to listen on every interface
+public_url = {json.dumps(public_url)}
+database = "heartfly.db"          # relative to this file
+api_token_file = "api-token"      # created with a fresh token on first start
+ping_key = "{key()}"    # enables /ping/<ping_key>/<check-name>
+
+[defaults]
+grace = "5m"
+timezone = "UTC"
+
+[checks.example-every]
+key = "{key()}"
+every = "15m"
+description = "a job that runs every 15 minutes"
+
+[checks.example-cron]
+key = "{key()}"
+start_key = "{key()}"
+fail_key = "{key()}"
+cron = "0 3 * * *"
+timezone = "UTC"
+grace = "30m"
+max_runtime = "2h"
+description = "a nightly job that reports its start, success and failure"
+"""
