@@ -10,7 +10,7 @@ from typing import Any
 from heartfly.core.config import CheckConfig
 from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
 from heartfly.core.states import CheckState, Flip, Reason, Status
-from heartfly.store.sqlite import OutboxRow
+from heartfly.store.rows import OutboxRow, outbox_row
 
 
 def event_of(flip: Flip) -> str | None:
@@ -89,10 +89,10 @@ def rows_for(
         if channel is None or (event == "recovery" and not channel.recovery):
             continue
         outbox_id = first_id + len(rows)
-        rows.append((outbox_id, key, check_id, name, event, text, sent, sent + alerts.expire_after, sent))
+        rows.append(outbox_row(outbox_id, key, check_id, name, event, text, sent, sent + alerts.expire_after))
     return rows
 
 
 def test_row(outbox_id: int, channel: str, now: float, alerts: AlertsConfig) -> OutboxRow:
     facts = json.dumps({"channel": channel, "at": now})
-    return (outbox_id, f"test-{outbox_id}", None, channel, "test", facts, now, now + alerts.expire_after, now)
+    return outbox_row(outbox_id, f"test-{outbox_id}", None, channel, "test", facts, now, now + alerts.expire_after)

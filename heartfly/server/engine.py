@@ -2,7 +2,8 @@
 (Its bookkeeping rounds, checkpoints, alive marks and pruning, run in housekeeping.py.)
 
 State changes are pure (states.py); this module decides when they happen and hands the
-resulting rows to the writer. Memory is the source of truth while running, SQLite on start.
+resulting rows to the writer (store.api.WriteQueue). Memory is the source of truth while running,
+the store (store.api.Reader) on start.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import aiosqlite
-
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
@@ -26,9 +25,10 @@ from heartfly.notify import outbox
 from heartfly.server.changes import ChangeRows
 from heartfly.server.deadlineheap import DeadlineHeap
 from heartfly.server.unstored import Unstored
-from heartfly.store import queries
-from heartfly.store import sqlite as store
+from heartfly.store import rows as store
+from heartfly.store.api import Reader, StoreError, WriteQueue
 from heartfly.store.pingrecord import PingRecord as PingRecord  # re-exported: the web and tests hand pings in
+from heartfly.store.queries import LoggedPing
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ Armed = Sequence[tuple[Check, CheckState, CheckState]]  # pipeline steps a ping 
 
 
 class Engine(ChangeRows):
-    def __init__(self, config: Config, clock: Clock, writer: store.Writer) -> None:
+    def __init__(self, config: Config, clock: Clock, writer: WriteQueue) -> None:
         self.config = config
         self.clock = clock
         self.writer = writer
@@ -88,7 +88,7 @@ class Engine(ChangeRows):
         self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
         self._unstored = Unstored()  # checks whose state changed since their last checkpoint
         self._removed: dict[str, Removed] = {}
-        self._db: aiosqlite.Connection | None = None  # the reader load() was given
+        self._db: Reader | None = None  # the reader load() was given
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
@@ -101,7 +101,7 @@ class Engine(ChangeRows):
 
     # ---- start-up -------------------------------------------------------------------------
 
-    async def load(self, db: aiosqlite.Connection) -> None:
+    async def load(self, db: Reader) -> None:
         """Rebuild from SQLite, add checks new to the config, and account for our own downtime.
 
         Stored states are checkpoints; pings committed after a check's checkpoint are replayed
@@ -110,18 +110,16 @@ class Engine(ChangeRows):
         now = self.clock.now()
         self.started_at = now
         self._db = db
-        rows = {row.name: row for row in await queries.read_checks(db)}
+        rows = {row.name: row for row in await db.read_checks()}
         self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
-        self._next_flip_id = await queries.max_id(db, "flips") + 1
-        checkpoint = int(await queries.read_meta(db, "checkpoint") or 0)
+        self._next_flip_id = await db.max_id("flips") + 1
+        checkpoint = await db.read_checkpoint()
         # A ping refused with 503 is not stored, but a state may name it: never hand its id out again.
         stored_ids = max((r.state_ping_id for r in rows.values()), default=0)
-        self._next_ping_id = max(await queries.max_id(db, "pings"), stored_ids, checkpoint) + 1
-        self._next_outbox_id = await queries.max_id(db, "outbox") + 1
-        alive = await queries.read_meta(db, "alive_at")
-        clean = await queries.read_meta(db, "clean_stop")
-        stopped_at = float(alive) if alive else None
-        statements: list[tuple[str, tuple[object, ...]]] = []
+        self._next_ping_id = max(await db.max_id("pings"), stored_ids, checkpoint) + 1
+        self._next_outbox_id = await db.max_id("outbox") + 1
+        stopped_at, clean = await db.read_last_alive()
+        statements: list[store.Statement] = []
         stored: dict[int, CheckState] = {}
         returned: list[Check] = []
         for name, cfg in self.config.checks.items():
@@ -142,20 +140,20 @@ class Engine(ChangeRows):
                 continue
             self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
             if row.removed_at is None:
-                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
+                statements.append(store.removed_statement(row.id, now))
                 log.info("check %s is no longer in the config; its history is kept", name)
         self._log_new()
         for check in returned:  # after the loop above: a replayed flip may look at other checks
-            pings = await queries.check_pings_after(db, check.id, check.ping_id)
+            pings = await db.check_pings_after(check.id, check.ping_id)
             self.writer.submit_nowait(self._bring_back(check, pings, now))
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
-        for uid, received_at in await queries.read_ping_ids(db, now - self.ping_ids.keep_for, self.ping_ids.limit):
+        for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
             self.ping_ids.add(uid, received_at)
         if stopped_at is not None and stopped_at < now:
-            self._account_downtime(stopped_at, now, clean == "1", statements)
-        statements.append(store.meta_statement("alive_at", repr(now)))
-        statements.append(store.meta_statement("clean_stop", "0"))
+            self._account_downtime(stopped_at, now, clean, statements)
+        statements.append(store.alive_statement(now))
+        statements.append(store.clean_stop_statement(False))
         self.writer.submit_nowait(store.Write(statements=statements))
         for check in self.checks.values():
             if stored.get(check.id) != check.state:
@@ -164,9 +162,9 @@ class Engine(ChangeRows):
         self.checkpoint()
         await self.writer.flush()
 
-    async def _replay(self, db: aiosqlite.Connection, checkpoint: int) -> None:
+    async def _replay(self, db: Reader, checkpoint: int) -> None:
         replayed = 0
-        async for ping in queries.pings_after(db, checkpoint):
+        async for ping in db.pings_after(checkpoint):
             check = self._by_id.get(ping.check_id)
             if check is None or ping.id <= check.ping_id:
                 continue  # a removed check, or already in its checkpoint
@@ -175,14 +173,14 @@ class Engine(ChangeRows):
         if replayed:
             log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
 
-    def _replay_one(self, check: Check, ping: queries.LoggedPing) -> None:
+    def _replay_one(self, check: Check, ping: LoggedPing) -> None:
         old = check.state
         steps, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
         check.ping_id = ping.id
         if any(step.flip is not None or step.ended for step in steps):  # only if the config changed while stopped
             self.writer.submit_nowait(self._changes(check, steps, old))
 
-    def _bring_back(self, check: Check, pings: list[queries.LoggedPing], now: float) -> store.Write:
+    def _bring_back(self, check: Check, pings: list[LoggedPing], now: float) -> store.Write:
         """A check back in the config: apply the pings its stored state lacks (see Removed.stale),
         then watch it afresh. Its row stops being "removed" in the commit that stores its state: a
         crash in between must not leave it looking current with those pings never applied."""
@@ -192,13 +190,11 @@ class Engine(ChangeRows):
             log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
         check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
         self._schedule(check)
-        write = store.Write(state=self._row(check))
-        write.statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (check.id,)))
+        write = store.Write(state=self._mark_stored(check))
+        write.statements.append(store.removed_statement(check.id, None))
         return write
 
-    def _account_downtime(
-        self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]
-    ) -> None:
+    def _account_downtime(self, stopped_at: float, now: float, clean: bool, statements: list[store.Statement]) -> None:
         self.downtime = (stopped_at, now)
         extended = 0
         for check in self.checks.values():
@@ -206,9 +202,7 @@ class Engine(ChangeRows):
             if moved is not check.state:
                 check.state = moved
                 extended += 1
-        statements.append(
-            ("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, ?)", (stopped_at, now, int(clean)))
-        )
+        statements.append(store.downtime_statement(stopped_at, now, clean))
         log.info(
             "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
             format_duration(now - stopped_at),
@@ -216,7 +210,7 @@ class Engine(ChangeRows):
             extended,
         )
 
-    def _create(self, cfg: CheckConfig, now: float, statements: list[tuple[str, tuple[object, ...]]]) -> Check:
+    def _create(self, cfg: CheckConfig, now: float, statements: list[store.Statement]) -> Check:
         check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
         self._next_check_id += 1
         statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state))
@@ -248,13 +242,13 @@ class Engine(ChangeRows):
     async def apply_config(self, config: Config) -> None:
         """Switch to a new config: new checks are watched, removed ones keep their history."""
         # Read first: from here on the maps are rebuilt, and pings must not see them half done.
-        missed: dict[int, list[queries.LoggedPing]] = {}
+        missed: dict[int, list[LoggedPing]] = {}
         for name in config.checks.keys() & self._removed.keys():
             back = self._removed[name]
             if back.stale and self._db is not None:
-                missed[back.id] = await queries.check_pings_after(self._db, back.id, back.ping_id)
+                missed[back.id] = await self._db.check_pings_after(back.id, back.ping_id)
         now = self.clock.now()
-        statements: list[tuple[str, tuple[object, ...]]] = []
+        statements: list[store.Statement] = []
         old = self.checks
         self.checks, self._keys, self._by_id = {}, {}, {}
         writes: list[store.Write] = []
@@ -279,9 +273,9 @@ class Engine(ChangeRows):
                 check.seq += 1  # drops its heap entry
                 check.heap_at = None
                 if check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
-                    writes.append(store.Write(state=self._row(check)))
+                    writes.append(store.Write(state=self._mark_stored(check)))
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
-                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
+                statements.append(store.removed_statement(check.id, now))
                 log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
         self._log_new()
@@ -293,7 +287,7 @@ class Engine(ChangeRows):
             self.writer.submit_nowait(w)
         try:
             await self.writer.flush()
-        except store.StoreError as exc:  # applied in memory; the writer retries its rows until they commit
+        except StoreError as exc:  # applied in memory; the writer retries its rows until they commit
             log.warning("reload applied; its rows are stored once database writes work again: %s", exc)
 
     # ---- pings ----------------------------------------------------------------------------
@@ -365,7 +359,7 @@ class Engine(ChangeRows):
         if not writes:
             return self._as_before(True), seen
         write = store.merge(writes)
-        write.state = self._row(check)
+        write.state = self._mark_stored(check)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
         return self._committed(write, tuple(uids), now), seen
 
@@ -389,7 +383,7 @@ class Engine(ChangeRows):
         check.ping_id = ping_id = self._next_ping_id
         self._next_ping_id += 1
         check.unpruned += 1
-        return ping.row(ping_id, check.id)
+        return store.ping_row(ping, ping_id, check.id)
 
     def _undo(
         self, check: Check, old: CheckState, ping_id: int, new: CheckState, armed: Armed, uids: Sequence[str | None]
@@ -413,7 +407,7 @@ class Engine(ChangeRows):
         check.state, check.ping_id = old, ping_id
         self._schedule(check)
         # Its row replaces any queued checkpoint of the refused state (the carry commits as one).
-        self.writer.submit_nowait(store.Write(state=self._row(check)))
+        self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
 
     def _apply(
         self,
@@ -448,7 +442,7 @@ class Engine(ChangeRows):
                 armed.append((downstream, before, downstream.state))
                 self._schedule(downstream)
                 # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
-                self.writer.submit_nowait(store.Write(state=self._row(downstream)))
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(downstream)))
         return steps, armed
 
     async def pause(self, check: Check) -> None:
@@ -472,7 +466,9 @@ class Engine(ChangeRows):
         row = outbox.test_row(outbox_id, channel, self.clock.now(), self.config.alerts)
         return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self.on_alerts))
 
-    def _row(self, check: Check) -> store.StateRow:
+    def _mark_stored(self, check: Check) -> store.StateRow:
+        """The check's state row, to queue now: from here the check counts as checkpointed (out
+        of Unstored), so the checkpoint mark may move past its pings."""
         self._unstored.stored(check.id)
         return store.StateRow(check.id, check.state, check.ping_id)
 
@@ -488,9 +484,9 @@ class Engine(ChangeRows):
             if check is None:  # removed by a reload, which stored its state
                 self._unstored.stored(cid)
             else:
-                self.writer.submit_nowait(store.Write(state=self._row(check)))
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
         if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
-            self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
+            self.writer.submit_nowait(store.Write(statements=[store.checkpoint_statement(mark)]))
 
     # ---- deadlines ------------------------------------------------------------------------
 
@@ -539,7 +535,8 @@ class Engine(ChangeRows):
             except Exception:  # the timer must keep running: this check is retried, the others go on
                 log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
                 check.state = old  # no change without its rows (flip, alerts)
-                self.writer.submit_nowait(store.Write(state=self._row(check)))  # _change may have marked it stored
+                # _change may have marked it stored: queue the state it went back to
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
                 self._push(check, now + RETRY_BROKEN_CHECK)
         return changed
 

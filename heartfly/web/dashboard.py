@@ -23,7 +23,6 @@ from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
-from heartfly.store import queries
 from heartfly.web import auth, badges, charts, control, pings
 from heartfly.web.runtime import RUNTIME
 from heartfly.web.words import duration_words, iso_z, relative, schedule_words, short_duration, stamp, utc
@@ -148,9 +147,9 @@ async def _events(request: web.Request, check: Check, runs: int, flips: int) -> 
     reader = request.app[RUNTIME].reader
     assert reader is not None
     return charts.events(
-        await queries.read_runs(reader, check.id, runs),
-        await queries.read_end_pings(reader, check.id, runs),
-        await queries.read_flips(reader, check.id, flips),
+        await reader.read_runs(check.id, runs),
+        await reader.read_end_pings(check.id, runs),
+        await reader.read_flips(check.id, flips),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
         () if check.config.expect is not None else check.config.assertions,  # fan-in: judged per run
@@ -236,9 +235,9 @@ async def check_page(request: web.Request) -> web.Response:
     cfg = check.config
     row = _row(request.app, check)
     pings_before = _cursor(request, "pings_before")
-    pings = await queries.read_pings(reader, check.id, PINGS_PER_PAGE, pings_before)
-    flips = await queries.read_flips(reader, check.id, 15)
-    alerts = await queries.read_alerts(reader, check.id, 10)
+    pings = await reader.read_pings(check.id, PINGS_PER_PAGE, pings_before)
+    flips = await reader.read_flips(check.id, 15)
+    alerts = await reader.read_alerts(check.id, 10)
     items = await _events(request, check, 60, 30)
     upstream_name = getattr(cfg, "after", None)
     upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None
