@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from heartfly.core.config import CheckConfig
@@ -24,11 +24,19 @@ def event_of(flip: Flip) -> str | None:
 
 
 def payload(
-    cfg: CheckConfig, flip: Flip, old: CheckState, new: CheckState, *, flip_id: int | None, ping_id: int
+    cfg: CheckConfig,
+    flip: Flip,
+    old: CheckState,
+    new: CheckState,
+    *,
+    flip_id: int | None,
+    ping_id: int,
+    chain: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The facts of a transition, frozen when it happens (the last ping's body is read at send time)."""
+    """Every fact of a transition, frozen when it happens (the last ping's body is read at send
+    time). `chain`: the pipeline the check is a step of (pipeline.chain), if any."""
     down_since = new.changed_at if new.status is Status.DOWN else None
-    return {
+    facts: dict[str, Any] = {
         "check": cfg.name,
         "description": cfg.description,
         "schedule": cfg.schedule_words(),
@@ -47,6 +55,10 @@ def payload(
         "exit_status": new.last_exit_status,
         "last_ping_id": ping_id or None,
     }
+    if chain is not None:
+        facts["pipeline"] = list(chain)
+        facts["step"] = cfg.name
+    return facts
 
 
 def _was_due(flip: Flip, old: CheckState, new: CheckState) -> float | None:

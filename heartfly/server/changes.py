@@ -72,12 +72,8 @@ class ChangeRows:
             log.info("check %s: still %s, reminding", check.name, flip.new.value)
         if fold:
             return write
-        facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id)
-        if self._edges and (check.name in self._edges or check.name in self._steps):
-            facts["pipeline"] = pipeline.chain(
-                check.name, self._edges, {k: [n for n, _ in v] for k, v in self._steps.items()}
-            )
-            facts["step"] = check.name
+        chain = pipeline.chain(check.name, self._edges, self._steps)
+        facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id, chain=chain)
         config = self.config
         rows = outbox.rows_for(
             check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id
