@@ -18,7 +18,7 @@ from heartfly.store import rows as store
 
 if TYPE_CHECKING:
     from heartfly.core.config import Config
-    from heartfly.server.engine import Check
+    from heartfly.server.checks import Check
 
 log = logging.getLogger("heartfly.server.engine")  # one log for every change of state, as before the split
 
