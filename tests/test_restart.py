@@ -21,7 +21,7 @@ from tests.conftest import ConfigWriter, new_key
 async def running(config: Config, clock: FakeClock, *, clean: bool = True) -> AsyncIterator[Engine]:
     """An engine on a real database file, stopped cleanly or as if the process died."""
     writer = await store.Writer.open(config.server.database)
-    db = await store.connect(config.server.database)
+    db = await store.open_reader(config.server.database)
     writer.start()
     try:
         engine = Engine(config, clock, writer)

@@ -11,7 +11,6 @@ from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.units import format_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import check_summary, iso
-from heartfly.store import queries
 from heartfly.store import sqlite as store
 
 
@@ -49,11 +48,11 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     path = config.server.database
     if not path.exists():
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
-    db = await store.connect(path)
+    db = await store.open_reader(path)
     try:
-        rows = {row.name: row for row in await queries.read_current_checks(db, config.checks)}
-        alive = await queries.read_meta(db, "alive_at")
-        downtimes = await queries.read_downtimes(db, 1)
+        rows = {row.name: row for row in await db.read_current_checks(config.checks)}
+        alive, _ = await db.read_last_alive()
+        downtimes = await db.read_downtimes(1)
     finally:
         await db.close()
     items = []
@@ -62,7 +61,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         if row is None:
             continue  # added to the file after the server last loaded it
         items.append(check_summary(check, row.state))
-    return items, float(alive) if alive else None, downtimes[0] if downtimes else None
+    return items, alive, downtimes[0] if downtimes else None
 
 
 async def read_history(config: Config, name: str, limit: int) -> str:
@@ -70,14 +69,14 @@ async def read_history(config: Config, name: str, limit: int) -> str:
     path = config.server.database
     if not path.exists():
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
-    db = await store.connect(path)
+    db = await store.open_reader(path)
     try:
-        row = next((r for r in await queries.read_current_checks(db, config.checks) if r.name == name), None)
+        row = next((r for r in await db.read_current_checks(config.checks) if r.name == name), None)
         if row is None:
             raise KeyError(name)
-        flips = await queries.read_flips(db, row.id, limit)
-        alerts = await queries.read_alerts(db, row.id, limit)
-        pings = await queries.read_pings(db, row.id, limit)
+        flips = await db.read_flips(row.id, limit)
+        alerts = await db.read_alerts(row.id, limit)
+        pings = await db.read_pings(row.id, limit)
     finally:
         await db.close()
     cfg = config.checks.get(name)

@@ -6,7 +6,7 @@ with no open run counts as a start too) or, with ".success", its success.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # config imports this module
@@ -38,14 +38,17 @@ def find_cycle(edges: Mapping[str, str]) -> list[str] | None:
     return None
 
 
-def chain(name: str, edges: Mapping[str, str], downstream: Mapping[str, list[str]]) -> list[str]:
-    """The whole pipeline a check belongs to, from its root, following the first branch down."""
+def chain(name: str, edges: Mapping[str, str], steps: Mapping[str, Sequence[tuple[str, str]]]) -> list[str] | None:
+    """The whole pipeline a check belongs to, from its root, following the first branch down; None
+    for a check in no pipeline. `edges` and `steps` as steps_of returns them."""
+    if name not in edges and name not in steps:
+        return None
     root = name
     while root in edges:
         root = edges[root]
     names = [root]
-    while downstream.get(names[-1]):
-        names.append(downstream[names[-1]][0])
+    while steps.get(names[-1]):
+        names.append(steps[names[-1]][0][0])
     return names
 
 

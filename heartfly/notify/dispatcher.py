@@ -17,18 +17,18 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
-import aiosqlite
 
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.config_alerts import ChannelConfig
 from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, webhook
 from heartfly.notify.message import Alert
-from heartfly.store import queries
-from heartfly.store import sqlite as store
+from heartfly.store import rows as store
+from heartfly.store.api import Reader, StoreError, WriteQueue
+from heartfly.store.queries import OutboxItem
+from heartfly.store.rows import Statement
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ class Dispatcher:
         self,
         config: Config,
         clock: Clock,
-        writer: store.Writer,
-        reader: aiosqlite.Connection,
+        writer: WriteQueue,
+        reader: Reader,
         session: aiohttp.ClientSession,
     ) -> None:
         self.config = config
@@ -117,7 +117,7 @@ class Dispatcher:
         now = self.clock.now()
         self._settled.clear()
         per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
-        for item in await queries.read_due_alerts(self.reader, now, per_channel):
+        for item in await self.reader.read_due_alerts(now, per_channel):
             # A row whose attempt finished during the read may be stale: skip it, the next read
             # sees what that attempt committed.
             if item.id not in self._in_flight and item.id not in self._settled:
@@ -125,7 +125,7 @@ class Dispatcher:
                 task = asyncio.create_task(self._attempt(item), name=f"heartfly-alert-{item.id}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        return await queries.next_alert_after(self.reader, now)
+        return await self.reader.next_alert_after(now)
 
     async def stop(self) -> None:
         """Cancel attempts in flight; their rows stay pending and are sent after the next start."""
@@ -133,7 +133,7 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _attempt(self, item: queries.OutboxItem) -> None:
+    async def _attempt(self, item: OutboxItem) -> None:
         try:
             limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.config.alerts.concurrency))
             async with limit:
@@ -146,7 +146,7 @@ class Dispatcher:
         write = store.Write(statements=statements, on_commit=functools.partial(self._release, item.id))
         try:
             await self.writer.submit(write)
-        except store.StoreError as exc:  # the writer keeps the rows and commits them once it can
+        except StoreError as exc:  # the writer keeps the rows and commits them once it can
             log.warning("alert %s via %s: outcome kept in memory until the database can be written (%s);"
                         " not sent again meanwhile", item.key, item.channel, exc)  # fmt: skip
 
@@ -155,7 +155,7 @@ class Dispatcher:
         self._settled.add(item_id)
         self.wake()
 
-    async def _deliver(self, item: queries.OutboxItem) -> list[tuple[str, tuple[Any, ...]]]:
+    async def _deliver(self, item: OutboxItem) -> list[Statement]:
         """Try once; returns the statements that record the attempt."""
         started = self.clock.now()
         channel = self.config.channels.get(item.channel)
@@ -208,7 +208,7 @@ class Dispatcher:
                 outcome if outcome != "retry" else "failed", item.attempts + 1, more, retry, also)  # fmt: skip
         return statements
 
-    async def _reminders_behind(self, head: queries.OutboxItem, now: float) -> list[int]:
+    async def _reminders_behind(self, head: OutboxItem, now: float) -> list[int]:
         """The stale reminders queued behind a superseded head, to supersede in the same write, so
         a pile of them left by a long outage clears in one commit, not one read and commit each.
 
@@ -219,18 +219,16 @@ class Dispatcher:
         if head.check_id is None:
             return []
         try:
-            ids = await queries.read_reminders_behind(
-                self.reader, head.check_id, head.channel, head.id, now, SUPERSEDE_AT_ONCE
-            )
+            ids = await self.reader.read_reminders_behind(head.check_id, head.channel, head.id, now, SUPERSEDE_AT_ONCE)
         except Exception as exc:  # noqa: BLE001 - the head's own outcome must still be recorded
             log.warning("alert %s via %s: cannot read the stale reminders behind it (%s: %s); superseding it alone",
                         head.key, head.channel, exc.__class__.__name__, exc)  # fmt: skip
             return []
         return [outbox_id for outbox_id in ids if outbox_id not in self._in_flight]
 
-    async def _alert(self, item: queries.OutboxItem) -> Alert:
+    async def _alert(self, item: OutboxItem) -> Alert:
         ping_id = item.payload.get("last_ping_id")
-        last_ping = await queries.read_ping(self.reader, int(ping_id)) if ping_id else None
+        last_ping = await self.reader.read_ping(int(ping_id)) if ping_id else None
         name = item.payload.get("check")
         base = self.config.server.public_url
         link = f"{base}/checks/{name}" if name else base

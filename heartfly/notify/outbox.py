@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
 from heartfly.core.states import CheckState, Flip, Reason, Status
-from heartfly.store.sqlite import OutboxRow
+from heartfly.store.rows import OutboxRow, outbox_row
 
 
 def event_of(flip: Flip) -> str | None:
@@ -24,11 +24,19 @@ def event_of(flip: Flip) -> str | None:
 
 
 def payload(
-    cfg: CheckConfig, flip: Flip, old: CheckState, new: CheckState, *, flip_id: int | None, ping_id: int
+    cfg: CheckConfig,
+    flip: Flip,
+    old: CheckState,
+    new: CheckState,
+    *,
+    flip_id: int | None,
+    ping_id: int,
+    chain: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The facts of a transition, frozen when it happens (the last ping's body is read at send time)."""
+    """Every fact of a transition, frozen when it happens (the last ping's body is read at send
+    time). `chain`: the pipeline the check is a step of (pipeline.chain), if any."""
     down_since = new.changed_at if new.status is Status.DOWN else None
-    return {
+    facts: dict[str, Any] = {
         "check": cfg.name,
         "description": cfg.description,
         "schedule": cfg.schedule_words(),
@@ -47,6 +55,10 @@ def payload(
         "exit_status": new.last_exit_status,
         "last_ping_id": ping_id or None,
     }
+    if chain is not None:
+        facts["pipeline"] = list(chain)
+        facts["step"] = cfg.name
+    return facts
 
 
 def _was_due(flip: Flip, old: CheckState, new: CheckState) -> float | None:
@@ -89,10 +101,10 @@ def rows_for(
         if channel is None or (event == "recovery" and not channel.recovery):
             continue
         outbox_id = first_id + len(rows)
-        rows.append((outbox_id, key, check_id, name, event, text, sent, sent + alerts.expire_after, sent))
+        rows.append(outbox_row(outbox_id, key, check_id, name, event, text, sent, sent + alerts.expire_after))
     return rows
 
 
 def test_row(outbox_id: int, channel: str, now: float, alerts: AlertsConfig) -> OutboxRow:
     facts = json.dumps({"channel": channel, "at": now})
-    return (outbox_id, f"test-{outbox_id}", None, channel, "test", facts, now, now + alerts.expire_after, now)
+    return outbox_row(outbox_id, f"test-{outbox_id}", None, channel, "test", facts, now, now + alerts.expire_after)

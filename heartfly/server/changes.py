@@ -1,11 +1,11 @@
-"""The rows of a check's change of state, built in one place: its checkpoint, its flip, its finished
-runs and its alerts, written together in one transaction (the engine's, through ChangeRows).
+"""A check's change of state as one write: its checkpoint, its flip, its finished runs and its
+alerts, committed together (the engine's part, through ChangeRows). It decides ids, folding and
+the log line; the rows' columns are the store's (heartfly.store.rows).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -14,11 +14,11 @@ from heartfly.core import pipeline, states
 from heartfly.core.states import CheckState, Flip
 from heartfly.core.units import format_duration
 from heartfly.notify import outbox
-from heartfly.store import sqlite as store
+from heartfly.store import rows as store
 
 if TYPE_CHECKING:
     from heartfly.core.config import Config
-    from heartfly.server.engine import Check
+    from heartfly.server.checks import Check
 
 log = logging.getLogger("heartfly.server.engine")  # one log for every change of state, as before the split
 
@@ -35,7 +35,7 @@ class ChangeRows:
     _edges: dict[str, str]  # pipeline step -> its upstream
     _steps: dict[str, list[tuple[str, str]]]  # upstream -> [(step, trigger)]
 
-    def _row(self, check: Check) -> store.StateRow:
+    def _mark_stored(self, check: Check) -> store.StateRow:
         raise NotImplementedError
 
     def _changes(
@@ -53,11 +53,6 @@ class ChangeRows:
     ) -> store.Write:
         """The rows of a change: checkpointed state, flip, finished runs and alerts, written together."""
         flip = step.flip
-        runs = [
-            (check.id, r.run_id, r.started_at, r.ended_at, r.outcome, r.exit_status, r.detail,
-             json.dumps(r.members) if r.members else None)
-            for r in step.ended
-        ]  # fmt: skip
         if flip is not None and self._folds(check, flip, old):
             flip = dataclasses.replace(flip, detail=f"{flip.detail} (folded into the alert of upstream step"
                                        f" {self._down_upstream(check)})" if flip.is_down else flip.detail)  # fmt: skip
@@ -65,23 +60,20 @@ class ChangeRows:
             fold = True
         else:
             fold = False
-        write = store.Write(ping=ping, state=self._row(check), runs=runs)
+        write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
         if flip is None:
             return write
         flip_id = None if flip.reminder else self._next_flip_id
         if flip_id is not None:
             self._next_flip_id += 1
-            write.flip = self._flip_row(check, flip, flip_id)
+            write.flip = store.flip_row(flip_id, check.id, flip)
+            self._log_flip(check, flip)
         else:
             log.info("check %s: still %s, reminding", check.name, flip.new.value)
         if fold:
             return write
-        facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id)
-        if self._edges and (check.name in self._edges or check.name in self._steps):
-            facts["pipeline"] = pipeline.chain(
-                check.name, self._edges, {k: [n for n, _ in v] for k, v in self._steps.items()}
-            )
-            facts["step"] = check.name
+        chain = pipeline.chain(check.name, self._edges, self._steps)
+        facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id, chain=chain)
         config = self.config
         rows = outbox.rows_for(
             check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id
@@ -106,7 +98,7 @@ class ChangeRows:
         check = self.checks.get(name)
         return check is not None and check.state.status is states.Status.DOWN
 
-    def _flip_row(self, check: Check, flip: Flip, flip_id: int) -> store.FlipRow:
+    def _log_flip(self, check: Check, flip: Flip) -> None:
         reason = f" ({flip.reason.value})" if flip.reason else ""
         if flip.learned_at is not None:
             late = f", learned {format_duration(flip.learned_at - flip.at)} after it happened"
@@ -116,14 +108,3 @@ class ChangeRows:
             late = ""
         detail = f": {flip.detail}" if flip.detail else ""
         log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
-        return (
-            flip_id,
-            check.id,
-            flip.at,
-            flip.old.value,
-            flip.new.value,
-            flip.reason.value if flip.reason else None,
-            flip.deadline,
-            flip.detail,
-            flip.learned_at,
-        )

@@ -1,8 +1,10 @@
 """Owns every check's state, the key maps and the deadline heap; applies pings and expiries.
-(Its bookkeeping rounds, checkpoints, alive marks and pruning, run in housekeeping.py.)
+(Its start-up and reload are in loading.py, a change's rows in changes.py, and its bookkeeping
+rounds, checkpoints, alive marks and pruning, in housekeeping.py.)
 
 State changes are pure (states.py); this module decides when they happen and hands the
-resulting rows to the writer. Memory is the source of truth while running, SQLite on start.
+resulting rows to the writer (store.api.WriteQueue). Memory is the source of truth while running,
+the store (store.api.Reader) on start.
 """
 
 from __future__ import annotations
@@ -11,23 +13,20 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
-
-import aiosqlite
 
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
-from heartfly.core.config import CheckConfig, Config
+from heartfly.core.config import Config
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.core.units import format_duration
 from heartfly.notify import outbox
-from heartfly.server.changes import ChangeRows
+from heartfly.server.checks import Armed, Removed
+from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap
+from heartfly.server.loading import Loading
 from heartfly.server.unstored import Unstored
-from heartfly.store import queries
-from heartfly.store import sqlite as store
+from heartfly.store import rows as store
+from heartfly.store.api import Reader, WriteQueue
 from heartfly.store.pingrecord import PingRecord as PingRecord  # re-exported: the web and tests hand pings in
 
 log = logging.getLogger(__name__)
@@ -39,40 +38,12 @@ log = logging.getLogger(__name__)
 CHECKPOINT_AFTER = 30.0
 RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
-NAMED_NEW_CHECKS = 10  # more new checks than this at once are logged as a count
 
 
-@dataclass(slots=True)
-class Check:
-    id: int
-    config: CheckConfig
-    state: CheckState
-    ping_id: int = 0  # the newest ping applied to `state`
-    seq: int = 0  # bumped on every push; heap entries with an older seq are stale
-    heap_at: float | None = None  # when this check's live heap entry comes up
-    unpruned: int = 0  # pings written since the last prune
+class Engine(Loading):
+    """The running heart: pings in, deadlines out, rows to the writer (loading.py rebuilds it)."""
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-
-class Removed(NamedTuple):
-    """A check no longer in the config: its row stays, and comes back if its name does."""
-
-    id: int
-    state: CheckState
-    ping_id: int
-    # Found removed at start: after a crash its stored state may lack its last pings (replay
-    # needs a check's config, and it had none), so they are replayed if it comes back.
-    stale: bool = False
-
-
-Armed = Sequence[tuple[Check, CheckState, CheckState]]  # pipeline steps a ping armed: (step, before, after)
-
-
-class Engine(ChangeRows):
-    def __init__(self, config: Config, clock: Clock, writer: store.Writer) -> None:
+    def __init__(self, config: Config, clock: Clock, writer: WriteQueue) -> None:
         self.config = config
         self.clock = clock
         self.writer = writer
@@ -88,7 +59,7 @@ class Engine(ChangeRows):
         self.on_alerts: Callable[[], None] | None = None  # called once alert rows are committed
         self._unstored = Unstored()  # checks whose state changed since their last checkpoint
         self._removed: dict[str, Removed] = {}
-        self._db: aiosqlite.Connection | None = None  # the reader load() was given
+        self._db: Reader | None = None  # the reader load() was given
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
@@ -98,203 +69,6 @@ class Engine(ChangeRows):
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
         self.ping_ids = PingIds(config.server.max_ping_age)
-
-    # ---- start-up -------------------------------------------------------------------------
-
-    async def load(self, db: aiosqlite.Connection) -> None:
-        """Rebuild from SQLite, add checks new to the config, and account for our own downtime.
-
-        Stored states are checkpoints; pings committed after a check's checkpoint are replayed
-        through the same pure state machine, so a crash loses nothing that was acknowledged.
-        """
-        now = self.clock.now()
-        self.started_at = now
-        self._db = db
-        rows = {row.name: row for row in await queries.read_checks(db)}
-        self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
-        self._next_flip_id = await queries.max_id(db, "flips") + 1
-        checkpoint = int(await queries.read_meta(db, "checkpoint") or 0)
-        # A ping refused with 503 is not stored, but a state may name it: never hand its id out again.
-        stored_ids = max((r.state_ping_id for r in rows.values()), default=0)
-        self._next_ping_id = max(await queries.max_id(db, "pings"), stored_ids, checkpoint) + 1
-        self._next_outbox_id = await queries.max_id(db, "outbox") + 1
-        alive = await queries.read_meta(db, "alive_at")
-        clean = await queries.read_meta(db, "clean_stop")
-        stopped_at = float(alive) if alive else None
-        statements: list[tuple[str, tuple[object, ...]]] = []
-        stored: dict[int, CheckState] = {}
-        returned: list[Check] = []
-        for name, cfg in self.config.checks.items():
-            row = rows.get(name)
-            if row is None:
-                check = self._create(cfg, now, statements)
-            else:
-                step = states.reconfigure(cfg, row.state, now)
-                check = Check(row.id, cfg, step.state, ping_id=row.state_ping_id)
-                stored[check.id] = row.state
-                if row.removed_at is not None:
-                    returned.append(check)
-                elif step.flip is not None:  # the file changed while stopped: a late check may be on time
-                    self.writer.submit_nowait(self._change(check, step, row.state))
-            self._add(check)
-        for name, row in rows.items():
-            if name in self.config.checks:
-                continue
-            self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
-            if row.removed_at is None:
-                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, row.id)))
-                log.info("check %s is no longer in the config; its history is kept", name)
-        self._log_new()
-        for check in returned:  # after the loop above: a replayed flip may look at other checks
-            pings = await queries.check_pings_after(db, check.id, check.ping_id)
-            self.writer.submit_nowait(self._bring_back(check, pings, now))
-            stored[check.id] = check.state
-        await self._replay(db, checkpoint)
-        for uid, received_at in await queries.read_ping_ids(db, now - self.ping_ids.keep_for, self.ping_ids.limit):
-            self.ping_ids.add(uid, received_at)
-        if stopped_at is not None and stopped_at < now:
-            self._account_downtime(stopped_at, now, clean == "1", statements)
-        statements.append(store.meta_statement("alive_at", repr(now)))
-        statements.append(store.meta_statement("clean_stop", "0"))
-        self.writer.submit_nowait(store.Write(statements=statements))
-        for check in self.checks.values():
-            if stored.get(check.id) != check.state:
-                self._unstored.note(check.id, now, self._next_ping_id)
-            self._schedule(check)
-        self.checkpoint()
-        await self.writer.flush()
-
-    async def _replay(self, db: aiosqlite.Connection, checkpoint: int) -> None:
-        replayed = 0
-        async for ping in queries.pings_after(db, checkpoint):
-            check = self._by_id.get(ping.check_id)
-            if check is None or ping.id <= check.ping_id:
-                continue  # a removed check, or already in its checkpoint
-            self._replay_one(check, ping)
-            replayed += 1
-        if replayed:
-            log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
-
-    def _replay_one(self, check: Check, ping: queries.LoggedPing) -> None:
-        old = check.state
-        steps, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
-        check.ping_id = ping.id
-        if any(step.flip is not None or step.ended for step in steps):  # only if the config changed while stopped
-            self.writer.submit_nowait(self._changes(check, steps, old))
-
-    def _bring_back(self, check: Check, pings: list[queries.LoggedPing], now: float) -> store.Write:
-        """A check back in the config: apply the pings its stored state lacks (see Removed.stale),
-        then watch it afresh. Its row stops being "removed" in the commit that stores its state: a
-        crash in between must not leave it looking current with those pings never applied."""
-        for ping in pings:
-            self._replay_one(check, ping)
-        if pings:
-            log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
-        check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
-        self._schedule(check)
-        write = store.Write(state=self._row(check))
-        write.statements.append(("UPDATE checks SET removed_at = NULL WHERE id = ?", (check.id,)))
-        return write
-
-    def _account_downtime(
-        self, stopped_at: float, now: float, clean: bool, statements: list[tuple[str, tuple[object, ...]]]
-    ) -> None:
-        self.downtime = (stopped_at, now)
-        extended = 0
-        for check in self.checks.values():
-            moved = states.account_downtime(check.config, check.state, stopped_at, now)
-            if moved is not check.state:
-                check.state = moved
-                extended += 1
-        statements.append(
-            ("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, ?)", (stopped_at, now, int(clean)))
-        )
-        log.info(
-            "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
-            format_duration(now - stopped_at),
-            "clean" if clean else "unclean",
-            extended,
-        )
-
-    def _create(self, cfg: CheckConfig, now: float, statements: list[tuple[str, tuple[object, ...]]]) -> Check:
-        check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
-        self._next_check_id += 1
-        statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state))
-        self._new_names.append(cfg.name)
-        return check
-
-    def _log_new(self) -> None:
-        """One line per new check for a handful; a count for a config of thousands."""
-        names, self._new_names = self._new_names, []
-        if len(names) <= NAMED_NEW_CHECKS:
-            for name in names:
-                log.info("check %s is new; watching it from now", name)
-        else:
-            shown = ", ".join(names[:NAMED_NEW_CHECKS])
-            log.info("%d checks are new (%s, ...); watching them from now", len(names), shown)
-
-    def _add(self, check: Check) -> None:
-        self.checks[check.name] = check
-        self._by_id[check.id] = check
-        cfg = check.config
-        self._keys[cfg.key] = (check, None)
-        if cfg.start_key:
-            self._keys[cfg.start_key] = (check, Kind.START)
-        if cfg.fail_key:
-            self._keys[cfg.fail_key] = (check, Kind.FAIL)
-
-    # ---- reload ---------------------------------------------------------------------------
-
-    async def apply_config(self, config: Config) -> None:
-        """Switch to a new config: new checks are watched, removed ones keep their history."""
-        # Read first: from here on the maps are rebuilt, and pings must not see them half done.
-        missed: dict[int, list[queries.LoggedPing]] = {}
-        for name in config.checks.keys() & self._removed.keys():
-            back = self._removed[name]
-            if back.stale and self._db is not None:
-                missed[back.id] = await queries.check_pings_after(self._db, back.id, back.ping_id)
-        now = self.clock.now()
-        statements: list[tuple[str, tuple[object, ...]]] = []
-        old = self.checks
-        self.checks, self._keys, self._by_id = {}, {}, {}
-        writes: list[store.Write] = []
-        returned: list[Check] = []
-        for name, cfg in config.checks.items():
-            if name in old:
-                check = old[name]
-                if check.config != cfg:
-                    was, step = check.state, states.reconfigure(cfg, check.state, now, old=check.config)
-                    check.state, check.config = step.state, cfg
-                    writes.append(self._change(check, step, was))
-            elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
-                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
-                returned.append(check)
-                log.info("check %s is back in the config; watching it afresh, with its history", name)
-            else:
-                check = self._create(cfg, now, statements)
-            self._add(check)
-            self._schedule(check)
-        for name, check in old.items():
-            if name not in config.checks:
-                check.seq += 1  # drops its heap entry
-                check.heap_at = None
-                if check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
-                    writes.append(store.Write(state=self._row(check)))
-                self._removed[name] = Removed(check.id, check.state, check.ping_id)
-                statements.append(("UPDATE checks SET removed_at = ? WHERE id = ?", (now, check.id)))
-                log.info("check %s was removed from the config; its history is kept", name)
-        self.config = config
-        self._log_new()
-        self._edges, self._steps = pipeline.steps_of(config.checks.values())
-        for check in returned:  # with the new config in place: a replayed flip alerts its channels
-            writes.append(self._bring_back(check, missed.get(check.id, []), now))
-        self.writer.submit_nowait(store.Write(statements=statements))
-        for w in writes:
-            self.writer.submit_nowait(w)
-        try:
-            await self.writer.flush()
-        except store.StoreError as exc:  # applied in memory; the writer retries its rows until they commit
-            log.warning("reload applied; its rows are stored once database writes work again: %s", exc)
 
     # ---- pings ----------------------------------------------------------------------------
 
@@ -365,7 +139,7 @@ class Engine(ChangeRows):
         if not writes:
             return self._as_before(True), seen
         write = store.merge(writes)
-        write.state = self._row(check)
+        write.state = self._mark_stored(check)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
         return self._committed(write, tuple(uids), now), seen
 
@@ -389,7 +163,7 @@ class Engine(ChangeRows):
         check.ping_id = ping_id = self._next_ping_id
         self._next_ping_id += 1
         check.unpruned += 1
-        return ping.row(ping_id, check.id)
+        return store.ping_row(ping, ping_id, check.id)
 
     def _undo(
         self, check: Check, old: CheckState, ping_id: int, new: CheckState, armed: Armed, uids: Sequence[str | None]
@@ -413,7 +187,7 @@ class Engine(ChangeRows):
         check.state, check.ping_id = old, ping_id
         self._schedule(check)
         # Its row replaces any queued checkpoint of the refused state (the carry commits as one).
-        self.writer.submit_nowait(store.Write(state=self._row(check)))
+        self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
 
     def _apply(
         self,
@@ -448,7 +222,7 @@ class Engine(ChangeRows):
                 armed.append((downstream, before, downstream.state))
                 self._schedule(downstream)
                 # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
-                self.writer.submit_nowait(store.Write(state=self._row(downstream)))
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(downstream)))
         return steps, armed
 
     async def pause(self, check: Check) -> None:
@@ -472,7 +246,9 @@ class Engine(ChangeRows):
         row = outbox.test_row(outbox_id, channel, self.clock.now(), self.config.alerts)
         return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self.on_alerts))
 
-    def _row(self, check: Check) -> store.StateRow:
+    def _mark_stored(self, check: Check) -> store.StateRow:
+        """The check's state row, to queue now: from here the check counts as checkpointed (out
+        of Unstored), so the checkpoint mark may move past its pings."""
         self._unstored.stored(check.id)
         return store.StateRow(check.id, check.state, check.ping_id)
 
@@ -488,9 +264,9 @@ class Engine(ChangeRows):
             if check is None:  # removed by a reload, which stored its state
                 self._unstored.stored(cid)
             else:
-                self.writer.submit_nowait(store.Write(state=self._row(check)))
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
         if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
-            self.writer.submit_nowait(store.Write(statements=[store.meta_statement("checkpoint", str(mark))]))
+            self.writer.submit_nowait(store.Write(statements=[store.checkpoint_statement(mark)]))
 
     # ---- deadlines ------------------------------------------------------------------------
 
@@ -539,7 +315,8 @@ class Engine(ChangeRows):
             except Exception:  # the timer must keep running: this check is retried, the others go on
                 log.exception("check %s: cannot apply its deadline; trying again in an hour", check.name)
                 check.state = old  # no change without its rows (flip, alerts)
-                self.writer.submit_nowait(store.Write(state=self._row(check)))  # _change may have marked it stored
+                # _change may have marked it stored: queue the state it went back to
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
                 self._push(check, now + RETRY_BROKEN_CHECK)
         return changed
 

@@ -9,7 +9,8 @@ import asyncio
 import logging
 
 from heartfly.server.engine import Engine
-from heartfly.store import sqlite as store
+from heartfly.store import rows as store
+from heartfly.store.api import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,13 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
             engine.checkpoint(now)
             if now - last_alive >= ALIVE_EVERY:
                 last_alive = now
-                engine.writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", repr(now))]))
+                engine.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
             if now - last_prune >= prune_every:  # retried next round if it fails
                 await prune(engine)
                 last_prune = now
         except Exception as exc:  # logged once per spell; the next round retries
             if not failing:
-                trace = not isinstance(exc, store.StoreError)  # a store error is the writer's, logged there
+                trace = not isinstance(exc, StoreError)  # a store error is the writer's, logged there
                 log.error("housekeeping round failed (retried every round until it works): %s", exc, exc_info=trace)
             failing = True
         else:
@@ -66,6 +67,4 @@ async def prune(engine: Engine) -> None:
 async def mark_stopped(engine: Engine) -> None:
     engine.checkpoint()
     now = engine.clock.now()
-    await engine.writer.submit(
-        store.Write(statements=[store.meta_statement("alive_at", repr(now)), store.meta_statement("clean_stop", "1")])
-    )
+    await engine.writer.submit(store.Write(statements=[store.alive_statement(now), store.clean_stop_statement(True)]))

@@ -1,4 +1,5 @@
-"""Reads: what the API, the command line and start-up ask of the database."""
+"""Reads: what the API, the command line and start-up ask of the database; SqliteReader offers
+them as api.Reader."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
 from heartfly.core import states
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.store.sqlite import decode_state
+from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, decode_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ async def read_current_checks(db: aiosqlite.Connection, configs: Mapping[str, Ch
     await db.execute("BEGIN")
     try:
         rows = {row.id: row for row in await read_checks(db)}
-        async for ping in pings_after(db, int(await read_meta(db, "checkpoint") or 0)):
+        async for ping in pings_after(db, await read_checkpoint(db)):
             row = rows.get(ping.check_id)
             cfg = configs.get(row.name) if row is not None else None
             if row is None or cfg is None or ping.id <= row.state_ping_id:
@@ -121,7 +122,21 @@ async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-async def max_id(db: aiosqlite.Connection, table: str) -> int:
+async def read_checkpoint(db: aiosqlite.Connection) -> int:
+    """The checkpoint mark (CHECKPOINT): the pings after it are replayed on start."""
+    return int(await read_meta(db, CHECKPOINT) or 0)
+
+
+async def read_last_alive(db: aiosqlite.Connection) -> tuple[float | None, bool]:
+    """The server's last alive mark, if it ever ran, and whether it stopped cleanly then."""
+    alive = await read_meta(db, ALIVE_AT)
+    return (float(alive) if alive else None), await read_meta(db, CLEAN_STOP) == "1"
+
+
+Table = Literal["pings", "flips", "outbox"]  # the tables whose ids the engine hands out
+
+
+async def max_id(db: aiosqlite.Connection, table: Table) -> int:
     async with db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cur:  # noqa: S608 - fixed names
         row = await cur.fetchone()
     return int(row[0]) if row else 0
@@ -410,3 +425,83 @@ async def read_recent(db: aiosqlite.Connection, check_ids: list[int], runs: int,
         for item in items:
             item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else None
     return {i: Recent(run_rows.get(i, []), end_rows.get(i, []), flip_rows.get(i, [])) for i in check_ids}
+
+
+class SqliteReader:
+    """The read side of the SQLite store (api.Reader) over one read-only connection.
+
+    Each method calls this module's function of the same name, looked up when called.
+    """
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def read_checks(self) -> list[CheckRow]:
+        return await read_checks(self.db)
+
+    async def read_current_checks(self, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
+        return await read_current_checks(self.db, configs)
+
+    def pings_after(self, ping_id: int) -> AsyncIterator[LoggedPing]:
+        return pings_after(self.db, ping_id)
+
+    async def check_pings_after(self, check_id: int, ping_id: int) -> list[LoggedPing]:
+        return await check_pings_after(self.db, check_id, ping_id)
+
+    async def read_ping_ids(self, since: float, limit: int) -> list[tuple[str, float]]:
+        return await read_ping_ids(self.db, since, limit)
+
+    async def read_checkpoint(self) -> int:
+        return await read_checkpoint(self.db)
+
+    async def read_last_alive(self) -> tuple[float | None, bool]:
+        return await read_last_alive(self.db)
+
+    async def read_meta_prefix(self, prefix: str) -> dict[str, str]:
+        return await read_meta_prefix(self.db, prefix)
+
+    async def max_id(self, table: Table) -> int:
+        return await max_id(self.db, table)
+
+    async def read_downtimes(self, limit: int = 20) -> list[dict[str, Any]]:
+        return await read_downtimes(self.db, limit)
+
+    async def read_due_alerts(self, now: float, per_channel: int = 100) -> list[OutboxItem]:
+        return await read_due_alerts(self.db, now, per_channel)
+
+    async def read_reminders_behind(
+        self, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
+    ) -> list[int]:
+        return await read_reminders_behind(self.db, check_id, channel, head_id, now, limit)
+
+    async def next_alert_after(self, now: float) -> float | None:
+        return await next_alert_after(self.db, now)
+
+    async def count_pending_alerts(self) -> int:
+        return await count_pending_alerts(self.db)
+
+    async def read_ping(self, ping_id: int) -> dict[str, Any] | None:
+        return await read_ping(self.db, ping_id)
+
+    async def read_alerts(
+        self, check_id: int | None, limit: int = 50, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await read_alerts(self.db, check_id, limit, before)
+
+    async def read_pings(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        return await read_pings(self.db, check_id, limit, before)
+
+    async def read_flips(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        return await read_flips(self.db, check_id, limit, before)
+
+    async def read_runs(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        return await read_runs(self.db, check_id, limit, before)
+
+    async def read_end_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]:
+        return await read_end_pings(self.db, check_id, limit)
+
+    async def read_recent(self, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
+        return await read_recent(self.db, check_ids, runs, flips)

@@ -1,4 +1,5 @@
-"""SQLite through aiosqlite: schema migrations, one writer with group commit, and reads.
+"""SQLite through aiosqlite: schema migrations, one writer with group commit, and the read connection
+(open_reader; its queries are in queries.py).
 
 Writes go through `Writer`: callers queue rows and await a future that resolves once the rows are
 committed. Each batch is everything queued while the previous commit ran, so under load one commit
@@ -10,113 +11,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from heartfly.core.states import CheckState
 from heartfly.store import wal
+from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
+from heartfly.store.queries import SqliteReader
+
+# The rows and statements a write is made of (rows.py); re-exported for the callers that queue
+# writes through this module.
+from heartfly.store.rows import (
+    INSERT_FLIP,
+    INSERT_PING,
+    INSERT_RUN,
+    SET_META,
+    Statement,
+)
+from heartfly.store.rows import INSERT_OUTBOX as INSERT_OUTBOX
+from heartfly.store.rows import FlipRow as FlipRow
+from heartfly.store.rows import OutboxRow as OutboxRow
+from heartfly.store.rows import PingRow as PingRow
+from heartfly.store.rows import StateRow as StateRow
+from heartfly.store.rows import Write as Write
+from heartfly.store.rows import attempt_statements as attempt_statements
+from heartfly.store.rows import decode_state as decode_state
+from heartfly.store.rows import encode_state as encode_state
+from heartfly.store.rows import insert_check_statement as insert_check_statement
+from heartfly.store.rows import merge as merge
+from heartfly.store.rows import meta_statement as meta_statement
+from heartfly.store.rows import prune_statement as prune_statement
 from heartfly.store.schema import MIGRATIONS as MIGRATIONS  # re-exported: the store owns the schema's use
 
 log = logging.getLogger(__name__)
 
-INSERT_PING = (
-    "INSERT INTO pings (id, check_id, at, received_at, kind, exit_status, run_id, body, truncated,"
-    " metrics, method, source, user_agent, member, uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-INSERT_FLIP = (
-    "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail, learned_at) VALUES (?,?,?,?,?,?,?,?,?)"
-)
-INSERT_RUN = (
-    "INSERT INTO runs (check_id, run_id, started_at, ended_at, outcome, exit_status, detail, members)"
-    " VALUES (?,?,?,?,?,?,?,?)"
-)
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?)"
-)
-SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
-PingRow = tuple[
-    int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str, str | None, str | None
-]
-FlipRow = tuple[int, int, float, str, str, str | None, float | None, str, float | None]
-OutboxRow = tuple[int, str, int | None, str, str, str, float, float, float]
-RunRow = tuple[int, str | None, float, float, str, int | None, str, str | None]
-
-
-class StoreError(Exception):
-    """The database cannot be opened or used; the message says which file and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class StateRow:
-    """A checkpoint of one check: its state including every ping up to `ping_id`.
-
-    `state` is a snapshot: the engine replaces a check's state object, never mutates a queued one.
-    """
-
-    check_id: int
-    state: CheckState
-    ping_id: int
-
-
-@dataclass(slots=True)
-class Write:
-    """Rows to commit together."""
-
-    ping: PingRow | None = None
-    state: StateRow | None = None
-    flip: FlipRow | None = None
-    pings: list[PingRow] = field(default_factory=list)  # more of them: a batch of pings, or of flips
-    flips: list[FlipRow] = field(default_factory=list)
-    statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
-    outbox: list[OutboxRow] = field(default_factory=list)
-    runs: list[RunRow] = field(default_factory=list)
-    on_commit: Callable[[], None] | None = None  # called in the event loop once committed
-    on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
-
-    @property
-    def has_pings(self) -> bool:
-        return self.ping is not None or bool(self.pings)
-
-
-def merge(writes: Sequence[Write]) -> Write:
-    """One write of several, committed as one (a batch of pings: all of it or none of it).
-
-    A check's later state row replaces its earlier ones; callbacks run in order."""
-    if len(writes) == 1:
-        return writes[0]
-    merged = Write()
-    commits: list[Callable[[], None]] = []
-    refusals: list[Callable[[], None]] = []
-    for w in writes:
-        merged.pings += [p for p in ((w.ping, *w.pings) if w.pings else (w.ping,)) if p is not None]
-        merged.flips += [f for f in ((w.flip, *w.flips) if w.flips else (w.flip,)) if f is not None]
-        merged.state = w.state or merged.state
-        merged.statements += w.statements
-        merged.outbox += w.outbox
-        merged.runs += w.runs
-        commits += [w.on_commit] if w.on_commit is not None else []
-        refusals += [w.on_refuse] if w.on_refuse is not None else []
-    if commits:
-        merged.on_commit = commits[0] if len(commits) == 1 else functools.partial(_call_each, commits)
-    if refusals:
-        merged.on_refuse = functools.partial(_call_each, refusals[::-1])
-    return merged
-
-
-def _call_each(callbacks: list[Callable[[], None]]) -> None:
-    for callback in callbacks:
-        callback()
+async def open_reader(path: Path) -> SqliteReader:
+    """The read side (api.Reader) over a read-only connection of its own. StoreError says what failed."""
+    return SqliteReader(await connect(path))
 
 
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
@@ -358,7 +296,7 @@ class Writer:
                 pings += w.pings
                 flips += w.flips
         states: dict[int, StateRow] = {}
-        statements: list[tuple[str, tuple[Any, ...]]] = []
+        statements: list[Statement] = []
         for w in writes:
             if w.state is not None:
                 states[w.state.check_id] = w.state
@@ -484,57 +422,3 @@ def _multi_update(rows: int) -> str:
 
 def _update_states(conn: sqlite3.Connection, rows: list[tuple[int, str, int]]) -> None:
     _in_chunks(conn, _multi_update, rows, _STATES_PER_UPDATE)
-
-
-_encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(**options) builds an encoder per call
-
-
-def encode_state(state: CheckState) -> str:
-    return _encode(state.to_json())
-
-
-def decode_state(text: str) -> CheckState:
-    return CheckState.from_json(json.loads(text))
-
-
-def attempt_statements(
-    item_id: int, at: float, duration: float, outcome: str, error: str | None, next_attempt_at: float | None
-) -> list[tuple[str, tuple[Any, ...]]]:
-    """Record one delivery attempt and move its outbox row on (sent, failed, expired or retry later)."""
-    record = (
-        "INSERT INTO alert_attempts (outbox_id, at, duration, outcome, error) VALUES (?, ?, ?, ?, ?)",
-        (item_id, at, duration, outcome, error),
-    )
-    update: tuple[str, tuple[Any, ...]]
-    if outcome == "retry":
-        update = (
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
-            (next_attempt_at, error, item_id),
-        )
-    else:
-        update = (
-            "UPDATE outbox SET attempts = attempts + 1, status = ?, done_at = ?, last_error = ? WHERE id = ?",
-            (outcome, at, error, item_id),
-        )
-    return [record, update]
-
-
-def prune_statement(check_id: int, keep: int) -> tuple[str, tuple[Any, ...]]:
-    """Delete all but the newest `keep` pings of one check, never one its checkpoint lacks."""
-    sql = (
-        "DELETE FROM pings WHERE check_id = ? AND id <= "
-        "(SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
-        " AND id <= (SELECT state_ping_id FROM checks WHERE id = ?)"
-    )
-    return sql, (check_id, check_id, keep, check_id)
-
-
-def insert_check_statement(check_id: int, name: str, now: float, state: CheckState) -> tuple[str, tuple[Any, ...]]:
-    return (
-        "INSERT INTO checks (id, name, created_at, removed_at, state) VALUES (?, ?, ?, NULL, ?)",
-        (check_id, name, now, encode_state(state)),
-    )
-
-
-def meta_statement(key: str, value: str) -> tuple[str, tuple[Any, ...]]:
-    return SET_META, (key, value)

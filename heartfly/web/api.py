@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiosqlite
 from aiohttp import web
 
 from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary, iso
 from heartfly.server.engine import Check
-from heartfly.store import queries
+from heartfly.store.api import Reader
 from heartfly.web import auth, control
 from heartfly.web.runtime import RUNTIME
 
@@ -75,7 +74,7 @@ async def list_downtimes(request: web.Request) -> web.Response:
     """When Heartfly itself was not running, newest first: deadlines in those spans were extended."""
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    rows = await queries.read_downtimes(reader, _limit(request))
+    rows = await reader.read_downtimes(_limit(request))
     return web.json_response(
         [{**_times(r, "stopped_at", "started_at"), "seconds": r["started_at"] - r["stopped_at"]} for r in rows]
     )
@@ -92,41 +91,42 @@ async def get_check(request: web.Request) -> web.Response:
     return web.json_response(summary(request.app, check))
 
 
-PageReader = Callable[[aiosqlite.Connection, int, int, "int | None"], Awaitable[list[dict[str, Any]]]]
+# A page read of the Reader: (check id, limit, before) -> rows.
+PageRead = Callable[[int, int, "int | None"], Awaitable[list[dict[str, Any]]]]
 
 
 async def _history(
-    request: web.Request, read: PageReader, shape: Callable[[dict[str, Any]], dict[str, Any]]
+    request: web.Request, read: Callable[[Reader], PageRead], shape: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> web.Response:
     """One page of a check's history, newest first (`limit`, and `before` an id cursor)."""
     check = _check(request)
     reader = request.app[RUNTIME].reader
     assert reader is not None
     limit, before = _limit(request), _before(request)
-    rows = await read(reader, check.id, limit, before)
+    rows = await read(reader)(check.id, limit, before)
     return _page(request, [shape(r) for r in rows], limit)
 
 
 @authorized(query=PAGE_PARAMS)
 async def check_pings(request: web.Request) -> web.Response:
-    return await _history(request, queries.read_pings, lambda r: _times(r, "at", "received_at"))
+    return await _history(request, lambda db: db.read_pings, lambda r: _times(r, "at", "received_at"))
 
 
 @authorized(query=PAGE_PARAMS)
 async def check_runs(request: web.Request) -> web.Response:
     """Finished runs, newest first; runs still open are in the check's `open_runs`/`running_since`."""
-    return await _history(request, queries.read_runs, lambda r: _times(r, "started_at", "ended_at"))
+    return await _history(request, lambda db: db.read_runs, lambda r: _times(r, "started_at", "ended_at"))
 
 
 @authorized(query=PAGE_PARAMS)
 async def check_flips(request: web.Request) -> web.Response:
-    return await _history(request, queries.read_flips, lambda r: _times(r, "at", "deadline", "learned_at"))
+    return await _history(request, lambda db: db.read_flips, lambda r: _times(r, "at", "deadline", "learned_at"))
 
 
 @authorized(query=PAGE_PARAMS)
 async def check_alerts(request: web.Request) -> web.Response:
     """The check's alerts, newest first, each with every delivery attempt."""
-    return await _history(request, queries.read_alerts, _alert_times)
+    return await _history(request, lambda db: db.read_alerts, _alert_times)
 
 
 @authorized()
@@ -142,7 +142,7 @@ async def test_channel(request: web.Request) -> web.Response:
     assert reader is not None
     deadline = rt.clock.now() + rt.config.alerts.timeout + 5
     while True:
-        alert = next(a for a in await queries.read_alerts(reader, None, 50) if a["id"] == outbox_id)
+        alert = next(a for a in await reader.read_alerts(None, 50) if a["id"] == outbox_id)
         if alert["attempt_log"] or rt.clock.now() > deadline:
             break
         await asyncio.sleep(0.05)

@@ -70,7 +70,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     rt.token = load_token(server.api_token_file)
     writer = await store.Writer.open(server.database, server.synchronous)
     try:
-        reader = await store.connect(server.database)
+        reader = await store.open_reader(server.database)
         try:
             writer.start()
             rt.writer, rt.reader = writer, reader

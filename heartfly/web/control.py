@@ -20,8 +20,7 @@ from heartfly.core.states import Status
 from heartfly.core.units import UnitError, parse_duration
 from heartfly.server import longlived, systemd
 from heartfly.server.engine import Check
-from heartfly.store import queries
-from heartfly.store import sqlite as store
+from heartfly.store import rows as store
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ async def control_context(app: web.Application) -> AsyncIterator[None]:
     """A cleanup context after the engine's: re-arms pauses that end later, cancels them on stop."""
     ctl, rt = app[CONTROL], app[RUNTIME]
     assert rt.reader is not None
-    for key, value in (await queries.read_meta_prefix(rt.reader, PAUSE_META)).items():
+    for key, value in (await rt.reader.read_meta_prefix(PAUSE_META)).items():
         with contextlib.suppress(ValueError):
             _arm(app, key[len(PAUSE_META) :], float(value))
     yield
@@ -86,7 +85,7 @@ async def pause(app: web.Application, check: Check, until: float | None) -> None
     _disarm(app, check.name)
     key = PAUSE_META + check.name
     if until is None:
-        statement = ("DELETE FROM meta WHERE key = ?", (key,))
+        statement = store.delete_meta_statement(key)
         log.info("check %s: paused by an operator", check.name)
     else:
         statement = store.meta_statement(key, repr(until))
@@ -102,7 +101,7 @@ async def resume(app: web.Application, check: Check, why: str = "resumed by an o
     await rt.engine.resume(check, why)
     if _disarm(app, check.name):
         assert rt.writer is not None
-        await rt.writer.submit(store.Write(statements=[("DELETE FROM meta WHERE key = ?", (PAUSE_META + check.name,))]))
+        await rt.writer.submit(store.Write(statements=[store.delete_meta_statement(PAUSE_META + check.name)]))
 
 
 def paused_until(app: web.Application, check: Check) -> float | None:
@@ -137,7 +136,7 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
             await resume(app, check, "resumed: its pause ended")
         elif _disarm(app, name):
             assert rt.writer is not None
-            await rt.writer.submit(store.Write(statements=[("DELETE FROM meta WHERE key = ?", (PAUSE_META + name,))]))
+            await rt.writer.submit(store.Write(statements=[store.delete_meta_statement(PAUSE_META + name)]))
     except Exception:  # the timer task must not die silently: the next start re-arms it
         log.exception("check %s: could not end its pause", name)
 

@@ -25,7 +25,6 @@ from heartfly.core.units import decimal
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
-from heartfly.store import queries
 from heartfly.web import auth, badges, charts, control, pings
 from heartfly.web.runtime import RUNTIME
 from heartfly.web.words import duration_words, iso_z, relative, schedule_words, short_duration, stamp, utc
@@ -154,9 +153,9 @@ async def _events(request: web.Request, check: Check, runs: int, flips: int) -> 
     reader = request.app[RUNTIME].reader
     assert reader is not None
     return charts.events(
-        await queries.read_runs(reader, check.id, runs),
-        await queries.read_end_pings(reader, check.id, runs),
-        await queries.read_flips(reader, check.id, flips),
+        await reader.read_runs(check.id, runs),
+        await reader.read_end_pings(check.id, runs),
+        await reader.read_flips(check.id, flips),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
         _judged_by(check),
@@ -167,7 +166,7 @@ async def _timelines(request: web.Request, checks: list[Check]) -> list[charts.C
     """The index's strips, one per check, from one batched read (not three queries per row)."""
     rt = request.app[RUNTIME]
     assert rt.reader is not None
-    recent = await queries.read_recent(rt.reader, [c.id for c in checks], charts.TIMELINE_SLOTS, 10)
+    recent = await rt.reader.read_recent([c.id for c in checks], charts.TIMELINE_SLOTS, 10)
     now = rt.clock.now()
     strips = []
     for c in checks:
@@ -254,9 +253,9 @@ async def check_page(request: web.Request) -> web.Response:
     cfg = check.config
     row = _row(request.app, check)
     pings_before = _cursor(request, "pings_before")
-    pings = await queries.read_pings(reader, check.id, PINGS_PER_PAGE, pings_before)
-    flips = await queries.read_flips(reader, check.id, 15)
-    alerts = await queries.read_alerts(reader, check.id, 10)
+    pings = await reader.read_pings(check.id, PINGS_PER_PAGE, pings_before)
+    flips = await reader.read_flips(check.id, 15)
+    alerts = await reader.read_alerts(check.id, 10)
     items = await _events(request, check, 60, 30)
     upstream_name = cfg.after
     upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None

@@ -18,7 +18,6 @@ from prometheus_client.registry import Collector
 
 from heartfly import __version__
 from heartfly.core.states import Status
-from heartfly.store import queries
 from heartfly.web import auth
 from heartfly.web.pings import PING_COUNTS
 from heartfly.web.runtime import RUNTIME
@@ -42,7 +41,7 @@ async def metrics(request: web.Request) -> web.Response:
         return web.Response(status=status, text=f"/metrics {why}\n", headers={"WWW-Authenticate": "Bearer"})
     rt = request.app[RUNTIME]
     assert rt.reader is not None
-    pending = await queries.count_pending_alerts(rt.reader)
+    pending = await rt.reader.count_pending_alerts()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(list(_families(request.app, pending))))
     registry.register(_PROCESS)

@@ -23,7 +23,7 @@ from heartfly.core.pingparse import (
 )
 from heartfly.core.states import Kind
 from heartfly.server.engine import Check, Engine, PingRecord
-from heartfly.store.sqlite import StoreError
+from heartfly.store.api import StoreError
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)

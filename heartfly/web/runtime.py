@@ -11,13 +11,13 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiosqlite
 from aiohttp import web
 
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config, check_token
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import Engine
+from heartfly.store.api import Reader
 from heartfly.store.sqlite import Writer
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,8 @@ class Runtime:
     config: Config
     clock: Clock
     token: str | None = None
-    reader: aiosqlite.Connection | None = None
-    writer: Writer | None = None
+    reader: Reader | None = None
+    writer: Writer | None = None  # the backend app.py opened (tests reach into it)
     dispatcher: Dispatcher | None = None
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
     _engine: Engine | None = field(default=None, repr=False)

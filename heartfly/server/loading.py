@@ -1,0 +1,251 @@
+"""The engine's start-up and reload: its checks rebuilt from the store and the config.
+
+Stored states are checkpoints; pings committed after them are replayed through the same pure
+state machine. A check gone from the config keeps its row and comes back with its history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from heartfly.core import pipeline, states
+from heartfly.core.clock import Clock
+from heartfly.core.config import CheckConfig, Config
+from heartfly.core.pingids import PingIds
+from heartfly.core.states import CheckState, Event, Kind
+from heartfly.core.units import format_duration
+from heartfly.server.changes import ChangeRows
+from heartfly.server.checks import Armed, Check, Removed
+from heartfly.server.unstored import Unstored
+from heartfly.store import rows as store
+from heartfly.store.api import Reader, StoreError, WriteQueue
+from heartfly.store.queries import LoggedPing
+
+log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before the split
+
+NAMED_NEW_CHECKS = 10  # more new checks than this at once are logged as a count
+
+
+class Loading(ChangeRows):
+    """The engine's part that (re)builds its checks: load() at start, apply_config() on reload."""
+
+    config: Config
+    clock: Clock
+    writer: WriteQueue
+    checks: dict[str, Check]
+    ping_ids: PingIds
+    started_at: float
+    downtime: tuple[float, float] | None
+    _keys: dict[str, tuple[Check, Kind | None]]
+    _by_id: dict[int, Check]
+    _next_check_id: int
+    _next_flip_id: int
+    _next_ping_id: int
+    _next_outbox_id: int
+    _unstored: Unstored
+    _removed: dict[str, Removed]
+    _db: Reader | None
+    _new_names: list[str]
+    _edges: dict[str, str]
+    _steps: dict[str, list[tuple[str, str]]]
+
+    if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
+        _schedule: Callable[[Check], None]
+        checkpoint: Callable[[], None]
+
+        def _apply(
+            self, check: Check, event: Event, now: float, *, arm: bool = True
+        ) -> tuple[list[states.Step], Armed]: ...
+
+    # ---- start-up -------------------------------------------------------------------------
+
+    async def load(self, db: Reader) -> None:
+        """Rebuild from SQLite, add checks new to the config, and account for our own downtime.
+
+        Stored states are checkpoints; pings committed after a check's checkpoint are replayed
+        through the same pure state machine, so a crash loses nothing that was acknowledged.
+        """
+        now = self.clock.now()
+        self.started_at = now
+        self._db = db
+        rows = {row.name: row for row in await db.read_checks()}
+        self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
+        self._next_flip_id = await db.max_id("flips") + 1
+        checkpoint = await db.read_checkpoint()
+        # A ping refused with 503 is not stored, but a state may name it: never hand its id out again.
+        stored_ids = max((r.state_ping_id for r in rows.values()), default=0)
+        self._next_ping_id = max(await db.max_id("pings"), stored_ids, checkpoint) + 1
+        self._next_outbox_id = await db.max_id("outbox") + 1
+        stopped_at, clean = await db.read_last_alive()
+        statements: list[store.Statement] = []
+        stored: dict[int, CheckState] = {}
+        returned: list[Check] = []
+        for name, cfg in self.config.checks.items():
+            row = rows.get(name)
+            if row is None:
+                check = self._create(cfg, now, statements)
+            else:
+                step = states.reconfigure(cfg, row.state, now)
+                check = Check(row.id, cfg, step.state, ping_id=row.state_ping_id)
+                stored[check.id] = row.state
+                if row.removed_at is not None:
+                    returned.append(check)
+                elif step.flip is not None:  # the file changed while stopped: a late check may be on time
+                    self.writer.submit_nowait(self._change(check, step, row.state))
+            self._add(check)
+        for name, row in rows.items():
+            if name in self.config.checks:
+                continue
+            self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
+            if row.removed_at is None:
+                statements.append(store.removed_statement(row.id, now))
+                log.info("check %s is no longer in the config; its history is kept", name)
+        self._log_new()
+        for check in returned:  # after the loop above: a replayed flip may look at other checks
+            pings = await db.check_pings_after(check.id, check.ping_id)
+            self.writer.submit_nowait(self._bring_back(check, pings, now))
+            stored[check.id] = check.state
+        await self._replay(db, checkpoint)
+        for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
+            self.ping_ids.add(uid, received_at)
+        if stopped_at is not None and stopped_at < now:
+            self._account_downtime(stopped_at, now, clean, statements)
+        statements.append(store.alive_statement(now))
+        statements.append(store.clean_stop_statement(False))
+        self.writer.submit_nowait(store.Write(statements=statements))
+        for check in self.checks.values():
+            if stored.get(check.id) != check.state:
+                self._unstored.note(check.id, now, self._next_ping_id)
+            self._schedule(check)
+        self.checkpoint()
+        await self.writer.flush()
+
+    async def _replay(self, db: Reader, checkpoint: int) -> None:
+        replayed = 0
+        async for ping in db.pings_after(checkpoint):
+            check = self._by_id.get(ping.check_id)
+            if check is None or ping.id <= check.ping_id:
+                continue  # a removed check, or already in its checkpoint
+            self._replay_one(check, ping)
+            replayed += 1
+        if replayed:
+            log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
+
+    def _replay_one(self, check: Check, ping: LoggedPing) -> None:
+        old = check.state
+        steps, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
+        check.ping_id = ping.id
+        if any(step.flip is not None or step.ended for step in steps):  # only if the config changed while stopped
+            self.writer.submit_nowait(self._changes(check, steps, old))
+
+    def _bring_back(self, check: Check, pings: list[LoggedPing], now: float) -> store.Write:
+        """A check back in the config: apply the pings its stored state lacks (see Removed.stale),
+        then watch it afresh. Its row stops being "removed" in the commit that stores its state: a
+        crash in between must not leave it looking current with those pings never applied."""
+        for ping in pings:
+            self._replay_one(check, ping)
+        if pings:
+            log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
+        check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
+        self._schedule(check)
+        write = store.Write(state=self._mark_stored(check))
+        write.statements.append(store.removed_statement(check.id, None))
+        return write
+
+    def _account_downtime(self, stopped_at: float, now: float, clean: bool, statements: list[store.Statement]) -> None:
+        self.downtime = (stopped_at, now)
+        extended = 0
+        for check in self.checks.values():
+            moved = states.account_downtime(check.config, check.state, stopped_at, now)
+            if moved is not check.state:
+                check.state = moved
+                extended += 1
+        statements.append(store.downtime_statement(stopped_at, now, clean))
+        log.info(
+            "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
+            format_duration(now - stopped_at),
+            "clean" if clean else "unclean",
+            extended,
+        )
+
+    def _create(self, cfg: CheckConfig, now: float, statements: list[store.Statement]) -> Check:
+        check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
+        self._next_check_id += 1
+        statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state))
+        self._new_names.append(cfg.name)
+        return check
+
+    def _log_new(self) -> None:
+        """One line per new check for a handful; a count for a config of thousands."""
+        names, self._new_names = self._new_names, []
+        if len(names) <= NAMED_NEW_CHECKS:
+            for name in names:
+                log.info("check %s is new; watching it from now", name)
+        else:
+            shown = ", ".join(names[:NAMED_NEW_CHECKS])
+            log.info("%d checks are new (%s, ...); watching them from now", len(names), shown)
+
+    def _add(self, check: Check) -> None:
+        self.checks[check.name] = check
+        self._by_id[check.id] = check
+        cfg = check.config
+        self._keys[cfg.key] = (check, None)
+        if cfg.start_key:
+            self._keys[cfg.start_key] = (check, Kind.START)
+        if cfg.fail_key:
+            self._keys[cfg.fail_key] = (check, Kind.FAIL)
+
+    # ---- reload ---------------------------------------------------------------------------
+
+    async def apply_config(self, config: Config) -> None:
+        """Switch to a new config: new checks are watched, removed ones keep their history."""
+        # Read first: from here on the maps are rebuilt, and pings must not see them half done.
+        missed: dict[int, list[LoggedPing]] = {}
+        for name in config.checks.keys() & self._removed.keys():
+            back = self._removed[name]
+            if back.stale and self._db is not None:
+                missed[back.id] = await self._db.check_pings_after(back.id, back.ping_id)
+        now = self.clock.now()
+        statements: list[store.Statement] = []
+        old = self.checks
+        self.checks, self._keys, self._by_id = {}, {}, {}
+        writes: list[store.Write] = []
+        returned: list[Check] = []
+        for name, cfg in config.checks.items():
+            if name in old:
+                check = old[name]
+                if check.config != cfg:
+                    was, step = check.state, states.reconfigure(cfg, check.state, now, old=check.config)
+                    check.state, check.config = step.state, cfg
+                    writes.append(self._change(check, step, was))
+            elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
+                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
+                returned.append(check)
+                log.info("check %s is back in the config; watching it afresh, with its history", name)
+            else:
+                check = self._create(cfg, now, statements)
+            self._add(check)
+            self._schedule(check)
+        for name, check in old.items():
+            if name not in config.checks:
+                check.seq += 1  # drops its heap entry
+                check.heap_at = None
+                if check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
+                    writes.append(store.Write(state=self._mark_stored(check)))
+                self._removed[name] = Removed(check.id, check.state, check.ping_id)
+                statements.append(store.removed_statement(check.id, now))
+                log.info("check %s was removed from the config; its history is kept", name)
+        self.config = config
+        self._log_new()
+        self._edges, self._steps = pipeline.steps_of(config.checks.values())
+        for check in returned:  # with the new config in place: a replayed flip alerts its channels
+            writes.append(self._bring_back(check, missed.get(check.id, []), now))
+        self.writer.submit_nowait(store.Write(statements=statements))
+        for w in writes:
+            self.writer.submit_nowait(w)
+        try:
+            await self.writer.flush()
+        except StoreError as exc:  # applied in memory; the writer retries its rows until they commit
+            log.warning("reload applied; its rows are stored once database writes work again: %s", exc)

@@ -1,0 +1,252 @@
+"""What the writer commits: each row's columns beside its INSERT, and the other statements.
+
+Callers hand in facts (a flip, a finished run, a ping, a meta key) and get rows or statements
+back; nothing outside heartfly/store knows a column's place or speaks SQL.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from heartfly.core.statetypes import CheckState, Flip, RunEnd
+
+if TYPE_CHECKING:
+    from heartfly.store.pingrecord import PingRecord
+
+INSERT_PING = (
+    "INSERT INTO pings (id, check_id, at, received_at, kind, exit_status, run_id, body, truncated,"
+    " metrics, method, source, user_agent, member, uid) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+INSERT_FLIP = (
+    "INSERT INTO flips (id, check_id, at, old, new, reason, deadline, detail, learned_at) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+INSERT_RUN = (
+    "INSERT INTO runs (check_id, run_id, started_at, ended_at, outcome, exit_status, detail, members)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?)"
+)
+SET_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+
+PingRow = tuple[
+    int, int, float, float, str, int | None, str | None, str, int, str | None, str, str, str, str | None, str | None
+]
+FlipRow = tuple[int, int, float, str, str, str | None, float | None, str, float | None]
+OutboxRow = tuple[int, str, int | None, str, str, str, float, float, float]
+RunRow = tuple[int, str | None, float, float, str, int | None, str, str | None]
+Statement = tuple[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """A checkpoint of one check: its state including every ping up to `ping_id`.
+
+    `state` is a snapshot: the engine replaces a check's state object, never mutates a queued one.
+    """
+
+    check_id: int
+    state: CheckState
+    ping_id: int
+
+
+@dataclass(slots=True)
+class Write:
+    """Rows to commit together."""
+
+    ping: PingRow | None = None
+    state: StateRow | None = None
+    flip: FlipRow | None = None
+    pings: list[PingRow] = field(default_factory=list)  # more of them: a batch of pings, or of flips
+    flips: list[FlipRow] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    runs: list[RunRow] = field(default_factory=list)
+    on_commit: Callable[[], None] | None = None  # called in the event loop once committed
+    on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
+
+    @property
+    def has_pings(self) -> bool:
+        return self.ping is not None or bool(self.pings)
+
+
+def merge(writes: Sequence[Write]) -> Write:
+    """One write of several, committed as one (a batch of pings: all of it or none of it).
+
+    A check's later state row replaces its earlier ones; callbacks run in order."""
+    if len(writes) == 1:
+        return writes[0]
+    merged = Write()
+    commits: list[Callable[[], None]] = []
+    refusals: list[Callable[[], None]] = []
+    for w in writes:
+        merged.pings += [p for p in ((w.ping, *w.pings) if w.pings else (w.ping,)) if p is not None]
+        merged.flips += [f for f in ((w.flip, *w.flips) if w.flips else (w.flip,)) if f is not None]
+        merged.state = w.state or merged.state
+        merged.statements += w.statements
+        merged.outbox += w.outbox
+        merged.runs += w.runs
+        commits += [w.on_commit] if w.on_commit is not None else []
+        refusals += [w.on_refuse] if w.on_refuse is not None else []
+    if commits:
+        merged.on_commit = commits[0] if len(commits) == 1 else functools.partial(_call_each, commits)
+    if refusals:
+        merged.on_refuse = functools.partial(_call_each, refusals[::-1])
+    return merged
+
+
+def _call_each(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
+
+
+# ---- rows ---------------------------------------------------------------------------------------
+
+
+def ping_row(ping: PingRecord, ping_id: int, check_id: int) -> PingRow:
+    ev = ping.event
+    return (
+        ping_id,
+        check_id,
+        ev.at,
+        ping.received_at,
+        ev.kind.value,
+        ev.exit_status,
+        ev.run_id,
+        ping.body,
+        int(ping.truncated),
+        json.dumps(ping.metrics) if ping.metrics else None,
+        ping.method,
+        ping.source,
+        ping.user_agent,
+        ev.member,
+        ping.uid,
+    )
+
+
+def flip_row(flip_id: int, check_id: int, flip: Flip) -> FlipRow:
+    return (
+        flip_id,
+        check_id,
+        flip.at,
+        flip.old.value,
+        flip.new.value,
+        flip.reason.value if flip.reason else None,
+        flip.deadline,
+        flip.detail,
+        flip.learned_at,
+    )
+
+
+def run_rows(check_id: int, ended: Iterable[RunEnd]) -> list[RunRow]:
+    return [
+        (check_id, r.run_id, r.started_at, r.ended_at, r.outcome, r.exit_status, r.detail,
+         json.dumps(r.members) if r.members else None)
+        for r in ended
+    ]  # fmt: skip
+
+
+def outbox_row(
+    outbox_id: int, key: str, check_id: int | None, channel: str, event: str, payload: str, at: float, expires_at: float
+) -> OutboxRow:
+    """An alert to send from `at` (its first attempt is due then) until `expires_at`."""
+    return (outbox_id, key, check_id, channel, event, payload, at, expires_at, at)
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(**options) builds an encoder per call
+
+
+def encode_state(state: CheckState) -> str:
+    return _encode(state.to_json())
+
+
+def decode_state(text: str) -> CheckState:
+    return CheckState.from_json(json.loads(text))
+
+
+# ---- statements -------------------------------------------------------------------------------
+
+
+def meta_statement(key: str, value: str) -> Statement:
+    return SET_META, (key, value)
+
+
+def delete_meta_statement(key: str) -> Statement:
+    return "DELETE FROM meta WHERE key = ?", (key,)
+
+
+# The server's own marks in the meta table (queries.read_checkpoint and read_last_alive read them).
+CHECKPOINT = "checkpoint"  # every ping numbered up to it is in the stored states
+ALIVE_AT = "alive_at"  # the server's last sign of life: a restart's downtime starts here
+CLEAN_STOP = "clean_stop"  # "1" once it stopped cleanly, "0" while it runs
+
+
+def checkpoint_statement(mark: int) -> Statement:
+    return meta_statement(CHECKPOINT, str(mark))
+
+
+def alive_statement(now: float) -> Statement:
+    return meta_statement(ALIVE_AT, repr(now))
+
+
+def clean_stop_statement(clean: bool) -> Statement:
+    return meta_statement(CLEAN_STOP, "1" if clean else "0")
+
+
+def insert_check_statement(check_id: int, name: str, now: float, state: CheckState) -> Statement:
+    return (
+        "INSERT INTO checks (id, name, created_at, removed_at, state) VALUES (?, ?, ?, NULL, ?)",
+        (check_id, name, now, encode_state(state)),
+    )
+
+
+def removed_statement(check_id: int, removed_at: float | None) -> Statement:
+    """Mark a check gone from the config since `removed_at` (its history stays), or back (None)."""
+    if removed_at is None:
+        return "UPDATE checks SET removed_at = NULL WHERE id = ?", (check_id,)
+    return "UPDATE checks SET removed_at = ? WHERE id = ?", (removed_at, check_id)
+
+
+def downtime_statement(stopped_at: float, started_at: float, clean: bool) -> Statement:
+    return "INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, ?)", (
+        stopped_at,
+        started_at,
+        int(clean),
+    )
+
+
+def attempt_statements(
+    item_id: int, at: float, duration: float, outcome: str, error: str | None, next_attempt_at: float | None
+) -> list[Statement]:
+    """Record one delivery attempt and move its outbox row on (sent, failed, expired or retry later)."""
+    record = (
+        "INSERT INTO alert_attempts (outbox_id, at, duration, outcome, error) VALUES (?, ?, ?, ?, ?)",
+        (item_id, at, duration, outcome, error),
+    )
+    update: Statement
+    if outcome == "retry":
+        update = (
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (next_attempt_at, error, item_id),
+        )
+    else:
+        update = (
+            "UPDATE outbox SET attempts = attempts + 1, status = ?, done_at = ?, last_error = ? WHERE id = ?",
+            (outcome, at, error, item_id),
+        )
+    return [record, update]
+
+
+def prune_statement(check_id: int, keep: int) -> Statement:
+    """Delete all but the newest `keep` pings of one check, never one its checkpoint lacks."""
+    sql = (
+        "DELETE FROM pings WHERE check_id = ? AND id <= "
+        "(SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+        " AND id <= (SELECT state_ping_id FROM checks WHERE id = ?)"
+    )
+    return sql, (check_id, check_id, keep, check_id)
