@@ -246,7 +246,7 @@ def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() 
     assert still.status is Status.LATE and flip is None
     again, flip, _ = reconfigure(check(name=cfg.name, key=cfg.key, every=200), late, T0 + 110, old=cfg)
     assert again.status is Status.NEW and again.changed_at == T0 + 110  # never pinged: new, not up
-    assert flip is not None and (flip.old, flip.new, flip.alerts) == (Status.LATE, Status.NEW, False)
+    assert flip is not None and (flip.old, flip.new, flip.alert_event) == (Status.LATE, Status.NEW, None)
     assert flip.detail == "its due time moved ahead with a config reload"
     assert next_deadline(cfg, again) == Deadline(T0 + 200, "late")
 

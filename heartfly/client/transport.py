@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 
 from heartfly import __version__
 from heartfly.client import http1
+from heartfly.core.patterns import METRIC_RE, NAME_RE, RUN_ID_RE
 
 # Every cron tick imports this module: pathlib, random and typing (~15 ms) only where needed.
 TYPE_CHECKING = False  # mypy reads this name as True
@@ -51,9 +52,6 @@ def config_path(given: Path | None) -> Path:
     return Path(next((p for p in DEFAULT_CONFIGS if os.path.exists(p)), DEFAULT_CONFIGS[-1]))
 
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # as heartfly.core.config.NAME_RE
-RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
-METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 USER_AGENT = f"heartfly/{__version__}"
 
 

@@ -43,6 +43,7 @@ from heartfly.core.config_reader import (
     positive_duration,
 )
 from heartfly.core.config_secrets import MIN_TOKEN, check_token, read_secrets
+from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
 from heartfly.core.units import parse_size
 
@@ -60,7 +61,6 @@ __all__ = [
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_PORT = 8765
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel

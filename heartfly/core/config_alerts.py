@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from heartfly.core.config_reader import Reader, join, positive, positive_duration
+from heartfly.core.patterns import NAME_RE
 
 ChannelType = Literal["email", "webhook", "apprise"]
 WebhookFormat = Literal["json", "slack", "discord", "ntfy"]
 Security = Literal["starttls", "tls", "none"]
 CHANNEL_TYPES: tuple[ChannelType, ...] = get_args(ChannelType)
 WEBHOOK_FORMATS: tuple[WebhookFormat, ...] = get_args(WebhookFormat)
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _EMAIL_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 _URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
 
@@ -118,7 +118,7 @@ def parse_channels(reader: Reader, data: Mapping[str, Any], smtp: SmtpConfig | N
     channels: dict[str, ChannelConfig] = {}
     for name, raw in reader.table(data, "channels").items():
         where = f"channels.{name}"
-        if not _NAME_RE.fullmatch(name):
+        if not NAME_RE.fullmatch(name):
             reader.fail(where, "a channel name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
         if not isinstance(raw, dict):
             reader.fail(where, "expected a table")

@@ -15,12 +15,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from heartfly.core.patterns import METRIC_RE, RUN_ID_RE
 from heartfly.core.pingids import PING_ID_RE
 from heartfly.core.states import Event, Kind
 from heartfly.core.units import is_decimal
 
-RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
-METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_METRICS = 32
 FUTURE_SKEW = 300.0  # a client clock this far ahead is trusted as "now"
 MAX_BATCH = 1000  # pings in one batch request (a client sends a longer spool in several)

@@ -6,6 +6,7 @@ Plain data, no rules (those are heartfly.core.states, which re-exports every nam
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -109,6 +110,12 @@ class CheckState:
     held_at: float = 0.0
     hold_until: float = 0.0
 
+    def next_due(self) -> float | None:
+        """When the next run is due (before grace), server downtime included; None for a pipeline
+        step, which has no schedule of its own."""
+        due = self.due_at + self.slack
+        return due if math.isfinite(due) else None
+
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies recursively, and checkpoints run often. Fields at
         # their defaults are left out (from_json restores them): rows about half the size.
@@ -183,9 +190,16 @@ class Flip:
         return self.old is Status.DOWN and self.new not in (Status.DOWN, Status.PAUSED)
 
     @property
-    def alerts(self) -> bool:
-        """Down, recovery and reminders are told to the check's channels; other changes are not."""
-        return self.reminder or self.is_down or self.is_recovery
+    def alert_event(self) -> str | None:
+        """What the check's channels are told: down, recovery or a reminder; other changes (late,
+        paused, a first up) are not alerts (None)."""
+        if self.reminder:
+            return "reminder"
+        if self.is_down:
+            return "down"
+        if self.is_recovery:
+            return "recovery"
+        return None
 
 
 class Deadline(NamedTuple):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,7 @@ def iso(ts: float | None) -> str | None:
 def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
     watching = st.status is not Status.PAUSED
     deadline = next_deadline(cfg, st) if watching else None
-    due = st.due_at + st.slack  # infinite for a pipeline step: it has no schedule of its own
+    due = st.next_due()
     return {
         "name": cfg.name,
         "state": st.status.value,
@@ -31,7 +30,7 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
         "last_ping_at": iso(st.last_ping_at),
         "last_ping_kind": st.last_ping_kind.value if st.last_ping_kind else None,
         "last_success_at": iso(st.last_success_at),
-        "due_at": iso(due) if watching and math.isfinite(due) else None,
+        "due_at": iso(due) if watching and due is not None else None,
         "step_due_at": iso(st.step_due) if st.step_due is not None else None,
         "next_deadline_at": iso(deadline.at) if deadline else None,
         "running_since": iso(min(r.started_at for r in st.runs.values())) if st.runs else None,

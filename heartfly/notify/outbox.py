@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,16 +10,6 @@ from heartfly.core.config import CheckConfig
 from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
 from heartfly.core.states import CheckState, Flip, Reason, Status
 from heartfly.store.rows import OutboxRow, outbox_row
-
-
-def event_of(flip: Flip) -> str | None:
-    if flip.reminder:
-        return "reminder"
-    if flip.is_down:
-        return "down"
-    if flip.is_recovery:
-        return "recovery"
-    return None
 
 
 def payload(
@@ -66,16 +55,11 @@ def _was_due(flip: Flip, old: CheckState, new: CheckState) -> float | None:
     the next due time is no news). Reminder: the missed due time, while the state still holds it.
     Recovery: when the next run is due."""
     if flip.is_recovery:
-        return _due(new)
+        return new.next_due()
     if flip.is_down:
-        return _due(old) if flip.reason is Reason.MISSED else flip.deadline
-    due = _due(new) if new.reason is Reason.MISSED else None
+        return old.next_due() if flip.reason is Reason.MISSED else flip.deadline
+    due = new.next_due() if new.reason is Reason.MISSED else None
     return due if due is not None and due <= flip.at else None  # a start since moved it on
-
-
-def _due(st: CheckState) -> float | None:
-    due = st.due_at + st.slack
-    return due if math.isfinite(due) else None  # a pipeline step has no due time of its own
 
 
 def rows_for(
@@ -88,7 +72,7 @@ def rows_for(
     first_id: int,
 ) -> list[OutboxRow]:
     """One outbox row per channel that wants this event; ids from `first_id` on."""
-    event = event_of(flip)
+    event = flip.alert_event
     if event is None:
         return []
     # The Idempotency-Key: a transition's id, or for a reminder the check and the moment.

@@ -21,7 +21,7 @@ from heartfly.server.checks import Armed, Check, Removed
 from heartfly.server.unstored import Unstored
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
-from heartfly.store.queries import LoggedPing
+from heartfly.store.queries import LoggedPing, unapplied
 
 log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before the split
 
@@ -124,11 +124,13 @@ class Loading(ChangeRows):
 
     async def _replay(self, db: Reader, checkpoint: int) -> None:
         replayed = 0
-        async for ping in db.pings_after(checkpoint):
-            check = self._by_id.get(ping.check_id)
-            if check is None or ping.id <= check.ping_id:
-                continue  # a removed check, or already in its checkpoint
-            self._replay_one(check, ping)
+
+        def applied_up_to(check_id: int) -> int | None:
+            check = self._by_id.get(check_id)
+            return check.ping_id if check is not None else None  # None: a removed check
+
+        async for ping in unapplied(db.pings_after(checkpoint), applied_up_to):
+            self._replay_one(self._by_id[ping.check_id], ping)
             replayed += 1
         if replayed:
             log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)

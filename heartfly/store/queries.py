@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,16 +44,30 @@ async def read_current_checks(db: aiosqlite.Connection, configs: Mapping[str, Ch
     await db.execute("BEGIN")
     try:
         rows = {row.id: row for row in await read_checks(db)}
-        async for ping in pings_after(db, await read_checkpoint(db)):
-            row = rows.get(ping.check_id)
-            cfg = configs.get(row.name) if row is not None else None
-            if row is None or cfg is None or ping.id <= row.state_ping_id:
-                continue
-            state = states.receive(cfg, row.state, ping.event(), ping.received_at)[-1].state
+
+        def applied_up_to(check_id: int) -> int | None:
+            row = rows.get(check_id)
+            return row.state_ping_id if row is not None and row.name in configs else None
+
+        async for ping in unapplied(pings_after(db, await read_checkpoint(db)), applied_up_to):
+            row = rows[ping.check_id]
+            state = states.receive(configs[row.name], row.state, ping.event(), ping.received_at)[-1].state
             rows[row.id] = dataclasses.replace(row, state=state, state_ping_id=ping.id)
     finally:
         await db.execute("COMMIT")
     return list(rows.values())
+
+
+async def unapplied(
+    pings: AsyncIterator[LoggedPing], applied_up_to: Callable[[int], int | None]
+) -> AsyncIterator[LoggedPing]:
+    """The pings after a checkpoint that a check's stored state lacks (newer than the last ping it
+    includes); none for a check not watched (`applied_up_to` gives None). Restarts and the CLI's
+    current states replay the same pings."""
+    async for ping in pings:
+        last = applied_up_to(ping.check_id)
+        if last is not None and ping.id > last:
+            yield ping
 
 
 @dataclass(frozen=True, slots=True)

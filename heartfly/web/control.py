@@ -22,6 +22,7 @@ from heartfly.server import longlived, systemd
 from heartfly.server.engine import Check
 from heartfly.store import rows as store
 from heartfly.web.runtime import RUNTIME
+from heartfly.web.words import utc
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ async def pause(app: web.Application, check: Check, until: float | None) -> None
         statement = store.meta_statement(key, repr(until))
         ctl.until[check.name] = until
         _arm(app, check.name, until)
-        log.info("check %s: paused by an operator until %s", check.name, _utc(until))
+        log.info("check %s: paused by an operator until %s", check.name, utc(until))
     assert rt.writer is not None
     await rt.writer.submit(store.Write(statements=[statement]))
 
@@ -175,7 +176,3 @@ def _refused(problems: list[str]) -> tuple[int, list[str]]:
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     systemd.ready(f"reload failed, still running the previous config: {problems[0]}{more}")
     return 0, problems
-
-
-def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -134,10 +133,8 @@ def _row(app: web.Application, check: Check) -> dict[str, Any]:
 def _due(check: Check) -> float | None:
     """The next run's due time; a pipeline step has none of its own until its upstream starts."""
     st = check.state
-    due = st.due_at + st.slack
-    if math.isfinite(due):
-        return due
-    return st.step_due
+    due = st.next_due()
+    return due if due is not None else st.step_due
 
 
 def _open_starts(check: Check) -> list[float]:

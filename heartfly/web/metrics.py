@@ -6,7 +6,6 @@ and every other figure is read from the engine, the dispatcher and one COUNT que
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 
 from aiohttp import web
@@ -83,8 +82,9 @@ def _families(app: web.Application, outbox_pending: int) -> Iterator[Metric]:
             last_success.add_metric([name], st.last_success_at)
         if st.last_duration is not None:
             duration.add_metric([name], st.last_duration)
-        if st.status is not Status.PAUSED and math.isfinite(st.due_at + st.slack):
-            due.add_metric([name], st.due_at + st.slack)
+        next_due = st.next_due()
+        if st.status is not Status.PAUSED and next_due is not None:
+            due.add_metric([name], next_due)
     yield from (up, state, last_ping, last_success, duration, due)
 
     pings = CounterMetricFamily(

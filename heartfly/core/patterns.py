@@ -1,0 +1,10 @@
+"""What a name, a run id and a metric may look like: one definition for the config, the server's
+ping parser and the job-side client (which imports only this and `re` from the core)."""
+
+from __future__ import annotations
+
+import re
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # checks, channels, pipelines: safe in URLs and logs
+RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
+METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
