@@ -40,6 +40,31 @@ class Kind(StrEnum):
     PROGRESS = "progress"
 
 
+class RunOutcome(StrEnum):
+    """How a finished run ended: stored as is in the runs table (and a state's orphan_end)."""
+
+    SUCCESS = "success"
+    FAIL = "fail"
+    # A verdict against a run is named after its Reason (states.RunOutcome(reason.value)).
+    TOO_FAST = "too_fast"
+    ASSERTION = "assertion"
+    OVERRUN = "overrun"
+    STALLED = "stalled"
+    INCOMPLETE = "incomplete"
+
+
+class DeadlineKind(StrEnum):
+    """What passing a deadline means."""
+
+    LATE = "late"
+    MISSED = "missed"
+    OVERRUN = "overrun"  # an open run past max_runtime
+    STALL = "stall"  # an open run quiet past its stall limit
+    INCOMPLETE = "incomplete"  # a fan-in run short of `expect` successes
+    STEP = "step"  # a pipeline step not run within `within` of its upstream
+    REMIND = "remind"  # still down: remind after `repeat`
+
+
 class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every ping
     """A ping as the state machine sees it."""
 
@@ -66,7 +91,9 @@ class RunEnd(NamedTuple):
     run_id: str | None
     started_at: float
     ended_at: float
-    outcome: str  # success, fail, too_fast, assertion, overrun, stalled, incomplete
+    # A RunOutcome. Declared str for now: server/changes.py builds the runs rows from it in a list
+    # it does not annotate, which mypy then infers too narrow for store.RunRow (lists are invariant).
+    outcome: str
     exit_status: int | None = None
     detail: str = ""
     members: tuple[str, ...] = ()
@@ -104,7 +131,7 @@ class CheckState:
     # The newest end that closed no run and carried no run id: (its time, its arrival, outcome,
     # exit status). A start that raced it and lost (older, arriving within the reorder window) is
     # paired with it: the run is recorded with its duration.
-    orphan_end: tuple[float, float, str, int | None] | None = None
+    orphan_end: tuple[float, float, RunOutcome, int | None] | None = None
     # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
     held_at: float = 0.0
     hold_until: float = 0.0
@@ -137,7 +164,7 @@ class CheckState:
         st.closed_runs = tuple(st.closed_runs)
         if st.orphan_end is not None:
             at, arrived, outcome, exit_status = st.orphan_end
-            st.orphan_end = (at, arrived, outcome, exit_status)
+            st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status)
         return st
 
     def copy(self) -> CheckState:
@@ -190,7 +217,7 @@ class Flip:
 
 class Deadline(NamedTuple):
     at: float  # the instant it stands for (event time)
-    kind: str  # late, missed, overrun, stall, incomplete, step or remind
+    kind: DeadlineKind
 
 
 class Step(NamedTuple):
