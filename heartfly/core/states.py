@@ -20,6 +20,9 @@ from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
 from heartfly.core.schedule import next_due
 from heartfly.core.statetypes import (
+    AlertEvent as AlertEvent,
+)
+from heartfly.core.statetypes import (
     CheckState as CheckState,
 )
 from heartfly.core.statetypes import (

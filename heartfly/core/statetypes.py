@@ -1,4 +1,5 @@
-"""What the state machine works on: statuses, events, runs, a check's state, flips, deadlines.
+"""What the state machine works on: statuses, events, runs, a check's state, flips, deadlines,
+and the names of the alerts a flip raises.
 
 Plain data, no rules (those are heartfly.core.states, which re-exports every name here).
 """
@@ -183,6 +184,15 @@ _STATE_FIELD_SET = frozenset(_STATE_FIELDS)
 _STATE_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(CheckState) if f.name != "runs")
 
 
+class AlertEvent(StrEnum):
+    """What an alert tells: the event column of the outbox, and a webhook body's "event"."""
+
+    DOWN = "down"
+    RECOVERY = "recovery"
+    REMINDER = "reminder"  # still down, after `repeat`
+    TEST = "test"  # an operator's test of a channel: no flip, no check
+
+
 @dataclass(frozen=True, slots=True)
 class Flip:
     """A change of status: recorded, logged, and (for down and recovery) alerted."""
@@ -210,9 +220,21 @@ class Flip:
         return self.old is Status.DOWN and self.new not in (Status.DOWN, Status.PAUSED)
 
     @property
+    def event(self) -> AlertEvent | None:
+        """What the check's channels are told of this change: down, recovery or a reminder; None
+        for the other changes, which alert nobody."""
+        if self.reminder:
+            return AlertEvent.REMINDER
+        if self.is_down:
+            return AlertEvent.DOWN
+        if self.is_recovery:
+            return AlertEvent.RECOVERY
+        return None
+
+    @property
     def alerts(self) -> bool:
         """Down, recovery and reminders are told to the check's channels; other changes are not."""
-        return self.reminder or self.is_down or self.is_recovery
+        return self.event is not None
 
 
 class Deadline(NamedTuple):
