@@ -71,7 +71,7 @@ def alert_for(
 ) -> Alert:
     """The Alert the dispatcher would render for this transition."""
     assert flip is not None
-    event = flip.alert_event
+    event = flip.event
     assert event is not None
     facts = outbox.payload(cfg, flip, old, new, flip_id=None if flip.reminder else FLIP_ID, ping_id=ping_id)
     key = f"reminder-{CHECK_ID}-{int(flip.at * 1000)}" if flip.reminder else f"flip-{FLIP_ID}"
@@ -447,7 +447,7 @@ def test_a_flip_that_is_neither_down_nor_recovery_makes_no_rows(
 ) -> None:
     cfg = backup(channels=("mail", "hook", "pager"))
     flip = Flip(at=T0, old=old, new=new, reason=reason, deadline=None, detail="")
-    assert flip.alert_event is None
+    assert flip.event is None
     state = initial_state(cfg, T0)
     assert rows(cfg, state, state, flip) == []
 

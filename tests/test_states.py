@@ -6,6 +6,7 @@ from heartfly.core.states import (
     REORDER_WINDOW,
     CheckState,
     Deadline,
+    DeadlineKind,
     Event,
     Kind,
     Reason,
@@ -206,7 +207,7 @@ def test_a_deadline_inside_the_servers_downtime_is_extended_by_the_downtime() ->
     cfg = check(every=100, grace=50)
     st = initial_state(cfg, T0)  # due at T0+100
     moved = account_downtime(cfg, st, stopped_at=T0 + 90, started_at=T0 + 130)
-    assert next_deadline(cfg, moved) == Deadline(T0 + 140, "late")
+    assert next_deadline(cfg, moved) == Deadline(T0 + 140, DeadlineKind.LATE)
     late, _, _ = advance(cfg, moved, T0 + 140)
     assert late.status is Status.LATE
     down_deadline = next_deadline(cfg, late)
@@ -246,9 +247,9 @@ def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() 
     assert still.status is Status.LATE and flip is None
     again, flip, _ = reconfigure(check(name=cfg.name, key=cfg.key, every=200), late, T0 + 110, old=cfg)
     assert again.status is Status.NEW and again.changed_at == T0 + 110  # never pinged: new, not up
-    assert flip is not None and (flip.old, flip.new, flip.alert_event) == (Status.LATE, Status.NEW, None)
+    assert flip is not None and (flip.old, flip.new, flip.event) == (Status.LATE, Status.NEW, None)
     assert flip.detail == "its due time moved ahead with a config reload"
-    assert next_deadline(cfg, again) == Deadline(T0 + 200, "late")
+    assert next_deadline(cfg, again) == Deadline(T0 + 200, DeadlineKind.LATE)
 
 
 def test_a_late_check_that_pinged_before_is_up_again_after_such_a_reload() -> None:

@@ -20,10 +20,16 @@ from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
 from heartfly.core.schedule import next_due
 from heartfly.core.statetypes import (
+    AlertEvent as AlertEvent,
+)
+from heartfly.core.statetypes import (
     CheckState as CheckState,
 )
 from heartfly.core.statetypes import (
     Deadline as Deadline,
+)
+from heartfly.core.statetypes import (
+    DeadlineKind as DeadlineKind,
 )
 from heartfly.core.statetypes import (
     Event as Event,
@@ -42,6 +48,9 @@ from heartfly.core.statetypes import (
 )
 from heartfly.core.statetypes import (
     RunEnd as RunEnd,
+)
+from heartfly.core.statetypes import (
+    RunOutcome as RunOutcome,
 )
 from heartfly.core.statetypes import (
     Status as Status,
@@ -77,28 +86,28 @@ def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
     if st.status is Status.DOWN:
         if check.repeat is None or st.alerted_at is None:
             return None
-        return Deadline(st.alerted_at + check.repeat, "remind")
+        return Deadline(st.alerted_at + check.repeat, DeadlineKind.REMIND)
     if st.status is Status.PAUSED:
         return None
     best: Deadline | None = None
     if math.isfinite(st.due_at):
         if st.status is Status.LATE:
-            best = Deadline(st.due_at + check.grace + st.slack, "missed")
+            best = Deadline(st.due_at + check.grace + st.slack, DeadlineKind.MISSED)
         else:
-            best = Deadline(st.due_at + st.slack, "late" if check.grace > 0 else "missed")
+            best = Deadline(st.due_at + st.slack, DeadlineKind.LATE if check.grace > 0 else DeadlineKind.MISSED)
     if st.step_due is not None:
-        best = _earlier(best, Deadline(st.step_due + st.slack, "step"))
+        best = _earlier(best, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
     if st.runs:
         if check.expect is not None:
             limit = check.max_runtime if check.max_runtime is not None else check.grace
             first = min(run.started_at for run in st.runs.values())
-            best = _earlier(best, Deadline(first + limit + st.slack, "incomplete"))
+            best = _earlier(best, Deadline(first + limit + st.slack, DeadlineKind.INCOMPLETE))
         elif check.max_runtime is not None:
             first = min(run.started_at for run in st.runs.values())
-            best = _earlier(best, Deadline(first + check.max_runtime + st.slack, "overrun"))
+            best = _earlier(best, Deadline(first + check.max_runtime + st.slack, DeadlineKind.OVERRUN))
         if check.stall is not None:
             quiet = min(run.active_at for run in st.runs.values())
-            best = _earlier(best, Deadline(quiet + check.stall + st.slack, "stall"))
+            best = _earlier(best, Deadline(quiet + check.stall + st.slack, DeadlineKind.STALL))
     return best
 
 
@@ -256,7 +265,7 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
     Deadlines before the stop are left alone, so `advance` fires them at once.
     """
     deadline = next_deadline(check, st)
-    if deadline is None or deadline.kind == "remind" or not stopped_at <= deadline.at < started_at:
+    if deadline is None or deadline.kind is DeadlineKind.REMIND or not stopped_at <= deadline.at < started_at:
         return st
     new = st.copy()
     new.slack += started_at - stopped_at
@@ -286,8 +295,8 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         st.orphan_end = None
         st.last_duration = duration
         detail = ""
-        if outcome == "success" and check.min_runtime is not None and duration < check.min_runtime:
-            outcome, detail = Reason.TOO_FAST.value, _too_fast(duration, check.min_runtime)
+        if outcome is RunOutcome.SUCCESS and check.min_runtime is not None and duration < check.min_runtime:
+            outcome, detail = RunOutcome.TOO_FAST, _too_fast(duration, check.min_runtime)
             if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
                 detail = _failure(check, st, Reason.TOO_FAST, end_at, now, detail)
         ended.append(RunEnd(None, ev.at, end_at, outcome, exit_status, detail))
@@ -336,10 +345,10 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     else:
         broken = first_broken(check.assertions, ev.metrics, duration) or ""
         reason = Reason.ASSERTION if broken else None
+    outcome = RunOutcome(reason.value) if reason else RunOutcome.SUCCESS
     if started is not None:
-        outcome = reason.value if reason else "success"
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members))
-    _note_orphan(st, ev, now, started, reason.value if reason else "success")
+    _note_orphan(st, ev, now, started, outcome)
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     if _stale(st, ev, now):
@@ -390,14 +399,14 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
-        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), "fail", ev.exit_status, detail))
-    _note_orphan(st, ev, now, started, "fail")
+        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail))
+    _note_orphan(st, ev, now, started, RunOutcome.FAIL)
     if _stale(st, ev, now):
         return detail
     return _failure(check, st, Reason.FAILED, ev.at, now, detail)
 
 
-def _note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: str) -> None:
+def _note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome) -> None:
     """Remember the newest end without a run id that closed no run (see CheckState.orphan_end)."""
     if st.last_end_at is not None and ev.at < st.last_end_at:
         return  # not the newest end
@@ -476,16 +485,16 @@ def _fire_due(
             break
         last = deadline
         kind, at = deadline.kind, deadline.at
-        if kind == "remind":
+        if kind is DeadlineKind.REMIND:
             st.alerted_at = now
             detail = "still down"
             break  # one reminder per firing, however long the server was away
-        if kind == "late":
+        if kind is DeadlineKind.LATE:
             _set_status(st, Status.LATE, None, at, now)
-        elif kind == "missed":
+        elif kind is DeadlineKind.MISSED:
             _set_status(st, Status.DOWN, Reason.MISSED, at, now)
             detail = "no ping arrived by the deadline"
-        elif kind == "step":
+        elif kind is DeadlineKind.STEP:
             upstream = f"{check.after}'s {check.after_trigger}"
             detail = f"no success within {format_duration(check.within or 0)} of {upstream}"
             st.step_due = st.step_since = None
@@ -495,31 +504,33 @@ def _fire_due(
     return last, detail
 
 
-def _give_up_run(check: CheckConfig, st: CheckState, kind: str, at: float, now: float, ended: list[RunEnd]) -> str:
+def _give_up_run(
+    check: CheckConfig, st: CheckState, kind: DeadlineKind, at: float, now: float, ended: list[RunEnd]
+) -> str:
     """An overrun, stalled or incomplete run is over at `at`: recorded, and its end, if it comes,
     closes nothing."""
-    if kind == "stall":
+    if kind is DeadlineKind.STALL:
         rid = min(st.runs, key=lambda r: st.runs[r].active_at)
     else:
         rid = min(st.runs, key=lambda r: st.runs[r].started_at)
     run = st.runs.pop(rid)
-    if kind == "incomplete":
+    if kind is DeadlineKind.INCOMPLETE:
         _close_fan_in(st, rid)
-    if kind == "stall":
+    if kind is DeadlineKind.STALL:
         quiet = format_duration(at - run.active_at)
         detail = f"no progress for {quiet} (stall limit {format_duration(check.stall or 0)})"
-        reason, outcome = Reason.STALLED, "stalled"
-    elif kind == "incomplete":
+        reason, outcome = Reason.STALLED, RunOutcome.STALLED
+    elif kind is DeadlineKind.INCOMPLETE:
         detail = f"{run.successes} of {check.expect} successes arrived"
         expected = check.members or st.last_members
         missing = [m for m in expected if m not in run.members]
         if missing:
             detail += "; missing: " + ", ".join(missing)
-        reason, outcome = Reason.INCOMPLETE, "incomplete"
+        reason, outcome = Reason.INCOMPLETE, RunOutcome.INCOMPLETE
     else:
         limit = format_duration(check.max_runtime or 0)
         detail = f"still running after {format_duration(at - run.started_at)} (max_runtime {limit})"
-        reason, outcome = Reason.OVERRUN, "overrun"
+        reason, outcome = Reason.OVERRUN, RunOutcome.OVERRUN
     ended.append(RunEnd(rid or None, run.started_at, at, outcome, None, detail, run.members))
     _set_status(st, Status.DOWN, reason, at, now)
     return detail
@@ -528,7 +539,7 @@ def _give_up_run(check: CheckConfig, st: CheckState, kind: str, at: float, now: 
 def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
     """The change from `old` to `new`, dated when it happened (`new.changed_at`), learned `now`."""
     if old.status is new.status:
-        if fired is not None and fired.kind == "remind":
+        if fired is not None and fired.kind is DeadlineKind.REMIND:
             return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
         return None
     at = new.changed_at

@@ -1,4 +1,5 @@
-"""What the state machine works on: statuses, events, runs, a check's state, flips, deadlines.
+"""What the state machine works on: statuses, events, runs, a check's state, flips, deadlines,
+and the names of the alerts a flip raises.
 
 Plain data, no rules (those are heartfly.core.states, which re-exports every name here).
 """
@@ -41,6 +42,31 @@ class Kind(StrEnum):
     PROGRESS = "progress"
 
 
+class RunOutcome(StrEnum):
+    """How a finished run ended: stored as is in the runs table (and a state's orphan_end)."""
+
+    SUCCESS = "success"
+    FAIL = "fail"
+    # A verdict against a run is named after its Reason (states.RunOutcome(reason.value)).
+    TOO_FAST = "too_fast"
+    ASSERTION = "assertion"
+    OVERRUN = "overrun"
+    STALLED = "stalled"
+    INCOMPLETE = "incomplete"
+
+
+class DeadlineKind(StrEnum):
+    """What passing a deadline means."""
+
+    LATE = "late"
+    MISSED = "missed"
+    OVERRUN = "overrun"  # an open run past max_runtime
+    STALL = "stall"  # an open run quiet past its stall limit
+    INCOMPLETE = "incomplete"  # a fan-in run short of `expect` successes
+    STEP = "step"  # a pipeline step not run within `within` of its upstream
+    REMIND = "remind"  # still down: remind after `repeat`
+
+
 class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every ping
     """A ping as the state machine sees it."""
 
@@ -67,7 +93,7 @@ class RunEnd(NamedTuple):
     run_id: str | None
     started_at: float
     ended_at: float
-    outcome: str  # success, fail, too_fast, assertion, overrun, stalled, incomplete
+    outcome: RunOutcome
     exit_status: int | None = None
     detail: str = ""
     members: tuple[str, ...] = ()
@@ -105,7 +131,7 @@ class CheckState:
     # The newest end that closed no run and carried no run id: (its time, its arrival, outcome,
     # exit status). A start that raced it and lost (older, arriving within the reorder window) is
     # paired with it: the run is recorded with its duration.
-    orphan_end: tuple[float, float, str, int | None] | None = None
+    orphan_end: tuple[float, float, RunOutcome, int | None] | None = None
     # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
     held_at: float = 0.0
     hold_until: float = 0.0
@@ -144,7 +170,7 @@ class CheckState:
         st.closed_runs = tuple(st.closed_runs)
         if st.orphan_end is not None:
             at, arrived, outcome, exit_status = st.orphan_end
-            st.orphan_end = (at, arrived, outcome, exit_status)
+            st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status)
         return st
 
     def copy(self) -> CheckState:
@@ -161,6 +187,15 @@ class CheckState:
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CheckState))
 _STATE_FIELD_SET = frozenset(_STATE_FIELDS)
 _STATE_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(CheckState) if f.name != "runs")
+
+
+class AlertEvent(StrEnum):
+    """What an alert tells: the event column of the outbox, and a webhook body's "event"."""
+
+    DOWN = "down"
+    RECOVERY = "recovery"
+    REMINDER = "reminder"  # still down, after `repeat`
+    TEST = "test"  # an operator's test of a channel: no flip, no check
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,21 +225,21 @@ class Flip:
         return self.old is Status.DOWN and self.new not in (Status.DOWN, Status.PAUSED)
 
     @property
-    def alert_event(self) -> str | None:
-        """What the check's channels are told: down, recovery or a reminder; other changes (late,
-        paused, a first up) are not alerts (None)."""
+    def event(self) -> AlertEvent | None:
+        """What the check's channels are told of this change: down, recovery or a reminder; None
+        for the other changes, which alert nobody."""
         if self.reminder:
-            return "reminder"
+            return AlertEvent.REMINDER
         if self.is_down:
-            return "down"
+            return AlertEvent.DOWN
         if self.is_recovery:
-            return "recovery"
+            return AlertEvent.RECOVERY
         return None
 
 
 class Deadline(NamedTuple):
     at: float  # the instant it stands for (event time)
-    kind: str  # late, missed, overrun, stall, incomplete, step or remind
+    kind: DeadlineKind
 
 
 class Step(NamedTuple):

@@ -17,12 +17,14 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 
 import aiohttp
 
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.config_alerts import ChannelConfig
+from heartfly.core.statetypes import AlertEvent
 from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, webhook
 from heartfly.notify.message import Alert
 from heartfly.store import rows as store
@@ -36,6 +38,18 @@ SAFETY_POLL = 30.0  # seconds: wake up at least this often, whatever the wake-up
 READ_RETRY = 1.0  # seconds between reads of the outbox while reading it fails
 DUE_PER_CHANNEL = 100  # due rows read per channel at a time: enough to keep `concurrency` busy
 SUPERSEDE_AT_ONCE = 1000  # stale reminders superseded along with their group's head, in one write
+
+
+class AttemptOutcome(StrEnum):
+    """How one delivery attempt ended: the alert_attempts outcome column (and, but for retry, the
+    outbox row's status), the API's attempt log and a metrics label, all as these strings."""
+
+    SENT = "sent"
+    RETRY = "retry"  # failed for a reason that may pass: tried again after a backoff
+    FAILED = "failed"  # permanently: not tried again
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"  # a stale reminder: a newer alert of its check tells more
+
 
 Sender = Callable[["Dispatcher", ChannelConfig, Alert], Awaitable[None]]
 
@@ -76,7 +90,9 @@ class Dispatcher:
         self.writer = writer
         self.reader = reader
         self.session = session
-        self.outcomes: Counter[tuple[str, str]] = Counter()  # (channel, outcome) -> attempts
+        # (channel, outcome) -> attempts. Keyed by str: the outcome is an AttemptOutcome, but the
+        # counts are read as Prometheus labels and looked up by plain strings.
+        self.outcomes: Counter[tuple[str, str]] = Counter()
         # (alert key, channel) -> email recipients reached while the alert is retried for the rest;
         # in memory: after a restart a retry goes to all of them again (at least once).
         self.reached: dict[tuple[str, str], set[str]] = {}
@@ -160,52 +176,55 @@ class Dispatcher:
         started = self.clock.now()
         channel = self.config.channels.get(item.channel)
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
-        outcome, error = "sent", None
+        outcome: AttemptOutcome = AttemptOutcome.SENT
+        error: str | None = None
         if started > item.expires_at:
-            outcome, error = "expired", "expired before it could be sent"
+            outcome, error = AttemptOutcome.EXPIRED, "expired before it could be sent"
         elif channel is None:
-            outcome, error = "failed", f'channel "{item.channel}" is no longer in the config'
+            outcome, error = AttemptOutcome.FAILED, f'channel "{item.channel}" is no longer in the config'
         elif item.check_id is not None and (name := item.payload.get("check")) not in self.config.checks:
-            outcome, error = "failed", f'check "{name}" is no longer in the config'
-        elif item.newer and item.event == "reminder":  # stale: a newer alert tells more
-            outcome, error = "superseded", "a newer alert of this check replaced it"
+            outcome, error = AttemptOutcome.FAILED, f'check "{name}" is no longer in the config'
+        elif item.newer and item.event == AlertEvent.REMINDER:  # stale: a newer alert tells more
+            outcome, error = AttemptOutcome.SUPERSEDED, "a newer alert of this check replaced it"
         else:
             try:
                 alert = await self._alert(item)
                 async with asyncio.timeout(timeout):
                     await SENDERS[channel.type](self, channel, alert)
             except PermanentError as exc:
-                outcome, error = "failed", str(exc)
+                outcome, error = AttemptOutcome.FAILED, str(exc)
             except DeliveryError as exc:
-                outcome, error = "retry", str(exc)
+                outcome, error = AttemptOutcome.RETRY, str(exc)
             except TimeoutError:
-                outcome, error = "retry", f"no answer within {timeout:g} s"
+                outcome, error = AttemptOutcome.RETRY, f"no answer within {timeout:g} s"
             except Exception as exc:  # a sender bug must not lose the alert: logged, retried
                 log.exception("alert %s via %s: unexpected error", item.key, item.channel)
-                outcome, error = "retry", f"{exc.__class__.__name__}: {exc}"
+                outcome, error = AttemptOutcome.RETRY, f"{exc.__class__.__name__}: {exc}"
         ended = self.clock.now()
         next_at = None
-        if outcome == "retry":
+        if outcome is AttemptOutcome.RETRY:
             alerts = self.config.alerts
             next_at = ended + backoff(item.attempts + 1, alerts.retry_initial, alerts.retry_max, self._rng)
             if next_at > item.expires_at:
-                outcome, next_at = "expired", None
+                outcome, next_at = AttemptOutcome.EXPIRED, None
         self.outcomes[(item.channel, outcome)] += 1
-        if outcome != "retry":
+        if outcome is not AttemptOutcome.RETRY:
             self.reached.pop((item.key, item.channel), None)
         statements = store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
         behind: list[int] = []
-        if outcome == "superseded":
+        if outcome is AttemptOutcome.SUPERSEDED:
             behind = await self._reminders_behind(item, started)
             for outbox_id in behind:
                 statements += store.attempt_statements(outbox_id, started, ended - started, outcome, error, None)
             self.outcomes[(item.channel, outcome)] += len(behind)
-        level = logging.INFO if outcome in ("sent", "superseded") else logging.WARNING
+        level = logging.INFO if outcome in (AttemptOutcome.SENT, AttemptOutcome.SUPERSEDED) else logging.WARNING
         more = f": {error}" if error else ""
         retry = f"; next try in {next_at - ended:.1f} s" if next_at is not None else ""
         also = f"; and {len(behind)} more stale reminder(s) of this check with it" if behind else ""
+        # A retry is logged as failed, with its next try.
+        told = AttemptOutcome.FAILED if outcome is AttemptOutcome.RETRY else outcome
         log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s%s", item.key, item.event, item.channel,
-                outcome if outcome != "retry" else "failed", item.attempts + 1, more, retry, also)  # fmt: skip
+                told, item.attempts + 1, more, retry, also)  # fmt: skip
         return statements
 
     async def _reminders_behind(self, head: OutboxItem, now: float) -> list[int]:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from heartfly.core.statetypes import AlertEvent
 from heartfly.core.units import format_duration
 from heartfly.core.views import iso
 
@@ -28,7 +29,9 @@ _REASONS = {
 @dataclass(frozen=True, slots=True)
 class Alert:
     key: str  # idempotency key: the same for every attempt of this message
-    event: str  # down | recovery | reminder | test
+    # An AlertEvent's value. Declared str: it comes back from the outbox (as Flip.event gave it) as a
+    # plain string, and an unknown one still renders (as a down alert) rather than failing to send.
+    event: str
     payload: dict[str, Any]
     last_ping: dict[str, Any] | None
     link: str
@@ -39,20 +42,20 @@ class Alert:
 
     def headline(self) -> str:
         p = self.payload
-        if self.event == "test":
+        if self.event == AlertEvent.TEST:
             return f"Heartfly test alert for channel {p.get('channel', '')}: delivery works"
-        if self.event == "recovery":
+        if self.event == AlertEvent.RECOVERY:
             return f"{self.check} is back {p.get('state', 'up')}"
         words = _REASONS.get(str(p.get("reason")), "is down")
         if p.get("reason") == "failed" and p.get("exit_status") not in (None, 0):
             words = f"failed with exit status {p['exit_status']}"
-        prefix = "Still down: " if self.event == "reminder" else ""
+        prefix = "Still down: " if self.event == AlertEvent.REMINDER else ""
         return f"{prefix}{self.check} {words}"
 
     def facts(self) -> list[tuple[str, str]]:
         """(label, value) lines, in the order a person reads them."""
         p = self.payload
-        if self.event == "test":
+        if self.event == AlertEvent.TEST:
             return [("Sent", _when(p.get("at"))), ("Channel", str(p.get("channel", "")))]
         lines = [("Check", self.check)]
         if p.get("pipeline"):
@@ -61,7 +64,7 @@ class Alert:
             lines.append(("Description", str(p["description"])))
         lines.append(("Schedule", str(p.get("schedule", ""))))
         learned = p.get("learned_at")
-        if self.event == "recovery":
+        if self.event == AlertEvent.RECOVERY:
             lines.append(("Recovered at", _when(p.get("at"))))
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
@@ -74,10 +77,10 @@ class Alert:
             lines.append(("Happened at" if learned is not None else "Noticed at", _when(p.get("at"))))
         if learned is not None:  # a late ping's news: when it happened above, when it was learned here
             lines.append(("Reported late, at", _when(learned)))
-        if self.event != "recovery":
+        if self.event != AlertEvent.RECOVERY:
             if p.get("due_at") is not None:
                 lines.append(("Was due", _when(p.get("due_at"))))
-            if p.get("down_since") is not None and self.event == "reminder":
+            if p.get("down_since") is not None and self.event == AlertEvent.REMINDER:
                 lines.append(("Down since", _when(p.get("down_since"))))
         if p.get("duration") is not None:
             lines.append(("Run duration", format_duration(float(p["duration"]))))
@@ -95,8 +98,28 @@ class Alert:
         return body if len(body) <= TAIL else "…" + body[-TAIL:]
 
 
+# Keyed by str, not AlertEvent: Alert.event is a plain string (a member hashes as its value).
+_TAGS: dict[str, str] = {
+    AlertEvent.DOWN: "DOWN",
+    AlertEvent.RECOVERY: "UP",
+    AlertEvent.REMINDER: "DOWN",
+    AlertEvent.TEST: "TEST",
+}
+_PRIORITIES: dict[str, str] = {
+    AlertEvent.DOWN: "high",
+    AlertEvent.REMINDER: "high",
+    AlertEvent.RECOVERY: "default",
+    AlertEvent.TEST: "low",
+}
+_NTFY_TAGS: dict[str, str] = {
+    AlertEvent.DOWN: "rotating_light",
+    AlertEvent.REMINDER: "rotating_light",
+    AlertEvent.RECOVERY: "white_check_mark",
+}
+
+
 def subject(alert: Alert) -> str:
-    tag = {"down": "DOWN", "recovery": "UP", "reminder": "DOWN", "test": "TEST"}.get(alert.event, alert.event)
+    tag = _TAGS.get(alert.event, alert.event)
     return f"[{tag}] {alert.headline()}"
 
 
@@ -174,8 +197,8 @@ def discord_json(alert: Alert) -> dict[str, Any]:
 
 
 def ntfy_request(alert: Alert) -> tuple[bytes, dict[str, str]]:
-    priority = {"down": "high", "reminder": "high", "recovery": "default", "test": "low"}.get(alert.event, "default")
-    tags = {"down": "rotating_light", "reminder": "rotating_light", "recovery": "white_check_mark"}.get(alert.event, "")
+    priority = _PRIORITIES.get(alert.event, "default")
+    tags = _NTFY_TAGS.get(alert.event, "")
     headers = {"Title": _header(subject(alert)), "Priority": priority, "Click": alert.link}
     if tags:
         headers["Tags"] = tags

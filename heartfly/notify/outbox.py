@@ -72,7 +72,7 @@ def rows_for(
     first_id: int,
 ) -> list[OutboxRow]:
     """One outbox row per channel that wants this event; ids from `first_id` on."""
-    event = flip.alert_event
+    event = flip.event
     if event is None:
         return []
     # The Idempotency-Key: a transition's id, or for a reminder the check and the moment.

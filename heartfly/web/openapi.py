@@ -7,11 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from heartfly import __version__
-from heartfly.core.states import Kind, Status
+from heartfly.core.states import AlertEvent, Kind, RunOutcome, Status
+from heartfly.notify.dispatcher import AttemptOutcome
 
 TIME = {"type": "string", "format": "date-time", "example": "2026-11-23T03:12:09.113Z"}
 NULL_TIME = {**TIME, "nullable": True}
 STATES = [s.value for s in Status]
+RUN_OUTCOMES = [o.value for o in RunOutcome]
 # A duration ("2h", "1h30m") or an ISO 8601 time, as control.parse_until takes them.
 UNTIL_PATTERN = (
     r"^(([0-9]+(\.[0-9]+)?(ms|d|h|m|s))+"
@@ -155,7 +157,7 @@ SCHEMAS: dict[str, Any] = {
             "outcome": {
                 "type": "string",
                 "example": "success",
-                "description": "success, fail, too_fast, assertion, overrun, stalled or incomplete.",
+                "description": ", ".join(RUN_OUTCOMES[:-1]) + f" or {RUN_OUTCOMES[-1]}.",
             },
             "exit_status": {"type": "integer", "nullable": True},
             "detail": {"type": "string"},
@@ -185,7 +187,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "at": TIME,
             "duration": {"type": "number"},
-            "outcome": {"type": "string", "enum": ["sent", "retry", "failed", "expired", "superseded"]},
+            "outcome": {"type": "string", "enum": [o.value for o in AttemptOutcome]},
             "error": {"type": "string", "nullable": True},
         },
     },
@@ -196,7 +198,7 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "integer"},
             "key": {"type": "string", "description": "The idempotency key."},
             "channel": {"type": "string"},
-            "event": {"type": "string", "enum": ["down", "recovery", "reminder", "test"]},
+            "event": {"type": "string", "enum": [e.value for e in AlertEvent]},
             "created_at": TIME,
             "status": {"type": "string", "enum": ["pending", "sent", "failed", "expired", "superseded"]},
             "attempts": {"type": "integer"},
