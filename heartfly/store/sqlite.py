@@ -160,6 +160,7 @@ class Writer:
         self._carry: list[Write] = []  # state/flip/bookkeeping rows of a failed batch, retried
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._committing = False  # a batch is in the writer thread: flush waits for it too
         self._watch = watch
         self._broken = False  # the last commit failed
         self.lost: str | None = None  # what happened to the database file, if it is not the one open
@@ -218,7 +219,7 @@ class Writer:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
-        if self._task is not None and (self._queue or self._carry):
+        if self._task is not None and (self._queue or self._carry or self._committing):
             await asyncio.shield(self.submit(Write()))
 
     async def close(self) -> None:
@@ -247,6 +248,7 @@ class Writer:
             if self._queue:
                 self._wake.set()
             writes = self._carry + [w for w, _ in batch]
+            self._committing = True
             try:
                 await loop.run_in_executor(self._executor, self._commit, writes)
             except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
@@ -254,6 +256,8 @@ class Writer:
                 await asyncio.sleep(0.5)  # a full disk will not have cleared in microseconds
                 self._wake.set()
                 continue
+            finally:
+                self._committing = False
             self._carry = []
             if self._broken:
                 log.warning("database writes work again")

@@ -100,9 +100,11 @@ async def _history(
 ) -> web.Response:
     """One page of a check's history, newest first (`limit`, and `before` an id cursor)."""
     check = _check(request)
-    reader = request.app[RUNTIME].reader
+    rt = request.app[RUNTIME]
+    reader = rt.reader
     assert reader is not None
     limit, before = _limit(request), _before(request)
+    await rt.settled()
     rows = await read(reader)(check.id, limit, before)
     return _page(request, [shape(r) for r in rows], limit)
 

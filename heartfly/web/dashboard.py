@@ -250,6 +250,7 @@ async def check_page(request: web.Request) -> web.Response:
     cfg = check.config
     row = _row(request.app, check)
     pings_before = _cursor(request, "pings_before")
+    await rt.settled()
     pings = await reader.read_pings(check.id, PINGS_PER_PAGE, pings_before)
     flips = await reader.read_flips(check.id, 15)
     alerts = await reader.read_alerts(check.id, 10)

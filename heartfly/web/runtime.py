@@ -5,6 +5,7 @@ an import loop."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -17,7 +18,7 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config, check_token
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import Engine
-from heartfly.store.api import Reader
+from heartfly.store.api import Reader, StoreError
 from heartfly.store.sqlite import Writer
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,14 @@ class Runtime:
     def engine(self) -> Engine:
         assert self._engine is not None, "used before start-up finished"
         return self._engine
+
+    async def settled(self) -> None:
+        """Wait until what the checks' states already show is committed (a deadline's flip is
+        queued when it fires), so a history read next agrees with the state beside it. While
+        writes fail: at once, and the history is what was committed."""
+        if self.writer is not None:
+            with contextlib.suppress(StoreError):
+                await self.writer.flush()
 
     def timer_stale(self) -> float | None:
         """Seconds since the deadline timer last woke, if longer than TIMER_STALE, else None: /readyz
