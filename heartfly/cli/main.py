@@ -102,9 +102,12 @@ def serve(config_path: Path | None, log_level: str) -> None:
 def check_config(config_path: Path | None) -> None:
     """Validate the config; list each check with its schedule, next due time and ping URLs."""
     from heartfly.cli.report import describe_checks
+    from heartfly.core.config_advice import warnings
 
     config = _load(config_path)
     click.echo(describe_checks(config, time.time()))
+    for warning in warnings(config):  # valid, so exit 0; on stderr, so scripts reading stdout are unaffected
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()
