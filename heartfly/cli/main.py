@@ -74,15 +74,35 @@ def main() -> None:
     """Heartfly: heartbeat monitoring for scheduled and background jobs."""
 
 
+def _listen_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from heartfly.core.config import parse_listen
+
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            from_env = ctx.get_parameter_source(param.name or "") is click.core.ParameterSource.ENVIRONMENT
+            raise click.BadParameter(f"{exc}{' (from HEARTFLY_LISTEN)' if from_env else ''}") from None
+    return value
+
+
 @main.command()
 @config_option
 @click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True
 )
-def serve(config_path: Path | None, log_level: str) -> None:
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    envvar="HEARTFLY_LISTEN",
+    callback=_listen_param,
+    help='Listen here instead of [server] listen ("127.0.0.1:9000", "[::1]:9000") [env: HEARTFLY_LISTEN].',
+)
+def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
     """Run the server in the foreground."""
     import asyncio
 
+    from heartfly.core.listen import with_listen
     from heartfly.server import longlived
     from heartfly.server.daemon import StartError
     from heartfly.server.daemon import serve as run_server
@@ -91,8 +111,10 @@ def serve(config_path: Path | None, log_level: str) -> None:
     longlived.tune()
     with longlived.building():
         config = _load(_resolve(config_path))  # config errors: exit 2 before anything starts
+    if listen is not None:
+        config = with_listen(config, listen)
     try:
-        asyncio.run(run_server(config))
+        asyncio.run(run_server(config, listen))
     except StartError as exc:
         _fail([str(exc)], 1)
 
