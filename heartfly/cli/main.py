@@ -174,7 +174,8 @@ def test_alert(config_path: Path | None, channel: str) -> None:
     type=click.IntRange(1, 100_000),  # SQLite's LIMIT takes 64 bits and reads a negative one as "all"
     help="How many of each kind of entry to show (1 to 100000).",
 )
-def history(config_path: Path | None, name: str, limit: int) -> None:
+@click.option("--all", "routine", is_flag=True, help="Also the up <-> running changes of every healthy run.")
+def history(config_path: Path | None, name: str, limit: int, routine: bool) -> None:
     """A check's state changes, alerts (with every delivery attempt) and latest pings."""
     import asyncio
 
@@ -183,7 +184,7 @@ def history(config_path: Path | None, name: str, limit: int) -> None:
 
     config = _load(config_path)
     try:
-        text = asyncio.run(read_history(config, name, limit))
+        text = asyncio.run(read_history(config, name, limit, routine))
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
