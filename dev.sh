@@ -12,6 +12,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 
 ensure_venv() {
     [ -x "$VENV/bin/python" ] && return 0
+    echo "creating $VENV ..." >&2
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
         rm -rf "$VENV"
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -23,6 +24,7 @@ ensure_venv() {
             exit 1
         fi
     fi
+    echo "upgrading pip in $VENV ..." >&2
     "$VENV/bin/pip" install -q --upgrade pip
 }
 
@@ -32,8 +34,12 @@ install() {
     stamp="$VENV/.installed$extra"
     want="$(cat pyproject.toml | cksum)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        # pip -q says nothing for a minute or so: say what is going on, and when it is done.
+        if [ -n "$extra" ]; then what="Heartfly, its dependencies and the $extra tools"; else what="Heartfly and its dependencies"; fi
+        echo "installing $what into $VENV (about a minute) ..." >&2
         "$VENV/bin/pip" install -q -e ".$extra"
         echo "$want" > "$stamp"
+        echo "installed" >&2
     fi
 }
 

@@ -15,9 +15,10 @@ LISTENING = re.compile(r"Heartfly listening on (http://\S+) with")
 
 
 class Server:
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.config = config
         self.env = env or {}  # added to (or, with value "", removed from) the inherited environment
+        self.args = args  # more options for `heartfly serve`
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.lines: list[str] = []
@@ -27,7 +28,7 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env = {k: v for k, v in env.items() if v or k not in self.env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "heartfly", "serve", "-c", str(self.config)],
+            [sys.executable, "-m", "heartfly", "serve", "-c", str(self.config), *self.args],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,

@@ -80,8 +80,8 @@ class Heartfly:
         return list(reversed(self.api(f"/api/v1/checks/{name}/pings")))
 
     def flips(self, name: str) -> list[dict[str, Any]]:
-        """Oldest first."""
-        return list(reversed(self.api(f"/api/v1/checks/{name}/flips")))
+        """Every change, up <-> running too; oldest first."""
+        return list(reversed(self.api(f"/api/v1/checks/{name}/flips?all=1")))
 
     def status(self, name: str) -> dict[str, Any]:
         """One check as `heartfly status --json` prints it."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Any
 
-from heartfly.core.config import Config
+from heartfly.core.config import Config, parse_listen
+from heartfly.core.listen import ENV
 
 
 class AdminError(Exception):
@@ -15,11 +17,18 @@ class AdminError(Exception):
 
 
 def local_url(config: Config) -> str:
-    """The server's own address as seen from this host (a wildcard listen means loopback)."""
+    """The server's own address as seen from this host (a wildcard listen means loopback).
+    HEARTFLY_LISTEN, as `heartfly serve` takes it, outranks the file here too."""
+    host, port = config.server.host, config.server.port
+    if listen := os.environ.get(ENV):
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise AdminError(f"{ENV}: {exc}") from None
     wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - mapped away from
-    host = wildcards.get(config.server.host, config.server.host)
+    host = wildcards.get(host, host)
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{config.server.port}"
+    return f"http://{shown}:{port}"
 
 
 def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple[int, Any]:

@@ -74,15 +74,35 @@ def main() -> None:
     """Heartfly: heartbeat monitoring for scheduled and background jobs."""
 
 
+def _listen_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from heartfly.core.config import parse_listen
+
+    if value is not None:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            from_env = ctx.get_parameter_source(param.name or "") is click.core.ParameterSource.ENVIRONMENT
+            raise click.BadParameter(f"{exc}{' (from HEARTFLY_LISTEN)' if from_env else ''}") from None
+    return value
+
+
 @main.command()
 @config_option
 @click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True
 )
-def serve(config_path: Path | None, log_level: str) -> None:
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    envvar="HEARTFLY_LISTEN",
+    callback=_listen_param,
+    help='Listen here instead of [server] listen ("127.0.0.1:9000", "[::1]:9000") [env: HEARTFLY_LISTEN].',
+)
+def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
     """Run the server in the foreground."""
     import asyncio
 
+    from heartfly.core.listen import with_listen
     from heartfly.server import longlived
     from heartfly.server.daemon import StartError
     from heartfly.server.daemon import serve as run_server
@@ -91,8 +111,10 @@ def serve(config_path: Path | None, log_level: str) -> None:
     longlived.tune()
     with longlived.building():
         config = _load(_resolve(config_path))  # config errors: exit 2 before anything starts
+    if listen is not None:
+        config = with_listen(config, listen)
     try:
-        asyncio.run(run_server(config))
+        asyncio.run(run_server(config, listen))
     except StartError as exc:
         _fail([str(exc)], 1)
 
@@ -102,9 +124,12 @@ def serve(config_path: Path | None, log_level: str) -> None:
 def check_config(config_path: Path | None) -> None:
     """Validate the config; list each check with its schedule, next due time and ping URLs."""
     from heartfly.cli.report import describe_checks
+    from heartfly.core.config_advice import warnings
 
     config = _load(config_path)
     click.echo(describe_checks(config, time.time()))
+    for warning in warnings(config):  # valid, so exit 0; on stderr, so scripts reading stdout are unaffected
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()
@@ -149,7 +174,8 @@ def test_alert(config_path: Path | None, channel: str) -> None:
     type=click.IntRange(1, 100_000),  # SQLite's LIMIT takes 64 bits and reads a negative one as "all"
     help="How many of each kind of entry to show (1 to 100000).",
 )
-def history(config_path: Path | None, name: str, limit: int) -> None:
+@click.option("--all", "routine", is_flag=True, help="Also the up <-> running changes of every healthy run.")
+def history(config_path: Path | None, name: str, limit: int, routine: bool) -> None:
     """A check's state changes, alerts (with every delivery attempt) and latest pings."""
     import asyncio
 
@@ -158,7 +184,7 @@ def history(config_path: Path | None, name: str, limit: int) -> None:
 
     config = _load(config_path)
     try:
-        text = asyncio.run(read_history(config, name, limit))
+        text = asyncio.run(read_history(config, name, limit, routine))
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -64,8 +64,9 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     return items, alive, downtimes[0] if downtimes else None
 
 
-async def read_history(config: Config, name: str, limit: int) -> str:
-    """A check's story from the database; raises KeyError for an unknown name."""
+async def read_history(config: Config, name: str, limit: int, routine: bool = False) -> str:
+    """A check's story from the database; raises KeyError for an unknown name. `routine`: also the
+    up <-> running changes every healthy run makes."""
     path = config.server.database
     if not path.exists():
         raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
@@ -74,7 +75,7 @@ async def read_history(config: Config, name: str, limit: int) -> str:
         row = next((r for r in await db.read_current_checks(config.checks) if r.name == name), None)
         if row is None:
             raise KeyError(name)
-        flips = await db.read_flips(row.id, limit)
+        flips = await db.read_flips(row.id, limit, routine=routine)
         alerts = await db.read_alerts(row.id, limit)
         pings = await db.read_pings(row.id, limit)
     finally:
@@ -88,7 +89,8 @@ async def read_history(config: Config, name: str, limit: int) -> str:
         lines.append("  (no longer in the config)")
     else:
         lines.append(f"  {cfg.schedule_words()}, grace {format_duration(cfg.grace)}")
-    lines += ["", "State changes (newest first):"]
+    hidden = "" if routine else "; up <-> running left out, --all shows them"
+    lines += ["", f"State changes (newest first{hidden}):"]
     lines += [f"  {_t(f['at'])}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")
               + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"])
               for f in flips] or ["  none"]  # fmt: skip

@@ -41,6 +41,11 @@ ping_key = "{key()}"    # enables /ping/<ping_key>/<check-name>
 [defaults]
 grace = "5m"
 timezone = "UTC"
+channels = ["journal"]            # where every check's alerts go
+
+[channels.journal]
+type = "log"                      # alerts as WARNING lines in Heartfly's own log (journalctl -u heartfly);
+                                  # add an email or webhook channel next: see heartfly.example.toml
 
 [checks.example-every]
 key = "{key()}"

@@ -239,7 +239,7 @@ class _Reader(Reader):
         self.known(table, "server", _SERVER_KEYS)
         d = ServerConfig()
         host, port = d.host, d.port
-        listen = self.value(table, "server", "listen", str, _parse_listen)
+        listen = self.value(table, "server", "listen", str, parse_listen)
         if listen is not None:
             host, port = listen
         public_url = self.value(table, "server", "public_url", str, _parse_url)
@@ -385,7 +385,7 @@ class _Reader(Reader):
                     owners[value] = here
 
 
-def _parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str) -> tuple[str, int]:
     match = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})", text.strip())
     if not match or int(match.group(3)) > 65535:
         raise ValueError(f'expected "host:port" (e.g. "127.0.0.1:8765" or "[::1]:8765"), got "{text}"')

@@ -12,7 +12,7 @@ from typing import Any, Literal, cast, get_args
 from heartfly.core.config_reader import Reader, join, positive, positive_duration
 from heartfly.core.patterns import NAME_RE
 
-ChannelType = Literal["email", "webhook", "apprise"]
+ChannelType = Literal["email", "webhook", "apprise", "log"]
 WebhookFormat = Literal["json", "slack", "discord", "ntfy"]
 Security = Literal["starttls", "tls", "none"]
 CHANNEL_TYPES: tuple[ChannelType, ...] = get_args(ChannelType)
@@ -26,6 +26,7 @@ _CHANNEL_KEYS = {
     "email": {"type", "to", "recovery"},
     "webhook": {"type", "url", "headers", "format", "recovery", "timeout"},
     "apprise": {"type", "urls", "recovery", "timeout"},
+    "log": {"type", "recovery"},
 }
 
 
@@ -159,6 +160,8 @@ def _channel(
         headers = reader.value(raw, where, "headers", dict, _headers) or ()
         fmt: WebhookFormat = reader.value(raw, where, "format", str, _format) or "json"
         return ChannelConfig(url=url, headers=headers, format=fmt, timeout=timeout, **common)
+    if kind == "log":  # Heartfly's own log: nothing to configure, nothing that can be down
+        return ChannelConfig(**common)
     if importlib.util.find_spec("apprise") is None:
         reader.fail(join(where, "type"), "needs the apprise library: pip install 'heartfly[apprise]'")
     urls = reader.strings(raw, where, "urls") or ()

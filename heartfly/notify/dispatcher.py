@@ -25,7 +25,7 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.config_alerts import ChannelConfig
 from heartfly.core.statetypes import AlertEvent
-from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, webhook
+from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, log_channel, webhook
 from heartfly.notify.message import Alert
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
@@ -67,7 +67,11 @@ async def _apprise(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
     await apprise_channel.send(channel, alert)
 
 
-SENDERS: dict[str, Sender] = {"email": _email, "webhook": _webhook, "apprise": _apprise}
+async def _log(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+    await log_channel.send(channel, alert)
+
+
+SENDERS: dict[str, Sender] = {"email": _email, "webhook": _webhook, "apprise": _apprise, "log": _log}
 
 
 def backoff(attempt: int, initial: float, most: float, rng: random.Random) -> float:

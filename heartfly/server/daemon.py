@@ -34,9 +34,11 @@ class StartError(Exception):
     """Start-up failed for a reason the operator can fix; the message says which."""
 
 
-async def serve(config: Config) -> None:
-    """Serve a loaded config (loaded once: with 100k checks that takes seconds) until SIGTERM."""
+async def serve(config: Config, listen: str | None = None) -> None:
+    """Serve a loaded config (loaded once: with 100k checks that takes seconds) until SIGTERM.
+    `listen`: the --listen the config was given, given again to every reloaded config."""
     app = create_app(config)
+    app[RUNTIME].listen_override = listen
     # Handlers go in first: a SIGHUP or SIGTERM during start-up must not kill the process.
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -55,7 +57,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
     config = app[RUNTIME].config
     # Bind first: a port in use must fail the start before the database is touched (no downtime
     # accounting, no alive mark from a start that never served).
-    sock = _bind(config.server.host, config.server.port)
+    sock = _bind(config.server.host, config.server.port, config)
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -96,15 +98,16 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
     log.info("stopped cleanly")
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket, or StartError saying why not."""
+def _bind(host: str, port: int, config: Config) -> socket.socket:
+    """A listening socket, or StartError saying why not (and, for a port in use, how to pick another)."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise StartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise StartError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
@@ -112,8 +115,13 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise StartError(f"cannot listen on {host}:{port}: {why}") from None
+        if exc.errno == errno.EADDRINUSE:  # one line: under systemd each line is a journal entry
+            raise StartError(
+                f"cannot listen on {where}: address already in use (another Heartfly, or another program?);"
+                f" pick another port with --listen HOST:PORT, HEARTFLY_LISTEN=HOST:PORT or listen in [server]"
+                f" of {config.path}"
+            ) from None
+        raise StartError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     return sock
 
 

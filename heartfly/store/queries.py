@@ -303,10 +303,11 @@ async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | 
 # Sorting needs no index of its own: a check keeps at most `keep_pings` pings.
 
 
-def _page(table: str, columns: str, time: str) -> str:
-    """A cursor whose item is gone (pruned) pages by id, as before event-time order."""
+def _page(table: str, columns: str, time: str, where: str = "TRUE") -> str:
+    """A cursor whose item is gone (pruned) pages by id, as before event-time order. `where`: a
+    filter of the rows (the cursor's item itself need not pass it)."""
     return (
-        f"SELECT {columns} FROM {table} WHERE check_id = ?1 AND (?2 IS NULL"  # noqa: S608 - names only
+        f"SELECT {columns} FROM {table} WHERE check_id = ?1 AND ({where}) AND (?2 IS NULL"  # noqa: S608 - names only
         f" OR ({time}, id) < (SELECT {time}, id FROM {table} WHERE id = ?2)"
         f" OR (id < ?2 AND NOT EXISTS (SELECT 1 FROM {table} WHERE id = ?2)))"
         f" ORDER BY {time} DESC, id DESC LIMIT ?3"
@@ -327,11 +328,17 @@ async def read_pings(
     return rows
 
 
+# up <-> running: the start and the end of every healthy run, 192 a day for a 15-minute job. The
+# views of state changes leave them out unless asked (`routine`), so the changes that matter show.
+NOT_ROUTINE = "NOT ((old = 'up' AND new = 'running') OR (old = 'running' AND new = 'up'))"
+
+
 async def read_flips(
-    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
+    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None, routine: bool = True
 ) -> list[dict[str, Any]]:
     keys = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
-    async with db.execute(_page("flips", ", ".join(keys), "at"), (check_id, before, limit)) as cur:
+    sql = _page("flips", ", ".join(keys), "at", "TRUE" if routine else NOT_ROUTINE)
+    async with db.execute(sql, (check_id, before, limit)) as cur:
         rows = await cur.fetchall()
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
@@ -508,8 +515,10 @@ class SqliteReader:
     async def read_pings(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         return await read_pings(self.db, check_id, limit, before)
 
-    async def read_flips(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
-        return await read_flips(self.db, check_id, limit, before)
+    async def read_flips(
+        self, check_id: int, limit: int = 100, before: int | None = None, routine: bool = True
+    ) -> list[dict[str, Any]]:
+        return await read_flips(self.db, check_id, limit, before, routine)
 
     async def read_runs(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         return await read_runs(self.db, check_id, limit, before)

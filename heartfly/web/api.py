@@ -120,9 +120,15 @@ async def check_runs(request: web.Request) -> web.Response:
     return await _history(request, lambda db: db.read_runs, lambda r: _times(r, "started_at", "ended_at"))
 
 
-@authorized(query=PAGE_PARAMS)
+@authorized(query=PAGE_PARAMS | {"all"})
 async def check_flips(request: web.Request) -> web.Response:
-    return await _history(request, lambda db: db.read_flips, lambda r: _times(r, "at", "deadline", "learned_at"))
+    """The changes that matter, newest first; `all=1` adds the up <-> running of every healthy run."""
+    routine = _flag(request, "all")
+
+    def read(db: Reader) -> PageRead:
+        return lambda check_id, limit, before: db.read_flips(check_id, limit, before, routine=routine)
+
+    return await _history(request, read, lambda r: _times(r, "at", "deadline", "learned_at"))
 
 
 @authorized(query=PAGE_PARAMS)
@@ -224,6 +230,15 @@ def _int_param(request: web.Request, name: str, default: int | None, low: int, h
             text=f'{{"error": "{name} must be an integer from {low} to {high}"}}', content_type="application/json"
         )
     return value
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    text = request.query.get(name, "0").lower()
+    if text not in ("0", "1", "false", "true"):
+        raise web.HTTPBadRequest(
+            text=f'{{"error": "{name} must be 1 (or true) or 0 (or false)"}}', content_type="application/json"
+        )
+    return text in ("1", "true")
 
 
 def _limit(request: web.Request) -> int:

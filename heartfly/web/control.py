@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from heartfly.core.config import ConfigError, load_config
+from heartfly.core.listen import with_listen
 from heartfly.core.states import Status
 from heartfly.core.units import UnitError, parse_duration
 from heartfly.server import longlived, systemd
@@ -155,6 +156,8 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
         try:  # in a thread: 100k checks take seconds to validate, and pings must be answered meanwhile
             # (outside building(): the cyclic GC stays on for the requests served during the read)
             config = await asyncio.to_thread(load_config, path)
+            if rt.listen_override is not None:  # validated at start
+                config = with_listen(config, rt.listen_override)
         except ConfigError as exc:
             return _refused(exc.problems)
         except Exception as exc:  # a validation bug must not cost the running config

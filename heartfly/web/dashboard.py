@@ -252,7 +252,8 @@ async def check_page(request: web.Request) -> web.Response:
     pings_before = _cursor(request, "pings_before")
     await rt.settled()
     pings = await reader.read_pings(check.id, PINGS_PER_PAGE, pings_before)
-    flips = await reader.read_flips(check.id, 15)
+    all_flips = request.query.get("flips") == "all"  # else without the up <-> running of healthy runs
+    flips = await reader.read_flips(check.id, 15, routine=all_flips)
     alerts = await reader.read_alerts(check.id, 10)
     items = await _events(request, check, 60, 30)
     upstream_name = cfg.after
@@ -272,9 +273,12 @@ async def check_page(request: web.Request) -> web.Response:
         timed=any(e["duration"] is not None for e in items),
         outcomes=charts.OUTCOMES,
         pings=pings,
-        older_pings=f"?pings_before={pings[-1]['id']}" if len(pings) == PINGS_PER_PAGE else None,
+        older_pings=f"?pings_before={pings[-1]['id']}{'&flips=all' if all_flips else ''}"
+        if len(pings) == PINGS_PER_PAGE
+        else None,
         newest_pings=pings_before is not None,
         flips=flips,
+        all_flips=all_flips,
         alerts=alerts,
         upstream=_row(request.app, upstream) if upstream else None,
         upstream_name=upstream_name,

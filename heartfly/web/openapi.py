@@ -67,9 +67,20 @@ LINK = {
 }
 
 
-def _page_of(item: str, what: str) -> dict[str, Any]:
+ALL_FLIPS = {
+    "name": "all",
+    "in": "query",
+    "schema": {"type": "boolean", "default": False},
+    "description": (
+        "`1` (or `true`): every change of state. By default the up <-> running changes every healthy run"
+        " makes (its start, its end) are left out, so the changes that matter stand out."
+    ),
+}
+
+
+def _page_of(item: str, what: str, *extra: dict[str, Any]) -> dict[str, Any]:
     return {
-        "parameters": [NAME, *PAGE],
+        "parameters": [NAME, *PAGE, *extra],
         "get": {
             "summary": what,
             "operationId": f"list{item}s",
@@ -236,7 +247,7 @@ PATHS: dict[str, Any] = {
     },
     "/api/v1/checks/{name}/pings": _page_of("Ping", "The check's pings with their messages"),
     "/api/v1/checks/{name}/runs": _page_of("Run", "The check's finished runs with their durations"),
-    "/api/v1/checks/{name}/flips": _page_of("Flip", "The check's changes of state"),
+    "/api/v1/checks/{name}/flips": _page_of("Flip", "The check's changes of state", ALL_FLIPS),
     "/api/v1/checks/{name}/alerts": _page_of("Alert", "The check's alerts, each with every delivery attempt"),
     "/api/v1/checks/{name}/pause": _action(
         "pauseCheck",

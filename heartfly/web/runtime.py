@@ -35,6 +35,7 @@ class Runtime:
     writer: Writer | None = None  # the backend app.py opened (tests reach into it)
     dispatcher: Dispatcher | None = None
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
+    listen_override: str | None = None  # serve --listen / HEARTFLY_LISTEN: outranks the file, on reload too
     _engine: Engine | None = field(default=None, repr=False)
 
     @property

@@ -1,0 +1,27 @@
+"""Warnings about a valid config that would still let a failure go unnoticed. Pure.
+
+Not errors: a config without channels is a legitimate way to try Heartfly out (states, the
+dashboard and the API work), but whoever runs `heartfly check-config` should hear that nobody is
+ever told.
+"""
+
+from __future__ import annotations
+
+from heartfly.core.config import Config
+
+NAMED = 10  # checks named in the warning; the rest are counted
+
+
+def warnings(config: Config) -> list[str]:
+    """One line per problem, however many checks share it."""
+    if not config.checks:
+        return ["no checks: nothing is watched (add a [checks.NAME] table)"]
+    silent = [name for name, check in config.checks.items() if not check.channels]
+    if not silent:
+        return []
+    shown = ", ".join(silent[:NAMED]) + (f" and {len(silent) - NAMED} more" if len(silent) > NAMED else "")
+    which = "every check has" if len(silent) == len(config.checks) else f"{len(silent)} check(s) have"
+    return [
+        f"{which} no channel, so nobody is told when it goes down ({shown}): set [defaults] channels"
+        " or a check's channels; a [channels.NAME] table with type = \"log\" writes alerts to Heartfly's log"
+    ]

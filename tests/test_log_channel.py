@@ -1,0 +1,150 @@
+"""Alerts that go somewhere out of the box: the log channel, check-config's warnings, the starter
+config and the example config, and test alerts that expire soon. Real subprocesses throughout."""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.request
+from pathlib import Path
+
+from heartfly.core.config_alerts import AlertsConfig
+from heartfly.notify import outbox
+from heartfly.notify.log_channel import escape
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+EXAMPLE = Path(__file__).parent.parent / "heartfly.example.toml"
+SERVER = '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+# A ping body that tries to forge a log line of its own, colour the terminal, reorder the text
+# and end the line by Unicode's own separator.
+HOSTILE = "disk full\n2026-01-01 00:00:00 ERROR heartfly: forged\r\x1b[31mred\x1b[0m \u202eevil\u2028next\x00end"
+
+
+def with_port(path: Path, url: str) -> Path:
+    """The same config, listening where the running server actually listens."""
+    port = url.rsplit(":", 1)[1]
+    path.write_text(path.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+    return path
+
+
+def log_config(tmp_path: Path, key: str) -> Path:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        SERVER + '[defaults]\nchannels = ["journal"]\n[channels.journal]\ntype = "log"\n'
+        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\ndescription = "the nightly job"\n'
+    )
+    return path
+
+
+def test_a_log_channel_alert_is_one_escaped_warning_line_in_the_servers_log_and_recorded_as_sent(
+    tmp_path: Path,
+) -> None:
+    key = new_key()
+    path = log_config(tmp_path, key)
+    with Server(path) as server:
+        request = urllib.request.Request(f"{server.url}/ping/{key}/fail", data=HOSTILE.encode())
+        with urllib.request.urlopen(request) as resp:
+            assert resp.status == 200
+        assert server.wait_for_log("alert flip-1 (down) via journal: sent after 1 attempt(s)")
+        assert server.stop() == 0
+    lines = [line for line in server.lines if "[DOWN] nightly failed" in line]
+    assert len(lines) == 1, server.log()
+    alert = lines[0]
+    assert " WARNING heartfly.alert: [DOWN] nightly failed | Check: nightly | Description: the nightly job" in alert
+    assert "State: down (failed)" in alert and "Link: http://127.0.0.1:0/checks/nightly" in alert
+    assert "disk full\\n2026-01-01 00:00:00 ERROR heartfly: forged\\r\\x1b[31mred\\x1b[0m \\u202eevil" in alert
+    assert "\\u2028next\\x00end" in alert
+    log = server.log()
+    assert not any(line.startswith("2026-01-01") for line in server.lines)  # no forged line
+    assert not any(c in log for c in "\x1b\r\x00\u202e\u2028")
+    history = heartfly("history", "nightly", "-c", str(path))
+    assert "down via journal: sent after 1 attempt(s)  [flip-1]" in history.stdout, history.stderr
+
+
+def test_a_test_alert_through_a_log_channel_is_sent_and_logged(tmp_path: Path) -> None:
+    path = log_config(tmp_path, new_key())
+    with Server(path) as server:
+        result = heartfly("test-alert", "journal", "-c", str(with_port(path, server.url)))
+        assert result.returncode == 0, result.stderr
+        assert "test alert via journal: sent" in result.stdout
+        assert server.wait_for_log("WARNING heartfly.alert: [TEST] Heartfly test alert for channel journal")
+
+
+def test_a_test_alert_that_cannot_be_delivered_expires_after_five_minutes_not_a_day(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        SERVER + '[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/nothing-listens"\n'
+        f'[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    with Server(path) as server:
+        result = heartfly("test-alert", "hook", "-c", str(with_port(path, server.url)))
+        assert result.returncode == 1 and "test alert via hook: pending" in result.stdout
+        server.stop()
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        rows = db.execute("SELECT expires_at - created_at FROM outbox WHERE event = 'test'").fetchall()
+    assert rows == [(300.0,)]
+
+
+def test_a_test_alert_expires_by_expire_after_when_that_is_sooner_than_five_minutes() -> None:
+    assert outbox.TEST_EXPIRE_AFTER == 300.0
+    row = outbox.test_row(7, "hook", 1000.0, AlertsConfig(expire_after=120.0))
+    assert (row[6], row[7]) == (1000.0, 1120.0)  # created_at, expires_at
+    assert outbox.test_row(8, "hook", 1000.0, AlertsConfig())[7] == 1300.0
+
+
+def test_check_config_warns_on_stderr_about_checks_no_channel_reaches_and_still_exits_0(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        SERVER + '[channels.journal]\ntype = "log"\n'
+        f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["journal"]\n'
+        f'[checks.quiet]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "OK, 2 check(s)" in result.stdout and "warning" not in result.stdout
+    assert result.stderr.startswith("warning: 1 check(s) have no channel, so nobody is told when it goes down (quiet)")
+    assert 'type = "log"' in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_check_config_warns_when_no_check_has_a_channel_naming_at_most_ten(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(SERVER + "".join(f'[checks.c{i:02}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(12)))
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0
+    assert "warning: every check has no channel" in result.stderr
+    assert "(c00, c01, c02, c03, c04, c05, c06, c07, c08, c09 and 2 more)" in result.stderr
+
+
+def test_check_config_warns_about_a_config_with_no_checks(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(SERVER)
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0
+    assert result.stderr == "warning: no checks: nothing is watched (add a [checks.NAME] table)\n"
+
+
+def test_the_starter_config_alerts_through_a_log_channel_and_passes_check_config_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hb.toml"
+    assert heartfly("init", str(path)).returncode == 0
+    assert '[channels.journal]\ntype = "log"' in path.read_text()
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_the_example_config_sends_every_check_to_the_log_channel_and_passes_check_config_without_a_warning() -> None:
+    from heartfly.core.config import load_config
+
+    config = load_config(EXAMPLE)
+    assert {c.type for c in config.channels.values()} == {"log"}  # nothing that is not there to answer
+    assert all(check.channels == ("journal",) for check in config.checks.values())
+    result = heartfly("check-config", "-c", str(EXAMPLE))
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_escape_keeps_a_line_one_printable_line() -> None:
+    assert escape("a\nb\r\tc\\d") == "a\\nb\\r\\tc\\\\d"
+    assert escape("\x00\x07\x1b\x7f\x85\x9b") == "\\x00\\x07\\x1b\\x7f\\x85\\x9b"
+    assert escape("\u200b\u202e\u2028\u2029\ufeff") == "\\u200b\\u202e\\u2028\\u2029\\ufeff"
+    assert escape("Auth → Profile, ünïcödé, 日本") == "Auth → Profile, ünïcödé, 日本"
