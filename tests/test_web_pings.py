@@ -14,10 +14,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from heartfly.core.config import Config
+from heartfly.store import sqlite as store
 from heartfly.web import pings as ping_routes
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import sqlite_file
 from tests.webutil import raw_request
 
 KEY = new_key()
@@ -55,7 +57,7 @@ def stored(
     config: Config,
     sql: str = "SELECT kind, exit_status, run_id, body, truncated, metrics, method, at FROM pings ORDER BY id",
 ) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(config.server.database) as db:
+    with sqlite3.connect(sqlite_file(config)) as db:
         return list(db.execute(sql))
 
 
@@ -241,7 +243,7 @@ async def test_a_failing_database_answers_503_then_recovers(
     client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = client.app[RUNTIME].writer
-    assert writer is not None
+    assert isinstance(writer, store.Writer)
     real = writer._commit
 
     def full_disk(writes: list[Any]) -> None:
