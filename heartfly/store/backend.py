@@ -29,11 +29,16 @@ class Backend:
 async def open_backend(server: ServerConfig) -> Backend:
     """The writer (creating and migrating the database) and a reader of its own; StoreError says
     what failed. The writer is not started yet."""
+    writer: OwnWriter
     if isinstance(server.database, PostgresDatabase):
-        raise _not_yet(server.database)
-    from heartfly.store import sqlite
+        _need_driver()
+        from heartfly.store import postgres
 
-    writer: OwnWriter = await sqlite.Writer.open(server.database, server.synchronous)
+        writer = await postgres.Writer.open(server.database)
+    else:
+        from heartfly.store import sqlite
+
+        writer = await sqlite.Writer.open(server.database, server.synchronous)
     try:
         reader = await open_reader(server.database)
     except BaseException:
@@ -45,7 +50,10 @@ async def open_backend(server: ServerConfig) -> Backend:
 async def open_reader(database: Database) -> Reader:
     """A reader of a database the server has made; StoreError if it cannot be read or was never made."""
     if isinstance(database, PostgresDatabase):
-        raise _not_yet(database)
+        _need_driver()
+        from heartfly.store import postgres
+
+        return await postgres.open_reader(database)
     from heartfly.store import sqlite
 
     return await sqlite.open_reader(database)
@@ -58,5 +66,12 @@ async def open_existing_reader(database: Database) -> Reader:
     return await open_reader(database)
 
 
-def _not_yet(database: PostgresDatabase) -> StoreError:
-    return StoreError(f"cannot open {database.shown}: this Heartfly has no PostgreSQL store yet")
+def _need_driver() -> None:
+    """StoreError saying how to install the PostgreSQL driver, if it is missing."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise StoreError(
+            f"a postgresql:// database needs the PostgreSQL driver ({exc.name} is missing):"
+            " pip install 'heartfly[postgres]'"
+        ) from None

@@ -9,9 +9,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from heartfly.store.api import StoreError
-from heartfly.store.rows import SET_META, Write
+from heartfly.store.rows import SET_META, FlipRow, OutboxRow, PingRow, RunRow, Statement, StateRow, Write
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +179,34 @@ def _take(
             if states > STATES_PER_BATCH:
                 return queue[:i], queue[i:]
     return queue, []
+
+
+@dataclass(slots=True)
+class Batch:
+    """The rows of a batch's writes, table by table, as one transaction inserts them: the
+    statements first, the newest state row of each check last."""
+
+    statements: list[Statement]
+    pings: list[PingRow]
+    flips: list[FlipRow]
+    runs: list[RunRow]
+    outbox: list[OutboxRow]
+    states: list[StateRow]
+
+
+def gather(writes: list[Write]) -> Batch:
+    pings = [w.ping for w in writes if w.ping is not None]  # one per write, nearly always
+    flips = [w.flip for w in writes if w.flip is not None]
+    for w in writes:
+        if w.pings or w.flips:  # a merged batch (rows carry their ids: order does not matter)
+            pings += w.pings
+            flips += w.flips
+    states: dict[int, StateRow] = {}
+    statements: list[Statement] = []
+    for w in writes:
+        if w.state is not None:
+            states[w.state.check_id] = w.state
+        statements.extend(w.statements)
+    runs = [row for w in writes for row in w.runs]
+    outbox = [row for w in writes for row in w.outbox]
+    return Batch(statements, pings, flips, runs, outbox, list(states.values()))

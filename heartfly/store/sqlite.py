@@ -23,7 +23,7 @@ import aiosqlite
 from heartfly.store import wal
 from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
 from heartfly.store.groupcommit import STATES_PER_BATCH as STATES_PER_BATCH  # re-exported for the tests
-from heartfly.store.groupcommit import GroupCommitter
+from heartfly.store.groupcommit import GroupCommitter, gather
 from heartfly.store.groupcommit import carried as carried
 from heartfly.store.queries import SqliteReader
 
@@ -33,7 +33,6 @@ from heartfly.store.rows import (
     INSERT_FLIP,
     INSERT_PING,
     INSERT_RUN,
-    Statement,
 )
 from heartfly.store.rows import INSERT_OUTBOX as INSERT_OUTBOX
 from heartfly.store.rows import FlipRow as FlipRow
@@ -204,35 +203,22 @@ class Writer(GroupCommitter):
 
     def _commit(self, writes: list[Write]) -> None:
         """Runs in the writer thread."""
-        pings = [w.ping for w in writes if w.ping is not None]  # one per write, nearly always
-        flips = [w.flip for w in writes if w.flip is not None]
-        for w in writes:
-            if w.pings or w.flips:  # a merged batch (rows carry their ids: order does not matter)
-                pings += w.pings
-                flips += w.flips
-        states: dict[int, StateRow] = {}
-        statements: list[Statement] = []
-        for w in writes:
-            if w.state is not None:
-                states[w.state.check_id] = w.state
-            statements.extend(w.statements)
+        batch = gather(writes)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, params in statements:
+            for sql, params in batch.statements:
                 conn.execute(sql, params)
-            if pings:
-                _insert_pings(conn, pings)
-            if flips:
-                conn.executemany(INSERT_FLIP, flips)
-            runs = [row for w in writes for row in w.runs]
-            if runs:
-                conn.executemany(INSERT_RUN, runs)
-            outbox = [row for w in writes for row in w.outbox]
-            if outbox:
-                conn.executemany(INSERT_OUTBOX, outbox)
-            if states:
-                _update_states(conn, [(r.check_id, encode_state(r.state), r.ping_id) for r in states.values()])
+            if batch.pings:
+                _insert_pings(conn, batch.pings)
+            if batch.flips:
+                conn.executemany(INSERT_FLIP, batch.flips)
+            if batch.runs:
+                conn.executemany(INSERT_RUN, batch.runs)
+            if batch.outbox:
+                conn.executemany(INSERT_OUTBOX, batch.outbox)
+            if batch.states:
+                _update_states(conn, [(r.check_id, encode_state(r.state), r.ping_id) for r in batch.states])
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
