@@ -61,8 +61,7 @@ def store_backend(request: pytest.FixtureRequest) -> Iterator[str]:
         yield '"heartfly.db"'
         return
     server: pgserver.PgServer = request.getfixturevalue("pg_server")
-    with server.database() as url:
-        yield f'"{url}"'
+    yield f'"{server.database()}"'
 
 
 @pytest.fixture

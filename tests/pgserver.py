@@ -21,6 +21,7 @@ from pathlib import Path
 
 PASSWORD = "correct horse battery staple"  # the role `secretive`'s
 _counter = itertools.count(1)
+_made: list[str] = []  # the databases made for tests, not dropped yet
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,17 @@ class PgServer:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(sql)
 
-    @contextlib.contextmanager
-    def database(self) -> Iterator[str]:
-        """A new, empty database for one test: its URL."""
+    def database(self) -> str:
+        """A new, empty database for one test: its URL. The earlier tests' are dropped now, not at
+        their end: an app's cleanup may run after the fixture that made its database (pytest
+        tears fixtures down in the order they were set up, reversed), and must find it there."""
+        for old in _made:
+            self.admin(f"DROP DATABASE IF EXISTS {old} WITH (FORCE)")
+        _made.clear()
         name = f"t{os.getpid()}_{next(_counter)}"
         self.admin(f"CREATE DATABASE {name}")
-        try:
-            yield self.url(name)
-        finally:
-            self.admin(f"DROP DATABASE {name} WITH (FORCE)")
+        _made.append(name)
+        return self.url(name)
 
 
 def _binary(name: str) -> str | None:

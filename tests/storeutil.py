@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
@@ -30,3 +34,30 @@ def query(config: Config, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
             return list(cur.fetchall()) if cur.description is not None else []
     with sqlite3.connect(database) as db:
         return list(db.execute(sql, params))
+
+
+@contextlib.contextmanager
+def writes_fail(config: Config, writer: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every commit with pings fails meanwhile: a full disk for SQLite (its commit made to raise
+    what SQLite raises, for a real full disk cannot fail *every* commit: tests/test_faults.py),
+    a constraint no ping row meets for PostgreSQL (the server itself refuses the rows)."""
+    if isinstance(config.server.database, PostgresDatabase):
+        query(config, "ALTER TABLE pings ADD CONSTRAINT disk_full CHECK (false) NOT VALID")
+        try:
+            yield
+        finally:
+            query(config, "ALTER TABLE pings DROP CONSTRAINT disk_full")
+        return
+    from heartfly.store import sqlite as store
+
+    assert isinstance(writer, store.Writer)
+    real = writer._commit
+
+    def full_disk(writes: list[Any]) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(writer, "_commit", full_disk)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(writer, "_commit", real)
