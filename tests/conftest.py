@@ -3,12 +3,13 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from heartfly.core.config import CheckConfig, Config, load_config
+from tests import pgserver
 
 ConfigWriter = Callable[..., Config]
 
@@ -33,13 +34,44 @@ def past_validation(config: Config, name: str, **fields: object) -> Config:
     return dataclasses.replace(config, checks={**config.checks, name: changed})
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_stores: each test runs on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module or test marked both_stores runs once per store; the others on SQLite alone."""
+    if "store_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("store_backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PgServer]:
+    """One PostgreSQL cluster for the session; the tests that need it skip, saying why, without one."""
+    reason = pgserver.why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgserver.cluster() as server:
+        yield server
+
+
 @pytest.fixture
-def write_config(tmp_path: Path) -> ConfigWriter:
-    """Writes a TOML file in tmp_path (server section pointing at tmp_path) and loads it."""
+def store_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The `database` value write_config puts in [server]: a file, or a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield '"heartfly.db"'
+        return
+    server: pgserver.PgServer = request.getfixturevalue("pg_server")
+    yield f'"{server.database()}"'
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, store_backend: str) -> ConfigWriter:
+    """Writes a TOML file in tmp_path (server section pointing at tmp_path, or at the test's
+    PostgreSQL database where the test runs on both stores) and loads it."""
 
     def write(body: str, *, server: str = "", name: str = "heartfly.toml") -> Config:
         given = textwrap.dedent(server).strip()
-        defaults = {"listen": '"127.0.0.1:0"', "database": '"heartfly.db"', "api_token_file": '"api-token"'}
+        defaults = {"listen": '"127.0.0.1:0"', "database": store_backend, "api_token_file": '"api-token"'}
         lines = [f"{k} = {v}" for k, v in defaults.items() if f"{k} =" not in given]
         text = "[server]\n" + "\n".join([*lines, given]) + "\n" + textwrap.dedent(body)
         path = tmp_path / name

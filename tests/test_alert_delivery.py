@@ -32,6 +32,7 @@ from heartfly.store import queries
 from heartfly.store import sqlite as store
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
+from tests.storeutil import sqlite_file
 from tests.test_alerts import (
     SERVER,
     Heartfly,
@@ -67,7 +68,7 @@ async def test_an_alert_delivered_while_database_writes_fail_is_sent_once_and_re
     config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("60s"), server=SERVER)
     hf = await start(config)
     writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    assert isinstance(writer, store.Writer)
     # Every commit fails while `full` is set, as on a full disk. (A real full disk, as in
     # tests/test_faults.py, cannot make *every* commit fail: small ones still fit in the WAL's
     # spare pages, and whether the attempt's own write fails would be a race.)
@@ -260,7 +261,7 @@ async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_lea
         facts = json.dumps({"check": "job", "state": "up" if event == "recovery" else "down", "at": now})
         expires_at = now - 1 if outbox_id in expired else now + 3600
         rows.append((outbox_id, f"{event}-{outbox_id}", 1, "hook", event, facts, now, expires_at, now))
-    writer = await store.Writer.open(config.server.database)
+    writer = await store.Writer.open(sqlite_file(config))
     writer.start()
     try:
         initial = states.initial_state(config.checks["job"], now)
@@ -278,12 +279,12 @@ async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_lea
     caplog.set_level(logging.INFO, logger="heartfly.notify.dispatcher")
     hf = await start(config)
     pending = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
-    await until(lambda: query(config.server.database, pending) == [(0,)], "the outbox to empty")
+    await until(lambda: query(sqlite_file(config), pending) == [(0,)], "the outbox to empty")
     # Only the first reminder was ever a head read: the 196 behind it went in its write. The
     # expired ones were left to the expiry path, each in its turn.
     assert heads == {1} | expired
-    got = query(config.server.database, "SELECT id, event, status, attempts FROM outbox ORDER BY id")
-    attempts = query(config.server.database, "SELECT outbox_id, outcome FROM alert_attempts ORDER BY outbox_id")
+    got = query(sqlite_file(config), "SELECT id, event, status, attempts FROM outbox ORDER BY id")
+    attempts = query(sqlite_file(config), "SELECT outbox_id, outcome FROM alert_attempts ORDER BY outbox_id")
     assert [(r[1], r[2], r[3]) for r in got if r[1] != "reminder"] == [("down", "sent", 1), ("recovery", "sent", 1)]
     stale = [r for r in got if r[1] == "reminder" and r[0] not in expired]
     assert len(stale) == 197 and {(r[2], r[3]) for r in stale} == {("superseded", 1)}
@@ -301,7 +302,7 @@ async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_lea
 
 async def backlog(config: Config, counts: dict[str, int]) -> None:
     """Queue test alerts on channels before Heartfly starts, as a long outage leaves them."""
-    writer = await store.Writer.open(config.server.database)
+    writer = await store.Writer.open(sqlite_file(config))
     writer.start()
     try:
         now, ids = time.time(), itertools.count(1)
@@ -375,7 +376,7 @@ async def test_the_pending_alerts_of_a_check_removed_from_the_config_are_dropped
         assert resp.status == 200, await resp.text()
 
     def dropped() -> list[tuple[object, ...]]:
-        return query(config.server.database, "SELECT status, last_error FROM outbox WHERE status != 'pending'")
+        return query(sqlite_file(config), "SELECT status, last_error FROM outbox WHERE status != 'pending'")
 
     assert await until(dropped, "the removed check's alert to be dropped", timeout=5) == [
         ("failed", 'check "job" is no longer in the config')

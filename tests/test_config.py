@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from heartfly.core.config import ConfigError, load_config, parse_config
+from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import heartfly
@@ -334,3 +335,48 @@ def test_parsing_reads_no_files_and_loading_lists_secret_file_problems_in_file_o
     assert smtp is not None and smtp.password is None and smtp.password_file == tmp_path / "secret"
     loaded_smtp = load_config(path).smtp
     assert loaded_smtp is not None and loaded_smtp.password == "hunter2"
+
+
+def test_a_postgresql_url_is_the_database_and_its_password_file_is_read_with_the_secrets(
+    write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    (tmp_path / "db-password").write_text("s3cret\n")
+    config = write_config(
+        "", server='database = "postgresql://heartfly@db.example:5433/hf"\ndatabase_password_file = "db-password"'
+    )
+    database = config.server.database
+    assert isinstance(database, PostgresDatabase)
+    assert (database.url, database.password) == ("postgresql://heartfly@db.example:5433/hf", "s3cret")
+    assert database.password_file == (tmp_path / "db-password").resolve()
+    assert "s3cret" not in repr(config)
+
+
+def test_a_password_in_the_url_never_shows_in_the_config_or_its_errors(write_config: ConfigWriter) -> None:
+    config = write_config("", server='database = "postgres://hf:hunter2@db/hf?sslmode=require"')
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.server.database)
+    assert str(config.server.database) == "postgres://hf:***@db/hf?sslmode=require"
+    found = problems(write_config, "", server='database = "postgresql://hf:hunter2@db:port/hf?password=hunter2"')
+    assert found == [
+        "server.database: postgresql://hf:***@db:port/hf?password=*** is not a usable PostgreSQL URL"
+        " (postgresql://user@host:port/dbname)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("server", "said"),
+    [
+        ('database = "postgresql://db:5432"', "server.database: postgresql://db:5432 names no database"),
+        ('database = "postgresql://db/a/b"', "server.database: postgresql://db/a/b: the database name is one path"),
+        ('database_password_file = "pw"', 'server.database_password_file: only applies to a "postgresql://" database'),
+        (
+            'database = "postgresql://u:p@db/hf"\ndatabase_password_file = "pw"',
+            "server.database: has a password and database_password_file names one: give it once",
+        ),
+        ('database = "postgresql://db/hf"\nsynchronous = "full"', "server.synchronous: is SQLite's; PostgreSQL's"),
+        ('database = "postgresql://db/hf"\ndatabase_password_file = "missing"', "cannot read"),
+        ('database_pasword_file = "pw"', 'unknown key (did you mean "database_password_file"?)'),
+    ],
+)
+def test_a_bad_postgresql_setting_is_one_clear_line(write_config: ConfigWriter, server: str, said: str) -> None:
+    found = problems(write_config, "", server=server)
+    assert len(found) == 1 and said in found[0], found

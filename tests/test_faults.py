@@ -31,6 +31,7 @@ from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
+from tests.storeutil import sqlite_file
 from tests.test_restart import running
 from tests.webutil import Client, until
 
@@ -233,7 +234,7 @@ async def test_a_database_file_removed_or_replaced_under_the_running_daemon_refu
 ) -> None:
     key = new_key()
     config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
-    database = config.server.database
+    database = sqlite_file(config)
     client = await aiohttp_client(create_app(config))
     assert await post(client, f"/ping/{key}") == 200
     if how == "removed":
@@ -258,7 +259,7 @@ async def test_a_database_file_moved_away_and_back_refuses_pings_only_while_it_i
 ) -> None:
     key = new_key()
     config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
-    database = config.server.database
+    database = sqlite_file(config)
     client = await aiohttp_client(create_app(config))
     database.rename(tmp_path / "away.db")
 
@@ -278,7 +279,7 @@ async def test_a_database_folder_moved_away_with_a_file_in_its_place_refuses_pin
 ) -> None:
     key = new_key()
     config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n', server='database = "data/hb.db"')
-    database = config.server.database
+    database = sqlite_file(config)
     client = await aiohttp_client(create_app(config))
     database.parent.rename(tmp_path / "moved")
     database.parent.write_text("not a folder")  # stat() of the path now fails with ENOTDIR

@@ -12,6 +12,7 @@ from heartfly.core.config import Config, ConfigError
 from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server.engine import Engine, PingRecord
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import sqlite_file
 from tests.test_restart import running
 
 PIPELINE = """
@@ -45,7 +46,7 @@ async def ping(engine: Engine, name: str, kind: Kind) -> None:
 
 
 def alerts(config: Config) -> list[tuple[str, str, dict[str, object]]]:
-    with sqlite3.connect(config.server.database) as db:
+    with sqlite3.connect(sqlite_file(config)) as db:
         rows = db.execute(
             "SELECT c.name, o.event, o.payload FROM outbox o JOIN checks c ON c.id = o.check_id ORDER BY o.id"
         )
@@ -89,7 +90,7 @@ async def test_when_the_first_step_fails_the_missed_steps_fold_into_its_alert(co
         await ping(engine, "extract", Kind.SUCCESS)  # extract recovers: one recovery alert
         await ping(engine, "transform", Kind.SUCCESS)  # transform recovers: folded, like its down
     assert [(name, event) for name, event, _ in alerts(config)] == [("extract", "down"), ("extract", "recovery")]
-    with sqlite3.connect(config.server.database) as db:
+    with sqlite3.connect(sqlite_file(config)) as db:
         details = [r[0] for r in db.execute("SELECT detail FROM flips WHERE new = 'down' ORDER BY id")]
     assert details[1] == "no success within 10m of extract's start (folded into the alert of upstream step extract)"
 

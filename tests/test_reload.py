@@ -22,6 +22,7 @@ from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
+from tests.storeutil import sqlite_file
 from tests.webutil import Client, bearer, state_of
 
 
@@ -182,5 +183,5 @@ async def test_a_reload_that_moves_a_late_checks_due_time_ahead_makes_it_on_time
     assert (await state_of(client, config, "a"))["state"] == "new"
     flips = await (await client.get("/api/v1/checks/a/flips", headers=bearer(config))).json()
     assert [(f["old"], f["new"]) for f in flips] == [("late", "new"), ("new", "late")]
-    with sqlite3.connect(config.server.database) as db:
+    with sqlite3.connect(sqlite_file(config)) as db:
         assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)

@@ -1,10 +1,12 @@
-"""Restarts: everything is rebuilt from the SQLite file, and Heartfly's own downtime is accounted for."""
+"""Restarts: everything is rebuilt from the database (SQLite and PostgreSQL), and Heartfly's own
+downtime is accounted for."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+import pytest
 
 from heartfly.cli.report import read_status
 from heartfly.core.clock import FakeClock
@@ -13,26 +15,28 @@ from heartfly.core.states import Event, Kind, Status
 from heartfly.core.views import check_summary, iso
 from heartfly.server import housekeeping
 from heartfly.server.engine import CHECKPOINT_AFTER, Engine, PingRecord
-from heartfly.store import sqlite as store
+from heartfly.store import backend
+from heartfly.store import rows as store
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
+
+pytestmark = pytest.mark.both_stores
 
 
 @asynccontextmanager
 async def running(config: Config, clock: FakeClock, *, clean: bool = True) -> AsyncIterator[Engine]:
-    """An engine on a real database file, stopped cleanly or as if the process died."""
-    writer = await store.Writer.open(config.server.database)
-    db = await store.open_reader(config.server.database)
-    writer.start()
+    """An engine on a real database, stopped cleanly or as if the process died."""
+    opened = await backend.open_backend(config.server)
+    opened.writer.start()
     try:
-        engine = Engine(config, clock, writer)
-        await engine.load(db)
+        engine = Engine(config, clock, opened.writer)
+        await engine.load(opened.reader)
         yield engine
-        await writer.flush()
+        await opened.writer.flush()
         if clean:
             await housekeeping.mark_stopped(engine)
     finally:
-        await db.close()
-        await writer.close()
+        await opened.close()
 
 
 async def ping(engine: Engine, name: str, kind: Kind = Kind.SUCCESS) -> None:
@@ -49,8 +53,7 @@ def status(engine: Engine, name: str) -> Status:
 
 
 def flips(config: Config) -> list[tuple[str, str, str | None]]:
-    with sqlite3.connect(config.server.database) as db:
-        return list(db.execute("SELECT old, new, reason FROM flips ORDER BY id"))
+    return query(config, "SELECT old, new, reason FROM flips ORDER BY id")
 
 
 async def test_states_and_pings_survive_a_restart(write_config: ConfigWriter) -> None:
@@ -80,8 +83,7 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
         assert engine.fire_due(clock.now() + 49.9) == 0
         assert engine.fire_due(clock.now() + 50) == 1  # 100 s after the ping, counted without the downtime
         assert status(engine, "a") is Status.DOWN
-    with sqlite3.connect(config.server.database) as db:
-        assert list(db.execute("SELECT started_at - stopped_at, clean FROM downtimes")) == [(100.0, 1)]
+    assert query(config, "SELECT started_at - stopped_at, clean FROM downtimes") == [(100.0, 1)]
 
 
 async def test_a_deadline_before_an_unclean_stop_fires_at_once_on_start(write_config: ConfigWriter) -> None:
@@ -114,9 +116,8 @@ async def test_a_check_removed_from_the_file_keeps_its_history_and_comes_back_wa
     async with running(both, clock) as engine:
         state = engine.checks["a"].state
         assert state.status is Status.DOWN and state.due_at == clock.now() + 3600
-    with sqlite3.connect(both.server.database) as db:
-        assert db.execute("SELECT COUNT(*) FROM pings").fetchone() == (1,)
-        assert db.execute("SELECT removed_at FROM checks WHERE name = 'a'").fetchone() == (None,)
+    assert query(both, "SELECT COUNT(*) FROM pings") == [(1,)]
+    assert query(both, "SELECT removed_at FROM checks WHERE name = 'a'") == [(None,)]
 
 
 async def test_a_reload_adds_and_removes_checks_and_recomputes_changed_schedules(write_config: ConfigWriter) -> None:
@@ -143,8 +144,7 @@ async def test_old_pings_are_pruned_to_the_configured_count(write_config: Config
             await ping(engine, "a", Kind.LOG)
         engine.checkpoint()
         await housekeeping.prune(engine)
-    with sqlite3.connect(config.server.database) as db:
-        ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
+    ids = [r[0] for r in query(config, "SELECT id FROM pings ORDER BY id")]
     assert ids == list(range(31, 51))
 
 
@@ -155,8 +155,7 @@ async def test_pruning_keeps_the_pings_no_stored_state_includes_yet(write_config
         for _ in range(50):
             await ping(engine, "a", Kind.LOG)
         await housekeeping.prune(engine)  # no checkpoint since these pings: they are the only record of them
-    with sqlite3.connect(config.server.database) as db:
-        ids = [r[0] for r in db.execute("SELECT id FROM pings ORDER BY id")]
+    ids = [r[0] for r in query(config, "SELECT id FROM pings ORDER BY id")]
     assert ids == list(range(1, 51))
 
 
@@ -169,8 +168,7 @@ async def test_pings_after_the_last_checkpoint_are_replayed_after_a_crash(write_
             now = clock.now()
             await engine.record(engine.checks["a"], PingRecord(Event(kind, now, run_id), received_at=now))
         before = engine.checks["a"].state
-    with sqlite3.connect(config.server.database) as db:
-        ((checkpointed, newest),) = db.execute("SELECT state_ping_id, (SELECT MAX(id) FROM pings) FROM checks")
+    ((checkpointed, newest),) = query(config, "SELECT state_ping_id, (SELECT MAX(id) FROM pings) FROM checks")
     assert checkpointed < newest  # the last pings live only in the log: the process "died" before a checkpoint
     async with running(config, clock) as engine:
         after = engine.checks["a"].state
@@ -180,9 +178,8 @@ async def test_pings_after_the_last_checkpoint_are_replayed_after_a_crash(write_
 
 def _stored(config: Config) -> tuple[dict[str, int], int]:
     """Each check's checkpointed ping id, and the checkpoint mark."""
-    with sqlite3.connect(config.server.database) as db:
-        ids = dict(db.execute("SELECT name, state_ping_id FROM checks"))
-        (mark,) = db.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone()
+    ids = dict(query(config, "SELECT name, state_ping_id FROM checks"))
+    ((mark,),) = query(config, "SELECT value FROM meta WHERE key = 'checkpoint'")
     return ids, int(mark)
 
 
@@ -303,10 +300,9 @@ async def test_a_check_removed_by_a_reload_and_added_back_is_watched_again_with_
         await ping(engine, "a")
         assert not engine.writer.failing
         assert engine.checks["a"].id == first_id and engine.lookup_key(key_a) is not None
-    with sqlite3.connect(both.server.database) as db:
-        rows = db.execute("SELECT name, removed_at FROM checks ORDER BY id").fetchall()
-        pings_of_a = db.execute("SELECT COUNT(*) FROM pings WHERE check_id = ?", (first_id,)).fetchone()
-    assert rows == [("a", None), ("b", None)] and pings_of_a == (2,)
+    rows = query(both, "SELECT name, removed_at FROM checks ORDER BY id")
+    pings_of_a = query(both, "SELECT COUNT(*) FROM pings WHERE check_id = ?", (first_id,))
+    assert rows == [("a", None), ("b", None)] and pings_of_a == [(2,)]
 
 
 async def test_a_check_removed_while_stopped_can_come_back_by_a_reload(write_config: ConfigWriter) -> None:
@@ -385,8 +381,7 @@ async def test_ping_ids_are_never_handed_out_twice_even_if_a_state_names_an_unst
     clock = FakeClock()
     async with running(config, clock) as engine:
         await ping(engine, "a")
-    with sqlite3.connect(config.server.database) as db:  # as if a refused ping's id got into a state
-        db.execute("UPDATE checks SET state_ping_id = 40")
+    query(config, "UPDATE checks SET state_ping_id = 40")  # as if a refused ping's id got into a state
     async with running(config, clock) as engine:
         await ping(engine, "a")
         assert engine.checks["a"].ping_id == 41

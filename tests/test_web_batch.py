@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import sqlite_file
 from tests.webutil import bearer, login
 
 KEY = new_key()
@@ -54,7 +55,7 @@ async def client(aiohttp_client: Any, config: Config) -> Client:
 
 
 def rows(config: Config, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(config.server.database) as db:
+    with sqlite3.connect(sqlite_file(config)) as db:
         return list(db.execute(sql))
 
 

@@ -1,10 +1,9 @@
-"""Every ping form through a real socket into a real SQLite file; bad input gets a clear 400."""
+"""Every ping form through a real socket into a real database (SQLite and PostgreSQL); bad input gets a clear 400."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,10 @@ from heartfly.web import pings as ping_routes
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query, writes_fail
 from tests.webutil import raw_request
+
+pytestmark = pytest.mark.both_stores
 
 KEY = new_key()
 START_KEY = new_key()
@@ -55,8 +57,7 @@ def stored(
     config: Config,
     sql: str = "SELECT kind, exit_status, run_id, body, truncated, metrics, method, at FROM pings ORDER BY id",
 ) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(config.server.database) as db:
-        return list(db.execute(sql))
+    return query(config, sql)
 
 
 def token(config: Config) -> dict[str, str]:
@@ -240,18 +241,10 @@ async def test_a_long_json_message_is_truncated_to_the_body_limit(client: Client
 async def test_a_failing_database_answers_503_then_recovers(
     client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = client.app[RUNTIME].writer
-    assert writer is not None
-    real = writer._commit
-
-    def full_disk(writes: list[Any]) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(writer, "_commit", full_disk)
-    resp = await client.get(f"/ping/{KEY}")
-    assert resp.status == 503 and "not recorded" in await resp.text()
-    assert (await client.get("/readyz")).status == 503
-    monkeypatch.setattr(writer, "_commit", real)
+    with writes_fail(config, client.app[RUNTIME].writer, monkeypatch):
+        resp = await client.get(f"/ping/{KEY}")
+        assert resp.status == 503 and "not recorded" in await resp.text()
+        assert (await client.get("/readyz")).status == 503
     for _ in range(50):
         resp = await client.get(f"/ping/{KEY}/log")
         if resp.status == 200:

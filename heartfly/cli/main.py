@@ -140,7 +140,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
     import asyncio
 
     from heartfly.cli.report import format_status, read_status
-    from heartfly.store.sqlite import StoreError
+    from heartfly.store.api import StoreError
 
     config = _load(config_path)
     try:
@@ -180,7 +180,7 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
     import asyncio
 
     from heartfly.cli.report import read_history
-    from heartfly.store.sqlite import StoreError
+    from heartfly.store.api import StoreError
 
     config = _load(config_path)
     try:

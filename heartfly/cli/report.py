@@ -11,7 +11,7 @@ from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.units import format_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import check_summary, iso
-from heartfly.store import sqlite as store
+from heartfly.store import backend
 
 
 def _local(ts: float, zone: str) -> str:
@@ -45,10 +45,7 @@ def describe_checks(config: Config, now: float) -> str:
 
 async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
     """Every configured check as the database has it; raises StoreError if there is none yet."""
-    path = config.server.database
-    if not path.exists():
-        raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
-    db = await store.open_reader(path)
+    db = await backend.open_existing_reader(config.server.database)
     try:
         rows = {row.name: row for row in await db.read_current_checks(config.checks)}
         alive, _ = await db.read_last_alive()
@@ -67,10 +64,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
 async def read_history(config: Config, name: str, limit: int, routine: bool = False) -> str:
     """A check's story from the database; raises KeyError for an unknown name. `routine`: also the
     up <-> running changes every healthy run makes."""
-    path = config.server.database
-    if not path.exists():
-        raise store.StoreError(f"no database at {path}: has `heartfly serve` run with this config?")
-    db = await store.open_reader(path)
+    db = await backend.open_existing_reader(config.server.database)
     try:
         row = next((r for r in await db.read_current_checks(config.checks) if r.name == name), None)
         if row is None:

@@ -1,9 +1,9 @@
 """The TOML file -> frozen dataclasses; every problem is reported with its key path.
 
 parse_config is pure: it reads none of the files the config names (only the time zone database,
-to know a zone). The secret files (the API token file, smtp.password_file) are read in a second
-step (config_secrets) that load_config and parse_and_read_secrets run after it; paths are
-resolved against the config's folder.
+to know a zone). The secret files (the API token file, smtp.password_file,
+server.database_password_file) are read in a second step (config_secrets) that load_config and
+parse_and_read_secrets run after it; paths are resolved against the config's folder.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from heartfly.core.config_reader import (
     positive_duration,
 )
 from heartfly.core.config_secrets import MIN_TOKEN, check_token, read_secrets
+from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_postgres, parse_postgres_url
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
 from heartfly.core.units import parse_size
@@ -74,7 +75,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
-    database: Path = Path("heartfly.db")
+    database: Database = Path("heartfly.db")  # a SQLite file, or PostgreSQL (dburl)
     ping_key: str | None = None
     api_token_file: Path | None = None
     body_limit: int = 100_000
@@ -134,6 +135,7 @@ _SERVER_KEYS = {
     "listen",
     "public_url",
     "database",
+    "database_password_file",
     "ping_key",
     "api_token_file",
     "body_limit",
@@ -201,7 +203,11 @@ def parse_and_read_secrets(data: Mapping[str, Any], path: Path) -> Config:
     if secrets.problems:
         raise ConfigError(secrets.problems)
     if config.smtp is not None and secrets.password is not None:
-        return dataclasses.replace(config, smtp=dataclasses.replace(config.smtp, password=secrets.password))
+        config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp, password=secrets.password))
+    database = config.server.database
+    if isinstance(database, PostgresDatabase) and secrets.database_password is not None:
+        database = dataclasses.replace(database, password=secrets.database_password)
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, database=database))
     return config
 
 
@@ -246,13 +252,15 @@ class _Reader(Reader):
         if public_url is None:
             shown = f"[{host}]" if ":" in host else host
             public_url = f"http://{shown}:{port}"
-        database = self.value(table, "server", "database", str, self.path)
+        database = self.database(table)
         token_file = self.secret("server.api_token_file", self.value(table, "server", "api_token_file", str, self.path))
         ping_key = self.value(table, "server", "ping_key", str, _parse_key)
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
         keep = self.value(table, "server", "keep_pings", int, positive)
         max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
         sync = self.value(table, "server", "synchronous", str, _parse_sync)
+        if sync is not None and isinstance(database, PostgresDatabase):
+            self.fail("server.synchronous", "is SQLite's; PostgreSQL's durability is its own (synchronous_commit)")
         public = self.value(table, "server", "public", bool)
         return ServerConfig(
             host=host,
@@ -267,6 +275,21 @@ class _Reader(Reader):
             synchronous=sync or d.synchronous,
             public=bool(public),
         )
+
+    def database(self, table: Mapping[str, Any]) -> Database | None:
+        """A path (SQLite) or a postgresql:// URL, and the password file that goes with a URL."""
+        text = self.value(table, "server", "database", str)
+        password_file = self.value(table, "server", "database_password_file", str, self.path)
+        if text is not None and is_postgres(text):
+            url = self.value(table, "server", "database", str, parse_postgres_url)
+            if url is not None and password_file is not None and has_password(url):
+                self.fail("server.database", "has a password and database_password_file names one: give it once")
+            else:
+                self.secret("server.database_password_file", password_file)
+            return None if url is None else PostgresDatabase(url, password_file)
+        if password_file is not None:
+            self.fail("server.database_password_file", 'only applies to a "postgresql://" database')
+        return None if text is None else self.value(table, "server", "database", str, self.path)
 
     def defaults(self, table: Mapping[str, Any]) -> dict[str, Any]:
         """The [defaults] a check inherits, each read (and its problem reported) once; bad ones left out."""

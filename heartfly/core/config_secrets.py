@@ -1,4 +1,5 @@
-"""The files a config names whose content is secret: the API token file and smtp.password_file.
+"""The files a config names whose content is secret: the API token file, smtp.password_file and
+server.database_password_file.
 
 Read in a step of their own, after the pure parse (config.parse_config reads no files): the
 loader calls read_secrets with the files the parse found. A problem reading one is listed where
@@ -26,22 +27,25 @@ class SecretFile:
 @dataclass(frozen=True, slots=True)
 class Secrets:
     password: str | None  # smtp.password_file's content
+    database_password: str | None  # server.database_password_file's content
     problems: list[str]  # already merged into the parse's problems, in the file's order
 
 
 def read_secrets(found: Sequence[SecretFile], problems: Sequence[str]) -> Secrets:
-    """Check the API token file and read the SMTP password; `problems` are the parse's, merged with these."""
-    password = None
+    """Check the API token file and read the passwords; `problems` are the parse's, merged with these."""
+    password = database_password = None
     merged = list(problems)
     for secret in reversed(found):  # from the last, so an earlier `at` still points where it did
         try:
             if secret.where == "server.api_token_file":
                 _token_file(secret.path)
+            elif secret.where == "server.database_password_file":
+                database_password = _read_secret(secret.path)
             else:
                 password = _read_secret(secret.path)
         except ValueError as exc:
             merged.insert(secret.at, f"{secret.where}: {exc}")
-    return Secrets(password, merged)
+    return Secrets(password, database_password, merged)
 
 
 def _token_file(path: Path) -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from heartfly.core.config import Config
 from heartfly.server import longlived, systemd
-from heartfly.store.sqlite import StoreError
+from heartfly.store.api import StoreError
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME

@@ -18,7 +18,8 @@ from heartfly.store.rows import Write
 
 
 class StoreError(Exception):
-    """The database cannot be opened or used; the message says which file and why."""
+    """The database cannot be opened or used; the message says which (file, or URL without its
+    password) and why."""
 
 
 class Reader(Protocol):
@@ -99,4 +100,14 @@ class WriteQueue(Protocol):
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
+        ...
+
+
+class OwnWriter(WriteQueue, Protocol):
+    """The writer as its owner (the web app, tests) holds it: started once, closed once."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None:
+        """Commit what is queued, stop, and close the connection."""
         ...

@@ -8,6 +8,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from heartfly.core.dburl import Database, PostgresDatabase
+
 
 class BackupError(Exception):
     """The copy was not made; the message says why."""
@@ -21,13 +23,18 @@ class BackupInfo:
     pings: int
 
 
-def backup_database(database: Path, target: Path) -> BackupInfo:
+def backup_database(database: Database, target: Path) -> BackupInfo:
     """Copy `database` to `target` with VACUUM INTO, which reads one snapshot (a WAL read
     transaction), so pings committed meanwhile are either wholly in the copy or not at all,
     and the server's writer is never blocked. The copy is a single compact file in rollback
     journal mode, readable by any sqlite3; it is created mode 0600 (it holds ping bodies) and
     never overwrites anything.
     """
+    if isinstance(database, PostgresDatabase):
+        raise BackupError(
+            f"the database is PostgreSQL ({database.shown}): back it up with pg_dump;"
+            " `heartfly backup` copies a SQLite file"
+        )
     if not database.exists():
         raise BackupError(f"no database at {database}")
     try:

@@ -1,5 +1,9 @@
-"""Reads: what the API, the command line and start-up ask of the database; SqliteReader offers
-them as api.Reader."""
+"""Reads: what the API, the command line and start-up ask of the database; SqlReader offers
+them as api.Reader.
+
+The SQL is SQLite's. PostgreSQL runs the same functions through pgconn.PgConnection, which
+translates the placeholders and swaps in its own text for the few statements that differ.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import aiosqlite
 
@@ -15,6 +19,11 @@ from heartfly.core import states
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, decode_state
+
+if TYPE_CHECKING:  # the driver is an optional extra: imported only for a postgresql:// database
+    from heartfly.store.pgconn import PgConnection
+
+Db: TypeAlias = "aiosqlite.Connection | PgConnection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +36,14 @@ class CheckRow:
     state_ping_id: int
 
 
-async def read_checks(db: aiosqlite.Connection) -> list[CheckRow]:
+async def read_checks(db: Db) -> list[CheckRow]:
     sql = "SELECT id, name, created_at, removed_at, state, state_ping_id FROM checks ORDER BY id"
     async with db.execute(sql) as cur:
         rows = await cur.fetchall()
     return [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4]), r[5]) for r in rows]
 
 
-async def read_current_checks(db: aiosqlite.Connection, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
+async def read_current_checks(db: Db, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
     """read_checks, each state brought up to its newest committed ping.
 
     States are checkpointed lazily (engine.CHECKPOINT_AFTER); the pings after a check's checkpoint
@@ -98,7 +107,7 @@ def _logged(r: Any) -> LoggedPing:
     )  # fmt: skip
 
 
-async def pings_after(db: aiosqlite.Connection, ping_id: int, page: int = 10_000) -> AsyncIterator[LoggedPing]:
+async def pings_after(db: Db, ping_id: int, page: int = 10_000) -> AsyncIterator[LoggedPing]:
     """Pings newer than a checkpoint, oldest first: the ones a restart replays. Read a page at a
     time, because after a crash under load they can number hundreds of thousands."""
     sql = f"{_LOGGED_PING} WHERE id > ? ORDER BY id LIMIT ?"
@@ -112,7 +121,7 @@ async def pings_after(db: aiosqlite.Connection, ping_id: int, page: int = 10_000
         ping_id = rows[-1][0]
 
 
-async def check_pings_after(db: aiosqlite.Connection, check_id: int, ping_id: int) -> list[LoggedPing]:
+async def check_pings_after(db: Db, check_id: int, ping_id: int) -> list[LoggedPing]:
     """One check's pings newer than its stored state, oldest first: at most a checkpoint's delay of
     them (pruning keeps them), for a check that comes back after it was removed."""
     sql = f"{_LOGGED_PING} WHERE check_id = ? AND id > ? ORDER BY id"
@@ -120,28 +129,28 @@ async def check_pings_after(db: aiosqlite.Connection, check_id: int, ping_id: in
         return [_logged(r) for r in await cur.fetchall()]
 
 
-async def read_ping_ids(db: aiosqlite.Connection, since: float, limit: int) -> list[tuple[str, float]]:
+async def read_ping_ids(db: Db, since: float, limit: int) -> list[tuple[str, float]]:
     """Client-made ping ids received since `since`, oldest first (the newest `limit` of them)."""
     sql = (
         "SELECT uid, received_at FROM (SELECT uid, received_at FROM pings WHERE uid IS NOT NULL"
-        " AND received_at >= ? ORDER BY received_at DESC LIMIT ?) ORDER BY received_at"
+        " AND received_at >= ? ORDER BY received_at DESC LIMIT ?) AS recent ORDER BY received_at"
     )
     async with db.execute(sql, (since, limit)) as cur:
         return [(str(uid), float(at)) for uid, at in await cur.fetchall()]
 
 
-async def read_meta(db: aiosqlite.Connection, key: str) -> str | None:
+async def read_meta(db: Db, key: str) -> str | None:
     async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
         row = await cur.fetchone()
     return None if row is None else str(row[0])
 
 
-async def read_checkpoint(db: aiosqlite.Connection) -> int:
+async def read_checkpoint(db: Db) -> int:
     """The checkpoint mark (CHECKPOINT): the pings after it are replayed on start."""
     return int(await read_meta(db, CHECKPOINT) or 0)
 
 
-async def read_last_alive(db: aiosqlite.Connection) -> tuple[float | None, bool]:
+async def read_last_alive(db: Db) -> tuple[float | None, bool]:
     """The server's last alive mark, if it ever ran, and whether it stopped cleanly then."""
     alive = await read_meta(db, ALIVE_AT)
     return (float(alive) if alive else None), await read_meta(db, CLEAN_STOP) == "1"
@@ -150,13 +159,13 @@ async def read_last_alive(db: aiosqlite.Connection) -> tuple[float | None, bool]
 Table = Literal["pings", "flips", "outbox"]  # the tables whose ids the engine hands out
 
 
-async def max_id(db: aiosqlite.Connection, table: Table) -> int:
+async def max_id(db: Db, table: Table) -> int:
     async with db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cur:  # noqa: S608 - fixed names
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-async def read_downtimes(db: aiosqlite.Connection, limit: int = 20) -> list[dict[str, Any]]:
+async def read_downtimes(db: Db, limit: int = 20) -> list[dict[str, Any]]:
     sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
     async with db.execute(sql, (limit,)) as cur:
         rows = await cur.fetchall()
@@ -219,7 +228,7 @@ FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_att
 """  # noqa: S608 - fixed column names
 
 
-async def read_due_alerts(db: aiosqlite.Connection, now: float, per_channel: int = 100) -> list[OutboxItem]:
+async def read_due_alerts(db: Db, now: float, per_channel: int = 100) -> list[OutboxItem]:
     async with db.execute(_DUE_ALERTS, (now, per_channel)) as cur:
         rows = await cur.fetchall()
     return [
@@ -245,14 +254,14 @@ ORDER BY id LIMIT ?5
 
 
 async def read_reminders_behind(
-    db: aiosqlite.Connection, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
+    db: Db, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
 ) -> list[int]:
     """Ids of the stale reminders queued behind the head `head_id` of (check_id, channel), oldest first."""
     async with db.execute(_REMINDERS_BEHIND, (check_id, channel, head_id, now, limit)) as cur:
         return [int(r[0]) for r in await cur.fetchall()]
 
 
-async def next_alert_after(db: aiosqlite.Connection, now: float) -> float | None:
+async def next_alert_after(db: Db, now: float) -> float | None:
     """When the next pending alert that is not due yet becomes due."""
     sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"
     async with db.execute(sql, (now,)) as cur:
@@ -260,9 +269,7 @@ async def next_alert_after(db: aiosqlite.Connection, now: float) -> float | None
     return None if row is None or row[0] is None else float(row[0])
 
 
-async def read_alerts(
-    db: aiosqlite.Connection, check_id: int | None, limit: int = 50, before: int | None = None
-) -> list[dict[str, Any]]:
+async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
     """A check's alerts (or the test alerts, check_id None), newest first, each with every attempt.
 
     One statement, so one snapshot: an alert's status always agrees with its attempt log.
@@ -288,7 +295,7 @@ async def read_alerts(
     return list(alerts.values())
 
 
-async def read_ping(db: aiosqlite.Connection, ping_id: int) -> dict[str, Any] | None:
+async def read_ping(db: Db, ping_id: int) -> dict[str, Any] | None:
     sql = "SELECT id, at, kind, exit_status, run_id, body, source FROM pings WHERE id = ?"
     async with db.execute(sql, (ping_id,)) as cur:
         row = await cur.fetchone()
@@ -314,9 +321,7 @@ def _page(table: str, columns: str, time: str, where: str = "TRUE") -> str:
     )
 
 
-async def read_pings(
-    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
-) -> list[dict[str, Any]]:
+async def read_pings(db: Db, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
     keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
             "source", "member")  # fmt: skip
     sql = _page("pings", ", ".join(keys), "at")
@@ -334,7 +339,7 @@ NOT_ROUTINE = "NOT ((old = 'up' AND new = 'running') OR (old = 'running' AND new
 
 
 async def read_flips(
-    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None, routine: bool = True
+    db: Db, check_id: int, limit: int = 100, before: int | None = None, routine: bool = True
 ) -> list[dict[str, Any]]:
     keys = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
     sql = _page("flips", ", ".join(keys), "at", "TRUE" if routine else NOT_ROUTINE)
@@ -343,9 +348,7 @@ async def read_flips(
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-async def read_runs(
-    db: aiosqlite.Connection, check_id: int, limit: int = 100, before: int | None = None
-) -> list[dict[str, Any]]:
+async def read_runs(db: Db, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
     """A check's finished runs: started_at, ended_at, duration, outcome, exit_status, detail, members."""
     keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
     async with db.execute(_page("runs", ", ".join(keys), "started_at"), (check_id, before, limit)) as cur:
@@ -357,7 +360,7 @@ async def read_runs(
     return out
 
 
-async def read_end_pings(db: aiosqlite.Connection, check_id: int, limit: int) -> list[dict[str, Any]]:
+async def read_end_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
     """The latest success and failure pings: a timeline's events for jobs that never send a start."""
     sql = (
         "SELECT id, at, kind, exit_status, metrics FROM pings WHERE check_id = ? AND kind IN ('success', 'fail')"
@@ -370,13 +373,13 @@ async def read_end_pings(db: aiosqlite.Connection, check_id: int, limit: int) ->
         ]
 
 
-async def count_pending_alerts(db: aiosqlite.Connection) -> int:
+async def count_pending_alerts(db: Db) -> int:
     async with db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") as cur:
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-async def read_meta_prefix(db: aiosqlite.Connection, prefix: str) -> dict[str, str]:
+async def read_meta_prefix(db: Db, prefix: str) -> dict[str, str]:
     sql = "SELECT key, value FROM meta WHERE key >= ? AND key < ?"
     async with db.execute(sql, (prefix, prefix + "\uffff")) as cur:
         return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
@@ -397,20 +400,27 @@ _END_KEYS = ("id", "at", "kind", "exit_status", "metrics")
 _FLIP_KEYS = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
 
 
-def _newest_of_each(table: str, keys: tuple[str, ...], order: str, where: str = "") -> str:
+def _newest_of_each(table: str, keys: tuple[str, ...], order: str, where: str, ids: str, value: str) -> str:
     """`?2` newest rows of each check in the JSON array `?1`, ordered by check, then newest first."""
     columns = ", ".join(f"t.{k}" for k in keys)
     newest = ", ".join(f"t.{part}" for part in order.split(", "))
     return (
-        f"SELECT t.check_id, {columns} FROM json_each(?1) AS c JOIN {table} AS t ON t.id IN"  # noqa: S608 - names only
-        f" (SELECT id FROM {table} WHERE check_id = c.value{where} ORDER BY {order} LIMIT ?2)"
+        f"SELECT t.check_id, {columns} FROM {ids} JOIN {table} AS t ON t.id IN"  # noqa: S608 - names only
+        f" (SELECT id FROM {table} WHERE check_id = {value}{where} ORDER BY {order} LIMIT ?2)"
         f" ORDER BY t.check_id, {newest}"
     )
 
 
-_RUNS_OF = _newest_of_each("runs", _RUN_KEYS, "started_at DESC, id DESC")
-_END_PINGS_OF = _newest_of_each("pings", _END_KEYS, "id DESC", " AND kind IN ('success', 'fail')")
-_FLIPS_OF = _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC")
+def recent_statements(ids: str = "json_each(?1) AS c", value: str = "c.value") -> tuple[str, str, str]:
+    """read_recent's three statements, walking the ids as `ids` lists them (SQLite's json_each by default)."""
+    return (
+        _newest_of_each("runs", _RUN_KEYS, "started_at DESC, id DESC", "", ids, value),
+        _newest_of_each("pings", _END_KEYS, "id DESC", " AND kind IN ('success', 'fail')", ids, value),
+        _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC", "", ids, value),
+    )
+
+
+_RUNS_OF, _END_PINGS_OF, _FLIPS_OF = recent_statements()
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,9 +432,7 @@ class Recent:
     flips: list[dict[str, Any]]
 
 
-async def _grouped(
-    db: aiosqlite.Connection, sql: str, ids: str, limit: int, keys: tuple[str, ...]
-) -> dict[int, list[dict[str, Any]]]:
+async def _grouped(db: Db, sql: str, ids: str, limit: int, keys: tuple[str, ...]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     async with db.execute(sql, (ids, limit)) as cur:
         for row in await cur.fetchall():
@@ -432,7 +440,7 @@ async def _grouped(
     return out
 
 
-async def read_recent(db: aiosqlite.Connection, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
+async def read_recent(db: Db, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
     """Each check's `runs` newest runs and end pings and `flips` newest flips: three statements in all."""
     ids = json.dumps(check_ids)
     run_rows = await _grouped(db, _RUNS_OF, ids, runs, _RUN_KEYS)
@@ -448,13 +456,14 @@ async def read_recent(db: aiosqlite.Connection, check_ids: list[int], runs: int,
     return {i: Recent(run_rows.get(i, []), end_rows.get(i, []), flip_rows.get(i, [])) for i in check_ids}
 
 
-class SqliteReader:
-    """The read side of the SQLite store (api.Reader) over one read-only connection.
+class SqlReader:
+    """The read side of a store (api.Reader) over one connection of its own: SQLite's, read-only,
+    or PostgreSQL's (pgconn).
 
     Each method calls this module's function of the same name, looked up when called.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
 
     async def close(self) -> None:
@@ -528,3 +537,6 @@ class SqliteReader:
 
     async def read_recent(self, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
         return await read_recent(self.db, check_ids, runs, flips)
+
+
+SqliteReader = SqlReader  # the name sqlite.open_reader and older callers know

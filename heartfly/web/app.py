@@ -17,7 +17,7 @@ from heartfly.core.config import Config
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import housekeeping
 from heartfly.server.engine import Engine
-from heartfly.store import sqlite as store
+from heartfly.store import backend
 from heartfly.web import api, badges, control, dashboard, metrics, openapi, pings
 from heartfly.web.runtime import RUNTIME, Runtime, load_token
 
@@ -68,17 +68,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     server = rt.config.server
     rt.token = load_token(server.api_token_file)
-    writer = await store.Writer.open(server.database, server.synchronous)
+    store = await backend.open_backend(server)
     try:
-        reader = await store.open_reader(server.database)
-        try:
-            writer.start()
-            rt.writer, rt.reader = writer, reader
-            yield
-        finally:
-            await reader.close()
+        store.writer.start()
+        rt.writer, rt.reader = store.writer, store.reader
+        yield
     finally:
-        await writer.close()
+        await store.close()
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:

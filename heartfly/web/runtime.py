@@ -18,8 +18,7 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config, check_token
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import Engine
-from heartfly.store.api import Reader, StoreError
-from heartfly.store.sqlite import Writer
+from heartfly.store.api import OwnWriter, Reader, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ class Runtime:
     clock: Clock
     token: str | None = None
     reader: Reader | None = None
-    writer: Writer | None = None  # the backend app.py opened (tests reach into it)
+    writer: OwnWriter | None = None  # the backend app.py opened (tests reach into it)
     dispatcher: Dispatcher | None = None
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
     listen_override: str | None = None  # serve --listen / HEARTFLY_LISTEN: outranks the file, on reload too

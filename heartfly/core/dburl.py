@@ -1,0 +1,71 @@
+"""`[server] database`: a SQLite file's path, or a PostgreSQL URL (`postgresql://…`).
+
+A URL may carry a password; it is kept out of every text Heartfly shows (`shown`, repr, the
+store's errors), which name the database by its redacted URL instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+SCHEMES = ("postgresql://", "postgres://")  # libpq's two spellings
+_FORM = "postgresql://user@host:port/dbname"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PostgresDatabase:
+    url: str  # as written; may hold a password: show `shown` instead
+    password_file: Path | None = None
+    password: str | None = field(default=None, compare=False)  # password_file's content, read by the loader
+
+    @property
+    def shown(self) -> str:
+        return redact(self.url)
+
+    def __str__(self) -> str:
+        return self.shown
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase({self.shown!r})"
+
+
+Database = Path | PostgresDatabase
+
+
+def is_postgres(text: str) -> bool:
+    return text.lower().startswith(SCHEMES)
+
+
+def parse_postgres_url(text: str) -> str:
+    """The URL, checked as far as can be without connecting; ValueError (password-free) if not usable."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # ValueError for a port that is no number or out of range
+    except ValueError:
+        raise ValueError(f"{redact(text)} is not a usable PostgreSQL URL ({_FORM})") from None
+    if port == 0:
+        raise ValueError(f"{redact(text)}: port 0 is not a PostgreSQL port")
+    if not parts.path.strip("/"):
+        raise ValueError(f"{redact(text)} names no database ({_FORM})")
+    if "/" in parts.path.strip("/"):
+        raise ValueError(f"{redact(text)}: the database name is one path segment")
+    if parts.fragment:
+        raise ValueError(f"{redact(text)}: a PostgreSQL URL has no #fragment")
+    return text
+
+
+def has_password(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.password is not None or any(k == "password" for k, _ in parse_qsl(parts.query))
+
+
+_NETLOC_PASSWORD = re.compile(r"^([a-z]+://[^:/@?#]*):[^@/?#]*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def redact(url: str) -> str:
+    """The URL with any password (user:PASSWORD@… or ?password=…) replaced by ***."""
+    return _QUERY_PASSWORD.sub(r"\1***", _NETLOC_PASSWORD.sub(r"\1:***@", url))

@@ -1,0 +1,77 @@
+"""The one place that picks the store from `[server] database`: a path is SQLite, a
+postgresql:// URL is PostgreSQL. Callers get the api protocols and never branch on the backend;
+the PostgreSQL module (and its driver, an optional extra) is imported only for a URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from heartfly.core.config import ServerConfig
+from heartfly.core.dburl import Database, PostgresDatabase
+from heartfly.store.api import OwnWriter, Reader, StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    reader: Reader
+    writer: OwnWriter
+
+    async def close(self) -> None:
+        """The reader, then the writer (which commits what is still queued)."""
+        try:
+            await self.reader.close()
+        finally:
+            await self.writer.close()
+
+
+async def open_backend(server: ServerConfig) -> Backend:
+    """The writer (creating and migrating the database) and a reader of its own; StoreError says
+    what failed. The writer is not started yet."""
+    writer: OwnWriter
+    if isinstance(server.database, PostgresDatabase):
+        _need_driver()
+        from heartfly.store import postgres
+
+        writer = await postgres.Writer.open(server.database)
+    else:
+        from heartfly.store import sqlite
+
+        writer = await sqlite.Writer.open(server.database, server.synchronous)
+    try:
+        reader = await open_reader(server.database)
+    except BaseException:
+        await writer.close()
+        raise
+    return Backend(reader, writer)
+
+
+async def open_reader(database: Database) -> Reader:
+    """A reader of a database the server has made; StoreError if it cannot be read or was never made."""
+    if isinstance(database, PostgresDatabase):
+        _need_driver()
+        from heartfly.store import postgres
+
+        return await postgres.open_reader(database)
+    from heartfly.store import sqlite
+
+    return await sqlite.open_reader(database)
+
+
+async def open_existing_reader(database: Database) -> Reader:
+    """open_reader for the command line: a database `heartfly serve` has not made yet is named so."""
+    if isinstance(database, Path) and not database.exists():
+        raise StoreError(f"no database at {database}: has `heartfly serve` run with this config?")
+    return await open_reader(database)
+
+
+def _need_driver() -> None:
+    """StoreError saying how to install the PostgreSQL driver, if it is missing."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise StoreError(
+            f"a postgresql:// database needs the PostgreSQL driver ({exc.name} is missing):"
+            " pip install 'heartfly[postgres]'"
+        ) from None

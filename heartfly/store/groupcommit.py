@@ -1,0 +1,216 @@
+"""Group commit, whatever the database: writes queue here, and each batch is everything queued
+while the previous commit ran, so under load one commit carries many pings and at rest a lone
+ping commits at once. A backend's writer subclasses GroupCommitter with the commit itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from heartfly.store.api import StoreError
+from heartfly.store.rows import SET_META, FlipRow, OutboxRow, PingRow, RunRow, Statement, StateRow, Write
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommitter:
+    """The queue, the batches, the refusals and the carry of a failed batch; `_commit_batch` is the
+    backend's (one transaction: all of the writes or none)."""
+
+    def __init__(self) -> None:
+        # Kept, not looked up per ping: asyncio.get_running_loop() calls getpid(), a real system
+        # call on every ping (about 10 % of the event loop's time under load in a Firecracker VM).
+        self._loop = asyncio.get_running_loop()
+        self._queue: list[tuple[Write, asyncio.Future[None] | None]] = []
+        self._carry: list[Write] = []  # state/flip/bookkeeping rows of a failed batch, retried
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._committing = False  # a batch is being committed: flush waits for it too
+        self._broken = False  # the last commit failed
+        self.lost: str | None = None  # what happened to the database, if it is not the one open
+        # Pings are refused: a commit failed, or the database is lost. One attribute, read on every ping.
+        self.failing = False
+        self.commits = 0
+
+    async def _commit_batch(self, writes: list[Write]) -> None:
+        raise NotImplementedError
+
+    def _start_task(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="heartfly-writer")
+
+    def submit(self, write: Write) -> asyncio.Future[None]:
+        """Queue rows; the future resolves when they are committed (or fails with the error)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._queue.append((write, fut))
+        self._wake.set()
+        return fut
+
+    def refused(self) -> asyncio.Future[None]:
+        """An already failed future: a ping's answer while writes fail (nothing of it is queued)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        fut.set_exception(StoreError("database writes are failing"))
+        return fut
+
+    def submit_nowait(self, write: Write) -> None:
+        """Queue rows nobody waits for (timer flips, bookkeeping); retried if a commit fails."""
+        self._queue.append((write, None))
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (or failed)."""
+        if self._task is not None and (self._queue or self._carry or self._committing):
+            await asyncio.shield(self.submit(Write()))
+
+    async def _stop_task(self) -> None:
+        """Commit what is queued, then stop the batches."""
+        try:
+            await self.flush()
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._queue and not self._carry:
+                continue
+            batch, self._queue = _take(self._queue)
+            if self._queue:
+                self._wake.set()
+            writes = self._carry + [w for w, _ in batch]
+            self._committing = True
+            try:
+                await self._commit_batch(writes)
+            except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
+                self._fail(batch, writes, exc)
+                await asyncio.sleep(0.5)  # a full disk will not have cleared in microseconds
+                self._wake.set()
+                continue
+            finally:
+                self._committing = False
+            self._carry = []
+            if self._broken:
+                log.warning("database writes work again")
+                self._broken = False
+                self.failing = self.lost is not None
+            self.commits += 1
+            for _, fut in batch:
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            for write in writes:
+                if write.on_commit is not None:
+                    _call(write.on_commit)
+
+    def _fail(
+        self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
+    ) -> None:
+        if not self._broken:
+            log.error("database write failed, pings are refused until it works again: %s", exc)
+        self._broken = self.failing = True
+        # A ping whose client is told 503 must leave no trace: it is not kept, and its change to
+        # memory is taken back. The pings queued behind this batch were applied after its own, so
+        # they are refused too: taken back newest first, every check returns to its committed state.
+        queued, self._queue = self._queue, []
+        pending = writes + [w for w, _ in queued]
+        for w in reversed(pending):
+            if w.has_pings and w.on_refuse is not None:
+                _call(w.on_refuse)
+        # Keep state, flips and bookkeeping, retried until they commit.
+        self._carry = carried([w for w in pending if not w.has_pings])
+        for _, fut in batch + queued:
+            if fut is not None and not fut.done():
+                fut.set_exception(StoreError(str(exc)))
+
+
+def _call(callback: Callable[[], None]) -> None:
+    """Run a write's callback; its error is logged, for the writer must not stop: every later ping
+    would wait for ever."""
+    try:
+        callback()
+    except Exception:
+        log.exception("a callback of a database write failed")
+
+
+def carried(writes: list[Write]) -> list[Write]:
+    """What a failed batch leaves to retry, bounded however long the outage: without empty writes
+    (a flush's), and without state rows or meta values that a later write replaces (an alive mark a
+    second). The carry commits in one transaction, where the last row of a check or a key wins."""
+    kept: list[Write] = []
+    states: set[int] = set()
+    keys: set[str] = set()
+    for w in reversed(writes):
+        meta = [params[0] for sql, params in w.statements if sql == SET_META]
+        if _replaced(w, states, keys, meta):
+            continue
+        kept.append(w)
+        if w.state is not None:
+            states.add(w.state.check_id)
+        keys.update(meta)
+    kept.reverse()
+    return kept
+
+
+def _replaced(w: Write, states: set[int], keys: set[str], meta: list[str]) -> bool:
+    """True if a carried write adds nothing to the writes after it (`states` and `keys` they set)."""
+    if w.has_pings or w.flip is not None or w.flips or w.outbox or w.runs or w.on_commit is not None:
+        return False
+    if len(meta) != len(w.statements):  # other statements run as they are
+        return False
+    return (w.state is None or w.state.check_id in states) and keys.issuperset(meta)
+
+
+# A batch carries at most this many state rows. States are checkpointed lazily, in rounds
+# (housekeeping.CHECKPOINT_ROUND); with 100k checks a round can hold hundreds, scattered over the checks
+# table, and pings must not wait behind one long commit of them all.
+STATES_PER_BATCH = 200
+
+
+def _take(
+    queue: list[tuple[Write, asyncio.Future[None] | None]],
+) -> tuple[list[tuple[Write, asyncio.Future[None] | None]], list[tuple[Write, asyncio.Future[None] | None]]]:
+    """(this batch, what waits for the next): a prefix, so writes still commit in the order queued."""
+    states = 0
+    for i, (write, _) in enumerate(queue):
+        if write.state is not None:
+            states += 1
+            if states > STATES_PER_BATCH:
+                return queue[:i], queue[i:]
+    return queue, []
+
+
+@dataclass(slots=True)
+class Batch:
+    """The rows of a batch's writes, table by table, as one transaction inserts them: the
+    statements first, the newest state row of each check last."""
+
+    statements: list[Statement]
+    pings: list[PingRow]
+    flips: list[FlipRow]
+    runs: list[RunRow]
+    outbox: list[OutboxRow]
+    states: list[StateRow]
+
+
+def gather(writes: list[Write]) -> Batch:
+    pings = [w.ping for w in writes if w.ping is not None]  # one per write, nearly always
+    flips = [w.flip for w in writes if w.flip is not None]
+    for w in writes:
+        if w.pings or w.flips:  # a merged batch (rows carry their ids: order does not matter)
+            pings += w.pings
+            flips += w.flips
+    states: dict[int, StateRow] = {}
+    statements: list[Statement] = []
+    for w in writes:
+        if w.state is not None:
+            states[w.state.check_id] = w.state
+        statements.extend(w.statements)
+    runs = [row for w in writes for row in w.runs]
+    outbox = [row for w in writes for row in w.outbox]
+    return Batch(statements, pings, flips, runs, outbox, list(states.values()))

@@ -1,0 +1,126 @@
+"""PostgreSQL through psycopg 3: connecting (errors that name the database without its password),
+and the one place SQLite's SQL becomes PostgreSQL's.
+
+rows.py and queries.py write SQLite's dialect. to_pg turns `?` into `%s` and `?N` into a named
+`%(pN)s` (psycopg binds a repeated name once), after swapping in PostgreSQL's text for the few
+statements that differ (PG_VARIANTS). PgConnection gives queries.py the two shapes of aiosqlite's
+execute it uses: awaited, and `async with ... as cursor`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from heartfly.core.dburl import PostgresDatabase
+from heartfly.store import queries
+from heartfly.store.api import StoreError
+
+# A read transaction sees one snapshot (SQLite's BEGIN does, in WAL mode); PostgreSQL's default
+# would take a new one per statement, and read_current_checks would see a checkpoint newer than
+# the states it read.
+_RUNS_OF, _END_PINGS_OF, _FLIPS_OF = queries.recent_statements(
+    "jsonb_array_elements_text(CAST(?1 AS jsonb)) AS c(value)", "CAST(c.value AS BIGINT)"
+)
+PG_VARIANTS: dict[str, str] = {
+    "BEGIN": "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    queries._RUNS_OF: _RUNS_OF,
+    queries._END_PINGS_OF: _END_PINGS_OF,
+    queries._FLIPS_OF: _FLIPS_OF,
+}
+
+_NUMBERED = re.compile(r"\?(\d+)")
+
+
+@functools.lru_cache(maxsize=256)
+def to_pg(sql: str) -> tuple[str, bool]:
+    """(PostgreSQL's text, whether its parameters are numbered: see params)."""
+    sql = PG_VARIANTS.get(sql, sql).replace("%", "%%")
+    if _NUMBERED.search(sql):
+        return _NUMBERED.sub(lambda m: f"%(p{m.group(1)})s", sql), True
+    return sql.replace("?", "%s"), False
+
+
+def params(numbered: bool, values: Iterable[Any] | None) -> Sequence[Any] | dict[str, Any]:
+    values = tuple(values or ())
+    return {f"p{i}": v for i, v in enumerate(values, 1)} if numbered else values
+
+
+def one_line(exc: BaseException, database: PostgresDatabase) -> str:
+    """A driver's message on one line, without the password should the server ever echo it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for secret in (database.password, _url_password(database.url)):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _url_password(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    password = urlsplit(url).password
+    return unquote(password) if password else None
+
+
+async def connect(database: PostgresDatabase, *, reader: bool = False) -> psycopg.AsyncConnection[TupleRow]:
+    """A connection in autocommit (transactions are begun explicitly); StoreError if none can be had.
+    The password comes from database_password_file if given, else from the URL or libpq's
+    PGPASSWORD / PGPASSFILE."""
+    extra: dict[str, Any] = {"application_name": "heartfly", "connect_timeout": 10}
+    if database.password is not None:
+        extra["password"] = database.password
+    try:
+        return await psycopg.AsyncConnection.connect(
+            database.url,
+            autocommit=True,
+            # Reads bind client-side: a None compared with IS NULL needs no type PostgreSQL must guess.
+            cursor_factory=psycopg.AsyncClientCursor if reader else psycopg.AsyncCursor,
+            **extra,
+        )
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot open database {database.shown}: {one_line(exc, database)}") from None
+
+
+class _Executed:
+    """What PgConnection.execute returns: awaited, or entered for its cursor (as aiosqlite's)."""
+
+    def __init__(self, owner: PgConnection, sql: str, values: Iterable[Any] | None) -> None:
+        self._owner, self._sql, self._values = owner, sql, values
+
+    def __await__(self) -> Generator[Any, None, psycopg.AsyncCursor[TupleRow]]:
+        return self._owner._run(self._sql, self._values).__await__()
+
+    async def __aenter__(self) -> psycopg.AsyncCursor[TupleRow]:
+        return await self._owner._run(self._sql, self._values)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class PgConnection:
+    """A reader's connection, speaking queries.py's SQLite dialect. It reconnects when the server
+    dropped it (a restart, a failover), so a read after that works again."""
+
+    def __init__(self, database: PostgresDatabase, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        self.database = database
+        self._conn = conn
+
+    def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Executed:
+        return _Executed(self, sql, parameters)
+
+    async def _run(self, sql: str, values: Iterable[Any] | None) -> psycopg.AsyncCursor[TupleRow]:
+        if self._conn.closed:
+            self._conn = await connect(self.database, reader=True)
+        text, numbered = to_pg(sql)
+        try:
+            return await self._conn.execute(text, params(numbered, values))
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read database {self.database.shown}: {one_line(exc, self.database)}") from None
+
+    async def close(self) -> None:
+        await self._conn.close()

@@ -1,0 +1,144 @@
+"""The PostgreSQL store (one node): migrations, the writer with group commit, and the reader.
+
+Imported only for a `postgresql://` database (store.backend), so the core install never needs
+the driver (the `heartfly[postgres]` extra). The rows and statements are rows.py's, translated
+in pgconn; the reads are queries.py's, through pgconn.PgConnection.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from heartfly.core.dburl import PostgresDatabase
+from heartfly.store.api import StoreError
+from heartfly.store.groupcommit import GroupCommitter, gather
+from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg
+from heartfly.store.postgres_schema import MIGRATIONS
+from heartfly.store.queries import SqlReader
+from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, Write, encode_state
+
+log = logging.getLogger(__name__)
+
+# Held while migrating, so two nodes starting together migrate once (a transaction-level lock:
+# released by COMMIT, or by the server when the connection dies).
+_MIGRATION_LOCK = 0x48_46_6C_79  # "HFly"
+_UPDATE_STATE = "UPDATE checks SET state = %s, state_ping_id = %s WHERE id = %s"
+
+
+async def _schema_version(conn: psycopg.AsyncConnection[TupleRow]) -> int | None:
+    """The last migration the database has, or None if it has no Heartfly tables."""
+    cur = await conn.execute("SELECT to_regclass('heartfly_schema') IS NOT NULL")
+    row = await cur.fetchone()
+    if row is None or not row[0]:
+        return None
+    cur = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM heartfly_schema")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _newer(database: PostgresDatabase, version: int) -> StoreError:
+    return StoreError(
+        f"the database {database.shown} has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})"
+    )
+
+
+async def migrate(conn: psycopg.AsyncConnection[TupleRow], database: PostgresDatabase) -> None:
+    """Apply the migrations the database lacks, each in a transaction of its own; refuse a
+    database a newer Heartfly wrote."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS heartfly_schema (version INTEGER PRIMARY KEY)")
+        version = await _schema_version(conn) or 0
+    if version > len(MIGRATIONS):
+        raise _newer(database, version)
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            if (await _schema_version(conn) or 0) >= number:  # another node was first
+                continue
+            await conn.execute(MIGRATIONS[number - 1].encode())
+            await conn.execute("INSERT INTO heartfly_schema (version) VALUES (%s)", (number,))
+        log.info("database migrated to schema version %d", number)
+
+
+async def open_reader(database: PostgresDatabase) -> SqlReader:
+    """The read side (api.Reader) over a connection of its own; StoreError if the database cannot
+    be read, has no Heartfly tables yet, or was written by a newer Heartfly."""
+    conn = await connect(database, reader=True)
+    try:
+        version = await _schema_version(conn)
+    except psycopg.Error as exc:
+        await conn.close()
+        raise StoreError(f"cannot read database {database.shown}: {one_line(exc, database)}") from None
+    if version is None or version == 0:
+        await conn.close()
+        raise StoreError(f"{database.shown} has no Heartfly tables: has `heartfly serve` run with this config?")
+    if version > len(MIGRATIONS):
+        await conn.close()
+        raise _newer(database, version)
+    return SqlReader(PgConnection(database, conn))
+
+
+class Writer(GroupCommitter):
+    """The one writer: one connection, a transaction per batch (GroupCommitter). After the server
+    dropped the connection (a restart), the next batch connects again; until then commits fail
+    and pings answer 503, as with SQLite's failing disk."""
+
+    def __init__(self, database: PostgresDatabase, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        super().__init__()
+        self._database = database
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, database: PostgresDatabase) -> Writer:
+        """Connect and migrate; StoreError says what failed (naming the database without its password)."""
+        conn = await connect(database)
+        try:
+            await migrate(conn, database)
+        except psycopg.Error as exc:
+            await conn.close()
+            raise StoreError(f"cannot use database {database.shown}: {one_line(exc, database)}") from None
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(database, conn)
+
+    def watch_file(self) -> None:
+        """SQLite's check of its file; a PostgreSQL database is lost only as failing commits."""
+
+    def start(self) -> None:
+        self._start_task()
+
+    async def close(self) -> None:
+        """Commit what is queued, stop, and close the connection."""
+        try:
+            await self._stop_task()
+        finally:
+            await self._conn.close()
+
+    async def _commit_batch(self, writes: list[Write]) -> None:
+        try:
+            await self._commit(writes)
+        except psycopg.Error as exc:
+            raise StoreError(f"database {self._database.shown}: {one_line(exc, self._database)}") from None
+
+    async def _commit(self, writes: list[Write]) -> None:
+        if self._conn.closed or self._conn.broken:
+            await self._conn.close()
+            self._conn = await connect(self._database)
+        batch = gather(writes)
+        conn = self._conn
+        # executemany pipelines the rows: one round trip per table, not one per row.
+        async with conn.transaction(), conn.cursor() as cur:
+            for sql, values in batch.statements:
+                await cur.execute(to_pg(sql)[0].encode(), values)
+            for sql, rows in ((INSERT_PING, batch.pings), (INSERT_FLIP, batch.flips), (INSERT_RUN, batch.runs),
+                              (INSERT_OUTBOX, batch.outbox)):  # fmt: skip
+                if rows:
+                    await cur.executemany(to_pg(sql)[0].encode(), rows)
+            if batch.states:
+                states = [(encode_state(r.state), r.ping_id, r.check_id) for r in batch.states]
+                await cur.executemany(_UPDATE_STATE, states)
