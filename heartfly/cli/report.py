@@ -124,7 +124,7 @@ async def read_history(config: Config, name: str, limit: int) -> str:
             lines.append(f"      {pending_reason(alert)}")
     if not alerts:
         lines.append("  none")
-    lines += ["", "Pings (newest first, by when they happened):"]
+    lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
     for ping in pings:
         body = " ".join(str(ping["body"]).split())
         body = body if len(body) <= 60 else body[:59] + "…"
