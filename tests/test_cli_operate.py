@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +149,72 @@ def test_the_commands_say_when_no_server_is_running(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("x" * 32)
     result = heartfly("reload", "-c", str(path))
     assert result.returncode == 1 and "is `heartfly serve` running?" in result.stderr
+
+
+def test_resume_of_a_check_that_is_not_paused_says_so_and_exits_1(running: tuple[Server, Path]) -> None:
+    server, path = running
+    result = heartfly("resume", "nightly", "-c", str(path))
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == "error: nightly is not paused (it is new): nothing to resume"
+    assert result.stdout == ""
+    assert api(server, "/api/v1/checks/nightly")["state"] == "new"
+
+
+def test_the_resume_api_says_whether_the_check_was_paused(running: tuple[Server, Path]) -> None:
+    server, path = running
+    token = (server.config.parent / "token").read_text().strip()
+
+    def resume() -> Any:
+        request = urllib.request.Request(
+            server.url + "/api/v1/checks/nightly/resume", method="POST", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    assert resume()["was_paused"] is False
+    assert heartfly("pause", "nightly", "-c", str(path)).returncode == 0
+    answer = resume()
+    assert answer["was_paused"] is True and answer["state"] == "new"
+
+
+def test_status_shows_when_a_pause_ends_and_json_gives_it_as_paused_until(running: tuple[Server, Path]) -> None:
+    server, path = running
+    assert heartfly("pause", "nightly", "--until", "2h", "-c", str(path)).returncode == 0
+    until = api(server, "/api/v1/checks/nightly")["paused_until"]
+    shown = until.replace("T", " ")[:19] + "Z"
+    table = heartfly("status", "-c", str(path))
+    assert table.returncode == 0, table.stderr
+    assert f"paused until {shown}" in table.stdout
+    (item,) = json.loads(heartfly("status", "--json", "-c", str(path)).stdout)
+    assert item["state"] == "paused" and item["paused_until"] == until
+    assert heartfly("pause", "nightly", "-c", str(path)).returncode == 0  # now without an end
+    assert "paused until" not in heartfly("status", "-c", str(path)).stdout
+
+
+def test_history_says_why_an_alert_is_still_pending_and_lists_pings_by_event_time(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    key = new_key()
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
+        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    with Server(path) as server:
+        now = int(time.time())
+        for url in (f"/ping/{key}/fail", f"/ping/{key}/log?ts={now - 600}"):  # the second happened earlier
+            data = b"spooled" if "ts=" in url else b"now"
+            with urllib.request.urlopen(urllib.request.Request(server.url + url, data=data), timeout=10) as resp:
+                assert resp.status == 200
+        deadline = time.monotonic() + 15
+        while "last error:" not in (text := heartfly("history", "nightly", "-c", str(path)).stdout):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+    alert = text.split("Alerts (newest first):\n", 1)[1]
+    assert re.search(r"down via hook: pending after \d+ attempt\(s\)", alert), alert
+    assert re.search(r"pending: next attempt \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ; last error: \S", alert), alert
+    pings = text.split("Pings (newest first):\n", 1)[1].splitlines()
+    assert "fail" in pings[0] and "now" in pings[0]
+    assert "log" in pings[1] and "spooled" in pings[1] and "(reported " in pings[1]

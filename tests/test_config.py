@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -380,3 +381,51 @@ def test_a_password_in_the_url_never_shows_in_the_config_or_its_errors(write_con
 def test_a_bad_postgresql_setting_is_one_clear_line(write_config: ConfigWriter, server: str, said: str) -> None:
     found = problems(write_config, "", server=server)
     assert len(found) == 1 and said in found[0], found
+
+
+def test_check_config_lists_each_checks_whole_rule_set_not_only_its_schedule(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[channels.hook]\ntype = "webhook"\nurl = "https://example.com/h"\n'
+        '[channels.ops]\ntype = "webhook"\nurl = "https://example.com/o"\n'
+        f'[checks.backup]\nkey = "{new_key()}"\nevery = "1d"\nmax_runtime = "2h"\nmin_runtime = "1m"\n'
+        'stall = "10m"\nassert = ["bytes > 0", "duration < 1h"]\nfailures_before_alert = 3\n'
+        'channels = ["hook", "ops"]\nrepeat = "4h"\n'
+        f'[checks.shards]\nkey = "{new_key()}"\ncron = "0 * * * *"\nexpect = 2\nmembers = ["w1", "w2"]\nchannels = []\n'
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    backup, shards = result.stdout.split("\n\n")[1:]
+    assert backup.splitlines()[1:6] == [
+        "  max_runtime 2h, min_runtime 1m, stall 10m",
+        '  assert "bytes > 0", "duration < 1h"',
+        "  down after 3 failures in a row (failures_before_alert)",
+        "  alerts via hook, ops; reminders every 4h while down",
+        "  next due if watching starts now: " + backup.split("starts now: ")[1].splitlines()[0],
+    ]
+    assert shards.splitlines()[1:3] == [
+        "  expect 2 successes per run id (members: w1, w2)",
+        "  alerts: none (no channels)",
+    ]
+
+
+def test_with_no_config_found_the_error_names_every_place_tried(tmp_path: Path) -> None:
+    if Path("/etc/heartfly/heartfly.toml").exists():
+        pytest.skip("this machine has /etc/heartfly/heartfly.toml, which the commands would read")
+    env = {k: v for k, v in os.environ.items() if k != "HEARTFLY_CONFIG"}
+    for command in (["status"], ["check-config"], ["history", "x"], ["resume", "x"], ["ping", "x"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "heartfly", *command], capture_output=True, text=True, timeout=30,
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert result.returncode == 2, (command, result.stderr)
+        assert f"none at ./heartfly.toml ({tmp_path / 'heartfly.toml'}) or /etc/heartfly/heartfly.toml" in result.stderr
+        assert "set HEARTFLY_CONFIG" in result.stderr
+    named = subprocess.run(
+        [sys.executable, "-m", "heartfly", "status"], capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        env={**env, "HEARTFLY_CONFIG": str(tmp_path / "missing.toml")},
+    )  # fmt: skip
+    assert named.returncode == 2
+    assert f"none at {tmp_path / 'missing.toml'} (named by HEARTFLY_CONFIG;" in named.stderr
+    given = heartfly("status", "-c", str(tmp_path / "gone.toml"))
+    assert given.returncode == 2 and f"none at {tmp_path / 'gone.toml'} (named by -c/--config;" in given.stderr

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from heartfly.core.pingparse import JSON_CAP, Details, Ping, PingError, Target, batch_pings, read_ping
+from heartfly.client.transport import Ping as ClientPing
+from heartfly.core.config_reader import Reader
+from heartfly.core.pingparse import (
+    FIELDS,
+    JSON_CAP,
+    Details,
+    Ping,
+    PingError,
+    Target,
+    batch_pings,
+    parse_batch,
+    parse_fields,
+    parse_query,
+    read_ping,
+)
 from heartfly.core.states import Kind
 
 NOW = 1_780_000_000.0
@@ -93,3 +109,59 @@ def test_each_ping_of_a_batch_says_its_own_event_unless_the_key_forces_one() -> 
     assert [p.event.kind for p in own] == [Kind.START, Kind.SUCCESS, Kind.SUCCESS]
     assert (own[1].message, own[1].truncated, own[2].event.exit_status) == ("x" * LIMIT, True, 1)
     assert [p.event.kind for p in batch_pings(items, Kind.FAIL, LIMIT)] == [Kind.FAIL] * 3
+
+
+def test_an_unknown_heartbeat_field_is_refused_with_the_closest_known_one() -> None:
+    with pytest.raises(
+        PingError, match=r'^unknown field "statsu" \(did you mean "status"\?\): a heartbeat has status,'
+    ):
+        _json(b'{"statsu": "start"}')
+
+
+def test_an_unknown_field_far_from_any_known_one_is_refused_without_a_guess() -> None:
+    with pytest.raises(PingError) as caught:
+        _json(b'{"zzzzzz": 1}')
+    assert str(caught.value).startswith('unknown field "zzzzzz": a heartbeat has') and "did you mean" not in str(
+        caught.value
+    )
+
+
+def test_the_heartbeat_and_the_config_word_a_typo_alike() -> None:
+    reader = Reader(base_dir=Path("."))
+    reader.known({"statsu": 1}, "checks.x", set(FIELDS))
+    with pytest.raises(PingError) as caught:
+        _json(b'{"statsu": 1}')
+    assert reader.problems == ['checks.x.statsu: unknown key (did you mean "status"?)']
+    assert ' (did you mean "status"?)' in str(caught.value)
+
+
+def test_each_ping_of_a_batch_with_an_unknown_field_gets_its_own_error() -> None:
+    body = b'{"pings": [{"status": "start"}, {"run_idd": "r1"}, {"mesage": "x"}]}'
+    first, second, third = parse_batch(body, NOW, MAX_AGE)
+    assert isinstance(first, Details) and first.kind is Kind.START
+    assert isinstance(second, PingError) and '"run_idd" (did you mean "run_id"?)' in str(second)
+    assert isinstance(third, PingError) and '"mesage" (did you mean "message"?)' in str(third)
+
+
+def test_an_empty_json_run_id_is_refused_alone_and_in_a_batch() -> None:
+    with pytest.raises(PingError, match=r"^run_id must be 1 to 128"):
+        _json(b'{"run_id": ""}')
+    (item,) = parse_batch(b'{"pings": [{"run_id": ""}]}', NOW, MAX_AGE)
+    assert isinstance(item, PingError) and str(item).startswith("run_id must be 1 to 128")
+
+
+def test_an_empty_rid_in_the_query_is_refused() -> None:
+    with pytest.raises(PingError, match=r"^rid must be 1 to 128"):
+        parse_query({"rid": ""}, NOW, MAX_AGE)
+
+
+def test_a_null_run_id_is_still_absent_like_every_optional_field() -> None:
+    assert _json(b'{"run_id": null, "ts": null, "ping_id": null}').event.run_id is None
+
+
+def test_the_clients_batch_item_sends_only_fields_the_server_takes() -> None:
+    full = ClientPing("http://h/ping/k", "3", b"tail", run_id="r1", metrics={"rows": 2.0}, at=NOW - 10)
+    for ping in (full, ClientPing("http://h/ping/k", "start", at=NOW - 10, uid=None)):
+        item = ping.batch_item()
+        assert set(item) <= set(FIELDS)
+        parse_fields(item, Details(at=NOW), NOW, MAX_AGE)  # raises on anything the server refuses

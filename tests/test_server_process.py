@@ -277,3 +277,31 @@ def test_running_out_of_file_descriptors_is_one_log_line_not_a_traceback_per_con
             resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, limits)
         assert get(f"{server.url}/ping/{key}") == (200, "OK")  # accepting again (asyncio retries each second)
         assert server.stop() == 0
+
+
+def post_json(url: str, body: object) -> tuple[int, str]:
+    async def send() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+            return resp.status, await resp.text()
+
+    return asyncio.run(send())
+
+
+def test_a_real_server_refuses_unknown_heartbeat_fields_and_empty_run_ids_and_stores_nothing(tmp_path: Path) -> None:
+    key = new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.etl]\nkey = "{key}"\nevery = "1h"\n')
+    with Server(config) as server:
+        status, text = post_json(f"{server.url}/api/v1/heartbeat/{key}", {"statsu": "start"})
+        assert status == 400 and 'unknown field "statsu" (did you mean "status"?)' in text
+        status, text = post_json(f"{server.url}/ping/{key}/batch", {"pings": [{"status": "start"}, {"mesage": "x"}]})
+        results = json.loads(text)["results"]
+        assert status == 400 and results[0]["status"] == "refused"
+        assert 'unknown field "mesage" (did you mean "message"?)' in results[1]["error"]
+        assert post_json(f"{server.url}/api/v1/heartbeat/{key}", {"run_id": ""})[0] == 400
+        assert get(f"{server.url}/ping/{key}/start?rid=") == (
+            400,
+            "rid must be 1 to 128 printable ASCII characters without spaces\n",
+        )
+        assert post_json(f"{server.url}/api/v1/heartbeat/{key}", {"status": "start", "run_id": "r1"}) == (200, "OK")
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        assert db.execute("SELECT count(*) FROM pings").fetchone() == (1,)  # only the well-formed one

@@ -29,6 +29,10 @@ config_option = _config_option(
 
 
 def _resolve(path: Path | None) -> Path:
+    """The config file to read; exits 2 naming every place looked in when there is none."""
+    missing = client.missing_config(path, os.environ)
+    if missing is not None:
+        _fail([missing], 2)
     return client.config_path(path)
 
 

@@ -68,6 +68,8 @@ def pause(config: Config, name: str, until: str | None) -> str:
 
 def resume(config: Config, name: str) -> str:
     body = _ask(config, f"/api/v1/checks/{quote(name, safe='')}/resume")
+    if body.get("was_paused") is False:  # an older server does not say: take it as resumed
+        raise AdminError(f"{name} is not paused (it is {body['state']}): nothing to resume")
     return f"resumed {name}: {body['state']}, watched again from now"
 
 

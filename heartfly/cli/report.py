@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from heartfly.core.config import Config
+from heartfly.core.config import CheckConfig, Config
 from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.units import format_duration
 from heartfly.core.urls import ping_urls
-from heartfly.core.views import check_summary, iso
+from heartfly.core.views import PAUSE_META, check_summary, iso
 from heartfly.store import backend
 
 
@@ -27,13 +27,7 @@ def describe_checks(config: Config, now: float) -> str:
         lines.append(f"{check.name}: {check.schedule_words()}, grace {format_duration(check.grace)}")
         if check.description:
             lines.append(f"  {check.description}")
-        limits = []
-        if check.max_runtime is not None:
-            limits.append(f"max_runtime {format_duration(check.max_runtime)}")
-        if check.min_runtime is not None:
-            limits.append(f"min_runtime {format_duration(check.min_runtime)}")
-        if limits:
-            lines.append("  " + ", ".join(limits))
+        lines += [f"  {rule}" for rule in rules(check)]
         if check.after is not None:
             lines.append(f"  a pipeline step: due only once {check.after}'s {check.after_trigger} arrives")
         else:
@@ -43,6 +37,31 @@ def describe_checks(config: Config, now: float) -> str:
     return "\n".join(lines)
 
 
+def rules(check: CheckConfig) -> list[str]:
+    """Every rule a check is judged by besides its schedule, one line each, in the config's words."""
+    lines = []
+    windows = {"max_runtime": check.max_runtime, "min_runtime": check.min_runtime, "stall": check.stall}
+    limits = [f"{name} {format_duration(value)}" for name, value in windows.items() if value is not None]
+    if limits:
+        lines.append(", ".join(limits))
+    if check.assertions:
+        lines.append("assert " + ", ".join(f'"{a.text}"' for a in check.assertions))
+    if check.expect is not None:
+        members = f" (members: {', '.join(check.members)})" if check.members else ""
+        lines.append(f"expect {check.expect} successes per run id{members}")
+    if check.failures_before_alert > 1:
+        lines.append(f"down after {check.failures_before_alert} failures in a row (failures_before_alert)")
+    lines.append(_alerting(check))
+    return lines
+
+
+def _alerting(check: CheckConfig) -> str:
+    if not check.channels:
+        return "alerts: none (no channels)"
+    reminders = f"reminders every {format_duration(check.repeat)} while down" if check.repeat else "no reminders"
+    return f"alerts via {', '.join(check.channels)}; {reminders}"
+
+
 async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
     """Every configured check as the database has it; raises StoreError if there is none yet."""
     db = await backend.open_existing_reader(config.server.database)
@@ -50,6 +69,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         rows = {row.name: row for row in await db.read_current_checks(config.checks)}
         alive, _ = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
+        pauses = await db.read_meta_prefix(PAUSE_META)
     finally:
         await db.close()
     items = []
@@ -57,7 +77,10 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         row = rows.get(name)
         if row is None:
             continue  # added to the file after the server last loaded it
-        items.append(check_summary(check, row.state))
+        item = check_summary(check, row.state)
+        until = pauses.get(PAUSE_META + name)  # kept until the pause ends: shown only while paused
+        item["paused_until"] = iso(float(until)) if until and item["state"] == "paused" else None
+        items.append(item)
     return items, alive, downtimes[0] if downtimes else None
 
 
@@ -93,9 +116,11 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         lines.append(f"  {_t(alert['created_at'])}  {alert['event']} via {alert['channel']}: {alert['status']}"
                      f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
         lines.append(format_attempts(alert["attempt_log"], indent="      "))
+        if alert["status"] == "pending":
+            lines.append(f"      {pending_reason(alert)}")
     if not alerts:
         lines.append("  none")
-    lines += ["", "Pings (newest first):"]
+    lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
     for ping in pings:
         body = " ".join(str(ping["body"]).split())
         body = body if len(body) <= 60 else body[:59] + "…"
@@ -105,6 +130,14 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     if not pings:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def pending_reason(alert: dict[str, Any]) -> str:
+    """Why an alert is not delivered yet: when it is tried next, and what went wrong last."""
+    when = f"next attempt {_t(alert['next_attempt_at'])}"
+    if not alert["attempts"]:
+        return f"pending: not tried yet, {when}"
+    return f"pending: {when}; last error: {alert['error'] or 'none recorded'}"
 
 
 def _learned(at: float, learned: float | None) -> str:
@@ -135,7 +168,7 @@ def format_status(
     rows = [
         (
             i["name"],
-            i["state"] + (f" ({i['reason']})" if i["reason"] else ""),
+            i["state"] + (f" ({i['reason']})" if i["reason"] else "") + _until(i.get("paused_until")),
             _short(i["last_ping_at"]),
             _short(i["due_at"]),
         )
@@ -154,6 +187,10 @@ def format_status(
             " these states may be stale"
         )
     return "\n".join(out)
+
+
+def _until(paused_until: str | None) -> str:
+    return "" if paused_until is None else f" until {_short(paused_until)}"
 
 
 def _short(iso_text: str | None) -> str:

@@ -107,14 +107,17 @@ def resolve(target: str, config_path: Path | None, env: Mapping[str, str]) -> st
         return name_url(base, ping_key, target)
     from heartfly.core.config import ConfigError, load_config
 
-    path = client.config_path(config_path)
+    advice = (
+        f'\n  to address "{target}" without a readable config, pass its full ping URL'
+        " or set HEARTFLY_URL and HEARTFLY_PING_KEY"
+    )
+    missing = client.missing_config(config_path, env)
+    if missing is not None:
+        raise AddressError(missing + advice)
     try:
-        config = load_config(path)
+        config = load_config(client.config_path(config_path))
     except ConfigError as exc:
-        raise AddressError(
-            "; ".join(exc.problems) + f'\n  to address "{target}" without a readable config, pass its full ping URL'
-            " or set HEARTFLY_URL and HEARTFLY_PING_KEY"
-        ) from None
+        raise AddressError("; ".join(exc.problems) + advice) from None
     return config_url(config, target, base, ping_key)
 
 

@@ -52,6 +52,23 @@ def config_path(given: Path | None) -> Path:
     return Path(next((p for p in DEFAULT_CONFIGS if os.path.exists(p)), DEFAULT_CONFIGS[-1]))
 
 
+def missing_config(given: Path | None, env: Mapping[str, str]) -> str | None:
+    """Why there is no config file to read, naming every place looked in; None when there is one."""
+    if os.path.exists(config_path(given)):
+        return None
+    if given is None:
+        here = os.path.join(os.getcwd(), DEFAULT_CONFIGS[0])
+        return (
+            f"cannot read a config file: none at ./{DEFAULT_CONFIGS[0]} ({here}) or {DEFAULT_CONFIGS[1]};"
+            " pass -c FILE or set HEARTFLY_CONFIG (`heartfly init` writes a starter config)"
+        )
+    source = "HEARTFLY_CONFIG" if env.get("HEARTFLY_CONFIG") == str(given) else "-c/--config"
+    return (
+        f"cannot read a config file: none at {given} (named by {source}; when it is given,"
+        f" ./{DEFAULT_CONFIGS[0]} and {DEFAULT_CONFIGS[1]} are not looked in)"
+    )
+
+
 USER_AGENT = f"heartfly/{__version__}"
 
 

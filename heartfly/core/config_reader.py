@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,9 +35,7 @@ class Reader:
     def known(self, table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
         for key in table:
             if key not in allowed:
-                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
-                more = f' (did you mean "{hint[0]}"?)' if hint else ""
-                self.fail(join(where, key), f"unknown key{more}")
+                self.fail(join(where, key), f"unknown key{did_you_mean(key, allowed)}")
 
     def table(self, parent: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
         value = parent.get(key, {})
@@ -93,6 +91,13 @@ class Reader:
             return (self.base_dir / Path(text).expanduser()).resolve()
         except (RuntimeError, OSError) as exc:  # "~nosuchuser", a symlink loop
             raise ValueError(f'cannot use "{text}": {exc}') from None
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """' (did you mean "x"?)' for the known name closest to a misspelt one, or "" when none is close.
+    Shared by the config file and the JSON heartbeat, so both word a typo alike."""
+    hint = difflib.get_close_matches(word, sorted(known), n=1)
+    return f' (did you mean "{hint[0]}"?)' if hint else ""
 
 
 def join(where: str, key: str) -> str:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from heartfly.core.config_reader import did_you_mean
 from heartfly.core.patterns import METRIC_RE, RUN_ID_RE
 from heartfly.core.pingids import PING_ID_RE
 from heartfly.core.states import Event, Kind
@@ -34,6 +35,8 @@ _STATUSES = {
     "log": Kind.LOG,
     "progress": Kind.PROGRESS,
 }
+# A heartbeat object's fields: anything else is a typo that would otherwise pass as a plain success.
+FIELDS = ("status", "message", "run_id", "metrics", "exit_code", "ts", "member", "ping_id")
 
 
 class PingError(ValueError):
@@ -246,6 +249,7 @@ def _load_json(raw: bytes) -> Any:
 
 def parse_fields(data: dict[str, Any], query: Details, now: float, max_age: float) -> Details:
     """A heartbeat object's fields, over the query string's details."""
+    _known_fields(data)
     kind: Kind | None = None
     if "status" in data:
         status = data["status"]
@@ -265,7 +269,7 @@ def parse_fields(data: dict[str, Any], query: Details, now: float, max_age: floa
         raise PingError("message must be a string")
     if message is not None:
         message = storable(message)
-    run_id = _run_id(data["run_id"]) if data.get("run_id") is not None else query.run_id
+    run_id = _run_id(data["run_id"], "run_id") if data.get("run_id") is not None else query.run_id
     at = parse_ts(data["ts"], now, max_age) if data.get("ts") is not None else query.at
     metrics = dict(query.metrics or {})
     raw_metrics = data.get("metrics")
@@ -277,6 +281,16 @@ def parse_fields(data: dict[str, Any], query: Details, now: float, max_age: floa
     member = _member(data["member"]) if data.get("member") is not None else query.member
     uid = _uid(data["ping_id"]) if data.get("ping_id") is not None else query.uid
     return Details(at, run_id, metrics or None, message, kind, exit_status, member, uid)
+
+
+def _known_fields(data: dict[str, Any]) -> None:
+    """Refuse the first unknown field, naming the closest known one, as the config file does."""
+    for name in data:
+        if name not in FIELDS:
+            raise PingError(
+                f"unknown field {_clip(json.dumps(name))}{did_you_mean(name, FIELDS)}: a heartbeat has "
+                + ", ".join(FIELDS)
+            )
 
 
 def _token(raw: Any, pattern: re.Pattern[str], rule: str) -> str | None:
@@ -292,8 +306,13 @@ def _uid(raw: Any) -> str | None:
     return _token(raw, PING_ID_RE, "ping_id must be 8 to 64 letters, digits or '_', '.', ':', '-'")
 
 
-def _run_id(raw: Any) -> str | None:
-    return _token(raw, RUN_ID_RE, "rid must be 1 to 128 printable ASCII characters without spaces")
+def _run_id(raw: Any, label: str = "rid") -> str | None:
+    """A run id, or None when absent; an empty one is refused: the README promises 1 to 128
+    characters, and "" would silently pair with whichever run is open."""
+    rule = f"{label} must be 1 to 128 printable ASCII characters without spaces"
+    if raw == "":
+        raise PingError(rule)
+    return _token(raw, RUN_ID_RE, rule)
 
 
 def _member(raw: Any) -> str | None:

@@ -8,6 +8,8 @@ from typing import Any
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import CheckState, Status, next_deadline
 
+PAUSE_META = "pause_until:"  # meta key prefix: when an operator's pause of a check ends (web and CLI read it)
+
 
 def iso(ts: float | None) -> str | None:
     """UTC ISO 8601 with milliseconds and a Z."""

@@ -173,9 +173,11 @@ async def pause_check(request: web.Request) -> web.Response:
 
 @authorized()
 async def resume_check(request: web.Request) -> web.Response:
+    """Watch a paused check again; `was_paused` false says it was not paused (nothing changed)."""
     check = _check(request)
+    was_paused = check.state.status is Status.PAUSED
     await control.resume(request.app, check)
-    return web.json_response(summary(request.app, check))
+    return web.json_response({**summary(request.app, check), "was_paused": was_paused})
 
 
 @authorized(new_token_opens=True)

@@ -19,6 +19,7 @@ from heartfly.core.config import ConfigError, load_config
 from heartfly.core.listen import with_listen
 from heartfly.core.states import Status
 from heartfly.core.units import UnitError, parse_duration
+from heartfly.core.views import PAUSE_META
 from heartfly.server import longlived, systemd
 from heartfly.server.engine import Check
 from heartfly.store import rows as store
@@ -27,7 +28,6 @@ from heartfly.web.words import utc
 
 log = logging.getLogger(__name__)
 
-PAUSE_META = "pause_until:"
 MAX_PAUSE = 366 * 86400.0
 RECHECK = 60.0  # a scheduled resume re-reads the wall clock at least this often (clock changes, suspend)
 # The time form of a pause's end (the OpenAPI document states the same pattern).

@@ -93,16 +93,33 @@ def _page_of(item: str, what: str, *extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _action(op: str, summary: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _action(
+    op: str, summary: str, params: list[dict[str, Any]] | None = None, answer: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "parameters": [NAME],
         "post": {
             "summary": summary,
             "operationId": op,
             "parameters": params or [],
-            "responses": {"200": _json(_ref("Check"), "The check afterwards."), **ERRORS, **NOT_FOUND},
+            "responses": {"200": _json(answer or _ref("Check"), "The check afterwards."), **ERRORS, **NOT_FOUND},
         },
     }
+
+
+# Resume answers the check plus whether it was paused, so a caller can tell "resumed" from "nothing to do".
+RESUMED = {
+    "allOf": [
+        _ref("Check"),
+        {
+            "type": "object",
+            "required": ["was_paused"],
+            "properties": {
+                "was_paused": {"type": "boolean", "description": "false: it was not paused; nothing changed."}
+            },
+        },
+    ]
+}
 
 
 SCHEMAS: dict[str, Any] = {
@@ -262,7 +279,7 @@ PATHS: dict[str, Any] = {
             }
         ],
     ),
-    "/api/v1/checks/{name}/resume": _action("resumeCheck", "Watch again from now"),
+    "/api/v1/checks/{name}/resume": _action("resumeCheck", "Watch again from now", answer=RESUMED),
     "/api/v1/channels/{name}/test": {
         "parameters": [{**NAME, "description": "The channel's name."}],
         "post": {
