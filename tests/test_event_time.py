@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from heartfly.core.assertions import parse_assertion
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import (
     REORDER_WINDOW,
@@ -289,3 +290,22 @@ def test_a_raced_start_that_shows_the_run_was_too_fast_takes_the_check_down_as_i
     (down,) = log.downs
     assert (down.reason, down.at) == (Reason.TOO_FAST, NOW - 0.2)
     assert down.detail.startswith("finished after 2s") and [r.outcome for r in log.runs] == ["too_fast"]
+
+
+def test_a_raced_start_that_shows_a_duration_assertion_broke_takes_the_check_down_as_in_event_order() -> None:
+    log = job(every=HOUR, assertions=(parse_assertion("duration < 2s"), parse_assertion("rows > 0")))
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 0.2, metrics={"rows": 5}))  # no start yet: no duration to judge
+    assert log.st.status is Status.UP
+    log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3))
+    (down,) = log.downs
+    assert (down.reason, down.at) == (Reason.ASSERTION, NOW - 0.2)
+    assert down.detail == 'assertion "duration < 2s" broke: duration = 2s800ms'
+    assert [r.outcome for r in log.runs] == ["assertion"]
+
+
+def test_a_raced_start_within_a_duration_assertion_leaves_the_check_up() -> None:
+    log = job(every=HOUR, assertions=(parse_assertion("duration < 10s"),))
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 0.2))
+    log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3))
+    assert log.downs == [] and log.st.status is Status.UP
+    assert [r.outcome for r in log.runs] == ["success"]

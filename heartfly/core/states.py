@@ -289,16 +289,23 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         if orphan is None or ev.at > orphan[0] or now - orphan[1] > window:
             return ""
         # It raced its own end and lost: the run is recorded and judged as if they had come in
-        # order (min_runtime; an assertion needs the end's metrics, which are not kept for this).
+        # order. Only what needs the duration can change the end's verdict: min_runtime and the
+        # `duration` assertions (the others were judged on the end's metrics when it came).
         end_at, _, outcome, exit_status = orphan
         duration = end_at - ev.at
         st.orphan_end = None
         st.last_duration = duration
         detail = ""
-        if outcome is RunOutcome.SUCCESS and check.min_runtime is not None and duration < check.min_runtime:
-            outcome, detail = RunOutcome.TOO_FAST, _too_fast(duration, check.min_runtime)
+        reason: Reason | None = None
+        if outcome is RunOutcome.SUCCESS:
+            if check.min_runtime is not None and duration < check.min_runtime:
+                reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
+            elif broken := first_broken(tuple(a for a in check.assertions if a.name == "duration"), None, duration):
+                reason, detail = Reason.ASSERTION, broken
+        if reason is not None:
+            outcome = RunOutcome(reason.value)
             if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
-                detail = _failure(check, st, Reason.TOO_FAST, end_at, now, detail)
+                detail = _failure(check, st, reason, end_at, now, detail)
         ended.append(RunEnd(None, ev.at, end_at, outcome, exit_status, detail))
         return detail
     st.runs[rid] = Run(ev.at, ev.at)
