@@ -309,3 +309,26 @@ def test_a_raced_start_within_a_duration_assertion_leaves_the_check_up() -> None
     log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3))
     assert log.downs == [] and log.st.status is Status.UP
     assert [r.outcome for r in log.runs] == ["success"]
+
+
+def test_a_start_with_a_run_id_that_raced_its_own_end_and_lost_is_paired_and_leaves_no_run_open() -> None:
+    log = job(every=HOUR, max_runtime=10 * MINUTE)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 0.2, "r1"))  # two curls with ?rid=r1, the end first
+    log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3, "r1"))
+    (run,) = log.runs
+    assert (run.run_id, run.outcome, run.duration) == ("r1", "success", pytest.approx(2.8))
+    assert not log.st.runs and log.st.status is Status.UP  # no run left to overrun
+
+
+def test_a_start_with_a_run_id_older_than_its_end_opens_no_run_even_after_the_window() -> None:
+    log = job(every=HOUR, max_runtime=10 * MINUTE)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW, "r1"))
+    log.arrive(NOW + REORDER_WINDOW + 1, ev(Kind.START, NOW - 60, "r1"))
+    assert log.runs == [] and not log.st.runs
+
+
+def test_a_run_id_used_again_after_its_end_opens_a_new_run() -> None:
+    log = job(every=HOUR, max_runtime=10 * MINUTE)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW, "r1"))  # an end with nothing to close
+    log.arrive(NOW + 60, ev(Kind.START, NOW + 60, "r1"))
+    assert set(log.st.runs) == {"r1"} and log.st.status is Status.RUNNING

@@ -281,33 +281,16 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         if open_run is not None and ev.at > open_run.active_at:
             st.runs[rid] = open_run._replace(active_at=ev.at)
         return ""
-    if rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at:
-        # Older than the newest end (it arrived after it): its run is over, whatever closed it.
-        # Opening it now would leave a run that never ends, and an overrun that never happened.
+    orphan = st.orphan_end
+    ended_first = orphan is not None and orphan[4] == ev.run_id and ev.at <= orphan[0]
+    if ended_first or (rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at):
+        # Older than an end that came before it (its own, by run id; without one, the newest):
+        # its run is over. Opening it now would leave a run that never ends, and an overrun that
+        # never happened.
         st.last_start_at = max(st.last_start_at or ev.at, ev.at)
-        orphan = st.orphan_end
-        if orphan is None or ev.at > orphan[0] or now - orphan[1] > window:
+        if orphan is None or not ended_first or now - orphan[1] > window:
             return ""
-        # It raced its own end and lost: the run is recorded and judged as if they had come in
-        # order. Only what needs the duration can change the end's verdict: min_runtime and the
-        # `duration` assertions (the others were judged on the end's metrics when it came).
-        end_at, _, outcome, exit_status = orphan
-        duration = end_at - ev.at
-        st.orphan_end = None
-        st.last_duration = duration
-        detail = ""
-        reason: Reason | None = None
-        if outcome is RunOutcome.SUCCESS:
-            if check.min_runtime is not None and duration < check.min_runtime:
-                reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
-            elif broken := first_broken(tuple(a for a in check.assertions if a.name == "duration"), None, duration):
-                reason, detail = Reason.ASSERTION, broken
-        if reason is not None:
-            outcome = RunOutcome(reason.value)
-            if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
-                detail = _failure(check, st, reason, end_at, now, detail)
-        ended.append(RunEnd(None, ev.at, end_at, outcome, exit_status, detail))
-        return detail
+        return _pair_raced(check, st, ev, orphan, now, ended)
     st.runs[rid] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
         del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
@@ -318,6 +301,36 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
     if st.status in (Status.NEW, Status.UP, Status.LATE):
         _set_status(st, Status.RUNNING, None, ev.at, now)
     return ""
+
+
+def _pair_raced(
+    check: CheckConfig,
+    st: CheckState,
+    ev: Event,
+    orphan: tuple[float, float, RunOutcome, int | None, str | None],
+    now: float,
+    ended: list[RunEnd],
+) -> str:
+    """A start that raced its own end and lost: the run is recorded and judged as if they had come
+    in order. Only what needs the duration can change the end's verdict: min_runtime and the
+    `duration` assertions (the others were judged on the end's metrics when it came)."""
+    end_at, _, outcome, exit_status, _ = orphan
+    duration = end_at - ev.at
+    st.orphan_end = None
+    st.last_duration = duration
+    detail = ""
+    reason: Reason | None = None
+    if outcome is RunOutcome.SUCCESS:
+        if check.min_runtime is not None and duration < check.min_runtime:
+            reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
+        elif broken := first_broken(tuple(a for a in check.assertions if a.name == "duration"), None, duration):
+            reason, detail = Reason.ASSERTION, broken
+    if reason is not None:
+        outcome = RunOutcome(reason.value)
+        if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
+            detail = _failure(check, st, reason, end_at, now, detail)
+    ended.append(RunEnd(ev.run_id, ev.at, end_at, outcome, exit_status, detail))
+    return detail
 
 
 def _activity(st: CheckState, ev: Event) -> None:
@@ -414,11 +427,11 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
 
 
 def _note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome) -> None:
-    """Remember the newest end without a run id that closed no run (see CheckState.orphan_end)."""
+    """Remember the newest end that closed no run (see CheckState.orphan_end)."""
     if st.last_end_at is not None and ev.at < st.last_end_at:
         return  # not the newest end
-    if started is None and ev.run_id is None:
-        st.orphan_end = (ev.at, now, outcome, ev.exit_status)
+    if started is None:
+        st.orphan_end = (ev.at, now, outcome, ev.exit_status, ev.run_id)
     else:
         st.orphan_end = None
 

@@ -128,10 +128,10 @@ class CheckState:
     last_members: tuple[str, ...] = ()  # fan-in: who reported in the last complete run
     last_end_at: float | None = None  # the newest success or failure: an older one (spooled) never flips
     closed_runs: tuple[str, ...] = ()  # fan-in: recently finished run ids (complete, incomplete or failed)
-    # The newest end that closed no run and carried no run id: (its time, its arrival, outcome,
-    # exit status). A start that raced it and lost (older, arriving within the reorder window) is
-    # paired with it: the run is recorded with its duration.
-    orphan_end: tuple[float, float, RunOutcome, int | None] | None = None
+    # The newest end that closed no run: (its time, its arrival, outcome, exit status, run id). A
+    # start that raced it and lost (older, the same run id or none, arriving within the reorder
+    # window) is paired with it: the run is recorded with its duration, and no run is left open.
+    orphan_end: tuple[float, float, RunOutcome, int | None, str | None] | None = None
     # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
     held_at: float = 0.0
     hold_until: float = 0.0
@@ -169,8 +169,8 @@ class CheckState:
         st.last_members = tuple(st.last_members)
         st.closed_runs = tuple(st.closed_runs)
         if st.orphan_end is not None:
-            at, arrived, outcome, exit_status = st.orphan_end
-            st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status)
+            at, arrived, outcome, exit_status, *rid = st.orphan_end  # stored before run ids: four
+            st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status, rid[0] if rid else None)
         return st
 
     def copy(self) -> CheckState:
