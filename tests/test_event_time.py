@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heartfly.core.assertions import parse_assertion
 from heartfly.core.config import CheckConfig
@@ -316,7 +318,7 @@ def test_a_start_with_a_run_id_that_raced_its_own_end_and_lost_is_paired_and_lea
     log.arrive(NOW, ev(Kind.SUCCESS, NOW - 0.2, "r1"))  # two curls with ?rid=r1, the end first
     log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3, "r1"))
     (run,) = log.runs
-    assert (run.run_id, run.outcome, run.duration) == ("r1", "success", pytest.approx(2.8))
+    assert run.run_id == "r1" and run.outcome == "success" and run.duration == pytest.approx(2.8)
     assert not log.st.runs and log.st.status is Status.UP  # no run left to overrun
 
 
@@ -332,3 +334,54 @@ def test_a_run_id_used_again_after_its_end_opens_a_new_run() -> None:
     log.arrive(NOW, ev(Kind.SUCCESS, NOW, "r1"))  # an end with nothing to close
     log.arrive(NOW + 60, ev(Kind.START, NOW + 60, "r1"))
     assert set(log.st.runs) == {"r1"} and log.st.status is Status.RUNNING
+
+
+RACING = (Kind.START, Kind.SUCCESS, Kind.FAIL, Kind.PROGRESS)
+
+
+@st.composite
+def racing_pings(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
+    """Two to four pings of one run (at most one start and one end, with or without a run id)
+    stamped within 4 s before NOW, and an order in which they arrive."""
+    size = draw(st.integers(2, 4))
+    kinds = draw(
+        st.lists(st.sampled_from(RACING), min_size=size, max_size=size).filter(
+            lambda ks: ks.count(Kind.START) <= 1 and ks.count(Kind.SUCCESS) + ks.count(Kind.FAIL) <= 1
+        )
+    )
+    rid = draw(st.sampled_from([None, "r1"]))
+    tenths = draw(st.lists(st.integers(1, 40), min_size=size, max_size=size, unique=True))
+    events = sorted((ev(k, NOW - t / 10, rid) for k, t in zip(kinds, tenths, strict=True)), key=lambda e: e.at)
+    return events, draw(st.permutations(range(size)))
+
+
+def judged(log: Log) -> tuple[object, ...]:
+    """What a user is told and keeps: the status, the alerts, the runs (after the window and an hour)."""
+    log.tick(NOW + 30)
+    log.tick(NOW + 2 * HOUR)
+    told = [(f.new, f.reason) for f in log.flips if f.event is not None]
+    runs = sorted((r.run_id or "", round(r.started_at, 3), round(r.ended_at, 3), str(r.outcome)) for r in log.runs)
+    return log.st.status, log.st.reason, told, runs
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"max_runtime": 10 * MINUTE},
+        {"max_runtime": 10 * MINUTE, "min_runtime": 1.0},
+        {"assertions": (parse_assertion("duration < 1s"),)},
+    ],
+)
+@settings(max_examples=300, deadline=None)
+@given(case=racing_pings())
+def test_pings_of_one_run_racing_within_the_window_end_as_they_would_in_event_order(
+    rules: dict[str, Any], case: tuple[list[Event], list[int]]
+) -> None:
+    events, order = case
+    in_order = job(every=HOUR, **rules)
+    for e in events:  # each arrives right when it happens
+        in_order.arrive(e.at + 0.01, e)
+    raced = job(every=HOUR, **rules)
+    for i, j in enumerate(order):  # the same pings, arriving in another order within the window
+        raced.arrive(NOW + i * 0.05, events[j])
+    assert judged(raced) == judged(in_order)

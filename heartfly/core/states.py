@@ -282,15 +282,20 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
             st.runs[rid] = open_run._replace(active_at=ev.at)
         return ""
     orphan = st.orphan_end
-    ended_first = orphan is not None and orphan[4] == ev.run_id and ev.at <= orphan[0]
+    mine = orphan is not None and orphan[4] == ev.run_id
+    raced = mine and orphan is not None and now - orphan[1] <= window
+    # Its own end came first and closed nothing: within the reorder window they raced (with a run
+    # id whatever the times say, as _close_run pairs them); an older start is history after it.
+    ended_first = mine and orphan is not None and (ev.at <= orphan[0] or (raced and ev.run_id is not None))
     if ended_first or (rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at):
-        # Older than an end that came before it (its own, by run id; without one, the newest):
-        # its run is over. Opening it now would leave a run that never ends, and an overrun that
+        # Its run is over. Opening it now would leave a run that never ends, and an overrun that
         # never happened.
         st.last_start_at = max(st.last_start_at or ev.at, ev.at)
-        if orphan is None or not ended_first or now - orphan[1] > window:
+        if orphan is None or not ended_first or not raced:
             return ""
         return _pair_raced(check, st, ev, orphan, now, ended)
+    if open_run is not None and open_run.started_at > ev.at:
+        return ""  # a newer start of the same run already replaced it (they raced): it stays
     st.runs[rid] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
         del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
@@ -315,12 +320,13 @@ def _pair_raced(
     in order. Only what needs the duration can change the end's verdict: min_runtime and the
     `duration` assertions (the others were judged on the end's metrics when it came)."""
     end_at, _, outcome, exit_status, _ = orphan
-    duration = end_at - ev.at
+    # An end stamped before its own start (a run id's, from another clock): no duration to judge.
+    duration = end_at - ev.at if end_at >= ev.at else None
     st.orphan_end = None
     st.last_duration = duration
     detail = ""
     reason: Reason | None = None
-    if outcome is RunOutcome.SUCCESS:
+    if outcome is RunOutcome.SUCCESS and duration is not None:
         if check.min_runtime is not None and duration < check.min_runtime:
             reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
         elif broken := first_broken(tuple(a for a in check.assertions if a.name == "duration"), None, duration):
@@ -329,7 +335,7 @@ def _pair_raced(
         outcome = RunOutcome(reason.value)
         if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
             detail = _failure(check, st, reason, end_at, now, detail)
-    ended.append(RunEnd(ev.run_id, ev.at, end_at, outcome, exit_status, detail))
+    ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
     return detail
 
 
