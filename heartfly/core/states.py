@@ -294,6 +294,9 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         if orphan is None or not ended_first or not raced:
             return ""
         return _pair_raced(check, st, ev, orphan, now, ended)
+    if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
+        older = min(open_run.started_at, ev.at)
+        st.superseded = ((older, now + window), *st.superseded[:3])
     if open_run is not None and open_run.started_at > ev.at:
         return ""  # a newer start of the same run already replaced it (they raced): it stays
     st.runs[rid] = Run(ev.at, ev.at)
@@ -357,7 +360,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         st.last_members = run.members
         members = run.members
     else:
-        started = _close_run(st, ev.run_id, ev.at)
+        started = _close_run(st, ev.run_id, ev.at, now)
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
     st.last_duration = duration
@@ -419,7 +422,7 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
     if check.expect is not None and ev.run_id is not None:
         _close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
-    started = _close_run(st, ev.run_id, ev.at)
+    started = _close_run(st, ev.run_id, ev.at, now)
     st.last_duration = None if started is None or started > ev.at else ev.at - started
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
@@ -475,7 +478,7 @@ def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now:
     return detail
 
 
-def _close_run(st: CheckState, run_id: str | None, at: float) -> float | None:
+def _close_run(st: CheckState, run_id: str | None, at: float, now: float) -> float | None:
     """The start of the run an end at `at` closes: its run id's, else the latest one that started
     at or before it; None for no such run (without a run id, an end never closes a run that began
     after it). A run id pairs whatever the times say: an end stamped before its own run's start
@@ -484,13 +487,20 @@ def _close_run(st: CheckState, run_id: str | None, at: float) -> float | None:
     if run_id is not None:
         run = st.runs.pop(run_id, None)
         return None if run is None else run.started_at
-    if not st.runs:
-        return None
     began = [rid for rid, run in st.runs.items() if run.started_at <= at]
     if not began:
-        return None
+        return _close_superseded(st, at, now)
     latest = max(began, key=lambda rid: st.runs[rid].started_at)
     return st.runs.pop(latest).started_at
+
+
+def _close_superseded(st: CheckState, at: float, now: float) -> float | None:
+    """The start of a run a newer start replaced that an end at `at`, arriving within the reorder
+    window, closes (see CheckState.superseded); None for none."""
+    live = tuple((started, until) for started, until in st.superseded if until >= now)
+    match = next((started for started, _ in live if started <= at), None)
+    st.superseded = tuple(s for s in live if s[0] != match)
+    return match
 
 
 def _fire_due(

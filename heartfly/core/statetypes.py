@@ -132,6 +132,10 @@ class CheckState:
     # start that raced it and lost (older, the same run id or none, arriving within the reorder
     # window) is paired with it: the run is recorded with its duration, and no run is left open.
     orphan_end: tuple[float, float, RunOutcome, int | None, str | None] | None = None
+    # Starts without a run id that a newer start replaced while still open, as (start, until when
+    # an older end may still close it): an end between the two that arrives within the reorder
+    # window closes the older run, as it would have in event order. Newest first, a few at most.
+    superseded: tuple[tuple[float, float], ...] = ()
     # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
     held_at: float = 0.0
     hold_until: float = 0.0
@@ -168,6 +172,7 @@ class CheckState:
         }
         st.last_members = tuple(st.last_members)
         st.closed_runs = tuple(st.closed_runs)
+        st.superseded = tuple((started, until) for started, until in st.superseded)
         if st.orphan_end is not None:
             at, arrived, outcome, exit_status, *rid = st.orphan_end  # stored before run ids: four
             st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status, rid[0] if rid else None)
@@ -180,7 +185,7 @@ class CheckState:
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members, self.last_end_at,
-            self.closed_runs, self.orphan_end, self.held_at, self.hold_until,
+            self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
         )  # fmt: skip
 
 
