@@ -32,7 +32,7 @@ from heartfly.store import queries
 from heartfly.store import sqlite as store
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
-from tests.storeutil import sqlite_file
+from tests.storeutil import query, sqlite_file
 from tests.test_alerts import (
     SERVER,
     Heartfly,
@@ -46,7 +46,6 @@ from tests.test_alerts import (
     fast,
     mailbox,  # noqa: F401 - a fixture
     outcomes,
-    query,
     receivers,  # noqa: F401 - a fixture
     start,  # noqa: F401 - a fixture
     until,
@@ -279,12 +278,12 @@ async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_lea
     caplog.set_level(logging.INFO, logger="heartfly.notify.dispatcher")
     hf = await start(config)
     pending = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
-    await until(lambda: query(sqlite_file(config), pending) == [(0,)], "the outbox to empty")
+    await until(lambda: query(config, pending) == [(0,)], "the outbox to empty")
     # Only the first reminder was ever a head read: the 196 behind it went in its write. The
     # expired ones were left to the expiry path, each in its turn.
     assert heads == {1} | expired
-    got = query(sqlite_file(config), "SELECT id, event, status, attempts FROM outbox ORDER BY id")
-    attempts = query(sqlite_file(config), "SELECT outbox_id, outcome FROM alert_attempts ORDER BY outbox_id")
+    got = query(config, "SELECT id, event, status, attempts FROM outbox ORDER BY id")
+    attempts = query(config, "SELECT outbox_id, outcome FROM alert_attempts ORDER BY outbox_id")
     assert [(r[1], r[2], r[3]) for r in got if r[1] != "reminder"] == [("down", "sent", 1), ("recovery", "sent", 1)]
     stale = [r for r in got if r[1] == "reminder" and r[0] not in expired]
     assert len(stale) == 197 and {(r[2], r[3]) for r in stale} == {("superseded", 1)}
@@ -376,7 +375,7 @@ async def test_the_pending_alerts_of_a_check_removed_from_the_config_are_dropped
         assert resp.status == 200, await resp.text()
 
     def dropped() -> list[tuple[object, ...]]:
-        return query(sqlite_file(config), "SELECT status, last_error FROM outbox WHERE status != 'pending'")
+        return query(config, "SELECT status, last_error FROM outbox WHERE status != 'pending'")
 
     assert await until(dropped, "the removed check's alert to be dropped", timeout=5) == [
         ("failed", 'check "job" is no longer in the config')

@@ -1,4 +1,4 @@
-"""Alerts over real sockets: a real SMTP server (aiosmtpd), real webhook receivers (aiohttp), apprise.
+"""Alerts over real sockets, on both stores: a real SMTP server (aiosmtpd), real webhooks (aiohttp), apprise.
 
 Heartfly runs in-process through create_app (every cleanup context: database, engine, dispatcher)
 or, for the crash test, as a real `heartfly serve` subprocess. Retries are made fast by [alerts];
@@ -13,13 +13,10 @@ import email.policy
 import json
 import signal
 import socket
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -35,6 +32,9 @@ from heartfly.core.config import Config, ConfigError
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.proc import Server
+from tests.storeutil import query
+
+pytestmark = pytest.mark.both_stores
 
 T = TypeVar("T")
 Client = TestClient[web.Request, web.Application]
@@ -690,26 +690,16 @@ async def test_an_apprise_channel_delivers_through_apprises_json_target_and_retr
 # ---- a crash between commit and delivery ----------------------------------------------------
 
 
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(db)) as conn:
-        return list(conn.execute(sql))
-
-
-async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restart(tmp_path: Path) -> None:
+async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restart(
+    write_config: ConfigWriter,
+) -> None:
     sock = unused_port_socket()  # the receiver's port: refused until it listens
     port = sock.getsockname()[1]
     receiver = Receiver()
     runner = web.AppRunner(receiver.app())
     key = new_key()
-    config = tmp_path / "hb.toml"
-    db = tmp_path / "hb.db"
-    config.write_text(
-        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\n'
-        + webhook("hook", f"http://127.0.0.1:{port}/hook")
-        + check("job", key, ["hook"])
-        + fast("60s")
-    )
-    first, second = Server(config), Server(config)
+    db = write_config(webhook("hook", f"http://127.0.0.1:{port}/hook") + check("job", key, ["hook"]) + fast("60s"))
+    first, second = Server(db.path), Server(db.path)
     try:
         await asyncio.to_thread(first.start)
         async with aiohttp.ClientSession() as session, session.get(f"{first.url}/ping/{key}/fail") as resp:

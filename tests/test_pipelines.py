@@ -1,9 +1,8 @@
-"""Pipeline steps through the engine on a real SQLite file: arming, folding, alerts, restarts."""
+"""Pipeline steps through the engine on a real database (both stores): arming, folding, alerts, restarts."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -12,8 +11,10 @@ from heartfly.core.config import Config, ConfigError
 from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server.engine import Engine, PingRecord
 from tests.conftest import ConfigWriter, new_key
-from tests.storeutil import sqlite_file
+from tests.storeutil import query
 from tests.test_restart import running
+
+pytestmark = pytest.mark.both_stores
 
 PIPELINE = """
 [defaults]
@@ -46,11 +47,8 @@ async def ping(engine: Engine, name: str, kind: Kind) -> None:
 
 
 def alerts(config: Config) -> list[tuple[str, str, dict[str, object]]]:
-    with sqlite3.connect(sqlite_file(config)) as db:
-        rows = db.execute(
-            "SELECT c.name, o.event, o.payload FROM outbox o JOIN checks c ON c.id = o.check_id ORDER BY o.id"
-        )
-        return [(name, event, json.loads(payload)) for name, event, payload in rows]
+    sql = "SELECT c.name, o.event, o.payload FROM outbox o JOIN checks c ON c.id = o.check_id ORDER BY o.id"
+    return [(name, event, json.loads(payload)) for name, event, payload in query(config, sql)]
 
 
 async def test_an_upstream_start_arms_its_step_and_a_success_arms_the_next(config: Config) -> None:
@@ -90,8 +88,7 @@ async def test_when_the_first_step_fails_the_missed_steps_fold_into_its_alert(co
         await ping(engine, "extract", Kind.SUCCESS)  # extract recovers: one recovery alert
         await ping(engine, "transform", Kind.SUCCESS)  # transform recovers: folded, like its down
     assert [(name, event) for name, event, _ in alerts(config)] == [("extract", "down"), ("extract", "recovery")]
-    with sqlite3.connect(sqlite_file(config)) as db:
-        details = [r[0] for r in db.execute("SELECT detail FROM flips WHERE new = 'down' ORDER BY id")]
+    details = [r[0] for r in query(config, "SELECT detail FROM flips WHERE new = 'down' ORDER BY id")]
     assert details[1] == "no success within 10m of extract's start (folded into the alert of upstream step extract)"
 
 

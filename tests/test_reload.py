@@ -1,11 +1,10 @@
-"""Reloading the config (SIGHUP, the API): a bad file or an unexpected error never stops later reloads."""
+"""Reloading the config (SIGHUP, the API): a bad file or an unexpected error never stops later reloads (both stores)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import signal
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +21,10 @@ from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
-from tests.storeutil import sqlite_file
+from tests.storeutil import query
 from tests.webutil import Client, bearer, state_of
 
-
-def write(path: Path, checks: str) -> Path:
-    path.write_text('[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n' + checks)
-    return path
+pytestmark = pytest.mark.both_stores
 
 
 def every_hour(name: str, key: str) -> str:
@@ -43,15 +39,15 @@ def ping(url: str) -> int:
     return asyncio.run(fetch())
 
 
-def test_a_sighup_reload_still_works_after_one_that_met_an_unusable_value(tmp_path: Path) -> None:
+def test_a_sighup_reload_still_works_after_one_that_met_an_unusable_value(write_config: ConfigWriter) -> None:
     key_b = new_key()
-    config = write(tmp_path / "hb.toml", every_hour("a", new_key()))
+    config = write_config(every_hour("a", new_key())).path
     with Server(config) as server:
         zone_folder = f'[checks.z]\nkey = "{new_key()}"\ncron = "@daily"\ntimezone = "Europe"\n'
         config.write_text(config.read_text() + zone_folder)
         server.signal(signal.SIGHUP)
         assert server.wait_for_log('checks.z.timezone: unknown time zone "Europe"')
-        write(config, every_hour("a", new_key()) + every_hour("b", key_b))
+        write_config(every_hour("a", new_key()) + every_hour("b", key_b))  # the same file, rewritten
         server.signal(signal.SIGHUP)
         assert server.wait_for_log("reloaded"), server.log()
         assert ping(f"{server.url}/ping/{key_b}") == 200
@@ -183,5 +179,4 @@ async def test_a_reload_that_moves_a_late_checks_due_time_ahead_makes_it_on_time
     assert (await state_of(client, config, "a"))["state"] == "new"
     flips = await (await client.get("/api/v1/checks/a/flips", headers=bearer(config))).json()
     assert [(f["old"], f["new"]) for f in flips] == [("late", "new"), ("new", "late")]
-    with sqlite3.connect(sqlite_file(config)) as db:
-        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+    assert query(config, "SELECT count(*) FROM outbox") == [(0,)]

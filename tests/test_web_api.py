@@ -1,9 +1,8 @@
-"""The JSON API through real sockets: access, pagination, runs, pause with an end, reload, JSON errors."""
+"""The JSON API through real sockets: access, pagination, runs, pause with an end, reload, JSON errors; both stores."""
 
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,10 @@ from heartfly.core.config import Config, load_config
 from heartfly.web.app import create_app
 from heartfly.web.openapi import DOCUMENT
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
 from tests.webutil import Client, bearer, login, state_of, until
+
+pytestmark = pytest.mark.both_stores
 
 KEY = new_key()
 CHECKS = f"""
@@ -250,16 +252,14 @@ async def test_an_unknown_query_parameter_is_a_json_400_rather_than_silently_ign
     assert resp.status == 400 and (await resp.json())["error"] == "unknown query parameter 'limt'"
 
 
-async def test_downtimes_of_heartfly_itself_are_listed_newest_first(tmp_path: Path) -> None:
-    path = tmp_path / "hb.toml"
-    path.write_text(f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
-                    f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')  # fmt: skip
-    async with TestClient(TestServer(create_app(load_config(path)))) as client:
-        token = (tmp_path / "token").read_text().strip()
-        with sqlite3.connect(tmp_path / "hb.db") as db:  # two earlier stops, as restarts record them
-            db.execute("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (1780000000, 1780000090, 1)")
-            db.execute("INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (1780001000, 1780001030.5, 0)")
-        resp = await client.get("/api/v1/downtimes", headers={"Authorization": f"Bearer {token}"})
+async def test_downtimes_of_heartfly_itself_are_listed_newest_first(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    async with TestClient(TestServer(create_app(config))) as client:
+        for stopped, started, clean in ((1780000000, 1780000090, 1), (1780001000, 1780001030.5, 0)):
+            # two earlier stops, as restarts record them
+            query(config, "INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, ?)",
+                  (stopped, started, clean))  # fmt: skip
+        resp = await client.get("/api/v1/downtimes", headers=bearer(config))
         assert resp.status == 200
         body = await resp.json()
         assert [(d["seconds"], d["clean"]) for d in body] == [(30.5, False), (90.0, True)]

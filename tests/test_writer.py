@@ -1,78 +1,95 @@
-"""The writer thread: group commit, and checkpoints that do not hold pings back."""
+"""The writer: group commit, and checkpoints that do not hold pings back (both stores); SQLite's
+own WAL copier."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from heartfly.core.config import Config
 from heartfly.core.states import CheckState, Status
+from heartfly.store import rows
 from heartfly.store import sqlite as store
+from heartfly.store.api import OwnWriter
+from heartfly.store.backend import open_backend
+from heartfly.store.groupcommit import STATES_PER_BATCH
+from tests.conftest import ConfigWriter
+from tests.storeutil import query
 
 
-def _insert_checks(path: Path, n: int) -> None:
-    with sqlite3.connect(path) as db:
-        db.executemany(
-            "INSERT INTO checks (id, name, created_at, state) VALUES (?, ?, 0, ?)",
-            [(i, f"c{i}", store.encode_state(CheckState())) for i in range(1, n + 1)],
-        )
+def _insert_checks(config: Config, n: int) -> None:
+    # One statement for any n, on either store: a recursive count, as both speak it.
+    query(
+        config,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+        " INSERT INTO checks (id, name, created_at, state) SELECT i, 'c' || i, 0, ? FROM n",
+        (n, rows.encode_state(CheckState())),
+    )
 
 
-async def test_a_large_checkpoint_is_split_into_batches_that_commit_in_order(tmp_path: Path) -> None:
-    path = tmp_path / "heartfly.db"
-    writer = await store.Writer.open(path)
-    n = 3 * store.STATES_PER_BATCH + 7
-    _insert_checks(path, n)
-    writer.start()
+@contextlib.asynccontextmanager
+async def opened(write_config: ConfigWriter, checks: int) -> AsyncIterator[tuple[Config, OwnWriter]]:
+    """The config's database made, `checks` checks in it, and its writer started (closed after)."""
+    config = write_config("")
+    backend = await open_backend(config.server)
     try:
-        order: list[str] = []
+        _insert_checks(config, checks)
+        backend.writer.start()
+        yield config, backend.writer
+    finally:
+        async with asyncio.timeout(5):  # a writer that stopped would leave this waiting for ever
+            await backend.close()
+
+
+@pytest.mark.both_stores
+async def test_a_large_checkpoint_is_split_into_batches_that_commit_in_order(write_config: ConfigWriter) -> None:
+    n = 3 * STATES_PER_BATCH + 7
+    order: list[str] = []
+    async with opened(write_config, n) as (config, writer):
         for i in range(1, n + 1):
             st = CheckState(status=Status.UP, last_ping_at=float(i))
-            writer.submit_nowait(store.Write(state=store.StateRow(i, st, i)))
+            writer.submit_nowait(rows.Write(state=rows.StateRow(i, st, i)))
         commits_before = writer.commits
-        mark = store.meta_statement("checkpoint", str(n))
-        writer.submit_nowait(store.Write(statements=[mark], on_commit=lambda: order.append("mark")))
+        mark = rows.meta_statement("checkpoint", str(n))
+        writer.submit_nowait(rows.Write(statements=[mark], on_commit=lambda: order.append("mark")))
         await writer.flush()
         assert writer.commits - commits_before >= 4  # 607 states, at most 200 a batch
-    finally:
-        await writer.close()
-    with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT id, state, state_ping_id FROM checks ORDER BY id").fetchall()
-        (value,) = db.execute("SELECT value FROM meta WHERE key = 'checkpoint'").fetchone()
+    checks = query(config, "SELECT id, state, state_ping_id FROM checks ORDER BY id")
+    [(value,)] = query(config, "SELECT value FROM meta WHERE key = 'checkpoint'")
     assert order == ["mark"] and value == str(n)
-    assert [(r[0], r[2]) for r in rows] == [(i, i) for i in range(1, n + 1)]
-    assert all(store.decode_state(r[1]).last_ping_at == float(r[0]) for r in rows)
+    assert [(r[0], r[2]) for r in checks] == [(i, i) for i in range(1, n + 1)]
+    assert all(rows.decode_state(r[1]).last_ping_at == float(r[0]) for r in checks)
 
 
-async def test_a_ping_queued_behind_a_large_checkpoint_commits_before_all_of_it(tmp_path: Path) -> None:
-    path = tmp_path / "heartfly.db"
-    writer = await store.Writer.open(path)
-    n = 5 * store.STATES_PER_BATCH
-    _insert_checks(path, n)
-    writer.start()
-    try:
+@pytest.mark.both_stores
+async def test_a_ping_queued_behind_a_large_checkpoint_commits_before_all_of_it(write_config: ConfigWriter) -> None:
+    n = 5 * STATES_PER_BATCH
+    async with opened(write_config, n) as (_, writer):
         committed: list[int] = []
         for i in range(1, n + 1):
-            row = store.StateRow(i, CheckState(status=Status.UP), i)
-            writer.submit_nowait(store.Write(state=row, on_commit=functools.partial(committed.append, i)))
-            if i == store.STATES_PER_BATCH:
-                ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
-                done = writer.submit(store.Write(ping=ping))
+            row = rows.StateRow(i, CheckState(status=Status.UP), i)
+            writer.submit_nowait(rows.Write(state=row, on_commit=functools.partial(committed.append, i)))
+            if i == STATES_PER_BATCH:
+                ping: rows.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
+                done = writer.submit(rows.Write(ping=ping))
         await done
         assert len(committed) < n  # the ping did not wait for the whole checkpoint
         await writer.flush()
         assert committed == list(range(1, n + 1))
-    finally:
-        await writer.close()
 
 
 async def test_the_wal_is_copied_into_the_database_file_by_its_own_thread(tmp_path: Path) -> None:
     path = tmp_path / "heartfly.db"
     writer = await store.Writer.open(path)
-    _insert_checks(path, 1)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'c1', 0, ?)",
+                   (store.encode_state(CheckState()),))  # fmt: skip
     writer.start()
     try:
         before = path.stat().st_size
@@ -91,23 +108,15 @@ async def test_the_wal_is_copied_into_the_database_file_by_its_own_thread(tmp_pa
         assert db.execute("SELECT COUNT(*) FROM pings").fetchone() == (300,)
 
 
+@pytest.mark.both_stores
 async def test_an_error_in_a_commit_callback_is_logged_and_the_writer_carries_on(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = tmp_path / "heartfly.db"
-    writer = await store.Writer.open(path)
-    _insert_checks(path, 1)
-    writer.start()
-
     def broken() -> None:
         raise RuntimeError("a bug in a callback")
 
-    try:
-        async with asyncio.timeout(5):  # a writer that stopped would leave these waiting for ever
-            await writer.submit(store.Write(statements=[store.meta_statement("a", "1")], on_commit=broken))
-            ping: store.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
-            await writer.submit(store.Write(ping=ping))
-    finally:
-        async with asyncio.timeout(5):
-            await writer.close()
+    async with opened(write_config, 1) as (_, writer), asyncio.timeout(5):  # a stopped writer: waits for ever
+        await writer.submit(rows.Write(statements=[rows.meta_statement("a", "1")], on_commit=broken))
+        ping: rows.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
+        await writer.submit(rows.Write(ping=ping))
     assert "a callback of a database write failed" in caplog.text

@@ -114,10 +114,20 @@ class PgConnection:
         return _Executed(self, sql, parameters)
 
     async def _run(self, sql: str, values: Iterable[Any] | None) -> psycopg.AsyncCursor[TupleRow]:
-        if self._conn.closed:
-            self._conn = await connect(self.database, reader=True)
         text, numbered = to_pg(sql)
+        fresh = self._conn.closed
+        if fresh:
+            self._conn = await connect(self.database, reader=True)
+        # A connection the server cut (a restart) shows only when used. Outside a transaction
+        # the statement can run again on a new connection; inside one, its snapshot is gone.
+        outside = self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         try:
+            try:
+                return await self._conn.execute(text, params(numbered, values))
+            except psycopg.OperationalError:
+                if fresh or not outside or not self._conn.closed:
+                    raise
+            self._conn = await connect(self.database, reader=True)
             return await self._conn.execute(text, params(numbered, values))
         except psycopg.Error as exc:
             raise StoreError(f"cannot read database {self.database.shown}: {one_line(exc, self.database)}") from None

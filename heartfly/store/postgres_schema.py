@@ -100,4 +100,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_by_check ON runs(check_id, id);
     CREATE INDEX runs_by_start ON runs(check_id, started_at);
     """,
+    # 2: the leader lease (postgres_lease.py), one row. Times are the server's (timestamptz from
+    # clock_timestamp()), never a node's: nodes' clocks may disagree, the database's is one.
+    """
+    CREATE TABLE lease (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        term BIGINT NOT NULL CHECK (term >= 0),
+        expires_at TIMESTAMPTZ NOT NULL
+    );
+    INSERT INTO lease (id, holder, term, expires_at) VALUES (1, '', 0, '-infinity');
+    """,
 ]

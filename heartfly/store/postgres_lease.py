@@ -1,0 +1,167 @@
+"""The leader lease: one row in PostgreSQL (table `lease`, postgres_schema migration 2) saying which
+node leads, in which term, until when. A building block; the engine does not use it yet.
+
+- Time is the database's (clock_timestamp()), never a node's: the nodes' clocks may disagree.
+- The term only grows: each new holding (a takeover, or a holder whose lease had passed) is
+  term + 1, so a term names one holding for ever and is the fencing token.
+- A node leads only while a renewal it *sent* less than `length` seconds ago (its monotonic
+  clock) succeeded. The database's expiry is its own clock at the update plus `length`, so that
+  is never earlier: a node that believes it leads cannot overlap with a node that took over.
+- Fencing backs this up where a node's belief is wrong (a frozen process, a stalled network):
+  a leader's write runs in a transaction that first share-locks the lease row at its term
+  (`fenced`); it is refused once the term has moved on or the lease has passed, and a takeover
+  waits for a fenced transaction in progress to end, so none commits after one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from heartfly.core.dburl import PostgresDatabase
+from heartfly.store.api import StoreError
+from heartfly.store.pgconn import connect, one_line
+
+Connection = psycopg.AsyncConnection[TupleRow]
+
+# One statement, so two nodes asking at once are serialized by the row lock: the second sees the
+# first's row (READ COMMITTED re-checks WHERE on it) and finds it held. `now` is taken once.
+_ACQUIRE = """
+WITH now AS (SELECT clock_timestamp() AS t)
+UPDATE lease SET
+    term = CASE WHEN lease.holder = %(node)s AND lease.expires_at > now.t THEN lease.term ELSE lease.term + 1 END,
+    holder = %(node)s,
+    expires_at = now.t + make_interval(secs => %(length)s)
+FROM now
+WHERE lease.id = 1 AND (lease.expires_at <= now.t OR lease.holder = %(node)s)
+RETURNING lease.term
+"""
+_RELEASE = "UPDATE lease SET expires_at = '-infinity' WHERE id = 1 AND holder = %s AND term = %s"
+_READ = "SELECT holder, term, EXTRACT(EPOCH FROM expires_at - clock_timestamp()) FROM lease WHERE id = 1"
+# FOR SHARE: a takeover's UPDATE waits until the fenced transaction ends.
+_FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
+
+
+class NotLeader(StoreError):
+    """A fenced write by a node whose term is over, or whose lease has passed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    holder: str  # '' before anyone held it
+    term: int  # 0 before anyone held it
+    expires_in: float  # seconds by the database's clock; <= 0 once passed (-inf when released)
+
+
+async def acquire_or_renew(conn: Connection, node_id: str, length: float) -> int | None:
+    """Take the lease for `length` seconds if it is free or has passed (a new term), or renew it
+    if `node_id` holds it (the same term). The term held, or None if another node holds it."""
+    if not node_id:
+        raise ValueError("a node id is needed")
+    if not length > 0:
+        raise ValueError(f"a lease lasts more than 0 s, not {length}")
+    cur = await conn.execute(_ACQUIRE, {"node": node_id, "length": float(length)})
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+async def release(conn: Connection, node_id: str, term: int) -> None:
+    """Give the lease up at once (a clean stop), so another node need not wait for it to pass."""
+    await conn.execute(_RELEASE, (node_id, term))
+
+
+async def read(conn: Connection) -> Holding:
+    cur = await conn.execute(_READ)
+    row = await cur.fetchone()
+    assert row is not None, "the lease row is made by migration 2"
+    return Holding(str(row[0]), int(row[1]), float(row[2]))
+
+
+@contextlib.asynccontextmanager
+async def fenced(conn: Connection, node_id: str, term: int) -> AsyncIterator[Connection]:
+    """A transaction on `conn` for a leader's writes, committed only if `node_id` still holds the
+    lease in `term`; NotLeader (and nothing written) otherwise."""
+    async with conn.transaction():
+        cur = await conn.execute(_FENCE, (node_id, term))
+        if await cur.fetchone() is None:
+            raise NotLeader(f"{node_id} no longer leads: its term {term} is over or its lease has passed")
+        yield conn
+
+
+class Lease:
+    """One node's side of the lease, over a connection of its own: whether it leads, by its own
+    monotonic clock, and fenced transactions for its writes."""
+
+    def __init__(
+        self, database: PostgresDatabase, node_id: str, length: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.database = database
+        self.node_id = node_id
+        self.length = length
+        self.term: int | None = None  # the term this node leads in, while it does
+        self._clock = clock
+        self._valid_until = 0.0  # by self._clock
+        self._conn: Connection | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.term is not None and self._clock() < self._valid_until
+
+    async def acquire_or_renew(self) -> bool:
+        """Try to lead (or go on leading) for `length` seconds from now; whether this node leads.
+        A renewal answered `length` or more after it was sent counts as failed: the lease may have
+        passed meanwhile. A database error ends the leadership too, and raises StoreError."""
+        try:
+            conn = await self._connection()
+            sent = self._clock()
+            term = await acquire_or_renew(conn, self.node_id, self.length)
+        except psycopg.Error as exc:
+            self._resign()
+            raise StoreError(f"the lease in {self.database.shown}: {one_line(exc, self.database)}") from None
+        except BaseException:
+            self._resign()
+            raise
+        if term is None or self._clock() >= sent + self.length:
+            self._resign()
+            return False
+        self.term, self._valid_until = term, sent + self.length
+        return True
+
+    async def release(self) -> None:
+        """Stop leading and free the lease for the others now."""
+        term, self.term = self.term, None
+        self._valid_until = 0.0
+        if term is not None and self._conn is not None and not self._conn.closed:
+            with contextlib.suppress(psycopg.Error):  # then it simply passes
+                await release(self._conn, self.node_id, term)
+
+    def fenced(self, conn: Connection | None = None) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A transaction (on `conn`, by default the lease's own) whose writes commit only while
+        this node's term is current; NotLeader at once if this node does not lead by its own clock."""
+        if self.term is None or not self.is_leader:
+            raise NotLeader(f"{self.node_id} does not lead")
+        own = self._conn
+        assert own is not None, "a term is had through the lease's connection"
+        return fenced(conn or own, self.node_id, self.term)
+
+    async def close(self) -> None:
+        await self.release()
+        if self._conn is not None:
+            await self._conn.close()
+
+    def _resign(self) -> None:
+        self.term = None
+        self._valid_until = 0.0
+
+    async def _connection(self) -> Connection:
+        """The lease's connection, made again after the server dropped it."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                await self._conn.close()
+            self._conn = await connect(self.database)
+        return self._conn

@@ -1,0 +1,198 @@
+"""PostgreSQL's bad days through a real `heartfly serve`: a wrong password, no server, a database a
+newer Heartfly wrote, `heartfly backup`, the core install without the driver, and a restart of
+PostgreSQL under a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests import pgserver
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+
+def write(tmp_path: Path, database: str, *extra: str, key: str | None = None) -> Path:
+    path = tmp_path / "heartfly.toml"
+    server = ['listen = "127.0.0.1:0"', f'database = "{database}"', 'api_token_file = "api-token"', *extra]
+    checks = f'[checks.job]\nkey = "{key or new_key()}"\nevery = "1h"\n'
+    path.write_text("[server]\n" + "\n".join(server) + "\n" + checks)
+    return path
+
+
+def errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "error" in line.lower()]
+
+
+def serve_fails(config: Path) -> subprocess.CompletedProcess[str]:
+    """`heartfly serve` that must not start: its result, after checking it said why in one line."""
+    result = heartfly("serve", "-c", str(config), timeout=60)
+    assert result.returncode != 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(errors(result.stderr)) == 1, result.stderr
+    return result
+
+
+def test_a_wrong_password_is_one_line_naming_the_database_without_any_password(
+    tmp_path: Path, pg_server: pgserver.PgServer
+) -> None:
+    name = pg_server.database().rsplit("/", 1)[1]
+    (tmp_path / "db-password").write_text("not the password\n")
+    url = pg_server.url(name, user="secretive")
+    config = write(tmp_path, url, 'database_password_file = "db-password"')
+    result = serve_fails(config)
+    [line] = errors(result.stderr)
+    assert url in line and "password authentication failed" in line, line
+    assert "not the password" not in result.stderr
+
+
+def test_a_wrong_password_in_the_url_is_shown_as_stars(tmp_path: Path, pg_server: pgserver.PgServer) -> None:
+    name = pg_server.database().rsplit("/", 1)[1]
+    url = f"postgresql://secretive:hunter2wrong@127.0.0.1:{pg_server.port}/{name}"
+    result = serve_fails(write(tmp_path, url))
+    [line] = errors(result.stderr)
+    assert f"postgresql://secretive:***@127.0.0.1:{pg_server.port}/{name}" in line, line
+    assert "hunter2wrong" not in result.stderr
+
+
+def test_the_right_password_from_the_file_lets_it_start(tmp_path: Path, pg_server: pgserver.PgServer) -> None:
+    name = pg_server.database().rsplit("/", 1)[1]
+    (tmp_path / "db-password").write_text(pgserver.PASSWORD + "\n")
+    config = write(tmp_path, pg_server.url(name, user="secretive"), 'database_password_file = "db-password"')
+    with Server(config) as server:
+        assert server.stop() == 0
+    assert pgserver.PASSWORD not in server.log()
+
+
+def test_no_server_at_the_address_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+    url = f"postgresql://heartfly@127.0.0.1:{pgserver._free_port()}/heartfly"  # nothing listens there
+    result = serve_fails(write(tmp_path, url))
+    [line] = errors(result.stderr)
+    assert url in line and "refused" in line, line
+
+
+def test_a_database_a_newer_heartfly_wrote_is_refused_by_serve_and_status(
+    tmp_path: Path, pg_server: pgserver.PgServer
+) -> None:
+    url = pg_server.database()
+    config = write(tmp_path, url)
+    with Server(config) as server:  # a schema of today's version
+        assert server.stop() == 0
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO heartfly_schema (version) VALUES (999)")
+    result = serve_fails(config)
+    [line] = errors(result.stderr)
+    assert url in line and "schema version 999, newer than this Heartfly" in line, line
+    status = heartfly("status", "-c", str(config))
+    assert status.returncode != 0 and "newer than this Heartfly" in status.stderr, status.stderr
+
+
+def test_backup_of_a_postgresql_database_points_at_pg_dump(tmp_path: Path, pg_server: pgserver.PgServer) -> None:
+    name = pg_server.database().rsplit("/", 1)[1]
+    url = f"postgresql://secretive:{pgserver.PASSWORD.replace(' ', '%20')}@127.0.0.1:{pg_server.port}/{name}"
+    result = heartfly("backup", "-c", str(write(tmp_path, url)), str(tmp_path / "copy.db"))
+    assert result.returncode != 0 and "pg_dump" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "horse" not in result.stderr
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_the_core_install_never_imports_the_postgresql_driver_on_a_sqlite_config(tmp_path: Path) -> None:
+    config = write(tmp_path, "heartfly.db")
+    script = (
+        "import asyncio, sys\n"
+        "import heartfly.server.daemon, heartfly.cli.main\n"
+        "from heartfly.core.config import load_config\n"
+        "from heartfly.store.backend import open_backend\n"
+        "async def main():\n"
+        f"    backend = await open_backend(load_config(__import__('pathlib').Path({str(config)!r})).server)\n"
+        "    await backend.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('psycopg')))\n"
+    )
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert (tmp_path / "heartfly.db").exists()  # it did open the SQLite store
+    assert "psycopg" not in result.stderr  # -X importtime lists every module imported
+
+
+# ---- PostgreSQL restarted under a running server --------------------------------------------
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[pgserver.PgServer]:
+    """A cluster of this test's own: it is stopped and started, which the session's must not be."""
+    reason = pgserver.why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgserver.cluster() as server:
+        yield server
+
+
+async def test_pings_answer_503_while_postgresql_restarts_and_200_after_and_none_acknowledged_is_lost(
+    tmp_path: Path, own_cluster: pgserver.PgServer
+) -> None:
+    url = own_cluster.database()
+    key = new_key()
+    server = Server(write(tmp_path, url, key=key))
+    await asyncio.to_thread(server.start)
+    answers: list[tuple[str, int]] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def ping(body: str) -> int:
+                async with session.post(f"{server.url}/ping/{key}/log", data=body) as resp:
+                    answers.append((body, resp.status))
+                    return resp.status
+
+            async def readiness() -> int:
+                async with session.get(f"{server.url}/readyz") as resp:
+                    return resp.status
+
+            assert await ping("before") == 200
+            await asyncio.to_thread(own_cluster.stop)
+            assert await ping("while stopped") == 503
+            assert await readiness() == 503
+            starting = asyncio.create_task(asyncio.to_thread(own_cluster.start))
+            n = 0
+            while not starting.done():  # pings all through the start: each 200 or 503, no other answer
+                n += 1
+                await ping(f"during {n}")
+                await asyncio.sleep(0.05)
+            await starting
+            deadline = time.monotonic() + 15
+            n = 0
+            while (status := await ping(f"after {n}")) != 200:
+                assert status == 503 and time.monotonic() < deadline, status
+                n += 1
+                await asyncio.sleep(0.1)
+            assert await readiness() == 200
+            for i in range(5):
+                assert await ping(f"then {i}") == 200
+            async with session.get(f"{server.url}/api/v1/checks/job/pings?limit=1000", headers=_token(tmp_path)) as r:
+                assert r.status == 200  # the reader works again too
+        assert await asyncio.to_thread(server.stop) == 0
+    finally:
+        server.kill()
+    assert {status for _, status in answers} <= {200, 503}, answers
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        stored = {body for (body,) in conn.execute("SELECT body FROM pings")}
+    acknowledged = {body for body, status in answers if status == 200}
+    assert acknowledged <= stored, acknowledged - stored
+    assert "while stopped" not in stored
+    assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+def _token(tmp_path: Path) -> dict[str, str]:
+    return {"Authorization": f"Bearer {(tmp_path / 'api-token').read_text().strip()}"}

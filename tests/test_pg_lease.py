@@ -1,0 +1,194 @@
+"""The leader lease against a real PostgreSQL: nodes are Lease objects, each on its own connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import psycopg
+import pytest
+
+from heartfly.core.dburl import PostgresDatabase
+from heartfly.store import postgres_lease
+from heartfly.store.pgconn import connect
+from heartfly.store.postgres import migrate
+from heartfly.store.postgres_lease import Lease, NotLeader
+from tests import pgserver
+
+Nodes = Callable[..., Lease]
+
+
+@pytest.fixture
+async def database(pg_server: pgserver.PgServer) -> PostgresDatabase:
+    database = PostgresDatabase(pg_server.database())
+    conn = await connect(database)
+    try:
+        await migrate(conn, database)
+    finally:
+        await conn.close()
+    return database
+
+
+@pytest.fixture
+async def node(database: PostgresDatabase) -> AsyncIterator[Nodes]:
+    """Makes nodes (Lease objects) on the test's database; closes them after."""
+    made: list[Lease] = []
+
+    def make(name: str, length: float = 0.5) -> Lease:
+        made.append(Lease(database, name, length))
+        return made[-1]
+
+    yield make
+    for lease in made:
+        await lease.close()
+
+
+def lease_row(database: PostgresDatabase) -> tuple[str, int]:
+    with psycopg.connect(database.url) as conn:
+        row = conn.execute("SELECT holder, term FROM lease").fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1])
+
+
+async def wait_out(lease: Lease) -> None:
+    """Until the lease `lease` holds has passed by the database's clock (a little after it has by
+    the node's own)."""
+    await asyncio.sleep(lease.length + 0.05)
+
+
+async def test_of_two_nodes_exactly_one_leads(node: Nodes, database: PostgresDatabase) -> None:
+    a, b = node("a"), node("b")
+    assert await a.acquire_or_renew() is True
+    assert await b.acquire_or_renew() is False
+    assert (a.is_leader, b.is_leader) == (True, False)
+    assert (a.term, b.term) == (1, None)
+    assert lease_row(database) == ("a", 1)
+
+
+async def test_the_holder_renews_in_the_same_term_and_the_expiry_moves_on(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    a, b = node("a", length=0.6), node("b", length=0.6)
+    assert await a.acquire_or_renew()
+    for _ in range(4):  # renewed for longer than the lease lasts: it never passes
+        await asyncio.sleep(0.3)
+        assert await a.acquire_or_renew() and a.term == 1
+        assert not await b.acquire_or_renew()
+    conn = await connect(database)
+    try:
+        holding = await postgres_lease.read(conn)
+    finally:
+        await conn.close()
+    assert (holding.holder, holding.term) == ("a", 1) and 0.3 < holding.expires_in <= 0.6
+
+
+async def test_when_the_holder_stops_renewing_another_takes_over_after_the_lease_in_a_higher_term(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    a, b = node("a"), node("b")
+    assert await a.acquire_or_renew()
+    assert not await b.acquire_or_renew()
+    await wait_out(a)
+    assert not a.is_leader  # by its own clock, before anyone took over
+    assert await b.acquire_or_renew() and b.term == 2
+    assert not await a.acquire_or_renew() and not a.is_leader
+    assert lease_row(database) == ("b", 2)
+
+
+async def test_a_holder_whose_lease_passed_unclaimed_takes_it_again_in_a_new_term(node: Nodes) -> None:
+    a = node("a")
+    assert await a.acquire_or_renew() and a.term == 1
+    await wait_out(a)
+    assert await a.acquire_or_renew() and a.term == 2  # its writes of term 1 are fenced off
+
+
+async def test_a_released_lease_is_taken_at_once_in_a_higher_term(node: Nodes, database: PostgresDatabase) -> None:
+    a, b = node("a", length=30), node("b", length=30)
+    assert await a.acquire_or_renew()
+    await a.release()
+    assert not a.is_leader
+    assert await b.acquire_or_renew() and b.term == 2
+    assert lease_row(database) == ("b", 2)
+
+
+async def test_a_renewal_answered_after_the_lease_could_have_passed_counts_as_not_leading(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    a = node("a", length=0.3)
+    assert await a.acquire_or_renew()
+    blocker = await connect(database)
+    try:
+        async with blocker.transaction():  # the renewal waits behind this row lock (a stalled database)
+            await blocker.execute("SELECT 1 FROM lease FOR UPDATE")
+            renewal = asyncio.create_task(a.acquire_or_renew())
+            await asyncio.sleep(0.5)
+        assert await renewal is False and not a.is_leader
+    finally:
+        await blocker.close()
+    assert await a.acquire_or_renew() and a.is_leader  # answered in time: it leads again
+
+
+async def test_a_leaders_fenced_write_commits_and_a_stale_leaders_is_refused_and_leaves_nothing(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    a, b = node("a"), node("b")
+    assert await a.acquire_or_renew()
+    writes = await connect(database)  # the writer's connection, not the lease's
+    try:
+        async with a.fenced(writes) as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('by', 'a in term 1')")
+        stale_term = a.term
+        assert stale_term == 1
+        await wait_out(a)
+        assert await b.acquire_or_renew() and b.term == 2
+        with pytest.raises(NotLeader):  # by its own clock it knows
+            a.fenced(writes)
+        # A frozen node that still believes it leads writes with its old term: the database refuses.
+        with pytest.raises(NotLeader, match="term 1 is over"):
+            async with postgres_lease.fenced(writes, "a", stale_term) as conn:
+                await conn.execute("INSERT INTO meta (key, value) VALUES ('stale', 'a in term 1')")
+        async with b.fenced(writes) as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('by2', 'b in term 2')")
+        cur = await writes.execute("SELECT key, value FROM meta ORDER BY key")
+        assert await cur.fetchall() == [("by", "a in term 1"), ("by2", "b in term 2")]
+    finally:
+        await writes.close()
+
+
+async def test_a_fenced_write_under_way_holds_a_takeover_back_until_it_ends(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    a, b = node("a", length=0.3), node("b", length=0.3)
+    assert await a.acquire_or_renew()
+    writes = await connect(database)
+    try:
+        async with a.fenced(writes) as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('slow', 'a')")
+            await asyncio.sleep(0.4)  # the lease passes while the transaction is open
+            takeover = asyncio.create_task(b.acquire_or_renew())
+            await asyncio.sleep(0.1)
+            assert not takeover.done()  # waits on the share lock: a's write cannot follow b's term
+        assert await takeover and b.term == 2
+    finally:
+        await writes.close()
+
+
+async def test_nodes_starting_in_the_same_instant_elect_exactly_one(node: Nodes) -> None:
+    nodes = [node(f"n{i}", length=30) for i in range(6)]
+    for round_ in range(10):
+        won = await asyncio.gather(*(n.acquire_or_renew() for n in nodes))
+        assert won.count(True) == 1, won
+        [leader] = [n for n in nodes if n.is_leader]
+        assert leader.term == round_ + 1
+        await leader.release()
+
+
+async def test_a_node_id_and_a_positive_length_are_needed(node: Nodes, database: PostgresDatabase) -> None:
+    conn = await connect(database)
+    try:
+        with pytest.raises(ValueError, match="node id"):
+            await postgres_lease.acquire_or_renew(conn, "", 1.0)
+        with pytest.raises(ValueError, match="more than 0 s"):
+            await postgres_lease.acquire_or_renew(conn, "a", 0)
+    finally:
+        await conn.close()
