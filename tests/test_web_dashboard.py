@@ -116,7 +116,7 @@ async def test_the_dashboard_lists_every_check_worst_first_with_its_state_in_wor
     html = await (await client.get("/")).text()
     names = re.findall(r'<a href="/checks/([^"]+)">', html)
     assert names == ["backup", "cleanup", "sync"]  # down first, then by name
-    assert "every day at 03:00 Europe/Berlin" in html and "every 15 minutes" in html
+    assert "every day at 03:00 Europe/Berlin" in html and "every 15 min" in html
     assert re.search(r'class="pill s-down">.*down<span class="reason"> · failed', html)
 
 
@@ -359,3 +359,18 @@ async def test_the_index_reads_every_rows_history_at_once_the_same_rows_as_one_c
     await login(client, config)
     html = await (await client.get("/")).text()
     assert html.count('<rect class="b-bad"') == 1 and html.count('<rect class="b-ok"') >= 2
+
+
+async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_down_check_back(
+    client: Client, config: Config
+) -> None:
+    await client.get(f"/ping/{KEY}/fail")
+    await client.get(f"/ping/{KEY}/log?m_bytes=15002856325&m_rows=1234")
+    await login(client, config)
+    html = await (await client.get("/checks/backup")).text()
+    assert re.search(r'<span class="muted small"><time datetime="[^"]+" title="since [^"]+">for \d+ s</time>', html)
+    assert "since <time" not in html and " ago</time></span>" not in html.split('class="hero-state"')[1][:400]
+    assert "<dt>Recovers</dt><dd>on its next successful run</dd>" in html and "when it recovers" not in html
+    assert "<span>bytes=15.0 GB</span>" in html and "<span>rows=1234</span>" in html
+    index = await (await client.get("/")).text()
+    assert "awaiting a success" in index and "when it recovers" not in index
