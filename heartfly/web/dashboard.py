@@ -21,7 +21,7 @@ from heartfly.core.assertions import Assertion
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
 from heartfly.core.units import decimal, human_duration, metric_words
-from heartfly.core.urls import ping_urls
+from heartfly.core.urls import crontab_lines, ping_urls
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
 from heartfly.web import auth, badges, charts, control, pings
@@ -289,6 +289,7 @@ async def check_page(request: web.Request) -> web.Response:
         badge_path=f"/badge/{key}.svg",
         check_url=f"{base}/checks/{check.name}",
         urls=ping_urls(rt.config, cfg) if level is auth.Access.ADMIN else [],
+        crontab=crontab_lines(rt.config, cfg) if level is auth.Access.ADMIN else [],
         pause_choices=PAUSE_CHOICES,
     )
 
