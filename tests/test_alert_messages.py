@@ -122,7 +122,7 @@ def test_a_missed_run_says_which_check_did_not_run_when_it_was_due_and_when_it_l
     assert body[0] == "backup did not run: no ping arrived by its deadline"
     assert "Check: backup" in body
     assert "Description: Nightly tar of /srv" in body
-    assert "Schedule: every 1h" in body
+    assert "Schedule: every hour" in body
     assert "State: down (missed)" in body
     assert "What happened: no ping arrived by the deadline" in body
     assert f"Was due: {iso(T0 + 3600)}" in body  # the due time itself, grace not added
@@ -140,7 +140,7 @@ def test_a_failed_run_says_failed_with_its_exit_status_its_duration_and_the_mess
     body = lines(alert)
     assert "State: down (failed)" in body
     assert "What happened: failed with exit status 3" in body
-    assert "Run duration: 2m5s" in body
+    assert "Run duration: 2 min 5 s" in body
     assert f"Last ping: fail at {iso(T0 + 135)} from 10.1.2.3" in body
     assert body[-1] == "tar: disk full"
     # A failure broke no deadline: the next run's due time is no "was due" (it is in the future).
@@ -171,8 +171,8 @@ def test_a_run_that_finished_too_fast_says_so_with_both_durations() -> None:
     old, new, flip = run(cfg, T0 + 10, Event(Kind.SUCCESS, T0 + 15))
     alert = alert_for(cfg, old, new, flip)
     assert subject(alert) == "[DOWN] backup finished too fast: sooner than its min_runtime"
-    assert "What happened: finished after 5s, sooner than min_runtime 30s" in lines(alert)
-    assert "Run duration: 5s" in lines(alert)
+    assert "What happened: finished after 5 s, sooner than min_runtime 30 s" in lines(alert)
+    assert "Run duration: 5 s" in lines(alert)
 
 
 def test_a_recovery_says_the_check_is_back_and_how_long_it_was_down() -> None:
@@ -184,7 +184,7 @@ def test_a_recovery_says_the_check_is_back_and_how_long_it_was_down() -> None:
     assert subject(alert) == "[UP] backup is back up"
     body = lines(alert)
     assert f"Recovered at: {iso(back_at)}" in body
-    assert "Was down for: 1h30m" in body
+    assert "Was down for: 1 h 30 min" in body
     assert not any(line.startswith(("State:", "Was due:")) for line in body)
     data = webhook_json(alert)
     assert (data["event"], data["state"], data["previous_state"], data["reason"]) == ("recovery", "up", "down", None)
@@ -251,7 +251,7 @@ def test_the_html_part_escapes_a_ping_body_with_script_and_img_onerror() -> None
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in page
     assert "<h2>backup failed with exit status 1</h2>" in page
     assert f"<a href='{LINK}'>Open backup</a>" in page
-    assert "<th align='left'>Run duration</th><td>10s</td>" in page
+    assert "<th align='left'>Run duration</th><td>10 s</td>" in page
     assert "Was due" not in page  # a failed run broke no deadline
 
 

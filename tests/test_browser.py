@@ -152,3 +152,29 @@ def test_phone_width_and_dark_mode_screenshots(server: Server, browser: Any) -> 
     desktop.screenshot(path=str(SHOTS / "dashboard-dark.png"), full_page=True)
     desktop.close()
     page.close()
+
+
+def test_a_copy_button_puts_its_ping_url_or_crontab_line_on_the_clipboard(server: Server, browser: Any) -> None:
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, server)
+    page.goto(server.url + "/checks/nightly-backup")
+    button = page.locator("button.copy").first
+    url = button.get_attribute("data-copy")
+    assert url is not None and url.endswith(f"/ping/{KEY}")
+    assert page.locator("code", has_text=url).first.inner_text() == url  # the button copies what is shown
+    button.click()
+    page.wait_for_selector("button.copy[data-state=copied]")
+    assert button.inner_text() == "Copied"
+    assert page.evaluate("navigator.clipboard.readText()") == url
+    cron = page.locator("#crontab button.copy").first
+    line = cron.get_attribute("data-copy")
+    assert line == "0 3 * * * heartfly run nightly-backup -- /path/to/job"
+    cron.click()
+    page.wait_for_selector("#crontab button.copy[data-state=copied]")
+    assert page.evaluate("navigator.clipboard.readText()") == line
+    page.wait_for_selector("button.copy[data-state]", state="detached", timeout=5000)  # back to "Copy"
+    assert button.inner_text() == "Copy" and errors == []
+    context.close()

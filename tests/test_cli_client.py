@@ -290,10 +290,10 @@ def test_a_timeout_sends_term_then_kill_and_reports_a_failure_that_says_so(hf: S
     end = hf.pings()[-1]
     assert (end["kind"], end["exit_status"]) == ("fail", 137)
     assert end["body"] == (
-        "working\n[heartfly] timed out after 500ms: sent SIGTERM, then SIGKILL 200ms later;"
+        "working\n[heartfly] timed out after 500 ms: sent SIGTERM, then SIGKILL 200 ms later;"
         " the command ended with SIGKILL\n"
     )
-    assert "timed out after 500ms" in err(result)
+    assert "timed out after 500 ms" in err(result)
 
 
 @pytest.mark.parametrize("timeout", ["0s", "0ms", "0h0m"])

@@ -84,7 +84,7 @@ def test_a_run_with_no_progress_for_the_stall_limit_is_down_stalled() -> None:
     assert deadline is not None and (deadline.kind, deadline.at) == ("stall", T0 + 60)
     step = advance(cfg, st, T0 + 60)
     assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.STALLED)
-    assert step.flip is not None and "no progress for 1m" in step.flip.detail
+    assert step.flip is not None and "no progress for 1 min" in step.flip.detail
     assert step.ended[0].outcome == "stalled" and not step.state.runs
 
 
@@ -162,7 +162,7 @@ def test_a_success_that_breaks_an_assertion_is_a_failure_quoting_it_and_the_valu
     cfg = check(assertions=(parse_assertion("bytes > 0"),))
     step = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 5, metrics={"bytes": 0.0}), T0 + 5)
     assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.ASSERTION)
-    assert step.flip is not None and step.flip.detail == 'assertion "bytes > 0" broke: bytes = 0'
+    assert step.flip is not None and step.flip.detail == 'assertion "bytes > 0" broke: bytes = 0 B'
     fine = apply_event(cfg, step.state, ev(Kind.SUCCESS, 9, metrics={"bytes": 10.0}), T0 + 9)
     assert fine.state.status is Status.UP and fine.flip is not None and fine.flip.is_recovery
 
@@ -246,7 +246,7 @@ def test_a_step_with_no_success_within_its_window_is_down_step_missed() -> None:
     armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)
     step = advance(cfg, armed, T0 + 100 + HOUR)
     assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.STEP_MISSED)
-    assert step.flip is not None and step.flip.detail == "no success within 1h of extract's start"
+    assert step.flip is not None and step.flip.detail == "no success within 1 h of extract's start"
 
 
 def test_an_armed_step_keeps_its_first_deadline_when_the_upstream_triggers_again() -> None:

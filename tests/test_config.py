@@ -196,7 +196,7 @@ def test_check_config_lists_each_check_with_its_schedule_due_time_and_urls(tmp_p
         [sys.executable, "-m", "heartfly", "check-config", "-c", str(path)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
-    assert 'backup: cron "30 2 * * *" (Europe/Berlin), grace 5m' in result.stdout
+    assert 'backup: cron "30 2 * * *" (Europe/Berlin), grace 5 min' in result.stdout
     assert "next due if watching starts now:" in result.stdout and ("CET" in result.stdout or "CEST" in result.stdout)
     assert f"https://hb.example.com/ping/{key}/start" in result.stdout
 
@@ -397,10 +397,10 @@ def test_check_config_lists_each_checks_whole_rule_set_not_only_its_schedule(tmp
     assert result.returncode == 0, result.stderr
     backup, shards = result.stdout.split("\n\n")[1:]
     assert backup.splitlines()[1:6] == [
-        "  max_runtime 2h, min_runtime 1m, stall 10m",
+        "  max_runtime 2 h, min_runtime 1 min, stall 10 min",
         '  assert "bytes > 0", "duration < 1h"',
         "  down after 3 failures in a row (failures_before_alert)",
-        "  alerts via hook, ops; reminders every 4h while down",
+        "  alerts via hook, ops; reminders every 4 h while down",
         "  next due if watching starts now: " + backup.split("starts now: ")[1].splitlines()[0],
     ]
     assert shards.splitlines()[1:3] == [

@@ -127,7 +127,7 @@ def test_a_spooled_run_that_really_overran_is_reported_once_as_of_its_deadline()
     log.tick(end + REORDER_WINDOW)
     (down,) = log.downs
     assert (down.reason, down.at, down.learned_at) == (Reason.OVERRUN, T0 + 4 * HOUR, end + REORDER_WINDOW)
-    assert down.detail == "still running after 2h (max_runtime 2h)"
+    assert down.detail == "still running after 2 h (max_runtime 2 h)"
 
 
 def test_a_start_whose_end_came_too_late_is_an_overrun_at_its_deadline_then_a_recovery() -> None:
@@ -291,7 +291,7 @@ def test_a_raced_start_that_shows_the_run_was_too_fast_takes_the_check_down_as_i
     log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3))
     (down,) = log.downs
     assert (down.reason, down.at) == (Reason.TOO_FAST, NOW - 0.2)
-    assert down.detail.startswith("finished after 2s") and [r.outcome for r in log.runs] == ["too_fast"]
+    assert down.detail.startswith("finished after 2.8 s") and [r.outcome for r in log.runs] == ["too_fast"]
 
 
 def test_a_raced_start_that_shows_a_duration_assertion_broke_takes_the_check_down_as_in_event_order() -> None:
@@ -301,7 +301,7 @@ def test_a_raced_start_that_shows_a_duration_assertion_broke_takes_the_check_dow
     log.arrive(NOW + 0.1, ev(Kind.START, NOW - 3))
     (down,) = log.downs
     assert (down.reason, down.at) == (Reason.ASSERTION, NOW - 0.2)
-    assert down.detail == 'assertion "duration < 2s" broke: duration = 2s800ms'
+    assert down.detail == 'assertion "duration < 2s" broke: duration = 2.8 s'
     assert [r.outcome for r in log.runs] == ["assertion"]
 
 

@@ -93,7 +93,7 @@ def test_a_job_that_really_overran_while_the_server_was_down_raises_one_alert_da
     began = replay.run_while_down(2.6)  # past max_runtime 2s
     (alert,) = replay.hook.wait(1, on_fail=replay.server.log)
     assert (alert["event"], alert["reason"]) == ("down", "overrun")
-    assert alert["detail"] == "still running after 2s (max_runtime 2s)"
+    assert alert["detail"] == "still running after 2 s (max_runtime 2 s)"
     happened = datetime.fromisoformat(alert["at"].replace("Z", "+00:00")).timestamp()
     learned = datetime.fromisoformat(alert["learned_at"].replace("Z", "+00:00")).timestamp()
     assert began + 2 < happened < began + 2.6 < learned  # dated when it overran, told after the replay

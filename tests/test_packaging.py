@@ -62,3 +62,41 @@ def test_maintainer_scripts_are_valid_posix_shell(script: str) -> None:
     assert path.read_text().startswith("#!/bin/sh\n")
     result = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as GitHub (and most Markdown viewers) make it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)  # no headings in code blocks
+    return {_slug(m.group(1)) for m in re.finditer(r"^#+\s+(.*)$", text, re.M)}
+
+
+def test_the_package_ships_every_page_the_readme_and_docs_link_to(tmp_path: Path) -> None:
+    """packaging/install-docs, as build-deb runs it, gives /usr/share/doc/heartfly a tree in which
+    every relative link of README.md and docs/*.md (and its #anchor) resolves."""
+    assert 'packaging/install-docs "$STAGE/usr/share/doc/heartfly"' in (PACKAGING / "build-deb").read_text()
+    doc = tmp_path / "usr" / "share" / "doc" / "heartfly"
+    result = subprocess.run([str(PACKAGING / "install-docs"), str(doc)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    pages = [doc / "README.md", *sorted((doc / "docs").glob("*.md"))]
+    assert sorted(p.name for p in pages[1:]) == sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert (doc / "README.md").read_text() == (REPO / "README.md").read_text()
+    checked, dead = 0, []
+    for page in pages:
+        for target in LINK.findall(page.read_text()):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                continue  # https:, mailto:, and anchors within the page
+            path, _, anchor = target.partition("#")
+            where = (page.parent / path).resolve()
+            checked += 1
+            if not where.is_relative_to(doc.resolve()) or not where.is_file():
+                dead.append(f"{page.relative_to(doc)}: {target}")
+            elif anchor and where.suffix == ".md" and anchor not in _anchors(where):
+                dead.append(f"{page.relative_to(doc)}: {target} (no such heading)")
+    assert dead == [] and checked >= 20, dead

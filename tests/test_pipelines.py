@@ -89,7 +89,7 @@ async def test_when_the_first_step_fails_the_missed_steps_fold_into_its_alert(co
         await ping(engine, "transform", Kind.SUCCESS)  # transform recovers: folded, like its down
     assert [(name, event) for name, event, _ in alerts(config)] == [("extract", "down"), ("extract", "recovery")]
     details = [r[0] for r in query(config, "SELECT detail FROM flips WHERE new = 'down' ORDER BY id")]
-    assert details[1] == "no success within 10m of extract's start (folded into the alert of upstream step extract)"
+    assert details[1] == "no success within 10 min of extract's start (folded into the alert of upstream step extract)"
 
 
 async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(config: Config) -> None:
@@ -146,7 +146,7 @@ def test_members_set_expect_and_steps_describe_their_schedule(write_config: Conf
                           + f'[checks.batch]\nkey = "{new_key()}"\ncron = "0 * * * *"\nmembers = ["a", "b"]\n'
                           '[checks.batch2]\nkey = "' + new_key() + '"\nevery = "1h"\nchannels = []\n')  # fmt: skip
     assert config.checks["batch"].expect == 2
-    assert config.checks["load"].schedule_words() == "within 5m of transform's success"
+    assert config.checks["load"].schedule_words() == "within 5 min of transform's success"
 
 
 def test_a_step_shows_no_due_time_of_its_own_in_summaries_and_check_config(write_config: ConfigWriter) -> None:
@@ -160,4 +160,4 @@ def test_a_step_shows_no_due_time_of_its_own_in_summaries_and_check_config(write
     assert check_summary(step, st)["due_at"] is None and check_summary(step, st)["next_deadline_at"] is None
     armed = check_summary(step, arm_step(step, st, 1_780_000_000.0))
     assert armed["step_due_at"] == armed["next_deadline_at"] == "2026-05-28T20:36:40.000Z"
-    assert "transform: within 10m of extract's start" in describe_checks(config, 1_780_000_000.0)
+    assert "transform: within 10 min of extract's start" in describe_checks(config, 1_780_000_000.0)

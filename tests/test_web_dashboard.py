@@ -116,7 +116,7 @@ async def test_the_dashboard_lists_every_check_worst_first_with_its_state_in_wor
     html = await (await client.get("/")).text()
     names = re.findall(r'<a href="/checks/([^"]+)">', html)
     assert names == ["backup", "cleanup", "sync"]  # down first, then by name
-    assert "every day at 03:00 Europe/Berlin" in html and "every 15 minutes" in html
+    assert "every day at 03:00 Europe/Berlin" in html and "every 15 min" in html
     assert re.search(r'class="pill s-down">.*down<span class="reason"> · failed', html)
 
 
@@ -359,3 +359,35 @@ async def test_the_index_reads_every_rows_history_at_once_the_same_rows_as_one_c
     await login(client, config)
     html = await (await client.get("/")).text()
     assert html.count('<rect class="b-bad"') == 1 and html.count('<rect class="b-ok"') >= 2
+
+
+async def test_each_ping_url_has_a_copy_button_and_the_check_a_ready_crontab_line(
+    client: Client, config: Config
+) -> None:
+    await login(client, config)
+    html = await (await client.get("/checks/backup")).text()
+    base = config.server.public_url
+    for url in (f"{base}/ping/{KEY}", f"{base}/ping/{KEY}/start", f"{base}/ping/{KEY}/fail"):
+        assert f'<code>{url}</code> <button type="button" class="copy" data-copy="{url}"' in html
+    run_line = "0 3 * * * heartfly run backup -- /path/to/job"
+    curl_line = f"0 3 * * * /path/to/job &amp;&amp; curl -fsS -m 10 --retry 5 -o /dev/null {base}/ping/{KEY}"
+    assert f'data-copy="{run_line}"' in html and f'data-copy="{curl_line}"' in html
+    assert "this check's is Europe/Berlin" in html  # cron runs it in the system's zone
+    every = await (await client.get("/checks/sync")).text()  # every = "15m": crontab can say it
+    assert 'data-copy="*/15 * * * * heartfly run sync -- /path/to/job"' in every
+    assert "<script" not in html.split("</head>")[1]  # no inline script: the CSP allows only /static/
+
+
+async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_down_check_back(
+    client: Client, config: Config
+) -> None:
+    await client.get(f"/ping/{KEY}/fail")
+    await client.get(f"/ping/{KEY}/log?m_bytes=15002856325&m_rows=1234")
+    await login(client, config)
+    html = await (await client.get("/checks/backup")).text()
+    assert re.search(r'<span class="muted small"><time datetime="[^"]+" title="since [^"]+">for \d+ s</time>', html)
+    assert "since <time" not in html and " ago</time></span>" not in html.split('class="hero-state"')[1][:400]
+    assert "<dt>Recovers</dt><dd>on its next successful run</dd>" in html and "when it recovers" not in html
+    assert "<span>bytes=15.0 GB</span>" in html and "<span>rows=1234</span>" in html
+    index = await (await client.get("/")).text()
+    assert "awaiting a success" in index and "when it recovers" not in index

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from heartfly.core.assertions import parse_assertion
+from heartfly.core.units import human_duration
 from heartfly.web import charts
-from heartfly.web.words import cron_words, relative, schedule_words, short_duration, stamp
+from heartfly.web.words import cron_words, relative, schedule_words, stamp
 from tests.conftest import check
 
 NOW = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
@@ -40,20 +41,21 @@ def test_a_schedule_names_its_zone_when_a_time_of_day_depends_on_it() -> None:
     assert schedule_words(check(cron="0 3 * * *", timezone="Europe/Berlin")) == "every day at 03:00 Europe/Berlin"
     assert schedule_words(check(cron="*/5 * * * *", timezone="Europe/Berlin")) == "every 5 minutes"
     assert schedule_words(check(cron="0 3 1-7 * 1")) == 'cron "0 3 1-7 * 1" (UTC)'
-    assert schedule_words(check(every=900.0)) == "every 15 minutes"
+    assert schedule_words(check(every=900.0)) == "every 15 min"
     assert schedule_words(check(every=3600.0)) == "every hour"
-    assert schedule_words(check(every=5400.0)) == "every 90 minutes"
+    assert schedule_words(check(every=5400.0)) == "every 1 h 30 min"
 
 
 def test_times_read_relative_to_now_and_log_stamps_absolute() -> None:
     assert relative(NOW - 3, NOW) == "just now"
     assert relative(NOW - 180, NOW) == "3 min ago"
     assert relative(NOW + 7200, NOW) == "in 2 h"
-    assert relative(NOW - 5 * 86400, NOW) == "5 days ago"
+    assert relative(NOW - 5 * 86400, NOW) == "5 d ago"
+    assert relative(NOW - 7980.4, NOW) == "2 h 13 min ago"  # the one duration formatter's words
     assert relative(None, NOW) == "never"
     assert stamp(NOW - 60, NOW) == "20:25:40"
     assert stamp(NOW - 86400, NOW) == "May 27 20:26:40"
-    assert short_duration(0.25) == "250 ms" and short_duration(754) == "12m 34s"
+    assert human_duration(0.25) == "250 ms" and human_duration(754) == "12 min 34 s"
 
 
 def run(at: float, outcome: str, duration: float, exit_status: int | None = None) -> dict[str, Any]:
@@ -99,7 +101,7 @@ def test_the_timeline_is_right_aligned_with_heights_by_duration_and_titles_in_wo
     ok, bad = chart.bars
     assert bad.x > ok.x and bad.x + bad.width <= chart.width  # newest at the right edge
     assert bad.height > ok.height and (ok.css, bad.css) == ("ok", "bad")
-    assert bad.title.startswith("failed (exit 2) · 40.0 s · ")
+    assert bad.title.startswith("failed (exit 2) · 40 s · ")
     assert chart.summary == "last 2: 1 succeeded, 1 failed"
 
 

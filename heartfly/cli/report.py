@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.states import BACKDATED, initial_state
-from heartfly.core.units import format_duration
+from heartfly.core.units import human_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import PAUSE_META, check_summary, iso
 from heartfly.store import backend
@@ -24,7 +24,7 @@ def describe_checks(config: Config, now: float) -> str:
     for check in config.checks.values():
         due = initial_state(check, now).due_at
         lines.append("")
-        lines.append(f"{check.name}: {check.schedule_words()}, grace {format_duration(check.grace)}")
+        lines.append(f"{check.name}: {check.schedule_words()}, grace {human_duration(check.grace)}")
         if check.description:
             lines.append(f"  {check.description}")
         lines += [f"  {rule}" for rule in rules(check)]
@@ -41,7 +41,7 @@ def rules(check: CheckConfig) -> list[str]:
     """Every rule a check is judged by besides its schedule, one line each, in the config's words."""
     lines = []
     windows = {"max_runtime": check.max_runtime, "min_runtime": check.min_runtime, "stall": check.stall}
-    limits = [f"{name} {format_duration(value)}" for name, value in windows.items() if value is not None]
+    limits = [f"{name} {human_duration(value)}" for name, value in windows.items() if value is not None]
     if limits:
         lines.append(", ".join(limits))
     if check.assertions:
@@ -58,7 +58,7 @@ def rules(check: CheckConfig) -> list[str]:
 def _alerting(check: CheckConfig) -> str:
     if not check.channels:
         return "alerts: none (no channels)"
-    reminders = f"reminders every {format_duration(check.repeat)} while down" if check.repeat else "no reminders"
+    reminders = f"reminders every {human_duration(check.repeat)} while down" if check.repeat else "no reminders"
     return f"alerts via {', '.join(check.channels)}; {reminders}"
 
 
@@ -105,7 +105,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     if cfg is None:
         lines.append("  (no longer in the config)")
     else:
-        lines.append(f"  {cfg.schedule_words()}, grace {format_duration(cfg.grace)}")
+        lines.append(f"  {cfg.schedule_words()}, grace {human_duration(cfg.grace)}")
     hidden = "" if routine else "; up <-> running left out, --all shows them"
     lines += ["", f"State changes (newest first{hidden}):"]
     lines += [f"  {_t(f['at'])}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")
@@ -153,7 +153,7 @@ def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ") -> str:
         at = a["at"] if isinstance(a["at"], str) else _t(a["at"])
         error = f": {a['error']}" if a["error"] else ""
         outcome = "failed, will retry" if a["outcome"] == "retry" else a["outcome"]
-        out.append(f"{indent}{at}  {outcome} ({1000 * a['duration']:.0f} ms){error}")
+        out.append(f"{indent}{at}  {outcome} ({human_duration(a['duration'])}){error}")
     return "\n".join(out)
 
 
@@ -177,13 +177,13 @@ def format_status(
     widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(4)]
     out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     if downtime is not None:
-        length = format_duration(downtime["started_at"] - downtime["stopped_at"])
+        length = human_duration(downtime["started_at"] - downtime["stopped_at"])
         how = "a clean stop" if downtime["clean"] else "a crash or kill"
         out.append(f"\nHeartfly was last not running for {length} ({how}), from {_t(downtime['stopped_at'])}"
                    f" to {_t(downtime['started_at'])}; deadlines in that time were extended by it")  # fmt: skip
     if alive_at is not None and now - alive_at > 10:
         out.append(
-            f"\nnote: the server last recorded itself alive {format_duration(now - alive_at)} ago;"
+            f"\nnote: the server last recorded itself alive {human_duration(now - alive_at)} ago;"
             " these states may be stale"
         )
     return "\n".join(out)

@@ -257,9 +257,9 @@ def _isatty(fd: int) -> bool:
 
 
 def _seconds(value: float) -> str:
-    from heartfly.core.units import format_duration
+    from heartfly.core.units import human_duration
 
-    return format_duration(value)
+    return human_duration(value)
 
 
 def _status(returncode: int) -> str:

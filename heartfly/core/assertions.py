@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from heartfly.core.units import UnitError, format_duration, parse_duration
+from heartfly.core.units import UnitError, human_duration_against, metric_words, parse_duration
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -39,12 +39,14 @@ class Assertion(NamedTuple):
         if self.name == "duration":
             if duration is None:
                 return None  # a success without a start has no duration to judge
-            actual, shown = duration, format_duration(duration)
+            actual, shown = duration, human_duration_against(duration, self.value)
         else:
             value = None if metrics is None else metrics.get(self.name)
             if value is None:
                 return f'assertion "{self.text}" broke: the success carried no metric "{self.name}"'
-            actual, shown = value, f"{value:g}"
+            actual, shown = value, metric_words(self.name, value)
+            if shown == metric_words(self.name, self.value) and value != self.value:
+                shown = repr(value)  # rounded, it would read the same as the limit it broke
         if _OPS[self.op](actual, self.value):
             return None
         return f'assertion "{self.text}" broke: {self.name} = {shown}'

@@ -110,15 +110,16 @@ class CheckConfig:
     failures_before_alert: int = 1
 
     def schedule_words(self) -> str:
-        from heartfly.core.units import format_duration
+        from heartfly.core.units import human_duration
 
         if self.after is not None:
             assert self.within is not None
-            return f"within {format_duration(self.within)} of {self.after}'s {self.after_trigger}"
+            return f"within {human_duration(self.within)} of {self.after}'s {self.after_trigger}"
         if self.cron is not None:
             return f'cron "{self.cron}" ({self.timezone})'
         assert self.every is not None
-        return f"every {format_duration(self.every)}"
+        one = {86400.0: "day", 3600.0: "hour", 60.0: "minute", 1.0: "second"}.get(self.every)
+        return f"every {one or human_duration(self.every)}"  # "every hour", not "every 1 h"
 
 
 @dataclass(frozen=True, slots=True)

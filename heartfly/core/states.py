@@ -58,7 +58,7 @@ from heartfly.core.statetypes import (
 from heartfly.core.statetypes import (
     Step as Step,
 )
-from heartfly.core.units import format_duration
+from heartfly.core.units import human_duration, human_duration_against
 
 MAX_OPEN_RUNS = 64  # a job that only ever starts must not grow its state without bound
 MAX_CLOSED_RUNS = 32  # fan-in run ids remembered as finished, so stragglers cannot reopen them
@@ -183,7 +183,7 @@ def receive(
 
 def _reported_late(ev: Event, now: float) -> str:
     what = "success" if ev.kind is Kind.SUCCESS else ev.kind.value
-    return f"the job did run: its {what} ping arrived {format_duration(now - ev.at)} after it happened"
+    return f"the job did run: its {what} ping arrived {human_duration(now - ev.at)} after it happened"
 
 
 def arm_step(
@@ -392,7 +392,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
 
 
 def _too_fast(duration: float, limit: float) -> str:
-    return f"finished after {format_duration(duration)}, sooner than min_runtime {format_duration(limit)}"
+    return f"finished after {human_duration_against(duration, limit)}, sooner than min_runtime {human_duration(limit)}"
 
 
 def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:
@@ -532,7 +532,7 @@ def _fire_due(
             detail = "no ping arrived by the deadline"
         elif kind is DeadlineKind.STEP:
             upstream = f"{check.after}'s {check.after_trigger}"
-            detail = f"no success within {format_duration(check.within or 0)} of {upstream}"
+            detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
             st.step_due = st.step_since = None
             _set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
         else:
@@ -553,8 +553,8 @@ def _give_up_run(
     if kind is DeadlineKind.INCOMPLETE:
         _close_fan_in(st, rid)
     if kind is DeadlineKind.STALL:
-        quiet = format_duration(at - run.active_at)
-        detail = f"no progress for {quiet} (stall limit {format_duration(check.stall or 0)})"
+        quiet = human_duration(at - run.active_at)
+        detail = f"no progress for {quiet} (stall limit {human_duration(check.stall or 0)})"
         reason, outcome = Reason.STALLED, RunOutcome.STALLED
     elif kind is DeadlineKind.INCOMPLETE:
         detail = f"{run.successes} of {check.expect} successes arrived"
@@ -564,8 +564,8 @@ def _give_up_run(
             detail += "; missing: " + ", ".join(missing)
         reason, outcome = Reason.INCOMPLETE, RunOutcome.INCOMPLETE
     else:
-        limit = format_duration(check.max_runtime or 0)
-        detail = f"still running after {format_duration(at - run.started_at)} (max_runtime {limit})"
+        limit = human_duration(check.max_runtime or 0)
+        detail = f"still running after {human_duration(at - run.started_at)} (max_runtime {limit})"
         reason, outcome = Reason.OVERRUN, RunOutcome.OVERRUN
     ended.append(RunEnd(rid or None, run.started_at, at, outcome, None, detail, run.members))
     _set_status(st, Status.DOWN, reason, at, now)

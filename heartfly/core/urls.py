@@ -24,3 +24,34 @@ def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
     if config.server.ping_key:
         urls.append(("by name", f"{base}/ping/{config.server.ping_key}/{check.name}"))
     return urls
+
+
+JOB = "/path/to/job"  # a placeholder the operator replaces with the job's own command
+
+
+def cron_schedule(check: CheckConfig) -> str | None:
+    """The check's schedule as crontab's five fields: its own `cron`, or an `every` crontab can say
+    (a whole number of minutes or hours that divides the hour or the day, or a day); else None."""
+    if check.cron is not None:
+        return check.cron
+    every = check.every
+    if every is None or every % 60:
+        return None
+    minutes = int(every // 60)
+    if minutes < 60 and 60 % minutes == 0:
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if minutes % 60 == 0 and 24 % (minutes // 60) == 0:
+        return "0 * * * *" if minutes == 60 else f"0 */{minutes // 60} * * *"
+    return "0 0 * * *" if minutes == 1440 else None
+
+
+def crontab_lines(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
+    """Ready crontab lines for the check: through `heartfly run` (start and end pings, exit status,
+    the output's tail, retries and spooling), and the plain curl form. SCHEDULE where crontab cannot
+    say the check's schedule (a pipeline step, `every = "90m"`)."""
+    when = cron_schedule(check) or "SCHEDULE"
+    success = f"{config.server.public_url}/ping/{check.key}"
+    return [
+        ("heartfly run", f"{when} heartfly run {check.name} -- {JOB}"),
+        ("curl", f"{when} {JOB} && curl -fsS -m 10 --retry 5 -o /dev/null {success}"),
+    ]

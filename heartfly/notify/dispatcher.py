@@ -25,6 +25,7 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.config_alerts import ChannelConfig
 from heartfly.core.statetypes import AlertEvent
+from heartfly.core.units import human_duration
 from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, log_channel, webhook
 from heartfly.notify.message import Alert
 from heartfly.store import rows as store
@@ -223,7 +224,7 @@ class Dispatcher:
             self.outcomes[(item.channel, outcome)] += len(behind)
         level = logging.INFO if outcome in (AttemptOutcome.SENT, AttemptOutcome.SUPERSEDED) else logging.WARNING
         more = f": {error}" if error else ""
-        retry = f"; next try in {next_at - ended:.1f} s" if next_at is not None else ""
+        retry = f"; next try in {human_duration(next_at - ended)}" if next_at is not None else ""
         also = f"; and {len(behind)} more stale reminder(s) of this check with it" if behind else ""
         # A retry is logged as failed, with its next try.
         told = AttemptOutcome.FAILED if outcome is AttemptOutcome.RETRY else outcome

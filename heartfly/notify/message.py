@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from heartfly.core.statetypes import AlertEvent
-from heartfly.core.units import format_duration
+from heartfly.core.units import human_duration
 from heartfly.core.views import iso
 
 SCHEMA_VERSION = 1
@@ -69,7 +69,7 @@ class Alert:
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
             if p.get("down_for") is not None:
-                lines.append(("Was down for", format_duration(float(p["down_for"]))))
+                lines.append(("Was down for", human_duration(float(p["down_for"]))))
         else:
             lines.append(("State", f"{p.get('state')} ({p.get('reason')})" if p.get("reason") else str(p.get("state"))))
             if p.get("detail"):
@@ -83,7 +83,7 @@ class Alert:
             if p.get("down_since") is not None and self.event == AlertEvent.REMINDER:
                 lines.append(("Down since", _when(p.get("down_since"))))
         if p.get("duration") is not None:
-            lines.append(("Run duration", format_duration(float(p["duration"]))))
+            lines.append(("Run duration", human_duration(float(p["duration"]))))
         ping = self.last_ping
         if ping is None:
             lines.append(("Last ping", "none yet" if p.get("last_ping_id") is None else "no longer stored"))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from heartfly.core import pipeline, states
 from heartfly.core.states import CheckState, Flip
-from heartfly.core.units import format_duration
+from heartfly.core.units import human_duration
 from heartfly.notify import outbox
 from heartfly.store import rows as store
 
@@ -101,7 +101,7 @@ class ChangeRows:
     def _log_flip(self, check: Check, flip: Flip) -> None:
         reason = f" ({flip.reason.value})" if flip.reason else ""
         if flip.learned_at is not None:
-            late = f", learned {format_duration(flip.learned_at - flip.at)} after it happened"
+            late = f", learned {human_duration(flip.learned_at - flip.at)} after it happened"
         elif flip.deadline is not None:
             late = f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
         else:

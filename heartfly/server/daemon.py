@@ -12,6 +12,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from heartfly.core.config import Config
+from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
 from heartfly.store.api import StoreError
 from heartfly.web import control
@@ -131,7 +132,7 @@ def _health(app: web.Application) -> Callable[[], str | None]:
 
     def problem() -> str | None:
         stale = rt.timer_stale()
-        return f"the deadline timer last ran {stale:.1f} s ago" if stale is not None else None
+        return f"the deadline timer last ran {human_duration(stale)} ago" if stale is not None else None
 
     return problem
 

@@ -15,7 +15,7 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.core.units import format_duration
+from heartfly.core.units import human_duration
 from heartfly.server.changes import ChangeRows
 from heartfly.server.checks import Armed, Check, Removed
 from heartfly.server.unstored import Unstored
@@ -167,7 +167,7 @@ class Loading(ChangeRows):
         statements.append(store.downtime_statement(stopped_at, now, clean))
         log.info(
             "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
-            format_duration(now - stopped_at),
+            human_duration(now - stopped_at),
             "clean" if clean else "unclean",
             extended,
         )

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from heartfly.core.assertions import Assertion, first_broken
-from heartfly.web.words import short_duration, utc
+from heartfly.core.units import human_duration
+from heartfly.web.words import utc
 
 # outcome -> (css class, words)
 OUTCOMES = {
@@ -95,7 +96,7 @@ def _title(e: Mapping[str, Any]) -> str:
         words += f" (exit {e['exit_status']})"
     parts = [words]
     if e["duration"] is not None:
-        parts.append(("for " if e["outcome"] == "running" else "") + short_duration(e["duration"]))
+        parts.append(("for " if e["outcome"] == "running" else "") + human_duration(e["duration"]))
     parts.append(utc(e["at"]))
     return " · ".join(parts)
 

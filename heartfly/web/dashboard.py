@@ -20,13 +20,13 @@ from heartfly import __version__
 from heartfly.core.assertions import Assertion
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
-from heartfly.core.units import decimal
-from heartfly.core.urls import ping_urls
+from heartfly.core.units import decimal, human_duration, metric_words
+from heartfly.core.urls import crontab_lines, ping_urls
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
 from heartfly.web import auth, badges, charts, control, pings
 from heartfly.web.runtime import RUNTIME
-from heartfly.web.words import duration_words, iso_z, relative, schedule_words, short_duration, stamp, utc
+from heartfly.web.words import iso_z, relative, schedule_words, stamp, utc
 
 PAGE_SIZE = 100
 PINGS_PER_PAGE = 25
@@ -61,7 +61,7 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(utc=utc, iso=iso_z, dur=short_duration, words=duration_words, icons=ICONS, version=__version__)
+    env.globals.update(utc=utc, iso=iso_z, dur=human_duration, metric=metric_words, icons=ICONS, version=__version__)
     return env
 
 
@@ -74,6 +74,7 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
     html = template.render(
         now=now,
         rel=lambda ts: relative(ts, now),
+        lasted=lambda ts: human_duration(max(0, round(now - ts))),  # "down for 2 min": to the second
         stamp=lambda ts: stamp(ts, now),
         admin=level is auth.Access.ADMIN,
         signed_in=auth.session_of(request) is not None,
@@ -288,13 +289,14 @@ async def check_page(request: web.Request) -> web.Response:
         badge_path=f"/badge/{key}.svg",
         check_url=f"{base}/checks/{check.name}",
         urls=ping_urls(rt.config, cfg) if level is auth.Access.ADMIN else [],
+        crontab=crontab_lines(rt.config, cfg) if level is auth.Access.ADMIN else [],
         pause_choices=PAUSE_CHOICES,
     )
 
 
 def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
     """The check's rules in words, for the summary card."""
-    out = [("Grace", duration_words(cfg.grace) if cfg.grace else "none")]
+    out = [("Grace", human_duration(cfg.grace) if cfg.grace else "none")]
     for value, label in (
         (cfg.max_runtime, "Max runtime"),
         (cfg.min_runtime, "Min runtime"),
@@ -302,7 +304,7 @@ def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
         (cfg.repeat, "Reminds every"),
     ):
         if value:
-            out.append((label, duration_words(value)))
+            out.append((label, human_duration(value)))
     if cfg.expect:
         out.append(("Fan-in", f"{cfg.expect} successes per run"))
     if cfg.channels:

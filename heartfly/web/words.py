@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from heartfly.core.config import CheckConfig
-from heartfly.core.units import format_duration, is_decimal
+from heartfly.core.units import human_duration, is_decimal
 
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _DAY_NAMES = {d[:3].lower(): i for i, d in enumerate(_DAYS)}
@@ -37,16 +37,13 @@ _NUM = re.compile(r"\d{1,2}")
 
 
 def schedule_words(cfg: CheckConfig) -> str:
-    """ "every day at 03:00 Europe/Berlin", "every 15 minutes", "within 1h of etl-extract's start"."""
-    if cfg.after is not None:
-        return cfg.schedule_words()  # the pipeline wording lives with the config
-    if cfg.cron is not None:
-        words = cron_words(cfg.cron)
-        if words and ":" not in words:
-            return words  # "every 15 minutes" needs no zone
-        return f"{words} {cfg.timezone}" if words else f'cron "{cfg.cron}" ({cfg.timezone})'
-    assert cfg.every is not None  # the parse gives a check exactly one of after, cron and every
-    return f"every {duration_words(cfg.every)}"
+    """ "every day at 03:00 Europe/Berlin", "every 15 min", "within 1 h of etl-extract's start"."""
+    if cfg.cron is None:
+        return cfg.schedule_words()  # `after` and `every` read the same on every surface
+    words = cron_words(cfg.cron)
+    if words and ":" not in words:
+        return words  # "every 15 minutes" needs no zone
+    return f"{words} {cfg.timezone}" if words else f'cron "{cfg.cron}" ({cfg.timezone})'
 
 
 def _day_list(field: str) -> str | None:
@@ -117,49 +114,15 @@ def _at(minute: str, hour: str) -> str:
     return " and ".join(f"{int(h):02d}:{int(minute):02d}" for h in hour.split(","))
 
 
-def duration_words(seconds: float | None) -> str:
-    """ "15 minutes", "1h30m", "2.4 s": whole units in words, mixed ones compact."""
-    if seconds is None:
-        return "—"
-    units = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
-    for name, size in units:
-        if seconds >= size and seconds % size == 0:
-            count = int(seconds // size)
-            return f"{count} {name}{'s' if count != 1 else ''}" if count != 1 else name
-    return format_duration(seconds)
-
-
-def short_duration(seconds: float | None) -> str:
-    """A run's duration, compact: "850 ms", "12.4 s", "3m 05s", "1h 12m"."""
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-    return f"{int(seconds // 86400)}d {int(seconds % 86400 // 3600):02d}h"
-
-
 def relative(ts: float | None, now: float) -> str:
-    """ "3 min ago", "in 2 h", "just now"."""
+    """ "3 min ago", "in 2 h", "just now": the span in human_duration's words, to the second."""
     if ts is None:
         return "never"
     delta = ts - now
     span = abs(delta)
     if span < 10:
         return "just now" if delta <= 0 else "in a few seconds"
-    if span < 60:
-        text = f"{span:.0f} s"
-    elif span < 3600:
-        text = f"{span // 60:.0f} min"
-    elif span < 86400 * 2:
-        text = f"{span / 3600:.0f} h" if span >= 36000 else f"{span / 3600:.1f} h".replace(".0 h", " h")
-    else:
-        text = f"{span / 86400:.0f} days"
+    text = human_duration(round(span))  # whole seconds: "12 s ago", not "12.3 s ago"
     return f"in {text}" if delta > 0 else f"{text} ago"
 
 

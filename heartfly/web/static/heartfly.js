@@ -73,6 +73,43 @@
     q.form.addEventListener("submit", function (ev) { ev.preventDefault(); });
   }
 
+  // Copy buttons: <button class="copy" data-copy="TEXT">. The Clipboard API where the page is a
+  // secure context (https, localhost); else a selected, off-screen textarea and execCommand.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) { return navigator.clipboard.writeText(text); }
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "offscreen";
+      document.body.appendChild(area);
+      area.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      area.remove();
+      if (ok) { resolve(); } else { reject(new Error("copy refused")); }
+    });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var button = ev.target.closest && ev.target.closest("button[data-copy]");
+    if (!button) { return; }
+    copyText(button.getAttribute("data-copy")).then(function () {
+      button.textContent = "Copied";
+      button.classList.add("copied");
+      button.setAttribute("data-state", "copied");
+    }, function () {
+      button.textContent = "Select and copy";
+      button.setAttribute("data-state", "failed");
+    });
+    clearTimeout(button._reset);
+    button._reset = setTimeout(function () {
+      button.textContent = "Copy";
+      button.classList.remove("copied");
+      button.removeAttribute("data-state");
+    }, 2000);
+  });
+
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { refresh(); } });
   schedule();
 })();
