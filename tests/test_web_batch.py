@@ -92,7 +92,7 @@ async def test_a_batch_whose_run_really_overran_is_judged_once_after_the_whole_b
     answer = await post_batch(client, [{"status": "start", "ts": start}, {"status": "log", "ts": start + 60}])
     assert answer.status == 200
     flips = rows(config, "SELECT new, reason, detail FROM flips WHERE new = 'down'")
-    assert flips == [("down", "overrun", "still running after 2h (max_runtime 2h)")]  # not "after 5h"
+    assert flips == [("down", "overrun", "still running after 2 h (max_runtime 2 h)")]  # not "after 5h"
     assert rows(config, "SELECT outcome, ended_at - started_at FROM runs") == [("overrun", pytest.approx(2 * HOUR))]
 
 
