@@ -18,6 +18,14 @@ import math
 
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
+from heartfly.core.runs import (
+    IMPLICIT_RUN,
+    MAX_OPEN_RUNS,
+    activity,
+    close_fan_in,
+    close_run,
+    note_orphan,
+)
 from heartfly.core.schedule import next_due
 from heartfly.core.statetypes import (
     AlertEvent as AlertEvent,
@@ -60,11 +68,8 @@ from heartfly.core.statetypes import (
 )
 from heartfly.core.units import human_duration, human_duration_against
 
-MAX_OPEN_RUNS = 64  # a job that only ever starts must not grow its state without bound
-MAX_CLOSED_RUNS = 32  # fan-in run ids remembered as finished, so stragglers cannot reopen them
 REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
 BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
-IMPLICIT_RUN = ""  # the run id of a start that carried none
 
 
 def fire_time(st: CheckState, deadline: Deadline) -> float:
@@ -146,7 +151,7 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
     elif ev.kind is Kind.FAIL:
         detail = _fail(check, new, ev, ended, now)
     else:  # progress and log pings are signs of life for the stall clock
-        _activity(new, ev)
+        activity(new, ev)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
     if late:
@@ -342,15 +347,6 @@ def _pair_raced(
     return detail
 
 
-def _activity(st: CheckState, ev: Event) -> None:
-    """A progress or log ping pushes back the stall clock of its run (of every open run without rid)."""
-    rids = [ev.run_id] if ev.run_id is not None else list(st.runs)
-    for rid in rids:
-        run = st.runs.get(rid)
-        if run is not None and ev.at > run.active_at:
-            st.runs[rid] = run._replace(active_at=ev.at)
-
-
 def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
     if check.expect is not None:
         run = _fan_in(check, st, ev, now)
@@ -360,7 +356,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         st.last_members = run.members
         members = run.members
     else:
-        started = _close_run(st, ev.run_id, ev.at, now)
+        started = close_run(st, ev.run_id, ev.at, now)
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
     st.last_duration = duration
@@ -377,7 +373,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     outcome = RunOutcome(reason.value) if reason else RunOutcome.SUCCESS
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members))
-    _note_orphan(st, ev, now, started, outcome)
+    note_orphan(st, ev, now, started, outcome)
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     if _stale(st, ev, now):
@@ -415,34 +411,24 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
             _set_status(st, Status.RUNNING, None, ev.at, now)
         return None
     st.runs.pop(rid, None)
-    _close_fan_in(st, rid)
+    close_fan_in(st, rid)
     return run
 
 
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
     if check.expect is not None and ev.run_id is not None:
-        _close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
-    started = _close_run(st, ev.run_id, ev.at, now)
+        close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
+    started = close_run(st, ev.run_id, ev.at, now)
     st.last_duration = None if started is None or started > ev.at else ev.at - started
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail))
-    _note_orphan(st, ev, now, started, RunOutcome.FAIL)
+    note_orphan(st, ev, now, started, RunOutcome.FAIL)
     if _stale(st, ev, now):
         return detail
     return _failure(check, st, Reason.FAILED, ev.at, now, detail)
-
-
-def _note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome) -> None:
-    """Remember the newest end that closed no run (see CheckState.orphan_end)."""
-    if st.last_end_at is not None and ev.at < st.last_end_at:
-        return  # not the newest end
-    if started is None:
-        st.orphan_end = (ev.at, now, outcome, ev.exit_status, ev.run_id)
-    else:
-        st.orphan_end = None
 
 
 def _stale(st: CheckState, ev: Event, now: float) -> bool:
@@ -459,11 +445,6 @@ def _stale(st: CheckState, ev: Event, now: float) -> bool:
     return False
 
 
-def _close_fan_in(st: CheckState, rid: str) -> None:
-    if rid != IMPLICIT_RUN and rid not in st.closed_runs:
-        st.closed_runs = (*st.closed_runs, rid)[-MAX_CLOSED_RUNS:]
-
-
 def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now: float, detail: str) -> str:
     """A failed run: down once `failures_before_alert` have come in a row (any success resets)."""
     st.failures += 1
@@ -476,31 +457,6 @@ def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now:
     else:
         _set_status(st, Status.RUNNING if st.runs else Status.UP, None, at, now)
     return detail
-
-
-def _close_run(st: CheckState, run_id: str | None, at: float, now: float) -> float | None:
-    """The start of the run an end at `at` closes: its run id's, else the latest one that started
-    at or before it; None for no such run (without a run id, an end never closes a run that began
-    after it). A run id pairs whatever the times say: an end stamped before its own run's start
-    comes from a clock apart from the one that stamped the start (a spooled end from a client
-    whose clock lags the server's), so the run is over but its duration is unknown."""
-    if run_id is not None:
-        run = st.runs.pop(run_id, None)
-        return None if run is None else run.started_at
-    began = [rid for rid, run in st.runs.items() if run.started_at <= at]
-    if not began:
-        return _close_superseded(st, at, now)
-    latest = max(began, key=lambda rid: st.runs[rid].started_at)
-    return st.runs.pop(latest).started_at
-
-
-def _close_superseded(st: CheckState, at: float, now: float) -> float | None:
-    """The start of a run a newer start replaced that an end at `at`, arriving within the reorder
-    window, closes (see CheckState.superseded); None for none."""
-    live = tuple((started, until) for started, until in st.superseded if until >= now)
-    match = next((started for started, _ in live if started <= at), None)
-    st.superseded = tuple(s for s in live if s[0] != match)
-    return match
 
 
 def _fire_due(
@@ -551,7 +507,7 @@ def _give_up_run(
         rid = min(st.runs, key=lambda r: st.runs[r].started_at)
     run = st.runs.pop(rid)
     if kind is DeadlineKind.INCOMPLETE:
-        _close_fan_in(st, rid)
+        close_fan_in(st, rid)
     if kind is DeadlineKind.STALL:
         quiet = human_duration(at - run.active_at)
         detail = f"no progress for {quiet} (stall limit {human_duration(check.stall or 0)})"

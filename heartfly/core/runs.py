@@ -1,0 +1,59 @@
+"""Which run an event belongs to: open runs, runs closed by an end, starts an end overtook or a
+newer start superseded. Bookkeeping on a CheckState, no verdicts (those are states.py's)."""
+
+from __future__ import annotations
+
+from heartfly.core.statetypes import CheckState, Event, RunOutcome
+
+MAX_OPEN_RUNS = 64  # a job that only ever starts must not grow its state without bound
+MAX_CLOSED_RUNS = 32  # fan-in run ids remembered as finished, so stragglers cannot reopen them
+IMPLICIT_RUN = ""  # the run id of a start that carried none
+
+
+def activity(st: CheckState, ev: Event) -> None:
+    """A progress or log ping pushes back the stall clock of its run (of every open run without rid)."""
+    rids = [ev.run_id] if ev.run_id is not None else list(st.runs)
+    for rid in rids:
+        run = st.runs.get(rid)
+        if run is not None and ev.at > run.active_at:
+            st.runs[rid] = run._replace(active_at=ev.at)
+
+
+def note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome) -> None:
+    """Remember the newest end that closed no run (see CheckState.orphan_end)."""
+    if st.last_end_at is not None and ev.at < st.last_end_at:
+        return  # not the newest end
+    if started is None:
+        st.orphan_end = (ev.at, now, outcome, ev.exit_status, ev.run_id)
+    else:
+        st.orphan_end = None
+
+
+def close_fan_in(st: CheckState, rid: str) -> None:
+    if rid != IMPLICIT_RUN and rid not in st.closed_runs:
+        st.closed_runs = (*st.closed_runs, rid)[-MAX_CLOSED_RUNS:]
+
+
+def close_run(st: CheckState, run_id: str | None, at: float, now: float) -> float | None:
+    """The start of the run an end at `at` closes: its run id's, else the latest one that started
+    at or before it; None for no such run (without a run id, an end never closes a run that began
+    after it). A run id pairs whatever the times say: an end stamped before its own run's start
+    comes from a clock apart from the one that stamped the start (a spooled end from a client
+    whose clock lags the server's), so the run is over but its duration is unknown."""
+    if run_id is not None:
+        run = st.runs.pop(run_id, None)
+        return None if run is None else run.started_at
+    began = [rid for rid, run in st.runs.items() if run.started_at <= at]
+    if not began:
+        return close_superseded(st, at, now)
+    latest = max(began, key=lambda rid: st.runs[rid].started_at)
+    return st.runs.pop(latest).started_at
+
+
+def close_superseded(st: CheckState, at: float, now: float) -> float | None:
+    """The start of a run a newer start replaced that an end at `at`, arriving within the reorder
+    window, closes (see CheckState.superseded); None for none."""
+    live = tuple((started, until) for started, until in st.superseded if until >= now)
+    match = next((started for started, _ in live if started <= at), None)
+    st.superseded = tuple(s for s in live if s[0] != match)
+    return match
