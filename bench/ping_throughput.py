@@ -1,4 +1,5 @@
-"""Ping throughput: Heartfly's /ping/<key> against a bare aiohttp "OK" handler, same load generator.
+"""Ping throughput: Heartfly's /ping/<key> against a bare aiohttp "OK" handler and a minimal durable
+server, same load generator, same run.
 
 Run from the repository root:
 
@@ -6,18 +7,25 @@ Run from the repository root:
     .venv/bin/python bench/ping_throughput.py --generator python    # the aiohttp-client generator instead
     .venv/bin/python bench/ping_throughput.py --duration 30 --connections 128
 
-One run starts bench/bare_server.py, loads it (2 s warm-up, then the measured window), stops it, then
-does the same with `heartfly serve` on a temporary config of 1,000 checks (every request pings a random
-one of them). It prints req/s and p99 latency of both, the ratio heartfly/bare, every non-200 answer,
-and checks with sqlite3 that Heartfly's database holds a ping for every 200 it answered. Both servers
-listen on 127.0.0.1 with an OS-picked port. Exit status 1 when Heartfly answered anything but 200,
-a request failed, or the database does not account for the answers.
+One run loads three servers in turn, each with a 2 s warm-up, the measured window, then a window at
+one connection (`--single`, 5 s): bench/bare_server.py (answers "OK", nothing else: the ceiling of
+aiohttp here), bench/durable_server.py (a dict lookup and a row committed to SQLite by a writer
+thread before the "OK": the floor that durability costs), and `heartfly serve` on a temporary config
+of 1,000 checks (every request pings a random one of them). It prints each one's req/s, p50/p99, the
+CPU each side spent per request, every non-200 answer, the ratios heartfly/bare and
+heartfly/durable, the one-connection p50s, and the generator's own ceiling (wrk with 4x the
+connections against a raw asyncio server, and how busy wrk was), so that a ratio near 1 cannot just
+be the generator saturating. It checks with sqlite3 that the durable server's and Heartfly's
+databases hold a ping for every 200 they answered. All servers listen on 127.0.0.1 with an
+OS-picked port. Exit status 1 when the durable server or Heartfly answered anything but 200, a
+request failed, or a database does not account for the answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import random
 import re
@@ -34,6 +42,7 @@ import aiohttp
 from benchlib import (
     LISTENING_RE,
     CheckSpec,
+    children_cpu,
     exit_on_sigterm,
     heartfly_cmd,
     make_key,
@@ -44,13 +53,17 @@ from benchlib import (
     start_process,
     stop_process,
     tail,
+    thread_cpu,
     wait_for_match,
     write_heartfly_config,
 )
 from yarl import URL
 
 BARE_SERVER = Path(__file__).resolve().parent / "bare_server.py"
+DURABLE_SERVER = Path(__file__).resolve().parent / "durable_server.py"
 BARE_PORT_RE = re.compile(r"bare server port (\d+)")
+RAW_PORT_RE = re.compile(r"raw server port (\d+)")
+DURABLE_PORT_RE = re.compile(r"durable server port (\d+)")
 START_TIMEOUT = 60.0  # seconds for a server to start listening
 REQUEST_TIMEOUT = 10  # seconds; a slower answer counts as a failed request
 
@@ -252,15 +265,38 @@ class Options:
     connections: int
     threads: int
     checks: int
+    single: int  # seconds of the one-connection latency window (0: none)
 
 
-def load(opts: Options, base: str, keys: Sequence[str], lua: Path | None) -> tuple[LoadResult, LoadResult]:
-    """Warm-up window, then the measured one, against the server at `base`."""
+@dataclass(slots=True)
+class Served:
+    """One server's windows: warm-up, the measured one, one connection; and what each side's CPU cost."""
+
+    label: str
+    warm: LoadResult
+    result: LoadResult
+    single: LoadResult | None
+    server_cpu: tuple[float, float]  # CPU seconds of the measured window: main thread, other threads
+    wrk_cpu: float  # the generator's CPU seconds in the measured window (wrk only; nan otherwise)
+
+
+def serve_and_load(
+    opts: Options, label: str, proc: subprocess.Popen[bytes], base: str, keys: Sequence[str], lua: Path | None
+) -> Served:
+    """Warm-up, the measured window (with each side's CPU time), then the one-connection window."""
     if opts.generator == "wrk":
         assert lua is not None
         warm = run_wrk(base, lua, opts.warmup, opts.connections, opts.threads) if opts.warmup > 0 else LoadResult(0, 0)
-        return warm, run_wrk(base, lua, opts.duration, opts.connections, opts.threads)
-    return asyncio.run(_python_load(base, keys, opts.warmup, opts.duration, opts.connections))
+        (main, others), wrk = thread_cpu(proc.pid), children_cpu()
+        result = run_wrk(base, lua, opts.duration, opts.connections, opts.threads)
+        (main2, others2), wrk2 = thread_cpu(proc.pid), children_cpu()
+        single = run_wrk(base, lua, opts.single, 1, 1) if opts.single > 0 else None
+        return Served(label, warm, result, single, (main2 - main, others2 - others), wrk2 - wrk)
+    main, others = thread_cpu(proc.pid)
+    warm, result = asyncio.run(_python_load(base, keys, opts.warmup, opts.duration, opts.connections))
+    main2, others2 = thread_cpu(proc.pid)
+    single = asyncio.run(_python_load(base, keys, 0, opts.single, 1))[1] if opts.single > 0 else None
+    return Served(label, warm, result, single, (main2 - main, others2 - others), float("nan"))
 
 
 def describe(label: str, r: LoadResult) -> str:
@@ -272,12 +308,94 @@ def describe(label: str, r: LoadResult) -> str:
     )
 
 
+def describe_cpu(s: Served) -> str:
+    """CPU per answered request, each side, and how busy the generator was (1.0 = a core per wrk thread)."""
+    per = 1e6 / max(s.result.answered, 1)
+    main, others = s.server_cpu
+    busy = s.wrk_cpu / s.result.seconds if s.result.seconds else float("nan")
+    return (
+        f"{'':<9} CPU µs per request: server event loop {main * per:5.1f}, server other threads {others * per:5.1f},"
+        f" generator {s.wrk_cpu * per:5.1f} (generator busy {busy:.2f} core(s))"
+    )
+
+
 def count_pings(database: Path) -> tuple[int, int]:
     """(pings, distinct checks pinged) in the database, opened read-only."""
     with sqlite3.connect(sqlite_ro_uri(database), uri=True, timeout=10) as db:
         row = db.execute("SELECT COUNT(*), COUNT(DISTINCT check_id) FROM pings").fetchone()
     db.close()
     return int(row[0]), int(row[1])
+
+
+def audit(label: str, served: Served, database: Path, problems: list[str]) -> None:
+    """Every answer 200, and every 200 in the database (the generator's unanswered requests as slack)."""
+    for what, r in ((f"{label} (warm-up)", served.warm), (label, served.result), (f"{label} (1 conn)", served.single)):
+        if r is None:
+            continue
+        if r.non_2xx:
+            problems.append(f"{what}: {r.non_2xx} non-2xx answers: {r.other}")
+        elif r.other:
+            problems.append(f"{what}: answers other than 200: {r.other}")
+        if r.failed:
+            problems.append(f"{what}: {r.failed} requests failed without an answer: {r.errors}")
+    windows = [r for r in (served.warm, served.result, served.single) if r is not None]
+    stored, pinged = count_pings(database)
+    answered_ok = sum(r.ok for r in windows)
+    # Every 200 must be in the database. Requests sent but never answered can be there too: wrk stops
+    # with requests in flight and never reads their answers (the server still commits them), and a request
+    # that failed (timeout, reset) may or may not have been committed. The Python generator waits for
+    # every request it sent, so with it and no failed requests, stored must equal answered exactly.
+    sent = sum(r.sent for r in windows)
+    unanswered = sent - sum(r.answered for r in windows)
+    diff = stored - answered_ok
+    print(
+        f"{label} database: {stored:,} pings stored for {pinged:,} checks; answered 200 to {answered_ok:,} of"
+        f" {sent:,} requests sent, {unanswered} never answered (in flight when the generator stopped, or failed);"
+        f" stored - answered = {diff:+,} (allowed 0..{unanswered})"
+    )
+    if diff < 0:
+        problems.append(f"{label}: {-diff} pings answered 200 are missing from the database")
+    elif diff > unanswered:
+        problems.append(f"{label}: {diff - unanswered} more pings in the database than requests sent could explain")
+
+
+def run_simple(
+    opts: Options,
+    folder: Path,
+    label: str,
+    cmd: list[str],
+    port_re: re.Pattern[str],
+    keys: Sequence[str],
+    lua: Path | None,
+) -> Served:
+    log = folder / f"{label}.log"
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        proc = start_process(cmd, log)
+        port = int(wait_for_match(proc, log, port_re, START_TIMEOUT).group(1))
+        return serve_and_load(opts, label, proc, f"http://127.0.0.1:{port}", keys, lua)
+    finally:
+        stop_process(proc)
+
+
+def ceiling(opts: Options, folder: Path, keys: Sequence[str], lua: Path) -> None:
+    """The generator's own limit: wrk with 4x the connections against a raw asyncio server (no HTTP
+    framework: a fixed answer per request), which costs the server far less than aiohttp does."""
+    served = run_simple(
+        dataclasses.replace(opts, connections=4 * opts.connections, warmup=1, single=0),
+        folder,
+        "ceiling",
+        [python_exe(), str(BARE_SERVER), "--raw"],
+        RAW_PORT_RE,
+        keys,
+        lua,
+    )
+    busy = served.wrk_cpu / served.result.seconds if served.result.seconds else float("nan")
+    print(
+        f"generator ceiling: wrk ({opts.threads} thread(s), {4 * opts.connections} connections) against a raw asyncio"
+        f" server: {served.result.rps:,.0f} req/s, generator busy {busy:.2f} core(s); wrk costs"
+        f" {1e6 * served.wrk_cpu / max(served.result.answered, 1):.1f} µs per request"
+    )
 
 
 def run(opts: Options, folder: Path) -> int:
@@ -287,24 +405,20 @@ def run(opts: Options, folder: Path) -> int:
     # keep_pings high so a long run's background prune cannot delete pings before they are counted
     config = write_heartfly_config(folder, specs, keep_pings=1_000_000_000)
     database = folder / "heartfly.db"
+    keys_file = folder / "keys.txt"
+    keys_file.write_text("\n".join(keys) + "\n", encoding="utf-8")
     lua = write_lua(folder, keys) if opts.generator == "wrk" else None
     what = f"{opts.threads} thread(s), " if opts.generator == "wrk" else ""
     print(
         f"generator: {opts.generator} ({what}{opts.connections} connections), {opts.warmup} s warm-up + "
-        f"{opts.duration} s measured per server; {opts.checks} checks, a random key per request"
+        f"{opts.duration} s measured per server, then {opts.single} s at 1 connection; {opts.checks} checks,"
+        " a random key per request"
     )
 
-    bare_log = folder / "bare.log"
-    bare: subprocess.Popen[bytes] | None = None
-    try:
-        bare = start_process([python_exe(), str(BARE_SERVER)], bare_log)
-        port = int(wait_for_match(bare, bare_log, BARE_PORT_RE, START_TIMEOUT).group(1))
-        _, bare_result = load(opts, f"http://127.0.0.1:{port}", keys, lua)
-    finally:
-        stop_process(bare)
-    print(describe("bare", bare_result))
-    if opts.generator == "python":
-        print("          (the Python client shares the CPUs and is likely the limit: the ratio understates the gap)")
+    bare = run_simple(opts, folder, "bare", [python_exe(), str(BARE_SERVER)], BARE_PORT_RE, keys, lua)
+    durable_db = folder / "durable.db"
+    durable_cmd = [python_exe(), str(DURABLE_SERVER), "--db", str(durable_db), "--keys", str(keys_file)]
+    durable = run_simple(opts, folder, "durable", durable_cmd, DURABLE_PORT_RE, keys, lua)
 
     hf_log = folder / "heartfly.log"
     hf: subprocess.Popen[bytes] | None = None
@@ -315,24 +429,37 @@ def run(opts: Options, folder: Path) -> int:
         port, listed = int(match.group(1)), int(match.group(2))
         if listed != opts.checks:
             problems.append(f"Heartfly says it has {listed} checks, the config has {opts.checks}")
-        hf_warm, hf_result = load(opts, f"http://127.0.0.1:{port}", keys, lua)
+        heartfly = serve_and_load(opts, "heartfly", hf, f"http://127.0.0.1:{port}", keys, lua)
     finally:
         hf_status = stop_process(hf)
-    print(describe("heartfly", hf_result))
-    ratio = hf_result.rps / bare_result.rps if bare_result.rps else float("nan")
-    p99_ratio = hf_result.p99_ms / bare_result.p99_ms if bare_result.p99_ms else float("nan")
-    print(f"ratio heartfly/bare: {ratio:.3f} (throughput)   p99 latency heartfly/bare: {p99_ratio:.2f}")
 
-    for label, r in (("heartfly (warm-up)", hf_warm), ("heartfly", hf_result)):
-        if r.non_2xx:
-            problems.append(f"{label}: {r.non_2xx} non-2xx answers: {r.other}")
-        elif r.other:
-            problems.append(f"{label}: answers other than 200: {r.other}")
-        if r.failed:
-            problems.append(f"{label}: {r.failed} requests failed without an answer: {r.errors}")
-    if bare_result.other or bare_result.failed:
-        problems.append(f"bare server: non-200 {bare_result.other}, failed {bare_result.errors} (generator/machine?)")
+    for served in (bare, durable, heartfly):
+        print(describe(served.label, served.result))
+        print(describe_cpu(served))
+    if opts.generator == "python":
+        print("          (the Python client shares the CPUs and is likely the limit: the ratios understate the gap)")
+    singles = [s.single for s in (bare, durable, heartfly) if s.single is not None]
+    if len(singles) == 3:
+        names = ("bare", "durable", "heartfly")
+        shown = (f"{n} p50 {r.p50_ms:.3f} ms p99 {r.p99_ms:.3f} ms" for n, r in zip(names, singles, strict=True))
+        print("1 connection: " + "   ".join(shown))
+    hf_rps = heartfly.result.rps
+    ratio_bare = hf_rps / bare.result.rps if bare.result.rps else float("nan")
+    ratio_durable = hf_rps / durable.result.rps if durable.result.rps else float("nan")
+    floor = durable.result.rps / bare.result.rps if bare.result.rps else float("nan")
+    line = (
+        f"ratios: heartfly/bare {ratio_bare:.3f}   heartfly/durable {ratio_durable:.3f}   (durable/bare {floor:.3f})"
+        f"   p99 heartfly/bare {heartfly.result.p99_ms / bare.result.p99_ms:.2f}"
+    )
+    if len(singles) == 3:
+        line += f"   1-connection p50 heartfly/bare {singles[2].p50_ms / singles[0].p50_ms:.2f}"
+    print(line)
+    if opts.generator == "wrk" and lua is not None:
+        ceiling(opts, folder, keys, lua)
 
+    if bare.result.other or bare.result.failed:
+        problems.append(f"bare server: non-200 {bare.result.other}, failed {bare.result.errors} (generator/machine?)")
+    audit("durable", durable, durable_db, problems)
     log_text = hf_log.read_text(encoding="utf-8", errors="replace")
     clean = "stopped cleanly" in log_text
     note = "" if clean else ' (no "stopped cleanly" in its log)'
@@ -342,33 +469,14 @@ def run(opts: Options, folder: Path) -> int:
     bad_lines = [ln for ln in log_text.splitlines() if " ERROR " in ln or " WARNING " in ln or "Traceback" in ln]
     if bad_lines:
         problems.append(f"heartfly logged {len(bad_lines)} warning/error lines, first: {bad_lines[0]}")
-
-    stored, pinged = count_pings(database)
-    answered_ok = hf_warm.ok + hf_result.ok
-    # Every 200 must be in the database. Requests sent but never answered can be there too: wrk stops
-    # with requests in flight and never reads their answers (Heartfly still commits them), and a request
-    # that failed (timeout, reset) may or may not have been committed. The Python generator waits for
-    # every request it sent, so with it and no failed requests, stored must equal answered exactly.
-    sent = hf_warm.sent + hf_result.sent
-    unanswered = sent - hf_warm.answered - hf_result.answered
-    slack = unanswered
-    diff = stored - answered_ok
-    print(
-        f"database: {stored:,} pings stored for {pinged:,} checks; Heartfly answered 200 to {answered_ok:,} "
-        f"(warm-up {hf_warm.ok:,} + measured {hf_result.ok:,}) of {sent:,} requests sent, {unanswered} never answered"
-        f" (in flight when the generator stopped, or failed); stored - answered = {diff:+,} (allowed 0..{slack})"
-    )
-    if diff < 0:
-        problems.append(f"{-diff} pings answered 200 are missing from the database")
-    elif diff > slack:
-        problems.append(f"{diff - slack} more pings in the database than requests sent could explain")
+    audit("heartfly", heartfly, database, problems)
 
     if problems:
         print("PROBLEMS:")
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print("no problems: every Heartfly answer was 200 and every one of them is in the database")
+    print("no problems: every durable and Heartfly answer was 200 and every one of them is in its database")
     return 0
 
 
@@ -378,6 +486,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per server, not measured (default 2)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections/workers (default 64)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: the machine may be small)")
+    parser.add_argument(
+        "--single", type=int, default=5, help="seconds at one connection per server, for p50/p99 (default 5; 0: none)"
+    )
     parser.add_argument("--checks", type=int, default=1000, help="checks in Heartfly's config (default 1000)")
     parser.add_argument(
         "--generator",
@@ -393,10 +504,10 @@ def main() -> None:
         generator = "wrk" if shutil.which("wrk") else "python"
     elif generator == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not on PATH")
-    if args.duration < 1 or args.warmup < 0 or args.connections < 1 or args.checks < 1:
-        parser.error("--duration, --connections and --checks must be at least 1, --warmup at least 0")
+    if args.duration < 1 or args.warmup < 0 or args.connections < 1 or args.checks < 1 or args.single < 0:
+        parser.error("--duration, --connections and --checks must be at least 1, --warmup and --single at least 0")
     threads = max(1, min(args.threads, args.connections))
-    opts = Options(generator, args.duration, args.warmup, args.connections, threads, args.checks)
+    opts = Options(generator, args.duration, args.warmup, args.connections, threads, args.checks, args.single)
     run_in_tempdir("heartfly-bench-", args.keep, lambda f: run(opts, f))
 
 

@@ -100,8 +100,9 @@ class Engine(Loading):
             write = store.Write(ping=row)
         else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
             write = self._changes(check, steps, old, ping=row)
-        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, (ping.uid,))
-        return self._committed(write, (ping.uid,), now)
+        uids = (ping.uid,)
+        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
+        return self._committed(write, uids, now)
 
     def record_batch(self, check: Check, pings: Sequence[PingRecord]) -> tuple[asyncio.Future[None], list[bool]]:
         """Apply a client's batch of one check's pings (a replayed spool) in event-time order, and

@@ -85,10 +85,12 @@ def went_away(request: web.Request) -> web.HTTPException:
 
 
 async def ping(request: web.Request) -> web.Response:
-    head, _, last = request.match_info["tail"].rpartition("/")
-    ping_key = request.app[RUNTIME].engine.config.server.ping_key
-    if last == "batch" and (batch_target := parse_batch_path(head, ping_key)) is not None:
-        return await batch(request, batch_target)
+    tail = request.match_info["tail"]
+    head, _, last = tail.rpartition("/")
+    if last == "batch":
+        ping_key = request.app[RUNTIME].engine.config.server.ping_key
+        if (batch_target := parse_batch_path(head, ping_key)) is not None:
+            return await batch(request, batch_target)
     return await _one(request, as_json=False)
 
 
@@ -96,11 +98,19 @@ async def heartbeat(request: web.Request) -> web.Response:
     return await _one(request, as_json=True)
 
 
+_NO_QUERY: dict[str, str] = {}  # never written: parse_query only reads it
+
+
 async def _one(request: web.Request, *, as_json: bool) -> web.Response:
-    """One ping: `/ping/<key or ping_key/name>[/<event>]`, or a JSON heartbeat (`as_json`)."""
+    """One ping: `/ping/<key or ping_key/name>[/<event>]`, or a JSON heartbeat (`as_json`).
+
+    This runs for every ping: request.app (a property), the query string's multidict and the body
+    reader's coroutine are each taken once, or not at all when there is no query or no body."""
     if request.method not in METHODS:
         return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
-    rt = request.app[RUNTIME]
+    app = request.app
+    counts = app[PING_COUNTS]
+    rt = app[RUNTIME]
     engine = rt.engine
     server = engine.config.server
     now = rt.clock.now()
@@ -109,14 +119,19 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
             target: Target | None = Target(key=request.match_info["key"], name=None, kind=Kind.SUCCESS)
         else:
             target = parse_path(request.match_info["tail"], server.ping_key)
-        details = parse_query(request.query, now, server.max_ping_age)
+        query = request.query if request.rel_url.raw_query_string else _NO_QUERY
+        details = parse_query(query, now, server.max_ping_age)
     except PingError as exc:
-        request.app[PING_COUNTS]["invalid"] += 1
+        counts["invalid"] += 1
         return _text(400, str(exc))
     if target is None:
-        request.app[PING_COUNTS]["not_found"] += 1
+        counts["not_found"] += 1
         return _text(404, NOT_FOUND)
-    body, more = await read_body(request, JSON_CAP if as_json else server.body_limit, BODY_HARD_CAP)
+    if request.body_exists:
+        body, more = await read_body(request, JSON_CAP if as_json else server.body_limit, BODY_HARD_CAP)
+        received_at = None  # read after the body: it may have taken a while
+    else:
+        body, more, received_at = b"", False, now  # nothing awaited since `now`
     check, forced = _lookup(engine, target)  # after the body: a reload may have come meanwhile
     try:
         read = read_ping(
@@ -124,18 +139,18 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
             as_json=as_json, body_limit=server.body_limit, now=now, max_age=server.max_ping_age,
         )  # fmt: skip
     except PingError as exc:  # before the 404: a malformed ping answers alike for any key
-        request.app[PING_COUNTS]["invalid"] += 1
+        counts["invalid"] += 1
         return _text(400, str(exc))
     if check is None:
-        request.app[PING_COUNTS]["not_found"] += 1
+        counts["not_found"] += 1
         return _text(404, NOT_FOUND)
-    record = _ping_record(request, rt.clock.now(), read)
+    record = _ping_record(request, rt.clock.now() if received_at is None else received_at, read)
     try:
         await engine.record(check, record)
     except StoreError:
-        request.app[PING_COUNTS]["unavailable"] += 1
+        counts["unavailable"] += 1
         return _text(503, "storage unavailable, ping not recorded: try again")
-    request.app[PING_COUNTS][read.event.kind] += 1
+    counts[read.event.kind] += 1
     return _text(200, "OK")
 
 
