@@ -286,17 +286,16 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         if open_run is not None and ev.at > open_run.active_at:
             st.runs[rid] = open_run._replace(active_at=ev.at)
         return ""
-    orphan = st.orphan_end
-    mine = orphan is not None and orphan[4] == ev.run_id
-    raced = mine and orphan is not None and now - orphan[1] <= window
+    orphan = st.orphan_end if st.orphan_end is not None and st.orphan_end[4] == ev.run_id else None
+    raced = orphan is not None and now - orphan[1] <= window
     # Its own end came first and closed nothing: within the reorder window they raced (with a run
     # id whatever the times say, as _close_run pairs them); an older start is history after it.
-    ended_first = mine and orphan is not None and (ev.at <= orphan[0] or (raced and ev.run_id is not None))
+    ended_first = orphan is not None and (ev.at <= orphan[0] or (raced and ev.run_id is not None))
     if ended_first or (rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at):
         # Its run is over. Opening it now would leave a run that never ends, and an overrun that
         # never happened.
         st.last_start_at = max(st.last_start_at or ev.at, ev.at)
-        if orphan is None or not ended_first or not raced:
+        if orphan is None or not (ended_first and raced):
             return ""
         return _pair_raced(check, st, ev, orphan, now, ended)
     if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
