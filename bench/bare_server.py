@@ -50,9 +50,7 @@ def main() -> None:
     parser.add_argument("--raw", action="store_true", help="a raw asyncio server instead (the generator's ceiling)")
     args = parser.parse_args()
     if args.raw:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((args.host, args.port))
+        sock = bound(args.host, args.port)
         print(f"raw server port {sock.getsockname()[1]}", flush=True)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         with contextlib.suppress(KeyboardInterrupt):
@@ -60,11 +58,21 @@ def main() -> None:
         return
     app = web.Application()
     app.router.add_get("/ping/{key}", ping)
+    serve_app(app, bound(args.host, args.port), "bare")
+
+
+def bound(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (0: the OS picks), not yet listening."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    sock.bind((host, port))
+    return sock
+
+
+def serve_app(app: web.Application, sock: socket.socket, label: str) -> None:
+    """Serve `app` as `heartfly serve` does (backlog, no access log), after printing the port."""
     sock.listen(2048)  # connections wait in the backlog until the app has started
-    print(f"bare server port {sock.getsockname()[1]}", flush=True)
+    print(f"{label} server port {sock.getsockname()[1]}", flush=True)
     web.run_app(app, sock=sock, access_log=None, print=None, backlog=2048, shutdown_timeout=5.0)
 
 

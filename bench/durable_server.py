@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
+from bare_server import bound, serve_app
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pings (
@@ -109,12 +109,7 @@ def main() -> None:
     app = web.Application()
     app.router.add_get("/ping/{key}", ping)
     app.cleanup_ctx.append(writer)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(2048)  # connections wait in the backlog until the app has started
-    print(f"durable server port {sock.getsockname()[1]}", flush=True)
-    web.run_app(app, sock=sock, access_log=None, print=None, backlog=2048, shutdown_timeout=5.0)
+    serve_app(app, bound(args.host, args.port), "durable")
 
 
 if __name__ == "__main__":
