@@ -29,6 +29,7 @@ import aiosqlite
 
 from heartfly.store import queries
 from heartfly.store import sqlite as store
+from heartfly.store.rows import INSERT_OUTBOX, OutboxRow
 
 NOW = 1_780_000_000.0
 CHANNELS = ("email", "hook", "chat")
@@ -51,7 +52,7 @@ async def build(path: Path, pending: int, checks: int, shape: str) -> None:
     await (await store.Writer.open(path)).close()  # the schema, as Heartfly makes it
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.execute("BEGIN")
-        rows: list[store.OutboxRow] = []
+        rows: list[OutboxRow] = []
         for i in range(pending):  # oldest first: each check's first alert on a channel is its head
             made = NOW - pending + i
             event = "down" if i < checks * len(CHANNELS) else "reminder"
@@ -59,7 +60,7 @@ async def build(path: Path, pending: int, checks: int, shape: str) -> None:
                 (i + 1, f"k{i}", i % checks + 1, CHANNELS[i // checks % 3], event, "{}", made, NOW + 86400, made)
             )
         rows += [(pending + j + 1, f"t{j}", None, CHANNELS[j % 3], "test", "{}", NOW, NOW + 60, NOW) for j in range(20)]
-        conn.executemany(store.INSERT_OUTBOX, rows)
+        conn.executemany(INSERT_OUTBOX, rows)
         conn.execute("UPDATE outbox SET status = 'sent' WHERE id % 7 = 0")  # finished rows in between
         if shape == "outage":  # two thirds of the heads wait for a retry
             heads = (

@@ -30,6 +30,7 @@ from heartfly.core.config import Config
 from heartfly.notify import outbox
 from heartfly.store import queries
 from heartfly.store import sqlite as store
+from heartfly.store.rows import OutboxRow, Write, insert_check_statement
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.storeutil import query, sqlite_file
@@ -74,7 +75,7 @@ async def test_an_alert_delivered_while_database_writes_fail_is_sent_once_and_re
     full, failed = threading.Event(), [0]
     commit = writer._commit
 
-    def failing_commit(writes: list[store.Write]) -> None:
+    def failing_commit(writes: list[Write]) -> None:
         if full.is_set():
             failed[0] += 1
             raise sqlite3.OperationalError("database or disk is full")
@@ -255,7 +256,7 @@ async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_lea
     now = time.time()
     events = ["reminder"] * 100 + ["down"] + ["reminder"] * 100 + ["recovery"]
     expired = {150, 151, 152}
-    rows: list[store.OutboxRow] = []
+    rows: list[OutboxRow] = []
     for outbox_id, event in enumerate(events, start=1):
         facts = json.dumps({"check": "job", "state": "up" if event == "recovery" else "down", "at": now})
         expires_at = now - 1 if outbox_id in expired else now + 3600
@@ -264,7 +265,7 @@ async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_lea
     writer.start()
     try:
         initial = states.initial_state(config.checks["job"], now)
-        await writer.submit(store.Write(statements=[store.insert_check_statement(1, "job", now, initial)], outbox=rows))
+        await writer.submit(Write(statements=[insert_check_statement(1, "job", now, initial)], outbox=rows))
     finally:
         await writer.close()
     real, heads = queries.read_due_alerts, set[int]()
@@ -306,7 +307,7 @@ async def backlog(config: Config, counts: dict[str, int]) -> None:
     try:
         now, ids = time.time(), itertools.count(1)
         rows = [outbox.test_row(next(ids), name, now, config.alerts) for name, n in counts.items() for _ in range(n)]
-        await writer.submit(store.Write(outbox=rows))
+        await writer.submit(Write(outbox=rows))
     finally:
         await writer.close()
 

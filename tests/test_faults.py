@@ -26,6 +26,7 @@ from heartfly.core.states import Event, Kind, Status
 from heartfly.notify import outbox as notify_outbox
 from heartfly.server.engine import PingRecord
 from heartfly.store import sqlite as store
+from heartfly.store.rows import PingRow, Write, meta_statement
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -364,8 +365,8 @@ async def test_many_pings_refused_during_an_outage_leave_the_writers_retry_list_
         db.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'a', 0, '{}')")
     writer.start()
 
-    def ping(n: int, body: str = "") -> store.Write:
-        return store.Write(ping=(n, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None, None))
+    def ping(n: int, body: str = "") -> Write:
+        return Write(ping=(n, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None, None))
 
     filler = fill(tiny_disk)
     try:
@@ -376,7 +377,7 @@ async def test_many_pings_refused_during_an_outage_leave_the_writers_retry_list_
                 break
         refused = [writer.submit(ping(1000 + n)) for n in range(300)]
         for n in range(300):  # and an "alive at" mark a second, all the while
-            writer.submit_nowait(store.Write(statements=[store.meta_statement("alive_at", str(n))]))
+            writer.submit_nowait(Write(statements=[meta_statement("alive_at", str(n))]))
         results = await asyncio.gather(*refused, return_exceptions=True)
         assert all(isinstance(r, store.StoreError) for r in results)
         assert len(writer._carry) == 1  # the last mark, retried until it commits
@@ -398,9 +399,9 @@ async def test_pings_queued_behind_a_failing_commit_are_refused_too_and_taken_ba
     writer.start()
     taken_back: list[int] = []
 
-    def ping(n: int) -> store.Write:
-        row: store.PingRow = (n, 1, 1.0, 1.0, "log", None, None, BIG, 0, None, "POST", "", "", None, None)
-        return store.Write(ping=row, on_refuse=functools.partial(taken_back.append, n))
+    def ping(n: int) -> Write:
+        row: PingRow = (n, 1, 1.0, 1.0, "log", None, None, BIG, 0, None, "POST", "", "", None, None)
+        return Write(ping=row, on_refuse=functools.partial(taken_back.append, n))
 
     filler = fill(tiny_disk)
     try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from heartfly.store import queries
 from heartfly.store import sqlite as store
+from heartfly.store.rows import INSERT_OUTBOX
+from heartfly.store.schema import MIGRATIONS
 
 NOW = 1_780_000_000.0
 Row = tuple[int, str, int | None, str, str, str, float, float, float]
@@ -51,7 +53,7 @@ async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_i
                 rows.append(((i, f"k{i}", check_id, channel, "down", "{}", NOW, NOW + 60, at), status))
             with sqlite3.connect(path) as conn:
                 conn.execute("DELETE FROM outbox")
-                conn.executemany(store.INSERT_OUTBOX, [row for row, _ in rows])
+                conn.executemany(INSERT_OUTBOX, [row for row, _ in rows])
                 conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(s, row[0]) for row, s in rows])
             per_channel = rng.randint(1, 4)
             got = await queries.read_due_alerts(db, NOW, per_channel)
@@ -63,17 +65,17 @@ async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_i
 async def test_a_database_of_schema_version_4_is_migrated_and_its_pending_alerts_are_read(tmp_path: Path) -> None:
     path = tmp_path / "heartfly.db"
     with sqlite3.connect(path, isolation_level=None) as conn:
-        for number, migration in enumerate(store.MIGRATIONS[:4], start=1):
+        for number, migration in enumerate(MIGRATIONS[:4], start=1):
             conn.executescript(f"BEGIN; {migration}; PRAGMA user_version = {number}; COMMIT;")
         conn.executemany(
-            store.INSERT_OUTBOX,
+            INSERT_OUTBOX,
             [(i, f"k{i}", 1, "hook", "down", "{}", NOW, NOW + 60, NOW - 10 + i) for i in (1, 2, 3)],
         )
         conn.execute("UPDATE outbox SET status = 'sent' WHERE id = 1")
     conn.close()
     await (await store.Writer.open(path)).close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (len(store.MIGRATIONS),)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert {"outbox_heads", "outbox_waiting"} <= indexes and "outbox_pending" not in indexes
@@ -107,7 +109,7 @@ async def test_the_reminders_behind_a_head_are_its_groups_pending_unexpired_remi
                 rows.append(((i, f"k{i}", check_id, channel, event, "{}", NOW, expires, NOW), status))
             with sqlite3.connect(path) as conn:
                 conn.execute("DELETE FROM outbox")
-                conn.executemany(store.INSERT_OUTBOX, [row for row, _ in rows])
+                conn.executemany(INSERT_OUTBOX, [row for row, _ in rows])
                 conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(s, row[0]) for row, s in rows])
             head, limit = rng.randint(0, len(rows)), rng.randint(1, 10)
             group = [row for row, s in rows if s == "pending" and (row[2], row[3]) == (1, "a")]

@@ -89,14 +89,14 @@ async def test_the_wal_is_copied_into_the_database_file_by_its_own_thread(tmp_pa
     writer = await store.Writer.open(path)
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'c1', 0, ?)",
-                   (store.encode_state(CheckState()),))  # fmt: skip
+                   (rows.encode_state(CheckState()),))  # fmt: skip
     writer.start()
     try:
         before = path.stat().st_size
         body = "x" * 4000
         for i in range(1, 301):  # ~1.2 MB of WAL, far below the writer's own checkpoint threshold
-            ping: store.PingRow = (i, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None, None)
-            await writer.submit(store.Write(ping=ping))
+            ping: rows.PingRow = (i, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None, None)
+            await writer.submit(rows.Write(ping=ping))
         for _ in range(250):
             if path.stat().st_size > before + 1_000_000:
                 break

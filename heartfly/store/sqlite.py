@@ -22,32 +22,10 @@ import aiosqlite
 
 from heartfly.store import wal
 from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
-from heartfly.store.groupcommit import STATES_PER_BATCH as STATES_PER_BATCH  # re-exported for the tests
 from heartfly.store.groupcommit import GroupCommitter, gather
-from heartfly.store.groupcommit import carried as carried
 from heartfly.store.queries import SqliteReader
-
-# The rows and statements a write is made of (rows.py); re-exported for the callers that queue
-# writes through this module.
-from heartfly.store.rows import (
-    INSERT_FLIP,
-    INSERT_PING,
-    INSERT_RUN,
-)
-from heartfly.store.rows import INSERT_OUTBOX as INSERT_OUTBOX
-from heartfly.store.rows import FlipRow as FlipRow
-from heartfly.store.rows import OutboxRow as OutboxRow
-from heartfly.store.rows import PingRow as PingRow
-from heartfly.store.rows import StateRow as StateRow
-from heartfly.store.rows import Write as Write
-from heartfly.store.rows import attempt_statements as attempt_statements
-from heartfly.store.rows import decode_state as decode_state
-from heartfly.store.rows import encode_state as encode_state
-from heartfly.store.rows import insert_check_statement as insert_check_statement
-from heartfly.store.rows import merge as merge
-from heartfly.store.rows import meta_statement as meta_statement
-from heartfly.store.rows import prune_statement as prune_statement
-from heartfly.store.schema import MIGRATIONS as MIGRATIONS  # re-exported: the store owns the schema's use
+from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, PingRow, Write, encode_state
+from heartfly.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
