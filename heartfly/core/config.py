@@ -42,19 +42,17 @@ from heartfly.core.config_reader import (
     positive,
     positive_duration,
 )
-from heartfly.core.config_secrets import MIN_TOKEN, check_token, read_secrets
+from heartfly.core.config_secrets import read_secrets
 from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_postgres, parse_postgres_url
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
 from heartfly.core.units import parse_size
 
 __all__ = [
-    "MIN_TOKEN",
     "CheckConfig",
     "Config",
     "ConfigError",
     "ServerConfig",
-    "check_token",
     "load_config",
     "parse_and_read_secrets",
     "parse_config",

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from heartfly.core.config import MIN_TOKEN
+from heartfly.core.config_secrets import MIN_TOKEN
 from heartfly.core.units import is_decimal
 from heartfly.web.runtime import RUNTIME
 

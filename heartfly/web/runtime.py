@@ -15,7 +15,8 @@ from pathlib import Path
 from aiohttp import web
 
 from heartfly.core.clock import Clock
-from heartfly.core.config import Config, check_token
+from heartfly.core.config import Config
+from heartfly.core.config_secrets import check_token
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import Engine
 from heartfly.store.api import OwnWriter, Reader, StoreError
