@@ -61,6 +61,7 @@ __all__ = [
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 DEFAULT_PORT = 8765
+NODE_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 
@@ -81,6 +82,8 @@ class ServerConfig:
     max_ping_age: float = 7 * 86400.0
     synchronous: Synchronous = "normal"
     public: bool = False  # reads (dashboard, API GETs, metrics) open without the token
+    node_id: str | None = None  # a cluster node's name (PostgreSQL); None: host name and port
+    lease: float = 5.0  # a cluster leader's lease, seconds (PostgreSQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,8 @@ _SERVER_KEYS = {
     "max_ping_age",
     "synchronous",
     "public",
+    "node_id",
+    "lease",
 }
 _DEFAULT_KEYS = {
     "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",
@@ -261,6 +266,12 @@ class _Reader(Reader):
         if sync is not None and isinstance(database, PostgresDatabase):
             self.fail("server.synchronous", "is SQLite's; PostgreSQL's durability is its own (synchronous_commit)")
         public = self.value(table, "server", "public", bool)
+        node_id = self.value(table, "server", "node_id", str, _parse_node_id)
+        lease = self.value(table, "server", "lease", str, AT_LEAST_1S)
+        for key, given in (("node_id", node_id), ("lease", lease)):
+            raw_database = table.get("database")
+            if given is not None and not (isinstance(raw_database, str) and is_postgres(raw_database)):
+                self.fail(f"server.{key}", 'only applies to a "postgresql://" database (a cluster)')
         return ServerConfig(
             host=host,
             port=port,
@@ -273,6 +284,8 @@ class _Reader(Reader):
             max_ping_age=max_age or d.max_ping_age,
             synchronous=sync or d.synchronous,
             public=bool(public),
+            node_id=node_id,
+            lease=lease or d.lease,
         )
 
     def database(self, table: Mapping[str, Any]) -> Database | None:
@@ -418,6 +431,12 @@ def _parse_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
         raise ValueError(f'expected an http(s) URL like "https://hb.example.com", got "{text}"')
     return text.rstrip("/")
+
+
+def _parse_node_id(text: str) -> str:
+    if not NODE_ID_RE.fullmatch(text):
+        raise ValueError("a node id is 1 to 64 letters, digits, '.', ':', '_' or '-'")
+    return text
 
 
 def _parse_key(text: str) -> str:

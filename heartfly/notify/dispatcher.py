@@ -89,8 +89,12 @@ class Dispatcher:
         writer: WriteQueue,
         reader: Reader,
         session: aiohttp.ClientSession,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
+        # A cluster's leader sends only while it holds the lease (by its own clock): a node frozen
+        # past its lease and woken again must not send what its successor sends.
+        self.may_send = may_send or (lambda: True)
         self.clock = clock
         self.writer = writer
         self.reader = reader
@@ -135,6 +139,8 @@ class Dispatcher:
 
     async def _dispatch_due(self) -> float | None:
         """Start an attempt for each due row; returns when the next one falls due, if any."""
+        if not self.may_send():
+            return None
         now = self.clock.now()
         self._settled.clear()
         per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
@@ -158,6 +164,9 @@ class Dispatcher:
         try:
             limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.config.alerts.concurrency))
             async with limit:
+                if not self.may_send():  # no longer the leader: the row stays pending for the next
+                    self._in_flight.discard(item.id)
+                    return
                 statements = await self._deliver(item)
         except BaseException:
             self._release(item.id)

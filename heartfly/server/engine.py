@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
@@ -25,6 +25,7 @@ from heartfly.server.checks import Check as Check  # re-exported: the web names 
 from heartfly.server.deadlineheap import DeadlineHeap
 from heartfly.server.loading import Loading
 from heartfly.server.unstored import Unstored
+from heartfly.store import inbox
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, WriteQueue
 from heartfly.store.pingrecord import PingRecord as PingRecord  # re-exported: the web and tests hand pings in
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_AFTER = 30.0
 RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
+HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again after this long
 
 
 class Engine(Loading):
@@ -69,6 +71,12 @@ class Engine(Loading):
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
         self.ping_ids = PingIds(config.server.max_ping_age)
+        # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
+        # this writer, for the leader to apply; this engine only shows the stored states.
+        self.standby: tuple[str, WriteQueue] | None = None  # (this node's id, the writer)
+        # A cluster's leader: before deadlines fire, the inbox is read (pings a standby took before
+        # the deadline are applied first). False: not now (the inbox cannot be read).
+        self.before_fire: Callable[[], Awaitable[bool]] | None = None
 
     # ---- pings ----------------------------------------------------------------------------
 
@@ -78,16 +86,21 @@ class Engine(Loading):
     def lookup_name(self, name: str) -> Check | None:
         return self.checks.get(name)
 
-    def record(self, check: Check, ping: PingRecord) -> asyncio.Future[None]:
+    def record(self, check: Check, ping: PingRecord, also: Sequence[store.Statement] = ()) -> asyncio.Future[None]:
         """Apply a ping and queue its rows; the future resolves when they are committed.
 
         A ping the writer refuses (503: its client retries it) has no effect: refused before it is
         applied while writes fail, taken back (_undo) if it was in the commit that failed. A ping
         whose id was seen (pingids) is not applied again: its answer is the first copy's.
+        `also`: statements committed with the ping (an inbox row's deletion).
         """
+        if self.standby is not None:
+            return self._to_inbox(inbox.ping_row(self.standby[0], check.name, [ping], batch=False))
         if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
             return self.writer.refused()
         if ping.uid is not None and (seen := self.ping_ids.seen(ping.uid)) is not False:
+            if also:  # the copy's inbox row goes: the first copy is the one applied
+                self.writer.submit_nowait(store.Write(statements=list(also)))
             return self._as_before(seen)
         now = self.clock.now()
         old, old_ping_id = check.state, check.ping_id
@@ -100,16 +113,23 @@ class Engine(Loading):
             write = store.Write(ping=row)
         else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
             write = self._changes(check, steps, old, ping=row)
+        write.statements += also
         uids = (ping.uid,)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
         return self._committed(write, uids, now)
 
-    def record_batch(self, check: Check, pings: Sequence[PingRecord]) -> tuple[asyncio.Future[None], list[bool]]:
+    def record_batch(
+        self, check: Check, pings: Sequence[PingRecord], also: Sequence[store.Statement] = ()
+    ) -> tuple[asyncio.Future[None], list[bool]]:
         """Apply a client's batch of one check's pings (a replayed spool) in event-time order, and
         commit them as one: all stored and applied, or none. Deadlines the batch leaves in the
         past are judged after its last ping, not between its pings. Returns the commit and, per
-        ping in the order given, whether it was a copy of one already taken (not applied again).
+        ping in the order given, whether it was a copy of one already taken (not applied again; a
+        standby cannot tell, and says False).
         """
+        if self.standby is not None:
+            row = inbox.ping_row(self.standby[0], check.name, list(pings), batch=True)
+            return self._to_inbox(row), [False] * len(pings)
         if self.writer.failing:
             return self.writer.refused(), []
         now = self.clock.now()
@@ -138,8 +158,11 @@ class Engine(Loading):
             writes.append(self._changes(check, [judged], before))
         self._schedule(check)
         if not writes:
+            if also:
+                self.writer.submit_nowait(store.Write(statements=list(also)))
             return self._as_before(True), seen
         write = store.merge(writes)
+        write.statements += also
         write.state = self._mark_stored(check)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
         return self._committed(write, tuple(uids), now), seen
@@ -150,6 +173,12 @@ class Engine(Loading):
             if uid is not None:
                 self.ping_ids.add(uid, now, fut)
         return fut
+
+    def _to_inbox(self, row: store.InboxRow) -> asyncio.Future[None]:
+        """A standby's ping or command: committed to the inbox for the leader to apply."""
+        assert self.standby is not None
+        writer = self.standby[1]
+        return writer.refused() if writer.failing else writer.submit(store.Write(inbox=[row]))
 
     def _as_before(self, seen: asyncio.Future[None] | bool) -> asyncio.Future[None]:
         """The answer to a copy of a ping already taken: its first copy's commit."""
@@ -226,19 +255,29 @@ class Engine(Loading):
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(downstream)))
         return steps, armed
 
-    async def pause(self, check: Check) -> None:
+    async def pause(self, check: Check, also: Sequence[store.Statement] = ()) -> None:
+        if self.standby is not None:
+            return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "pause"))
         old = check.state
         step = states.pause(old, self.clock.now())
         check.state = step.state
         self._schedule(check)
-        await self.writer.submit(self._change(check, step, old))
+        write = self._change(check, step, old)
+        write.statements += also
+        await self.writer.submit(write)
 
-    async def resume(self, check: Check, why: str = "resumed by an operator") -> None:
+    async def resume(
+        self, check: Check, why: str = "resumed by an operator", also: Sequence[store.Statement] = ()
+    ) -> None:
+        if self.standby is not None:
+            return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "resume", why))
         old = check.state
         step = states.resume(check.config, old, self.clock.now(), why)
         check.state = step.state
         self._schedule(check)
-        await self.writer.submit(self._change(check, step, old))
+        write = self._change(check, step, old)
+        write.statements += also
+        await self.writer.submit(write)
 
     def send_test_alert(self, channel: str) -> tuple[int, asyncio.Future[None]]:
         """Queue a clearly marked test alert through the real outbox; returns its outbox id."""
@@ -348,10 +387,17 @@ class Engine(Loading):
         while True:
             now = self.clock.now()
             self.timer_alive_at = now
-            self.fire_due(now)
+            held = False
+            if self.before_fire is not None and (due := self.next_wakeup()) is not None and due <= now:
+                held = not await self.before_fire()
+                now = self.clock.now()
+            if not held:
+                self.fire_due(now)
             self._wake.clear()
             wakeup = self.next_wakeup()
             delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())
+            if held:  # tried again soon, not in a busy loop
+                delay = max(delay, HELD_RETRY)
             if delay <= 0:
                 continue
             try:

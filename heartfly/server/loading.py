@@ -24,6 +24,8 @@ from heartfly.store.api import Reader, StoreError, WriteQueue
 from heartfly.store.queries import LoggedPing, unapplied
 
 log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before the split
+_quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, rebuilt every second
+_quiet.disabled = True
 
 NAMED_NEW_CHECKS = 10  # more new checks than this at once are logged as a count
 
@@ -61,12 +63,21 @@ class Loading(ChangeRows):
 
     # ---- start-up -------------------------------------------------------------------------
 
-    async def load(self, db: Reader) -> None:
-        """Rebuild from SQLite, add checks new to the config, and account for our own downtime.
+    log = log
+
+    async def load(self, db: Reader, *, view: bool = False, serving_since: float | None = None) -> None:
+        """Rebuild from the store, add checks new to the config, and account for our own downtime.
 
         Stored states are checkpoints; pings committed after a check's checkpoint are replayed
         through the same pure state machine, so a crash loses nothing that was acknowledged.
+
+        `view`: a cluster standby's picture of the stored states, written nowhere (its writer
+        drops the rows), quietly, with no downtime of its own. `serving_since`: a cluster node
+        taking the lead has taken pings (into the inbox) since then, so deadlines are extended only
+        by the part of the leader's absence before it.
         """
+        if view:
+            self.log = _quiet
         now = self.clock.now()
         self.started_at = now
         self._db = db
@@ -101,7 +112,7 @@ class Loading(ChangeRows):
             self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
             if row.removed_at is None:
                 statements.append(store.removed_statement(row.id, now))
-                log.info("check %s is no longer in the config; its history is kept", name)
+                self.log.info("check %s is no longer in the config; its history is kept", name)
         self._log_new()
         for check in returned:  # after the loop above: a replayed flip may look at other checks
             pings = await db.check_pings_after(check.id, check.ping_id)
@@ -110,8 +121,8 @@ class Loading(ChangeRows):
         await self._replay(db, checkpoint)
         for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
             self.ping_ids.add(uid, received_at)
-        if stopped_at is not None and stopped_at < now:
-            self._account_downtime(stopped_at, now, clean, statements)
+        if stopped_at is not None and stopped_at < now and not view:
+            self._account_downtime(stopped_at, now, clean, statements, serving_since)
         statements.append(store.alive_statement(now))
         statements.append(store.clean_stop_statement(False))
         self.writer.submit_nowait(store.Write(statements=statements))
@@ -133,7 +144,7 @@ class Loading(ChangeRows):
             self._replay_one(self._by_id[ping.check_id], ping)
             replayed += 1
         if replayed:
-            log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
+            self.log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
 
     def _replay_one(self, check: Check, ping: LoggedPing) -> None:
         old = check.state
@@ -149,28 +160,41 @@ class Loading(ChangeRows):
         for ping in pings:
             self._replay_one(check, ping)
         if pings:
-            log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
+            self.log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
         check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
         self._schedule(check)
         write = store.Write(state=self._mark_stored(check))
         write.statements.append(store.removed_statement(check.id, None))
         return write
 
-    def _account_downtime(self, stopped_at: float, now: float, clean: bool, statements: list[store.Statement]) -> None:
+    def _account_downtime(
+        self, stopped_at: float, now: float, clean: bool, statements: list[store.Statement], serving_since: float | None
+    ) -> None:
         self.downtime = (stopped_at, now)
+        unserved = now if serving_since is None else max(stopped_at, min(now, serving_since))
         extended = 0
         for check in self.checks.values():
-            moved = states.account_downtime(check.config, check.state, stopped_at, now)
+            moved = states.account_downtime(check.config, check.state, stopped_at, unserved)
             if moved is not check.state:
                 check.state = moved
                 extended += 1
         statements.append(store.downtime_statement(stopped_at, now, clean))
-        log.info(
-            "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
-            human_duration(now - stopped_at),
-            "clean" if clean else "unclean",
-            extended,
-        )
+        if serving_since is None:
+            self.log.info(
+                "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
+                human_duration(now - stopped_at),
+                "clean" if clean else "unclean",
+                extended,
+            )
+        else:
+            self.log.info(
+                "no node led for %s (the last leader's %s stop); pings were taken for %s of it, and %d deadline(s)"
+                " in the rest were extended by it",
+                human_duration(now - stopped_at),
+                "clean" if clean else "unclean",
+                human_duration(now - unserved),
+                extended,
+            )
 
     def _create(self, cfg: CheckConfig, now: float, statements: list[store.Statement]) -> Check:
         check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
@@ -184,10 +208,10 @@ class Loading(ChangeRows):
         names, self._new_names = self._new_names, []
         if len(names) <= NAMED_NEW_CHECKS:
             for name in names:
-                log.info("check %s is new; watching it from now", name)
+                self.log.info("check %s is new; watching it from now", name)
         else:
             shown = ", ".join(names[:NAMED_NEW_CHECKS])
-            log.info("%d checks are new (%s, ...); watching them from now", len(names), shown)
+            self.log.info("%d checks are new (%s, ...); watching them from now", len(names), shown)
 
     def _add(self, check: Check) -> None:
         self.checks[check.name] = check
@@ -225,7 +249,7 @@ class Loading(ChangeRows):
             elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
                 check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
                 returned.append(check)
-                log.info("check %s is back in the config; watching it afresh, with its history", name)
+                self.log.info("check %s is back in the config; watching it afresh, with its history", name)
             else:
                 check = self._create(cfg, now, statements)
             self._add(check)
@@ -238,7 +262,7 @@ class Loading(ChangeRows):
                     writes.append(store.Write(state=self._mark_stored(check)))
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(store.removed_statement(check.id, now))
-                log.info("check %s was removed from the config; its history is kept", name)
+                self.log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
         self._log_new()
         self._edges, self._steps = pipeline.steps_of(config.checks.values())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from heartfly.store.api import StoreError
-from heartfly.store.rows import SET_META, FlipRow, OutboxRow, PingRow, RunRow, Statement, StateRow, Write
+from heartfly.store.rows import SET_META, FlipRow, InboxRow, OutboxRow, PingRow, RunRow, Statement, StateRow, Write
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,20 @@ class GroupCommitter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
 
+    async def abandon(self, why: str) -> None:
+        """Stop at once, committing nothing more (a leader that lost its lease: its writes would be
+        refused anyway). Waiters are told `why`; what was queued is dropped."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.failing = True
+        self.lost = why
+        queued, self._queue, self._carry = self._queue, [], []
+        for _, fut in queued:
+            if fut is not None and not fut.done():
+                fut.set_exception(StoreError(why))
+
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
@@ -88,6 +102,9 @@ class GroupCommitter:
             self._committing = True
             try:
                 await self._commit_batch(writes)
+            except asyncio.CancelledError:  # abandon(): the batch's waiters are told, not left hanging
+                self._queue = batch + self._queue
+                raise
             except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
                 self._fail(batch, writes, exc)
                 await asyncio.sleep(0.5)  # a full disk will not have cleared in microseconds
@@ -196,6 +213,7 @@ class Batch:
     runs: list[RunRow]
     outbox: list[OutboxRow]
     states: list[StateRow]
+    inbox: list[InboxRow]
 
 
 def gather(writes: list[Write]) -> Batch:
@@ -213,4 +231,5 @@ def gather(writes: list[Write]) -> Batch:
         statements.extend(w.statements)
     runs = [row for w in writes for row in w.runs]
     outbox = [row for w in writes for row in w.outbox]
-    return Batch(statements, pings, flips, runs, outbox, list(states.values()))
+    inbox = [row for w in writes for row in w.inbox]
+    return Batch(statements, pings, flips, runs, outbox, list(states.values()), inbox)

@@ -15,7 +15,9 @@ from psycopg.rows import TupleRow
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.store.api import StoreError
 from heartfly.store.groupcommit import GroupCommitter, gather
+from heartfly.store.inbox import INSERT_INBOX, NOTIFY
 from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg
+from heartfly.store.postgres_lease import FENCE, NotLeader
 from heartfly.store.postgres_schema import MIGRATIONS
 from heartfly.store.queries import SqlReader
 from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, Write, encode_state
@@ -87,13 +89,18 @@ class Writer(GroupCommitter):
     dropped the connection (a restart), the next batch connects again; until then commits fail
     and pings answer 503, as with SQLite's failing disk."""
 
-    def __init__(self, database: PostgresDatabase, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+    def __init__(
+        self, database: PostgresDatabase, conn: psycopg.AsyncConnection[TupleRow], fence: tuple[str, int] | None = None
+    ) -> None:
         super().__init__()
         self._database = database
         self._conn = conn
+        # A leader's writer: (node id, term). Each batch commits only while that term holds the
+        # lease (postgres_lease.fenced); after it, every batch is refused with NotLeader.
+        self.fence = fence
 
     @classmethod
-    async def open(cls, database: PostgresDatabase) -> Writer:
+    async def open(cls, database: PostgresDatabase, fence: tuple[str, int] | None = None) -> Writer:
         """Connect and migrate; StoreError says what failed (naming the database without its password)."""
         conn = await connect(database)
         try:
@@ -104,7 +111,7 @@ class Writer(GroupCommitter):
         except BaseException:
             await conn.close()
             raise
-        return cls(database, conn)
+        return cls(database, conn, fence)
 
     def watch_file(self) -> None:
         """SQLite's check of its file; a PostgreSQL database is lost only as failing commits."""
@@ -133,6 +140,14 @@ class Writer(GroupCommitter):
         conn = self._conn
         # executemany pipelines the rows: one round trip per table, not one per row.
         async with conn.transaction(), conn.cursor() as cur:
+            if self.fence is not None:
+                await cur.execute(FENCE, self.fence)
+                if await cur.fetchone() is None:
+                    node, term = self.fence
+                    raise NotLeader(f"{node} no longer leads: its term {term} is over or its lease has passed")
+            if batch.inbox:
+                await cur.executemany(INSERT_INBOX, batch.inbox)
+                await cur.execute(NOTIFY)
             for sql, values in batch.statements:
                 await cur.execute(to_pg(sql)[0].encode(), values)
             for sql, rows in ((INSERT_PING, batch.pings), (INSERT_FLIP, batch.flips), (INSERT_RUN, batch.runs),

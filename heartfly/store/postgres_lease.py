@@ -1,5 +1,5 @@
 """The leader lease: one row in PostgreSQL (table `lease`, postgres_schema migration 2) saying which
-node leads, in which term, until when. A building block; the engine does not use it yet.
+node leads, in which term, until when (server/cluster.py keeps it).
 
 - Time is the database's (clock_timestamp()), never a node's: the nodes' clocks may disagree.
 - The term only grows: each new holding (a takeover, or a holder whose lease had passed) is
@@ -34,7 +34,8 @@ Connection = psycopg.AsyncConnection[TupleRow]
 _ACQUIRE = """
 WITH now AS (SELECT clock_timestamp() AS t)
 UPDATE lease SET
-    term = CASE WHEN lease.holder = %(node)s AND lease.expires_at > now.t THEN lease.term ELSE lease.term + 1 END,
+    term = CASE WHEN lease.holder = %(node)s AND lease.term = %(term)s AND lease.expires_at > now.t
+                THEN lease.term ELSE lease.term + 1 END,
     holder = %(node)s,
     expires_at = now.t + make_interval(secs => %(length)s)
 FROM now
@@ -44,7 +45,7 @@ RETURNING lease.term
 _RELEASE = "UPDATE lease SET expires_at = '-infinity' WHERE id = 1 AND holder = %s AND term = %s"
 _READ = "SELECT holder, term, EXTRACT(EPOCH FROM expires_at - clock_timestamp()) FROM lease WHERE id = 1"
 # FOR SHARE: a takeover's UPDATE waits until the fenced transaction ends.
-_FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
+FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
 
 
 class NotLeader(StoreError):
@@ -58,14 +59,16 @@ class Holding:
     expires_in: float  # seconds by the database's clock; <= 0 once passed (-inf when released)
 
 
-async def acquire_or_renew(conn: Connection, node_id: str, length: float) -> int | None:
+async def acquire_or_renew(conn: Connection, node_id: str, length: float, term: int | None = None) -> int | None:
     """Take the lease for `length` seconds if it is free or has passed (a new term), or renew it
-    if `node_id` holds it (the same term). The term held, or None if another node holds it."""
+    if `node_id` holds it in `term` (the same term). The term held, or None if another node holds
+    it. A node that holds it under another term (its own earlier process, restarted at once) takes
+    a new term: the old process's writes must be fenced off."""
     if not node_id:
         raise ValueError("a node id is needed")
     if not length > 0:
         raise ValueError(f"a lease lasts more than 0 s, not {length}")
-    cur = await conn.execute(_ACQUIRE, {"node": node_id, "length": float(length)})
+    cur = await conn.execute(_ACQUIRE, {"node": node_id, "length": float(length), "term": -1 if term is None else term})
     row = await cur.fetchone()
     return None if row is None else int(row[0])
 
@@ -87,7 +90,7 @@ async def fenced(conn: Connection, node_id: str, term: int) -> AsyncIterator[Con
     """A transaction on `conn` for a leader's writes, committed only if `node_id` still holds the
     lease in `term`; NotLeader (and nothing written) otherwise."""
     async with conn.transaction():
-        cur = await conn.execute(_FENCE, (node_id, term))
+        cur = await conn.execute(FENCE, (node_id, term))
         if await cur.fetchone() is None:
             raise NotLeader(f"{node_id} no longer leads: its term {term} is over or its lease has passed")
         yield conn
@@ -119,18 +122,28 @@ class Lease:
         try:
             conn = await self._connection()
             sent = self._clock()
-            term = await acquire_or_renew(conn, self.node_id, self.length)
+            term = await acquire_or_renew(conn, self.node_id, self.length, self.term)
         except psycopg.Error as exc:
             self._resign()
+            await self._drop()
             raise StoreError(f"the lease in {self.database.shown}: {one_line(exc, self.database)}") from None
-        except BaseException:
+        except BaseException:  # cancelled (a renewal that took too long): the connection is in doubt
             self._resign()
+            await self._drop()
             raise
         if term is None or self._clock() >= sent + self.length:
             self._resign()
             return False
         self.term, self._valid_until = term, sent + self.length
         return True
+
+    async def holding(self) -> Holding:
+        """Who holds the lease now, by the database (StoreError if it cannot be read)."""
+        try:
+            return await read(await self._connection())
+        except psycopg.Error as exc:
+            await self._drop()
+            raise StoreError(f"the lease in {self.database.shown}: {one_line(exc, self.database)}") from None
 
     async def release(self) -> None:
         """Stop leading and free the lease for the others now."""
@@ -153,6 +166,12 @@ class Lease:
         await self.release()
         if self._conn is not None:
             await self._conn.close()
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
     def _resign(self) -> None:
         self.term = None

@@ -111,4 +111,14 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO lease (id, holder, term, expires_at) VALUES (1, '', 0, '-infinity');
     """,
+    # 3: the inbox (postgres_inbox.py): pings and commands a standby node took, committed there
+    # and applied by the leader, which deletes each row in the transaction that stores its effect.
+    """
+    CREATE TABLE inbox (
+        id BIGSERIAL PRIMARY KEY,
+        node TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    """,
 ]

@@ -41,6 +41,7 @@ FlipRow = tuple[int, int, float, str, str, str | None, float | None, str, float 
 OutboxRow = tuple[int, str, int | None, str, str, str, float, float, float]
 RunRow = tuple[int, str | None, float, float, str, int | None, str, str | None]
 Statement = tuple[str, tuple[Any, ...]]
+InboxRow = tuple[str, str, str]  # a cluster's inbox (inbox.py): node, check name, body
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,13 @@ class Write:
     statements: list[Statement] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
+    inbox: list[InboxRow] = field(default_factory=list)  # a standby's pings for the leader (PostgreSQL)
     on_commit: Callable[[], None] | None = None  # called in the event loop once committed
     on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
 
     @property
     def has_pings(self) -> bool:
-        return self.ping is not None or bool(self.pings)
+        return self.ping is not None or bool(self.pings) or bool(self.inbox)
 
 
 def merge(writes: Sequence[Write]) -> Write:
@@ -91,6 +93,7 @@ def merge(writes: Sequence[Write]) -> Write:
         merged.statements += w.statements
         merged.outbox += w.outbox
         merged.runs += w.runs
+        merged.inbox += w.inbox
         commits += [w.on_commit] if w.on_commit is not None else []
         refusals += [w.on_refuse] if w.on_refuse is not None else []
     if commits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -213,12 +214,20 @@ async def livez(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready: the database takes writes and the deadline timer is running."""
     rt = request.app[RUNTIME]
+    writer = rt.ping_writer()
+    problem = None
     if rt.writer is not None and rt.writer.lost is not None:
-        return web.Response(status=503, text=f"{rt.writer.lost}\n")
-    if rt.writer is None or rt.writer.failing:
-        return web.Response(status=503, text="database writes are failing\n")
-    if rt.timer_stale() is not None:
-        return web.Response(status=503, text="the deadline timer is not running\n")
+        problem = rt.writer.lost
+    elif writer is None or writer.failing:
+        problem = "database writes are failing"
+    elif rt.timer_stale() is not None:
+        problem = "the deadline timer is not running"
+    cluster = rt.cluster_status()
+    if cluster is not None:  # a cluster node says its role, ready or not
+        body = {"ready": problem is None, "problem": problem, **dataclasses.asdict(cluster)}
+        return web.json_response(body, status=503 if problem else 200)
+    if problem is not None:
+        return web.Response(status=503, text=f"{problem}\n")
     return web.Response(text="OK")
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from heartfly import __version__
 from heartfly.core.clock import Clock, SystemClock
 from heartfly.core.config import Config
+from heartfly.core.dburl import PostgresDatabase
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import housekeeping
 from heartfly.server.engine import Engine
@@ -80,6 +81,10 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     assert rt.writer is not None and rt.reader is not None
+    if isinstance(rt.config.server.database, PostgresDatabase):
+        async with _cluster(rt):
+            yield
+        return
     engine = Engine(rt.config, rt.clock, rt.writer)
     await engine.load(rt.reader)
     rt._engine = engine
@@ -99,12 +104,10 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     assert rt.writer is not None and rt.reader is not None
-    # No connection cap in the pool (aiohttp's default is 100, shared by every channel, so hung
-    # webhooks could take every connection). Each channel's semaphore ([alerts] concurrency)
-    # bounds its own requests, so the total stays at most channels x concurrency; a per-host cap
-    # would let one hung channel starve another on the same host (two Slack webhooks).
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"}) as session:
+    if rt.cluster is not None:  # the leader's dispatcher is the cluster's, one per term
+        yield
+        return
+    async with _session() as session:
         dispatcher = Dispatcher(rt.config, rt.clock, rt.writer, rt.reader, session)
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
@@ -114,3 +117,38 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await dispatcher.stop()
+
+
+def _session() -> aiohttp.ClientSession:
+    """The alert channels' HTTP client."""
+    # No connection cap in the pool (aiohttp's default is 100, shared by every channel, so hung
+    # webhooks could take every connection). Each channel's semaphore ([alerts] concurrency)
+    # bounds its own requests, so the total stays at most channels x concurrency; a per-host cap
+    # would let one hung channel starve another on the same host (two Slack webhooks).
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"})
+
+
+@contextlib.asynccontextmanager
+async def _cluster(rt: Runtime) -> AsyncIterator[None]:
+    """A PostgreSQL database: this node leads or stands by (server/cluster.py), and the engine
+    and dispatcher the handlers see are the ones of its current role."""
+    from heartfly.server.cluster import Node  # the PostgreSQL driver: only for a postgresql:// database
+
+    assert rt.writer is not None and rt.reader is not None
+
+    def publish(engine: Engine, dispatcher: Dispatcher | None) -> None:
+        rt._engine, rt.dispatcher = engine, dispatcher
+
+    async with _session() as session:
+        node = Node(lambda: rt.config, rt.clock, rt.reader, rt.writer, session, publish)
+        await node.start()
+        rt.cluster = node
+        task = asyncio.create_task(node.run(), name="heartfly-cluster")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await node.stop()

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -111,9 +111,26 @@ def _families(app: web.Application, outbox_pending: int) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "heartfly_timer_alive_timestamp_seconds", "The deadline timer's last wake-up.", value=engine.timer_alive_at
     )
-    writer = rt.writer
+    writer = rt.ping_writer()
     yield GaugeMetricFamily(
         "heartfly_database_writes_failing",
         "1 while database writes fail.",
         value=1.0 if writer and writer.failing else 0.0,
     )
+    cluster = rt.cluster_status()
+    if cluster is not None:
+        yield GaugeMetricFamily(
+            "heartfly_cluster_leader", "1 on the cluster's leader, 0 on a standby.",
+            value=1.0 if cluster.role == "leader" else 0.0,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "heartfly_cluster_term", "The leader's term as this node last read it (it only grows).",
+            value=float(cluster.term),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "heartfly_cluster_lease_checked_age_seconds", "Seconds since this node last renewed or read the lease.",
+            value=cluster.lease_checked_seconds_ago,
+        )  # fmt: skip
+        node = InfoMetricFamily("heartfly_cluster_node", "This node's id and the leader's.")
+        node.add_metric([], {"node": cluster.node, "leader": cluster.leader or ""})
+        yield node

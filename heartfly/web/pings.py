@@ -132,7 +132,8 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
         received_at = None  # read after the body: it may have taken a while
     else:
         body, more, received_at = b"", False, now  # nothing awaited since `now`
-    check, forced = _lookup(engine, target)  # after the body: a reload may have come meanwhile
+    engine = rt.engine  # again after the body: a reload, or a cluster's change of leader, may have come meanwhile
+    check, forced = _lookup(engine, target)
     try:
         read = read_ping(
             target, details, forced, body, more,

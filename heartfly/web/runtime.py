@@ -9,8 +9,10 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,11 +21,24 @@ from heartfly.core.config import Config
 from heartfly.core.config_secrets import check_token
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import Engine
-from heartfly.store.api import OwnWriter, Reader, StoreError
+from heartfly.store.api import OwnWriter, Reader, StoreError, WriteQueue
+
+if TYPE_CHECKING:  # imported only for a PostgreSQL database (its driver is an extra)
+    from heartfly.server.cluster import Node
 
 log = logging.getLogger(__name__)
 
 TIMER_STALE = 5.0  # seconds without a deadline-timer wake-up before the server counts as unhealthy
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    node: str
+    role: str  # "leader" | "standby"
+    leader: str | None  # the lease's holder, if its lease has not passed
+    term: int
+    lease_seconds: float
+    lease_checked_seconds_ago: float
 
 
 @dataclass
@@ -36,6 +51,7 @@ class Runtime:
     dispatcher: Dispatcher | None = None
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
     listen_override: str | None = None  # serve --listen / HEARTFLY_LISTEN: outranks the file, on reload too
+    cluster: Node | None = None  # a PostgreSQL database: this node's role in the cluster
     _engine: Engine | None = field(default=None, repr=False)
 
     @property
@@ -47,9 +63,32 @@ class Runtime:
         """Wait until what the checks' states already show is committed (a deadline's flip is
         queued when it fires), so a history read next agrees with the state beside it. While
         writes fail: at once, and the history is what was committed."""
-        if self.writer is not None:
+        if self._engine is not None:  # a cluster leader's writer is its term's, not self.writer
             with contextlib.suppress(StoreError):
-                await self.writer.flush()
+                await self._engine.writer.flush()
+
+    def ping_writer(self) -> WriteQueue | None:
+        """The writer pings go to now: the store's, a cluster leader's fenced one, or (a standby)
+        the inbox's."""
+        if self._engine is None:
+            return self.writer
+        return self._engine.standby[1] if self._engine.standby is not None else self._engine.writer
+
+    def cluster_status(self) -> ClusterStatus | None:
+        """This node's role in a cluster (PostgreSQL), for /readyz, /metrics and the dashboard."""
+        node = self.cluster
+        if node is None:
+            return None
+        holding = node.holding
+        leader = holding.holder if holding is not None and holding.expires_in > 0 else None
+        return ClusterStatus(
+            node=node.node_id,
+            role="leader" if node.leading else "standby",
+            leader=leader or None,
+            term=holding.term if holding is not None else 0,
+            lease_seconds=node.lease.length,
+            lease_checked_seconds_ago=round(time.monotonic() - node.holding_read_at, 3),
+        )
 
     def timer_stale(self) -> float | None:
         """Seconds since the deadline timer last woke, if longer than TIMER_STALE, else None: /readyz

@@ -1,0 +1,67 @@
+"""The leader's side of the inbox (inbox.py): read the rows standbys committed, and hear of new
+ones at once (LISTEN; each standby commit sends a NOTIFY). Two connections of its own: one
+waits for notifications while the other reads."""
+
+from __future__ import annotations
+
+import contextlib
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from heartfly.core.dburl import PostgresDatabase
+from heartfly.store.api import StoreError
+from heartfly.store.inbox import CHANNEL, Item, read
+from heartfly.store.pgconn import connect, one_line
+
+Connection = psycopg.AsyncConnection[TupleRow]
+_READ = "SELECT id, check_name, body FROM inbox ORDER BY id LIMIT %s"
+
+
+class InboxFeed:
+    def __init__(self, database: PostgresDatabase) -> None:
+        self.database = database
+        self._listening: Connection | None = None
+        self._reading: Connection | None = None
+
+    async def read(self, limit: int = 1000) -> tuple[list[Item], list[tuple[int, str]]]:
+        """The oldest rows: (items, [(id, why)] for rows this version cannot read)."""
+        try:
+            conn = self._reading = await self._fresh(self._reading)
+            cur = await conn.execute(_READ, (limit,))
+            rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"the inbox in {self.database.shown}: {one_line(exc, self.database)}") from None
+        items: list[Item] = []
+        unreadable: list[tuple[int, str]] = []
+        for item_id, check_name, body in rows:
+            try:
+                items.append(read(int(item_id), str(check_name), str(body)))
+            except ValueError as exc:
+                unreadable.append((int(item_id), str(exc)))
+        return items, unreadable
+
+    async def wait(self, at_most: float) -> None:
+        """Until a standby commits to the inbox, or `at_most` seconds (new rows may come unheard:
+        while this node was connecting, say)."""
+        try:
+            if self._listening is None or self._listening.closed or self._listening.broken:
+                self._listening = await self._fresh(self._listening)
+                await self._listening.execute(f"LISTEN {CHANNEL}")
+            async for _ in self._listening.notifies(timeout=at_most, stop_after=1):
+                pass
+        except psycopg.Error as exc:
+            raise StoreError(f"the inbox in {self.database.shown}: {one_line(exc, self.database)}") from None
+
+    async def close(self) -> None:
+        for conn in (self._listening, self._reading):
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+
+    async def _fresh(self, conn: Connection | None) -> Connection:
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            await conn.close()
+        return await connect(self.database)

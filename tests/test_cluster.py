@@ -1,0 +1,294 @@
+"""Several `heartfly serve` processes on one PostgreSQL database: one leads, the others stand by;
+pings sent to any node count; killing or freezing the leader hands over without a lost ping, a
+lost alert or a false one. Real processes, a real PostgreSQL, a real webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests import pgserver
+from tests.conftest import new_key
+from tests.proc import Server
+from tests.test_alerts import (
+    Receivers,
+    receivers,  # noqa: F401 - a fixture
+)
+
+LEASE = 2.0
+
+
+def write(tmp_path: Path, database: str, checks: str, *extra: str) -> Path:
+    path = tmp_path / "heartfly.toml"
+    server = [
+        'listen = "127.0.0.1:0"', f'database = "{database}"', 'api_token_file = "api-token"', f'lease = "{LEASE:g}s"',
+        *extra,
+    ]  # fmt: skip
+    path.write_text("[server]\n" + "\n".join(server) + "\n" + checks)
+    return path
+
+
+def every(name: str, key: str, period: str, *extra: str) -> str:
+    return "\n".join([f"[checks.{name}]", f'key = "{key}"', f'every = "{period}"', *extra]) + "\n"
+
+
+@pytest.fixture
+def database(pg_server: pgserver.PgServer) -> str:
+    return pg_server.database()
+
+
+@asynccontextmanager
+async def nodes(config: Path, count: int) -> AsyncIterator[list[Server]]:
+    """`count` nodes on one config, started at the same instant."""
+    servers = [Server(config) for _ in range(count)]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+        yield servers
+    finally:
+        for s in servers:
+            s.kill()
+
+
+async def readiness(session: aiohttp.ClientSession, server: Server) -> dict[str, Any]:
+    async with session.get(f"{server.url}/readyz") as resp:
+        body: dict[str, Any] = await resp.json()
+        return body
+
+
+async def roles(session: aiohttp.ClientSession, servers: list[Server]) -> list[str]:
+    return [(await readiness(session, s))["role"] for s in servers]
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
+    """Waits for `condition`; the seconds it took."""
+    began = time.monotonic()
+    while not await condition():
+        assert time.monotonic() - began < timeout, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - began
+
+
+async def leader_and_standby(session: aiohttp.ClientSession, servers: list[Server]) -> tuple[Server, Server]:
+    async def one_leads() -> bool:
+        return sorted(await roles(session, servers)) == ["leader", "standby"]
+
+    await until(one_leads, 10, "one leader and one standby")
+    first, second = servers
+    return (first, second) if (await readiness(session, first))["role"] == "leader" else (second, first)
+
+
+def token(tmp_path: Path) -> dict[str, str]:
+    return {"Authorization": f"Bearer {(tmp_path / 'api-token').read_text().strip()}"}
+
+
+def stored(database: str, sql: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        return list(conn.execute(sql))
+
+
+async def test_two_nodes_started_in_the_same_instant_have_exactly_one_leader(tmp_path: Path, database: str) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    async with nodes(config, 3) as servers, aiohttp.ClientSession() as session:
+        leaders = [s for s in servers if (await readiness(session, s))["role"] == "leader"]
+        assert len(leaders) == 1
+        states = [await readiness(session, s) for s in servers]
+        assert {st["leader"] for st in states} == {states[servers.index(leaders[0])]["node"]}
+        assert len({st["node"] for st in states}) == 3  # each node has an id of its own
+        assert all(st["ready"] and st["term"] >= 1 for st in states), states
+        for s in servers:
+            async with session.get(f"{s.url}/metrics", headers=token(tmp_path)) as resp:
+                text = await resp.text()
+            expected = "1.0" if s is leaders[0] else "0.0"
+            assert f"heartfly_cluster_leader {expected}" in text
+            assert "heartfly_cluster_term " in text
+        assert sum("leads the cluster" in s.log() for s in servers) == 1
+
+
+async def test_a_ping_sent_to_a_standby_is_applied_once_by_the_leader_and_shown_on_every_node(
+    tmp_path: Path, database: str
+) -> None:
+    key = new_key()
+    config = write(tmp_path, database, every("job", key, "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        async with session.post(f"{standby.url}/ping/{key}/fail", data="disk full") as resp:
+            assert resp.status == 200
+
+        async def down_on(server: Server) -> bool:
+            async with session.get(f"{server.url}/api/v1/checks/job", headers=token(tmp_path)) as resp:
+                return bool((await resp.json())["state"] == "down")
+
+        await until(lambda: down_on(leader), 5, "the leader applies the standby's ping")
+        await until(lambda: down_on(standby), 5, "the standby's view shows it")
+        async with session.get(f"{standby.url}/api/v1/checks/job/pings", headers=token(tmp_path)) as resp:
+            [ping] = await resp.json()
+        assert ping["kind"] == "fail" and ping["body"] == "disk full"
+        assert stored(database, "SELECT count(*) FROM inbox") == [(0,)]  # applied, and its row gone
+        assert stored(database, "SELECT count(*) FROM pings") == [(1,)]
+
+
+async def test_one_checks_runs_sprayed_over_both_nodes_end_as_on_a_single_node(tmp_path: Path, database: str) -> None:
+    key = new_key()
+    config = write(tmp_path, database, every("job", key, "1h"))
+    runs = 15
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+
+        async def ping(n: int, event: str, server: Server) -> int:
+            path = "" if event == "success" else f"/{event}"
+            async with session.post(f"{server.url}/ping/{key}{path}?rid=run-{n}", data=f"{event} {n}") as resp:
+                return resp.status
+
+        async def run(n: int) -> None:
+            first, second = servers if n % 2 else servers[::-1]
+            assert await ping(n, "start", first) == 200
+            statuses = await asyncio.gather(ping(n, "log", first), ping(n, "log", second))
+            assert list(statuses) == [200, 200]
+            assert await ping(n, "success", second) == 200
+
+        leader, _ = await leader_and_standby(session, servers)
+        await asyncio.gather(*(run(n) for n in range(runs)))
+
+        async def all_applied() -> bool:
+            return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
+
+        await until(all_applied, 10, "the leader applies every standby ping")
+        async with session.get(f"{leader.url}/api/v1/checks/job", headers=token(tmp_path)) as resp:
+            state = await resp.json()
+        assert state["state"] == "up", state
+        assert stored(database, "SELECT count(*) FROM pings") == [(4 * runs,)]
+        outcomes = stored(database, "SELECT run_id, outcome FROM runs ORDER BY run_id")
+        assert sorted(outcomes) == sorted((f"run-{n}", "success") for n in range(runs)), outcomes
+
+
+async def test_kill_9_of_the_leader_hands_over_fires_the_missed_deadline_and_raises_no_false_alarm(
+    tmp_path: Path,
+    database: str,
+    receivers: Receivers,  # noqa: F811 - the fixture
+) -> None:
+    hook = await receivers()
+    beat, dead = new_key(), new_key()
+    checks = (
+        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n'
+        + every("beat", beat, "1s", 'grace = "1s"', 'channels = ["hook"]')
+        + every("dead", dead, "1s", 'grace = "1s"', 'channels = ["hook"]')
+    )
+    config = write(tmp_path, database, checks)
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        beating = True
+        answers: list[int] = []
+
+        async def keep_beating() -> None:  # through the standby, all through the handover
+            while beating:
+                async with session.get(f"{standby.url}/ping/{beat}") as resp:
+                    answers.append(resp.status)
+                await asyncio.sleep(0.3)
+
+        beats = asyncio.create_task(keep_beating())
+        async with session.get(f"{standby.url}/ping/{dead}") as resp:
+            assert resp.status == 200
+        await asyncio.sleep(0.5)
+        assert leader.proc is not None
+        leader.proc.kill()  # kill -9: no clean stop, the lease is left to pass
+        killed = time.monotonic()
+
+        async def leads() -> bool:
+            return bool((await readiness(session, standby))["role"] == "leader")
+
+        took = await until(leads, LEASE + 5, "the standby leads")
+        print(f"kill -9 to the standby leading: {took:.2f} s (lease {LEASE:g} s)")
+
+        def dead_down() -> list[str]:
+            return [h.json()["event"] for h in hook.hits if h.json()["check"]["name"] == "dead"]
+
+        async def alerted() -> bool:
+            return "down" in dead_down()
+
+        await until(alerted, LEASE + 5, "the missed deadline is alerted")
+        print(f"kill -9 to the missed deadline's alert: {time.monotonic() - killed:.2f} s")
+        await asyncio.sleep(1.5)
+        beating = False
+        await beats
+    assert set(answers) == {200}, answers
+    assert [h.json()["check"]["name"] for h in hook.hits].count("beat") == 0, [h.json() for h in hook.hits]
+    assert dead_down() == ["down"]
+    assert "no node led for" in standby.log(), standby.log()[-2000:]
+
+
+async def test_a_leader_frozen_past_its_lease_fires_and_sends_nothing_when_it_wakes(
+    tmp_path: Path,
+    database: str,
+    receivers: Receivers,  # noqa: F811 - the fixture
+) -> None:
+    hook = await receivers()
+    dead = new_key()
+    checks = f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n' + every(
+        "dead", dead, "1s", 'grace = "1s"', 'channels = ["hook"]'
+    )
+    config = write(tmp_path, database, checks)
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        async with session.get(f"{leader.url}/ping/{dead}") as resp:
+            assert resp.status == 200
+        leader.signal(signal.SIGSTOP)  # before dead's deadline: the frozen leader has it in its heap
+        try:
+
+            async def leads() -> bool:
+                return bool((await readiness(session, standby))["role"] == "leader")
+
+            await until(leads, LEASE + 5, "the standby leads")
+
+            async def alerted() -> bool:
+                return any(h.json()["check"]["name"] == "dead" for h in hook.hits)
+
+            await until(alerted, 5, "the new leader alerts")
+            woken_at = len(leader.lines)
+        finally:
+            leader.signal(signal.SIGCONT)
+
+        async def stood_down() -> bool:
+            return bool((await readiness(session, leader))["role"] == "standby")
+
+        await until(stood_down, 5, "the woken leader stands by")
+        await asyncio.sleep(1.0)
+    after = "".join(leader.lines[woken_at:])
+    assert "no longer leads" in after, after
+    assert "-> down" not in after, after  # it fired nothing
+    assert [h.json()["event"] for h in hook.hits] == ["down"], [h.json() for h in hook.hits]
+    assert len({h.key for h in hook.hits}) == 1
+
+
+async def test_a_pause_given_to_a_standby_is_applied_by_the_leader(tmp_path: Path, database: str) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        async with session.post(f"{standby.url}/api/v1/checks/job/pause", headers=token(tmp_path)) as resp:
+            assert resp.status == 200
+
+        async def paused() -> bool:
+            async with session.get(f"{leader.url}/api/v1/checks/job", headers=token(tmp_path)) as resp:
+                return bool((await resp.json())["state"] == "paused")
+
+        await until(paused, 5, "the leader pauses the check")
+
+
+def test_node_id_and_lease_apply_only_to_a_postgresql_database(tmp_path: Path) -> None:
+    from heartfly.core.config import ConfigError, load_config
+
+    path = tmp_path / "heartfly.toml"
+    path.write_text('[server]\nnode_id = "a"\nlease = "3s"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    text = json.dumps(caught.value.problems)
+    assert "server.node_id" in text and "server.lease" in text
