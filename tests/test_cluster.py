@@ -292,3 +292,39 @@ def test_node_id_and_lease_apply_only_to_a_postgresql_database(tmp_path: Path) -
         load_config(path)
     text = json.dumps(caught.value.problems)
     assert "server.node_id" in text and "server.lease" in text
+
+
+async def test_a_node_older_than_the_database_stands_by_and_says_why_it_will_not_lead(
+    tmp_path: Path, database: str
+) -> None:
+    key = new_key()
+    config = write(tmp_path, database, every("job", key, "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        # A newer Heartfly migrated the database while both ran; then the leader dies.
+        stored(database, "INSERT INTO heartfly_schema (version) VALUES (999) RETURNING version")
+        assert leader.proc is not None
+        leader.proc.kill()
+        assert await asyncio.to_thread(standby.wait_for_log, "will not lead", LEASE + 5), standby.log()
+        await asyncio.sleep(LEASE)
+        state = await readiness(session, standby)
+        assert state["role"] == "standby", state
+        async with session.get(f"{standby.url}/ping/{key}") as resp:
+            assert resp.status == 200  # still takes pings, for the newer leader to apply
+    line = next(line for line in standby.log().splitlines() if "will not lead" in line)
+    assert "schema version 999, newer than this Heartfly" in line
+    assert standby.log().count("will not lead") == 1  # said once, not on every try
+
+
+async def test_status_names_the_leader_of_a_cluster(tmp_path: Path, database: str) -> None:
+    from tests.proc import heartfly
+
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    async with nodes(config, 1) as [server], aiohttp.ClientSession() as session:
+        node = (await readiness(session, server))["node"]
+        result = await asyncio.to_thread(heartfly, "status", "-c", str(config))
+        assert result.returncode == 0, result.stderr
+        assert f"cluster: {node} leads (term 1)" in result.stdout, result.stdout
+        assert await asyncio.to_thread(server.stop) == 0
+    result = await asyncio.to_thread(heartfly, "status", "-c", str(config))
+    assert f"cluster: no node leads; {node} stopped cleanly (term 1)" in result.stdout, result.stdout

@@ -19,6 +19,7 @@ from heartfly.client.cli import flush_command, ping_command, run_command
 
 if TYPE_CHECKING:
     from heartfly.core.config import Config
+    from heartfly.core.dburl import Database
 
 # asyncio, logging and heartfly.core.config are imported where they are used: `heartfly ping` and
 # `heartfly run` start on every cron tick and should not pay for them.
@@ -143,12 +144,13 @@ def status(config_path: Path | None, as_json: bool) -> None:
     """Show every check's state as the server last recorded it."""
     import asyncio
 
-    from heartfly.cli.report import format_status, read_status
+    from heartfly.cli.report import format_status, read_cluster, read_status
     from heartfly.store.api import StoreError
 
     config = _load(config_path)
     try:
         items, alive_at, downtime = asyncio.run(read_status(config))
+        cluster = None if as_json else asyncio.run(read_cluster(config))
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -156,6 +158,8 @@ def status(config_path: Path | None, as_json: bool) -> None:
         click.echo(json.dumps(items, indent=2))
     else:
         click.echo(format_status(items, alive_at, time.time(), downtime))
+        if cluster is not None:
+            click.echo(f"\n{cluster}")
 
 
 @main.command("test-alert")
@@ -313,6 +317,56 @@ def backup(config_path: Path | None, path: Path) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"wrote {info.path}: {info.size} bytes, {info.checks} checks, {info.pings} pings")
+
+
+@main.command("migrate-db")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@click.option("--from-password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="FROM's PostgreSQL password (else the URL, PGPASSWORD or PGPASSFILE).")  # fmt: skip
+@click.option("--to-password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TO's PostgreSQL password (else the URL, PGPASSWORD or PGPASSFILE).")  # fmt: skip
+def migrate_db(source: str, target: str, from_password_file: Path | None, to_password_file: Path | None) -> None:
+    """Copy a stopped server's database FROM (a SQLite file or a postgresql:// URL) into the empty
+    database TO (made if missing), every table, with the counts checked. Then point [server]
+    database at TO."""
+    import asyncio
+
+    from heartfly.store import backend
+    from heartfly.store.api import StoreError
+    from heartfly.store.migrate import MigrateError, copy
+
+    try:
+        origin = _database_argument("FROM", source, from_password_file)
+        destination = _database_argument("TO", target, to_password_file)
+        asyncio.run(backend.create(destination))
+        counts = copy(origin, destination, say=lambda line: click.echo(f"  {line}"))
+    except (MigrateError, StoreError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"copied {sum(counts.values())} rows from {origin} to {destination}; counts checked")
+
+
+def _database_argument(name: str, text: str, password_file: Path | None) -> Database:
+    """A path (SQLite) or a postgresql:// URL, as [server] database takes it; MigrateError if not usable."""
+    from heartfly.core.dburl import PostgresDatabase, is_postgres, parse_postgres_url
+    from heartfly.store.migrate import MigrateError
+
+    if not is_postgres(text):
+        if password_file is not None:
+            raise MigrateError(f"--{name.lower()}-password-file applies only to a postgresql:// URL")
+        return Path(text).resolve()
+    try:
+        url = parse_postgres_url(text)
+    except ValueError as exc:
+        raise MigrateError(f"{name}: {exc}") from None
+    password = None
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise MigrateError(f"--{name.lower()}-password-file: {exc.strerror}: {password_file}") from None
+    return PostgresDatabase(url, password_file, password)
 
 
 main.add_command(ping_command)

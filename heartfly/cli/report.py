@@ -84,6 +84,21 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     return items, alive, downtimes[0] if downtimes else None
 
 
+async def read_cluster(config: Config) -> str | None:
+    """One line on a cluster's leader (PostgreSQL), or None (SQLite)."""
+    lease = await backend.read_lease(config.server.database)
+    if lease is None:
+        return None
+    holder, term, left = lease
+    if not holder:
+        return "cluster: no node has led yet"
+    if left > 0:
+        return f"cluster: {holder} leads (term {term}); its lease runs {left:.1f} s more unless renewed"
+    if left == float("-inf"):
+        return f"cluster: no node leads; {holder} stopped cleanly (term {term})"
+    return f"cluster: no node leads; the lease of {holder} (term {term}) passed {human_duration(-left)} ago"
+
+
 async def read_history(config: Config, name: str, limit: int, routine: bool = False) -> str:
     """A check's story from the database; raises KeyError for an unknown name. `routine`: also the
     up <-> running changes every healthy run makes."""

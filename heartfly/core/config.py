@@ -84,6 +84,8 @@ class ServerConfig:
     public: bool = False  # reads (dashboard, API GETs, metrics) open without the token
     node_id: str | None = None  # a cluster node's name (PostgreSQL); None: host name and port
     lease: float = 5.0  # a cluster leader's lease, seconds (PostgreSQL)
+    heartbeat_url: str | None = None  # pinged while healthy, so another monitor notices our outage
+    heartbeat_every: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,8 @@ _SERVER_KEYS = {
     "public",
     "node_id",
     "lease",
+    "heartbeat_url",
+    "heartbeat_every",
 }
 _DEFAULT_KEYS = {
     "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",
@@ -268,6 +272,10 @@ class _Reader(Reader):
         public = self.value(table, "server", "public", bool)
         node_id = self.value(table, "server", "node_id", str, _parse_node_id)
         lease = self.value(table, "server", "lease", str, AT_LEAST_1S)
+        heartbeat_url = self.value(table, "server", "heartbeat_url", str, _parse_heartbeat_url)
+        heartbeat_every = self.value(table, "server", "heartbeat_every", str, AT_LEAST_1S)
+        if heartbeat_every is not None and heartbeat_url is None and "heartbeat_url" not in table:
+            self.fail("server.heartbeat_every", "needs heartbeat_url (where to send the heartbeats)")
         for key, given in (("node_id", node_id), ("lease", lease)):
             raw_database = table.get("database")
             if given is not None and not (isinstance(raw_database, str) and is_postgres(raw_database)):
@@ -286,6 +294,8 @@ class _Reader(Reader):
             public=bool(public),
             node_id=node_id,
             lease=lease or d.lease,
+            heartbeat_url=heartbeat_url,
+            heartbeat_every=heartbeat_every or d.heartbeat_every,
         )
 
     def database(self, table: Mapping[str, Any]) -> Database | None:
@@ -431,6 +441,12 @@ def _parse_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
         raise ValueError(f'expected an http(s) URL like "https://hb.example.com", got "{text}"')
     return text.rstrip("/")
+
+
+def _parse_heartbeat_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
+        raise ValueError('expected an http(s) URL like "https://hc-ping.com/<uuid>" (not shown: it may hold a key)')
+    return text
 
 
 def _parse_node_id(text: str) -> str:

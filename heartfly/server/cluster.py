@@ -26,13 +26,13 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.server import housekeeping
+from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import inbox
 from heartfly.store import rows as store
 from heartfly.store.api import OwnWriter, Reader, StoreError
 from heartfly.store.inbox import Item
-from heartfly.store.postgres import Writer
+from heartfly.store.postgres import NewerSchema, Writer
 from heartfly.store.postgres_inbox import InboxFeed
 from heartfly.store.postgres_lease import Holding, Lease
 
@@ -94,6 +94,7 @@ class Node:
         self._view: Engine | None = None  # the standby's, while it stands by
         self._serving_since = clock.now()  # pings are taken (into the inbox at least) from here
         self._lease_failing = False
+        self._cannot_lead: str | None = None  # why this node must not lead (an older Heartfly)
 
     @property
     def leading(self) -> bool:
@@ -141,7 +142,7 @@ class Node:
         length = self.lease.length
         try:
             async with asyncio.timeout(length / 2):  # a renewal answered later is no good anyway
-                leads = await self.lease.acquire_or_renew()
+                leads = self._cannot_lead is None and await self.lease.acquire_or_renew()
                 if not leads:
                     self.holding = await self.lease.holding()
         except (StoreError, TimeoutError) as exc:
@@ -181,7 +182,13 @@ class Node:
             await engine.load(self._reader, serving_since=self._serving_since)
             await self._drain(term)
         except (StoreError, OSError) as exc:
-            log.error("node %s took the lease (term %d) but cannot lead: %s; giving it up", self.node_id, number, exc)
+            if isinstance(exc, NewerSchema):  # a newer node upgraded the database: it leads, this one stands by
+                self._cannot_lead = str(exc)
+                log.error("node %s will not lead: %s; it stands by, taking pings, until it is upgraded",
+                          self.node_id, exc)  # fmt: skip
+            else:
+                log.error("node %s took the lease (term %d) but cannot lead: %s; giving it up", self.node_id, number,
+                          exc)  # fmt: skip
             if writer is not None:
                 await writer.abandon("this node could not begin to lead")
             if feed is not None:
@@ -198,6 +205,7 @@ class Node:
             asyncio.create_task(housekeeping.run(engine), name="heartfly-housekeeping"),
             asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
             asyncio.create_task(self._follow_inbox(term), name="heartfly-inbox"),
+            asyncio.create_task(heartbeat.run(self._config, lambda: engine, self._session), name="heartfly-heartbeat"),
         ]
         self._view = None
         self._publish(engine, dispatcher)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_AFTER = 30.0
 RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
+TIMER_STALE = 5.0  # seconds without a timer wake-up before the server counts as unhealthy (readyz, watchdog)
 HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again after this long
 
 

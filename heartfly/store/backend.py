@@ -66,6 +66,38 @@ async def open_existing_reader(database: Database) -> Reader:
     return await open_reader(database)
 
 
+async def create(database: Database) -> None:
+    """Make (or migrate) a database as `heartfly serve` would, and close it: migrate-db's target."""
+    writer: OwnWriter
+    if isinstance(database, PostgresDatabase):
+        _need_driver()
+        from heartfly.store import postgres
+
+        writer = await postgres.Writer.open(database)
+    else:
+        from heartfly.store import sqlite
+
+        database.parent.mkdir(parents=True, exist_ok=True)
+        writer = await sqlite.Writer.open(database)
+    await writer.close()
+
+
+async def read_lease(database: Database) -> tuple[str, int, float] | None:
+    """A cluster's lease as the database has it: (holder, term, seconds until it passes; negative
+    once passed); None for SQLite. StoreError if it cannot be read."""
+    if not isinstance(database, PostgresDatabase):
+        return None
+    _need_driver()
+    from heartfly.store import postgres_lease
+
+    lease = postgres_lease.Lease(database, "heartfly-status", 1.0)
+    try:
+        held = await lease.holding()
+    finally:
+        await lease.close()
+    return held.holder, held.term, held.expires_in
+
+
 def _need_driver() -> None:
     """StoreError saying how to install the PostgreSQL driver, if it is missing."""
     try:

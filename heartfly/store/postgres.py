@@ -41,8 +41,12 @@ async def _schema_version(conn: psycopg.AsyncConnection[TupleRow]) -> int | None
     return int(row[0]) if row else 0
 
 
+class NewerSchema(StoreError):
+    """The database was migrated by a newer Heartfly: this one must not write to it."""
+
+
 def _newer(database: PostgresDatabase, version: int) -> StoreError:
-    return StoreError(
+    return NewerSchema(
         f"the database {database.shown} has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})"
     )
 

@@ -43,7 +43,11 @@ WHERE lease.id = 1 AND (lease.expires_at <= now.t OR lease.holder = %(node)s)
 RETURNING lease.term
 """
 _RELEASE = "UPDATE lease SET expires_at = '-infinity' WHERE id = 1 AND holder = %s AND term = %s"
-_READ = "SELECT holder, term, EXTRACT(EPOCH FROM expires_at - clock_timestamp()) FROM lease WHERE id = 1"
+_READ = (  # a released lease expires at -infinity, which timestamp arithmetic refuses
+    "SELECT holder, term, CASE WHEN isfinite(expires_at)"
+    " THEN EXTRACT(EPOCH FROM expires_at - clock_timestamp())::float8 ELSE '-infinity'::float8 END"
+    " FROM lease WHERE id = 1"
+)
 # FOR SHARE: a takeover's UPDATE waits until the fenced transaction ends.
 FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
 

@@ -16,7 +16,7 @@ from heartfly.core.clock import Clock, SystemClock
 from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.server import housekeeping
+from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import backend
 from heartfly.web import api, badges, control, dashboard, metrics, openapi, pings
@@ -111,11 +111,18 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         dispatcher = Dispatcher(rt.config, rt.clock, rt.writer, rt.reader, session)
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
-        task = asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher")
+        tasks = [
+            asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
+            asyncio.create_task(
+                heartbeat.run(lambda: rt.config, lambda: rt.engine, session), name="heartfly-heartbeat"
+            ),
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await dispatcher.stop()
 
 

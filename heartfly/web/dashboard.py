@@ -79,6 +79,7 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
         admin=level is auth.Access.ADMIN,
         signed_in=auth.session_of(request) is not None,
         public=rt.config.server.public,
+        cluster=rt.cluster_status(),
         csrf=auth.csrf_token(request),
         csrf_field=auth.CSRF_FIELD,
         **context,

@@ -20,15 +20,13 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.config_secrets import check_token
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.server.engine import Engine
+from heartfly.server.engine import TIMER_STALE, Engine
 from heartfly.store.api import OwnWriter, Reader, StoreError, WriteQueue
 
 if TYPE_CHECKING:  # imported only for a PostgreSQL database (its driver is an extra)
     from heartfly.server.cluster import Node
 
 log = logging.getLogger(__name__)
-
-TIMER_STALE = 5.0  # seconds without a deadline-timer wake-up before the server counts as unhealthy
 
 
 @dataclass(frozen=True, slots=True)

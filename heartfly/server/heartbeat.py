@@ -1,0 +1,79 @@
+"""`[server] heartbeat_url`: while healthy, Heartfly pings another monitor every `heartbeat_every`,
+so an outage of Heartfly itself (the machine, the process, a whole cluster) is noticed elsewhere.
+
+In a cluster the leader sends them: it alone fires deadlines and sends alerts, so its heartbeat
+says that monitoring as a whole works; when no node leads, none is sent. The URL holds the other
+monitor's key: it is never logged, only its host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from heartfly.core.config import Config
+from heartfly.core.units import human_duration
+from heartfly.server.engine import TIMER_STALE, Engine
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 10.0
+IDLE = 5.0  # no heartbeat_url: look at the config again after this long
+
+
+def shown(url: str) -> str:
+    """The URL as logs show it: scheme and host, not the path (the other monitor's key)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}/…"
+
+
+async def run(config: Callable[[], Config], engine: Callable[[], Engine], session: aiohttp.ClientSession) -> None:
+    """Ping [server] heartbeat_url every heartbeat_every seconds while the engine is healthy,
+    until cancelled; the config is read each round, so a reload applies. A failed heartbeat is
+    logged once per spell (the other monitor will say the rest)."""
+    failing: str | None = None
+    while True:
+        server = config().server
+        url = server.heartbeat_url
+        if url is None:
+            await asyncio.sleep(IDLE)
+            continue
+        trouble = problem(engine())
+        if trouble is not None:
+            log.debug("no heartbeat sent: %s", trouble)
+        else:
+            why = await _send(url, session)
+            if why is not None and failing is None:
+                log.warning("the heartbeat to %s failed (%s); trying again every %s", shown(url), why,
+                            human_duration(server.heartbeat_every))  # fmt: skip
+            elif why is None and failing is not None:
+                log.info("the heartbeat to %s works again", shown(url))
+            failing = why
+        await asyncio.sleep(server.heartbeat_every)
+
+
+def problem(engine: Engine) -> str | None:
+    """Why this node is not healthy (what /readyz asks too), or None."""
+    if engine.writer.failing:
+        return "database writes are failing"
+    if engine.clock.now() - engine.timer_alive_at > TIMER_STALE:
+        return "the deadline timer is not running"
+    return None
+
+
+async def _send(url: str, session: aiohttp.ClientSession) -> str | None:
+    """None if the heartbeat was taken, else why not."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=TIMEOUT), allow_redirects=False) as resp:
+            await resp.read()
+            return None if resp.status < 300 else f"HTTP {resp.status}"
+    except TimeoutError:
+        return f"no answer within {TIMEOUT:g} s"
+    except aiohttp.ClientConnectionError as exc:  # says the host, never the path
+        return str(exc) or type(exc).__name__
+    except aiohttp.ClientError as exc:
+        return type(exc).__name__

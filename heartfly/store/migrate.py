@@ -1,0 +1,185 @@
+"""`heartfly migrate-db FROM TO`: copy a Heartfly database between SQLite and PostgreSQL (either
+way, or between two of a kind), every table, with counts checked, into an empty target.
+
+The source is read in one snapshot (a read transaction), and refused while a server is using it:
+pings it took after the snapshot would be lost. The target is made and migrated as `heartfly
+serve` would, then filled in one transaction: all of it, or nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from heartfly.core.dburl import Database, PostgresDatabase
+from heartfly.store import postgres_schema, schema
+from heartfly.store.api import StoreError
+from heartfly.store.rows import ALIVE_AT, CLEAN_STOP
+
+# In an order the foreign keys accept; each table's rows by its key.
+TABLES = ("checks", "pings", "flips", "runs", "outbox", "alert_attempts", "downtimes", "meta")
+_ORDER = {"meta": "key"}
+# Numbered by the database: PostgreSQL's counters must move past the ids copied in.
+_IDENTITY = ("runs", "alert_attempts", "downtimes")
+_SETVAL = (
+    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST(COALESCE(MAX(id), 0), 1),"
+    " COALESCE(MAX(id), 0) > 0) FROM {table}"
+)
+BATCH = 2000
+RUNNING = 15.0  # a source marked alive this recently, and not stopped cleanly, has a server on it
+
+
+class MigrateError(Exception):
+    """The copy was refused or failed; nothing was written to the target."""
+
+
+class _Cursor(Protocol):
+    description: Any
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: str, rows: Any, /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchmany(self, size: int, /) -> list[Any]: ...
+
+
+@dataclass
+class _Side:
+    """One database through DB-API: sqlite3 or psycopg's synchronous connection."""
+
+    database: Database
+    conn: Any
+    mark: str  # the placeholder: "?" or "%s"
+
+    @property
+    def postgres(self) -> bool:
+        return isinstance(self.database, PostgresDatabase)
+
+    def cursor(self) -> _Cursor:
+        cursor: _Cursor = self.conn.cursor()
+        return cursor
+
+    def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        cur = self.cursor()
+        cur.execute(sql.replace("?", self.mark), params)
+        row = cur.fetchone()
+        return None if row is None else row[0]
+
+    def version(self) -> int:
+        if not self.postgres:
+            return int(self.scalar("PRAGMA user_version"))
+        if not self.scalar("SELECT to_regclass('heartfly_schema') IS NOT NULL"):
+            return 0
+        return int(self.scalar("SELECT COALESCE(MAX(version), 0) FROM heartfly_schema"))
+
+    def latest(self) -> int:
+        return len(postgres_schema.MIGRATIONS if self.postgres else schema.MIGRATIONS)
+
+
+def copy(
+    source: Database, target: Database, now: float | None = None, say: Callable[[str], None] = print
+) -> dict[str, int]:
+    """Copy every table of `source` into the empty, current-schema `target` (made by the caller
+    with backend.create); the rows per table. MigrateError says why not."""
+    if source == target:
+        raise MigrateError("FROM and TO are the same database")
+    now = time.time() if now is None else now
+    with _open(source) as src, _open(target) as dst:
+        _begin(src, snapshot=True)
+        _check_source(src, now)
+        _begin(dst, snapshot=False)
+        if dst.version() != dst.latest():
+            raise MigrateError(f"{target} has schema version {dst.version()}, not {dst.latest()}")
+        if filled := {t: n for t in TABLES if (n := int(dst.scalar(f"SELECT count(*) FROM {t}")))}:  # noqa: S608
+            shown = ", ".join(f"{n} {t}" for t, n in filled.items())
+            raise MigrateError(f"{target} is not empty ({shown}): migrate-db copies only into an empty database")
+        counts: dict[str, int] = {}
+        for table in TABLES:
+            counts[table] = _copy_table(src, dst, table)
+            expected = int(src.scalar(f"SELECT count(*) FROM {table}"))  # noqa: S608 - our own table names
+            landed = int(dst.scalar(f"SELECT count(*) FROM {table}"))  # noqa: S608
+            if not counts[table] == expected == landed:
+                raise MigrateError(f"{table}: {expected} rows in {source}, {counts[table]} read, {landed} written")
+            say(f"{table}: {landed} rows")
+        if dst.postgres:
+            for table in _IDENTITY:  # the next id after the copied ones (1 for an empty table)
+                dst.scalar(_SETVAL.format(table=table))
+        dst.conn.commit() if dst.postgres else dst.conn.execute("COMMIT")
+        return counts
+
+
+def _check_source(src: _Side, now: float) -> None:
+    version = src.version()
+    if version == 0:
+        raise MigrateError(f"{src.database} has no Heartfly tables")
+    if version != src.latest():
+        newer = "a newer Heartfly" if version > src.latest() else "an older Heartfly"
+        raise MigrateError(f"{src.database} has schema version {version}, from {newer}; this one copies version"
+                           f" {src.latest()} (run `heartfly serve` of this version on it once, first)")  # fmt: skip
+    alive = src.scalar("SELECT value FROM meta WHERE key = ?", (ALIVE_AT,))
+    clean = src.scalar("SELECT value FROM meta WHERE key = ?", (CLEAN_STOP,))
+    if alive is not None and clean != "1" and now - float(alive) < RUNNING:
+        raise MigrateError(f"a server is using {src.database} (alive {now - float(alive):.0f} s ago): stop it first,"
+                           " or pings it takes during the copy are lost")  # fmt: skip
+    if src.postgres:
+        waiting = int(src.scalar("SELECT count(*) FROM inbox"))
+        if waiting:
+            raise MigrateError(f"{src.database} holds {waiting} ping(s) a standby took that no leader applied yet:"
+                               " start one node and let it lead for a moment first")  # fmt: skip
+
+
+def _copy_table(src: _Side, dst: _Side, table: str) -> int:
+    read = src.cursor()
+    read.execute(f"SELECT * FROM {table} ORDER BY {_ORDER.get(table, 'id')}")  # noqa: S608
+    columns = [d[0] for d in read.description]
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([dst.mark] * len(columns))})"  # noqa: S608
+    write = dst.cursor()
+    copied = 0
+    while rows := read.fetchmany(BATCH):
+        write.executemany(insert, [tuple(row) for row in rows])
+        copied += len(rows)
+    return copied
+
+
+def _begin(side: _Side, *, snapshot: bool) -> None:
+    if side.postgres:
+        if snapshot:  # one snapshot for every table
+            side.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    else:
+        side.conn.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+
+
+@contextmanager
+def _open(database: Database) -> Iterator[_Side]:
+    try:
+        if isinstance(database, PostgresDatabase):
+            import psycopg
+
+            from heartfly.store.pgconn import one_line
+
+            extra: dict[str, Any] = {"application_name": "heartfly-migrate-db", "connect_timeout": 10}
+            if database.password is not None:
+                extra["password"] = database.password
+            try:
+                conn: Any = psycopg.connect(database.url, **extra)
+            except psycopg.Error as exc:
+                raise MigrateError(f"cannot open {database}: {one_line(exc, database)}") from None
+            side = _Side(database, conn, "%s")
+        else:
+            if not Path(database).exists():
+                raise MigrateError(f"no database at {database}")
+            side = _Side(database, sqlite3.connect(database, isolation_level=None), "?")
+    except StoreError as exc:
+        raise MigrateError(str(exc)) from None
+    try:
+        yield side
+    except MigrateError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a driver's error mid-copy: nothing was committed
+        raise MigrateError(f"the copy failed, nothing was written: {type(exc).__name__}: {exc}") from None
+    finally:
+        side.conn.close()

@@ -1,0 +1,73 @@
+"""`[server] heartbeat_url`: Heartfly pings another monitor while it is healthy, and never logs the
+URL's path (the other monitor's key)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+
+from heartfly.core.config import ConfigError, load_config
+from tests.conftest import new_key
+from tests.proc import Server
+
+
+async def test_a_running_server_pings_its_heartbeat_url_every_heartbeat_every(
+    tmp_path: Path, aiohttp_server: AiohttpServer
+) -> None:
+    hits: list[tuple[float, str]] = []
+
+    async def beat(request: web.Request) -> web.Response:
+        hits.append((time.monotonic(), request.path))
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/{key}", beat)
+    receiver = await aiohttp_server(app)
+    secret = new_key()
+    config = tmp_path / "heartfly.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "heartfly.db"\n'
+        f'heartbeat_url = "{receiver.make_url("/" + secret)}"\nheartbeat_every = "1s"\n'
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    server = Server(config)
+    await asyncio.to_thread(server.start)
+    try:
+        for _ in range(100):
+            if len(hits) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert len(hits) >= 3, server.log()
+        assert {path for _, path in hits} == {f"/{secret}"}
+        gaps = [b - a for (a, _), (b, _) in itertools.pairwise(hits)]
+        assert all(gap > 0.5 for gap in gaps), gaps  # paced by heartbeat_every, not sent in a burst
+        await receiver.close()  # the other monitor goes away: said once, without the key
+        await asyncio.sleep(2.5)
+        assert await asyncio.to_thread(server.stop) == 0
+    finally:
+        server.kill()
+    log = server.log()
+    assert log.count("the heartbeat to") == 1, log
+    assert secret not in log
+
+
+@pytest.mark.parametrize(
+    ("server", "problem"),
+    [
+        ('heartbeat_url = "ftp://example.com/x"', "server.heartbeat_url"),
+        ('heartbeat_every = "1m"', "server.heartbeat_every"),
+        ('heartbeat_url = "https://example.com/k"\nheartbeat_every = "0s"', "server.heartbeat_every"),
+    ],
+)
+def test_a_bad_heartbeat_setting_is_named(tmp_path: Path, server: str, problem: str) -> None:
+    path = tmp_path / "heartfly.toml"
+    path.write_text(f"[server]\n{server}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems

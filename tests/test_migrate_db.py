@@ -1,0 +1,114 @@
+"""`heartfly migrate-db FROM TO`: a real server's SQLite database into PostgreSQL and back, every
+table equal; refusals for a non-empty target and a source still in use. Real processes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heartfly.store.migrate import TABLES
+from tests import pgserver
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+KEY, START = new_key(), new_key()
+
+
+def write(tmp_path: Path, database: str | Path) -> Path:
+    path = tmp_path / f"heartfly-{abs(hash(str(database)))}.toml"
+    path.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "{database}"\n'
+        '[channels.journal]\ntype = "log"\n'
+        f'[checks.job]\nkey = "{KEY}"\nevery = "1h"\nchannels = ["journal"]\n'
+        f'[checks.other]\nkey = "{START}"\ncron = "0 3 * * *"\n'
+    )
+    return path
+
+
+def rows(database: str | Path, table: str) -> list[tuple[Any, ...]]:
+    order = "key" if table == "meta" else "id"
+    sql = f"SELECT * FROM {table} ORDER BY {order}"
+    if isinstance(database, Path):
+        with sqlite3.connect(database) as conn:
+            return [tuple(r) for r in conn.execute(sql)]
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        return [tuple(r) for r in conn.execute(sql)]
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Path:
+    """A SQLite database a real server filled: pings, a run, a failure, its flip and its alert."""
+    import urllib.request
+
+    db = tmp_path / "first.db"
+    with Server(write(tmp_path, db)) as server:
+        for path in (f"/ping/{KEY}/start?rid=r1", f"/ping/{KEY}?rid=r1", f"/ping/{KEY}/fail", f"/ping/{START}"):
+            with urllib.request.urlopen(urllib.request.Request(server.url + path, data=b"body")) as resp:
+                assert resp.status == 200
+        assert server.wait_for_log("via journal: sent")
+        assert server.stop() == 0
+    return db
+
+
+def test_a_sqlite_database_goes_to_postgresql_and_back_with_every_table_equal(
+    tmp_path: Path, filled: Path, pg_server: pgserver.PgServer
+) -> None:
+    url = pg_server.database()
+    result = heartfly("migrate-db", str(filled), url, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "counts checked" in result.stdout
+    for table in ("checks", "pings", "flips", "runs", "outbox", "alert_attempts", "downtimes", "meta"):
+        assert len(rows(url, table)) == len(rows(filled, table)), table
+    assert len(rows(url, "pings")) == 4 and len(rows(url, "runs")) == 1 and rows(url, "outbox")
+    # A server on the copy carries on where the first stopped: the failure is still down.
+    config = write(tmp_path, url)
+    with Server(config) as server:
+        status = heartfly("status", "-c", str(config))
+        assert server.stop() == 0
+    job = next(line for line in status.stdout.splitlines() if line.startswith("job"))
+    assert "down (failed)" in job, status.stdout
+    back = tmp_path / "back.db"
+    result = heartfly("migrate-db", url, str(back), timeout=60)
+    assert result.returncode == 0, result.stderr
+    for table in TABLES:
+        assert rows(back, table) == rows(url, table), table
+
+
+def test_a_target_that_is_not_empty_is_refused_and_left_alone(
+    tmp_path: Path, filled: Path, pg_server: pgserver.PgServer
+) -> None:
+    url = pg_server.database()
+    assert heartfly("migrate-db", str(filled), url, timeout=60).returncode == 0
+    before = {table: rows(url, table) for table in TABLES}
+    result = heartfly("migrate-db", str(filled), url, timeout=60)
+    assert result.returncode == 1
+    assert "is not empty (2 checks, 4 pings" in result.stderr, result.stderr
+    assert {table: rows(url, table) for table in TABLES} == before
+
+
+def test_a_source_a_server_is_using_is_refused(tmp_path: Path, filled: Path) -> None:
+    with Server(write(tmp_path, filled)):
+        result = heartfly("migrate-db", str(filled), str(tmp_path / "copy.db"), timeout=60)
+    assert result.returncode == 1
+    assert "a server is using" in result.stderr and "stop it first" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("same.db", "same.db"), "FROM and TO are the same database"),
+        (("missing.db", "copy.db"), "no database at"),
+        (("postgresql://x:hunter2@127.0.0.1:1/db", "copy.db"), "cannot open postgresql://x:***@127.0.0.1:1/db"),
+    ],
+)
+def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, str], error: str) -> None:
+    (tmp_path / "same.db").touch()
+    result = heartfly("migrate-db", *(str(tmp_path / a) if "://" not in a else a for a in args), timeout=60)
+    assert result.returncode == 1, result.stdout
+    assert error in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "hunter2" not in result.stderr
