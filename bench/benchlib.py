@@ -69,13 +69,22 @@ class CheckSpec:
     grace: str | None = None
 
 
-def write_heartfly_config(folder: Path, checks: Sequence[CheckSpec], *, keep_pings: int | None = None) -> Path:
-    """A config listening on an OS-picked port, with its database in `folder`; returns its path."""
-    database = folder / "heartfly.db"
+def write_heartfly_config(
+    folder: Path,
+    checks: Sequence[CheckSpec],
+    *,
+    keep_pings: int | None = None,
+    database: str | None = None,
+    server: Sequence[str] = (),
+    name: str = "heartfly.toml",
+) -> Path:
+    """A config listening on an OS-picked port, with its database in `folder` (or `database`, a
+    postgresql:// URL) and more `server` lines; returns its path."""
     lines = [
         "[server]",
         'listen = "127.0.0.1:0"',
-        f"database = {json.dumps(str(database))}",  # a JSON string is a valid TOML basic string
+        f"database = {json.dumps(database or str(folder / 'heartfly.db'))}",  # JSON strings are TOML strings
+        *server,
     ]
     if keep_pings is not None:
         lines.append(f"keep_pings = {keep_pings}")
@@ -83,7 +92,7 @@ def write_heartfly_config(folder: Path, checks: Sequence[CheckSpec], *, keep_pin
         lines += ["", f"[checks.{check.name}]", f'key = "{check.key}"', f'every = "{check.every}"']
         if check.grace is not None:
             lines.append(f'grace = "{check.grace}"')
-    path = folder / "heartfly.toml"
+    path = folder / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -328,3 +328,16 @@ async def test_status_names_the_leader_of_a_cluster(tmp_path: Path, database: st
         assert await asyncio.to_thread(server.stop) == 0
     result = await asyncio.to_thread(heartfly, "status", "-c", str(config))
     assert f"cluster: no node leads; {node} stopped cleanly (term 1)" in result.stdout, result.stdout
+
+
+def test_servers_starting_together_on_one_config_share_one_new_api_token(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from heartfly.web.runtime import load_token
+
+    path = tmp_path / "secrets" / "api-token"
+    with ThreadPoolExecutor(8) as pool:
+        tokens = set(pool.map(lambda _: load_token(path), range(32)))
+    assert len(tokens) == 1 and None not in tokens
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["api-token"]  # no file left aside

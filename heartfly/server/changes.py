@@ -17,6 +17,7 @@ from heartfly.notify import outbox
 from heartfly.store import rows as store
 
 if TYPE_CHECKING:
+    from heartfly.core.clock import Clock
     from heartfly.core.config import Config
     from heartfly.server.checks import Check
 
@@ -28,6 +29,7 @@ class ChangeRows:
     outbox ids they take."""
 
     config: Config
+    clock: Clock
     checks: dict[str, Check]
     on_alerts: Callable[[], None] | None
     _next_flip_id: int
@@ -102,8 +104,8 @@ class ChangeRows:
         reason = f" ({flip.reason.value})" if flip.reason else ""
         if flip.learned_at is not None:
             late = f", learned {human_duration(flip.learned_at - flip.at)} after it happened"
-        elif flip.deadline is not None:
-            late = f", {1000 * (flip.at - flip.deadline):.1f} ms after its deadline"
+        elif flip.deadline is not None:  # dated at its deadline; found now: how late the timer was
+            late = f", found {1000 * (self.clock.now() - flip.deadline):.1f} ms after its deadline"
         else:
             late = ""
         detail = f": {flip.detail}" if flip.detail else ""

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 VIEW_EVERY = 1.0  # a standby rebuilds its view of the states at least this often...
 VIEW_SHARE = 5.0  # ...and waits at least this many times as long as the last rebuild took
 INBOX_POLL = 1.0  # the leader reads the inbox at least this often, notified or not
+# A leader checkpoints states this soon: each standby's view replays the pings after the checkpoints
+# every second, and must not replay half a minute of them (the engine's lazier default).
+CHECKPOINT_AFTER = 1.0
 
 
 def node_id_of(config: Config) -> str:
@@ -141,14 +144,14 @@ class Node:
         """Renew or take the lease, and become leader or standby accordingly."""
         length = self.lease.length
         try:
-            async with asyncio.timeout(length / 2):  # a renewal answered later is no good anyway
+            async with asyncio.timeout(length):  # a renewal answered later is no good anyway
                 leads = self._cannot_lead is None and await self.lease.acquire_or_renew()
                 if not leads:
                     self.holding = await self.lease.holding()
         except (StoreError, TimeoutError) as exc:
             leads = False
             if not self._lease_failing:
-                why = "no answer within half the lease" if isinstance(exc, TimeoutError) else str(exc)
+                why = "no answer within the lease" if isinstance(exc, TimeoutError) else str(exc)
                 log.error("node %s cannot reach the lease (%s); retrying", self.node_id, why)
             self._lease_failing = True
         else:
@@ -177,6 +180,7 @@ class Node:
             writer = await Writer.open(self.database, fence=(self.node_id, number))
             writer.start()
             engine = Engine(config, self._clock, writer)
+            engine.checkpoint_after = CHECKPOINT_AFTER
             feed = InboxFeed(self.database)
             term = _Term(number, writer, engine, feed)
             await engine.load(self._reader, serving_since=self._serving_since)
@@ -272,37 +276,37 @@ class Node:
         """Apply what the inbox holds; False if it cannot be read."""
         async with term.drain_lock:
             try:
-                items, unreadable = await term.feed.read()
+                rows = await term.feed.read(skip=term.in_flight | term.unreadable)
             except StoreError as exc:
                 log.debug("the inbox was not read: %s", exc)
                 return False
-            for item_id, why in unreadable:  # kept for a leader that can read it (a newer Heartfly)
-                if item_id not in term.unreadable:
-                    log.error("%s; left in the inbox for a leader that can read it", why)
+            for item_id, check_name, body in rows:
+                try:
+                    item = inbox.read(item_id, check_name, body)
+                except ValueError as exc:  # kept for a leader that can read it (a newer Heartfly)
+                    log.error("%s; left in the inbox for a leader that can read it", exc)
                     term.unreadable.add(item_id)
-            for item in items:
-                if item.id not in term.in_flight:
+                else:
                     self._apply(term, item)
             return True
 
     def _apply(self, term: _Term, item: Item) -> None:
         engine = term.engine
-        also = [inbox.delete_statement(item.id)]
         check = engine.lookup_name(item.check_name)
         if check is None:
             log.warning("a standby took a %s for check %s, which is not in this node's config; dropped",
                         item.op, item.check_name)  # fmt: skip
-            term.writer.submit_nowait(store.Write(statements=also))
+            term.writer.submit_nowait(store.Write(inbox_done=[item.id]))
             return
         done: asyncio.Future[None]
         if item.op == "ping":
-            done = engine.record(check, item.pings[0], also)
+            done = engine.record(check, item.pings[0], item.id)
         elif item.op == "batch":
-            done, _ = engine.record_batch(check, item.pings, also)
+            done, _ = engine.record_batch(check, item.pings, item.id)
         elif item.op == "pause":
-            done = asyncio.ensure_future(engine.pause(check, also))
+            done = asyncio.ensure_future(engine.pause(check, item.id))
         else:
-            done = asyncio.ensure_future(engine.resume(check, item.why or "resumed by an operator", also))
+            done = asyncio.ensure_future(engine.resume(check, item.why or "resumed by an operator", item.id))
         term.in_flight.add(item.id)
 
         def settled(fut: asyncio.Future[None]) -> None:

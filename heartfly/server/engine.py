@@ -72,6 +72,7 @@ class Engine(Loading):
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
         self.ping_ids = PingIds(config.server.max_ping_age)
+        self.checkpoint_after = CHECKPOINT_AFTER
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
         # this writer, for the leader to apply; this engine only shows the stored states.
         self.standby: tuple[str, WriteQueue] | None = None  # (this node's id, the writer)
@@ -87,21 +88,21 @@ class Engine(Loading):
     def lookup_name(self, name: str) -> Check | None:
         return self.checks.get(name)
 
-    def record(self, check: Check, ping: PingRecord, also: Sequence[store.Statement] = ()) -> asyncio.Future[None]:
+    def record(self, check: Check, ping: PingRecord, inbox_id: int | None = None) -> asyncio.Future[None]:
         """Apply a ping and queue its rows; the future resolves when they are committed.
 
         A ping the writer refuses (503: its client retries it) has no effect: refused before it is
         applied while writes fail, taken back (_undo) if it was in the commit that failed. A ping
         whose id was seen (pingids) is not applied again: its answer is the first copy's.
-        `also`: statements committed with the ping (an inbox row's deletion).
+        `inbox_id`: the inbox row it came from (a cluster's standby took it), deleted in its commit.
         """
         if self.standby is not None:
             return self._to_inbox(inbox.ping_row(self.standby[0], check.name, [ping], batch=False))
         if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
             return self.writer.refused()
         if ping.uid is not None and (seen := self.ping_ids.seen(ping.uid)) is not False:
-            if also:  # the copy's inbox row goes: the first copy is the one applied
-                self.writer.submit_nowait(store.Write(statements=list(also)))
+            if inbox_id is not None:  # the copy's inbox row goes: the first copy is the one applied
+                self.writer.submit_nowait(store.Write(inbox_done=[inbox_id]))
             return self._as_before(seen)
         now = self.clock.now()
         old, old_ping_id = check.state, check.ping_id
@@ -114,13 +115,14 @@ class Engine(Loading):
             write = store.Write(ping=row)
         else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
             write = self._changes(check, steps, old, ping=row)
-        write.statements += also
+        if inbox_id is not None:
+            write.inbox_done.append(inbox_id)
         uids = (ping.uid,)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
         return self._committed(write, uids, now)
 
     def record_batch(
-        self, check: Check, pings: Sequence[PingRecord], also: Sequence[store.Statement] = ()
+        self, check: Check, pings: Sequence[PingRecord], inbox_id: int | None = None
     ) -> tuple[asyncio.Future[None], list[bool]]:
         """Apply a client's batch of one check's pings (a replayed spool) in event-time order, and
         commit them as one: all stored and applied, or none. Deadlines the batch leaves in the
@@ -159,11 +161,12 @@ class Engine(Loading):
             writes.append(self._changes(check, [judged], before))
         self._schedule(check)
         if not writes:
-            if also:
-                self.writer.submit_nowait(store.Write(statements=list(also)))
+            if inbox_id is not None:
+                self.writer.submit_nowait(store.Write(inbox_done=[inbox_id]))
             return self._as_before(True), seen
         write = store.merge(writes)
-        write.statements += also
+        if inbox_id is not None:
+            write.inbox_done.append(inbox_id)
         write.state = self._mark_stored(check)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
         return self._committed(write, tuple(uids), now), seen
@@ -256,7 +259,7 @@ class Engine(Loading):
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(downstream)))
         return steps, armed
 
-    async def pause(self, check: Check, also: Sequence[store.Statement] = ()) -> None:
+    async def pause(self, check: Check, inbox_id: int | None = None) -> None:
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "pause"))
         old = check.state
@@ -264,12 +267,10 @@ class Engine(Loading):
         check.state = step.state
         self._schedule(check)
         write = self._change(check, step, old)
-        write.statements += also
+        write.inbox_done += [] if inbox_id is None else [inbox_id]
         await self.writer.submit(write)
 
-    async def resume(
-        self, check: Check, why: str = "resumed by an operator", also: Sequence[store.Statement] = ()
-    ) -> None:
+    async def resume(self, check: Check, why: str = "resumed by an operator", inbox_id: int | None = None) -> None:
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "resume", why))
         old = check.state
@@ -277,7 +278,7 @@ class Engine(Loading):
         check.state = step.state
         self._schedule(check)
         write = self._change(check, step, old)
-        write.statements += also
+        write.inbox_done += [] if inbox_id is None else [inbox_id]
         await self.writer.submit(write)
 
     def send_test_alert(self, channel: str) -> tuple[int, asyncio.Future[None]]:
@@ -297,10 +298,10 @@ class Engine(Loading):
         """Queue the states of checks changed since their last checkpoint, and the checkpoint mark.
 
         All of them, or (given `now`) those whose first change the stored state lacks is
-        CHECKPOINT_AFTER old. Every ping numbered up to the mark is then included in the stored
+        `checkpoint_after` (CHECKPOINT_AFTER) old. Every ping numbered up to the mark is then included in the stored
         states; a restart replays the pings after it.
         """
-        for cid in self._unstored.due(now, CHECKPOINT_AFTER):
+        for cid in self._unstored.due(now, self.checkpoint_after):
             check = self._by_id.get(cid)
             if check is None:  # removed by a reload, which stored its state
                 self._unstored.stored(cid)

@@ -176,7 +176,7 @@ def carried(writes: list[Write]) -> list[Write]:
 
 def _replaced(w: Write, states: set[int], keys: set[str], meta: list[str]) -> bool:
     """True if a carried write adds nothing to the writes after it (`states` and `keys` they set)."""
-    if w.has_pings or w.flip is not None or w.flips or w.outbox or w.runs or w.on_commit is not None:
+    if w.has_pings or w.flip is not None or w.flips or w.outbox or w.runs or w.inbox_done or w.on_commit is not None:
         return False
     if len(meta) != len(w.statements):  # other statements run as they are
         return False
@@ -214,6 +214,7 @@ class Batch:
     outbox: list[OutboxRow]
     states: list[StateRow]
     inbox: list[InboxRow]
+    inbox_done: list[int]
 
 
 def gather(writes: list[Write]) -> Batch:
@@ -232,4 +233,5 @@ def gather(writes: list[Write]) -> Batch:
     runs = [row for w in writes for row in w.runs]
     outbox = [row for w in writes for row in w.outbox]
     inbox = [row for w in writes for row in w.inbox]
-    return Batch(statements, pings, flips, runs, outbox, list(states.values()), inbox)
+    inbox_done = [item for w in writes for item in w.inbox_done]
+    return Batch(statements, pings, flips, runs, outbox, list(states.values()), inbox, inbox_done)

@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 from heartfly.core.states import Event, Kind
 from heartfly.store.pingrecord import PingRecord
-from heartfly.store.rows import InboxRow, Statement
+from heartfly.store.rows import InboxRow
 
 INSERT_INBOX = "INSERT INTO inbox (node, check_name, body) VALUES (%s, %s, %s)"
+# Run in the transaction that stores the rows' effects (Write.inbox_done): applied once, or not at all.
+DELETE_INBOX = "DELETE FROM inbox WHERE id = ANY(%s)"
 NOTIFY = "SELECT pg_notify('heartfly_inbox', '')"  # delivered at commit, to the leader's LISTEN
 CHANNEL = "heartfly_inbox"
 
@@ -42,11 +44,6 @@ def ping_row(node: str, check_name: str, pings: list[PingRecord], *, batch: bool
 
 def command_row(node: str, check_name: str, op: Literal["pause", "resume"], why: str = "") -> InboxRow:
     return (node, check_name, json.dumps({"op": op, "why": why}, separators=(",", ":")))
-
-
-def delete_statement(item_id: int) -> Statement:
-    """Run in the transaction that stores an item's effect: it is applied once, or not at all."""
-    return ("DELETE FROM inbox WHERE id = ?", (item_id,))
 
 
 def read(item_id: int, check_name: str, body: str) -> Item:

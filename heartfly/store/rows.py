@@ -69,6 +69,7 @@ class Write:
     outbox: list[OutboxRow] = field(default_factory=list)
     runs: list[RunRow] = field(default_factory=list)
     inbox: list[InboxRow] = field(default_factory=list)  # a standby's pings for the leader (PostgreSQL)
+    inbox_done: list[int] = field(default_factory=list)  # inbox rows this write applies: deleted with it
     on_commit: Callable[[], None] | None = None  # called in the event loop once committed
     on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
 
@@ -94,6 +95,7 @@ def merge(writes: Sequence[Write]) -> Write:
         merged.outbox += w.outbox
         merged.runs += w.runs
         merged.inbox += w.inbox
+        merged.inbox_done += w.inbox_done
         commits += [w.on_commit] if w.on_commit is not None else []
         refusals += [w.on_refuse] if w.on_refuse is not None else []
     if commits:

@@ -182,7 +182,7 @@ class Writer(GroupCommitter):
     def _commit(self, writes: list[Write]) -> None:
         """Runs in the writer thread."""
         batch = gather(writes)
-        assert not batch.inbox, "the inbox is a cluster's, and a cluster is PostgreSQL's"
+        assert not batch.inbox and not batch.inbox_done, "the inbox is a cluster's, and a cluster is PostgreSQL's"
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:

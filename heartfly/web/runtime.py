@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +121,16 @@ def load_token(path: Path | None) -> str | None:
         return None
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32) + "\n")
-        log.info("created a new API token in %s", path)
+        # Written aside, then linked into place: two servers starting at once on one config (a
+        # cluster's nodes on one machine) both end up with the one token, never a half-written file.
+        fd, aside = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:  # mkstemp's mode is 0600
+                handle.write(secrets.token_urlsafe(32) + "\n")
+            os.link(aside, path)
+            log.info("created a new API token in %s", path)
+        except FileExistsError:
+            pass  # another server made it first: use that one
+        finally:
+            os.unlink(aside)
     return check_token(path.read_text(encoding="utf-8").strip(), path)
