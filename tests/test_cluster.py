@@ -8,7 +8,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -177,9 +177,10 @@ async def test_kill_9_of_the_leader_hands_over_fires_the_missed_deadline_and_rai
     receivers: Receivers,  # noqa: F811 - the fixture
 ) -> None:
     hook = await receivers()
-    beat, dead = new_key(), new_key()
+    beat, dead, burst_key = new_key(), new_key(), new_key()
     checks = (
-        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n'
+        every("burst", burst_key, "1h")
+        + f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n'
         + every("beat", beat, "1s", 'grace = "1s"', 'channels = ["hook"]')
         + every("dead", dead, "1s", 'grace = "1s"', 'channels = ["hook"]')
     )
@@ -195,7 +196,22 @@ async def test_kill_9_of_the_leader_hands_over_fires_the_missed_deadline_and_rai
                     answers.append(resp.status)
                 await asyncio.sleep(0.3)
 
+        burst: list[tuple[str, int | None]] = []
+
+        async def spray() -> None:  # a ping burst over both nodes: the leader's answers end with it
+            n = 0
+            while beating:
+                n += 1
+                node = servers[n % 2]
+                try:
+                    async with session.post(f"{node.url}/ping/{burst_key}/log", data=f"burst {n}") as resp:
+                        burst.append((f"burst {n}", resp.status))
+                except aiohttp.ClientError:
+                    burst.append((f"burst {n}", None))
+                await asyncio.sleep(0.01)
+
         beats = asyncio.create_task(keep_beating())
+        sprays = [asyncio.create_task(spray()) for _ in range(4)]
         async with session.get(f"{standby.url}/ping/{dead}") as resp:
             assert resp.status == 200
         await asyncio.sleep(0.5)
@@ -219,8 +235,17 @@ async def test_kill_9_of_the_leader_hands_over_fires_the_missed_deadline_and_rai
         print(f"kill -9 to the missed deadline's alert: {time.monotonic() - killed:.2f} s")
         await asyncio.sleep(1.5)
         beating = False
-        await beats
+        await asyncio.gather(beats, *sprays)
+
+        async def applied() -> bool:
+            return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
+
+        await until(applied, 5, "the new leader applies the inbox")
     assert set(answers) == {200}, answers
+    acknowledged = {body for body, status in burst if status == 200}
+    kept = {body for (body,) in stored(database, "SELECT body FROM pings WHERE body LIKE 'burst %'")}
+    assert len(acknowledged) > 50 and acknowledged <= kept, sorted(acknowledged - kept)[:10]
+    assert {status for _, status in burst} <= {200, 503, None}
     assert [h.json()["check"]["name"] for h in hook.hits].count("beat") == 0, [h.json() for h in hook.hits]
     assert dead_down() == ["down"]
     assert "no node led for" in standby.log(), standby.log()[-2000:]
@@ -341,3 +366,62 @@ def test_servers_starting_together_on_one_config_share_one_new_api_token(tmp_pat
     assert len(tokens) == 1 and None not in tokens
     assert path.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["api-token"]  # no file left aside
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[pgserver.PgServer]:
+    """A PostgreSQL of this test's own: it is restarted, which the session's must not be."""
+    reason = pgserver.why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgserver.cluster() as server:
+        yield server
+
+
+async def test_postgresql_restarting_under_load_loses_no_acknowledged_ping_and_one_node_leads_after(
+    tmp_path: Path, own_cluster: pgserver.PgServer
+) -> None:
+    url = own_cluster.database()
+    key = new_key()
+    config = write(tmp_path, url, every("job", key, "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        await leader_and_standby(session, servers)
+        going = True
+        answers: list[tuple[str, int | None, float]] = []  # body, status, when sent
+
+        async def spray(first: int) -> None:
+            n = first
+            while going:
+                n += 10
+                sent = time.monotonic()
+                try:
+                    async with session.post(f"{servers[n % 2].url}/ping/{key}/log", data=f"p{n}") as resp:
+                        answers.append((f"p{n}", resp.status, sent))
+                except aiohttp.ClientError:
+                    answers.append((f"p{n}", None, sent))
+                await asyncio.sleep(0.02)
+
+        sprays = [asyncio.create_task(spray(i)) for i in range(4)]
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(own_cluster.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(own_cluster.start)
+        await leader_and_standby(session, servers)  # leadership resumes by itself
+        settled = time.monotonic() + 1.0  # a writer may refuse one more batch after reconnecting
+        await asyncio.sleep(2.0)
+        going = False
+        await asyncio.gather(*sprays)
+        after = [(body, status) for body, status, sent in answers if sent > settled]
+        assert after and {status for _, status in after} == {200}, after
+
+        async def applied() -> bool:
+            return stored(url, "SELECT count(*) FROM inbox") == [(0,)]
+
+        await until(applied, 10, "the leader applies the inbox")
+    assert {status for _, status, _ in answers} <= {200, 503, None}, answers
+    acknowledged = {body for body, status, _ in answers if status == 200}
+    kept = {body for (body,) in stored(url, "SELECT body FROM pings")}
+    assert acknowledged <= kept, sorted(acknowledged - kept)[:10]
+    assert any(status == 503 for _, status, _ in answers)  # the outage was seen
+    for server in servers:
+        assert "Traceback" not in server.log(), server.log()[-3000:]

@@ -81,7 +81,7 @@ def test_an_unwritable_database_path_is_a_clear_error(tmp_path: Path) -> None:
     config = write(tmp_path / "hb.toml", "", server="")
     config.write_text(config.read_text().replace('database = "hb.db"', f'database = "{blocker}/sub/hb.db"'))
     result = heartfly("serve", "-c", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 2  # systemd's RestartPreventExitStatus: a restart cannot fix it
     assert "error: cannot open database" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -121,7 +121,7 @@ def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
     try:
         asyncio.run(run_server(config, listen))
     except StartError as exc:
-        _fail([str(exc)], 1)
+        _fail([str(exc)], exc.code)
 
 
 @main.command("check-config")

@@ -32,7 +32,13 @@ IDLE_TIMEOUT = 75.0
 
 
 class StartError(Exception):
-    """Start-up failed for a reason the operator can fix; the message says which."""
+    """Start-up failed for a reason the operator can fix; the message says which. `code`: the exit
+    status; 2 (as for a broken config) where starting again cannot help, which the systemd unit's
+    RestartPreventExitStatus=2 takes as "do not restart"."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 async def serve(config: Config, listen: str | None = None) -> None:
@@ -70,7 +76,9 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         try:
             with longlived.building():
                 await runner.setup()
-        except (StoreError, OSError, ValueError) as exc:
+        except StoreError as exc:  # a wrong URL or password, a newer schema, no database: not fixed by a restart loop
+            raise StartError(str(exc), code=2) from None
+        except (OSError, ValueError) as exc:
             raise StartError(str(exc)) from None
         await web.SockSite(runner, sock).start()
         where = []

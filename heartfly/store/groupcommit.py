@@ -93,7 +93,9 @@ class GroupCommitter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not self._queue and not self._carry:
+            # While commits fail and pings are refused, nothing may come to be committed (a cluster
+            # standby has no bookkeeping of its own): an empty batch then finds out when they work.
+            if not self._queue and not self._carry and not self._broken:
                 continue
             batch, self._queue = _take(self._queue)
             if self._queue:

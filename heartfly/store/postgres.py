@@ -7,6 +7,7 @@ in pgconn; the reads are queries.py's, through pgconn.PgConnection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import psycopg
@@ -134,6 +135,11 @@ class Writer(GroupCommitter):
         try:
             await self._commit(writes)
         except psycopg.Error as exc:
+            # The next batch starts on a new connection: a connection cut in the middle of a
+            # pipelined executemany can be left neither broken nor usable ("cannot exit pipeline
+            # mode while busy"), and would refuse every batch after.
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
             raise StoreError(f"database {self._database.shown}: {one_line(exc, self._database)}") from None
 
     async def _commit(self, writes: list[Write]) -> None:
