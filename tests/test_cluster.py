@@ -425,3 +425,16 @@ async def test_postgresql_restarting_under_load_loses_no_acknowledged_ping_and_o
     assert any(status == 503 for _, status, _ in answers)  # the outage was seen
     for server in servers:
         assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+async def test_a_test_alert_asked_of_a_standby_is_refused_naming_the_leader(tmp_path: Path, database: str) -> None:
+    checks = '[channels.journal]\ntype = "log"\n' + every("job", new_key(), "1h", 'channels = ["journal"]')
+    config = write(tmp_path, database, checks)
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        leader_id = (await readiness(session, leader))["node"]
+        async with session.post(f"{standby.url}/api/v1/channels/journal/test", headers=token(tmp_path)) as resp:
+            assert resp.status == 409
+            assert leader_id in (await resp.json())["error"]
+        async with session.post(f"{leader.url}/api/v1/channels/journal/test", headers=token(tmp_path)) as resp:
+            assert resp.status == 200, await resp.text()

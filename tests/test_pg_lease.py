@@ -192,3 +192,26 @@ async def test_a_node_id_and_a_positive_length_are_needed(node: Nodes, database:
             await postgres_lease.acquire_or_renew(conn, "a", 0)
     finally:
         await conn.close()
+
+
+async def test_a_second_process_with_the_same_node_id_cannot_take_a_lease_that_has_not_passed(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    first, second = node("same", length=2.0), node("same", length=2.0)
+    assert await first.acquire_or_renew() and first.term == 1
+    assert not await second.acquire_or_renew()  # same id, but it does not hold term 1
+    assert await first.acquire_or_renew() and first.term == 1  # the holder renews undisturbed
+    assert lease_row(database) == ("same", 1)
+
+
+async def test_a_released_lease_is_taken_at_once_in_a_new_term(node: Nodes, database: PostgresDatabase) -> None:
+    a, b = node("a", length=5.0), node("b", length=5.0)
+    assert await a.acquire_or_renew() and a.term == 1
+    await a.release()
+    assert not a.is_leader
+    assert await b.acquire_or_renew() and b.term == 2
+    holding = await b.holding()
+    assert holding.holder == "b" and holding.term == 2 and holding.expires_in > 4
+    await b.release()
+    released = await b.holding()
+    assert released.expires_in == float("-inf")  # read without "cannot subtract infinite timestamps"

@@ -16,7 +16,7 @@ from heartfly.core.config import Config
 from heartfly.core.states import CheckState, Status
 from heartfly.store import rows
 from heartfly.store import sqlite as store
-from heartfly.store.api import OwnWriter
+from heartfly.store.api import OwnWriter, StoreError
 from heartfly.store.backend import open_backend
 from heartfly.store.groupcommit import STATES_PER_BATCH
 from tests.conftest import ConfigWriter
@@ -120,3 +120,18 @@ async def test_an_error_in_a_commit_callback_is_logged_and_the_writer_carries_on
         ping: rows.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
         await writer.submit(rows.Write(ping=ping))
     assert "a callback of a database write failed" in caplog.text
+
+
+async def test_an_abandoned_writer_refuses_every_later_write_at_once(tmp_path: Path) -> None:
+    writer = await store.Writer.open(tmp_path / "hb.db")
+    writer.start()
+    try:
+        await writer.abandon("this node no longer leads")
+        with pytest.raises(StoreError, match="no longer leads"):
+            await asyncio.wait_for(writer.submit(rows.Write(statements=[rows.alive_statement(1.0)])), 1)
+        with pytest.raises(StoreError, match="no longer leads"):
+            await asyncio.wait_for(writer.flush(), 1)
+        writer.submit_nowait(rows.Write(statements=[rows.alive_statement(2.0)]))  # dropped, not queued for ever
+        assert writer.failing
+    finally:
+        await writer.close()

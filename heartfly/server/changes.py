@@ -28,6 +28,7 @@ class ChangeRows:
     """The engine's part that turns steps (heartfly.core.states) into rows; it owns the flip and
     outbox ids they take."""
 
+    log: logging.Logger = log  # a standby's view (loading.py) sets a quiet one
     config: Config
     clock: Clock
     checks: dict[str, Check]
@@ -71,7 +72,7 @@ class ChangeRows:
             write.flip = store.flip_row(flip_id, check.id, flip)
             self._log_flip(check, flip)
         else:
-            log.info("check %s: still %s, reminding", check.name, flip.new.value)
+            self.log.info("check %s: still %s, reminding", check.name, flip.new.value)
         if fold:
             return write
         chain = pipeline.chain(check.name, self._edges, self._steps)
@@ -109,4 +110,4 @@ class ChangeRows:
         else:
             late = ""
         detail = f": {flip.detail}" if flip.detail else ""
-        log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
+        self.log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)

@@ -3,10 +3,10 @@
 The leader runs the engine as a single node does (deadlines, alerts, housekeeping), its writes
 fenced by its term, and applies what standbys put in the inbox (store/inbox.py) before any
 deadline fires. A standby takes pings and commands into the inbox (200 once committed there) and
-shows the stored states through a view rebuilt from the database every second or so. Losing the
-lease (or a fenced write refused) ends the term at once: its tasks stop and its queued writes are
-dropped, never committed late. Every PostgreSQL database runs this way, a single node too: a
-cluster of one leads as soon as it starts.
+shows the stored states through a view rebuilt from the database every second or so. The lease is
+kept by a task of its own; losing it ends the term: its tasks stop and its queued writes are
+dropped, never committed late (PostgreSQL would refuse them anyway: they are fenced by the term).
+Every PostgreSQL database runs this way, a single node too: a cluster of one leads at its start.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -27,7 +27,7 @@ from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
-from heartfly.server.engine import Engine
+from heartfly.server.engine import TIMER_STALE, Engine
 from heartfly.store import inbox
 from heartfly.store import rows as store
 from heartfly.store.api import OwnWriter, Reader, StoreError
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 VIEW_EVERY = 1.0  # a standby rebuilds its view of the states at least this often...
 VIEW_SHARE = 5.0  # ...and waits at least this many times as long as the last rebuild took
 INBOX_POLL = 1.0  # the leader reads the inbox at least this often, notified or not
+INBOX_PAGE = 1000
 # A leader checkpoints states this soon: each standby's view replays the pings after the checkpoints
 # every second, and must not replay half a minute of them (the engine's lazier default).
 CHECKPOINT_AFTER = 1.0
@@ -64,6 +65,7 @@ class _Term:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     in_flight: set[int] = field(default_factory=set)  # inbox rows applied, their commit pending
     unreadable: set[int] = field(default_factory=set)  # inbox rows of a newer Heartfly, said once
+    unknown: set[int] = field(default_factory=set)  # rows for checks not in this term's config
     drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -78,6 +80,7 @@ class Node:
         writer: OwnWriter,
         session: aiohttp.ClientSession,
         publish: Callable[[Engine, Dispatcher | None], None],
+        on_lead: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         first = config()
         database = first.server.database
@@ -98,6 +101,10 @@ class Node:
         self._serving_since = clock.now()  # pings are taken (into the inbox at least) from here
         self._lease_failing = False
         self._cannot_lead: str | None = None  # why this node must not lead (an older Heartfly)
+        self._hold_off_until = 0.0  # by time.monotonic(): not before this, after failing to lead
+        self._before: Holding | None = None  # the lease before this node took it, for the log
+        self._changed = asyncio.Event()  # what the lease holds for this node changed
+        self._on_lead = on_lead or _nothing
 
     @property
     def leading(self) -> bool:
@@ -109,28 +116,42 @@ class Node:
 
     async def start(self) -> None:
         """Lead now if the lease is free, else start as a standby."""
-        await self._step()
+        await self._renew()
+        await self._settle()
         if self._term is None:
             await self._show_view()
 
     async def run(self) -> None:
-        """Keep the lease (or wait for it) and the standby's view, until cancelled."""
-        length = self.lease.length
-        last_view = 0.0
-        view_took = 0.0
-        while True:
-            await asyncio.sleep(length / 4 if self._term is not None else min(0.5, length / 4))
-            await self._step()
-            if self._view is not None:  # the standby's liveness, as the leader's timer shows its own
-                self._view.timer_alive_at = self._clock.now()
-            if self._term is None and time.monotonic() - last_view >= max(VIEW_EVERY, VIEW_SHARE * view_took):
-                began = time.monotonic()
+        """Keep the lease (a task of its own: a term's slow start must not let it pass), follow it
+        into leading or standing by, and keep the standby's view fresh, until cancelled."""
+        keeper = asyncio.create_task(self._keep_lease(), name="heartfly-lease")
+        last_view = view_took = 0.0
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(VIEW_EVERY / 2):
+                        await self._changed.wait()
+                self._changed.clear()
                 try:
-                    await self._show_view()
-                except StoreError as exc:
-                    log.debug("the standby's view was not rebuilt: %s", exc)
-                last_view = time.monotonic()
-                view_took = last_view - began
+                    await self._settle()
+                    if self._view is not None:  # the standby's liveness, as the leader's timer shows its own
+                        self._view.timer_alive_at = self._clock.now()
+                    due = max(VIEW_EVERY, VIEW_SHARE * view_took)
+                    if self._term is None and time.monotonic() - last_view >= due:
+                        began = time.monotonic()
+                        try:
+                            await self._show_view()
+                        except StoreError as exc:
+                            log.debug("the standby's view was not rebuilt: %s", exc)
+                        last_view = time.monotonic()
+                        view_took = last_view - began
+                except Exception:  # this loop is the node's role: it must outlive any one failure
+                    log.exception("node %s: a change of role failed; trying again", self.node_id)
+                    await asyncio.sleep(VIEW_EVERY)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
 
     async def stop(self) -> None:
         """A clean stop: the leader records it and frees the lease for a standby at once."""
@@ -140,16 +161,36 @@ class Node:
 
     # ---- the lease ------------------------------------------------------------------------
 
-    async def _step(self) -> None:
-        """Renew or take the lease, and become leader or standby accordingly."""
+    async def _keep_lease(self) -> None:
+        while True:
+            leading = self.lease.term is not None
+            await asyncio.sleep(self.lease.length / 4 if leading else min(0.5, self.lease.length / 4))
+            try:
+                await self._renew()
+            except Exception:
+                log.exception("node %s: renewing the lease failed; trying again", self.node_id)
+
+    async def _renew(self) -> None:
+        """Renew or take the lease (or only read it, while this node must not lead), and wake the
+        role loop when what this node holds changed."""
         length = self.lease.length
+        held = self.lease.term if self.lease.is_leader else None
+        term = self._term
+        if term is not None and self._clock.now() - term.engine.timer_alive_at > TIMER_STALE:
+            log.error("node %s: its deadline timer has not run for %.0f s; giving the lease up", self.node_id,
+                      self._clock.now() - term.engine.timer_alive_at)  # fmt: skip
+            self._hold_off_until = time.monotonic() + 2 * length
+            await self.lease.release()
         try:
             async with asyncio.timeout(length):  # a renewal answered later is no good anyway
-                leads = self._cannot_lead is None and await self.lease.acquire_or_renew()
-                if not leads:
+                may_lead = self._cannot_lead is None and time.monotonic() >= self._hold_off_until
+                if may_lead and await self.lease.acquire_or_renew():
+                    assert self.lease.term is not None
+                    self._before = self.holding
+                    self.holding = Holding(self.node_id, self.lease.term, length)
+                else:
                     self.holding = await self.lease.holding()
         except (StoreError, TimeoutError) as exc:
-            leads = False
             if not self._lease_failing:
                 why = "no answer within the lease" if isinstance(exc, TimeoutError) else str(exc)
                 log.error("node %s cannot reach the lease (%s); retrying", self.node_id, why)
@@ -159,17 +200,23 @@ class Node:
                 log.warning("node %s reaches the lease again", self.node_id)
             self._lease_failing = False
         self.holding_read_at = time.monotonic()
-        if leads:
-            term = self.lease.term
-            assert term is not None
-            before, self.holding = self.holding, Holding(self.node_id, term, length)
-            if self._term is not None and self._term.number != term:  # a renewal keeps its term
-                await self._end_term(f"its lease passed before it was renewed (a pause?); term {term} begins")
-            if self._term is None:
-                await self._begin_term(term, before)
-        elif self._term is not None:
-            why = "the lease could not be renewed" if self._lease_failing else "another node holds the lease"
+        now_held = self.lease.term if self.lease.is_leader else None
+        if now_held != held or now_held != self.term:
+            self._changed.set()
+
+    async def _settle(self) -> None:
+        """Lead in the term the lease holds for this node, or stand by."""
+        held = self.lease.term if self.lease.is_leader else None
+        if self._term is not None and self._term.number != held:
+            if held is not None:
+                why = f"its lease passed before it was renewed (a pause?); term {held} begins"
+            elif self._lease_failing:
+                why = "the lease could not be renewed"
+            else:
+                why = "another node holds the lease"
             await self._end_term(why)
+        if self._term is None and held is not None:
+            await self._begin_term(held, self._before)
 
     # ---- leading --------------------------------------------------------------------------
 
@@ -184,20 +231,23 @@ class Node:
             feed = InboxFeed(self.database)
             term = _Term(number, writer, engine, feed)
             await engine.load(self._reader, serving_since=self._serving_since)
-            await self._drain(term)
+            if not await self._drain(term):
+                raise StoreError("the inbox could not be read")
         except (StoreError, OSError) as exc:
             if isinstance(exc, NewerSchema):  # a newer node upgraded the database: it leads, this one stands by
                 self._cannot_lead = str(exc)
                 log.error("node %s will not lead: %s; it stands by, taking pings, until it is upgraded",
                           self.node_id, exc)  # fmt: skip
             else:
-                log.error("node %s took the lease (term %d) but cannot lead: %s; giving it up", self.node_id, number,
-                          exc)  # fmt: skip
+                log.error("node %s took the lease (term %d) but cannot lead: %s; giving it up for %g s",
+                          self.node_id, number, exc, 2 * self.lease.length)  # fmt: skip
+                self._hold_off_until = time.monotonic() + 2 * self.lease.length
             if writer is not None:
                 await writer.abandon("this node could not begin to lead")
             if feed is not None:
                 await feed.close()
-            await self.lease.release()
+            if self.lease.term == number:
+                await self.lease.release()
             return
         self._term = term
         engine.before_fire = self._before_fire
@@ -209,7 +259,9 @@ class Node:
             asyncio.create_task(housekeeping.run(engine), name="heartfly-housekeeping"),
             asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
             asyncio.create_task(self._follow_inbox(term), name="heartfly-inbox"),
-            asyncio.create_task(heartbeat.run(self._config, lambda: engine, self._session), name="heartfly-heartbeat"),
+            asyncio.create_task(
+                heartbeat.run(self._config, lambda: engine, self._session, self._may_act), name="heartfly-heartbeat"
+            ),
         ]
         self._view = None
         self._publish(engine, dispatcher)
@@ -217,18 +269,23 @@ class Node:
         if before is not None and before.holder and before.holder != self.node_id:
             previous = f" after {before.holder} (term {before.term})"
         log.info("node %s leads the cluster, term %d%s", self.node_id, number, previous)
+        if self._config() is not config:  # reloaded while this term began
+            await engine.apply_config(self._config())
+            dispatcher.config = self._config()
+        await self._on_lead()
 
     async def _end_term(self, why: str, *, clean: bool = False) -> None:
         term, self._term = self._term, None
         assert term is not None
         for task in term.tasks:
             task.cancel()
-        for task in term.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for result in await asyncio.gather(*term.tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("node %s: a task of term %d had failed: %s: %s", self.node_id, term.number,
+                          type(result).__name__, result)  # fmt: skip
         if term.dispatcher is not None:
             await term.dispatcher.stop()
-        if clean and self.lease.is_leader:
+        if clean and self.lease.is_leader and self.lease.term == term.number:
             try:
                 await housekeeping.mark_stopped(term.engine)
                 await term.writer.close()
@@ -236,9 +293,8 @@ class Node:
                 log.warning("node %s: the clean stop was not recorded: %s", self.node_id, exc)
                 await term.writer.abandon(why)
             await self.lease.release()
-        else:
+        else:  # what it queued is dropped: committed now, it would be refused, or worse, late
             await term.writer.abandon(f"this node no longer leads: {why}")
-            await self.lease.release()
         await term.feed.close()
         self._serving_since = self._clock.now()
         log.log(logging.INFO if clean else logging.WARNING, "node %s no longer leads (term %d): %s",
@@ -255,7 +311,14 @@ class Node:
         """Before deadlines fire: pings standbys took are applied first (no false alarm for a ping
         that was answered 200 before its deadline)."""
         term = self._term
-        return term is not None and self.lease.is_leader and await self._drain(term)
+        if term is None or not self.lease.is_leader:
+            return False
+        try:
+            async with asyncio.timeout(self.lease.length):
+                drained = await self._drain(term)
+        except TimeoutError:
+            return False
+        return drained and self._may_act()  # still leading after the read
 
     async def _follow_inbox(self, term: _Term) -> None:
         failing = False
@@ -273,31 +336,38 @@ class Node:
             await self._drain(term)
 
     async def _drain(self, term: _Term) -> bool:
-        """Apply what the inbox holds; False if it cannot be read."""
+        """Apply all the inbox holds, page by page; False if it cannot be read or what it holds
+        cannot be applied now (writes fail): deadlines must not fire on a partial picture."""
         async with term.drain_lock:
-            try:
-                rows = await term.feed.read(skip=term.in_flight | term.unreadable)
-            except StoreError as exc:
-                log.debug("the inbox was not read: %s", exc)
-                return False
-            for item_id, check_name, body in rows:
+            while True:
+                if term.writer.failing:
+                    return False
                 try:
-                    item = inbox.read(item_id, check_name, body)
-                except ValueError as exc:  # kept for a leader that can read it (a newer Heartfly)
-                    log.error("%s; left in the inbox for a leader that can read it", exc)
-                    term.unreadable.add(item_id)
-                else:
-                    self._apply(term, item)
-            return True
+                    rows = await term.feed.read(INBOX_PAGE, skip=term.in_flight | term.unreadable | term.unknown)
+                except StoreError as exc:
+                    log.debug("the inbox was not read: %s", exc)
+                    return False
+                for item_id, check_name, body in rows:
+                    try:
+                        item = inbox.read(item_id, check_name, body)
+                    except ValueError as exc:  # kept for a leader that can read it (a newer Heartfly)
+                        log.error("%s; left in the inbox for a leader that can read it", exc)
+                        term.unreadable.add(item_id)
+                    else:
+                        if not self._apply(term, item):
+                            return False
+                if len(rows) < INBOX_PAGE:
+                    return True
 
-    def _apply(self, term: _Term, item: Item) -> None:
+    def _apply(self, term: _Term, item: Item) -> bool:
+        """Apply one inbox item; False if it was refused at once (writes fail)."""
         engine = term.engine
         check = engine.lookup_name(item.check_name)
-        if check is None:
-            log.warning("a standby took a %s for check %s, which is not in this node's config; dropped",
+        if check is None:  # kept: a node reloaded before this one took it (this one's reload applies it)
+            log.warning("a standby took a %s for check %s, which is not in this node's config; kept in the inbox",
                         item.op, item.check_name)  # fmt: skip
-            term.writer.submit_nowait(store.Write(inbox_done=[item.id]))
-            return
+            term.unknown.add(item.id)
+            return True
         done: asyncio.Future[None]
         if item.op == "ping":
             done = engine.record(check, item.pings[0], item.id)
@@ -307,14 +377,18 @@ class Node:
             done = asyncio.ensure_future(engine.pause(check, item.id))
         else:
             done = asyncio.ensure_future(engine.resume(check, item.why or "resumed by an operator", item.id))
+        if done.done() and not done.cancelled() and done.exception() is not None:
+            return False  # refused before it was applied: the row stays for the next read
         term.in_flight.add(item.id)
+        carried = item.op in ("pause", "resume")  # a failed commit's command is retried by the writer
 
         def settled(fut: asyncio.Future[None]) -> None:
-            term.in_flight.discard(item.id)
-            if not fut.cancelled():
-                fut.exception()  # a refused commit leaves the row, applied again next time
+            failed = fut.cancelled() or fut.exception() is not None
+            if not (failed and carried):  # a refused ping leaves its row, applied again next time
+                term.in_flight.discard(item.id)
 
         done.add_done_callback(settled)
+        return True
 
     # ---- standing by ----------------------------------------------------------------------
 
@@ -328,6 +402,10 @@ class Node:
         if self._term is None:  # not promoted meanwhile
             self._view = view
             self._publish(view, None)
+
+
+async def _nothing() -> None:
+    pass
 
 
 class _Dropped:

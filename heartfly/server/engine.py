@@ -101,8 +101,8 @@ class Engine(Loading):
         if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
             return self.writer.refused()
         if ping.uid is not None and (seen := self.ping_ids.seen(ping.uid)) is not False:
-            if inbox_id is not None:  # the copy's inbox row goes: the first copy is the one applied
-                self.writer.submit_nowait(store.Write(inbox_done=[inbox_id]))
+            if inbox_id is not None:
+                self._drop_copy(seen, inbox_id)
             return self._as_before(seen)
         now = self.clock.now()
         old, old_ping_id = check.state, check.ping_id
@@ -162,7 +162,7 @@ class Engine(Loading):
         self._schedule(check)
         if not writes:
             if inbox_id is not None:
-                self.writer.submit_nowait(store.Write(inbox_done=[inbox_id]))
+                self._drop_copy(True, inbox_id)
             return self._as_before(True), seen
         write = store.merge(writes)
         if inbox_id is not None:
@@ -177,6 +177,19 @@ class Engine(Loading):
             if uid is not None:
                 self.ping_ids.add(uid, now, fut)
         return fut
+
+    def _drop_copy(self, first: asyncio.Future[None] | bool, inbox_id: int) -> None:
+        """The inbox row of a copy of a ping already taken goes, once the first copy is committed:
+        if the first is refused, the copy is what is left of the ping, and is read again."""
+
+        def committed(fut: asyncio.Future[None] | None = None) -> None:
+            if fut is None or (not fut.cancelled() and fut.exception() is None):
+                self.writer.submit_nowait(store.Write(inbox_done=[inbox_id]))
+
+        if isinstance(first, asyncio.Future):
+            first.add_done_callback(committed)
+        else:
+            committed()
 
     def _to_inbox(self, row: store.InboxRow) -> asyncio.Future[None]:
         """A standby's ping or command: committed to the inbox for the leader to apply."""

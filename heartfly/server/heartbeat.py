@@ -31,7 +31,12 @@ def shown(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}/…"
 
 
-async def run(config: Callable[[], Config], engine: Callable[[], Engine], session: aiohttp.ClientSession) -> None:
+async def run(
+    config: Callable[[], Config],
+    engine: Callable[[], Engine],
+    session: aiohttp.ClientSession,
+    leads: Callable[[], bool] = lambda: True,
+) -> None:
     """Ping [server] heartbeat_url every heartbeat_every seconds while the engine is healthy,
     until cancelled; the config is read each round, so a reload applies. A failed heartbeat is
     logged once per spell (the other monitor will say the rest)."""
@@ -42,7 +47,7 @@ async def run(config: Callable[[], Config], engine: Callable[[], Engine], sessio
         if url is None:
             await asyncio.sleep(IDLE)
             continue
-        trouble = problem(engine())
+        trouble = problem(engine()) if leads() else "this node does not lead now"
         if trouble is not None:
             log.debug("no heartbeat sent: %s", trouble)
         else:

@@ -63,8 +63,6 @@ class Loading(ChangeRows):
 
     # ---- start-up -------------------------------------------------------------------------
 
-    log = log
-
     async def load(self, db: Reader, *, view: bool = False, serving_since: float | None = None) -> None:
         """Rebuild from the store, add checks new to the config, and account for our own downtime.
 

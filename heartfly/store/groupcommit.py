@@ -35,6 +35,7 @@ class GroupCommitter:
         # Pings are refused: a commit failed, or the database is lost. One attribute, read on every ping.
         self.failing = False
         self.commits = 0
+        self._abandoned: str | None = None  # abandon()'s reason: every write is refused from then on
 
     async def _commit_batch(self, writes: list[Write]) -> None:
         raise NotImplementedError
@@ -44,6 +45,8 @@ class GroupCommitter:
 
     def submit(self, write: Write) -> asyncio.Future[None]:
         """Queue rows; the future resolves when they are committed (or fails with the error)."""
+        if self._abandoned is not None:
+            return self.refused()
         fut: asyncio.Future[None] = self._loop.create_future()
         self._queue.append((write, fut))
         self._wake.set()
@@ -52,21 +55,27 @@ class GroupCommitter:
     def refused(self) -> asyncio.Future[None]:
         """An already failed future: a ping's answer while writes fail (nothing of it is queued)."""
         fut: asyncio.Future[None] = self._loop.create_future()
-        fut.set_exception(StoreError("database writes are failing"))
+        fut.set_exception(StoreError(self._abandoned or "database writes are failing"))
         return fut
 
     def submit_nowait(self, write: Write) -> None:
         """Queue rows nobody waits for (timer flips, bookkeeping); retried if a commit fails."""
+        if self._abandoned is not None:
+            return
         self._queue.append((write, None))
         self._wake.set()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
+        if self._abandoned is not None:
+            raise StoreError(self._abandoned)
         if self._task is not None and (self._queue or self._carry or self._committing):
             await asyncio.shield(self.submit(Write()))
 
     async def _stop_task(self) -> None:
         """Commit what is queued, then stop the batches."""
+        if self._abandoned is not None:  # stopped already, with nothing to commit
+            return
         try:
             await self.flush()
         finally:
@@ -77,7 +86,9 @@ class GroupCommitter:
 
     async def abandon(self, why: str) -> None:
         """Stop at once, committing nothing more (a leader that lost its lease: its writes would be
-        refused anyway). Waiters are told `why`; what was queued is dropped."""
+        refused anyway). Waiters are told `why`; what was queued is dropped, and later writes are
+        refused at once."""
+        self._abandoned = why
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -124,6 +124,14 @@ class Writer(GroupCommitter):
     def start(self) -> None:
         self._start_task()
 
+    async def abandon(self, why: str) -> None:
+        """GroupCommitter.abandon, and the connection closed."""
+        try:
+            await super().abandon(why)
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
+
     async def close(self) -> None:
         """Commit what is queued, stop, and close the connection."""
         try:

@@ -39,7 +39,7 @@ UPDATE lease SET
     holder = %(node)s,
     expires_at = now.t + make_interval(secs => %(length)s)
 FROM now
-WHERE lease.id = 1 AND (lease.expires_at <= now.t OR lease.holder = %(node)s)
+WHERE lease.id = 1 AND (lease.expires_at <= now.t OR (lease.holder = %(node)s AND lease.term = %(term)s))
 RETURNING lease.term
 """
 _RELEASE = "UPDATE lease SET expires_at = '-infinity' WHERE id = 1 AND holder = %s AND term = %s"
@@ -50,6 +50,12 @@ _READ = (  # a released lease expires at -infinity, which timestamp arithmetic r
 )
 # FOR SHARE: a takeover's UPDATE waits until the fenced transaction ends.
 FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
+
+
+def _uptime() -> float:
+    """Seconds since boot, suspend included (CLOCK_BOOTTIME): a machine suspended past its lease
+    wakes knowing it; time.monotonic() stands still during a suspend."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 class NotLeader(StoreError):
@@ -65,9 +71,9 @@ class Holding:
 
 async def acquire_or_renew(conn: Connection, node_id: str, length: float, term: int | None = None) -> int | None:
     """Take the lease for `length` seconds if it is free or has passed (a new term), or renew it
-    if `node_id` holds it in `term` (the same term). The term held, or None if another node holds
-    it. A node that holds it under another term (its own earlier process, restarted at once) takes
-    a new term: the old process's writes must be fenced off."""
+    if `node_id` holds it in `term` (the same term). The term held, or None if it is held: by
+    another node, or by this node id under another term (another process with the same id, or this
+    one's before a restart), which must pass first."""
     if not node_id:
         raise ValueError("a node id is needed")
     if not length > 0:
@@ -105,7 +111,7 @@ class Lease:
     monotonic clock, and fenced transactions for its writes."""
 
     def __init__(
-        self, database: PostgresDatabase, node_id: str, length: float, *, clock: Callable[[], float] = time.monotonic
+        self, database: PostgresDatabase, node_id: str, length: float, *, clock: Callable[[], float] = _uptime
     ) -> None:
         self.database = database
         self.node_id = node_id

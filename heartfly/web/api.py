@@ -145,6 +145,10 @@ async def test_channel(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in rt.config.channels:
         return json_error(404, f'no channel "{name}"')
+    cluster = rt.cluster_status()
+    if cluster is not None and cluster.role != "leader":
+        leader = cluster.leader or "none right now"
+        return json_error(409, f"this node ({cluster.node}) stands by; the leader sends alerts: ask it ({leader})")
     outbox_id, committed = rt.engine.send_test_alert(name)
     await committed
     reader = rt.reader

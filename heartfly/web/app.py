@@ -82,7 +82,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     assert rt.writer is not None and rt.reader is not None
     if isinstance(rt.config.server.database, PostgresDatabase):
-        async with _cluster(rt):
+        async with _cluster(app):
             yield
         return
     engine = Engine(rt.config, rt.clock, rt.writer)
@@ -137,18 +137,19 @@ def _session() -> aiohttp.ClientSession:
 
 
 @contextlib.asynccontextmanager
-async def _cluster(rt: Runtime) -> AsyncIterator[None]:
+async def _cluster(app: web.Application) -> AsyncIterator[None]:
     """A PostgreSQL database: this node leads or stands by (server/cluster.py), and the engine
     and dispatcher the handlers see are the ones of its current role."""
     from heartfly.server.cluster import Node  # the PostgreSQL driver: only for a postgresql:// database
 
+    rt = app[RUNTIME]
     assert rt.writer is not None and rt.reader is not None
 
     def publish(engine: Engine, dispatcher: Dispatcher | None) -> None:
         rt._engine, rt.dispatcher = engine, dispatcher
 
     async with _session() as session:
-        node = Node(lambda: rt.config, rt.clock, rt.reader, rt.writer, session, publish)
+        node = Node(lambda: rt.config, rt.clock, rt.reader, rt.writer, session, publish, lambda: control.rearm(app))
         await node.start()
         rt.cluster = node
         task = asyncio.create_task(node.run(), name="heartfly-cluster")

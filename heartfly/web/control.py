@@ -46,17 +46,26 @@ CONTROL = web.AppKey("control", Control)  # set by create_app
 
 async def control_context(app: web.Application) -> AsyncIterator[None]:
     """A cleanup context after the engine's: re-arms pauses that end later, cancels them on stop."""
-    ctl, rt = app[CONTROL], app[RUNTIME]
-    assert rt.reader is not None
-    for key, value in (await rt.reader.read_meta_prefix(PAUSE_META)).items():
-        with contextlib.suppress(ValueError):
-            _arm(app, key[len(PAUSE_META) :], float(value))
+    ctl = app[CONTROL]
+    await rearm(app)
     yield
     for task in list(ctl.timers.values()):
         task.cancel()
     for task in list(ctl.timers.values()):
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def rearm(app: web.Application) -> None:
+    """Arm the end of every timed pause the database holds that is not armed here yet: at start,
+    and when a cluster node begins to lead (the node that was told of the pause may be gone)."""
+    rt, ctl = app[RUNTIME], app[CONTROL]
+    assert rt.reader is not None
+    for key, value in (await rt.reader.read_meta_prefix(PAUSE_META)).items():
+        name = key[len(PAUSE_META) :]
+        if name not in ctl.timers:
+            with contextlib.suppress(ValueError):
+                _arm(app, name, float(value))
 
 
 def parse_until(text: str, now: float) -> float:

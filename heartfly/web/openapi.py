@@ -289,6 +289,7 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("Alert"), "The test alert and its first attempt."),
                 **ERRORS,
                 "404": _json(_ref("Error"), "No channel of that name."),
+                "409": _json(_ref("Error"), "A cluster's standby: only the leader sends alerts."),
             },
         },
     },
