@@ -29,6 +29,16 @@ class RunSpan(NamedTuple):
     outcome: str
 
 
+class RecordRows(NamedTuple):
+    """What the store reads for a record: the check's creation, its status before the window
+    (None: no counted change before it), the changes in it, the runs that ended in it."""
+
+    created_at: float
+    before: str | None
+    changes: list[Change]
+    runs: list[RunSpan]
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     window: str

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from heartfly.core.config import CheckConfig
+from heartfly.core.record import RecordRows
 from heartfly.store.queries import CheckRow, LoggedPing, OutboxItem, Recent, Table
 from heartfly.store.rows import Write
 
@@ -59,6 +60,7 @@ class Reader(Protocol):
 
     async def read_runs(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]: ...
     async def read_end_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]: ...
+    async def read_record(self, check_id: int, since: float) -> RecordRows: ...
     async def read_recent(self, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
         """The dashboard index's rows at once: each check's newest runs, end pings and flips."""
         ...

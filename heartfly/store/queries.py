@@ -17,6 +17,7 @@ import aiosqlite
 
 from heartfly.core import states
 from heartfly.core.config import CheckConfig
+from heartfly.core.record import Change, RecordRows, RunSpan
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, decode_state
 
@@ -348,6 +349,28 @@ async def read_flips(
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
+# The changes into or out of down and paused: the only ones a record's figures depend on (running,
+# late and up all count as up), which leaves out the up <-> running of every healthy run.
+_COUNTED = "old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'paused'))"
+_RECORD_CHANGES = f"SELECT at, old, new FROM flips WHERE check_id = ? AND at >= ? AND {_COUNTED} ORDER BY at, id"  # noqa: S608
+_RECORD_BEFORE = f"SELECT new FROM flips WHERE check_id = ? AND at < ? AND {_COUNTED} ORDER BY at DESC, id DESC LIMIT 1"  # noqa: S608
+_RECORD_RUNS = "SELECT started_at, ended_at, outcome FROM runs WHERE check_id = ? AND ended_at >= ? ORDER BY ended_at"
+
+
+async def read_record(db: Db, check_id: int, since: float) -> RecordRows:
+    """What a check's record (core/record.py) since `since` is computed from."""
+    async with db.execute("SELECT created_at FROM checks WHERE id = ?", (check_id,)) as cur:
+        row = await cur.fetchone()
+    created_at = float(row[0]) if row else since
+    async with db.execute(_RECORD_BEFORE, (check_id, since)) as cur:
+        before = await cur.fetchone()
+    async with db.execute(_RECORD_CHANGES, (check_id, since)) as cur:
+        changes = [Change(float(at), str(old), str(new)) for at, old, new in await cur.fetchall()]
+    async with db.execute(_RECORD_RUNS, (check_id, since)) as cur:
+        runs = [RunSpan(float(a), float(b), str(outcome)) for a, b, outcome in await cur.fetchall()]
+    return RecordRows(created_at, str(before[0]) if before else None, changes, runs)
+
+
 async def read_runs(db: Db, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
     """A check's finished runs: started_at, ended_at, duration, outcome, exit_status, detail, members."""
     keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
@@ -534,6 +557,9 @@ class SqlReader:
 
     async def read_end_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]:
         return await read_end_pings(self.db, check_id, limit)
+
+    async def read_record(self, check_id: int, since: float) -> RecordRows:
+        return await read_record(self.db, check_id, since)
 
     async def read_recent(self, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
         return await read_recent(self.db, check_ids, runs, flips)

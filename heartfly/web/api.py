@@ -14,7 +14,7 @@ from heartfly.core.units import decimal
 from heartfly.core.views import check_summary, iso
 from heartfly.server.engine import Check
 from heartfly.store.api import Reader
-from heartfly.web import auth, control
+from heartfly.web import auth, control, record
 from heartfly.web.runtime import RUNTIME
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -84,6 +84,14 @@ async def list_downtimes(request: web.Request) -> web.Response:
 def summary(app: web.Application, check: Check) -> dict[str, Any]:
     """A check as the API shows it: the `heartfly status --json` shape plus when a pause ends."""
     return {**check_summary(check.config, check.state), "paused_until": iso(control.paused_until(app, check))}
+
+
+@authorized()
+async def check_record(request: web.Request) -> web.Response:
+    """Availability, downtime, times down, failed runs and run durations over 24 h, 7 d and 30 d."""
+    check = _check(request)
+    windows = await record.read(request.app[RUNTIME], check)
+    return web.json_response({"check": check.name, "windows": [record.as_json(r) for r in windows]})
 
 
 @authorized()

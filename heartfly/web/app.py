@@ -45,6 +45,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r.add_post("/api/v1/checks/{name}/pause", api.pause_check)
     r.add_post("/api/v1/checks/{name}/resume", api.resume_check)
     r.add_get("/api/v1/checks/{name}/runs", api.check_runs)
+    r.add_get("/api/v1/checks/{name}/record", api.check_record)
     r.add_post("/api/v1/reload", api.reload_config)
     r.add_get("/api/v1/downtimes", api.list_downtimes)
     r.add_get("/api/v1/openapi.json", openapi.document)

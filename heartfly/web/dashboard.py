@@ -24,7 +24,7 @@ from heartfly.core.units import decimal, human_duration, metric_words
 from heartfly.core.urls import crontab_lines, ping_urls
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
-from heartfly.web import auth, badges, charts, control, pings
+from heartfly.web import auth, badges, charts, control, pings, record
 from heartfly.web.runtime import RUNTIME
 from heartfly.web.words import iso_z, relative, schedule_words, stamp, utc
 
@@ -258,6 +258,7 @@ async def check_page(request: web.Request) -> web.Response:
     flips = await reader.read_flips(check.id, 15, routine=all_flips)
     alerts = await reader.read_alerts(check.id, 10)
     items = await _events(request, check, 60, 30)
+    windows = await record.read(rt, check)
     upstream_name = cfg.after
     upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None
     downstream = [c for c in rt.engine.checks.values() if c.config.after == check.name]
@@ -280,6 +281,7 @@ async def check_page(request: web.Request) -> web.Response:
         else None,
         newest_pings=pings_before is not None,
         flips=flips,
+        record=windows,
         all_flips=all_flips,
         alerts=alerts,
         upstream=_row(request.app, upstream) if upstream else None,

@@ -192,6 +192,51 @@ SCHEMAS: dict[str, Any] = {
             "members": {"type": "array", "items": {}},
         },
     },
+    "Record": {
+        "type": "object",
+        "required": ["check", "windows"],
+        "properties": {
+            "check": {"type": "string"},
+            "windows": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "window",
+                        "watched_seconds",
+                        "down_seconds",
+                        "availability",
+                        "times_down",
+                        "runs",
+                        "failed_runs",
+                        "median_duration_seconds",
+                        "p95_duration_seconds",
+                    ],
+                    "properties": {
+                        "window": {"type": "string", "enum": ["24h", "7d", "30d"]},
+                        "watched_seconds": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "The window less the time before the check existed and paused time.",
+                        },
+                        "down_seconds": {"type": "number", "minimum": 0},
+                        "availability": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": 1,
+                            "nullable": True,
+                            "description": "1 - down / watched; null if nothing was watched.",
+                        },
+                        "times_down": {"type": "integer", "minimum": 0},
+                        "runs": {"type": "integer", "minimum": 0, "description": "Runs that ended in the window."},
+                        "failed_runs": {"type": "integer", "minimum": 0},
+                        "median_duration_seconds": {"type": "number", "nullable": True},
+                        "p95_duration_seconds": {"type": "number", "nullable": True},
+                    },
+                },
+            },
+        },
+    },
     "Flip": {
         "type": "object",
         "required": ["id", "at", "old", "new"],
@@ -260,6 +305,14 @@ PATHS: dict[str, Any] = {
             "summary": "One check",
             "operationId": "getCheck",
             "responses": {"200": _json(_ref("Check"), "The check."), **ERRORS, **NOT_FOUND},
+        },
+    },
+    "/api/v1/checks/{name}/record": {
+        "parameters": [NAME],
+        "get": {
+            "summary": "The check's record over 24 h, 7 d and 30 d: availability, downtime, failures, durations",
+            "operationId": "getCheckRecord",
+            "responses": {"200": _json(_ref("Record"), "The record, one item per window."), **ERRORS, **NOT_FOUND},
         },
     },
     "/api/v1/checks/{name}/pings": _page_of("Ping", "The check's pings with their messages"),

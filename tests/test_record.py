@@ -1,0 +1,89 @@
+"""A check's record over 24 h / 7 d / 30 d: the pure arithmetic, then the API and the check page
+on both stores, from real pings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from heartfly.core.clock import FakeClock
+from heartfly.core.record import Change, RunSpan, record, records
+from heartfly.web.app import create_app
+from tests.conftest import ConfigWriter, new_key
+from tests.webutil import bearer, login
+
+DAY = 86400.0
+NOW = 1_780_000_000.0
+
+
+def test_an_hour_down_in_the_last_day_is_an_availability_of_23_in_24() -> None:
+    changes = [Change(NOW - 5 * 3600, "up", "down"), Change(NOW - 4 * 3600, "down", "up")]
+    r = record("24h", DAY, NOW, NOW - 30 * DAY, "up", changes, [])
+    assert r.down == 3600 and r.watched == DAY and r.times_down == 1
+    assert r.availability == pytest.approx(23 / 24)
+
+
+def test_paused_time_and_time_before_the_check_existed_are_not_watched() -> None:
+    created = NOW - 10 * 3600
+    changes = [Change(NOW - 6 * 3600, "up", "paused"), Change(NOW - 4 * 3600, "paused", "up")]
+    r = record("24h", DAY, NOW, created, None, changes, [])
+    assert r.watched == 8 * 3600 and r.down == 0 and r.availability == 1.0
+
+
+def test_a_check_down_since_before_the_window_is_down_from_its_start_and_not_counted_as_going_down() -> None:
+    r = record("24h", DAY, NOW, NOW - 30 * DAY, "down", [Change(NOW - 30 * DAY + 5, "up", "down")], [])
+    assert r.down == DAY and r.availability == 0.0 and r.times_down == 0
+
+
+def test_a_reminder_is_no_new_time_down_and_a_paused_check_has_no_availability() -> None:
+    changes = [Change(NOW - 100, "up", "down"), Change(NOW - 50, "down", "down"), Change(NOW - 10, "down", "paused")]
+    r = record("24h", DAY, NOW, NOW - 200, None, changes, [])
+    assert r.times_down == 1 and r.down == 90 and r.watched == 190
+    paused_all_along = record("24h", DAY, NOW, NOW - 2 * DAY, "paused", [], [])
+    assert paused_all_along.watched == 0 and paused_all_along.availability is None
+
+
+def test_run_durations_are_a_median_and_a_p95_that_happened_and_failures_are_counted() -> None:
+    runs = [RunSpan(NOW - 1000 - d, NOW - 1000, "success") for d in range(1, 21)]  # 1..20 s
+    runs.append(RunSpan(NOW - 500, NOW - 400, "failed"))
+    runs.append(RunSpan(NOW - 40 * DAY, NOW - 39 * DAY, "failed"))  # ended before every window
+    r = record("24h", DAY, NOW, NOW - 60 * DAY, None, [], runs)
+    assert r.runs == 21 and r.failed_runs == 1
+    assert r.median_duration == 11 and r.p95_duration == 20  # nearest rank of 1..20 and 100
+    empty = record("24h", DAY, NOW, NOW - 60 * DAY, None, [], [])
+    assert empty.median_duration is None and empty.p95_duration is None
+
+
+def test_the_three_windows_see_what_falls_in_each() -> None:
+    changes = [Change(NOW - 3 * DAY, "up", "down"), Change(NOW - 3 * DAY + 600, "down", "up")]
+    day, week, month = records(NOW, NOW - 60 * DAY, None, changes, [])
+    assert (day.window, week.window, month.window) == ("24h", "7d", "30d")
+    assert day.down == 0 and week.down == 600 and month.down == 600 and week.times_down == 1
+
+
+@pytest.mark.both_stores
+async def test_the_api_and_the_check_page_show_the_record_of_real_pings(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1h"\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    for path, advance in ((f"/ping/{key}/start", 30), (f"/ping/{key}", 60), (f"/ping/{key}/start", 10),
+                          (f"/ping/{key}/fail", 600), (f"/ping/{key}", 0)):  # fmt: skip
+        assert (await client.get(path)).status == 200
+        clock.advance(advance)
+    resp = await client.get("/api/v1/checks/job/record", headers=bearer(config))
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["check"] == "job" and [w["window"] for w in body["windows"]] == ["24h", "7d", "30d"]
+    day = body["windows"][0]
+    assert day["watched_seconds"] == 700 and day["down_seconds"] == 600 and day["times_down"] == 1
+    assert day["availability"] == pytest.approx(100 / 700, abs=1e-6)
+    assert (day["runs"], day["failed_runs"]) == (2, 1)
+    assert (day["median_duration_seconds"], day["p95_duration_seconds"]) == (10, 30)
+    assert (await client.get("/api/v1/checks/nope/record", headers=bearer(config))).status == 404
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    assert 'id="record"' in page and "14.29 %" in page and "10 min · 1×" in page and "1 failed" in page
