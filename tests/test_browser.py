@@ -154,6 +154,33 @@ def test_phone_width_and_dark_mode_screenshots(server: Server, browser: Any) -> 
     page.close()
 
 
+# Every table and scrolling box that is wider than the window, or cut at the window's edge.
+OVERFLOWING = """() => [...document.querySelectorAll('table, .scroll, .card')]
+    .filter(el => el.getBoundingClientRect().right > window.innerWidth + 0.5 || el.scrollWidth > el.clientWidth + 1)
+    .map(el => (el.id || el.className || el.tagName))"""
+# Text cut short with an ellipsis (the element is narrower than its text).
+CUT = """() => [...document.querySelectorAll('.sub')].filter(el => el.scrollWidth > el.clientWidth + 1)
+    .map(el => el.textContent)"""
+
+
+def test_at_phone_width_no_table_overflows_and_nothing_is_cut(server: Server, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 360, "height": 740})
+    sign_in(page, server)
+    assert page.evaluate(CUT) == [], "the dashboard cuts a check's schedule or description"
+    page.goto(server.url + "/checks/nightly-backup")
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    assert page.evaluate(OVERFLOWING) == []
+    # The columns a narrow screen used to hide: each run's duration and exit status, each ping's message.
+    exits = page.locator('#runs td[data-label="Exit"]').filter(has_text="2")
+    assert exits.count() >= 1 and exits.first.is_visible()
+    assert page.locator('#runs td[data-label="Duration"]').first.is_visible()
+    assert page.locator('#pings td[data-label="Message"]').first.is_visible()
+    assert page.locator('#pings td[data-label="From"]').first.is_visible()
+    assert page.locator("#record table").is_visible()
+    page.screenshot(path=str(SHOTS / "check-phone.png"), full_page=True)
+    page.close()
+
+
 def test_a_copy_button_puts_its_ping_url_or_crontab_line_on_the_clipboard(server: Server, browser: Any) -> None:
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
     page = context.new_page()
