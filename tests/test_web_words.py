@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from heartfly.core.assertions import parse_assertion
+from heartfly.core.localtime import stamp
 from heartfly.core.units import human_duration
 from heartfly.web import charts
-from heartfly.web.words import cron_words, relative, schedule_words, stamp
+from heartfly.web.words import cron_words, relative, schedule_words
 from tests.conftest import check
 
 NOW = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC

@@ -157,7 +157,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(items, indent=2))
     else:
-        click.echo(format_status(items, alive_at, time.time(), downtime))
+        from heartfly.core.localtime import zone
+
+        click.echo(format_status(items, alive_at, time.time(), downtime, zone(config.server.display_timezone)))
         if cluster is not None:
             click.echo(f"\n{cluster}")
 

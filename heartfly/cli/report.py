@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from heartfly.core import localtime
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.units import human_duration
@@ -113,6 +114,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     finally:
         await db.close()
     cfg = config.checks.get(name)
+    tz = localtime.zone(config.server.display_timezone)
     st = row.state
     lines = [
         f"{name}: {st.status.value}" + (f" ({st.reason.value})" if st.reason and st.status.value == "down" else "")
@@ -123,16 +125,16 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         lines.append(f"  {cfg.schedule_words()}, grace {human_duration(cfg.grace)}")
     hidden = "" if routine else "; up <-> running left out, --all shows them"
     lines += ["", f"State changes (newest first{hidden}):"]
-    lines += [f"  {_t(f['at'])}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")
-              + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"])
+    lines += [f"  {_t(f['at'], tz)}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")
+              + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"], tz)
               for f in flips] or ["  none"]  # fmt: skip
     lines += ["", "Alerts (newest first):"]
     for alert in alerts:
-        lines.append(f"  {_t(alert['created_at'])}  {alert['event']} via {alert['channel']}: {alert['status']}"
+        lines.append(f"  {_t(alert['created_at'], tz)}  {alert['event']} via {alert['channel']}: {alert['status']}"
                      f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
-        lines.append(format_attempts(alert["attempt_log"], indent="      "))
+        lines.append(format_attempts(alert["attempt_log"], indent="      ", tz=tz))
         if alert["status"] == "pending":
-            lines.append(f"      {pending_reason(alert)}")
+            lines.append(f"      {pending_reason(alert, tz)}")
     if not alerts:
         lines.append("  none")
     lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
@@ -140,52 +142,56 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         body = " ".join(str(ping["body"]).split())
         body = body if len(body) <= 60 else body[:59] + "…"
         extra = f" exit {ping['exit_status']}" if ping["exit_status"] is not None else ""
-        late = _learned(ping["at"], ping["received_at"])
-        lines.append(f"  {_t(ping['at'])}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip() + late)
+        late = _learned(ping["at"], ping["received_at"], tz)
+        lines.append(f"  {_t(ping['at'], tz)}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip() + late)
     if not pings:
         lines.append("  none")
     return "\n".join(lines)
 
 
-def pending_reason(alert: dict[str, Any]) -> str:
+def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC) -> str:
     """Why an alert is not delivered yet: when it is tried next, and what went wrong last."""
-    when = f"next attempt {_t(alert['next_attempt_at'])}"
+    when = f"next attempt {_t(alert['next_attempt_at'], tz)}"
     if not alert["attempts"]:
         return f"pending: not tried yet, {when}"
     return f"pending: {when}; last error: {alert['error'] or 'none recorded'}"
 
 
-def _learned(at: float, learned: float | None) -> str:
+def _learned(at: float, learned: float | None, tz: tzinfo = UTC) -> str:
     """Where a change or ping was reported late (a spooled ping), when Heartfly heard of it."""
-    return f"  (reported {_t(learned)})" if learned is not None and learned - at > BACKDATED else ""
+    return f"  (reported {_t(learned, tz)})" if learned is not None and learned - at > BACKDATED else ""
 
 
-def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ") -> str:
+def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ", tz: tzinfo = UTC) -> str:
     if not attempts:
         return f"{indent}no attempt yet"
     out = []
     for a in attempts:
-        at = a["at"] if isinstance(a["at"], str) else _t(a["at"])
+        at = a["at"] if isinstance(a["at"], str) else _t(a["at"], tz)
         error = f": {a['error']}" if a["error"] else ""
         outcome = "failed, will retry" if a["outcome"] == "retry" else a["outcome"]
         out.append(f"{indent}{at}  {outcome} ({human_duration(a['duration'])}){error}")
     return "\n".join(out)
 
 
-def _t(ts: float | None) -> str:
-    return "-" if ts is None else _short(iso(ts))
+def _t(ts: float | None, tz: tzinfo = UTC) -> str:
+    return localtime.full(ts, tz, empty="-")
 
 
 def format_status(
-    items: list[dict[str, Any]], alive_at: float | None, now: float, downtime: dict[str, Any] | None = None
+    items: list[dict[str, Any]],
+    alive_at: float | None,
+    now: float,
+    downtime: dict[str, Any] | None = None,
+    tz: tzinfo = UTC,
 ) -> str:
     head = ("NAME", "STATE", "LAST PING", "DUE")
     rows = [
         (
             i["name"],
-            i["state"] + (f" ({i['reason']})" if i["reason"] else "") + _until(i.get("paused_until")),
-            _short(i["last_ping_at"]),
-            _short(i["due_at"]),
+            i["state"] + (f" ({i['reason']})" if i["reason"] else "") + _until(i.get("paused_until"), tz),
+            _short(i["last_ping_at"], tz),
+            _short(i["due_at"], tz),
         )
         for i in items
     ]
@@ -194,8 +200,8 @@ def format_status(
     if downtime is not None:
         length = human_duration(downtime["started_at"] - downtime["stopped_at"])
         how = "a clean stop" if downtime["clean"] else "a crash or kill"
-        out.append(f"\nHeartfly was last not running for {length} ({how}), from {_t(downtime['stopped_at'])}"
-                   f" to {_t(downtime['started_at'])}; deadlines in that time were extended by it")  # fmt: skip
+        out.append(f"\nHeartfly was last not running for {length} ({how}), from {_t(downtime['stopped_at'], tz)}"
+                   f" to {_t(downtime['started_at'], tz)}; deadlines in that time were extended by it")  # fmt: skip
     if alive_at is not None and now - alive_at > 10:
         out.append(
             f"\nnote: the server last recorded itself alive {human_duration(now - alive_at)} ago;"
@@ -204,11 +210,12 @@ def format_status(
     return "\n".join(out)
 
 
-def _until(paused_until: str | None) -> str:
-    return "" if paused_until is None else f" until {_short(paused_until)}"
+def _until(paused_until: str | None, tz: tzinfo = UTC) -> str:
+    return "" if paused_until is None else f" until {_short(paused_until, tz)}"
 
 
-def _short(iso_text: str | None) -> str:
+def _short(iso_text: str | None, tz: tzinfo = UTC) -> str:
+    """An API time ("2026-11-23T06:20:01Z") as people read it, in `tz`."""
     if iso_text is None:
         return "-"
-    return iso_text.replace("T", " ")[:19] + "Z"
+    return localtime.full(datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp(), tz)

@@ -86,6 +86,7 @@ class ServerConfig:
     lease: float = 5.0  # a cluster leader's lease, seconds (PostgreSQL)
     heartbeat_url: str | None = None  # pinged while healthy, so another monitor notices our outage
     heartbeat_every: float = 60.0
+    display_timezone: str = "UTC"  # the zone pages, the CLI and alert texts show times in
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ _SERVER_KEYS = {
     "lease",
     "heartbeat_url",
     "heartbeat_every",
+    "display_timezone",
 }
 _DEFAULT_KEYS = {
     "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",
@@ -272,6 +274,7 @@ class _Reader(Reader):
         public = self.value(table, "server", "public", bool)
         node_id = self.value(table, "server", "node_id", str, _parse_node_id)
         lease = self.value(table, "server", "lease", str, AT_LEAST_1S)
+        display_timezone = self.value(table, "server", "display_timezone", str, _parse_zone)
         heartbeat_url = self.value(table, "server", "heartbeat_url", str, _parse_heartbeat_url)
         heartbeat_every = self.value(table, "server", "heartbeat_every", str, AT_LEAST_1S)
         if heartbeat_every is not None and heartbeat_url is None and "heartbeat_url" not in table:
@@ -296,6 +299,7 @@ class _Reader(Reader):
             lease=lease or d.lease,
             heartbeat_url=heartbeat_url,
             heartbeat_every=heartbeat_every or d.heartbeat_every,
+            display_timezone=display_timezone or d.display_timezone,
         )
 
     def database(self, table: Mapping[str, Any]) -> Database | None:

@@ -265,4 +265,5 @@ class Dispatcher:
         name = item.payload.get("check")
         base = self.config.server.public_url
         link = f"{base}/checks/{name}" if name else base
-        return Alert(key=item.key, event=item.event, payload=item.payload, last_ping=last_ping, link=link)
+        zone = self.config.server.display_timezone
+        return Alert(key=item.key, event=item.event, payload=item.payload, last_ping=last_ping, link=link, zone=zone)

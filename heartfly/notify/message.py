@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from heartfly.core import localtime
 from heartfly.core.statetypes import AlertEvent
 from heartfly.core.units import human_duration
 from heartfly.core.views import iso
@@ -35,6 +36,7 @@ class Alert:
     payload: dict[str, Any]
     last_ping: dict[str, Any] | None
     link: str
+    zone: str = "UTC"  # [server] display_timezone: the texts' times are in it, with its name
 
     @property
     def check(self) -> str:
@@ -56,7 +58,7 @@ class Alert:
         """(label, value) lines, in the order a person reads them."""
         p = self.payload
         if self.event == AlertEvent.TEST:
-            return [("Sent", _when(p.get("at"))), ("Channel", str(p.get("channel", "")))]
+            return [("Sent", self._when(p.get("at"))), ("Channel", str(p.get("channel", "")))]
         lines = [("Check", self.check)]
         if p.get("pipeline"):
             lines.append(("Pipeline", " → ".join(p["pipeline"]) + f" (this step: {p.get('step')})"))
@@ -65,7 +67,7 @@ class Alert:
         lines.append(("Schedule", str(p.get("schedule", ""))))
         learned = p.get("learned_at")
         if self.event == AlertEvent.RECOVERY:
-            lines.append(("Recovered at", _when(p.get("at"))))
+            lines.append(("Recovered at", self._when(p.get("at"))))
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
             if p.get("down_for") is not None:
@@ -74,14 +76,14 @@ class Alert:
             lines.append(("State", f"{p.get('state')} ({p.get('reason')})" if p.get("reason") else str(p.get("state"))))
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
-            lines.append(("Happened at" if learned is not None else "Noticed at", _when(p.get("at"))))
+            lines.append(("Happened at" if learned is not None else "Noticed at", self._when(p.get("at"))))
         if learned is not None:  # a late ping's news: when it happened above, when it was learned here
-            lines.append(("Reported late, at", _when(learned)))
+            lines.append(("Reported late, at", self._when(learned)))
         if self.event != AlertEvent.RECOVERY:
             if p.get("due_at") is not None:
-                lines.append(("Was due", _when(p.get("due_at"))))
+                lines.append(("Was due", self._when(p.get("due_at"))))
             if p.get("down_since") is not None and self.event == AlertEvent.REMINDER:
-                lines.append(("Down since", _when(p.get("down_since"))))
+                lines.append(("Down since", self._when(p.get("down_since"))))
         if p.get("duration") is not None:
             lines.append(("Run duration", human_duration(float(p["duration"]))))
         ping = self.last_ping
@@ -89,9 +91,12 @@ class Alert:
             lines.append(("Last ping", "none yet" if p.get("last_ping_id") is None else "no longer stored"))
         else:
             source = f" from {ping['source']}" if ping.get("source") else ""
-            lines.append(("Last ping", f"{ping['kind']} at {_when(ping['at'])}{source}"))
+            lines.append(("Last ping", f"{ping['kind']} at {self._when(ping['at'])}{source}"))
         lines.append(("Link", self.link))
         return lines
+
+    def _when(self, ts: Any) -> str:
+        return _when(ts, self.zone)
 
     def message_tail(self) -> str:
         body = str((self.last_ping or {}).get("body") or "")
@@ -209,5 +214,11 @@ def _header(value: str) -> str:
     return value.encode("ascii", "replace").decode("ascii")[:250]
 
 
-def _when(ts: Any) -> str:
-    return iso(float(ts)) or "-" if ts is not None else "-"
+def _when(ts: Any, zone: str = "UTC") -> str:
+    """An alert text's time: ISO 8601 in UTC ("2026-11-23T06:20:01Z"), else the zone's own
+    ("2026-11-23 07:20:01 CET")."""
+    if ts is None:
+        return "-"
+    if zone == "UTC":
+        return iso(float(ts)) or "-"
+    return localtime.full(float(ts), localtime.zone(zone))

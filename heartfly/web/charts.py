@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from typing import Any
 
+from heartfly.core import localtime
 from heartfly.core.assertions import Assertion, first_broken
 from heartfly.core.units import human_duration
-from heartfly.web.words import utc
 
 # outcome -> (css class, words)
 OUTCOMES = {
@@ -90,14 +91,14 @@ def events(
     return items
 
 
-def _title(e: Mapping[str, Any]) -> str:
+def _title(e: Mapping[str, Any], tz: tzinfo) -> str:
     words = OUTCOMES.get(e["outcome"], ("other", e["outcome"]))[1]
     if e.get("exit_status") not in (None, 0):
         words += f" (exit {e['exit_status']})"
     parts = [words]
     if e["duration"] is not None:
         parts.append(("for " if e["outcome"] == "running" else "") + human_duration(e["duration"]))
-    parts.append(utc(e["at"]))
+    parts.append(localtime.full(e["at"], tz))
     return " · ".join(parts)
 
 
@@ -111,7 +112,7 @@ def _summary(items: list[dict[str, Any]]) -> str:
     return f"last {len(items)}: " + ", ".join(f"{n} {w}" for w, n in counts.items())
 
 
-def timeline(items: list[dict[str, Any]], slots: int = TIMELINE_SLOTS) -> Chart:
+def timeline(items: list[dict[str, Any]], slots: int = TIMELINE_SLOTS, *, tz: tzinfo = UTC) -> Chart:
     """The dashboard's compact strip: newest at the right, height by duration (missed: full outline)."""
     items = items[-slots:]
     longest = max((e["duration"] or 0.0 for e in items), default=0.0)
@@ -123,11 +124,13 @@ def timeline(items: list[dict[str, Any]], slots: int = TIMELINE_SLOTS) -> Chart:
             h = HEIGHT - 2.0 if css == "miss" else HEIGHT * 0.5
         else:
             h = max(5.0, (HEIGHT - 2) * (e["duration"] / longest) ** 0.5)  # sqrt: short runs stay visible
-        bars.append(Bar((offset + i) * SLOT + 1, HEIGHT - h - 1, SLOT - 2, h, css, _title(e)))
+        bars.append(Bar((offset + i) * SLOT + 1, HEIGHT - h - 1, SLOT - 2, h, css, _title(e, tz)))
     return Chart(slots * SLOT, HEIGHT, bars, _summary(items), longest or None)
 
 
-def durations(items: list[dict[str, Any]], max_runtime: float | None, width: int = 600, height: int = 140) -> Chart:
+def durations(
+    items: list[dict[str, Any]], max_runtime: float | None, width: int = 600, height: int = 140, *, tz: tzinfo = UTC
+) -> Chart:
     """The check page's run history: one bar per run, linear in duration, oldest at the left.
 
     Events without a duration (a lone success ping, a missed deadline) are short stubs or outlines.
@@ -147,7 +150,7 @@ def durations(items: list[dict[str, Any]], max_runtime: float | None, width: int
             h = max(2.0, (height - 4) * e["duration"] / scale)
         x = width - (len(items) - i) * slot  # newest at the right edge
         bars.append(
-            Bar(round(x + slot * 0.15, 2), round(height - h, 2), round(slot * 0.7, 2), round(h, 2), css, _title(e))
+            Bar(round(x + slot * 0.15, 2), round(height - h, 2), round(slot * 0.7, 2), round(h, 2), css, _title(e, tz))
         )
     limit_y = None
     if max_runtime and scale and max_runtime <= scale:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from datetime import tzinfo
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from heartfly import __version__
+from heartfly.core import localtime
 from heartfly.core.assertions import Assertion
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
@@ -26,7 +28,7 @@ from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
 from heartfly.web import auth, badges, charts, control, pings, record
 from heartfly.web.runtime import RUNTIME
-from heartfly.web.words import iso_z, relative, schedule_words, stamp, utc
+from heartfly.web.words import iso_z, relative, schedule_words, utc
 
 PAGE_SIZE = 100
 PINGS_PER_PAGE = 25
@@ -71,11 +73,15 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
     level = auth.access(request)
     context.setdefault("title", "Heartfly")
     template = _env().get_template(name)
+    tz = display_zone(request)
     html = template.render(
         now=now,
         rel=lambda ts: relative(ts, now),
         lasted=lambda ts: human_duration(max(0, round(now - ts))),  # "down for 2 min": to the second
-        stamp=lambda ts: stamp(ts, now),
+        stamp=lambda ts: localtime.stamp(ts, now, tz),
+        utc=lambda ts: localtime.full(ts, tz),  # the name the templates know: the time in the page's zone
+        zone_name=localtime.name_of(tz),
+        browser_zone=request.cookies.get(TZ_COOKIE) is not None,
         admin=level is auth.Access.ADMIN,
         signed_in=auth.session_of(request) is not None,
         public=rt.config.server.public,
@@ -85,6 +91,18 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html", headers=SECURITY_HEADERS)
+
+
+TZ_COOKIE = "hf_tz"  # a browser's own zone, set by its "use my time zone" link (heartfly.js)
+
+
+def display_zone(request: web.Request) -> tzinfo:
+    """The zone a page shows times in: the browser's own if it asked (and this system knows it),
+    else [server] display_timezone."""
+    asked = request.cookies.get(TZ_COOKIE)
+    if asked and localtime.known(asked):
+        return localtime.zone(asked)
+    return localtime.zone(request.app[RUNTIME].config.server.display_timezone)
 
 
 def _viewer(request: web.Request) -> auth.Access:
@@ -167,10 +185,12 @@ async def _timelines(request: web.Request, checks: list[Check]) -> list[charts.C
     assert rt.reader is not None
     recent = await rt.reader.read_recent([c.id for c in checks], charts.TIMELINE_SLOTS, 10)
     now = rt.clock.now()
+    tz = display_zone(request)
     strips = []
     for c in checks:
         r = recent[c.id]
-        strips.append(charts.timeline(charts.events(r.runs, r.ends, r.flips, _open_starts(c), now, _judged_by(c))))
+        events = charts.events(r.runs, r.ends, r.flips, _open_starts(c), now, _judged_by(c))
+        strips.append(charts.timeline(events, tz=tz))
     return strips
 
 
@@ -271,7 +291,7 @@ async def check_page(request: web.Request) -> web.Response:
         check=row,
         cfg=cfg,
         limits=_limits(cfg),
-        chart=charts.durations(items, cfg.max_runtime),
+        chart=charts.durations(items, cfg.max_runtime, tz=display_zone(request)),
         runs=list(reversed(items))[:8],
         timed=any(e["duration"] is not None for e in items),
         outcomes=charts.OUTCOMES,

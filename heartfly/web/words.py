@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from heartfly.core.config import CheckConfig
+from heartfly.core.localtime import full
 from heartfly.core.units import human_duration, is_decimal
 
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -127,23 +128,11 @@ def relative(ts: float | None, now: float) -> str:
 
 
 def utc(ts: float | None) -> str:
-    """ "2026-11-23 06:20:01Z"."""
-    if ts is None:
-        return "—"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    """ "2026-11-23 06:20:01Z": for logs, which stay in UTC (pages: localtime)."""
+    return full(ts)
 
 
 def iso_z(ts: float | None) -> str:
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def stamp(ts: float | None, now: float) -> str:
-    """A log line's time: "06:30:37" today (UTC), "Nov 22 06:30:37" before, with the year if not this one."""
-    if ts is None:
-        return "—"
-    when, today = datetime.fromtimestamp(ts, UTC), datetime.fromtimestamp(now, UTC)
-    if when.date() == today.date():
-        return when.strftime("%H:%M:%S")
-    return when.strftime("%b %d %H:%M:%S" if when.year == today.year else "%Y-%m-%d %H:%M:%S")

@@ -110,6 +110,20 @@
     }, 2000);
   });
 
+  // Times in this browser's own zone (a cookie the server reads), or back in the server's.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("a[data-tz]");
+    if (!link) { return; }
+    event.preventDefault();
+    if (link.getAttribute("data-tz") === "browser") {
+      var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+      document.cookie = "hf_tz=" + zone + "; path=/; max-age=31536000; samesite=lax";  // IANA names need no escaping
+    } else {
+      document.cookie = "hf_tz=; path=/; max-age=0; samesite=lax";
+    }
+    location.reload();
+  });
+
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { refresh(); } });
   schedule();
 })();
