@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import fnmatch
 import functools
 import re
 import tomllib
@@ -44,6 +45,7 @@ from heartfly.core.config_reader import (
 )
 from heartfly.core.config_secrets import read_secrets
 from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_postgres, parse_postgres_url
+from heartfly.core.maintenance import Mode, Window
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
 from heartfly.core.units import parse_size
@@ -112,6 +114,7 @@ class CheckConfig:
     members: tuple[str, ...] = ()  # fan-in: the workers expected (named with member=)
     assertions: tuple[Assertion, ...] = ()
     failures_before_alert: int = 1
+    tags: tuple[str, ...] = ()  # labels to pick checks by (maintenance windows)
 
     def schedule_words(self) -> str:
         from heartfly.core.units import human_duration
@@ -134,6 +137,7 @@ class Config:
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     smtp: SmtpConfig | None = None
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    maintenance: tuple[Window, ...] = ()
 
 
 _SERVER_KEYS = {
@@ -177,8 +181,10 @@ _CHECK_KEYS = {
     "members",
     "assert",
     "failures_before_alert",
+    "tags",
 }
-_TOP_KEYS = {"server", "defaults", "checks", "smtp", "channels", "alerts"}
+_TOP_KEYS = {"server", "defaults", "checks", "smtp", "channels", "alerts", "maintenance"}
+_MAINTENANCE_KEYS = {"name", "cron", "start", "duration", "timezone", "checks", "tags", "alerts"}
 
 
 def load_config(path: Path) -> Config:
@@ -247,7 +253,10 @@ def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
         used["defaults.channels"] = inherited.get("channels") or ()
     declared = set(data["channels"]) if isinstance(data.get("channels"), dict) else set()
     check_routing(reader, channels, used, declared)
-    return Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts), reader
+    maintenance = reader.maintenance(data, checks)
+    config = Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts,
+                    maintenance=maintenance)  # fmt: skip
+    return config, reader
 
 
 class _Reader(Reader):
@@ -405,7 +414,66 @@ class _Reader(Reader):
             members=members,
             assertions=tuple(assertions),
             failures_before_alert=failures_before_alert,
+            tags=self.strings(raw, where, "tags") or (),
         )
+
+    def maintenance(self, data: Mapping[str, Any], checks: Mapping[str, CheckConfig]) -> tuple[Window, ...]:
+        """`[[maintenance]]`: each a name, a `cron` (with `timezone`) or a one-off `start`, a
+        `duration`, what it covers (`checks` names or patterns, `tags`; neither: every check) and
+        whether alerts are held for a summary or dropped."""
+        raw = data.get("maintenance", [])
+        if not isinstance(raw, list):
+            self.fail("maintenance", "expected an array of tables: [[maintenance]]")
+            return ()
+        windows: list[Window] = []
+        for n, item in enumerate(raw):
+            where = f"maintenance[{n}]"
+            if not isinstance(item, dict):
+                self.fail(where, f"expected a table, got {kind_of(item)}")
+                continue
+            before = len(self.problems)
+            self.known(item, where, _MAINTENANCE_KEYS)
+            name = self.value(item, where, "name", str, _parse_window_name)
+            if "name" not in item:
+                self.fail(join(where, "name"), "missing (a name for the window, shown on the dashboard)")
+            elif name is not None and any(w.name == name for w in windows):
+                self.fail(join(where, "name"), f'"{name}" names another window too')
+            if ("cron" in item) == ("start" in item):
+                self.fail(where, 'needs exactly one of "cron" (recurring) and "start" (one-off)')
+            cron = self.value(item, where, "cron", str, _parse_cron)
+            timezone = self.value(item, where, "timezone", str, _parse_zone)
+            if "timezone" in item and "cron" not in item:
+                self.fail(join(where, "timezone"), 'only applies to "cron" windows (a "start" says its own offset)')
+            start = self._instant(item, where, "start")
+            duration = self.value(item, where, "duration", str, AT_LEAST_1S)
+            if "duration" not in item:
+                self.fail(join(where, "duration"), 'missing (how long each occurrence lasts, e.g. "2h")')
+            patterns = self.strings(item, where, "checks") or ()
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(c, pattern) for c in checks):
+                    self.fail(join(where, "checks"), f'"{pattern}" matches no check')
+            alerts = self.value(item, where, "alerts", str, _parse_mode)
+            if len(self.problems) > before or name is None or duration is None:
+                continue
+            windows.append(Window(name, duration, cron, timezone or "UTC", start, patterns,
+                                  self.strings(item, where, "tags") or (), alerts or "hold"))  # fmt: skip
+        return tuple(windows)
+
+    def _instant(self, item: Mapping[str, Any], where: str, key: str) -> float | None:
+        """A moment: a TOML offset date-time (start = 2026-12-24T08:00:00Z) or the same as a string."""
+        value = item.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                self.fail(join(where, key), f'expected a date and time like "2026-12-24T08:00:00Z", got "{value}"')
+                return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            self.fail(join(where, key), "expected a date and time with its offset, like 2026-12-24T08:00:00Z")
+            return None
+        return value.timestamp()
 
     def pipelines(self, checks: Mapping[str, CheckConfig]) -> None:
         edges = {c.name: c.after for c in checks.values() if c.after is not None}
@@ -451,6 +519,18 @@ def _parse_heartbeat_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
         raise ValueError('expected an http(s) URL like "https://hc-ping.com/<uuid>" (not shown: it may hold a key)')
     return text
+
+
+def _parse_window_name(text: str) -> str:
+    if not NAME_RE.fullmatch(text):
+        raise ValueError("a window's name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
+    return text
+
+
+def _parse_mode(text: str) -> Mode:
+    if text not in ("hold", "drop"):
+        raise ValueError('expected "hold" (one summary when the window ends) or "drop" (no alerts at all)')
+    return cast(Mode, text)
 
 
 def _parse_node_id(text: str) -> str:

@@ -201,6 +201,7 @@ class AlertEvent(StrEnum):
     RECOVERY = "recovery"
     REMINDER = "reminder"  # still down, after `repeat`
     TEST = "test"  # an operator's test of a channel: no flip, no check
+    MAINTENANCE = "maintenance"  # a held maintenance window ended: what went down in it, still down
 
 
 @dataclass(frozen=True, slots=True)

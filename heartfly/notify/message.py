@@ -46,6 +46,10 @@ class Alert:
         p = self.payload
         if self.event == AlertEvent.TEST:
             return f"Heartfly test alert for channel {p.get('channel', '')}: delivery works"
+        if self.event == AlertEvent.MAINTENANCE:
+            down = p.get("down") or []
+            names = ", ".join(str(d.get("check")) for d in down[:5]) + (" and more" if len(down) > 5 else "")
+            return f"Maintenance {p.get('window')} ended: {len(down)} check(s) still down ({names})"
         if self.event == AlertEvent.RECOVERY:
             return f"{self.check} is back {p.get('state', 'up')}"
         words = _REASONS.get(str(p.get("reason")), "is down")
@@ -59,6 +63,15 @@ class Alert:
         p = self.payload
         if self.event == AlertEvent.TEST:
             return [("Sent", self._when(p.get("at"))), ("Channel", str(p.get("channel", "")))]
+        if self.event == AlertEvent.MAINTENANCE:
+            lines = [
+                ("Window", f"{p.get('window')}, {self._when(p.get('started_at'))} to {self._when(p.get('ended_at'))}")
+            ]
+            for d in p.get("down") or []:
+                reason = f" ({d['reason']})" if d.get("reason") else ""
+                lines.append((str(d.get("check")), f"down{reason} since {self._when(d.get('since'))}"))
+            lines.append(("Link", self.link))
+            return lines
         lines = [("Check", self.check)]
         if p.get("pipeline"):
             lines.append(("Pipeline", " → ".join(p["pipeline"]) + f" (this step: {p.get('step')})"))
@@ -172,6 +185,17 @@ def webhook_json(alert: Alert) -> dict[str, Any]:
         "exit_status": p.get("exit_status"),
         "pipeline": p.get("pipeline"),
         "step": p.get("step"),
+        "maintenance": None
+        if alert.event != AlertEvent.MAINTENANCE
+        else {
+            "window": p.get("window"),
+            "started_at": iso(p.get("started_at")),
+            "ended_at": iso(p.get("ended_at")),
+            "still_down": [
+                {"check": d.get("check"), "reason": d.get("reason"), "since": iso(d.get("since"))}
+                for d in p.get("down") or []
+            ],
+        },
         "last_ping": None
         if ping is None
         else {

@@ -94,6 +94,17 @@ def rows_for(
 TEST_EXPIRE_AFTER = 300.0
 
 
+def maintenance_row(
+    outbox_id: int, channel: str, window: str, span: tuple[float, float], down: list[dict[str, Any]],
+    now: float, alerts: AlertsConfig,
+) -> OutboxRow:  # fmt: skip
+    """The one summary a held maintenance window sends each channel when it ends."""
+    start, end = span
+    facts = json.dumps({"window": window, "started_at": start, "ended_at": end, "at": end, "down": down})
+    key = f"maintenance-{window}-{int(end * 1000)}"
+    return outbox_row(outbox_id, key, None, channel, "maintenance", facts, now, now + alerts.expire_after)
+
+
 def test_row(outbox_id: int, channel: str, now: float, alerts: AlertsConfig) -> OutboxRow:
     facts = json.dumps({"channel": channel, "at": now})
     expires_at = now + min(TEST_EXPIRE_AFTER, alerts.expire_after)

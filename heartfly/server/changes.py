@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from heartfly.core import pipeline, states
+from heartfly.core import maintenance, pipeline, states
+from heartfly.core.maintenance import Window
 from heartfly.core.states import CheckState, Flip
 from heartfly.core.units import human_duration
 from heartfly.notify import outbox
@@ -75,6 +76,11 @@ class ChangeRows:
             self.log.info("check %s: still %s, reminding", check.name, flip.new.value)
         if fold:
             return write
+        if flip.event is not None and (window := self._silenced(check)) is not None:
+            held = "held for its summary" if window.alerts == "hold" else "dropped"
+            self.log.info("check %s: its %s alert is %s: maintenance window %s", check.name, flip.event.value, held,
+                          window.name)  # fmt: skip
+            return write
         chain = pipeline.chain(check.name, self._edges, self._steps)
         facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id, chain=chain)
         config = self.config
@@ -86,6 +92,10 @@ class ChangeRows:
             write.outbox = rows
             write.on_commit = self.on_alerts
         return write
+
+    def _silenced(self, check: Check) -> Window | None:
+        windows = self.config.maintenance
+        return maintenance.silencing(windows, check.config, self.clock.now()) if windows else None
 
     def _folds(self, check: Check, flip: Flip, old: CheckState) -> bool:
         """A step's missed-type alerts (and their reminders and recovery) fold into a down upstream's."""

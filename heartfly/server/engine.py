@@ -20,6 +20,7 @@ from heartfly.core.config import Config
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.notify import outbox
+from heartfly.server import windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap
@@ -73,6 +74,7 @@ class Engine(Loading):
         self.downtime: tuple[float, float] | None = None
         self.ping_ids = PingIds(config.server.max_ping_age)
         self.checkpoint_after = CHECKPOINT_AFTER
+        self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
         # this writer, for the leader to apply; this engine only shows the stored states.
         self.standby: tuple[str, WriteQueue] | None = None  # (this node's id, the writer)
@@ -322,6 +324,17 @@ class Engine(Loading):
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
         if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
             self.writer.submit_nowait(store.Write(statements=[store.checkpoint_statement(mark)]))
+
+    def close_windows(self, now: float) -> None:
+        """Queue the summaries of held maintenance windows that ended (housekeeping, each round)."""
+        if not self.config.maintenance:
+            return
+        write, self._next_outbox_id = windows.close(self.config, self.checks, self.windows_done, now,
+                                                    self._next_outbox_id)  # fmt: skip
+        if write is not None:
+            if write.outbox:
+                write.on_commit = self.on_alerts
+            self.writer.submit_nowait(write)
 
     # ---- deadlines ------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
         try:
             engine.writer.watch_file()
             engine.checkpoint(now)
+            engine.close_windows(now)
             if now - last_alive >= ALIVE_EVERY:
                 last_alive = now
                 engine.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))

@@ -16,6 +16,7 @@ from heartfly.core.config import CheckConfig, Config
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.core.units import human_duration
+from heartfly.server import windows
 from heartfly.server.changes import ChangeRows
 from heartfly.server.checks import Armed, Check, Removed
 from heartfly.server.unstored import Unstored
@@ -50,6 +51,7 @@ class Loading(ChangeRows):
     _removed: dict[str, Removed]
     _db: Reader | None
     _new_names: list[str]
+    windows_done: dict[str, float]
     _edges: dict[str, str]
     _steps: dict[str, list[tuple[str, str]]]
 
@@ -117,6 +119,11 @@ class Loading(ChangeRows):
             self.writer.submit_nowait(self._bring_back(check, pings, now))
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
+        stored_marks = await db.read_meta_prefix(windows.DONE_META)
+        self.windows_done = windows.marks(self.config, stored_marks, now)
+        for name, done in self.windows_done.items():  # a new window's mark: from now on
+            if windows.DONE_META + name not in stored_marks:
+                statements.append(store.meta_statement(windows.DONE_META + name, repr(done)))
         for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
             self.ping_ids.add(uid, received_at)
         if stopped_at is not None and stopped_at < now and not view:
@@ -262,6 +269,8 @@ class Loading(ChangeRows):
                 statements.append(store.removed_statement(check.id, now))
                 self.log.info("check %s was removed from the config; its history is kept", name)
         self.config = config
+        for window in config.maintenance:  # a window new to the file owes no summary of the past
+            self.windows_done.setdefault(window.name, now)
         self._log_new()
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         for check in returned:  # with the new config in place: a replayed flip alerts its channels

@@ -82,6 +82,8 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
         utc=lambda ts: localtime.full(ts, tz),  # the name the templates know: the time in the page's zone
         zone_name=localtime.name_of(tz),
         browser_zone=request.cookies.get(TZ_COOKIE) is not None,
+        maintenance=_maintenance(request, now),
+        level_shows=level is not auth.Access.NONE,
         admin=level is auth.Access.ADMIN,
         signed_in=auth.session_of(request) is not None,
         public=rt.config.server.public,
@@ -103,6 +105,19 @@ def display_zone(request: web.Request) -> tzinfo:
     if asked and localtime.known(asked):
         return localtime.zone(asked)
     return localtime.zone(request.app[RUNTIME].config.server.display_timezone)
+
+
+def _maintenance(request: web.Request, now: float) -> list[dict[str, Any]]:
+    """The maintenance windows under way: each one's end and how many checks it silences."""
+    rt = request.app[RUNTIME]
+    shown = []
+    for window in rt.config.maintenance:
+        span = window.active(now)
+        if span is not None:
+            count = sum(1 for c in rt.config.checks.values() if window.covers(c))
+            every = not window.checks and not window.tags
+            shown.append({"name": window.name, "end": span[1], "alerts": window.alerts, "count": count, "every": every})
+    return shown
 
 
 def _viewer(request: web.Request) -> auth.Access:

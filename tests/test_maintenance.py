@@ -1,0 +1,180 @@
+"""Maintenance windows: the pure rules (when a window is under way, what it covers, what its
+summary says), the config's checks, and a real server holding alerts for a window and sending one
+summary to a real webhook receiver when it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heartfly.core.config import ConfigError, load_config
+from heartfly.core.maintenance import Window, silencing, still_down
+from heartfly.core.states import CheckState, Reason, Status
+from tests.conftest import ConfigWriter, check, new_key
+from tests.test_alerts import (
+    Receivers,
+    Start,
+    receivers,  # noqa: F401 - a fixture
+    start,  # noqa: F401 - a fixture
+    until,
+    webhook,
+)
+
+MONDAY_2AM = datetime(2026, 12, 7, 2, 0, tzinfo=UTC).timestamp()
+
+
+def test_a_recurring_window_is_under_way_from_each_cron_time_for_its_duration() -> None:
+    w = Window("patching", 7200, cron="0 2 * * 1")  # Mondays 02:00, two hours
+    assert w.active(MONDAY_2AM - 1) is None
+    assert w.active(MONDAY_2AM) == (MONDAY_2AM, MONDAY_2AM + 7200)
+    assert w.active(MONDAY_2AM + 7199) == (MONDAY_2AM, MONDAY_2AM + 7200)
+    assert w.active(MONDAY_2AM + 7200) is None
+    assert w.ended_between(MONDAY_2AM, MONDAY_2AM + 7200) == [(MONDAY_2AM, MONDAY_2AM + 7200)]
+    assert w.ended_between(MONDAY_2AM + 7200, MONDAY_2AM + 7 * 86400) == []
+    three_weeks = w.ended_between(MONDAY_2AM - 1, MONDAY_2AM + 21 * 86400 + 7200)
+    assert [begun for begun, _ in three_weeks] == [MONDAY_2AM + k * 7 * 86400 for k in range(4)]
+
+
+def test_a_recurring_window_follows_its_time_zone() -> None:
+    berlin = Window("patching", 3600, cron="0 2 * * 1", timezone="Europe/Berlin")
+    assert berlin.active(MONDAY_2AM - 3600) == (MONDAY_2AM - 3600, MONDAY_2AM)  # 02:00 CET is 01:00 UTC
+
+
+def test_a_one_off_window_is_under_way_once() -> None:
+    w = Window("migration", 600, start=MONDAY_2AM)
+    assert w.active(MONDAY_2AM + 300) == (MONDAY_2AM, MONDAY_2AM + 600)
+    assert w.active(MONDAY_2AM + 600) is None and w.active(MONDAY_2AM + 86400 * 7) is None
+    assert w.ended_between(0, MONDAY_2AM + 10**6) == [(MONDAY_2AM, MONDAY_2AM + 600)]
+
+
+def test_a_window_covers_checks_by_name_pattern_or_tag_and_every_check_by_default() -> None:
+    etl, backup = check("etl-extract", tags=("db",)), check("backup")
+    assert Window("all", 60).covers(etl) and Window("all", 60).covers(backup)
+    assert Window("etl", 60, checks=("etl-*",)).covers(etl) and not Window("etl", 60, checks=("etl-*",)).covers(backup)
+    assert Window("db", 60, tags=("db",)).covers(etl) and not Window("db", 60, tags=("db",)).covers(backup)
+    windows = [Window("later", 60, start=MONDAY_2AM + 3600), Window("now", 60, start=MONDAY_2AM, checks=("backup",))]
+    assert silencing(windows, backup, MONDAY_2AM + 1) is windows[1]
+    assert silencing(windows, etl, MONDAY_2AM + 1) is None
+
+
+def _state(status: Status, since: float, reason: Reason | None = None) -> CheckState:
+    st = CheckState(status=status, changed_at=since)
+    st.reason = reason
+    return st
+
+
+def test_the_summary_tells_what_went_down_during_the_window_and_is_down_still() -> None:
+    w = Window("patching", 600, start=MONDAY_2AM)
+    checks = [
+        (check("went-down", channels=("ops",)), _state(Status.DOWN, MONDAY_2AM + 60, Reason.FAILED)),
+        (check("down-before"), _state(Status.DOWN, MONDAY_2AM - 60, Reason.MISSED)),  # alerted back then
+        (check("recovered"), _state(Status.UP, MONDAY_2AM + 300)),
+        (check("down-after"), _state(Status.DOWN, MONDAY_2AM + 900, Reason.MISSED)),  # alerted as usual
+    ]
+    [down] = still_down(w, MONDAY_2AM, MONDAY_2AM + 600, checks)
+    assert (down.check, down.reason, down.since, down.channels) == ("went-down", "failed", MONDAY_2AM + 60, ("ops",))
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('name = "w"\nduration = "1h"', 'needs exactly one of "cron" (recurring) and "start"'),
+        ('name = "w"\ncron = "0 2 * * 1"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"', "exactly one of"),
+        ('name = "w"\ncron = "0 2 * * 1"', "maintenance[0].duration: missing"),
+        ('cron = "0 2 * * 1"\nduration = "1h"', "maintenance[0].name: missing"),
+        ('name = "w"\nstart = "tomorrow"\nduration = "1h"', "maintenance[0].start: expected a date and time"),
+        ('name = "w"\nstart = 2026-12-07T02:00:00\nduration = "1h"', "with its offset"),
+        ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nalerts = "mute"', 'expected "hold"'),
+        ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nchecks = ["nope-*"]', '"nope-*" matches no check'),
+        ('name = "w"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\ntimezone = "UTC"', "only applies to"),
+        ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nwhen = 1', "maintenance[0].when: unknown key"),
+    ],
+)
+def test_a_bad_window_is_named_in_the_config_errors(tmp_path: Path, body: str, problem: str) -> None:
+    path = tmp_path / "heartfly.toml"
+    path.write_text(f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n\n[[maintenance]]\n{body}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+def test_a_good_window_is_read_with_its_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "heartfly.toml"
+    path.write_text(
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["db"]\n'
+        '[[maintenance]]\nname = "patching"\ncron = "0 2 * * 1"\ntimezone = "Europe/Berlin"\nduration = "2h"\n'
+        'tags = ["db"]\n[[maintenance]]\nname = "move"\nstart = 2026-12-24T08:00:00+01:00\nduration = "30m"\n'
+        'alerts = "drop"\n'
+    )
+    config = load_config(path)
+    patching, move = config.maintenance
+    assert (patching.cron, patching.timezone, patching.duration, patching.alerts) == ("0 2 * * 1", "Europe/Berlin",
+                                                                                     7200, "hold")  # fmt: skip
+    assert config.checks["job"].tags == ("db",) and patching.covers(config.checks["job"])
+    assert move.start == datetime(2026, 12, 24, 7, 0, tzinfo=UTC).timestamp() and move.alerts == "drop"
+
+
+def _window(mode: str, checks: str = '["job"]') -> str:
+    begun = datetime.fromtimestamp(time.time() - 1, UTC).isoformat(timespec="seconds")
+    return (
+        f'[[maintenance]]\nname = "patching"\nstart = "{begun}"\nduration = "3s"\nchecks = {checks}\n'
+        f'alerts = "{mode}"\n'
+    )
+
+
+async def test_a_held_window_sends_no_alert_during_it_and_one_summary_when_it_ends(
+    start: Start,  # noqa: F811 - the fixture
+    receivers: Receivers,  # noqa: F811 - the fixture
+    write_config: ConfigWriter,
+) -> None:
+    hook = await receivers()
+    job, other, back = new_key(), new_key(), new_key()
+    body = (
+        webhook("hook", hook.url)
+        + f'[checks.job]\nkey = "{job}"\nevery = "1h"\nchannels = ["hook"]\n'
+        + f'[checks.back]\nkey = "{back}"\nevery = "1h"\nchannels = ["hook"]\n'
+        + f'[checks.other]\nkey = "{other}"\nevery = "1h"\nchannels = ["hook"]\n'
+        + _window("hold", '["job", "back"]')
+    )
+    hf = await start(write_config(body))
+    page_client: Any = hf.client
+    await hf.ping(job, "/fail", "disk full")
+    await hf.ping(back, "/fail")
+    await hf.ping(back)  # down and back within the window: nothing left to say
+    await hf.ping(other, "/fail")  # not covered: alerted at once
+    await until(lambda: [h for h in hook.hits if h.json()["check"]["name"] == "other"], "the uncovered check's alert")
+    token = hf.auth
+    resp = await page_client.get("/", headers=token)
+    assert "Maintenance patching" in await resp.text()
+    summary = await until(lambda: [h for h in hook.hits if h.json()["event"] == "maintenance"], "the summary", 8)
+    assert len(summary) == 1
+    sent = summary[0].json()
+    assert sent["maintenance"]["window"] == "patching"
+    assert [d["check"] for d in sent["maintenance"]["still_down"]] == ["job"]
+    assert sent["maintenance"]["still_down"][0]["reason"] == "failed"
+    assert "Maintenance patching ended: 1 check(s) still down (job)" in sent["summary"]
+    covered = [
+        h for h in hook.hits if h.json()["event"] != "maintenance" and h.json()["check"]["name"] in ("job", "back")
+    ]
+    assert covered == []
+    assert (await hf.alerts("job")) == []  # its down alert was held, not queued
+
+
+async def test_a_dropping_window_sends_nothing_at_all(
+    start: Start,  # noqa: F811 - the fixture
+    receivers: Receivers,  # noqa: F811 - the fixture
+    write_config: ConfigWriter,
+) -> None:
+    hook = await receivers()
+    job = new_key()
+    body = webhook("hook", hook.url) + f'[checks.job]\nkey = "{job}"\nevery = "1h"\nchannels = ["hook"]\n'
+    hf = await start(write_config(body + _window("drop")))
+    await hf.ping(job, "/fail")
+    await asyncio.sleep(3.5)  # past the window's end
+    assert hook.hits == []
+    assert (await hf.alerts("job")) == []
