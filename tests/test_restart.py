@@ -3,8 +3,10 @@ downtime is accounted for."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import pytest
 
@@ -411,3 +413,32 @@ async def test_an_idle_server_does_not_rewrite_the_checkpoint_mark(write_config:
             engine.checkpoint(clock.now())
         await engine.writer.flush()
         assert engine.writer.commits == commits
+
+
+async def test_a_held_maintenance_window_that_ended_while_stopped_is_summarized_at_the_next_start(
+    write_config: ConfigWriter,
+) -> None:
+    clock = FakeClock()
+    t0 = clock.now()
+    begun = datetime.fromtimestamp(t0 + 60, UTC).isoformat()
+    config = write_config(
+        '[channels.journal]\ntype = "log"\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["journal"]\n'
+        f'[[maintenance]]\nname = "move"\nstart = "{begun}"\nduration = "10m"\n'
+    )
+    async with running(config, clock) as engine:
+        clock.advance(120)  # in the window
+        await ping(engine, "a", Kind.FAIL)
+        assert status(engine, "a") is Status.DOWN
+        engine.close_windows(clock.now())
+    assert query(config, "SELECT event FROM outbox") == []  # held
+    clock.advance(3600)  # the window ended while stopped
+    async with running(config, clock) as engine:
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+        engine.close_windows(clock.now() + 1)  # handled once, not again
+        await engine.writer.flush()
+    [(event, channel, payload)] = query(config, "SELECT event, channel, payload FROM outbox")
+    assert (event, channel) == ("maintenance", "journal")
+    summary = json.loads(payload)
+    assert summary["window"] == "move" and [d["check"] for d in summary["down"]] == ["a"]
