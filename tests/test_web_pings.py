@@ -354,3 +354,17 @@ async def test_a_body_slower_than_the_time_limit_gets_a_408_and_stores_nothing(
     writer.close()
     assert status.split()[1] == b"408"
     assert stored(config) == []
+
+
+async def test_ping_answers_carry_healthchecks_headers_and_a_preflight_is_answered(client: Any, config: Any) -> None:
+    key = next(iter(config.checks.values())).key
+    for method, path in (("GET", f"/ping/{key}"), ("POST", f"/ping/{key}/fail"), ("GET", "/ping/" + "x" * 30)):
+        resp = await client.request(method, path)
+        assert resp.headers["Access-Control-Allow-Origin"] == "*", (method, path, resp.status)
+        assert resp.headers["Ping-Body-Limit"] == str(config.server.body_limit)
+    preflight = await client.options(f"/ping/{key}", headers={"Origin": "https://example.com",
+                                                               "Access-Control-Request-Method": "POST"})  # fmt: skip
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert (await client.options(f"/api/v1/heartbeat/{key}")).status == 204

@@ -85,17 +85,43 @@ def went_away(request: web.Request) -> web.HTTPException:
 
 
 async def ping(request: web.Request) -> web.Response:
+    if request.method == "OPTIONS":
+        return _preflight()
     tail = request.match_info["tail"]
     head, _, last = tail.rpartition("/")
     if last == "batch":
         ping_key = request.app[RUNTIME].engine.config.server.ping_key
         if (batch_target := parse_batch_path(head, ping_key)) is not None:
-            return await batch(request, batch_target)
-    return await _one(request, as_json=False)
+            return _as_healthchecks(request, await batch(request, batch_target))
+    return _as_healthchecks(request, await _one(request, as_json=False))
 
 
 async def heartbeat(request: web.Request) -> web.Response:
-    return await _one(request, as_json=True)
+    if request.method == "OPTIONS":
+        return _preflight()
+    return _as_healthchecks(request, await _one(request, as_json=True))
+
+
+def _as_healthchecks(request: web.Request, resp: web.Response) -> web.Response:
+    """The headers Healthchecks' ping answers carry: a browser may ping from any page, and
+    Ping-Body-Limit tells clients (runitor sizes its output buffer by it) how much of a body is kept."""
+    headers = resp.headers
+    headers["Access-Control-Allow-Origin"] = "*"
+    headers["Ping-Body-Limit"] = str(request.app[RUNTIME].config.server.body_limit)
+    return resp
+
+
+def _preflight() -> web.Response:
+    """A browser's CORS preflight of a ping: any origin may send GET, POST or HEAD."""
+    return web.Response(status=204, headers=_PREFLIGHT)
+
+
+_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
 
 
 _NO_QUERY: dict[str, str] = {}  # never written: parse_query only reads it
