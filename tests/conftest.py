@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from heartfly.core.config import CheckConfig, Config, load_config
+from heartfly.core.config import CheckConfig, Config, ConfigError, load_config
 from tests import pgserver
 
 ConfigWriter = Callable[..., Config]
@@ -44,9 +44,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_backend", ["sqlite", "postgres"], indirect=True)
 
 
+def problems(write_config: ConfigWriter, body: str, server: str = "") -> list[str]:
+    """The problems a config with these checks (and [server] lines) is refused with."""
+    with pytest.raises(ConfigError) as info:
+        write_config(body, server=server)
+    return info.value.problems
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[pgserver.PgServer]:
     """One PostgreSQL cluster for the session; the tests that need it skip, saying why, without one."""
+    reason = pgserver.why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgserver.cluster() as server:
+        yield server
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[pgserver.PgServer]:
+    """A PostgreSQL of the test's own: stopped and started by it, which the session's must not be."""
     reason = pgserver.why_not()
     if reason is not None:
         pytest.skip(reason)

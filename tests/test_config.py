@@ -13,14 +13,8 @@ import pytest
 from heartfly.core.config import ConfigError, load_config, parse_config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
-from tests.conftest import ConfigWriter, new_key
+from tests.conftest import ConfigWriter, new_key, problems
 from tests.proc import heartfly
-
-
-def problems(write_config: ConfigWriter, body: str, server: str = "") -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        write_config(body, server=server)
-    return info.value.problems
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,9 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests import pgserver
 from tests.conftest import new_key
@@ -126,16 +124,6 @@ def test_the_core_install_never_imports_the_postgresql_driver_on_a_sqlite_config
 
 
 # ---- PostgreSQL restarted under a running server --------------------------------------------
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[pgserver.PgServer]:
-    """A cluster of this test's own: it is stopped and started, which the session's must not be."""
-    reason = pgserver.why_not()
-    if reason is not None:
-        pytest.skip(reason)
-    with pgserver.cluster() as server:
-        yield server
 
 
 async def test_pings_answer_503_while_postgresql_restarts_and_200_after_and_none_acknowledged_is_lost(
