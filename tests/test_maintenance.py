@@ -175,3 +175,23 @@ async def test_a_dropping_window_sends_nothing_at_all(
     await asyncio.sleep(3.5)  # past the window's end
     assert hook.hits == []
     assert (await hf.alerts("job")) == []
+
+
+def test_check_config_lists_each_window_with_what_it_covers_and_when_it_comes(tmp_path: Path) -> None:
+    from tests.proc import heartfly
+
+    path = tmp_path / "heartfly.toml"
+    path.write_text(
+        f'[checks.backup]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["db"]\n'
+        f'[checks.web]\nkey = "{new_key()}"\nevery = "1h"\n'
+        '[[maintenance]]\nname = "patching"\ncron = "0 2 * * 1"\ntimezone = "Europe/Berlin"\nduration = "2h"\n'
+        'tags = ["db"]\n[[maintenance]]\nname = "move"\nstart = 2020-01-01T00:00:00Z\nduration = "1h"\n'
+        'alerts = "drop"\n'
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert 'maintenance patching: cron "0 2 * * 1" (Europe/Berlin), 2 h; alerts held for one summary at its end' in out
+    assert "  covers: backup\n" in out and "next from " in out
+    assert "maintenance move: once, at 2020-01-01 00:00:00 UTC, 1 h; alerts dropped" in out
+    assert "  covers: every check\n  no occurrence left" in out

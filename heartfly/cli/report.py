@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from heartfly.core import localtime
 from heartfly.core.config import CheckConfig, Config
+from heartfly.core.maintenance import Window
 from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.units import human_duration
 from heartfly.core.urls import ping_urls
@@ -35,7 +36,27 @@ def describe_checks(config: Config, now: float) -> str:
             lines.append(f"  next due if watching starts now: {_local(due, check.timezone)}")
         for label, url in ping_urls(config, check):
             lines.append(f"  {label + ':':20} {url}")
+    for window in config.maintenance:
+        lines += ["", _window_words(config, window, now)]
     return "\n".join(lines)
+
+
+def _window_words(config: Config, window: Window, now: float) -> str:
+    """A maintenance window as check-config lists it: when, how long, what it covers, what it does."""
+    when = (
+        f'cron "{window.cron}" ({window.timezone})' if window.cron else f"once, at {_local(window.start or 0, 'UTC')}"
+    )
+    covered = [c.name for c in config.checks.values() if window.covers(c)]
+    scope = "every check" if not window.checks and not window.tags else ", ".join(covered) or "no check"
+    alerts = "held for one summary at its end" if window.alerts == "hold" else "dropped"
+    under_way = window.active(now)
+    nxt = next(iter(window.starts_after(now)), None)
+    if under_way is not None:
+        state = f"under way until {_local(under_way[1], window.timezone)}"
+    else:
+        state = "no occurrence left" if nxt is None else f"next from {_local(nxt, window.timezone)}"
+    return (f"maintenance {window.name}: {when}, {human_duration(window.duration)}; alerts {alerts}\n"
+            f"  covers: {scope}\n  {state}")  # fmt: skip
 
 
 def rules(check: CheckConfig) -> list[str]:
