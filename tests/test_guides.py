@@ -31,6 +31,7 @@ from tests.proc import Server, heartfly
 
 GUIDES = Path(__file__).resolve().parent / "guides"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "guides.md"
+pytestmark = pytest.mark.both_stores  # the guides run on SQLite and on PostgreSQL
 SERVER = '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n'
 
 
@@ -122,14 +123,19 @@ class Heartfly:
 StartHeartfly = Callable[..., Heartfly]
 
 
+def server_table(store_backend: str) -> str:
+    """SERVER with the test's store: the SQLite file, or (both_stores) a fresh PostgreSQL database."""
+    return SERVER.replace('database = "hb.db"', f"database = {store_backend}")
+
+
 @pytest.fixture
-def start_heartfly(tmp_path: Path) -> Iterator[StartHeartfly]:
+def start_heartfly(tmp_path: Path, store_backend: str) -> Iterator[StartHeartfly]:
     """Serves the given check tables (from the doc) on loopback, on a port the OS picks."""
     servers: list[Server] = []
 
     def start(*snippets: str) -> Heartfly:
         config = tmp_path / "heartfly.toml"
-        config.write_text(SERVER + "\n".join(snippets), encoding="utf-8")
+        config.write_text(server_table(store_backend) + "\n".join(snippets), encoding="utf-8")
         server = Server(config)
         servers.append(server)
         server.start()

@@ -29,12 +29,14 @@ from typing import Any
 import pytest
 
 from tests.proc import Server, heartfly
-from tests.test_guides import SERVER, Heartfly, at
+from tests.test_guides import SERVER, Heartfly, at, server_table
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "recipes.md"
 STEPS = ("etl-extract", "etl-transform", "etl-load")
 MEMBERS = [f"w{i}" for i in range(1, 9)]
+
+pytestmark = pytest.mark.both_stores  # the recipes run on SQLite and on PostgreSQL
 
 
 def need(tool: str) -> str:
@@ -150,14 +152,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def serve(tmp_path: Path, receiver: Receiver) -> Iterator[Serve]:
+def serve(tmp_path: Path, receiver: Receiver, store_backend: str) -> Iterator[Serve]:
     """Serves the doc's check tables, with its `oncall` webhook pointed at the receiver, on a free port."""
     servers: list[Server] = []
 
     def start(*snippets: str) -> Heartfly:
         channel = tweak(recipe("oncall.toml"), "channels.oncall", url=receiver.url)
         config = tmp_path / "heartfly.toml"
-        config.write_text(SERVER + "\n".join([channel, *snippets]), encoding="utf-8")
+        config.write_text(server_table(store_backend) + "\n".join([channel, *snippets]), encoding="utf-8")
         server = Server(config)
         servers.append(server)
         server.start()
