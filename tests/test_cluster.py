@@ -421,3 +421,43 @@ async def test_a_test_alert_asked_of_a_standby_is_refused_naming_the_leader(tmp_
             assert leader_id in (await resp.json())["error"]
         async with session.post(f"{leader.url}/api/v1/channels/journal/test", headers=token(tmp_path)) as resp:
             assert resp.status == 200, await resp.text()
+
+
+async def test_an_alert_in_flight_when_the_leader_dies_is_sent_again_by_the_new_leader_with_the_same_key(
+    tmp_path: Path,
+    database: str,
+    receivers: Receivers,  # noqa: F811 - the fixture
+) -> None:
+    hook = await receivers(hanging=True)  # holds every request: the first send is in flight at the kill
+    key = new_key()
+    checks = f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n' + every("job", key, "1h", 'channels = ["hook"]')
+    config = write(tmp_path, database, checks)
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        async with session.get(f"{standby.url}/ping/{key}/fail") as resp:
+            assert resp.status == 200
+
+        async def in_flight() -> bool:
+            return len(hook.hits) >= 1
+
+        await until(in_flight, 10, "the leader's first attempt reaches the receiver")
+        assert leader.proc is not None
+        leader.proc.kill()  # the attempt is never recorded as sent
+
+        async def leads() -> bool:
+            return bool((await readiness(session, standby))["role"] == "leader")
+
+        await until(leads, LEASE + 5, "the standby leads")
+
+        async def again() -> bool:
+            return len(hook.hits) >= 2
+
+        hook.hanging = False
+        hook.release.set()
+        await until(again, 15, "the new leader sends the pending alert")
+        async with session.get(f"{standby.url}/api/v1/checks/job/alerts", headers=token(tmp_path)) as resp:
+            [alert] = await resp.json()
+        assert alert["status"] == "sent", alert
+    # At least once, and a repeat only with the same Idempotency-Key: the receiver can tell.
+    assert len({h.key for h in hook.hits}) == 1 and hook.hits[0].key.startswith("flip-")
+    assert [h.json()["event"] for h in hook.hits] == ["down", "down"]
