@@ -63,6 +63,7 @@ __all__ = [
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 DEFAULT_PORT = 8765
+TAG_RE = re.compile(r"\S{1,50}")
 NODE_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
@@ -414,8 +415,15 @@ class _Reader(Reader):
             members=members,
             assertions=tuple(assertions),
             failures_before_alert=failures_before_alert,
-            tags=self.strings(raw, where, "tags") or (),
+            tags=self.tags(raw, where),
         )
+
+    def tags(self, raw: Mapping[str, Any], where: str) -> tuple[str, ...]:
+        tags = self.strings(raw, where, "tags") or ()
+        for tag in tags:
+            if not TAG_RE.fullmatch(tag):
+                self.fail(join(where, "tags"), f'"{tag}" is not a tag: 1 to 50 characters, no spaces')
+        return tags
 
     def maintenance(self, data: Mapping[str, Any], checks: Mapping[str, CheckConfig]) -> tuple[Window, ...]:
         """`[[maintenance]]`: each a name, a `cron` (with `timezone`) or a one-off `start`, a
@@ -456,7 +464,7 @@ class _Reader(Reader):
             if len(self.problems) > before or name is None or duration is None:
                 continue
             windows.append(Window(name, duration, cron, timezone or "UTC", start, patterns,
-                                  self.strings(item, where, "tags") or (), alerts or "hold"))  # fmt: skip
+                                  self.tags(item, where), alerts or "hold"))  # fmt: skip
         return tuple(windows)
 
     def _instant(self, item: Mapping[str, Any], where: str, key: str) -> float | None:

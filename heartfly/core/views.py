@@ -27,6 +27,7 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
         "state": st.status.value,
         "reason": st.reason.value if st.status is Status.DOWN and st.reason else None,
         "description": cfg.description,
+        "tags": list(cfg.tags),
         "schedule": cfg.schedule_words(),
         "grace_seconds": cfg.grace,
         "last_ping_at": iso(st.last_ping_at),

@@ -58,14 +58,18 @@ def _check(request: web.Request) -> Check:
     return check
 
 
-@authorized(query=frozenset({"state"}))
+@authorized(query=frozenset({"state", "tag"}))
 async def list_checks(request: web.Request) -> web.Response:
+    """Every check; `state=` only those in it, `tag=` (repeatable) only those with every tag given."""
     engine = request.app[RUNTIME].engine
     wanted = request.query.get("state")
     if wanted is not None and wanted not in {s.value for s in Status}:
         return json_error(400, f"unknown state {wanted!r}")
+    tags = set(request.query.getall("tag", []))
     items = [
-        summary(request.app, c) for c in engine.checks.values() if wanted is None or c.state.status.value == wanted
+        summary(request.app, c)
+        for c in engine.checks.values()
+        if (wanted is None or c.state.status.value == wanted) and tags <= set(c.config.tags)
     ]
     return web.json_response(items)
 

@@ -162,6 +162,7 @@ def _row(app: web.Application, check: Check) -> dict[str, Any]:
         "last_duration": st.last_duration,
         "open_runs": s["open_runs"],
         "after": check.config.after,
+        "tags": check.config.tags,
     }
 
 
@@ -217,6 +218,7 @@ async def index(request: web.Request) -> web.Response:
         known = ", ".join(s.value for s in SEVERITY)
         return render(request, "message.html", 400, heading="No such state", text=f"Filter by one of: {known}.")
     q = request.query.get("q", "").strip()
+    tag = request.query.get("tag", "")
     everything = list(engine.checks.values())
     counts = {s.value: 0 for s in SEVERITY}
     for c in everything:
@@ -227,6 +229,7 @@ async def index(request: web.Request) -> web.Response:
         for c in everything
         if (not wanted or c.state.status.value == wanted)
         and (not needle or needle in c.name.lower() or needle in c.config.description.lower())
+        and (not tag or tag in c.config.tags)
     ]
     shown.sort(key=lambda c: (SEVERITY[c.state.status], c.name))
     page = max(1, decimal(request.query.get("page", "1"), digits=9) or 1)
@@ -238,7 +241,7 @@ async def index(request: web.Request) -> web.Response:
     ]
 
     def link(**changes: Any) -> str:
-        params = {"state": wanted, "q": q, "page": page} | changes
+        params = {"state": wanted, "q": q, "tag": tag, "page": page} | changes
         query = urlencode({k: v for k, v in params.items() if v not in ("", None, 1)})
         return "/" + (f"?{query}" if query else "")
 
@@ -251,6 +254,7 @@ async def index(request: web.Request) -> web.Response:
         matching=len(shown),
         state=wanted,
         q=q,
+        tag=tag,
         page=page,
         pages=pages,
         link=link,
