@@ -29,16 +29,7 @@ class Backend:
 async def open_backend(server: ServerConfig) -> Backend:
     """The writer (creating and migrating the database) and a reader of its own; StoreError says
     what failed. The writer is not started yet."""
-    writer: OwnWriter
-    if isinstance(server.database, PostgresDatabase):
-        _need_driver()
-        from heartfly.store import postgres
-
-        writer = await postgres.Writer.open(server.database)
-    else:
-        from heartfly.store import sqlite
-
-        writer = await sqlite.Writer.open(server.database, server.synchronous)
+    writer = await _open_writer(server.database, server.synchronous)
     try:
         reader = await open_reader(server.database)
     except BaseException:
@@ -68,18 +59,19 @@ async def open_existing_reader(database: Database) -> Reader:
 
 async def create(database: Database) -> None:
     """Make (or migrate) a database as `heartfly serve` would, and close it: migrate-db's target."""
-    writer: OwnWriter
+    await (await _open_writer(database)).close()
+
+
+async def _open_writer(database: Database, synchronous: str = "normal") -> OwnWriter:
+    """The writer of a database, which it creates (with its folder) or migrates as needed."""
     if isinstance(database, PostgresDatabase):
         _need_driver()
         from heartfly.store import postgres
 
-        writer = await postgres.Writer.open(database)
-    else:
-        from heartfly.store import sqlite
+        return await postgres.Writer.open(database)
+    from heartfly.store import sqlite
 
-        database.parent.mkdir(parents=True, exist_ok=True)
-        writer = await sqlite.Writer.open(database)
-    await writer.close()
+    return await sqlite.Writer.open(database, synchronous)
 
 
 async def read_lease(database: Database) -> tuple[str, int, float] | None:

@@ -86,6 +86,18 @@ async def connect(database: PostgresDatabase, *, reader: bool = False) -> psycop
         raise StoreError(f"cannot open database {database.shown}: {one_line(exc, database)}") from None
 
 
+async def usable(
+    conn: psycopg.AsyncConnection[TupleRow] | None, database: PostgresDatabase
+) -> psycopg.AsyncConnection[TupleRow]:
+    """`conn` if it is still good, else a new connection (the server dropped the old one, or it
+    was never made); StoreError if none can be had."""
+    if conn is not None and not conn.closed and not conn.broken:
+        return conn
+    if conn is not None:
+        await conn.close()
+    return await connect(database)
+
+
 class _Executed:
     """What PgConnection.execute returns: awaited, or entered for its cursor (as aiosqlite's)."""
 

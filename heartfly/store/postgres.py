@@ -17,7 +17,7 @@ from heartfly.core.dburl import PostgresDatabase
 from heartfly.store.api import StoreError
 from heartfly.store.groupcommit import GroupCommitter, gather
 from heartfly.store.inbox import DELETE_INBOX, INSERT_INBOX, NOTIFY
-from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg
+from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg, usable
 from heartfly.store.postgres_lease import FENCE, NotLeader
 from heartfly.store.postgres_schema import MIGRATIONS
 from heartfly.store.queries import SqlReader
@@ -151,9 +151,7 @@ class Writer(GroupCommitter):
             raise StoreError(f"database {self._database.shown}: {one_line(exc, self._database)}") from None
 
     async def _commit(self, writes: list[Write]) -> None:
-        if self._conn.closed or self._conn.broken:
-            await self._conn.close()
-            self._conn = await connect(self._database)
+        self._conn = await usable(self._conn, self._database)
         batch = gather(writes)
         conn = self._conn
         # executemany pipelines the rows: one round trip per table, not one per row.

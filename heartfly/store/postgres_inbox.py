@@ -13,7 +13,7 @@ from psycopg.rows import TupleRow
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.store.api import StoreError
 from heartfly.store.inbox import CHANNEL
-from heartfly.store.pgconn import connect, one_line
+from heartfly.store.pgconn import one_line, usable
 
 Connection = psycopg.AsyncConnection[TupleRow]
 _READ = "SELECT id, check_name, body FROM inbox WHERE id <> ALL(%s::bigint[]) ORDER BY id LIMIT %s"
@@ -29,7 +29,7 @@ class InboxFeed:
         """The oldest rows but those in `skip` (applied, their commit pending): (id, check, body),
         for inbox.read. The rows skipped are few: they are deleted by the next commit or two."""
         try:
-            conn = self._reading = await self._fresh(self._reading)
+            conn = self._reading = await usable(self._reading, self.database)
             cur = await conn.execute(_READ, (list(skip), limit))
             rows = await cur.fetchall()
         except psycopg.Error as exc:
@@ -41,7 +41,7 @@ class InboxFeed:
         while this node was connecting, say)."""
         try:
             if self._listening is None or self._listening.closed or self._listening.broken:
-                self._listening = await self._fresh(self._listening)
+                self._listening = await usable(self._listening, self.database)
                 await self._listening.execute(f"LISTEN {CHANNEL}")
             async for _ in self._listening.notifies(timeout=at_most, stop_after=1):
                 pass
@@ -53,10 +53,3 @@ class InboxFeed:
             if conn is not None:
                 with contextlib.suppress(psycopg.Error):
                     await conn.close()
-
-    async def _fresh(self, conn: Connection | None) -> Connection:
-        if conn is not None and not conn.closed and not conn.broken:
-            return conn
-        if conn is not None:
-            await conn.close()
-        return await connect(self.database)

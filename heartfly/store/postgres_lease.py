@@ -25,7 +25,7 @@ from psycopg.rows import TupleRow
 
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.store.api import StoreError
-from heartfly.store.pgconn import connect, one_line
+from heartfly.store.pgconn import one_line, usable
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -189,8 +189,5 @@ class Lease:
 
     async def _connection(self) -> Connection:
         """The lease's connection, made again after the server dropped it."""
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            if self._conn is not None:
-                await self._conn.close()
-            self._conn = await connect(self.database)
+        self._conn = await usable(self._conn, self.database)
         return self._conn
