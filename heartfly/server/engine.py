@@ -277,23 +277,20 @@ class Engine(Loading):
     async def pause(self, check: Check, inbox_id: int | None = None) -> None:
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "pause"))
-        old = check.state
-        step = states.pause(old, self.clock.now())
-        check.state = step.state
-        self._schedule(check)
-        write = self._change(check, step, old)
-        write.inbox_done += [] if inbox_id is None else [inbox_id]
-        await self.writer.submit(write)
+        await self._operator_step(check, states.pause(check.state, self.clock.now()), inbox_id)
 
     async def resume(self, check: Check, why: str = "resumed by an operator", inbox_id: int | None = None) -> None:
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "resume", why))
-        old = check.state
-        step = states.resume(check.config, old, self.clock.now(), why)
-        check.state = step.state
+        await self._operator_step(check, states.resume(check.config, check.state, self.clock.now(), why), inbox_id)
+
+    async def _operator_step(self, check: Check, step: states.Step, inbox_id: int | None) -> None:
+        """An operator's pause or resume, applied and committed (with the inbox row it came from)."""
+        old, check.state = check.state, step.state
         self._schedule(check)
         write = self._change(check, step, old)
-        write.inbox_done += [] if inbox_id is None else [inbox_id]
+        if inbox_id is not None:
+            write.inbox_done.append(inbox_id)
         await self.writer.submit(write)
 
     def send_test_alert(self, channel: str) -> tuple[int, asyncio.Future[None]]:

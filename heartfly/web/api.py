@@ -94,7 +94,9 @@ def summary(app: web.Application, check: Check) -> dict[str, Any]:
 async def check_record(request: web.Request) -> web.Response:
     """Availability, downtime, times down, failed runs and run durations over 24 h, 7 d and 30 d."""
     check = _check(request)
-    windows = await record.read(request.app[RUNTIME], check)
+    rt = request.app[RUNTIME]
+    await rt.settled()
+    windows = await record.read(rt, check)
     return web.json_response({"check": check.name, "windows": [record.as_json(r) for r in windows]})
 
 
