@@ -119,15 +119,15 @@ class Loading(ChangeRows):
             self.writer.submit_nowait(self._bring_back(check, pings, now))
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
-        stored_marks = await db.read_meta_prefix(windows.DONE_META)
-        self.windows_done = windows.marks(self.config, stored_marks, now)
-        for name, done in self.windows_done.items():  # a new window's mark: from now on
-            if windows.DONE_META + name not in stored_marks:
-                statements.append(store.meta_statement(windows.DONE_META + name, repr(done)))
-        for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
-            self.ping_ids.add(uid, received_at)
-        if stopped_at is not None and stopped_at < now and not view:
-            self._account_downtime(stopped_at, now, clean, statements, serving_since)
+        if not view:  # what only a server that writes needs: a view, rebuilt every second, skips the reads
+            if self.config.maintenance:
+                stored_marks = await db.read_meta_prefix(windows.DONE_META)
+                self.windows_done, new_marks = windows.marks(self.config, stored_marks, now)
+                statements += new_marks
+            for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
+                self.ping_ids.add(uid, received_at)
+            if stopped_at is not None and stopped_at < now:
+                self._account_downtime(stopped_at, now, clean, statements, serving_since)
         statements.append(store.alive_statement(now))
         statements.append(store.clean_stop_statement(False))
         self.writer.submit_nowait(store.Write(statements=statements))

@@ -19,15 +19,18 @@ log = logging.getLogger(__name__)
 DONE_META = "maintenance_done:"
 
 
-def marks(config: Config, stored: Mapping[str, str], now: float) -> dict[str, float]:
-    """Each window's last handled moment: stored, else now (a new window owes no summary of the past)."""
+def marks(config: Config, stored: Mapping[str, str], now: float) -> tuple[dict[str, float], list[store.Statement]]:
+    """Each window's last handled moment: stored, else now (a new window owes no summary of the
+    past), and the statements that store the new ones."""
     done: dict[str, float] = {}
+    new: list[store.Statement] = []
     for window in config.maintenance:
         try:
             done[window.name] = float(stored[DONE_META + window.name])
         except (KeyError, ValueError):
             done[window.name] = now
-    return done
+            new.append(store.meta_statement(DONE_META + window.name, repr(now)))
+    return done, new
 
 
 def close(
