@@ -65,7 +65,7 @@ class _Term:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     in_flight: set[int] = field(default_factory=set)  # inbox rows applied, their commit pending
     unreadable: set[int] = field(default_factory=set)  # inbox rows of a newer Heartfly, said once
-    unknown: set[int] = field(default_factory=set)  # rows for checks not in this term's config
+    unknown: dict[int, str] = field(default_factory=dict)  # row -> a check this term's config lacks (yet)
     drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -342,8 +342,10 @@ class Node:
             while True:
                 if term.writer.failing:
                     return False
+                # A row for an unknown check is read again once a reload brought its check in.
+                unknown = {i for i, name in term.unknown.items() if term.engine.lookup_name(name) is None}
                 try:
-                    rows = await term.feed.read(INBOX_PAGE, skip=term.in_flight | term.unreadable | term.unknown)
+                    rows = await term.feed.read(INBOX_PAGE, skip=term.in_flight | term.unreadable | unknown)
                 except StoreError as exc:
                     log.debug("the inbox was not read: %s", exc)
                     return False
@@ -366,7 +368,7 @@ class Node:
         if check is None:  # kept: a node reloaded before this one took it (this one's reload applies it)
             log.warning("a standby took a %s for check %s, which is not in this node's config; kept in the inbox",
                         item.op, item.check_name)  # fmt: skip
-            term.unknown.add(item.id)
+            term.unknown[item.id] = item.check_name
             return True
         done: asyncio.Future[None]
         if item.op == "ping":
