@@ -206,6 +206,31 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
 
 @main.command()
 @config_option
+@click.argument("names", nargs=-1, metavar="NAME...")
+def export(config_path: Path | None, names: tuple[str, ...]) -> None:
+    """Print checks made through the API or by auto-provisioning as TOML (all, if no NAME given),
+    to paste into the config file; then delete them through the API and reload."""
+    import asyncio
+
+    from heartfly.cli.report import read_exports
+    from heartfly.store.api import StoreError
+
+    config = _load(config_path)
+    try:
+        text = asyncio.run(read_exports(config, list(names)))
+    except StoreError as exc:
+        _fail([str(exc)], 1)
+    except KeyError as exc:
+        name = exc.args[0]
+        if name in config.checks:
+            _fail([f'check "{name}" is in {config.path} already: only checks made through the API are exported'], 1)
+        _fail([f'no check "{name}" was made through the API or by auto-provisioning'], 1)
+    if text:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@config_option
 @click.argument("name")
 @click.option(
     "--until",

@@ -7,13 +7,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from heartfly.core import localtime
-from heartfly.core.config import CheckConfig, Config
+from heartfly.core.config import CheckConfig, Config, ConfigError, with_stored_checks
 from heartfly.core.maintenance import Window
 from heartfly.core.states import BACKDATED, initial_state
+from heartfly.core.stored_checks import META_PREFIX, decode_all, to_toml
 from heartfly.core.units import human_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import PAUSE_META, check_summary, iso
 from heartfly.store import backend
+from heartfly.store.api import Reader
 
 
 def _local(ts: float, zone: str) -> str:
@@ -88,6 +90,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     """Every configured check as the database has it; raises StoreError if there is none yet."""
     db = await backend.open_existing_reader(config.server.database)
     try:
+        config = await joined(db, config)
         rows = {row.name: row for row in await db.read_current_checks(config.checks)}
         alive, _ = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
@@ -104,6 +107,30 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         item["paused_until"] = iso(float(until)) if until and item["state"] == "paused" else None
         items.append(item)
     return items, alive, downtimes[0] if downtimes else None
+
+
+async def joined(db: Reader, config: Config) -> Config:
+    """The file's config plus the checks kept in the database (made through the API), as the
+    server serves them; the file's alone if they clash (the server refuses to start then)."""
+    found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    try:
+        return with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
+    except ConfigError:
+        return config
+
+
+async def read_exports(config: Config, names: list[str]) -> str:
+    """The named checks kept in the database as [checks.NAME] tables to paste into the file
+    (every one of them when no name is given); KeyError for a name that is not one of them."""
+    db = await backend.open_existing_reader(config.server.database)
+    try:
+        found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    finally:
+        await db.close()
+    for name in names:
+        if name not in found:
+            raise KeyError(name)
+    return "\n".join(to_toml(name, found[name].table, found[name].title) for name in (names or sorted(found)))
 
 
 async def read_cluster(config: Config) -> str | None:
@@ -126,6 +153,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     up <-> running changes every healthy run makes."""
     db = await backend.open_existing_reader(config.server.database)
     try:
+        config = await joined(db, config)
         row = next((r for r in await db.read_current_checks(config.checks) if r.name == name), None)
         if row is None:
             raise KeyError(name)

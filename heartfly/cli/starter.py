@@ -36,6 +36,8 @@ listen = "{listen}"{" " * max(1, 23 - len(listen))}# "0.0.0.0:PORT" to listen on
 public_url = {json.dumps(public_url)}
 database = "heartfly.db"          # relative to this file
 api_token_file = "api-token"      # created with a fresh token on first start
+hc_api_key_file = "hc-api-key"    # Healthchecks' Management API (X-Api-Key): a fresh key on first start
+hc_api_key_readonly_file = "hc-api-key-readonly"  # and its read-only key
 ping_key = "{key()}"    # enables /ping/<ping_key>/<check-name>
 
 [defaults]

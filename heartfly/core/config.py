@@ -58,6 +58,7 @@ __all__ = [
     "load_config",
     "parse_and_read_secrets",
     "parse_config",
+    "with_stored_checks",
 ]
 
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
@@ -70,6 +71,7 @@ AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 
 
 Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
+Origin = Literal["file", "api", "auto"]  # where a check is defined: the operator's file or the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,10 @@ class ServerConfig:
     heartbeat_url: str | None = None  # pinged while healthy, so another monitor notices our outage
     heartbeat_every: float = 60.0
     display_timezone: str = "UTC"  # the zone pages, the CLI and alert texts show times in
+    hc_api_key_file: Path | None = None  # Healthchecks' Management API: its read-write key...
+    hc_api_key_readonly_file: Path | None = None  # ...and its read-only key
+    auto_provision: bool = False  # /ping/<ping_key>/<slug>?create=1 makes a missing check
+    auto_provision_max: int = 1000  # at most this many checks made that way
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,7 @@ class CheckConfig:
     assertions: tuple[Assertion, ...] = ()
     failures_before_alert: int = 1
     tags: tuple[str, ...] = ()  # labels to pick checks by (maintenance windows)
+    origin: Origin = "file"  # "api": made through the Management API, "auto": by a ping with ?create=1
 
     def schedule_words(self) -> str:
         from heartfly.core.units import human_duration
@@ -139,6 +146,10 @@ class Config:
     smtp: SmtpConfig | None = None
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     maintenance: tuple[Window, ...] = ()
+    inherited: Mapping[str, Any] = field(default_factory=dict)  # [defaults], parsed: checks made later inherit it
+
+    def file_checks(self) -> Mapping[str, CheckConfig]:
+        return {name: c for name, c in self.checks.items() if c.origin == "file"}
 
 
 _SERVER_KEYS = {
@@ -158,6 +169,10 @@ _SERVER_KEYS = {
     "heartbeat_url",
     "heartbeat_every",
     "display_timezone",
+    "hc_api_key_file",
+    "hc_api_key_readonly_file",
+    "auto_provision",
+    "auto_provision_max",
 }
 _DEFAULT_KEYS = {
     "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",
@@ -256,8 +271,37 @@ def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
     check_routing(reader, channels, used, declared)
     maintenance = reader.maintenance(data, checks)
     config = Config(path=path, server=server, checks=checks, channels=channels, smtp=smtp, alerts=alerts,
-                    maintenance=maintenance)  # fmt: skip
+                    maintenance=maintenance, inherited=inherited)  # fmt: skip
     return config, reader
+
+
+def with_stored_checks(config: Config, tables: Mapping[str, tuple[Origin, Mapping[str, Any]]]) -> Config:
+    """`config` (the operator's file) plus the checks kept in the database, each a table of the
+    same keys a [checks.NAME] table takes and read the same way. Raises ConfigError naming every
+    problem: a name in both places is one, never a silent override."""
+    reader = _Reader(base_dir=config.path.parent)
+    checks = dict(config.file_checks())
+    for name in sorted(tables):
+        origin, raw = tables[name]
+        if name in checks:
+            reader.fail(
+                f"checks.{name}",
+                f"is defined in {config.path} and was also made through the API; "
+                f"delete one of them (heartfly export {name} prints the API's as TOML)",
+            )
+            continue
+        check = reader.check(name, raw, config.inherited)
+        if check is None:
+            continue
+        if unknown := [c for c in check.channels if c not in config.channels]:
+            reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
+            continue
+        checks[name] = dataclasses.replace(check, origin=origin)
+    reader.unique_keys(config.server, checks)
+    reader.pipelines(checks)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return dataclasses.replace(config, checks=checks)
 
 
 class _Reader(Reader):
@@ -287,6 +331,14 @@ class _Reader(Reader):
         display_timezone = self.value(table, "server", "display_timezone", str, _parse_zone)
         heartbeat_url = self.value(table, "server", "heartbeat_url", str, _parse_heartbeat_url)
         heartbeat_every = self.value(table, "server", "heartbeat_every", str, AT_LEAST_1S)
+        hc_key = self.secret("server.hc_api_key_file", self.value(table, "server", "hc_api_key_file", str, self.path))
+        hc_readonly = self.secret(
+            "server.hc_api_key_readonly_file", self.value(table, "server", "hc_api_key_readonly_file", str, self.path)
+        )
+        auto_provision = self.value(table, "server", "auto_provision", bool)
+        auto_provision_max = self.value(table, "server", "auto_provision_max", int, positive)
+        if auto_provision and ping_key is None and "ping_key" not in table:
+            self.fail("server.auto_provision", "needs ping_key (checks are made by /ping/<ping_key>/<slug>?create=1)")
         if heartbeat_every is not None and heartbeat_url is None and "heartbeat_url" not in table:
             self.fail("server.heartbeat_every", "needs heartbeat_url (where to send the heartbeats)")
         for key, given in (("node_id", node_id), ("lease", lease)):
@@ -310,6 +362,10 @@ class _Reader(Reader):
             heartbeat_url=heartbeat_url,
             heartbeat_every=heartbeat_every or d.heartbeat_every,
             display_timezone=display_timezone or d.display_timezone,
+            hc_api_key_file=hc_key,
+            hc_api_key_readonly_file=hc_readonly,
+            auto_provision=bool(auto_provision),
+            auto_provision_max=auto_provision_max or d.auto_provision_max,
         )
 
     def database(self, table: Mapping[str, Any]) -> Database | None:

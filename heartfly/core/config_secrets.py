@@ -1,5 +1,5 @@
-"""The files a config names whose content is secret: the API token file, smtp.password_file and
-server.database_password_file.
+"""The files a config names whose content is secret: the API token file, the Healthchecks API key
+files, smtp.password_file and server.database_password_file.
 
 Read in a step of their own, after the pure parse (config.parse_config reads no files): the
 loader calls read_secrets with the files the parse found. A problem reading one is listed where
@@ -8,10 +8,11 @@ the parse would have met it, so the file's problems keep their order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+HC_KEY_LENGTH = 32  # Healthchecks' API keys are 32 characters; some of its clients check
 MIN_TOKEN = 16  # characters of an API token (here when loading, and in web.runtime.load_token when serving)
 
 
@@ -38,7 +39,9 @@ def read_secrets(found: Sequence[SecretFile], problems: Sequence[str]) -> Secret
     for secret in reversed(found):  # from the last, so an earlier `at` still points where it did
         try:
             if secret.where == "server.api_token_file":
-                _token_file(secret.path)
+                _token_file(secret.path, check_token)
+            elif secret.where.startswith("server.hc_api_key"):
+                _token_file(secret.path, check_hc_key)
             elif secret.where == "server.database_password_file":
                 database_password = _read_secret(secret.path)
             else:
@@ -48,15 +51,15 @@ def read_secrets(found: Sequence[SecretFile], problems: Sequence[str]) -> Secret
     return Secrets(password, database_password, merged)
 
 
-def _token_file(path: Path) -> None:
-    """The API token file, checked as `serve` reads it (a missing one is created there)."""
+def _token_file(path: Path, check: Callable[[str, Path], str]) -> None:
+    """An API token or key file, checked as `serve` reads it (a missing one is created there)."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    check_token(token, path)
+    check(token, path)
 
 
 def check_token(token: str, path: Path) -> str:
@@ -64,6 +67,13 @@ def check_token(token: str, path: Path) -> str:
     if len(token) < MIN_TOKEN:
         raise ValueError(f"the API token in {path} is shorter than {MIN_TOKEN} characters")
     return token
+
+
+def check_hc_key(key: str, path: Path) -> str:
+    """A Healthchecks API key read from `path`: 32 characters, as Healthchecks' clients expect."""
+    if len(key) != HC_KEY_LENGTH or not key.isascii() or not key.isprintable() or " " in key:
+        raise ValueError(f"the key in {path} is not a Healthchecks API key ({HC_KEY_LENGTH} characters, no spaces)")
+    return key
 
 
 def _read_secret(path: Path) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from heartfly.core.config import Config
+from heartfly.core.config import Config, ConfigError
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
 from heartfly.store.api import StoreError
@@ -78,6 +78,8 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
                 await runner.setup()
         except StoreError as exc:  # a wrong URL or password, a newer schema, no database: not fixed by a restart loop
             raise StartError(str(exc), code=2) from None
+        except ConfigError as exc:  # a check of the file's clashes with one made through the API
+            raise StartError("\n".join(exc.problems), code=2) from None
         except (OSError, ValueError) as exc:
             raise StartError(str(exc)) from None
         await web.SockSite(runner, sock).start()

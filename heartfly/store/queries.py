@@ -166,6 +166,12 @@ async def max_id(db: Db, table: Table) -> int:
     return int(row[0]) if row else 0
 
 
+async def count_pings(db: Db) -> dict[int, int]:
+    """How many pings each check has kept (Healthchecks' API shows a count per check)."""
+    async with db.execute("SELECT check_id, COUNT(*) FROM pings GROUP BY check_id") as cur:
+        return {int(r[0]): int(r[1]) for r in await cur.fetchall()}
+
+
 async def read_downtimes(db: Db, limit: int = 20) -> list[dict[str, Any]]:
     sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
     async with db.execute(sql, (limit,)) as cur:
@@ -297,12 +303,12 @@ async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int
 
 
 async def read_ping(db: Db, ping_id: int) -> dict[str, Any] | None:
-    sql = "SELECT id, at, kind, exit_status, run_id, body, source FROM pings WHERE id = ?"
+    sql = "SELECT id, at, kind, exit_status, run_id, body, source, check_id FROM pings WHERE id = ?"
     async with db.execute(sql, (ping_id,)) as cur:
         row = await cur.fetchone()
     if row is None:
         return None
-    return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source"), row, strict=True))
+    return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source", "check_id"), row, strict=True))
 
 
 # ---- pages for the dashboard and the JSON API (newest first, `before` an id cursor) -----------
@@ -518,6 +524,9 @@ class SqlReader:
 
     async def max_id(self, table: Table) -> int:
         return await max_id(self.db, table)
+
+    async def count_pings(self) -> dict[int, int]:
+        return await count_pings(self.db)
 
     async def read_downtimes(self, limit: int = 20) -> list[dict[str, Any]]:
         return await read_downtimes(self.db, limit)

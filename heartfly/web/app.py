@@ -19,8 +19,9 @@ from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import backend
-from heartfly.web import api, badges, control, dashboard, metrics, openapi, pings
-from heartfly.web.runtime import RUNTIME, Runtime, load_token
+from heartfly.web import api, badges, control, dashboard, hcapi, metrics, openapi, pings, provision, stored
+from heartfly.web.api import Handler
+from heartfly.web.runtime import RUNTIME, Runtime
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
@@ -33,17 +34,19 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[pings.PING_COUNTS] = Counter(dict.fromkeys(pings.OUTCOMES, 0))
     app[control.CONTROL] = control.Control()
     app[badges.INDEX] = badges.BadgeIndex()
+    app[provision.AT_CAP] = [False]
     r = app.router
     r.add_route("*", "/ping/{tail:.+}", pings.ping)
     r.add_route("*", "/api/v1/heartbeat/{key}", pings.heartbeat)
     r.add_get("/api/v1/checks", api.list_checks)
-    r.add_get("/api/v1/checks/{name}", api.get_check)
+    # Healthchecks' API: /api/v1/checks/{name}, /pause and /resume are shared with Heartfly's own
+    own = {"": _only("GET", api.get_check), "/pause": _only("POST", api.pause_check),
+           "/resume": _only("POST", api.resume_check)}  # fmt: skip
+    hcapi.add_routes(r, own)
     r.add_get("/api/v1/checks/{name}/pings", api.check_pings)
     r.add_get("/api/v1/checks/{name}/flips", api.check_flips)
     r.add_get("/api/v1/checks/{name}/alerts", api.check_alerts)
     r.add_post("/api/v1/channels/{name}/test", api.test_channel)
-    r.add_post("/api/v1/checks/{name}/pause", api.pause_check)
-    r.add_post("/api/v1/checks/{name}/resume", api.resume_check)
     r.add_get("/api/v1/checks/{name}/runs", api.check_runs)
     r.add_get("/api/v1/checks/{name}/record", api.check_record)
     r.add_post("/api/v1/reload", api.reload_config)
@@ -66,14 +69,28 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     return app
 
 
+def _only(method: str, handler: Handler) -> Handler:
+    """Heartfly's own handler for one method of a path it shares with Healthchecks' API; the JSON 405 for others."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        if request.method != method:
+            allow = f"{method}, HEAD" if method == "GET" else method
+            if not (method == "GET" and request.method == "HEAD"):
+                return api.json_error(405, f"use {allow}", Allow=allow)
+        return await handler(request)
+
+    return dispatch
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     rt = app[RUNTIME]
     server = rt.config.server
-    rt.token = load_token(server.api_token_file)
+    rt.load_keys(rt.config)
     store = await backend.open_backend(server)
     try:
         store.writer.start()
         rt.writer, rt.reader = store.writer, store.reader
+        await stored.load(rt)
         yield
     finally:
         await store.close()
@@ -153,11 +170,16 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         node = Node(lambda: rt.config, rt.clock, rt.reader, rt.writer, session, publish, lambda: control.rearm(app))
         await node.start()
         rt.cluster = node
-        task = asyncio.create_task(node.run(), name="heartfly-cluster")
+        tasks = [
+            asyncio.create_task(node.run(), name="heartfly-cluster"),
+            asyncio.create_task(stored.follow(app), name="heartfly-stored-checks"),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await node.stop()

@@ -174,7 +174,9 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
             return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
         with longlived.building(again=True):
             try:
-                await rt.apply_config(config)
+                config = await rt.apply_config(config)
+            except ConfigError as exc:  # a check of the file's clashes with one made through the API
+                return _refused(exc.problems)
             except (OSError, ValueError) as exc:
                 return _refused([str(exc)])
     log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)

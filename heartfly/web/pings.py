@@ -24,6 +24,7 @@ from heartfly.core.pingparse import (
 from heartfly.core.states import Kind
 from heartfly.server.engine import Check, Engine, PingRecord
 from heartfly.store.api import StoreError
+from heartfly.web import provision
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ OUTCOMES = ("success", "start", "fail", "log", "progress", "not_found", "invalid
 
 
 def _text(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text + "\n" if status != 200 else text)
+    return web.Response(status=status, text=text + "\n" if status >= 300 else text)
 
 
 NOT_FOUND = "not found"
@@ -168,6 +169,14 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
     except PingError as exc:  # before the 404: a malformed ping answers alike for any key
         counts["invalid"] += 1
         return _text(400, str(exc))
+    created = False
+    if check is None and target.name is not None and query.get("create") == "1":
+        try:
+            check = await provision.create(app, target.name)
+        except StoreError:
+            counts["unavailable"] += 1
+            return _text(503, "storage unavailable, check not created: try again")
+        created, engine = check is not None, rt.engine
     if check is None:
         counts["not_found"] += 1
         return _text(404, NOT_FOUND)
@@ -178,7 +187,7 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
         counts["unavailable"] += 1
         return _text(503, "storage unavailable, ping not recorded: try again")
     counts[read.event.kind] += 1
-    return _text(200, "OK")
+    return _text(201, "Created") if created else _text(200, "OK")
 
 
 def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:

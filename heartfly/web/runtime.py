@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from heartfly.core.clock import Clock
-from heartfly.core.config import Config
-from heartfly.core.config_secrets import check_token
+from heartfly.core.config import Config, with_stored_checks
+from heartfly.core.config_secrets import check_hc_key, check_token
+from heartfly.core.stored_checks import StoredCheck
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import TIMER_STALE, Engine
 from heartfly.store.api import OwnWriter, Reader, StoreError, WriteQueue
@@ -51,6 +53,10 @@ class Runtime:
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
     listen_override: str | None = None  # serve --listen / HEARTFLY_LISTEN: outranks the file, on reload too
     cluster: Node | None = None  # a PostgreSQL database: this node's role in the cluster
+    hc_key: str | None = None  # Healthchecks' Management API: the read-write key...
+    hc_readonly_key: str | None = None  # ...and the read-only one
+    stored: Mapping[str, StoredCheck] = field(default_factory=dict)  # checks kept in the database
+    file_config: Config | None = None  # the operator's file as read, before the stored checks join it
     _engine: Engine | None = field(default=None, repr=False)
 
     @property
@@ -95,8 +101,21 @@ class Runtime:
         stale = self.clock.now() - self.engine.timer_alive_at
         return stale if stale > TIMER_STALE else None
 
-    async def apply_config(self, config: Config) -> None:
-        """Switch the running server to a new, already validated config."""
+    def load_keys(self, config: Config) -> None:
+        self.token = load_token(config.server.api_token_file)
+        self.hc_key = load_hc_key(config.server.hc_api_key_file)
+        self.hc_readonly_key = load_hc_key(config.server.hc_api_key_readonly_file)
+
+    def with_stored(self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None) -> Config:
+        """The operator's file plus the checks kept in the database; ConfigError on a clash."""
+        stored = self.stored if stored is None else stored
+        return with_stored_checks(file_config, {name: (c.origin, c.table) for name, c in stored.items()})
+
+    async def apply_config(self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None) -> Config:
+        """Switch the running server to a new, already validated file's config, with the stored
+        checks (`stored`, else the ones it has); returns the whole config. ConfigError when a
+        stored check and the file clash, and nothing changes."""
+        config = self.with_stored(file_config, stored)
         old = self.engine.config.server
         if (old.host, old.port, old.database, old.synchronous) != (
             config.server.host,
@@ -105,17 +124,29 @@ class Runtime:
             config.server.synchronous,
         ):
             log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
-        self.token = load_token(config.server.api_token_file)
-        self.config = config
+        self.load_keys(config)
+        self.config, self.file_config = config, file_config
+        if stored is not None:
+            self.stored = stored
         if self.dispatcher is not None:
             self.dispatcher.config = config
         await self.engine.apply_config(config)
+        return config
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
 
-def load_token(path: Path | None) -> str | None:
+def load_hc_key(path: Path | None) -> str | None:
+    """A Healthchecks API key from its file, created (mode 0600) with a fresh key if missing."""
+    return load_token(path, make=lambda: secrets.token_urlsafe(24), check=check_hc_key)  # 24 bytes: 32 characters
+
+
+def load_token(
+    path: Path | None,
+    make: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+    check: Callable[[str, Path], str] = check_token,
+) -> str | None:
     """The API token from its file, which is created (mode 0600) with a fresh token if missing."""
     if path is None:
         return None
@@ -126,11 +157,11 @@ def load_token(path: Path | None) -> str | None:
         fd, aside = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w") as handle:  # mkstemp's mode is 0600
-                handle.write(secrets.token_urlsafe(32) + "\n")
+                handle.write(make() + "\n")
             os.link(aside, path)
-            log.info("created a new API token in %s", path)
+            log.info("created a new key in %s", path)
         except FileExistsError:
             pass  # another server made it first: use that one
         finally:
             os.unlink(aside)
-    return check_token(path.read_text(encoding="utf-8").strip(), path)
+    return check(path.read_text(encoding="utf-8").strip(), path)

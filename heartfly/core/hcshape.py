@@ -1,0 +1,278 @@
+"""Healthchecks' Management API, the pure part: a check as its JSON shows one, and a create or
+update request read into the table of keys a `[checks.NAME]` table takes.
+
+Field names, types and error words follow Healthchecks (hc/api/models.py Check.to_dict, the
+`Spec` of hc/api/views.py), so its clients (the Terraform provider, the Ansible collection, the
+Python clients, Home Assistant) work unchanged. Where Heartfly cannot honour a field's non-default
+value (manual_resume, methods, keyword filters, OnCalendar) the request is refused, never stored
+and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from heartfly.core.config import CheckConfig
+from heartfly.core.patterns import NAME_RE
+from heartfly.core.states import CheckState, Status
+from heartfly.core.stored_checks import check_uuid
+from heartfly.core.units import format_duration
+
+MIN_SECONDS, MAX_SECONDS = 60, 31_536_000  # timeout and grace: a minute to a year
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UNIQUE_KEY_RE = re.compile(r"[A-Za-z0-9]{40}")
+UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
+_CHANNEL_NAMESPACE = uuid.UUID("0e5b8a6c-62f1-4c58-8a4e-4d1f3a9b7c21")
+
+# Fields Heartfly has no rule for: accepted at their default value only.
+_DEFAULTS_ONLY: dict[str, Any] = {
+    "manual_resume": False,
+    "methods": "",
+    "filter_subject": False,
+    "filter_body": False,
+    "filter_http_body": False,
+    "filter_default_fail": False,
+    "start_kw": "",
+    "success_kw": "",
+    "failure_kw": "",
+    "subject": "",
+    "subject_fail": "",
+}
+_STRINGS = {"name": 100, "slug": 100, "tags": None, "desc": None, "schedule": 100, "tz": None, "channels": None}
+
+
+class SpecError(ValueError):
+    """A create or update Healthchecks would refuse with 400; the message is its words."""
+
+
+def iso(ts: float | None, *, micro: bool = False) -> str | None:
+    """Healthchecks' time format: UTC with +00:00, whole seconds (pings keep microseconds)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds" if micro else "seconds")
+
+
+def channel_id(name: str) -> str:
+    """A channel's uuid, as Healthchecks' API names integrations: derived from its name."""
+    return str(uuid.uuid5(_CHANNEL_NAMESPACE, name))
+
+
+def unique_key(check: CheckConfig) -> str:
+    """What a read-only key sees instead of the uuid (Healthchecks: sha1 of the uuid's first 16 hex digits)."""
+    return hashlib.sha1(uuid.UUID(check_uuid(check)).hex[:16].encode(), usedforsecurity=False).hexdigest()
+
+
+def slugify(text: str) -> str:
+    """Healthchecks' (Django's) slug of a name: ASCII, lower case, runs of spaces and dashes as one '-'."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^\w\s-]", "", text.lower())
+    return re.sub(r"[-\s]+", "-", text).strip("-_")
+
+
+def status(st: CheckState, version: int) -> str:
+    """Heartfly's state in Healthchecks' words: late is "grace"; a run in progress is "started" in
+    v1 and "up" after (v2 and v3 show it in `started`)."""
+    if st.status is Status.RUNNING:
+        return "started" if version == 1 else "up"
+    return "grace" if st.status is Status.LATE else st.status.value
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """Where the check's URLs point, and what the caller may see."""
+
+    public_url: str
+    version: int
+    readonly: bool
+    display_name: str  # Healthchecks' free-text name (a stored check's), else the check's name
+    n_pings: int
+    badge_url: str
+
+
+def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]:
+    watching = st.status is not Status.PAUSED
+    due = st.next_due() if watching else None
+    if due is not None and st.runs and st.status is not Status.DOWN:
+        due = min(due, min(r.started_at for r in st.runs.values()))  # Healthchecks: a running check is due at its start
+    item: dict[str, Any] = {
+        "name": shown.display_name,
+        "slug": cfg.name,
+        "tags": " ".join(cfg.tags),
+        "desc": cfg.description,
+        "grace": int(cfg.grace),
+        "n_pings": shown.n_pings,
+        "status": status(st, shown.version),
+        "started": bool(st.runs),
+        "last_ping": iso(st.last_ping_at),
+        "next_ping": iso(due),
+        **{k: v for k, v in _DEFAULTS_ONLY.items() if k not in ("start_kw", "success_kw", "failure_kw")},
+        "start_kw": "",
+        "success_kw": "",
+        "failure_kw": "",
+        "badge_url": shown.badge_url,
+    }
+    if st.last_duration:
+        item["last_duration"] = int(st.last_duration)
+    if shown.readonly:
+        item["unique_key"] = unique_key(cfg)
+    else:
+        code = check_uuid(cfg)
+        update_url = f"{shown.public_url}/api/v{shown.version}/checks/{code}"
+        item.update(
+            uuid=code,
+            ping_url=f"{shown.public_url}/ping/{cfg.key}",
+            update_url=update_url,
+            pause_url=update_url + "/pause",
+            resume_url=update_url + "/resume",
+            channels=",".join(sorted(channel_id(c) for c in cfg.channels)),
+        )
+    if cfg.cron is not None:
+        item.update(schedule=cfg.cron, tz=cfg.timezone)
+    else:
+        item["timeout"] = int(cfg.every if cfg.every is not None else cfg.within or 0)
+    return item
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A create or update request, checked: only the fields it gave."""
+
+    fields: Mapping[str, Any]
+    unique: tuple[str, ...]
+
+
+def read_spec(data: Any) -> Spec:
+    """The request body as Healthchecks' `Spec` reads it; SpecError with its words on the first bad field."""
+    if not isinstance(data, dict):
+        raise SpecError("json validation error: value is not an object")
+    fields: dict[str, Any] = {}
+    for key in sorted(data):  # Healthchecks reports the first bad field in its declared (alphabetical) order
+        value = data[key]
+        if key in _STRINGS:
+            fields[key] = _string(key, value, _STRINGS[key])
+        elif key in ("timeout", "grace"):
+            fields[key] = _seconds(key, value)
+        elif key in _DEFAULTS_ONLY:
+            default = _DEFAULTS_ONLY[key]
+            if type(value) is not type(default):
+                word = "a boolean" if isinstance(default, bool) else "a string"
+                raise SpecError(f"json validation error: {key} is not {word}")
+            if value != default:
+                raise SpecError(f"json validation error: {key} is not supported by Heartfly (only {default!r})")
+        elif key == "unique":
+            if not isinstance(value, list):
+                raise SpecError("json validation error: unique is not an array")
+            if any(item not in UNIQUE_FIELDS for item in value):
+                raise SpecError("json validation error: an item in 'unique' has unexpected value")
+        # anything else (api_key among them) is not a field: ignored, as Healthchecks does
+    if "slug" in fields and fields["slug"] and not re.fullmatch(r"[a-z0-9_-]*", fields["slug"]):
+        raise SpecError("json validation error: slug does not match pattern")
+    if fields.get("schedule") and len(fields["schedule"].split()) != 5:
+        raise SpecError("json validation error: schedule is not a valid cron expression (OnCalendar is not supported)")
+    if "tz" in fields:
+        try:
+            ZoneInfo(fields["tz"])
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise SpecError("json validation error: tz is not a valid timezone") from None
+    return Spec(fields, tuple(data.get("unique", ())))
+
+
+def _string(key: str, value: Any, limit: int | None) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"json validation error: {key} is not a string")
+    if limit is not None and len(value) > limit:
+        raise SpecError(f"json validation error: {key} is too long")
+    return value
+
+
+def _seconds(key: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SpecError(f"json validation error: {key} is not a number")
+    if value < MIN_SECONDS:
+        raise SpecError(f"json validation error: {key} is too small")
+    if value > MAX_SECONDS:
+        raise SpecError(f"json validation error: {key} is too large")
+    return value
+
+
+def new_name(spec: Spec, version: int, fallback: str) -> str:
+    """The name a created check gets: the slug if given, else the name's slug, else `fallback`."""
+    slug = spec.fields.get("slug") or (
+        slugify(spec.fields.get("name", "")) if version < 3 or "slug" not in spec.fields else ""
+    )
+    return slug or fallback
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name):
+        raise SpecError(
+            f"json validation error: slug {name!r} cannot be a check's name (it starts with a letter or digit)"
+        )
+    return name
+
+
+def apply(table: Mapping[str, Any], spec: Spec, channels: Mapping[str, str]) -> dict[str, Any]:
+    """A stored check's table with the request's fields applied; `channels` maps every channel's
+    id and name to its name. SpecError for a channel that is not one."""
+    new = dict(table)
+    fields = spec.fields
+    if fields.get("schedule"):
+        new.pop("every", None)
+        new["cron"] = fields["schedule"]
+    elif "timeout" in fields:
+        new.pop("cron", None)
+        new.pop("timezone", None)
+        new["every"] = format_duration(fields["timeout"])
+    if "tz" in fields and "cron" in new:
+        new["timezone"] = fields["tz"]
+    if "grace" in fields:
+        new["grace"] = format_duration(fields["grace"])
+    if "desc" in fields:
+        new["description"] = fields["desc"]
+    if "tags" in fields:
+        new["tags"] = fields["tags"].split()
+    if "channels" in fields:
+        new["channels"] = _channels(fields["channels"], channels)
+    if not new.get("tags"):
+        new.pop("tags", None)
+    if not new.get("description"):
+        new.pop("description", None)
+    return new
+
+
+def _channels(text: str, known: Mapping[str, str]) -> list[str]:
+    if text == "*":
+        return sorted(set(known.values()))
+    if text == "":
+        return []
+    names: list[str] = []
+    for item in text.split(","):
+        if not item:
+            raise SpecError("empty channel identifier")
+        if item not in known:
+            raise SpecError(f"invalid channel identifier: {item}")
+        names.append(known[item])
+    return sorted(set(names))
+
+
+def matches(cfg: CheckConfig, display_name: str, spec: Spec) -> bool:
+    """Whether a check has every `unique` field the request gives, as a create's upsert looks for one."""
+    if not spec.unique or any(f not in spec.fields for f in spec.unique):
+        return False
+    mine = {
+        "name": display_name,
+        "slug": cfg.name,
+        "tags": list(cfg.tags),
+        "timeout": int(cfg.every) if cfg.every is not None else None,
+        "grace": int(cfg.grace),
+    }
+    given = {**spec.fields, "tags": str(spec.fields.get("tags", "")).split()}  # tags as Heartfly keeps them
+    return all(mine[f] == given[f] for f in spec.unique)

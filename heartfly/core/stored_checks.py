@@ -1,0 +1,103 @@
+"""Checks kept in the database (made through the Management API or by auto-provisioning), and
+every check's uuid.
+
+A stored check is the same table of keys a `[checks.NAME]` table in the file takes, kept as JSON
+in the meta table under `check:NAME` (so every node of a cluster reads the same ones), and read
+by config.with_stored_checks exactly as the file's are. The operator's file is never written.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from heartfly.core.config import CheckConfig, Origin
+
+META_PREFIX = "check:"
+_NAMESPACE = uuid.UUID("5b0d3b8e-4a8f-4d6e-9a51-1f2e0c6a7d30")  # Heartfly's, for uuid5 of a name
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheck:
+    name: str
+    origin: Origin  # "api" or "auto"
+    table: Mapping[str, Any]  # the keys of a [checks.NAME] table
+    created_at: float
+    title: str = ""  # Healthchecks' free-text `name`, when it is not the check's name
+
+    def encode(self) -> str:
+        data = {"origin": self.origin, "created_at": self.created_at, "check": self.table, "title": self.title}
+        return json.dumps(data, sort_keys=True)
+
+
+def decode(name: str, text: str) -> StoredCheck:
+    """A stored check from its meta row; ValueError if the row is not one (written by a newer version?)."""
+    data = json.loads(text)
+    if (
+        not isinstance(data, dict)
+        or data.get("origin") not in ("api", "auto")
+        or not isinstance(data.get("check"), dict)
+    ):
+        raise ValueError(f"meta row {META_PREFIX}{name} is not a stored check")
+    return StoredCheck(name, cast(Origin, data["origin"]), data["check"], float(data.get("created_at", 0.0)))
+
+
+def decode_all(rows: Mapping[str, str]) -> tuple[dict[str, StoredCheck], list[str]]:
+    """The meta table's `check:` rows as stored checks, and a problem for each that is not one."""
+    found: dict[str, StoredCheck] = {}
+    problems: list[str] = []
+    for key, text in rows.items():
+        name = key[len(META_PREFIX) :]
+        try:
+            found[name] = decode(name, text)
+        except (ValueError, TypeError) as exc:
+            problems.append(str(exc))
+    return found, problems
+
+
+def check_uuid(check: CheckConfig) -> str:
+    """The check's uuid, as Healthchecks' API names checks. A key that is a UUID is the uuid (as in
+    Healthchecks, where the ping URL ends in it, and so a check copied from there keeps its uuid);
+    otherwise one derived from the name, the same on every node and after every restart."""
+    return key_uuid(check.key) or str(uuid.uuid5(_NAMESPACE, check.name))
+
+
+def key_uuid(key: str) -> str | None:
+    """`key` as a canonical uuid, if it is one written in the usual 8-4-4-4-12 form."""
+    if len(key) != 36:
+        return None
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return None
+
+
+def new_key() -> str:
+    """A stored check's ping key: a random UUID, which is also its uuid."""
+    return str(uuid.uuid4())
+
+
+def to_toml(name: str, table: Mapping[str, Any], title: str = "") -> str:
+    """A stored check as a `[checks.NAME]` table to paste into the operator's file."""
+    lines = [f"# made through the API as {json.dumps(title, ensure_ascii=False)}"] if title and title != name else []
+    lines.append(f"[checks.{_toml_key(name)}]")
+    for key in sorted(table, key=lambda k: (k != "key", k)):  # the key first, as the example file has it
+        lines.append(f"{key} = {_toml_value(table[key])}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(name: str) -> str:
+    return name if name.replace("-", "").replace("_", "").isalnum() and name.isascii() else json.dumps(name)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string

@@ -1,0 +1,490 @@
+"""Healthchecks' Management API under /api/v1/, /api/v2/ and /api/v3/, beside Heartfly's own.
+
+Its routes end in a slash or address a check by uuid (or a read-only key's unique_key); Heartfly's
+own /api/v1/ routes have no trailing slash and address a check by name. The few paths both could
+mean (`/api/v1/checks/<x>`, its /pause and /resume) go to this API when the request carries
+`X-Api-Key`, or when <x> is a uuid that no check is named (see `wants_healthchecks`).
+
+Keys: `[server] hc_api_key_file` (read-write) and `hc_api_key_readonly_file`, 32 characters, as
+Healthchecks requires. Status codes, JSON errors and CORS are Healthchecks' (hc/api/decorators.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from heartfly.core import hcshape
+from heartfly.core.config import CheckConfig, ConfigError
+from heartfly.core.hcshape import Shown, SpecError
+from heartfly.core.states import Status
+from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key
+from heartfly.server.engine import Check
+from heartfly.store.api import StoreError
+from heartfly.web import auth, badges, control, stored
+from heartfly.web.runtime import RUNTIME
+
+log = logging.getLogger(__name__)
+
+KEY_LENGTH = 32
+PINGS_SHOWN = 100  # Healthchecks' default ping log limit
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    version: int
+    readonly: bool
+    data: dict[str, Any]  # the JSON body of a POST ({} for none)
+
+
+Handler = Callable[[web.Request, Call], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+def _cors(resp: web.StreamResponse, methods: tuple[str, ...]) -> web.StreamResponse:
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    resp.headers["Access-Control-Allow-Headers"] = "X-Api-Key"
+    resp.headers["Access-Control-Allow-Methods"] = ", ".join((*methods, "OPTIONS"))
+    resp.headers["Access-Control-Max-Age"] = "600"
+    return resp
+
+
+def _version(request: web.Request) -> int:
+    return int(request.path[len("/api/v")])  # the routes are /api/v1/, /api/v2/, /api/v3/ only
+
+
+def view(
+    *methods: str, read: bool = False
+) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """A Healthchecks API view: CORS on every answer, OPTIONS answered, the key checked. `read`:
+    a read-only key may GET it (a read takes the key from the X-Api-Key header only; a write also
+    from the JSON body's `api_key`, and needs the read-write key)."""
+
+    def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            return _cors(await _call(request, handler, methods, read and request.method == "GET"), methods)
+
+        return wrapper
+
+    return wrap
+
+
+async def _call(request: web.Request, handler: Handler, methods: tuple[str, ...], read: bool) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return web.Response(status=204)
+    if request.method not in methods:
+        return web.Response(status=405)
+    data: dict[str, Any] = {}
+    if request.method == "POST":
+        raw = await request.read()
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                return _error(400, "could not parse request body")
+            if not isinstance(parsed, dict):
+                return _error(400, "json validation error: value is not an object")
+            data = parsed
+    if "X-Api-Key" in request.headers:
+        key = request.headers["X-Api-Key"]
+    else:
+        key = "" if read else str(data.get("api_key", ""))
+    if len(key) != KEY_LENGTH:
+        return _error(401, "missing api key")
+    rt = request.app[RUNTIME]
+    given = key.encode("utf-8", "surrogatepass")
+    if rt.hc_key is not None and hmac.compare_digest(given, rt.hc_key.encode()):
+        readonly = False
+    elif read and rt.hc_readonly_key is not None and hmac.compare_digest(given, rt.hc_readonly_key.encode()):
+        readonly = True
+    else:
+        return _error(401, "wrong api key")  # a read-only key on a write too, as Healthchecks words it
+    try:
+        return await handler(request, Call(_version(request), readonly, data))
+    except StoreError:
+        return _error(503, "storage unavailable: try again")
+
+
+def _code(request: web.Request) -> str:
+    """The check's uuid (or unique_key) in the path; `name` on the /api/v1/ paths Heartfly's API shares."""
+    info = request.match_info
+    return info["code"] if "code" in info else info["name"]
+
+
+def wants_healthchecks(request: web.Request) -> bool:
+    """Whether a path both APIs have (/api/v1/checks/<x>[/pause|/resume]) is meant for this one."""
+    if "X-Api-Key" in request.headers:
+        return True
+    if "Authorization" in request.headers or auth.SESSION_COOKIE in request.cookies:
+        return False  # Heartfly's own token or the dashboard's session
+    code = _code(request)
+    if request.method in ("OPTIONS", "DELETE") or (
+        request.method == "POST" and not request.path.endswith(("/pause", "/resume"))
+    ):
+        return True  # Heartfly's own API has no delete or update (the key may be in the body)
+    looks = hcshape.UUID_RE.fullmatch(code) or hcshape.UNIQUE_KEY_RE.fullmatch(code)
+    return bool(looks) and request.app[RUNTIME].engine.lookup_name(code) is None
+
+
+# ---- finding checks ---------------------------------------------------------------------------
+
+
+def _by_uuid(request: web.Request, code: str) -> Check | None:
+    for check in request.app[RUNTIME].engine.checks.values():
+        if check_uuid(check.config) == code:
+            return check
+    return None
+
+
+def _find(request: web.Request, call: Call, *, unique_key_too: bool = False) -> Check:
+    code = _code(request)
+    check: Check | None = None
+    if hcshape.UUID_RE.fullmatch(code):
+        check = _by_uuid(request, code)
+    elif unique_key_too and hcshape.UNIQUE_KEY_RE.fullmatch(code):
+        engine = request.app[RUNTIME].engine
+        check = next((c for c in engine.checks.values() if hcshape.unique_key(c.config) == code), None)
+    if check is None:
+        raise web.HTTPNotFound(text="not found")
+    return check
+
+
+def _title(request: web.Request, cfg: CheckConfig) -> str:
+    found = request.app[RUNTIME].stored.get(cfg.name)
+    return found.title if found is not None and found.title else cfg.name
+
+
+def _shown(
+    request: web.Request, call: Call, check: Check, n_pings: int, readonly: bool | None = None
+) -> dict[str, Any]:
+    rt = request.app[RUNTIME]
+    public_url = rt.config.server.public_url
+    shown = Shown(
+        public_url=public_url,
+        version=call.version,
+        readonly=call.readonly if readonly is None else readonly,
+        display_name=_title(request, check.config),
+        n_pings=n_pings,
+        badge_url=f"{public_url}/badge/{badges.badge_key(check.config.key)}.svg",
+    )
+    return hcshape.check_json(check.config, check.state, shown)
+
+
+async def _counts(request: web.Request) -> dict[int, int]:
+    reader = request.app[RUNTIME].reader
+    assert reader is not None
+    return await reader.count_pings()
+
+
+async def _one(request: web.Request, call: Call, check: Check, status: int = 200) -> web.Response:
+    counts = await _counts(request)
+    return _json(_shown(request, call, check, counts.get(check.id, 0), readonly=False), status)
+
+
+def _file_only(request: web.Request, check: Check) -> web.Response | None:
+    """The operator's file is never written: its checks are read-only here (but pause and resume)."""
+    if check.config.origin != "file":
+        return None
+    path = request.app[RUNTIME].config.path
+    return _error(403, f"check {check.name} is defined in {path}; change it there (pause and resume work here)")
+
+
+# ---- the views --------------------------------------------------------------------------------
+
+
+@view("GET", "POST", read=True)
+async def checks(request: web.Request, call: Call) -> web.StreamResponse:
+    if request.method == "POST":
+        return await _create(request, call)
+    rt = request.app[RUNTIME]
+    tags = request.query.getall("tag", [])
+    slug = request.query.get("slug")
+    counts = await _counts(request)
+    items = [
+        _shown(request, call, c, counts.get(c.id, 0))
+        for c in rt.engine.checks.values()
+        if set(tags) <= set(c.config.tags) and (slug is None or c.name == slug)
+    ]
+    return _json({"checks": items})
+
+
+async def _create(request: web.Request, call: Call) -> web.Response:
+    rt = request.app[RUNTIME]
+    try:
+        spec = hcshape.read_spec(call.data)
+    except SpecError as exc:
+        return _error(400, str(exc))
+    for check in rt.engine.checks.values():
+        if hcshape.matches(check.config, _title(request, check.config), spec):
+            if not _changes(rt.stored.get(check.name), spec, request):
+                return await _one(request, call, check)
+            return await _update(request, call, check, spec)
+    key = new_key()
+    name = hcshape.new_name(spec, call.version, fallback=f"check-{key[:8]}")
+    if name in rt.config.checks:
+        return _error(400, f"json validation error: slug {name!r} is taken by another check")
+    table: dict[str, Any] = {"key": key, "every": "1d"}
+    if "grace" not in rt.config.inherited:
+        table["grace"] = "1h"  # Healthchecks' default, unless [defaults] gives one
+    return await _save(request, call, None, name, table, spec, status=201)
+
+
+def _changes(found: StoredCheck | None, spec: hcshape.Spec, request: web.Request) -> bool:
+    """Whether an upsert that matched would change the check (a file's check it must not)."""
+    if found is None:
+        return True
+    try:
+        table = hcshape.apply(found.table, spec, _channel_names(request))
+    except SpecError:
+        return True
+    title = spec.fields.get("name", found.title)
+    return table != dict(found.table) or title != found.title
+
+
+def _channel_names(request: web.Request) -> dict[str, str]:
+    names = request.app[RUNTIME].config.channels
+    return {**{hcshape.channel_id(n): n for n in names}, **{n: n for n in names}}
+
+
+async def _save(
+    request: web.Request,
+    call: Call,
+    old: Check | None,
+    name: str,
+    table: dict[str, Any],
+    spec: hcshape.Spec,
+    status: int,
+) -> web.Response:
+    rt = request.app[RUNTIME]
+    try:
+        hcshape.check_name(name)
+        table = hcshape.apply(table, spec, _channel_names(request))
+    except SpecError as exc:
+        return _error(400, str(exc))
+    before = rt.stored.get(old.name) if old is not None else None
+    title = spec.fields.get("name", before.title if before else "")
+    made = StoredCheck(
+        name, before.origin if before else "api", table, before.created_at if before else rt.clock.now(), title
+    )
+    try:
+        if old is not None and old.name != name:
+            await stored.rename(request.app, old.name, made)
+        else:
+            await stored.put(request.app, made)
+    except ConfigError as exc:
+        return _error(400, "json validation error: " + "; ".join(exc.problems))
+    check = rt.engine.lookup_name(name)
+    assert check is not None
+    if old is None:
+        log.info("check %s: made through the API", name)
+    return await _one(request, call, check, status)
+
+
+async def _update(request: web.Request, call: Call, check: Check, spec: hcshape.Spec) -> web.Response:
+    if (refused := _file_only(request, check)) is not None:
+        return refused
+    found = request.app[RUNTIME].stored[check.name]
+    name = check.name
+    if call.version < 3 and "name" in spec.fields and "slug" not in spec.fields:
+        name = check.name  # Heartfly keeps the name a check was made with: a new title does not rename it
+    elif spec.fields.get("slug"):
+        name = spec.fields["slug"]
+        if name != check.name and name in request.app[RUNTIME].config.checks:
+            return _error(400, f"json validation error: slug {name!r} is taken by another check")
+    return await _save(request, call, check, name, dict(found.table), spec, status=200)
+
+
+@view("GET", "POST", "DELETE", read=True)
+async def single(request: web.Request, call: Call) -> web.StreamResponse:
+    code = _code(request)
+    if request.method == "GET":
+        check = _find(request, call, unique_key_too=True)
+        counts = await _counts(request)
+        return _json(_shown(request, call, check, counts.get(check.id, 0)))
+    if hcshape.UNIQUE_KEY_RE.fullmatch(code) and not hcshape.UUID_RE.fullmatch(code):
+        return web.Response(status=405)
+    check = _find(request, call)
+    if request.method == "DELETE":
+        if (refused := _file_only(request, check)) is not None:
+            return refused
+        shown = _shown(request, call, check, (await _counts(request)).get(check.id, 0), readonly=False)
+        await stored.delete(request.app, check.name)
+        return _json({**shown, "channels": ""})
+    try:
+        spec = hcshape.read_spec(call.data)
+    except SpecError as exc:
+        return _error(400, str(exc))
+    return await _update(request, call, check, spec)
+
+
+@view("POST")
+async def pause(request: web.Request, call: Call) -> web.StreamResponse:
+    check = _find(request, call)
+    if check.state.status is not Status.PAUSED:
+        await control.pause(request.app, check, None)
+    return await _one(request, call, check)
+
+
+@view("POST")
+async def resume(request: web.Request, call: Call) -> web.StreamResponse:
+    check = _find(request, call)
+    if check.state.status is not Status.PAUSED:
+        return web.Response(status=409, text="check is not paused")
+    await control.resume(request.app, check)
+    return await _one(request, call, check)
+
+
+_PING_TYPES = {"success": "success", "start": "start", "fail": "fail", "log": "log", "progress": "log"}
+
+
+@view("GET")
+async def pings(request: web.Request, call: Call) -> web.StreamResponse:
+    check = _find(request, call)
+    rt = request.app[RUNTIME]
+    assert rt.reader is not None
+    await rt.settled()
+    base = f"{rt.config.server.public_url}/api/v{call.version}/checks/{check_uuid(check.config)}/pings"
+    rows = await rt.reader.read_pings(check.id, PINGS_SHOWN)
+    items = [
+        {
+            "type": _PING_TYPES.get(row["kind"], "success"),
+            "date": hcshape.iso(row["at"], micro=True),
+            "n": row["id"],
+            "scheme": "http",
+            "remote_addr": row["source"],
+            "method": row["method"],
+            "ua": "",
+            "rid": row["run_id"],
+            "exit_status": row["exit_status"],
+            "body_url": f"{base}/{row['id']}/body" if row["body"] else None,
+        }
+        for row in rows
+    ]
+    return _json({"pings": items})
+
+
+@view("GET")
+async def ping_body(request: web.Request, call: Call) -> web.StreamResponse:
+    check = _find(request, call)
+    rt = request.app[RUNTIME]
+    assert rt.reader is not None
+    row = await rt.reader.read_ping(int(request.match_info["n"]))
+    if row is None or row["check_id"] != check.id or not row["body"]:
+        raise web.HTTPNotFound(text="not found")
+    return web.Response(body=str(row["body"]).encode(), content_type="text/plain")
+
+
+_UP = frozenset({"up", "running", "late"})  # Healthchecks' "up": within its schedule or grace
+
+
+@view("GET", read=True)
+async def flips(request: web.Request, call: Call) -> web.StreamResponse:
+    check = _find(request, call, unique_key_too=True)
+    rt = request.app[RUNTIME]
+    assert rt.reader is not None
+    bounds: dict[str, int] = {}
+    for key, top in (("seconds", 31_536_000), ("start", 10_000_000_000), ("end", 10_000_000_000)):
+        if key in request.query:
+            text = request.query[key]
+            if not text.isdigit() or int(text) > top:
+                return web.Response(status=400)
+            bounds[key] = int(text)
+    await rt.settled()
+    now = rt.clock.now()
+    rows = await rt.reader.read_flips(check.id, 1000, routine=False)
+    items = [
+        {"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)}
+        for row in rows
+        if (row["old"] in _UP) != (row["new"] in _UP)
+        and row["at"] >= bounds.get("start", 0)
+        and row["at"] < bounds.get("end", 1 << 62)
+        and (not bounds.get("seconds") or row["at"] >= now - bounds["seconds"])
+    ]
+    return _json({"flips": items})
+
+
+@view("GET")
+async def channels(request: web.Request, call: Call) -> web.StreamResponse:
+    config = request.app[RUNTIME].config
+    items = [{"id": hcshape.channel_id(name), "name": name, "kind": ch.type} for name, ch in config.channels.items()]
+    return _json({"channels": items})
+
+
+@view("GET", read=True)
+async def badges_list(request: web.Request, call: Call) -> web.StreamResponse:
+    """Heartfly's badges are per check, not per tag: each tag's entry is the badge of the first
+    check with it (by name), and "*" the first check's; no check, no badges."""
+    rt = request.app[RUNTIME]
+    public_url = rt.config.server.public_url
+    first: dict[str, CheckConfig] = {}
+    for name in sorted(rt.engine.checks):
+        cfg = rt.engine.checks[name].config
+        for tag in ("*", *cfg.tags):
+            first.setdefault(tag, cfg)
+    result = {}
+    for tag, cfg in first.items():
+        base = f"{public_url}/badge/{badges.badge_key(cfg.key)}"
+        svg, shields = base + ".svg", base + ".json"
+        result[tag] = {
+            "svg": svg,
+            "svg3": svg,
+            "json": shields,
+            "json3": shields,
+            "shields": shields,
+            "shields3": shields,
+        }
+    return _json({"badges": result})
+
+
+async def status(request: web.Request) -> web.Response:
+    """Healthchecks' own health endpoint: OK while the database answers."""
+    rt = request.app[RUNTIME]
+    assert rt.reader is not None
+    try:
+        await rt.reader.max_id("pings")
+    except StoreError:
+        return web.Response(status=500, text="database unavailable")
+    return web.Response(text="OK")
+
+
+def add_routes(
+    router: web.UrlDispatcher, own: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
+) -> None:
+    """Every version's routes. `own`: Heartfly's handlers for the paths both APIs have under /api/v1/."""
+    for v in (1, 2, 3):
+        base = f"/api/v{v}"
+        router.add_route("*", f"{base}/checks/", checks)
+        router.add_route("*", f"{base}/checks/{{code}}/pings/", pings)
+        router.add_route("*", f"{base}/checks/{{code}}/pings/{{n:[0-9]{{1,18}}}}/body", ping_body)
+        router.add_route("*", f"{base}/checks/{{code}}/flips/", flips)
+        router.add_route("*", f"{base}/channels/", channels)
+        router.add_route("*", f"{base}/badges/", badges_list)
+        router.add_get(f"{base}/status/", status)
+        for path, handler in (("", single), ("/pause", pause), ("/resume", resume)):
+            if v == 1:  # shared with Heartfly's own API, which names the part {name}
+                router.add_route("*", f"{base}/checks/{{name}}{path}", _either(handler, own[path]))
+            else:
+                router.add_route("*", f"{base}/checks/{{code}}{path}", handler)
+
+
+def _either(
+    theirs: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    mine: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await (theirs if wants_healthchecks(request) else mine)(request)
+
+    return handler

@@ -1,0 +1,51 @@
+"""Auto-provisioning: `/ping/<ping_key>/<slug>?create=1` makes a missing check, as Healthchecks
+does, when the operator allows it (`[server] auto_provision`), up to `auto_provision_max` of them."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from heartfly.core.config import ConfigError
+from heartfly.core.patterns import NAME_RE
+from heartfly.core.stored_checks import StoredCheck, new_key
+from heartfly.server.engine import Check
+from heartfly.web import stored
+from heartfly.web.runtime import RUNTIME
+
+log = logging.getLogger(__name__)
+
+AT_CAP = web.AppKey("provision_at_cap", list[bool])  # [True] once the cap's refusal is logged (create_app sets it)
+
+
+async def create(app: web.Application, name: str) -> Check | None:
+    """The check named by a ping that asked for it to be made; None (the ping's 404) when the
+    server does not auto-provision, the name cannot be a check's, or the cap is reached."""
+    rt = app[RUNTIME]
+    server = rt.config.server
+    if not server.auto_provision or not NAME_RE.fullmatch(name):
+        return None
+    made = sum(1 for c in rt.stored.values() if c.origin == "auto")
+    logged = app[AT_CAP]
+    if made >= server.auto_provision_max:
+        if not logged[0]:  # once: a job pinging every minute must not fill the journal
+            log.warning(
+                "auto_provision: %d checks made by pings already (auto_provision_max); not making %s",
+                made, name,
+            )  # fmt: skip
+            logged[0] = True
+        return None
+    logged[0] = False
+    table: dict[str, object] = {"key": new_key(), "every": "1d"}  # Healthchecks' defaults: every day...
+    if "grace" not in rt.config.inherited:
+        table["grace"] = "1h"  # ...with an hour's grace, unless [defaults] says otherwise
+    try:
+        await stored.put(app, StoredCheck(name, "auto", table, rt.clock.now()), only_new=True)
+    except ConfigError as exc:
+        log.error("auto_provision: cannot make check %s: %s", name, "; ".join(exc.problems))
+        return None
+    check = rt.engine.lookup_name(name)
+    if check is not None and check.config.origin == "auto" and check.config.key == table["key"]:
+        log.info("check %s: made by a ping (auto_provision)", name)
+    return check
