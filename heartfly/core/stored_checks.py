@@ -42,7 +42,8 @@ def decode(name: str, text: str) -> StoredCheck:
         or not isinstance(data.get("check"), dict)
     ):
         raise ValueError(f"meta row {META_PREFIX}{name} is not a stored check")
-    return StoredCheck(name, cast(Origin, data["origin"]), data["check"], float(data.get("created_at", 0.0)))
+    origin = cast(Origin, data["origin"])
+    return StoredCheck(name, origin, data["check"], float(data.get("created_at", 0.0)), str(data.get("title", "")))
 
 
 def decode_all(rows: Mapping[str, str]) -> tuple[dict[str, StoredCheck], list[str]]:

@@ -1,0 +1,113 @@
+"""Auto-provisioning and checks kept in the database, through real processes: `curl` and
+`heartfly ping` make checks with ?create=1 on a real `heartfly serve`; the cap; `heartfly status`
+and `heartfly export` see them; the export pasted into the file takes over the same check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from heartfly.core.config import load_config
+from tests.conftest import new_key
+from tests.proc import Server, heartfly
+
+PING_KEY = "provision-ping-key-0123456789"
+
+
+def config_file(folder: Path, extra: str = "", checks: str = "") -> Path:
+    path = folder / "hb.toml"
+    path.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'ping_key = "{PING_KEY}"\nhc_api_key_file = "hc-key"\n{extra}\n'
+        f'[defaults]\ngrace = "10m"\nchannels = ["journal"]\n[channels.journal]\ntype = "log"\n'
+        f'[checks.file-job]\nkey = "{new_key()}"\nevery = "1h"\n{checks}'
+    )
+    return path
+
+
+def hc_checks(server: Server) -> dict[str, dict[str, object]]:
+    key = (server.config.parent / "hc-key").read_text().strip()
+    request = urllib.request.Request(f"{server.url}/api/v3/checks/", headers={"X-Api-Key": key})
+    with urllib.request.urlopen(request) as resp:
+        return {c["slug"]: c for c in json.load(resp)["checks"]}
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_curl_and_heartfly_ping_make_a_missing_check_with_create_1_up_to_the_cap(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "auto_provision = true\nauto_provision_max = 2")
+    with Server(path) as server:
+        url = f"{server.url}/ping/{PING_KEY}"
+
+        def curl(tail: str) -> tuple[str, str]:
+            out = subprocess.run(
+                ["curl", "-s", "-w", " %{http_code}", f"{url}/{tail}"], capture_output=True, text=True, timeout=30
+            ).stdout
+            body, _, code = out.rpartition(" ")
+            return code, body
+
+        assert curl("nightly-db/start?create=1") == ("201", "Created")
+        assert curl("nightly-db?create=1") == ("200", "OK")  # it exists now
+        assert curl("not-made") == ("404", "not found\n")  # without create=1
+        env = {"HEARTFLY_SPOOL": str(tmp_path / "spool"), "HEARTFLY_RETRIES": "0"}
+        ping = heartfly("ping", f"{url}/made-by-client?create=1", "-m", "hello", env=env)
+        assert ping.returncode == 0, ping.stderr
+        assert curl("one-too-many?create=1") == ("404", "not found\n")  # past auto_provision_max
+        assert curl("one-more-still?create=1")[0] == "404"
+        assert curl("Bad%20Name?create=1")[0] == "404"  # not a check's name
+        checks = hc_checks(server)
+        assert sorted(checks) == ["file-job", "made-by-client", "nightly-db"]
+        made = checks["nightly-db"]
+        assert made["timeout"] == 86400 and made["grace"] == 600  # every day; grace from [defaults]
+        assert made["status"] == "up" and made["channels"] != ""  # [defaults] channels, as every check
+        assert server.log().count("auto_provision: 2 checks made by pings already") == 1  # logged once
+
+        status = heartfly("status", "-c", str(path), "--json")
+        assert status.returncode == 0, status.stderr
+        assert {c["name"] for c in json.loads(status.stdout)} == {"file-job", "made-by-client", "nightly-db"}
+
+
+def test_without_auto_provision_create_1_is_a_404(tmp_path: Path) -> None:
+    with Server(config_file(tmp_path)) as server:
+        request = urllib.request.Request(f"{server.url}/ping/{PING_KEY}/newjob?create=1")
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request)
+        assert info.value.code == 404
+        assert sorted(hc_checks(server)) == ["file-job"]
+
+
+def test_export_prints_a_made_check_as_toml_that_the_file_can_take_over(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "auto_provision = true")
+    with Server(path) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{PING_KEY}/backup-db?create=1").read()
+        uuid = hc_checks(server)["backup-db"]["uuid"]
+    exported = heartfly("export", "backup-db", "-c", str(path))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith("[checks.backup-db]\n") and f'key = "{uuid}"' in exported.stdout
+    assert heartfly("export", "file-job", "-c", str(path)).returncode == 1
+    missing = heartfly("export", "nope", "-c", str(path))
+    assert missing.returncode == 1 and 'no check "nope"' in missing.stderr
+    # Pasted into the file while the API's copy still exists: a clear error naming both places.
+    path.write_text(path.read_text() + exported.stdout)
+    clash = heartfly("serve", "-c", str(path))
+    assert clash.returncode == 2 and "checks.backup-db: is defined in" in clash.stderr
+    # Deleted through the API (on a server without the pasted copy), then the file has it alone.
+    with Server(config_file(tmp_path, "auto_provision = true")) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        request = urllib.request.Request(
+            f"{server.url}/api/v3/checks/{uuid}", headers={"X-Api-Key": key}, method="DELETE"
+        )
+        urllib.request.urlopen(request).read()
+    path = config_file(tmp_path, "auto_provision = true", exported.stdout)
+    assert load_config(path).checks["backup-db"].key == uuid
+    with Server(path) as server:
+        taken = hc_checks(server)["backup-db"]
+        assert taken["uuid"] == uuid and taken["status"] == "up"  # the same check, its history kept
+        request = urllib.request.Request(f"{server.url}/api/v3/checks/{uuid}", data=b"{}", headers={"X-Api-Key": key})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request)
+        assert info.value.code == 403  # now the file's: read-only through the API

@@ -1,0 +1,290 @@
+"""Healthchecks' Management API (/api/v1/, /api/v2/, /api/v3/) on a real server: the real
+`healthchecks-io` client for api_version 1 and 3, its keys, codes, errors and CORS, checks made
+through it kept in the database (restarts, reloads, clashes with the file), and the file's checks
+read-only except pause and resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from heartfly.core.config import ConfigError, load_config
+from heartfly.core.stored_checks import check_uuid
+from heartfly.web import control
+from heartfly.web.app import create_app
+from tests.conftest import ConfigWriter, new_key
+from tests.webutil import bearer
+
+Client = TestClient[Any, Any]
+HCIO_PYTHON = Path(__file__).parent.parent / ".venv" / "hcio" / "bin" / "python"  # made by ./dev.sh test
+FILE_KEY = "6f1c2b0a-1111-4222-8333-444455556666"
+SERVER = """
+hc_api_key_file = "hc-key"
+hc_api_key_readonly_file = "hc-ro"
+ping_key = "pk-for-slugs-0123456789"
+"""
+PING_KEY = "pk-for-slugs-0123456789"
+CHECKS = f"""
+[defaults]
+channels = ["journal"]
+
+[channels.journal]
+type = "log"
+
+[checks.backup]
+key = "{FILE_KEY}"
+every = "1h"
+tags = ["prod"]
+
+[checks.report]
+key = "{new_key()}"
+cron = "0 3 * * *"
+timezone = "Europe/Berlin"
+"""
+
+
+async def start(aiohttp_client: Any, write_config: ConfigWriter, body: str = CHECKS) -> tuple[Client, str, str]:
+    config = write_config(body, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config))
+    folder = config.path.parent
+    return client, (folder / "hc-key").read_text().strip(), (folder / "hc-ro").read_text().strip()
+
+
+def rw(key: str) -> dict[str, str]:
+    return {"X-Api-Key": key}
+
+
+async def made(client: Client, key: str, **fields: Any) -> dict[str, Any]:
+    resp = await client.post("/api/v3/checks/", json=fields, headers=rw(key))
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
+
+
+@pytest.mark.skipif(not HCIO_PYTHON.exists(), reason="no .venv/hcio (./dev.sh test installs healthchecks-io there)")
+@pytest.mark.parametrize("version", [1, 3])
+async def test_the_healthchecks_io_client_makes_changes_pings_pauses_and_deletes_a_check(
+    aiohttp_client: Any, write_config: ConfigWriter, version: int
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    base = str(client.make_url("")).rstrip("/")
+    proc = await asyncio.create_subprocess_exec(
+        str(HCIO_PYTHON), str(Path(__file__).parent / "hcio_script.py"), base, key, PING_KEY, str(version),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    got = json.loads(out)
+    assert got["listed"] == ["backup", "report"]
+    slug = f"nightly-backup-v{version}"
+    assert got["made"]["slug"] == slug and got["made"]["status"] == "new"
+    assert got["made"]["ping_url"].endswith(f"/ping/{got['made']['uuid']}")  # the uuid is the ping key
+    assert got["upsert_same_uuid"] is True
+    assert got["got_name"] == f"Nightly backup v{version}"
+    assert got["updated"] == {"desc": "dumps the db", "tags": "prod db"}
+    assert got["start_ping"] == [True, "OK"] and got["success_ping"] == [True, "OK"]
+    assert got["status_running"] == ("started" if version == 1 else "up")
+    assert got["fail_ping"] == [True, "OK"] and got["exit_code_ping"] == [True, "OK"]
+    assert got["slug_ping"] == [True, "OK"]
+    assert got["pings"] == ["success", "success", "fail", "success", "start"]  # newest first
+    assert got["paused"] == "paused"
+    assert got["tagged"] == [slug]
+    assert got["integrations"] == [["journal", "log"]]
+    assert got["badges"] == ["*", "db", "prod"]
+    assert got["deleted"] == slug and got["after"] == ["backup", "report"]
+    assert got["gone"] == "CheckNotFoundError"
+
+
+async def test_versions_differ_as_healthchecks_does_in_status_and_urls(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
+    for version, status in ((1, "started"), (2, "up"), (3, "up")):
+        resp = await client.get(f"/api/v{version}/checks/", headers=rw(key))
+        assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == "*"
+        backup = next(c for c in (await resp.json())["checks"] if c["slug"] == "backup")
+        assert backup["status"] == status and backup["started"] is True
+        assert backup["uuid"] == FILE_KEY  # a key that is a UUID is the check's uuid
+        assert backup["update_url"].endswith(f"/api/v{version}/checks/{FILE_KEY}")
+        assert backup["timeout"] == 3600 and backup["grace"] == 300 and backup["tags"] == "prod"
+        assert isinstance(backup["n_pings"], int) and backup["manual_resume"] is False
+    report = await (await client.get("/api/v3/checks/?slug=report", headers=rw(key))).json()
+    assert [c["schedule"] for c in report["checks"]] == ["0 3 * * *"]
+    assert report["checks"][0]["tz"] == "Europe/Berlin" and "timeout" not in report["checks"][0]
+
+
+async def test_keys_are_checked_as_healthchecks_words_it(aiohttp_client: Any, write_config: ConfigWriter) -> None:
+    client, key, readonly = await start(aiohttp_client, write_config)
+    assert len(key) == 32 and len(readonly) == 32 and key != readonly
+    missing = await client.get("/api/v3/checks/")
+    assert missing.status == 401 and await missing.json() == {"error": "missing api key"}
+    wrong = await client.get("/api/v3/checks/", headers=rw("x" * 32))
+    assert wrong.status == 401 and await wrong.json() == {"error": "wrong api key"}
+    listed = await (await client.get("/api/v3/checks/", headers=rw(readonly))).json()
+    first = listed["checks"][0]
+    assert "uuid" not in first and "ping_url" not in first and len(first["unique_key"]) == 40
+    by_unique = await client.get(f"/api/v3/checks/{first['unique_key']}", headers=rw(readonly))
+    assert by_unique.status == 200 and (await by_unique.json())["slug"] == first["slug"]
+    write = await client.post("/api/v3/checks/", json={"name": "x"}, headers=rw(readonly))
+    assert write.status == 401 and await write.json() == {"error": "wrong api key"}
+    assert (await client.get(f"/api/v3/checks/{FILE_KEY}/pings/", headers=rw(readonly))).status == 401
+    in_body = await client.post("/api/v3/checks/", json={"name": "from body", "api_key": key})
+    assert in_body.status == 201 and (await in_body.json())["slug"] == "from-body"
+
+
+async def test_cors_preflight_and_wrong_methods_answer_like_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    pre = await client.options(f"/api/v3/checks/{FILE_KEY}")
+    assert pre.status == 204
+    assert pre.headers["Access-Control-Allow-Headers"] == "X-Api-Key"
+    assert set(pre.headers["Access-Control-Allow-Methods"].split(", ")) == {"GET", "POST", "DELETE", "OPTIONS"}
+    assert pre.headers["Access-Control-Max-Age"] == "600"
+    assert (await client.put("/api/v3/checks/", headers=rw(key))).status == 405
+    assert (await client.get("/api/v3/status/")).status == 200
+
+
+async def test_bad_creates_are_refused_naming_the_field_and_store_nothing(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    cases = [
+        ({"timeout": 10}, "json validation error: timeout is too small"),
+        ({"grace": 10**9}, "json validation error: grace is too large"),
+        ({"timeout": "1h"}, "json validation error: timeout is not a number"),
+        ({"name": "x" * 101}, "json validation error: name is too long"),
+        ({"slug": "Has Caps"}, "json validation error: slug does not match pattern"),
+        ({"tz": "Mars/Olympus"}, "json validation error: tz is not a valid timezone"),
+        ({"unique": ["colour"]}, "json validation error: an item in 'unique' has unexpected value"),
+        ({"channels": "nope"}, "invalid channel identifier: nope"),
+        ({"manual_resume": True}, "json validation error: manual_resume is not supported by Heartfly (only False)"),
+        ({"schedule": "every day"}, "json validation error: schedule is not a valid cron expression"),
+        ({"slug": "backup"}, "json validation error: slug 'backup' is taken by another check"),
+    ]
+    for body, error in cases:
+        resp = await client.post("/api/v3/checks/", json=body, headers=rw(key))
+        assert resp.status == 400, body
+        assert (await resp.json())["error"].startswith(error), (body, await resp.text())
+    bad_cron = await client.post("/api/v3/checks/", json={"slug": "x", "schedule": "0 0 31 2 *"}, headers=rw(key))
+    assert bad_cron.status == 400 and "cron" in (await bad_cron.json())["error"]
+    garbage = await client.post("/api/v3/checks/", data=b"{not json", headers=rw(key))
+    assert garbage.status == 400 and await garbage.json() == {"error": "could not parse request body"}
+    listed = await (await client.get("/api/v3/checks/", headers=rw(key))).json()
+    assert sorted(c["slug"] for c in listed["checks"]) == ["backup", "report"]
+
+
+async def test_the_files_checks_are_read_only_but_pause_and_resume(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    update = await client.post(f"/api/v3/checks/{FILE_KEY}", json={"desc": "x"}, headers=rw(key))
+    assert update.status == 403 and "heartfly.toml" in (await update.json())["error"]
+    assert (await client.delete(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).status == 403
+    not_paused = await client.post(f"/api/v3/checks/{FILE_KEY}/resume", headers=rw(key))
+    assert not_paused.status == 409 and await not_paused.text() == "check is not paused"
+    paused = await client.post(f"/api/v3/checks/{FILE_KEY}/pause", headers=rw(key))
+    assert paused.status == 200 and (await paused.json())["status"] == "paused"
+    resumed = await client.post(f"/api/v3/checks/{FILE_KEY}/resume", headers=rw(key))
+    assert resumed.status == 200 and (await resumed.json())["status"] == "new"
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert (await client.get(f"/api/v3/checks/{unknown}", headers=rw(key))).status == 404
+    assert (await client.post(f"/api/v3/checks/{unknown}/pause", headers=rw(key))).status == 404
+
+
+async def test_heartflys_own_api_keeps_its_paths_beside_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    config = load_config(_path(client))
+    own = await client.get("/api/v1/checks/backup", headers=bearer(config))
+    assert own.status == 200 and (await own.json())["name"] == "backup"
+    assert (await client.get("/api/v1/checks", headers=bearer(config))).status == 200
+    theirs = await client.get(f"/api/v1/checks/{FILE_KEY}", headers=rw(key))
+    assert theirs.status == 200 and (await theirs.json())["slug"] == "backup"
+    paused = await client.post("/api/v1/checks/backup/pause", headers=bearer(config))
+    assert paused.status == 200 and (await paused.json())["state"] == "paused"
+    assert (await client.post(f"/api/v1/checks/{FILE_KEY}/resume", headers=rw(key))).status == 200
+
+
+async def test_a_made_check_is_pinged_by_its_uuid_and_shows_pings_bodies_and_flips(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    check = await made(client, key, name="ETL", timeout=60, grace=60, channels="*")
+    uuid = check["uuid"]
+    assert (await client.post(f"/ping/{uuid}/fail", data=b"exit 3: disk full")).status == 200
+    assert (await client.post(f"/ping/{uuid}", data=b"")).status == 200
+    got = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
+    assert got["n_pings"] == 2 and got["status"] == "up" and got["channels"] != ""
+    pings = (await (await client.get(f"/api/v3/checks/{uuid}/pings/", headers=rw(key))).json())["pings"]
+    assert [p["type"] for p in pings] == ["success", "fail"] and pings[0]["body_url"] is None
+    body = await client.get("/" + pings[1]["body_url"].split("/", 3)[3], headers=rw(key))
+    assert body.status == 200 and await body.text() == "exit 3: disk full"
+    other = await client.get(f"/api/v3/checks/{FILE_KEY}/pings/{pings[1]['n']}/body", headers=rw(key))
+    assert other.status == 404  # a ping of another check
+    flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
+    assert [f["up"] for f in flips] == [1, 0]  # newest first: failed, then back up
+    assert (await client.get(f"/api/v3/checks/{uuid}/flips/?seconds=x", headers=rw(key))).status == 400
+
+
+async def test_a_made_check_survives_a_restart_and_a_reload_with_its_uuid(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    check = await made(client, key, name="Disk usage", tags="ops", timeout=300)
+    app = client.server.app
+    assert app is not None
+    count, problems = await control.reload_config(app)
+    assert problems == [] and count == 3
+    await client.close()
+    again, _, _ = await start(aiohttp_client, write_config)
+    listed = (await (await again.get("/api/v3/checks/?tag=ops", headers=rw(key))).json())["checks"]
+    assert [(c["slug"], c["uuid"], c["name"], c["timeout"]) for c in listed] == [
+        ("disk-usage", check["uuid"], "Disk usage", 300)
+    ]
+    report = next(c for c in (await (await again.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
+                  if c["slug"] == "report")  # fmt: skip
+    assert report["uuid"] == check_uuid(load_config(_path(again)).checks["report"])  # uuid5 of its name
+
+
+def _path(client: Client) -> Path:
+    app = client.server.app
+    assert app is not None
+    return app[control.RUNTIME].config.path
+
+
+async def test_a_name_in_the_file_and_made_through_the_api_is_a_clear_error(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    await made(client, key, slug="nightly", timeout=3600)
+    path = _path(client)
+    path.write_text(path.read_text() + f'\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1d"\n')
+    app = client.server.app
+    assert app is not None
+    count, problems = await control.reload_config(app)
+    assert count == 0 and len(problems) == 1
+    assert problems[0].startswith("checks.nightly: is defined in") and "heartfly export nightly" in problems[0]
+    await client.close()
+    with pytest.raises(ConfigError):  # a start meets the same clash (the daemon exits 2 with it)
+        await aiohttp_client(create_app(load_config(path)))
+
+
+async def test_an_update_renames_only_by_slug_and_keeps_the_uuid(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    check = await made(client, key, name="Sync", timeout=600)
+    retitled = await client.post(f"/api/v1/checks/{check['uuid']}", json={"name": "Sync users"}, headers=rw(key))
+    assert retitled.status == 200
+    assert (await retitled.json())["slug"] == "sync" and (await retitled.json())["name"] == "Sync users"
+    renamed = await client.post(f"/api/v3/checks/{check['uuid']}", json={"slug": "user-sync"}, headers=rw(key))
+    got = await renamed.json()
+    assert renamed.status == 200 and got["slug"] == "user-sync" and got["uuid"] == check["uuid"]
+    assert (await client.get(f"/ping/{check['uuid']}")).status == 200
