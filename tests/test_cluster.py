@@ -137,6 +137,32 @@ async def test_a_ping_sent_to_a_standby_is_applied_once_by_the_leader_and_shown_
         assert stored(database, "SELECT count(*) FROM pings") == [(1,)]
 
 
+async def test_a_check_made_through_the_api_on_a_standby_is_watched_by_the_leader_and_deleted_everywhere(
+    tmp_path: Path, database: str
+) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"), 'hc_api_key_file = "hc-key"')
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
+        body = {"name": "Made on a standby", "timeout": 60, "grace": 60}
+        async with session.post(f"{standby.url}/api/v3/checks/", json=body, headers=hc) as resp:
+            assert resp.status == 201
+            uuid = (await resp.json())["uuid"]
+
+        async def known_on(server: Server, wanted: bool = True) -> bool:
+            async with session.get(f"{server.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+                return (resp.status == 200) == wanted
+
+        await until(lambda: known_on(leader), 5, "the leader takes the check the standby made")
+        async with session.post(f"{leader.url}/ping/{uuid}/fail") as resp:
+            assert resp.status == 200
+        assert leader.wait_for_log("check made-on-a-standby: new -> down", 5)  # the leader judges it
+        async with session.delete(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+            assert resp.status == 200
+        await until(lambda: known_on(standby, wanted=False), 5, "the standby drops the deleted check")
+        assert stored(database, "SELECT count(*) FROM meta WHERE key LIKE 'check:%'") == [(0,)]
+
+
 async def test_one_checks_runs_sprayed_over_both_nodes_end_as_on_a_single_node(tmp_path: Path, database: str) -> None:
     key = new_key()
     config = write(tmp_path, database, every("job", key, "1h"))

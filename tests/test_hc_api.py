@@ -17,6 +17,7 @@ from heartfly.core.config import ConfigError, load_config
 from heartfly.core.stored_checks import check_uuid
 from heartfly.web import control
 from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import bearer
 
@@ -238,7 +239,7 @@ async def test_a_made_check_survives_a_restart_and_a_reload_with_its_uuid(
 ) -> None:
     client, key, _ = await start(aiohttp_client, write_config)
     check = await made(client, key, name="Disk usage", tags="ops", timeout=300)
-    app = client.server.app
+    app = client.app
     assert app is not None
     count, problems = await control.reload_config(app)
     assert problems == [] and count == 3
@@ -254,9 +255,10 @@ async def test_a_made_check_survives_a_restart_and_a_reload_with_its_uuid(
 
 
 def _path(client: Client) -> Path:
-    app = client.server.app
+    app = client.app
     assert app is not None
-    return app[control.RUNTIME].config.path
+    path: Path = app[RUNTIME].config.path
+    return path
 
 
 async def test_a_name_in_the_file_and_made_through_the_api_is_a_clear_error(
@@ -266,7 +268,7 @@ async def test_a_name_in_the_file_and_made_through_the_api_is_a_clear_error(
     await made(client, key, slug="nightly", timeout=3600)
     path = _path(client)
     path.write_text(path.read_text() + f'\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1d"\n')
-    app = client.server.app
+    app = client.app
     assert app is not None
     count, problems = await control.reload_config(app)
     assert count == 0 and len(problems) == 1

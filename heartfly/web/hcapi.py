@@ -408,10 +408,13 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     items = [
         {"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)}
         for row in rows
-        if (row["old"] in _UP) != (row["new"] in _UP) or (row["old"] != row["new"] and row["new"] in ("down", "paused"))
-        and row["at"] >= bounds.get("start", 0)
-        and row["at"] < bounds.get("end", 1 << 62)
-        and (not bounds.get("seconds") or row["at"] >= now - bounds["seconds"])
+        if (row["old"] in _UP) != (row["new"] in _UP)
+        or (
+            (row["old"] != row["new"] and row["new"] in ("down", "paused"))
+            and row["at"] >= bounds.get("start", 0)
+            and row["at"] < bounds.get("end", 1 << 62)
+            and (not bounds.get("seconds") or row["at"] >= now - bounds["seconds"])
+        )
     ]
     return _json({"flips": items})
 
