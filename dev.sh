@@ -43,6 +43,15 @@ install() {
     fi
 }
 
+# The healthchecks-io client, which tests/test_hc_api.py drives against Heartfly: a virtualenv of
+# its own, as its users would have (it pins croniter < 4, older than Heartfly's).
+install_hcio() {
+    "$VENV/hcio/bin/python" -c 'import healthchecks_io' >/dev/null 2>&1 && return 0
+    echo "installing the healthchecks-io client into $VENV/hcio (for tests/test_hc_api.py) ..." >&2
+    python3 -m venv "$VENV/hcio"
+    "$VENV/hcio/bin/pip" install -q "healthchecks-io==0.4.4"
+}
+
 case "${1:-}" in
     run)
         ensure_venv
@@ -53,6 +62,7 @@ case "${1:-}" in
     test)
         ensure_venv
         install "[test]"
+        install_hcio
         shift
         "$VENV/bin/ruff" check heartfly tests bench
         "$VENV/bin/ruff" format --check heartfly tests
