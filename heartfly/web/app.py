@@ -12,9 +12,11 @@ import aiohttp
 from aiohttp import web
 
 from heartfly import __version__
+from heartfly.core import hcshape
 from heartfly.core.clock import Clock, SystemClock
 from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
+from heartfly.core.stored_checks import check_uuid
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
@@ -33,7 +35,9 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(control.control_context)
     app[pings.PING_COUNTS] = Counter(dict.fromkeys(pings.OUTCOMES, 0))
     app[control.CONTROL] = control.Control()
-    app[badges.INDEX] = badges.BadgeIndex()
+    app[badges.INDEX] = badges.CheckIndex(badges.badge_of)
+    app[hcapi.UUIDS] = badges.CheckIndex(check_uuid)
+    app[hcapi.UNIQUE_KEYS] = badges.CheckIndex(hcshape.unique_key)
     app[provision.AT_CAP] = [False]
     r = app.router
     r.add_route("*", "/ping/{tail:.+}", pings.ping)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from html import escape
 
 from aiohttp import web
 
+from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
 from heartfly.server.engine import Check, Engine
 from heartfly.web.runtime import RUNTIME
@@ -32,22 +34,28 @@ def badge_key(check_key: str) -> str:
     return digest[:24]
 
 
-class BadgeIndex:
-    """badge key -> check name, rebuilt when a reload replaces the engine's check map."""
+class CheckIndex:
+    """A derived key (a badge key, a uuid) -> check name, rebuilt when a reload replaces the
+    engine's check map: a lookup costs a dict access, not a derivation per check."""
 
-    def __init__(self) -> None:
+    def __init__(self, derive: Callable[[CheckConfig], str]) -> None:
+        self.derive = derive
         self.source: dict[str, Check] | None = None  # held, so its id cannot be reused
         self.keys: dict[str, str] = {}
 
     def lookup(self, engine: Engine, key: str) -> Check | None:
         if self.source is not engine.checks:
-            self.keys = {badge_key(c.config.key): name for name, c in engine.checks.items()}
+            self.keys = {self.derive(c.config): name for name, c in engine.checks.items()}
             self.source = engine.checks
         name = self.keys.get(key)
         return None if name is None else engine.checks.get(name)
 
 
-INDEX = web.AppKey("badge_index", BadgeIndex)  # set by create_app
+def badge_of(check: CheckConfig) -> str:
+    return badge_key(check.key)
+
+
+INDEX = web.AppKey("badge_index", CheckIndex)  # set by create_app
 
 
 def _find(request: web.Request) -> Check | None:

@@ -142,21 +142,18 @@ def wants_healthchecks(request: web.Request) -> bool:
 # ---- finding checks ---------------------------------------------------------------------------
 
 
-def _by_uuid(request: web.Request, code: str) -> Check | None:
-    for check in request.app[RUNTIME].engine.checks.values():
-        if check_uuid(check.config) == code:
-            return check
-    return None
+UUIDS = web.AppKey("hc_uuids", badges.CheckIndex)  # uuid -> check (create_app sets both)
+UNIQUE_KEYS = web.AppKey("hc_unique_keys", badges.CheckIndex)  # a read-only key's unique_key -> check
 
 
 def _find(request: web.Request, call: Call, *, unique_key_too: bool = False) -> Check:
     code = _code(request)
+    engine = request.app[RUNTIME].engine
     check: Check | None = None
     if hcshape.UUID_RE.fullmatch(code):
-        check = _by_uuid(request, code)
+        check = request.app[UUIDS].lookup(engine, code)
     elif unique_key_too and hcshape.UNIQUE_KEY_RE.fullmatch(code):
-        engine = request.app[RUNTIME].engine
-        check = next((c for c in engine.checks.values() if hcshape.unique_key(c.config) == code), None)
+        check = request.app[UNIQUE_KEYS].lookup(engine, code)
     if check is None:
         raise web.HTTPNotFound(text="not found")
     return check
