@@ -166,9 +166,11 @@ async def max_id(db: Db, table: Table) -> int:
     return int(row[0]) if row else 0
 
 
-async def count_pings(db: Db) -> dict[int, int]:
-    """How many pings each check has kept (Healthchecks' API shows a count per check)."""
-    async with db.execute("SELECT check_id, COUNT(*) FROM pings GROUP BY check_id") as cur:
+async def count_pings(db: Db, check_id: int | None = None) -> dict[int, int]:
+    """How many pings each check (or the one given) has kept: Healthchecks' API shows a count."""
+    where, args = ("WHERE check_id = ?", (check_id,)) if check_id is not None else ("", ())
+    sql = f"SELECT check_id, COUNT(*) FROM pings {where} GROUP BY check_id"  # noqa: S608 - fixed text
+    async with db.execute(sql, args) as cur:
         return {int(r[0]): int(r[1]) for r in await cur.fetchall()}
 
 
@@ -525,8 +527,8 @@ class SqlReader:
     async def max_id(self, table: Table) -> int:
         return await max_id(self.db, table)
 
-    async def count_pings(self) -> dict[int, int]:
-        return await count_pings(self.db)
+    async def count_pings(self, check_id: int | None = None) -> dict[int, int]:
+        return await count_pings(self.db, check_id)
 
     async def read_downtimes(self, limit: int = 20) -> list[dict[str, Any]]:
         return await read_downtimes(self.db, limit)

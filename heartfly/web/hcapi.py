@@ -180,14 +180,16 @@ def _shown(
     return hcshape.check_json(check.config, check.state, shown)
 
 
-async def _counts(request: web.Request) -> dict[int, int]:
-    reader = request.app[RUNTIME].reader
-    assert reader is not None
-    return await reader.count_pings()
+async def _counts(request: web.Request, check: Check | None = None) -> dict[int, int]:
+    """The pings each check (or `check`) keeps; what a view shows is settled first."""
+    rt = request.app[RUNTIME]
+    assert rt.reader is not None
+    await rt.settled()
+    return await rt.reader.count_pings(None if check is None else check.id)
 
 
 async def _one(request: web.Request, call: Call, check: Check, status: int = 200) -> web.Response:
-    counts = await _counts(request)
+    counts = await _counts(request, check)
     return _json(_shown(request, call, check, counts.get(check.id, 0), readonly=False), status)
 
 
@@ -309,7 +311,7 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
     code = _code(request)
     if request.method == "GET":
         check = _find(request, call, unique_key_too=True)
-        counts = await _counts(request)
+        counts = await _counts(request, check)
         return _json(_shown(request, call, check, counts.get(check.id, 0)))
     if hcshape.UNIQUE_KEY_RE.fullmatch(code) and not hcshape.UUID_RE.fullmatch(code):
         return web.Response(status=405)
@@ -317,7 +319,7 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
     if request.method == "DELETE":
         if (refused := _file_only(request, check)) is not None:
             return refused
-        shown = _shown(request, call, check, (await _counts(request)).get(check.id, 0), readonly=False)
+        shown = _shown(request, call, check, (await _counts(request, check)).get(check.id, 0), readonly=False)
         await stored.delete(request.app, check.name)
         return _json({**shown, "channels": ""})
     try:
