@@ -351,6 +351,8 @@ def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
         out.append(("Fan-in", f"{cfg.expect} successes per run"))
     if cfg.channels:
         out.append(("Alerts to", ", ".join(cfg.channels)))
+    if cfg.origin != "file":  # kept in the database: `heartfly export` moves it into the file
+        out.append(("Defined", "by a ping (auto-provisioned)" if cfg.origin == "auto" else "through the API"))
     return out
 
 

@@ -136,6 +136,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "state", "schedule", "last_ping_at", "due_at", "state_since", "paused_until"],
         "properties": {
             "name": {"type": "string"},
+            "uuid": {"type": "string", "format": "uuid", "description": "Its uuid in Healthchecks' API."},
+            "origin": {
+                "type": "string",
+                "enum": ["file", "api", "auto"],
+                "description": "Where it is defined: the config file, Healthchecks' API, or a ping's ?create=1.",
+            },
             "state": {"type": "string", "enum": STATES},
             "reason": {"type": "string", "nullable": True, "description": "Why it is down: missed, failed, …"},
             "description": {"type": "string"},
