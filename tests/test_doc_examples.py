@@ -45,6 +45,7 @@ SUBSTITUTIONS = [
     ("/ping/6f1c2b0a-…", "/ping/example-key-nightly-backup-01"),
     ("/ping/KEY", "/ping/example-key-user-sync-0000001"),
     ("/etc/heartfly/api-token", "{home}/api-token"),
+    ("/etc/heartfly/hc-api-key", "{home}/hc-api-key"),
     ("/usr/local/bin/backup.sh", "{home}/backup.sh"),
     ("/var/backups/", "{home}/"),
 ]
@@ -128,6 +129,7 @@ def example_config(home: Path, port: int) -> Path:
     text = text.replace("127.0.0.1:8765", f"127.0.0.1:{port}")
     text = text.replace("https://example.com/heartfly", f"http://127.0.0.1:{closed_port()}/heartfly")
     text += f'\n[checks.migrated-from-healthchecks]\nkey = "{HC_UUID}"\nevery = "1d"\n'
+    text = text.replace('# hc_api_key_file = "hc-api-key"', 'hc_api_key_file = "hc-api-key"')  # docs/healthchecks.md
     config = home / "heartfly.example.toml"
     config.write_text(text, encoding="utf-8")
     return config
