@@ -211,3 +211,13 @@ def test_a_superscript_digit_in_a_flips_bound_is_the_documented_empty_400(
         )
         api_schema["/api/v3/checks/{code}/flips/"]["GET"].validate_response(response)
         assert response.status_code == status
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a": ' * 100_000], ids=["array", "object"])
+def test_a_body_nested_too_deep_to_parse_is_the_documented_400(
+    api_schema: Any, server: Server, key: str, raw: bytes
+) -> None:
+    # json.loads raises RecursionError, not ValueError, for it: it was a 500.
+    response = requests.post(f"{server.url}/api/v3/checks/", data=raw, headers={"X-Api-Key": key}, timeout=10)
+    api_schema["/api/v3/checks/"]["POST"].validate_response(response)
+    assert response.status_code == 400 and response.json() == {"error": "could not parse request body"}

@@ -93,7 +93,7 @@ async def _call(request: web.Request, handler: Handler, methods: tuple[str, ...]
         if raw:
             try:
                 parsed = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
                 return _error(400, "could not parse request body")
             if not isinstance(parsed, dict):
                 return _error(400, "json validation error: value is not an object")
