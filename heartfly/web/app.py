@@ -21,7 +21,7 @@ from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import backend
-from heartfly.web import api, badges, control, dashboard, hcapi, metrics, openapi, pings, provision, stored
+from heartfly.web import api, badges, control, dashboard, hc_openapi, hcapi, metrics, openapi, pings, provision, stored
 from heartfly.web.api import Handler
 from heartfly.web.runtime import RUNTIME, Runtime
 
@@ -56,6 +56,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r.add_post("/api/v1/reload", api.reload_config)
     r.add_get("/api/v1/downtimes", api.list_downtimes)
     r.add_get("/api/v1/openapi.json", openapi.document)
+    r.add_get("/api/v3/openapi.json", hc_openapi.document)  # Healthchecks' Management API
     r.add_route("*", "/api/v1/{tail:.*}", api.not_found)  # last: JSON 404/405 for the rest of /api/v1
     r.add_get("/livez", api.livez)
     r.add_get("/readyz", api.readyz)

@@ -93,7 +93,7 @@ async def _call(request: web.Request, handler: Handler, methods: tuple[str, ...]
         if raw:
             try:
                 parsed = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
                 return _error(400, "could not parse request body")
             if not isinstance(parsed, dict):
                 return _error(400, "json validation error: value is not an object")
@@ -398,7 +398,7 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     for key, top in (("seconds", 31_536_000), ("start", 10_000_000_000), ("end", 10_000_000_000)):
         if key in request.query:
             text = request.query[key]
-            if not text.isdigit() or int(text) > top:
+            if not text.isdecimal() or int(text) > top:  # isdigit() would take "²", which int() refuses
                 return web.Response(status=400)
             bounds[key] = int(text)
     await rt.settled()

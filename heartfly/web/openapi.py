@@ -419,7 +419,9 @@ DOCUMENT: dict[str, Any] = {
             "Read checks, their pings, runs, state changes and alerts; pause, resume, reload. "
             "Send `Authorization: Bearer <token>` (the content of server.api_token_file). "
             'Lists are newest first and paged with `limit` and `before`. Errors are JSON: `{"error": …}`. '
-            "Ping URLs (/ping/…, /api/v1/heartbeat/…) need no token and are described in the README."
+            "Ping URLs (/ping/…, /api/v1/heartbeat/…) need no token and are described in the README. "
+            "Healthchecks' Management API (/api/v1/, /api/v2/, /api/v3/ with X-Api-Key) is documented at"
+            " /api/v3/openapi.json."
         ),
     },
     "servers": [{"url": "/"}],
