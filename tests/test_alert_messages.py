@@ -175,6 +175,44 @@ def test_a_run_that_finished_too_fast_says_so_with_both_durations() -> None:
     assert "Run duration: 5 s" in lines(alert)
 
 
+def test_an_alert_gives_the_duration_of_its_own_run_only_never_one_an_earlier_run_left() -> None:
+    cfg = backup()
+    running, down, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 135))
+    assert webhook_json(alert_for(cfg, running, down, flip))["run_duration_seconds"] == 125.0
+    up, flip = on_event(cfg, down, Event(Kind.SUCCESS, T0 + 200), T0 + 200)  # no start
+    alert = alert_for(cfg, down, up, flip)
+    assert up.last_duration == 125.0  # the state keeps it, for the status and the metric
+    assert webhook_json(alert)["run_duration_seconds"] is None
+    assert not any(line.startswith("Run duration") for line in lines(alert))
+    again, flip = on_event(cfg, up, Event(Kind.FAIL, T0 + 300), T0 + 300)  # no start
+    assert webhook_json(alert_for(cfg, up, again, flip))["run_duration_seconds"] is None
+    started, _ = on_event(cfg, again, Event(Kind.START, T0 + 400), T0 + 400)
+    back, flip = on_event(cfg, started, Event(Kind.SUCCESS, T0 + 460), T0 + 460)
+    assert webhook_json(alert_for(cfg, started, back, flip))["run_duration_seconds"] == 60.0
+
+
+def test_a_replayed_run_that_recovers_a_missed_check_gives_its_duration_though_the_recovery_is_dated_later() -> None:
+    cfg = backup()
+    _, down, _ = missed(cfg)  # down at T0 + 3900
+    started = states.receive(cfg, down, Event(Kind.START, T0 + 3700), T0 + 5000)[-1].state  # spooled, replayed
+    [*_, (up, flip, _)] = states.receive(cfg, started, Event(Kind.SUCCESS, T0 + 3760), T0 + 5000)
+    assert flip is not None and flip.is_recovery and flip.at == T0 + 3900  # not before the down it ends
+    assert webhook_json(alert_for(cfg, started, up, flip))["run_duration_seconds"] == 60.0
+
+
+def test_a_reminder_of_a_failed_run_gives_its_duration_and_an_alert_a_deadline_made_none() -> None:
+    cfg = backup(repeat=600.0)
+    _, down, _ = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 135))
+    still, flip = on_time(cfg, down, T0 + 735)
+    assert flip is not None and flip.reminder
+    assert webhook_json(alert_for(cfg, down, still, flip))["run_duration_seconds"] == 125.0
+    timed, _ = on_event(cfg, initial_state(cfg, T0 - 60), Event(Kind.START, T0 - 30), T0 - 30)
+    timed, _ = on_event(cfg, timed, Event(Kind.SUCCESS, T0), T0)
+    missed_it, flip = on_time(cfg, timed, T0 + 3900)
+    assert flip is not None and flip.reason is Reason.MISSED and missed_it.last_duration == 30.0
+    assert webhook_json(alert_for(cfg, timed, missed_it, flip))["run_duration_seconds"] is None  # no run ended
+
+
 def test_a_recovery_says_the_check_is_back_and_how_long_it_was_down() -> None:
     cfg = backup()
     _, down, _ = missed(cfg)

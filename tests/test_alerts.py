@@ -604,6 +604,38 @@ async def test_a_down_check_with_repeat_sends_reminders_until_it_recovers(
     assert all(a["status"] == "sent" for a in alerts)
 
 
+async def test_a_recovery_gives_its_runs_duration_and_one_by_an_end_without_a_start_gives_none(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    hook = await receivers()
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast(), server=SERVER)
+    hf = await start(config)
+
+    async def alert_after(*suffixes: str) -> dict[str, Any]:
+        count = len(hook.hits) + 1
+        for suffix in suffixes:
+            await hf.ping(key, suffix)
+        await until(lambda: len(hook.hits) == count, f"alert {count}")
+        body: dict[str, Any] = hook.hits[-1].json()
+        return body
+
+    async def last_duration() -> float | None:
+        async with hf.client.get("/api/v1/checks/job", headers=hf.auth) as resp:
+            value: float | None = (await resp.json())["last_duration_seconds"]
+            return value
+
+    assert (await alert_after("/fail"))["event"] == "down"
+    timed = await alert_after("/start", "")
+    duration = await last_duration()
+    assert timed["event"] == "recovery" and duration is not None and timed["run_duration_seconds"] == duration >= 0
+    # Ends without a start: the status keeps the last run's duration, their alerts do not claim it.
+    down, up = await alert_after("/fail"), await alert_after("")
+    assert (down["event"], down["run_duration_seconds"]) == ("down", None)
+    assert (up["event"], up["run_duration_seconds"]) == ("recovery", None)
+    assert await last_duration() == duration
+
+
 # ---- test alerts ----------------------------------------------------------------------------
 
 

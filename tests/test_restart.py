@@ -178,6 +178,29 @@ async def test_pings_after_the_last_checkpoint_are_replayed_after_a_crash(write_
     assert set(after.runs) == {"r1", "r2"} and after.last_ping_kind is Kind.START
 
 
+async def test_the_last_runs_duration_kept_past_an_end_without_a_start_survives_a_crash_and_a_restart(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(30)
+        await ping(engine, "a")
+        ended = clock.now()
+        clock.advance(10)
+        await ping(engine, "a")  # no start, and no change of state: only in the log when the process "dies"
+    ((checkpointed, newest),) = query(config, "SELECT state_ping_id, (SELECT MAX(id) FROM pings) FROM checks")
+    assert checkpointed < newest
+    kept = (30.0, ended, ended + 10)
+    for _ in ("replayed from the log", "read from the checkpoint of a clean stop"):
+        async with running(config, clock) as engine:
+            st = engine.checks["a"].state
+            assert (st.last_duration, st.last_duration_at, st.last_end_at) == kept
+    ((state,),) = query(config, "SELECT state FROM checks")
+    assert json.loads(state)["last_duration_at"] == ended
+
+
 def _stored(config: Config) -> tuple[dict[str, int], int]:
     """Each check's checkpointed ping id, and the checkpoint mark."""
     ids = dict(query(config, "SELECT name, state_ping_id FROM checks"))

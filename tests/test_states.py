@@ -112,6 +112,23 @@ def test_an_end_without_run_id_closes_the_latest_start() -> None:
     assert st.last_duration == 15 and not st.runs
 
 
+def test_an_end_without_a_start_keeps_the_last_timed_runs_duration_and_when_that_run_ended() -> None:
+    cfg = check()
+    st = initial_state(cfg, T0)
+    st, _, _ = apply_event(cfg, st, Event(Kind.START, T0 + 10), T0 + 10)
+    st, _, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 40), T0 + 40)
+    assert (st.last_duration, st.last_duration_at) == (30, T0 + 40)
+    st, _, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 100), T0 + 100)  # no start: times nothing
+    assert (st.status, st.last_duration, st.last_duration_at, st.last_end_at) == (Status.UP, 30, T0 + 40, T0 + 100)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 200), T0 + 200)  # nor does this
+    assert flip is not None and flip.new is Status.DOWN
+    assert (st.last_duration, st.last_duration_at, st.last_end_at) == (30, T0 + 40, T0 + 200)
+    assert CheckState.from_json(st.to_json()) == st  # checkpointed with it
+    st, _, _ = apply_event(cfg, st, Event(Kind.START, T0 + 300), T0 + 300)
+    st, _, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 305), T0 + 305)
+    assert (st.last_duration, st.last_duration_at) == (5, T0 + 305)  # a timed run replaces it
+
+
 def test_a_run_past_max_runtime_is_down_overrun_and_its_run_is_given_up() -> None:
     cfg = check(every=HOUR, max_runtime=600)
     st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 10), T0 + 10)

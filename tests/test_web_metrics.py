@@ -14,7 +14,7 @@ from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
 from tests.conftest import ConfigWriter, new_key
-from tests.webutil import Client, bearer
+from tests.webutil import Client, bearer, state_of
 
 KEY = new_key()
 
@@ -90,6 +90,18 @@ async def test_metrics_show_each_checks_state_last_ping_and_last_duration(client
     assert got[("heartfly_check_last_duration_seconds", (("check", "backup"),))] >= 0.0
     assert ("heartfly_check_last_ping_timestamp_seconds", (("check", "sync"),)) not in got  # never pinged
     assert ("heartfly_timer_lag_seconds", ()) in got
+
+
+async def test_the_last_duration_stays_when_a_run_ends_without_a_start(client: Client, config: Config) -> None:
+    gauge = ("heartfly_check_last_duration_seconds", (("check", "backup"),))
+    for path in ("/start", ""):
+        assert (await client.get(f"/ping/{KEY}{path}")).status == 200
+    timed = samples(await scrape(client, config))[gauge]
+    assert timed >= 0.0 and (await state_of(client, config, "backup"))["last_duration_seconds"] == timed
+    for path in ("", "/fail"):  # ends that time nothing: no start
+        assert (await client.get(f"/ping/{KEY}{path}")).status == 200
+        assert samples(await scrape(client, config))[gauge] == timed
+        assert (await state_of(client, config, "backup"))["last_duration_seconds"] == timed
 
 
 async def test_pings_are_counted_by_outcome(client: Client, config: Config) -> None:

@@ -330,7 +330,7 @@ def _pair_raced(
     # An end stamped before its own start (a run id's, from another clock): no duration to judge.
     duration = end_at - ev.at if end_at >= ev.at else None
     st.orphan_end = None
-    st.last_duration = duration
+    _timed(st, duration, end_at)
     detail = ""
     reason: Reason | None = None
     if outcome is RunOutcome.SUCCESS and duration is not None:
@@ -358,7 +358,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         started = close_run(st, ev.run_id, ev.at, now)
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
-    st.last_duration = duration
+    _timed(st, duration, ev.at)
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     broken = ""
@@ -418,7 +418,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     if check.expect is not None and ev.run_id is not None:
         close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
     started = close_run(st, ev.run_id, ev.at, now)
-    st.last_duration = None if started is None or started > ev.at else ev.at - started
+    _timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
@@ -428,6 +428,14 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     if _stale(st, ev, now):
         return detail
     return _failure(check, st, Reason.FAILED, ev.at, now, detail)
+
+
+def _timed(st: CheckState, duration: float | None, end_at: float) -> None:
+    """A finished run's duration, with the time of the end that timed it. An end that times no
+    run (no start, or stamped before it) keeps the last one: the status and the metric do not go
+    blank, and its alert, by that time, does not pass it off as its own (outbox.payload)."""
+    if duration is not None:
+        st.last_duration, st.last_duration_at = duration, end_at
 
 
 def _stale(st: CheckState, ev: Event, now: float) -> bool:

@@ -117,7 +117,8 @@ class CheckState:
     last_ping_kind: Kind | None = None
     last_success_at: float | None = None
     last_start_at: float | None = None
-    last_duration: float | None = None
+    last_duration: float | None = None  # the last timed run's: an end that times none keeps it
+    last_duration_at: float | None = None  # that run's end (an alert reports only its own run's)
     last_exit_status: int | None = None
     failures: int = 0  # consecutive
     runs: dict[str, Run] = field(default_factory=dict)  # open runs by run id
@@ -183,9 +184,9 @@ class CheckState:
         return CheckState(
             self.status, self.reason, self.changed_at, self.watched_from, self.anchor, self.due_at,
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
-            self.last_start_at, self.last_duration, self.last_exit_status, self.failures, dict(self.runs),
-            self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members, self.last_end_at,
-            self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
+            self.last_start_at, self.last_duration, self.last_duration_at, self.last_exit_status, self.failures,
+            dict(self.runs), self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
+            self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
         )  # fmt: skip
 
 

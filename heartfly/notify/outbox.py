@@ -40,7 +40,7 @@ def payload(
         "due_at": _was_due(flip, old, new),
         "down_since": down_since,
         "down_for": flip.at - old.changed_at if flip.is_recovery else None,
-        "duration": new.last_duration,
+        "duration": _run_duration(flip, new),
         "exit_status": new.last_exit_status,
         "last_ping_id": ping_id or None,
     }
@@ -48,6 +48,20 @@ def payload(
         facts["pipeline"] = list(chain)
         facts["step"] = cfg.name
     return facts
+
+
+# The reasons an end gives: a check down for another was taken down by a deadline, not by a run's end.
+_BY_AN_END = (Reason.FAILED, Reason.TOO_FAST, Reason.ASSERTION)
+
+
+def _run_duration(flip: Flip, new: CheckState) -> float | None:
+    """The duration of the run whose end made this change (for a reminder: the down it repeats).
+    The state keeps the last timed run's duration across ends that time none (no start), so it is
+    this end's only if dated by the newest end; a change a deadline made has none."""
+    if new.last_duration_at is None or new.last_duration_at != new.last_end_at:
+        return None
+    by_an_end = new.reason in _BY_AN_END if flip.reminder else flip.deadline is None
+    return new.last_duration if by_an_end else None
 
 
 def _was_due(flip: Flip, old: CheckState, new: CheckState) -> float | None:
