@@ -294,3 +294,66 @@ async def test_an_update_renames_only_by_slug_and_keeps_the_uuid(
     got = await renamed.json()
     assert renamed.status == 200 and got["slug"] == "user-sync" and got["uuid"] == check["uuid"]
     assert (await client.get(f"/ping/{check['uuid']}")).status == 200
+
+
+async def test_two_creates_of_one_slug_at_once_make_one_check_and_refuse_the_other(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    answers = await asyncio.gather(
+        *(client.post("/api/v3/checks/", json={"slug": "dup", "timeout": t}, headers=rw(key)) for t in (600, 1200))
+    )
+    assert sorted(a.status for a in answers) == [201, 400]
+    made_one = next(a for a in answers if a.status == 201)
+    listed = (await (await client.get("/api/v3/checks/?slug=dup", headers=rw(key))).json())["checks"]
+    assert [c["uuid"] for c in listed] == [(await made_one.json())["uuid"]]  # the one answered 201 is the one kept
+
+
+async def test_an_upsert_that_finds_a_files_check_as_asked_answers_200_and_one_that_would_change_it_403(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    same = await client.post(
+        "/api/v3/checks/", json={"name": "backup", "timeout": 3600, "unique": ["name"]}, headers=rw(key)
+    )
+    assert same.status == 200 and (await same.json())["uuid"] == FILE_KEY
+    other = await client.post(
+        "/api/v3/checks/", json={"name": "backup", "timeout": 60, "unique": ["name"]}, headers=rw(key)
+    )
+    assert other.status == 403
+
+
+async def test_flips_are_bounded_by_start_end_and_seconds(aiohttp_client: Any, write_config: ConfigWriter) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    uuid = (await made(client, key, slug="bounded", timeout=60))["uuid"]
+    for event in ("/fail", ""):
+        assert (await client.get(f"/ping/{uuid}{event}")).status == 200
+    url = f"/api/v3/checks/{uuid}/flips/"
+    assert len((await (await client.get(url, headers=rw(key))).json())["flips"]) == 2
+    for query in ("?start=9999999999", "?end=1", "?seconds=1&end=2"):
+        assert (await (await client.get(url + query, headers=rw(key))).json())["flips"] == [], query
+    assert (await client.get(url + "?slug=", headers=rw(key))).status == 200
+
+
+async def test_a_stored_check_that_no_longer_fits_the_file_is_left_out_at_start_and_logged(
+    aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    await made(client, key, slug="alerts-to-journal", timeout=600, channels="journal")
+    await client.close()
+    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
+    again, _, _ = await start(aiohttp_client, write_config, body=without_channel)
+    listed = (await (await again.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
+    assert sorted(c["slug"] for c in listed) == ["backup", "report"]  # served without it
+    assert "checks.alerts-to-journal.channels: no channel journal" in caplog.text
+    other = await again.post("/api/v3/checks/", json={"slug": "still-works", "timeout": 600}, headers=rw(key))
+    assert other.status == 201  # the left-out one does not block other changes
+
+
+async def test_two_pings_that_auto_provision_one_slug_at_once_make_it_once(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    config = write_config(CHECKS, server=SERVER + "auto_provision = true\n")
+    client: Client = await aiohttp_client(create_app(config))
+    answers = await asyncio.gather(*(client.get(f"/ping/{PING_KEY}/raced?create=1") for _ in range(2)))
+    assert sorted(a.status for a in answers) == [200, 201]

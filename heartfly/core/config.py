@@ -275,12 +275,17 @@ def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
     return config, reader
 
 
-def with_stored_checks(config: Config, tables: Mapping[str, tuple[Origin, Mapping[str, Any]]]) -> Config:
+def with_stored_checks(
+    config: Config, tables: Mapping[str, tuple[Origin, Mapping[str, Any]]], left_out: list[str] | None = None
+) -> Config:
     """`config` (the operator's file) plus the checks kept in the database, each a table of the
     same keys a [checks.NAME] table takes and read the same way. Raises ConfigError naming every
-    problem: a name in both places is one, never a silent override."""
+    problem: a name in both places is one, never a silent override. With `left_out`, a stored
+    check that does not validate (its channel gone from the file, say) is left out and its
+    problems appended there instead; a name in both places still raises."""
     reader = _Reader(base_dir=config.path.parent)
     checks = dict(config.file_checks())
+    owners = _key_owners(config.server, checks)
     for name in sorted(tables):
         origin, raw = tables[name]
         if name in checks:
@@ -290,18 +295,34 @@ def with_stored_checks(config: Config, tables: Mapping[str, tuple[Origin, Mappin
                 f"delete one of them (heartfly export {name} prints the API's as TOML)",
             )
             continue
+        before = len(reader.problems)
         check = reader.check(name, raw, config.inherited)
-        if check is None:
-            continue
-        if unknown := [c for c in check.channels if c not in config.channels]:
-            reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
+        if check is not None:
+            if unknown := [c for c in check.channels if c not in config.channels]:
+                reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
+            for key in (check.key, check.start_key, check.fail_key):
+                if key is not None and key in owners:
+                    reader.fail(f"checks.{name}.key", f"the same key is already used by {owners[key]}")
+        if len(reader.problems) > before or check is None:
+            if left_out is not None:
+                left_out.extend(reader.problems[before:])
+                del reader.problems[before:]
             continue
         checks[name] = dataclasses.replace(check, origin=origin)
-    reader.unique_keys(config.server, checks)
+        owners.update({k: f"checks.{name}.key" for k in (check.key, check.start_key, check.fail_key) if k})
     reader.pipelines(checks)
     if reader.problems:
         raise ConfigError(reader.problems)
     return dataclasses.replace(config, checks=checks)
+
+
+def _key_owners(server: ServerConfig, checks: Mapping[str, CheckConfig]) -> dict[str, str]:
+    owners = {server.ping_key: "server.ping_key"} if server.ping_key else {}
+    for check in checks.values():
+        for attr in ("key", "start_key", "fail_key"):
+            if (value := getattr(check, attr)) is not None:
+                owners.setdefault(value, f"checks.{check.name}.{attr}")
+    return owners
 
 
 class _Reader(Reader):

@@ -263,6 +263,33 @@ def _channels(text: str, known: Mapping[str, str]) -> list[str]:
     return sorted(set(names))
 
 
+def changes(cfg: CheckConfig, title: str, spec: Spec, channels: Mapping[str, str]) -> bool:
+    """Whether the request would change what the check shows (an upsert that finds a check as
+    asked leaves it, a file's check included); SpecError for a channel that is not one."""
+    fields = spec.fields
+    now: dict[str, Any] = {
+        "name": title,
+        "slug": cfg.name,
+        "tags": list(cfg.tags),
+        "desc": cfg.description,
+        "grace": int(cfg.grace),
+        "timeout": int(cfg.every) if cfg.every is not None and cfg.cron is None else None,
+        "schedule": cfg.cron or "",
+        "tz": cfg.timezone if cfg.cron is not None else fields.get("tz"),
+        "channels": sorted(cfg.channels),
+    }
+    asked = dict(fields)
+    if "tags" in asked:
+        asked["tags"] = asked["tags"].split()
+    if "channels" in asked:
+        asked["channels"] = _channels(asked["channels"], channels)
+    if asked.get("schedule"):
+        asked.pop("timeout", None)  # a schedule wins over a timeout, as in Healthchecks
+    elif "schedule" in asked:
+        del asked["schedule"]  # "" means no schedule: the timeout decides
+    return any(now[key] != value for key, value in asked.items() if key in now)
+
+
 def matches(cfg: CheckConfig, display_name: str, spec: Spec) -> bool:
     """Whether a check has every `unique` field the request gives, as a create's upsert looks for one."""
     if not spec.unique or any(f not in spec.fields for f in spec.unique):

@@ -397,9 +397,13 @@ class Node:
     async def _show_view(self) -> None:
         """A fresh picture of the stored states for the dashboard and the API, and an engine whose
         pings go to the inbox."""
-        view = Engine(self._config(), self._clock, _DROPPED)
+        config = self._config()
+        view = Engine(config, self._clock, _DROPPED)
         view.standby = (self.node_id, self._writer)
         await view.load(self._reader, view=True)
+        while self._config() is not config:  # reloaded, or a check made through the API, meanwhile
+            config = self._config()
+            await view.apply_config(config)
         view.timer_alive_at = self._clock.now()
         if self._term is None:  # not promoted meanwhile
             self._view = view

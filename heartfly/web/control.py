@@ -174,6 +174,7 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
             return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
         with longlived.building(again=True):
             try:
+                rt.load_keys(config)  # the token and keys are re-read on a reload only
                 config = await rt.apply_config(config)
             except ConfigError as exc:  # a check of the file's clashes with one made through the API
                 return _refused(exc.problems)

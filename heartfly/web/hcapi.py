@@ -210,7 +210,7 @@ async def checks(request: web.Request, call: Call) -> web.StreamResponse:
         return await _create(request, call)
     rt = request.app[RUNTIME]
     tags = request.query.getall("tag", [])
-    slug = request.query.get("slug")
+    slug = request.query.get("slug") or None  # an empty one filters nothing, as in Healthchecks
     counts = await _counts(request)
     items = [
         _shown(request, call, c, counts.get(c.id, 0))
@@ -228,7 +228,13 @@ async def _create(request: web.Request, call: Call) -> web.Response:
         return _error(400, str(exc))
     for check in rt.engine.checks.values():
         if hcshape.matches(check.config, _title(request, check.config), spec):
-            if not _changes(rt.stored.get(check.name), spec, request):
+            try:
+                unchanged = not hcshape.changes(
+                    check.config, _title(request, check.config), spec, _channel_names(request)
+                )
+            except SpecError as exc:
+                return _error(400, str(exc))
+            if unchanged:  # also a file's check: found as it is, nothing to write
                 return await _one(request, call, check)
             return await _update(request, call, check, spec)
     key = new_key()
@@ -239,18 +245,6 @@ async def _create(request: web.Request, call: Call) -> web.Response:
     if "grace" not in rt.config.inherited:
         table["grace"] = "1h"  # Healthchecks' default, unless [defaults] gives one
     return await _save(request, call, None, name, table, spec, status=201)
-
-
-def _changes(found: StoredCheck | None, spec: hcshape.Spec, request: web.Request) -> bool:
-    """Whether an upsert that matched would change the check (a file's check it must not)."""
-    if found is None:
-        return True
-    try:
-        table = hcshape.apply(found.table, spec, _channel_names(request))
-    except SpecError:
-        return True
-    title = spec.fields.get("name", found.title)
-    return table != dict(found.table) or title != found.title
 
 
 def _channel_names(request: web.Request) -> dict[str, str]:
@@ -280,13 +274,16 @@ async def _save(
     )
     try:
         if old is not None and old.name != name:
-            await stored.rename(request.app, old.name, made)
+            outcome = await stored.rename(request.app, old.name, made)
         else:
-            await stored.put(request.app, made)
+            outcome = await stored.put(request.app, made, new=old is None)
     except ConfigError as exc:
         return _error(400, "json validation error: " + "; ".join(exc.problems))
+    if outcome == "exists":  # another request took the name first
+        return _error(400, f"json validation error: slug {name!r} is taken by another check")
     check = rt.engine.lookup_name(name)
-    assert check is not None
+    if outcome == "gone" or check is None:  # deleted meanwhile
+        raise web.HTTPNotFound(text="not found")
     if old is None:
         log.info("check %s: made through the API", name)
     return await _one(request, call, check, status)
@@ -320,7 +317,8 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
         if (refused := _file_only(request, check)) is not None:
             return refused
         shown = _shown(request, call, check, (await _counts(request, check)).get(check.id, 0), readonly=False)
-        await stored.delete(request.app, check.name)
+        if not await stored.delete(request.app, check.name):
+            raise web.HTTPNotFound(text="not found")  # deleted meanwhile
         return _json({**shown, "channels": ""})
     try:
         spec = hcshape.read_spec(call.data)
@@ -389,6 +387,11 @@ async def ping_body(request: web.Request, call: Call) -> web.StreamResponse:
 _UP = frozenset({"up", "running", "late"})  # Healthchecks' "up": within its schedule or grace
 
 
+def _shown_flip(old: str, new: str) -> bool:
+    """A change Healthchecks would have: between up and not up, or into down or paused."""
+    return (old in _UP) != (new in _UP) or (old != new and new in ("down", "paused"))
+
+
 @view("GET", read=True)
 async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     check = _find(request, call, unique_key_too=True)
@@ -407,13 +410,9 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     items = [
         {"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)}
         for row in rows
-        if (row["old"] in _UP) != (row["new"] in _UP)
-        or (
-            (row["old"] != row["new"] and row["new"] in ("down", "paused"))
-            and row["at"] >= bounds.get("start", 0)
-            and row["at"] < bounds.get("end", 1 << 62)
-            and (not bounds.get("seconds") or row["at"] >= now - bounds["seconds"])
-        )
+        if _shown_flip(row["old"], row["new"])
+        and bounds.get("start", 0) <= row["at"] < bounds.get("end", 1 << 62)
+        and (not bounds.get("seconds") or row["at"] >= now - bounds["seconds"])
     ]
     return _json({"flips": items})
 

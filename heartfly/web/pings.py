@@ -172,11 +172,11 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
     created = False
     if check is None and target.name is not None and query.get("create") == "1":
         try:
-            check = await provision.create(app, target.name)
+            check, created = await provision.create(app, target.name)
         except StoreError:
             counts["unavailable"] += 1
             return _text(503, "storage unavailable, check not created: try again")
-        created, engine = check is not None, rt.engine
+        engine = rt.engine
     if check is None:
         counts["not_found"] += 1
         return _text(404, NOT_FOUND)

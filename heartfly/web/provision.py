@@ -19,33 +19,33 @@ log = logging.getLogger(__name__)
 AT_CAP = web.AppKey("provision_at_cap", list[bool])  # [True] once the cap's refusal is logged (create_app sets it)
 
 
-async def create(app: web.Application, name: str) -> Check | None:
-    """The check named by a ping that asked for it to be made; None (the ping's 404) when the
-    server does not auto-provision, the name cannot be a check's, or the cap is reached."""
+async def create(app: web.Application, name: str) -> tuple[Check | None, bool]:
+    """The check named by a ping that asked for it to be made, and whether this ping made it (two
+    pings at once: one makes it, the other finds it); None (the ping's 404) when the server does
+    not auto-provision, the name cannot be a check's, or the cap is reached."""
     rt = app[RUNTIME]
     server = rt.config.server
     if not server.auto_provision or not NAME_RE.fullmatch(name):
-        return None
-    made = sum(1 for c in rt.stored.values() if c.origin == "auto")
-    logged = app[AT_CAP]
-    if made >= server.auto_provision_max:
-        if not logged[0]:  # once: a job pinging every minute must not fill the journal
-            log.warning(
-                "auto_provision: %d checks made by pings already (auto_provision_max); not making %s",
-                made, name,
-            )  # fmt: skip
-            logged[0] = True
-        return None
-    logged[0] = False
+        return None, False
     table: dict[str, object] = {"key": new_key(), "every": "1d"}  # Healthchecks' defaults: every day...
     if "grace" not in rt.config.inherited:
         table["grace"] = "1h"  # ...with an hour's grace, unless [defaults] says otherwise
+    made = StoredCheck(name, "auto", table, rt.clock.now())
     try:
-        await stored.put(app, StoredCheck(name, "auto", table, rt.clock.now()), only_new=True)
+        outcome = await stored.put(app, made, new=True, cap=server.auto_provision_max)
     except ConfigError as exc:
         log.error("auto_provision: cannot make check %s: %s", name, "; ".join(exc.problems))
-        return None
-    check = rt.engine.lookup_name(name)
-    if check is not None and check.config.origin == "auto" and check.config.key == table["key"]:
+        return None, False
+    logged = app[AT_CAP]
+    if outcome == "capped":
+        if not logged[0]:  # once: a job pinging every minute must not fill the journal
+            log.warning(
+                "auto_provision: %d checks made by pings already (auto_provision_max); not making %s",
+                server.auto_provision_max, name,
+            )  # fmt: skip
+            logged[0] = True
+        return None, False
+    logged[0] = False
+    if outcome == "written":
         log.info("check %s: made by a ping (auto_provision)", name)
-    return check
+    return rt.engine.lookup_name(name), outcome == "written"

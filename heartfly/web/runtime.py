@@ -102,20 +102,32 @@ class Runtime:
         return stale if stale > TIMER_STALE else None
 
     def load_keys(self, config: Config) -> None:
-        self.token = load_token(config.server.api_token_file)
-        self.hc_key = load_hc_key(config.server.hc_api_key_file)
-        self.hc_readonly_key = load_hc_key(config.server.hc_api_key_readonly_file)
+        """The API token and Healthchecks' keys from their files (at start and on reload), all or
+        none: OSError or ValueError leaves the ones in use."""
+        server = config.server
+        keys = (
+            load_token(server.api_token_file),
+            load_hc_key(server.hc_api_key_file),
+            load_hc_key(server.hc_api_key_readonly_file),
+        )
+        self.token, self.hc_key, self.hc_readonly_key = keys
 
-    def with_stored(self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None) -> Config:
-        """The operator's file plus the checks kept in the database; ConfigError on a clash."""
+    def with_stored(
+        self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None, left_out: list[str] | None = None
+    ) -> Config:
+        """The operator's file plus the checks kept in the database; ConfigError on a clash (and,
+        without `left_out`, on a stored check that does not validate: see with_stored_checks)."""
         stored = self.stored if stored is None else stored
-        return with_stored_checks(file_config, {name: (c.origin, c.table) for name, c in stored.items()})
+        tables = {name: (c.origin, c.table) for name, c in stored.items()}
+        return with_stored_checks(file_config, tables, left_out)
 
-    async def apply_config(self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None) -> Config:
+    async def apply_config(
+        self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None, left_out: list[str] | None = None
+    ) -> Config:
         """Switch the running server to a new, already validated file's config, with the stored
         checks (`stored`, else the ones it has); returns the whole config. ConfigError when a
         stored check and the file clash, and nothing changes."""
-        config = self.with_stored(file_config, stored)
+        config = self.with_stored(file_config, stored, left_out)
         old = self.engine.config.server
         if (old.host, old.port, old.database, old.synchronous) != (
             config.server.host,
@@ -124,7 +136,6 @@ class Runtime:
             config.server.synchronous,
         ):
             log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
-        self.load_keys(config)
         self.config, self.file_config = config, file_config
         if stored is not None:
             self.stored = stored

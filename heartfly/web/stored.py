@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from aiohttp import web
 
-from heartfly.core.config import Config, ConfigError
+from heartfly.core.config import ConfigError
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck, decode_all
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
@@ -24,88 +25,114 @@ log = logging.getLogger(__name__)
 POLL = 1.0  # a cluster node reads the stored checks this often (another node may have changed them)
 
 
+Outcome = Literal["written", "exists", "gone", "capped"]
+
+
 async def load(rt: Runtime) -> None:
-    """At start: the stored checks join the file's; ConfigError when they clash."""
+    """At start: the stored checks join the file's. ConfigError when a name is in both; a stored
+    check that does not validate (its channel gone from the file, say) is left out, logged."""
     assert rt.reader is not None
     found, problems = decode_all(await rt.reader.read_meta_prefix(META_PREFIX))
-    for problem in problems:
-        log.error("left out: %s", problem)
     rt.file_config = rt.config
-    rt.config = rt.with_stored(rt.config, found)
+    rt.config = rt.with_stored(rt.config, found, problems)
+    for problem in problems:
+        log.error("a check made through the API is left out (fix the file, or delete it through the API): %s", problem)
     rt.stored = found
 
 
-async def put(app: web.Application, check: StoredCheck, *, only_new: bool = False) -> Config:
-    """Store a made or changed check and serve it; ConfigError (nothing stored) when it does not
-    fit. `only_new`: leave a check that exists by then alone (two requests made it at once)."""
+async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int | None = None) -> Outcome:
+    """Store a made (`new`) or changed check and serve it. Decided under the reload lock, so two
+    requests at once cannot both make one name: "exists" (a new check's name is taken by then),
+    "gone" (a changed check was deleted meanwhile), "capped" (an auto-provisioned check past
+    `cap`), else "written". ConfigError, and nothing stored, when the check does not validate."""
     rt = app[RUNTIME]
     async with app[CONTROL].reload_lock:
-        if only_new and check.name in rt.config.checks:
-            return rt.config
+        if new and check.name in rt.config.checks:
+            return "exists"
+        if not new and check.name not in rt.stored:
+            return "gone"
+        if cap is not None and sum(1 for c in rt.stored.values() if c.origin == "auto") >= cap:
+            return "capped"
         stored = {**rt.stored, check.name: check}
-        assert rt.file_config is not None
-        rt.with_stored(rt.file_config, stored)  # raises before anything is written
-        await _commit(rt, store.meta_statement(META_PREFIX + check.name, check.encode()))
-        return await rt.apply_config(rt.file_config, stored)
+        await _store(rt, stored, check.name, store.meta_statement(META_PREFIX + check.name, check.encode()))
+    return "written"
 
 
-async def rename(app: web.Application, old: str, check: StoredCheck) -> Config:
-    """A stored check under a new name (its key, and so its uuid, kept): one change, as put()."""
+async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
+    """A stored check under a new name (its key, and so its uuid, kept); as put(). The engine
+    knows checks by name: under the new one it starts afresh, the old name's history is kept."""
     rt = app[RUNTIME]
     async with app[CONTROL].reload_lock:
+        if old not in rt.stored:
+            return "gone"
+        if check.name in rt.config.checks:
+            return "exists"
         stored = {**{n: c for n, c in rt.stored.items() if n != old}, check.name: check}
-        assert rt.file_config is not None
-        rt.with_stored(rt.file_config, stored)
-        await _commit(
-            rt,
+        statements = (
             store.delete_meta_statement(META_PREFIX + old),
             store.meta_statement(META_PREFIX + check.name, check.encode()),
         )
-        config = await rt.apply_config(rt.file_config, stored)
+        await _store(rt, stored, check.name, *statements)
     log.info("check %s: renamed %s through the API", old, check.name)
-    return config
+    return "written"
 
 
-async def delete(app: web.Application, name: str) -> None:
-    """Forget a stored check; its history stays in the database, as for a check taken out of the file."""
+async def delete(app: web.Application, name: str) -> bool:
+    """Forget a stored check (False: it was gone already); its history stays in the database, as
+    for a check taken out of the file."""
     rt = app[RUNTIME]
     async with app[CONTROL].reload_lock:
+        if name not in rt.stored:
+            return False
         stored = {n: c for n, c in rt.stored.items() if n != name}
         await _commit(rt, store.delete_meta_statement(META_PREFIX + name))
         assert rt.file_config is not None
-        await rt.apply_config(rt.file_config, stored)
+        await rt.apply_config(rt.file_config, stored, [])
     log.info("check %s: deleted through the API", name)
+    return True
+
+
+async def _store(rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement) -> None:
+    """Check that `name` validates among `stored` (ConfigError if not; the others, as loaded, may
+    be left out), commit the statements, then serve the new set."""
+    assert rt.file_config is not None
+    left: list[str] = []
+    config = rt.with_stored(rt.file_config, stored, left)
+    if name not in config.checks:
+        raise ConfigError([p for p in left if p.startswith(f"checks.{name}")] or left)
+    await _commit(rt, *statements)
+    await rt.apply_config(rt.file_config, stored, [])
 
 
 async def follow(app: web.Application) -> None:
     """A cluster node: apply the stored checks another node changed, within POLL seconds."""
-    rt = app[RUNTIME]
-    refused: set[str] = set()  # problems already logged, so a clash is one error line, not one a second
+    logged: set[str] = set()  # problems already logged, so one is one error line, not one a second
     while True:
         await asyncio.sleep(POLL)
         try:
-            await _follow_once(app, rt, refused)
+            await _follow_once(app, logged)
         except StoreError as exc:
             log.debug("reading the stored checks failed: %s", exc)
         except Exception:  # the task must not die: the next round tries again
             log.exception("applying the stored checks failed")
 
 
-async def _follow_once(app: web.Application, rt: Runtime, refused: set[str]) -> None:
+async def _follow_once(app: web.Application, logged: set[str]) -> None:
+    rt = app[RUNTIME]
     assert rt.reader is not None
-    found, _ = decode_all(await rt.reader.read_meta_prefix(META_PREFIX))
-    if {n: c.encode() for n, c in found.items()} == {n: c.encode() for n, c in rt.stored.items()}:
-        return
-    async with app[CONTROL].reload_lock:
+    async with app[CONTROL].reload_lock:  # read and applied under it: a local change cannot slip between
+        found, problems = decode_all(await rt.reader.read_meta_prefix(META_PREFIX))
+        if {n: c.encode() for n, c in found.items()} == {n: c.encode() for n, c in rt.stored.items()}:
+            return
         assert rt.file_config is not None
         try:
-            await rt.apply_config(rt.file_config, found)
+            await rt.apply_config(rt.file_config, found, problems)
         except ConfigError as exc:
-            for problem in set(exc.problems) - refused:
-                log.error("a check made through the API on another node is left out here: %s", problem)
-            refused.update(exc.problems)
-            return
-    refused.clear()
+            problems.extend(exc.problems)
+    for problem in set(problems) - logged:
+        log.error("a check made through the API on another node is left out here: %s", problem)
+    logged.clear()
+    logged.update(problems)
 
 
 async def _commit(rt: Runtime, *statements: store.Statement) -> None:
