@@ -7,7 +7,6 @@ from typing import Any
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import CheckState, Status, next_deadline
-from heartfly.core.stored_checks import check_uuid
 
 PAUSE_META = "pause_until:"  # meta key prefix: when an operator's pause of a check ends (web and CLI read it)
 
@@ -25,7 +24,6 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
     due = st.next_due()
     return {
         "name": cfg.name,
-        "uuid": check_uuid(cfg),
         "origin": cfg.origin,
         "state": st.status.value,
         "reason": st.reason.value if st.status is Status.DOWN and st.reason else None,

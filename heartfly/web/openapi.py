@@ -136,7 +136,6 @@ SCHEMAS: dict[str, Any] = {
         "required": ["name", "state", "schedule", "last_ping_at", "due_at", "state_since", "paused_until"],
         "properties": {
             "name": {"type": "string"},
-            "uuid": {"type": "string", "format": "uuid", "description": "Its uuid in Healthchecks' API."},
             "origin": {
                 "type": "string",
                 "enum": ["file", "api", "auto"],
