@@ -24,7 +24,6 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
     due = st.next_due()
     return {
         "name": cfg.name,
-        "origin": cfg.origin,
         "state": st.status.value,
         "reason": st.reason.value if st.status is Status.DOWN and st.reason else None,
         "description": cfg.description,
@@ -42,4 +41,5 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
         "last_duration_seconds": st.last_duration,
         "last_exit_status": st.last_exit_status,
         "state_since": iso(st.changed_at),
+        "origin": cfg.origin,  # last: scripts that read the earlier keys in order keep working
     }
