@@ -394,3 +394,67 @@ def test_pings_of_one_run_racing_within_the_window_end_as_they_would_in_event_or
     for i, j in enumerate(order):  # the same pings, arriving in another order within the window
         raced.arrive(NOW + i * 0.05, events[j])
     assert judged(raced) == judged(in_order)
+
+
+def test_a_failure_overtaken_by_a_newer_success_is_told_down_then_up_as_in_event_order() -> None:
+    in_order, raced = job(every=HOUR), job(every=HOUR)
+    for log in (in_order, raced):  # up since the last run, half an hour ago
+        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+        log.flips.clear()
+    fail, success = ev(Kind.FAIL, NOW - 2, exit_status=3), ev(Kind.SUCCESS, NOW - 1)
+    in_order.arrive(NOW - 2 + 0.01, fail)
+    in_order.arrive(NOW - 1 + 0.01, success)
+    raced.arrive(NOW, success, fail)  # the retry's success ping wins the race
+    assert raced.st.status is Status.UP and raced.st.changed_at == NOW - 1
+    assert judged(raced) == judged(in_order)
+    down, up = raced.flips[:2]  # (then, an hour on with no ping, missed)
+    assert (down.new, down.reason, down.at, down.detail) == (
+        Status.DOWN,
+        Reason.FAILED,
+        NOW - 2,
+        "failed with exit status 3",
+    )
+    assert (up.old, up.new, up.at) == (Status.DOWN, Status.UP, NOW - 1)
+    assert "succeeded 1 s after this failure" in up.detail
+
+
+def test_a_failure_overtaken_by_a_success_stays_history_where_telling_it_would_rewrite_a_recorded_change() -> None:
+    log = job(every=HOUR)
+    log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    log.flips.clear()
+    log.arrive(NOW - 3, ev(Kind.START, NOW - 3))  # up -> running, recorded at NOW - 3
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 1), ev(Kind.FAIL, NOW - 4))  # a failure from before that change
+    assert [f.new for f in log.flips] == [Status.RUNNING, Status.UP] and log.downs == []
+    assert [r.outcome for r in log.runs] == ["success"]  # no run of its own: nothing it could close was open
+
+
+def test_a_failure_older_than_the_window_behind_its_success_stays_history() -> None:
+    log = job(every=HOUR)
+    log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    log.arrive(NOW - 10, ev(Kind.SUCCESS, NOW - 10))
+    log.arrive(NOW, ev(Kind.FAIL, NOW - 12))  # the success came 10 s ago: past the reorder window
+    assert log.downs == [] and log.st.status is Status.UP
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fail_tenths=st.integers(1, 40),
+    gap_tenths=st.integers(1, 10),
+    exit_status=st.sampled_from([None, 1, 3]),
+    swapped=st.booleans(),
+)
+def test_a_failure_and_a_newer_success_of_an_up_check_are_told_alike_in_either_order(
+    fail_tenths: int, gap_tenths: int, exit_status: int | None, swapped: bool
+) -> None:
+    fail = ev(Kind.FAIL, NOW - fail_tenths / 10, exit_status=exit_status)
+    success = ev(Kind.SUCCESS, fail.at + gap_tenths / 10)
+    logs = []
+    for arrivals in ([fail, success], [success, fail] if swapped else [fail, success]):
+        log = job(every=HOUR)
+        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+        log.flips.clear()
+        log.arrive(max(fail.at, success.at) + 0.01, *arrivals)
+        logs.append(log)
+    in_order, raced = logs
+    assert judged(raced) == judged(in_order)
+    assert [(f.new, f.at) for f in raced.flips[:2]] == [(Status.DOWN, fail.at), (Status.UP, success.at)]

@@ -99,3 +99,28 @@ def test_a_job_that_really_overran_while_the_server_was_down_raises_one_alert_da
     assert began + 2 < happened < began + 2.6 < learned  # dated when it overran, told after the replay
     time.sleep(1.0)
     assert len(replay.hook.alerts) == 1
+
+
+def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_up(tmp_path: Path) -> None:
+    """A failure at t, the retry's success a second later; the success's ping arrives first.
+    In event order the job was down for a second: both alerts are sent, each dated truly."""
+    hook, key = Receiver(), new_key()
+    config = tmp_path / "hb.toml"
+    config.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
+        f'[checks.sync]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    import urllib.request
+
+    with Server(config) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{key}").read()  # up
+        time.sleep(2.5)  # the failure comes after that
+        failed_at = round(time.time() - 2, 3)
+        urllib.request.urlopen(f"{server.url}/ping/{key}?ts={failed_at + 1}").read()  # the retry's success
+        urllib.request.urlopen(f"{server.url}/ping/{key}/3?ts={failed_at}").read()  # the failure, overtaken
+        down, up = hook.wait(2, on_fail=server.log)
+    assert (down["event"], down["reason"], down["exit_status"]) == ("down", "failed", 3)
+    assert (up["event"], up["state"]) == ("recovery", "up")
+    at = datetime.fromisoformat
+    assert at(up["at"]).timestamp() - at(down["at"]).timestamp() == pytest.approx(1.0, abs=0.01)

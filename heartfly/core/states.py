@@ -174,6 +174,8 @@ def receive(
     back-dated event's can have, or one held for the reorder window, or any before a later item
     of a `batch`: catch_up); then the event itself. Each step's state follows from the one before."""
     late = now - ev.at > BACKDATED
+    if ev.kind is Kind.FAIL and not batch and _overtaken(check, st, ev, now, window):
+        return _fail_then_recover(check, st, ev, now, window)
     if not (batch or st.hold_until or late):  # nearly every ping: nothing to catch up
         return [apply_event(check, st, ev, now, window)]
     steps: list[Step] = []
@@ -184,6 +186,42 @@ def receive(
         steps.append(caught)
     steps.append(apply_event(check, st, ev, now, window))
     return steps
+
+
+def _overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """A failure whose ping lost a race with a newer success's (both within the reorder window),
+    on a check that success left up and that no change has been recorded for since the failure:
+    in event order it was down, then up again, and both can be told without rewriting history."""
+    return (
+        st.last_end_at is not None
+        and st.last_success_at == st.last_end_at  # the newest end is a success...
+        and ev.at < st.last_end_at  # ...newer than this failure...
+        and now - st.last_end_at <= window  # ...that came within the window (a live one)
+        and st.status in (Status.UP, Status.RUNNING)
+        and st.changed_at <= ev.at  # no change recorded after the failure: history stays in order
+        and check.failures_before_alert == 1
+        and check.expect is None  # a fan-in worker's failure closes its batch: not re-judged here
+    )
+
+
+def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> list[Step]:
+    """Both changes of an overtaken failure, each dated when it happened: down as of the failure,
+    up again as of the success that came after it. The state ends as the success left it."""
+    applied = apply_event(check, st, ev, now, window)  # the run it ended, as history
+    success_at = st.last_end_at
+    assert success_at is not None
+    down = applied.state.copy()
+    down.status, down.reason, down.changed_at, down.alerted_at = Status.DOWN, Reason.FAILED, ev.at, now
+    detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
+    learned = now if now - ev.at > BACKDATED else None
+    went_down = Flip(ev.at, st.status, Status.DOWN, Reason.FAILED, None, detail, learned_at=learned)
+    back = applied.state.copy()
+    back.changed_at = max(back.changed_at, success_at)
+    words = f"it succeeded {human_duration(success_at - ev.at)} after this failure (their pings arrived out of order)"
+    came_back = Flip(
+        success_at, Status.DOWN, st.status, None, None, words, learned_at=now if now - success_at > BACKDATED else None
+    )
+    return [Step(down, went_down, applied.ended), Step(back, came_back, ())]
 
 
 def _reported_late(ev: Event, now: float) -> str:
