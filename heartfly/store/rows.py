@@ -120,7 +120,7 @@ def ping_row(ping: PingRecord, ping_id: int, check_id: int) -> PingRow:
         check_id,
         ev.at,
         ping.received_at,
-        ev.kind.value,
+        ev.kind._value_,  # not .value: an enum property, a Python call per ping
         ev.exit_status,
         ev.run_id,
         ping.body,
