@@ -112,16 +112,22 @@ class Engine(Loading):
         steps, armed, fires_at = self._apply(check, ping.event, now)
         row = self._ping_row(check, ping)
         self._schedule(check, fires_at)
+        write: store.Write | None = None  # None: the ping row alone (store.ping_write)
         if len(steps) == 1 and steps[0].flip is None and not steps[0].ended:
             # The ping row is the log; the state is checkpointed later.
             self._unstored.note(check.id, now, check.ping_id)
-            write = store.Write(ping=row)
+            if inbox_id is not None:
+                write = store.Write(ping=row, inbox_done=[inbox_id])
         else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
             write = self._changes(check, steps, old, ping=row)
-        if inbox_id is not None:
-            write.inbox_done.append(inbox_id)
+            if inbox_id is not None:
+                write.inbox_done.append(inbox_id)
         uids = (ping.uid,)
-        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
+        undo = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
+        if write is None:
+            write = store.ping_write(row, undo)
+        else:
+            write.on_refuse = undo
         return self._committed(write, uids, now)
 
     def record_batch(

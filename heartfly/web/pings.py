@@ -217,17 +217,13 @@ def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
 
 
 def _ping_record(request: web.Request, received_at: float, ping: Ping) -> PingRecord:
+    event = ping.event
+    user_agent = storable(request.headers.get("User-Agent", "")[:200])
+    # Positional: a NamedTuple's keyword arguments cost a third more, on every ping.
     return PingRecord(
-        event=ping.event,
-        received_at=received_at,
-        body=ping.message,
-        truncated=ping.truncated,
-        metrics=ping.event.metrics,
-        method=request.method,
-        source=request.remote or "",
-        user_agent=storable(request.headers.get("User-Agent", "")[:200]),
-        uid=ping.uid,
-    )
+        event, received_at, ping.message, ping.truncated, event.metrics, request.method, request.remote or "",
+        user_agent, ping.uid,
+    )  # fmt: skip
 
 
 async def batch(request: web.Request, target: Target) -> web.Response:
