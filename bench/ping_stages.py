@@ -90,6 +90,12 @@ FUNCTIONS = {
     "Writer._commit_batch": HANDOFF,
     "_take": HANDOFF,
     "_text": RESPONSE,
+    "_ok": RESPONSE,
+    "_ok_headers": RESPONSE,
+    "_as_healthchecks": RESPONSE,
+    "WriterThread.run": HANDOFF,
+    "_settle": WAKE,
+    "ping_write": RECORD,
     "SystemClock.now": CLOCK,
 }
 MODULES = {  # any other function of these files
@@ -103,7 +109,7 @@ LINES = (
     (re.compile(r"PING_COUNTS"), METRICS),
     (re.compile(r"clock\.now|time\.time"), CLOCK),
     (re.compile(r"await engine\.record|await fut|set_result|for _, fut in batch|on_commit|_call\("), WAKE),
-    (re.compile(r"_text\(|Response\("), RESPONSE),
+    (re.compile(r"_text\(|_ok\(|Response\("), RESPONSE),
     (re.compile(r"_lookup"), LOOKUP),
     (re.compile(r"parse_|read_ping|read_body|match_info|METHODS"), PARSE),
     (re.compile(r"_apply|_schedule|steps|old, old_ping_id"), STATE),

@@ -43,6 +43,8 @@ def close_run(st: CheckState, run_id: str | None, at: float, now: float) -> floa
     if run_id is not None:
         run = st.runs.pop(run_id, None)
         return None if run is None else run.started_at
+    if not st.runs:  # nearly every ping of a job that sends no start
+        return close_superseded(st, at, now) if st.superseded else None
     began = [rid for rid, run in st.runs.items() if run.started_at <= at]
     if not began:
         return close_superseded(st, at, now)
@@ -53,6 +55,8 @@ def close_run(st: CheckState, run_id: str | None, at: float, now: float) -> floa
 def close_superseded(st: CheckState, at: float, now: float) -> float | None:
     """The start of a run a newer start replaced that an end at `at`, arriving within the reorder
     window, closes (see CheckState.superseded); None for none."""
+    if not st.superseded:
+        return None
     live = tuple((started, until) for started, until in st.superseded if until >= now)
     match = next((started for started, _ in live if started <= at), None)
     st.superseded = tuple(s for s in live if s[0] != match)

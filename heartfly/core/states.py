@@ -68,6 +68,16 @@ from heartfly.core.statetypes import (
 )
 from heartfly.core.units import human_duration, human_duration_against
 
+# Enum members read on every ping, as module constants. On CPython 3.11 every attribute lookup on
+# an enum class goes through EnumType.__getattr__'s hook: `Status.DOWN` costs about ten times a
+# global's read, and the path of one ping reads a dozen of them.
+_NEW, _UP, _RUNNING, _LATE, _DOWN, _PAUSED = (
+    Status.NEW, Status.UP, Status.RUNNING, Status.LATE, Status.DOWN, Status.PAUSED,
+)  # fmt: skip
+_START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
+_DL_LATE, _DL_MISSED, _DL_REMIND = DeadlineKind.LATE, DeadlineKind.MISSED, DeadlineKind.REMIND
+_RUN_SUCCESS = RunOutcome.SUCCESS
+
 REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
 BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
 
@@ -88,18 +98,18 @@ def initial_state(check: CheckConfig, now: float) -> CheckState:
 
 def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
     """The next instant at which time alone changes this check's status (or reminds of it)."""
-    if st.status is Status.DOWN:
+    if st.status is _DOWN:
         if check.repeat is None or st.alerted_at is None:
             return None
-        return Deadline(st.alerted_at + check.repeat, DeadlineKind.REMIND)
-    if st.status is Status.PAUSED:
+        return Deadline(st.alerted_at + check.repeat, _DL_REMIND)
+    if st.status is _PAUSED:
         return None
     best: Deadline | None = None
     if math.isfinite(st.due_at):
-        if st.status is Status.LATE:
-            best = Deadline(st.due_at + check.grace + st.slack, DeadlineKind.MISSED)
+        if st.status is _LATE:
+            best = Deadline(st.due_at + check.grace + st.slack, _DL_MISSED)
         else:
-            best = Deadline(st.due_at + st.slack, DeadlineKind.LATE if check.grace > 0 else DeadlineKind.MISSED)
+            best = Deadline(st.due_at + st.slack, _DL_LATE if check.grace > 0 else _DL_MISSED)
     if st.step_due is not None:
         best = _earlier(best, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
     if st.runs:
@@ -122,7 +132,7 @@ def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
     if now >= new.hold_until:
         new.held_at = new.hold_until = 0.0
     ended: list[RunEnd] = []
-    fired, detail = _fire_due(check, new, now, now, ended, held=True)
+    fired, detail, _ = _fire_due(check, new, now, now, ended, held=True)
     return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
 
 
@@ -131,40 +141,47 @@ def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> St
     passed before it (held ones included: the event shows nothing came in time for them)."""
     new = st.copy()
     ended: list[RunEnd] = []
-    fired, detail = _fire_due(check, new, until, now, ended, held=False)
+    fired, detail, _ = _fire_due(check, new, until, now, ended, held=False)
     return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
 
 
 def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> Step:
     """Apply one event as of its own time. Deadlines a live event leaves in the past are judged
     with it; those a back-dated one leaves wait `window` seconds for the events behind it."""
+    return _apply_event(check, st, ev, now, window)[0]
+
+
+def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[Step, float | None]:
+    """apply_event, and the fire time of the new state's next deadline as _fire_due found it."""
     new = st.copy()
     if new.last_ping_at is None or ev.at >= new.last_ping_at:
         new.last_ping_at = ev.at
         new.last_ping_kind = ev.kind
     ended: list[RunEnd] = []
     detail = ""
-    if ev.kind is Kind.START:
+    kind = ev.kind
+    if kind is _START:
         detail = _start(check, new, ev, now, ended, window)
-    elif ev.kind is Kind.SUCCESS:
+    elif kind is _SUCCESS:
         detail = _success(check, new, ev, ended, now)
-    elif ev.kind is Kind.FAIL:
+    elif kind is _FAIL:
         detail = _fail(check, new, ev, ended, now)
     else:  # progress and log pings are signs of life for the stall clock
         activity(new, ev)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
+    fires_at: float | None = math.nan
     if late:
         new.held_at, new.hold_until = now, now + window
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
         if new.hold_until and now >= new.hold_until:  # a hold that is over: live pings skip the catch-up again
             new.held_at = new.hold_until = 0.0
-        fired, timer_detail = _fire_due(check, new, now, now, ended, held=True)
+        fired, timer_detail, fires_at = _fire_due(check, new, now, now, ended, held=True)
         detail = timer_detail or detail
     flip = _flip(st, new, now, fired, detail)
     if flip is not None and flip.is_recovery and late:
         flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
-    return Step(new, flip, tuple(ended))
+    return Step(new, flip, tuple(ended) if ended else ()), fires_at
 
 
 def receive(
@@ -173,19 +190,30 @@ def receive(
     """An event as it arrives: first the deadlines that passed before it but have not fired (a
     back-dated event's can have, or one held for the reorder window, or any before a later item
     of a `batch`: catch_up); then the event itself. Each step's state follows from the one before."""
+    return receive_timed(check, st, ev, now, window, batch=batch)[0]
+
+
+def receive_timed(
+    check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW, *, batch: bool = False
+) -> tuple[list[Step], float | None]:
+    """receive(), and when the timer is to judge the last step's state: the `fire_time` of its
+    next deadline (None: it has none) if applying the event computed it already, else NaN (the
+    caller computes it then). A ping's engine needs it, and it costs a `next_deadline` to redo."""
     late = now - ev.at > BACKDATED
     if ev.kind is Kind.FAIL and not batch and _overtaken(check, st, ev, now, window):
         return _fail_then_recover(check, st, ev, now, window)
     if not (batch or st.hold_until or late):  # nearly every ping: nothing to catch up
-        return [apply_event(check, st, ev, now, window)]
+        step, fires_at = _apply_event(check, st, ev, now, window)
+        return [step], fires_at
     steps: list[Step] = []
     deadline = next_deadline(check, st)
     if deadline is not None and deadline.at < ev.at and (batch or late or fire_time(st, deadline) > deadline.at):
         caught = catch_up(check, st, ev.at, now)
         st = caught.state
         steps.append(caught)
-    steps.append(apply_event(check, st, ev, now, window))
-    return steps
+    step, fires_at = _apply_event(check, st, ev, now, window)
+    steps.append(step)
+    return steps, fires_at
 
 
 def _overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
@@ -407,7 +435,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     else:
         broken = first_broken(check.assertions, ev.metrics, duration) or ""
         reason = Reason.ASSERTION if broken else None
-    outcome = RunOutcome(reason.value) if reason else RunOutcome.SUCCESS
+    outcome = RunOutcome(reason.value) if reason else _RUN_SUCCESS
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members))
     note_orphan(st, ev, now, started, outcome)
@@ -419,8 +447,8 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         return _failure(check, st, reason, ev.at, now, broken)
     st.failures = 0
     st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
-    if st.status is not Status.PAUSED:
-        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, ev.at, now)
+    if st.status is not _PAUSED:
+        _set_status(st, _RUNNING if st.runs else _UP, None, ev.at, now)
     return ""
 
 
@@ -483,8 +511,8 @@ def _stale(st: CheckState, ev: Event, now: float) -> bool:
     open run is up again.
     """
     if st.last_end_at is not None and ev.at < st.last_end_at:
-        if st.status is Status.RUNNING and not st.runs:
-            _set_status(st, Status.UP, None, ev.at, now)
+        if st.status is _RUNNING and not st.runs:
+            _set_status(st, _UP, None, ev.at, now)
         return True
     st.last_end_at = ev.at
     return False
@@ -506,29 +534,32 @@ def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now:
 
 def _fire_due(
     check: CheckConfig, st: CheckState, upto: float, now: float, ended: list[RunEnd], *, held: bool
-) -> tuple[Deadline | None, str]:
+) -> tuple[Deadline | None, str, float | None]:
     """Fire the deadlines due by `upto`, each as of its own instant: with `held`, those whose fire
-    time has come; without, those whose instant lies before `upto`."""
+    time has come; without, those whose instant lies before `upto`. Returns the last deadline fired,
+    its detail, and the fire time of the next deadline of `st` as left (None: it has none; NaN: not
+    looked at, for a reminder or the last of the handful fired)."""
     last: Deadline | None = None
     detail = ""
     for _ in range(8):  # each step moves the status forward; a handful always suffices
         deadline = next_deadline(check, st)
         if deadline is None:
-            break
+            return last, detail, None
         if held:  # fire_time, inline: this runs for every ping
-            if (st.hold_until if deadline.at <= st.held_at < st.hold_until else deadline.at) > upto:
-                break
+            fires = st.hold_until if deadline.at <= st.held_at < st.hold_until else deadline.at
+            if fires > upto:
+                return last, detail, fires
         elif deadline.at >= upto:
             break
         last = deadline
         kind, at = deadline.kind, deadline.at
-        if kind is DeadlineKind.REMIND:
+        if kind is _DL_REMIND:
             st.alerted_at = now
             detail = "still down"
             break  # one reminder per firing, however long the server was away
-        if kind is DeadlineKind.LATE:
-            _set_status(st, Status.LATE, None, at, now)
-        elif kind is DeadlineKind.MISSED:
+        if kind is _DL_LATE:
+            _set_status(st, _LATE, None, at, now)
+        elif kind is _DL_MISSED:
             _set_status(st, Status.DOWN, Reason.MISSED, at, now)
             detail = "no ping arrived by the deadline"
         elif kind is DeadlineKind.STEP:
@@ -538,7 +569,7 @@ def _fire_due(
             _set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
         else:
             detail = _give_up_run(check, st, kind, at, now, ended)
-    return last, detail
+    return last, detail, math.nan
 
 
 def _give_up_run(
@@ -576,7 +607,7 @@ def _give_up_run(
 def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
     """The change from `old` to `new`, dated when it happened (`new.changed_at`), learned `now`."""
     if old.status is new.status:
-        if fired is not None and fired.kind is DeadlineKind.REMIND:
+        if fired is not None and fired.kind is _DL_REMIND:
             return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
         return None
     at = new.changed_at
@@ -599,10 +630,10 @@ def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float
     """A status as of `at` (never before the last change: history stays in order), learned `now`."""
     if st.status is not status:
         st.changed_at = max(at, st.changed_at)
-        st.alerted_at = now if status is Status.DOWN else None  # reminders count from the alert
-        if status is not Status.DOWN:
+        st.alerted_at = now if status is _DOWN else None  # reminders count from the alert
+        if status is not _DOWN:
             st.folded = False
-    elif status is Status.DOWN:
+    elif status is _DOWN:
         return  # still down: the reason its alert gave stands (a new one would be a change unrecorded)
     st.status, st.reason = status, reason
 

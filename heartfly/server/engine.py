@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 
 from heartfly.core import pipeline, states
@@ -108,19 +109,25 @@ class Engine(Loading):
             return self._as_before(seen)
         now = self.clock.now()
         old, old_ping_id = check.state, check.ping_id
-        steps, armed = self._apply(check, ping.event, now)
+        steps, armed, fires_at = self._apply(check, ping.event, now)
         row = self._ping_row(check, ping)
-        self._schedule(check)
+        self._schedule(check, fires_at)
+        write: store.Write | None = None  # None: the ping row alone (store.ping_write)
         if len(steps) == 1 and steps[0].flip is None and not steps[0].ended:
             # The ping row is the log; the state is checkpointed later.
             self._unstored.note(check.id, now, check.ping_id)
-            write = store.Write(ping=row)
+            if inbox_id is not None:
+                write = store.Write(ping=row, inbox_done=[inbox_id])
         else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
             write = self._changes(check, steps, old, ping=row)
-        if inbox_id is not None:
-            write.inbox_done.append(inbox_id)
+            if inbox_id is not None:
+                write.inbox_done.append(inbox_id)
         uids = (ping.uid,)
-        write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
+        undo = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
+        if write is None:
+            write = store.ping_write(row, undo)
+        else:
+            write.on_refuse = undo
         return self._committed(write, uids, now)
 
     def record_batch(
@@ -153,7 +160,7 @@ class Engine(Loading):
         armed: list[tuple[Check, CheckState, CheckState]] = []
         for ping in sorted(fresh, key=lambda p: p.event.at):
             before = check.state
-            steps, armed_now = self._apply(check, ping.event, now, window=0.0, batch=True)
+            steps, armed_now, _ = self._apply(check, ping.event, now, window=0.0, batch=True)
             armed += armed_now
             writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping)))
         before = check.state
@@ -247,19 +254,20 @@ class Engine(Loading):
         arm: bool = True,
         window: float = states.REORDER_WINDOW,
         batch: bool = False,
-    ) -> tuple[list[states.Step], Armed]:
+    ) -> tuple[list[states.Step], Armed, float | None]:
         """Apply a ping to its check, and arm the pipeline steps that wait on this event.
 
-        Returns the steps (states.receive) and the steps armed (each with its state before and
-        after, for _undo). Replay does not arm: the arming of a stored ping was stored before it
+        Returns the steps (states.receive), the steps armed (each with its state before and
+        after, for _undo), and the check's next fire time if known (states.receive_timed: for
+        _schedule). Replay does not arm: the arming of a stored ping was stored before it
         (below), and arming again could undo a step that has run since.
         """
         old = check.state
-        steps = states.receive(check.config, old, event, now, window, batch=batch)
+        steps, fires_at = states.receive_timed(check.config, old, event, now, window, batch=batch)
         check.state = steps[-1].state
         downstream_steps = self._steps.get(check.name) if arm else None
         if not downstream_steps:
-            return steps, ()
+            return steps, (), fires_at
         armed: list[tuple[Check, CheckState, CheckState]] = []
         for name, trigger in downstream_steps:
             downstream = self.checks.get(name)
@@ -272,7 +280,7 @@ class Engine(Loading):
                 self._schedule(downstream)
                 # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(downstream)))
-        return steps, armed
+        return steps, armed, fires_at
 
     async def pause(self, check: Check, inbox_id: int | None = None) -> None:
         if self.standby is not None:
@@ -335,21 +343,25 @@ class Engine(Loading):
 
     # ---- deadlines ------------------------------------------------------------------------
 
-    def _schedule(self, check: Check) -> None:
+    def _schedule(self, check: Check, at: float | None = math.nan) -> None:
         """Make sure the heap holds an entry for this check at or before its next deadline.
 
         A deadline that moved later (what most pings do) keeps its earlier entry, which is checked
-        again when it comes up; only a deadline that moved earlier needs a push.
+        again when it comes up; only a deadline that moved earlier needs a push. `at`: the fire
+        time of the check's next deadline (None: it has none) if the caller knows it already.
         """
-        try:
-            deadline = states.next_deadline(check.config, check.state)
-        except Exception:
-            log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
-            self._push(check, self.clock.now() + RETRY_BROKEN_CHECK)
+        if at is not None and math.isnan(at):
+            try:
+                deadline = states.next_deadline(check.config, check.state)
+            except Exception:
+                log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
+                self._push(check, self.clock.now() + RETRY_BROKEN_CHECK)
+                return
+            if deadline is None:
+                return
+            at = states.fire_time(check.state, deadline)
+        elif at is None:
             return
-        if deadline is None:
-            return
-        at = states.fire_time(check.state, deadline)
         if check.heap_at is None or at < check.heap_at:
             self._push(check, at)
 

@@ -61,7 +61,7 @@ class Loading(ChangeRows):
 
         def _apply(
             self, check: Check, event: Event, now: float, *, arm: bool = True
-        ) -> tuple[list[states.Step], Armed]: ...
+        ) -> tuple[list[states.Step], Armed, float | None]: ...
 
     # ---- start-up -------------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class Loading(ChangeRows):
 
     def _replay_one(self, check: Check, ping: LoggedPing) -> None:
         old = check.state
-        steps, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
+        steps, _, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
         check.ping_id = ping.id
         if any(step.flip is not None or step.ended for step in steps):  # only if the config changed while stopped
             self.writer.submit_nowait(self._changes(check, steps, old))

@@ -78,6 +78,30 @@ class Write:
         return self.ping is not None or bool(self.pings) or bool(self.inbox)
 
 
+_NO_ROWS: Any = ()  # ping_write's lists: one shared empty tuple, which nothing appends to
+_new = object.__new__
+
+
+def ping_write(ping: PingRow, on_refuse: Callable[[], None]) -> Write:
+    """The write of one ping row and nothing else: what nearly every ping commits.
+
+    Made without Write's generated __init__ and its seven new lists, in about a third of the time
+    (it is made for every ping). Its lists are one shared empty tuple: rows are added to a Write made
+    the usual way (an append here fails, loudly)."""
+    w: Write = _new(Write)
+    w.ping, w.state, w.flip = ping, None, None
+    w.pings = w.flips = w.statements = w.outbox = w.runs = w.inbox = w.inbox_done = _NO_ROWS
+    w.on_commit, w.on_refuse = None, on_refuse
+    return w
+
+
+# ping_write sets every field: one added to Write must be added there too.
+assert set(Write.__slots__) == {
+    "ping", "state", "flip", "pings", "flips", "statements", "outbox", "runs", "inbox", "inbox_done",
+    "on_commit", "on_refuse",
+}  # fmt: skip
+
+
 def merge(writes: Sequence[Write]) -> Write:
     """One write of several, committed as one (a batch of pings: all of it or none of it).
 
@@ -120,7 +144,7 @@ def ping_row(ping: PingRecord, ping_id: int, check_id: int) -> PingRow:
         check_id,
         ev.at,
         ping.received_at,
-        ev.kind.value,
+        ev.kind._value_,  # not .value: an enum property, a Python call per ping
         ev.exit_status,
         ev.run_id,
         ping.body,

