@@ -201,7 +201,7 @@ def receive_timed(
     caller computes it then). A ping's engine needs it, and it costs a `next_deadline` to redo."""
     late = now - ev.at > BACKDATED
     if ev.kind is Kind.FAIL and not batch and _overtaken(check, st, ev, now, window):
-        return _fail_then_recover(check, st, ev, now, window)
+        return _fail_then_recover(check, st, ev, now, window), math.nan  # rare: the engine computes it
     if not (batch or st.hold_until or late):  # nearly every ping: nothing to catch up
         step, fires_at = _apply_event(check, st, ev, now, window)
         return [step], fires_at
