@@ -13,7 +13,6 @@ import difflib
 import fnmatch
 import functools
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import tomli
 from croniter import CroniterError, croniter
 
 from heartfly.core.assertions import Assertion, parse_assertion
@@ -210,12 +210,12 @@ def load_config(path: Path) -> Config:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: a byte order mark some editors write
+        data = tomli.loads(raw.decode("utf-8-sig"))  # -sig: a byte order mark some editors write
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
-    except tomllib.TOMLDecodeError as exc:
+    except tomli.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-    except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+    except RecursionError:  # tomli recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     return parse_and_read_secrets(data, path)
 
