@@ -3,6 +3,7 @@ both in words for people (`human_duration`, `human_bytes`, `metric_words`)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -28,6 +29,7 @@ def decimal(text: str, digits: int = 18) -> int | None:
     return int(text) if len(text) <= digits and is_decimal(text) else None
 
 
+@functools.lru_cache(maxsize=4096)  # 100k checks share a few durations ("1h", "5m"): read each once
 def parse_duration(text: str) -> float:
     """Seconds in a duration string; units d, h, m, s, ms, largest first; at most MAX_DURATION."""
     compact = text.strip().replace(" ", "")
