@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heartfly.core.assertions import parse_assertion
@@ -24,6 +24,7 @@ from heartfly.core.states import (
     Reason,
     RunEnd,
     Status,
+    Step,
     advance,
     arm_step,
     fire_time,
@@ -65,11 +66,17 @@ class Log:
             now += gap
         return now
 
-    def _take(self, step: object) -> None:
-        self.st = step.state  # type: ignore[attr-defined]
-        if step.flip is not None:  # type: ignore[attr-defined]
-            self.flips.append(step.flip)  # type: ignore[attr-defined]
-        self.runs += step.ended  # type: ignore[attr-defined]
+    def _take(self, step: Step) -> None:
+        """As the engine records a step: withdrawn changes go, a run row replaced is replaced."""
+        self.st = step.state
+        if step.flip is not None and step.flip.withdraws is not None:
+            self.flips = [f for f in self.flips if f.at <= step.flip.withdraws]
+        if step.flip is not None:
+            self.flips.append(step.flip)
+        for run in step.ended:
+            if run.replaces is not None:
+                self.runs = [r for r in self.runs if (r.run_id, (r.started_at, r.ended_at)) != (None, run.replaces)]
+            self.runs.append(run._replace(replaces=None))
 
     @property
     def downs(self) -> list[Flip]:
@@ -353,18 +360,13 @@ def racing_pings(draw: st.DrawFn) -> tuple[list[Event], list[int]]:
     )
     tenths = draw(st.lists(st.integers(1, 40), min_size=size, max_size=size, unique=True))
     events = sorted((ev(k, NOW - t / 10, rid) for k, t in zip(kinds, tenths, strict=True)), key=lambda e: e.at)
-    order = [e.kind for e in events if e.kind is not Kind.PROGRESS]
-    # Two starts with no end between them leave the first run abandoned, whichever end follows:
-    # which start that end belongs to is a guess in any order. Each run here has its end.
-    assume(
-        order.count(Kind.START) < 2
-        or order
-        not in ([Kind.START, Kind.START, Kind.SUCCESS], [Kind.START, Kind.START, Kind.FAIL], [Kind.START, Kind.START])
-    )
     return events, draw(st.permutations(range(size)))
 
 
-def judged(log: Log) -> tuple[object, ...]:
+Judged = tuple[Status, Reason | None, list[tuple[Status, Reason | None]], list[tuple[str, float, float, str]]]
+
+
+def judged(log: Log) -> Judged:
     """What a user is told and keeps: the status, the alerts, the runs (after the window and an hour)."""
     log.tick(NOW + 30)
     log.tick(NOW + 2 * HOUR)
@@ -393,7 +395,16 @@ def test_pings_of_one_run_racing_within_the_window_end_as_they_would_in_event_or
     raced = job(every=HOUR, **rules)
     for i, j in enumerate(order):  # the same pings, arriving in another order within the window
         raced.arrive(NOW + i * 0.05, events[j])
-    assert judged(raced) == judged(in_order)
+    got, want = judged(raced), judged(in_order)
+    if got != want and "assertions" in rules:
+        # One told difference is left: an end that came before the newer of two starts was judged
+        # on the longer run, and a duration assertion it broke was told before the start showed
+        # the run was shorter. The correction follows, and the rest is as in event order.
+        status, reason, told, runs = got
+        assert told[:2] == [(Status.DOWN, Reason.ASSERTION), (Status.UP, None)]
+        assert [e.kind for e in events].count(Kind.START) == 2
+        got = status, reason, told[2:], runs
+    assert got == want
 
 
 def test_a_failure_overtaken_by_a_newer_success_is_told_down_then_up_as_in_event_order() -> None:
@@ -418,14 +429,68 @@ def test_a_failure_overtaken_by_a_newer_success_is_told_down_then_up_as_in_event
     assert "succeeded 1 s after this failure" in up.detail
 
 
-def test_a_failure_overtaken_by_a_success_stays_history_where_telling_it_would_rewrite_a_recorded_change() -> None:
-    log = job(every=HOUR)
+def test_a_failure_overtaken_by_a_retrys_start_and_success_withdraws_their_changes_and_tells_down_then_up() -> None:
+    in_order, raced = job(every=HOUR), job(every=HOUR)
+    for log in (in_order, raced):
+        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+        log.flips.clear()
+    fail, start, success = ev(Kind.FAIL, NOW - 4), ev(Kind.START, NOW - 3), ev(Kind.SUCCESS, NOW - 1)
+    for e in (fail, start, success):
+        in_order.arrive(e.at + 0.01, e)
+    raced.arrive(NOW - 3, start)  # up -> running, recorded at NOW - 3, alerting nobody
+    raced.arrive(NOW, success, fail)  # running -> up; then the failure from before both
+    assert [(f.old, f.new, f.at) for f in raced.flips] == [
+        (Status.UP, Status.DOWN, NOW - 4),
+        (Status.DOWN, Status.UP, NOW - 1),
+    ]
+    assert [(f.old, f.new, f.at) for f in raced.flips] == [(f.old, f.new, f.at) for f in in_order.flips]
+    assert judged(raced) == judged(in_order)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tenths=st.lists(st.integers(1, 40), min_size=3, max_size=3, unique=True).map(sorted),
+    order=st.permutations(range(3)),
+    max_runtime=st.sampled_from([None, 10 * MINUTE]),
+    kinds=st.sampled_from(
+        [
+            (Kind.FAIL, Kind.START, Kind.SUCCESS),  # a failure, then its retry
+            (Kind.START, Kind.FAIL, Kind.SUCCESS),  # a run that failed, then a success with no start
+            (Kind.START, Kind.SUCCESS, Kind.FAIL),
+        ]
+    ),
+)
+def test_a_start_and_two_ends_without_run_ids_end_as_in_event_order_whatever_order_they_arrive_in(
+    tenths: list[int], order: list[int], max_runtime: float | None, kinds: tuple[Kind, Kind, Kind]
+) -> None:
+    events = [ev(k, NOW - 5 + t / 10) for k, t in zip(kinds, tenths, strict=True)]
+    in_order, raced = job(every=HOUR, max_runtime=max_runtime), job(every=HOUR, max_runtime=max_runtime)
+    for log in (in_order, raced):
+        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    for e in events:
+        in_order.arrive(e.at + 0.01, e)
+    for i, j in enumerate(order):
+        raced.arrive(NOW + i * 0.05, events[j])
+    got, want = judged(raced), judged(in_order)
+    if kinds[0] is Kind.START and order[-1] == 0:
+        # The one pairing left to arrival: a start that comes after both ends, which closed no run,
+        # is paired with the newer (the only end that closed nothing that is remembered). Alerts,
+        # status and the run's start are as in event order; the run's end and outcome are not.
+        assert got[:3] == want[:3] and [r[1] for r in got[3]] == [r[1] for r in want[3]]
+        return
+    assert got == want
+    told = [[(f.new, f.at) for f in log.flips if f.event is not None] for log in (raced, in_order)]
+    assert told[0] == told[1]  # dated alike, too
+
+
+def test_a_failure_overtaken_after_a_told_change_stays_history() -> None:
+    log = job(every=HOUR, max_runtime=1.0)
     log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    log.arrive(NOW - 4, ev(Kind.START, NOW - 4))
+    log.tick(NOW - 2.5)  # overran: down at NOW - 3, told
     log.flips.clear()
-    log.arrive(NOW - 3, ev(Kind.START, NOW - 3))  # up -> running, recorded at NOW - 3
-    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 1), ev(Kind.FAIL, NOW - 4))  # a failure from before that change
-    assert [f.new for f in log.flips] == [Status.RUNNING, Status.UP] and log.downs == []
-    assert [r.outcome for r in log.runs] == ["success"]  # no run of its own: nothing it could close was open
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 1), ev(Kind.FAIL, NOW - 3.5))  # the recovery, then an older failure
+    assert [(f.old, f.new) for f in log.flips] == [(Status.DOWN, Status.UP)] and log.st.status is Status.UP
 
 
 def test_a_failure_older_than_the_window_behind_its_success_stays_history() -> None:

@@ -107,7 +107,7 @@ def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_u
     hook, key = Receiver(), new_key()
     config = tmp_path / "hb.toml"
     config.write_text(
-        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n'
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = {store_backend}\napi_token_file = "token"\n\n'
         f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
         f'[checks.sync]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
     )
@@ -124,3 +124,53 @@ def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_u
     assert (up["event"], up["state"]) == ("recovery", "up")
     at = datetime.fromisoformat
     assert at(up["at"]).timestamp() - at(down["at"]).timestamp() == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.both_stores
+def test_changes_and_runs_a_late_ping_shows_happened_otherwise_are_withdrawn_and_paired_again(
+    tmp_path: Path, store_backend: str
+) -> None:
+    """Pings racing within the reorder window, through the server and its database: a failure that
+    arrives after its retry's start and success (sync), and a start that arrives after the end
+    that closed an older run (pair). What the API lists afterwards is what event order gives."""
+    import json
+    import urllib.request
+
+    hook, sync, pair = Receiver(), new_key(), new_key()
+    config = tmp_path / "hb.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = {store_backend}\napi_token_file = "token"\n\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
+        f'[checks.sync]\nkey = "{sync}"\nevery = "1h"\nchannels = ["hook"]\n\n'
+        f'[checks.pair]\nkey = "{pair}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    with Server(config) as server:
+        token = (tmp_path / "token").read_text().strip()
+
+        def get(path: str) -> list[dict[str, object]]:
+            request = urllib.request.Request(f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"})
+            items: list[dict[str, object]] = json.loads(urllib.request.urlopen(request).read())
+            return items
+
+        def ping(key: str, tail: str) -> None:
+            urllib.request.urlopen(f"{server.url}/ping/{key}{tail}").read()
+
+        ping(sync, "")
+        time.sleep(2.5)
+        t = round(time.time() - 2, 3)
+        ping(sync, f"/start?ts={t + 0.5}")  # up -> running
+        ping(sync, f"?ts={t + 1}")  # running -> up
+        ping(sync, f"/fail?ts={t}")  # the failure before both
+        ping(pair, f"/start?ts={t}")
+        ping(pair, f"?ts={t + 1.5}")  # closes the run begun at t
+        ping(pair, f"/start?ts={t + 1}")  # a newer start before that end: its run, in event order
+        down, up = hook.wait(2, on_fail=server.log)
+        flips = get("/api/v1/checks/sync/flips?all=1")
+        runs = get("/api/v1/checks/sync/runs")
+        paired = get("/api/v1/checks/pair/runs")
+    assert (down["check"]["name"], down["event"], up["event"]) == ("sync", "down", "recovery")
+    at = datetime.fromisoformat
+    changes = [(f["old"], f["new"], round(at(str(f["at"])).timestamp(), 3)) for f in flips]
+    assert changes[:2] == [("down", "up", t + 1), ("up", "down", t)]  # newest first; no running between
+    assert [(r["outcome"], round(at(str(r["started_at"])).timestamp(), 3)) for r in runs] == [("success", t + 0.5)]
+    assert [round(at(str(r["started_at"])).timestamp(), 3) for r in paired] == [t + 1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from heartfly.core.states import (
     REORDER_WINDOW,
     CheckState,
@@ -10,6 +12,7 @@ from heartfly.core.states import (
     Event,
     Kind,
     Reason,
+    RunOutcome,
     Status,
     account_downtime,
     advance,
@@ -282,6 +285,16 @@ def test_state_survives_a_json_round_trip() -> None:
     st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 1, run_id="r1"), T0 + 1)
     again = CheckState.from_json(st.to_json())
     assert again == st and again.status is Status.RUNNING and again.last_ping_kind is Kind.START
+
+
+def test_a_run_an_end_closed_survives_a_json_round_trip_for_pairing_again() -> None:
+    cfg = check(max_runtime=600)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0 + 1), T0 + 1)
+    st, _, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 3), T0 + 3)
+    st, _, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 0.5), T0 + 3.5)  # an older end, before the run
+    again = CheckState.from_json(json.loads(json.dumps(st.to_json())))
+    assert again == st and again.paired_end == (T0 + 1, T0 + 3, T0 + 3, RunOutcome.SUCCESS, None, "")
+    assert again.prev_end_at == T0 + 0.5 and isinstance(again.paired_end[3], RunOutcome)
 
 
 def test_stored_state_leaves_out_fields_at_their_defaults_and_gets_them_back() -> None:

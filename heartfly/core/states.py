@@ -163,9 +163,9 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     if kind is _START:
         detail = _start(check, new, ev, now, ended, window)
     elif kind is _SUCCESS:
-        detail = _success(check, new, ev, ended, now)
+        detail = _success(check, new, ev, ended, now, window)
     elif kind is _FAIL:
-        detail = _fail(check, new, ev, ended, now)
+        detail = _fail(check, new, ev, ended, now, window)
     else:  # progress and log pings are signs of life for the stall clock
         activity(new, ev)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
@@ -181,6 +181,21 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     flip = _flip(st, new, now, fired, detail)
     if flip is not None and flip.is_recovery and late:
         flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
+    elif (
+        flip is not None
+        and fired is None
+        and flip.is_down
+        and kind is not _START
+        and ev.at < flip.at
+        and _backdatable(st, ev, window)
+    ):
+        # A failure that arrived after a change it came before (a start: running), within the window:
+        # down as of the failure, as in event order; the change after it alerted nobody and goes.
+        open_then = bool(ended) or any(run.started_at <= ev.at for run in st.runs.values())
+        new.changed_at = new.told_at = ev.at
+        learned = now if now - ev.at > BACKDATED else None
+        old = _RUNNING if open_then else _UP
+        flip = dataclasses.replace(flip, at=ev.at, old=old, learned_at=learned, withdraws=ev.at)
     return Step(new, flip, tuple(ended) if ended else ()), fires_at
 
 
@@ -226,9 +241,28 @@ def _overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window
         and ev.at < st.last_end_at  # ...newer than this failure...
         and now - st.last_end_at <= window  # ...that came within the window (a live one)
         and st.status in (Status.UP, Status.RUNNING)
-        and st.changed_at <= ev.at  # no change recorded after the failure: history stays in order
+        and (st.changed_at <= ev.at or _withdrawable(st, ev, window))
         and check.failures_before_alert == 1
         and check.expect is None  # a fan-in worker's failure closes its batch: not re-judged here
+    )
+
+
+def _backdatable(st: CheckState, ev: Event, window: float) -> bool:
+    """Whether an end's down can be dated at its own time, before the changes recorded after it:
+    they alerted nobody and came within the reorder window."""
+    return st.status in (_UP, _RUNNING) and st.told_at <= ev.at and st.changed_at - ev.at <= window
+
+
+def _withdrawable(st: CheckState, ev: Event, window: float) -> bool:
+    """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
+    none told anybody anything, the success came within the window of the failure and was the
+    first end after it, and no change came after that success (it set the status that stands)."""
+    assert st.last_end_at is not None
+    return (
+        st.told_at <= ev.at
+        and st.last_end_at - ev.at <= window
+        and (st.prev_end_at is None or st.prev_end_at < ev.at)
+        and st.changed_at <= st.last_end_at
     )
 
 
@@ -238,13 +272,21 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     applied = apply_event(check, st, ev, now, window)  # the run it ended, as history
     success_at = st.last_end_at
     assert success_at is not None
+    # Changes recorded after the failure (a retry's start and success: running, then up) alerted
+    # nobody; in event order the check was down then. They are withdrawn.
+    withdraw = ev.at if st.changed_at > ev.at else None
     down = applied.state.copy()
     down.status, down.reason, down.changed_at, down.alerted_at = Status.DOWN, Reason.FAILED, ev.at, now
+    down.told_at = ev.at
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     learned = now if now - ev.at > BACKDATED else None
-    went_down = Flip(ev.at, st.status, Status.DOWN, Reason.FAILED, None, detail, learned_at=learned)
+    old = st.status
+    if withdraw is not None:  # the status it had then: running if a run was open at the failure
+        open_then = bool(applied.ended) or any(run.started_at <= ev.at for run in applied.state.runs.values())
+        old = Status.RUNNING if open_then else Status.UP
+    went_down = Flip(ev.at, old, Status.DOWN, Reason.FAILED, None, detail, learned_at=learned, withdraws=withdraw)
     back = applied.state.copy()
-    back.changed_at = max(back.changed_at, success_at)
+    back.changed_at = back.told_at = max(back.changed_at, success_at)
     words = f"it succeeded {human_duration(success_at - ev.at)} after this failure (their pings arrived out of order)"
     came_back = Flip(
         success_at, Status.DOWN, st.status, None, None, words, learned_at=now if now - success_at > BACKDATED else None
@@ -278,6 +320,7 @@ def arm_step(
 def pause(st: CheckState, now: float) -> Step:
     new = st.copy()
     new.status, new.reason, new.changed_at = Status.PAUSED, None, max(now, new.changed_at)
+    new.told_at = new.changed_at
     return Step(new, _flip(st, new, now, None, "paused by an operator"))
 
 
@@ -287,7 +330,7 @@ def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed b
         return Step(st, None)
     new = rewatch(check, st, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
-    new.changed_at = max(now, new.changed_at)
+    new.changed_at = new.told_at = max(now, new.changed_at)
     return Step(new, _flip(st, new, now, None, why))
 
 
@@ -362,6 +405,9 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         # never happened.
         st.last_start_at = max(st.last_start_at or ev.at, ev.at)
         if orphan is None or not (ended_first and raced):
+            if rid == IMPLICIT_RUN and _pairs_again(check, st.paired_end, ev, now, window):
+                assert st.paired_end is not None
+                return _pair_again(check, st, ev, st.paired_end, now, window, ended)
             return ""
         return _pair_raced(check, st, ev, orphan, now, ended)
     if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
@@ -409,10 +455,81 @@ def _pair_raced(
         if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
             detail = _failure(check, st, reason, end_at, now, detail)
     ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
+    # A start between this one and the end may still come: its own verdicts are all known here,
+    # but for an end whose metrics broke an assertion (its words are not kept): no pairing again.
+    if ev.run_id is None and duration is not None and orphan[2] in (_RUN_SUCCESS, RunOutcome.FAIL):
+        st.paired_end = (ev.at, end_at, orphan[1], outcome, exit_status, "")
     return detail
 
 
-def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
+def _pairs_again(
+    check: CheckConfig,
+    paired: tuple[float, float, float, RunOutcome, int | None, str] | None,
+    ev: Event,
+    now: float,
+    window: float,
+) -> bool:
+    """Whether a start without run id falls between the newest end and the older start it closed,
+    all within the reorder window (see CheckState.paired_end)."""
+    return (
+        paired is not None
+        and paired[0] < ev.at <= paired[1] <= ev.at + window
+        and now - paired[2] <= window
+        and check.expect is None
+    )
+
+
+def _pair_again(
+    check: CheckConfig,
+    st: CheckState,
+    ev: Event,
+    paired: tuple[float, float, float, RunOutcome, int | None, str],
+    now: float,
+    window: float,
+    ended: list[RunEnd],
+) -> str:
+    """A start without run id that arrived after the end that closed an older run, all within the
+    reorder window: in event order it superseded that run and the end closed it. The run's row is
+    replaced, its duration judged again (min_runtime, the `duration` assertions)."""
+    older, end_at, arrived, outcome, exit_status, metric_broken = paired
+    duration = end_at - ev.at
+    st.superseded = ((older, now + window), *st.superseded[:3])
+    if st.last_duration_at == end_at:
+        st.last_duration = duration
+    reason: Reason | None = None
+    if outcome is RunOutcome.FAIL:
+        detail = "failed" if exit_status is None else f"failed with exit status {exit_status}"
+        new: RunOutcome = outcome
+    else:
+        detail = ""
+        if check.min_runtime is not None and duration < check.min_runtime:
+            reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
+        elif broken := first_broken(tuple(a for a in check.assertions if a.name == "duration"), None, duration):
+            reason, detail = Reason.ASSERTION, broken
+        elif metric_broken:
+            reason, detail = Reason.ASSERTION, metric_broken
+        new = RunOutcome(reason.value) if reason is not None else _RUN_SUCCESS
+    st.paired_end = (ev.at, end_at, arrived, new, exit_status, metric_broken)
+    ended.append(RunEnd(None, ev.at, end_at, new, exit_status, detail, replaces=(older, end_at)))
+    if st.last_end_at != end_at or new is outcome:
+        return detail  # a newer end decides the check's status, or this one's verdict stands
+    if reason is not None:  # it was a success: with the shorter run, it is not
+        return _failure(check, st, reason, end_at, now, detail)
+    # It was judged failed on the longer run's duration and is not: what event order would have
+    # said. A down already told is told to be over.
+    st.failures = 0
+    st.last_success_at = max(st.last_success_at or end_at, end_at)
+    if st.status is _DOWN and st.changed_at <= end_at and st.reason in (Reason.TOO_FAST, Reason.ASSERTION):
+        _set_status(st, _RUNNING if st.runs else _UP, None, end_at, now)
+        return (
+            f"its run took {human_duration(duration)}, not {human_duration(end_at - older)}: a start that"
+            " arrived after its end showed it began later"
+        )
+    return detail
+
+
+def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
+    taken: tuple[float, float] | None = None
     if check.expect is not None:
         run = _fan_in(check, st, ev, now)
         if run is None:
@@ -422,6 +539,9 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         members = run.members
     else:
         started = close_run(st, ev.run_id, ev.at, now)
+        taken = _taken_over(check, st, ev, now, window) if started is None else None
+        if taken is not None:
+            started = taken[0]
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
     _timed(st, duration, ev.at)
@@ -437,8 +557,14 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         reason = Reason.ASSERTION if broken else None
     outcome = RunOutcome(reason.value) if reason else _RUN_SUCCESS
     if started is not None:
-        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members))
+        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members, taken))
     note_orphan(st, ev, now, started, outcome)
+    if st.last_end_at is None or ev.at >= st.last_end_at:  # the newest end
+        if started is None or ev.run_id is not None or check.expect is not None:
+            st.paired_end = None
+        else:
+            own = _metric_broken(check, ev) if reason is Reason.ASSERTION else ""
+            st.paired_end = (started, ev.at, now, outcome, ev.exit_status, own)
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     if _stale(st, ev, now):
@@ -450,6 +576,29 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     if st.status is not _PAUSED:
         _set_status(st, _RUNNING if st.runs else _UP, None, ev.at, now)
     return ""
+
+
+def _taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[float, float] | None:
+    """An end without run id that closed no run but falls inside the run the newest end closed,
+    all within the reorder window: in event order it closed that run, and the newer end closed
+    none. Returns the (start, end) of the row it takes over, None if it takes none."""
+    paired = st.paired_end
+    if paired is None or ev.run_id is not None or check.expect is not None:
+        return None
+    started, end_at, arrived, outcome, exit_status, _ = paired
+    if not (started <= ev.at < end_at <= ev.at + window and now - arrived <= window):
+        return None
+    if outcome is not _RUN_SUCCESS and outcome is not RunOutcome.FAIL:
+        return None  # judged on its duration, which it now lacks: the verdict stands, and the pairing
+    st.paired_end = None
+    st.orphan_end = (end_at, arrived, outcome, exit_status, None)
+    return started, end_at
+
+
+def _metric_broken(check: CheckConfig, ev: Event) -> str:
+    """The first assertion an end's own metrics broke ("" for none): what a later pairing of its
+    run, with another duration, cannot change."""
+    return first_broken(tuple(a for a in check.assertions if a.name != "duration"), ev.metrics, None) or ""
 
 
 def _too_fast(duration: float, limit: float) -> str:
@@ -480,17 +629,27 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
     return run
 
 
-def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float) -> str:
+def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
     if check.expect is not None and ev.run_id is not None:
         close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
     started = close_run(st, ev.run_id, ev.at, now)
+    taken = _taken_over(check, st, ev, now, window) if started is None else None
+    if taken is not None:
+        started = taken[0]
     _timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
-        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail))
+        ended.append(
+            RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, (), taken)
+        )
     note_orphan(st, ev, now, started, RunOutcome.FAIL)
+    if st.last_end_at is None or ev.at >= st.last_end_at:  # the newest end
+        if started is None or ev.run_id is not None or check.expect is not None:
+            st.paired_end = None
+        else:
+            st.paired_end = (started, ev.at, now, RunOutcome.FAIL, ev.exit_status, "")
     if _stale(st, ev, now):
         return detail
     return _failure(check, st, Reason.FAILED, ev.at, now, detail)
@@ -511,10 +670,12 @@ def _stale(st: CheckState, ev: Event, now: float) -> bool:
     open run is up again.
     """
     if st.last_end_at is not None and ev.at < st.last_end_at:
+        if st.prev_end_at is None or ev.at > st.prev_end_at:
+            st.prev_end_at = ev.at
         if st.status is _RUNNING and not st.runs:
             _set_status(st, _UP, None, ev.at, now)
         return True
-    st.last_end_at = ev.at
+    st.prev_end_at, st.last_end_at = st.last_end_at, ev.at
     return False
 
 
@@ -631,6 +792,8 @@ def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float
     if st.status is not status:
         st.changed_at = max(at, st.changed_at)
         st.alerted_at = now if status is _DOWN else None  # reminders count from the alert
+        if status is _DOWN or st.status is _DOWN or status is _PAUSED or st.status is _PAUSED:
+            st.told_at = st.changed_at
         if status is not _DOWN:
             st.folded = False
     elif status is _DOWN:

@@ -97,6 +97,9 @@ class RunEnd(NamedTuple):
     exit_status: int | None = None
     detail: str = ""
     members: tuple[str, ...] = ()
+    # The (start, end) of a row this one replaces (same check, no run id): a start or an end that
+    # arrived after an end had closed a run they belong to in event order (CheckState.paired_end).
+    replaces: tuple[float, float] | None = None
 
     @property
     def duration(self) -> float:
@@ -140,6 +143,16 @@ class CheckState:
     # A back-dated event arrived at held_at: deadlines at or before then wait until hold_until.
     held_at: float = 0.0
     hold_until: float = 0.0
+    # The event time of the last change somebody was told of or made: a down, a recovery, a pause
+    # or a resume. Changes after it alerted nobody, so a failure that arrives late within the
+    # reorder window may withdraw them and tell what happened in event order instead.
+    told_at: float = 0.0
+    prev_end_at: float | None = None  # the newest end older than last_end_at
+    # The newest end that closed a run without run id: (the run's start, the end's time, until
+    # when a start between them may still arrive (the reorder window), outcome, exit status, the
+    # broken assertion on the end's own metrics or ""). In event order such a start would have
+    # superseded that run and been closed by the end instead: the row is paired again.
+    paired_end: tuple[float, float, float, RunOutcome, int | None, str] | None = None
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -177,6 +190,9 @@ class CheckState:
         if st.orphan_end is not None:
             at, arrived, outcome, exit_status, *rid = st.orphan_end  # stored before run ids: four
             st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status, rid[0] if rid else None)
+        if st.paired_end is not None:
+            started, ended, until, outcome, exit_status, broken = st.paired_end
+            st.paired_end = (started, ended, until, RunOutcome(outcome), exit_status, broken)
         return st
 
     def copy(self) -> CheckState:
@@ -187,6 +203,7 @@ class CheckState:
             self.last_start_at, self.last_duration, self.last_duration_at, self.last_exit_status, self.failures,
             dict(self.runs), self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
+            self.told_at, self.prev_end_at, self.paired_end,
         )  # fmt: skip
 
 
@@ -217,6 +234,9 @@ class Flip:
     detail: str
     reminder: bool = False  # not a change: still down, reminded after `repeat`
     learned_at: float | None = None  # when Heartfly learned of it, if later than `at`
+    # Recorded with this flip, the check's changes dated after this instant are withdrawn: changes
+    # that alerted nobody, which a late failure showed did not happen (this flip tells what did).
+    withdraws: float | None = None
 
     @property
     def learned(self) -> float:

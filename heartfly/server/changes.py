@@ -65,6 +65,11 @@ class ChangeRows:
         else:
             fold = False
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
+        if flip is not None and flip.withdraws is not None:  # before it takes its id: those recorded before go
+            write.amends.append(store.withdraw_flips_statement(check.id, flip.withdraws, self._next_flip_id))
+        for run in step.ended:
+            if run.replaces is not None:
+                write.amends.append(store.replaced_run_statement(check.id, run))
         if flip is None:
             return write
         flip_id = None if flip.reminder else self._next_flip_id

@@ -189,7 +189,9 @@ def carried(writes: list[Write]) -> list[Write]:
 
 def _replaced(w: Write, states: set[int], keys: set[str], meta: list[str]) -> bool:
     """True if a carried write adds nothing to the writes after it (`states` and `keys` they set)."""
-    if w.has_pings or w.flip is not None or w.flips or w.outbox or w.runs or w.inbox_done or w.on_commit is not None:
+    if w.has_pings or w.flip is not None or w.flips or w.outbox or w.runs or w.inbox_done or w.amends:
+        return False
+    if w.on_commit is not None:
         return False
     if len(meta) != len(w.statements):  # other statements run as they are
         return False
@@ -218,7 +220,7 @@ def _take(
 @dataclass(slots=True)
 class Batch:
     """The rows of a batch's writes, table by table, as one transaction inserts them: the
-    statements first, the newest state row of each check last."""
+    statements first, then the rows, the amends to them, the newest state row of each check last."""
 
     statements: list[Statement]
     pings: list[PingRow]
@@ -228,6 +230,7 @@ class Batch:
     states: list[StateRow]
     inbox: list[InboxRow]
     inbox_done: list[int]
+    amends: list[Statement]
 
 
 def gather(writes: list[Write]) -> Batch:
@@ -247,4 +250,5 @@ def gather(writes: list[Write]) -> Batch:
     outbox = [row for w in writes for row in w.outbox]
     inbox = [row for w in writes for row in w.inbox]
     inbox_done = [item for w in writes for item in w.inbox_done]
-    return Batch(statements, pings, flips, runs, outbox, list(states.values()), inbox, inbox_done)
+    amends = [item for w in writes for item in w.amends]
+    return Batch(statements, pings, flips, runs, outbox, list(states.values()), inbox, inbox_done, amends)

@@ -172,6 +172,8 @@ class Writer(GroupCommitter):
                               (INSERT_OUTBOX, batch.outbox)):  # fmt: skip
                 if rows:
                     await cur.executemany(to_pg(sql)[0].encode(), rows)
+            for sql, values in batch.amends:
+                await cur.execute(to_pg(sql)[0].encode(), values)
             if batch.states:
                 states = [(encode_state(r.state), r.ping_id, r.check_id) for r in batch.states]
                 await cur.executemany(_UPDATE_STATE, states)

@@ -70,6 +70,7 @@ class Write:
     runs: list[RunRow] = field(default_factory=list)
     inbox: list[InboxRow] = field(default_factory=list)  # a standby's pings for the leader (PostgreSQL)
     inbox_done: list[int] = field(default_factory=list)  # inbox rows this write applies: deleted with it
+    amends: list[Statement] = field(default_factory=list)  # run after every row is in: they amend those
     on_commit: Callable[[], None] | None = None  # called in the event loop once committed
     on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
 
@@ -90,7 +91,7 @@ def ping_write(ping: PingRow, on_refuse: Callable[[], None]) -> Write:
     the usual way (an append here fails, loudly)."""
     w: Write = _new(Write)
     w.ping, w.state, w.flip = ping, None, None
-    w.pings = w.flips = w.statements = w.outbox = w.runs = w.inbox = w.inbox_done = _NO_ROWS
+    w.pings = w.flips = w.statements = w.outbox = w.runs = w.inbox = w.inbox_done = w.amends = _NO_ROWS
     w.on_commit, w.on_refuse = None, on_refuse
     return w
 
@@ -98,7 +99,7 @@ def ping_write(ping: PingRow, on_refuse: Callable[[], None]) -> Write:
 # ping_write sets every field: one added to Write must be added there too.
 assert set(Write.__slots__) == {
     "ping", "state", "flip", "pings", "flips", "statements", "outbox", "runs", "inbox", "inbox_done",
-    "on_commit", "on_refuse",
+    "amends", "on_commit", "on_refuse",
 }  # fmt: skip
 
 
@@ -120,6 +121,7 @@ def merge(writes: Sequence[Write]) -> Write:
         merged.runs += w.runs
         merged.inbox += w.inbox
         merged.inbox_done += w.inbox_done
+        merged.amends += w.amends
         commits += [w.on_commit] if w.on_commit is not None else []
         refusals += [w.on_refuse] if w.on_refuse is not None else []
     if commits:
@@ -199,6 +201,19 @@ def decode_state(text: str) -> CheckState:
 
 
 # ---- statements -------------------------------------------------------------------------------
+
+
+def withdraw_flips_statement(check_id: int, after: float, before_id: int) -> Statement:
+    """Withdraw a check's changes dated after `after` that were recorded before flip `before_id`
+    (states.Step.withdraw_after): an amend, run once the batch's flips are in."""
+    return "DELETE FROM flips WHERE check_id = ? AND at > ? AND id < ?", (check_id, after, before_id)
+
+
+def replaced_run_statement(check_id: int, run: RunEnd) -> Statement:
+    """Delete the row a run row replaces (RunEnd.replaces): an amend, run once the batch's runs are in."""
+    sql = "DELETE FROM runs WHERE check_id = ? AND run_id IS NULL AND started_at = ? AND ended_at = ?"
+    assert run.replaces is not None
+    return sql, (check_id, *run.replaces)
 
 
 def meta_statement(key: str, value: str) -> Statement:

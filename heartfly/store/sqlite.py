@@ -249,6 +249,8 @@ class Writer(GroupCommitter):
                 conn.executemany(INSERT_RUN, batch.runs)
             if batch.outbox:
                 conn.executemany(INSERT_OUTBOX, batch.outbox)
+            for sql, params in batch.amends:
+                conn.execute(sql, params)
             if batch.states:
                 _update_states(conn, [(r.check_id, encode_state(r.state), r.ping_id) for r in batch.states])
             conn.execute("COMMIT")
