@@ -107,7 +107,7 @@ def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_u
     hook, key = Receiver(), new_key()
     config = tmp_path / "hb.toml"
     config.write_text(
-        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = {store_backend}\napi_token_file = "token"\n\n'
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n'
         f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
         f'[checks.sync]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
     )

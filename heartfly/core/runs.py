@@ -20,13 +20,24 @@ def activity(st: CheckState, ev: Event) -> None:
 
 
 def note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome) -> None:
-    """Remember the newest end that closed no run (see CheckState.orphan_end)."""
-    if st.last_end_at is not None and ev.at < st.last_end_at:
-        return  # not the newest end
-    if started is None:
-        st.orphan_end = (ev.at, now, outcome, ev.exit_status, ev.run_id)
-    else:
-        st.orphan_end = None
+    """Remember the newest end that closed no run (see CheckState.orphan_end), and, without run
+    ids, an older one that closed none either (CheckState.orphan_prev)."""
+    newest = st.last_end_at is None or ev.at >= st.last_end_at
+    if started is not None:
+        if newest:
+            st.orphan_end = st.orphan_prev = None
+        return
+    orphan = (ev.at, now, outcome, ev.exit_status, ev.run_id)
+    if ev.run_id is not None:
+        if newest:
+            st.orphan_end, st.orphan_prev = orphan, None
+        return
+    if newest:  # the older orphan stays behind it, for a start older than both (orphan_prev)
+        last = st.orphan_end
+        st.orphan_prev = last if last is not None and last[4] is None else None
+        st.orphan_end = orphan
+    elif st.orphan_end is not None and (st.orphan_prev is None or ev.at > st.orphan_prev[0]):
+        st.orphan_prev = orphan
 
 
 def close_fan_in(st: CheckState, rid: str) -> None:

@@ -396,6 +396,9 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
             st.runs[rid] = open_run._replace(active_at=ev.at)
         return ""
     orphan = st.orphan_end if st.orphan_end is not None and st.orphan_end[4] == ev.run_id else None
+    prev = st.orphan_prev
+    if prev is not None and ev.run_id is None and ev.at <= prev[0] and now - prev[1] <= window:
+        orphan = prev  # the older of two ends that closed nothing: the one that closes it in event order
     raced = orphan is not None and now - orphan[1] <= window
     # Its own end came first and closed nothing: within the reorder window they raced (with a run
     # id whatever the times say, as _close_run pairs them); an older start is history after it.
@@ -441,7 +444,10 @@ def _pair_raced(
     end_at, _, outcome, exit_status, _ = orphan
     # An end stamped before its own start (a run id's, from another clock): no duration to judge.
     duration = end_at - ev.at if end_at >= ev.at else None
-    st.orphan_end = None
+    if orphan is st.orphan_prev:
+        st.orphan_prev = None
+    else:
+        st.orphan_end = None
     _timed(st, duration, end_at)
     detail = ""
     reason: Reason | None = None

@@ -153,6 +153,9 @@ class CheckState:
     # broken assertion on the end's own metrics or ""). In event order such a start would have
     # superseded that run and been closed by the end instead: the row is paired again.
     paired_end: tuple[float, float, float, RunOutcome, int | None, str] | None = None
+    # An end without run id older than orphan_end that closed nothing either (as orphan_end): a
+    # start older than both that arrives within the window belongs to it, not to the newer one.
+    orphan_prev: tuple[float, float, RunOutcome, int | None, str | None] | None = None
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -190,6 +193,9 @@ class CheckState:
         if st.orphan_end is not None:
             at, arrived, outcome, exit_status, *rid = st.orphan_end  # stored before run ids: four
             st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status, rid[0] if rid else None)
+        if st.orphan_prev is not None:
+            at, arrived, outcome, exit_status, prev_rid = st.orphan_prev
+            st.orphan_prev = (at, arrived, RunOutcome(outcome), exit_status, prev_rid)
         if st.paired_end is not None:
             started, ended, until, outcome, exit_status, broken = st.paired_end
             st.paired_end = (started, ended, until, RunOutcome(outcome), exit_status, broken)
@@ -203,7 +209,7 @@ class CheckState:
             self.last_start_at, self.last_duration, self.last_duration_at, self.last_exit_status, self.failures,
             dict(self.runs), self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
-            self.told_at, self.prev_end_at, self.paired_end,
+            self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev,
         )  # fmt: skip
 
 
