@@ -104,16 +104,16 @@ MODULES = {  # any other function of these files
     "heartfly/server/deadlineheap.py": STATE,
     "heartfly/core/pingparse.py": PARSE,
 }
-# What a line of _one, Engine.record or GroupCommitter._run does itself, by its text.
+# What a line of _one, _key_only, Engine.record or GroupCommitter._run does itself, by its text.
 LINES = (
-    (re.compile(r"PING_COUNTS"), METRICS),
+    (re.compile(r"PING_COUNTS|counts\["), METRICS),
     (re.compile(r"clock\.now|time\.time"), CLOCK),
     (re.compile(r"await engine\.record|await fut|set_result|for _, fut in batch|on_commit|_call\("), WAKE),
     (re.compile(r"_text\(|_ok\(|Response\("), RESPONSE),
-    (re.compile(r"_lookup"), LOOKUP),
-    (re.compile(r"parse_|read_ping|read_body|match_info|METHODS"), PARSE),
+    (re.compile(r"_lookup|lookup_key"), LOOKUP),
+    (re.compile(r"parse_|read_ping|read_body|match_info|METHODS|Event\("), PARSE),
     (re.compile(r"_apply|_schedule|steps|old, old_ping_id"), STATE),
-    (re.compile(r"Write\(|partial|_ping_row|_ping_record"), RECORD),
+    (re.compile(r"Write\(|partial|_ping_row|_ping_record|PingRecord\(|storable"), RECORD),
     (re.compile(r"_unstored|_committed|submit|_queue|_take|_wake|writes = |batch"), HANDOFF),
 )
 HTTP_OUT_MARKS = ("web_response.py", "http_writer.py", "_SelectorSocketTransport.write", "finish_response")
@@ -131,7 +131,7 @@ def stage_of(frames: list[str], root: Path) -> str:
         func, file = match["func"], match["file"]
         if not file.startswith("heartfly/") or file.startswith(OUTER):
             continue
-        if func in ("_one", "Engine.record", "GroupCommitter._run", "batch"):
+        if func in ("_one", "_key_only", "Engine.record", "GroupCommitter._run", "batch"):
             text = linecache.getline(str(root / file), int(match["line"]))
             return next((stage for pattern, stage in LINES if pattern.search(text)), OTHER)
         return FUNCTIONS.get(func) or MODULES.get(file) or OTHER

@@ -368,3 +368,28 @@ async def test_ping_answers_carry_healthchecks_headers_and_a_preflight_is_answer
     assert preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     assert (await client.options(f"/api/v1/heartbeat/{key}")).status == 204
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "HEAD"])
+async def test_a_bare_key_ping_is_stored_as_the_general_path_stores_it(
+    client: Client, config: Config, method: str
+) -> None:
+    """`/ping/<key>` without a query or a body takes the fast path (pings._key_only); with a query
+    parameter every reader ignores (a cache-buster) the same ping goes through _one. Every stored
+    column but the ids and times must agree, for a plain key and for the keys that force an event,
+    and an unknown key answers alike on both paths."""
+    columns = "check_id, kind, exit_status, run_id, body, truncated, metrics, method, source, user_agent, member, uid"
+    for key in (KEY, START_KEY, FAIL_KEY):
+        for url in (f"/ping/{key}", f"/ping/{key}?cachebuster=1"):
+            resp = await client.request(method, url, headers={"User-Agent": "probe/1.0"})
+            assert resp.status == 200
+            assert resp.headers["Ping-Body-Limit"] == "1000" and resp.headers["Access-Control-Allow-Origin"] == "*"
+    rows = stored(config, f"SELECT {columns} FROM pings ORDER BY id")
+    assert len(rows) == 6
+    assert [rows[0], rows[2], rows[4]] == [rows[1], rows[3], rows[5]]
+    assert [r[1] for r in rows[::2]] == ["success", "start", "fail"]
+    answers = []
+    for url in (f"/ping/{new_key()}", f"/ping/{new_key()}?cachebuster=1"):
+        resp = await client.request(method, url)
+        answers.append((resp.status, await resp.text(), dict(resp.headers).get("Ping-Body-Limit")))
+    assert answers[0] == answers[1] and answers[0][0] == 404

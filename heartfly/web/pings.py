@@ -23,7 +23,7 @@ from heartfly.core.pingparse import (
     read_ping,
     storable,
 )
-from heartfly.core.states import Kind
+from heartfly.core.states import Event, Kind
 from heartfly.server.engine import Check, Engine, PingRecord
 from heartfly.store.api import StoreError
 from heartfly.web import provision
@@ -88,9 +88,12 @@ def went_away(request: web.Request) -> web.HTTPException:
 
 
 async def ping(request: web.Request) -> web.Response:
+    tail = request.match_info["tail"]
+    # Nearly every ping is `/ping/<key>`, without a query string or a body: read at once (_key_only).
+    if "/" not in tail and request.method in METHODS and not (request.body_exists or request.rel_url.raw_query_string):
+        return await _key_only(request, tail)
     if request.method == "OPTIONS":
         return _preflight()
-    tail = request.match_info["tail"]
     head, _, last = tail.rpartition("/")
     if last == "batch":
         ping_key = request.app[RUNTIME].engine.config.server.ping_key
@@ -216,6 +219,35 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
     if created:
         return _text(201, "Created")
     return _ok(rt.config.server.body_limit)  # as _as_healthchecks reads it
+
+
+async def _key_only(request: web.Request, key: str) -> web.Response:
+    """A success (or the event its key forces) at `/ping/<key>` with no query string and no body:
+    what _one records for it (the test of this fast path compares the two), without the Target,
+    Details and Ping tuples that the general path builds, about 1 µs each on every ping."""
+    app = request.app
+    counts = app[PING_COUNTS]
+    rt = app[RUNTIME]
+    engine = rt.engine
+    now = rt.clock.now()
+    found = engine.lookup_key(key)
+    if found is None:
+        counts["not_found"] += 1
+        return _as_healthchecks(request, _text(404, NOT_FOUND))
+    check, forced = found
+    event = Event(forced or _SUCCESS, now, None, None, None, None)
+    user_agent = storable(request.headers.get("User-Agent", "")[:200])
+    record = PingRecord(event, now, "", False, None, request.method, request.remote or "", user_agent, None)
+    try:
+        await engine.record(check, record)
+    except StoreError:
+        counts["unavailable"] += 1
+        return _as_healthchecks(request, _text(503, "storage unavailable, ping not recorded: try again"))
+    counts[event.kind] += 1
+    return _ok(rt.config.server.body_limit)
+
+
+_SUCCESS = Kind.SUCCESS  # a module constant: an enum member read through its class costs a hook call
 
 
 def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
