@@ -419,6 +419,8 @@ class _Reader(Reader):
         return self.value(raw, where, key, kind, convert)
 
     def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
+        if (common := _common_check(name, raw, defaults)) is not None:
+            return common
         where = f"checks.{name}"
         before = len(self.problems)
         if not NAME_RE.fullmatch(name):
@@ -671,3 +673,72 @@ _INHERITED: dict[str, tuple[type, Callable[[Any], Any]]] = {
     "stall": (str, AT_LEAST_1S),
     "failures_before_alert": (int, positive),
 }
+
+
+def _strings(items: list[Any]) -> tuple[str, ...]:
+    if not all(isinstance(i, str) and i for i in items):
+        raise ValueError("not an array of non-empty strings")
+    return tuple(items)
+
+
+def _tags(items: list[Any]) -> tuple[str, ...]:
+    tags = _strings(items)
+    if not all(TAG_RE.fullmatch(tag) for tag in tags):
+        raise ValueError("not a tag")
+    return tags
+
+
+# The keys a check of the common shape may hold, each with its TOML type and reader. "after",
+# "within", "expect", "members" and "assert" (which depend on one another) are left to the full reader.
+_COMMON: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    **_INHERITED,
+    "key": (str, _parse_key),
+    "start_key": (str, _parse_key),
+    "fail_key": (str, _parse_key),
+    "every": (str, AT_LEAST_1S),
+    "cron": (str, _parse_cron),
+    "description": (str, str),
+    "channels": (list, _strings),
+    "tags": (list, _tags),
+}
+
+
+def _common_check(name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
+    """A check of the common shape, read without the full reader's bookkeeping (a 100,000-check
+    file is mostly these; the full reader costs several times more per check). None for anything
+    unusual or wrong: the full reader then reads it again and words every problem."""
+    if type(raw) is not dict or "key" not in raw or not NAME_RE.fullmatch(name):
+        return None
+    read: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = _COMMON.get(key)
+        if spec is None or type(value) is not spec[0]:  # `is`, not isinstance: true is not an integer
+            return None
+        try:
+            read[key] = spec[1](value)
+        except ValueError:  # UnitError too
+            return None
+    if ("every" in read) == ("cron" in read) or ("timezone" in read and "cron" not in read):
+        return None
+    inherited = ({**defaults, **read} if defaults else read).get  # [defaults] holds only what a check inherits
+    max_rt, min_rt, grace = inherited("max_runtime"), inherited("min_runtime"), inherited("grace")
+    if max_rt is not None and min_rt is not None and min_rt >= max_rt:
+        return None
+    return CheckConfig(
+        name=name,
+        key=read["key"],
+        every=read.get("every"),
+        cron=read.get("cron"),
+        timezone=inherited("timezone") or "UTC",
+        grace=300.0 if grace is None else grace,
+        max_runtime=max_rt,
+        min_runtime=min_rt,
+        description=read.get("description") or "",
+        start_key=read.get("start_key"),
+        fail_key=read.get("fail_key"),
+        channels=inherited("channels") or (),
+        repeat=inherited("repeat"),
+        stall=inherited("stall"),
+        failures_before_alert=inherited("failures_before_alert") or 1,
+        tags=read.get("tags") or (),
+    )
