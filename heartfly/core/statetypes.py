@@ -11,7 +11,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class Status(StrEnum):
@@ -161,22 +163,28 @@ class CheckState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CheckState:
-        st = cls(**{k: v for k, v in data.items() if k in _STATE_FIELD_SET})
-        st.status = Status(st.status)
-        st.reason = Reason(st.reason) if st.reason else None
-        st.last_ping_kind = Kind(st.last_ping_kind) if st.last_ping_kind else None
-        runs: dict[str, Any] = data.get("runs", {})
-        # Schema 1 stored a run as its start time alone.
-        st.runs = {
-            rid: Run(float(v), float(v)) if isinstance(v, (int, float)) else Run(v[0], v[1], v[2], tuple(v[3]))
-            for rid, v in runs.items()
-        }
-        st.last_members = tuple(st.last_members)
-        st.closed_runs = tuple(st.closed_runs)
-        st.superseded = tuple((started, until) for started, until in st.superseded)
+        # A restart decodes every check's state: only the fields a row holds are converted.
+        if not data.keys() <= _STATE_FIELD_SET:  # a row from a version with other fields
+            data = {k: v for k, v in data.items() if k in _STATE_FIELD_SET}
+        st = cls(**data)
+        st.status = _member(Status, st.status)
+        st.reason = _member(Reason, st.reason) if st.reason else None
+        st.last_ping_kind = _member(Kind, st.last_ping_kind) if st.last_ping_kind else None
+        if "runs" in data:
+            # Schema 1 stored a run as its start time alone.
+            st.runs = {
+                rid: Run(float(v), float(v)) if isinstance(v, (int, float)) else Run(v[0], v[1], v[2], tuple(v[3]))
+                for rid, v in data["runs"].items()
+            }
+        if "last_members" in data:
+            st.last_members = tuple(st.last_members)
+        if "closed_runs" in data:
+            st.closed_runs = tuple(st.closed_runs)
+        if "superseded" in data:
+            st.superseded = tuple((started, until) for started, until in st.superseded)
         if st.orphan_end is not None:
-            at, arrived, outcome, exit_status, *rid = st.orphan_end  # stored before run ids: four
-            st.orphan_end = (at, arrived, RunOutcome(outcome), exit_status, rid[0] if rid else None)
+            end = st.orphan_end  # stored before run ids: four items
+            st.orphan_end = (end[0], end[1], _member(RunOutcome, end[2]), end[3], end[4] if len(end) > 4 else None)
         return st
 
     def copy(self) -> CheckState:
@@ -192,6 +200,16 @@ class CheckState:
 
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CheckState))
 _STATE_FIELD_SET = frozenset(_STATE_FIELDS)
+
+
+def _member(enum: type[E], value: Any) -> E:
+    """enum(value), without the slower way through EnumType.__call__ for a stored member's text."""
+    try:
+        return enum._value2member_map_[value]  # type: ignore[return-value]
+    except (KeyError, TypeError):
+        return enum(value)  # its ValueError for a text that is no member
+
+
 _STATE_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(CheckState) if f.name != "runs")
 
 
