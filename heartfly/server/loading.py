@@ -99,7 +99,10 @@ class Loading(ChangeRows):
                 check = self._create(cfg, now, statements)
             else:
                 step = states.reconfigure(cfg, row.state, now)
-                check = Check(row.id, cfg, step.state, ping_id=row.state_ping_id)
+                # The stored state itself when nothing moved (nearly always): not 100k copies kept
+                # besides it until the end of the load, which the allocator would keep as well.
+                state = row.state if step.state == row.state else step.state
+                check = Check(row.id, cfg, state, ping_id=row.state_ping_id)
                 stored[check.id] = row.state
                 if row.removed_at is not None:
                     returned.append(check)
