@@ -97,6 +97,7 @@ class Loading(ChangeRows):
             row = rows.get(name)
             if row is None:
                 check = self._create(cfg, now, statements)
+                stored[check.id] = check.state  # as its INSERT stores it: not written a second time below
             else:
                 step = states.reconfigure(cfg, row.state, now)
                 # The stored state itself when nothing moved (nearly always): not 100k copies kept
