@@ -29,3 +29,13 @@ def test_a_current_row_round_trips_and_empty_texts_are_none() -> None:
 def test_a_text_that_is_no_member_is_refused(data: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="is not a valid"):
         CheckState.from_json(data)
+
+
+def test_equal_instants_share_one_float_and_compare_as_before() -> None:
+    at = 1796379329.8481302
+    data = {"status": "up", "changed_at": at, "anchor": at, "last_ping_at": at, "due_at": at + 3600,
+            "due_since": at + 3600, "orphan_end": [at, at + 1, "success", None, None]}  # fmt: skip
+    st = CheckState.from_json(data)
+    assert st.anchor is st.changed_at is st.last_ping_at and st.due_since is st.due_at
+    assert st.orphan_end is not None and st.orphan_end[0] is st.changed_at
+    assert st.to_json() == {**data, "orphan_end": (at, at + 1, RunOutcome.SUCCESS, None, None)}

@@ -182,9 +182,16 @@ class CheckState:
             st.closed_runs = tuple(st.closed_runs)
         if "superseded" in data:
             st.superseded = tuple((started, until) for started, until in st.superseded)
+        # One float object per instant, not one per field (JSON shares nothing): a restart holds
+        # 100k states, most with the same instant in five or six fields.
+        seen: dict[float, float] = {}
+        for name in _INSTANTS:
+            if value := getattr(st, name):
+                setattr(st, name, seen.setdefault(value, value))
         if st.orphan_end is not None:
             end = st.orphan_end  # stored before run ids: four items
-            st.orphan_end = (end[0], end[1], _member(RunOutcome, end[2]), end[3], end[4] if len(end) > 4 else None)
+            at = seen.get(end[0], end[0])
+            st.orphan_end = (at, end[1], _member(RunOutcome, end[2]), end[3], end[4] if len(end) > 4 else None)
         return st
 
     def copy(self) -> CheckState:
@@ -210,6 +217,8 @@ def _member(enum: type[E], value: Any) -> E:
         return enum(value)  # its ValueError for a text that is no member
 
 
+_INSTANTS = ("changed_at", "watched_from", "anchor", "due_at", "due_since", "last_ping_at", "last_success_at",
+             "last_start_at", "last_duration_at", "last_end_at", "alerted_at")  # fmt: skip
 _STATE_DEFAULTS = tuple((f.name, f.default) for f in dataclasses.fields(CheckState) if f.name != "runs")
 
 
