@@ -39,3 +39,9 @@ def test_equal_instants_share_one_float_and_compare_as_before() -> None:
     assert st.anchor is st.changed_at is st.last_ping_at and st.due_since is st.due_at
     assert st.orphan_end is not None and st.orphan_end[0] is st.changed_at
     assert st.to_json() == {**data, "orphan_end": (at, at + 1, RunOutcome.SUCCESS, None, None)}
+
+
+def test_an_integer_instant_stays_an_integer() -> None:
+    st = CheckState.from_json({"status": "up", "changed_at": 5, "anchor": 5.0, "orphan_end": [5, 6, "fail", None]})
+    assert type(st.changed_at) is int and type(st.anchor) is float
+    assert st.orphan_end is not None and type(st.orphan_end[0]) is int

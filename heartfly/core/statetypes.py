@@ -183,14 +183,15 @@ class CheckState:
         if "superseded" in data:
             st.superseded = tuple((started, until) for started, until in st.superseded)
         # One float object per instant, not one per field (JSON shares nothing): a restart holds
-        # 100k states, most with the same instant in five or six fields.
+        # 100k states, most with the same instant in five or six fields. Floats only: an integer
+        # stays one (5 == 5.0 would otherwise swap one for the other).
         seen: dict[float, float] = {}
         for name in _INSTANTS:
-            if value := getattr(st, name):
+            if type(value := getattr(st, name)) is float:
                 setattr(st, name, seen.setdefault(value, value))
         if st.orphan_end is not None:
             end = st.orphan_end  # stored before run ids: four items
-            at = seen.get(end[0], end[0])
+            at = seen.get(end[0], end[0]) if type(end[0]) is float else end[0]
             st.orphan_end = (at, end[1], _member(RunOutcome, end[2]), end[3], end[4] if len(end) > 4 else None)
         return st
 
