@@ -465,3 +465,28 @@ async def test_a_held_maintenance_window_that_ended_while_stopped_is_summarized_
     assert (event, channel) == ("maintenance", "journal")
     summary = json.loads(payload)
     assert summary["window"] == "move" and [d["check"] for d in summary["down"]] == ["a"]
+
+
+async def test_a_new_checks_state_is_written_once_at_its_first_start_and_found_after_a_crash(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its INSERT holds its state: no second write of the same state (100k of them at a first start)."""
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    rows: list[store.StateRow] = []
+    real = Engine._mark_stored
+
+    def spy(engine: Engine, check: object) -> store.StateRow:
+        row = real(engine, check)  # type: ignore[arg-type]
+        rows.append(row)
+        return row
+
+    monkeypatch.setattr(Engine, "_mark_stored", spy)
+    async with running(config, clock, clean=False) as engine:
+        first = engine.checks["a"].state
+    assert rows == []
+    ((stored,),) = query(config, "SELECT state FROM checks")
+    assert store.decode_state(stored) == first
+    clock.advance(10)
+    async with running(config, clock) as engine:
+        assert engine.checks["a"].state.due_at == first.due_at

@@ -302,26 +302,36 @@ def with_stored_checks(
                 reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
             for key in (check.key, check.start_key, check.fail_key):
                 if key is not None and key in owners:
-                    reader.fail(f"checks.{name}.key", f"the same key is already used by {owners[key]}")
+                    reader.fail(f"checks.{name}.key", f"the same key is already used by {_owner(owners[key])}")
         if len(reader.problems) > before or check is None:
             if left_out is not None:
                 left_out.extend(reader.problems[before:])
                 del reader.problems[before:]
             continue
         checks[name] = dataclasses.replace(check, origin=origin)
-        owners.update({k: f"checks.{name}.key" for k in (check.key, check.start_key, check.fail_key) if k})
+        owners.update({k: (name, "key") for k in (check.key, check.start_key, check.fail_key) if k})
     reader.pipelines(checks)
     if reader.problems:
         raise ConfigError(reader.problems)
     return dataclasses.replace(config, checks=checks)
 
 
-def _key_owners(server: ServerConfig, checks: Mapping[str, CheckConfig]) -> dict[str, str]:
-    owners = {server.ping_key: "server.ping_key"} if server.ping_key else {}
+# Who holds a key: (check name, attribute), or (None, "ping_key") for the server's. Named only for
+# a clash: formatting 100k names up front was a measurable part of a start.
+Owner = tuple[str | None, str]
+
+
+def _owner(owner: Owner) -> str:
+    name, attr = owner
+    return f"server.{attr}" if name is None else f"checks.{name}.{attr}"
+
+
+def _key_owners(server: ServerConfig, checks: Mapping[str, CheckConfig]) -> dict[str, Owner]:
+    owners: dict[str, Owner] = {server.ping_key: (None, "ping_key")} if server.ping_key else {}
     for check in checks.values():
-        for attr in ("key", "start_key", "fail_key"):
-            if (value := getattr(check, attr)) is not None:
-                owners.setdefault(value, f"checks.{check.name}.{attr}")
+        for attr, value in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
+            if value is not None:
+                owners.setdefault(value, (check.name, attr))
     return owners
 
 
@@ -419,6 +429,8 @@ class _Reader(Reader):
         return self.value(raw, where, key, kind, convert)
 
     def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
+        if (common := _common_check(name, raw, defaults)) is not None:
+            return common
         where = f"checks.{name}"
         before = len(self.problems)
         if not NAME_RE.fullmatch(name):
@@ -572,19 +584,17 @@ class _Reader(Reader):
             self.fail(f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle))
 
     def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
-        owners: dict[str, str] = {}
+        owners: dict[str, Owner] = {}
         if server.ping_key:
-            owners[server.ping_key] = "server.ping_key"
+            owners[server.ping_key] = (None, "ping_key")
         for check in checks.values():
-            for attr in ("key", "start_key", "fail_key"):
-                value = getattr(check, attr)
+            for attr, value in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
                 if value is None:
                     continue
-                here = f"checks.{check.name}.{attr}"
                 if value in owners:
-                    self.fail(here, f"the same key is already used by {owners[value]}")
+                    self.fail(f"checks.{check.name}.{attr}", f"the same key is already used by {_owner(owners[value])}")
                 else:
-                    owners[value] = here
+                    owners[value] = (check.name, attr)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -671,3 +681,72 @@ _INHERITED: dict[str, tuple[type, Callable[[Any], Any]]] = {
     "stall": (str, AT_LEAST_1S),
     "failures_before_alert": (int, positive),
 }
+
+
+def _strings(items: list[Any]) -> tuple[str, ...]:
+    if not all(isinstance(i, str) and i for i in items):
+        raise ValueError("not an array of non-empty strings")
+    return tuple(items)
+
+
+def _tags(items: list[Any]) -> tuple[str, ...]:
+    tags = _strings(items)
+    if not all(TAG_RE.fullmatch(tag) for tag in tags):
+        raise ValueError("not a tag")
+    return tags
+
+
+# The keys a check of the common shape may hold, each with its TOML type and reader. "after",
+# "within", "expect", "members" and "assert" (which depend on one another) are left to the full reader.
+_COMMON: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    **_INHERITED,
+    "key": (str, _parse_key),
+    "start_key": (str, _parse_key),
+    "fail_key": (str, _parse_key),
+    "every": (str, AT_LEAST_1S),
+    "cron": (str, _parse_cron),
+    "description": (str, str),
+    "channels": (list, _strings),
+    "tags": (list, _tags),
+}
+
+
+def _common_check(name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
+    """A check of the common shape, read without the full reader's bookkeeping (a 100,000-check
+    file is mostly these; the full reader costs several times more per check). None for anything
+    unusual or wrong: the full reader then reads it again and words every problem."""
+    if type(raw) is not dict or "key" not in raw or not NAME_RE.fullmatch(name):
+        return None
+    read: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = _COMMON.get(key)
+        if spec is None or type(value) is not spec[0]:  # `is`, not isinstance: true is not an integer
+            return None
+        try:
+            read[key] = spec[1](value)
+        except ValueError:  # UnitError too
+            return None
+    if ("every" in read) == ("cron" in read) or ("timezone" in read and "cron" not in read):
+        return None
+    inherited = ({**defaults, **read} if defaults else read).get  # [defaults] holds only what a check inherits
+    max_rt, min_rt, grace = inherited("max_runtime"), inherited("min_runtime"), inherited("grace")
+    if max_rt is not None and min_rt is not None and min_rt >= max_rt:
+        return None
+    return CheckConfig(
+        name=name,
+        key=read["key"],
+        every=read.get("every"),
+        cron=read.get("cron"),
+        timezone=inherited("timezone") or "UTC",
+        grace=300.0 if grace is None else grace,
+        max_runtime=max_rt,
+        min_runtime=min_rt,
+        description=read.get("description") or "",
+        start_key=read.get("start_key"),
+        fail_key=read.get("fail_key"),
+        channels=inherited("channels") or (),
+        repeat=inherited("repeat"),
+        stall=inherited("stall"),
+        failures_before_alert=inherited("failures_before_alert") or 1,
+        tags=read.get("tags") or (),
+    )

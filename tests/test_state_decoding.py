@@ -1,0 +1,47 @@
+"""Stored states decode as they did before from_json's fast path, older rows included."""
+
+from __future__ import annotations
+
+import pytest
+
+from heartfly.core.states import CheckState, Kind, Reason, Run, RunOutcome, Status
+
+
+def test_an_older_row_decodes_with_its_old_forms() -> None:
+    st = CheckState.from_json({
+        "status": "down", "reason": "missed", "last_ping_kind": "fail", "gone_field": 1,
+        "runs": {"a": 10, "b": [1.0, 2.0, 3, ["w1"]]}, "orphan_end": [5.0, 6.0, "fail", 2],
+        "last_members": ["w1"], "closed_runs": ["x"], "superseded": [[1.0, 2.0]],
+    })  # fmt: skip
+    assert st.status is Status.DOWN and st.reason is Reason.MISSED and st.last_ping_kind is Kind.FAIL
+    assert st.runs == {"a": Run(10.0, 10.0), "b": Run(1.0, 2.0, 3, ("w1",))}
+    assert st.orphan_end == (5.0, 6.0, RunOutcome.FAIL, 2, None)
+    assert (st.last_members, st.closed_runs, st.superseded) == (("w1",), ("x",), ((1.0, 2.0),))
+
+
+def test_a_current_row_round_trips_and_empty_texts_are_none() -> None:
+    st = CheckState.from_json({"status": "up", "reason": "", "last_ping_kind": None})
+    assert st == CheckState(status=Status.UP)
+    assert CheckState.from_json(st.to_json()) == st
+
+
+@pytest.mark.parametrize("data", [{"status": "gone"}, {"status": ["up"]}, {"status": "up", "reason": "bored"}])
+def test_a_text_that_is_no_member_is_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="is not a valid"):
+        CheckState.from_json(data)
+
+
+def test_equal_instants_share_one_float_and_compare_as_before() -> None:
+    at = 1796379329.8481302
+    data = {"status": "up", "changed_at": at, "anchor": at, "last_ping_at": at, "due_at": at + 3600,
+            "due_since": at + 3600, "orphan_end": [at, at + 1, "success", None, None]}  # fmt: skip
+    st = CheckState.from_json(data)
+    assert st.anchor is st.changed_at is st.last_ping_at and st.due_since is st.due_at
+    assert st.orphan_end is not None and st.orphan_end[0] is st.changed_at
+    assert st.to_json() == {**data, "orphan_end": (at, at + 1, RunOutcome.SUCCESS, None, None)}
+
+
+def test_an_integer_instant_stays_an_integer() -> None:
+    st = CheckState.from_json({"status": "up", "changed_at": 5, "anchor": 5.0, "orphan_end": [5, 6, "fail", None]})
+    assert type(st.changed_at) is int and type(st.anchor) is float
+    assert st.orphan_end is not None and type(st.orphan_end[0]) is int
