@@ -70,6 +70,8 @@ class Log:
         """As the engine records a step: withdrawn changes go, a run row replaced is replaced."""
         self.st = step.state
         if step.flip is not None and step.flip.withdraws is not None:
+            gone = [f for f in self.flips if f.at > step.flip.withdraws]
+            assert all(f.event is None for f in gone), gone  # a change somebody was told of stays
             self.flips = [f for f in self.flips if f.at <= step.flip.withdraws]
         if step.flip is not None:
             self.flips.append(step.flip)
@@ -88,7 +90,7 @@ def job(**kw: Any) -> Log:
     meanwhile), and whose status last changed long before the replayed history."""
     cfg = check(**kw)
     st = initial_state(cfg, NOW - 1)
-    st.changed_at = T0 - 8 * DAY
+    st.changed_at = st.told_at = T0 - 8 * DAY
     return Log(cfg, st)
 
 
@@ -396,14 +398,18 @@ def test_pings_of_one_run_racing_within_the_window_end_as_they_would_in_event_or
     for i, j in enumerate(order):  # the same pings, arriving in another order within the window
         raced.arrive(NOW + i * 0.05, events[j])
     got, want = judged(raced), judged(in_order)
-    if got != want and "assertions" in rules:
-        # One told difference is left: an end that came before the newer of two starts was judged
-        # on the longer run, and a duration assertion it broke was told before the start showed
-        # the run was shorter. The correction follows, and the rest is as in event order.
-        status, reason, told, runs = got
-        assert told[:2] == [(Status.DOWN, Reason.ASSERTION), (Status.UP, None)]
-        assert [e.kind for e in events].count(Kind.START) == 2
-        got = status, reason, told[2:], runs
+    if got != want and [e.kind for e in events].count(Kind.START) == 2:
+        # One difference is left: an end that came before the newer of two starts was judged on
+        # the longer run, and its verdict on the duration (min_runtime, a duration assertion) was
+        # told or not before the start showed the run was shorter. It stands: an end still on its
+        # way could show the first pairing right after all, and a told change cannot be taken
+        # back. The run's row is paired and judged as in event order.
+        duration_verdicts = {Reason.TOO_FAST, Reason.ASSERTION}
+        assert "min_runtime" in rules or "assertions" in rules
+        assert got[3] == want[3]
+        told = [any(reason in duration_verdicts for _, reason in judged[2]) for judged in (got, want)]
+        assert told[0] != told[1]  # one of them told a duration verdict the other did not
+        return
     assert got == want
 
 
@@ -478,6 +484,35 @@ def test_a_start_and_two_ends_without_run_ids_end_as_in_event_order_whatever_ord
     assert got == want
     told = [[(f.new, f.at) for f in log.flips if f.event is not None] for log in (raced, in_order)]
     assert told[0] == told[1]  # dated alike, too
+
+
+def test_a_start_paired_again_with_an_end_changes_no_status_so_a_later_end_between_cries_no_wolf() -> None:
+    a, b, fail, success = (ev(Kind.START, NOW - 4.2), ev(Kind.START, NOW - 2.7), ev(Kind.FAIL, NOW - 2.0),
+                           ev(Kind.SUCCESS, NOW - 1.9))  # fmt: skip
+    in_order, raced = job(every=HOUR, min_runtime=1.0), job(every=HOUR, min_runtime=1.0)
+    for e in (a, b, fail, success):
+        in_order.arrive(e.at + 0.01, e)
+    raced.arrive(NOW, a, success, b, fail)  # b pairs with the success (0.8 s) before the fail shows it ended at -2.0
+    told = [[(f.new, f.reason, f.at) for f in log.flips if f.event is not None] for log in (raced, in_order)]
+    assert told[0] == told[1] == [(Status.DOWN, Reason.FAILED, NOW - 2.0), (Status.UP, None, NOW - 1.9)]
+
+
+def test_a_failure_backdated_before_a_new_checks_first_start_was_new_then() -> None:
+    log = job(every=HOUR)
+    log.st = initial_state(log.cfg, NOW - 10)
+    log.arrive(NOW, ev(Kind.START, NOW - 1), ev(Kind.FAIL, NOW - 3))
+    assert [(f.old, f.new, f.at) for f in log.flips] == [(Status.NEW, Status.DOWN, NOW - 3)]
+
+
+def test_a_state_stored_before_told_at_existed_withdraws_nothing_after_its_last_change() -> None:
+    log = job(every=HOUR)
+    log.arrive(NOW - 30 * MINUTE, ev(Kind.FAIL, NOW - 30 * MINUTE))  # down, told
+    log.arrive(NOW - 0.9, ev(Kind.SUCCESS, NOW - 1))  # the recovery, told
+    stored = log.st.to_json()
+    del stored["told_at"]  # as an older version stored it
+    log.st, log.flips = CheckState.from_json(stored), []
+    log.arrive(NOW, ev(Kind.FAIL, NOW - 2))  # older than the recovery, within the window
+    assert log.flips == [] and log.st.status is Status.UP
 
 
 def test_a_failure_overtaken_after_a_told_change_stays_history() -> None:

@@ -38,7 +38,8 @@ def test_equal_instants_share_one_float_and_compare_as_before() -> None:
     st = CheckState.from_json(data)
     assert st.anchor is st.changed_at is st.last_ping_at and st.due_since is st.due_at
     assert st.orphan_end is not None and st.orphan_end[0] is st.changed_at
-    assert st.to_json() == {**data, "orphan_end": (at, at + 1, RunOutcome.SUCCESS, None, None)}
+    # A row without told_at (stored before it existed) is told as of its last change.
+    assert st.to_json() == {**data, "told_at": at, "orphan_end": (at, at + 1, RunOutcome.SUCCESS, None, None)}
 
 
 def test_an_integer_instant_stays_an_integer() -> None:

@@ -91,7 +91,8 @@ def fire_time(st: CheckState, deadline: Deadline) -> float:
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
-    st = CheckState(changed_at=now, watched_from=now, anchor=now)
+    # told_at from the start (not its default): a stored state that lacks it is an older version's
+    st = CheckState(changed_at=now, watched_from=now, anchor=now, told_at=now)
     _set_due(check, st)
     return st
 
@@ -157,6 +158,11 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     if new.last_ping_at is None or ev.at >= new.last_ping_at:
         new.last_ping_at = ev.at
         new.last_ping_kind = ev.kind
+    # What only an event within the reorder window can use goes once it is past: checkpoints stay small.
+    if new.paired_end is not None and now - new.paired_end[2] > window:
+        new.paired_end = None
+    if new.orphan_prev is not None and now - new.orphan_prev[1] > window:
+        new.orphan_prev = None
     ended: list[RunEnd] = []
     detail = ""
     kind = ev.kind
@@ -187,14 +193,13 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         and flip.is_down
         and kind is not _START
         and ev.at < flip.at
-        and _backdatable(st, ev, window)
+        and _backdatable(check, st, ev, now, window)
     ):
         # A failure that arrived after a change it came before (a start: running), within the window:
         # down as of the failure, as in event order; the change after it alerted nobody and goes.
-        open_then = bool(ended) or any(run.started_at <= ev.at for run in st.runs.values())
         new.changed_at = new.told_at = ev.at
         learned = now if now - ev.at > BACKDATED else None
-        old = _RUNNING if open_then else _UP
+        old = _status_then(st, ev, ended)
         flip = dataclasses.replace(flip, at=ev.at, old=old, learned_at=learned, withdraws=ev.at)
     return Step(new, flip, tuple(ended) if ended else ()), fires_at
 
@@ -241,19 +246,36 @@ def _overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window
         and ev.at < st.last_end_at  # ...newer than this failure...
         and now - st.last_end_at <= window  # ...that came within the window (a live one)
         and st.status in (Status.UP, Status.RUNNING)
-        and (st.changed_at <= ev.at or _withdrawable(st, ev, window))
+        and (st.changed_at <= ev.at or _withdrawable(check, st, ev, window))
+        # The success's verdict rested on its run's duration, which a failure inside that run shows
+        # was another: its "up" is not told.
+        and not (_judges_duration(check) and st.paired_end is not None and st.paired_end[0] <= ev.at)
         and check.failures_before_alert == 1
         and check.expect is None  # a fan-in worker's failure closes its batch: not re-judged here
     )
 
 
-def _backdatable(st: CheckState, ev: Event, window: float) -> bool:
+def _backdatable(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
     """Whether an end's down can be dated at its own time, before the changes recorded after it:
-    they alerted nobody and came within the reorder window."""
-    return st.status in (_UP, _RUNNING) and st.told_at <= ev.at and st.changed_at - ev.at <= window
+    they alerted nobody, happened within the window after it and were learned within the window."""
+    return (
+        st.status in (_UP, _RUNNING)
+        and st.told_at <= ev.at
+        and st.changed_at - ev.at <= window
+        and now - st.changed_at <= window
+        and check.expect is None
+    )
 
 
-def _withdrawable(st: CheckState, ev: Event, window: float) -> bool:
+def _status_then(st: CheckState, ev: Event, ended: list[RunEnd]) -> Status:
+    """The status a check up or running had at an end's time, for the changes after it that are
+    withdrawn: running if one of its runs was open then, new if nothing had ended before, else up."""
+    if any(run.started_at <= ev.at for run in st.runs.values()) or any(r.started_at <= ev.at for r in ended):
+        return _RUNNING
+    return _NEW if st.last_end_at is None and st.last_success_at is None else _UP
+
+
+def _withdrawable(check: CheckConfig, st: CheckState, ev: Event, window: float) -> bool:
     """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
     none told anybody anything, the success came within the window of the failure and was the
     first end after it, and no change came after that success (it set the status that stands)."""
@@ -281,9 +303,8 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     learned = now if now - ev.at > BACKDATED else None
     old = st.status
-    if withdraw is not None:  # the status it had then: running if a run was open at the failure
-        open_then = bool(applied.ended) or any(run.started_at <= ev.at for run in applied.state.runs.values())
-        old = Status.RUNNING if open_then else Status.UP
+    if withdraw is not None:
+        old = _status_then(st, ev, list(applied.ended))
     went_down = Flip(ev.at, old, Status.DOWN, Reason.FAILED, None, detail, learned_at=learned, withdraws=withdraw)
     back = applied.state.copy()
     back.changed_at = back.told_at = max(back.changed_at, success_at)
@@ -496,17 +517,20 @@ def _pair_again(
 ) -> str:
     """A start without run id that arrived after the end that closed an older run, all within the
     reorder window: in event order it superseded that run and the end closed it. The run's row is
-    replaced, its duration judged again (min_runtime, the `duration` assertions)."""
-    older, end_at, arrived, outcome, exit_status, metric_broken = paired
+    replaced and judged on its own duration (min_runtime, the `duration` assertions), but the
+    check's status is not: an end between the two that is still on its way would show the first
+    pairing right after all, and a change told cannot be taken back. Nothing pairs again after it."""
+    older, end_at, _, outcome, exit_status, metric_broken = paired
     duration = end_at - ev.at
     st.superseded = ((older, now + window), *st.superseded[:3])
+    st.paired_end = None
     if st.last_duration_at == end_at:
         st.last_duration = duration
-    reason: Reason | None = None
     if outcome is RunOutcome.FAIL:
         detail = "failed" if exit_status is None else f"failed with exit status {exit_status}"
         new: RunOutcome = outcome
     else:
+        reason: Reason | None = None
         detail = ""
         if check.min_runtime is not None and duration < check.min_runtime:
             reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
@@ -515,23 +539,8 @@ def _pair_again(
         elif metric_broken:
             reason, detail = Reason.ASSERTION, metric_broken
         new = RunOutcome(reason.value) if reason is not None else _RUN_SUCCESS
-    st.paired_end = (ev.at, end_at, arrived, new, exit_status, metric_broken)
     ended.append(RunEnd(None, ev.at, end_at, new, exit_status, detail, replaces=(older, end_at)))
-    if st.last_end_at != end_at or new is outcome:
-        return detail  # a newer end decides the check's status, or this one's verdict stands
-    if reason is not None:  # it was a success: with the shorter run, it is not
-        return _failure(check, st, reason, end_at, now, detail)
-    # It was judged failed on the longer run's duration and is not: what event order would have
-    # said. A down already told is told to be over.
-    st.failures = 0
-    st.last_success_at = max(st.last_success_at or end_at, end_at)
-    if st.status is _DOWN and st.changed_at <= end_at and st.reason in (Reason.TOO_FAST, Reason.ASSERTION):
-        _set_status(st, _RUNNING if st.runs else _UP, None, end_at, now)
-        return (
-            f"its run took {human_duration(duration)}, not {human_duration(end_at - older)}: a start that"
-            " arrived after its end showed it began later"
-        )
-    return detail
+    return ""
 
 
 def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
@@ -587,9 +596,10 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
 def _taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[float, float] | None:
     """An end without run id that closed no run but falls inside the run the newest end closed,
     all within the reorder window: in event order it closed that run, and the newer end closed
-    none. Returns the (start, end) of the row it takes over, None if it takes none."""
+    none. Returns the (start, end) of the row it takes over, None if it takes none. Not where a
+    duration is judged: the newer end's verdict, told already, rested on that run's duration."""
     paired = st.paired_end
-    if paired is None or ev.run_id is not None or check.expect is not None:
+    if paired is None or ev.run_id is not None or check.expect is not None or _judges_duration(check):
         return None
     started, end_at, arrived, outcome, exit_status, _ = paired
     if not (started <= ev.at < end_at <= ev.at + window and now - arrived <= window):
@@ -599,6 +609,11 @@ def _taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
     st.paired_end = None
     st.orphan_end = (end_at, arrived, outcome, exit_status, None)
     return started, end_at
+
+
+def _judges_duration(check: CheckConfig) -> bool:
+    """Whether a run's duration can change an end's verdict (min_runtime, `duration` assertions)."""
+    return check.min_runtime is not None or any(a.name == "duration" for a in check.assertions)
 
 
 def _metric_broken(check: CheckConfig, ev: Event) -> str:

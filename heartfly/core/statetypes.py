@@ -183,6 +183,8 @@ class CheckState:
         if not data.keys() <= _STATE_FIELD_SET:  # a row from a version with other fields
             data = {k: v for k, v in data.items() if k in _STATE_FIELD_SET}
         st = cls(**data)
+        if "told_at" not in data:  # stored before it existed (a state since has it): nothing before
+            st.told_at = st.changed_at  # its last change may be withdrawn, to be safe
         st.status = _member(Status, st.status)
         st.reason = _member(Reason, st.reason) if st.reason else None
         st.last_ping_kind = _member(Kind, st.last_ping_kind) if st.last_ping_kind else None

@@ -211,7 +211,12 @@ def withdraw_flips_statement(check_id: int, after: float, before_id: int) -> Sta
 
 def replaced_run_statement(check_id: int, run: RunEnd) -> Statement:
     """Delete the row a run row replaces (RunEnd.replaces): an amend, run once the batch's runs are in."""
-    sql = "DELETE FROM runs WHERE check_id = ? AND run_id IS NULL AND started_at = ? AND ended_at = ?"
+    # One row: a retried end can have recorded the same run twice, and a later write in the batch
+    # may hold another row like it.
+    sql = (
+        "DELETE FROM runs WHERE id = (SELECT min(id) FROM runs"
+        " WHERE check_id = ? AND run_id IS NULL AND started_at = ? AND ended_at = ?)"
+    )
     assert run.replaces is not None
     return sql, (check_id, *run.replaces)
 
