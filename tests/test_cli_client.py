@@ -327,6 +327,9 @@ def test_signals_sent_to_run_reach_the_command(hf: Setup, sig: signal.Signals) -
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=hf.env(),
+        # As cron or a shell would start it: a test run started with nohup or in the background
+        # passes SIGHUP or SIGINT down ignored, and `heartfly run` leaves an ignored signal alone.
+        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGHUP, signal.SIGINT)],
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
