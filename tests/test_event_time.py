@@ -515,6 +515,24 @@ def test_a_state_stored_before_told_at_existed_withdraws_nothing_after_its_last_
     assert log.flips == [] and log.st.status is Status.UP
 
 
+def test_of_two_failures_in_a_row_the_down_is_dated_by_the_first_to_arrive() -> None:
+    log = job(every=HOUR)
+    log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    log.arrive(NOW, ev(Kind.FAIL, NOW - 1), ev(Kind.FAIL, NOW - 2))  # the newer failure's ping first
+    assert [(f.new, f.at) for f in log.downs] == [(Status.DOWN, NOW - 1)]  # told; the older one is history
+
+
+def test_where_a_duration_is_judged_a_failure_inside_a_newer_successs_run_stays_history() -> None:
+    # In event order the failure closed the run (down) and the success, with the later start, was
+    # too fast; the success's up, told on the longer run, could not be told without a false recovery.
+    log = job(every=HOUR, min_runtime=1.0)
+    log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    log.flips.clear()
+    log.arrive(NOW - 4.2, ev(Kind.START, NOW - 4.2))
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW - 1.6), ev(Kind.FAIL, NOW - 3.5), ev(Kind.START, NOW - 1.9))
+    assert [f for f in log.flips if f.event is not None] == [] and log.st.status is Status.UP
+
+
 def test_a_failure_overtaken_after_a_told_change_stays_history() -> None:
     log = job(every=HOUR, max_runtime=1.0)
     log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
