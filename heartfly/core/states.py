@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from heartfly.core.assertions import first_broken
+from heartfly.core.assertions import Assertion, first_broken
 from heartfly.core.config import CheckConfig
 from heartfly.core.runs import (
     IMPLICIT_RUN,
@@ -246,7 +246,7 @@ def _overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window
         and ev.at < st.last_end_at  # ...newer than this failure...
         and now - st.last_end_at <= window  # ...that came within the window (a live one)
         and st.status in (Status.UP, Status.RUNNING)
-        and (st.changed_at <= ev.at or _withdrawable(check, st, ev, window))
+        and (st.changed_at <= ev.at or _withdrawable(st, ev, window))
         # The success's verdict rested on its run's duration, which a failure inside that run shows
         # was another: its "up" is not told.
         and not (_judges_duration(check) and st.paired_end is not None and st.paired_end[0] <= ev.at)
@@ -275,7 +275,7 @@ def _status_then(st: CheckState, ev: Event, ended: list[RunEnd]) -> Status:
     return _NEW if st.last_end_at is None and st.last_success_at is None else _UP
 
 
-def _withdrawable(check: CheckConfig, st: CheckState, ev: Event, window: float) -> bool:
+def _withdrawable(st: CheckState, ev: Event, window: float) -> bool:
     """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
     none told anybody anything, the success came within the window of the failure and was the
     first end after it, and no change came after that success (it set the status that stands)."""
@@ -475,7 +475,7 @@ def _pair_raced(
     if outcome is RunOutcome.SUCCESS and duration is not None:
         if check.min_runtime is not None and duration < check.min_runtime:
             reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
-        elif broken := first_broken(tuple(a for a in check.assertions if a.name == "duration"), None, duration):
+        elif broken := first_broken(_duration_assertions(check), None, duration):
             reason, detail = Reason.ASSERTION, broken
     if reason is not None:
         outcome = RunOutcome(reason.value)
@@ -534,7 +534,7 @@ def _pair_again(
         detail = ""
         if check.min_runtime is not None and duration < check.min_runtime:
             reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
-        elif broken := first_broken(tuple(a for a in check.assertions if a.name == "duration"), None, duration):
+        elif broken := first_broken(_duration_assertions(check), None, duration):
             reason, detail = Reason.ASSERTION, broken
         elif metric_broken:
             reason, detail = Reason.ASSERTION, metric_broken
@@ -613,7 +613,12 @@ def _taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
 
 def _judges_duration(check: CheckConfig) -> bool:
     """Whether a run's duration can change an end's verdict (min_runtime, `duration` assertions)."""
-    return check.min_runtime is not None or any(a.name == "duration" for a in check.assertions)
+    return check.min_runtime is not None or bool(_duration_assertions(check))
+
+
+def _duration_assertions(check: CheckConfig) -> tuple[Assertion, ...]:
+    """The assertions on a run's duration: what a pairing with another start can change."""
+    return tuple(a for a in check.assertions if a.name == "duration")
 
 
 def _metric_broken(check: CheckConfig, ev: Event) -> str:
