@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from heartfly.core.states import CheckState, Kind, Reason, Run, RunOutcome, Status
+from heartfly.store.rows import decode_state, decode_states, encode_state
 
 
 def test_an_older_row_decodes_with_its_old_forms() -> None:
@@ -31,18 +34,21 @@ def test_a_text_that_is_no_member_is_refused(data: dict[str, object]) -> None:
         CheckState.from_json(data)
 
 
-def test_equal_instants_share_one_float_and_compare_as_before() -> None:
+def test_equal_instants_in_stored_rows_share_one_float_and_compare_as_before() -> None:
     at = 1796379329.8481302
     data = {"status": "up", "changed_at": at, "anchor": at, "last_ping_at": at, "due_at": at + 3600,
             "due_since": at + 3600, "orphan_end": [at, at + 1, "success", None, None]}  # fmt: skip
-    st = CheckState.from_json(data)
+    other = {"status": "up", "changed_at": at, "watched_from": at + 0.5}
+    st, st2 = decode_states([json.dumps(data), json.dumps(other)])
     assert st.anchor is st.changed_at is st.last_ping_at and st.due_since is st.due_at
     assert st.orphan_end is not None and st.orphan_end[0] is st.changed_at
+    assert st2.changed_at is st.changed_at and st2.watched_from == at + 0.5  # across a page's rows too
     # A row without told_at (stored before it existed) is told as of its last change.
     assert st.to_json() == {**data, "told_at": at, "orphan_end": (at, at + 1, RunOutcome.SUCCESS, None, None)}
+    assert decode_state(encode_state(st)) == st
 
 
 def test_an_integer_instant_stays_an_integer() -> None:
-    st = CheckState.from_json({"status": "up", "changed_at": 5, "anchor": 5.0, "orphan_end": [5, 6, "fail", None]})
+    st = decode_state('{"status": "up", "changed_at": 5, "anchor": 5.0, "orphan_end": [5, 6, "fail", null]}')
     assert type(st.changed_at) is int and type(st.anchor) is float
     assert st.orphan_end is not None and type(st.orphan_end[0]) is int

@@ -259,6 +259,19 @@ def test_a_reload_that_leaves_the_schedule_alone_keeps_the_deadline_and_its_down
     assert (rescheduled.due_at, rescheduled.slack) == (T0 + 200, 0)
 
 
+def test_a_restart_with_the_schedule_unchanged_keeps_the_stored_state_itself() -> None:
+    cfg = check(every=100, grace=50)
+    st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 10), T0 + 10)
+    kept = reconfigure(cfg, st, T0 + 20)  # no old config: what a restart reads may have changed
+    assert kept.state is st and kept.flip is None
+    # The same state under a changed schedule, or with a downtime extension, is a new one.
+    moved = reconfigure(check(name=cfg.name, key=cfg.key, every=300), st, T0 + 20).state
+    assert moved is not st and (moved.due_at, st.due_at) == (T0 + 310, T0 + 110)
+    extended = account_downtime(cfg, st, stopped_at=T0 + 100, started_at=T0 + 130)
+    again = reconfigure(cfg, extended, T0 + 140).state
+    assert (extended.slack, again.slack, again.due_at) == (30, 0, T0 + 110)
+
+
 def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:
     cfg = check(every=100, grace=50)
     late, _, _ = advance(cfg, initial_state(cfg, T0), T0 + 110)

@@ -378,9 +378,16 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
 
     A late check whose new due time lies ahead is on time again: a flip that alerts nobody.
     """
+    due = next_due(check, st.anchor) if old is None or _schedule_of(old) != _schedule_of(check) else None
+    if (
+        (due is None or (due.at == st.due_at and due.since == st.due_since and st.slack == 0.0))
+        and (check.after is not None or (st.step_due is None and st.step_since is None))
+        and not (st.status is Status.LATE and st.due_at + st.slack > now)
+    ):
+        return Step(st, None)  # nothing moves (every check at a restart, nearly): no copy to compare
     new = st.copy()
-    if old is None or _schedule_of(old) != _schedule_of(check):
-        _set_due(check, new)
+    if due is not None:
+        new.due_at, new.due_since, new.slack = due.at, due.since, 0.0
     if check.after is None:
         new.step_due = new.step_since = None
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more

@@ -102,7 +102,7 @@ class Loading(ChangeRows):
                 step = states.reconfigure(cfg, row.state, now)
                 # The stored state itself when nothing moved (nearly always): not 100k copies kept
                 # besides it until the end of the load, which the allocator would keep as well.
-                state = row.state if step.state == row.state else step.state
+                state = row.state if step.state is row.state or step.state == row.state else step.state
                 check = Check(row.id, cfg, state, ping_id=row.state_ping_id)
                 stored[check.id] = row.state
                 if row.removed_at is not None:

@@ -19,7 +19,7 @@ from heartfly.core import states
 from heartfly.core.config import CheckConfig
 from heartfly.core.record import Change, RecordRows, RunSpan
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, decode_state
+from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, decode_states
 
 if TYPE_CHECKING:  # the driver is an optional extra: imported only for a postgresql:// database
     from heartfly.store.pgconn import PgConnection
@@ -47,7 +47,8 @@ async def read_checks(db: Db) -> list[CheckRow]:
         # A page at a time, each decoded before the next: 100k rows' state texts at once take some
         # 45 MB, which the allocator keeps (its arenas end up shared with the states) after they go.
         while rows := await cur.fetchmany(CHECKS_PAGE):
-            checks += [CheckRow(r[0], r[1], r[2], r[3], decode_state(r[4]), r[5]) for r in rows]
+            decoded = decode_states(r[4] for r in rows)  # a page shares its equal instants
+            checks += [CheckRow(r[0], r[1], r[2], r[3], st, r[5]) for r, st in zip(rows, decoded, strict=True)]
     return checks
 
 

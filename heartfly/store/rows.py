@@ -196,8 +196,23 @@ def encode_state(state: CheckState) -> str:
     return _encode(state.to_json())
 
 
+class _Instants(dict[str, float]):
+    """The number texts read so far, with their floats: JSON gives each field a float of its own,
+    and a state holds the same instant in up to seven (a restart holds 100k states)."""
+
+    def __missing__(self, text: str) -> float:
+        value = self[text] = float(text)
+        return value
+
+
+def decode_states(texts: Iterable[str]) -> list[CheckState]:
+    """Stored states, equal instants among them one float object (integers stay integers)."""
+    decode = json.JSONDecoder(parse_float=_Instants().__getitem__).decode
+    return [CheckState.from_json(decode(text)) for text in texts]
+
+
 def decode_state(text: str) -> CheckState:
-    return CheckState.from_json(json.loads(text))
+    return decode_states((text,))[0]
 
 
 # ---- statements -------------------------------------------------------------------------------
