@@ -1,4 +1,5 @@
-"""Stored states decode as they did before from_json's fast path, older rows included."""
+"""Stored states decode as they did before from_json's fast path, older rows included; new ones
+encode once per distinct state."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 
 import pytest
 
-from heartfly.core.states import CheckState, Kind, Reason, Run, RunOutcome, Status
-from heartfly.store.rows import decode_state, decode_states, encode_state
+from heartfly.core.states import CheckState, Kind, Reason, Run, RunOutcome, Status, initial_state
+from heartfly.store.rows import NewStateTexts, decode_state, decode_states, encode_state
+from tests.conftest import check
 
 
 def test_an_older_row_decodes_with_its_old_forms() -> None:
@@ -52,3 +54,16 @@ def test_an_integer_instant_stays_an_integer() -> None:
     st = decode_state('{"status": "up", "changed_at": 5, "anchor": 5.0, "orphan_end": [5, 6, "fail", null]}')
     assert type(st.changed_at) is int and type(st.anchor) is float
     assert st.orphan_end is not None and type(st.orphan_end[0]) is int
+
+
+def test_new_checks_of_one_schedule_share_one_encoding_and_others_get_their_own() -> None:
+    texts = NewStateTexts()
+    hourly, daily = check(every=3600), check(every=86400)
+    first, second = texts(initial_state(hourly, 1000.5)), texts(initial_state(hourly, 1000.5))
+    assert first is second and first == encode_state(initial_state(hourly, 1000.5))
+    assert texts(initial_state(daily, 1000.5)) == encode_state(initial_state(daily, 1000.5)) != first
+    # 5 == 5.0, but the JSON texts differ, and each decodes to what was encoded.
+    as_int, as_float = texts(CheckState(changed_at=5)), texts(CheckState(changed_at=5.0))
+    assert (as_int, as_float) == ('{"changed_at":5}', '{"changed_at":5.0}')
+    with_run = CheckState(runs={"r": Run(1.0, 1.0)})
+    assert decode_state(texts(with_run)) == with_run

@@ -66,6 +66,7 @@ class Engine(Loading):
         self._removed: dict[str, Removed] = {}
         self._db: Reader | None = None  # the reader load() was given
         self._new_names: list[str] = []  # checks created by the current load or reload, for one log line
+        self._new_texts = store.NewStateTexts()  # their initial states' texts, each distinct one encoded once
         self._edges: dict[str, str] = {}  # pipeline step -> its upstream
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
         self._edges, self._steps = pipeline.steps_of(config.checks.values())

@@ -51,6 +51,7 @@ class Loading(ChangeRows):
     _removed: dict[str, Removed]
     _db: Reader | None
     _new_names: list[str]
+    _new_texts: store.NewStateTexts
     windows_done: dict[str, float]
     _edges: dict[str, str]
     _steps: dict[str, list[tuple[str, str]]]
@@ -208,13 +209,14 @@ class Loading(ChangeRows):
     def _create(self, cfg: CheckConfig, now: float, statements: list[store.Statement]) -> Check:
         check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
         self._next_check_id += 1
-        statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state))
+        statements.append(store.insert_check_statement(check.id, cfg.name, now, check.state, self._new_texts))
         self._new_names.append(cfg.name)
         return check
 
     def _log_new(self) -> None:
         """One line per new check for a handful; a count for a config of thousands."""
         names, self._new_names = self._new_names, []
+        self._new_texts = store.NewStateTexts()  # the next load's new checks are watched from another instant
         if len(names) <= NAMED_NEW_CHECKS:
             for name in names:
                 self.log.info("check %s is new; watching it from now", name)
