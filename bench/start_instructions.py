@@ -8,11 +8,12 @@ Run from the repository root (needs valgrind):
 Wall time on a shared VM moves by a quarter between runs when the host steals CPU; callgrind
 counts the instructions the process executes, which the host does not change. Writes a config of N
 `every = "1h"` checks (as bench/scale.py does) and counts, each in a process of its own under
-callgrind, what `heartfly serve` runs up to "listening" (the server's collector policy included):
-the imports alone; the imports and `load_config`; a first start (an empty database); a restart of
-the database that first start left, after one ping per check through a real server. Prints millions
-of instructions for each, and the part after `load_config` per check. To compare two trees, run it
-with PYTHONPATH set to each.
+callgrind, the start-up `heartfly serve` runs (the server's collector policy included, not its
+logging, CLI or socket): the imports alone; the imports and `load_config`; a first start (an empty
+database); a restart of the database that first start left, after one ping per check through a
+real server. A process is counted whole: the two starts include the app's clean-up and the
+interpreter's exit, so the figures per check include freeing what the start built. For comparing
+two trees (run it with PYTHONPATH set to each), not for a start's absolute cost.
 """
 
 from __future__ import annotations

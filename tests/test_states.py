@@ -270,6 +270,10 @@ def test_a_restart_with_the_schedule_unchanged_keeps_the_stored_state_itself() -
     extended = account_downtime(cfg, st, stopped_at=T0 + 100, started_at=T0 + 130)
     again = reconfigure(cfg, extended, T0 + 140).state
     assert (extended.slack, again.slack, again.due_at) == (30, 0, T0 + 110)
+    # A reload (the old config known) copies even so: a refused commit of a ping in flight takes
+    # back only the state that ping made, which must not be the reloaded one.
+    regraced = check(name=cfg.name, key=cfg.key, every=100, grace=80)
+    assert reconfigure(regraced, st, T0 + 20, old=cfg).state is not st
 
 
 def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:

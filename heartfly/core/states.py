@@ -380,11 +380,16 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     """
     due = next_due(check, st.anchor) if old is None or _schedule_of(old) != _schedule_of(check) else None
     if (
-        (due is None or (due.at == st.due_at and due.since == st.due_since and st.slack == 0.0))
+        old is None
+        and due is not None
+        and (due.at == st.due_at and due.since == st.due_since and st.slack == 0.0)
         and (check.after is not None or (st.step_due is None and st.step_since is None))
         and not (st.status is Status.LATE and st.due_at + st.slack > now)
     ):
-        return Step(st, None)  # nothing moves (every check at a restart, nearly): no copy to compare
+        # Nothing moves (every check at a restart, nearly): the state itself, not a copy to compare.
+        # Only without `old`, at a load: a reload's state may hold a ping whose commit is in flight,
+        # and a refused commit takes back only the state that ping made (engine._restore).
+        return Step(st, None)
     new = st.copy()
     if due is not None:
         new.due_at, new.due_since, new.slack = due.at, due.since, 0.0
