@@ -26,7 +26,7 @@ from heartfly.core.runs import (
     close_run,
     note_orphan,
 )
-from heartfly.core.schedule import next_due
+from heartfly.core.schedule import Due, next_due
 from heartfly.core.statetypes import (
     AlertEvent as AlertEvent,
 )
@@ -392,7 +392,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         return Step(st, None)
     new = st.copy()
     if due is not None:
-        new.due_at, new.due_since, new.slack = due.at, due.since, 0.0
+        _set_due(check, new, due)
     if check.after is None:
         new.step_due = new.step_since = None
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
@@ -848,6 +848,8 @@ def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool =
         _set_due(check, st)
 
 
-def _set_due(check: CheckConfig, st: CheckState) -> None:
-    due = next_due(check, st.anchor)
+def _set_due(check: CheckConfig, st: CheckState, due: Due | None = None) -> None:
+    """The due time from the anchor (`due`: computed from it already); a new one drops the slack."""
+    if due is None:
+        due = next_due(check, st.anchor)
     st.due_at, st.due_since, st.slack = due.at, due.since, 0.0
