@@ -186,12 +186,18 @@ def test_ping_refuses_contradictory_or_malformed_options(hf: Setup, args: list[s
     assert hf.pings() == []
 
 
-@pytest.mark.parametrize("command", [["ping", "{url}"], ["run", "{url}", "--", "true"]], ids=["ping", "run"])
+@pytest.mark.parametrize(
+    "command",
+    [["ping", "{url}"], ["run", "{url}", "--", "true"], ["run", "-c", "{client}", "job", "--", "true"]],
+    ids=["ping", "run", "run-a-name-from-a-file"],
+)
 def test_the_client_path_imports_neither_the_config_parser_nor_the_server_nor_click_nor_urllib(
     hf: Setup, command: list[str]
 ) -> None:
+    client = hf.tmp / "client.toml"  # a name looked up in a file reads it with the TOML parser alone
+    client.write_text(f'[server]\npublic_url = "{hf.server.url}"\n[checks.job]\nkey = "{hf.key}"\nevery = "1h"\n')
     result = subprocess.run(
-        [PY, "-X", "importtime", "-m", "heartfly", *(arg.format(url=hf.url) for arg in command)],
+        [PY, "-X", "importtime", "-m", "heartfly", *(arg.format(url=hf.url, client=client) for arg in command)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -8,7 +8,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from heartfly.core.config import Config, parse_listen
+from heartfly.core.addresses import parse_listen
+from heartfly.core.config import Config
 from heartfly.core.listen import ENV
 
 

@@ -80,7 +80,7 @@ def main() -> None:
 
 
 def _listen_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from heartfly.core.config import parse_listen
+    from heartfly.core.addresses import parse_listen
 
     if value is not None:
         try:

@@ -7,7 +7,7 @@ import json
 import secrets
 import urllib.parse
 
-from heartfly.core.config import DEFAULT_PORT
+from heartfly.core.addresses import DEFAULT_PORT
 
 
 def starter_listen(public_url: str) -> str:

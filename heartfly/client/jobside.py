@@ -2,8 +2,9 @@
 nor the config parser (heartfly.client.quickargs reads their usual arguments; cli_client is their click
 face, for help texts, usage errors and anything unusual).
 
-heartfly.core.config (and croniter with it) is imported only when a check name must be looked up in a
-local config file; a full URL or HEARTFLY_URL + HEARTFLY_PING_KEY never pays for it.
+heartfly.core.config (and croniter with it) is imported only when heartfly.client.lookup cannot vouch
+for a check name's address in a local config file (one that does not parse, a malformed value);
+a full URL or HEARTFLY_URL + HEARTFLY_PING_KEY never reads a file.
 """
 
 from __future__ import annotations
@@ -105,8 +106,6 @@ def resolve(target: str, config_path: Path | None, env: Mapping[str, str]) -> st
                 f' to address "{target}" by name, or pass the check\'s full ping URL'
             )
         return name_url(base, ping_key, target)
-    from heartfly.core.config import ConfigError, load_config
-
     advice = (
         f'\n  to address "{target}" without a readable config, pass its full ping URL'
         " or set HEARTFLY_URL and HEARTFLY_PING_KEY"
@@ -114,6 +113,13 @@ def resolve(target: str, config_path: Path | None, env: Mapping[str, str]) -> st
     missing = client.missing_config(config_path, env)
     if missing is not None:
         raise AddressError(missing + advice)
+    from heartfly.client.lookup import url_in_file
+
+    quick = url_in_file(client.config_path(config_path), target, base, ping_key)
+    if quick is not None:
+        return quick
+    from heartfly.core.config import ConfigError, load_config
+
     try:
         config = load_config(client.config_path(config_path))
     except ConfigError as exc:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import tomli
 from croniter import CroniterError, croniter
 
+from heartfly.core.addresses import DEFAULT_PORT, parse_key, parse_listen, parse_public_url, url_of
 from heartfly.core.assertions import Assertion, parse_assertion
 from heartfly.core.config_alerts import (
     AlertsConfig,
@@ -61,9 +62,7 @@ __all__ = [
     "with_stored_checks",
 ]
 
-KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
-DEFAULT_PORT = 8765
 TAG_RE = re.compile(r"\S{1,50}")
 NODE_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
@@ -343,13 +342,12 @@ class _Reader(Reader):
         listen = self.value(table, "server", "listen", str, parse_listen)
         if listen is not None:
             host, port = listen
-        public_url = self.value(table, "server", "public_url", str, _parse_url)
+        public_url = self.value(table, "server", "public_url", str, parse_public_url)
         if public_url is None:
-            shown = f"[{host}]" if ":" in host else host
-            public_url = f"http://{shown}:{port}"
+            public_url = url_of(host, port)
         database = self.database(table)
         token_file = self.secret("server.api_token_file", self.value(table, "server", "api_token_file", str, self.path))
-        ping_key = self.value(table, "server", "ping_key", str, _parse_key)
+        ping_key = self.value(table, "server", "ping_key", str, parse_key)
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
         keep = self.value(table, "server", "keep_pings", int, positive)
         max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
@@ -439,7 +437,7 @@ class _Reader(Reader):
             self.fail(where, f"expected a table, got {kind_of(raw)}")
             return None
         self.known(raw, where, _CHECK_KEYS)
-        key = self.value(raw, where, "key", str, _parse_key)
+        key = self.value(raw, where, "key", str, parse_key)
         if "key" not in raw:
             self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
         every = self.value(raw, where, "every", str, AT_LEAST_1S)
@@ -459,8 +457,8 @@ class _Reader(Reader):
         if max_rt is not None and min_rt is not None and min_rt >= max_rt:
             self.fail(join(where, "min_runtime"), "must be shorter than max_runtime")
         description = self.value(raw, where, "description", str) or ""
-        start_key = self.value(raw, where, "start_key", str, _parse_key)
-        fail_key = self.value(raw, where, "fail_key", str, _parse_key)
+        start_key = self.value(raw, where, "start_key", str, parse_key)
+        fail_key = self.value(raw, where, "fail_key", str, parse_key)
         channels = self.inherit(raw, where, "channels", defaults) or ()
         repeat = self.inherit(raw, where, "repeat", defaults)
         stall = self.inherit(raw, where, "stall", defaults)
@@ -597,19 +595,6 @@ class _Reader(Reader):
                     owners[value] = (check.name, attr)
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    match = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):(\d{1,5})", text.strip())
-    if not match or int(match.group(3)) > 65535:
-        raise ValueError(f'expected "host:port" (e.g. "127.0.0.1:8765" or "[::1]:8765"), got "{text}"')
-    return match.group(1) or match.group(2), int(match.group(3))
-
-
-def _parse_url(text: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", text):
-        raise ValueError(f'expected an http(s) URL like "https://hb.example.com", got "{text}"')
-    return text.rstrip("/")
-
-
 def _parse_heartbeat_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
         raise ValueError('expected an http(s) URL like "https://hc-ping.com/<uuid>" (not shown: it may hold a key)')
@@ -631,12 +616,6 @@ def _parse_mode(text: str) -> Mode:
 def _parse_node_id(text: str) -> str:
     if not NODE_ID_RE.fullmatch(text):
         raise ValueError("a node id is 1 to 64 letters, digits, '.', ':', '_' or '-'")
-    return text
-
-
-def _parse_key(text: str) -> str:
-    if not KEY_RE.fullmatch(text):
-        raise ValueError("a key is a UUID or 22 to 128 url-safe characters (letters, digits, '-', '_')")
     return text
 
 
@@ -700,9 +679,9 @@ def _tags(items: list[Any]) -> tuple[str, ...]:
 # "within", "expect", "members" and "assert" (which depend on one another) are left to the full reader.
 _COMMON: dict[str, tuple[type, Callable[[Any], Any]]] = {
     **_INHERITED,
-    "key": (str, _parse_key),
-    "start_key": (str, _parse_key),
-    "fail_key": (str, _parse_key),
+    "key": (str, parse_key),
+    "start_key": (str, parse_key),
+    "fail_key": (str, parse_key),
     "every": (str, AT_LEAST_1S),
     "cron": (str, _parse_cron),
     "description": (str, str),

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from heartfly.core.config import Config, parse_listen
+from heartfly.core.addresses import parse_listen, url_of
+from heartfly.core.config import Config
 
 ENV = "HEARTFLY_LISTEN"
-
-
-def url_of(host: str, port: int) -> str:
-    """The http URL of a listen address (an IPv6 host in brackets)."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
 
 
 def with_listen(config: Config, listen: str) -> Config:

@@ -1,0 +1,91 @@
+"""heartfly.client.lookup: a name's URL from a config file without the config parser, the same as
+the full loader's answer wherever it gives one, and None (the full loader answers) elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heartfly.client.lookup import url_in_file
+from heartfly.client.transport import config_url
+from heartfly.core.config import load_config
+
+KEY = "k" * 24
+PING_KEY = "p" * 24
+JOB = f'[checks.job]\nkey = "{KEY}"\nevery = "1h"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "heartfly.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("server", "name", "base_url", "ping_key"),
+    [
+        ('public_url = "https://hb.example.com/"', "job", None, None),
+        ('public_url = "https://hb.example.com/base"', "job", None, None),
+        ('listen = "0.0.0.0:9000"', "job", None, None),
+        ('listen = "[::1]:9000"', "job", None, None),
+        ("", "job", None, None),  # neither: the default address
+        ('public_url = "https://hb.example.com"', "job", "http://10.0.0.1:8765/", None),
+        (f'public_url = "https://hb.example.com"\nping_key = "{PING_KEY}"', "other", None, None),
+        (f'ping_key = "{PING_KEY}"', "other", "http://10.0.0.1:8765", "e" * 22),
+        ('public_url = "https://hb.example.com"', "other", None, "e" * 22),
+        (f'ping_key = "{PING_KEY}"', "a.b-c_d", None, None),
+    ],
+)
+def test_a_name_resolves_to_the_same_url_as_through_the_full_loader(
+    tmp_path: Path, server: str, name: str, base_url: str | None, ping_key: str | None
+) -> None:
+    path = write(tmp_path, f"[server]\n{server}\n{JOB}")
+    quick = url_in_file(path, name, base_url, ping_key)
+    assert quick is not None
+    assert quick == config_url(load_config(path), name, base_url, ping_key)
+
+
+def test_a_file_with_a_byte_order_mark_reads_as_the_full_loader_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "heartfly.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + f'[server]\npublic_url = "https://hb.example.com"\n{JOB}'.encode())
+    assert url_in_file(path, "job", None, None) == f"https://hb.example.com/ping/{KEY}"
+
+
+def test_a_mistake_elsewhere_in_the_file_does_not_hold_the_ping_back(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[server]\npublic_url = "https://hb.example.com"\n{JOB}[checks.broken]\nevery = "soon"\n')
+    assert url_in_file(path, "job", None, None) == f"https://hb.example.com/ping/{KEY}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[server\n",  # not TOML
+        'server = "hb.example.com"\n',  # [server] not a table
+        'checks = ["job"]\n',
+        'checks.job = "k"\n',
+        '[checks.job]\nkey = "short"\n',
+        "[checks.job]\nkey = 42\n",
+        "[checks.job]\nevery = '1h'\n",  # no key
+        f'[server]\npublic_url = "hb.example.com"\n{JOB}',
+        f"[server]\npublic_url = 8765\n{JOB}",
+        f'[server]\nlisten = "localhost"\n{JOB}',
+        f'[server]\nlisten = "127.0.0.1:99999"\n{JOB}',
+        '[server]\nping_key = "short"\n',
+        JOB,  # "other" is not there and there is no ping_key
+    ],
+)
+def test_what_it_cannot_vouch_for_is_left_to_the_full_loader(tmp_path: Path, text: str) -> None:
+    name = "other" if text == JOB or text.startswith("[server]\nping_key") else "job"
+    assert url_in_file(write(tmp_path, text), name, None, None) is None
+
+
+def test_a_bad_heartfly_url_or_an_unreadable_file_is_left_to_the_full_loader(tmp_path: Path) -> None:
+    path = write(tmp_path, JOB)
+    assert url_in_file(path, "job", "hb.example.com", None) is None
+    assert url_in_file(tmp_path / "absent.toml", "job", None, None) is None
+    assert url_in_file(tmp_path, "job", None, None) is None  # a folder
+    path.write_bytes(b"\xff\xfe not utf-8")
+    assert url_in_file(path, "job", None, None) is None
+    path.write_text("a = " + "[" * 2000 + "]" * 2000 + "\n")
+    assert url_in_file(path, "job", None, None) is None
