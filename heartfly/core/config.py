@@ -11,17 +11,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-import functools
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
 import tomli
-from croniter import CroniterError, croniter
 
 from heartfly.core.addresses import DEFAULT_PORT, parse_key, parse_listen, parse_public_url, url_of
 from heartfly.core.assertions import Assertion, parse_assertion
@@ -37,16 +33,29 @@ from heartfly.core.config_alerts import (
 from heartfly.core.config_reader import (
     ConfigError,
     Reader,
-    at_least,
-    grace_duration,
     join,
     kind_of,
     positive,
     positive_duration,
 )
 from heartfly.core.config_secrets import read_secrets
+from heartfly.core.config_values import (
+    AT_LEAST_1S,
+    INHERITED,
+    TAG_RE,
+    Synchronous,
+    parse_cron,
+    parse_heartbeat_url,
+    parse_mode,
+    parse_node_id,
+    parse_sync,
+    parse_window_name,
+    parse_zone,
+    strings,
+    tags_of,
+)
 from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_postgres, parse_postgres_url
-from heartfly.core.maintenance import Mode, Window
+from heartfly.core.maintenance import Window
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
 from heartfly.core.units import parse_size
@@ -62,14 +71,7 @@ __all__ = [
     "with_stored_checks",
 ]
 
-_RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
-TAG_RE = re.compile(r"\S{1,50}")
-NODE_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
-AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 
-
-Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
 Origin = Literal["file", "api", "auto"]  # where a check is defined: the operator's file or the database
 
 
@@ -351,14 +353,14 @@ class _Reader(Reader):
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
         keep = self.value(table, "server", "keep_pings", int, positive)
         max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
-        sync = self.value(table, "server", "synchronous", str, _parse_sync)
+        sync = self.value(table, "server", "synchronous", str, parse_sync)
         if sync is not None and isinstance(database, PostgresDatabase):
             self.fail("server.synchronous", "is SQLite's; PostgreSQL's durability is its own (synchronous_commit)")
         public = self.value(table, "server", "public", bool)
-        node_id = self.value(table, "server", "node_id", str, _parse_node_id)
+        node_id = self.value(table, "server", "node_id", str, parse_node_id)
         lease = self.value(table, "server", "lease", str, AT_LEAST_1S)
-        display_timezone = self.value(table, "server", "display_timezone", str, _parse_zone)
-        heartbeat_url = self.value(table, "server", "heartbeat_url", str, _parse_heartbeat_url)
+        display_timezone = self.value(table, "server", "display_timezone", str, parse_zone)
+        heartbeat_url = self.value(table, "server", "heartbeat_url", str, parse_heartbeat_url)
         heartbeat_every = self.value(table, "server", "heartbeat_every", str, AT_LEAST_1S)
         hc_key = self.secret("server.hc_api_key_file", self.value(table, "server", "hc_api_key_file", str, self.path))
         hc_readonly = self.secret(
@@ -423,7 +425,7 @@ class _Reader(Reader):
             return defaults.get(key)
         if key == "channels":
             return self.strings(raw, where, key)
-        kind, convert = _INHERITED[key]
+        kind, convert = INHERITED[key]
         return self.value(raw, where, key, kind, convert)
 
     def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
@@ -441,7 +443,7 @@ class _Reader(Reader):
         if "key" not in raw:
             self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
         every = self.value(raw, where, "every", str, AT_LEAST_1S)
-        cron = self.value(raw, where, "cron", str, _parse_cron)
+        cron = self.value(raw, where, "cron", str, parse_cron)
         if sum(k in raw for k in ("every", "cron", "after")) != 1:
             self.fail(where, 'needs exactly one of "every", "cron" and "after" (a pipeline step)')
         after = self.value(raw, where, "after", str, parse_after)
@@ -528,15 +530,15 @@ class _Reader(Reader):
                 continue
             before = len(self.problems)
             self.known(item, where, _MAINTENANCE_KEYS)
-            name = self.value(item, where, "name", str, _parse_window_name)
+            name = self.value(item, where, "name", str, parse_window_name)
             if "name" not in item:
                 self.fail(join(where, "name"), "missing (a name for the window, shown on the dashboard)")
             elif name is not None and any(w.name == name for w in windows):
                 self.fail(join(where, "name"), f'"{name}" names another window too')
             if ("cron" in item) == ("start" in item):
                 self.fail(where, 'needs exactly one of "cron" (recurring) and "start" (one-off)')
-            cron = self.value(item, where, "cron", str, _parse_cron)
-            timezone = self.value(item, where, "timezone", str, _parse_zone)
+            cron = self.value(item, where, "cron", str, parse_cron)
+            timezone = self.value(item, where, "timezone", str, parse_zone)
             if "timezone" in item and "cron" not in item:
                 self.fail(join(where, "timezone"), 'only applies to "cron" windows (a "start" says its own offset)')
             start = self._instant(item, where, "start")
@@ -547,7 +549,7 @@ class _Reader(Reader):
             for pattern in patterns:
                 if not any(fnmatch.fnmatchcase(c, pattern) for c in checks):
                     self.fail(join(where, "checks"), f'"{pattern}" matches no check')
-            alerts = self.value(item, where, "alerts", str, _parse_mode)
+            alerts = self.value(item, where, "alerts", str, parse_mode)
             if len(self.problems) > before or name is None or duration is None:
                 continue
             windows.append(Window(name, duration, cron, timezone or "UTC", start, patterns,
@@ -595,98 +597,18 @@ class _Reader(Reader):
                     owners[value] = (check.name, attr)
 
 
-def _parse_heartbeat_url(text: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
-        raise ValueError('expected an http(s) URL like "https://hc-ping.com/<uuid>" (not shown: it may hold a key)')
-    return text
-
-
-def _parse_window_name(text: str) -> str:
-    if not NAME_RE.fullmatch(text):
-        raise ValueError("a window's name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
-    return text
-
-
-def _parse_mode(text: str) -> Mode:
-    if text not in ("hold", "drop"):
-        raise ValueError('expected "hold" (one summary when the window ends) or "drop" (no alerts at all)')
-    return cast(Mode, text)
-
-
-def _parse_node_id(text: str) -> str:
-    if not NODE_ID_RE.fullmatch(text):
-        raise ValueError("a node id is 1 to 64 letters, digits, '.', ':', '_' or '-'")
-    return text
-
-
-@functools.lru_cache(maxsize=4096)  # 100k checks share a few expressions; each check costs ~0.4 ms
-def _parse_cron(text: str) -> str:
-    expr = " ".join(text.split())
-    if expr.startswith("@"):
-        expr = expr.lower()  # "@DAILY" is "@daily" (is_fixed_time knows the macros by lower-case name)
-    fields = 1 if expr.startswith("@") else 5
-    if _RANDOM_FIELD.search(expr):
-        raise ValueError(f'"{text}" picks a random time (R); a schedule must be fixed')
-    if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
-        raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
-    try:
-        croniter(expr, datetime(2026, 1, 1)).get_next(datetime)
-    except CroniterError:
-        raise ValueError(f'"{text}" never fires (no such date)') from None
-    return expr
-
-
-def _parse_zone(text: str) -> str:
-    try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of the database
-        raise ValueError(f'unknown time zone "{text}" (use an IANA name such as "Europe/Berlin")') from None
-    return text
-
-
-def _parse_sync(text: str) -> Synchronous:
-    if text.lower() not in ("normal", "full"):
-        raise ValueError('expected "normal" or "full"')
-    return cast(Synchronous, text.lower())
-
-
-# How each key a check may inherit from [defaults] is read (channels: an array of strings).
-_INHERITED: dict[str, tuple[type, Callable[[Any], Any]]] = {
-    "grace": (str, grace_duration),
-    "timezone": (str, _parse_zone),
-    "max_runtime": (str, positive_duration),
-    "min_runtime": (str, positive_duration),
-    "repeat": (str, AT_LEAST_1M),
-    "stall": (str, AT_LEAST_1S),
-    "failures_before_alert": (int, positive),
-}
-
-
-def _strings(items: list[Any]) -> tuple[str, ...]:
-    if not all(isinstance(i, str) and i for i in items):
-        raise ValueError("not an array of non-empty strings")
-    return tuple(items)
-
-
-def _tags(items: list[Any]) -> tuple[str, ...]:
-    tags = _strings(items)
-    if not all(TAG_RE.fullmatch(tag) for tag in tags):
-        raise ValueError("not a tag")
-    return tags
-
-
 # The keys a check of the common shape may hold, each with its TOML type and reader. "after",
 # "within", "expect", "members" and "assert" (which depend on one another) are left to the full reader.
 _COMMON: dict[str, tuple[type, Callable[[Any], Any]]] = {
-    **_INHERITED,
+    **INHERITED,
     "key": (str, parse_key),
     "start_key": (str, parse_key),
     "fail_key": (str, parse_key),
     "every": (str, AT_LEAST_1S),
-    "cron": (str, _parse_cron),
+    "cron": (str, parse_cron),
     "description": (str, str),
-    "channels": (list, _strings),
-    "tags": (list, _tags),
+    "channels": (list, strings),
+    "tags": (list, tags_of),
 }
 
 

@@ -1,0 +1,107 @@
+"""How one value of the config file is read: each reader takes the TOML value and returns it
+converted, or raises ValueError with the words the user sees after the value's key path. The
+readers shared with the client (keys, addresses) are heartfly.core.addresses'; the units
+(durations, sizes) heartfly.core.units'.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
+
+from heartfly.core.config_reader import at_least, grace_duration, positive, positive_duration
+from heartfly.core.maintenance import Mode
+from heartfly.core.patterns import NAME_RE
+
+_RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
+TAG_RE = re.compile(r"\S{1,50}")
+NODE_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
+AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
+Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
+
+
+def parse_heartbeat_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
+        raise ValueError('expected an http(s) URL like "https://hc-ping.com/<uuid>" (not shown: it may hold a key)')
+    return text
+
+
+def parse_window_name(text: str) -> str:
+    if not NAME_RE.fullmatch(text):
+        raise ValueError("a window's name uses letters, digits, '_', '.', '-' (at most 100, starting alnum)")
+    return text
+
+
+def parse_mode(text: str) -> Mode:
+    if text not in ("hold", "drop"):
+        raise ValueError('expected "hold" (one summary when the window ends) or "drop" (no alerts at all)')
+    return cast(Mode, text)
+
+
+def parse_node_id(text: str) -> str:
+    if not NODE_ID_RE.fullmatch(text):
+        raise ValueError("a node id is 1 to 64 letters, digits, '.', ':', '_' or '-'")
+    return text
+
+
+@functools.lru_cache(maxsize=4096)  # 100k checks share a few expressions; each check costs ~0.4 ms
+def parse_cron(text: str) -> str:
+    expr = " ".join(text.split())
+    if expr.startswith("@"):
+        expr = expr.lower()  # "@DAILY" is "@daily" (is_fixed_time knows the macros by lower-case name)
+    fields = 1 if expr.startswith("@") else 5
+    if _RANDOM_FIELD.search(expr):
+        raise ValueError(f'"{text}" picks a random time (R); a schedule must be fixed')
+    if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
+        raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
+    try:
+        croniter(expr, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterError:
+        raise ValueError(f'"{text}" never fires (no such date)') from None
+    return expr
+
+
+def parse_zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of the database
+        raise ValueError(f'unknown time zone "{text}" (use an IANA name such as "Europe/Berlin")') from None
+    return text
+
+
+def parse_sync(text: str) -> Synchronous:
+    if text.lower() not in ("normal", "full"):
+        raise ValueError('expected "normal" or "full"')
+    return cast(Synchronous, text.lower())
+
+
+# How each key a check may inherit from [defaults] is read (channels: an array of strings).
+INHERITED: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    "grace": (str, grace_duration),
+    "timezone": (str, parse_zone),
+    "max_runtime": (str, positive_duration),
+    "min_runtime": (str, positive_duration),
+    "repeat": (str, AT_LEAST_1M),
+    "stall": (str, AT_LEAST_1S),
+    "failures_before_alert": (int, positive),
+}
+
+
+def strings(items: list[Any]) -> tuple[str, ...]:
+    if not all(isinstance(i, str) and i for i in items):
+        raise ValueError("not an array of non-empty strings")
+    return tuple(items)
+
+
+def tags_of(items: list[Any]) -> tuple[str, ...]:
+    tags = strings(items)
+    if not all(TAG_RE.fullmatch(tag) for tag in tags):
+        raise ValueError("not a tag")
+    return tags
