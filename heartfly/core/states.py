@@ -16,8 +16,18 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from heartfly.core.assertions import Assertion, first_broken
+from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
+from heartfly.core.reorder import (
+    backdatable,
+    broken_by_metrics,
+    overtaken,
+    pair_again,
+    pair_raced,
+    pairs_again,
+    status_then,
+    taken_over,
+)
 from heartfly.core.runs import (
     IMPLICIT_RUN,
     MAX_OPEN_RUNS,
@@ -27,46 +37,55 @@ from heartfly.core.runs import (
     note_orphan,
 )
 from heartfly.core.schedule import Due, next_due
+from heartfly.core.stateops import failure, set_status, timed, too_fast
 from heartfly.core.statetypes import (
-    AlertEvent as AlertEvent,
+    AlertEvent,
+    CheckState,
+    Deadline,
+    DeadlineKind,
+    Event,
+    Flip,
+    Kind,
+    Reason,
+    Run,
+    RunEnd,
+    RunOutcome,
+    Status,
+    Step,
 )
-from heartfly.core.statetypes import (
-    CheckState as CheckState,
-)
-from heartfly.core.statetypes import (
-    Deadline as Deadline,
-)
-from heartfly.core.statetypes import (
-    DeadlineKind as DeadlineKind,
-)
-from heartfly.core.statetypes import (
-    Event as Event,
-)
-from heartfly.core.statetypes import (
-    Flip as Flip,
-)
-from heartfly.core.statetypes import (
-    Kind as Kind,
-)
-from heartfly.core.statetypes import (
-    Reason as Reason,
-)
-from heartfly.core.statetypes import (
-    Run as Run,
-)
-from heartfly.core.statetypes import (
-    RunEnd as RunEnd,
-)
-from heartfly.core.statetypes import (
-    RunOutcome as RunOutcome,
-)
-from heartfly.core.statetypes import (
-    Status as Status,
-)
-from heartfly.core.statetypes import (
-    Step as Step,
-)
-from heartfly.core.units import human_duration, human_duration_against
+from heartfly.core.units import human_duration
+
+__all__ = [  # the state types are re-exported: the rest of Heartfly imports them from here
+    "BACKDATED",
+    "REORDER_WINDOW",
+    "AlertEvent",
+    "CheckState",
+    "Deadline",
+    "DeadlineKind",
+    "Event",
+    "Flip",
+    "Kind",
+    "Reason",
+    "Run",
+    "RunEnd",
+    "RunOutcome",
+    "Status",
+    "Step",
+    "account_downtime",
+    "advance",
+    "apply_event",
+    "arm_step",
+    "catch_up",
+    "fire_time",
+    "initial_state",
+    "next_deadline",
+    "pause",
+    "receive",
+    "receive_timed",
+    "reconfigure",
+    "resume",
+    "rewatch",
+]
 
 # Enum members read on every ping, as module constants. On CPython 3.11 every attribute lookup on
 # an enum class goes through EnumType.__getattr__'s hook: `Status.DOWN` costs about ten times a
@@ -193,13 +212,13 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         and flip.is_down
         and kind is not _START
         and ev.at < flip.at
-        and _backdatable(check, st, ev, now, window)
+        and backdatable(check, st, ev, now, window)
     ):
         # A failure that arrived after a change it came before (a start: running), within the window:
         # down as of the failure, as in event order; the change after it alerted nobody and goes.
         new.changed_at = new.told_at = ev.at
         learned = now if now - ev.at > BACKDATED else None
-        old = _status_then(st, ev, ended)
+        old = status_then(st, ev, ended)
         flip = dataclasses.replace(flip, at=ev.at, old=old, learned_at=learned, withdraws=ev.at)
     return Step(new, flip, tuple(ended) if ended else ()), fires_at
 
@@ -220,7 +239,7 @@ def receive_timed(
     next deadline (None: it has none) if applying the event computed it already, else NaN (the
     caller computes it then). A ping's engine needs it, and it costs a `next_deadline` to redo."""
     late = now - ev.at > BACKDATED
-    if ev.kind is Kind.FAIL and not batch and _overtaken(check, st, ev, now, window):
+    if ev.kind is Kind.FAIL and not batch and overtaken(check, st, ev, now, window):
         return _fail_then_recover(check, st, ev, now, window), math.nan  # rare: the engine computes it
     if not (batch or st.hold_until or late):  # nearly every ping: nothing to catch up
         step, fires_at = _apply_event(check, st, ev, now, window)
@@ -234,58 +253,6 @@ def receive_timed(
     step, fires_at = _apply_event(check, st, ev, now, window)
     steps.append(step)
     return steps, fires_at
-
-
-def _overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """A failure whose ping lost a race with a newer success's (both within the reorder window),
-    on a check that success left up and that no change has been recorded for since the failure:
-    in event order it was down, then up again, and both can be told without rewriting history."""
-    return (
-        st.last_end_at is not None
-        and st.last_success_at == st.last_end_at  # the newest end is a success...
-        and ev.at < st.last_end_at  # ...newer than this failure...
-        and now - st.last_end_at <= window  # ...that came within the window (a live one)
-        and st.status in (Status.UP, Status.RUNNING)
-        and (st.changed_at <= ev.at or _withdrawable(st, ev, window))
-        # The success's verdict rested on its run's duration, which a failure inside that run shows
-        # was another: its "up" is not told.
-        and not (_judges_duration(check) and st.paired_end is not None and st.paired_end[0] <= ev.at)
-        and check.failures_before_alert == 1
-        and check.expect is None  # a fan-in worker's failure closes its batch: not re-judged here
-    )
-
-
-def _backdatable(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether an end's down can be dated at its own time, before the changes recorded after it:
-    they alerted nobody, happened within the window after it and were learned within the window."""
-    return (
-        st.status in (_UP, _RUNNING)
-        and st.told_at <= ev.at
-        and st.changed_at - ev.at <= window
-        and now - st.changed_at <= window
-        and check.expect is None
-    )
-
-
-def _status_then(st: CheckState, ev: Event, ended: list[RunEnd]) -> Status:
-    """The status a check up or running had at an end's time, for the changes after it that are
-    withdrawn: running if one of its runs was open then, new if nothing had ended before, else up."""
-    if any(run.started_at <= ev.at for run in st.runs.values()) or any(r.started_at <= ev.at for r in ended):
-        return _RUNNING
-    return _NEW if st.last_end_at is None and st.last_success_at is None else _UP
-
-
-def _withdrawable(st: CheckState, ev: Event, window: float) -> bool:
-    """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
-    none told anybody anything, the success came within the window of the failure and was the
-    first end after it, and no change came after that success (it set the status that stands)."""
-    assert st.last_end_at is not None
-    return (
-        st.told_at <= ev.at
-        and st.last_end_at - ev.at <= window
-        and (st.prev_end_at is None or st.prev_end_at < ev.at)
-        and st.changed_at <= st.last_end_at
-    )
 
 
 def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> list[Step]:
@@ -304,7 +271,7 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     learned = now if now - ev.at > BACKDATED else None
     old = st.status
     if withdraw is not None:
-        old = _status_then(st, ev, list(applied.ended))
+        old = status_then(st, ev, list(applied.ended))
     went_down = Flip(ev.at, old, Status.DOWN, Reason.FAILED, None, detail, learned_at=learned, withdraws=withdraw)
     back = applied.state.copy()
     back.changed_at = back.told_at = max(back.changed_at, success_at)
@@ -397,7 +364,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         new.step_due = new.step_since = None
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
-        _set_status(new, on_time, None, now, now)
+        set_status(new, on_time, None, now, now)
     return Step(new, _flip(st, new, now, None, "its due time moved ahead with a config reload"))
 
 
@@ -441,11 +408,11 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         # never happened.
         st.last_start_at = max(st.last_start_at or ev.at, ev.at)
         if orphan is None or not (ended_first and raced):
-            if rid == IMPLICIT_RUN and _pairs_again(check, st.paired_end, ev, now, window):
+            if rid == IMPLICIT_RUN and pairs_again(check, st.paired_end, ev, now, window):
                 assert st.paired_end is not None
-                return _pair_again(check, st, ev, st.paired_end, now, window, ended)
+                return pair_again(check, st, ev, st.paired_end, now, window, ended)
             return ""
-        return _pair_raced(check, st, ev, orphan, now, ended)
+        return pair_raced(check, st, ev, orphan, now, ended)
     if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
         older = min(open_run.started_at, ev.at)
         st.superseded = ((older, now + window), *st.superseded[:3])
@@ -459,99 +426,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
     if check.cron is not None or check.max_runtime is not None:
         _move_anchor(check, st, ev.at)
     if st.status in (Status.NEW, Status.UP, Status.LATE):
-        _set_status(st, Status.RUNNING, None, ev.at, now)
-    return ""
-
-
-def _pair_raced(
-    check: CheckConfig,
-    st: CheckState,
-    ev: Event,
-    orphan: tuple[float, float, RunOutcome, int | None, str | None],
-    now: float,
-    ended: list[RunEnd],
-) -> str:
-    """A start that raced its own end and lost: the run is recorded and judged as if they had come
-    in order. Only what needs the duration can change the end's verdict: min_runtime and the
-    `duration` assertions (the others were judged on the end's metrics when it came)."""
-    end_at, _, outcome, exit_status, _ = orphan
-    # An end stamped before its own start (a run id's, from another clock): no duration to judge.
-    duration = end_at - ev.at if end_at >= ev.at else None
-    if orphan is st.orphan_prev:
-        st.orphan_prev = None
-    else:
-        st.orphan_end = None
-    _timed(st, duration, end_at)
-    detail = ""
-    reason: Reason | None = None
-    if outcome is RunOutcome.SUCCESS and duration is not None:
-        if check.min_runtime is not None and duration < check.min_runtime:
-            reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
-        elif broken := first_broken(_duration_assertions(check), None, duration):
-            reason, detail = Reason.ASSERTION, broken
-    if reason is not None:
-        outcome = RunOutcome(reason.value)
-        if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
-            detail = _failure(check, st, reason, end_at, now, detail)
-    ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
-    # A start between this one and the end may still come: its own verdicts are all known here,
-    # but for an end whose metrics broke an assertion (its words are not kept): no pairing again.
-    if ev.run_id is None and duration is not None and orphan[2] in (_RUN_SUCCESS, RunOutcome.FAIL):
-        st.paired_end = (ev.at, end_at, orphan[1], outcome, exit_status, "")
-    return detail
-
-
-def _pairs_again(
-    check: CheckConfig,
-    paired: tuple[float, float, float, RunOutcome, int | None, str] | None,
-    ev: Event,
-    now: float,
-    window: float,
-) -> bool:
-    """Whether a start without run id falls between the newest end and the older start it closed,
-    all within the reorder window (see CheckState.paired_end)."""
-    return (
-        paired is not None
-        and paired[0] < ev.at <= paired[1] <= ev.at + window
-        and now - paired[2] <= window
-        and check.expect is None
-    )
-
-
-def _pair_again(
-    check: CheckConfig,
-    st: CheckState,
-    ev: Event,
-    paired: tuple[float, float, float, RunOutcome, int | None, str],
-    now: float,
-    window: float,
-    ended: list[RunEnd],
-) -> str:
-    """A start without run id that arrived after the end that closed an older run, all within the
-    reorder window: in event order it superseded that run and the end closed it. The run's row is
-    replaced and judged on its own duration (min_runtime, the `duration` assertions), but the
-    check's status is not: an end between the two that is still on its way would show the first
-    pairing right after all, and a change told cannot be taken back. Nothing pairs again after it."""
-    older, end_at, _, outcome, exit_status, metric_broken = paired
-    duration = end_at - ev.at
-    st.superseded = ((older, now + window), *st.superseded[:3])
-    st.paired_end = None
-    if st.last_duration_at == end_at:
-        st.last_duration = duration
-    if outcome is RunOutcome.FAIL:
-        detail = "failed" if exit_status is None else f"failed with exit status {exit_status}"
-        new: RunOutcome = outcome
-    else:
-        reason: Reason | None = None
-        detail = ""
-        if check.min_runtime is not None and duration < check.min_runtime:
-            reason, detail = Reason.TOO_FAST, _too_fast(duration, check.min_runtime)
-        elif broken := first_broken(_duration_assertions(check), None, duration):
-            reason, detail = Reason.ASSERTION, broken
-        elif metric_broken:
-            reason, detail = Reason.ASSERTION, metric_broken
-        new = RunOutcome(reason.value) if reason is not None else _RUN_SUCCESS
-    ended.append(RunEnd(None, ev.at, end_at, new, exit_status, detail, replaces=(older, end_at)))
+        set_status(st, Status.RUNNING, None, ev.at, now)
     return ""
 
 
@@ -566,19 +441,19 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         members = run.members
     else:
         started = close_run(st, ev.run_id, ev.at, now)
-        taken = _taken_over(check, st, ev, now, window) if started is None else None
+        taken = taken_over(check, st, ev, now, window) if started is None else None
         if taken is not None:
             started = taken[0]
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
-    _timed(st, duration, ev.at)
+    timed(st, duration, ev.at)
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     broken = ""
     reason: Reason | None = None
     if check.min_runtime is not None and duration is not None and duration < check.min_runtime:
         reason = Reason.TOO_FAST
-        broken = _too_fast(duration, check.min_runtime)
+        broken = too_fast(duration, check.min_runtime)
     else:
         broken = first_broken(check.assertions, ev.metrics, duration) or ""
         reason = Reason.ASSERTION if broken else None
@@ -590,57 +465,19 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         if started is None or ev.run_id is not None or check.expect is not None:
             st.paired_end = None
         else:
-            own = _metric_broken(check, ev) if reason is Reason.ASSERTION else ""
+            own = broken_by_metrics(check, ev) if reason is Reason.ASSERTION else ""
             st.paired_end = (started, ev.at, now, outcome, ev.exit_status, own)
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     if _stale(st, ev, now):
         return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
-        return _failure(check, st, reason, ev.at, now, broken)
+        return failure(check, st, reason, ev.at, now, broken)
     st.failures = 0
     st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
     if st.status is not _PAUSED:
-        _set_status(st, _RUNNING if st.runs else _UP, None, ev.at, now)
+        set_status(st, _RUNNING if st.runs else _UP, None, ev.at, now)
     return ""
-
-
-def _taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[float, float] | None:
-    """An end without run id that closed no run but falls inside the run the newest end closed,
-    all within the reorder window: in event order it closed that run, and the newer end closed
-    none. Returns the (start, end) of the row it takes over, None if it takes none. Not where a
-    duration is judged: the newer end's verdict, told already, rested on that run's duration."""
-    paired = st.paired_end
-    if paired is None or ev.run_id is not None or check.expect is not None or _judges_duration(check):
-        return None
-    started, end_at, arrived, outcome, exit_status, _ = paired
-    if not (started <= ev.at < end_at <= ev.at + window and now - arrived <= window):
-        return None
-    if outcome is not _RUN_SUCCESS and outcome is not RunOutcome.FAIL:
-        return None  # judged on its duration, which it now lacks: the verdict stands, and the pairing
-    st.paired_end = None
-    st.orphan_end = (end_at, arrived, outcome, exit_status, None)
-    return started, end_at
-
-
-def _judges_duration(check: CheckConfig) -> bool:
-    """Whether a run's duration can change an end's verdict (min_runtime, `duration` assertions)."""
-    return check.min_runtime is not None or bool(_duration_assertions(check))
-
-
-def _duration_assertions(check: CheckConfig) -> tuple[Assertion, ...]:
-    """The assertions on a run's duration: what a pairing with another start can change."""
-    return tuple(a for a in check.assertions if a.name == "duration")
-
-
-def _metric_broken(check: CheckConfig, ev: Event) -> str:
-    """The first assertion an end's own metrics broke ("" for none): what a later pairing of its
-    run, with another duration, cannot change."""
-    return first_broken(tuple(a for a in check.assertions if a.name != "duration"), ev.metrics, None) or ""
-
-
-def _too_fast(duration: float, limit: float) -> str:
-    return f"finished after {human_duration_against(duration, limit)}, sooner than min_runtime {human_duration(limit)}"
 
 
 def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:
@@ -660,7 +497,7 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
     if run.successes < check.expect:
         st.runs[rid] = run
         if st.status in (Status.NEW, Status.UP, Status.LATE):
-            _set_status(st, Status.RUNNING, None, ev.at, now)
+            set_status(st, Status.RUNNING, None, ev.at, now)
         return None
     st.runs.pop(rid, None)
     close_fan_in(st, rid)
@@ -671,10 +508,10 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     if check.expect is not None and ev.run_id is not None:
         close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
     started = close_run(st, ev.run_id, ev.at, now)
-    taken = _taken_over(check, st, ev, now, window) if started is None else None
+    taken = taken_over(check, st, ev, now, window) if started is None else None
     if taken is not None:
         started = taken[0]
-    _timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
+    timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
     st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
@@ -690,15 +527,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             st.paired_end = (started, ev.at, now, RunOutcome.FAIL, ev.exit_status, "")
     if _stale(st, ev, now):
         return detail
-    return _failure(check, st, Reason.FAILED, ev.at, now, detail)
-
-
-def _timed(st: CheckState, duration: float | None, end_at: float) -> None:
-    """A finished run's duration, with the time of the end that timed it. An end that times no
-    run (no start, or stamped before it) keeps the last one: the status and the metric do not go
-    blank, and its alert, by that time, does not pass it off as its own (outbox.payload)."""
-    if duration is not None:
-        st.last_duration, st.last_duration_at = duration, end_at
+    return failure(check, st, Reason.FAILED, ev.at, now, detail)
 
 
 def _stale(st: CheckState, ev: Event, now: float) -> bool:
@@ -711,24 +540,10 @@ def _stale(st: CheckState, ev: Event, now: float) -> bool:
         if st.prev_end_at is None or ev.at > st.prev_end_at:
             st.prev_end_at = ev.at
         if st.status is _RUNNING and not st.runs:
-            _set_status(st, _UP, None, ev.at, now)
+            set_status(st, _UP, None, ev.at, now)
         return True
     st.prev_end_at, st.last_end_at = st.last_end_at, ev.at
     return False
-
-
-def _failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now: float, detail: str) -> str:
-    """A failed run: down once `failures_before_alert` have come in a row (any success resets)."""
-    st.failures += 1
-    if st.status is Status.PAUSED:
-        return detail
-    if st.failures >= check.failures_before_alert or st.status is Status.DOWN:
-        _set_status(st, Status.DOWN, reason, at, now)
-        if check.failures_before_alert > 1:
-            detail += f" ({st.failures} failures in a row)"
-    else:
-        _set_status(st, Status.RUNNING if st.runs else Status.UP, None, at, now)
-    return detail
 
 
 def _fire_due(
@@ -757,15 +572,15 @@ def _fire_due(
             detail = "still down"
             break  # one reminder per firing, however long the server was away
         if kind is _DL_LATE:
-            _set_status(st, _LATE, None, at, now)
+            set_status(st, _LATE, None, at, now)
         elif kind is _DL_MISSED:
-            _set_status(st, Status.DOWN, Reason.MISSED, at, now)
+            set_status(st, Status.DOWN, Reason.MISSED, at, now)
             detail = "no ping arrived by the deadline"
         elif kind is DeadlineKind.STEP:
             upstream = f"{check.after}'s {check.after_trigger}"
             detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
             st.step_due = st.step_since = None
-            _set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
+            set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
         else:
             detail = _give_up_run(check, st, kind, at, now, ended)
     return last, detail, math.nan
@@ -799,7 +614,7 @@ def _give_up_run(
         detail = f"still running after {human_duration(at - run.started_at)} (max_runtime {limit})"
         reason, outcome = Reason.OVERRUN, RunOutcome.OVERRUN
     ended.append(RunEnd(rid or None, run.started_at, at, outcome, None, detail, run.members))
-    _set_status(st, Status.DOWN, reason, at, now)
+    set_status(st, Status.DOWN, reason, at, now)
     return detail
 
 
@@ -823,20 +638,6 @@ def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, 
 
 def _earlier(a: Deadline | None, b: Deadline) -> Deadline:
     return b if a is None or b.at < a.at else a
-
-
-def _set_status(st: CheckState, status: Status, reason: Reason | None, at: float, now: float) -> None:
-    """A status as of `at` (never before the last change: history stays in order), learned `now`."""
-    if st.status is not status:
-        st.changed_at = max(at, st.changed_at)
-        st.alerted_at = now if status is _DOWN else None  # reminders count from the alert
-        if status is _DOWN or st.status is _DOWN or status is _PAUSED or st.status is _PAUSED:
-            st.told_at = st.changed_at
-        if status is not _DOWN:
-            st.folded = False
-    elif status is _DOWN:
-        return  # still down: the reason its alert gave stands (a new one would be a change unrecorded)
-    st.status, st.reason = status, reason
 
 
 def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool = False) -> None:

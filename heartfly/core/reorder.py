@@ -1,0 +1,183 @@
+"""The reorder window's rules: pings of one run that arrive out of event order, within
+REORDER_WINDOW of each other, end as they would have in event order (docs/jobs.md, "Out of
+order"). heartfly.core.states asks these when an event may be one that lost a race: a failure
+overtaken by a newer success, an end dated before changes recorded after it, a start that pairs
+with an end that came first, an end that takes over the run a newer end closed. Pure."""
+
+from __future__ import annotations
+
+from heartfly.core.assertions import first_broken
+from heartfly.core.config import CheckConfig
+from heartfly.core.stateops import duration_assertions, failure, judges_duration, timed, too_fast
+from heartfly.core.statetypes import CheckState, Event, Reason, RunEnd, RunOutcome, Status
+
+_NEW, _UP, _RUNNING = Status.NEW, Status.UP, Status.RUNNING  # module constants: see states' note
+_RUN_SUCCESS = RunOutcome.SUCCESS
+
+
+def overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """A failure whose ping lost a race with a newer success's (both within the reorder window),
+    on a check that success left up and that no change has been recorded for since the failure:
+    in event order it was down, then up again, and both can be told without rewriting history."""
+    return (
+        st.last_end_at is not None
+        and st.last_success_at == st.last_end_at  # the newest end is a success...
+        and ev.at < st.last_end_at  # ...newer than this failure...
+        and now - st.last_end_at <= window  # ...that came within the window (a live one)
+        and st.status in (Status.UP, Status.RUNNING)
+        and (st.changed_at <= ev.at or withdrawable(st, ev, window))
+        # The success's verdict rested on its run's duration, which a failure inside that run shows
+        # was another: its "up" is not told.
+        and not (judges_duration(check) and st.paired_end is not None and st.paired_end[0] <= ev.at)
+        and check.failures_before_alert == 1
+        and check.expect is None  # a fan-in worker's failure closes its batch: not re-judged here
+    )
+
+
+def backdatable(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether an end's down can be dated at its own time, before the changes recorded after it:
+    they alerted nobody, happened within the window after it and were learned within the window."""
+    return (
+        st.status in (_UP, _RUNNING)
+        and st.told_at <= ev.at
+        and st.changed_at - ev.at <= window
+        and now - st.changed_at <= window
+        and check.expect is None
+    )
+
+
+def status_then(st: CheckState, ev: Event, ended: list[RunEnd]) -> Status:
+    """The status a check up or running had at an end's time, for the changes after it that are
+    withdrawn: running if one of its runs was open then, new if nothing had ended before, else up."""
+    if any(run.started_at <= ev.at for run in st.runs.values()) or any(r.started_at <= ev.at for r in ended):
+        return _RUNNING
+    return _NEW if st.last_end_at is None and st.last_success_at is None else _UP
+
+
+def withdrawable(st: CheckState, ev: Event, window: float) -> bool:
+    """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
+    none told anybody anything, the success came within the window of the failure and was the
+    first end after it, and no change came after that success (it set the status that stands)."""
+    assert st.last_end_at is not None
+    return (
+        st.told_at <= ev.at
+        and st.last_end_at - ev.at <= window
+        and (st.prev_end_at is None or st.prev_end_at < ev.at)
+        and st.changed_at <= st.last_end_at
+    )
+
+
+def pair_raced(
+    check: CheckConfig,
+    st: CheckState,
+    ev: Event,
+    orphan: tuple[float, float, RunOutcome, int | None, str | None],
+    now: float,
+    ended: list[RunEnd],
+) -> str:
+    """A start that raced its own end and lost: the run is recorded and judged as if they had come
+    in order. Only what needs the duration can change the end's verdict: min_runtime and the
+    `duration` assertions (the others were judged on the end's metrics when it came)."""
+    end_at, _, outcome, exit_status, _ = orphan
+    # An end stamped before its own start (a run id's, from another clock): no duration to judge.
+    duration = end_at - ev.at if end_at >= ev.at else None
+    if orphan is st.orphan_prev:
+        st.orphan_prev = None
+    else:
+        st.orphan_end = None
+    timed(st, duration, end_at)
+    detail = ""
+    reason: Reason | None = None
+    if outcome is RunOutcome.SUCCESS and duration is not None:
+        if check.min_runtime is not None and duration < check.min_runtime:
+            reason, detail = Reason.TOO_FAST, too_fast(duration, check.min_runtime)
+        elif broken := first_broken(duration_assertions(check), None, duration):
+            reason, detail = Reason.ASSERTION, broken
+    if reason is not None:
+        outcome = RunOutcome(reason.value)
+        if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
+            detail = failure(check, st, reason, end_at, now, detail)
+    ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
+    # A start between this one and the end may still come: its own verdicts are all known here,
+    # but for an end whose metrics broke an assertion (its words are not kept): no pairing again.
+    if ev.run_id is None and duration is not None and orphan[2] in (_RUN_SUCCESS, RunOutcome.FAIL):
+        st.paired_end = (ev.at, end_at, orphan[1], outcome, exit_status, "")
+    return detail
+
+
+def pairs_again(
+    check: CheckConfig,
+    paired: tuple[float, float, float, RunOutcome, int | None, str] | None,
+    ev: Event,
+    now: float,
+    window: float,
+) -> bool:
+    """Whether a start without run id falls between the newest end and the older start it closed,
+    all within the reorder window (see CheckState.paired_end)."""
+    return (
+        paired is not None
+        and paired[0] < ev.at <= paired[1] <= ev.at + window
+        and now - paired[2] <= window
+        and check.expect is None
+    )
+
+
+def pair_again(
+    check: CheckConfig,
+    st: CheckState,
+    ev: Event,
+    paired: tuple[float, float, float, RunOutcome, int | None, str],
+    now: float,
+    window: float,
+    ended: list[RunEnd],
+) -> str:
+    """A start without run id that arrived after the end that closed an older run, all within the
+    reorder window: in event order it superseded that run and the end closed it. The run's row is
+    replaced and judged on its own duration (min_runtime, the `duration` assertions), but the
+    check's status is not: an end between the two that is still on its way would show the first
+    pairing right after all, and a change told cannot be taken back. Nothing pairs again after it."""
+    older, end_at, _, outcome, exit_status, metric_broken = paired
+    duration = end_at - ev.at
+    st.superseded = ((older, now + window), *st.superseded[:3])
+    st.paired_end = None
+    if st.last_duration_at == end_at:
+        st.last_duration = duration
+    if outcome is RunOutcome.FAIL:
+        detail = "failed" if exit_status is None else f"failed with exit status {exit_status}"
+        new: RunOutcome = outcome
+    else:
+        reason: Reason | None = None
+        detail = ""
+        if check.min_runtime is not None and duration < check.min_runtime:
+            reason, detail = Reason.TOO_FAST, too_fast(duration, check.min_runtime)
+        elif broken := first_broken(duration_assertions(check), None, duration):
+            reason, detail = Reason.ASSERTION, broken
+        elif metric_broken:
+            reason, detail = Reason.ASSERTION, metric_broken
+        new = RunOutcome(reason.value) if reason is not None else _RUN_SUCCESS
+    ended.append(RunEnd(None, ev.at, end_at, new, exit_status, detail, replaces=(older, end_at)))
+    return ""
+
+
+def taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[float, float] | None:
+    """An end without run id that closed no run but falls inside the run the newest end closed,
+    all within the reorder window: in event order it closed that run, and the newer end closed
+    none. Returns the (start, end) of the row it takes over, None if it takes none. Not where a
+    duration is judged: the newer end's verdict, told already, rested on that run's duration."""
+    paired = st.paired_end
+    if paired is None or ev.run_id is not None or check.expect is not None or judges_duration(check):
+        return None
+    started, end_at, arrived, outcome, exit_status, _ = paired
+    if not (started <= ev.at < end_at <= ev.at + window and now - arrived <= window):
+        return None
+    if outcome is not _RUN_SUCCESS and outcome is not RunOutcome.FAIL:
+        return None  # judged on its duration, which it now lacks: the verdict stands, and the pairing
+    st.paired_end = None
+    st.orphan_end = (end_at, arrived, outcome, exit_status, None)
+    return started, end_at
+
+
+def broken_by_metrics(check: CheckConfig, ev: Event) -> str:
+    """The first assertion an end's own metrics broke ("" for none): what a later pairing of its
+    run, with another duration, cannot change."""
+    return first_broken(tuple(a for a in check.assertions if a.name != "duration"), ev.metrics, None) or ""
