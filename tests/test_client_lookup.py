@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from heartfly.client.jobside import resolve
 from heartfly.client.lookup import url_in_file
-from heartfly.client.transport import config_url
-from heartfly.core.config import load_config
+from heartfly.client.transport import AddressError, config_url
+from heartfly.core.config import ConfigError, load_config
 
 KEY = "k" * 24
 PING_KEY = "p" * 24
@@ -72,12 +73,53 @@ def test_a_mistake_elsewhere_in_the_file_does_not_hold_the_ping_back(tmp_path: P
         f'[server]\nlisten = "localhost"\n{JOB}',
         f'[server]\nlisten = "127.0.0.1:99999"\n{JOB}',
         '[server]\nping_key = "short"\n',
-        JOB,  # "other" is not there and there is no ping_key
+        # A misspelt key would leave the default address: the full loader says "did you mean".
+        f'[server]\npublc_url = "https://hb.example.com"\n{JOB}',
+        f'[sever]\npublic_url = "https://hb.example.com"\n{JOB}',
+        f'public_url = "https://hb.example.com"\n{JOB}',
+        # A key another check or the ping_key also has: the ping would count for the other one.
+        f'{JOB}[checks.copy]\nkey = "{KEY}"\nevery = "1h"\n',
+        f'{JOB}[checks.other]\nkey = "{"o" * 24}"\nstart_key = "{KEY}"\nevery = "1h"\n',
+        f'[server]\nping_key = "{KEY}"\n{JOB}',
+        # urllib cannot read these, though they look like URLs.
+        f'[server]\npublic_url = "https://[bad"\n{JOB}',
+        f'[server]\npublic_url = "http://hb.example.com:web"\n{JOB}',
     ],
 )
 def test_what_it_cannot_vouch_for_is_left_to_the_full_loader(tmp_path: Path, text: str) -> None:
-    name = "other" if text == JOB or text.startswith("[server]\nping_key") else "job"
-    assert url_in_file(write(tmp_path, text), name, None, None) is None
+    path = write(tmp_path, text)
+    name = "other" if text.startswith('[server]\nping_key = "short"') else "job"
+    assert url_in_file(path, name, None, None) is None
+    with pytest.raises(ConfigError):  # and the full loader refuses the file, saying why
+        load_config(path)
+
+
+def test_a_name_the_file_lacks_without_a_ping_key_is_the_same_error_either_way(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[server]\npublic_url = "https://hb.example.com"\n{JOB}')
+    with pytest.raises(AddressError) as quick:
+        url_in_file(path, "other", None, None)
+    with pytest.raises(AddressError) as full:
+        config_url(load_config(path), "other")
+    assert str(quick.value) == str(full.value) and 'no check "other"' in str(quick.value)
+
+
+def test_a_small_client_file_with_keys_and_no_schedules_addresses_its_checks(tmp_path: Path) -> None:
+    # docs/client.md suggests one for users who cannot read the server's own file.
+    path = write(tmp_path, f'[server]\npublic_url = "https://hb.example.com"\n[checks.job]\nkey = "{KEY}"\n')
+    assert url_in_file(path, "job", None, None) == f"https://hb.example.com/ping/{KEY}"
+
+
+def test_a_bad_heartfly_url_or_ping_key_is_said_first_and_the_key_is_not_shown(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[server]\npublic_url = "https://hb.example.com"\n[checks.job]\nkey = "{KEY}"\n')
+    with pytest.raises(AddressError, match="HEARTFLY_URL"):
+        resolve("job", path, {"HEARTFLY_URL": "hb.example.com"})
+    with pytest.raises(AddressError, match="is not a URL urllib can read"):
+        resolve("job", path, {"HEARTFLY_URL": "https://[bad"})
+    secret = "abc.defghijklmnopqrstuvwxyz0123"
+    with pytest.raises(AddressError, match="HEARTFLY_PING_KEY is not a ping key") as info:
+        resolve("other", path, {"HEARTFLY_PING_KEY": secret})
+    assert secret not in str(info.value)
+    assert resolve("job", path, {}) == f"https://hb.example.com/ping/{KEY}"
 
 
 def test_a_bad_heartfly_url_or_an_unreadable_file_is_left_to_the_full_loader(tmp_path: Path) -> None:

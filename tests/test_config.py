@@ -48,11 +48,11 @@ def test_the_example_config_is_valid_and_shows_every_key() -> None:
     assert backup.start_key and backup.fail_key
     assert config.checks["user-sync"].every == 900
     text = path.read_text()
-    from heartfly.core.config import _CHECK_KEYS, _DEFAULT_KEYS, _MAINTENANCE_KEYS, _SERVER_KEYS
     from heartfly.core.config_alerts import _ALERT_KEYS, _CHANNEL_KEYS, _SMTP_KEYS
+    from heartfly.core.config_keys import CHECK_KEYS, DEFAULT_KEYS, MAINTENANCE_KEYS, SERVER_KEYS
 
     channel_keys = set().union(*_CHANNEL_KEYS.values())
-    for key in _SERVER_KEYS | _DEFAULT_KEYS | _CHECK_KEYS | _SMTP_KEYS | _ALERT_KEYS | channel_keys | _MAINTENANCE_KEYS:
+    for key in SERVER_KEYS | DEFAULT_KEYS | CHECK_KEYS | _SMTP_KEYS | _ALERT_KEYS | channel_keys | MAINTENANCE_KEYS:
         assert f"{key} =" in text or f"{key} = " in text, key
 
 

@@ -25,12 +25,14 @@ from heartfly.client.transport import (
     Ping,
     Transport,
     check_run_id,
+    check_url,
     config_url,
     event_for,
     name_url,
     parse_metric,
     target_url,
 )
+from heartfly.core.addresses import KEY_RE
 from heartfly.core.units import UnitError, parse_duration, parse_size
 
 TYPE_CHECKING = False  # pathlib and typing cost a cron tick ~15 ms; mypy reads this name as True
@@ -99,6 +101,10 @@ def resolve(target: str, config_path: Path | None, env: Mapping[str, str]) -> st
     if url is not None:
         return url
     base, ping_key = env.get("HEARTFLY_URL"), env.get("HEARTFLY_PING_KEY")
+    if base:
+        check_url(base, "HEARTFLY_URL")  # its problem first, whatever a config file's may be
+    if ping_key and not KEY_RE.fullmatch(ping_key):  # the server's could never be this: say so, without it
+        raise AddressError("HEARTFLY_PING_KEY is not a ping key (22 to 128 letters, digits, '-' and '_')")
     if config_path is None and base:
         if not ping_key:
             raise AddressError(

@@ -201,7 +201,11 @@ def check_run_id(text: str) -> str:
 
 def check_url(url: str, what: str = "URL") -> str:
     """An http(s) URL with a host, or AddressError saying what is wrong."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  a port that is no number raises here, not in the middle of a job
+    except ValueError:
+        raise AddressError(f'{what} "{redact(url)}" is not a URL urllib can read (a bracket or a port?)') from None
     if parts.scheme not in ("http", "https"):
         if "://" in url:
             raise AddressError(f'{what} "{redact(url)}" must start with http:// or https://')

@@ -7,6 +7,7 @@ config file on every cron tick and so imports only this and `re` from the core.
 from __future__ import annotations
 
 import re
+import urllib.parse
 
 DEFAULT_PORT = 8765
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
@@ -22,9 +23,19 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def parse_public_url(text: str) -> str:
-    if not _PUBLIC_URL_RE.fullmatch(text):
+    if not (_PUBLIC_URL_RE.fullmatch(text) and _readable(text)):
         raise ValueError(f'expected an http(s) URL like "https://hb.example.com", got "{text}"')
     return text.rstrip("/")
+
+
+def _readable(url: str) -> bool:
+    """Whether urllib reads a host and, if one is given, a port number in it: "https://[bad" and
+    "http://host:web" pass the pattern, and would fail every client that pings them."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return bool(parts.hostname) and (parts.port is None or parts.port >= 0)  # .port raises for "web"
+    except ValueError:
+        return False
 
 
 def parse_key(text: str) -> str:

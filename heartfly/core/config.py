@@ -30,6 +30,7 @@ from heartfly.core.config_alerts import (
     parse_channels,
     parse_smtp,
 )
+from heartfly.core.config_keys import CHECK_KEYS, DEFAULT_KEYS, MAINTENANCE_KEYS, SERVER_KEYS, TOP_KEYS
 from heartfly.core.config_reader import (
     ConfigError,
     Reader,
@@ -153,57 +154,6 @@ class Config:
         return {name: c for name, c in self.checks.items() if c.origin == "file"}
 
 
-_SERVER_KEYS = {
-    "listen",
-    "public_url",
-    "database",
-    "database_password_file",
-    "ping_key",
-    "api_token_file",
-    "body_limit",
-    "keep_pings",
-    "max_ping_age",
-    "synchronous",
-    "public",
-    "node_id",
-    "lease",
-    "heartbeat_url",
-    "heartbeat_every",
-    "display_timezone",
-    "hc_api_key_file",
-    "hc_api_key_readonly_file",
-    "auto_provision",
-    "auto_provision_max",
-}
-_DEFAULT_KEYS = {
-    "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",
-}  # fmt: skip
-_CHECK_KEYS = {
-    "key",
-    "start_key",
-    "fail_key",
-    "every",
-    "cron",
-    "timezone",
-    "grace",
-    "max_runtime",
-    "min_runtime",
-    "description",
-    "channels",
-    "repeat",
-    "stall",
-    "after",
-    "within",
-    "expect",
-    "members",
-    "assert",
-    "failures_before_alert",
-    "tags",
-}
-_TOP_KEYS = {"server", "defaults", "checks", "smtp", "channels", "alerts", "maintenance"}
-_MAINTENANCE_KEYS = {"name", "cron", "start", "duration", "timezone", "checks", "tags", "alerts"}
-
-
 def load_config(path: Path) -> Config:
     """Read and validate the file at `path`; raises ConfigError listing every problem."""
     try:
@@ -246,10 +196,10 @@ def parse_and_read_secrets(data: Mapping[str, Any], path: Path) -> Config:
 
 def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
     reader = _Reader(base_dir=path.parent)
-    reader.known(data, "", _TOP_KEYS)
+    reader.known(data, "", TOP_KEYS)
     server = reader.server(reader.table(data, "server"))
     defaults = reader.table(data, "defaults")
-    reader.known(defaults, "defaults", _DEFAULT_KEYS)
+    reader.known(defaults, "defaults", DEFAULT_KEYS)
     inherited = reader.defaults(defaults)  # read once: a bad default is one problem, not one per check
     checks_table = reader.table(data, "checks")
     checks: dict[str, CheckConfig] = {}
@@ -338,7 +288,7 @@ def _key_owners(server: ServerConfig, checks: Mapping[str, CheckConfig]) -> dict
 
 class _Reader(Reader):
     def server(self, table: Mapping[str, Any]) -> ServerConfig:
-        self.known(table, "server", _SERVER_KEYS)
+        self.known(table, "server", SERVER_KEYS)
         d = ServerConfig()
         host, port = d.host, d.port
         listen = self.value(table, "server", "listen", str, parse_listen)
@@ -416,7 +366,7 @@ class _Reader(Reader):
 
     def defaults(self, table: Mapping[str, Any]) -> dict[str, Any]:
         """The [defaults] a check inherits, each read (and its problem reported) once; bad ones left out."""
-        read = {key: self.inherit(table, "defaults", key, {}) for key in table if key in _DEFAULT_KEYS}
+        read = {key: self.inherit(table, "defaults", key, {}) for key in table if key in DEFAULT_KEYS}
         return {key: value for key, value in read.items() if value is not None}
 
     def inherit(self, raw: Mapping[str, Any], where: str, key: str, defaults: Mapping[str, Any]) -> Any:
@@ -438,7 +388,7 @@ class _Reader(Reader):
         if not isinstance(raw, dict):
             self.fail(where, f"expected a table, got {kind_of(raw)}")
             return None
-        self.known(raw, where, _CHECK_KEYS)
+        self.known(raw, where, CHECK_KEYS)
         key = self.value(raw, where, "key", str, parse_key)
         if "key" not in raw:
             self.fail(join(where, "key"), "missing (a secret: a UUID or at least 22 url-safe characters)")
@@ -529,7 +479,7 @@ class _Reader(Reader):
                 self.fail(where, f"expected a table, got {kind_of(item)}")
                 continue
             before = len(self.problems)
-            self.known(item, where, _MAINTENANCE_KEYS)
+            self.known(item, where, MAINTENANCE_KEYS)
             name = self.value(item, where, "name", str, parse_window_name)
             if "name" not in item:
                 self.fail(join(where, "name"), "missing (a name for the window, shown on the dashboard)")
