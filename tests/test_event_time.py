@@ -23,6 +23,7 @@ from heartfly.core.states import (
     Kind,
     Reason,
     RunEnd,
+    RunOutcome,
     Status,
     Step,
     advance,
@@ -409,6 +410,8 @@ def test_pings_of_one_run_racing_within_the_window_end_as_they_would_in_event_or
         assert got[3] == want[3]
         told = [any(reason in duration_verdicts for _, reason in judged[2]) for judged in (got, want)]
         assert told[0] != told[1]  # one of them told a duration verdict the other did not
+        if told[0]:  # a failure the shorter run does not bear out: told down, then up again
+            assert got[:2] == want[:2]
         return
     assert got == want
 
@@ -495,6 +498,22 @@ def test_a_start_paired_again_with_an_end_changes_no_status_so_a_later_end_betwe
     raced.arrive(NOW, a, success, b, fail)  # b pairs with the success (0.8 s) before the fail shows it ended at -2.0
     told = [[(f.new, f.reason, f.at) for f in log.flips if f.event is not None] for log in (raced, in_order)]
     assert told[0] == told[1] == [(Status.DOWN, Reason.FAILED, NOW - 2.0), (Status.UP, None, NOW - 1.9)]
+
+
+def test_a_duration_failure_a_late_start_shows_was_wrong_is_followed_by_a_recovery() -> None:
+    # Two runs without run ids: the end paired with the older start failed `duration < 1s` (down,
+    # told); the newer start, whose ping came last, shows the run took 0.5 s. It does not stand.
+    log = job(every=HOUR, assertions=(parse_assertion("duration < 1s"),))
+    log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    log.flips.clear()
+    log.arrive(NOW - 4, ev(Kind.START, NOW - 4))
+    log.arrive(NOW - 0.9, ev(Kind.SUCCESS, NOW - 1))  # paired with the start at -4: 3 s
+    log.arrive(NOW, ev(Kind.START, NOW - 1.5))  # sent before the end, arrived after it
+    told = [(f.new, f.reason, f.at) for f in log.flips if f.event is not None]
+    assert told == [(Status.DOWN, Reason.ASSERTION, NOW - 1), (Status.UP, None, NOW - 1)]
+    assert log.flips[-1].detail == "its run took 500 ms, within the rules (its start's ping arrived after its end's)"
+    assert log.st.status is Status.UP and log.st.failures == 0 and log.st.last_success_at == NOW - 1
+    assert [(r.started_at, r.outcome) for r in log.runs][-1] == (NOW - 1.5, RunOutcome.SUCCESS)
 
 
 def test_a_failure_backdated_before_a_new_checks_first_start_was_new_then() -> None:

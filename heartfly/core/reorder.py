@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
-from heartfly.core.stateops import duration_assertions, failure, judges_duration, timed, too_fast
+from heartfly.core.stateops import duration_assertions, failure, judges_duration, set_status, timed, too_fast
 from heartfly.core.statetypes import CheckState, Event, Reason, RunEnd, RunOutcome, Status
+from heartfly.core.units import human_duration
 
 _NEW, _UP, _RUNNING = Status.NEW, Status.UP, Status.RUNNING  # module constants: see states' note
 _RUN_SUCCESS = RunOutcome.SUCCESS
@@ -133,9 +134,12 @@ def pair_again(
 ) -> str:
     """A start without run id that arrived after the end that closed an older run, all within the
     reorder window: in event order it superseded that run and the end closed it. The run's row is
-    replaced and judged on its own duration (min_runtime, the `duration` assertions), but the
-    check's status is not: an end between the two that is still on its way would show the first
-    pairing right after all, and a change told cannot be taken back. Nothing pairs again after it."""
+    replaced and judged on its own duration (min_runtime, the `duration` assertions). The check's
+    status is not, but for one case: a failure verdict on the duration that the shorter run does
+    not bear out is told as wrong, down then up again (the detail returned), so a false alarm does
+    not stand until the next run. A verdict the other way (the shorter run too fast) is not told:
+    an end between the two that is still on its way would show the first pairing right after all
+    (tests/test_event_time.py shows one). Nothing pairs again after it."""
     older, end_at, _, outcome, exit_status, metric_broken = paired
     duration = end_at - ev.at
     st.superseded = ((older, now + window), *st.superseded[:3])
@@ -156,7 +160,26 @@ def pair_again(
             reason, detail = Reason.ASSERTION, metric_broken
         new = RunOutcome(reason.value) if reason is not None else _RUN_SUCCESS
     ended.append(RunEnd(None, ev.at, end_at, new, exit_status, detail, replaces=(older, end_at)))
+    if new is _RUN_SUCCESS and outcome in _DURATION_VERDICTS and st.last_end_at == end_at:
+        return _cleared(st, end_at, duration, now)
     return ""
+
+
+_DURATION_VERDICTS = (RunOutcome.TOO_FAST, RunOutcome.ASSERTION)
+
+
+def _cleared(st: CheckState, end_at: float, duration: float, now: float) -> str:
+    """The newest end, judged a failure on the older start's longer run, was a success: as of its
+    time the check is up again (if that verdict took it down) and its failures start over."""
+    if st.status is Status.PAUSED:
+        return ""
+    st.failures = 0
+    st.last_success_at = max(st.last_success_at or end_at, end_at)
+    st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
+    if st.status is not Status.DOWN or st.changed_at > end_at:
+        return ""  # not down, or down for something after it: that stands
+    set_status(st, _RUNNING if st.runs else _UP, None, end_at, now)
+    return f"its run took {human_duration(duration)}, within the rules (its start's ping arrived after its end's)"
 
 
 def taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[float, float] | None:

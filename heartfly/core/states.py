@@ -204,7 +204,7 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         fired, timer_detail, fires_at = _fire_due(check, new, now, now, ended, held=True)
         detail = timer_detail or detail
     flip = _flip(st, new, now, fired, detail)
-    if flip is not None and flip.is_recovery and late:
+    if flip is not None and flip.is_recovery and late and not detail:  # detail: a re-pairing's own words
         flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
     elif (
         flip is not None
