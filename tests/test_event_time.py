@@ -541,6 +541,60 @@ def test_of_two_failures_in_a_row_the_down_is_dated_by_the_first_to_arrive() -> 
     assert [(f.new, f.at) for f in log.downs] == [(Status.DOWN, NOW - 1)]  # told; the older one is history
 
 
+def test_two_failures_in_a_row_reach_failures_before_alert_whichever_ping_comes_first() -> None:
+    logs = []
+    for first, second in ((NOW - 2, NOW - 1), (NOW - 1, NOW - 2)):
+        log = job(every=HOUR, failures_before_alert=2)
+        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+        log.arrive(NOW, ev(Kind.FAIL, first), ev(Kind.FAIL, second))
+        logs.append(log)
+    told = [[(f.new, f.reason, f.at, f.detail) for f in log.downs] for log in logs]
+    assert told[0] == told[1] == [(Status.DOWN, Reason.FAILED, NOW - 1, "failed (2 failures in a row)")]
+    assert logs[0].st.failures == logs[1].st.failures == 2
+
+
+def test_a_failure_older_than_a_success_or_the_window_does_not_join_the_streak() -> None:
+    after_success = job(every=HOUR, failures_before_alert=2)
+    after_success.arrive(NOW, ev(Kind.FAIL, NOW - 1), ev(Kind.SUCCESS, NOW - 2), ev(Kind.FAIL, NOW - 3))
+    too_old = job(every=HOUR, failures_before_alert=2)
+    too_old.arrive(NOW - 1, ev(Kind.FAIL, NOW - 1))
+    too_old.arrive(NOW, ev(Kind.FAIL, NOW - 1 - REORDER_WINDOW - 1))
+    for log in (after_success, too_old):
+        assert log.downs == [] and log.st.failures == 1 and log.st.status is not Status.DOWN
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tenths=st.lists(st.integers(1, 40), min_size=2, max_size=3, unique=True),
+    threshold=st.integers(1, 3),
+    data=st.data(),
+)
+def test_failures_racing_within_the_window_are_counted_as_in_event_order(
+    tenths: list[int], threshold: int, data: st.DataObject
+) -> None:
+    events = sorted((ev(Kind.FAIL, NOW - t / 10) for t in tenths), key=lambda e: e.at)
+    order = data.draw(st.permutations(range(len(events))))
+    in_order, raced = (job(every=HOUR, failures_before_alert=threshold) for _ in range(2))
+    for log in (in_order, raced):
+        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    for e in events:
+        in_order.arrive(e.at + 0.01, e)
+    for i, j in enumerate(order):
+        raced.arrive(NOW + i * 0.05, events[j])
+    # The same count, status and alerts. The down is dated by the failure that reached the count
+    # among those that had come (one failure enough: the first to arrive); a change told is not
+    # moved, so a failure arriving after it that would reach the count sooner leaves it there.
+    assert (raced.st.status, raced.st.failures, len(raced.downs)) == (
+        in_order.st.status,
+        in_order.st.failures,
+        len(in_order.downs),
+    )
+    for late, true in zip(raced.downs, in_order.downs, strict=True):
+        assert true.at <= late.at <= events[-1].at
+    if threshold == len(events):  # only the last of them reaches it, whichever order they come in
+        assert [f.at for f in raced.downs] == [f.at for f in in_order.downs]
+
+
 def test_where_a_duration_is_judged_a_failure_inside_a_newer_successs_run_stays_history() -> None:
     # In event order the failure closed the run (down) and the success, with the later start, was
     # too fast; the success's up, told on the longer run, could not be told without a false recovery.

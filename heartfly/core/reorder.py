@@ -68,6 +68,21 @@ def withdrawable(st: CheckState, ev: Event, window: float) -> bool:
     )
 
 
+def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """A failure older than the newest end, both within the reorder window, with no success since
+    it: in event order it was one of the failures in a row that `failures_before_alert` counts
+    (the newest end is a failure, or a success judged one), so it counts though its ping came
+    second."""
+    last = st.last_end_at
+    return (
+        last is not None
+        and last - ev.at <= window
+        and now - last <= window  # the newest end was live (it came within the window)
+        and (st.last_success_at is None or st.last_success_at < ev.at)
+        and check.expect is None
+    )
+
+
 def pair_raced(
     check: CheckConfig,
     st: CheckState,

@@ -21,6 +21,7 @@ from heartfly.core.config import CheckConfig
 from heartfly.core.reorder import (
     backdatable,
     broken_by_metrics,
+    in_streak,
     overtaken,
     pair_again,
     pair_raced,
@@ -212,6 +213,7 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         and flip.is_down
         and kind is not _START
         and ev.at < flip.at
+        and ev.at == new.last_end_at  # the newest end (an older failure in a streak counts as of the newer)
         and backdatable(check, st, ev, now, window)
     ):
         # A failure that arrived after a change it came before (a start: running), within the window:
@@ -526,6 +528,9 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
         else:
             st.paired_end = (started, ev.at, now, RunOutcome.FAIL, ev.exit_status, "")
     if _stale(st, ev, now):
+        if in_streak(check, st, ev, now, window):  # its ping lost a race with the newer failure's
+            assert st.last_end_at is not None
+            return failure(check, st, Reason.FAILED, st.last_end_at, now, detail)  # as the newer one's count
         return detail
     return failure(check, st, Reason.FAILED, ev.at, now, detail)
 
