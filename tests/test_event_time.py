@@ -456,6 +456,19 @@ def test_a_failure_overtaken_by_a_retrys_start_and_success_withdraws_their_chang
     assert judged(raced) == judged(in_order)
 
 
+def after_a_success_in_order_and_raced(events: list[Event], order: list[int], **rules: Any) -> tuple[Log, Log]:
+    """Two checks with `rules`, each after a success half an hour ago: one given `events` as they
+    happen, the other the same events one after another in `order`, all within the window."""
+    in_order, raced = job(every=HOUR, **rules), job(every=HOUR, **rules)
+    for log in (in_order, raced):
+        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    for e in events:
+        in_order.arrive(e.at + 0.01, e)
+    for i, j in enumerate(order):
+        raced.arrive(NOW + i * 0.05, events[j])
+    return in_order, raced
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     tenths=st.lists(st.integers(1, 40), min_size=3, max_size=3, unique=True).map(sorted),
@@ -476,13 +489,7 @@ def test_a_start_and_two_ends_without_run_ids_end_as_in_event_order_whatever_ord
     tenths: list[int], order: list[int], max_runtime: float | None, kinds: tuple[Kind, Kind, Kind]
 ) -> None:
     events = [ev(k, NOW - 5 + t / 10) for k, t in zip(kinds, tenths, strict=True)]
-    in_order, raced = job(every=HOUR, max_runtime=max_runtime), job(every=HOUR, max_runtime=max_runtime)
-    for log in (in_order, raced):
-        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
-    for e in events:
-        in_order.arrive(e.at + 0.01, e)
-    for i, j in enumerate(order):
-        raced.arrive(NOW + i * 0.05, events[j])
+    in_order, raced = after_a_success_in_order_and_raced(events, order, max_runtime=max_runtime)
     got, want = judged(raced), judged(in_order)
     assert got == want
     told = [[(f.new, f.at) for f in log.flips if f.event is not None] for log in (raced, in_order)]
@@ -574,13 +581,7 @@ def test_failures_racing_within_the_window_are_counted_as_in_event_order(
 ) -> None:
     events = sorted((ev(Kind.FAIL, NOW - t / 10) for t in tenths), key=lambda e: e.at)
     order = data.draw(st.permutations(range(len(events))))
-    in_order, raced = (job(every=HOUR, failures_before_alert=threshold) for _ in range(2))
-    for log in (in_order, raced):
-        log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
-    for e in events:
-        in_order.arrive(e.at + 0.01, e)
-    for i, j in enumerate(order):
-        raced.arrive(NOW + i * 0.05, events[j])
+    in_order, raced = after_a_success_in_order_and_raced(events, order, failures_before_alert=threshold)
     # The same count, status and alerts. The down is dated by the failure that reached the count
     # among those that had come (one failure enough: the first to arrive); a change told is not
     # moved, so a failure arriving after it that would reach the count sooner leaves it there.
