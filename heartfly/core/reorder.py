@@ -83,6 +83,34 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
     )
 
 
+def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """A success older than the newest end, a failure, with no other end between them and all
+    within the reorder window: in event order it ended the failures in a row before that one,
+    which alone then counted (see streak_broken). Asked before the success is noted as history."""
+    last = st.last_end_at
+    return (
+        last is not None
+        and last - ev.at <= window
+        and now - last <= window  # the newest end was live (it came within the window)
+        and (st.prev_end_at is None or st.prev_end_at < ev.at)
+        and (st.last_success_at is None or st.last_success_at < last)  # the newest end is a failure
+        and check.expect is None
+    )
+
+
+def streak_broken(check: CheckConfig, st: CheckState, ev: Event, now: float) -> str:
+    """After breaks_streak: one failure in a row, and a check that count does not take down is up
+    again as of the newest end, if the count took it down then (its detail says so)."""
+    last = st.last_end_at
+    assert last is not None
+    st.failures = 1
+    if st.status is not Status.DOWN or st.changed_at > last or check.failures_before_alert == 1:
+        return ""
+    set_status(st, _RUNNING if st.runs else _UP, None, last, now)
+    ago = human_duration(last - ev.at)
+    return f"it succeeded {ago} before its last failure (their pings arrived out of order): 1 failure in a row"
+
+
 def pair_raced(
     check: CheckConfig,
     st: CheckState,

@@ -20,6 +20,7 @@ from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
 from heartfly.core.reorder import (
     backdatable,
+    breaks_streak,
     broken_by_metrics,
     in_streak,
     overtaken,
@@ -27,6 +28,7 @@ from heartfly.core.reorder import (
     pair_raced,
     pairs_again,
     status_then,
+    streak_broken,
     taken_over,
 )
 from heartfly.core.runs import (
@@ -469,9 +471,13 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         else:
             own = broken_by_metrics(check, ev) if reason is Reason.ASSERTION else ""
             st.paired_end = (started, ev.at, now, outcome, ev.exit_status, own)
+    streak = reason is None and st.last_end_at is not None and ev.at < st.last_end_at
+    streak = streak and breaks_streak(check, st, ev, now, window)  # before _stale notes it
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     if _stale(st, ev, now):
+        if streak:  # its ping lost a race with a newer failure's: the failures before it do not count
+            return streak_broken(check, st, ev, now)
         return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
         return failure(check, st, reason, ev.at, now, broken)
