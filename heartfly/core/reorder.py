@@ -13,6 +13,7 @@ from heartfly.core.statetypes import CheckState, Event, Reason, RunEnd, RunOutco
 from heartfly.core.units import human_duration
 
 _NEW, _UP, _RUNNING = Status.NEW, Status.UP, Status.RUNNING  # module constants: see states' note
+_COUNTED = (Reason.FAILED, Reason.TOO_FAST, Reason.ASSERTION)  # the verdicts failures_before_alert counts
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 
@@ -79,6 +80,7 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
         and last - ev.at <= window
         and now - last <= window  # the newest end was live (it came within the window)
         and (st.last_success_at is None or st.last_success_at < ev.at)
+        and st.told_at <= last  # nothing told since (a resume, say): the count it would complete is over
         and check.expect is None
     )
 
@@ -104,7 +106,12 @@ def streak_broken(check: CheckConfig, st: CheckState, ev: Event, now: float) -> 
     last = st.last_end_at
     assert last is not None
     st.failures = 1
-    if st.status is not Status.DOWN or st.changed_at > last or check.failures_before_alert == 1:
+    if st.status is not Status.DOWN or check.failures_before_alert == 1:
+        return ""
+    # Only a down the success would have ended (one before it) or the count made (at the newest
+    # end): an overrun or a stall between the two stands.
+    made_by_count = st.changed_at == last and st.reason in _COUNTED
+    if not (st.changed_at <= ev.at or made_by_count):
         return ""
     set_status(st, _RUNNING if st.runs else _UP, None, last, now)
     ago = human_duration(last - ev.at)
@@ -177,12 +184,10 @@ def pair_again(
 ) -> str:
     """A start without run id that arrived after the end that closed an older run, all within the
     reorder window: in event order it superseded that run and the end closed it. The run's row is
-    replaced and judged on its own duration (min_runtime, the `duration` assertions). The check's
-    status is not, but for one case: a failure verdict on the duration that the shorter run does
-    not bear out is told as wrong, down then up again (the detail returned), so a false alarm does
-    not stand until the next run. A verdict the other way (the shorter run too fast) is not told:
-    an end between the two that is still on its way would show the first pairing right after all
-    (tests/test_event_time.py shows one). Nothing pairs again after it."""
+    replaced and judged on its own duration (min_runtime, the `duration` assertions), but the
+    check's status is not, either way: an end between the two that is still on its way would show
+    the first pairing right after all (tests/test_event_time.py shows both), and a change told
+    cannot be taken back. Nothing pairs again after it."""
     older, end_at, _, outcome, exit_status, metric_broken = paired
     duration = end_at - ev.at
     st.superseded = ((older, now + window), *st.superseded[:3])
@@ -203,26 +208,7 @@ def pair_again(
             reason, detail = Reason.ASSERTION, metric_broken
         new = RunOutcome(reason.value) if reason is not None else _RUN_SUCCESS
     ended.append(RunEnd(None, ev.at, end_at, new, exit_status, detail, replaces=(older, end_at)))
-    if new is _RUN_SUCCESS and outcome in _DURATION_VERDICTS and st.last_end_at == end_at:
-        return _cleared(st, end_at, duration, now)
     return ""
-
-
-_DURATION_VERDICTS = (RunOutcome.TOO_FAST, RunOutcome.ASSERTION)
-
-
-def _cleared(st: CheckState, end_at: float, duration: float, now: float) -> str:
-    """The newest end, judged a failure on the older start's longer run, was a success: as of its
-    time the check is up again (if that verdict took it down) and its failures start over."""
-    if st.status is Status.PAUSED:
-        return ""
-    st.failures = 0
-    st.last_success_at = max(st.last_success_at or end_at, end_at)
-    st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
-    if st.status is not Status.DOWN or st.changed_at > end_at:
-        return ""  # not down, or down for something after it: that stands
-    set_status(st, _RUNNING if st.runs else _UP, None, end_at, now)
-    return f"its run took {human_duration(duration)}, within the rules (its start's ping arrived after its end's)"
 
 
 def taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[float, float] | None:

@@ -40,7 +40,7 @@ from heartfly.core.runs import (
     note_orphan,
 )
 from heartfly.core.schedule import Due, next_due
-from heartfly.core.stateops import failure, set_status, timed, too_fast
+from heartfly.core.stateops import failure, judges_duration, set_status, timed, too_fast
 from heartfly.core.statetypes import (
     AlertEvent,
     CheckState,
@@ -271,6 +271,7 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     down = applied.state.copy()
     down.status, down.reason, down.changed_at, down.alerted_at = Status.DOWN, Reason.FAILED, ev.at, now
     down.told_at = ev.at
+    down.last_exit_status = ev.exit_status  # its alert's; the success's, the newest end's, follows
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     learned = now if now - ev.at > BACKDATED else None
     old = st.status
@@ -451,7 +452,8 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
     timed(st, duration, ev.at)
-    st.last_exit_status = ev.exit_status
+    if st.last_end_at is None or ev.at >= st.last_end_at:  # an older end's is history
+        st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     broken = ""
     reason: Reason | None = None
@@ -471,7 +473,10 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         else:
             own = broken_by_metrics(check, ev) if reason is Reason.ASSERTION else ""
             st.paired_end = (started, ev.at, now, outcome, ev.exit_status, own)
+    # A success older than the newest end that breaks a failure streak, unless its verdict may yet
+    # change: a start still on its way could show it too fast.
     streak = reason is None and st.last_end_at is not None and ev.at < st.last_end_at
+    streak = streak and not (started is None and judges_duration(check))
     streak = streak and breaks_streak(check, st, ev, now, window)  # before _stale notes it
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
@@ -520,7 +525,8 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     if taken is not None:
         started = taken[0]
     timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
-    st.last_exit_status = ev.exit_status
+    if st.last_end_at is None or ev.at >= st.last_end_at:  # an older end's is history
+        st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
@@ -535,8 +541,10 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             st.paired_end = (started, ev.at, now, RunOutcome.FAIL, ev.exit_status, "")
     if _stale(st, ev, now):
         if in_streak(check, st, ev, now, window):  # its ping lost a race with the newer failure's
-            assert st.last_end_at is not None
-            return failure(check, st, Reason.FAILED, st.last_end_at, now, detail)  # as the newer one's count
+            last = st.last_end_at
+            assert last is not None
+            detail += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
+            return failure(check, st, Reason.FAILED, last, now, detail)  # as the newer one's count
         return detail
     return failure(check, st, Reason.FAILED, ev.at, now, detail)
 
