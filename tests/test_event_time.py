@@ -586,6 +586,9 @@ def test_failures_racing_within_the_window_are_counted_as_in_event_order(
     events = sorted((ev(Kind.FAIL, NOW - t / 10) for t in tenths), key=lambda e: e.at)
     order = data.draw(st.permutations(range(len(events))))
     in_order, raced = after_a_success_in_order_and_raced(events, order, failures_before_alert=threshold)
+    if threshold > 2:  # an older failure counts nothing there: never a false down, a down may be missed
+        assert raced.st.status is not Status.DOWN or in_order.st.status is Status.DOWN
+        return
     # The same count, status and alerts. The down is dated by the failure that reached the count
     # among those that had come (one failure enough: the first to arrive); a change told is not
     # moved, so a failure arriving after it that would reach the count sooner leaves it there.
@@ -616,7 +619,7 @@ def test_a_success_between_two_failures_that_arrives_last_breaks_their_streak() 
 @given(
     tenths=st.lists(st.integers(1, 40), min_size=3, max_size=4, unique=True),
     success_at=st.integers(0, 3),
-    threshold=st.integers(1, 3),
+    threshold=st.integers(1, 2),
     data=st.data(),
 )
 def test_failures_and_a_success_racing_within_the_window_end_counted_as_in_event_order(
@@ -627,18 +630,13 @@ def test_failures_and_a_success_racing_within_the_window_end_counted_as_in_event
     events = [ev(Kind.SUCCESS if i == pick else Kind.FAIL, at) for i, at in enumerate(times)]
     order = data.draw(st.permutations(range(len(events))))
     in_order, raced = after_a_success_in_order_and_raced(events, order, failures_before_alert=threshold)
-    # The status and the count end as in event order; what was told on the way may differ (a
-    # down told before the success's ping came is followed by a recovery, not withdrawn). Left
-    # out: a success whose ping came after two or more newer failures' leaves their count (the
-    # state keeps the newest two ends' times, not every failure's), which decides the status
-    # only where failures_before_alert is 3 or more.
+    # The status ends as in event order; what was told on the way may differ (a down told before
+    # the success's ping came is followed by a recovery, not withdrawn). With three or more to
+    # count these rules step aside (docs/jobs.md): not drawn here.
+    assert raced.st.status == in_order.st.status
     arrived_before = [events[j] for j in order[: order.index(pick)]]
-    newer_failures_first = sum(e.at > events[pick].at for e in arrived_before)
-    if newer_failures_first >= 2:
-        if threshold <= 2:
-            assert raced.st.status == in_order.st.status
-        return
-    assert (raced.st.status, raced.st.failures) == (in_order.st.status, in_order.st.failures)
+    if sum(e.at > events[pick].at for e in arrived_before) < 2:  # else streak_broken cannot count
+        assert raced.st.failures == in_order.st.failures
 
 
 def test_a_success_whose_start_may_yet_show_it_too_fast_breaks_no_streak() -> None:
@@ -668,6 +666,29 @@ def test_a_failure_that_would_complete_a_streak_counts_nothing_after_a_resume() 
     log._take(resume(log.cfg, log.st, NOW - 0.5))
     log.arrive(NOW, ev(Kind.FAIL, NOW - 2))
     assert log.st.status is Status.UP and log.downs == []
+
+
+def test_where_a_duration_is_judged_a_failure_inside_a_newer_successs_run_completes_no_streak() -> None:
+    # The success paired with the start fails `duration < 0.7s` (one failure); in event order the
+    # failure closed that run instead, and the success closed none: up. It must not make two.
+    rules = {"assertions": (parse_assertion("duration < 0.7s"),), "failures_before_alert": 2}
+    events = [ev(Kind.START, NOW - 3.5), ev(Kind.FAIL, NOW - 2.5), ev(Kind.SUCCESS, NOW - 1.5)]
+    in_order, raced = after_a_success_in_order_and_raced(events, [0, 2, 1], **rules)
+    assert raced.st.status is in_order.st.status is Status.UP and raced.downs == []
+
+
+def test_a_streak_broken_after_a_start_recovers_the_down_its_count_told() -> None:
+    # The newer failure, then a start (running), then the older failure completes the count: down,
+    # dated after the start; then the success between the failures shows the count was one.
+    events = [
+        ev(Kind.FAIL, NOW - 3.3),
+        ev(Kind.SUCCESS, NOW - 2.3),
+        ev(Kind.FAIL, NOW - 1.3),
+        ev(Kind.START, NOW - 0.3),
+    ]
+    in_order, raced = after_a_success_in_order_and_raced(events, [2, 3, 0, 1], failures_before_alert=2)
+    assert raced.st.status is in_order.st.status is Status.RUNNING
+    assert raced.st.failures == in_order.st.failures == 1
 
 
 def test_where_a_duration_is_judged_a_failure_inside_a_newer_successs_run_stays_history() -> None:

@@ -81,6 +81,12 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
         and now - last <= window  # the newest end was live (it came within the window)
         and (st.last_success_at is None or st.last_success_at < ev.at)
         and st.told_at <= last  # nothing told since (a resume, say): the count it would complete is over
+        # Where a duration is judged, an end's verdict may yet change with a start still on its
+        # way (pair_raced, pair_again), and a success between could not take the down back.
+        and not judges_duration(check)
+        # With three or more to count, a success still on its way between the failures could not
+        # take back the down this completed (streak_broken knows one end after it, not two).
+        and check.failures_before_alert <= 2
         and check.expect is None
     )
 
@@ -96,6 +102,7 @@ def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, win
         and now - last <= window  # the newest end was live (it came within the window)
         and (st.prev_end_at is None or st.prev_end_at < ev.at)
         and (st.last_success_at is None or st.last_success_at < last)  # the newest end is a failure
+        and check.failures_before_alert <= 2  # as in_streak: with three or more, both leave the count
         and check.expect is None
     )
 
@@ -110,7 +117,7 @@ def streak_broken(check: CheckConfig, st: CheckState, ev: Event, now: float) -> 
         return ""
     # Only a down the success would have ended (one before it) or the count made (at the newest
     # end): an overrun or a stall between the two stands.
-    made_by_count = st.changed_at == last and st.reason in _COUNTED
+    made_by_count = st.changed_at >= last and st.reason in _COUNTED  # later: after a change it followed
     if not (st.changed_at <= ev.at or made_by_count):
         return ""
     set_status(st, _RUNNING if st.runs else _UP, None, last, now)
