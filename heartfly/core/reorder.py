@@ -77,17 +77,12 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
     last = st.last_end_at
     return (
         last is not None
-        and last - ev.at <= window
-        and now - last <= window  # the newest end was live (it came within the window)
+        and _racing_the_newest(check, last, ev, now, window)
         and (st.last_success_at is None or st.last_success_at < ev.at)
         and st.told_at <= last  # nothing told since (a resume, say): the count it would complete is over
         # Where a duration is judged, an end's verdict may yet change with a start still on its
         # way (pair_raced, pair_again), and a success between could not take the down back.
         and not judges_duration(check)
-        # With three or more to count, a success still on its way between the failures could not
-        # take back the down this completed (streak_broken knows one end after it, not two).
-        and check.failures_before_alert <= 2
-        and check.expect is None
     )
 
 
@@ -98,13 +93,18 @@ def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, win
     last = st.last_end_at
     return (
         last is not None
-        and last - ev.at <= window
-        and now - last <= window  # the newest end was live (it came within the window)
+        and _racing_the_newest(check, last, ev, now, window)
         and (st.prev_end_at is None or st.prev_end_at < ev.at)
         and (st.last_success_at is None or st.last_success_at < last)  # the newest end is a failure
-        and check.failures_before_alert <= 2  # as in_streak: with three or more, both leave the count
-        and check.expect is None
     )
+
+
+def _racing_the_newest(check: CheckConfig, last: float, ev: Event, now: float, window: float) -> bool:
+    """An end within the window before the newest (at `last`), which came within the window, on a
+    check the streak rules serve. With three or more failures to count they step aside: a success
+    still on its way between the failures could not take back a down they completed
+    (streak_broken knows one end after it, not two)."""
+    return last - ev.at <= window and now - last <= window and check.failures_before_alert <= 2 and check.expect is None
 
 
 def streak_broken(check: CheckConfig, st: CheckState, ev: Event, now: float) -> str:
