@@ -121,13 +121,14 @@ def resolve(target: str, config_path: Path | None, env: Mapping[str, str]) -> st
         raise AddressError(missing + advice)
     from heartfly.client.lookup import url_in_file
 
-    quick = url_in_file(client.config_path(config_path), target, base, ping_key)
+    path = client.config_path(config_path)
+    quick = url_in_file(path, target, base, ping_key)
     if quick is not None:
         return quick
     from heartfly.core.config import ConfigError, load_config
 
     try:
-        config = load_config(client.config_path(config_path))
+        config = load_config(path)
     except ConfigError as exc:
         raise AddressError("; ".join(exc.problems) + advice) from None
     return config_url(config, target, base, ping_key)

@@ -207,7 +207,7 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         fired, timer_detail, fires_at = _fire_due(check, new, now, now, ended, held=True)
         detail = timer_detail or detail
     flip = _flip(st, new, now, fired, detail)
-    if flip is not None and flip.is_recovery and late and not detail:  # detail: a re-pairing's own words
+    if flip is not None and flip.is_recovery and late and not detail:  # detail: streak_broken's own words
         flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
     elif (
         flip is not None
@@ -452,7 +452,8 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
     timed(st, duration, ev.at)
-    if st.last_end_at is None or ev.at >= st.last_end_at:  # an older end's is history
+    newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
+    if newest:
         st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     broken = ""
@@ -467,7 +468,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members, taken))
     note_orphan(st, ev, now, started, outcome)
-    if st.last_end_at is None or ev.at >= st.last_end_at:  # the newest end
+    if newest:
         if started is None or ev.run_id is not None or check.expect is not None:
             st.paired_end = None
         else:
@@ -475,8 +476,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
             st.paired_end = (started, ev.at, now, outcome, ev.exit_status, own)
     # A success older than the newest end that breaks a failure streak, unless its verdict may yet
     # change: a start still on its way could show it too fast.
-    streak = reason is None and st.last_end_at is not None and ev.at < st.last_end_at
-    streak = streak and not (started is None and judges_duration(check))
+    streak = reason is None and not newest and not (started is None and judges_duration(check))
     streak = streak and breaks_streak(check, st, ev, now, window)  # before _stale notes it
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
@@ -525,7 +525,8 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     if taken is not None:
         started = taken[0]
     timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
-    if st.last_end_at is None or ev.at >= st.last_end_at:  # an older end's is history
+    newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
+    if newest:
         st.last_exit_status = ev.exit_status
     _move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
@@ -534,7 +535,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, (), taken)
         )
     note_orphan(st, ev, now, started, RunOutcome.FAIL)
-    if st.last_end_at is None or ev.at >= st.last_end_at:  # the newest end
+    if newest:
         if started is None or ev.run_id is not None or check.expect is not None:
             st.paired_end = None
         else:
