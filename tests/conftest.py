@@ -30,7 +30,7 @@ def check(name: str = "job", **kw: object) -> CheckConfig:
 def past_validation(config: Config, name: str, **fields: object) -> Config:
     """`config` with check `name` changed beyond what validation allows (a 300 ms repeat): for
     tests of timing that should not wait out the limits users get."""
-    changed = dataclasses.replace(config.checks[name], **fields)  # type: ignore[arg-type]
+    changed = config.checks[name]._replace(**fields)  # type: ignore[arg-type]
     return dataclasses.replace(config, checks={**config.checks, name: changed})
 
 

@@ -144,6 +144,17 @@ def test_a_key_used_twice_is_an_error_naming_both_places(write_config: ConfigWri
     assert found == ["checks.b.start_key: the same key is already used by checks.a.key"]
 
 
+def test_a_check_key_equal_to_the_servers_ping_key_is_an_error(write_config: ConfigWriter) -> None:
+    key = new_key()
+    found = problems(
+        write_config,
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+        f'[checks.b]\nkey = "{new_key()}"\nfail_key = "{key}"\nevery = "1h"\n',
+        server=f'ping_key = "{key}"',
+    )
+    assert found == ["checks.b.fail_key: the same key is already used by server.ping_key"]
+
+
 def test_a_check_name_must_be_url_safe(write_config: ConfigWriter) -> None:
     found = problems(write_config, f'[checks."my job/x"]\nkey = "{new_key()}"\nevery = "1h"\n')
     assert found[0].startswith("checks.my job/x: a check name uses")

@@ -1,4 +1,4 @@
-"""The TOML file -> frozen dataclasses; every problem is reported with its key path.
+"""The TOML file -> immutable records (a check: a NamedTuple); every problem is reported with its key path.
 
 parse_config is pure: it reads none of the files the config names (only the time zone database,
 to know a zone). The secret files (the API token file, smtp.password_file,
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import tomli
 
@@ -100,8 +100,11 @@ class ServerConfig:
     auto_provision_max: int = 1000  # at most this many checks made that way
 
 
-@dataclass(frozen=True, slots=True)
-class CheckConfig:
+class CheckConfig(NamedTuple):
+    """One check as the file (or the API) describes it. A NamedTuple, not a frozen dataclass: as
+    immutable, and built in a fifth of the time (a frozen dataclass sets each of its 24 fields
+    through object.__setattr__), which is half a second of a start with 100,000 checks."""
+
     name: str
     key: str
     every: float | None = None
@@ -236,7 +239,7 @@ def with_stored_checks(
     problems appended there instead; a name in both places still raises."""
     reader = _Reader(base_dir=config.path.parent)
     checks = dict(config.file_checks())
-    owners = _key_owners(config.server, checks)
+    owners = _key_owners(config.server, checks) if tables else {}  # 100k checks: a fifth of a second
     for name in sorted(tables):
         origin, raw = tables[name]
         if name in checks:
@@ -259,7 +262,7 @@ def with_stored_checks(
                 left_out.extend(reader.problems[before:])
                 del reader.problems[before:]
             continue
-        checks[name] = dataclasses.replace(check, origin=origin)
+        checks[name] = check._replace(origin=origin)
         owners.update({k: (name, "key") for k in (check.key, check.start_key, check.fail_key) if k})
     reader.pipelines(checks)
     if reader.problems:
@@ -534,6 +537,12 @@ class _Reader(Reader):
             self.fail(f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle))
 
     def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
+        keys = [c.key for c in checks.values()]
+        keys += [k for c in checks.values() for k in (c.start_key, c.fail_key) if k is not None]
+        if server.ping_key:
+            keys.append(server.ping_key)
+        if len(set(keys)) == len(keys):  # nearly always: a set in C, no owner named per key
+            return
         owners: dict[str, Owner] = {}
         if server.ping_key:
             owners[server.ping_key] = (None, "ping_key")
