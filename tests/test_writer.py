@@ -68,6 +68,22 @@ async def test_a_large_checkpoint_is_split_into_batches_that_commit_in_order(wri
 
 
 @pytest.mark.both_stores
+async def test_statements_of_one_sql_text_in_a_row_run_as_one_batch_in_their_order(write_config: ConfigWriter) -> None:
+    # A first start inserts every check with a statement of its own: runs of one SQL text go to
+    # the database as one executemany each, and the order of the statements still decides.
+    async with opened(write_config, 1) as (config, writer):
+        statements = [rows.insert_check_statement(i, f"c{i}", 1.0, CheckState()) for i in (11, 12, 13)]
+        statements += [rows.removed_statement(12, 5.0), rows.removed_statement(13, 6.0)]
+        statements.append(rows.removed_statement(12, None))
+        statements.append(rows.removed_statement(12, 7.0))  # the same text as two before, not next to it
+        statements.append(rows.insert_check_statement(14, "c14", 1.0, CheckState()))
+        writer.submit_nowait(rows.Write(statements=statements))
+        await writer.flush()
+    checks = query(config, "SELECT id, name, removed_at FROM checks WHERE id > 10 ORDER BY id")
+    assert [tuple(r) for r in checks] == [(11, "c11", None), (12, "c12", 7.0), (13, "c13", 6.0), (14, "c14", None)]
+
+
+@pytest.mark.both_stores
 async def test_a_ping_queued_behind_a_large_checkpoint_commits_before_all_of_it(write_config: ConfigWriter) -> None:
     n = 5 * STATES_PER_BATCH
     async with opened(write_config, n) as (_, writer):

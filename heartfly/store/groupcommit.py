@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from heartfly.store.api import StoreError
 from heartfly.store.rows import SET_META, FlipRow, InboxRow, OutboxRow, PingRow, RunRow, Statement, StateRow, Write
@@ -252,3 +255,10 @@ def gather(writes: list[Write]) -> Batch:
     inbox_done = [item for w in writes for item in w.inbox_done]
     amends = [item for w in writes for item in w.amends]
     return Batch(statements, pings, flips, runs, outbox, list(states.values()), inbox, inbox_done, amends)
+
+
+def runs_of(statements: list[Statement]) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+    """The statements in order, each run of one SQL text as one executemany: a first start inserts
+    every check with a statement of its own (100k of them; on PostgreSQL a round trip each)."""
+    for sql, run in itertools.groupby(statements, key=operator.itemgetter(0)):
+        yield sql, [params for _, params in run]

@@ -15,7 +15,7 @@ from psycopg.rows import TupleRow
 
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.store.api import StoreError
-from heartfly.store.groupcommit import GroupCommitter, gather
+from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
 from heartfly.store.inbox import DELETE_INBOX, INSERT_INBOX, NOTIFY
 from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg, usable
 from heartfly.store.postgres_lease import FENCE, NotLeader
@@ -166,8 +166,8 @@ class Writer(GroupCommitter):
                 await cur.execute(NOTIFY)
             if batch.inbox_done:  # one statement for the batch: a busy leader applies thousands a second
                 await cur.execute(DELETE_INBOX, (batch.inbox_done,))
-            for sql, values in batch.statements:
-                await cur.execute(to_pg(sql)[0].encode(), values)
+            for sql, rows in runs_of(batch.statements):
+                await cur.executemany(to_pg(sql)[0].encode(), rows)
             for sql, rows in ((INSERT_PING, batch.pings), (INSERT_FLIP, batch.flips), (INSERT_RUN, batch.runs),
                               (INSERT_OUTBOX, batch.outbox)):  # fmt: skip
                 if rows:

@@ -24,7 +24,7 @@ import aiosqlite
 
 from heartfly.store import wal
 from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
-from heartfly.store.groupcommit import GroupCommitter, gather
+from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
 from heartfly.store.queries import SqliteReader
 from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, PingRow, Write, encode_state
 from heartfly.store.schema import MIGRATIONS
@@ -239,8 +239,8 @@ class Writer(GroupCommitter):
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, params in batch.statements:
-                conn.execute(sql, params)
+            for sql, rows in runs_of(batch.statements):
+                conn.executemany(sql, rows)
             if batch.pings:
                 _insert_pings(conn, batch.pings)
             if batch.flips:
