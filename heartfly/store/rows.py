@@ -211,9 +211,10 @@ class NewStateTexts:
         if state.runs:  # not a new state's: a dict is no key
             return encode_state(state)
         # The fields as the key, read in C (to_json's walk over them costs several times more):
-        # to_json runs once per distinct state, not once per check.
-        values = _FIELDS_BUT_RUNS(state)
-        key = (*values, *map(type, values))  # types too: 5 == 5.0, but not as JSON
+        # to_json runs once per distinct state, not once per check. Their types are not in the
+        # key (that doubled its cost): equal values of other types (5 and 5.0) would share a text
+        # that decodes to an equal state.
+        key = _FIELDS_BUT_RUNS(state)
         text = self._texts.get(key)
         if text is None:
             text = self._texts[key] = encode_state(state)
