@@ -1,7 +1,7 @@
 """The state machine. Pure: (check, state, event, now) -> Step(new state, flip or None, ended runs).
 
-Every timer is derived from stored fields by `next_deadline`, so restarts, reloads and tests
-all see the same deadlines. Time always comes in as an argument.
+Every timer is derived from stored fields by `next_deadline` (deadlines.py, which fires them too),
+so restarts, reloads and tests all see the same deadlines. Time always comes in as an argument.
 
 Event time: an event is applied as of its own time (`Event.at`, a spooled ping's `ts`), and a
 deadline as of its own instant; `now` is only when Heartfly learned of it. A back-dated event
@@ -18,6 +18,7 @@ import math
 
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
+from heartfly.core.deadlines import BACKDATED, fire_due, fire_time, flip_of, next_deadline
 from heartfly.core.reorder import (
     backdatable,
     breaks_streak,
@@ -93,23 +94,11 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
 # Enum members read on every ping, as module constants. On CPython 3.11 every attribute lookup on
 # an enum class goes through EnumType.__getattr__'s hook: `Status.DOWN` costs about ten times a
 # global's read, and the path of one ping reads a dozen of them.
-_NEW, _UP, _RUNNING, _LATE, _DOWN, _PAUSED = (
-    Status.NEW, Status.UP, Status.RUNNING, Status.LATE, Status.DOWN, Status.PAUSED,
-)  # fmt: skip
+_NEW, _UP, _RUNNING, _DOWN, _PAUSED = Status.NEW, Status.UP, Status.RUNNING, Status.DOWN, Status.PAUSED
 _START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
-_DL_LATE, _DL_MISSED, _DL_REMIND = DeadlineKind.LATE, DeadlineKind.MISSED, DeadlineKind.REMIND
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
-BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
-
-
-def fire_time(st: CheckState, deadline: Deadline) -> float:
-    """When the timer judges a deadline: at its instant, unless a back-dated event made it due
-    (it lies at or before that event's arrival): then once the reorder window has passed."""
-    if deadline.at <= st.held_at < st.hold_until:
-        return st.hold_until
-    return deadline.at
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
@@ -119,44 +108,14 @@ def initial_state(check: CheckConfig, now: float) -> CheckState:
     return st
 
 
-def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
-    """The next instant at which time alone changes this check's status (or reminds of it)."""
-    if st.status is _DOWN:
-        if check.repeat is None or st.alerted_at is None:
-            return None
-        return Deadline(st.alerted_at + check.repeat, _DL_REMIND)
-    if st.status is _PAUSED:
-        return None
-    best: Deadline | None = None
-    if math.isfinite(st.due_at):
-        if st.status is _LATE:
-            best = Deadline(st.due_at + check.grace + st.slack, _DL_MISSED)
-        else:
-            best = Deadline(st.due_at + st.slack, _DL_LATE if check.grace > 0 else _DL_MISSED)
-    if st.step_due is not None:
-        best = _earlier(best, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
-    if st.runs:
-        if check.expect is not None:
-            limit = check.max_runtime if check.max_runtime is not None else check.grace
-            first = min(run.started_at for run in st.runs.values())
-            best = _earlier(best, Deadline(first + limit + st.slack, DeadlineKind.INCOMPLETE))
-        elif check.max_runtime is not None:
-            first = min(run.started_at for run in st.runs.values())
-            best = _earlier(best, Deadline(first + check.max_runtime + st.slack, DeadlineKind.OVERRUN))
-        if check.stall is not None:
-            quiet = min(run.active_at for run in st.runs.values())
-            best = _earlier(best, Deadline(quiet + check.stall + st.slack, DeadlineKind.STALL))
-    return best
-
-
 def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
     """Fire every deadline whose fire time is at or before `now`, each as of its own instant."""
     new = st.copy()
     if now >= new.hold_until:
         new.held_at = new.hold_until = 0.0
     ended: list[RunEnd] = []
-    fired, detail, _ = _fire_due(check, new, now, now, ended, held=True)
-    return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
+    fired, detail, _ = fire_due(check, new, now, now, ended, held=True)
+    return Step(new, flip_of(st, new, now, fired, detail), tuple(ended))
 
 
 def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> Step:
@@ -164,8 +123,8 @@ def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> St
     passed before it (held ones included: the event shows nothing came in time for them)."""
     new = st.copy()
     ended: list[RunEnd] = []
-    fired, detail, _ = _fire_due(check, new, until, now, ended, held=False)
-    return Step(new, _flip(st, new, now, fired, detail), tuple(ended))
+    fired, detail, _ = fire_due(check, new, until, now, ended, held=False)
+    return Step(new, flip_of(st, new, now, fired, detail), tuple(ended))
 
 
 def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> Step:
@@ -204,9 +163,9 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
         if new.hold_until and now >= new.hold_until:  # a hold that is over: live pings skip the catch-up again
             new.held_at = new.hold_until = 0.0
-        fired, timer_detail, fires_at = _fire_due(check, new, now, now, ended, held=True)
+        fired, timer_detail, fires_at = fire_due(check, new, now, now, ended, held=True)
         detail = timer_detail or detail
-    flip = _flip(st, new, now, fired, detail)
+    flip = flip_of(st, new, now, fired, detail)
     if flip is not None and flip.is_recovery and late and not detail:  # detail: streak_broken's own words
         flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
     elif (
@@ -314,7 +273,7 @@ def pause(st: CheckState, now: float) -> Step:
     new = st.copy()
     new.status, new.reason, new.changed_at = Status.PAUSED, None, max(now, new.changed_at)
     new.told_at = new.changed_at
-    return Step(new, _flip(st, new, now, None, "paused by an operator"))
+    return Step(new, flip_of(st, new, now, None, "paused by an operator"))
 
 
 def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator") -> Step:
@@ -324,7 +283,7 @@ def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed b
     new = rewatch(check, st, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
     new.changed_at = new.told_at = max(now, new.changed_at)
-    return Step(new, _flip(st, new, now, None, why))
+    return Step(new, flip_of(st, new, now, None, why))
 
 
 def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
@@ -370,7 +329,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
         set_status(new, on_time, None, now, now)
-    return Step(new, _flip(st, new, now, None, "its due time moved ahead with a config reload"))
+    return Step(new, flip_of(st, new, now, None, "its due time moved ahead with a config reload"))
 
 
 def _schedule_of(check: CheckConfig) -> tuple[object, ...]:
@@ -564,100 +523,6 @@ def _stale(st: CheckState, ev: Event, now: float) -> bool:
         return True
     st.prev_end_at, st.last_end_at = st.last_end_at, ev.at
     return False
-
-
-def _fire_due(
-    check: CheckConfig, st: CheckState, upto: float, now: float, ended: list[RunEnd], *, held: bool
-) -> tuple[Deadline | None, str, float | None]:
-    """Fire the deadlines due by `upto`, each as of its own instant: with `held`, those whose fire
-    time has come; without, those whose instant lies before `upto`. Returns the last deadline fired,
-    its detail, and the fire time of the next deadline of `st` as left (None: it has none; NaN: not
-    looked at, for a reminder or the last of the handful fired)."""
-    last: Deadline | None = None
-    detail = ""
-    for _ in range(8):  # each step moves the status forward; a handful always suffices
-        deadline = next_deadline(check, st)
-        if deadline is None:
-            return last, detail, None
-        if held:  # fire_time, inline: this runs for every ping
-            fires = st.hold_until if deadline.at <= st.held_at < st.hold_until else deadline.at
-            if fires > upto:
-                return last, detail, fires
-        elif deadline.at >= upto:
-            break
-        last = deadline
-        kind, at = deadline.kind, deadline.at
-        if kind is _DL_REMIND:
-            st.alerted_at = now
-            detail = "still down"
-            break  # one reminder per firing, however long the server was away
-        if kind is _DL_LATE:
-            set_status(st, _LATE, None, at, now)
-        elif kind is _DL_MISSED:
-            set_status(st, Status.DOWN, Reason.MISSED, at, now)
-            detail = "no ping arrived by the deadline"
-        elif kind is DeadlineKind.STEP:
-            upstream = f"{check.after}'s {check.after_trigger}"
-            detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
-            st.step_due = st.step_since = None
-            set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
-        else:
-            detail = _give_up_run(check, st, kind, at, now, ended)
-    return last, detail, math.nan
-
-
-def _give_up_run(
-    check: CheckConfig, st: CheckState, kind: DeadlineKind, at: float, now: float, ended: list[RunEnd]
-) -> str:
-    """An overrun, stalled or incomplete run is over at `at`: recorded, and its end, if it comes,
-    closes nothing."""
-    if kind is DeadlineKind.STALL:
-        rid = min(st.runs, key=lambda r: st.runs[r].active_at)
-    else:
-        rid = min(st.runs, key=lambda r: st.runs[r].started_at)
-    run = st.runs.pop(rid)
-    if kind is DeadlineKind.INCOMPLETE:
-        close_fan_in(st, rid)
-    if kind is DeadlineKind.STALL:
-        quiet = human_duration(at - run.active_at)
-        detail = f"no progress for {quiet} (stall limit {human_duration(check.stall or 0)})"
-        reason, outcome = Reason.STALLED, RunOutcome.STALLED
-    elif kind is DeadlineKind.INCOMPLETE:
-        detail = f"{run.successes} of {check.expect} successes arrived"
-        expected = check.members or st.last_members
-        missing = [m for m in expected if m not in run.members]
-        if missing:
-            detail += "; missing: " + ", ".join(missing)
-        reason, outcome = Reason.INCOMPLETE, RunOutcome.INCOMPLETE
-    else:
-        limit = human_duration(check.max_runtime or 0)
-        detail = f"still running after {human_duration(at - run.started_at)} (max_runtime {limit})"
-        reason, outcome = Reason.OVERRUN, RunOutcome.OVERRUN
-    ended.append(RunEnd(rid or None, run.started_at, at, outcome, None, detail, run.members))
-    set_status(st, Status.DOWN, reason, at, now)
-    return detail
-
-
-def _flip(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
-    """The change from `old` to `new`, dated when it happened (`new.changed_at`), learned `now`."""
-    if old.status is new.status:
-        if fired is not None and fired.kind is _DL_REMIND:
-            return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
-        return None
-    at = new.changed_at
-    return Flip(
-        at=at,
-        old=old.status,
-        new=new.status,
-        reason=new.reason,
-        deadline=fired.at if fired is not None else None,
-        detail=detail if new.status is Status.DOWN or not fired else "",
-        learned_at=now if now - at > BACKDATED else None,
-    )
-
-
-def _earlier(a: Deadline | None, b: Deadline) -> Deadline:
-    return b if a is None or b.at < a.at else a
 
 
 def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool = False) -> None:

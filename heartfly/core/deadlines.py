@@ -1,0 +1,154 @@
+"""Deadlines: when time alone changes a check's status, and what firing them does.
+
+Pure, like the state machine it serves (states.py): every deadline is derived from a state's
+stored fields by `next_deadline`, so restarts, reloads and tests all see the same ones; the engine's
+timer asks `fire_time` when to judge one, and `fire_due` fires those due, each as of its own instant.
+"""
+
+from __future__ import annotations
+
+import math
+
+from heartfly.core.config import CheckConfig
+from heartfly.core.runs import close_fan_in
+from heartfly.core.stateops import set_status
+from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, Flip, Reason, RunEnd, RunOutcome, Status
+from heartfly.core.units import human_duration
+
+# As in states.py: enum members as module constants (an enum class attribute costs ten globals).
+_LATE, _DOWN, _PAUSED = Status.LATE, Status.DOWN, Status.PAUSED
+_DL_LATE, _DL_MISSED, _DL_REMIND = DeadlineKind.LATE, DeadlineKind.MISSED, DeadlineKind.REMIND
+
+BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
+
+
+def fire_time(st: CheckState, deadline: Deadline) -> float:
+    """When the timer judges a deadline: at its instant, unless a back-dated event made it due
+    (it lies at or before that event's arrival): then once the reorder window has passed."""
+    if deadline.at <= st.held_at < st.hold_until:
+        return st.hold_until
+    return deadline.at
+
+
+def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
+    """The next instant at which time alone changes this check's status (or reminds of it)."""
+    if st.status is _DOWN:
+        if check.repeat is None or st.alerted_at is None:
+            return None
+        return Deadline(st.alerted_at + check.repeat, _DL_REMIND)
+    if st.status is _PAUSED:
+        return None
+    best: Deadline | None = None
+    if math.isfinite(st.due_at):
+        if st.status is _LATE:
+            best = Deadline(st.due_at + check.grace + st.slack, _DL_MISSED)
+        else:
+            best = Deadline(st.due_at + st.slack, _DL_LATE if check.grace > 0 else _DL_MISSED)
+    if st.step_due is not None:
+        best = _earlier(best, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
+    if st.runs:
+        if check.expect is not None:
+            limit = check.max_runtime if check.max_runtime is not None else check.grace
+            first = min(run.started_at for run in st.runs.values())
+            best = _earlier(best, Deadline(first + limit + st.slack, DeadlineKind.INCOMPLETE))
+        elif check.max_runtime is not None:
+            first = min(run.started_at for run in st.runs.values())
+            best = _earlier(best, Deadline(first + check.max_runtime + st.slack, DeadlineKind.OVERRUN))
+        if check.stall is not None:
+            quiet = min(run.active_at for run in st.runs.values())
+            best = _earlier(best, Deadline(quiet + check.stall + st.slack, DeadlineKind.STALL))
+    return best
+
+
+def fire_due(
+    check: CheckConfig, st: CheckState, upto: float, now: float, ended: list[RunEnd], *, held: bool
+) -> tuple[Deadline | None, str, float | None]:
+    """Fire the deadlines due by `upto`, each as of its own instant: with `held`, those whose fire
+    time has come; without, those whose instant lies before `upto`. Returns the last deadline fired,
+    its detail, and the fire time of the next deadline of `st` as left (None: it has none; NaN: not
+    looked at, for a reminder or the last of the handful fired)."""
+    last: Deadline | None = None
+    detail = ""
+    for _ in range(8):  # each step moves the status forward; a handful always suffices
+        deadline = next_deadline(check, st)
+        if deadline is None:
+            return last, detail, None
+        if held:  # fire_time, inline: this runs for every ping
+            fires = st.hold_until if deadline.at <= st.held_at < st.hold_until else deadline.at
+            if fires > upto:
+                return last, detail, fires
+        elif deadline.at >= upto:
+            break
+        last = deadline
+        kind, at = deadline.kind, deadline.at
+        if kind is _DL_REMIND:
+            st.alerted_at = now
+            detail = "still down"
+            break  # one reminder per firing, however long the server was away
+        if kind is _DL_LATE:
+            set_status(st, _LATE, None, at, now)
+        elif kind is _DL_MISSED:
+            set_status(st, Status.DOWN, Reason.MISSED, at, now)
+            detail = "no ping arrived by the deadline"
+        elif kind is DeadlineKind.STEP:
+            upstream = f"{check.after}'s {check.after_trigger}"
+            detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
+            st.step_due = st.step_since = None
+            set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
+        else:
+            detail = give_up_run(check, st, kind, at, now, ended)
+    return last, detail, math.nan
+
+
+def give_up_run(
+    check: CheckConfig, st: CheckState, kind: DeadlineKind, at: float, now: float, ended: list[RunEnd]
+) -> str:
+    """An overrun, stalled or incomplete run is over at `at`: recorded, and its end, if it comes,
+    closes nothing."""
+    if kind is DeadlineKind.STALL:
+        rid = min(st.runs, key=lambda r: st.runs[r].active_at)
+    else:
+        rid = min(st.runs, key=lambda r: st.runs[r].started_at)
+    run = st.runs.pop(rid)
+    if kind is DeadlineKind.INCOMPLETE:
+        close_fan_in(st, rid)
+    if kind is DeadlineKind.STALL:
+        quiet = human_duration(at - run.active_at)
+        detail = f"no progress for {quiet} (stall limit {human_duration(check.stall or 0)})"
+        reason, outcome = Reason.STALLED, RunOutcome.STALLED
+    elif kind is DeadlineKind.INCOMPLETE:
+        detail = f"{run.successes} of {check.expect} successes arrived"
+        expected = check.members or st.last_members
+        missing = [m for m in expected if m not in run.members]
+        if missing:
+            detail += "; missing: " + ", ".join(missing)
+        reason, outcome = Reason.INCOMPLETE, RunOutcome.INCOMPLETE
+    else:
+        limit = human_duration(check.max_runtime or 0)
+        detail = f"still running after {human_duration(at - run.started_at)} (max_runtime {limit})"
+        reason, outcome = Reason.OVERRUN, RunOutcome.OVERRUN
+    ended.append(RunEnd(rid or None, run.started_at, at, outcome, None, detail, run.members))
+    set_status(st, Status.DOWN, reason, at, now)
+    return detail
+
+
+def flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
+    """The change from `old` to `new`, dated when it happened (`new.changed_at`), learned `now`."""
+    if old.status is new.status:
+        if fired is not None and fired.kind is _DL_REMIND:
+            return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
+        return None
+    at = new.changed_at
+    return Flip(
+        at=at,
+        old=old.status,
+        new=new.status,
+        reason=new.reason,
+        deadline=fired.at if fired is not None else None,
+        detail=detail if new.status is Status.DOWN or not fired else "",
+        learned_at=now if now - at > BACKDATED else None,
+    )
+
+
+def _earlier(a: Deadline | None, b: Deadline) -> Deadline:
+    return b if a is None or b.at < a.at else a
