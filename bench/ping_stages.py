@@ -100,6 +100,7 @@ FUNCTIONS = {
 }
 MODULES = {  # any other function of these files
     "heartfly/core/states.py": STATE,
+    "heartfly/core/deadlines.py": STATE,
     "heartfly/core/statetypes.py": STATE,
     "heartfly/server/deadlineheap.py": STATE,
     "heartfly/core/pingparse.py": PARSE,

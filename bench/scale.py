@@ -40,6 +40,7 @@ from benchlib import (
     LISTENING_RE,
     CheckSpec,
     children_cpu,
+    compile_heartfly,
     exit_on_sigterm,
     heartfly_cmd,
     make_key,
@@ -164,6 +165,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("this bench needs wrk (apt-get install wrk)")
     exit_on_sigterm()
+    compile_heartfly()  # the first start is timed as an installed server's, like the restarts
     folders = [Path(tempfile.mkdtemp(prefix=f"heartfly-scale-{n}-")) for n in args.sizes]
     try:
         sizes = [Size(n, folder) for n, folder in zip(args.sizes, folders, strict=True)]

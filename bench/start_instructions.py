@@ -58,10 +58,11 @@ def child(stage: str, config_path: Path) -> None:
 
 
 def instructions(stage: str, config_path: Path) -> int:
-    from benchlib import python_exe
+    from benchlib import installed_env, python_exe
 
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python_exe(), __file__]
-    out = subprocess.run([*cmd, "--child", stage, str(config_path)], capture_output=True, text=True, check=False)
+    args = [*cmd, "--child", stage, str(config_path)]
+    out = subprocess.run(args, capture_output=True, text=True, check=False, env=installed_env())
     match = COLLECTED_RE.search(out.stderr)
     if out.returncode != 0 or match is None:
         raise RuntimeError(f"{stage}: callgrind run failed ({out.returncode}):\n{out.stderr[-2000:]}")
@@ -116,9 +117,10 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("needs valgrind (apt-get install valgrind)")
-    from benchlib import exit_on_sigterm, run_in_tempdir
+    from benchlib import compile_heartfly, exit_on_sigterm, run_in_tempdir
 
     exit_on_sigterm()
+    compile_heartfly()  # counted as an install runs it: its bytecode compiled
     run_in_tempdir("heartfly-start-instructions-", args.keep, lambda folder: run(folder, args.checks))
 
 

@@ -202,7 +202,7 @@ class NewStateTexts:
     """encode_state for the checks one load or reload creates: all watched from the same instant,
     those of one schedule have equal initial states, each encoded once (a float's text is most of
     an encoding's cost, and a first start of 100k checks would encode 100k equal states). For
-    initial states: the key types top-level values only, which is all an initial state holds."""
+    initial states: the key holds the top-level values, which is all an initial state holds."""
 
     def __init__(self) -> None:
         self._texts: dict[tuple[object, ...], str] = {}
