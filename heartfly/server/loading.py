@@ -7,7 +7,7 @@ state machine. A check gone from the config keeps its row and comes back with it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from heartfly.core import pipeline, states
@@ -58,6 +58,7 @@ class Loading(ChangeRows):
 
     if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
         _schedule: Callable[[Check], None]
+        _schedule_all: Callable[[Iterable[Check]], None]
         checkpoint: Callable[[], None]
 
         def _apply(
@@ -139,7 +140,7 @@ class Loading(ChangeRows):
         for check in self.checks.values():
             if (was := stored.get(check.id)) is not check.state and was != check.state:  # `is`: no 28-field compare
                 self._unstored.note(check.id, now, self._next_ping_id)
-            self._schedule(check)
+        self._schedule_all(self.checks.values())
         self.checkpoint()
         await self.writer.flush()
 
