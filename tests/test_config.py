@@ -134,25 +134,25 @@ def test_min_runtime_must_be_shorter_than_max_runtime(write_config: ConfigWriter
     assert found == ["checks.a.min_runtime: must be shorter than max_runtime"]
 
 
-def test_a_key_used_twice_is_an_error_naming_both_places(write_config: ConfigWriter) -> None:
+@pytest.mark.parametrize(
+    ("first_owner", "second", "server", "problem"),
+    [
+        ("key", "start_key", False, "checks.b.start_key: the same key is already used by checks.a.key"),
+        ("", "fail_key", True, "checks.b.fail_key: the same key is already used by server.ping_key"),
+    ],
+)
+def test_a_key_used_twice_is_an_error_naming_both_places(
+    write_config: ConfigWriter, first_owner: str, second: str, server: bool, problem: str
+) -> None:
     key = new_key()
+    first = key if first_owner == "key" else new_key()
     found = problems(
         write_config,
-        f'[checks.a]\nkey = "{key}"\nevery = "1h"\n'
-        f'[checks.b]\nkey = "{new_key()}"\nstart_key = "{key}"\nevery = "1h"\n',
+        f'[checks.a]\nkey = "{first}"\nevery = "1h"\n'
+        f'[checks.b]\nkey = "{new_key()}"\n{second} = "{key}"\nevery = "1h"\n',
+        server=f'ping_key = "{key}"' if server else "",
     )
-    assert found == ["checks.b.start_key: the same key is already used by checks.a.key"]
-
-
-def test_a_check_key_equal_to_the_servers_ping_key_is_an_error(write_config: ConfigWriter) -> None:
-    key = new_key()
-    found = problems(
-        write_config,
-        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
-        f'[checks.b]\nkey = "{new_key()}"\nfail_key = "{key}"\nevery = "1h"\n',
-        server=f'ping_key = "{key}"',
-    )
-    assert found == ["checks.b.fail_key: the same key is already used by server.ping_key"]
+    assert found == [problem]
 
 
 def test_a_check_name_must_be_url_safe(write_config: ConfigWriter) -> None:
