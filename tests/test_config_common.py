@@ -1,4 +1,4 @@
-"""The common shape of a check is read by a fast path (config._common_check); whatever it reads must
+"""The common shape of a check is read by a fast path (checkconfig.common_check); whatever it reads must
 come out exactly as the full reader's, and whatever it refuses must be left to the full reader."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from heartfly.core import config
+from heartfly.core.checkconfig import common_check
 from heartfly.core.config import ConfigError, parse_config
 from tests.conftest import new_key
 
@@ -69,7 +70,7 @@ def test_the_fast_path_reads_as_the_full_reader_does(
     if key is None:
         del document["checks"]["job"]["key"]
     fast = _read(document)
-    monkeypatch.setattr(config, "_common_check", lambda *_: None)
+    monkeypatch.setattr(config, "common_check", lambda *_: None)  # as config.py calls it
     assert fast == _read(document)
     if check in CHECKS[:5] and defaults in DEFAULTS[:3] and key is not None and len(key) > 20:
         assert fast[0] is not None, fast[1]  # the valid ones are read, so both paths were compared
@@ -77,7 +78,7 @@ def test_the_fast_path_reads_as_the_full_reader_does(
 
 def test_the_fast_path_takes_the_common_shapes() -> None:
     """So that the test above compares two paths, not the full reader with itself."""
-    assert config._common_check("job", {"key": new_key(), "every": "1h"}, {}) is not None
-    assert config._common_check("job", {"key": new_key(), "cron": "0 3 * * *", "timezone": "UTC"}, {}) is not None
-    assert config._common_check("job", {"key": new_key(), "every": "1h", "expect": 2}, {}) is None
-    assert config._common_check("job", {"key": new_key(), "every": "0.5s"}, {}) is None
+    assert common_check("job", {"key": new_key(), "every": "1h"}, {}) is not None
+    assert common_check("job", {"key": new_key(), "cron": "0 3 * * *", "timezone": "UTC"}, {}) is not None
+    assert common_check("job", {"key": new_key(), "every": "1h", "expect": 2}, {}) is None
+    assert common_check("job", {"key": new_key(), "every": "0.5s"}, {}) is None

@@ -11,16 +11,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import tomli
 
 from heartfly.core.addresses import DEFAULT_PORT, parse_key, parse_listen, parse_public_url, url_of
-from heartfly.core.assertions import Assertion, parse_assertion
+from heartfly.core.assertions import parse_assertion
+from heartfly.core.checkconfig import CheckConfig, Origin, common_check
 from heartfly.core.config_alerts import (
     AlertsConfig,
     ChannelConfig,
@@ -52,8 +53,6 @@ from heartfly.core.config_values import (
     parse_sync,
     parse_window_name,
     parse_zone,
-    strings,
-    tags_of,
 )
 from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_postgres, parse_postgres_url
 from heartfly.core.maintenance import Window
@@ -71,9 +70,6 @@ __all__ = [
     "parse_config",
     "with_stored_checks",
 ]
-
-
-Origin = Literal["file", "api", "auto"]  # where a check is defined: the operator's file or the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,48 +94,6 @@ class ServerConfig:
     hc_api_key_readonly_file: Path | None = None  # ...and its read-only key
     auto_provision: bool = False  # /ping/<ping_key>/<slug>?create=1 makes a missing check
     auto_provision_max: int = 1000  # at most this many checks made that way
-
-
-class CheckConfig(NamedTuple):
-    """One check as the file (or the API) describes it. A NamedTuple, not a frozen dataclass: as
-    immutable, and built in a fifth of the time (a frozen dataclass sets each of its 24 fields
-    through object.__setattr__), which is half a second of a start with 100,000 checks."""
-
-    name: str
-    key: str
-    every: float | None = None
-    cron: str | None = None
-    timezone: str = "UTC"
-    grace: float = 300.0
-    max_runtime: float | None = None
-    min_runtime: float | None = None
-    description: str = ""
-    start_key: str | None = None
-    fail_key: str | None = None
-    channels: tuple[str, ...] = ()
-    repeat: float | None = None  # remind every `repeat` while down
-    stall: float | None = None  # during a run: no progress/log ping for this long -> down (stalled)
-    after: str | None = None  # a pipeline step: the upstream check's name...
-    after_trigger: str = "start"  # ...and which of its events starts this step's clock
-    within: float | None = None  # ...and how soon after it this step must succeed
-    expect: int | None = None  # fan-in: successes sharing a run id that make one complete run
-    members: tuple[str, ...] = ()  # fan-in: the workers expected (named with member=)
-    assertions: tuple[Assertion, ...] = ()
-    failures_before_alert: int = 1
-    tags: tuple[str, ...] = ()  # labels to pick checks by (maintenance windows)
-    origin: Origin = "file"  # "api": made through the Management API, "auto": by a ping with ?create=1
-
-    def schedule_words(self) -> str:
-        from heartfly.core.units import human_duration
-
-        if self.after is not None:
-            assert self.within is not None
-            return f"within {human_duration(self.within)} of {self.after}'s {self.after_trigger}"
-        if self.cron is not None:
-            return f'cron "{self.cron}" ({self.timezone})'
-        assert self.every is not None
-        one = {86400.0: "day", 3600.0: "hour", 60.0: "minute", 1.0: "second"}.get(self.every)
-        return f"every {one or human_duration(self.every)}"  # "every hour", not "every 1 h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +336,7 @@ class _Reader(Reader):
         return self.value(raw, where, key, kind, convert)
 
     def check(self, name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
-        if (common := _common_check(name, raw, defaults)) is not None:
+        if (common := common_check(name, raw, defaults)) is not None:
             return common
         where = f"checks.{name}"
         before = len(self.problems)
@@ -554,59 +508,3 @@ class _Reader(Reader):
                     self.fail(f"checks.{check.name}.{attr}", f"the same key is already used by {_owner(owners[value])}")
                 else:
                     owners[value] = (check.name, attr)
-
-
-# The keys a check of the common shape may hold, each with its TOML type and reader. "after",
-# "within", "expect", "members" and "assert" (which depend on one another) are left to the full reader.
-_COMMON: dict[str, tuple[type, Callable[[Any], Any]]] = {
-    **INHERITED,
-    "key": (str, parse_key),
-    "start_key": (str, parse_key),
-    "fail_key": (str, parse_key),
-    "every": (str, AT_LEAST_1S),
-    "cron": (str, parse_cron),
-    "description": (str, str),
-    "channels": (list, strings),
-    "tags": (list, tags_of),
-}
-
-
-def _common_check(name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfig | None:
-    """A check of the common shape, read without the full reader's bookkeeping (a 100,000-check
-    file is mostly these; the full reader costs several times more per check). None for anything
-    unusual or wrong: the full reader then reads it again and words every problem."""
-    if type(raw) is not dict or "key" not in raw or not NAME_RE.fullmatch(name):
-        return None
-    read: dict[str, Any] = {}
-    for key, value in raw.items():
-        spec = _COMMON.get(key)
-        if spec is None or type(value) is not spec[0]:  # `is`, not isinstance: true is not an integer
-            return None
-        try:
-            read[key] = spec[1](value)
-        except ValueError:  # UnitError too
-            return None
-    if ("every" in read) == ("cron" in read) or ("timezone" in read and "cron" not in read):
-        return None
-    inherited = ({**defaults, **read} if defaults else read).get  # [defaults] holds only what a check inherits
-    max_rt, min_rt, grace = inherited("max_runtime"), inherited("min_runtime"), inherited("grace")
-    if max_rt is not None and min_rt is not None and min_rt >= max_rt:
-        return None
-    return CheckConfig(
-        name=name,
-        key=read["key"],
-        every=read.get("every"),
-        cron=read.get("cron"),
-        timezone=inherited("timezone") or "UTC",
-        grace=300.0 if grace is None else grace,
-        max_runtime=max_rt,
-        min_runtime=min_rt,
-        description=read.get("description") or "",
-        start_key=read.get("start_key"),
-        fail_key=read.get("fail_key"),
-        channels=inherited("channels") or (),
-        repeat=inherited("repeat"),
-        stall=inherited("stall"),
-        failures_before_alert=inherited("failures_before_alert") or 1,
-        tags=read.get("tags") or (),
-    )
