@@ -374,7 +374,7 @@ class Engine(Loading):
         try:
             deadline = states.next_deadline(check.config, check.state)
         except Exception:
-            log.exception("check %s: cannot compute its deadline; trying again in an hour", check.name)
+            log.exception("check %s: cannot compute its deadline; trying again within the hour", check.name)
             return self.clock.now() + RETRY_BROKEN_CHECK
         return None if deadline is None else states.fire_time(check.state, deadline)
 
