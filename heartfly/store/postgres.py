@@ -167,7 +167,11 @@ class Writer(GroupCommitter):
             if batch.inbox_done:  # one statement for the batch: a busy leader applies thousands a second
                 await cur.execute(DELETE_INBOX, (batch.inbox_done,))
             for sql, rows in runs_of(batch.statements):
-                await cur.executemany(to_pg(sql)[0].encode(), rows)
+                query = to_pg(sql)[0].encode()
+                if len(rows) == 1:  # most batches: one round trip, where executemany's pipeline takes more
+                    await cur.execute(query, rows[0])
+                else:
+                    await cur.executemany(query, rows)
             for sql, rows in ((INSERT_PING, batch.pings), (INSERT_FLIP, batch.flips), (INSERT_RUN, batch.runs),
                               (INSERT_OUTBOX, batch.outbox)):  # fmt: skip
                 if rows:
