@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from heartfly.core.config import CheckConfig
+from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.runs import close_fan_in
 from heartfly.core.stateops import set_status
 from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, Flip, Reason, RunEnd, RunOutcome, Status

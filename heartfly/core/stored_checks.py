@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from heartfly.core.checkconfig import Origin
-from heartfly.core.config import CheckConfig
+from heartfly.core.checkconfig import CheckConfig, Origin
 
 META_PREFIX = "check:"
 _NAMESPACE = uuid.UUID("5b0d3b8e-4a8f-4d6e-9a51-1f2e0c6a7d30")  # Heartfly's, for uuid5 of a name

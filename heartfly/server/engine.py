@@ -362,9 +362,7 @@ class Engine(Loading):
         for check in checks:
             at = self._fire_at(check)
             if at is not None and (check.heap_at is None or at < check.heap_at):
-                check.seq += 1
-                check.heap_at = at
-                entries.append((at, check.seq, check.id))
+                entries.append(self._entry(check, at))
         self._heap.push_all(entries)
         self._wake.set()
         self._drop_stale()
@@ -379,11 +377,15 @@ class Engine(Loading):
         return None if deadline is None else states.fire_time(check.state, deadline)
 
     def _push(self, check: Check, at: float) -> None:
-        check.seq += 1
-        check.heap_at = at
-        if self._heap.push(at, check.seq, check.id):
+        if self._heap.push(*self._entry(check, at)):
             self._wake.set()
         self._drop_stale()
+
+    def _entry(self, check: Check, at: float) -> Entry:
+        """The check's new heap entry, at `at`: its seq moves on, so its older entries are stale."""
+        check.seq += 1
+        check.heap_at = at
+        return at, check.seq, check.id
 
     def _drop_stale(self) -> None:
         if len(self._heap) > 2 * len(self.checks) + 1024:
