@@ -144,6 +144,19 @@ def wait_for_match(
         time.sleep(0.02)
 
 
+def start_heartfly(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], re.Match[str], float]:
+    """`heartfly serve -c config`, waited for until it listens: the process, its listening line,
+    and the seconds from launch to that line (a start's time)."""
+    began = time.monotonic()
+    proc = start_process([*heartfly_cmd(), "serve", "-c", str(config)], log)
+    try:
+        match = wait_for_match(proc, log, LISTENING_RE, timeout=600)
+    except BaseException:
+        stop_process(proc)  # one that never listened is not left behind
+        raise
+    return proc, match, time.monotonic() - began
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> int | None:
     """SIGTERM the process (only it, by pid), wait up to `timeout`, then SIGKILL; returns its exit status."""
     if proc is None:

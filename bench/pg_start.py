@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from benchlib import (
-    LISTENING_RE,
     CheckSpec,
     compile_heartfly,
     exit_on_sigterm,
-    heartfly_cmd,
     make_key,
     run_in_tempdir,
-    start_process,
+    start_heartfly,
     stop_process,
-    wait_for_match,
     write_heartfly_config,
 )
 
@@ -38,14 +34,10 @@ from tests import pgserver  # the tests' own PostgreSQL fixture, reused
 
 
 def timed_start(config: Path, log: Path) -> float:
-    began = time.monotonic()
-    proc = start_process([*heartfly_cmd(), "serve", "-c", str(config)], log)
-    try:
-        wait_for_match(proc, log, LISTENING_RE, timeout=600)
-        return time.monotonic() - began
-    finally:
-        if stop_process(proc) != 0:
-            raise RuntimeError(f"heartfly did not stop cleanly; see {log}")
+    proc, _, took = start_heartfly(config, log)
+    if stop_process(proc) != 0:
+        raise RuntimeError(f"heartfly did not stop cleanly; see {log}")
+    return took
 
 
 def run(folder: Path, checks: int) -> int:

@@ -32,23 +32,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import aiohttp
 from benchlib import (
-    LISTENING_RE,
     CheckSpec,
     children_cpu,
     compile_heartfly,
     exit_on_sigterm,
-    heartfly_cmd,
     make_key,
     rss_mib,
-    start_process,
+    start_heartfly,
     stop_process,
     thread_cpu,
-    wait_for_match,
     write_heartfly_config,
 )
 from ping_throughput import LoadResult, run_wrk, write_lua
@@ -100,11 +96,8 @@ class Size:
         self.hot = (n, write_lua(folder, self.keys[:n]))
 
     def start(self, phase: str) -> tuple[subprocess.Popen[bytes], str]:
-        log = self.folder / f"heartfly-{phase}.log"
-        began = time.monotonic()
-        proc = start_process([*heartfly_cmd(), "serve", "-c", str(self.config)], log)
-        match = wait_for_match(proc, log, LISTENING_RE, timeout=600)
-        self.starts.append(time.monotonic() - began)
+        proc, match, took = start_heartfly(self.config, self.folder / f"heartfly-{phase}.log")
+        self.starts.append(took)
         return proc, f"http://127.0.0.1:{match.group(1)}"
 
     def prime(self) -> None:
