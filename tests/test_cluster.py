@@ -319,6 +319,84 @@ async def test_a_leader_frozen_past_its_lease_fires_and_sends_nothing_when_it_wa
     assert len({h.key for h in hook.hits}) == 1
 
 
+def freeze_inside_a_fenced_transaction(database: str, leader: Server, tries: int = 400) -> float | None:
+    """SIGSTOP `leader` while one of its fenced transactions holds the lease row (FOR SHARE shows
+    as a RowShareLock on `lease`), trying again (SIGCONT first) until a stop lands inside one.
+    When (time.monotonic()) the stop that did was sent, or None: the leader is then left stopped,
+    its transaction open."""
+    import psycopg
+
+    held = (
+        "SELECT l.pid, a.xact_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.relation = 'lease'::regclass AND l.mode = 'RowShareLock' AND l.granted"
+    )
+    with psycopg.connect(database, autocommit=True) as conn:
+        for _ in range(tries):
+            began = time.monotonic()
+            while not (row := conn.execute(held).fetchone()) and time.monotonic() - began < 2:
+                time.sleep(0.0002)  # lets the test's own load run
+            if row is None:
+                continue
+            leader.signal(signal.SIGSTOP)
+            stopped = time.monotonic()
+            time.sleep(0.2)  # long past any commit under way
+            if conn.execute(held).fetchone() == row:
+                return stopped
+            leader.signal(signal.SIGCONT)
+            time.sleep(0.05)
+    return None
+
+
+async def test_a_leader_frozen_inside_a_fenced_transaction_does_not_hold_the_takeover_back(
+    tmp_path: Path, database: str
+) -> None:
+    key = new_key()
+    config = write(tmp_path, database, every("busy", key, "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        loading = True
+        answers: list[tuple[str, int | None]] = []
+
+        async def load() -> None:  # commits back to back, so a stop can land inside one
+            n = 0
+            while loading:
+                n += 1
+                try:
+                    async with session.post(
+                        f"{leader.url}/ping/{key}/log", data=f"load {n}", timeout=aiohttp.ClientTimeout(total=1)
+                    ) as resp:
+                        answers.append((f"load {n}", resp.status))
+                except (aiohttp.ClientError, TimeoutError):
+                    answers.append((f"load {n}", None))
+
+        loads = [asyncio.create_task(load()) for _ in range(8)]
+        try:
+            await asyncio.sleep(1.0)
+            frozen = await asyncio.to_thread(freeze_inside_a_fenced_transaction, database, leader)
+            assert frozen is not None, "no stop landed inside a fenced transaction"
+
+            async def leads() -> bool:
+                return bool((await readiness(session, standby))["role"] == "leader")
+
+            # The lease passes, then PostgreSQL ends the frozen transaction it was idle in for a lease.
+            await until(leads, 2 * LEASE + 3, "the standby leads while the old leader stays frozen")
+            took = time.monotonic() - frozen
+            print(f"SIGSTOP inside a fenced transaction to the standby leading: {took:.2f} s (lease {LEASE:g} s)")
+            assert took >= LEASE - 0.5  # not before the lease could pass
+        finally:
+            loading = False
+            leader.signal(signal.SIGCONT)
+            await asyncio.gather(*loads)
+
+        async def stood_down() -> bool:
+            return bool((await readiness(session, leader))["role"] == "standby")
+
+        await until(stood_down, 5, "the woken leader stands by")
+    acknowledged = {body for body, status in answers if status == 200}
+    kept = {body for (body,) in stored(database, "SELECT body FROM pings WHERE body LIKE 'load %'")}
+    assert len(acknowledged) > 20 and acknowledged <= kept, sorted(acknowledged - kept)[:10]
+
+
 async def test_a_pause_given_to_a_standby_is_applied_by_the_leader(tmp_path: Path, database: str) -> None:
     config = write(tmp_path, database, every("job", new_key(), "1h"))
     async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:

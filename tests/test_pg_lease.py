@@ -155,22 +155,103 @@ async def test_a_leaders_fenced_write_commits_and_a_stale_leaders_is_refused_and
         await writes.close()
 
 
-async def test_a_fenced_write_under_way_holds_a_takeover_back_until_it_ends(
+async def test_a_takeover_while_the_lease_lasts_leaves_a_fenced_write_under_way_alone(
     node: Nodes, database: PostgresDatabase
 ) -> None:
-    a, b = node("a", length=0.3), node("b", length=0.3)
+    a, b = node("a", length=5.0), node("b", length=5.0)
     assert await a.acquire_or_renew()
     writes = await connect(database)
     try:
         async with a.fenced(writes) as conn:
             await conn.execute("INSERT INTO meta (key, value) VALUES ('slow', 'a')")
-            await asyncio.sleep(0.4)  # the lease passes while the transaction is open
-            takeover = asyncio.create_task(b.acquire_or_renew())
-            await asyncio.sleep(0.1)
-            assert not takeover.done()  # waits on the share lock: a's write cannot follow b's term
-        assert await takeover and b.term == 2
+            assert not await asyncio.wait_for(b.acquire_or_renew(), 0.2)  # not held back, and not taken
     finally:
         await writes.close()
+    assert lease_row(database) == ("a", 1)
+    with psycopg.connect(database.url) as check:
+        assert check.execute("SELECT value FROM meta WHERE key = 'slow'").fetchall() == [("a",)]
+
+
+async def test_a_fenced_write_still_open_when_the_lease_passes_is_ended_by_the_takeover_and_commits_nothing(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    a, b = node("a", length=0.3), node("b", length=0.3)
+    assert await a.acquire_or_renew()
+    writes = await connect(database)  # no idle limit: the takeover itself ends the frozen transaction
+
+    async def frozen_writer() -> None:
+        async with a.fenced(writes) as conn, conn.cursor() as cur:
+            # executemany pipelines: the server never counts the session idle, so no idle limit would end it
+            await cur.executemany("INSERT INTO meta (key, value) VALUES (%s, 'a')", [("slow1",), ("slow2",)])
+            await asyncio.sleep(2.0)  # frozen: the lease passes while the transaction is open
+
+    try:
+        writing = asyncio.create_task(frozen_writer())
+        await asyncio.sleep(0.4)
+        takeover = asyncio.create_task(b.acquire_or_renew())
+        await asyncio.sleep(0.1)
+        assert not takeover.done()  # it waits for the row a while before looking for a frozen leader
+        assert await asyncio.wait_for(takeover, 1.0) and b.term == 2
+        with pytest.raises(psycopg.Error, match="administrator command"):
+            await writing
+    finally:
+        await writes.close()
+    assert lease_row(database) == ("b", 2)
+    with psycopg.connect(database.url) as check:
+        assert check.execute("SELECT count(*) FROM meta WHERE key LIKE 'slow%'").fetchone() == (0,)
+
+
+async def test_a_role_that_may_not_end_a_frozen_leaders_session_says_so_once_and_waits_for_it(
+    node: Nodes, database: PostgresDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    with psycopg.connect(database.url, autocommit=True) as admin:
+        admin.execute("DO $$ BEGIN CREATE ROLE heartfly_plain; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        admin.execute("GRANT SELECT, UPDATE ON lease TO heartfly_plain")
+    a = node("a", length=0.3)
+    assert await a.acquire_or_renew()
+    writes, plain = await connect(database), await connect(database)
+    await plain.execute("SET ROLE heartfly_plain")  # may not end a superuser's session
+
+    async def frozen_writer() -> None:
+        async with a.fenced(writes) as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('late', 'a')")
+            await asyncio.sleep(2.0)  # frozen past the lease, then it wakes and commits
+
+    try:
+        writing = asyncio.create_task(frozen_writer())
+        await asyncio.sleep(0.4)
+        assert await postgres_lease.acquire_or_renew(plain, "b", 0.3) is None
+        assert await postgres_lease.acquire_or_renew(plain, "b", 0.3) is None
+        await writing
+        assert await postgres_lease.acquire_or_renew(plain, "b", 0.3) == 2  # once it ended
+    finally:
+        await writes.close()
+        await plain.close()
+    told = [r.getMessage() for r in caplog.records if "cannot end session" in r.getMessage()]
+    assert len(told) == 1 and "the takeover waits for it to end" in told[0], told
+
+
+async def test_a_fenced_transaction_left_idle_for_a_lease_is_ended_and_a_takeover_goes_ahead(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    a, b = node("a", length=0.5), node("b", length=0.5)
+    assert await a.acquire_or_renew()
+    writes = await connect(database, idle_limit=a.length)  # as a leader's writer connects
+
+    async def frozen_writer() -> None:
+        async with a.fenced(writes) as conn:
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('frozen', 'a')")
+            await asyncio.sleep(0.8)  # frozen: nothing more is sent
+
+    try:
+        with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
+            await frozen_writer()
+        assert await asyncio.wait_for(b.acquire_or_renew(), 0.3) and b.term == 2  # not held back
+    finally:
+        await writes.close()
+    assert lease_row(database) == ("b", 2)
+    with psycopg.connect(database.url) as check:
+        assert check.execute("SELECT count(*) FROM meta WHERE key = 'frozen'").fetchone() == (0,)
 
 
 async def test_nodes_starting_in_the_same_instant_elect_exactly_one(node: Nodes) -> None:

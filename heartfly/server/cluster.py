@@ -34,7 +34,7 @@ from heartfly.store.api import OwnWriter, Reader, StoreError
 from heartfly.store.inbox import Item
 from heartfly.store.postgres import NewerSchema, Writer
 from heartfly.store.postgres_inbox import InboxFeed
-from heartfly.store.postgres_lease import Holding, Lease
+from heartfly.store.postgres_lease import Fence, Holding, Lease
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class Node:
         config = self._config()
         writer = feed = None
         try:
-            writer = await Writer.open(self.database, fence=(self.node_id, number))
+            writer = await Writer.open(self.database, fence=Fence(self.node_id, number, self.lease.length))
             writer.start()
             engine = Engine(config, self._clock, writer)
             engine.checkpoint_after = CHECKPOINT_AFTER

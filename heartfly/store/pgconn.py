@@ -67,15 +67,18 @@ def _url_password(url: str) -> str | None:
     return unquote(password) if password else None
 
 
-async def connect(database: PostgresDatabase, *, reader: bool = False) -> psycopg.AsyncConnection[TupleRow]:
+async def connect(
+    database: PostgresDatabase, *, reader: bool = False, idle_limit: float | None = None
+) -> psycopg.AsyncConnection[TupleRow]:
     """A connection in autocommit (transactions are begun explicitly); StoreError if none can be had.
     The password comes from database_password_file if given, else from the URL or libpq's
-    PGPASSWORD / PGPASSFILE."""
+    PGPASSWORD / PGPASSFILE. With `idle_limit` (seconds), PostgreSQL ends the session when a
+    transaction sits idle that long: a frozen client's locks are then let go."""
     extra: dict[str, Any] = {"application_name": "heartfly", "connect_timeout": 10}
     if database.password is not None:
         extra["password"] = database.password
     try:
-        return await psycopg.AsyncConnection.connect(
+        conn = await psycopg.AsyncConnection.connect(
             database.url,
             autocommit=True,
             # Reads bind client-side: a None compared with IS NULL needs no type PostgreSQL must guess.
@@ -84,18 +87,27 @@ async def connect(database: PostgresDatabase, *, reader: bool = False) -> psycop
         )
     except psycopg.Error as exc:
         raise StoreError(f"cannot open database {database.shown}: {one_line(exc, database)}") from None
+    if idle_limit is not None:
+        # A session setting, not libpq's `options`, which would replace any the URL gives.
+        milliseconds = str(max(1, round(idle_limit * 1000)))
+        try:
+            await conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (milliseconds,))
+        except psycopg.Error as exc:
+            await conn.close()
+            raise StoreError(f"cannot set up database {database.shown}: {one_line(exc, database)}") from None
+    return conn
 
 
 async def usable(
-    conn: psycopg.AsyncConnection[TupleRow] | None, database: PostgresDatabase
+    conn: psycopg.AsyncConnection[TupleRow] | None, database: PostgresDatabase, *, idle_limit: float | None = None
 ) -> psycopg.AsyncConnection[TupleRow]:
     """`conn` if it is still good, else a new connection (the server dropped the old one, or it
-    was never made); StoreError if none can be had."""
+    was never made; made with connect's `idle_limit`); StoreError if none can be had."""
     if conn is not None and not conn.closed and not conn.broken:
         return conn
     if conn is not None:
         await conn.close()
-    return await connect(database)
+    return await connect(database, idle_limit=idle_limit)
 
 
 class _Executed:

@@ -18,7 +18,7 @@ from heartfly.store.api import StoreError
 from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
 from heartfly.store.inbox import DELETE_INBOX, INSERT_INBOX, NOTIFY
 from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg, usable
-from heartfly.store.postgres_lease import FENCE, NotLeader
+from heartfly.store.postgres_lease import FENCE, Fence, NotLeader
 from heartfly.store.postgres_schema import MIGRATIONS
 from heartfly.store.queries import SqlReader
 from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, Write, encode_state
@@ -95,19 +95,20 @@ class Writer(GroupCommitter):
     and pings answer 503, as with SQLite's failing disk."""
 
     def __init__(
-        self, database: PostgresDatabase, conn: psycopg.AsyncConnection[TupleRow], fence: tuple[str, int] | None = None
+        self, database: PostgresDatabase, conn: psycopg.AsyncConnection[TupleRow], fence: Fence | None = None
     ) -> None:
         super().__init__()
         self._database = database
         self._conn = conn
-        # A leader's writer: (node id, term). Each batch commits only while that term holds the
-        # lease (postgres_lease.fenced); after it, every batch is refused with NotLeader.
+        # A leader's writer. Each batch commits only while its term holds the lease
+        # (postgres_lease.fenced); after it, every batch is refused with NotLeader.
         self.fence = fence
+        self._idle_limit = None if fence is None else fence.lease
 
     @classmethod
-    async def open(cls, database: PostgresDatabase, fence: tuple[str, int] | None = None) -> Writer:
+    async def open(cls, database: PostgresDatabase, fence: Fence | None = None) -> Writer:
         """Connect and migrate; StoreError says what failed (naming the database without its password)."""
-        conn = await connect(database)
+        conn = await connect(database, idle_limit=None if fence is None else fence.lease)
         try:
             await migrate(conn, database)
         except psycopg.Error as exc:
@@ -151,15 +152,15 @@ class Writer(GroupCommitter):
             raise StoreError(f"database {self._database.shown}: {one_line(exc, self._database)}") from None
 
     async def _commit(self, writes: list[Write]) -> None:
-        self._conn = await usable(self._conn, self._database)
+        self._conn = await usable(self._conn, self._database, idle_limit=self._idle_limit)
         batch = gather(writes)
         conn = self._conn
         # executemany pipelines the rows: one round trip per table, not one per row.
         async with conn.transaction(), conn.cursor() as cur:
             if self.fence is not None:
-                await cur.execute(FENCE, self.fence)
+                node, term, _ = self.fence
+                await cur.execute(FENCE, (node, term))
                 if await cur.fetchone() is None:
-                    node, term = self.fence
                     raise NotLeader(f"{node} no longer leads: its term {term} is over or its lease has passed")
             if batch.inbox:
                 await cur.executemany(INSERT_INBOX, batch.inbox)

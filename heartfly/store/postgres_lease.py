@@ -11,14 +11,21 @@ node leads, in which term, until when (server/cluster.py keeps it).
   a leader's write runs in a transaction that first share-locks the lease row at its term
   (`fenced`); it is refused once the term has moved on or the lease has passed, and a takeover
   waits for a fenced transaction in progress to end, so none commits after one.
+- A fenced transaction still open once the lease has passed belongs to a leader frozen in the
+  middle of it (a stopped process, a paused VM). A takeover does not wait for it to wake: it ends
+  that session (pg_terminate_backend), and the transaction commits nothing. A leader's writer
+  also lets PostgreSQL end a transaction left idle for a lease (Fence), for roles that may not end
+  another's session; that alone misses a client frozen inside a pipeline, which is never idle.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -28,6 +35,8 @@ from heartfly.store.api import StoreError
 from heartfly.store.pgconn import one_line, usable
 
 Connection = psycopg.AsyncConnection[TupleRow]
+
+log = logging.getLogger(__name__)
 
 # One statement, so two nodes asking at once are serialized by the row lock: the second sees the
 # first's row (READ COMMITTED re-checks WHERE on it) and finds it held. `now` is taken once.
@@ -50,6 +59,29 @@ _READ = (  # a released lease expires at -infinity, which timestamp arithmetic r
 )
 # FOR SHARE: a takeover's UPDATE waits until the fenced transaction ends.
 FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
+# How long a takeover waits for the lease row before looking for a frozen leader's transaction.
+TAKEOVER_WAIT = 0.25
+# The sessions whose fenced transactions (FENCE's RowShareLock on this database's lease table)
+# are still open although the lease has passed. pg_locks lists every database's locks.
+_STALE_FENCES = """
+SELECT l.pid FROM pg_locks l
+WHERE l.locktype = 'relation' AND l.relation = 'lease'::regclass AND l.mode = 'RowShareLock' AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.pid <> pg_backend_pid()
+  AND EXISTS (SELECT 1 FROM lease WHERE id = 1 AND expires_at <= clock_timestamp())
+"""
+_told: set[int] = set()  # sessions this process could not end, already logged
+
+
+class Fence(NamedTuple):
+    """What a leader's writer commits under: its node id and term, and the lease's length, which
+    is also how long PostgreSQL lets one of its transactions sit idle. A leader frozen inside a
+    fenced transaction (a stopped process, a paused VM) would otherwise hold the lease row, and so
+    every takeover, for as long as it stays frozen; the ended transaction commits nothing."""
+
+    node_id: str
+    term: int
+    lease: float
 
 
 def _uptime() -> float:
@@ -78,9 +110,47 @@ async def acquire_or_renew(conn: Connection, node_id: str, length: float, term: 
         raise ValueError("a node id is needed")
     if not length > 0:
         raise ValueError(f"a lease lasts more than 0 s, not {length}")
-    cur = await conn.execute(_ACQUIRE, {"node": node_id, "length": float(length), "term": -1 if term is None else term})
-    row = await cur.fetchone()
+    values = {"node": node_id, "length": float(length), "term": -1 if term is None else term}
+    if term is not None:  # a holder renewing waits for its own writer's transaction, however slow
+        cur = await conn.execute(_ACQUIRE, values)
+        row = await cur.fetchone()
+        return None if row is None else int(row[0])
+    for _ in range(2):
+        try:
+            return await _take(conn, values)
+        except psycopg.errors.LockNotAvailable:  # the lease has passed, but its row is locked
+            await _end_stale_fences(conn, node_id)
+    return None
+
+
+async def _take(conn: Connection, values: dict[str, object]) -> int | None:
+    """_ACQUIRE, waiting at most TAKEOVER_WAIT for the row (LockNotAvailable after that)."""
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{round(TAKEOVER_WAIT * 1000)}",))
+        cur = await conn.execute(_ACQUIRE, values)
+        row = await cur.fetchone()
     return None if row is None else int(row[0])
+
+
+async def _end_stale_fences(conn: Connection, node_id: str) -> None:
+    """End the sessions holding fenced transactions open past the lease: a leader frozen in the
+    middle of one would otherwise hold every takeover back until it woke. A role that may not end
+    them waits instead (for its idle limit, Fence, or its wake-up)."""
+    cur = await conn.execute(_STALE_FENCES)
+    for (pid,) in await cur.fetchall():
+        try:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        except psycopg.Error as exc:
+            if pid not in _told:  # once: a standby tries again every half second
+                if len(_told) > 1000:
+                    _told.clear()
+                _told.add(pid)
+                why = " ".join(str(exc).split())
+                log.error("node %s cannot end session %d, a former leader's transaction held open past its lease "
+                          "(%s); the takeover waits for it to end", node_id, pid, why)  # fmt: skip
+        else:
+            log.warning("node %s ended session %d: a former leader's transaction, held open past its lease "
+                        "(a frozen process?); it commits nothing", node_id, pid)  # fmt: skip
 
 
 async def release(conn: Connection, node_id: str, term: int) -> None:
