@@ -125,6 +125,7 @@ async def test_a_renewal_answered_after_the_lease_could_have_passed_counts_as_no
         assert await renewal is False and not a.is_leader
     finally:
         await blocker.close()
+    await wait_out(a)  # a retry may have renewed it in the database all the same: a held it, and nobody led
     assert await a.acquire_or_renew() and a.is_leader  # answered in time: it leads again
 
 
@@ -160,7 +161,7 @@ async def test_a_takeover_while_the_lease_lasts_leaves_a_fenced_write_under_way_
 ) -> None:
     a, b = node("a", length=5.0), node("b", length=5.0)
     assert await a.acquire_or_renew()
-    writes = await connect(database)
+    writes = await connect(database, name=postgres_lease.FENCED_WRITER)
     try:
         async with a.fenced(writes) as conn:
             await conn.execute("INSERT INTO meta (key, value) VALUES ('slow', 'a')")
@@ -177,7 +178,8 @@ async def test_a_fenced_write_still_open_when_the_lease_passes_is_ended_by_the_t
 ) -> None:
     a, b = node("a", length=0.3), node("b", length=0.3)
     assert await a.acquire_or_renew()
-    writes = await connect(database)  # no idle limit: the takeover itself ends the frozen transaction
+    # A leader's writer's name, without its idle limit: the takeover itself ends the frozen transaction.
+    writes = await connect(database, name=postgres_lease.FENCED_WRITER)
 
     async def frozen_writer() -> None:
         async with a.fenced(writes) as conn, conn.cursor() as cur:
@@ -202,14 +204,15 @@ async def test_a_fenced_write_still_open_when_the_lease_passes_is_ended_by_the_t
 
 
 async def test_a_role_that_may_not_end_a_frozen_leaders_session_says_so_once_and_waits_for_it(
-    node: Nodes, database: PostgresDatabase, caplog: pytest.LogCaptureFixture
+    node: Nodes, database: PostgresDatabase, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(postgres_lease, "_said_at", {})
     with psycopg.connect(database.url, autocommit=True) as admin:
         admin.execute("DO $$ BEGIN CREATE ROLE heartfly_plain; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
         admin.execute("GRANT SELECT, UPDATE ON lease TO heartfly_plain")
     a = node("a", length=0.3)
     assert await a.acquire_or_renew()
-    writes, plain = await connect(database), await connect(database)
+    writes, plain = await connect(database, name=postgres_lease.FENCED_WRITER), await connect(database)
     await plain.execute("SET ROLE heartfly_plain")  # may not end a superuser's session
 
     async def frozen_writer() -> None:
@@ -227,8 +230,28 @@ async def test_a_role_that_may_not_end_a_frozen_leaders_session_says_so_once_and
     finally:
         await writes.close()
         await plain.close()
-    told = [r.getMessage() for r in caplog.records if "cannot end session" in r.getMessage()]
+    told = [r.getMessage() for r in caplog.records if "cannot end a former leader's session" in r.getMessage()]
     assert len(told) == 1 and "the takeover waits for it to end" in told[0], told
+
+
+async def test_a_takeover_blocked_by_a_lock_that_is_no_leaders_says_so_and_does_not_hang(
+    node: Nodes, database: PostgresDatabase, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_lease, "_said_at", {})
+    a, b = node("a", length=0.3), node("b", length=0.3)
+    assert await a.acquire_or_renew()
+    await wait_out(a)
+    blocker = await connect(database)  # an operator's transaction on the lease table, left open
+    try:
+        async with blocker.transaction():
+            await blocker.execute("SELECT 1 FROM lease FOR UPDATE")
+            for _ in range(2):
+                assert not await asyncio.wait_for(b.acquire_or_renew(), 2.0)
+    finally:
+        await blocker.close()
+    said = [r.getMessage() for r in caplog.records if "its row is locked" in r.getMessage()]
+    assert len(said) == 1, said  # once, not every half second
+    assert await b.acquire_or_renew() and b.term == 2
 
 
 async def test_a_fenced_transaction_left_idle_for_a_lease_is_ended_and_a_takeover_goes_ahead(
@@ -236,7 +259,7 @@ async def test_a_fenced_transaction_left_idle_for_a_lease_is_ended_and_a_takeove
 ) -> None:
     a, b = node("a", length=0.5), node("b", length=0.5)
     assert await a.acquire_or_renew()
-    writes = await connect(database, idle_limit=a.length)  # as a leader's writer connects
+    writes = await connect(database, idle_limit=a.length)  # with a leader's writer's limit, and no other's name
 
     async def frozen_writer() -> None:
         async with a.fenced(writes) as conn:

@@ -68,13 +68,14 @@ def _url_password(url: str) -> str | None:
 
 
 async def connect(
-    database: PostgresDatabase, *, reader: bool = False, idle_limit: float | None = None
+    database: PostgresDatabase, *, reader: bool = False, idle_limit: float | None = None, name: str = "heartfly"
 ) -> psycopg.AsyncConnection[TupleRow]:
     """A connection in autocommit (transactions are begun explicitly); StoreError if none can be had.
     The password comes from database_password_file if given, else from the URL or libpq's
     PGPASSWORD / PGPASSFILE. With `idle_limit` (seconds), PostgreSQL ends the session when a
-    transaction sits idle that long: a frozen client's locks are then let go."""
-    extra: dict[str, Any] = {"application_name": "heartfly", "connect_timeout": 10}
+    transaction sits idle that long: a frozen client's locks are then let go. `name`: the session's
+    application_name, which pg_stat_activity shows."""
+    extra: dict[str, Any] = {"application_name": name, "connect_timeout": 10}
     if database.password is not None:
         extra["password"] = database.password
     try:
@@ -99,15 +100,19 @@ async def connect(
 
 
 async def usable(
-    conn: psycopg.AsyncConnection[TupleRow] | None, database: PostgresDatabase, *, idle_limit: float | None = None
+    conn: psycopg.AsyncConnection[TupleRow] | None,
+    database: PostgresDatabase,
+    *,
+    idle_limit: float | None = None,
+    name: str = "heartfly",
 ) -> psycopg.AsyncConnection[TupleRow]:
     """`conn` if it is still good, else a new connection (the server dropped the old one, or it
-    was never made; made with connect's `idle_limit`); StoreError if none can be had."""
+    was never made; made with connect's `idle_limit` and `name`); StoreError if none can be had."""
     if conn is not None and not conn.closed and not conn.broken:
         return conn
     if conn is not None:
         await conn.close()
-    return await connect(database, idle_limit=idle_limit)
+    return await connect(database, idle_limit=idle_limit, name=name)
 
 
 class _Executed:

@@ -18,7 +18,7 @@ from heartfly.store.api import StoreError
 from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
 from heartfly.store.inbox import DELETE_INBOX, INSERT_INBOX, NOTIFY
 from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg, usable
-from heartfly.store.postgres_lease import FENCE, Fence, NotLeader
+from heartfly.store.postgres_lease import FENCE, FENCED_WRITER, Fence, NotLeader
 from heartfly.store.postgres_schema import MIGRATIONS
 from heartfly.store.queries import SqlReader
 from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, Write, encode_state
@@ -104,11 +104,15 @@ class Writer(GroupCommitter):
         # (postgres_lease.fenced); after it, every batch is refused with NotLeader.
         self.fence = fence
         self._idle_limit = None if fence is None else fence.lease
+        self._name = "heartfly" if fence is None else FENCED_WRITER  # a takeover ends a frozen one's sessions
 
     @classmethod
     async def open(cls, database: PostgresDatabase, fence: Fence | None = None) -> Writer:
         """Connect and migrate; StoreError says what failed (naming the database without its password)."""
-        conn = await connect(database, idle_limit=None if fence is None else fence.lease)
+        if fence is None:
+            conn = await connect(database)
+        else:
+            conn = await connect(database, idle_limit=fence.lease, name=FENCED_WRITER)
         try:
             await migrate(conn, database)
         except psycopg.Error as exc:
@@ -152,7 +156,7 @@ class Writer(GroupCommitter):
             raise StoreError(f"database {self._database.shown}: {one_line(exc, self._database)}") from None
 
     async def _commit(self, writes: list[Write]) -> None:
-        self._conn = await usable(self._conn, self._database, idle_limit=self._idle_limit)
+        self._conn = await usable(self._conn, self._database, idle_limit=self._idle_limit, name=self._name)
         batch = gather(writes)
         conn = self._conn
         # executemany pipelines the rows: one round trip per table, not one per row.

@@ -21,7 +21,9 @@ node leads, in which term, until when (server/cluster.py keeps it).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -61,16 +63,20 @@ _READ = (  # a released lease expires at -infinity, which timestamp arithmetic r
 FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
 # How long a takeover waits for the lease row before looking for a frozen leader's transaction.
 TAKEOVER_WAIT = 0.25
-# The sessions whose fenced transactions (FENCE's RowShareLock on this database's lease table)
-# are still open although the lease has passed. pg_locks lists every database's locks.
-_STALE_FENCES = """
-SELECT l.pid FROM pg_locks l
+# A leader's writer's application_name: what tells its sessions from any other's.
+FENCED_WRITER = "heartfly-fenced-writer"
+# End each leader's writer session that holds a fenced transaction (FENCE's RowShareLock on this
+# database's lease table; pg_locks lists every database's) although the lease has passed: checked
+# and ended in one statement, so a pid reused meanwhile is never hit.
+_END_STALE = """
+SELECT l.pid, pg_terminate_backend(l.pid) FROM pg_locks l
 WHERE l.locktype = 'relation' AND l.relation = 'lease'::regclass AND l.mode = 'RowShareLock' AND l.granted
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.pid <> pg_backend_pid()
+  AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid AND a.application_name = %(writer)s)
   AND EXISTS (SELECT 1 FROM lease WHERE id = 1 AND expires_at <= clock_timestamp())
 """
-_told: set[int] = set()  # sessions this process could not end, already logged
+_LOCK_WAIT = "SELECT set_config('lock_timeout', %s, false)"
+_said_at: dict[str, float] = {}  # what a standby trying every half second has said, and when
 
 
 class Fence(NamedTuple):
@@ -105,52 +111,70 @@ async def acquire_or_renew(conn: Connection, node_id: str, length: float, term: 
     """Take the lease for `length` seconds if it is free or has passed (a new term), or renew it
     if `node_id` holds it in `term` (the same term). The term held, or None if it is held: by
     another node, or by this node id under another term (another process with the same id, or this
-    one's before a restart), which must pass first."""
+    one's before a restart), which must pass first.
+
+    Every statement runs alone, in autocommit: a node frozen between two of them holds no lock.
+    Each waits at most TAKEOVER_WAIT for the lease row (a session setting); a holder renewing tries
+    again behind its own writer's commit, however slow, for up to `length`."""
     if not node_id:
         raise ValueError("a node id is needed")
     if not length > 0:
         raise ValueError(f"a lease lasts more than 0 s, not {length}")
     values = {"node": node_id, "length": float(length), "term": -1 if term is None else term}
-    if term is not None:  # a holder renewing waits for its own writer's transaction, however slow
-        cur = await conn.execute(_ACQUIRE, values)
-        row = await cur.fetchone()
-        return None if row is None else int(row[0])
-    for _ in range(2):
+    await conn.execute(_LOCK_WAIT, (f"{round(TAKEOVER_WAIT * 1000)}",))
+    began = time.monotonic()
+    for attempt in itertools.count():
         try:
-            return await _take(conn, values)
-        except psycopg.errors.LockNotAvailable:  # the lease has passed, but its row is locked
-            await _end_stale_fences(conn, node_id)
-    return None
+            cur = await conn.execute(_ACQUIRE, values)
+            row = await cur.fetchone()
+            return None if row is None else int(row[0])
+        except psycopg.errors.LockNotAvailable:  # the lease has passed (or is this node's), its row locked
+            if term is not None:
+                if time.monotonic() - began < length:
+                    continue
+                return None
+            if attempt >= 1:
+                return None
+            if not await _end_stale_fences(conn, node_id):
+                _say_held(node_id)
+                return None
+    raise AssertionError("unreachable")
 
 
-async def _take(conn: Connection, values: dict[str, object]) -> int | None:
-    """_ACQUIRE, waiting at most TAKEOVER_WAIT for the row (LockNotAvailable after that)."""
-    async with conn.transaction():
-        await conn.execute("SELECT set_config('lock_timeout', %s, true)", (f"{round(TAKEOVER_WAIT * 1000)}",))
-        cur = await conn.execute(_ACQUIRE, values)
-        row = await cur.fetchone()
-    return None if row is None else int(row[0])
-
-
-async def _end_stale_fences(conn: Connection, node_id: str) -> None:
+async def _end_stale_fences(conn: Connection, node_id: str) -> bool:
     """End the sessions holding fenced transactions open past the lease: a leader frozen in the
     middle of one would otherwise hold every takeover back until it woke. A role that may not end
-    them waits instead (for its idle limit, Fence, or its wake-up)."""
-    cur = await conn.execute(_STALE_FENCES)
-    for (pid,) in await cur.fetchall():
-        try:
-            await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        except psycopg.Error as exc:
-            if pid not in _told:  # once: a standby tries again every half second
-                if len(_told) > 1000:
-                    _told.clear()
-                _told.add(pid)
-                why = " ".join(str(exc).split())
-                log.error("node %s cannot end session %d, a former leader's transaction held open past its lease "
-                          "(%s); the takeover waits for it to end", node_id, pid, why)  # fmt: skip
-        else:
+    them waits instead (until PostgreSQL's idle limit, Fence, or the frozen node's wake-up).
+    Whether there were any."""
+    try:
+        cur = await conn.execute(_END_STALE, {"writer": FENCED_WRITER})
+        ended = await cur.fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        if _once_a_minute("cannot end"):
+            log.error("node %s cannot end a former leader's session that holds a transaction open past its lease "
+                      "(%s); the takeover waits for it to end", node_id, " ".join(str(exc).split()))  # fmt: skip
+        return True
+    for pid, done in ended:
+        if done:
             log.warning("node %s ended session %d: a former leader's transaction, held open past its lease "
                         "(a frozen process?); it commits nothing", node_id, pid)  # fmt: skip
+    return bool(ended)
+
+
+def _say_held(node_id: str) -> None:
+    """The lease has passed but its row stays locked by something other than a fenced transaction
+    (an operator's, say)."""
+    if _once_a_minute("held"):
+        log.warning("node %s cannot take the lease although it has passed: its row is locked (see pg_locks for "
+                    "table lease); no node leads until that lock is released", node_id)  # fmt: skip
+
+
+def _once_a_minute(what: str) -> bool:
+    now = time.monotonic()
+    if now - _said_at.get(what, -math.inf) < 60.0:
+        return False
+    _said_at[what] = now
+    return True
 
 
 async def release(conn: Connection, node_id: str, term: int) -> None:
