@@ -7,8 +7,10 @@ in pgconn; the reads are queries.py's, through pgconn.PgConnection.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 # released by COMMIT, or by the server when the connection dies).
 _MIGRATION_LOCK = 0x48_46_6C_79  # "HFly"
 _UPDATE_STATE = "UPDATE checks SET state = %s, state_ping_id = %s WHERE id = %s"
+# How long a writer whose COMMIT's answer was lost asks whether it was done before it answers 503.
+IN_DOUBT_WAIT = 2.0
 
 
 async def _schema_version(conn: psycopg.AsyncConnection[TupleRow]) -> int | None:
@@ -104,6 +108,11 @@ class Writer(GroupCommitter):
         # (postgres_lease.fenced); after it, every batch is refused with NotLeader.
         self.fence = fence
         self._idle_limit = None if fence is None else fence.lease
+        # The transaction of the commit under way (txid_current), and whether its COMMIT was sent:
+        # a connection lost then leaves the outcome in doubt, and txid_status tells it.
+        self._xid: int | None = None
+        self._commit_sent = False
+        self._in_doubt: tuple[int, set[int], list[Write]] | None = None  # its xid and writes, kept alive
         self._name = "heartfly" if fence is None else FENCED_WRITER  # a takeover ends a frozen one's sessions
 
     @classmethod
@@ -145,6 +154,9 @@ class Writer(GroupCommitter):
             await self._conn.close()
 
     async def _commit_batch(self, writes: list[Write]) -> None:
+        if self._in_doubt is not None:  # a commit whose outcome could not be learned: learn it first
+            writes = await self._settle_doubt(writes)
+        self._xid, self._commit_sent = None, False
         try:
             await self._commit(writes)
         except psycopg.Error as exc:
@@ -153,7 +165,53 @@ class Writer(GroupCommitter):
             # mode while busy"), and would refuse every batch after.
             with contextlib.suppress(psycopg.Error):
                 await self._conn.close()
+            if self._commit_sent and self._xid is not None:  # the COMMIT went out: it may have been done
+                status = await self._status_within(self._xid, IN_DOUBT_WAIT)
+                if status == "committed":
+                    log.warning("database %s: a commit's answer was lost, but it was committed (%s)",
+                                self._database.shown, one_line(exc, self._database))  # fmt: skip
+                    return
+                if status is None:
+                    self._in_doubt = (self._xid, {id(w) for w in writes}, writes)
             raise StoreError(f"database {self._database.shown}: {one_line(exc, self._database)}") from None
+
+    async def _settle_doubt(self, writes: list[Write]) -> list[Write]:
+        """The writes to commit now, after the commit in doubt: without its own if it was done
+        (a retry would add its rows twice, or fail for ever on their ids); StoreError while its
+        outcome cannot be learned."""
+        assert self._in_doubt is not None
+        xid, ids, _ = self._in_doubt
+        status = await self._status_within(xid, 0.0)
+        if status is None:
+            raise StoreError(f"database {self._database.shown}: whether the last commit was done is not known yet")
+        self._in_doubt = None
+        if status != "committed":
+            return writes
+        log.warning("database %s: a commit whose answer was lost had been done; it is not repeated",
+                    self._database.shown)  # fmt: skip
+        return [w for w in writes if id(w) not in ids]
+
+    async def _status_within(self, xid: int, wait: float) -> str | None:
+        """The outcome of transaction `xid` ("committed" or "aborted"), asking on a new connection
+        for up to `wait` seconds while the server is not reached or is still ending it; None if it
+        is not known by then."""
+        give_up = time.monotonic() + wait
+        while True:
+            try:
+                self._conn = await usable(self._conn, self._database, idle_limit=self._idle_limit, name=self._name)
+                cur = await self._conn.execute("SELECT txid_status(%s)", (xid,))
+                row = await cur.fetchone()
+                status = None if row is None or row[0] is None else str(row[0])
+                if status in ("committed", "aborted"):
+                    return status
+                if status is None:  # too old to be known: PostgreSQL has long forgotten it
+                    return "aborted"
+            except (psycopg.Error, StoreError):
+                with contextlib.suppress(psycopg.Error):
+                    await self._conn.close()
+            if time.monotonic() >= give_up:
+                return None
+            await asyncio.sleep(0.05)
 
     async def _commit(self, writes: list[Write]) -> None:
         self._conn = await usable(self._conn, self._database, idle_limit=self._idle_limit, name=self._name)
@@ -164,8 +222,12 @@ class Writer(GroupCommitter):
             if self.fence is not None:
                 node, term, _ = self.fence
                 await cur.execute(FENCE, (node, term))
-                if await cur.fetchone() is None:
+                if (fenced := await cur.fetchone()) is None:
                     raise NotLeader(f"{node} no longer leads: its term {term} is over or its lease has passed")
+                self._xid = int(fenced[0])
+            else:
+                await cur.execute("SELECT txid_current()")
+                self._xid = int((await cur.fetchone() or (0,))[0])
             if batch.inbox:
                 await cur.executemany(INSERT_INBOX, batch.inbox)
                 await cur.execute(NOTIFY)
@@ -186,3 +248,4 @@ class Writer(GroupCommitter):
             if batch.states:
                 states = [(encode_state(r.state), r.ping_id, r.check_id) for r in batch.states]
                 await cur.executemany(_UPDATE_STATE, states)
+            self._commit_sent = True  # leaving the block sends COMMIT

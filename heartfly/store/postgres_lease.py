@@ -60,7 +60,12 @@ _READ = (  # a released lease expires at -infinity, which timestamp arithmetic r
     " FROM lease WHERE id = 1"
 )
 # FOR SHARE: a takeover's UPDATE waits until the fenced transaction ends.
-FENCE = "SELECT 1 FROM lease WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
+# Its row is the transaction's id (txid_current): should the COMMIT's answer be lost, the writer
+# asks txid_status whether it was done.
+FENCE = (
+    "SELECT txid_current() FROM lease"
+    " WHERE id = 1 AND holder = %s AND term = %s AND expires_at > clock_timestamp() FOR SHARE"
+)
 # How long a takeover waits for the lease row before looking for a frozen leader's transaction.
 TAKEOVER_WAIT = 0.25
 # A leader's writer's application_name: what tells its sessions from any other's.
