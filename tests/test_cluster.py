@@ -397,6 +397,40 @@ async def test_a_leader_frozen_inside_a_fenced_transaction_does_not_hold_the_tak
     assert len(acknowledged) > 20 and acknowledged <= kept, sorted(acknowledged - kept)[:10]
 
 
+async def test_a_leader_that_cannot_read_its_inbox_says_so_gives_the_lease_up_and_alerts_once_it_can(
+    tmp_path: Path,
+    database: str,
+    receivers: Receivers,  # noqa: F811 - the fixture
+) -> None:
+    import psycopg
+
+    hook = await receivers()
+    dead = new_key()
+    checks = f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n' + every(
+        "dead", dead, "1s", 'grace = "1s"', 'channels = ["hook"]'
+    )
+    config = write(tmp_path, database, checks)
+    async with nodes(config, 1) as [node], aiohttp.ClientSession() as session:
+
+        async def leads() -> bool:
+            return bool((await readiness(session, node))["role"] == "leader")
+
+        await until(leads, 10, "the node leads")
+        async with session.get(f"{node.url}/ping/{dead}") as resp:
+            assert resp.status == 200
+        # A migration, VACUUM FULL or a stuck connection: the inbox cannot be read, so no deadline
+        # may fire (a ping a standby answered 200 could be in it). Before, nothing said so.
+        async with await psycopg.AsyncConnection.connect(database) as locker, locker.transaction():
+            await locker.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
+            said = "cannot fire: the inbox cannot be applied; giving the lease up"
+            took = await until(lambda: asyncio.sleep(0, said in node.log()), 2 + 5 + LEASE + 5, said)
+            print(f"dead due to the node saying it cannot fire: {took:.1f} s")
+            assert not hook.hits
+        await until(lambda: asyncio.sleep(0, bool(hook.hits)), 2 * LEASE + 10, "the alert once the inbox is read")
+        await asyncio.sleep(1.0)
+    assert [h.json()["event"] for h in hook.hits] == ["down"], [h.json() for h in hook.hits]
+
+
 async def test_a_pause_given_to_a_standby_is_applied_by_the_leader(tmp_path: Path, database: str) -> None:
     config = write(tmp_path, database, every("job", new_key(), "1h"))
     async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:

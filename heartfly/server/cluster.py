@@ -181,6 +181,10 @@ class Node:
                       self._clock.now() - term.engine.timer_alive_at)  # fmt: skip
             self._hold_off_until = time.monotonic() + 2 * length
             await self.lease.release()
+        elif term is not None and (held_for := term.engine.held_back()) is not None:
+            log.error("node %s: %s; giving the lease up", self.node_id, heartbeat.held_words(held_for))
+            self._hold_off_until = time.monotonic() + 2 * length
+            await self.lease.release()
         try:
             async with asyncio.timeout(length):  # a renewal answered later is no good anyway
                 may_lead = self._cannot_lead is None and time.monotonic() >= self._hold_off_until
@@ -231,7 +235,7 @@ class Node:
             feed = InboxFeed(self.database)
             term = _Term(number, writer, engine, feed)
             await engine.load(self._reader, serving_since=self._serving_since)
-            if not await self._drain(term):
+            if not await self._drain_within(term):
                 raise StoreError("the inbox could not be read")
         except (StoreError, OSError) as exc:
             if isinstance(exc, NewerSchema):  # a newer node upgraded the database: it leads, this one stands by
@@ -313,12 +317,16 @@ class Node:
         term = self._term
         if term is None or not self.lease.is_leader:
             return False
+        return await self._drain_within(term) and self._may_act()  # still leading after the read
+
+    async def _drain_within(self, term: _Term) -> bool:
+        """_drain, given up after a lease: a read that hangs (a table locked, a connection gone
+        silent) must not keep a node that holds the lease from leading, or from saying so."""
         try:
             async with asyncio.timeout(self.lease.length):
-                drained = await self._drain(term)
+                return await self._drain(term)
         except TimeoutError:
             return False
-        return drained and self._may_act()  # still leading after the read
 
     async def _follow_inbox(self, term: _Term) -> None:
         failing = False

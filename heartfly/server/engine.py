@@ -72,6 +72,9 @@ class Engine(Loading):
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
         self.timer_alive_at = 0.0  # the timer task's last wake-up (wall clock)
+        # Since when due deadlines have waited for before_fire (a cluster leader that cannot apply its
+        # inbox), None while nothing waits: past TIMER_STALE the node is unhealthy (held_back).
+        self.held_since: float | None = None
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
         self.ping_ids = PingIds(config.server.max_ping_age)
@@ -395,6 +398,15 @@ class Engine(Loading):
         check = self._by_id.get(entry[2])
         return check is not None and check.seq == entry[1] and self.checks.get(check.name) is check
 
+    def held_back(self) -> float | None:
+        """Seconds due deadlines have waited to fire, if longer than TIMER_STALE, else None: a node
+        that cannot fire is as unhealthy as one whose timer stopped (readyz, the heartbeat, and a
+        cluster leader gives its lease up)."""
+        if self.held_since is None:
+            return None
+        held = self.clock.now() - self.held_since
+        return held if held > TIMER_STALE else None
+
     def next_wakeup(self) -> float | None:
         return self._heap.earliest()
 
@@ -447,7 +459,10 @@ class Engine(Loading):
                 held = not await self.before_fire()
                 now = self.clock.now()
             if not held:
+                self.held_since = None
                 self.fire_due(now)
+            elif self.held_since is None:
+                self.held_since = now
             self._wake.clear()
             wakeup = self.next_wakeup()
             delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())

@@ -67,7 +67,13 @@ def problem(engine: Engine) -> str | None:
         return "database writes are failing"
     if engine.clock.now() - engine.timer_alive_at > TIMER_STALE:
         return "the deadline timer is not running"
+    if (held := engine.held_back()) is not None:
+        return held_words(held)
     return None
+
+
+def held_words(held: float) -> str:
+    return f"deadlines due for {held:.0f} s cannot fire: the inbox cannot be applied"
 
 
 async def _send(url: str, session: aiohttp.ClientSession) -> str | None:

@@ -13,6 +13,7 @@ from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary, iso
 from heartfly.server.engine import Check
+from heartfly.server.heartbeat import held_words
 from heartfly.store.api import Reader
 from heartfly.web import auth, control, record
 from heartfly.web.runtime import RUNTIME
@@ -240,6 +241,8 @@ async def readyz(request: web.Request) -> web.Response:
         problem = "database writes are failing"
     elif rt.timer_stale() is not None:
         problem = "the deadline timer is not running"
+    elif (held := rt.engine.held_back()) is not None:
+        problem = held_words(held)
     cluster = rt.cluster_status()
     if cluster is not None:  # a cluster node says its role, ready or not
         body = {"ready": problem is None, "problem": problem, **dataclasses.asdict(cluster)}
