@@ -184,3 +184,22 @@ async def test_pings_answer_503_while_postgresql_restarts_and_200_after_and_none
 
 def _token(tmp_path: Path) -> dict[str, str]:
     return {"Authorization": f"Bearer {(tmp_path / 'api-token').read_text().strip()}"}
+
+
+async def test_connections_are_made_to_notice_a_silent_server_in_seconds_unless_the_url_says_otherwise(
+    pg_server: pgserver.PgServer,
+) -> None:
+    # What the kernel then does (keepalive probes, unacknowledged data) needs a network that drops
+    # packets to show; here: every connection asks for it, and a URL's own setting wins.
+    from heartfly.core.dburl import PostgresDatabase
+    from heartfly.store.pgconn import connect
+
+    url = pg_server.database()
+    for given, idle in ((url, "10"), (url + "?keepalives_idle=3", "3")):
+        conn = await connect(PostgresDatabase(given))
+        try:
+            params = conn.info.get_parameters()
+        finally:
+            await conn.close()
+        assert params["keepalives"] == "1" and params["keepalives_idle"] == idle, params
+        assert params["tcp_user_timeout"] == "20000" and params["keepalives_count"] == "2", params
