@@ -431,6 +431,40 @@ async def test_a_leader_that_cannot_read_its_inbox_says_so_gives_the_lease_up_an
     assert [h.json()["event"] for h in hook.hits] == ["down"], [h.json() for h in hook.hits]
 
 
+async def test_a_standby_whose_inbox_write_waits_unanswered_is_unready_until_it_is_answered(
+    tmp_path: Path, database: str
+) -> None:
+    import psycopg
+
+    key = new_key()
+    config = write(tmp_path, database, every("job", key, "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        _, standby = await leader_and_standby(session, servers)
+
+        async def ping() -> int:
+            async with session.get(f"{standby.url}/ping/{key}") as resp:
+                return resp.status
+
+        assert await ping() == 200
+        async with await psycopg.AsyncConnection.connect(database) as locker, locker.transaction():
+            await locker.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")  # the standby's next commit waits
+            waiting = asyncio.create_task(ping())
+
+            async def unready() -> bool:
+                body = await readiness(session, standby)
+                return bool(not body["ready"] and "a database commit has waited" in str(body["problem"]))
+
+            took = await until(unready, 15, "the standby says its commit waits")
+            print(f"a standby's commit waiting to its readiness saying so: {took:.1f} s")
+            assert not waiting.done()
+        assert await asyncio.wait_for(waiting, 10) == 200  # answered once it committed
+
+        async def ready() -> bool:
+            return bool((await readiness(session, standby))["ready"])
+
+        await until(ready, 5, "the standby is ready again")
+
+
 async def test_a_pause_given_to_a_standby_is_applied_by_the_leader(tmp_path: Path, database: str) -> None:
     config = write(tmp_path, database, every("job", new_key(), "1h"))
     async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:

@@ -433,6 +433,9 @@ class _Dropped:
     def watch_file(self) -> None:
         pass
 
+    def stuck(self) -> float | None:
+        return None
+
     def submit(self, write: store.Write) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)

@@ -65,11 +65,17 @@ def problem(engine: Engine) -> str | None:
     """Why this node is not healthy (what /readyz asks too), or None."""
     if engine.writer.failing:
         return "database writes are failing"
+    if (stuck := engine.writer.stuck()) is not None:
+        return stuck_words(stuck)
     if engine.clock.now() - engine.timer_alive_at > TIMER_STALE:
         return "the deadline timer is not running"
     if (held := engine.held_back()) is not None:
         return held_words(held)
     return None
+
+
+def stuck_words(stuck: float) -> str:
+    return f"a database commit has waited {stuck:.0f} s for an answer"
 
 
 def held_words(held: float) -> str:

@@ -80,6 +80,10 @@ class WriteQueue(Protocol):
         """What happened to the database, if it is not the one open (readiness says it)."""
         ...
 
+    def stuck(self) -> float | None:
+        """Seconds the commit under way has waited for the database, past a few; else None."""
+        ...
+
     @property
     def commits(self) -> int:
         """How many batches were committed (the benches and tests count them)."""

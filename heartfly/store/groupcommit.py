@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import logging
 import operator
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from heartfly.store.api import StoreError
 from heartfly.store.rows import SET_META, FlipRow, InboxRow, OutboxRow, PingRow, RunRow, Statement, StateRow, Write
 
 log = logging.getLogger(__name__)
+
+STUCK_AFTER = 5.0  # seconds a commit may take before readiness counts the database unanswering
 
 
 class GroupCommitter:
@@ -33,6 +36,7 @@ class GroupCommitter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._committing = False  # a batch is being committed: flush waits for it too
+        self._commit_began = 0.0  # time.monotonic() when the batch under way began
         self._broken = False  # the last commit failed
         self.lost: str | None = None  # what happened to the database, if it is not the one open
         # Pings are refused: a commit failed, or the database is lost. One attribute, read on every ping.
@@ -54,6 +58,14 @@ class GroupCommitter:
         self._queue.append((write, fut))
         self._wake.set()
         return fut
+
+    def stuck(self) -> float | None:
+        """Seconds the commit under way has waited for the database, if longer than STUCK_AFTER
+        (a table locked, a server gone silent): readiness says so, for pings then wait unanswered."""
+        if not self._committing:
+            return None
+        waited = time.monotonic() - self._commit_began
+        return waited if waited > STUCK_AFTER else None
 
     def refused(self) -> asyncio.Future[None]:
         """An already failed future: a ping's answer while writes fail (nothing of it is queued)."""
@@ -116,6 +128,7 @@ class GroupCommitter:
                 self._wake.set()
             writes = self._carry + [w for w, _ in batch]
             self._committing = True
+            self._commit_began = time.monotonic()
             try:
                 await self._commit_batch(writes)
             except asyncio.CancelledError:  # abandon(): the batch's waiters are told, not left hanging

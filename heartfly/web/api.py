@@ -13,7 +13,7 @@ from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary, iso
 from heartfly.server.engine import Check
-from heartfly.server.heartbeat import held_words
+from heartfly.server.heartbeat import held_words, stuck_words
 from heartfly.store.api import Reader
 from heartfly.web import auth, control, record
 from heartfly.web.runtime import RUNTIME
@@ -239,6 +239,8 @@ async def readyz(request: web.Request) -> web.Response:
         problem = rt.writer.lost
     elif writer is None or writer.failing:
         problem = "database writes are failing"
+    elif (stuck := writer.stuck()) is not None:
+        problem = stuck_words(stuck)
     elif rt.timer_stale() is not None:
         problem = "the deadline timer is not running"
     elif (held := rt.engine.held_back()) is not None:
