@@ -167,4 +167,24 @@ async def test_a_commit_left_in_doubt_while_the_server_is_unreached_is_learned_l
         # (for ever, as every later batch carries them) or add the run twice.
         await asyncio.wait_for(writer.submit(a_failure(2)), 10)
         assert not writer.failing
+        assert not writer.behind  # no ping was in it: memory lacks nothing the database holds
     assert stored(direct) == ([1, 2], ["run-1", "run-2"])
+
+
+async def test_a_ping_refused_while_its_commit_was_in_doubt_and_done_leaves_the_writer_behind_the_database(
+    proxied: tuple[Proxy, PostgresDatabase, PostgresDatabase], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres, "IN_DOUBT_WAIT", 0.3)
+    proxy, through, direct = proxied
+    refused: list[int] = []
+    ping = (7, 1, 1000.0, 1000.0, "success", None, None, "", 0, None, "GET", "127.0.0.1", "test", None, None)
+    async with started(through) as writer:
+        proxy.lose, proxy.refuse = "answer", True
+        with pytest.raises(StoreError):  # answered 503, taken back in memory (on_refuse)
+            await asyncio.wait_for(writer.submit(Write(ping=ping, on_refuse=lambda: refused.append(7))), 10)
+        assert refused == [7]
+        proxy.refuse = False
+        await asyncio.wait_for(writer.submit(a_failure(1)), 10)
+        assert writer.behind  # the database has the ping memory gave back: a leader leads again from it
+    with psycopg.connect(direct.url) as conn:
+        assert conn.execute("SELECT id FROM pings").fetchall() == [(7,)]

@@ -113,6 +113,11 @@ class Writer(GroupCommitter):
         self._xid: int | None = None
         self._commit_sent = False
         self._in_doubt: tuple[int, set[int], list[Write]] | None = None  # its xid and writes, kept alive
+        # A commit in doubt turned out done after its pings had been refused and taken back in
+        # memory: the database holds what memory lacks (a standby's ping, whose inbox row that
+        # commit deleted, is sent again by nobody). A cluster leader then leads again from the
+        # database (cluster.Node._renew).
+        self.behind = False
         self._name = "heartfly" if fence is None else FENCED_WRITER  # a takeover ends a frozen one's sessions
 
     @classmethod
@@ -180,7 +185,7 @@ class Writer(GroupCommitter):
         (a retry would add its rows twice, or fail for ever on their ids); StoreError while its
         outcome cannot be learned."""
         assert self._in_doubt is not None
-        xid, ids, _ = self._in_doubt
+        xid, ids, doubtful = self._in_doubt
         status = await self._status_within(xid, 0.0)
         if status is None:
             raise StoreError(f"database {self._database.shown}: whether the last commit was done is not known yet")
@@ -189,6 +194,8 @@ class Writer(GroupCommitter):
             return writes
         log.warning("database %s: a commit whose answer was lost had been done; it is not repeated",
                     self._database.shown)  # fmt: skip
+        # Its pings were answered 503 and taken back in memory: they are in the database all the same.
+        self.behind = self.behind or any(w.has_pings for w in doubtful)
         return [w for w in writes if id(w) not in ids]
 
     async def _status_within(self, xid: int, wait: float) -> str | None:
