@@ -185,10 +185,6 @@ class Node:
             log.error("node %s: %s; giving the lease up", self.node_id, heartbeat.held_words(held_for))
             self._hold_off_until = time.monotonic() + 2 * length
             await self.lease.release()
-        elif term is not None and term.writer.behind:  # rebuilt from the database by the next term
-            log.error("node %s: a commit it had counted failed was done after all, so its memory lacks pings the "
-                      "database holds; giving the lease up to lead again from the database", self.node_id)  # fmt: skip
-            await self.lease.release()
         try:
             async with asyncio.timeout(length):  # a renewal answered later is no good anyway
                 may_lead = self._cannot_lead is None and time.monotonic() >= self._hold_off_until

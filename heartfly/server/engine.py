@@ -461,6 +461,8 @@ class Engine(Loading):
             if not held:
                 self.held_since = None
                 self.fire_due(now)
+            elif self.writer.failing:  # readiness says that already, and the lease is kept for when they work
+                self.held_since = None
             elif self.held_since is None:
                 self.held_since = now
             self._wake.clear()

@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
 from heartfly.core.dburl import PostgresDatabase
-from heartfly.store import queries
+from heartfly.store import queries, rows
 from heartfly.store.api import StoreError
 
 # A read transaction sees one snapshot (SQLite's BEGIN does, in WAL mode); PostgreSQL's default
@@ -30,6 +30,10 @@ _RUNS_OF, _END_PINGS_OF, _FLIPS_OF = queries.recent_statements(
 )
 PG_VARIANTS: dict[str, str] = {
     "BEGIN": "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    # A failed commit's flips and alerts are carried to the next; if it was done after all (its
+    # answer lost, and that not learned in time: postgres.Writer), they are in already.
+    rows.INSERT_FLIP: rows.INSERT_FLIP + " ON CONFLICT (id) DO NOTHING",
+    rows.INSERT_OUTBOX: rows.INSERT_OUTBOX + " ON CONFLICT (id) DO NOTHING",
     queries._RUNS_OF: _RUNS_OF,
     queries._END_PINGS_OF: _END_PINGS_OF,
     queries._FLIPS_OF: _FLIPS_OF,

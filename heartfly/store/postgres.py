@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
+from typing import NamedTuple
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -33,6 +35,25 @@ _MIGRATION_LOCK = 0x48_46_6C_79  # "HFly"
 _UPDATE_STATE = "UPDATE checks SET state = %s, state_ping_id = %s WHERE id = %s"
 # How long a writer whose COMMIT's answer was lost asks whether it was done before it answers 503.
 IN_DOUBT_WAIT = 2.0
+_SESSION = (
+    "SELECT pg_backend_pid(), backend_start, pg_postmaster_start_time() FROM pg_stat_activity"
+    " WHERE pid = pg_backend_pid()"
+)
+# The outcome of the transaction in doubt, and the server's start; first, the session that ran it
+# is ended if it is still there (the server may not have noticed the client go): its transaction,
+# if not committed yet, is then rolled back, where it would say "in progress" for as long.
+_DONE = """
+WITH ended AS (
+  SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %(pid)s AND backend_start = %(began)s
+)
+SELECT txid_status(%(xid)s), pg_postmaster_start_time() FROM (SELECT count(*) FROM ended) AS e
+"""
+
+
+class _Session(NamedTuple):
+    pid: int
+    began: datetime.datetime
+    server_started: datetime.datetime
 
 
 async def _schema_version(conn: psycopg.AsyncConnection[TupleRow]) -> int | None:
@@ -112,12 +133,7 @@ class Writer(GroupCommitter):
         # a connection lost then leaves the outcome in doubt, and txid_status tells it.
         self._xid: int | None = None
         self._commit_sent = False
-        self._in_doubt: tuple[int, set[int], list[Write]] | None = None  # its xid and writes, kept alive
-        # A commit in doubt turned out done after its pings had been refused and taken back in
-        # memory: the database holds what memory lacks (a standby's ping, whose inbox row that
-        # commit deleted, is sent again by nobody). A cluster leader then leads again from the
-        # database (cluster.Node._renew).
-        self.behind = False
+        self._session: _Session | None = None  # the connection's session, as the server knows it
         self._name = "heartfly" if fence is None else FENCED_WRITER  # a takeover ends a frozen one's sessions
 
     @classmethod
@@ -159,8 +175,6 @@ class Writer(GroupCommitter):
             await self._conn.close()
 
     async def _commit_batch(self, writes: list[Write]) -> None:
-        if self._in_doubt is not None:  # a commit whose outcome could not be learned: learn it first
-            writes = await self._settle_doubt(writes)
         self._xid, self._commit_sent = None, False
         try:
             await self._commit(writes)
@@ -170,58 +184,52 @@ class Writer(GroupCommitter):
             # mode while busy"), and would refuse every batch after.
             with contextlib.suppress(psycopg.Error):
                 await self._conn.close()
-            if self._commit_sent and self._xid is not None:  # the COMMIT went out: it may have been done
-                status = await self._status_within(self._xid, IN_DOUBT_WAIT)
-                if status == "committed":
-                    log.warning("database %s: a commit's answer was lost, but it was committed (%s)",
-                                self._database.shown, one_line(exc, self._database))  # fmt: skip
-                    return
-                if status is None:
-                    self._in_doubt = (self._xid, {id(w) for w in writes}, writes)
+            # The COMMIT went out: it may have been done. Not known within IN_DOUBT_WAIT: refused, and
+            # its flips and alerts are carried to the next commit, which skips those in already.
+            xid, session = self._xid, self._session
+            if self._commit_sent and xid is not None and session is not None and await self._was_done(xid, session):
+                log.warning("database %s: a commit's answer was lost, but it was done (%s)",
+                            self._database.shown, one_line(exc, self._database))  # fmt: skip
+                return
             raise StoreError(f"database {self._database.shown}: {one_line(exc, self._database)}") from None
 
-    async def _settle_doubt(self, writes: list[Write]) -> list[Write]:
-        """The writes to commit now, after the commit in doubt: without its own if it was done
-        (a retry would add its rows twice, or fail for ever on their ids); StoreError while its
-        outcome cannot be learned."""
-        assert self._in_doubt is not None
-        xid, ids, doubtful = self._in_doubt
-        status = await self._status_within(xid, 0.0)
-        if status is None:
-            raise StoreError(f"database {self._database.shown}: whether the last commit was done is not known yet")
-        self._in_doubt = None
-        if status != "committed":
-            return writes
-        log.warning("database %s: a commit whose answer was lost had been done; it is not repeated",
-                    self._database.shown)  # fmt: skip
-        # Its pings were answered 503 and taken back in memory: they are in the database all the same.
-        self.behind = self.behind or any(w.has_pings for w in doubtful)
-        return [w for w in writes if id(w) not in ids]
-
-    async def _status_within(self, xid: int, wait: float) -> str | None:
-        """The outcome of transaction `xid` ("committed" or "aborted"), asking on a new connection
-        for up to `wait` seconds while the server is not reached or is still ending it; None if it
-        is not known by then."""
-        give_up = time.monotonic() + wait
-        while True:
+    async def _was_done(self, xid: int, session: _Session) -> bool:
+        """Whether transaction `xid`, of `session`, committed: asked on a new connection for up to
+        IN_DOUBT_WAIT. False when not known by then, or when the server restarted since (after a
+        crash a transaction id can be handed out again, and txid_status would answer for another)."""
+        give_up = time.monotonic() + IN_DOUBT_WAIT
+        while time.monotonic() < give_up:
             try:
-                self._conn = await usable(self._conn, self._database, idle_limit=self._idle_limit, name=self._name)
-                cur = await self._conn.execute("SELECT txid_status(%s)", (xid,))
-                row = await cur.fetchone()
-                status = None if row is None or row[0] is None else str(row[0])
-                if status in ("committed", "aborted"):
-                    return status
-                if status is None:  # too old to be known: PostgreSQL has long forgotten it
-                    return "aborted"
-            except (psycopg.Error, StoreError):
+                async with asyncio.timeout(max(0.1, give_up - time.monotonic())):
+                    self._conn = await self._connection()
+                    cur = await self._conn.execute(_DONE, {"xid": xid, "pid": session.pid, "began": session.began})
+                    row = await cur.fetchone()
+            except (psycopg.Error, StoreError, TimeoutError):
                 with contextlib.suppress(psycopg.Error):
                     await self._conn.close()
-            if time.monotonic() >= give_up:
-                return None
-            await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)
+                continue
+            assert row is not None
+            status, server_started = row
+            if server_started != session.server_started:
+                return False
+            if status in ("committed", "aborted"):
+                return bool(status == "committed")
+            await asyncio.sleep(0.05)  # in progress: its session, ended by _DONE, is rolling it back
+        return False
+
+    async def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
+        """The writer's connection, made again if it was dropped, and its session noted."""
+        conn = await usable(self._conn, self._database, idle_limit=self._idle_limit, name=self._name)
+        if conn is not self._conn or self._session is None:
+            cur = await conn.execute(_SESSION)
+            row = await cur.fetchone()
+            assert row is not None
+            self._session = _Session(*row)
+        return conn
 
     async def _commit(self, writes: list[Write]) -> None:
-        self._conn = await usable(self._conn, self._database, idle_limit=self._idle_limit, name=self._name)
+        self._conn = await self._connection()
         batch = gather(writes)
         conn = self._conn
         # executemany pipelines the rows: one round trip per table, not one per row.
