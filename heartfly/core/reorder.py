@@ -87,42 +87,46 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
 
 
 def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """A success older than the newest end, a failure, with no other end between them and all
-    within the reorder window: in event order it ended the failures in a row before that one,
-    which alone then counted (see streak_broken). Asked before the success is noted as history."""
+    """A success older than the newest end, a failure, newer than any other success and all within
+    the reorder window: in event order it ended the failures in a row before it, and only those
+    after it counted (see streak_broken). Asked before the success is noted as history."""
     last = st.last_end_at
+    kept = st.streak_ats
     return (
         last is not None
         and _racing_the_newest(check, last, ev, now, window)
-        and (st.prev_end_at is None or st.prev_end_at < ev.at)
-        and (st.last_success_at is None or st.last_success_at < last)  # the newest end is a failure
+        and (st.last_success_at is None or st.last_success_at < ev.at)  # the failures since it: one streak
+        # The failure times kept are the newest: one older than them all cannot tell how many of
+        # those before them came after it (a count that large stays down either way).
+        and (len(kept) >= st.failures or (bool(kept) and kept[0] < ev.at))
     )
 
 
 def _racing_the_newest(check: CheckConfig, last: float, ev: Event, now: float, window: float) -> bool:
     """An end within the window before the newest (at `last`), which came within the window, on a
-    check the streak rules serve. With three or more failures to count they step aside: a success
-    still on its way between the failures could not take back a down they completed
-    (streak_broken knows one end after it, not two)."""
-    return last - ev.at <= window and now - last <= window and check.failures_before_alert <= 2 and check.expect is None
+    check the streak rules serve."""
+    return last - ev.at <= window and now - last <= window and check.expect is None
 
 
 def streak_broken(check: CheckConfig, st: CheckState, ev: Event, now: float) -> str:
-    """After breaks_streak: one failure in a row, and a check that count does not take down is up
-    again as of the newest end, if the count took it down then (its detail says so)."""
+    """After breaks_streak: the failures after the success are the ones in a row, and a check
+    their count does not take down is up again as of the newest end, if the count took it down
+    (its detail says so)."""
     last = st.last_end_at
     assert last is not None
-    st.failures = 1
-    if st.status is not Status.DOWN or check.failures_before_alert == 1:
+    st.streak_ats = tuple(at for at in st.streak_ats if at > ev.at)
+    st.failures = len(st.streak_ats)
+    if st.status is not Status.DOWN or st.failures >= check.failures_before_alert:
         return ""
-    # Only a down the success would have ended (one before it) or the count made (at the newest
-    # end): an overrun or a stall between the two stands.
-    made_by_count = st.changed_at >= last and st.reason in _COUNTED  # later: after a change it followed
+    # Only a down the success would have ended (one before it) or the count made (after it): an
+    # overrun or a stall between the two stands.
+    made_by_count = st.changed_at > ev.at and st.reason in _COUNTED
     if not (st.changed_at <= ev.at or made_by_count):
         return ""
     set_status(st, _RUNNING if st.runs else _UP, None, last, now)
     ago = human_duration(last - ev.at)
-    return f"it succeeded {ago} before its last failure (their pings arrived out of order): 1 failure in a row"
+    count = "1 failure" if st.failures == 1 else f"{st.failures} failures"
+    return f"it succeeded {ago} before its last failure (their pings arrived out of order): {count} in a row"
 
 
 def pair_raced(

@@ -26,9 +26,22 @@ def set_status(st: CheckState, status: Status, reason: Reason | None, at: float,
     st.status, st.reason = status, reason
 
 
-def failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now: float, detail: str) -> str:
-    """A failed run: down once `failures_before_alert` have come in a row (any success resets)."""
+STREAK_KEPT = 16  # failure times a state keeps: enough to count any failures_before_alert up to it
+
+
+def failure(
+    check: CheckConfig,
+    st: CheckState,
+    reason: Reason,
+    at: float,
+    now: float,
+    detail: str,
+    event_at: float | None = None,
+) -> str:
+    """A failed run: down once `failures_before_alert` have come in a row (any success resets).
+    `at` dates the change; `event_at`, the failure's own time, if another (a failure that came late)."""
     st.failures += 1
+    st.streak_ats = tuple(sorted((*st.streak_ats, at if event_at is None else event_at)))[-STREAK_KEPT:]
     if st.status is Status.PAUSED:
         return detail
     if st.failures >= check.failures_before_alert or st.status is Status.DOWN:

@@ -445,7 +445,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
         return failure(check, st, reason, ev.at, now, broken)
-    st.failures = 0
+    st.failures, st.streak_ats = 0, ()
     st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
     if st.status is not _PAUSED:
         set_status(st, _RUNNING if st.runs else _UP, None, ev.at, now)
@@ -504,7 +504,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             last = st.last_end_at
             assert last is not None
             detail += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
-            return failure(check, st, Reason.FAILED, last, now, detail)  # as the newer one's count
+            return failure(check, st, Reason.FAILED, last, now, detail, ev.at)  # as the newer one's count
         return detail
     return failure(check, st, Reason.FAILED, ev.at, now, detail)
 

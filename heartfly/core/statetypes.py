@@ -158,6 +158,9 @@ class CheckState:
     # An end without run id older than orphan_end that closed nothing either (as orphan_end): a
     # start older than both that arrives within the window belongs to it, not to the newer one.
     orphan_prev: tuple[float, float, RunOutcome, int | None, str | None] | None = None
+    # The event times of the failures `failures` counts, oldest first (the newest STREAK_KEPT): a
+    # success whose ping comes after newer failures' learns how many of them followed it.
+    streak_ats: tuple[float, ...] = ()
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -206,6 +209,8 @@ class CheckState:
             st.last_members = tuple(st.last_members)
         if "closed_runs" in data:
             st.closed_runs = tuple(st.closed_runs)
+        if "streak_ats" in data:
+            st.streak_ats = tuple(st.streak_ats)
         if "superseded" in data:
             st.superseded = tuple((started, until) for started, until in st.superseded)
         if st.orphan_end is not None:
@@ -227,7 +232,7 @@ class CheckState:
             self.last_start_at, self.last_duration, self.last_duration_at, self.last_exit_status, self.failures,
             dict(self.runs), self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
-            self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev,
+            self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats,
         )  # fmt: skip
 
 
