@@ -40,6 +40,16 @@ def every(name: str, key: str, period: str, *extra: str) -> str:
     return "\n".join([f"[checks.{name}]", f'key = "{key}"', f'every = "{period}"', *extra]) + "\n"
 
 
+def watched_every_second(tmp_path: Path, database: str, hook_url: str) -> tuple[Path, str]:
+    """A config with one check, `dead`, due every second (1 s grace) and alerting a webhook at
+    `hook_url`: the config's path and the check's key."""
+    dead = new_key()
+    checks = f'[channels.hook]\ntype = "webhook"\nurl = "{hook_url}"\n' + every(
+        "dead", dead, "1s", 'grace = "1s"', 'channels = ["hook"]'
+    )
+    return write(tmp_path, database, checks), dead
+
+
 @pytest.fixture
 def database(pg_server: pgserver.PgServer) -> str:
     return pg_server.database()
@@ -282,11 +292,7 @@ async def test_a_leader_frozen_past_its_lease_fires_and_sends_nothing_when_it_wa
     receivers: Receivers,  # noqa: F811 - the fixture
 ) -> None:
     hook = await receivers()
-    dead = new_key()
-    checks = f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n' + every(
-        "dead", dead, "1s", 'grace = "1s"', 'channels = ["hook"]'
-    )
-    config = write(tmp_path, database, checks)
+    config, dead = watched_every_second(tmp_path, database, hook.url)
     async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
         leader, standby = await leader_and_standby(session, servers)
         async with session.get(f"{leader.url}/ping/{dead}") as resp:
@@ -405,11 +411,7 @@ async def test_a_leader_that_cannot_read_its_inbox_says_so_gives_the_lease_up_an
     import psycopg
 
     hook = await receivers()
-    dead = new_key()
-    checks = f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n' + every(
-        "dead", dead, "1s", 'grace = "1s"', 'channels = ["hook"]'
-    )
-    config = write(tmp_path, database, checks)
+    config, dead = watched_every_second(tmp_path, database, hook.url)
     async with nodes(config, 1) as [node], aiohttp.ClientSession() as session:
 
         async def leads() -> bool:
