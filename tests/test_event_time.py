@@ -617,16 +617,26 @@ def test_a_success_between_two_failures_that_arrives_last_breaks_their_streak() 
     tenths=st.lists(st.integers(1, 40), min_size=3, max_size=6, unique=True),
     success_at=st.integers(0, 5),
     threshold=st.integers(1, 5),
+    bad=st.lists(st.booleans(), min_size=6, max_size=6),
     data=st.data(),
 )
 def test_failures_and_a_success_racing_within_the_window_end_counted_as_in_event_order(
-    tenths: list[int], success_at: int, threshold: int, data: st.DataObject
+    tenths: list[int], success_at: int, threshold: int, bad: list[bool], data: st.DataObject
 ) -> None:
+    # Each failure is a failed ping or a success whose metrics break an assertion: both count.
     times = sorted(NOW - t / 10 for t in tenths)
     pick = success_at % len(times)
-    events = [ev(Kind.SUCCESS if i == pick else Kind.FAIL, at) for i, at in enumerate(times)]
+    events = [
+        ev(Kind.SUCCESS, at, metrics={"rows": 5})
+        if i == pick
+        else ev(Kind.SUCCESS, at, metrics={"rows": 0})
+        if bad[i]
+        else ev(Kind.FAIL, at)
+        for i, at in enumerate(times)
+    ]
     order = data.draw(st.permutations(range(len(events))))
-    in_order, raced = after_a_success_in_order_and_raced(events, order, failures_before_alert=threshold)
+    rules = {"failures_before_alert": threshold, "assertions": (parse_assertion("rows > 0"),)}
+    in_order, raced = after_a_success_in_order_and_raced(events, order, **rules)
     # The status and the count end as in event order, whatever failures_before_alert; what was told
     # on the way may differ (a down told before the success's ping came is followed by a
     # recovery, not withdrawn).
@@ -645,7 +655,7 @@ def test_a_success_that_arrives_after_two_newer_failures_leaves_the_count_of_tho
     assert log.flips[-1].detail.endswith("(their pings arrived out of order): 2 failures in a row")
     assert log.st.status is Status.UP and log.st.failures == 2
     log.arrive(NOW + 1, ev(Kind.FAIL, NOW + 0.5))  # the third after the success: down again
-    assert log.st.status is Status.DOWN and log.st.failures == 3
+    assert (log.st.status, log.st.failures) == (Status.DOWN, 3)
 
 
 def test_a_state_stored_without_the_failures_times_keeps_the_count_a_late_success_finds() -> None:

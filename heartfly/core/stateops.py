@@ -26,7 +26,7 @@ def set_status(st: CheckState, status: Status, reason: Reason | None, at: float,
     st.status, st.reason = status, reason
 
 
-STREAK_KEPT = 16  # failure times a state keeps: enough to count any failures_before_alert up to it
+STREAK_KEPT = 16  # failure times a state keeps: a late success recounts exactly with failures_before_alert <= 16
 
 
 def failure(

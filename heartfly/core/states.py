@@ -442,6 +442,11 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     if _stale(st, ev, now):
         if streak:  # its ping lost a race with a newer failure's: the failures before it do not count
             return streak_broken(check, st, ev, now)
+        if reason is not None and in_streak(check, st, ev, now, window):  # a failing verdict, as a late failure
+            last = st.last_end_at
+            assert last is not None
+            broken += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
+            return failure(check, st, reason, last, now, broken, ev.at)
         return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
         return failure(check, st, reason, ev.at, now, broken)
