@@ -165,7 +165,7 @@ async def test_a_takeover_while_the_lease_lasts_leaves_a_fenced_write_under_way_
     try:
         async with a.fenced(writes) as conn:
             await conn.execute("INSERT INTO meta (key, value) VALUES ('slow', 'a')")
-            assert not await asyncio.wait_for(b.acquire_or_renew(), 0.2)  # not held back, and not taken
+            assert not await asyncio.wait_for(b.acquire_or_renew(), 2.0)  # not held back, and not taken
     finally:
         await writes.close()
     assert lease_row(database) == ("a", 1)
@@ -193,7 +193,7 @@ async def test_a_fenced_write_still_open_when_the_lease_passes_is_ended_by_the_t
         takeover = asyncio.create_task(b.acquire_or_renew())
         await asyncio.sleep(0.1)
         assert not takeover.done()  # it waits for the row a while before looking for a frozen leader
-        assert await asyncio.wait_for(takeover, 1.0) and b.term == 2
+        assert await asyncio.wait_for(takeover, 3.0) and b.term == 2
         with pytest.raises(psycopg.Error, match="administrator command"):
             await writing
     finally:
@@ -269,7 +269,7 @@ async def test_a_fenced_transaction_left_idle_for_a_lease_is_ended_and_a_takeove
     try:
         with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
             await frozen_writer()
-        assert await asyncio.wait_for(b.acquire_or_renew(), 0.3) and b.term == 2  # not held back
+        assert await asyncio.wait_for(b.acquire_or_renew(), 2.0) and b.term == 2  # not held back
     finally:
         await writes.close()
     assert lease_row(database) == ("b", 2)
