@@ -86,6 +86,14 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
     )
 
 
+def late_failure(check: CheckConfig, st: CheckState, reason: Reason, ev: Event, now: float, detail: str) -> str:
+    """After in_streak: the failure counts, as the newer one's count would have (dated by it)."""
+    last = st.last_end_at
+    assert last is not None
+    detail += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
+    return failure(check, st, reason, last, now, detail, ev.at)
+
+
 def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
     """A success older than the newest end, a failure, newer than any other success and all within
     the reorder window: in event order it ended the failures in a row before it, and only those

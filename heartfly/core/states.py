@@ -24,6 +24,7 @@ from heartfly.core.reorder import (
     breaks_streak,
     broken_by_metrics,
     in_streak,
+    late_failure,
     overtaken,
     pair_again,
     pair_raced,
@@ -443,10 +444,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         if streak:  # its ping lost a race with a newer failure's: the failures before it do not count
             return streak_broken(check, st, ev, now)
         if reason is not None and in_streak(check, st, ev, now, window):  # a failing verdict, as a late failure
-            last = st.last_end_at
-            assert last is not None
-            broken += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
-            return failure(check, st, reason, last, now, broken, ev.at)
+            return late_failure(check, st, reason, ev, now, broken)
         return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
         return failure(check, st, reason, ev.at, now, broken)
@@ -506,10 +504,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             st.paired_end = (started, ev.at, now, RunOutcome.FAIL, ev.exit_status, "")
     if _stale(st, ev, now):
         if in_streak(check, st, ev, now, window):  # its ping lost a race with the newer failure's
-            last = st.last_end_at
-            assert last is not None
-            detail += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
-            return failure(check, st, Reason.FAILED, last, now, detail, ev.at)  # as the newer one's count
+            return late_failure(check, st, Reason.FAILED, ev, now, detail)
         return detail
     return failure(check, st, Reason.FAILED, ev.at, now, detail)
 

@@ -176,13 +176,8 @@ class Node:
         length = self.lease.length
         held = self.lease.term if self.lease.is_leader else None
         term = self._term
-        if term is not None and self._clock.now() - term.engine.timer_alive_at > TIMER_STALE:
-            log.error("node %s: its deadline timer has not run for %.0f s; giving the lease up", self.node_id,
-                      self._clock.now() - term.engine.timer_alive_at)  # fmt: skip
-            self._hold_off_until = time.monotonic() + 2 * length
-            await self.lease.release()
-        elif term is not None and (held_for := term.engine.held_back()) is not None:
-            log.error("node %s: %s; giving the lease up", self.node_id, heartbeat.held_words(held_for))
+        if term is not None and (sick := self._cannot_fire(term.engine)) is not None:
+            log.error("node %s: %s; giving the lease up", self.node_id, sick)
             self._hold_off_until = time.monotonic() + 2 * length
             await self.lease.release()
         try:
@@ -207,6 +202,15 @@ class Node:
         now_held = self.lease.term if self.lease.is_leader else None
         if now_held != held or now_held != self.term:
             self._changed.set()
+
+    def _cannot_fire(self, engine: Engine) -> str | None:
+        """Why this leader's deadlines cannot fire (its timer stopped, or they wait on an inbox it
+        cannot read), or None: another node may do better."""
+        stale = self._clock.now() - engine.timer_alive_at
+        if stale > TIMER_STALE:
+            return f"its deadline timer has not run for {stale:.0f} s"
+        held = engine.held_back()
+        return None if held is None else heartbeat.held_words(held)
 
     async def _settle(self) -> None:
         """Lead in the term the lease holds for this node, or stand by."""

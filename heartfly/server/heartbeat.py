@@ -18,6 +18,7 @@ import aiohttp
 from heartfly.core.config import Config
 from heartfly.core.units import human_duration
 from heartfly.server.engine import TIMER_STALE, Engine
+from heartfly.store.api import WriteQueue
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +62,19 @@ async def run(
         await asyncio.sleep(server.heartbeat_every)
 
 
-def problem(engine: Engine) -> str | None:
-    """Why this node is not healthy (what /readyz asks too), or None."""
-    if engine.writer.failing:
+def problem(engine: Engine, writer: WriteQueue | None = None) -> str | None:
+    """Why this node is not healthy, or None: the heartbeat's test and /readyz's. `writer`: the one
+    pings go to, where it is not the engine's (a cluster standby's inbox)."""
+    writer = engine.writer if writer is None else writer
+    if writer.failing:
         return "database writes are failing"
-    if (stuck := engine.writer.stuck()) is not None:
-        return stuck_words(stuck)
+    if (stuck := writer.stuck()) is not None:
+        return f"a database commit has waited {stuck:.0f} s for an answer"
     if engine.clock.now() - engine.timer_alive_at > TIMER_STALE:
         return "the deadline timer is not running"
     if (held := engine.held_back()) is not None:
         return held_words(held)
     return None
-
-
-def stuck_words(stuck: float) -> str:
-    return f"a database commit has waited {stuck:.0f} s for an answer"
 
 
 def held_words(held: float) -> str:

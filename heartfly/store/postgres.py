@@ -12,7 +12,7 @@ import contextlib
 import datetime
 import logging
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -48,6 +48,12 @@ WITH ended AS (
 )
 SELECT txid_status(%(xid)s), pg_postmaster_start_time() FROM (SELECT count(*) FROM ended) AS e
 """
+
+
+def _setup(fence: Fence | None) -> dict[str, Any]:
+    """How a writer's connections are made: a leader's named so that a takeover can end its
+    sessions if it freezes, and ended by PostgreSQL when idle in a transaction for a lease."""
+    return {} if fence is None else {"idle_limit": fence.lease, "name": FENCED_WRITER}
 
 
 class _Session(NamedTuple):
@@ -128,21 +134,17 @@ class Writer(GroupCommitter):
         # A leader's writer. Each batch commits only while its term holds the lease
         # (postgres_lease.fenced); after it, every batch is refused with NotLeader.
         self.fence = fence
-        self._idle_limit = None if fence is None else fence.lease
+        self._setup = _setup(fence)
         # The transaction of the commit under way (txid_current), and whether its COMMIT was sent:
         # a connection lost then leaves the outcome in doubt, and txid_status tells it.
         self._xid: int | None = None
         self._commit_sent = False
         self._session: _Session | None = None  # the connection's session, as the server knows it
-        self._name = "heartfly" if fence is None else FENCED_WRITER  # a takeover ends a frozen one's sessions
 
     @classmethod
     async def open(cls, database: PostgresDatabase, fence: Fence | None = None) -> Writer:
         """Connect and migrate; StoreError says what failed (naming the database without its password)."""
-        if fence is None:
-            conn = await connect(database)
-        else:
-            conn = await connect(database, idle_limit=fence.lease, name=FENCED_WRITER)
+        conn = await connect(database, **_setup(fence))
         try:
             await migrate(conn, database)
         except psycopg.Error as exc:
@@ -220,7 +222,7 @@ class Writer(GroupCommitter):
 
     async def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
         """The writer's connection, made again if it was dropped, and its session noted."""
-        conn = await usable(self._conn, self._database, idle_limit=self._idle_limit, name=self._name)
+        conn = await usable(self._conn, self._database, **self._setup)
         if conn is not self._conn or self._session is None:
             cur = await conn.execute(_SESSION)
             row = await cur.fetchone()

@@ -21,7 +21,6 @@ node leads, in which term, until when (server/cluster.py keeps it).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import time
@@ -127,23 +126,23 @@ async def acquire_or_renew(conn: Connection, node_id: str, length: float, term: 
         raise ValueError(f"a lease lasts more than 0 s, not {length}")
     values = {"node": node_id, "length": float(length), "term": -1 if term is None else term}
     await conn.execute(_LOCK_WAIT, (f"{round(TAKEOVER_WAIT * 1000)}",))
-    began = time.monotonic()
-    for attempt in itertools.count():
+    began, ended = time.monotonic(), False
+    while True:
         try:
             cur = await conn.execute(_ACQUIRE, values)
             row = await cur.fetchone()
             return None if row is None else int(row[0])
         except psycopg.errors.LockNotAvailable:  # the lease has passed (or is this node's), its row locked
-            if term is not None:
-                if time.monotonic() - began < length:
-                    continue
+            if term is not None:  # its own writer's commit: tried again for up to a lease
+                if time.monotonic() - began >= length:
+                    return None
+            elif ended:  # tried once more after ending the stale sessions
                 return None
-            if attempt >= 1:
-                return None
-            if not await _end_stale_fences(conn, node_id):
+            elif not await _end_stale_fences(conn, node_id):
                 _say_held(node_id)
                 return None
-    raise AssertionError("unreachable")
+            else:
+                ended = True
 
 
 async def _end_stale_fences(conn: Connection, node_id: str) -> bool:

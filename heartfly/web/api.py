@@ -12,8 +12,8 @@ from aiohttp import web
 from heartfly.core.states import Status
 from heartfly.core.units import decimal
 from heartfly.core.views import check_summary, iso
+from heartfly.server import heartbeat
 from heartfly.server.engine import Check
-from heartfly.server.heartbeat import held_words, stuck_words
 from heartfly.store.api import Reader
 from heartfly.web import auth, control, record
 from heartfly.web.runtime import RUNTIME
@@ -237,14 +237,10 @@ async def readyz(request: web.Request) -> web.Response:
     problem = None
     if rt.writer is not None and rt.writer.lost is not None:
         problem = rt.writer.lost
-    elif writer is None or writer.failing:
+    elif writer is None:
         problem = "database writes are failing"
-    elif (stuck := writer.stuck()) is not None:
-        problem = stuck_words(stuck)
-    elif rt.timer_stale() is not None:
-        problem = "the deadline timer is not running"
-    elif (held := rt.engine.held_back()) is not None:
-        problem = held_words(held)
+    else:
+        problem = heartbeat.problem(rt.engine, writer)
     cluster = rt.cluster_status()
     if cluster is not None:  # a cluster node says its role, ready or not
         body = {"ready": problem is None, "problem": problem, **dataclasses.asdict(cluster)}
