@@ -495,6 +495,21 @@ def test_a_start_and_two_ends_without_run_ids_end_as_in_event_order_whatever_ord
     assert told[0] == told[1]  # dated alike, too
 
 
+def test_an_end_that_closed_nothing_is_kept_behind_a_newer_one_only_while_a_start_may_still_use_it() -> None:
+    # Successes without starts: each closes no run. The older is kept behind the newer (for a
+    # start older than both, still on its way) only within the reorder window of its arrival.
+    soon, late = job(every=HOUR), job(every=HOUR)
+    soon.arrive(NOW - 3, ev(Kind.SUCCESS, NOW - 3))
+    soon.arrive(NOW, ev(Kind.SUCCESS, NOW))
+    late.arrive(NOW - REORDER_WINDOW - 1, ev(Kind.SUCCESS, NOW - REORDER_WINDOW - 1))
+    late.arrive(NOW, ev(Kind.SUCCESS, NOW))
+    assert soon.st.orphan_prev is not None and soon.st.orphan_prev[0] == NOW - 3
+    assert late.st.orphan_prev is None and late.st.orphan_end is not None
+    # Within the window, a start older than both is the older success's run, as in event order.
+    soon.arrive(NOW + 0.5, ev(Kind.START, NOW - 4))
+    assert [(r.started_at, r.ended_at) for r in soon.runs] == [(NOW - 4, NOW - 3)]
+
+
 def test_a_start_paired_again_with_an_end_changes_no_status_so_a_later_end_between_cries_no_wolf() -> None:
     a, b, fail, success = (ev(Kind.START, NOW - 4.2), ev(Kind.START, NOW - 2.7), ev(Kind.FAIL, NOW - 2.0),
                            ev(Kind.SUCCESS, NOW - 1.9))  # fmt: skip

@@ -19,9 +19,12 @@ def activity(st: CheckState, ev: Event) -> None:
             st.runs[rid] = run._replace(active_at=ev.at)
 
 
-def note_orphan(st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome) -> None:
+def note_orphan(
+    st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome, window: float
+) -> None:
     """Remember the newest end that closed no run (see CheckState.orphan_end), and, without run
-    ids, an older one that closed none either (CheckState.orphan_prev)."""
+    ids, an older one that closed none either (CheckState.orphan_prev), while a start may still
+    use it: the reorder window from its arrival."""
     newest = st.last_end_at is None or ev.at >= st.last_end_at
     if started is not None:
         if newest:
@@ -34,7 +37,9 @@ def note_orphan(st: CheckState, ev: Event, now: float, started: float | None, ou
         return
     if newest:  # the older orphan stays behind it, for a start older than both (orphan_prev)
         last = st.orphan_end
-        st.orphan_prev = last if last is not None and last[4] is None else None
+        # One whose window is over would be dropped by the next event before anything reads it:
+        # not kept till then (a check pinged without starts holds it between every two pings).
+        st.orphan_prev = last if last is not None and last[4] is None and now - last[1] <= window else None
         st.orphan_end = orphan
     elif st.orphan_end is not None and (st.orphan_prev is None or ev.at > st.orphan_prev[0]):
         st.orphan_prev = orphan

@@ -427,7 +427,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     outcome = RunOutcome(reason.value) if reason else _RUN_SUCCESS
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members, taken))
-    note_orphan(st, ev, now, started, outcome)
+    note_orphan(st, ev, now, started, outcome, window)
     if newest:
         if started is None or ev.run_id is not None or check.expect is not None:
             st.paired_end = None
@@ -496,7 +496,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
         ended.append(
             RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, (), taken)
         )
-    note_orphan(st, ev, now, started, RunOutcome.FAIL)
+    note_orphan(st, ev, now, started, RunOutcome.FAIL, window)
     if newest:
         if started is None or ev.run_id is not None or check.expect is not None:
             st.paired_end = None
