@@ -53,7 +53,10 @@ class Engine(Loading):
         self.clock = clock
         self.writer = writer
         self.checks: dict[str, Check] = {}
-        self._keys: dict[str, tuple[Check, Kind | None]] = {}
+        # A check's own key maps to it; start_key and fail_key, rarer, to it with the event they force
+        # (a tuple each for 100k plain keys would be 5 MiB).
+        self._keys: dict[str, Check] = {}
+        self._kind_keys: dict[str, tuple[Check, Kind]] = {}
         self._heap = DeadlineHeap(self._is_live)
         self._by_id: dict[int, Check] = {}
         self._wake = asyncio.Event()
@@ -90,7 +93,8 @@ class Engine(Loading):
     # ---- pings ----------------------------------------------------------------------------
 
     def lookup_key(self, key: str) -> tuple[Check, Kind | None] | None:
-        return self._keys.get(key)
+        check = self._keys.get(key)
+        return (check, None) if check is not None else self._kind_keys.get(key)
 
     def lookup_name(self, name: str) -> Check | None:
         return self.checks.get(name)

@@ -41,7 +41,8 @@ class Loading(ChangeRows):
     ping_ids: PingIds
     started_at: float
     downtime: tuple[float, float] | None
-    _keys: dict[str, tuple[Check, Kind | None]]
+    _keys: dict[str, Check]
+    _kind_keys: dict[str, tuple[Check, Kind]]
     _by_id: dict[int, Check]
     _next_check_id: int
     _next_flip_id: int
@@ -229,11 +230,11 @@ class Loading(ChangeRows):
         self.checks[check.name] = check
         self._by_id[check.id] = check
         cfg = check.config
-        self._keys[cfg.key] = (check, None)
+        self._keys[cfg.key] = check
         if cfg.start_key:
-            self._keys[cfg.start_key] = (check, Kind.START)
+            self._kind_keys[cfg.start_key] = (check, Kind.START)
         if cfg.fail_key:
-            self._keys[cfg.fail_key] = (check, Kind.FAIL)
+            self._kind_keys[cfg.fail_key] = (check, Kind.FAIL)
 
     # ---- reload ---------------------------------------------------------------------------
 
@@ -248,7 +249,7 @@ class Loading(ChangeRows):
         now = self.clock.now()
         statements: list[store.Statement] = []
         old = self.checks
-        self.checks, self._keys, self._by_id = {}, {}, {}
+        self.checks, self._keys, self._kind_keys, self._by_id = {}, {}, {}, {}
         writes: list[store.Write] = []
         returned: list[Check] = []
         for name, cfg in config.checks.items():
