@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from heartfly.core.states import (
     REORDER_WINDOW,
     CheckState,
@@ -24,6 +26,7 @@ from heartfly.core.states import (
     reconfigure,
     resume,
 )
+from heartfly.core.statetypes import NO_RUNS
 from tests.conftest import check
 
 T0 = 1_780_000_000.0
@@ -319,3 +322,18 @@ def test_stored_state_leaves_out_fields_at_their_defaults_and_gets_them_back() -
     st = CheckState(status=Status.UP, last_ping_at=T0, failures=0, last_members=())
     assert st.to_json() == {"status": Status.UP, "last_ping_at": T0}
     assert CheckState.from_json(st.to_json()) == st
+
+
+def test_states_without_open_runs_share_one_empty_map_and_a_start_or_a_batch_gets_its_own() -> None:
+    job, batch, t = check(), check(expect=2), 1_000_000.0
+    idle = apply_event(job, initial_state(job, t), Event(Kind.SUCCESS, t + 1), t + 1).state
+    assert idle.runs is NO_RUNS and initial_state(job, t).runs is NO_RUNS
+    started = apply_event(job, idle, Event(Kind.START, t + 2), t + 2).state
+    counted = apply_event(batch, initial_state(batch, t), Event(Kind.SUCCESS, t + 1, "b1"), t + 1).state
+    assert list(started.runs) == [""] and list(counted.runs) == ["b1"]
+    assert NO_RUNS == {} and idle.runs is NO_RUNS  # nothing reached the shared map
+    ended = apply_event(job, started, Event(Kind.SUCCESS, t + 3), t + 3).state
+    assert not ended.runs and apply_event(job, ended, Event(Kind.SUCCESS, t + 4), t + 4).state.runs is NO_RUNS
+    with pytest.raises(TypeError, match="read-only"):
+        NO_RUNS["x"] = started.runs[""]
+    assert NO_RUNS.pop("x", None) is None and NO_RUNS == {}

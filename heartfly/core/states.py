@@ -57,6 +57,7 @@ from heartfly.core.statetypes import (
     RunOutcome,
     Status,
     Step,
+    own_runs,
 )
 from heartfly.core.units import human_duration
 
@@ -383,7 +384,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         st.superseded = ((older, now + window), *st.superseded[:3])
     if open_run is not None and open_run.started_at > ev.at:
         return ""  # a newer start of the same run already replaced it (they raced): it stays
-    st.runs[rid] = Run(ev.at, ev.at)
+    own_runs(st)[rid] = Run(ev.at, ev.at)
     while len(st.runs) > MAX_OPEN_RUNS:
         del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
     st.last_start_at = max(st.last_start_at or ev.at, ev.at)
@@ -470,7 +471,7 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
     members = run.members + ((ev.member,) if ev.member is not None else ())
     run = run._replace(successes=run.successes + 1, members=members, active_at=max(run.active_at, ev.at))
     if run.successes < check.expect:
-        st.runs[rid] = run
+        own_runs(st)[rid] = run
         if st.status in (Status.NEW, Status.UP, Status.LATE):
             set_status(st, Status.RUNNING, None, ev.at, now)
         return None

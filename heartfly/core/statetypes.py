@@ -89,6 +89,28 @@ class Run(NamedTuple):
     members: tuple[str, ...] = ()  # fan-in: the workers that reported
 
 
+class _NoRuns(dict[str, Run]):
+    """The empty map of open runs that every state without one shares: a dict each would be 6 MiB
+    for 100k checks. It refuses to gain a run, so a state adds its first through own_runs."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("the shared empty map of open runs is read-only: add a run through own_runs(state)")
+
+    __setitem__ = setdefault = update = __ior__ = _refuse
+
+
+NO_RUNS: dict[str, Run] = _NoRuns()
+
+
+def own_runs(st: CheckState) -> dict[str, Run]:
+    """The state's open runs, in a dict of its own that may gain one."""
+    if st.runs is NO_RUNS:
+        st.runs = {}
+    return st.runs
+
+
 class RunEnd(NamedTuple):
     """A finished run, as stored in the runs table."""
 
@@ -126,7 +148,7 @@ class CheckState:
     last_duration_at: float | None = None  # that run's end (an alert reports only its own run's)
     last_exit_status: int | None = None
     failures: int = 0  # consecutive
-    runs: dict[str, Run] = field(default_factory=dict)  # open runs by run id
+    runs: dict[str, Run] = field(default_factory=lambda: NO_RUNS)  # open runs by run id (see own_runs)
     alerted_at: float | None = None  # the last down alert or reminder, while down
     step_due: float | None = None  # a pipeline step: must succeed by then (armed by its upstream)
     step_since: float | None = None  # ...counting from this upstream event
@@ -188,7 +210,6 @@ class CheckState:
         # text for the keys a JSON decoder makes, which is twice the cost), and only the fields a
         # row holds are converted.
         args = _DEFAULT_ARGS.copy()
-        args[_RUNS_AT] = {}
         for name, value in data.items():
             index = _FIELD_AT.get(name)  # None: a field of a version with other fields
             if index is not None:
@@ -230,7 +251,8 @@ class CheckState:
             self.status, self.reason, self.changed_at, self.watched_from, self.anchor, self.due_at,
             self.due_since, self.slack, self.last_ping_at, self.last_ping_kind, self.last_success_at,
             self.last_start_at, self.last_duration, self.last_duration_at, self.last_exit_status, self.failures,
-            dict(self.runs), self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
+            dict(self.runs) if self.runs else NO_RUNS,  # a dict of its own for a state with open runs
+            self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats,
         )  # fmt: skip
@@ -239,7 +261,6 @@ class CheckState:
 _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(CheckState))
 _FIELD_AT = {name: at for at, name in enumerate(_STATE_FIELDS)}
 _DEFAULT_ARGS = [getattr(CheckState(), name) for name in _STATE_FIELDS]
-_RUNS_AT = _FIELD_AT["runs"]  # a dict of its own for every state
 
 
 def _member(enum: type[E], value: Any) -> E:
