@@ -7,8 +7,10 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomli
 
 from heartfly.core.config import ConfigError, load_config, parse_config
 from heartfly.core.dburl import PostgresDatabase
@@ -75,6 +77,26 @@ def test_defaults_are_inherited_and_overridden(write_config: ConfigWriter) -> No
     a, b = config.checks["a"], config.checks["b"]
     assert (a.grace, a.timezone) == (600, "Asia/Tokyo")
     assert (b.grace, b.timezone) == (60, "UTC")
+
+
+def test_a_check_of_the_common_shape_keeps_a_name_of_its_own_not_the_parsers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parser's name strings sit among its document's, which die after the read: one kept per
+    # check would keep their memory held (checkconfig._own). The map is keyed by the check's copy.
+    documents: list[dict[str, Any]] = []
+    real_loads = tomli.loads
+
+    def parse(text: str) -> dict[str, Any]:
+        documents.append(real_loads(text))
+        return documents[-1]
+
+    path = tmp_path / "heartfly.toml"
+    path.write_text(f'[checks.nightly-backup]\nkey = "{new_key()}"\nevery = "1d"\n', encoding="utf-8")
+    monkeypatch.setattr(tomli, "loads", parse)
+    ((name, check),) = load_config(path).checks.items()
+    parsers = next(iter(documents[0]["checks"]))
+    assert name == parsers == "nightly-backup" and name is check.name and name is not parsers
 
 
 def test_relative_paths_are_relative_to_the_config_file(write_config: ConfigWriter, tmp_path: Path) -> None:

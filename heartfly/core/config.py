@@ -163,7 +163,7 @@ def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
     for name, raw in checks_table.items():
         check = reader.check(name, raw, inherited)
         if check is not None:
-            checks[name] = check
+            checks[check.name] = check  # the check's own copy of its name (checkconfig._own)
     reader.unique_keys(server, checks)
     reader.pipelines(checks)
     smtp = parse_smtp(reader, data)
