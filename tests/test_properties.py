@@ -196,5 +196,8 @@ CLOCK_CHANGES = [1774746000.0, 1792890000.0, 1772953200.0, 1793512800.0, 1775314
         st.builds(lambda c, d: c + d, st.sampled_from(CLOCK_CHANGES), st.floats(-7200.0, 7200.0)),
     ),
 )
-def test_a_cron_due_time_is_the_same_with_or_without_starting_an_hour_early(expr: str, zone: str, after: float) -> None:
-    assert next_cron_due(expr, zone, after) == _next_cron_due(expr, zone, after, always_early=True)
+def test_a_cron_due_time_is_the_same_from_the_shared_tables_and_walking_with_or_without_an_hour_early(
+    expr: str, zone: str, after: float
+) -> None:
+    walked = _next_cron_due(expr, zone, after, always_early=True)
+    assert next_cron_due(expr, zone, after) == _next_cron_due(expr, zone, after) == walked
