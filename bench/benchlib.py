@@ -67,6 +67,7 @@ class CheckSpec:
     key: str
     every: str
     grace: str | None = None
+    cron: str | None = None  # instead of `every`
 
 
 def write_heartfly_config(
@@ -89,7 +90,8 @@ def write_heartfly_config(
     if keep_pings is not None:
         lines.append(f"keep_pings = {keep_pings}")
     for check in checks:
-        lines += ["", f"[checks.{check.name}]", f'key = "{check.key}"', f'every = "{check.every}"']
+        schedule = f'cron = "{check.cron}"' if check.cron is not None else f'every = "{check.every}"'
+        lines += ["", f"[checks.{check.name}]", f'key = "{check.key}"', schedule]
         if check.grace is not None:
             lines.append(f'grace = "{check.grace}"')
     path = folder / name

@@ -4,8 +4,9 @@ Run from the repository root:
 
     .venv/bin/python bench/scale.py                        # 100, 1k, 10k, 100k checks, 2 rounds
     .venv/bin/python bench/scale.py --sizes 100 100000 --rounds 3
+    .venv/bin/python bench/scale.py --cron "*/5 * * * *"   # cron checks: each ping asks for the next tick
 
-For each size it writes a config with that many `every = "1h"` checks, starts `heartfly serve`
+For each size it writes a config with that many `every = "1h"` checks (or --cron ones), starts `heartfly serve`
 (first start: every check is new and written) and gives every check one ping, so the measured
 pings are steady state (a check's first ping is a state change, new -> up). Then, in each round,
 every size in turn: restart (every state is read back), load with wrk and a random key per
@@ -75,10 +76,11 @@ CpuPerPing = tuple[float, float, float]  # event loop thread, Heartfly's other t
 class Size:
     """One size's config, its wrk script and what was measured of it."""
 
-    def __init__(self, size: int, folder: Path) -> None:
+    def __init__(self, size: int, folder: Path, cron: str | None) -> None:
         self.size = size
         self.keys = [make_key() for _ in range(size)]
-        self.config = write_heartfly_config(folder, [CheckSpec(f"c{i:06d}", k, "1h") for i, k in enumerate(self.keys)])
+        specs = [CheckSpec(f"c{i:06d}", k, "1h", cron=cron) for i, k in enumerate(self.keys)]
+        self.config = write_heartfly_config(folder, specs)
         self.lua = write_lua(folder, self.keys)
         self.folder = folder
         self.starts: list[float] = []
@@ -148,6 +150,7 @@ def main() -> None:
         " state checkpoints, so their cost is in the figure)",
     )
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--cron", help='every check on this cron schedule (e.g. "*/5 * * * *"), not every = "1h"')
     parser.add_argument(
         "--hot",
         type=int,
@@ -161,7 +164,7 @@ def main() -> None:
     compile_heartfly()  # the first start is timed as an installed server's, like the restarts
     folders = [Path(tempfile.mkdtemp(prefix=f"heartfly-scale-{n}-")) for n in args.sizes]
     try:
-        sizes = [Size(n, folder) for n, folder in zip(args.sizes, folders, strict=True)]
+        sizes = [Size(n, folder, args.cron) for n, folder in zip(args.sizes, folders, strict=True)]
         for s in sizes:
             s.prime()
         largest = sizes[-1]
