@@ -70,6 +70,7 @@ def is_fixed_time(expr: str) -> bool:
     return not (minute.startswith("*") or hour.startswith("*"))
 
 
+@lru_cache(maxsize=1024)  # a first start asks it for every new check from one instant: once
 def next_cron_due(expr: str, zone: str, after: float) -> Due:
     """The first cron tick not yet satisfied by a ping at `after`."""
     try:
