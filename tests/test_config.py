@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 import tomli
 
-from heartfly.core.config import ConfigError, load_config, parse_config
+from heartfly.core.checkconfig import Origin
+from heartfly.core.config import ConfigError, load_config, parse_config, with_stored_checks
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
 from tests.conftest import ConfigWriter, new_key, problems
@@ -97,6 +99,17 @@ def test_a_check_of_the_common_shape_keeps_a_name_of_its_own_not_the_parsers(
     ((name, check),) = load_config(path).checks.items()
     parsers = next(iter(documents[0]["checks"]))
     assert name == parsers == "nightly-backup" and name is check.name and name is not parsers
+
+
+def test_a_stored_check_whose_start_key_repeats_its_own_key_is_refused(write_config: ConfigWriter) -> None:
+    # The file's checks are held to it by unique_keys; a check kept in the database is held to it here.
+    config, key = write_config(""), new_key()
+    tables: dict[str, tuple[Origin, dict[str, Any]]] = {"made": ("api", {"key": key, "start_key": key, "every": "1h"})}
+    problem = "checks.made.start_key: the same key is already used by checks.made.key"
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        with_stored_checks(config, tables)
+    left_out: list[str] = []
+    assert "made" not in with_stored_checks(config, tables, left_out).checks and left_out == [problem]
 
 
 def test_relative_paths_are_relative_to_the_config_file(write_config: ConfigWriter, tmp_path: Path) -> None:

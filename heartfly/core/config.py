@@ -208,9 +208,12 @@ def with_stored_checks(
         if check is not None:
             if unknown := [c for c in check.channels if c not in config.channels]:
                 reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
-            for key in (check.key, check.start_key, check.fail_key):
-                if key is not None and key in owners:
-                    reader.fail(f"checks.{name}.key", f"the same key is already used by {_owner(owners[key])}")
+            own: dict[str, Owner] = {}  # a check's start_key or fail_key may not repeat its own key either
+            for attr, key in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
+                if key is not None and (owner := owners.get(key) or own.get(key)) is not None:
+                    reader.fail(f"checks.{name}.{attr}", f"the same key is already used by {_owner(owner)}")
+                elif key is not None:
+                    own[key] = (name, attr)
         if len(reader.problems) > before or check is None:
             if left_out is not None:
                 left_out.extend(reader.problems[before:])
