@@ -24,7 +24,7 @@ def note_orphan(
 ) -> None:
     """Remember the newest end that closed no run (see CheckState.orphan_end), and, without run
     ids, an older one that closed none either (CheckState.orphan_prev), while a start may still
-    use it: the reorder window from its arrival."""
+    use it: `window` from its arrival, the widest reorder window a later event may apply."""
     newest = st.last_end_at is None or ev.at >= st.last_end_at
     if started is not None:
         if newest:

@@ -428,7 +428,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     outcome = RunOutcome(reason.value) if reason else _RUN_SUCCESS
     if started is not None:
         ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members, taken))
-    note_orphan(st, ev, now, started, outcome, window)
+    note_orphan(st, ev, now, started, outcome, _kept(window))
     if newest:
         if started is None or ev.run_id is not None or check.expect is not None:
             st.paired_end = None
@@ -497,7 +497,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
         ended.append(
             RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, (), taken)
         )
-    note_orphan(st, ev, now, started, RunOutcome.FAIL, window)
+    note_orphan(st, ev, now, started, RunOutcome.FAIL, _kept(window))
     if newest:
         if started is None or ev.run_id is not None or check.expect is not None:
             st.paired_end = None
@@ -508,6 +508,13 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             return late_failure(check, st, Reason.FAILED, ev, now, detail)
         return detail
     return failure(check, st, Reason.FAILED, ev.at, now, detail)
+
+
+def _kept(window: float) -> float:
+    """How long what only an event within the reorder window can use is kept: the widest window a
+    later event may apply (a batch applies its own pings with none, the live pings after it with
+    REORDER_WINDOW), so that nothing a later event could use goes early."""
+    return max(window, REORDER_WINDOW)
 
 
 def _stale(st: CheckState, ev: Event, now: float) -> bool:
