@@ -16,7 +16,7 @@ from heartfly.core.assertions import parse_assertion
 from heartfly.core.config import parse_config
 from heartfly.core.config_reader import ConfigError
 from heartfly.core.pingparse import PingError, parse_json, parse_path, parse_query
-from heartfly.core.schedule import _next_cron_due, next_cron_due
+from heartfly.core.schedule import _from_table, _next_cron_due, next_cron_due
 from heartfly.core.units import MAX_DURATION, UnitError, format_duration, parse_duration, parse_size
 
 NOW = 1_780_000_000.0
@@ -201,3 +201,4 @@ def test_a_cron_due_time_is_the_same_from_the_shared_tables_and_walking_with_or_
 ) -> None:
     walked = _next_cron_due(expr, zone, after, always_early=True)
     assert next_cron_due(expr, zone, after) == _next_cron_due(expr, zone, after) == walked
+    assert _from_table(expr, zone, after, always=True) in (None, walked)  # None: beyond the table, walked

@@ -11,6 +11,7 @@ from cronsim import CronSim
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from heartfly.core import schedule
 from heartfly.core.config import CheckConfig
 from heartfly.core.schedule import Due, ScheduleError, next_cron_due, next_due
 
@@ -489,3 +490,16 @@ def test_a_cron_run_falls_between_since_and_at_of_every_due_tick(expr: str, zone
     due = next_cron_due(expr, zone, after)
     run = next(_cronsim_runs(expr, zone, due.since - 1)).timestamp()
     assert due.since <= run <= due.at
+
+
+def test_an_hours_cron_ticks_are_walked_until_it_is_asked_for_often_then_come_from_a_shared_table() -> None:
+    expr, zone, one_pm = "7,37 * * * *", "Asia/Kathmandu", _utc(2031, 5, 6, 7, 15)  # 13:00 there; no other test asks
+    afters = [one_pm + 30 + 60.5 * n for n in range(schedule._TABLE_AFTER + 2)]  # within 13:00-13:18
+    walked = [schedule._next_cron_due(expr, zone, after) for after in afters]
+    tables = set()
+    for n, after in enumerate(afters, start=1):
+        assert next_cron_due(expr, zone, after) == walked[n - 1]
+        tables |= {key for key in schedule._tables if key[:2] == (expr, zone)}
+        assert len(tables) == (0 if n < schedule._TABLE_AFTER else 1)
+    seven_past = one_pm + 7 * 60
+    assert schedule._from_table(expr, zone, afters[0], always=True) == walked[0] == Due(seven_past, seven_past)

@@ -118,7 +118,14 @@ def _next_cron_due(expr: str, zone: str, after: float, *, always_early: bool = F
 # each means, depends on the expression and the zone alone, so they are worked out once per hour of
 # walls and shared. An answer from a table applies _next_cron_due's own tests to the same walls in
 # the same order (a property test compares the two); one that runs off a table's end is walked.
+# A table costs as much as 5-25 walks ("0 3 * * *" to "* * * * *"), so an hour's is made once it
+# has been asked for _TABLE_AFTER times: checks that ask for a few hours (pings, a start) soon
+# share tables, and a restart whose checks ask for thousands of hours (checks down for months, on
+# many schedules) walks as before, never paying for tables it would not use again.
 _TABLE_SPAN = 2  # hours of walls in a table (the one it is named by and the next), and the first wall after them
+_TABLE_AFTER = 16
+_TABLES_KEPT = 1024  # ~3 KB each at most ("* * * * *": 121 walls)
+_ASKED_KEPT = 65536  # hours asked for without a table, counted
 _EPOCH = datetime(1970, 1, 1)  # walls as seconds: a naive wall time read as if it were UTC
 
 
@@ -128,7 +135,10 @@ class _Table(NamedTuple):
     sinces: array[float]  # NaN: never expected
 
 
-@lru_cache(maxsize=4096)
+_tables: dict[tuple[str, str, int], _Table] = {}  # oldest first: the first made goes first
+_asked: dict[tuple[str, str, int], int] = {}
+
+
 def _table(expr: str, zone: str, hour: int) -> _Table:
     tz = _zone(zone)
     start = _EPOCH + timedelta(hours=hour)
@@ -149,11 +159,24 @@ def _table(expr: str, zone: str, hour: int) -> _Table:
     return table
 
 
-def _from_table(expr: str, zone: str, after: float) -> Due | None:
-    """next_cron_due from the table of its hour; None if the answer lies beyond the table."""
+def _from_table(expr: str, zone: str, after: float, *, always: bool = False) -> Due | None:
+    """next_cron_due from the table of its hour; None to walk: the hour has no table yet (unless
+    `always`), or the answer lies beyond the table."""
     _, begin = _walk_from(expr, zone, after, False)
     first = (begin - _EPOCH).total_seconds()
-    table = _table(expr, zone, math.floor(first / 3600))
+    key = (expr, zone, math.floor(first / 3600))
+    table = _tables.get(key)
+    if table is None:
+        asked = _asked.get(key, 0) + 1
+        if asked < _TABLE_AFTER and not always:
+            if len(_asked) >= _ASKED_KEPT:
+                _asked.clear()
+            _asked[key] = asked
+            return None
+        _asked.pop(key, None)
+        if len(_tables) >= _TABLES_KEPT:
+            del _tables[next(iter(_tables))]
+        table = _tables[key] = _table(*key)
     ats, sinces = table.ats, table.sinces
     for i in range(bisect_right(table.walls, first), len(ats)):  # the walls croniter gives after `begin`
         at, since = ats[i], sinces[i]
