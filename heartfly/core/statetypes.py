@@ -106,7 +106,7 @@ NO_RUNS: dict[str, Run] = _NoRuns()
 
 def own_runs(st: CheckState) -> dict[str, Run]:
     """The state's open runs, in a dict of its own that may gain one."""
-    if st.runs is NO_RUNS:
+    if type(st.runs) is _NoRuns:  # NO_RUNS, or a copy of it (copy.copy or pickle make one)
         st.runs = {}
     return st.runs
 
