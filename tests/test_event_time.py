@@ -511,12 +511,14 @@ def test_an_end_that_closed_nothing_is_kept_behind_a_newer_one_only_while_a_star
     assert [(r.started_at, r.ended_at) for r in soon.runs] == [(NOW - 4, NOW - 3)]
 
 
-def test_an_end_behind_a_batchs_newer_one_is_still_there_for_a_live_start_within_the_window() -> None:
-    # A batch applies its own pings with no window; the live start after it has one.
+@pytest.mark.parametrize("batch", [[Kind.FAIL], [Kind.FAIL, Kind.LOG]])
+def test_an_end_behind_a_batchs_newer_one_is_still_there_for_a_live_start_within_the_window(batch: list[Kind]) -> None:
+    # A batch applies its own pings with no window (engine.record_batch); the live start after it has one.
     log = job(every=HOUR)
     log.arrive(NOW, ev(Kind.SUCCESS, NOW))
-    for step in receive(log.cfg, log.st, ev(Kind.FAIL, NOW + 1), NOW + 2, window=0.0, batch=True):
-        log._take(step)
+    for n, kind in enumerate(batch, start=1):
+        for step in receive(log.cfg, log.st, ev(kind, NOW + n / 5), NOW + 2, window=0.0, batch=True):
+            log._take(step)
     log.arrive(NOW + 3, ev(Kind.START, NOW - 1))  # the success's start: in event order it closed this run
     assert [(r.started_at, r.ended_at, r.outcome) for r in log.runs] == [(NOW - 1, NOW, RunOutcome.SUCCESS)]
 

@@ -141,10 +141,11 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     if new.last_ping_at is None or ev.at >= new.last_ping_at:
         new.last_ping_at = ev.at
         new.last_ping_kind = ev.kind
-    # What only an event within the reorder window can use goes once it is past: checkpoints stay small.
-    if new.paired_end is not None and now - new.paired_end[2] > window:
+    # What only an event within the reorder window can use goes once it is past (the widest a later
+    # event may apply: a batch's own is none): checkpoints stay small.
+    if new.paired_end is not None and now - new.paired_end[2] > _kept(window):
         new.paired_end = None
-    if new.orphan_prev is not None and now - new.orphan_prev[1] > window:
+    if new.orphan_prev is not None and now - new.orphan_prev[1] > _kept(window):
         new.orphan_prev = None
     ended: list[RunEnd] = []
     detail = ""
