@@ -110,6 +110,15 @@ def test_a_stored_check_whose_start_key_repeats_its_own_key_is_refused(write_con
         with_stored_checks(config, tables)
     left_out: list[str] = []
     assert "made" not in with_stored_checks(config, tables, left_out).checks and left_out == [problem]
+    # Between two stored checks, the problem names the field the other one holds the key in.
+    other: dict[str, tuple[Origin, dict[str, Any]]] = {
+        "a": ("api", {"key": new_key(), "start_key": key, "every": "1h"}),
+        "b": ("api", {"key": key, "every": "1h"}),
+    }
+    with pytest.raises(
+        ConfigError, match=re.escape("checks.b.key: the same key is already used by checks.a.start_key")
+    ):
+        with_stored_checks(config, other)
 
 
 def test_relative_paths_are_relative_to_the_config_file(write_config: ConfigWriter, tmp_path: Path) -> None:

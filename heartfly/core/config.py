@@ -205,10 +205,10 @@ def with_stored_checks(
             continue
         before = len(reader.problems)
         check = reader.check(name, raw, config.inherited)
+        own: dict[str, Owner] = {}  # its keys: a start_key or fail_key may not repeat its own key either
         if check is not None:
             if unknown := [c for c in check.channels if c not in config.channels]:
                 reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
-            own: dict[str, Owner] = {}  # a check's start_key or fail_key may not repeat its own key either
             for attr, key in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
                 if key is not None and (owner := owners.get(key) or own.get(key)) is not None:
                     reader.fail(f"checks.{name}.{attr}", f"the same key is already used by {_owner(owner)}")
@@ -220,7 +220,7 @@ def with_stored_checks(
                 del reader.problems[before:]
             continue
         checks[name] = check._replace(origin=origin)
-        owners.update({k: (name, "key") for k in (check.key, check.start_key, check.fail_key) if k})
+        owners.update(own)
     reader.pipelines(checks)
     if reader.problems:
         raise ConfigError(reader.problems)
