@@ -125,7 +125,7 @@ def _next_cron_due(expr: str, zone: str, after: float, *, always_early: bool = F
 _TABLE_SPAN = 2  # hours of walls in a table (the one it is named by and the next), and the first wall after them
 _TABLE_AFTER = 16
 _TABLES_KEPT = 1024  # ~3 KB each at most ("* * * * *": 121 walls)
-_ASKED_KEPT = 65536  # hours asked for without a table, counted
+_ASKED_KEPT = 4096  # hours asked for without a table, counted (~0.5 MiB at most); then counted afresh
 _EPOCH = datetime(1970, 1, 1)  # walls as seconds: a naive wall time read as if it were UTC
 
 
