@@ -68,3 +68,25 @@ def test_new_checks_of_one_schedule_share_one_encoding_and_others_get_their_own(
     assert decode_state(as_float) == CheckState(changed_at=5.0, told_at=5.0)
     with_run = CheckState(runs={"r": Run(1.0, 1.0)})
     assert decode_state(texts(with_run)) == with_run
+
+
+def test_a_page_decodes_as_its_rows_do_one_by_one() -> None:
+    states = [
+        CheckState(status=Status.UP, changed_at=float(i), told_at=float(i), runs={"r": Run(1.5, 2.5)} if i % 2 else {})
+        for i in range(5)
+    ]
+    texts = [encode_state(st) for st in states]
+    assert decode_states(texts) == [decode_state(text) for text in texts] == states
+    assert decode_states([]) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ['{"status": "up"}, {"status": "up"}', '{"status": "up"', "", '{"status": "up"}]', "[]"],
+)
+def test_a_page_with_a_row_that_is_not_one_object_fails_as_that_row_does_alone(bad: str) -> None:
+    good = encode_state(CheckState(status=Status.UP))
+    with pytest.raises((ValueError, AttributeError)) as alone:
+        decode_state(bad)
+    with pytest.raises(type(alone.value)):
+        decode_states([good, bad, good])
