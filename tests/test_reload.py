@@ -97,9 +97,9 @@ async def test_the_garbage_collector_stays_on_while_a_reload_reads_the_file_in_i
     monkeypatch.setattr(longlived, "_tuned", True)  # as `heartfly serve` runs: building() switches the GC off
     seen: list[bool] = []
 
-    def load(path: Path) -> Config:
+    def load(path: Path, cache_dir: Path | None) -> Config:
         seen.append(gc.isenabled())  # the read may take seconds, with pings served meanwhile
-        return load_config(path)
+        return load_config(path, cache_dir)
 
     monkeypatch.setattr(control, "load_config", load)
     try:
@@ -151,10 +151,10 @@ async def test_pings_are_answered_while_a_reload_reads_and_validates_the_file(
     reading, answered = threading.Event(), threading.Event()
     seen: list[bool] = []
 
-    def slow_load(path: Path) -> Config:  # a file of 100k checks takes seconds to validate
+    def slow_load(path: Path, cache_dir: Path | None) -> Config:  # a file of 100k checks takes seconds to validate
         reading.set()
         seen.append(answered.wait(5))  # on the event loop's thread this waits out the 5 s
-        return load_config(path)
+        return load_config(path, cache_dir)
 
     monkeypatch.setattr(control, "load_config", slow_load)
     reload = asyncio.create_task(client.post("/api/v1/reload", headers=bearer(config)))

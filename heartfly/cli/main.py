@@ -37,11 +37,11 @@ def _resolve(path: Path | None) -> Path:
     return client.config_path(path)
 
 
-def _load(path: Path | None) -> Config:
+def _load(path: Path | None, cache_dir: Path | None = None) -> Config:
     from heartfly.core.config import ConfigError, load_config
 
     try:
-        return load_config(_resolve(path))
+        return load_config(_resolve(path), cache_dir)
     except ConfigError as exc:
         _fail(exc.problems, 2)
 
@@ -107,6 +107,7 @@ def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
     """Run the server in the foreground."""
     import asyncio
 
+    from heartfly.core import toml_cache
     from heartfly.core.listen import with_listen
     from heartfly.server import longlived
     from heartfly.server.daemon import StartError
@@ -115,7 +116,8 @@ def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
     _setup_logging(log_level)
     longlived.tune()
     with longlived.building():
-        config = _load(_resolve(config_path))  # config errors: exit 2 before anything starts
+        # Config errors: exit 2 before anything starts. Under systemd a large file's parse is kept.
+        config = _load(_resolve(config_path), toml_cache.directory(os.environ))
     if listen is not None:
         config = with_listen(config, listen)
     try:

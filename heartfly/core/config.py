@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli
 
+from heartfly.core import toml_cache
 from heartfly.core.addresses import DEFAULT_PORT, parse_key, parse_listen, parse_public_url, url_of
 from heartfly.core.assertions import parse_assertion
 from heartfly.core.checkconfig import CheckConfig, Origin, common_check
@@ -111,14 +112,17 @@ class Config:
         return {name: c for name, c in self.checks.items() if c.origin == "file"}
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate the file at `path`; raises ConfigError listing every problem."""
+def load_config(path: Path, cache_dir: Path | None = None) -> Config:
+    """Read and validate the file at `path`; raises ConfigError listing every problem.
+
+    `cache_dir`: where the server keeps a large file's parsed TOML between starts (toml_cache).
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = tomli.loads(raw.decode("utf-8-sig"))  # -sig: a byte order mark some editors write
+        data = toml_cache.parse(raw, path, cache_dir)
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except tomli.TOMLDecodeError as exc:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from aiohttp import web
 
+from heartfly.core import toml_cache
 from heartfly.core.config import ConfigError, load_config
 from heartfly.core.listen import with_listen
 from heartfly.core.states import Status
@@ -164,7 +166,7 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
         systemd.reloading()
         try:  # in a thread: 100k checks take seconds to validate, and pings must be answered meanwhile
             # (outside building(): the cyclic GC stays on for the requests served during the read)
-            config = await asyncio.to_thread(load_config, path)
+            config = await asyncio.to_thread(load_config, path, toml_cache.directory(os.environ))
             if rt.listen_override is not None:  # validated at start
                 config = with_listen(config, rt.listen_override)
         except ConfigError as exc:
