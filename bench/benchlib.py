@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -116,8 +116,9 @@ def compile_heartfly() -> None:
     subprocess.run([python_exe(), "-m", "compileall", "-q", str(package)], env=installed_env(), check=True)
 
 
-def start_process(cmd: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start `cmd` with stdout and stderr going to `log_path`, in a session of its own."""
+def start_process(cmd: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `cmd` with stdout and stderr going to `log_path`, in a session of its own (`env`: added
+    to installed_env())."""
     with log_path.open("wb") as log:
         return subprocess.Popen(
             list(cmd),
@@ -125,7 +126,7 @@ def start_process(cmd: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=installed_env(),
+            env={**installed_env(), **(env or {})},
         )
 
 
@@ -146,11 +147,15 @@ def wait_for_match(
         time.sleep(0.02)
 
 
-def start_heartfly(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], re.Match[str], float]:
+def start_heartfly(
+    config: Path, log: Path, cache_dir: Path | None = None
+) -> tuple[subprocess.Popen[bytes], re.Match[str], float]:
     """`heartfly serve -c config`, waited for until it listens: the process, its listening line,
-    and the seconds from launch to that line (a start's time)."""
+    and the seconds from launch to that line (a start's time). `cache_dir`: given to it as systemd
+    gives the installed unit's CacheDirectory= (a large config's parse is kept there)."""
+    env = {"CACHE_DIRECTORY": str(cache_dir)} if cache_dir is not None else {}
     began = time.monotonic()
-    proc = start_process([*heartfly_cmd(), "serve", "-c", str(config)], log)
+    proc = start_process([*heartfly_cmd(), "serve", "-c", str(config)], log, env)
     try:
         match = wait_for_match(proc, log, LISTENING_RE, timeout=600)
     except BaseException:

@@ -14,7 +14,8 @@ request (needs wrk) for --warmup seconds, which is past the first lazy state che
 their cost is in the figure, measure for --seconds, stop. The sizes take turns within a round so
 that drift in the machine's speed hits them alike; each round's throughput is taken relative to
 the smallest size's in the same round, and the median over rounds is printed. Also printed:
-start-up times (process start to "listening"), resident memory after the load, and the CPU time per
+start-up times (process start to "listening"; with $CACHE_DIRECTORY set, as the installed unit sets it,
+unless --no-config-cache), resident memory after the load, and the CPU time per
 ping of Heartfly's event loop thread, of its other threads (the SQLite writer, the WAL copier) and
 of wrk, which shares the machine.
 
@@ -76,8 +77,12 @@ CpuPerPing = tuple[float, float, float]  # event loop thread, Heartfly's other t
 class Size:
     """One size's config, its wrk script and what was measured of it."""
 
-    def __init__(self, size: int, folder: Path, cron: str | None) -> None:
+    def __init__(self, size: int, folder: Path, cron: str | None, config_cache: bool) -> None:
         self.size = size
+        # As the installed unit's CacheDirectory=: a restart reads the config's kept parse.
+        self.cache_dir = folder / "cache" if config_cache else None
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir()
         self.keys = [make_key() for _ in range(size)]
         specs = [CheckSpec(f"c{i:06d}", k, "1h", cron=cron) for i, k in enumerate(self.keys)]
         self.config = write_heartfly_config(folder, specs)
@@ -98,7 +103,7 @@ class Size:
         self.hot = (n, write_lua(folder, self.keys[:n]))
 
     def start(self, phase: str) -> tuple[subprocess.Popen[bytes], str]:
-        proc, match, took = start_heartfly(self.config, self.folder / f"heartfly-{phase}.log")
+        proc, match, took = start_heartfly(self.config, self.folder / f"heartfly-{phase}.log", self.cache_dir)
         self.starts.append(took)
         return proc, f"http://127.0.0.1:{match.group(1)}"
 
@@ -157,6 +162,12 @@ def main() -> None:
         default=100,
         help="also measure the largest size with every ping going to this many of its checks (default 100; 0: no)",
     )
+    parser.add_argument(
+        "--no-config-cache",
+        action="store_true",
+        help="start heartfly without $CACHE_DIRECTORY (the installed unit has one): every restart parses the"
+        " config file again",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("this bench needs wrk (apt-get install wrk)")
@@ -164,7 +175,8 @@ def main() -> None:
     compile_heartfly()  # the first start is timed as an installed server's, like the restarts
     folders = [Path(tempfile.mkdtemp(prefix=f"heartfly-scale-{n}-")) for n in args.sizes]
     try:
-        sizes = [Size(n, folder, args.cron) for n, folder in zip(args.sizes, folders, strict=True)]
+        cache = not args.no_config_cache
+        sizes = [Size(n, folder, args.cron, cache) for n, folder in zip(args.sizes, folders, strict=True)]
         for s in sizes:
             s.prime()
         largest = sizes[-1]
