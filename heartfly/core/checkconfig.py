@@ -92,23 +92,32 @@ def common_check(name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfi
     max_rt, min_rt, grace = inherited("max_runtime"), inherited("min_runtime"), inherited("grace")
     if max_rt is not None and min_rt is not None and min_rt >= max_rt:
         return None
+    # Every field, by position: 1.2 µs against 2.9 by keyword (matched by name, one by one), a
+    # sixth of a second at 100k checks. tests/test_config_common.py holds it to the full reader's.
     return CheckConfig(
-        name=_own(name),
-        key=read["key"],
-        every=read.get("every"),
-        cron=read.get("cron"),
-        timezone=inherited("timezone") or "UTC",
-        grace=300.0 if grace is None else grace,
-        max_runtime=max_rt,
-        min_runtime=min_rt,
-        description=read.get("description") or "",
-        start_key=read.get("start_key"),
-        fail_key=read.get("fail_key"),
-        channels=inherited("channels") or (),
-        repeat=inherited("repeat"),
-        stall=inherited("stall"),
-        failures_before_alert=inherited("failures_before_alert") or 1,
-        tags=read.get("tags") or (),
+        _own(name),  # name
+        read["key"],  # key
+        read.get("every"),  # every
+        read.get("cron"),  # cron
+        inherited("timezone") or "UTC",  # timezone
+        300.0 if grace is None else grace,  # grace
+        max_rt,  # max_runtime
+        min_rt,  # min_runtime
+        read.get("description") or "",  # description
+        read.get("start_key"),  # start_key
+        read.get("fail_key"),  # fail_key
+        inherited("channels") or (),  # channels
+        inherited("repeat"),  # repeat
+        inherited("stall"),  # stall
+        None,  # after
+        "start",  # after_trigger
+        None,  # within
+        None,  # expect
+        (),  # members
+        (),  # assertions
+        inherited("failures_before_alert") or 1,  # failures_before_alert
+        read.get("tags") or (),  # tags
+        "file",  # origin
     )
 
 
