@@ -82,11 +82,27 @@ def test_a_page_decodes_as_its_rows_do_one_by_one() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ['{"status": "up"}, {"status": "up"}', '{"status": "up"', "", '{"status": "up"}]', "[]"],
+    [
+        ['{"status": "up"}, {"status": "up"}'],
+        ['{"status": "up"'],
+        [""],
+        ['{"status": "up"}]'],
+        ["[]"],
+        # Rows that, joined, would borrow each other's text and still count one value per row.
+        ['{"status":"up"},{"status":"down"', '"changed_at":7}'],
+        ['{"status":"up"', '"changed_at":5}', "{},{}"],
+        ['{"status":"up","detail":"', '"}', "{},{}"],
+    ],
 )
-def test_a_page_with_a_row_that_is_not_one_object_fails_as_that_row_does_alone(bad: str) -> None:
+def test_a_page_with_rows_that_are_not_one_object_each_fails_as_the_first_of_them_does_alone(bad: list[str]) -> None:
     good = encode_state(CheckState(status=Status.UP))
     with pytest.raises((ValueError, AttributeError)) as alone:
-        decode_state(bad)
+        decode_state(bad[0])
     with pytest.raises(type(alone.value)):
-        decode_states([good, bad, good])
+        decode_states([good, *bad, good])
+
+
+def test_a_row_with_whitespace_around_its_object_decodes_as_before() -> None:
+    assert decode_state(' {"status": "down", "reason": "failed"}\n') == decode_state(
+        '{"status":"down","reason":"failed"}'
+    )

@@ -235,18 +235,21 @@ class _Instants(dict[str, float]):
 
 def decode_states(texts: Iterable[str]) -> list[CheckState]:
     """Stored states, equal instants among them one float object (integers stay integers)."""
-    texts = list(texts)
-    decode = json.JSONDecoder(parse_float=_Instants().__getitem__).decode
-    # A page in one decode: JSONDecoder.decode's own Python around the C scanner cost as much again
-    # as the scanning of a state's text. A page that does not split back into one object per text
-    # (a row that is not one JSON object) is decoded row by row, which names the bad row.
-    try:
-        datas = decode(f"[{','.join(texts)}]")
-    except ValueError:
-        datas = None
-    if not isinstance(datas, list) or len(datas) != len(texts):
-        datas = [decode(text) for text in texts]
-    return [CheckState.from_json(data) for data in datas]
+    decoder = json.JSONDecoder(parse_float=_Instants().__getitem__)
+    # raw_decode, not decode: decode's two whitespace matches around it cost as much again as
+    # scanning a state's text. A text that is not exactly one JSON value (whitespace around it, or
+    # an error) goes through decode, which takes the one and words the other.
+    raw_decode, decode = decoder.raw_decode, decoder.decode
+    states = []
+    for text in texts:
+        try:
+            data, end = raw_decode(text)
+        except ValueError:
+            data, end = None, -1
+        if end != len(text):
+            data = decode(text)
+        states.append(CheckState.from_json(data))
+    return states
 
 
 def decode_state(text: str) -> CheckState:
