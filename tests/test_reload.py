@@ -180,3 +180,30 @@ async def test_a_reload_that_moves_a_late_checks_due_time_ahead_makes_it_on_time
     flips = await (await client.get("/api/v1/checks/a/flips", headers=bearer(config))).json()
     assert [(f["old"], f["new"]) for f in flips] == [("late", "new"), ("new", "late")]
     assert query(config, "SELECT count(*) FROM outbox") == [(0,)]
+
+
+async def test_many_checks_gone_or_back_at_once_are_one_log_line_and_a_handful_one_line_each(
+    aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    many = "".join(every_hour(f"m{i:02d}", new_key()) for i in range(12))
+    few = every_hour("f1", new_key()) + every_hour("f2", new_key())
+    keep = every_hour("keep", new_key())
+    config = write_config(keep + many + few)
+    client: Client = await aiohttp_client(create_app(config))
+    caplog.set_level("INFO", logger="heartfly.server.engine")
+
+    async def reload(body: str) -> list[str]:
+        write_config(body)
+        caplog.clear()
+        assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+        return [r.getMessage() for r in caplog.records if r.name == "heartfly.server.engine"]
+
+    shown = "m00, m01, m02, m03, m04, m05, m06, m07, m08, m09, ..."
+    assert await reload(keep + few) == [f"12 checks were removed from the config ({shown}); their history is kept"]
+    assert await reload(keep) == [
+        "check f1 was removed from the config; its history is kept",
+        "check f2 was removed from the config; its history is kept",
+    ]
+    back = await reload(keep + many + few)
+    assert back[0] == f"14 checks are back in the config ({shown}); watching them afresh, with their history"
+    assert len(back) == 1 or all("replayed" in line for line in back[1:])

@@ -122,6 +122,20 @@ async def test_a_check_removed_from_the_file_keeps_its_history_and_comes_back_wa
     assert query(both, "SELECT removed_at FROM checks WHERE name = 'a'") == [(None,)]
 
 
+async def test_a_start_without_many_of_the_stored_checks_says_so_in_one_log_line(
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = "".join(f'[checks.c{i:02d}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(12))
+    clock = FakeClock()
+    async with running(write_config(body + f'[checks.d]\nkey = "{new_key()}"\nevery = "1h"\n'), clock):
+        pass
+    caplog.set_level("INFO", logger="heartfly.server.engine")
+    async with running(write_config(f'[checks.e]\nkey = "{new_key()}"\nevery = "1h"\n'), clock):
+        lines = [r.getMessage() for r in caplog.records if "config" in r.getMessage()]
+    shown = "c00, c01, c02, c03, c04, c05, c06, c07, c08, c09, ..."
+    assert lines == [f"13 checks are no longer in the config ({shown}); their history is kept"]
+
+
 async def test_a_reload_adds_and_removes_checks_and_recomputes_changed_schedules(write_config: ConfigWriter) -> None:
     key = new_key()
     config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')

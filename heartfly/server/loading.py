@@ -28,7 +28,7 @@ log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before
 _quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, rebuilt every second
 _quiet.disabled = True
 
-NAMED_NEW_CHECKS = 10  # more new checks than this at once are logged as a count
+NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
 
 
 class Loading(ChangeRows):
@@ -113,13 +113,15 @@ class Loading(ChangeRows):
                 elif step.flip is not None:  # the file changed while stopped: a late check may be on time
                     self.writer.submit_nowait(self._change(check, step, row.state))
             self._add(check)
+        gone: list[str] = []
         for name, row in rows.items():
             if name in self.config.checks:
                 continue
             self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
             if row.removed_at is None:
                 statements.append(store.removed_statement(row.id, now))
-                self.log.info("check %s is no longer in the config; its history is kept", name)
+                gone.append(name)
+        self._log_checks(gone, "is no longer in the config; its history is kept", "are no longer in the config")
         self._log_new()
         for check in returned:  # after the loop above: a replayed flip may look at other checks
             pings = await db.check_pings_after(check.id, check.ping_id)
@@ -216,15 +218,19 @@ class Loading(ChangeRows):
         return check
 
     def _log_new(self) -> None:
-        """One line per new check for a handful; a count for a config of thousands."""
         names, self._new_names = self._new_names, []
         self._new_texts = store.NewStateTexts()  # the next load's new checks are watched from another instant
-        if len(names) <= NAMED_NEW_CHECKS:
+        self._log_checks(names, "is new; watching it from now", "are new", "; watching them from now")
+
+    def _log_checks(self, names: list[str], one: str, many: str, then: str = "; their history is kept") -> None:
+        """One line per check for a handful; a count for a config of thousands (`check NAME <one>`,
+        `N checks <many> (NAME, ...)<then>`)."""
+        if len(names) <= NAMED_CHECKS:
             for name in names:
-                self.log.info("check %s is new; watching it from now", name)
+                self.log.info("check %s %s", name, one)
         else:
-            shown = ", ".join(names[:NAMED_NEW_CHECKS])
-            self.log.info("%d checks are new (%s, ...); watching them from now", len(names), shown)
+            shown = ", ".join(names[:NAMED_CHECKS])
+            self.log.info("%d checks %s (%s, ...)%s", len(names), many, shown, then)
 
     def _add(self, check: Check) -> None:
         self.checks[check.name] = check
@@ -262,11 +268,11 @@ class Loading(ChangeRows):
             elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
                 check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
                 returned.append(check)
-                self.log.info("check %s is back in the config; watching it afresh, with its history", name)
             else:
                 check = self._create(cfg, now, statements)
             self._add(check)
             self._schedule(check)
+        dropped: list[str] = []
         for name, check in old.items():
             if name not in config.checks:
                 check.seq += 1  # drops its heap entry
@@ -275,7 +281,14 @@ class Loading(ChangeRows):
                     writes.append(store.Write(state=self._mark_stored(check)))
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(store.removed_statement(check.id, now))
-                self.log.info("check %s was removed from the config; its history is kept", name)
+                dropped.append(name)
+        self._log_checks(dropped, "was removed from the config; its history is kept", "were removed from the config")
+        self._log_checks(
+            [check.name for check in returned],
+            "is back in the config; watching it afresh, with its history",
+            "are back in the config",
+            "; watching them afresh, with their history",
+        )
         self.config = config
         for window in config.maintenance:  # a window new to the file owes no summary of the past
             self.windows_done.setdefault(window.name, now)
