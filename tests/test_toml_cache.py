@@ -15,7 +15,7 @@ import tomli
 from heartfly.core import toml_cache
 from heartfly.core.config import ConfigError, load_config
 from tests.conftest import new_key
-from tests.proc import Server
+from tests.proc import Server, heartfly
 
 
 def big_config(path: Path, checks: int, extra: str = "") -> Path:
@@ -54,10 +54,13 @@ def test_a_large_file_is_parsed_once_and_then_read_from_the_cache_with_the_same_
 ) -> None:
     config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
     cache.mkdir()
+    config.chmod(0o640)
     first = load_config(config, cache)
     assert len(parses) == 1 and len(kept_files(cache)) == 1
     kept = kept_files(cache)[0]
-    assert stat.S_IMODE(kept.stat().st_mode) == 0o600  # it holds what the file holds
+    # It holds what the config holds: the config's owner, group and readers, nobody who may write.
+    assert (kept.stat().st_uid, kept.stat().st_gid) == (config.stat().st_uid, config.stat().st_gid)
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
     again = load_config(config, cache)
     assert len(parses) == 1  # not parsed again
     assert again == first and list(again.checks) == list(first.checks)  # the file's order too
@@ -136,13 +139,19 @@ def test_a_file_with_toml_dates_is_read_each_time_and_not_kept(tmp_path: Path, p
 def test_a_broken_large_file_is_refused_as_before_and_nothing_is_kept(tmp_path: Path) -> None:
     config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
     cache.mkdir()
-    config.write_text(config.read_text() + "\n[checks.broken\n")
+    good = config.read_text()
+    config.write_text(good + "\n[checks.broken\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(config, cache)
     assert kept_files(cache) == []
-    config.write_text(config.read_text().replace("[checks.broken\n", '[checks.c00001]\nevery = "2h"\n'))
-    with pytest.raises(ConfigError, match="invalid TOML"):  # tomli's own error, never a kept parse's
+    config.write_text(good)
+    load_config(config, cache)
+    (kept,) = kept_files(cache)
+    made = kept.read_bytes()
+    config.write_text(good + '\n[checks.c00001]\nevery = "2h"\n')  # a table defined twice
+    with pytest.raises(ConfigError, match="invalid TOML"):  # tomli's own error, not the kept parse
         load_config(config, cache)
+    assert kept.read_bytes() == made
 
 
 @pytest.mark.parametrize(
@@ -179,3 +188,101 @@ def test_a_restarted_server_reads_its_unchanged_large_config_from_systemds_cache
         assert server.wait_for_log("reloaded"), server.log()
         assert kept.read_bytes() != kept_now and kept_files(cache) == [kept]
         assert server.stop() == 0
+
+
+@pytest.mark.usefixtures("small_threshold")
+def test_a_file_with_a_byte_order_mark_reads_as_without_the_cache(tmp_path: Path, parses: list[int]) -> None:
+    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
+    cache.mkdir()
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    first = load_config(config, cache)
+    assert load_config(config, cache) == first == load_config(config) and len(parses) == 2
+
+
+@pytest.mark.usefixtures("small_threshold")
+def test_another_tomli_version_does_not_trust_the_parse_an_older_one_kept(
+    tmp_path: Path, parses: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
+    cache.mkdir()
+    load_config(config, cache)
+    monkeypatch.setattr(tomli, "__version__", "99.0.0")
+    toml_cache._salt.cache_clear()
+    try:
+        load_config(config, cache)
+        assert len(parses) == 2
+    finally:
+        toml_cache._salt.cache_clear()
+
+
+@pytest.mark.usefixtures("small_threshold")
+def test_a_process_that_is_not_the_config_files_owner_reads_a_kept_parse_but_never_writes_one(
+    tmp_path: Path, parses: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
+    cache.mkdir()
+    owner = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as the installed service: heartfly, the file root's
+    first = load_config(config, cache)
+    assert kept_files(cache) == [] and len(parses) == 1
+    monkeypatch.setattr(os, "geteuid", lambda: owner)  # as root in the unit's ExecStartPre
+    load_config(config, cache)
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    assert load_config(config, cache) == first and len(parses) == 2  # the service reads what root kept
+
+
+@pytest.mark.usefixtures("small_threshold")
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_kept_parse_that_someone_but_the_config_files_owner_could_have_written_is_not_trusted(
+    tmp_path: Path, parses: list[int]
+) -> None:
+    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
+    cache.mkdir()
+    first = load_config(config, cache)
+    (kept,) = kept_files(cache)
+    os.chown(kept, 65534, -1)  # nobody's: as a file the service's own user (heartfly) put there
+    assert load_config(config, cache) == first and len(parses) == 2
+    (kept,) = kept_files(cache)
+    assert kept.stat().st_uid == os.geteuid()  # replaced by the owner's own
+    kept.chmod(0o664)  # a group that may write it
+    assert load_config(config, cache) == first and len(parses) == 3
+
+
+@pytest.mark.usefixtures("small_threshold")
+def test_a_write_goes_through_no_link_put_in_its_place_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
+    cache.mkdir()
+    target = tmp_path / "elsewhere"
+    target.write_text("keep me")
+    temp = toml_cache.kept_path(cache, config).with_suffix(".marshal.tmp")
+    temp.symlink_to(target)
+    load_config(config, cache)
+    assert target.read_text() == "keep me"
+    assert [p.name for p in kept_files(cache)] == [toml_cache.kept_path(cache, config).name]
+
+
+def test_keep_parse_keeps_the_parse_that_the_server_then_reads_and_is_quiet_about_a_broken_file(
+    tmp_path: Path,
+) -> None:
+    config, cache = big_config(tmp_path / "hb.toml", 4000), tmp_path / "cache"
+    cache.mkdir()
+    env = {"CACHE_DIRECTORY": str(cache)}
+    kept = toml_cache.kept_path(cache, config)
+    result = heartfly("keep-parse", "-c", str(config), env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    made = kept.stat().st_mtime_ns
+    os.utime(kept, ns=(made - 10**9, made - 10**9))
+    assert heartfly("keep-parse", "-c", str(config), env=env).returncode == 0
+    with Server(config, env=env) as server:  # as the unit: ExecStartPre, then the service
+        assert server.stop() == 0
+    assert kept.stat().st_mtime_ns == made - 10**9  # checked, read, never written again
+    config.write_text(config.read_text() + "\n[checks.broken\n")
+    result = heartfly("keep-parse", "-c", str(config), env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")  # the server words it
+    assert kept.stat().st_mtime_ns == made - 10**9
+
+
+def test_keep_parse_without_a_cache_directory_says_so(tmp_path: Path) -> None:
+    config = big_config(tmp_path / "hb.toml", 3)
+    result = heartfly("keep-parse", "-c", str(config), env={"CACHE_DIRECTORY": ""})
+    assert result.returncode == 1 and "$CACHE_DIRECTORY is not set" in result.stderr

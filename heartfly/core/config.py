@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -118,11 +119,13 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
     `cache_dir`: where the server keeps a large file's parsed TOML between starts (toml_cache).
     """
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            stat = os.fstat(file.fileno())  # of the bytes read: who may keep their parse (toml_cache)
+            raw = file.read()
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = toml_cache.parse(raw, path, cache_dir)
+        data = toml_cache.parse(raw, path, cache_dir, stat)
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except tomli.TOMLDecodeError as exc:

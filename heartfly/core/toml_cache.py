@@ -9,17 +9,22 @@ the API token) are read every time.
 
 A kept parse is used only for the very bytes it was made from, by the same tomli and Python (the
 key is a SHA-256 of them), and only whole: its own SHA-256 is checked before marshal reads it, so a
-torn or damaged file is parsed again, not trusted. Files under CACHED_FROM are not kept (tomli
+torn or damaged file is parsed again. It is trusted as the config file is, no more: it is read only
+from a file that the config file's owner owns and nobody else may write, and written only by a
+process of that owner. The installed unit's service runs as heartfly and cannot write its root-owned
+config; root keeps the parse in ExecStartPre (`heartfly keep-parse`), so a process running as
+heartfly cannot change the config the next start reads. Files under CACHED_FROM are not kept (tomli
 reads them in under 50 ms), nor documents with TOML dates and times (marshal has no type for them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import os
+import stat
 import sys
-import tempfile
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -28,7 +33,7 @@ from typing import Any
 import tomli
 
 CACHED_FROM = 256 * 1024  # bytes of config file
-FORMAT = b"heartfly-parsed-toml 1"
+FORMAT = b"heartfly-parsed-toml 1"  # a new number whenever _parse reads the same bytes otherwise
 
 
 def directory(environ: Mapping[str, str]) -> Path | None:
@@ -37,20 +42,41 @@ def directory(environ: Mapping[str, str]) -> Path | None:
     return Path(first) if os.path.isabs(first) else None
 
 
-def parse(raw: bytes, path: Path, cache_dir: Path | None) -> dict[str, Any]:
-    """tomli's reading of `raw` (the file at `path`), from the cache when it was kept there.
+def parse(raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result | None = None) -> dict[str, Any]:
+    """tomli's reading of `raw` (the file at `path`, whose os.fstat is `file`), from the cache when
+    it was kept there; kept there when this process runs as the file's owner.
 
     Raises what tomli raises (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError).
     """
-    if cache_dir is None or len(raw) < CACHED_FROM:
+    if cache_dir is None or file is None or len(raw) < CACHED_FROM:
         return _parse(raw)
-    kept = cache_dir / f"config-{hashlib.sha256(os.fsencode(path.absolute())).hexdigest()[:16]}.marshal"
+    kept = kept_path(cache_dir, path)
     key = _key(raw)
-    data = _read(kept, key)
+    data = _read(kept, key, file.st_uid)
     if data is None:
         data = _parse(raw)
-        _write(kept, key, data)
+        if os.geteuid() == file.st_uid:
+            _write(kept, key, data, file)
     return data
+
+
+def keep(path: Path, cache_dir: Path) -> None:
+    """Keep the parse of the config file at `path` for the server's next start (`heartfly
+    keep-parse`). A file that cannot be read or parsed is left alone: the server words why."""
+    try:
+        with path.open("rb") as file:
+            config = os.fstat(file.fileno())
+            raw = file.read()
+        kept, key = kept_path(cache_dir, path), _key(raw)
+        if _payload(kept, key, config.st_uid) is None:  # kept already: not read, only checked
+            parse(raw, path, cache_dir, config)
+    except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError):
+        return
+
+
+def kept_path(cache_dir: Path, path: Path) -> Path:
+    """Where the parse of the config file at `path` is kept: one file per config file."""
+    return cache_dir / f"config-{hashlib.sha256(os.fsencode(path.absolute())).hexdigest()[:16]}.marshal"
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -70,36 +96,64 @@ def _salt() -> bytes:
     return FORMAT + b"\n" + made_by.encode()
 
 
-def _read(kept: Path, key: bytes) -> dict[str, Any] | None:
-    try:
-        blob = kept.read_bytes()
-    except OSError:  # none kept yet, or no longer readable: parse
+def _header(key: bytes, payload: bytes | memoryview) -> bytes:
+    return b" ".join((FORMAT, key, hashlib.sha256(payload).hexdigest().encode()))
+
+
+def _read(kept: Path, key: bytes, owner_uid: int) -> dict[str, Any] | None:
+    payload = _payload(kept, key, owner_uid)
+    if payload is None:
         return None
-    header, _, payload = blob.partition(b"\n")
-    if header != b" ".join((FORMAT, key, hashlib.sha256(payload).hexdigest().encode())):
-        return None  # made from other bytes, or damaged since
     try:
-        # Our own file, in a directory only the service's user may write, whole by its SHA-256.
+        # Trusted as the config file is (_payload), and whole by its SHA-256.
         data = marshal.loads(payload)  # noqa: S302
     except (EOFError, ValueError, TypeError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def _write(kept: Path, key: bytes, data: dict[str, Any]) -> None:
-    """Keep `data` for the next start; a cache that cannot be written only costs that start the parse."""
+def _payload(kept: Path, key: bytes, owner_uid: int) -> memoryview | None:
+    """The kept parse's marshalled bytes, if it was made from the bytes `key` names, is whole, and
+    only the config file's owner could have written it."""
+    try:
+        with kept.open("rb") as file:
+            st = os.fstat(file.fileno())
+            if st.st_uid != owner_uid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return None  # written by someone the config file does not trust, or writable by them
+            blob = file.read()
+    except OSError:  # none kept yet, or no longer readable: parse
+        return None
+    end = blob.find(b"\n")
+    payload = memoryview(blob)[end + 1 :]  # a view: the payload is megabytes
+    if end < 0 or blob[:end] != _header(key, payload):
+        return None  # made from other bytes, or damaged since
+    return payload
+
+
+def _write(kept: Path, key: bytes, data: dict[str, Any], config: os.stat_result) -> None:
+    """Keep `data` for the next start, readable by whom the config file is; a cache that cannot be
+    written only costs that start the parse."""
     try:
         payload = marshal.dumps(data)
     except ValueError:  # a TOML date or time: no marshal type for it
         return
-    blob = b" ".join((FORMAT, key, hashlib.sha256(payload).hexdigest().encode())) + b"\n" + payload
+    temp = kept.with_name(kept.name + ".tmp")  # one name: a write cut short leaves no more than one
     try:
-        fd, temp = tempfile.mkstemp(dir=kept.parent, prefix=".config-", suffix=".tmp")  # mode 0600
+        temp.unlink(missing_ok=True)
+        # O_EXCL and O_NOFOLLOW: never through a file or link someone else put there.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
         return
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(blob)
+        with os.fdopen(fd, "wb") as out:
+            mode = stat.S_IMODE(config.st_mode) & 0o644  # the config's readers, and none who may write
+            try:
+                os.fchown(out.fileno(), -1, config.st_gid)
+            except OSError:  # a group this process may not give: its owner alone reads it
+                mode &= 0o600
+            os.fchmod(out.fileno(), mode)
+            out.write(_header(key, payload) + b"\n" + payload)
         os.replace(temp, kept)  # whole or not at all, for a reader in another process too
     except OSError:  # a full disk, a read-only directory
-        Path(temp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temp.unlink()
