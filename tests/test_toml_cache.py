@@ -44,16 +44,23 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    """A config of 40 checks (over the small threshold) and an empty cache directory."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    return big_config(tmp_path / "hb.toml", 40), cache
+
+
 def kept_files(cache: Path) -> list[Path]:
     return sorted(cache.iterdir())
 
 
 @pytest.mark.usefixtures("small_threshold")
 def test_a_large_file_is_parsed_once_and_then_read_from_the_cache_with_the_same_result(
-    tmp_path: Path, parses: list[int]
+    files: tuple[Path, Path], parses: list[int]
 ) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+    config, cache = files
     config.chmod(0o640)
     first = load_config(config, cache)
     assert len(parses) == 1 and len(kept_files(cache)) == 1
@@ -68,9 +75,10 @@ def test_a_large_file_is_parsed_once_and_then_read_from_the_cache_with_the_same_
 
 
 @pytest.mark.usefixtures("small_threshold")
-def test_a_changed_file_is_parsed_again_and_its_parse_replaces_the_kept_one(tmp_path: Path, parses: list[int]) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+def test_a_changed_file_is_parsed_again_and_its_parse_replaces_the_kept_one(
+    files: tuple[Path, Path], parses: list[int]
+) -> None:
+    config, cache = files
     load_config(config, cache)
     config.write_text(config.read_text().replace('grace = "5m"', 'grace = "6m"', 1))
     changed = load_config(config, cache)
@@ -82,10 +90,9 @@ def test_a_changed_file_is_parsed_again_and_its_parse_replaces_the_kept_one(tmp_
 @pytest.mark.usefixtures("small_threshold")
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "empty", "other header"])
 def test_a_damaged_cache_file_is_not_trusted_but_parsed_again_and_rewritten(
-    tmp_path: Path, parses: list[int], damage: str
+    files: tuple[Path, Path], parses: list[int], damage: str
 ) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+    config, cache = files
     first = load_config(config, cache)
     kept = kept_files(cache)[0]
     blob = kept.read_bytes()
@@ -136,9 +143,8 @@ def test_a_file_with_toml_dates_is_read_each_time_and_not_kept(tmp_path: Path, p
 
 
 @pytest.mark.usefixtures("small_threshold")
-def test_a_broken_large_file_is_refused_as_before_and_nothing_is_kept(tmp_path: Path) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+def test_a_broken_large_file_is_refused_as_before_and_nothing_is_kept(files: tuple[Path, Path]) -> None:
+    config, cache = files
     good = config.read_text()
     config.write_text(good + "\n[checks.broken\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
@@ -191,9 +197,8 @@ def test_a_restarted_server_reads_its_unchanged_large_config_from_systemds_cache
 
 
 @pytest.mark.usefixtures("small_threshold")
-def test_a_file_with_a_byte_order_mark_reads_as_without_the_cache(tmp_path: Path, parses: list[int]) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+def test_a_file_with_a_byte_order_mark_reads_as_without_the_cache(files: tuple[Path, Path], parses: list[int]) -> None:
+    config, cache = files
     config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
     first = load_config(config, cache)
     assert load_config(config, cache) == first == load_config(config) and len(parses) == 2
@@ -201,10 +206,9 @@ def test_a_file_with_a_byte_order_mark_reads_as_without_the_cache(tmp_path: Path
 
 @pytest.mark.usefixtures("small_threshold")
 def test_another_tomli_version_does_not_trust_the_parse_an_older_one_kept(
-    tmp_path: Path, parses: list[int], monkeypatch: pytest.MonkeyPatch
+    files: tuple[Path, Path], parses: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+    config, cache = files
     load_config(config, cache)
     monkeypatch.setattr(tomli, "__version__", "99.0.0")
     toml_cache._salt.cache_clear()
@@ -217,10 +221,9 @@ def test_another_tomli_version_does_not_trust_the_parse_an_older_one_kept(
 
 @pytest.mark.usefixtures("small_threshold")
 def test_a_process_that_is_not_the_config_files_owner_reads_a_kept_parse_but_never_writes_one(
-    tmp_path: Path, parses: list[int], monkeypatch: pytest.MonkeyPatch
+    files: tuple[Path, Path], parses: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+    config, cache = files
     owner = os.geteuid()
     monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as the installed service: heartfly, the file root's
     first = load_config(config, cache)
@@ -234,10 +237,9 @@ def test_a_process_that_is_not_the_config_files_owner_reads_a_kept_parse_but_nev
 @pytest.mark.usefixtures("small_threshold")
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
 def test_a_kept_parse_that_someone_but_the_config_files_owner_could_have_written_is_not_trusted(
-    tmp_path: Path, parses: list[int]
+    files: tuple[Path, Path], parses: list[int]
 ) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+    config, cache = files
     first = load_config(config, cache)
     (kept,) = kept_files(cache)
     os.chown(kept, 65534, -1)  # nobody's: as a file the service's own user (heartfly) put there
@@ -249,9 +251,10 @@ def test_a_kept_parse_that_someone_but_the_config_files_owner_could_have_written
 
 
 @pytest.mark.usefixtures("small_threshold")
-def test_a_write_goes_through_no_link_put_in_its_place_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    config, cache = big_config(tmp_path / "hb.toml", 40), tmp_path / "cache"
-    cache.mkdir()
+def test_a_write_goes_through_no_link_put_in_its_place_and_leaves_no_temporary_file(
+    tmp_path: Path, files: tuple[Path, Path]
+) -> None:
+    config, cache = files
     target = tmp_path / "elsewhere"
     target.write_text("keep me")
     temp = toml_cache.kept_path(cache, config).with_suffix(".marshal.tmp")
