@@ -289,3 +289,21 @@ def test_keep_parse_without_a_cache_directory_says_so(tmp_path: Path) -> None:
     config = big_config(tmp_path / "hb.toml", 3)
     result = heartfly("keep-parse", "-c", str(config), env={"CACHE_DIRECTORY": ""})
     assert result.returncode == 1 and "$CACHE_DIRECTORY is not set" in result.stderr
+
+
+@pytest.mark.usefixtures("small_threshold")
+@pytest.mark.parametrize("planted", ["a link to the kept parse", "a FIFO"])
+def test_no_link_or_fifo_in_the_kept_parses_place_is_read(
+    tmp_path: Path, files: tuple[Path, Path], parses: list[int], planted: str
+) -> None:
+    config, cache = files
+    first = load_config(config, cache)
+    kept = toml_cache.kept_path(cache, config)
+    real = tmp_path / "real"
+    kept.rename(real)
+    if planted == "a FIFO":
+        os.mkfifo(kept)  # a read would wait for a writer that never comes
+    else:
+        kept.symlink_to(real)  # a valid parse, but not the file itself
+    assert load_config(config, cache) == first
+    assert len(parses) == 2 and kept.is_file() and not kept.is_symlink()  # replaced by a file of its own

@@ -116,9 +116,12 @@ def _payload(kept: Path, key: bytes, owner_uid: int) -> memoryview | None:
     """The kept parse's marshalled bytes, if it was made from the bytes `key` names, is whole, and
     only the config file's owner could have written it."""
     try:
-        with kept.open("rb") as file:
+        # Root reads here too (keep-parse), in a directory the service's user may write: no link is
+        # followed, and no FIFO or device is read (one could block the start, or never end).
+        fd = os.open(kept, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as file:
             st = os.fstat(file.fileno())
-            if st.st_uid != owner_uid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != owner_uid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 return None  # written by someone the config file does not trust, or writable by them
             blob = file.read()
     except OSError:  # none kept yet, or no longer readable: parse
