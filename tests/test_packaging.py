@@ -43,8 +43,8 @@ def test_the_unit_is_notify_with_watchdog_reload_and_no_restart_loop_on_config_e
     assert directives["RestartPreventExitStatus"] == "2"  # heartfly serve exits 2 on config errors
     assert directives["StateDirectory"] == directives["ConfigurationDirectory"] == "heartfly"
     assert directives["CacheDirectory"] == "heartfly"  # $CACHE_DIRECTORY: a large config's kept parse...
-    # ...kept by root before each start, so the service (heartfly) cannot change what the next start reads.
-    keep, serve = directives["ExecStartPre"].split(), directives["ExecStart"].split()
+    # ...kept by root once it is ready, so the service (heartfly) cannot change what the next start reads.
+    keep, serve = directives["ExecStartPost"].split(), directives["ExecStart"].split()
     assert keep[0] == "-+" + serve[0] and keep[1] == "keep-parse" and keep[2:] == serve[2:]
     assert int(directives["LimitNOFILE"]) >= 65536  # one descriptor per open connection
 

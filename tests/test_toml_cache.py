@@ -228,7 +228,7 @@ def test_a_process_that_is_not_the_config_files_owner_reads_a_kept_parse_but_nev
     monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as the installed service: heartfly, the file root's
     first = load_config(config, cache)
     assert kept_files(cache) == [] and len(parses) == 1
-    monkeypatch.setattr(os, "geteuid", lambda: owner)  # as root in the unit's ExecStartPre
+    monkeypatch.setattr(os, "geteuid", lambda: owner)  # as root in the unit's ExecStartPost
     load_config(config, cache)
     monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
     assert load_config(config, cache) == first and len(parses) == 2  # the service reads what root kept
@@ -251,17 +251,29 @@ def test_a_kept_parse_that_someone_but_the_config_files_owner_could_have_written
 
 
 @pytest.mark.usefixtures("small_threshold")
+@pytest.mark.parametrize("when", ["before the write", "between its unlink and its open"])
 def test_a_write_goes_through_no_link_put_in_its_place_and_leaves_no_temporary_file(
-    tmp_path: Path, files: tuple[Path, Path]
+    tmp_path: Path, files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
     config, cache = files
     target = tmp_path / "elsewhere"
     target.write_text("keep me")
     temp = toml_cache.kept_path(cache, config).with_suffix(".marshal.tmp")
-    temp.symlink_to(target)
+    if when == "before the write":
+        temp.symlink_to(target)
+    else:  # as another process of the cache directory's owner could, racing the write
+        real_open = os.open
+
+        def racing_open(path: Any, flags: int, mode: int = 0o777) -> int:
+            if Path(path) == temp and not temp.is_symlink():
+                temp.symlink_to(target)
+            return real_open(path, flags, mode)
+
+        monkeypatch.setattr(os, "open", racing_open)
     load_config(config, cache)
     assert target.read_text() == "keep me"
-    assert [p.name for p in kept_files(cache)] == [toml_cache.kept_path(cache, config).name]
+    if when == "before the write":
+        assert [p.name for p in kept_files(cache)] == [toml_cache.kept_path(cache, config).name]
 
 
 def test_keep_parse_keeps_the_parse_that_the_server_then_reads_and_is_quiet_about_a_broken_file(
@@ -276,7 +288,7 @@ def test_keep_parse_keeps_the_parse_that_the_server_then_reads_and_is_quiet_abou
     made = kept.stat().st_mtime_ns
     os.utime(kept, ns=(made - 10**9, made - 10**9))
     assert heartfly("keep-parse", "-c", str(config), env=env).returncode == 0
-    with Server(config, env=env) as server:  # as the unit: ExecStartPre, then the service
+    with Server(config, env=env) as server:  # as the unit's next start: it reads what root kept
         assert server.stop() == 0
     assert kept.stat().st_mtime_ns == made - 10**9  # checked, read, never written again
     config.write_text(config.read_text() + "\n[checks.broken\n")
@@ -307,3 +319,28 @@ def test_no_link_or_fifo_in_the_kept_parses_place_is_read(
         kept.symlink_to(real)  # a valid parse, but not the file itself
     assert load_config(config, cache) == first
     assert len(parses) == 2 and kept.is_file() and not kept.is_symlink()  # replaced by a file of its own
+
+
+@pytest.mark.usefixtures("small_threshold")
+def test_a_kept_parse_of_another_owner_or_one_others_may_write_is_not_trusted(
+    files: tuple[Path, Path], parses: list[int]
+) -> None:
+    config, cache = files
+    first = load_config(config, cache)
+    raw, real = config.read_bytes(), os.stat(config)
+    other = os.stat_result((real.st_mode, *real[1:4], real.st_uid + 1, *real[5:]))  # owned by someone else
+    data = toml_cache.parse(raw, config, cache, other)
+    assert len(parses) == 2 and data == tomli.loads(raw.decode())  # (a parse more, for the comparison)
+    (kept,) = kept_files(cache)
+    kept.chmod(0o664)  # a group that may write it
+    assert load_config(config, cache) == first and len(parses) == 4
+    kept.chmod(0o640)
+    os.link(kept, cache / "another name")  # a hard link: the file has two names
+    assert load_config(config, cache) == first and len(parses) == 5
+
+
+def test_keep_parse_is_quiet_about_a_missing_config(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    result = heartfly("keep-parse", "-c", str(tmp_path / "none.toml"), env={"CACHE_DIRECTORY": str(cache)})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")  # the server words it

@@ -12,8 +12,8 @@ key is a SHA-256 of them), and only whole: its own SHA-256 is checked before mar
 torn or damaged file is parsed again. It is trusted as the config file is, no more: it is read only
 from a file that the config file's owner owns and nobody else may write, and written only by a
 process of that owner. The installed unit's service runs as heartfly and cannot write its root-owned
-config; root keeps the parse in ExecStartPre (`heartfly keep-parse`), so a process running as
-heartfly cannot change the config the next start reads. Files under CACHED_FROM are not kept (tomli
+config; root keeps the parse once the service is ready (ExecStartPost, `heartfly keep-parse`), so a
+process running as heartfly cannot change the config the next start reads. Files under CACHED_FROM are not kept (tomli
 reads them in under 50 ms), nor documents with TOML dates and times (marshal has no type for them).
 """
 
@@ -62,7 +62,8 @@ def parse(raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result |
 
 def keep(path: Path, cache_dir: Path) -> None:
     """Keep the parse of the config file at `path` for the server's next start (`heartfly
-    keep-parse`). A file that cannot be read or parsed is left alone: the server words why."""
+    keep-parse`). A file that is missing, cannot be read or does not parse is left alone: the
+    server words why."""
     try:
         with path.open("rb") as file:
             config = os.fstat(file.fileno())
@@ -121,7 +122,12 @@ def _payload(kept: Path, key: bytes, owner_uid: int) -> memoryview | None:
         fd = os.open(kept, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as file:
             st = os.fstat(file.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != owner_uid or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            if (
+                not stat.S_ISREG(st.st_mode)
+                or st.st_uid != owner_uid
+                or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+                or st.st_nlink != 1  # one name: not a hard link put here to another file of the owner's
+            ):
                 return None  # written by someone the config file does not trust, or writable by them
             blob = file.read()
     except OSError:  # none kept yet, or no longer readable: parse
