@@ -132,14 +132,14 @@ def keep_parse(config_path: Path | None) -> None:
     """Keep a large config's parse in $CACHE_DIRECTORY for the server's next start.
 
     The installed unit runs this as root once the server is ready (ExecStartPost): the service,
-    running as heartfly, reads what root keeps but never writes it. Prints nothing; a missing or
-    broken file is left to the server to word.
+    running as heartfly, reads what root keeps but never writes it. Prints nothing; a missing,
+    unreadable or broken file is left to the server to word.
     """
     from heartfly.core import toml_cache
 
     cache_dir = toml_cache.directory(os.environ)
     if cache_dir is None:
-        _fail(["$CACHE_DIRECTORY is not set (the installed unit sets it from CacheDirectory=): nothing kept"], 1)
+        _fail(["$CACHE_DIRECTORY is not an absolute path (the unit sets it from CacheDirectory=): nothing kept"], 1)
     toml_cache.keep(client.config_path(config_path), cache_dir)
 
 

@@ -108,6 +108,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     maintenance: tuple[Window, ...] = ()
     inherited: Mapping[str, Any] = field(default_factory=dict)  # [defaults], parsed: checks made later inherit it
+    kept_parse: Path | None = field(default=None, compare=False)  # the file's parse was read from here (toml_cache)
 
     def file_checks(self) -> Mapping[str, CheckConfig]:
         return {name: c for name, c in self.checks.items() if c.origin == "file"}
@@ -125,14 +126,15 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = toml_cache.parse(raw, path, cache_dir, stat)
+        data, kept = toml_cache.parse(raw, path, cache_dir, stat)
     except UnicodeDecodeError:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except tomli.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     except RecursionError:  # tomli recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
-    return parse_and_read_secrets(data, path)
+    config = parse_and_read_secrets(data, path)
+    return config if kept is None else dataclasses.replace(config, kept_parse=kept)
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:

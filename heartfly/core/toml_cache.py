@@ -42,22 +42,25 @@ def directory(environ: Mapping[str, str]) -> Path | None:
     return Path(first) if os.path.isabs(first) else None
 
 
-def parse(raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result | None = None) -> dict[str, Any]:
-    """tomli's reading of `raw` (the file at `path`, whose os.fstat is `file`), from the cache when
-    it was kept there; kept there when this process runs as the file's owner.
+def parse(
+    raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result | None = None
+) -> tuple[dict[str, Any], Path | None]:
+    """tomli's reading of `raw` (the file at `path`, whose os.fstat is `file`), and the kept parse
+    it was read from (None: parsed); kept when this process runs as the file's owner.
 
     Raises what tomli raises (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError).
     """
     if cache_dir is None or file is None or len(raw) < CACHED_FROM:
-        return _parse(raw)
+        return _parse(raw), None
     kept = kept_path(cache_dir, path)
     key = _key(raw)
     data = _read(kept, key, file.st_uid)
-    if data is None:
-        data = _parse(raw)
-        if os.geteuid() == file.st_uid:
-            _write(kept, key, data, file)
-    return data
+    if data is not None:
+        return data, kept
+    data = _parse(raw)
+    if os.geteuid() == file.st_uid:
+        _write(kept, key, data, file)
+    return data, None
 
 
 def keep(path: Path, cache_dir: Path) -> None:
@@ -133,9 +136,11 @@ def _payload(kept: Path, key: bytes, owner_uid: int) -> memoryview | None:
     except OSError:  # none kept yet, or no longer readable: parse
         return None
     end = blob.find(b"\n")
+    if end < 0 or not blob.startswith(b" ".join((FORMAT, key, b""))):
+        return None  # made from other bytes (known before hashing megabytes)
     payload = memoryview(blob)[end + 1 :]  # a view: the payload is megabytes
-    if end < 0 or blob[:end] != _header(key, payload):
-        return None  # made from other bytes, or damaged since
+    if blob[:end] != _header(key, payload):
+        return None  # damaged since
     return payload
 
 

@@ -83,6 +83,9 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         except (OSError, ValueError) as exc:
             raise StartError(str(exc)) from None
         await web.SockSite(runner, sock).start()
+        if config.kept_parse is not None:  # said, so that an operator (and the system test) can tell
+            log.info("read %s through its parse kept in %s (the file has not changed since)",
+                     config.path, config.kept_parse)  # fmt: skip
         where = []
         for address in runner.addresses:
             host, port = address[0], address[1]
