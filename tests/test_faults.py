@@ -26,6 +26,7 @@ from heartfly.core.states import Event, Kind, Status
 from heartfly.notify import outbox as notify_outbox
 from heartfly.server.engine import PingRecord
 from heartfly.store import sqlite as store
+from heartfly.store import wal
 from heartfly.store.rows import PingRow, Write, meta_statement
 from heartfly.web import control
 from heartfly.web.app import create_app
@@ -159,11 +160,12 @@ def fill(mount: Path) -> Path:
     """Fill the filesystem to its last block; deleting the returned file gives the space back."""
     filler = mount / "filler"
     with filler.open("wb", buffering=0) as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-        except OSError:
-            pass
+        for size in (65536, 4096, 512, 1):  # to the last byte: a write of a few pages must not fit either
+            try:
+                while True:
+                    out.write(b"\0" * size)
+            except OSError:
+                pass
     return filler
 
 
@@ -203,8 +205,16 @@ async def refused_soon(client: Client, path: str) -> None:
 
 
 async def test_housekeeping_survives_a_full_disk_during_a_prune_and_carries_on_once_space_returns(
-    aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path, caplog: pytest.LogCaptureFixture
+    aiohttp_client: AiohttpClient,
+    write_config: ConfigWriter,
+    tiny_disk: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The WAL copier stays idle: had it copied the log into the database before the disk filled,
+    # SQLite would write the round's few pages over the log's own space, and the round would not
+    # fail (the test then depended on whether 0.1 s passed before the disk filled).
+    monkeypatch.setattr(wal, "CHECKPOINT_EVERY", 3600.0)
     key, database, clock = new_key(), tiny_disk / "hb.db", FakeClock()
     config = write_config(
         f'[checks.a]\nkey = "{key}"\nevery = "1h"\n', server=f'database = "{database}"\nkeep_pings = 5'
