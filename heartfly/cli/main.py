@@ -117,7 +117,7 @@ def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
     longlived.tune()
     with longlived.building():
         # Config errors: exit 2 before anything starts. Under systemd a large file's parse is kept.
-        config = _load(_resolve(config_path), toml_cache.directory(os.environ))
+        config = _load(config_path, toml_cache.directory(os.environ))
     if listen is not None:
         config = with_listen(config, listen)
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -120,9 +119,7 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
     `cache_dir`: where the server keeps a large file's parsed TOML between starts (toml_cache).
     """
     try:
-        with path.open("rb") as file:
-            stat = os.fstat(file.fileno())  # of the bytes read: who may keep their parse (toml_cache)
-            raw = file.read()
+        raw, stat = toml_cache.read_file(path)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:

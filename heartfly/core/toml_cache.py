@@ -13,8 +13,9 @@ torn or damaged file is parsed again. It is trusted as the config file is, no mo
 from a file that the config file's owner owns and nobody else may write, and written only by a
 process of that owner. The installed unit's service runs as heartfly and cannot write its root-owned
 config; root keeps the parse once the service is ready (ExecStartPost, `heartfly keep-parse`), so a
-process running as heartfly cannot change the config the next start reads. Files under CACHED_FROM are not kept (tomli
-reads them in under 50 ms), nor documents with TOML dates and times (marshal has no type for them).
+process running as heartfly cannot change the config the next start reads. Files under CACHED_FROM
+are not kept (tomli reads them in under 50 ms), nor documents with TOML dates and times (marshal
+has no type for them).
 """
 
 from __future__ import annotations
@@ -42,15 +43,19 @@ def directory(environ: Mapping[str, str]) -> Path | None:
     return Path(first) if os.path.isabs(first) else None
 
 
-def parse(
-    raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result | None = None
-) -> tuple[dict[str, Any], Path | None]:
+def read_file(path: Path) -> tuple[bytes, os.stat_result]:
+    """The config file's bytes, and its os.fstat (who may keep their parse). Raises OSError."""
+    with path.open("rb") as file:
+        return file.read(), os.fstat(file.fileno())
+
+
+def parse(raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result) -> tuple[dict[str, Any], Path | None]:
     """tomli's reading of `raw` (the file at `path`, whose os.fstat is `file`), and the kept parse
     it was read from (None: parsed); kept when this process runs as the file's owner.
 
     Raises what tomli raises (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError).
     """
-    if cache_dir is None or file is None or len(raw) < CACHED_FROM:
+    if cache_dir is None or len(raw) < CACHED_FROM:
         return _parse(raw), None
     kept = kept_path(cache_dir, path)
     key = _key(raw)
@@ -68,12 +73,12 @@ def keep(path: Path, cache_dir: Path) -> None:
     keep-parse`). A file that is missing, cannot be read or does not parse is left alone: the
     server words why."""
     try:
-        with path.open("rb") as file:
-            config = os.fstat(file.fileno())
-            raw = file.read()
+        raw, file = read_file(path)
+        if len(raw) < CACHED_FROM or os.geteuid() != file.st_uid:
+            return  # not kept for a small file, nor by anyone but the file's owner (parse's rules)
         kept, key = kept_path(cache_dir, path), _key(raw)
-        if _payload(kept, key, config.st_uid) is None:  # kept already: not read, only checked
-            parse(raw, path, cache_dir, config)
+        if _payload(kept, key, file.st_uid) is None:  # kept already: only checked, not unmarshalled
+            _write(kept, key, _parse(raw), file)
     except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError):
         return
 
