@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 import pytest
 
 from heartfly.cli.report import read_status
+from heartfly.core import states
 from heartfly.core.clock import FakeClock
-from heartfly.core.config import Config
-from heartfly.core.states import Event, Kind, Status
+from heartfly.core.config import CheckConfig, Config
+from heartfly.core.states import CheckState, Deadline, Event, Kind, Status
 from heartfly.core.views import check_summary, iso
 from heartfly.server import housekeeping
-from heartfly.server.engine import CHECKPOINT_AFTER, Engine, PingRecord
+from heartfly.server.engine import CHECKPOINT_AFTER, RETRY_BROKEN_CHECK, Engine, PingRecord
 from heartfly.store import backend
 from heartfly.store import rows as store
 from tests.conftest import ConfigWriter, new_key
@@ -86,6 +87,63 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
         assert engine.fire_due(clock.now() + 50) == 1  # 100 s after the ping, counted without the downtime
         assert status(engine, "a") is Status.DOWN
     assert query(config, "SELECT started_at - stopped_at, clean FROM downtimes") == [(100.0, 1)]
+
+
+async def test_a_restart_schedules_each_check_by_the_deadline_it_computed_once_for_the_downtime(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(
+        "".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "{100 * (i + 1)}s"\n' for i in range(4))
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for name in engine.checks:
+            await ping(engine, name)
+        clock.advance(150)
+    clock.advance(100)  # down from +150 to +250: c0's deadline before, c1's inside, c2's and c3's after
+    computed: list[str] = []
+    real = states.next_deadline
+
+    def counted(check: CheckConfig, st: CheckState) -> Deadline | None:
+        computed.append(check.name)
+        return real(check, st)
+
+    monkeypatch.setattr(states, "next_deadline", counted)
+    async with running(config, clock) as engine:
+        # Once each, not once more to schedule it; c1's again, for the state its extension made.
+        assert sorted(computed) == ["c0", "c1", "c1", "c2", "c3"]
+        for check in engine.checks.values():
+            deadline = real(check.config, check.state)
+            assert deadline is not None and check.heap_at == states.fire_time(check.state, deadline)
+        assert engine.fire_due(clock.now()) == 1 and status(engine, "c0") is Status.LATE  # its deadline: at once
+
+
+async def test_a_check_whose_deadline_cannot_be_computed_does_not_stop_a_restart(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n'
+        f'[checks.broken]\nkey = "{new_key()}"\nevery = "100s"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        await ping(engine, "broken")
+        clock.advance(50)
+    clock.advance(100)  # a's deadline at +100 fell inside the downtime
+    real = states.next_deadline
+
+    def failing(check: CheckConfig, st: CheckState) -> Deadline | None:
+        if check.name == "broken":
+            raise RuntimeError("no deadline today")
+        return real(check, st)
+
+    monkeypatch.setattr(states, "next_deadline", failing)
+    async with running(config, clock) as engine:
+        assert engine.downtime is not None
+        assert engine.fire_due(clock.now() + 49.9) == 0  # a's deadline was extended by the downtime
+        assert engine.checks["broken"].heap_at == clock.now() + RETRY_BROKEN_CHECK
+    assert "check broken: cannot compute its deadline" in caplog.text
 
 
 async def test_a_deadline_before_an_unclean_stop_fires_at_once_on_start(write_config: ConfigWriter) -> None:

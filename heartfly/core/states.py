@@ -82,6 +82,7 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
     "apply_event",
     "arm_step",
     "catch_up",
+    "extend_by_downtime",
     "fire_time",
     "initial_state",
     "next_deadline",
@@ -345,7 +346,12 @@ def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, star
 
     Deadlines before the stop are left alone, so `advance` fires them at once.
     """
-    deadline = next_deadline(check, st)
+    return extend_by_downtime(st, next_deadline(check, st), stopped_at, started_at)
+
+
+def extend_by_downtime(st: CheckState, deadline: Deadline | None, stopped_at: float, started_at: float) -> CheckState:
+    """account_downtime, for a caller that has the state's next_deadline already (a restart
+    schedules every check with it); the state itself when that deadline is not moved."""
     if deadline is None or deadline.kind is DeadlineKind.REMIND or not stopped_at <= deadline.at < started_at:
         return st
     new = st.copy()

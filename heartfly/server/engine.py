@@ -25,7 +25,7 @@ from heartfly.server import windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
-from heartfly.server.loading import Loading
+from heartfly.server.loading import KnownDeadlines, Loading
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -363,11 +363,16 @@ class Engine(Loading):
         if at is not None and (check.heap_at is None or at < check.heap_at):
             self._push(check, at)
 
-    def _schedule_all(self, checks: Iterable[Check]) -> None:
-        """_schedule for every check of a load: one heapify, not a push each (100k at a start)."""
+    def _schedule_all(self, checks: Iterable[Check], deadlines: KnownDeadlines) -> None:
+        """_schedule for every check of a load: one heapify, not a push each (100k at a start).
+        `deadlines`: those it knows already."""
         entries: list[Entry] = []
         for check in checks:
-            at = self._fire_at(check)
+            known = deadlines.get(check.id)
+            if known is not None and known[0] is check.state:
+                at = None if known[1] is None else states.fire_time(check.state, known[1])
+            else:
+                at = self._fire_at(check)
             if at is not None and (check.heap_at is None or at < check.heap_at):
                 entries.append(self._entry(check, at))
         self._heap.push_all(entries)

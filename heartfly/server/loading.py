@@ -14,7 +14,7 @@ from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.pingids import PingIds
-from heartfly.core.states import CheckState, Event, Kind
+from heartfly.core.states import CheckState, Deadline, Event, Kind
 from heartfly.core.units import human_duration
 from heartfly.server import windows
 from heartfly.server.changes import ChangeRows
@@ -29,6 +29,10 @@ _quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, r
 _quiet.disabled = True
 
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
+
+# Checks' next deadlines by their id, each with the state it was computed from: a load that has
+# them (accounting for its downtime) schedules by them, not computing 100k of them again.
+KnownDeadlines = dict[int, tuple[CheckState, Deadline | None]]
 
 
 class Loading(ChangeRows):
@@ -59,7 +63,7 @@ class Loading(ChangeRows):
 
     if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
         _schedule: Callable[[Check], None]
-        _schedule_all: Callable[[Iterable[Check]], None]
+        _schedule_all: Callable[[Iterable[Check], KnownDeadlines], None]
         checkpoint: Callable[[], None]
 
         def _apply(
@@ -95,6 +99,7 @@ class Loading(ChangeRows):
         stopped_at, clean = await db.read_last_alive()
         statements: list[store.Statement] = []
         stored: dict[int, CheckState] = {}
+        deadlines: KnownDeadlines = {}  # known before scheduling (below)
         returned: list[Check] = []
         for name, cfg in self.config.checks.items():
             row = rows.get(name)
@@ -136,14 +141,14 @@ class Loading(ChangeRows):
             for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
                 self.ping_ids.add(uid, received_at)
             if stopped_at is not None and stopped_at < now:
-                self._account_downtime(stopped_at, now, clean, statements, serving_since)
+                self._account_downtime(stopped_at, now, clean, statements, serving_since, deadlines)
         statements.append(store.alive_statement(now))
         statements.append(store.clean_stop_statement(False))
         self.writer.submit_nowait(store.Write(statements=statements))
         for check in self.checks.values():
             if (was := stored.get(check.id)) is not check.state and was != check.state:  # `is`: no 28-field compare
                 self._unstored.note(check.id, now, self._next_ping_id)
-        self._schedule_all(self.checks.values())
+        self._schedule_all(self.checks.values(), deadlines)
         self.checkpoint()
         await self.writer.flush()
 
@@ -182,16 +187,28 @@ class Loading(ChangeRows):
         return write
 
     def _account_downtime(
-        self, stopped_at: float, now: float, clean: bool, statements: list[store.Statement], serving_since: float | None
+        self,
+        stopped_at: float,
+        now: float,
+        clean: bool,
+        statements: list[store.Statement],
+        serving_since: float | None,
+        deadlines: KnownDeadlines,
     ) -> None:
         self.downtime = (stopped_at, now)
         unserved = now if serving_since is None else max(stopped_at, min(now, serving_since))
         extended = 0
         for check in self.checks.values():
-            moved = states.account_downtime(check.config, check.state, stopped_at, unserved)
+            try:
+                deadline = states.next_deadline(check.config, check.state)
+            except Exception:  # noqa: BLE001, S112 - scheduling it logs why, and retries (Engine._fire_at)
+                continue
+            moved = states.extend_by_downtime(check.state, deadline, stopped_at, unserved)
             if moved is not check.state:
                 check.state = moved
                 extended += 1
+            else:  # the deadline the load schedules it by: not computed a second time for 100k checks
+                deadlines[check.id] = (moved, deadline)
         statements.append(store.downtime_statement(stopped_at, now, clean))
         if serving_since is None:
             self.log.info(
