@@ -152,7 +152,25 @@ def test_any_state_is_stored_as_the_json_module_would_store_it_and_decodes_back_
     # integers exact; floats the same, if not always written alike: 1e-7 for 1e-07), and the
     # same state back, types and all.
     assert repr(json.loads(text)) == repr(json.loads(before))
-    assert repr(decode_state(text)) == repr(decode_state(before)) == repr(CheckState.from_json(json.loads(before)))
+    # Read as the json module reads either text (exact integers, signed zeros, ints kept ints).
+    by_module = repr(CheckState.from_json(json.loads(before)))
+    assert repr(decode_state(text)) == repr(decode_state(before)) == by_module
+    assert repr(CheckState.from_json(json.loads(text))) == by_module
+
+
+@settings(max_examples=200, deadline=None)
+@given(ANY_STATE, ANY_STATE)
+def test_states_read_in_one_page_are_read_as_each_alone(first: CheckState, second: CheckState) -> None:
+    texts = [encode_state(first), encode_state(second), encode_state(first)]
+    assert repr(decode_states(texts)) == repr([decode_state(text) for text in texts])
+
+
+def test_a_zero_keeps_its_sign_in_its_row_and_the_rows_after_it() -> None:
+    page = ['{"last_duration":-0.0,"alerted_at":0.0}', '{"last_duration":0.0,"alerted_at":-0.0}']
+    first, second = decode_states(page)
+    assert repr((first.last_duration, first.alerted_at, second.last_duration, second.alerted_at)) == repr(
+        (-0.0, 0.0, 0.0, -0.0)
+    )
 
 
 def test_an_infinite_deadline_is_stored_as_infinity_not_null() -> None:

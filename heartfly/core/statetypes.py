@@ -205,9 +205,9 @@ class CheckState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], instants: dict[float, float] | None = None) -> CheckState:
-        """A stored state. Equal instants in the states decoded with one `instants` become one
-        float object (a JSON decoder makes one per number, and a state holds the same instant in
-        up to seven): 100k states take 30 % less memory."""
+        """A stored state. Equal instants in the states decoded with one `instants` (its top-level
+        fields' and orphan_end's time) become one float object: a JSON decoder makes one per
+        number, and a state holds the same instant in up to seven (100k states take 30 % less)."""
         # A restart decodes every check's state: the defaults and the row merged in one dict (a
         # field of a version with other fields stays in it unused), taken out in order as
         # positional arguments, with a loop here only to share the row's floats.
@@ -217,9 +217,8 @@ class CheckState:
             raise ValueError(f"a stored state is a JSON object, not {type(data).__name__}") from None
         share = (instants if instants is not None else {}).setdefault
         for name, value in data.items():
-            # Only floats: 5 and 5.0 are equal, and an int stays an int. (A -0.0 may come back as
-            # an equal 0.0: no instant or duration is either.)
-            if value.__class__ is float:
+            # Floats but zeros: 5 and 5.0 are equal (an int stays an int), and so are 0.0 and -0.0.
+            if value.__class__ is float and value:
                 fields[name] = share(value, value)
         st = cls(*_FIELDS(fields))
         if "told_at" not in data:  # stored before it existed (a state since has it): nothing before
@@ -248,7 +247,7 @@ class CheckState:
             st.superseded = tuple((started, until) for started, until in st.superseded)
         if st.orphan_end is not None:
             at, arrived, outcome, exit_status, *rid = st.orphan_end  # stored before run ids: four items
-            at = share(at, at) if at.__class__ is float else at
+            at = share(at, at) if at.__class__ is float and at else at
             st.orphan_end = (at, arrived, _member(RunOutcome, outcome), exit_status, rid[0] if rid else None)
         if st.orphan_prev is not None:
             at, arrived, outcome, exit_status, prev_rid = st.orphan_prev

@@ -202,7 +202,7 @@ def encode_state(state: CheckState) -> str:
     with 100k checks, most pings' own; to_json included, 10 µs a state against 25 with the json
     module on the bench's VM), or by the json module where orjson would write another document:
     inf and nan as null (a pipeline step's due_at is inf), or not at all (integers past 64 bits,
-    lone surrogates). Readers get the same document either way; non-ASCII text is not escaped."""
+    lone surrogates). Either way the same document (orjson leaves non-ASCII text unescaped)."""
     data = state.to_json()
     if _finite(data.values()):
         try:
@@ -262,10 +262,11 @@ def decode_states(texts: Iterable[str]) -> list[CheckState]:
     for text in texts:
         try:
             # A fifth of the json module's cost. It would read an integer past 64 bits as a float
-            # (the json module keeps it exact): no field of a state holds one (counts, exit codes 0-255).
+            # (the json module keeps it exact), but no field holds one: a state's integers are
+            # counts and exit codes (0-255), its instants floats (pingparse.parse_ts).
             data = _orjson_loads(text)
         except ValueError:  # orjson.JSONDecodeError: also Infinity and NaN, which it does not read
-            data = json.loads(text)  # reads those, and words the errors as before
+            data = json.loads(text)  # reads those, and words the error of a damaged row
         states.append(CheckState.from_json(data, instants))
     return states
 
