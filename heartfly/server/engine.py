@@ -25,7 +25,7 @@ from heartfly.server import windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
-from heartfly.server.loading import KnownDeadlines, Loading
+from heartfly.server.loading import Downtime, Loading
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -363,26 +363,24 @@ class Engine(Loading):
         if at is not None and (check.heap_at is None or at < check.heap_at):
             self._push(check, at)
 
-    def _schedule_all(self, checks: Iterable[Check], deadlines: KnownDeadlines) -> None:
+    def _schedule_all(self, checks: Iterable[Check], downtime: Downtime | None) -> None:
         """_schedule for every check of a load: one heapify, not a push each (100k at a start).
-        `deadlines`: those it knows already."""
+        `downtime`: a restart's, which may extend each check's deadline first (Downtime)."""
         entries: list[Entry] = []
         for check in checks:
-            known = deadlines.get(check.id)
-            if known is not None and known[0] is check.state:
-                at = None if known[1] is None else states.fire_time(check.state, known[1])
-            else:
-                at = self._fire_at(check)
+            at = self._fire_at(check, downtime)
             if at is not None and (check.heap_at is None or at < check.heap_at):
                 entries.append(self._entry(check, at))
         self._heap.push_all(entries)
         self._wake.set()
         self._drop_stale()
 
-    def _fire_at(self, check: Check) -> float | None:
+    def _fire_at(self, check: Check, downtime: Downtime | None = None) -> float | None:
         """When the timer is to judge the check's next deadline; None: it has none."""
         try:
             deadline = states.next_deadline(check.config, check.state)
+            if downtime is not None and downtime(check, deadline):  # it moved the state
+                deadline = states.next_deadline(check.config, check.state)
         except Exception:
             log.exception("check %s: cannot compute its deadline; trying again within the hour", check.name)
             return self.clock.now() + RETRY_BROKEN_CHECK
