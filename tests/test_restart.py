@@ -121,14 +121,14 @@ async def test_a_restart_schedules_each_check_by_the_deadline_it_computed_once_f
 async def test_a_check_whose_deadline_cannot_be_computed_does_not_stop_a_restart(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = write_config(
-        f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n'
+    config = write_config(  # broken first: the checks after it are extended even so
         f'[checks.broken]\nkey = "{new_key()}"\nevery = "100s"\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n'
     )
     clock = FakeClock()
     async with running(config, clock) as engine:
-        await ping(engine, "a")
         await ping(engine, "broken")
+        await ping(engine, "a")
         clock.advance(50)
     clock.advance(100)  # a's deadline at +100 fell inside the downtime
     real = states.next_deadline
@@ -139,11 +139,13 @@ async def test_a_check_whose_deadline_cannot_be_computed_does_not_stop_a_restart
         return real(check, st)
 
     monkeypatch.setattr(states, "next_deadline", failing)
+    caplog.set_level("INFO", logger="heartfly.server.engine")
     async with running(config, clock) as engine:
         assert engine.downtime is not None
         assert engine.fire_due(clock.now() + 49.9) == 0  # a's deadline was extended by the downtime
         assert engine.checks["broken"].heap_at == clock.now() + RETRY_BROKEN_CHECK
     assert "check broken: cannot compute its deadline" in caplog.text
+    assert "1 deadline(s) that fell in that time were extended" in caplog.text
 
 
 async def test_a_deadline_before_an_unclean_stop_fires_at_once_on_start(write_config: ConfigWriter) -> None:
