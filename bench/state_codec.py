@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import timeit
+from collections.abc import Callable
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import CheckState, Event, Kind, apply_event, initial_state
@@ -40,8 +41,8 @@ def states(n: int) -> list[CheckState]:
     return out
 
 
-def best(fn: object, rounds: int) -> float:
-    return min(timeit.repeat(fn, number=1, repeat=rounds))  # type: ignore[arg-type]
+def best(fn: Callable[[], object], rounds: int) -> float:
+    return min(timeit.repeat(fn, number=1, repeat=rounds))
 
 
 def main() -> None:
