@@ -89,6 +89,28 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
     assert query(config, "SELECT started_at - stopped_at, clean FROM downtimes") == [(100.0, 1)]
 
 
+@pytest.mark.parametrize("clean", [True, False])
+async def test_a_second_restart_keeps_the_extension_the_first_gave_a_deadline(
+    write_config: ConfigWriter, clean: bool
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")  # due at +100
+        clock.advance(50)
+    clock.advance(100)  # stopped from +50 to +150: the deadline moves to +200
+    async with running(config, clock, clean=clean) as engine:
+        clock.advance(10)
+        if not clean:  # as a running server does every few seconds: what the next start takes as the stop
+            await alive(engine)
+    clock.advance(5)  # stopped again from +160 to +165: the deadline at +200 is after it, not inside
+    async with running(config, clock) as engine:
+        assert engine.fire_due(clock.now()) == 0 and status(engine, "a") is Status.UP  # was: missed at once
+        assert engine.fire_due(clock.now() + 34.9) == 0
+        assert engine.fire_due(clock.now() + 35) == 1  # at +200: the first downtime counted, once
+        assert status(engine, "a") is Status.DOWN
+
+
 async def test_a_restart_schedules_each_check_by_the_deadline_it_computed_once_for_the_downtime(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -267,12 +267,14 @@ def test_a_restart_with_the_schedule_unchanged_keeps_the_stored_state_itself() -
     st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 10), T0 + 10)
     kept = reconfigure(cfg, st, T0 + 20)  # no old config: what a restart reads may have changed
     assert kept.state is st and kept.flip is None
-    # The same state under a changed schedule, or with a downtime extension, is a new one.
-    moved = reconfigure(check(name=cfg.name, key=cfg.key, every=300), st, T0 + 20).state
-    assert moved is not st and (moved.due_at, st.due_at) == (T0 + 310, T0 + 110)
+    # The same state under a changed schedule is a new one, whose new due time drops the slack.
     extended = account_downtime(cfg, st, stopped_at=T0 + 100, started_at=T0 + 130)
-    again = reconfigure(cfg, extended, T0 + 140).state
-    assert (extended.slack, again.slack, again.due_at) == (30, 0, T0 + 110)
+    moved = reconfigure(check(name=cfg.name, key=cfg.key, every=300), extended, T0 + 140).state
+    assert moved is not extended and (moved.due_at, moved.slack, st.due_at) == (T0 + 310, 0, T0 + 110)
+    # A downtime extension with the schedule unchanged is kept: the next restart must not take
+    # back what the last one extended (it would alert at once for a deadline now behind it).
+    again = reconfigure(cfg, extended, T0 + 140)
+    assert again.state is extended and again.flip is None and (extended.slack, extended.due_at) == (30, T0 + 110)
     # A reload (the old config known) copies even so: a refused commit of a ping in flight takes
     # back only the state that ping made, which must not be the reloaded one.
     regraced = check(name=cfg.name, key=cfg.key, every=100, grace=80)

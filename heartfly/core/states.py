@@ -314,10 +314,13 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     A late check whose new due time lies ahead is on time again: a flip that alerts nobody.
     """
     due = next_due(check, st.anchor) if old is None or _schedule_of(old) != _schedule_of(check) else None
+    # The same due time keeps its downtime extension (the slack): a restart's load recomputes
+    # every due time, and the next restart must not take back what the last one extended.
+    moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
     if (
         old is None
         and due is not None
-        and (due.at == st.due_at and due.since == st.due_since and st.slack == 0.0)
+        and not moved
         and (check.after is not None or (st.step_due is None and st.step_since is None))
         and not (st.status is Status.LATE and st.due_at + st.slack > now)
     ):
@@ -326,7 +329,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         # and a refused commit takes back only the state that ping made (engine._restore).
         return Step(st, None)
     new = st.copy()
-    if due is not None:
+    if due is not None and moved:
         _set_due(check, new, due)
     if check.after is None:
         new.step_due = new.step_since = None
