@@ -89,6 +89,51 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
     assert query(config, "SELECT started_at - stopped_at, clean FROM downtimes") == [(100.0, 1)]
 
 
+@pytest.mark.parametrize("retried", [True, False])
+async def test_a_deadline_soon_after_a_restart_waits_for_pings_still_being_retried_into_it(
+    write_config: ConfigWriter, retried: bool
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")  # due at +100
+        clock.advance(90)
+        begun = clock.now() - 90
+    clock.advance(5)  # stopped from +90 to +95: the deadline at +100 is after the restart, not inside
+    async with running(config, clock) as engine:
+        assert engine.fire_due(begun + 100) == 0  # settling until +105: a ping may still be on its way
+        if retried:  # the job's success at +93 met the stopped server; its retry gets through at +103
+            clock.advance(8)
+            job = engine.checks["a"]
+            await engine.record(job, PingRecord(Event(Kind.SUCCESS, begun + 93), received_at=clock.now()))
+            assert engine.fire_due(begun + 105) == 0 and status(engine, "a") is Status.UP
+        else:
+            assert engine.fire_due(begun + 104.9) == 0
+            assert engine.fire_due(begun + 105) == 1 and status(engine, "a") is Status.DOWN
+    downs = query(config, "SELECT at, reason FROM flips WHERE new = 'down'")
+    assert downs == ([] if retried else [(begun + 100, "missed")])  # dated by the deadline itself
+
+
+async def test_a_deadline_long_after_a_restart_or_before_the_stop_fires_on_its_own_time(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        f'[checks.early]\nkey = "{new_key()}"\nevery = "80s"\ngrace = "0s"\n'
+        f'[checks.late]\nkey = "{new_key()}"\nevery = "120s"\ngrace = "0s"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "early")
+        await ping(engine, "late")
+        clock.advance(90)
+        begun = clock.now() - 90
+    clock.advance(5)  # stopped from +90 to +95: early's deadline (+80) came before it, late's (+120) long after
+    async with running(config, clock) as engine:
+        assert engine.fire_due(clock.now()) == 1 and status(engine, "early") is Status.DOWN  # at once, as before
+        assert engine.fire_due(begun + 119.9) == 0
+        assert engine.fire_due(begun + 120) == 1 and status(engine, "late") is Status.DOWN
+
+
 @pytest.mark.parametrize("clean", [True, False])
 async def test_a_second_restart_keeps_the_extension_the_first_gave_a_deadline(
     write_config: ConfigWriter, clean: bool

@@ -29,6 +29,10 @@ _quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, r
 _quiet.disabled = True
 
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
+# After a downtime, a deadline inside it or this soon after the restart is judged no sooner: a ping
+# that met the stopped server may still be on its way (`heartfly run` retries it, its waits
+# doubling up to 8 s), and must not arrive to find an alert sent for it.
+RESTART_SETTLE = 10.0
 
 
 class Downtime:
@@ -60,6 +64,7 @@ class Loading(ChangeRows):
     ping_ids: PingIds
     started_at: float
     downtime: tuple[float, float] | None
+    settle: tuple[float, float] | None
     _keys: dict[str, Check]
     _kind_keys: dict[str, tuple[Check, Kind]]
     _by_id: dict[int, Check]
@@ -159,6 +164,8 @@ class Loading(ChangeRows):
             unserved = now if serving_since is None else max(stopped_at, min(now, serving_since))
             downtime = Downtime(stopped_at, unserved)
             self.downtime = (stopped_at, now)
+            if unserved > stopped_at:  # a time nobody took pings: some are still being retried
+                self.settle = (stopped_at, unserved + RESTART_SETTLE)
             statements.append(store.downtime_statement(stopped_at, now, clean))
         self._schedule_all(self.checks.values(), downtime)  # the downtime extends deadlines first
         if downtime is not None:
