@@ -455,6 +455,36 @@ def test_retries_wait_out_a_short_outage_before_spooling(hf: Setup) -> None:
     assert [p["body"] for p in hf.pings()] == ["retried"]
 
 
+def test_run_retries_its_end_ping_by_default_through_a_server_restart_of_several_seconds(hf: Setup) -> None:
+    # Three retries (the old default) gave up about 3.5 s after the end and spooled it until the
+    # next run, while the check's deadlines came and went; five wait some 15 s.
+    restartable(hf)
+    hf.server = Server(hf.config).start()
+    env = hf.env()
+    del env["HEARTFLY_RETRIES"]
+    ended = hf.tmp / "ended"
+    job = f"import time; time.sleep(1); open({str(ended)!r}, 'w').close()"
+    proc = subprocess.Popen([PY, "-m", "heartfly", "run", "job", "--", PY, "-c", job], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=hf.tmp)  # fmt: skip
+    try:
+        for _ in range(300):  # the start ping is in before the server stops
+            if hf.pings():
+                break
+            time.sleep(0.02)
+        hf.server.stop()
+        for _ in range(500):
+            if ended.exists():
+                break
+            time.sleep(0.02)
+        time.sleep(4.5)  # past the third retry (at most 0.6 + 1.2 + 2.4 s after the end ping)
+        hf.server = Server(hf.config).start()
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and b"spooled" not in stderr, stderr
+    assert [p["kind"] for p in hf.pings()] == ["start", "success"] and not hf.spooled()
+
+
 def test_an_unwritable_spool_is_a_warning_and_never_changes_the_jobs_exit_code(hf: Setup) -> None:
     restartable(hf)
     (hf.tmp / "file").write_text("")
@@ -534,7 +564,7 @@ def test_runitor_style_requests_work_unchanged(hf: Setup) -> None:
 
 def test_a_malformed_retries_setting_is_a_warning_and_the_job_still_runs(hf: Setup) -> None:
     result = hf.cli("run", "job", "--", "sh", "-c", "exit 6", HEARTFLY_RETRIES="lots")
-    assert result.returncode == 6 and 'not "lots"; using 3' in err(result)
+    assert result.returncode == 6 and 'not "lots"; using 5' in err(result)
     assert [p["kind"] for p in hf.pings()] == ["start", "fail"]
 
 

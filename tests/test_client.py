@@ -233,7 +233,7 @@ def test_a_deadline_cuts_the_timeouts_and_retries_short_against_a_server_that_ne
     with socket.socket() as sock:  # the kernel takes the connections; nothing ever answers
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
-        transport = Transport()  # 3 retries of 5 s + 10 s each without a deadline
+        transport = Transport()  # 5 retries of 5 s + 10 s each without a deadline
         began = time.monotonic()
         answer = transport.send(Ping(f"http://127.0.0.1:{sock.getsockname()[1]}/ping/{KEY}"), deadline=began + 0.3)
     assert answer.outcome is Outcome.UNREACHABLE and "timed out" in answer.detail

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = 5.0  # a server that does not accept within this is down
 READ_TIMEOUT = 10.0  # the server answers after its commit: allow a slow disk, not a hung one
-RETRIES = 3
+RETRIES = 5  # waits of about 0.5, 1, 2, 4 and 8 s: a server restart of some 15 s is waited out, not spooled
 BACKOFF = 0.5  # first wait; doubles per retry, with jitter, capped at BACKOFF_CAP
 BACKOFF_CAP = 8.0
 START_BUDGET = 3.0  # `heartfly run` holds the job back at most this long for its start ping
