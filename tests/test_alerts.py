@@ -782,11 +782,6 @@ async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restar
             id="defaults name a missing channel",
         ),
         pytest.param(
-            webhook("spare", "https://hooks.example.org/a") + check("x", new_key(), []),
-            "channels.spare: no check uses this channel",
-            id="channel no check uses",
-        ),
-        pytest.param(
             '[channels.mail]\ntype = "email"\nto = ["ops@example.org"]\n' + check("x", new_key(), ["mail"]),
             "channels.mail: an email channel needs an [smtp] section",
             id="email without smtp",

@@ -106,6 +106,20 @@ def test_check_config_warns_on_stderr_about_checks_no_channel_reaches_and_still_
     assert 'type = "log"' in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_a_channel_no_check_in_the_file_uses_is_a_warning_of_check_config_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        SERVER + '[channels.journal]\ntype = "log"\n[channels.spare]\ntype = "log"\n'
+        f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["journal"]\n'
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    assert result.stderr == (
+        "warning: channels.spare: no check in the file uses it (list it in [defaults] or a check's channels;"
+        " checks made through the API may name it)\n"
+    )
+
+
 def test_check_config_warns_when_no_check_has_a_channel_naming_at_most_ten(tmp_path: Path) -> None:
     path = tmp_path / "hb.toml"
     path.write_text(SERVER + "".join(f'[checks.c{i:02}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(12)))

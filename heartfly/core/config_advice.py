@@ -2,7 +2,8 @@
 
 Not errors: a config without channels is a legitimate way to try Heartfly out (states, the
 dashboard and the API work), but whoever runs `heartfly check-config` should hear that nobody is
-ever told.
+ever told. Likewise a channel no check in the file lists: checks made through the API may use it,
+but it may as well be the channel some checks were meant to list.
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ def warnings(config: Config) -> list[str]:
     """One line per problem, however many checks share it."""
     if not config.checks:
         return ["no checks: nothing is watched (add a [checks.NAME] table)"]
+    found = []
     silent = [name for name, check in config.checks.items() if not check.channels]
-    if not silent:
-        return []
-    shown = ", ".join(silent[:NAMED]) + (f" and {len(silent) - NAMED} more" if len(silent) > NAMED else "")
-    which = "every check has" if len(silent) == len(config.checks) else f"{len(silent)} check(s) have"
-    return [
-        f"{which} no channel, so nobody is told when it goes down ({shown}): set [defaults] channels"
-        " or a check's channels; a [channels.NAME] table with type = \"log\" writes alerts to Heartfly's log"
+    if silent:
+        shown = ", ".join(silent[:NAMED]) + (f" and {len(silent) - NAMED} more" if len(silent) > NAMED else "")
+        which = "every check has" if len(silent) == len(config.checks) else f"{len(silent)} check(s) have"
+        found.append(
+            f"{which} no channel, so nobody is told when it goes down ({shown}): set [defaults] channels"
+            " or a check's channels; a [channels.NAME] table with type = \"log\" writes alerts to Heartfly's log"
+        )
+    listed = {name for check in config.checks.values() for name in check.channels}
+    found += [
+        f"channels.{name}: no check in the file uses it (list it in [defaults] or a check's channels;"
+        " checks made through the API may name it)"
+        for name in config.channels
+        if name not in listed
     ]
+    return found

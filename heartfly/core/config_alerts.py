@@ -173,7 +173,8 @@ def _channel(
 def check_routing(
     reader: Reader, channels: Mapping[str, ChannelConfig], used: Mapping[str, tuple[str, ...]], declared: set[str]
 ) -> None:
-    """Every name a check lists is a channel, and every channel is used by some check.
+    """Every name a check lists is a channel. (A channel no check in the file lists is not an error:
+    checks made through the API may use it; check-config warns of it, config_advice.)
 
     `declared` holds every channel in the file, also those refused above: a check naming one of
     those gets no second, false "no channel" error.
@@ -183,10 +184,6 @@ def check_routing(
             if name not in channels and name not in declared:
                 known = ", ".join(sorted(channels)) or "none are defined"
                 reader.fail(where, f'no channel "{name}" (channels: {known})')
-    listed = {name for names in used.values() for name in names}
-    for name in channels:
-        if name not in listed:
-            reader.fail(f"channels.{name}", "no check uses this channel (list it in [defaults] or a check's channels)")
 
 
 def _security(text: str) -> Security:
