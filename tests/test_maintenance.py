@@ -86,12 +86,12 @@ def test_the_summary_tells_what_went_down_during_the_window_and_is_down_still() 
         ('name = "w"\nduration = "1h"', 'needs exactly one of "cron" (recurring) and "start"'),
         ('name = "w"\ncron = "0 2 * * 1"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"', "exactly one of"),
         ('name = "w"\ncron = "0 2 * * 1"', "maintenance[0].duration: missing"),
-        ('cron = "0 2 * * 1"\nduration = "1h"', "maintenance[0].name: missing"),
         ('name = "w"\nstart = "tomorrow"\nduration = "1h"', "maintenance[0].start: expected a date and time"),
-        ('name = "w"\nstart = 2026-12-07T02:00:00\nduration = "1h"', "with its offset"),
+        ('name = "w"\nstart = 1\nduration = "1h"', "maintenance[0].start: expected a date and time"),
         ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nalerts = "mute"', 'expected "hold"'),
         ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nchecks = ["nope-*"]', '"nope-*" matches no check'),
-        ('name = "w"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\ntimezone = "UTC"', "only applies to"),
+        ('name = "w"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\ntimezone = "UTC"', "gives its own offset"),
+        ('name = "w"\nstart = "2026-12-07 02:00+01:00"\nduration = "1h"\ntimezone = "UTC"', "gives its own offset"),
         ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nwhen = 1', "maintenance[0].when: unknown key"),
     ],
 )
@@ -114,6 +114,29 @@ def test_a_good_window_is_read_with_its_defaults(tmp_path: Path) -> None:
                                                                                      7200, "hold")  # fmt: skip
     assert config.checks["job"].tags == ("db",) and patching.covers(config.checks["job"])
     assert move.start == datetime(2026, 12, 24, 7, 0, tzinfo=UTC).timestamp() and move.alerts == "drop"
+
+
+def test_a_window_without_a_name_is_named_by_its_place_and_a_local_start_is_in_its_timezone(tmp_path: Path) -> None:
+    path = tmp_path / "heartfly.toml"
+    path.write_text(  # product.md's own example: no name, a one-off start without an offset
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["backup"]\n'
+        '[[maintenance]]\ncron = "0 2 * * 0"\nduration = "2h"\ntimezone = "Europe/Berlin"\ntags = ["backup"]\n'
+        '[[maintenance]]\nstart = "2026-12-24 18:00"\nduration = "2h"\ntimezone = "Europe/Berlin"\n'
+        '[[maintenance]]\nstart = 2026-07-01T12:30:00\nduration = "1h"\n'  # a TOML local date-time: UTC
+    )
+    weekly, christmas, summer = load_config(path).maintenance
+    assert (weekly.name, christmas.name, summer.name) == ("maintenance-1", "maintenance-2", "maintenance-3")
+    assert christmas.start == datetime(2026, 12, 24, 17, 0, tzinfo=UTC).timestamp()  # 18:00 in Berlin, winter
+    assert summer.start == datetime(2026, 7, 1, 12, 30, tzinfo=UTC).timestamp()
+
+
+def test_a_window_named_by_its_place_may_not_take_another_windows_name(write_config: ConfigWriter) -> None:
+    found = problems(
+        write_config,
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n\n[[maintenance]]\nname = "maintenance-2"\n'
+        'cron = "0 2 * * 1"\nduration = "1h"\n[[maintenance]]\ncron = "0 3 * * 1"\nduration = "1h"\n',
+    )
+    assert any('maintenance[1].name: missing, and "maintenance-2"' in p for p in found), found
 
 
 def _window(mode: str, checks: str = '["job"]') -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import tomli
 
@@ -447,17 +448,18 @@ class _Reader(Reader):
             before = len(self.problems)
             self.known(item, where, MAINTENANCE_KEYS)
             name = self.value(item, where, "name", str, parse_window_name)
-            if "name" not in item:
-                self.fail(join(where, "name"), "missing (a name for the window, shown on the dashboard)")
+            if "name" not in item:  # named by its place in the file, as the dashboard shows it
+                name = f"maintenance-{n + 1}"
+                if any(w.name == name for w in windows):
+                    taken = f'missing, and "{name}" (its name by its place) names another window'
+                    self.fail(join(where, "name"), taken)
             elif name is not None and any(w.name == name for w in windows):
                 self.fail(join(where, "name"), f'"{name}" names another window too')
             if ("cron" in item) == ("start" in item):
                 self.fail(where, 'needs exactly one of "cron" (recurring) and "start" (one-off)')
             cron = self.value(item, where, "cron", str, parse_cron)
             timezone = self.value(item, where, "timezone", str, parse_zone)
-            if "timezone" in item and "cron" not in item:
-                self.fail(join(where, "timezone"), 'only applies to "cron" windows (a "start" says its own offset)')
-            start = self._instant(item, where, "start")
+            start = self._instant(item, where, "start", timezone)
             duration = self.value(item, where, "duration", str, AT_LEAST_1S)
             if "duration" not in item:
                 self.fail(join(where, "duration"), 'missing (how long each occurrence lasts, e.g. "2h")')
@@ -472,8 +474,10 @@ class _Reader(Reader):
                                   self.tags(item, where), alerts or "hold"))  # fmt: skip
         return tuple(windows)
 
-    def _instant(self, item: Mapping[str, Any], where: str, key: str) -> float | None:
-        """A moment: a TOML offset date-time (start = 2026-12-24T08:00:00Z) or the same as a string."""
+    def _instant(self, item: Mapping[str, Any], where: str, key: str, timezone: str | None) -> float | None:
+        """A moment: a TOML date-time (start = 2026-12-24T08:00:00Z) or the same as a string
+        ("2026-12-24 18:00"); one without an offset is in the table's `timezone` (else UTC), and
+        one with an offset takes no `timezone`."""
         value = item.get(key)
         if value is None:
             return None
@@ -481,10 +485,16 @@ class _Reader(Reader):
             try:
                 value = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                self.fail(join(where, key), f'expected a date and time like "2026-12-24T08:00:00Z", got "{value}"')
+                self.fail(join(where, key), f'expected a date and time like "2026-12-24 18:00" or'
+                          f' "2026-12-24T08:00:00Z", got "{value}"')  # fmt: skip
                 return None
-        if not isinstance(value, datetime) or value.tzinfo is None:
-            self.fail(join(where, key), "expected a date and time with its offset, like 2026-12-24T08:00:00Z")
+        if not isinstance(value, datetime):
+            self.fail(join(where, key), f'expected a date and time like "2026-12-24 18:00", got {kind_of(value)}')
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=ZoneInfo(timezone or "UTC")).timestamp()
+        if "timezone" in item:
+            self.fail(join(where, "timezone"), f'"{key}" gives its own offset: drop one of the two')
             return None
         return value.timestamp()
 
