@@ -98,6 +98,31 @@ def test_a_source_a_server_is_using_is_refused(tmp_path: Path, filled: Path) -> 
     assert "a server is using" in result.stderr and "stop it first" in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("by_env", [False, True])
+def test_without_from_the_configs_own_database_is_copied(tmp_path: Path, filled: Path, by_env: bool) -> None:
+    config, copied = write(tmp_path, filled.name), tmp_path / "copy.db"  # relative: to the config file
+    if by_env:
+        result = heartfly("migrate-db", str(copied), env={"HEARTFLY_CONFIG": str(config)}, timeout=60)
+    else:
+        result = heartfly("migrate-db", "-c", str(config), str(copied), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"from {filled} to {copied}" in result.stdout
+    for table in TABLES:
+        assert rows(copied, table) == rows(filled, table), table
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("a.db", "b.db", "c.db"), "at most FROM and TO, got 3"),
+        (("--from-password-file", "pw", "b.db"), "--from-password-file goes with FROM"),
+    ],
+)
+def test_migrate_db_usage_errors_exit_2(tmp_path: Path, args: tuple[str, ...], error: str) -> None:
+    result = heartfly("migrate-db", *args, timeout=60)
+    assert result.returncode == 2 and error in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [

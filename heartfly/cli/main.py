@@ -366,25 +366,34 @@ def backup(config_path: Path | None, path: Path) -> None:
 
 
 @main.command("migrate-db")
-@click.argument("source", metavar="FROM")
-@click.argument("target", metavar="TO")
+@config_option
+@click.argument("databases", metavar="[FROM] TO", nargs=-1, required=True)
 @click.option("--from-password-file", type=click.Path(dir_okay=False, path_type=Path),
               help="FROM's PostgreSQL password (else the URL, PGPASSWORD or PGPASSFILE).")  # fmt: skip
 @click.option("--to-password-file", type=click.Path(dir_okay=False, path_type=Path),
               help="TO's PostgreSQL password (else the URL, PGPASSWORD or PGPASSFILE).")  # fmt: skip
-def migrate_db(source: str, target: str, from_password_file: Path | None, to_password_file: Path | None) -> None:
+def migrate_db(
+    config_path: Path | None, databases: tuple[str, ...], from_password_file: Path | None, to_password_file: Path | None
+) -> None:
     """Copy a stopped server's database FROM (a SQLite file or a postgresql:// URL) into the empty
     database TO (made if missing), every table, with the counts checked. Then point [server]
-    database at TO."""
+    database at TO. Without FROM, the config's [server] database (and its password file)."""
     import asyncio
 
     from heartfly.store import backend
     from heartfly.store.api import StoreError
     from heartfly.store.migrate import MigrateError, copy
 
+    if len(databases) > 2:
+        raise click.UsageError(f"at most FROM and TO, got {len(databases)} databases")
+    if len(databases) == 1 and from_password_file is not None:
+        raise click.UsageError("--from-password-file goes with FROM; the config's database has its own")
     try:
-        origin = _database_argument("FROM", source, from_password_file)
-        destination = _database_argument("TO", target, to_password_file)
+        if len(databases) == 1:  # from the config's database, read as `serve` reads it
+            origin: Database = _load(config_path).server.database
+        else:
+            origin = _database_argument("FROM", databases[0], from_password_file)
+        destination = _database_argument("TO", databases[-1], to_password_file)
         asyncio.run(backend.create(destination))
         counts = copy(origin, destination, say=lambda line: click.echo(f"  {line}"))
     except (MigrateError, StoreError) as exc:
