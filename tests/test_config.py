@@ -412,6 +412,25 @@ def test_a_password_in_the_url_never_shows_in_the_config_or_its_errors(write_con
     ]
 
 
+def test_check_config_shows_its_times_in_display_timezone_and_a_cron_checks_own_zone_beside_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[server]\ndisplay_timezone = "Asia/Tokyo"\n'
+        f'[checks.hourly]\nkey = "{new_key()}"\nevery = "1h"\n'
+        f'[checks.backup]\nkey = "{new_key()}"\ncron = "30 2 * * *"\ntimezone = "Europe/Berlin"\n'
+        '[[maintenance]]\nstart = "2030-01-01 09:00"\ntimezone = "Asia/Tokyo"\nduration = "1h"\n'
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    hourly, backup, window = result.stdout.split("\n\n")[1:]
+    assert re.search(r"next due if watching starts now: \S+ \S+ JST$", hourly, re.M), hourly
+    assert re.search(r"next due if watching starts now: \S+ 10:30:00 JST \(\S+ 02:30:00 CES?T, the check's zone\)$",
+                     backup, re.M), backup  # fmt: skip
+    assert "once, at 2030-01-01 09:00:00 JST" in window
+
+
 @pytest.mark.parametrize(
     ("server", "said"),
     [

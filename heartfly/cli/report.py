@@ -24,6 +24,8 @@ def _local(ts: float, zone: str) -> str:
 
 
 def describe_checks(config: Config, now: float) -> str:
+    """check-config's listing; its times in display_timezone (a cron check's also in its own zone)."""
+    shown = config.server.display_timezone
     lines = [f"{config.path}: OK, {len(config.checks)} check(s)"]
     for check in config.checks.values():
         due = initial_state(check, now).due_at
@@ -35,7 +37,9 @@ def describe_checks(config: Config, now: float) -> str:
         if check.after is not None:
             lines.append(f"  a pipeline step: due only once {check.after}'s {check.after_trigger} arrives")
         else:
-            lines.append(f"  next due if watching starts now: {_local(due, check.timezone)}")
+            zoned = check.cron is not None and check.timezone != shown
+            own = f" ({_local(due, check.timezone)}, the check's zone)" if zoned else ""
+            lines.append(f"  next due if watching starts now: {_local(due, shown)}{own}")
         for label, url in ping_urls(config, check):
             lines.append(f"  {label + ':':20} {url}")
     for window in config.maintenance:
@@ -45,8 +49,9 @@ def describe_checks(config: Config, now: float) -> str:
 
 def _window_words(config: Config, window: Window, now: float) -> str:
     """A maintenance window as check-config lists it: when, how long, what it covers, what it does."""
+    shown = config.server.display_timezone
     when = (
-        f'cron "{window.cron}" ({window.timezone})' if window.cron else f"once, at {_local(window.start or 0, 'UTC')}"
+        f'cron "{window.cron}" ({window.timezone})' if window.cron else f"once, at {_local(window.start or 0, shown)}"
     )
     covered = [c.name for c in config.checks.values() if window.covers(c)]
     scope = "every check" if not window.checks and not window.tags else ", ".join(covered) or "no check"
@@ -54,9 +59,9 @@ def _window_words(config: Config, window: Window, now: float) -> str:
     under_way = window.active(now)
     nxt = next(iter(window.starts_after(now)), None)
     if under_way is not None:
-        state = f"under way until {_local(under_way[1], window.timezone)}"
+        state = f"under way until {_local(under_way[1], shown)}"
     else:
-        state = "no occurrence left" if nxt is None else f"next from {_local(nxt, window.timezone)}"
+        state = "no occurrence left" if nxt is None else f"next from {_local(nxt, shown)}"
     return (f"maintenance {window.name}: {when}, {human_duration(window.duration)}; alerts {alerts}\n"
             f"  covers: {scope}\n  {state}")  # fmt: skip
 
