@@ -90,7 +90,7 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
 
 
 @pytest.mark.parametrize("retried", [True, False])
-async def test_a_deadline_soon_after_a_restart_waits_for_pings_still_being_retried_into_it(
+async def test_a_deadline_just_after_a_restart_moves_past_the_retries_of_pings_sent_while_it_was_down(
     write_config: ConfigWriter, retried: bool
 ) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
@@ -99,19 +99,88 @@ async def test_a_deadline_soon_after_a_restart_waits_for_pings_still_being_retri
         await ping(engine, "a")  # due at +100
         clock.advance(90)
         begun = clock.now() - 90
-    clock.advance(5)  # stopped from +90 to +95: the deadline at +100 is after the restart, not inside
+    clock.advance(8)  # stopped from +90 to +98: the deadline at +100 is after the restart, not inside
     async with running(config, clock) as engine:
-        assert engine.fire_due(begun + 100) == 0  # settling until +105: a ping may still be on its way
-        if retried:  # the job's success at +93 met the stopped server; its retry gets through at +103
-            clock.advance(8)
-            job = engine.checks["a"]
-            await engine.record(job, PingRecord(Event(Kind.SUCCESS, begun + 93), received_at=clock.now()))
-            assert engine.fire_due(begun + 105) == 0 and status(engine, "a") is Status.UP
+        # Moved to 1 s plus the 8 s downtime after the restart: +107.
+        assert engine.fire_due(begun + 100) == 0 and engine.downtime is not None
+        if retried:  # the job's success at +93 met the stopped server; its retry (+0.5, +1, +2, +4 s) at +100.5
+            clock.advance(2.5)
+            await ping(engine, "a")
+            assert engine.fire_due(begun + 108) == 0 and status(engine, "a") is Status.UP
         else:
-            assert engine.fire_due(begun + 104.9) == 0
-            assert engine.fire_due(begun + 105) == 1 and status(engine, "a") is Status.DOWN
+            assert engine.fire_due(begun + 106.9) == 0
+            assert engine.fire_due(begun + 107) == 1 and status(engine, "a") is Status.DOWN
     downs = query(config, "SELECT at, reason FROM flips WHERE new = 'down'")
-    assert downs == ([] if retried else [(begun + 100, "missed")])  # dated by the deadline itself
+    assert downs == ([] if retried else [(begun + 107, "missed")])  # dated by the moved deadline, as an extended one
+
+
+@pytest.mark.parametrize("first", ["log ping", "spooled batch"])
+async def test_another_ping_in_the_settle_does_not_fire_the_moved_deadline_before_the_retried_one_arrives(
+    write_config: ConfigWriter, first: str
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")  # due at +100
+        clock.advance(90)
+        begun = clock.now() - 90
+    clock.advance(8)  # stopped from +90 to +98: the deadline moves to +107
+    async with running(config, clock) as engine:
+        clock.advance(2.2)  # +100.2, past the deadline's first instant
+        job = engine.checks["a"]
+        if first == "log ping":
+            await ping(engine, "a", Kind.LOG)
+        else:
+            done, _ = engine.record_batch(job, [PingRecord(Event(Kind.LOG, begun + 50), received_at=clock.now())])
+            await done
+        assert status(engine, "a") is Status.UP
+        clock.advance(0.3)
+        await ping(engine, "a")  # the retried success
+        assert engine.fire_due(begun + 110) == 0 and status(engine, "a") is Status.UP
+    assert query(config, "SELECT at FROM flips WHERE new = 'down'") == []
+
+
+async def test_fan_in_workers_retried_into_the_settle_complete_their_run_with_no_false_alarm(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.f]\nkey = "{new_key()}"\nevery = "1h"\nexpect = 3\nmax_runtime = "60s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        begun = clock.now()
+        start = PingRecord(Event(Kind.START, begun, run_id="b1"), received_at=begun)
+        await engine.record(engine.checks["f"], start)  # complete by +60, or incomplete
+        clock.advance(55)
+    clock.advance(3)  # stopped from +55 to +58, while the workers ended: the deadline moves to +62
+    async with running(config, clock) as engine:
+        for at in (59.0, 60.3, 61.0):  # their successes, retried in (the second after +60)
+            clock.advance(at - (clock.now() - begun))
+            success = Event(Kind.SUCCESS, clock.now(), run_id="b1", member=f"w{at}")
+            await engine.record(engine.checks["f"], PingRecord(success, received_at=clock.now()))
+        assert engine.fire_due(begun + 70) == 0 and status(engine, "f") is Status.UP
+    assert query(config, "SELECT outcome FROM runs") == [("success",)]
+
+
+async def test_a_pipeline_step_armed_anew_has_no_slack_from_an_earlier_restart(write_config: ConfigWriter) -> None:
+    config = write_config(
+        f'[checks.up]\nkey = "{new_key()}"\nevery = "1h"\n'
+        f'[checks.step]\nkey = "{new_key()}"\nafter = "up"\nwithin = "60s"\n'
+    )
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "up", Kind.START)  # the step is due by +60
+        clock.advance(50)
+    clock.advance(100)  # stopped from +50 to +150: the step's deadline moves to +160
+    async with running(config, clock) as engine:
+        assert engine.checks["step"].state.slack == 100
+        clock.advance(5)
+        await ping(engine, "step")  # +155: done
+        clock.advance(40)
+    clock.advance(5)  # stopped from +195 to +200 (nothing of the step's inside)
+    async with running(config, clock) as engine:
+        await ping(engine, "up", Kind.START)  # +200: armed again, due by +260, not +360
+        assert engine.fire_due(begun + 259.9) == 0
+        assert engine.fire_due(begun + 260) == 1 and status(engine, "step") is Status.DOWN
 
 
 async def test_a_deadline_long_after_a_restart_or_before_the_stop_fires_on_its_own_time(

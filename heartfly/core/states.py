@@ -268,6 +268,7 @@ def arm_step(
         return st
     new = st.copy()
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
+    new.slack = 0.0  # a new deadline: the downtime an earlier one was extended by is not its own
     if now is not None and now - upstream_at > BACKDATED:
         new.held_at, new.hold_until = now, now + window
     return new
@@ -344,21 +345,32 @@ def _schedule_of(check: CheckConfig) -> tuple[object, ...]:
     return check.every, check.cron, check.timezone, check.after
 
 
-def account_downtime(check: CheckConfig, st: CheckState, stopped_at: float, started_at: float) -> CheckState:
-    """After a restart: a deadline inside the downtime moves back by the downtime's length.
+def account_downtime(
+    check: CheckConfig, st: CheckState, stopped_at: float, started_at: float, settle_until: float = 0.0
+) -> CheckState:
+    """After a restart: a deadline inside the downtime moves back by the downtime's length, and
+    one that then lies before `settle_until` moves to it (pings sent while nobody took them are
+    still being retried into the restart).
 
-    Deadlines before the stop are left alone, so `advance` fires them at once.
+    Deadlines before the stop are left alone, so `advance` fires them at once; reminders too (the
+    check is down already).
     """
-    return extend_by_downtime(st, next_deadline(check, st), stopped_at, started_at)
+    return extend_by_downtime(st, next_deadline(check, st), stopped_at, started_at, settle_until)
 
 
-def extend_by_downtime(st: CheckState, deadline: Deadline | None, stopped_at: float, started_at: float) -> CheckState:
+def extend_by_downtime(
+    st: CheckState, deadline: Deadline | None, stopped_at: float, started_at: float, settle_until: float = 0.0
+) -> CheckState:
     """account_downtime, for a caller that has the state's next_deadline already (a restart
     schedules every check with it); the state itself when that deadline is not moved."""
-    if deadline is None or deadline.kind is DeadlineKind.REMIND or not stopped_at <= deadline.at < started_at:
+    if deadline is None or deadline.kind is DeadlineKind.REMIND or deadline.at < stopped_at:
+        return st
+    slack = started_at - stopped_at if deadline.at < started_at else 0.0
+    slack = max(slack, settle_until - deadline.at)
+    if slack <= 0.0:
         return st
     new = st.copy()
-    new.slack += started_at - stopped_at
+    new.slack += slack
     return new
 
 

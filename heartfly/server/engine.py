@@ -19,7 +19,7 @@ from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.pingids import PingIds
-from heartfly.core.states import CheckState, Deadline, DeadlineKind, Event, Kind
+from heartfly.core.states import CheckState, Event, Kind
 from heartfly.notify import outbox
 from heartfly.server import windows
 from heartfly.server.checks import Armed, Removed
@@ -80,9 +80,6 @@ class Engine(Loading):
         self.held_since: float | None = None
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
-        # (from, until): deadlines at or after `from` (the stop) and before `until` (RESTART_SETTLE
-        # after the restart) are judged no sooner than `until`; None without a downtime.
-        self.settle: tuple[float, float] | None = None
         self.ping_ids = PingIds(config.server.max_ping_age)
         self.checkpoint_after = CHECKPOINT_AFTER
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
@@ -387,16 +384,7 @@ class Engine(Loading):
         except Exception:
             log.exception("check %s: cannot compute its deadline; trying again within the hour", check.name)
             return self.clock.now() + RETRY_BROKEN_CHECK
-        return None if deadline is None else self._judged_at(check.state, deadline)
-
-    def _judged_at(self, st: CheckState, deadline: Deadline) -> float:
-        """When the timer judges a deadline: its fire_time, but not inside a restart's settle
-        (reminders excepted: the check is down already, no false alarm to spare)."""
-        at = states.fire_time(st, deadline)
-        settle = self.settle
-        if settle is not None and settle[0] <= deadline.at < settle[1] and deadline.kind is not DeadlineKind.REMIND:
-            return max(at, settle[1])
-        return at
+        return None if deadline is None else states.fire_time(check.state, deadline)
 
     def _push(self, check: Check, at: float) -> None:
         if self._heap.push(*self._entry(check, at)):
@@ -451,8 +439,8 @@ class Engine(Loading):
         deadline = states.next_deadline(check.config, check.state)
         if deadline is None:
             return 0  # paused or down since this entry was pushed
-        at = self._judged_at(check.state, deadline)
-        if at > now:  # moved later since (or settling after a restart): wait for the new time
+        at = states.fire_time(check.state, deadline)
+        if at > now:  # moved later since: wait for the new time
             self._push(check, at)
             return 0
         self.timer_lag = now - at

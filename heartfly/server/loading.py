@@ -29,24 +29,27 @@ _quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, r
 _quiet.disabled = True
 
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
-# After a downtime, a deadline inside it or this soon after the restart is judged no sooner: a ping
-# that met the stopped server may still be on its way (`heartfly run` retries it, its waits
-# doubling up to 8 s), and must not arrive to find an alert sent for it.
+# After a downtime, a deadline inside it or soon after the restart moves past that: a ping that
+# met the stopped server may still be on its way (`heartfly run` retries it, its waits doubling,
+# 0.5 s first, 8 s at most, each ±20 %), and must not arrive to find an alert sent for it. A retry
+# comes within some 0.8 times the downtime (plus its first wait) after the restart: the deadline
+# moves to 1 s plus the downtime after the restart, RESTART_SETTLE at most.
 RESTART_SETTLE = 10.0
 
 
 class Downtime:
     """A restart's own downtime, applied to each check as the load schedules it: the deadline it
     is shown (the check's next) is computed once for both, not twice for 100k checks, and no
-    check's is kept beyond that (100k kept for a second pass held 17 MiB more after the load)."""
+    check's is kept beyond that (100k kept for a second pass held 17 MiB more after the load).
+    `settle_until`: what a deadline inside it or just after it is moved to at least (0: none)."""
 
-    def __init__(self, stopped_at: float, unserved: float) -> None:
-        self.stopped_at, self.unserved = stopped_at, unserved
+    def __init__(self, stopped_at: float, unserved: float, settle_until: float = 0.0) -> None:
+        self.stopped_at, self.unserved, self.settle_until = stopped_at, unserved, settle_until
         self.extended = 0
 
     def __call__(self, check: Check, deadline: Deadline | None) -> bool:
-        """Extend the check's deadline if it fell inside; True if its state moved."""
-        moved = states.extend_by_downtime(check.state, deadline, self.stopped_at, self.unserved)
+        """Extend the check's deadline if it fell inside or just after; True if its state moved."""
+        moved = states.extend_by_downtime(check.state, deadline, self.stopped_at, self.unserved, self.settle_until)
         if moved is check.state:
             return False
         check.state = moved
@@ -64,7 +67,6 @@ class Loading(ChangeRows):
     ping_ids: PingIds
     started_at: float
     downtime: tuple[float, float] | None
-    settle: tuple[float, float] | None
     _keys: dict[str, Check]
     _kind_keys: dict[str, tuple[Check, Kind]]
     _by_id: dict[int, Check]
@@ -162,10 +164,12 @@ class Loading(ChangeRows):
         downtime = None
         if not view and stopped_at is not None and stopped_at < now:
             unserved = now if serving_since is None else max(stopped_at, min(now, serving_since))
-            downtime = Downtime(stopped_at, unserved)
+            settle_until = 0.0
+            if unserved > stopped_at:  # nobody took pings from the stop on: some are still being retried
+                ready = self.clock.now()  # the load was part of it: no ping is taken before it ends
+                settle_until = ready + min(RESTART_SETTLE, 1.0 + (ready - stopped_at))
+            downtime = Downtime(stopped_at, unserved, settle_until)
             self.downtime = (stopped_at, now)
-            if unserved > stopped_at:  # a time nobody took pings: some are still being retried
-                self.settle = (stopped_at, unserved + RESTART_SETTLE)
             statements.append(store.downtime_statement(stopped_at, now, clean))
         self._schedule_all(self.checks.values(), downtime)  # the downtime extends deadlines first
         if downtime is not None:
@@ -215,21 +219,28 @@ class Loading(ChangeRows):
 
     def _log_downtime(self, downtime: Downtime, now: float, clean: bool, led: bool) -> None:
         stopped_at, unserved = downtime.stopped_at, downtime.unserved
+        settle = ""
+        if downtime.settle_until:
+            after = human_duration(downtime.settle_until - now)
+            settle = f" (or to {after} after this start, for pings sent meanwhile that are still being retried)"
         if not led:
             self.log.info(
-                "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time were extended by it",
+                "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time"
+                " were extended by it%s",
                 human_duration(now - stopped_at),
                 "clean" if clean else "unclean",
                 downtime.extended,
+                settle,
             )
         else:
             self.log.info(
                 "no node led for %s (the last leader's %s stop); pings were taken for %s of it, and %d deadline(s)"
-                " in the rest were extended by it",
+                " in the rest were extended by it%s",
                 human_duration(now - stopped_at),
                 "clean" if clean else "unclean",
                 human_duration(now - unserved),
                 downtime.extended,
+                settle,
             )
 
     def _create(self, cfg: CheckConfig, now: float, statements: list[store.Statement]) -> Check:
