@@ -5,6 +5,7 @@ summary to a real webhook receiver when it ends."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,27 +117,45 @@ def test_a_good_window_is_read_with_its_defaults(tmp_path: Path) -> None:
     assert move.start == datetime(2026, 12, 24, 7, 0, tzinfo=UTC).timestamp() and move.alerts == "drop"
 
 
-def test_a_window_without_a_name_is_named_by_its_place_and_a_local_start_is_in_its_timezone(tmp_path: Path) -> None:
+def test_a_window_without_a_name_is_named_by_its_schedule_and_a_local_start_is_in_its_timezone(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "heartfly.toml"
+    weekly = '[[maintenance]]\ncron = "0 2 * * 0"\nduration = "2h"\ntimezone = "Europe/Berlin"\ntags = ["backup"]\n'
     path.write_text(  # product.md's own example: no name, a one-off start without an offset
         f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["backup"]\n'
-        '[[maintenance]]\ncron = "0 2 * * 0"\nduration = "2h"\ntimezone = "Europe/Berlin"\ntags = ["backup"]\n'
-        '[[maintenance]]\nstart = "2026-12-24 18:00"\nduration = "2h"\ntimezone = "Europe/Berlin"\n'
+        + weekly
+        + '[[maintenance]]\nstart = "2026-12-24 18:00"\nduration = "2h"\ntimezone = "Europe/Berlin"\n'
         '[[maintenance]]\nstart = 2026-07-01T12:30:00\nduration = "1h"\n'  # a TOML local date-time: UTC
+        '[[maintenance]]\nstart = 2026-08-01\nduration = "1d"\n'  # a TOML date: from its midnight
     )
-    weekly, christmas, summer = load_config(path).maintenance
-    assert (weekly.name, christmas.name, summer.name) == ("maintenance-1", "maintenance-2", "maintenance-3")
+    first, christmas, summer, august = load_config(path).maintenance
     assert christmas.start == datetime(2026, 12, 24, 17, 0, tzinfo=UTC).timestamp()  # 18:00 in Berlin, winter
     assert summer.start == datetime(2026, 7, 1, 12, 30, tzinfo=UTC).timestamp()
-
-
-def test_a_window_named_by_its_place_may_not_take_another_windows_name(write_config: ConfigWriter) -> None:
-    found = problems(
-        write_config,
-        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n\n[[maintenance]]\nname = "maintenance-2"\n'
-        'cron = "0 2 * * 1"\nduration = "1h"\n[[maintenance]]\ncron = "0 3 * * 1"\nduration = "1h"\n',
+    assert august.start == datetime(2026, 8, 1, tzinfo=UTC).timestamp()
+    names = [w.name for w in (first, christmas, summer, august)]
+    assert all(re.fullmatch(r"maintenance-[0-9a-f]{8}", n) for n in names) and len(set(names)) == 4
+    # The same window keeps its name (and the marks kept under it) when another comes before it.
+    path.write_text(
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["backup"]\n'
+        '[[maintenance]]\ncron = "0 5 * * 1"\nduration = "1h"\n' + weekly
     )
-    assert any('maintenance[1].name: missing, and "maintenance-2"' in p for p in found), found
+    assert load_config(path).maintenance[1].name == first.name
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ('start = "2026-03-29 02:30"\ntimezone = "Europe/Berlin"\nduration = "1h"', "does not exist in Europe/Berlin"),
+        (
+            'cron = "0 2 * * 1"\nduration = "1h"\n[[maintenance]]\ncron = "0 2 * * 1"\nduration = "1h"',
+            "maintenance[1].name: missing, and another window has the same schedule",
+        ),
+    ],
+)
+def test_an_unnamed_window_that_cannot_be_read_says_why(write_config: ConfigWriter, body: str, problem: str) -> None:
+    found = problems(write_config, f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n\n[[maintenance]]\n{body}\n')
+    assert any(problem in p for p in found), found
 
 
 def _window(mode: str, checks: str = '["job"]') -> str:

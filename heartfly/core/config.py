@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -448,10 +449,10 @@ class _Reader(Reader):
             before = len(self.problems)
             self.known(item, where, MAINTENANCE_KEYS)
             name = self.value(item, where, "name", str, parse_window_name)
-            if "name" not in item:  # named by its place in the file, as the dashboard shows it
-                name = f"maintenance-{n + 1}"
+            if "name" not in item:
+                name = _window_name(item)
                 if any(w.name == name for w in windows):
-                    taken = f'missing, and "{name}" (its name by its place) names another window'
+                    taken = f'missing, and another window has the same schedule (and so the name "{name}"): name them'
                     self.fail(join(where, "name"), taken)
             elif name is not None and any(w.name == name for w in windows):
                 self.fail(join(where, "name"), f'"{name}" names another window too')
@@ -488,11 +489,18 @@ class _Reader(Reader):
                 self.fail(join(where, key), f'expected a date and time like "2026-12-24 18:00" or'
                           f' "2026-12-24T08:00:00Z", got "{value}"')  # fmt: skip
                 return None
+        if isinstance(value, date) and not isinstance(value, datetime):  # a TOML date: from its midnight
+            value = datetime.combine(value, datetime.min.time())
         if not isinstance(value, datetime):
             self.fail(join(where, key), f'expected a date and time like "2026-12-24 18:00", got {kind_of(value)}')
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=ZoneInfo(timezone or "UTC")).timestamp()
+            zone = ZoneInfo(timezone or "UTC")
+            local = value.replace(tzinfo=zone)
+            if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
+                self.fail(join(where, key), f"{value:%Y-%m-%d %H:%M} does not exist in {zone.key}: its clocks skip it")
+                return None
+            return local.timestamp()
         if "timezone" in item:
             self.fail(join(where, "timezone"), f'"{key}" gives its own offset: drop one of the two')
             return None
@@ -527,3 +535,10 @@ class _Reader(Reader):
                     self.fail(f"checks.{check.name}.{attr}", f"the same key is already used by {_owner(owners[value])}")
                 else:
                     owners[value] = (check.name, attr)
+
+
+def _window_name(item: Mapping[str, Any]) -> str:
+    """An unnamed window's name, from its schedule: the same wherever it stands in the file, so
+    the marks of what was summarized (kept by name) stay with it when windows move or are added."""
+    schedule = repr([item.get(key) for key in ("cron", "start", "timezone", "duration")])
+    return "maintenance-" + hashlib.sha256(schedule.encode()).hexdigest()[:8]
