@@ -89,17 +89,25 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
     assert query(config, "SELECT started_at - stopped_at, clean FROM downtimes") == [(100.0, 1)]
 
 
+async def stopped_after_a_ping(write_config: ConfigWriter, up: float, down: float) -> tuple[Config, FakeClock, float]:
+    """Check `a` (every 100 s, no grace) pinged at the start of a run `up` seconds long, then a
+    stop of `down` seconds (clean); the config, the clock, and when the ping was (its due: +100)."""
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        clock.advance(up)
+    clock.advance(down)
+    return config, clock, begun
+
+
 @pytest.mark.parametrize("retried", [True, False])
 async def test_a_deadline_just_after_a_restart_moves_past_the_retries_of_pings_sent_while_it_was_down(
     write_config: ConfigWriter, retried: bool
 ) -> None:
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
-    clock = FakeClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")  # due at +100
-        clock.advance(90)
-        begun = clock.now() - 90
-    clock.advance(8)  # stopped from +90 to +98: the deadline at +100 is after the restart, not inside
+    # Stopped from +90 to +98: the deadline at +100 is after the restart, not inside.
+    config, clock, begun = await stopped_after_a_ping(write_config, 90, 8)
     async with running(config, clock) as engine:
         # Moved to 1 s plus the 8 s downtime after the restart: +107.
         assert engine.fire_due(begun + 100) == 0 and engine.downtime is not None
@@ -118,13 +126,7 @@ async def test_a_deadline_just_after_a_restart_moves_past_the_retries_of_pings_s
 async def test_another_ping_in_the_settle_does_not_fire_the_moved_deadline_before_the_retried_one_arrives(
     write_config: ConfigWriter, first: str
 ) -> None:
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
-    clock = FakeClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")  # due at +100
-        clock.advance(90)
-        begun = clock.now() - 90
-    clock.advance(8)  # stopped from +90 to +98: the deadline moves to +107
+    config, clock, begun = await stopped_after_a_ping(write_config, 90, 8)  # the deadline moves to +107
     async with running(config, clock) as engine:
         clock.advance(2.2)  # +100.2, past the deadline's first instant
         job = engine.checks["a"]
@@ -207,12 +209,7 @@ async def test_a_deadline_long_after_a_restart_or_before_the_stop_fires_on_its_o
 async def test_a_second_restart_keeps_the_extension_the_first_gave_a_deadline(
     write_config: ConfigWriter, clean: bool
 ) -> None:
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
-    clock = FakeClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")  # due at +100
-        clock.advance(50)
-    clock.advance(100)  # stopped from +50 to +150: the deadline moves to +200
+    config, clock, _ = await stopped_after_a_ping(write_config, 50, 100)  # from +50 to +150: due at +200
     async with running(config, clock, clean=clean) as engine:
         clock.advance(10)
         if not clean:  # as a running server does every few seconds: what the next start takes as the stop
