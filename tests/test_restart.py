@@ -109,24 +109,24 @@ async def test_a_deadline_just_after_a_restart_moves_past_the_retries_of_pings_s
     # Stopped from +90 to +98: the deadline at +100 is after the restart, not inside.
     config, clock, begun = await stopped_after_a_ping(write_config, 90, 8)
     async with running(config, clock) as engine:
-        # Moved to 1 s plus the 8 s downtime after the restart: +107.
+        # Moved to 1 s plus 1.5 times the 8 s downtime after the restart, 10 s at most: +108.
         assert engine.fire_due(begun + 100) == 0 and engine.downtime is not None
         if retried:  # the job's success at +93 met the stopped server; its retry (+0.5, +1, +2, +4 s) at +100.5
             clock.advance(2.5)
             await ping(engine, "a")
-            assert engine.fire_due(begun + 108) == 0 and status(engine, "a") is Status.UP
+            assert engine.fire_due(begun + 112) == 0 and status(engine, "a") is Status.UP
         else:
-            assert engine.fire_due(begun + 106.9) == 0
-            assert engine.fire_due(begun + 107) == 1 and status(engine, "a") is Status.DOWN
+            assert engine.fire_due(begun + 107.9) == 0
+            assert engine.fire_due(begun + 108) == 1 and status(engine, "a") is Status.DOWN
     downs = query(config, "SELECT at, reason FROM flips WHERE new = 'down'")
-    assert downs == ([] if retried else [(begun + 107, "missed")])  # dated by the moved deadline, as an extended one
+    assert downs == ([] if retried else [(begun + 108, "missed")])  # dated by the moved deadline, as an extended one
 
 
 @pytest.mark.parametrize("first", ["log ping", "spooled batch"])
 async def test_another_ping_in_the_settle_does_not_fire_the_moved_deadline_before_the_retried_one_arrives(
     write_config: ConfigWriter, first: str
 ) -> None:
-    config, clock, begun = await stopped_after_a_ping(write_config, 90, 8)  # the deadline moves to +107
+    config, clock, begun = await stopped_after_a_ping(write_config, 90, 8)  # the deadline moves to +108
     async with running(config, clock) as engine:
         clock.advance(2.2)  # +100.2, past the deadline's first instant
         job = engine.checks["a"]
@@ -138,7 +138,7 @@ async def test_another_ping_in_the_settle_does_not_fire_the_moved_deadline_befor
         assert status(engine, "a") is Status.UP
         clock.advance(0.3)
         await ping(engine, "a")  # the retried success
-        assert engine.fire_due(begun + 110) == 0 and status(engine, "a") is Status.UP
+        assert engine.fire_due(begun + 112) == 0 and status(engine, "a") is Status.UP
     assert query(config, "SELECT at FROM flips WHERE new = 'down'") == []
 
 
@@ -152,7 +152,7 @@ async def test_fan_in_workers_retried_into_the_settle_complete_their_run_with_no
         start = PingRecord(Event(Kind.START, begun, run_id="b1"), received_at=begun)
         await engine.record(engine.checks["f"], start)  # complete by +60, or incomplete
         clock.advance(55)
-    clock.advance(3)  # stopped from +55 to +58, while the workers ended: the deadline moves to +62
+    clock.advance(3)  # stopped from +55 to +58, while the workers ended: the deadline moves to +63.5
     async with running(config, clock) as engine:
         for at in (59.0, 60.3, 61.0):  # their successes, retried in (the second after +60)
             clock.advance(at - (clock.now() - begun))
@@ -160,6 +160,57 @@ async def test_fan_in_workers_retried_into_the_settle_complete_their_run_with_no
             await engine.record(engine.checks["f"], PingRecord(success, received_at=clock.now()))
         assert engine.fire_due(begun + 70) == 0 and status(engine, "f") is Status.UP
     assert query(config, "SELECT outcome FROM runs") == [("success",)]
+
+
+async def record(engine: Engine, name: str, kind: Kind, run_id: str) -> None:
+    now = engine.clock.now()
+    await engine.record(engine.checks[name], PingRecord(Event(kind, now, run_id), received_at=now))
+
+
+async def test_a_second_run_starting_after_a_restart_leaves_the_first_runs_extended_overrun_alone(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.job]\nkey = "{new_key()}"\nevery = "120s"\nmax_runtime = "90s"\n')
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await record(engine, "job", Kind.START, "r1")  # overrun at +90
+        clock.advance(85)
+    clock.advance(10)  # stopped from +85 to +95: the overrun moves past the restart
+    async with running(config, clock) as engine:
+        clock.advance(1)
+        await record(engine, "job", Kind.START, "r2")  # a new due time: it used to drop the extension
+        assert engine.fire_due(clock.now()) == 0 and status(engine, "job") is Status.RUNNING  # r1 not overrun
+        clock.advance(2)
+        await record(engine, "job", Kind.SUCCESS, "r1")  # r1's end, retried in
+        assert engine.fire_due(begun + 110) == 0
+    assert query(config, "SELECT at FROM flips WHERE new = 'down'") == []
+
+
+async def test_a_step_armed_again_after_a_restart_leaves_its_open_runs_extended_overrun_alone(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        f'[checks.up]\nkey = "{new_key()}"\nevery = "1h"\n'
+        f'[checks.step]\nkey = "{new_key()}"\nafter = "up"\nwithin = "600s"\nmax_runtime = "60s"\n'
+    )
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "up", Kind.START)  # arms the step
+        for kind, rid in ((Kind.START, "r1"), (Kind.START, "r2"), (Kind.SUCCESS, "r1")):
+            clock.advance(1)
+            await record(engine, "step", kind, rid)  # the step done; r2 open, its overrun at +62
+        clock.advance(47)
+    clock.advance(20)  # stopped from +50 to +70: the overrun moves to +82
+    async with running(config, clock) as engine:
+        clock.advance(1)
+        await ping(engine, "up", Kind.START)  # arms the step again: it used to drop the extension
+        assert engine.fire_due(clock.now()) == 0 and status(engine, "step") is not Status.DOWN
+        clock.advance(1)
+        await record(engine, "step", Kind.SUCCESS, "r2")
+        assert engine.fire_due(begun + 90) == 0
+    assert query(config, "SELECT at FROM flips WHERE new = 'down'") == []
 
 
 async def test_a_pipeline_step_armed_anew_has_no_slack_from_an_earlier_restart(write_config: ConfigWriter) -> None:

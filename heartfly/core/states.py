@@ -268,7 +268,7 @@ def arm_step(
         return st
     new = st.copy()
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
-    new.slack = 0.0  # a new deadline: the downtime an earlier one was extended by is not its own
+    _drop_slack(new)  # a new deadline: the downtime an earlier one was extended by is not its own
     if now is not None and now - upstream_at > BACKDATED:
         new.held_at, new.hold_until = now, now + window
     return new
@@ -363,12 +363,15 @@ def extend_by_downtime(
 ) -> CheckState:
     """account_downtime, for a caller that has the state's next_deadline already (a restart
     schedules every check with it); the state itself when that deadline is not moved."""
-    if deadline is None or deadline.kind is DeadlineKind.REMIND or deadline.at < stopped_at:
+    # Nearly every check at a restart: a deadline past all of it, unmoved (settle_until, when
+    # given, lies after started_at).
+    if (
+        deadline is None
+        or deadline.kind is DeadlineKind.REMIND
+        or not stopped_at <= deadline.at < (settle_until or started_at)
+    ):
         return st
-    slack = started_at - stopped_at if deadline.at < started_at else 0.0
-    slack = max(slack, settle_until - deadline.at)
-    if slack <= 0.0:
-        return st
+    slack = max(started_at - stopped_at if deadline.at < started_at else 0.0, settle_until - deadline.at)
     new = st.copy()
     new.slack += slack
     return new
@@ -565,7 +568,18 @@ def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool =
 
 
 def _set_due(check: CheckConfig, st: CheckState, due: Due | None = None) -> None:
-    """The due time from the anchor (`due`: computed from it already); a new one drops the slack."""
+    """The due time from the anchor (`due`: computed from it already); a new one drops the slack,
+    unless a run is open (see _drop_slack)."""
     if due is None:
         due = next_due(check, st.anchor)
-    st.due_at, st.due_since, st.slack = due.at, due.since, 0.0
+    st.due_at, st.due_since = due.at, due.since
+    _drop_slack(st)
+
+
+def _drop_slack(st: CheckState) -> None:
+    """A new deadline is not extended by a downtime an earlier one was. But the slack is one for
+    all of a check's deadlines, open runs' overrun and stall among them: while a run is open it
+    stays (the new deadline is judged that much late, once) rather than pull the run's extended
+    deadline back into the downtime, where it would fire at once: a false alarm."""
+    if not st.runs:
+        st.slack = 0.0

@@ -31,9 +31,10 @@ _quiet.disabled = True
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
 # After a downtime, a deadline inside it or soon after the restart moves past that: a ping that
 # met the stopped server may still be on its way (`heartfly run` retries it, its waits doubling,
-# 0.5 s first, 8 s at most, each ±20 %), and must not arrive to find an alert sent for it. A retry
-# comes within some 0.8 times the downtime (plus its first wait) after the restart: the deadline
-# moves to 1 s plus the downtime after the restart, RESTART_SETTLE at most.
+# 0.5 s first, 8 s at most, each ±20 %), and must not arrive to find an alert sent for it. With
+# the jitter, the retry after a downtime of L seconds comes within 1.5 L + 0.6 s of its end: the
+# deadline moves to 1 s plus 1.5 times the downtime after the restart, RESTART_SETTLE at most
+# (the longest wait, 9.6 s, fits it).
 RESTART_SETTLE = 10.0
 
 
@@ -166,8 +167,9 @@ class Loading(ChangeRows):
             unserved = now if serving_since is None else max(stopped_at, min(now, serving_since))
             settle_until = 0.0
             if unserved > stopped_at:  # nobody took pings from the stop on: some are still being retried
-                ready = self.clock.now()  # the load was part of it: no ping is taken before it ends
-                settle_until = ready + min(RESTART_SETTLE, 1.0 + (ready - stopped_at))
+                # From the load's end: pings that came during it wait in the listen queue until then.
+                ready = self.clock.now()
+                settle_until = ready + min(RESTART_SETTLE, 1.0 + 1.5 * (ready - stopped_at))
             downtime = Downtime(stopped_at, unserved, settle_until)
             self.downtime = (stopped_at, now)
             statements.append(store.downtime_statement(stopped_at, now, clean))
