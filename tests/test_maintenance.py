@@ -141,6 +141,13 @@ def test_a_window_without_a_name_is_named_by_its_schedule_and_a_local_start_is_i
         '[[maintenance]]\ncron = "0 5 * * 1"\nduration = "1h"\n' + weekly
     )
     assert load_config(path).maintenance[1].name == first.name
+    # ...and when it is spelled otherwise: "120m" for "2h", a TOML date-time for the same string.
+    path.write_text(
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["backup"]\n'
+        + weekly.replace('"2h"', '"120m"')
+        + '[[maintenance]]\nstart = 2026-12-24T18:00:00+01:00\nduration = "2h"\n'
+    )
+    assert [w.name for w in load_config(path).maintenance] == [first.name, christmas.name]
 
 
 @pytest.mark.parametrize(

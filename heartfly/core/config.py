@@ -449,12 +449,7 @@ class _Reader(Reader):
             before = len(self.problems)
             self.known(item, where, MAINTENANCE_KEYS)
             name = self.value(item, where, "name", str, parse_window_name)
-            if "name" not in item:
-                name = _window_name(item)
-                if any(w.name == name for w in windows):
-                    taken = f'missing, and another window has the same schedule (and so the name "{name}"): name them'
-                    self.fail(join(where, "name"), taken)
-            elif name is not None and any(w.name == name for w in windows):
+            if name is not None and any(w.name == name for w in windows):
                 self.fail(join(where, "name"), f'"{name}" names another window too')
             if ("cron" in item) == ("start" in item):
                 self.fail(where, 'needs exactly one of "cron" (recurring) and "start" (one-off)')
@@ -464,6 +459,11 @@ class _Reader(Reader):
             duration = self.value(item, where, "duration", str, AT_LEAST_1S)
             if "duration" not in item:
                 self.fail(join(where, "duration"), 'missing (how long each occurrence lasts, e.g. "2h")')
+            if "name" not in item:
+                name = _window_name(cron, start, timezone or "UTC", duration)
+                if any(w.name == name for w in windows):
+                    taken = f'missing, and another window has the same schedule (and so the name "{name}"): name them'
+                    self.fail(join(where, "name"), taken)
             patterns = self.strings(item, where, "checks") or ()
             for pattern in patterns:
                 if not any(fnmatch.fnmatchcase(c, pattern) for c in checks):
@@ -537,8 +537,9 @@ class _Reader(Reader):
                     owners[value] = (check.name, attr)
 
 
-def _window_name(item: Mapping[str, Any]) -> str:
-    """An unnamed window's name, from its schedule: the same wherever it stands in the file, so
-    the marks of what was summarized (kept by name) stay with it when windows move or are added."""
-    schedule = repr([item.get(key) for key in ("cron", "start", "timezone", "duration")])
+def _window_name(cron: str | None, start: float | None, timezone: str, duration: float | None) -> str:
+    """An unnamed window's name, from its schedule as read (so "2h" and "120m", or a start as a
+    TOML date-time and as a string, are one): the same wherever it stands in the file, so the
+    marks of what was summarized (kept by name) stay with it when windows move or are added."""
+    schedule = f"{cron}|{start!r}|{timezone if cron else ''}|{duration!r}"
     return "maintenance-" + hashlib.sha256(schedule.encode()).hexdigest()[:8]
