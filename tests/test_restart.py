@@ -213,6 +213,42 @@ async def test_a_step_armed_again_after_a_restart_leaves_its_open_runs_extended_
     assert query(config, "SELECT at FROM flips WHERE new = 'down'") == []
 
 
+async def test_a_run_that_never_ends_does_not_keep_a_restarts_extension_on_the_deadlines_after_it(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")  # due at +100
+        clock.advance(1)
+        await record(engine, "a", Kind.START, "killed")  # a job killed mid-run: its end never comes
+        clock.advance(49)
+    clock.advance(100)  # stopped from +50 to +150: the deadline moves to +200
+    async with running(config, clock) as engine:
+        clock.advance(10)
+        await record(engine, "a", Kind.START, "r2")
+        await record(engine, "a", Kind.SUCCESS, "r2")  # +160: due at +260, the downtime long over
+        assert engine.checks["a"].state.slack == 0
+        assert engine.fire_due(begun + 259.9) == 0
+        assert engine.fire_due(begun + 260) == 1 and status(engine, "a") is Status.DOWN
+
+
+async def test_a_run_started_after_a_restart_is_not_given_the_downtime_before_it(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\nmax_runtime = "20s"\n')
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")  # due at +100
+        clock.advance(50)
+    clock.advance(100)  # stopped from +50 to +150: the deadline moves to +200
+    async with running(config, clock) as engine:
+        clock.advance(5)
+        await record(engine, "a", Kind.START, "r1")  # +155, and it hangs: overrun at +175
+        assert engine.fire_due(begun + 174.9) == 0
+        assert engine.fire_due(begun + 175) == 1 and status(engine, "a") is Status.DOWN
+
+
 async def test_a_pipeline_step_armed_anew_has_no_slack_from_an_earlier_restart(write_config: ConfigWriter) -> None:
     config = write_config(
         f'[checks.up]\nkey = "{new_key()}"\nevery = "1h"\n'

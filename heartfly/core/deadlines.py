@@ -20,6 +20,13 @@ _LATE, _DOWN, _PAUSED = Status.LATE, Status.DOWN, Status.PAUSED
 _DL_LATE, _DL_MISSED, _DL_REMIND = DeadlineKind.LATE, DeadlineKind.MISSED, DeadlineKind.REMIND
 
 BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
+# After a downtime, a deadline inside it or soon after the restart moves past that (the load's
+# Downtime): a ping that met the stopped server may still be on its way (`heartfly run` retries
+# it, its waits doubling, 0.5 s first, 8 s at most, each ±20 %), and must not arrive to find an
+# alert sent for it. With the jitter, the retry after a downtime of L seconds comes within
+# 1.5 L + 0.6 s of its end: the deadline moves to 1 s plus 1.5 L after the restart, this at
+# most (the longest wait, 9.6 s, fits it).
+RESTART_SETTLE = 10.0
 
 
 def fire_time(st: CheckState, deadline: Deadline) -> float:

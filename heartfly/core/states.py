@@ -18,7 +18,7 @@ import math
 
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
-from heartfly.core.deadlines import BACKDATED, fire_due, fire_time, flip_of, next_deadline
+from heartfly.core.deadlines import BACKDATED, RESTART_SETTLE, fire_due, fire_time, flip_of, next_deadline
 from heartfly.core.reorder import (
     backdatable,
     breaks_streak,
@@ -268,7 +268,7 @@ def arm_step(
         return st
     new = st.copy()
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
-    _drop_slack(new)  # a new deadline: the downtime an earlier one was extended by is not its own
+    _drop_slack(check, new, upstream_at if now is None else now)  # a new deadline: not extended by another's downtime
     if now is not None and now - upstream_at > BACKDATED:
         new.held_at, new.hold_until = now, now + window
     return new
@@ -331,7 +331,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         return Step(st, None)
     new = st.copy()
     if due is not None and moved:
-        _set_due(check, new, due)
+        _set_due(check, new, due, now)
     if check.after is None:
         new.step_due = new.step_since = None
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
@@ -564,22 +564,30 @@ def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool =
     st.anchor = at
     # A cron due time holds until a ping reaches its tick; an `every` one moves with each anchor.
     if force or check.every is not None or st.anchor >= st.due_since:
-        _set_due(check, st)
+        _set_due(check, st, at=at)
 
 
-def _set_due(check: CheckConfig, st: CheckState, due: Due | None = None) -> None:
+def _set_due(check: CheckConfig, st: CheckState, due: Due | None = None, at: float = math.inf) -> None:
     """The due time from the anchor (`due`: computed from it already); a new one drops the slack,
     unless a run is open (see _drop_slack)."""
     if due is None:
         due = next_due(check, st.anchor)
     st.due_at, st.due_since = due.at, due.since
-    _drop_slack(st)
+    _drop_slack(check, st, at)
 
 
-def _drop_slack(st: CheckState) -> None:
-    """A new deadline is not extended by a downtime an earlier one was. But the slack is one for
-    all of a check's deadlines, open runs' overrun and stall among them: while a run is open it
-    stays (the new deadline is judged that much late, once) rather than pull the run's extended
-    deadline back into the downtime, where it would fire at once: a false alarm."""
-    if not st.runs:
+def _drop_slack(check: CheckConfig, st: CheckState, at: float) -> None:
+    """A new deadline (at `at`) is not extended by a downtime an earlier one was. But the slack is
+    one for all of a check's deadlines, open runs' overrun, stall and fan-in limit among them: it
+    stays while dropping it would pull an open run's deadline back to within RESTART_SETTLE of now
+    (into the downtime it was extended past: a false alarm at once). The new deadline is then
+    judged that much late, until that run ends or is given up."""
+    if st.slack and not (st.runs and _runs_need_slack(check, st, at)):
         st.slack = 0.0
+
+
+def _runs_need_slack(check: CheckConfig, st: CheckState, at: float) -> bool:
+    limit = check.max_runtime if check.max_runtime is not None else check.grace if check.expect is not None else None
+    if limit is not None and min(r.started_at for r in st.runs.values()) + limit <= at + RESTART_SETTLE:
+        return True
+    return check.stall is not None and min(r.active_at for r in st.runs.values()) + check.stall <= at + RESTART_SETTLE

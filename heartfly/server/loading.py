@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
+from heartfly.core.deadlines import RESTART_SETTLE
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Deadline, Event, Kind
 from heartfly.core.units import human_duration
@@ -29,13 +30,6 @@ _quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, r
 _quiet.disabled = True
 
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
-# After a downtime, a deadline inside it or soon after the restart moves past that: a ping that
-# met the stopped server may still be on its way (`heartfly run` retries it, its waits doubling,
-# 0.5 s first, 8 s at most, each ±20 %), and must not arrive to find an alert sent for it. With
-# the jitter, the retry after a downtime of L seconds comes within 1.5 L + 0.6 s of its end: the
-# deadline moves to 1 s plus 1.5 times the downtime after the restart, RESTART_SETTLE at most
-# (the longest wait, 9.6 s, fits it).
-RESTART_SETTLE = 10.0
 
 
 class Downtime:
