@@ -148,6 +148,11 @@ def test_a_window_without_a_name_is_named_by_its_schedule_and_a_local_start_is_i
         + '[[maintenance]]\nstart = 2026-12-24T18:00:00+01:00\nduration = "2h"\n'
     )
     assert [w.name for w in load_config(path).maintenance] == [first.name, christmas.name]
+    names = []
+    for duration in ("1.1h", "66m"):  # 3960.0000000000005 s and 3960.0 s as read
+        path.write_text(f'[[maintenance]]\ncron = "0 3 * * 0"\nduration = "{duration}"\n')
+        names += [w.name for w in load_config(path).maintenance]
+    assert names[0] == names[1]
 
 
 @pytest.mark.parametrize(

@@ -541,5 +541,7 @@ def _window_name(cron: str | None, start: float | None, timezone: str, duration:
     """An unnamed window's name, from its schedule as read (so "2h" and "120m", or a start as a
     TOML date-time and as a string, are one): the same wherever it stands in the file, so the
     marks of what was summarized (kept by name) stay with it when windows move or are added."""
-    schedule = f"{cron}|{start!r}|{timezone if cron else ''}|{duration!r}"
+    # Milliseconds, rounded: "1.1h" reads as 3960.0000000000005 s, "66m" as 3960.0.
+    ms = [None if x is None else round(x * 1000) for x in (start, duration)]
+    schedule = f"{cron}|{ms[0]}|{timezone if cron else ''}|{ms[1]}"
     return "maintenance-" + hashlib.sha256(schedule.encode()).hexdigest()[:8]
