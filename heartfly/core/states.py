@@ -568,8 +568,8 @@ def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool =
 
 
 def _set_due(check: CheckConfig, st: CheckState, due: Due | None = None, at: float = math.inf) -> None:
-    """The due time from the anchor (`due`: computed from it already); a new one drops the slack,
-    unless a run is open (see _drop_slack)."""
+    """The due time from the anchor (`due`: computed from it already), set by an event at `at`; a
+    new one drops the slack, unless an open run still needs it (_drop_slack)."""
     if due is None:
         due = next_due(check, st.anchor)
     st.due_at, st.due_since = due.at, due.since
@@ -579,9 +579,9 @@ def _set_due(check: CheckConfig, st: CheckState, due: Due | None = None, at: flo
 def _drop_slack(check: CheckConfig, st: CheckState, at: float) -> None:
     """A new deadline (at `at`) is not extended by a downtime an earlier one was. But the slack is
     one for all of a check's deadlines, open runs' overrun, stall and fan-in limit among them: it
-    stays while dropping it would pull an open run's deadline back to within RESTART_SETTLE of now
-    (into the downtime it was extended past: a false alarm at once). The new deadline is then
-    judged that much late, until that run ends or is given up."""
+    stays while dropping it would pull an open run's deadline back to within RESTART_SETTLE of
+    `at` (into the downtime it was extended past: a false alarm at once). The new deadline is
+    then judged that much late, until that run ends or is given up."""
     if st.slack and not (st.runs and _runs_need_slack(check, st, at)):
         st.slack = 0.0
 
