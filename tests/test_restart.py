@@ -27,13 +27,16 @@ pytestmark = pytest.mark.both_stores
 
 
 @asynccontextmanager
-async def running(config: Config, clock: FakeClock, *, clean: bool = True) -> AsyncIterator[Engine]:
-    """An engine on a real database, stopped cleanly or as if the process died."""
+async def running(
+    config: Config, clock: FakeClock, *, clean: bool = True, serving_since: float | None = None
+) -> AsyncIterator[Engine]:
+    """An engine on a real database, stopped cleanly or as if the process died (`serving_since`:
+    a cluster node's, taking the lead)."""
     opened = await backend.open_backend(config.server)
     opened.writer.start()
     try:
         engine = Engine(config, clock, opened.writer)
-        await engine.load(opened.reader)
+        await engine.load(opened.reader, serving_since=serving_since)
         yield engine
         await opened.writer.flush()
         if clean:
@@ -270,6 +273,17 @@ async def test_a_pipeline_step_armed_anew_has_no_slack_from_an_earlier_restart(w
         await ping(engine, "up", Kind.START)  # +200: armed again, due by +260, not +360
         assert engine.fire_due(begun + 259.9) == 0
         assert engine.fire_due(begun + 260) == 1 and status(engine, "step") is Status.DOWN
+
+
+@pytest.mark.parametrize(("serving", "settled"), [(0.5, False), (5.0, True)])
+async def test_a_node_taking_the_lead_settles_only_after_a_real_gap_without_one_taking_pings(
+    write_config: ConfigWriter, serving: float, settled: bool
+) -> None:
+    # The old leader's last alive mark at +90; this node took pings from +90.5 (the mark comes up
+    # to a second before a stop: no gap in truth) or from +95 (a gap: all nodes were down).
+    config, clock, begun = await stopped_after_a_ping(write_config, 90, 8)
+    async with running(config, clock, serving_since=begun + 90 + serving) as engine:
+        assert engine.fire_due(begun + 100) == (0 if settled else 1)
 
 
 async def test_a_deadline_long_after_a_restart_or_before_the_stop_fires_on_its_own_time(

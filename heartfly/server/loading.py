@@ -30,6 +30,7 @@ _quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, r
 _quiet.disabled = True
 
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
+TAKEOVER_SLOP = 3.0  # seconds: see the settle in load()
 
 
 class Downtime:
@@ -160,7 +161,10 @@ class Loading(ChangeRows):
         if not view and stopped_at is not None and stopped_at < now:
             unserved = now if serving_since is None else max(stopped_at, min(now, serving_since))
             settle_until = 0.0
-            if unserved > stopped_at:  # nobody took pings from the stop on: some are still being retried
+            # Nobody took pings from the stop on: some are still being retried. A node taking the
+            # lead (serving_since) may have begun serving just after the old leader's last "alive"
+            # mark, which comes up to a second and a commit before its stop: no gap in truth.
+            if unserved - stopped_at > (0.0 if serving_since is None else TAKEOVER_SLOP):
                 # From the load's end: pings that came during it wait in the listen queue until then.
                 ready = self.clock.now()
                 settle_until = ready + min(RESTART_SETTLE, 1.0 + 1.5 * (ready - stopped_at))
