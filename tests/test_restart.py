@@ -446,6 +446,22 @@ async def test_a_reload_adds_and_removes_checks_and_recomputes_changed_schedules
         assert engine.fire_due(clock.now() + 10_000) == 1  # only c is watched now
 
 
+async def test_a_reload_that_adds_a_check_before_a_thousand_others_keeps_every_deadline(
+    write_config: ConfigWriter,
+) -> None:
+    # The heap is compacted once it holds twice as many entries as there are checks, plus 1024: a
+    # reload rebuilding the maps took the entries of the checks not yet back for stale ones.
+    body = "".join(f'[checks.c{i:04d}]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n' for i in range(1200))
+    config = write_config(body)
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for name in list(engine.checks):
+            await ping(engine, name)
+        await engine.apply_config(write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n' + body))
+        assert engine.fire_due(clock.now() + 99.9) == 0
+        assert engine.fire_due(clock.now() + 100) == 1200
+
+
 async def test_old_pings_are_pruned_to_the_configured_count(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 20")
     clock = FakeClock()

@@ -83,6 +83,7 @@ class Engine(Loading):
         self.ping_ids = PingIds(config.server.max_ping_age)
         self.checkpoint_after = CHECKPOINT_AFTER
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
+        self._rebuilding = False
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
         # this writer, for the leader to apply; this engine only shows the stored states.
         self.standby: tuple[str, WriteQueue] | None = None  # (this node's id, the writer)
@@ -398,7 +399,7 @@ class Engine(Loading):
         return at, check.seq, check.id
 
     def _drop_stale(self) -> None:
-        if len(self._heap) > 2 * len(self.checks) + 1024:
+        if not self._rebuilding and len(self._heap) > 2 * len(self.checks) + 1024:
             self._heap.compact()
 
     def _is_live(self, entry: tuple[float, int, int]) -> bool:

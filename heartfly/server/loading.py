@@ -78,11 +78,13 @@ class Loading(ChangeRows):
     windows_done: dict[str, float]
     _edges: dict[str, str]
     _steps: dict[str, list[tuple[str, str]]]
+    _rebuilding: bool  # apply_config is putting the checks back in the maps
 
     if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
         _schedule: Callable[[Check], None]
         _schedule_all: Callable[[Iterable[Check], Downtime | None], None]
         checkpoint: Callable[[], None]
+        _drop_stale: Callable[[], None]
 
         def _apply(
             self, check: Check, event: Event, now: float, *, arm: bool = True
@@ -289,6 +291,9 @@ class Loading(ChangeRows):
         statements: list[store.Statement] = []
         old = self.checks
         self.checks, self._keys, self._kind_keys, self._by_id = {}, {}, {}, {}
+        # Until every check is back in the maps, a compaction of the heap would take the entries of
+        # those not yet back for stale, and their deadlines would never fire (_drop_stale).
+        self._rebuilding = True
         writes: list[store.Write] = []
         returned: list[Check] = []
         for name, cfg in config.checks.items():
@@ -315,6 +320,8 @@ class Loading(ChangeRows):
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(store.removed_statement(check.id, now))
                 dropped.append(name)
+        self._rebuilding = False
+        self._drop_stale()
         self._log_checks(dropped, "was removed from the config; its history is kept", "were removed from the config")
         self._log_checks(
             [check.name for check in returned],
