@@ -237,6 +237,16 @@ def test_a_deadline_inside_the_servers_downtime_is_extended_by_the_downtime() ->
     assert down_deadline is not None and down_deadline.at == T0 + 190  # grace counts from the extended time
 
 
+def test_a_downtime_given_again_from_the_same_stop_extends_only_past_the_start_that_gave_it() -> None:
+    # A start that crashed before its alive mark leaves the next one the stop before it.
+    cfg = check(every=100, grace=0)
+    moved = account_downtime(cfg, initial_state(cfg, T0), stopped_at=T0 + 50, started_at=T0 + 150)
+    assert (moved.slack, moved.downtime_to) == (100, T0 + 150)
+    again = account_downtime(cfg, moved, stopped_at=T0 + 50, started_at=T0 + 210)  # deadline +200 inside
+    assert again.slack == 160 and next_deadline(cfg, again) == Deadline(T0 + 260, DeadlineKind.MISSED)
+    assert account_downtime(cfg, moved, stopped_at=T0 + 50, started_at=T0 + 180) is moved  # +200 after it
+
+
 def test_a_deadline_before_the_stop_is_not_extended_and_fires_at_once() -> None:
     cfg = check(every=100, grace=0)
     st = initial_state(cfg, T0)

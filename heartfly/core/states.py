@@ -363,6 +363,9 @@ def extend_by_downtime(
 ) -> CheckState:
     """account_downtime, for a caller that has the state's next_deadline already (a restart
     schedules every check with it); the state itself when that deadline is not moved."""
+    # A start that died before it had read every state leaves its downtime to the next, which
+    # applies it to every state again (Loading.load): one extended by it already, not twice.
+    stopped_at = max(stopped_at, st.downtime_to)
     # Nearly every check at a restart: a deadline past all of it, unmoved (settle_until, when
     # given, lies after started_at).
     if (
@@ -374,6 +377,7 @@ def extend_by_downtime(
     slack = max(started_at - stopped_at if deadline.at < started_at else 0.0, settle_until - deadline.at)
     new = st.copy()
     new.slack += slack
+    new.downtime_to = started_at
     return new
 
 

@@ -184,6 +184,10 @@ class CheckState:
     # The event times of the failures `failures` counts, oldest first (the newest STREAK_KEPT): a
     # success whose ping comes after newer failures' learns how many of them followed it.
     streak_ats: tuple[float, ...] = ()
+    # The end of the last of Heartfly's own downtimes its deadlines were extended by (that restart's
+    # start): a downtime applied again (a start that died while reading the states leaves its
+    # downtime to the next) extends them only by what came after.
+    downtime_to: float = 0.0
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -266,7 +270,7 @@ class CheckState:
             dict(self.runs) if self.runs else NO_RUNS,  # a dict of its own for a state with open runs
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
-            self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats,
+            self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
         )  # fmt: skip
 
 
