@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 
 def run_python(code: str) -> str:
@@ -87,3 +88,49 @@ def test_a_reload_thaws_and_collects_cycles_frozen_by_an_earlier_one() -> None:
         """
     )
     assert out.splitlines() == ["reloading", "collected", "reloaded"]
+
+
+def test_states_a_restart_reads_after_it_answers_are_frozen_like_those_a_start_builds(tmp_path: Path) -> None:
+    (tmp_path / "heartfly.toml").write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "heartfly.db"\n'
+        + "".join(f'[checks.c{i}]\nkey = "{"k" * 20}{i:04d}"\nevery = "1h"\n' for i in range(500))
+    )
+    out = run_python(
+        f"""
+        import asyncio, gc
+        from pathlib import Path
+        from heartfly.core.config import load_config
+        from heartfly.core.states import CheckState, Event, Kind
+        from heartfly.server import housekeeping, longlived
+        from heartfly.server.engine import Engine, PingRecord
+        from heartfly.store import backend
+
+        config = load_config(Path({str(tmp_path / "heartfly.toml")!r}))
+
+        async def serve(pinged):
+            opened = await backend.open_backend(config.server)
+            opened.writer.start()
+            try:
+                with longlived.building():
+                    engine = Engine(config, engine_clock, opened.writer)
+                    await engine.load(opened.reader)
+                if pinged:
+                    await engine.finish_load(lambda: None)
+                    tracked = sum(type(o) is CheckState for o in gc.get_objects())
+                    print(sum(c.loaded for c in engine.checks.values()), tracked)
+                else:
+                    for check in engine.checks.values():
+                        now = engine.clock.now()
+                        await engine.record(check, PingRecord(Event(Kind.SUCCESS, now), received_at=now))
+                await housekeeping.mark_stopped(engine)
+            finally:
+                await opened.close()
+
+        from heartfly.core.clock import SystemClock
+        engine_clock = SystemClock()
+        longlived.tune()
+        asyncio.run(serve(False))
+        asyncio.run(serve(True))
+        """
+    )
+    assert out == "500 0"  # every state read, none left for a full collection to walk

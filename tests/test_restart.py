@@ -312,6 +312,7 @@ async def test_a_second_restart_keeps_the_extension_the_first_gave_a_deadline(
 ) -> None:
     config, clock, _ = await stopped_after_a_ping(write_config, 50, 100)  # from +50 to +150: due at +200
     async with running(config, clock, clean=clean) as engine:
+        await engine.finish_load(lambda: None)  # the timer's first work: every stored state read
         clock.advance(10)
         if not clean:  # as a running server does every few seconds: what the next start takes as the stop
             await alive(engine)
@@ -344,6 +345,7 @@ async def test_a_restart_schedules_each_check_by_the_deadline_it_computed_once_f
 
     monkeypatch.setattr(states, "next_deadline", counted)
     async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)  # each stored state read, and scheduled as it is
         # Once each, not once more to schedule it; c1's again, for the state its extension made.
         assert sorted(computed) == ["c0", "c1", "c1", "c2", "c3"]
         for check in engine.checks.values():
@@ -446,8 +448,9 @@ async def test_a_reload_adds_and_removes_checks_and_recomputes_changed_schedules
         assert engine.fire_due(clock.now() + 10_000) == 1  # only c is watched now
 
 
+@pytest.mark.parametrize("restarted", [False, True])
 async def test_a_reload_that_adds_a_check_before_a_thousand_others_keeps_every_deadline(
-    write_config: ConfigWriter,
+    write_config: ConfigWriter, restarted: bool
 ) -> None:
     # The heap is compacted once it holds twice as many entries as there are checks, plus 1024: a
     # reload rebuilding the maps took the entries of the checks not yet back for stale ones.
@@ -457,6 +460,9 @@ async def test_a_reload_that_adds_a_check_before_a_thousand_others_keeps_every_d
     async with running(config, clock) as engine:
         for name in list(engine.checks):
             await ping(engine, name)
+    async with running(config, clock) as engine:
+        if not restarted:  # else every stored state is unread still: the reload reads them
+            await engine.finish_load(lambda: None)
         await engine.apply_config(write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n' + body))
         assert engine.fire_due(clock.now() + 99.9) == 0
         assert engine.fire_due(clock.now() + 100) == 1200

@@ -65,6 +65,8 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
     # Bind first: a port in use must fail the start before the database is touched (no downtime
     # accounting, no alive mark from a start that never served).
     sock = _bind(config.server.host, config.server.port, config)
+    # A restart answers pings first and reads its stored states after (Engine.finish_load).
+    app[RUNTIME].answering = answering = asyncio.Event()
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -83,6 +85,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         except (OSError, ValueError) as exc:
             raise StartError(str(exc)) from None
         await web.SockSite(runner, sock).start()
+        answering.set()
         if config.kept_parse is not None:  # said, so that an operator (and the system test) can tell
             log.info("read %s through its parse kept in %s (the file has not changed since)",
                      config.path, config.kept_parse)  # fmt: skip

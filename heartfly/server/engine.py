@@ -25,7 +25,7 @@ from heartfly.server import windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
-from heartfly.server.loading import Downtime, Loading
+from heartfly.server.loading import Downtime, Loading, Pending
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -83,7 +83,14 @@ class Engine(Loading):
         self.ping_ids = PingIds(config.server.max_ping_age)
         self.checkpoint_after = CHECKPOINT_AFTER
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
+        self._unread: list[Check] = []  # a restart's checks whose stored state is not read yet
+        self._loading: dict[int, CheckState] | None = None
+        self._loaded_downtime: Downtime | None = None
+        self._downtime_log: tuple[Downtime, float, bool, bool] | None = None
+        self._unapplied: list[Pending] = []
         self._rebuilding = False
+        self.read_after: asyncio.Event | None = None
+        self._instants: dict[float, float] = {}
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
         # this writer, for the leader to apply; this engine only shows the stored states.
         self.standby: tuple[str, WriteQueue] | None = None  # (this node's id, the writer)
@@ -328,8 +335,11 @@ class Engine(Loading):
 
         All of them, or (given `now`) those whose first change the stored state lacks is
         `checkpoint_after` (CHECKPOINT_AFTER) old. Every ping numbered up to the mark is then included in the stored
-        states; a restart replays the pings after it.
+        states; a restart replays the pings after it. Without `now` (a stop), every check's state is
+        read first (load_rest): a stop must keep what the restart's load gave each (its downtime).
         """
+        if now is None and self._unread:
+            self.load_rest()
         for cid in self._unstored.due(now, self.checkpoint_after):
             check = self._by_id.get(cid)
             if check is None:  # removed by a reload, which stored its state
@@ -416,10 +426,14 @@ class Engine(Loading):
         return held if held > TIMER_STALE else None
 
     def next_wakeup(self) -> float | None:
+        if self._unread:  # a deadline of theirs may come first
+            self.load_rest()
         return self._heap.earliest()
 
     def fire_due(self, now: float) -> int:
         """Apply every deadline at or before `now`; returns how many checks changed status."""
+        if self._unread:  # each one's deadline is scheduled as its state is read
+            self.load_rest()
         changed = 0
         for check_id in self._heap.pop_due(now):
             check = self._by_id[check_id]
@@ -457,8 +471,14 @@ class Engine(Loading):
         """Sleep until the earliest deadline (or an earlier one is pushed), then fire it.
 
         It also wakes at least every TIMER_BEAT seconds to mark itself alive (`timer_alive_at`),
-        which is what readiness and the systemd watchdog look at.
+        which is what readiness and the systemd watchdog look at. First it reads the states a
+        restart left unread (finish_load): no deadline is judged before every one is scheduled.
         """
+
+        def alive() -> None:
+            self.timer_alive_at = self.clock.now()
+
+        await self.finish_load(alive)
         while True:
             now = self.clock.now()
             self.timer_alive_at = now

@@ -6,8 +6,11 @@ state machine. A check gone from the config keeps its row and comes back with it
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from heartfly.core import pipeline, states
@@ -17,18 +20,20 @@ from heartfly.core.deadlines import RESTART_SETTLE
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Deadline, Event, Kind
 from heartfly.core.units import human_duration
-from heartfly.server import windows
+from heartfly.server import longlived, windows
 from heartfly.server.changes import ChangeRows
 from heartfly.server.checks import Armed, Check, Removed
 from heartfly.server.unstored import Unstored
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
-from heartfly.store.queries import LoggedPing, unapplied
+from heartfly.store.queries import CheckRow, CheckText, LoggedPing, unapplied
+from heartfly.store.rows import decode_state
 
 log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before the split
 _quiet = logging.getLogger("heartfly.server.engine.view")  # a standby's view, rebuilt every second
 _quiet.disabled = True
 
+LOAD_PAGE = 1000  # stored checks finish_load reads between two turns of the event loop
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
 TAKEOVER_SLOP = 3.0  # seconds: see the settle in load()
 
@@ -39,18 +44,44 @@ class Downtime:
     check's is kept beyond that (100k kept for a second pass held 17 MiB more after the load).
     `settle_until`: what a deadline inside it or just after it is moved to at least (0: none)."""
 
-    def __init__(self, stopped_at: float, unserved: float, settle_until: float = 0.0) -> None:
+    def __init__(
+        self, stopped_at: float, unserved: float, settle_until: float = 0.0, earlier: Sequence[Pending] = ()
+    ) -> None:
         self.stopped_at, self.unserved, self.settle_until = stopped_at, unserved, settle_until
+        self.earlier = tuple(earlier)  # downtimes of starts that died before every state was read
         self.extended = 0
 
+    def own(self) -> Pending:
+        return self.stopped_at, self.unserved, self.settle_until
+
     def __call__(self, check: Check, deadline: Deadline | None) -> bool:
-        """Extend the check's deadline if it fell inside or just after; True if its state moved."""
-        moved = states.extend_by_downtime(check.state, deadline, self.stopped_at, self.unserved, self.settle_until)
-        if moved is check.state:
-            return False
-        check.state = moved
-        self.extended += 1
-        return True
+        """Extend the check's deadline if it fell inside or just after (an earlier downtime first:
+        a state extended by it already is not extended twice, see states.extend_by_downtime);
+        True if its state moved."""
+        moved = stale = False
+        for stopped_at, unserved, settle_until in (*self.earlier, self.own()) if self.earlier else (self.own(),):
+            if stale:  # moved by the one before
+                deadline = states.next_deadline(check.config, check.state)
+            new = states.extend_by_downtime(check.state, deadline, stopped_at, unserved, settle_until)
+            stale = new is not check.state
+            if stale:
+                check.state, moved = new, True
+        self.extended += moved
+        return moved
+
+
+Pending = tuple[float, float, float]  # a downtime's (stopped_at, unserved, settle_until)
+UNREAD_DOWNTIMES = "unread_downtimes"  # meta: [Pending, ...] of starts whose states were not all read
+
+
+def pending_downtimes(meta: dict[str, str]) -> list[Pending]:
+    """The downtimes not yet applied to every state: those of starts that died while reading them."""
+    text = meta.get(UNREAD_DOWNTIMES) or "[]"
+    try:
+        return [(float(a), float(b), float(c)) for a, b, c in json.loads(text)]
+    except (ValueError, TypeError) as exc:
+        log.error("the stored %s cannot be read (%s): %.200r; ignored", UNREAD_DOWNTIMES, exc, text)
+        return []
 
 
 class Loading(ChangeRows):
@@ -78,10 +109,21 @@ class Loading(ChangeRows):
     windows_done: dict[str, float]
     _edges: dict[str, str]
     _steps: dict[str, list[tuple[str, str]]]
+    # A restart's stored checks whose state is not read yet, and what reading one needs.
+    _unread: list[Check]
+    _loading: dict[int, CheckState] | None  # during load(): the stored state of each check read
+    _loaded_downtime: Downtime | None
+    _unapplied: list[Pending]  # the downtimes kept in UNREAD_DOWNTIMES until every state is read
     _rebuilding: bool  # apply_config is putting the checks back in the maps
+    read_after: asyncio.Event | None  # finish_load waits for it: the first pings are answered first
+    _downtime_log: tuple[Downtime, float, bool, bool] | None
+    _instants: dict[float, float]
 
     if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
-        _schedule: Callable[[Check], None]
+        _fire_at: Callable[[Check, Downtime | None], float | None]
+
+        def _schedule(self, check: Check, at: float | None = math.nan) -> None: ...
+
         _schedule_all: Callable[[Iterable[Check], Downtime | None], None]
         checkpoint: Callable[[], None]
         _drop_stale: Callable[[], None]
@@ -108,7 +150,11 @@ class Loading(ChangeRows):
         now = self.clock.now()
         self.started_at = now
         self._db = db
-        rows = {row.name: row for row in await db.read_checks()}
+        # A view decodes every state, a page at a time; a server that writes decodes a stored check's
+        # state when it is first used, or in the background once it answers (finish_load).
+        rows: dict[str, CheckRow | CheckText] = {}
+        for read in await (db.read_checks() if view else db.read_check_texts()):
+            rows[read.name] = read
         self._next_check_id = max((r.id for r in rows.values()), default=0) + 1
         self._next_flip_id = await db.max_id("flips") + 1
         checkpoint = await db.read_checkpoint()
@@ -119,29 +165,35 @@ class Loading(ChangeRows):
         stopped_at, clean = await db.read_last_alive()
         statements: list[store.Statement] = []
         stored: dict[int, CheckState] = {}
+        self._loading = stored  # a stored check's state read during the load is added (_load_stored)
         returned: list[Check] = []
         for name, cfg in self.config.checks.items():
             row = rows.get(name)
             if row is None:
                 check = self._create(cfg, now, statements)
                 stored[check.id] = check.state  # as its INSERT stores it: not written a second time below
+            elif isinstance(row, CheckText) and row.removed_at is None:
+                check = Check.stored(row.id, cfg, row.text, row.state_ping_id, self._load_stored)
             else:
-                step = states.reconfigure(cfg, row.state, now)
+                decoded = row.state if isinstance(row, CheckRow) else self._decode(name, row.text)
+                was = self._afresh(cfg) if decoded is None else decoded
+                step = states.reconfigure(cfg, was, now)
                 # The stored state itself when nothing moved (nearly always): not 100k copies kept
                 # besides it until the end of the load, which the allocator would keep as well.
-                state = row.state if step.state is row.state or step.state == row.state else step.state
+                state = was if step.state is was or step.state == was else step.state
                 check = Check(row.id, cfg, state, ping_id=row.state_ping_id)
-                stored[check.id] = row.state
+                stored[check.id] = CheckState() if decoded is None else was  # unlike a fresh one: stored
                 if row.removed_at is not None:
                     returned.append(check)
                 elif step.flip is not None:  # the file changed while stopped: a late check may be on time
-                    self.writer.submit_nowait(self._change(check, step, row.state))
+                    self.writer.submit_nowait(self._change(check, step, was))
             self._add(check)
         gone: list[str] = []
         for name, row in rows.items():
             if name in self.config.checks:
                 continue
-            self._removed[name] = Removed(row.id, row.state, row.state_ping_id, stale=True)
+            decoded = row.state if isinstance(row, CheckRow) else self._decode(name, row.text)
+            self._removed[name] = Removed(row.id, decoded or self._afresh(None), row.state_ping_id, stale=True)
             if row.removed_at is None:
                 statements.append(store.removed_statement(row.id, now))
                 gone.append(name)
@@ -160,6 +212,9 @@ class Loading(ChangeRows):
             for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
                 self.ping_ids.add(uid, received_at)
         downtime = None
+        earlier = [] if view else pending_downtimes(await db.read_meta_prefix(UNREAD_DOWNTIMES))
+        if earlier and (stopped_at is None or stopped_at >= now):  # a clock stepped back: those alone
+            downtime = Downtime(now, now, 0.0, earlier)
         if not view and stopped_at is not None and stopped_at < now:
             unserved = now if serving_since is None else max(stopped_at, min(now, serving_since))
             settle_until = 0.0
@@ -170,20 +225,148 @@ class Loading(ChangeRows):
                 # From the load's end: pings that came during it wait in the listen queue until then.
                 ready = self.clock.now()
                 settle_until = ready + min(RESTART_SETTLE, 1.0 + 1.5 * (ready - stopped_at))
-            downtime = Downtime(stopped_at, unserved, settle_until)
+            downtime = Downtime(stopped_at, unserved, settle_until, earlier)
             self.downtime = (stopped_at, now)
             statements.append(store.downtime_statement(stopped_at, now, clean))
-        self._schedule_all(self.checks.values(), downtime)  # the downtime extends deadlines first
-        if downtime is not None:
-            self._log_downtime(downtime, now, clean, serving_since is not None)
+        self._loading = None
+        # The downtime extends deadlines first. A stored check not read yet is scheduled when it is.
+        self._schedule_all((c for c in self.checks.values() if c.loaded), downtime)
+        unread = [c for c in self.checks.values() if not c.loaded]
+        self._loaded_downtime = downtime
+        self._downtime_log = None if downtime is None else (downtime, now, clean, serving_since is not None)
+        # Alive marks go on as the server answers, so a crash before every state is read leaves the
+        # next start only its own downtime: the downtimes not applied to every state are kept
+        # until they are (_loaded), for the next start to apply first.
+        self._unapplied = list(earlier)
+        if unread and downtime is not None and downtime.stopped_at < downtime.unserved:
+            self._unapplied.append(downtime.own())
+        if self._unapplied != earlier or (earlier and not unread):
+            kept = self._unapplied if unread else []
+            statements.append(store.meta_statement(UNREAD_DOWNTIMES, json.dumps(kept)))
+        if not unread:
+            self._unapplied = []
         statements.append(store.alive_statement(now))
         statements.append(store.clean_stop_statement(False))
         self.writer.submit_nowait(store.Write(statements=statements))
         for check in self.checks.values():
-            if (was := stored.get(check.id)) is not check.state and was != check.state:  # `is`: no 28-field compare
+            if not check.loaded:
+                continue
+            if (
+                before := stored.get(check.id)
+            ) is not check.state and before != check.state:  # `is`: no 28-field compare
                 self._unstored.note(check.id, now, self._next_ping_id)
         self.checkpoint()
+        self._unread = unread  # after the checkpoint, which would read them (a stop's does)
+        if not unread:
+            self._loaded()
         await self.writer.flush()
+
+    @property
+    def reading_stored(self) -> bool:
+        """Whether some of a restart's stored states are still unread (finish_load)."""
+        return bool(self._unread)
+
+    def _load_stored(self, check: Check, text: str) -> CheckState:
+        """A stored check's state, read for the first time (Check.stored): decoded and brought
+        to this load as load() brings the others (the config's changes, the restart's downtime),
+        then scheduled; one that cannot be decoded is logged and watched afresh."""
+        stored = self._decode(check.name, text)
+        was = self._afresh(check.config) if stored is None else stored
+        if stored is None:
+            stored = CheckState()  # unlike `was`: the fresh state is stored
+        check.state = was
+        try:
+            step = states.reconfigure(check.config, was, self.started_at)
+        except Exception:  # as a deadline that cannot be computed (_fire_at): the others go on
+            log.exception("check %s: cannot bring its stored state to the config; keeping it as stored", check.name)
+            step = states.Step(was, None)
+        if not (step.state is was or step.state == was):
+            check.state = step.state
+            if step.flip is not None:  # the file changed while stopped: a late check may be on time
+                self.writer.submit_nowait(self._change(check, step, was))
+        if self._loading is not None:  # during load(): its end schedules it, and stores a change
+            self._loading[check.id] = stored
+            return check.state
+        self._schedule(check, self._fire_at(check, self._loaded_downtime))
+        if check.state is not stored:  # stored at once, as load() stores the states it changed
+            self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
+        return check.state
+
+    def _decode(self, name: str, text: str) -> CheckState | None:
+        """A stored state; None for one that cannot be read (a damaged row), logged with its
+        text: its check is watched afresh (_afresh), and a restart goes on with the others."""
+        try:
+            return decode_state(text, self._instants)
+        except Exception as exc:  # noqa: BLE001 - any shape of damage (from_json's TypeError, say)
+            log.error("check %s: its stored state cannot be read (%s: %s); watching it afresh from this start;"
+                      " the stored text was %.300r", name, type(exc).__name__, exc, text)  # fmt: skip
+            return None
+
+    def _afresh(self, cfg: CheckConfig | None) -> CheckState:
+        """In place of a state that cannot be read: watched from this start, as a new check."""
+        now = self.started_at
+        if cfg is not None:
+            try:
+                return states.initial_state(cfg, now)
+            except Exception:  # its schedule cannot be computed: no deadline (logged as it is tried)
+                log.exception("check %s: cannot compute its schedule", cfg.name)
+        # A removed check's (its schedule is set if it comes back, rewatch), or one with none.
+        return CheckState(
+            changed_at=now, watched_from=now, anchor=now, due_at=math.inf, due_since=math.inf, told_at=now
+        )
+
+    def load_rest(self) -> None:
+        """Read every stored check's state not read yet (before deadlines are judged, states
+        stored at a stop or the maps rebuilt by a reload)."""
+        unread, self._unread = self._unread, []
+        for check in unread:
+            self._read(check)
+        self._loaded()
+
+    def _read(self, check: Check) -> None:
+        if check.loaded:
+            return
+        try:
+            check.state  # noqa: B018 - reading it loads it
+        except Exception:  # _load_stored keeps what it can; the other checks are read all the same
+            log.exception("check %s: its stored state could not be read", check.name)
+
+    async def finish_load(self, alive: Callable[[], None]) -> None:
+        """load_rest, a page at a time, pings answered in between (the timer's first work, `alive`
+        called after each page). The states are built as a start builds them, out of the cyclic
+        garbage collector's reach (longlived)."""
+        if self._unread and self.read_after is not None:
+            alive()
+            await self.read_after.wait()
+        unread = self._unread
+        if unread:
+            with longlived.building(again=True):  # again: pings in between made garbage of their own
+                for start in range(0, len(unread), LOAD_PAGE):
+                    self._instants = {}  # a page's equal instants share one float, as read_checks does
+                    for check in unread[start : start + LOAD_PAGE]:
+                        self._read(check)
+                    alive()
+                    await asyncio.sleep(0)
+        self._unread = []
+        self._loaded()
+
+    async def all_read(self) -> None:
+        """Wait until every stored state is read (a view of all checks right after a restart
+        reads them a page at a time, pings answered in between, not all at once)."""
+        if self._unread:
+            await self.finish_load(lambda: None)
+
+    def _loaded(self) -> None:
+        """Every state is read: the downtime is applied to all (its count logged) and stored."""
+        self._instants = {}
+        self._loaded_downtime = None
+        if self._downtime_log is not None:
+            downtime, now, clean, led = self._downtime_log
+            self._downtime_log = None
+            self._log_downtime(downtime, now, clean, led)
+        if self._unapplied:  # after the states each read stored (the writer commits in order)
+            self._unapplied = []
+            self.writer.submit_nowait(store.Write(statements=[store.meta_statement(UNREAD_DOWNTIMES, "[]")]))
 
     async def _replay(self, db: Reader, checkpoint: int) -> None:
         replayed = 0
@@ -287,6 +470,8 @@ class Loading(ChangeRows):
             back = self._removed[name]
             if back.stale and self._db is not None:
                 missed[back.id] = await self._db.check_pings_after(back.id, back.ping_id)
+        if self._unread:  # each as the start would have had it, before the maps are rebuilt
+            self.load_rest()
         now = self.clock.now()
         statements: list[store.Statement] = []
         old = self.checks

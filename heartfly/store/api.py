@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.record import RecordRows
-from heartfly.store.queries import CheckRow, LoggedPing, OutboxItem, Recent, Table
+from heartfly.store.queries import CheckRow, CheckText, LoggedPing, OutboxItem, Recent, Table
 from heartfly.store.rows import Write
 
 
@@ -28,6 +28,7 @@ class Reader(Protocol):
 
     # ---- start-up and `heartfly status` ----
     async def read_checks(self) -> list[CheckRow]: ...
+    async def read_check_texts(self) -> list[CheckText]: ...
     async def read_current_checks(self, configs: Mapping[str, CheckConfig]) -> list[CheckRow]: ...
     def pings_after(self, ping_id: int) -> AsyncIterator[LoggedPing]: ...
     async def check_pings_after(self, check_id: int, ping_id: int) -> list[LoggedPing]: ...

@@ -38,6 +38,16 @@ class CheckRow(NamedTuple):
     state_ping_id: int
 
 
+class CheckText(NamedTuple):
+    """A stored check with its state's stored text, not decoded (read_check_texts)."""
+
+    id: int
+    name: str
+    removed_at: float | None
+    text: str
+    state_ping_id: int
+
+
 CHECKS_PAGE = 1000  # rows read_checks fetches, and decodes, at a time
 
 
@@ -51,6 +61,14 @@ async def read_checks(db: Db) -> list[CheckRow]:
             decoded = decode_states(r[4] for r in rows)  # a page shares its equal instants
             checks += [CheckRow(r[0], r[1], r[2], r[3], st, r[5]) for r, st in zip(rows, decoded, strict=True)]
     return checks
+
+
+async def read_check_texts(db: Db) -> list[CheckText]:
+    """Every stored check, its state left as stored: a restart decodes each when it is first
+    used or in the background after the server answers (Loading.load), not before."""
+    sql = "SELECT id, name, removed_at, state, state_ping_id FROM checks ORDER BY id"
+    async with db.execute(sql) as cur:
+        return [CheckText(*row) for row in await cur.fetchall()]
 
 
 async def read_current_checks(db: Db, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
@@ -511,6 +529,9 @@ class SqlReader:
 
     async def read_checks(self) -> list[CheckRow]:
         return await read_checks(self.db)
+
+    async def read_check_texts(self) -> list[CheckText]:
+        return await read_check_texts(self.db)
 
     async def read_current_checks(self, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
         return await read_current_checks(self.db, configs)

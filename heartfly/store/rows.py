@@ -255,9 +255,11 @@ class NewStateTexts:
 _FIELDS_BUT_RUNS = operator.attrgetter(*(f.name for f in dataclasses.fields(CheckState) if f.name != "runs"))
 
 
-def decode_states(texts: Iterable[str]) -> list[CheckState]:
-    """Stored states, equal instants among them one float object (integers stay integers)."""
-    instants: dict[float, float] = {}
+def decode_states(texts: Iterable[str], instants: dict[float, float] | None = None) -> list[CheckState]:
+    """Stored states, equal instants among them (and in `instants`, which they add to) one float
+    object (integers stay integers)."""
+    if instants is None:
+        instants = {}
     states = []
     for text in texts:
         try:
@@ -271,8 +273,8 @@ def decode_states(texts: Iterable[str]) -> list[CheckState]:
     return states
 
 
-def decode_state(text: str) -> CheckState:
-    return decode_states((text,))[0]
+def decode_state(text: str, instants: dict[float, float] | None = None) -> CheckState:
+    return decode_states((text,), instants)[0]
 
 
 # ---- statements -------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ async def list_checks(request: web.Request) -> web.Response:
     if wanted is not None and wanted not in {s.value for s in Status}:
         return json_error(400, f"unknown state {wanted!r}")
     tags = set(request.query.getall("tag", []))
+    await engine.all_read()
     items = [
         summary(request.app, c)
         for c in engine.checks.values()

@@ -109,6 +109,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
             yield
         return
     engine = Engine(rt.config, rt.clock, rt.writer)
+    engine.read_after = rt.answering
     await engine.load(rt.reader)
     rt._engine = engine
     tasks = [

@@ -223,6 +223,7 @@ async def index(request: web.Request) -> web.Response:
         return render(request, "message.html", 400, heading="No such state", text=f"Filter by one of: {known}.")
     q = request.query.get("q", "").strip()
     tag = request.query.get("tag", "")
+    await engine.all_read()
     everything = list(engine.checks.values())
     counts = {s.value: 0 for s in SEVERITY}
     for c in everything:

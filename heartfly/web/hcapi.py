@@ -212,6 +212,7 @@ async def checks(request: web.Request, call: Call) -> web.StreamResponse:
     tags = request.query.getall("tag", [])
     slug = request.query.get("slug") or None  # an empty one filters nothing, as in Healthchecks
     counts = await _counts(request)
+    await rt.engine.all_read()
     items = [
         _shown(request, call, c, counts.get(c.id, 0))
         for c in rt.engine.checks.values()

@@ -41,6 +41,7 @@ async def metrics(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     assert rt.reader is not None
     pending = await rt.reader.count_pending_alerts()
+    await rt.engine.all_read()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(list(_families(request.app, pending))))
     registry.register(_PROCESS)

@@ -5,6 +5,7 @@ an import loop."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -51,6 +52,8 @@ class Runtime:
     writer: OwnWriter | None = None  # the backend app.py opened (tests reach into it)
     dispatcher: Dispatcher | None = None
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
+    # The daemon's, set once the port answers: a restart reads its stored states after (Engine.read_after).
+    answering: asyncio.Event | None = None
     listen_override: str | None = None  # serve --listen / HEARTFLY_LISTEN: outranks the file, on reload too
     cluster: Node | None = None  # a PostgreSQL database: this node's role in the cluster
     hc_key: str | None = None  # Healthchecks' Management API: the read-write key...

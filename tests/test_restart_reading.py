@@ -1,0 +1,204 @@
+"""A restart answers before it reads the stored states: each check's is read when it is first
+used, the rest in the background (Engine.finish_load, the timer's first work) before any deadline
+is judged, and each is brought to the restart as an eager load would have brought it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from heartfly.core import states
+from heartfly.core.clock import FakeClock
+from heartfly.core.config import Config
+from heartfly.core.states import Status
+from heartfly.server.engine import Engine
+from heartfly.server.loading import UNREAD_DOWNTIMES
+from heartfly.store import rows as store
+from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
+from tests.test_restart import ping, running, stopped_after_a_ping
+
+pytestmark = pytest.mark.both_stores
+
+
+def stored_state(config: Config, name: str) -> states.CheckState:
+    (text,) = query(config, "SELECT state FROM checks WHERE name = ?", (name,))[0]
+    return store.decode_state(text)
+
+
+def unread_downtimes(config: Config) -> list[list[float]]:
+    rows = query(config, "SELECT value FROM meta WHERE key = ?", (UNREAD_DOWNTIMES,))
+    return json.loads(rows[0][0]) if rows else []
+
+
+def alive_at(config: Config) -> float:
+    (value,) = query(config, "SELECT value FROM meta WHERE key = ?", (store.ALIVE_AT,))[0]
+    return float(value)
+
+
+async def read_all(engine: Engine) -> None:
+    await engine.finish_load(lambda: None)
+    await engine.writer.flush()
+
+
+async def test_a_restart_reads_a_stored_state_when_it_is_first_used_and_the_rest_in_the_background(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config("".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "100s"\n' for i in range(3)))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for name in engine.checks:
+            await ping(engine, name)
+        clock.advance(10)
+    clock.advance(5)
+    async with running(config, clock) as engine:
+        assert not any(check.loaded for check in engine.checks.values()) and engine.reading_stored
+        await ping(engine, "c0")  # read first, then the ping applied to what it read
+        c0 = engine.checks["c0"]
+        assert c0.loaded and c0.state.last_ping_at == clock.now() and c0.state.status is Status.UP
+        assert not engine.checks["c1"].loaded
+        await read_all(engine)
+        assert all(check.loaded for check in engine.checks.values()) and not engine.reading_stored
+        for name in ("c1", "c2"):  # each scheduled by its deadline as it was read (c0's moved on since)
+            check = engine.checks[name]
+            deadline = states.next_deadline(check.config, check.state)
+            assert deadline is not None and check.heap_at == states.fire_time(check.state, deadline)
+        assert engine.checks["c1"].state.last_ping_at == clock.now() - 15
+
+
+async def test_a_state_read_after_the_load_gets_the_restarts_downtime_and_is_stored_at_once(
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    config, clock, begun = await stopped_after_a_ping(write_config, 50, 100)  # due at +100, down +50 to +150
+    caplog.set_level("INFO", logger="heartfly.server.engine")
+    async with running(config, clock) as engine:
+        assert "that fell in that time" not in caplog.text  # said once every state is read
+        await read_all(engine)
+        assert "1 deadline(s) that fell in that time were extended" in caplog.text
+        assert engine.checks["a"].state.slack == 100
+        assert stored_state(config, "a").slack == 100  # at once, not at a checkpoint half a minute on
+        assert engine.fire_due(begun + 199.9) == 0
+        assert engine.fire_due(begun + 200) == 1 and engine.checks["a"].state.status is Status.DOWN
+
+
+@pytest.mark.parametrize("clean", [True, False])
+async def test_a_downtime_not_applied_to_every_state_yet_is_kept_for_the_next_start(
+    write_config: ConfigWriter, clean: bool
+) -> None:
+    config, clock, begun = await stopped_after_a_ping(write_config, 50, 100)  # down from +50 to +150
+    async with running(config, clock, clean=clean) as engine:
+        await engine.writer.flush()
+        # Alive from here on, as the server answers; the downtime waits for the states not read.
+        assert alive_at(config) == begun + 150 and not engine.checks["a"].loaded
+        assert unread_downtimes(config) == [[begun + 50, begun + 150, begun + 160]]
+        if not clean:
+            await read_all(engine)
+            assert unread_downtimes(config) == [] and stored_state(config, "a").slack == 100
+    # A clean stop reads what is unread first: the extension is stored, the downtime done with.
+    assert unread_downtimes(config) == [] and stored_state(config, "a").slack == 100
+
+
+async def test_a_crash_while_states_are_read_counts_no_downtime_twice(write_config: ConfigWriter) -> None:
+    config = write_config("".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n' for n in "ab"))
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        await ping(engine, "b")
+        clock.advance(50)
+    clock.advance(100)  # down from +50 to +150: both due at +100, inside
+    async with running(config, clock, clean=False) as engine:
+        assert engine.checks["a"].state.slack == 100  # read, extended to +200 and stored at once
+        await engine.writer.flush()
+        clock.advance(1)  # the process dies with b unread: its downtime kept for the next start
+    assert unread_downtimes(config) == [[begun + 50, begun + 150, begun + 160]]
+    assert alive_at(config) == begun + 150 and stored_state(config, "a").slack == 100
+    clock.advance(59)
+    async with running(config, clock) as engine:
+        # Down from +150 to +210, and from +50 to +150 for the states the start before did not
+        # extend: b's deadline moves by both, a's (extended to +200 once) only by the second.
+        await read_all(engine)
+        assert engine.checks["a"].state.slack == engine.checks["b"].state.slack == 160
+        assert engine.fire_due(begun + 259.9) == 0
+        assert engine.fire_due(begun + 260) == 2
+
+
+async def test_a_start_that_dies_while_reading_leaves_the_next_its_own_downtime_not_the_one_before(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        f'[checks.c]\nkey = "{new_key()}"\nevery = "1000s"\ngrace = "0s"\n'
+        f'[checks.u]\nkey = "{new_key()}"\nevery = "100000s"\ngrace = "0s"\n'
+    )
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "c")
+        await ping(engine, "u")
+        clock.advance(50)
+    clock.advance(300)  # down from +50 to +350: c's deadline (+1000) is not in it
+    async with running(config, clock, clean=False) as engine:
+        clock.advance(1)
+        await ping(engine, "c")  # due at +1351, set while the server answered
+        await engine.writer.flush()
+        clock.advance(1)  # it dies with u unread
+    clock.advance(1048)
+    async with running(config, clock) as engine:  # at +1400: down since +350, the last alive mark
+        await read_all(engine)
+        assert engine.checks["c"].state.slack == 1050  # not 1350: from +50, the downtime before too
+        assert engine.fire_due(begun + 2400.9) == 0 and engine.fire_due(begun + 2401) == 1
+
+
+async def test_a_check_whose_state_fails_to_load_leaves_the_others_read_and_scheduled(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config("".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "1h"\n' for n in "abc"))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for name in "abc":
+            await ping(engine, name)
+    real = Engine._decode
+
+    def failing(self: Engine, name: str, text: str) -> states.CheckState | None:
+        if name == "b":
+            raise RuntimeError("a bug")
+        return real(self, name, text)
+
+    monkeypatch.setattr(Engine, "_decode", failing)
+    async with running(config, clock) as engine:
+        await read_all(engine)
+        assert engine.checks["a"].heap_at is not None and engine.checks["c"].heap_at is not None
+        assert not engine.checks["b"].loaded and "check b: its stored state could not be read" in caplog.text
+        monkeypatch.setattr(Engine, "_decode", real)
+        assert engine.checks["b"].state.status is Status.UP  # tried again when next read
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ['{"status": "up", "changed_at": ', '{"status": "up", "runs": 5}', '["up"]'],
+    ids=["cut short", "a wrong shape", "no object"],
+)
+async def test_a_stored_state_that_cannot_be_read_is_logged_and_its_check_watched_afresh(
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        await ping(engine, "b")
+    query(config, "UPDATE checks SET state = ? WHERE name = ?", (damage, "a"))
+    clock.advance(60)
+    caplog.set_level("INFO", logger="heartfly.server.engine")
+    async with running(config, clock) as engine:
+        await read_all(engine)
+        a, b = engine.checks["a"].state, engine.checks["b"].state
+        assert a.status is Status.NEW and a.watched_from == clock.now() and b.status is Status.UP
+        assert "check a: its stored state cannot be read" in caplog.text and repr(damage) in caplog.text
+        assert engine.checks["b"].heap_at is not None  # read, and scheduled, after it
+        assert stored_state(config, "a") == a  # stored afresh: the next start reads it
+    async with running(config, clock) as engine:
+        await read_all(engine)
+        assert engine.checks["a"].state.status is Status.NEW
