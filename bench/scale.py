@@ -15,7 +15,8 @@ their cost is in the figure, measure for --seconds, stop. The sizes take turns w
 that drift in the machine's speed hits them alike; each round's throughput is taken relative to
 the smallest size's in the same round, and the median over rounds is printed. Also printed:
 start-up times (process start to "listening"; with $CACHE_DIRECTORY set, as the installed unit sets it,
-unless --no-config-cache), resident memory after the load, and the CPU time per
+unless --no-config-cache; for a restart also to every stored state read, which it does after it
+answers, and which its downtime line marks), resident memory after the load, and the CPU time per
 ping of Heartfly's event loop thread, of its other threads (the SQLite writer, the WAL copier) and
 of wrk, which shares the machine.
 
@@ -29,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import aiohttp
@@ -47,11 +50,14 @@ from benchlib import (
     start_heartfly,
     stop_process,
     thread_cpu,
+    wait_for_match,
     write_heartfly_config,
 )
 from ping_throughput import LoadResult, run_wrk, write_lua
 
 from heartfly.server.engine import CHECKPOINT_AFTER
+
+READ_RE = re.compile(r"was not running for")  # a restart's downtime line: logged once every state is read
 
 
 async def prime(base: str, keys: list[str]) -> None:
@@ -96,6 +102,7 @@ class Size:
         self.hot: tuple[int, Path] | None = None  # (N, a wrk script pinging N of the checks)
         self.hot_rounds: list[LoadResult] = []
         self.hot_cpu: list[CpuPerPing] = []
+        self.reads: list[float] = []  # restarts: seconds from launch until every stored state was read
 
     def aim_hot(self, n: int) -> None:
         folder = self.folder / "hot"
@@ -103,8 +110,17 @@ class Size:
         self.hot = (n, write_lua(folder, self.keys[:n]))
 
     def start(self, phase: str) -> tuple[subprocess.Popen[bytes], str]:
-        proc, match, took = start_heartfly(self.config, self.folder / f"heartfly-{phase}.log", self.cache_dir)
+        log = self.folder / f"heartfly-{phase}.log"
+        began = time.monotonic()
+        proc, match, took = start_heartfly(self.config, log, self.cache_dir)
         self.starts.append(took)
+        if phase != "first":  # a restart reads the stored states after it answers, then logs its downtime
+            try:
+                wait_for_match(proc, log, READ_RE, timeout=600)
+            except BaseException:
+                stop_process(proc)
+                raise
+            self.reads.append(time.monotonic() - began)
         return proc, f"http://127.0.0.1:{match.group(1)}"
 
     def prime(self) -> None:
@@ -208,7 +224,8 @@ def main() -> None:
             best = sorted(s.rounds, key=rps)[len(s.rounds) // 2]
             restart = statistics.median(s.starts[1:])
             print(
-                f"{s.size:>7} checks: first start {s.starts[0]:6.2f} s, restart {restart:6.2f} s,"
+                f"{s.size:>7} checks: first start {s.starts[0]:6.2f} s, restart {restart:6.2f} s"
+                f" (every state read {statistics.median(s.reads):.2f} s),"
                 f" RSS after load {max(s.rss_after):7.1f} MiB,"
                 f" median {rps(best):8.0f} pings/s (p99 {best.p99_ms:.1f} ms)"
             )
