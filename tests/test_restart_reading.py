@@ -37,6 +37,18 @@ def alive_at(config: Config) -> float:
     return float(value)
 
 
+async def pinged_then_stopped(config: Config, clock: FakeClock, up: float, down: float) -> float:
+    """Every check pinged at the start of a run `up` seconds long, then a stop of `down` seconds
+    (clean); returns when the pings were."""
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        for name in engine.checks:
+            await ping(engine, name)
+        clock.advance(up)
+    clock.advance(down)
+    return begun
+
+
 async def read_all(engine: Engine) -> None:
     await engine.finish_load(lambda: None)
     await engine.writer.flush()
@@ -47,11 +59,7 @@ async def test_a_restart_reads_a_stored_state_when_it_is_first_used_and_the_rest
 ) -> None:
     config = write_config("".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "100s"\n' for i in range(3)))
     clock = FakeClock()
-    async with running(config, clock) as engine:
-        for name in engine.checks:
-            await ping(engine, name)
-        clock.advance(10)
-    clock.advance(5)
+    await pinged_then_stopped(config, clock, 10, 5)
     async with running(config, clock) as engine:
         assert not any(check.loaded for check in engine.checks.values()) and engine.reading_stored
         await ping(engine, "c0")  # read first, then the ping applied to what it read
@@ -102,12 +110,7 @@ async def test_a_downtime_not_applied_to_every_state_yet_is_kept_for_the_next_st
 async def test_a_crash_while_states_are_read_counts_no_downtime_twice(write_config: ConfigWriter) -> None:
     config = write_config("".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n' for n in "ab"))
     clock = FakeClock()
-    begun = clock.now()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")
-        await ping(engine, "b")
-        clock.advance(50)
-    clock.advance(100)  # down from +50 to +150: both due at +100, inside
+    begun = await pinged_then_stopped(config, clock, 50, 100)  # down from +50 to +150: both due at +100, inside
     async with running(config, clock, clean=False) as engine:
         assert engine.checks["a"].state.slack == 100  # read, extended to +200 and stored at once
         await engine.writer.flush()
@@ -132,12 +135,7 @@ async def test_a_start_that_dies_while_reading_leaves_the_next_its_own_downtime_
         f'[checks.u]\nkey = "{new_key()}"\nevery = "100000s"\ngrace = "0s"\n'
     )
     clock = FakeClock()
-    begun = clock.now()
-    async with running(config, clock) as engine:
-        await ping(engine, "c")
-        await ping(engine, "u")
-        clock.advance(50)
-    clock.advance(300)  # down from +50 to +350: c's deadline (+1000) is not in it
+    begun = await pinged_then_stopped(config, clock, 50, 300)  # down from +50 to +350: c's deadline (+1000) not in it
     async with running(config, clock, clean=False) as engine:
         clock.advance(1)
         await ping(engine, "c")  # due at +1351, set while the server answered
@@ -155,9 +153,7 @@ async def test_a_check_whose_state_fails_to_load_leaves_the_others_read_and_sche
 ) -> None:
     config = write_config("".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "1h"\n' for n in "abc"))
     clock = FakeClock()
-    async with running(config, clock) as engine:
-        for name in "abc":
-            await ping(engine, name)
+    await pinged_then_stopped(config, clock, 0, 0)
     real = Engine._decode
 
     def failing(self: Engine, name: str, text: str) -> states.CheckState | None:
@@ -186,9 +182,7 @@ async def test_a_stored_state_that_cannot_be_read_is_logged_and_its_check_watche
         f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n'
     )
     clock = FakeClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")
-        await ping(engine, "b")
+    await pinged_then_stopped(config, clock, 0, 0)
     query(config, "UPDATE checks SET state = ? WHERE name = ?", (damage, "a"))
     clock.advance(60)
     caplog.set_level("INFO", logger="heartfly.server.engine")
