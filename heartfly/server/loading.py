@@ -470,8 +470,8 @@ class Loading(ChangeRows):
             back = self._removed[name]
             if back.stale and self._db is not None:
                 missed[back.id] = await self._db.check_pings_after(back.id, back.ping_id)
-        if self._unread:  # each as the start would have had it, before the maps are rebuilt
-            self.load_rest()
+        if self._unread:  # read as the start would have, a page at a time, before the maps are rebuilt
+            await self.finish_load(lambda: None)
         now = self.clock.now()
         statements: list[store.Statement] = []
         old = self.checks
