@@ -176,17 +176,10 @@ class Loading(ChangeRows):
                 check = Check.stored(row.id, cfg, row.text, row.state_ping_id, self._load_stored)
             else:
                 decoded = row.state if isinstance(row, CheckRow) else self._decode(name, row.text)
-                was = self._afresh(cfg) if decoded is None else decoded
-                step = states.reconfigure(cfg, was, now)
-                # The stored state itself when nothing moved (nearly always): not 100k copies kept
-                # besides it until the end of the load, which the allocator would keep as well.
-                state = was if step.state is was or step.state == was else step.state
-                check = Check(row.id, cfg, state, ping_id=row.state_ping_id)
-                stored[check.id] = CheckState() if decoded is None else was  # unlike a fresh one: stored
+                check = Check(row.id, cfg, decoded or self._afresh(cfg), ping_id=row.state_ping_id)
+                stored[check.id] = self._bring_to_load(check, decoded, tell=row.removed_at is None)
                 if row.removed_at is not None:
                     returned.append(check)
-                elif step.flip is not None:  # the file changed while stopped: a late check may be on time
-                    self.writer.submit_nowait(self._change(check, step, was))
             self._add(check)
         gone: list[str] = []
         for name, row in rows.items():
@@ -270,20 +263,9 @@ class Loading(ChangeRows):
         """A stored check's state, read for the first time (Check.stored): decoded and brought
         to this load as load() brings the others (the config's changes, the restart's downtime),
         then scheduled; one that cannot be decoded is logged and watched afresh."""
-        stored = self._decode(check.name, text)
-        was = self._afresh(check.config) if stored is None else stored
-        if stored is None:
-            stored = CheckState()  # unlike `was`: the fresh state is stored
-        check.state = was
-        try:
-            step = states.reconfigure(check.config, was, self.started_at)
-        except Exception:  # as a deadline that cannot be computed (_fire_at): the others go on
-            log.exception("check %s: cannot bring its stored state to the config; keeping it as stored", check.name)
-            step = states.Step(was, None)
-        if not (step.state is was or step.state == was):
-            check.state = step.state
-            if step.flip is not None:  # the file changed while stopped: a late check may be on time
-                self.writer.submit_nowait(self._change(check, step, was))
+        decoded = self._decode(check.name, text)
+        check.state = decoded or self._afresh(check.config)
+        stored = self._bring_to_load(check, decoded)
         if self._loading is not None:  # during load(): its end schedules it, and stores a change
             self._loading[check.id] = stored
             return check.state
@@ -291,6 +273,25 @@ class Loading(ChangeRows):
         if check.state is not stored:  # stored at once, as load() stores the states it changed
             self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
         return check.state
+
+    def _bring_to_load(self, check: Check, decoded: CheckState | None, *, tell: bool = True) -> CheckState:
+        """Bring a stored check's state (`decoded`, or a fresh one in its place where it is None)
+        to this load's config; returns what the store holds for it, which a state changed since
+        is not equal to (a fresh one is stored). `tell`: queue the change a late check made on
+        time has (a check back in the file is watched afresh instead, _bring_back)."""
+        was = check.state
+        try:
+            step = states.reconfigure(check.config, was, self.started_at)
+        except Exception:  # as a deadline that cannot be computed (_fire_at): the others go on
+            log.exception("check %s: cannot bring its stored state to the config; keeping it as stored", check.name)
+            step = states.Step(was, None)
+        # The stored state itself when nothing moved (nearly always): not 100k copies kept
+        # besides it until the end of the load, which the allocator would keep as well.
+        if not (step.state is was or step.state == was):
+            check.state = step.state
+            if tell and step.flip is not None:  # the file changed while stopped: a late check may be on time
+                self.writer.submit_nowait(self._change(check, step, was))
+        return CheckState() if decoded is None else was
 
     def _decode(self, name: str, text: str) -> CheckState | None:
         """A stored state; None for one that cannot be read (a damaged row), logged with its
