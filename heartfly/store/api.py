@@ -2,7 +2,7 @@
 
 Two protocols a backend implements: `Reader` (queries, over a connection of its own) and
 `WriteQueue` (the one writer: rows queued as `rows.Write` and committed together). The SQLite
-backend is queries.SqliteReader and sqlite.Writer; callers type against these protocols, so a
+backend is reader.SqliteReader and sqlite.Writer; callers type against these protocols, so a
 second backend (PostgreSQL) fits in without them knowing.
 """
 

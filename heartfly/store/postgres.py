@@ -24,7 +24,7 @@ from heartfly.store.inbox import DELETE_INBOX, INSERT_INBOX, NOTIFY
 from heartfly.store.pgconn import PgConnection, connect, one_line, to_pg, usable
 from heartfly.store.postgres_lease import FENCE, FENCED_WRITER, Fence, NotLeader
 from heartfly.store.postgres_schema import MIGRATIONS
-from heartfly.store.queries import SqlReader
+from heartfly.store.reader import SqlReader
 from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, Write, encode_state
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import aiosqlite
 from heartfly.store import wal
 from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
 from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
-from heartfly.store.queries import SqliteReader
+from heartfly.store.reader import SqliteReader
 from heartfly.store.rows import INSERT_FLIP, INSERT_OUTBOX, INSERT_PING, INSERT_RUN, PingRow, Write, encode_state
 from heartfly.store.schema import MIGRATIONS
 
