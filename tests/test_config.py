@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli
+import rtoml
 
 from heartfly.core.checkconfig import Origin
 from heartfly.core.config import ConfigError, load_config, parse_config, with_stored_checks
@@ -87,7 +87,7 @@ def test_a_check_of_the_common_shape_keeps_a_name_of_its_own_not_the_parsers(
     # The parser's name strings sit among its document's, which die after the read: one kept per
     # check would keep their memory held (checkconfig._own). The map is keyed by the check's copy.
     documents: list[dict[str, Any]] = []
-    real_loads = tomli.loads
+    real_loads = rtoml.loads
 
     def parse(text: str) -> dict[str, Any]:
         documents.append(real_loads(text))
@@ -95,7 +95,7 @@ def test_a_check_of_the_common_shape_keeps_a_name_of_its_own_not_the_parsers(
 
     path = tmp_path / "heartfly.toml"
     path.write_text(f'[checks.nightly-backup]\nkey = "{new_key()}"\nevery = "1d"\n', encoding="utf-8")
-    monkeypatch.setattr(tomli, "loads", parse)
+    monkeypatch.setattr(rtoml, "loads", parse)
     ((name, check),) = load_config(path).checks.items()
     parsers = next(iter(documents[0]["checks"]))
     assert name == parsers == "nightly-backup" and name is check.name and name is not parsers

@@ -1,20 +1,25 @@
 """A large config file's parsed TOML, kept between starts of the server.
 
-tomli reads some 5 MB a second: a file of 100k checks costs 1.2 s at every start, though a restart
-nearly always reads the file it read the last time. What tomli made of it is kept in the cache
-directory systemd gives the service (CacheDirectory=, as $CACHE_DIRECTORY), with marshal: the same
-dicts, lists, strings and numbers, read back ten times faster. Nothing after tomli changes: the
-checks are validated from that document as from a fresh parse, and the files it names (secrets,
-the API token) are read every time.
+A file is parsed by rtoml (Rust, some 16 MB a second), and by tomli (5 MB a second) when rtoml
+refuses it: tomli words every error as the config check always has, and reads what rtoml's limits
+refuse (tables nested past 80 levels, a float like 1e400). Both read valid TOML alike, once line
+endings are made LF (rtoml would keep a CRLF inside a multi-line string; tests/test_toml_parse.py).
 
-A kept parse is used only for the very bytes it was made from, by the same tomli and Python (the
+A file of 100k checks still costs 0.4 s at every start, though a restart nearly always reads the
+file it read the last time. What the parse made of it is kept in the cache directory systemd gives
+the service (CacheDirectory=, as $CACHE_DIRECTORY), with marshal: the same dicts, lists, strings and
+numbers, read back three times faster. Nothing after the parse changes: the checks are validated
+from that document as from a fresh parse, and the files it names (secrets, the API token) are read
+every time.
+
+A kept parse is used only for the very bytes it was made from, by the same parsers and Python (the
 key is a SHA-256 of them), and only whole: its own SHA-256 is checked before marshal reads it, so a
 torn or damaged file is parsed again. It is trusted as the config file is, no more: it is read only
 from a file that the config file's owner owns and nobody else may write, and written only by a
 process of that owner. The installed unit's service runs as heartfly and cannot write its root-owned
 config; root keeps the parse once the service is ready (ExecStartPost, `heartfly keep-parse`), so a
 process running as heartfly cannot change the config the next start reads. Files under CACHED_FROM
-are not kept (tomli reads them in under 50 ms), nor documents with TOML dates and times (marshal
+are not kept (read in under 20 ms), nor documents with TOML dates and times (marshal
 has no type for them).
 """
 
@@ -31,10 +36,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import rtoml
 import tomli
 
 CACHED_FROM = 256 * 1024  # bytes of config file
-FORMAT = b"heartfly-parsed-toml 1"  # a new number whenever _parse reads the same bytes otherwise
+FORMAT = b"heartfly-parsed-toml 2"  # a new number whenever _parse reads the same bytes otherwise
 
 
 def directory(environ: Mapping[str, str]) -> Path | None:
@@ -50,7 +56,7 @@ def read_file(path: Path) -> tuple[bytes, os.stat_result]:
 
 
 def parse(raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result) -> tuple[dict[str, Any], Path | None]:
-    """tomli's reading of `raw` (the file at `path`, whose os.fstat is `file`), and the kept parse
+    """The parse of `raw` (the file at `path`, whose os.fstat is `file`), and the kept parse
     it was read from (None: parsed); kept when this process runs as the file's owner.
 
     Raises what tomli raises (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError).
@@ -89,7 +95,14 @@ def kept_path(cache_dir: Path, path: Path) -> Path:
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
-    return tomli.loads(raw.decode("utf-8-sig"))  # -sig: a byte order mark some editors write
+    text = raw.decode("utf-8-sig")  # -sig: a byte order mark some editors write
+    try:
+        # In valid TOML a carriage return is only ever part of a CRLF line ending: making those LF
+        # reads the same document, with a multi-line string's line breaks LF as tomli gives them.
+        data: dict[str, Any] = rtoml.loads(text.replace("\r\n", "\n") if "\r" in text else text)
+    except ValueError:  # rtoml.TomlParsingError
+        return tomli.loads(text)  # raises its worded error, or reads what rtoml's limits refuse
+    return data
 
 
 def _key(raw: bytes) -> bytes:
@@ -100,8 +113,8 @@ def _key(raw: bytes) -> bytes:
 
 @cache
 def _salt() -> bytes:
-    # Another tomli could read the same bytes otherwise (a fix), another Python marshals otherwise.
-    made_by = f"tomli {tomli.__version__}, Python {sys.version}, marshal {marshal.version}\n"
+    # Another parser could read the same bytes otherwise (a fix), another Python marshals otherwise.
+    made_by = f"rtoml {rtoml.__version__}, tomli {tomli.__version__}, Python {sys.version}, marshal {marshal.version}\n"
     return FORMAT + b"\n" + made_by.encode()
 
 
