@@ -262,10 +262,17 @@ class Loading(ChangeRows):
     def _load_stored(self, check: Check, text: str) -> CheckState:
         """A stored check's state, read for the first time (Check.stored): decoded and brought
         to this load as load() brings the others (the config's changes, the restart's downtime),
-        then scheduled; one that cannot be decoded is logged and watched afresh."""
-        decoded = self._decode(check.name, text)
-        check.state = decoded or self._afresh(check.config)
-        stored = self._bring_to_load(check, decoded)
+        then scheduled; one that cannot be decoded is logged and watched afresh. So is one whose
+        reading fails otherwise (a bug): a check left unread would have no deadline at all."""
+        try:
+            decoded = self._decode(check.name, text)
+            check.state = decoded or self._afresh(check.config)
+            stored = self._bring_to_load(check, decoded)
+        except Exception:
+            log.exception("check %s: its stored state cannot be brought to this start; watching it afresh from"
+                          " this start; the stored text was %.300r", check.name, text)  # fmt: skip
+            check.state = self._afresh(check.config)
+            stored = CheckState()  # as for a damaged row: the fresh state is stored
         if self._loading is not None:  # during load(): its end schedules it, and stores a change
             self._loading[check.id] = stored
             return check.state
@@ -329,7 +336,7 @@ class Loading(ChangeRows):
             return
         try:
             check.state  # noqa: B018 - reading it loads it
-        except Exception:  # _load_stored keeps what it can; the other checks are read all the same
+        except Exception:  # scheduling it failed too (_load_stored): the other checks are read all the same
             log.exception("check %s: its stored state could not be read", check.name)
 
     async def finish_load(self, alive: Callable[[], None]) -> None:
