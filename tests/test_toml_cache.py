@@ -55,7 +55,8 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def kept_files(cache: Path) -> list[Path]:
-    return sorted(cache.iterdir())
+    """The cache directory's files but the checks kept beside a parse (tests/test_kept_checks.py)."""
+    return sorted(p for p in cache.iterdir() if p.suffix != ".beside")
 
 
 @pytest.mark.usefixtures("small_threshold")
@@ -291,8 +292,10 @@ def test_keep_parse_keeps_the_parse_that_the_server_then_reads_and_is_quiet_abou
     made = kept.stat().st_mtime_ns
     os.utime(kept, ns=(made - 10**9, made - 10**9))
     assert heartfly("keep-parse", "-c", str(config), env=env).returncode == 0
+    assert toml_cache.beside_path(cache, config).is_file()  # and the checks validated from it
     with Server(config, env=env) as server:  # as the unit's next start: it reads what root kept
-        assert f"read {config} through its parse kept in {kept}" in server.log()
+        said = f"read {config} through its parse kept in {kept} (the file has not changed since), and its checks"
+        assert said in server.log()
         assert server.stop() == 0
     assert kept.stat().st_mtime_ns == made - 10**9  # checked, read, never written again
     config.write_text(config.read_text() + "\n[checks.broken\n")

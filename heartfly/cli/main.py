@@ -129,18 +129,18 @@ def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
 @main.command("keep-parse")
 @config_option
 def keep_parse(config_path: Path | None) -> None:
-    """Keep a large config's parse in $CACHE_DIRECTORY for the server's next start.
+    """Keep a large config's parse, and the checks validated from it, in $CACHE_DIRECTORY for the server's next start.
 
     The installed unit runs this as root once the server is ready (ExecStartPost): the service,
     running as heartfly, reads what root keeps but never writes it. Prints nothing; a missing,
     unreadable or broken file is left to the server to word.
     """
-    from heartfly.core import toml_cache
+    from heartfly.core import config, toml_cache
 
     cache_dir = toml_cache.directory(os.environ)
     if cache_dir is None:
         _fail(["$CACHE_DIRECTORY is not an absolute path (the unit sets it from CacheDirectory=): nothing kept"], 1)
-    toml_cache.keep(client.config_path(config_path), cache_dir)
+    config.keep_parse(client.config_path(config_path), cache_dir)
 
 
 @main.command("check-config")

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import fnmatch
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import tomli
 
-from heartfly.core import toml_cache
+from heartfly.core import kept_checks, toml_cache
 from heartfly.core.addresses import DEFAULT_PORT, parse_key, parse_listen, parse_public_url, url_of
 from heartfly.core.assertions import parse_assertion
 from heartfly.core.checkconfig import CheckConfig, Origin, common_check
@@ -110,6 +111,7 @@ class Config:
     maintenance: tuple[Window, ...] = ()
     inherited: Mapping[str, Any] = field(default_factory=dict)  # [defaults], parsed: checks made later inherit it
     kept_parse: Path | None = field(default=None, compare=False)  # the file's parse was read from here (toml_cache)
+    kept_checks: bool = field(default=False, compare=False)  # its checks were kept as validated (kept_checks)
 
     def file_checks(self) -> Mapping[str, CheckConfig]:
         return {name: c for name, c in self.checks.items() if c.origin == "file"}
@@ -132,21 +134,45 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     except RecursionError:  # tomli recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
-    config = parse_and_read_secrets(data, path)
-    return config if kept is None else dataclasses.replace(config, kept_parse=kept)
+    if cache_dir is None:
+        return parse_and_read_secrets(data, path)
+    checks = kept_checks.read(cache_dir, path, raw, stat)
+    config = parse_and_read_secrets(data, path, checks)
+    if checks is None:
+        kept_checks.keep(cache_dir, path, raw, stat, config.checks)
+    return dataclasses.replace(config, kept_parse=kept, kept_checks=checks is not None)
+
+
+def keep_parse(path: Path, cache_dir: Path) -> None:
+    """Keep the file's parse (toml_cache.keep) and the checks validated from it for the server's
+    next start (`heartfly keep-parse`). A file that cannot be read, parsed or validated is left
+    alone: the server words why."""
+    toml_cache.keep(path, cache_dir)
+    try:
+        raw, stat = toml_cache.read_file(path)
+        if len(raw) < toml_cache.CACHED_FROM or os.geteuid() != stat.st_uid:
+            return  # the rules of toml_cache.keep
+        if not kept_checks.is_kept(cache_dir, path, raw, stat):  # kept already: not validated again
+            data, _ = toml_cache.parse(raw, path, cache_dir, stat)
+            kept_checks.keep(cache_dir, path, raw, stat, parse_config(data, path).checks)
+    except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError, ConfigError):
+        return
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     """The parsed TOML document as a Config; reads no files (smtp.password stays None)."""
-    config, reader = _parse(data, path)
+    config, reader = _parse(data, path, None)
     if reader.problems:
         raise ConfigError(reader.problems)
     return config
 
 
-def parse_and_read_secrets(data: Mapping[str, Any], path: Path) -> Config:
-    """parse_config, then the secret files it names read; the problems of both in the file's order."""
-    config, reader = _parse(data, path)
+def parse_and_read_secrets(
+    data: Mapping[str, Any], path: Path, checks: Mapping[str, CheckConfig] | None = None
+) -> Config:
+    """parse_config, then the secret files it names read; the problems of both in the file's order.
+    `checks`: the document's checks as validated before (kept_checks), not validated again."""
+    config, reader = _parse(data, path, checks)
     secrets = read_secrets(reader.secrets, reader.problems)
     if secrets.problems:
         raise ConfigError(secrets.problems)
@@ -159,7 +185,7 @@ def parse_and_read_secrets(data: Mapping[str, Any], path: Path) -> Config:
     return config
 
 
-def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
+def _parse(data: Mapping[str, Any], path: Path, kept: Mapping[str, CheckConfig] | None) -> tuple[Config, _Reader]:
     reader = _Reader(base_dir=path.parent)
     reader.known(data, "", TOP_KEYS)
     server = reader.server(reader.table(data, "server"))
@@ -168,10 +194,13 @@ def _parse(data: Mapping[str, Any], path: Path) -> tuple[Config, _Reader]:
     inherited = reader.defaults(defaults)  # read once: a bad default is one problem, not one per check
     checks_table = reader.table(data, "checks")
     checks: dict[str, CheckConfig] = {}
-    for name, raw in checks_table.items():
-        check = reader.check(name, raw, inherited)
-        if check is not None:
-            checks[check.name] = check  # the check's own copy of its name (checkconfig._own)
+    if kept is not None:
+        checks.update(kept)
+    else:
+        for name, raw in checks_table.items():
+            check = reader.check(name, raw, inherited)
+            if check is not None:
+                checks[check.name] = check  # the check's own copy of its name (checkconfig._own)
     reader.unique_keys(server, checks)
     reader.pipelines(checks)
     smtp = parse_smtp(reader, data)

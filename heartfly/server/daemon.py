@@ -87,8 +87,9 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         await web.SockSite(runner, sock).start()
         answering.set()
         if config.kept_parse is not None:  # said, so that an operator (and the system test) can tell
-            log.info("read %s through its parse kept in %s (the file has not changed since)",
-                     config.path, config.kept_parse)  # fmt: skip
+            checks = ", and its checks as validated then" if config.kept_checks else ""
+            log.info("read %s through its parse kept in %s (the file has not changed since)%s",
+                     config.path, config.kept_parse, checks)  # fmt: skip
         where = []
         for address in runner.addresses:
             host, port = address[0], address[1]

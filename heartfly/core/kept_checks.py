@@ -1,0 +1,84 @@
+"""The checks validated from a large config file, kept beside its parse (toml_cache) between starts.
+
+Validating 100,000 checks costs about a second of every start, though a restart nearly always
+validates the very file it validated the last time. The checks it made are kept with marshal, as
+plain tuples, and made CheckConfigs again in a third of the time. They are used only for the same
+bytes of the file, validated by the same code: Heartfly's config modules (every module of
+heartfly.core, by their source) and croniter's (which knows a cron expression), by the same Python;
+and only if every time zone they name is still in the time zone database. Otherwise the file's
+checks are validated afresh, and their problems worded as ever. The rules of trust are the parse's.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter
+
+from heartfly.core import toml_cache
+from heartfly.core.assertions import Assertion
+from heartfly.core.checkconfig import CheckConfig
+from heartfly.core.config_values import parse_zone
+
+_ASSERTIONS = CheckConfig._fields.index("assertions")
+
+
+def read(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result) -> dict[str, CheckConfig] | None:
+    """The checks kept for the config file at `path` holding `raw` (its os.fstat: `file`), or None."""
+    made_by = _made_by()
+    if made_by is None or len(raw) < toml_cache.CACHED_FROM:
+        return None
+    kept = toml_cache.read_beside(cache_dir, path, raw, made_by, file.st_uid)
+    if not isinstance(kept, dict):
+        return None
+    try:
+        checks = {name: _check(fields) for name, fields in kept.items()}
+        for zone in {check.timezone for check in checks.values()}:
+            parse_zone(zone)  # raises for a zone the database no longer has: its checks are worded afresh
+    except (TypeError, ValueError):
+        return None
+    return checks
+
+
+def keep(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result, checks: Mapping[str, CheckConfig]) -> None:
+    """Keep the checks validated from `raw` for the next start (by the file's owner only, toml_cache)."""
+    made_by = _made_by()
+    if made_by is not None and len(raw) >= toml_cache.CACHED_FROM and os.geteuid() == file.st_uid:
+        toml_cache.keep_beside(cache_dir, path, raw, made_by, {name: _plain(c) for name, c in checks.items()}, file)
+
+
+def is_kept(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result) -> bool:
+    made_by = _made_by()
+    return made_by is not None and toml_cache.is_beside(cache_dir, path, raw, made_by, file.st_uid)
+
+
+@functools.cache
+def _made_by() -> bytes | None:
+    """The code that validates a check, by its source: None if some of it cannot be read."""
+    sources = [*sorted(Path(__file__).parent.glob("*.py")), Path(inspect.getfile(croniter))]
+    if Path(__file__).parent / "checkconfig.py" not in sources:  # installed without its source: not known
+        return None
+    try:
+        return b"\n".join(source.name.encode() + b" " + toml_cache.digest(source.read_bytes()) for source in sources)
+    except OSError:
+        return None
+
+
+def _plain(check: CheckConfig) -> tuple[Any, ...]:
+    """A check as marshal's types: its assertions (NamedTuples too) as plain tuples."""
+    fields = tuple(check)
+    return (*fields[:_ASSERTIONS], tuple(tuple(a) for a in check.assertions), *fields[_ASSERTIONS + 1 :])
+
+
+def _check(fields: tuple[Any, ...]) -> CheckConfig:
+    if len(fields) != len(CheckConfig._fields):
+        raise TypeError("not a check")
+    if fields[_ASSERTIONS]:
+        assertions = tuple(Assertion._make(a) for a in fields[_ASSERTIONS])
+        fields = (*fields[:_ASSERTIONS], assertions, *fields[_ASSERTIONS + 1 :])
+    return CheckConfig._make(fields)
