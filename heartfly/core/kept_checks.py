@@ -36,8 +36,15 @@ def read(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result) -> dict[
     kept = toml_cache.read_beside(cache_dir, path, raw, made_by, file.st_uid)
     if not isinstance(kept, dict):
         return None
+    checks: dict[str, CheckConfig] = {}
+    new, size = tuple.__new__, len(CheckConfig._fields)
     try:
-        checks = {name: _check(fields) for name, fields in kept.items()}
+        for name, fields in kept.items():  # one loop, no call but tuple's own: 100k checks
+            if type(fields) is not tuple or len(fields) != size:
+                return None  # not what keep() writes
+            if fields[_ASSERTIONS]:
+                fields = _with_assertions(fields)
+            checks[name] = new(CheckConfig, fields)
         for zone in {check.timezone for check in checks.values()}:
             parse_zone(zone)  # raises for a zone the database no longer has: its checks are worded afresh
     except (TypeError, ValueError):
@@ -49,7 +56,8 @@ def keep(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result, checks: 
     """Keep the checks validated from `raw` for the next start (by the file's owner only, toml_cache)."""
     made_by = _made_by()
     if made_by is not None and len(raw) >= toml_cache.CACHED_FROM and os.geteuid() == file.st_uid:
-        toml_cache.keep_beside(cache_dir, path, raw, made_by, {name: _plain(c) for name, c in checks.items()}, file)
+        plain = {name: tuple(c) if not c.assertions else _plain(c) for name, c in checks.items()}
+        toml_cache.keep_beside(cache_dir, path, raw, made_by, plain, file)
 
 
 def is_kept(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result) -> bool:
@@ -75,10 +83,7 @@ def _plain(check: CheckConfig) -> tuple[Any, ...]:
     return (*fields[:_ASSERTIONS], tuple(tuple(a) for a in check.assertions), *fields[_ASSERTIONS + 1 :])
 
 
-def _check(fields: tuple[Any, ...]) -> CheckConfig:
-    if len(fields) != len(CheckConfig._fields):
-        raise TypeError("not a check")
-    if fields[_ASSERTIONS]:
-        assertions = tuple(Assertion._make(a) for a in fields[_ASSERTIONS])
-        fields = (*fields[:_ASSERTIONS], assertions, *fields[_ASSERTIONS + 1 :])
-    return CheckConfig._make(fields)
+def _with_assertions(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+    """_plain undone. Raises TypeError or ValueError for what keep() does not write."""
+    assertions = tuple(Assertion._make(a) for a in fields[_ASSERTIONS])
+    return (*fields[:_ASSERTIONS], assertions, *fields[_ASSERTIONS + 1 :])
