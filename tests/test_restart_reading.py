@@ -5,6 +5,7 @@ is judged, and each is brought to the restart as an eager load would have brough
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from heartfly.core import states
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
 from heartfly.core.states import Status
+from heartfly.server.checks import Check
 from heartfly.server.engine import Engine
 from heartfly.server.loading import UNREAD_DOWNTIMES
 from heartfly.store import rows as store
@@ -148,27 +150,41 @@ async def test_a_start_that_dies_while_reading_leaves_the_next_its_own_downtime_
         assert engine.fire_due(begun + 2400.9) == 0 and engine.fire_due(begun + 2401) == 1
 
 
-async def test_a_check_whose_state_fails_to_load_is_watched_afresh_and_the_others_as_stored(
+async def test_a_check_whose_state_fails_to_load_is_watched_afresh_and_its_row_kept_for_the_next_start(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A bug, not a damaged row: the check is not left unread, which would give it no deadline.
-    config = write_config("".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "1h"\n' for n in "abc"))
+    # A bug or a lack of memory, not a damaged row: the check is not left unread, which would give
+    # it no deadline, and its stored state is not written over, so a start without the fault reads it.
+    config = write_config("".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "0s"\n' for n in "abc"))
     clock = FakeClock()
-    await pinged_then_stopped(config, clock, 0, 0)
-    real = Engine._decode
+    async with running(config, clock) as engine:
+        for n in "abc":
+            await ping(engine, n)
+        clock.advance(3600 + 60)
+        engine.fire_due(clock.now())
+        await engine.writer.flush()
+    clock.advance(10)
+    real = Engine._bring_to_load
 
-    def failing(self: Engine, name: str, text: str) -> states.CheckState | None:
-        if name == "b":
-            raise RuntimeError("a bug")
-        return real(self, name, text)
+    def failing(self: Engine, check: Check, decoded: states.CheckState | None, **kw: Any) -> states.CheckState:
+        if check.name == "b":
+            raise MemoryError
+        return real(self, check, decoded, **kw)
 
-    monkeypatch.setattr(Engine, "_decode", failing)
+    monkeypatch.setattr(Engine, "_bring_to_load", failing)
     async with running(config, clock) as engine:
         await read_all(engine)
-        assert all(engine.checks[n].heap_at is not None for n in "abc")
+        assert engine.checks["b"].heap_at is not None  # (a and c, down, have none: no repeat)
         assert "check b: its stored state cannot be brought to this start; watching it afresh" in caplog.text
-        assert engine.checks["a"].state.status is Status.UP and engine.checks["b"].state.status is Status.NEW
-        assert engine.fire_due(clock.now() + 3600 + 300 + 1) == 3  # b's deadline too, from this start
+        assert engine.checks["a"].state.status is Status.DOWN and engine.checks["b"].state.status is Status.NEW
+        assert engine.checks["b"].state.due_at == engine.started_at + 3600  # from this start
+    kept = stored_state(config, "b")  # after the stop, which stores what changed
+    assert kept.status is Status.DOWN and kept.last_ping_at is not None
+    monkeypatch.setattr(Engine, "_bring_to_load", real)
+    clock.advance(10)
+    async with running(config, clock) as engine:
+        await read_all(engine)
+        assert engine.checks["b"].state.status is Status.DOWN
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,8 @@ class Loading(ChangeRows):
         """A stored check's state, read for the first time (Check.stored): decoded and brought
         to this load as load() brings the others (the config's changes, the restart's downtime),
         then scheduled; one that cannot be decoded is logged and watched afresh. So is one whose
-        reading fails otherwise (a bug): a check left unread would have no deadline at all."""
+        reading fails otherwise (a bug, memory): a check left unread would have no deadline at all.
+        Its row is left as it is, for the next start to read, until the check changes."""
         try:
             decoded = self._decode(check.name, text)
             check.state = decoded or self._afresh(check.config)
@@ -271,8 +272,7 @@ class Loading(ChangeRows):
         except Exception:
             log.exception("check %s: its stored state cannot be brought to this start; watching it afresh from"
                           " this start; the stored text was %.300r", check.name, text)  # fmt: skip
-            check.state = self._afresh(check.config)
-            stored = CheckState()  # as for a damaged row: the fresh state is stored
+            check.state = stored = self._afresh(check.config)  # stored: not written over the row
         if self._loading is not None:  # during load(): its end schedules it, and stores a change
             self._loading[check.id] = stored
             return check.state
