@@ -1,5 +1,5 @@
-"""The config file is parsed by rtoml, and by tomli where rtoml refuses it: every document reads as
-tomli reads it, and every error is tomli's."""
+"""The config file is parsed by rtoml where it reads as tomli does, and by tomli otherwise: every
+document reads as tomli reads it, in the same order, and every error is tomli's (tomlparse)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tomli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from heartfly.core import toml_cache
+from heartfly.core import tomlparse
 
 DOCUMENTS = {
     "plain": '[server]\nlisten = "127.0.0.1:0"\n[checks.a]\nkey = "k"\nevery = "1h"\n',
@@ -27,6 +27,11 @@ DOCUMENTS = {
     "arrays of tables": "[[a]]\nb = 1\n[[a]]\nb = 2\n[a.c]\nd = 3\n",
     "tables nested deeper than rtoml goes": "a = " + "[" * 100 + "]" * 100 + "\n",
     "a byte order mark": '\ufeff[checks.a]\nkey = "k"\n',
+    "a table made by one inside it, then defined": "[channels.hook.headers]\nx = 1\n[channels.ops]\n[channels.hook]\n",
+    "an array's table made before its parent is defined": "[[parent.arr]]\n[[x]]\n[parent]\n",
+    "an inline table": 'a = { b = 1, c = "d" }\n',
+    "an array of arrays over lines": "a = [\n  [1, 2],\n  [3],\n]\n",
+    "a quoted key in a header": '[checks."x.y"]\nkey = "k"\n',
 }
 
 
@@ -43,26 +48,51 @@ def same(a: Any, b: Any) -> bool:
 
 @pytest.mark.parametrize("text", DOCUMENTS.values(), ids=DOCUMENTS.keys())
 def test_every_document_reads_as_tomli_reads_it(text: str) -> None:
-    assert same(toml_cache._parse(text.encode()), tomli.loads(text.removeprefix("\ufeff")))
+    assert same(tomlparse.loads(text.encode()), tomli.loads(text.removeprefix("\ufeff")))
 
 
-def test_a_plain_document_is_read_without_tomli(monkeypatch: pytest.MonkeyPatch) -> None:
+# A config as large ones are: server, defaults, channels, then the checks' tables.
+CONFIG = "".join(
+    [
+        '[server]\nlisten = "127.0.0.1:8765"\n\n[defaults]\ngrace = "5m"\nchannels = ["ops"]\n\n',
+        '[channels.ops]\ntype = "webhook"\nurl = "https://example.com/hook"\n\n',
+        *(f'[checks.job-{i}]  # team {i % 7}\nkey = "k{i}"\nevery = "1h"\ntags = ["t{i % 3}"]\n\n' for i in range(50)),
+    ]
+)
+
+
+@pytest.mark.parametrize("text", [DOCUMENTS["CRLF line endings"], CONFIG], ids=["CRLF", "a config"])
+def test_a_config_of_the_common_kind_is_read_without_tomli(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    want = tomli.loads(text)
+
     def refused(text: str, **kw: Any) -> dict[str, Any]:
         raise AssertionError("tomli was asked")
 
     monkeypatch.setattr(tomli, "loads", refused)
-    assert toml_cache._parse(DOCUMENTS["CRLF line endings"].encode())["checks"]["a"]["description"] == "first\nsecond\n"
+    assert same(tomlparse.loads(text.encode()), want)
 
 
 @pytest.mark.parametrize(
     "text",
-    ['[server\nlisten = "x"\n', "a = 1\na = 2\n", 'a = "bare \r cr"\n', "a = 01\n", "[t]\n[t]\n", "a = " + "[" * 5000],
+    [
+        '[server\nlisten = "x"\n',
+        "a = 1\na = 2\n",
+        'a = "bare \r cr"\n',
+        "a = 01\n",
+        "[t]\n[t]\n",
+        "a = " + "[" * 5000,
+        '[checks.a]\r\r\nkey = "k"\r\n',  # a stray carriage return before a CRLF
+        'a = """x\r\r\ny"""',
+        "a = { b =\n1 }\n",  # a line break inside an inline table
+        "a = { b\n= 1 }\n",
+        "\ufeff\ufeffa = 1\n",  # a second byte order mark
+    ],
 )
 def test_a_broken_document_raises_tomlis_own_error(text: str) -> None:
     with pytest.raises((tomli.TOMLDecodeError, RecursionError)) as caught:
         tomli.loads(text)
     with pytest.raises(type(caught.value)) as got:
-        toml_cache._parse(text.encode())
+        tomlparse.loads(text.encode())
     assert str(got.value) == str(caught.value)
 
 
@@ -73,10 +103,38 @@ LINE = st.text(st.characters(codec="utf-8", exclude_characters="\r\n'", exclude_
 NUMBER = st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False, allow_infinity=False))
 
 
+# Table headers as a config's are, and some it would never hold, in any order (many such documents
+# define a table twice, which both parsers refuse alike).
+HEADERS = st.sampled_from(
+    [
+        "[server]",
+        "[checks]",
+        "[checks.a]",
+        "[checks.b]",
+        "[checks.a.x]",
+        "[[checks.c]]",
+        "[channels.ops]",
+        "[channels.hook]",
+        "[channels.hook.headers]",
+        "[channels]",
+        "[[m.w]]",
+        "[m]",
+        "[a.b.c]",
+        "[a]",
+        "  [a.b]",
+        "[ checks.d ]",
+        '["q.r"]',
+        "[checks.e] # a comment",
+    ]
+)
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> str:
     lines = []
     for n in range(draw(st.integers(1, 6))):
+        if draw(st.booleans()):
+            lines.append(draw(HEADERS))
         shape = draw(st.sampled_from(["basic", "multi-line literal", "number", "array"]))
         if shape == "basic":
             value = json.dumps(draw(TEXT), ensure_ascii=False)  # JSON's escapes are TOML's
@@ -97,7 +155,7 @@ def test_generated_documents_read_as_tomli_reads_them_or_fail_as_it_fails(text: 
         want: Any = tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
         with pytest.raises(tomli.TOMLDecodeError, match=None) as got:
-            toml_cache._parse(text.encode())
+            tomlparse.loads(text.encode())
         assert str(got.value) == str(exc)
         return
-    assert same(toml_cache._parse(text.encode()), want)
+    assert same(tomlparse.loads(text.encode()), want)

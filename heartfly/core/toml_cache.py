@@ -1,12 +1,7 @@
 """A large config file's parsed TOML, kept between starts of the server.
 
-A file is parsed by rtoml (Rust, some 16 MB a second), and by tomli (5 MB a second) when rtoml
-refuses it: tomli words every error as the config check always has, and reads what rtoml's limits
-refuse (tables nested past 80 levels, a float like 1e400). Both read valid TOML alike, once line
-endings are made LF (rtoml would keep a CRLF inside a multi-line string; tests/test_toml_parse.py).
-
-A file of 100k checks still costs 0.4 s at every start, though a restart nearly always reads the
-file it read the last time. What the parse made of it is kept in the cache directory systemd gives
+A file of 100k checks costs 0.4 s to parse (tomlparse) at every start, though a restart nearly
+always reads the file it read the last time. What the parse made of it is kept in the cache directory systemd gives
 the service (CacheDirectory=, as $CACHE_DIRECTORY), with marshal: the same dicts, lists, strings and
 numbers, read back three times faster. Nothing after the parse changes: the checks are validated
 from that document as from a fresh parse, and the files it names (secrets, the API token) are read
@@ -39,8 +34,10 @@ from typing import Any
 import rtoml
 import tomli
 
+from heartfly.core import tomlparse
+
 CACHED_FROM = 256 * 1024  # bytes of config file
-FORMAT = b"heartfly-parsed-toml 2"  # a new number whenever _parse reads the same bytes otherwise
+FORMAT = b"heartfly-parsed-toml 3"  # a new number whenever _parse reads the same bytes otherwise
 BESIDE = b"heartfly-kept-beside 1"  # what config.py keeps beside the parse (the checks it validated)
 
 
@@ -126,14 +123,7 @@ def beside_path(cache_dir: Path, path: Path) -> Path:
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
-    text = raw.decode("utf-8-sig")  # -sig: a byte order mark some editors write
-    try:
-        # In valid TOML a carriage return is only ever part of a CRLF line ending: making those LF
-        # reads the same document, with a multi-line string's line breaks LF as tomli gives them.
-        data: dict[str, Any] = rtoml.loads(text.replace("\r\n", "\n") if "\r" in text else text)
-    except ValueError:  # rtoml.TomlParsingError
-        return tomli.loads(text)  # raises its worded error, or reads what rtoml's limits refuse
-    return data
+    return tomlparse.loads(raw)
 
 
 def _key(raw: bytes) -> bytes:
