@@ -111,7 +111,7 @@ class Config:
     maintenance: tuple[Window, ...] = ()
     inherited: Mapping[str, Any] = field(default_factory=dict)  # [defaults], parsed: checks made later inherit it
     kept_parse: Path | None = field(default=None, compare=False)  # the file's parse was read from here (toml_cache)
-    kept_checks: bool = field(default=False, compare=False)  # its checks were kept as validated (kept_checks)
+    kept_checks: Path | None = field(default=None, compare=False)  # its checks as validated were read from here
 
     def file_checks(self) -> Mapping[str, CheckConfig]:
         return {name: c for name, c in self.checks.items() if c.origin == "file"}
@@ -137,10 +137,14 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
     if cache_dir is None:
         return parse_and_read_secrets(data, path)
     checks = kept_checks.read(cache_dir, path, raw, stat)
+    table = data.get("checks")
+    if checks is not None and list(checks) != (list(table) if isinstance(table, dict) else []):
+        checks = None  # not this document's: a valid file's checks are all of its [checks], in order
     config = parse_and_read_secrets(data, path, checks)
     if checks is None:
         kept_checks.keep(cache_dir, path, raw, stat, config.checks)
-    return dataclasses.replace(config, kept_parse=kept, kept_checks=checks is not None)
+    beside = None if checks is None else toml_cache.beside_path(cache_dir, path)
+    return dataclasses.replace(config, kept_parse=kept, kept_checks=beside)
 
 
 def keep_parse(path: Path, cache_dir: Path) -> None:

@@ -12,13 +12,12 @@ checks are validated afresh, and their problems worded as ever. The rules of tru
 from __future__ import annotations
 
 import functools
-import inspect
+import importlib
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from croniter import croniter
 
 from heartfly.core import toml_cache
 from heartfly.core.assertions import Assertion
@@ -67,14 +66,24 @@ def is_kept(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result) -> bo
 
 @functools.cache
 def _made_by() -> bytes | None:
-    """The code that validates a check, by its source: None if some of it cannot be read."""
-    sources = [*sorted(Path(__file__).parent.glob("*.py")), Path(inspect.getfile(croniter))]
-    if Path(__file__).parent / "checkconfig.py" not in sources:  # installed without its source: not known
-        return None
+    """The code that validates a check, by its source: Heartfly's config modules (every module of
+    heartfly.core) and the libraries that judge a cron expression (croniter, and dateutil, which it
+    computes dates with). None if some of it has no source to read."""
+    core = sorted(Path(__file__).parent.glob("*.py"))
+    loaded = {name.rpartition(".")[2] for name in sys.modules if name.startswith("heartfly.core.")}
+    if not loaded <= {source.stem for source in core}:
+        return None  # installed without its source: not known
     try:
-        return b"\n".join(source.name.encode() + b" " + toml_cache.digest(source.read_bytes()) for source in sources)
-    except OSError:
+        libraries = [Path(importlib.import_module(name).__file__ or "").parent for name in ("croniter", "dateutil")]
+        hashed = [(source.name, source.read_bytes()) for source in core]
+        for library in libraries:  # every module of theirs: the same in every process, whatever it imported
+            hashed += [
+                (str(source.relative_to(library.parent)), source.read_bytes())
+                for source in sorted(library.rglob("*.py"))
+            ]
+    except (ImportError, OSError, ValueError):
         return None
+    return b"\n".join(name.encode() + b" " + toml_cache.digest(source) for name, source in hashed)
 
 
 def _plain(check: CheckConfig) -> tuple[Any, ...]:

@@ -87,9 +87,12 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         await web.SockSite(runner, sock).start()
         answering.set()
         if config.kept_parse is not None:  # said, so that an operator (and the system test) can tell
-            checks = ", and its checks as validated then" if config.kept_checks else ""
+            checks = ", and its checks as validated then" if config.kept_checks is not None else ""
             log.info("read %s through its parse kept in %s (the file has not changed since)%s",
                      config.path, config.kept_parse, checks)  # fmt: skip
+        elif config.kept_checks is not None:  # a file with TOML dates: its parse is not kept, its checks are
+            log.info("read the checks of %s as validated when the file was last read, kept in %s",
+                     config.path, config.kept_checks)  # fmt: skip
         where = []
         for address in runner.addresses:
             host, port = address[0], address[1]
