@@ -3,10 +3,11 @@
 Validating 100,000 checks costs about a second of every start, though a restart nearly always
 validates the very file it validated the last time. The checks it made are kept with marshal, as
 plain tuples, and made CheckConfigs again in a third of the time. They are used only for the same
-bytes of the file, validated by the same code: Heartfly's config modules (every module of
-heartfly.core, by their source) and croniter's (which knows a cron expression), by the same Python;
-and only if every time zone they name is still in the time zone database. Otherwise the file's
-checks are validated afresh, and their problems worded as ever. The rules of trust are the parse's.
+bytes of the file, validated by the same code (_made_by: every module of heartfly.core, croniter
+and dateutil, by their source) and the same Python; only if every time zone they name is still in
+the time zone database; and only if they are exactly the document's [checks], in its order.
+Otherwise the file's checks are validated afresh, and their problems worded as ever. The rules of
+trust are the parse's.
 """
 
 from __future__ import annotations

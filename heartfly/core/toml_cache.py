@@ -1,10 +1,11 @@
 """A large config file's parsed TOML, kept between starts of the server.
 
 A file of 100k checks costs 0.4 s to parse (tomlparse) at every start, though a restart nearly
-always reads the file it read the last time. What the parse made of it is kept in the cache directory systemd gives
-the service (CacheDirectory=, as $CACHE_DIRECTORY), with marshal: the same dicts, lists, strings and
-numbers, read back three times faster. Nothing after the parse changes: the checks are validated
-from that document as from a fresh parse, and the files it names (secrets, the API token) are read
+always reads the file it read the last time. What the parse made of it is kept in the cache
+directory systemd gives the service (CacheDirectory=, as $CACHE_DIRECTORY), with marshal: the same
+dicts, lists, strings and numbers, read back three times faster. Nothing after the parse changes:
+the config is validated from that document as from a fresh parse (its checks maybe as validated
+before, kept beside it: kept_checks), and the files it names (secrets, the API token) are read
 every time.
 
 A kept parse is used only for the very bytes it was made from, by the same parsers and Python (the
