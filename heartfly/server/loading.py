@@ -64,7 +64,7 @@ class Downtime:
         a state extended by it already is not extended twice, see states.extend_by_downtime);
         True if its state moved."""
         moved = stale = False
-        for stopped_at, unserved, settle_until in (*self.earlier, self.own()) if self.earlier else (self.own(),):
+        for stopped_at, unserved, settle_until in (*self.earlier, self.own()):
             if stale:  # moved by the one before
                 deadline = states.next_deadline(check.config, check.state)
             new = states.extend_by_downtime(check.state, deadline, stopped_at, unserved, settle_until)
