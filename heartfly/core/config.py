@@ -12,7 +12,6 @@ import dataclasses
 import difflib
 import fnmatch
 import hashlib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -136,10 +135,7 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     if cache_dir is None:
         return parse_and_read_secrets(data, path)
-    checks = kept_checks.read(cache_dir, path, raw, stat)
-    table = data.get("checks")
-    if checks is not None and list(checks) != (list(table) if isinstance(table, dict) else []):
-        checks = None  # not this document's: a valid file's checks are all of its [checks], in order
+    checks = kept_checks.read(cache_dir, path, raw, stat, data.get("checks"))
     config = parse_and_read_secrets(data, path, checks)
     if checks is None:
         kept_checks.keep(cache_dir, path, raw, stat, config.checks)
@@ -151,11 +147,11 @@ def keep_parse(path: Path, cache_dir: Path) -> None:
     """Keep the file's parse (toml_cache.keep) and the checks validated from it for the server's
     next start (`heartfly keep-parse`). A file that cannot be read, parsed or validated is left
     alone: the server words why."""
-    toml_cache.keep(path, cache_dir)
     try:
         raw, stat = toml_cache.read_file(path)
-        if len(raw) < toml_cache.CACHED_FROM or os.geteuid() != stat.st_uid:
-            return  # the rules of toml_cache.keep
+        if not toml_cache.may_keep(raw, stat):
+            return
+        toml_cache.keep(raw, stat, path, cache_dir)
         if not kept_checks.is_kept(cache_dir, path, raw, stat):  # kept already: not validated again
             data, _ = toml_cache.parse(raw, path, cache_dir, stat)
             kept_checks.keep(cache_dir, path, raw, stat, parse_config(data, path).checks)

@@ -28,8 +28,9 @@ from heartfly.core.config_values import parse_zone
 _ASSERTIONS = CheckConfig._fields.index("assertions")
 
 
-def read(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result) -> dict[str, CheckConfig] | None:
-    """The checks kept for the config file at `path` holding `raw` (its os.fstat: `file`), or None."""
+def read(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result, table: object) -> dict[str, CheckConfig] | None:
+    """The checks kept for the config file at `path` holding `raw` (its os.fstat: `file`), or None.
+    `table`: the document's [checks], whose names they must be, in its order (what keep() writes)."""
     made_by = _made_by()
     if made_by is None or len(raw) < toml_cache.CACHED_FROM:
         return None
@@ -49,13 +50,15 @@ def read(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result) -> dict[
             parse_zone(zone)  # raises for a zone the database no longer has: its checks are worded afresh
     except (TypeError, ValueError):
         return None
+    if list(checks) != (list(table) if isinstance(table, dict) else []):
+        return None  # not this document's: a valid file's checks are all of its [checks], in order
     return checks
 
 
 def keep(cache_dir: Path, path: Path, raw: bytes, file: os.stat_result, checks: Mapping[str, CheckConfig]) -> None:
     """Keep the checks validated from `raw` for the next start (by the file's owner only, toml_cache)."""
     made_by = _made_by()
-    if made_by is not None and len(raw) >= toml_cache.CACHED_FROM and os.geteuid() == file.st_uid:
+    if made_by is not None and toml_cache.may_keep(raw, file):  # before the checks are made plain
         plain = {name: tuple(c) if not c.assertions else _plain(c) for name, c in checks.items()}
         toml_cache.keep_beside(cache_dir, path, raw, made_by, plain, file)
 

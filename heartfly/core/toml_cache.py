@@ -68,24 +68,25 @@ def parse(raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result) 
     if data is not None:
         return data, kept
     data = _parse(raw)
-    if os.geteuid() == file.st_uid:
+    if may_keep(raw, file):
         _write(kept, key, data, file)
     return data, None
 
 
-def keep(path: Path, cache_dir: Path) -> None:
-    """Keep the parse of the config file at `path` for the server's next start (`heartfly
-    keep-parse`). A file that is missing, cannot be read or does not parse is left alone: the
-    server words why."""
-    try:
-        raw, file = read_file(path)
-        if len(raw) < CACHED_FROM or os.geteuid() != file.st_uid:
-            return  # not kept for a small file, nor by anyone but the file's owner (parse's rules)
-        kept, key = kept_path(cache_dir, path), _key(raw)
-        if _payload(kept, key, file.st_uid) is None:  # kept already: only checked, not unmarshalled
-            _write(kept, key, _parse(raw), file)
-    except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError):
+def may_keep(raw: bytes, file: os.stat_result) -> bool:
+    """Whether this process keeps what it made of `raw` (the config file whose os.fstat is `file`):
+    not for a small file, nor in any process but the file's owner's."""
+    return len(raw) >= CACHED_FROM and os.geteuid() == file.st_uid
+
+
+def keep(raw: bytes, file: os.stat_result, path: Path, cache_dir: Path) -> None:
+    """Keep the parse of `raw`, the config file at `path`, for the server's next start (`heartfly
+    keep-parse`), if may_keep. Raises what parse raises."""
+    if not may_keep(raw, file):
         return
+    kept, key = kept_path(cache_dir, path), _key(raw)
+    if _payload(kept, key, file.st_uid) is None:  # kept already: only checked, not unmarshalled
+        _write(kept, key, _parse(raw), file)
 
 
 def read_beside(cache_dir: Path, path: Path, raw: bytes, made_by: bytes, owner_uid: int) -> Any | None:
@@ -107,9 +108,8 @@ def is_beside(cache_dir: Path, path: Path, raw: bytes, made_by: bytes, owner_uid
 
 def keep_beside(cache_dir: Path, path: Path, raw: bytes, made_by: bytes, data: Any, file: os.stat_result) -> None:
     """Keep `data` (marshal's types only), made from `raw` by `made_by`, beside the parse of the
-    config file at `path`, in place of what was (its reader found it wanting); by the file's owner
-    only, for a file of CACHED_FROM bytes or more."""
-    if len(raw) >= CACHED_FROM and os.geteuid() == file.st_uid:
+    config file at `path`, in place of what was (its reader found it wanting), if may_keep."""
+    if may_keep(raw, file):
         _write(beside_path(cache_dir, path), _beside_key(raw, made_by), data, file, BESIDE)
 
 
