@@ -1,0 +1,56 @@
+"""Resident memory in steady state: one database of N checks restarted again and again, each
+time loaded as bench/scale.py loads it.
+
+Run from the repository root:
+
+    .venv/bin/python bench/steady_memory.py                 # 100k checks, 4 restarts, 45 s of load each
+    .venv/bin/python bench/steady_memory.py --checks 10000 --restarts 3 --seconds 20
+
+bench/scale.py starts each round from the same database, so that its later rounds see states
+that more pings have passed through; this prints each restart on its own: resident memory once
+the server answers, after the load, and the database's size on disk (with its WAL) after the stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from benchlib import compile_heartfly, exit_on_sigterm, rss_mib, stop_process
+from ping_throughput import run_wrk
+from scale import Size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=100_000)
+    parser.add_argument("--restarts", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=45, help="seconds of load after each restart (default 45)")
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    exit_on_sigterm()
+    compile_heartfly()
+    with tempfile.TemporaryDirectory(prefix="heartfly-memory-") as tmp:
+        folder = Path(tmp)
+        size = Size(args.checks, folder, None, config_cache=True)
+        size.prime()
+        print(f"{args.checks} checks, {args.seconds} s of load ({args.connections} connections) after each restart")
+        for n in range(1, args.restarts + 1):
+            proc, base = size.start(f"restart-{n}")
+            try:
+                started = rss_mib(proc.pid)
+                run_wrk(base, size.lua, args.seconds, args.connections, 1)
+                loaded = rss_mib(proc.pid)
+            finally:
+                stop_process(proc)
+            on_disk = sum(p.stat().st_size for p in folder.glob("heartfly.db*")) / 2**20
+            print(
+                f"restart {n}: RSS after start {started:6.1f} MiB, after load {loaded:6.1f} MiB;"
+                f" database {on_disk:5.0f} MiB",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
