@@ -16,12 +16,10 @@ from __future__ import annotations
 import argparse
 import re
 import signal
-import tempfile
-from pathlib import Path
 
-from benchlib import compile_heartfly, exit_on_sigterm, stop_process, wait_for_match
+from benchlib import stop_process, wait_for_match
 from ping_throughput import run_wrk
-from scale import Size
+from scale import primed
 
 REPLAYED_RE = re.compile(r"replayed (\d+) ping\(s\) committed after the last state checkpoint")
 
@@ -32,11 +30,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=35, help="seconds of load before the crash (default 35)")
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    exit_on_sigterm()
-    compile_heartfly()
-    with tempfile.TemporaryDirectory(prefix="heartfly-crash-") as tmp:
-        size = Size(args.checks, Path(tmp), None, config_cache=True)
-        size.prime()
+    with primed(args.checks, "heartfly-crash-") as size:
         proc, base = size.start("loaded")
         try:
             load = run_wrk(base, size.lua, args.seconds, args.connections, 1)
@@ -46,7 +40,7 @@ def main() -> None:
             stop_process(proc)
         proc, _ = size.start("after-crash")  # returns once every stored state is read
         try:
-            log = Path(tmp) / "heartfly-after-crash.log"
+            log = size.folder / "heartfly-after-crash.log"
             match = wait_for_match(proc, log, REPLAYED_RE, timeout=60)
             print(f"{args.checks} checks, {load.ok} pings in {args.seconds} s of load, then SIGKILL")
             print(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import shutil
 import statistics
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -147,6 +149,18 @@ class Size:
         self.rounds.append(load)
         self.cpu.append(cpu)
         return load
+
+
+@contextlib.contextmanager
+def primed(checks: int, prefix: str) -> Iterator[Size]:
+    """`checks` checks in a temporary folder (removed after), each pinged once after a first
+    start, as the installed unit runs them (a cache directory); Heartfly compiled first."""
+    exit_on_sigterm()
+    compile_heartfly()
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        size = Size(checks, Path(tmp), None, config_cache=True)
+        size.prime()
+        yield size
 
 
 def _load(pid: int, base: str, lua: Path, seconds: int, connections: int) -> tuple[LoadResult, CpuPerPing]:

@@ -14,12 +14,10 @@ the server answers, after the load, and the database's size on disk (with its WA
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
-from benchlib import compile_heartfly, exit_on_sigterm, rss_mib, stop_process
+from benchlib import rss_mib, stop_process
 from ping_throughput import run_wrk
-from scale import Size
+from scale import primed
 
 
 def main() -> None:
@@ -29,12 +27,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=45, help="seconds of load after each restart (default 45)")
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
-    exit_on_sigterm()
-    compile_heartfly()
-    with tempfile.TemporaryDirectory(prefix="heartfly-memory-") as tmp:
-        folder = Path(tmp)
-        size = Size(args.checks, folder, None, config_cache=True)
-        size.prime()
+    with primed(args.checks, "heartfly-memory-") as size:
         print(f"{args.checks} checks, {args.seconds} s of load ({args.connections} connections) after each restart")
         for n in range(1, args.restarts + 1):
             proc, base = size.start(f"restart-{n}")
@@ -44,7 +37,7 @@ def main() -> None:
                 loaded = rss_mib(proc.pid)
             finally:
                 stop_process(proc)
-            on_disk = sum(p.stat().st_size for p in folder.glob("heartfly.db*")) / 2**20
+            on_disk = sum(p.stat().st_size for p in size.folder.glob("heartfly.db*")) / 2**20
             print(
                 f"restart {n}: RSS after start {started:6.1f} MiB, after load {loaded:6.1f} MiB;"
                 f" database {on_disk:5.0f} MiB",
