@@ -154,7 +154,10 @@ class Size:
 @contextlib.contextmanager
 def primed(checks: int, prefix: str) -> Iterator[Size]:
     """`checks` checks in a temporary folder (removed after), each pinged once after a first
-    start, as the installed unit runs them (a cache directory); Heartfly compiled first."""
+    start, as the installed unit runs them (a cache directory); Heartfly compiled first. Exits
+    at once without wrk, which loads them (not after priming 100k checks)."""
+    if shutil.which("wrk") is None:
+        sys.exit("this bench needs wrk (apt-get install wrk)")
     exit_on_sigterm()
     compile_heartfly()
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:

@@ -1,4 +1,4 @@
-"""Resident memory in steady state: one database of N checks restarted again and again, each
+"""Resident memory over restarts: one database of N checks restarted again and again, each
 time loaded as bench/scale.py loads it.
 
 Run from the repository root:
@@ -8,7 +8,8 @@ Run from the repository root:
 
 bench/scale.py starts each round from the same database, so that its later rounds see states
 that more pings have passed through; this prints each restart on its own: resident memory once
-the server answers, after the load, and the database's size on disk (with its WAL) after the stop.
+every stored state is read (the server answers before that), after the load, and the database's
+size on disk (with its WAL) after the stop. Needs wrk.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main() -> None:
                 stop_process(proc)
             on_disk = sum(p.stat().st_size for p in size.folder.glob("heartfly.db*")) / 2**20
             print(
-                f"restart {n}: RSS after start {started:6.1f} MiB, after load {loaded:6.1f} MiB;"
+                f"restart {n}: RSS once read {started:6.1f} MiB, after load {loaded:6.1f} MiB;"
                 f" database {on_disk:5.0f} MiB",
                 flush=True,
             )
