@@ -33,14 +33,14 @@ def main() -> None:
         for n in range(1, args.restarts + 1):
             proc, base = size.start(f"restart-{n}")
             try:
-                started = rss_mib(proc.pid)
+                once_read = rss_mib(proc.pid)  # start() returns once every stored state is read
                 run_wrk(base, size.lua, args.seconds, args.connections, 1)
                 loaded = rss_mib(proc.pid)
             finally:
                 stop_process(proc)
             on_disk = sum(p.stat().st_size for p in size.folder.glob("heartfly.db*")) / 2**20
             print(
-                f"restart {n}: RSS once read {started:6.1f} MiB, after load {loaded:6.1f} MiB;"
+                f"restart {n}: RSS once read {once_read:6.1f} MiB, after load {loaded:6.1f} MiB;"
                 f" database {on_disk:5.0f} MiB",
                 flush=True,
             )
