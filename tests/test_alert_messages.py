@@ -93,10 +93,16 @@ def ping(at: float, kind: str, *, body: str = "", exit_status: int | None = None
 
 def run(cfg: CheckConfig, start: float, end: Event) -> tuple[CheckState, CheckState, Flip | None]:
     """A check that pinged once at T0, then a run from `start` ending with `end`."""
-    up, _ = on_event(cfg, initial_state(cfg, T0 - 60), Event(Kind.SUCCESS, T0), T0)
+    up, _ = settled(cfg, initial_state(cfg, T0 - 60), Event(Kind.SUCCESS, T0), T0)
     running, _ = on_event(cfg, up, Event(Kind.START, start), start)
-    new, flip = on_event(cfg, running, end, end.at)
+    new, flip = settled(cfg, running, end, end.at)
     return running, new, flip
+
+
+def settled(cfg: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[CheckState, Flip | None]:
+    """on_event, and then the reorder window a success waits out where a run's duration is judged."""
+    new, flip = on_event(cfg, st, ev, now)
+    return on_time(cfg, new, now + states.REORDER_WINDOW) if new.waiting else (new, flip)
 
 
 def missed(cfg: CheckConfig) -> tuple[CheckState, CheckState, Flip | None]:

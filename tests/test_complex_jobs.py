@@ -7,6 +7,7 @@ import pytest
 from heartfly.core.assertions import parse_assertion
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import (
+    REORDER_WINDOW,
     CheckState,
     Event,
     Kind,
@@ -175,10 +176,12 @@ def test_a_success_missing_an_asserted_metric_breaks_the_assertion() -> None:
 
 def test_a_duration_assertion_judges_the_run_and_skips_a_success_without_a_start() -> None:
     cfg = check(assertions=(parse_assertion("duration < 30m"),))
-    long_run = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0), ev(Kind.SUCCESS, 2000))
+    # Each success waits out the reorder window (a newer start may be on its way), then is judged.
+    waiting = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0), ev(Kind.SUCCESS, 2000)).state
+    long_run = advance(cfg, waiting, T0 + 2000 + REORDER_WINDOW)
     assert long_run.state.reason is Reason.ASSERTION and long_run.ended[0].outcome == "assertion"
     no_start = apply_event(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 5), T0 + 5)
-    assert no_start.state.status is Status.UP
+    assert advance(cfg, no_start.state, T0 + 5 + REORDER_WINDOW).state.status is Status.UP
 
 
 @pytest.mark.parametrize(

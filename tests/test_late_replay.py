@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,52 @@ def test_changes_and_runs_a_late_ping_shows_happened_otherwise_are_withdrawn_and
     assert changes[:2] == [("down", "up", t + 1), ("up", "down", t)]  # newest first; no running between
     assert [(r["outcome"], round(at(str(r["started_at"])).timestamp(), 3)) for r in runs] == [("success", t + 0.5)]
     assert [round(at(str(r["started_at"])).timestamp(), 3) for r in paired] == [t + 1]
+
+
+@pytest.mark.both_stores
+def test_a_success_that_overtook_a_newer_start_is_judged_on_that_starts_run(tmp_path: Path, store_backend: str) -> None:
+    """Two starts and a success, by curl without run ids; the success's ping comes before the newer
+    start's. Where a run's duration is judged, the success waits out the reorder window: the run is
+    the newer start's, as in event order. `fast` (min_runtime 1s) ran 0.5 s: one alert, dated at the
+    success. `quick` (duration < 1s) ran 0.5 s too: no alert, though the older start was 2 s before."""
+    import json
+    import urllib.request
+
+    hook, fast, quick = Receiver(), new_key(), new_key()
+    config = tmp_path / "hb.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = {store_backend}\napi_token_file = "token"\n\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
+        f'[checks.fast]\nkey = "{fast}"\nevery = "1h"\nmin_runtime = "1s"\nchannels = ["hook"]\n\n'
+        f'[checks.quick]\nkey = "{quick}"\nevery = "1h"\nassert = ["duration < 1s"]\nchannels = ["hook"]\n'
+    )
+    with Server(config) as server:
+        token = (tmp_path / "token").read_text().strip()
+
+        def get(path: str) -> Any:
+            request = urllib.request.Request(f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"})
+            return json.loads(urllib.request.urlopen(request).read())
+
+        time.sleep(2.6)  # the checks appeared when the server started: the pings come after that
+        t = round(time.time() - 2.5, 3)
+        for key in (fast, quick):
+            urllib.request.urlopen(f"{server.url}/ping/{key}/start?ts={t}").read()
+            urllib.request.urlopen(f"{server.url}/ping/{key}?ts={t + 2}").read()  # before the newer start's ping
+        waiting = get("/api/v1/checks/fast")  # the success waits for a start on its way: judged within 5 s
+        assert waiting["state"] == "running"
+        assert 0 < datetime.fromisoformat(waiting["next_deadline_at"]).timestamp() - time.time() <= 5.0
+        for key in (fast, quick):
+            urllib.request.urlopen(f"{server.url}/ping/{key}/start?ts={t + 1.5}").read()
+        (alert,) = hook.wait(1, timeout=15.0, on_fail=server.log)
+        time.sleep(1.0)  # the other check's verdict came at the same time: nothing more
+        assert len(hook.alerts) == 1
+        runs = {name: get(f"/api/v1/checks/{name}/runs") for name in ("fast", "quick")}
+        statuses = {name: get(f"/api/v1/checks/{name}")["state"] for name in ("fast", "quick")}
+    assert (alert["check"]["name"], alert["event"], alert["reason"]) == ("fast", "down", "too_fast")
+    assert datetime.fromisoformat(alert["at"]).timestamp() == pytest.approx(t + 2, abs=0.001)
+    assert alert["learned_at"] is None  # the ping came when it happened; only its verdict waited
+    assert statuses == {"fast": "down", "quick": "up"}
+    at = datetime.fromisoformat
+    for name, outcome in (("fast", "too_fast"), ("quick", "success")):
+        (run,) = runs[name]
+        assert (run["outcome"], round(at(run["started_at"]).timestamp(), 3)) == (outcome, t + 1.5)

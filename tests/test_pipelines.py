@@ -102,6 +102,28 @@ async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(c
         assert engine.checks["transform"].state.step_due == armed_until
 
 
+async def test_a_success_without_a_start_arms_the_step_after_a_success_waiting_out_the_reorder_window(
+    write_config: ConfigWriter,
+) -> None:
+    # min_runtime: extract's success waits for a start that may be on its way; the next success,
+    # without a start, is a run of its own, and arms transform as a start would.
+    config = write_config(
+        f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1s"\n'
+        f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(1)
+        await ping(engine, "transform", Kind.SUCCESS)  # its step done
+        clock.advance(9)
+        await ping(engine, "extract", Kind.SUCCESS)
+        assert engine.checks["extract"].state.waiting and engine.checks["transform"].state.step_due is None
+        clock.advance(2)
+        await ping(engine, "extract", Kind.SUCCESS)
+        assert engine.checks["transform"].state.step_due == clock.now() + 600
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

@@ -820,3 +820,38 @@ async def test_a_new_checks_state_is_written_once_at_its_first_start_and_found_a
     clock.advance(10)
     async with running(config, clock) as engine:
         assert engine.checks["a"].state.due_at == first.due_at
+
+
+async def test_a_success_waiting_out_the_reorder_window_at_a_stop_is_judged_before_the_downtime_is_applied(
+    write_config: ConfigWriter,
+) -> None:
+    # min_runtime: the success waits for a start that may be on its way. Stopped 1 s after it, for
+    # 1000 s: the due time it sets (+110) falls in the downtime, and moves past it like any other.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\nmin_runtime = "1s"\n')
+    clock = FakeClock()
+    begun = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(10)
+        await ping(engine, "a")
+        assert engine.checks["a"].state.waiting
+        clock.advance(1)
+    clock.advance(1000)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        assert engine.fire_due(clock.now() + 5) == 0 and status(engine, "a") is Status.UP
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None), ("running", "up", None)]
+    assert query(config, "SELECT started_at, ended_at, outcome FROM runs") == [(begun, begun + 10, "success")]
+
+
+async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(10)
+        await ping(engine, "a")  # ten seconds: too fast, once judged
+        await engine.pause(engine.checks["a"])
+        assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.PAUSED
+    assert flips(config) == [("new", "running", None), ("running", "down", "too_fast"), ("down", "paused", None)]

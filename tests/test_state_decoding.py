@@ -193,3 +193,21 @@ def test_non_ascii_text_is_stored_as_itself_and_reads_back() -> None:
     state = CheckState(status=Status.UP, last_members=("zürich", "東京"))
     assert '"zürich","東京"' in encode_state(state)
     assert decode_state(encode_state(state)) == state
+
+
+def test_a_success_waiting_out_the_reorder_window_is_stored_and_judged_after_a_restart() -> None:
+    from heartfly.core.assertions import parse_assertion
+    from heartfly.core.states import REORDER_WINDOW, DeadlineKind, Event, advance, apply_event, next_deadline
+
+    cfg = check(min_runtime=60.0, assertions=(parse_assertion("rows > 0"),))
+    st = apply_event(cfg, initial_state(cfg, 1000.0), Event(Kind.START, 1000.0), 1000.0).state
+    ev = Event(Kind.SUCCESS, 1010.0, None, 3, {"rows": 0.0, "bytes": math.inf}, "w1")  # inf: the json module's
+    waiting = apply_event(cfg, st, ev, 1010.0).state
+    assert waiting.waiting == ((1010.0, None, 3, {"rows": 0.0, "bytes": math.inf}, "w1", 1010.0),)
+    stored = decode_state(encode_state(waiting))
+    assert stored == waiting and stored.hold_until == 1010.0 + REORDER_WINDOW
+    deadline = next_deadline(cfg, stored)
+    assert deadline is not None and deadline.kind is DeadlineKind.END
+    judged = advance(cfg, stored, 1010.0 + REORDER_WINDOW)
+    assert judged.state.status is Status.DOWN and judged.state.reason is Reason.TOO_FAST and not judged.state.waiting
+    assert judged.state.last_exit_status == 3 and [r.outcome for r in judged.ended] == [RunOutcome.TOO_FAST]

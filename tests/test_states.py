@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from heartfly.core.assertions import parse_assertion
 from heartfly.core.states import (
     REORDER_WINDOW,
     CheckState,
@@ -148,18 +149,42 @@ def test_a_run_past_max_runtime_is_down_overrun_and_its_run_is_given_up() -> Non
     assert st.last_duration is None  # its run was given up, so no duration is made up
 
 
-def test_an_end_sooner_than_min_runtime_is_down_too_fast() -> None:
+def test_an_end_sooner_than_min_runtime_is_down_too_fast_once_the_reorder_window_has_passed() -> None:
     cfg = check(min_runtime=60)
     st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0), T0)
     st, flip, _ = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 5), T0 + 5)
-    assert st.status is Status.DOWN and st.reason is Reason.TOO_FAST
+    assert st.status is Status.RUNNING and flip is None  # a newer start may still be on its way
+    assert next_deadline(cfg, st) == Deadline(T0 + 5, DeadlineKind.END)
+    assert fire_time(st, Deadline(T0 + 5, DeadlineKind.END)) == T0 + 5 + REORDER_WINDOW
+    st, flip, ended = advance(cfg, st, T0 + 5 + REORDER_WINDOW)
+    assert st.status is Status.DOWN and st.reason is Reason.TOO_FAST and not st.waiting
     assert flip is not None and "min_runtime" in flip.detail
+    assert (flip.at, flip.learned_at, st.alerted_at) == (T0 + 5, None, T0 + 5 + REORDER_WINDOW)
+    assert [(r.started_at, r.ended_at, r.outcome) for r in ended] == [(T0, T0 + 5, RunOutcome.TOO_FAST)]
 
 
 def test_a_success_with_no_start_is_not_judged_by_min_runtime() -> None:
     cfg = check(min_runtime=60)
     st, _, _ = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 5), T0 + 5)
+    st = advance(cfg, st, T0 + 5 + REORDER_WINDOW).state
     assert st.status is Status.UP
+
+
+def test_a_success_waits_for_its_start_only_where_a_runs_duration_is_judged() -> None:
+    for cfg, waits in (
+        (check(), False),
+        (check(min_runtime=1), True),
+        (check(assertions=(parse_assertion("duration < 9s"),)), True),
+    ):
+        st = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 5), T0 + 5).state
+        assert bool(st.waiting) is waits and (st.status is Status.UP) is not waits
+    cfg = check(min_runtime=1)  # with its start open, a run id pairs it exactly: no wait
+    st = apply_event(cfg, initial_state(cfg, T0), Event(Kind.START, T0, "r1"), T0).state
+    st = apply_event(cfg, st, Event(Kind.SUCCESS, T0 + 5, "r1"), T0 + 5).state
+    assert not st.waiting and st.status is Status.UP
+    # A batch's pings are in event order already (window 0): none waits.
+    st = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 5), T0 + 5, window=0.0).state
+    assert not st.waiting and st.status is Status.UP
 
 
 def test_with_max_runtime_a_start_anchors_an_every_schedule() -> None:

@@ -8,6 +8,7 @@ timer asks `fire_time` when to judge one, and `fire_due` fires those due, each a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.runs import close_fan_in
@@ -18,6 +19,11 @@ from heartfly.core.units import human_duration
 # As in states.py: enum members as module constants (an enum class attribute costs ten globals).
 _LATE, _DOWN, _PAUSED = Status.LATE, Status.DOWN, Status.PAUSED
 _DL_LATE, _DL_MISSED, _DL_REMIND = DeadlineKind.LATE, DeadlineKind.MISSED, DeadlineKind.REMIND
+_DL_END = DeadlineKind.END
+
+# Applies the oldest success waiting out the reorder window (states' _release) to a state in place:
+# its detail, as an event's.
+Release = Callable[[CheckConfig, CheckState, float, list[RunEnd]], str]
 
 BACKDATED = 1.0  # an event older than its arrival by more than this was replayed, not just sent
 # After a downtime, a deadline inside it or soon after the restart moves past that (the load's
@@ -39,6 +45,16 @@ def fire_time(st: CheckState, deadline: Deadline) -> float:
 
 def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
     """The next instant at which time alone changes this check's status (or reminds of it)."""
+    best = next_timer(check, st)
+    if st.waiting:  # a success waiting out the reorder window: applied as of its own time, first
+        end = Deadline(st.waiting[0][0], _DL_END)
+        if best is None or end.at <= best.at:
+            return end
+    return best
+
+
+def next_timer(check: CheckConfig, st: CheckState) -> Deadline | None:
+    """next_deadline, but for the successes waiting out the reorder window."""
     if st.status is _DOWN:
         if check.repeat is None or st.alerted_at is None:
             return None
@@ -68,12 +84,21 @@ def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
 
 
 def fire_due(
-    check: CheckConfig, st: CheckState, upto: float, now: float, ended: list[RunEnd], *, held: bool
+    check: CheckConfig,
+    st: CheckState,
+    upto: float,
+    now: float,
+    ended: list[RunEnd],
+    *,
+    held: bool,
+    release: Release | None = None,
 ) -> tuple[Deadline | None, str, float | None]:
     """Fire the deadlines due by `upto`, each as of its own instant: with `held`, those whose fire
     time has come; without, those whose instant lies before `upto`. Returns the last deadline fired,
     its detail, and the fire time of the next deadline of `st` as left (None: it has none; NaN: not
-    looked at, for a reminder or the last of the handful fired)."""
+    looked at, for a reminder, a success or the last of the handful fired). A waiting success that
+    is due is applied by `release` in a firing of its own; without `release`, nothing from it on
+    fires (the caller applies it after)."""
     last: Deadline | None = None
     detail = ""
     for _ in range(8):  # each step moves the status forward; a handful always suffices
@@ -86,8 +111,14 @@ def fire_due(
                 return last, detail, fires
         elif deadline.at >= upto:
             break
-        last = deadline
         kind, at = deadline.kind, deadline.at
+        if kind is _DL_END:
+            # One success per firing, and nothing else in it, as one event is one step: the
+            # changes it makes and those before it are told apart. The next firing applies it.
+            if release is None or last is not None:
+                return last, detail, fire_time(st, deadline)
+            return last, release(check, st, now, ended), math.nan
+        last = deadline
         if kind is _DL_REMIND:
             st.alerted_at = now
             detail = "still down"

@@ -3,20 +3,56 @@ newer start superseded. Bookkeeping on a CheckState, no verdicts (those are stat
 
 from __future__ import annotations
 
-from heartfly.core.statetypes import CheckState, Event, RunOutcome
+from heartfly.core.checkconfig import CheckConfig
+from heartfly.core.statetypes import Activity, CheckState, Event, RunOutcome
 
 MAX_OPEN_RUNS = 64  # a job that only ever starts must not grow its state without bound
 MAX_CLOSED_RUNS = 32  # fan-in run ids remembered as finished, so stragglers cannot reopen them
+MAX_EARLY_ACTIVITY = 8  # spans of signs of life kept for a start still on its way (CheckState.early_activity)
 IMPLICIT_RUN = ""  # the run id of a start that carried none
 
 
-def activity(st: CheckState, ev: Event) -> None:
-    """A progress or log ping pushes back the stall clock of its run (of every open run without rid)."""
+def activity(check: CheckConfig, st: CheckState, ev: Event, now: float) -> None:
+    """A progress or log ping pushes back the stall clock of its run (of every open run without
+    rid). One that finds no open run is kept for a start still on its way (CheckState.early_activity)."""
     rids = [ev.run_id] if ev.run_id is not None else list(st.runs)
+    found = False
     for rid in rids:
         run = st.runs.get(rid)
-        if run is not None and ev.at > run.active_at:
-            st.runs[rid] = run._replace(active_at=ev.at)
+        if run is not None:
+            found = True
+            if ev.at > run.active_at:
+                st.runs[rid] = run._replace(active_at=ev.at)
+    if not found and check.stall is not None:
+        st.early_activity = _joined(st.early_activity, ev, now, check.stall)
+
+
+def _joined(spans: tuple[Activity, ...], ev: Event, now: float, stall: float) -> tuple[Activity, ...]:
+    """The spans of early signs of life with one more: it joins every span of its run id that it
+    falls within the stall limit of (no stall happened between them), oldest spans dropped first."""
+    first, last, arrived = ev.at, ev.at, now
+    kept: list[Activity] = []
+    for span in spans:
+        if span[3] == ev.run_id and span[0] - stall < ev.at < span[1] + stall:
+            first, last, arrived = min(first, span[0]), max(last, span[1]), max(arrived, span[2])
+        else:
+            kept.append(span)
+    kept.append((first, last, arrived, ev.run_id))
+    return tuple(sorted(kept, key=lambda span: span[:3]))[-MAX_EARLY_ACTIVITY:]  # not by run id: None or text
+
+
+def active_since(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> float:
+    """Where the stall clock of a run a start opens stands: at the start, or at the last of the
+    signs of life of its run that came first (within the reorder window, CheckState.early_activity)
+    before a gap as long as the stall limit (in event order the run stalled there)."""
+    active = ev.at
+    if st.early_activity and check.stall is not None:
+        for first, last, arrived, rid in st.early_activity:  # oldest first
+            if rid == ev.run_id and last > active and now - arrived <= window:
+                if first - active >= check.stall:
+                    break
+                active = last
+    return active
 
 
 def note_orphan(

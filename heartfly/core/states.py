@@ -18,7 +18,15 @@ import math
 
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
-from heartfly.core.deadlines import BACKDATED, RESTART_SETTLE, fire_due, fire_time, flip_of, next_deadline
+from heartfly.core.deadlines import (
+    BACKDATED,
+    RESTART_SETTLE,
+    fire_due,
+    fire_time,
+    flip_of,
+    next_deadline,
+    next_timer,
+)
 from heartfly.core.reorder import (
     backdatable,
     breaks_streak,
@@ -36,6 +44,7 @@ from heartfly.core.reorder import (
 from heartfly.core.runs import (
     IMPLICIT_RUN,
     MAX_OPEN_RUNS,
+    active_since,
     activity,
     close_fan_in,
     close_run,
@@ -57,6 +66,7 @@ from heartfly.core.statetypes import (
     RunOutcome,
     Status,
     Step,
+    Waiting,
     own_runs,
 )
 from heartfly.core.units import human_duration
@@ -90,6 +100,7 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
     "receive",
     "receive_timed",
     "reconfigure",
+    "release_waiting",
     "resume",
     "rewatch",
 ]
@@ -99,9 +110,11 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
 # global's read, and the path of one ping reads a dozen of them.
 _NEW, _UP, _RUNNING, _DOWN, _PAUSED = Status.NEW, Status.UP, Status.RUNNING, Status.DOWN, Status.PAUSED
 _START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
+_QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
+WAITING_MAX = 4  # successes a state holds for the reorder window at once; a fifth is applied as it comes
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
@@ -117,8 +130,8 @@ def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
     if now >= new.hold_until:
         new.held_at = new.hold_until = 0.0
     ended: list[RunEnd] = []
-    fired, detail, _ = fire_due(check, new, now, now, ended, held=True)
-    return Step(new, flip_of(st, new, now, fired, detail), tuple(ended))
+    fired, detail, _ = fire_due(check, new, now, now, ended, held=True, release=_release)
+    return Step(new, _flip_of(st, new, now, fired, detail), tuple(ended))
 
 
 def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> Step:
@@ -126,8 +139,74 @@ def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> St
     passed before it (held ones included: the event shows nothing came in time for them)."""
     new = st.copy()
     ended: list[RunEnd] = []
-    fired, detail, _ = fire_due(check, new, until, now, ended, held=False)
-    return Step(new, flip_of(st, new, now, fired, detail), tuple(ended))
+    fired, detail, _ = fire_due(check, new, until, now, ended, held=False, release=_release)
+    return Step(new, _flip_of(st, new, now, fired, detail), tuple(ended))
+
+
+def _flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
+    """flip_of, for a firing that may have applied successes that waited out the reorder window:
+    a change one of them made was learned when its ping arrived (late, if it came late)."""
+    flip = flip_of(old, new, now, fired, detail)
+    if flip is None or fired is not None or not old.waiting or old.waiting == new.waiting:
+        return flip
+    for at, *_, arrived in old.waiting[: len(old.waiting) - len(new.waiting)]:
+        if at == flip.at:
+            return dataclasses.replace(flip, learned_at=arrived if arrived - at > BACKDATED else None)
+    return flip
+
+
+def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]) -> str:
+    """Apply the oldest success that waited out the reorder window, as of its own time and as if
+    it had just arrived (the window's rules count from its arrival): the starts that came while it
+    waited pair with it as in event order. Its detail, as an event's."""
+    (at, rid, exit_status, metrics, member, arrived), *rest = st.waiting
+    st.waiting = tuple(rest)
+    ev = Event(_SUCCESS, at, rid, exit_status, metrics, member)
+    before = st.status
+    detail = _success(check, st, ev, ended, arrived, REORDER_WINDOW)
+    if st.status is _DOWN and before is not _DOWN:
+        st.alerted_at = now  # reminders count from the alert, sent now
+    elif before is _DOWN and st.status is not _DOWN and not detail and arrived - at > BACKDATED:
+        detail = _reported_late(ev, arrived)
+    return detail
+
+
+def release_waiting(check: CheckConfig, st: CheckState, now: float) -> list[Step]:
+    """The successes waiting out the reorder window, applied now, a step each, before what must
+    not wait for them: an operator's pause (they happened before it) or a restart's downtime (the
+    due times they move are the ones it extends). Only while they are the check's next deadlines."""
+    steps: list[Step] = []
+    for _ in range(WAITING_MAX):
+        deadline = next_deadline(check, st)
+        if deadline is None or deadline.kind is not DeadlineKind.END:
+            break
+        new = st.copy()
+        ended: list[RunEnd] = []
+        detail = _release(check, new, now, ended)
+        steps.append(Step(new, _flip_of(st, new, now, None, detail), tuple(ended)))
+        st = new
+    return steps
+
+
+def _waits(check: CheckConfig, st: CheckState, ev: Event) -> bool:
+    """Whether a success waits out the reorder window before it is applied: on a check that judges
+    a run's duration, a success whose start may still be on its way (one without run id, or whose
+    run is not open), newer than every end applied."""
+    return (
+        check.expect is None
+        and judges_duration(check)
+        and (ev.run_id is None or ev.run_id not in st.runs)
+        and (st.last_end_at is None or ev.at >= st.last_end_at)
+        and len(st.waiting) < WAITING_MAX
+    )
+
+
+def _wait(st: CheckState, ev: Event, now: float, window: float) -> None:
+    waiting: Waiting = (ev.at, ev.run_id, ev.exit_status, dict(ev.metrics) if ev.metrics else None, ev.member, now)
+    st.waiting = tuple(sorted((*st.waiting, waiting), key=lambda w: w[0]))
+    # Its END deadline (its own time) and every one before then wait until the window has passed.
+    st.held_at = max(st.held_at, now, ev.at)
+    st.hold_until = max(st.hold_until, st.held_at + window)
 
 
 def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> Step:
@@ -148,24 +227,30 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         new.paired_end = None
     if new.orphan_prev is not None and now - new.orphan_prev[1] > _kept(window):
         new.orphan_prev = None
+    if new.early_activity:
+        new.early_activity = tuple(e for e in new.early_activity if now - e[2] <= _kept(window))
     ended: list[RunEnd] = []
     detail = ""
     kind = ev.kind
     if kind is _START:
         detail = _start(check, new, ev, now, ended, window)
     elif kind is _SUCCESS:
-        detail = _success(check, new, ev, ended, now, window)
+        # A start on its way may show it too fast (where a duration is judged: rarely).
+        if window > 0 and (check.min_runtime is not None or check.assertions) and _waits(check, new, ev):
+            _wait(new, ev, now, window)
+        else:
+            detail = _success(check, new, ev, ended, now, window)
     elif kind is _FAIL:
         detail = _fail(check, new, ev, ended, now, window)
     else:  # progress and log pings are signs of life for the stall clock
-        activity(new, ev)
+        activity(check, new, ev, now)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
     fires_at: float | None = math.nan
     if late:
-        new.held_at, new.hold_until = now, now + window
+        new.held_at, new.hold_until = max(now, new.held_at), max(now + window, new.hold_until)
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
-        if new.hold_until and now >= new.hold_until:  # a hold that is over: live pings skip the catch-up again
+        if new.hold_until and now >= new.hold_until and not new.waiting:  # over: live pings skip the catch-up again
             new.held_at = new.hold_until = 0.0
         fired, timer_detail, fires_at = fire_due(check, new, now, now, ended, held=True)
         detail = timer_detail or detail
@@ -208,17 +293,45 @@ def receive_timed(
     late = now - ev.at > BACKDATED
     if ev.kind is Kind.FAIL and not batch and overtaken(check, st, ev, now, window):
         return _fail_then_recover(check, st, ev, now, window), math.nan  # rare: the engine computes it
-    if not (batch or st.hold_until or late):  # nearly every ping: nothing to catch up
+    if not (batch or st.hold_until or late or st.waiting):  # nearly every ping: nothing to catch up
         step, fires_at = _apply_event(check, st, ev, now, window)
         return [step], fires_at
     steps: list[Step] = []
-    deadline = next_deadline(check, st)
-    if deadline is not None and deadline.at < ev.at and (batch or late or fire_time(st, deadline) > deadline.at):
+    for _ in range(2 * WAITING_MAX):  # a success whose window passed before the timer fired (a replay)
+        if not (st.waiting and now >= st.hold_until):
+            break
+        fired = advance(check, st, now)
+        steps.append(fired)
+        st = fired.state
+    blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
+    for _ in range(2 * WAITING_MAX + 2):  # a step for each waiting success applied, and for what came between
+        deadline = next_deadline(check, st)
+        if deadline is None or deadline.at >= ev.at:
+            break
+        if not (batch or late or (blocked and deadline.at <= now) or fire_time(st, deadline) > deadline.at):
+            break
+        if deadline.kind is DeadlineKind.END and ev.kind in _QUIET:
+            # A sign of life does not apply a waiting success (a start may still come for it, and in
+            # event order it only touches the run the success closes), unless a deadline that stays
+            # once it is applied lies between them: that must be judged first.
+            applied = release_waiting(check, st, now)
+            later = next_timer(check, applied[-1].state if applied else st)
+            if later is None or later.at >= ev.at:
+                break
         caught = catch_up(check, st, ev.at, now)
-        st = caught.state
         steps.append(caught)
+        released = len(caught.state.waiting) < len(st.waiting)
+        st = caught.state
+        deadline = next_deadline(check, st)
+        if not released and (deadline is None or deadline.kind is not DeadlineKind.END):
+            break  # it fired all it could (a reminder fires once)
     step, fires_at = _apply_event(check, st, ev, now, window)
     steps.append(step)
+    new = step.state
+    if ev.kind is _START and ev.run_id is not None and new.waiting and new.waiting[0][1] == ev.run_id:
+        # The start of the oldest waiting success's run id: nothing else can be its run.
+        steps += release_waiting(check, new, now)[:1]
+        fires_at = math.nan
     return steps, fires_at
 
 
@@ -406,6 +519,10 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
             if rid == IMPLICIT_RUN and pairs_again(check, st.paired_end, ev, now, window):
                 assert st.paired_end is not None
                 return pair_again(check, st, ev, st.paired_end, now, window, ended)
+            if rid == IMPLICIT_RUN and any(w[0] >= ev.at and w[1] is None for w in st.waiting):
+                # A success after it waits: in event order the run that ended before that success
+                # superseded this one, which an end after both then closes (runs.close_superseded).
+                st.superseded = ((ev.at, now + window), *st.superseded[:3])
             return ""
         return pair_raced(check, st, ev, orphan, now, ended)
     if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
@@ -413,7 +530,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
         st.superseded = ((older, now + window), *st.superseded[:3])
     if open_run is not None and open_run.started_at > ev.at:
         return ""  # a newer start of the same run already replaced it (they raced): it stays
-    own_runs(st)[rid] = Run(ev.at, ev.at)
+    own_runs(st)[rid] = Run(ev.at, active_since(check, st, ev, now, window))
     while len(st.runs) > MAX_OPEN_RUNS:
         del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
     st.last_start_at = max(st.last_start_at or ev.at, ev.at)

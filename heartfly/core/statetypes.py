@@ -68,6 +68,7 @@ class DeadlineKind(StrEnum):
     INCOMPLETE = "incomplete"  # a fan-in run short of `expect` successes
     STEP = "step"  # a pipeline step not run within `within` of its upstream
     REMIND = "remind"  # still down: remind after `repeat`
+    END = "end"  # a success waiting out the reorder window (CheckState.waiting) is applied
 
 
 class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every ping
@@ -79,6 +80,16 @@ class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every
     exit_status: int | None = None
     metrics: Mapping[str, float] | None = None
     member: str | None = None  # a fan-in worker naming itself
+
+
+# A success that waits out the reorder window (CheckState.waiting): its time, run id, exit
+# status, metrics and worker, and when it arrived.
+Waiting = tuple[float, str | None, int | None, Mapping[str, float] | None, str | None, float]
+
+
+# A span of progress or log pings of one run id that came before its start (CheckState.early_activity):
+# the first and last ping's times, the newest arrival among them, the run id.
+Activity = tuple[float, float, float, str | None]
 
 
 class Run(NamedTuple):
@@ -188,6 +199,17 @@ class CheckState:
     # start): a downtime applied again (a start that died while reading the states leaves its
     # downtime to the next) extends them only by what came after.
     downtime_to: float = 0.0
+    # Successes on a check that judges a run's duration (min_runtime, a `duration` assertion)
+    # whose start may still be on its way, applied once the reorder window has passed (or before
+    # a newer start or end): (time, run id, exit status, metrics, worker, arrival), oldest first.
+    # A start that raced one of them and lost opens its run first, and the success closes the run
+    # it would have closed in event order, judged on that run's duration.
+    waiting: tuple[Waiting, ...] = ()
+    # Progress or log pings that found no open run of their own, on a check with a stall limit,
+    # as spans of pings less than the limit apart (first, last, newest arrival, run id), oldest
+    # first. A start older than them that arrives within the reorder window after them (their
+    # pings raced) counts them on its stall clock.
+    early_activity: tuple[Activity, ...] = ()
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -259,6 +281,12 @@ class CheckState:
         if st.paired_end is not None:
             started, ended, until, outcome, exit_status, broken = st.paired_end
             st.paired_end = (started, ended, until, _member(RunOutcome, outcome), exit_status, broken)
+        if "early_activity" in data:
+            st.early_activity = tuple((first, last, arrived, rid) for first, last, arrived, rid in st.early_activity)
+        if "waiting" in data:
+            st.waiting = tuple(
+                (at, rid, code, metrics, member, arrived) for at, rid, code, metrics, member, arrived in st.waiting
+            )
         return st
 
     def copy(self) -> CheckState:
@@ -271,6 +299,7 @@ class CheckState:
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
+            self.waiting, self.early_activity,
         )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from heartfly.core.config import CheckConfig
-from heartfly.core.states import CheckState, Status, next_deadline
+from heartfly.core.states import CheckState, DeadlineKind, Status, fire_time, next_deadline
 
 PAUSE_META = "pause_until:"  # meta key prefix: when an operator's pause of a check ends (web and CLI read it)
 
@@ -21,6 +21,10 @@ def iso(ts: float | None) -> str | None:
 def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
     watching = st.status is not Status.PAUSED
     deadline = next_deadline(cfg, st) if watching else None
+    # A success waiting out the reorder window is judged when the window has passed, not at its time.
+    deadline_at = (
+        None if deadline is None else fire_time(st, deadline) if deadline.kind is DeadlineKind.END else deadline.at
+    )
     due = st.next_due()
     return {
         "name": cfg.name,
@@ -35,7 +39,7 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
         "last_success_at": iso(st.last_success_at),
         "due_at": iso(due) if watching and due is not None else None,
         "step_due_at": iso(st.step_due) if st.step_due is not None else None,
-        "next_deadline_at": iso(deadline.at) if deadline else None,
+        "next_deadline_at": iso(deadline_at),
         "running_since": iso(min(r.started_at for r in st.runs.values())) if st.runs else None,
         "open_runs": len(st.runs),
         "last_duration_seconds": st.last_duration,

@@ -285,9 +285,12 @@ class Engine(Loading):
         if not downstream_steps:
             return steps, (), fires_at
         armed: list[tuple[Check, CheckState, CheckState]] = []
+        # The runs open just before the ping itself: a success that waited out the reorder window,
+        # applied before it, has closed its own (a success's own step is the last).
+        runs = steps[-2].state.runs if event.kind is Kind.SUCCESS and len(steps) > 1 else old.runs
         for name, trigger in downstream_steps:
             downstream = self.checks.get(name)
-            if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, old.runs):
+            if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, runs):
                 continue
             before = downstream.state
             downstream.state = states.arm_step(downstream.config, before, event.at, now, window)
@@ -301,7 +304,9 @@ class Engine(Loading):
     async def pause(self, check: Check, inbox_id: int | None = None) -> None:
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "pause"))
-        await self._operator_step(check, states.pause(check.state, self.clock.now()), inbox_id)
+        now = self.clock.now()
+        self._release_waiting(check, now)  # the successes that came before it are judged first
+        await self._operator_step(check, states.pause(check.state, now), inbox_id)
 
     async def resume(self, check: Check, why: str = "resumed by an operator", inbox_id: int | None = None) -> None:
         if self.standby is not None:
@@ -448,6 +453,13 @@ class Engine(Loading):
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
                 self._push(check, now + RETRY_BROKEN_CHECK)
         return changed
+
+    def _release_waiting(self, check: Check, now: float) -> None:
+        """Apply the check's successes waiting out the reorder window now (states.release_waiting),
+        each change recorded as the timer records its own."""
+        for step in states.release_waiting(check.config, check.state, now):
+            old, check.state = check.state, step.state
+            self.writer.submit_nowait(self._change(check, step, old))
 
     def _fire(self, check: Check, now: float) -> int:
         """Apply one check's deadline if it has come; 1 if its status changed."""

@@ -130,6 +130,7 @@ class Loading(ChangeRows):
         def _schedule(self, check: Check, at: float | None = math.nan) -> None: ...
 
         _schedule_all: Callable[[Iterable[Check], Downtime | None], None]
+        _release_waiting: Callable[[Check, float], None]
         checkpoint: Callable[[], None]
         _drop_stale: Callable[[], None]
 
@@ -292,17 +293,20 @@ class Loading(ChangeRows):
         is not equal to (a fresh one is stored). `tell`: queue the change a late check made on
         time has (a check back in the file is watched afresh instead, _bring_back)."""
         was = check.state
+        if was.waiting and tell:  # successes that waited out the reorder window when it stopped
+            self._release_waiting(check, self.started_at)  # before the downtime extends what they move
+        before = check.state
         try:
-            step = states.reconfigure(check.config, was, self.started_at)
+            step = states.reconfigure(check.config, before, self.started_at)
         except Exception:  # as a deadline that cannot be computed (_fire_at): the others go on
             log.exception("check %s: cannot bring its stored state to the config; keeping it as stored", check.name)
-            step = states.Step(was, None)
+            step = states.Step(before, None)
         # The stored state itself when nothing moved (nearly always): not 100k copies kept
         # besides it until the end of the load, which the allocator would keep as well.
-        if not (step.state is was or step.state == was):
+        if not (step.state is before or step.state == before):
             check.state = step.state
             if tell and step.flip is not None:  # the file changed while stopped: a late check may be on time
-                self.writer.submit_nowait(self._change(check, step, was))
+                self.writer.submit_nowait(self._change(check, step, before))
         return CheckState() if decoded is None else was
 
     def _decode(self, name: str, text: str) -> CheckState | None:
