@@ -1,0 +1,84 @@
+"""Every arrival order of a few racing pings, against event order: how many end otherwise.
+
+Run from the repository root (about 15 seconds):
+
+    .venv/bin/python bench/reorder_orders.py
+    PYTHONPATH=<another tree> .venv/bin/python bench/reorder_orders.py     # that tree's figures
+
+For each rule set, every list of two to four pings of one check (start, success, fail, progress;
+at most two ends, and two starts without run ids or one with a run id for all), stamped within 4 s before the
+same instant (two draws of times per list, seeded), arrives in every order, 0.05 s apart, after a
+success half an hour before. The same pings are also applied as they happen. The two must end alike
+(docs/jobs.md, "Out of order"): the status, its reason, the changes somebody was told of, and the
+runs, once the reorder window and two hours have passed. It prints how many orders end otherwise.
+Without a stall limit, none with one end at most should (tests/test_event_time.py checks samples of
+them); with two ends, or with a stall limit, some do, by the rules docs/jobs.md leaves to arrival
+order (a change told is never withdrawn, a start that arrives after its end opens no run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the tests' helpers (after PYTHONPATH)
+
+from heartfly.core.assertions import parse_assertion
+from heartfly.core.states import Kind
+from tests.test_event_time import NOW, after_a_success_in_order_and_raced, ev, judged
+
+RULE_SETS: dict[str, dict[str, Any]] = {
+    "max_runtime": {"max_runtime": 600.0},
+    "min_runtime": {"max_runtime": 600.0, "min_runtime": 1.0},
+    "duration < 1s": {"assertions": (parse_assertion("duration < 1s"),)},
+    "min_runtime, 2 failures": {"min_runtime": 1.0, "failures_before_alert": 2},
+    "min_runtime, stall": {"min_runtime": 1.0, "stall": 2.0, "max_runtime": 600.0},
+}
+KINDS = (Kind.START, Kind.SUCCESS, Kind.FAIL, Kind.PROGRESS)
+
+
+def differing(rules: dict[str, Any], rid: str | None, seed: int) -> tuple[int, int, list[str]]:
+    """(orders that end otherwise, orders tried, a few of the former, described)."""
+    rng = random.Random(seed)
+    bad, tried = 0, 0
+    shown: list[str] = []
+    for size in (2, 3, 4):
+        for kinds in itertools.product(KINDS, repeat=size):
+            starts = 1 if rid else 2  # a run id names one run: it starts once
+            if kinds.count(Kind.START) > starts or kinds.count(Kind.SUCCESS) + kinds.count(Kind.FAIL) > 2:
+                continue
+            for _ in range(2):
+                tenths = sorted(rng.sample(range(1, 41), size), reverse=True)
+                events = [ev(k, NOW - t / 10, rid) for k, t in zip(kinds, tenths, strict=True)]
+                for order in itertools.permutations(range(size)):
+                    in_order, raced = after_a_success_in_order_and_raced(events, list(order), **rules)
+                    tried += 1
+                    if judged(raced) != judged(in_order):
+                        bad += 1
+                        if len(shown) < 3:
+                            pings = ", ".join(f"{e.kind.value} {e.at - NOW:+.1f}s" for e in events)
+                            shown.append(f"{pings}; arriving in the order {order}")
+    return bad, tried, shown
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--show", action="store_true", help="print a few of the orders that end otherwise")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    for name, rules in RULE_SETS.items():
+        for rid in (None, "r1"):
+            bad, tried, shown = differing(rules, rid, args.seed)
+            rids = "run id r1" if rid else "no run ids"
+            print(f"{name:24} {rids:10}  {bad:5} of {tried} orders end otherwise ({bad / tried:.1%})", flush=True)
+            if args.show:
+                for line in shown:
+                    print(f"    {line}")
+
+
+if __name__ == "__main__":
+    main()
