@@ -958,3 +958,36 @@ def test_signs_of_life_with_and_without_a_run_id_at_one_instant_are_kept_apart()
     for e in (ev(Kind.PROGRESS, NOW - 10, "a"), ev(Kind.LOG, NOW - 10)):
         st = receive(cfg, st, e, NOW, 0.0, batch=True)[-1].state
     assert sorted(span[3] or "" for span in st.early_activity) == ["", "a"]
+
+
+@pytest.mark.parametrize("rules", [{}, {"min_runtime": 5.0}])
+def test_a_success_dated_ahead_by_a_fast_clock_is_applied_as_it_comes(rules: dict[str, Any]) -> None:
+    log = job(every=60.0, grace=0.0, **rules)
+    log.arrive(NOW, ev(Kind.SUCCESS, NOW))  # due at +60
+    log.arrive(NOW + 50, ev(Kind.SUCCESS, NOW + 290))  # from a client whose clock is 4 min ahead
+    assert not log.st.waiting
+    log.tick(NOW + 320)
+    assert log.downs == []
+
+
+def test_an_end_closes_the_latest_superseded_start_before_it() -> None:
+    # Event order: starts at -4.9 and -2.0, the success at -1.9 (a 0.1 s run), a start at -1.3.
+    events = [
+        ev(Kind.START, NOW - 4.9),
+        ev(Kind.START, NOW - 2.0),
+        ev(Kind.SUCCESS, NOW - 1.9),
+        ev(Kind.START, NOW - 1.3),
+    ]
+    in_order, raced = after_a_success_in_order_and_raced(events, [1, 3, 2, 0], min_runtime=1.0, max_runtime=600.0)
+    assert judged(raced) == judged(in_order)
+    assert [(r.started_at, r.ended_at, r.outcome) for r in raced.runs] == [(NOW - 2.0, NOW - 1.9, RunOutcome.TOO_FAST)]
+
+
+def test_a_batch_after_a_late_ping_ends_its_hold_as_before() -> None:
+    # Without a waiting success, a batch (no window) ends the hold a late ping began.
+    log = job(every=60.0, grace=0.0, max_runtime=3.0)
+    log.arrive(NOW + 10, ev(Kind.START, NOW + 10))
+    log.arrive(NOW + 13.01, ev(Kind.LOG, NOW - 500))  # a spooled log line: held until +18.01
+    for step in receive(log.cfg, log.st, ev(Kind.PROGRESS, NOW + 10.2), NOW + 13.05, 0.0, batch=True):
+        log._take(step)
+    assert log.st.hold_until == NOW + 13.05

@@ -124,6 +124,24 @@ async def test_a_success_without_a_start_arms_the_step_after_a_success_waiting_o
         assert engine.checks["transform"].state.step_due == clock.now() + 600
 
 
+async def test_a_spooled_success_after_its_runs_overrun_arms_no_step(write_config: ConfigWriter) -> None:
+    config = write_config(
+        f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\nmax_runtime = "10m"\n'
+        f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "1h"\n'
+    )
+    clock = FakeClock()
+    now = clock.now()
+    async with running(config, clock) as engine:
+        extract = engine.checks["extract"]
+        await engine.record(extract, PingRecord(Event(Kind.START, now - 1800), received_at=now))  # arms transform
+        clock.advance(1)
+        await ping(engine, "transform", Kind.SUCCESS)  # its step done
+        clock.advance(1)
+        # The run's end, spooled: its overrun is caught up first, and this success ends that run.
+        await engine.record(extract, PingRecord(Event(Kind.SUCCESS, now - 600), received_at=clock.now()))
+        assert engine.checks["transform"].state.step_due is None
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

@@ -855,3 +855,35 @@ async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(wri
         await engine.pause(engine.checks["a"])
         assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.PAUSED
     assert flips(config) == [("new", "running", None), ("running", "down", "too_fast"), ("down", "paused", None)]
+
+
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_success_waiting_at_a_crash_is_judged_after_the_pings_replayed_after_the_checkpoint(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # The newer start's ping lost the race and came after a checkpoint that holds the waiting success.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "1s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+
+    async def record(engine: Engine, kind: Kind, at: float) -> None:
+        await engine.record(engine.checks["a"], PingRecord(Event(kind, at), received_at=clock.now()))
+
+    async with running(config, clock, clean=not crash) as engine:
+        engine.checkpoint_after = 1.0  # as a cluster node's
+        await record(engine, Kind.START, t0)
+        clock.advance(10)
+        await record(engine, Kind.SUCCESS, t0 + 10)  # waits
+        clock.advance(1.2)
+        engine.checkpoint(clock.now())
+        clock.advance(0.3)
+        await record(engine, Kind.START, t0 + 9.5)
+        if not crash:
+            clock.advance(10)
+            engine.fire_due(clock.now())
+    if crash:
+        clock.advance(5)
+        async with running(config, clock) as engine:
+            await engine.finish_load(lambda: None)
+            engine.fire_due(clock.now() + 10)
+    assert flips(config) == [("new", "running", None), ("running", "down", "too_fast")]

@@ -110,6 +110,6 @@ def close_superseded(st: CheckState, at: float, now: float) -> float | None:
     if not st.superseded:
         return None
     live = tuple((started, until) for started, until in st.superseded if until >= now)
-    match = next((started for started, _ in live if started <= at), None)
+    match = max((started for started, _ in live if started <= at), default=None)  # the latest before it
     st.superseded = tuple(s for s in live if s[0] != match)
     return match

@@ -188,7 +188,7 @@ def release_waiting(check: CheckConfig, st: CheckState, now: float) -> list[Step
     return steps
 
 
-def _waits(check: CheckConfig, st: CheckState, ev: Event) -> bool:
+def _waits(check: CheckConfig, st: CheckState, ev: Event, now: float) -> bool:
     """Whether a success waits out the reorder window before it is applied: on a check that judges
     a run's duration, a success whose start may still be on its way (one without run id, or whose
     run is not open), newer than every end applied."""
@@ -198,6 +198,8 @@ def _waits(check: CheckConfig, st: CheckState, ev: Event) -> bool:
         and (ev.run_id is None or ev.run_id not in st.runs)
         and (st.last_end_at is None or ev.at >= st.last_end_at)
         and len(st.waiting) < WAITING_MAX
+        # Not one dated ahead (a client whose clock is fast): every deadline up to it would wait.
+        and ev.at <= now + BACKDATED
     )
 
 
@@ -236,7 +238,7 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         detail = _start(check, new, ev, now, ended, window)
     elif kind is _SUCCESS:
         # A start on its way may show it too fast (where a duration is judged: rarely).
-        if window > 0 and (check.min_runtime is not None or check.assertions) and _waits(check, new, ev):
+        if window > 0 and (check.min_runtime is not None or check.assertions) and _waits(check, new, ev, now):
             _wait(new, ev, now, window)
         else:
             detail = _success(check, new, ev, ended, now, window)
@@ -247,8 +249,10 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
     fires_at: float | None = math.nan
-    if late:
+    if late and new.waiting:  # not shortened by a batch's (window 0): a success waits for its window
         new.held_at, new.hold_until = max(now, new.held_at), max(now + window, new.hold_until)
+    elif late:
+        new.held_at, new.hold_until = now, now + window
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
         if new.hold_until and now >= new.hold_until and not new.waiting:  # over: live pings skip the catch-up again
             new.held_at = new.hold_until = 0.0

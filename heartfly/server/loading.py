@@ -203,6 +203,9 @@ class Loading(ChangeRows):
             self.writer.submit_nowait(self._bring_back(check, pings, now))
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
+        for check in self.checks.values():  # see _bring_to_load
+            if check.loaded and check.state.waiting:
+                self._release_waiting(check, now)
         if not view:  # what only a server that writes needs: a view, rebuilt every second, skips the reads
             if self.config.maintenance:
                 stored_marks = await db.read_meta_prefix(windows.DONE_META)
@@ -293,8 +296,10 @@ class Loading(ChangeRows):
         is not equal to (a fresh one is stored). `tell`: queue the change a late check made on
         time has (a check back in the file is watched afresh instead, _bring_back)."""
         was = check.state
-        if was.waiting and tell:  # successes that waited out the reorder window when it stopped
-            self._release_waiting(check, self.started_at)  # before the downtime extends what they move
+        # Successes that waited out the reorder window when it stopped, applied before the downtime
+        # extends what they move; during load(), once the pings after the checkpoint are replayed.
+        if was.waiting and tell and self._loading is None:
+            self._release_waiting(check, self.started_at)
         before = check.state
         try:
             step = states.reconfigure(check.config, before, self.started_at)
