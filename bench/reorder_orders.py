@@ -3,6 +3,7 @@
 Run from the repository root (about 15 seconds):
 
     .venv/bin/python bench/reorder_orders.py
+    .venv/bin/python bench/reorder_orders.py --sizes 2 --show    # two pings racing
     PYTHONPATH=<another tree> .venv/bin/python bench/reorder_orders.py     # that tree's figures
 
 For each rule set, every list of two to four pings of one check (start, success, fail, progress;
@@ -41,15 +42,17 @@ RULE_SETS: dict[str, dict[str, Any]] = {
 KINDS = (Kind.START, Kind.SUCCESS, Kind.FAIL, Kind.PROGRESS)
 
 
-def differing(rules: dict[str, Any], rid: str | None, seed: int) -> tuple[int, int, list[str]]:
+def differing(
+    rules: dict[str, Any], rid: str | None, seed: int, sizes: list[int], ends: int
+) -> tuple[int, int, list[str]]:
     """(orders that end otherwise, orders tried, a few of the former, described)."""
     rng = random.Random(seed)
     bad, tried = 0, 0
     shown: list[str] = []
-    for size in (2, 3, 4):
+    for size in sizes:
         for kinds in itertools.product(KINDS, repeat=size):
             starts = 1 if rid else 2  # a run id names one run: it starts once
-            if kinds.count(Kind.START) > starts or kinds.count(Kind.SUCCESS) + kinds.count(Kind.FAIL) > 2:
+            if kinds.count(Kind.START) > starts or kinds.count(Kind.SUCCESS) + kinds.count(Kind.FAIL) > ends:
                 continue
             for _ in range(2):
                 tenths = sorted(rng.sample(range(1, 41), size), reverse=True)
@@ -69,10 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", action="store_true", help="print a few of the orders that end otherwise")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 4], help="pings per list (default 2 3 4)")
+    parser.add_argument("--ends", type=int, default=2, help="successes and failures per list, at most (default 2)")
     args = parser.parse_args()
     for name, rules in RULE_SETS.items():
         for rid in (None, "r1"):
-            bad, tried, shown = differing(rules, rid, args.seed)
+            bad, tried, shown = differing(rules, rid, args.seed, args.sizes, args.ends)
             rids = "run id r1" if rid else "no run ids"
             print(f"{name:24} {rids:10}  {bad:5} of {tried} orders end otherwise ({bad / tried:.1%})", flush=True)
             if args.show:
