@@ -4,10 +4,12 @@ show what was told: nothing when the job behaved, one alert, dated when it happe
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -106,14 +108,7 @@ def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_u
     """A failure at t, the retry's success a second later; the success's ping arrives first.
     In event order the job was down for a second: both alerts are sent, each dated truly."""
     hook, key = Receiver(), new_key()
-    config = tmp_path / "hb.toml"
-    config.write_text(
-        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n\n'
-        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
-        f'[checks.sync]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
-    )
-    import urllib.request
-
+    config = hooked(tmp_path, '"hb.db"', hook, sync=f'key = "{key}"\nevery = "1h"\n')
     with Server(config) as server:
         urllib.request.urlopen(f"{server.url}/ping/{key}").read()  # up
         time.sleep(2.5)  # the failure comes after that
@@ -127,6 +122,24 @@ def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_u
     assert at(up["at"]).timestamp() - at(down["at"]).timestamp() == pytest.approx(1.0, abs=0.01)
 
 
+def hooked(tmp_path: Path, store_backend: str, hook: Receiver, **checks: str) -> Path:
+    """A config on `store_backend` whose checks (by name: their own lines) alert a real webhook receiver."""
+    config = tmp_path / "hb.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = {store_backend}\napi_token_file = "token"\n\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
+        + "".join(f'[checks.{name}]\n{lines}channels = ["hook"]\n\n' for name, lines in checks.items())
+    )
+    return config
+
+
+def api_get(server: Server, tmp_path: Path, path: str) -> Any:
+    """An API answer, with the token the server wrote in `tmp_path`."""
+    token = (tmp_path / "token").read_text().strip()
+    request = urllib.request.Request(f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"})
+    return json.loads(urllib.request.urlopen(request).read())
+
+
 @pytest.mark.both_stores
 def test_changes_and_runs_a_late_ping_shows_happened_otherwise_are_withdrawn_and_paired_again(
     tmp_path: Path, store_backend: str
@@ -134,24 +147,14 @@ def test_changes_and_runs_a_late_ping_shows_happened_otherwise_are_withdrawn_and
     """Pings racing within the reorder window, through the server and its database: a failure that
     arrives after its retry's start and success (sync), and a start that arrives after the end
     that closed an older run (pair). What the API lists afterwards is what event order gives."""
-    import json
-    import urllib.request
-
     hook, sync, pair = Receiver(), new_key(), new_key()
-    config = tmp_path / "hb.toml"
-    config.write_text(
-        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = {store_backend}\napi_token_file = "token"\n\n'
-        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
-        f'[checks.sync]\nkey = "{sync}"\nevery = "1h"\nchannels = ["hook"]\n\n'
-        f'[checks.pair]\nkey = "{pair}"\nevery = "1h"\nchannels = ["hook"]\n'
+    config = hooked(
+        tmp_path, store_backend, hook, sync=f'key = "{sync}"\nevery = "1h"\n', pair=f'key = "{pair}"\nevery = "1h"\n'
     )
     with Server(config) as server:
-        token = (tmp_path / "token").read_text().strip()
 
-        def get(path: str) -> list[dict[str, object]]:
-            request = urllib.request.Request(f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"})
-            items: list[dict[str, object]] = json.loads(urllib.request.urlopen(request).read())
-            return items
+        def get(path: str) -> Any:
+            return api_get(server, tmp_path, path)
 
         def ping(key: str, tail: str) -> None:
             urllib.request.urlopen(f"{server.url}/ping/{key}{tail}").read()
@@ -183,23 +186,18 @@ def test_a_success_that_overtook_a_newer_start_is_judged_on_that_starts_run(tmp_
     start's. Where a run's duration is judged, the success waits out the reorder window: the run is
     the newer start's, as in event order. `fast` (min_runtime 1s) ran 0.5 s: one alert, dated at the
     success. `quick` (duration < 1s) ran 0.5 s too: no alert, though the older start was 2 s before."""
-    import json
-    import urllib.request
-
     hook, fast, quick = Receiver(), new_key(), new_key()
-    config = tmp_path / "hb.toml"
-    config.write_text(
-        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = {store_backend}\napi_token_file = "token"\n\n'
-        f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n\n'
-        f'[checks.fast]\nkey = "{fast}"\nevery = "1h"\nmin_runtime = "1s"\nchannels = ["hook"]\n\n'
-        f'[checks.quick]\nkey = "{quick}"\nevery = "1h"\nassert = ["duration < 1s"]\nchannels = ["hook"]\n'
+    config = hooked(
+        tmp_path,
+        store_backend,
+        hook,
+        fast=f'key = "{fast}"\nevery = "1h"\nmin_runtime = "1s"\n',
+        quick=f'key = "{quick}"\nevery = "1h"\nassert = ["duration < 1s"]\n',
     )
     with Server(config) as server:
-        token = (tmp_path / "token").read_text().strip()
 
         def get(path: str) -> Any:
-            request = urllib.request.Request(f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"})
-            return json.loads(urllib.request.urlopen(request).read())
+            return api_get(server, tmp_path, path)
 
         time.sleep(2.6)  # the checks appeared when the server started: the pings come after that
         t = round(time.time() - 2.5, 3)
