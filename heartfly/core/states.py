@@ -114,7 +114,7 @@ _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
-WAITING_MAX = 4  # successes a state holds for the reorder window at once; a fifth is applied as it comes
+WAITING_MAX = 4  # successes a state holds for the reorder window at once (a fifth older than them is applied)
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
