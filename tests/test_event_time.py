@@ -991,3 +991,18 @@ def test_a_batch_after_a_late_ping_ends_its_hold_as_before() -> None:
     for step in receive(log.cfg, log.st, ev(Kind.PROGRESS, NOW + 10.2), NOW + 13.05, 0.0, batch=True):
         log._take(step)
     assert log.st.hold_until == NOW + 13.05
+
+
+def test_a_newer_success_that_waits_too_leaves_the_older_one_waiting_for_its_start() -> None:
+    # Event order: a failure (down), a start, a success 0.1 s later (too fast: still down), then a
+    # success without a start (up). The start's ping comes last, after both successes'.
+    events = [
+        ev(Kind.FAIL, NOW - 2.7),
+        ev(Kind.START, NOW - 2.6),
+        ev(Kind.SUCCESS, NOW - 2.5),
+        ev(Kind.SUCCESS, NOW - 0.7),
+    ]
+    in_order, raced = after_a_success_in_order_and_raced(events, [0, 2, 3, 1], min_runtime=1.0)
+    assert judged(raced) == judged(in_order)
+    told = [(f.new, f.reason, f.at) for f in raced.flips if f.event is not None and f.at <= NOW]
+    assert told == [(Status.DOWN, Reason.FAILED, NOW - 2.7), (Status.UP, None, NOW - 0.7)]

@@ -308,12 +308,20 @@ def receive_timed(
         steps.append(fired)
         st = fired.state
     blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
+    waits = (
+        ev.kind is _SUCCESS
+        and window > 0
+        and (check.min_runtime is not None or bool(check.assertions))
+        and _waits(check, st, ev, now)
+    )
     for _ in range(2 * WAITING_MAX + 2):  # a step for each waiting success applied, and for what came between
         deadline = next_deadline(check, st)
         if deadline is None or deadline.at >= ev.at:
             break
         if not (batch or late or (blocked and deadline.at <= now) or fire_time(st, deadline) > deadline.at):
             break
+        if deadline.kind is DeadlineKind.END and waits:
+            break  # a newer success that waits too: they are applied in event order when their windows pass
         if deadline.kind is DeadlineKind.END and ev.kind in _QUIET:
             # A sign of life does not apply a waiting success (a start may still come for it, and in
             # event order it only touches the run the success closes), unless a deadline that stays
