@@ -171,14 +171,15 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     return detail
 
 
-def release_waiting(check: CheckConfig, st: CheckState, now: float) -> list[Step]:
-    """The successes waiting out the reorder window, applied now, a step each, before what must
-    not wait for them: an operator's pause (they happened before it) or a restart's downtime (the
-    due times they move are the ones it extends). Only while they are the check's next deadlines."""
+def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float = math.inf) -> list[Step]:
+    """The successes waiting out the reorder window (those up to `until`), applied now, a step
+    each, before what must not wait for them: an operator's pause (they happened before it) or a
+    restart's downtime (the due times they move are the ones it extends). Only while they are the
+    check's next deadlines."""
     steps: list[Step] = []
     for _ in range(WAITING_MAX):
         deadline = next_deadline(check, st)
-        if deadline is None or deadline.kind is not DeadlineKind.END:
+        if deadline is None or deadline.kind is not DeadlineKind.END or deadline.at > until:
             break
         new = st.copy()
         ended: list[RunEnd] = []

@@ -285,11 +285,13 @@ class Engine(Loading):
         if not downstream_steps:
             return steps, (), fires_at
         armed: list[tuple[Check, CheckState, CheckState]] = []
-        # The runs open just before the ping itself, if a success that waited out the reorder window
-        # was applied before it and closed its own (a success's own step is the last).
         runs = old.runs
-        if event.kind is Kind.SUCCESS and len(steps) > 1 and len(steps[-2].state.waiting) < len(old.waiting):
-            runs = steps[-2].state.runs
+        if event.kind is Kind.SUCCESS and old.waiting:
+            # The runs open just before the ping itself, as event order leaves them: the successes
+            # waiting out the reorder window before it close theirs (some did before it, as steps).
+            before = steps[-2].state if len(steps) > 1 else old
+            released = states.release_waiting(check.config, before, now, until=event.at)
+            runs = (released[-1].state if released else before).runs
         for name, trigger in downstream_steps:
             downstream = self.checks.get(name)
             if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, runs):
