@@ -941,6 +941,29 @@ def test_a_deadline_after_a_waiting_success_is_judged_before_the_next_ping(rules
 
 
 @pytest.mark.parametrize("rules", [{}, {"min_runtime": 1.0}])
+def test_a_stall_after_a_waiting_success_is_judged_before_a_sign_of_life_that_comes_too_late(
+    rules: dict[str, Any],
+) -> None:
+    # Live pings of two overlapping runs: r2's success at 1.5 (its start not seen) waits till 6.5;
+    # r1 is quiet from 1.0 to 4.0 (stall 2 s): it stalled at 3.0, whatever its ping at 4.0 says.
+    log = job(every=HOUR, stall=2.0, **rules)
+    for e in (
+        ev(Kind.START, NOW, "r1"),
+        ev(Kind.PROGRESS, NOW + 1.0, "r1"),
+        ev(Kind.SUCCESS, NOW + 1.5, "r2"),
+        ev(Kind.PROGRESS, NOW + 4.0, "r1"),
+        ev(Kind.SUCCESS, NOW + 7.0, "r1"),
+    ):
+        log.arrive(e.at, e)
+    log.tick(NOW + 60)
+    assert [(f.new, f.reason, f.at) for f in log.flips] == [
+        (Status.RUNNING, None, NOW),
+        (Status.DOWN, Reason.STALLED, NOW + 3.0),
+        (Status.UP, None, NOW + 7.0),
+    ]
+
+
+@pytest.mark.parametrize("rules", [{}, {"min_runtime": 1.0}])
 def test_a_spool_replayed_one_ping_at_a_time_tells_the_miss_between_its_runs(rules: dict[str, Any]) -> None:
     cfg = check(every=10 * MINUTE, grace=MINUTE, max_runtime=HOUR, **rules)
     log = Log(cfg, initial_state(cfg, NOW - 4 * HOUR))
