@@ -189,12 +189,14 @@ def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float
     return steps
 
 
-def _waits(check: CheckConfig, st: CheckState, ev: Event, now: float) -> bool:
+def _waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
     """Whether a success waits out the reorder window before it is applied: on a check that judges
     a run's duration, a success whose start may still be on its way (one without run id, or whose
-    run is not open), newer than every end applied."""
+    run is not open), newer than every end applied; not in a batch (no window)."""
     return (
-        check.expect is None
+        window > 0
+        and (check.min_runtime is not None or bool(check.assertions))  # most checks: neither, and out
+        and check.expect is None
         and judges_duration(check)
         and (ev.run_id is None or ev.run_id not in st.runs)
         and (st.last_end_at is None or ev.at >= st.last_end_at)
@@ -238,8 +240,7 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     if kind is _START:
         detail = _start(check, new, ev, now, ended, window)
     elif kind is _SUCCESS:
-        # A start on its way may show it too fast (where a duration is judged: rarely).
-        if window > 0 and (check.min_runtime is not None or check.assertions) and _waits(check, new, ev, now):
+        if _waits(check, new, ev, now, window):  # a start on its way may show it too fast
             _wait(new, ev, now, window)
         else:
             detail = _success(check, new, ev, ended, now, window)
@@ -309,12 +310,7 @@ def receive_timed(
         steps.append(fired)
         st = fired.state
     blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
-    waits = (
-        ev.kind is _SUCCESS
-        and window > 0
-        and (check.min_runtime is not None or bool(check.assertions))
-        and _waits(check, st, ev, now)
-    )
+    waits = ev.kind is _SUCCESS and _waits(check, st, ev, now, window)
     for _ in range(2 * WAITING_MAX + 2):  # a step for each waiting success applied, and for what came between
         deadline = next_deadline(check, st)
         if deadline is None or deadline.at >= ev.at:
