@@ -85,6 +85,7 @@ class Engine(Loading):
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
         self._unread: list[Check] = []  # a restart's checks whose stored state is not read yet
         self._loading: dict[int, CheckState] | None = None
+        self._waiting_at_load: list[Check] = []
         self._loaded_downtime: Downtime | None = None
         self._downtime_log: tuple[Downtime, float, bool, bool] | None = None
         self._unapplied: list[Pending] = []

@@ -117,6 +117,7 @@ class Loading(ChangeRows):
     # A restart's stored checks whose state is not read yet, and what reading one needs.
     _unread: list[Check]
     _loading: dict[int, CheckState] | None  # during load(): the stored state of each check read
+    _waiting_at_load: list[Check]  # during load(): checks that may have successes waiting (_bring_to_load)
     _loaded_downtime: Downtime | None
     _unapplied: list[Pending]  # the downtimes kept in UNREAD_DOWNTIMES until every state is read
     _rebuilding: bool  # apply_config is putting the checks back in the maps
@@ -172,6 +173,7 @@ class Loading(ChangeRows):
         statements: list[store.Statement] = []
         stored: dict[int, CheckState] = {}
         self._loading = stored  # a stored check's state read during the load is added (_load_stored)
+        self._waiting_at_load = []  # checks whose successes wait out the reorder window (_bring_to_load)
         returned: list[Check] = []
         for name, cfg in self.config.checks.items():
             row = rows.get(name)
@@ -203,9 +205,10 @@ class Loading(ChangeRows):
             self.writer.submit_nowait(self._bring_back(check, pings, now))
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
-        for check in self.checks.values():  # see _bring_to_load
-            if check.loaded and check.state.waiting:
+        for check in self._waiting_at_load:  # see _bring_to_load
+            if check.state.waiting:
                 self._release_waiting(check, now)
+        self._waiting_at_load = []
         if not view:  # what only a server that writes needs: a view, rebuilt every second, skips the reads
             if self.config.maintenance:
                 stored_marks = await db.read_meta_prefix(windows.DONE_META)
@@ -298,7 +301,9 @@ class Loading(ChangeRows):
         was = check.state
         # Successes that waited out the reorder window when it stopped, applied before the downtime
         # extends what they move; during load(), once the pings after the checkpoint are replayed.
-        if was.waiting and tell and self._loading is None:
+        if was.waiting and self._loading is not None:
+            self._waiting_at_load.append(check)
+        elif was.waiting and tell:
             self._release_waiting(check, self.started_at)
         before = check.state
         try:
@@ -407,6 +412,8 @@ class Loading(ChangeRows):
         old = check.state
         steps, _, _ = self._apply(check, ping.event(), ping.received_at, arm=False)
         check.ping_id = ping.id
+        if check.state.waiting and self._loading is not None:  # applied once every ping is replayed
+            self._waiting_at_load.append(check)
         if any(step.flip is not None or step.ended for step in steps):  # only if the config changed while stopped
             self.writer.submit_nowait(self._changes(check, steps, old))
 
