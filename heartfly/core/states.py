@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from heartfly.core.anchors import drop_slack, move_anchor, set_due
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
 from heartfly.core.deadlines import (
     BACKDATED,
-    RESTART_SETTLE,
     fire_due,
     fire_time,
     flip_of,
@@ -50,7 +50,7 @@ from heartfly.core.runs import (
     close_run,
     note_orphan,
 )
-from heartfly.core.schedule import Due, next_due
+from heartfly.core.statecontrol import account_downtime, extend_by_downtime, pause, reconfigure, resume, rewatch
 from heartfly.core.stateops import failure, judges_duration, set_status, timed, too_fast
 from heartfly.core.statetypes import (
     AlertEvent,
@@ -120,7 +120,7 @@ WAITING_MAX = 4  # successes a state holds for the reorder window at once (a fif
 def initial_state(check: CheckConfig, now: float) -> CheckState:
     # told_at from the start (not its default): a stored state that lacks it is an older version's
     st = CheckState(changed_at=now, watched_from=now, anchor=now, told_at=now)
-    _set_due(check, st)
+    set_due(check, st)
     return st
 
 
@@ -390,116 +390,9 @@ def arm_step(
         return st
     new = st.copy()
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
-    _drop_slack(check, new, upstream_at if now is None else now)  # a new deadline: not extended by another's downtime
+    drop_slack(check, new, upstream_at if now is None else now)  # a new deadline: not extended by another's downtime
     if now is not None and now - upstream_at > BACKDATED:
         new.held_at, new.hold_until = now, now + window
-    return new
-
-
-def pause(st: CheckState, now: float) -> Step:
-    new = st.copy()
-    new.status, new.reason, new.changed_at = Status.PAUSED, None, max(now, new.changed_at)
-    new.told_at = new.changed_at
-    return Step(new, flip_of(st, new, now, None, "paused by an operator"))
-
-
-def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator") -> Step:
-    """Watch again from now, as if the check had just appeared."""
-    if st.status is not Status.PAUSED:
-        return Step(st, None)
-    new = rewatch(check, st, now)
-    new.status = Status.UP if new.last_ping_at is not None else Status.NEW
-    new.changed_at = new.told_at = max(now, new.changed_at)
-    return Step(new, flip_of(st, new, now, None, why))
-
-
-def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
-    """A check back in the config after an absence: its schedule restarts from now.
-
-    Down and paused stay as they are (only a ping or an operator changes those); open runs and
-    armed steps from before the absence are dropped so they cannot fire at once.
-    """
-    new = st.copy()
-    if new.status not in (Status.DOWN, Status.PAUSED):
-        new.status = Status.UP if new.last_ping_at is not None else Status.NEW
-    new.watched_from = now
-    new.runs.clear()
-    new.step_due = new.step_since = None
-    _move_anchor(check, new, now, force=True)
-    return new
-
-
-def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None = None) -> Step:
-    """The check's config changed (from `old`; None: it may have): recompute its due time from the
-    same anchor, unless `old` had the same schedule (a cron due time costs a croniter walk, and
-    a reload can change 100k checks; the deadline also keeps its downtime extension).
-
-    A late check whose new due time lies ahead is on time again: a flip that alerts nobody.
-    """
-    due = next_due(check, st.anchor) if old is None or _schedule_of(old) != _schedule_of(check) else None
-    # The same due time keeps its downtime extension (the slack): a restart's load recomputes
-    # every due time, and the next restart must not take back what the last one extended.
-    moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
-    if (
-        old is None
-        and due is not None
-        and not moved
-        and (check.after is not None or (st.step_due is None and st.step_since is None))
-        and not (st.status is Status.LATE and st.due_at + st.slack > now)
-    ):
-        # Nothing moves (every check at a restart, nearly): the state itself, not a copy to compare.
-        # Only without `old`, at a load: a reload's state may hold a ping whose commit is in flight,
-        # and a refused commit takes back only the state that ping made (engine._restore).
-        return Step(st, None)
-    new = st.copy()
-    if due is not None and moved:
-        _set_due(check, new, due, now)
-    if check.after is None:
-        new.step_due = new.step_since = None
-    if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
-        on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
-        set_status(new, on_time, None, now, now)
-    return Step(new, flip_of(st, new, now, None, "its due time moved ahead with a config reload"))
-
-
-def _schedule_of(check: CheckConfig) -> tuple[object, ...]:
-    """What `next_due` reads."""
-    return check.every, check.cron, check.timezone, check.after
-
-
-def account_downtime(
-    check: CheckConfig, st: CheckState, stopped_at: float, started_at: float, settle_until: float = 0.0
-) -> CheckState:
-    """After a restart: a deadline inside the downtime moves back by the downtime's length, and
-    one that then lies before `settle_until` moves to it (pings sent while nobody took them are
-    still being retried into the restart).
-
-    Deadlines before the stop are left alone, so `advance` fires them at once; reminders too (the
-    check is down already).
-    """
-    return extend_by_downtime(st, next_deadline(check, st), stopped_at, started_at, settle_until)
-
-
-def extend_by_downtime(
-    st: CheckState, deadline: Deadline | None, stopped_at: float, started_at: float, settle_until: float = 0.0
-) -> CheckState:
-    """account_downtime, for a caller that has the state's next_deadline already (a restart
-    schedules every check with it); the state itself when that deadline is not moved."""
-    # A start that died before it had read every state leaves its downtime to the next, which
-    # applies it to every state again (Loading.load): one extended by it already, not twice.
-    stopped_at = max(stopped_at, st.downtime_to)
-    # Nearly every check at a restart: a deadline past all of it, unmoved (settle_until, when
-    # given, lies after started_at).
-    if (
-        deadline is None
-        or deadline.kind is DeadlineKind.REMIND
-        or not stopped_at <= deadline.at < (settle_until or started_at)
-    ):
-        return st
-    slack = max(started_at - stopped_at if deadline.at < started_at else 0.0, settle_until - deadline.at)
-    new = st.copy()
-    new.slack += slack
-    new.downtime_to = started_at
     return new
 
 
@@ -545,7 +438,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
     st.last_start_at = max(st.last_start_at or ev.at, ev.at)
     # A start anchors a cron schedule; an `every` schedule only when max_runtime guards the end.
     if check.cron is not None or check.max_runtime is not None:
-        _move_anchor(check, st, ev.at)
+        move_anchor(check, st, ev.at)
     if st.status in (Status.NEW, Status.UP, Status.LATE):
         set_status(st, Status.RUNNING, None, ev.at, now)
     return ""
@@ -571,7 +464,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
     if newest:
         st.last_exit_status = ev.exit_status
-    _move_anchor(check, st, ev.at)
+    move_anchor(check, st, ev.at)
     broken = ""
     reason: Reason | None = None
     if check.min_runtime is not None and duration is not None and duration < check.min_runtime:
@@ -646,7 +539,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
     if newest:
         st.last_exit_status = ev.exit_status
-    _move_anchor(check, st, ev.at)
+    move_anchor(check, st, ev.at)
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
         ended.append(
@@ -686,38 +579,3 @@ def _stale(st: CheckState, ev: Event, now: float) -> bool:
         return True
     st.prev_end_at, st.last_end_at = st.last_end_at, ev.at
     return False
-
-
-def _move_anchor(check: CheckConfig, st: CheckState, at: float, *, force: bool = False) -> None:
-    if not (force or at > st.anchor):
-        return
-    st.anchor = at
-    # A cron due time holds until a ping reaches its tick; an `every` one moves with each anchor.
-    if force or check.every is not None or st.anchor >= st.due_since:
-        _set_due(check, st, at=at)
-
-
-def _set_due(check: CheckConfig, st: CheckState, due: Due | None = None, at: float = math.inf) -> None:
-    """The due time from the anchor (`due`: computed from it already), set by an event at `at`; a
-    new one drops the slack, unless an open run still needs it (_drop_slack)."""
-    if due is None:
-        due = next_due(check, st.anchor)
-    st.due_at, st.due_since = due.at, due.since
-    _drop_slack(check, st, at)
-
-
-def _drop_slack(check: CheckConfig, st: CheckState, at: float) -> None:
-    """A new deadline (at `at`) is not extended by a downtime an earlier one was. But the slack is
-    one for all of a check's deadlines, open runs' overrun, stall and fan-in limit among them: it
-    stays while dropping it would pull an open run's deadline back to within RESTART_SETTLE of
-    `at` (into the downtime it was extended past: a false alarm at once). The new deadline is
-    then judged that much late, until that run ends or is given up."""
-    if st.slack and not (st.runs and _runs_need_slack(check, st, at)):
-        st.slack = 0.0
-
-
-def _runs_need_slack(check: CheckConfig, st: CheckState, at: float) -> bool:
-    limit = check.max_runtime if check.max_runtime is not None else check.grace if check.expect is not None else None
-    if limit is not None and min(r.started_at for r in st.runs.values()) + limit <= at + RESTART_SETTLE:
-        return True
-    return check.stall is not None and min(r.active_at for r in st.runs.values()) + check.stall <= at + RESTART_SETTLE

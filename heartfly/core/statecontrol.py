@@ -1,0 +1,119 @@
+"""What changes a check's state besides its pings and its deadlines: an operator's pause and
+resume, a config that changes or brings a check back, and Heartfly's own downtime at a restart.
+Pure; heartfly.core.states re-exports these with the rest of the state machine."""
+
+from __future__ import annotations
+
+from heartfly.core.anchors import move_anchor, set_due
+from heartfly.core.checkconfig import CheckConfig
+from heartfly.core.deadlines import flip_of, next_deadline
+from heartfly.core.schedule import next_due
+from heartfly.core.stateops import set_status
+from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, Status, Step
+
+
+def pause(st: CheckState, now: float) -> Step:
+    new = st.copy()
+    new.status, new.reason, new.changed_at = Status.PAUSED, None, max(now, new.changed_at)
+    new.told_at = new.changed_at
+    return Step(new, flip_of(st, new, now, None, "paused by an operator"))
+
+
+def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator") -> Step:
+    """Watch again from now, as if the check had just appeared."""
+    if st.status is not Status.PAUSED:
+        return Step(st, None)
+    new = rewatch(check, st, now)
+    new.status = Status.UP if new.last_ping_at is not None else Status.NEW
+    new.changed_at = new.told_at = max(now, new.changed_at)
+    return Step(new, flip_of(st, new, now, None, why))
+
+
+def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
+    """A check back in the config after an absence: its schedule restarts from now.
+
+    Down and paused stay as they are (only a ping or an operator changes those); open runs and
+    armed steps from before the absence are dropped so they cannot fire at once.
+    """
+    new = st.copy()
+    if new.status not in (Status.DOWN, Status.PAUSED):
+        new.status = Status.UP if new.last_ping_at is not None else Status.NEW
+    new.watched_from = now
+    new.runs.clear()
+    new.step_due = new.step_since = None
+    move_anchor(check, new, now, force=True)
+    return new
+
+
+def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None = None) -> Step:
+    """The check's config changed (from `old`; None: it may have): recompute its due time from the
+    same anchor, unless `old` had the same schedule (a cron due time costs a croniter walk, and
+    a reload can change 100k checks; the deadline also keeps its downtime extension).
+
+    A late check whose new due time lies ahead is on time again: a flip that alerts nobody.
+    """
+    due = next_due(check, st.anchor) if old is None or _schedule_of(old) != _schedule_of(check) else None
+    # The same due time keeps its downtime extension (the slack): a restart's load recomputes
+    # every due time, and the next restart must not take back what the last one extended.
+    moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
+    if (
+        old is None
+        and due is not None
+        and not moved
+        and (check.after is not None or (st.step_due is None and st.step_since is None))
+        and not (st.status is Status.LATE and st.due_at + st.slack > now)
+    ):
+        # Nothing moves (every check at a restart, nearly): the state itself, not a copy to compare.
+        # Only without `old`, at a load: a reload's state may hold a ping whose commit is in flight,
+        # and a refused commit takes back only the state that ping made (engine._restore).
+        return Step(st, None)
+    new = st.copy()
+    if due is not None and moved:
+        set_due(check, new, due, now)
+    if check.after is None:
+        new.step_due = new.step_since = None
+    if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
+        on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
+        set_status(new, on_time, None, now, now)
+    return Step(new, flip_of(st, new, now, None, "its due time moved ahead with a config reload"))
+
+
+def _schedule_of(check: CheckConfig) -> tuple[object, ...]:
+    """What `next_due` reads."""
+    return check.every, check.cron, check.timezone, check.after
+
+
+def account_downtime(
+    check: CheckConfig, st: CheckState, stopped_at: float, started_at: float, settle_until: float = 0.0
+) -> CheckState:
+    """After a restart: a deadline inside the downtime moves back by the downtime's length, and
+    one that then lies before `settle_until` moves to it (pings sent while nobody took them are
+    still being retried into the restart).
+
+    Deadlines before the stop are left alone, so `advance` fires them at once; reminders too (the
+    check is down already).
+    """
+    return extend_by_downtime(st, next_deadline(check, st), stopped_at, started_at, settle_until)
+
+
+def extend_by_downtime(
+    st: CheckState, deadline: Deadline | None, stopped_at: float, started_at: float, settle_until: float = 0.0
+) -> CheckState:
+    """account_downtime, for a caller that has the state's next_deadline already (a restart
+    schedules every check with it); the state itself when that deadline is not moved."""
+    # A start that died before it had read every state leaves its downtime to the next, which
+    # applies it to every state again (Loading.load): one extended by it already, not twice.
+    stopped_at = max(stopped_at, st.downtime_to)
+    # Nearly every check at a restart: a deadline past all of it, unmoved (settle_until, when
+    # given, lies after started_at).
+    if (
+        deadline is None
+        or deadline.kind is DeadlineKind.REMIND
+        or not stopped_at <= deadline.at < (settle_until or started_at)
+    ):
+        return st
+    slack = max(started_at - stopped_at if deadline.at < started_at else 0.0, settle_until - deadline.at)
+    new = st.copy()
+    new.slack += slack
+    new.downtime_to = started_at
+    return new
