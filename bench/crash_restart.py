@@ -8,8 +8,9 @@ Run from the repository root:
 
 A clean stop checkpoints every state, so a clean restart replays nothing (bench/scale.py times
 those). A crash leaves the pings committed after the last checkpoint mark, up to
-engine.CHECKPOINT_AFTER seconds of them, to be read, and those not in a stored state yet to be
-replayed, before the server answers. Needs wrk.
+engine.CHECKPOINT_AFTER seconds of them, to be read before the server answers; those not in a
+stored state yet are replayed as their check's state is read (a ping to it, or the read of every
+state once the server answers). Needs wrk.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def main() -> None:
             stop_process(proc)
         proc, _ = size.start("after-crash")  # returns once every stored state is read
         try:
-            # Logged before the server answers, if it replayed anything.
+            # Logged before the server answers, if it had anything to replay.
             match = REPLAYED_RE.search((size.folder / "heartfly-after-crash.log").read_text(encoding="utf-8"))
             print(f"{args.checks} checks, {load.ok} pings in {args.seconds} s of load, then SIGKILL")
             print(

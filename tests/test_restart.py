@@ -729,6 +729,52 @@ async def test_a_check_removed_after_a_crash_gets_its_unstored_pings_back_when_a
         _has_both_failures_once(engine, last)
 
 
+async def _crash_with_two_unstored_failures_of_a(both: Config, clock: FakeClock) -> int:
+    """a's two failures are in the log but not in its stored state; returns the last one's id."""
+    async with running(both, clock, clean=False) as engine:
+        await ping(engine, "a")  # new -> up: stored with its ping
+        await ping(engine, "b")
+        clock.advance(5)
+        await ping(engine, "a", Kind.FAIL)
+        await ping(engine, "a", Kind.FAIL)
+        return engine.checks["a"].ping_id
+
+
+async def test_a_restart_answers_before_it_replays_a_checks_pings_and_a_new_ping_comes_after_them(
+    write_config: ConfigWriter,
+) -> None:
+    both, _ = _a_and_b(write_config)
+    clock = FakeClock()
+    last = await _crash_with_two_unstored_failures_of_a(both, clock)
+    async with running(both, clock, clean=False) as engine:
+        assert not engine.checks["a"].loaded  # its pings wait for its state to be read
+        clock.advance(5)
+        await ping(engine, "a", Kind.FAIL)  # the third failure in a row, after the two replayed
+        assert engine.checks["a"].state.failures == 3 and status(engine, "a") is Status.DOWN
+        assert engine.checks["a"].ping_id == last + 1
+    assert flips(both)[-1] == ("up", "down", "failed")
+
+
+async def test_a_crash_before_a_restart_has_replayed_every_checks_pings_loses_none_of_them(
+    write_config: ConfigWriter,
+) -> None:
+    both, _ = _a_and_b(write_config)
+    clock = FakeClock()
+    last = await _crash_with_two_unstored_failures_of_a(both, clock)
+    async with running(both, clock, clean=False) as engine:  # a's state is never read: its pings wait
+        await ping(engine, "b")
+        clock.advance(CHECKPOINT_AFTER + 1)
+        engine.checkpoint(clock.now())  # stores b's state: the mark must still not pass a's pings
+        await engine.writer.flush()
+        assert not engine.checks["a"].loaded
+        assert _stored(both)[1] < last - 1
+    async with running(both, clock) as engine:
+        _has_both_failures_once(engine, last)
+    async with running(both, clock) as engine:  # the stop after every state was read moved the mark
+        assert _stored(both)[1] == engine.checks["b"].ping_id
+        _has_both_failures_once(engine, last)
+
+
 async def test_ping_ids_are_never_handed_out_twice_even_if_a_state_names_an_unstored_one(
     write_config: ConfigWriter,
 ) -> None:

@@ -13,14 +13,14 @@ class Check:
     """A watched check. Its state may come from a restart still undecoded (`Check.stored`): it is
     decoded, and made current, by its loader the first time anything reads it."""
 
-    __slots__ = ("_state", "_stored", "config", "heap_at", "id", "ping_id", "seq", "unpruned")
+    __slots__ = ("_ping_id", "_state", "_stored", "config", "heap_at", "id", "seq", "unpruned")
 
     def __init__(self, id: int, config: CheckConfig, state: CheckState, ping_id: int = 0) -> None:
         self.id = id
         self.config = config
         self._state: CheckState | None = state
         self._stored: tuple[str, Loader] | None = None
-        self.ping_id = ping_id  # the newest ping applied to `state`
+        self._ping_id = ping_id  # the newest ping applied to `state`
         self.seq = 0  # bumped on every push; heap entries with an older seq are stale
         self.heap_at: float | None = None  # when this check's live heap entry comes up
         self.unpruned = 0  # pings written since the last prune
@@ -30,7 +30,7 @@ class Check:
         """A check whose state is the stored `text`, which `loader` turns into the state it is given."""
         check = cls.__new__(cls)
         check.id, check.config, check._state, check._stored = id, config, None, (text, loader)
-        check.ping_id, check.seq, check.heap_at, check.unpruned = ping_id, 0, None, 0
+        check._ping_id, check.seq, check.heap_at, check.unpruned = ping_id, 0, None, 0
         return check
 
     @property
@@ -52,6 +52,22 @@ class Check:
         self._state, self._stored = value, None
 
     @property
+    def ping_id(self) -> int:
+        """The newest ping applied to `state`, which is read first: reading it may replay pings."""
+        if self._state is None:
+            self.state  # noqa: B018 - reading it loads it
+        return self._ping_id
+
+    @ping_id.setter
+    def ping_id(self, value: int) -> None:
+        self._ping_id = value
+
+    @property
+    def ping_id_as_read(self) -> int:
+        """ping_id without reading a stored state first: the stored one's, until it is read."""
+        return self._ping_id
+
+    @property
     def loaded(self) -> bool:
         return self._state is not None
 
@@ -60,7 +76,7 @@ class Check:
         return self.config.name
 
     def __repr__(self) -> str:
-        return f"Check({self.id}, {self.name!r}, {self._state!r}, ping_id={self.ping_id})"
+        return f"Check({self.id}, {self.name!r}, {self._state!r}, ping_id={self._ping_id})"
 
 
 Loader = Callable[[Check, str], CheckState]

@@ -86,6 +86,7 @@ class Engine(Loading):
         self._unread: list[Check] = []  # a restart's checks whose stored state is not read yet
         self._loading: dict[int, CheckState] | None = None
         self._waiting_at_load: list[Check] = []
+        self._pending = {}  # a restart's pings that wait for their check's state to be read
         self._loaded_downtime: Downtime | None = None
         self._downtime_log: tuple[Downtime, float, bool, bool] | None = None
         self._unapplied: list[Pending] = []

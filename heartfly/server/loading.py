@@ -118,6 +118,9 @@ class Loading(ChangeRows):
     _unread: list[Check]
     _loading: dict[int, CheckState] | None  # during load(): the stored state of each check read
     _waiting_at_load: list[Check]  # during load(): checks that may have successes waiting (_bring_to_load)
+    # A restart's pings committed after the last checkpoint, of checks whose state is not read yet:
+    # replayed as it is read (_load_stored), not before the server answers.
+    _pending: dict[int, list[LoggedPing]]
     _loaded_downtime: Downtime | None
     _unapplied: list[Pending]  # the downtimes kept in UNREAD_DOWNTIMES until every state is read
     _rebuilding: bool  # apply_config is putting the checks back in the maps
@@ -174,6 +177,7 @@ class Loading(ChangeRows):
         stored: dict[int, CheckState] = {}
         self._loading = stored  # a stored check's state read during the load is added (_load_stored)
         self._waiting_at_load = []  # checks whose successes wait out the reorder window (_bring_to_load)
+        self._pending = {}
         returned: list[Check] = []
         for name, cfg in self.config.checks.items():
             row = rows.get(name)
@@ -277,10 +281,11 @@ class Loading(ChangeRows):
         then scheduled; one that cannot be decoded is logged and watched afresh. So is one whose
         reading fails otherwise (a bug, memory): a check left unread would have no deadline at all.
         Its row is left as it is, for the next start to read, until the check changes."""
+        pending = self._pending.pop(check.id, ()) if self._pending else ()
         try:
             decoded = self._decode(check.name, text)
             check.state = decoded or self._afresh(check.config)
-            stored = self._bring_to_load(check, decoded)
+            stored = self._bring_to_load(check, decoded, replay=pending)
         except Exception:
             log.exception("check %s: its stored state cannot be brought to this start; watching it afresh from"
                           " this start; the stored text was %.300r", check.name, text)  # fmt: skip
@@ -293,17 +298,20 @@ class Loading(ChangeRows):
             self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
         return check.state
 
-    def _bring_to_load(self, check: Check, decoded: CheckState | None, *, tell: bool = True) -> CheckState:
+    def _bring_to_load(
+        self, check: Check, decoded: CheckState | None, *, replay: Sequence[LoggedPing] = (), tell: bool = True
+    ) -> CheckState:
         """Bring a stored check's state (`decoded`, or a fresh one in its place where it is None)
-        to this load's config; returns what the store holds for it, which a state changed since
-        is not equal to (a fresh one is stored). `tell`: queue the change a late check made on
-        time has (a check back in the file is watched afresh instead, _bring_back)."""
+        to this load's config, then apply `replay` (its pings after the checkpoint, deferred by
+        load()); returns what the store holds for it, which a state changed since is not equal
+        to (a fresh one is stored). `tell`: queue the change a late check made on time has (a
+        check back in the file is watched afresh instead, _bring_back)."""
         was = check.state
         # Successes that waited out the reorder window when it stopped, applied before the downtime
-        # extends what they move; during load(), once the pings after the checkpoint are replayed.
+        # extends what they move; once the pings after the checkpoint are replayed.
         if was.waiting and self._loading is not None:
             self._waiting_at_load.append(check)
-        elif was.waiting and tell:
+        elif was.waiting and tell and not replay:
             self._release_waiting(check, self.started_at)
         before = check.state
         try:
@@ -317,6 +325,10 @@ class Loading(ChangeRows):
             check.state = step.state
             if tell and step.flip is not None:  # the file changed while stopped: a late check may be on time
                 self.writer.submit_nowait(self._change(check, step, before))
+        for ping in replay:
+            self._replay_one(check, ping)
+        if replay and self._loading is None and check.state.waiting:  # during load(): as above
+            self._release_waiting(check, self.started_at)
         return CheckState() if decoded is None else was
 
     def _decode(self, name: str, text: str) -> CheckState | None:
@@ -368,12 +380,19 @@ class Loading(ChangeRows):
         unread = self._unread
         if unread:
             with longlived.building(again=True):  # again: pings in between made garbage of their own
-                for start in range(0, len(unread), LOAD_PAGE):
-                    self._instants = {}  # a page's equal instants share one float, as read_checks does
-                    for check in unread[start : start + LOAD_PAGE]:
-                        self._read(check)
-                    alive()
-                    await asyncio.sleep(LOAD_PAUSE)
+                work = 0
+                self._instants = {}  # a page's equal instants share one float, as read_checks does
+                for check in unread:
+                    if check.loaded:
+                        continue
+                    work += 3 + len(self._pending.get(check.id, ()))  # a replayed ping: a third of a read
+                    self._read(check)
+                    if work >= 3 * LOAD_PAGE:
+                        work = 0
+                        alive()
+                        await asyncio.sleep(LOAD_PAUSE)
+                        self._instants = {}
+                alive()
         self._unread = []
         self._loaded()
 
@@ -387,6 +406,7 @@ class Loading(ChangeRows):
         """Every state is read: the downtime is applied to all (its count logged) and stored."""
         self._instants = {}
         self._loaded_downtime = None
+        self._unstored.hold(None)  # every deferred ping is replayed, and its state queued (_load_stored)
         if self._downtime_log is not None:
             downtime, now, clean, led = self._downtime_log
             self._downtime_log = None
@@ -396,16 +416,32 @@ class Loading(ChangeRows):
             self.writer.submit_nowait(store.Write(statements=[store.meta_statement(UNREAD_DOWNTIMES, "[]")]))
 
     async def _replay(self, db: Reader, checkpoint: int) -> None:
+        """Replay the pings committed after the checkpoint that the stored states lack: now, for a
+        check whose state is read already; as it is read, for the others (_pending: a crash under
+        load leaves some 200k pings over 100k checks, 3 s of work before the server would answer).
+        The checkpoint mark stays below the first deferred one until every state is read."""
         replayed = 0
+        pending = self._pending
 
         def applied_up_to(check_id: int) -> int | None:
             check = self._by_id.get(check_id)
-            return check.ping_id if check is not None else None  # None: a removed check
+            return check.ping_id_as_read if check is not None else None  # None: a removed check
 
         async for ping in unapplied(db.pings_after(checkpoint), applied_up_to):
-            self._replay_one(self._by_id[ping.check_id], ping)
-            replayed += 1
-        if replayed:
+            check = self._by_id[ping.check_id]
+            if check.loaded:
+                self._replay_one(check, ping)
+                replayed += 1
+            elif (deferred := pending.get(check.id)) is not None:
+                deferred.append(ping)
+            else:
+                pending[check.id] = [ping]
+                if len(pending) == 1:
+                    self._unstored.hold(ping.id)
+        if later := sum(map(len, pending.values())):
+            self.log.info("replayed %d ping(s) committed after the last state checkpoint (%d of them as their"
+                          " checks' stored states are read)", replayed + later, later)  # fmt: skip
+        elif replayed:
             self.log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
 
     def _replay_one(self, check: Check, ping: LoggedPing) -> None:

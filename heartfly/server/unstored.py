@@ -14,6 +14,9 @@ class Unstored:
         # insertion order, and an entry is only ever added anew, never moved.
         self._since: dict[int, tuple[float, int]] = {}
         self._mark: int | None = None  # the mark last handed out
+        # The first ping that some check's state, not read yet, still has to replay (a restart's,
+        # Loading.load): the mark stays below it until every such state is read and queued.
+        self._held: int | None = None
 
     def __contains__(self, check_id: int) -> bool:
         return check_id in self._since
@@ -37,11 +40,17 @@ class Unstored:
             due.append(check_id)
         return due
 
+    def hold(self, ping_id: int | None) -> None:
+        """Keep the mark below `ping_id` (None: no longer), whatever is queued meanwhile."""
+        self._held = ping_id
+
     def new_mark(self, next_ping_id: int) -> int | None:
         """The mark, once the due states are queued; None if unchanged since last asked (an idle
         server does not commit it ten times a second)."""
         oldest = next(iter(self._since.values()), None)
         mark = next_ping_id - 1 if oldest is None else oldest[1] - 1
+        if self._held is not None:
+            mark = min(mark, self._held - 1)
         if mark == self._mark:
             return None
         self._mark = mark
