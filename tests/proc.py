@@ -1,4 +1,4 @@
-"""`heartfly serve` as a real subprocess, its port read from its own log line."""
+"""`heartfly serve` as a real subprocess, its port read from its own log line; other subprocesses."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -91,3 +92,11 @@ def heartfly(*args: str, timeout: float = 30.0, env: dict[str, str] | None = Non
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def run_python(code: str) -> str:
+    """`code` (dedented) in a fresh interpreter, for what is process-wide; its stripped output."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()

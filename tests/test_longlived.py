@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-
-def run_python(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout.strip()
+from tests.proc import run_python
 
 
 def test_objects_built_after_tuning_are_frozen_out_of_full_collections() -> None:

@@ -21,7 +21,7 @@ from heartfly.core.config import Config
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.notify import outbox
-from heartfly.server import windows
+from heartfly.server import memtrim, windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
@@ -490,13 +490,16 @@ class Engine(Loading):
 
         It also wakes at least every TIMER_BEAT seconds to mark itself alive (`timer_alive_at`),
         which is what readiness and the systemd watchdog look at. First it reads the states a
-        restart left unread (finish_load): no deadline is judged before every one is scheduled.
+        restart left unread (finish_load): no deadline is judged before every one is scheduled;
+        then it gives what the start freed back to the system (memtrim).
         """
 
         def alive() -> None:
             self.timer_alive_at = self.clock.now()
 
         await self.finish_load(alive)
+        # What the start built and dropped (a parse, rows, texts, replayed pings): its pages go back.
+        await asyncio.to_thread(memtrim.release)
         while True:
             now = self.clock.now()
             self.timer_alive_at = now

@@ -407,6 +407,7 @@ class Loading(ChangeRows):
         self._instants = {}
         self._loaded_downtime = None
         self._unstored.hold(None)  # every deferred ping is replayed, and its state queued (_load_stored)
+        self._pending = {}  # empty by now, but sized for every check that had some
         if self._downtime_log is not None:
             downtime, now, clean, led = self._downtime_log
             self._downtime_log = None

@@ -1,0 +1,73 @@
+"""The C heap's free pages go back to the system once a start's transient work is done."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from heartfly.core.clock import FakeClock
+from heartfly.server import memtrim
+from tests.conftest import ConfigWriter, new_key
+from tests.proc import run_python
+from tests.test_restart import running
+from tests.test_restart_reading import pinged_then_stopped
+
+glibc = pytest.mark.skipif(memtrim.release() is False, reason="the C library has no malloc_trim (not glibc)")
+
+
+@glibc
+def test_the_free_pages_of_the_c_heap_below_a_block_in_use_go_back_to_the_system() -> None:
+    # 64 MiB in 4 KiB blocks (under the mmap threshold: on the heap), written to, then all freed
+    # but the last, which keeps the top of the heap in use: free() alone gives nothing back.
+    out = run_python(
+        """
+        import ctypes, ctypes.util
+        from heartfly.server import memtrim
+
+        def rss_kib():
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        blocks = [libc.malloc(4096) for _ in range(16384)]
+        for block in blocks:
+            ctypes.memset(block, 1, 4096)
+        for block in blocks[:-1]:
+            libc.free(block)
+        before = rss_kib()
+        released = memtrim.release()
+        print(released, before - rss_kib())
+        """
+    )
+    released, freed_kib = out.split()
+    assert released == "True" and int(freed_kib) > 48 * 1024
+
+
+@pytest.mark.both_stores
+async def test_the_timer_gives_the_starts_free_memory_back_once_every_stored_state_is_read(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config("".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(3)))
+    clock = FakeClock()
+    await pinged_then_stopped(config, clock, 10, 5)
+    async with running(config, clock) as engine:
+        released = asyncio.Event()
+        unread_then: list[bool] = []
+
+        def release() -> bool:
+            unread_then.append(engine.reading_stored)
+            released.set()
+            return True
+
+        monkeypatch.setattr(memtrim, "release", release)
+        assert engine.reading_stored
+        timer = asyncio.create_task(engine.run_timer())
+        try:
+            await asyncio.wait_for(released.wait(), 10)
+        finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
+    assert unread_then == [False]
