@@ -25,7 +25,7 @@ from scale import primed
 
 from heartfly.server.engine import CHECKPOINT_AFTER
 
-REPLAYED_RE = re.compile(r"replayed (\d+) ping\(s\) committed after the last state checkpoint")
+REPLAYED_RE = re.compile(r"replay(?:ed|ing) (\d+) ping\(s\) committed after the last state checkpoint")
 
 
 def main() -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from heartfly.core.clock import FakeClock
+from heartfly.core.states import Status
 from heartfly.server import memtrim
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import run_python
-from tests.test_restart import running
+from tests.test_restart import alive, ping, running
 from tests.test_restart_reading import pinged_then_stopped
 
 glibc = pytest.mark.skipif(memtrim.release() is False, reason="the C library has no malloc_trim (not glibc)")
@@ -54,7 +57,7 @@ async def test_the_timer_gives_the_starts_free_memory_back_once_every_stored_sta
     clock = FakeClock()
     await pinged_then_stopped(config, clock, 10, 5)
     async with running(config, clock) as engine:
-        released = asyncio.Event()
+        released = threading.Event()
         unread_then: list[bool] = []
 
         def release() -> bool:
@@ -66,8 +69,45 @@ async def test_the_timer_gives_the_starts_free_memory_back_once_every_stored_sta
         assert engine.reading_stored
         timer = asyncio.create_task(engine.run_timer())
         try:
-            await asyncio.wait_for(released.wait(), 10)
+            for _ in range(100):
+                if released.is_set():
+                    break
+                await asyncio.sleep(0.05)
         finally:
             timer.cancel()
             await asyncio.gather(timer, return_exceptions=True)
     assert unread_then == [False]
+
+
+@pytest.mark.both_stores
+async def test_deadlines_fire_after_a_restart_while_the_default_executor_is_busy(write_config: ConfigWriter) -> None:
+    # Name lookups (alerts, heartbeats) share that pool: one stuck on a dead DNS server must not
+    # hold the timer up, as the trim of a start's memory once did by waiting for a thread from it.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")
+        clock.advance(120)
+        await alive(engine)  # the deadline passed before the stop: it fires at once after the restart
+    clock.advance(300)
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(pool)
+    gate = threading.Event()
+    stuck = loop.run_in_executor(None, gate.wait, 10)
+    try:
+        async with running(config, clock) as engine:
+            timer = asyncio.create_task(engine.run_timer())
+            try:
+                for _ in range(40):
+                    if engine.checks["a"].state.status is Status.DOWN:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                gate.set()
+                timer.cancel()
+                await asyncio.gather(timer, stuck, return_exceptions=True)
+            assert engine.checks["a"].state.status is Status.DOWN
+    finally:
+        gate.set()
+        pool.shutdown(wait=False)

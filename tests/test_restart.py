@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -772,6 +773,34 @@ async def test_a_crash_before_a_restart_has_replayed_every_checks_pings_loses_no
         _has_both_failures_once(engine, last)
     async with running(both, clock) as engine:  # the stop after every state was read moved the mark
         assert _stored(both)[1] == engine.checks["b"].ping_id
+        _has_both_failures_once(engine, last)
+
+
+async def test_pings_a_restart_could_not_replay_onto_a_checks_state_are_replayed_by_the_next_start(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both, _ = _a_and_b(write_config)
+    clock = FakeClock()
+    last = await _crash_with_two_unstored_failures_of_a(both, clock)
+    real = states.receive_timed
+
+    def failing(config: CheckConfig, *args: Any, **kwargs: Any) -> Any:  # a bug in the state machine
+        if config.name == "a":
+            raise RuntimeError("a bug")
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(states, "receive_timed", failing)
+    async with running(both, clock, clean=False) as engine:
+        await engine.finish_load(lambda: None)  # a is watched afresh; its row, and its pings, are kept
+        assert engine.checks["a"].state.status is Status.NEW
+        assert engine.checks["a"].ping_id == _stored(both)[0]["a"] < last
+        await ping(engine, "b")
+        clock.advance(CHECKPOINT_AFTER + 1)
+        engine.checkpoint(clock.now())
+        await engine.writer.flush()
+        assert _stored(both)[1] < last - 1
+    monkeypatch.setattr(states, "receive_timed", real)
+    async with running(both, clock) as engine:  # the bug fixed
         _has_both_failures_once(engine, last)
 
 

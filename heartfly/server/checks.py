@@ -40,10 +40,11 @@ class Check:
             assert self._stored is not None
             text, loader = self._stored
             self._stored = None  # first: a loader that reads the state again must not recurse
+            ping_id = self._ping_id  # a loader may replay pings, which move it
             try:
                 st = self._state = loader(self, text)
             except BaseException:  # read again next time, not found half read
-                self._state, self._stored = None, (text, loader)
+                self._state, self._stored, self._ping_id = None, (text, loader), ping_id
                 raise
         return st
 

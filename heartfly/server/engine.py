@@ -87,6 +87,7 @@ class Engine(Loading):
         self._loading: dict[int, CheckState] | None = None
         self._waiting_at_load: list[Check] = []
         self._pending = {}  # a restart's pings that wait for their check's state to be read
+        self._kept_below = None
         self._loaded_downtime: Downtime | None = None
         self._downtime_log: tuple[Downtime, float, bool, bool] | None = None
         self._unapplied: list[Pending] = []
@@ -499,7 +500,7 @@ class Engine(Loading):
 
         await self.finish_load(alive)
         # What the start built and dropped (a parse, rows, texts, replayed pings): its pages go back.
-        await asyncio.to_thread(memtrim.release)
+        memtrim.release_soon()
         while True:
             now = self.clock.now()
             self.timer_alive_at = now

@@ -121,6 +121,7 @@ class Loading(ChangeRows):
     # A restart's pings committed after the last checkpoint, of checks whose state is not read yet:
     # replayed as it is read (_load_stored), not before the server answers.
     _pending: dict[int, list[LoggedPing]]
+    _kept_below: int | None  # the first deferred ping of a state that could not be read (_load_stored)
     _loaded_downtime: Downtime | None
     _unapplied: list[Pending]  # the downtimes kept in UNREAD_DOWNTIMES until every state is read
     _rebuilding: bool  # apply_config is putting the checks back in the maps
@@ -280,8 +281,10 @@ class Loading(ChangeRows):
         to this load as load() brings the others (the config's changes, the restart's downtime),
         then scheduled; one that cannot be decoded is logged and watched afresh. So is one whose
         reading fails otherwise (a bug, memory): a check left unread would have no deadline at all.
-        Its row is left as it is, for the next start to read, until the check changes."""
-        pending = self._pending.pop(check.id, ()) if self._pending else ()
+        Its row is left as it is, for the next start to read, until the check changes; so are the
+        pings it lacks (_pending), which the checkpoint mark stays below for as long."""
+        pending = self._pending.get(check.id, ()) if self._pending else ()
+        as_stored = check.ping_id_as_read
         try:
             decoded = self._decode(check.name, text)
             check.state = decoded or self._afresh(check.config)
@@ -290,6 +293,12 @@ class Loading(ChangeRows):
             log.exception("check %s: its stored state cannot be brought to this start; watching it afresh from"
                           " this start; the stored text was %.300r", check.name, text)  # fmt: skip
             check.state = stored = self._afresh(check.config)  # stored: not written over the row
+            if pending:
+                check.ping_id = as_stored
+                first = pending[0].id
+                self._kept_below = first if self._kept_below is None else min(self._kept_below, first)
+        if pending:
+            del self._pending[check.id]
         if self._loading is not None:  # during load(): its end schedules it, and stores a change
             self._loading[check.id] = stored
             return check.state
@@ -406,7 +415,9 @@ class Loading(ChangeRows):
         """Every state is read: the downtime is applied to all (its count logged) and stored."""
         self._instants = {}
         self._loaded_downtime = None
-        self._unstored.hold(None)  # every deferred ping is replayed, and its state queued (_load_stored)
+        # Every deferred ping is replayed and its state queued (_load_stored), but those of a state
+        # that could not be brought to this start.
+        self._unstored.hold(self._kept_below)
         self._pending = {}  # empty by now, but sized for every check that had some
         if self._downtime_log is not None:
             downtime, now, clean, led = self._downtime_log
@@ -440,8 +451,8 @@ class Loading(ChangeRows):
                 if len(pending) == 1:
                     self._unstored.hold(ping.id)
         if later := sum(map(len, pending.values())):
-            self.log.info("replayed %d ping(s) committed after the last state checkpoint (%d of them as their"
-                          " checks' stored states are read)", replayed + later, later)  # fmt: skip
+            self.log.info("replaying %d ping(s) committed after the last state checkpoint: %d now, %d as their"
+                          " checks' stored states are read", replayed + later, replayed, later)  # fmt: skip
         elif replayed:
             self.log.info("replayed %d ping(s) committed after the last state checkpoint", replayed)
 
