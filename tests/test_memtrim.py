@@ -13,7 +13,7 @@ from heartfly.core.states import Status
 from heartfly.server import memtrim
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import run_python
-from tests.test_restart import alive, ping, running
+from tests.test_restart import died_past_a_deadline, running
 from tests.test_restart_reading import pinged_then_stopped
 
 glibc = pytest.mark.skipif(memtrim.release() is False, reason="the C library has no malloc_trim (not glibc)")
@@ -83,13 +83,8 @@ async def test_the_timer_gives_the_starts_free_memory_back_once_every_stored_sta
 async def test_deadlines_fire_after_a_restart_while_the_default_executor_is_busy(write_config: ConfigWriter) -> None:
     # Name lookups (alerts, heartbeats) share that pool: one stuck on a dead DNS server must not
     # hold the timer up, as the trim of a start's memory once did by waiting for a thread from it.
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
     clock = FakeClock()
-    async with running(config, clock, clean=False) as engine:
-        await ping(engine, "a")
-        clock.advance(120)
-        await alive(engine)  # the deadline passed before the stop: it fires at once after the restart
-    clock.advance(300)
+    config = await died_past_a_deadline(write_config, clock)
     loop = asyncio.get_running_loop()
     pool = ThreadPoolExecutor(max_workers=1)
     loop.set_default_executor(pool)

@@ -385,14 +385,21 @@ async def test_a_check_whose_deadline_cannot_be_computed_does_not_stop_a_restart
     assert "1 deadline(s) that fell in that time were extended" in caplog.text
 
 
-async def test_a_deadline_before_an_unclean_stop_fires_at_once_on_start(write_config: ConfigWriter) -> None:
+async def died_past_a_deadline(write_config: ConfigWriter, clock: FakeClock) -> Config:
+    """Check a's deadline passed while the process was alive, which then died before its timer
+    ran; 300 s later. Its deadline fires at once on the next start."""
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
-    clock = FakeClock()
     async with running(config, clock, clean=False) as engine:
         await ping(engine, "a")
         clock.advance(120)
-        await alive(engine)  # alive past the deadline, then the process dies before its timer ran
+        await alive(engine)
     clock.advance(300)
+    return config
+
+
+async def test_a_deadline_before_an_unclean_stop_fires_at_once_on_start(write_config: ConfigWriter) -> None:
+    clock = FakeClock()
+    config = await died_past_a_deadline(write_config, clock)
     async with running(config, clock) as engine:
         assert engine.fire_due(clock.now()) == 1
         assert engine.checks["a"].state.status is Status.DOWN
@@ -730,23 +737,24 @@ async def test_a_check_removed_after_a_crash_gets_its_unstored_pings_back_when_a
         _has_both_failures_once(engine, last)
 
 
-async def _crash_with_two_unstored_failures_of_a(both: Config, clock: FakeClock) -> int:
-    """a's two failures are in the log but not in its stored state; returns the last one's id."""
+async def _crash_with_two_unstored_failures_of_a(write_config: ConfigWriter) -> tuple[Config, FakeClock, int]:
+    """a's two failures are in the log but not in its stored state: the config (_a_and_b), its
+    clock, and the last failure's id."""
+    both, _ = _a_and_b(write_config)
+    clock = FakeClock()
     async with running(both, clock, clean=False) as engine:
         await ping(engine, "a")  # new -> up: stored with its ping
         await ping(engine, "b")
         clock.advance(5)
         await ping(engine, "a", Kind.FAIL)
         await ping(engine, "a", Kind.FAIL)
-        return engine.checks["a"].ping_id
+        return both, clock, engine.checks["a"].ping_id
 
 
 async def test_a_restart_answers_before_it_replays_a_checks_pings_and_a_new_ping_comes_after_them(
     write_config: ConfigWriter,
 ) -> None:
-    both, _ = _a_and_b(write_config)
-    clock = FakeClock()
-    last = await _crash_with_two_unstored_failures_of_a(both, clock)
+    both, clock, last = await _crash_with_two_unstored_failures_of_a(write_config)
     async with running(both, clock, clean=False) as engine:
         assert not engine.checks["a"].loaded  # its pings wait for its state to be read
         clock.advance(5)
@@ -759,9 +767,7 @@ async def test_a_restart_answers_before_it_replays_a_checks_pings_and_a_new_ping
 async def test_a_crash_before_a_restart_has_replayed_every_checks_pings_loses_none_of_them(
     write_config: ConfigWriter,
 ) -> None:
-    both, _ = _a_and_b(write_config)
-    clock = FakeClock()
-    last = await _crash_with_two_unstored_failures_of_a(both, clock)
+    both, clock, last = await _crash_with_two_unstored_failures_of_a(write_config)
     async with running(both, clock, clean=False) as engine:  # a's state is never read: its pings wait
         await ping(engine, "b")
         clock.advance(CHECKPOINT_AFTER + 1)
@@ -779,9 +785,7 @@ async def test_a_crash_before_a_restart_has_replayed_every_checks_pings_loses_no
 async def test_pings_a_restart_could_not_replay_onto_a_checks_state_are_replayed_by_the_next_start(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    both, _ = _a_and_b(write_config)
-    clock = FakeClock()
-    last = await _crash_with_two_unstored_failures_of_a(both, clock)
+    both, clock, last = await _crash_with_two_unstored_failures_of_a(write_config)
     real = states.receive_timed
 
     def failing(config: CheckConfig, *args: Any, **kwargs: Any) -> Any:  # a bug in the state machine
