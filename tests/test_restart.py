@@ -782,6 +782,31 @@ async def test_a_crash_before_a_restart_has_replayed_every_checks_pings_loses_no
         _has_both_failures_once(engine, last)
 
 
+async def test_states_that_replayed_pings_are_stored_by_the_checkpoints_and_the_mark_and_downtime_wait(
+    write_config: ConfigWriter,
+) -> None:
+    # Not stored at once: 100k of them queued during the read held every ping's commit back.
+    both, clock, last = await _crash_with_two_unstored_failures_of_a(write_config)
+
+    def unread_downtimes() -> list[list[float]]:
+        rows = query(both, "SELECT value FROM meta WHERE key = 'unread_downtimes'")
+        return json.loads(rows[0][0]) if rows else []
+
+    async with running(both, clock, clean=False) as engine:
+        await engine.finish_load(lambda: None)  # every state read; a's replayed its two failures
+        engine.checkpoint(clock.now())
+        await engine.writer.flush()
+        ids, mark = _stored(both)
+        assert ids["a"] < last and mark < last - 1  # a's pings are still to be replayed by a next start
+        assert len(unread_downtimes()) == 1  # and so is this start's downtime, to a's stored state
+        clock.advance(CHECKPOINT_AFTER + 1)
+        engine.checkpoint(clock.now())
+        await engine.writer.flush()
+        assert _stored(both) == ({"a": last, "b": ids["b"]}, last) and unread_downtimes() == []
+    async with running(both, clock) as engine:
+        _has_both_failures_once(engine, last)
+
+
 async def test_pings_a_restart_could_not_replay_onto_a_checks_state_are_replayed_by_the_next_start(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -88,6 +88,8 @@ class Engine(Loading):
         self._waiting_at_load: list[Check] = []
         self._pending = {}  # a restart's pings that wait for their check's state to be read
         self._kept_below = None
+        self._settle_after = 0
+        self._all_read = False
         self._loaded_downtime: Downtime | None = None
         self._downtime_log: tuple[Downtime, float, bool, bool] | None = None
         self._unapplied: list[Pending] = []
@@ -358,6 +360,8 @@ class Engine(Loading):
                 self._unstored.stored(cid)
             else:
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
+        if self._all_read:  # a restart's states that replayed pings may all be queued by now
+            self._settle_replay()
         if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
             self.writer.submit_nowait(store.Write(statements=[store.checkpoint_statement(mark)]))
 

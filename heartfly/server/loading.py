@@ -122,6 +122,8 @@ class Loading(ChangeRows):
     # replayed as it is read (_load_stored), not before the server answers.
     _pending: dict[int, list[LoggedPing]]
     _kept_below: int | None  # the first deferred ping of a state that could not be read (_load_stored)
+    _settle_after: int  # the Unstored entry of the last state that replayed deferred pings (0: none)
+    _all_read: bool  # every stored state is read, and _settle_replay has yet to run to its end
     _loaded_downtime: Downtime | None
     _unapplied: list[Pending]  # the downtimes kept in UNREAD_DOWNTIMES until every state is read
     _rebuilding: bool  # apply_config is putting the checks back in the maps
@@ -303,7 +305,15 @@ class Loading(ChangeRows):
             self._loading[check.id] = stored
             return check.state
         self._schedule(check, self._fire_at(check, self._loaded_downtime))
-        if check.state is not stored:  # stored at once, as load() stores the states it changed
+        if check.state is stored:
+            pass
+        elif pending:  # replayed (one that could not be is afresh, `stored`)
+            # Stored by the next checkpoints, not at once: 100k state rows queued during the read
+            # held every ping's commit back behind them (p50 0.8 s). Until they are stored, the
+            # checkpoint mark stays below their pings and the downtime stays kept (_settle_replay).
+            self._unstored.note(check.id, self.clock.now(), pending[0].id)
+            self._settle_after = self._unstored.noted()
+        else:  # stored at once, as load() stores the states it changed
             self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
         return check.state
 
@@ -415,14 +425,23 @@ class Loading(ChangeRows):
         """Every state is read: the downtime is applied to all (its count logged) and stored."""
         self._instants = {}
         self._loaded_downtime = None
-        # Every deferred ping is replayed and its state queued (_load_stored), but those of a state
-        # that could not be brought to this start.
-        self._unstored.hold(self._kept_below)
         self._pending = {}  # empty by now, but sized for every check that had some
         if self._downtime_log is not None:
             downtime, now, clean, led = self._downtime_log
             self._downtime_log = None
             self._log_downtime(downtime, now, clean, led)
+        self._all_read = True
+        self._settle_replay()
+
+    def _settle_replay(self) -> None:
+        """Once every state is read and those that replayed pings are queued for storing (by the
+        checkpoints that follow, _load_stored): the checkpoint mark may pass the deferred pings,
+        but those of a state that could not be brought to this start, and the downtimes kept in
+        UNREAD_DOWNTIMES are applied to all."""
+        if not self._all_read or (self._settle_after and not self._unstored.stored_up_to(self._settle_after)):
+            return
+        self._all_read, self._settle_after = False, 0
+        self._unstored.hold(self._kept_below)
         if self._unapplied:  # after the states each read stored (the writer commits in order)
             self._unapplied = []
             self.writer.submit_nowait(store.Write(statements=[store.meta_statement(UNREAD_DOWNTIMES, "[]")]))
