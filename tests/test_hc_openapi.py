@@ -112,6 +112,7 @@ OPERATIONS = [
 # What the document cannot say: a slug no other check has, a valid cron schedule, a known time zone
 # and channel. A create or update that is well formed by the document may still be a 400 then.
 SEMANTIC_400 = {("/api/v3/checks/", "POST"), ("/api/v3/checks/{code}", "POST")}
+FRAMING = {"expect", "transfer-encoding", "content-length"}  # headers aiohttp answers for itself, before a route
 
 
 # GET /api/v3/status/ takes nothing (no parameter, no key) that could be made invalid: positive only.
@@ -135,8 +136,10 @@ def test_every_operation_answers_as_the_healthchecks_document_says(
     def conforms(case: Any) -> None:
         # aiohttp refuses a request line over 8190 bytes itself (text/plain 400), before any route.
         assume(len(urllib.parse.urlencode(case.query or {}, doseq=True)) < 4096)
-        # Nor does a route see an `Expect` header other than 100-continue: aiohttp answers 417 itself.
-        assume("expect" not in {name.lower() for name in case.headers or {}})
+        # Nor does a route see an `Expect` header other than 100-continue (aiohttp answers 417 itself),
+        # or a request whose framing headers contradict each other (a 400 from aiohttp's parser, as
+        # for `Transfer-Encoding: INF` beside the client's `Content-Length: 0`).
+        assume(not FRAMING & {name.lower() for name in case.headers or {}})
         case.call_and_validate(excluded_checks=excluded)
 
     conforms()
