@@ -14,8 +14,8 @@ from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
 from heartfly.core.states import Status
 from heartfly.server.checks import Check
+from heartfly.server.downtime import UNREAD_DOWNTIMES
 from heartfly.server.engine import Engine
-from heartfly.server.loading import UNREAD_DOWNTIMES
 from heartfly.store import rows as store
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query

@@ -25,7 +25,8 @@ from heartfly.server import memtrim, windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
-from heartfly.server.loading import Downtime, Loading, Pending
+from heartfly.server.downtime import Downtime, Pending
+from heartfly.server.loading import Loading
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
 from heartfly.store import rows as store

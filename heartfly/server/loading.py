@@ -18,11 +18,11 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.deadlines import RESTART_SETTLE
 from heartfly.core.pingids import PingIds
-from heartfly.core.states import CheckState, Deadline, Event, Kind
-from heartfly.core.units import human_duration
+from heartfly.core.states import CheckState, Event, Kind
 from heartfly.server import longlived, windows
 from heartfly.server.changes import ChangeRows
 from heartfly.server.checks import Armed, Check, Removed
+from heartfly.server.downtime import UNREAD_DOWNTIMES, Downtime, Pending, log_downtime, pending_downtimes
 from heartfly.server.unstored import Unstored
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
@@ -41,52 +41,6 @@ LOAD_PAGE = 1000  # stored checks finish_load reads at a time (some 40 ms at 100
 LOAD_PAUSE = 0.005
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
 TAKEOVER_SLOP = 3.0  # seconds: see the settle in load()
-
-
-class Downtime:
-    """A restart's own downtime, applied to each check as the load schedules it: the deadline it
-    is shown (the check's next) is computed once for both, not twice for 100k checks, and no
-    check's is kept beyond that (100k kept for a second pass held 17 MiB more after the load).
-    `settle_until`: what a deadline inside it or just after it is moved to at least (0: none)."""
-
-    def __init__(
-        self, stopped_at: float, unserved: float, settle_until: float = 0.0, earlier: Sequence[Pending] = ()
-    ) -> None:
-        self.stopped_at, self.unserved, self.settle_until = stopped_at, unserved, settle_until
-        self.earlier = tuple(earlier)  # downtimes of starts that died before every state was read
-        self.extended = 0
-
-    def own(self) -> Pending:
-        return self.stopped_at, self.unserved, self.settle_until
-
-    def __call__(self, check: Check, deadline: Deadline | None) -> bool:
-        """Extend the check's deadline if it fell inside or just after (an earlier downtime first:
-        a state extended by it already is not extended twice, see states.extend_by_downtime);
-        True if its state moved."""
-        moved = stale = False
-        for stopped_at, unserved, settle_until in (*self.earlier, self.own()):
-            if stale:  # moved by the one before
-                deadline = states.next_deadline(check.config, check.state)
-            new = states.extend_by_downtime(check.state, deadline, stopped_at, unserved, settle_until)
-            stale = new is not check.state
-            if stale:
-                check.state, moved = new, True
-        self.extended += moved
-        return moved
-
-
-Pending = tuple[float, float, float]  # a downtime's (stopped_at, unserved, settle_until)
-UNREAD_DOWNTIMES = "unread_downtimes"  # meta: [Pending, ...] of starts whose states were not all read
-
-
-def pending_downtimes(meta: dict[str, str]) -> list[Pending]:
-    """The downtimes not yet applied to every state: those of starts that died while reading them."""
-    text = meta.get(UNREAD_DOWNTIMES) or "[]"
-    try:
-        return [(float(a), float(b), float(c)) for a, b, c in json.loads(text)]
-    except (ValueError, TypeError) as exc:
-        log.error("the stored %s cannot be read (%s): %.200r; ignored", UNREAD_DOWNTIMES, exc, text)
-        return []
 
 
 class Loading(ChangeRows):
@@ -429,7 +383,7 @@ class Loading(ChangeRows):
         if self._downtime_log is not None:
             downtime, now, clean, led = self._downtime_log
             self._downtime_log = None
-            self._log_downtime(downtime, now, clean, led)
+            log_downtime(self.log, downtime, now, clean, led)
         self._all_read = True
         self._settle_replay()
 
@@ -497,32 +451,6 @@ class Loading(ChangeRows):
         write = store.Write(state=self._mark_stored(check))
         write.statements.append(store.removed_statement(check.id, None))
         return write
-
-    def _log_downtime(self, downtime: Downtime, now: float, clean: bool, led: bool) -> None:
-        stopped_at, unserved = downtime.stopped_at, downtime.unserved
-        settle = ""
-        if downtime.settle_until:
-            after = human_duration(downtime.settle_until - now)
-            settle = f" (or to {after} after this start, for pings sent meanwhile that are still being retried)"
-        if not led:
-            self.log.info(
-                "Heartfly was not running for %s (%s stop); %d deadline(s) that fell in that time"
-                " were extended by it%s",
-                human_duration(now - stopped_at),
-                "clean" if clean else "unclean",
-                downtime.extended,
-                settle,
-            )
-        else:
-            self.log.info(
-                "no node led for %s (the last leader's %s stop); pings were taken for %s of it, and %d deadline(s)"
-                " in the rest were extended by it%s",
-                human_duration(now - stopped_at),
-                "clean" if clean else "unclean",
-                human_duration(now - unserved),
-                downtime.extended,
-                settle,
-            )
 
     def _create(self, cfg: CheckConfig, now: float, statements: list[store.Statement]) -> Check:
         check = Check(self._next_check_id, cfg, states.initial_state(cfg, now))
