@@ -73,16 +73,14 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
     """A failure older than the newest end, both within the reorder window, with no success since
     it: in event order it was one of the failures in a row that `failures_before_alert` counts
     (the newest end is a failure, or a success judged one), so it counts though its ping came
-    second."""
+    second. Where a duration is judged too: a failure is one whatever its run's duration (a
+    success between the two that comes later breaks the streak only if its start came)."""
     last = st.last_end_at
     return (
         last is not None
         and _racing_the_newest(check, last, ev, now, window)
         and (st.last_success_at is None or st.last_success_at < ev.at)
         and st.told_at <= last  # nothing told since (a resume, say): the count it would complete is over
-        # Where a duration is judged, an end's verdict may yet change with a start still on its
-        # way (pair_raced, pair_again), and a success between could not take the down back.
-        and not judges_duration(check)
     )
 
 
