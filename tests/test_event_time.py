@@ -630,6 +630,25 @@ def test_where_a_duration_is_judged_a_success_between_racing_failures_whose_star
     assert log.st.status is Status.DOWN
 
 
+@pytest.mark.parametrize(
+    "judging",
+    [{"min_runtime": 1.0}, {"assertions": (parse_assertion("duration > 1s"),)}],
+    ids=["min_runtime", "assertion"],
+)
+def test_where_a_duration_is_judged_an_end_takes_over_the_run_a_newer_failure_closed(judging: dict[str, Any]) -> None:
+    # In event order the success closed the run after 0.6 s (too fast), and the failure closed
+    # none. Its ping came last: the run is its own, judged on its duration.
+    events = [ev(Kind.START, NOW - 3.8), ev(Kind.SUCCESS, NOW - 3.2), ev(Kind.FAIL, NOW - 3.0)]
+    in_order, raced = after_a_success_in_order_and_raced(events, [0, 2, 1], **judging)
+    assert [(r.started_at, r.ended_at, r.outcome) for r in raced.runs] == [
+        (r.started_at, r.ended_at, r.outcome) for r in in_order.runs
+    ]
+    assert raced.runs[-1].outcome != "fail" and raced.st.status is Status.DOWN
+    # Two failures in a row: told, though the failure's ping came first (it said nothing before).
+    in_order, raced = after_a_success_in_order_and_raced(events, [0, 2, 1], failures_before_alert=2, **judging)
+    assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 3)]
+
+
 def test_a_failure_older_than_a_success_or_the_window_does_not_join_the_streak() -> None:
     after_success = job(every=HOUR, failures_before_alert=2)
     after_success.arrive(NOW, ev(Kind.FAIL, NOW - 1), ev(Kind.SUCCESS, NOW - 2), ev(Kind.FAIL, NOW - 3))

@@ -231,12 +231,15 @@ def pair_again(
 def taken_over(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[float, float] | None:
     """An end without run id that closed no run but falls inside the run the newest end closed,
     all within the reorder window: in event order it closed that run, and the newer end closed
-    none. Returns the (start, end) of the row it takes over, None if it takes none. Not where a
-    duration is judged: the newer end's verdict, told already, rested on that run's duration."""
+    none. Returns the (start, end) of the row it takes over, None if it takes none. Where a
+    duration is judged, only from a failure: a success's verdict, told already, rested on that
+    run's duration."""
     paired = st.paired_end
-    if paired is None or ev.run_id is not None or check.expect is not None or judges_duration(check):
+    if paired is None or ev.run_id is not None or check.expect is not None:
         return None
     started, end_at, arrived, outcome, exit_status, _ = paired
+    if judges_duration(check) and outcome is not RunOutcome.FAIL:
+        return None
     if not (started <= ev.at < end_at <= ev.at + window and now - arrived <= window):
         return None
     if outcome is not _RUN_SUCCESS and outcome is not RunOutcome.FAIL:
