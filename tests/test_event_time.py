@@ -450,6 +450,19 @@ def test_a_failure_overtaken_by_a_retrys_start_and_success_withdraws_their_chang
     assert judged(raced) == judged(in_order)
 
 
+def test_a_failure_overtaken_by_a_success_and_a_newer_start_is_told_down_then_up_then_running() -> None:
+    # The retry succeeded, the next run started, and only then came the failure's ping: it was
+    # history (told nothing) while the start's running stood.
+    events = [ev(Kind.FAIL, NOW - 3.1), ev(Kind.SUCCESS, NOW - 1.5), ev(Kind.START, NOW - 0.7)]
+    for order in ([1, 2, 0], [2, 1, 0]):
+        raced = raced_as_in_order(events, order)
+        assert [(f.old, f.new, f.at) for f in raced.flips if f.at > NOW - 10][:3] == [
+            (Status.UP, Status.DOWN, NOW - 3.1),
+            (Status.DOWN, Status.UP, NOW - 1.5),
+            (Status.UP, Status.RUNNING, NOW - 0.7),
+        ]
+
+
 def after_a_success_in_order_and_raced(events: list[Event], order: list[int], **rules: Any) -> tuple[Log, Log]:
     """Two checks with `rules`, each after a success half an hour ago: one given `events` as they
     happen, the other the same events one after another in `order`, all within the window."""

@@ -59,14 +59,24 @@ def status_then(st: CheckState, ev: Event, ended: list[RunEnd]) -> Status:
 def withdrawable(st: CheckState, ev: Event, window: float) -> bool:
     """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
     none told anybody anything, the success came within the window of the failure and was the
-    first end after it, and no change came after that success (it set the status that stands)."""
+    first end after it, and no change came after that success but the starts of runs still open
+    (the status that stands is the success's, or running from them: started_since)."""
     assert st.last_end_at is not None
     return (
         st.told_at <= ev.at
         and st.last_end_at - ev.at <= window
         and (st.prev_end_at is None or st.prev_end_at < ev.at)
-        and st.changed_at <= st.last_end_at
+        and (st.changed_at <= st.last_end_at or started_since(st, st.last_end_at) is not None)
     )
+
+
+def started_since(st: CheckState, at: float) -> float | None:
+    """When a check running only on runs started after `at` began running (its first start), else
+    None."""
+    if st.status is not _RUNNING or not st.runs:
+        return None
+    first = min(run.started_at for run in st.runs.values())
+    return first if first > at else None
 
 
 def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:

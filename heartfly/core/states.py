@@ -37,6 +37,7 @@ from heartfly.core.reorder import (
     pair_again,
     pair_raced,
     pairs_again,
+    started_since,
     status_then,
     streak_broken,
     taken_over,
@@ -366,10 +367,24 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     back = applied.state.copy()
     back.changed_at = back.told_at = max(back.changed_at, success_at)
     words = f"it succeeded {human_duration(success_at - ev.at)} after this failure (their pings arrived out of order)"
+    # A run started after the success: up as of the success, then running as of that start.
+    started = started_since(st, success_at)
     came_back = Flip(
-        success_at, Status.DOWN, st.status, None, None, words, learned_at=now if now - success_at > BACKDATED else None
+        success_at,
+        Status.DOWN,
+        st.status if started is None else _UP,
+        None,
+        None,
+        words,
+        learned_at=now if now - success_at > BACKDATED else None,
     )
-    return [Step(down, went_down, applied.ended), Step(back, came_back, ())]
+    if started is None:
+        return [Step(down, went_down, applied.ended), Step(back, came_back, ())]
+    up = back.copy()
+    up.status = _UP
+    back.changed_at = started
+    running = Flip(started, _UP, _RUNNING, None, None, "", learned_at=now if now - started > BACKDATED else None)
+    return [Step(down, went_down, applied.ended), Step(up, came_back, ()), Step(back, running, ())]
 
 
 def _reported_late(ev: Event, now: float) -> str:
