@@ -461,6 +461,20 @@ def test_a_failure_overtaken_by_a_success_and_a_newer_start_is_told_down_then_up
             (Status.DOWN, Status.UP, NOW - 1.5),
             (Status.UP, Status.RUNNING, NOW - 0.7),
         ]
+    # The recovery is the last change told: a failure after it, and before the start, whose ping
+    # comes last is dated at its own time as in event order (the running goes).
+    events = [ev(Kind.FAIL, NOW - 4), ev(Kind.SUCCESS, NOW - 3), ev(Kind.FAIL, NOW - 2), ev(Kind.START, NOW - 1)]
+    in_order, raced = after_a_success_in_order_and_raced(events, [1, 3, 0, 2])
+    told = [[(f.old, f.new, f.at) for f in log.flips if f.at > NOW - 10] for log in (raced, in_order)]
+    assert (
+        told[0]
+        == told[1]
+        == [
+            (Status.UP, Status.DOWN, NOW - 4),
+            (Status.DOWN, Status.UP, NOW - 3),
+            (Status.UP, Status.DOWN, NOW - 2),
+        ]
+    )
 
 
 def after_a_success_in_order_and_raced(events: list[Event], order: list[int], **rules: Any) -> tuple[Log, Log]:
@@ -660,6 +674,18 @@ def test_where_a_duration_is_judged_an_end_takes_over_the_run_a_newer_failure_cl
     # Two failures in a row: told, though the failure's ping came first (it said nothing before).
     in_order, raced = after_a_success_in_order_and_raced(events, [0, 2, 1], failures_before_alert=2, **judging)
     assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 3)]
+
+
+def test_where_a_duration_is_judged_a_success_between_racing_failures_without_its_start_ends_an_untold_count() -> None:
+    # failures_before_alert = 3: the two failures told nothing, and in event order the success
+    # between them reset the count. Left at two, the next failure alone would tell a down.
+    events = [ev(Kind.FAIL, NOW - 3.6), ev(Kind.SUCCESS, NOW - 1.7), ev(Kind.FAIL, NOW - 0.6)]
+    in_order, raced = after_a_success_in_order_and_raced(events, [2, 0, 1], failures_before_alert=3, min_runtime=1.0)
+    for log in (in_order, raced):
+        log.tick(NOW + 30)
+        log.arrive(NOW + 60, ev(Kind.FAIL, NOW + 60))
+    assert (raced.st.status, raced.st.failures) == (in_order.st.status, in_order.st.failures) == (Status.UP, 2)
+    assert raced.downs == []
 
 
 def test_a_failure_older_than_a_success_or_the_window_does_not_join_the_streak() -> None:

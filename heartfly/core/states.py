@@ -381,7 +381,8 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     if started is None:
         return [Step(down, went_down, applied.ended), Step(back, came_back, ())]
     up = back.copy()
-    up.status = _UP
+    up.status, up.changed_at = _UP, success_at
+    up.told_at = back.told_at = success_at  # the recovery is the last change told, not the start
     back.changed_at = started
     running = Flip(started, _UP, _RUNNING, None, None, "", learned_at=now if now - started > BACKDATED else None)
     return [Step(down, went_down, applied.ended), Step(up, came_back, ()), Step(back, running, ())]
@@ -499,8 +500,10 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
             own = broken_by_metrics(check, ev) if reason is Reason.ASSERTION else ""
             st.paired_end = (started, ev.at, now, outcome, ev.exit_status, own)
     # A success older than the newest end that breaks a failure streak, unless its verdict may yet
-    # change: a start still on its way could show it too fast.
-    streak = reason is None and not newest and not (started is None and judges_duration(check))
+    # change (a start still on its way could show it too fast) while the check is down: a recovery
+    # told would be wrong then. Not down, nothing told rests on the count, and a count too high
+    # would tell a down later that event order never reached.
+    streak = reason is None and not newest and not (started is None and judges_duration(check) and st.status is _DOWN)
     streak = streak and breaks_streak(check, st, ev, now, window)  # before _stale notes it
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
