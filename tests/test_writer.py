@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from heartfly.core.config import Config
 from heartfly.core.states import CheckState, Status
-from heartfly.store import rows, wal
+from heartfly.store import rows
 from heartfly.store import sqlite as store
 from heartfly.store.api import OwnWriter, StoreError
 from heartfly.store.backend import open_backend
@@ -152,89 +151,3 @@ async def test_an_abandoned_writer_refuses_every_later_write_at_once(tmp_path: P
         assert writer.failing
     finally:
         await writer.close()
-
-
-@contextlib.asynccontextmanager
-async def sqlite_writer(
-    path: Path, synchronous: str = "normal"
-) -> AsyncIterator[tuple[store.Writer, list[tuple[str, int]]]]:
-    """A started SQLite writer on a database with one check, and each COMMIT it runs with the
-    thread it ran in (the connection's trace callback, called in that thread)."""
-    writer = await store.Writer.open(path, synchronous)
-    with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'c1', 0, ?)",
-                   (rows.encode_state(CheckState()),))  # fmt: skip
-    commits: list[tuple[str, int]] = []
-
-    def traced(sql: str) -> None:
-        if sql == "COMMIT":
-            commits.append((sql, threading.get_ident()))
-
-    await writer._thread.run(writer._conn.set_trace_callback, traced)
-    writer.start()
-    try:
-        for _ in range(100):  # the WAL's first reading: until then nothing commits in the loop
-            if writer._wal.frames is not None:
-                break
-            await asyncio.sleep(0.01)
-        yield writer, commits
-    finally:
-        await writer.close()
-
-
-def _ping(ping_id: int) -> rows.PingRow:
-    return (ping_id, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
-
-
-async def test_a_lone_ping_commits_in_the_event_loop_and_a_batch_in_the_writer_thread(tmp_path: Path) -> None:
-    async with sqlite_writer(tmp_path / "hb.db") as (writer, commits):
-        await writer.submit(rows.Write(ping=_ping(1)))
-        assert commits == [("COMMIT", threading.get_ident())]
-        commits.clear()
-        await asyncio.gather(*(writer.submit(rows.Write(ping=_ping(i))) for i in range(2, 12)))
-        assert commits and all(ident != threading.get_ident() for _, ident in commits)
-        commits.clear()
-        await writer.submit(rows.Write(statements=[rows.alive_statement(1.0)]))  # a statement: may be long
-        assert commits and commits[0][1] != threading.get_ident()
-    with sqlite3.connect(tmp_path / "hb.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM pings").fetchone() == (11,)
-
-
-async def test_with_synchronous_full_a_lone_ping_commits_in_the_writer_thread(tmp_path: Path) -> None:
-    async with sqlite_writer(tmp_path / "hb.db", "full") as (writer, commits):  # an fsync per commit
-        await writer.submit(rows.Write(ping=_ping(1)))
-        assert len(commits) == 1 and commits[0][1] != threading.get_ident()
-
-
-async def test_a_lone_ping_commits_in_the_writer_thread_when_the_wal_nears_the_writers_own_checkpoint(
-    tmp_path: Path,
-) -> None:
-    async with sqlite_writer(tmp_path / "hb.db") as (writer, commits):
-        writer._wal.stop()  # its readings would overwrite the one set here
-        writer._wal.frames = wal.NEAR_LIMIT
-        await writer.submit(rows.Write(ping=_ping(1)))
-        assert len(commits) == 1 and commits[0][1] != threading.get_ident()
-
-
-async def test_a_lone_ping_waits_in_the_writer_thread_not_the_event_loop_while_another_connection_writes(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "hb.db"
-    async with sqlite_writer(path) as (writer, commits):
-        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        other.execute("BEGIN IMMEDIATE")  # holds the write lock
-        try:
-            done = writer.submit(rows.Write(ping=_ping(1)))
-            ticks = 0
-            for _ in range(20):  # the loop goes on meanwhile
-                await asyncio.sleep(0.01)
-                ticks += 1
-            assert ticks == 20 and not done.done()
-        finally:
-            other.execute("COMMIT")
-            other.close()
-        await asyncio.wait_for(done, 5)
-        assert len(commits) == 1 and commits[0][1] != threading.get_ident()
-        commits.clear()
-        await writer.submit(rows.Write(ping=_ping(2)))  # the lock gone: in the loop again
-        assert commits == [("COMMIT", threading.get_ident())]

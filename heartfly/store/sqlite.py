@@ -54,9 +54,6 @@ async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     return db
 
 
-BUSY_TIMEOUT_MS = 5000  # how long the writer waits for a write lock another connection holds
-
-
 def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
     if sqlite3.sqlite_version_info < (3, 33):  # UPDATE ... FROM
         raise StoreError(f"Heartfly needs SQLite 3.33 or newer; this Python has {sqlite3.sqlite_version}")
@@ -66,7 +63,7 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open database {path}: {exc}") from None
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA busy_timeout = 5000")
         # A new file only (an existing one keeps its size). Pings land on index pages scattered
         # over the file, and a commit writes each page it touched whole: 1 KiB pages write a
         # quarter of the bytes of the default 4 KiB (bench: about 40 % less writer CPU per ping).
@@ -182,21 +179,13 @@ class Writer(GroupCommitter):
     """
 
     def __init__(
-        self,
-        conn: sqlite3.Connection,
-        thread: WriterThread,
-        copier: wal.WalCheckpointer,
-        watch: FileWatch,
-        synchronous: str = "normal",
+        self, conn: sqlite3.Connection, thread: WriterThread, copier: wal.WalCheckpointer, watch: FileWatch
     ) -> None:
         super().__init__()
         self._conn = conn
         self._thread = thread
         self._wal = copier
         self._watch = watch
-        self._here = False  # the connection is set for a commit in the event loop (_commit_here)
-        # With synchronous = full every commit waits for an fsync: never in the event loop.
-        self._here_allowed = synchronous != "full"
 
     @classmethod
     async def open(cls, path: Path, synchronous: str = "normal") -> Writer:
@@ -213,7 +202,7 @@ class Writer(GroupCommitter):
             conn.close()
             thread.stop()
             raise StoreError(f"cannot open database {path}: {exc}") from None
-        return cls(conn, thread, wal.WalCheckpointer(path), watch, synchronous)
+        return cls(conn, thread, wal.WalCheckpointer(path), watch)
 
     def watch_file(self) -> None:
         """Refuse pings while the database file is not the one open (FileWatch); logged once a spell."""
@@ -241,39 +230,10 @@ class Writer(GroupCommitter):
             self._watch.close()
 
     async def _commit_batch(self, writes: list[Write]) -> None:
-        lone = len(writes) == 1 and writes[0].ping is not None and not writes[0].statements
-        if lone and self._here_allowed and self._wal.far_from_limit() and self._commit_here(writes):
-            return
-        if self._here:
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._here = False
         await self._thread.run(self._commit, writes)
 
-    def _commit_here(self, writes: list[Write]) -> bool:
-        """Commit a lone ping's write in the event loop itself; False if the database was busy.
-
-        At rest (one ping at a time) the commit of one row, about 50 µs, costs less than the
-        hand-off to the writer thread and back: a thread wake-up, the loop's self-pipe and two more
-        loop iterations, a third of a lone ping's latency (bench/ping_throughput.py, one
-        connection). Under load a batch holds many pings and goes to the thread, where the loop
-        keeps serving while it commits. Not when the WAL nears the bound where the commit runs the
-        writer's own checkpoint (wal.NEAR_LIMIT), and without a busy timeout: were another
-        connection holding the write lock, the loop would wait for it; the write goes to the
-        thread instead.
-        """
-        if not self._here:
-            self._conn.execute("PRAGMA busy_timeout = 0")
-            self._here = True
-        try:
-            self._commit(writes)
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                raise
-            return False
-        return True
-
     def _commit(self, writes: list[Write]) -> None:
-        """Runs in the writer thread (a lone ping's, in the event loop: _commit_here)."""
+        """Runs in the writer thread."""
         batch = gather(writes)
         assert not batch.inbox and not batch.inbox_done, "the inbox is a cluster's, and a cluster is PostgreSQL's"
         conn = self._conn

@@ -24,10 +24,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 0.1  # seconds
 WRITER_LIMIT = 20_000  # pages (20 MiB at 1 KiB, 80 MiB at 4 KiB): the writer checkpoints itself past this
-# The WAL may hold this many pages, as last read, for a commit to run in the event loop: far enough
-# below WRITER_LIMIT that the writer's own checkpoint (up to ~10 ms) will not come in one of those
-# commits before the next reading (at one connection about 2,000 pages are written in 0.1 s).
-NEAR_LIMIT = WRITER_LIMIT * 3 // 4
 
 
 class WalCheckpointer:
@@ -35,15 +31,6 @@ class WalCheckpointer:
         self._path = path
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartfly-wal", daemon=True)
-        # The WAL's pages at the last checkpoint (written by this thread, read by the event loop);
-        # None until one succeeds.
-        self.frames: int | None = None
-
-    def far_from_limit(self) -> bool:
-        """Whether a commit will not run the writer's own checkpoint, as far as the last reading
-        tells (none yet: not known, so no)."""
-        frames = self.frames
-        return frames is not None and frames < NEAR_LIMIT
 
     def start(self) -> None:
         self._thread.start()
@@ -63,14 +50,12 @@ class WalCheckpointer:
         try:
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
-                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # a full disk, say: the writer reports that loudly
                     if not failing:
                         log.warning("WAL checkpoint failed (will retry): %s", exc)
                     failing = True
-                    self.frames = None
                 else:
                     failing = False
-                    self.frames = int(frames)
         finally:
             conn.close()
