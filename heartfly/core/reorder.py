@@ -9,7 +9,7 @@ from __future__ import annotations
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
 from heartfly.core.stateops import duration_assertions, failure, judges_duration, set_status, timed, too_fast
-from heartfly.core.statetypes import CheckState, Event, Kind, Reason, RunEnd, RunOutcome, Status
+from heartfly.core.statetypes import CheckState, Event, Reason, RunEnd, RunOutcome, Status
 from heartfly.core.units import human_duration
 
 _NEW, _UP, _RUNNING = Status.NEW, Status.UP, Status.RUNNING  # module constants: see states' note
@@ -151,7 +151,6 @@ def pair_raced(
     ev: Event,
     orphan: tuple[float, float, RunOutcome, int | None, str | None],
     now: float,
-    window: float,
     ended: list[RunEnd],
 ) -> str:
     """A start that raced its own end and lost: the run is recorded and judged as if they had come
@@ -176,34 +175,12 @@ def pair_raced(
         outcome = RunOutcome(reason.value)
         if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
             detail = failure(check, st, reason, end_at, now, detail)
-        elif _reset_streak(check, st, end_at, now, window):  # it did not: it was one of them
-            detail = late_failure(check, st, reason, Event(Kind.SUCCESS, end_at), now, detail)
     ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
     # A start between this one and the end may still come: its own verdicts are all known here,
     # but for an end whose metrics broke an assertion (its words are not kept): no pairing again.
     if ev.run_id is None and duration is not None and orphan[2] in (_RUN_SUCCESS, RunOutcome.FAIL):
         st.paired_end = (ev.at, end_at, orphan[1], outcome, exit_status, "")
     return detail
-
-
-def _reset_streak(check: CheckConfig, st: CheckState, end_at: float, now: float, window: float) -> bool:
-    """Whether the success at `end_at`, which a start that came after it now shows a failure, had
-    ended a count as a success: it was the newest success, every failure in a row since came
-    after it (the count kept them all), nothing was told since the newest, all within the
-    reorder window. In event order it was the first of those failures."""
-    last = st.last_end_at
-    kept = st.streak_ats
-    return (
-        last is not None
-        and st.last_success_at == end_at
-        and last - end_at <= window
-        and now - last <= window
-        and check.expect is None
-        and bool(kept)
-        and st.failures == len(kept)
-        and kept[0] > end_at
-        and st.told_at <= last
-    )
 
 
 def pairs_again(

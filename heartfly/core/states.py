@@ -442,7 +442,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
                 # superseded this one, which an end after both then closes (runs.close_superseded).
                 st.superseded = ((ev.at, now + window), *st.superseded[:3])
             return ""
-        return pair_raced(check, st, ev, orphan, now, window, ended)
+        return pair_raced(check, st, ev, orphan, now, ended)
     if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
         older = min(open_run.started_at, ev.at)
         st.superseded = ((older, now + window), *st.superseded[:3])
