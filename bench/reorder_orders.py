@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the tests' helpers (after PYTHONPATH)
+# The tests' helpers: after PYTHONPATH and the installed package, so that another tree's run is its own.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from heartfly.core.assertions import parse_assertion
 from heartfly.core.states import Kind

@@ -84,7 +84,8 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
     it: in event order it was one of the failures in a row that `failures_before_alert` counts
     (the newest end is a failure, or a success judged one), so it counts though its ping came
     second. Where a duration is judged too: a failure is one whatever its run's duration (a
-    success between the two that comes later breaks the streak only if its start came)."""
+    success between the two that comes later breaks the streak if its start came, or while the
+    check is not down)."""
     last = st.last_end_at
     return (
         last is not None
