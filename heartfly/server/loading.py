@@ -259,9 +259,9 @@ class Loading(ChangeRows):
             self._loading[check.id] = stored
             return check.state
         self._schedule(check, self._fire_at(check, self._loaded_downtime))
-        if check.state is stored:
-            pass
-        elif pending:  # replayed (one that could not be is afresh, `stored`)
+        if check.state is stored:  # unchanged (or afresh, not written over the row)
+            return stored
+        if pending:  # replayed (one that could not be is afresh, `stored`)
             # Stored by the next checkpoints, not at once: 100k state rows queued during the read
             # held every ping's commit back behind them (p50 0.8 s). Until they are stored, the
             # checkpoint mark stays below their pings and the downtime stays kept (_settle_replay).
