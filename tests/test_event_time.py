@@ -667,12 +667,16 @@ def test_where_a_duration_is_judged_an_end_takes_over_the_run_a_newer_failure_cl
     # none. Its ping came last: the run is its own, judged on its duration.
     events = [ev(Kind.START, NOW - 3.8), ev(Kind.SUCCESS, NOW - 3.2), ev(Kind.FAIL, NOW - 3.0)]
     in_order, raced = after_a_success_in_order_and_raced(events, [0, 2, 1], **judging)
+    for log in (in_order, raced):  # in order, the failure waits behind the success, which waits for its window
+        log.tick(NOW + REORDER_WINDOW)
     assert [(r.started_at, r.ended_at, r.outcome) for r in raced.runs] == [
         (r.started_at, r.ended_at, r.outcome) for r in in_order.runs
     ]
     assert raced.runs[-1].outcome != "fail" and raced.st.status is Status.DOWN
     # Two failures in a row: told, though the failure's ping came first (it said nothing before).
     in_order, raced = after_a_success_in_order_and_raced(events, [0, 2, 1], failures_before_alert=2, **judging)
+    for log in (in_order, raced):
+        log.tick(NOW + REORDER_WINDOW)
     assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 3)]
 
 
@@ -905,18 +909,52 @@ def test_a_failure_and_a_newer_success_of_an_up_check_are_told_alike_in_either_o
 # ---- successes that wait out the reorder window (where a run's duration is judged) -------------
 
 
-def test_a_waiting_success_is_applied_before_a_newer_start_but_not_before_a_progress_ping() -> None:
+def test_a_newer_start_waits_behind_a_waiting_success_and_both_are_applied_in_event_order() -> None:
     log = job(every=HOUR, min_runtime=1.0)
     log.arrive(NOW - 3, ev(Kind.START, NOW - 3))
     log.arrive(NOW - 1, ev(Kind.SUCCESS, NOW - 1))
     log.arrive(NOW - 0.5, ev(Kind.PROGRESS, NOW - 0.5))
-    assert log.st.waiting and log.st.status is Status.RUNNING  # a sign of life tells nothing of a start
-    log.arrive(NOW, ev(Kind.START, NOW))  # the next run: the success is applied first, as of its time
+    assert len(log.st.waiting) == 1 and log.st.status is Status.RUNNING  # a lone sign of life does not queue
+    log.arrive(NOW, ev(Kind.START, NOW))  # the next run's: it waits behind the success
+    assert [w[6] for w in log.st.waiting] == [None, Kind.START] and log.st.last_ping_at == NOW
+    assert log.runs == [] and log.st.status is Status.RUNNING
+    log.tick(NOW - 1 + REORDER_WINDOW)  # the success's window has passed: both, in event order
     assert not log.st.waiting and [(f.new, f.at) for f in log.flips][-2:] == [
         (Status.UP, NOW - 1),
         (Status.RUNNING, NOW),
     ]
     assert [(r.started_at, r.ended_at, r.outcome) for r in log.runs] == [(NOW - 3, NOW - 1, RunOutcome.SUCCESS)]
+    assert [run.started_at for run in log.st.runs.values()] == [NOW]
+
+
+def test_a_failure_behind_a_success_waiting_for_its_start_counts_after_the_too_fast_run() -> None:
+    # In event order the run was too fast (one failure) and the failure made two. The success's ping
+    # came first, its start's last: the failure waits behind the success, which then pairs with it.
+    events = [ev(Kind.START, NOW - 3.3), ev(Kind.SUCCESS, NOW - 2.5), ev(Kind.FAIL, NOW - 1.9)]
+    raced = raced_as_in_order(events, [1, 2, 0], min_runtime=1.0, failures_before_alert=2)
+    assert told_by(raced) == [(Status.DOWN, Reason.FAILED, NOW - 1.9)]
+
+
+def test_a_newer_start_behind_a_waiting_success_tells_no_recovery_its_start_takes_back() -> None:
+    # Down since the failure; in event order the retry was too fast, so it stayed down. The success
+    # and the next start came before the retry's start: applied at once, the success would have
+    # told a recovery, and its start a second down.
+    events = [ev(Kind.FAIL, NOW - 2.9), ev(Kind.START, NOW - 1.7), ev(Kind.SUCCESS, NOW - 1.6)]
+    events.append(ev(Kind.START, NOW - 1.3))
+    raced = raced_as_in_order(events, [0, 2, 3, 1], min_runtime=1.0)
+    assert told_by(raced) == [(Status.DOWN, Reason.FAILED, NOW - 2.9)]
+
+
+def test_the_start_of_a_waiting_successs_run_id_applies_the_pings_queued_behind_it_too() -> None:
+    log = job(every=HOUR, min_runtime=1.0)
+    log.arrive(NOW - 1, ev(Kind.SUCCESS, NOW - 1, "r1"))  # its start is on its way
+    log.arrive(NOW - 0.9, ev(Kind.START, NOW - 0.9, "r2"))  # the next run's: queued behind it
+    assert [w[6] for w in log.st.waiting] == [None, Kind.START]
+    log.arrive(NOW - 0.8, ev(Kind.START, NOW - 3, "r1"))
+    assert not log.st.waiting and log.st.status is Status.RUNNING and list(log.st.runs) == ["r2"]
+    assert [(r.run_id, r.started_at, r.ended_at, r.outcome) for r in log.runs] == [
+        ("r1", NOW - 3, NOW - 1, RunOutcome.SUCCESS)
+    ]
 
 
 def test_two_waiting_successes_are_judged_one_step_each_so_a_down_between_is_told() -> None:

@@ -203,7 +203,7 @@ def test_a_success_waiting_out_the_reorder_window_is_stored_and_judged_after_a_r
     st = apply_event(cfg, initial_state(cfg, 1000.0), Event(Kind.START, 1000.0), 1000.0).state
     ev = Event(Kind.SUCCESS, 1010.0, None, 3, {"rows": 0.0, "bytes": math.inf}, "w1")  # inf: the json module's
     waiting = apply_event(cfg, st, ev, 1010.0).state
-    assert waiting.waiting == ((1010.0, None, 3, {"rows": 0.0, "bytes": math.inf}, "w1", 1010.0),)
+    assert waiting.waiting == ((1010.0, None, 3, {"rows": 0.0, "bytes": math.inf}, "w1", 1010.0, None),)
     stored = decode_state(encode_state(waiting))
     assert stored == waiting and stored.hold_until == 1010.0 + REORDER_WINDOW
     deadline = next_deadline(cfg, stored)
@@ -211,3 +211,18 @@ def test_a_success_waiting_out_the_reorder_window_is_stored_and_judged_after_a_r
     judged = advance(cfg, stored, 1010.0 + REORDER_WINDOW)
     assert judged.state.status is Status.DOWN and judged.state.reason is Reason.TOO_FAST and not judged.state.waiting
     assert judged.state.last_exit_status == 3 and [r.outcome for r in judged.ended] == [RunOutcome.TOO_FAST]
+
+
+def test_a_ping_queued_behind_a_waiting_success_is_stored_and_a_state_from_before_queues_still_reads() -> None:
+    from heartfly.core.states import Event, apply_event, receive
+
+    cfg = check(min_runtime=60.0)
+    st = apply_event(cfg, initial_state(cfg, 1000.0), Event(Kind.SUCCESS, 1000.0), 1000.0).state
+    queued = receive(cfg, st, Event(Kind.START, 1001.0, "r2"), 1001.0)[-1].state
+    assert [w[6] for w in queued.waiting] == [None, Kind.START]
+    assert decode_state(encode_state(queued)) == queued
+    # A state stored before pings queued held only successes, six fields each.
+    text = encode_state(st)
+    assert text.count("1000.0,null,null,null,null,1000.0,null]") == 1
+    older = decode_state(text.replace("1000.0,null,null,null,null,1000.0,null]", "1000.0,null,null,null,null,1000.0]"))
+    assert older == st

@@ -21,7 +21,7 @@ _LATE, _DOWN, _PAUSED = Status.LATE, Status.DOWN, Status.PAUSED
 _DL_LATE, _DL_MISSED, _DL_REMIND = DeadlineKind.LATE, DeadlineKind.MISSED, DeadlineKind.REMIND
 _DL_END = DeadlineKind.END
 
-# Applies the oldest success waiting out the reorder window (states' _release) to a state in place:
+# Applies the oldest ping held for the reorder window (states' _release) to a state in place:
 # its detail, as an event's.
 Release = Callable[[CheckConfig, CheckState, float, list[RunEnd]], str]
 

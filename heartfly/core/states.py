@@ -14,6 +14,7 @@ those an event arriving later in that replay shows to have really passed.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 from heartfly.core.anchors import drop_slack, move_anchor, set_due
@@ -112,10 +113,11 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
 _NEW, _UP, _RUNNING, _DOWN, _PAUSED = Status.NEW, Status.UP, Status.RUNNING, Status.DOWN, Status.PAUSED
 _START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
 _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
+_ENDS_OK = (None, Kind.SUCCESS)  # held successes (CheckState.waiting): waiting for a start, or queued
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
-WAITING_MAX = 4  # successes a state holds for the reorder window at once (a fifth older than them is applied)
+WAITING_MAX = 4  # pings a state holds for the reorder window at once (a fifth older than them is applied)
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
@@ -150,21 +152,30 @@ def _flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | Non
     flip = flip_of(old, new, now, fired, detail)
     if flip is None or fired is not None or not old.waiting or old.waiting == new.waiting:
         return flip
-    for at, *_, arrived in old.waiting[: len(old.waiting) - len(new.waiting)]:
+    for at, _, _, _, _, arrived, _ in old.waiting[: len(old.waiting) - len(new.waiting)]:
         if at == flip.at:
             return dataclasses.replace(flip, learned_at=arrived if arrived - at > BACKDATED else None)
     return flip
 
 
 def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]) -> str:
-    """Apply the oldest success that waited out the reorder window, as of its own time and as if
-    it had just arrived (the window's rules count from its arrival): the starts that came while it
-    waited pair with it as in event order. Its detail, as an event's."""
-    (at, rid, exit_status, metrics, member, arrived), *rest = st.waiting
+    """Apply the oldest success that waited out the reorder window, or the oldest ping queued
+    behind one, as of its own time and as if it had just arrived (the window's rules count from its
+    arrival): the starts that came while a success waited pair with it as in event order. Its
+    detail, as an event's."""
+    (at, rid, exit_status, metrics, member, arrived, kind), *rest = st.waiting
     st.waiting = tuple(rest)
-    ev = Event(_SUCCESS, at, rid, exit_status, metrics, member)
+    ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
-    detail = _success(check, st, ev, ended, arrived, REORDER_WINDOW)
+    if ev.kind is _SUCCESS:
+        detail = _success(check, st, ev, ended, arrived, REORDER_WINDOW)
+    elif ev.kind is _START:
+        detail = _start(check, st, ev, arrived, ended, REORDER_WINDOW)
+    elif ev.kind is _FAIL:
+        detail = _fail(check, st, ev, ended, arrived, REORDER_WINDOW)
+    else:
+        activity(check, st, ev, arrived)
+        detail = ""
     if st.status is _DOWN and before is not _DOWN:
         st.alerted_at = now  # reminders count from the alert, sent now
     elif before is _DOWN and st.status is not _DOWN and not detail and arrived - at > BACKDATED:
@@ -207,9 +218,35 @@ def _waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: fl
     )
 
 
+def _queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether a ping that would not wait itself waits behind a success waiting out the reorder
+    window, newer than it: a start, an end, or a sign of life behind a queued start or end (alone, it
+    tells nothing of a run and touches only the stall clock, which it pushes only forward). In
+    event order the success came first: a start or end applied now would come before it (a start
+    its success would then close too late, a failure whose count or verdict it would have changed).
+    All are applied in event order when the success is (the window has passed, or its run id's
+    start came). Not in a batch (no window), nor when the state holds as many as it can."""
+    return (
+        bool(st.waiting)
+        and window > 0
+        and ev.at >= st.waiting[0][0]
+        and ev.at <= now + BACKDATED  # not one dated ahead, as for a success (_waits)
+        and len(st.waiting) < WAITING_MAX
+        and (ev.kind not in _QUIET or any(w[6] is not None for w in st.waiting))
+        and not (ev.kind is _SUCCESS and _waits(check, st, ev, now, window))
+    )
+
+
+def _queue(st: CheckState, ev: Event, now: float, kind: Kind | None) -> CheckState:
+    """A copy of `st` holding `ev` for the reorder window (kind None: a success that waits for its
+    own start; else queued behind one)."""
+    held: Waiting = (ev.at, ev.run_id, ev.exit_status, dict(ev.metrics) if ev.metrics else None, ev.member, now, kind)
+    st.waiting = tuple(sorted((*st.waiting, held), key=lambda w: w[0]))
+    return st
+
+
 def _wait(st: CheckState, ev: Event, now: float, window: float) -> None:
-    waiting: Waiting = (ev.at, ev.run_id, ev.exit_status, dict(ev.metrics) if ev.metrics else None, ev.member, now)
-    st.waiting = tuple(sorted((*st.waiting, waiting), key=lambda w: w[0]))
+    _queue(st, ev, now, None)
     # Its END deadline (its own time) and every one before then wait until the window has passed.
     st.held_at = max(st.held_at, now, ev.at)
     st.hold_until = max(st.hold_until, st.held_at + window)
@@ -310,6 +347,12 @@ def receive_timed(
         fired = advance(check, st, now)
         steps.append(fired)
         st = fired.state
+    if not batch and _queues(check, st, ev, now, window):
+        queued = _queue(st.copy(), ev, now, ev.kind)
+        if queued.last_ping_at is None or ev.at >= queued.last_ping_at:
+            queued.last_ping_at, queued.last_ping_kind = ev.at, ev.kind
+        steps.append(Step(queued, None, ()))
+        return steps, math.nan
     blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
     waits = ev.kind is _SUCCESS and _waits(check, st, ev, now, window)
     for _ in range(2 * WAITING_MAX + 2):  # a step for each waiting success applied, and for what came between
@@ -338,11 +381,18 @@ def receive_timed(
     step, fires_at = _apply_event(check, st, ev, now, window)
     steps.append(step)
     new = step.state
-    if ev.kind is _START and ev.run_id is not None and new.waiting and new.waiting[0][1] == ev.run_id:
-        # The start of the oldest waiting success's run id: nothing else can be its run.
-        steps += release_waiting(check, new, now)[:1]
+    if ev.kind is _START and ev.run_id is not None and _waits_for(new, ev.run_id):
+        # The start of the oldest waiting success's run id: nothing else can be its run. The pings
+        # queued behind it follow (up to the next success that waits for its own start).
+        behind = sum(1 for _ in itertools.takewhile(lambda w: w[6] is not None, new.waiting[1:]))
+        steps += release_waiting(check, new, now)[: 1 + behind]
         fires_at = math.nan
     return steps, fires_at
+
+
+def _waits_for(st: CheckState, run_id: str) -> bool:
+    """Whether the oldest ping held for the reorder window is a success waiting for this run's start."""
+    return bool(st.waiting) and st.waiting[0][1] == run_id and st.waiting[0][6] is None
 
 
 def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> list[Step]:
@@ -437,7 +487,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
             if rid == IMPLICIT_RUN and pairs_again(check, st.paired_end, ev, now, window):
                 assert st.paired_end is not None
                 return pair_again(check, st, ev, st.paired_end, now, window, ended)
-            if rid == IMPLICIT_RUN and any(w[0] >= ev.at and w[1] is None for w in st.waiting):
+            if rid == IMPLICIT_RUN and any(w[0] >= ev.at and w[1] is None and w[6] in _ENDS_OK for w in st.waiting):
                 # A success after it waits: in event order the run that ended before that success
                 # superseded this one, which an end after both then closes (runs.close_superseded).
                 st.superseded = ((ev.at, now + window), *st.superseded[:3])

@@ -82,9 +82,10 @@ class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every
     member: str | None = None  # a fan-in worker naming itself
 
 
-# A success that waits out the reorder window (CheckState.waiting): its time, run id, exit
-# status, metrics and worker, and when it arrived.
-Waiting = tuple[float, str | None, int | None, Mapping[str, float] | None, str | None, float]
+# A ping held for the reorder window (CheckState.waiting): its time, run id, exit status, metrics
+# and worker, when it arrived, and its kind: None for a success that waits for its own start, a
+# Kind for a ping queued behind such a success.
+Waiting = tuple[float, str | None, int | None, Mapping[str, float] | None, str | None, float, "Kind | None"]
 
 
 # A span of progress or log pings of one run id that came before its start (CheckState.early_activity):
@@ -200,8 +201,9 @@ class CheckState:
     # downtime to the next) extends them only by what came after.
     downtime_to: float = 0.0
     # Successes on a check that judges a run's duration (min_runtime, a `duration` assertion)
-    # whose start may still be on its way, applied once the reorder window has passed (or before
-    # a newer start or end): (time, run id, exit status, metrics, worker, arrival), oldest first.
+    # whose start may still be on its way, applied once the reorder window has passed, and the
+    # pings newer than the oldest of them queued behind it, applied in event order with them:
+    # (time, run id, exit status, metrics, worker, arrival, kind), oldest first (see Waiting).
     # A start that raced one of them and lost opens its run first, and the success closes the run
     # it would have closed in event order, judged on that run's duration.
     waiting: tuple[Waiting, ...] = ()
@@ -284,9 +286,7 @@ class CheckState:
         if "early_activity" in data:
             st.early_activity = tuple((first, last, arrived, rid) for first, last, arrived, rid in st.early_activity)
         if "waiting" in data:
-            st.waiting = tuple(
-                (at, rid, code, metrics, member, arrived) for at, rid, code, metrics, member, arrived in st.waiting
-            )
+            st.waiting = tuple(_held(*entry) for entry in st.waiting)
         return st
 
     def copy(self) -> CheckState:
@@ -310,6 +310,13 @@ _FIELDS = operator.itemgetter(*_STATE_FIELDS)
 _STATUS_OF: dict[Any, Status] = dict(Status._value2member_map_)
 _REASON_OF: dict[Any, Reason | None] = {**Reason._value2member_map_, None: None, "": None}  # type: ignore[dict-item]
 _KIND_OF: dict[Any, Kind | None] = {**Kind._value2member_map_, None: None, "": None}  # type: ignore[dict-item]
+
+
+def _held(
+    at: float, rid: str | None, code: int | None, metrics: Any, member: str | None, arrived: float, kind: Any = None
+) -> Waiting:
+    """A stored CheckState.waiting entry (one stored before pings queued has no kind: a success)."""
+    return (at, rid, code, metrics, member, arrived, None if kind is None else _member(Kind, kind))
 
 
 def _member(enum: type[E], value: Any) -> E:
