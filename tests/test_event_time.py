@@ -945,6 +945,44 @@ def test_a_newer_start_behind_a_waiting_success_tells_no_recovery_its_start_take
     assert told_by(raced) == [(Status.DOWN, Reason.FAILED, NOW - 2.9)]
 
 
+def live(log: Log, pings: list[tuple[float, Event]], until: float) -> None:
+    """Each ping as it arrives (at its first element), the timer ticking every 10 ms in between."""
+    t = NOW - 3
+    for arrived, e in sorted(pings, key=lambda p: p[0]):
+        while t < arrived:
+            log.tick(t)
+            t = round(t + 0.01, 4)
+        log.arrive(arrived, e)
+    while t < until:
+        log.tick(t)
+        t = round(t + 0.01, 4)
+
+
+def test_a_late_ping_queued_behind_a_waiting_success_holds_the_deadlines_for_the_pings_behind_it() -> None:
+    # The next run's start came 3.9 s late and its success 1.5 s late: a 2.5 s run, no overrun.
+    log = job(every=HOUR, min_runtime=1.0, max_runtime=3.0)
+    live(log, [(NOW - 1.99, ev(Kind.START, NOW - 2)), (NOW + 0.01, ev(Kind.SUCCESS, NOW))], NOW + 4.9)
+    live(log, [(NOW + 4.9, ev(Kind.START, NOW + 1)), (NOW + 5.05, ev(Kind.SUCCESS, NOW + 3.5))], NOW + 20)
+    assert log.downs == []
+    assert [(r.started_at, r.ended_at, r.outcome) for r in log.runs[-2:]] == [
+        (NOW - 2, NOW, RunOutcome.SUCCESS),
+        (NOW + 1, NOW + 3.5, RunOutcome.SUCCESS),
+    ]
+
+
+def test_progress_behind_a_full_queue_applies_it_first_so_no_stall_is_told_that_did_not_happen() -> None:
+    # Live and in order: a 1 s run, the next 0.5 s later with progress at most 1 s apart.
+    log = job(every=HOUR, min_runtime=0.5, stall=1.5)
+    kinds = [(1, Kind.START), (2, Kind.SUCCESS), (2.5, Kind.START), (3, Kind.PROGRESS), (3.5, Kind.PROGRESS)]
+    kinds += [(4.5, Kind.PROGRESS), (5.5, Kind.PROGRESS), (6.5, Kind.PROGRESS), (7.5, Kind.SUCCESS)]
+    live(log, [(NOW + t + 0.01, ev(k, NOW + t)) for t, k in kinds], NOW + 20)
+    assert log.downs == []
+    assert [(r.started_at, r.ended_at, r.outcome) for r in log.runs[-2:]] == [
+        (NOW + 1, NOW + 2, RunOutcome.SUCCESS),
+        (NOW + 2.5, NOW + 7.5, RunOutcome.SUCCESS),
+    ]
+
+
 def test_the_start_of_a_waiting_successs_run_id_applies_the_pings_queued_behind_it_too() -> None:
     log = job(every=HOUR, min_runtime=1.0)
     log.arrive(NOW - 1, ev(Kind.SUCCESS, NOW - 1, "r1"))  # its start is on its way

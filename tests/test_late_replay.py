@@ -224,3 +224,36 @@ def test_a_success_that_overtook_a_newer_start_is_judged_on_that_starts_run(tmp_
     for name, outcome in (("fast", "too_fast"), ("quick", "success")):
         (run,) = runs[name]
         assert (run["outcome"], round(at(run["started_at"]).timestamp(), 3)) == (outcome, t + 1.5)
+
+
+@pytest.mark.both_stores
+def test_a_failure_that_overtook_a_too_fast_runs_start_counts_as_the_second_failure(
+    tmp_path: Path, store_backend: str
+) -> None:
+    """By curl without run ids, on a check with min_runtime 1s and failures_before_alert 2: a run
+    of 0.8 s, then a failure. The success's ping came first, the failure's next, the start's last.
+    The failure waits behind the success, which waits for its start: in event order, two failures
+    in a row, one alert dated at the failure."""
+    hook, key = Receiver(), new_key()
+    config = hooked(
+        tmp_path,
+        store_backend,
+        hook,
+        fast=f'key = "{key}"\nevery = "1h"\nmin_runtime = "1s"\nfailures_before_alert = 2\n',
+    )
+    with Server(config) as server:
+        time.sleep(2.6)  # the check appeared when the server started: the pings come after that
+        t = round(time.time() - 2.5, 3)
+        urllib.request.urlopen(f"{server.url}/ping/{key}?ts={t + 0.8}").read()
+        urllib.request.urlopen(f"{server.url}/ping/{key}/fail?ts={t + 1.4}").read()
+        held = api_get(server, tmp_path, "/api/v1/checks/fast")
+        urllib.request.urlopen(f"{server.url}/ping/{key}/start?ts={t}").read()
+        (alert,) = hook.wait(1, timeout=15.0, on_fail=server.log)
+        time.sleep(1.0)
+        assert len(hook.alerts) == 1
+        runs = api_get(server, tmp_path, "/api/v1/checks/fast/runs")
+    assert held["state"] == "new"  # neither applied yet: the failure waits behind the success
+    assert (alert["event"], alert["reason"]) == ("down", "failed")
+    assert datetime.fromisoformat(alert["at"]).timestamp() == pytest.approx(t + 1.4, abs=0.001)
+    at = datetime.fromisoformat
+    assert [(r["outcome"], round(at(r["started_at"]).timestamp(), 3)) for r in runs] == [("too_fast", t)]

@@ -232,9 +232,14 @@ def _queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: f
         and ev.at >= st.waiting[0][0]
         and ev.at <= now + BACKDATED  # not one dated ahead, as for a success (_waits)
         and len(st.waiting) < WAITING_MAX
-        and (ev.kind not in _QUIET or any(w[6] is not None for w in st.waiting))
+        and (ev.kind not in _QUIET or _queued(st))
         and not (ev.kind is _SUCCESS and _waits(check, st, ev, now, window))
     )
+
+
+def _queued(st: CheckState) -> bool:
+    """Whether a ping other than a success waiting for its own start is held for the window."""
+    return any(w[6] is not None for w in st.waiting)
 
 
 def _queue(st: CheckState, ev: Event, now: float, kind: Kind | None) -> CheckState:
@@ -351,6 +356,8 @@ def receive_timed(
         queued = _queue(st.copy(), ev, now, ev.kind)
         if queued.last_ping_at is None or ev.at >= queued.last_ping_at:
             queued.last_ping_at, queued.last_ping_kind = ev.at, ev.kind
+        if late:  # a back-dated one holds the deadlines for the events behind it, as if applied
+            queued.held_at, queued.hold_until = max(now, queued.held_at), max(now + window, queued.hold_until)
         steps.append(Step(queued, None, ()))
         return steps, math.nan
     blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
@@ -363,10 +370,11 @@ def receive_timed(
             break
         if deadline.kind is DeadlineKind.END and waits:
             break  # a newer success that waits too: they are applied in event order when their windows pass
-        if deadline.kind is DeadlineKind.END and ev.kind in _QUIET:
+        if deadline.kind is DeadlineKind.END and ev.kind in _QUIET and not _queued(st):
             # A sign of life does not apply a waiting success (a start may still come for it, and in
             # event order it only touches the run the success closes), unless a deadline that stays
-            # once it is applied lies between them: that must be judged first.
+            # once it is applied lies between them: that must be judged first. Behind a queued start
+            # or end that it could not join (the state holds as many as it can), it applies them first.
             applied = release_waiting(check, st, now)
             later = next_timer(check, applied[-1].state if applied else st)
             if later is None or later.at >= ev.at:
