@@ -4,6 +4,7 @@ Run from the repository root (about 15 seconds):
 
     .venv/bin/python bench/reorder_orders.py
     .venv/bin/python bench/reorder_orders.py --sizes 2 --show    # two pings racing
+    .venv/bin/python bench/reorder_orders.py --sent    # only the lists one client could send
     PYTHONPATH=<another tree> .venv/bin/python bench/reorder_orders.py     # that tree's figures
 
 For each rule set, every list of two to four pings of one check (start, success, fail, progress;
@@ -17,7 +18,9 @@ them); with two ends, or with a stall limit, some do, by the rules docs/jobs.md 
 order (a change told is never withdrawn, a start that arrives after its end opens no run). Of
 those, it also prints how many differ in what was told (the status, its reason, the changes
 somebody was told of), not only in the runs recorded. (A down told during the race where event
-order told none until the deadline an hour later counts there: their reasons differ.)
+order told none until the deadline an hour later counts there: their reasons differ.) And of
+those, how many told a down more than event order did (a false alarm) or one fewer (a missed
+alarm), not counting the missed deadline an hour later.
 """
 
 from __future__ import annotations
@@ -46,14 +49,31 @@ RULE_SETS: dict[str, dict[str, Any]] = {
 KINDS = (Kind.START, Kind.SUCCESS, Kind.FAIL, Kind.PROGRESS)
 
 
+def downs_told(told: list[tuple[Any, Any]]) -> int:
+    """The downs told for a ping's verdict or a run's limit: not the missed deadline an hour on."""
+    return sum(1 for status, reason in told if status.value == "down" and reason.value != "missed")
+
+
+def as_sent(kinds: tuple[Kind, ...], rid: str | None) -> bool:
+    """Whether one client could send these pings in this event order: with a run id, its start
+    first (if it sent one) and one end; without, never two starts with no end between them (two
+    runs at once cannot be told apart without run ids)."""
+    marks = [k for k in kinds if k is not Kind.PROGRESS]
+    if rid is not None:
+        ends = len(marks) - marks.count(Kind.START)
+        return ends <= 1 and (Kind.START not in marks or marks[0] is Kind.START)
+    return not any(a is Kind.START and b is Kind.START for a, b in itertools.pairwise(marks))
+
+
 def differing(
-    rules: dict[str, Any], rid: str | None, seed: int, sizes: list[int], ends: int
-) -> tuple[int, int, int, list[str]]:
+    rules: dict[str, Any], rid: str | None, seed: int, sizes: list[int], ends: int, sent: bool = False
+) -> tuple[int, int, int, int, int, list[str]]:
     """(orders that end otherwise, those of them that differ in what was told (the status, its
-    reason, the changes told) and not only in the runs recorded, orders tried, a few of the
-    first, described)."""
+    reason, the changes told) and not only in the runs recorded, those that told more downs than
+    event order (a false alarm) and fewer (a missed one), orders tried, a few of the first,
+    described)."""
     rng = random.Random(seed)
-    bad, told, tried = 0, 0, 0
+    bad, told, false, missed, tried = 0, 0, 0, 0, 0
     shown: list[str] = []
     for size in sizes:
         for kinds in itertools.product(KINDS, repeat=size):
@@ -62,6 +82,8 @@ def differing(
                 continue
             for _ in range(2):
                 tenths = sorted(rng.sample(range(1, 41), size), reverse=True)
+                if sent and not as_sent(kinds, rid):
+                    continue  # after drawing its times: the other lists get the same ones as without --sent
                 events = [ev(k, NOW - t / 10, rid) for k, t in zip(kinds, tenths, strict=True)]
                 for order in itertools.permutations(range(size)):
                     in_order, raced = after_a_success_in_order_and_raced(events, list(order), **rules)
@@ -70,10 +92,12 @@ def differing(
                     if got != want:
                         bad += 1
                         told += got[:3] != want[:3]
+                        false += downs_told(got[2]) > downs_told(want[2])
+                        missed += downs_told(got[2]) < downs_told(want[2])
                         if len(shown) < 3:
                             pings = ", ".join(f"{e.kind.value} {e.at - NOW:+.1f}s" for e in events)
                             shown.append(f"{pings}; arriving in the order {order}")
-    return bad, told, tried, shown
+    return bad, told, false, missed, tried, shown
 
 
 def main() -> None:
@@ -82,14 +106,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 3, 4], help="pings per list (default 2 3 4)")
     parser.add_argument("--ends", type=int, default=2, help="successes and failures per list, at most (default 2)")
+    parser.add_argument("--sent", action="store_true", help="only the lists one client could send (see as_sent)")
     args = parser.parse_args()
     for name, rules in RULE_SETS.items():
         for rid in (None, "r1"):
-            bad, told, tried, shown = differing(rules, rid, args.seed, args.sizes, args.ends)
+            bad, told, false, missed, tried, shown = differing(rules, rid, args.seed, args.sizes, args.ends, args.sent)
             rids = "run id r1" if rid else "no run ids"
             print(
                 f"{name:24} {rids:10}  {bad:5} of {tried} orders end otherwise ({bad / tried:.1%}),"
-                f" {told:5} in what was told",
+                f" {told:5} in what was told ({false} with a down more, {missed} with one fewer)",
                 flush=True,
             )
             if args.show:
