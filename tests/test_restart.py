@@ -456,6 +456,29 @@ async def test_a_reload_adds_and_removes_checks_and_recomputes_changed_schedules
         assert engine.fire_due(clock.now() + 10_000) == 1  # only c is watched now
 
 
+async def test_a_reload_that_removes_a_check_applies_the_pings_it_held_first_and_none_when_it_comes_back(
+    write_config: ConfigWriter,
+) -> None:
+    key, other = new_key(), f'[checks.b]\nkey = "{new_key()}"\nevery = "7d"\n'
+    body = f'[checks.a]\nkey = "{key}"\nevery = "1h"\nmin_runtime = "1s"\nmax_runtime = "60s"\n'
+    config = write_config(body + other)
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(2)
+        await ping(engine, "a")  # waits for a start on its way
+        clock.advance(0.5)
+        await ping(engine, "a", Kind.START)  # queued behind it
+        clock.advance(1)
+        await engine.apply_config(write_config(other))  # removed while both are held
+        assert not engine._removed["a"].state.waiting
+        clock.advance(86400)
+        await engine.apply_config(write_config(body + other))  # back a day later, watched afresh
+        assert engine.fire_due(clock.now() + 1) == 0 and status(engine, "a") is not Status.DOWN
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None), ("running", "up", None), ("up", "running", None)]
+
+
 @pytest.mark.parametrize("restarted", [False, True])
 async def test_a_reload_that_adds_a_check_before_a_thousand_others_keeps_every_deadline(
     write_config: ConfigWriter, restarted: bool
@@ -959,6 +982,51 @@ async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(wri
         await engine.pause(engine.checks["a"])
         assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.PAUSED
     assert flips(config) == [("new", "running", None), ("running", "down", "too_fast"), ("down", "paused", None)]
+
+
+async def test_a_pause_applies_a_start_queued_behind_a_waiting_success_and_the_stall_it_had_since(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "1s"\nstall = "3s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(2)
+        await ping(engine, "a")  # waits for a start on its way
+        clock.advance(0.5)
+        await ping(engine, "a", Kind.START)  # the next run's: queued behind it
+        assert len(engine.checks["a"].state.waiting) == 2
+        clock.advance(3.9)  # inside the success's window; the run started 3.9 s ago, silent since
+        await engine.pause(engine.checks["a"])
+        assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.PAUSED
+    assert flips(config) == [
+        ("new", "running", None),
+        ("running", "up", None),
+        ("up", "running", None),
+        ("running", "down", "stalled"),
+        ("down", "paused", None),
+    ]
+
+
+async def test_pings_held_while_a_check_is_paused_are_applied_to_it_before_it_resumes(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "1s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await engine.pause(engine.checks["a"])
+        clock.advance(1)
+        await ping(engine, "a", Kind.START)
+        clock.advance(1.5)
+        await ping(engine, "a")  # waits, though the check is paused
+        clock.advance(0.5)
+        await ping(engine, "a", Kind.FAIL)  # queued behind it
+        clock.advance(1)
+        await engine.resume(engine.checks["a"])
+        assert not engine.checks["a"].state.waiting
+        engine.fire_due(clock.now() + 10)
+        assert status(engine, "a") is not Status.DOWN
+    assert flips(config) == [("new", "paused", None), ("paused", "up", None)]
 
 
 @pytest.mark.parametrize("crash", [False, True])

@@ -92,6 +92,7 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
     "account_downtime",
     "advance",
     "apply_event",
+    "apply_held",
     "arm_step",
     "catch_up",
     "extend_by_downtime",
@@ -198,6 +199,31 @@ def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float
         detail = _release(check, new, now, ended)
         steps.append(Step(new, _flip_of(st, new, now, None, detail), tuple(ended)))
         st = new
+    return steps
+
+
+def apply_held(check: CheckConfig, st: CheckState, now: float, *, due: bool = True) -> list[Step]:
+    """Every ping held for the reorder window applied now, in event order, with the deadlines
+    that passed between them fired as of their own instants, then (with `due`) those due by now:
+    a step each. Before an operator's pause or resume, or a reload's removal of the check, which
+    must find it as event order left it (a queued start's run, say, and the stall it had since).
+    A held ping dated ahead of now (by a second at most) is applied too, and a deadline before it
+    with it."""
+    steps: list[Step] = []
+    for _ in range(4 * WAITING_MAX + 4):  # a step per held ping, and per deadline among them
+        if st.waiting:
+            step = catch_up(check, st, math.nextafter(st.waiting[-1][0], math.inf), now)
+        elif not due:
+            break
+        else:
+            deadline = next_deadline(check, st)
+            if deadline is None or fire_time(st, deadline) > now:
+                break
+            step = advance(check, st, now)
+        if step.state == st:
+            break
+        steps.append(step)
+        st = step.state
     return steps
 
 

@@ -315,13 +315,15 @@ class Engine(Loading):
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "pause"))
         now = self.clock.now()
-        self._release_waiting(check, now)  # the successes that came before it are judged first
+        self._apply_held(check, now)  # what came before it is judged first
         await self._operator_step(check, states.pause(check.state, now), inbox_id)
 
     async def resume(self, check: Check, why: str = "resumed by an operator", inbox_id: int | None = None) -> None:
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "resume", why))
-        await self._operator_step(check, states.resume(check.config, check.state, self.clock.now(), why), inbox_id)
+        now = self.clock.now()
+        self._apply_held(check, now)  # pings held while it was paused are applied to the paused check
+        await self._operator_step(check, states.resume(check.config, check.state, now, why), inbox_id)
 
     async def _operator_step(self, check: Check, step: states.Step, inbox_id: int | None) -> None:
         """An operator's pause or resume, applied and committed (with the inbox row it came from)."""
@@ -465,6 +467,13 @@ class Engine(Loading):
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
                 self._push(check, now + RETRY_BROKEN_CHECK)
         return changed
+
+    def _apply_held(self, check: Check, now: float) -> None:
+        """Apply what the check holds for the reorder window now, and the deadlines due by now
+        (states.apply_held), each change recorded as the timer records its own."""
+        for step in states.apply_held(check.config, check.state, now):
+            old, check.state = check.state, step.state
+            self.writer.submit_nowait(self._change(check, step, old))
 
     def _release_waiting(self, check: Check, now: float) -> None:
         """Apply the check's successes waiting out the reorder window now (states.release_waiting),

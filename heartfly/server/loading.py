@@ -92,6 +92,7 @@ class Loading(ChangeRows):
 
         _schedule_all: Callable[[Iterable[Check], Downtime | None], None]
         _release_waiting: Callable[[Check, float], None]
+        _apply_held: Callable[[Check, float], None]
         checkpoint: Callable[[], None]
         _drop_stale: Callable[[], None]
 
@@ -446,6 +447,9 @@ class Loading(ChangeRows):
             self._replay_one(check, ping)
         if pings:
             self.log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
+        # What it held for the reorder window, as of its times: not the deadlines since (unwatched).
+        for step in states.apply_held(check.config, check.state, now, due=False):
+            check.state = step.state
         check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
         self._schedule(check)
         write = store.Write(state=self._mark_stored(check))
@@ -522,6 +526,7 @@ class Loading(ChangeRows):
         dropped: list[str] = []
         for name, check in old.items():
             if name not in config.checks:
+                self._apply_held(check, now)  # what it holds for the reorder window happened while it was watched
                 check.seq += 1  # drops its heap entry
                 check.heap_at = None
                 if check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
