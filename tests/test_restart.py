@@ -456,6 +456,16 @@ async def test_a_reload_adds_and_removes_checks_and_recomputes_changed_schedules
         assert engine.fire_due(clock.now() + 10_000) == 1  # only c is watched now
 
 
+async def a_start_queued_behind_a_waiting_success(engine: Engine, clock: FakeClock) -> None:
+    """Check a (min_runtime): a run of 2 s, its success waiting for a start that may be on its
+    way, and the next run's start 0.5 s later, queued behind that success."""
+    await ping(engine, "a", Kind.START)
+    clock.advance(2)
+    await ping(engine, "a")
+    clock.advance(0.5)
+    await ping(engine, "a", Kind.START)
+
+
 async def test_a_reload_that_removes_a_check_applies_the_pings_it_held_first_and_none_when_it_comes_back(
     write_config: ConfigWriter,
 ) -> None:
@@ -464,11 +474,7 @@ async def test_a_reload_that_removes_a_check_applies_the_pings_it_held_first_and
     config = write_config(body + other)
     clock = FakeClock()
     async with running(config, clock) as engine:
-        await ping(engine, "a", Kind.START)
-        clock.advance(2)
-        await ping(engine, "a")  # waits for a start on its way
-        clock.advance(0.5)
-        await ping(engine, "a", Kind.START)  # queued behind it
+        await a_start_queued_behind_a_waiting_success(engine, clock)
         clock.advance(1)
         await engine.apply_config(write_config(other))  # removed while both are held
         assert not engine._removed["a"].state.waiting
@@ -990,11 +996,7 @@ async def test_a_pause_applies_a_start_queued_behind_a_waiting_success_and_the_s
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "1s"\nstall = "3s"\n')
     clock = FakeClock()
     async with running(config, clock) as engine:
-        await ping(engine, "a", Kind.START)
-        clock.advance(2)
-        await ping(engine, "a")  # waits for a start on its way
-        clock.advance(0.5)
-        await ping(engine, "a", Kind.START)  # the next run's: queued behind it
+        await a_start_queued_behind_a_waiting_success(engine, clock)
         assert len(engine.checks["a"].state.waiting) == 2
         clock.advance(3.9)  # inside the success's window; the run started 3.9 s ago, silent since
         await engine.pause(engine.checks["a"])
