@@ -1031,6 +1031,58 @@ async def test_pings_held_while_a_check_is_paused_are_applied_to_it_before_it_re
     assert flips(config) == [("new", "paused", None), ("paused", "up", None)]
 
 
+async def test_a_pause_of_a_check_holding_nothing_leaves_a_due_deadline_to_the_timer(
+    write_config: ConfigWriter,
+) -> None:
+    # A cluster's leader holds a due deadline back until the pings its standbys took are read: a
+    # pause must not fire it first (a ping answered before the deadline would be told missed).
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        clock.advance(100.5)  # the deadline has passed; the timer has not fired it
+        await engine.pause(engine.checks["a"])
+    assert flips(config) == [("new", "up", None), ("up", "paused", None)]
+
+
+async def test_a_pause_fires_no_deadline_after_it_for_a_success_dated_ahead_of_it(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\nmin_runtime = "10s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        due = engine.checks["a"].state.due_at
+        clock.advance(due - 0.7 - clock.now())
+        await engine.record(engine.checks["a"], PingRecord(Event(Kind.SUCCESS, due + 0.2), received_at=clock.now()))
+        assert engine.checks["a"].state.waiting  # a client 0.9 s fast: it waits for its start
+        clock.advance(0.5)  # the pause comes 0.2 s before the due time
+        await engine.pause(engine.checks["a"])
+        assert status(engine, "a") is Status.PAUSED
+    assert ("new", "down", "missed") not in flips(config)
+
+
+async def test_a_check_back_in_the_config_records_and_tells_what_it_held_when_it_stopped(
+    write_config: ConfigWriter,
+) -> None:
+    # Stopped 1 s after a success that waited for its start, and started without the check: the
+    # run (3 s, too fast) is judged when the check comes back, and told, as a replayed ping's is.
+    b = f'[checks.b]\nkey = "{new_key()}"\nevery = "7d"\n'
+    back = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "10s"\n' + b)
+    only_b = write_config(b, name="b.toml")
+    clock = FakeClock()
+    async with running(back, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(3)
+        await ping(engine, "a")
+        assert engine.checks["a"].state.waiting
+    clock.advance(1)
+    async with running(only_b, clock) as engine:
+        clock.advance(60)
+        await engine.apply_config(back)
+        assert not engine.checks["a"].state.waiting
+        await engine.writer.flush()
+    assert flips(back) == [("new", "running", None), ("running", "down", "too_fast")]
+    assert query(back, "SELECT outcome FROM runs") == [("too_fast",)]
+
+
 @pytest.mark.parametrize("crash", [False, True])
 async def test_a_success_waiting_at_a_crash_is_judged_after_the_pings_replayed_after_the_checkpoint(
     write_config: ConfigWriter, crash: bool

@@ -207,12 +207,22 @@ def apply_held(check: CheckConfig, st: CheckState, now: float, *, due: bool = Tr
     that passed between them fired as of their own instants, then (with `due`) those due by now:
     a step each. Before an operator's pause or resume, or a reload's removal of the check, which
     must find it as event order left it (a queued start's run, say, and the stall it had since).
-    A held ping dated ahead of now (by a second at most) is applied too, and a deadline before it
-    with it."""
+    Nothing held, nothing done: a deadline due is the timer's to fire (a cluster's leader holds it
+    back for the pings its standbys took). No deadline after now fires: a held ping dated ahead of
+    now (a second at most, a fast clock) is applied as the timer would apply it, or stays held."""
     steps: list[Step] = []
+    if not st.waiting:
+        return steps
     for _ in range(4 * WAITING_MAX + 4):  # a step per held ping, and per deadline among them
-        if st.waiting:
-            step = catch_up(check, st, math.nextafter(st.waiting[-1][0], math.inf), now)
+        if st.waiting and st.waiting[0][0] <= now:
+            step = catch_up(check, st, math.nextafter(min(st.waiting[-1][0], now), math.inf), now)
+        elif st.waiting:
+            ahead = release_waiting(check, st, now, until=now + BACKDATED)
+            steps += ahead
+            if not ahead:
+                break
+            st = ahead[-1].state
+            continue
         elif not due:
             break
         else:

@@ -322,7 +322,8 @@ class Engine(Loading):
         if self.standby is not None:
             return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "resume", why))
         now = self.clock.now()
-        self._apply_held(check, now)  # pings held while it was paused are applied to the paused check
+        if check.state.status is states.Status.PAUSED:  # pings held while it was paused apply to the paused check
+            self._apply_held(check, now)
         await self._operator_step(check, states.resume(check.config, check.state, now, why), inbox_id)
 
     async def _operator_step(self, check: Check, step: states.Step, inbox_id: int | None) -> None:

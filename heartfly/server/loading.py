@@ -447,9 +447,13 @@ class Loading(ChangeRows):
             self._replay_one(check, ping)
         if pings:
             self.log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
-        # What it held for the reorder window, as of its times: not the deadlines since (unwatched).
-        for step in states.apply_held(check.config, check.state, now, due=False):
-            check.state = step.state
+        # What it held for the reorder window, as of its times, recorded as a replay's changes are:
+        # not the deadlines since (it was not watched).
+        old = check.state
+        held = states.apply_held(check.config, check.state, now, due=False)
+        if held:
+            check.state = held[-1].state
+            self.writer.submit_nowait(self._changes(check, held, old))
         check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
         self._schedule(check)
         write = store.Write(state=self._mark_stored(check))
