@@ -1045,6 +1045,25 @@ async def test_a_pause_of_a_check_holding_nothing_leaves_a_due_deadline_to_the_t
     assert flips(config) == [("new", "up", None), ("up", "paused", None)]
 
 
+async def test_a_pause_on_a_clusters_leader_leaves_due_deadlines_to_its_timer_though_the_check_held_a_ping(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\nmin_runtime = "10s"\n')
+    clock = FakeClock()
+
+    async def inbox_read() -> bool:
+        return True
+
+    async with running(config, clock) as engine:
+        engine.before_fire = inbox_read  # a leader: due deadlines wait for the pings standbys took
+        await ping(engine, "a")  # waits for its start
+        assert engine.checks["a"].state.waiting
+        clock.advance(100.5)  # the timer has read nothing yet, nor fired
+        await engine.pause(engine.checks["a"])
+        assert not engine.checks["a"].state.waiting
+    assert flips(config) == [("new", "up", None), ("up", "paused", None)]
+
+
 async def test_a_pause_fires_no_deadline_after_it_for_a_success_dated_ahead_of_it(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\nmin_runtime = "10s"\n')
     clock = FakeClock()

@@ -471,8 +471,9 @@ class Engine(Loading):
 
     def _apply_held(self, check: Check, now: float) -> None:
         """Apply what the check holds for the reorder window now, and the deadlines due by now
-        (states.apply_held), each change recorded as the timer records its own."""
-        for step in states.apply_held(check.config, check.state, now):
+        (states.apply_held), each change recorded as the timer records its own. Not those on a
+        cluster's leader: its timer fires them only once it has read the pings its standbys took."""
+        for step in states.apply_held(check.config, check.state, now, due=self.before_fire is None):
             old, check.state = check.state, step.state
             self.writer.submit_nowait(self._change(check, step, old))
 
