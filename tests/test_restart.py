@@ -1064,6 +1064,17 @@ async def test_a_pause_on_a_clusters_leader_leaves_due_deadlines_to_its_timer_th
     assert flips(config) == [("new", "up", None), ("up", "paused", None)]
 
 
+async def test_a_resume_of_a_check_that_is_not_paused_applies_nothing_it_holds(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "10s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await a_start_queued_behind_a_waiting_success(engine, clock)
+        held = engine.checks["a"].state.waiting
+        await engine.resume(engine.checks["a"])  # not paused: nothing changes, its window still runs
+        assert engine.checks["a"].state.waiting == held
+    assert flips(config) == [("new", "running", None)]
+
+
 async def test_a_pause_fires_no_deadline_after_it_for_a_success_dated_ahead_of_it(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\nmin_runtime = "10s"\n')
     clock = FakeClock()
