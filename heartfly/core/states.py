@@ -168,15 +168,7 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     st.waiting = tuple(rest)
     ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
-    if ev.kind is _SUCCESS:
-        detail = _success(check, st, ev, ended, arrived, REORDER_WINDOW)
-    elif ev.kind is _START:
-        detail = _start(check, st, ev, arrived, ended, REORDER_WINDOW)
-    elif ev.kind is _FAIL:
-        detail = _fail(check, st, ev, ended, arrived, REORDER_WINDOW)
-    else:
-        activity(check, st, ev, arrived)
-        detail = ""
+    detail = _by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
     if st.status is _DOWN and before is not _DOWN:
         st.alerted_at = now  # reminders count from the alert, sent now
     elif before is _DOWN and st.status is not _DOWN and not detail and arrived - at > BACKDATED:
@@ -302,9 +294,7 @@ def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
 def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> tuple[Step, float | None]:
     """apply_event, and the fire time of the new state's next deadline as _fire_due found it."""
     new = st.copy()
-    if new.last_ping_at is None or ev.at >= new.last_ping_at:
-        new.last_ping_at = ev.at
-        new.last_ping_kind = ev.kind
+    _note_ping(new, ev)
     # What only an event within the reorder window can use goes once it is past (the widest a later
     # event may apply: a batch's own is none): checkpoints stay small.
     if new.paired_end is not None and now - new.paired_end[2] > _kept(window):
@@ -316,22 +306,15 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     ended: list[RunEnd] = []
     detail = ""
     kind = ev.kind
-    if kind is _START:
-        detail = _start(check, new, ev, now, ended, window)
-    elif kind is _SUCCESS:
-        if _waits(check, new, ev, now, window):  # a start on its way may show it too fast
-            _wait(new, ev, now, window)
-        else:
-            detail = _success(check, new, ev, ended, now, window)
-    elif kind is _FAIL:
-        detail = _fail(check, new, ev, ended, now, window)
-    else:  # progress and log pings are signs of life for the stall clock
-        activity(check, new, ev, now)
+    if kind is _SUCCESS and _waits(check, new, ev, now, window):  # a start on its way may show it too fast
+        _wait(new, ev, now, window)
+    else:
+        detail = _by_kind(check, new, ev, ended, now, window)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
     fires_at: float | None = math.nan
     if late and new.waiting:  # not shortened by a batch's (window 0): a success waits for its window
-        new.held_at, new.hold_until = max(now, new.held_at), max(now + window, new.hold_until)
+        _hold_longer(new, now, window)
     elif late:
         new.held_at, new.hold_until = now, now + window
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
@@ -358,6 +341,31 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         old = status_then(st, ev, ended)
         flip = dataclasses.replace(flip, at=ev.at, old=old, learned_at=learned, withdraws=ev.at)
     return Step(new, flip, tuple(ended) if ended else ()), fires_at
+
+
+def _by_kind(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
+    """Apply an event to `st` in place by its kind; its detail."""
+    kind = ev.kind
+    if kind is _START:
+        return _start(check, st, ev, now, ended, window)
+    if kind is _SUCCESS:
+        return _success(check, st, ev, ended, now, window)
+    if kind is _FAIL:
+        return _fail(check, st, ev, ended, now, window)
+    activity(check, st, ev, now)  # progress and log pings are signs of life for the stall clock
+    return ""
+
+
+def _note_ping(st: CheckState, ev: Event) -> None:
+    """The newest ping by event time, as the dashboard shows it (an older one moves nothing)."""
+    if st.last_ping_at is None or ev.at >= st.last_ping_at:
+        st.last_ping_at = ev.at
+        st.last_ping_kind = ev.kind
+
+
+def _hold_longer(st: CheckState, now: float, window: float) -> None:
+    """A back-dated ping on a state holding others: its deadlines wait `window` from now too."""
+    st.held_at, st.hold_until = max(now, st.held_at), max(now + window, st.hold_until)
 
 
 def receive(
@@ -390,10 +398,9 @@ def receive_timed(
         st = fired.state
     if not batch and _queues(check, st, ev, now, window):
         queued = _queue(st.copy(), ev, now, ev.kind)
-        if queued.last_ping_at is None or ev.at >= queued.last_ping_at:
-            queued.last_ping_at, queued.last_ping_kind = ev.at, ev.kind
+        _note_ping(queued, ev)
         if late:  # a back-dated one holds the deadlines for the events behind it, as if applied
-            queued.held_at, queued.hold_until = max(now, queued.held_at), max(now + window, queued.hold_until)
+            _hold_longer(queued, now, window)
         steps.append(Step(queued, None, ()))
         return steps, math.nan
     blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
