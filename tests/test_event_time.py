@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from heartfly.core.assertions import parse_assertion
 from heartfly.core.config import CheckConfig
+from heartfly.core.holding import WAITING_MAX
 from heartfly.core.states import (
     REORDER_WINDOW,
-    WAITING_MAX,
     CheckState,
     Event,
     Flip,

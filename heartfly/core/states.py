@@ -28,6 +28,17 @@ from heartfly.core.deadlines import (
     next_deadline,
     next_timer,
 )
+from heartfly.core.holding import (
+    HELD_SUCCESS,
+    WAITING_MAX,
+    hold,
+    hold_longer,
+    queued,
+    queues,
+    wait,
+    waits,
+    waits_for,
+)
 from heartfly.core.reorder import (
     backdatable,
     breaks_streak,
@@ -68,7 +79,6 @@ from heartfly.core.statetypes import (
     RunOutcome,
     Status,
     Step,
-    Waiting,
     own_runs,
 )
 from heartfly.core.units import human_duration
@@ -114,11 +124,9 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
 _NEW, _UP, _RUNNING, _DOWN, _PAUSED = Status.NEW, Status.UP, Status.RUNNING, Status.DOWN, Status.PAUSED
 _START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
 _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
-_ENDS_OK = (None, Kind.SUCCESS)  # held successes (CheckState.waiting): waiting for a start, or queued
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
-WAITING_MAX = 4  # pings a state holds for the reorder window at once (a fifth older than them is applied)
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
@@ -229,62 +237,6 @@ def apply_held(check: CheckConfig, st: CheckState, now: float, *, due: bool = Tr
     return steps
 
 
-def _waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether a success waits out the reorder window before it is applied: on a check that judges
-    a run's duration, a success whose start may still be on its way (one without run id, or whose
-    run is not open), newer than every end applied; not in a batch (no window)."""
-    return (
-        window > 0
-        and (check.min_runtime is not None or bool(check.assertions))  # most checks: neither, and out
-        and check.expect is None
-        and judges_duration(check)
-        and (ev.run_id is None or ev.run_id not in st.runs)
-        and (st.last_end_at is None or ev.at >= st.last_end_at)
-        and len(st.waiting) < WAITING_MAX
-        # Not one dated ahead (a client whose clock is fast): every deadline up to it would wait.
-        and ev.at <= now + BACKDATED
-    )
-
-
-def _queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether a ping that would not wait itself waits behind a success waiting out the reorder
-    window, newer than it: a start, an end, or a sign of life behind a queued start or end (alone, it
-    tells nothing of a run and touches only the stall clock, which it pushes only forward). In
-    event order the success came first: a start or end applied now would come before it (a start
-    its success would then close too late, a failure whose count or verdict it would have changed).
-    All are applied in event order when the success is (the window has passed, or its run id's
-    start came). Not in a batch (no window), nor when the state holds as many as it can."""
-    return (
-        bool(st.waiting)
-        and window > 0
-        and ev.at >= st.waiting[0][0]
-        and ev.at <= now + BACKDATED  # not one dated ahead, as for a success (_waits)
-        and len(st.waiting) < WAITING_MAX
-        and (ev.kind not in _QUIET or _queued(st))
-        and not (ev.kind is _SUCCESS and _waits(check, st, ev, now, window))
-    )
-
-
-def _queued(st: CheckState) -> bool:
-    """Whether a ping other than a success waiting for its own start is held for the window."""
-    return any(w[6] is not None for w in st.waiting)
-
-
-def _queue(st: CheckState, ev: Event, now: float, kind: Kind | None) -> CheckState:
-    """A copy of `st` holding `ev` for the reorder window (kind None: a success that waits for its
-    own start; else queued behind one)."""
-    held: Waiting = (ev.at, ev.run_id, ev.exit_status, dict(ev.metrics) if ev.metrics else None, ev.member, now, kind)
-    st.waiting = tuple(sorted((*st.waiting, held), key=lambda w: w[0]))
-    return st
-
-
-def _wait(st: CheckState, ev: Event, now: float, window: float) -> None:
-    _queue(st, ev, now, None)
-    # Its END deadline (its own time) and every one before then wait until the window has passed.
-    st.held_at = max(st.held_at, now, ev.at)
-    st.hold_until = max(st.hold_until, st.held_at + window)
-
-
 def apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW) -> Step:
     """Apply one event as of its own time. Deadlines a live event leaves in the past are judged
     with it; those a back-dated one leaves wait `window` seconds for the events behind it."""
@@ -306,15 +258,15 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     ended: list[RunEnd] = []
     detail = ""
     kind = ev.kind
-    if kind is _SUCCESS and _waits(check, new, ev, now, window):  # a start on its way may show it too fast
-        _wait(new, ev, now, window)
+    if kind is _SUCCESS and waits(check, new, ev, now, window):  # a start on its way may show it too fast
+        wait(new, ev, now, window)
     else:
         detail = _by_kind(check, new, ev, ended, now, window)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
     fires_at: float | None = math.nan
     if late and new.waiting:  # not shortened by a batch's (window 0): a success waits for its window
-        _hold_longer(new, now, window)
+        hold_longer(new, now, window)
     elif late:
         new.held_at, new.hold_until = now, now + window
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
@@ -363,11 +315,6 @@ def _note_ping(st: CheckState, ev: Event) -> None:
         st.last_ping_kind = ev.kind
 
 
-def _hold_longer(st: CheckState, now: float, window: float) -> None:
-    """A back-dated ping on a state holding others: its deadlines wait `window` from now too."""
-    st.held_at, st.hold_until = max(now, st.held_at), max(now + window, st.hold_until)
-
-
 def receive(
     check: CheckConfig, st: CheckState, ev: Event, now: float, window: float = REORDER_WINDOW, *, batch: bool = False
 ) -> list[Step]:
@@ -396,24 +343,24 @@ def receive_timed(
         fired = advance(check, st, now)
         steps.append(fired)
         st = fired.state
-    if not batch and _queues(check, st, ev, now, window):
-        queued = _queue(st.copy(), ev, now, ev.kind)
-        _note_ping(queued, ev)
+    if not batch and queues(check, st, ev, now, window):
+        queued_st = hold(st.copy(), ev, now, ev.kind)
+        _note_ping(queued_st, ev)
         if late:  # a back-dated one holds the deadlines for the events behind it, as if applied
-            _hold_longer(queued, now, window)
-        steps.append(Step(queued, None, ()))
+            hold_longer(queued_st, now, window)
+        steps.append(Step(queued_st, None, ()))
         return steps, math.nan
     blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
-    waits = ev.kind is _SUCCESS and _waits(check, st, ev, now, window)
+    waits_too = ev.kind is _SUCCESS and waits(check, st, ev, now, window)
     for _ in range(2 * WAITING_MAX + 2):  # a step for each waiting success applied, and for what came between
         deadline = next_deadline(check, st)
         if deadline is None or deadline.at >= ev.at:
             break
         if not (batch or late or (blocked and deadline.at <= now) or fire_time(st, deadline) > deadline.at):
             break
-        if deadline.kind is DeadlineKind.END and waits:
+        if deadline.kind is DeadlineKind.END and waits_too:
             break  # a newer success that waits too: they are applied in event order when their windows pass
-        if deadline.kind is DeadlineKind.END and ev.kind in _QUIET and not _queued(st):
+        if deadline.kind is DeadlineKind.END and ev.kind in _QUIET and not queued(st):
             # A sign of life does not apply a waiting success (a start may still come for it, and in
             # event order it only touches the run the success closes), unless a deadline that stays
             # once it is applied lies between them: that must be judged first. Behind a queued start
@@ -432,18 +379,13 @@ def receive_timed(
     step, fires_at = _apply_event(check, st, ev, now, window)
     steps.append(step)
     new = step.state
-    if ev.kind is _START and ev.run_id is not None and _waits_for(new, ev.run_id):
+    if ev.kind is _START and ev.run_id is not None and waits_for(new, ev.run_id):
         # The start of the oldest waiting success's run id: nothing else can be its run. The pings
         # queued behind it follow (up to the next success that waits for its own start).
         behind = sum(1 for _ in itertools.takewhile(lambda w: w[6] is not None, new.waiting[1:]))
         steps += release_waiting(check, new, now)[: 1 + behind]
         fires_at = math.nan
     return steps, fires_at
-
-
-def _waits_for(st: CheckState, run_id: str) -> bool:
-    """Whether the oldest ping held for the reorder window is a success waiting for this run's start."""
-    return bool(st.waiting) and st.waiting[0][1] == run_id and st.waiting[0][6] is None
 
 
 def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> list[Step]:
@@ -538,7 +480,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
             if rid == IMPLICIT_RUN and pairs_again(check, st.paired_end, ev, now, window):
                 assert st.paired_end is not None
                 return pair_again(check, st, ev, st.paired_end, now, window, ended)
-            if rid == IMPLICIT_RUN and any(w[0] >= ev.at and w[1] is None and w[6] in _ENDS_OK for w in st.waiting):
+            if rid == IMPLICIT_RUN and any(w[0] >= ev.at and w[1] is None and w[6] in HELD_SUCCESS for w in st.waiting):
                 # A success after it waits: in event order the run that ended before that success
                 # superseded this one, which an end after both then closes (runs.close_superseded).
                 st.superseded = ((ev.at, now + window), *st.superseded[:3])

@@ -1,0 +1,83 @@
+"""The pings a check holds for the reorder window (CheckState.waiting): where a run's duration
+is judged, a success whose start may still be on its way, and the pings newer than it queued
+behind it. Which ping is held, and how; heartfly.core.states applies them in event order once
+they may be (the window has passed, or the run's start came). Pure."""
+
+from __future__ import annotations
+
+from heartfly.core.config import CheckConfig
+from heartfly.core.deadlines import BACKDATED
+from heartfly.core.stateops import judges_duration
+from heartfly.core.statetypes import CheckState, Event, Kind, Waiting
+
+WAITING_MAX = 4  # pings a state holds for the reorder window at once (a fifth older than them is applied)
+HELD_SUCCESS = (None, Kind.SUCCESS)  # the kinds of a held success: waiting for its start, or queued
+_QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
+_SUCCESS = Kind.SUCCESS
+
+
+def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether a success waits out the reorder window before it is applied: on a check that judges
+    a run's duration, a success whose start may still be on its way (one without run id, or whose
+    run is not open), newer than every end applied; not in a batch (no window)."""
+    return (
+        window > 0
+        and (check.min_runtime is not None or bool(check.assertions))  # most checks: neither, and out
+        and check.expect is None
+        and judges_duration(check)
+        and (ev.run_id is None or ev.run_id not in st.runs)
+        and (st.last_end_at is None or ev.at >= st.last_end_at)
+        and len(st.waiting) < WAITING_MAX
+        # Not one dated ahead (a client whose clock is fast): every deadline up to it would wait.
+        and ev.at <= now + BACKDATED
+    )
+
+
+def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether a ping that would not wait itself waits behind a success waiting out the reorder
+    window, newer than it: a start, an end, or a sign of life behind a queued start or end (alone, it
+    tells nothing of a run and touches only the stall clock, which it pushes only forward). In
+    event order the success came first: a start or end applied now would come before it (a start
+    its success would then close too late, a failure whose count or verdict it would have changed).
+    All are applied in event order when the success is (the window has passed, or its run id's
+    start came). Not in a batch (no window), nor when the state holds as many as it can."""
+    return (
+        bool(st.waiting)
+        and window > 0
+        and ev.at >= st.waiting[0][0]
+        and ev.at <= now + BACKDATED  # not one dated ahead, as for a success (waits)
+        and len(st.waiting) < WAITING_MAX
+        and (ev.kind not in _QUIET or queued(st))
+        and not (ev.kind is _SUCCESS and waits(check, st, ev, now, window))
+    )
+
+
+def queued(st: CheckState) -> bool:
+    """Whether a ping other than a success waiting for its own start is held for the window."""
+    return any(w[6] is not None for w in st.waiting)
+
+
+def hold(st: CheckState, ev: Event, now: float, kind: Kind | None) -> CheckState:
+    """`st`, changed in place and returned, holding `ev` for the reorder window in event order
+    (kind None: a success that waits for its own start; else queued behind one)."""
+    held: Waiting = (ev.at, ev.run_id, ev.exit_status, dict(ev.metrics) if ev.metrics else None, ev.member, now, kind)
+    st.waiting = tuple(sorted((*st.waiting, held), key=lambda w: w[0]))
+    return st
+
+
+def wait(st: CheckState, ev: Event, now: float, window: float) -> None:
+    """A success held for its own start (see waits), in place."""
+    hold(st, ev, now, None)
+    # Its END deadline (its own time) and every one before then wait until the window has passed.
+    st.held_at = max(st.held_at, now, ev.at)
+    st.hold_until = max(st.hold_until, st.held_at + window)
+
+
+def waits_for(st: CheckState, run_id: str) -> bool:
+    """Whether the oldest ping held for the reorder window is a success waiting for this run's start."""
+    return bool(st.waiting) and st.waiting[0][1] == run_id and st.waiting[0][6] is None
+
+
+def hold_longer(st: CheckState, now: float, window: float) -> None:
+    """A back-dated ping on a state holding others: its deadlines wait `window` from now too."""
+    st.held_at, st.hold_until = max(now, st.held_at), max(now + window, st.hold_until)
