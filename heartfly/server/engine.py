@@ -469,11 +469,12 @@ class Engine(Loading):
                 self._push(check, now + RETRY_BROKEN_CHECK)
         return changed
 
-    def _apply_held(self, check: Check, now: float) -> None:
-        """Apply what the check holds for the reorder window now, and the deadlines due by now
-        (states.apply_held), each change recorded as the timer records its own. Not those on a
-        cluster's leader: its timer fires them only once it has read the pings its standbys took."""
-        for step in states.apply_held(check.config, check.state, now, due=self.before_fire is None):
+    def _apply_held(self, check: Check, now: float, *, due: bool = True) -> None:
+        """Apply what the check holds for the reorder window now, and (with `due`) the deadlines
+        due by now (states.apply_held), each change recorded as the timer records its own. Not
+        those on a cluster's leader: its timer fires them only once it has read the pings its
+        standbys took."""
+        for step in states.apply_held(check.config, check.state, now, due=due and self.before_fire is None):
             old, check.state = check.state, step.state
             self.writer.submit_nowait(self._change(check, step, old))
 

@@ -92,7 +92,9 @@ class Loading(ChangeRows):
 
         _schedule_all: Callable[[Iterable[Check], Downtime | None], None]
         _release_waiting: Callable[[Check, float], None]
-        _apply_held: Callable[[Check, float], None]
+
+        def _apply_held(self, check: Check, now: float, *, due: bool = True) -> None: ...
+
         checkpoint: Callable[[], None]
         _drop_stale: Callable[[], None]
 
@@ -447,13 +449,7 @@ class Loading(ChangeRows):
             self._replay_one(check, ping)
         if pings:
             self.log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
-        # What it held for the reorder window, as of its times, recorded as a replay's changes are:
-        # not the deadlines since (it was not watched).
-        old = check.state
-        held = states.apply_held(check.config, check.state, now, due=False)
-        if held:
-            check.state = held[-1].state
-            self.writer.submit_nowait(self._changes(check, held, old))
+        self._apply_held(check, now, due=False)  # what it held, as of its times: not the deadlines since
         check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
         self._schedule(check)
         write = store.Write(state=self._mark_stored(check))
