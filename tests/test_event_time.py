@@ -270,6 +270,8 @@ def test_a_live_end_after_a_held_overrun_still_finds_the_run_overran() -> None:
     log = job(every=DAY, max_runtime=2 * HOUR)
     log.arrive(NOW, ev(Kind.START, NOW - 3 * HOUR))  # replayed: its overrun is held for the window
     log.arrive(NOW + 0.5, ev(Kind.SUCCESS, NOW + 0.5))  # its end, sent live right after
+    assert not log.downs  # the end waits behind the held overrun: a ping dated before it may come
+    log.tick(NOW + REORDER_WINDOW)
     (down,) = log.downs
     assert (down.reason, down.at) == (Reason.OVERRUN, NOW - HOUR)
     assert [r.outcome for r in log.runs] == ["overrun"] and log.flips[-1].is_recovery
@@ -1078,6 +1080,32 @@ def test_a_gap_longer_than_the_stall_limit_among_pings_that_overtook_their_start
     events = [ev(Kind.START, NOW - 4.0), ev(Kind.PROGRESS, NOW - 1.5)]  # 2.5 s without a sign of life
     raced = raced_as_in_order(events, [1, 0], stall=2.0)
     assert [(f.reason, f.at) for f in raced.downs] == [(Reason.STALLED, NOW - 2.0)]
+
+
+@pytest.mark.parametrize("rid", [None, "r1"])
+def test_a_progress_newer_than_a_held_stall_waits_for_the_ping_that_shows_there_was_none(rid: str | None) -> None:
+    # The start comes 2.8 s late: its stall (due at -0.8) waits out the window. The newest progress
+    # comes next; applied at once, it would judge the stall (nothing came in time, it would say).
+    events = [ev(Kind.START, NOW - 2.8, rid), ev(Kind.PROGRESS, NOW - 1.8, rid), ev(Kind.SUCCESS, NOW - 1.2, rid)]
+    events.append(ev(Kind.PROGRESS, NOW - 0.5, rid))
+    for order in ([0, 3, 1, 2], [0, 3, 2, 1]):
+        raced = raced_as_in_order(events, order, stall=2.0, max_runtime=600.0)
+        assert raced.downs == [f for f in raced.downs if f.reason is Reason.MISSED]  # the next run's, an hour on
+
+
+def test_a_start_newer_than_a_held_stall_waits_so_that_the_older_runs_success_ends_it_in_time() -> None:
+    events = [ev(Kind.START, NOW - 3.2), ev(Kind.SUCCESS, NOW - 2.2), ev(Kind.START, NOW - 1.0)]
+    raced = raced_as_in_order(events, [0, 2, 1], stall=2.0, min_runtime=1.0, max_runtime=600.0)
+    assert [(f.reason, f.at) for f in raced.downs] == [(Reason.STALLED, NOW + 1.0)]  # the second run's, not the first
+
+
+def test_a_ping_held_behind_a_real_stall_is_applied_after_it_is_told_dated_when_the_limit_passed() -> None:
+    log = job(every=HOUR, stall=2.0)
+    log.arrive(NOW, ev(Kind.START, NOW - 3.8))  # its stall was due at -1.8: held for the window
+    log.arrive(NOW + 0.05, ev(Kind.PROGRESS, NOW - 0.5))
+    assert log.downs == [] and len(log.st.waiting) == 1  # held too, not a judge of the stall yet
+    log.tick(NOW + 0.05 + REORDER_WINDOW)
+    assert [(f.reason, f.at) for f in log.downs] == [(Reason.STALLED, NOW - 1.8)] and not log.st.waiting
 
 
 def test_many_progress_pings_that_overtook_their_start_keep_its_stall_clock_going() -> None:

@@ -6,9 +6,9 @@ they may be (the window has passed, or the run's start came). Pure."""
 from __future__ import annotations
 
 from heartfly.core.config import CheckConfig
-from heartfly.core.deadlines import BACKDATED
+from heartfly.core.deadlines import BACKDATED, fire_time, next_timer
 from heartfly.core.stateops import judges_duration
-from heartfly.core.statetypes import CheckState, Event, Kind, Waiting
+from heartfly.core.statetypes import CheckState, DeadlineKind, Event, Kind, Waiting
 
 WAITING_MAX = 4  # pings a state holds for the reorder window at once (a fifth older than them is applied)
 HELD_SUCCESS = (None, Kind.SUCCESS)  # the kinds of a held success: waiting for its start, or queued
@@ -49,6 +49,24 @@ def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: fl
         and len(st.waiting) < WAITING_MAX
         and (ev.kind not in _QUIET or queued(st))
         and not (ev.kind is _SUCCESS and waits(check, st, ev, now, window))
+    )
+
+
+def behind_held(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether a ping waits behind a deadline that a back-dated ping made due and that waits out
+    the reorder window: one dated after that deadline. Applied now, it would judge the deadline
+    at once (nothing came in time for it, it would say), before the pings still on their way
+    behind the back-dated one (a progress that shows no stall, a success that shows no overrun).
+    Held, it is applied in event order when the window has passed, after the deadline is judged.
+    Not in a batch (no window), nor when the state holds as many as it can."""
+    if not (st.hold_until > now and window > 0 and len(st.waiting) < WAITING_MAX and ev.at <= now + BACKDATED):
+        return False
+    deadline = next_timer(check, st)
+    return (
+        deadline is not None
+        and deadline.kind is not DeadlineKind.REMIND  # a reminder is no one's due, and no ping moves it
+        and deadline.at < ev.at
+        and fire_time(st, deadline) > now
     )
 
 

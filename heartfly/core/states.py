@@ -31,6 +31,7 @@ from heartfly.core.deadlines import (
 from heartfly.core.holding import (
     HELD_SUCCESS,
     WAITING_MAX,
+    behind_held,
     hold,
     hold_longer,
     queued,
@@ -343,11 +344,15 @@ def receive_timed(
         fired = advance(check, st, now)
         steps.append(fired)
         st = fired.state
-    if not batch and queues(check, st, ev, now, window):
-        queued_st = hold(st.copy(), ev, now, ev.kind)
+    if not batch and (queues(check, st, ev, now, window) or behind_held(check, st, ev, now, window)):
+        queued_st = st.copy()
+        if ev.kind is _SUCCESS and waits(check, queued_st, ev, now, window):  # only behind a held deadline
+            wait(queued_st, ev, now, window)
+        else:
+            hold(queued_st, ev, now, ev.kind)
+            if late:  # a back-dated one holds the deadlines for the events behind it, as if applied
+                hold_longer(queued_st, now, window)
         _note_ping(queued_st, ev)
-        if late:  # a back-dated one holds the deadlines for the events behind it, as if applied
-            hold_longer(queued_st, now, window)
         steps.append(Step(queued_st, None, ()))
         return steps, math.nan
     blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
