@@ -978,6 +978,31 @@ async def test_a_success_waiting_out_the_reorder_window_at_a_stop_is_judged_befo
     assert query(config, "SELECT started_at, ended_at, outcome FROM runs") == [(begun, begun + 10, "success")]
 
 
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_ping_held_behind_a_held_deadline_at_a_stop_is_applied_before_the_downtime_is(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # A start replayed 2.8 s late: its overrun (max_runtime 2 s, due at -0.8) waits out the window,
+    # and its end, sent live, waits behind it. Stopped a second later for 200 s: the due time the
+    # end sets (+60) falls in the downtime and moves past it like any other, not a "missed" at once.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "60s"\ngrace = "0s"\nmax_runtime = "2s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock, clean=not crash) as engine:
+        await engine.record(engine.checks["a"], PingRecord(Event(Kind.START, t0 - 2.8), received_at=t0))
+        clock.advance(0.05)
+        await engine.record(engine.checks["a"], PingRecord(Event(Kind.SUCCESS, t0 + 0.05), received_at=t0 + 0.05))
+        assert engine.checks["a"].state.waiting
+        clock.advance(1)
+    clock.advance(200)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.fire_due(clock.now() + 5)
+        assert status(engine, "a") is Status.UP
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None), ("running", "down", "overrun"), ("down", "up", None)]
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()

@@ -478,13 +478,6 @@ class Engine(Loading):
             old, check.state = check.state, step.state
             self.writer.submit_nowait(self._change(check, step, old))
 
-    def _release_waiting(self, check: Check, now: float) -> None:
-        """Apply the check's successes waiting out the reorder window now (states.release_waiting),
-        each change recorded as the timer records its own."""
-        for step in states.release_waiting(check.config, check.state, now):
-            old, check.state = check.state, step.state
-            self.writer.submit_nowait(self._change(check, step, old))
-
     def _fire(self, check: Check, now: float) -> int:
         """Apply one check's deadline if it has come; 1 if its status changed."""
         deadline = states.next_deadline(check.config, check.state)

@@ -91,7 +91,6 @@ class Loading(ChangeRows):
         def _schedule(self, check: Check, at: float | None = math.nan) -> None: ...
 
         _schedule_all: Callable[[Iterable[Check], Downtime | None], None]
-        _release_waiting: Callable[[Check, float], None]
 
         def _apply_held(self, check: Check, now: float, *, due: bool = True) -> None: ...
 
@@ -171,7 +170,7 @@ class Loading(ChangeRows):
         await self._replay(db, checkpoint)
         for check in self._waiting_at_load:  # see _bring_to_load
             if check.state.waiting:
-                self._release_waiting(check, now)
+                self._apply_held(check, now, due=False)
         self._waiting_at_load = []
         if not view:  # what only a server that writes needs: a view, rebuilt every second, skips the reads
             if self.config.maintenance:
@@ -283,12 +282,12 @@ class Loading(ChangeRows):
         to (a fresh one is stored). `tell`: queue the change a late check made on time has (a
         check back in the file is watched afresh instead, _bring_back)."""
         was = check.state
-        # Successes that waited out the reorder window when it stopped, applied before the downtime
-        # extends what they move; once the pings after the checkpoint are replayed.
+        # Pings held for the reorder window when it stopped (and the deadlines among them), applied
+        # before the downtime extends what they move; once the pings after the checkpoint are replayed.
         if was.waiting and self._loading is not None:
             self._waiting_at_load.append(check)
         elif was.waiting and tell and not replay:
-            self._release_waiting(check, self.started_at)
+            self._apply_held(check, self.started_at, due=False)
         before = check.state
         try:
             step = states.reconfigure(check.config, before, self.started_at)
@@ -304,7 +303,7 @@ class Loading(ChangeRows):
         for ping in replay:
             self._replay_one(check, ping)
         if replay and self._loading is None and check.state.waiting:  # during load(): as above
-            self._release_waiting(check, self.started_at)
+            self._apply_held(check, self.started_at, due=False)
         return CheckState() if decoded is None else was
 
     def _decode(self, name: str, text: str) -> CheckState | None:
