@@ -46,9 +46,10 @@ async def running(
         await opened.close()
 
 
-async def ping(engine: Engine, name: str, kind: Kind = Kind.SUCCESS) -> None:
+async def ping(engine: Engine, name: str, kind: Kind = Kind.SUCCESS, at: float | None = None) -> None:
+    """A ping arriving now, as of `at` (now if None: a ping without ts)."""
     now = engine.clock.now()
-    await engine.record(engine.checks[name], PingRecord(Event(kind, now), received_at=now))
+    await engine.record(engine.checks[name], PingRecord(Event(kind, now if at is None else at), received_at=now))
 
 
 async def alive(engine: Engine) -> None:
@@ -989,9 +990,9 @@ async def test_a_ping_held_behind_a_held_deadline_at_a_stop_is_applied_before_th
     clock = FakeClock()
     t0 = clock.now()
     async with running(config, clock, clean=not crash) as engine:
-        await engine.record(engine.checks["a"], PingRecord(Event(Kind.START, t0 - 2.8), received_at=t0))
+        await ping(engine, "a", Kind.START, at=t0 - 2.8)
         clock.advance(0.05)
-        await engine.record(engine.checks["a"], PingRecord(Event(Kind.SUCCESS, t0 + 0.05), received_at=t0 + 0.05))
+        await ping(engine, "a")
         assert engine.checks["a"].state.waiting
         clock.advance(1)
     clock.advance(200)
@@ -1146,19 +1147,15 @@ async def test_a_success_waiting_at_a_crash_is_judged_after_the_pings_replayed_a
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "1s"\n')
     clock = FakeClock()
     t0 = clock.now()
-
-    async def record(engine: Engine, kind: Kind, at: float) -> None:
-        await engine.record(engine.checks["a"], PingRecord(Event(kind, at), received_at=clock.now()))
-
     async with running(config, clock, clean=not crash) as engine:
         engine.checkpoint_after = 1.0  # as a cluster node's
-        await record(engine, Kind.START, t0)
+        await ping(engine, "a", Kind.START)
         clock.advance(10)
-        await record(engine, Kind.SUCCESS, t0 + 10)  # waits
+        await ping(engine, "a")  # waits
         clock.advance(1.2)
         engine.checkpoint(clock.now())
         clock.advance(0.3)
-        await record(engine, Kind.START, t0 + 9.5)
+        await ping(engine, "a", Kind.START, at=t0 + 9.5)
         if not crash:
             clock.advance(10)
             engine.fire_due(clock.now())
