@@ -1018,7 +1018,7 @@ def test_a_start_older_than_the_newest_end_is_closed_by_a_waiting_success_after_
 
 
 def test_a_success_that_waits_on_a_paused_check_records_its_run_and_changes_nothing() -> None:
-    # The engine applies waiting successes before a pause (release_waiting, tests/test_restart.py);
+    # The engine applies held pings before a pause (states.apply_held, tests/test_restart.py);
     # this is the state machine alone: a paused state with one still waiting loses no run.
     log = job(every=HOUR, min_runtime=1.0)
     log.arrive(NOW - 3, ev(Kind.START, NOW - 3))

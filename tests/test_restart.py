@@ -1004,6 +1004,65 @@ async def test_a_ping_held_behind_a_held_deadline_at_a_stop_is_applied_before_th
     assert flips(config) == [("new", "running", None), ("running", "down", "overrun"), ("down", "up", None)]
 
 
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_ping_on_its_way_counts_after_a_quick_restart_inside_the_reorder_window(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # A start replayed 2.8 s late: its stall (2 s, due at -0.8) waits out the window, to +5, and the
+    # newest progress, live, waits behind it. Stopped at +1, back at +3: the progress from -1.5
+    # (inside the stall limit), still on its way, comes at +3.5, inside the window. No stall.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nstall = "2s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock, clean=not crash) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 2.8)
+        clock.advance(0.05)
+        await ping(engine, "a", Kind.PROGRESS)
+        clock.advance(0.75)
+        await alive(engine)
+        clock.advance(0.2)
+    clock.advance(2)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.fire_due(clock.now())
+        assert engine.checks["a"].state.waiting  # the window is still open: it still holds the progress
+        clock.advance(0.5)
+        await ping(engine, "a", Kind.PROGRESS, at=t0 - 1.5)
+        clock.advance(0.4)
+        await ping(engine, "a", Kind.PROGRESS)
+        engine.fire_due(clock.now() + 1.5)
+        assert status(engine, "a") is Status.RUNNING
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None)]
+
+
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_start_on_its_way_for_a_waiting_success_counts_after_a_quick_restart(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # min_runtime 1 s: the success at 0 waits for a start that may be on its way; stopped at +1,
+    # back at +3, inside its window. The start (-0.3) comes at +3.5: a run too fast, as without
+    # the restart (the restart used to apply the waiting success at once, as a success).
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "1s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock, clean=not crash) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 10)
+        await ping(engine, "a")
+        clock.advance(0.8)
+        await alive(engine)
+        clock.advance(0.2)
+    clock.advance(2)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.fire_due(clock.now())
+        clock.advance(0.5)
+        await ping(engine, "a", Kind.START, at=t0 - 0.3)
+        engine.fire_due(clock.now() + 10)
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None), ("running", "down", "too_fast")]
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()

@@ -186,10 +186,10 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
 
 
 def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float = math.inf) -> list[Step]:
-    """The successes waiting out the reorder window (those up to `until`), applied now, a step
-    each, before what must not wait for them: an operator's pause (they happened before it) or a
-    restart's downtime (the due times they move are the ones it extends). Only while they are the
-    check's next deadlines."""
+    """The pings held for the reorder window (those up to `until`), applied now, a step each,
+    while they are the check's next deadlines: where they must come first (a held ping dated
+    ahead of now in apply_held, a sign of life or a run id's start in receive, the runs a
+    pipeline step sees open before a ping in the engine)."""
     steps: list[Step] = []
     for _ in range(WAITING_MAX):
         deadline = next_deadline(check, st)
@@ -206,8 +206,9 @@ def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float
 def apply_held(check: CheckConfig, st: CheckState, now: float, *, due: bool = True) -> list[Step]:
     """Every ping held for the reorder window applied now, in event order, with the deadlines
     that passed between them fired as of their own instants, then (with `due`) those due by now:
-    a step each. Before an operator's pause or resume, or a reload's removal of the check, which
-    must find it as event order left it (a queued start's run, say, and the stall it had since).
+    a step each. Before an operator's pause or resume, a reload's removal of the check, or a
+    restart's downtime once the window passed while stopped (Loading._held_at_load), which must
+    find it as event order left it (a queued start's run, say, and the stall it had since).
     Nothing held, nothing done: a deadline due is the timer's to fire (a cluster's leader holds it
     back for the pings its standbys took). No deadline after now fires: a held ping dated ahead of
     now (a second at most, a fast clock) is applied as the timer would apply it, or stays held."""

@@ -71,7 +71,7 @@ class Loading(ChangeRows):
     # A restart's stored checks whose state is not read yet, and what reading one needs.
     _unread: list[Check]
     _loading: dict[int, CheckState] | None  # during load(): the stored state of each check read
-    _waiting_at_load: list[Check]  # during load(): checks that may have successes waiting (_bring_to_load)
+    _waiting_at_load: list[Check]  # during load(): checks that may hold pings for the reorder window (_held_at_load)
     # A restart's pings committed after the last checkpoint, of checks whose state is not read yet:
     # replayed as it is read (_load_stored), not before the server answers.
     _pending: dict[int, list[LoggedPing]]
@@ -135,7 +135,7 @@ class Loading(ChangeRows):
         statements: list[store.Statement] = []
         stored: dict[int, CheckState] = {}
         self._loading = stored  # a stored check's state read during the load is added (_load_stored)
-        self._waiting_at_load = []  # checks whose successes wait out the reorder window (_bring_to_load)
+        self._waiting_at_load = []  # checks holding pings for the reorder window (_held_at_load)
         self._pending = {}
         returned: list[Check] = []
         for name, cfg in self.config.checks.items():
@@ -169,8 +169,7 @@ class Loading(ChangeRows):
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
         for check in self._waiting_at_load:  # see _bring_to_load
-            if check.state.waiting:
-                self._apply_held(check, now, due=False)
+            self._held_at_load(check, now)
         self._waiting_at_load = []
         if not view:  # what only a server that writes needs: a view, rebuilt every second, skips the reads
             if self.config.maintenance:
@@ -282,12 +281,12 @@ class Loading(ChangeRows):
         to (a fresh one is stored). `tell`: queue the change a late check made on time has (a
         check back in the file is watched afresh instead, _bring_back)."""
         was = check.state
-        # Pings held for the reorder window when it stopped (and the deadlines among them), applied
-        # before the downtime extends what they move; once the pings after the checkpoint are replayed.
+        # Pings held for the reorder window when it stopped: see _held_at_load; once the pings after
+        # the checkpoint are replayed.
         if was.waiting and self._loading is not None:
             self._waiting_at_load.append(check)
         elif was.waiting and tell and not replay:
-            self._apply_held(check, self.started_at, due=False)
+            self._held_at_load(check, self.started_at)
         before = check.state
         try:
             step = states.reconfigure(check.config, before, self.started_at)
@@ -302,9 +301,17 @@ class Loading(ChangeRows):
                 self.writer.submit_nowait(self._change(check, step, before))
         for ping in replay:
             self._replay_one(check, ping)
-        if replay and self._loading is None and check.state.waiting:  # during load(): as above
-            self._apply_held(check, self.started_at, due=False)
+        if replay and self._loading is None:  # during load(): as above
+            self._held_at_load(check, self.started_at)
         return CheckState() if decoded is None else was
+
+    def _held_at_load(self, check: Check, now: float) -> None:
+        """What a check held for the reorder window when it stopped, with the deadlines among them,
+        applied before the downtime extends what they move, if the window passed while it was
+        stopped. One still open (a quick restart, a cluster's hand-over) goes on: the timer applies
+        them when it passes, so a ping still on its way to the new start counts first."""
+        if check.state.waiting and now >= check.state.hold_until:
+            self._apply_held(check, now, due=False)
 
     def _decode(self, name: str, text: str) -> CheckState | None:
         """A stored state; None for one that cannot be read (a damaged row), logged with its
