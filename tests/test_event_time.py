@@ -1108,6 +1108,18 @@ def test_a_ping_held_behind_a_real_stall_is_applied_after_it_is_told_dated_when_
     assert [(f.reason, f.at) for f in log.downs] == [(Reason.STALLED, NOW - 1.8)] and not log.st.waiting
 
 
+def test_a_ping_dated_after_a_live_deadline_is_not_held_behind_it_while_another_window_is_open() -> None:
+    cfg = check(every=10.0, grace=0.0)
+    log = Log(cfg, initial_state(cfg, NOW - 100))
+    log.arrive(NOW - 9.7, ev(Kind.SUCCESS, NOW - 9.7))  # due at +0.3
+    assert log.st.due_at == NOW + 0.3
+    log.arrive(NOW, ev(Kind.LOG, NOW - 3))  # back-dated: a window opens, and holds nothing due
+    log.arrive(NOW + 0.1, ev(Kind.SUCCESS, NOW + 0.5))  # the next success, from a clock 0.4 s fast
+    assert not log.st.waiting  # applied: the due time at +0.3 is no back-dated ping's to hold
+    log.tick(NOW + 0.1 + REORDER_WINDOW + 1)
+    assert [f for f in log.downs if f.at > NOW - 9] == []
+
+
 def test_many_progress_pings_that_overtook_their_start_keep_its_stall_clock_going() -> None:
     # Twenty pings 0.2 s apart, more than a state keeps one by one: spans of them, stall 1 s.
     events = [ev(Kind.START, NOW - 4.2)] + [ev(Kind.PROGRESS, NOW - 4 + n / 5) for n in range(20)]

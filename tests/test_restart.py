@@ -1063,6 +1063,63 @@ async def test_a_start_on_its_way_for_a_waiting_success_counts_after_a_quick_res
     assert flips(config) == [("new", "running", None), ("running", "down", "too_fast")]
 
 
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_due_time_that_a_success_held_over_a_quick_restart_sets_in_its_downtime_is_extended(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # every 3 s: the success at 0 waits for a start that may be on its way (min_runtime), and sets
+    # the next due time, +3, once applied. Stopped at +1, back at +4, inside its window: the due
+    # time fell in the downtime, and is extended as the others are, not told missed at once.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "3s"\ngrace = "0s"\nmin_runtime = "1s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock, clean=not crash) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 10)
+        await ping(engine, "a")
+        clock.advance(0.8)
+        await alive(engine)
+        clock.advance(0.2)
+    clock.advance(3)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        for _ in range(20):  # the timer, to 1 s after the window
+            engine.fire_due(clock.now())
+            clock.advance(0.1)
+        assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.UP
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None), ("running", "up", None)]
+
+
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_stall_that_a_progress_held_over_a_quick_restart_sets_in_its_downtime_is_extended(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # stall 2 s: a start replayed 2.8 s late (its stall held); a live progress at +0.05 waits behind
+    # it; the progress from -1.5 comes and meets the limit. Stopped at +1, back at +4: the stall
+    # the held progress sets (+2.05) fell in the downtime, when no ping could come.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nstall = "2s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock, clean=not crash) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 2.8)
+        clock.advance(0.05)
+        await ping(engine, "a", Kind.PROGRESS)
+        clock.advance(0.1)
+        await ping(engine, "a", Kind.PROGRESS, at=t0 - 1.5)
+        clock.advance(0.65)
+        await alive(engine)
+        clock.advance(0.2)
+    clock.advance(3)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        for _ in range(20):
+            engine.fire_due(clock.now())
+            clock.advance(0.1)
+        assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.RUNNING
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None)]
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()

@@ -6,7 +6,7 @@ they may be (the window has passed, or the run's start came). Pure."""
 from __future__ import annotations
 
 from heartfly.core.config import CheckConfig
-from heartfly.core.deadlines import BACKDATED, fire_time, next_timer
+from heartfly.core.deadlines import BACKDATED, next_timer
 from heartfly.core.stateops import judges_duration
 from heartfly.core.statetypes import CheckState, DeadlineKind, Event, Kind, Waiting
 
@@ -66,7 +66,7 @@ def behind_held(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
         deadline is not None
         and deadline.kind is not DeadlineKind.REMIND  # a reminder is no one's due, and no ping moves it
         and deadline.at < ev.at
-        and fire_time(st, deadline) > now
+        and deadline.at <= st.held_at  # held (fire_time): not a live one that merely lies ahead of now
     )
 
 

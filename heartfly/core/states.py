@@ -178,6 +178,12 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
     detail = _by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
+    if st.held_over is not None:  # a restart came back while it was held: what it set is extended
+        stopped_at, started_at, settle_until = st.held_over
+        extended = extend_by_downtime(st, next_timer(check, st), stopped_at, started_at, settle_until)
+        st.slack, st.downtime_to = extended.slack, extended.downtime_to
+        if not st.waiting:
+            st.held_over = None
     if st.status is _DOWN and before is not _DOWN:
         st.alerted_at = now  # reminders count from the alert, sent now
     elif before is _DOWN and st.status is not _DOWN and not detail and arrived - at > BACKDATED:

@@ -212,6 +212,10 @@ class CheckState:
     # first. A start older than them that arrives within the reorder window after them (their
     # pings raced) counts them on its stall clock.
     early_activity: tuple[Activity, ...] = ()
+    # A restart that came back within the reorder window of pings held here: its downtime
+    # (stopped_at, the start, settle_until, as Downtime's), which the deadlines those pings set
+    # get once they are applied (the others got it at the start). Gone with the last of them.
+    held_over: tuple[float, float, float] | None = None
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -287,6 +291,9 @@ class CheckState:
             st.early_activity = tuple((first, last, arrived, rid) for first, last, arrived, rid in st.early_activity)
         if "waiting" in data:
             st.waiting = tuple(_held(*entry) for entry in st.waiting)
+        if st.held_over is not None:
+            stopped_at, started_at, settle_until = st.held_over
+            st.held_over = (stopped_at, started_at, settle_until)
         return st
 
     def copy(self) -> CheckState:
@@ -299,7 +306,7 @@ class CheckState:
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
-            self.waiting, self.early_activity,
+            self.waiting, self.early_activity, self.held_over,
         )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ state machine. A check gone from the config keeps its row and comes back with it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -168,8 +169,7 @@ class Loading(ChangeRows):
             self.writer.submit_nowait(self._bring_back(check, pings, now))
             stored[check.id] = check.state
         await self._replay(db, checkpoint)
-        for check in self._waiting_at_load:  # see _bring_to_load
-            self._held_at_load(check, now)
+        held_open = [check for check in self._waiting_at_load if self._held_at_load(check, now)]
         self._waiting_at_load = []
         if not view:  # what only a server that writes needs: a view, rebuilt every second, skips the reads
             if self.config.maintenance:
@@ -195,6 +195,9 @@ class Loading(ChangeRows):
             downtime = Downtime(stopped_at, unserved, settle_until, earlier)
             self.downtime = (stopped_at, now)
             statements.append(store.downtime_statement(stopped_at, now, clean))
+        if downtime is not None:  # what they set once applied gets its extension then
+            for check in held_open:
+                self._hold_over(check, downtime)
         self._loading = None
         # The downtime extends deadlines first. A stored check not read yet is scheduled when it is.
         self._schedule_all((c for c in self.checks.values() if c.loaded), downtime)
@@ -286,7 +289,7 @@ class Loading(ChangeRows):
         if was.waiting and self._loading is not None:
             self._waiting_at_load.append(check)
         elif was.waiting and tell and not replay:
-            self._held_at_load(check, self.started_at)
+            self._held_lazily(check)
         before = check.state
         try:
             step = states.reconfigure(check.config, before, self.started_at)
@@ -302,16 +305,30 @@ class Loading(ChangeRows):
         for ping in replay:
             self._replay_one(check, ping)
         if replay and self._loading is None:  # during load(): as above
-            self._held_at_load(check, self.started_at)
+            self._held_lazily(check)
         return CheckState() if decoded is None else was
 
-    def _held_at_load(self, check: Check, now: float) -> None:
+    def _held_at_load(self, check: Check, now: float) -> bool:
         """What a check held for the reorder window when it stopped, with the deadlines among them,
         applied before the downtime extends what they move, if the window passed while it was
         stopped. One still open (a quick restart, a cluster's hand-over) goes on: the timer applies
-        them when it passes, so a ping still on its way to the new start counts first."""
+        them when it ends, so a ping still on its way to the new start counts first, and the
+        downtime extends the deadlines they set then (_hold_over). True: it still holds them."""
         if check.state.waiting and now >= check.state.hold_until:
             self._apply_held(check, now, due=False)
+        return bool(check.state.waiting)
+
+    def _held_lazily(self, check: Check) -> None:
+        """_held_at_load, for a stored state read after the load (the downtime is known then)."""
+        if self._held_at_load(check, self.started_at) and self._loaded_downtime is not None:
+            self._hold_over(check, self._loaded_downtime)
+
+    @staticmethod
+    def _hold_over(check: Check, downtime: Downtime) -> None:
+        """A check whose held pings a restart left held: the deadlines they set once applied get its
+        downtime's extension then (CheckState.held_over, states' _release)."""
+        if downtime.stopped_at < downtime.unserved:
+            check.state = dataclasses.replace(check.state, held_over=downtime.own())
 
     def _decode(self, name: str, text: str) -> CheckState | None:
         """A stored state; None for one that cannot be read (a damaged row), logged with its
