@@ -1120,6 +1120,71 @@ async def test_a_stall_that_a_progress_held_over_a_quick_restart_sets_in_its_dow
     assert flips(config) == [("new", "running", None)]
 
 
+@pytest.mark.parametrize("crash", [False, True])
+async def test_due_times_that_two_successes_held_over_a_quick_restart_set_in_its_downtime_are_both_extended(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # every 3 s: successes at 0 and +0.6 wait for starts that may be on their way (min_runtime);
+    # applied, they set due times +3 and +3.6. Stopped at +1 (the last alive mark at +0.5, before
+    # the second), back at +4: both fell in the downtime.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "3s"\ngrace = "0s"\nmin_runtime = "0.1s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock, clean=not crash) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 10)
+        await ping(engine, "a")
+        clock.advance(0.3)
+        await ping(engine, "a", Kind.START)
+        clock.advance(0.2)
+        await alive(engine)
+        clock.advance(0.1)
+        await ping(engine, "a")
+        assert len(engine.checks["a"].state.waiting) == 3  # both successes, the start between them queued
+        clock.advance(0.4)
+    clock.advance(3)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        for _ in range(30):
+            engine.fire_due(clock.now())
+            clock.advance(0.1)
+        assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.UP
+        await engine.writer.flush()
+    runs = [("running", "up", None), ("up", "running", None), ("running", "up", None)]
+    assert flips(config) == [("new", "running", None), *runs]  # two runs, no missed
+
+
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_second_quick_restart_within_the_window_keeps_the_first_ones_extension(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # The success at 0 waits (due +3 once applied); stopped +1 to +4, then again +4.4 to +4.8, both
+    # within its window: the due time in the first downtime is extended all the same.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "3s"\ngrace = "0s"\nmin_runtime = "1s"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 10)
+        await ping(engine, "a")
+        clock.advance(1)
+    clock.advance(3)
+    async with running(config, clock, clean=not crash) as engine:
+        await engine.finish_load(lambda: None)
+        engine.fire_due(clock.now())
+        clock.advance(0.3)
+        await alive(engine)
+        clock.advance(0.1)
+    clock.advance(0.4)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        assert engine.checks["a"].state.waiting
+        for _ in range(30):
+            engine.fire_due(clock.now())
+            clock.advance(0.1)
+        assert status(engine, "a") is Status.UP
+        await engine.writer.flush()
+    assert flips(config) == [("new", "running", None), ("running", "up", None)]
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()
@@ -1139,7 +1204,7 @@ async def test_a_pause_applies_a_start_queued_behind_a_waiting_success_and_the_s
     clock = FakeClock()
     async with running(config, clock) as engine:
         await a_start_queued_behind_a_waiting_success(engine, clock)
-        assert len(engine.checks["a"].state.waiting) == 2
+        assert len(engine.checks["a"].state.waiting) == 3  # both successes, the start between them queued
         clock.advance(3.9)  # inside the success's window; the run started 3.9 s ago, silent since
         await engine.pause(engine.checks["a"])
         assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.PAUSED

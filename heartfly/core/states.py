@@ -180,8 +180,11 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     detail = _by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
     if st.held_over is not None:  # a restart came back while it was held: what it set is extended
         stopped_at, started_at, settle_until = st.held_over
+        mark = st.downtime_to
+        if mark == started_at:  # that restart's own mark (the load, a ping held with it): no earlier one
+            st.downtime_to = 0.0
         extended = extend_by_downtime(st, next_timer(check, st), stopped_at, started_at, settle_until)
-        st.slack, st.downtime_to = extended.slack, extended.downtime_to
+        st.slack, st.downtime_to = extended.slack, max(extended.downtime_to, mark)
         if not st.waiting:
             st.held_over = None
     if st.status is _DOWN and before is not _DOWN:

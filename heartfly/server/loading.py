@@ -326,9 +326,13 @@ class Loading(ChangeRows):
     @staticmethod
     def _hold_over(check: Check, downtime: Downtime) -> None:
         """A check whose held pings a restart left held: the deadlines they set once applied get its
-        downtime's extension then (CheckState.held_over, states' _release)."""
-        if downtime.stopped_at < downtime.unserved:
-            check.state = dataclasses.replace(check.state, held_over=downtime.own())
+        downtime's extension then (CheckState.held_over, states' _release). With an earlier one
+        still noted (a second restart within the window) or kept (a start that died reading the
+        states), one span from the first stop to the last start: the pings held through both."""
+        spans = [s for s in (downtime.own(), *downtime.earlier, check.state.held_over) if s and s[0] < s[1]]
+        if spans:
+            held_over = (min(s[0] for s in spans), max(s[1] for s in spans), max(s[2] for s in spans))
+            check.state = dataclasses.replace(check.state, held_over=held_over)
 
     def _decode(self, name: str, text: str) -> CheckState | None:
         """A stored state; None for one that cannot be read (a damaged row), logged with its
