@@ -60,6 +60,44 @@ def status(engine: Engine, name: str) -> Status:
     return engine.checks[name].state.status
 
 
+def run_timer(engine: Engine, clock: FakeClock, seconds: float) -> None:
+    """The timer, as it runs, for `seconds` (a round every 0.1 s)."""
+    for _ in range(round(seconds * 10)):
+        engine.fire_due(clock.now())
+        clock.advance(0.1)
+
+
+async def a_progress_held_then_a_stop(config: Config, clock: FakeClock, *, clean: bool, older: bool) -> None:
+    """stall 2 s: a start replayed 2.8 s late (its stall, at -0.8, held for the window), the newest
+    progress, live at +0.05, held behind it, and (`older`) the progress from -1.5 at +0.15 (inside
+    the limit); the last alive mark at +0.8 and a stop at +1."""
+    t0 = clock.now()
+    async with running(config, clock, clean=clean) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 2.8)
+        clock.advance(0.05)
+        await ping(engine, "a", Kind.PROGRESS)
+        clock.advance(0.1)
+        if older:
+            await ping(engine, "a", Kind.PROGRESS, at=t0 - 1.5)
+        assert engine.checks["a"].state.waiting
+        clock.advance(0.65)
+        await alive(engine)
+        clock.advance(0.2)
+
+
+async def a_success_held_then_a_stop(config: Config, clock: FakeClock, *, clean: bool) -> None:
+    """min_runtime: a run from -10 whose success at 0 waits for a start that may be on its way;
+    the last alive mark at +0.8 and a stop at +1."""
+    t0 = clock.now()
+    async with running(config, clock, clean=clean) as engine:
+        await ping(engine, "a", Kind.START, at=t0 - 10)
+        await ping(engine, "a")
+        assert engine.checks["a"].state.waiting
+        clock.advance(0.8)
+        await alive(engine)
+        clock.advance(0.2)
+
+
 def flips(config: Config) -> list[tuple[str, str, str | None]]:
     return query(config, "SELECT old, new, reason FROM flips ORDER BY id")
 
@@ -1014,13 +1052,7 @@ async def test_a_ping_on_its_way_counts_after_a_quick_restart_inside_the_reorder
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nstall = "2s"\n')
     clock = FakeClock()
     t0 = clock.now()
-    async with running(config, clock, clean=not crash) as engine:
-        await ping(engine, "a", Kind.START, at=t0 - 2.8)
-        clock.advance(0.05)
-        await ping(engine, "a", Kind.PROGRESS)
-        clock.advance(0.75)
-        await alive(engine)
-        clock.advance(0.2)
+    await a_progress_held_then_a_stop(config, clock, clean=not crash, older=False)
     clock.advance(2)
     async with running(config, clock) as engine:
         await engine.finish_load(lambda: None)
@@ -1046,12 +1078,7 @@ async def test_a_start_on_its_way_for_a_waiting_success_counts_after_a_quick_res
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmin_runtime = "1s"\n')
     clock = FakeClock()
     t0 = clock.now()
-    async with running(config, clock, clean=not crash) as engine:
-        await ping(engine, "a", Kind.START, at=t0 - 10)
-        await ping(engine, "a")
-        clock.advance(0.8)
-        await alive(engine)
-        clock.advance(0.2)
+    await a_success_held_then_a_stop(config, clock, clean=not crash)
     clock.advance(2)
     async with running(config, clock) as engine:
         await engine.finish_load(lambda: None)
@@ -1072,19 +1099,11 @@ async def test_a_due_time_that_a_success_held_over_a_quick_restart_sets_in_its_d
     # time fell in the downtime, and is extended as the others are, not told missed at once.
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "3s"\ngrace = "0s"\nmin_runtime = "1s"\n')
     clock = FakeClock()
-    t0 = clock.now()
-    async with running(config, clock, clean=not crash) as engine:
-        await ping(engine, "a", Kind.START, at=t0 - 10)
-        await ping(engine, "a")
-        clock.advance(0.8)
-        await alive(engine)
-        clock.advance(0.2)
+    await a_success_held_then_a_stop(config, clock, clean=not crash)
     clock.advance(3)
     async with running(config, clock) as engine:
         await engine.finish_load(lambda: None)
-        for _ in range(20):  # the timer, to 1 s after the window
-            engine.fire_due(clock.now())
-            clock.advance(0.1)
+        run_timer(engine, clock, 2)  # to 1 s after the window
         assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.UP
         await engine.writer.flush()
     assert flips(config) == [("new", "running", None), ("running", "up", None)]
@@ -1099,22 +1118,11 @@ async def test_a_stall_that_a_progress_held_over_a_quick_restart_sets_in_its_dow
     # the held progress sets (+2.05) fell in the downtime, when no ping could come.
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nstall = "2s"\n')
     clock = FakeClock()
-    t0 = clock.now()
-    async with running(config, clock, clean=not crash) as engine:
-        await ping(engine, "a", Kind.START, at=t0 - 2.8)
-        clock.advance(0.05)
-        await ping(engine, "a", Kind.PROGRESS)
-        clock.advance(0.1)
-        await ping(engine, "a", Kind.PROGRESS, at=t0 - 1.5)
-        clock.advance(0.65)
-        await alive(engine)
-        clock.advance(0.2)
+    await a_progress_held_then_a_stop(config, clock, clean=not crash, older=True)
     clock.advance(3)
     async with running(config, clock) as engine:
         await engine.finish_load(lambda: None)
-        for _ in range(20):
-            engine.fire_due(clock.now())
-            clock.advance(0.1)
+        run_timer(engine, clock, 2)
         assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.RUNNING
         await engine.writer.flush()
     assert flips(config) == [("new", "running", None)]
@@ -1144,9 +1152,7 @@ async def test_due_times_that_two_successes_held_over_a_quick_restart_set_in_its
     clock.advance(3)
     async with running(config, clock) as engine:
         await engine.finish_load(lambda: None)
-        for _ in range(30):
-            engine.fire_due(clock.now())
-            clock.advance(0.1)
+        run_timer(engine, clock, 3)
         assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.UP
         await engine.writer.flush()
     runs = [("running", "up", None), ("up", "running", None), ("running", "up", None)]
@@ -1177,9 +1183,7 @@ async def test_a_second_quick_restart_within_the_window_keeps_the_first_ones_ext
     async with running(config, clock) as engine:
         await engine.finish_load(lambda: None)
         assert engine.checks["a"].state.waiting
-        for _ in range(30):
-            engine.fire_due(clock.now())
-            clock.advance(0.1)
+        run_timer(engine, clock, 3)
         assert status(engine, "a") is Status.UP
         await engine.writer.flush()
     assert flips(config) == [("new", "running", None), ("running", "up", None)]
