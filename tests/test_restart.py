@@ -1189,6 +1189,75 @@ async def test_a_second_quick_restart_within_the_window_keeps_the_first_ones_ext
     assert flips(config) == [("new", "running", None), ("running", "up", None)]
 
 
+@pytest.mark.parametrize("crash", [False, True])
+async def test_a_stall_from_before_the_stop_behind_pings_held_over_a_quick_restart_is_extended_once_at_most(
+    write_config: ConfigWriter, crash: bool
+) -> None:
+    # After a run -9 to -8.5, a spooled success dated -7 waits (min_runtime; due +3 once applied), and a spooled start
+    # dated -6.3 waits behind it: its stall (1 s) passed at -5.3, before the stop, held only by
+    # the window. Stopped +1 to +4: the stall is told at the window's end (+5.1), not after a
+    # second extension by the same downtime (the success's, kept for the open run).
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "10s"\ngrace = "0s"\nmin_runtime = "0.2s"\nstall = "1s"\n'
+    )
+    clock = FakeClock()
+    t0 = clock.now() + 9.5
+    async with running(config, clock, clean=not crash) as engine:
+        clock.advance(0.5)
+        await ping(engine, "a", Kind.START)  # a run from -9 to -8.5: due +1.5
+        clock.advance(0.5)
+        await ping(engine, "a")
+        run_timer(engine, clock, 8.5)
+        assert not engine.checks["a"].state.waiting and status(engine, "a") is Status.UP
+        await ping(engine, "a", Kind.SUCCESS, at=t0 - 7)
+        clock.advance(0.1)
+        await ping(engine, "a", Kind.START, at=t0 - 6.3)
+        clock.advance(0.8)
+        await alive(engine)
+        clock.advance(0.1)
+    clock.advance(3)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        run_timer(engine, clock, 1.5)
+        assert status(engine, "a") is Status.DOWN
+        await engine.writer.flush()
+    assert flips(config)[-1] == ("up", "down", "stalled") or flips(config)[-1] == ("running", "down", "stalled")
+
+
+async def test_a_long_downtime_before_a_start_that_died_reading_does_not_extend_pings_held_after_it(
+    write_config: ConfigWriter,
+) -> None:
+    # a: every 2 s, min_runtime. Down 600 s; start A: a's run from +10.5, its success at +11.5
+    # waits; A dies at +12.5 with z unread (its downtime kept). Start B at +14, within the window:
+    # the due time +13.5 falls in B's downtime and is extended by it (to B's settle), not by the
+    # 600 s before A, when nothing of a's was held.
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "2s"\ngrace = "0s"\nmin_runtime = "0.1s"\n'
+        f'[checks.z]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "z")
+    clock.advance(600)
+    async with running(config, clock, clean=False) as engine:
+        clock.advance(10.5)
+        await ping(engine, "a", Kind.START)
+        clock.advance(1)
+        await ping(engine, "a")
+        assert engine.checks["a"].state.waiting and not engine.checks["z"].loaded
+        clock.advance(0.5)
+        await alive(engine)
+        await engine.writer.flush()
+        clock.advance(0.5)
+    clock.advance(1.5)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        run_timer(engine, clock, 10)  # B's settle, and more: the job is gone, the due time missed
+        assert status(engine, "a") is Status.DOWN
+        await engine.writer.flush()
+    assert flips(config)[-2:] == [("down", "up", None), ("up", "down", "missed")]
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()

@@ -139,7 +139,7 @@ ANY_STATE = st.builds(
     paired_end=st.one_of(st.none(), st.tuples(INSTANT, INSTANT, INSTANT, OUTCOME, EXIT, TEXT)),
     orphan_prev=st.one_of(st.none(), st.tuples(INSTANT, INSTANT, OUTCOME, EXIT, st.one_of(st.none(), TEXT))),
     streak_ats=st.lists(INSTANT, max_size=3).map(tuple),
-    held_over=st.one_of(st.none(), st.tuples(INSTANT, INSTANT, INSTANT)),
+    held_over=st.lists(st.tuples(INSTANT, INSTANT, INSTANT), max_size=2).map(tuple),
 )  # fmt: skip
 JSON_MODULE = json.JSONEncoder(separators=(",", ":"))
 

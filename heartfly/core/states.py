@@ -178,20 +178,29 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
     detail = _by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
-    if st.held_over is not None:  # a restart came back while it was held: what it set is extended
-        stopped_at, started_at, settle_until = st.held_over
-        mark = st.downtime_to
-        if mark == started_at:  # that restart's own mark (the load, a ping held with it): no earlier one
-            st.downtime_to = 0.0
-        extended = extend_by_downtime(st, next_timer(check, st), stopped_at, started_at, settle_until)
-        st.slack, st.downtime_to = extended.slack, max(extended.downtime_to, mark)
-        if not st.waiting:
-            st.held_over = None
+    if st.held_over:  # restarts came back while it was held: what it set is extended by them
+        _held_over(check, st)
     if st.status is _DOWN and before is not _DOWN:
         st.alerted_at = now  # reminders count from the alert, sent now
     elif before is _DOWN and st.status is not _DOWN and not detail and arrived - at > BACKDATED:
         detail = _reported_late(ev, arrived)
     return detail
+
+
+def _held_over(check: CheckConfig, st: CheckState) -> None:
+    """After a held ping is applied: its deadline extended by the downtimes it was held over, in
+    place, each in turn as a start applies them (Downtime)."""
+    mark = st.downtime_to
+    if not st.slack and any(mark == start for _, start, _ in st.held_over):
+        # One of these restarts' own mark (its load, or a ping held with this one), whose slack has
+        # been dropped since (a new deadline): no earlier downtime's, so it guards nothing here.
+        st.downtime_to = 0.0
+    for stopped_at, started_at, settle_until in st.held_over:
+        extended = extend_by_downtime(st, next_timer(check, st), stopped_at, started_at, settle_until)
+        st.slack, st.downtime_to = extended.slack, extended.downtime_to
+    st.downtime_to = max(st.downtime_to, mark)
+    if not st.waiting:
+        st.held_over = ()
 
 
 def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float = math.inf) -> list[Step]:

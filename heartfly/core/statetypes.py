@@ -212,10 +212,11 @@ class CheckState:
     # first. A start older than them that arrives within the reorder window after them (their
     # pings raced) counts them on its stall clock.
     early_activity: tuple[Activity, ...] = ()
-    # A restart that came back within the reorder window of pings held here: its downtime
-    # (stopped_at, the start, settle_until, as Downtime's), which the deadlines those pings set
-    # get once they are applied (the others got it at the start). Gone with the last of them.
-    held_over: tuple[float, float, float] | None = None
+    # Restarts that came back within the reorder window of pings held here: their downtimes
+    # (stopped_at, the start, settle_until, as Downtime's), oldest first, which the deadlines
+    # those pings set get once they are applied (the others got them at the start). Gone with
+    # the last of them.
+    held_over: tuple[tuple[float, float, float], ...] = ()
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -291,9 +292,8 @@ class CheckState:
             st.early_activity = tuple((first, last, arrived, rid) for first, last, arrived, rid in st.early_activity)
         if "waiting" in data:
             st.waiting = tuple(_held(*entry) for entry in st.waiting)
-        if st.held_over is not None:
-            stopped_at, started_at, settle_until = st.held_over
-            st.held_over = (stopped_at, started_at, settle_until)
+        if "held_over" in data:
+            st.held_over = tuple((stopped_at, start, settle) for stopped_at, start, settle in st.held_over)
         return st
 
     def copy(self) -> CheckState:

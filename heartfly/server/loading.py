@@ -18,12 +18,20 @@ from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.deadlines import RESTART_SETTLE
+from heartfly.core.holding import WAITING_MAX
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.server import longlived, windows
 from heartfly.server.changes import ChangeRows
 from heartfly.server.checks import Armed, Check, Removed
-from heartfly.server.downtime import UNREAD_DOWNTIMES, Downtime, Pending, log_downtime, pending_downtimes
+from heartfly.server.downtime import (
+    ALIVE_EVERY,
+    UNREAD_DOWNTIMES,
+    Downtime,
+    Pending,
+    log_downtime,
+    pending_downtimes,
+)
 from heartfly.server.unstored import Unstored
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
@@ -326,13 +334,17 @@ class Loading(ChangeRows):
     @staticmethod
     def _hold_over(check: Check, downtime: Downtime) -> None:
         """A check whose held pings a restart left held: the deadlines they set once applied get its
-        downtime's extension then (CheckState.held_over, states' _release). With an earlier one
-        still noted (a second restart within the window) or kept (a start that died reading the
-        states), one span from the first stop to the last start: the pings held through both."""
-        spans = [s for s in (downtime.own(), *downtime.earlier, check.state.held_over) if s and s[0] < s[1]]
+        downtime's extension then (CheckState.held_over, states' _release), after those of the
+        restarts before it within the window; of the downtimes a start that died while reading the
+        states left (Downtime.earlier), those that began once the oldest of them was held (its
+        stop is the last alive mark before it: up to ALIVE_EVERY early)."""
+        st = check.state
+        first = min(w[5] for w in st.waiting)
+        earlier = [s for s in downtime.earlier if first <= s[0] + ALIVE_EVERY]
+        spans = [s for s in (*earlier, downtime.own()) if s[0] < s[1]]
         if spans:
-            held_over = (min(s[0] for s in spans), max(s[1] for s in spans), max(s[2] for s in spans))
-            check.state = dataclasses.replace(check.state, held_over=held_over)
+            held_over = tuple(sorted({*st.held_over, *spans}))[-WAITING_MAX:]
+            check.state = dataclasses.replace(st, held_over=held_over)
 
     def _decode(self, name: str, text: str) -> CheckState | None:
         """A stored state; None for one that cannot be read (a damaged row), logged with its
