@@ -1258,6 +1258,48 @@ async def test_a_long_downtime_before_a_start_that_died_reading_does_not_extend_
     assert flips(config)[-2:] == [("down", "up", None), ("up", "down", "missed")]
 
 
+async def test_a_downtime_a_ping_was_held_over_counts_though_its_last_alive_mark_came_well_before_it(
+    write_config: ConfigWriter,
+) -> None:
+    # A success (min_runtime: it waits) 1.2 s after the last alive mark m, then a crash; start A
+    # (m+3.5) dies reading the states, start B (m+5) comes within the window. The due time the
+    # success sets (m+3.2) fell in the first downtime (m to m+3.5), which it was held over.
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "2s"\ngrace = "0s"\nmin_runtime = "0.1s"\n'
+        f'[checks.z]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "z")
+    clock.advance(1)
+    async with running(config, clock, clean=False) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(2)
+        await ping(engine, "a", Kind.START)
+        clock.advance(0.5)
+        await alive(engine)
+        m = clock.now()
+        clock.advance(1.2)
+        await ping(engine, "a")
+        await engine.writer.flush()
+        clock.advance(0.1)
+    clock.advance(2.2)
+    async with running(config, clock, clean=False) as engine:  # A: dies with a and z unread
+        assert not engine.checks["a"].loaded and not engine.checks["z"].loaded
+        clock.advance(0.5)
+        await alive(engine)
+        await engine.writer.flush()
+        clock.advance(0.3)
+    clock.advance(0.7)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        run_timer(engine, clock, m + 9.5 - clock.now())  # A's settle is m+9.75
+        assert status(engine, "a") is Status.UP
+        run_timer(engine, clock, 1)
+        assert status(engine, "a") is Status.DOWN  # the job is gone: missed, once extended
+        await engine.writer.flush()
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()

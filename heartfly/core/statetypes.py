@@ -293,7 +293,10 @@ class CheckState:
         if "waiting" in data:
             st.waiting = tuple(_held(*entry) for entry in st.waiting)
         if "held_over" in data:
-            st.held_over = tuple((stopped_at, start, settle) for stopped_at, start, settle in st.held_over)
+            spans: Any = data["held_over"]
+            if spans and isinstance(spans[0], (int, float)):  # one downtime, as 523cb3f..43c99f6 stored it
+                spans = [spans]
+            st.held_over = tuple((stopped_at, start, settle) for stopped_at, start, settle in spans)
         return st
 
     def copy(self) -> CheckState:

@@ -14,8 +14,6 @@ from heartfly.server.checks import Check
 
 log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before the split
 
-ALIVE_EVERY = 1.0  # seconds between "alive at" marks: a downtime begins at the last one (housekeeping)
-
 
 class Downtime:
     """A restart's own downtime, applied to each check as the load schedules it: the deadline it

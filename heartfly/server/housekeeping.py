@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from heartfly.server.downtime import ALIVE_EVERY
 from heartfly.server.engine import Engine
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
 
 log = logging.getLogger(__name__)
 
+ALIVE_EVERY = 1.0  # seconds between "alive at" marks
 # Seconds between checkpoint rounds. Each round queues the states that came due since the last, a
 # few hundred at most with 100k busy checks: pings queued behind them wait for one or two batches,
 # not for a second's worth.

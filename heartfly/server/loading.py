@@ -24,14 +24,7 @@ from heartfly.core.states import CheckState, Event, Kind
 from heartfly.server import longlived, windows
 from heartfly.server.changes import ChangeRows
 from heartfly.server.checks import Armed, Check, Removed
-from heartfly.server.downtime import (
-    ALIVE_EVERY,
-    UNREAD_DOWNTIMES,
-    Downtime,
-    Pending,
-    log_downtime,
-    pending_downtimes,
-)
+from heartfly.server.downtime import UNREAD_DOWNTIMES, Downtime, Pending, log_downtime, pending_downtimes
 from heartfly.server.unstored import Unstored
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
@@ -337,10 +330,11 @@ class Loading(ChangeRows):
         downtime's extension then (CheckState.held_over, states' _release), after those of the
         restarts before it within the window; of the downtimes a start that died while reading the
         states left (Downtime.earlier), those that began once the oldest of them was held (its
-        stop is the last alive mark before it: up to ALIVE_EVERY early)."""
+        stop is the last alive mark before it, which may come a second and a commit or a prune
+        before: TAKEOVER_SLOP)."""
         st = check.state
         first = min(w[5] for w in st.waiting)
-        earlier = [s for s in downtime.earlier if first <= s[0] + ALIVE_EVERY]
+        earlier = [s for s in downtime.earlier if first <= s[0] + TAKEOVER_SLOP]
         spans = [s for s in (*earlier, downtime.own()) if s[0] < s[1]]
         if spans:
             held_over = tuple(sorted({*st.held_over, *spans}))[-WAITING_MAX:]
