@@ -1302,6 +1302,37 @@ async def test_a_downtime_a_ping_was_held_over_counts_though_its_last_alive_mark
         await engine.writer.flush()
 
 
+async def test_a_dead_starts_downtime_does_not_extend_a_ping_it_took_after_it(write_config: ConfigWriter) -> None:
+    # every 1 s. Start A at +0.9 (after a clean stop at 0) takes a's run, its success at +1.2 held
+    # (min_runtime; due +2.2), marks alive at +2.3 and dies with z unread. Start B at +6.1, within
+    # the window: the due time +2.2, when A was taking pings, is told at the window's end, not
+    # extended by A's own downtime (before the success) to its settle, and then by B's.
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1s"\ngrace = "0s"\nmin_runtime = "0.1s"\n'
+        f'[checks.z]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "z")
+    clock.advance(0.9)
+    async with running(config, clock, clean=False) as engine:
+        clock.advance(0.1)
+        await ping(engine, "a", Kind.START)
+        clock.advance(0.2)
+        await ping(engine, "a")
+        assert engine.checks["a"].state.waiting and not engine.checks["z"].loaded
+        clock.advance(1.1)
+        await alive(engine)
+        await engine.writer.flush()
+        clock.advance(0.1)
+    clock.advance(3.7)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        run_timer(engine, clock, 0.5)  # past the window (+6.2)
+        assert status(engine, "a") is Status.DOWN
+        await engine.writer.flush()
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()

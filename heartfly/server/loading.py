@@ -329,12 +329,12 @@ class Loading(ChangeRows):
         """A check whose held pings a restart left held: the deadlines they set once applied get its
         downtime's extension then (CheckState.held_over, states' _release), after those of the
         restarts before it within the window; of the downtimes a start that died while reading the
-        states left (Downtime.earlier), those that began once the oldest of them was held (its
-        stop is the last alive mark before it, which may come a second and a commit or a prune
-        before: TAKEOVER_SLOP)."""
+        states left (Downtime.earlier), those that ended (that start began) after the oldest of
+        them was held: their stop is a last alive mark, which may come well before the real stop,
+        but a start and the pings it takes do not overlap a downtime."""
         st = check.state
         first = min(w[5] for w in st.waiting)
-        earlier = [s for s in downtime.earlier if first <= s[0] + TAKEOVER_SLOP]
+        earlier = [s for s in downtime.earlier if first < s[1]]
         spans = [s for s in (*earlier, downtime.own()) if s[0] < s[1]]
         if spans:
             held_over = tuple(sorted({*st.held_over, *spans}))[-WAITING_MAX:]
