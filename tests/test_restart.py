@@ -1333,6 +1333,32 @@ async def test_a_dead_starts_downtime_does_not_extend_a_ping_it_took_after_it(wr
         await engine.writer.flush()
 
 
+async def test_a_ping_taken_after_a_quick_restart_and_held_behind_an_older_one_gets_no_extension(
+    write_config: ConfigWriter,
+) -> None:
+    # A success at 0 waits (min_runtime); stopped at +1, back at +3, within its window. The next
+    # run's start, taken at +3.5, waits behind it: its overrun (max_runtime 2 s, +5.5) is judged as
+    # any live start's, not moved to the restart's settle as the held success's deadlines are.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmax_runtime = "2s"\nmin_runtime = "0.1s"\n')
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a", Kind.START, at=clock.now() - 0.5)
+        await ping(engine, "a")
+        clock.advance(0.8)
+        await alive(engine)
+        clock.advance(0.2)
+    clock.advance(2)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(0.5)
+        await ping(engine, "a", Kind.START)
+        assert len(engine.checks["a"].state.waiting) == 2
+        run_timer(engine, clock, 2.2)  # to +5.7
+        assert status(engine, "a") is Status.DOWN
+        await engine.writer.flush()
+    assert flips(config)[-1] == ("running", "down", "overrun")
+
+
 async def test_a_pause_judges_a_success_waiting_out_the_reorder_window_first(write_config: ConfigWriter) -> None:
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\nmin_runtime = "60s"\n')
     clock = FakeClock()

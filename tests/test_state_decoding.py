@@ -28,13 +28,6 @@ def test_an_older_row_decodes_with_its_old_forms() -> None:
     assert (st.last_members, st.closed_runs, st.superseded) == (("w1",), ("x",), ((1.0, 2.0),))
 
 
-def test_a_held_over_downtime_stored_alone_reads_as_a_list_of_one() -> None:
-    # As 523cb3f to 43c99f6 stored it (never released, but cheap to read).
-    st = CheckState.from_json({"status": "up", "held_over": [99.0, 101.0, 103.0]})
-    assert st.held_over == ((99.0, 101.0, 103.0),)
-    assert CheckState.from_json(st.to_json()) == st
-
-
 def test_a_current_row_round_trips_and_empty_texts_are_none() -> None:
     st = CheckState.from_json({"status": "up", "reason": "", "last_ping_kind": None})
     assert st == CheckState(status=Status.UP)

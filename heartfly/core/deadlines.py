@@ -46,7 +46,7 @@ def fire_time(st: CheckState, deadline: Deadline) -> float:
 def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
     """The next instant at which time alone changes this check's status (or reminds of it)."""
     best = next_timer(check, st)
-    if st.waiting:  # a success waiting out the reorder window: applied as of its own time, first
+    if st.waiting:  # a ping held for the reorder window: applied as of its own time, first
         end = Deadline(st.waiting[0][0], _DL_END)
         if best is None or end.at <= best.at:
             return end
@@ -54,7 +54,7 @@ def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
 
 
 def next_timer(check: CheckConfig, st: CheckState) -> Deadline | None:
-    """next_deadline, but for the successes waiting out the reorder window."""
+    """next_deadline, but for the pings held for the reorder window."""
     if st.status is _DOWN:
         if check.repeat is None or st.alerted_at is None:
             return None
@@ -96,7 +96,7 @@ def fire_due(
     """Fire the deadlines due by `upto`, each as of its own instant: with `held`, those whose fire
     time has come; without, those whose instant lies before `upto`. Returns the last deadline fired,
     its detail, and the fire time of the next deadline of `st` as left (None: it has none; NaN: not
-    looked at, for a reminder, a success or the last of the handful fired). A waiting success that
+    looked at, for a reminder, a success or the last of the handful fired). A held ping that
     is due is applied by `release` in a firing of its own; without `release`, nothing from it on
     fires (the caller applies it after)."""
     last: Deadline | None = None

@@ -1,7 +1,8 @@
 """The pings a check holds for the reorder window (CheckState.waiting): where a run's duration
 is judged, a success whose start may still be on its way, and the pings newer than it queued
-behind it. Which ping is held, and how; heartfly.core.states applies them in event order once
-they may be (the window has passed, or the run's start came). Pure."""
+behind it; and the pings dated after a deadline that a back-dated ping made due. Which ping is
+held, and how; heartfly.core.states applies them in event order once they may be (the window has
+passed, or the run's start came). Pure."""
 
 from __future__ import annotations
 

@@ -157,8 +157,8 @@ def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> St
 
 
 def _flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
-    """flip_of, for a firing that may have applied successes that waited out the reorder window:
-    a change one of them made was learned when its ping arrived (late, if it came late)."""
+    """flip_of, for a firing that may have applied pings held for the reorder window: a change one
+    of them made was learned when its ping arrived (late, if it came late)."""
     flip = flip_of(old, new, now, fired, detail)
     if flip is None or fired is not None or not old.waiting or old.waiting == new.waiting:
         return flip
@@ -169,17 +169,17 @@ def _flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | Non
 
 
 def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]) -> str:
-    """Apply the oldest success that waited out the reorder window, or the oldest ping queued
-    behind one, as of its own time and as if it had just arrived (the window's rules count from its
-    arrival): the starts that came while a success waited pair with it as in event order. Its
-    detail, as an event's."""
+    """Apply the oldest ping held for the reorder window (a success that waited for its start, or a
+    ping queued behind one or behind a held deadline), as of its own time and as if it had just
+    arrived (the window's rules count from its arrival): the starts that came while a success
+    waited pair with it as in event order. Its detail, as an event's."""
     (at, rid, exit_status, metrics, member, arrived, kind), *rest = st.waiting
     st.waiting = tuple(rest)
     ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
     detail = _by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
     if st.held_over:  # restarts came back while it was held: what it set is extended by them
-        _held_over(check, st)
+        _held_over(check, st, arrived)
     if st.status is _DOWN and before is not _DOWN:
         st.alerted_at = now  # reminders count from the alert, sent now
     elif before is _DOWN and st.status is not _DOWN and not detail and arrived - at > BACKDATED:
@@ -187,20 +187,24 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     return detail
 
 
-def _held_over(check: CheckConfig, st: CheckState) -> None:
-    """After a held ping is applied: its deadline extended by the downtimes it was held over, in
-    place, each in turn as a start applies them (Downtime)."""
+def _held_over(check: CheckConfig, st: CheckState, arrived: float) -> None:
+    """After a held ping (which arrived at `arrived`) is applied: its deadline extended by the
+    downtimes it was held over (those whose start came after it), in place, each in turn as a
+    start applies them (Downtime)."""
+    spans = [span for span in st.held_over if arrived < span[1]]
+    if not st.waiting:
+        st.held_over = ()
+    if not spans:
+        return
     mark = st.downtime_to
-    if not st.slack and any(mark == start for _, start, _ in st.held_over):
+    if not st.slack and any(mark == start for _, start, _ in spans):
         # One of these restarts' own mark (its load, or a ping held with this one), whose slack has
         # been dropped since (a new deadline): no earlier downtime's, so it guards nothing here.
         st.downtime_to = 0.0
-    for stopped_at, started_at, settle_until in st.held_over:
+    for stopped_at, started_at, settle_until in spans:
         extended = extend_by_downtime(st, next_timer(check, st), stopped_at, started_at, settle_until)
         st.slack, st.downtime_to = extended.slack, extended.downtime_to
     st.downtime_to = max(st.downtime_to, mark)
-    if not st.waiting:
-        st.held_over = ()
 
 
 def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float = math.inf) -> list[Step]:
@@ -374,9 +378,9 @@ def receive_timed(
         _note_ping(queued_st, ev)
         steps.append(Step(queued_st, None, ()))
         return steps, math.nan
-    blocked = bool(st.waiting)  # a waiting success keeps the timer from the deadlines after it
+    blocked = bool(st.waiting)  # a held ping keeps the timer from the deadlines after it
     waits_too = ev.kind is _SUCCESS and waits(check, st, ev, now, window)
-    for _ in range(2 * WAITING_MAX + 2):  # a step for each waiting success applied, and for what came between
+    for _ in range(2 * WAITING_MAX + 2):  # a step for each held ping applied, and for what came between
         deadline = next_deadline(check, st)
         if deadline is None or deadline.at >= ev.at:
             break

@@ -68,7 +68,7 @@ class DeadlineKind(StrEnum):
     INCOMPLETE = "incomplete"  # a fan-in run short of `expect` successes
     STEP = "step"  # a pipeline step not run within `within` of its upstream
     REMIND = "remind"  # still down: remind after `repeat`
-    END = "end"  # a success waiting out the reorder window (CheckState.waiting) is applied
+    END = "end"  # a ping held for the reorder window (CheckState.waiting) is applied
 
 
 class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every ping
@@ -84,7 +84,7 @@ class Event(NamedTuple):  # a NamedTuple, not a frozen dataclass: built on every
 
 # A ping held for the reorder window (CheckState.waiting): its time, run id, exit status, metrics
 # and worker, when it arrived, and its kind: None for a success that waits for its own start, a
-# Kind for a ping queued behind such a success.
+# Kind for a ping queued behind such a success or behind a held deadline (holding.behind_held).
 Waiting = tuple[float, str | None, int | None, Mapping[str, float] | None, str | None, float, "Kind | None"]
 
 
@@ -200,9 +200,10 @@ class CheckState:
     # start): a downtime applied again (a start that died while reading the states leaves its
     # downtime to the next) extends them only by what came after.
     downtime_to: float = 0.0
-    # Successes on a check that judges a run's duration (min_runtime, a `duration` assertion)
-    # whose start may still be on its way, applied once the reorder window has passed, and the
-    # pings newer than the oldest of them queued behind it, applied in event order with them:
+    # Pings held for the reorder window, applied in event order once it has passed: successes on a
+    # check that judges a run's duration (min_runtime, a `duration` assertion) whose start may
+    # still be on its way, the pings newer than the oldest of them queued behind it, and pings
+    # dated after a deadline a back-dated ping made due (holding.behind_held):
     # (time, run id, exit status, metrics, worker, arrival, kind), oldest first (see Waiting).
     # A start that raced one of them and lost opens its run first, and the success closes the run
     # it would have closed in event order, judged on that run's duration.
@@ -213,7 +214,7 @@ class CheckState:
     # pings raced) counts them on its stall clock.
     early_activity: tuple[Activity, ...] = ()
     # Restarts that came back within the reorder window of pings held here: their downtimes
-    # (stopped_at, the start, settle_until, as Downtime's), oldest first, which the deadlines
+    # (stopped_at, when this node began serving, settle_until: Downtime.own()), oldest first, which the deadlines
     # those pings set get once they are applied (the others got them at the start). Gone with
     # the last of them.
     held_over: tuple[tuple[float, float, float], ...] = ()
@@ -293,10 +294,7 @@ class CheckState:
         if "waiting" in data:
             st.waiting = tuple(_held(*entry) for entry in st.waiting)
         if "held_over" in data:
-            spans: Any = data["held_over"]
-            if spans and isinstance(spans[0], (int, float)):  # one downtime, as 523cb3f..43c99f6 stored it
-                spans = [spans]
-            st.held_over = tuple((stopped_at, start, settle) for stopped_at, start, settle in spans)
+            st.held_over = tuple((stopped_at, start, settle) for stopped_at, start, settle in st.held_over)
         return st
 
     def copy(self) -> CheckState:

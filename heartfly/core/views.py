@@ -21,7 +21,7 @@ def iso(ts: float | None) -> str | None:
 def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
     watching = st.status is not Status.PAUSED
     deadline = next_deadline(cfg, st) if watching else None
-    # A success waiting out the reorder window is judged when the window has passed, not at its time.
+    # A ping held for the reorder window is applied when the window has passed, not at its time.
     deadline_at = (
         None if deadline is None else fire_time(st, deadline) if deadline.kind is DeadlineKind.END else deadline.at
     )

@@ -293,8 +293,8 @@ class Engine(Loading):
         armed: list[tuple[Check, CheckState, CheckState]] = []
         runs = old.runs
         if event.kind is Kind.SUCCESS and old.waiting:
-            # The runs open just before the ping itself, as event order leaves them: the successes
-            # waiting out the reorder window before it close theirs (some did before it, as steps).
+            # The runs open just before the ping itself, as event order leaves them: the pings held
+            # for the reorder window before it apply first (some did before it, as steps).
             before = steps[-2].state if len(steps) > 1 else old
             released = states.release_waiting(check.config, before, now, until=event.at)
             runs = (released[-1].state if released else before).runs

@@ -328,15 +328,13 @@ class Loading(ChangeRows):
     def _hold_over(check: Check, downtime: Downtime) -> None:
         """A check whose held pings a restart left held: the deadlines they set once applied get its
         downtime's extension then (CheckState.held_over, states' _release), after those of the
-        restarts before it within the window; of the downtimes a start that died while reading the
-        states left (Downtime.earlier), those that ended (that start began) after the oldest of
-        them was held: their stop is a last alive mark, which may come well before the real stop,
-        but a start and the pings it takes do not overlap a downtime."""
+        restarts before it within the window and of starts that died while reading the states
+        (Downtime.earlier). Each counts for a held ping that arrived before its start: a start and
+        the pings it takes do not overlap a downtime, whatever the lag of the alive mark that
+        dates its stop."""
         st = check.state
-        first = min(w[5] for w in st.waiting)
-        earlier = [s for s in downtime.earlier if first < s[1]]
-        spans = [s for s in (*earlier, downtime.own()) if s[0] < s[1]]
-        if spans:
+        spans = [s for s in (*downtime.earlier, downtime.own()) if s[0] < s[1]]
+        if spans:  # the newest few: a ping is held for seconds, over as many restarts at most
             held_over = tuple(sorted({*st.held_over, *spans}))[-WAITING_MAX:]
             check.state = dataclasses.replace(st, held_over=held_over)
 
