@@ -178,7 +178,7 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
     detail = _by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
-    if st.held_over:  # restarts came back while it was held: what it set is extended by them
+    if st.held_over:  # held over restarts: what it set is extended by the downtimes it waited through
         _held_over(check, st, arrived)
     if st.status is _DOWN and before is not _DOWN:
         st.alerted_at = now  # reminders count from the alert, sent now

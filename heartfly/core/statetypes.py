@@ -213,10 +213,11 @@ class CheckState:
     # first. A start older than them that arrives within the reorder window after them (their
     # pings raced) counts them on its stall clock.
     early_activity: tuple[Activity, ...] = ()
-    # Restarts that came back within the reorder window of pings held here: their downtimes
-    # (stopped_at, when this node began serving, settle_until: Downtime.own()), oldest first, which the deadlines
-    # those pings set get once they are applied (the others got them at the start). Gone with
-    # the last of them.
+    # Downtimes while pings were held here (a restart that came back within their reorder window,
+    # and the starts before it that died while reading the states): (stopped_at, when the next
+    # start began serving, settle_until), as Downtime.own(), oldest first. Each extends the
+    # deadlines that a held ping which arrived before its start sets once applied (the others got
+    # it at the start). Gone with the last held ping.
     held_over: tuple[tuple[float, float, float], ...] = ()
 
     def next_due(self) -> float | None:
