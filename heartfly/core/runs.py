@@ -1,5 +1,5 @@
 """Which run an event belongs to: open runs, runs closed by an end, starts an end overtook or a
-newer start superseded. Bookkeeping on a CheckState, no verdicts (those are states.py's)."""
+newer start superseded. Bookkeeping on a CheckState, no verdicts (those are bykind.py's)."""
 
 from __future__ import annotations
 

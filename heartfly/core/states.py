@@ -17,8 +17,8 @@ import dataclasses
 import itertools
 import math
 
-from heartfly.core.anchors import drop_slack, move_anchor, set_due
-from heartfly.core.assertions import first_broken
+from heartfly.core.anchors import drop_slack, set_due
+from heartfly.core.bykind import REORDER_WINDOW, by_kind, kept
 from heartfly.core.config import CheckConfig
 from heartfly.core.deadlines import (
     BACKDATED,
@@ -29,7 +29,6 @@ from heartfly.core.deadlines import (
     next_timer,
 )
 from heartfly.core.holding import (
-    HELD_SUCCESS,
     WAITING_MAX,
     behind_held,
     hold,
@@ -42,30 +41,11 @@ from heartfly.core.holding import (
 )
 from heartfly.core.reorder import (
     backdatable,
-    breaks_streak,
-    broken_by_metrics,
-    in_streak,
-    late_failure,
     overtaken,
-    pair_again,
-    pair_raced,
-    pairs_again,
     started_since,
     status_then,
-    streak_broken,
-    taken_over,
-)
-from heartfly.core.runs import (
-    IMPLICIT_RUN,
-    MAX_OPEN_RUNS,
-    active_since,
-    activity,
-    close_fan_in,
-    close_run,
-    note_orphan,
 )
 from heartfly.core.statecontrol import account_downtime, extend_by_downtime, pause, reconfigure, resume, rewatch
-from heartfly.core.stateops import failure, judges_duration, set_status, timed, too_fast
 from heartfly.core.statetypes import (
     AlertEvent,
     CheckState,
@@ -80,7 +60,6 @@ from heartfly.core.statetypes import (
     RunOutcome,
     Status,
     Step,
-    own_runs,
 )
 from heartfly.core.units import human_duration
 
@@ -126,8 +105,6 @@ _NEW, _UP, _RUNNING, _DOWN, _PAUSED = Status.NEW, Status.UP, Status.RUNNING, Sta
 _START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
 _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
 _RUN_SUCCESS = RunOutcome.SUCCESS
-
-REORDER_WINDOW = 5.0  # a deadline a back-dated event made due waits this long for the events behind it
 
 
 def initial_state(check: CheckConfig, now: float) -> CheckState:
@@ -177,7 +154,7 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     st.waiting = tuple(rest)
     ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
-    detail = _by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
+    detail = by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
     if st.held_over:  # held over restarts: what it set is extended by the downtimes it waited through
         _held_over(check, st, arrived)
     if st.status is _DOWN and before is not _DOWN:
@@ -273,19 +250,19 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     _note_ping(new, ev)
     # What only an event within the reorder window can use goes once it is past (the widest a later
     # event may apply: a batch's own is none): checkpoints stay small.
-    if new.paired_end is not None and now - new.paired_end[2] > _kept(window):
+    if new.paired_end is not None and now - new.paired_end[2] > kept(window):
         new.paired_end = None
-    if new.orphan_prev is not None and now - new.orphan_prev[1] > _kept(window):
+    if new.orphan_prev is not None and now - new.orphan_prev[1] > kept(window):
         new.orphan_prev = None
     if new.early_activity:
-        new.early_activity = tuple(e for e in new.early_activity if now - e[2] <= _kept(window))
+        new.early_activity = tuple(e for e in new.early_activity if now - e[2] <= kept(window))
     ended: list[RunEnd] = []
     detail = ""
     kind = ev.kind
     if kind is _SUCCESS and waits(check, new, ev, now, window):  # a start on its way may show it too fast
         wait(new, ev, now, window)
     else:
-        detail = _by_kind(check, new, ev, ended, now, window)
+        detail = by_kind(check, new, ev, ended, now, window)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
     fired: Deadline | None = None
     fires_at: float | None = math.nan
@@ -317,19 +294,6 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         old = status_then(st, ev, ended)
         flip = dataclasses.replace(flip, at=ev.at, old=old, learned_at=learned, withdraws=ev.at)
     return Step(new, flip, tuple(ended) if ended else ()), fires_at
-
-
-def _by_kind(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
-    """Apply an event to `st` in place by its kind; its detail."""
-    kind = ev.kind
-    if kind is _START:
-        return _start(check, st, ev, now, ended, window)
-    if kind is _SUCCESS:
-        return _success(check, st, ev, ended, now, window)
-    if kind is _FAIL:
-        return _fail(check, st, ev, ended, now, window)
-    activity(check, st, ev, now)  # progress and log pings are signs of life for the stall clock
-    return ""
 
 
 def _note_ping(st: CheckState, ev: Event) -> None:
@@ -481,190 +445,3 @@ def arm_step(
     if now is not None and now - upstream_at > BACKDATED:
         new.held_at, new.hold_until = now, now + window
     return new
-
-
-def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: list[RunEnd], window: float) -> str:
-    """Open a run (its detail: "" but for a start that completes a raced run, below)."""
-    rid = ev.run_id or IMPLICIT_RUN
-    open_run = st.runs.get(rid)
-    if check.expect is not None and (open_run is not None or rid in st.closed_runs):
-        # A fan-in worker starting within its batch: the batch keeps its count and its clock.
-        if open_run is not None and ev.at > open_run.active_at:
-            st.runs[rid] = open_run._replace(active_at=ev.at)
-        return ""
-    orphan = st.orphan_end if st.orphan_end is not None and st.orphan_end[4] == ev.run_id else None
-    prev = st.orphan_prev
-    if prev is not None and ev.run_id is None and ev.at <= prev[0] and now - prev[1] <= window:
-        orphan = prev  # the older of two ends that closed nothing: the one that closes it in event order
-    raced = orphan is not None and now - orphan[1] <= window
-    # Its own end came first and closed nothing: within the reorder window they raced (with a run
-    # id whatever the times say, as _close_run pairs them); an older start is history after it.
-    ended_first = orphan is not None and (ev.at <= orphan[0] or (raced and ev.run_id is not None))
-    if ended_first or (rid == IMPLICIT_RUN and st.last_end_at is not None and ev.at < st.last_end_at):
-        # Its run is over. Opening it now would leave a run that never ends, and an overrun that
-        # never happened.
-        st.last_start_at = max(st.last_start_at or ev.at, ev.at)
-        if orphan is None or not (ended_first and raced):
-            if rid == IMPLICIT_RUN and pairs_again(check, st.paired_end, ev, now, window):
-                assert st.paired_end is not None
-                return pair_again(check, st, ev, st.paired_end, now, window, ended)
-            if rid == IMPLICIT_RUN and any(w[0] >= ev.at and w[1] is None and w[6] in HELD_SUCCESS for w in st.waiting):
-                # A success after it waits: in event order the run that ended before that success
-                # superseded this one, which an end after both then closes (runs.close_superseded).
-                st.superseded = ((ev.at, now + window), *st.superseded[:3])
-            return ""
-        return pair_raced(check, st, ev, orphan, now, ended)
-    if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
-        older = min(open_run.started_at, ev.at)
-        st.superseded = ((older, now + window), *st.superseded[:3])
-    if open_run is not None and open_run.started_at > ev.at:
-        return ""  # a newer start of the same run already replaced it (they raced): it stays
-    own_runs(st)[rid] = Run(ev.at, active_since(check, st, ev, now, window))
-    while len(st.runs) > MAX_OPEN_RUNS:
-        del st.runs[min(st.runs, key=lambda rid: st.runs[rid].started_at)]
-    st.last_start_at = max(st.last_start_at or ev.at, ev.at)
-    # A start anchors a cron schedule; an `every` schedule only when max_runtime guards the end.
-    if check.cron is not None or check.max_runtime is not None:
-        move_anchor(check, st, ev.at)
-    if st.status in (Status.NEW, Status.UP, Status.LATE):
-        set_status(st, Status.RUNNING, None, ev.at, now)
-    return ""
-
-
-def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
-    taken: tuple[float, float] | None = None
-    if check.expect is not None:
-        run = _fan_in(check, st, ev, now)
-        if run is None:
-            return ""  # counted; the run is not complete yet
-        started: float | None = run.started_at
-        st.last_members = run.members
-        members = run.members
-    else:
-        started = close_run(st, ev.run_id, ev.at, now)
-        taken = taken_over(check, st, ev, now, window) if started is None else None
-        if taken is not None:
-            started = taken[0]
-        members = ()
-    duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
-    timed(st, duration, ev.at)
-    newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
-    if newest:
-        st.last_exit_status = ev.exit_status
-    move_anchor(check, st, ev.at)
-    broken = ""
-    reason: Reason | None = None
-    if check.min_runtime is not None and duration is not None and duration < check.min_runtime:
-        reason = Reason.TOO_FAST
-        broken = too_fast(duration, check.min_runtime)
-    else:
-        broken = first_broken(check.assertions, ev.metrics, duration) or ""
-        reason = Reason.ASSERTION if broken else None
-    outcome = RunOutcome(reason.value) if reason else _RUN_SUCCESS
-    if started is not None:
-        ended.append(RunEnd(ev.run_id, started, max(ev.at, started), outcome, ev.exit_status, broken, members, taken))
-    note_orphan(st, ev, now, started, outcome, _kept(window))
-    if newest:
-        if started is None or ev.run_id is not None or check.expect is not None:
-            st.paired_end = None
-        else:
-            own = broken_by_metrics(check, ev) if reason is Reason.ASSERTION else ""
-            st.paired_end = (started, ev.at, now, outcome, ev.exit_status, own)
-    # A success older than the newest end that breaks a failure streak, unless its verdict may yet
-    # change (a start still on its way could show it too fast) while the check is down: a recovery
-    # told would be wrong then. Not down, nothing told rests on the count, and a count too high
-    # would tell a down later that event order never reached.
-    streak = reason is None and not newest and not (started is None and judges_duration(check) and st.status is _DOWN)
-    streak = streak and breaks_streak(check, st, ev, now, window)  # before _stale notes it
-    if reason is None:
-        st.last_success_at = max(st.last_success_at or ev.at, ev.at)
-    if _stale(st, ev, now):
-        if streak:  # its ping lost a race with a newer failure's: the failures before it do not count
-            return streak_broken(check, st, ev, now)
-        if reason is not None and in_streak(check, st, ev, now, window):  # a failing verdict, as a late failure
-            return late_failure(check, st, reason, ev, now, broken)
-        return broken  # an end older than the newest one (a spooled ping) is history, not news
-    if reason is not None:
-        return failure(check, st, reason, ev.at, now, broken)
-    st.failures, st.streak_ats = 0, ()
-    st.step_due = st.step_since = None  # a pipeline step that succeeds has done its part
-    if st.status is not _PAUSED:
-        set_status(st, _RUNNING if st.runs else _UP, None, ev.at, now)
-    return ""
-
-
-def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:
-    """Count one worker's success; the completed run once `expect` have arrived, else None.
-
-    A member reporting twice counts once (a retried worker must not complete a run alone).
-    """
-    assert check.expect is not None
-    rid = ev.run_id or IMPLICIT_RUN
-    if rid in st.closed_runs:
-        return None  # a straggler of a batch already complete, given up or failed: recorded, not counted
-    run = st.runs.get(rid) or Run(ev.at, ev.at)
-    if ev.member is not None and ev.member in run.members:
-        return None
-    members = run.members + ((ev.member,) if ev.member is not None else ())
-    run = run._replace(successes=run.successes + 1, members=members, active_at=max(run.active_at, ev.at))
-    if run.successes < check.expect:
-        own_runs(st)[rid] = run
-        if st.status in (Status.NEW, Status.UP, Status.LATE):
-            set_status(st, Status.RUNNING, None, ev.at, now)
-        return None
-    st.runs.pop(rid, None)
-    close_fan_in(st, rid)
-    return run
-
-
-def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
-    if check.expect is not None and ev.run_id is not None:
-        close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
-    started = close_run(st, ev.run_id, ev.at, now)
-    taken = taken_over(check, st, ev, now, window) if started is None else None
-    if taken is not None:
-        started = taken[0]
-    timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
-    newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
-    if newest:
-        st.last_exit_status = ev.exit_status
-    move_anchor(check, st, ev.at)
-    detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
-    if started is not None:
-        ended.append(
-            RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, (), taken)
-        )
-    note_orphan(st, ev, now, started, RunOutcome.FAIL, _kept(window))
-    if newest:
-        if started is None or ev.run_id is not None or check.expect is not None:
-            st.paired_end = None
-        else:
-            st.paired_end = (started, ev.at, now, RunOutcome.FAIL, ev.exit_status, "")
-    if _stale(st, ev, now):
-        if in_streak(check, st, ev, now, window):  # its ping lost a race with the newer failure's
-            return late_failure(check, st, Reason.FAILED, ev, now, detail)
-        return detail
-    return failure(check, st, Reason.FAILED, ev.at, now, detail)
-
-
-def _kept(window: float) -> float:
-    """How long what only an event within the reorder window can use is kept: the widest window a
-    later event may apply (a batch applies its own pings with none, the live pings after it with
-    REORDER_WINDOW), so that nothing a later event could use goes early."""
-    return max(window, REORDER_WINDOW)
-
-
-def _stale(st: CheckState, ev: Event, now: float) -> bool:
-    """Whether an end is older than the newest end seen; either way the newest end is remembered.
-
-    A stale end changes no verdict, but the run it closed is over: a check left running with no
-    open run is up again.
-    """
-    if st.last_end_at is not None and ev.at < st.last_end_at:
-        if st.prev_end_at is None or ev.at > st.prev_end_at:
-            st.prev_end_at = ev.at
-        if st.status is _RUNNING and not st.runs:
-            set_status(st, _UP, None, ev.at, now)
-        return True
-    st.prev_end_at, st.last_end_at = st.last_end_at, ev.at
-    return False
