@@ -17,20 +17,24 @@ _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
 _SUCCESS = Kind.SUCCESS
 
 
+def _room(st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether the state may hold `ev` at all: not in a batch (window 0), not when it holds as
+    many as it can, and not one dated ahead (a client whose clock is fast: every deadline up to
+    it would wait)."""
+    return window > 0 and len(st.waiting) < WAITING_MAX and ev.at <= now + BACKDATED
+
+
 def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
     """Whether a success waits out the reorder window before it is applied: on a check that judges
     a run's duration, a success whose start may still be on its way (one without run id, or whose
     run is not open), newer than every end applied; not in a batch (no window)."""
     return (
-        window > 0
-        and (check.min_runtime is not None or bool(check.assertions))  # most checks: neither, and out
+        (check.min_runtime is not None or bool(check.assertions))  # most checks: neither, and out
         and check.expect is None
         and judges_duration(check)
         and (ev.run_id is None or ev.run_id not in st.runs)
         and (st.last_end_at is None or ev.at >= st.last_end_at)
-        and len(st.waiting) < WAITING_MAX
-        # Not one dated ahead (a client whose clock is fast): every deadline up to it would wait.
-        and ev.at <= now + BACKDATED
+        and _room(st, ev, now, window)
     )
 
 
@@ -44,10 +48,8 @@ def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: fl
     start came). Not in a batch (no window), nor when the state holds as many as it can."""
     return (
         bool(st.waiting)
-        and window > 0
         and ev.at >= st.waiting[0][0]
-        and ev.at <= now + BACKDATED  # not one dated ahead, as for a success (waits)
-        and len(st.waiting) < WAITING_MAX
+        and _room(st, ev, now, window)
         and (ev.kind not in _QUIET or queued(st))
         and not (ev.kind is _SUCCESS and waits(check, st, ev, now, window))
     )
@@ -60,7 +62,7 @@ def behind_held(check: CheckConfig, st: CheckState, ev: Event, now: float, windo
     behind the back-dated one (a progress that shows no stall, a success that shows no overrun).
     Held, it is applied in event order when the window has passed, after the deadline is judged.
     Not in a batch (no window), nor when the state holds as many as it can."""
-    if not (st.hold_until > now and window > 0 and len(st.waiting) < WAITING_MAX and ev.at <= now + BACKDATED):
+    if not (st.hold_until > now and _room(st, ev, now, window)):
         return False
     deadline = next_timer(check, st)
     return (
