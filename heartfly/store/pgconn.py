@@ -3,15 +3,15 @@ and the one place SQLite's SQL becomes PostgreSQL's.
 
 rows.py and queries.py write SQLite's dialect. to_pg turns `?` into `%s` and `?N` into a named
 `%(pN)s` (psycopg binds a repeated name once), after swapping in PostgreSQL's text for the few
-statements that differ (PG_VARIANTS). PgConnection gives queries.py the two shapes of aiosqlite's
-execute it uses: awaited, and `async with ... as cursor`.
+statements that differ (PG_VARIANTS). PgConnection gives queries.py the two calls of aiosqlite's
+it uses: execute and execute_fetchall.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -141,22 +141,6 @@ async def usable(
     return await connect(database, idle_limit=idle_limit, name=name)
 
 
-class _Executed:
-    """What PgConnection.execute returns: awaited, or entered for its cursor (as aiosqlite's)."""
-
-    def __init__(self, owner: PgConnection, sql: str, values: Iterable[Any] | None) -> None:
-        self._owner, self._sql, self._values = owner, sql, values
-
-    def __await__(self) -> Generator[Any, None, psycopg.AsyncCursor[TupleRow]]:
-        return self._owner._run(self._sql, self._values).__await__()
-
-    async def __aenter__(self) -> psycopg.AsyncCursor[TupleRow]:
-        return await self._owner._run(self._sql, self._values)
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
 class PgConnection:
     """A reader's connection, speaking queries.py's SQLite dialect. It reconnects when the server
     dropped it (a restart, a failover), so a read after that works again."""
@@ -165,8 +149,12 @@ class PgConnection:
         self.database = database
         self._conn = conn
 
-    def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Executed:
-        return _Executed(self, sql, parameters)
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> psycopg.AsyncCursor[TupleRow]:
+        return await self._run(sql, parameters)
+
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None) -> list[TupleRow]:
+        # A cursor that is not a named (server-side) one has all its rows once executed: no I/O here.
+        return await (await self._run(sql, parameters)).fetchall()
 
     async def _run(self, sql: str, values: Iterable[Any] | None) -> psycopg.AsyncCursor[TupleRow]:
         text, numbered = to_pg(sql)

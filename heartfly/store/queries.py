@@ -8,7 +8,7 @@ translates the placeholders and swaps in its own text for the few statements tha
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
@@ -51,15 +51,30 @@ class CheckText(NamedTuple):
 CHECKS_PAGE = 1000  # rows read_checks fetches, and decodes, at a time
 
 
+async def _rows(db: Db, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+    """A statement's rows, all read in one call on the connection. SQLite holds a read snapshot
+    while a statement is open, and on a shared connection (the server's one reader) any read
+    begun by another coroutine meanwhile runs in it: the API counted one ping fewer than it had
+    already answered, while the dispatcher's read of the outbox was between its steps."""
+    return list(await db.execute_fetchall(sql, args))
+
+
+async def _first(db: Db, sql: str, args: Sequence[Any] = ()) -> Any | None:
+    """A statement's first row, or None (_rows)."""
+    rows = await _rows(db, sql, args)
+    return rows[0] if rows else None
+
+
 async def read_checks(db: Db) -> list[CheckRow]:
-    sql = "SELECT id, name, created_at, removed_at, state, state_ping_id FROM checks ORDER BY id"
+    sql = "SELECT id, name, created_at, removed_at, state, state_ping_id FROM checks WHERE id > ? ORDER BY id LIMIT ?"
     checks: list[CheckRow] = []
-    async with db.execute(sql) as cur:
-        # A page at a time, each decoded before the next: 100k rows' state texts at once take some
-        # 45 MB, which the allocator keeps (its arenas end up shared with the states) after they go.
-        while rows := await cur.fetchmany(CHECKS_PAGE):
-            decoded = decode_states(r[4] for r in rows)  # a page shares its equal instants
-            checks += [CheckRow(r[0], r[1], r[2], r[3], st, r[5]) for r, st in zip(rows, decoded, strict=True)]
+    after = 0
+    # A page at a time, each decoded before the next: 100k rows' state texts at once take some
+    # 45 MB, which the allocator keeps (its arenas end up shared with the states) after they go.
+    while rows := await _rows(db, sql, (after, CHECKS_PAGE)):
+        decoded = decode_states(r[4] for r in rows)  # a page shares its equal instants
+        checks += [CheckRow(r[0], r[1], r[2], r[3], st, r[5]) for r, st in zip(rows, decoded, strict=True)]
+        after = rows[-1][0]
     return checks
 
 
@@ -67,8 +82,7 @@ async def read_check_texts(db: Db) -> list[CheckText]:
     """Every stored check, its state left as stored: a restart decodes each when it is first
     used or in the background after the server answers (Loading.load), not before."""
     sql = "SELECT id, name, removed_at, state, state_ping_id FROM checks ORDER BY id"
-    async with db.execute(sql) as cur:
-        return [CheckText(*row) for row in await cur.fetchall()]
+    return [CheckText(*row) for row in await _rows(db, sql)]
 
 
 async def read_current_checks(db: Db, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
@@ -140,8 +154,7 @@ async def pings_after(db: Db, ping_id: int, page: int = 10_000) -> AsyncIterator
     time, because after a crash under load they can number hundreds of thousands."""
     sql = f"{_LOGGED_PING} WHERE id > ? ORDER BY id LIMIT ?"
     while True:
-        async with db.execute(sql, (ping_id, page)) as cur:
-            rows = list(await cur.fetchall())
+        rows = await _rows(db, sql, (ping_id, page))
         for r in rows:
             yield _logged(r)
         if len(rows) < page:
@@ -153,8 +166,7 @@ async def check_pings_after(db: Db, check_id: int, ping_id: int) -> list[LoggedP
     """One check's pings newer than its stored state, oldest first: at most a checkpoint's delay of
     them (pruning keeps them), for a check that comes back after it was removed."""
     sql = f"{_LOGGED_PING} WHERE check_id = ? AND id > ? ORDER BY id"
-    async with db.execute(sql, (check_id, ping_id)) as cur:
-        return [_logged(r) for r in await cur.fetchall()]
+    return [_logged(r) for r in await _rows(db, sql, (check_id, ping_id))]
 
 
 async def read_ping_ids(db: Db, since: float, limit: int) -> list[tuple[str, float]]:
@@ -163,13 +175,11 @@ async def read_ping_ids(db: Db, since: float, limit: int) -> list[tuple[str, flo
         "SELECT uid, received_at FROM (SELECT uid, received_at FROM pings WHERE uid IS NOT NULL"
         " AND received_at >= ? ORDER BY received_at DESC LIMIT ?) AS recent ORDER BY received_at"
     )
-    async with db.execute(sql, (since, limit)) as cur:
-        return [(str(uid), float(at)) for uid, at in await cur.fetchall()]
+    return [(str(uid), float(at)) for uid, at in await _rows(db, sql, (since, limit))]
 
 
 async def read_meta(db: Db, key: str) -> str | None:
-    async with db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-        row = await cur.fetchone()
+    row = await _first(db, "SELECT value FROM meta WHERE key = ?", (key,))
     return None if row is None else str(row[0])
 
 
@@ -188,8 +198,7 @@ Table = Literal["pings", "flips", "outbox"]  # the tables whose ids the engine h
 
 
 async def max_id(db: Db, table: Table) -> int:
-    async with db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}") as cur:  # noqa: S608 - fixed names
-        row = await cur.fetchone()
+    row = await _first(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608 - fixed names
     return int(row[0]) if row else 0
 
 
@@ -197,14 +206,12 @@ async def count_pings(db: Db, check_id: int | None = None) -> dict[int, int]:
     """How many pings each check (or the one given) has kept: Healthchecks' API shows a count."""
     where, args = ("WHERE check_id = ?", (check_id,)) if check_id is not None else ("", ())
     sql = f"SELECT check_id, COUNT(*) FROM pings {where} GROUP BY check_id"  # noqa: S608 - fixed text
-    async with db.execute(sql, args) as cur:
-        return {int(r[0]): int(r[1]) for r in await cur.fetchall()}
+    return {int(r[0]): int(r[1]) for r in await _rows(db, sql, args)}
 
 
 async def read_downtimes(db: Db, limit: int = 20) -> list[dict[str, Any]]:
     sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
-    async with db.execute(sql, (limit,)) as cur:
-        rows = await cur.fetchall()
+    rows = await _rows(db, sql, (limit,))
     return [{"stopped_at": r[0], "started_at": r[1], "clean": bool(r[2])} for r in rows]
 
 
@@ -265,8 +272,7 @@ FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_att
 
 
 async def read_due_alerts(db: Db, now: float, per_channel: int = 100) -> list[OutboxItem]:
-    async with db.execute(_DUE_ALERTS, (now, per_channel)) as cur:
-        rows = await cur.fetchall()
+    rows = await _rows(db, _DUE_ALERTS, (now, per_channel))
     return [
         OutboxItem(
             id=r[0], key=r[1], check_id=r[2], channel=r[3], event=r[4], payload=json.loads(r[5]),
@@ -293,15 +299,13 @@ async def read_reminders_behind(
     db: Db, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
 ) -> list[int]:
     """Ids of the stale reminders queued behind the head `head_id` of (check_id, channel), oldest first."""
-    async with db.execute(_REMINDERS_BEHIND, (check_id, channel, head_id, now, limit)) as cur:
-        return [int(r[0]) for r in await cur.fetchall()]
+    return [int(r[0]) for r in await _rows(db, _REMINDERS_BEHIND, (check_id, channel, head_id, now, limit))]
 
 
 async def next_alert_after(db: Db, now: float) -> float | None:
     """When the next pending alert that is not due yet becomes due."""
     sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"
-    async with db.execute(sql, (now,)) as cur:
-        row = await cur.fetchone()
+    row = await _first(db, sql, (now,))
     return None if row is None or row[0] is None else float(row[0])
 
 
@@ -320,8 +324,7 @@ async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int
         f" FROM (SELECT * FROM outbox WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?) AS o"
         " LEFT JOIN alert_attempts AS a ON a.outbox_id = o.id ORDER BY o.id DESC, a.id"
     )
-    async with db.execute(sql, params) as cur:
-        rows = await cur.fetchall()
+    rows = await _rows(db, sql, params)
     keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
     alerts: dict[int, dict[str, Any]] = {}
     for row in rows:
@@ -333,8 +336,7 @@ async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int
 
 async def read_ping(db: Db, ping_id: int) -> dict[str, Any] | None:
     sql = "SELECT id, at, kind, exit_status, run_id, body, source, check_id FROM pings WHERE id = ?"
-    async with db.execute(sql, (ping_id,)) as cur:
-        row = await cur.fetchone()
+    row = await _first(db, sql, (ping_id,))
     if row is None:
         return None
     return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source", "check_id"), row, strict=True))
@@ -361,8 +363,7 @@ async def read_pings(db: Db, check_id: int, limit: int = 100, before: int | None
     keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
             "source", "member")  # fmt: skip
     sql = _page("pings", ", ".join(keys), "at")
-    async with db.execute(sql, (check_id, before, limit)) as cur:
-        rows = [dict(zip(keys, row, strict=True)) for row in await cur.fetchall()]
+    rows = [dict(zip(keys, row, strict=True)) for row in await _rows(db, sql, (check_id, before, limit))]
     for item in rows:
         item["truncated"] = bool(item["truncated"])
         item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
@@ -379,8 +380,7 @@ async def read_flips(
 ) -> list[dict[str, Any]]:
     keys = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
     sql = _page("flips", ", ".join(keys), "at", "TRUE" if routine else NOT_ROUTINE)
-    async with db.execute(sql, (check_id, before, limit)) as cur:
-        rows = await cur.fetchall()
+    rows = await _rows(db, sql, (check_id, before, limit))
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -394,23 +394,19 @@ _RECORD_RUNS = "SELECT started_at, ended_at, outcome FROM runs WHERE check_id = 
 
 async def read_record(db: Db, check_id: int, since: float) -> RecordRows:
     """What a check's record (core/record.py) since `since` is computed from."""
-    async with db.execute("SELECT created_at FROM checks WHERE id = ?", (check_id,)) as cur:
-        row = await cur.fetchone()
+    row = await _first(db, "SELECT created_at FROM checks WHERE id = ?", (check_id,))
     created_at = float(row[0]) if row else since
-    async with db.execute(_RECORD_BEFORE, (check_id, since)) as cur:
-        before = await cur.fetchone()
-    async with db.execute(_RECORD_CHANGES, (check_id, since)) as cur:
-        changes = [Change(float(at), str(old), str(new)) for at, old, new in await cur.fetchall()]
-    async with db.execute(_RECORD_RUNS, (check_id, since)) as cur:
-        runs = [RunSpan(float(a), float(b), str(outcome)) for a, b, outcome in await cur.fetchall()]
+    args = (check_id, since)
+    before = await _first(db, _RECORD_BEFORE, args)
+    changes = [Change(float(at), str(old), str(new)) for at, old, new in await _rows(db, _RECORD_CHANGES, args)]
+    runs = [RunSpan(float(a), float(b), str(outcome)) for a, b, outcome in await _rows(db, _RECORD_RUNS, args)]
     return RecordRows(created_at, str(before[0]) if before else None, changes, runs)
 
 
 async def read_runs(db: Db, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
     """A check's finished runs: started_at, ended_at, duration, outcome, exit_status, detail, members."""
     keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
-    async with db.execute(_page("runs", ", ".join(keys), "started_at"), (check_id, before, limit)) as cur:
-        rows = await cur.fetchall()
+    rows = await _rows(db, _page("runs", ", ".join(keys), "started_at"), (check_id, before, limit))
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for item in out:
         item["duration"] = max(0.0, item["ended_at"] - item["started_at"])
@@ -424,23 +420,20 @@ async def read_end_pings(db: Db, check_id: int, limit: int) -> list[dict[str, An
         "SELECT id, at, kind, exit_status, metrics FROM pings WHERE check_id = ? AND kind IN ('success', 'fail')"
         " ORDER BY id DESC LIMIT ?"
     )
-    async with db.execute(sql, (check_id, limit)) as cur:
-        return [
-            {"id": r[0], "at": r[1], "kind": r[2], "exit_status": r[3], "metrics": json.loads(r[4]) if r[4] else None}
-            for r in await cur.fetchall()
-        ]
+    return [
+        {"id": r[0], "at": r[1], "kind": r[2], "exit_status": r[3], "metrics": json.loads(r[4]) if r[4] else None}
+        for r in await _rows(db, sql, (check_id, limit))
+    ]
 
 
 async def count_pending_alerts(db: Db) -> int:
-    async with db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") as cur:
-        row = await cur.fetchone()
+    row = await _first(db, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
     return int(row[0]) if row else 0
 
 
 async def read_meta_prefix(db: Db, prefix: str) -> dict[str, str]:
     sql = "SELECT key, value FROM meta WHERE key >= ? AND key < ?"
-    async with db.execute(sql, (prefix, prefix + "\uffff")) as cur:
-        return {str(r[0]): str(r[1]) for r in await cur.fetchall()}
+    return {str(r[0]): str(r[1]) for r in await _rows(db, sql, (prefix, prefix + "\uffff"))}
 
 
 def _cursor(before: int | None) -> int:
@@ -492,9 +485,8 @@ class Recent:
 
 async def _grouped(db: Db, sql: str, ids: str, limit: int, keys: tuple[str, ...]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
-    async with db.execute(sql, (ids, limit)) as cur:
-        for row in await cur.fetchall():
-            out.setdefault(row[0], []).append(dict(zip(keys, row[1:], strict=True)))
+    for row in await _rows(db, sql, (ids, limit)):
+        out.setdefault(row[0], []).append(dict(zip(keys, row[1:], strict=True)))
     return out
 
 
