@@ -71,11 +71,13 @@ async def read_checks(db: Db) -> list[CheckRow]:
     after = 0
     # A page at a time, each decoded before the next: 100k rows' state texts at once take some
     # 45 MB, which the allocator keeps (its arenas end up shared with the states) after they go.
-    while rows := await _rows(db, sql, (after, CHECKS_PAGE)):
+    while True:
+        rows = await _rows(db, sql, (after, CHECKS_PAGE))
         decoded = decode_states(r[4] for r in rows)  # a page shares its equal instants
         checks += [CheckRow(r[0], r[1], r[2], r[3], st, r[5]) for r, st in zip(rows, decoded, strict=True)]
+        if len(rows) < CHECKS_PAGE:
+            return checks
         after = rows[-1][0]
-    return checks
 
 
 async def read_check_texts(db: Db) -> list[CheckText]:
@@ -90,7 +92,9 @@ async def read_current_checks(db: Db, configs: Mapping[str, CheckConfig]) -> lis
 
     States are checkpointed lazily (engine.CHECKPOINT_AFTER); the pings after a check's checkpoint
     are replayed through the same pure state machine a restart uses. One read transaction, so the
-    checkpoints and the log agree. Checks no longer in `configs` are returned as stored.
+    checkpoints and the log agree: on a connection of its own (the command line's), for any other
+    read on it meanwhile would run in that transaction. Checks no longer in `configs` are returned
+    as stored.
     """
     await db.execute("BEGIN")
     try:
