@@ -358,3 +358,29 @@ async def test_two_pings_that_auto_provision_one_slug_at_once_make_it_once(
     client: Client = await aiohttp_client(create_app(config))
     answers = await asyncio.gather(*(client.get(f"/ping/{PING_KEY}/raced?create=1") for _ in range(2)))
     assert sorted(a.status for a in answers) == [200, 201]
+
+
+async def test_requests_at_once_that_make_one_unique_check_make_it_once(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Provisioning tools (Terraform, a fleet's boot scripts) send them in parallel.
+    client, key, _ = await start(aiohttp_client, write_config)
+    for body in ({"name": "nightly", "timeout": 600, "unique": ["name"]}, {"tags": "host-17 db", "unique": ["tags"]}):
+        answers = await asyncio.gather(*(client.post("/api/v3/checks/", json=body, headers=rw(key)) for _ in range(3)))
+        assert sorted(a.status for a in answers) == [200, 200, 201], [a.status for a in answers]
+        assert len({(await a.json())["uuid"] for a in answers}) == 1
+    listed = (await (await client.get("/api/v3/checks/?tag=host-17", headers=rw(key))).json())["checks"]
+    assert len(listed) == 1
+
+
+async def test_changes_at_once_to_one_check_are_all_kept(aiohttp_client: Any, write_config: ConfigWriter) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    uuid = (await made(client, key, slug="sync", timeout=600))["uuid"]
+    for n in range(8):
+        tags, grace = await asyncio.gather(
+            client.post(f"/api/v3/checks/{uuid}", json={"tags": f"t{n}"}, headers=rw(key)),
+            client.post(f"/api/v3/checks/{uuid}", json={"grace": 60 + n}, headers=rw(key)),
+        )
+        assert (tags.status, grace.status) == (200, 200)
+        got = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
+        assert (got["tags"], got["grace"]) == (f"t{n}", 60 + n)

@@ -207,7 +207,8 @@ def _file_only(request: web.Request, check: Check) -> web.Response | None:
 @view("GET", "POST", read=True)
 async def checks(request: web.Request, call: Call) -> web.StreamResponse:
     if request.method == "POST":
-        return await _create(request, call)
+        async with request.app[control.CONTROL].api_writes:
+            return await _create(request, call)
     rt = request.app[RUNTIME]
     tags = request.query.getall("tag", [])
     slug = request.query.get("slug") or None  # an empty one filters nothing, as in Healthchecks
@@ -313,6 +314,12 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
         return _json(_shown(request, call, check, counts.get(check.id, 0)))
     if hcshape.UNIQUE_KEY_RE.fullmatch(code) and not hcshape.UUID_RE.fullmatch(code):
         return web.Response(status=405)
+    async with request.app[control.CONTROL].api_writes:
+        return await _change(request, call)
+
+
+async def _change(request: web.Request, call: Call) -> web.Response:
+    """An update (POST) or a delete of a check, under Control.api_writes."""
     check = _find(request, call)
     if request.method == "DELETE":
         if (refused := _file_only(request, check)) is not None:
