@@ -4,6 +4,7 @@ is judged, and each is brought to the restart as an eager load would have brough
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -213,3 +214,34 @@ async def test_a_stored_state_that_cannot_be_read_is_logged_and_its_check_watche
     async with running(config, clock) as engine:
         await read_all(engine)
         assert engine.checks["a"].state.status is Status.NEW
+
+
+async def test_two_config_changes_at_once_while_the_states_are_read_end_on_the_newer(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cluster's new term applies the config without the reload lock, and a reload may come at
+    # once: each waits for the stored states to be read before it rebuilds the maps.
+    checks = "".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "100s"\n' for i in range(3))
+    config = write_config(checks)
+    clock = FakeClock()
+    await pinged_then_stopped(config, clock, 10, 5)
+    alpha, beta = (f'[checks.{name}]\nkey = "{new_key()}"\nevery = "100s"\n' for name in ("alpha", "beta"))
+    older, newer = write_config(checks + alpha), write_config(checks + alpha + beta)
+    async with running(config, clock) as engine:
+        assert engine.reading_stored
+        real, calls, go = engine.finish_load, [], asyncio.Event()
+
+        async def first_waits(after: Any) -> None:
+            calls.append(after)
+            if len(calls) == 1:
+                await go.wait()
+            await real(after)
+
+        monkeypatch.setattr(engine, "finish_load", first_waits)
+        first = asyncio.create_task(engine.apply_config(older))
+        await asyncio.sleep(0)  # now reading the states
+        second = asyncio.create_task(engine.apply_config(newer))
+        await asyncio.sleep(0.01)
+        go.set()
+        await asyncio.gather(first, second)
+        assert engine.config is newer and engine.checks.keys() == {"c0", "c1", "c2", "alpha", "beta"}

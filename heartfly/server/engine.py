@@ -95,6 +95,7 @@ class Engine(Loading):
         self._downtime_log: tuple[Downtime, float, bool, bool] | None = None
         self._unapplied: list[Pending] = []
         self._rebuilding = False
+        self._reconfiguring = asyncio.Lock()  # apply_config, one at a time
         self.read_after: asyncio.Event | None = None
         self._instants: dict[float, float] = {}
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through

@@ -83,6 +83,7 @@ class Loading(ChangeRows):
     _loaded_downtime: Downtime | None
     _unapplied: list[Pending]  # the downtimes kept in UNREAD_DOWNTIMES until every state is read
     _rebuilding: bool  # apply_config is putting the checks back in the maps
+    _reconfiguring: asyncio.Lock
     read_after: asyncio.Event | None  # finish_load waits for it: the first pings are answered first
     _downtime_log: tuple[Downtime, float, bool, bool] | None
     _instants: dict[float, float]
@@ -522,7 +523,14 @@ class Loading(ChangeRows):
     # ---- reload ---------------------------------------------------------------------------
 
     async def apply_config(self, config: Config) -> None:
-        """Switch to a new config: new checks are watched, removed ones keep their history."""
+        """Switch to a new config: new checks are watched, removed ones keep their history. One
+        at a time, in the order called: a cluster's new term applies the config without the
+        reload lock, and two at once, each awaiting reads before it rebuilds the maps, could end
+        on the older config."""
+        async with self._reconfiguring:
+            await self._apply_config(config)
+
+    async def _apply_config(self, config: Config) -> None:
         # Read first: from here on the maps are rebuilt, and pings must not see them half done.
         missed: dict[int, list[LoggedPing]] = {}
         for name in config.checks.keys() & self._removed.keys():
