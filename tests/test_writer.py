@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -136,6 +137,40 @@ async def test_an_error_in_a_commit_callback_is_logged_and_the_writer_carries_on
         ping: rows.PingRow = (1, 1, 1.0, 1.0, "success", None, None, "", 0, None, "GET", "", "", None, None)
         await writer.submit(rows.Write(ping=ping))
     assert "a callback of a database write failed" in caplog.text
+
+
+async def test_an_abandoned_writer_lets_the_commit_under_way_end_and_tells_its_waiters_it_was_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A leader that lost its lease while the database works: that batch's pings are stored, and
+    # a 503 would have them sent again (and stored twice). What is queued behind it is dropped.
+    writer = await store.Writer.open(tmp_path / "hb.db")
+    real, go = writer._commit, threading.Event()
+
+    def held(writes: list[rows.Write]) -> None:  # in the writer thread
+        go.wait(5)
+        real(writes)
+
+    monkeypatch.setattr(writer, "_commit", held)
+    writer.start()
+    try:
+        under_way = writer.submit(rows.Write(statements=[rows.meta_statement("a", "1")]))
+        while not writer._committing:
+            await asyncio.sleep(0.001)
+        behind = writer.submit(rows.Write(statements=[rows.meta_statement("b", "2")]))
+        abandoning = asyncio.create_task(writer.abandon("this node no longer leads"))
+        await asyncio.sleep(0.05)
+        go.set()
+        await asyncio.wait_for(abandoning, 5)
+        await under_way  # committed, and told so
+        with pytest.raises(StoreError, match="no longer leads"):
+            await behind
+    finally:
+        go.set()
+        await writer.close()
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        assert db.execute("SELECT key, value FROM meta WHERE key IN ('a', 'b')").fetchall() == [("a", "1")]
+    db.close()
 
 
 async def test_an_abandoned_writer_refuses_every_later_write_at_once(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from heartfly.store.rows import SET_META, FlipRow, InboxRow, OutboxRow, PingRow,
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = 5.0  # seconds a commit may take before readiness counts the database unanswering
+ABANDON_WAIT = 5.0  # seconds abandon() waits for the commit under way to end before it cancels it
 
 
 class GroupCommitter:
@@ -102,9 +103,13 @@ class GroupCommitter:
     async def abandon(self, why: str) -> None:
         """Stop at once, committing nothing more (a leader that lost its lease: its writes would be
         refused anyway). Waiters are told `why`; what was queued is dropped, and later writes are
-        refused at once."""
+        refused at once. A commit under way is let end first (for up to ABANDON_WAIT): it may yet be
+        done (a lease lost while the database works), and its pings, told 503 though stored, would
+        be sent again and stored twice."""
         self._abandoned = why
         if self._task is not None:
+            if self._committing:  # _run returns after it
+                await asyncio.wait({self._task}, timeout=ABANDON_WAIT)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -116,7 +121,7 @@ class GroupCommitter:
                 fut.set_exception(StoreError(why))
 
     async def _run(self) -> None:
-        while True:
+        while self._abandoned is None:
             await self._wake.wait()
             self._wake.clear()
             # While commits fail and pings are refused, nothing may come to be committed (a cluster
