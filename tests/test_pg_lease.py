@@ -129,6 +129,30 @@ async def test_a_renewal_answered_after_the_lease_could_have_passed_counts_as_no
     assert await a.acquire_or_renew() and a.is_leader  # answered in time: it leads again
 
 
+async def test_a_release_while_a_renewal_is_under_way_leaves_the_node_not_leading(
+    node: Nodes, database: PostgresDatabase
+) -> None:
+    # The release waits behind the renewal on the lease's connection, then frees the lease: the
+    # renewal's answer must not make the node lead again (it would fire and send beside the next).
+    a = node("a", length=30)
+    assert await a.acquire_or_renew()
+    blocker = await connect(database)
+    try:
+        async with blocker.transaction():  # the renewal waits behind this row lock
+            await blocker.execute("SELECT 1 FROM lease FOR UPDATE")
+            renewal = asyncio.create_task(a.acquire_or_renew())
+            await asyncio.sleep(0.1)
+            release = asyncio.create_task(a.release())
+            await asyncio.sleep(0.1)
+        assert await renewal is False
+        await release
+    finally:
+        await blocker.close()
+    assert not a.is_leader and a.term is None
+    b = node("b", length=30)
+    assert await b.acquire_or_renew()  # freed in the database, too
+
+
 async def test_a_leaders_fenced_write_commits_and_a_stale_leaders_is_refused_and_leaves_nothing(
     node: Nodes, database: PostgresDatabase
 ) -> None:

@@ -218,6 +218,7 @@ class Lease:
         self._clock = clock
         self._valid_until = 0.0  # by self._clock
         self._conn: Connection | None = None
+        self._releases = 0  # release() calls: a renewal under way at one leads no more (acquire_or_renew)
 
     @property
     def is_leader(self) -> bool:
@@ -227,6 +228,7 @@ class Lease:
         """Try to lead (or go on leading) for `length` seconds from now; whether this node leads.
         A renewal answered `length` or more after it was sent counts as failed: the lease may have
         passed meanwhile. A database error ends the leadership too, and raises StoreError."""
+        releases = self._releases
         try:
             conn = await self._connection()
             sent = self._clock()
@@ -239,7 +241,9 @@ class Lease:
             self._resign()
             await self._drop()
             raise
-        if term is None or self._clock() >= sent + self.length:
+        # Released meanwhile: the release, queued behind this renewal on the connection, frees
+        # the lease in the database after it, and this node must not go on believing it leads.
+        if term is None or self._clock() >= sent + self.length or self._releases != releases:
             self._resign()
             return False
         self.term, self._valid_until = term, sent + self.length
@@ -255,6 +259,7 @@ class Lease:
 
     async def release(self) -> None:
         """Stop leading and free the lease for the others now."""
+        self._releases += 1
         term, self.term = self.term, None
         self._valid_until = 0.0
         if term is not None and self._conn is not None and not self._conn.closed:
