@@ -937,28 +937,6 @@ def test_a_failure_behind_a_success_waiting_for_its_start_counts_after_the_too_f
     assert told_by(raced) == [(Status.DOWN, Reason.FAILED, NOW - 1.9)]
 
 
-@pytest.mark.parametrize(
-    "judging",
-    [{"min_runtime": 1.0}, {"assertions": (parse_assertion("duration > 1s"),)}],
-    ids=["min_runtime", "assertion"],
-)
-def test_a_success_its_late_start_shows_failing_counts_in_a_row_with_the_newer_failure_that_came_first(
-    judging: dict[str, Any],
-) -> None:
-    # In event order the run was too fast (one failure) and the failure 0.2 s later made two. The
-    # failure's ping came first, then the success's (no start yet: nothing to judge), then the
-    # start's: its verdict counts, and the down is dated by the failure, in the words of the run.
-    events = [ev(Kind.START, NOW - 3.8), ev(Kind.SUCCESS, NOW - 3.2), ev(Kind.FAIL, NOW - 3.0)]
-    in_order, raced = after_a_success_in_order_and_raced(events, [2, 1, 0], failures_before_alert=2, **judging)
-    assert judged(in_order)[:3] == (Status.DOWN, Reason.FAILED, [(Status.DOWN, Reason.FAILED)])
-    assert judged(raced)[3] == judged(in_order)[3]  # the run: too fast, or its assertion broken
-    assert [(f.new, f.at) for f in raced.downs] == [(Status.DOWN, NOW - 3.0)]
-    assert raced.downs[0].detail.endswith(
-        "200 ms before the last failure (their pings arrived out of order) (2 failures in a row)"
-    )
-    assert raced.st.failures == 2
-
-
 def test_a_newer_start_behind_a_waiting_success_tells_no_recovery_its_start_takes_back() -> None:
     # Down since the failure; in event order the retry was too fast, so it stayed down. The success
     # and the next start came before the retry's start: applied at once, the success would have

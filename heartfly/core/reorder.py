@@ -79,31 +79,28 @@ def started_since(st: CheckState, at: float) -> float | None:
     return first if first > at else None
 
 
-def in_streak(
-    check: CheckConfig, st: CheckState, at: float, now: float, window: float, judged_late: bool = False
-) -> bool:
+def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
     """A failure older than the newest end, both within the reorder window, with no success since
     it: in event order it was one of the failures in a row that `failures_before_alert` counts
     (the newest end is a failure, or a success judged one), so it counts though its ping came
     second. Where a duration is judged too: a failure is one whatever its run's duration (a
     success between the two that comes later breaks the streak if its start came, or while the
-    check is not down). `judged_late`: a success, noted as one when it came, that its start shows
-    failing (pair_raced); its own time then may be the last success's."""
+    check is not down)."""
     last = st.last_end_at
     return (
         last is not None
-        and _racing_the_newest(check, last, at, now, window)
-        and (st.last_success_at is None or st.last_success_at < at or (judged_late and st.last_success_at == at))
+        and _racing_the_newest(check, last, ev, now, window)
+        and (st.last_success_at is None or st.last_success_at < ev.at)
         and st.told_at <= last  # nothing told since (a resume, say): the count it would complete is over
     )
 
 
-def late_failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now: float, detail: str) -> str:
-    """After in_streak: the failure at `at` counts, as the newer one's count would have (dated by it)."""
+def late_failure(check: CheckConfig, st: CheckState, reason: Reason, ev: Event, now: float, detail: str) -> str:
+    """After in_streak: the failure counts, as the newer one's count would have (dated by it)."""
     last = st.last_end_at
     assert last is not None
-    detail += f", {human_duration(last - at)} before the last failure (their pings arrived out of order)"
-    return failure(check, st, reason, last, now, detail, at)
+    detail += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
+    return failure(check, st, reason, last, now, detail, ev.at)
 
 
 def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
@@ -114,7 +111,7 @@ def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, win
     kept = st.streak_ats
     return (
         last is not None
-        and _racing_the_newest(check, last, ev.at, now, window)
+        and _racing_the_newest(check, last, ev, now, window)
         and (st.last_success_at is None or st.last_success_at < ev.at)  # the failures since it: one streak
         # The failure times kept are the newest: one older than them all cannot tell how many of
         # those before them came after it (a count that large stays down either way).
@@ -122,10 +119,10 @@ def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, win
     )
 
 
-def _racing_the_newest(check: CheckConfig, last: float, at: float, now: float, window: float) -> bool:
-    """An end (at `at`) within the window before the newest (at `last`), which came within the
-    window, on a check the streak rules serve."""
-    return last - at <= window and now - last <= window and check.expect is None
+def _racing_the_newest(check: CheckConfig, last: float, ev: Event, now: float, window: float) -> bool:
+    """An end within the window before the newest (at `last`), which came within the window, on a
+    check the streak rules serve."""
+    return last - ev.at <= window and now - last <= window and check.expect is None
 
 
 def streak_broken(check: CheckConfig, st: CheckState, ev: Event, now: float) -> str:
@@ -156,7 +153,6 @@ def pair_raced(
     orphan: tuple[float, float, RunOutcome, int | None, str | None],
     now: float,
     ended: list[RunEnd],
-    window: float,
 ) -> str:
     """A start that raced its own end and lost: the run is recorded and judged as if they had come
     in order. Only what needs the duration can change the end's verdict: min_runtime and the
@@ -180,8 +176,6 @@ def pair_raced(
         outcome = RunOutcome(reason.value)
         if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
             detail = failure(check, st, reason, end_at, now, detail)
-        elif in_streak(check, st, end_at, now, window, judged_late=True):  # as a failure that came late
-            detail = late_failure(check, st, reason, end_at, now, detail)
     ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
     # A start between this one and the end may still come: its own verdicts are all known here,
     # but for an end whose metrics broke an assertion (its words are not kept): no pairing again.
