@@ -629,6 +629,20 @@ def test_two_failures_in_a_row_reach_failures_before_alert_whichever_ping_comes_
     assert logs[0].st.failures == logs[1].st.failures == 2
 
 
+@pytest.mark.parametrize("order", [[1, 2, 0], [2, 1, 0]])
+def test_a_failure_completing_a_streak_after_the_next_start_is_down_as_of_the_newer_failure(order: list[int]) -> None:
+    # In event order the second failure took the check down and the next run started while it
+    # was down. The older failure's ping came last: down as of the newer failure, not of the
+    # start after it, whose "running" alerted nobody and goes.
+    events = [ev(Kind.FAIL, NOW - 3.3), ev(Kind.FAIL, NOW - 1.4), ev(Kind.START, NOW - 1.0)]
+    in_order, raced = after_a_success_in_order_and_raced(events, order, failures_before_alert=2)
+    for log in (in_order, raced):
+        log.tick(NOW + REORDER_WINDOW)
+    assert [(f.old, f.new, f.at) for f in raced.flips[1:]] == [(Status.UP, Status.DOWN, NOW - 1.4)]
+    assert [(f.old, f.new, f.at) for f in in_order.flips[1:]] == [(Status.UP, Status.DOWN, NOW - 1.4)]
+    assert raced.st.status is Status.DOWN and [r.started_at for r in raced.st.runs.values()] == [NOW - 1.0]
+
+
 # Checks that judge a run's duration: a start still on its way may change a success's verdict,
 # but not a failure's.
 JUDGING = [{"min_runtime": 10.0}, {"assertions": (parse_assertion("duration < 1h"),)}]

@@ -36,22 +36,23 @@ def overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
     )
 
 
-def backdatable(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether an end's down can be dated at its own time, before the changes recorded after it:
-    they alerted nobody, happened within the window after it and were learned within the window."""
+def backdatable(check: CheckConfig, st: CheckState, at: float, now: float, window: float) -> bool:
+    """Whether an end's down can be dated at its own time (`at`), before the changes recorded
+    after it: they alerted nobody, happened within the window after it and were learned within
+    the window."""
     return (
         st.status in (_UP, _RUNNING)
-        and st.told_at <= ev.at
-        and st.changed_at - ev.at <= window
+        and st.told_at <= at
+        and st.changed_at - at <= window
         and now - st.changed_at <= window
         and check.expect is None
     )
 
 
-def status_then(st: CheckState, ev: Event, ended: list[RunEnd]) -> Status:
-    """The status a check up or running had at an end's time, for the changes after it that are
-    withdrawn: running if one of its runs was open then, new if nothing had ended before, else up."""
-    if any(run.started_at <= ev.at for run in st.runs.values()) or any(r.started_at <= ev.at for r in ended):
+def status_then(st: CheckState, at: float, ended: list[RunEnd]) -> Status:
+    """The status a check up or running had at an end's time (`at`), for the changes after it that
+    are withdrawn: running if one of its runs was open then, new if nothing had ended before, else up."""
+    if any(run.started_at <= at for run in st.runs.values()) or any(r.started_at <= at for r in ended):
         return _RUNNING
     return _NEW if st.last_end_at is None and st.last_success_at is None else _UP
 

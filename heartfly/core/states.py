@@ -283,16 +283,16 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         and fired is None
         and flip.is_down
         and kind is not _START
-        and ev.at < flip.at
-        and ev.at == new.last_end_at  # the newest end (an older failure in a streak counts as of the newer)
-        and backdatable(check, st, ev, now, window)
+        and (end_at := new.last_end_at) is not None
+        and ev.at <= end_at < flip.at  # the newest end, or an older failure in a streak: as of the newer
+        and backdatable(check, st, end_at, now, window)
     ):
         # A failure that arrived after a change it came before (a start: running), within the window:
         # down as of the failure, as in event order; the change after it alerted nobody and goes.
-        new.changed_at = new.told_at = ev.at
-        learned = now if now - ev.at > BACKDATED else None
-        old = status_then(st, ev, ended)
-        flip = dataclasses.replace(flip, at=ev.at, old=old, learned_at=learned, withdraws=ev.at)
+        new.changed_at = new.told_at = end_at
+        learned = now if now - end_at > BACKDATED else None
+        old = status_then(st, end_at, ended)
+        flip = dataclasses.replace(flip, at=end_at, old=old, learned_at=learned, withdraws=end_at)
     return Step(new, flip, tuple(ended) if ended else ()), fires_at
 
 
@@ -397,7 +397,7 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     learned = now if now - ev.at > BACKDATED else None
     old = st.status
     if withdraw is not None:
-        old = status_then(st, ev, list(applied.ended))
+        old = status_then(st, ev.at, list(applied.ended))
     went_down = Flip(ev.at, old, Status.DOWN, Reason.FAILED, None, detail, learned_at=learned, withdraws=withdraw)
     back = applied.state.copy()
     back.changed_at = back.told_at = max(back.changed_at, success_at)
