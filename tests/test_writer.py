@@ -173,6 +173,35 @@ async def test_an_abandoned_writer_lets_the_commit_under_way_end_and_tells_its_w
     db.close()
 
 
+async def test_a_commit_under_way_that_fails_as_writes_are_abandoned_tells_its_waiters_and_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A takeover ends the old leader's session: its last commit fails, which is no database failing.
+    writer = await store.Writer.open(tmp_path / "hb.db")
+    go = threading.Event()
+
+    def ended(writes: list[rows.Write]) -> None:  # in the writer thread
+        go.wait(5)
+        raise sqlite3.OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(writer, "_commit", ended)
+    writer.start()
+    try:
+        under_way = writer.submit(rows.Write(statements=[rows.meta_statement("a", "1")]))
+        while not writer._committing:
+            await asyncio.sleep(0.001)
+        abandoning = asyncio.create_task(writer.abandon("this node no longer leads"))
+        await asyncio.sleep(0.05)
+        go.set()
+        await asyncio.wait_for(abandoning, 5)
+        with pytest.raises(StoreError, match="administrator command"):
+            await under_way
+    finally:
+        go.set()
+        await writer.close()
+    assert "database write failed" not in caplog.text
+
+
 async def test_an_abandoned_writer_refuses_every_later_write_at_once(tmp_path: Path) -> None:
     writer = await store.Writer.open(tmp_path / "hb.db")
     writer.start()

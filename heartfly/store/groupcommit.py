@@ -21,7 +21,7 @@ from heartfly.store.rows import SET_META, FlipRow, InboxRow, OutboxRow, PingRow,
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = 5.0  # seconds a commit may take before readiness counts the database unanswering
-ABANDON_WAIT = 5.0  # seconds abandon() waits for the commit under way to end before it cancels it
+ABANDON_WAIT = 3.0  # seconds abandon() waits for the commit under way to end before it cancels it
 
 
 class GroupCommitter:
@@ -107,9 +107,14 @@ class GroupCommitter:
         done (a lease lost while the database works), and its pings, told 503 though stored, would
         be sent again and stored twice."""
         self._abandoned = why
-        if self._task is not None:
-            if self._committing:  # _run returns after it
+        try:
+            if self._task is not None and self._committing:  # _run returns after it
                 await asyncio.wait({self._task}, timeout=ABANDON_WAIT)
+        finally:  # also when the wait is cancelled (a stop): nobody is left waiting for ever
+            await self._drop_all(why)
+
+    async def _drop_all(self, why: str) -> None:
+        if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -140,6 +145,12 @@ class GroupCommitter:
                 self._queue = batch + self._queue
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
+                if self._abandoned is not None:  # abandon() waits for this batch, and drops the rest
+                    log.info("the commit under way when writes were abandoned failed: %s", exc)
+                    for _, fut in batch:
+                        if fut is not None and not fut.done():
+                            fut.set_exception(StoreError(str(exc)))
+                    return
                 self._fail(batch, writes, exc)
                 await asyncio.sleep(0.5)  # a full disk will not have cleared in microseconds
                 self._wake.set()
