@@ -643,6 +643,16 @@ def test_a_failure_completing_a_streak_after_the_next_start_is_down_as_of_the_ne
     assert raced.st.status is Status.DOWN and [r.started_at for r in raced.st.runs.values()] == [NOW - 1.0]
 
 
+def test_a_failure_completing_a_streak_after_closing_its_own_run_is_down_from_up_not_from_running() -> None:
+    # The older failure closed its run (a) before the newer failure: the check was up then, not
+    # running, whatever the start after them says.
+    events = [ev(Kind.START, NOW - 3.5, "a"), ev(Kind.FAIL, NOW - 3.3, "a"), ev(Kind.FAIL, NOW - 1.4)]
+    events.append(ev(Kind.START, NOW - 1.0))
+    _, raced = after_a_success_in_order_and_raced(events, [2, 3, 0, 1], failures_before_alert=2)
+    raced.tick(NOW + REORDER_WINDOW)
+    assert [(f.old, f.new, f.at) for f in raced.flips[1:]] == [(Status.UP, Status.DOWN, NOW - 1.4)]
+
+
 # Checks that judge a run's duration: a start still on its way may change a success's verdict,
 # but not a failure's.
 JUDGING = [{"min_runtime": 10.0}, {"assertions": (parse_assertion("duration < 1h"),)}]

@@ -51,8 +51,13 @@ def backdatable(check: CheckConfig, st: CheckState, at: float, now: float, windo
 
 def status_then(st: CheckState, at: float, ended: list[RunEnd]) -> Status:
     """The status a check up or running had at an end's time (`at`), for the changes after it that
-    are withdrawn: running if one of its runs was open then, new if nothing had ended before, else up."""
-    if any(run.started_at <= at for run in st.runs.values()) or any(r.started_at <= at for r in ended):
+    are withdrawn: running if one of its runs was open then (begun, and not ended before it: an
+    older failure that completes a streak may have closed one), new if nothing had ended before,
+    else up."""
+    closed = {r.started_at for r in ended if r.ended_at < at}
+    if any(run.started_at <= at and run.started_at not in closed for run in st.runs.values()):
+        return _RUNNING
+    if any(r.started_at <= at <= r.ended_at for r in ended):
         return _RUNNING
     return _NEW if st.last_end_at is None and st.last_success_at is None else _UP
 
