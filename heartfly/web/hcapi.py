@@ -208,7 +208,8 @@ def _file_only(request: web.Request, check: Check) -> web.Response | None:
 async def checks(request: web.Request, call: Call) -> web.StreamResponse:
     if request.method == "POST":
         async with request.app[control.CONTROL].api_writes:
-            return await _create(request, call)
+            made = await _create(request, call)
+        return await _answer(request, call, made)
     rt = request.app[RUNTIME]
     tags = request.query.getall("tag", [])
     slug = request.query.get("slug") or None  # an empty one filters nothing, as in Healthchecks
@@ -222,7 +223,16 @@ async def checks(request: web.Request, call: Call) -> web.StreamResponse:
     return _json({"checks": items})
 
 
-async def _create(request: web.Request, call: Call) -> web.Response:
+# What a change decided under Control.api_writes: an answer, or the check to show (and its status),
+# shown once the lock is let go (counting its pings waits for the writer).
+Decided = web.Response | tuple[Check, int]
+
+
+async def _answer(request: web.Request, call: Call, decided: Decided) -> web.Response:
+    return await _one(request, call, *decided) if isinstance(decided, tuple) else decided
+
+
+async def _create(request: web.Request, call: Call) -> Decided:
     rt = request.app[RUNTIME]
     try:
         spec = hcshape.read_spec(call.data)
@@ -237,7 +247,7 @@ async def _create(request: web.Request, call: Call) -> web.Response:
             except SpecError as exc:
                 return _error(400, str(exc))
             if unchanged:  # also a file's check: found as it is, nothing to write
-                return await _one(request, call, check)
+                return check, 200
             return await _update(request, call, check, spec)
     key = new_key()
     name = hcshape.new_name(spec, call.version, fallback=f"check-{key[:8]}")
@@ -262,7 +272,7 @@ async def _save(
     table: dict[str, Any],
     spec: hcshape.Spec,
     status: int,
-) -> web.Response:
+) -> Decided:
     rt = request.app[RUNTIME]
     try:
         hcshape.check_name(name)
@@ -288,10 +298,10 @@ async def _save(
         raise web.HTTPNotFound(text="not found")
     if old is None:
         log.info("check %s: made through the API", name)
-    return await _one(request, call, check, status)
+    return check, status
 
 
-async def _update(request: web.Request, call: Call, check: Check, spec: hcshape.Spec) -> web.Response:
+async def _update(request: web.Request, call: Call, check: Check, spec: hcshape.Spec) -> Decided:
     if (refused := _file_only(request, check)) is not None:
         return refused
     found = request.app[RUNTIME].stored[check.name]
@@ -315,10 +325,11 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
     if hcshape.UNIQUE_KEY_RE.fullmatch(code) and not hcshape.UUID_RE.fullmatch(code):
         return web.Response(status=405)
     async with request.app[control.CONTROL].api_writes:
-        return await _change(request, call)
+        changed = await _change(request, call)
+    return await _answer(request, call, changed)
 
 
-async def _change(request: web.Request, call: Call) -> web.Response:
+async def _change(request: web.Request, call: Call) -> Decided:
     """An update (POST) or a delete of a check, under Control.api_writes."""
     check = _find(request, call)
     if request.method == "DELETE":
