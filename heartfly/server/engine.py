@@ -18,8 +18,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
+from heartfly.core.deadlines import RESTART_SETTLE
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
+from heartfly.core.units import human_duration
 from heartfly.notify import outbox
 from heartfly.server import memtrim, windows
 from heartfly.server.checks import Armed, Removed
@@ -44,6 +46,9 @@ RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
 TIMER_STALE = 5.0  # seconds without a timer wake-up before the server counts as unhealthy (readyz, watchdog)
 HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again after this long
+# Seconds the wall clock may run ahead of this process's own between two timer wake-ups before
+# that time counts as a downtime (skipped_clock): a suspend, a paused VM, a clock set forward.
+CLOCK_SKIP = 5.0
 
 
 class Engine(Loading):
@@ -96,6 +101,7 @@ class Engine(Loading):
         self._unapplied: list[Pending] = []
         self._rebuilding = False
         self._reconfiguring = asyncio.Lock()  # apply_config, one at a time
+        self._beat: tuple[float, float] | None = None  # the timer's last wake-up: (wall, monotonic)
         self.read_after: asyncio.Event | None = None
         self._instants: dict[float, float] = {}
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
@@ -497,6 +503,35 @@ class Engine(Loading):
         self.writer.submit_nowait(write)
         return 0 if step.flip is None else 1
 
+    def watch_clock(self, now: float, monotonic: float) -> None:
+        """At each timer wake-up: if the wall clock ran more than CLOCK_SKIP ahead of this process
+        since the last one, no ping could come in meanwhile (the machine slept, or its clock was
+        set forward), and that time is a downtime, as a restart's (skipped_clock)."""
+        last, self._beat = self._beat, (now, monotonic)
+        if last is not None and (now - last[0]) - (monotonic - last[1]) > CLOCK_SKIP:
+            self.skipped_clock(last[0], now)
+
+    def skipped_clock(self, since: float, now: float) -> None:
+        """The deadlines that fell between `since` and `now`, while this process did not run (or
+        its clock jumped), are extended by that time, with a restart's settle for the pings that
+        clients retry after it; a real miss is told once that has passed."""
+        settle_until = now + min(RESTART_SETTLE, 1.0 + 1.5 * (now - since))
+        downtime = Downtime(since, now, settle_until)
+        for check in self.checks.values():
+            if not check.loaded:
+                continue
+            before = check.state
+            self._fire_at(check, downtime)  # applies it
+            if check.state is not before:
+                self._unstored.note(check.id, now, self._next_ping_id)
+                self._schedule(check)
+        log.warning(
+            "the wall clock moved %s ahead of Heartfly (the machine slept, or its clock was set forward);"
+            " %d deadline(s) that fell in that time were extended by it",
+            human_duration(now - since),
+            downtime.extended,
+        )
+
     async def run_timer(self) -> None:
         """Sleep until the earliest deadline (or an earlier one is pushed), then fire it.
 
@@ -514,6 +549,7 @@ class Engine(Loading):
         memtrim.release_soon()
         while True:
             now = self.clock.now()
+            self.watch_clock(now, self.clock.monotonic())
             self.timer_alive_at = now
             held = False
             if self.before_fire is not None and (due := self.next_wakeup()) is not None and due <= now:

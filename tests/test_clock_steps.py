@@ -1,0 +1,68 @@
+"""The wall clock moving without the server: a suspend, a paused VM, a clock set forward. No ping
+could come in meanwhile, so the deadlines in that time are extended as a restart's downtime
+extends them (Engine.watch_clock), and a miss that is real is told after."""
+
+from __future__ import annotations
+
+import pytest
+
+from heartfly.core.clock import FakeClock
+from heartfly.core.states import Reason, Status
+from heartfly.server.engine import CLOCK_SKIP, Engine
+from tests.conftest import ConfigWriter, new_key
+from tests.test_restart import ping, running
+
+HOUR = 3600.0
+
+
+def wake(engine: Engine, clock: FakeClock) -> None:
+    """A timer wake-up: the clocks looked at, then what is due fired."""
+    engine.watch_clock(clock.now(), clock.monotonic())
+    engine.fire_due(clock.now())
+
+
+async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_miss_is_told_after(
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "5m"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        due = clock.now() + HOUR + 300
+        clock.advance(HOUR / 2)
+        wake(engine, clock)
+        clock.step(2 * HOUR)  # the machine slept through the deadline
+        wake(engine, clock)
+        check = engine.checks["a"]
+        assert check.state.status is Status.UP
+        assert "the wall clock moved 2 h ahead of Heartfly" in caplog.text
+        clock.advance(due + 2 * HOUR - clock.now() - 1)
+        wake(engine, clock)
+        assert check.state.status is Status.LATE  # its period, extended too, is over: in its grace
+        clock.advance(2)
+        wake(engine, clock)
+        assert (check.state.status, check.state.reason) == (Status.DOWN, Reason.MISSED)
+
+
+async def test_time_that_passed_while_the_server_ran_extends_nothing(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "5m"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        wake(engine, clock)
+        clock.advance(2 * HOUR)  # a long sleep of the timer's own, or a loop that stalled: both clocks moved
+        clock.step(CLOCK_SKIP - 1)  # and a small step, which NTP makes
+        wake(engine, clock)
+        assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)
+
+
+async def test_a_clock_set_back_extends_nothing(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "5m"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        wake(engine, clock)
+        state = engine.checks["a"].state
+        clock.step(-HOUR)
+        wake(engine, clock)
+        assert engine.checks["a"].state is state
