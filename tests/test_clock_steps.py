@@ -4,12 +4,17 @@ extends them (Engine.watch_clock), and a miss that is real is told after."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Reason, Status
+from heartfly.server import housekeeping
 from heartfly.server.engine import CLOCK_SKIP, Engine
+from heartfly.store.rows import ALIVE_AT
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
 from tests.test_restart import ping, running
 
 HOUR = 3600.0
@@ -34,11 +39,11 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
         clock.step(2 * HOUR)  # the machine slept through the deadline
         wake(engine, clock)
         check = engine.checks["a"]
-        assert check.state.status is Status.UP
+        assert (check.state.status, check.state.reason) == (Status.UP, None)
         assert "the wall clock moved 2 h ahead of Heartfly" in caplog.text
         clock.advance(due + 2 * HOUR - clock.now() - 1)
         wake(engine, clock)
-        assert check.state.status is Status.LATE  # its period, extended too, is over: in its grace
+        assert (check.state.status, check.state.reason) == (Status.LATE, None)  # in its grace, extended too
         clock.advance(2)
         wake(engine, clock)
         assert (check.state.status, check.state.reason) == (Status.DOWN, Reason.MISSED)
@@ -66,3 +71,19 @@ async def test_a_clock_set_back_extends_nothing(write_config: ConfigWriter) -> N
         clock.step(-HOUR)
         wake(engine, clock)
         assert engine.checks["a"].state is state
+
+
+async def test_after_a_clock_set_back_the_alive_mark_follows_it_at_once(write_config: ConfigWriter) -> None:
+    # Left ahead, it would date a crash in that hour after the restart: no downtime at all.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        task = asyncio.create_task(housekeeping.run(engine))
+        try:
+            await asyncio.sleep(3 * housekeeping.CHECKPOINT_ROUND)
+            clock.step(-HOUR)
+            await asyncio.sleep(3 * housekeeping.CHECKPOINT_ROUND)
+            await engine.writer.flush()
+            assert query(config, "SELECT value FROM meta WHERE key = ?", (ALIVE_AT,)) == [(repr(clock.now()),)]
+        finally:
+            task.cancel()

@@ -36,10 +36,12 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
             engine.writer.watch_file()
             engine.checkpoint(now)
             engine.close_windows(now)
-            if now - last_alive >= ALIVE_EVERY:
+            # Also after a clock set back: a mark dated ahead of now would stand until the clock
+            # caught up, and a crash meanwhile would leave the next start no downtime.
+            if not 0.0 <= now - last_alive < ALIVE_EVERY:
                 last_alive = now
                 engine.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
-            if now - last_prune >= prune_every:  # retried next round if it fails
+            if not 0.0 <= now - last_prune < prune_every:  # retried next round if it fails
                 await prune(engine)
                 last_prune = now
         except Exception as exc:  # logged once per spell; the next round retries
