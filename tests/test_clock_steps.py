@@ -5,6 +5,8 @@ extends them (Engine.watch_clock), and a miss that is real is told after."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,13 +28,21 @@ def wake(engine: Engine, clock: FakeClock) -> None:
     engine.fire_due(clock.now())
 
 
-async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_miss_is_told_after(
-    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
-) -> None:
+@contextlib.asynccontextmanager
+async def pinged(write_config: ConfigWriter) -> AsyncIterator[tuple[Engine, FakeClock]]:
+    """A check due every hour (grace 5 min), just pinged, and the timer's first wake-up."""
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "5m"\n')
     clock = FakeClock()
     async with running(config, clock) as engine:
         await ping(engine, "a")
+        wake(engine, clock)
+        yield engine, clock
+
+
+async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_miss_is_told_after(
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with pinged(write_config) as (engine, clock):
         due = clock.now() + HOUR + 300
         clock.advance(HOUR / 2)
         wake(engine, clock)
@@ -50,11 +60,7 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
 
 
 async def test_time_that_passed_while_the_server_ran_extends_nothing(write_config: ConfigWriter) -> None:
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "5m"\n')
-    clock = FakeClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")
-        wake(engine, clock)
+    async with pinged(write_config) as (engine, clock):
         clock.advance(2 * HOUR)  # a long sleep of the timer's own, or a loop that stalled: both clocks moved
         clock.step(CLOCK_SKIP - 1)  # and a small step, which NTP makes
         wake(engine, clock)
@@ -62,11 +68,7 @@ async def test_time_that_passed_while_the_server_ran_extends_nothing(write_confi
 
 
 async def test_a_clock_set_back_extends_nothing(write_config: ConfigWriter) -> None:
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "5m"\n')
-    clock = FakeClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")
-        wake(engine, clock)
+    async with pinged(write_config) as (engine, clock):
         state = engine.checks["a"].state
         clock.step(-HOUR)
         wake(engine, clock)

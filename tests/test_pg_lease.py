@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import psycopg
@@ -48,6 +49,18 @@ def lease_row(database: PostgresDatabase) -> tuple[str, int]:
         row = conn.execute("SELECT holder, term FROM lease").fetchone()
     assert row is not None
     return str(row[0]), int(row[1])
+
+
+@contextlib.asynccontextmanager
+async def lease_row_locked(database: PostgresDatabase) -> AsyncIterator[None]:
+    """The lease row locked by another session meanwhile: a renewal waits behind it."""
+    blocker = await connect(database)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("SELECT 1 FROM lease FOR UPDATE")
+            yield
+    finally:
+        await blocker.close()
 
 
 async def wait_out(lease: Lease) -> None:
@@ -116,15 +129,10 @@ async def test_a_renewal_answered_after_the_lease_could_have_passed_counts_as_no
 ) -> None:
     a = node("a", length=0.3)
     assert await a.acquire_or_renew()
-    blocker = await connect(database)
-    try:
-        async with blocker.transaction():  # the renewal waits behind this row lock (a stalled database)
-            await blocker.execute("SELECT 1 FROM lease FOR UPDATE")
-            renewal = asyncio.create_task(a.acquire_or_renew())
-            await asyncio.sleep(0.5)
-        assert await renewal is False and not a.is_leader
-    finally:
-        await blocker.close()
+    async with lease_row_locked(database):  # the renewal waits behind it (a stalled database)
+        renewal = asyncio.create_task(a.acquire_or_renew())
+        await asyncio.sleep(0.5)
+    assert await renewal is False and not a.is_leader
     await wait_out(a)  # a retry may have renewed it in the database all the same: a held it, and nobody led
     assert await a.acquire_or_renew() and a.is_leader  # answered in time: it leads again
 
@@ -136,18 +144,13 @@ async def test_a_release_while_a_renewal_is_under_way_leaves_the_node_not_leadin
     # renewal's answer must not make the node lead again (it would fire and send beside the next).
     a = node("a", length=30)
     assert await a.acquire_or_renew()
-    blocker = await connect(database)
-    try:
-        async with blocker.transaction():  # the renewal waits behind this row lock
-            await blocker.execute("SELECT 1 FROM lease FOR UPDATE")
-            renewal = asyncio.create_task(a.acquire_or_renew())
-            await asyncio.sleep(0.1)
-            release = asyncio.create_task(a.release())
-            await asyncio.sleep(0.1)
-        assert await renewal is False
-        await release
-    finally:
-        await blocker.close()
+    async with lease_row_locked(database):  # the renewal waits behind it
+        renewal = asyncio.create_task(a.acquire_or_renew())
+        await asyncio.sleep(0.1)
+        release = asyncio.create_task(a.release())
+        await asyncio.sleep(0.1)
+    assert await renewal is False
+    await release
     assert not a.is_leader and a.term is None
     b = node("b", length=30)
     assert await b.acquire_or_renew()  # freed in the database, too

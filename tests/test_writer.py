@@ -8,7 +8,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -139,17 +139,16 @@ async def test_an_error_in_a_commit_callback_is_logged_and_the_writer_carries_on
     assert "a callback of a database write failed" in caplog.text
 
 
-async def test_an_abandoned_writer_lets_the_commit_under_way_end_and_tells_its_waiters_it_was_done(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A leader that lost its lease while the database works: that batch's pings are stored, and
-    # a 503 would have them sent again (and stored twice). What is queued behind it is dropped.
-    writer = await store.Writer.open(tmp_path / "hb.db")
-    real, go = writer._commit, threading.Event()
+async def abandoned_during_a_commit(
+    writer: store.Writer, monkeypatch: pytest.MonkeyPatch, then: Callable[[list[rows.Write]], None]
+) -> tuple[asyncio.Future[None], asyncio.Future[None]]:
+    """Meta "a" submitted, its commit held in the writer thread; "b" queued behind it; then the
+    writer abandoned, and the commit let go (`then` runs there). Returns the two writes' futures."""
+    go = threading.Event()
 
     def held(writes: list[rows.Write]) -> None:  # in the writer thread
         go.wait(5)
-        real(writes)
+        then(writes)
 
     monkeypatch.setattr(writer, "_commit", held)
     writer.start()
@@ -160,13 +159,24 @@ async def test_an_abandoned_writer_lets_the_commit_under_way_end_and_tells_its_w
         behind = writer.submit(rows.Write(statements=[rows.meta_statement("b", "2")]))
         abandoning = asyncio.create_task(writer.abandon("this node no longer leads"))
         await asyncio.sleep(0.05)
+    finally:
         go.set()
-        await asyncio.wait_for(abandoning, 5)
+    await asyncio.wait_for(abandoning, 5)
+    return under_way, behind
+
+
+async def test_an_abandoned_writer_lets_the_commit_under_way_end_and_tells_its_waiters_it_was_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A leader that lost its lease while the database works: that batch's pings are stored, and
+    # a 503 would have them sent again (and stored twice). What is queued behind it is dropped.
+    writer = await store.Writer.open(tmp_path / "hb.db")
+    try:
+        under_way, behind = await abandoned_during_a_commit(writer, monkeypatch, writer._commit)
         await under_way  # committed, and told so
         with pytest.raises(StoreError, match="no longer leads"):
             await behind
     finally:
-        go.set()
         await writer.close()
     with sqlite3.connect(tmp_path / "hb.db") as db:
         assert db.execute("SELECT key, value FROM meta WHERE key IN ('a', 'b')").fetchall() == [("a", "1")]
@@ -177,27 +187,15 @@ async def test_a_commit_under_way_that_fails_as_writes_are_abandoned_tells_its_w
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A takeover ends the old leader's session: its last commit fails, which is no database failing.
-    writer = await store.Writer.open(tmp_path / "hb.db")
-    go = threading.Event()
-
-    def ended(writes: list[rows.Write]) -> None:  # in the writer thread
-        go.wait(5)
+    def ended(writes: list[rows.Write]) -> None:
         raise sqlite3.OperationalError("terminating connection due to administrator command")
 
-    monkeypatch.setattr(writer, "_commit", ended)
-    writer.start()
+    writer = await store.Writer.open(tmp_path / "hb.db")
     try:
-        under_way = writer.submit(rows.Write(statements=[rows.meta_statement("a", "1")]))
-        while not writer._committing:
-            await asyncio.sleep(0.001)
-        abandoning = asyncio.create_task(writer.abandon("this node no longer leads"))
-        await asyncio.sleep(0.05)
-        go.set()
-        await asyncio.wait_for(abandoning, 5)
+        under_way, _ = await abandoned_during_a_commit(writer, monkeypatch, ended)
         with pytest.raises(StoreError, match="administrator command"):
             await under_way
     finally:
-        go.set()
         await writer.close()
     assert "database write failed" not in caplog.text
 
