@@ -1,6 +1,6 @@
-"""The wall clock moving without the server: a suspend, a paused VM, a clock set forward. No ping
-could come in meanwhile, so the deadlines in that time are extended as a restart's downtime
-extends them (Engine.watch_clock), and a miss that is real is told after."""
+"""The wall clock moving without the server. A suspend: no ping could come in meanwhile, so the
+deadlines in that time are extended as a restart's downtime extends them (Engine.watch_clock), and
+a miss that is real is told after. A clock set forward or back extends nothing."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from heartfly.core.clock import FakeClock
-from heartfly.core.states import Reason, Status
+from heartfly.core.states import Kind, Reason, Status
 from heartfly.server import housekeeping
-from heartfly.server.engine import CLOCK_SKIP, Engine
-from heartfly.store.rows import ALIVE_AT
+from heartfly.server.engine import Engine
+from heartfly.store.rows import ALIVE_AT, decode_state
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
 from tests.test_restart import ping, running
@@ -23,8 +23,9 @@ HOUR = 3600.0
 
 
 def wake(engine: Engine, clock: FakeClock) -> None:
-    """A timer wake-up: the clocks looked at, then what is due fired."""
-    engine.watch_clock(clock.now(), clock.monotonic())
+    """A timer wake-up: the clock looked at, then what is due fired."""
+    engine.timer_alive_at = clock.now()
+    engine.watch_clock(clock.now())
     engine.fire_due(clock.now())
 
 
@@ -46,11 +47,16 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
         due = clock.now() + HOUR + 300
         clock.advance(HOUR / 2)
         wake(engine, clock)
-        clock.step(2 * HOUR)  # the machine slept through the deadline
+        since = clock.now()
+        clock.suspend(2 * HOUR)  # the machine slept through the deadline
         wake(engine, clock)
         check = engine.checks["a"]
         assert (check.state.status, check.state.reason) == (Status.UP, None)
-        assert "the wall clock moved 2 h ahead of Heartfly" in caplog.text
+        assert "this machine was suspended for 2 h" in caplog.text
+        await engine.writer.flush()  # stored at once, as a restart's downtime: a crash keeps it
+        (text,) = query(engine.config, "SELECT state FROM checks WHERE name = 'a'")[0]
+        assert decode_state(text).downtime_to == clock.now()
+        assert query(engine.config, "SELECT stopped_at, started_at FROM downtimes") == [(since, clock.now())]
         clock.advance(due + 2 * HOUR - clock.now() - 1)
         wake(engine, clock)
         assert (check.state.status, check.state.reason) == (Status.LATE, None)  # in its grace, extended too
@@ -59,10 +65,21 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
         assert (check.state.status, check.state.reason) == (Status.DOWN, Reason.MISSED)
 
 
-async def test_time_that_passed_while_the_server_ran_extends_nothing(write_config: ConfigWriter) -> None:
+async def test_a_ping_that_comes_after_a_resume_before_the_timer_wakes_finds_the_deadlines_extended(
+    write_config: ConfigWriter,
+) -> None:
     async with pinged(write_config) as (engine, clock):
-        clock.advance(2 * HOUR)  # a long sleep of the timer's own, or a loop that stalled: both clocks moved
-        clock.step(CLOCK_SKIP - 1)  # and a small step, which NTP makes
+        clock.suspend(2 * HOUR)
+        await ping(engine, "a", Kind.START)  # not a late ping's deadline judged first: missed
+        assert engine.checks["a"].state.status is Status.RUNNING
+
+
+async def test_a_clock_set_forward_extends_nothing_for_it_may_be_the_correction_of_a_wrong_one(
+    write_config: ConfigWriter,
+) -> None:
+    # Extending by a step that a step back then corrects would leave the checks silent that long.
+    async with pinged(write_config) as (engine, clock):
+        clock.advance(2 * HOUR)  # both the wall clock and the time awake
         wake(engine, clock)
         assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)
 
@@ -70,7 +87,7 @@ async def test_time_that_passed_while_the_server_ran_extends_nothing(write_confi
 async def test_a_clock_set_back_extends_nothing(write_config: ConfigWriter) -> None:
     async with pinged(write_config) as (engine, clock):
         state = engine.checks["a"].state
-        clock.step(-HOUR)
+        clock.advance(-HOUR)
         wake(engine, clock)
         assert engine.checks["a"].state is state
 
@@ -83,7 +100,7 @@ async def test_after_a_clock_set_back_the_alive_mark_follows_it_at_once(write_co
         task = asyncio.create_task(housekeeping.run(engine))
         try:
             await asyncio.sleep(3 * housekeeping.CHECKPOINT_ROUND)
-            clock.step(-HOUR)
+            clock.advance(-HOUR)
             await asyncio.sleep(3 * housekeeping.CHECKPOINT_ROUND)
             await engine.writer.flush()
             assert query(config, "SELECT value FROM meta WHERE key = ?", (ALIVE_AT,)) == [(repr(clock.now()),)]

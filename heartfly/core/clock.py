@@ -11,17 +11,21 @@ class Clock(Protocol):
         """Wall-clock time as UTC unix seconds."""
         ...
 
-    def monotonic(self) -> float:
-        """Seconds this process has run for, on a clock no step moves (and that a suspend stops)."""
+    def suspended(self) -> float:
+        """Seconds the machine has been suspended (asleep) since it booted: a clock set forward
+        does not move it, so a suspend is told apart from a step that a later one may correct."""
         ...
+
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)  # Linux's: it counts a suspend, CLOCK_MONOTONIC does not
 
 
 class SystemClock:
     def now(self) -> float:
         return time.time()
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    def suspended(self) -> float:
+        return 0.0 if _BOOTTIME is None else time.clock_gettime(_BOOTTIME) - time.monotonic()
 
 
 class FakeClock:
@@ -29,20 +33,19 @@ class FakeClock:
 
     def __init__(self, start: float = 1_780_000_000.0) -> None:
         self.t = start
-        self.m = 0.0
+        self.asleep = 0.0
 
     def now(self) -> float:
         return self.t
 
-    def monotonic(self) -> float:
-        return self.m
+    def suspended(self) -> float:
+        return self.asleep
 
     def advance(self, seconds: float) -> float:
         self.t += seconds
-        self.m += seconds
         return self.t
 
-    def step(self, seconds: float) -> float:
-        """The wall clock alone moves: a suspend, or a clock set forward (back, if negative)."""
-        self.t += seconds
-        return self.t
+    def suspend(self, seconds: float) -> float:
+        """The machine sleeps for `seconds`."""
+        self.asleep += seconds
+        return self.advance(seconds)

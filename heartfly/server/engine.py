@@ -46,9 +46,9 @@ RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
 TIMER_STALE = 5.0  # seconds without a timer wake-up before the server counts as unhealthy (readyz, watchdog)
 HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again after this long
-# Seconds the wall clock may run ahead of this process's own between two timer wake-ups before
-# that time counts as a downtime (skipped_clock): a suspend, a paused VM, a clock set forward.
-CLOCK_SKIP = 5.0
+# Seconds the machine may have slept between two looks at the clock before that time counts as a
+# downtime (slept).
+SLEPT_MIN = 1.0
 
 
 class Engine(Loading):
@@ -101,7 +101,7 @@ class Engine(Loading):
         self._unapplied: list[Pending] = []
         self._rebuilding = False
         self._reconfiguring = asyncio.Lock()  # apply_config, one at a time
-        self._beat: tuple[float, float] | None = None  # the timer's last wake-up: (wall, monotonic)
+        self._beat: tuple[float, float] | None = None  # the last look at the clock: (wall, suspended)
         self.read_after: asyncio.Event | None = None
         self._instants: dict[float, float] = {}
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
@@ -137,6 +137,8 @@ class Engine(Loading):
                 self._drop_copy(seen, inbox_id)
             return self._as_before(seen)
         now = self.clock.now()
+        if now - self.timer_alive_at > TIMER_BEAT + 1.0:  # the timer is late: after a resume, say
+            self.watch_clock(now)
         old, old_ping_id = check.state, check.ping_id
         steps, armed, fires_at = self._apply(check, ping.event, now)
         row = self._ping_row(check, ping)
@@ -174,6 +176,8 @@ class Engine(Loading):
         if self.writer.failing:
             return self.writer.refused(), []
         now = self.clock.now()
+        if now - self.timer_alive_at > TIMER_BEAT + 1.0:  # as in record
+            self.watch_clock(now)
         seen: list[bool] = []  # per ping: a copy of one taken before, or earlier in this batch
         fresh: list[PingRecord] = []
         uids: list[str] = []
@@ -503,18 +507,22 @@ class Engine(Loading):
         self.writer.submit_nowait(write)
         return 0 if step.flip is None else 1
 
-    def watch_clock(self, now: float, monotonic: float) -> None:
-        """At each timer wake-up: if the wall clock ran more than CLOCK_SKIP ahead of this process
-        since the last one, no ping could come in meanwhile (the machine slept, or its clock was
-        set forward), and that time is a downtime, as a restart's (skipped_clock)."""
-        last, self._beat = self._beat, (now, monotonic)
-        if last is not None and (now - last[0]) - (monotonic - last[1]) > CLOCK_SKIP:
-            self.skipped_clock(last[0], now)
+    def watch_clock(self, now: float) -> None:
+        """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
+        after a resume may come before it): if the machine slept since the last look, no ping could
+        come in meanwhile, and that time is a downtime, as a restart's (slept). A clock set
+        forward is not one: it may be the correction of a wrong step, and extending by it would
+        leave the checks silent for as long."""
+        suspended = self.clock.suspended()
+        last, self._beat = self._beat, (now, suspended)
+        if last is not None and suspended - last[1] > SLEPT_MIN:
+            self.slept(last[0], now, suspended - last[1])
 
-    def skipped_clock(self, since: float, now: float) -> None:
-        """The deadlines that fell between `since` and `now`, while this process did not run (or
-        its clock jumped), are extended by that time, with a restart's settle for the pings that
-        clients retry after it; a real miss is told once that has passed."""
+    def slept(self, since: float, now: float, asleep: float) -> None:
+        """The deadlines that fell between `since` and `now`, while the machine slept, are extended
+        by that time, with a restart's settle for the pings that clients retry after it; a real
+        miss is told once that has passed. Stored at once, as a restart stores its downtime: a
+        crash soon after would otherwise leave the next start the deadlines unextended."""
         settle_until = now + min(RESTART_SETTLE, 1.0 + 1.5 * (now - since))
         downtime = Downtime(since, now, settle_until)
         for check in self.checks.values():
@@ -523,12 +531,12 @@ class Engine(Loading):
             before = check.state
             self._fire_at(check, downtime)  # applies it
             if check.state is not before:
-                self._unstored.note(check.id, now, self._next_ping_id)
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
                 self._schedule(check)
+        self.writer.submit_nowait(store.Write(statements=[store.downtime_statement(since, now, True)]))
         log.warning(
-            "the wall clock moved %s ahead of Heartfly (the machine slept, or its clock was set forward);"
-            " %d deadline(s) that fell in that time were extended by it",
-            human_duration(now - since),
+            "this machine was suspended for %s; %d deadline(s) that fell in that time were extended by it",
+            human_duration(asleep),
             downtime.extended,
         )
 
@@ -549,12 +557,13 @@ class Engine(Loading):
         memtrim.release_soon()
         while True:
             now = self.clock.now()
-            self.watch_clock(now, self.clock.monotonic())
+            self.watch_clock(now)
             self.timer_alive_at = now
             held = False
             if self.before_fire is not None and (due := self.next_wakeup()) is not None and due <= now:
                 held = not await self.before_fire()
                 now = self.clock.now()
+                self.watch_clock(now)
             if not held:
                 self.held_since = None
                 self.fire_due(now)
