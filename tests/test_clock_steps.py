@@ -47,16 +47,15 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
         due = clock.now() + HOUR + 300
         clock.advance(HOUR / 2)
         wake(engine, clock)
-        since = clock.now()
         clock.suspend(2 * HOUR)  # the machine slept through the deadline
         wake(engine, clock)
         check = engine.checks["a"]
         assert (check.state.status, check.state.reason) == (Status.UP, None)
         assert "this machine was suspended for 2 h" in caplog.text
-        await engine.writer.flush()  # stored at once, as a restart's downtime: a crash keeps it
+        await engine.writer.flush()  # stored at once, as a restart's downtime, with an alive mark
         (text,) = query(engine.config, "SELECT state FROM checks WHERE name = 'a'")[0]
         assert decode_state(text).downtime_to == clock.now()
-        assert query(engine.config, "SELECT stopped_at, started_at FROM downtimes") == [(since, clock.now())]
+        assert query(engine.config, "SELECT value FROM meta WHERE key = ?", (ALIVE_AT,)) == [(repr(clock.now()),)]
         clock.advance(due + 2 * HOUR - clock.now() - 1)
         wake(engine, clock)
         assert (check.state.status, check.state.reason) == (Status.LATE, None)  # in its grace, extended too
@@ -72,6 +71,41 @@ async def test_a_ping_that_comes_after_a_resume_before_the_timer_wakes_finds_the
         clock.suspend(2 * HOUR)
         await ping(engine, "a", Kind.START)  # not a late ping's deadline judged first: missed
         assert engine.checks["a"].state.status is Status.RUNNING
+
+
+async def test_a_suspend_extends_by_the_time_asleep_not_by_a_step_or_time_awake_beside_it(
+    write_config: ConfigWriter,
+) -> None:
+    # A step forward right after the resume (NTP's), later set back, must not be counted as sleep:
+    # the checks would be silent for as long.
+    async with pinged(write_config) as (engine, clock):
+        due = clock.now() + HOUR + 300
+        clock.advance(HOUR / 2)  # awake, and nobody looked at the clock
+        clock.suspend(2 * HOUR)
+        clock.advance(HOUR)  # the wrong step
+        wake(engine, clock)
+        clock.advance(-HOUR)  # its correction
+        clock.advance(due + 2 * HOUR - clock.now() + 1)
+        wake(engine, clock)
+        assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)
+
+
+async def test_short_suspends_one_after_another_push_a_deadline_on_by_their_time_asleep_at_most(
+    write_config: ConfigWriter,
+) -> None:
+    async with pinged(write_config) as (engine, clock):
+        due = clock.now() + HOUR + 300
+        clock.advance(due - clock.now() - 10)
+        wake(engine, clock)
+        asleep = 0.0
+        for _ in range(20):  # a laptop that keeps waking for 3 s and falling asleep again
+            clock.suspend(5)
+            asleep += 5
+            for _ in range(3):
+                clock.advance(1)
+                wake(engine, clock)
+        assert clock.now() > due + asleep
+        assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)
 
 
 async def test_a_clock_set_forward_extends_nothing_for_it_may_be_the_correction_of_a_wrong_one(

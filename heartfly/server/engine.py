@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
-from heartfly.core.deadlines import RESTART_SETTLE
 from heartfly.core.pingids import PingIds
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.core.units import human_duration
@@ -101,7 +100,7 @@ class Engine(Loading):
         self._unapplied: list[Pending] = []
         self._rebuilding = False
         self._reconfiguring = asyncio.Lock()  # apply_config, one at a time
-        self._beat: tuple[float, float] | None = None  # the last look at the clock: (wall, suspended)
+        self._beat: float | None = None  # Clock.suspended() at the last look
         self.read_after: asyncio.Event | None = None
         self._instants: dict[float, float] = {}
         # A cluster's standby (server/cluster.py): pings and commands go to the inbox, through
@@ -514,17 +513,18 @@ class Engine(Loading):
         forward is not one: it may be the correction of a wrong step, and extending by it would
         leave the checks silent for as long."""
         suspended = self.clock.suspended()
-        last, self._beat = self._beat, (now, suspended)
-        if last is not None and suspended - last[1] > SLEPT_MIN:
-            self.slept(last[0], now, suspended - last[1])
+        last, self._beat = self._beat, suspended
+        if last is not None and suspended - last > SLEPT_MIN:
+            self.slept(now, suspended - last)
 
-    def slept(self, since: float, now: float, asleep: float) -> None:
-        """The deadlines that fell between `since` and `now`, while the machine slept, are extended
-        by that time, with a restart's settle for the pings that clients retry after it; a real
-        miss is told once that has passed. Stored at once, as a restart stores its downtime: a
-        crash soon after would otherwise leave the next start the deadlines unextended."""
-        settle_until = now + min(RESTART_SETTLE, 1.0 + 1.5 * (now - since))
-        downtime = Downtime(since, now, settle_until)
+    def slept(self, now: float, asleep: float) -> None:
+        """The deadlines that fell in the `asleep` seconds before `now` are extended by them; a real
+        miss is told once they have passed. By the time asleep, not the wall clock's move since the
+        last look (a step, or a long time awake, in it would count too), and with no settle after
+        it: suspends one after another must not push a deadline on for ever. Stored at once, with
+        an alive mark: a crash soon after would otherwise leave the next start the deadlines
+        unextended, or count the sleep again."""
+        downtime = Downtime(now - asleep, now)
         for check in self.checks.values():
             if not check.loaded:
                 continue
@@ -533,7 +533,7 @@ class Engine(Loading):
             if check.state is not before:
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
                 self._schedule(check)
-        self.writer.submit_nowait(store.Write(statements=[store.downtime_statement(since, now, True)]))
+        self.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
         log.warning(
             "this machine was suspended for %s; %d deadline(s) that fell in that time were extended by it",
             human_duration(asleep),
