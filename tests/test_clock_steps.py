@@ -17,7 +17,7 @@ from heartfly.server.engine import Engine
 from heartfly.store.rows import ALIVE_AT, decode_state
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
-from tests.test_restart import ping, running
+from tests.test_restart import alive, ping, running
 
 HOUR = 3600.0
 
@@ -140,3 +140,28 @@ async def test_after_a_clock_set_back_the_alive_mark_follows_it_at_once(write_co
             assert query(config, "SELECT value FROM meta WHERE key = ?", (ALIVE_AT,)) == [(repr(clock.now()),)]
         finally:
             task.cancel()
+
+
+async def test_a_restart_after_a_suspend_and_a_clock_set_back_still_extends_by_its_own_downtime(
+    write_config: ConfigWriter,
+) -> None:
+    # The suspend's extension is dated 2 h ahead of the clock once it is set back; a crash then, and
+    # the restart's downtime must still extend the deadline that fell in it.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "5m"\n')
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a")
+        clock.advance(HOUR / 2)
+        wake(engine, clock)
+        clock.suspend(2 * HOUR)
+        wake(engine, clock)
+        clock.advance(10 - 2 * HOUR)  # awake 10 s, then the clock set back 2 h
+        clock.advance(t0 + HOUR - clock.now())
+        await ping(engine, "a")  # on time: due again at t0 + 2 h 5 min
+        clock.advance(HOUR / 2)
+        await alive(engine)  # the last alive mark: the process dies at t0 + 1 h 30 min
+    clock.advance(40 * 60)  # restarted at t0 + 2 h 10 min: the deadline fell in its downtime
+    async with running(config, clock) as engine:
+        engine.fire_due(clock.now())
+        assert engine.checks["a"].state.status is not Status.DOWN

@@ -35,7 +35,13 @@ class Downtime:
         """Extend the check's deadline if it fell inside or just after (an earlier downtime first:
         a state extended by it already is not extended twice, see states.extend_by_downtime);
         True if its state moved."""
-        moved = stale = False
+        moved = stale = reset = False
+        if check.state.downtime_to > self.unserved:
+            # The mark of an extension dated after this start: the clock was set back since (after
+            # a suspend's, or a restart's). Kept, it would make this downtime begin after its end.
+            check.state = check.state.copy()
+            check.state.downtime_to = 0.0
+            reset = True
         for stopped_at, unserved, settle_until in (*self.earlier, self.own()):
             if stale:  # moved by the one before
                 deadline = states.next_deadline(check.config, check.state)
@@ -44,7 +50,7 @@ class Downtime:
             if stale:
                 check.state, moved = new, True
         self.extended += moved
-        return moved
+        return moved or reset
 
 
 Pending = tuple[float, float, float]  # a downtime's (stopped_at, unserved, settle_until)
