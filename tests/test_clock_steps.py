@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from heartfly.core.clock import FakeClock
-from heartfly.core.states import Kind, Reason, Status
+from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server import housekeeping
-from heartfly.server.engine import Engine
+from heartfly.server.engine import Engine, PingRecord
 from heartfly.store.rows import ALIVE_AT, decode_state
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
@@ -64,12 +64,18 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
         assert (check.state.status, check.state.reason) == (Status.DOWN, Reason.MISSED)
 
 
+@pytest.mark.parametrize("batch", [False, True])
 async def test_a_ping_that_comes_after_a_resume_before_the_timer_wakes_finds_the_deadlines_extended(
-    write_config: ConfigWriter,
+    write_config: ConfigWriter, batch: bool
 ) -> None:
     async with pinged(write_config) as (engine, clock):
         clock.suspend(2 * HOUR)
-        await ping(engine, "a", Kind.START)  # not a late ping's deadline judged first: missed
+        if batch:
+            start = PingRecord(Event(Kind.START, clock.now()), received_at=clock.now())
+            committed, _ = engine.record_batch(engine.checks["a"], [start])
+            await committed
+        else:
+            await ping(engine, "a", Kind.START)  # not a late ping's deadline judged first: missed
         assert engine.checks["a"].state.status is Status.RUNNING
 
 

@@ -192,9 +192,11 @@ async def test_a_commit_under_way_that_fails_as_writes_are_abandoned_tells_its_w
 
     writer = await store.Writer.open(tmp_path / "hb.db")
     try:
-        under_way, _ = await abandoned_during_a_commit(writer, monkeypatch, ended)
+        under_way, behind = await abandoned_during_a_commit(writer, monkeypatch, ended)
         with pytest.raises(StoreError, match="administrator command"):
             await under_way
+        with pytest.raises(StoreError, match="no longer leads"):
+            await behind
     finally:
         await writer.close()
     assert "database write failed" not in caplog.text

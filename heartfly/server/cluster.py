@@ -250,12 +250,12 @@ class Node:
                 log.error("node %s took the lease (term %d) but cannot lead: %s; giving it up for %g s",
                           self.node_id, number, exc, 2 * self.lease.length)  # fmt: skip
                 self._hold_off_until = time.monotonic() + 2 * self.lease.length
-            if self.lease.term == number:  # first: another node need not wait for the writer's end
-                await self.lease.release()
-            if writer is not None:
+            if writer is not None:  # first: a commit under way holds the lease row that a release updates
                 await writer.abandon("this node could not begin to lead")
             if feed is not None:
                 await feed.close()
+            if self.lease.term == number:
+                await self.lease.release()
             return
         self._term = term
         engine.before_fire = self._before_fire
