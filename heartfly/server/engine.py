@@ -136,8 +136,7 @@ class Engine(Loading):
                 self._drop_copy(seen, inbox_id)
             return self._as_before(seen)
         now = self.clock.now()
-        if now - self.timer_alive_at > TIMER_BEAT + 1.0:  # the timer is late: after a resume, say
-            self.watch_clock(now)
+        self._watch_clock_if_timer_late(now)
         old, old_ping_id = check.state, check.ping_id
         steps, armed, fires_at = self._apply(check, ping.event, now)
         row = self._ping_row(check, ping)
@@ -175,8 +174,7 @@ class Engine(Loading):
         if self.writer.failing:
             return self.writer.refused(), []
         now = self.clock.now()
-        if now - self.timer_alive_at > TIMER_BEAT + 1.0:  # as in record
-            self.watch_clock(now)
+        self._watch_clock_if_timer_late(now)
         seen: list[bool] = []  # per ping: a copy of one taken before, or earlier in this batch
         fresh: list[PingRecord] = []
         uids: list[str] = []
@@ -517,6 +515,11 @@ class Engine(Loading):
         if last is not None and suspended - last > SLEPT_MIN:
             self.slept(now, suspended - last)
 
+    def _watch_clock_if_timer_late(self, now: float) -> None:
+        """At a ping: watch_clock, if the timer has not woken for a while (after a resume, say)."""
+        if now - self.timer_alive_at > TIMER_BEAT + 1.0:
+            self.watch_clock(now)
+
     def slept(self, now: float, asleep: float) -> None:
         """The deadlines that fell in the `asleep` seconds before `now` are extended by them; a real
         miss is told once they have passed. By the time asleep, not the wall clock's move since the
@@ -529,10 +532,10 @@ class Engine(Loading):
             if not check.loaded:
                 continue
             before = check.state
-            self._fire_at(check, downtime)  # applies it
+            at = self._fire_at(check, downtime)  # applies it
             if check.state is not before:
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
-                self._schedule(check)
+                self._schedule(check, at)
         self.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
         log.warning(
             "this machine was suspended for %s; %d deadline(s) that fell in that time were extended by it",
