@@ -384,3 +384,28 @@ async def test_changes_at_once_to_one_check_are_all_kept(aiohttp_client: Any, wr
         assert (tags.status, grace.status) == (200, 200)
         got = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
         assert (got["tags"], got["grace"]) == (f"t{n}", 60 + n)
+
+
+async def test_a_unique_create_racing_a_ping_that_auto_provisions_the_same_slug_finds_the_made_check(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A fleet's boot script makes its check (unique by name) while its first cron run already
+    # pings with ?create=1: both must end with the one check, neither with an error.
+    config = write_config(CHECKS, server=SERVER + "auto_provision = true\n")
+    app = create_app(config)
+    client: Client = await aiohttp_client(app)
+    key = (config.path.parent / "hc-key").read_text().strip()
+    held = app[control.CONTROL].reload_lock
+    await held.acquire()  # both requests decide, then wait here to store: the ping's first
+    ping = asyncio.ensure_future(client.get(f"/ping/{PING_KEY}/fleet-boot?create=1"))
+    await asyncio.sleep(0.05)
+    made = asyncio.ensure_future(
+        client.post("/api/v3/checks/", json={"name": "fleet-boot", "unique": ["name"]}, headers=rw(key))
+    )
+    await asyncio.sleep(0.05)
+    held.release()
+    pinged, answer = await ping, await made
+    assert pinged.status == 201
+    assert answer.status == 200, await answer.text()  # found, as Healthchecks answers an existing unique match
+    listed = (await (await client.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
+    assert [c["slug"] for c in listed].count("fleet-boot") == 1

@@ -42,9 +42,9 @@ class Control:
         self.timers: dict[str, asyncio.Task[None]] = {}
         self.reload_lock = asyncio.Lock()
         # The management API's changes, each decided (which check a `unique` create finds, the
-        # table an update starts from) and stored under it: two requests at once would decide
-        # from the same checks, and make a check twice or lose one's change (stored.put takes
-        # reload_lock only to store).
+        # table an update starts from) and stored under it, and the checks pings auto-provision:
+        # two requests at once would decide from the same checks, and make a check twice or lose
+        # one's change (stored.put takes reload_lock only to store).
         self.api_writes = asyncio.Lock()
 
 

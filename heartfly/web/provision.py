@@ -12,6 +12,7 @@ from heartfly.core.patterns import NAME_RE
 from heartfly.core.stored_checks import StoredCheck, new_key
 from heartfly.server.engine import Check
 from heartfly.web import stored
+from heartfly.web.control import CONTROL
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,14 @@ async def create(app: web.Application, name: str) -> tuple[Check | None, bool]:
     if "grace" not in rt.config.inherited:
         table["grace"] = "1h"  # ...with an hour's grace, unless [defaults] says otherwise
     made = StoredCheck(name, "auto", table, rt.clock.now())
-    try:
-        outcome = await stored.put(app, made, new=True, cap=server.auto_provision_max)
-    except ConfigError as exc:
-        log.error("auto_provision: cannot make check %s: %s", name, "; ".join(exc.problems))
-        return None, False
+    # Under the management API's lock: a `unique` create decides from the checks it sees, then
+    # stores; a check made by a ping in between would turn its "found" into "slug taken".
+    async with app[CONTROL].api_writes:
+        try:
+            outcome = await stored.put(app, made, new=True, cap=server.auto_provision_max)
+        except ConfigError as exc:
+            log.error("auto_provision: cannot make check %s: %s", name, "; ".join(exc.problems))
+            return None, False
     logged = app[AT_CAP]
     if outcome == "capped":
         if not logged[0]:  # once: a job pinging every minute must not fill the journal
