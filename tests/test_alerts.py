@@ -719,6 +719,25 @@ async def test_an_apprise_channel_delivers_through_apprises_json_target_and_retr
     assert "exit 2: it broke" in body["message"] and f"Link: {PUBLIC}/checks/job" in body["message"]
 
 
+async def test_an_apprise_retry_for_one_service_that_is_down_does_not_notify_the_others_again(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    up = await receivers(path="/up")
+    down = await receivers(500, 500, path="/down")  # down for two tries, then up
+    urls = ", ".join(f'"json://{r.url.removeprefix("http://")}"' for r in (up, down))
+    key = new_key()
+    config = write_config(
+        f'[channels.chat]\ntype = "apprise"\nurls = [{urls}]\ntimeout = "5s"\n' + check("job", key, ["chat"]) + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("sent", ["retry", "retry", "sent"])
+    assert "failed delivery to URL 2 of 2" in alert["attempt_log"][0]["error"]
+    assert (len(up.hits), len(down.hits)) == (1, 3)  # the service that was up heard of it once
+
+
 # ---- a crash between commit and delivery ----------------------------------------------------
 
 

@@ -10,23 +10,50 @@ import asyncio
 from typing import Any
 
 from heartfly.core.config_alerts import ChannelConfig
-from heartfly.notify import DeliveryError
+from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.message import Alert, subject, text
 
 
-def _notifier(urls: tuple[str, ...]) -> Any:
-    """Import apprise and build the notifier: blocking work (plugin discovery), so run in a thread."""
+def _notifiers(urls: list[str]) -> list[Any]:
+    """One notifier per URL (None for a URL apprise does not understand), so that each service's
+    outcome is known: blocking work (plugin discovery), so run in a thread."""
     import apprise
 
-    notifier = apprise.Apprise()
+    notifiers: list[Any] = []
     for url in urls:
-        if not notifier.add(url):
-            raise DeliveryError("apprise does not understand one of this channel's URLs")
-    return notifier
+        notifier = apprise.Apprise()
+        notifiers.append(notifier if notifier.add(url) else None)
+    return notifiers
 
 
-async def send(channel: ChannelConfig, alert: Alert) -> None:
-    notifier = await asyncio.to_thread(_notifier, channel.urls)
-    result = await notifier.async_notify(body=text(alert), title=subject(alert))
-    if not result:  # apprise logs the per-service reason through the logging module
-        raise DeliveryError("apprise reported a failed delivery (its log says which service and why)")
+async def send(channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
+    """Notify the channel's services not in `reached` (those an earlier attempt reached), and add
+    the ones this attempt reaches: a retry for one service that is down does not notify the others
+    again. Errors name services by their place in `urls`, never by URL (URLs hold tokens)."""
+    urls = [url for url in channel.urls if url not in reached]
+    notifiers = await asyncio.to_thread(_notifiers, urls)
+    sent = await asyncio.gather(
+        *(n.async_notify(body=text(alert), title=subject(alert)) for n in notifiers if n is not None)
+    )
+    outcomes = iter(sent)
+    failed: list[int] = []
+    unknown: list[int] = []
+    for url, notifier in zip(urls, notifiers, strict=True):
+        place = channel.urls.index(url) + 1
+        if notifier is None:
+            unknown.append(place)
+        elif next(outcomes):
+            reached.add(url)
+        else:
+            failed.append(place)
+    if failed:  # apprise logs the per-service reason through the logging module
+        raise DeliveryError(
+            f"apprise reported a failed delivery to URL {_places(failed)} of {len(channel.urls)}"
+            " (its log says why); the others are not notified again"
+        )
+    if unknown:
+        raise PermanentError(f"apprise does not understand URL {_places(unknown)} of {len(channel.urls)}")
+
+
+def _places(places: list[int]) -> str:
+    return ", ".join(str(p) for p in places)

@@ -65,7 +65,7 @@ async def _webhook(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
 
 
 async def _apprise(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
-    await apprise_channel.send(channel, alert)
+    await apprise_channel.send(channel, alert, d.reached.setdefault((alert.key, channel.name), set()))
 
 
 async def _log(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
@@ -102,8 +102,8 @@ class Dispatcher:
         # (channel, outcome) -> attempts. Keyed by str: the outcome is an AttemptOutcome, but the
         # counts are read as Prometheus labels and looked up by plain strings.
         self.outcomes: Counter[tuple[str, str]] = Counter()
-        # (alert key, channel) -> email recipients reached while the alert is retried for the rest;
-        # in memory: after a restart a retry goes to all of them again (at least once).
+        # (alert key, channel) -> email recipients (apprise URLs) reached while the alert is retried
+        # for the rest; in memory: after a restart a retry goes to all of them again (at least once).
         self.reached: dict[tuple[str, str], set[str]] = {}
         self._wake = asyncio.Event()
         self._in_flight: set[int] = set()
