@@ -8,6 +8,7 @@ every wait polls with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import json
@@ -40,6 +41,7 @@ T = TypeVar("T")
 Client = TestClient[web.Request, web.Application]
 
 PUBLIC = "https://hb.example.org"
+SECRET = "XyZsecretTOKEN0123456789"  # a webhook URL's token
 SERVER = f'public_url = "{PUBLIC}"'
 FAST = """
 [alerts]
@@ -559,6 +561,56 @@ async def test_an_alert_failing_past_expire_after_is_expired_and_blocks_nothing(
     assert dead.events()[-1] == "recovery"
     assert dead.hits[-1].key == recovered["dead"]["key"] != gave_up["key"]
     assert len(dead.hits) == requests + 1  # the expired alert was never tried again
+
+
+async def test_a_webhook_urls_token_is_kept_out_of_the_log_and_the_attempt_log(
+    start: Start, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Slack's and Discord's webhook URLs hold their token; aiohttp names the URL in some errors.
+    async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"this is not http\r\n\r\n")  # a wrong port, a misconfigured proxy
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(not_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    key = new_key()
+    try:
+        url = f"http://127.0.0.1:{port}/services/T000/B000/{SECRET}?token={SECRET}"
+        hf = await start(write_config(webhook("hook", url) + check("job", key, ["hook"]) + fast("2s"), server=SERVER))
+        await hf.ping(key, "/fail")
+        [alert] = await hf.settled("job", 1)
+    finally:
+        server.close()
+        await server.wait_closed()
+    errors = [a["error"] for a in alert["attempt_log"]]
+    assert errors[0].startswith("cannot reach the webhook: ClientResponseError: 400")
+    assert not [e for e in errors if SECRET in e]
+    assert not [r for r in caplog.records if SECRET in r.getMessage()]
+
+
+async def test_a_receivers_error_page_is_logged_and_stored_on_one_printable_line(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A proxy's 502 page, or anything the far end sends: its line breaks would forge log lines.
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=502, text="<html>\r\nCRITICAL heartfly: forged line\x1b[2J\r\n</html>")
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = await aiohttp_server(app)
+    key = new_key()
+    config = write_config(webhook("hook", str(server.make_url("/hook"))) + check("job", key, ["hook"]) + fast("1s"))
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    escaped = "HTTP 502: <html>\\r\\nCRITICAL heartfly: forged line\\x1b[2J\\r\\n</html>"
+    assert alert["attempt_log"][0]["error"] == escaped
+    told = [r.getMessage() for r in caplog.records if r.name == "heartfly.notify.dispatcher"]
+    assert told and not [m for m in told if "\n" in m or "\x1b" in m]
 
 
 # ---- reminders and recovery -----------------------------------------------------------------

@@ -214,6 +214,8 @@ class Dispatcher:
             except Exception as exc:  # a sender bug must not lose the alert: logged, retried
                 log.exception("alert %s via %s: unexpected error", item.key, item.channel)
                 outcome, error = AttemptOutcome.RETRY, f"{exc.__class__.__name__}: {exc}"
+        if error is not None:  # a receiver's words (an error page, an SMTP reply): one printable line
+            error = log_channel.escape(error)
         ended = self.clock.now()
         next_at = None
         if outcome is AttemptOutcome.RETRY:

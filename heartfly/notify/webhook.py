@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import aiohttp
+from yarl import URL
 
 from heartfly import __version__
 from heartfly.core.config_alerts import ChannelConfig
@@ -44,7 +45,24 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
                 error += f" (redirected to {resp.headers.get('Location', '?')}: update the channel's url)"
             raise PermanentError(error)
     except aiohttp.ClientError as exc:
-        raise DeliveryError(f"cannot reach the webhook: {exc.__class__.__name__}: {exc}") from None
+        raise DeliveryError(
+            f"cannot reach the webhook: {exc.__class__.__name__}: {_without_url(exc, channel.url)}"
+        ) from None
+
+
+def _without_url(exc: aiohttp.ClientError, url: str) -> str:
+    """What went wrong, without the URL's path and query: chat tools put their token there
+    (Slack's, Discord's), and this text is logged and stored. aiohttp names the URL in some errors
+    (a reply that is not HTTP, say), in its own spelling or in ours."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{exc.status}, message={exc.message!r}"
+    text = str(exc)
+    parsed = URL(url)
+    hidden = f"{parsed.origin()}/…" if parsed.absolute else "…"  # origin(): no user or password either
+    for spelling in sorted({url, str(parsed), parsed.raw_path_qs, parsed.path_qs}, key=len, reverse=True):
+        if len(spelling) > 1:  # not a bare "/"
+            text = text.replace(spelling, hidden)
+    return text
 
 
 async def _excerpt(content: aiohttp.StreamReader) -> bytes:
