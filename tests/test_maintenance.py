@@ -216,6 +216,29 @@ async def test_a_held_window_sends_no_alert_during_it_and_one_summary_when_it_en
     assert (await hf.alerts("job")) == []  # its down alert was held, not queued
 
 
+async def test_a_recovery_waits_behind_the_summary_that_tells_its_check_down(
+    start: Start,  # noqa: F811 - the fixture
+    receivers: Receivers,  # noqa: F811 - the fixture
+    write_config: ConfigWriter,
+) -> None:
+    # The summary is the held checks' down alert: a recovery sent while it is retried would leave
+    # "still down" as the channel's last word about a check that is up.
+    hook = await receivers(503)  # refuses the summary's first try
+    job = new_key()
+    body = (
+        webhook("hook", hook.url)
+        + f'[checks.job]\nkey = "{job}"\nevery = "1h"\nchannels = ["hook"]\n'
+        + _window("hold")
+        + '[alerts]\nretry_initial = "2s"\nretry_max = "2s"\ntimeout = "1s"\nexpire_after = "60s"\n'
+    )
+    hf = await start(write_config(body))
+    await hf.ping(job, "/fail", "disk full")
+    await until(lambda: hook.hits, "the summary's first try", 10)
+    await hf.ping(job)  # up again while the summary waits for its retry
+    await until(lambda: len(hook.hits) >= 3, "the summary's retry and the recovery", 10)
+    assert [h.json()["event"] for h in hook.hits] == ["maintenance", "maintenance", "recovery"]
+
+
 async def test_a_dropping_window_sends_nothing_at_all(
     start: Start,  # noqa: F811 - the fixture
     receivers: Receivers,  # noqa: F811 - the fixture

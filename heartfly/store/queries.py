@@ -239,8 +239,10 @@ _O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "
 
 # The alerts to try now. Per (check, channel) only the oldest pending alert, so they arrive in
 # order: a recovery never before its down alert, even when that one is being retried (a test
-# alert, of no check, waits for nothing). And at most `per_channel` of each channel, oldest due
-# first, so a channel's backlog cannot crowd the others out of the read.
+# alert, of no check, waits for nothing). A maintenance summary is the down alert of the checks it
+# lists: a check's alert made after it waits while it is pending on that channel. And at most
+# `per_channel` of each channel, oldest due first, so a channel's backlog cannot crowd the others
+# out of the read.
 #
 # `heads` walks the groups on the partial index outbox_heads (check_id, channel, id), one seek
 # from each group's head to the next group's (the same check on a later channel, else the next
@@ -262,6 +264,8 @@ WITH RECURSIVE heads(id) AS (
     FROM heads JOIN outbox AS h ON h.id = heads.id
 ), due AS (
     SELECT id, channel, next_attempt_at FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
+        AND NOT EXISTS (SELECT 1 FROM outbox AS m WHERE m.status = 'pending' AND m.check_id IS NULL
+                        AND m.channel = outbox.channel AND m.id < outbox.id AND m.event = 'maintenance')
     UNION ALL
     SELECT id, channel, next_attempt_at FROM outbox
     WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1
