@@ -1,7 +1,6 @@
 """The wall clock moving without the server. A suspend: no ping could come in meanwhile, so the
 deadlines in that time are extended as a restart's downtime extends them (Engine.watch_clock), and
-a miss that is real is told after. A clock set forward or back extends nothing. The server's own
-clock (SystemClock) never goes back: set back, it goes on at half pace until the system's is ahead."""
+a miss that is real is told after. A clock set forward or back extends nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from heartfly.core.clock import CATCH_UP, FakeClock, SystemClock
+from heartfly.core.clock import FakeClock
 from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server import housekeeping
 from heartfly.server.engine import Engine, PingRecord
@@ -172,73 +171,3 @@ async def test_a_restart_after_a_suspend_and_a_clock_set_back_still_extends_by_i
     async with running(config, clock) as engine:
         engine.fire_due(clock.now())
         assert engine.checks["a"].state.status is not Status.DOWN
-
-
-class SteppedClock(FakeClock):
-    """A FakeClock read through SystemClock: `t` is the system's wall clock, which `step` sets
-    back or forward alone; `advance` moves it and the monotonic clock together."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.monotonic = 1000.0
-        self.system = SystemClock(lambda: self.t, lambda: self.monotonic)
-
-    def now(self) -> float:
-        return self.system.now()
-
-    def advance(self, seconds: float) -> float:
-        self.monotonic += seconds
-        self.t += seconds
-        return self.now()
-
-    def step(self, seconds: float) -> None:
-        self.t += seconds
-
-
-def test_the_server_clock_set_back_goes_on_at_half_pace_until_the_system_clock_is_ahead_again() -> None:
-    clock = SteppedClock()
-    t0 = clock.now()
-    clock.advance(10)
-    clock.step(-60)  # the system clock now reads t0 - 50
-    assert clock.now() == t0 + 10  # not back, and not on for the time before the step was seen
-    for n in range(1, 119):  # asked every second: on at half pace
-        assert clock.advance(1) == t0 + 10 + n * CATCH_UP
-    assert clock.advance(1) == t0 + 69  # the system clock caught up, about 2 × 60 s after the step
-    assert clock.advance(1) == t0 + 70  # and is followed
-    clock.step(-10)
-    clock.advance(30)  # asked again only once the system clock is ahead: no catching up at all
-    assert clock.now() == t0 + 90
-    clock.step(3600)  # set forward: followed at once
-    assert clock.now() == t0 + 3690
-
-
-async def test_a_live_failure_after_the_clock_is_set_back_takes_the_check_down(write_config: ConfigWriter) -> None:
-    # With the system's time, it read as a failure older than the success before it: history, no alert.
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
-    clock = SteppedClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a")
-        clock.advance(1)
-        clock.step(-60)
-        clock.advance(1)
-        await ping(engine, "a", Kind.FAIL)
-        engine.fire_due(clock.now())
-        assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.FAILED)
-
-
-async def test_a_run_across_a_clock_set_back_is_closed_by_its_end_and_timed_short(write_config: ConfigWriter) -> None:
-    # With the system's time its success came 50 s before its start: a run left open, later an overrun.
-    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmax_runtime = "5m"\n')
-    clock = SteppedClock()
-    async with running(config, clock) as engine:
-        await ping(engine, "a", Kind.START)
-        clock.advance(10)
-        clock.step(-60)
-        for _ in range(20):  # the timer's beat asks the clock every second
-            clock.advance(1)
-        await ping(engine, "a")
-        clock.advance(600)
-        engine.fire_due(clock.now())
-        state = engine.checks["a"].state
-        assert (state.status, state.reason) == (Status.UP, None)
-        assert state.last_duration == 10 + 19 * CATCH_UP  # the beat that saw the step moved it on by nothing
