@@ -398,7 +398,10 @@ async def test_a_unique_create_racing_a_ping_that_auto_provisions_the_same_slug_
     held = app[control.CONTROL].reload_lock
     await held.acquire()  # both requests decide, then wait here to store: the ping's first
     ping = asyncio.ensure_future(client.get(f"/ping/{PING_KEY}/fleet-boot?create=1"))
-    await asyncio.sleep(0.05)
+    for _ in range(200):  # until the ping waits to store (it holds the API's lock then), 2 s at most
+        if app[control.CONTROL].api_writes.locked():
+            break
+        await asyncio.sleep(0.01)
     made = asyncio.ensure_future(
         client.post("/api/v3/checks/", json={"name": "fleet-boot", "unique": ["name"]}, headers=rw(key))
     )
