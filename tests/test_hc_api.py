@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,11 @@ from aiohttp.test_utils import TestClient
 
 from heartfly.core.config import ConfigError, load_config
 from heartfly.core.stored_checks import check_uuid
-from heartfly.web import control
+from heartfly.web import control, pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
+from tests.proc import Server
 from tests.webutil import bearer
 
 Client = TestClient[Any, Any]
@@ -412,3 +415,70 @@ async def test_a_unique_create_racing_a_ping_that_auto_provisions_the_same_slug_
     assert answer.status == 200, await answer.text()  # found, as Healthchecks answers an existing unique match
     listed = (await (await client.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
     assert [c["slug"] for c in listed].count("fleet-boot") == 1
+
+
+async def test_text_with_lone_surrogates_is_stored_replaced_and_the_dashboard_still_shows_the_check(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Valid JSON; stored as it came, it made the index and the check's page a 500 until deleted.
+    client, key, _ = await start(aiohttp_client, write_config)
+    made = await client.post(
+        "/api/v3/checks/", data='{"name": "sur", "desc": "\\ud800 x", "tags": "t\\udc80"}', headers=rw(key)
+    )
+    assert made.status == 201
+    shown = await made.json()
+    assert (shown["desc"], shown["tags"]) == ("\ufffd x", "t\ufffd")
+    auth = bearer(client.app[RUNTIME].config)
+    assert (await client.get("/", headers=auth)).status == 200
+    assert (await client.get("/checks/sur", headers=auth)).status == 200
+
+
+@pytest.mark.parametrize("bound", ["seconds", "start", "end"])
+async def test_a_flips_bound_too_long_for_a_number_is_a_400(
+    aiohttp_client: Any, write_config: ConfigWriter, bound: str
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    answer = await client.get(f"/api/v3/checks/{FILE_KEY}/flips/?{bound}=" + "1" * 5000, headers=rw(key))
+    assert answer.status == 400  # int() refuses 4,300 digits and more: it was a 500
+
+
+async def test_a_body_that_does_not_match_its_content_encoding_is_a_400(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    answer = await client.post(
+        "/api/v3/checks/", data=b'{"name": "x"}', headers={**rw(key), "Content-Encoding": "gzip"}
+    )
+    assert answer.status == 400
+    assert (await answer.json())["error"].startswith("cannot read the body")
+
+
+async def test_a_body_that_never_finishes_is_answered_408_as_a_pings_is(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No key is needed to hold a handler: it may be in the body, which is read first.
+    monkeypatch.setattr(pings, "BODY_TIMEOUT", 0.5)
+    client, _, _ = await start(aiohttp_client, write_config)
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        head = "POST /api/v3/checks/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        writer.write(head.encode() + b'{"na')
+        await writer.drain()
+        assert b" 408 " in await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_no_traceback_in_the_log(tmp_path: Path) -> None:
+    config = tmp_path / "heartfly.toml"
+    config.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "h.db"\napi_token_file = "tok"\nhc_api_key_file = "hc-key"\n'
+        f'[checks.backup]\nkey = "{FILE_KEY}"\nevery = "1h"\n'
+    )
+    with Server(config) as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b'POST /api/v3/checks/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"na')
+            time.sleep(0.3)
+        time.sleep(1.0)
+        assert "Traceback" not in server.log()

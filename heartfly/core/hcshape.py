@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.patterns import NAME_RE
+from heartfly.core.pingparse import storable
 from heartfly.core.states import CheckState, Status
 from heartfly.core.stored_checks import check_uuid
 from heartfly.core.units import format_duration
@@ -190,7 +191,7 @@ def _string(key: str, value: Any, limit: int | None) -> str:
         raise SpecError(f"json validation error: {key} is not a string")
     if limit is not None and len(value) > limit:
         raise SpecError(f"json validation error: {key} is too long")
-    return value
+    return storable(value)  # JSON's "\ud800" would be stored, then fail every page that shows it
 
 
 def _seconds(key: str, value: Any) -> int:

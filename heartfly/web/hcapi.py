@@ -28,11 +28,13 @@ from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key
 from heartfly.server.engine import Check
 from heartfly.store.api import StoreError
 from heartfly.web import auth, badges, control, stored
+from heartfly.web.pings import read_body
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
 
 KEY_LENGTH = 32
+BODY_CAP = 1024 * 1024  # bytes of a request body: what aiohttp allowed before the body had a time limit
 PINGS_SHOWN = 100  # Healthchecks' default ping log limit
 
 
@@ -89,7 +91,10 @@ async def _call(request: web.Request, handler: Handler, methods: tuple[str, ...]
         return web.Response(status=405)
     data: dict[str, Any] = {}
     if request.method == "POST":
-        raw = await request.read()
+        try:  # as a ping's body: bounded in time, a client gone or a body that cannot be read a 4xx
+            raw, _ = await read_body(request, BODY_CAP, BODY_CAP)
+        except web.HTTPException as exc:
+            return _error(exc.status, (exc.text or exc.reason).strip())
         if raw:
             try:
                 parsed = json.loads(raw)
@@ -420,7 +425,9 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     for key, top in (("seconds", 31_536_000), ("start", 10_000_000_000), ("end", 10_000_000_000)):
         if key in request.query:
             text = request.query[key]
-            if not text.isdecimal() or int(text) > top:  # isdigit() would take "²", which int() refuses
+            # isdecimal, not isdigit: "²" is a digit int() refuses; "١" is a number to Healthchecks'
+            # form too. A length bound: int() refuses 4,300 digits and more.
+            if not text.isdecimal() or len(text) > 11 or int(text) > top:
                 return web.Response(status=400)
             bounds[key] = int(text)
     await rt.settled()
