@@ -111,8 +111,11 @@ async def test_a_body_past_the_hard_cap_is_refused_with_413(
     client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ping_routes, "BODY_HARD_CAP", 4000)
-    resp = await client.post(f"/ping/{KEY}", data=b"y" * 10_000)
-    assert resp.status == 413 and stored(config) == []
+    for path in (f"/ping/{KEY}", f"/api/v1/heartbeat/{KEY}"):
+        resp = await client.post(path, data=b"y" * 10_000)
+        assert resp.status == 413 and stored(config) == []
+        # as every ping answer: a browser's fetch() sees the 413, not a CORS error
+        assert resp.headers["Access-Control-Allow-Origin"] == "*" and resp.headers["Ping-Body-Limit"] == "1000"
 
 
 async def test_a_non_utf8_body_is_stored_with_replacement_characters(client: Client, config: Config) -> None:

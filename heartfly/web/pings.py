@@ -95,17 +95,25 @@ async def ping(request: web.Request) -> web.Response:
     if request.method == "OPTIONS":
         return _preflight()
     head, _, last = tail.rpartition("/")
-    if last == "batch":
-        ping_key = request.app[RUNTIME].engine.config.server.ping_key
-        if (batch_target := parse_batch_path(head, ping_key)) is not None:
-            return _as_healthchecks(request, await batch(request, batch_target))
-    return _as_healthchecks(request, await _one(request, as_json=False))
+    try:
+        if last == "batch":
+            ping_key = request.app[RUNTIME].engine.config.server.ping_key
+            if (batch_target := parse_batch_path(head, ping_key)) is not None:
+                return _as_healthchecks(request, await batch(request, batch_target))
+        return _as_healthchecks(request, await _one(request, as_json=False))
+    except web.HTTPException as exc:  # a body too large, too slow, unreadable: a browser must see why too
+        _as_healthchecks(request, exc)
+        raise
 
 
 async def heartbeat(request: web.Request) -> web.Response:
     if request.method == "OPTIONS":
         return _preflight()
-    return _as_healthchecks(request, await _one(request, as_json=True))
+    try:
+        return _as_healthchecks(request, await _one(request, as_json=True))
+    except web.HTTPException as exc:
+        _as_healthchecks(request, exc)
+        raise
 
 
 def _as_healthchecks(request: web.Request, resp: web.Response) -> web.Response:
