@@ -426,6 +426,59 @@ async def test_the_chat_presets_reach_their_receivers_in_their_own_shapes(
 # ---- retries --------------------------------------------------------------------------------
 
 
+class StuckAfterData(Inbox):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(30)  # the end of DATA never answered: a stuck content filter
+        return "250 OK"
+
+
+class StuckAtQuit(Inbox):
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(30)
+        return "221 Bye"
+
+
+async def test_an_email_attempt_to_a_server_that_hangs_keeps_to_its_time_limit(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    # aiosmtplib.send, cancelled, still sent QUIT and waited [smtp] timeout for it: 5 s, not 1.
+    mailbox.inbox = StuckAfterData()
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml() + 'timeout = "4s"\n[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + check("job", key, ["ops"])
+        + '[alerts]\ntimeout = "1s"\nretry_initial = "30s"\nretry_max = "30s"\nexpire_after = "60s"\n',
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    alert = await hf.wait_alert("job", "ops", "down", lambda a: len(a["attempt_log"]) >= 1, timeout=15)
+    attempt = alert["attempt_log"][0]
+    assert (attempt["outcome"], attempt["error"]) == ("retry", "no answer within 1 s")
+    assert attempt["duration"] < 1.5
+
+
+async def test_an_email_the_server_took_is_sent_once_though_it_never_answers_quit(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    mailbox.inbox = StuckAtQuit()
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml()
+        + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + check("job", key, ["ops"])
+        + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("sent", ["sent"])
+    assert len(mailbox.received) == 1
+
+
 async def test_an_email_is_sent_exactly_once_after_the_smtp_server_comes_back(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter
 ) -> None:
