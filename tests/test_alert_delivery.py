@@ -26,10 +26,12 @@ from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpServer
 
 from heartfly.core import states
+from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
 from heartfly.notify import outbox
 from heartfly.store import queries
 from heartfly.store import sqlite as store
+from heartfly.store.pingrecord import PingRecord
 from heartfly.store.rows import OutboxRow, Write, insert_check_statement
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
@@ -52,6 +54,7 @@ from tests.test_alerts import (
     until,
     webhook,
 )
+from tests.test_restart import running
 
 # ---- failing database writes --------------------------------------------------------------------------
 
@@ -408,3 +411,21 @@ async def test_the_dispatcher_survives_a_failed_read_of_the_outbox_and_delivers_
     alerts = await hf.settled("job", 1)
     assert [(a["event"], a["status"]) for a in alerts] == [("down", "sent")]
     assert hook.events() == ["down"]
+
+
+async def test_alert_rows_made_before_the_dispatcher_exists_wake_it_once_committed(write_config: ConfigWriter) -> None:
+    # A start's first changes may be made before the dispatcher is: their rows waited for its next
+    # safety poll, 30 s, when their commit came after its first read.
+    config = write_config(
+        f'[channels.journal]\ntype = "log"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["journal"]\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        assert engine.on_alerts is None
+        committed = engine.record(
+            engine.checks["a"], PingRecord(states.Event(states.Kind.FAIL, clock.now()), clock.now())
+        )
+        woken: list[bool] = []
+        engine.on_alerts = lambda: woken.append(True)  # the dispatcher, made meanwhile
+        await committed
+        assert woken == [True]

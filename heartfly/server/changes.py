@@ -42,6 +42,12 @@ class ChangeRows:
     def _mark_stored(self, check: Check) -> store.StateRow:
         raise NotImplementedError
 
+    def _alerts_committed(self) -> None:
+        """A commit's on_commit for its alert rows: wakes the dispatcher known then, not when the rows
+        were made (those made while a start loads come before the dispatcher does)."""
+        if self.on_alerts is not None:
+            self.on_alerts()
+
     def _changes(
         self, check: Check, steps: Sequence[states.Step], old: CheckState, ping: store.PingRow | None = None
     ) -> store.Write:
@@ -95,7 +101,7 @@ class ChangeRows:
         if rows:
             self._next_outbox_id += len(rows)
             write.outbox = rows
-            write.on_commit = self.on_alerts
+            write.on_commit = self._alerts_committed
         return write
 
     def _silenced(self, check: Check) -> Window | None:

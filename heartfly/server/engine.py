@@ -348,7 +348,7 @@ class Engine(Loading):
         outbox_id = self._next_outbox_id
         self._next_outbox_id += 1
         row = outbox.test_row(outbox_id, channel, self.clock.now(), self.config.alerts)
-        return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self.on_alerts))
+        return outbox_id, self.writer.submit(store.Write(outbox=[row], on_commit=self._alerts_committed))
 
     def _mark_stored(self, check: Check) -> store.StateRow:
         """The check's state row, to queue now: from here the check counts as checkpointed (out
@@ -385,7 +385,7 @@ class Engine(Loading):
                                                     self._next_outbox_id)  # fmt: skip
         if write is not None:
             if write.outbox:
-                write.on_commit = self.on_alerts
+                write.on_commit = self._alerts_committed
             self.writer.submit_nowait(write)
 
     # ---- deadlines ------------------------------------------------------------------------
