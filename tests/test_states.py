@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -314,6 +315,34 @@ def test_a_restart_with_the_schedule_unchanged_keeps_the_stored_state_itself() -
     # back only the state that ping made, which must not be the reloaded one.
     regraced = check(name=cfg.name, key=cfg.key, every=100, grace=80)
     assert reconfigure(regraced, st, T0 + 20, old=cfg).state is not st
+
+
+def test_a_schedule_made_tighter_expects_no_run_before_the_change_that_the_old_one_did_not() -> None:
+    # Every hour made every 30 min, 40 min after an on-time ping: down at once (dated before the
+    # reload) for a run the old schedule did not expect yet. Expected 30 min after the change.
+    hourly = check(every=3600, grace=300)
+    st, _, _ = apply_event(hourly, initial_state(hourly, T0), Event(Kind.SUCCESS, T0 + 10), T0 + 10)
+    now = T0 + 10 + 40 * 60
+    half_hourly = check(name=hourly.name, key=hourly.key, every=1800, grace=300)
+    for old in (hourly, None):  # a reload, and a restart after the same edit
+        moved = reconfigure(half_hourly, st, now, old=old).state
+        assert moved.due_at == now + 1800
+        assert advance(half_hourly, moved, now + 1)[0].status is Status.UP
+        assert advance(half_hourly, moved, now + 1800 + 300)[0].status is Status.DOWN
+    # A run the old schedule was late for already stays late: not hidden by the change.
+    late = T0 + 10 + 3600 + 60
+    assert reconfigure(half_hourly, st, late, old=hourly).state.due_at == T0 + 10 + 1800
+
+
+def test_a_cron_job_moved_earlier_is_expected_at_its_new_time_after_the_change() -> None:
+    day1 = datetime(2026, 6, 1, 3, 0, tzinfo=UTC).timestamp()
+    at3 = check(cron="0 3 * * *", grace=300)
+    st, _, _ = apply_event(at3, initial_state(at3, day1 - 60), Event(Kind.SUCCESS, day1), day1)
+    now = datetime(2026, 6, 2, 2, 30, tzinfo=UTC).timestamp()  # 02:30: moved to 02:00, run tomorrow
+    at2 = check(name=at3.name, key=at3.key, cron="0 2 * * *", grace=300)
+    moved = reconfigure(at2, st, now, old=at3).state
+    assert moved.due_at == datetime(2026, 6, 3, 2, 0, tzinfo=UTC).timestamp()
+    assert advance(at2, moved, now + 3600)[0].status is Status.UP
 
 
 def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:

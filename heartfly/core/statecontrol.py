@@ -50,9 +50,15 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     same anchor, unless `old` had the same schedule (a cron due time costs a croniter walk, and
     a reload can change 100k checks; the deadline also keeps its downtime extension).
 
-    A late check whose new due time lies ahead is on time again: a flip that alerts nobody.
+    A late check whose new due time lies ahead is on time again: a flip that alerts nobody. One
+    that was not due yet is not made due for the time before the change.
     """
     due = next_due(check, st.anchor) if old is None or _schedule_of(old) != _schedule_of(check) else None
+    if due is not None and due.at != st.due_at and due.at < now < st.due_at + st.slack:
+        # The new schedule would have had a run due before this change that the old one did not
+        # expect yet (every 1h made 30m, 40 min after a ping; a cron job moved from 03:00 to 02:00
+        # at 02:30): its crontab changed with it, so it expects its first run after the change.
+        due = next_due(check, now)
     # The same due time keeps its downtime extension (the slack): a restart's load recomputes
     # every due time, and the next restart must not take back what the last one extended.
     moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
