@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,9 @@ from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
 from tests.storeutil import query
+from tests.test_hc_api import _path as hc_path
+from tests.test_hc_api import made
+from tests.test_hc_api import start as hc_start
 from tests.webutil import Client, bearer, state_of
 
 pytestmark = pytest.mark.both_stores
@@ -207,3 +211,40 @@ async def test_many_checks_gone_or_back_at_once_are_one_log_line_and_a_handful_o
     back = await reload(keep + many + few)
     assert back[0] == f"14 checks are back in the config ({shown}); watching them afresh, with their history"
     assert len(back) == 1 or all("replayed" in line for line in back[1:])
+
+
+async def test_a_refused_reload_keeps_the_api_token_in_use(aiohttp_client: Any, write_config: ConfigWriter) -> None:
+    # The file names a new token and adds a check that clashes with one made through the API:
+    # "still running the previous config" must hold for the token too.
+    client, key, _ = await hc_start(aiohttp_client, write_config)
+    await made(client, key, slug="nightly", timeout=3600)
+    path = hc_path(client)
+    old_token = (path.parent / "api-token").read_text().strip()
+    (path.parent / "new-token").write_text("N" * 43 + "\n")
+    text = path.read_text().replace('api_token_file = "api-token"', 'api_token_file = "new-token"')
+    path.write_text(text + f'\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1d"\n')
+    count, problems = await control.reload_config(client.app)
+    assert count == 0 and problems
+    old = await client.get("/api/v1/checks", headers={"Authorization": f"Bearer {old_token}"})
+    new = await client.get("/api/v1/checks", headers={"Authorization": "Bearer " + "N" * 43})
+    assert (old.status, new.status) == (200, 401)
+
+
+async def test_a_reload_whose_database_read_fails_is_refused_whole(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    a, b = every_hour("a", new_key()), every_hour("b", new_key())
+    config = write_config(a + b)
+    await (await aiohttp_client(create_app(config))).close()
+    config = write_config(a)  # b taken out while stopped: a returning check's pings are read back
+    client = await aiohttp_client(create_app(config))
+    rt = client.app[RUNTIME]
+
+    async def locked(*args: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    rt.engine._db.check_pings_after = locked
+    config.path.write_text(config.path.read_text() + b)
+    answer = await client.post("/api/v1/reload", headers=bearer(config))
+    assert answer.status == 400 and "database is locked" in (await answer.json())["problems"][0]
+    assert list(rt.config.checks) == list(rt.engine.checks) == ["a"]  # not the server on b, the engine without

@@ -25,7 +25,7 @@ from heartfly.core.views import PAUSE_META
 from heartfly.server import longlived, systemd
 from heartfly.server.engine import Check
 from heartfly.store import rows as store
-from heartfly.web.runtime import RUNTIME
+from heartfly.web.runtime import RUNTIME, read_keys
 from heartfly.web.words import utc
 
 log = logging.getLogger(__name__)
@@ -181,12 +181,16 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
             return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
         with longlived.building(again=True):
             try:
-                rt.load_keys(config)  # the token and keys are re-read on a reload only
+                keys = read_keys(config)  # the token and keys are re-read on a reload only...
                 config = await rt.apply_config(config)
             except ConfigError as exc:  # a check of the file's clashes with one made through the API
                 return _refused(exc.problems)
             except (OSError, ValueError) as exc:
                 return _refused([str(exc)])
+            except Exception as exc:  # a database error while applying it: nothing has switched
+                log.debug("applying %s failed", path, exc_info=True)
+                return _refused([f"{path}: cannot apply it: {type(exc).__name__}: {exc}"])
+            rt.use_keys(keys)  # ...and used once nothing can refuse the reload any more
     log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)
     systemd.ready(f"{rt.listening} with {len(config.checks)} checks (reloaded)")
     return len(config.checks), []

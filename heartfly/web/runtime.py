@@ -107,12 +107,9 @@ class Runtime:
     def load_keys(self, config: Config) -> None:
         """The API token and Healthchecks' keys from their files (at start and on reload), all or
         none: OSError or ValueError leaves the ones in use."""
-        server = config.server
-        keys = (
-            load_token(server.api_token_file),
-            load_hc_key(server.hc_api_key_file),
-            load_hc_key(server.hc_api_key_readonly_file),
-        )
+        self.use_keys(read_keys(config))
+
+    def use_keys(self, keys: Keys) -> None:
         self.token, self.hc_key, self.hc_readonly_key = keys
 
     def with_stored(
@@ -139,16 +136,30 @@ class Runtime:
             config.server.synchronous,
         ):
             log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
+        # The engine first: it may fail (a database error reading a returning check's pings), and
+        # then nothing has switched, not the server's config beside the engine's old one.
+        await self.engine.apply_config(config)
         self.config, self.file_config = config, file_config
         if stored is not None:
             self.stored = stored
         if self.dispatcher is not None:
             self.dispatcher.config = config
-        await self.engine.apply_config(config)
         return config
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+
+Keys = tuple[str | None, str | None, str | None]  # the API token, Healthchecks' read-write and read-only keys
+
+
+def read_keys(config: Config) -> Keys:
+    """The keys from their files (OSError or ValueError if one cannot be read), not yet in use."""
+    server = config.server
+    return (
+        load_token(server.api_token_file),
+        load_hc_key(server.hc_api_key_file),
+        load_hc_key(server.hc_api_key_readonly_file),
+    )
 
 
 def load_hc_key(path: Path | None) -> str | None:
