@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sqlite3
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -218,3 +219,21 @@ def test_history_says_why_an_alert_is_still_pending_and_lists_pings_by_event_tim
     pings = text.split("Pings (newest first):\n", 1)[1].splitlines()
     assert "fail" in pings[0] and "now" in pings[0]
     assert "log" in pings[1] and "spooled" in pings[1] and "(reported " in pings[1]
+
+
+@pytest.mark.parametrize("kind", ["not-sqlite", "another-programs"])
+@pytest.mark.parametrize("command", [["status"], ["history", "a"], ["export"]])
+def test_a_database_that_is_not_heartflys_is_a_one_line_error(tmp_path: Path, kind: str, command: list[str]) -> None:
+    # A wrong `[server] database`: it was a traceback ending in "file is not a database" or "no such table".
+    config = tmp_path / "heartfly.toml"
+    config.write_text(f'[server]\ndatabase = "hf.db"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    database = tmp_path / "hf.db"
+    if kind == "not-sqlite":
+        database.write_text("garbage\n")
+    else:
+        with sqlite3.connect(database) as conn:
+            conn.execute("CREATE TABLE foo (x)")
+    done = heartfly(*command, "-c", str(config))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: cannot use database {database}: not Heartfly's, or damaged (")
+    assert "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ the PostgreSQL module (and its driver, an optional extra) is imported only for a
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,14 @@ async def open_existing_reader(database: Database) -> Reader:
     """open_reader for the command line: a database `heartfly serve` has not made yet is named so."""
     if isinstance(database, Path) and not database.exists():
         raise StoreError(f"no database at {database}: has `heartfly serve` run with this config?")
-    return await open_reader(database)
+    reader = await open_reader(database)
+    if isinstance(database, Path):
+        try:  # the meta table: a file of another program's fails here, not with a traceback mid-command
+            await reader.read_checkpoint()
+        except sqlite3.Error as exc:
+            await reader.close()
+            raise StoreError(f"cannot use database {database}: not Heartfly's, or damaged ({exc})") from None
+    return reader
 
 
 async def create(database: Database) -> None:
