@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
+from heartfly.core.clock import FakeClock
 from heartfly.core.config import load_config
 from heartfly.core.maintenance import Window, silencing, still_down
-from heartfly.core.states import CheckState, Reason, Status
+from heartfly.core.states import CheckState, Kind, Reason, Status
+from heartfly.web import control
 from tests.conftest import ConfigWriter, check, new_key, problems
+from tests.storeutil import query
 from tests.test_alerts import (
     Receivers,
     Start,
@@ -25,6 +28,7 @@ from tests.test_alerts import (
     until,
     webhook,
 )
+from tests.test_restart import ping, running
 
 MONDAY_2AM = datetime(2026, 12, 7, 2, 0, tzinfo=UTC).timestamp()
 
@@ -63,21 +67,28 @@ def test_a_window_covers_checks_by_name_pattern_or_tag_and_every_check_by_defaul
     assert silencing(windows, etl, MONDAY_2AM + 1) is None
 
 
-def _state(status: Status, since: float, reason: Reason | None = None) -> CheckState:
+def _state(
+    status: Status, since: float, reason: Reason | None = None, held: tuple[str, float] | None = None
+) -> CheckState:
     st = CheckState(status=status, changed_at=since)
     st.reason = reason
+    if held is not None:
+        st.window_hold, st.window_end = held
     return st
 
 
-def test_the_summary_tells_what_went_down_during_the_window_and_is_down_still() -> None:
+def test_the_summary_tells_the_down_alerts_the_window_held_of_checks_down_still() -> None:
     w = Window("patching", 600, start=MONDAY_2AM)
+    end = MONDAY_2AM + 600
     checks = [
-        (check("went-down", channels=("ops",)), _state(Status.DOWN, MONDAY_2AM + 60, Reason.FAILED)),
+        (check("went-down", channels=("ops",)), _state(Status.DOWN, MONDAY_2AM + 60, Reason.FAILED, ("patching", end))),
         (check("down-before"), _state(Status.DOWN, MONDAY_2AM - 60, Reason.MISSED)),  # alerted back then
-        (check("recovered"), _state(Status.UP, MONDAY_2AM + 300)),
+        (check("recovered"), _state(Status.UP, MONDAY_2AM + 300, None, ("patching", end))),
         (check("down-after"), _state(Status.DOWN, MONDAY_2AM + 900, Reason.MISSED)),  # alerted as usual
+        (check("other-window"), _state(Status.DOWN, MONDAY_2AM + 60, Reason.FAILED, ("backups", end))),
+        (check("next-time"), _state(Status.DOWN, MONDAY_2AM + 60, Reason.FAILED, ("patching", end + 86400))),
     ]
-    [down] = still_down(w, MONDAY_2AM, MONDAY_2AM + 600, checks)
+    [down] = still_down(w, end, checks)
     assert (down.check, down.reason, down.since, down.channels) == ("went-down", "failed", MONDAY_2AM + 60, ("ops",))
 
 
@@ -239,6 +250,49 @@ async def test_a_recovery_waits_behind_the_summary_that_tells_its_check_down(
     assert [h.json()["event"] for h in hook.hits] == ["maintenance", "maintenance", "recovery"]
 
 
+@pytest.mark.parametrize(
+    "change", ["removed", "shortened", "covers-no-more", "still-holding"], ids=lambda change: change
+)
+async def test_a_reload_that_ends_a_window_early_tells_what_it_held_at_once(
+    start: Start,  # noqa: F811 - the fixture
+    receivers: Receivers,  # noqa: F811 - the fixture
+    write_config: ConfigWriter,
+    change: str,
+) -> None:
+    # Without it, a check down in the window was told nothing, ever: its alert was held for a
+    # summary that no window would send.
+    hook = await receivers()
+    job = new_key()
+    begun = datetime.fromtimestamp(time.time() - 1, UTC).isoformat(timespec="seconds")
+    body = (
+        webhook("hook", hook.url)
+        + f'[checks.job]\nkey = "{job}"\nevery = "1h"\nchannels = ["hook"]\n'
+        + f'[checks.other]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    window = f'[[maintenance]]\nname = "patching"\nstart = "{begun}"\nduration = "1h"\nchecks = ["job"]\n'
+    config = write_config(body + window)
+    hf = await start(config)
+    await hf.ping(job, "/fail", "disk full")
+    edited = {
+        "removed": "",
+        "shortened": window.replace('duration = "1h"', 'duration = "1s"'),  # its occurrence is over
+        "covers-no-more": window.replace('checks = ["job"]', 'checks = ["other"]'),
+        "still-holding": window.replace('duration = "1h"', 'duration = "2h"'),
+    }[change]
+    config.path.write_text(config.path.read_text().replace(window, edited))
+    assert await control.reload_config(hf.client.app) == (2, [])
+    if change == "still-holding":  # made longer: it holds the alert still, for its own end
+        await asyncio.sleep(1)
+        assert hook.hits == []
+        return
+    [hit] = await until(lambda: hook.hits, "the held alert", 5)
+    sent = hit.json()
+    assert sent["event"] == "maintenance" and sent["maintenance"]["window"] == "patching"
+    assert [d["check"] for d in sent["maintenance"]["still_down"]] == ["job"]
+    await asyncio.sleep(1)  # and once only
+    assert len(hook.hits) == 1
+
+
 async def test_a_dropping_window_sends_nothing_at_all(
     start: Start,  # noqa: F811 - the fixture
     receivers: Receivers,  # noqa: F811 - the fixture
@@ -272,3 +326,26 @@ def test_check_config_lists_each_window_with_what_it_covers_and_when_it_comes(tm
     assert "  covers: backup\n" in out and "next from " in out
     assert "maintenance move: once, at 2020-01-01 00:00:00 UTC, 1 h; alerts dropped" in out
     assert "  covers: every check\n  no occurrence left" in out
+
+
+async def test_a_window_taken_out_of_the_file_while_stopped_has_what_it_held_told_at_the_next_start(
+    write_config: ConfigWriter,
+) -> None:
+    clock = FakeClock(MONDAY_2AM)
+    body = (
+        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["journal"]\n'
+    )
+    window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T01:59:00Z\nduration = "1h"\nchecks = ["job"]\n'
+    config = write_config(body + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+    assert query(config, "SELECT count(*) FROM outbox")[0][0] == 0  # held for the summary
+    clock.advance(600)
+    config = write_config(body)  # the window taken out, mid-way
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        await engine.writer.flush()
+        assert engine.checks["job"].state.window_hold is None
+    [(event, payload)] = query(config, "SELECT event, payload FROM outbox")
+    assert event == "maintenance" and '"check": "job"' in payload

@@ -85,14 +85,13 @@ class StillDown:
     channels: tuple[str, ...]
 
 
-def still_down(
-    window: Window, start: float, end: float, checks: Iterable[tuple[CheckConfig, CheckState]]
-) -> list[StillDown]:
-    """What a held window's summary tells: the covered checks that went down during [start, end)
-    and are down still (one that went down before it was alerted then; one that recovered within
-    it has nothing left to say)."""
+def still_down(window: Window, end: float, checks: Iterable[tuple[CheckConfig, CheckState]]) -> list[StillDown]:
+    """What a held window's summary at the `end` of an occurrence tells: the checks whose down
+    alert it holds (held in that occurrence, or an earlier one a crash left untold) and that are
+    down still. One that went down before it was alerted then; one that recovered within it has
+    nothing left to say; one it stopped covering (a reload) was told then (release_holds)."""
     return [
         StillDown(cfg.name, st.reason.value if st.reason else None, st.changed_at, cfg.channels)
         for cfg, st in checks
-        if window.covers(cfg) and st.status is Status.DOWN and start <= st.changed_at < end
+        if st.window_hold == window.name and st.window_end <= end and st.status is Status.DOWN
     ]

@@ -219,6 +219,11 @@ class CheckState:
     # deadlines that a held ping which arrived before its start sets once applied (the others got
     # it at the start). Gone with the last held ping.
     held_over: tuple[tuple[float, float, float], ...] = ()
+    # A `hold` maintenance window its down alert is held for, and the end of that window's
+    # occurrence: its summary tells it. Kept in the state so that a window removed or changed by a
+    # reload, or while Heartfly was stopped, still has its held alerts told (engine.release_holds).
+    window_hold: str | None = None
+    window_end: float = 0.0
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -308,7 +313,7 @@ class CheckState:
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
-            self.waiting, self.early_activity, self.held_over,
+            self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end,
         )  # fmt: skip
 
 

@@ -70,6 +70,9 @@ class ChangeRows:
             fold = True
         else:
             fold = False
+        window = self._silenced(check) if flip is not None and flip.event is not None and not fold else None
+        if flip is not None and flip.event is not None:
+            self._note_hold(check, window)
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
         if flip is not None and flip.withdraws is not None:  # before it takes its id: those recorded before go
             write.amends.append(store.withdraw_flips_statement(check.id, flip.withdraws, self._next_flip_id))
@@ -87,7 +90,7 @@ class ChangeRows:
             self.log.info("check %s: still %s, reminding", check.name, flip.new.value)
         if fold:
             return write
-        if flip.event is not None and (window := self._silenced(check)) is not None:
+        if window is not None and flip.event is not None:  # (window implies an event: for mypy)
             held = "held for its summary" if window.alerts == "hold" else "dropped"
             self.log.info("check %s: its %s alert is %s: maintenance window %s", check.name, flip.event.value, held,
                           window.name)  # fmt: skip
@@ -103,6 +106,18 @@ class ChangeRows:
             write.outbox = rows
             write.on_commit = self._alerts_committed
         return write
+
+    def _note_hold(self, check: Check, window: Window | None) -> None:
+        """After a change that alerts (or would): the state says which `hold` window holds its down
+        alert for the summary, if one does (a recovery, or an alert told, holds none)."""
+        st = check.state
+        if window is not None and window.alerts == "hold" and st.status is states.Status.DOWN:
+            occurrence = window.active(self.clock.now())
+            end = occurrence[1] if occurrence is not None else 0.0
+            if (st.window_hold, st.window_end) != (window.name, end):
+                check.state = dataclasses.replace(st, window_hold=window.name, window_end=end)
+        elif st.window_hold is not None:
+            check.state = dataclasses.replace(st, window_hold=None, window_end=0.0)
 
     def _silenced(self, check: Check) -> Window | None:
         windows = self.config.maintenance

@@ -10,6 +10,7 @@ the store (store.api.Reader) on start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import math
@@ -381,12 +382,40 @@ class Engine(Loading):
         """Queue the summaries of held maintenance windows that ended (housekeeping, each round)."""
         if not self.config.maintenance:
             return
-        write, self._next_outbox_id = windows.close(self.config, self.checks, self.windows_done, now,
-                                                    self._next_outbox_id)  # fmt: skip
+        write, self._next_outbox_id, told = windows.close(self.config, self.checks, self.windows_done, now,
+                                                          self._next_outbox_id)  # fmt: skip
         if write is not None:
             if write.outbox:
                 write.on_commit = self._alerts_committed
             self.writer.submit_nowait(write)
+        self._set_holds(told, held=False)  # after the summary: a crash between tells it twice, never not
+
+    def release_holds(self, now: float) -> None:
+        """Tell the down alerts held for a maintenance window that will not tell them (removed or
+        changed by a reload or while stopped, or no longer covering the check): at a reload, and
+        once a start has read every state."""
+        write, self._next_outbox_id, dropped, moved = windows.release(
+            self.config, self.checks.values(), now, self._next_outbox_id
+        )
+        if write is not None:
+            write.on_commit = self._alerts_committed
+            self.writer.submit_nowait(write)
+        self._set_holds(dropped, held=False)
+        self._set_holds(moved, held=True, now=now)
+
+    def _set_holds(self, checks: list[Check], *, held: bool, now: float = 0.0) -> None:
+        """Their states drop their window hold (told, or void), or (`held`) take the end of the
+        occurrence of their window under way now; each stored at once."""
+        for check in checks:
+            st = check.state
+            if held:
+                window = next(w for w in self.config.maintenance if w.name == st.window_hold)
+                occurrence = window.active(now)
+                assert occurrence is not None
+                check.state = dataclasses.replace(st, window_end=occurrence[1])
+            else:
+                check.state = dataclasses.replace(st, window_hold=None, window_end=0.0)
+            self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
 
     # ---- deadlines ------------------------------------------------------------------------
 

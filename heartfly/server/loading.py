@@ -87,6 +87,7 @@ class Loading(ChangeRows):
     read_after: asyncio.Event | None  # finish_load waits for it: the first pings are answered first
     _downtime_log: tuple[Downtime, float, bool, bool] | None
     _instants: dict[float, float]
+    _view: bool  # a cluster standby's picture (load's `view`): it tells nothing
 
     if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
         _fire_at: Callable[[Check, Downtime | None], float | None]
@@ -99,6 +100,7 @@ class Loading(ChangeRows):
 
         checkpoint: Callable[[], None]
         _drop_stale: Callable[[], None]
+        release_holds: Callable[[float], None]
 
         def _apply(
             self, check: Check, event: Event, now: float, *, arm: bool = True
@@ -117,6 +119,7 @@ class Loading(ChangeRows):
         taking the lead has taken pings (into the inbox) since then, so deadlines are extended only
         by the part of the leader's absence before it.
         """
+        self._view = view
         if view:
             self.log = _quiet
         now = self.clock.now()
@@ -421,6 +424,8 @@ class Loading(ChangeRows):
             log_downtime(self.log, downtime, now, clean, led)
         self._all_read = True
         self._settle_replay()
+        if not self._view:
+            self.release_holds(self.clock.now())  # the file may have lost a window while Heartfly was stopped
 
     def _settle_replay(self) -> None:
         """Once every state is read and those that replayed pings are queued for storing (by the
@@ -585,6 +590,7 @@ class Loading(ChangeRows):
         self.config = config
         for window in config.maintenance:  # a window new to the file owes no summary of the past
             self.windows_done.setdefault(window.name, now)
+        self.release_holds(now)  # a window removed or changed no longer tells what it held
         self._log_new()
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         for check in returned:  # with the new config in place: a replayed flip alerts its channels

@@ -6,10 +6,11 @@ so a window that ended while Heartfly was stopped is summarized at the next star
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from heartfly.core import maintenance
 from heartfly.core.config import Config
+from heartfly.core.statetypes import Status
 from heartfly.notify import outbox
 from heartfly.server.checks import Check
 from heartfly.store import rows as store
@@ -35,10 +36,12 @@ def marks(config: Config, stored: Mapping[str, str], now: float) -> tuple[dict[s
 
 def close(
     config: Config, checks: Mapping[str, Check], done: dict[str, float], now: float, next_outbox_id: int
-) -> tuple[store.Write | None, int]:
+) -> tuple[store.Write | None, int, list[Check]]:
     """The summaries of the windows that ended since they were last looked at (and their marks),
-    or None if none ended; and the next free outbox id."""
+    or None if none ended; the next free outbox id; and the checks they told, whose states must
+    say so (engine.close_windows)."""
     write = store.Write()
+    told: list[Check] = []
     for window in config.maintenance:
         since = done.get(window.name, now)
         if now <= since:
@@ -48,23 +51,79 @@ def close(
         if not ended:
             continue
         write.statements.append(store.meta_statement(DONE_META + window.name, repr(now)))
+        held = [c for c in checks.values() if c.state.window_hold == window.name]
         for start, end in ended:
-            down = maintenance.still_down(window, start, end, ((c.config, c.state) for c in checks.values()))
+            down = maintenance.still_down(window, end, ((c.config, c.state) for c in held))
+            names = {d.check for d in down}
+            told += [c for c in held if c.config.name in names]
+            held = [c for c in held if c.config.name not in names]  # told once, not again at a later end
             if window.alerts == "drop":
                 log.info("maintenance window %s ended; %d check(s) still down, alerts dropped", window.name, len(down))
                 continue
             log.info("maintenance window %s ended; %d check(s) still down%s", window.name, len(down),
                      ": " + ", ".join(d.check for d in down) if down else "")  # fmt: skip
-            by_channel: dict[str, list[dict[str, object]]] = {}
-            for d in down:
-                for channel in d.channels:
-                    by_channel.setdefault(channel, []).append({"check": d.check, "reason": d.reason, "since": d.since})
-            for channel, items in by_channel.items():
-                if channel in config.channels:
-                    write.outbox.append(
-                        outbox.maintenance_row(
-                            next_outbox_id, channel, window.name, (start, end), items, now, config.alerts
-                        )
-                    )
-                    next_outbox_id += 1
-    return (write if write.statements else None), next_outbox_id
+            next_outbox_id = _summaries(config, window.name, (start, end), down, now, next_outbox_id, write)
+    return (write if write.statements else None), next_outbox_id, told
+
+
+def release(
+    config: Config, checks: Iterable[Check], now: float, next_outbox_id: int
+) -> tuple[store.Write | None, int, list[Check], list[Check]]:
+    """The down alerts held for windows that will not tell them: a window removed or changed by a
+    reload (or while Heartfly was stopped), or one that no longer covers the check. Told now, as
+    that window's summary (ended "now"). Returns their write (None if none), the next free outbox
+    id, the checks told or whose hold is void (recovered: the state must drop it), and the checks
+    still held whose occurrence's end moved (a window made longer or shorter: the state must say)."""
+    windows = {w.name: w for w in config.maintenance if w.alerts == "hold"}
+    orphans: dict[str, list[Check]] = {}
+    dropped: list[Check] = []
+    moved: list[Check] = []
+    for check in checks:
+        st = check.state
+        if st.window_hold is None:
+            continue
+        window = windows.get(st.window_hold)
+        occurrence = window.active(now) if window is not None and window.covers(check.config) else None
+        if st.status is not Status.DOWN:
+            dropped.append(check)
+        elif occurrence is None:
+            orphans.setdefault(st.window_hold, []).append(check)
+        elif occurrence[1] != st.window_end:
+            moved.append(check)
+    write = store.Write()
+    for name, held in orphans.items():
+        down = [
+            maintenance.StillDown(c.config.name, c.state.reason.value if c.state.reason else None,
+                                  c.state.changed_at, c.config.channels)
+            for c in held
+        ]  # fmt: skip
+        names = ", ".join(d.check for d in down)
+        log.warning("maintenance window %s was removed or changed, or no longer covers %d check(s) whose"
+                    " down alert it held: telling it now: %s", name, len(held), names)  # fmt: skip
+        since = min(c.state.changed_at for c in held)
+        next_outbox_id = _summaries(config, name, (since, now), down, now, next_outbox_id, write)
+        dropped += held
+    return (write if write.outbox else None), next_outbox_id, dropped, moved
+
+
+def _summaries(
+    config: Config,
+    window: str,
+    span: tuple[float, float],
+    down: list[maintenance.StillDown],
+    now: float,
+    next_outbox_id: int,
+    write: store.Write,
+) -> int:
+    """One summary row per channel of the checks `down`, added to `write`; the next free outbox id."""
+    by_channel: dict[str, list[dict[str, object]]] = {}
+    for d in down:
+        for channel in d.channels:
+            by_channel.setdefault(channel, []).append({"check": d.check, "reason": d.reason, "since": d.since})
+    for channel, items in by_channel.items():
+        if channel in config.channels:
+            write.outbox.append(
+                outbox.maintenance_row(next_outbox_id, channel, window, span, items, now, config.alerts)
+            )
+            next_outbox_id += 1
+    return next_outbox_id
