@@ -57,6 +57,17 @@ def test_a_one_off_window_is_under_way_once() -> None:
     assert w.ended_between(0, MONDAY_2AM + 10**6) == [(MONDAY_2AM, MONDAY_2AM + 600)]
 
 
+def test_a_recurring_window_at_a_time_the_clocks_skip_starts_when_cron_runs_it() -> None:
+    # Europe/Berlin, 2026-03-29: 02:00 CET is 03:00 CEST. Cron runs a "30 2" job at the jump, as
+    # schedule.py expects a check's ping; the window opened 30 minutes later, at 03:30.
+    w = Window("patching", 3600, cron="30 2 * * *", timezone="Europe/Berlin")
+    jump = datetime(2026, 3, 29, 1, 0, tzinfo=UTC).timestamp()
+    assert w.active(jump + 600) == (jump, jump + 3600)
+    assert w.active(jump - 1) is None
+    day_after = datetime(2026, 3, 30, 0, 30, tzinfo=UTC).timestamp()  # 02:30 CEST as usual
+    assert w.active(day_after + 1) == (day_after, day_after + 3600)
+
+
 def test_a_window_covers_checks_by_name_pattern_or_tag_and_every_check_by_default() -> None:
     etl, backup = check("etl-extract", tags=("db",)), check("backup")
     assert Window("all", 60).covers(etl) and Window("all", 60).covers(backup)

@@ -48,8 +48,11 @@ class Window:
 
         assert self.cron is not None
         while True:
-            after = next_cron_due(self.cron, self.timezone, after).at
-            yield after
+            due = next_cron_due(self.cron, self.timezone, after)
+            # A time the clocks skip (02:30 on the day they jump from 02:00 to 03:00): cron runs it
+            # at the jump, `since`, and so does the maintenance it announces.
+            yield due.since if after < due.since < due.at else due.at
+            after = due.at
 
     def active(self, now: float) -> tuple[float, float] | None:
         """The occurrence under way at `now`: (start, end), or None."""
