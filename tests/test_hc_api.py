@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from heartfly.core import hcshape
 from heartfly.core.config import ConfigError, load_config
 from heartfly.core.stored_checks import check_uuid
 from heartfly.web import control, pings
@@ -482,3 +483,20 @@ def test_a_client_that_hangs_up_mid_body_leaves_no_traceback_in_the_log(tmp_path
             time.sleep(0.3)
         time.sleep(1.0)
         assert "Traceback" not in server.log()
+
+
+async def test_a_lone_surrogate_a_version_before_kept_in_the_database_no_longer_breaks_the_dashboard(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(CHECKS, server=SERVER)
+    with monkeypatch.context() as before:
+        before.setattr(hcshape, "storable", lambda text: text)  # the version that stored it as it came
+        client = await aiohttp_client(create_app(config))
+        key = (config.path.parent / "hc-key").read_text().strip()
+        made = await client.post("/api/v3/checks/", data='{"name": "sur", "desc": "\\ud800 x"}', headers=rw(key))
+        assert made.status == 201
+        await client.close()
+    client = await aiohttp_client(create_app(config))  # upgraded
+    assert client.app[RUNTIME].stored["sur"].table["description"] == "\ufffd x"
+    assert (await client.get("/", headers=bearer(config))).status == 200
+    assert (await client.get("/checks/sur", headers=bearer(config))).status == 200

@@ -19,7 +19,7 @@ from heartfly.core.config import Config, load_config
 from heartfly.server import longlived
 from heartfly.web import control
 from heartfly.web.app import create_app
-from heartfly.web.runtime import RUNTIME
+from heartfly.web.runtime import RUNTIME, Runtime
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
 from tests.storeutil import query
@@ -248,3 +248,59 @@ async def test_a_reload_whose_database_read_fails_is_refused_whole(
     answer = await client.post("/api/v1/reload", headers=bearer(config))
     assert answer.status == 400 and "database is locked" in (await answer.json())["problems"][0]
     assert list(rt.config.checks) == list(rt.engine.checks) == ["a"]  # not the server on b, the engine without
+
+
+async def test_a_restart_after_a_reload_that_made_a_schedule_tighter_keeps_its_due_time(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\ngrace = "5m"\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    assert (await client.get(f"/ping/{key}")).status == 200
+    clock.advance(40 * 60)
+    config.path.write_text(config.path.read_text().replace('every = "1h"', 'every = "30m"'))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    clock.advance(30 * 60 + 60)  # a minute into the grace of the first run the new schedule expects
+    client.app[RUNTIME].engine.fire_due(clock.now())
+    assert (await state_of(client, config, "a"))["state"] == "late"
+    await client.close()
+    config = load_config(config.path)
+    client = await aiohttp_client(create_app(config, clock=clock))  # restarted, the same file
+    client.app[RUNTIME].engine.fire_due(clock.now())
+    assert (await state_of(client, config, "a"))["state"] == "late"  # was: down (missed) at once
+
+
+class SlowEngine:
+    """An engine whose apply_config awaits a gate (its reads, its flush) before it switches."""
+
+    def __init__(self, config: Config, gate: asyncio.Event | None = None) -> None:
+        self.config, self.gate = config, gate
+
+    async def apply_config(self, config: Config) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.config = config
+
+
+async def test_a_cluster_term_that_begins_while_a_reload_applies_ends_on_the_new_config(
+    write_config: ConfigWriter,
+) -> None:
+    # cluster._begin_term builds on rt.config and applies it again only if rt.config changed
+    # meanwhile: rt.config must switch before the old engine's apply awaits, not after it.
+    old = write_config(every_hour("a", new_key()))
+    rt = Runtime(config=old, clock=FakeClock())
+    rt.file_config = old
+    gate = asyncio.Event()
+    rt._engine = SlowEngine(old, gate)  # type: ignore[assignment]
+    old.path.write_text(old.path.read_text() + every_hour("b", new_key()))
+    reload = asyncio.create_task(rt.apply_config(load_config(old.path)))
+    await asyncio.sleep(0)
+    config = rt.config  # the new term, as _begin_term builds it
+    term = SlowEngine(config)
+    rt._engine = term  # type: ignore[assignment]
+    if rt.config is not config:
+        await term.apply_config(rt.config)
+    gate.set()
+    await reload
+    assert "b" in rt.config.checks and "b" in term.config.checks

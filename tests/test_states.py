@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from heartfly.core.assertions import parse_assertion
+from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.states import (
     REORDER_WINDOW,
     CheckState,
@@ -343,6 +344,49 @@ def test_a_cron_job_moved_earlier_is_expected_at_its_new_time_after_the_change()
     moved = reconfigure(at2, st, now, old=at3).state
     assert moved.due_at == datetime(2026, 6, 3, 2, 0, tzinfo=UTC).timestamp()
     assert advance(at2, moved, now + 3600)[0].status is Status.UP
+
+
+def _made_half_hourly_40_min_after_a_ping() -> tuple[CheckConfig, CheckState, float]:
+    hourly = check(every=3600, grace=300)
+    st, _, _ = apply_event(hourly, initial_state(hourly, T0), Event(Kind.SUCCESS, T0 + 10), T0 + 10)
+    reload_at = T0 + 10 + 40 * 60
+    half = check(name=hourly.name, key=hourly.key, every=1800, grace=300)
+    st = reconfigure(half, st, reload_at, old=hourly).state
+    assert (st.due_at, st.anchor) == (reload_at + 1800, reload_at)
+    return half, st, reload_at
+
+
+def test_a_restart_after_a_schedule_made_tighter_keeps_the_due_time_the_change_gave() -> None:
+    # The anchor moves with it: a restart recomputes from the anchor, which would have made the
+    # check down at once in its grace, or (before the due time) pushed it on at every restart.
+    half, st, reload_at = _made_half_hourly_40_min_after_a_ping()
+    in_grace = reload_at + 1800 + 60
+    after = reconfigure(half, st, in_grace).state
+    assert after.due_at == st.due_at and advance(half, after, in_grace)[0].status is Status.LATE
+    now = reload_at
+    for _ in range(5):  # a restart every 20 minutes
+        now += 1200
+        st = reconfigure(half, st, now).state
+    assert st.due_at == reload_at + 1800
+
+
+def test_a_looser_schedule_after_a_tighter_one_does_not_turn_a_late_check_down() -> None:
+    half, st, reload_at = _made_half_hourly_40_min_after_a_ping()
+    now = reload_at + 1800 + 60
+    st, _, _ = advance(half, st, now)
+    assert st.status is Status.LATE
+    looser = check(name=half.name, key=half.key, every=45 * 60, grace=300)
+    assert advance(looser, reconfigure(looser, st, now, old=half).state, now)[0].status is not Status.DOWN
+
+
+def test_a_run_due_in_a_downtime_stays_due_when_the_schedule_is_made_tighter() -> None:
+    # The downtime's slack only waits for the ping of a run that was due: not one made up.
+    hourly = check(every=3600, grace=300)
+    st, _, _ = apply_event(hourly, initial_state(hourly, T0), Event(Kind.SUCCESS, T0), T0)
+    st = account_downtime(hourly, st, T0 + 3000, T0 + 4000)  # due at T0 + 3600, inside it
+    assert st.due_at < T0 + 4000 < st.due_at + st.slack
+    half = check(name=hourly.name, key=hourly.key, every=1800, grace=300)
+    assert reconfigure(half, st, T0 + 4010, old=hourly).state.due_at <= T0 + 3600
 
 
 def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:

@@ -54,11 +54,13 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     that was not due yet is not made due for the time before the change.
     """
     due = next_due(check, st.anchor) if old is None or _schedule_of(old) != _schedule_of(check) else None
-    if due is not None and due.at != st.due_at and due.at < now < st.due_at + st.slack:
+    rebased = False
+    if due is not None and due.at != st.due_at and due.at < now < st.due_at:
         # The new schedule would have had a run due before this change that the old one did not
         # expect yet (every 1h made 30m, 40 min after a ping; a cron job moved from 03:00 to 02:00
         # at 02:30): its crontab changed with it, so it expects its first run after the change.
-        due = next_due(check, now)
+        # (Not one the old schedule expected during a downtime: the slack only waits for its ping.)
+        due, rebased = next_due(check, now), True
     # The same due time keeps its downtime extension (the slack): a restart's load recomputes
     # every due time, and the next restart must not take back what the last one extended.
     moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
@@ -76,6 +78,8 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     new = st.copy()
     if due is not None and moved:
         set_due(check, new, due, now)
+    if rebased:
+        new.anchor = now  # the schedule counts from the change: a restart recomputes the same due time
     if check.after is None:
         new.step_due = new.step_since = None
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from heartfly.core.checkconfig import CheckConfig, Origin
+from heartfly.core.pingparse import storable
 
 META_PREFIX = "check:"
 _NAMESPACE = uuid.UUID("5b0d3b8e-4a8f-4d6e-9a51-1f2e0c6a7d30")  # Heartfly's, for uuid5 of a name
@@ -43,7 +44,20 @@ def decode(name: str, text: str) -> StoredCheck:
     ):
         raise ValueError(f"meta row {META_PREFIX}{name} is not a stored check")
     origin = cast(Origin, data["origin"])
-    return StoredCheck(name, origin, data["check"], float(data.get("created_at", 0.0)), str(data.get("title", "")))
+    # Lone surrogates out of text a version before the API's replaced them kept (a "\ud800" in a
+    # desc): every page that showed it failed.
+    table = _storable(data["check"])
+    return StoredCheck(name, origin, table, float(data.get("created_at", 0.0)), storable(str(data.get("title", ""))))
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
 
 
 def decode_all(rows: Mapping[str, str]) -> tuple[dict[str, StoredCheck], list[str]]:

@@ -188,7 +188,7 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
             except (OSError, ValueError) as exc:
                 return _refused([str(exc)])
             except Exception as exc:  # a database error while applying it: nothing has switched
-                log.debug("applying %s failed", path, exc_info=True)
+                log.error("applying %s failed", path, exc_info=True)
                 return _refused([f"{path}: cannot apply it: {type(exc).__name__}: {exc}"])
             rt.use_keys(keys)  # ...and used once nothing can refuse the reload any more
     log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)

@@ -136,14 +136,25 @@ class Runtime:
             config.server.synchronous,
         ):
             log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
-        # The engine first: it may fail (a database error reading a returning check's pings), and
-        # then nothing has switched, not the server's config beside the engine's old one.
-        await self.engine.apply_config(config)
+        # Switched before the engine's (which awaits reads): a cluster's term that begins meanwhile
+        # is built on this config, and the dispatcher knows the checks and channels the engine's
+        # alerts name. Taken back if the engine's fails (a database error reading a returning
+        # check's pings, before it changes anything): not the server on one config, the engine on
+        # another.
+        before = (self.config, self.file_config, self.stored)
+        dispatcher = self.dispatcher
         self.config, self.file_config = config, file_config
         if stored is not None:
             self.stored = stored
-        if self.dispatcher is not None:
-            self.dispatcher.config = config
+        if dispatcher is not None:
+            dispatcher.config = config
+        try:
+            await self.engine.apply_config(config)
+        except BaseException:
+            self.config, self.file_config, self.stored = before
+            if dispatcher is not None:
+                dispatcher.config = before[0]
+            raise
         return config
 
 
