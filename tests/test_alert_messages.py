@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import pytest
 
 from heartfly.core import states
@@ -20,7 +21,7 @@ from heartfly.core.config import CheckConfig
 from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
 from heartfly.core.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
 from heartfly.core.views import iso
-from heartfly.notify import outbox, webhook
+from heartfly.notify import PermanentError, outbox, webhook
 from heartfly.notify.dispatcher import backoff
 from heartfly.notify.message import (
     TAIL,
@@ -550,3 +551,17 @@ def test_backoff_jitter_takes_at_most_half_of_the_nominal_delay_off() -> None:
 def test_backoff_stays_at_retry_max_however_many_attempts_were_made() -> None:
     assert backoff(1025, 30.0, 30.0, Fixed(1.0)) == 30.0
     assert 15.0 <= backoff(5000, 30.0, 30.0, random.Random(1)) <= 30.0
+
+
+async def test_a_webhook_url_aiohttp_cannot_use_fails_for_good_without_naming_the_url() -> None:
+    # The config refuses the URLs we know of; one it let through would have been retried all day,
+    # aiohttp's error (its text the URL, token and all) logged each time.
+    secret = "XyZsecretTOKEN0123456789"
+    channel = ChannelConfig("hook", "webhook", url=f"http://127.0.0.1:99999/services/{secret}")
+    alert = Alert(
+        key="flip-1", event="down", payload={"check": "backup", "reason": "missed"}, last_ping=None, link=LINK
+    )
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(PermanentError) as info:
+            await webhook.send(session, channel, alert)
+    assert secret not in str(info.value) and "Port out of range" in str(info.value)

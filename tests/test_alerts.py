@@ -824,6 +824,27 @@ async def test_an_apprise_channel_delivers_through_apprises_json_target_and_retr
     assert "exit 2: it broke" in body["message"] and f"Link: {PUBLIC}/checks/job" in body["message"]
 
 
+async def test_an_apprise_service_that_hangs_past_the_time_limit_does_not_have_the_others_notified_again(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # The attempt's time limit cut the whole gather off: the services that had taken it were not
+    # remembered, and every retry told them again.
+    up = await receivers(path="/up")
+    hung = await receivers(hanging=True, path="/hung")
+    urls = ", ".join(f'"json://{r.url.removeprefix("http://")}"' for r in (up, hung))
+    key = new_key()
+    config = write_config(
+        f'[channels.chat]\ntype = "apprise"\nurls = [{urls}]\ntimeout = "1s"\n'
+        + check("job", key, ["chat"])
+        + fast("6s"),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await until(lambda: len(hung.hits) >= 3, "three tries of the hung service", 15)
+    assert len(up.hits) == 1
+
+
 async def test_an_apprise_retry_for_one_service_that_is_down_does_not_notify_the_others_again(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
@@ -924,6 +945,21 @@ async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restar
             webhook("h", "ftp://example.org/x") + check("x", new_key(), ["h"]),
             'channels.h.url: expected an http(s) URL, got "ftp://example.org/x"',
             id="webhook url not http",
+        ),
+        pytest.param(
+            webhook("h", "http://127.0.0.1:99999/hook") + check("x", new_key(), ["h"]),
+            'channels.h.url: expected an http(s) URL, got "http://127.0.0.1:99999/hook": Port out of range',
+            id="webhook url with no port there can be",
+        ),
+        pytest.param(
+            webhook("h", "http://[::1/hook") + check("x", new_key(), ["h"]),
+            'channels.h.url: expected an http(s) URL, got "http://[::1/hook": Invalid IPv6 URL',
+            id="webhook url with a broken address",
+        ),
+        pytest.param(
+            webhook("h", "http://:80/hook") + check("x", new_key(), ["h"]),
+            'channels.h.url: expected an http(s) URL with a host and port, got "http://:80/hook"',
+            id="webhook url without a host",
         ),
     ],
 )

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import load_config
@@ -238,6 +240,7 @@ async def test_a_held_window_sends_no_alert_during_it_and_one_summary_when_it_en
     assert (await hf.alerts("job")) == []  # its down alert was held, not queued
 
 
+@pytest.mark.both_stores  # the outbox's read is SQL of its own on each
 async def test_a_recovery_waits_behind_the_summary_that_tells_its_check_down(
     start: Start,  # noqa: F811 - the fixture
     receivers: Receivers,  # noqa: F811 - the fixture
@@ -302,6 +305,41 @@ async def test_a_reload_that_ends_a_window_early_tells_what_it_held_at_once(
     assert [d["check"] for d in sent["maintenance"]["still_down"]] == ["job"]
     await asyncio.sleep(1)  # and once only
     assert len(hook.hits) == 1
+
+
+@pytest.mark.both_stores  # the outbox's read is SQL of its own on each
+async def test_a_summary_being_retried_holds_back_only_the_alerts_of_the_checks_it_lists(
+    start: Start,  # noqa: F811 - the fixture
+    aiohttp_server: AiohttpServer,
+    write_config: ConfigWriter,
+) -> None:
+    # Retried up to expire_after (24 h by default): every check on the channel waited behind it.
+    events: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        event = (await request.json())["event"]
+        events.append(event)
+        return web.Response(status=503 if event == "maintenance" else 200)
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    server = await aiohttp_server(app)
+    job, other = new_key(), new_key()
+    body = (
+        webhook("hook", str(server.make_url("/hook")))
+        + f'[checks.job]\nkey = "{job}"\nevery = "1h"\nchannels = ["hook"]\n'
+        + f'[checks.job_2]\nkey = "{other}"\nevery = "1h"\nchannels = ["hook"]\n'
+        + _window("hold")
+        + '[alerts]\nretry_initial = "1s"\nretry_max = "1s"\ntimeout = "1s"\nexpire_after = "60s"\n'
+    )
+    hf = await start(write_config(body))
+    await hf.ping(job, "/fail", "disk full")
+    await until(lambda: "maintenance" in events, "the summary's first try", 10)
+    await hf.ping(other, "/fail")  # not covered by the window (its name only begins like "job")
+    await until(lambda: "down" in events, "the uncovered check's down alert", 6)
+    await hf.ping(job)  # the listed check's recovery still waits for the summary
+    await asyncio.sleep(1.5)
+    assert "recovery" not in events
 
 
 async def test_a_dropping_window_sends_nothing_at_all(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
+from urllib.parse import urlsplit
 
 from heartfly.core.config_reader import Reader, join, positive, positive_duration
 from heartfly.core.patterns import NAME_RE
@@ -207,6 +208,13 @@ def _address(text: str) -> str:
 def _url(text: str) -> str:
     if not _URL_RE.fullmatch(text):
         raise ValueError(f'expected an http(s) URL, got "{text}"')
+    try:  # what the regex lets through but no client can use: port 99999, "http://[::1/x"
+        parts = urlsplit(text)
+        port, host = parts.port, parts.hostname
+    except ValueError as exc:
+        raise ValueError(f'expected an http(s) URL, got "{text}": {exc}') from None
+    if not host or port == 0:
+        raise ValueError(f'expected an http(s) URL with a host and port, got "{text}"')
     return text
 
 

@@ -28,24 +28,23 @@ def _notifiers(urls: list[str]) -> list[Any]:
 
 async def send(channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
     """Notify the channel's services not in `reached` (those an earlier attempt reached), and add
-    the ones this attempt reaches: a retry for one service that is down does not notify the others
-    again. Errors name services by their place in `urls`, never by URL (URLs hold tokens)."""
+    each one this attempt reaches as soon as it does: a retry for one service that is down, or one
+    that hung until the attempt's time limit cut it off, does not notify the others again. Errors
+    name services by their place in `urls`, never by URL (URLs hold tokens)."""
     urls = [url for url in channel.urls if url not in reached]
     notifiers = await asyncio.to_thread(_notifiers, urls)
-    sent = await asyncio.gather(
-        *(n.async_notify(body=text(alert), title=subject(alert)) for n in notifiers if n is not None)
-    )
-    outcomes = iter(sent)
-    failed: list[int] = []
-    unknown: list[int] = []
-    for url, notifier in zip(urls, notifiers, strict=True):
-        place = channel.urls.index(url) + 1
-        if notifier is None:
-            unknown.append(place)
-        elif next(outcomes):
-            reached.add(url)
-        else:
-            failed.append(place)
+    title, body = subject(alert), text(alert)
+
+    async def notify(url: str, notifier: Any) -> bool:
+        if not await notifier.async_notify(body=body, title=title):
+            return False
+        reached.add(url)
+        return True
+
+    tried = [(url, n) for url, n in zip(urls, notifiers, strict=True) if n is not None]
+    outcomes = await asyncio.gather(*(notify(url, n) for url, n in tried), return_exceptions=True)
+    failed = sorted(channel.urls.index(url) + 1 for (url, _), ok in zip(tried, outcomes, strict=True) if ok is not True)
+    unknown = [channel.urls.index(url) + 1 for url, n in zip(urls, notifiers, strict=True) if n is None]
     if failed:  # apprise logs the per-service reason through the logging module
         raise DeliveryError(
             f"apprise reported a failed delivery to URL {_places(failed)} of {len(channel.urls)}"

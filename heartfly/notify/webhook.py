@@ -44,6 +44,10 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
             if 300 <= resp.status < 400:
                 error += f" (redirected to {resp.headers.get('Location', '?')}: update the channel's url)"
             raise PermanentError(error)
+    except aiohttp.InvalidURL as exc:  # its text is the URL: a token, and no retry will help
+        why = exc.description or str(exc.__cause__ or "")
+        why = why if why and channel.url not in why else "invalid"
+        raise PermanentError(f"aiohttp cannot use the webhook's url ({why})") from None
     except aiohttp.ClientError as exc:
         raise DeliveryError(
             f"cannot reach the webhook: {exc.__class__.__name__}: {_without_url(exc, channel.url)}"
@@ -57,9 +61,13 @@ def _without_url(exc: aiohttp.ClientError, url: str) -> str:
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"{exc.status}, message={exc.message!r}"
     text = str(exc)
-    parsed = URL(url)
-    hidden = f"{parsed.origin()}/…" if parsed.absolute else "…"  # origin(): no user or password either
-    for spelling in sorted({url, str(parsed), parsed.raw_path_qs, parsed.path_qs}, key=len, reverse=True):
+    try:
+        parsed = URL(url)
+        hidden = f"{parsed.origin()}/…" if parsed.absolute else "…"  # origin(): no user or password either
+        spellings = {url, str(parsed), parsed.raw_path_qs, parsed.path_qs}
+    except ValueError:  # not one yarl can read (aiohttp's InvalidURL, handled before): say nothing of it
+        return "(a URL it cannot use)"
+    for spelling in sorted(spellings, key=len, reverse=True):
         if len(spelling) > 1:  # not a bare "/"
             text = text.replace(spelling, hidden)
     return text

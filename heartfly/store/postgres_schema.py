@@ -121,4 +121,8 @@ MIGRATIONS: list[str] = [
         body TEXT NOT NULL
     );
     """,
+    # 4: as SQLite's 7: the pending maintenance summaries of a channel, by a seek.
+    """
+    CREATE INDEX outbox_summaries ON outbox(channel, id) WHERE status = 'pending' AND event = 'maintenance';
+    """,
 ]

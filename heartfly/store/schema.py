@@ -117,4 +117,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX flips_by_time ON flips(check_id, at);
     CREATE INDEX runs_by_start ON runs(check_id, started_at);
     """,
+    # 7: a check's alert waits behind a pending maintenance summary that lists it, on its channel
+    # (queries._DUE_ALERTS): those are found by a seek, not by reading the channel's test alerts.
+    """
+    CREATE INDEX outbox_summaries ON outbox(channel, id) WHERE status = 'pending' AND event = 'maintenance';
+    """,
 ]
