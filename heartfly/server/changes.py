@@ -72,7 +72,7 @@ class ChangeRows:
             fold = False
         window = self._silenced(check) if flip is not None and flip.event is not None and not fold else None
         if flip is not None and flip.event is not None:
-            self._note_hold(check, window)
+            self._note_hold(check, flip, window, fold)
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
         if flip is not None and flip.withdraws is not None:  # before it takes its id: those recorded before go
             write.amends.append(store.withdraw_flips_statement(check.id, flip.withdraws, self._next_flip_id))
@@ -107,17 +107,23 @@ class ChangeRows:
             write.on_commit = self._alerts_committed
         return write
 
-    def _note_hold(self, check: Check, window: Window | None) -> None:
+    def _note_hold(self, check: Check, flip: Flip, window: Window | None, fold: bool) -> None:
         """After a change that alerts (or would): the state says which `hold` window holds its down
-        alert for the summary, if one does (a recovery, or an alert told, holds none)."""
+        alert for the summary, if one does. A down held sets it; one told drops it, as does any
+        change out of down. A reminder, a folded alert or one a `drop` window drops tells nothing
+        new of the down: a hold stands."""
         st = check.state
-        if window is not None and window.alerts == "hold" and st.status is states.Status.DOWN:
+        if st.status is not states.Status.DOWN:
+            hold: tuple[str | None, float] = (None, 0.0)
+        elif flip.reminder or fold or (window is not None and window.alerts == "drop"):
+            return
+        elif window is not None:
             occurrence = window.active(self.clock.now())
-            end = occurrence[1] if occurrence is not None else 0.0
-            if (st.window_hold, st.window_end) != (window.name, end):
-                check.state = dataclasses.replace(st, window_hold=window.name, window_end=end)
-        elif st.window_hold is not None:
-            check.state = dataclasses.replace(st, window_hold=None, window_end=0.0)
+            hold = (window.name, occurrence[1] if occurrence is not None else 0.0)
+        else:  # told now
+            hold = (None, 0.0)
+        if (st.window_hold, st.window_end) != hold:
+            check.state = dataclasses.replace(st, window_hold=hold[0], window_end=hold[1])
 
     def _silenced(self, check: Check) -> Window | None:
         windows = self.config.maintenance

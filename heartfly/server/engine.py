@@ -89,6 +89,7 @@ class Engine(Loading):
         self.ping_ids = PingIds(config.server.max_ping_age)
         self.checkpoint_after = CHECKPOINT_AFTER
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
+        self._view = False  # load(view=True): a cluster standby's picture, which tells nothing
         self._unread: list[Check] = []  # a restart's checks whose stored state is not read yet
         self._loading: dict[int, CheckState] | None = None
         self._waiting_at_load: list[Check] = []
@@ -388,33 +389,27 @@ class Engine(Loading):
             if write.outbox:
                 write.on_commit = self._alerts_committed
             self.writer.submit_nowait(write)
-        self._set_holds(told, held=False)  # after the summary: a crash between tells it twice, never not
+        self._set_holds([(c, None, 0.0) for c in told])  # after the summary: a crash between tells it twice, never not
 
-    def release_holds(self, now: float) -> None:
+    def release_holds(self, now: float, *, adopt: bool = False) -> None:
         """Tell the down alerts held for a maintenance window that will not tell them (removed or
         changed by a reload or while stopped, or no longer covering the check): at a reload, and
-        once a start has read every state."""
-        write, self._next_outbox_id, dropped, moved = windows.release(
-            self.config, self.checks.values(), now, self._next_outbox_id
+        once a start has read every state (`adopt`: holds a version before did not keep)."""
+        if self._view:  # a standby's picture tells nothing
+            return
+        write, self._next_outbox_id, holds = windows.release(
+            self.config, self.checks.values(), self.windows_done, now, self._next_outbox_id, adopt=adopt
         )
         if write is not None:
             write.on_commit = self._alerts_committed
             self.writer.submit_nowait(write)
-        self._set_holds(dropped, held=False)
-        self._set_holds(moved, held=True, now=now)
+        self._set_holds(holds)
 
-    def _set_holds(self, checks: list[Check], *, held: bool, now: float = 0.0) -> None:
-        """Their states drop their window hold (told, or void), or (`held`) take the end of the
-        occurrence of their window under way now; each stored at once."""
-        for check in checks:
-            st = check.state
-            if held:
-                window = next(w for w in self.config.maintenance if w.name == st.window_hold)
-                occurrence = window.active(now)
-                assert occurrence is not None
-                check.state = dataclasses.replace(st, window_end=occurrence[1])
-            else:
-                check.state = dataclasses.replace(st, window_hold=None, window_end=0.0)
+    def _set_holds(self, holds: list[windows.Hold]) -> None:
+        """Each check's state takes its window hold (a window's name and its occurrence's end, or
+        none), stored at once."""
+        for check, name, end in holds:
+            check.state = dataclasses.replace(check.state, window_hold=name, window_end=end)
             self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
 
     # ---- deadlines ------------------------------------------------------------------------
@@ -512,7 +507,10 @@ class Engine(Loading):
         those on a cluster's leader: its timer fires them only once it has read the pings its
         standbys took."""
         for step in states.apply_held(check.config, check.state, now, due=due and self.before_fire is None):
-            old, check.state = check.state, step.state
+            old = check.state
+            # Steps made in a row, each from the one before: a window hold the last one's change
+            # gave its state (_note_hold) is carried on, the state machine never sets one.
+            check.state = windows.with_hold_of(old, step.state)
             self.writer.submit_nowait(self._change(check, step, old))
 
     def _fire(self, check: Check, now: float) -> int:

@@ -100,7 +100,8 @@ class Loading(ChangeRows):
 
         checkpoint: Callable[[], None]
         _drop_stale: Callable[[], None]
-        release_holds: Callable[[float], None]
+
+        def release_holds(self, now: float, *, adopt: bool = False) -> None: ...
 
         def _apply(
             self, check: Check, event: Event, now: float, *, arm: bool = True
@@ -424,8 +425,8 @@ class Loading(ChangeRows):
             log_downtime(self.log, downtime, now, clean, led)
         self._all_read = True
         self._settle_replay()
-        if not self._view:
-            self.release_holds(self.clock.now())  # the file may have lost a window while Heartfly was stopped
+        # The file may have lost a window while Heartfly was stopped; holds a version before kept none of.
+        self.release_holds(self.clock.now(), adopt=True)
 
     def _settle_replay(self) -> None:
         """Once every state is read and those that replayed pings are queued for storing (by the
@@ -590,7 +591,6 @@ class Loading(ChangeRows):
         self.config = config
         for window in config.maintenance:  # a window new to the file owes no summary of the past
             self.windows_done.setdefault(window.name, now)
-        self.release_holds(now)  # a window removed or changed no longer tells what it held
         self._log_new()
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         for check in returned:  # with the new config in place: a replayed flip alerts its channels
@@ -598,6 +598,8 @@ class Loading(ChangeRows):
         self.writer.submit_nowait(store.Write(statements=statements))
         for w in writes:
             self.writer.submit_nowait(w)
+        # After those: a state row of theirs would store a hold this drops.
+        self.release_holds(now)  # a window removed or changed no longer tells what it held
         try:
             await self.writer.flush()
         except StoreError as exc:  # applied in memory; the writer retries its rows until they commit

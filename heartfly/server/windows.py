@@ -5,12 +5,14 @@ so a window that ended while Heartfly was stopped is summarized at the next star
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from collections.abc import Iterable, Mapping
 
 from heartfly.core import maintenance
 from heartfly.core.config import Config
-from heartfly.core.statetypes import Status
+from heartfly.core.statetypes import CheckState, Status
 from heartfly.notify import outbox
 from heartfly.server.checks import Check
 from heartfly.store import rows as store
@@ -66,30 +68,64 @@ def close(
     return (write if write.statements else None), next_outbox_id, told
 
 
+def with_hold_of(old: CheckState, new: CheckState) -> CheckState:
+    """`new`, a state the state machine made from a state before `old`, with `old`'s window hold
+    (which only the engine sets, on the state a change leaves: changes._note_hold)."""
+    if (new.window_hold, new.window_end) == (old.window_hold, old.window_end):
+        return new
+    return dataclasses.replace(new, window_hold=old.window_hold, window_end=old.window_end)
+
+
+Hold = tuple[Check, str | None, float]  # a check, and the window hold its state is to have: None for none
+
+
 def release(
-    config: Config, checks: Iterable[Check], now: float, next_outbox_id: int
-) -> tuple[store.Write | None, int, list[Check], list[Check]]:
+    config: Config, checks: Iterable[Check], done: Mapping[str, float], now: float, next_outbox_id: int, *,
+    adopt: bool = False,
+) -> tuple[store.Write | None, int, list[Hold]]:  # fmt: skip
     """The down alerts held for windows that will not tell them: a window removed or changed by a
     reload (or while Heartfly was stopped), or one that no longer covers the check. Told now, as
-    that window's summary (ended "now"). Returns their write (None if none), the next free outbox
-    id, the checks told or whose hold is void (recovered: the state must drop it), and the checks
-    still held whose occurrence's end moved (a window made longer or shorter: the state must say)."""
+    that window's summary (ended "now"). A hold whose occurrence ended is left to close() if the
+    window's next summary (its done mark behind that end) will tell it.
+
+    Returns their write (None if none), the next free outbox id, and the holds the states must
+    take: none for those told or void (the check is not down), a new end for an occurrence under
+    way made longer or shorter. With `adopt` (a start): a check down since a time a covering
+    `hold` window was under way, whose summary has not been sent, and that has no hold (stored by
+    a version before holds were kept), takes that hold.
+    """
     windows = {w.name: w for w in config.maintenance if w.alerts == "hold"}
+    under_way: dict[str, tuple[float, float] | None] = {}  # per window, at `now`: a cron walk each
+    last_end: dict[str, float] = {}  # per window: the end of the last occurrence close() will summarize
+    for w in windows.values():
+        under_way[w.name] = w.active(now)
+        ended = w.ended_between(done[w.name], now) if w.name in done else []
+        last_end[w.name] = ended[-1][1] if ended else -math.inf
     orphans: dict[str, list[Check]] = {}
-    dropped: list[Check] = []
-    moved: list[Check] = []
+    holds: list[Hold] = []
     for check in checks:
         st = check.state
-        if st.window_hold is None:
+        held_by = st.window_hold
+        if held_by is None:
+            if adopt and st.status is Status.DOWN:
+                for w in windows.values():
+                    occurrence = w.active(st.changed_at) if w.covers(check.config) else None
+                    if occurrence is not None and occurrence[1] > done.get(w.name, now):
+                        holds.append((check, w.name, occurrence[1]))
+                        break
             continue
-        window = windows.get(st.window_hold)
-        occurrence = window.active(now) if window is not None and window.covers(check.config) else None
+        name = held_by
+        window = windows.get(name)
+        occurrence = under_way[name] if window is not None and window.covers(check.config) else None
         if st.status is not Status.DOWN:
-            dropped.append(check)
-        elif occurrence is None:
-            orphans.setdefault(st.window_hold, []).append(check)
-        elif occurrence[1] != st.window_end:
-            moved.append(check)
+            holds.append((check, None, 0.0))
+        elif occurrence is not None and st.window_end > occurrence[0]:  # the same occurrence
+            if occurrence[1] != st.window_end:
+                holds.append((check, name, occurrence[1]))
+        elif last_end.get(name, -math.inf) >= st.window_end:
+            pass  # its occurrence ended: close() tells it with that occurrence's summary, next round
+        else:
+            orphans.setdefault(name, []).append(check)
     write = store.Write()
     for name, held in orphans.items():
         down = [
@@ -102,8 +138,8 @@ def release(
                     " down alert it held: telling it now: %s", name, len(held), names)  # fmt: skip
         since = min(c.state.changed_at for c in held)
         next_outbox_id = _summaries(config, name, (since, now), down, now, next_outbox_id, write)
-        dropped += held
-    return (write if write.outbox else None), next_outbox_id, dropped, moved
+        holds += [(c, None, 0.0) for c in held]
+    return (write if write.outbox else None), next_outbox_id, holds
 
 
 def _summaries(

@@ -1,0 +1,180 @@
+"""Maintenance windows' held alerts across starts, reloads, reminders, overlapping windows and held
+pings: told once, never lost (CheckState.window_hold; windows.close and windows.release)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from heartfly.core.clock import FakeClock
+from heartfly.core.config import Config, load_config
+from heartfly.core.states import Kind
+from heartfly.store import rows as store
+from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
+from tests.test_maintenance import MONDAY_2AM
+from tests.test_restart import ping, run_timer, running
+
+DAY = 86400.0
+
+
+def _outbox(config: Config) -> list[tuple[str, str]]:
+    return query(config, "SELECT event, payload FROM outbox ORDER BY id")
+
+
+async def test_a_hold_of_an_occurrence_that_ended_while_stopped_is_told_at_a_start_within_the_next(
+    write_config: ConfigWriter,
+) -> None:
+    # A daily window 02:00-04:00. job fails Monday 02:10 (held for Monday's summary); Heartfly stops
+    # at 03:30 and starts Tuesday 02:30, during Tuesday's occurrence. The start's release (before its
+    # first housekeeping round) must not take Tuesday's occurrence for Monday's made longer: a
+    # recovery within Tuesday's window would be silenced, and the down never told.
+    clock = FakeClock(MONDAY_2AM + 600)
+    body = (
+        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nchannels = ["journal"]\n'
+    )
+    window = '[[maintenance]]\nname = "nightly"\ncron = "0 2 * * *"\nduration = "2h"\nchecks = ["job"]\n'
+    config = write_config(body + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "nightly"
+        clock.advance(80 * 60)  # 03:30
+        engine.close_windows(clock.now())
+    assert _outbox(config) == []
+    clock.advance(DAY - 60 * 60)  # Tuesday 02:30
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)  # the timer task: _loaded -> release_holds
+        engine.close_windows(clock.now())  # the first housekeeping round
+        await engine.writer.flush()
+        told = _outbox(config)
+        clock.advance(30 * 60)  # Tuesday 03:00: it recovers, within Tuesday's window (silenced)
+        await ping(engine, "job", Kind.SUCCESS)
+        clock.advance(60 * 60 + 1)  # after Tuesday 04:00
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert [e for e, _ in _outbox(config)] == ["maintenance"], "Monday's held down alert was never told"
+    assert told, "Monday's summary comes at the start"
+
+
+async def test_a_reminder_held_by_a_window_does_not_put_a_check_down_before_it_into_the_summary(
+    write_config: ConfigWriter,
+) -> None:
+    # docs: "one that was already down when it began was alerted then": a reminder held during the
+    # window holds nothing new of the down.
+    clock = FakeClock(MONDAY_2AM - 600)
+    body = (
+        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nrepeat = "15m"\n'
+        'channels = ["journal"]\n'
+    )
+    window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\nchecks = ["job"]\n'
+    config = write_config(body + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)  # 01:50: alerted now
+        await engine.writer.flush()
+        assert [e for e, _ in _outbox(config)] == ["down"]
+        run_timer(engine, clock, 20 * 60)  # 02:10: the 02:05 reminder is held by the window
+        clock.advance(60 * 60)  # 03:10: the window is over
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    events = [e for e, _ in _outbox(config)]
+    assert "maintenance" not in events, events
+
+
+async def test_a_reload_that_ends_a_hold_and_edits_the_check_does_not_tell_it_again_after_a_restart(
+    write_config: ConfigWriter,
+) -> None:
+    # The reload's rows for an edited check (its state before release_holds) must not be stored
+    # after release's: the hold would stay, and the next start tell the summary a second time.
+    clock = FakeClock(MONDAY_2AM)
+    key = new_key()
+    job = f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{key}"\nevery = "1h"\nchannels = ["journal"]\n'
+    window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T01:59:00Z\nduration = "1h"\ntags = ["db"]\n'
+    config = write_config(job + 'tags = ["db"]\n' + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+        clock.advance(60)
+        config = write_config(job + window)  # the check leaves the window by its own tags
+        await engine.apply_config(load_config(config.path))
+        await engine.writer.flush()
+        assert engine.checks["job"].state.window_hold is None
+        assert [e for e, _ in _outbox(config)] == ["maintenance"]
+    clock.advance(60)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert [e for e, _ in _outbox(config)] == ["maintenance"], "told a second time"
+
+
+async def test_a_hold_made_before_the_upgrade_is_still_told(write_config: ConfigWriter) -> None:
+    # A state stored by a version before holds were kept has no window_hold: a window under way
+    # during the upgrade's restart (or one that ended while it was stopped) must still tell it.
+    clock = FakeClock(MONDAY_2AM + 600)
+    body = (
+        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nchannels = ["journal"]\n'
+    )
+    window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\nchecks = ["job"]\n'
+    config = write_config(body + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        check = engine.checks["job"]  # as the version before stored it
+        check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
+        await engine.writer.submit(store.Write(state=engine._mark_stored(check)))
+    clock.advance(60 * 60)  # ended while stopped
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert [e for e, _ in _outbox(config)] == ["maintenance"], "the held alert was lost at the upgrade"
+
+
+async def test_a_reminder_in_an_overlapping_drop_window_does_not_void_the_hold(write_config: ConfigWriter) -> None:
+    clock = FakeClock(MONDAY_2AM + 600)
+    body = (
+        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nrepeat = "15m"\n'
+        'channels = ["journal"]\n'
+    )
+    windows = (
+        '[[maintenance]]\nname = "freeze"\nstart = 2026-12-07T02:30:00Z\nduration = "2h"\nalerts = "drop"\n'
+        '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\n'
+    )
+    config = write_config(body + windows)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)  # 02:10: held by patching
+        assert engine.checks["job"].state.window_hold == "patching"
+        run_timer(engine, clock, 35 * 60)  # 02:45: the 02:25 reminder held, the 02:40 one dropped by freeze
+        clock.advance(20 * 60)  # 03:05: patching is over
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert [e for e, _ in _outbox(config)] == ["maintenance"], "patching's summary lost job"
+
+
+async def test_a_hold_set_by_one_of_several_held_pings_applied_at_a_start_survives_the_next_step(
+    write_config: ConfigWriter,
+) -> None:
+    # engine._apply_held assigns each step's state in turn, each made from the one before: the hold
+    # the down step's change gave must not be lost with the next step's state.
+    clock = FakeClock(MONDAY_2AM + 600)
+    body = (
+        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nmin_runtime = "1m"\n'
+        'channels = ["journal"]\n'
+    )
+    window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\nchecks = ["job"]\n'
+    config = write_config(body + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.SUCCESS)  # held for the reorder window (its start may be on its way)
+        clock.advance(0.2)
+        await ping(engine, "job", Kind.FAIL)  # queued behind it
+        clock.advance(0.2)
+        await ping(engine, "job", Kind.START)  # queued behind it
+        assert len(engine.checks["job"].state.waiting) >= 2, engine.checks["job"].state.waiting
+    clock.advance(30)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        st = engine.checks["job"].state
+        assert st.status.value == "down", st.status
+        assert st.window_hold == "patching", "the hold was overwritten by the step after the down"
+        clock.advance(60 * 60)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert [e for e, _ in _outbox(config)] == ["maintenance"]
