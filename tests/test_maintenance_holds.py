@@ -17,6 +17,20 @@ from tests.test_restart import ping, run_timer, running
 DAY = 86400.0
 
 
+def job_check(every: str = "7d", extra: str = "") -> str:
+    """A check `job` alerting a log channel."""
+    job = f'[checks.job]\nkey = "{new_key()}"\nevery = "{every}"\n{extra}channels = ["journal"]\n'
+    return '[channels.journal]\ntype = "log"\n' + job
+
+
+async def start_and_close(config: Config, clock: FakeClock) -> None:
+    """A start that reads every state, then its first housekeeping round."""
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+
+
 def _outbox(config: Config) -> list[tuple[str, str]]:
     return query(config, "SELECT event, payload FROM outbox ORDER BY id")
 
@@ -29,9 +43,7 @@ async def test_a_hold_of_an_occurrence_that_ended_while_stopped_is_told_at_a_sta
     # first housekeeping round) must not take Tuesday's occurrence for Monday's made longer: a
     # recovery within Tuesday's window would be silenced, and the down never told.
     clock = FakeClock(MONDAY_2AM + 600)
-    body = (
-        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nchannels = ["journal"]\n'
-    )
+    body = job_check()
     window = '[[maintenance]]\nname = "nightly"\ncron = "0 2 * * *"\nduration = "2h"\nchecks = ["job"]\n'
     config = write_config(body + window)
     async with running(config, clock) as engine:
@@ -61,10 +73,7 @@ async def test_a_reminder_held_by_a_window_does_not_put_a_check_down_before_it_i
     # docs: "one that was already down when it began was alerted then": a reminder held during the
     # window holds nothing new of the down.
     clock = FakeClock(MONDAY_2AM - 600)
-    body = (
-        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nrepeat = "15m"\n'
-        'channels = ["journal"]\n'
-    )
+    body = job_check(extra='repeat = "15m"\n')
     window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\nchecks = ["job"]\n'
     config = write_config(body + window)
     async with running(config, clock) as engine:
@@ -99,10 +108,7 @@ async def test_a_reload_that_ends_a_hold_and_edits_the_check_does_not_tell_it_ag
         assert engine.checks["job"].state.window_hold is None
         assert [e for e, _ in _outbox(config)] == ["maintenance"]
     clock.advance(60)
-    async with running(config, clock) as engine:
-        await engine.finish_load(lambda: None)
-        engine.close_windows(clock.now())
-        await engine.writer.flush()
+    await start_and_close(config, clock)
     assert [e for e, _ in _outbox(config)] == ["maintenance"], "told a second time"
 
 
@@ -110,9 +116,7 @@ async def test_a_hold_made_before_the_upgrade_is_still_told(write_config: Config
     # A state stored by a version before holds were kept has no window_hold: a window under way
     # during the upgrade's restart (or one that ended while it was stopped) must still tell it.
     clock = FakeClock(MONDAY_2AM + 600)
-    body = (
-        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nchannels = ["journal"]\n'
-    )
+    body = job_check()
     window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\nchecks = ["job"]\n'
     config = write_config(body + window)
     async with running(config, clock) as engine:
@@ -121,19 +125,13 @@ async def test_a_hold_made_before_the_upgrade_is_still_told(write_config: Config
         check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
         await engine.writer.submit(store.Write(state=engine._mark_stored(check)))
     clock.advance(60 * 60)  # ended while stopped
-    async with running(config, clock) as engine:
-        await engine.finish_load(lambda: None)
-        engine.close_windows(clock.now())
-        await engine.writer.flush()
+    await start_and_close(config, clock)
     assert [e for e, _ in _outbox(config)] == ["maintenance"], "the held alert was lost at the upgrade"
 
 
 async def test_a_reminder_in_an_overlapping_drop_window_does_not_void_the_hold(write_config: ConfigWriter) -> None:
     clock = FakeClock(MONDAY_2AM + 600)
-    body = (
-        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nrepeat = "15m"\n'
-        'channels = ["journal"]\n'
-    )
+    body = job_check(extra='repeat = "15m"\n')
     windows = (
         '[[maintenance]]\nname = "freeze"\nstart = 2026-12-07T02:30:00Z\nduration = "2h"\nalerts = "drop"\n'
         '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\n'
@@ -155,10 +153,7 @@ async def test_a_hold_set_by_one_of_several_held_pings_applied_at_a_start_surviv
     # engine._apply_held assigns each step's state in turn, each made from the one before: the hold
     # the down step's change gave must not be lost with the next step's state.
     clock = FakeClock(MONDAY_2AM + 600)
-    body = (
-        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nmin_runtime = "1m"\n'
-        'channels = ["journal"]\n'
-    )
+    body = job_check(extra='min_runtime = "1m"\n')
     window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\nchecks = ["job"]\n'
     config = write_config(body + window)
     async with running(config, clock) as engine:
