@@ -12,9 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
-from heartfly.core.states import Reason
 from heartfly.web import pings as ping_routes
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -398,28 +396,3 @@ async def test_a_bare_key_ping_is_stored_as_the_general_path_stores_it(
         resp = await client.request(method, url)
         answers.append((resp.status, await resp.text(), dict(resp.headers).get("Ping-Body-Limit")))
     assert answers[0] == answers[1] and answers[0][0] == 404
-
-
-@pytest.mark.parametrize("failure", [f"/ping/{KEY}/fail", f"/ping/{FAIL_KEY}"], ids=["fail-path", "fail-key"])
-async def test_a_live_failure_after_the_clock_is_set_back_takes_the_check_down(
-    aiohttp_client: Any, config: Config, failure: str
-) -> None:
-    # Dated by the clock alone it came before the success just ahead of it: history, no alert.
-    clock = FakeClock()
-    client: Client = await aiohttp_client(create_app(config, clock=clock))
-    assert (await client.get(f"/ping/{KEY}")).status == 200
-    clock.advance(-60)  # an NTP step back
-    assert (await client.get(failure)).status == 200
-    state = client.app[RUNTIME].engine.checks["backup"].state
-    assert (state.status.value, state.reason) == ("down", Reason.FAILED)
-
-
-async def test_a_run_across_a_clock_set_back_is_closed_by_its_live_end(aiohttp_client: Any, config: Config) -> None:
-    # Dated by the clock alone its success came before its start: the run left open, later an overrun.
-    clock = FakeClock()
-    client: Client = await aiohttp_client(create_app(config, clock=clock))
-    assert (await client.get(f"/ping/{START_KEY}")).status == 200
-    clock.advance(-60)
-    assert (await client.get(f"/ping/{KEY}")).status == 200
-    state = client.app[RUNTIME].engine.checks["backup"].state
-    assert (state.status.value, dict(state.runs), state.last_duration) == ("up", {}, 0.0)

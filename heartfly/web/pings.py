@@ -217,8 +217,6 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
     if check is None:
         counts["not_found"] += 1
         return _text(404, NOT_FOUND)
-    if read.event.at == now and (at := in_arrival_order(check, now)) != now:  # no ts: dated as it came
-        read = read._replace(event=read.event._replace(at=at))
     record = _ping_record(request, rt.clock.now() if received_at is None else received_at, read)
     try:
         await engine.record(check, record)
@@ -245,7 +243,7 @@ async def _key_only(request: web.Request, key: str) -> web.Response:
         counts["not_found"] += 1
         return _as_healthchecks(request, _text(404, NOT_FOUND))
     check, forced = found
-    event = Event(forced or _SUCCESS, in_arrival_order(check, now), None, None, None, None)
+    event = Event(forced or _SUCCESS, now, None, None, None, None)
     user_agent = storable(request.headers.get("User-Agent", "")[:200])
     record = PingRecord(event, now, "", False, None, request.method, request.remote or "", user_agent, None)
     try:
@@ -255,15 +253,6 @@ async def _key_only(request: web.Request, key: str) -> web.Response:
         return _as_healthchecks(request, _text(503, "storage unavailable, ping not recorded: try again"))
     counts[event.kind] += 1
     return _ok(rt.config.server.body_limit)
-
-
-def in_arrival_order(check: Check, now: float) -> float:
-    """When a ping without `ts` that arrives `now` happened: now, but never before the check's
-    newest ping. The server's clock set back (an NTP step) would otherwise date a live failure
-    before the success just ahead of it (history: no alert) and an end before its run's start (the
-    run left open: a later overrun). A run timed across the step comes out short (0 s at worst)."""
-    last = check.state.last_ping_at
-    return now if last is None or last <= now else last
 
 
 _SUCCESS = Kind.SUCCESS  # a module constant: an enum member read through its class costs a hook call
