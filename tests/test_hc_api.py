@@ -17,8 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from heartfly.core import hcshape
 from heartfly.core.config import ConfigError, load_config
-from heartfly.core.stored_checks import StoredCheck, check_uuid
-from heartfly.store.rows import Write, meta_statement
+from heartfly.core.stored_checks import check_uuid
 from heartfly.web import control, pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -501,20 +500,3 @@ async def test_a_lone_surrogate_a_version_before_kept_in_the_database_no_longer_
     assert client.app[RUNTIME].stored["sur"].table["description"] == "\ufffd x"
     assert (await client.get("/", headers=bearer(config))).status == 200
     assert (await client.get("/checks/sur", headers=bearer(config))).status == 200
-
-
-async def test_a_new_check_another_cluster_node_made_meanwhile_is_not_overwritten(
-    aiohttp_client: Any, write_config: ConfigWriter
-) -> None:
-    # Each node decides from the checks it knows, polled every second: the same name made on two
-    # at once was written twice, the second row replacing the first, key and all (its client's ping
-    # URL then led nowhere). Emulated by the other node's row, committed before this node knows it.
-    client, key, _ = await start(aiohttp_client, write_config)
-    theirs = StoredCheck("nightly", "api", {"key": new_key(), "every": "1d"}, 1.0).encode()
-    rt = client.app[RUNTIME]
-    assert rt.writer is not None
-    await rt.writer.submit(Write(statements=[meta_statement("check:nightly", theirs)]))
-    answer = await client.post("/api/v3/checks/", json={"name": "nightly", "timeout": 600}, headers=rw(key))
-    assert answer.status == 400 and "taken" in (await answer.json())["error"]
-    assert await rt.reader.read_meta_prefix("check:nightly") == {"check:nightly": theirs}
-    assert "nightly" not in rt.config.checks  # until this node reads it (stored.follow, within a second)

@@ -302,11 +302,6 @@ def meta_statement(key: str, value: str) -> Statement:
     return SET_META, (key, value)
 
 
-def new_meta_statement(key: str, value: str) -> Statement:
-    """The row, unless the key has one already (another cluster node's, made meanwhile)."""
-    return "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value)
-
-
 def delete_meta_statement(key: str) -> Statement:
     return "DELETE FROM meta WHERE key = ?", (key,)
 

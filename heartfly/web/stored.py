@@ -54,11 +54,7 @@ async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int |
         if cap is not None and sum(1 for c in rt.stored.values() if c.origin == "auto") >= cap:
             return "capped"
         stored = {**rt.stored, check.name: check}
-        key, text = META_PREFIX + check.name, check.encode()
-        if not new:
-            await _store(rt, stored, check.name, store.meta_statement(key, text))
-        elif not await _store(rt, stored, check.name, store.new_meta_statement(key, text), made=(key, text)):
-            return "exists"  # another cluster node made it within its last POLL: follow() brings it here
+        await _store(rt, stored, check.name, store.meta_statement(META_PREFIX + check.name, check.encode()))
     return "written"
 
 
@@ -96,27 +92,16 @@ async def delete(app: web.Application, name: str) -> bool:
     return True
 
 
-async def _store(
-    rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement,
-    made: tuple[str, str] | None = None,
-) -> bool:  # fmt: skip
+async def _store(rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement) -> None:
     """Check that `name` validates among `stored` (ConfigError if not; the others, as loaded, may
-    be left out), commit the statements, then serve the new set. With `made` (a new check's meta
-    row, inserted only if its key has none): False, and nothing served, if the row read back is
-    another's (a cluster node's own lock cannot keep another node from making the same name)."""
+    be left out), commit the statements, then serve the new set."""
     assert rt.file_config is not None
     left: list[str] = []
     config = rt.with_stored(rt.file_config, stored, left)
     if name not in config.checks:
         raise ConfigError([p for p in left if p.startswith(f"checks.{name}")] or left)
     await _commit(rt, *statements)
-    if made is not None:
-        assert rt.reader is not None
-        key, text = made
-        if (await rt.reader.read_meta_prefix(key)).get(key) != text:
-            return False
     await rt.apply_config(rt.file_config, stored, [])
-    return True
 
 
 async def follow(app: web.Application) -> None:
