@@ -845,6 +845,24 @@ async def test_an_apprise_service_that_hangs_past_the_time_limit_does_not_have_t
     assert len(up.hits) == 1
 
 
+async def test_an_apprise_url_listed_twice_is_told_once(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    target = await receivers(path="/twice")
+    url = "json://" + target.url.removeprefix("http://")
+    key = new_key()
+    config = write_config(
+        f'[channels.chat]\ntype = "apprise"\nurls = ["{url}", "{url}"]\ntimeout = "5s"\n'
+        + check("job", key, ["chat"])
+        + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], len(target.hits)) == ("sent", 1)
+
+
 async def test_an_apprise_retry_for_one_service_that_is_down_does_not_notify_the_others_again(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:

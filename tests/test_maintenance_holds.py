@@ -8,6 +8,7 @@ import dataclasses
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config, load_config
 from heartfly.core.states import Kind
+from heartfly.server import windows
 from heartfly.store import rows as store
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
@@ -124,6 +125,7 @@ async def test_a_hold_made_before_the_upgrade_is_still_told(write_config: Config
         check = engine.checks["job"]  # as the version before stored it
         check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
         await engine.writer.submit(store.Write(state=engine._mark_stored(check)))
+        await engine.writer.submit(store.Write(statements=[store.delete_meta_statement(windows.HOLDS_META)]))
     clock.advance(60 * 60)  # ended while stopped
     await start_and_close(config, clock)
     assert [e for e, _ in _outbox(config)] == ["maintenance"], "the held alert was lost at the upgrade"
@@ -173,3 +175,184 @@ async def test_a_hold_set_by_one_of_several_held_pings_applied_at_a_start_surviv
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert [e for e, _ in _outbox(config)] == ["maintenance"]
+
+
+def _events(config: Config) -> list[str]:
+    return [e for (e,) in query(config, "SELECT event FROM outbox ORDER BY id")]
+
+
+def _job(repeat: str = "") -> str:
+    return (
+        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\n{repeat}'
+        'channels = ["journal"]\n'
+    )
+
+
+def _patching(name: str = "patching", mode: str = "hold", start: str = "02:00") -> str:
+    return (
+        f'[[maintenance]]\nname = "{name}"\nstart = 2026-12-07T{start}:00Z\nduration = "1h"\n'
+        f'checks = ["job"]\nalerts = "{mode}"\n'
+    )
+
+
+async def test_a_window_renamed_during_it_tells_its_held_alert_once_across_a_restart(
+    write_config: ConfigWriter,
+) -> None:
+    clock = FakeClock(MONDAY_2AM + 600)
+    job = _job()
+    config = write_config(job + _patching())
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)  # 02:10: held by patching
+        clock.advance(300)
+        config = write_config(job + _patching("db-patching"))  # renamed: the old one's hold is told now
+        await engine.apply_config(load_config(config.path))
+        await engine.writer.flush()
+    assert _events(config) == ["maintenance"]
+    clock.advance(300)  # 02:20: a restart, still within the window
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)  # _loaded -> release_holds(adopt=True)
+        clock.advance(3600)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == ["maintenance"], "job's down told a second time (adopted by the renamed window)"
+
+
+async def test_a_down_a_drop_window_dropped_stays_untold_by_an_overlapping_hold_window_after_a_restart(
+    write_config: ConfigWriter,
+) -> None:
+    # Both under way; the first in the file (drop) decides: job's down is dropped. Without a
+    # restart nothing is told; with one, the start adopts it for the hold window's summary.
+    clock = FakeClock(MONDAY_2AM + 600)
+    config = write_config(_job() + _patching("freeze", "drop") + _patching())
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold is None
+    clock.advance(60)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(3600)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == [], "a dropped down alert was told by the start's adopt rule"
+
+
+async def test_a_down_told_while_no_window_covered_it_is_not_told_again_after_a_restart(
+    write_config: ConfigWriter,
+) -> None:
+    # job fails at 02:10 while patching covers only "other": alerted at once. A reload makes the
+    # window cover job too; a restart during the window adopts job's down for the summary.
+    clock = FakeClock(MONDAY_2AM + 600)
+    job = _job()
+    window = _patching().replace('checks = ["job"]', 'tags = ["db"]')
+    config = write_config(job + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(60)
+        config = write_config(job + 'tags = ["db"]\n' + window)
+        await engine.apply_config(load_config(config.path))
+        await engine.writer.flush()
+    assert _events(config) == ["down"]
+    clock.advance(60)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(3600)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == ["down"], "job's down told twice"
+
+
+async def test_a_first_housekeeping_round_before_the_states_are_all_read_keeps_a_pre_upgrade_hold(
+    write_config: ConfigWriter,
+) -> None:
+    # As test_a_hold_made_before_the_upgrade_is_still_told, but in the order a start with unread
+    # states can take: housekeeping's first round (close_windows) runs before finish_load's end.
+    import dataclasses
+
+    from heartfly.store import rows as store
+
+    clock = FakeClock(MONDAY_2AM + 600)
+    config = write_config(_job() + _patching())
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        check = engine.checks["job"]
+        check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
+        await engine.writer.submit(store.Write(state=engine._mark_stored(check)))
+        await engine.writer.submit(store.Write(statements=[store.delete_meta_statement(windows.HOLDS_META)]))
+    clock.advance(3600)  # ended while stopped
+    async with running(config, clock) as engine:
+        engine.close_windows(clock.now())  # housekeeping's first round (0.1 s after start)
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())  # the next round
+        await engine.writer.flush()
+    assert _events(config) == ["maintenance"], "the held alert was lost at the upgrade"
+
+
+async def test_a_window_made_drop_while_stopped_tells_its_held_alert_though_housekeeping_comes_first(
+    write_config: ConfigWriter,
+) -> None:
+    # release() tells a hold whose window is no longer a `hold` one (as a reload does); close()
+    # clears it silently for a `drop` window. Which runs first at a start is a race.
+    clock = FakeClock(MONDAY_2AM + 600)
+    job = _job()
+    config = write_config(job + _patching())
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+    clock.advance(3600)
+    config = write_config(job + _patching(mode="drop"))
+    async with running(config, clock) as engine:
+        engine.close_windows(clock.now())
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    with_release_first = ["maintenance"]  # what the other order gives (release: an orphan, told now)
+    assert _events(config) == with_release_first, "the held alert was lost"
+
+
+async def test_a_folded_step_is_not_adopted_at_a_restart(
+    write_config: ConfigWriter,
+) -> None:
+    import json
+
+    from tests.test_pipelines import PIPELINE
+
+    clock = FakeClock(MONDAY_2AM - 60)
+    window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\n'
+    body = PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()).replace(
+        'type = "webhook"\nurl = "http://127.0.0.1:9/hook"', 'type = "log"'
+    )
+    config = write_config(body + window)
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)  # 01:59
+        clock.advance(30)
+        await ping(engine, "extract", Kind.FAIL)  # 01:59:30: alerted (before the window)
+        clock.advance(600)  # 02:09:30
+        engine.fire_due(clock.now())  # transform misses its 10 min (02:09): folded into extract's alert
+        assert engine.checks["transform"].state.folded
+    clock.advance(300)  # a restart during the window
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(3600)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    payloads = [json.loads(p) for (p,) in query(config, "SELECT payload FROM outbox WHERE event = 'maintenance'")]
+    assert payloads == [], f"the folded step told as down by the summary: {payloads}"
+
+
+async def test_a_check_taken_out_of_the_file_while_held_is_not_told_when_it_comes_back(
+    write_config: ConfigWriter,
+) -> None:
+    clock = FakeClock(MONDAY_2AM + 600)
+    job = _job()
+    config = write_config(job + _patching())
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+        other = f'[checks.other]\nkey = "{new_key()}"\nevery = "1h"\n'
+        await engine.apply_config(load_config(write_config(_patching().replace('["job"]', '["other"]') + other).path))
+        clock.advance(2 * 3600)  # the window is over; then the check comes back
+        engine.close_windows(clock.now())
+        await engine.apply_config(load_config(write_config(job + _patching()).path))
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == []

@@ -959,6 +959,8 @@ async def test_a_held_maintenance_window_that_ended_while_stopped_is_summarized_
     assert query(config, "SELECT event FROM outbox") == []  # held
     clock.advance(3600)  # the window ended while stopped
     async with running(config, clock) as engine:
+        engine.close_windows(clock.now())  # not before every state is read: nothing yet
+        await engine.finish_load(lambda: None)
         engine.close_windows(clock.now())
         await engine.writer.flush()
         engine.close_windows(clock.now() + 1)  # handled once, not again

@@ -332,7 +332,7 @@ def test_a_schedule_made_tighter_expects_no_run_before_the_change_that_the_old_o
         assert advance(half_hourly, moved, now + 1800 + 300)[0].status is Status.DOWN
     # A run the old schedule was late for already stays late: not hidden by the change.
     late = T0 + 10 + 3600 + 60
-    assert reconfigure(half_hourly, st, late, old=hourly).state.due_at == T0 + 10 + 1800
+    assert reconfigure(half_hourly, st, late, old=hourly).state.due_at == T0 + 10 + 3600  # its own due time, past
 
 
 def test_a_cron_job_moved_earlier_is_expected_at_its_new_time_after_the_change() -> None:
@@ -387,6 +387,21 @@ def test_a_run_due_in_a_downtime_stays_due_when_the_schedule_is_made_tighter() -
     assert st.due_at < T0 + 4000 < st.due_at + st.slack
     half = check(name=hourly.name, key=hourly.key, every=1800, grace=300)
     assert reconfigure(half, st, T0 + 4010, old=hourly).state.due_at <= T0 + 3600
+
+
+def test_a_schedule_made_tighter_while_a_run_is_due_does_not_make_it_due_earlier() -> None:
+    # Hourly, its T0 + 3600 run waiting out a downtime's slack (its ping may be on its way) or in
+    # its grace: every 30 min would have made the T0 + 1800 run, never expected, missed at once.
+    hourly = check(every=3600, grace=300)
+    st, _, _ = apply_event(hourly, initial_state(hourly, T0), Event(Kind.SUCCESS, T0), T0)
+    half = check(name=hourly.name, key=hourly.key, every=1800, grace=300)
+    extended = account_downtime(hourly, st, T0 + 3000, T0 + 4000)
+    in_grace = advance(hourly, st, T0 + 3700)[0]
+    for before, now in ((extended, T0 + 4010), (in_grace, T0 + 3700)):
+        assert advance(hourly, before, now)[0].status is not Status.DOWN
+        after = reconfigure(half, before, now, old=hourly).state
+        assert (after.due_at, after.slack) == (before.due_at, before.slack)
+        assert advance(half, after, now)[0].status is not Status.DOWN
 
 
 def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:

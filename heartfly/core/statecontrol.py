@@ -7,7 +7,7 @@ from __future__ import annotations
 from heartfly.core.anchors import move_anchor, set_due
 from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.deadlines import flip_of, next_deadline
-from heartfly.core.schedule import next_due
+from heartfly.core.schedule import Due, next_due
 from heartfly.core.stateops import set_status
 from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, Status, Step
 
@@ -61,6 +61,10 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         # at 02:30): its crontab changed with it, so it expects its first run after the change.
         # (Not one the old schedule expected during a downtime: the slack only waits for its ping.)
         due, rebased = next_due(check, now), True
+    elif due is not None and due.at < st.due_at <= now:
+        # Due already (in its grace, or waiting out a downtime's slack): the change does not make
+        # that run due earlier still, which would tell it missed at once.
+        due = Due(st.due_at, st.due_since)
     # The same due time keeps its downtime extension (the slack): a restart's load recomputes
     # every due time, and the next restart must not take back what the last one extended.
     moved = due is not None and (due.at != st.due_at or due.since != st.due_since)

@@ -31,7 +31,10 @@ async def send(channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
     each one this attempt reaches as soon as it does: a retry for one service that is down, or one
     that hung until the attempt's time limit cut it off, does not notify the others again. Errors
     name services by their place in `urls`, never by URL (URLs hold tokens)."""
-    urls = [url for url in channel.urls if url not in reached]
+    places: dict[str, int] = {}  # each URL once (listed twice, its service would be told twice), by its first place
+    for place, url in enumerate(channel.urls, 1):
+        places.setdefault(url, place)
+    urls = [url for url in places if url not in reached]
     notifiers = await asyncio.to_thread(_notifiers, urls)
     title, body = subject(alert), text(alert)
 
@@ -43,8 +46,8 @@ async def send(channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
 
     tried = [(url, n) for url, n in zip(urls, notifiers, strict=True) if n is not None]
     outcomes = await asyncio.gather(*(notify(url, n) for url, n in tried), return_exceptions=True)
-    failed = sorted(channel.urls.index(url) + 1 for (url, _), ok in zip(tried, outcomes, strict=True) if ok is not True)
-    unknown = [channel.urls.index(url) + 1 for url, n in zip(urls, notifiers, strict=True) if n is None]
+    failed = sorted(places[url] for (url, _), ok in zip(tried, outcomes, strict=True) if ok is not True)
+    unknown = [places[url] for url, n in zip(urls, notifiers, strict=True) if n is None]
     if failed:  # apprise logs the per-service reason through the logging module
         raise DeliveryError(
             f"apprise reported a failed delivery to URL {_places(failed)} of {len(channel.urls)}"

@@ -90,6 +90,8 @@ class Engine(Loading):
         self.checkpoint_after = CHECKPOINT_AFTER
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
         self._view = False  # load(view=True): a cluster standby's picture, which tells nothing
+        self._adopt_holds = False
+        self._holds_settled = False
         self._unread: list[Check] = []  # a restart's checks whose stored state is not read yet
         self._loading: dict[int, CheckState] | None = None
         self._waiting_at_load: list[Check] = []
@@ -380,8 +382,11 @@ class Engine(Loading):
             self.writer.submit_nowait(store.Write(statements=[store.checkpoint_statement(mark)]))
 
     def close_windows(self, now: float) -> None:
-        """Queue the summaries of held maintenance windows that ended (housekeeping, each round)."""
-        if not self.config.maintenance:
+        """Queue the summaries of held maintenance windows that ended (housekeeping, each round).
+        Not before a start has read every state and released the holds no window will tell: its
+        done marks would move past what release must see (a window changed to `drop` while stopped,
+        a state stored before holds were kept)."""
+        if not self.config.maintenance or not self._holds_settled:
             return
         write, self._next_outbox_id, told = windows.close(self.config, self.checks, self.windows_done, now,
                                                           self._next_outbox_id)  # fmt: skip

@@ -88,6 +88,8 @@ class Loading(ChangeRows):
     _downtime_log: tuple[Downtime, float, bool, bool] | None
     _instants: dict[float, float]
     _view: bool  # a cluster standby's picture (load's `view`): it tells nothing
+    _adopt_holds: bool  # the first start of a version that keeps window holds (windows.release's adopt)
+    _holds_settled: bool  # a start has released the holds no window will tell: summaries may go
 
     if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
         _fire_at: Callable[[Check, Downtime | None], float | None]
@@ -182,6 +184,7 @@ class Loading(ChangeRows):
                 stored_marks = await db.read_meta_prefix(windows.DONE_META)
                 self.windows_done, new_marks = windows.marks(self.config, stored_marks, now)
                 statements += new_marks
+            self._adopt_holds = not await db.read_meta_prefix(windows.HOLDS_META)
             for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
                 self.ping_ids.add(uid, received_at)
         downtime = None
@@ -426,7 +429,11 @@ class Loading(ChangeRows):
         self._all_read = True
         self._settle_replay()
         # The file may have lost a window while Heartfly was stopped; holds a version before kept none of.
-        self.release_holds(self.clock.now(), adopt=True)
+        self.release_holds(self.clock.now(), adopt=self._adopt_holds)
+        if self._adopt_holds and not self._view:
+            self._adopt_holds = False
+            self.writer.submit_nowait(store.Write(statements=[store.meta_statement(windows.HOLDS_META, "1")]))
+        self._holds_settled = True  # the windows' summaries may go from here: close_windows
 
     def _settle_replay(self) -> None:
         """Once every state is read and those that replayed pings are queued for storing (by the
@@ -574,7 +581,10 @@ class Loading(ChangeRows):
                 self._apply_held(check, now)  # what it holds for the reorder window happened while it was watched
                 check.seq += 1  # drops its heap entry
                 check.heap_at = None
-                if check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
+                held = check.state.window_hold is not None
+                if held:  # a window's hold goes with the check: told when it came back, a late surprise
+                    check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
+                if held or check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
                     writes.append(store.Write(state=self._mark_stored(check)))
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(store.removed_statement(check.id, now))

@@ -20,6 +20,7 @@ from heartfly.store import rows as store
 log = logging.getLogger(__name__)
 
 DONE_META = "maintenance_done:"
+HOLDS_META = "maintenance_holds_kept"  # set once a start has given holds to states stored without them
 
 
 def marks(config: Config, stored: Mapping[str, str], now: float) -> tuple[dict[str, float], list[store.Statement]]:
@@ -53,15 +54,15 @@ def close(
         if not ended:
             continue
         write.statements.append(store.meta_statement(DONE_META + window.name, repr(now)))
+        if window.alerts == "drop":  # it holds nothing (a hold it had as a `hold` window was told by release)
+            log.info("maintenance window %s ended; its alerts were dropped", window.name)
+            continue
         held = [c for c in checks.values() if c.state.window_hold == window.name]
         for start, end in ended:
             down = maintenance.still_down(window, end, ((c.config, c.state) for c in held))
             names = {d.check for d in down}
             told += [c for c in held if c.config.name in names]
             held = [c for c in held if c.config.name not in names]  # told once, not again at a later end
-            if window.alerts == "drop":
-                log.info("maintenance window %s ended; %d check(s) still down, alerts dropped", window.name, len(down))
-                continue
             log.info("maintenance window %s ended; %d check(s) still down%s", window.name, len(down),
                      ": " + ", ".join(d.check for d in down) if down else "")  # fmt: skip
             next_outbox_id = _summaries(config, window.name, (start, end), down, now, next_outbox_id, write)
@@ -90,9 +91,9 @@ def release(
 
     Returns their write (None if none), the next free outbox id, and the holds the states must
     take: none for those told or void (the check is not down), a new end for an occurrence under
-    way made longer or shorter. With `adopt` (a start): a check down since a time a covering
-    `hold` window was under way, whose summary has not been sent, and that has no hold (stored by
-    a version before holds were kept), takes that hold.
+    way made longer or shorter. With `adopt` (the first start of a version that keeps holds): a
+    check down since a time a `hold` window silenced it, whose summary has not been sent, and that
+    has no hold (its state stored by a version before), takes that hold.
     """
     windows = {w.name: w for w in config.maintenance if w.alerts == "hold"}
     under_way: dict[str, tuple[float, float] | None] = {}  # per window, at `now`: a cron walk each
@@ -107,12 +108,12 @@ def release(
         st = check.state
         held_by = st.window_hold
         if held_by is None:
-            if adopt and st.status is Status.DOWN:
-                for w in windows.values():
-                    occurrence = w.active(st.changed_at) if w.covers(check.config) else None
-                    if occurrence is not None and occurrence[1] > done.get(w.name, now):
-                        holds.append((check, w.name, occurrence[1]))
-                        break
+            if adopt and st.status is Status.DOWN and not st.folded:  # as _silenced would have held it
+                silenced = maintenance.silencing(config.maintenance, check.config, st.changed_at)
+                if silenced is not None and silenced.alerts == "hold":
+                    occurrence = silenced.active(st.changed_at)
+                    if occurrence is not None and occurrence[1] > done.get(silenced.name, now):
+                        holds.append((check, silenced.name, occurrence[1]))
             continue
         name = held_by
         window = windows.get(name)

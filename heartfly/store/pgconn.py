@@ -37,6 +37,7 @@ PG_VARIANTS: dict[str, str] = {
     queries._RUNS_OF: _RUNS_OF,
     queries._END_PINGS_OF: _END_PINGS_OF,
     queries._FLIPS_OF: _FLIPS_OF,
+    queries._DUE_ALERTS: queries._DUE_ALERTS.replace("instr(", "strpos("),  # the same arguments
 }
 
 _NUMBERED = re.compile(r"\?(\d+)")

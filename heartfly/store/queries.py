@@ -241,8 +241,8 @@ _O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "
 # order: a recovery never before its down alert, even when that one is being retried (a test
 # alert, of no check, waits for nothing). A maintenance summary is the down alert of the checks it
 # lists: the alert of one of them made after it waits while it is pending on that channel (found
-# in its payload, as outbox.maintenance_row writes it: a name is of letters, digits, ".", "-", "_",
-# and an "_" that LIKE reads as any character only makes a check wait that need not). And at most
+# in its payload, as outbox.maintenance_row writes it, exactly: instr, strpos on PostgreSQL, not
+# LIKE, which reads "_" as any character and, on SQLite, ignores case). And at most
 # `per_channel` of each channel, oldest due first, so a channel's backlog cannot crowd the others
 # out of the read.
 #
@@ -268,8 +268,8 @@ WITH RECURSIVE heads(id) AS (
     SELECT id, channel, next_attempt_at FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
         AND NOT EXISTS (SELECT 1 FROM outbox AS m WHERE m.status = 'pending' AND m.event = 'maintenance'
                         AND m.channel = outbox.channel AND m.id < outbox.id
-                        AND m.payload LIKE
-                            '%"check": "' || (SELECT name FROM checks WHERE id = outbox.check_id) || '"%')
+                        AND instr(m.payload,
+                                  '"check": "' || (SELECT name FROM checks WHERE id = outbox.check_id) || '"') > 0)
     UNION ALL
     SELECT id, channel, next_attempt_at FROM outbox
     WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1

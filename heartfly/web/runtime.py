@@ -148,12 +148,17 @@ class Runtime:
             self.stored = stored
         if dispatcher is not None:
             dispatcher.config = config
+        engine = self.engine
         try:
-            await self.engine.apply_config(config)
-        except BaseException:
+            await engine.apply_config(config)
+        except Exception:
             self.config, self.file_config, self.stored = before
             if dispatcher is not None:
                 dispatcher.config = before[0]
+            if self.engine is not engine:  # a cluster term began meanwhile, built on this config
+                if self.dispatcher is not None:
+                    self.dispatcher.config = before[0]
+                await self.engine.apply_config(before[0])
             raise
         return config
 
