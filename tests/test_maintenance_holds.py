@@ -356,3 +356,27 @@ async def test_a_check_taken_out_of_the_file_while_held_is_not_told_when_it_come
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert _events(config) == []
+
+
+async def test_a_check_taken_out_while_stopped_and_held_is_not_told_when_it_comes_back(
+    write_config: ConfigWriter,
+) -> None:
+    # As at a reload: the hold goes with the check, not told as a late surprise when it comes back.
+    clock = FakeClock(MONDAY_2AM + 600)
+    job = _job()
+    other = f'[checks.other]\nkey = "{new_key()}"\nevery = "1h"\n'
+    config = write_config(job + _patching())
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+    clock.advance(60)
+    config = write_config(_patching().replace('["job"]', '["other"]') + other)  # job removed while stopped
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(2 * 3600)
+        engine.close_windows(clock.now())
+        await engine.apply_config(load_config(write_config(job + _patching()).path))  # job comes back
+        clock.advance(1)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == []

@@ -496,6 +496,8 @@ class Loading(ChangeRows):
             self.log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
         self._apply_held(check, now, due=False)  # what it held, as of its times: not the deadlines since
         check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
+        if check.state.window_hold is not None:  # a window's hold went with the check (removed while stopped too)
+            check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
         self._schedule(check)
         write = store.Write(state=self._mark_stored(check))
         write.statements.append(store.removed_statement(check.id, None))

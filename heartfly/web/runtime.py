@@ -151,14 +151,19 @@ class Runtime:
         engine = self.engine
         try:
             await engine.apply_config(config)
-        except Exception:
+        except BaseException:
+            if engine.config is config:  # applied after all (a cancel at its very end): keep it
+                raise
             self.config, self.file_config, self.stored = before
             if dispatcher is not None:
                 dispatcher.config = before[0]
             if self.engine is not engine:  # a cluster term began meanwhile, built on this config
                 if self.dispatcher is not None:
                     self.dispatcher.config = before[0]
-                await self.engine.apply_config(before[0])
+                try:
+                    await self.engine.apply_config(before[0])
+                except Exception:  # the reload's own error is the one to tell
+                    log.exception("taking back a failed reload: the leader's engine keeps the new config")
             raise
         return config
 
