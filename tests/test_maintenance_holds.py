@@ -4,24 +4,38 @@ pings: told once, never lost (CheckState.window_hold; windows.close and windows.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config, load_config
 from heartfly.core.states import Kind
 from heartfly.server import windows
+from heartfly.server.engine import Engine
 from heartfly.store import rows as store
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
 from tests.test_maintenance import MONDAY_2AM
+from tests.test_pipelines import PIPELINE
 from tests.test_restart import ping, run_timer, running
 
 DAY = 86400.0
+
+
+def _events(config: Config) -> list[str]:
+    return [e for (e,) in query(config, "SELECT event FROM outbox ORDER BY id")]
 
 
 def job_check(every: str = "7d", extra: str = "") -> str:
     """A check `job` alerting a log channel."""
     job = f'[checks.job]\nkey = "{new_key()}"\nevery = "{every}"\n{extra}channels = ["journal"]\n'
     return '[channels.journal]\ntype = "log"\n' + job
+
+
+def _patching(name: str = "patching", mode: str = "hold", start: str = "02:00") -> str:
+    return (
+        f'[[maintenance]]\nname = "{name}"\nstart = 2026-12-07T{start}:00Z\nduration = "1h"\n'
+        f'checks = ["job"]\nalerts = "{mode}"\n'
+    )
 
 
 async def start_and_close(config: Config, clock: FakeClock) -> None:
@@ -32,8 +46,30 @@ async def start_and_close(config: Config, clock: FakeClock) -> None:
         await engine.writer.flush()
 
 
-def _outbox(config: Config) -> list[tuple[str, str]]:
-    return query(config, "SELECT event, payload FROM outbox ORDER BY id")
+async def as_stored_before_holds(engine: Engine, name: str) -> None:
+    """The check's state stored without its hold, and no mark of holds kept: as a version before."""
+    check = engine.checks[name]
+    check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
+    await engine.writer.submit(store.Write(state=engine._mark_stored(check)))
+    await engine.writer.submit(store.Write(statements=[store.delete_meta_statement(windows.HOLDS_META)]))
+
+
+async def restart_then_close_after(config: Config, clock: FakeClock, seconds: float) -> None:
+    """A start that reads every state, then a housekeeping round `seconds` later."""
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(seconds)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+
+
+async def with_an_early_round(engine: Engine, clock: FakeClock) -> None:
+    """A start's first housekeeping round before every state is read, then the reading, the next
+    round and the commits."""
+    engine.close_windows(clock.now())
+    await engine.finish_load(lambda: None)
+    engine.close_windows(clock.now())
+    await engine.writer.flush()
 
 
 async def test_a_hold_of_an_occurrence_that_ended_while_stopped_is_told_at_a_start_within_the_next(
@@ -52,19 +88,19 @@ async def test_a_hold_of_an_occurrence_that_ended_while_stopped_is_told_at_a_sta
         assert engine.checks["job"].state.window_hold == "nightly"
         clock.advance(80 * 60)  # 03:30
         engine.close_windows(clock.now())
-    assert _outbox(config) == []
+    assert _events(config) == []
     clock.advance(DAY - 60 * 60)  # Tuesday 02:30
     async with running(config, clock) as engine:
         await engine.finish_load(lambda: None)  # the timer task: _loaded -> release_holds
         engine.close_windows(clock.now())  # the first housekeeping round
         await engine.writer.flush()
-        told = _outbox(config)
+        told = _events(config)
         clock.advance(30 * 60)  # Tuesday 03:00: it recovers, within Tuesday's window (silenced)
         await ping(engine, "job", Kind.SUCCESS)
         clock.advance(60 * 60 + 1)  # after Tuesday 04:00
         engine.close_windows(clock.now())
         await engine.writer.flush()
-    assert [e for e, _ in _outbox(config)] == ["maintenance"], "Monday's held down alert was never told"
+    assert _events(config) == ["maintenance"], "Monday's held down alert was never told"
     assert told, "Monday's summary comes at the start"
 
 
@@ -80,12 +116,12 @@ async def test_a_reminder_held_by_a_window_does_not_put_a_check_down_before_it_i
     async with running(config, clock) as engine:
         await ping(engine, "job", Kind.FAIL)  # 01:50: alerted now
         await engine.writer.flush()
-        assert [e for e, _ in _outbox(config)] == ["down"]
+        assert _events(config) == ["down"]
         run_timer(engine, clock, 20 * 60)  # 02:10: the 02:05 reminder is held by the window
         clock.advance(60 * 60)  # 03:10: the window is over
         engine.close_windows(clock.now())
         await engine.writer.flush()
-    events = [e for e, _ in _outbox(config)]
+    events = _events(config)
     assert "maintenance" not in events, events
 
 
@@ -107,10 +143,10 @@ async def test_a_reload_that_ends_a_hold_and_edits_the_check_does_not_tell_it_ag
         await engine.apply_config(load_config(config.path))
         await engine.writer.flush()
         assert engine.checks["job"].state.window_hold is None
-        assert [e for e, _ in _outbox(config)] == ["maintenance"]
+        assert _events(config) == ["maintenance"]
     clock.advance(60)
     await start_and_close(config, clock)
-    assert [e for e, _ in _outbox(config)] == ["maintenance"], "told a second time"
+    assert _events(config) == ["maintenance"], "told a second time"
 
 
 async def test_a_hold_made_before_the_upgrade_is_still_told(write_config: ConfigWriter) -> None:
@@ -122,13 +158,10 @@ async def test_a_hold_made_before_the_upgrade_is_still_told(write_config: Config
     config = write_config(body + window)
     async with running(config, clock) as engine:
         await ping(engine, "job", Kind.FAIL)
-        check = engine.checks["job"]  # as the version before stored it
-        check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
-        await engine.writer.submit(store.Write(state=engine._mark_stored(check)))
-        await engine.writer.submit(store.Write(statements=[store.delete_meta_statement(windows.HOLDS_META)]))
+        await as_stored_before_holds(engine, "job")
     clock.advance(60 * 60)  # ended while stopped
     await start_and_close(config, clock)
-    assert [e for e, _ in _outbox(config)] == ["maintenance"], "the held alert was lost at the upgrade"
+    assert _events(config) == ["maintenance"], "the held alert was lost at the upgrade"
 
 
 async def test_a_reminder_in_an_overlapping_drop_window_does_not_void_the_hold(write_config: ConfigWriter) -> None:
@@ -146,7 +179,7 @@ async def test_a_reminder_in_an_overlapping_drop_window_does_not_void_the_hold(w
         clock.advance(20 * 60)  # 03:05: patching is over
         engine.close_windows(clock.now())
         await engine.writer.flush()
-    assert [e for e, _ in _outbox(config)] == ["maintenance"], "patching's summary lost job"
+    assert _events(config) == ["maintenance"], "patching's summary lost job"
 
 
 async def test_a_hold_set_by_one_of_several_held_pings_applied_at_a_start_survives_the_next_step(
@@ -174,32 +207,14 @@ async def test_a_hold_set_by_one_of_several_held_pings_applied_at_a_start_surviv
         clock.advance(60 * 60)
         engine.close_windows(clock.now())
         await engine.writer.flush()
-    assert [e for e, _ in _outbox(config)] == ["maintenance"]
-
-
-def _events(config: Config) -> list[str]:
-    return [e for (e,) in query(config, "SELECT event FROM outbox ORDER BY id")]
-
-
-def _job(repeat: str = "") -> str:
-    return (
-        f'[channels.journal]\ntype = "log"\n[checks.job]\nkey = "{new_key()}"\nevery = "7d"\n{repeat}'
-        'channels = ["journal"]\n'
-    )
-
-
-def _patching(name: str = "patching", mode: str = "hold", start: str = "02:00") -> str:
-    return (
-        f'[[maintenance]]\nname = "{name}"\nstart = 2026-12-07T{start}:00Z\nduration = "1h"\n'
-        f'checks = ["job"]\nalerts = "{mode}"\n'
-    )
+    assert _events(config) == ["maintenance"]
 
 
 async def test_a_window_renamed_during_it_tells_its_held_alert_once_across_a_restart(
     write_config: ConfigWriter,
 ) -> None:
     clock = FakeClock(MONDAY_2AM + 600)
-    job = _job()
+    job = job_check()
     config = write_config(job + _patching())
     async with running(config, clock) as engine:
         await ping(engine, "job", Kind.FAIL)  # 02:10: held by patching
@@ -209,11 +224,7 @@ async def test_a_window_renamed_during_it_tells_its_held_alert_once_across_a_res
         await engine.writer.flush()
     assert _events(config) == ["maintenance"]
     clock.advance(300)  # 02:20: a restart, still within the window
-    async with running(config, clock) as engine:
-        await engine.finish_load(lambda: None)  # _loaded -> release_holds(adopt=True)
-        clock.advance(3600)
-        engine.close_windows(clock.now())
-        await engine.writer.flush()
+    await restart_then_close_after(config, clock, 3600)
     assert _events(config) == ["maintenance"], "job's down told a second time (adopted by the renamed window)"
 
 
@@ -223,16 +234,12 @@ async def test_a_down_a_drop_window_dropped_stays_untold_by_an_overlapping_hold_
     # Both under way; the first in the file (drop) decides: job's down is dropped. Without a
     # restart nothing is told; with one, the start adopts it for the hold window's summary.
     clock = FakeClock(MONDAY_2AM + 600)
-    config = write_config(_job() + _patching("freeze", "drop") + _patching())
+    config = write_config(job_check() + _patching("freeze", "drop") + _patching())
     async with running(config, clock) as engine:
         await ping(engine, "job", Kind.FAIL)
         assert engine.checks["job"].state.window_hold is None
     clock.advance(60)
-    async with running(config, clock) as engine:
-        await engine.finish_load(lambda: None)
-        clock.advance(3600)
-        engine.close_windows(clock.now())
-        await engine.writer.flush()
+    await restart_then_close_after(config, clock, 3600)
     assert _events(config) == [], "a dropped down alert was told by the start's adopt rule"
 
 
@@ -242,7 +249,7 @@ async def test_a_down_told_while_no_window_covered_it_is_not_told_again_after_a_
     # job fails at 02:10 while patching covers only "other": alerted at once. A reload makes the
     # window cover job too; a restart during the window adopts job's down for the summary.
     clock = FakeClock(MONDAY_2AM + 600)
-    job = _job()
+    job = job_check()
     window = _patching().replace('checks = ["job"]', 'tags = ["db"]')
     config = write_config(job + window)
     async with running(config, clock) as engine:
@@ -253,11 +260,7 @@ async def test_a_down_told_while_no_window_covered_it_is_not_told_again_after_a_
         await engine.writer.flush()
     assert _events(config) == ["down"]
     clock.advance(60)
-    async with running(config, clock) as engine:
-        await engine.finish_load(lambda: None)
-        clock.advance(3600)
-        engine.close_windows(clock.now())
-        await engine.writer.flush()
+    await restart_then_close_after(config, clock, 3600)
     assert _events(config) == ["down"], "job's down told twice"
 
 
@@ -266,24 +269,14 @@ async def test_a_first_housekeeping_round_before_the_states_are_all_read_keeps_a
 ) -> None:
     # As test_a_hold_made_before_the_upgrade_is_still_told, but in the order a start with unread
     # states can take: housekeeping's first round (close_windows) runs before finish_load's end.
-    import dataclasses
-
-    from heartfly.store import rows as store
-
     clock = FakeClock(MONDAY_2AM + 600)
-    config = write_config(_job() + _patching())
+    config = write_config(job_check() + _patching())
     async with running(config, clock) as engine:
         await ping(engine, "job", Kind.FAIL)
-        check = engine.checks["job"]
-        check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
-        await engine.writer.submit(store.Write(state=engine._mark_stored(check)))
-        await engine.writer.submit(store.Write(statements=[store.delete_meta_statement(windows.HOLDS_META)]))
+        await as_stored_before_holds(engine, "job")
     clock.advance(3600)  # ended while stopped
     async with running(config, clock) as engine:
-        engine.close_windows(clock.now())  # housekeeping's first round (0.1 s after start)
-        await engine.finish_load(lambda: None)
-        engine.close_windows(clock.now())  # the next round
-        await engine.writer.flush()
+        await with_an_early_round(engine, clock)
     assert _events(config) == ["maintenance"], "the held alert was lost at the upgrade"
 
 
@@ -293,7 +286,7 @@ async def test_a_window_made_drop_while_stopped_tells_its_held_alert_though_hous
     # release() tells a hold whose window is no longer a `hold` one (as a reload does); close()
     # clears it silently for a `drop` window. Which runs first at a start is a race.
     clock = FakeClock(MONDAY_2AM + 600)
-    job = _job()
+    job = job_check()
     config = write_config(job + _patching())
     async with running(config, clock) as engine:
         await ping(engine, "job", Kind.FAIL)
@@ -301,10 +294,7 @@ async def test_a_window_made_drop_while_stopped_tells_its_held_alert_though_hous
     clock.advance(3600)
     config = write_config(job + _patching(mode="drop"))
     async with running(config, clock) as engine:
-        engine.close_windows(clock.now())
-        await engine.finish_load(lambda: None)
-        engine.close_windows(clock.now())
-        await engine.writer.flush()
+        await with_an_early_round(engine, clock)
     with_release_first = ["maintenance"]  # what the other order gives (release: an orphan, told now)
     assert _events(config) == with_release_first, "the held alert was lost"
 
@@ -312,10 +302,6 @@ async def test_a_window_made_drop_while_stopped_tells_its_held_alert_though_hous
 async def test_a_folded_step_is_not_adopted_at_a_restart(
     write_config: ConfigWriter,
 ) -> None:
-    import json
-
-    from tests.test_pipelines import PIPELINE
-
     clock = FakeClock(MONDAY_2AM - 60)
     window = '[[maintenance]]\nname = "patching"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\n'
     body = PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()).replace(
@@ -330,11 +316,7 @@ async def test_a_folded_step_is_not_adopted_at_a_restart(
         engine.fire_due(clock.now())  # transform misses its 10 min (02:09): folded into extract's alert
         assert engine.checks["transform"].state.folded
     clock.advance(300)  # a restart during the window
-    async with running(config, clock) as engine:
-        await engine.finish_load(lambda: None)
-        clock.advance(3600)
-        engine.close_windows(clock.now())
-        await engine.writer.flush()
+    await restart_then_close_after(config, clock, 3600)
     payloads = [json.loads(p) for (p,) in query(config, "SELECT payload FROM outbox WHERE event = 'maintenance'")]
     assert payloads == [], f"the folded step told as down by the summary: {payloads}"
 
@@ -343,7 +325,7 @@ async def test_a_check_taken_out_of_the_file_while_held_is_not_told_when_it_come
     write_config: ConfigWriter,
 ) -> None:
     clock = FakeClock(MONDAY_2AM + 600)
-    job = _job()
+    job = job_check()
     config = write_config(job + _patching())
     async with running(config, clock) as engine:
         await ping(engine, "job", Kind.FAIL)
@@ -363,7 +345,7 @@ async def test_a_check_taken_out_while_stopped_and_held_is_not_told_when_it_come
 ) -> None:
     # As at a reload: the hold goes with the check, not told as a late surprise when it comes back.
     clock = FakeClock(MONDAY_2AM + 600)
-    job = _job()
+    job = job_check()
     other = f'[checks.other]\nkey = "{new_key()}"\nevery = "1h"\n'
     config = write_config(job + _patching())
     async with running(config, clock) as engine:
