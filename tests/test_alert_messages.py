@@ -22,7 +22,7 @@ from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
 from heartfly.core.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
 from heartfly.core.views import iso
 from heartfly.notify import PermanentError, outbox, webhook
-from heartfly.notify.dispatcher import backoff
+from heartfly.notify.dispatcher import LAST_TRY, backoff, next_try
 from heartfly.notify.message import (
     TAIL,
     Alert,
@@ -546,6 +546,16 @@ def test_backoff_jitter_takes_at_most_half_of_the_nominal_delay_off() -> None:
         samples = [backoff(attempt, 0.1, 0.5, rng) for _ in range(400)]
         assert all(0.5 * nominal <= s <= nominal for s in samples)
         assert min(samples) < 0.6 * nominal and max(samples) > 0.9 * nominal  # really spread, not fixed
+
+
+def test_a_retry_the_backoff_puts_past_the_expiry_is_tried_just_before_it_once() -> None:
+    # Expiring at 86,400 s with retries 15 min apart: it was given up at 85,800 s, untried for
+    # its last 10 minutes.
+    expiry = 86_400.0
+    assert next_try(80_000.0, 40, expiry, 5.0, 900.0, Fixed(1.0)) == 80_900.0  # the backoff's, before it
+    assert next_try(85_800.0, 41, expiry, 5.0, 900.0, Fixed(1.0)) == expiry - LAST_TRY  # not None: tried once more
+    assert next_try(expiry - LAST_TRY, 42, expiry, 5.0, 900.0, Fixed(1.0)) is None  # that was the last
+    assert next_try(expiry - 0.5, 42, expiry, 5.0, 900.0, Fixed(1.0)) is None
 
 
 def test_backoff_stays_at_retry_max_however_many_attempts_were_made() -> None:

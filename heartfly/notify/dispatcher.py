@@ -81,6 +81,22 @@ def backoff(attempt: int, initial: float, most: float, rng: random.Random) -> fl
     return min(most, initial * 2.0 ** min(attempt - 1, 60)) * rng.uniform(0.5, 1.0)
 
 
+LAST_TRY = 1.0  # seconds before its expiry: an alert whose next retry would come after it is tried then
+
+
+def next_try(
+    ended: float, attempt: int, expires_at: float, initial: float, most: float, rng: random.Random
+) -> float | None:
+    """When to try again after failed attempt number `attempt` that ended at `ended`; None when it
+    expires instead. A retry the backoff would put past the expiry comes just before it: giving up
+    at the backoff's word left up to retry_max (15 min) of the alert's life untried."""
+    at = ended + backoff(attempt, initial, most, rng)
+    if at <= expires_at:
+        return at
+    last = expires_at - LAST_TRY
+    return last if ended < last else None
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -220,9 +236,11 @@ class Dispatcher:
         next_at = None
         if outcome is AttemptOutcome.RETRY:
             alerts = self.config.alerts
-            next_at = ended + backoff(item.attempts + 1, alerts.retry_initial, alerts.retry_max, self._rng)
-            if next_at > item.expires_at:
-                outcome, next_at = AttemptOutcome.EXPIRED, None
+            next_at = next_try(
+                ended, item.attempts + 1, item.expires_at, alerts.retry_initial, alerts.retry_max, self._rng
+            )
+            if next_at is None:
+                outcome = AttemptOutcome.EXPIRED
         self.outcomes[(item.channel, outcome)] += 1
         if outcome is not AttemptOutcome.RETRY:
             self.reached.pop((item.key, item.channel), None)
