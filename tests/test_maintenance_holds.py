@@ -8,7 +8,7 @@ import json
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config, load_config
-from heartfly.core.states import Kind
+from heartfly.core.states import Kind, Status
 from heartfly.server import windows
 from heartfly.server.engine import Engine
 from heartfly.store import rows as store
@@ -362,3 +362,34 @@ async def test_a_check_taken_out_while_stopped_and_held_is_not_told_when_it_come
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert _events(config) == []
+
+
+async def test_a_down_replayed_when_a_check_comes_back_in_a_hold_window_is_told_at_its_end(
+    write_config: ConfigWriter,
+) -> None:
+    # Taken out while stopped with failures unstored; back (counting fewer failures) in the window:
+    # the replay takes it down now, a hold of its own, not one that went with it.
+    ka, kb = new_key(), new_key()
+    chan = '[channels.journal]\ntype = "log"\n'
+    a3 = f'[checks.a]\nkey = "{ka}"\nevery = "1h"\nfailures_before_alert = 3\nchannels = ["journal"]\n'
+    b = f'[checks.b]\nkey = "{kb}"\nevery = "1h"\nchannels = ["journal"]\n'
+    both = write_config(chan + a3 + b + _patching().replace('["job"]', '["a"]'))
+    only_b = write_config(chan + b, name="b.toml")
+    clock = FakeClock(MONDAY_2AM - 600)
+    async with running(both, clock, clean=False) as engine:
+        await ping(engine, "a")
+        clock.advance(5)
+        await ping(engine, "a", Kind.FAIL)
+        await ping(engine, "a", Kind.FAIL)  # unstored: the crash comes before the lazy checkpoint
+    async with running(only_b, clock) as engine:  # a removed while stopped
+        await ping(engine, "b")
+    clock.advance(900)  # 02:05, within the window
+    back = write_config(chan + a3.replace("= 3", "= 2") + b + _patching().replace('["job"]', '["a"]'), name="back.toml")
+    async with running(only_b, clock) as engine:
+        await engine.finish_load(lambda: None)
+        await engine.apply_config(load_config(back.path))  # a returns; its replayed 2nd failure takes it down now
+        assert engine.checks["a"].state.status is Status.DOWN
+        clock.advance(3600)  # past the window's end: its summary tells what it held
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(both) == ["maintenance"]

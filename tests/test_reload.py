@@ -7,6 +7,7 @@ import gc
 import signal
 import sqlite3
 import threading
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -272,14 +273,17 @@ async def test_a_restart_after_a_reload_that_made_a_schedule_tighter_keeps_its_d
 
 
 class SlowEngine:
-    """An engine whose apply_config awaits a gate (its reads, its flush) before it switches."""
+    """An engine whose apply_config awaits a gate (its reads, its flush) before it switches, or
+    (`fail`) fails there, before it changes anything (a database read that failed)."""
 
-    def __init__(self, config: Config, gate: asyncio.Event | None = None) -> None:
-        self.config, self.gate = config, gate
+    def __init__(self, config: Config, gate: asyncio.Event | None = None, *, fail: bool = False) -> None:
+        self.config, self.gate, self.fail = config, gate, fail
 
     async def apply_config(self, config: Config) -> None:
         if self.gate is not None:
             await self.gate.wait()
+        if self.fail:
+            raise OSError("database is locked")
         self.config = config
 
 
@@ -304,3 +308,26 @@ async def test_a_cluster_term_that_begins_while_a_reload_applies_ends_on_the_new
     gate.set()
     await reload
     assert "b" in rt.config.checks and "b" in term.config.checks
+
+
+async def test_a_reload_that_fails_and_cannot_be_taken_back_from_a_new_term_leaves_the_server_beside_its_engine(
+    write_config: ConfigWriter,
+) -> None:
+    # The term's engine keeps the new config: the dispatcher that sends its alerts must know its
+    # checks (alerts of a check it does not know are failed for good).
+    old = write_config(every_hour("a", new_key()))
+    rt = Runtime(config=old, clock=FakeClock())
+    rt.file_config = old
+    gate = asyncio.Event()
+    rt._engine = SlowEngine(old, gate, fail=True)  # type: ignore[assignment]
+    old.path.write_text(old.path.read_text() + every_hour("b", new_key()))
+    reload = asyncio.create_task(rt.apply_config(load_config(old.path)))
+    await asyncio.sleep(0)
+    term = SlowEngine(rt.config, fail=True)  # built on the new config; taking it back fails too
+    rt._engine = term  # type: ignore[assignment]
+    dispatcher = types.SimpleNamespace(config=rt.config)
+    rt.dispatcher = dispatcher  # type: ignore[assignment]
+    gate.set()
+    with pytest.raises(OSError, match="database is locked"):
+        await reload
+    assert "b" in term.config.checks and "b" in dispatcher.config.checks and "b" in rt.config.checks

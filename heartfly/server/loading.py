@@ -490,14 +490,15 @@ class Loading(ChangeRows):
         """A check back in the config: apply the pings its stored state lacks (see Removed.stale),
         then watch it afresh. Its row stops being "removed" in the commit that stores its state: a
         crash in between must not leave it looking current with those pings never applied."""
+        if check.state.window_hold is not None:  # a window's hold went with the check (taken out while stopped
+            # too); one the pings replayed below give it now is its own, kept
+            check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
         for ping in pings:
             self._replay_one(check, ping)
         if pings:
             self.log.info("check %s: replayed %d ping(s) from before it was removed", check.name, len(pings))
         self._apply_held(check, now, due=False)  # what it held, as of its times: not the deadlines since
         check.state = states.reconfigure(check.config, states.rewatch(check.config, check.state, now), now).state
-        if check.state.window_hold is not None:  # a window's hold went with the check (removed while stopped too)
-            check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
         self._schedule(check)
         write = store.Write(state=self._mark_stored(check))
         write.statements.append(store.removed_statement(check.id, None))
