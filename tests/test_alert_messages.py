@@ -17,11 +17,13 @@ import aiohttp
 import pytest
 
 from heartfly.core import states
-from heartfly.core.config import CheckConfig
+from heartfly.core.clock import FakeClock
+from heartfly.core.config import CheckConfig, load_config
 from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
 from heartfly.core.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
 from heartfly.core.views import iso
 from heartfly.notify import PermanentError, outbox, webhook
+from heartfly.notify import dispatcher as dispatch
 from heartfly.notify.dispatcher import LAST_TRY, backoff, next_try
 from heartfly.notify.message import (
     TAIL,
@@ -34,7 +36,9 @@ from heartfly.notify.message import (
     text,
     webhook_json,
 )
-from tests.conftest import check
+from heartfly.notify.outbox import TEST_EXPIRE_AFTER
+from heartfly.store.queries import OutboxItem
+from tests.conftest import ConfigWriter, check
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 LINK = "https://hb.example.org/checks/backup"
@@ -575,3 +579,30 @@ async def test_a_webhook_url_aiohttp_cannot_use_fails_for_good_without_naming_th
         with pytest.raises(PermanentError) as info:
             await webhook.send(session, channel, alert)
     assert secret not in str(info.value) and "Port out of range" in str(info.value)
+
+
+SLOW_HOOK = '[channels.hook]\ntype = "webhook"\nurl = "https://example.org/hook"\ntimeout = "10m"\n'
+
+
+def _expiring_item(event: str, created: float, expires: float) -> OutboxItem:
+    payload = {"channel": "hook", "at": created}
+    return OutboxItem(1, f"{event}-1", None, "hook", event, payload, created, expires, created, 0)
+
+
+@pytest.mark.parametrize("late", [5.0, 9 * 60.0])
+async def test_an_alert_is_never_sent_after_its_expiry_whatever_its_channels_time_limit(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, late: float
+) -> None:
+    config = load_config(write_config(SLOW_HOOK).path)
+    sent: list[Any] = []
+
+    async def fake(d: Any, channel: Any, alert: Any) -> None:
+        sent.append(alert)
+
+    monkeypatch.setitem(dispatch.SENDERS, "webhook", fake)
+    created = 1_000_000.0
+    clock = FakeClock(created + TEST_EXPIRE_AFTER + late)  # e.g. the first read after a restart
+    d = dispatch.Dispatcher(config, clock, None, None, None)  # type: ignore[arg-type]
+    await d._deliver(_expiring_item("test", created, created + TEST_EXPIRE_AFTER))
+    assert sent == []  # a test alert is for whoever tries the channel now, not minutes later
+    assert d.outcomes[("hook", "expired")] == 1

@@ -331,3 +331,43 @@ async def test_a_reload_that_fails_and_cannot_be_taken_back_from_a_new_term_leav
     with pytest.raises(OSError, match="database is locked"):
         await reload
     assert "b" in term.config.checks and "b" in dispatcher.config.checks and "b" in rt.config.checks
+
+
+class GatedFail:
+    def __init__(self, config: Config, gate: asyncio.Event) -> None:
+        self.config, self.gate = config, gate
+
+    async def apply_config(self, config: Config) -> None:
+        await self.gate.wait()
+        raise OSError("database is locked")
+
+
+class SwitchThenFail:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def apply_config(self, config: Config) -> None:
+        self.config = config
+        raise RuntimeError("flush failed after the switch")
+
+
+async def test_a_term_engine_that_took_the_old_config_back_then_failed_leaves_the_server_on_that_config(
+    write_config: ConfigWriter,
+) -> None:
+    old = write_config(every_hour("a", new_key()))
+    rt = Runtime(config=old, clock=FakeClock())
+    rt.file_config = old
+    gate = asyncio.Event()
+    rt._engine = GatedFail(old, gate)  # type: ignore[assignment]
+    old.path.write_text(old.path.read_text() + every_hour("b", new_key()))
+    reload = asyncio.create_task(rt.apply_config(load_config(old.path)))
+    await asyncio.sleep(0)
+    term = SwitchThenFail(rt.config)
+    rt._engine = term  # type: ignore[assignment]
+    dispatcher = types.SimpleNamespace(config=rt.config)
+    rt.dispatcher = dispatcher  # type: ignore[assignment]
+    gate.set()
+    with pytest.raises(OSError, match="database is locked"):
+        await reload
+    assert "b" not in term.config.checks
+    assert dispatcher.config is term.config and rt.config is term.config

@@ -208,7 +208,7 @@ class Dispatcher:
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
         outcome: AttemptOutcome = AttemptOutcome.SENT
         error: str | None = None
-        if started > item.expires_at + timeout:  # (its time limit: a last try queued behind a busy channel)
+        if started > item.expires_at:
             outcome, error = AttemptOutcome.EXPIRED, "expired before it could be sent"
         elif channel is None:
             outcome, error = AttemptOutcome.FAILED, f'channel "{item.channel}" is no longer in the config'

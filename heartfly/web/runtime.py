@@ -163,14 +163,15 @@ class Runtime:
                 try:
                     await self.engine.apply_config(before[0])
                 except Exception:  # the reload's own error is the one to tell
-                    log.exception("taking back a failed reload: the leader's engine keeps the new config")
-                    # ...and so does the server beside it, whose dispatcher sends that engine's alerts
-                    self.config, self.file_config = config, file_config
-                    if stored is not None:
-                        self.stored = stored
-                    for each in (dispatcher, self.dispatcher):
-                        if each is not None:
-                            each.config = config
+                    log.exception("taking back a failed reload failed on the leader's engine")
+                    if self.engine.config is config:  # it kept the new config: so does the server beside it,
+                        # whose dispatchers send its alerts
+                        self.config, self.file_config = config, file_config
+                        if stored is not None:
+                            self.stored = stored
+                        for each in (dispatcher, self.dispatcher):
+                            if each is not None:
+                                each.config = config
             raise
         return config
 
