@@ -274,10 +274,13 @@ async def test_a_restart_after_a_reload_that_made_a_schedule_tighter_keeps_its_d
 
 class SlowEngine:
     """An engine whose apply_config awaits a gate (its reads, its flush) before it switches, or
-    (`fail`) fails there, before it changes anything (a database read that failed)."""
+    (`fail`) fails there, before it changes anything (a database read that failed); or (`switch_then_fail`)
+    switches, then fails."""
 
-    def __init__(self, config: Config, gate: asyncio.Event | None = None, *, fail: bool = False) -> None:
-        self.config, self.gate, self.fail = config, gate, fail
+    def __init__(
+        self, config: Config, gate: asyncio.Event | None = None, *, fail: bool = False, switch_then_fail: bool = False
+    ) -> None:
+        self.config, self.gate, self.fail, self.switch_then_fail = config, gate, fail, switch_then_fail
 
     async def apply_config(self, config: Config) -> None:
         if self.gate is not None:
@@ -285,6 +288,31 @@ class SlowEngine:
         if self.fail:
             raise OSError("database is locked")
         self.config = config
+        if self.switch_then_fail:
+            raise RuntimeError("the flush failed after the switch")
+
+
+async def reload_beside_a_new_term(
+    write_config: ConfigWriter, make_first: Callable[[Config], SlowEngine], make_term: Callable[[Config], SlowEngine]
+) -> tuple[asyncio.Task[Config], Runtime, SlowEngine, types.SimpleNamespace]:
+    """A server on check a whose engine (`first`, gated) applies a file with a and b, and a cluster
+    term beginning meanwhile, built as _begin_term builds it on the runtime's config, with its
+    dispatcher; the reload task, once the first engine's gate opens."""
+    old = write_config(every_hour("a", new_key()))
+    rt = Runtime(config=old, clock=FakeClock())
+    rt.file_config = old
+    rt._engine = make_first(old)  # type: ignore[assignment]
+    old.path.write_text(old.path.read_text() + every_hour("b", new_key()))
+    reload = asyncio.create_task(rt.apply_config(load_config(old.path)))
+    await asyncio.sleep(0)
+    config = rt.config
+    term = make_term(config)
+    rt._engine = term  # type: ignore[assignment]
+    dispatcher = types.SimpleNamespace(config=config)
+    rt.dispatcher = dispatcher  # type: ignore[assignment]
+    if rt.config is not config:
+        await term.apply_config(rt.config)
+    return reload, rt, term, dispatcher
 
 
 async def test_a_cluster_term_that_begins_while_a_reload_applies_ends_on_the_new_config(
@@ -292,82 +320,32 @@ async def test_a_cluster_term_that_begins_while_a_reload_applies_ends_on_the_new
 ) -> None:
     # cluster._begin_term builds on rt.config and applies it again only if rt.config changed
     # meanwhile: rt.config must switch before the old engine's apply awaits, not after it.
-    old = write_config(every_hour("a", new_key()))
-    rt = Runtime(config=old, clock=FakeClock())
-    rt.file_config = old
     gate = asyncio.Event()
-    rt._engine = SlowEngine(old, gate)  # type: ignore[assignment]
-    old.path.write_text(old.path.read_text() + every_hour("b", new_key()))
-    reload = asyncio.create_task(rt.apply_config(load_config(old.path)))
-    await asyncio.sleep(0)
-    config = rt.config  # the new term, as _begin_term builds it
-    term = SlowEngine(config)
-    rt._engine = term  # type: ignore[assignment]
-    if rt.config is not config:
-        await term.apply_config(rt.config)
+    reload, rt, term, _ = await reload_beside_a_new_term(write_config, lambda c: SlowEngine(c, gate), SlowEngine)
     gate.set()
     await reload
     assert "b" in rt.config.checks and "b" in term.config.checks
 
 
-async def test_a_reload_that_fails_and_cannot_be_taken_back_from_a_new_term_leaves_the_server_beside_its_engine(
-    write_config: ConfigWriter,
+@pytest.mark.parametrize(
+    ("term", "on_new"),
+    [
+        (lambda c: SlowEngine(c, fail=True), True),  # taking the old config back failed before it switched
+        (lambda c: SlowEngine(c, switch_then_fail=True), False),  # ...or after
+    ],
+    ids=["kept-the-new", "took-the-old-back"],
+)
+async def test_a_reload_that_fails_and_cannot_be_taken_back_from_a_new_term_leaves_the_server_on_its_config(
+    write_config: ConfigWriter, term: Callable[[Config], SlowEngine], on_new: bool
 ) -> None:
-    # The term's engine keeps the new config: the dispatcher that sends its alerts must know its
-    # checks (alerts of a check it does not know are failed for good).
-    old = write_config(every_hour("a", new_key()))
-    rt = Runtime(config=old, clock=FakeClock())
-    rt.file_config = old
+    # The term's dispatcher sends its engine's alerts: it must know that engine's checks (an alert
+    # of a check it does not know is failed for good), and the server says what runs.
     gate = asyncio.Event()
-    rt._engine = SlowEngine(old, gate, fail=True)  # type: ignore[assignment]
-    old.path.write_text(old.path.read_text() + every_hour("b", new_key()))
-    reload = asyncio.create_task(rt.apply_config(load_config(old.path)))
-    await asyncio.sleep(0)
-    term = SlowEngine(rt.config, fail=True)  # built on the new config; taking it back fails too
-    rt._engine = term  # type: ignore[assignment]
-    dispatcher = types.SimpleNamespace(config=rt.config)
-    rt.dispatcher = dispatcher  # type: ignore[assignment]
+    reload, rt, engine, dispatcher = await reload_beside_a_new_term(
+        write_config, lambda c: SlowEngine(c, gate, fail=True), term
+    )
     gate.set()
     with pytest.raises(OSError, match="database is locked"):
         await reload
-    assert "b" in term.config.checks and "b" in dispatcher.config.checks and "b" in rt.config.checks
-
-
-class GatedFail:
-    def __init__(self, config: Config, gate: asyncio.Event) -> None:
-        self.config, self.gate = config, gate
-
-    async def apply_config(self, config: Config) -> None:
-        await self.gate.wait()
-        raise OSError("database is locked")
-
-
-class SwitchThenFail:
-    def __init__(self, config: Config) -> None:
-        self.config = config
-
-    async def apply_config(self, config: Config) -> None:
-        self.config = config
-        raise RuntimeError("flush failed after the switch")
-
-
-async def test_a_term_engine_that_took_the_old_config_back_then_failed_leaves_the_server_on_that_config(
-    write_config: ConfigWriter,
-) -> None:
-    old = write_config(every_hour("a", new_key()))
-    rt = Runtime(config=old, clock=FakeClock())
-    rt.file_config = old
-    gate = asyncio.Event()
-    rt._engine = GatedFail(old, gate)  # type: ignore[assignment]
-    old.path.write_text(old.path.read_text() + every_hour("b", new_key()))
-    reload = asyncio.create_task(rt.apply_config(load_config(old.path)))
-    await asyncio.sleep(0)
-    term = SwitchThenFail(rt.config)
-    rt._engine = term  # type: ignore[assignment]
-    dispatcher = types.SimpleNamespace(config=rt.config)
-    rt.dispatcher = dispatcher  # type: ignore[assignment]
-    gate.set()
-    with pytest.raises(OSError, match="database is locked"):
-        await reload
-    assert "b" not in term.config.checks
-    assert dispatcher.config is term.config and rt.config is term.config
+    assert ("b" in engine.config.checks) is on_new
+    assert dispatcher.config is engine.config and rt.config is engine.config
