@@ -1,6 +1,7 @@
 """A check's change of state as one write: its checkpoint, its flip, its finished runs and its
 alerts, committed together (the engine's part, through ChangeRows). It decides ids, folding and
-the log line; the rows' columns are the store's (heartfly.store.rows).
+the log line; the rows' columns are the store's (heartfly.store.rows). Also the alerts maintenance
+windows held: their summaries (windows.py decides them, this queues them and the holds they end).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from heartfly.core.maintenance import Window
 from heartfly.core.states import CheckState, Flip
 from heartfly.core.units import human_duration
 from heartfly.notify import outbox
+from heartfly.server import windows
 from heartfly.store import rows as store
 
 if TYPE_CHECKING:
     from heartfly.core.clock import Clock
     from heartfly.core.config import Config
     from heartfly.server.checks import Check
+    from heartfly.store.api import WriteQueue
 
 log = logging.getLogger("heartfly.server.engine")  # one log for every change of state, as before the split
 
@@ -38,6 +41,10 @@ class ChangeRows:
     _next_outbox_id: int
     _edges: dict[str, str]  # pipeline step -> its upstream
     _steps: dict[str, list[tuple[str, str]]]  # upstream -> [(step, trigger)]
+    writer: WriteQueue
+    windows_done: dict[str, float]  # maintenance window -> last moment handled (windows.py)
+    _view: bool  # a cluster standby's picture (load's `view`): it tells nothing
+    _holds_settled: bool  # a start has released the holds no window will tell: summaries may go
 
     def _mark_stored(self, check: Check) -> store.StateRow:
         raise NotImplementedError
@@ -153,3 +160,41 @@ class ChangeRows:
             late = ""
         detail = f": {flip.detail}" if flip.detail else ""
         self.log.info("check %s: %s -> %s%s%s%s", check.name, flip.old.value, flip.new.value, reason, detail, late)
+
+    # ---- maintenance windows' holds --------------------------------------------------------
+
+    def close_windows(self, now: float) -> None:
+        """Queue the summaries of held maintenance windows that ended (housekeeping, each round).
+        Not before a start has read every state and released the holds no window will tell: its
+        done marks would move past what release must see (a window changed to `drop` while stopped,
+        a state stored before holds were kept)."""
+        if not self.config.maintenance or not self._holds_settled:
+            return
+        write, self._next_outbox_id, told = windows.close(self.config, self.checks, self.windows_done, now,
+                                                          self._next_outbox_id)  # fmt: skip
+        if write is not None:
+            if write.outbox:
+                write.on_commit = self._alerts_committed
+            self.writer.submit_nowait(write)
+        self._set_holds([(c, None, 0.0) for c in told])  # after the summary: a crash between tells it twice, never not
+
+    def release_holds(self, now: float, *, adopt: bool = False) -> None:
+        """Tell the down alerts held for a maintenance window that will not tell them (removed or
+        changed by a reload or while stopped, or no longer covering the check): at a reload, and
+        once a start has read every state (`adopt`: holds a version before did not keep)."""
+        if self._view:  # a standby's picture tells nothing
+            return
+        write, self._next_outbox_id, holds = windows.release(
+            self.config, self.checks.values(), self.windows_done, now, self._next_outbox_id, adopt=adopt
+        )
+        if write is not None:
+            write.on_commit = self._alerts_committed
+            self.writer.submit_nowait(write)
+        self._set_holds(holds)
+
+    def _set_holds(self, holds: list[windows.Hold]) -> None:
+        """Each check's state takes its window hold (a window's name and its occurrence's end, or
+        none), stored at once."""
+        for check, name, end in holds:
+            check.state = dataclasses.replace(check.state, window_hold=name, window_end=end)
+            self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))

@@ -1,6 +1,7 @@
 """Owns every check's state, the key maps and the deadline heap; applies pings and expiries.
-(Its start-up and reload are in loading.py, a change's rows in changes.py, and its bookkeeping
-rounds, checkpoints, alive marks and pruning, in housekeeping.py.)
+(Its start-up is in loading.py, its reload in reloading.py, a change's rows and the maintenance
+windows' held alerts in changes.py, and its bookkeeping rounds, checkpoints, alive marks and
+pruning, in housekeeping.py.)
 
 State changes are pure (states.py); this module decides when they happen and hands the
 resulting rows to the writer (store.api.WriteQueue). Memory is the source of truth while running,
@@ -10,7 +11,6 @@ the store (store.api.Reader) on start.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import math
@@ -28,7 +28,7 @@ from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
 from heartfly.server.downtime import Downtime, Pending
-from heartfly.server.loading import Loading
+from heartfly.server.reloading import Reloading
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -51,8 +51,9 @@ HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again aft
 SLEPT_MIN = 1.0
 
 
-class Engine(Loading):
-    """The running heart: pings in, deadlines out, rows to the writer (loading.py rebuilds it)."""
+class Engine(Reloading):
+    """The running heart: pings in, deadlines out, rows to the writer (loading.py builds it,
+    reloading.py rebuilds it)."""
 
     def __init__(self, config: Config, clock: Clock, writer: WriteQueue) -> None:
         self.config = config
@@ -380,42 +381,6 @@ class Engine(Loading):
             self._settle_replay()
         if (mark := self._unstored.new_mark(self._next_ping_id)) is not None:
             self.writer.submit_nowait(store.Write(statements=[store.checkpoint_statement(mark)]))
-
-    def close_windows(self, now: float) -> None:
-        """Queue the summaries of held maintenance windows that ended (housekeeping, each round).
-        Not before a start has read every state and released the holds no window will tell: its
-        done marks would move past what release must see (a window changed to `drop` while stopped,
-        a state stored before holds were kept)."""
-        if not self.config.maintenance or not self._holds_settled:
-            return
-        write, self._next_outbox_id, told = windows.close(self.config, self.checks, self.windows_done, now,
-                                                          self._next_outbox_id)  # fmt: skip
-        if write is not None:
-            if write.outbox:
-                write.on_commit = self._alerts_committed
-            self.writer.submit_nowait(write)
-        self._set_holds([(c, None, 0.0) for c in told])  # after the summary: a crash between tells it twice, never not
-
-    def release_holds(self, now: float, *, adopt: bool = False) -> None:
-        """Tell the down alerts held for a maintenance window that will not tell them (removed or
-        changed by a reload or while stopped, or no longer covering the check): at a reload, and
-        once a start has read every state (`adopt`: holds a version before did not keep)."""
-        if self._view:  # a standby's picture tells nothing
-            return
-        write, self._next_outbox_id, holds = windows.release(
-            self.config, self.checks.values(), self.windows_done, now, self._next_outbox_id, adopt=adopt
-        )
-        if write is not None:
-            write.on_commit = self._alerts_committed
-            self.writer.submit_nowait(write)
-        self._set_holds(holds)
-
-    def _set_holds(self, holds: list[windows.Hold]) -> None:
-        """Each check's state takes its window hold (a window's name and its occurrence's end, or
-        none), stored at once."""
-        for check, name, end in holds:
-            check.state = dataclasses.replace(check.state, window_hold=name, window_end=end)
-            self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
 
     # ---- deadlines ------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from heartfly.core import pipeline, states
+from heartfly.core import states
 from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.deadlines import RESTART_SETTLE
@@ -27,7 +27,7 @@ from heartfly.server.checks import Armed, Check, Removed
 from heartfly.server.downtime import UNREAD_DOWNTIMES, Downtime, Pending, log_downtime, pending_downtimes
 from heartfly.server.unstored import Unstored
 from heartfly.store import rows as store
-from heartfly.store.api import Reader, StoreError, WriteQueue
+from heartfly.store.api import Reader, WriteQueue
 from heartfly.store.queries import CheckRow, CheckText, LoggedPing, unapplied
 from heartfly.store.rows import decode_state
 
@@ -46,7 +46,8 @@ TAKEOVER_SLOP = 3.0  # seconds: see the settle in load()
 
 
 class Loading(ChangeRows):
-    """The engine's part that (re)builds its checks: load() at start, apply_config() on reload."""
+    """The engine's part that builds its checks at start (load(), finish_load()) and the helpers a
+    reload shares with it (reloading.Reloading)."""
 
     config: Config
     clock: Clock
@@ -87,9 +88,7 @@ class Loading(ChangeRows):
     read_after: asyncio.Event | None  # finish_load waits for it: the first pings are answered first
     _downtime_log: tuple[Downtime, float, bool, bool] | None
     _instants: dict[float, float]
-    _view: bool  # a cluster standby's picture (load's `view`): it tells nothing
     _adopt_holds: bool  # the first start of a version that keeps window holds (windows.release's adopt)
-    _holds_settled: bool  # a start has released the holds no window will tell: summaries may go
 
     if TYPE_CHECKING:  # the engine's own (declared only: a stub here would shadow them at run time)
         _fire_at: Callable[[Check, Downtime | None], float | None]
@@ -102,8 +101,6 @@ class Loading(ChangeRows):
 
         checkpoint: Callable[[], None]
         _drop_stale: Callable[[], None]
-
-        def release_holds(self, now: float, *, adopt: bool = False) -> None: ...
 
         def _apply(
             self, check: Check, event: Event, now: float, *, arm: bool = True
@@ -535,85 +532,3 @@ class Loading(ChangeRows):
             self._kind_keys[cfg.start_key] = (check, Kind.START)
         if cfg.fail_key:
             self._kind_keys[cfg.fail_key] = (check, Kind.FAIL)
-
-    # ---- reload ---------------------------------------------------------------------------
-
-    async def apply_config(self, config: Config) -> None:
-        """Switch to a new config: new checks are watched, removed ones keep their history. One
-        at a time, in the order called: a cluster's new term applies the config without the
-        reload lock, and two at once, each awaiting reads before it rebuilds the maps, could end
-        on the older config."""
-        async with self._reconfiguring:
-            await self._apply_config(config)
-
-    async def _apply_config(self, config: Config) -> None:
-        # Read first: from here on the maps are rebuilt, and pings must not see them half done.
-        missed: dict[int, list[LoggedPing]] = {}
-        for name in config.checks.keys() & self._removed.keys():
-            back = self._removed[name]
-            if back.stale and self._db is not None:
-                missed[back.id] = await self._db.check_pings_after(back.id, back.ping_id)
-        if self._unread:  # read as the start would have, a page at a time, before the maps are rebuilt
-            await self.finish_load(lambda: None)
-        now = self.clock.now()
-        statements: list[store.Statement] = []
-        old = self.checks
-        self.checks, self._keys, self._kind_keys, self._by_id = {}, {}, {}, {}
-        # Until every check is back in the maps, a compaction of the heap would take the entries of
-        # those not yet back for stale, and their deadlines would never fire (_drop_stale).
-        self._rebuilding = True
-        writes: list[store.Write] = []
-        returned: list[Check] = []
-        for name, cfg in config.checks.items():
-            if name in old:
-                check = old[name]
-                if check.config != cfg:
-                    was, step = check.state, states.reconfigure(cfg, check.state, now, old=check.config)
-                    check.state, check.config = step.state, cfg
-                    writes.append(self._change(check, step, was))
-            elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
-                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
-                returned.append(check)
-            else:
-                check = self._create(cfg, now, statements)
-            self._add(check)
-            self._schedule(check)
-        dropped: list[str] = []
-        for name, check in old.items():
-            if name not in config.checks:
-                self._apply_held(check, now)  # what it holds for the reorder window happened while it was watched
-                check.seq += 1  # drops its heap entry
-                check.heap_at = None
-                held = check.state.window_hold is not None
-                if held:  # a window's hold goes with the check: told when it came back, a late surprise
-                    check.state = dataclasses.replace(check.state, window_hold=None, window_end=0.0)
-                if held or check.id in self._unstored:  # the checkpoint mark moves past its pings: store them now
-                    writes.append(store.Write(state=self._mark_stored(check)))
-                self._removed[name] = Removed(check.id, check.state, check.ping_id)
-                statements.append(store.removed_statement(check.id, now))
-                dropped.append(name)
-        self._rebuilding = False
-        self._drop_stale()
-        self._log_checks(dropped, "was removed from the config; its history is kept", "were removed from the config")
-        self._log_checks(
-            [check.name for check in returned],
-            "is back in the config; watching it afresh, with its history",
-            "are back in the config",
-            "; watching them afresh, with their history",
-        )
-        self.config = config
-        for window in config.maintenance:  # a window new to the file owes no summary of the past
-            self.windows_done.setdefault(window.name, now)
-        self._log_new()
-        self._edges, self._steps = pipeline.steps_of(config.checks.values())
-        for check in returned:  # with the new config in place: a replayed flip alerts its channels
-            writes.append(self._bring_back(check, missed.get(check.id, []), now))
-        self.writer.submit_nowait(store.Write(statements=statements))
-        for w in writes:
-            self.writer.submit_nowait(w)
-        # After those: a state row of theirs would store a hold this drops.
-        self.release_holds(now)  # a window removed or changed no longer tells what it held
-        try:
-            await self.writer.flush()
-        except StoreError as exc:  # applied in memory; the writer retries its rows until they commit
-            log.warning("reload applied; its rows are stored once database writes work again: %s", exc)
