@@ -1132,6 +1132,27 @@ def test_a_ping_held_behind_a_real_stall_is_applied_after_it_is_told_dated_when_
     assert [(f.reason, f.at) for f in log.downs] == [(Reason.STALLED, NOW - 1.8)] and not log.st.waiting
 
 
+@pytest.mark.parametrize("rid", [None, "r1"])
+def test_a_stall_limit_a_late_ping_sets_inside_the_window_waits_for_the_pings_behind_it(rid: str | None) -> None:
+    # Event order: no gap reaches the 2 s stall limit. The progress at -1.9 arrives first after the
+    # start, 1.95 s late, and sets the limit at +0.1, before the older progress and the success
+    # (arriving 0.05 s apart) could come: the limit waits out the window, and finds the run ended.
+    events = [ev(Kind.START, NOW - 3.3, rid), ev(Kind.PROGRESS, NOW - 2.9, rid)]
+    events += [ev(Kind.PROGRESS, NOW - 1.9, rid), ev(Kind.SUCCESS, NOW - 1.2, rid)]
+    raced = raced_as_in_order(events, [0, 2, 1, 3], stall=2.0, max_runtime=600.0)
+    assert told_by(raced) == [] and [r.outcome for r in raced.runs] == [RunOutcome.SUCCESS]
+
+
+def test_a_stall_limit_a_late_ping_sets_inside_the_window_is_told_after_it_dated_at_the_limit() -> None:
+    log = job(every=HOUR, stall=2.0)
+    log.arrive(NOW, ev(Kind.START, NOW - 1.5))  # late by 1.5 s: its limit at +0.5 waits for the window
+    log.tick(NOW + 1)
+    assert log.downs == [] and log.st.status is Status.RUNNING
+    log.arrive(NOW + 1, ev(Kind.PROGRESS, NOW + 1))  # a live one, dated after the limit: held behind it
+    log.tick(NOW + REORDER_WINDOW + 0.01)
+    assert [(f.reason, f.at) for f in log.downs] == [(Reason.STALLED, NOW + 0.5)]
+
+
 def test_a_ping_dated_after_a_live_deadline_is_not_held_behind_it_while_another_window_is_open() -> None:
     cfg = check(every=10.0, grace=0.0)
     log = Log(cfg, initial_state(cfg, NOW - 100))

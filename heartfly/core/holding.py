@@ -102,3 +102,13 @@ def waits_for(st: CheckState, run_id: str) -> bool:
 def hold_longer(st: CheckState, now: float, window: float) -> None:
     """A back-dated ping on a state holding others: its deadlines wait `window` from now too."""
     st.held_at, st.hold_until = max(now, st.held_at), max(now + window, st.hold_until)
+
+
+def set_soon(check: CheckConfig, before: CheckState, after: CheckState, now: float) -> float | None:
+    """The deadline a back-dated ping set (`before` it, the next one was another) that falls due
+    within the reorder window after its arrival: the pings dated before it may be as late as this
+    one, so it is held with the window as one already past would be. None for any other."""
+    deadline = next_timer(check, after)
+    if deadline is None or deadline.kind is DeadlineKind.REMIND or not now < deadline.at < after.hold_until:
+        return None
+    return None if next_timer(check, before) == deadline else deadline.at

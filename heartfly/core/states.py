@@ -35,6 +35,7 @@ from heartfly.core.holding import (
     hold_longer,
     queued,
     queues,
+    set_soon,
     wait,
     waits,
     waits_for,
@@ -275,6 +276,8 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
             new.held_at = new.hold_until = 0.0
         fired, timer_detail, fires_at = fire_due(check, new, now, now, ended, held=True)
         detail = timer_detail or detail
+    if late and (soon := set_soon(check, st, new, now)) is not None:
+        new.held_at = max(new.held_at, soon)
     flip = flip_of(st, new, now, fired, detail)
     if flip is not None and flip.is_recovery and late and not detail:  # detail: streak_broken's own words
         flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
