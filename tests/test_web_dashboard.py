@@ -350,11 +350,11 @@ async def test_the_index_reads_every_rows_history_at_once_the_same_rows_as_one_c
     rt = client.app[RUNTIME]
     assert rt.reader is not None
     ids = [c.id for c in rt.engine.checks.values()]
-    recent = await rt.reader.read_recent(ids, 2, 2)
+    recent = await rt.reader.read_recent(ids, 2)
     for i in ids:
         assert recent[i].runs == await rt.reader.read_runs(i, 2)
         assert recent[i].ends == await rt.reader.read_end_pings(i, 2)
-        assert recent[i].flips == await rt.reader.read_flips(i, 2)
+        assert recent[i].misses == await rt.reader.read_misses(i, 2)
     assert len(recent[rt.engine.checks["backup"].id].runs) == 2
     await login(client, config)
     html = await (await client.get("/")).text()

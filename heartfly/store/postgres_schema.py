@@ -125,4 +125,8 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX outbox_summaries ON outbox(channel, id) WHERE status = 'pending' AND event = 'maintenance';
     """,
+    # 5: as SQLite's 8: a check's missed deadlines, newest first, by a seek.
+    """
+    CREATE INDEX flips_missed ON flips(check_id, at) WHERE new = 'down' AND reason IN ('missed', 'step_missed');
+    """,
 ]

@@ -426,6 +426,17 @@ async def read_runs(db: Db, check_id: int, limit: int = 100, before: int | None 
     return out
 
 
+# A check's missed deadlines (the index flips_missed holds these alone): what the run charts draw
+# beside the runs and end pings.
+MISSED = " AND new = 'down' AND reason IN ('missed', 'step_missed')"
+
+
+async def read_misses(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
+    """The `limit` newest missed deadlines of a check (flips into down, missed or step_missed)."""
+    sql = f"SELECT {', '.join(_FLIP_KEYS)} FROM flips WHERE check_id = ?{MISSED} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
+    return [dict(zip(_FLIP_KEYS, row, strict=True)) for row in await _rows(db, sql, (check_id, limit))]
+
+
 async def read_end_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
     """The latest success and failure pings: a timeline's events for jobs that never send a start."""
     sql = (
@@ -479,20 +490,21 @@ def recent_statements(ids: str = "json_each(?1) AS c", value: str = "c.value") -
     return (
         _newest_of_each("runs", _RUN_KEYS, "started_at DESC, id DESC", "", ids, value),
         _newest_of_each("pings", _END_KEYS, "id DESC", " AND kind IN ('success', 'fail')", ids, value),
-        _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC", "", ids, value),
+        _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC", MISSED, ids, value),
     )
 
 
-_RUNS_OF, _END_PINGS_OF, _FLIPS_OF = recent_statements()
+_RUNS_OF, _END_PINGS_OF, _MISSES_OF = recent_statements()
 
 
 @dataclass(frozen=True, slots=True)
 class Recent:
-    """One check's newest runs, end pings and flips, as read_runs, read_end_pings and read_flips give them."""
+    """One check's newest runs, end pings and missed deadlines, as read_runs, read_end_pings and
+    read_misses give them."""
 
     runs: list[dict[str, Any]]
     ends: list[dict[str, Any]]
-    flips: list[dict[str, Any]]
+    misses: list[dict[str, Any]]
 
 
 async def _grouped(db: Db, sql: str, ids: str, limit: int, keys: tuple[str, ...]) -> dict[int, list[dict[str, Any]]]:
@@ -502,12 +514,12 @@ async def _grouped(db: Db, sql: str, ids: str, limit: int, keys: tuple[str, ...]
     return out
 
 
-async def read_recent(db: Db, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
-    """Each check's `runs` newest runs and end pings and `flips` newest flips: three statements in all."""
+async def read_recent(db: Db, check_ids: list[int], runs: int) -> dict[int, Recent]:
+    """Each check's `runs` newest runs, end pings and missed deadlines: three statements in all."""
     ids = json.dumps(check_ids)
     run_rows = await _grouped(db, _RUNS_OF, ids, runs, _RUN_KEYS)
     end_rows = await _grouped(db, _END_PINGS_OF, ids, runs, _END_KEYS)
-    flip_rows = await _grouped(db, _FLIPS_OF, ids, flips, _FLIP_KEYS)
+    flip_rows = await _grouped(db, _MISSES_OF, ids, runs, _FLIP_KEYS)
     for items in run_rows.values():
         for item in items:
             item["duration"] = max(0.0, item["ended_at"] - item["started_at"])

@@ -97,11 +97,14 @@ class SqlReader:
     async def read_end_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]:
         return await queries.read_end_pings(self.db, check_id, limit)
 
+    async def read_misses(self, check_id: int, limit: int) -> list[dict[str, Any]]:
+        return await queries.read_misses(self.db, check_id, limit)
+
     async def read_record(self, check_id: int, since: float) -> RecordRows:
         return await queries.read_record(self.db, check_id, since)
 
-    async def read_recent(self, check_ids: list[int], runs: int, flips: int) -> dict[int, Recent]:
-        return await queries.read_recent(self.db, check_ids, runs, flips)
+    async def read_recent(self, check_ids: list[int], runs: int) -> dict[int, Recent]:
+        return await queries.read_recent(self.db, check_ids, runs)
 
 
 SqliteReader = SqlReader  # the name sqlite.open_reader and older callers know

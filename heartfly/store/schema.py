@@ -122,4 +122,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX outbox_summaries ON outbox(channel, id) WHERE status = 'pending' AND event = 'maintenance';
     """,
+    # 8: the missed deadlines a check's run charts draw, newest first by a seek: among the up <-> running
+    # of every healthy run, a count of the newest flips lost them, and a filter would walk them all.
+    """
+    CREATE INDEX flips_missed ON flips(check_id, at) WHERE new = 'down' AND reason IN ('missed', 'step_missed');
+    """,
 ]

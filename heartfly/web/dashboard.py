@@ -186,30 +186,36 @@ def _judged_by(check: Check) -> tuple[Assertion, ...]:
     return () if check.config.expect is not None else check.config.assertions
 
 
-async def _events(request: web.Request, check: Check, runs: int, flips: int) -> list[dict[str, Any]]:
+async def _events(request: web.Request, check: Check, runs: int) -> list[dict[str, Any]]:
     reader = request.app[RUNTIME].reader
     assert reader is not None
     return charts.events(
         await reader.read_runs(check.id, runs),
-        await reader.read_end_pings(check.id, runs),
-        await reader.read_flips(check.id, flips),
+        _lone_ends(check, await reader.read_end_pings(check.id, runs)),
+        await reader.read_misses(check.id, runs),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
         _judged_by(check),
     )
 
 
+def _lone_ends(check: Check, ends: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The end pings a chart may draw as runs of their own: a fan-in's successes are its members'
+    reports (its batches are its runs), not one run each; its failures stay."""
+    return ends if check.config.expect is None else [e for e in ends if e["kind"] != "success"]
+
+
 async def _timelines(request: web.Request, checks: list[Check]) -> list[charts.Chart]:
     """The index's strips, one per check, from one batched read (not three queries per row)."""
     rt = request.app[RUNTIME]
     assert rt.reader is not None
-    recent = await rt.reader.read_recent([c.id for c in checks], charts.TIMELINE_SLOTS, 10)
+    recent = await rt.reader.read_recent([c.id for c in checks], charts.TIMELINE_SLOTS)
     now = rt.clock.now()
     tz = display_zone(request)
     strips = []
     for c in checks:
         r = recent[c.id]
-        events = charts.events(r.runs, r.ends, r.flips, _open_starts(c), now, _judged_by(c))
+        events = charts.events(r.runs, _lone_ends(c, r.ends), r.misses, _open_starts(c), now, _judged_by(c))
         strips.append(charts.timeline(events, tz=tz))
     return strips
 
@@ -301,7 +307,7 @@ async def check_page(request: web.Request) -> web.Response:
     all_flips = request.query.get("flips") == "all"  # else without the up <-> running of healthy runs
     flips = await reader.read_flips(check.id, 15, routine=all_flips)
     alerts = await reader.read_alerts(check.id, 10)
-    items = await _events(request, check, 60, 30)
+    items = await _events(request, check, 60)
     windows = await record.read(rt, check)
     upstream_name = cfg.after
     upstream = rt.engine.lookup_name(upstream_name) if upstream_name else None
