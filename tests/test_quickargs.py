@@ -43,7 +43,6 @@ def test_the_usual_run_arguments_become_a_run_job_call_with_the_command_after_th
         ("run", ["job", "true"]),  # no --: click explains
         ("run", ["job", "--"]),
         ("run", ["--help", "job", "--", "true"]),
-        ("run", ["-c", "/", "job", "--", "true"]),  # a config that is a folder: click's error
     ],
 )
 def test_anything_unusual_is_left_to_click(command: str, args: list[str]) -> None:

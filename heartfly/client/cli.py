@@ -18,14 +18,15 @@ from heartfly.client.transport import END_BUDGET, MAX_BODY, RETRIES, START_BUDGE
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def config_option(purpose: str) -> Callable[[F], F]:
+def config_option(purpose: str, *, strict: bool = True) -> Callable[[F], F]:
     """-c/--config (HEARTFLY_CONFIG) as `config_path`: one definition for every command, the
-    operator's (heartfly.cli.main) and the job side's; `purpose` is its help text."""
+    operator's (heartfly.cli.main) and the job side's; `purpose` is its help text. The job side's
+    is not `strict`: a folder there is an address it cannot find, and `run` still runs the command."""
     return click.option(
         "-c",
         "--config",
         "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=click.Path(dir_okay=not strict, path_type=Path),
         envvar="HEARTFLY_CONFIG",
         help=purpose,
     )
@@ -33,11 +34,11 @@ def config_option(purpose: str) -> Callable[[F], F]:
 
 def common_options(func: F) -> F:
     options = [
-        config_option("Config file to look check names up in [env: HEARTFLY_CONFIG]."),
+        config_option("Config file to look check names up in [env: HEARTFLY_CONFIG].", strict=False),
         click.option(
             "--spool",
             "spool_dir",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=click.Path(path_type=Path),  # a file there loses a ping, with a warning; the job still runs
             envvar="HEARTFLY_SPOOL",
             help="Where undeliverable pings wait [env: HEARTFLY_SPOOL; default: $XDG_STATE_HOME/heartfly/spool].",
         ),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import urllib.parse
 from collections import namedtuple
 from collections.abc import Mapping
@@ -53,7 +54,9 @@ def handles(url: str, env: Mapping[str, str] = os.environ) -> bool:
 def post(
     url: str, body: bytes, headers: dict[str, str], *, connect_timeout: float, read_timeout: float, limit: int
 ) -> Response:
-    """POST `body`; OSError (socket.timeout, ssl.SSLError, BadAnswer ...) when no answer came."""
+    """POST `body`; OSError (socket.timeout, ssl.SSLError, BadAnswer ...) when no answer came.
+    `read_timeout` bounds sending the request and reading the whole answer, not each read: a
+    server that sends a byte a second must not hold the job back for hours."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     https = parts.scheme == "https"
@@ -70,22 +73,28 @@ def post(
             import ssl
 
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        until = time.monotonic() + read_timeout
         sock.settimeout(read_timeout)
-        sock.sendall(request)
-        return _read_response(_Reader(sock), limit)
+        sock.sendall(request)  # its timeout bounds the whole of it
+        return _read_response(_Reader(sock, until), limit)
     finally:
         sock.close()
 
 
 class _Reader:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, until: float) -> None:
         self.sock = sock
+        self.until_time = until  # time.monotonic() by which the whole answer must have come
         self.buffer = b""
         self.eof = False
 
     def fill(self) -> bool:
         if self.eof:
             return False
+        left = self.until_time - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the server's answer took too long")
+        self.sock.settimeout(left)
         chunk = self.sock.recv(65536)
         if not chunk:
             self.eof = True

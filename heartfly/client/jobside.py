@@ -55,8 +55,13 @@ class UsageProblem(ValueError):
 
 
 def warn(text: str) -> None:
-    sys.stderr.write(f"heartfly: {text}\n")
-    sys.stderr.flush()
+    """A note on stderr, which may be closed (`2>&-`) or a broken pipe (`2>&1 | head`): a note
+    that cannot be written is dropped, never an error that stops the job or loses its ping."""
+    try:
+        sys.stderr.write(f"heartfly: {text}\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        sys.stderr = None  # else the exit flushes it again, and fails again: exit status 120
 
 
 def retries_of(text: str | None) -> int:
@@ -166,7 +171,7 @@ def send_ping(
         raise UsageProblem(str(exc)) from None
     if message is not None and from_stdin:
         raise UsageProblem("give the message with -m or --stdin, not both")
-    body = message.encode("utf-8")[:MAX_BODY] if message is not None else b""
+    body = os.fsencode(message)[:MAX_BODY] if message is not None else b""  # argv's own bytes, UTF-8 or not
     if from_stdin:
         body = _read_stdin()
     try:
@@ -208,7 +213,7 @@ def run_job(
     try:
         limit = parse_duration(timeout) if timeout is not None else None
         grace = parse_duration(kill_after)
-        size = parse_size(tail_size)
+        size = min(parse_size(tail_size), MAX_BODY)  # the most a ping body carries
         run_id = check_run_id(rid) if rid is not None else random_uuid()
     except (UnitError, ValueError) as exc:
         raise UsageProblem(str(exc)) from None

@@ -8,7 +8,6 @@ either way; this reader never has to explain one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
@@ -38,7 +37,7 @@ def parse(command: str, args: Sequence[str], env: Mapping[str, str]) -> Callable
             return None
         target, kwargs = read
         kwargs = _with_env(kwargs, env)
-        return partial(jobside.run_job, target, list(args[cut + 1 :]), **kwargs) if _paths_ok(kwargs) else None
+        return partial(jobside.run_job, target, list(args[cut + 1 :]), **kwargs)
     read = _options(args, PING_VALUES, PING_FLAGS, multiple={"--metric": "metrics"})
     if read is None:
         return None
@@ -49,7 +48,7 @@ def parse(command: str, args: Sequence[str], env: Mapping[str, str]) -> Callable
             return None
         kwargs["exit_code"] = int(code)
     kwargs = _with_env(kwargs, env)
-    return partial(jobside.send_ping, target, **kwargs) if _paths_ok(kwargs) else None
+    return partial(jobside.send_ping, target, **kwargs)
 
 
 def _options(
@@ -94,9 +93,3 @@ def _with_env(kwargs: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
             if name in kwargs:
                 kwargs[name] = Path(kwargs[name])
     return kwargs
-
-
-def _paths_ok(kwargs: Mapping[str, Any]) -> bool:
-    """Paths of the wrong kind are click's errors to report: a config that is a folder, a spool that is a file."""
-    config, spool = kwargs.get("config_path"), kwargs.get("spool_dir")
-    return not (config is not None and os.path.isdir(config)) and not (spool is not None and os.path.isfile(spool))

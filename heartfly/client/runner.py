@@ -14,9 +14,10 @@ import select
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 TYPE_CHECKING = False  # typing costs every cron tick ~5 ms; mypy reads this name as True
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class RunOutcome(_Outcome):
         if not self.note:
             return self.output
         sep = b"\n" if self.output and not self.output.endswith(b"\n") else b""
-        return self.output + sep + f"[heartfly] {self.note}\n".encode()
+        return self.output + sep + f"[heartfly] {self.note}\n".encode(errors="surrogateescape")
 
 
 def signal_name(signum: int) -> str:
@@ -141,6 +142,7 @@ class Runner:
                 stderr=subprocess.PIPE,
                 env=self.env,
                 process_group=0 if self.own_group else None,
+                preexec_fn=_dies_with_us() if self.own_group else None,  # the job side has no threads
             )
         except OSError as exc:
             # The shell's convention: 127 when there is no such command, 126 when it cannot run.
@@ -264,3 +266,26 @@ def _seconds(value: float) -> str:
 
 def _status(returncode: int) -> str:
     return f"exit status {returncode}" if returncode >= 0 else signal_name(-returncode)
+
+
+def _dies_with_us() -> Callable[[], None] | None:
+    """For a command in a process group of its own: a hook, run in the child before the command,
+    that has Linux kill it when we die. A supervisor that kills our group (`timeout -k`, `kill -9
+    -PGID`) then ends the command with us, as it would without us; else it would run on, orphaned.
+    None off Linux, or where libc cannot be loaded."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes  # only here: ~2.5 ms
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # we died before the request was made: it will not fire
+            os._exit(128 + signal.SIGKILL)
+
+    return hook

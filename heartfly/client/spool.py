@@ -132,6 +132,13 @@ class Spool:
         record = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(record, dict) or record.get("v") != 1:
             raise ValueError("not a heartfly spool record")
+        if not (
+            isinstance(record["url"], str)
+            and isinstance(record["event"], str)
+            and isinstance(record["metrics"], dict)
+            and isinstance(record["run_id"], str | None)
+        ):
+            raise ValueError("a heartfly spool record with a field of the wrong type")
         return Ping(
             url=str(record["url"]),
             event=str(record["event"]),
@@ -254,7 +261,7 @@ class Courier:
     def _load(self, path: Path, report: FlushReport) -> Ping | None:
         try:
             return Spool.load(path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             if path.exists():  # else another process got to it first
                 self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
                 _unlink(path)
@@ -353,7 +360,7 @@ def _chunks(group: list[Item]) -> list[list[Item]]:
 def _origin_of(path: Path) -> str | None:
     try:
         return origin(Spool.load(path).url)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 

@@ -5,10 +5,14 @@ urllib.request and http.client are the slowest part of a client's start-up.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import signal
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from email.message import Message
+from types import FrameType
 from typing import IO
 
 from heartfly.client.http1 import BadAnswer, Response
@@ -59,7 +63,8 @@ def post(
     into a GET that drops its body)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - check_url: http(s) only
     try:
-        with _opener(read_timeout).open(request, timeout=connect_timeout) as response:
+        opener = _opener(read_timeout)
+        with _overall(max(connect_timeout, read_timeout)), opener.open(request, timeout=connect_timeout) as response:
             return Response(response.status, response.reason, _lower(response.headers), response.read(limit))
     except urllib.error.HTTPError as exc:
         try:
@@ -76,3 +81,25 @@ def post(
 
 def _lower(headers: Message) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
+
+
+@contextlib.contextmanager
+def _overall(seconds: float) -> Iterator[None]:
+    """A bound on the whole exchange, as http1.post keeps one: http.client's timeouts bound each
+    read, and a server that sends a byte a second would hold the job back for hours. SIGALRM, in
+    the main thread (the job side's only one); elsewhere each read's timeout is what bounds it."""
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError("the server's answer took too long")
+
+    try:
+        saved = signal.signal(signal.SIGALRM, expired)
+    except ValueError:  # not the main thread
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, saved)

@@ -1,0 +1,311 @@
+"""The job side (`heartfly run`, `ping`, `flush`, the spool) on a bad day: broken stderr, odd paths,
+bytes that are not UTF-8, a spool record of the wrong shape, a server that dribbles, a killed group."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_client import Setup, err, hf  # noqa: F401  (hf: the real-server fixture)
+
+PY = sys.executable
+ROOT = str(Path(__file__).resolve().parent.parent)
+KEY = "k" * 24
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def client_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A job's environment: its check addressed by name on a server that is down."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTFLY_", "XDG_"))}
+    env.update(
+        PYTHONPATH=ROOT,
+        HEARTFLY_URL=closed_port_url(),
+        HEARTFLY_PING_KEY=KEY,
+        HEARTFLY_SPOOL=str(tmp_path / "spool"),
+        HEARTFLY_RETRIES="0",
+    )
+    env.update(extra)
+    return env
+
+
+def marker_job(tmp_path: Path, code: int = 3) -> list[str]:
+    """A command that leaves a marker file (proof that it ran) and exits with `code`."""
+    return ["sh", "-c", f'echo ran > "{tmp_path}/ran"; exit {code}']
+
+
+@pytest.mark.parametrize("variable", ["HEARTFLY_SPOOL", "HEARTFLY_CONFIG"])
+def test_a_spool_path_that_is_a_file_still_runs_the_job_and_keeps_its_exit_code(tmp_path: Path, variable: str) -> None:
+    # docs/client.md: "If the spool cannot be written (a read-only home, a path that is a file, a full
+    # disk), heartfly prints a warning saying that the ping is lost. It never crashes, and
+    # `heartfly run` still exits with the command's status." And for a config it cannot use: "the
+    # address is wrong (no scheme, unknown name, no config): the command still runs, unreported".
+    (tmp_path / "spoolfile").write_text("")
+    if variable == "HEARTFLY_SPOOL":
+        env = client_env(tmp_path, HEARTFLY_SPOOL=str(tmp_path / "spoolfile"))
+    else:  # a config "file" that is a folder, and no HEARTFLY_URL: the address cannot be resolved
+        env = client_env(tmp_path, HEARTFLY_CONFIG=str(tmp_path))
+        del env["HEARTFLY_URL"], env["HEARTFLY_PING_KEY"]
+    done = subprocess.run(
+        [PY, "-m", "heartfly", "run", "job", "--", *marker_job(tmp_path)],
+        env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert (tmp_path / "ran").exists(), f"the job never ran: rc={done.returncode} {done.stderr.decode()}"
+    assert done.returncode == 3
+
+
+def test_a_closed_stderr_does_not_stop_the_job_when_the_server_is_down(tmp_path: Path) -> None:
+    env = client_env(tmp_path)
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", PY, "-m", "heartfly", "run", "job", "--", *marker_job(tmp_path)],
+        env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert (tmp_path / "ran").exists(), f"the job never ran: rc={done.returncode}"
+    assert done.returncode == 3
+
+
+def test_a_spool_record_with_malformed_fields_is_dropped_not_a_crash_that_skips_the_job(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    record = {"v": 1, "url": f"{closed_port_url()}/ping/{KEY}", "event": "start", "run_id": None,
+              "metrics": None, "at": time.time() - 60, "body": "", "uid": "ab" * 12}  # fmt: skip
+    (spool / f"{round(record['at'] * 1e6):020d}-1-1.ping").write_text(json.dumps(record))
+    env = client_env(tmp_path)
+    for _ in range(2):  # not just once: the record stays, so every later run fails the same way
+        (tmp_path / "ran").unlink(missing_ok=True)
+        done = subprocess.run(
+            [PY, "-m", "heartfly", "run", "job", "--", *marker_job(tmp_path)],
+            env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert "Traceback" not in done.stderr.decode(), done.stderr.decode()[-600:]
+        assert (tmp_path / "ran").exists() and done.returncode == 3
+
+
+def test_run_piped_into_head_with_stderr_exits_141_and_reports_it(hf: Setup) -> None:  # noqa: F811
+    # docs/client.md: "If heartfly's own stdout goes away (`heartfly run … | head -1`), the command's
+    # pipe is closed too, so the command sees the same broken pipe" and the table: SIGPIPE -> 141;
+    # "It exits with the command's exit status, whatever happened to the pings."
+    proc = subprocess.Popen(
+        [PY, "-m", "heartfly", "run", "job", "--", "sh", "-c", "echo first; sleep 1; exec yes"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env={**hf.env(), "PYTHONPATH": ROOT}, cwd=hf.tmp,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"first\n"
+        proc.stdout.close()  # `| head -1` is done
+        code = proc.wait(60)
+    finally:
+        proc.kill()
+    ends = [p["exit_status"] for p in hf.pings() if p["kind"] != "start"]
+    assert (code, ends) == (141, [141])  # got: exit 1 (BrokenPipeError in warn), and no end ping
+
+
+def test_ping_with_a_message_that_is_not_utf8_is_sent_not_a_crash(hf: Setup) -> None:  # noqa: F811
+    message = b"cannot read caf\xe9.txt"  # a Latin-1 file name in a job's own words
+    done = subprocess.run(
+        [PY.encode(), b"-m", b"heartfly", b"ping", b"job", b"--fail", b"-m", message],
+        env={**hf.env(), "PYTHONPATH": ROOT}, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert "Traceback" not in err(done), err(done)[-400:]
+    assert done.returncode == 0
+    assert [p["kind"] for p in hf.pings()] == ["fail"]
+
+
+def test_run_of_a_missing_command_whose_name_is_not_utf8_exits_127_and_reports_it(hf: Setup) -> None:  # noqa: F811
+    done = subprocess.run(
+        [PY.encode(), b"-m", b"heartfly", b"run", b"job", b"--", b"caf\xe9"],
+        env={**hf.env(), "PYTHONPATH": ROOT}, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    ends = [p["exit_status"] for p in hf.pings() if p["kind"] != "start"]
+    assert (done.returncode, ends) == (127, [127]), err(done)[-300:]
+
+
+class Dribbler:
+    """Accepts, reads the request, then sends a status line and one header byte a second, forever."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/ping/{KEY}"
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._dribble, args=(conn,), daemon=True).start()
+
+    def _dribble(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(5)
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not self.stop.wait(1.0):
+                    conn.sendall(b"a")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def dribbler() -> Iterator[Dribbler]:
+    server = Dribbler()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("through", ["http1", "a proxy (urllib)"])
+def test_a_server_dribbling_its_answer_does_not_hold_the_job_back_past_the_start_budget(
+    tmp_path: Path, dribbler: Dribbler, through: str
+) -> None:
+    # docs/client.md: "A server that is down or hangs never holds the job back by more than 3 s".
+    stamp = tmp_path / "started"
+    env = client_env(tmp_path)
+    if through != "http1":  # the dribbler as the proxy: urllib sends it the request instead
+        env.update(http_proxy=dribbler.url.split("/ping/")[0], no_proxy="", NO_PROXY="")
+    began = time.time()
+    proc = subprocess.Popen(
+        [PY, "-m", "heartfly", "run", dribbler.url, "--ping-budget", "3s", "--",
+         "sh", "-c", f'date +%s.%N > "{stamp}"'],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 12
+        while not stamp.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert stamp.exists(), "the job had not started 12 s after `heartfly run` began (budget: 3 s)"
+    assert float(stamp.read_text()) - began < 6
+
+
+def test_a_big_tail_is_capped_so_the_end_ping_still_arrives(hf: Setup) -> None:  # noqa: F811
+    # A tail is capped at transport.MAX_BODY (1 MiB), as `heartfly ping` caps -m and --stdin: the
+    # server refuses a body over 16 MiB (413), and keeps 1 MiB of one.
+    writer = "import sys; sys.stdout.buffer.write(b'x' * (17 << 20))"
+    done = hf.cli("run", "job", "--tail", "20MiB", "--", PY, "-c", writer)
+    assert done.returncode == 0
+    assert [p["kind"] for p in hf.pings()] == ["start", "success"], err(done)[-400:]
+
+
+def test_a_kill_of_the_wrappers_process_group_also_ends_the_job(tmp_path: Path) -> None:
+    # `timeout -k`, `kill -9 -PGID` and supervisors kill the job's process group. Without heartfly the
+    # job is in that group; under `heartfly run` (non-interactive) it has a group of its own.
+    pidfile = tmp_path / "pid"
+    env = client_env(tmp_path)
+    proc = subprocess.Popen(
+        [PY, "-m", "heartfly", "run", "job", "--", "sh", "-c", f'echo $$ > "{pidfile}"; exec sleep 30'],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    job = None
+    try:
+        deadline = time.monotonic() + 10
+        while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = int(pidfile.read_text())
+        os.killpg(proc.pid, signal.SIGKILL)  # what `timeout -k` / a supervisor does to the job's group
+        proc.wait(10)
+        time.sleep(0.5)
+        assert not running(job), "the job runs on, orphaned, after SIGKILL to the group it was started in"
+    finally:
+        if job is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(job, signal.SIGKILL)
+        proc.kill()
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, nor a zombie its new parent has not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+class LosingProxy:
+    """Forwards each request to `upstream`; swallows the answer to the first batch request."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.split("//", 1)[1].split(":")
+        self.upstream = (host, int(port))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.lost = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))  # fmt: skip
+                while len(body) < length:
+                    body += conn.recv(65536)
+                with socket.create_connection(self.upstream, timeout=10) as up:
+                    up.sendall(head + b"\r\n\r\n" + body)
+                    answer = b""
+                    while chunk := up.recv(65536):
+                        answer += chunk
+                if b"/batch" in head.split(b"\r\n")[0] and not self.lost:
+                    self.lost += 1
+                    continue  # the server committed; the client never hears of it
+                conn.sendall(answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_batch_whose_answer_was_lost_is_resent_and_counted_once(hf: Setup) -> None:  # noqa: F811
+    from heartfly.client.spool import Spool
+    from heartfly.client.transport import Ping
+
+    proxy = LosingProxy(hf.server.url)
+    try:
+        spool = Spool(hf.spool)
+        url = f"{proxy.url}/ping/{hf.key}"
+        now = time.time()
+        spool.put(Ping(url, "start", run_id="r1", at=now - 30))
+        spool.put(Ping(url, "0", b"done", run_id="r1", at=now - 10))
+        first = hf.cli("flush")
+        assert proxy.lost == 1 and first.returncode == 1 and len(hf.spooled()) == 2
+        second = hf.cli("flush")
+        assert second.returncode == 0 and b"sent 2" in second.stdout and hf.spooled() == []
+        assert [p["kind"] for p in hf.pings()] == ["start", "success"]
+    finally:
+        proxy.close()
