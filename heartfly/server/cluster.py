@@ -111,6 +111,11 @@ class Node:
         return self._term is not None
 
     @property
+    def lease_failing(self) -> bool:
+        """Whether the lease's last renewal or read failed (the database cannot be reached)."""
+        return self._lease_failing
+
+    @property
     def term(self) -> int | None:
         return None if self._term is None else self._term.number
 
@@ -198,7 +203,7 @@ class Node:
             if self._lease_failing:
                 log.warning("node %s reaches the lease again", self.node_id)
             self._lease_failing = False
-        self.holding_read_at = time.monotonic()
+            self.holding_read_at = time.monotonic()  # only a read that came back: its age is /readyz's
         now_held = self.lease.term if self.lease.is_leader else None
         if now_held != held or now_held != self.term:
             self._changed.set()

@@ -1,7 +1,10 @@
 """Operator actions shared by the API and the dashboard: pause (optionally until a time), resume, reload.
 
 A pause with an end is kept in the meta table (`pause_until:<check>`), so a restart re-arms it;
-the engine itself only knows paused or not.
+the engine itself only knows paused or not. In a cluster the ends are the leader's to keep: any
+node may store one (a pause given to a standby), and the leader, which re-reads them every few
+seconds, arms its timer; a timer resumes the check only if the end it was armed for is still the
+stored one (another node may have paused it again since, with another end or none).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_PAUSE = 366 * 86400.0
 RECHECK = 60.0  # a scheduled resume re-reads the wall clock at least this often (clock changes, suspend)
+IN_STEP = 2.0  # how often a node re-reads the stored ends (a cluster's other nodes store them too)
 # The time form of a pause's end (the OpenAPI document states the same pattern).
 UNTIL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})?")
 
@@ -55,7 +59,11 @@ async def control_context(app: web.Application) -> AsyncIterator[None]:
     """A cleanup context after the engine's: re-arms pauses that end later, cancels them on stop."""
     ctl = app[CONTROL]
     await rearm(app)
+    keeper = asyncio.create_task(_keep_in_step(app), name="heartfly-pause-ends")
     yield
+    keeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
     for task in list(ctl.timers.values()):
         task.cancel()
     for task in list(ctl.timers.values()):
@@ -64,15 +72,36 @@ async def control_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def rearm(app: web.Application) -> None:
-    """Arm the end of every timed pause the database holds that is not armed here yet: at start,
-    and when a cluster node begins to lead (the node that was told of the pause may be gone)."""
+    """Follow the ends of timed pauses the database holds: at start, when a cluster node begins to
+    lead (the node that was told of a pause may be gone), and every IN_STEP seconds (another node
+    may have stored one since). A node that may act (the leader, or a node of its own) arms each
+    end it has not armed as stored; a standby only keeps them to show."""
     rt, ctl = app[RUNTIME], app[CONTROL]
     assert rt.reader is not None
-    for key, value in (await rt.reader.read_meta_prefix(PAUSE_META)).items():
-        name = key[len(PAUSE_META) :]
-        if name not in ctl.timers:
-            with contextlib.suppress(ValueError):
-                _arm(app, name, float(value))
+    stored = await rt.reader.read_meta_prefix(PAUSE_META)
+    acts = rt.cluster is None or rt.cluster.leading
+    ends: dict[str, float] = {}
+    for key, value in stored.items():
+        with contextlib.suppress(ValueError):
+            ends[key[len(PAUSE_META) :]] = float(value)
+    for name, until in ends.items():
+        if not acts:
+            ctl.until[name] = until
+        elif ctl.until.get(name) != until or (armed := ctl.timers.get(name)) is None or armed.done():
+            _disarm(app, name)
+            _arm(app, name, until)
+    if not acts:  # a standby's: what the database no longer holds has ended or been resumed
+        for name in [n for n in ctl.until if n not in ends]:
+            _disarm(app, name)
+
+
+async def _keep_in_step(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(IN_STEP)
+        try:
+            await rearm(app)
+        except Exception:  # a database that cannot be read now: the next round tries again
+            log.debug("the stored ends of timed pauses were not read", exc_info=True)
 
 
 def parse_until(text: str, now: float) -> float:
@@ -108,7 +137,8 @@ async def pause(app: web.Application, check: Check, until: float | None) -> None
     else:
         statement = store.meta_statement(key, repr(until))
         ctl.until[check.name] = until
-        _arm(app, check.name, until)
+        if rt.cluster is None or rt.cluster.leading:  # else the leader arms it from the database
+            _arm(app, check.name, until)
         log.info("check %s: paused by an operator until %s", check.name, utc(until))
     assert rt.writer is not None
     await rt.writer.submit(store.Write(statements=[statement]))
@@ -149,6 +179,14 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
         await asyncio.sleep(min(left, RECHECK))
     check = rt.engine.lookup_name(name)
     try:
+        assert rt.reader is not None
+        key = PAUSE_META + name
+        if (await rt.reader.read_meta_prefix(key)).get(key) != repr(until):
+            # Paused again since (another end, or none) or resumed, maybe on another node: not this
+            # timer's to end. A newer end stored is armed by the next rearm.
+            if app[CONTROL].timers.get(name) is asyncio.current_task():
+                _disarm(app, name)
+            return
         if check is not None and check.state.status is Status.PAUSED:
             log.info("check %s: its pause ended; watching it again", name)
             await resume(app, check, "resumed: its pause ended")

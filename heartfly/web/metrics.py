@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from heartfly import __version__
 from heartfly.core.states import Status
+from heartfly.store.api import StoreError
 from heartfly.web import auth
 from heartfly.web.pings import PING_COUNTS
 from heartfly.web.runtime import RUNTIME
@@ -40,15 +41,20 @@ async def metrics(request: web.Request) -> web.Response:
         return web.Response(status=status, text=f"/metrics {why}\n", headers={"WWW-Authenticate": "Bearer"})
     rt = request.app[RUNTIME]
     assert rt.reader is not None
-    pending = await rt.reader.count_pending_alerts()
-    await rt.engine.all_read()
+    pending: int | None = None  # unknown while the database cannot be read: left out, the rest served
+    try:
+        pending = await rt.reader.count_pending_alerts()
+        await rt.engine.all_read()
+    except StoreError as exc:
+        if rt.engine.reading_stored:  # states not read yet would be shown as new: nothing rather than wrong
+            return web.Response(status=503, text=f"/metrics: the database cannot be read: {exc}\n")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(list(_families(request.app, pending))))
     registry.register(_PROCESS)
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-def _families(app: web.Application, outbox_pending: int) -> Iterator[Metric]:
+def _families(app: web.Application, outbox_pending: int | None) -> Iterator[Metric]:
     rt = app[RUNTIME]
     engine = rt.engine
     info = GaugeMetricFamily("heartfly_build_info", "Heartfly's version (always 1).", labels=["version"])
@@ -105,7 +111,8 @@ def _families(app: web.Application, outbox_pending: int) -> Iterator[Metric]:
             alerts.add_metric([channel, outcome], count)
     yield alerts
 
-    yield GaugeMetricFamily("heartfly_outbox_pending", "Alerts waiting to be delivered.", value=outbox_pending)
+    if outbox_pending is not None:
+        yield GaugeMetricFamily("heartfly_outbox_pending", "Alerts waiting to be delivered.", value=outbox_pending)
     yield GaugeMetricFamily(
         "heartfly_timer_lag_seconds", "How late the last deadline fired after its time.", value=engine.timer_lag
     )

@@ -88,14 +88,15 @@ class Runtime:
         if node is None:
             return None
         holding = node.holding
-        leader = holding.holder if holding is not None and holding.expires_in > 0 else None
+        age = time.monotonic() - node.holding_read_at  # a lease read long ago names no leader now
+        leader = holding.holder if holding is not None and holding.expires_in - age > 0 else None
         return ClusterStatus(
             node=node.node_id,
             role="leader" if node.leading else "standby",
             leader=leader or None,
             term=holding.term if holding is not None else 0,
             lease_seconds=node.lease.length,
-            lease_checked_seconds_ago=round(time.monotonic() - node.holding_read_at, 3),
+            lease_checked_seconds_ago=round(age, 3),
         )
 
     def timer_stale(self) -> float | None:

@@ -1,0 +1,71 @@
+"""Timed pauses in a cluster: the end is the leader's to keep, whichever node was told of it, and
+a pause given again on another node (with another end, or none) is the one that holds. Real nodes
+and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import new_key
+from tests.proc import Server
+from tests.test_cluster import (  # noqa: F401 - database: the fixture
+    database,
+    every,
+    leader_and_standby,
+    nodes,
+    stored,
+    token,
+    until,
+    write,
+)
+
+ENDS = "SELECT count(*) FROM meta WHERE key LIKE 'pause_until:%'"
+
+
+async def state_on(session: aiohttp.ClientSession, server: Server, tmp_path: Path) -> str:
+    async with session.get(f"{server.url}/api/v1/checks/job", headers=token(tmp_path)) as resp:
+        return str((await resp.json())["state"])
+
+
+async def pause_on(session: aiohttp.ClientSession, server: Server, tmp_path: Path, query: str = "") -> None:
+    async with session.post(f"{server.url}/api/v1/checks/job/pause{query}", headers=token(tmp_path)) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def test_a_timed_pause_given_to_a_standby_that_then_goes_away_still_ends(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        await pause_on(session, standby, tmp_path, "?until=4s")
+
+        async def paused() -> bool:
+            return await state_on(session, leader, tmp_path) == "paused"
+
+        await until(paused, 5, "the leader pauses the check")
+        assert stored(database, ENDS) == [(1,)]
+        standby.kill()  # the leader keeps leading: no new term re-arms the end
+        await asyncio.sleep(4.0 + 3.0)
+        assert await state_on(session, leader, tmp_path) != "paused", "the timed pause never ended"
+        assert stored(database, ENDS) == [(0,)]
+
+
+async def test_a_pause_without_an_end_given_to_a_standby_is_not_ended_by_the_leaders_earlier_timed_one(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        await pause_on(session, leader, tmp_path, "?until=4s")
+        await pause_on(session, standby, tmp_path)  # the operator changes their mind: no end
+        await asyncio.sleep(1.0)
+        assert stored(database, ENDS) == [(0,)]
+        await asyncio.sleep(4.0 + 2.0)
+        assert await state_on(session, leader, tmp_path) == "paused", "the pause without an end was ended"
+        assert "its pause ended" not in leader.log(), leader.log()[-2000:]
