@@ -77,7 +77,7 @@ def note_orphan(
         # not kept till then (a check pinged without starts holds it between every two pings).
         st.orphan_prev = last if last is not None and last[4] is None and now - last[1] <= window else None
         st.orphan_end = orphan
-    elif st.orphan_end is not None and (st.orphan_prev is None or ev.at > st.orphan_prev[0]):
+    elif st.orphan_prev is None or ev.at > st.orphan_prev[0]:  # the newest closed a run, or none either
         st.orphan_prev = orphan
 
 
