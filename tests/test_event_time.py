@@ -683,6 +683,19 @@ def test_where_a_duration_is_judged_a_success_between_racing_failures_whose_star
     assert log.st.status is Status.DOWN
 
 
+@pytest.mark.parametrize("order", [[0, 2, 1], [2, 0, 1], [2, 1, 0]])
+def test_a_recovery_whose_ping_came_after_the_next_runs_start_is_up_then_running(order: list[int]) -> None:
+    # Event order: down (failed), up again (the success), running (the next run's start). The
+    # start's ping came before the success's: the recovery is told as up, as of the success.
+    events = [ev(Kind.FAIL, NOW - 3.1), ev(Kind.SUCCESS, NOW - 1.5), ev(Kind.START, NOW - 0.7)]
+    in_order, raced = after_a_success_in_order_and_raced(events, order, max_runtime=600.0)
+    flips = [(f.old, f.new, f.at) for f in raced.flips[1:]]
+    assert flips == [(f.old, f.new, f.at) for f in in_order.flips[1:]]
+    assert flips[-2:] == [(Status.DOWN, Status.UP, NOW - 1.5), (Status.UP, Status.RUNNING, NOW - 0.7)]
+    assert told_by(raced)[-1] == (Status.UP, None, NOW - 1.5) and raced.st.status is Status.RUNNING
+    assert raced.st.changed_at == NOW - 0.7 and raced.st.told_at == NOW - 1.5
+
+
 TOO_FAST_THEN_FAILED = [
     # (times of a start, its success and a failure, the next run's start or None; arrival order)
     ((-3.8, -3.2, -3.0, None), [2, 1, 0]),  # the failure, the success (no start yet), the start

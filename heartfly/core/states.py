@@ -328,6 +328,8 @@ def receive_timed(
         return _fail_then_recover(check, st, ev, now, window), math.nan  # rare: the engine computes it
     if not (batch or st.hold_until or late or st.waiting):  # nearly every ping: nothing to catch up
         step, fires_at = _apply_event(check, st, ev, now, window)
+        if step.flip is not None and step.flip.new is _RUNNING and step.flip.old is _DOWN:
+            return _up_then_running(step, now), fires_at
         return [step], fires_at
     steps: list[Step] = []
     for _ in range(2 * WAITING_MAX):  # a success whose window passed before the timer fired (a replay)
@@ -374,7 +376,7 @@ def receive_timed(
         if not released and (deadline is None or deadline.kind is not DeadlineKind.END):
             break  # it fired all it could (a reminder fires once)
     step, fires_at = _apply_event(check, st, ev, now, window)
-    steps.append(step)
+    steps += _up_then_running(step, now)
     new = step.state
     if ev.kind is _START and ev.run_id is not None and waits_for(new, ev.run_id):
         # The start of the oldest waiting success's run id: nothing else can be its run. The pings
@@ -383,6 +385,23 @@ def receive_timed(
         steps += release_waiting(check, new, now)[: 1 + behind]
         fires_at = math.nan
     return steps, fires_at
+
+
+def _up_then_running(step: Step, now: float) -> list[Step]:
+    """A recovery into running whose open runs all began after it (their starts' pings came
+    first): up as of the recovery, then running as of the first of those starts, as in event
+    order (else the recovery told would say running at a time no run was). Else the step alone."""
+    flip = step.flip
+    if flip is None or flip.new is not _RUNNING or flip.old is not _DOWN:
+        return [step]
+    started = started_since(step.state, flip.at)
+    if started is None:
+        return [step]
+    up = step.state.copy()
+    up.status, up.changed_at = _UP, flip.at
+    step.state.changed_at = started  # the recovery stays the last change told (told_at)
+    running = Flip(started, _UP, _RUNNING, None, None, "", learned_at=now if now - started > BACKDATED else None)
+    return [Step(up, dataclasses.replace(flip, new=_UP), step.ended), Step(step.state, running, ())]
 
 
 def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> list[Step]:
