@@ -35,6 +35,7 @@ from heartfly.core.states import (
     pause,
     receive,
     resume,
+    up_then_running,
 )
 from tests.conftest import check
 
@@ -59,7 +60,8 @@ class Log:
             deadline = next_deadline(self.cfg, self.st)
             if deadline is None or fire_time(self.st, deadline) > now:
                 return
-            self._take(advance(self.cfg, self.st, now))
+            for step in up_then_running(advance(self.cfg, self.st, now)):
+                self._take(step)
 
     def arrive(self, now: float, *events: Event, gap: float = 0.05) -> float:
         """Events sent one after another (curl in a loop), `gap` apart from `now` on."""
@@ -223,9 +225,14 @@ def test_an_end_back_dated_before_the_open_start_does_not_close_it() -> None:
     log.arrive(NOW + 5, ev(Kind.SUCCESS, NOW - 119))  # back-dated two minutes before the start
     log.tick(NOW + 5 + REORDER_WINDOW)  # min_runtime: it waited for a start that may be on its way
     assert log.runs == [] and set(log.st.runs) == {""}  # no run that ended before it began, no too_fast
-    assert [(f.new, f.reason) for f in log.flips] == [(Status.DOWN, Reason.FAILED), (Status.RUNNING, None)]
-    # The success after the failure is recorded as of its time, learned when its ping came.
-    assert (log.flips[-1].at, log.flips[-1].learned_at) == (NOW - 119, NOW + 5)
+    assert [(f.new, f.reason) for f in log.flips] == [
+        (Status.DOWN, Reason.FAILED),
+        (Status.UP, None),
+        (Status.RUNNING, None),
+    ]
+    # The success after the failure is recorded as of its time, learned when its ping came; the
+    # start after it, as of its own.
+    assert [(f.at, f.learned_at) for f in log.flips[1:]] == [(NOW - 119, NOW + 5), (NOW + 1, None)]
 
 
 def test_a_reason_does_not_change_while_down_without_a_recorded_change() -> None:
@@ -1203,6 +1210,15 @@ def test_a_stall_limit_a_late_ping_sets_inside_the_window_waits_for_the_pings_be
     events += [ev(Kind.PROGRESS, NOW - 1.9, rid), ev(Kind.SUCCESS, NOW - 1.2, rid)]
     raced = raced_as_in_order(events, [0, 2, 1, 3], stall=2.0, max_runtime=600.0)
     assert told_by(raced) == [] and [r.outcome for r in raced.runs] == [RunOutcome.SUCCESS]
+
+
+def test_an_older_late_ping_behind_one_that_set_a_stall_limit_keeps_it_held() -> None:
+    # As above, with the limit 0.12 s ahead: the older progress, arriving at +0.10, must not cut
+    # the hold short (it sets no deadline of its own), so the limit waits for the success.
+    events = [ev(Kind.START, NOW - 3.3), ev(Kind.PROGRESS, NOW - 2.9)]
+    events += [ev(Kind.PROGRESS, NOW - 1.88), ev(Kind.SUCCESS, NOW - 1.2)]
+    raced = raced_as_in_order(events, [0, 2, 1, 3], stall=2.0, max_runtime=600.0)
+    assert told_by(raced) == []
 
 
 def test_a_stall_limit_a_late_ping_sets_inside_the_window_is_told_after_it_dated_at_the_limit() -> None:

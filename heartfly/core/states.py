@@ -97,6 +97,7 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
     "release_waiting",
     "resume",
     "rewatch",
+    "up_then_running",
 ]
 
 # Enum members read on every ping, as module constants. On CPython 3.11 every attribute lookup on
@@ -198,7 +199,7 @@ def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float
         new = st.copy()
         ended: list[RunEnd] = []
         detail = _release(check, new, now, ended)
-        steps.append(Step(new, _flip_of(st, new, now, None, detail), tuple(ended)))
+        steps += up_then_running(Step(new, _flip_of(st, new, now, None, detail), tuple(ended)))
         st = new
     return steps
 
@@ -234,7 +235,7 @@ def apply_held(check: CheckConfig, st: CheckState, now: float, *, due: bool = Tr
             step = advance(check, st, now)
         if step.state == st:
             break
-        steps.append(step)
+        steps += up_then_running(step)
         st = step.state
     return steps
 
@@ -271,8 +272,9 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     fires_at: float | None = math.nan
     if late and new.waiting:  # not shortened by a batch's (window 0): a success waits for its window
         hold_longer(new, now, window)
-    elif late:
-        new.held_at, new.hold_until = now, now + window
+    elif late:  # a deadline an earlier one set ahead (set_soon) stays held while its window is open
+        new.held_at = max(now, new.held_at) if new.hold_until > now else now
+        new.hold_until = now + window
     else:  # what it leaves due (a start that does not anchor a late check) is judged with it
         if new.hold_until and now >= new.hold_until and not new.waiting:  # over: live pings skip the catch-up again
             new.held_at = new.hold_until = 0.0
@@ -329,14 +331,14 @@ def receive_timed(
     if not (batch or st.hold_until or late or st.waiting):  # nearly every ping: nothing to catch up
         step, fires_at = _apply_event(check, st, ev, now, window)
         if step.flip is not None and step.flip.new is _RUNNING and step.flip.old is _DOWN:
-            return _up_then_running(step, now), fires_at
+            return up_then_running(step), fires_at
         return [step], fires_at
     steps: list[Step] = []
     for _ in range(2 * WAITING_MAX):  # a success whose window passed before the timer fired (a replay)
         if not (st.waiting and now >= st.hold_until):
             break
         fired = advance(check, st, now)
-        steps.append(fired)
+        steps += up_then_running(fired)
         st = fired.state
     if not batch and (queues(check, st, ev, now, window) or behind_held(check, st, ev, now, window)):
         queued_st = st.copy()
@@ -369,14 +371,14 @@ def receive_timed(
             if later is None or later.at >= ev.at:
                 break
         caught = catch_up(check, st, ev.at, now)
-        steps.append(caught)
+        steps += up_then_running(caught)
         released = len(caught.state.waiting) < len(st.waiting)
         st = caught.state
         deadline = next_deadline(check, st)
         if not released and (deadline is None or deadline.kind is not DeadlineKind.END):
             break  # it fired all it could (a reminder fires once)
     step, fires_at = _apply_event(check, st, ev, now, window)
-    steps += _up_then_running(step, now)
+    steps += up_then_running(step)
     new = step.state
     if ev.kind is _START and ev.run_id is not None and waits_for(new, ev.run_id):
         # The start of the oldest waiting success's run id: nothing else can be its run. The pings
@@ -387,7 +389,7 @@ def receive_timed(
     return steps, fires_at
 
 
-def _up_then_running(step: Step, now: float) -> list[Step]:
+def up_then_running(step: Step) -> list[Step]:
     """A recovery into running whose open runs all began after it (their starts' pings came
     first): up as of the recovery, then running as of the first of those starts, as in event
     order (else the recovery told would say running at a time no run was). Else the step alone."""
@@ -400,7 +402,8 @@ def _up_then_running(step: Step, now: float) -> list[Step]:
     up = step.state.copy()
     up.status, up.changed_at = _UP, flip.at
     step.state.changed_at = started  # the recovery stays the last change told (told_at)
-    running = Flip(started, _UP, _RUNNING, None, None, "", learned_at=now if now - started > BACKDATED else None)
+    # Learned when the start's ping came, before the success's: on time, as far as the state knows.
+    running = Flip(started, _UP, _RUNNING, None, None, "")
     return [Step(up, dataclasses.replace(flip, new=_UP), step.ended), Step(step.state, running, ())]
 
 

@@ -199,10 +199,10 @@ class Engine(Reloading):
             armed += armed_now
             writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping)))
         before = check.state
-        judged = states.advance(check.config, before, now)  # window 0: what the batch left due fires now
-        check.state = judged.state
-        if judged.flip is not None or judged.ended:
-            writes.append(self._changes(check, [judged], before))
+        judged = states.up_then_running(states.advance(check.config, before, now))  # window 0: due now
+        check.state = judged[-1].state
+        if any(step.flip is not None or step.ended for step in judged):
+            writes.append(self._changes(check, judged, before))
         self._schedule(check)
         if not writes:
             if inbox_id is not None:
@@ -494,12 +494,12 @@ class Engine(Reloading):
             return 0
         self.timer_lag = now - at
         old = check.state
-        step = states.advance(check.config, old, now)
-        check.state = step.state
-        write = self._change(check, step, old)
+        steps = states.up_then_running(states.advance(check.config, old, now))
+        check.state = steps[-1].state
+        write = self._changes(check, steps, old)
         self._schedule(check)
         self.writer.submit_nowait(write)
-        return 0 if step.flip is None else 1
+        return 0 if steps[-1].flip is None else 1
 
     def watch_clock(self, now: float) -> None:
         """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
