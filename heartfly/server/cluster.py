@@ -111,9 +111,10 @@ class Node:
         return self._term is not None
 
     @property
-    def lease_failing(self) -> bool:
-        """Whether the lease's last renewal or read failed (the database cannot be reached)."""
-        return self._lease_failing
+    def lease_unreadable(self) -> bool:
+        """Whether the lease has not been read for longer than its length, its reads failing (the
+        database cannot be reached): not a blip a renewal later takes back."""
+        return self._lease_failing and time.monotonic() - self.holding_read_at > self.lease.length
 
     @property
     def term(self) -> int | None:

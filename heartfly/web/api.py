@@ -243,7 +243,7 @@ async def readyz(request: web.Request) -> web.Response:
         problem = "database writes are failing"
     else:
         problem = heartbeat.problem(rt.engine, writer)
-    if problem is None and rt.cluster is not None and rt.cluster.lease_failing:
+    if problem is None and rt.cluster is not None and rt.cluster.lease_unreadable:
         problem = "cannot reach the database: the cluster's lease cannot be read"  # a standby has no writes to fail
     cluster = rt.cluster_status()
     if cluster is not None:  # a cluster node says its role, ready or not

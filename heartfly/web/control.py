@@ -36,14 +36,21 @@ log = logging.getLogger(__name__)
 MAX_PAUSE = 366 * 86400.0
 RECHECK = 60.0  # a scheduled resume re-reads the wall clock at least this often (clock changes, suspend)
 IN_STEP = 2.0  # how often a node re-reads the stored ends (a cluster's other nodes store them too)
+# An end that passed while its check was not paused here yet (a standby's pause still in the
+# inbox, or for a check the leader reloads later): kept, and tried again, for this long.
+END_KEPT = 600.0
 # The time form of a pause's end (the OpenAPI document states the same pattern).
 UNTIL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})?")
 
 
 class Control:
     def __init__(self) -> None:
-        self.until: dict[str, float] = {}  # check name -> when its pause ends
+        self.until: dict[str, float] = {}  # check name -> when its pause ends (as shown)
         self.timers: dict[str, asyncio.Task[None]] = {}
+        self.armed: dict[str, float] = {}  # check name -> the end its timer was armed for
+        # Bumped by each pause and resume given here: a stored end read while one was being
+        # stored is not taken over the newer one (rearm).
+        self.changes: dict[str, int] = {}
         self.reload_lock = asyncio.Lock()
         # The management API's changes, each decided (which check a `unique` create finds, the
         # table an update starts from) and stored under it, and the checks pings auto-provision:
@@ -78,21 +85,25 @@ async def rearm(app: web.Application) -> None:
     end it has not armed as stored; a standby only keeps them to show."""
     rt, ctl = app[RUNTIME], app[CONTROL]
     assert rt.reader is not None
+    changes = dict(ctl.changes)
     stored = await rt.reader.read_meta_prefix(PAUSE_META)
     acts = rt.cluster is None or rt.cluster.leading
     ends: dict[str, float] = {}
     for key, value in stored.items():
         with contextlib.suppress(ValueError):
             ends[key[len(PAUSE_META) :]] = float(value)
-    for name, until in ends.items():
-        if not acts:
+    for name in {*ends, *ctl.until, *ctl.timers}:
+        if ctl.changes.get(name) != changes.get(name):
+            continue  # paused or resumed here during the read: what was read may be older
+        until = ends.get(name)
+        if until is None:  # ended, resumed or paused again without an end, maybe on another node
+            _disarm(app, name)
+        elif not acts:  # a standby shows it; a timer armed while it led is the new leader's now
+            _disarm(app, name)
             ctl.until[name] = until
-        elif ctl.until.get(name) != until or (armed := ctl.timers.get(name)) is None or armed.done():
+        elif ctl.armed.get(name) != until or (armed := ctl.timers.get(name)) is None or armed.done():
             _disarm(app, name)
             _arm(app, name, until)
-    if not acts:  # a standby's: what the database no longer holds has ended or been resumed
-        for name in [n for n in ctl.until if n not in ends]:
-            _disarm(app, name)
 
 
 async def _keep_in_step(app: web.Application) -> None:
@@ -129,6 +140,7 @@ def parse_until(text: str, now: float) -> float:
 async def pause(app: web.Application, check: Check, until: float | None) -> None:
     rt, ctl = app[RUNTIME], app[CONTROL]
     await rt.engine.pause(check)
+    _changed(ctl, check.name)
     _disarm(app, check.name)
     key = PAUSE_META + check.name
     if until is None:
@@ -142,14 +154,21 @@ async def pause(app: web.Application, check: Check, until: float | None) -> None
         log.info("check %s: paused by an operator until %s", check.name, utc(until))
     assert rt.writer is not None
     await rt.writer.submit(store.Write(statements=[statement]))
+    _changed(ctl, check.name)  # again once stored: a read begun before then may not hold it
 
 
 async def resume(app: web.Application, check: Check, why: str = "resumed by an operator") -> None:
-    rt = app[RUNTIME]
+    rt, ctl = app[RUNTIME], app[CONTROL]
     await rt.engine.resume(check, why)
+    _changed(ctl, check.name)
     if _disarm(app, check.name):
         assert rt.writer is not None
         await rt.writer.submit(store.Write(statements=[store.delete_meta_statement(PAUSE_META + check.name)]))
+        _changed(ctl, check.name)
+
+
+def _changed(ctl: Control, name: str) -> None:
+    ctl.changes[name] = ctl.changes.get(name, 0) + 1
 
 
 def paused_until(app: web.Application, check: Check) -> float | None:
@@ -160,7 +179,7 @@ def paused_until(app: web.Application, check: Check) -> float | None:
 
 def _arm(app: web.Application, name: str, until: float) -> None:
     ctl = app[CONTROL]
-    ctl.until[name] = until
+    ctl.until[name] = ctl.armed[name] = until
     ctl.timers[name] = asyncio.create_task(_resume_at(app, name, until), name=f"heartfly-resume-{name}")
 
 
@@ -168,6 +187,7 @@ def _disarm(app: web.Application, name: str) -> bool:
     """Forget a scheduled resume; True if there was one."""
     ctl = app[CONTROL]
     task = ctl.timers.pop(name, None)
+    ctl.armed.pop(name, None)
     if task is not None and task is not asyncio.current_task():
         task.cancel()
     return ctl.until.pop(name, None) is not None
@@ -177,24 +197,29 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
     rt = app[RUNTIME]
     while (left := until - rt.clock.now()) > 0:  # noqa: ASYNC110 - follows the wall clock, which may jump
         await asyncio.sleep(min(left, RECHECK))
-    check = rt.engine.lookup_name(name)
+    key = PAUSE_META + name
     try:
-        assert rt.reader is not None
-        key = PAUSE_META + name
-        if (await rt.reader.read_meta_prefix(key)).get(key) != repr(until):
-            # Paused again since (another end, or none) or resumed, maybe on another node: not this
-            # timer's to end. A newer end stored is armed by the next rearm.
-            if app[CONTROL].timers.get(name) is asyncio.current_task():
+        while True:
+            assert rt.reader is not None
+            if (await rt.reader.read_meta_prefix(key)).get(key) != repr(until):
+                # Paused again since (another end, or none) or resumed, maybe on another node: not
+                # this timer's to end. A newer end stored is armed by the next rearm.
+                if app[CONTROL].timers.get(name) is asyncio.current_task():
+                    _disarm(app, name)
+                return
+            check = rt.engine.lookup_name(name)
+            if check is not None and check.state.status is Status.PAUSED:
+                log.info("check %s: its pause ended; watching it again", name)
+                await resume(app, check, "resumed: its pause ended")
+                return
+            if rt.clock.now() - until > END_KEPT:  # a pause that never came here, or a check gone
                 _disarm(app, name)
-            return
-        if check is not None and check.state.status is Status.PAUSED:
-            log.info("check %s: its pause ended; watching it again", name)
-            await resume(app, check, "resumed: its pause ended")
-        elif _disarm(app, name):
-            assert rt.writer is not None
-            await rt.writer.submit(store.Write(statements=[store.delete_meta_statement(PAUSE_META + name)]))
-    except Exception:  # the timer task must not die silently: the next start re-arms it
-        log.exception("check %s: could not end its pause", name)
+                assert rt.writer is not None
+                await rt.writer.submit(store.Write(statements=[store.delete_meta_statement(key)]))
+                return
+            await asyncio.sleep(IN_STEP)  # a standby's pause not applied here yet: it ends once it is
+    except Exception:  # the timer task must not die silently: the next rearm arms it again
+        log.warning("check %s: could not end its pause yet", name, exc_info=True)
 
 
 async def reload_config(app: web.Application, source: str = "the API") -> tuple[int, list[str]]:
