@@ -79,12 +79,19 @@ def test_a_closed_stderr_does_not_stop_the_job_when_the_server_is_down(tmp_path:
     assert done.returncode == 3
 
 
-def test_a_spool_record_with_malformed_fields_is_dropped_not_a_crash_that_skips_the_job(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "odd",
+    [{"metrics": None}, {"metrics": {"rows": 10**400}}, {"url": f"http://[::1/ping/{KEY}"}],
+    ids=["metrics-null", "a-number-too-big-for-a-float", "a-url-that-cannot-be-parsed"],
+)
+def test_a_spool_record_with_malformed_fields_is_dropped_not_a_crash_that_skips_the_job(
+    tmp_path: Path, odd: dict[str, object]
+) -> None:
     spool = tmp_path / "spool"
     spool.mkdir(mode=0o700)
     record = {"v": 1, "url": f"{closed_port_url()}/ping/{KEY}", "event": "start", "run_id": None,
-              "metrics": None, "at": time.time() - 60, "body": "", "uid": "ab" * 12}  # fmt: skip
-    (spool / f"{round(record['at'] * 1e6):020d}-1-1.ping").write_text(json.dumps(record))
+              "metrics": {}, "at": time.time() - 60, "body": "", "uid": "ab" * 12, **odd}  # fmt: skip
+    (spool / f"{round(float(str(record['at'])) * 1e6):020d}-1-1.ping").write_text(json.dumps(record))
     env = client_env(tmp_path)
     for _ in range(2):  # not just once: the record stays, so every later run fails the same way
         (tmp_path / "ran").unlink(missing_ok=True)
@@ -137,7 +144,10 @@ def test_run_of_a_missing_command_whose_name_is_not_utf8_exits_127_and_reports_i
 
 
 class Dribbler:
-    """Accepts, reads the request, then sends a status line and one header byte a second, forever."""
+    """Accepts, reads the request, then sends the start of an answer (`head`) and one byte a second,
+    forever: a header that never ends, or an error's body that never ends."""
+
+    head = b"HTTP/1.1 200 OK\r\nX-Slow: "
 
     def __init__(self) -> None:
         self.sock = socket.socket()
@@ -160,7 +170,7 @@ class Dribbler:
             try:
                 conn.settimeout(5)
                 conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                conn.sendall(self.head)
                 while not self.stop.wait(1.0):
                     conn.sendall(b"a")
             except OSError:
@@ -178,10 +188,13 @@ def dribbler() -> Iterator[Dribbler]:
     server.close()
 
 
+@pytest.mark.parametrize("answer", ["its header", "an error's body"])
 @pytest.mark.parametrize("through", ["http1", "a proxy (urllib)"])
 def test_a_server_dribbling_its_answer_does_not_hold_the_job_back_past_the_start_budget(
-    tmp_path: Path, dribbler: Dribbler, through: str
+    tmp_path: Path, dribbler: Dribbler, through: str, answer: str
 ) -> None:
+    if answer != "its header":
+        dribbler.head = b"HTTP/1.1 503 Busy\r\nContent-Length: 100000\r\n\r\n"
     # docs/client.md: "A server that is down or hangs never holds the job back by more than 3 s".
     stamp = tmp_path / "started"
     env = client_env(tmp_path)
@@ -309,3 +322,16 @@ def test_a_batch_whose_answer_was_lost_is_resent_and_counted_once(hf: Setup) -> 
         assert [p["kind"] for p in hf.pings()] == ["start", "success"]
     finally:
         proxy.close()
+
+
+def test_a_callers_alarm_still_ends_a_run_whose_pings_go_through_a_proxy(tmp_path: Path) -> None:
+    # `alarm(2); exec heartfly run …`, the shell's timeout idiom: the bound heartfly keeps on an
+    # exchange through urllib (a proxy) must not replace the caller's timer.
+    env = client_env(tmp_path, http_proxy=closed_port_url(), no_proxy="", NO_PROXY="")
+    began = time.monotonic()
+    done = subprocess.run(
+        [PY, "-c", "import os, signal, sys; signal.alarm(2); os.execvp(sys.argv[1], sys.argv[1:])",
+         PY, "-m", "heartfly", "run", "job", "--", "sleep", "6"],
+        env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGALRM and time.monotonic() - began < 5, err(done)[-300:]

@@ -60,6 +60,8 @@ def warn(text: str) -> None:
     try:
         sys.stderr.write(f"heartfly: {text}\n")
         sys.stderr.flush()
+    except BlockingIOError:
+        pass  # a full non-blocking pipe: this note is dropped, the next may fit
     except (AttributeError, OSError, ValueError):
         sys.stderr = None  # else the exit flushes it again, and fails again: exit status 120
 
@@ -171,7 +173,8 @@ def send_ping(
         raise UsageProblem(str(exc)) from None
     if message is not None and from_stdin:
         raise UsageProblem("give the message with -m or --stdin, not both")
-    body = os.fsencode(message)[:MAX_BODY] if message is not None else b""  # argv's own bytes, UTF-8 or not
+    # UTF-8, and argv's own bytes where they are not (surrogate escapes): never a crash
+    body = message.encode("utf-8", "surrogateescape")[:MAX_BODY] if message is not None else b""
     if from_stdin:
         body = _read_stdin()
     try:
@@ -229,12 +232,21 @@ def run_job(
     env = {**os.environ, "HEARTFLY_RUN_ID": run_id}
     with Runner(tuple(command), timeout=limit, kill_after=grace, tail_size=size, env=env) as runner:
         if sender is not None:  # a hung server must not hold the job back: what is not sent is spooled
-            sender.deliver(Ping(url, "start", run_id=run_id), time.monotonic() + min(START_BUDGET, budget))
+            _deliver(sender, Ping(url, "start", run_id=run_id), time.monotonic() + min(START_BUDGET, budget))
         outcome = runner.run()
         if outcome.note:
             warn(outcome.note)
         if sender is not None:
             metrics = {"duration": round(outcome.duration, 3)}
             end = Ping(url, str(outcome.exit_code), outcome.body(), run_id, metrics)
-            sender.deliver(end, time.monotonic() + budget)
+            _deliver(sender, end, time.monotonic() + budget)
     sys.exit(outcome.exit_code)
+
+
+def _deliver(sender: Courier, ping: Ping, deadline: float) -> None:
+    """A ping of `heartfly run`'s: whatever goes wrong in sending it (a spool of odd files, say),
+    the command still runs and its exit status is kept; the ping is then lost, and says so."""
+    try:
+        sender.deliver(ping, deadline)
+    except Exception as exc:  # noqa: BLE001 - a job's wrapper must never be why the job did not run
+        warn(f"error: the {ping.event} ping is lost: {type(exc).__name__}: {exc}")

@@ -139,6 +139,7 @@ class Spool:
             and isinstance(record["run_id"], str | None)
         ):
             raise ValueError("a heartfly spool record with a field of the wrong type")
+        origin(record["url"])  # ValueError for one that cannot be parsed, as for a damaged file
         return Ping(
             url=str(record["url"]),
             event=str(record["event"]),
@@ -261,7 +262,7 @@ class Courier:
     def _load(self, path: Path, report: FlushReport) -> Ping | None:
         try:
             return Spool.load(path)
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as exc:
             if path.exists():  # else another process got to it first
                 self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
                 _unlink(path)
@@ -360,7 +361,7 @@ def _chunks(group: list[Item]) -> list[list[Item]]:
 def _origin_of(path: Path) -> str | None:
     try:
         return origin(Spool.load(path).url)
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError, RecursionError):
         return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import signal
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -62,21 +63,21 @@ def post(
     """As http1.post, through urllib (redirects are answers, never followed: a POST must not turn
     into a GET that drops its body)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - check_url: http(s) only
-    try:
-        opener = _opener(read_timeout)
-        with _overall(max(connect_timeout, read_timeout)), opener.open(request, timeout=connect_timeout) as response:
-            return Response(response.status, response.reason, _lower(response.headers), response.read(limit))
-    except urllib.error.HTTPError as exc:
+    with _overall(max(connect_timeout, read_timeout)):  # each is within the ping's budget: so is the whole
         try:
-            raw = exc.read(limit)
-        except (OSError, http.client.HTTPException):
-            raw = b""
-        return Response(exc.code, str(exc.reason or ""), _lower(exc.headers), raw)
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        raise OSError(reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)) from None
-    except http.client.HTTPException as exc:
-        raise BadAnswer(str(exc) or type(exc).__name__) from None
+            with _opener(read_timeout).open(request, timeout=connect_timeout) as response:
+                return Response(response.status, response.reason, _lower(response.headers), response.read(limit))
+        except urllib.error.HTTPError as exc:
+            try:
+                raw = exc.read(limit)
+            except (OSError, http.client.HTTPException):
+                raw = b""
+            return Response(exc.code, str(exc.reason or ""), _lower(exc.headers), raw)
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            raise OSError(reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)) from None
+        except http.client.HTTPException as exc:
+            raise BadAnswer(str(exc) or type(exc).__name__) from None
 
 
 def _lower(headers: Message) -> dict[str, str]:
@@ -92,6 +93,11 @@ def _overall(seconds: float) -> Iterator[None]:
     def expired(signum: int, frame: FrameType | None) -> None:
         raise TimeoutError("the server's answer took too long")
 
+    began = time.monotonic()
+    left, _ = signal.getitimer(signal.ITIMER_REAL)
+    if left and left <= seconds:  # the caller's alarm (`alarm(N); exec heartfly run`) comes first: its own
+        yield
+        return
     try:
         saved = signal.signal(signal.SIGALRM, expired)
     except ValueError:  # not the main thread
@@ -103,3 +109,5 @@ def _overall(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, saved)
+        if left:  # the caller's, with the time it has left
+            signal.setitimer(signal.ITIMER_REAL, max(left - (time.monotonic() - began), 0.001))
