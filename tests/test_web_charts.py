@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Reason, Status
 from heartfly.web.app import create_app
@@ -13,6 +15,8 @@ from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.test_clock_steps import wake
 from tests.webutil import bearer
+
+pytestmark = pytest.mark.both_stores  # the charts' reads have a form of their own on PostgreSQL
 
 HOUR = 3600.0
 MISS = "<title>missed (no ping by the deadline)"
@@ -28,7 +32,7 @@ async def a_healthy_run(client: Any, key: str, clock: FakeClock) -> None:
 
 async def charts_of(client: Any, app: Any, name: str) -> tuple[str, str]:
     """The index's strip and the check page's chart of `name`, as SVG text."""
-    await app[RUNTIME].writer.flush()
+    await app[RUNTIME].engine.writer.flush()  # the engine's: on PostgreSQL, the leader's term's
     headers = bearer(app[RUNTIME].config)
     index = await (await client.get("/", headers=headers)).text()
     page = await (await client.get(f"/checks/{name}", headers=headers)).text()

@@ -26,7 +26,7 @@ from heartfly.store.api import StoreError
 # would take a new one per statement, and read_current_checks would see a checkpoint newer than
 # the states it read.
 _RUNS_OF, _END_PINGS_OF, _MISSES_OF = queries.recent_statements(
-    "jsonb_array_elements_text(CAST(?1 AS jsonb)) AS c(value)", "CAST(c.value AS BIGINT)"
+    "jsonb_array_elements_text(CAST(?1 AS jsonb)) AS c(value)", "CAST(c.value AS BIGINT)", lateral=True
 )
 PG_VARIANTS: dict[str, str] = {
     "BEGIN": "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",

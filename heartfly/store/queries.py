@@ -474,10 +474,20 @@ _END_KEYS = ("id", "at", "kind", "exit_status", "metrics")
 _FLIP_KEYS = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
 
 
-def _newest_of_each(table: str, keys: tuple[str, ...], order: str, where: str, ids: str, value: str) -> str:
-    """`?2` newest rows of each check in the JSON array `?1`, ordered by check, then newest first."""
+def _newest_of_each(
+    table: str, keys: tuple[str, ...], order: str, where: str, ids: str, value: str, lateral: bool
+) -> str:
+    """`?2` newest rows of each check in the JSON array `?1`, ordered by check, then newest first.
+    `lateral`: PostgreSQL's form, a LATERAL join (it cannot make the IN subquery a join, and walks
+    the whole table for it); SQLite has no LATERAL, and seeks the subquery's index as it is."""
     columns = ", ".join(f"t.{k}" for k in keys)
     newest = ", ".join(f"t.{part}" for part in order.split(", "))
+    if lateral:
+        return (
+            f"SELECT {value} AS check_id, {columns} FROM {ids} CROSS JOIN LATERAL"  # noqa: S608 - names only
+            f" (SELECT {', '.join(keys)} FROM {table} WHERE check_id = {value}{where} ORDER BY {order} LIMIT ?2) AS t"
+            f" ORDER BY check_id, {newest}"
+        )
     return (
         f"SELECT t.check_id, {columns} FROM {ids} JOIN {table} AS t ON t.id IN"  # noqa: S608 - names only
         f" (SELECT id FROM {table} WHERE check_id = {value}{where} ORDER BY {order} LIMIT ?2)"
@@ -485,12 +495,15 @@ def _newest_of_each(table: str, keys: tuple[str, ...], order: str, where: str, i
     )
 
 
-def recent_statements(ids: str = "json_each(?1) AS c", value: str = "c.value") -> tuple[str, str, str]:
-    """read_recent's three statements, walking the ids as `ids` lists them (SQLite's json_each by default)."""
+def recent_statements(
+    ids: str = "json_each(?1) AS c", value: str = "c.value", *, lateral: bool = False
+) -> tuple[str, str, str]:
+    """read_recent's three statements, walking the ids as `ids` lists them (SQLite's json_each by
+    default; `lateral`: see _newest_of_each)."""
     return (
-        _newest_of_each("runs", _RUN_KEYS, "started_at DESC, id DESC", "", ids, value),
-        _newest_of_each("pings", _END_KEYS, "id DESC", " AND kind IN ('success', 'fail')", ids, value),
-        _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC", MISSED, ids, value),
+        _newest_of_each("runs", _RUN_KEYS, "started_at DESC, id DESC", "", ids, value, lateral),
+        _newest_of_each("pings", _END_KEYS, "id DESC", " AND kind IN ('success', 'fail')", ids, value, lateral),
+        _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC", MISSED, ids, value, lateral),
     )
 
 
