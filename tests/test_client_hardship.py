@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli_client import Setup, err, hf  # noqa: F401  (hf: the real-server fixture)
+from tests.test_http1 import read_request
 
 PY = sys.executable
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -282,14 +283,7 @@ class LosingProxy:
             except OSError:
                 return
             with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))  # fmt: skip
-                while len(body) < length:
-                    body += conn.recv(65536)
+                head, body = read_request(conn)
                 with socket.create_connection(self.upstream, timeout=10) as up:
                     up.sendall(head + b"\r\n\r\n" + body)
                     answer = b""

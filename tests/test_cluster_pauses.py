@@ -5,6 +5,8 @@ and a real PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -35,13 +37,21 @@ async def pause_on(session: aiohttp.ClientSession, server: Server, tmp_path: Pat
         assert resp.status == 200, await resp.text()
 
 
+@asynccontextmanager
+async def leader_and_standby_of_job(
+    tmp_path: Path, url: str
+) -> AsyncIterator[tuple[aiohttp.ClientSession, Server, Server]]:
+    """Two nodes watching one check, `job`: a session, the leader and the standby."""
+    config = write(tmp_path, url, every("job", new_key(), "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        yield (session, *await leader_and_standby(session, servers))
+
+
 async def test_a_timed_pause_given_to_a_standby_that_then_goes_away_still_ends(
     tmp_path: Path,
     database: str,  # noqa: F811 - the fixture
 ) -> None:
-    config = write(tmp_path, database, every("job", new_key(), "1h"))
-    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
-        leader, standby = await leader_and_standby(session, servers)
+    async with leader_and_standby_of_job(tmp_path, database) as (session, leader, standby):
         await pause_on(session, standby, tmp_path, "?until=4s")
 
         async def paused() -> bool:
@@ -59,9 +69,7 @@ async def test_a_pause_without_an_end_given_to_a_standby_is_not_ended_by_the_lea
     tmp_path: Path,
     database: str,  # noqa: F811 - the fixture
 ) -> None:
-    config = write(tmp_path, database, every("job", new_key(), "1h"))
-    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
-        leader, standby = await leader_and_standby(session, servers)
+    async with leader_and_standby_of_job(tmp_path, database) as (session, leader, standby):
         await pause_on(session, leader, tmp_path, "?until=4s")
         await pause_on(session, standby, tmp_path)  # the operator changes their mind: no end
         await asyncio.sleep(1.0)

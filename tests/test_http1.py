@@ -33,20 +33,24 @@ class Canned:
             except OSError:
                 return
             with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
-                length = int(
-                    next(ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length"))
-                )
-                while len(body) < length:
-                    body += conn.recv(65536)
+                head, body = read_request(conn)
                 self.requests.append(head + b"\r\n\r\n" + body)
                 conn.sendall(self.answer)
 
     def close(self) -> None:
         self.sock.close()
+
+
+def read_request(conn: socket.socket) -> tuple[bytes, bytes]:
+    """A POST as it came: its head, and its body of Content-Length bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head, body
 
 
 @pytest.fixture
