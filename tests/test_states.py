@@ -253,6 +253,33 @@ def test_a_paused_check_records_pings_but_has_no_deadline_and_resume_watches_fro
     assert st.status is Status.UP and st.due_at == T0 + 10_060 and flip is not None
 
 
+def test_a_resumed_check_does_not_count_the_failures_before_its_pause_towards_failures_before_alert() -> None:
+    # The streak took the check down; the operator paused it, fixed the job and resumed it.
+    cfg = check(every=HOUR, failures_before_alert=3)
+    st = initial_state(cfg, T0)
+    for i in range(3):
+        st, _, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 10 + i), T0 + 10 + i)
+    assert st.status is Status.DOWN
+    st, _, _ = resume(cfg, pause(st, T0 + 100).state, T0 + 200)
+    assert (st.status, st.failures, st.streak_ats) == (Status.UP, 0, ())
+    for i in range(2):  # a check watched afresh tolerates two
+        st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 300 + i), T0 + 300 + i)
+        assert st.status is Status.UP and flip is None
+    st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 400), T0 + 400)
+    assert st.status is Status.DOWN and flip is not None and flip.detail == "failed (3 failures in a row)"
+
+
+def test_failures_while_paused_do_not_count_towards_failures_before_alert_after_the_resume() -> None:
+    cfg = check(every=HOUR, failures_before_alert=2)
+    st = pause(initial_state(cfg, T0), T0 + 1).state
+    for i in range(3):
+        st, _, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 10 + i), T0 + 10 + i)
+    assert (st.status, st.failures, st.streak_ats) == (Status.PAUSED, 0, ())
+    st, _, _ = resume(cfg, st, T0 + 100)
+    st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 200), T0 + 200)
+    assert st.status is Status.UP and flip is None
+
+
 def test_a_deadline_inside_the_servers_downtime_is_extended_by_the_downtime() -> None:
     cfg = check(every=100, grace=50)
     st = initial_state(cfg, T0)  # due at T0+100

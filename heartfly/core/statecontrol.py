@@ -20,10 +20,12 @@ def pause(st: CheckState, now: float) -> Step:
 
 
 def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator") -> Step:
-    """Watch again from now, as if the check had just appeared."""
+    """Watch again from now, as if the check had just appeared: no failures in a row before the
+    pause count towards failures_before_alert (the operator has likely fixed the job)."""
     if st.status is not Status.PAUSED:
         return Step(st, None)
     new = rewatch(check, st, now)
+    new.failures, new.streak_ats, new.broken_streak = 0, (), None
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
     new.changed_at = new.told_at = max(now, new.changed_at)
     return Step(new, flip_of(st, new, now, None, why))

@@ -40,10 +40,10 @@ def failure(
 ) -> str:
     """A failed run: down once `failures_before_alert` have come in a row (any success resets).
     `at` dates the change; `event_at`, the failure's own time, if another (a failure that came late)."""
+    if st.status is _PAUSED:  # nobody watches a paused check: its failures start no streak for the resume
+        return detail
     st.failures += 1
     st.streak_ats = tuple(sorted((*st.streak_ats, at if event_at is None else event_at)))[-STREAK_KEPT:]
-    if st.status is Status.PAUSED:
-        return detail
     if st.failures >= check.failures_before_alert or st.status is Status.DOWN:
         set_status(st, Status.DOWN, reason, at, now)
         if check.failures_before_alert > 1:
