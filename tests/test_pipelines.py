@@ -36,6 +36,15 @@ within = "5m"
 """
 
 
+HOOK = """
+[defaults]
+channels = ["hook"]
+[channels.hook]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+"""
+
+
 @pytest.fixture
 def config(write_config: ConfigWriter) -> Config:
     return write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
@@ -73,6 +82,33 @@ async def test_a_step_that_misses_its_window_alerts_naming_the_pipeline_and_the_
     [(name, event, facts)] = alerts(config)
     assert (name, event, facts["reason"]) == ("transform", "down", "step_missed")
     assert facts["pipeline"] == ["extract", "transform", "load"] and facts["step"] == "transform"
+
+
+async def test_a_branch_steps_alert_names_the_pipeline_from_the_root_down_through_that_step(
+    write_config: ConfigWriter,
+) -> None:
+    # extract feeds transform (then load) and report: report's alert must name a pipeline that
+    # holds report, not extract → transform → load.
+    config = write_config(
+        HOOK
+        + f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\n'
+        + f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "1h"\n'
+        + f'[checks.load]\nkey = "{new_key()}"\nafter = "transform.success"\nwithin = "1h"\n'
+        + f'[checks.report]\nkey = "{new_key()}"\nafter = "extract.success"\nwithin = "10m"\n'
+        + f'[checks.mail]\nkey = "{new_key()}"\nafter = "report.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        await ping(engine, "transform", Kind.START)
+        clock.advance(60)
+        await ping(engine, "extract", Kind.SUCCESS)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        assert engine.checks["report"].state.reason is Reason.STEP_MISSED
+    [(name, event, facts)] = alerts(config)
+    assert (name, event, facts["step"]) == ("report", "down", "report")
+    assert facts["pipeline"] == ["extract", "report", "mail"]
 
 
 async def test_when_the_first_step_fails_the_missed_steps_fold_into_its_alert(config: Config) -> None:

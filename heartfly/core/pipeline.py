@@ -39,15 +39,15 @@ def find_cycle(edges: Mapping[str, str]) -> list[str] | None:
 
 
 def chain(name: str, edges: Mapping[str, str], steps: Mapping[str, Sequence[tuple[str, str]]]) -> list[str] | None:
-    """The whole pipeline a check belongs to, from its root, following the first branch down; None
+    """The pipeline a check belongs to, as its alert names it: from the root down to the check (its
+    upstreams, in order), then on down from it, following its first step where it branches; None
     for a check in no pipeline. `edges` and `steps` as steps_of returns them."""
     if name not in edges and name not in steps:
         return None
-    root = name
-    while root in edges:
-        root = edges[root]
-    names = [root]
-    while steps.get(names[-1]):
+    names = [name]
+    while names[0] in edges and edges[names[0]] not in names:  # (a cycle is a config error)
+        names.insert(0, edges[names[0]])
+    while steps.get(names[-1]) and steps[names[-1]][0][0] not in names:
         names.append(steps[names[-1]][0][0])
     return names
 
