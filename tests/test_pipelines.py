@@ -207,6 +207,10 @@ async def test_a_spooled_success_after_its_runs_overrun_arms_no_step(write_confi
             "checks.a.failures_before_alert: must be positive",
         ),
         ('[checks.a]\nkey = "{k}"\nevery = "1h"\nstall = "0s"\n', "checks.a.stall: must be at least 1s"),
+        (
+            '[defaults]\ngrace = "0s"\n[checks.a]\nkey = "{k}"\nevery = "1h"\nexpect = 3\n',
+            "checks.a.expect: a fan-in batch without max_runtime must complete within grace, which is 0s here",
+        ),
     ],
 )
 def test_bad_pipeline_fan_in_and_assertion_settings_are_config_errors(
@@ -215,6 +219,22 @@ def test_bad_pipeline_fan_in_and_assertion_settings_are_config_errors(
     with pytest.raises(ConfigError) as info:
         write_config(body.format(k=new_key(), k2=new_key()))
     assert any(problem in p for p in info.value.problems), info.value.problems
+
+
+def test_a_fan_in_check_with_grace_0s_and_a_max_runtime_completes_its_batch_within_max_runtime(
+    write_config: ConfigWriter,
+) -> None:
+    from heartfly.core.states import advance, initial_state, receive
+
+    config = write_config(f'[checks.shards]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "0s"\nexpect = 3\n'
+                          'max_runtime = "10m"\n')  # fmt: skip
+    cfg, t0 = config.checks["shards"], 1_780_000_000.0
+    st = initial_state(cfg, t0)
+    for i, worker in enumerate(("w1", "w2", "w3")):
+        at = t0 + 60 + 120 * i
+        st = advance(cfg, st, at).state
+        st = receive(cfg, st, Event(Kind.SUCCESS, at, "b1", member=worker), at)[-1].state
+        assert st.status is (Status.UP if worker == "w3" else Status.RUNNING), (worker, st.reason)
 
 
 def test_members_set_expect_and_steps_describe_their_schedule(write_config: ConfigWriter) -> None:

@@ -419,6 +419,11 @@ class _Reader(Reader):
             self.fail(join(where, "expect"), f"is {expect} but members lists {len(members)}")
         if members and expect is None:
             expect = len(members)
+        if expect is not None and max_rt is None and grace == 0:
+            # A batch must complete within max_runtime of its first ping, else within grace: 0 s
+            # would take the check down at its first worker's success.
+            self.fail(join(where, "expect"), 'a fan-in batch without max_runtime must complete within grace, which '
+                      'is 0s here: set max_runtime (how long a batch may take) or a grace above 0s')  # fmt: skip
         texts = self.strings(raw, where, "assert") or ()
         assertions = []
         for text in texts:
