@@ -240,6 +240,41 @@ def test_a_recovery_says_the_check_is_back_and_how_long_it_was_down() -> None:
     assert data["down_for_seconds"] == 5400.0
 
 
+def test_a_job_that_started_and_hung_past_its_deadline_is_told_it_did_not_finish_not_that_it_did_not_run() -> None:
+    # every 1h, no max_runtime: a start does not move the schedule, so a run that hangs is caught
+    # at its due time plus grace (reason missed). It did run: its start came.
+    cfg = backup()
+    up, _ = on_event(cfg, initial_state(cfg, T0 - 60), Event(Kind.SUCCESS, T0), T0)
+    started, _ = on_event(cfg, up, Event(Kind.START, T0 + 3540), T0 + 3540)
+    late, _ = on_time(cfg, started, T0 + 3600)
+    new, flip = on_time(cfg, late, T0 + 3900)
+    assert new.reason is Reason.MISSED
+    alert = alert_for(cfg, late, new, flip, last_ping=ping(T0 + 3540, "start"))
+    body = lines(alert)
+    assert body[0] == "backup started but did not finish by its deadline"
+    assert "What happened: it started 6 min before the deadline but had not finished by it" in body
+    assert f"Running since: {iso(T0 + 3540)}" in body
+    assert not any("did not run" in line or "no ping arrived" in line for line in body), body
+    reminded, reminder = on_time(backup(repeat=600.0), new, T0 + 4500)
+    assert (
+        lines(alert_for(cfg, new, reminded, reminder))[0]
+        == "Still down: backup started but did not finish by its deadline"
+    )
+
+
+def test_a_run_left_open_before_the_jobs_later_runs_does_not_make_a_missed_run_read_as_hung() -> None:
+    # A run id whose end never came, then runs that ended: the job then stops running altogether.
+    cfg = backup()
+    st, _ = on_event(cfg, initial_state(cfg, T0 - 120), Event(Kind.START, T0 - 100, "lost"), T0 - 100)
+    st, _ = on_event(cfg, st, Event(Kind.SUCCESS, T0, "r2"), T0)
+    assert "lost" in st.runs
+    late, _ = on_time(cfg, st, T0 + 3600)
+    new, flip = on_time(cfg, late, T0 + 3900)
+    alert = alert_for(cfg, late, new, flip)
+    assert lines(alert)[0] == "backup did not run: no ping arrived by its deadline"
+    assert "What happened: no ping arrived by the deadline" in lines(alert)
+
+
 def test_a_reminder_says_still_down_and_since_when() -> None:
     cfg = backup(repeat=600.0)
     _, down, _ = missed(cfg)

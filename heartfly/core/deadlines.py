@@ -127,7 +127,7 @@ def fire_due(
             set_status(st, _LATE, None, at, now)
         elif kind is _DL_MISSED:
             set_status(st, Status.DOWN, Reason.MISSED, at, now)
-            detail = "no ping arrived by the deadline"
+            detail = _missed(st, at)
         elif kind is DeadlineKind.STEP:
             upstream = f"{check.after}'s {check.after_trigger}"
             detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
@@ -136,6 +136,22 @@ def fire_due(
         else:
             detail = give_up_run(check, st, kind, at, now, ended)
     return last, detail, math.nan
+
+
+def _missed(st: CheckState, at: float) -> str:
+    """A missed deadline's words: a run that started and hung (no max_runtime to end it) is no job
+    that did not run."""
+    started = hung_since(st)
+    if started is None:
+        return "no ping arrived by the deadline"
+    return f"it started {human_duration(at - started)} before the deadline but had not finished by it"
+
+
+def hung_since(st: CheckState) -> float | None:
+    """The start of the oldest run still open that began since the schedule's anchor (the last end,
+    or a start that moved it): a missed deadline then caught a job that started and hung. None for
+    none (a run left open before the job's later ends, its end lost, is not this run)."""
+    return min((run.started_at for run in st.runs.values() if run.started_at >= st.anchor), default=None)
 
 
 def give_up_run(

@@ -53,6 +53,8 @@ class Alert:
         if self.event == AlertEvent.RECOVERY:
             return f"{self.check} is back {p.get('state', 'up')}"
         words = _REASONS.get(str(p.get("reason")), "is down")
+        if p.get("reason") == "missed" and p.get("running_since") is not None:
+            words = "started but did not finish by its deadline"
         if p.get("reason") == "failed" and p.get("exit_status") not in (None, 0):
             words = f"failed with exit status {p['exit_status']}"
         prefix = "Still down: " if self.event == AlertEvent.REMINDER else ""
@@ -89,6 +91,8 @@ class Alert:
             lines.append(("State", f"{p.get('state')} ({p.get('reason')})" if p.get("reason") else str(p.get("state"))))
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
+            if p.get("running_since") is not None:
+                lines.append(("Running since", self._when(p.get("running_since"))))
             lines.append(("Happened at" if learned is not None else "Noticed at", self._when(p.get("at"))))
         if learned is not None:  # a late ping's news: when it happened above, when it was learned here
             lines.append(("Reported late, at", self._when(learned)))

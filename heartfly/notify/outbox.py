@@ -8,6 +8,7 @@ from typing import Any
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.core.deadlines import hung_since
 from heartfly.core.states import CheckState, Flip, Reason, Status
 from heartfly.store.rows import OutboxRow, outbox_row
 
@@ -44,6 +45,9 @@ def payload(
         "exit_status": new.last_exit_status,
         "last_ping_id": ping_id or None,
     }
+    if new.runs and new.status is Status.DOWN and new.reason is Reason.MISSED:
+        # Missed while its run is open: it started and hung, it did not fail to run (the headline's words).
+        facts["running_since"] = hung_since(new)
     if chain is not None:
         facts["pipeline"] = list(chain)
         facts["step"] = cfg.name
