@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -50,9 +51,9 @@ def config(write_config: ConfigWriter) -> Config:
     return write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
 
 
-async def ping(engine: Engine, name: str, kind: Kind) -> None:
+async def ping(engine: Engine, name: str, kind: Kind, rid: str | None = None, **kw: Any) -> None:
     now = engine.clock.now()
-    await engine.record(engine.checks[name], PingRecord(Event(kind, now), received_at=now))
+    await engine.record(engine.checks[name], PingRecord(Event(kind, now, rid, **kw), received_at=now))
 
 
 def alerts(config: Config) -> list[tuple[str, str, dict[str, object]]]:
@@ -126,6 +127,123 @@ async def test_when_the_first_step_fails_the_missed_steps_fold_into_its_alert(co
     assert [(name, event) for name, event, _ in alerts(config)] == [("extract", "down"), ("extract", "recovery")]
     details = [r[0] for r in query(config, "SELECT detail FROM flips WHERE new = 'down' ORDER BY id")]
     assert details[1] == "no success within 10 min of extract's start (folded into the alert of upstream step extract)"
+
+
+async def test_a_step_after_a_fan_in_success_counts_its_window_from_the_completed_batch(
+    write_config: ConfigWriter,
+) -> None:
+    # 3 workers share a run id; load must succeed within 10 min of shards' success. The batch
+    # completes 20 min after its first worker, and load succeeds 5 min after that: in time.
+    config = write_config(
+        HOOK
+        + f'[checks.shards]\nkey = "{new_key()}"\nevery = "1d"\nexpect = 3\nmax_runtime = "1h"\n'
+        + f'[checks.load]\nkey = "{new_key()}"\nafter = "shards.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "shards", Kind.SUCCESS, "b1", member="w1")
+        assert engine.checks["load"].state.step_due is None
+        for worker in ("w2", "w3"):
+            clock.advance(600)
+            engine.fire_due(clock.now())
+            await ping(engine, "shards", Kind.SUCCESS, "b1", member=worker)
+        assert engine.checks["load"].state.step_due == clock.now() + 600
+        clock.advance(300)
+        engine.fire_due(clock.now())
+        await ping(engine, "load", Kind.SUCCESS)
+        state = engine.checks["load"].state
+        assert (state.status, state.reason, state.step_due) == (Status.UP, None, None)
+    assert alerts(config) == []
+
+
+async def test_a_fan_in_batch_arms_a_step_after_its_start_at_its_first_workers_ping_only(
+    write_config: ConfigWriter,
+) -> None:
+    # A worker that starts late, once load has done its part, does not arm load again, nor does a
+    # straggler of the finished batch; the next batch's first worker does.
+    config = write_config(
+        HOOK
+        + f'[checks.shards]\nkey = "{new_key()}"\nevery = "1d"\nexpect = 2\nmax_runtime = "1h"\n'
+        + f'[checks.load]\nkey = "{new_key()}"\nafter = "shards"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "shards", Kind.START, "b1", member="w1")
+        assert engine.checks["load"].state.step_due == clock.now() + 600
+        clock.advance(60)
+        await ping(engine, "load", Kind.SUCCESS)
+        for kind, worker in ((Kind.START, "w2"), (Kind.SUCCESS, "w1"), (Kind.SUCCESS, "w2"), (Kind.SUCCESS, "w3")):
+            clock.advance(60)
+            await ping(engine, "shards", kind, "b1", member=worker)
+            assert engine.checks["load"].state.step_due is None, (kind, worker)
+        clock.advance(60)
+        await ping(engine, "shards", Kind.SUCCESS, "b2", member="w1")
+        assert engine.checks["load"].state.step_due == clock.now() + 600
+        clock.advance(60)
+        await ping(engine, "load", Kind.SUCCESS)
+        await ping(engine, "shards", Kind.SUCCESS, "b2", member="w2")
+        clock.advance(3600)
+        engine.fire_due(clock.now())
+    assert alerts(config) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "pings"),
+    [
+        ('assert = ["rows > 0"]\n', [(Kind.SUCCESS, {"metrics": {"rows": 0.0}})]),
+        ('min_runtime = "1m"\n', [(Kind.START, {"rid": "r1"}), (Kind.SUCCESS, {"rid": "r1"})]),
+        ('min_runtime = "1m"\n', [(Kind.START, {}), (Kind.SUCCESS, {})]),  # it waits out the reorder window
+    ],
+    ids=["broken assertion", "too fast", "too fast, judged by the timer"],
+)
+async def test_a_success_judged_a_failure_does_not_arm_a_step_after_its_success(
+    write_config: ConfigWriter, settings: str, pings: list[tuple[Kind, dict[str, Any]]]
+) -> None:
+    # export's success counts as a failure (the first of three allowed): export did not succeed,
+    # so publish is not due, and must not be paged as "did not follow its upstream step in time".
+    config = write_config(
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nfailures_before_alert = 3\n{settings}'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for kind, kw in pings:
+            await ping(engine, "export", kind, **kw)
+            clock.advance(1)
+        clock.advance(5)
+        engine.fire_due(clock.now())
+        assert engine.checks["export"].state.failures == 1
+        assert engine.checks["publish"].state.step_due is None
+        clock.advance(3600)
+        engine.fire_due(clock.now())
+        await ping(engine, "export", Kind.SUCCESS, metrics={"rows": 5.0})  # a real success arms it
+        succeeded_at = clock.now()
+        clock.advance(6)  # (with min_runtime, judged once the reorder window has passed)
+        engine.fire_due(clock.now())
+        assert engine.checks["publish"].state.step_due == succeeded_at + 600
+    assert alerts(config) == []
+
+
+async def test_a_success_that_waits_out_the_reorder_window_arms_the_step_after_it_as_of_its_own_time(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "export", Kind.START)
+        clock.advance(120)
+        await ping(engine, "export", Kind.SUCCESS)  # its start may be on its way: judged in 5 s
+        succeeded_at = clock.now()
+        assert engine.checks["export"].state.waiting and engine.checks["publish"].state.step_due is None
+        clock.advance(6)
+        engine.fire_due(clock.now())
+        assert engine.checks["export"].state.last_success_at == succeeded_at
+        assert engine.checks["publish"].state.step_due == succeeded_at + 600
 
 
 async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(config: Config) -> None:

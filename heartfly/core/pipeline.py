@@ -1,12 +1,13 @@
 """Pipeline steps: `after = "extract"` / `"extract.start"` / `"extract.success"`. Pure.
 
 A step must succeed within `within` of its upstream check's trigger event: its start (a success
-with no open run counts as a start too) or, with ".success", its success.
+with no open run counts as a start too; a fan-in batch's first ping) or, with ".success", a
+success judged one (a fan-in's: its batch complete).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # config imports this module
@@ -63,10 +64,28 @@ def steps_of(checks: Iterable[CheckConfig]) -> tuple[dict[str, str], dict[str, l
     return edges, steps
 
 
-def fires(trigger: str, kind: str, run_id: str | None, open_runs: Mapping[str, object]) -> bool:
-    """Whether an upstream's ping (`kind`, with the runs open before it) starts a step's clock."""
-    opened = kind == "start" or (kind == "success" and (run_id not in open_runs if run_id else not open_runs))
-    return (trigger == "start" and opened) or (trigger == "success" and kind == "success")
+def fires(
+    trigger: str,
+    kind: str,
+    run_id: str | None,
+    open_runs: Mapping[str, object],
+    *,
+    succeeded: bool,
+    batches_closed: Collection[str] | None = None,
+) -> bool:
+    """Whether an upstream's ping (`kind`, with the runs open before it) starts a step's clock.
+
+    `succeeded`: the ping was judged a success (not one that broke an assertion or was too fast;
+    for a fan-in upstream, the success that completed its batch). `batches_closed`: a fan-in
+    upstream's finished run ids (None for another check): there a batch starts with its first
+    worker's ping, and the pings of a batch open or finished start nothing.
+    """
+    if trigger == "success":
+        return succeeded
+    if batches_closed is not None:
+        rid = run_id or ""
+        return kind in ("start", "success") and rid not in open_runs and rid not in batches_closed
+    return kind == "start" or (kind == "success" and (run_id not in open_runs if run_id else not open_runs))
 
 
 def down_upstream(name: str, edges: Mapping[str, str], is_down: Callable[[str], bool]) -> str | None:

@@ -94,4 +94,5 @@ class Removed(NamedTuple):
     stale: bool = False
 
 
-Armed = Sequence[tuple[Check, CheckState, CheckState]]  # pipeline steps a ping armed: (step, before, after)
+ArmedStep = tuple[Check, CheckState, CheckState]  # a pipeline step a ping armed: (step, before, after)
+Armed = Sequence[ArmedStep]

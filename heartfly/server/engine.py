@@ -24,7 +24,7 @@ from heartfly.core.states import CheckState, Event, Kind
 from heartfly.core.units import human_duration
 from heartfly.notify import outbox
 from heartfly.server import memtrim, windows
-from heartfly.server.checks import Armed, Removed
+from heartfly.server.checks import Armed, ArmedStep, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
 from heartfly.server.downtime import Downtime, Pending
@@ -303,7 +303,7 @@ class Engine(Reloading):
         downstream_steps = self._steps.get(check.name) if arm else None
         if not downstream_steps:
             return steps, (), fires_at
-        armed: list[tuple[Check, CheckState, CheckState]] = []
+        armed: list[ArmedStep] = []
         runs = old.runs
         if event.kind is Kind.SUCCESS and old.waiting:
             # The runs open just before the ping itself, as event order leaves them: the pings held
@@ -311,18 +311,39 @@ class Engine(Reloading):
             before = steps[-2].state if len(steps) > 1 else old
             released = states.release_waiting(check.config, before, now, until=event.at)
             runs = (released[-1].state if released else before).runs
+        succeeded_at = _success_since(old, check.state)
+        closed = old.closed_runs if check.config.expect is not None else None
         for name, trigger in downstream_steps:
             downstream = self.checks.get(name)
-            if downstream is None or not pipeline.fires(trigger, event.kind, event.run_id, runs):
+            if downstream is None:
                 continue
-            before = downstream.state
-            downstream.state = states.arm_step(downstream.config, before, event.at, now, window)
-            if downstream.state is not before:
-                armed.append((downstream, before, downstream.state))
-                self._schedule(downstream)
-                # Queued now, before the upstream's ping: whenever that ping is stored, so is this.
-                self.writer.submit_nowait(store.Write(state=self._mark_stored(downstream)))
+            if not pipeline.fires(trigger, event.kind, event.run_id, runs, succeeded=succeeded_at is not None,
+                                  batches_closed=closed):  # fmt: skip
+                continue
+            at = succeeded_at if trigger == "success" and succeeded_at is not None else event.at
+            self._arm(downstream, at, now, window, armed)
         return steps, armed, fires_at
+
+    def _arm(self, step: Check, upstream_at: float, now: float, window: float, armed: list[ArmedStep]) -> None:
+        """A pipeline step's upstream triggered it at `upstream_at`: armed, unless it is already."""
+        before = step.state
+        step.state = states.arm_step(step.config, before, upstream_at, now, window)
+        if step.state is not before:
+            armed.append((step, before, step.state))
+            self._schedule(step)
+            # Queued now, before the upstream's change: whenever that is stored, so is this.
+            self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
+
+    def _arm_after_timer(self, check: Check, old: CheckState, now: float) -> None:
+        """After the timer changed `check` from `old`: a success it judged (one held for the reorder
+        window, applied now) arms the steps after its success, as of the success's own time."""
+        succeeded_at = _success_since(old, check.state)
+        if succeeded_at is None:
+            return
+        for name, trigger in self._steps.get(check.name) or ():
+            step = self.checks.get(name)
+            if step is not None and trigger == "success":
+                self._arm(step, succeeded_at, now, states.REORDER_WINDOW, [])
 
     async def pause(self, check: Check, inbox_id: int | None = None) -> None:
         if self.standby is not None:
@@ -496,6 +517,8 @@ class Engine(Reloading):
         old = check.state
         steps = states.up_then_running(states.advance(check.config, old, now))
         check.state = steps[-1].state
+        if old.waiting:  # a held success applied now is judged now
+            self._arm_after_timer(check, old, now)
         write = self._changes(check, steps, old)
         self._schedule(check)
         self.writer.submit_nowait(write)
@@ -583,3 +606,11 @@ class Engine(Reloading):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+
+def _success_since(old: CheckState, new: CheckState) -> float | None:
+    """The time of the newest success judged one since `old`, if any (not a success that broke an
+    assertion or was too fast, nor a fan-in worker's short of a complete batch, nor one held for
+    the reorder window, not judged yet): what arms the steps after a check's success."""
+    at = new.last_success_at
+    return at if at is not None and (old.last_success_at is None or at > old.last_success_at) else None
