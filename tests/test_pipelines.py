@@ -246,6 +246,90 @@ async def test_a_success_that_waits_out_the_reorder_window_arms_the_step_after_i
         assert engine.checks["publish"].state.step_due == succeeded_at + 600
 
 
+async def test_a_folded_step_that_still_does_not_run_once_its_upstream_recovered_is_told_within_its_window(
+    config: Config,
+) -> None:
+    # extract fails, transform misses its window: folded into extract's alert. extract's retry
+    # succeeds (arming transform, as a start), but transform never runs: told 10 min later.
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(30)
+        await ping(engine, "extract", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        assert engine.checks["transform"].state.folded
+        clock.advance(60)
+        await ping(engine, "extract", Kind.SUCCESS)
+        recovered_at = clock.now()
+        clock.advance(599)
+        engine.fire_due(clock.now())
+        assert [(n, e) for n, e, _ in alerts(config)] == [("extract", "down"), ("extract", "recovery")]
+        for _ in range(6):  # six hours pass; transform never runs
+            clock.advance(3600)
+            engine.fire_due(clock.now())
+        transform = engine.checks["transform"].state
+        assert (transform.status, transform.reason, transform.folded) == (Status.DOWN, Reason.STEP_MISSED, False)
+        clock.advance(60)
+        await ping(engine, "transform", Kind.SUCCESS)  # told down, so its recovery is told too
+    told = alerts(config)
+    assert [(n, e) for n, e, _ in told] == [
+        ("extract", "down"),
+        ("extract", "recovery"),
+        ("transform", "down"),
+        ("transform", "recovery"),
+    ]
+    facts = told[2][2]
+    assert (facts["reason"], facts["at"], facts["due_at"]) == ("step_missed", recovered_at + 600, recovered_at + 600)
+    assert facts["detail"] == "no success within 10 min of extract's start"
+
+
+async def test_a_folded_step_armed_again_while_its_upstream_is_still_down_stays_folded(config: Config) -> None:
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        await ping(engine, "extract", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        clock.advance(60)
+        await ping(engine, "extract", Kind.START)  # the retry: arms transform; extract is still down
+        assert engine.checks["transform"].state.step_due == clock.now() + 600
+        clock.advance(600)
+        engine.fire_due(clock.now())  # transform misses again, folded again
+        transform = engine.checks["transform"].state
+        assert (transform.status, transform.folded, transform.step_due) == (Status.DOWN, True, None)
+    assert [(n, e) for n, e, _ in alerts(config)] == [("extract", "down")]
+    details = [r[0] for r in query(config, "SELECT detail FROM flips WHERE new = 'down' ORDER BY id")]
+    assert details[-1] == "no success within 10 min of extract's start (folded into the alert of upstream step extract)"
+
+
+async def test_a_folded_step_whose_window_passed_while_its_upstream_was_down_is_told_when_the_upstream_recovers(
+    config: Config,
+) -> None:
+    # The retry's start arms transform; its window passes while extract (still down) runs; extract
+    # then succeeds, closing that run (no new start): transform's miss is its own, told at once.
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        await ping(engine, "extract", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        clock.advance(60)
+        await ping(engine, "extract", Kind.START)
+        clock.advance(900)
+        engine.fire_due(clock.now())
+        await ping(engine, "extract", Kind.SUCCESS)
+        recovered_at = clock.now()
+        engine.fire_due(clock.now())
+        transform = engine.checks["transform"].state
+        assert (transform.status, transform.folded) == (Status.DOWN, False)
+    told = alerts(config)
+    assert [(n, e) for n, e, _ in told] == [("extract", "down"), ("extract", "recovery"), ("transform", "down")]
+    facts = told[2][2]
+    assert (facts["reason"], facts["at"]) == ("step_missed", recovered_at)
+    assert facts["detail"] == "no success within 10 min of extract's start, and none by the time extract was up again"
+
+
 async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(config: Config) -> None:
     clock = FakeClock()
     async with running(config, clock, clean=False) as engine:

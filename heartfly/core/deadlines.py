@@ -56,9 +56,16 @@ def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
 def next_timer(check: CheckConfig, st: CheckState) -> Deadline | None:
     """next_deadline, but for the pings held for the reorder window."""
     if st.status is _DOWN:
-        if check.repeat is None or st.alerted_at is None:
-            return None
-        return Deadline(st.alerted_at + check.repeat, _DL_REMIND)
+        remind = (
+            None
+            if check.repeat is None or st.alerted_at is None
+            else Deadline(st.alerted_at + check.repeat, _DL_REMIND)
+        )
+        if st.folded and st.step_due is not None:
+            # A step whose down was folded into its upstream's alert, armed again: judged on its
+            # own (told, if its upstream is up by then), or nobody would hear it never ran.
+            return _earlier(remind, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
+        return remind
     if st.status is _PAUSED:
         return None
     best: Deadline | None = None
@@ -131,6 +138,10 @@ def fire_due(
         elif kind is DeadlineKind.STEP:
             upstream = f"{check.after}'s {check.after_trigger}"
             detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
+            if st.step_since is None:  # armed by its upstream's recovery (arm_folded)
+                detail += f", and none by the time {check.after} was up again"
+            if st.status is _DOWN:  # a folded down judged again (next_timer): a down of its own now
+                st.reason, st.alerted_at, st.folded = Reason.STEP_MISSED, now, False
             st.step_due = st.step_since = None
             set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
         else:
@@ -191,6 +202,10 @@ def flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | None
     if old.status is new.status:
         if fired is not None and fired.kind is _DL_REMIND:
             return Flip(now, old.status, new.status, new.reason, fired.at, detail, reminder=True)
+        if fired is not None and fired.kind is DeadlineKind.STEP and old.folded and not new.folded:
+            # A step's folded down judged again: told as a down of its own (unless folded again).
+            learned = now if now - fired.at > BACKDATED else None
+            return Flip(fired.at, _DOWN, _DOWN, Reason.STEP_MISSED, fired.at, detail, learned_at=learned)
         return None
     at = new.changed_at
     return Flip(

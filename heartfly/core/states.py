@@ -84,6 +84,7 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
     "advance",
     "apply_event",
     "apply_held",
+    "arm_folded",
     "arm_step",
     "catch_up",
     "extend_by_downtime",
@@ -470,5 +471,21 @@ def arm_step(
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
     drop_slack(check, new, upstream_at if now is None else now)  # a new deadline: not extended by another's downtime
     if now is not None and now - upstream_at > BACKDATED:
+        new.held_at, new.hold_until = now, now + window
+    return new
+
+
+def arm_folded(
+    check: CheckConfig, st: CheckState, up_at: float, now: float, window: float = REORDER_WINDOW
+) -> CheckState:
+    """The upstream of a step whose down was folded into its alert is up again (at `up_at`), and
+    nothing armed the step since: its window passed while the upstream was down, and it has not
+    succeeded. Armed to be judged at once, on its own (a down told, unless another upstream is
+    down then): folded for ever, nobody would hear that it never ran."""
+    if check.within is None or st.status is not Status.DOWN or not st.folded or st.step_due is not None:
+        return st
+    new = st.copy()
+    new.step_due, new.step_since = up_at, None
+    if now - up_at > BACKDATED:  # a replayed recovery: the step's own replayed success may be behind it
         new.held_at, new.hold_until = now, now + window
     return new

@@ -322,12 +322,28 @@ class Engine(Reloading):
                 continue
             at = succeeded_at if trigger == "success" and succeeded_at is not None else event.at
             self._arm(downstream, at, now, window, armed)
+        for step in steps:
+            if step.flip is not None and step.flip.is_recovery:  # its folded steps are judged on their own now
+                for name, _ in downstream_steps:
+                    if (downstream := self.checks.get(name)) is not None:
+                        self._arm(downstream, step.flip.at, now, window, armed, folded=True)
         return steps, armed, fires_at
 
-    def _arm(self, step: Check, upstream_at: float, now: float, window: float, armed: list[ArmedStep]) -> None:
-        """A pipeline step's upstream triggered it at `upstream_at`: armed, unless it is already."""
+    def _arm(
+        self,
+        step: Check,
+        upstream_at: float,
+        now: float,
+        window: float,
+        armed: list[ArmedStep],
+        *,
+        folded: bool = False,
+    ) -> None:
+        """A pipeline step's upstream triggered it at `upstream_at` (with `folded`: recovered then,
+        states.arm_folded): armed, unless it is already."""
         before = step.state
-        step.state = states.arm_step(step.config, before, upstream_at, now, window)
+        arm = states.arm_folded if folded else states.arm_step
+        step.state = arm(step.config, before, upstream_at, now, window)
         if step.state is not before:
             armed.append((step, before, step.state))
             self._schedule(step)
