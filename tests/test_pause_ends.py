@@ -10,6 +10,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from heartfly.core.states import Status
@@ -41,10 +42,10 @@ async def test_a_pause_shortened_while_this_node_stood_by_ends_at_the_new_end_on
     app = await a_node(aiohttp_client, write_config, leading=True)
     check = app[RUNTIME].engine.checks["job"]
     await control.pause(app, check, time.time() + 3600)  # it leads: its timer is armed for an hour
-    app[RUNTIME].cluster.leading = False  # type: ignore[union-attr]
+    app[RUNTIME].cluster.leading = False  # type: ignore[misc,union-attr]
     await stored_by_another_node(app, "job", time.time() + 0.5)  # the new leader was told: half a second
     await control.rearm(app)
-    app[RUNTIME].cluster.leading = True  # type: ignore[union-attr]  # that leader went: this one leads again
+    app[RUNTIME].cluster.leading = True  # type: ignore[misc,union-attr]  # that leader went: this one leads again
     await control.rearm(app)
     await asyncio.sleep(1.5)
     assert check.state.status is not Status.PAUSED, "the pause did not end at its stored end"
@@ -77,3 +78,104 @@ async def test_the_end_of_a_pause_the_leader_has_not_applied_yet_is_kept_until_i
     await app[RUNTIME].engine.pause(check)  # the inbox's pause, applied at last
     await asyncio.sleep(control.IN_STEP + 0.5)
     assert check.state.status is not Status.PAUSED, "the pause did not end once it was applied"
+
+
+def meta_writes_held(monkeypatch: pytest.MonkeyPatch, app: web.Application, gate: asyncio.Event) -> None:
+    """Writes of pause ends wait for `gate`: a commit that takes its time."""
+    writer = app[RUNTIME].writer
+    assert writer is not None
+    real = writer.submit
+
+    def submit(write: store.Write) -> asyncio.Future[None]:
+        if any(str(params[0]).startswith(PAUSE_META) for _, params in write.statements):
+
+            async def later() -> None:
+                await gate.wait()
+                await real(write)
+
+            return asyncio.ensure_future(later())
+        return real(write)
+
+    monkeypatch.setattr(writer, "submit", submit)
+
+
+async def test_a_short_pause_ends_on_time_when_a_rearm_round_reads_while_its_end_is_being_stored(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = await a_node(aiohttp_client, write_config, leading=True)
+    check = app[RUNTIME].engine.checks["job"]
+    gate = asyncio.Event()
+    meta_writes_held(monkeypatch, app, gate)
+    pausing = asyncio.create_task(control.pause(app, check, time.time() + 0.3))
+    await asyncio.sleep(0.05)
+    await control.rearm(app)  # the keeper's round, begun and done while the end is being stored
+    assert control.paused_until(app, check) is not None
+    gate.set()
+    await pausing
+    await asyncio.sleep(1.0)
+    assert check.state.status is not Status.PAUSED, "a 300 ms pause still on after 1.3 s"
+
+
+async def test_a_pause_given_again_just_as_the_old_one_ends_is_kept(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = await a_node(aiohttp_client, write_config, leading=True)
+    rt = app[RUNTIME]
+    check = rt.engine.checks["job"]
+    await control.pause(app, check, time.time() + 0.3)
+    reading, gate = asyncio.Event(), asyncio.Event()
+    assert rt.reader is not None
+    real_read = rt.reader.read_meta_prefix
+
+    async def read(prefix: str) -> dict[str, str]:  # the old end's timer, reading it at its end
+        if prefix == PAUSE_META + "job" and not gate.is_set():
+            reading.set()
+            await gate.wait()
+        return await real_read(prefix)
+
+    monkeypatch.setattr(rt.reader, "read_meta_prefix", read)
+    await asyncio.wait_for(reading.wait(), 5)
+    writer = rt.writer
+    assert writer is not None
+    real_submit = writer.submit
+
+    def submit(write: store.Write) -> asyncio.Future[None]:  # the new pause's commits take 50 ms...
+        gate.set()  # ...during which the old end's timer reads on
+
+        async def committed() -> None:
+            await asyncio.sleep(0.05)
+            await real_submit(write)
+
+        return asyncio.ensure_future(committed())
+
+    monkeypatch.setattr(writer, "submit", submit)
+    await control.pause(app, check, time.time() + 3600)  # the operator: "another hour"
+    monkeypatch.setattr(writer, "submit", real_submit)
+    await asyncio.sleep(0.3)
+    assert check.state.status is Status.PAUSED, "the operator's pause was lost"
+
+
+async def test_no_timer_outlives_the_app(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n')
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    check = app[RUNTIME].engine.checks["job"]
+    await control.pause(app, check, time.time() + 0.2)
+    meta_writes_held(monkeypatch, app, asyncio.Event())  # its resume's write never commits
+    await asyncio.sleep(0.6)
+    await client.close()
+    left = [t for t in asyncio.all_tasks() if t.get_name().startswith("heartfly-resume-") and not t.done()]
+    assert not left, left
+
+
+async def test_an_end_dropped_because_its_pause_never_came_is_told(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(control, "END_KEPT", 0.5)  # stands for 10 minutes
+    app = await a_node(aiohttp_client, write_config, leading=True)
+    await stored_by_another_node(app, "job", time.time() + 0.2)
+    await control.rearm(app)
+    await asyncio.sleep(2.5)
+    assert [r for r in caplog.records if r.levelname == "WARNING" and "never applied" in r.getMessage()]

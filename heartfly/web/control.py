@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -39,6 +39,7 @@ IN_STEP = 2.0  # how often a node re-reads the stored ends (a cluster's other no
 # An end that passed while its check was not paused here yet (a standby's pause still in the
 # inbox, or for a check the leader reloads later): kept, and tried again, for this long.
 END_KEPT = 600.0
+FAILING_TOLD = 5  # rounds of IN_STEP in a row the stored ends could not be read before a warning
 # The time form of a pause's end (the OpenAPI document states the same pattern).
 UNTIL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})?")
 
@@ -47,10 +48,12 @@ class Control:
     def __init__(self) -> None:
         self.until: dict[str, float] = {}  # check name -> when its pause ends (as shown)
         self.timers: dict[str, asyncio.Task[None]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()  # every timer not done, armed or not: awaited at stop
         self.armed: dict[str, float] = {}  # check name -> the end its timer was armed for
         # Bumped by each pause and resume given here: a stored end read while one was being
         # stored is not taken over the newer one (rearm).
         self.changes: dict[str, int] = {}
+        self.storing: dict[str, int] = {}  # check name -> pauses and resumes under way here
         self.reload_lock = asyncio.Lock()
         # The management API's changes, each decided (which check a `unique` create finds, the
         # table an update starts from) and stored under it, and the checks pings auto-provision:
@@ -71,9 +74,9 @@ async def control_context(app: web.Application) -> AsyncIterator[None]:
     keeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await keeper
-    for task in list(ctl.timers.values()):
+    for task in list(ctl.tasks):
         task.cancel()
-    for task in list(ctl.timers.values()):
+    for task in list(ctl.tasks):
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
@@ -93,7 +96,7 @@ async def rearm(app: web.Application) -> None:
         with contextlib.suppress(ValueError):
             ends[key[len(PAUSE_META) :]] = float(value)
     for name in {*ends, *ctl.until, *ctl.timers}:
-        if ctl.changes.get(name) != changes.get(name):
+        if ctl.storing.get(name) or ctl.changes.get(name) != changes.get(name):
             continue  # paused or resumed here during the read: what was read may be older
         until = ends.get(name)
         if until is None:  # ended, resumed or paused again without an end, maybe on another node
@@ -107,12 +110,21 @@ async def rearm(app: web.Application) -> None:
 
 
 async def _keep_in_step(app: web.Application) -> None:
+    failing = 0
     while True:
         await asyncio.sleep(IN_STEP)
         try:
             await rearm(app)
         except Exception:  # a database that cannot be read now: the next round tries again
-            log.debug("the stored ends of timed pauses were not read", exc_info=True)
+            failing += 1
+            if failing == FAILING_TOLD:  # a blip is not news; ends not kept for long are
+                log.warning("the ends of timed pauses cannot be read; trying again", exc_info=True)
+            else:
+                log.debug("the stored ends of timed pauses were not read", exc_info=True)
+        else:
+            if failing >= FAILING_TOLD:
+                log.info("the ends of timed pauses are read again")
+            failing = 0
 
 
 def parse_until(text: str, now: float) -> float:
@@ -139,32 +151,46 @@ def parse_until(text: str, now: float) -> float:
 
 async def pause(app: web.Application, check: Check, until: float | None) -> None:
     rt, ctl = app[RUNTIME], app[CONTROL]
-    await rt.engine.pause(check)
-    _changed(ctl, check.name)
-    _disarm(app, check.name)
-    key = PAUSE_META + check.name
-    if until is None:
-        statement = store.delete_meta_statement(key)
-        log.info("check %s: paused by an operator", check.name)
-    else:
-        statement = store.meta_statement(key, repr(until))
-        ctl.until[check.name] = until
-        if rt.cluster is None or rt.cluster.leading:  # else the leader arms it from the database
-            _arm(app, check.name, until)
-        log.info("check %s: paused by an operator until %s", check.name, utc(until))
-    assert rt.writer is not None
-    await rt.writer.submit(store.Write(statements=[statement]))
-    _changed(ctl, check.name)  # again once stored: a read begun before then may not hold it
+    with _storing(ctl, check.name):
+        _disarm(app, check.name)  # before any await: a timer at its end must not resume it after this
+        await rt.engine.pause(check)
+        key = PAUSE_META + check.name
+        if until is None:
+            statement = store.delete_meta_statement(key)
+            log.info("check %s: paused by an operator", check.name)
+        else:
+            statement = store.meta_statement(key, repr(until))
+            ctl.until[check.name] = until
+            if rt.cluster is None or rt.cluster.leading:  # else the leader arms it from the database
+                _disarm(app, check.name)  # a pause given twice at once: one timer
+                _arm(app, check.name, until)
+            log.info("check %s: paused by an operator until %s", check.name, utc(until))
+        assert rt.writer is not None
+        await rt.writer.submit(store.Write(statements=[statement]))
 
 
 async def resume(app: web.Application, check: Check, why: str = "resumed by an operator") -> None:
     rt, ctl = app[RUNTIME], app[CONTROL]
-    await rt.engine.resume(check, why)
-    _changed(ctl, check.name)
-    if _disarm(app, check.name):
-        assert rt.writer is not None
+    with _storing(ctl, check.name):
+        _disarm(app, check.name)
+        await rt.engine.resume(check, why)
+        assert rt.writer is not None  # whether or not this node had read an end stored elsewhere yet
         await rt.writer.submit(store.Write(statements=[store.delete_meta_statement(PAUSE_META + check.name)]))
-        _changed(ctl, check.name)
+
+
+@contextlib.contextmanager
+def _storing(ctl: Control, name: str) -> Iterator[None]:
+    """A pause or resume under way here: rearm leaves the name alone till it is stored."""
+    ctl.storing[name] = ctl.storing.get(name, 0) + 1
+    _changed(ctl, name)
+    try:
+        yield
+    finally:
+        _changed(ctl, name)
+        if (left := ctl.storing[name] - 1) == 0:
+            del ctl.storing[name]
+        else:
+            ctl.storing[name] = left
 
 
 def _changed(ctl: Control, name: str) -> None:
@@ -180,7 +206,9 @@ def paused_until(app: web.Application, check: Check) -> float | None:
 def _arm(app: web.Application, name: str, until: float) -> None:
     ctl = app[CONTROL]
     ctl.until[name] = ctl.armed[name] = until
-    ctl.timers[name] = asyncio.create_task(_resume_at(app, name, until), name=f"heartfly-resume-{name}")
+    task = ctl.timers[name] = asyncio.create_task(_resume_at(app, name, until), name=f"heartfly-resume-{name}")
+    ctl.tasks.add(task)
+    task.add_done_callback(ctl.tasks.discard)
 
 
 def _disarm(app: web.Application, name: str) -> bool:
@@ -213,6 +241,10 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
                 await resume(app, check, "resumed: its pause ended")
                 return
             if rt.clock.now() - until > END_KEPT:  # a pause that never came here, or a check gone
+                log.warning(
+                    "check %s: its pause's end (%s) passed %s ago and the pause was never applied here;"
+                    " the end is dropped (a pause applied after this has no end)", name, utc(until), "10 min",
+                )  # fmt: skip
                 _disarm(app, name)
                 assert rt.writer is not None
                 await rt.writer.submit(store.Write(statements=[store.delete_meta_statement(key)]))
