@@ -641,3 +641,29 @@ async def test_an_alert_is_never_sent_after_its_expiry_whatever_its_channels_tim
     await d._deliver(_expiring_item("test", created, created + TEST_EXPIRE_AFTER))
     assert sent == []  # a test alert is for whoever tries the channel now, not minutes later
     assert d.outcomes[("hook", "expired")] == 1
+
+
+def test_a_reminder_of_a_job_that_did_not_run_does_not_say_it_started_before_its_deadline_once_it_starts_late() -> None:
+    cfg = backup(repeat=600.0)
+    up, _ = on_event(cfg, initial_state(cfg, T0 - 60), Event(Kind.SUCCESS, T0), T0)
+    late, _ = on_time(cfg, up, T0 + 3600)
+    down, flip = on_time(cfg, late, T0 + 3900)
+    assert lines(alert_for(cfg, late, down, flip))[0] == "backup did not run: no ping arrived by its deadline"
+    started, _ = on_event(cfg, down, Event(Kind.START, T0 + 4200), T0 + 4200)  # 5 min after the deadline
+    reminded, reminder = on_time(cfg, started, T0 + 4500)
+    assert lines(alert_for(cfg, started, reminded, reminder))[0] == (
+        "Still down: backup did not run: no ping arrived by its deadline"
+    )
+
+
+def test_a_cron_jobs_missed_next_run_is_not_worded_as_the_previous_run_not_finishing_by_its_deadline() -> None:
+    # hourly cron, no max_runtime: the 00:00 run started (it moved the schedule) and is still
+    # running; the 01:00 run did not start by 01:05.
+    cfg = check("backup", cron="0 * * * *", grace=300.0)
+    t = 1_700_002_800.0  # 2023-11-14T23:00:00Z
+    st, _ = on_event(cfg, initial_state(cfg, t - 60), Event(Kind.START, t), t)
+    late, _ = on_time(cfg, st, t + 3600)
+    down, flip = on_time(cfg, late, t + 3900)
+    assert down.reason is Reason.MISSED
+    head = lines(alert_for(cfg, late, down, flip))[0]
+    assert head != "backup started but did not finish by its deadline"

@@ -225,7 +225,7 @@ async def test_a_success_judged_a_failure_does_not_arm_a_step_after_its_success(
     assert alerts(config) == []
 
 
-async def test_a_success_that_waits_out_the_reorder_window_arms_the_step_after_it_as_of_its_own_time(
+async def test_a_success_that_waits_out_the_reorder_window_arms_the_step_after_it_as_it_comes(
     write_config: ConfigWriter,
 ) -> None:
     config = write_config(
@@ -239,11 +239,33 @@ async def test_a_success_that_waits_out_the_reorder_window_arms_the_step_after_i
         clock.advance(120)
         await ping(engine, "export", Kind.SUCCESS)  # its start may be on its way: judged in 5 s
         succeeded_at = clock.now()
-        assert engine.checks["export"].state.waiting and engine.checks["publish"].state.step_due is None
+        assert engine.checks["export"].state.waiting and engine.checks["publish"].state.step_due == succeeded_at + 600
         clock.advance(6)
         engine.fire_due(clock.now())
         assert engine.checks["export"].state.last_success_at == succeeded_at
         assert engine.checks["publish"].state.step_due == succeeded_at + 600
+
+
+async def test_a_step_that_succeeds_while_its_upstreams_success_waits_out_the_reorder_window_is_not_armed_again(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "export", Kind.START)
+        clock.advance(120)
+        await ping(engine, "export", Kind.SUCCESS)  # held 5 s for a start that may be on its way
+        clock.advance(2)
+        await ping(engine, "publish", Kind.SUCCESS)  # the step follows two seconds later
+        for _ in range(12):
+            clock.advance(60)
+            engine.fire_due(clock.now())
+        assert engine.checks["publish"].state.status is Status.UP
+    assert alerts(config) == []
 
 
 async def test_a_folded_step_that_still_does_not_run_once_its_upstream_recovered_is_told_within_its_window(

@@ -134,7 +134,7 @@ def fire_due(
             set_status(st, _LATE, None, at, now)
         elif kind is _DL_MISSED:
             set_status(st, Status.DOWN, Reason.MISSED, at, now)
-            detail = _missed(st, at)
+            detail = _missed(check, st, at)
         elif kind is DeadlineKind.STEP:
             upstream = f"{check.after}'s {check.after_trigger}"
             detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
@@ -149,20 +149,26 @@ def fire_due(
     return last, detail, math.nan
 
 
-def _missed(st: CheckState, at: float) -> str:
+def _missed(check: CheckConfig, st: CheckState, at: float) -> str:
     """A missed deadline's words: a run that started and hung (no max_runtime to end it) is no job
     that did not run."""
-    started = hung_since(st)
+    started = hung_since(check, st, at)
     if started is None:
         return "no ping arrived by the deadline"
     return f"it started {human_duration(at - started)} before the deadline but had not finished by it"
 
 
-def hung_since(st: CheckState) -> float | None:
+def hung_since(check: CheckConfig, st: CheckState, missed_at: float) -> float | None:
     """The start of the oldest run still open that began since the schedule's anchor (the last end,
-    or a start that moved it): a missed deadline then caught a job that started and hung. None for
-    none (a run left open before the job's later ends, its end lost, is not this run)."""
-    return min((run.started_at for run in st.runs.values() if run.started_at >= st.anchor), default=None)
+    or a start that moved it) and by the deadline missed at `missed_at`: that deadline caught a job
+    that started and hung. None for none (a run left open before the job's later ends, its end
+    lost, is not this run; nor one that started after the deadline), and on a schedule whose start
+    moves the anchor (cron, max_runtime: a start there is the run of the next deadline, and
+    max_runtime ends a hung run itself)."""
+    if check.cron is not None or check.max_runtime is not None:
+        return None
+    runs = st.runs.values()
+    return min((run.started_at for run in runs if st.anchor <= run.started_at <= missed_at), default=None)
 
 
 def give_up_run(

@@ -47,7 +47,8 @@ def payload(
     }
     if new.runs and new.status is Status.DOWN and new.reason is Reason.MISSED:
         # Missed while its run is open: it started and hung, it did not fail to run (the headline's words).
-        facts["running_since"] = hung_since(new)
+        # A reminder's words are its down's: a run that started after that down is not what it caught.
+        facts["running_since"] = hung_since(cfg, new, new.changed_at)
     if chain is not None:
         facts["pipeline"] = list(chain)
         facts["step"] = cfg.name

@@ -24,11 +24,11 @@ from heartfly.core.states import CheckState, Event, Kind
 from heartfly.core.units import human_duration
 from heartfly.notify import outbox
 from heartfly.server import memtrim, windows
-from heartfly.server.checks import Armed, ArmedStep, Removed
+from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
 from heartfly.server.downtime import Downtime, Pending
-from heartfly.server.reloading import Reloading
+from heartfly.server.steps import Steps
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -51,7 +51,7 @@ HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again aft
 SLEPT_MIN = 1.0
 
 
-class Engine(Reloading):
+class Engine(Steps):
     """The running heart: pings in, deadlines out, rows to the writer (loading.py builds it,
     reloading.py rebuilds it)."""
 
@@ -300,66 +300,8 @@ class Engine(Reloading):
         old = check.state
         steps, fires_at = states.receive_timed(check.config, old, event, now, window, batch=batch)
         check.state = steps[-1].state
-        downstream_steps = self._steps.get(check.name) if arm else None
-        if not downstream_steps:
-            return steps, (), fires_at
-        armed: list[ArmedStep] = []
-        runs = old.runs
-        if event.kind is Kind.SUCCESS and old.waiting:
-            # The runs open just before the ping itself, as event order leaves them: the pings held
-            # for the reorder window before it apply first (some did before it, as steps).
-            before = steps[-2].state if len(steps) > 1 else old
-            released = states.release_waiting(check.config, before, now, until=event.at)
-            runs = (released[-1].state if released else before).runs
-        succeeded_at = _success_since(old, check.state)
-        closed = old.closed_runs if check.config.expect is not None else None
-        for name, trigger in downstream_steps:
-            downstream = self.checks.get(name)
-            if downstream is None:
-                continue
-            if not pipeline.fires(trigger, event.kind, event.run_id, runs, succeeded=succeeded_at is not None,
-                                  batches_closed=closed):  # fmt: skip
-                continue
-            at = succeeded_at if trigger == "success" and succeeded_at is not None else event.at
-            self._arm(downstream, at, now, window, armed)
-        for step in steps:
-            if step.flip is not None and step.flip.is_recovery:  # its folded steps are judged on their own now
-                for name, _ in downstream_steps:
-                    if (downstream := self.checks.get(name)) is not None:
-                        self._arm(downstream, step.flip.at, now, window, armed, folded=True)
+        armed = self._arm_steps(check, old, event, steps, now, window) if arm else []
         return steps, armed, fires_at
-
-    def _arm(
-        self,
-        step: Check,
-        upstream_at: float,
-        now: float,
-        window: float,
-        armed: list[ArmedStep],
-        *,
-        folded: bool = False,
-    ) -> None:
-        """A pipeline step's upstream triggered it at `upstream_at` (with `folded`: recovered then,
-        states.arm_folded): armed, unless it is already."""
-        before = step.state
-        arm = states.arm_folded if folded else states.arm_step
-        step.state = arm(step.config, before, upstream_at, now, window)
-        if step.state is not before:
-            armed.append((step, before, step.state))
-            self._schedule(step)
-            # Queued now, before the upstream's change: whenever that is stored, so is this.
-            self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
-
-    def _arm_after_timer(self, check: Check, old: CheckState, now: float) -> None:
-        """After the timer changed `check` from `old`: a success it judged (one held for the reorder
-        window, applied now) arms the steps after its success, as of the success's own time."""
-        succeeded_at = _success_since(old, check.state)
-        if succeeded_at is None:
-            return
-        for name, trigger in self._steps.get(check.name) or ():
-            step = self.checks.get(name)
-            if step is not None and trigger == "success":
-                self._arm(step, succeeded_at, now, states.REORDER_WINDOW, [])
 
     async def pause(self, check: Check, inbox_id: int | None = None) -> None:
         if self.standby is not None:
@@ -380,6 +322,7 @@ class Engine(Reloading):
         """An operator's pause or resume, applied and committed (with the inbox row it came from)."""
         old, check.state = check.state, step.state
         self._schedule(check)
+        self._unfold_after(check, [step], self.clock.now(), states.REORDER_WINDOW, [])  # resumed: up again
         write = self._change(check, step, old)
         if inbox_id is not None:
             write.inbox_done.append(inbox_id)
@@ -518,6 +461,9 @@ class Engine(Reloading):
             # Steps made in a row, each from the one before: a window hold the last one's change
             # gave its state (_note_hold) is carried on, the state machine never sets one.
             check.state = windows.with_hold_of(old, step.state)
+            self._unfold_after(check, [step], now, states.REORDER_WINDOW, [])
+            if old.waiting:
+                self._disarm_unsucceeded(check, old)
             self.writer.submit_nowait(self._change(check, step, old))
 
     def _fire(self, check: Check, now: float) -> int:
@@ -533,8 +479,9 @@ class Engine(Reloading):
         old = check.state
         steps = states.up_then_running(states.advance(check.config, old, now))
         check.state = steps[-1].state
-        if old.waiting:  # a held success applied now is judged now
-            self._arm_after_timer(check, old, now)
+        self._unfold_after(check, steps, now, states.REORDER_WINDOW, [])  # a held success's recovery, say
+        if old.waiting:  # a held success judged now: if too fast, the steps it armed as it came are not due
+            self._disarm_unsucceeded(check, old)
         write = self._changes(check, steps, old)
         self._schedule(check)
         self.writer.submit_nowait(write)
@@ -622,11 +569,3 @@ class Engine(Reloading):
                     await self._wake.wait()
             except TimeoutError:
                 pass
-
-
-def _success_since(old: CheckState, new: CheckState) -> float | None:
-    """The time of the newest success judged one since `old`, if any (not a success that broke an
-    assertion or was too fast, nor a fan-in worker's short of a complete batch, nor one held for
-    the reorder window, not judged yet): what arms the steps after a check's success."""
-    at = new.last_success_at
-    return at if at is not None and (old.last_success_at is None or at > old.last_success_at) else None

@@ -1,0 +1,147 @@
+"""Pipeline steps armed by their upstream's changes (the engine's part, through Steps): a trigger
+arms the steps after it (heartfly.core.pipeline says which), and an upstream up again has the steps
+whose down was folded into its alert judged on their own, however it came back (a ping, a held
+success the timer applied, an operator's resume).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+from heartfly.core import pipeline, states
+from heartfly.core.holding import HELD_SUCCESS
+from heartfly.core.runs import IMPLICIT_RUN
+from heartfly.core.states import CheckState, Event, Kind, Status
+from heartfly.server.checks import ArmedStep, Check
+from heartfly.server.reloading import Reloading
+from heartfly.store import rows as store
+
+_DOWN, _PAUSED, _UP, _RUNNING = Status.DOWN, Status.PAUSED, Status.UP, Status.RUNNING
+
+
+class Steps(Reloading):
+    def _arm_steps(
+        self, check: Check, old: CheckState, event: Event, steps: Sequence[states.Step], now: float, window: float
+    ) -> list[ArmedStep]:
+        """Arm the steps after `check` that this ping (`event`, which took it from `old`) triggers;
+        the steps armed, each with its state before and after (for _undo)."""
+        downstream_steps = self._steps.get(check.name)
+        if not downstream_steps:
+            return []
+        armed: list[ArmedStep] = []
+        runs = old.runs
+        if event.kind is Kind.SUCCESS and old.waiting:
+            # The runs open just before the ping itself, as event order leaves them: the pings held
+            # for the reorder window before it apply first (some did before it, as steps).
+            own = 2 if _split(steps) else 1  # the ping's own step(s): up_then_running makes two
+            before = steps[-own - 1].state if len(steps) > own else old
+            released = states.release_waiting(check.config, before, now, until=event.at)
+            runs = (released[-1].state if released else before).runs
+        succeeded_at = _success_since(old, check.state)
+        if succeeded_at is None and event.kind is Kind.SUCCESS and _held(check.state, event):
+            # Held for the reorder window (its start may yet show it too fast): it arms as it comes,
+            # as a success of a check that judges no duration does, so that a step that follows it
+            # at once is not armed again after it ran (a too-fast verdict later leaves the step armed).
+            succeeded_at = event.at
+        if succeeded_at is not None and check.config.expect is not None:
+            # A fan-in's batch completed with its newest member, whichever ping came last.
+            run = old.runs.get(event.run_id or IMPLICIT_RUN)
+            succeeded_at = max(succeeded_at, run.active_at) if run is not None else succeeded_at
+        closed = old.closed_runs if check.config.expect is not None else None
+        for name, trigger in downstream_steps:
+            downstream = self.checks.get(name)
+            if downstream is None:
+                continue
+            if not pipeline.fires(trigger, event.kind, event.run_id, runs, succeeded=succeeded_at is not None,
+                                  batches_closed=closed):  # fmt: skip
+                continue
+            at = succeeded_at if trigger == "success" and succeeded_at is not None else event.at
+            self._arm(downstream, at, now, window, armed)
+        self._unfold_after(check, steps, now, window, armed)
+        return armed
+
+    def _unfold_after(
+        self, check: Check, steps: Sequence[states.Step], now: float, window: float, armed: list[ArmedStep]
+    ) -> None:
+        """After `check` changed by `steps`: if it is up again (a recovery, or resumed), every step
+        below it whose down was folded into an upstream's alert is judged on its own (arm_folded;
+        one whose nearer upstream is still down folds again)."""
+        for step in steps:
+            flip = step.flip
+            if flip is None or not (flip.is_recovery or (flip.old is _PAUSED and flip.new not in (_DOWN, _PAUSED))):
+                continue
+            for downstream in self._below(check.name):
+                self._arm(downstream, flip.at, now, window, armed, folded=True)
+
+    def _disarm_unsucceeded(self, check: Check, old: CheckState) -> None:
+        """After the pings `check` held for the reorder window (in `old`) were applied: a held
+        success that armed the steps after its success as it came, and is judged no success now
+        (too fast), disarms those it armed and that have not run since (step_since its time)."""
+        new = check.state
+        for at, *_, kind in old.waiting[: len(old.waiting) - len(new.waiting)]:  # applied oldest first
+            if kind not in HELD_SUCCESS or (new.last_success_at is not None and new.last_success_at >= at):
+                continue
+            for name, trigger in self._steps.get(check.name) or ():
+                step = self.checks.get(name)
+                if step is not None and trigger == "success" and step.state.step_since == at:
+                    disarmed = step.state.copy()
+                    disarmed.step_due = disarmed.step_since = None
+                    step.state = disarmed
+                    self._schedule(step)
+                    self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
+
+    def _below(self, name: str) -> Iterator[Check]:
+        """The steps after `name`, theirs, and so on down (each once)."""
+        seen = {name}
+        todo = [name]
+        while todo:
+            for step, _ in self._steps.get(todo.pop()) or ():
+                if step not in seen and (found := self.checks.get(step)) is not None:
+                    seen.add(step)
+                    todo.append(step)
+                    yield found
+
+    def _arm(
+        self,
+        step: Check,
+        upstream_at: float,
+        now: float,
+        window: float,
+        armed: list[ArmedStep],
+        *,
+        folded: bool = False,
+    ) -> None:
+        """A pipeline step's upstream triggered it at `upstream_at` (with `folded`: recovered then,
+        states.arm_folded): armed, unless it is already."""
+        before = step.state
+        arm = states.arm_folded if folded else states.arm_step
+        step.state = arm(step.config, before, upstream_at, now, window)
+        if step.state is not before:
+            armed.append((step, before, step.state))
+            self._schedule(step)
+            # Queued now, before the upstream's change: whenever that is stored, so is this.
+            self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
+
+    def _schedule(self, check: Check, at: float | None = math.nan) -> None:
+        raise NotImplementedError
+
+
+def _success_since(old: CheckState, new: CheckState) -> float | None:
+    """The time of the newest success judged one since `old`, if any (not a success that broke an
+    assertion or was too fast, nor a fan-in worker's short of a complete batch, nor one held for
+    the reorder window, not judged yet): what arms the steps after a check's success."""
+    at = new.last_success_at
+    return at if at is not None and (old.last_success_at is None or at > old.last_success_at) else None
+
+
+def _split(steps: Sequence[states.Step]) -> bool:
+    """Whether the last two steps are one recovery split by states.up_then_running."""
+    if len(steps) < 2 or (last := steps[-1].flip) is None or (first := steps[-2].flip) is None:
+        return False
+    return (first.old, first.new, last.old, last.new) == (_DOWN, _UP, _UP, _RUNNING)
+
+
+def _held(st: CheckState, event: Event) -> bool:
+    """Whether this success is held for the reorder window (applied later, in event order)."""
+    return any(w[0] == event.at and w[6] in HELD_SUCCESS for w in st.waiting)

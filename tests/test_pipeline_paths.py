@@ -1,0 +1,155 @@
+"""Pipeline steps on the paths other than a live ping in order: an upstream back up by a held
+success the timer judged, a grandparent's recovery, a pause or a restart that judges a held
+success, a fan-in batch completed by a late member. A real engine with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from heartfly.core.clock import FakeClock
+from heartfly.core.states import Event, Kind, Reason, Status
+from heartfly.server.engine import PingRecord
+from tests.conftest import ConfigWriter, new_key
+from tests.test_pipelines import HOOK, alerts, ping
+from tests.test_restart import running
+
+pytestmark = pytest.mark.both_stores
+
+
+def chain3(extra_a: str = "") -> str:
+    return (
+        HOOK
+        + f'[checks.a]\nkey = "{new_key()}"\nevery = "1d"\n{extra_a}'
+        + f'[checks.b]\nkey = "{new_key()}"\nafter = "a"\nwithin = "1h"\n'
+        + f'[checks.c]\nkey = "{new_key()}"\nafter = "b.success"\nwithin = "10m"\n'
+    )
+
+
+async def test_a_grandchild_folded_into_a_down_grandparent_is_told_once_that_grandparent_is_up_again(
+    write_config: ConfigWriter,
+) -> None:
+    # a starts (arms b), b succeeds (arms c), a fails: c misses its 10 min, folded into a's alert
+    # (b is up). a's rerun succeeds; c never runs.
+    config = write_config(chain3())
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(60)
+        await ping(engine, "b", Kind.SUCCESS)
+        clock.advance(60)
+        await ping(engine, "a", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        assert engine.checks["c"].state.folded
+        clock.advance(60)
+        await ping(engine, "a", Kind.SUCCESS)  # a is up again (and b armed, b is up)
+        for _ in range(30):  # half an hour: b's window is still open, c's passed long ago
+            clock.advance(60)
+            engine.fire_due(clock.now())
+        assert engine.checks["b"].state.status is Status.UP
+    # A direct step in c's place is told at once (arm_folded); c stays folded, with no timer.
+    assert ("c", "down") in [(n, e) for n, e, _ in alerts(config)]
+
+
+async def test_a_folded_step_whose_upstream_recovers_by_a_held_success_is_told(write_config: ConfigWriter) -> None:
+    # test_a_folded_step_whose_window_passed_while_its_upstream_was_down_is_told_when_the_upstream_recovers,
+    # with min_runtime on extract: its recovering success waits out the reorder window.
+    config = write_config(
+        HOOK
+        + f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1s"\n'
+        + f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(10)
+        await ping(engine, "extract", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        clock.advance(60)
+        await ping(engine, "extract", Kind.START)
+        clock.advance(900)
+        engine.fire_due(clock.now())
+        await ping(engine, "extract", Kind.SUCCESS)
+        assert engine.checks["extract"].state.waiting
+        for _ in range(60):
+            clock.advance(1)
+            engine.fire_due(clock.now())
+        assert engine.checks["extract"].state.status is Status.UP
+    assert [(n, e) for n, e, _ in alerts(config)] == [
+        ("extract", "down"),
+        ("extract", "recovery"),
+        ("transform", "down"),
+    ]
+
+
+async def test_a_held_success_judged_at_a_pause_arms_the_step_after_its_success(write_config: ConfigWriter) -> None:
+    config = write_config(
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "export", Kind.START)
+        clock.advance(120)
+        await ping(engine, "export", Kind.SUCCESS)
+        succeeded_at = clock.now()
+        clock.advance(1)
+        await engine.pause(engine.checks["export"])  # applies the held success first
+        assert engine.checks["export"].state.last_success_at == succeeded_at
+        assert engine.checks["publish"].state.step_due == succeeded_at + 600
+
+
+async def test_a_held_success_the_server_died_holding_arms_the_step_after_its_success_at_the_restart(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "export", Kind.START)
+        clock.advance(120)
+        await ping(engine, "export", Kind.SUCCESS)
+        succeeded_at = clock.now()
+        engine.checkpoint()
+    clock.advance(30)  # back after the reorder window
+    async with running(config, clock) as engine:
+        engine.fire_due(clock.now())
+        assert engine.checks["export"].state.last_success_at == succeeded_at
+        for _ in range(4):
+            clock.advance(600)
+            engine.fire_due(clock.now())
+        assert engine.checks["publish"].state.reason is Reason.STEP_MISSED  # publish never ran
+
+
+async def test_a_fan_in_batch_completed_by_a_late_member_arms_its_step_as_of_the_batchs_completion(
+    write_config: ConfigWriter,
+) -> None:
+    # w3 succeeded first but its ping was spooled; w1 and w2 report live, 10 and 20 min in; w3's
+    # replayed ping completes the batch. load succeeds 5 min after that: within its 10 min.
+    config = write_config(
+        HOOK
+        + f'[checks.shards]\nkey = "{new_key()}"\nevery = "1d"\nexpect = 3\nmax_runtime = "1h"\n'
+        + f'[checks.load]\nkey = "{new_key()}"\nafter = "shards.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        t0 = clock.now()
+        for worker in ("w1", "w2"):
+            clock.advance(600)
+            await ping(engine, "shards", Kind.SUCCESS, "b1", member=worker)
+        clock.advance(60)
+        now = clock.now()
+        shards = engine.checks["shards"]
+        await engine.record(shards, PingRecord(Event(Kind.SUCCESS, t0 + 60, "b1", member="w3"), received_at=now))
+        assert shards.state.status is Status.UP
+        for _ in range(30):
+            clock.advance(10)
+            engine.fire_due(clock.now())
+        await ping(engine, "load", Kind.SUCCESS)
+        assert engine.checks["load"].state.status is Status.UP
+    assert alerts(config) == []
