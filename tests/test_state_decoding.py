@@ -140,9 +140,6 @@ ANY_STATE = st.builds(
     orphan_prev=st.one_of(st.none(), st.tuples(INSTANT, INSTANT, OUTCOME, EXIT, st.one_of(st.none(), TEXT))),
     streak_ats=st.lists(INSTANT, max_size=3).map(tuple),
     held_over=st.lists(st.tuples(INSTANT, INSTANT, INSTANT), max_size=2).map(tuple),
-    broken_streak=st.one_of(st.none(), st.tuples(
-        INSTANT, INSTANT, st.one_of(st.none(), INSTANT), st.integers(0, 20), st.lists(INSTANT, max_size=3).map(tuple),
-    )),
 )  # fmt: skip
 JSON_MODULE = json.JSONEncoder(separators=(",", ":"))
 

@@ -145,8 +145,6 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     # would tell a down later that event order never reached.
     streak = reason is None and not newest and not (started is None and judges_duration(check) and st.status is _DOWN)
     streak = streak and breaks_streak(check, st, ev, now, window)  # before _stale notes it
-    if streak and started is None and judges_duration(check):  # its start may yet show it too fast
-        st.broken_streak = (ev.at, now, st.last_success_at, st.failures, st.streak_ats)
     if reason is None:
         st.last_success_at = max(st.last_success_at or ev.at, ev.at)
     if _stale(st, ev, now):

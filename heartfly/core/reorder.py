@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
-from heartfly.core.stateops import (
-    STREAK_KEPT,
-    duration_assertions,
-    failure,
-    judges_duration,
-    set_status,
-    timed,
-    too_fast,
-)
+from heartfly.core.stateops import duration_assertions, failure, judges_duration, set_status, timed, too_fast
 from heartfly.core.statetypes import CheckState, Event, Reason, RunEnd, RunOutcome, Status
 from heartfly.core.units import human_duration
 
@@ -190,34 +182,12 @@ def pair_raced(
         outcome = RunOutcome(reason.value)
         if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
             detail = failure(check, st, reason, end_at, now, detail)
-        elif st.broken_streak is not None and st.broken_streak[0] == end_at:
-            detail = _streak_restored(check, st, reason, now, detail)
-    if st.broken_streak is not None and st.broken_streak[0] == end_at:
-        st.broken_streak = None  # its verdict is known now
     ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
     # A start between this one and the end may still come: its own verdicts are all known here,
     # but for an end whose metrics broke an assertion (its words are not kept): no pairing again.
     if ev.run_id is None and duration is not None and orphan[2] in (_RUN_SUCCESS, RunOutcome.FAIL):
         st.paired_end = (ev.at, end_at, orphan[1], outcome, exit_status, "")
     return detail
-
-
-def _streak_restored(check: CheckConfig, st: CheckState, reason: Reason, now: float, detail: str) -> str:
-    """After pair_raced showed a success that had ended a streak of failures (CheckState.broken_streak)
-    too fast: in event order it was one of them, so the streak is as it was before it with this
-    failure and those since, and a count that reaches failures_before_alert takes the check down,
-    dated by the newest failure (late_failure's words). Not if a newer success has come since."""
-    assert st.broken_streak is not None and st.last_end_at is not None
-    at, _, before, failures, ats = st.broken_streak
-    st.broken_streak = None
-    if st.last_success_at != at:
-        return detail
-    st.last_success_at = before
-    st.failures = failures + st.failures - sum(1 for kept in ats if kept > at)  # those since it, counted once
-    st.streak_ats = tuple(sorted({*ats, *st.streak_ats}))[-STREAK_KEPT:]
-    last = st.last_end_at
-    detail += f", {human_duration(last - at)} before the last failure (their pings arrived out of order)"
-    return failure(check, st, reason, last, now, detail, at)
 
 
 def pairs_again(

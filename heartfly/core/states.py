@@ -257,8 +257,6 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         new.paired_end = None
     if new.orphan_prev is not None and now - new.orphan_prev[1] > kept(window):
         new.orphan_prev = None
-    if new.broken_streak is not None and now - new.broken_streak[1] > kept(window):
-        new.broken_streak = None
     if new.early_activity:
         new.early_activity = tuple(e for e in new.early_activity if now - e[2] <= kept(window))
     ended: list[RunEnd] = []

@@ -224,11 +224,6 @@ class CheckState:
     # reload, or while Heartfly was stopped, still has its held alerts told (engine.release_holds).
     window_hold: str | None = None
     window_end: float = 0.0
-    # A success whose start had not come, older than the newest end, that ended a streak of
-    # failures as it arrived (where a run's duration is judged): (its time, its arrival, the
-    # last_success_at, failures and streak_ats from before it). Its start, arriving within the
-    # reorder window, may show it too fast: a failure, and the streak as it was, in event order.
-    broken_streak: tuple[float, float, float | None, int, tuple[float, ...]] | None = None
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -306,9 +301,6 @@ class CheckState:
             st.waiting = tuple(_held(*entry) for entry in st.waiting)
         if "held_over" in data:
             st.held_over = tuple((stopped_at, start, settle) for stopped_at, start, settle in st.held_over)
-        if st.broken_streak is not None:
-            at, arrived, before, failures, ats = st.broken_streak
-            st.broken_streak = (at, arrived, before, failures, tuple(ats))
         return st
 
     def copy(self) -> CheckState:
@@ -322,7 +314,6 @@ class CheckState:
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end,
-            self.broken_streak,
         )  # fmt: skip
 
 
