@@ -91,6 +91,20 @@ def test_a_target_that_is_not_empty_is_refused_and_left_alone(
     assert {table: rows(url, table) for table in TABLES} == before
 
 
+def test_nul_bytes_an_older_version_stored_in_sqlite_are_replaced_on_the_way_to_postgresql_and_counted(
+    tmp_path: Path, filled: Path, pg_server: pgserver.PgServer
+) -> None:
+    # Pings now store NUL as U+FFFD (pingparse.storable); a database from before holds it as sent.
+    with sqlite3.connect(filled) as conn:
+        first = "(SELECT MIN(id) FROM pings)"
+        conn.execute(f"UPDATE pings SET body = 'rows: 12' || char(0) || char(0) || ' tail' WHERE id = {first}")
+    url = pg_server.database()
+    result = heartfly("migrate-db", str(filled), url, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "pings: 4 rows (1 text values had NUL bytes" in result.stdout, result.stdout
+    assert "rows: 12\ufffd\ufffd tail" in [r[7] for r in rows(url, "pings")]
+
+
 def test_a_source_a_server_is_using_is_refused(tmp_path: Path, filled: Path) -> None:
     with Server(write(tmp_path, filled)):
         result = heartfly("migrate-db", str(filled), str(tmp_path / "copy.db"), timeout=60)

@@ -203,3 +203,32 @@ async def test_connections_are_made_to_notice_a_silent_server_in_seconds_unless_
             await conn.close()
         assert params["keepalives"] == "1" and params["keepalives_idle"] == idle, params
         assert params["tcp_user_timeout"] == "20000" and params["keepalives_count"] == "2", params
+
+
+def test_a_ping_with_a_nul_byte_is_taken_and_stops_no_other_checks_pings(
+    tmp_path: Path, pg_server: pgserver.PgServer
+) -> None:
+    # PostgreSQL text cannot hold NUL: stored as sent, it failed the whole group commit (503 for
+    # every check's pings in it, and the client retried it for ever).
+    import urllib.request
+
+    key, other, url = new_key(), new_key(), pg_server.database()
+    config = tmp_path / "hb.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "{url}"\n'
+        f'[checks.a]\nkey = "{key}"\nevery = "1h"\n[checks.b]\nkey = "{other}"\nevery = "1h"\n'
+    )
+
+    def ping(url: str, body: bytes) -> int:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=10) as resp:
+            return int(resp.status)
+
+    with Server(config) as server:
+        assert ping(f"{server.url}/ping/{key}", b"rows: 12\x00 trailing binary") == 200
+        assert ping(f"{server.url}/ping/{other}", b"fine") == 200
+        assert server.stop() == 0
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        bodies = {r[0] for r in conn.execute("SELECT body FROM pings")}
+    assert bodies == {"rows: 12\ufffd trailing binary", "fine"}

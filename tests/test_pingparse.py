@@ -60,6 +60,14 @@ def test_a_plain_pings_body_is_decoded_with_replacement_not_refused() -> None:
     assert _plain(Target(key="k", name=None, kind=Kind.SUCCESS), b"ok\xff").message == "ok\ufffd"
 
 
+def test_a_nul_byte_in_a_body_or_a_json_message_is_stored_as_a_replacement_character() -> None:
+    # PostgreSQL text cannot hold NUL: one rule for every store, so no ping is kept by one and refused by another.
+    plain = Target(key="k", name=None, kind=Kind.SUCCESS)
+    assert _plain(plain, b"a\x00b").message == "a\ufffdb"
+    assert _plain(plain, b"a\x00b", forced=Kind.FAIL).message == "a\ufffdb"
+    assert _json(b'{"message": "a\\u0000b"}').message == "a\ufffdb"
+
+
 def test_a_heartbeats_json_fields_say_the_event_and_the_message() -> None:
     ping = _json(b'{"exit_code": 2, "message": "disk full", "run_id": "r1", "ping_id": "abcdefgh"}')
     assert (ping.event.kind, ping.event.exit_status, ping.event.run_id) == (Kind.FAIL, 2, "r1")

@@ -95,7 +95,7 @@ def read_ping(
     bytes) is a JSON object whose fields override the query string's; a start or fail key records
     its event whatever the body, which is then the message, cut to `body_limit` bytes."""
     if not as_json:
-        return _ping(forced or target.kind, query, target.exit_status, body.decode("utf-8", "replace"), more)
+        return _ping(forced or target.kind, query, target.exit_status, storable(body.decode("utf-8", "replace")), more)
     try:
         if more:
             raise PingError(f"a JSON body is limited to {JSON_CAP} bytes")
@@ -104,7 +104,7 @@ def read_ping(
     except PingError:
         if forced is None:
             raise
-        details, message = query, body.decode("utf-8", "replace")
+        details, message = query, storable(body.decode("utf-8", "replace"))
     message, clipped = clip(message, body_limit)
     exit_status = target.exit_status if target.exit_status is not None else details.exit_status
     return _ping(forced or details.kind or target.kind, details, exit_status, message, more or clipped)
@@ -334,9 +334,13 @@ def _add_metric(metrics: dict[str, float], name: str, value: Any, label: str) ->
 
 
 def storable(text: str) -> str:
-    """Client text with lone surrogates (JSON escapes; header bytes that are not UTF-8, as aiohttp
-    passes them) replaced: SQLite's UTF-8 would refuse them, and with them the whole batch. Runs
-    for every ping's User-Agent: ASCII text (nearly all of it) skips the regex."""
+    """Client text as every store can keep it, one rule for all: NUL bytes (a job piping binary
+    output into its ping) and lone surrogates (JSON escapes; header bytes that are not UTF-8, as
+    aiohttp passes them) replaced by U+FFFD. PostgreSQL text cannot hold NUL and SQLite's UTF-8
+    refuses surrogates, either failing the whole batch. ASCII text without NUL (nearly all of it)
+    costs two scans in C."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
 
 

@@ -99,12 +99,13 @@ def copy(
             raise MigrateError(f"{target} is not empty ({shown}): migrate-db copies only into an empty database")
         counts: dict[str, int] = {}
         for table in TABLES:
-            counts[table] = _copy_table(src, dst, table)
+            counts[table], replaced = _copy_table(src, dst, table)
             expected = int(src.scalar(f"SELECT count(*) FROM {table}"))  # noqa: S608 - our own table names
             landed = int(dst.scalar(f"SELECT count(*) FROM {table}"))  # noqa: S608
             if not counts[table] == expected == landed:
                 raise MigrateError(f"{table}: {expected} rows in {source}, {counts[table]} read, {landed} written")
-            say(f"{table}: {landed} rows")
+            nul = f" ({replaced} text values had NUL bytes, which PostgreSQL cannot hold: replaced by U+FFFD)"
+            say(f"{table}: {landed} rows" + (nul if replaced else ""))
         if dst.postgres:
             for table in _IDENTITY:  # the next id after the copied ones (1 for an empty table)
                 dst.scalar(_SETVAL.format(table=table))
@@ -132,17 +133,35 @@ def _check_source(src: _Side, now: float) -> None:
                                " start one node and let it lead for a moment first")  # fmt: skip
 
 
-def _copy_table(src: _Side, dst: _Side, table: str) -> int:
+def _copy_table(src: _Side, dst: _Side, table: str) -> tuple[int, int]:
+    """(rows copied, text values changed). SQLite keeps NUL in text (a ping body before pings'
+    NUL were replaced); PostgreSQL refuses it, and with it the whole copy: replaced as a ping's
+    text is now (pingparse.storable)."""
     read = src.cursor()
     read.execute(f"SELECT * FROM {table} ORDER BY {_ORDER.get(table, 'id')}")  # noqa: S608
     columns = [d[0] for d in read.description]
     insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([dst.mark] * len(columns))})"  # noqa: S608
     write = dst.cursor()
-    copied = 0
+    copied = replaced = 0
     while rows := read.fetchmany(BATCH):
-        write.executemany(insert, [tuple(row) for row in rows])
+        values = [tuple(row) for row in rows]
+        if dst.postgres:
+            values, changed = _without_nul(values)
+            replaced += changed
+        write.executemany(insert, values)
         copied += len(rows)
-    return copied
+    return copied, replaced
+
+
+def _without_nul(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
+    changed = 0
+    out = []
+    for row in rows:
+        if any(isinstance(v, str) and "\x00" in v for v in row):
+            changed += sum(isinstance(v, str) and "\x00" in v for v in row)
+            row = tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)
+        out.append(row)
+    return out, changed
 
 
 def _begin(side: _Side, *, snapshot: bool) -> None:
