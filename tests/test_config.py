@@ -497,3 +497,10 @@ def test_with_no_config_found_the_error_names_every_place_tried(tmp_path: Path) 
     assert f"none at {tmp_path / 'missing.toml'} (named by HEARTFLY_CONFIG;" in named.stderr
     given = heartfly("status", "-c", str(tmp_path / "gone.toml"))
     assert given.returncode == 2 and f"none at {tmp_path / 'gone.toml'} (named by -c/--config;" in given.stderr
+
+
+def test_keep_history_is_a_duration_of_at_least_the_longest_record_window(write_config: ConfigWriter) -> None:
+    assert write_config("").server.keep_history == 400 * 86400.0
+    assert write_config("", server='keep_history = "90d"').server.keep_history == 90 * 86400.0
+    assert problems(write_config, "", server='keep_history = "1d"') == ["server.keep_history: must be at least 30d"]
+    assert problems(write_config, "", server="keep_history = 30")[0].startswith("server.keep_history:")

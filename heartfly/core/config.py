@@ -47,6 +47,7 @@ from heartfly.core.config_secrets import read_secrets
 from heartfly.core.config_values import (
     AT_LEAST_1S,
     INHERITED,
+    KEEP_HISTORY_MIN,
     TAG_RE,
     Synchronous,
     parse_cron,
@@ -85,6 +86,7 @@ class ServerConfig:
     api_token_file: Path | None = None
     body_limit: int = 100_000
     keep_pings: int = 1000
+    keep_history: float = 400 * 86400.0  # runs, flips, finished alerts, downtimes: a year's record and more
     max_ping_age: float = 7 * 86400.0
     synchronous: Synchronous = "normal"
     public: bool = False  # reads (dashboard, API GETs, metrics) open without the token
@@ -299,6 +301,7 @@ class _Reader(Reader):
         ping_key = self.value(table, "server", "ping_key", str, parse_key)
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
         keep = self.value(table, "server", "keep_pings", int, positive)
+        keep_history = self.value(table, "server", "keep_history", str, KEEP_HISTORY_MIN)
         max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
         sync = self.value(table, "server", "synchronous", str, parse_sync)
         if sync is not None and isinstance(database, PostgresDatabase):
@@ -332,6 +335,7 @@ class _Reader(Reader):
             api_token_file=token_file,
             body_limit=d.body_limit if body_limit is None else body_limit,
             keep_pings=keep or d.keep_pings,
+            keep_history=keep_history or d.keep_history,
             max_ping_age=max_age or d.max_ping_age,
             synchronous=sync or d.synchronous,
             public=bool(public),

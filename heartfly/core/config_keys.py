@@ -13,6 +13,7 @@ SERVER_KEYS = {
     "api_token_file",
     "body_limit",
     "keep_pings",
+    "keep_history",
     "max_ping_age",
     "synchronous",
     "public",

@@ -18,12 +18,15 @@ from croniter import CroniterError, croniter
 from heartfly.core.config_reader import at_least, grace_duration, positive, positive_duration
 from heartfly.core.maintenance import Mode
 from heartfly.core.patterns import NAME_RE
+from heartfly.core.record import LONGEST
 
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 TAG_RE = re.compile(r"\S{1,50}")
 NODE_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 AT_LEAST_1S = at_least(1, "1s")  # every, within, stall: a tighter deadline would busy the timer
 AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
+# keep_history: a check's record (core/record.py) reaches back 30 days; a shorter history would cut it.
+KEEP_HISTORY_MIN = at_least(LONGEST, "30d")
 Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
 
 

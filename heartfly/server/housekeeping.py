@@ -1,12 +1,15 @@
 """The engine's bookkeeping beside pings and deadlines: every round it watches the database file,
-checkpoints the states that came due, marks "alive at" every second and prunes old pings now and
-then; at a clean stop it says so (the next start then records no unclean downtime).
+checkpoints the states that came due, marks "alive at" every second and prunes old pings and
+history (keep_pings, keep_history) now and then; at a clean stop it says so (the next start then
+records no unclean downtime).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import math
 
 from heartfly.server.engine import Engine
 from heartfly.store import rows as store
@@ -19,6 +22,10 @@ ALIVE_EVERY = 1.0  # seconds between "alive at" marks
 # few hundred at most with 100k busy checks: pings queued behind them wait for one or two batches,
 # not for a second's worth.
 CHECKPOINT_ROUND = 0.1
+# A prune round trims the history of at least this many checks, and of all of them every this many
+# rounds (an hour at the default prune_every): each check's own commit, so pings wait for none long.
+HISTORY_CHECKS = 1000
+HISTORY_ROUNDS = 60
 
 
 async def run(engine: Engine, prune_every: float = 60.0) -> None:
@@ -28,6 +35,7 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
     round tries again: this task stopping would end alive marks, checkpoints and pruning for good.
     """
     last_alive = last_prune = engine.clock.now()
+    history = History()
     failing = False
     while True:
         await asyncio.sleep(CHECKPOINT_ROUND)
@@ -42,7 +50,7 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
                 last_alive = now
                 engine.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
             if not 0.0 <= now - last_prune < prune_every:  # retried next round if it fails
-                await prune(engine)
+                await prune(engine, history)
                 last_prune = now
         except Exception as exc:  # logged once per spell; the next round retries
             if not failing:
@@ -55,16 +63,37 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
             failing = False
 
 
-async def prune(engine: Engine) -> None:
+class History:
+    """Where the pruning of history past keep_history goes on next round: a slice of the checks per
+    round, not all of them (100k checks would be 100k commits)."""
+
+    def __init__(self) -> None:
+        self.next = 0  # the index, in engine.checks, of the first check of the next slice
+
+
+async def prune(engine: Engine, history: History | None = None) -> None:
     """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement). Forget
-    the client ping ids past their time."""
-    engine.ping_ids.prune(engine.clock.now())
+    the client ping ids past their time. Delete history older than keep_history: a slice of the
+    checks' runs and flips (`history`: where the last round stopped; None: every check), and
+    finished alerts and downtimes."""
+    now = engine.clock.now()
+    engine.ping_ids.prune(now)
     await engine.writer.flush()  # a batch runs statements before state rows: commit queued states first
     keep = engine.config.server.keep_pings
     for check in list(engine.checks.values()):
         if check.unpruned > max(10, keep // 10):
             await engine.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
             check.unpruned = 0
+    cut = now - engine.config.server.keep_history
+    checks = list(engine.checks.values())
+    start, count = 0, len(checks)
+    if history is not None and checks:
+        start = history.next % len(checks)
+        count = min(len(checks), max(HISTORY_CHECKS, math.ceil(len(checks) / HISTORY_ROUNDS)))
+        history.next = start + count
+    for check in itertools.islice(itertools.chain(checks[start:], checks[:start]), count):
+        await engine.writer.submit(store.Write(statements=store.prune_history_statements(check.id, cut)))
+    await engine.writer.submit(store.Write(statements=store.prune_done_statements(cut)))
 
 
 async def mark_stopped(engine: Engine) -> None:

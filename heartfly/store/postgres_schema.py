@@ -129,4 +129,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX flips_missed ON flips(check_id, at) WHERE new = 'down' AND reason IN ('missed', 'step_missed');
     """,
+    # 6: as SQLite's 9: each check's newest change into or out of down or paused before a time.
+    """
+    CREATE INDEX flips_counted ON flips(check_id, at)
+        WHERE old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'paused'));
+    """,
 ]

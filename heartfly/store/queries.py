@@ -18,7 +18,7 @@ from heartfly.core import states
 from heartfly.core.config import CheckConfig
 from heartfly.core.record import Change, RecordRows, RunSpan
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, decode_states
+from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, COUNTED_FLIP, decode_states
 
 if TYPE_CHECKING:  # the driver is an optional extra: imported only for a postgresql:// database
     from heartfly.store.pgconn import PgConnection
@@ -397,8 +397,9 @@ async def read_flips(
 
 
 # The changes into or out of down and paused: the only ones a record's figures depend on (running,
-# late and up all count as up), which leaves out the up <-> running of every healthy run.
-_COUNTED = "old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'paused'))"
+# late and up all count as up), which leaves out the up <-> running of every healthy run. The
+# prune of old history keeps the newest before its cut, for _RECORD_BEFORE (index flips_counted).
+_COUNTED = COUNTED_FLIP
 _RECORD_CHANGES = f"SELECT at, old, new FROM flips WHERE check_id = ? AND at >= ? AND {_COUNTED} ORDER BY at, id"  # noqa: S608
 _RECORD_BEFORE = f"SELECT new FROM flips WHERE check_id = ? AND at < ? AND {_COUNTED} ORDER BY at DESC, id DESC LIMIT 1"  # noqa: S608
 _RECORD_RUNS = "SELECT started_at, ended_at, outcome FROM runs WHERE check_id = ? AND ended_at >= ? ORDER BY ended_at"

@@ -378,3 +378,43 @@ def prune_statement(check_id: int, keep: int) -> Statement:
         " AND id <= (SELECT state_ping_id FROM checks WHERE id = ?)"
     )
     return sql, (check_id, check_id, keep, check_id)
+
+
+# History past [server] keep_history: deleted a batch at a time (a commit with a long delete would
+# hold up the pings behind it), oldest first, each by a seek of an index led by the check.
+HISTORY_BATCH = 1000
+# The changes into or out of down and paused: the only ones a record's figures depend on
+# (queries.read_record). The newest of them before the cut stays: it is a check's status then.
+COUNTED_FLIP = "old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'paused'))"
+
+
+def prune_history_statements(check_id: int, cut: float, batch: int = HISTORY_BATCH) -> list[Statement]:
+    """Delete up to `batch` of one check's runs and flips from before `cut`, oldest first (the
+    indexes runs_by_start and flips_by_time), keeping the newest counted flip before it (the
+    index flips_counted finds it)."""
+    runs = (
+        "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE check_id = ? AND started_at < ?"
+        " ORDER BY started_at LIMIT ?)"
+    )
+    oldest = "SELECT id FROM flips WHERE check_id = ? AND at < ? ORDER BY at LIMIT ?"
+    newest_counted = f"SELECT id FROM flips WHERE check_id = ? AND at < ? AND {COUNTED_FLIP} ORDER BY at DESC, id DESC"  # noqa: S608
+    flips = f"DELETE FROM flips WHERE id IN ({oldest}) AND id <> COALESCE(({newest_counted} LIMIT 1), -1)"  # noqa: S608
+    return [(runs, (check_id, cut, batch)), (flips, (check_id, cut, batch, check_id, cut))]
+
+
+def prune_done_statements(cut: float, batch: int = HISTORY_BATCH) -> list[Statement]:
+    """Delete finished alerts done before `cut`, with their attempts, and the downtimes before it:
+    among the oldest `batch` rows of each (ids grow with time; neither table has an index on its
+    times, and a filter over the whole table would read it all every round)."""
+    done = (
+        "SELECT id FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)"
+        " AND status <> 'pending' AND done_at < ?"
+    )
+    return [
+        (f"DELETE FROM alert_attempts WHERE outbox_id IN ({done})", (batch, cut)),  # noqa: S608 - our own text
+        (f"DELETE FROM outbox WHERE id IN ({done})", (batch, cut)),  # noqa: S608
+        (
+            "DELETE FROM downtimes WHERE id IN (SELECT id FROM downtimes ORDER BY id LIMIT ?) AND started_at < ?",
+            (batch, cut),
+        ),
+    ]

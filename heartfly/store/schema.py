@@ -127,4 +127,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX flips_missed ON flips(check_id, at) WHERE new = 'down' AND reason IN ('missed', 'step_missed');
     """,
+    # 9: the prune of history past keep_history keeps each check's newest change into or out of
+    # down or paused before its cut (rows.COUNTED_FLIP): found by a seek, not by walking back over
+    # a year of up <-> running. queries.read_record's status before its window, too.
+    """
+    CREATE INDEX flips_counted ON flips(check_id, at)
+        WHERE old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'paused'));
+    """,
 ]

@@ -1,0 +1,75 @@
+"""History past [server] keep_history (runs, flips, finished alerts, downtimes) is pruned like the
+ping log is past keep_pings, on both stores, and a check's record still knows its status before
+its window. A real engine on a real database; time is a FakeClock's."""
+
+from __future__ import annotations
+
+import pytest
+
+from heartfly.core.clock import FakeClock
+from heartfly.core.record import LONGEST
+from heartfly.core.states import Kind
+from heartfly.server import housekeeping
+from heartfly.store import backend
+from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
+from tests.test_restart import ping, running
+
+pytestmark = pytest.mark.both_stores
+DAY = 86400.0
+
+
+async def test_runs_flips_finished_alerts_and_downtimes_older_than_keep_history_are_pruned_but_the_status_then_is_kept(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n',
+        server='keep_history = "30d"',
+    )
+    clock = FakeClock()
+    old = clock.now()
+    async with running(config, clock) as engine:
+        for _ in range(3):  # old runs of a, each an up -> running -> up
+            await ping(engine, "a", Kind.START)
+            clock.advance(60)
+            await ping(engine, "a", Kind.SUCCESS)
+            clock.advance(3600)
+        await ping(engine, "a", Kind.FAIL)  # down since: the newest change that counts, long before the cut
+        clock.advance(40 * DAY)
+        await ping(engine, "b", Kind.START)  # recent history: kept
+        clock.advance(60)
+        await ping(engine, "b", Kind.SUCCESS)
+        now = clock.now()
+        await engine.writer.flush()
+        statements = [
+            "INSERT INTO outbox (id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at,"
+            " status, done_at) VALUES (?, ?, NULL, 'c', 'down', '{}', ?, ?, ?, ?, ?)",
+        ]
+        for outbox_id, status, at in ((1, "sent", old), (2, "pending", old), (3, "sent", now)):
+            query(config, statements[0], (outbox_id, f"k{outbox_id}", at, at + 3600, at, status, at))
+            query(config, "INSERT INTO alert_attempts (outbox_id, at, duration, outcome) VALUES (?, ?, 0, 'sent')",
+                  (outbox_id, at))  # fmt: skip
+        for at in (old, now):
+            query(config, "INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, 1)", (at - 10, at))
+        a, b = engine.checks["a"].id, engine.checks["b"].id
+        assert query(config, "SELECT count(*) FROM runs WHERE check_id = ?", (a,)) == [(3,)]
+        recent_flips = query(config, "SELECT id FROM flips WHERE check_id = ?", (b,))
+        assert recent_flips
+
+        await housekeeping.prune(engine)
+        await engine.writer.flush()
+
+    assert query(config, "SELECT check_id, count(*) FROM runs GROUP BY check_id") == [(b, 1)]
+    assert query(config, "SELECT check_id, old, new FROM flips WHERE check_id = ? ORDER BY id", (a,)) == [
+        (a, "up", "down")
+    ]
+    assert query(config, "SELECT id FROM flips WHERE check_id = ?", (b,)) == recent_flips
+    assert query(config, "SELECT id FROM outbox ORDER BY id") == [(2,), (3,)]
+    assert query(config, "SELECT outbox_id FROM alert_attempts ORDER BY outbox_id") == [(2,), (3,)]
+    assert query(config, "SELECT started_at FROM downtimes") == [(now,)]
+    reader = await backend.open_existing_reader(config.server.database)
+    try:
+        record = await reader.read_record(a, now - LONGEST)
+    finally:
+        await reader.close()
+    assert record.before == "down"
