@@ -265,6 +265,28 @@ async def test_a_database_file_removed_or_replaced_under_the_running_daemon_refu
     assert caplog.text.count(f"{database} was removed or replaced") == 1
 
 
+async def test_a_wal_file_removed_under_the_running_daemon_refuses_pings_and_fails_readiness(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `rm hb.db-wal hb.db-shm` against a live server: SQLite goes on committing into the removed
+    # WAL, and a crash then loses every ping it answered 200 since.
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    wal_file = sqlite_file(config).with_name(sqlite_file(config).name + "-wal")
+    client = await aiohttp_client(create_app(config))
+    assert await post(client, f"/ping/{key}") == 200
+    wal_file.unlink()
+
+    async def refused() -> bool:
+        return await post(client, f"/ping/{key}") == 503
+
+    await until(refused)
+    async with client.get("/readyz") as ready:
+        assert ready.status == 503
+        assert f"WAL file {wal_file} was removed or replaced" in await ready.text()
+    assert caplog.text.count(f"{wal_file} was removed or replaced") == 1
+
+
 async def test_a_database_file_moved_away_and_back_refuses_pings_only_while_it_is_away(
     aiohttp_client: AiohttpClient, write_config: ConfigWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

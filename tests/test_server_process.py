@@ -85,6 +85,68 @@ def test_an_unwritable_database_path_is_a_clear_error(tmp_path: Path) -> None:
     assert "error: cannot open database" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_second_serve_on_the_same_sqlite_database_is_refused_naming_it_and_the_first_carries_on(
+    tmp_path: Path,
+) -> None:
+    # Both would run: ids from two counters (UNIQUE failures, 503s), every deadline and alert twice.
+    key = new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    with Server(config) as first:
+        second = heartfly("serve", "-c", str(config), "--listen", "127.0.0.1:0", timeout=30)
+        assert second.returncode == 2, second.stderr
+        assert f"error: the database {tmp_path / 'hb.db'} is in use by another heartfly serve" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert get(f"{first.url}/ping/{key}") == (200, "OK")
+        status = heartfly("status", "-c", str(config))  # reading commands do not take the lock
+        assert status.returncode == 0, status.stderr
+        assert first.stop() == 0
+    assert not (tmp_path / "hb.db.lock").exists()  # nothing is left beside a stopped server's database
+    with Server(config) as again:  # the lock went with the first server
+        assert get(f"{again.url}/ping/{key}") == (200, "OK")
+
+
+def test_a_database_file_the_service_user_cannot_write_is_one_line_naming_it_and_exit_2() -> None:
+    # A restore copied as root: it was a traceback and exit 1 (a restart loop), naming no file.
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the server as another user")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:  # pytest's tmp_path is root's alone
+        folder = Path(where)
+        os.chmod(folder, 0o777)
+        config = write(folder / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+        os.chmod(config, 0o644)
+
+        def serve() -> tuple[int, str]:
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            proc = subprocess.Popen([*nobody, sys.executable, "-m", "heartfly", "serve", "-c", str(config)],
+                                    stderr=subprocess.PIPE, text=True, env=env, cwd=folder)  # fmt: skip
+            try:
+                deadline = time.monotonic() + 5  # a start that fails ends well within it
+                while proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=10)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+            return proc.returncode, err
+
+        code, err = serve()  # the database made by the service user; stopped by SIGTERM
+        assert code == 0, err
+        os.chmod(folder / "hb.db", 0o444)
+        code, err = serve()
+    assert "Traceback" not in err, err[-1500:]
+    assert code == 2, err[-1500:]
+    assert f"error: cannot use database {folder / 'hb.db'}: attempt to write a readonly database" in err, err
+
+
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from heartfly.core.config import Config
 from heartfly.core.states import CheckState, Status
-from heartfly.store import rows
+from heartfly.store import rows, wal
 from heartfly.store import sqlite as store
 from heartfly.store.api import OwnWriter, StoreError
 from heartfly.store.backend import open_backend
@@ -215,3 +217,38 @@ async def test_an_abandoned_writer_refuses_every_later_write_at_once(tmp_path: P
         assert writer.failing
     finally:
         await writer.close()
+
+
+async def test_the_wal_file_shrinks_back_to_its_bound_after_a_long_reader_let_it_grow(tmp_path: Path) -> None:
+    # A backup's VACUUM INTO holds one snapshot for its whole run, and the WAL grows past its bound
+    # meanwhile: without journal_size_limit its file kept that size for as long as the server ran.
+    database = tmp_path / "hb.db"
+    writer = await store.Writer.open(database)
+    with closing(sqlite3.connect(database)) as db, db:
+        db.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'a', 0, '{}')")
+    writer.start()
+    body = "x" * 20_000
+
+    def ping(n: int) -> rows.Write:
+        return rows.Write(ping=(n, 1, 1.0, 1.0, "log", None, None, body, 0, None, "POST", "", "", None, None))
+
+    try:
+        reader = sqlite3.connect(database, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM pings").fetchone()  # a snapshot, held as a backup's is
+        for n in range(1, 1501):  # 30 MB of pings while it is held
+            await writer.submit(ping(n))
+        grown = os.path.getsize(f"{database}-wal")
+        reader.execute("COMMIT")
+        reader.close()
+        for n in range(1501, 1601):  # the WAL is copied, then restarted from its beginning
+            await writer.submit(ping(n))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(wal.CHECKPOINT_EVERY * 5)
+        for n in range(1601, 1611):
+            await writer.submit(ping(n))
+        size = os.path.getsize(f"{database}-wal")
+    finally:
+        await writer.close()
+    assert grown > 25_000_000
+    assert size <= wal.WRITER_LIMIT * 1024 + 1_000_000, f"the WAL file stays at {size / 1e6:.0f} MB"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import functools
 import itertools
 import logging
@@ -73,7 +75,15 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
             raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {wal.WRITER_LIMIT}")  # see wal.py
+        # A long reader (a backup's VACUUM INTO) lets the WAL grow past that bound; without a
+        # limit its file keeps the high-water size for as long as the server runs.
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        conn.execute(f"PRAGMA journal_size_limit = {wal.WRITER_LIMIT * page_size}")
         _migrate(conn)
+        # A write now, not at the first ping: a file this user cannot write (a restore copied as
+        # root) fails the start naming the file, instead of every commit after it.
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        conn.executescript(f"BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;")
     except (OSError, sqlite3.Error, StoreError) as exc:
         conn.close()
         if isinstance(exc, StoreError):
@@ -93,31 +103,90 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 class FileWatch:
-    """Whether the database file is still the one the connections have open.
+    """Whether the database file and its WAL are still the ones the connections have open.
 
     Removed or replaced under a running server, SQLite goes on writing to the old file, which
-    nobody can open again: every acknowledged ping would be lost. A descriptor of our own tells
-    that file apart from whatever is at the path now (even a new file on a reused inode number).
+    nobody can open again: every acknowledged ping would be lost (the WAL's at a crash, as it
+    holds the commits not yet copied into the database file). A descriptor of our own tells that
+    file apart from whatever is at the path now (even a new file on a reused inode number).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._wal = Path(f"{path}-wal")
         self._fd = os.open(path, os.O_RDONLY)
+        try:  # the writer has read the database, so SQLite has made and opened its WAL
+            self._wal_fd = os.open(self._wal, os.O_RDONLY)
+        except OSError:
+            os.close(self._fd)
+            raise
 
     def problem(self) -> str | None:
-        opened = os.fstat(self._fd)
-        try:
-            now = os.stat(self.path)
-        except OSError:  # gone, or unreachable (a folder on the way replaced, no permission, stale NFS)
-            now = None
-        if opened.st_nlink and now is not None and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino):
-            return None
-        return f"the database file {self.path} was removed or replaced while in use"
+        if not _same(self._fd, self.path):
+            return (
+                f"the database file {self.path} was removed or replaced while in use; a restart starts an empty"
+                " database"
+            )
+        if not _same(self._wal_fd, self._wal):
+            return (
+                f"the database's WAL file {self._wal} was removed or replaced while in use; the pings it holds"
+                " are lost if the server stops or crashes before it is back"
+            )
+        return None
 
     def close(self) -> None:
         """Only once SQLite's connections are closed: closing any descriptor of a file drops the
         process's POSIX locks on it, SQLite's included."""
+        os.close(self._wal_fd)
         os.close(self._fd)
+
+
+def _same(fd: int, path: Path) -> bool:
+    """Whether `path` is still the file open as `fd`."""
+    opened = os.fstat(fd)
+    try:
+        now = os.stat(path)
+    except OSError:  # gone, or unreachable (a folder on the way replaced, no permission, stale NFS)
+        return False
+    return bool(opened.st_nlink) and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _lock(path: Path) -> int:
+    """Hold `<database>.lock` for the writer's life: a second `heartfly serve` on the same file
+    would number pings from its own counters and fire every deadline twice. An flock, not SQLite's
+    locks (those are per transaction); released by the kernel however the process ends."""
+    lock = _lock_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from None
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open database {path}: cannot open its lock file {lock}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise StoreError(f"the database {path} is in use by another heartfly serve (it holds {lock})") from None
+            raise StoreError(f"cannot lock database {path} (through {lock}): {exc.strerror}") from None
+        if _same(fd, lock):
+            return fd
+        os.close(fd)  # a server stopping removed it after we opened it: lock the one at the path now
+
+
+def _lock_path(path: Path) -> Path:
+    return Path(f"{path}.lock")
+
+
+def _unlock(path: Path, fd: int) -> None:
+    """Remove the lock file, then let it go: a server starting meanwhile finds the file it locked
+    gone (_lock) and locks a new one, so none is left beside a stopped server's database."""
+    with contextlib.suppress(OSError):
+        os.unlink(_lock_path(path))
+    os.close(fd)
 
 
 _T = TypeVar("_T")
@@ -179,9 +248,10 @@ class Writer(GroupCommitter):
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, thread: WriterThread, copier: wal.WalCheckpointer, watch: FileWatch
+        self, conn: sqlite3.Connection, thread: WriterThread, copier: wal.WalCheckpointer, watch: FileWatch, lock: int
     ) -> None:
         super().__init__()
+        self._lock = lock
         self._conn = conn
         self._thread = thread
         self._wal = copier
@@ -189,28 +259,33 @@ class Writer(GroupCommitter):
 
     @classmethod
     async def open(cls, path: Path, synchronous: str = "normal") -> Writer:
-        """Open (creating it and its folder), switch to WAL and migrate; StoreError says what failed."""
+        """Lock (_lock), open (creating it and its folder), switch to WAL and migrate; StoreError
+        says what failed."""
+        lock = _lock(path)
         thread = WriterThread("heartfly-writer")
         try:
             conn = await thread.run(_open_for_writing, path, synchronous)
         except BaseException:
             thread.stop()
+            os.close(lock)
             raise
         try:
             watch = FileWatch(path)
         except OSError as exc:
             conn.close()
             thread.stop()
+            os.close(lock)
             raise StoreError(f"cannot open database {path}: {exc}") from None
-        return cls(conn, thread, wal.WalCheckpointer(path), watch)
+        return cls(conn, thread, wal.WalCheckpointer(path), watch, lock)
 
     def watch_file(self) -> None:
-        """Refuse pings while the database file is not the one open (FileWatch); logged once a spell."""
-        lost = self._watch.problem()
-        if lost is not None and self.lost is None:
-            log.error("%s: pings are refused (503) until it is back; a restart starts an empty database", lost)
+        """Refuse pings while the database file or its WAL is not the one open (FileWatch), or the
+        WAL cannot be copied into the database file (wal.WalCheckpointer.problem); logged once a spell."""
+        lost = self._watch.problem() or self._wal.problem()
+        if lost is not None and lost != self.lost:
+            log.error("%s: pings are refused (503) until that is mended", lost)
         elif lost is None and self.lost is not None:
-            log.warning("the database file %s is back; pings are taken again", self._watch.path)
+            log.warning("the database file %s is back and its WAL usable; pings are taken again", self._watch.path)
         self.lost = lost
         self.failing = self._broken or lost is not None
 
@@ -228,9 +303,13 @@ class Writer(GroupCommitter):
             await self._thread.run(self._conn.close)
             self._thread.stop()
             self._watch.close()
+            _unlock(self._watch.path, self._lock)  # last: another server may use the file once all is closed
 
     async def _commit_batch(self, writes: list[Write]) -> None:
-        await self._thread.run(self._commit, writes)
+        try:
+            await self._thread.run(self._commit, writes)
+        except sqlite3.Error as exc:  # says which file: a start that fails on it prints this one line
+            raise StoreError(f"cannot write database {self._watch.path}: {exc}") from None
 
     def _commit(self, writes: list[Write]) -> None:
         """Runs in the writer thread."""

@@ -18,12 +18,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY = 0.1  # seconds
 WRITER_LIMIT = 20_000  # pages (20 MiB at 1 KiB, 80 MiB at 4 KiB): the writer checkpoints itself past this
+# Seconds of failing copies before they are a problem (Writer.watch_file refuses pings): the WAL
+# then only grows, and what it holds is in no file that a restore or a backup of the database has.
+FAILING_AFTER = 5.0
 
 
 class WalCheckpointer:
@@ -31,6 +35,15 @@ class WalCheckpointer:
         self._path = path
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartfly-wal", daemon=True)
+        self._failing_since: float | None = None  # time.monotonic() of the first failure of a spell
+        self._error = ""
+
+    def problem(self) -> str | None:
+        """Why the WAL is not being copied into the database file, once that has lasted FAILING_AFTER."""
+        since = self._failing_since  # one read: the copier's thread sets it
+        if since is None or time.monotonic() - since < FAILING_AFTER:
+            return None
+        return f"the WAL of {self._path} cannot be copied into the database file: {self._error}"
 
     def start(self) -> None:
         self._thread.start()
@@ -46,16 +59,18 @@ class WalCheckpointer:
         except sqlite3.Error as exc:
             log.warning("cannot open %s for WAL checkpoints, the writer will do them: %s", self._path, exc)
             return
-        failing = False
         try:
             while not self._stop.wait(CHECKPOINT_EVERY):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:  # a full disk, say: the writer reports that loudly
-                    if not failing:
+                except sqlite3.Error as exc:  # a full disk, say: problem() makes it the writer's
+                    if self._failing_since is None:
                         log.warning("WAL checkpoint failed (will retry): %s", exc)
-                    failing = True
+                        self._error = str(exc)
+                        self._failing_since = time.monotonic()
                 else:
-                    failing = False
+                    if self._failing_since is not None:
+                        log.info("WAL checkpoints work again")
+                    self._failing_since = None
         finally:
             conn.close()
