@@ -287,6 +287,28 @@ async def test_a_wal_file_removed_under_the_running_daemon_refuses_pings_and_fai
     assert caplog.text.count(f"{wal_file} was removed or replaced") == 1
 
 
+def test_a_start_on_a_full_disk_exits_1_saying_so_so_that_systemd_starts_it_again(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    # Exit 2 is RestartPreventExitStatus in the unit: once space was back, nothing watched the jobs.
+    key = new_key()
+    config = write_config(tmp_path, tiny_disk / "hb.db", f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    filler = fill(tiny_disk)
+    try:
+        again = Server(config)
+        with pytest.raises(RuntimeError):
+            again.start(timeout=15)
+        assert again.proc is not None and again.proc.wait(10) == 1, again.log()
+        assert f"error: the disk holding {tiny_disk / 'hb.db'} is full" in again.log(), again.log()
+        assert "Traceback" not in again.log()
+    finally:
+        filler.unlink()
+    with Server(config) as server:  # as systemd's restart finds it once there is space
+        assert server.stop() == 0
+
+
 async def test_a_database_file_moved_away_and_back_refuses_pings_only_while_it_is_away(
     aiohttp_client: AiohttpClient, write_config: ConfigWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from heartfly.core.config import Config, ConfigError
+from heartfly.core.dburl import Database
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
 from heartfly.store.api import StoreError
@@ -74,11 +77,15 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         keepalive_timeout=IDLE_TIMEOUT,
     )
+    failed = False
     try:
         try:
             with longlived.building():
                 await runner.setup()
         except StoreError as exc:  # a wrong URL or password, a newer schema, no database: not fixed by a restart loop
+            full = _full_disk(config.server.database)
+            if full is not None:  # but space can come back: systemd restarts on exit 1
+                raise StartError(f"{full}: {exc}", code=1) from None
             raise StartError(str(exc), code=2) from None
         except ConfigError as exc:  # a check of the file's clashes with one made through the API
             raise StartError("\n".join(exc.problems), code=2) from None
@@ -113,10 +120,42 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
                 task.cancel()
         systemd.stopping("stopping: finishing in-flight pings")
         log.info("stopping: finishing in-flight pings")
+    except StartError:
+        failed = True
+        raise
     finally:
-        await runner.cleanup()
-        sock.close()
+        try:
+            await runner.cleanup()
+        except Exception:
+            if not failed:
+                raise
+            # Not raised: it would replace the StartError's one line (a writer that failed at
+            # start fails again as it closes).
+            log.debug("cleaning up after the failed start failed too", exc_info=True)
+        finally:
+            sock.close()
     log.info("stopped cleanly")
+
+
+# Less free space than this is a full disk to SQLite: a commit and the WAL's index need a few pages.
+FULL_BELOW = 1 << 20
+
+
+def _full_disk(database: Database) -> str | None:
+    """What to say if a SQLite database's disk is full, else None."""
+    if not isinstance(database, Path):
+        return None
+    folder = database.parent
+    while not folder.exists() and folder != folder.parent:  # a folder the start would have made
+        folder = folder.parent
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    free = stat.f_bavail * stat.f_frsize
+    if free >= FULL_BELOW:
+        return None
+    return f"the disk holding {database} is full ({free // 1024} KiB free): free some space (systemd starts it again)"
 
 
 def _bind(host: str, port: int, config: Config) -> socket.socket:
