@@ -10,6 +10,7 @@ from heartfly.core.clock import FakeClock
 from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server.engine import PingRecord
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
 from tests.test_pipelines import HOOK, alerts, ping
 from tests.test_restart import running
 
@@ -153,3 +154,80 @@ async def test_a_fan_in_batch_completed_by_a_late_member_arms_its_step_as_of_the
         await ping(engine, "load", Kind.SUCCESS)
         assert engine.checks["load"].state.status is Status.UP
     assert alerts(config) == []
+
+
+async def test_a_held_success_its_start_shows_too_fast_disarms_its_step(write_config: ConfigWriter) -> None:
+    # export's success (run r1) comes before its start's ping; the start, 1 s later, shows a 10 s
+    # run: too fast (min_runtime 1m), a failure (the first of two before an alert). publish, after
+    # export.success, must not be armed by it: it never runs, and nobody must be told it did not.
+    config = write_config(
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\nfailures_before_alert = 2\n'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        export = engine.checks["export"]
+        t0 = clock.now()
+        clock.advance(10)
+        await ping(engine, "export", Kind.SUCCESS, "r1")
+        assert export.state.waiting
+        clock.advance(1)
+        await engine.record(export, PingRecord(Event(Kind.START, t0, "r1"), received_at=clock.now()))
+        assert not export.state.waiting
+        assert export.state.last_success_at is None  # judged too fast
+        for _ in range(15):
+            clock.advance(60)
+            engine.fire_due(clock.now())
+    assert [(n, e) for n, e, _ in alerts(config)] == []
+
+
+async def test_a_step_that_ran_after_a_held_success_is_not_armed_again_when_its_start_comes(
+    write_config: ConfigWriter,
+) -> None:
+    # export's success (run r1, 2 min long) comes before its start's ping; publish runs at once
+    # after it; then r1's start arrives and the success is judged one. publish ran: no alert.
+    config = write_config(
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        export = engine.checks["export"]
+        t0 = clock.now()
+        clock.advance(120)
+        await ping(engine, "export", Kind.SUCCESS, "r1")
+        assert export.state.waiting
+        clock.advance(1)
+        await ping(engine, "publish", Kind.SUCCESS)
+        assert engine.checks["publish"].state.step_due is None
+        clock.advance(1)
+        await engine.record(export, PingRecord(Event(Kind.START, t0, "r1"), received_at=clock.now()))
+        assert export.state.last_success_at == t0 + 120  # judged a success now
+        for _ in range(15):
+            clock.advance(60)
+            engine.fire_due(clock.now())
+    assert [(n, e) for n, e, _ in alerts(config)] == []
+
+
+async def test_resuming_a_step_never_down_records_no_second_folded_down_below_it(write_config: ConfigWriter) -> None:
+    config = write_config(chain3())
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        clock.advance(60)
+        await ping(engine, "b", Kind.SUCCESS)
+        clock.advance(60)
+        await ping(engine, "a", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        assert engine.checks["c"].state.folded  # into a's alert
+        await engine.pause(engine.checks["b"])
+        clock.advance(60)
+        await engine.resume(engine.checks["b"])  # b was up; a is still down
+        for _ in range(3):
+            clock.advance(10)
+            engine.fire_due(clock.now())
+    sql = "SELECT f.detail FROM flips f JOIN checks c ON c.id = f.check_id WHERE c.name = 'c'"
+    assert len(query(config, sql)) == 1, query(config, sql)

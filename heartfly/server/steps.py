@@ -39,10 +39,18 @@ class Steps(Reloading):
             released = states.release_waiting(check.config, before, now, until=event.at)
             runs = (released[-1].state if released else before).runs
         succeeded_at = _success_since(old, check.state)
-        if succeeded_at is None and event.kind is Kind.SUCCESS and _held(check.state, event):
+        if succeeded_at is not None and any(w[0] == succeeded_at and w[6] in HELD_SUCCESS for w in old.waiting):
+            succeeded_at = None  # a held success judged by this ping: it armed its steps as it came
+        if (
+            succeeded_at is None
+            and event.kind is Kind.SUCCESS
+            and check.config.expect is None
+            and _held(check.state, event)
+        ):
             # Held for the reorder window (its start may yet show it too fast): it arms as it comes,
             # as a success of a check that judges no duration does, so that a step that follows it
-            # at once is not armed again after it ran (a too-fast verdict later leaves the step armed).
+            # at once is not armed again after it ran (judged too fast later, it disarms them: below).
+            # Not a fan-in's: its success held behind a held deadline may not complete its batch.
             succeeded_at = event.at
         if succeeded_at is not None and check.config.expect is not None:
             # A fan-in's batch completed with its newest member, whichever ping came last.
@@ -59,6 +67,8 @@ class Steps(Reloading):
             at = succeeded_at if trigger == "success" and succeeded_at is not None else event.at
             self._arm(downstream, at, now, window, armed)
         self._unfold_after(check, steps, now, window, armed)
+        if old.waiting:
+            self._disarm_unsucceeded(check, old, armed)
         return armed
 
     def _unfold_after(
@@ -72,14 +82,16 @@ class Steps(Reloading):
             if flip is None or not (flip.is_recovery or (flip.old is _PAUSED and flip.new not in (_DOWN, _PAUSED))):
                 continue
             for downstream in self._below(check.name):
+                if self._down_upstream(downstream) is not None:  # still folded: told when that one is up
+                    continue
                 self._arm(downstream, flip.at, now, window, armed, folded=True)
 
-    def _disarm_unsucceeded(self, check: Check, old: CheckState) -> None:
+    def _disarm_unsucceeded(self, check: Check, old: CheckState, armed: list[ArmedStep] | None = None) -> None:
         """After the pings `check` held for the reorder window (in `old`) were applied: a held
         success that armed the steps after its success as it came, and is judged no success now
         (too fast), disarms those it armed and that have not run since (step_since its time)."""
         new = check.state
-        for at, *_, kind in old.waiting[: len(old.waiting) - len(new.waiting)]:  # applied oldest first
+        for at, *_, kind in (w for w in old.waiting if w not in new.waiting):  # applied
             if kind not in HELD_SUCCESS or (new.last_success_at is not None and new.last_success_at >= at):
                 continue
             for name, trigger in self._steps.get(check.name) or ():
@@ -87,6 +99,8 @@ class Steps(Reloading):
                 if step is not None and trigger == "success" and step.state.step_since == at:
                     disarmed = step.state.copy()
                     disarmed.step_due = disarmed.step_since = None
+                    if armed is not None:
+                        armed.append((step, step.state, disarmed))
                     step.state = disarmed
                     self._schedule(step)
                     self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
