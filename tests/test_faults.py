@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -38,20 +39,27 @@ from tests.test_restart import running
 from tests.webutil import Client, until
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs: a real filesystem that fills up."""
+@contextlib.contextmanager
+def a_tmpfs(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at tmp_path/disk: a real filesystem that fills up (skips without root)."""
     mount = tmp_path / "disk"
     mount.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a tmpfs needs root")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs."""
+    with a_tmpfs(tmp_path, "2m") as mount:
+        yield mount
 
 
 def write_config(tmp_path: Path, database: Path, checks: str) -> Path:
@@ -515,3 +523,29 @@ async def test_the_deadline_timer_survives_an_error_applying_a_deadline_and_retr
         assert check.state == before  # nothing half applied: no flip without its rows
         assert engine.fire_due(clock.advance(3600)) == 1  # retried an hour later
         assert check.state.status is Status.DOWN
+
+
+def test_a_start_whose_migration_runs_out_of_space_exits_1_though_the_space_came_back(tmp_path: Path) -> None:
+    # A migration's index over many flips fails "database or disk is full"; the failed
+    # transaction's pages are free again when the start looks: the error itself says full.
+    with a_tmpfs(tmp_path, "40m") as disk:
+        database = disk / "hb.db"
+        config = write_config(tmp_path, database, f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+        with Server(config) as server:
+            assert server.stop() == 0
+        with closing(sqlite3.connect(database, isolation_level=None)) as db:
+            db.execute("DROP INDEX flips_counted")
+            db.execute("PRAGMA user_version = 8")
+            db.execute("BEGIN")
+            flips = ((float(n), "up", "down") if n % 2 else (float(n), "down", "up") for n in range(250_000))
+            db.executemany("INSERT INTO flips (check_id, at, old, new) VALUES (1, ?, ?, ?)", flips)
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        filler = fill(disk)
+        os.truncate(filler, os.path.getsize(filler) - 3 * 1024 * 1024)  # 3 MiB free
+        again = Server(config)
+        with pytest.raises(RuntimeError):
+            again.start(timeout=30)
+        assert again.proc is not None
+        code = again.proc.wait(10)
+        assert code == 1 and "is full" in again.log(), again.log()

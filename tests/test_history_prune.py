@@ -73,3 +73,27 @@ async def test_runs_flips_finished_alerts_and_downtimes_older_than_keep_history_
     finally:
         await reader.close()
     assert record.before == "down"
+
+
+async def test_a_run_that_ended_inside_the_longest_record_window_is_kept(write_config: ConfigWriter) -> None:
+    # keep_history at its least, the record's longest window: a run begun before the cut and
+    # ended after it still counts in that window (by its end), so it stays.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server='keep_history = "30d"')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await engine.writer.flush()
+        a, now = engine.checks["a"].id, clock.now()
+        query(
+            config,
+            "INSERT INTO runs (check_id, started_at, ended_at, outcome) VALUES (?, ?, ?, 'failed')",
+            (a, now - LONGEST - 3600, now - LONGEST + 3600),
+        )
+        reader = await backend.open_existing_reader(config.server.database)
+        try:
+            before = len((await reader.read_record(a, now - LONGEST)).runs)
+            await housekeeping.prune(engine)
+            await engine.writer.flush()
+            after = len((await reader.read_record(a, now - LONGEST)).runs)
+        finally:
+            await reader.close()
+    assert (before, after) == (1, 1)

@@ -252,3 +252,19 @@ async def test_the_wal_file_shrinks_back_to_its_bound_after_a_long_reader_let_it
         await writer.close()
     assert grown > 25_000_000
     assert size <= wal.WRITER_LIMIT * 1024 + 1_000_000, f"the WAL file stays at {size / 1e6:.0f} MB"
+
+
+async def test_a_database_path_that_is_a_symlink_opens_and_is_watched_and_locked_where_it_points(
+    tmp_path: Path,
+) -> None:
+    # SQLite keeps the WAL of a symlinked database beside the file the link names.
+    (tmp_path / "data").mkdir()
+    link = tmp_path / "hb.db"
+    link.symlink_to(tmp_path / "data" / "hb.db")
+    writer = await store.Writer.open(link)
+    try:
+        assert writer.lost is None and (tmp_path / "data" / "hb.db.lock").exists()
+        with pytest.raises(StoreError, match="in use by another heartfly serve"):
+            await store.Writer.open(tmp_path / "data" / "hb.db")  # the same database, by its own name
+    finally:
+        await writer.close()

@@ -17,7 +17,7 @@ from heartfly.core.config import Config, ConfigError
 from heartfly.core.dburl import Database
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
-from heartfly.store.api import StoreError
+from heartfly.store.api import DiskFull, StoreError
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -83,7 +83,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             with longlived.building():
                 await runner.setup()
         except StoreError as exc:  # a wrong URL or password, a newer schema, no database: not fixed by a restart loop
-            full = _full_disk(config.server.database)
+            full = _full_disk(config.server.database, isinstance(exc, DiskFull))
             if full is not None:  # but space can come back: systemd restarts on exit 1
                 raise StartError(f"{full}: {exc}", code=1) from None
             raise StartError(str(exc), code=2) from None
@@ -141,10 +141,12 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
 FULL_BELOW = 1 << 20
 
 
-def _full_disk(database: Database) -> str | None:
-    """What to say if a SQLite database's disk is full, else None."""
+def _full_disk(database: Database, said: bool = False) -> str | None:
+    """What to say if a SQLite database's disk is full (`said`: the error itself says so), else None."""
     if not isinstance(database, Path):
         return None
+    if said:
+        return f"the disk (or quota) holding {database} is full: free some space (systemd starts it again)"
     folder = database.parent
     while not folder.exists() and folder != folder.parent:  # a folder the start would have made
         folder = folder.parent

@@ -23,6 +23,10 @@ class StoreError(Exception):
     password) and why."""
 
 
+class DiskFull(StoreError):
+    """A StoreError because the disk (or the user's quota) is full: space can come back."""
+
+
 class Reader(Protocol):
     async def close(self) -> None: ...
 

@@ -393,13 +393,13 @@ def prune_history_statements(check_id: int, cut: float, batch: int = HISTORY_BAT
     indexes runs_by_start and flips_by_time), keeping the newest counted flip before it (the
     index flips_counted finds it)."""
     runs = (
-        "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE check_id = ? AND started_at < ?"
-        " ORDER BY started_at LIMIT ?)"
+        "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE check_id = ? AND started_at < ? AND ended_at < ?"
+        " ORDER BY started_at LIMIT ?)"  # ended before the cut too: a record counts a run by its end
     )
     oldest = "SELECT id FROM flips WHERE check_id = ? AND at < ? ORDER BY at LIMIT ?"
     newest_counted = f"SELECT id FROM flips WHERE check_id = ? AND at < ? AND {COUNTED_FLIP} ORDER BY at DESC, id DESC"  # noqa: S608
     flips = f"DELETE FROM flips WHERE id IN ({oldest}) AND id <> COALESCE(({newest_counted} LIMIT 1), -1)"  # noqa: S608
-    return [(runs, (check_id, cut, batch)), (flips, (check_id, cut, batch, check_id, cut))]
+    return [(runs, (check_id, cut, cut, batch)), (flips, (check_id, cut, batch, check_id, cut))]
 
 
 def prune_done_statements(cut: float, batch: int = HISTORY_BATCH) -> list[Statement]:

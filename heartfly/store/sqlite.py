@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from heartfly.store import wal
+from heartfly.store.api import DiskFull
 from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
 from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
 from heartfly.store.reader import SqliteReader
@@ -47,7 +48,7 @@ async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
         else:
             db = await aiosqlite.connect(path, isolation_level=None)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+        raise _error(f"cannot open database {path}", exc) from None
     try:
         await db.execute("PRAGMA busy_timeout = 5000")
     except sqlite3.Error as exc:
@@ -63,7 +64,7 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+        raise _error(f"cannot open database {path}", exc) from None
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
         # A new file only (an existing one keeps its size). Pings land on index pages scattered
@@ -88,8 +89,20 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
         conn.close()
         if isinstance(exc, StoreError):
             raise
-        raise StoreError(f"cannot use database {path}: {exc}") from None
+        raise _error(f"cannot use database {path}", exc) from None
     return conn
+
+
+_SQLITE_FULL = 13
+
+
+def _error(what: str, exc: OSError | sqlite3.Error) -> StoreError:
+    """StoreError saying `what` failed and why; DiskFull where the disk or the quota is full,
+    told by the error itself (the space a failed write took back may be free again by now)."""
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_FULL
+    )
+    return (DiskFull if full else StoreError)(f"{what}: {exc}")
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -261,7 +274,9 @@ class Writer(GroupCommitter):
     async def open(cls, path: Path, synchronous: str = "normal") -> Writer:
         """Lock (_lock), open (creating it and its folder), switch to WAL and migrate; StoreError
         says what failed."""
-        lock = _lock(path)
+        # SQLite keeps a symlinked database's WAL beside the file the link names: watched and locked there.
+        real = Path(os.path.realpath(path))  # noqa: ASYNC240 - once, at start, as _lock's own opening
+        lock = _lock(real)
         thread = WriterThread("heartfly-writer")
         try:
             conn = await thread.run(_open_for_writing, path, synchronous)
@@ -270,7 +285,7 @@ class Writer(GroupCommitter):
             os.close(lock)
             raise
         try:
-            watch = FileWatch(path)
+            watch = FileWatch(real)
         except OSError as exc:
             conn.close()
             thread.stop()
