@@ -349,7 +349,8 @@ async def test_a_folded_step_whose_window_passed_while_its_upstream_was_down_is_
     assert [(n, e) for n, e, _ in told] == [("extract", "down"), ("extract", "recovery"), ("transform", "down")]
     facts = told[2][2]
     assert (facts["reason"], facts["at"]) == ("step_missed", recovered_at)
-    assert facts["detail"] == "no success within 10 min of extract's start, and none by the time extract was up again"
+    words = "no success within 10 min of extract's start, and none by the time the steps above it were up again"
+    assert facts["detail"] == words
 
 
 async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(config: Config) -> None:

@@ -139,7 +139,7 @@ def fire_due(
             upstream = f"{check.after}'s {check.after_trigger}"
             detail = f"no success within {human_duration(check.within or 0)} of {upstream}"
             if st.step_since is None:  # armed by its upstream's recovery (arm_folded)
-                detail += f", and none by the time {check.after} was up again"
+                detail += ", and none by the time the steps above it were up again"  # which one: not kept
             if st.status is _DOWN:  # a folded down judged again (next_timer): a down of its own now
                 st.reason, st.alerted_at, st.folded = Reason.STEP_MISSED, now, False
             st.step_due = st.step_since = None
