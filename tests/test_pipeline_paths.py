@@ -231,3 +231,40 @@ async def test_resuming_a_step_never_down_records_no_second_folded_down_below_it
             engine.fire_due(clock.now())
     sql = "SELECT f.detail FROM flips f JOIN checks c ON c.id = f.check_id WHERE c.name = 'c'"
     assert len(query(config, sql)) == 1, query(config, sql)
+
+
+@pytest.mark.parametrize("applied_by", ["the timer", "a later ping"])
+async def test_a_fan_ins_success_held_behind_a_held_deadline_arms_its_step_once_applied(
+    write_config: ConfigWriter, applied_by: str
+) -> None:
+    # A late worker's ping holds the missed deadline for the window; the live success that
+    # completes the batch is held behind it, and arms `load` when it is applied.
+    config = write_config(
+        HOOK
+        + f'[checks.shards]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "0s"\nexpect = 2\nmax_runtime = "30m"\n'
+        + f'[checks.load]\nkey = "{new_key()}"\nafter = "shards.success"\nwithin = "10m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        shards, load = engine.checks["shards"], engine.checks["load"]
+        await ping(engine, "shards", Kind.SUCCESS, "b0", member="w1")
+        await ping(engine, "shards", Kind.SUCCESS, "b0", member="w2")
+        await ping(engine, "load", Kind.SUCCESS)
+        t0 = clock.now()
+        clock.advance(3602)
+        late = Event(Kind.SUCCESS, t0 + 3599, "b1", member="w1")
+        await engine.record(shards, PingRecord(late, received_at=clock.now()))
+        clock.advance(0.5)
+        await ping(engine, "shards", Kind.SUCCESS, "b1", member="w2")
+        assert shards.state.waiting
+        if applied_by == "a later ping":
+            clock.advance(6)
+            await ping(engine, "shards", Kind.LOG)
+        for _ in range(3):
+            clock.advance(3)
+            engine.fire_due(clock.now())
+        assert not shards.state.waiting and load.state.step_due is not None, "load never armed: silent"
+        for _ in range(15):
+            clock.advance(60)
+            engine.fire_due(clock.now())
+    assert ("load", "down") in [(n, e) for n, e, _ in alerts(config)]

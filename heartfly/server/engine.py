@@ -464,6 +464,7 @@ class Engine(Steps):
             self._unfold_after(check, [step], now, states.REORDER_WINDOW, [])
             if old.waiting:
                 self._disarm_unsucceeded(check, old)
+                self._arm_after_held(check, old, now)
             self.writer.submit_nowait(self._change(check, step, old))
 
     def _fire(self, check: Check, now: float) -> int:
@@ -482,6 +483,7 @@ class Engine(Steps):
         self._unfold_after(check, steps, now, states.REORDER_WINDOW, [])  # a held success's recovery, say
         if old.waiting:  # a held success judged now: if too fast, the steps it armed as it came are not due
             self._disarm_unsucceeded(check, old)
+            self._arm_after_held(check, old, now)
         write = self._changes(check, steps, old)
         self._schedule(check)
         self.writer.submit_nowait(write)

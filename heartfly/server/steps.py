@@ -39,7 +39,11 @@ class Steps(Reloading):
             released = states.release_waiting(check.config, before, now, until=event.at)
             runs = (released[-1].state if released else before).runs
         succeeded_at = _success_since(old, check.state)
-        if succeeded_at is not None and any(w[0] == succeeded_at and w[6] in HELD_SUCCESS for w in old.waiting):
+        if (
+            succeeded_at is not None
+            and check.config.expect is None  # a fan-in's held success armed nothing as it came
+            and any(w[0] == succeeded_at and w[6] in HELD_SUCCESS for w in old.waiting)
+        ):
             succeeded_at = None  # a held success judged by this ping: it armed its steps as it came
         if (
             succeeded_at is None
@@ -85,6 +89,22 @@ class Steps(Reloading):
                 if self._down_upstream(downstream) is not None:  # still folded: told when that one is up
                     continue
                 self._arm(downstream, flip.at, now, window, armed, folded=True)
+
+    def _arm_after_held(self, check: Check, old: CheckState, now: float) -> None:
+        """After the timer (or a pause, resume, reload or restart) applied the pings `check` held
+        for the reorder window (in `old`): a fan-in's success among them that completed its batch
+        arms the steps after its success, as of the batch's newest member (it armed nothing as it
+        came: it could not tell then that it would complete the batch)."""
+        succeeded_at = _success_since(old, check.state)
+        if check.config.expect is None or succeeded_at is None:
+            return
+        for w in old.waiting:
+            if w[0] == succeeded_at and w not in check.state.waiting and (run := old.runs.get(w[1] or IMPLICIT_RUN)):
+                succeeded_at = max(succeeded_at, run.active_at)
+        for name, trigger in self._steps.get(check.name) or ():
+            step = self.checks.get(name)
+            if step is not None and trigger == "success":
+                self._arm(step, succeeded_at, now, states.REORDER_WINDOW, [])
 
     def _disarm_unsucceeded(self, check: Check, old: CheckState, armed: list[ArmedStep] | None = None) -> None:
         """After the pings `check` held for the reorder window (in `old`) were applied: a held

@@ -172,12 +172,12 @@ def _lock(path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot open database {path}: {exc}") from None
+        raise _error(f"cannot open database {path}", exc) from None
     while True:
         try:
             fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise StoreError(f"cannot open database {path}: cannot open its lock file {lock}: {exc.strerror}") from None
+            raise _error(f"cannot open database {path}: cannot open its lock file {lock}", exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
