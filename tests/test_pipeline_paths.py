@@ -11,7 +11,7 @@ from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server.engine import PingRecord
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
-from tests.test_pipelines import HOOK, alerts, ping
+from tests.test_pipelines import HOOK, alerts, export_then_publish, ping
 from tests.test_restart import running
 
 pytestmark = pytest.mark.both_stores
@@ -85,11 +85,7 @@ async def test_a_folded_step_whose_upstream_recovers_by_a_held_success_is_told(w
 
 
 async def test_a_held_success_judged_at_a_pause_arms_the_step_after_its_success(write_config: ConfigWriter) -> None:
-    config = write_config(
-        HOOK
-        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
-        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
-    )
+    config = write_config(export_then_publish())
     clock = FakeClock()
     async with running(config, clock) as engine:
         await ping(engine, "export", Kind.START)
@@ -105,11 +101,7 @@ async def test_a_held_success_judged_at_a_pause_arms_the_step_after_its_success(
 async def test_a_held_success_the_server_died_holding_arms_the_step_after_its_success_at_the_restart(
     write_config: ConfigWriter,
 ) -> None:
-    config = write_config(
-        HOOK
-        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
-        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
-    )
+    config = write_config(export_then_publish())
     clock = FakeClock()
     async with running(config, clock, clean=False) as engine:
         await ping(engine, "export", Kind.START)
@@ -160,11 +152,7 @@ async def test_a_held_success_its_start_shows_too_fast_disarms_its_step(write_co
     # export's success (run r1) comes before its start's ping; the start, 1 s later, shows a 10 s
     # run: too fast (min_runtime 1m), a failure (the first of two before an alert). publish, after
     # export.success, must not be armed by it: it never runs, and nobody must be told it did not.
-    config = write_config(
-        HOOK
-        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\nfailures_before_alert = 2\n'
-        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
-    )
+    config = write_config(export_then_publish("failures_before_alert = 2\n"))
     clock = FakeClock()
     async with running(config, clock) as engine:
         export = engine.checks["export"]
@@ -187,11 +175,7 @@ async def test_a_step_that_ran_after_a_held_success_is_not_armed_again_when_its_
 ) -> None:
     # export's success (run r1, 2 min long) comes before its start's ping; publish runs at once
     # after it; then r1's start arrives and the success is judged one. publish ran: no alert.
-    config = write_config(
-        HOOK
-        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
-        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
-    )
+    config = write_config(export_then_publish())
     clock = FakeClock()
     async with running(config, clock) as engine:
         export = engine.checks["export"]

@@ -225,14 +225,20 @@ async def test_a_success_judged_a_failure_does_not_arm_a_step_after_its_success(
     assert alerts(config) == []
 
 
+def export_then_publish(extra: str = "") -> str:
+    """export (min_runtime 1m: a success without its start waits out the reorder window), and
+    publish, a step that must succeed within 10 min of export's success."""
+    return (
+        HOOK
+        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n{extra}'
+        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
+    )
+
+
 async def test_a_success_that_waits_out_the_reorder_window_arms_the_step_after_it_as_it_comes(
     write_config: ConfigWriter,
 ) -> None:
-    config = write_config(
-        HOOK
-        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
-        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
-    )
+    config = write_config(export_then_publish())
     clock = FakeClock()
     async with running(config, clock) as engine:
         await ping(engine, "export", Kind.START)
@@ -249,11 +255,7 @@ async def test_a_success_that_waits_out_the_reorder_window_arms_the_step_after_i
 async def test_a_step_that_succeeds_while_its_upstreams_success_waits_out_the_reorder_window_is_not_armed_again(
     write_config: ConfigWriter,
 ) -> None:
-    config = write_config(
-        HOOK
-        + f'[checks.export]\nkey = "{new_key()}"\nevery = "1d"\nmin_runtime = "1m"\n'
-        + f'[checks.publish]\nkey = "{new_key()}"\nafter = "export.success"\nwithin = "10m"\n'
-    )
+    config = write_config(export_then_publish())
     clock = FakeClock()
     async with running(config, clock) as engine:
         await ping(engine, "export", Kind.START)
