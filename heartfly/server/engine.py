@@ -1,7 +1,7 @@
 """Owns every check's state, the key maps and the deadline heap; applies pings and expiries.
-(Its start-up is in loading.py, its reload in reloading.py, a change's rows and the maintenance
-windows' held alerts in changes.py, and its bookkeeping rounds, checkpoints, alive marks and
-pruning, in housekeeping.py.)
+(Its start-up is in loading.py, its reload in reloading.py, the pipeline steps its changes arm in
+steps.py, a change's rows and the maintenance windows' held alerts in changes.py, and its
+bookkeeping rounds, checkpoints, alive marks and pruning, in housekeeping.py.)
 
 State changes are pure (states.py); this module decides when they happen and hands the
 resulting rows to the writer (store.api.WriteQueue). Memory is the source of truth while running,
