@@ -11,7 +11,7 @@ from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server.engine import PingRecord
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
-from tests.test_pipelines import HOOK, alerts, export_then_publish, ping
+from tests.test_pipelines import HOOK, PIPELINE, alerts, export_then_publish, ping
 from tests.test_restart import running
 
 pytestmark = pytest.mark.both_stores
@@ -252,3 +252,43 @@ async def test_a_fan_ins_success_held_behind_a_held_deadline_arms_its_step_once_
             clock.advance(60)
             engine.fire_due(clock.now())
     assert ("load", "down") in [(n, e) for n, e, _ in alerts(config)]
+
+
+async def test_a_folded_steps_own_failure_once_its_upstream_recovered_is_told_as_a_failure_at_once(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(30)
+        await ping(engine, "extract", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        assert engine.checks["transform"].state.folded
+        clock.advance(60)
+        await ping(engine, "extract", Kind.SUCCESS)  # extract is up again, and arms transform
+        clock.advance(60)
+        await ping(engine, "transform", Kind.FAIL)  # transform ran, and failed: news of its own
+        clock.advance(1)
+        engine.fire_due(clock.now())
+        clock.advance(600)
+        engine.fire_due(clock.now())
+    told = [(n, e, f["reason"], f["detail"]) for n, e, f in alerts(config) if n == "transform"]
+    assert told == [("transform", "down", "failed", "failed")]
+
+
+async def test_a_folded_steps_own_failure_while_its_upstream_is_still_down_is_told_too(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(30)
+        await ping(engine, "extract", Kind.FAIL)
+        clock.advance(600)
+        engine.fire_due(clock.now())
+        await ping(engine, "transform", Kind.FAIL)  # its own failure, its upstream still down
+    told = [(n, e, f["reason"]) for n, e, f in alerts(config) if n == "transform"]
+    assert told == [("transform", "down", "failed")]  # a failure is told, folded or not (docs/jobs.md)
