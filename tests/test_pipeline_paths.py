@@ -8,7 +8,7 @@ import pytest
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Event, Kind, Reason, Status
-from heartfly.server.engine import PingRecord
+from heartfly.server.engine import Engine, PingRecord
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
 from tests.test_pipelines import HOOK, PIPELINE, alerts, export_then_publish, ping
@@ -292,3 +292,51 @@ async def test_a_folded_steps_own_failure_while_its_upstream_is_still_down_is_to
         await ping(engine, "transform", Kind.FAIL)  # its own failure, its upstream still down
     told = [(n, e, f["reason"]) for n, e, f in alerts(config) if n == "transform"]
     assert told == [("transform", "down", "failed")]  # a failure is told, folded or not (docs/jobs.md)
+
+
+async def folded_transform(engine: Engine, clock: FakeClock) -> None:
+    """extract fails, and transform's missed window is folded into extract's alert."""
+    await ping(engine, "extract", Kind.START)
+    clock.advance(30)
+    await ping(engine, "extract", Kind.FAIL)
+    clock.advance(600)
+    engine.fire_due(clock.now())
+    assert engine.checks["transform"].state.folded
+
+
+async def test_a_folded_steps_failure_short_of_failures_before_alert_then_its_retry_tells_nothing(
+    write_config: ConfigWriter,
+) -> None:
+    retries = PIPELINE.replace('within = "10m"\n', 'within = "10m"\nfailures_before_alert = 3\n', 1)
+    config = write_config(retries.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await folded_transform(engine, clock)
+        await ping(engine, "transform", Kind.FAIL)  # 1 of 3, its upstream still down
+        clock.advance(60)
+        await ping(engine, "extract", Kind.SUCCESS)  # up again, arms transform
+        clock.advance(60)
+        await ping(engine, "transform", Kind.FAIL)  # 2 of 3: a retry follows
+        clock.advance(60)
+        await ping(engine, "transform", Kind.SUCCESS)  # the retry, within its window
+        clock.advance(1200)
+        engine.fire_due(clock.now())
+    assert [(n, e) for n, e, _ in alerts(config) if n == "transform"] == []
+
+
+async def test_a_folded_step_told_down_by_its_own_failure_recovers_once_with_its_whole_down_time(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await folded_transform(engine, clock)
+        clock.advance(3600)
+        await ping(engine, "transform", Kind.FAIL)
+        clock.advance(60)
+        await ping(engine, "transform", Kind.FAIL)  # still down: not told again
+        clock.advance(60)
+        await ping(engine, "transform", Kind.SUCCESS)
+    told = [(e, f["reason"], f["down_for"]) for n, e, f in alerts(config) if n == "transform"]
+    assert [(e, reason) for e, reason, _ in told] == [("down", "failed"), ("recovery", None)]
+    assert float(str(told[-1][2])) >= 3720  # down since its folded miss, not since its failure

@@ -214,7 +214,7 @@ def flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | None
             return Flip(fired.at, _DOWN, _DOWN, Reason.STEP_MISSED, fired.at, detail, learned_at=learned)
         if fired is None and old.status is _DOWN and old.folded and not new.folded:
             # A folded step's own failure: news of its own, told as its down (stateops.failure).
-            at = new.changed_at
+            at = new.told_at
             return Flip(at, _DOWN, _DOWN, new.reason, None, detail, learned_at=now if now - at > BACKDATED else None)
         return None
     at = new.changed_at

@@ -44,11 +44,11 @@ def failure(
         return detail
     st.failures += 1
     st.streak_ats = tuple(sorted((*st.streak_ats, at if event_at is None else event_at)))[-STREAK_KEPT:]
-    if st.status is Status.DOWN and st.folded:
+    if st.status is Status.DOWN and st.folded and st.failures >= check.failures_before_alert:
         # Its down was folded into an upstream's alert (a missed step): its own failure is news,
         # told as its down now (deadlines.flip_of), unless that alert folds it again.
         st.folded, st.reason, st.alerted_at = False, reason, now
-        st.changed_at = st.told_at = max(at, st.changed_at)
+        st.told_at = max(at, st.told_at, st.changed_at)  # its status has not changed: changed_at (down_for) stands
     if st.failures >= check.failures_before_alert or st.status is Status.DOWN:
         set_status(st, Status.DOWN, reason, at, now)
         if check.failures_before_alert > 1:
