@@ -322,7 +322,7 @@ class Engine(Steps):
         """An operator's pause or resume, applied and committed (with the inbox row it came from)."""
         old, check.state = check.state, step.state
         self._schedule(check)
-        self._unfold_after(check, [step], self.clock.now(), states.REORDER_WINDOW, [])  # resumed: up again
+        self._judge_steps_after(check, old, [step], self.clock.now())  # resumed: up again
         write = self._change(check, step, old)
         if inbox_id is not None:
             write.inbox_done.append(inbox_id)
@@ -461,10 +461,7 @@ class Engine(Steps):
             # Steps made in a row, each from the one before: a window hold the last one's change
             # gave its state (_note_hold) is carried on, the state machine never sets one.
             check.state = windows.with_hold_of(old, step.state)
-            self._unfold_after(check, [step], now, states.REORDER_WINDOW, [])
-            if old.waiting:
-                self._disarm_unsucceeded(check, old)
-                self._arm_after_held(check, old, now)
+            self._judge_steps_after(check, old, [step], now)
             self.writer.submit_nowait(self._change(check, step, old))
 
     def _fire(self, check: Check, now: float) -> int:
@@ -480,10 +477,7 @@ class Engine(Steps):
         old = check.state
         steps = states.up_then_running(states.advance(check.config, old, now))
         check.state = steps[-1].state
-        self._unfold_after(check, steps, now, states.REORDER_WINDOW, [])  # a held success's recovery, say
-        if old.waiting:  # a held success judged now: if too fast, the steps it armed as it came are not due
-            self._disarm_unsucceeded(check, old)
-            self._arm_after_held(check, old, now)
+        self._judge_steps_after(check, old, steps, now)  # a held success's recovery, say
         write = self._changes(check, steps, old)
         self._schedule(check)
         self.writer.submit_nowait(write)

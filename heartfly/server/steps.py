@@ -39,28 +39,18 @@ class Steps(Reloading):
             released = states.release_waiting(check.config, before, now, until=event.at)
             runs = (released[-1].state if released else before).runs
         succeeded_at = _success_since(old, check.state)
-        if (
-            succeeded_at is not None
-            and check.config.expect is None  # a fan-in's held success armed nothing as it came
-            and any(w[0] == succeeded_at and w[6] in HELD_SUCCESS for w in old.waiting)
-        ):
+        fan_in = check.config.expect is not None
+        if succeeded_at is not None and not fan_in and _holds_success(old, succeeded_at):
             succeeded_at = None  # a held success judged by this ping: it armed its steps as it came
-        if (
-            succeeded_at is None
-            and event.kind is Kind.SUCCESS
-            and check.config.expect is None
-            and _held(check.state, event)
-        ):
+        if succeeded_at is None and event.kind is Kind.SUCCESS and not fan_in and _holds_success(check.state, event.at):
             # Held for the reorder window (its start may yet show it too fast): it arms as it comes,
             # as a success of a check that judges no duration does, so that a step that follows it
             # at once is not armed again after it ran (judged too fast later, it disarms them: below).
             # Not a fan-in's: its success held behind a held deadline may not complete its batch.
             succeeded_at = event.at
-        if succeeded_at is not None and check.config.expect is not None:
-            # A fan-in's batch completed with its newest member, whichever ping came last.
-            run = old.runs.get(event.run_id or IMPLICIT_RUN)
-            succeeded_at = max(succeeded_at, run.active_at) if run is not None else succeeded_at
-        closed = old.closed_runs if check.config.expect is not None else None
+        if succeeded_at is not None and fan_in:
+            succeeded_at = _completed_at(old, event.run_id, succeeded_at)
+        closed = old.closed_runs if fan_in else None
         for name, trigger in downstream_steps:
             downstream = self.checks.get(name)
             if downstream is None:
@@ -74,6 +64,15 @@ class Steps(Reloading):
         if old.waiting:
             self._disarm_unsucceeded(check, old, armed)
         return armed
+
+    def _judge_steps_after(self, check: Check, old: CheckState, steps: Sequence[states.Step], now: float) -> None:
+        """After a change of `check` from `old` that no ping made (the timer, a pause or resume,
+        the pings held for the reorder window applied): the steps below it, as _arm_steps does
+        for a ping (its own triggers aside)."""
+        self._unfold_after(check, steps, now, states.REORDER_WINDOW, [])
+        if old.waiting:  # a held success judged now
+            self._disarm_unsucceeded(check, old)
+            self._arm_after_held(check, old, now)
 
     def _unfold_after(
         self, check: Check, steps: Sequence[states.Step], now: float, window: float, armed: list[ArmedStep]
@@ -99,8 +98,8 @@ class Steps(Reloading):
         if check.config.expect is None or succeeded_at is None:
             return
         for w in old.waiting:
-            if w[0] == succeeded_at and w not in check.state.waiting and (run := old.runs.get(w[1] or IMPLICIT_RUN)):
-                succeeded_at = max(succeeded_at, run.active_at)
+            if w[0] == succeeded_at and w not in check.state.waiting:
+                succeeded_at = _completed_at(old, w[1], succeeded_at)
         for name, trigger in self._steps.get(check.name) or ():
             step = self.checks.get(name)
             if step is not None and trigger == "success":
@@ -119,11 +118,7 @@ class Steps(Reloading):
                 if step is not None and trigger == "success" and step.state.step_since == at:
                     disarmed = step.state.copy()
                     disarmed.step_due = disarmed.step_since = None
-                    if armed is not None:
-                        armed.append((step, step.state, disarmed))
-                    step.state = disarmed
-                    self._schedule(step)
-                    self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
+                    self._set_step(step, disarmed, [] if armed is None else armed)
 
     def _below(self, name: str) -> Iterator[Check]:
         """The steps after `name`, theirs, and so on down (each once)."""
@@ -148,14 +143,18 @@ class Steps(Reloading):
     ) -> None:
         """A pipeline step's upstream triggered it at `upstream_at` (with `folded`: recovered then,
         states.arm_folded): armed, unless it is already."""
-        before = step.state
         arm = states.arm_folded if folded else states.arm_step
-        step.state = arm(step.config, before, upstream_at, now, window)
-        if step.state is not before:
-            armed.append((step, before, step.state))
-            self._schedule(step)
-            # Queued now, before the upstream's change: whenever that is stored, so is this.
-            self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
+        new = arm(step.config, step.state, upstream_at, now, window)
+        if new is not step.state:
+            self._set_step(step, new, armed)
+
+    def _set_step(self, step: Check, new: CheckState, armed: list[ArmedStep]) -> None:
+        """A step's new state (armed or disarmed), noted in `armed` for _undo, scheduled and stored."""
+        armed.append((step, step.state, new))
+        step.state = new
+        self._schedule(step)
+        # Queued now, before the upstream's change: whenever that is stored, so is this.
+        self.writer.submit_nowait(store.Write(state=self._mark_stored(step)))
 
     def _schedule(self, check: Check, at: float | None = math.nan) -> None:
         raise NotImplementedError
@@ -176,6 +175,13 @@ def _split(steps: Sequence[states.Step]) -> bool:
     return (first.old, first.new, last.old, last.new) == (_DOWN, _UP, _UP, _RUNNING)
 
 
-def _held(st: CheckState, event: Event) -> bool:
-    """Whether this success is held for the reorder window (applied later, in event order)."""
-    return any(w[0] == event.at and w[6] in HELD_SUCCESS for w in st.waiting)
+def _holds_success(st: CheckState, at: float) -> bool:
+    """Whether the success at `at` is held for the reorder window (applied later, in event order)."""
+    return any(w[0] == at and w[6] in HELD_SUCCESS for w in st.waiting)
+
+
+def _completed_at(old: CheckState, run_id: str | None, at: float) -> float:
+    """When a fan-in's batch (run `run_id`) completed with a success at `at`: with its newest
+    member, whichever ping came last."""
+    run = old.runs.get(run_id or IMPLICIT_RUN)
+    return at if run is None else max(at, run.active_at)
