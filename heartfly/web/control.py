@@ -46,10 +46,9 @@ UNTIL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(
 
 class Control:
     def __init__(self) -> None:
-        self.until: dict[str, float] = {}  # check name -> when its pause ends (as shown)
+        self.until: dict[str, float] = {}  # check name -> when its pause ends (as shown; its timer's, if armed)
         self.timers: dict[str, asyncio.Task[None]] = {}
         self.tasks: set[asyncio.Task[None]] = set()  # every timer not done, armed or not: awaited at stop
-        self.armed: dict[str, float] = {}  # check name -> the end its timer was armed for
         # Bumped by each pause and resume given here: a stored end read while one was being
         # stored is not taken over the newer one (rearm).
         self.changes: dict[str, int] = {}
@@ -104,7 +103,7 @@ async def rearm(app: web.Application) -> None:
         elif not acts:  # a standby shows it; a timer armed while it led is the new leader's now
             _disarm(app, name)
             ctl.until[name] = until
-        elif ctl.armed.get(name) != until or (armed := ctl.timers.get(name)) is None or armed.done():
+        elif ctl.until.get(name) != until or (armed := ctl.timers.get(name)) is None or armed.done():
             _disarm(app, name)
             _arm(app, name, until)
 
@@ -205,7 +204,7 @@ def paused_until(app: web.Application, check: Check) -> float | None:
 
 def _arm(app: web.Application, name: str, until: float) -> None:
     ctl = app[CONTROL]
-    ctl.until[name] = ctl.armed[name] = until
+    ctl.until[name] = until
     task = ctl.timers[name] = asyncio.create_task(_resume_at(app, name, until), name=f"heartfly-resume-{name}")
     ctl.tasks.add(task)
     task.add_done_callback(ctl.tasks.discard)
@@ -215,7 +214,6 @@ def _disarm(app: web.Application, name: str) -> bool:
     """Forget a scheduled resume; True if there was one."""
     ctl = app[CONTROL]
     task = ctl.timers.pop(name, None)
-    ctl.armed.pop(name, None)
     if task is not None and task is not asyncio.current_task():
         task.cancel()
     return ctl.until.pop(name, None) is not None
