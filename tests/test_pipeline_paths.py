@@ -26,6 +26,16 @@ def chain3(extra_a: str = "") -> str:
     )
 
 
+async def folded_transform(engine: Engine, clock: FakeClock) -> None:
+    """extract fails, and transform's missed window is folded into extract's alert."""
+    await ping(engine, "extract", Kind.START)
+    clock.advance(30)
+    await ping(engine, "extract", Kind.FAIL)
+    clock.advance(600)
+    engine.fire_due(clock.now())
+    assert engine.checks["transform"].state.folded
+
+
 async def test_a_grandchild_folded_into_a_down_grandparent_is_told_once_that_grandparent_is_up_again(
     write_config: ConfigWriter,
 ) -> None:
@@ -260,12 +270,7 @@ async def test_a_folded_steps_own_failure_once_its_upstream_recovered_is_told_as
     config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
     clock = FakeClock()
     async with running(config, clock) as engine:
-        await ping(engine, "extract", Kind.START)
-        clock.advance(30)
-        await ping(engine, "extract", Kind.FAIL)
-        clock.advance(600)
-        engine.fire_due(clock.now())
-        assert engine.checks["transform"].state.folded
+        await folded_transform(engine, clock)
         clock.advance(60)
         await ping(engine, "extract", Kind.SUCCESS)  # extract is up again, and arms transform
         clock.advance(60)
@@ -284,24 +289,10 @@ async def test_a_folded_steps_own_failure_while_its_upstream_is_still_down_is_to
     config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
     clock = FakeClock()
     async with running(config, clock) as engine:
-        await ping(engine, "extract", Kind.START)
-        clock.advance(30)
-        await ping(engine, "extract", Kind.FAIL)
-        clock.advance(600)
-        engine.fire_due(clock.now())
+        await folded_transform(engine, clock)
         await ping(engine, "transform", Kind.FAIL)  # its own failure, its upstream still down
     told = [(n, e, f["reason"]) for n, e, f in alerts(config) if n == "transform"]
     assert told == [("transform", "down", "failed")]  # a failure is told, folded or not (docs/jobs.md)
-
-
-async def folded_transform(engine: Engine, clock: FakeClock) -> None:
-    """extract fails, and transform's missed window is folded into extract's alert."""
-    await ping(engine, "extract", Kind.START)
-    clock.advance(30)
-    await ping(engine, "extract", Kind.FAIL)
-    clock.advance(600)
-    engine.fire_due(clock.now())
-    assert engine.checks["transform"].state.folded
 
 
 async def test_a_folded_steps_failure_short_of_failures_before_alert_then_its_retry_tells_nothing(
