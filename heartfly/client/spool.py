@@ -34,6 +34,8 @@ JSON = "application/json"
 Item = tuple["Path", Ping, bool]  # a spooled ping, its file, and whether to send its time
 LOCK_WAIT = 10.0  # another process replaying longer than this: leave the spool to it
 SUFFIX = ".ping"
+# What reading a spooled ping that is not one (bad JSON, a wrong shape, a number out of range) raises.
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, ArithmeticError, RecursionError)
 
 Warn = Callable[[str], None]
 
@@ -262,7 +264,7 @@ class Courier:
     def _load(self, path: Path, report: FlushReport) -> Ping | None:
         try:
             return Spool.load(path)
-        except (OSError, ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as exc:
+        except _UNREADABLE as exc:
             if path.exists():  # else another process got to it first
                 self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
                 _unlink(path)
@@ -361,7 +363,7 @@ def _chunks(group: list[Item]) -> list[list[Item]]:
 def _origin_of(path: Path) -> str | None:
     try:
         return origin(Spool.load(path).url)
-    except (OSError, ValueError, KeyError, TypeError, ArithmeticError, RecursionError):
+    except _UNREADABLE:
         return None
 
 
