@@ -97,3 +97,29 @@ async def test_a_run_that_ended_inside_the_longest_record_window_is_kept(write_c
         finally:
             await reader.close()
     assert (before, after) == (1, 1)
+
+
+async def test_the_history_of_a_check_removed_from_the_config_is_pruned_past_keep_history_too(
+    write_config: ConfigWriter,
+) -> None:
+    both = f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n'
+    config = write_config(both, server='keep_history = "30d"')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for _ in range(2):
+            await ping(engine, "a", Kind.START)
+            clock.advance(60)
+            await ping(engine, "a", Kind.SUCCESS)
+            clock.advance(3600)
+        a = engine.checks["a"].id
+        only_b = "[checks.b]" + both.split("[checks.b]")[1]
+        await engine.apply_config(write_config(only_b, server='keep_history = "30d"'))
+        assert "a" not in engine.checks
+        clock.advance(40 * DAY)
+        await engine.writer.flush()
+        assert query(config, "SELECT count(*) FROM runs WHERE check_id = ?", (a,)) == [(2,)]
+
+        await housekeeping.prune(engine)
+        await engine.writer.flush()
+
+    assert query(config, "SELECT count(*) FROM runs WHERE check_id = ?", (a,)) == [(0,)]

@@ -85,14 +85,15 @@ async def prune(engine: Engine, history: History | None = None) -> None:
             await engine.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
             check.unpruned = 0
     cut = now - engine.config.server.keep_history
-    checks = list(engine.checks.values())
-    start, count = 0, len(checks)
-    if history is not None and checks:
-        start = history.next % len(checks)
-        count = min(len(checks), max(HISTORY_CHECKS, math.ceil(len(checks) / HISTORY_ROUNDS)))
+    # Checks removed from the config too: their history is kept for when they come back, not for ever.
+    ids = [check.id for check in engine.checks.values()] + engine.removed_ids()
+    start, count = 0, len(ids)
+    if history is not None and ids:
+        start = history.next % len(ids)
+        count = min(len(ids), max(HISTORY_CHECKS, math.ceil(len(ids) / HISTORY_ROUNDS)))
         history.next = start + count
-    for check in itertools.islice(itertools.chain(checks[start:], checks[:start]), count):
-        await engine.writer.submit(store.Write(statements=store.prune_history_statements(check.id, cut)))
+    for check_id in itertools.islice(itertools.chain(ids[start:], ids[:start]), count):
+        await engine.writer.submit(store.Write(statements=store.prune_history_statements(check_id, cut)))
     await engine.writer.submit(store.Write(statements=store.prune_done_statements(cut)))
 
 

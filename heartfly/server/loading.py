@@ -508,6 +508,10 @@ class Loading(ChangeRows):
         self._new_names.append(cfg.name)
         return check
 
+    def removed_ids(self) -> list[int]:
+        """The ids of the stored checks no longer in the config."""
+        return [gone.id for gone in self._removed.values()]
+
     def _log_new(self) -> None:
         names, self._new_names = self._new_names, []
         self._new_texts = store.NewStateTexts()  # the next load's new checks are watched from another instant
