@@ -22,6 +22,7 @@ from heartfly.core.states import (
     account_downtime,
     advance,
     apply_event,
+    apply_held,
     fire_time,
     initial_state,
     next_deadline,
@@ -278,6 +279,23 @@ def test_failures_while_paused_do_not_count_towards_failures_before_alert_after_
     st, _, _ = resume(cfg, st, T0 + 100)
     st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 200), T0 + 200)
     assert st.status is Status.UP and flip is None
+
+
+def test_a_failure_sent_while_paused_that_arrives_after_the_resume_counts_nothing() -> None:
+    # Spooled by its client while the check was paused, replayed after the resume: as if it had
+    # come during the pause. Its run is still recorded.
+    cfg = check(every=HOUR, min_runtime=60)
+    st = apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 1), T0 + 1).state
+    st = apply_held(cfg, st, T0 + 10)[-1].state  # the success waited for a start on its way
+    st = resume(cfg, pause(st, T0 + 10).state, T0 + 100).state
+    for late in (Event(Kind.FAIL, T0 + 50, exit_status=3), Event(Kind.START, T0 + 60), Event(Kind.SUCCESS, T0 + 70)):
+        st, flip, _ = apply_event(cfg, st, late, T0 + 200)
+        assert st.failures == 0 and (flip is None or not flip.is_down)
+    st, flip, ended = apply_held(cfg, st, T0 + 206)[-1]  # the success, too fast
+    assert (st.status, st.failures) == (Status.UP, 0) and flip is not None and not flip.is_down
+    assert [run.outcome for run in ended] == [RunOutcome.TOO_FAST]
+    st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 300), T0 + 300)  # after the resume: counted
+    assert st.status is Status.DOWN and flip is not None
 
 
 def test_a_deadline_inside_the_servers_downtime_is_extended_by_the_downtime() -> None:

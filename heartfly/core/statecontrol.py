@@ -25,7 +25,7 @@ def resume(check: CheckConfig, st: CheckState, now: float, why: str = "resumed b
     if st.status is not Status.PAUSED:
         return Step(st, None)
     new = rewatch(check, st, now)
-    new.failures, new.streak_ats = 0, ()
+    new.failures, new.streak_ats, new.resumed_at = 0, (), now
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
     new.changed_at = new.told_at = max(now, new.changed_at)
     return Step(new, flip_of(st, new, now, None, why))

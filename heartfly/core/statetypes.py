@@ -224,6 +224,9 @@ class CheckState:
     # reload, or while Heartfly was stopped, still has its held alerts told (engine.release_holds).
     window_hold: str | None = None
     window_end: float = 0.0
+    # The last resume by an operator: a failure dated before it (sent while the check was paused,
+    # arriving after) counts as one that came during the pause would have, not at all.
+    resumed_at: float = 0.0
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -313,7 +316,7 @@ class CheckState:
             self.alerted_at, self.step_due, self.step_since, self.folded, self.last_members,
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
-            self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end,
+            self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
         )  # fmt: skip
 
 
