@@ -20,7 +20,8 @@ those, it also prints how many differ in what was told (the status, its reason, 
 somebody was told of), not only in the runs recorded. (A down told during the race where event
 order told none until the deadline an hour later counts there: their reasons differ.) And of
 those, how many told a down more than event order did (a false alarm) or one fewer (a missed
-alarm), not counting the missed deadline an hour later.
+alarm), not counting the missed deadline an hour later; and how many of those told no down at all
+where event order told one (a check gone silent, where the others told a down, only not twice).
 """
 
 from __future__ import annotations
@@ -67,13 +68,13 @@ def as_sent(kinds: tuple[Kind, ...], rid: str | None) -> bool:
 
 def differing(
     rules: dict[str, Any], rid: str | None, seed: int, sizes: list[int], ends: int, sent: bool = False
-) -> tuple[int, int, int, int, int, list[str]]:
+) -> tuple[int, int, int, int, int, int, list[str]]:
     """(orders that end otherwise, those of them that differ in what was told (the status, its
     reason, the changes told) and not only in the runs recorded, those that told more downs than
-    event order (a false alarm) and fewer (a missed one), orders tried, a few of the first,
-    described)."""
+    event order (a false alarm) and fewer (a missed one), those of the latter that told no down at
+    all where event order told one (silent), orders tried, a few of the first, described)."""
     rng = random.Random(seed)
-    bad, told, false, missed, tried = 0, 0, 0, 0, 0
+    bad, told, false, missed, silent, tried = 0, 0, 0, 0, 0, 0
     shown: list[str] = []
     for size in sizes:
         for kinds in itertools.product(KINDS, repeat=size):
@@ -94,10 +95,11 @@ def differing(
                         told += got[:3] != want[:3]
                         false += downs_told(got[2]) > downs_told(want[2])
                         missed += downs_told(got[2]) < downs_told(want[2])
+                        silent += downs_told(got[2]) == 0 < downs_told(want[2])
                         if len(shown) < 3:
                             pings = ", ".join(f"{e.kind.value} {e.at - NOW:+.1f}s" for e in events)
                             shown.append(f"{pings}; arriving in the order {order}")
-    return bad, told, false, missed, tried, shown
+    return bad, told, false, missed, silent, tried, shown
 
 
 def main() -> None:
@@ -110,11 +112,12 @@ def main() -> None:
     args = parser.parse_args()
     for name, rules in RULE_SETS.items():
         for rid in (None, "r1"):
-            bad, told, false, missed, tried, shown = differing(rules, rid, args.seed, args.sizes, args.ends, args.sent)
+            found = differing(rules, rid, args.seed, args.sizes, args.ends, args.sent)
+            bad, told, false, missed, silent, tried, shown = found
             rids = "run id r1" if rid else "no run ids"
             print(
                 f"{name:24} {rids:10}  {bad:5} of {tried} orders end otherwise ({bad / tried:.1%}),"
-                f" {told:5} in what was told ({false} with a down more, {missed} with one fewer)",
+                f" {told:5} in what was told ({false} with a down more, {missed} with one fewer, {silent} with none)",
                 flush=True,
             )
             if args.show:
