@@ -127,6 +127,27 @@ async def test_alert_attempts_are_counted_by_channel_and_outcome_and_the_outbox_
     assert got[("heartfly_outbox_pending", ())] == 1.0
 
 
+async def test_each_channels_attempt_counters_are_shown_at_zero_before_its_first_attempt(
+    client: Client, config: Config
+) -> None:
+    # A series that first appears at 1 has no increase() in Prometheus: an alerting rule on failed or
+    # expired attempts would miss a channel's first failure after every start.
+    every = ("sent", "retry", "failed", "expired", "superseded")
+    got = samples(await scrape(client, config))
+    for outcome in every:
+        assert got[("heartfly_alert_attempts_total", (("channel", "hook"), ("outcome", outcome)))] == 0.0
+    resp = await client.post("/api/v1/channels/hook/test", headers=bearer(config))
+    assert (await resp.json())["attempt_log"][0]["outcome"] == "retry"
+    got = samples(await scrape(client, config))
+    assert got[("heartfly_alert_attempts_total", (("channel", "hook"), ("outcome", "retry")))] == 1.0
+    assert got[("heartfly_alert_attempts_total", (("channel", "hook"), ("outcome", "failed")))] == 0.0
+    # A channel added by a reload is shown at once.
+    config.path.write_text(config.path.read_text(encoding="utf-8") + '[channels.new]\ntype = "log"\n', encoding="utf-8")
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    got = samples(await scrape(client, config))
+    assert got[("heartfly_alert_attempts_total", (("channel", "new"), ("outcome", "expired")))] == 0.0
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) not installed")
 async def test_promtool_accepts_the_metrics(client: Client, config: Config) -> None:
     await client.get(f"/ping/{KEY}")

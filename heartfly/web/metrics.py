@@ -6,6 +6,7 @@ and every other figure is read from the engine, the dispatcher and one COUNT que
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from heartfly import __version__
 from heartfly.core.states import Status
+from heartfly.notify.dispatcher import AttemptOutcome
 from heartfly.store.api import StoreError
 from heartfly.web import auth
 from heartfly.web.pings import PING_COUNTS
@@ -106,9 +108,13 @@ def _families(app: web.Application, outbox_pending: int | None) -> Iterator[Metr
     alerts = CounterMetricFamily(
         "heartfly_alert_attempts", "Alert delivery attempts, by channel and outcome.", labels=["channel", "outcome"]
     )
+    # Every channel's series from 0: one that first appears at 1 has no increase() in Prometheus, so a
+    # rule on failed attempts would miss each channel's first failure after a start.
+    counts = Counter({(channel, outcome.value): 0 for channel in rt.config.channels for outcome in AttemptOutcome})
     if rt.dispatcher is not None:
-        for (channel, outcome), count in sorted(rt.dispatcher.outcomes.items()):
-            alerts.add_metric([channel, outcome], count)
+        counts.update(rt.dispatcher.outcomes)
+    for (channel, outcome), count in sorted(counts.items()):
+        alerts.add_metric([channel, outcome], count)
     yield alerts
 
     if outbox_pending is not None:
