@@ -7,9 +7,11 @@ and message.py renders them.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import random
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -595,6 +597,23 @@ def test_a_retry_the_backoff_puts_past_the_expiry_is_tried_just_before_it_once()
     assert next_try(85_800.0, 41, expiry, 5.0, 900.0, Fixed(1.0)) == expiry - LAST_TRY  # not None: tried once more
     assert next_try(expiry - LAST_TRY, 42, expiry, 5.0, 900.0, Fixed(1.0)) is None  # that was the last
     assert next_try(expiry - 0.5, 42, expiry, 5.0, 900.0, Fixed(1.0)) is None
+
+
+def test_a_retry_waits_as_long_as_the_receivers_retry_after_asks_up_to_retry_max() -> None:
+    assert next_try(1000.0, 1, 90_000.0, 5.0, 900.0, Fixed(1.0), asked=120.0) == 1120.0
+    assert next_try(1000.0, 1, 90_000.0, 5.0, 900.0, Fixed(1.0), asked=2.0) == 1005.0  # the backoff is longer
+    assert next_try(1000.0, 1, 90_000.0, 5.0, 900.0, Fixed(1.0), asked=86_400.0) == 1900.0  # retry_max at most
+    assert next_try(1000.0, 1, 1060.0, 5.0, 900.0, Fixed(1.0), asked=120.0) == 1060.0 - LAST_TRY  # not past expiry
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date_and_ignored_when_unreadable() -> None:
+    assert webhook.retry_after("120") == 120.0
+    assert webhook.retry_after(" 0 ") == 0.0
+    later = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    assert 3500 < (webhook.retry_after(later) or 0) <= 3600
+    assert webhook.retry_after("Thu, 01 Jan 1970 00:00:00 GMT") == 0.0  # past: at once
+    for unreadable in (None, "", "-5", "1.5", "\xb2", "soon", "Thu, 01 Jan 1970 00:00:00"):  # the last: no zone
+        assert webhook.retry_after(unreadable) is None, unreadable
 
 
 def test_backoff_stays_at_retry_max_however_many_attempts_were_made() -> None:

@@ -549,6 +549,31 @@ async def test_a_webhook_answering_4xx_or_a_redirect_fails_at_once_while_429_and
         assert len(hooks[name].hits) == 2
 
 
+async def test_a_webhook_answering_429_with_retry_after_is_tried_again_no_sooner_than_it_asked(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    answered: list[float] = []
+
+    async def limited(request: web.Request) -> web.Response:
+        answered.append(time.monotonic())
+        if len(answered) == 1:  # as Slack and Discord say it: how many seconds to wait
+            return web.Response(status=429, text="rate limited", headers={"Retry-After": "2"})
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", limited)
+    server = await aiohttp_server(receiver)
+    key = new_key()
+    alerts = '[alerts]\nretry_initial = "100ms"\nretry_max = "5s"\ntimeout = "1s"\nexpire_after = "30s"\n'
+    config = write_config(webhook("hook", str(server.make_url("/hook"))) + check("job", key, ["hook"]) + alerts)
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("sent", ["retry", "sent"])
+    assert alert["attempt_log"][0]["error"] == "HTTP 429: rate limited"
+    assert answered[1] - answered[0] >= 2.0  # the backoff alone would have tried again after 50-100 ms
+
+
 async def test_a_hung_webhook_does_not_delay_email(
     start: Start, mailbox: Mailbox, receivers: Receivers, write_config: ConfigWriter
 ) -> None:

@@ -85,12 +85,20 @@ LAST_TRY = 1.0  # seconds before its expiry: an alert whose next retry would com
 
 
 def next_try(
-    ended: float, attempt: int, expires_at: float, initial: float, most: float, rng: random.Random
+    ended: float,
+    attempt: int,
+    expires_at: float,
+    initial: float,
+    most: float,
+    rng: random.Random,
+    asked: float | None = None,
 ) -> float | None:
     """When to try again after failed attempt number `attempt` that ended at `ended`; None when it
-    expires instead. A retry the backoff would put past the expiry comes just before it: giving up
-    at the backoff's word left up to retry_max (15 min) of the alert's life untried."""
-    at = ended + backoff(attempt, initial, most, rng)
+    expires instead. `asked`: the wait the receiver asked for (Retry-After), kept to if longer than
+    the backoff, up to `most`: a rate-limited webhook tried sooner only answers 429 again. A retry
+    put past the expiry comes just before it: giving up at the backoff's word left up to retry_max
+    (15 min) of the alert's life untried."""
+    at = ended + max(backoff(attempt, initial, most, rng), min(asked or 0.0, most))
     if at <= expires_at:
         return at
     last = expires_at - LAST_TRY
@@ -208,6 +216,7 @@ class Dispatcher:
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
         outcome: AttemptOutcome = AttemptOutcome.SENT
         error: str | None = None
+        asked: float | None = None  # the receiver's Retry-After
         if started > item.expires_at:
             outcome, error = AttemptOutcome.EXPIRED, "expired before it could be sent"
         elif channel is None:
@@ -224,7 +233,7 @@ class Dispatcher:
             except PermanentError as exc:
                 outcome, error = AttemptOutcome.FAILED, str(exc)
             except DeliveryError as exc:
-                outcome, error = AttemptOutcome.RETRY, str(exc)
+                outcome, error, asked = AttemptOutcome.RETRY, str(exc), exc.retry_after
             except TimeoutError:
                 outcome, error = AttemptOutcome.RETRY, f"no answer within {timeout:g} s"
             except Exception as exc:  # a sender bug must not lose the alert: logged, retried
@@ -237,7 +246,7 @@ class Dispatcher:
         if outcome is AttemptOutcome.RETRY:
             alerts = self.config.alerts
             next_at = next_try(
-                ended, item.attempts + 1, item.expires_at, alerts.retry_initial, alerts.retry_max, self._rng
+                ended, item.attempts + 1, item.expires_at, alerts.retry_initial, alerts.retry_max, self._rng, asked
             )
             if next_at is None:
                 outcome = AttemptOutcome.EXPIRED

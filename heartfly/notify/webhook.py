@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 from yarl import URL
@@ -40,7 +42,7 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
             reply = (await _excerpt(resp.content)).decode("utf-8", "replace")[:200].strip()
             error = f"HTTP {resp.status}" + (f": {reply}" if reply else "")
             if resp.status in (408, 429) or resp.status >= 500:
-                raise DeliveryError(error)
+                raise DeliveryError(error, retry_after=retry_after(resp.headers.get("Retry-After")))
             if 300 <= resp.status < 400:
                 error += f" (redirected to {resp.headers.get('Location', '?')}: update the channel's url)"
             raise PermanentError(error)
@@ -52,6 +54,21 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
         raise DeliveryError(
             f"cannot reach the webhook: {exc.__class__.__name__}: {_without_url(exc, channel.url)}"
         ) from None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds an answer's Retry-After asks to wait: a number of seconds or an HTTP date; None for
+    none, or one that cannot be read."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() takes and float() refuses
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time()) if when.tzinfo is not None else None
 
 
 def _without_url(exc: aiohttp.ClientError, url: str) -> str:
