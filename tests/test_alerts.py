@@ -849,6 +849,29 @@ async def test_an_apprise_channel_delivers_through_apprises_json_target_and_retr
     assert "exit 2: it broke" in body["message"] and f"Link: {PUBLIC}/checks/job" in body["message"]
 
 
+async def test_an_apprise_down_alert_is_a_failure_and_a_recovery_a_success_for_the_services_that_act_on_it(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # PagerDuty (action=map) resolves on a success and raises on the rest, with an info severity for
+    # an info; Opsgenie (action=map) only adds a note for an info: the type decides what they do.
+    target = await receivers(path="/apprise")
+    url = "json://" + target.url.removeprefix("http://")
+    key = new_key()
+    config = write_config(
+        f'[channels.chat]\ntype = "apprise"\nurls = ["{url}"]\ntimeout = "5s"\n' + check("job", key, ["chat"]) + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await hf.settled("job", 1)
+    await hf.ping(key)
+    await hf.settled("job", 2)
+    assert [(h.json()["title"].split("]")[0], h.json()["type"]) for h in target.hits] == [
+        ("[DOWN", "failure"),
+        ("[UP", "success"),
+    ]
+
+
 async def test_an_apprise_service_that_hangs_past_the_time_limit_does_not_have_the_others_notified_again(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:

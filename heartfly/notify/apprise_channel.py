@@ -10,8 +10,20 @@ import asyncio
 from typing import Any
 
 from heartfly.core.config_alerts import ChannelConfig
+from heartfly.core.statetypes import AlertEvent
 from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.message import Alert, subject, text
+
+# apprise's notify_type, which services act on: Opsgenie (by default) opens an alert for a failure
+# only (an info adds a note to one opened before, if any: else nothing is sent, and apprise says
+# delivered); PagerDuty gives an info the severity info, and with action=map raises an incident for
+# all but a success; chat services colour by it. A test stays an info.
+_NOTIFY_TYPES: dict[str, str] = {
+    AlertEvent.DOWN: "failure",
+    AlertEvent.REMINDER: "failure",
+    AlertEvent.MAINTENANCE: "failure",  # the down alert of the checks it lists
+    AlertEvent.RECOVERY: "success",
+}
 
 
 def _notifiers(urls: list[str]) -> list[Any]:
@@ -37,9 +49,10 @@ async def send(channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
     urls = [url for url in places if url not in reached]
     notifiers = await asyncio.to_thread(_notifiers, urls)
     title, body = subject(alert), text(alert)
+    kind = _NOTIFY_TYPES.get(alert.event, "info")
 
     async def notify(url: str, notifier: Any) -> bool:
-        if not await notifier.async_notify(body=body, title=title):
+        if not await notifier.async_notify(body=body, title=title, notify_type=kind):
             return False
         reached.add(url)
         return True
