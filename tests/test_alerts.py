@@ -822,6 +822,22 @@ async def test_a_channel_test_goes_through_the_outbox_and_reports_its_attempt(
     assert await hf.alerts("job") == []  # test alerts belong to no check
 
 
+async def test_a_channel_test_reports_an_attempt_that_takes_longer_than_alerts_timeout_within_the_channels_own(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(6.5)  # past [alerts] timeout (1 s) and the 5 s more the test waited
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", slow)
+    server = await aiohttp_server(receiver)
+    hook = webhook("hook", str(server.make_url("/hook")), 'timeout = "10s"')
+    hf = await start(write_config(hook + fast(), server=SERVER))
+    status, result = await post_test(hf, "hook")
+    assert (status, reported(result), outcomes(result)) == (200, "sent", ["sent"])
+
+
 # ---- apprise --------------------------------------------------------------------------------
 
 

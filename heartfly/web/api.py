@@ -159,7 +159,8 @@ async def test_channel(request: web.Request) -> web.Response:
     """Send a clearly marked test through the real outbox and report the first attempt's outcome."""
     rt = request.app[RUNTIME]
     name = request.match_info["name"]
-    if name not in rt.config.channels:
+    channel = rt.config.channels.get(name)
+    if channel is None:
         return json_error(404, f'no channel "{name}"')
     cluster = rt.cluster_status()
     if cluster is not None and cluster.role != "leader":
@@ -169,7 +170,8 @@ async def test_channel(request: web.Request) -> web.Response:
     await committed
     reader = rt.reader
     assert reader is not None
-    deadline = rt.clock.now() + rt.config.alerts.timeout + 5
+    # The attempt's own time limit: the channel's timeout, if it has one, else [alerts] timeout.
+    deadline = rt.clock.now() + (channel.timeout or rt.config.alerts.timeout) + 5
     while True:
         # This alert alone (the newest test alert before id + 1): more test alerts may come meanwhile.
         [alert] = await reader.read_alerts(None, 1, before=outbox_id + 1)
