@@ -650,7 +650,7 @@ async def test_an_alert_is_never_sent_after_its_expiry_whatever_its_channels_tim
     config = load_config(write_config(SLOW_HOOK).path)
     sent: list[Any] = []
 
-    async def fake(d: Any, channel: Any, alert: Any) -> None:
+    async def fake(d: Any, channel: Any, alert: Any, limit: Any) -> None:
         sent.append(alert)
 
     monkeypatch.setitem(dispatch.SENDERS, "webhook", fake)

@@ -426,9 +426,20 @@ async def test_the_chat_presets_reach_their_receivers_in_their_own_shapes(
 # ---- retries --------------------------------------------------------------------------------
 
 
-class StuckAfterData(Inbox):
+class StuckAtRcpt(Inbox):
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        await asyncio.sleep(30)  # a recipient never answered: a stuck lookup, before any message is sent
+        return "250 OK"
+
+
+class SlowFilter(Inbox):
+    """Queues each message at once, then answers its DATA after a content filter's 2.5 s."""
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        await asyncio.sleep(30)  # the end of DATA never answered: a stuck content filter
+        await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(2.5)
         return "250 OK"
 
 
@@ -442,7 +453,7 @@ async def test_an_email_attempt_to_a_server_that_hangs_keeps_to_its_time_limit(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter
 ) -> None:
     # aiosmtplib.send, cancelled, still sent QUIT and waited [smtp] timeout for it: 5 s, not 1.
-    mailbox.inbox = StuckAfterData()
+    mailbox.inbox = StuckAtRcpt()
     await mailbox.start()
     key = new_key()
     config = write_config(
@@ -457,6 +468,25 @@ async def test_an_email_attempt_to_a_server_that_hangs_keeps_to_its_time_limit(
     attempt = alert["attempt_log"][0]
     assert (attempt["outcome"], attempt["error"]) == ("retry", "no answer within 1 s")
     assert attempt["duration"] < 1.5
+
+
+async def test_an_email_the_server_answers_slower_than_the_time_limit_once_it_has_the_message_is_sent_once(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    # Cut off at 1 s, each attempt was queued all the same: the same alert again with every retry.
+    mailbox.inbox = SlowFilter()
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml() + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n' + check("job", key, ["ops"])
+        + '[alerts]\ntimeout = "1s"\nretry_initial = "100ms"\nretry_max = "100ms"\nexpire_after = "60s"\n',
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("sent", ["sent"])
+    assert len(mailbox.received) == 1
 
 
 async def test_an_email_the_server_took_is_sent_once_though_it_never_answers_quit(

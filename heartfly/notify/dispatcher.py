@@ -52,23 +52,24 @@ class AttemptOutcome(StrEnum):
     SUPERSEDED = "superseded"  # a stale reminder: a newer alert of its check tells more
 
 
-Sender = Callable[["Dispatcher", ChannelConfig, Alert], Awaitable[None]]
+# The attempt's time limit is the sender's to move on (email: while a server takes the message).
+Sender = Callable[["Dispatcher", ChannelConfig, Alert, asyncio.Timeout], Awaitable[None]]
 
 
-async def _email(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+async def _email(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
     assert d.config.smtp is not None  # config validation requires [smtp] for email channels
-    await email.send(d.config.smtp, channel, alert, d.reached.setdefault((alert.key, channel.name), set()))
+    await email.send(d.config.smtp, channel, alert, d.reached.setdefault((alert.key, channel.name), set()), limit)
 
 
-async def _webhook(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+async def _webhook(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
     await webhook.send(d.session, channel, alert)
 
 
-async def _apprise(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+async def _apprise(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
     await apprise_channel.send(channel, alert, d.reached.setdefault((alert.key, channel.name), set()))
 
 
-async def _log(d: Dispatcher, channel: ChannelConfig, alert: Alert) -> None:
+async def _log(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
     await log_channel.send(channel, alert)
 
 
@@ -228,8 +229,8 @@ class Dispatcher:
         else:
             try:
                 alert = await self._alert(item)
-                async with asyncio.timeout(timeout):
-                    await SENDERS[channel.type](self, channel, alert)
+                async with asyncio.timeout(timeout) as limit:
+                    await SENDERS[channel.type](self, channel, alert, limit)
             except PermanentError as exc:
                 outcome, error = AttemptOutcome.FAILED, str(exc)
             except DeliveryError as exc:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 import aiosmtplib
 
@@ -14,6 +15,10 @@ from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.message import Alert, html_body, subject, text
 
 QUIT_WAIT = 0.25  # seconds for the answer to QUIT, once the message is taken (a server answers in ms)
+# Seconds for the answer to a message's DATA: RFC 5321's 10 minutes (4.5.3.2.6), as Postfix waits. A
+# server answers once it has queued the message, after its content filters: one slower than the
+# attempt's time limit, cut off, had queued it all the same and got it again with every retry.
+DATA_WAIT = 600.0
 
 # 5xx replies that a fixed config or a recovered server may still turn into a success.
 _RETRYABLE_5XX = {530, 534, 535, 538}  # authentication: the operator may fix the password file
@@ -32,7 +37,29 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
     return msg
 
 
-async def send(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
+class _Client(aiosmtplib.SMTP):
+    """An SMTP client that, once the recipients are taken, gives DATA and its answer DATA_WAIT,
+    moving the attempt's time limit (`limit`) on as far."""
+
+    def __init__(self, limit: asyncio.Timeout | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    async def data(
+        self,
+        message: str | bytes,
+        /,
+        *,
+        timeout: Any = None,  # noqa: ASYNC109 - aiosmtplib's signature
+    ) -> aiosmtplib.SMTPResponse:
+        if self.limit is not None and (when := self.limit.when()) is not None:
+            self.limit.reschedule(max(when, asyncio.get_running_loop().time() + DATA_WAIT))
+        return await super().data(message, timeout=DATA_WAIT)
+
+
+async def send(
+    smtp: SmtpConfig, channel: ChannelConfig, alert: Alert, reached: set[str], limit: asyncio.Timeout | None = None
+) -> None:
     """Send to the channel's recipients not in `reached` (those an earlier attempt reached), and add
     the ones this attempt reaches: a retry after a refusal for now (greylisting) goes to the rest.
 
@@ -44,7 +71,8 @@ async def send(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert, reached: 
     recipients = [r for r in channel.to if r not in reached]
     if not recipients:  # all reached by an attempt cut off in its QUIT
         return
-    client = aiosmtplib.SMTP(
+    client = _Client(
+        limit,
         hostname=smtp.host,
         port=smtp.port,
         username=smtp.username,
