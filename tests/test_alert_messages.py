@@ -457,6 +457,17 @@ def test_an_ntfy_test_alert_is_low_priority_without_tags() -> None:
     assert headers["Title"] == "[TEST] Heartfly test alert for channel ntfy: delivery works"
 
 
+def test_a_maintenance_summary_of_checks_still_down_is_tagged_and_sent_as_a_down_alert() -> None:
+    # The summary is the only down alert its checks get: "[maintenance]" at ntfy's default priority
+    # passed by the mail filters and phone settings made for [DOWN] and high.
+    down = [{"check": "backup", "reason": "failed", "since": T0}]
+    payload = {"window": "patching", "started_at": T0, "ended_at": T0 + 3600, "at": T0 + 3600, "down": down}
+    alert = Alert(key="maintenance-patching-1", event="maintenance", payload=payload, last_ping=None, link=LINK)
+    assert subject(alert) == "[DOWN] Maintenance patching ended: 1 check(s) still down (backup)"
+    _, headers = ntfy_request(alert)
+    assert (headers["Priority"], headers["Tags"]) == ("high", "rotating_light")
+
+
 def test_an_ntfy_title_header_stays_ascii_and_short() -> None:
     payload = {"check": "backup", "reason": "failed", "exit_status": 2, "description": "é"}
     alert = Alert(key="flip-1", event="down", payload=payload, last_ping=None, link=LINK)

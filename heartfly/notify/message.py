@@ -120,23 +120,27 @@ class Alert:
         return body if len(body) <= TAIL else "…" + body[-TAIL:]
 
 
-# Keyed by str, not AlertEvent: Alert.event is a plain string (a member hashes as its value).
+# Keyed by str, not AlertEvent: Alert.event is a plain string (a member hashes as its value). A
+# maintenance summary is the down alert of the checks it lists (the only one they get): told as one.
 _TAGS: dict[str, str] = {
     AlertEvent.DOWN: "DOWN",
     AlertEvent.RECOVERY: "UP",
     AlertEvent.REMINDER: "DOWN",
     AlertEvent.TEST: "TEST",
+    AlertEvent.MAINTENANCE: "DOWN",
 }
 _PRIORITIES: dict[str, str] = {
     AlertEvent.DOWN: "high",
     AlertEvent.REMINDER: "high",
     AlertEvent.RECOVERY: "default",
     AlertEvent.TEST: "low",
+    AlertEvent.MAINTENANCE: "high",
 }
 _NTFY_TAGS: dict[str, str] = {
     AlertEvent.DOWN: "rotating_light",
     AlertEvent.REMINDER: "rotating_light",
     AlertEvent.RECOVERY: "white_check_mark",
+    AlertEvent.MAINTENANCE: "rotating_light",
 }
 
 
