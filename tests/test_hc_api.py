@@ -222,6 +222,37 @@ async def test_heartflys_own_api_keeps_its_paths_beside_healthchecks(
     assert (await client.post(f"/api/v1/checks/{FILE_KEY}/resume", headers=rw(key))).status == 200
 
 
+async def test_paths_without_their_final_slash_answer_as_healthchecks_redirect_does(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The Ansible collection asks {api}/checks first (401 is "Failed to login using API token"),
+    # then checks, channels, badges, checks/<uuid>/pings and /flips, all without the final slash;
+    # Healthchecks (Django) redirects each to the path with it.
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    for v in (1, 2, 3):
+        listed = await client.get(f"/api/v{v}/checks?tag=prod", headers=rw(key))
+        assert listed.status == 200 and [c["slug"] for c in (await listed.json())["checks"]] == ["backup"]
+        assert listed.headers["Access-Control-Allow-Origin"] == "*"
+        channels = await (await client.get(f"/api/v{v}/channels", headers=rw(key))).json()
+        assert [c["name"] for c in channels["channels"]] == ["journal"]
+        assert "*" in (await (await client.get(f"/api/v{v}/badges", headers=rw(key))).json())["badges"]
+        shown = await (await client.get(f"/api/v{v}/checks/{FILE_KEY}/pings", headers=rw(key))).json()
+        assert [p["type"] for p in shown["pings"]] == ["success"]
+        assert "flips" in await (await client.get(f"/api/v{v}/checks/{FILE_KEY}/flips", headers=rw(key))).json()
+        assert (await client.get(f"/api/v{v}/status")).status == 200
+    in_body = await client.post("/api/v1/checks", json={"name": "No slash", "api_key": key})
+    assert in_body.status == 201 and (await in_body.json())["slug"] == "no-slash"
+    # Heartfly's own API keeps these paths for its token
+    config = load_config(_path(client))
+    own = await client.get("/api/v1/checks", headers=bearer(config))
+    assert own.status == 200 and "backup" in [c["name"] for c in await own.json()]
+    assert (await client.get("/api/v1/checks")).status == 401
+    own_pings = await client.get("/api/v1/checks/backup/pings", headers=bearer(config))
+    assert own_pings.status == 200 and [p["kind"] for p in await own_pings.json()] == ["success"]
+    assert (await client.get("/api/v1/checks/backup/flips", headers=bearer(config))).status == 200
+
+
 async def test_a_made_check_is_pinged_by_its_uuid_and_shows_pings_bodies_and_flips(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

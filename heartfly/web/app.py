@@ -42,13 +42,13 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r = app.router
     r.add_route("*", "/ping/{tail:.+}", pings.ping)
     r.add_route("*", "/api/v1/heartbeat/{key}", pings.heartbeat)
-    r.add_get("/api/v1/checks", api.list_checks)
-    # Healthchecks' API: /api/v1/checks/{name}, /pause and /resume are shared with Heartfly's own
-    own = {"": _only("GET", api.get_check), "/pause": _only("POST", api.pause_check),
-           "/resume": _only("POST", api.resume_check)}  # fmt: skip
+    # Healthchecks' API: these paths below /api/v1 are shared with Heartfly's own
+    own = {"/checks": _only("GET", api.list_checks), "/checks/{name}": _only("GET", api.get_check),
+           "/checks/{name}/pause": _only("POST", api.pause_check),
+           "/checks/{name}/resume": _only("POST", api.resume_check),
+           "/checks/{name}/pings": _only("GET", api.check_pings),
+           "/checks/{name}/flips": _only("GET", api.check_flips)}  # fmt: skip
     hcapi.add_routes(r, own)
-    r.add_get("/api/v1/checks/{name}/pings", api.check_pings)
-    r.add_get("/api/v1/checks/{name}/flips", api.check_flips)
     r.add_get("/api/v1/checks/{name}/alerts", api.check_alerts)
     r.add_post("/api/v1/channels/{name}/test", api.test_channel)
     r.add_get("/api/v1/checks/{name}/runs", api.check_runs)

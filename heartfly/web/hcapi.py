@@ -2,8 +2,9 @@
 
 Its routes end in a slash or address a check by uuid (or a read-only key's unique_key); Heartfly's
 own /api/v1/ routes have no trailing slash and address a check by name. The few paths both could
-mean (`/api/v1/checks/<x>`, its /pause and /resume) go to this API when the request carries
-`X-Api-Key`, or when <x> is a uuid that no check is named (see `wants_healthchecks`).
+mean (`/api/v1/checks`, `/api/v1/checks/<x>` and its /pause, /resume, /pings, /flips) go to this
+API when the request carries `X-Api-Key`, or when <x> is a uuid that no check is named (see
+`wants_healthchecks`).
 
 Keys: `[server] hc_api_key_file` (read-write) and `hc_api_key_readonly_file`, 32 characters, as
 Healthchecks requires. Status codes, JSON errors and CORS are Healthchecks' (hc/api/decorators.py).
@@ -130,16 +131,19 @@ def _code(request: web.Request) -> str:
 
 
 def wants_healthchecks(request: web.Request) -> bool:
-    """Whether a path both APIs have (/api/v1/checks/<x>[/pause|/resume]) is meant for this one."""
+    """Whether a path both APIs have (/api/v1/checks[/<x>[/pause|/resume|/pings|/flips]]) is meant for this one."""
     if "X-Api-Key" in request.headers:
         return True
     if "Authorization" in request.headers or auth.SESSION_COOKIE in request.cookies:
         return False  # Heartfly's own token or the dashboard's session
-    code = _code(request)
+    info = request.match_info
+    code = info.get("code", info.get("name"))
     if request.method in ("OPTIONS", "DELETE") or (
         request.method == "POST" and not request.path.endswith(("/pause", "/resume"))
     ):
         return True  # Heartfly's own API has no delete or update (the key may be in the body)
+    if code is None:
+        return False  # Heartfly's own list of checks (Healthchecks' is asked with X-Api-Key)
     looks = hcshape.UUID_RE.fullmatch(code) or hcshape.UNIQUE_KEY_RE.fullmatch(code)
     return bool(looks) and request.app[RUNTIME].engine.lookup_name(code) is None
 
@@ -487,24 +491,38 @@ async def status(request: web.Request) -> web.Response:
     return web.Response(text="OK")
 
 
+# Healthchecks' routes below /api/vN. Each is served without its final slash too: Django redirects
+# such a path to the one with the slash, and clients rely on that (the Ansible collection asks for
+# `checks`, `channels`, `badges`, `checks/<uuid>/pings` and `checks/<uuid>/flips`).
+_ROUTES: tuple[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]], ...] = (
+    ("/checks/", checks),
+    ("/checks/{code}", single),
+    ("/checks/{code}/pause", pause),
+    ("/checks/{code}/resume", resume),
+    ("/checks/{code}/pings/", pings),
+    ("/checks/{code}/pings/{n:[0-9]{1,18}}/body", ping_body),
+    ("/checks/{code}/flips/", flips),
+    ("/channels/", channels),
+    ("/badges/", badges_list),
+)
+
+
 def add_routes(
     router: web.UrlDispatcher, own: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
 ) -> None:
-    """Every version's routes. `own`: Heartfly's handlers for the paths both APIs have under /api/v1/."""
+    """Every version's routes. `own`: Heartfly's handlers for the paths both APIs have under /api/v1/
+    (below it, a check named `{name}`: "/checks", "/checks/{name}/pings", ...)."""
     for v in (1, 2, 3):
         base = f"/api/v{v}"
-        router.add_route("*", f"{base}/checks/", checks)
-        router.add_route("*", f"{base}/checks/{{code}}/pings/", pings)
-        router.add_route("*", f"{base}/checks/{{code}}/pings/{{n:[0-9]{{1,18}}}}/body", ping_body)
-        router.add_route("*", f"{base}/checks/{{code}}/flips/", flips)
-        router.add_route("*", f"{base}/channels/", channels)
-        router.add_route("*", f"{base}/badges/", badges_list)
         router.add_get(f"{base}/status/", status)
-        for path, handler in (("", single), ("/pause", pause), ("/resume", resume)):
-            if v == 1:  # shared with Heartfly's own API, which names the part {name}
-                router.add_route("*", f"{base}/checks/{{name}}{path}", _either(handler, own[path]))
-            else:
-                router.add_route("*", f"{base}/checks/{{code}}{path}", handler)
+        router.add_get(f"{base}/status", status)
+        for path, handler in _ROUTES:
+            for each in dict.fromkeys((path, path.rstrip("/"))):
+                shared = each.replace("{code}", "{name}")  # Heartfly's own handlers read {name}
+                if v == 1 and shared in own:
+                    router.add_route("*", base + shared, _either(handler, own[shared]))
+                else:
+                    router.add_route("*", base + each, handler)
 
 
 def _either(
