@@ -274,6 +274,17 @@ async def test_a_made_check_is_pinged_by_its_uuid_and_shows_pings_bodies_and_fli
     assert (await client.get(f"/api/v3/checks/{uuid}/flips/?seconds=x", headers=rw(key))).status == 400
 
 
+async def test_a_ping_body_is_served_as_utf_8_text(aiohttp_client: Any, write_config: ConfigWriter) -> None:
+    # Without a charset, text/plain is ISO-8859-1 to HTTP clients (requests' .text among them)
+    client, key, _ = await start(aiohttp_client, write_config)
+    message = "Sauvegarde terminée ✓"
+    assert (await client.post(f"/ping/{FILE_KEY}", data=message.encode())).status == 200
+    pings = (await (await client.get(f"/api/v3/checks/{FILE_KEY}/pings/", headers=rw(key))).json())["pings"]
+    body = await client.get(f"/api/v3/checks/{FILE_KEY}/pings/{pings[0]['n']}/body", headers=rw(key))
+    assert body.status == 200 and body.content_type == "text/plain" and body.charset == "utf-8"
+    assert (await body.read()).decode(body.charset) == message
+
+
 async def test_a_made_check_survives_a_restart_and_a_reload_with_its_uuid(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

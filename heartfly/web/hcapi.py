@@ -409,7 +409,8 @@ async def ping_body(request: web.Request, call: Call) -> web.StreamResponse:
     row = await rt.reader.read_ping(int(request.match_info["n"]))
     if row is None or row["check_id"] != check.id or not row["body"]:
         raise web.HTTPNotFound(text="not found")
-    return web.Response(body=str(row["body"]).encode(), content_type="text/plain")
+    # With its charset, as Healthchecks answers: text/plain without one is ISO-8859-1 to HTTP clients
+    return web.Response(text=str(row["body"]), content_type="text/plain", charset="utf-8")
 
 
 _UP = frozenset({"up", "running", "late"})  # Healthchecks' "up": within its schedule or grace
