@@ -285,6 +285,30 @@ async def test_a_ping_body_is_served_as_utf_8_text(aiohttp_client: Any, write_co
     assert (await body.read()).decode(body.charset) == message
 
 
+async def test_a_check_made_under_the_name_of_a_deleted_paused_one_is_watched_not_paused(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The name's history comes with it; a pause among it would have left the new check deaf to its
+    # pings (a ping does not end a pause), never to alert.
+    config = write_config(CHECKS, server=SERVER + "auto_provision = true")
+    client: Client = await aiohttp_client(create_app(config))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    for name in ("nightly", "renamed", "by-ping"):
+        first = await made(client, key, name=name, timeout=600)
+        assert (await client.post(f"/api/v3/checks/{first['uuid']}/pause", headers=rw(key))).status == 200
+        assert (await client.delete(f"/api/v3/checks/{first['uuid']}", headers=rw(key))).status == 200
+    again = await made(client, key, name="nightly", timeout=600)
+    other = await made(client, key, name="other", timeout=600)
+    renamed = await client.post(f"/api/v3/checks/{other['uuid']}", json={"slug": "renamed"}, headers=rw(key))
+    assert again["status"] == "new" and (await renamed.json())["status"] == "new"
+    assert (await client.get(f"/ping/{PING_KEY}/by-ping?create=1")).status == 201
+    for slug in ("nightly", "renamed"):
+        assert (await client.get(f"/ping/{PING_KEY}/{slug}")).status == 200
+    listed = await (await client.get("/api/v3/checks/", headers=rw(key))).json()
+    shown = {c["slug"]: c["status"] for c in listed["checks"]}
+    assert [shown["nightly"], shown["renamed"], shown["by-ping"]] == ["up", "up", "up"]
+
+
 async def test_a_made_check_survives_a_restart_and_a_reload_with_its_uuid(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

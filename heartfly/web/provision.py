@@ -50,6 +50,9 @@ async def create(app: web.Application, name: str) -> tuple[Check | None, bool]:
             logged[0] = True
         return None, False
     logged[0] = False
+    check = rt.engine.lookup_name(name)
     if outcome == "written":
         log.info("check %s: made by a ping (auto_provision)", name)
-    return rt.engine.lookup_name(name), outcome == "written"
+        if check is not None:
+            await stored.watch_made(app, check, "made by a ping (auto_provision)")
+    return check, outcome == "written"

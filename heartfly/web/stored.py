@@ -14,9 +14,12 @@ from typing import Literal
 from aiohttp import web
 
 from heartfly.core.config import ConfigError
+from heartfly.core.states import Status
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck, decode_all
+from heartfly.server.engine import Check
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
+from heartfly.web import control
 from heartfly.web.control import CONTROL
 from heartfly.web.runtime import RUNTIME, Runtime
 
@@ -90,6 +93,13 @@ async def delete(app: web.Application, name: str) -> bool:
         await rt.apply_config(rt.file_config, stored, [])
     log.info("check %s: deleted through the API", name)
     return True
+
+
+async def watch_made(app: web.Application, check: Check, why: str) -> None:
+    """A check just made (or renamed) under a name another check had takes up that name's history,
+    its pause too, which no ping ends: it would never alert. Made to be watched, it is resumed."""
+    if check.state.status is Status.PAUSED:
+        await control.resume(app, check, why)
 
 
 async def _store(rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement) -> None:
