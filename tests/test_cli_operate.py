@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import sqlite3
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -237,3 +238,41 @@ def test_a_database_that_is_not_heartflys_is_a_one_line_error(tmp_path: Path, ki
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: cannot use database {database}: not Heartfly's, or damaged (")
     assert "Traceback" not in done.stderr
+
+
+HTML_PAGE = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 14\r\n\r\n<h1>nginx</h1>"
+
+
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.6\r\n", HTML_PAGE], ids=["not-http", "an-html-page"])
+@pytest.mark.parametrize("command", [["reload"], ["pause", "nightly"], ["test-alert", "log"]])
+def test_another_program_at_the_servers_address_is_a_one_line_error(
+    tmp_path: Path, answer: bytes, command: list[str]
+) -> None:
+    # A listen address another service answers on: both were a traceback (BadStatusLine, JSONDecodeError).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+
+        def serve() -> None:
+            for _ in range(2):  # urllib may try again once on a closed connection
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        path = tmp_path / "hb.toml"
+        path.write_text(
+            f'[server]\nlisten = "127.0.0.1:{port}"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+            f'[channels.log]\ntype = "log"\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+        )
+        (tmp_path / "token").write_text("x" * 32)
+        result = heartfly(*command, "-c", str(path))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: http://127.0.0.1:{port} ") and result.stderr.count("\n") == 1
+    assert "is another program listening there?" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -46,13 +47,17 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
     request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310 - always http://
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - our own http URL
-            return resp.status, json.loads(resp.read() or b"null")
+            status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         try:
             body = json.loads(exc.read() or b"null")
         except ValueError:
             body = None
         return exc.code, body
+    except http.client.HTTPException as exc:  # not HTTP at all (another service on the port), or cut off
+        # (Its text is whatever came back, a banner with its own line breaks: the class says enough.)
+        raise AdminError(f"{local_url(config)} did not answer in HTTP as Heartfly does ({type(exc).__name__}):"
+                         " is another program listening there?") from None  # fmt: skip
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         # The address comes from the file, which may have changed since the server started.
@@ -61,3 +66,8 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
             f"  if server.listen in {config.path} changed since it started, the server still listens on its"
             " old address: a listen change needs a restart (systemctl restart heartfly), not a reload"
         ) from None
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:  # an HTML page, say: whatever answered is not Heartfly's API
+        raise AdminError(f"{local_url(config)} answered {status} without Heartfly's JSON:"
+                         " is another program listening there?") from None  # fmt: skip
