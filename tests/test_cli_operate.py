@@ -276,3 +276,20 @@ def test_another_program_at_the_servers_address_is_a_one_line_error(
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: http://127.0.0.1:{port} ") and result.stderr.count("\n") == 1
     assert "is another program listening there?" in result.stderr
+
+
+def test_reload_with_a_new_key_file_that_cannot_be_made_is_refused_naming_the_setting(
+    running: tuple[Server, Path],
+) -> None:
+    # It was refused as "[Errno 2] No such file or directory: '/proc/.hc-key.x1y2z3'", naming no setting.
+    server, path = running
+    path.write_text(
+        path.read_text().replace(
+            'api_token_file = "token"\n', 'api_token_file = "token"\nhc_api_key_file = "/proc/hc-key"\n'
+        )
+    )
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: server.hc_api_key_file: /proc/hc-key is missing and cannot be made here")
+    assert "still runs the previous config" in result.stderr
+    assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]  # the API token still works

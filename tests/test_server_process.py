@@ -369,3 +369,21 @@ def test_a_real_server_refuses_unknown_heartbeat_fields_and_empty_run_ids_and_st
         assert post_json(f"{server.url}/api/v1/heartbeat/{key}", {"status": "start", "run_id": "r1"}) == (200, "OK")
     with sqlite3.connect(tmp_path / "hb.db") as db:
         assert db.execute("SELECT count(*) FROM pings").fetchone() == (1,)  # only the well-formed one
+
+
+def test_a_missing_api_token_file_that_cannot_be_made_is_one_line_naming_the_setting_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    # The packaged unit's user cannot write /etc/heartfly: it was "[Errno 13] Permission denied:
+    # '/etc/heartfly/.api-token.x1y2z3'" and exit 1, so systemd restarted it in a loop. (Nobody
+    # makes a file in /proc, root included.)
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    config.write_text(config.read_text().replace('api_token_file = "token"', 'api_token_file = "/proc/hb-token"'))
+    result = heartfly("serve", "-c", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert lines == [
+        "error: server.api_token_file: /proc/hb-token is missing and cannot be made here (No such file or"
+        " directory): write the key into it yourself, or let the server's user write /proc"
+    ], result.stderr

@@ -87,7 +87,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             if full is not None:  # but space can come back: systemd restarts on exit 1
                 raise StartError(f"{full}: {exc}", code=1) from None
             raise StartError(str(exc), code=2) from None
-        except ConfigError as exc:  # a check of the file's clashes with one made through the API
+        except ConfigError as exc:  # a check of the file's clashes with one made through the API; a key file
             raise StartError("\n".join(exc.problems), code=2) from None
         except (OSError, ValueError) as exc:
             raise StartError(str(exc)) from None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from heartfly.core.clock import Clock
-from heartfly.core.config import Config, with_stored_checks
+from heartfly.core.config import Config, ConfigError, with_stored_checks
 from heartfly.core.config_secrets import check_hc_key, check_token
 from heartfly.core.stored_checks import StoredCheck
 from heartfly.notify.dispatcher import Dispatcher
@@ -107,7 +107,7 @@ class Runtime:
 
     def load_keys(self, config: Config) -> None:
         """The API token and Healthchecks' keys from their files (at start and on reload), all or
-        none: OSError or ValueError leaves the ones in use."""
+        none: ConfigError leaves the ones in use."""
         self.use_keys(read_keys(config))
 
     def use_keys(self, keys: Keys) -> None:
@@ -183,13 +183,23 @@ Keys = tuple[str | None, str | None, str | None]  # the API token, Healthchecks'
 
 
 def read_keys(config: Config) -> Keys:
-    """The keys from their files (OSError or ValueError if one cannot be read), not yet in use."""
+    """The keys from their files, not yet in use. ConfigError, naming the setting, for one that
+    cannot be read or made: a start exits 2 (a restart loop cannot fix it), a reload is refused."""
     server = config.server
     return (
-        load_token(server.api_token_file),
-        load_hc_key(server.hc_api_key_file),
-        load_hc_key(server.hc_api_key_readonly_file),
+        _key("api_token_file", server.api_token_file, load_token),
+        _key("hc_api_key_file", server.hc_api_key_file, load_hc_key),
+        _key("hc_api_key_readonly_file", server.hc_api_key_readonly_file, load_hc_key),
     )
+
+
+def _key(setting: str, path: Path | None, load: Callable[[Path | None], str | None]) -> str | None:
+    try:
+        return load(path)
+    except OSError as exc:  # the file went away or changed since the config was checked
+        raise ConfigError([f"server.{setting}: cannot read {path}: {exc.strerror or exc}"]) from None
+    except ValueError as exc:
+        raise ConfigError([f"server.{setting}: {exc}"]) from None
 
 
 def load_hc_key(path: Path | None) -> str | None:
@@ -206,17 +216,25 @@ def load_token(
     if path is None:
         return None
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside, then linked into place: two servers starting at once on one config (a
-        # cluster's nodes on one machine) both end up with the one token, never a half-written file.
-        fd, aside = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            with os.fdopen(fd, "w") as handle:  # mkstemp's mode is 0600
-                handle.write(make() + "\n")
-            os.link(aside, path)
-            log.info("created a new key in %s", path)
-        except FileExistsError:
-            pass  # another server made it first: use that one
-        finally:
-            os.unlink(aside)
+            _create(path, make)
+        except OSError as exc:  # the packaged unit's user may not write /etc/heartfly, say
+            raise ValueError(f"{path} is missing and cannot be made here ({exc.strerror or exc}): write the key"
+                             f" into it yourself, or let the server's user write {path.parent}") from None  # fmt: skip
     return check(path.read_text(encoding="utf-8").strip(), path)
+
+
+def _create(path: Path, make: Callable[[], str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside, then linked into place: two servers starting at once on one config (a
+    # cluster's nodes on one machine) both end up with the one token, never a half-written file.
+    fd, aside = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp's mode is 0600
+            handle.write(make() + "\n")
+        os.link(aside, path)
+        log.info("created a new key in %s", path)
+    except FileExistsError:
+        pass  # another server made it first: use that one
+    finally:
+        os.unlink(aside)
