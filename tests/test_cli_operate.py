@@ -293,3 +293,17 @@ def test_reload_with_a_new_key_file_that_cannot_be_made_is_refused_naming_the_se
     assert result.stderr.startswith("error: server.hc_api_key_file: /proc/hc-key is missing and cannot be made here")
     assert "still runs the previous config" in result.stderr
     assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]  # the API token still works
+
+
+@pytest.mark.parametrize("command", [["status"], ["history", "a"], ["export"]])
+def test_a_database_path_that_is_a_folder_is_one_line_without_a_thread_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # The line came, then aiosqlite's worker thread's "Exception in thread ... Event loop is closed".
+    config = tmp_path / "heartfly.toml"
+    config.write_text(f'[server]\ndatabase = "hf.db"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    (tmp_path / "hf.db").mkdir()
+    done = heartfly(*command, "-c", str(config))
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: cannot open database {tmp_path / 'hf.db'}: ")
+    assert done.stderr.count("\n") == 1, done.stderr

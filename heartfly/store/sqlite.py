@@ -42,12 +42,21 @@ async def open_reader(path: Path) -> SqliteReader:
 
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     """A connection for reads (API, CLI, start-up). StoreError says what failed."""
+    pending = (
+        aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        if readonly
+        else aiosqlite.connect(path, isolation_level=None)
+    )
     try:
-        if readonly:
-            db = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        else:
-            db = await aiosqlite.connect(path, isolation_level=None)
+        db = await pending
     except (OSError, sqlite3.Error) as exc:
+        # aiosqlite stops its worker thread on a failed open without waiting for it, and the thread
+        # then answers a loop that the command line's asyncio.run may have closed: a traceback
+        # ("Event loop is closed") under the one-line error. Wait for it (a private attribute: if
+        # aiosqlite drops it, the wait is skipped).
+        thread = getattr(pending, "_thread", None)
+        if isinstance(thread, threading.Thread):
+            await asyncio.to_thread(thread.join, 5)
         raise _error(f"cannot open database {path}", exc) from None
     try:
         await db.execute("PRAGMA busy_timeout = 5000")
