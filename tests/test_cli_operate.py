@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -307,3 +310,51 @@ def test_a_database_path_that_is_a_folder_is_one_line_without_a_thread_traceback
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: cannot open database {tmp_path / 'hf.db'}: ")
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def as_nobody(folder_mode: int, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """`command` as another user, against a WAL database root left in a folder of `folder_mode`."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the command as another user")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:  # pytest's tmp_path is root's alone
+        top = Path(where)
+        os.chmod(top, 0o777)
+        config = top / "heartfly.toml"
+        config.write_text(f'[server]\ndatabase = "lib/hf.db"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+        os.chmod(config, 0o644)
+        (top / "lib").mkdir()
+        database = top / "lib" / "hf.db"
+        conn = sqlite3.connect(database)  # a WAL database, as the server leaves it at a clean stop
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.close()  # and with it its -wal and -shm files
+        os.chmod(database, 0o644)
+        os.chmod(top / "lib", folder_mode)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+        args = [*nobody, sys.executable, "-m", "heartfly", *command, "-c", str(config)]
+        return subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, cwd=top)
+
+
+@pytest.mark.parametrize("folder_mode", [0o700, 0o755], ids=["folder-closed", "folder-read-only"])
+@pytest.mark.parametrize("command", [["status"], ["history", "a"], ["export"]])
+def test_a_database_this_user_may_not_read_says_so_in_one_line(folder_mode: int, command: list[str]) -> None:
+    # /var/lib/heartfly is the service's own: a folder this user may not enter was a PermissionError
+    # traceback; one it may read but not write (SQLite writes heartfly.db-shm to read a WAL
+    # database) was "not Heartfly's, or damaged (attempt to write a readonly database)".
+    done = as_nobody(folder_mode, command)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(("error: cannot open database ", "error: cannot read database ")), done.stderr
+    assert "run this as root or as the server's user" in done.stderr
+
+
+def test_backup_of_a_database_in_a_folder_this_user_may_not_enter_is_one_line() -> None:
+    done = as_nobody(0o700, ["backup", "/tmp/never-made.db"])  # it was a PermissionError traceback
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.endswith("permission denied; run this as root or as the server's user\n")
+    assert not Path("/tmp/never-made.db").exists()

@@ -53,7 +53,7 @@ async def open_reader(database: Database) -> Reader:
 
 async def open_existing_reader(database: Database) -> Reader:
     """open_reader for the command line: a database `heartfly serve` has not made yet is named so."""
-    if isinstance(database, Path) and not database.exists():
+    if isinstance(database, Path) and not sqlite_file_exists(database):
         raise StoreError(f"no database at {database}: has `heartfly serve` run with this config?")
     reader = await open_reader(database)
     if isinstance(database, Path):
@@ -61,8 +61,29 @@ async def open_existing_reader(database: Database) -> Reader:
             await reader.read_checkpoint()
         except sqlite3.Error as exc:
             await reader.close()
-            raise StoreError(f"cannot use database {database}: not Heartfly's, or damaged ({exc})") from None
+            raise StoreError(_unreadable(database, exc)) from None
     return reader
+
+
+AS_OWNER = "run this as root or as the server's user"
+
+
+def sqlite_file_exists(database: Path) -> bool:
+    """Whether a SQLite database file is there; StoreError for a folder this user may not look in
+    (/var/lib/heartfly is the service's alone), which Path.exists raises as PermissionError."""
+    try:
+        return database.exists()
+    except PermissionError:
+        raise StoreError(f"cannot open database {database}: permission denied; {AS_OWNER}") from None
+
+
+def _unreadable(database: Path, exc: sqlite3.Error) -> str:
+    """Why a SQLite file that opened cannot be read. A WAL database is read through its -shm file,
+    which SQLite makes beside it: a file or folder this user may not write fails that way, and is
+    no sign of a damaged file."""
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+        return f"cannot read database {database} ({exc}): reading it writes {database.name}-shm beside it; {AS_OWNER}"
+    return f"cannot use database {database}: not Heartfly's, or damaged ({exc})"
 
 
 async def create(database: Database) -> None:

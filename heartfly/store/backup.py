@@ -35,8 +35,13 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
             f"the database is PostgreSQL ({database.shown}): back it up with pg_dump;"
             " `heartfly backup` copies a SQLite file"
         )
-    if not database.exists():
-        raise BackupError(f"no database at {database}")
+    try:
+        if not database.exists():
+            raise BackupError(f"no database at {database}")
+    except PermissionError:  # a folder this user may not look in: Path.exists raises, not False
+        raise BackupError(
+            f"cannot back up {database}: permission denied; run this as root or as the server's user"
+        ) from None
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
