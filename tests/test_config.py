@@ -504,3 +504,60 @@ def test_keep_history_is_a_duration_of_at_least_the_longest_record_window(write_
     assert write_config("", server='keep_history = "90d"').server.keep_history == 90 * 86400.0
     assert problems(write_config, "", server='keep_history = "1d"') == ["server.keep_history: must be at least 30d"]
     assert problems(write_config, "", server="keep_history = 30")[0].startswith("server.keep_history:")
+
+
+def test_check_config_refuses_a_file_check_named_like_one_made_through_the_api_as_serve_does(tmp_path: Path) -> None:
+    # `heartfly export NAME >> heartfly.toml` without deleting the API's copy: check-config said OK
+    # and exited 0, then the start (the package's upgrade restarts on that OK) failed with exit 2.
+    import json
+    import urllib.request
+
+    from tests.proc import Server
+
+    path = tmp_path / "hb.toml"
+    path.write_text('[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\nhc_api_key_file = "hc-key"\n')
+    with Server(path) as server:
+        body = json.dumps({"name": "nightly", "timeout": 3600}).encode()
+        headers = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip(), "Content-Type": "application/json"}
+        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=body, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 201
+    exported = heartfly("export", "nightly", "-c", str(path))
+    assert exported.returncode == 0, exported.stderr
+    path.write_text(path.read_text() + exported.stdout)
+    checked = heartfly("check-config", "-c", str(path))
+    assert checked.returncode == 2, checked.stdout
+    clash = f"error: checks.nightly: is defined in {path} and was also made through the API; delete one of them"
+    assert checked.stderr.startswith(clash), checked.stderr
+    started = heartfly("serve", "-c", str(path))
+    assert started.returncode == 2 and clash in started.stderr
+
+
+def test_check_config_without_a_database_yet_does_not_make_one(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(f'[server]\ndatabase = "hb.db"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    checked = heartfly("check-config", "-c", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert not (tmp_path / "hb.db").exists()
+
+
+def test_check_config_refuses_a_file_that_drops_the_channel_of_a_check_made_through_the_api(tmp_path: Path) -> None:
+    # A reload refuses it (the stored check would lose its alerts); check-config said OK.
+    import json
+    import urllib.request
+
+    from tests.proc import Server
+
+    path = tmp_path / "hb.toml"
+    server_table = '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\nhc_api_key_file = "hc-key"\n'
+    path.write_text(server_table + '[channels.ops]\ntype = "log"\n')
+    with Server(path) as server:
+        body = json.dumps({"name": "nightly", "timeout": 3600, "channels": "ops"}).encode()
+        headers = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip(), "Content-Type": "application/json"}
+        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=body, headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 201
+    path.write_text(server_table + '[channels.oncall]\ntype = "log"\n')
+    checked = heartfly("check-config", "-c", str(path))
+    assert checked.returncode == 2, checked.stdout
+    assert checked.stderr == f"error: checks.nightly.channels: no channel ops in {path}\n"

@@ -147,12 +147,24 @@ def keep_parse(config_path: Path | None) -> None:
 @config_option
 def check_config(config_path: Path | None) -> None:
     """Validate the config; list each check with its schedule, next due time and ping URLs."""
-    from heartfly.cli.report import describe_checks
+    import asyncio
+
+    from heartfly.cli.report import describe_checks, stored_problems
     from heartfly.core.config_advice import warnings
+    from heartfly.store.api import StoreError
 
     config = _load(config_path)
+    # The checks made through the API can refuse a file too (a reload, and a start for a name in
+    # both places): "OK" must not be followed by a refused reload or a failed start (the package's
+    # upgrade restarts on "OK").
+    unread = []
+    try:
+        if refused := asyncio.run(stored_problems(config)):
+            _fail(refused, 2)
+    except StoreError as exc:
+        unread = [f"the checks made through the API were not compared with the file: {exc}"]
     click.echo(describe_checks(config, time.time()))
-    for warning in warnings(config):  # valid, so exit 0; on stderr, so scripts reading stdout are unaffected
+    for warning in [*warnings(config), *unread]:  # valid, so exit 0; on stderr: scripts reading stdout are unaffected
         click.echo(f"warning: {warning}", err=True)
 
 

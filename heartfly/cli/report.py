@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -122,6 +123,24 @@ async def joined(db: Reader, config: Config) -> Config:
         return with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
     except ConfigError:
         return config
+
+
+async def stored_problems(config: Config) -> list[str]:
+    """Why a reload would refuse this file beside the checks kept in the database (made through
+    the API): a name in both places (which fails a start too), a stored check the file no longer
+    fits (its channel removed). StoreError if the database cannot be read; none yet: no problem."""
+    if isinstance(config.server.database, Path) and not backend.sqlite_file_exists(config.server.database):
+        return []
+    db = await backend.open_existing_reader(config.server.database)
+    try:
+        found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    finally:
+        await db.close()
+    try:
+        with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
+    except ConfigError as exc:
+        return exc.problems
+    return []
 
 
 async def read_exports(config: Config, names: list[str]) -> str:
