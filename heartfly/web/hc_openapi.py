@@ -93,9 +93,11 @@ CODE_OR_UNIQUE_KEY = {
 
 # Where a read-write key may also come in the body: the check writes read `api_key` when no X-Api-Key is sent.
 API_KEY_FIELD = {
-    "api_key": {
-        "type": "string",
-        "description": "The read-write key, if the X-Api-Key header is not sent (the header wins).",
+    "api_key": {  # no type: with the header it is not read, whatever it is; without, read as text
+        "description": (
+            "The read-write key, if the X-Api-Key header is not sent (the header wins, and this is then"
+            " not read). A value that is not a string is read as its text, as Healthchecks does."
+        ),
     }
 }
 
