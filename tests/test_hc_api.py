@@ -309,6 +309,21 @@ async def test_a_check_made_under_the_name_of_a_deleted_paused_one_is_watched_no
     assert [shown["nightly"], shown["renamed"], shown["by-ping"]] == ["up", "up", "up"]
 
 
+async def test_a_pause_through_healthchecks_api_ends_no_more_at_an_end_set_before(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' pause is until a resume; the end a pause through Heartfly's API gave was kept,
+    # and the check resumed then, under a script that had paused it "for good".
+    client, key, _ = await start(aiohttp_client, write_config)
+    config = load_config(_path(client))
+    timed = await client.post("/api/v1/checks/backup/pause?until=2h", headers=bearer(config))
+    assert (await timed.json())["paused_until"] is not None
+    again = await client.post(f"/api/v3/checks/{FILE_KEY}/pause", headers=rw(key))
+    assert again.status == 200 and (await again.json())["status"] == "paused"
+    shown = await (await client.get("/api/v1/checks/backup", headers=bearer(config))).json()
+    assert shown["state"] == "paused" and shown["paused_until"] is None
+
+
 async def test_a_made_check_survives_a_restart_and_a_reload_with_its_uuid(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

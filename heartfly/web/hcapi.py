@@ -362,7 +362,8 @@ async def _change(request: web.Request, call: Call) -> Decided:
 @view("POST")
 async def pause(request: web.Request, call: Call) -> web.StreamResponse:
     check = _find(request, call)
-    if check.state.status is not Status.PAUSED:
+    # Healthchecks' pause has no end: one paused until a time (Heartfly's own API) loses its end
+    if check.state.status is not Status.PAUSED or control.paused_until(request.app, check) is not None:
         await control.pause(request.app, check, None)
     return await _one(request, call, check)
 
