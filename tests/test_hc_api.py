@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from heartfly.core import hcshape
 from heartfly.core.config import ConfigError, load_config
@@ -117,7 +118,8 @@ async def test_versions_differ_as_healthchecks_does_in_status_and_urls(
         assert backup["uuid"] == FILE_KEY  # a key that is a UUID is the check's uuid
         assert backup["update_url"].endswith(f"/api/v{version}/checks/{FILE_KEY}")
         assert backup["timeout"] == 3600 and backup["grace"] == 300 and backup["tags"] == "prod"
-        assert isinstance(backup["n_pings"], int) and backup["manual_resume"] is False
+        assert isinstance(backup["n_pings"], int)
+        assert backup["manual_resume"] is True  # a file check: pings do not end its pause
     report = await (await client.get("/api/v3/checks/?slug=report", headers=rw(key))).json()
     assert [c["schedule"] for c in report["checks"]] == ["0 3 * * *"]
     assert report["checks"][0]["tz"] == "Europe/Berlin" and "timeout" not in report["checks"][0]
@@ -168,7 +170,8 @@ async def test_bad_creates_are_refused_naming_the_field_and_store_nothing(
         ({"tz": "Mars/Olympus"}, "json validation error: tz is not a valid timezone"),
         ({"unique": ["colour"]}, "json validation error: an item in 'unique' has unexpected value"),
         ({"channels": "nope"}, "invalid channel identifier: nope"),
-        ({"manual_resume": True}, "json validation error: manual_resume is not supported by Heartfly (only False)"),
+        ({"manual_resume": "yes"}, "json validation error: manual_resume is not a boolean"),
+        ({"methods": "POST"}, "json validation error: methods is not supported by Heartfly (only '')"),
         ({"schedule": "every day"}, "json validation error: schedule is not a valid cron expression"),
         ({"slug": "backup"}, "json validation error: slug 'backup' is taken by another check"),
     ]
@@ -322,6 +325,39 @@ async def test_a_pause_through_healthchecks_api_ends_no_more_at_an_end_set_befor
     assert again.status == 200 and (await again.json())["status"] == "paused"
     shown = await (await client.get("/api/v1/checks/backup", headers=bearer(config))).json()
     assert shown["state"] == "paused" and shown["paused_until"] is None
+
+
+async def test_a_check_made_through_the_api_is_resumed_by_its_next_ping_unless_made_with_manual_resume(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' default: a script pauses a check for a deploy and the job's next ping ends the
+    # pause. Left paused, the check would never alert again.
+    client, key, _ = await start(aiohttp_client, write_config)
+    config = load_config(_path(client))
+    auto = await made(client, key, slug="deploy-job", timeout=3600)
+    manual = await made(client, key, slug="manual-job", timeout=3600, manual_resume=True)
+    assert (auto["manual_resume"], manual["manual_resume"]) == (False, True)
+    for made_check in (auto, manual):
+        assert (await client.post(f"/api/v3/checks/{made_check['uuid']}/pause", headers=rw(key))).status == 200
+    timed = await client.post("/api/v1/checks/deploy-job/pause?until=2h", headers=bearer(config))
+    assert (await timed.json())["paused_until"] is not None
+    for made_check in (auto, manual):
+        assert (await client.get(URL(made_check["ping_url"]).path)).status == 200
+    listed = (await (await client.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
+    assert {c["slug"]: c["status"] for c in listed if c["slug"] in ("deploy-job", "manual-job")} == {
+        "deploy-job": "up",
+        "manual-job": "paused",
+    }
+    flips = await (await client.get("/api/v1/checks/deploy-job/flips", headers=bearer(config))).json()
+    assert [(f["old"], f["new"], f["detail"]) for f in flips][:2] == [
+        ("new", "up", ""),
+        ("paused", "new", "resumed by a ping (resume_on_ping)"),
+    ]
+    rt = client.app[RUNTIME] if client.app is not None else None
+    assert rt is not None and rt.reader is not None
+    assert await rt.reader.read_meta_prefix("pause_until:deploy-job") == {}  # its end went with the pause
+    switched = await client.post(f"/api/v3/checks/{auto['uuid']}", json={"manual_resume": True}, headers=rw(key))
+    assert (await switched.json())["manual_resume"] is True
 
 
 async def test_a_made_check_survives_a_restart_and_a_reload_with_its_uuid(

@@ -27,6 +27,7 @@ from heartfly.core.states import (
     initial_state,
     next_deadline,
     pause,
+    receive,
     reconfigure,
     resume,
 )
@@ -296,6 +297,26 @@ def test_a_failure_sent_while_paused_that_arrives_after_the_resume_counts_nothin
     assert [run.outcome for run in ended] == [RunOutcome.TOO_FAST]
     st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 300), T0 + 300)  # after the resume: counted
     assert st.status is Status.DOWN and flip is not None
+
+
+def test_a_run_ping_dated_after_the_pause_resumes_a_check_with_resume_on_ping_and_then_counts() -> None:
+    cfg = check(every=HOUR, resume_on_ping=True)
+    st = pause(apply_event(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 1), T0 + 1).state, T0 + 10).state
+    for quiet in (Event(Kind.LOG, T0 + 20), Event(Kind.SUCCESS, T0 + 5, exit_status=0)):  # a log; one before the pause
+        steps = receive(cfg, st, quiet, T0 + 30)
+        assert [s.state.status for s in steps] == [Status.PAUSED]
+        st = steps[-1].state
+    steps = receive(cfg, st, Event(Kind.FAIL, T0 + 40), T0 + 40)
+    assert [(s.flip.old, s.flip.new) for s in steps if s.flip] == [(Status.PAUSED, Status.UP), (Status.UP, Status.DOWN)]
+    assert steps[0].flip is not None and steps[0].flip.detail == "resumed by a ping (resume_on_ping)"
+    assert steps[-1].state.due_at == T0 + 40 + HOUR  # watched again from the ping
+
+
+def test_without_resume_on_ping_a_ping_leaves_a_paused_check_paused() -> None:
+    cfg = check(every=HOUR)
+    st = pause(initial_state(cfg, T0), T0 + 10).state
+    steps = receive(cfg, st, Event(Kind.SUCCESS, T0 + 40), T0 + 40)
+    assert [s.state.status for s in steps] == [Status.PAUSED]
 
 
 def test_a_deadline_inside_the_servers_downtime_is_extended_by_the_downtime() -> None:

@@ -81,6 +81,8 @@ def rules(check: CheckConfig) -> list[str]:
         lines.append(f"expect {check.expect} successes per run id{members}")
     if check.failures_before_alert > 1:
         lines.append(f"down after {check.failures_before_alert} failures in a row (failures_before_alert)")
+    if check.resume_on_ping:
+        lines.append("a start, success or failure ping ends a pause (resume_on_ping)")
     lines.append(_alerting(check))
     return lines
 

@@ -42,6 +42,7 @@ class CheckConfig(NamedTuple):
     failures_before_alert: int = 1
     tags: tuple[str, ...] = ()  # labels to pick checks by (maintenance windows)
     origin: Origin = "file"  # "api": made through the Management API, "auto": by a ping with ?create=1
+    resume_on_ping: bool = False  # a start, success or failure ping ends a pause (Healthchecks' manual_resume off)
 
     def schedule_words(self) -> str:
         from heartfly.core.units import human_duration

@@ -461,6 +461,7 @@ class _Reader(Reader):
             assertions=tuple(assertions),
             failures_before_alert=failures_before_alert,
             tags=self.tags(raw, where),
+            resume_on_ping=self.value(raw, where, "resume_on_ping", bool) or False,
         )
 
     def tags(self, raw: Mapping[str, Any], where: str) -> tuple[str, ...]:

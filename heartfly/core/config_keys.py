@@ -51,6 +51,7 @@ CHECK_KEYS = {
     "assert",
     "failures_before_alert",
     "tags",
+    "resume_on_ping",
 }
 TOP_KEYS = {"server", "defaults", "checks", "smtp", "channels", "alerts", "maintenance"}
 MAINTENANCE_KEYS = {"name", "cron", "start", "duration", "timezone", "checks", "tags", "alerts"}

@@ -4,8 +4,8 @@ update request read into the table of keys a `[checks.NAME]` table takes.
 Field names, types and error words follow Healthchecks (hc/api/models.py Check.to_dict, the
 `Spec` of hc/api/views.py), so its clients (the Terraform provider, the Ansible collection, the
 Python clients, Home Assistant) work unchanged. Where Heartfly cannot honour a field's non-default
-value (manual_resume, methods, keyword filters, OnCalendar) the request is refused, never stored
-and ignored.
+value (methods, keyword filters, OnCalendar) the request is refused, never stored and ignored.
+`manual_resume` is a check's `resume_on_ping`, the other way round.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ _CHANNEL_NAMESPACE = uuid.UUID("0e5b8a6c-62f1-4c58-8a4e-4d1f3a9b7c21")
 
 # Fields Heartfly has no rule for: accepted at their default value only.
 _DEFAULTS_ONLY: dict[str, Any] = {
-    "manual_resume": False,
     "methods": "",
     "filter_subject": False,
     "filter_body": False,
@@ -114,6 +113,7 @@ def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]
         "started": bool(st.runs),
         "last_ping": iso(st.last_ping_at),
         "next_ping": iso(due),
+        "manual_resume": not cfg.resume_on_ping,
         **{k: v for k, v in _DEFAULTS_ONLY.items() if k not in ("start_kw", "success_kw", "failure_kw")},
         "start_kw": "",
         "success_kw": "",
@@ -161,6 +161,10 @@ def read_spec(data: Any) -> Spec:
             fields[key] = _string(key, value, _STRINGS[key])
         elif key in ("timeout", "grace"):
             fields[key] = _seconds(key, value)
+        elif key == "manual_resume":
+            if not isinstance(value, bool):
+                raise SpecError("json validation error: manual_resume is not a boolean")
+            fields[key] = value
         elif key in _DEFAULTS_ONLY:
             default = _DEFAULTS_ONLY[key]
             if type(value) is not type(default):
@@ -242,6 +246,10 @@ def apply(table: Mapping[str, Any], spec: Spec, channels: Mapping[str, str]) -> 
         new["tags"] = fields["tags"].split()
     if "channels" in fields:
         new["channels"] = _channels(fields["channels"], channels)
+    if "manual_resume" in fields:
+        new["resume_on_ping"] = not fields["manual_resume"]
+    if not new.get("resume_on_ping"):
+        new.pop("resume_on_ping", None)  # the file's default
     if not new.get("tags"):
         new.pop("tags", None)
     if not new.get("description"):
@@ -278,6 +286,7 @@ def changes(cfg: CheckConfig, title: str, spec: Spec, channels: Mapping[str, str
         "schedule": cfg.cron or "",
         "tz": cfg.timezone if cfg.cron is not None else fields.get("tz"),
         "channels": sorted(cfg.channels),
+        "manual_resume": not cfg.resume_on_ping,
     }
     asked = dict(fields)
     if "tags" in asked:

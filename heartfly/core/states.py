@@ -107,6 +107,7 @@ __all__ = [  # the state types are re-exported: the rest of Heartfly imports the
 _NEW, _UP, _RUNNING, _DOWN, _PAUSED = Status.NEW, Status.UP, Status.RUNNING, Status.DOWN, Status.PAUSED
 _START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
 _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
+_RUN_KINDS = (Kind.START, Kind.SUCCESS, Kind.FAIL)  # what resumes a check with resume_on_ping
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 
@@ -324,6 +325,8 @@ def receive_timed(
     """receive(), and when the timer is to judge the last step's state: the `fire_time` of its
     next deadline (None: it has none) if applying the event computed it already, else NaN (the
     caller computes it then). A ping's engine needs it, and it costs a `next_deadline` to redo."""
+    if st.status is _PAUSED and check.resume_on_ping and ev.kind in _RUN_KINDS and ev.at >= st.changed_at:
+        return _resumed_by(check, st, ev, now, window, batch)
     late = now - ev.at > BACKDATED
     if ev.kind is Kind.FAIL and not batch and overtaken(check, st, ev, now, window):
         return _fail_then_recover(check, st, ev, now, window), math.nan  # rare: the engine computes it
@@ -386,6 +389,20 @@ def receive_timed(
         steps += release_waiting(check, new, now)[: 1 + behind]
         fires_at = math.nan
     return steps, fires_at
+
+
+def _resumed_by(
+    check: CheckConfig, st: CheckState, ev: Event, now: float, window: float, batch: bool
+) -> tuple[list[Step], float | None]:
+    """A run's ping, dated after the pause, on a paused check that a ping resumes (resume_on_ping):
+    what it held applies to the paused check first (as before an operator's resume), then it is
+    watched again as of the ping, which then applies as to any watched check."""
+    steps = apply_held(check, st, now, due=False)
+    if steps:
+        st = steps[-1].state
+    resumed = resume(check, st, min(ev.at, now), "resumed by a ping (resume_on_ping)")
+    after, fires_at = receive_timed(check, resumed.state, ev, now, window, batch=batch)
+    return [*steps, resumed, *after], fires_at
 
 
 def up_then_running(step: Step) -> list[Step]:

@@ -15,6 +15,7 @@ from heartfly.core import maintenance, pipeline, states
 from heartfly.core.maintenance import Window
 from heartfly.core.states import CheckState, Flip
 from heartfly.core.units import human_duration
+from heartfly.core.views import PAUSE_META
 from heartfly.notify import outbox
 from heartfly.server import windows
 from heartfly.store import rows as store
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from heartfly.store.api import WriteQueue
 
 log = logging.getLogger("heartfly.server.engine")  # one log for every change of state, as before the split
+_PAUSED = states.Status.PAUSED
 
 
 class ChangeRows:
@@ -88,6 +90,8 @@ class ChangeRows:
                 write.amends.append(store.replaced_run_statement(check.id, run))
         if flip is None:
             return write
+        if flip.old is _PAUSED and flip.new is not _PAUSED:  # resumed, by an operator or a ping
+            write.statements.append(store.delete_meta_statement(PAUSE_META + check.name))  # its end, if any
         flip_id = None if flip.reminder else self._next_flip_id
         if flip_id is not None:
             self._next_flip_id += 1

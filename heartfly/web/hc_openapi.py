@@ -143,7 +143,11 @@ SPEC_PROPERTIES: dict[str, Any] = {
         "items": {"type": "string", "enum": list(UNIQUE_FIELDS)},
         "description": "Create only: if a check has all these fields as given, update it (200) instead.",
     },
-    "manual_resume": _only(False, "boolean"),
+    "manual_resume": {
+        "type": "boolean",
+        "description": "false (a create's default): a start, success or failure ping ends a pause;"
+        " true: only a resume does (the check's resume_on_ping, the other way round).",
+    },
     "methods": _only("", "string"),
     "filter_subject": _only(False, "boolean"),
     "filter_body": _only(False, "boolean"),
@@ -186,7 +190,7 @@ CHECK_PROPERTIES: dict[str, Any] = {
     "started": {"type": "boolean", "description": "A run is in progress."},
     "last_ping": NULL_TIME,
     "next_ping": {**NULL_TIME, "description": "When the next ping is due (a running check: its start)."},
-    "manual_resume": {"type": "boolean", "enum": [False]},
+    "manual_resume": {"type": "boolean", "description": "true: pings do not end a pause (see the request's)."},
     "methods": {"type": "string", "enum": [""]},
     "subject": {"type": "string", "enum": [""]},
     "subject_fail": {"type": "string", "enum": [""]},

@@ -262,7 +262,8 @@ async def _create(request: web.Request, call: Call) -> Decided:
     name = hcshape.new_name(spec, call.version, fallback=f"check-{key[:8]}")
     if name in rt.config.checks:
         return _error(400, f"json validation error: slug {name!r} is taken by another check")
-    table: dict[str, Any] = {"key": key, "every": "1d"}
+    # Healthchecks' defaults: a day's timeout, and a ping ends a pause (manual_resume false).
+    table: dict[str, Any] = {"key": key, "every": "1d", "resume_on_ping": True}
     if "grace" not in rt.config.inherited:
         table["grace"] = "1h"  # Healthchecks' default, unless [defaults] gives one
     return await _save(request, call, None, name, table, spec, status=201)
