@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -38,8 +39,10 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
 
 
 class _Client(aiosmtplib.SMTP):
-    """An SMTP client that, once the recipients are taken, gives DATA and its answer DATA_WAIT,
-    moving the attempt's time limit (`limit`) on as far."""
+    """An SMTP client that, once the server has invited the message (354) and it is written, gives
+    the server's answer to it DATA_WAIT, moving the attempt's time limit (`limit`) on as far. The
+    answer to DATA itself keeps the limit: a server that never invites the message has not got it,
+    and is cut off (and retried) as one hung before the recipients is."""
 
     def __init__(self, limit: asyncio.Timeout | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -52,9 +55,27 @@ class _Client(aiosmtplib.SMTP):
         *,
         timeout: Any = None,  # noqa: ASYNC109 - aiosmtplib's signature
     ) -> aiosmtplib.SMTPResponse:
-        if self.limit is not None and (when := self.limit.when()) is not None:
-            self.limit.reschedule(max(when, asyncio.get_running_loop().time() + DATA_WAIT))
-        return await super().data(message, timeout=DATA_WAIT)
+        protocol, limit = self.protocol, self.limit
+        read: Callable[..., Awaitable[aiosmtplib.SMTPResponse]] | None = getattr(protocol, "read_response", None)
+        if protocol is None or read is None:  # not connected: aiosmtplib's own error
+            return await super().data(message, timeout=DATA_WAIT)
+        replies = 0
+
+        async def read_response(timeout: float | None = None) -> aiosmtplib.SMTPResponse:  # noqa: ASYNC109
+            nonlocal replies
+            replies += 1
+            if replies == 1:  # the answer to DATA: nothing sent yet
+                return await read(timeout=timeout)
+            # The message is written: the server queues it before it answers.
+            if limit is not None and (when := limit.when()) is not None:
+                limit.reschedule(max(when, asyncio.get_running_loop().time() + DATA_WAIT))
+            return await read(timeout=DATA_WAIT)
+
+        protocol.read_response = read_response  # type: ignore[method-assign]
+        try:
+            return await super().data(message)  # the answer to DATA: [smtp] timeout, within the limit
+        finally:
+            protocol.__dict__.pop("read_response", None)
 
 
 async def send(
