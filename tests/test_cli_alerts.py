@@ -133,3 +133,25 @@ def test_history_refuses_a_limit_out_of_range_with_a_usage_error(tmp_path: Path,
     result = heartfly("history", "nightly", "--limit", limit, "-c", str(path))
     assert result.returncode == 2 and "Invalid value for '--limit'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_test_alert_waits_as_long_as_the_server_does_for_a_channel_with_a_long_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server waits for the first attempt up to the channel's timeout + 5 s; a command that gave
+    # up at 60 s said "cannot reach the server ... is `heartfly serve` running?" while it was.
+    from heartfly.cli import operate
+    from heartfly.core.config import load_config
+
+    path = config(tmp_path, "http://127.0.0.1:9/hook", new_key())
+    hook = 'url = "http://127.0.0.1:9/hook"\n'
+    path.write_text(path.read_text().replace(hook, hook + 'timeout = "90s"\n'))
+    asked: list[float] = []
+
+    def fake_call(cfg: object, method: str, url_path: str, timeout: float = 60.0) -> tuple[int, object]:
+        asked.append(timeout)
+        return 200, {"status": "sent", "attempt_log": []}
+
+    monkeypatch.setattr(operate, "call", fake_call)
+    operate.test_alert(load_config(path), "hook")
+    assert asked and asked[0] > 95.0

@@ -48,8 +48,8 @@ def _local(iso: str) -> str:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _ask(config: Config, path: str) -> dict[str, Any]:
-    status, body = call(config, "POST", path)
+def _ask(config: Config, path: str, timeout: float = 60.0) -> dict[str, Any]:
+    status, body = call(config, "POST", path, timeout)
     if status == 200 and isinstance(body, dict):
         return body
     why = body.get("error") if isinstance(body, dict) else None
@@ -90,6 +90,9 @@ def test_alert(config: Config, channel: str) -> tuple[str, bool]:
     if channel not in config.channels:
         known = ", ".join(config.channels) or "none"
         raise UnknownChannel(f'no channel "{channel}" in {config.path} (channels: {known})')
-    body = _ask(config, f"/api/v1/channels/{quote(channel, safe='')}/test")
+    # The server waits for the first attempt up to its time limit and 5 s more (web/api.test_channel):
+    # a channel's own timeout may be longer than this command's 60 s.
+    limit = config.channels[channel].timeout or config.alerts.timeout
+    body = _ask(config, f"/api/v1/channels/{quote(channel, safe='')}/test", max(60.0, limit + 15))
     text = f"test alert via {channel}: {body['status']}\n{format_attempts(body['attempt_log'])}"
     return text, body["status"] == "sent"
