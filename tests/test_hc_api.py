@@ -617,3 +617,19 @@ async def test_a_lone_surrogate_a_version_before_kept_in_the_database_no_longer_
     assert client.app[RUNTIME].stored["sur"].table["description"] == "\ufffd x"
     assert (await client.get("/", headers=bearer(config))).status == 200
     assert (await client.get("/checks/sur", headers=bearer(config))).status == 200
+
+
+async def test_a_failure_that_makes_a_check_under_the_name_of_a_deleted_paused_one_takes_it_down(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The ping is dated when it came, before the check it makes is resumed (stored.watch_made): that
+    # resume is no operator's, and the failure must not be taken for one sent during a pause.
+    config = write_config(CHECKS, server=SERVER + "auto_provision = true")
+    client: Client = await aiohttp_client(create_app(config))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    first = await made(client, key, name="by-ping", timeout=600)
+    assert (await client.post(f"/api/v3/checks/{first['uuid']}/pause", headers=rw(key))).status == 200
+    assert (await client.delete(f"/api/v3/checks/{first['uuid']}", headers=rw(key))).status == 200
+    assert (await client.get(f"/ping/{PING_KEY}/by-ping/fail?create=1")).status == 201
+    listed = await (await client.get("/api/v3/checks/", headers=rw(key))).json()
+    assert {c["slug"]: c["status"] for c in listed["checks"]}["by-ping"] == "down"

@@ -14,6 +14,7 @@ from typing import Literal
 from aiohttp import web
 
 from heartfly.core.config import ConfigError
+from heartfly.core.statecontrol import MADE
 from heartfly.core.states import Status
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck, decode_all
 from heartfly.server.engine import Check
@@ -98,6 +99,7 @@ async def delete(app: web.Application, name: str) -> bool:
 async def watch_made(app: web.Application, check: Check, why: str) -> None:
     """A check just made (or renamed) under a name another check had takes up that name's history,
     its pause too, which no ping ends: it would never alert. Made to be watched, it is resumed."""
+    assert why.startswith(MADE)  # not an operator's resume: a ping dated before it still counts
     if check.state.status is Status.PAUSED:
         await control.resume(app, check, why)
 
