@@ -67,6 +67,7 @@ class _Term:
     unreadable: set[int] = field(default_factory=set)  # inbox rows of a newer Heartfly, said once
     unknown: dict[int, str] = field(default_factory=dict)  # row -> a check this term's config lacks (yet)
     drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    command: bool = False  # _apply just started a pause or resume
 
 
 class Node:
@@ -376,6 +377,12 @@ class Node:
                     else:
                         if not self._apply(term, item):
                             return False
+                        if term.command:
+                            # A pause or resume changes the state in its task's first step (it then
+                            # awaits its commit): let it run before the rows after it are applied,
+                            # or a ping that came after the operator's resume finds the check paused.
+                            term.command = False
+                            await asyncio.sleep(0)
                 if len(rows) < INBOX_PAGE:
                     return True
 
@@ -396,11 +403,12 @@ class Node:
         elif item.op == "pause":
             done = asyncio.ensure_future(engine.pause(check, item.id))
         else:
-            done = asyncio.ensure_future(engine.resume(check, item.why or "resumed by an operator", item.id))
+            done = asyncio.ensure_future(engine.resume(check, item.why or "resumed by an operator", item.id, item.at))
         if done.done() and not done.cancelled() and done.exception() is not None:
             return False  # refused before it was applied: the row stays for the next read
         term.in_flight.add(item.id)
         carried = item.op in ("pause", "resume")  # a failed commit's command is retried by the writer
+        term.command = carried
 
         def settled(fut: asyncio.Future[None]) -> None:
             failed = fut.cancelled() or fut.exception() is not None

@@ -310,13 +310,18 @@ class Engine(Steps):
         self._apply_held(check, now)  # what came before it is judged first
         await self._operator_step(check, states.pause(check.state, now), inbox_id)
 
-    async def resume(self, check: Check, why: str = "resumed by an operator", inbox_id: int | None = None) -> None:
+    async def resume(
+        self, check: Check, why: str = "resumed by an operator", inbox_id: int | None = None, at: float | None = None
+    ) -> None:
+        """`at`: when a standby was asked (its inbox row's time): a failure that came after it counts
+        though the leader applies the resume later (CheckState.resumed_at)."""
         if self.standby is not None:
-            return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "resume", why))
+            row = inbox.command_row(self.standby[0], check.name, "resume", why, self.clock.now())
+            return await self._to_inbox(row)
         now = self.clock.now()
         if check.state.status is states.Status.PAUSED:  # pings held while it was paused apply to the paused check
             self._apply_held(check, now)
-        await self._operator_step(check, states.resume(check.config, check.state, now, why), inbox_id)
+        await self._operator_step(check, states.resume(check.config, check.state, now, why, at), inbox_id)
 
     async def _operator_step(self, check: Check, step: states.Step, inbox_id: int | None) -> None:
         """An operator's pause or resume, applied and committed (with the inbox row it came from)."""

@@ -35,6 +35,7 @@ class Item:
     op: Op
     pings: tuple[PingRecord, ...] = ()
     why: str = ""
+    at: float | None = None  # when a pause or resume was given (the standby's clock, as its pings')
 
 
 def ping_row(node: str, check_name: str, pings: list[PingRecord], *, batch: bool) -> InboxRow:
@@ -42,8 +43,13 @@ def ping_row(node: str, check_name: str, pings: list[PingRecord], *, batch: bool
     return (node, check_name, json.dumps(body, separators=(",", ":")))
 
 
-def command_row(node: str, check_name: str, op: Literal["pause", "resume"], why: str = "") -> InboxRow:
-    return (node, check_name, json.dumps({"op": op, "why": why}, separators=(",", ":")))
+def command_row(
+    node: str, check_name: str, op: Literal["pause", "resume"], why: str = "", at: float | None = None
+) -> InboxRow:
+    body: dict[str, object] = {"op": op, "why": why}
+    if at is not None:
+        body["at"] = at
+    return (node, check_name, json.dumps(body, separators=(",", ":")))
 
 
 def read(item_id: int, check_name: str, body: str) -> Item:
@@ -54,7 +60,8 @@ def read(item_id: int, check_name: str, body: str) -> Item:
         if op in ("ping", "batch"):
             return Item(item_id, check_name, op, tuple(_decode(p) for p in data["pings"]))
         if op in ("pause", "resume"):
-            return Item(item_id, check_name, op, why=str(data.get("why", "")))
+            at = data.get("at")  # none from a Heartfly before it
+            return Item(item_id, check_name, op, why=str(data.get("why", "")), at=float(at) if at is not None else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"inbox row {item_id} cannot be read: {exc}") from None
     raise ValueError(f"inbox row {item_id} has an unknown op {op!r} (written by a newer Heartfly?)")
