@@ -54,7 +54,7 @@ ALERT = Alert(key="flip-1", event="down", payload={"check": "job", "reason": "fa
 
 
 async def _attempt(port: int, limit_s: float) -> float:
-    smtp = SmtpConfig(host="127.0.0.1", port=port, security="none", timeout=5.0)  # type: ignore[arg-type]
+    smtp = SmtpConfig(host="127.0.0.1", port=port, security="none", timeout=5.0)
     channel = ChannelConfig("ops", "email", to=("ops@example.org",))
     started = time.monotonic()
     try:
