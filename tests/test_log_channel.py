@@ -120,6 +120,18 @@ def test_a_channel_no_check_in_the_file_uses_is_a_warning_of_check_config_not_an
     )
 
 
+def test_check_config_warns_when_email_would_go_out_from_heartfly_at_localhost(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    channel = '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+    check = f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["ops"]\n'
+    path.write_text(SERVER + '[smtp]\nhost = "127.0.0.1"\n' + channel + check)
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    assert result.stderr.startswith('warning: smtp.from: "heartfly@localhost" has no domain name')
+    path.write_text(SERVER + '[smtp]\nhost = "127.0.0.1"\nfrom = "heartfly@example.org"\n' + channel + check)
+    assert heartfly("check-config", "-c", str(path)).stderr == ""
+
+
 def test_check_config_warns_when_no_check_has_a_channel_naming_at_most_ten(tmp_path: Path) -> None:
     path = tmp_path / "hb.toml"
     path.write_text(SERVER + "".join(f'[checks.c{i:02}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(12)))

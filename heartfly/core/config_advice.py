@@ -26,6 +26,14 @@ def warnings(config: Config) -> list[str]:
             f"{which} no channel, so nobody is told when it goes down ({shown}): set [defaults] channels"
             " or a check's channels; a [channels.NAME] table with type = \"log\" writes alerts to Heartfly's log"
         )
+    smtp = config.smtp
+    if smtp is not None and "." not in smtp.sender.rpartition("@")[2]:
+        # The default heartfly@localhost: relays that check a sender's domain (Postfix's
+        # reject_non_fqdn_sender, SES, most providers) refuse it with 5xx, and every email fails for good.
+        found.append(
+            f'smtp.from: "{smtp.sender}" has no domain name that mail servers accept, and many refuse its'
+            ' email for good: set from = "heartfly@your.domain"'
+        )
     listed = {name for check in config.checks.values() for name in check.channels}
     found += [
         f"channels.{name}: no check in the file uses it (list it in [defaults] or a check's channels;"
