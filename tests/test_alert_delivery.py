@@ -247,6 +247,35 @@ async def test_reminders_piled_up_behind_an_undelivered_down_alert_are_supersede
     assert set(hook.events()) == {"down", "recovery"} and hook.events()[-1] == "recovery"
 
 
+@pytest.mark.both_stores
+async def test_a_channel_without_recoveries_is_not_told_still_down_by_a_reminder_delivered_after_the_check_recovered(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # No recovery is queued for it, so no newer alert superseded the last reminder: after an outage
+    # of the channel, the pager was told "Still down" of a check up for a while.
+    pager = await receivers(status=503)
+    key = new_key()
+    config = write_config(
+        webhook("pager", pager.url, "recovery = false") + check("job", key, ["pager"], 'every = "1h"') + fast("60s"),
+        server=SERVER,
+    )
+    hf = await start(past_validation(config, "job", repeat=0.1))
+    await hf.ping(key, "/fail")
+
+    async def reminders() -> int:
+        return sum(a["event"] == "reminder" for a in await hf.alerts("job"))
+
+    while await reminders() < 3:
+        await asyncio.sleep(0.05)
+    await hf.ping(key)  # up again while the pager's alerts wait
+    pager.status = 200
+    alerts = await hf.settled("job", 4)
+    assert set(pager.events()) == {"down"}  # tried until the pager took it; no reminder
+    stale = [a for a in alerts if a["event"] == "reminder"]
+    assert {a["status"] for a in stale} == {"superseded"}
+    assert stale[-1]["attempt_log"][-1]["error"] == "the check is no longer down"
+
+
 async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_leaving_a_down_alert_among_them_to_be_sent(
     start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,

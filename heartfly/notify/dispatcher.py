@@ -2,10 +2,10 @@
 
 Each due outbox row gets a task of its own behind a per-channel semaphore, so a hung webhook
 never delays email. A check's alerts go out in order on each channel (queries.read_due_alerts);
-a reminder with a newer alert behind it is superseded, not sent, and in the same write the stale
-reminders queued behind it. An attempt that fails for a reason that may pass (timeout, 5xx,
-server down) is retried with capped exponential backoff and jitter until its row expires; a
-permanent failure (4xx, refused recipient) stops at once.
+a reminder with a newer alert behind it, or of a check no longer down, is superseded, not sent,
+and in the same write the stale reminders queued behind it. An attempt that fails for a reason
+that may pass (timeout, 5xx, server down) is retried with capped exponential backoff and jitter
+until its row expires; a permanent failure (4xx, refused recipient) stops at once.
 Restarts lose nothing: the rows wait in SQLite.
 """
 
@@ -24,7 +24,7 @@ import aiohttp
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.config_alerts import ChannelConfig
-from heartfly.core.statetypes import AlertEvent
+from heartfly.core.statetypes import AlertEvent, Status
 from heartfly.core.units import human_duration
 from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, log_channel, webhook
 from heartfly.notify.message import Alert
@@ -49,7 +49,7 @@ class AttemptOutcome(StrEnum):
     RETRY = "retry"  # failed for a reason that may pass: tried again after a backoff
     FAILED = "failed"  # permanently: not tried again
     EXPIRED = "expired"
-    SUPERSEDED = "superseded"  # a stale reminder: a newer alert of its check tells more
+    SUPERSEDED = "superseded"  # a stale reminder: a newer alert of its check tells more, or it is up
 
 
 # The attempt's time limit is the sender's to move on (email: while a server takes the message).
@@ -227,8 +227,8 @@ class Dispatcher:
             outcome, error = AttemptOutcome.FAILED, f'channel "{item.channel}" is no longer in the config'
         elif item.check_id is not None and (name := item.payload.get("check")) not in self.config.checks:
             outcome, error = AttemptOutcome.FAILED, f'check "{name}" is no longer in the config'
-        elif item.newer and item.event == AlertEvent.REMINDER:  # stale: a newer alert tells more
-            outcome, error = AttemptOutcome.SUPERSEDED, "a newer alert of this check replaced it"
+        elif item.event == AlertEvent.REMINDER and (stale := await self._stale(item)) is not None:
+            outcome, error = AttemptOutcome.SUPERSEDED, stale
         else:
             try:
                 alert = await self._alert(item)
@@ -273,6 +273,23 @@ class Dispatcher:
         log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s%s", item.key, item.event, item.channel,
                 told, item.attempts + 1, more, retry, also)  # fmt: skip
         return statements
+
+    async def _stale(self, reminder: OutboxItem) -> str | None:
+        """Why a reminder is not to be sent, if it is not: a newer alert of its check waits behind
+        it (and tells more), or its check is no longer down. A channel with recovery = false has no
+        recovery queued to supersede it: one delayed past the recovery said "Still down" of a check
+        that was up. A failed read sends it (at least once)."""
+        if reminder.newer:
+            return "a newer alert of this check replaced it"
+        if reminder.check_id is None:
+            return None
+        try:
+            status = await self.reader.read_last_status(reminder.check_id)
+        except Exception as exc:  # noqa: BLE001 - the reminder goes, as it did before this was read
+            log.warning("alert %s via %s: cannot read whether its check is still down (%s: %s); sending it",
+                        reminder.key, reminder.channel, exc.__class__.__name__, exc)  # fmt: skip
+            return None
+        return None if status in (None, Status.DOWN) else "the check is no longer down"
 
     async def _reminders_behind(self, head: OutboxItem, now: float) -> list[int]:
         """The stale reminders queued behind a superseded head, to supersede in the same write, so

@@ -314,6 +314,13 @@ async def read_reminders_behind(
     return [int(r[0]) for r in await _rows(db, _REMINDERS_BEHIND, (check_id, channel, head_id, now, limit))]
 
 
+async def read_last_status(db: Db, check_id: int) -> str | None:
+    """The status the check's latest recorded change left it in; None before its first. One seek
+    on flips_by_check (check_id, id)."""
+    row = await _first(db, "SELECT new FROM flips WHERE check_id = ? ORDER BY id DESC LIMIT 1", (check_id,))
+    return None if row is None else str(row[0])
+
+
 async def next_alert_after(db: Db, now: float) -> float | None:
     """When the next pending alert that is not due yet becomes due."""
     sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"

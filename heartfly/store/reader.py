@@ -69,6 +69,9 @@ class SqlReader:
     ) -> list[int]:
         return await queries.read_reminders_behind(self.db, check_id, channel, head_id, now, limit)
 
+    async def read_last_status(self, check_id: int) -> str | None:
+        return await queries.read_last_status(self.db, check_id)
+
     async def next_alert_after(self, now: float) -> float | None:
         return await queries.next_alert_after(self.db, now)
 
