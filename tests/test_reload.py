@@ -349,17 +349,3 @@ async def test_a_reload_that_fails_and_cannot_be_taken_back_from_a_new_term_leav
         await reload
     assert ("b" in engine.config.checks) is on_new
     assert dispatcher.config is engine.config and rt.config is engine.config
-
-
-async def test_a_reload_that_changes_alert_concurrency_says_it_takes_effect_after_a_restart(
-    aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
-) -> None:
-    body = f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
-    config = write_config(body + "[alerts]\nconcurrency = 2\n")
-    client = await aiohttp_client(create_app(config))
-    rt = client.server.app[RUNTIME]
-    write_config(body + "[alerts]\nconcurrency = 5\n")
-    caplog.set_level("WARNING", logger="heartfly.web.runtime")
-    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
-    assert "alerts.concurrency take effect only after a restart" in caplog.text
-    assert rt.dispatcher is not None and rt.dispatcher.concurrency == 2

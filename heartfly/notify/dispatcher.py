@@ -134,9 +134,6 @@ class Dispatcher:
         self._in_flight: set[int] = set()
         self._settled: set[int] = set()  # attempts that finished while the due rows were being read
         self._tasks: set[asyncio.Task[None]] = set()
-        # Attempts in flight per channel: the start's [alerts] concurrency (attempts already waiting
-        # on a channel's limit could not take a reload's; runtime.apply_config says so).
-        self.concurrency = config.alerts.concurrency
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._rng = random.Random()  # jitter, not secrets
 
@@ -171,7 +168,7 @@ class Dispatcher:
             return None
         now = self.clock.now()
         self._settled.clear()
-        per_channel = max(DUE_PER_CHANNEL, self.concurrency)
+        per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
         for item in await self.reader.read_due_alerts(now, per_channel):
             # A row whose attempt finished during the read may be stale: skip it, the next read
             # sees what that attempt committed.
@@ -190,7 +187,7 @@ class Dispatcher:
 
     async def _attempt(self, item: OutboxItem) -> None:
         try:
-            limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.concurrency))
+            limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.config.alerts.concurrency))
             async with limit:
                 if not self.may_send():  # no longer the leader: the row stays pending for the next
                     self._in_flight.discard(item.id)

@@ -129,18 +129,14 @@ class Runtime:
         checks (`stored`, else the ones it has); returns the whole config. ConfigError when a
         stored check and the file clash, and nothing changes."""
         config = self.with_stored(file_config, stored, left_out)
-        old, was = self.engine.config.server, self.engine.config.alerts.concurrency
-        if (old.host, old.port, old.database, old.synchronous, was) != (
+        old = self.engine.config.server
+        if (old.host, old.port, old.database, old.synchronous) != (
             config.server.host,
             config.server.port,
             config.server.database,
             config.server.synchronous,
-            config.alerts.concurrency,  # the dispatcher's per-channel limits are made once (Dispatcher.concurrency)
         ):
-            log.warning(
-                "server.listen, server.database, server.synchronous and alerts.concurrency take effect only"
-                " after a restart"
-            )
+            log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
         # Switched before the engine's (which awaits reads): a cluster's term that begins meanwhile
         # is built on this config, and the dispatcher knows the checks and channels the engine's
         # alerts name. Taken back if the engine's fails (a database error reading a returning
