@@ -344,6 +344,27 @@ async def backlog(config: Config, counts: dict[str, int]) -> None:
         await writer.close()
 
 
+async def test_a_reload_that_raises_alerts_concurrency_lets_the_waiting_attempts_of_a_hung_channel_start(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # Each channel's semaphore kept the concurrency it was made with, until a restart.
+    stuck = await receivers(hanging=True)
+    keys = [new_key() for _ in range(3)]
+    alerts = '[alerts]\nconcurrency = {n}\ntimeout = "30s"\nexpire_after = "60s"\n'
+    body = webhook("stuck", stuck.url) + "".join(check(f"job{i}", key, ["stuck"]) for i, key in enumerate(keys))
+    config = write_config(body + alerts.format(n=1), server=SERVER)
+    hf = await start(config)
+    for key in keys:
+        await hf.ping(key, "/fail")
+    await until(lambda: stuck.hits, "the first request")
+    await asyncio.sleep(0.3)  # time for a second request, were it let through
+    assert len(stuck.hits) == 1
+    config.path.write_text(config.path.read_text(encoding="utf-8").replace("concurrency = 1", "concurrency = 3"))
+    async with hf.client.post("/api/v1/reload", headers=hf.auth) as resp:
+        assert resp.status == 200, await resp.text()
+    await until(lambda: len(stuck.hits) == 3, "the waiting requests", timeout=5)
+
+
 async def other_channel_alerts(hf: Heartfly, key: str, live: Receiver) -> None:
     """A check on a healthy channel fails, and its alert arrives while the other channel hangs."""
     await hf.ping(key, "/fail")

@@ -1,6 +1,6 @@
 """Delivers the outbox: at least once, with retries, one attempt row per try.
 
-Each due outbox row gets a task of its own behind a per-channel semaphore, so a hung webhook
+Each due outbox row gets a task of its own behind a per-channel limit, so a hung webhook
 never delays email. A check's alerts go out in order on each channel (queries.read_due_alerts);
 a reminder with a newer alert behind it, or of a check no longer down, is superseded, not sent,
 and in the same write the stale reminders queued behind it. An attempt that fails for a reason
@@ -12,11 +12,12 @@ Restarts lose nothing: the rows wait in SQLite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
 
 import aiohttp
@@ -106,6 +107,28 @@ def next_try(
     return last if ended < last else None
 
 
+class _Slots:
+    """One channel's attempts in flight, at most `most()` at once. The limit is read whenever one
+    may start, so a reload's [alerts] concurrency holds for the attempts already waiting too (a
+    semaphore kept the value it was made with until a restart)."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.changed = asyncio.Event()  # set when a slot frees or the limit may have changed
+
+    @contextlib.asynccontextmanager
+    async def held(self, most: Callable[[], int]) -> AsyncIterator[None]:
+        while self.busy >= most():
+            self.changed.clear()
+            await self.changed.wait()
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.changed.set()
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -116,6 +139,7 @@ class Dispatcher:
         session: aiohttp.ClientSession,
         may_send: Callable[[], bool] | None = None,
     ) -> None:
+        self._limits: dict[str, _Slots] = {}
         self.config = config
         # A cluster's leader sends only while it holds the lease (by its own clock): a node frozen
         # past its lease and woken again must not send what its successor sends.
@@ -134,8 +158,18 @@ class Dispatcher:
         self._in_flight: set[int] = set()
         self._settled: set[int] = set()  # attempts that finished while the due rows were being read
         self._tasks: set[asyncio.Task[None]] = set()
-        self._limits: dict[str, asyncio.Semaphore] = {}
         self._rng = random.Random()  # jitter, not secrets
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """A reload's config: the attempts waiting for a slot look at its concurrency at once."""
+        self._config = config
+        for slots in self._limits.values():
+            slots.changed.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -187,8 +221,8 @@ class Dispatcher:
 
     async def _attempt(self, item: OutboxItem) -> None:
         try:
-            limit = self._limits.setdefault(item.channel, asyncio.Semaphore(self.config.alerts.concurrency))
-            async with limit:
+            slots = self._limits.setdefault(item.channel, _Slots())
+            async with slots.held(lambda: self.config.alerts.concurrency):
                 if not self.may_send():  # no longer the leader: the row stays pending for the next
                     self._in_flight.discard(item.id)
                     return
