@@ -358,3 +358,20 @@ def test_backup_of_a_database_in_a_folder_this_user_may_not_enter_is_one_line() 
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.endswith("permission denied; run this as root or as the server's user\n")
     assert not Path("/tmp/never-made.db").exists()
+
+
+def test_reload_says_which_changed_settings_wait_for_a_restart(running: tuple[Server, Path]) -> None:
+    # "reloaded ...: 1 checks" alone, while the server kept its database: the next restart (a
+    # reboot, weeks later) opened the new, empty one. The journal's warning was all there was.
+    server, path = running
+    original = path.read_text()
+    path.write_text(original.replace('database = "hb.db"', 'database = "moved.db"'))
+    note = "note: server.database changed; it takes effect only after a restart (systemctl restart heartfly)"
+    for _ in range(2):  # still true at the next reload: the server has not restarted
+        result = heartfly("reload", "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[1:] == [note], result.stdout
+    path.write_text(original)
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 0 and "note:" not in result.stdout
+    assert not (server.config.parent / "moved.db").exists()

@@ -80,7 +80,10 @@ def reload(config: Config) -> str:
     if status != 200 or not isinstance(body, dict):
         why = body.get("error") if isinstance(body, dict) else None
         raise AdminError(f"the server answered {status}: {why or body}")
-    return f"reloaded {body['config']}: {body['checks']} checks"
+    text = f"reloaded {body['config']}: {body['checks']} checks"
+    for setting in body.get("restart_needed") or []:  # an older server does not say
+        text += f"\nnote: {setting} changed; it takes effect only after a restart (systemctl restart heartfly)"
+    return text
 
 
 def test_alert(config: Config, channel: str) -> tuple[str, bool]:

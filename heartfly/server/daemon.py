@@ -68,6 +68,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
     # Bind first: a port in use must fail the start before the database is touched (no downtime
     # accounting, no alive mark from a start that never served).
     sock = _bind(config.server.host, config.server.port, config)
+    app[RUNTIME].bound(sock.getsockname()[1])
     # A restart answers pings first and reads its stored states after (Engine.finish_load).
     app[RUNTIME].answering = answering = asyncio.Event()
     runner = web.AppRunner(

@@ -214,7 +214,8 @@ async def reload_config(request: web.Request) -> web.Response:
     if problems:
         body = {"error": "the config file has errors; still running the previous config", "problems": problems}
         return web.json_response(body, status=400)
-    return web.json_response({"config": str(request.app[RUNTIME].config.path), "checks": count})
+    rt = request.app[RUNTIME]
+    return web.json_response({"config": str(rt.config.path), "checks": count, "restart_needed": rt.restart_needed()})
 
 
 async def not_found(request: web.Request) -> web.Response:

@@ -396,8 +396,17 @@ PATHS: dict[str, Any] = {
                 "200": _json(
                     {
                         "type": "object",
-                        "required": ["config", "checks"],
-                        "properties": {"config": {"type": "string"}, "checks": {"type": "integer"}},
+                        "required": ["config", "checks", "restart_needed"],
+                        "properties": {
+                            "config": {"type": "string"},
+                            "checks": {"type": "integer"},
+                            "restart_needed": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "Settings the file changed since the start that only a restart"
+                                " applies (server.listen, server.database, server.synchronous).",
+                            },
+                        },
                     },
                     "Reloaded.",
                 ),

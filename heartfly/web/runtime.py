@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from heartfly.core.clock import Clock
-from heartfly.core.config import Config, ConfigError, with_stored_checks
+from heartfly.core.config import Config, ConfigError, ServerConfig, with_stored_checks
 from heartfly.core.config_secrets import check_hc_key, check_token
+from heartfly.core.dburl import Database
 from heartfly.core.stored_checks import StoredCheck
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import TIMER_STALE, Engine
@@ -43,6 +44,9 @@ class ClusterStatus:
     lease_checked_seconds_ago: float
 
 
+Fixed = tuple[tuple[str, int], Database, str]  # the settings a reload cannot change: RESTART_ONLY's values
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -61,6 +65,24 @@ class Runtime:
     stored: Mapping[str, StoredCheck] = field(default_factory=dict)  # checks kept in the database
     file_config: Config | None = None  # the operator's file as read, before the stored checks join it
     _engine: Engine | None = field(default=None, repr=False)
+    # The settings a reload cannot change, as the server started with them.
+    _started: Fixed = field(default=(("", 0), Path(), ""), repr=False)
+    _bound_port: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._started = _restart_only(self.config.server)
+
+    def bound(self, port: int) -> None:
+        """The port the server got: the one its file asked for, unless that was 0 (any free port)."""
+        self._bound_port = port
+
+    def restart_needed(self, server: ServerConfig | None = None) -> list[str]:
+        """The settings `server` (else the config in use) changed since the start that only a restart applies."""
+        listen, database, synchronous = _restart_only(server or self.config.server)
+        (host, port), was_database, was_synchronous = self._started
+        listening = listen in {(host, port), (host, self._bound_port)}  # naming the port "0" got: no change
+        same = (listening, database == was_database, synchronous == was_synchronous)
+        return [name for name, unchanged in zip(RESTART_ONLY, same, strict=True) if not unchanged]
 
     @property
     def engine(self) -> Engine:
@@ -129,14 +151,9 @@ class Runtime:
         checks (`stored`, else the ones it has); returns the whole config. ConfigError when a
         stored check and the file clash, and nothing changes."""
         config = self.with_stored(file_config, stored, left_out)
-        old = self.engine.config.server
-        if (old.host, old.port, old.database, old.synchronous) != (
-            config.server.host,
-            config.server.port,
-            config.server.database,
-            config.server.synchronous,
-        ):
-            log.warning("server.listen, server.database and server.synchronous take effect only after a restart")
+        if waiting := self.restart_needed(config.server):
+            log.warning("%s changed: server.listen, server.database and server.synchronous take effect only after a"
+                        " restart", " and ".join(waiting))  # fmt: skip
         # Switched before the engine's (which awaits reads): a cluster's term that begins meanwhile
         # is built on this config, and the dispatcher knows the checks and channels the engine's
         # alerts name. Taken back if the engine's fails (a database error reading a returning
@@ -178,6 +195,14 @@ class Runtime:
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+
+RESTART_ONLY = ("server.listen", "server.database", "server.synchronous")
+
+
+def _restart_only(server: ServerConfig) -> Fixed:
+    """The values of RESTART_ONLY, in its order."""
+    return (server.host, server.port), server.database, server.synchronous
+
 
 Keys = tuple[str | None, str | None, str | None]  # the API token, Healthchecks' read-write and read-only keys
 
