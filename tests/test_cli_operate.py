@@ -375,3 +375,21 @@ def test_reload_says_which_changed_settings_wait_for_a_restart(running: tuple[Se
     result = heartfly("reload", "-c", str(path))
     assert result.returncode == 0 and "note:" not in result.stdout
     assert not (server.config.parent / "moved.db").exists()
+
+
+def test_history_shows_escape_sequences_in_a_ping_body_escaped_never_raw(running: tuple[Server, Path]) -> None:
+    # They reached the terminal as they were: a body could set its title, clear the screen or
+    # draw over the lines above (a failure hidden behind an "up").
+    server, path = running
+    key = re.search(r'key = "([^"]+)"', path.read_text())
+    assert key is not None
+    body = (
+        b"done \x1b]0;owned\x07 \x1b[2J\x1b[1A\x1b[8mhidden\x1b[0m \xc2\x9b1A"  # the last: U+009B, CSI in one character
+    )
+    request = urllib.request.Request(f"{server.url}/ping/{key.group(1)}/log", data=body)
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+    result = heartfly("history", "nightly", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\x9b" not in result.stdout
+    assert "done \\x1b]0;owned\\x07 \\x1b[2J\\x1b[1A\\x1b[8mhidden" in result.stdout, result.stdout

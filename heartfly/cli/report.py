@@ -15,6 +15,7 @@ from heartfly.core.stored_checks import META_PREFIX, decode_all, to_toml
 from heartfly.core.units import human_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import PAUSE_META, check_summary, iso
+from heartfly.notify.log_channel import escape
 from heartfly.store import backend
 from heartfly.store.api import Reader
 
@@ -214,7 +215,9 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         lines.append("  none")
     lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
     for ping in pings:
-        body = " ".join(str(ping["body"]).split())
+        # A ping's body is the job's (or anyone's with its key): escape sequences in it must not
+        # reach the operator's terminal (a title, a cleared screen, lines drawn over).
+        body = escape(" ".join(str(ping["body"]).split()))
         body = body if len(body) <= 60 else body[:59] + "…"
         extra = f" exit {ping['exit_status']}" if ping["exit_status"] is not None else ""
         late = _learned(ping["at"], ping["received_at"], tz)
