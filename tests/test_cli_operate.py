@@ -393,3 +393,18 @@ def test_history_shows_escape_sequences_in_a_ping_body_escaped_never_raw(running
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\x9b" not in result.stdout
     assert "done \\x1b]0;owned\\x07 \\x1b[2J\\x1b[1A\\x1b[8mhidden" in result.stdout, result.stdout
+
+
+def test_status_names_the_files_checks_the_server_has_not_loaded(running: tuple[Server, Path]) -> None:
+    # Added to the file, not reloaded (or its reload refused): the check was simply not listed, and
+    # nothing said it was watched by nobody.
+    _, path = running
+    path.write_text(path.read_text() + f'[checks.weekly]\nkey = "{new_key()}"\nevery = "7d"\n')
+    for args in (["status"], ["status", "--json"]):
+        result = heartfly(*args, "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith("note: not watched by the server yet") and result.stderr.endswith(": weekly\n")
+    assert json.loads(result.stdout)[0]["name"] == "nightly"  # --json's output stays the list
+    assert heartfly("reload", "-c", str(path)).returncode == 0
+    result = heartfly("status", "-c", str(path))
+    assert "weekly" in result.stdout and result.stderr == ""

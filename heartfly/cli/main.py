@@ -193,6 +193,13 @@ def status(config_path: Path | None, as_json: bool) -> None:
         click.echo(format_status(items, alive_at, time.time(), downtime, zone(config.server.display_timezone)))
         if cluster is not None:
             click.echo(f"\n{cluster}")
+    # A check the file has and the server does not (no reload since it was added, or a refused
+    # one) is watched by nobody: said, never left out silently. On stderr: --json stays a list.
+    listed = {item["name"] for item in items}
+    if unwatched := [name for name in config.checks if name not in listed]:
+        shown = ", ".join(unwatched[:10]) + (f" and {len(unwatched) - 10} more" if len(unwatched) > 10 else "")
+        click.echo(f"note: not watched by the server yet, as it has not loaded them (heartfly reload, or"
+                   f" systemctl status heartfly for why a reload was refused): {shown}", err=True)  # fmt: skip
 
 
 @main.command("test-alert")
