@@ -387,3 +387,27 @@ def test_a_missing_api_token_file_that_cannot_be_made_is_one_line_naming_the_set
         "error: server.api_token_file: /proc/hb-token is missing and cannot be made here (No such file or"
         " directory): write the key into it yourself, or let the server's user write /proc"
     ], result.stderr
+
+
+@pytest.mark.parametrize("command", [["serve"], ["check-config"], ["status"]])
+def test_a_config_file_this_user_may_not_read_is_one_error_line_and_exit_2(command: list[str]) -> None:
+    # The installed unit's user and a file left 0600 root: click's three-line usage error ("Invalid
+    # value for '-c' / '--config': File ... is not readable"), not at the journal's error priority.
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the command as another user")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:  # pytest's tmp_path is root's alone
+        folder = Path(where)
+        os.chmod(folder, 0o755)
+        config = write(folder / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+        os.chmod(config, 0o600)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        args = [*nobody, sys.executable, "-m", "heartfly", *command, "-c", str(config)]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, cwd=folder)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {config}: cannot read: Permission denied\n"

@@ -26,7 +26,9 @@ def config_option(purpose: str, *, strict: bool = True) -> Callable[[F], F]:
         "-c",
         "--config",
         "config_path",
-        type=click.Path(dir_okay=not strict, path_type=Path),
+        # Not click's readable check: its usage error is three lines, not at the journal's error
+        # priority; the loader's own is one line that says why ("cannot read: Permission denied").
+        type=click.Path(dir_okay=not strict, readable=False, path_type=Path),
         envvar="HEARTFLY_CONFIG",
         help=purpose,
     )
