@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import aiohttp
@@ -83,3 +86,32 @@ def test_backup_without_a_database_is_a_clear_error_and_creates_nothing(tmp_path
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: no database at {tmp_path / 'hb.db'}"
     assert not (tmp_path / "copy.db").exists() and not (tmp_path / "hb.db").exists()
+
+
+def test_a_backup_killed_midway_leaves_no_file_at_its_path_and_the_next_one_writes_it(tmp_path: Path) -> None:
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    with sqlite3.connect(tmp_path / "hb.db") as db:  # some 20 MB: the copy takes a while
+        db.execute(
+            "INSERT INTO pings (check_id, at, received_at, kind, body, truncated, method, source)"
+            " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)"
+            " SELECT 1, i, i, 'log', printf('%0500d', i), 0, 'POST', '127.0.0.1' FROM n"
+        )
+    copy = tmp_path / "copy.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heartfly", "backup", "-c", str(config), str(copy)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while proc.poll() is None and not copy.exists():
+        time.sleep(0.001)
+    proc.kill()  # as a timer's timeout or the OOM killer would, the moment PATH shows up
+    proc.wait(10)
+    if copy.exists():  # only ever the finished copy
+        with sqlite3.connect(copy) as db:
+            assert db.execute("SELECT count(*) FROM pings").fetchone() == (40000,)
+        copy.unlink()
+    result = heartfly("backup", "-c", str(config), str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "1 checks, 40000 pings" in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
     transaction), so pings committed meanwhile are either wholly in the copy or not at all,
     and the server's writer is never blocked. The copy is a single compact file in rollback
     journal mode, readable by any sqlite3; it is created mode 0600 (it holds ping bodies) and
-    never overwrites anything.
+    never overwrites anything. It is written as a hidden `.NAME.*.partial` next to `target` and
+    named `target` once checked, so an interrupted backup never leaves a file at `target`.
     """
     if isinstance(database, PostgresDatabase):
         raise BackupError(
@@ -42,34 +44,62 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
         raise BackupError(
             f"cannot back up {database}: permission denied; run this as root or as the server's user"
         ) from None
+    if target.exists():  # early, before the copy's work; the link below is what makes it sure
+        raise BackupError(f"{target} exists; not overwriting it")
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise BackupError(f"{target} exists; not overwriting it") from None
+        # The copy is made under another name and linked to `target` once checked: a backup
+        # killed on the way (a timer's timeout, the OOM killer) leaves no file at `target` that
+        # looks like a backup and would block the next try (SQLite rolls the half-written one back
+        # to an empty database that passes its integrity check).
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     except OSError as exc:
         raise BackupError(f"cannot create {target}: {exc.strerror}") from None
-    os.close(fd)  # VACUUM INTO accepts an empty file, so the mode we chose sticks
+    os.close(fd)  # VACUUM INTO accepts an empty file, so the mode mkstemp chose (0600) sticks
+    partial = Path(name)
+    try:
+        checks, pings = _copy(database, partial, target)
+        _publish(partial, target)
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+    return BackupInfo(target, target.stat().st_size, checks, pings)
+
+
+def _publish(partial: Path, target: Path) -> None:
+    """Give the finished copy its name, never over an existing file."""
+    try:
+        os.link(partial, target)
+        return
+    except FileExistsError:
+        raise BackupError(f"{target} exists; not overwriting it") from None
+    except OSError:  # no hard links there (a FAT stick, some network shares): a rename, checked first
+        if target.exists():
+            raise BackupError(f"{target} exists; not overwriting it") from None
+    try:
+        os.rename(partial, target)
+    except OSError as exc:
+        raise BackupError(f"cannot create {target}: {exc.strerror}") from None
+
+
+def _copy(database: Database, partial: Path, target: Path) -> tuple[int, int]:
+    """VACUUM INTO `partial`, checked; its counts of checks and pings."""
     try:
         # mode=rw, not ro: a read-only connection would leave -wal and -shm files behind next
         # to a stopped server's database (rw never creates the file; VACUUM INTO only reads it;
         # query_only would refuse VACUUM INTO).
         conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, isolation_level=None, timeout=30)
         try:
-            conn.execute("VACUUM INTO ?", (str(target),))
+            conn.execute("VACUUM INTO ?", (str(partial),))
         finally:
             conn.close()
-        copy = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+        copy = sqlite3.connect(f"file:{partial}?mode=ro", uri=True)
         try:
             if copy.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise BackupError(f"the copy in {target} failed its integrity check")
+                raise BackupError(f"the copy for {target} failed its integrity check")
             checks = copy.execute("SELECT count(*) FROM checks").fetchone()[0]
             pings = copy.execute("SELECT count(*) FROM pings").fetchone()[0]
         finally:
             copy.close()
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            target.unlink()
-        if isinstance(exc, sqlite3.Error):
-            raise BackupError(f"cannot back up {database}: {exc}") from None
-        raise
-    return BackupInfo(target, target.stat().st_size, int(checks), int(pings))
+    except sqlite3.Error as exc:
+        raise BackupError(f"cannot back up {database}: {exc}") from None
+    return int(checks), int(pings)
