@@ -132,6 +132,27 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
     assert query(config, "SELECT started_at - stopped_at, clean FROM downtimes") == [(100.0, 1)]
 
 
+async def test_the_downtime_does_not_count_toward_a_pending_alerts_expiry_but_a_test_alerts_keeps_its_own(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(
+        '[alerts]\nexpire_after = "1h"\n[channels.journal]\ntype = "log"\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1d"\nchannels = ["journal"]\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock, clean=False) as engine:
+        await ping(engine, "a", Kind.FAIL)  # down: its alert may be tried for an hour
+        _, committed = engine.send_test_alert("journal")  # for five minutes
+        await committed
+        clock.advance(1800)  # killed before either could be sent, half an hour on
+        await alive(engine)
+    clock.advance(7200)  # not running for two hours: no alert could be sent meanwhile
+    async with running(config, clock):
+        pass
+    left = query(config, "SELECT event, expires_at - ? FROM outbox ORDER BY id", (clock.now(),))
+    assert left == [("down", 1800.0), ("test", 300.0 - 1800 - 7200)]
+
+
 async def stopped_after_a_ping(write_config: ConfigWriter, up: float, down: float) -> tuple[Config, FakeClock, float]:
     """Check `a` (every 100 s, no grace) pinged at the start of a run `up` seconds long, then a
     stop of `down` seconds (clean); the config, the clock, and when the ping was (its due: +100)."""

@@ -201,6 +201,7 @@ class Loading(ChangeRows):
             downtime = Downtime(stopped_at, unserved, settle_until, earlier)
             self.downtime = (stopped_at, now)
             statements.append(store.downtime_statement(stopped_at, now, clean))
+            statements.append(store.outbox_downtime_statement(stopped_at, now))
         if downtime is not None:  # what they set once applied gets its extension then
             for check in held_open:
                 self._hold_over(check, downtime)

@@ -348,6 +348,15 @@ def downtime_statement(stopped_at: float, started_at: float, clean: bool) -> Sta
     )
 
 
+def outbox_downtime_statement(stopped_at: float, started_at: float) -> Statement:
+    """Give the pending alerts the downtime back on their expiry: none could be sent while
+    Heartfly was not running (a test alert is for the moment it was asked for, and keeps its own)."""
+    return (
+        "UPDATE outbox SET expires_at = expires_at + ? WHERE status = 'pending' AND expires_at > ? AND event <> 'test'",
+        (started_at - stopped_at, stopped_at),
+    )
+
+
 def attempt_statements(
     item_id: int, at: float, duration: float, outcome: str, error: str | None, next_attempt_at: float | None
 ) -> list[Statement]:
