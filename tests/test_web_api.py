@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -266,3 +267,25 @@ async def test_downtimes_of_heartfly_itself_are_listed_newest_first(write_config
         assert [(d["seconds"], d["clean"]) for d in body] == [(30.5, False), (90.0, True)]
         assert body[0]["stopped_at"] == "2026-05-28T20:43:20.000Z"
         assert (await client.get("/api/v1/downtimes")).status == 401
+
+
+async def test_a_page_of_large_pings_is_sent_without_holding_the_whole_answer_in_memory(
+    client: Client, config: Config
+) -> None:
+    # 200 bodies of 100 KB of control characters: JSON writes each as \u0001, so the page is 120 MB.
+    # Built whole, it took the string and its bytes at once (and held the event loop meanwhile).
+    body = b"\x01" * config.server.body_limit
+    for _ in range(200):
+        assert (await client.post(f"/ping/{KEY}/log", data=body)).status == 200
+    tracemalloc.start()
+    try:
+        resp = await client.get("/api/v1/checks/backup/pings?limit=200", headers=bearer(config))
+        size, tail = 0, b""
+        async for chunk in resp.content.iter_any():  # read as it comes, kept by no one
+            size, tail = size + len(chunk), (tail + chunk)[-20:]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert resp.status == 200 and resp.content_type == "application/json"
+    assert size > 120_000_000 and tail.endswith(b'"member": null}]')
+    assert peak < size / 3  # the rows read (20 MB), not a copy of the answer
