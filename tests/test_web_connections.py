@@ -15,11 +15,11 @@ import pytest
 
 from heartfly.core.config import Config
 from heartfly.server import daemon as server
-from heartfly.web import pings
+from heartfly.web import api, pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
-from tests.webutil import until
+from tests.webutil import bearer, until
 
 KEY = new_key()
 
@@ -132,4 +132,29 @@ async def test_idle_and_half_sent_connections_are_closed_and_pings_still_get_thr
         task.cancel()
         for _, writer in idle + partial + dribbling:
             writer.close()
+    assert await ping_status(port) == 200
+
+
+async def test_a_client_that_stops_reading_a_large_page_is_cut_off_quietly(
+    port: int, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(api, "STALLED", 0.2)
+    body = b"\x01" * config.server.body_limit  # 200 of them: a page of 120 MB of JSON
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            async with session.post(f"http://127.0.0.1:{port}/ping/{KEY}/log", data=body) as resp:
+                assert resp.status == 200
+    auth = "".join(f"{k}: {v}\r\n" for k, v in bearer(config).items())
+    request = f"GET /api/v1/checks/job/pings?limit=200 HTTP/1.1\r\nHost: x\r\n{auth}\r\n"
+    reader, writer = await _connect(port, request.encode())
+    received = 0
+    try:
+        await asyncio.sleep(1)  # reading nothing: the socket's buffers fill, the server's writes wait
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await asyncio.wait_for(reader.read(1 << 20), 5):
+                received += len(chunk)
+    finally:
+        writer.close()
+    assert 0 < received < 100_000_000  # closed, with most of the page never sent
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert await ping_status(port) == 200

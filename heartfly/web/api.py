@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHUNK = 64 * 1024  # bytes of a streamed page written at a time
+STALLED = 30.0  # seconds a client may take none of a streamed page before it is cut off
 
 
 def json_error(status: int, message: str, **headers: str) -> web.Response:
@@ -309,20 +310,33 @@ async def _json_array(request: web.Request, items: list[dict[str, Any]], headers
     resp = web.StreamResponse(headers=headers)
     resp.content_type, resp.charset = "application/json", "utf-8"
     await resp.prepare(request)
-    parts, size = [b"["], 1
     try:
-        for n, item in enumerate(items):
-            part = (b"," if n else b"") + json.dumps(item).encode()
-            parts.append(part)
-            size += len(part)
-            if size >= CHUNK:
-                await resp.write(b"".join(parts))
-                parts, size = [], 0
-                await asyncio.sleep(0)  # a write returns at once while the client keeps up: let pings in
-        await resp.write_eof(b"".join(parts) + b"]")
+        for chunk in _chunks(items):
+            async with asyncio.timeout(STALLED):
+                await resp.write(chunk)
+            await asyncio.sleep(0)  # a write returns at once while the client keeps up: let pings in
+        async with asyncio.timeout(STALLED):
+            await resp.write_eof()
+    except TimeoutError:  # a client that stopped reading: cut off, not a page held for it for ever
+        log.debug("%s %s: the client took none of the answer for %g s", request.method, request.path, STALLED)
+        if request.transport is not None:
+            request.transport.abort()
     except ConnectionError:  # the client went away mid-answer: nobody to tell, no server error
         log.debug("%s %s: the client went away during the answer", request.method, request.path)
     return resp
+
+
+def _chunks(items: list[dict[str, Any]]) -> Iterator[bytes]:
+    """The JSON array of `items`, about CHUNK bytes at a time."""
+    parts, size = [b"["], 1
+    for n, item in enumerate(items):
+        part = (b"," if n else b"") + json.dumps(item).encode()
+        parts.append(part)
+        size += len(part)
+        if size >= CHUNK:
+            yield b"".join(parts)
+            parts, size = [], 0
+    yield b"".join(parts) + b"]"
 
 
 def _alert_times(alert: dict[str, Any]) -> dict[str, Any]:
