@@ -27,7 +27,7 @@ from heartfly.web.runtime import RUNTIME, Runtime
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_unread_compressed_body])
     app[RUNTIME] = Runtime(config=config, clock=clock or SystemClock())
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
@@ -72,6 +72,25 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r.add_post("/logout", dashboard.logout)
     r.add_static("/static/", Path(__file__).parent / "static", append_version=False)
     return app
+
+
+@web.middleware
+async def _unread_compressed_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A compressed body the handler left unread (a 405, a 413, an API call that takes no body)
+    is not drained after the answer: aiohttp would inflate all of it without once yielding to
+    the event loop (2 MB of gzip are 2 GB of zeros: seconds in which no ping is answered, for
+    anyone who can reach the port). The answer is sent and the connection closed instead."""
+    if "Content-Encoding" not in request.headers:  # nearly every request: one lookup
+        return await handler(request)
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:  # as aiohttp answers one
+        resp = web.Response(status=exc.status, reason=exc.reason, text=exc.text, headers=exc.headers)
+    if not request.content.is_eof():
+        await resp.prepare(request)
+        await resp.write_eof()
+        request.protocol.force_close()
+    return resp
 
 
 def _only(method: str, handler: Handler) -> Handler:
