@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
+import threading
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from heartfly.core.config import Config
+from heartfly.web import metrics
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
 from tests.conftest import ConfigWriter, new_key
-from tests.webutil import Client, bearer, state_of
+from tests.webutil import Client, bearer, state_of, until
 
 KEY = new_key()
 
@@ -200,3 +204,30 @@ async def test_a_reload_that_changes_a_key_moves_its_badge(client: Client, confi
 async def test_livez_and_readyz_stay_open(client: Client) -> None:
     assert (await client.get("/livez")).status == 200
     assert (await client.get("/readyz")).status == 200
+
+
+async def test_pings_are_answered_while_the_metrics_text_is_being_built(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With 100k checks the text is 900k samples, seconds of Python: built on the event loop, it
+    # held every ping for as long. Here it waits until a ping was answered meanwhile.
+    building, pinged = threading.Event(), threading.Event()
+    build = generate_latest
+
+    def waiting_for_a_ping(registry: Any) -> bytes:
+        building.set()
+        assert pinged.wait(5), "no ping was answered while /metrics was being built"
+        return build(registry)
+
+    monkeypatch.setattr(metrics, "generate_latest", waiting_for_a_ping)
+    scrape = asyncio.create_task(client.get("/metrics", headers=bearer(config)))
+
+    async def started() -> bool:
+        return building.is_set()
+
+    await until(started)
+    assert (await client.get(f"/ping/{KEY}")).status == 200
+    pinged.set()
+    resp = await scrape
+    assert resp.status == 200
+    assert samples(await resp.text())[("heartfly_check_up", (("check", "backup"),))] == 1.0
