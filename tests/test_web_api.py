@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import tracemalloc
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from heartfly.core.config import Config, load_config
+from heartfly.web import api
 from heartfly.web.app import create_app
 from heartfly.web.openapi import DOCUMENT
 from tests.conftest import ConfigWriter, new_key
@@ -289,3 +291,25 @@ async def test_a_page_of_large_pings_is_sent_without_holding_the_whole_answer_in
     assert resp.status == 200 and resp.content_type == "application/json"
     assert size > 120_000_000 and tail.endswith(b'"member": null}]')
     assert peak < size / 3  # the rows read (20 MB), not a copy of the answer
+
+
+async def test_the_event_loop_turns_while_a_long_list_of_checks_is_made(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100k checks were seconds of summaries in one turn of the loop: no ping answered meanwhile.
+    config = write_config("".join(f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(2500)))
+    client: Client = await aiohttp_client(create_app(config))
+    turned = asyncio.Event()
+    seen: list[bool] = []  # at each summary: whether the loop has turned since the first one
+    make = api.summary
+
+    def watching(app: Any, check: Any) -> dict[str, Any]:
+        if not seen:
+            asyncio.get_running_loop().call_soon(turned.set)
+        seen.append(turned.is_set())
+        return make(app, check)
+
+    monkeypatch.setattr(api, "summary", watching)
+    resp = await client.get("/api/v1/checks", headers=bearer(config))
+    assert resp.status == 200 and len(await resp.json()) == 2500
+    assert any(seen)
