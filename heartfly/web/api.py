@@ -82,7 +82,7 @@ async def list_checks(request: web.Request) -> web.StreamResponse:
             items.append(summary(request.app, c))
         if n % SUMMARIES_AT_A_TIME == 0:
             await asyncio.sleep(0)
-    return await _json_array(request, items, {})
+    return await json_array(request, items, {})
 
 
 @authorized(query=frozenset({"limit"}))
@@ -303,35 +303,44 @@ async def _page(request: web.Request, items: list[dict[str, Any]], limit: int) -
     if len(items) == limit:
         query = {**request.query, "limit": str(limit), "before": str(items[-1]["id"])}
         headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
-    return await _json_array(request, items, headers)
+    return await json_array(request, items, headers)
 
 
-async def _json_array(request: web.Request, items: list[dict[str, Any]], headers: dict[str, str]) -> web.StreamResponse:
-    """A JSON array written a chunk at a time, as the client takes it. 1000 pings of 100 KB are
-    100 MB of JSON, 600 MB if the bodies are control characters (each one a \\u escape): built
-    whole, the answer took twice that in memory and held the event loop (no ping answered) for seconds."""
+async def json_array(
+    request: web.Request, items: list[dict[str, Any]], headers: dict[str, str], around: tuple[bytes, bytes] = (b"", b"")
+) -> web.StreamResponse:
+    """A JSON array (inside `around`: an object's text before and after it) written a chunk at a
+    time, as the client takes it. 1000 pings of 100 KB are 100 MB of JSON, 600 MB if the bodies
+    are control characters (each one a \\u escape): built whole, the answer took twice that in
+    memory and held the event loop (no ping answered) for seconds."""
     resp = web.StreamResponse(headers=headers)
     resp.content_type, resp.charset = "application/json", "utf-8"
     await resp.prepare(request)
     try:
-        for chunk in _chunks(items):
+        for chunk in _chunks(items, *around):
             async with asyncio.timeout(STALLED):
                 await resp.write(chunk)
             await asyncio.sleep(0)  # a write returns at once while the client keeps up: let pings in
         async with asyncio.timeout(STALLED):
             await resp.write_eof()
     except TimeoutError:  # a client that stopped reading: cut off, not a page held for it for ever
-        log.debug("%s %s: the client took none of the answer for %g s", request.method, request.path, STALLED)
+        log.debug("%s %s: the client took none of the answer for %g s", request.method, _route(request), STALLED)
         if request.transport is not None:
             request.transport.abort()
     except ConnectionError:  # the client went away mid-answer: nobody to tell, no server error
-        log.debug("%s %s: the client went away during the answer", request.method, request.path)
+        log.debug("%s %s: the client went away during the answer", request.method, _route(request))
     return resp
 
 
-def _chunks(items: list[dict[str, Any]]) -> Iterator[bytes]:
+def _route(request: web.Request) -> str:
+    """The route's pattern, never the path: Healthchecks' API names a check by its uuid, which can be its ping key."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "?"
+
+
+def _chunks(items: list[dict[str, Any]], before: bytes, after: bytes) -> Iterator[bytes]:
     """The JSON array of `items`, about CHUNK bytes at a time."""
-    parts, size = [b"["], 1
+    parts, size = [before + b"["], 1
     for n, item in enumerate(items):
         part = (b"," if n else b"") + json.dumps(item).encode()
         parts.append(part)
@@ -339,7 +348,7 @@ def _chunks(items: list[dict[str, Any]]) -> Iterator[bytes]:
         if size >= CHUNK:
             yield b"".join(parts)
             parts, size = [], 0
-    yield b"".join(parts) + b"]"
+    yield b"".join(parts) + b"]" + after
 
 
 def _alert_times(alert: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Healthchecks requires. Status codes, JSON errors and CORS are Healthchecks' (hc/
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import json
@@ -28,7 +29,7 @@ from heartfly.core.states import Status
 from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key
 from heartfly.server.engine import Check
 from heartfly.store.api import StoreError
-from heartfly.web import auth, badges, control, stored
+from heartfly.web import api, auth, badges, control, stored
 from heartfly.web.pings import read_body
 from heartfly.web.runtime import RUNTIME
 
@@ -58,11 +59,18 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _cors(resp: web.StreamResponse, methods: tuple[str, ...]) -> web.StreamResponse:
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    resp.headers["Access-Control-Allow-Headers"] = "X-Api-Key"
-    resp.headers["Access-Control-Allow-Methods"] = ", ".join((*methods, "OPTIONS"))
-    resp.headers["Access-Control-Max-Age"] = "600"
+    if not resp.prepared:  # a streamed list was sent with them
+        resp.headers.update(_cors_headers(methods))
     return resp
+
+
+def _cors_headers(methods: tuple[str, ...]) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Headers": "X-Api-Key",
+        "Access-Control-Allow-Methods": ", ".join((*methods, "OPTIONS")),
+        "Access-Control-Max-Age": "600",
+    }
 
 
 def _version(request: web.Request) -> int:
@@ -224,12 +232,14 @@ async def checks(request: web.Request, call: Call) -> web.StreamResponse:
     slug = request.query.get("slug") or None  # an empty one filters nothing, as in Healthchecks
     counts = await _counts(request)
     await rt.engine.all_read()
-    items = [
-        _shown(request, call, c, counts.get(c.id, 0))
-        for c in rt.engine.checks.values()
-        if set(tags) <= set(c.config.tags) and (slug is None or c.name == slug)
-    ]
-    return _json({"checks": items})
+    items = []
+    # 100k checks are seconds of Python and 95 MB of JSON: made a part at a time, pings answered between.
+    for n, c in enumerate(list(rt.engine.checks.values()), 1):
+        if set(tags) <= set(c.config.tags) and (slug is None or c.name == slug):
+            items.append(_shown(request, call, c, counts.get(c.id, 0)))
+        if n % api.SUMMARIES_AT_A_TIME == 0:
+            await asyncio.sleep(0)
+    return await api.json_array(request, items, _cors_headers(("GET", "POST")), (b'{"checks": ', b"}"))
 
 
 # What a change decided under Control.api_writes: an answer, or the check to show (and its status),
