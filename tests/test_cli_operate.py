@@ -408,3 +408,25 @@ def test_status_names_the_files_checks_the_server_has_not_loaded(running: tuple[
     assert heartfly("reload", "-c", str(path)).returncode == 0
     result = heartfly("status", "-c", str(path))
     assert "weekly" in result.stdout and result.stderr == ""
+
+
+def test_status_names_a_check_put_back_in_the_file_after_a_reload_took_it_out(running: tuple[Server, Path]) -> None:
+    # Taken out of the file by a reload, its row stays (history kept, removed_at set). Put back
+    # without a reload, it was listed with its last state, "up", and no note, though nobody watches it.
+    _, path = running
+    weekly = f'[checks.weekly]\nkey = "{new_key()}"\nevery = "7d"\n'
+    original = path.read_text()
+    path.write_text(original + weekly)
+    assert heartfly("reload", "-c", str(path)).returncode == 0
+    assert heartfly("ping", "weekly", "-c", str(path)).returncode == 0
+    path.write_text(original)
+    assert heartfly("reload", "-c", str(path)).returncode == 0
+    path.write_text(original + weekly)  # back in the file, not reloaded
+    for args in (["status"], ["status", "--json"]):
+        result = heartfly(*args, "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith("note: not watched by the server yet") and result.stderr.endswith(": weekly\n")
+    assert [item["name"] for item in json.loads(result.stdout)] == ["nightly"]
+    assert heartfly("reload", "-c", str(path)).returncode == 0
+    result = heartfly("status", "-c", str(path))
+    assert "weekly" in result.stdout and result.stderr == "", result.stderr

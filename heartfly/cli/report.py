@@ -109,8 +109,10 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     items = []
     for name, check in config.checks.items():
         row = rows.get(name)
-        if row is None:
-            continue  # added to the file after the server last loaded it
+        if row is None or row.removed_at is not None:
+            # Added to the file after the server last loaded it, or put back after a reload took it
+            # out (its row stays, marked removed): not watched, whatever state it was left in.
+            continue
         item = check_summary(check, row.state)
         until = pauses.get(PAUSE_META + name)  # kept until the pause ends: shown only while paused
         item["paused_until"] = iso(float(until)) if until and item["state"] == "paused" else None
