@@ -411,3 +411,29 @@ def test_a_config_file_this_user_may_not_read_is_one_error_line_and_exit_2(comma
         done = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, cwd=folder)
     assert done.returncode == 2
     assert done.stderr == f"error: {config}: cannot read: Permission denied\n"
+
+
+@pytest.mark.parametrize("command", [["serve"], ["check-config"], ["status"]])
+def test_a_config_file_in_a_folder_this_user_may_not_enter_is_not_called_missing(command: list[str]) -> None:
+    # /etc/heartfly left 0700 root: "cannot read a config file: none at /etc/heartfly/heartfly.toml",
+    # as if there were no file there, while the file is there and only permission is missing.
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the command as another user")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:  # pytest's tmp_path is root's alone
+        folder = Path(where) / "etc"
+        folder.mkdir()
+        config = write(folder / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+        os.chmod(config, 0o644)
+        os.chmod(folder, 0o700)
+        os.chmod(where, 0o755)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        args = [*nobody, sys.executable, "-m", "heartfly", *command, "-c", str(config)]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, cwd=where)
+    assert done.returncode == 2
+    assert done.stderr == f"error: {config}: cannot read: Permission denied\n"

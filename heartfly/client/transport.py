@@ -49,12 +49,25 @@ def config_path(given: Path | None) -> Path:
 
     if given is not None:
         return given
-    return Path(next((p for p in DEFAULT_CONFIGS if os.path.exists(p)), DEFAULT_CONFIGS[-1]))
+    return Path(next((p for p in DEFAULT_CONFIGS if _there(p)), DEFAULT_CONFIGS[-1]))
+
+
+def _there(path: str | os.PathLike[str]) -> bool:
+    """Whether something is at `path`, or may be: a folder on the way this user may not enter
+    hides it (os.path.exists says False), and the loader's read then says permission is missing,
+    not that there is no file."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def missing_config(given: Path | None, env: Mapping[str, str]) -> str | None:
     """Why there is no config file to read, naming every place looked in; None when there is one."""
-    if os.path.exists(config_path(given)):
+    if _there(config_path(given)):
         return None
     if given is None:
         here = os.path.join(os.getcwd(), DEFAULT_CONFIGS[0])
