@@ -391,6 +391,27 @@ async def test_a_webhook_alert_posts_the_documented_json_with_its_idempotency_ke
     ]
 
 
+async def test_a_webhook_alert_goes_through_the_proxy_the_environment_names(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A host whose only way out is a proxy: the receiver stands in for it, and the hook's own host
+    # does not resolve, so only a request through the proxy can arrive.
+    proxy = await receivers()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = write_config(
+        webhook("hook", "http://hooks.invalid/alerts")
+        + check("quick", new_key(), ["hook"], 'every = "1s"', 'grace = "0s"')
+        + fast(),
+        server=SERVER,
+    )
+    await start(config)
+    [down] = await until(lambda: proxy.hits, "the down alert, through the proxy")
+    assert down.path == "/alerts" and down.headers["Host"] == "hooks.invalid"
+    assert down.json()["event"] == "down"
+
+
 async def test_the_chat_presets_reach_their_receivers_in_their_own_shapes(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:

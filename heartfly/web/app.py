@@ -176,7 +176,9 @@ def _session() -> aiohttp.ClientSession:
     # bounds its own requests, so the total stays at most channels x concurrency; a per-host cap
     # would let one hung channel starve another on the same host (two Slack webhooks).
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"})
+    # trust_env: HTTP(S)_PROXY and NO_PROXY, as apprise's channels (requests) and `heartfly run`
+    # (urllib) read them; on a host whose way out is a proxy, webhooks otherwise only ever failed.
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"}, trust_env=True)
 
 
 @contextlib.asynccontextmanager
