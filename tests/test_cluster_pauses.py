@@ -77,3 +77,31 @@ async def test_a_pause_without_an_end_given_to_a_standby_is_not_ended_by_the_lea
         await asyncio.sleep(4.0 + 2.0)
         assert await state_on(session, leader, tmp_path) == "paused", "the pause without an end was ended"
         assert "its pause ended" not in leader.log(), leader.log()[-2000:]
+
+
+async def test_a_pause_until_given_to_a_standby_right_after_its_resume_keeps_its_end(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # Told to a standby while no node applies its inbox (the leader has gone, its lease not yet
+    # passed): resume, then pause for an hour. The new leader applies both rows; the resume's
+    # commit took the end the pause had stored meanwhile, and the check stayed paused for good.
+    async with leader_and_standby_of_job(tmp_path, database) as (session, leader, standby):
+        await pause_on(session, standby, tmp_path)
+
+        async def paused_on(server: Server) -> bool:
+            return await state_on(session, server, tmp_path) == "paused"
+
+        await until(lambda: paused_on(leader), 5, "the leader pauses the check")
+        leader.kill()
+        async with session.post(f"{standby.url}/api/v1/checks/job/resume", headers=token(tmp_path)) as resp:
+            assert resp.status == 200, await resp.text()
+        await pause_on(session, standby, tmp_path, "?until=1h")
+
+        async def leads() -> bool:
+            return "leads the cluster" in standby.log() and "paused -> new" in standby.log()
+
+        await until(leads, 20, "the standby leads and applies the resume")
+        await asyncio.sleep(1.0)
+        assert await paused_on(standby)
+        assert stored(database, ENDS) == [(1,)], "the pause for an hour lost its end: it never ends"

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from heartfly.core.states import Status
+from heartfly.core.states import Event, Kind, Status
 from heartfly.core.views import PAUSE_META
 from heartfly.store import rows as store
+from heartfly.store.pingrecord import PingRecord
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -179,3 +180,54 @@ async def test_an_end_dropped_because_its_pause_never_came_is_told(
     await control.rearm(app)
     await asyncio.sleep(2.5)
     assert [r for r in caplog.records if r.levelname == "WARNING" and "never applied" in r.getMessage()]
+
+
+async def test_a_resume_the_leader_applies_late_does_not_delete_the_end_of_a_pause_given_after_it(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # On a standby: resume (its inbox row; the standby deletes the old end itself), then pause for
+    # an hour (its inbox row, then the end stored). The leader applies both rows later, in order:
+    # the resume's commit must not take the new pause's end, or the check stays paused for good.
+    app = await a_node(aiohttp_client, write_config, leading=True)
+    rt = app[RUNTIME]
+    check = rt.engine.checks["job"]
+    await rt.engine.pause(check)  # an earlier pause, applied
+    end = time.time() + 3600
+    await stored_by_another_node(app, "job", end)  # the standby's new pause's end, stored after its rows
+    await rt.engine.resume(check, "resumed by an operator", None, time.time())  # the inbox's resume row
+    await rt.engine.pause(check)  # the inbox's pause row
+    await control.rearm(app)
+    assert check.state.status is Status.PAUSED
+    assert control.paused_until(app, check) == end, "the pause given after the resume lost its end"
+
+
+async def test_a_standbys_ping_that_resumes_does_not_delete_the_end_of_a_pause_given_after_it(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # resume_on_ping: a standby takes the job's ping (its inbox row), then is told to pause for an
+    # hour (its inbox row, then the end stored). The leader applies the ping (a resume) and the
+    # pause later, in order: the ping's commit must not take the newer pause's end.
+    config = write_config(f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\nresume_on_ping = true\n')
+    app = create_app(config)
+    await aiohttp_client(app)
+    app[RUNTIME].cluster = SimpleNamespace(leading=True)  # type: ignore[assignment]
+    rt = app[RUNTIME]
+    check = rt.engine.checks["job"]
+    writer = rt.writer
+    assert writer is not None
+    real = writer.submit
+
+    def submit(write: store.Write) -> asyncio.Future[None]:
+        write.inbox_done = []  # SQLite has no inbox: the row the ping came from is not there to delete
+        return real(write)
+
+    monkeypatch.setattr(writer, "submit", submit)
+    await rt.engine.pause(check)
+    now = time.time()
+    end = now + 3600
+    await stored_by_another_node(app, "job", end)
+    await rt.engine.record(check, PingRecord(Event(Kind.SUCCESS, now), now), inbox_id=1_000_000)
+    assert check.state.status is Status.UP  # resumed by the standby's ping
+    await rt.engine.pause(check)  # the inbox's pause row
+    await control.rearm(app)
+    assert control.paused_until(app, check) == end, "the pause given after the ping lost its end"

@@ -67,6 +67,7 @@ from heartfly.core.units import human_duration
 __all__ = [  # the state types are re-exported: the rest of Heartfly imports them from here
     "BACKDATED",
     "REORDER_WINDOW",
+    "RESUMED_BY_PING",
     "AlertEvent",
     "CheckState",
     "Deadline",
@@ -108,6 +109,7 @@ _NEW, _UP, _RUNNING, _DOWN, _PAUSED = Status.NEW, Status.UP, Status.RUNNING, Sta
 _START, _SUCCESS, _FAIL = Kind.START, Kind.SUCCESS, Kind.FAIL
 _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
 _RUN_KINDS = (Kind.START, Kind.SUCCESS, Kind.FAIL)  # what resumes a check with resume_on_ping
+RESUMED_BY_PING = "resumed by a ping (resume_on_ping)"  # the flip's words (engine: its pause's end goes)
 _RUN_SUCCESS = RunOutcome.SUCCESS
 
 
@@ -400,7 +402,7 @@ def _resumed_by(
     steps = apply_held(check, st, now, due=False)
     if steps:
         st = steps[-1].state
-    resumed = resume(check, st, min(ev.at, now), "resumed by a ping (resume_on_ping)")
+    resumed = resume(check, st, min(ev.at, now), RESUMED_BY_PING)
     after, fires_at = receive_timed(check, resumed.state, ev, now, window, batch=batch)
     return [*steps, resumed, *after], fires_at
 

@@ -58,19 +58,32 @@ class ChangeRows:
             self.on_alerts()
 
     def _changes(
-        self, check: Check, steps: Sequence[states.Step], old: CheckState, ping: store.PingRow | None = None
+        self,
+        check: Check,
+        steps: Sequence[states.Step],
+        old: CheckState,
+        ping: store.PingRow | None = None,
+        *,
+        here: bool = True,
     ) -> store.Write:
         """The rows of several steps in a row (states.receive), committed together with the ping."""
         writes = []
         for i, step in enumerate(steps):
-            writes.append(self._change(check, step, old, ping if i == len(steps) - 1 else None))
+            writes.append(self._change(check, step, old, ping if i == len(steps) - 1 else None, here=here))
             old = step.state
         return store.merge(writes)
 
     def _change(
-        self, check: Check, step: states.Step, old: CheckState, ping: store.PingRow | None = None
+        self,
+        check: Check,
+        step: states.Step,
+        old: CheckState,
+        ping: store.PingRow | None = None,
+        *,
+        here: bool = True,
     ) -> store.Write:
-        """The rows of a change: checkpointed state, flip, finished runs and alerts, written together."""
+        """The rows of a change: checkpointed state, flip, finished runs and alerts, written together.
+        `here`: the ping was taken by this node (not a standby's, from the inbox, applied later)."""
         flip = step.flip
         if flip is not None and self._folds(check, flip, old):
             flip = dataclasses.replace(flip, detail=f"{flip.detail} (folded into the alert of upstream step"
@@ -90,8 +103,13 @@ class ChangeRows:
                 write.amends.append(store.replaced_run_statement(check.id, run))
         if flip is None:
             return write
-        if flip.old is _PAUSED and flip.new is not _PAUSED:  # resumed, by an operator or a ping
-            write.statements.append(store.delete_meta_statement(PAUSE_META + check.name))  # its end, if any
+        if here and flip.old is _PAUSED and flip.detail == states.RESUMED_BY_PING:
+            # Resumed by a ping this node just took: the end of a timed pause, if any, goes with the
+            # pause (an operator's resume deletes it where it was given: web/control.resume). Not
+            # for a standby's ping, applied later: its row may come after a newer pause's end was
+            # stored, which would be lost and that pause never end (a leftover end is dropped by
+            # control._resume_at, once it has passed, with a warning).
+            write.statements.append(store.delete_meta_statement(PAUSE_META + check.name))
         flip_id = None if flip.reminder else self._next_flip_id
         if flip_id is not None:
             self._next_flip_id += 1

@@ -153,7 +153,7 @@ class Engine(Steps):
             if inbox_id is not None:
                 write = store.Write(ping=row, inbox_done=[inbox_id])
         else:  # a change of status is checkpointed with its ping, its flip, its runs and its alerts together
-            write = self._changes(check, steps, old, ping=row)
+            write = self._changes(check, steps, old, ping=row, here=inbox_id is None)
             if inbox_id is not None:
                 write.inbox_done.append(inbox_id)
         uids = (ping.uid,)
@@ -197,7 +197,7 @@ class Engine(Steps):
             before = check.state
             steps, armed_now, _ = self._apply(check, ping.event, now, window=0.0, batch=True)
             armed += armed_now
-            writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping)))
+            writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping), here=inbox_id is None))
         before = check.state
         judged = states.up_then_running(states.advance(check.config, before, now))  # window 0: due now
         check.state = judged[-1].state
