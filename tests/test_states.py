@@ -528,3 +528,35 @@ def test_states_without_open_runs_share_one_empty_map_and_a_start_or_a_batch_get
     with pytest.raises(TypeError, match="read-only"):
         NO_RUNS["x"] = started.runs[""]
     assert NO_RUNS.pop("x", None) is None and NO_RUNS == {}
+
+
+def test_a_fan_in_batch_under_way_when_paused_completes_with_the_worker_that_resumes_it() -> None:
+    # Two of three workers reported, then a pause (a deploy), then the third: the batch is whole.
+    # Resumed with no open batch, the third worker opened a new one of 1, told incomplete a grace
+    # later: a false alarm for a batch that completed.
+    cfg = check(every=HOUR, grace=600, expect=3, resume_on_ping=True)
+    st = initial_state(cfg, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, "w2")):
+        st = receive(cfg, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    st = pause(st, T0 + 30).state
+    steps = receive(cfg, st, Event(Kind.SUCCESS, T0 + 40, "b1", member="w3"), T0 + 40)
+    st = steps[-1].state
+    assert steps[0].flip is not None and steps[0].flip.detail == "resumed by a ping (resume_on_ping)"
+    assert st.status is Status.UP and not st.runs, "the batch did not complete"
+    st = advance(cfg, st, T0 + 40 + 700).state
+    assert st.status is Status.UP
+
+
+def test_a_fan_in_batch_under_way_when_paused_is_judged_from_the_resume() -> None:
+    # Its workers after the resume still count with those before, and its time limit (the grace
+    # here) counts from the resume: not judged incomplete at once for the time it was paused.
+    cfg = check(every=HOUR, grace=600, expect=3, resume_on_ping=True)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 10, "b1", member="w1"), T0 + 10)[-1].state
+    st = pause(st, T0 + 30).state
+    resumed_at = T0 + 3000
+    st = receive(cfg, st, Event(Kind.SUCCESS, resumed_at, "b1", member="w2"), resumed_at)[-1].state
+    assert st.status is Status.RUNNING and st.runs["b1"].successes == 2
+    st = advance(cfg, st, resumed_at + 599).state
+    assert st.status is Status.RUNNING
+    st = receive(cfg, st, Event(Kind.SUCCESS, resumed_at + 100, "b1", member="w3"), resumed_at + 599)[-1].state
+    assert st.status is Status.UP
