@@ -231,3 +231,44 @@ async def test_a_standbys_ping_that_resumes_does_not_delete_the_end_of_a_pause_g
     await rt.engine.pause(check)  # the inbox's pause row
     await control.rearm(app)
     assert control.paused_until(app, check) == end, "the pause given after the ping lost its end"
+
+
+async def test_a_ping_that_resumes_a_check_while_its_timed_pause_commits_leaves_no_end(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # resume_on_ping: the job's ping comes while the operator's pause (for an hour) is being
+    # committed, and resumes it; the end stored after that belonged to no pause, and an hour on
+    # the server warned that the pause "was never applied here".
+    config = write_config(f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\nresume_on_ping = true\n')
+    app = create_app(config)
+    await aiohttp_client(app)
+    rt = app[RUNTIME]
+    check = rt.engine.checks["job"]
+    writer = rt.writer
+    assert writer is not None
+    real = writer.submit
+    gate = asyncio.Event()
+
+    def submit(write: store.Write) -> asyncio.Future[None]:
+        if write.flip is not None and write.flip[4] == "paused":
+
+            async def later() -> None:
+                await gate.wait()
+                await real(write)
+
+            return asyncio.ensure_future(later())
+        return real(write)
+
+    monkeypatch.setattr(writer, "submit", submit)
+    pausing = asyncio.create_task(control.pause(app, check, time.time() + 3600))
+    await asyncio.sleep(0.05)
+    assert check.state.status is Status.PAUSED  # applied, its commit under way
+    now = time.time()
+    await rt.engine.record(check, PingRecord(Event(Kind.SUCCESS, now), now))
+    assert rt.engine.checks["job"].state.status is Status.UP  # resumed by it
+    gate.set()
+    await pausing
+    reader = rt.reader
+    assert reader is not None
+    assert await reader.read_meta_prefix(PAUSE_META) == {}, "an end is kept for a pause a ping ended"
+    assert "job" not in app[control.CONTROL].timers

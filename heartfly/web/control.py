@@ -154,7 +154,13 @@ async def pause(app: web.Application, check: Check, until: float | None) -> None
         _disarm(app, check.name)  # before any await: a timer at its end must not resume it after this
         await rt.engine.pause(check)
         key = PAUSE_META + check.name
-        if until is None:
+        if until is not None and rt.engine.standby is None and check.state.status is not Status.PAUSED:
+            # Ended while it was committed (a ping of a check with resume_on_ping): its end would
+            # belong to no pause, and be told, once passed, as a pause never applied here.
+            log.info("check %s: paused by an operator, and resumed by a ping meanwhile", check.name)
+            until = None
+            statement = store.delete_meta_statement(key)
+        elif until is None:
             statement = store.delete_meta_statement(key)
             log.info("check %s: paused by an operator", check.name)
         else:
