@@ -105,3 +105,28 @@ async def test_a_pause_until_given_to_a_standby_right_after_its_resume_keeps_its
         await asyncio.sleep(1.0)
         assert await paused_on(standby)
         assert stored(database, ENDS) == [(1,)], "the pause for an hour lost its end: it never ends"
+
+
+async def test_a_ping_a_standby_takes_after_the_pause_it_was_given_resumes_a_check_with_resume_on_ping(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # The leader applies the standby's pause later (here: once the standby leads, the leader gone),
+    # then the job's ping that came after it. Dated by when the leader applied it, the pause came
+    # after the ping, which ended nothing: the check stayed paused, silent, until another ping.
+    key = new_key()
+    config = write(tmp_path, database, every("job", key, "1h", "resume_on_ping = true"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        leader.kill()
+        await pause_on(session, standby, tmp_path)
+        await asyncio.sleep(0.2)
+        async with session.get(f"{standby.url}/ping/{key}") as resp:
+            assert resp.status == 200, await resp.text()
+
+        async def applied() -> bool:
+            return "leads the cluster" in standby.log() and "-> paused" in standby.log()
+
+        await until(applied, 20, "the standby leads and applies the pause")
+        await asyncio.sleep(1.0)
+        assert await state_on(session, standby, tmp_path) == "up", "the ping after the pause did not end it"

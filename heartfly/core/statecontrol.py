@@ -12,9 +12,12 @@ from heartfly.core.stateops import set_status
 from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, Status, Step
 
 
-def pause(st: CheckState, now: float) -> Step:
+def pause(st: CheckState, now: float, asked_at: float | None = None) -> Step:
+    """Paused as of now, or of `asked_at` if before (a standby's pause, applied by the leader later:
+    a ping that came after it ends it under resume_on_ping), never before the last change."""
+    at = now if asked_at is None else min(asked_at, now)
     new = st.copy()
-    new.status, new.reason, new.changed_at = Status.PAUSED, None, max(now, new.changed_at)
+    new.status, new.reason, new.changed_at = Status.PAUSED, None, max(at, new.changed_at)
     new.told_at = new.changed_at
     return Step(new, flip_of(st, new, now, None, "paused by an operator"))
 

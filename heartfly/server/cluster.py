@@ -401,7 +401,7 @@ class Node:
         elif item.op == "batch":
             done, _ = engine.record_batch(check, item.pings, item.id)
         elif item.op == "pause":
-            done = asyncio.ensure_future(engine.pause(check, item.id))
+            done = asyncio.ensure_future(engine.pause(check, item.id, item.at))
         else:
             done = asyncio.ensure_future(engine.resume(check, item.why or "resumed by an operator", item.id, item.at))
         if done.done() and not done.cancelled() and done.exception() is not None:

@@ -303,12 +303,14 @@ class Engine(Steps):
         armed = self._arm_steps(check, old, event, steps, now, window) if arm else []
         return steps, armed, fires_at
 
-    async def pause(self, check: Check, inbox_id: int | None = None) -> None:
+    async def pause(self, check: Check, inbox_id: int | None = None, at: float | None = None) -> None:
+        """`at`: when a standby was asked (its inbox row's time): a ping it took after that, which
+        the leader applies after the pause, ends it under resume_on_ping."""
         if self.standby is not None:
-            return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "pause"))
+            return await self._to_inbox(inbox.command_row(self.standby[0], check.name, "pause", "", self.clock.now()))
         now = self.clock.now()
         self._apply_held(check, now)  # what came before it is judged first
-        await self._operator_step(check, states.pause(check.state, now), inbox_id)
+        await self._operator_step(check, states.pause(check.state, now, at), inbox_id)
 
     async def resume(
         self, check: Check, why: str = "resumed by an operator", inbox_id: int | None = None, at: float | None = None
