@@ -313,3 +313,27 @@ async def test_the_event_loop_turns_while_a_long_list_of_checks_is_made(
     resp = await client.get("/api/v1/checks", headers=bearer(config))
     assert resp.status == 200 and len(await resp.json()) == 2500
     assert any(seen)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/checks", "/api/v1/checks/backup/pings?limit=2", "/api/v1/checks/backup/flips"]
+)
+async def test_a_head_of_a_streamed_list_has_its_length_and_no_body(client: Client, config: Config, path: str) -> None:
+    # A HEAD answer's body is the start of the next answer on the connection for the client: a
+    # streamed list must not write one (its GET's length, as a json_response gave, and nothing else).
+    for _ in range(3):
+        assert (await client.post(f"/ping/{KEY}/log", data=b"x")).status == 200
+    auth = "".join(f"{k}: {v}\r\n" for k, v in bearer(config).items())
+    request = (
+        f"HEAD {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\nGET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(request.encode())
+        answers = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    head, _, rest = answers.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and rest.startswith(b"HTTP/1.1 200 "), answers
+    got = await client.get(path, headers=bearer(config))
+    assert f"\r\ncontent-length: {len(await got.read())}\r\n".encode() in head.lower() + b"\r\n"

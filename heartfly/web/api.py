@@ -315,6 +315,16 @@ async def json_array(
     memory and held the event loop (no ping answered) for seconds."""
     resp = web.StreamResponse(headers=headers)
     resp.content_type, resp.charset = "application/json", "utf-8"
+    if request.method == "HEAD":  # the length the GET would have, and no body: aiohttp would send what
+        # is written here (neither chunked nor counted), which the client reads as its next answer
+        size = 0
+        for chunk in _chunks(items, *around):
+            size += len(chunk)
+            await asyncio.sleep(0)
+        resp.content_length = size
+        await resp.prepare(request)
+        await resp.write_eof()
+        return resp
     await resp.prepare(request)
     try:
         for chunk in _chunks(items, *around):
