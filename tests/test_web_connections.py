@@ -16,9 +16,10 @@ import pytest
 
 from heartfly.core.config import Config
 from heartfly.server import daemon as server
+from heartfly.server.engine import Engine
 from heartfly.web import api, pings
 from heartfly.web.app import create_app
-from heartfly.web.runtime import RUNTIME
+from heartfly.web.runtime import RUNTIME, Runtime
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import bearer, until
 
@@ -177,5 +178,31 @@ async def test_a_compressed_body_left_unread_is_answered_and_the_connection_clos
             await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert await ping_status(port) == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/checks", "/api/v1/checks/job/pings"])
+async def test_a_client_gone_before_a_streamed_list_begins_is_no_logged_error(
+    port: int, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    # 100k checks take seconds to sum up, a page waits for the writer: a client may give up meanwhile.
+    # The answer's headers then go to a closed connection: a debug line, as for a json_response.
+    settled = Runtime.settled
+
+    async def slowly(self: Runtime) -> None:
+        await asyncio.sleep(0.3)  # the client hangs up here
+        await settled(self)
+
+    async def all_read_slowly(self: Engine) -> None:
+        await asyncio.sleep(0.3)
+
+    monkeypatch.setattr(Runtime, "settled", slowly)
+    monkeypatch.setattr(Engine, "all_read", all_read_slowly)
+    auth = "".join(f"{k}: {v}\r\n" for k, v in bearer(config).items())
+    _, writer = await _connect(port, f"GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
+    await asyncio.sleep(0.05)
+    writer.close()
+    await asyncio.sleep(0.6)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert await ping_status(port) == 200

@@ -315,19 +315,17 @@ async def json_array(
     memory and held the event loop (no ping answered) for seconds."""
     resp = web.StreamResponse(headers=headers)
     resp.content_type, resp.charset = "application/json", "utf-8"
-    if request.method == "HEAD":  # the length the GET would have, and no body: aiohttp would send what
-        # is written here (neither chunked nor counted), which the client reads as its next answer
+    head = request.method == "HEAD"
+    if head:  # the length the GET would have, and no body: aiohttp would send what is written
+        # here (neither chunked nor counted), which the client reads as its next answer
         size = 0
         for chunk in _chunks(items, *around):
             size += len(chunk)
             await asyncio.sleep(0)
         resp.content_length = size
-        await resp.prepare(request)
-        await resp.write_eof()
-        return resp
-    await resp.prepare(request)
     try:
-        for chunk in _chunks(items, *around):
+        await resp.prepare(request)  # in here: a client gone while the list was made is gone here
+        for chunk in () if head else _chunks(items, *around):
             async with asyncio.timeout(STALLED):
                 await resp.write(chunk)
             await asyncio.sleep(0)  # a write returns at once while the client keeps up: let pings in
