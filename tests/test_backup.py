@@ -115,3 +115,16 @@ def test_a_backup_killed_midway_leaves_no_file_at_its_path_and_the_next_one_writ
     result = heartfly("backup", "-c", str(config), str(copy))
     assert result.returncode == 0, result.stderr
     assert "1 checks, 40000 pings" in result.stdout
+
+
+def test_a_path_that_cannot_be_looked_at_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    # Its check for an existing file stat()ed PATH: a name too long (or, not as root, a directory
+    # that may not be entered) raised out of it, a traceback where the create's error was one line.
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    target = tmp_path / ("x" * 300 + ".db")
+    result = heartfly("backup", "-c", str(config), str(target))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: cannot create {target}: File name too long"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hb.db", "hb.toml", "token"]

@@ -44,7 +44,10 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
         raise BackupError(
             f"cannot back up {database}: permission denied; run this as root or as the server's user"
         ) from None
-    if target.exists():  # early, before the copy's work; the link below is what makes it sure
+    # Early, before the copy's work; the link below is what makes it sure. lexists, not exists():
+    # a PATH that cannot be looked at (a directory that may not be entered, a name too long) is the
+    # create's error below, not an OSError out of here.
+    if os.path.lexists(target):
         raise BackupError(f"{target} exists; not overwriting it")
     try:
         # The copy is made under another name and linked to `target` once checked: a backup
@@ -73,7 +76,7 @@ def _publish(partial: Path, target: Path) -> None:
     except FileExistsError:
         raise BackupError(f"{target} exists; not overwriting it") from None
     except OSError:  # no hard links there (a FAT stick, some network shares): a rename, checked first
-        if target.exists():
+        if os.path.lexists(target):
             raise BackupError(f"{target} exists; not overwriting it") from None
     try:
         os.rename(partial, target)
