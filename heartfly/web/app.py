@@ -90,7 +90,19 @@ async def _unread_compressed_body(request: web.Request, handler: Handler) -> web
         await resp.prepare(request)
         await resp.write_eof()
         request.protocol.force_close()
+        if isinstance(resp, web.FileResponse):  # aiohttp prepares what it is handed again: a file's
+            return _Sent(status=resp.status, reason=resp.reason)  # would be sent again, to no connection
     return resp
+
+
+class _Sent(web.StreamResponse):
+    """Handed back to aiohttp for an answer already sent (and logged with its status): nothing to send."""
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
 
 
 def _only(method: str, handler: Handler) -> Handler:
