@@ -231,3 +231,31 @@ async def test_a_static_file_asked_with_an_unread_compressed_body_is_sent_once_w
     assert await ping_status(port) == 200
     await asyncio.sleep(0.2)  # aiohttp's own turn with the answer comes after the connection is closed
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+@pytest.mark.parametrize("path", [f"/ping/{KEY}", f"/api/v1/heartbeat/{KEY}", "/api/v1/checks/job/record"])
+async def test_a_client_that_hangs_up_with_a_compressed_body_unread_is_no_logged_error(
+    port: int, config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    # A cron job's curl killed while it sends its gzipped output, or a client that gives up on a
+    # slow answer: the answer the middleware sends itself goes to a closed connection, which is a
+    # debug line at most, as aiohttp's own sending of it was (not 'Error handling request').
+    caplog.set_level(logging.DEBUG)
+    settled = Runtime.settled
+
+    async def slowly(self: Runtime) -> None:
+        await asyncio.sleep(0.3)  # the client hangs up here
+        await settled(self)
+
+    monkeypatch.setattr(Runtime, "settled", slowly)
+    body = gzip.compress(bytes(100_000))
+    auth = "".join(f"{k}: {v}\r\n" for k, v in bearer(config).items())
+    method = "GET" if path.startswith("/api/v1/checks") else "POST"
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
+    _, writer = await _connect(port, head.encode() + body[:20])
+    await asyncio.sleep(0.05)
+    writer.close()
+    await asyncio.sleep(0.6)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert KEY not in caplog.text  # ping keys are secrets
+    assert await ping_status(port) == 200

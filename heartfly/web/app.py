@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from heartfly.store import backend
 from heartfly.web import api, badges, control, dashboard, hc_openapi, hcapi, metrics, openapi, pings, provision, stored
 from heartfly.web.api import Handler
 from heartfly.web.runtime import RUNTIME, Runtime
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
@@ -87,8 +90,13 @@ async def _unread_compressed_body(request: web.Request, handler: Handler) -> web
     except web.HTTPException as exc:  # as aiohttp answers one
         resp = web.Response(status=exc.status, reason=exc.reason, text=exc.text, headers=exc.headers)
     if not request.content.is_eof():
-        await resp.prepare(request)
-        await resp.write_eof()
+        try:
+            await resp.prepare(request)
+            await resp.write_eof()
+        except ConnectionError:  # the client went away (a curl killed mid-body): nobody to tell, no server error
+            resource = request.match_info.route.resource  # its pattern, never the path: a ping's holds the key
+            where = resource.canonical if resource is not None else "?"
+            log.debug("%s %s: the client went away before its answer", request.method, where)
         request.protocol.force_close()
         if isinstance(resp, web.FileResponse):  # aiohttp prepares what it is handed again: a file's
             return _Sent(status=resp.status, reason=resp.reason)  # would be sent again, to no connection
