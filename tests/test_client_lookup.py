@@ -131,3 +131,28 @@ def test_a_bad_heartfly_url_or_an_unreadable_file_is_left_to_the_full_loader(tmp
     assert url_in_file(path, "job", None, None) is None
     path.write_text("a = " + "[" * 2000 + "]" * 2000 + "\n")
     assert url_in_file(path, "job", None, None) is None
+
+
+def test_a_config_in_a_working_folder_this_user_may_not_search_does_not_hide_the_system_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `sudo -u heartfly heartfly status` run from /root (0700): ./heartfly.toml cannot be looked at,
+    # only because the working folder may not be searched; the readable /etc/heartfly/heartfly.toml
+    # is the config, as before 42fc992, not a 'cannot read: Permission denied' of ./heartfly.toml.
+    import os
+
+    from heartfly.client import transport
+
+    system = tmp_path / "heartfly.toml"
+    system.write_text("")
+    monkeypatch.setattr(transport, "DEFAULT_CONFIGS", ("heartfly.toml", str(system)))
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(path) == "heartfly.toml":
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    assert transport.config_path(None) == system
+    assert transport.missing_config(None, {}) is None

@@ -49,20 +49,31 @@ def config_path(given: Path | None) -> Path:
 
     if given is not None:
         return given
-    return Path(next((p for p in DEFAULT_CONFIGS if _there(p)), DEFAULT_CONFIGS[-1]))
+    # One that is there first; else one a folder this user may not enter may hide (the loader's
+    # read then says permission is missing): not ./heartfly.toml of a working folder this user may
+    # not search (sudo -u from /root) over a readable /etc/heartfly/heartfly.toml.
+    seen = {p: _seen(p) for p in DEFAULT_CONFIGS}
+    found = next((p for p in DEFAULT_CONFIGS if seen[p] is True), None)
+    hidden = next((p for p in DEFAULT_CONFIGS if seen[p] is None), None)
+    return Path(found or hidden or DEFAULT_CONFIGS[-1])
+
+
+def _seen(path: str | os.PathLike[str]) -> bool | None:
+    """True if something is at `path`, False if not, None if this user may not look (a folder on
+    the way it may not enter: os.path.exists says False)."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return None
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _there(path: str | os.PathLike[str]) -> bool:
     """Whether something is at `path`, or may be: a folder on the way this user may not enter
-    hides it (os.path.exists says False), and the loader's read then says permission is missing,
-    not that there is no file."""
-    try:
-        os.stat(path)
-    except PermissionError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return True
+    hides it, and the loader's read then says permission is missing, not that there is no file."""
+    return _seen(path) is not False
 
 
 def missing_config(given: Path | None, env: Mapping[str, str]) -> str | None:
