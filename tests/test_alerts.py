@@ -412,6 +412,28 @@ async def test_a_webhook_alert_goes_through_the_proxy_the_environment_names(
     assert down.json()["event"] == "down"
 
 
+async def test_a_proxy_named_without_its_scheme_is_used_as_curl_requests_and_urllib_use_it(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HTTP_PROXY=proxy:3128, as many hosts spell it (curl, requests and `heartfly run`'s urllib take
+    # it as http://proxy:3128): aiohttp refused it as an invalid URL, and every webhook alert
+    # failed for good as "aiohttp cannot use the webhook's url (invalid)", blaming a good url.
+    proxy = await receivers()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook").removeprefix("http://"))
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = write_config(
+        webhook("hook", "http://hooks.invalid/alerts")
+        + check("quick", new_key(), ["hook"], 'every = "1s"', 'grace = "0s"')
+        + fast(),
+        server=SERVER,
+    )
+    await start(config)
+    [down] = await until(lambda: proxy.hits, "the down alert, through the proxy")
+    assert down.path == "/alerts" and down.headers["Host"] == "hooks.invalid"
+
+
 async def test_the_chat_presets_reach_their_receivers_in_their_own_shapes(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:

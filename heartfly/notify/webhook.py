@@ -47,6 +47,10 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
                 error += f" (redirected to {resp.headers.get('Location', '?')}: update the channel's url)"
             raise PermanentError(error)
     except aiohttp.InvalidURL as exc:  # its text is the URL: a token, and no retry will help
+        if _not_the_channels(exc, channel.url):  # the proxy's (it may hold a password: not said)
+            raise PermanentError(
+                "aiohttp cannot use the proxy HTTP_PROXY / HTTPS_PROXY names for this url (invalid)"
+            ) from None
         why = exc.description or str(exc.__cause__ or "")
         why = why if why and channel.url not in why else "invalid"
         raise PermanentError(f"aiohttp cannot use the webhook's url ({why})") from None
@@ -54,6 +58,13 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
         raise DeliveryError(
             f"cannot reach the webhook: {exc.__class__.__name__}: {_without_url(exc, channel.url)}"
         ) from None
+
+
+def _not_the_channels(exc: aiohttp.InvalidURL, url: str) -> bool:
+    try:
+        return str(exc.url) not in (url, str(URL(url)))
+    except ValueError:  # the channel's url is one yarl cannot read: it is the one refused
+        return False
 
 
 def retry_after(value: str | None) -> float | None:
