@@ -560,3 +560,22 @@ def test_a_fan_in_batch_under_way_when_paused_is_judged_from_the_resume() -> Non
     assert st.status is Status.RUNNING
     st = receive(cfg, st, Event(Kind.SUCCESS, resumed_at + 100, "b1", member="w3"), resumed_at + 599)[-1].state
     assert st.status is Status.UP
+
+
+def test_a_fan_in_batch_under_way_when_paused_completes_when_its_resuming_worker_starts_first() -> None:
+    # `heartfly run` workers send a start, then a success: the third worker's start is the ping
+    # that resumes the check. Its batch must still hold the two workers from before the pause, or
+    # the third opens a batch of 1, told incomplete a grace later: a false alarm.
+    cfg = check(every=HOUR, grace=600, expect=3, resume_on_ping=True)
+    st = initial_state(cfg, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, "w2")):
+        st = receive(cfg, st, Event(Kind.START, at, "b1", member=member), at)[-1].state
+        st = receive(cfg, st, Event(Kind.SUCCESS, at + 1, "b1", member=member), at + 1)[-1].state
+    st = pause(st, T0 + 30).state
+    steps = receive(cfg, st, Event(Kind.START, T0 + 40, "b1", member="w3"), T0 + 40)
+    assert steps[0].flip is not None and steps[0].flip.detail == "resumed by a ping (resume_on_ping)"
+    st = steps[-1].state
+    st = receive(cfg, st, Event(Kind.SUCCESS, T0 + 45, "b1", member="w3"), T0 + 45)[-1].state
+    assert st.status is Status.UP and not st.runs, "the batch did not complete"
+    st = advance(cfg, st, T0 + 45 + 700).state
+    assert st.status is Status.UP

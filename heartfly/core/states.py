@@ -406,7 +406,7 @@ def _resumed_by(
         st = steps[-1].state
     at = min(ev.at, now)
     resumed = resume(check, st, at, RESUMED_BY_PING)
-    batch_run = st.runs.get(ev.run_id or IMPLICIT_RUN) if check.expect is not None and ev.kind is not _START else None
+    batch_run = st.runs.get(ev.run_id or IMPLICIT_RUN) if check.expect is not None else None
     if batch_run is not None:
         # A fan-in's batch under way at the pause, which this worker's ping is of: its workers
         # before the pause still count (resumed without it, this one would open a batch that can
