@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -432,6 +433,36 @@ async def test_a_proxy_named_without_its_scheme_is_used_as_curl_requests_and_url
     await start(config)
     [down] = await until(lambda: proxy.hits, "the down alert, through the proxy")
     assert down.path == "/alerts" and down.headers["Host"] == "hooks.invalid"
+
+
+async def test_a_netrc_file_neither_blocks_a_webhooks_own_authorization_nor_reaches_another_host(
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    # The proxy's environment (3ee142e) is read, not the user's ~/.netrc for every request:
+    # aiohttp's trust_env takes both. With a `default` entry (root's, for curl or git), a webhook with its own
+    # Authorization header failed for ever ("Cannot combine AUTHORIZATION header"), and any other
+    # got the netrc's login and password, sent to Slack, Discord or ntfy.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password s3cret-from-netrc\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    own, bare = await receivers(), await receivers()
+    config = write_config(
+        webhook("own", own.url, 'headers = { Authorization = "Bearer the-hooks-own" }')
+        + webhook("bare", bare.url)
+        + check("quick", new_key(), ["own", "bare"], 'every = "1s"', 'grace = "0s"')
+        + fast(),
+        server=SERVER,
+    )
+    await start(config)
+    [mine] = await until(lambda: own.hits, "the down alert, with the webhook's own Authorization")
+    [theirs] = await until(lambda: bare.hits, "the down alert, without one")
+    assert mine.headers["Authorization"] == "Bearer the-hooks-own"
+    assert "Authorization" not in theirs.headers, "the netrc's password went to the webhook"
 
 
 async def test_the_chat_presets_reach_their_receivers_in_their_own_shapes(

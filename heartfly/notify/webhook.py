@@ -13,6 +13,7 @@ from heartfly import __version__
 from heartfly.core.config_alerts import ChannelConfig
 from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.message import Alert, discord_json, ntfy_request, slack_json, webhook_json
+from heartfly.notify.proxy import proxy_for
 
 EXCERPT = 4096  # bytes of an error response's body read for the attempt's error
 
@@ -36,7 +37,8 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
     assert channel.url is not None
     body, headers = request_for(channel, alert)
     try:
-        async with session.post(channel.url, data=body, headers=headers, allow_redirects=False) as resp:
+        via = proxy_for(channel.url)
+        async with session.post(channel.url, data=body, headers=headers, allow_redirects=False, **via) as resp:
             if 200 <= resp.status < 300:
                 return
             reply = (await _excerpt(resp.content)).decode("utf-8", "replace")[:200].strip()

@@ -17,6 +17,7 @@ import aiohttp
 
 from heartfly.core.config import Config
 from heartfly.core.units import human_duration
+from heartfly.notify.proxy import proxy_for
 from heartfly.server.engine import TIMER_STALE, Engine
 from heartfly.store.api import WriteQueue
 
@@ -84,12 +85,15 @@ def held_words(held: float) -> str:
 async def _send(url: str, session: aiohttp.ClientSession) -> str | None:
     """None if the heartbeat was taken, else why not."""
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=TIMEOUT), allow_redirects=False) as resp:
+        via = proxy_for(url)  # HTTP(S)_PROXY, NO_PROXY
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=TIMEOUT), allow_redirects=False, **via) as resp:
             await resp.read()
             return None if resp.status < 300 else f"HTTP {resp.status}"
     except TimeoutError:
         return f"no answer within {TIMEOUT:g} s"
     except aiohttp.ClientConnectionError as exc:  # says the host, never the path
         return str(exc) or type(exc).__name__
+    except aiohttp.InvalidURL:  # the url is checked when the config is read: the proxy's (its text may hold a password)
+        return "a proxy that cannot be used: HTTP_PROXY / HTTPS_PROXY"
     except aiohttp.ClientError as exc:
         return type(exc).__name__

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import Counter
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +18,7 @@ from heartfly.core.clock import Clock, SystemClock
 from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.stored_checks import check_uuid
+from heartfly.notify import proxy
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
@@ -197,20 +197,10 @@ def _session() -> aiohttp.ClientSession:
     # bounds its own requests, so the total stays at most channels x concurrency; a per-host cap
     # would let one hung channel starve another on the same host (two Slack webhooks).
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-    _proxies_with_schemes(os.environ)
-    # trust_env: HTTP(S)_PROXY and NO_PROXY, as apprise's channels (requests) and `heartfly run`
-    # (urllib) read them; on a host whose way out is a proxy, webhooks otherwise only ever failed.
-    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"}, trust_env=True)
-
-
-def _proxies_with_schemes(env: MutableMapping[str, str]) -> None:
-    """HTTP(S)_PROXY=proxy:3128 as http://proxy:3128, as curl, requests (apprise) and urllib
-    (`heartfly run`) take it: aiohttp refuses a proxy without its scheme as an invalid URL, and
-    every webhook alert failed for good, blaming the webhook's url."""
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
-        value = env.get(name, "").strip()
-        if value and "://" not in value:
-            env[name] = f"http://{value}"
+    proxy.with_schemes()
+    # HTTP(S)_PROXY and NO_PROXY are read per request (notify.proxy), not by trust_env: that one
+    # also sends the user's ~/.netrc logins to every webhook.
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"})
 
 
 @contextlib.asynccontextmanager

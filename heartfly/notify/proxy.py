@@ -1,0 +1,46 @@
+"""The proxy HTTP(S)_PROXY names for a URL, except NO_PROXY's hosts: for webhooks and the heartbeat
+URL, as apprise's channels (requests) and `heartfly run` (urllib) read them.
+
+Not aiohttp's trust_env, which also takes the user's ~/.netrc (or $NETRC) for every request: with a
+`default` entry there, its login and password went to every webhook (Slack, Discord, ntfy), and a
+webhook with its own Authorization header failed for ever ("Cannot combine AUTHORIZATION header")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from typing import Any
+
+import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
+
+NAMES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+
+
+def proxy_for(url: str) -> dict[str, Any]:
+    """The `proxy` and `proxy_auth` of a request to `url`: none for a url yarl cannot read (the
+    request then says what is wrong with it), a host NO_PROXY names, or no proxy set. Raises
+    aiohttp.InvalidURL for a proxy aiohttp cannot use."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return {}
+    try:
+        proxy, auth = get_env_proxy_for_url(parsed)
+    except LookupError:
+        return {}
+    except aiohttp.InvalidURL:
+        raise
+    except ValueError:  # one yarl cannot read ("http://[proxy"): its text may hold its password
+        raise aiohttp.InvalidURL("HTTP(S)_PROXY") from None
+    return {"proxy": proxy, "proxy_auth": auth}
+
+
+def with_schemes(env: MutableMapping[str, str] = os.environ) -> None:
+    """HTTP(S)_PROXY=proxy:3128 as http://proxy:3128, as curl, requests and urllib take it: aiohttp
+    refuses a proxy without its scheme as an invalid URL."""
+    for name in NAMES:
+        value = env.get(name, "").strip()
+        if value and "://" not in value:
+            env[name] = f"http://{value}"
