@@ -275,6 +275,8 @@ async def test_a_made_check_is_pinged_by_its_uuid_and_shows_pings_bodies_and_fli
     flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
     assert [f["up"] for f in flips] == [1, 0]  # newest first: failed, then back up
     assert (await client.get(f"/api/v3/checks/{uuid}/flips/?seconds=x", headers=rw(key))).status == 400
+    blank = await client.get(f"/api/v3/checks/{uuid}/flips/?seconds=&start=", headers=rw(key))
+    assert blank.status == 200 and len((await blank.json())["flips"]) == 2  # empty: not given
 
 
 async def test_a_ping_body_is_served_as_utf_8_text(aiohttp_client: Any, write_config: ConfigWriter) -> None:

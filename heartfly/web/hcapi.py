@@ -444,7 +444,7 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     assert rt.reader is not None
     bounds: dict[str, int] = {}
     for key, top in (("seconds", 31_536_000), ("start", 10_000_000_000), ("end", 10_000_000_000)):
-        if key in request.query:
+        if request.query.get(key):  # empty: not given, as Healthchecks' form reads it (not required)
             text = request.query[key]
             # isdecimal, not isdigit: "²" is a digit int() refuses; "١" is a number to Healthchecks'
             # form too. A length bound: int() refuses 4,300 digits and more.
