@@ -78,6 +78,9 @@ def test_backup_never_overwrites_and_leaves_no_wal_next_to_a_stopped_servers_dat
     again = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))
     assert again.returncode == 1
     assert again.stderr.strip() == f"error: {tmp_path / 'copy.db'} exists; not overwriting it"
+    long_name = tmp_path / ("b" * 250 + ".db")  # a valid name: the partial file's beside it must be too
+    long = heartfly("backup", "-c", str(config), str(long_name))
+    assert long.returncode == 0 and long_name.exists(), long.stderr
 
 
 def test_backup_without_a_database_is_a_clear_error_and_creates_nothing(tmp_path: Path) -> None:

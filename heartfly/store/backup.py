@@ -54,7 +54,8 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
         # killed on the way (a timer's timeout, the OOM killer) leaves no file at `target` that
         # looks like a backup and would block the next try (SQLite rolls the half-written one back
         # to an empty database that passes its integrity check).
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        # Its name cut to 100 characters: a PATH of 240-255 (a valid name) must not fail for the partial's.
+        fd, name = tempfile.mkstemp(prefix=f".{target.name[:100]}.", suffix=".partial", dir=target.parent)
     except OSError as exc:
         raise BackupError(f"cannot create {target}: {exc.strerror}") from None
     os.close(fd)  # VACUUM INTO accepts an empty file, so the mode mkstemp chose (0600) sticks
