@@ -29,7 +29,7 @@ def test_durations_parse_to_seconds(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "15", "m", "1x", "30m1h", "5m5m", "-5m", "1.h"])
+@pytest.mark.parametrize("text", ["", "15", "m", "1x", "30m1h", "5m5m", "-5m", "1.h", "١٥m", "１５m"])
 def test_malformed_durations_are_refused(text: str) -> None:
     with pytest.raises(UnitError):
         parse_duration(text)
@@ -41,6 +41,8 @@ def test_durations_format_back_compactly() -> None:
 
 def test_sizes_parse_with_decimal_and_binary_units() -> None:
     assert (parse_size("100KB"), parse_size("1MiB"), parse_size("512")) == (100_000, 1_048_576, 512)
+    with pytest.raises(UnitError):
+        parse_size("١٠٠KB")  # another script's digits are no number here
 
 
 def test_the_example_config_is_valid_and_shows_every_key() -> None:

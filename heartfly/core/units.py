@@ -10,8 +10,9 @@ import re
 # Ten years: a longer duration is a typo, and its deadlines would leave the dates datetime can show.
 MAX_DURATION = 3650 * 86400.0
 _UNITS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}  # in milliseconds
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
-_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|d|h|m|s))+")
+# [0-9], not \d: \d also takes other scripts' digits, which read "١٥m" as 15 minutes.
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|d|h|m|s)")
+_WHOLE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|d|h|m|s))+")
 
 
 class UnitError(ValueError):
@@ -170,7 +171,7 @@ def metric_words(name: str, value: float) -> str:
     return f"{value:g}"
 
 
-_SIZE = re.compile(r"(\d+)\s*(b|kb|kib|mb|mib)?", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]+)\s*(b|kb|kib|mb|mib)?", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1_048_576}
 
 
