@@ -132,6 +132,25 @@ def test_check_config_warns_when_email_would_go_out_from_heartfly_at_localhost(t
     assert heartfly("check-config", "-c", str(path)).stderr == ""
 
 
+def test_check_config_warns_about_a_maintenance_window_whose_occurrences_overlap(tmp_path: Path) -> None:
+    # Hourly for 90 minutes: the 09:00 occurrence ends at 10:30, inside the 10:00 one, and what it
+    # held is told then.
+    path = tmp_path / "hb.toml"
+    check = f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["journal"]\n'
+    check += '[channels.journal]\ntype = "log"\n'
+    window = '[[maintenance]]\nname = "patching"\ncron = "0 * * * *"\nduration = "{}"\n'
+    path.write_text(SERVER + check + window.format("90m"))
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    assert result.stderr == (
+        "warning: maintenance window patching: its duration (1 h 30 min) is longer than the 1 h between two of"
+        " its starts, so the alerts one occurrence holds are told when it ends, inside the next: make duration"
+        " shorter than 1 h\n"
+    )
+    path.write_text(SERVER + check + window.format("45m"))
+    assert heartfly("check-config", "-c", str(path)).stderr == ""
+
+
 def test_check_config_warns_when_no_check_has_a_channel_naming_at_most_ten(tmp_path: Path) -> None:
     path = tmp_path / "hb.toml"
     path.write_text(SERVER + "".join(f'[checks.c{i:02}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(12)))

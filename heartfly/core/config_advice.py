@@ -9,6 +9,7 @@ but it may as well be the channel some checks were meant to list.
 from __future__ import annotations
 
 from heartfly.core.config import Config
+from heartfly.core.units import human_duration
 
 NAMED = 10  # checks named in the warning; the rest are counted
 
@@ -34,6 +35,15 @@ def warnings(config: Config) -> list[str]:
             f'smtp.from: "{smtp.sender}" has no domain name that mail servers accept, and many refuse its'
             ' email for good: set from = "heartfly@your.domain"'
         )
+    for window in config.maintenance:
+        gap = window.shortest_gap()
+        if gap is not None and gap < window.duration:
+            # One occurrence's end falls inside the next: what it held is told then, mid-window.
+            found.append(
+                f"maintenance window {window.name}: its duration ({human_duration(window.duration)}) is longer than"
+                f" the {human_duration(gap)} between two of its starts, so the alerts one occurrence holds are told"
+                f" when it ends, inside the next: make duration shorter than {human_duration(gap)}"
+            )
     listed = {name for check in config.checks.values() for name in check.channels}
     found += [
         f"channels.{name}: no check in the file uses it (list it in [defaults] or a check's channels;"

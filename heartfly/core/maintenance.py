@@ -7,8 +7,10 @@ still down) or dropped (nothing). Pure: time is an argument.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from heartfly.core.statetypes import CheckState, Status
@@ -59,6 +61,17 @@ class Window:
         for start in self.starts_after(now - self.duration):
             return (start, start + self.duration) if start <= now else None
         return None
+
+    def shortest_gap(self, starts: int = 100) -> float | None:
+        """The shortest time between two starts of a recurring window among its first `starts` from
+        a fixed instant (2026-01-01, wall time: a cron's pattern repeats by the year), or None."""
+        if self.cron is None:
+            return None
+        from croniter import croniter  # as starts_after's: only for check-config's advice
+
+        walls = croniter(self.cron, datetime(2026, 1, 1))
+        times = [walls.get_next(float) for _ in range(starts)]
+        return min((b - a for a, b in itertools.pairwise(times)), default=None)
 
     def ended_between(self, since: float, now: float) -> list[tuple[float, float]]:
         """The occurrences that ended in (since, now], oldest first (at most MAX_ENDED, the newest)."""
