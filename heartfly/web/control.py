@@ -131,7 +131,9 @@ def parse_until(text: str, now: float) -> float:
     text = text.strip()
     try:
         end = now + parse_duration(text)
-    except UnitError:
+    except UnitError as exc:
+        if "at most" in str(exc):  # a duration, past parse_duration's bound: past a pause's too
+            raise ValueError("until: at most a year from now (pause without an end instead)") from None
         try:
             if not UNTIL_TIME.fullmatch(text):
                 raise ValueError(text)
