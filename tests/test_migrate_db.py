@@ -110,6 +110,7 @@ def test_a_source_a_server_is_using_is_refused(tmp_path: Path, filled: Path) -> 
         result = heartfly("migrate-db", str(filled), str(tmp_path / "copy.db"), timeout=60)
     assert result.returncode == 1
     assert "a server is using" in result.stderr and "stop it first" in result.stderr, result.stderr
+    assert not (tmp_path / "copy.db").exists()
 
 
 @pytest.mark.parametrize("by_env", [False, True])
@@ -151,3 +152,4 @@ def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, str],
     assert result.returncode == 1, result.stdout
     assert error in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert "hunter2" not in result.stderr
+    assert not (tmp_path / "copy.db").exists()  # a FROM refused leaves no empty TO behind

@@ -401,7 +401,7 @@ def migrate_db(
 
     from heartfly.store import backend
     from heartfly.store.api import StoreError
-    from heartfly.store.migrate import MigrateError, copy
+    from heartfly.store.migrate import MigrateError, check_source, copy
 
     if len(databases) > 2:
         raise click.UsageError(f"at most FROM and TO, got {len(databases)} databases")
@@ -413,6 +413,7 @@ def migrate_db(
         else:
             origin = _database_argument("FROM", databases[0], from_password_file)
         destination = _database_argument("TO", databases[-1], to_password_file)
+        check_source(origin, destination)  # before TO is made: a wrong FROM leaves no empty TO behind
         asyncio.run(backend.create(destination))
         counts = copy(origin, destination, say=lambda line: click.echo(f"  {line}"))
     except (MigrateError, StoreError) as exc:

@@ -113,6 +113,16 @@ def copy(
         return counts
 
 
+def check_source(source: Database, target: Database, now: float | None = None) -> None:
+    """What copy() checks of FROM, before TO is made (or an older TO migrated): a FROM that is
+    missing, not Heartfly's, in use or the same as TO leaves TO as it was. MigrateError says why."""
+    if source == target:
+        raise MigrateError("FROM and TO are the same database")
+    with _open(source) as src:
+        _begin(src, snapshot=True)
+        _check_source(src, time.time() if now is None else now)
+
+
 def _check_source(src: _Side, now: float) -> None:
     version = src.version()
     if version == 0:
