@@ -151,6 +151,21 @@ def test_check_config_warns_about_a_maintenance_window_whose_occurrences_overlap
     assert heartfly("check-config", "-c", str(path)).stderr == ""
 
 
+def test_check_config_warns_of_a_stall_limit_that_max_runtime_always_comes_before(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    journal = '[channels.journal]\ntype = "log"\n[defaults]\nchannels = ["journal"]\n'
+    check = f'[checks.drain]\nkey = "{new_key()}"\nevery = "1h"\nmax_runtime = "10m"\nstall = "{{}}"\n'
+    path.write_text(SERVER + journal + check.format("10m"))
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    assert result.stderr == (
+        "warning: 1 check(s) have a stall limit no shorter than max_runtime (drain): a run overruns before it"
+        " can stall, so the stall limit never fires; make it shorter\n"
+    )
+    path.write_text(SERVER + journal + check.format("5m"))
+    assert heartfly("check-config", "-c", str(path)).stderr == ""
+
+
 def test_check_config_warns_when_no_check_has_a_channel_naming_at_most_ten(tmp_path: Path) -> None:
     path = tmp_path / "hb.toml"
     path.write_text(SERVER + "".join(f'[checks.c{i:02}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(12)))

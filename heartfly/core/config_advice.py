@@ -35,6 +35,17 @@ def warnings(config: Config) -> list[str]:
             f'smtp.from: "{smtp.sender}" has no domain name that mail servers accept, and many refuse its'
             ' email for good: set from = "heartfly@your.domain"'
         )
+    unreached = [
+        name
+        for name, check in config.checks.items()
+        if check.stall is not None and check.max_runtime is not None and check.stall >= check.max_runtime
+    ]
+    if unreached:
+        shown = ", ".join(unreached[:NAMED]) + (f" and {len(unreached) - NAMED} more" if len(unreached) > NAMED else "")
+        found.append(
+            f"{len(unreached)} check(s) have a stall limit no shorter than max_runtime ({shown}): a run overruns"
+            " before it can stall, so the stall limit never fires; make it shorter"
+        )
     for window in config.maintenance:
         gap = window.shortest_gap()
         if gap is not None and gap < window.duration:
