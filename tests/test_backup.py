@@ -81,6 +81,9 @@ def test_backup_never_overwrites_and_leaves_no_wal_next_to_a_stopped_servers_dat
     long_name = tmp_path / ("b" * 250 + ".db")  # a valid name: the partial file's beside it must be too
     long = heartfly("backup", "-c", str(config), str(long_name))
     assert long.returncode == 0 and long_name.exists(), long.stderr
+    wide_name = tmp_path / ("字" * 83 + ".db")  # 252 bytes, valid: the cut is in bytes, not characters
+    wide = heartfly("backup", "-c", str(config), str(wide_name))
+    assert wide.returncode == 0 and wide_name.exists(), wide.stderr
 
 
 def test_backup_without_a_database_is_a_clear_error_and_creates_nothing(tmp_path: Path) -> None:

@@ -54,8 +54,9 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
         # killed on the way (a timer's timeout, the OOM killer) leaves no file at `target` that
         # looks like a backup and would block the next try (SQLite rolls the half-written one back
         # to an empty database that passes its integrity check).
-        # Its name cut to 100 characters: a PATH of 240-255 (a valid name) must not fail for the partial's.
-        fd, name = tempfile.mkstemp(prefix=f".{target.name[:100]}.", suffix=".partial", dir=target.parent)
+        # Its name cut to 100 bytes: a PATH's of 240-255 (a valid name; the limit is in bytes, and
+        # "字" is 3) must not fail for the partial's.
+        fd, name = tempfile.mkstemp(prefix=f".{_cut(target.name, 100)}.", suffix=".partial", dir=target.parent)
     except OSError as exc:
         raise BackupError(f"cannot create {target}: {exc.strerror}") from None
     os.close(fd)  # VACUUM INTO accepts an empty file, so the mode mkstemp chose (0600) sticks
@@ -67,6 +68,13 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
         with contextlib.suppress(OSError):
             partial.unlink()
     return BackupInfo(target, target.stat().st_size, checks, pings)
+
+
+def _cut(name: str, size: int) -> str:
+    """`name`'s longest start that is at most `size` bytes in the file system's encoding."""
+    while len(os.fsencode(name)) > size:
+        name = name[:-1]
+    return name
 
 
 def _publish(partial: Path, target: Path) -> None:
