@@ -73,6 +73,7 @@ def test_pause_until_a_local_time_is_sent_with_this_machines_offset(running: tup
     [
         (["pause", "nope"], "404: no such check"),
         (["pause", "nightly", "--until", "soon"], "--until: expected a duration or a time"),
+        (["pause", "nightly", "--until", "99999d"], "at most a year"),  # a duration, past any bound
         (["resume", "nope"], "404: no such check"),
     ],
 )

@@ -159,6 +159,8 @@ async def test_pause_takes_an_iso_time_with_its_offset_and_resume_cancels_it(cli
     for far in ("400d", "99999d"):  # past a year; past any duration's bound: the same words
         too_far = await client.post(f"/api/v1/checks/backup/pause?until={far}", headers=bearer(config))
         assert too_far.status == 400 and "at most a year" in (await too_far.json())["error"], far
+    garbled = await client.post("/api/v1/checks/backup/pause?until=at%20most", headers=bearer(config))
+    assert garbled.status == 400 and "expected a duration" in (await garbled.json())["error"]  # not a duration
     resumed = await (await client.post("/api/v1/checks/backup/resume", headers=bearer(config))).json()
     assert resumed["state"] == "new" and resumed["paused_until"] is None
 

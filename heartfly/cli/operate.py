@@ -32,8 +32,9 @@ def until_param(text: str) -> str:
     try:
         parse_duration(text)
         return text
-    except UnitError:
-        pass
+    except UnitError as exc:
+        if str(exc).startswith("at most "):  # a duration past any bound ("99999d"): the server's limit says so
+            return text
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -132,7 +132,9 @@ def parse_until(text: str, now: float) -> float:
     try:
         end = now + parse_duration(text)
     except UnitError as exc:
-        if "at most" in str(exc):  # a duration, past parse_duration's bound: past a pause's too
+        # A duration, past parse_duration's bound: past a pause's too. startswith, not `in`: the
+        # other messages quote the text given ("at most" is no duration).
+        if str(exc).startswith("at most "):
             raise ValueError("until: at most a year from now (pause without an end instead)") from None
         try:
             if not UNTIL_TIME.fullmatch(text):
