@@ -59,6 +59,8 @@ def parse_assertion(text: str) -> Assertion:
         raise ValueError(f'"{text}" is not an assertion like "rows > 0" or "duration < 30m" (NAME OP VALUE)')
     name, op, raw = match.groups()
     try:
+        if not raw.isascii():  # float() reads other scripts' digits: "١٥" would be 15, as units no longer does
+            raise ValueError(raw)
         value = float(raw)
     except ValueError:
         if name != "duration":
