@@ -186,8 +186,18 @@ def test_a_duration_assertion_judges_the_run_and_skips_a_success_without_a_start
 
 @pytest.mark.parametrize(
     "text",
-    ["rows", "rows >", "rows > lots", "duration < soon", "1rows > 0", "rows => 3", "rows > inf", "eval('x') > 1",
-     "duration < ١٥", "rows > １５"],  # another script's digits: no number, as in a duration (units)
+    [
+        "rows",
+        "rows >",
+        "rows > lots",
+        "duration < soon",
+        "1rows > 0",
+        "rows => 3",
+        "rows > inf",
+        "eval('x') > 1",
+        "duration < ١٥",
+        "rows > １５",
+    ],  # another script's digits: no number, as in a duration (units)
 )
 def test_malformed_assertions_are_refused_with_a_reason(text: str) -> None:
     with pytest.raises(ValueError, match=r"assertion|number|duration|finite"):
