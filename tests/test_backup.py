@@ -86,6 +86,20 @@ def test_backup_never_overwrites_and_leaves_no_wal_next_to_a_stopped_servers_dat
     assert wide.returncode == 0 and wide_name.exists(), wide.stderr
 
 
+def test_a_database_and_a_backup_named_with_a_question_mark_or_a_hash_are_those_files(tmp_path: Path) -> None:
+    # SQLite reads "file:a?b.db?mode=ro" as the file "a" with a query: the names must be quoted.
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    config.write_text(config.read_text().replace("hb.db", "hb#1?.db"))
+    with Server(config) as server:
+        assert server.stop() == 0
+    status = heartfly("status", "-c", str(config))
+    assert status.returncode == 0 and "a" in status.stdout, status.stderr
+    result = heartfly("backup", "-c", str(config), str(tmp_path / "copy?#.db"))
+    assert result.returncode == 0, result.stderr
+    assert "1 checks" in result.stdout and (tmp_path / "copy?#.db").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == ["copy?#.db"]
+
+
 def test_backup_without_a_database_is_a_clear_error_and_creates_nothing(tmp_path: Path) -> None:
     config = write(tmp_path / "hb.toml", "")
     result = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heartfly.core.dburl import Database, PostgresDatabase
+from heartfly.store.sqlite import file_uri
 
 
 class BackupError(Exception):
@@ -93,18 +94,18 @@ def _publish(partial: Path, target: Path) -> None:
         raise BackupError(f"cannot create {target}: {exc.strerror}") from None
 
 
-def _copy(database: Database, partial: Path, target: Path) -> tuple[int, int]:
+def _copy(database: Path, partial: Path, target: Path) -> tuple[int, int]:
     """VACUUM INTO `partial`, checked; its counts of checks and pings."""
     try:
         # mode=rw, not ro: a read-only connection would leave -wal and -shm files behind next
         # to a stopped server's database (rw never creates the file; VACUUM INTO only reads it;
         # query_only would refuse VACUUM INTO).
-        conn = sqlite3.connect(f"file:{database}?mode=rw", uri=True, isolation_level=None, timeout=30)
+        conn = sqlite3.connect(file_uri(database, "rw"), uri=True, isolation_level=None, timeout=30)
         try:
             conn.execute("VACUUM INTO ?", (str(partial),))
         finally:
             conn.close()
-        copy = sqlite3.connect(f"file:{partial}?mode=ro", uri=True)
+        copy = sqlite3.connect(file_uri(partial, "ro"), uri=True)
         try:
             if copy.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise BackupError(f"the copy for {target} failed its integrity check")

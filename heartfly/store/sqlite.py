@@ -18,6 +18,7 @@ import os
 import queue
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +36,12 @@ from heartfly.store.schema import MIGRATIONS
 log = logging.getLogger(__name__)
 
 
+def file_uri(path: Path | str, mode: str) -> str:
+    """SQLite's URI for a file, opened in `mode` ("ro", "rw"): its path quoted, so that a "?" or
+    "#" in a name is the name's, not the URI's (else another file is opened)."""
+    return f"file:{urllib.parse.quote(str(path))}?mode={mode}"
+
+
 async def open_reader(path: Path) -> SqliteReader:
     """The read side (api.Reader) over a read-only connection of its own. StoreError says what failed."""
     return SqliteReader(await connect(path))
@@ -43,7 +50,7 @@ async def open_reader(path: Path) -> SqliteReader:
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     """A connection for reads (API, CLI, start-up). StoreError says what failed."""
     pending = (
-        aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        aiosqlite.connect(file_uri(path, "ro"), uri=True, isolation_level=None)
         if readonly
         else aiosqlite.connect(path, isolation_level=None)
     )
