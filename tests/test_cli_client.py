@@ -562,9 +562,10 @@ def test_runitor_style_requests_work_unchanged(hf: Setup) -> None:
     ]
 
 
-def test_a_malformed_retries_setting_is_a_warning_and_the_job_still_runs(hf: Setup) -> None:
-    result = hf.cli("run", "job", "--", "sh", "-c", "exit 6", HEARTFLY_RETRIES="lots")
-    assert result.returncode == 6 and 'not "lots"; using 5' in err(result)
+@pytest.mark.parametrize("retries", ["lots", "²"])  # "²" passes isdigit(), and int() refuses it
+def test_a_malformed_retries_setting_is_a_warning_and_the_job_still_runs(hf: Setup, retries: str) -> None:
+    result = hf.cli("run", "job", "--", "sh", "-c", "exit 6", HEARTFLY_RETRIES=retries)
+    assert result.returncode == 6 and f'not "{retries}"; using 5' in err(result), err(result)
     assert [p["kind"] for p in hf.pings()] == ["start", "fail"]
 
 

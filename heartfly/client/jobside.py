@@ -70,7 +70,7 @@ def retries_of(text: str | None) -> int:
     # Lenient on purpose: a typo in a crontab's environment must not stop `heartfly run` running the job.
     if text is None:
         return RETRIES
-    if text.strip().isdigit() and int(text) <= 10:
+    if text.strip().isascii() and text.strip().isdigit() and int(text) <= 10:  # isdigit() alone takes "²"
         return int(text)
     warn(f'warning: --retries/HEARTFLY_RETRIES wants a number from 0 to 10, not "{text}"; using {RETRIES}')
     return RETRIES
