@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url
+from aiohttp.helpers import strip_auth_from_url
 from yarl import URL
 
 NAMES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
@@ -26,14 +27,19 @@ def proxy_for(url: str) -> dict[str, Any]:
         parsed = URL(url)
     except ValueError:
         return {}
-    try:
-        proxy, auth = get_env_proxy_for_url(parsed)
-    except LookupError:
+    # Not aiohttp's get_env_proxy_for_url: it reads ~/.netrc ($NETRC) at every call, and a
+    # `default` entry's login and password went to the proxy as Proxy-Authorization.
+    if parsed.host is not None and proxy_bypass(parsed.host):
         return {}
-    except aiohttp.InvalidURL:
-        raise
+    text = getproxies().get(parsed.scheme)
+    if not text:
+        return {}
+    try:
+        proxy, auth = strip_auth_from_url(URL(text))
     except ValueError:  # one yarl cannot read ("http://[proxy"): its text may hold its password
         raise aiohttp.InvalidURL("HTTP(S)_PROXY") from None
+    if proxy.scheme in ("https", "wss"):  # aiohttp takes no https proxy: as before, none
+        return {}
     return {"proxy": proxy, "proxy_auth": auth}
 
 
