@@ -62,9 +62,13 @@ def pause(config: Config, name: str, until: str | None) -> str:
     if until:
         path += "?until=" + quote(until_param(until), safe="")
     body = _ask(config, path)
+    if body.get("state", "paused") != "paused":  # a ping ended it as it was given (resume_on_ping)
+        return f"paused {name}, and a ping resumed it meanwhile (resume_on_ping): it is watched"
+    check = config.checks.get(name)
+    by_ping = " or its next start, success or failure ping (resume_on_ping)" if check and check.resume_on_ping else ""
     if body.get("paused_until"):
-        return f"paused {name} until {_local(body['paused_until'])}; it is watched again then"
-    return f"paused {name}: no deadlines and no alerts until `heartfly resume {name}` (pings are still stored)"
+        return f"paused {name} until {_local(body['paused_until'])}{by_ping}; it is watched again then"
+    return f"paused {name}: no deadlines and no alerts until `heartfly resume {name}`{by_ping} (pings are still stored)"
 
 
 def resume(config: Config, name: str) -> str:

@@ -1,0 +1,46 @@
+"""What `heartfly pause` says of a check that a ping resumes (resume_on_ping)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from heartfly.cli import operate
+from heartfly.core.config import load_config
+from tests.conftest import new_key
+
+
+def _config(tmp_path: Path, resume_on_ping: bool) -> Any:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        f'[server]\nlisten = "127.0.0.1:1"\ndatabase = "hb.db"\n[checks.nightly]\nkey = "{new_key()}"\n'
+        f'every = "1h"\nresume_on_ping = {str(resume_on_ping).lower()}\n'
+    )
+    return load_config(path)
+
+
+def test_a_pause_a_ping_ends_does_not_promise_silence_until_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, resume_on_ping=True)
+    monkeypatch.setattr(operate, "_ask", lambda *a, **k: {"name": "nightly", "state": "paused", "paused_until": None})
+    said = operate.pause(config, "nightly", None)
+    assert "ping" in said and "resume_on_ping" in said, said
+
+
+def test_a_pause_a_ping_ended_while_it_was_given_is_not_told_as_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config(tmp_path, resume_on_ping=True)
+    monkeypatch.setattr(operate, "_ask", lambda *a, **k: {"name": "nightly", "state": "up", "paused_until": None})
+    said = operate.pause(config, "nightly", None)
+    assert "resumed" in said and "no alerts until" not in said, said
+
+
+def test_a_pause_of_a_check_no_ping_resumes_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config(tmp_path, resume_on_ping=False)
+    monkeypatch.setattr(operate, "_ask", lambda *a, **k: {"name": "nightly", "state": "paused", "paused_until": None})
+    said = operate.pause(config, "nightly", None)
+    assert "`heartfly resume nightly`" in said and "resume_on_ping" not in said, said
