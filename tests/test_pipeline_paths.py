@@ -11,7 +11,7 @@ from heartfly.core.states import Event, Kind, Reason, Status
 from heartfly.server.engine import Engine, PingRecord
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
-from tests.test_pipelines import HOOK, PIPELINE, alerts, export_then_publish, ping
+from tests.test_pipelines import HOOK, PIPELINE, alerts, export_then_publish, ping, tick
 from tests.test_restart import running
 
 pytestmark = pytest.mark.both_stores
@@ -24,6 +24,18 @@ def chain3(extra_a: str = "") -> str:
         + f'[checks.b]\nkey = "{new_key()}"\nafter = "a"\nwithin = "1h"\n'
         + f'[checks.c]\nkey = "{new_key()}"\nafter = "b.success"\nwithin = "10m"\n'
     )
+
+
+async def folded_c(engine: Engine, clock: FakeClock) -> None:
+    """On chain3: a starts (arms b), b succeeds (arms c), a fails: c misses its 10 min, folded into
+    a's alert (b is up)."""
+    await ping(engine, "a", Kind.START)
+    clock.advance(60)
+    await ping(engine, "b", Kind.SUCCESS)
+    clock.advance(60)
+    await ping(engine, "a", Kind.FAIL)
+    clock.advance(600)
+    engine.fire_due(clock.now())
 
 
 async def folded_transform(engine: Engine, clock: FakeClock) -> None:
@@ -39,24 +51,15 @@ async def folded_transform(engine: Engine, clock: FakeClock) -> None:
 async def test_a_grandchild_folded_into_a_down_grandparent_is_told_once_that_grandparent_is_up_again(
     write_config: ConfigWriter,
 ) -> None:
-    # a starts (arms b), b succeeds (arms c), a fails: c misses its 10 min, folded into a's alert
-    # (b is up). a's rerun succeeds; c never runs.
+    # c folded into a's alert (folded_c); a's rerun succeeds; c never runs.
     config = write_config(chain3())
     clock = FakeClock()
     async with running(config, clock) as engine:
-        await ping(engine, "a", Kind.START)
-        clock.advance(60)
-        await ping(engine, "b", Kind.SUCCESS)
-        clock.advance(60)
-        await ping(engine, "a", Kind.FAIL)
-        clock.advance(600)
-        engine.fire_due(clock.now())
+        await folded_c(engine, clock)
         assert engine.checks["c"].state.folded
         clock.advance(60)
         await ping(engine, "a", Kind.SUCCESS)  # a is up again (and b armed, b is up)
-        for _ in range(30):  # half an hour: b's window is still open, c's passed long ago
-            clock.advance(60)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 60, 30)  # half an hour: b's window is still open, c's passed long ago
         assert engine.checks["b"].state.status is Status.UP
     # A direct step in c's place is told at once (arm_folded); c stays folded, with no timer.
     assert ("c", "down") in [(n, e) for n, e, _ in alerts(config)]
@@ -83,9 +86,7 @@ async def test_a_folded_step_whose_upstream_recovers_by_a_held_success_is_told(w
         engine.fire_due(clock.now())
         await ping(engine, "extract", Kind.SUCCESS)
         assert engine.checks["extract"].state.waiting
-        for _ in range(60):
-            clock.advance(1)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 1, 60)
         assert engine.checks["extract"].state.status is Status.UP
     assert [(n, e) for n, e, _ in alerts(config)] == [
         ("extract", "down"),
@@ -123,9 +124,7 @@ async def test_a_held_success_the_server_died_holding_arms_the_step_after_its_su
     async with running(config, clock) as engine:
         engine.fire_due(clock.now())
         assert engine.checks["export"].state.last_success_at == succeeded_at
-        for _ in range(4):
-            clock.advance(600)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 600, 4)
         assert engine.checks["publish"].state.reason is Reason.STEP_MISSED  # publish never ran
 
 
@@ -150,9 +149,7 @@ async def test_a_fan_in_batch_completed_by_a_late_member_arms_its_step_as_of_the
         shards = engine.checks["shards"]
         await engine.record(shards, PingRecord(Event(Kind.SUCCESS, t0 + 60, "b1", member="w3"), received_at=now))
         assert shards.state.status is Status.UP
-        for _ in range(30):
-            clock.advance(10)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 10, 30)
         await ping(engine, "load", Kind.SUCCESS)
         assert engine.checks["load"].state.status is Status.UP
     assert alerts(config) == []
@@ -174,9 +171,7 @@ async def test_a_held_success_its_start_shows_too_fast_disarms_its_step(write_co
         await engine.record(export, PingRecord(Event(Kind.START, t0, "r1"), received_at=clock.now()))
         assert not export.state.waiting
         assert export.state.last_success_at is None  # judged too fast
-        for _ in range(15):
-            clock.advance(60)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 60, 15)
     assert [(n, e) for n, e, _ in alerts(config)] == []
 
 
@@ -199,9 +194,7 @@ async def test_a_step_that_ran_after_a_held_success_is_not_armed_again_when_its_
         clock.advance(1)
         await engine.record(export, PingRecord(Event(Kind.START, t0, "r1"), received_at=clock.now()))
         assert export.state.last_success_at == t0 + 120  # judged a success now
-        for _ in range(15):
-            clock.advance(60)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 60, 15)
     assert [(n, e) for n, e, _ in alerts(config)] == []
 
 
@@ -209,20 +202,12 @@ async def test_resuming_a_step_never_down_records_no_second_folded_down_below_it
     config = write_config(chain3())
     clock = FakeClock()
     async with running(config, clock) as engine:
-        await ping(engine, "a", Kind.START)
-        clock.advance(60)
-        await ping(engine, "b", Kind.SUCCESS)
-        clock.advance(60)
-        await ping(engine, "a", Kind.FAIL)
-        clock.advance(600)
-        engine.fire_due(clock.now())
+        await folded_c(engine, clock)
         assert engine.checks["c"].state.folded  # into a's alert
         await engine.pause(engine.checks["b"])
         clock.advance(60)
         await engine.resume(engine.checks["b"])  # b was up; a is still down
-        for _ in range(3):
-            clock.advance(10)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 10, 3)
     sql = "SELECT f.detail FROM flips f JOIN checks c ON c.id = f.check_id WHERE c.name = 'c'"
     assert len(query(config, sql)) == 1, query(config, sql)
 
@@ -254,13 +239,9 @@ async def test_a_fan_ins_success_held_behind_a_held_deadline_arms_its_step_once_
         if applied_by == "a later ping":
             clock.advance(6)
             await ping(engine, "shards", Kind.LOG)
-        for _ in range(3):
-            clock.advance(3)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 3, 3)
         assert not shards.state.waiting and load.state.step_due is not None, "load never armed: silent"
-        for _ in range(15):
-            clock.advance(60)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 60, 15)
     assert ("load", "down") in [(n, e) for n, e, _ in alerts(config)]
 
 

@@ -56,6 +56,13 @@ async def ping(engine: Engine, name: str, kind: Kind, rid: str | None = None, **
     await engine.record(engine.checks[name], PingRecord(Event(kind, now, rid, **kw), received_at=now))
 
 
+def tick(engine: Engine, clock: FakeClock, step: float, times: int) -> None:
+    """`times` steps of `step` seconds, the timer firing what came due at each."""
+    for _ in range(times):
+        clock.advance(step)
+        engine.fire_due(clock.now())
+
+
 def alerts(config: Config) -> list[tuple[str, str, dict[str, object]]]:
     sql = "SELECT c.name, o.event, o.payload FROM outbox o JOIN checks c ON c.id = o.check_id ORDER BY o.id"
     return [(name, event, json.loads(payload)) for name, event, payload in query(config, sql)]
@@ -263,9 +270,7 @@ async def test_a_step_that_succeeds_while_its_upstreams_success_waits_out_the_re
         await ping(engine, "export", Kind.SUCCESS)  # held 5 s for a start that may be on its way
         clock.advance(2)
         await ping(engine, "publish", Kind.SUCCESS)  # the step follows two seconds later
-        for _ in range(12):
-            clock.advance(60)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 60, 12)
         assert engine.checks["publish"].state.status is Status.UP
     assert alerts(config) == []
 
@@ -289,9 +294,7 @@ async def test_a_folded_step_that_still_does_not_run_once_its_upstream_recovered
         clock.advance(599)
         engine.fire_due(clock.now())
         assert [(n, e) for n, e, _ in alerts(config)] == [("extract", "down"), ("extract", "recovery")]
-        for _ in range(6):  # six hours pass; transform never runs
-            clock.advance(3600)
-            engine.fire_due(clock.now())
+        tick(engine, clock, 3600, 6)  # six hours pass; transform never runs
         transform = engine.checks["transform"].state
         assert (transform.status, transform.reason, transform.folded) == (Status.DOWN, Reason.STEP_MISSED, False)
         clock.advance(60)
