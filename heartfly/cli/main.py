@@ -176,6 +176,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
     import asyncio
 
     from heartfly.cli.report import format_status, read_cluster, read_status
+    from heartfly.core.config_advice import named
     from heartfly.store.api import StoreError
 
     config = _load(config_path)
@@ -197,9 +198,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
     # one) is watched by nobody: said, never left out silently. On stderr: --json stays a list.
     listed = {item["name"] for item in items}
     if unwatched := [name for name in config.checks if name not in listed]:
-        shown = ", ".join(unwatched[:10]) + (f" and {len(unwatched) - 10} more" if len(unwatched) > 10 else "")
-        click.echo(f"note: not watched by the server yet, as it has not loaded them (heartfly reload, or"
-                   f" systemctl status heartfly for why a reload was refused): {shown}", err=True)  # fmt: skip
+        why = "heartfly reload, or systemctl status heartfly for why a reload was refused"
+        note = f"note: not watched by the server yet, as it has not loaded them ({why}): {named(unwatched)}"
+        click.echo(note, err=True)
 
 
 @main.command("test-alert")

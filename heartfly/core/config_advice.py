@@ -8,10 +8,18 @@ but it may as well be the channel some checks were meant to list.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from heartfly.core.config import Config
 from heartfly.core.units import human_duration
 
 NAMED = 10  # checks named in the warning; the rest are counted
+
+
+def named(names: Sequence[str], most: int = NAMED) -> str:
+    """The first `most` names, and how many more: "a, b, c and 7 more"."""
+    more = len(names) - most
+    return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
 
 
 def warnings(config: Config) -> list[str]:
@@ -21,7 +29,7 @@ def warnings(config: Config) -> list[str]:
     found = []
     silent = [name for name, check in config.checks.items() if not check.channels]
     if silent:
-        shown = ", ".join(silent[:NAMED]) + (f" and {len(silent) - NAMED} more" if len(silent) > NAMED else "")
+        shown = named(silent)
         which = "every check has" if len(silent) == len(config.checks) else f"{len(silent)} check(s) have"
         found.append(
             f"{which} no channel, so nobody is told when it goes down ({shown}): set [defaults] channels"
@@ -41,7 +49,7 @@ def warnings(config: Config) -> list[str]:
         if check.stall is not None and check.max_runtime is not None and check.stall >= check.max_runtime
     ]
     if unreached:
-        shown = ", ".join(unreached[:NAMED]) + (f" and {len(unreached) - NAMED} more" if len(unreached) > NAMED else "")
+        shown = named(unreached)
         found.append(
             f"{len(unreached)} check(s) have a stall limit no shorter than max_runtime ({shown}): a run overruns"
             " before it can stall, so the stall limit never fires; make it shorter"
