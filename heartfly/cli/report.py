@@ -120,12 +120,17 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     return items, alive, downtimes[0] if downtimes else None
 
 
-async def joined(db: Reader, config: Config) -> Config:
+async def _with_stored(db: Reader, config: Config) -> Config:
     """The file's config plus the checks kept in the database (made through the API), as the
-    server serves them; the file's alone if they clash (the server refuses to start then)."""
+    server serves them; ConfigError if they clash."""
     found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    return with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
+
+
+async def joined(db: Reader, config: Config) -> Config:
+    """_with_stored, or the file's config alone if they clash (the server refuses to start then)."""
     try:
-        return with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
+        return await _with_stored(db, config)
     except ConfigError:
         return config
 
@@ -138,13 +143,11 @@ async def stored_problems(config: Config) -> list[str]:
         return []
     db = await backend.open_existing_reader(config.server.database)
     try:
-        found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
-    finally:
-        await db.close()
-    try:
-        with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
+        await _with_stored(db, config)
     except ConfigError as exc:
         return exc.problems
+    finally:
+        await db.close()
     return []
 
 
