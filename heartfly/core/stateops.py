@@ -42,12 +42,13 @@ def failure(
     `at` dates the change; `event_at`, the failure's own time, if another (a failure that came late)."""
     if st.status is _PAUSED:  # nobody watches a paused check: its failures start no streak for the resume
         return detail
-    if (at if event_at is None else event_at) < st.resumed_at:  # sent while paused: counted as then
+    happened = at if event_at is None else event_at
+    if happened < st.resumed_at:  # sent while paused: counted as then
         if st.status is not Status.DOWN:  # the run it ended is over (a down stays: this is no success)
             set_status(st, Status.RUNNING if st.runs else Status.UP, None, at, now)
         return detail
     st.failures += 1
-    st.streak_ats = tuple(sorted((*st.streak_ats, at if event_at is None else event_at)))[-STREAK_KEPT:]
+    st.streak_ats = tuple(sorted((*st.streak_ats, happened)))[-STREAK_KEPT:]
     if st.status is Status.DOWN and st.folded and st.failures >= check.failures_before_alert:
         # Its down was folded into an upstream's alert (a missed step): its own failure is news,
         # told as its down now (deadlines.flip_of), unless that alert folds it again.
