@@ -18,6 +18,7 @@ from heartfly.server import heartbeat
 from heartfly.server.engine import Check
 from heartfly.store.api import Reader
 from heartfly.web import auth, control, record
+from heartfly.web.pings import route_of
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -332,18 +333,12 @@ async def json_array(
         async with asyncio.timeout(STALLED):
             await resp.write_eof()
     except TimeoutError:  # a client that stopped reading: cut off, not a page held for it for ever
-        log.debug("%s %s: the client took none of the answer for %g s", request.method, _route(request), STALLED)
+        log.debug("%s %s: the client took none of the answer for %g s", request.method, route_of(request), STALLED)
         if request.transport is not None:
             request.transport.abort()
     except ConnectionError:  # the client went away mid-answer: nobody to tell, no server error
-        log.debug("%s %s: the client went away during the answer", request.method, _route(request))
+        log.debug("%s %s: the client went away during the answer", request.method, route_of(request))
     return resp
-
-
-def _route(request: web.Request) -> str:
-    """The route's pattern, never the path: Healthchecks' API names a check by its uuid, which can be its ping key."""
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "?"
 
 
 def _chunks(items: list[dict[str, Any]], before: bytes, after: bytes) -> Iterator[bytes]:

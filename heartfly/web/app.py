@@ -95,9 +95,7 @@ async def _unread_compressed_body(request: web.Request, handler: Handler) -> web
             await resp.prepare(request)
             await resp.write_eof()
         except ConnectionError:  # the client went away (a curl killed mid-body): nobody to tell, no server error
-            resource = request.match_info.route.resource  # its pattern, never the path: a ping's holds the key
-            where = resource.canonical if resource is not None else "?"
-            log.debug("%s %s: the client went away before its answer", request.method, where)
+            log.debug("%s %s: the client went away before its answer", request.method, pings.route_of(request))
         request.protocol.force_close()
         if isinstance(resp, web.FileResponse):  # aiohttp prepares what it is handed again: a file's
             return _Sent(status=resp.status, reason=resp.reason)  # would be sent again, to no connection

@@ -77,13 +77,17 @@ def body_timeout() -> web.HTTPException:
     return web.HTTPRequestTimeout(text=f"the body took longer than {BODY_TIMEOUT:g} s\n")
 
 
+def route_of(request: web.Request) -> str:
+    """The route's pattern, for the log: never the path, which holds a ping's key (and in
+    Healthchecks' API a check's uuid, which can be its ping key)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "?"
+
+
 def went_away(request: web.Request) -> web.HTTPException:
     """The client hung up before its body arrived: nobody reads the answer, and it is no server
-    error (aiohttp would log a traceback). The route's pattern is logged, never the path: a ping
-    path holds the check's key."""
-    resource = request.match_info.route.resource
-    where = resource.canonical if resource is not None else "?"
-    log.debug("%s %s: the client went away before its request body arrived", request.method, where)
+    error (aiohttp would log a traceback)."""
+    log.debug("%s %s: the client went away before its request body arrived", request.method, route_of(request))
     return web.HTTPBadRequest(text="the request was cut off\n")
 
 
