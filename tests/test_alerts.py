@@ -392,15 +392,9 @@ async def test_a_webhook_alert_posts_the_documented_json_with_its_idempotency_ke
     ]
 
 
-async def test_a_webhook_alert_goes_through_the_proxy_the_environment_names(
-    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A host whose only way out is a proxy: the receiver stands in for it, and the hook's own host
-    # does not resolve, so only a request through the proxy can arrive.
-    proxy = await receivers()
-    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+async def down_through(proxy: Receiver, start: Start, write_config: ConfigWriter) -> Hit:
+    """A webhook to a host that does not resolve, whose down alert can arrive only through `proxy`
+    (the receiver standing in for the proxy the environment names): that alert."""
     config = write_config(
         webhook("hook", "http://hooks.invalid/alerts")
         + check("quick", new_key(), ["hook"], 'every = "1s"', 'grace = "0s"')
@@ -410,6 +404,19 @@ async def test_a_webhook_alert_goes_through_the_proxy_the_environment_names(
     await start(config)
     [down] = await until(lambda: proxy.hits, "the down alert, through the proxy")
     assert down.path == "/alerts" and down.headers["Host"] == "hooks.invalid"
+    return down
+
+
+async def test_a_webhook_alert_goes_through_the_proxy_the_environment_names(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A host whose only way out is a proxy: the receiver stands in for it, and the hook's own host
+    # does not resolve, so only a request through the proxy can arrive.
+    proxy = await receivers()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    down = await down_through(proxy, start, write_config)
     assert down.json()["event"] == "down"
 
 
@@ -424,15 +431,7 @@ async def test_a_proxy_named_without_its_scheme_is_used_as_curl_requests_and_url
     monkeypatch.delenv("http_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    config = write_config(
-        webhook("hook", "http://hooks.invalid/alerts")
-        + check("quick", new_key(), ["hook"], 'every = "1s"', 'grace = "0s"')
-        + fast(),
-        server=SERVER,
-    )
-    await start(config)
-    [down] = await until(lambda: proxy.hits, "the down alert, through the proxy")
-    assert down.path == "/alerts" and down.headers["Host"] == "hooks.invalid"
+    await down_through(proxy, start, write_config)
 
 
 async def test_a_netrc_file_neither_blocks_a_webhooks_own_authorization_nor_reaches_another_host(
