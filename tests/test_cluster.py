@@ -171,6 +171,19 @@ async def test_a_check_made_through_the_api_on_a_standby_is_watched_by_the_leade
             assert resp.status == 200
         await until(lambda: known_on(standby, wanted=False), 5, "the standby drops the deleted check")
         assert stored(database, "SELECT count(*) FROM meta WHERE key LIKE 'check:%'") == [(0,)]
+        # Made again under its name on the standby: new on the leader, without the old one's history.
+        async with session.post(f"{standby.url}/api/v3/checks/", json=body, headers=hc) as resp:
+            assert resp.status == 201
+            uuid = (await resp.json())["uuid"]
+        await until(lambda: known_on(leader), 5, "the leader takes the check made again")
+        async with session.get(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+            assert [(await resp.json())[field] for field in ("status", "n_pings")] == ["new", 0]
+        async with session.post(f"{leader.url}/ping/{uuid}") as resp:
+            assert resp.status == 200
+        assert leader.wait_for_log("check made-on-a-standby: new -> up", 5)
+        assert stored(database, "SELECT c.name, count(p.id) FROM checks c LEFT JOIN pings p ON p.check_id = c.id"
+                                " WHERE c.name LIKE '%made-on-a-standby' GROUP BY c.name ORDER BY c.name") == [
+            ("deleted:2:made-on-a-standby", 1), ("made-on-a-standby", 1)]  # fmt: skip
 
 
 async def test_one_checks_runs_sprayed_over_both_nodes_end_as_on_a_single_node(tmp_path: Path, database: str) -> None:

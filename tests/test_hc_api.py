@@ -16,9 +16,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from heartfly.core import hcshape
+from heartfly.core import hcshape, stored_checks
 from heartfly.core.config import ConfigError, load_config
-from heartfly.core.stored_checks import check_uuid
+from heartfly.core.stored_checks import StoredCheck, check_uuid
 from heartfly.web import control, hcapi, pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -658,3 +658,64 @@ async def test_the_event_loop_turns_while_a_long_list_of_checks_is_made(
     assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == "*"
     assert len((await resp.json())["checks"]) == 2500
     assert any(seen)
+
+
+async def _history(client: Client, key: str, uuid: str) -> tuple[str, int, list[Any]]:
+    got = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
+    flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
+    return got["status"], got["n_pings"], flips
+
+
+@pytest.mark.both_stores
+async def test_a_check_deleted_and_made_again_under_its_name_is_new_without_the_old_ones_history(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Terraform and Ansible delete and make a check again under one name: it came back down, with
+    # the old check's pings and flips, and its first ping told a recovery nobody had waited for.
+    client, key, _ = await start(aiohttp_client, write_config)
+    first = await made(client, key, name="nightly", timeout=600)
+    assert (await client.get(f"/ping/{first['uuid']}/fail")).status == 200
+    assert (await _history(client, key, first["uuid"]))[0] == "down"
+    assert (await client.delete(f"/api/v3/checks/{first['uuid']}", headers=rw(key))).status == 200
+    again = await made(client, key, name="nightly", timeout=600)
+    assert await _history(client, key, again["uuid"]) == ("new", 0, [])
+    assert (await client.get(f"/ping/{again['uuid']}")).status == 200
+    await client.close()
+    restarted, _, _ = await start(aiohttp_client, write_config)  # the database says the same
+    status, n_pings, flips = await _history(restarted, key, again["uuid"])
+    assert (status, n_pings) == ("up", 1) and all(flip["up"] == 1 for flip in flips)
+
+
+@pytest.mark.both_stores
+async def test_a_renamed_check_keeps_its_history_and_one_made_under_its_old_name_is_new(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    check = await made(client, key, name="nightly", timeout=600)
+    assert (await client.get(f"/ping/{check['uuid']}/fail")).status == 200
+    renamed = await client.post(f"/api/v3/checks/{check['uuid']}", json={"slug": "nightly-db"}, headers=rw(key))
+    assert (await renamed.json())["slug"] == "nightly-db"
+    status, n_pings, flips = await _history(client, key, check["uuid"])
+    assert (status, n_pings, [flip["up"] for flip in flips]) == ("down", 1, [0])
+    other = await made(client, key, name="nightly", timeout=600)
+    assert await _history(client, key, other["uuid"]) == ("new", 0, [])
+    await client.close()
+    restarted, _, _ = await start(aiohttp_client, write_config)
+    assert (await _history(restarted, key, check["uuid"]))[:2] == ("down", 1)
+    assert await _history(restarted, key, other["uuid"]) == ("new", 0, [])
+
+
+def test_stored_checks_tell_renamed_deleted_and_made_again_apart() -> None:
+    def made_at(at: float, key: str) -> StoredCheck:
+        return StoredCheck("x", "api", {"key": key, "every": "1d"}, at)
+
+    a, b, c = made_at(1.0, "ka"), made_at(2.0, "kb"), made_at(3.0, "kc")
+    changed = StoredCheck("x", "api", {"key": "ka", "every": "2d"}, 1.0)
+    assert stored_checks.changes({"a": a}, {"a": changed}) == ({}, set())  # an update
+    assert stored_checks.changes({"a": a, "b": b}, {"z": a, "b": b}) == ({"z": "a"}, set())
+    assert stored_checks.changes({"a": a}, {}) == ({}, set())  # deleted: its history stays with its name
+    assert stored_checks.changes({}, {"a": a}) == ({}, {"a"})  # made
+    assert stored_checks.changes({"a": a}, {"a": c}) == ({}, {"a"})  # deleted and made again meanwhile
+    assert stored_checks.changes({"a": a, "b": b}, {"b": a, "c": b}) == ({"b": "a", "c": "b"}, set())
+    assert stored_checks.changes({"a": a}, {"a": c, "z": a}) == ({"z": "a"}, {"a"})  # renamed, then a new one
+    assert stored_checks.changes({"a": a, "b": b}, {"a": b, "b": a}) == ({"a": "b", "b": "a"}, set())  # swapped

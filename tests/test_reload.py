@@ -282,7 +282,7 @@ class SlowEngine:
     ) -> None:
         self.config, self.gate, self.fail, self.switch_then_fail = config, gate, fail, switch_then_fail
 
-    async def apply_config(self, config: Config) -> None:
+    async def apply_config(self, config: Config, renamed: object = None, fresh: object = ()) -> None:
         if self.gate is not None:
             await self.gate.wait()
         if self.fail:

@@ -22,27 +22,18 @@ def pause(st: CheckState, now: float, asked_at: float | None = None) -> Step:
     return Step(new, flip_of(st, new, now, None, "paused by an operator"))
 
 
-# The words of the resume that ends a pause a check made (through the API, by a ping) took up with
-# its name's history (web/stored.watch_made). Carried as the resume's words, which a cluster's
-# inbox keeps: a standby's resume is applied by the leader.
-MADE = "made "
-
-
 def resume(
     check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator", asked_at: float | None = None
 ) -> Step:
     """Watch again from now, as if the check had just appeared: no failures in a row before the
     pause count towards failures_before_alert (the operator has likely fixed the job). A failure
-    dated before the resume counts nothing (resumed_at), unless the resume is a made check's
-    (`why` starts with MADE): the pause was its name's old check's, and the ping that made it, dated
-    before its resume, is the new job's own. `asked_at`: when the operator asked, if before `now`
-    (a standby's resume, applied by the leader later): a failure after it counts."""
+    dated before the resume counts nothing (resumed_at). `asked_at`: when the operator asked, if
+    before `now` (a standby's resume, applied by the leader later): a failure after it counts."""
     if st.status is not Status.PAUSED:
         return Step(st, None)
     new = rewatch(check, st, now)
     new.failures, new.streak_ats = 0, ()
-    if not why.startswith(MADE):
-        new.resumed_at = now if asked_at is None else min(asked_at, now)
+    new.resumed_at = now if asked_at is None else min(asked_at, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
     new.changed_at = new.told_at = max(now, new.changed_at)
     return Step(new, flip_of(st, new, now, None, why))

@@ -116,3 +116,28 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def _identity(check: StoredCheck) -> tuple[float, Any]:
+    """One check, maybe changed or renamed, has one: the instant it was made, and its key."""
+    return check.created_at, check.table.get("key")
+
+
+def changes(before: Mapping[str, StoredCheck], after: Mapping[str, StoredCheck]) -> tuple[dict[str, str], set[str]]:
+    """What went from `before` to `after`, for the engine, which knows checks by name: the renamed
+    ({new name: old name}), and the names of checks made (or deleted and made again under one
+    name), which start afresh: the history another check left under the name is not theirs. A
+    deleted check's history stays with its name, for the file to take over (`heartfly export`)."""
+    gone = {n for n, c in before.items() if n not in after or _identity(c) != _identity(after[n])}
+    was_named = {_identity(before[n]): n for n in gone}
+    renamed: dict[str, str] = {}
+    fresh: set[str] = set()
+    for name, check in after.items():
+        if name in before and name not in gone:
+            continue
+        old = was_named.get(_identity(check))
+        if old is not None:
+            renamed[name] = old
+        else:
+            fresh.add(name)
+    return renamed, fresh

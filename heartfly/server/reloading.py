@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Collection, Mapping
 
 from heartfly.core import pipeline, states
 from heartfly.core.config import Config
@@ -19,15 +20,23 @@ log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before
 
 
 class Reloading(Loading):
-    async def apply_config(self, config: Config) -> None:
+    async def apply_config(
+        self, config: Config, renamed: Mapping[str, str] | None = None, fresh: Collection[str] = ()
+    ) -> None:
         """Switch to a new config: new checks are watched, removed ones keep their history. One
         at a time, in the order called: a cluster's new term applies the config without the
         reload lock, and two at once, each awaiting reads before it rebuilds the maps, could end
-        on the older config."""
+        on the older config. `renamed` ({new name: old name}: checks renamed through the API) keep
+        their history under the new name; under those and the names in `fresh` (checks made
+        through the API) no other check's history is taken up: it goes by its tombstone name, as
+        its row does (store.tombstone_statement, in the API's commit)."""
         async with self._reconfiguring:
-            await self._apply_config(config)
+            for name in (*fresh, *(renamed or {})):
+                if (gone := self._removed.pop(name, None)) is not None:
+                    self._removed[store.tombstone(gone.id, name)] = gone
+            await self._apply_config(config, renamed or {}, fresh)
 
-    async def _apply_config(self, config: Config) -> None:
+    async def _apply_config(self, config: Config, renamed: Mapping[str, str], fresh: Collection[str]) -> None:
         # Read first: from here on the maps are rebuilt, and pings must not see them half done.
         missed: dict[int, list[LoggedPing]] = {}
         for name in config.checks.keys() & self._removed.keys():
@@ -38,7 +47,12 @@ class Reloading(Loading):
             await self.finish_load(lambda: None)
         now = self.clock.now()
         statements: list[store.Statement] = []
-        old = self.checks
+        old = dict(self.checks)
+        moving = {new: old.pop(was) for new, was in renamed.items() if was in old}  # reconfigured below
+        for name in fresh:  # deleted and made again: dropped below, under its tombstone name
+            if (check := old.pop(name, None)) is not None:
+                old[store.tombstone(check.id, name)] = check
+        old.update(moving)
         self.checks, self._keys, self._kind_keys, self._by_id = {}, {}, {}, {}
         # Until every check is back in the maps, a compaction of the heap would take the entries of
         # those not yet back for stale, and their deadlines would never fire (_drop_stale).
@@ -72,7 +86,8 @@ class Reloading(Loading):
                     writes.append(store.Write(state=self._mark_stored(check)))
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(store.removed_statement(check.id, now))
-                dropped.append(name)
+                if not name.startswith(store.TOMBSTONE):  # a deleted check: the API logs its own line
+                    dropped.append(name)
         self._rebuilding = False
         self._drop_stale()
         self._log_checks(dropped, "was removed from the config; its history is kept", "were removed from the config")

@@ -333,6 +333,27 @@ def insert_check_statement(
     )
 
 
+# A row a check no longer owns goes by this name (no check's name has a ':'), so that a new check
+# under that name gets a row, and a history, of its own (as in Healthchecks, where a new check is new).
+TOMBSTONE = "deleted:"
+
+
+def tombstone(check_id: int, name: str) -> str:
+    return f"{TOMBSTONE}{check_id}:{name}"
+
+
+def tombstone_statement(name: str) -> Statement:
+    """Free `name` for a check made through the API: the row a check of that name left (deleted
+    through the API, removed from the config) goes by its tombstone name, its history kept as a
+    removed check's."""
+    renamed = "CAST(? AS TEXT) || CAST(id AS TEXT) || ':' || name"
+    return f"UPDATE checks SET name = {renamed} WHERE name = ?", (TOMBSTONE, name)  # noqa: S608
+
+
+def rename_check_statement(old: str, new: str) -> Statement:
+    return "UPDATE checks SET name = ? WHERE name = ?", (new, old)
+
+
 def removed_statement(check_id: int, removed_at: float | None) -> Statement:
     """Mark a check gone from the config since `removed_at` (its history stays), or back (None)."""
     if removed_at is None:

@@ -301,7 +301,6 @@ async def _save(
         return _error(400, str(exc))
     before = rt.stored.get(old.name) if old is not None else None
     renamed = old is not None and old.name != name
-    paused = old is not None and old.state.status is Status.PAUSED
     title = spec.fields.get("name", before.title if before else "")
     made = StoredCheck(
         name, before.origin if before else "api", table, before.created_at if before else rt.clock.now(), title
@@ -320,8 +319,6 @@ async def _save(
         raise web.HTTPNotFound(text="not found")
     if old is None:
         log.info("check %s: made through the API", name)
-    if (old is None or renamed) and not paused:
-        await stored.watch_made(request.app, check, "made through the API")
     return check, status
 
 

@@ -53,6 +53,4 @@ async def create(app: web.Application, name: str) -> tuple[Check | None, bool]:
     check = rt.engine.lookup_name(name)
     if outcome == "written":
         log.info("check %s: made by a ping (auto_provision)", name)
-        if check is not None:
-            await stored.watch_made(app, check, "made by a ping (auto_provision)")
     return check, outcome == "written"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from heartfly.core import stored_checks
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config, ConfigError, ServerConfig, with_stored_checks
 from heartfly.core.config_secrets import check_hc_key, check_token
@@ -160,6 +161,7 @@ class Runtime:
         # check's pings, before it changes anything): not the server on one config, the engine on
         # another.
         before = (self.config, self.file_config, self.stored)
+        renamed, fresh = stored_checks.changes(self.stored, stored) if stored is not None else ({}, set())
         dispatcher = self.dispatcher
         self.config, self.file_config = config, file_config
         if stored is not None:
@@ -168,7 +170,7 @@ class Runtime:
             dispatcher.config = config
         engine = self.engine
         try:
-            await engine.apply_config(config)
+            await engine.apply_config(config, renamed, fresh)
         except BaseException:
             if engine.config is config:  # applied after all (a cancel at its very end): keep it
                 raise

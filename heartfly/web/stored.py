@@ -14,13 +14,9 @@ from typing import Literal
 from aiohttp import web
 
 from heartfly.core.config import ConfigError
-from heartfly.core.statecontrol import MADE
-from heartfly.core.states import Status
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck, decode_all
-from heartfly.server.engine import Check
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
-from heartfly.web import control
 from heartfly.web.control import CONTROL
 from heartfly.web.runtime import RUNTIME, Runtime
 
@@ -58,13 +54,16 @@ async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int |
         if cap is not None and sum(1 for c in rt.stored.values() if c.origin == "auto") >= cap:
             return "capped"
         stored = {**rt.stored, check.name: check}
-        await _store(rt, stored, check.name, store.meta_statement(META_PREFIX + check.name, check.encode()))
+        statements = [store.meta_statement(META_PREFIX + check.name, check.encode())]
+        if new:  # a new check is new: the history another check left under its name is not its own
+            statements.append(store.tombstone_statement(check.name))
+        await _store(rt, stored, check.name, *statements)
     return "written"
 
 
 async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
-    """A stored check under a new name (its key, and so its uuid, kept); as put(). The engine
-    knows checks by name: under the new one it starts afresh, the old name's history is kept."""
+    """A stored check under a new name (its key, and so its uuid, kept); as put(). Its history goes
+    with it, and the history another check left under the new name is not taken up."""
     rt = app[RUNTIME]
     async with app[CONTROL].reload_lock:
         if old not in rt.stored:
@@ -75,6 +74,8 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
         statements = (
             store.delete_meta_statement(META_PREFIX + old),
             store.meta_statement(META_PREFIX + check.name, check.encode()),
+            store.tombstone_statement(check.name),
+            store.rename_check_statement(old, check.name),
         )
         await _store(rt, stored, check.name, *statements)
     log.info("check %s: renamed %s through the API", old, check.name)
@@ -83,7 +84,8 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
 
 async def delete(app: web.Application, name: str) -> bool:
     """Forget a stored check (False: it was gone already); its history stays in the database, as
-    for a check taken out of the file."""
+    for a check taken out of the file: the file may take the check over (`heartfly export`). A
+    check made through the API under its name later is new (put)."""
     rt = app[RUNTIME]
     async with app[CONTROL].reload_lock:
         if name not in rt.stored:
@@ -94,14 +96,6 @@ async def delete(app: web.Application, name: str) -> bool:
         await rt.apply_config(rt.file_config, stored, [])
     log.info("check %s: deleted through the API", name)
     return True
-
-
-async def watch_made(app: web.Application, check: Check, why: str) -> None:
-    """A check just made (or renamed) under a name another check had takes up that name's history,
-    its pause too, which no ping ends: it would never alert. Made to be watched, it is resumed."""
-    assert why.startswith(MADE)  # not an operator's resume: a ping dated before it still counts
-    if check.state.status is Status.PAUSED:
-        await control.resume(app, check, why)
 
 
 async def _store(rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement) -> None:
