@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from heartfly.core.config import CheckConfig
+from heartfly.core.config_values import parse_cron
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pingparse import storable
 from heartfly.core.states import CheckState, Status
@@ -180,8 +181,13 @@ def read_spec(data: Any) -> Spec:
         # anything else (api_key among them) is not a field: ignored, as Healthchecks does
     if "slug" in fields and fields["slug"] and not re.fullmatch(r"[a-z0-9_-]*", fields["slug"]):
         raise SpecError("json validation error: slug does not match pattern")
-    if fields.get("schedule") and len(fields["schedule"].split()) != 5:
-        raise SpecError("json validation error: schedule is not a valid cron expression (OnCalendar is not supported)")
+    if schedule := fields.get("schedule"):
+        try:
+            if len(schedule.split()) != 5:
+                raise ValueError("OnCalendar is not supported")
+            parse_cron(schedule)  # here, so the error names the field the caller sent, not the config's
+        except ValueError as exc:
+            raise SpecError(f"json validation error: schedule is not a valid cron expression ({exc})") from None
     if "tz" in fields:
         try:
             ZoneInfo(fields["tz"])
