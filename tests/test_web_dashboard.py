@@ -90,6 +90,19 @@ async def test_signing_out_ends_the_session(client: Client, config: Config) -> N
     assert (await client.get("/", allow_redirects=False)).status == 303
 
 
+@pytest.mark.parametrize("header", [("Origin", "https://evil.example"), ("Sec-Fetch-Site", "cross-site")])
+async def test_a_sign_out_form_from_another_site_leaves_the_session_alone(
+    client: Client, config: Config, header: tuple[str, str]
+) -> None:
+    await login(client, config)
+    session = client.session.cookie_jar.filter_cookies(client.make_url("/"))
+    client.session.cookie_jar.clear()  # a cross-site POST carries no SameSite=Lax cookie...
+    resp = await client.post("/logout", headers=dict([header]), allow_redirects=False)
+    assert resp.status == 403 and "Set-Cookie" not in resp.headers  # ...but would take its deletion
+    client.session.cookie_jar.update_cookies(session)
+    assert (await client.get("/", allow_redirects=False)).status == 200
+
+
 async def test_ping_messages_and_descriptions_are_escaped_on_the_check_page(client: Client, config: Config) -> None:
     await client.post(f"/ping/{KEY}/fail", data=f"disk full {XSS}".encode())
     await login(client, config)

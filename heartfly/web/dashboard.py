@@ -443,7 +443,11 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     form = await _posted(request)
-    if auth.session_of(request) is not None and not auth.csrf_ok(request, str(form.get(auth.CSRF_FIELD, ""))):
+    # Another site's form comes without the (SameSite) cookie, but the browser would still take the
+    # answer's deletion of it: checked apart from the CSRF token, which only a session's form has.
+    if not auth.same_origin(request) or (
+        auth.session_of(request) is not None and not auth.csrf_ok(request, str(form.get(auth.CSRF_FIELD, "")))
+    ):
         raise _stop(render(request, "message.html", 403, heading="Request refused", text="Reload and try again."))
     response = _redirect("/login")
     auth.clear_session(response)
