@@ -392,6 +392,28 @@ async def test_each_ping_url_has_a_copy_button_and_the_check_a_ready_crontab_lin
     assert "<script" not in html.split("</head>")[1]  # no inline script: the CSP allows only /static/
 
 
+@pytest.mark.parametrize("ping_key", [False, True])
+async def test_a_check_made_through_the_api_gets_a_crontab_line_heartfly_run_can_address(
+    aiohttp_client: Any, write_config: ConfigWriter, ping_key: bool
+) -> None:
+    # `heartfly run NAME` finds NAME in the config file, or through the file's ping_key; this
+    # check is in the database alone, so without a ping_key it needs its URL in the name's place.
+    server = 'hc_api_key_file = "hc-key"\n' + (f'ping_key = "{new_key()}"' if ping_key else "")
+    config = write_config(CHECKS, server=server)
+    client: Client = await aiohttp_client(create_app(config))
+    assert config.server.hc_api_key_file is not None
+    made = await client.post(
+        "/api/v3/checks/",
+        json={"name": "hc-made", "timeout": 3600},
+        headers={"X-Api-Key": config.server.hc_api_key_file.read_text().strip()},
+    )
+    assert made.status == 201, await made.text()
+    await login(client, config)
+    html = await (await client.get("/checks/hc-made")).text()
+    target = "hc-made" if ping_key else (await made.json())["ping_url"]
+    assert f'data-copy="0 * * * * heartfly run {target} -- /path/to/job"' in html
+
+
 async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_down_check_back(
     client: Client, config: Config
 ) -> None:
