@@ -414,6 +414,21 @@ async def test_a_check_made_through_the_api_gets_a_crontab_line_heartfly_run_can
     assert f'data-copy="0 * * * * heartfly run {target} -- /path/to/job"' in html
 
 
+@pytest.mark.parametrize("until", ["", "?until=1h"])
+async def test_a_paused_check_a_ping_resumes_says_so_on_its_page(
+    aiohttp_client: Any, write_config: ConfigWriter, until: str
+) -> None:
+    config = write_config(CHECKS + "resume_on_ping = true\n")  # the last table's: cleanup
+    client: Client = await aiohttp_client(create_app(config))
+    for name in ("cleanup", "sync"):
+        assert (await client.post(f"/api/v1/checks/{name}/pause{until}", headers=bearer(config))).status == 200
+    await login(client, config)
+    by_ping = "at its next start, success or failure ping"
+    assert by_ping in await (await client.get("/checks/cleanup")).text()
+    manual = await (await client.get("/checks/sync")).text()  # only a resume ends this one's pause
+    assert by_ping not in manual and ("Resumes" if until else "when resumed") in manual
+
+
 async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_down_check_back(
     client: Client, config: Config
 ) -> None:
