@@ -35,6 +35,7 @@ ARGS = [
 SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 KEY, SYNC_KEY = new_key(), new_key()
+RUNBOOK = "see https://wiki.example.com/display/OPS/Nightly+database+backup+and+restore+runbook"  # no break
 
 
 def ping(server: Server, path: str, body: bytes | None = None) -> None:
@@ -48,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     path.write_text(
         '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
         f'[checks.nightly-backup]\nkey = "{KEY}"\ncron = "0 3 * * *"\ntimezone = "Europe/Berlin"\n'
-        'max_runtime = "2h"\ndescription = "Nightly database backup"\n'
+        f'max_runtime = "2h"\ndescription = "Nightly database backup, {RUNBOOK}"\n'
         f'[checks.user-sync]\nkey = "{SYNC_KEY}"\nevery = "15m"\ndescription = "Auth -> Profile user sync"\n'
         f'[checks.etl-extract]\nkey = "{new_key()}"\nevery = "1h"\n'
         f'[checks.etl-transform]\nkey = "{new_key()}"\nafter = "etl-extract"\nwithin = "1h"\n'
