@@ -206,3 +206,27 @@ def test_a_copy_button_puts_its_ping_url_or_crontab_line_on_the_clipboard(server
     page.wait_for_selector("button.copy[data-state]", state="detached", timeout=5000)  # back to "Copy"
     assert button.inner_text() == "Copy" and errors == []
     context.close()
+
+
+def test_a_check_page_open_while_a_reload_removes_the_check_says_so_not_offline(tmp_path: Path, browser: Any) -> None:
+    path = tmp_path / "hb.toml"
+    kept = (
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    path.write_text(kept + f'[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(path) as running:
+        page = browser.new_page()
+        page.clock.install()
+        sign_in(page, running)
+        page.goto(running.url + "/checks/b")
+        path.write_text(kept)  # b removed while its page is open
+        token = (tmp_path / "token").read_text().strip()
+        reload = urllib.request.Request(
+            running.url + "/api/v1/reload", method="POST", headers={"Authorization": f"Bearer {token}"}
+        )
+        urllib.request.urlopen(reload, timeout=10).read()
+        page.clock.run_for(11_000)
+        # The server answers (404): it is not offline, as the page used to say until reloaded.
+        sync_api.expect(page.locator("#live-status")).to_have_text("no such check now: retrying")
+        page.close()

@@ -30,8 +30,10 @@
         });
         if (status) { status.textContent = "updated " + new Date().toLocaleTimeString(); status.classList.remove("stale"); }
       })
-      .catch(function () {
-        if (status) { status.textContent = "offline: retrying"; status.classList.add("stale"); }
+      .catch(function (err) {
+        // A fetch that got no answer is offline; an answer is not (a 404: the check left the config).
+        var said = err instanceof TypeError ? "offline" : err.message === "404" ? "no such check now" : "error " + err.message;
+        if (status) { status.textContent = said + ": retrying"; status.classList.add("stale"); }
       })
       .finally(function () { busy = false; });
   }
