@@ -7,6 +7,7 @@ Skipped when Chromium or Python Playwright is missing; .ci/run installs Debian's
 from __future__ import annotations
 
 import shutil
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,4 +230,31 @@ def test_a_check_page_open_while_a_reload_removes_the_check_says_so_not_offline(
         page.clock.run_for(11_000)
         # The server answers (404): it is not offline, as the page used to say until reloaded.
         sync_api.expect(page.locator("#live-status")).to_have_text("no such check now: retrying")
+        page.close()
+
+
+def test_a_maintenance_window_that_begins_or_ends_while_the_dashboard_is_open_shows_or_goes(
+    tmp_path: Path, browser: Any
+) -> None:
+    path = tmp_path / "hb.toml"
+    checks = (
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    begun = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() - 3600))
+    window = f'[[maintenance]]\nname = "patching"\nstart = "{begun}"\nduration = "1d"\n'
+    path.write_text(checks)
+    with Server(path) as running:
+        token = (tmp_path / "token").read_text().strip()
+        page = browser.new_page()
+        page.clock.install()
+        sign_in(page, running)
+        for text, shown in ((checks + window, 1), (checks, 0)):  # a window begins (a reload), then ends
+            path.write_text(text)
+            reload = urllib.request.Request(
+                running.url + "/api/v1/reload", method="POST", headers={"Authorization": f"Bearer {token}"}
+            )
+            urllib.request.urlopen(reload, timeout=10).read()
+            page.clock.run_for(11_000)
+            sync_api.expect(page.locator("#maintenance p:visible")).to_have_count(shown)
         page.close()
