@@ -6,6 +6,7 @@ Skipped when Chromium or Python Playwright is missing; .ci/run installs Debian's
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 import urllib.request
@@ -136,6 +137,21 @@ def test_the_dashboard_refreshes_itself_and_filters_as_you_type_without_reloadin
     sync_api.expect(page.locator(".row:not(.head)")).to_have_count(2)
     assert "q=etl" in page.url
     assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
+    ping(server, SYNC_KEY)
+    page.close()
+
+
+def test_a_check_opened_in_another_tab_does_not_stop_the_list_refreshing(server: Server, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.clock.install()
+    sign_in(page, server)
+    row = page.locator(".row", has=page.locator(".name a", has_text="user-sync"))
+    with page.context.expect_page() as tab:
+        row.locator(".name a").click(modifiers=["Control"])  # the link keeps the focus
+    tab.value.close()
+    ping(server, f"{SYNC_KEY}/fail", b"sync failed")
+    page.clock.run_for(11_000)
+    sync_api.expect(row).to_have_class(re.compile(r"\br-down\b"))  # it said "updated" and showed "up"
     ping(server, SYNC_KEY)
     page.close()
 

@@ -8,8 +8,10 @@
   var busy = false;
 
   function busyHere(el) {
-    // Leave a region alone while someone reads an opened message or types in it.
-    return el.querySelector("details[open]") || el.contains(document.activeElement) && document.activeElement !== document.body;
+    // Leave a region alone while someone reads an opened message or fills in a form field in it.
+    // Not for a focused link: one opened in another tab keeps the focus, and held the list still for good.
+    var active = document.activeElement;
+    return el.querySelector("details[open]") || el.contains(active) && active.matches("input, select, textarea, button");
   }
 
   function refresh(url, force) {
