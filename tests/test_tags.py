@@ -61,3 +61,19 @@ async def test_the_dashboard_shows_tags_and_a_tag_filters_the_list(
 def test_a_tag_with_a_space_is_refused(write_config: ConfigWriter) -> None:
     found = problems(write_config, f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["two words"]\n')
     assert found == ['checks.a.tags: "two words" is not a tag: 1 to 50 characters, no spaces'], found
+
+
+async def test_with_a_tag_chosen_the_state_counts_are_of_its_checks_and_the_tag_leads_back(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    config = write_config(CHECKS + f'[checks.broken]\nkey = "{key}"\nevery = "1h"\n')
+    client = await aiohttp_client(create_app(config))
+    await client.get(f"/ping/{key}/fail")  # down, and without the tag
+    await login(client, config)
+    page = await (await client.get("/?tag=staging")).text()
+    # Clicking "down 1" showed "No check matches", and "All 4" one check.
+    assert "All <b>1</b>" in page and "down <b>0</b>" in page
+    assert '<a href="/" class="tag on" data-nav>staging</a>' in page  # the only way back was the URL
+    searched = await (await client.get("/?q=db")).text()
+    assert "All <b>1</b>" in searched and "down <b>0</b>" in searched

@@ -231,17 +231,17 @@ async def index(request: web.Request) -> web.Response:
     tag = request.query.get("tag", "")
     await engine.all_read()
     everything = list(engine.checks.values())
-    counts = {s.value: 0 for s in SEVERITY}
-    for c in everything:
-        counts[c.state.status.value] += 1
     needle = q.lower()
-    shown = [
+    found = [
         c
         for c in everything
-        if (not wanted or c.state.status.value == wanted)
-        and (not needle or needle in c.name.lower() or needle in c.config.description.lower())
+        if (not needle or needle in c.name.lower() or needle in c.config.description.lower())
         and (not tag or tag in c.config.tags)
     ]
+    counts = {s.value: 0 for s in SEVERITY}  # of the checks searched for: a chip's count is what it shows
+    for c in found:
+        counts[c.state.status.value] += 1
+    shown = [c for c in found if not wanted or c.state.status.value == wanted]
     shown.sort(key=lambda c: (SEVERITY[c.state.status], c.name))
     page = max(1, decimal(request.query.get("page", "1"), digits=9) or 1)
     pages = max(1, -(-len(shown) // PAGE_SIZE))
@@ -262,6 +262,7 @@ async def index(request: web.Request) -> web.Response:
         rows=rows,
         counts=counts,
         total=len(everything),
+        found=len(found),
         matching=len(shown),
         state=wanted,
         q=q,
