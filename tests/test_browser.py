@@ -274,3 +274,22 @@ def test_a_maintenance_window_that_begins_or_ends_while_the_dashboard_is_open_sh
             page.clock.run_for(11_000)
             sync_api.expect(page.locator("#maintenance p:visible")).to_have_count(shown)
         page.close()
+
+
+def test_a_steps_page_keeps_its_pipeline_neighbours_states_up_to_date(tmp_path: Path, browser: Any) -> None:
+    path, upstream = tmp_path / "hb.toml", new_key()
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.extract]\nkey = "{upstream}"\nevery = "1h"\n'
+        f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "1h"\n'
+    )
+    with Server(path) as running:
+        page = browser.new_page()
+        page.clock.install()
+        sign_in(page, running)
+        page.goto(running.url + "/checks/transform")
+        ping(running, f"{upstream}/fail", b"extract failed")
+        page.clock.run_for(11_000)
+        # The pipeline card was left out of the refresh: extract stayed "new" there till a reload.
+        sync_api.expect(page.locator(".pipeline li").first.locator(".pill")).to_have_class(re.compile(r"\bs-down\b"))
+        page.close()
