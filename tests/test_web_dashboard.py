@@ -12,6 +12,7 @@ from yarl import URL
 from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
+from heartfly.web.dashboard import PINGS_PER_PAGE
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of
@@ -427,6 +428,20 @@ async def test_a_paused_check_a_ping_resumes_says_so_on_its_page(
     assert by_ping in await (await client.get("/checks/cleanup")).text()
     manual = await (await client.get("/checks/sync")).text()  # only a resume ends this one's pause
     assert by_ping not in manual and ("Resumes" if until else "when resumed") in manual
+
+
+async def test_older_pings_are_offered_only_when_there_are_some(client: Client, config: Config) -> None:
+    await login(client, config)
+    for n in range(PINGS_PER_PAGE):
+        await client.post(f"/ping/{KEY}/log", data=f"line {n}".encode())
+    page = await (await client.get("/checks/backup")).text()
+    assert "Older pings" not in page  # exactly a page: the link led to "No pings before this point"
+    await client.post(f"/ping/{KEY}/log", data=b"one more")
+    page = await (await client.get("/checks/backup")).text()
+    older = re.search(r'<a href="(\?pings_before=\d+)">Older pings', page)
+    assert older is not None and "line 0" not in page
+    rest = await (await client.get("/checks/backup" + older.group(1))).text()
+    assert "line 0" in rest and "Older pings" not in rest
 
 
 async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_down_check_back(

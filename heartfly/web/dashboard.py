@@ -304,7 +304,9 @@ async def check_page(request: web.Request) -> web.Response:
     row = _row(request.app, check)
     pings_before = _cursor(request, "pings_before")
     await rt.settled()
-    pings = await reader.read_pings(check.id, PINGS_PER_PAGE, pings_before)
+    pings = await reader.read_pings(check.id, PINGS_PER_PAGE + 1, pings_before)  # one more: is there an older page?
+    older = len(pings) > PINGS_PER_PAGE
+    pings = pings[:PINGS_PER_PAGE]
     all_flips = request.query.get("flips") == "all"  # else without the up <-> running of healthy runs
     flips = await reader.read_flips(check.id, 15, routine=all_flips)
     alerts = await reader.read_alerts(check.id, 10)
@@ -327,9 +329,7 @@ async def check_page(request: web.Request) -> web.Response:
         timed=any(e["duration"] is not None for e in items),
         outcomes=charts.OUTCOMES,
         pings=pings,
-        older_pings=f"?pings_before={pings[-1]['id']}{'&flips=all' if all_flips else ''}"
-        if len(pings) == PINGS_PER_PAGE
-        else None,
+        older_pings=f"?pings_before={pings[-1]['id']}{'&flips=all' if all_flips else ''}" if older else None,
         newest_pings=pings_before is not None,
         flips=flips,
         record=windows,
