@@ -49,7 +49,9 @@ class Reloading(Loading):
         statements: list[store.Statement] = []
         old = dict(self.checks)
         moving = {new: old.pop(was) for new, was in renamed.items() if was in old}  # reconfigured below
-        for name in fresh:  # deleted and made again: dropped below, under its tombstone name
+        # Deleted and made again, or deleted and another check renamed to its name (a follower sees
+        # both at once): the check left under the name is dropped below, under its tombstone name.
+        for name in (*fresh, *moving):
             if (check := old.pop(name, None)) is not None:
                 old[store.tombstone(check.id, name)] = check
         old.update(moving)

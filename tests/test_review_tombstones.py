@@ -1,0 +1,65 @@
+"""Reproductions from the review of 5431577 (tombstones, renames that keep history)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from heartfly.core.states import Status
+from heartfly.core.stored_checks import META_PREFIX, StoredCheck
+from heartfly.store import rows as store
+from heartfly.web import control, stored
+from heartfly.web.runtime import RUNTIME
+from tests.conftest import ConfigWriter
+from tests.test_hc_api import made, rw, start
+
+
+async def test_a_timed_pause_of_a_renamed_check_still_ends(aiohttp_client: Any, write_config: ConfigWriter) -> None:
+    # The rename now keeps the check's state (paused too), but the pause's end is kept by name.
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.server.app
+    check = await made(client, key, name="nightly", timeout=600)
+    engine = app[RUNTIME].engine
+    await control.pause(app, engine.checks["nightly"], time.time() + 1.0)
+    resp = await client.post(f"/api/v3/checks/{check['uuid']}", json={"slug": "nightly-db"}, headers=rw(key))
+    assert resp.status == 200
+    renamed = engine.checks["nightly-db"]
+    assert renamed.state.status is Status.PAUSED  # its history (its pause) went with it
+    await asyncio.sleep(1.5 + control.IN_STEP)
+    assert renamed.state.status is not Status.PAUSED, "the renamed check's timed pause never ends"
+    await client.close()
+
+
+async def _as_another_node(app: Any, *statements: store.Statement) -> None:
+    await app[RUNTIME].writer.submit(store.Write(statements=list(statements)))
+
+
+def _encoded(check: StoredCheck, name: str) -> StoredCheck:
+    return StoredCheck(name, check.origin, check.table, check.created_at, check.title)
+
+
+async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_rename_between_two_polls(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Another node: DELETE a, then rename b -> a, both before this node's next poll of the stored checks.
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.server.app
+    rt = app[RUNTIME]
+    await made(client, key, name="a", timeout=600)
+    await made(client, key, name="b", timeout=600)
+    engine = rt.engine
+    first = engine.checks["a"]
+    b = rt.stored["b"]
+    await _as_another_node(app, store.delete_meta_statement(META_PREFIX + "a"))  # delete a
+    await _as_another_node(  # rename b -> a, as stored.rename commits it
+        app,
+        store.delete_meta_statement(META_PREFIX + "b"),
+        store.meta_statement(META_PREFIX + "a", _encoded(b, "a").encode()),
+        store.tombstone_statement("a"),
+        store.rename_check_statement("b", "a"),
+    )
+    await stored._follow_once(app, set())
+    assert engine.checks["a"].id == rt.engine.checks["a"].id != first.id
+    assert first.id in engine.removed_ids(), "the deleted check is forgotten: not removed, its history never pruned"
+    await client.close()
