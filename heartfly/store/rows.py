@@ -354,6 +354,12 @@ def rename_check_statement(old: str, new: str) -> Statement:
     return "UPDATE checks SET name = ? WHERE name = ?", (new, old)
 
 
+def rename_meta_statement(old_key: str, new_key: str) -> Statement:
+    """A meta row kept by a check's name (the end of its timed pause) follows a rename; a row under
+    `new_key` must be gone first (delete_meta_statement): the key is unique."""
+    return "UPDATE meta SET key = ? WHERE key = ?", (new_key, old_key)
+
+
 def removed_statement(check_id: int, removed_at: float | None) -> Statement:
     """Mark a check gone from the config since `removed_at` (its history stays), or back (None)."""
     if removed_at is None:

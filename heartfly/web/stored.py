@@ -15,6 +15,7 @@ from aiohttp import web
 
 from heartfly.core.config import ConfigError
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck, decode_all
+from heartfly.core.views import PAUSE_META
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
 from heartfly.web.control import CONTROL
@@ -56,7 +57,8 @@ async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int |
         stored = {**rt.stored, check.name: check}
         statements = [store.meta_statement(META_PREFIX + check.name, check.encode())]
         if new:  # a new check is new: the history another check left under its name is not its own
-            statements.append(store.tombstone_statement(check.name))
+            # (nor the end of its timed pause, which would resume the new check if it were paused)
+            statements += [store.tombstone_statement(check.name), store.delete_meta_statement(PAUSE_META + check.name)]
         await _store(rt, stored, check.name, *statements)
     return "written"
 
@@ -76,6 +78,9 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
             store.meta_statement(META_PREFIX + check.name, check.encode()),
             store.tombstone_statement(check.name),
             store.rename_check_statement(old, check.name),
+            # Its state goes with it, a timed pause's end too (control.rearm arms it under the new name).
+            store.delete_meta_statement(PAUSE_META + check.name),
+            store.rename_meta_statement(PAUSE_META + old, PAUSE_META + check.name),
         )
         await _store(rt, stored, check.name, *statements)
     log.info("check %s: renamed %s through the API", old, check.name)
