@@ -63,3 +63,21 @@ async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_ren
     assert engine.checks["a"].id == rt.engine.checks["a"].id != first.id
     assert first.id in engine.removed_ids(), "the deleted check is forgotten: not removed, its history never pruned"
     await client.close()
+
+
+async def test_a_restart_names_no_tombstone_as_a_check_gone_from_the_config(
+    aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another node deleted x and made it again; this one stopped before it followed the change.
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    await made(client, key, name="x", timeout=600)
+    again = StoredCheck("x", "api", {"key": "5a9e0d7c-1111-4222-8333-444455556666", "every": "1d"}, time.time())
+    await _as_another_node(app, store.meta_statement(META_PREFIX + "x", again.encode()), store.tombstone_statement("x"))
+    await client.close()
+    caplog.clear()
+    caplog.set_level("INFO", logger="heartfly.server.engine")
+    restarted, _, _ = await start(aiohttp_client, write_config)
+    assert not [r.getMessage() for r in caplog.records if "deleted:" in r.getMessage()]
+    await restarted.close()

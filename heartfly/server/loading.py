@@ -166,7 +166,8 @@ class Loading(ChangeRows):
             self._removed[name] = Removed(row.id, decoded or self._afresh(None), row.state_ping_id, stale=True)
             if row.removed_at is None:
                 statements.append(store.removed_statement(row.id, now))
-                gone.append(name)
+                if not name.startswith(store.TOMBSTONE):  # a check deleted through the API: no news of the config
+                    gone.append(name)
         self._log_checks(gone, "is no longer in the config; its history is kept", "are no longer in the config")
         self._log_new()
         for check in returned:  # after the loop above: a replayed flip may look at other checks
