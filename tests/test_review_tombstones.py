@@ -6,8 +6,11 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from heartfly.core.states import Status
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck
+from heartfly.server.engine import Engine
 from heartfly.store import rows as store
 from heartfly.web import control, stored
 from heartfly.web.runtime import RUNTIME
@@ -18,7 +21,8 @@ from tests.test_hc_api import made, rw, start
 async def test_a_timed_pause_of_a_renamed_check_still_ends(aiohttp_client: Any, write_config: ConfigWriter) -> None:
     # The rename now keeps the check's state (paused too), but the pause's end is kept by name.
     client, key, _ = await start(aiohttp_client, write_config)
-    app = client.server.app
+    app = client.app
+    assert app is not None
     check = await made(client, key, name="nightly", timeout=600)
     engine = app[RUNTIME].engine
     await control.pause(app, engine.checks["nightly"], time.time() + 1.0)
@@ -44,7 +48,8 @@ async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_ren
 ) -> None:
     # Another node: DELETE a, then rename b -> a, both before this node's next poll of the stored checks.
     client, key, _ = await start(aiohttp_client, write_config)
-    app = client.server.app
+    app = client.app
+    assert app is not None
     rt = app[RUNTIME]
     await made(client, key, name="a", timeout=600)
     await made(client, key, name="b", timeout=600)
@@ -62,6 +67,41 @@ async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_ren
     await stored._follow_once(app, set())
     assert engine.checks["a"].id == rt.engine.checks["a"].id != first.id
     assert first.id in engine.removed_ids(), "the deleted check is forgotten: not removed, its history never pruned"
+    await client.close()
+
+
+@pytest.mark.parametrize("store_backend", ["postgres"], indirect=True)
+async def test_a_rename_while_a_term_begins_is_followed_by_the_new_terms_engine(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    check = await made(client, key, name="a", timeout=600)
+    first_id = rt.engine.checks["a"].id
+    node = rt.cluster
+    assert node is not None and node.leading
+    real_load = Engine.load
+    renamed: list[int] = []
+
+    async def load(self: Engine, db: Any, **kw: Any) -> None:
+        await real_load(self, db, **kw)
+        if not kw.get("view") and not renamed:  # the new term's engine has read the rows: a rename now
+            resp = await client.post(f"/api/v3/checks/{check['uuid']}", json={"slug": "b"}, headers=rw(key))
+            renamed.append(resp.status)
+
+    monkeypatch.setattr(Engine, "load", load)
+    await node._end_term("a test ends it")  # the run loop begins the next term
+    for _ in range(100):
+        if node.leading and renamed:
+            break
+        await asyncio.sleep(0.1)
+    assert renamed == [200] and node.leading
+    await asyncio.sleep(0.5)
+    engine = rt.engine
+    assert not engine.writer.failing, "the new term's writer fails for good (INSERT of a name the rename took)"
+    assert engine.checks["b"].id == first_id, "the renamed check lost its history on the new leader"
     await client.close()
 
 

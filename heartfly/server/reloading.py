@@ -31,10 +31,59 @@ class Reloading(Loading):
         through the API) no other check's history is taken up: it goes by its tombstone name, as
         its row does (store.tombstone_statement, in the API's commit)."""
         async with self._reconfiguring:
-            for name in (*fresh, *(renamed or {})):
-                if (gone := self._removed.pop(name, None)) is not None:
+            took: dict[str, int] = {}
+            if self._db is not None and not self._view:
+                renamed, fresh, took = await self._as_stored(config, renamed, fresh)
+            for name in (*fresh, *(renamed or {}), *took):
+                if (gone := self._removed.get(name)) is not None and gone.id != took.get(name):
+                    del self._removed[name]
                     self._removed[store.tombstone(gone.id, name)] = gone
+            for name, row_id in took.items():  # a removed check's row, under its name now
+                if name not in self._removed:
+                    was = next((n for n, r in self._removed.items() if r.id == row_id), None)
+                    unknown = Removed(row_id, self._afresh(None), 0, stale=True)  # made by another engine
+                    self._removed[name] = self._removed.pop(was) if was is not None else unknown
             await self._apply_config(config, renamed or {}, fresh)
+
+    async def _as_stored(
+        self, config: Config, renamed: Mapping[str, str] | None, fresh: Collection[str]
+    ) -> tuple[dict[str, str], set[str], dict[str, int]]:
+        """`renamed` and `fresh` as the checks table has them now: which row goes by each name is
+        the truth, whatever the stored checks this node last read say (a new term's engine loaded
+        rows older or newer than its config, a caller that does not know (None): every name is
+        looked at). Also {name: id} of the removed checks' rows a name takes now."""
+        try:
+            await self.writer.flush()  # rows this engine made (its new checks') are in the table first
+        except StoreError:  # writes fail: the table may lack them; the caller's word stands
+            return dict(renamed or {}), set(fresh), {}
+        assert self._db is not None
+        if renamed is None:
+            names = list(config.checks)
+        else:
+            asked = {*renamed, *fresh, *(n for n in config.checks if n not in self.checks)}
+            names = [n for n in asked if n in config.checks]
+        rows = await self._db.read_check_ids(names)
+        moved: dict[str, str] = {}
+        made: set[str] = set()
+        took: dict[str, int] = {}
+        for name in names:
+            row_id = rows.get(name)
+            live = self.checks.get(name)
+            gone = self._removed.get(name)
+            held = live.id if live is not None else gone.id if gone is not None else None
+            if held == row_id:
+                continue
+            if live is not None or gone is not None:
+                made.add(name)  # another row's, or none: what the engine holds under it goes by its tombstone name
+            if row_id is None:
+                continue
+            holder = self._by_id.get(row_id)
+            if holder is not None and self.checks.get(holder.name) is holder:
+                moved[name] = holder.name  # renamed: its history goes with it
+                made.discard(name)
+            else:
+                took[name] = row_id
+        return moved, made, took
 
     async def _apply_config(self, config: Config, renamed: Mapping[str, str], fresh: Collection[str]) -> None:
         # Read first: from here on the maps are rebuilt, and pings must not see them half done.

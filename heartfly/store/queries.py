@@ -80,6 +80,16 @@ async def read_checks(db: Db) -> list[CheckRow]:
         after = rows[-1][0]
 
 
+async def read_check_ids(db: Db, names: Sequence[str]) -> dict[str, int]:
+    """The id of the row each of `names` has now (none: no row goes by it, a tombstoned one say)."""
+    found: dict[str, int] = {}
+    for start in range(0, len(names), 500):  # within SQLite's bound on a statement's parameters
+        part = list(names[start : start + 500])
+        sql = f"SELECT name, id FROM checks WHERE name IN ({','.join('?' * len(part))})"  # noqa: S608
+        found.update({str(name): int(check_id) for name, check_id in await _rows(db, sql, part)})
+    return found
+
+
 async def read_check_texts(db: Db) -> list[CheckText]:
     """Every stored check, its state left as stored: a restart decodes each when it is first
     used or in the background after the server answers (Loading.load), not before."""

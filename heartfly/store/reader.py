@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from heartfly.core.config import CheckConfig
@@ -30,6 +30,9 @@ class SqlReader:
 
     async def read_check_texts(self) -> list[CheckText]:
         return await queries.read_check_texts(self.db)
+
+    async def read_check_ids(self, names: Sequence[str]) -> dict[str, int]:
+        return await queries.read_check_ids(self.db, names)
 
     async def read_current_checks(self, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
         return await queries.read_current_checks(self.db, configs)
