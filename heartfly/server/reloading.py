@@ -62,7 +62,10 @@ class Reloading(Loading):
         else:
             asked = {*renamed, *fresh, *(n for n in config.checks if n not in self.checks)}
             names = [n for n in asked if n in config.checks]
-        rows = await self._db.read_check_ids(names)
+        try:
+            rows = await self._db.read_check_ids(names)
+        except StoreError:  # the change is committed: apply it as the caller sees it rather than not at all
+            return dict(renamed or {}), set(fresh), {}
         moved: dict[str, str] = {}
         made: set[str] = set()
         took: dict[str, int] = {}
