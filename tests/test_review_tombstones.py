@@ -121,3 +121,39 @@ async def test_a_restart_names_no_tombstone_as_a_check_gone_from_the_config(
     restarted, _, _ = await start(aiohttp_client, write_config)
     assert not [r.getMessage() for r in caplog.records if "deleted:" in r.getMessage()]
     await restarted.close()
+
+
+@pytest.mark.parametrize("store_backend", ["postgres"], indirect=True)
+async def test_a_term_begun_before_this_node_followed_a_rename_keeps_the_renamed_checks_history(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    await made(client, key, name="a", timeout=600)
+    first_id = rt.engine.checks["a"].id
+    node = rt.cluster
+    assert node is not None and node.leading
+    real_follow = stored._follow_once
+
+    async def not_yet(app: Any, logged: set[str]) -> None:
+        pass
+
+    monkeypatch.setattr(stored, "_follow_once", not_yet)  # this node has not polled yet
+    a = rt.stored["a"]
+    await _as_another_node(  # another node renames a -> b
+        app,
+        store.delete_meta_statement(META_PREFIX + "a"),
+        store.meta_statement(META_PREFIX + "b", _encoded(a, "b").encode()),
+        store.tombstone_statement("b"),
+        store.rename_check_statement("a", "b"),
+    )
+    await node._end_term("a test ends it")  # the run loop begins the next term, on the config with a
+    for _ in range(100):
+        if node.leading:
+            break
+        await asyncio.sleep(0.1)
+    await real_follow(app, set())
+    assert rt.engine.checks["b"].id == first_id, "the renamed check lost its history on the new leader"
+    await client.close()
