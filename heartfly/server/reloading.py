@@ -124,6 +124,9 @@ class Reloading(Loading):
                 check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
                 returned.append(check)
             else:
+                # A row another node gave this name since it was read (a rename through the API on
+                # a cluster) would fail the INSERT, and every write queued behind it, for good.
+                statements.append(store.tombstone_statement(name))
                 check = self._create(cfg, now, statements)
             self._add(check)
             self._schedule(check)

@@ -1,4 +1,5 @@
-"""Reproductions from the review of 5431577 (tombstones, renames that keep history)."""
+"""Checks made, renamed and deleted through the API: which row, and so which history, goes by
+each name, on one node and on a cluster's nodes as they follow each other's changes."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from heartfly.core.states import Status
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck
 from heartfly.server.engine import Engine
 from heartfly.store import rows as store
+from heartfly.store.api import StoreError
 from heartfly.web import control, stored
 from heartfly.web.runtime import RUNTIME
-from tests.conftest import ConfigWriter
+from tests.conftest import ConfigWriter, new_key
 from tests.test_hc_api import made, rw, start
 
 
@@ -156,4 +158,30 @@ async def test_a_term_begun_before_this_node_followed_a_rename_keeps_the_renamed
         await asyncio.sleep(0.1)
     await real_follow(app, set())
     assert rt.engine.checks["b"].id == first_id, "the renamed check lost its history on the new leader"
+    await client.close()
+
+
+@pytest.mark.both_stores
+async def test_a_new_check_whose_name_another_node_gave_a_row_meanwhile_does_not_stop_the_writes(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The row read that tells the engine which row goes by a name fails (or came just before
+    # another node's rename): the INSERT of that name failed every write after it, for good.
+    client, _, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    insert = "INSERT INTO checks (id, name, created_at, removed_at, state) VALUES (9999, 'later', 0, NULL, '{}')"
+    await _as_another_node(app, (insert, ()))
+
+    async def unreadable(names: Any) -> dict[str, int]:
+        raise StoreError("the read failed")
+
+    assert rt.engine._db is not None
+    monkeypatch.setattr(rt.engine._db, "read_check_ids", unreadable)
+    config = rt.config.path
+    config.write_text(config.read_text() + f'\n[checks.later]\nkey = "{new_key()}"\nevery = "1h"\n')
+    assert (await control.reload_config(app))[1] == []
+    assert (await client.get(f"/ping/{rt.config.checks['later'].key}")).status == 200
+    assert not rt.engine.writer.failing
     await client.close()
