@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from heartfly.core import schedule
 from heartfly.core.config import CheckConfig
+from heartfly.core.config_values import parse_cron
 from heartfly.core.schedule import Due, ScheduleError, next_cron_due, next_due
 
 HOUR = 3600.0
@@ -128,6 +129,34 @@ def test_an_expression_that_never_matches_raises_schedule_error() -> None:
     # Config validation refuses it too; a schedule error is what the engine logs per check.
     with pytest.raises(ScheduleError):
         next_cron_due("0 0 30 2 *", "UTC", _utc(2026, 1, 14))
+
+
+@pytest.mark.parametrize(
+    ("expr", "runs"),
+    [
+        # Either day field starting with "*" restricts the days together with the other (AND):
+        # odd days that are weekdays; the 1st only when it is a Sunday, Tuesday, Thursday or Saturday.
+        ("0 4 */2 * 1-5", ["Thu 01-01", "Mon 01-05", "Wed 01-07", "Fri 01-09", "Tue 01-13"]),
+        ("0 4 1 * */2", ["Thu 01-01", "Sun 02-01", "Sun 03-01", "Sat 08-01", "Tue 09-01"]),
+        # Both restricted: either matches (OR), as in every cron.
+        ("0 4 1 * 1", ["Thu 01-01", "Mon 01-05", "Mon 01-12", "Mon 01-19", "Mon 01-26"]),
+    ],
+)
+def test_day_of_month_and_day_of_week_combine_as_cron_combines_them(expr: str, runs: list[str]) -> None:
+    """Vixie/Debian cron: the days are those of both fields (OR) unless either field starts with "*",
+    when they must match both (AND). Expected on more days than cron runs it, a job would be
+    reported missed on days it was never meant to run."""
+    after, got = _utc(2025, 12, 31, 12), []
+    for _ in runs:
+        after = next_cron_due(expr, "UTC", after).at
+        got.append(datetime.fromtimestamp(after, UTC).strftime("%a %m-%d"))
+    assert got == runs
+
+
+def test_a_day_of_week_star_step_cannot_make_an_impossible_date_fire() -> None:
+    # Vixie cron: February 31st, and (AND, as "*/7" starts with "*") a Sunday: never.
+    with pytest.raises(ValueError, match="never fires"):
+        parse_cron("0 0 31 2 */7")
 
 
 # --- the skipped hour (spring forward) ---------------------------------------------------------------
@@ -405,9 +434,10 @@ def cron_exprs(draw: st.DrawFn) -> str:
             st.tuples(st.integers(0, 22), st.integers(1, 12)).map(lambda ab: f"{ab[0]}-{min(ab[0] + ab[1], 23)}"),
         )
     )
-    dom = draw(st.one_of(st.just("*"), st.just("*"), st.just("*"), st.integers(1, 28).map(str)))
+    step = st.integers(2, 7).map(lambda n: f"*/{n}")  # starts with "*": the day fields AND, as in cron
+    dom = draw(st.one_of(st.just("*"), st.just("*"), st.just("*"), st.integers(1, 28).map(str), step))
     month = draw(st.one_of(st.just("*"), st.just("*"), st.just("*"), st.integers(1, 12).map(str)))
-    weekday = draw(st.one_of(st.just("*"), st.just("*"), st.integers(0, 6).map(str)))
+    weekday = draw(st.one_of(st.just("*"), st.just("*"), st.integers(0, 6).map(str), step))
     return f"{minute} {hour} {dom} {month} {weekday}"
 
 

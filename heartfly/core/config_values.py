@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 
 from heartfly.core.config_reader import at_least, grace_duration, positive, positive_duration
+from heartfly.core.cronticks import ticks
 from heartfly.core.maintenance import Mode
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.record import LONGEST
@@ -65,7 +66,7 @@ def parse_cron(text: str) -> str:
     if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
         raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
     try:
-        croniter(expr, datetime(2026, 1, 1)).get_next(datetime)
+        ticks(expr, datetime(2026, 1, 1)).get_next(datetime)
     except CroniterError:
         raise ValueError(f'"{text}" never fires (no such date)') from None
     return expr

@@ -67,9 +67,9 @@ class Window:
         a fixed instant (2026-01-01, wall time: a cron's pattern repeats by the year), or None."""
         if self.cron is None:
             return None
-        from croniter import croniter  # as starts_after's: only for check-config's advice
+        from heartfly.core.cronticks import ticks  # as starts_after's: only for check-config's advice
 
-        walls = croniter(self.cron, datetime(2026, 1, 1))
+        walls = ticks(self.cron, datetime(2026, 1, 1))
         times = [walls.get_next(float) for _ in range(starts)]
         return min((b - a for a, b in itertools.pairwise(times)), default=None)
 
