@@ -393,3 +393,25 @@ async def test_a_down_replayed_when_a_check_comes_back_in_a_hold_window_is_told_
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert _events(both) == ["maintenance"]
+
+
+async def test_a_down_held_after_the_clock_is_set_back_into_a_window_is_told_when_it_ends_again(
+    write_config: ConfigWriter,
+) -> None:
+    # The clock ran 20 minutes fast: the window "ended" at 03:00 by it, and the 03:10 round marked
+    # it done. Set back to 02:50, the window is under way again and holds a down; its end, again
+    # at 03:00, lies before the mark: the summary must still come, not wait for a reload.
+    clock = FakeClock(MONDAY_2AM + 70 * 60)  # 03:10, fast
+    config = write_config(job_check() + _patching())
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())
+        clock.advance(-20 * 60)  # 02:50: corrected
+        engine.close_windows(clock.now())
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+        for _ in range(3):  # 03:00, 03:10, 03:20
+            clock.advance(10 * 60 + 1)
+            engine.close_windows(clock.now())
+        await engine.writer.flush()
+        assert _events(config) == ["maintenance"], "the held down alert was never told"

@@ -41,13 +41,19 @@ def close(
     config: Config, checks: Mapping[str, Check], done: dict[str, float], now: float, next_outbox_id: int
 ) -> tuple[store.Write | None, int, list[Check]]:
     """The summaries of the windows that ended since they were last looked at (and their marks),
-    or None if none ended; the next free outbox id; and the checks they told, whose states must
-    say so (engine.close_windows)."""
+    or None if none ended (and no mark moved back with the clock); the next free outbox id; and the
+    checks they told, whose states must say so (engine.close_windows)."""
     write = store.Write()
     told: list[Check] = []
     for window in config.maintenance:
         since = done.get(window.name, now)
-        if now <= since:
+        if now < since:
+            # The clock was set back: the mark follows it (stored: a restart reads it), or an
+            # occurrence under way again that ends before it would never be summarized.
+            done[window.name] = now
+            write.statements.append(store.meta_statement(DONE_META + window.name, repr(now)))
+            continue
+        if now == since:
             continue
         done[window.name] = now
         ended = window.ended_between(since, now)
