@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config, load_config
 from heartfly.core.states import Kind, Status
@@ -415,3 +417,31 @@ async def test_a_down_held_after_the_clock_is_set_back_into_a_window_is_told_whe
             engine.close_windows(clock.now())
         await engine.writer.flush()
         assert _events(config) == ["maintenance"], "the held down alert was never told"
+
+
+@pytest.mark.parametrize("timer_first", [True, False], ids=["timer-first", "summary-first"])
+async def test_a_reminder_of_a_held_down_comes_repeat_after_the_summary_that_tells_it(
+    write_config: ConfigWriter, timer_first: bool
+) -> None:
+    # docs/alerts.md: a reminder comes `repeat` after the last down alert, and a held window's
+    # summary is the down alert of the checks it lists. job goes down at 02:00 inside the window
+    # (held); its reminder, due at 03:00 as counted from that held down, must neither come before
+    # the summary (the window is over, its round not yet come) nor just after it.
+    clock = FakeClock(MONDAY_2AM - 3600)
+    config = write_config(job_check(every="1h", extra='grace = "0s"\nrepeat = "1h"\n') + _patching())
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        await ping(engine, "job", Kind.SUCCESS)  # 01:00: due at 02:00
+        clock.advance(3600.05)
+        engine.fire_due(clock.now())  # 02:00:00.05: down, held
+        assert engine.checks["job"].state.window_hold == "patching"
+        clock.advance(3600.02)  # 03:00:00.07: the window is over; the reminder due since .05
+        rounds = [engine.fire_due, engine.close_windows]
+        for fire in rounds if timer_first else rounds[::-1]:
+            fire(clock.now())
+        run_timer(engine, clock, 30 * 60)
+        await engine.writer.flush()
+        assert _events(config) == ["maintenance"]
+        run_timer(engine, clock, 30 * 60 + 1)  # an hour after the summary
+        await engine.writer.flush()
+        assert _events(config) == ["maintenance", "reminder"]

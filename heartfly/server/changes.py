@@ -92,7 +92,9 @@ class ChangeRows:
             fold = True
         else:
             fold = False
-        window = self._silenced(check) if flip is not None and flip.event is not None and not fold else None
+        window = (
+            self._silenced(check, flip.reminder) if flip is not None and flip.event is not None and not fold else None
+        )
         if flip is not None and flip.event is not None:
             self._note_hold(check, flip, window, fold)
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
@@ -154,9 +156,16 @@ class ChangeRows:
         if (st.window_hold, st.window_end) != hold:
             check.state = dataclasses.replace(st, window_hold=hold[0], window_end=hold[1])
 
-    def _silenced(self, check: Check) -> Window | None:
+    def _silenced(self, check: Check, reminder: bool) -> Window | None:
         windows = self.config.maintenance
-        return maintenance.silencing(windows, check.config, self.clock.now()) if windows else None
+        if not windows:
+            return None
+        window = maintenance.silencing(windows, check.config, self.clock.now())
+        if window is None and reminder and (held := check.state.window_hold) is not None:
+            # Its down is held for a summary not told yet (its window just ended): a reminder now
+            # would come before the down alert it reminds of.
+            window = next((w for w in windows if w.name == held), None)
+        return window
 
     def _folds(self, check: Check, flip: Flip, old: CheckState) -> bool:
         """A step's missed-type alerts (and their reminders and recovery) fold into a down upstream's."""
@@ -198,7 +207,8 @@ class ChangeRows:
             if write.outbox:
                 write.on_commit = self._alerts_committed
             self.writer.submit_nowait(write)
-        self._set_holds([(c, None, 0.0) for c in told])  # after the summary: a crash between tells it twice, never not
+        # After the summary: a crash between tells it twice, never not.
+        self._set_holds([(c, None, 0.0) for c in told], now)
 
     def release_holds(self, now: float, *, adopt: bool = False) -> None:
         """Tell the down alerts held for a maintenance window that will not tell them (removed or
@@ -212,11 +222,14 @@ class ChangeRows:
         if write is not None:
             write.on_commit = self._alerts_committed
             self.writer.submit_nowait(write)
-        self._set_holds(holds)
+        self._set_holds(holds, now)
 
-    def _set_holds(self, holds: list[windows.Hold]) -> None:
+    def _set_holds(self, holds: list[windows.Hold], now: float) -> None:
         """Each check's state takes its window hold (a window's name and its occurrence's end, or
-        none), stored at once."""
+        none), stored at once. A down whose hold ends is told now, by a summary: its reminders
+        count from that, as from a down alert."""
         for check, name, end in holds:
-            check.state = dataclasses.replace(check.state, window_hold=name, window_end=end)
+            st = check.state
+            alerted_at = now if name is None and st.status is states.Status.DOWN else st.alerted_at
+            check.state = dataclasses.replace(st, window_hold=name, window_end=end, alerted_at=alerted_at)
             self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
