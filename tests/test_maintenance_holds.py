@@ -445,3 +445,26 @@ async def test_a_reminder_of_a_held_down_comes_repeat_after_the_summary_that_tel
         run_timer(engine, clock, 30 * 60 + 1)  # an hour after the summary
         await engine.writer.flush()
         assert _events(config) == ["maintenance", "reminder"]
+
+
+async def test_a_held_down_that_came_back_within_the_window_says_nothing_when_its_ping_is_replayed_after_it(
+    write_config: ConfigWriter,
+) -> None:
+    # Heartfly's own host is patched in the window: job fails at 02:10 (held), Heartfly stops at
+    # 02:30, job succeeds at 02:50 (spooled by `heartfly run`), Heartfly is back at 03:10 and the
+    # success is replayed before the summary. It came back within the window: nothing left to
+    # say (docs/alerts.md), not a recovery from a down that nobody was told of.
+    clock = FakeClock(MONDAY_2AM + 600)
+    config = write_config(job_check() + _patching())
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+        clock.advance(20 * 60)
+    clock.advance(40 * 60)  # 03:10
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.SUCCESS, at=MONDAY_2AM + 50 * 60)
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+        assert engine.checks["job"].state.status is Status.UP
+    assert _events(config) == []

@@ -92,9 +92,7 @@ class ChangeRows:
             fold = True
         else:
             fold = False
-        window = (
-            self._silenced(check, flip.reminder) if flip is not None and flip.event is not None and not fold else None
-        )
+        window = self._silenced(check, flip) if flip is not None and flip.event is not None and not fold else None
         if flip is not None and flip.event is not None:
             self._note_hold(check, flip, window, fold)
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
@@ -156,14 +154,16 @@ class ChangeRows:
         if (st.window_hold, st.window_end) != hold:
             check.state = dataclasses.replace(st, window_hold=hold[0], window_end=hold[1])
 
-    def _silenced(self, check: Check, reminder: bool) -> Window | None:
+    def _silenced(self, check: Check, flip: Flip) -> Window | None:
         windows = self.config.maintenance
         if not windows:
             return None
         window = maintenance.silencing(windows, check.config, self.clock.now())
-        if window is None and reminder and (held := check.state.window_hold) is not None:
-            # Its down is held for a summary not told yet (its window just ended): a reminder now
-            # would come before the down alert it reminds of.
+        if window is None and not flip.is_down and (held := check.state.window_hold) is not None:
+            # Its down is held for a summary not told yet (its window just ended, or ended while
+            # Heartfly was stopped): a reminder now would come before the down alert it reminds
+            # of, a recovery after no down alert at all; back before the summary, it has nothing
+            # left to say, as one back within the window.
             window = next((w for w in windows if w.name == held), None)
         return window
 
