@@ -284,6 +284,21 @@ def test_run_sends_the_last_lines_of_a_long_text_output(hf: Setup) -> None:
     assert re.match(r"\[heartfly: \d+ earlier bytes of output not shown\]\n", body)
 
 
+def test_run_fits_the_tail_to_what_the_server_keeps_so_the_last_lines_are_not_cut(tmp_path: Path) -> None:
+    # The server keeps the first body_limit bytes of a body and says how many (Ping-Body-Limit, as
+    # a self-hosted Healthchecks does: 10,000 bytes by default, less than the 10 KiB tail).
+    hf = Setup(tmp_path)
+    hf.config.write_text(hf.config.read_text().replace("[server]\n", '[server]\nbody_limit = "2KB"\n'))
+    with hf.server:
+        script = "import sys\nfor i in range(100000): print(i)\nprint('FATAL: disk full'); sys.exit(4)"
+        result = hf.cli("run", "job", "--", PY, "-c", script)
+        assert result.returncode == 4
+        end = hf.pings()[-1]
+    assert end["body"].endswith("\n99999\nFATAL: disk full\n") and not end["truncated"]
+    assert re.match(r"\[heartfly: \d+ earlier bytes of output not shown\]\n", end["body"])
+    assert 1900 < len(end["body"].encode()) <= 2000
+
+
 def test_a_timeout_sends_term_then_kill_and_reports_a_failure_that_says_so(hf: Setup) -> None:
     stubborn = (
         "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"

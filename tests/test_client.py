@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from heartfly.client.runner import RunOutcome, Tail
+from heartfly.client.runner import Runner, RunOutcome, Tail
 from heartfly.client.spool import Courier, Result, Spool, default_folder
 from heartfly.client.transport import (
     AddressError,
@@ -416,6 +416,22 @@ def test_the_tail_does_not_start_inside_a_utf8_character() -> None:
     tail = Tail(5)
     tail.add("aaaa€€".encode())  # € is three bytes: the last 5 bytes start inside the first one
     assert tail.value().split(b"\n", 1)[1] == "€".encode()
+
+
+def test_the_tail_fits_in_what_the_server_keeps_its_first_line_included() -> None:
+    tail = Tail(10_000)
+    tail.add("".join(f"{i}\n" for i in range(5000)).encode())
+    fitted = tail.value(200)
+    assert len(fitted) == 200 and fitted.endswith(b"\n4998\n4999\n")
+    assert fitted.startswith(b"[heartfly: ") and len(tail.value()) > 10_000
+
+
+def test_a_report_with_heartflys_note_fits_in_what_the_server_keeps() -> None:
+    runner = Runner(["sh", "-c", "seq 1 5000; kill -TERM $$"])
+    runner.body_limit = 300
+    with runner:
+        body = runner.run().body()
+    assert len(body) <= 300 and body.endswith(b"\n5000\n[heartfly] the command was killed by SIGTERM\n")
 
 
 def test_heartflys_note_follows_the_output_on_a_line_of_its_own() -> None:

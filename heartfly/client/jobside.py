@@ -233,6 +233,7 @@ def run_job(
     with Runner(tuple(command), timeout=limit, kill_after=grace, tail_size=size, env=env) as runner:
         if sender is not None:  # a hung server must not hold the job back: what is not sent is spooled
             _deliver(sender, Ping(url, "start", run_id=run_id), time.monotonic() + min(START_BUDGET, budget))
+            runner.body_limit = sender.body_limit  # its answer says how much of the report it keeps
         outcome = runner.run()
         if outcome.note:
             warn(outcome.note)

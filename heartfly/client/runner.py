@@ -45,15 +45,25 @@ class Tail:
         if len(self._buf) > 2 * self.size + CHUNK:  # trim in batches, not on every chunk
             del self._buf[: len(self._buf) - self.size]
 
-    def value(self) -> bytes:
-        data = bytes(self._buf[-self.size :]) if self.size else b""
-        if len(data) < self.total:
-            skip = 0
-            while skip < 3 and skip < len(data) and 0x80 <= data[skip] < 0xC0:
-                skip += 1  # do not start inside a UTF-8 character
-            data = data[skip:]
-            return f"[heartfly: {self.total - len(data)} earlier bytes of output not shown]\n".encode() + data
-        return data
+    def value(self, fit: int | None = None) -> bytes:
+        """The last bytes, after a line saying how many came before them; at most `fit` bytes in
+        all when given (a server keeps the first bytes of a body: the end must be within them)."""
+        keep = self.size if fit is None else max(0, min(self.size, fit))
+        while True:
+            data = self._last(keep)
+            if len(data) == self.total:
+                return data
+            out = f"[heartfly: {self.total - len(data)} earlier bytes of output not shown]\n".encode() + data
+            if fit is None or len(out) <= fit or not data:
+                return out
+            keep -= len(out) - fit
+
+    def _last(self, size: int) -> bytes:
+        data = bytes(self._buf[-size:]) if size > 0 else b""
+        skip = 0
+        while len(data) < self.total and skip < 3 and skip < len(data) and 0x80 <= data[skip] < 0xC0:
+            skip += 1  # do not start inside a UTF-8 character
+        return data[skip:]
 
 
 if TYPE_CHECKING:
@@ -108,6 +118,7 @@ class Runner:
         self.own_group = not _isatty(0)
         self.proc: subprocess.Popen[bytes] | None = None
         self.early_signal: int | None = None
+        self.body_limit: int | None = None  # what the server keeps of the report, when it said so
         self._saved: dict[int, object] = {}
 
     def __enter__(self) -> Runner:
@@ -164,7 +175,14 @@ class Runner:
             note += f"; the command ended with {_status(returncode)}"
         elif returncode < 0:
             note = f"the command was killed by {signal_name(-returncode)}"
-        return RunOutcome(code, duration, self.tail.value(), note)
+        return RunOutcome(code, duration, self.tail.value(self._room(note)), note)
+
+    def _room(self, note: str) -> int | None:
+        """How much output fits beside heartfly's note in what the server keeps of the report."""
+        if self.body_limit is None:
+            return None
+        note_size = len(RunOutcome(0, 0.0, b"", note).body())  # "[heartfly] …\n", or nothing
+        return self.body_limit - note_size - (1 if note else 0)  # and a newline before it
 
     def _pump(self, proc: subprocess.Popen[bytes], started: float) -> tuple[bool, bool]:
         """Copies output until both streams close and the command has exited; enforces the timeout.

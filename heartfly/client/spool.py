@@ -208,6 +208,7 @@ class Courier:
         self.transport = transport
         self.spool = spool
         self.warn = warn
+        self.body_limit: int | None = None  # what the server of the last ping sent keeps of a body, if it said
 
     def deliver(self, ping: Ping, deadline: float | None = None) -> Result:
         """Sends earlier spooled pings, then this one; all of it ends by `deadline` (monotonic), after
@@ -217,6 +218,7 @@ class Courier:
             return self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
         answer = self.transport.send(ping, deadline=deadline)
         if answer.outcome is Outcome.DELIVERED:
+            self.body_limit = answer.body_limit
             return Result.SENT
         if answer.outcome is Outcome.REJECTED:
             self.warn("error: " + answer.explain(ping) + "; not retried")

@@ -294,9 +294,10 @@ if TYPE_CHECKING:
         status: int | None = None
         detail: str = ""
         body: bytes = b""  # what the server answered (a batch's per-ping results), up to MAX_ANSWER
+        body_limit: int | None = None  # how much of a ping's body the server keeps, if it said
 
 else:
-    _AnswerFields = namedtuple("_AnswerFields", "outcome status detail body", defaults=(None, "", b""))
+    _AnswerFields = namedtuple("_AnswerFields", "outcome status detail body body_limit", defaults=(None, "", b"", None))
 
 
 class Answer(_AnswerFields):
@@ -385,9 +386,16 @@ class Transport:
             return Answer(Outcome.REJECTED, None, f"bad URL: {exc}")
         status = answer.status
         if 200 <= status < 300:
-            return Answer(Outcome.DELIVERED, status, body=answer.body)
+            return Answer(Outcome.DELIVERED, status, body=answer.body, body_limit=_body_limit(answer.headers))
         if 300 <= status < 400:
             return Answer(Outcome.REJECTED, status, answer.headers.get("location", "?"))
         text = answer.body.decode("utf-8", "replace").strip().splitlines()
         outcome = Outcome.UNREACHABLE if status in RETRYABLE or status >= 500 else Outcome.REJECTED
         return Answer(outcome, status, text[0][:300] if text else answer.reason, answer.body)
+
+
+def _body_limit(headers: Mapping[str, str]) -> int | None:
+    """Ping-Body-Limit: how many bytes of a body the server keeps (Heartfly's body_limit, a
+    Healthchecks' PING_BODY_LIMIT); it keeps the first ones, so a tail must fit in it."""
+    value = headers.get("ping-body-limit", "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
