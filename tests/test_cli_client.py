@@ -259,6 +259,30 @@ def test_a_command_that_does_not_exist_exits_127_and_is_reported_as_a_failure(hf
     assert (end["kind"], end["exit_status"]) == ("fail", 127) and "command not found" in end["body"]
 
 
+def test_a_script_without_a_shebang_runs_with_sh_as_it_does_from_cron_without_heartfly(hf: Setup) -> None:
+    bin_dir = hf.tmp / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "backup.sh"
+    script.write_text('echo "backing up $1 with $0"\nexit 3\n')
+    script.chmod(0o755)
+    by_path = hf.cli("run", "job", "--", str(script), "home")
+    assert (by_path.returncode, by_path.stdout) == (3, f"backing up home with {script}\n".encode())
+    by_name = hf.cli("run", "job", "--", "backup.sh", "etc", PATH=f"{bin_dir}:{os.environ['PATH']}")
+    assert (by_name.returncode, by_name.stdout) == (3, f"backing up etc with {script}\n".encode())
+    assert [(p["exit_status"], p["body"]) for p in hf.pings() if p["kind"] != "start"] == [
+        (3, f"backing up home with {script}\n"),
+        (3, f"backing up etc with {script}\n"),
+    ]
+
+
+def test_a_binary_that_cannot_be_executed_exits_126_and_is_not_fed_to_sh(hf: Setup) -> None:
+    program = hf.tmp / "other-arch"
+    program.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(200))
+    program.chmod(0o755)
+    result = hf.cli("run", "job", "--", str(program))
+    assert result.returncode == 126 and "Exec format error" in err(result)
+
+
 def test_run_streams_megabytes_of_binary_output_unchanged_and_sends_only_the_tail(hf: Setup) -> None:
     script = (
         "import random,sys; data = random.Random(7).randbytes(3_000_000)\n"

@@ -147,14 +147,7 @@ class Runner:
             return RunOutcome(128 + self.early_signal, 0.0, b"", f"received {name} before the command started")
         started = time.monotonic()
         try:
-            proc = subprocess.Popen(  # noqa: S603 - the user's own command, on purpose without a shell
-                self.argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self.env,
-                process_group=0 if self.own_group else None,
-                preexec_fn=_dies_with_us() if self.own_group else None,  # the job side has no threads
-            )
+            proc = self._start()
         except OSError as exc:
             # The shell's convention: 127 when there is no such command, 126 when it cannot run.
             missing = isinstance(exc, FileNotFoundError)
@@ -183,6 +176,27 @@ class Runner:
             return None
         note_size = len(RunOutcome(0, 0.0, b"", note).body())  # "[heartfly] …\n", or nothing
         return self.body_limit - note_size - (1 if note else 0)  # and a newline before it
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        try:
+            return self._spawn(self.argv)
+        except OSError as exc:
+            script = _script(self.argv[0], self.env) if exc.errno == errno.ENOEXEC else None
+            if script is None:
+                raise
+        # An executable text file without "#!": the shell and execvp(3) (under env, nice, timeout)
+        # run it with /bin/sh, and so does the crontab line that names it without heartfly.
+        return self._spawn(["/bin/sh", script, *self.argv[1:]])
+
+    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - the user's own command, on purpose without a shell
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            process_group=0 if self.own_group else None,
+            preexec_fn=_dies_with_us() if self.own_group else None,  # the job side has no threads
+        )
 
     def _pump(self, proc: subprocess.Popen[bytes], started: float) -> tuple[bool, bool]:
         """Copies output until both streams close and the command has exited; enforces the timeout.
@@ -267,6 +281,19 @@ def _write(fd: int, data: bytes) -> bool:
         except OSError as exc:
             return exc.errno != errno.EPIPE
     return True
+
+
+def _script(name: str, env: Mapping[str, str] | None) -> str | None:
+    """The file that `name` runs, if it is text (a binary for another machine is no shell script)."""
+    import shutil
+
+    path = name if "/" in name else shutil.which(name, path=os.pathsep.join(os.get_exec_path(env)))
+    try:
+        with open(path or "", "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return None
+    return path if b"\0" not in head else None
 
 
 def _isatty(fd: int) -> bool:
