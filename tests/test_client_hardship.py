@@ -135,6 +135,39 @@ def test_ping_with_a_message_that_is_not_utf8_is_sent_not_a_crash(hf: Setup) -> 
     assert [p["kind"] for p in hf.pings()] == ["fail"]
 
 
+def test_ping_stdin_left_non_blocking_by_a_parent_is_read_to_its_end(hf: Setup) -> None:  # noqa: F811
+    # O_NONBLOCK belongs to the open pipe, which a parent (Node.js, say) may have set and passed on.
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    proc = subprocess.Popen(
+        [PY, "-m", "heartfly", "ping", "job", "--log", "--stdin"],
+        env={**hf.env(), "PYTHONPATH": ROOT}, stdin=read_end, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.close(read_end)
+    try:
+        time.sleep(0.5)  # the client is up and finds nothing to read yet
+        os.write(write_end, b"first line\n")
+        time.sleep(0.2)
+        os.write(write_end, b"second line\n")  # got: BrokenPipeError, the client had died
+        os.close(write_end)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert b"Traceback" not in stderr, stderr[-400:]
+    assert proc.returncode == 0
+    assert [(p["kind"], p["body"]) for p in hf.pings()] == [("log", "first line\nsecond line\n")]
+
+
+def test_ping_stdin_with_stdin_closed_sends_an_empty_message_not_a_traceback(hf: Setup) -> None:  # noqa: F811
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$@" <&-', "sh", PY, "-m", "heartfly", "ping", "job", "--log", "--stdin"],
+        env={**hf.env(), "PYTHONPATH": ROOT}, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in err(done), err(done)[-400:]
+    assert done.returncode == 0 and "stdin is closed" in err(done)
+    assert [(p["kind"], p["body"]) for p in hf.pings()] == [("log", "")]
+
+
 def test_run_of_a_missing_command_whose_name_is_not_utf8_exits_127_and_reports_it(hf: Setup) -> None:  # noqa: F811
     done = subprocess.run(
         [PY.encode(), b"-m", b"heartfly", b"run", b"job", b"--", b"caf\xe9"],

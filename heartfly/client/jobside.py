@@ -187,11 +187,29 @@ def send_ping(
 
 
 def _read_stdin() -> bytes:
-    stream = sys.stdin.buffer
-    body = stream.read(MAX_BODY)
-    while stream.read(1 << 16):
-        pass  # read to the end, so the writer does not die of a broken pipe
-    return body
+    """The first MAX_BODY bytes of stdin, read to its end so the writer does not die of a broken pipe."""
+    if sys.stdin is None:  # closed (`<&-`): the ping still goes, with nothing to say
+        warn("warning: --stdin: stdin is closed; sending the ping without a message")
+        return b""
+    fd = sys.stdin.fileno()
+    body = bytearray()
+    while chunk := _read_some(fd):
+        body += chunk[: MAX_BODY - len(body)]
+    return bytes(body)
+
+
+def _read_some(fd: int) -> bytes:
+    """os.read, also of a pipe that a parent left non-blocking (O_NONBLOCK is shared with it)."""
+    while True:
+        try:
+            return os.read(fd, 1 << 16)
+        except BlockingIOError:
+            import select
+
+            select.select([fd], [], [])
+        except OSError as exc:  # a terminal that hung up (EIO), say: send what came
+            warn(f"warning: --stdin: reading stopped: {exc.strerror or exc}; sending what was read")
+            return b""
 
 
 def run_job(
