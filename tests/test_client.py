@@ -302,6 +302,25 @@ def test_while_earlier_pings_still_wait_a_new_one_joins_them_to_keep_the_order(t
     assert any("held back" in w for w in warnings)
 
 
+def test_a_hung_server_in_the_spool_does_not_spend_the_budget_of_a_ping_to_another_server(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    hung = Recorder(hang=True)  # a server that moved away, or one that accepts and never answers
+    threading.Thread(target=hung.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        spool = Spool(tmp_path / "spool")
+        spool.put(Ping(f"{hung.url}/ping/{KEY}", at=1000.0))
+        sender = Courier(Transport(retries=0), spool, lambda _: None)
+        ping = Ping(f"{recorder.url}/ping/{KEY}", "start")
+        assert sender.deliver(ping, deadline=time.monotonic() + 1.0) is Result.SENT
+        assert [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests] == [f"/ping/{KEY}/start"]
+        assert [Spool.load(p).url for p in spool.pending()] == [f"{hung.url}/ping/{KEY}"]  # its own turn comes
+    finally:
+        hung.released.set()
+        hung.shutdown()
+        hung.server_close()
+
+
 def test_a_spent_budget_leaves_the_spooled_pings_and_the_new_one_waiting_in_order(
     recorder: Recorder, tmp_path: Path
 ) -> None:

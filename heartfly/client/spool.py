@@ -211,11 +211,19 @@ class Courier:
         self.body_limit: int | None = None  # what the server of the last ping sent keeps of a body, if it said
 
     def deliver(self, ping: Ping, deadline: float | None = None) -> Result:
-        """Sends earlier spooled pings, then this one; all of it ends by `deadline` (monotonic), after
-        which what is left waits in the spool."""
-        report = self.flush(deadline)
-        if origin(ping.url) in report.blocked:
-            return self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
+        """Sends earlier spooled pings to this ping's server, then this one, then those to other
+        servers; all of it ends by `deadline` (monotonic), after which what is left waits in the
+        spool. Order is kept per server only, so one that hangs does not spend this ping's time."""
+        here = origin(ping.url)
+        report = self.flush(deadline, lambda there: there == here)
+        if here in report.blocked:
+            result = self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
+        else:
+            result = self._send(ping, deadline)
+        self.flush(deadline, lambda there: there != here)
+        return result
+
+    def _send(self, ping: Ping, deadline: float | None) -> Result:
         answer = self.transport.send(ping, deadline=deadline)
         if answer.outcome is Outcome.DELIVERED:
             self.body_limit = answer.body_limit
@@ -239,10 +247,11 @@ class Courier:
         self.warn(f"warning: {why}; spooled to {self.spool.folder}, to be sent by the next heartfly ping/run/flush")
         return Result.SPOOLED
 
-    def flush(self, deadline: float | None = None) -> FlushReport:
+    def flush(self, deadline: float | None = None, servers: Callable[[str], bool] | None = None) -> FlushReport:
         """Replays the spool oldest first, with each ping's true time, until `deadline`: each
         check's pings as batches, in order; a server that answers batches with 404 or 405 (one
-        older than batches) one ping at a time."""
+        older than batches) one ping at a time. Only pings to the `servers` (origins) it accepts,
+        when given."""
         report = FlushReport()
         if self.spool is None or not self.spool.pending():
             return report
@@ -256,7 +265,7 @@ class Courier:
             by_url: dict[str, list[Item]] = {}
             for path in paths:  # oldest first within each check: the listing is in time order
                 ping = self._load(path, report)
-                if ping is not None:
+                if ping is not None and (servers is None or servers(origin(ping.url))):
                     by_url.setdefault(ping.url, []).append((path, ping, True))
             for group in by_url.values():
                 for chunk in _chunks(group):
