@@ -283,6 +283,23 @@ def test_a_binary_that_cannot_be_executed_exits_126_and_is_not_fed_to_sh(hf: Set
     assert result.returncode == 126 and "Exec format error" in err(result)
 
 
+def test_a_script_whose_interpreter_is_missing_says_so_rather_than_command_not_found(hf: Setup) -> None:
+    moved = hf.tmp / "report.py"
+    moved.write_text("#!/usr/bin/python9 -u\nprint('hi')\n")
+    windows = hf.tmp / "backup.sh"
+    windows.write_bytes(b"#!/bin/sh\r\necho hi\r\n")  # saved with Windows line endings
+    for script in (moved, windows):
+        script.chmod(0o755)
+    first = hf.cli("run", "job", "--", str(moved))
+    assert first.returncode == 127
+    assert f'cannot run "{moved}": the interpreter on its #! line, "/usr/bin/python9", was not found' in err(first)
+    second = hf.cli("run", "job", "--", str(windows))
+    assert second.returncode == 127
+    assert '"/bin/sh\\r", was not found (Windows line endings?)' in err(second)
+    ends = [(p["exit_status"], p["body"]) for p in hf.pings() if p["kind"] != "start"]
+    assert [code for code, _ in ends] == [127, 127] and all("interpreter" in body for _, body in ends)
+
+
 def test_run_streams_megabytes_of_binary_output_unchanged_and_sends_only_the_tail(hf: Setup) -> None:
     script = (
         "import random,sys; data = random.Random(7).randbytes(3_000_000)\n"

@@ -151,7 +151,7 @@ class Runner:
         except OSError as exc:
             # The shell's convention: 127 when there is no such command, 126 when it cannot run.
             missing = isinstance(exc, FileNotFoundError)
-            why = "command not found" if missing else (exc.strerror or str(exc))
+            why = _not_found(self.argv[0], self.env) if missing else (exc.strerror or str(exc))
             return RunOutcome(127 if missing else 126, 0.0, b"", f'cannot run "{self.argv[0]}": {why}')
         self.proc = proc
         if self.early_signal is not None:  # arrived while the command was being started
@@ -285,15 +285,36 @@ def _write(fd: int, data: bytes) -> bool:
 
 def _script(name: str, env: Mapping[str, str] | None) -> str | None:
     """The file that `name` runs, if it is text (a binary for another machine is no shell script)."""
+    path = _found(name, env)
+    head = _head(path)
+    return path if head is not None and b"\0" not in head else None
+
+
+def _not_found(name: str, env: Mapping[str, str] | None) -> str:
+    """Why the command `name` was not found: it is not there, or (ENOENT too) its #! interpreter is not."""
+    head = _head(_found(name, env)) or b""
+    if not head.startswith(b"#!"):
+        return "command not found"
+    line = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").strip(" \t")
+    interpreter = line.split(" ", 1)[0].split("\t", 1)[0]
+    shown = interpreter.replace("\r", "\\r")  # a carriage return, made visible
+    why = f'the interpreter on its #! line, "{shown}", was not found'
+    return why + (" (Windows line endings?)" if line.endswith("\r") else "")
+
+
+def _found(name: str, env: Mapping[str, str] | None) -> str | None:
+    """The file that the command `name` is, found as the exec call finds it (PATH unless a path)."""
     import shutil
 
-    path = name if "/" in name else shutil.which(name, path=os.pathsep.join(os.get_exec_path(env)))
+    return name if "/" in name else shutil.which(name, path=os.pathsep.join(os.get_exec_path(env)))
+
+
+def _head(path: str | None) -> bytes | None:
     try:
         with open(path or "", "rb") as handle:
-            head = handle.read(256)
+            return handle.read(256)
     except OSError:
         return None
-    return path if b"\0" not in head else None
 
 
 def _isatty(fd: int) -> bool:
