@@ -405,6 +405,48 @@ def test_signals_sent_to_run_reach_the_command(hf: Setup, sig: signal.Signals) -
     assert (end["kind"], end["exit_status"]) == ("fail", 40 + sig)
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie that no init reaped yet does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_runs_group_ends_the_commands_children_as_it_would_without_heartfly(
+    hf: Setup, sig: signal.Signals
+) -> None:
+    # `timeout 1h heartfly run …`, `kill -TERM -PGID`: without heartfly the whole group, the
+    # command's children included, would get the signal; the command now has a group of its own.
+    pidfile = hf.tmp / "child.pid"
+    script = (
+        "import subprocess,sys\n"
+        "child = subprocess.Popen(['sleep', '30']); open(sys.argv[1], 'w').write(str(child.pid))\n"
+        "print('ready', flush=True); child.wait()\n"
+    )
+    proc = subprocess.Popen(
+        [PY, "-m", "heartfly", "run", "job", "--", PY, "-c", script, str(pidfile)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=hf.env(),
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    child = 0
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        child = int(pidfile.read_text())
+        os.killpg(proc.pid, sig)
+        proc.communicate(timeout=20)
+        deadline = time.monotonic() + 5
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child)  # got: `sleep 30` ran on, orphaned
+    finally:
+        proc.kill()
+        if child and alive(child):
+            os.kill(child, signal.SIGKILL)
+    assert proc.returncode == 128 + sig
+
+
 def test_run_keeps_the_exit_code_when_the_address_is_bad(hf: Setup) -> None:
     result = hf.cli("run", hf.url.removeprefix("http://"), "--", "sh", "-c", "echo still runs; exit 4")
     assert (result.returncode, result.stdout) == (4, b"still runs\n")

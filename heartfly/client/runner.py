@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from types import FrameType
     from typing import NamedTuple
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)  # to the command's group
+FORWARDED = (*STOPS, signal.SIGUSR1, signal.SIGUSR2)  # USR1 and USR2 ask the command alone
 CHUNK = 65536
 POLL = 0.25  # while output is open, how often to notice that the command itself has exited
 DRAIN_AFTER_EXIT = 1.0  # then how long background children that hold its output may keep it
@@ -137,6 +138,11 @@ class Runner:
             self.early_signal = signum
         elif signum == signal.SIGINT and not self.own_group:
             pass  # the terminal sent Ctrl-C to its whole foreground group: the command has it already
+        elif self.own_group and signum in STOPS:
+            # To all of the command's group, as a terminal, `timeout` or `kill -- -PGID` would have
+            # sent it without us: else what the command started runs on, orphaned, once it has gone.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signum)
         else:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signum)
