@@ -29,6 +29,7 @@ from heartfly.client.transport import (
     redact,
     target_url,
 )
+from heartfly.core.pingparse import JSON_CAP
 from tests.conftest import ConfigWriter
 
 KEY = "k" * 24
@@ -277,6 +278,25 @@ def test_the_next_delivery_replays_spooled_pings_first_as_one_batch_with_their_t
         ]
     }
     assert spool.pending() == []
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [("Ошибка: нет места на диске\n" * 400).encode()[:10240], bytes(range(256)) * 40],
+    ids=["cyrillic", "binary"],
+)
+def test_spooled_batches_stay_within_the_servers_cap_whatever_the_output_is_made_of(
+    recorder: Recorder, tmp_path: Path, tail: bytes
+) -> None:
+    # JSON escapes each non-ASCII character as \\uXXXX (6 bytes, from 1 to 3): a batch over the
+    # server's 1 MiB cap is refused, and its pings go one at a time, not as one all-or-nothing batch.
+    spool = Spool(tmp_path / "spool")
+    url = f"{recorder.url}/ping/{KEY}"
+    for i in range(60):
+        spool.put(Ping(url, "0", tail, f"r{i}", {"duration": 1.0}, at=1000.0 + i))
+    assert courier(spool, []).flush().sent == 60
+    assert {urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests} == {f"/ping/{KEY}/batch"}
+    assert max(len(body) for _, _, body in recorder.requests) <= JSON_CAP
 
 
 def test_a_server_without_batches_gets_the_spool_one_ping_at_a_time_with_ts(recorder: Recorder, tmp_path: Path) -> None:

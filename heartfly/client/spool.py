@@ -358,11 +358,13 @@ class Courier:
 
 
 def _chunks(group: list[Item]) -> list[list[Item]]:
-    """A check's pings in batches of at most BATCH_PINGS and about BATCH_BYTES."""
+    """A check's pings in batches of at most BATCH_PINGS and BATCH_BYTES of JSON (a ping larger than
+    that alone)."""
     chunks: list[list[Item]] = []
     size = 0
     for item in group:
-        cost = len(item[1].body) * 2 + 300  # JSON escapes, and the fields around the message
+        # Measured, not guessed from the body: JSON writes a non-ASCII character as 6 bytes.
+        cost = len(json.dumps(item[1].batch_item(with_ts=item[2]))) + 2  # and ", " before the next
         if not chunks or len(chunks[-1]) >= BATCH_PINGS or size + cost > BATCH_BYTES:
             chunks.append([])
             size = 0
