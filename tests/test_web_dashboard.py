@@ -413,6 +413,13 @@ async def test_a_check_made_through_the_api_gets_a_crontab_line_heartfly_run_can
     html = await (await client.get("/checks/hc-made")).text()
     target = "hc-made" if ping_key else (await made.json())["ping_url"]
     assert f'data-copy="0 * * * * heartfly run {target} -- /path/to/job"' in html
+    # The hint under the lines says how `heartfly run` finds this check: not "by name in the
+    # file", where it is not (and where the line holds no name at all).
+    assert "finds the check by name in" not in html
+    hint = "by its name, through the file's <code>ping_key</code>" if ping_key else "the line gives it the check's URL"
+    assert hint in html
+    file_made = await (await client.get("/checks/backup")).text()
+    assert "finds the check by name in <code>/etc/heartfly/heartfly.toml</code>" in file_made
 
 
 @pytest.mark.parametrize("until", ["", "?until=1h"])

@@ -51,10 +51,16 @@ def crontab_lines(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
     say the check's schedule (a pipeline step, `every = "90m"`)."""
     when = cron_schedule(check) or "SCHEDULE"
     success = f"{config.server.public_url}/ping/{check.key}"
-    # `heartfly run NAME` looks NAME up in the config file, else addresses it by the file's
-    # ping_key: a check kept in the database alone is found neither way, so it gets its URL.
-    target = check.name if check.origin == "file" or config.server.ping_key else success
     return [
-        ("heartfly run", f"{when} heartfly run {target} -- {JOB}"),
+        ("heartfly run", f"{when} heartfly run {run_target(config, check)} -- {JOB}"),
         ("curl", f"{when} {JOB} && curl -fsS -m 10 --retry 5 -o /dev/null {success}"),
     ]
+
+
+def run_target(config: Config, check: CheckConfig) -> str:
+    """What `heartfly run` is given for the check: its name, or its success URL where a name would
+    not find it. `heartfly run NAME` looks NAME up in the config file, else addresses it by the
+    file's ping_key: a check kept in the database alone is found neither way."""
+    if check.origin == "file" or config.server.ping_key:
+        return check.name
+    return f"{config.server.public_url}/ping/{check.key}"

@@ -22,7 +22,7 @@ from heartfly.core.assertions import Assertion
 from heartfly.core.config import CheckConfig
 from heartfly.core.states import Status
 from heartfly.core.units import decimal, human_duration, metric_words
-from heartfly.core.urls import crontab_lines, ping_urls
+from heartfly.core.urls import crontab_lines, ping_urls, run_target
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
 from heartfly.web import auth, badges, charts, control, pings, record
@@ -344,6 +344,7 @@ async def check_page(request: web.Request) -> web.Response:
         check_url=f"{base}/checks/{check.name}",
         urls=ping_urls(rt.config, cfg) if level is auth.Access.ADMIN else [],
         crontab=crontab_lines(rt.config, cfg) if level is auth.Access.ADMIN else [],
+        run_by_url=run_target(rt.config, cfg) != cfg.name,
         pause_choices=PAUSE_CHOICES,
     )
 
