@@ -451,6 +451,20 @@ async def test_older_pings_are_offered_only_when_there_are_some(client: Client, 
     assert "line 0" in rest and "Older pings" not in rest
 
 
+async def test_the_ping_pages_links_keep_every_state_change_shown(client: Client, config: Config) -> None:
+    await login(client, config)
+    for n in range(PINGS_PER_PAGE + 1):
+        await client.post(f"/ping/{KEY}/log", data=f"line {n}".encode())
+    page = await (await client.get("/checks/backup?flips=all")).text()
+    older = re.search(r'<a href="(\?pings_before=\d+&amp;flips=all)">Older pings', page)
+    assert older is not None
+    rest = await (await client.get("/checks/backup" + older.group(1).replace("&amp;", "&"))).text()
+    assert '<a href="/checks/backup?flips=all">Newest</a>' in rest  # it went back to the routine-less list
+    cursor = older.group(1).removesuffix("&amp;flips=all")
+    plain = await (await client.get("/checks/backup" + cursor)).text()
+    assert '<a href="/checks/backup">Newest</a>' in plain
+
+
 async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_down_check_back(
     client: Client, config: Config
 ) -> None:
