@@ -15,6 +15,7 @@ from heartfly.web.badges import badge_key
 from heartfly.web.dashboard import PINGS_PER_PAGE
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
 from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of
 
 KEY = new_key()
@@ -449,6 +450,32 @@ async def test_older_pings_are_offered_only_when_there_are_some(client: Client, 
     assert older is not None and "line 0" not in page
     rest = await (await client.get("/checks/backup" + older.group(1))).text()
     assert "line 0" in rest and "Older pings" not in rest
+
+
+async def test_the_alerts_card_shows_an_alerts_last_attempts_and_counts_the_rest(
+    client: Client, config: Config
+) -> None:
+    # A dead webhook is retried for 24 h (about 130 attempts at retry_max 15 min): each of the card's
+    # ten alerts listed every one, and the live refresh fetched them all again every 10 s.
+    check_id = client.app[RUNTIME].engine.checks["backup"].id
+    now = client.app[RUNTIME].clock.now()
+    query(
+        config,
+        "INSERT INTO outbox (id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at,"
+        " status, attempts, done_at) VALUES (1, 'k1', ?, 'hook', 'down', '{}', ?, ?, ?, 'expired', 130, ?)",
+        (check_id, now - 86400, now, now, now),
+    )
+    for n in range(130):
+        query(
+            config,
+            "INSERT INTO alert_attempts (outbox_id, at, duration, outcome, error) VALUES (1, ?, 0.1, 'retry', ?)",
+            (now - 86400 + 600 * n, f"HTTP 502 number {n}"),
+        )
+    await login(client, config)
+    html = await (await client.get("/checks/backup")).text()
+    card = html.split('id="alerts"')[1].split("</section>")[0]
+    assert card.count("HTTP 502 number") == 3 and "HTTP 502 number 129" in card and "number 126" not in card
+    assert "127 earlier attempts" in card
 
 
 async def test_the_ping_pages_links_keep_every_state_change_shown(client: Client, config: Config) -> None:

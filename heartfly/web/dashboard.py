@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 100
 PINGS_PER_PAGE = 25
+# An alert's attempts shown on its check's page, the newest: a dead webhook is retried for a day
+# (some 130 attempts), and the card is fetched again every 10 s. The rest are counted.
+ATTEMPTS_SHOWN = 3
 # Worst first: what an operator must look at comes to the top.
 SEVERITY = {Status.DOWN: 0, Status.LATE: 1, Status.RUNNING: 2, Status.NEW: 3, Status.UP: 4, Status.PAUSED: 5}
 ICONS = {"up": "●", "running": "▶", "late": "◷", "down": "✖", "new": "○", "paused": "❚❚"}
@@ -309,7 +312,7 @@ async def check_page(request: web.Request) -> web.Response:
     pings = pings[:PINGS_PER_PAGE]
     all_flips = request.query.get("flips") == "all"  # else without the up <-> running of healthy runs
     flips = await reader.read_flips(check.id, 15, routine=all_flips)
-    alerts = await reader.read_alerts(check.id, 10)
+    alerts = [_last_attempts(a) for a in await reader.read_alerts(check.id, 10)]
     items = await _events(request, check, 60)
     windows = await record.read(rt, check)
     upstream_name = cfg.after
@@ -347,6 +350,12 @@ async def check_page(request: web.Request) -> web.Response:
         run_by_url=run_target(rt.config, cfg) != cfg.name,
         pause_choices=PAUSE_CHOICES,
     )
+
+
+def _last_attempts(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert with its newest attempts only, and how many came before them (`earlier`)."""
+    log = alert["attempt_log"]
+    return alert | {"attempt_log": log[-ATTEMPTS_SHOWN:], "earlier": max(0, len(log) - ATTEMPTS_SHOWN)}
 
 
 def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
