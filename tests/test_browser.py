@@ -156,6 +156,21 @@ def test_a_check_opened_in_another_tab_does_not_stop_the_list_refreshing(server:
     page.close()
 
 
+def test_a_refresh_keeps_the_keyboard_focus_on_the_link_it_was_on(server: Server, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.clock.install()
+    sign_in(page, server)
+    row = page.locator(".row", has=page.locator(".name a", has_text="user-sync"))
+    row.locator(".name a").focus()  # a keyboard user tabbed down the list to it
+    ping(server, f"{SYNC_KEY}/fail", b"sync failed")
+    page.clock.run_for(11_000)
+    sync_api.expect(row).to_have_class(re.compile(r"\br-down\b"))  # refreshed...
+    # ...and the focus is where it was, not back at the top of the page (the list was replaced under it)
+    sync_api.expect(row.locator(".name a")).to_be_focused()
+    ping(server, SYNC_KEY)
+    page.close()
+
+
 def test_phone_width_and_dark_mode_screenshots(server: Server, browser: Any) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2)

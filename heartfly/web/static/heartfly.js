@@ -14,6 +14,13 @@
     return el.querySelector("details[open]") || el.contains(active) && active.matches("input, select, textarea, button");
   }
 
+  function sameIn(region, el) {
+    // The element in a fresh copy of a region that stands where `el` stood: by id, else a link by its href.
+    if (el.id) { return region.querySelector("#" + CSS.escape(el.id)); }
+    var href = el.getAttribute("href");
+    return href === null ? null : region.querySelector(el.localName + '[href="' + CSS.escape(href) + '"]');
+  }
+
   function refresh(url, force) {
     if (busy) { return; }
     busy = true;
@@ -28,7 +35,12 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
-          if (fresh && (force || !busyHere(el))) { el.replaceWith(document.importNode(fresh, true)); }
+          if (!fresh || !force && busyHere(el)) { return; }
+          var active = document.activeElement, node = document.importNode(fresh, true);
+          el.replaceWith(node);
+          // A focused link (a keyboard user on the list) went with the old region: it is put back on its new copy.
+          var again = el.contains(active) && active !== el ? sameIn(node, active) : null;
+          if (again) { again.focus({ preventScroll: true }); }
         });
         if (status) { status.textContent = "updated " + new Date().toLocaleTimeString(); status.classList.remove("stale"); }
       })
