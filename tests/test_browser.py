@@ -308,3 +308,29 @@ def test_a_steps_page_keeps_its_pipeline_neighbours_states_up_to_date(tmp_path: 
         # The pipeline card was left out of the refresh: extract stayed "new" there till a reload.
         sync_api.expect(page.locator(".pipeline li").first.locator(".pill")).to_have_class(re.compile(r"\bs-down\b"))
         page.close()
+
+
+def test_a_step_added_after_a_check_shows_on_its_open_page(tmp_path: Path, browser: Any) -> None:
+    path = tmp_path / "hb.toml"
+    extract = (
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.extract]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    step = f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "1h"\n'
+    path.write_text(extract)
+    with Server(path) as running:
+        token = (tmp_path / "token").read_text().strip()
+        page = browser.new_page()
+        page.clock.install()
+        sign_in(page, running)
+        page.goto(running.url + "/checks/extract")
+        for text, shown in ((extract + step, 2), (extract, 0)):  # a reload adds a step after it, then removes it
+            path.write_text(text)
+            reload = urllib.request.Request(
+                running.url + "/api/v1/reload", method="POST", headers={"Authorization": f"Bearer {token}"}
+            )
+            urllib.request.urlopen(reload, timeout=10).read()
+            page.clock.run_for(11_000)
+            # The card was left out of the page while the check had no neighbours: it never came (or went).
+            sync_api.expect(page.locator(".pipeline li:visible")).to_have_count(shown)
+        page.close()
