@@ -334,3 +334,25 @@ def test_a_step_added_after_a_check_shows_on_its_open_page(tmp_path: Path, brows
             # The card was left out of the page while the check had no neighbours: it never came (or went).
             sync_api.expect(page.locator(".pipeline li:visible")).to_have_count(shown)
         page.close()
+
+
+def test_a_long_check_name_without_a_break_fits_a_phone(tmp_path: Path, browser: Any) -> None:
+    # Names may be 100 characters of letters, digits, "_", "." and "-": snake_case has no break opportunity.
+    path, name = tmp_path / "hb.toml", "nightly_customer_database_backup_for_the_production_cluster_eu"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.{name}]\nkey = "{new_key()}"\nevery = "1h"\n'
+        f'[checks.{name}_load]\nkey = "{new_key()}"\nafter = "{name}"\nwithin = "1h"\n'
+    )
+    with Server(path) as running:
+        page = browser.new_page(viewport={"width": 360, "height": 740})
+        sign_in(page, running)
+        # The step's "after NAME" squeezed its own name to a column one letter wide.
+        widths = page.evaluate("() => [...document.querySelectorAll('.row .cell.name')].map(el => el.clientWidth)")
+        assert min(widths) > 100, widths
+        assert page.evaluate(CUT) == []
+        for shown in (f"{name}_load", name):
+            page.goto(f"{running.url}/checks/{shown}")  # its schedule, its pipeline, its badge: 389 px too wide
+            assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+            assert page.evaluate(OVERFLOWING) == []
+        page.close()
