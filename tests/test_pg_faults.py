@@ -182,6 +182,39 @@ async def test_pings_answer_503_while_postgresql_restarts_and_200_after_and_none
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
+async def test_the_api_and_the_dashboard_answer_503_not_500_while_postgresql_is_down(
+    tmp_path: Path, own_cluster: pgserver.PgServer
+) -> None:
+    # Their reads failed with StoreError: a 500 and a traceback in the log for every request, where
+    # Healthchecks' API and the ping URLs say 503 (try again).
+    server = Server(write(tmp_path, own_cluster.database()))
+    await asyncio.to_thread(server.start)
+    pages = ("pings", "runs", "flips", "alerts", "record")
+    try:
+        async with aiohttp.ClientSession(headers=_token(tmp_path)) as session:
+            await asyncio.to_thread(own_cluster.stop)
+            for path in ("/api/v1/downtimes", *(f"/api/v1/checks/job/{page}" for page in pages)):
+                async with session.get(server.url + path) as resp:
+                    assert resp.status == 503, (path, resp.status)
+                    assert (await resp.json()) == {"error": "storage unavailable: try again"}, path
+            for path in ("/", "/checks/job"):
+                async with session.get(server.url + path) as resp:
+                    assert resp.status == 503, (path, resp.status)
+                    assert "storage unavailable" in await resp.text(), path
+            await asyncio.to_thread(own_cluster.start)
+            deadline = time.monotonic() + 15
+            while True:  # and as it was once PostgreSQL is back
+                async with session.get(f"{server.url}/api/v1/checks/job/pings") as resp:
+                    if resp.status == 200:
+                        break
+                assert resp.status == 503 and time.monotonic() < deadline, resp.status
+                await asyncio.sleep(0.1)
+        assert await asyncio.to_thread(server.stop) == 0
+    finally:
+        server.kill()
+    assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
 def _token(tmp_path: Path) -> dict[str, str]:
     return {"Authorization": f"Bearer {(tmp_path / 'api-token').read_text().strip()}"}
 

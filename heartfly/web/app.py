@@ -23,6 +23,7 @@ from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import backend
+from heartfly.store.api import StoreError
 from heartfly.web import api, badges, control, dashboard, hc_openapi, hcapi, metrics, openapi, pings, provision, stored
 from heartfly.web.api import Handler
 from heartfly.web.runtime import RUNTIME, Runtime
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config, *, clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[_unread_compressed_body])
+    app = web.Application(middlewares=[_unread_compressed_body, _store_unavailable])
     app[RUNTIME] = Runtime(config=config, clock=clock or SystemClock())
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
@@ -100,6 +101,20 @@ async def _unread_compressed_body(request: web.Request, handler: Handler) -> web
         if isinstance(resp, web.FileResponse):  # aiohttp prepares what it is handed again: a file's
             return _Sent(status=resp.status, reason=resp.reason)  # would be sent again, to no connection
     return resp
+
+
+@web.middleware
+async def _store_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A read the database cannot answer (PostgreSQL restarting or out of reach) is a 503 to try
+    again, as a refused ping's is, not a 500 with a traceback logged for every request. The
+    writer and the lease already log the outage."""
+    try:
+        return await handler(request)
+    except StoreError as exc:
+        log.debug("%s %s: %s", request.method, pings.route_of(request), exc)
+        if request.path.startswith("/api/"):
+            return api.json_error(503, "storage unavailable: try again")
+        return web.Response(status=503, text="storage unavailable: try again\n")
 
 
 class _Sent(web.StreamResponse):

@@ -33,6 +33,7 @@ ERRORS = {
     "400": _json(_ref("Error"), "A parameter is malformed; `error` says which."),
     "401": _json(_ref("Error"), "The token is missing or wrong."),
     "403": _json(_ref("Error"), "The API is disabled (no api_token_file), or a cookie request lacks its CSRF header."),
+    "503": _json(_ref("Error"), "The database cannot be read now (PostgreSQL restarting or out of reach): try again."),
 }
 NOT_FOUND = {"404": _json(_ref("Error"), "No check of that name.")}
 NAME = {
