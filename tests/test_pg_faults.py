@@ -5,6 +5,7 @@ PostgreSQL under a running server."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -92,6 +93,29 @@ def test_a_database_a_newer_heartfly_wrote_is_refused_by_serve_and_status(
     assert url in line and "schema version 999, newer than this Heartfly" in line, line
     status = heartfly("status", "-c", str(config))
     assert status.returncode != 0 and "newer than this Heartfly" in status.stderr, status.stderr
+
+
+def test_a_role_that_may_not_write_the_tables_is_refused_at_start_naming_what_it_lacks(
+    tmp_path: Path, pg_server: pgserver.PgServer
+) -> None:
+    # It started and said it was ready, then answered every ping 503 (here, once a prune came
+    # round; with SELECT alone, all of them) while no deadline fired: SQLite's unwritable file is
+    # refused at start, exit 2.
+    url = pg_server.database()
+    with Server(write(tmp_path, url)) as server:  # the tables, made by their owner
+        assert server.stop() == 0
+    role = f"hf_no_delete_{os.getpid()}"  # roles are the cluster's: one per session
+    pg_server.admin(f"CREATE ROLE {role} NOLOGIN")
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    as_role = f"{url}?options=-crole%3D{role}"  # the superuser's login, with the role's rights
+    [line] = errors(serve_fails(write(tmp_path, as_role)).stderr)
+    assert f"role {role} may not" in line and "DELETE on pings" in line and "inbox" in line, line
+    assert "on checks" not in line, line  # a check row is never deleted: DELETE is not asked for
 
 
 def test_backup_of_a_postgresql_database_points_at_pg_dump(tmp_path: Path, pg_server: pgserver.PgServer) -> None:

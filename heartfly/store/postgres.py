@@ -50,6 +50,38 @@ SELECT txid_status(%(xid)s), pg_postmaster_start_time() FROM (SELECT count(*) FR
 """
 
 
+# What a node does to each table (rows.py's statements and queries.py's reads, the lease's, the
+# inbox's), and the inbox's counter: checked at start, so that a role that may not is refused
+# there, as SQLite's unwritable file is, not by every ping (or the first prune) after READY.
+_NEEDED = {
+    "checks": ("SELECT", "INSERT", "UPDATE"),
+    "meta": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "outbox": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    **{t: ("SELECT", "INSERT", "DELETE") for t in ("pings", "flips", "runs", "alert_attempts", "downtimes", "inbox")},
+    "lease": ("SELECT", "UPDATE"),
+}
+_LACKING = """
+SELECT current_user, g.t, g.p FROM unnest(%(tables)s::text[], %(rights)s::text[]) AS g(t, p)
+WHERE NOT has_table_privilege(g.t, g.p)
+UNION ALL
+SELECT current_user, s, 'USAGE' FROM pg_get_serial_sequence('inbox', 'id') AS s
+WHERE NOT has_sequence_privilege(s, 'USAGE')
+"""
+
+
+async def _check_rights(conn: psycopg.AsyncConnection[TupleRow], database: PostgresDatabase) -> None:
+    """StoreError naming what the connection's role may not do that a node does."""
+    needed = [(table, right) for table, rights in _NEEDED.items() for right in rights]
+    cur = await conn.execute(_LACKING, {"tables": [t for t, _ in needed], "rights": [r for _, r in needed]})
+    if not (rows := await cur.fetchall()):
+        return
+    lacking: dict[str, list[str]] = {}
+    for _, name, right in rows:
+        lacking.setdefault(name, []).append(right)
+    shown = "; ".join(f"{', '.join(rights)} on {name}" for name, rights in lacking.items())
+    raise StoreError(f"cannot use database {database.shown}: role {rows[0][0]} may not {shown}")
+
+
 def _setup(fence: Fence | None) -> dict[str, Any]:
     """How a writer's connections are made: a leader's named so that a takeover can end its
     sessions if it freezes, and ended by PostgreSQL when idle in a transaction for a lease."""
@@ -147,6 +179,7 @@ class Writer(GroupCommitter):
         conn = await connect(database, **_setup(fence))
         try:
             await migrate(conn, database)
+            await _check_rights(conn, database)
         except psycopg.Error as exc:
             await conn.close()
             raise StoreError(f"cannot use database {database.shown}: {one_line(exc, database)}") from None
