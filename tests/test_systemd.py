@@ -238,6 +238,27 @@ def test_serve_says_ready_only_once_the_port_answers(tmp_path: Path, listener: L
         assert server.stop() == 0
 
 
+def test_the_ready_status_and_the_log_count_the_checks_made_through_the_api_too(
+    tmp_path: Path, listener: Listener
+) -> None:
+    # A start said "with 1 checks" while two were watched (a reload counted both).
+    config = tmp_path / "hb.toml"
+    config.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\nping_key = "pk-for-slugs-0123456789"\n'
+        f'auto_provision = true\n\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    with Server(config) as server:
+        made = urllib.request.Request(f"{server.url}/ping/pk-for-slugs-0123456789/made?create=1", data=b"")
+        with urllib.request.urlopen(made, timeout=10) as resp:
+            assert resp.status in (200, 201)
+        assert server.stop() == 0
+    with Server(config, env={"NOTIFY_SOCKET": listener.env_value}) as server:
+        ready = fields(listener.wait_for(lambda m: "READY=1" in m))
+        assert ready["STATUS"].endswith(" with 2 checks"), ready["STATUS"]
+        assert re.search(r"Heartfly listening on http://\S+ with 2 checks", server.log()), server.log()
+        assert server.stop() == 0
+
+
 def test_serve_never_says_ready_when_it_cannot_start(tmp_path: Path, listener: Listener) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

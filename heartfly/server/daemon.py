@@ -94,6 +94,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             raise StartError(str(exc)) from None
         await web.SockSite(runner, sock).start()
         answering.set()
+        config = app[RUNTIME].config  # now with the checks made through the API, which setup read
         if config.kept_parse is not None:  # said, so that an operator (and the system test) can tell
             checks = ", and its checks as validated then" if config.kept_checks is not None else ""
             log.info("read %s through its parse kept in %s (the file has not changed since)%s",
