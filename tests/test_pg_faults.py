@@ -70,11 +70,45 @@ def test_the_right_password_from_the_file_lets_it_start(tmp_path: Path, pg_serve
     assert pgserver.PASSWORD not in server.log()
 
 
-def test_no_server_at_the_address_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+def test_no_server_at_the_address_is_one_line_and_exit_1_so_that_systemd_tries_again(tmp_path: Path) -> None:
+    # It exited 2, which systemd does not restart: a node that started while PostgreSQL was
+    # down (a reboot, an upgrade restarting both, a failover) stayed down once it was back.
     url = f"postgresql://heartfly@127.0.0.1:{pgserver._free_port()}/heartfly"  # nothing listens there
-    result = serve_fails(write(tmp_path, url))
+    result = heartfly("serve", "-c", str(write(tmp_path, url)), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     [line] = errors(result.stderr)
-    assert url in line and "refused" in line, line
+    assert url in line and "refused" in line and "systemd starts it again" in line, line
+
+
+def test_a_server_still_starting_up_is_exit_1_too(tmp_path: Path) -> None:
+    # PostgreSQL answers 57P03 while it replays its WAL after a crash, which can take minutes.
+    import socket
+    import struct
+    import threading
+
+    def speak(listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                while len(head := conn.recv(8)) == 8 and struct.unpack("!ii", head)[1] in (80877103, 80877104):
+                    conn.sendall(b"N")  # no TLS, no GSS: the startup message comes next
+                fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+                conn.recv(65536)
+                conn.sendall(b"E" + struct.pack("!i", 4 + len(fields)) + fields)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        threading.Thread(target=speak, args=(listener,), daemon=True).start()
+        url = f"postgresql://heartfly@127.0.0.1:{listener.getsockname()[1]}/heartfly"
+        result = heartfly("serve", "-c", str(write(tmp_path, url)), timeout=60)
+    assert result.returncode == 1, result.stderr
+    [line] = errors(result.stderr)
+    assert "starting up" in line and "systemd starts it again" in line, line
 
 
 def test_a_database_a_newer_heartfly_wrote_is_refused_by_serve_and_status(

@@ -5,6 +5,7 @@ the PostgreSQL module (and its driver, an optional extra) is imported only for a
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,20 @@ async def read_lease(database: Database) -> tuple[str, int, float] | None:
     finally:
         await lease.close()
     return held.holder, held.term, held.expires_in
+
+
+async def may_come_back(database: Database) -> bool:
+    """Whether a database that failed the start may work at a later start by itself: a PostgreSQL
+    server that does not answer (pgconn.not_answering). Not one that refused this Heartfly."""
+    if not isinstance(database, PostgresDatabase):
+        return False
+    try:
+        _need_driver()
+    except StoreError:
+        return False
+    from heartfly.store import pgconn
+
+    return await asyncio.to_thread(pgconn.not_answering, database)
 
 
 def _need_driver() -> None:

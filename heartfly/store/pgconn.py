@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from heartfly.core.dburl import PostgresDatabase
@@ -41,6 +41,7 @@ PG_VARIANTS: dict[str, str] = {
 }
 
 _NUMBERED = re.compile(r"\?(\d+)")
+_CONNECT_TIMEOUT = 10  # seconds, for each address a URL names
 
 
 @functools.lru_cache(maxsize=256)
@@ -81,7 +82,11 @@ async def connect(
     PGPASSWORD / PGPASSFILE. With `idle_limit` (seconds), PostgreSQL ends the session when a
     transaction sits idle that long: a frozen client's locks are then let go. `name`: the session's
     application_name, which pg_stat_activity shows."""
-    extra: dict[str, Any] = {"application_name": name, "connect_timeout": 10, **_dead_peer_limits(database.url)}
+    extra: dict[str, Any] = {
+        "application_name": name,
+        "connect_timeout": _CONNECT_TIMEOUT,
+        **_dead_peer_limits(database.url),
+    }
     if database.password is not None:
         extra["password"] = database.password
     try:
@@ -103,6 +108,15 @@ async def connect(
             await conn.close()
             raise StoreError(f"cannot set up database {database.shown}: {one_line(exc, database)}") from None
     return conn
+
+
+def not_answering(database: PostgresDatabase) -> bool:
+    """Whether no PostgreSQL answers at the URL's address (down, rebooting, the network not up
+    yet), or it answers that it takes no connections now (starting up, shutting down,
+    recovering): libpq's PQping, which tells these apart from a server that refused us (a wrong
+    password, no such database) whatever the server's language. Blocking: up to connect_timeout."""
+    conninfo = make_conninfo(database.url, connect_timeout=_CONNECT_TIMEOUT)
+    return psycopg.pq.PGconn.ping(conninfo.encode()) in (psycopg.pq.Ping.NO_RESPONSE, psycopg.pq.Ping.REJECT)
 
 
 # A server gone without a word (power lost, a failover's old primary, a NAT that forgot the
