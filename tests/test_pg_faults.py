@@ -273,6 +273,25 @@ async def test_the_api_and_the_dashboard_answer_503_not_500_while_postgresql_is_
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
+def test_a_database_that_ends_idle_sessions_ends_none_of_heartflys(
+    tmp_path: Path, pg_server: pgserver.PgServer
+) -> None:
+    # idle_session_timeout (PostgreSQL 14+), which some DBAs and services set to reap leaked
+    # sessions, ended the connection that waits for the inbox's notifications whenever it had
+    # waited that long: an ERROR in the log each time ("cannot listen to the inbox"), for ever.
+    import urllib.request
+
+    url = pg_server.database()
+    pg_server.admin(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET idle_session_timeout = '2s'")
+    key = new_key()
+    with Server(write(tmp_path, url, key=key)) as server:
+        time.sleep(5)  # longer than it: every session of the server has had its chance to idle
+        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}", data=b""), timeout=10) as r:
+            assert r.status == 200
+        assert server.stop() == 0
+    assert " ERROR " not in server.log() and "WARNING" not in server.log(), server.log()
+
+
 def _token(tmp_path: Path) -> dict[str, str]:
     return {"Authorization": f"Bearer {(tmp_path / 'api-token').read_text().strip()}"}
 

@@ -99,14 +99,18 @@ async def connect(
         )
     except psycopg.Error as exc:
         raise StoreError(f"cannot open database {database.shown}: {one_line(exc, database)}") from None
+    # Session settings, not libpq's `options`, which would replace any the URL gives. Heartfly's
+    # sessions stay open on purpose (keepalives find a dead peer): a server's idle_session_timeout
+    # (PostgreSQL 14+) ended the one waiting for the inbox's notifications, an error each time.
+    settings = {"idle_session_timeout": "0"} if conn.info.server_version >= 140000 else {}
     if idle_limit is not None:
-        # A session setting, not libpq's `options`, which would replace any the URL gives.
-        milliseconds = str(max(1, round(idle_limit * 1000)))
-        try:
-            await conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)", (milliseconds,))
-        except psycopg.Error as exc:
-            await conn.close()
-            raise StoreError(f"cannot set up database {database.shown}: {one_line(exc, database)}") from None
+        settings["idle_in_transaction_session_timeout"] = str(max(1, round(idle_limit * 1000)))
+    try:
+        for setting, value in settings.items():
+            await conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
+    except psycopg.Error as exc:
+        await conn.close()
+        raise StoreError(f"cannot set up database {database.shown}: {one_line(exc, database)}") from None
     return conn
 
 
