@@ -185,3 +185,46 @@ async def test_a_new_check_whose_name_another_node_gave_a_row_meanwhile_does_not
     assert (await client.get(f"/ping/{rt.config.checks['later'].key}")).status == 200
     assert not rt.engine.writer.failing
     await client.close()
+
+
+@pytest.mark.both_stores
+async def test_a_rename_tried_again_after_a_failed_answer_keeps_the_checks_history(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The commit of a rename fails (503) and its write, carried, commits on the next try, unseen by
+    # the node, which still serves the old name; the client tries the rename again.
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    check = await made(client, key, name="nightly", timeout=600)
+    assert (await client.get(f"/ping/{check['uuid']}/fail")).status == 200
+    await control.pause(app, rt.engine.checks["nightly"], time.time() + 3600)
+    first_id = rt.engine.checks["nightly"].id
+    writer = rt.writer
+    assert writer is not None
+    real = writer._commit_batch
+    failed: list[bool] = []
+
+    async def fails_once(writes: Any) -> None:
+        if not failed and any("SET name" in sql for w in writes for sql, _ in w.statements):
+            failed.append(True)
+            raise StoreError("the database is locked")
+        await real(writes)
+
+    monkeypatch.setattr(writer, "_commit_batch", fails_once)
+    rename = {"slug": "nightly-db"}
+    first = await client.post(f"/api/v3/checks/{check['uuid']}", json=rename, headers=rw(key))
+    assert first.status == 503
+    await writer.flush()  # the carried write commits
+    again = await client.post(f"/api/v3/checks/{check['uuid']}", json=rename, headers=rw(key))
+    assert again.status == 200, await again.text()
+    assert rt.engine.checks["nightly-db"].id == first_id, "the check tried again lost its history"
+    assert rt.engine.checks["nightly-db"].state.status is Status.PAUSED
+    await client.close()
+    restarted, _, _ = await start(aiohttp_client, write_config)
+    got = await (await restarted.get(f"/api/v3/checks/{check['uuid']}", headers=rw(key))).json()
+    assert (got["slug"], got["status"], got["n_pings"]) == ("nightly-db", "paused", 1)
+    ends = await restarted.app[RUNTIME].reader.read_meta_prefix("pause_until:")
+    assert list(ends) == ["pause_until:nightly-db"], "the timed pause of the check tried again never ends"
+    await restarted.close()

@@ -354,6 +354,13 @@ def rename_check_statement(old: str, new: str) -> Statement:
     return "UPDATE checks SET name = ? WHERE name = ?", (new, old)
 
 
+def while_meta(statement: Statement, key: str) -> Statement:
+    """`statement` (an UPDATE or a DELETE with a WHERE) if the meta row `key` is there when it runs,
+    else nothing: a rename's moves of rows, done only while the check is stored under its old name."""
+    sql, params = statement
+    return f"{sql} AND EXISTS (SELECT 1 FROM meta WHERE key = ?)", (*params, key)  # noqa: S608
+
+
 def rename_meta_statement(old_key: str, new_key: str) -> Statement:
     """A meta row kept by a check's name (the end of its timed pause) follows a rename; a row under
     `new_key` must be gone first (delete_meta_statement): the key is unique."""

@@ -73,14 +73,19 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
         if check.name in rt.config.checks:
             return "exists"
         stored = {**{n: c for n, c in rt.stored.items() if n != old}, check.name: check}
-        statements = (
-            store.delete_meta_statement(META_PREFIX + old),
-            store.meta_statement(META_PREFIX + check.name, check.encode()),
+        # Its row goes with it, a timed pause's end too (control.rearm arms it under the new name),
+        # while it is stored under its old name: a rename tried again after a commit that went
+        # through unseen (carried after a failed answer) would tombstone its own row, and drop its end.
+        moves = (
             store.tombstone_statement(check.name),
             store.rename_check_statement(old, check.name),
-            # Its state goes with it, a timed pause's end too (control.rearm arms it under the new name).
             store.delete_meta_statement(PAUSE_META + check.name),
             store.rename_meta_statement(PAUSE_META + old, PAUSE_META + check.name),
+        )
+        statements = (
+            *(store.while_meta(statement, META_PREFIX + old) for statement in moves),
+            store.delete_meta_statement(META_PREFIX + old),
+            store.meta_statement(META_PREFIX + check.name, check.encode()),
         )
         await _store(rt, stored, check.name, *statements)
     log.info("check %s: renamed %s through the API", old, check.name)
