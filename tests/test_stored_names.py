@@ -56,7 +56,7 @@ async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_ren
     await made(client, key, name="a", timeout=600)
     await made(client, key, name="b", timeout=600)
     engine = rt.engine
-    first = engine.checks["a"]
+    first, b_id = engine.checks["a"], engine.checks["b"].id
     b = rt.stored["b"]
     await _as_another_node(app, store.delete_meta_statement(META_PREFIX + "a"))  # delete a
     await _as_another_node(  # rename b -> a, as stored.rename commits it
@@ -67,7 +67,7 @@ async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_ren
         store.rename_check_statement("b", "a"),
     )
     await stored._follow_once(app, set())
-    assert engine.checks["a"].id == rt.engine.checks["a"].id != first.id
+    assert engine.checks["a"].id == b_id != first.id, "the check renamed onto the name lost its history"
     assert first.id in engine.removed_ids(), "the deleted check is forgotten: not removed, its history never pruned"
     await client.close()
 
