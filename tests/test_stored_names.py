@@ -12,6 +12,7 @@ import pytest
 from heartfly.core.states import Status
 from heartfly.core.stored_checks import META_PREFIX, StoredCheck
 from heartfly.server.engine import Engine
+from heartfly.store import groupcommit
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
 from heartfly.web import control, stored
@@ -228,3 +229,32 @@ async def test_a_rename_tried_again_after_a_failed_answer_keeps_the_checks_histo
     ends = await restarted.app[RUNTIME].reader.read_meta_prefix("pause_until:")
     assert list(ends) == ["pause_until:nightly-db"], "the timed pause of the check tried again never ends"
     await restarted.close()
+
+
+async def test_a_reload_that_adds_many_checks_inserts_them_in_one_run_of_statements(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each run of one SQL text is one executemany (groupcommit.runs_of); on PostgreSQL a lone
+    # statement is a round trip of its own: 100k new checks, each a tombstone then an INSERT, took
+    # 200k round trips in the commit every ping waits behind.
+    client, _, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    writer = rt.engine.writer
+    queued: list[store.Write] = []
+    real = writer.submit_nowait
+
+    def keep(write: store.Write) -> None:
+        queued.append(write)
+        real(write)
+
+    monkeypatch.setattr(writer, "submit_nowait", keep)
+    config = rt.config.path
+    added = "".join(f'\n[checks.many-{i}]\nkey = "{new_key()}"\nevery = "1h"\n' for i in range(50))
+    config.write_text(config.read_text() + added)
+    assert (await control.reload_config(app))[1] == []
+    assert all(f"many-{i}" in rt.engine.checks for i in range(50))
+    texts = [sql for w in queued for sql, _ in groupcommit.runs_of(w.statements)]
+    assert len(texts) == len(set(texts)), "the new checks' statements alternate: one round trip each on PostgreSQL"
+    await client.close()

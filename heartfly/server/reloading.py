@@ -99,6 +99,7 @@ class Reloading(Loading):
             await self.finish_load(lambda: None)
         now = self.clock.now()
         statements: list[store.Statement] = []
+        freed: list[store.Statement] = []  # before the INSERTs, not between them: one executemany each
         old = dict(self.checks)
         moving = {new: old.pop(was) for new, was in renamed.items() if was in old}  # reconfigured below
         # Deleted and made again, or deleted and another check renamed to its name (a follower sees
@@ -126,7 +127,7 @@ class Reloading(Loading):
             else:
                 # A row another node gave this name since it was read (a rename through the API on
                 # a cluster) would fail the INSERT, and every write queued behind it, for good.
-                statements.append(store.tombstone_statement(name))
+                freed.append(store.tombstone_statement(name))
                 check = self._create(cfg, now, statements)
             self._add(check)
             self._schedule(check)
@@ -161,7 +162,7 @@ class Reloading(Loading):
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         for check in returned:  # with the new config in place: a replayed flip alerts its channels
             writes.append(self._bring_back(check, missed.get(check.id, []), now))
-        self.writer.submit_nowait(store.Write(statements=statements))
+        self.writer.submit_nowait(store.Write(statements=freed + statements))
         for w in writes:
             self.writer.submit_nowait(w)
         # After those: a state row of theirs would store a hold this drops.
