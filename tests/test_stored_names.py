@@ -258,3 +258,34 @@ async def test_a_reload_that_adds_many_checks_inserts_them_in_one_run_of_stateme
     texts = [sql for w in queued for sql, _ in groupcommit.runs_of(w.statements)]
     assert len(texts) == len(set(texts)), "the new checks' statements alternate: one round trip each on PostgreSQL"
     await client.close()
+
+
+async def test_an_api_change_answered_503_is_not_committed_later(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer retried every failed write without pings: a create told 503 was made all the same
+    # once the database worked again, unseen by the node (and clashed with the file at a restart).
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    writer = app[RUNTIME].writer
+    assert writer is not None
+    real = writer._commit_batch
+    failed: list[bool] = []
+
+    async def fails_once(writes: Any) -> None:
+        if not failed and any(META_PREFIX in str(params) for w in writes for _, params in w.statements):
+            failed.append(True)
+            raise StoreError("the database is locked")
+        await real(writes)
+
+    monkeypatch.setattr(writer, "_commit_batch", fails_once)
+    resp = await client.post("/api/v3/checks/", json={"name": "told-503", "timeout": 600}, headers=rw(key))
+    assert resp.status == 503 and failed
+    await writer.flush()
+    assert await app[RUNTIME].reader.read_meta_prefix(META_PREFIX + "told-503") == {}
+    await client.close()
+    restarted, _, _ = await start(aiohttp_client, write_config)
+    listed = await (await restarted.get("/api/v3/checks/", headers=rw(key))).json()
+    assert "told-503" not in [c["slug"] for c in listed["checks"]]
+    await restarted.close()

@@ -182,10 +182,12 @@ class GroupCommitter:
         queued, self._queue = self._queue, []
         pending = writes + [w for w, _ in queued]
         for w in reversed(pending):
-            if w.has_pings and w.on_refuse is not None:
+            if w.on_refuse is not None:
                 _call(w.on_refuse)
-        # Keep state, flips and bookkeeping, retried until they commit.
-        self._carry = carried([w for w in pending if not w.has_pings])
+        # Keep state, flips and bookkeeping, retried until they commit; not a write refused (a
+        # ping's, or an API change whose caller is told it failed: committed later, unseen, it
+        # would change what the caller was told stayed as it was).
+        self._carry = carried([w for w in pending if not w.has_pings and w.on_refuse is None])
         for _, fut in batch + queued:
             if fut is not None and not fut.done():
                 fut.set_exception(StoreError(str(exc)))

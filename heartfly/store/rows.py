@@ -76,7 +76,9 @@ class Write:
     inbox_done: list[int] = field(default_factory=list)  # inbox rows this write applies: deleted with it
     amends: list[Statement] = field(default_factory=list)  # run after every row is in: they amend those
     on_commit: Callable[[], None] | None = None  # called in the event loop once committed
-    on_refuse: Callable[[], None] | None = None  # a ping's: takes it back if its commit fails
+    # A ping's: takes it back if its commit fails. A write with one is never retried after a
+    # failed commit (an API change's: a no-op, its caller is told 503 and nothing changed).
+    on_refuse: Callable[[], None] | None = None
 
     @property
     def has_pings(self) -> bool:

@@ -153,4 +153,9 @@ async def _follow_once(app: web.Application, logged: set[str]) -> None:
 
 async def _commit(rt: Runtime, *statements: store.Statement) -> None:
     assert rt.writer is not None
-    await rt.writer.submit(store.Write(statements=list(statements)))
+    # Refused if its commit fails, not retried: the caller is told so, and nothing changed.
+    await rt.writer.submit(store.Write(statements=list(statements), on_refuse=_nothing))
+
+
+def _nothing() -> None:
+    pass
