@@ -468,3 +468,33 @@ async def test_a_held_down_that_came_back_within_the_window_says_nothing_when_it
         await engine.writer.flush()
         assert engine.checks["job"].state.status is Status.UP
     assert _events(config) == []
+
+
+async def test_a_hold_left_by_a_pause_does_not_silence_a_later_down_after_a_drop_window(
+    write_config: ConfigWriter,
+) -> None:
+    # job fails at 02:10 inside `patching` (held) and is paused at 02:20: not down when patching
+    # ends, its summary tells nothing, and a resume is no change that alerts. Down again at 05:10,
+    # inside the `freeze` drop window (dropped: nothing told), it must be reminded after freeze
+    # and its recovery told: patching's summary, long gone, is no summary it still waits for.
+    clock = FakeClock(MONDAY_2AM + 600)
+    freeze = '[[maintenance]]\nname = "freeze"\nstart = 2026-12-07T05:00:00Z\nduration = "1h"\nalerts = "drop"\n'
+    config = write_config(job_check(extra='repeat = "1h"\n') + _patching() + freeze)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        await ping(engine, "job", Kind.FAIL)  # 02:10: held by patching
+        clock.advance(10 * 60)
+        await engine.pause(engine.checks["job"])  # 02:20
+        clock.advance(45 * 60)  # 03:05: patching is over
+        engine.close_windows(clock.now())
+        clock.advance(5 * 60)
+        await engine.resume(engine.checks["job"])  # 03:10
+        clock.advance(2 * 3600)  # 05:10, in freeze
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(55 * 60)  # 06:05: freeze is over
+        engine.close_windows(clock.now())
+        run_timer(engine, clock, 10 * 60)  # the reminder of the 05:10 down, due 06:10
+        await ping(engine, "job", Kind.SUCCESS)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == ["reminder", "recovery"], "job went down and came back with nothing told"

@@ -42,7 +42,8 @@ def close(
 ) -> tuple[store.Write | None, int, list[Check]]:
     """The summaries of the windows that ended since they were last looked at (and their marks),
     or None if none ended (and no mark moved back with the clock); the next free outbox id; and the
-    checks they told, whose states must say so (engine.close_windows)."""
+    checks whose holds these ends closed, whose states must say so (engine.close_windows): those
+    told, and those held but not down at the end (paused: nothing left to say, as at a release)."""
     write = store.Write()
     told: list[Check] = []
     for window in config.maintenance:
@@ -67,8 +68,12 @@ def close(
         for start, end in ended:
             down = maintenance.still_down(window, end, ((c.config, c.state) for c in held))
             names = {d.check for d in down}
-            told += [c for c in held if c.config.name in names]
-            held = [c for c in held if c.config.name not in names]  # told once, not again at a later end
+            # Told once, not again at a later end. One held but not down at this end (paused in the
+            # window: no change that alerts clears a hold) has nothing left to say: a hold kept would
+            # hold its reminders and recovery for a summary that will never tell it.
+            void = {c.config.name for c in held if c.state.window_end <= end and c.state.status is not Status.DOWN}
+            told += [c for c in held if c.config.name in names or c.config.name in void]
+            held = [c for c in held if c.config.name not in names and c.config.name not in void]
             log.info("maintenance window %s ended; %d check(s) still down%s", window.name, len(down),
                      ": " + ", ".join(d.check for d in down) if down else "")  # fmt: skip
             next_outbox_id = _summaries(config, window.name, (start, end), down, now, next_outbox_id, write)
