@@ -39,10 +39,11 @@ class Reloading(Loading):
                     del self._removed[name]
                     self._removed[store.tombstone(gone.id, name)] = gone
             for name, row_id in took.items():  # a removed check's row, under its name now
-                if name not in self._removed:
-                    was = next((n for n, r in self._removed.items() if r.id == row_id), None)
-                    unknown = Removed(row_id, self._afresh(None), 0, stale=True)  # made by another engine
-                    self._removed[name] = self._removed.pop(was) if was is not None else unknown
+                was = next((n for n, r in self._removed.items() if r.id == row_id), None)
+                if name not in self._removed and was is not None:
+                    # (A row no engine of this node made, it did not read: _apply_config's INSERT
+                    # tombstones it, rather than replay pings this engine never judged.)
+                    self._removed[name] = self._removed.pop(was)
             await self._apply_config(config, renamed or {}, fresh)
 
     async def _as_stored(
