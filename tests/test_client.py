@@ -43,6 +43,7 @@ class Recorder(http.server.ThreadingHTTPServer):
         self.script = list(script or [])
         self.hang = hang
         self.requests: list[tuple[str, str, bytes]] = []
+        self.headers: dict[str, str] = {}  # sent with every answer
         self.released = threading.Event()
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
@@ -63,6 +64,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         if 300 <= status < 400:
             self.send_header("Location", "https://elsewhere.example/ping/x")
+        for name, value in self.server.headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(text)))
         self.end_headers()
         self.wfile.write(text.encode())
@@ -463,6 +466,19 @@ def test_the_tail_fits_in_what_the_server_keeps_its_first_line_included() -> Non
     fitted = tail.value(200)
     assert len(fitted) == 200 and fitted.endswith(b"\n4998\n4999\n")
     assert fitted.startswith(b"[heartfly: ") and len(tail.value()) > 10_000
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "1" + "0" * 30])
+def test_a_huge_ping_body_limit_is_no_limit_not_a_crash_of_a_delivered_ping(recorder: Recorder, value: str) -> None:
+    # int() of more than 4,300 digits raises ValueError: the ping was delivered, and was then
+    # reported lost (`heartfly run`) or a traceback (`heartfly ping`).
+    recorder.headers = {"Ping-Body-Limit": value}
+    sender = Courier(quick(), None, lambda _: None)
+    assert sender.deliver(Ping(f"{recorder.url}/ping/{KEY}", "start")) is Result.SENT
+    assert sender.body_limit is None
+    recorder.headers = {"Ping-Body-Limit": "10000"}
+    assert sender.deliver(Ping(f"{recorder.url}/ping/{KEY}", "start")) is Result.SENT
+    assert sender.body_limit == 10000
 
 
 def test_a_report_with_heartflys_note_fits_in_what_the_server_keeps() -> None:

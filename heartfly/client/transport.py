@@ -398,4 +398,6 @@ def _body_limit(headers: Mapping[str, str]) -> int | None:
     """Ping-Body-Limit: how many bytes of a body the server keeps (Heartfly's body_limit, a
     Healthchecks' PING_BODY_LIMIT); it keeps the first ones, so a tail must fit in it."""
     value = headers.get("ping-body-limit", "").strip()
-    return int(value) if value.isascii() and value.isdigit() else None
+    # More than 15 digits is no limit that matters (and int() refuses over 4,300: a ValueError
+    # that would lose a ping already delivered).
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 15 else None
