@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -342,6 +346,58 @@ def test_a_hung_server_in_the_spool_does_not_spend_the_budget_of_a_ping_to_anoth
         hung.released.set()
         hung.shutdown()
         hung.server_close()
+
+
+@pytest.fixture
+def untrusted_tls(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
+    """An https server with a self-signed certificate: its address, and how many connections it got."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert), "-days", "1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(1)
+            with contextlib.suppress(OSError), conn, context.wrap_socket(conn, server_side=True):
+                pass  # the client refuses the certificate during the handshake
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"https://localhost:{listener.getsockname()[1]}", connections
+    listener.close()
+
+
+@pytest.mark.parametrize("via_urllib", [False, True], ids=["http1", "urllib"])
+def test_an_untrusted_certificate_is_spooled_at_once_not_retried(
+    untrusted_tls: tuple[str, list[int]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via_urllib: bool
+) -> None:
+    # Retrying cannot make the certificate trusted within the run: each retry only held the job
+    # back (waits of 0.5 + 1 + 2 + 4 + 8 s, ~16-23 s a run) before the ping was spooled anyway.
+    base, connections = untrusted_tls
+    waits: list[float] = []
+    warnings: list[str] = []
+    spool = Spool(tmp_path / "spool")
+    sender = Courier(Transport(retries=5, sleep=waits.append), spool, warnings.append)
+    if via_urllib:  # a proxy in the environment is urllib's to use, and no_proxy passes it by here
+        monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+        monkeypatch.setenv("no_proxy", "localhost")
+    url = f"{base}/ping/{KEY}"
+    assert sender.deliver(Ping(url, "start")) is Result.SPOOLED
+    time.sleep(0.3)  # the server's thread counts each connection it accepted
+    assert (waits, len(connections), len(spool.pending())) == ([], 1, 1)
+    assert any("certificate" in w for w in warnings), warnings
 
 
 def test_a_spent_budget_leaves_the_spooled_pings_and_the_new_one_waiting_in_order(

@@ -11,6 +11,7 @@ import enum
 import math
 import os
 import re
+import sys
 import time
 import urllib.parse
 from collections import namedtuple
@@ -295,9 +296,12 @@ if TYPE_CHECKING:
         detail: str = ""
         body: bytes = b""  # what the server answered (a batch's per-ping results), up to MAX_ANSWER
         body_limit: int | None = None  # how much of a ping's body the server keeps, if it said
+        final: bool = False  # retrying within this run cannot help (an untrusted certificate): spool it now
 
 else:
-    _AnswerFields = namedtuple("_AnswerFields", "outcome status detail body body_limit", defaults=(None, "", b"", None))
+    _AnswerFields = namedtuple(
+        "_AnswerFields", "outcome status detail body body_limit final", defaults=(None, "", b"", None, False)
+    )
 
 
 class Answer(_AnswerFields):
@@ -364,7 +368,7 @@ class Transport:
             if connect <= 0:
                 break
             answer = self._attempt(url, body, connect, content_type)
-            if answer.outcome is not Outcome.UNREACHABLE:
+            if answer.outcome is not Outcome.UNREACHABLE or answer.final:
                 return answer
         return answer
 
@@ -381,6 +385,10 @@ class Transport:
                 answer = viaurllib.post(url, body, headers, connect_timeout, self._read_limit, MAX_ANSWER)
         except OSError as exc:
             detail = exc.strerror or str(exc) or type(exc).__name__
+            if _untrusted(exc):  # will not heal by retrying within the run: spooled at once, for a later one
+                return Answer(
+                    Outcome.UNREACHABLE, None, f"the server's TLS certificate is not trusted: {detail}", final=True
+                )
             return Answer(Outcome.UNREACHABLE, None, f"cannot reach the server: {detail}")
         except ValueError as exc:  # a URL that cannot be parsed (a port out of range, say)
             return Answer(Outcome.REJECTED, None, f"bad URL: {exc}")
@@ -392,6 +400,12 @@ class Transport:
         text = answer.body.decode("utf-8", "replace").strip().splitlines()
         outcome = Outcome.UNREACHABLE if status in RETRYABLE or status >= 500 else Outcome.REJECTED
         return Answer(outcome, status, text[0][:300] if text else answer.reason, answer.body)
+
+
+def _untrusted(exc: OSError) -> bool:
+    """Whether the server's certificate failed verification (untrusted, expired, another name's)."""
+    ssl = sys.modules.get("ssl")  # only an https exchange loads it: plain http does not pay for it here
+    return ssl is not None and isinstance(exc, ssl.SSLCertVerificationError)
 
 
 def _body_limit(headers: Mapping[str, str]) -> int | None:

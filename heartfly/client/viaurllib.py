@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import signal
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -75,6 +76,8 @@ def post(
             return Response(exc.code, str(exc.reason or ""), _lower(exc.headers), raw)
         except urllib.error.URLError as exc:
             reason = exc.reason
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise reason from None  # as http1 raises it: the transport does not retry it
             raise OSError(reason.strerror if isinstance(reason, OSError) and reason.strerror else str(reason)) from None
         except http.client.HTTPException as exc:
             raise BadAnswer(str(exc) or type(exc).__name__) from None
