@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -543,6 +544,21 @@ def test_a_report_with_heartflys_note_fits_in_what_the_server_keeps() -> None:
     with runner:
         body = runner.run().body()
     assert len(body) <= 300 and body.endswith(b"\n5000\n[heartfly] the command was killed by SIGTERM\n")
+
+
+def test_a_stop_signal_after_the_command_was_reaped_goes_to_no_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once reaped, the command's pid (its group's id) is free for another process: a TERM while the
+    # end ping is sent (`timeout 60 heartfly run …`) must not killpg whatever group now has it.
+    runner = Runner(["true"])
+    runner.own_group = True  # as under cron
+    sent: list[tuple[int, int]] = []
+    with runner:
+        assert runner.run().exit_code == 0
+        monkeypatch.setattr(os, "killpg", lambda pgid, sig: sent.append((pgid, sig)))
+        monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+            runner._on_signal(sig, None)
+    assert sent == []
 
 
 def test_heartflys_note_follows_the_output_on_a_line_of_its_own() -> None:

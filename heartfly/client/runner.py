@@ -136,6 +136,8 @@ class Runner:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.proc is None:
             self.early_signal = signum
+        elif self.proc.returncode is not None:
+            pass  # reaped: its pid, and so its group's id, may be another process's by now
         elif signum == signal.SIGINT and not self.own_group:
             pass  # the terminal sent Ctrl-C to its whole foreground group: the command has it already
         elif self.own_group and signum in STOPS:
