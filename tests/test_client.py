@@ -401,6 +401,34 @@ def test_an_untrusted_certificate_is_spooled_at_once_not_retried(
     assert any("certificate" in w for w in warnings), warnings
 
 
+def test_a_hung_server_in_the_spool_does_not_hold_back_the_start_of_a_job_reporting_to_another(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    # Replaying another server's pings before the command starts only delays the job (by all of the
+    # start ping's budget, for a server that hangs); they wait for the end ping's leftover time.
+    from heartfly.client.jobside import run_job
+
+    hung = Recorder(hang=True)
+    threading.Thread(target=hung.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        spool = Spool(tmp_path / "spool")
+        spool.put(Ping(f"{hung.url}/ping/{KEY}", at=1000.0))
+        started = tmp_path / "started"
+        began = time.time()
+        with pytest.raises(SystemExit) as done:
+            run_job(f"{recorder.url}/ping/{KEY}", ["sh", "-c", f"date +%s.%N > {started}"], ping_budget="2s",
+                    spool_dir=tmp_path / "spool")  # fmt: skip
+        assert done.value.code == 0
+        assert float(started.read_text()) - began < 1.0  # got: 2 s, the start ping's whole budget
+        paths = [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests]
+        assert paths == [f"/ping/{KEY}/start", f"/ping/{KEY}/0"]
+        assert len(hung.requests) >= 1  # its turn came after the end ping
+    finally:
+        hung.released.set()
+        hung.shutdown()
+        hung.server_close()
+
+
 def test_a_spent_budget_leaves_the_spooled_pings_and_the_new_one_waiting_in_order(
     recorder: Recorder, tmp_path: Path
 ) -> None:

@@ -250,7 +250,9 @@ def run_job(
     env = {**os.environ, "HEARTFLY_RUN_ID": run_id}
     with Runner(tuple(command), timeout=limit, kill_after=grace, tail_size=size, env=env) as runner:
         if sender is not None:  # a hung server must not hold the job back: what is not sent is spooled
-            _deliver(sender, Ping(url, "start", run_id=run_id), time.monotonic() + min(START_BUDGET, budget))
+            # Other servers' spooled pings wait for the end ping: they must not delay the command.
+            start = Ping(url, "start", run_id=run_id)
+            _deliver(sender, start, time.monotonic() + min(START_BUDGET, budget), others=False)
             runner.body_limit = sender.body_limit  # its answer says how much of the report it keeps
         outcome = runner.run()
         if outcome.note:
@@ -262,10 +264,10 @@ def run_job(
     sys.exit(outcome.exit_code)
 
 
-def _deliver(sender: Courier, ping: Ping, deadline: float) -> None:
+def _deliver(sender: Courier, ping: Ping, deadline: float, *, others: bool = True) -> None:
     """A ping of `heartfly run`'s: whatever goes wrong in sending it (a spool of odd files, say),
     the command still runs and its exit status is kept; the ping is then lost, and says so."""
     try:
-        sender.deliver(ping, deadline)
+        sender.deliver(ping, deadline, others=others)
     except Exception as exc:  # noqa: BLE001 - a job's wrapper must never be why the job did not run
         warn(f"error: the {ping.event} ping is lost: {type(exc).__name__}: {exc}")

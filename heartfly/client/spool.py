@@ -210,9 +210,9 @@ class Courier:
         self.warn = warn
         self.body_limit: int | None = None  # what the server of the last ping sent keeps of a body, if it said
 
-    def deliver(self, ping: Ping, deadline: float | None = None) -> Result:
-        """Sends earlier spooled pings to this ping's server, then this one, then those to other
-        servers; all of it ends by `deadline` (monotonic), after which what is left waits in the
+    def deliver(self, ping: Ping, deadline: float | None = None, *, others: bool = True) -> Result:
+        """Sends earlier spooled pings to this ping's server, then this one, then (`others`) those to
+        other servers; all of it ends by `deadline` (monotonic), after which what is left waits in the
         spool. Order is kept per server only, so one that hangs does not spend this ping's time."""
         here = origin(ping.url)
         report = self.flush(deadline, lambda there: there == here)
@@ -220,7 +220,8 @@ class Courier:
             result = self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
         else:
             result = self._send(ping, deadline)
-        self.flush(deadline, lambda there: there != here)
+        if others:
+            self.flush(deadline, lambda there: there != here)
         return result
 
     def _send(self, ping: Ping, deadline: float | None) -> Result:
