@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from heartfly.client import spool as spool_module
 from heartfly.client.runner import Runner, RunOutcome, Tail
 from heartfly.client.spool import Courier, Result, Spool, default_folder
 from heartfly.client.transport import (
@@ -343,6 +344,28 @@ def test_a_hung_server_in_the_spool_does_not_spend_the_budget_of_a_ping_to_anoth
         assert sender.deliver(ping, deadline=time.monotonic() + 1.0) is Result.SENT
         assert [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests] == [f"/ping/{KEY}/start"]
         assert [Spool.load(p).url for p in spool.pending()] == [f"{hung.url}/ping/{KEY}"]  # its own turn comes
+    finally:
+        hung.released.set()
+        hung.shutdown()
+        hung.server_close()
+
+
+def test_a_hung_server_in_the_spool_keeps_a_delivered_ping_waiting_a_few_seconds_not_its_whole_budget(
+    recorder: Recorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every `heartfly run` spent the end ping's 20 s on a server its job does not name, after its
+    # own ping was in: the job exited 20 s late, each run, for as long as that server hung.
+    monkeypatch.setattr(spool_module, "OTHERS_BUDGET", 0.5)
+    hung = Recorder(hang=True)
+    threading.Thread(target=hung.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        spool = Spool(tmp_path / "spool")
+        spool.put(Ping(f"{hung.url}/ping/{KEY}", at=1000.0))
+        sender = Courier(Transport(retries=3), spool, lambda _: None)
+        began = time.monotonic()
+        assert sender.deliver(Ping(f"{recorder.url}/ping/{KEY}"), deadline=began + 20.0) is Result.SENT
+        assert time.monotonic() - began < 5.0  # got: 20 s
+        assert len(spool.pending()) == 1  # the hung server's ping waits for its turn
     finally:
         hung.released.set()
         hung.shutdown()

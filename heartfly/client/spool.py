@@ -19,7 +19,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 
-from heartfly.client.transport import Answer, Outcome, Ping, Transport, within
+from heartfly.client.transport import OTHERS_BUDGET, Answer, Outcome, Ping, Transport, within
 
 # Every cron tick looks at the spool: pathlib (~10 ms) only once there is something in it.
 TYPE_CHECKING = False  # mypy reads this name as True
@@ -212,8 +212,9 @@ class Courier:
 
     def deliver(self, ping: Ping, deadline: float | None = None, *, others: bool = True) -> Result:
         """Sends earlier spooled pings to this ping's server, then this one, then (`others`) those to
-        other servers; all of it ends by `deadline` (monotonic), after which what is left waits in the
-        spool. Order is kept per server only, so one that hangs does not spend this ping's time."""
+        other servers (for OTHERS_BUDGET at most); all of it ends by `deadline` (monotonic), after which
+        what is left waits in the spool. Order is kept per server only, so one that hangs does not
+        spend this ping's time."""
         here = origin(ping.url)
         report = self.flush(deadline, lambda there: there == here)
         if here in report.blocked:
@@ -221,7 +222,8 @@ class Courier:
         else:
             result = self._send(ping, deadline)
         if others:
-            self.flush(deadline, lambda there: there != here)
+            clock = self.transport.clock
+            self.flush(clock() + within(deadline, clock(), OTHERS_BUDGET), lambda there: there != here)
         return result
 
     def _send(self, ping: Ping, deadline: float | None) -> Result:

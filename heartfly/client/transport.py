@@ -36,6 +36,9 @@ BACKOFF = 0.5  # first wait; doubles per retry, with jitter, capped at BACKOFF_C
 BACKOFF_CAP = 8.0
 START_BUDGET = 3.0  # `heartfly run` holds the job back at most this long for its start ping
 END_BUDGET = 20.0  # and spends at most this on the end ping, retries and spool replay included
+# Of that, at most this on other servers' spooled pings once a ping's own are sent: one that hangs
+# would otherwise keep every job waiting all of the budget, on every run, for a server it never names.
+OTHERS_BUDGET = 3.0
 MAX_BODY = 1 << 20  # the server keeps 100 KB by default; never ship more than this
 MAX_ANSWER = 1 << 20  # a batch's answer says something of each of its pings
 TEXT = "text/plain; charset=utf-8"
