@@ -208,6 +208,17 @@ async def test_the_json_heartbeat_carries_status_message_run_id_metrics_and_exit
     assert json.loads(rows[0][5]) == {"rows": 3}
 
 
+async def test_a_json_success_with_a_non_zero_exit_code_is_a_failure_alone_and_in_a_batch(
+    client: Client, config: Config
+) -> None:
+    await client.post(f"/api/v1/heartbeat/{KEY}", json={"status": "success", "exit_code": 3})
+    await client.post(f"/ping/{KEY}/batch", json={"pings": [{"status": "success", "exit_code": 4}]})
+    await client.post(f"/api/v1/heartbeat/{KEY}", json={"status": "start", "exit_code": 5})  # not an end
+    await client.post(f"/api/v1/heartbeat/{KEY}", json={"status": "success", "exit_code": 0})
+    rows = stored(config)
+    assert [(r[0], r[1]) for r in rows] == [("fail", 3), ("fail", 4), ("start", 5), ("success", 0)]
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

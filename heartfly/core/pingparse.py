@@ -262,7 +262,8 @@ def parse_fields(data: dict[str, Any], query: Details, now: float, max_age: floa
         if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
             raise PingError("exit_code must be an integer from 0 to 255")
         exit_status = code
-        if kind is None:
+        # A non-zero exit is a failure, as at /ping/<key>/<status>: never a silent success.
+        if kind in (None, Kind.SUCCESS):
             kind = Kind.SUCCESS if code == 0 else Kind.FAIL
     message = data.get("message")
     if message is not None and not isinstance(message, str):
