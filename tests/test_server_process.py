@@ -270,12 +270,20 @@ def test_init_writes_where_heartfly_config_points_like_every_other_command(tmp_p
     assert both.returncode == 2 and "two places" in both.stderr
 
 
+def test_init_makes_a_missing_folder_as_the_source_install_does_for_etc_heartfly(tmp_path: Path) -> None:
+    target = tmp_path / "etc" / "heartfly" / "heartfly.toml"  # as `heartfly init /etc/heartfly/heartfly.toml`
+    result = heartfly("init", str(target))
+    assert result.returncode == 0, result.stderr
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    assert heartfly("check-config", "-c", str(target)).returncode == 0
+
+
 @pytest.mark.parametrize("url", ["notaurl", "ftp://hb.example.com", 'http://hb.example.com/" x', "http://h:99999"])
 def test_init_with_a_bad_url_says_so_and_writes_nothing(tmp_path: Path, url: str) -> None:
-    target = tmp_path / "hb.toml"
+    target = tmp_path / "etc" / "hb.toml"
     result = heartfly("init", "--url", url, str(target))
     assert result.returncode == 2 and "--url" in result.stderr and "Traceback" not in result.stderr
-    assert not target.exists()
+    assert not target.parent.exists()
 
 
 @pytest.mark.parametrize(

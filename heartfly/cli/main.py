@@ -359,6 +359,7 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
     except ConfigError as exc:
         _fail([f"--url: {problem}" for problem in exc.problems], 2)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a source install's /etc/heartfly does not exist yet
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         click.echo(f"error: cannot write {path}: {exc.strerror}", err=True)
