@@ -78,6 +78,18 @@ def test_test_alert_sends_a_marked_test_through_the_server_and_reports_it(tmp_pa
     assert "delivery works" in str(receiver.bodies[0]["summary"])
 
 
+@pytest.mark.parametrize(("zone", "shown"), [("UTC", r"\d\d:\d\d:\d\dZ"), ("Europe/Berlin", r"\d\d:\d\d:\d\d CES?T")])
+def test_test_alert_shows_its_attempts_time_as_history_does_in_display_timezone(
+    tmp_path: Path, receiver: Receiver, zone: str, shown: str
+) -> None:
+    path = config(tmp_path, receiver.url, new_key())
+    path.write_text(path.read_text().replace("[server]\n", f'[server]\ndisplay_timezone = "{zone}"\n'))
+    with Server(path) as server:
+        result = heartfly("test-alert", "hook", "-c", str(with_port(path, server.url)))
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"^  \d{{4}}-\d\d-\d\d {shown}  sent \(", result.stdout, re.MULTILINE), result.stdout
+
+
 def test_test_alert_reports_a_failed_delivery_with_exit_1(tmp_path: Path) -> None:
     path = config(tmp_path, "http://127.0.0.1:9/nothing-listens", new_key())
     with Server(path) as server:

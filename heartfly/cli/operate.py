@@ -94,6 +94,7 @@ def reload(config: Config) -> str:
 def test_alert(config: Config, channel: str) -> tuple[str, bool]:
     """The test alert's outcome with every delivery attempt, and whether it was sent."""
     from heartfly.cli.report import format_attempts  # report needs the database modules; pause does not
+    from heartfly.core.localtime import zone
 
     if channel not in config.channels:
         known = ", ".join(config.channels) or "none"
@@ -102,5 +103,6 @@ def test_alert(config: Config, channel: str) -> tuple[str, bool]:
     # a channel's own timeout may be longer than this command's 60 s.
     limit = config.channels[channel].timeout or config.alerts.timeout
     body = _ask(config, f"/api/v1/channels/{quote(channel, safe='')}/test", max(60.0, limit + 15))
-    text = f"test alert via {channel}: {body['status']}\n{format_attempts(body['attempt_log'])}"
+    attempts = format_attempts(body["attempt_log"], tz=zone(config.server.display_timezone))
+    text = f"test alert via {channel}: {body['status']}\n{attempts}"
     return text, body["status"] == "sent"
