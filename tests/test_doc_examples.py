@@ -9,6 +9,8 @@ status 0, so a curl on PATH that wraps the real one reports every HTTP status, a
 
 Blocks that quote a job file from tests/guides or tests/recipes verbatim are run, with their own
 assertions, by test_guides.py and test_recipes.py; here they are skipped, saying so.
+
+The README's table of config keys is checked against the keys the config takes.
 """
 
 from __future__ import annotations
@@ -194,3 +196,22 @@ def test_each_shell_example_in_the_docs_runs_as_written_and_every_ping_is_answer
 def test_the_stand_ins_are_only_for_jobs_the_examples_run() -> None:
     code = "\n".join(b.code for b in BLOCKS)
     assert all(name in code for name in STAND_INS)
+
+
+def test_the_readmes_config_table_names_every_key_the_config_takes() -> None:
+    from heartfly.core import config_alerts, config_keys
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table_row = re.compile(r"^\| `\[\[?(\S+?)\]\]?` \| (.*) \|$", re.MULTILINE)
+    rows = {m[1]: set(re.findall(r"`([^`]+)`", m[2])) for m in table_row.finditer(text)}
+    taken = {
+        "server": config_keys.SERVER_KEYS,
+        "defaults": config_keys.DEFAULT_KEYS,
+        "checks.NAME": config_keys.CHECK_KEYS,
+        "maintenance": config_keys.MAINTENANCE_KEYS,
+        "smtp": config_alerts._SMTP_KEYS,
+        "alerts": config_alerts._ALERT_KEYS,
+        "channels.NAME": set().union(*config_alerts._CHANNEL_KEYS.values()),
+    }
+    missing = {table: sorted(keys - rows.get(table, set())) for table, keys in taken.items()}
+    assert missing == {table: [] for table in taken}
