@@ -219,6 +219,18 @@ async def test_a_json_success_with_a_non_zero_exit_code_is_a_failure_alone_and_i
     assert [(r[0], r[1]) for r in rows] == [("fail", 3), ("fail", 4), ("start", 5), ("success", 0)]
 
 
+async def test_a_json_heartbeat_over_1_mib_is_refused_but_a_fail_key_keeps_it_as_the_readme_says(
+    client: Client, config: Config
+) -> None:
+    body = json.dumps({"status": "fail", "message": "x" * (1 << 20)}).encode()
+    refused = await client.post(f"/api/v1/heartbeat/{KEY}", data=body)
+    assert (refused.status, await refused.text()) == (400, "a JSON body is limited to 1048576 bytes\n")
+    assert stored(config) == []
+    kept = await client.post(f"/api/v1/heartbeat/{FAIL_KEY}", data=body)
+    assert kept.status == 200
+    assert [(r[0], len(r[3]), r[4]) for r in stored(config)] == [("fail", 1000, 1)]  # body_limit = "1KB"
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
