@@ -10,7 +10,8 @@ status 0, so a curl on PATH that wraps the real one reports every HTTP status, a
 Blocks that quote a job file from tests/guides or tests/recipes verbatim are run, with their own
 assertions, by test_guides.py and test_recipes.py; here they are skipped, saying so.
 
-The README's table of config keys is checked against the keys the config takes.
+The README's table of config keys is checked against the keys the config takes, and alerts.md's
+webhook schema against the reasons a down alert can carry.
 """
 
 from __future__ import annotations
@@ -215,3 +216,11 @@ def test_the_readmes_config_table_names_every_key_the_config_takes() -> None:
     }
     missing = {table: sorted(keys - rows.get(table, set())) for table, keys in taken.items()}
     assert missing == {table: [] for table in taken}
+
+
+def test_the_webhook_schema_names_every_reason_a_down_alert_can_carry() -> None:
+    from heartfly.core.statetypes import Reason
+
+    text = (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
+    line = text[text.index("- `reason` is") :].split("\n- ", 1)[0]
+    assert [r.value for r in Reason if f"`{r.value}`" not in line] == []
