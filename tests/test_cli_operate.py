@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import new_key
+from tests.pgserver import PgServer
 from tests.proc import Server, heartfly
 
 
@@ -376,6 +377,25 @@ def test_reload_says_which_changed_settings_wait_for_a_restart(running: tuple[Se
     result = heartfly("reload", "-c", str(path))
     assert result.returncode == 0 and "note:" not in result.stdout
     assert not (server.config.parent / "moved.db").exists()
+
+
+def test_reload_says_a_clusters_node_id_and_lease_wait_for_a_restart(tmp_path: Path, pg_server: PgServer) -> None:
+    # The lease and the node's name are taken once, at the start: a reload changing them said
+    # "reloaded" and nothing else, and the cluster went on with the old lease.
+    path = tmp_path / "hb.toml"
+    server_table = f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "{pg_server.database()}"\napi_token_file = "token"\n'
+    path.write_text(server_table + f'lease = "5s"\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(path) as server:
+        started = path.read_text().replace("127.0.0.1:0", f"127.0.0.1:{server.url.rsplit(':', 1)[1]}")
+        path.write_text(started.replace('lease = "5s"', 'lease = "3s"\nnode_id = "hb-1"'))
+        result = heartfly("reload", "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        assert [line.split(";")[0] for line in result.stdout.splitlines()[1:]] == [
+            "note: server.node_id changed",
+            "note: server.lease changed",
+        ], result.stdout
+        path.write_text(started)
+        assert "note:" not in heartfly("reload", "-c", str(path)).stdout
 
 
 def test_history_shows_escape_sequences_in_a_ping_body_escaped_never_raw(running: tuple[Server, Path]) -> None:

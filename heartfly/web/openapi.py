@@ -405,7 +405,8 @@ PATHS: dict[str, Any] = {
                                 "type": "array",
                                 "items": {"type": "string"},
                                 "description": "Settings the file changed since the start that only a restart"
-                                " applies (server.listen, server.database, server.synchronous).",
+                                " applies (server.listen, server.database, server.synchronous, server.node_id,"
+                                " server.lease).",
                             },
                         },
                     },

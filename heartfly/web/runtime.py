@@ -45,7 +45,8 @@ class ClusterStatus:
     lease_checked_seconds_ago: float
 
 
-Fixed = tuple[tuple[str, int], Database, str]  # the settings a reload cannot change: RESTART_ONLY's values
+# The settings a reload cannot change: RESTART_ONLY's values.
+Fixed = tuple[tuple[str, int], Database, str, str | None, float]
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Runtime:
     file_config: Config | None = None  # the operator's file as read, before the stored checks join it
     _engine: Engine | None = field(default=None, repr=False)
     # The settings a reload cannot change, as the server started with them.
-    _started: Fixed = field(default=(("", 0), Path(), ""), repr=False)
+    _started: Fixed = field(default=(("", 0), Path(), "", None, 0.0), repr=False)
     _bound_port: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -79,10 +80,10 @@ class Runtime:
 
     def restart_needed(self, server: ServerConfig | None = None) -> list[str]:
         """The settings `server` (else the config in use) changed since the start that only a restart applies."""
-        listen, database, synchronous = _restart_only(server or self.config.server)
-        (host, port), was_database, was_synchronous = self._started
+        listen, *now = _restart_only(server or self.config.server)
+        (host, port), *was = self._started
         listening = listen in {(host, port), (host, self._bound_port)}  # naming the port "0" got: no change
-        same = (listening, database == was_database, synchronous == was_synchronous)
+        same = (listening, *(a == b for a, b in zip(now, was, strict=True)))
         return [name for name, unchanged in zip(RESTART_ONLY, same, strict=True) if not unchanged]
 
     @property
@@ -153,8 +154,8 @@ class Runtime:
         stored check and the file clash, and nothing changes."""
         config = self.with_stored(file_config, stored, left_out)
         if waiting := self.restart_needed(config.server):
-            log.warning("%s changed: server.listen, server.database and server.synchronous take effect only after a"
-                        " restart", " and ".join(waiting))  # fmt: skip
+            log.warning("%s changed: %s take effect only after a restart",
+                        " and ".join(waiting), ", ".join(RESTART_ONLY))  # fmt: skip
         # Switched before the engine's (which awaits reads): a cluster's term that begins meanwhile
         # is built on this config, and the dispatcher knows the checks and channels the engine's
         # alerts name. Taken back if the engine's fails (a database error reading a returning
@@ -198,12 +199,13 @@ class Runtime:
 
 RUNTIME = web.AppKey("runtime", Runtime)
 
-RESTART_ONLY = ("server.listen", "server.database", "server.synchronous")
+# A cluster's node_id and lease are taken once, by its lease loop (server.cluster), at the start.
+RESTART_ONLY = ("server.listen", "server.database", "server.synchronous", "server.node_id", "server.lease")
 
 
 def _restart_only(server: ServerConfig) -> Fixed:
     """The values of RESTART_ONLY, in its order."""
-    return (server.host, server.port), server.database, server.synchronous
+    return (server.host, server.port), server.database, server.synchronous, server.node_id, server.lease
 
 
 Keys = tuple[str | None, str | None, str | None]  # the API token, Healthchecks' read-write and read-only keys
