@@ -11,7 +11,8 @@ Blocks that quote a job file from tests/guides or tests/recipes verbatim are run
 assertions, by test_guides.py and test_recipes.py; here they are skipped, saying so.
 
 The README's table of config keys is checked against the keys the config takes, and alerts.md's
-webhook schema against the reasons a down alert can carry.
+webhook schema against the reasons a down alert can carry, and the docs against every command and
+option of the command line.
 """
 
 from __future__ import annotations
@@ -224,3 +225,16 @@ def test_the_webhook_schema_names_every_reason_a_down_alert_can_carry() -> None:
     text = (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
     line = text[text.index("- `reason` is") :].split("\n- ", 1)[0]
     assert [r.value for r in Reason if f"`{r.value}`" not in line] == []
+
+
+def test_the_docs_name_every_command_and_every_option_the_command_line_takes() -> None:
+    import click
+
+    from heartfly.cli.main import main
+
+    docs = "".join(path.read_text(encoding="utf-8") for path in DOCS)
+    commands = [("", main), *main.commands.items()]
+    unnamed = [name for name, _ in commands if name and f"heartfly {name}" not in docs]
+    options = [(name, p.opts) for name, command in commands for p in command.params if isinstance(p, click.Option)]
+    unmentioned = [(name, opts) for name, opts in options if "--help" not in opts and not any(o in docs for o in opts)]
+    assert (unnamed, unmentioned) == ([], [])
