@@ -12,7 +12,7 @@ assertions, by test_guides.py and test_recipes.py; here they are skipped, saying
 
 The README's table of config keys is checked against the keys the config takes, and alerts.md's
 webhook schema against the reasons a down alert can carry, and the docs against every command and
-option of the command line.
+option of the command line, and every metric /metrics serves.
 """
 
 from __future__ import annotations
@@ -238,3 +238,10 @@ def test_the_docs_name_every_command_and_every_option_the_command_line_takes() -
     options = [(name, p.opts) for name, command in commands for p in command.params if isinstance(p, click.Option)]
     unmentioned = [(name, opts) for name, opts in options if "--help" not in opts and not any(o in docs for o in opts)]
     assert (unnamed, unmentioned) == ([], [])
+
+
+def test_the_readme_names_every_metric_the_server_serves() -> None:
+    source = (ROOT / "heartfly" / "web" / "metrics.py").read_text(encoding="utf-8")
+    docs = "".join(path.read_text(encoding="utf-8") for path in DOCS).replace("`…_", "`heartfly_check_")
+    served = set(re.findall(r'"(heartfly_[a-z_]+)"', source))  # the family names (_total, _info added on)
+    assert len(served) > 10 and sorted(name for name in served if name not in docs) == []
