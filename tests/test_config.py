@@ -453,6 +453,14 @@ def test_a_bad_postgresql_setting_is_one_clear_line(write_config: ConfigWriter, 
     assert len(found) == 1 and said in found[0], found
 
 
+def test_a_body_limit_past_what_a_ping_may_carry_is_refused_not_advertised(write_config: ConfigWriter) -> None:
+    # 20MiB was taken and sent as Ping-Body-Limit, so runitor sent up to 20 MiB of output: every
+    # body past 16 MiB is answered 413, and the job's end ping was lost.
+    found = problems(write_config, "", server='body_limit = "20MiB"')
+    assert found == ["server.body_limit: at most 16MiB, the most a ping's body may be (a longer one is refused)"]
+    assert write_config("", server='body_limit = "16MiB"').server.body_limit == 16 * 1024 * 1024
+
+
 def test_check_config_lists_each_checks_whole_rule_set_not_only_its_schedule(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(

@@ -20,6 +20,7 @@ from heartfly.core.cronticks import ticks
 from heartfly.core.maintenance import Mode
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.record import LONGEST
+from heartfly.core.units import parse_size
 
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 TAG_RE = re.compile(r"\S{1,50}")
@@ -29,6 +30,16 @@ AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 # keep_history: a check's record (core/record.py) reaches back 30 days; a shorter history would cut it.
 KEEP_HISTORY_MIN = at_least(LONGEST, "30d")
 Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
+BODY_HARD_CAP = 16 * 1024 * 1024  # past this a ping's body is refused (413), not just truncated
+
+
+def parse_body_limit(text: str) -> int:
+    """body_limit: it is sent as Ping-Body-Limit, by which clients (runitor) size what they send,
+    so it must not pass what a ping may carry."""
+    size = parse_size(text)
+    if size > BODY_HARD_CAP:
+        raise ValueError("at most 16MiB, the most a ping's body may be (a longer one is refused)")
+    return size
 
 
 def parse_heartbeat_url(text: str) -> str:

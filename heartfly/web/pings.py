@@ -10,6 +10,7 @@ from collections import Counter
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from heartfly.core.config_values import BODY_HARD_CAP
 from heartfly.core.pingparse import (
     JSON_CAP,
     Ping,
@@ -32,7 +33,6 @@ from heartfly.web.runtime import RUNTIME
 log = logging.getLogger(__name__)
 
 METHODS = frozenset({"GET", "POST", "HEAD"})
-BODY_HARD_CAP = 16 * 1024 * 1024  # past this a body is refused, not just truncated
 BODY_TIMEOUT = 30.0
 # Pings by outcome for /metrics: the kind recorded, or not_found / invalid / unavailable.
 # One dict increment per ping; create_app fills in the zeros.
