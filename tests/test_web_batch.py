@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
-from tests.storeutil import sqlite_file
+from tests.storeutil import query, sqlite_file
 from tests.webutil import bearer, login
 
 KEY = new_key()
@@ -181,6 +181,24 @@ async def test_ping_ids_are_remembered_across_a_restart(config: Config, aiohttp_
     client = await aiohttp_client(create_app(config))
     assert (await client.get(f"/ping/{KEY}?ping_id=restart-proof-1")).status == 200
     assert rows(config, "SELECT COUNT(*) FROM pings") == [(1,)]
+
+
+@pytest.mark.both_stores
+async def test_the_same_ping_id_sent_to_two_checks_is_two_pings_before_and_after_a_restart(
+    config: Config, aiohttp_client: Any
+) -> None:
+    # `?ping_id=$(hostname)-$(date +%s)` from two jobs of one host starting in the same second:
+    # the second check's start was answered OK and dropped as a copy of the first's.
+    client = await aiohttp_client(create_app(config))
+    assert (await client.get(f"/ping/{KEY}/start?ping_id=host1-1796500000")).status == 200
+    assert (await client.get(f"/ping/{QUICK_KEY}/start?ping_id=host1-1796500000")).status == 200
+    await client.close()
+    client = await aiohttp_client(create_app(config))  # the ids read back are each their check's
+    batch = await client.post(f"/ping/{FAN_KEY}/batch", json={"pings": [{"ping_id": "host1-1796500000"}]})
+    assert (await batch.json())["results"] == [{"status": "ok"}]
+    assert (await client.get(f"/ping/{KEY}/start?ping_id=host1-1796500000")).status == 200  # a resend: once
+    found = query(config, "SELECT c.name, p.kind FROM pings p JOIN checks c ON c.id = p.check_id ORDER BY p.id")
+    assert found == [("backup", "start"), ("quick", "start"), ("shards", "success")]
 
 
 async def test_a_malformed_ping_id_is_a_clear_400(client: Client) -> None:

@@ -6,7 +6,8 @@ perhaps from its spool hours later. With an id of its own on each ping (`heartfl
 like the first, stored and applied once, so fan-in counts and run pairing stay right.
 
 An id is remembered as long as a ping with its time can still be accepted (`max_ping_age`), and at
-most MAX_IDS of them (the oldest go first); a restart reads them back from the pings kept.
+most MAX_IDS of them (the oldest go first); a restart reads them back from the pings kept. An id
+is its check's (`scoped`): two checks' pings that happen to carry the same id are two pings.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ import re
 
 MAX_IDS = 200_000  # about 40 MB; a resend is hours late at most, a flood of new ids must not grow memory
 PING_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{8,64}")  # a UUID, a ULID, 16 random hex bytes ...
+
+
+def scoped(check_id: int, uid: str) -> str:
+    """The key a check's ping id is remembered by. Clients make ids per ping, but curl users make
+    their own (`$(hostname)-$(date +%s)`), and two jobs' pings must not be taken for one."""
+    return f"{check_id}/{uid}"  # "/" is in no ping id (PING_ID_RE)
 
 
 class PingIds:

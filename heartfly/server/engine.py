@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
-from heartfly.core.pingids import PingIds
+from heartfly.core.pingids import PingIds, scoped
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.core.units import human_duration
 from heartfly.notify import outbox
@@ -136,7 +136,8 @@ class Engine(Steps):
             return self._to_inbox(inbox.ping_row(self.standby[0], check.name, [ping], batch=False))
         if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
             return self.writer.refused()
-        if ping.uid is not None and (seen := self.ping_ids.seen(ping.uid)) is not False:
+        uid = None if ping.uid is None else scoped(check.id, ping.uid)
+        if uid is not None and (seen := self.ping_ids.seen(uid)) is not False:
             if inbox_id is not None:
                 self._drop_copy(seen, inbox_id)
             return self._as_before(seen)
@@ -156,7 +157,7 @@ class Engine(Steps):
             write = self._changes(check, steps, old, ping=row, here=inbox_id is None)
             if inbox_id is not None:
                 write.inbox_done.append(inbox_id)
-        uids = (ping.uid,)
+        uids = (uid,)
         undo = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, uids)
         if write is None:
             write = store.ping_write(row, undo)
@@ -184,12 +185,13 @@ class Engine(Steps):
         fresh: list[PingRecord] = []
         uids: list[str] = []
         for ping in pings:
-            duplicate = ping.uid is not None and (ping.uid in uids or self.ping_ids.seen(ping.uid) is not False)
+            uid = None if ping.uid is None else scoped(check.id, ping.uid)
+            duplicate = uid is not None and (uid in uids or self.ping_ids.seen(uid) is not False)
             seen.append(duplicate)
             if not duplicate:
                 fresh.append(ping)
-                if ping.uid is not None:
-                    uids.append(ping.uid)
+                if uid is not None:
+                    uids.append(uid)
         old, old_ping_id = check.state, check.ping_id
         writes: list[store.Write] = []
         armed: list[tuple[Check, CheckState, CheckState]] = []

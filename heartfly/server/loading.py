@@ -19,7 +19,7 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import CheckConfig, Config
 from heartfly.core.deadlines import RESTART_SETTLE
 from heartfly.core.holding import WAITING_MAX
-from heartfly.core.pingids import PingIds
+from heartfly.core.pingids import PingIds, scoped
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.server import longlived, windows
 from heartfly.server.changes import ChangeRows
@@ -183,8 +183,8 @@ class Loading(ChangeRows):
                 self.windows_done, new_marks = windows.marks(self.config, stored_marks, now)
                 statements += new_marks
             self._adopt_holds = not await db.read_meta_prefix(windows.HOLDS_META)
-            for uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
-                self.ping_ids.add(uid, received_at)
+            for check_id, uid, received_at in await db.read_ping_ids(now - self.ping_ids.keep_for, self.ping_ids.limit):
+                self.ping_ids.add(scoped(check_id, uid), received_at)
         downtime = None
         earlier = [] if view else pending_downtimes(await db.read_meta_prefix(UNREAD_DOWNTIMES))
         if earlier and (stopped_at is None or stopped_at >= now):  # a clock stepped back: those alone

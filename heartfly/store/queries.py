@@ -183,13 +183,14 @@ async def check_pings_after(db: Db, check_id: int, ping_id: int) -> list[LoggedP
     return [_logged(r) for r in await _rows(db, sql, (check_id, ping_id))]
 
 
-async def read_ping_ids(db: Db, since: float, limit: int) -> list[tuple[str, float]]:
-    """Client-made ping ids received since `since`, oldest first (the newest `limit` of them)."""
+async def read_ping_ids(db: Db, since: float, limit: int) -> list[tuple[int, str, float]]:
+    """Client-made ping ids received since `since`, each with its check, oldest first (the newest
+    `limit` of them)."""
     sql = (
-        "SELECT uid, received_at FROM (SELECT uid, received_at FROM pings WHERE uid IS NOT NULL"
+        "SELECT check_id, uid, received_at FROM (SELECT check_id, uid, received_at FROM pings WHERE uid IS NOT NULL"
         " AND received_at >= ? ORDER BY received_at DESC LIMIT ?) AS recent ORDER BY received_at"
     )
-    return [(str(uid), float(at)) for uid, at in await _rows(db, sql, (since, limit))]
+    return [(int(check), str(uid), float(at)) for check, uid, at in await _rows(db, sql, (since, limit))]
 
 
 async def read_meta(db: Db, key: str) -> str | None:

@@ -43,7 +43,7 @@ class SqlReader:
     async def check_pings_after(self, check_id: int, ping_id: int) -> list[LoggedPing]:
         return await queries.check_pings_after(self.db, check_id, ping_id)
 
-    async def read_ping_ids(self, since: float, limit: int) -> list[tuple[str, float]]:
+    async def read_ping_ids(self, since: float, limit: int) -> list[tuple[int, str, float]]:
         return await queries.read_ping_ids(self.db, since, limit)
 
     async def read_checkpoint(self) -> int:
