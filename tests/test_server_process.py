@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -303,6 +304,23 @@ def test_init_listens_on_the_port_of_a_plain_http_url_with_one(tmp_path: Path, u
     assert result.returncode == 0, result.stderr
     server = tomllib.loads(target.read_text())["server"]
     assert (server["listen"], server["public_url"]) == (listen, url)
+
+
+def test_a_new_database_and_its_wal_are_the_owners_alone_whatever_the_umask(tmp_path: Path) -> None:
+    # They were made 0644 outside the packaged unit (UMask=0077): a source install's or a
+    # zipapp's database, with every ping body and the ping keys of checks made through the API,
+    # was readable by every local user, while `heartfly backup` writes its copy 0600 for that reason.
+    key = new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    umask = os.umask(0o022)
+    try:
+        with Server(config) as server:
+            with urllib.request.urlopen(f"{server.url}/ping/{key}", data=b"secret output", timeout=10):
+                pass
+            modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.glob("hb.db*") if p.suffix != ".lock"}
+    finally:
+        os.umask(umask)
+    assert modes == {"hb.db": "0o600", "hb.db-wal": "0o600", "hb.db-shm": "0o600"}
 
 
 def test_a_port_in_use_fails_the_start_before_the_database_is_touched(tmp_path: Path) -> None:

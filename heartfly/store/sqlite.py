@@ -73,11 +73,20 @@ async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     return db
 
 
+def _create_private(path: Path) -> None:
+    """A new database file, readable by its owner alone whatever the umask: it holds every ping's
+    body and the keys of checks made through the API. SQLite gives its -wal and -shm files the
+    database file's mode. An existing file is left as it is (the operator's to set)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
 def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
     if sqlite3.sqlite_version_info < (3, 33):  # UPDATE ... FROM
         raise StoreError(f"Heartfly needs SQLite 3.33 or newer; this Python has {sqlite3.sqlite_version}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise _error(f"cannot open database {path}", exc) from None
