@@ -379,6 +379,28 @@ def test_check_config_lists_each_window_with_what_it_covers_and_when_it_comes(tm
     assert "  covers: every check\n  no occurrence left" in out
 
 
+def test_check_config_warns_of_a_window_whose_tags_no_check_carries_as_it_refuses_a_name_that_matches_none(
+    tmp_path: Path,
+) -> None:
+    # checks = ["bakup"] is an error, but tags = ["bd"] (for "db") passed in silence: the window
+    # covered nothing, and the patching night paged everyone.
+    from tests.proc import heartfly
+
+    path = tmp_path / "heartfly.toml"
+    path.write_text(
+        f'[checks.backup]\nkey = "{new_key()}"\nevery = "1h"\ntags = ["db"]\n'
+        '[[maintenance]]\nname = "patching"\ncron = "0 2 * * 1"\nduration = "2h"\ntags = ["bd", "db"]\n'
+        '[[maintenance]]\nname = "fine"\ncron = "0 3 * * 1"\nduration = "2h"\ntags = ["db"]\n'
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "maintenance window" in line]
+    assert warned == [
+        'warning: maintenance window patching: no check in the file has the tag "bd" (checks made through the API'
+        " may carry it)"
+    ]
+
+
 async def test_a_window_taken_out_of_the_file_while_stopped_has_what_it_held_told_at_the_next_start(
     write_config: ConfigWriter,
 ) -> None:

@@ -63,6 +63,7 @@ def warnings(config: Config) -> list[str]:
                 f" the {human_duration(gap)} between two of its starts, so the alerts one occurrence holds are told"
                 f" when it ends, inside the next: make duration shorter than {human_duration(gap)}"
             )
+    found += _untagged_windows(config)
     listed = {name for check in config.checks.values() for name in check.channels}
     found += [
         f"channels.{name}: no check in the file uses it (list it in [defaults] or a check's channels;"
@@ -71,3 +72,16 @@ def warnings(config: Config) -> list[str]:
         if name not in listed
     ]
     return found
+
+
+def _untagged_windows(config: Config) -> list[str]:
+    """A window's tag that no check carries: a typo ("bd" for "db") leaves the window covering
+    nothing, and its night's alerts go out; a name that matches no check is an error already."""
+    carried = {tag for check in config.checks.values() for tag in check.tags}
+    return [
+        f'maintenance window {window.name}: no check in the file has the tag "{tag}" (checks made through the API'
+        " may carry it)"
+        for window in config.maintenance
+        for tag in window.tags
+        if tag not in carried
+    ]
