@@ -268,6 +268,20 @@ def test_a_webhook_header_value_with_a_control_character_fails_check_config(tmp_
     assert "s3cret" not in result.stderr  # the value may be a credential
 
 
+@pytest.mark.parametrize("name", ["Idempotency-Key", "idempotency-key"])
+def test_a_webhook_header_that_would_replace_the_idempotency_key_is_a_config_error(
+    write_config: ConfigWriter, name: str
+) -> None:
+    # Every alert would carry the same key, and a receiver that drops repeats would drop all but the first.
+    found = problems(
+        write_config,
+        f'[channels.hook]\ntype = "webhook"\nurl = "https://example.com/h"\nheaders = {{ {name} = "x" }}\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["hook"]\n',
+    )
+    assert len(found) == 1 and found[0].startswith("channels.hook.headers:"), found
+    assert "Idempotency-Key" in found[0] and "per alert" in found[0]
+
+
 def _unusable(tmp_path: Path, what: str) -> str:
     """A config text that made load_config raise something other than ConfigError."""
     (tmp_path / "loop").symlink_to("loop")

@@ -228,6 +228,8 @@ def _headers(table: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     for key, value in table.items():
         if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9-]+", key):
             raise ValueError("headers maps header names to single-line strings")
+        if key.lower() == "idempotency-key":  # one key for every alert: a receiver that drops repeats drops them all
+            raise ValueError("Heartfly sends its own Idempotency-Key, a new one per alert; remove this header")
         # aiohttp refuses CR, LF and NUL only when sending, so every alert would fail; the value
         # may be a credential, so the error names the header, never its content.
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):

@@ -30,6 +30,7 @@ def request_for(channel: ChannelConfig, alert: Alert) -> tuple[bytes, dict[str, 
         body = json.dumps(render(alert)).encode("utf-8")
         headers["Content-Type"] = "application/json"
     headers.update(dict(channel.headers))
+    headers["Idempotency-Key"] = alert.key  # the config refuses one of its own; a receiver dedupes by it
     return body, headers
 
 
