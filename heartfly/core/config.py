@@ -46,6 +46,7 @@ from heartfly.core.config_reader import (
 from heartfly.core.config_secrets import read_secrets
 from heartfly.core.config_values import (
     AT_LEAST_1S,
+    BODY_HARD_CAP,
     INHERITED,
     KEEP_HISTORY_MIN,
     TAG_RE,
@@ -85,6 +86,7 @@ class ServerConfig:
     ping_key: str | None = None
     api_token_file: Path | None = None
     body_limit: int = 100_000
+    body_limit_capped: bool = False  # the file asked for more than BODY_HARD_CAP (config_advice warns)
     keep_pings: int = 1000
     keep_history: float = 400 * 86400.0  # runs, flips, finished alerts, downtimes: a year's record and more
     max_ping_age: float = 7 * 86400.0
@@ -333,7 +335,8 @@ class _Reader(Reader):
             database=database or self.path(str(d.database)),
             ping_key=ping_key,
             api_token_file=token_file,
-            body_limit=d.body_limit if body_limit is None else body_limit,
+            body_limit=d.body_limit if body_limit is None else min(body_limit, BODY_HARD_CAP),
+            body_limit_capped=body_limit is not None and body_limit > BODY_HARD_CAP,
             keep_pings=keep or d.keep_pings,
             keep_history=keep_history or d.keep_history,
             max_ping_age=max_age or d.max_ping_age,

@@ -27,6 +27,11 @@ def warnings(config: Config) -> list[str]:
     if not config.checks:
         return ["no checks: nothing is watched (add a [checks.NAME] table)"]
     found = []
+    if config.server.body_limit_capped:
+        found.append(
+            "server.body_limit: more than 16MiB, the most a ping's body may be (a longer one is refused):"
+            " 16MiB is used and advertised"
+        )
     silent = [name for name, check in config.checks.items() if not check.channels]
     if silent:
         shown = named(silent)
