@@ -111,6 +111,55 @@ def test_a_server_still_starting_up_is_exit_1_too(tmp_path: Path) -> None:
     assert "starting up" in line and "systemd starts it again" in line, line
 
 
+def test_only_standbys_for_a_read_write_url_is_exit_1_too(tmp_path: Path) -> None:
+    # A failover under way, with the URL cluster.md gives (target_session_attrs=read-write): the
+    # server answers, as a standby, and libpq turns it down itself. PQping counts that as
+    # answering, as a wrong password: exit 2, and the node stayed down once a primary was back.
+    import socket
+    import struct
+    import threading
+
+    def message(kind: bytes, body: bytes) -> bytes:
+        return kind + struct.pack("!i", 4 + len(body)) + body
+
+    standby = (
+        message(b"R", struct.pack("!i", 0))  # AuthenticationOk
+        + b"".join(
+            message(b"S", name + b"\0" + value + b"\0")
+            for name, value in (
+                (b"server_version", b"16.0"),
+                (b"in_hot_standby", b"on"),
+                (b"default_transaction_read_only", b"on"),
+            )
+        )
+        + message(b"K", struct.pack("!ii", 1, 2))
+        + message(b"Z", b"I")
+    )
+
+    def speak(listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn:
+                while len(head := conn.recv(8)) == 8 and struct.unpack("!ii", head)[1] in (80877103, 80877104):
+                    conn.sendall(b"N")  # no TLS, no GSS: the startup message comes next
+                conn.recv(65536)
+                conn.sendall(standby)
+                conn.recv(65536)  # the client's Terminate, or its end
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        threading.Thread(target=speak, args=(listener,), daemon=True).start()
+        url = f"postgresql://heartfly@127.0.0.1:{listener.getsockname()[1]}/heartfly?target_session_attrs=read-write"
+        result = heartfly("serve", "-c", str(write(tmp_path, url)), timeout=60)
+    assert result.returncode == 1, result.stderr
+    [line] = errors(result.stderr)
+    assert "target_session_attrs" in line and "systemd starts it again" in line, line
+
+
 def test_a_database_a_newer_heartfly_wrote_is_refused_by_serve_and_status(
     tmp_path: Path, pg_server: pgserver.PgServer
 ) -> None:

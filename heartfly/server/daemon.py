@@ -88,8 +88,8 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             full = _full_disk(config.server.database, isinstance(exc, DiskFull))
             if full is not None:  # but space can come back: systemd restarts on exit 1
                 raise StartError(f"{full}: {exc}", code=1) from None
-            if await backend.may_come_back(config.server.database):  # so can a PostgreSQL server
-                raise StartError(f"{exc} (no PostgreSQL answers there now: systemd starts it again)", code=1) from None
+            if (why := await backend.may_come_back(config.server.database)) is not None:  # so can a PostgreSQL server
+                raise StartError(f"{exc} ({why}: systemd starts it again)", code=1) from None
             raise StartError(str(exc), code=2) from None
         except ConfigError as exc:  # a check of the file's clashes with one made through the API; a key file
             raise StartError("\n".join(exc.problems), code=2) from None

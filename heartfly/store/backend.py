@@ -120,15 +120,15 @@ async def read_lease(database: Database) -> tuple[str, int, float] | None:
     return held.holder, held.term, held.expires_in
 
 
-async def may_come_back(database: Database) -> bool:
-    """Whether a database that failed the start may work at a later start by itself: a PostgreSQL
-    server that does not answer (pgconn.not_answering). Not one that refused this Heartfly."""
+async def may_come_back(database: Database) -> str | None:
+    """Why a database that failed the start may work at a later start by itself (a PostgreSQL
+    server that does not answer, pgconn.not_answering), or None: not one that refused this Heartfly."""
     if not isinstance(database, PostgresDatabase):
-        return False
+        return None
     try:
         _need_driver()
     except StoreError:
-        return False
+        return None
     from heartfly.store import pgconn
 
     return await asyncio.to_thread(pgconn.not_answering, database)

@@ -114,13 +114,34 @@ async def connect(
     return conn
 
 
-def not_answering(database: PostgresDatabase) -> bool:
-    """Whether no PostgreSQL answers at the URL's address (down, rebooting, the network not up
-    yet), or it answers that it takes no connections now (starting up, shutting down,
-    recovering): libpq's PQping, which tells these apart from a server that refused us (a wrong
-    password, no such database) whatever the server's language. Blocking: up to connect_timeout."""
+def not_answering(database: PostgresDatabase) -> str | None:
+    """Why a server that failed the start may take Heartfly at a later start by itself, or None:
+    no PostgreSQL answers at the URL's address (down, rebooting, the network not up yet), or it
+    answers that it takes no connections now (starting up, shutting down, recovering): libpq's
+    PQping, which tells these apart from a server that refused us (a wrong password, no such
+    database) whatever the server's language. Or, for a URL with target_session_attrs, no server
+    of that kind now (a failover under way: only standbys), which PQping counts as answering.
+    Blocking: up to connect_timeout per attempt."""
     conninfo = make_conninfo(database.url, connect_timeout=_CONNECT_TIMEOUT)
-    return psycopg.pq.PGconn.ping(conninfo.encode()) in (psycopg.pq.Ping.NO_RESPONSE, psycopg.pq.Ping.REJECT)
+    if psycopg.pq.PGconn.ping(conninfo.encode()) in (psycopg.pq.Ping.NO_RESPONSE, psycopg.pq.Ping.REJECT):
+        return "no PostgreSQL answers there now"
+    wanted = conninfo_to_dict(conninfo).get("target_session_attrs") or "any"
+    if wanted == "any":
+        return None
+    password = {} if database.password is None else {"password": database.password}
+    if _connects(make_conninfo(conninfo, **password)):  # it works now: what failed was not the kind of server
+        return None
+    if _connects(make_conninfo(conninfo, target_session_attrs="any", **password)):
+        return f"no server there is {wanted} now (target_session_attrs)"
+    return None
+
+
+def _connects(conninfo: str) -> bool:
+    conn = psycopg.pq.PGconn.connect(conninfo.encode())
+    try:
+        return conn.status == psycopg.pq.ConnStatus.OK
+    finally:
+        conn.finish()
 
 
 # A server gone without a word (power lost, a failover's old primary, a NAT that forgot the
