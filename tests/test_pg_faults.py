@@ -201,6 +201,40 @@ def test_a_role_that_may_not_write_the_tables_is_refused_at_start_naming_what_it
     assert "on checks" not in line, line  # a check row is never deleted: DELETE is not asked for
 
 
+def test_a_read_the_database_refuses_is_a_500_in_the_log_not_a_silent_503(
+    tmp_path: Path, pg_server: pgserver.PgServer
+) -> None:
+    # Every StoreError of a read answered 503 "try again" and was logged at DEBUG: a SELECT taken
+    # away from the role (or a query's mistake) left the API answering 503 for ever, nothing in
+    # the log. An outage passes; that does not: it is the 500 and traceback it was.
+    import urllib.error
+    import urllib.request
+
+    import psycopg
+
+    url = pg_server.database()
+    with Server(write(tmp_path, url)) as server:  # the tables, made by their owner
+        assert server.stop() == 0
+    role = f"hf_loses_select_{os.getpid()}"
+    pg_server.admin(f"CREATE ROLE {role} NOLOGIN")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    with Server(write(tmp_path, f"{url}?options=-crole%3D{role}")) as server:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"REVOKE SELECT ON pings FROM {role}")
+        request = urllib.request.Request(f"{server.url}/api/v1/checks/job/pings", headers=_token(tmp_path))
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status == 500, status
+        assert server.wait_for_log("permission denied for table pings"), server.log()
+        assert server.stop() == 0
+
+
 def test_backup_of_a_postgresql_database_points_at_pg_dump(tmp_path: Path, pg_server: pgserver.PgServer) -> None:
     name = pg_server.database().rsplit("/", 1)[1]
     url = f"postgresql://secretive:{pgserver.PASSWORD.replace(' ', '%20')}@127.0.0.1:{pg_server.port}/{name}"

@@ -23,6 +23,11 @@ class StoreError(Exception):
     password) and why."""
 
 
+class StoreFault(StoreError):
+    """A StoreError the database answered: it refused the statement itself (a query's mistake, a
+    right taken away, a value it cannot take). Not an outage: trying again will not help."""
+
+
 class DiskFull(StoreError):
     """A StoreError because the disk (or the user's quota) is full: space can come back."""
 

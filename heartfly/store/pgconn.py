@@ -20,7 +20,7 @@ from psycopg.rows import TupleRow
 
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.store import queries, rows
-from heartfly.store.api import StoreError
+from heartfly.store.api import StoreError, StoreFault
 
 # A read transaction sees one snapshot (SQLite's BEGIN does, in WAL mode); PostgreSQL's default
 # would take a new one per statement, and read_current_checks would see a checkpoint newer than
@@ -181,6 +181,11 @@ async def usable(
     return await connect(database, idle_limit=idle_limit, name=name)
 
 
+# Errors by which the server refused a statement itself (classes 42, 22, 23, 0A): a query's
+# mistake, a right taken away. Not an outage that passes, as a lost connection or a restart is.
+_REFUSED = (psycopg.ProgrammingError, psycopg.DataError, psycopg.IntegrityError, psycopg.NotSupportedError)
+
+
 class PgConnection:
     """A reader's connection, speaking queries.py's SQLite dialect. It reconnects when the server
     dropped it (a restart, a failover), so a read after that works again."""
@@ -213,7 +218,8 @@ class PgConnection:
             self._conn = await connect(self.database, reader=True)
             return await self._conn.execute(text, params(numbered, values))
         except psycopg.Error as exc:
-            raise StoreError(f"cannot read database {self.database.shown}: {one_line(exc, self.database)}") from None
+            error = StoreFault if isinstance(exc, _REFUSED) else StoreError  # else an outage: try again
+            raise error(f"cannot read database {self.database.shown}: {one_line(exc, self.database)}") from None
 
     async def close(self) -> None:
         await self._conn.close()

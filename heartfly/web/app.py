@@ -23,7 +23,7 @@ from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import backend
-from heartfly.store.api import StoreError
+from heartfly.store.api import StoreError, StoreFault
 from heartfly.web import api, badges, control, dashboard, hc_openapi, hcapi, metrics, openapi, pings, provision, stored
 from heartfly.web.api import Handler
 from heartfly.web.runtime import RUNTIME, Runtime
@@ -107,9 +107,12 @@ async def _unread_compressed_body(request: web.Request, handler: Handler) -> web
 async def _store_unavailable(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A read the database cannot answer (PostgreSQL restarting or out of reach) is a 503 to try
     again, as a refused ping's is, not a 500 with a traceback logged for every request. The
-    writer and the lease already log the outage."""
+    writer and the lease already log the outage. Not a statement the database refused (a query's
+    mistake, a right taken away): no outage that passes, so a 500 and its traceback in the log."""
     try:
         return await handler(request)
+    except StoreFault:
+        raise
     except StoreError as exc:
         log.debug("%s %s: %s", request.method, pings.route_of(request), exc)
         if request.path.startswith("/api/"):
