@@ -46,6 +46,36 @@ def _encoded(check: StoredCheck, name: str) -> StoredCheck:
     return StoredCheck(name, check.origin, check.table, check.created_at, check.title)
 
 
+def _fails_once(app: Any, monkeypatch: pytest.MonkeyPatch, sql_part: str, *, committed: bool = False) -> list[bool]:
+    """The writer's next commit of a statement holding `sql_part` fails (StoreError), after
+    committing it if `committed` (a commit in doubt: the answer was lost); the list says if it did."""
+    writer = app[RUNTIME].writer
+    real = writer._commit_batch
+    failed: list[bool] = []
+
+    async def fails_once(writes: Any) -> None:
+        if failed or not any(sql_part in str(statement) for w in writes for statement in w.statements):
+            return await real(writes)  # type: ignore[no-any-return]
+        failed.append(True)
+        if committed:
+            await real(writes)
+        raise StoreError("the database is locked")
+
+    monkeypatch.setattr(writer, "_commit_batch", fails_once)
+    return failed
+
+
+async def _renamed_elsewhere(app: Any, check: StoredCheck, old: str, new: str) -> None:
+    """Another node renames a stored check, as stored.rename commits it."""
+    await _as_another_node(
+        app,
+        store.delete_meta_statement(META_PREFIX + old),
+        store.meta_statement(META_PREFIX + new, _encoded(check, new).encode()),
+        store.tombstone_statement(new),
+        store.rename_check_statement(old, new),
+    )
+
+
 async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_rename_between_two_polls(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
@@ -60,13 +90,7 @@ async def test_a_follower_keeps_track_of_a_check_deleted_and_taken_over_by_a_ren
     first, b_id = engine.checks["a"], engine.checks["b"].id
     b = rt.stored["b"]
     await _as_another_node(app, store.delete_meta_statement(META_PREFIX + "a"))  # delete a
-    await _as_another_node(  # rename b -> a, as stored.rename commits it
-        app,
-        store.delete_meta_statement(META_PREFIX + "b"),
-        store.meta_statement(META_PREFIX + "a", _encoded(b, "a").encode()),
-        store.tombstone_statement("a"),
-        store.rename_check_statement("b", "a"),
-    )
+    await _renamed_elsewhere(app, b, "b", "a")
     await stored._follow_once(app, set())
     assert engine.checks["a"].id == b_id != first.id, "the check renamed onto the name lost its history"
     assert first.id in engine.removed_ids(), "the deleted check is forgotten: not removed, its history never pruned"
@@ -145,13 +169,7 @@ async def test_a_term_begun_before_this_node_followed_a_rename_keeps_the_renamed
 
     monkeypatch.setattr(stored, "_follow_once", not_yet)  # this node has not polled yet
     a = rt.stored["a"]
-    await _as_another_node(  # another node renames a -> b
-        app,
-        store.delete_meta_statement(META_PREFIX + "a"),
-        store.meta_statement(META_PREFIX + "b", _encoded(a, "b").encode()),
-        store.tombstone_statement("b"),
-        store.rename_check_statement("a", "b"),
-    )
+    await _renamed_elsewhere(app, a, "a", "b")
     await node._end_term("a test ends it")  # the run loop begins the next term, on the config with a
     for _ in range(100):
         if node.leading:
@@ -192,8 +210,8 @@ async def test_a_new_check_whose_name_another_node_gave_a_row_meanwhile_does_not
 async def test_a_rename_tried_again_after_a_failed_answer_keeps_the_checks_history(
     aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The commit of a rename fails (503) and its write, carried, commits on the next try, unseen by
-    # the node, which still serves the old name; the client tries the rename again.
+    # The commit of a rename went through but its answer was lost (a commit in doubt): the client
+    # is told 503, the node still serves the old name, and the client tries the rename again.
     client, key, _ = await start(aiohttp_client, write_config)
     app = client.app
     assert app is not None
@@ -202,22 +220,10 @@ async def test_a_rename_tried_again_after_a_failed_answer_keeps_the_checks_histo
     assert (await client.get(f"/ping/{check['uuid']}/fail")).status == 200
     await control.pause(app, rt.engine.checks["nightly"], time.time() + 3600)
     first_id = rt.engine.checks["nightly"].id
-    writer = rt.writer
-    assert writer is not None
-    real = writer._commit_batch
-    failed: list[bool] = []
-
-    async def fails_once(writes: Any) -> None:
-        if not failed and any("SET name" in sql for w in writes for sql, _ in w.statements):
-            failed.append(True)
-            raise StoreError("the database is locked")
-        await real(writes)
-
-    monkeypatch.setattr(writer, "_commit_batch", fails_once)
+    failed = _fails_once(app, monkeypatch, "SET name", committed=True)
     rename = {"slug": "nightly-db"}
     first = await client.post(f"/api/v3/checks/{check['uuid']}", json=rename, headers=rw(key))
-    assert first.status == 503
-    await writer.flush()  # the carried write commits
+    assert first.status == 503 and failed
     again = await client.post(f"/api/v3/checks/{check['uuid']}", json=rename, headers=rw(key))
     assert again.status == 200, await again.text()
     assert rt.engine.checks["nightly-db"].id == first_id, "the check tried again lost its history"
@@ -268,21 +274,10 @@ async def test_an_api_change_answered_503_is_not_committed_later(
     client, key, _ = await start(aiohttp_client, write_config)
     app = client.app
     assert app is not None
-    writer = app[RUNTIME].writer
-    assert writer is not None
-    real = writer._commit_batch
-    failed: list[bool] = []
-
-    async def fails_once(writes: Any) -> None:
-        if not failed and any(META_PREFIX in str(params) for w in writes for _, params in w.statements):
-            failed.append(True)
-            raise StoreError("the database is locked")
-        await real(writes)
-
-    monkeypatch.setattr(writer, "_commit_batch", fails_once)
+    failed = _fails_once(app, monkeypatch, META_PREFIX + "told-503")
     resp = await client.post("/api/v3/checks/", json={"name": "told-503", "timeout": 600}, headers=rw(key))
     assert resp.status == 503 and failed
-    await writer.flush()
+    await app[RUNTIME].writer.flush()
     assert await app[RUNTIME].reader.read_meta_prefix(META_PREFIX + "told-503") == {}
     await client.close()
     restarted, _, _ = await start(aiohttp_client, write_config)
