@@ -5,10 +5,15 @@ PostgreSQL under a running server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -81,11 +86,15 @@ def test_no_server_at_the_address_is_one_line_and_exit_1_so_that_systemd_tries_a
     assert url in line and "refused" in line and "systemd starts it again" in line, line
 
 
-def test_a_server_still_starting_up_is_exit_1_too(tmp_path: Path) -> None:
-    # PostgreSQL answers 57P03 while it replays its WAL after a crash, which can take minutes.
-    import socket
-    import struct
-    import threading
+def _message(kind: bytes, body: bytes) -> bytes:
+    """One message of PostgreSQL's wire protocol."""
+    return kind + struct.pack("!i", 4 + len(body)) + body
+
+
+@contextlib.contextmanager
+def fake_postgres(answer: bytes) -> Iterator[str]:
+    """A server on a free loopback port that answers every startup message with `answer` (it
+    turns TLS and GSS down first): its address, host:port."""
 
     def speak(listener: socket.socket) -> None:
         while True:
@@ -96,16 +105,22 @@ def test_a_server_still_starting_up_is_exit_1_too(tmp_path: Path) -> None:
             with conn:
                 while len(head := conn.recv(8)) == 8 and struct.unpack("!ii", head)[1] in (80877103, 80877104):
                     conn.sendall(b"N")  # no TLS, no GSS: the startup message comes next
-                fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
                 conn.recv(65536)
-                conn.sendall(b"E" + struct.pack("!i", 4 + len(fields)) + fields)
+                conn.sendall(answer)
+                conn.recv(65536)  # the client's Terminate, or its end
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         threading.Thread(target=speak, args=(listener,), daemon=True).start()
-        url = f"postgresql://heartfly@127.0.0.1:{listener.getsockname()[1]}/heartfly"
-        result = heartfly("serve", "-c", str(write(tmp_path, url)), timeout=60)
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_a_server_still_starting_up_is_exit_1_too(tmp_path: Path) -> None:
+    # PostgreSQL answers 57P03 while it replays its WAL after a crash, which can take minutes.
+    starting = _message(b"E", b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0")
+    with fake_postgres(starting) as address:
+        result = heartfly("serve", "-c", str(write(tmp_path, f"postgresql://heartfly@{address}/heartfly")), timeout=60)
     assert result.returncode == 1, result.stderr
     [line] = errors(result.stderr)
     assert "starting up" in line and "systemd starts it again" in line, line
@@ -115,45 +130,15 @@ def test_only_standbys_for_a_read_write_url_is_exit_1_too(tmp_path: Path) -> Non
     # A failover under way, with the URL cluster.md gives (target_session_attrs=read-write): the
     # server answers, as a standby, and libpq turns it down itself. PQping counts that as
     # answering, as a wrong password: exit 2, and the node stayed down once a primary was back.
-    import socket
-    import struct
-    import threading
-
-    def message(kind: bytes, body: bytes) -> bytes:
-        return kind + struct.pack("!i", 4 + len(body)) + body
-
+    settings = ((b"server_version", b"16.0"), (b"in_hot_standby", b"on"), (b"default_transaction_read_only", b"on"))
     standby = (
-        message(b"R", struct.pack("!i", 0))  # AuthenticationOk
-        + b"".join(
-            message(b"S", name + b"\0" + value + b"\0")
-            for name, value in (
-                (b"server_version", b"16.0"),
-                (b"in_hot_standby", b"on"),
-                (b"default_transaction_read_only", b"on"),
-            )
-        )
-        + message(b"K", struct.pack("!ii", 1, 2))
-        + message(b"Z", b"I")
+        _message(b"R", struct.pack("!i", 0))  # AuthenticationOk
+        + b"".join(_message(b"S", name + b"\0" + value + b"\0") for name, value in settings)
+        + _message(b"K", struct.pack("!ii", 1, 2))
+        + _message(b"Z", b"I")
     )
-
-    def speak(listener: socket.socket) -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:  # closed: the test is over
-                return
-            with conn:
-                while len(head := conn.recv(8)) == 8 and struct.unpack("!ii", head)[1] in (80877103, 80877104):
-                    conn.sendall(b"N")  # no TLS, no GSS: the startup message comes next
-                conn.recv(65536)
-                conn.sendall(standby)
-                conn.recv(65536)  # the client's Terminate, or its end
-
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        threading.Thread(target=speak, args=(listener,), daemon=True).start()
-        url = f"postgresql://heartfly@127.0.0.1:{listener.getsockname()[1]}/heartfly?target_session_attrs=read-write"
+    with fake_postgres(standby) as address:
+        url = f"postgresql://heartfly@{address}/heartfly?target_session_attrs=read-write"
         result = heartfly("serve", "-c", str(write(tmp_path, url)), timeout=60)
     assert result.returncode == 1, result.stderr
     [line] = errors(result.stderr)
