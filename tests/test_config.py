@@ -487,6 +487,17 @@ def test_a_body_limit_past_what_a_ping_may_carry_is_taken_as_16mib_with_a_warnin
     ), result.stderr
 
 
+def test_the_body_limit_warning_is_given_also_when_every_check_is_made_through_the_api(
+    write_config: ConfigWriter,
+) -> None:
+    # A file without checks (every check made through the API) got the "no checks" line alone:
+    # the capped body_limit went unmentioned.
+    from heartfly.core.config_advice import warnings
+
+    found = warnings(write_config("", server='body_limit = "20MiB"'))
+    assert any(w.startswith("server.body_limit: more than 16MiB") for w in found), found
+
+
 def test_check_config_lists_each_checks_whole_rule_set_not_only_its_schedule(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(

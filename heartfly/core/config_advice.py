@@ -24,14 +24,14 @@ def named(names: Sequence[str], most: int = NAMED) -> str:
 
 def warnings(config: Config) -> list[str]:
     """One line per problem, however many checks share it."""
-    if not config.checks:
-        return ["no checks: nothing is watched (add a [checks.NAME] table)"]
     found = []
-    if config.server.body_limit_capped:
+    if config.server.body_limit_capped:  # a server setting: said also of a file whose checks are all the API's
         found.append(
             "server.body_limit: more than 16MiB, the most a ping's body may be (a longer one is refused):"
             " 16MiB is used and advertised"
         )
+    if not config.checks:
+        return [*found, "no checks: nothing is watched (add a [checks.NAME] table)"]
     silent = [name for name, check in config.checks.items() if not check.channels]
     if silent:
         shown = named(silent)
