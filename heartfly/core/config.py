@@ -51,7 +51,6 @@ from heartfly.core.config_values import (
     KEEP_HISTORY_MIN,
     TAG_RE,
     Synchronous,
-    parse_body_limit,
     parse_cron,
     parse_heartbeat_url,
     parse_mode,
@@ -64,6 +63,7 @@ from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_pos
 from heartfly.core.maintenance import Window
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
+from heartfly.core.units import parse_size
 
 __all__ = [
     "CheckConfig",
@@ -301,7 +301,10 @@ class _Reader(Reader):
         database = self.database(table)
         token_file = self.secret("server.api_token_file", self.value(table, "server", "api_token_file", str, self.path))
         ping_key = self.value(table, "server", "ping_key", str, parse_key)
-        body_limit = self.value(table, "server", "body_limit", str, parse_body_limit)
+        # Sent as Ping-Body-Limit, by which clients (runitor) size what they send: a larger one is used
+        # as BODY_HARD_CAP, with check-config's warning, not an error that would stop an install
+        # upgraded from a release that took it at its next start.
+        body_limit = self.value(table, "server", "body_limit", str, parse_size)
         keep = self.value(table, "server", "keep_pings", int, positive)
         keep_history = self.value(table, "server", "keep_history", str, KEEP_HISTORY_MIN)
         max_age = self.value(table, "server", "max_ping_age", str, positive_duration)

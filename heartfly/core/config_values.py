@@ -20,7 +20,6 @@ from heartfly.core.cronticks import ticks
 from heartfly.core.maintenance import Mode
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.record import LONGEST
-from heartfly.core.units import parse_size
 
 _RANDOM_FIELD = re.compile(r"(?<![A-Za-z])R(?![A-Za-z])", re.IGNORECASE)  # croniter's "R", not "MAR"
 TAG_RE = re.compile(r"\S{1,50}")
@@ -31,13 +30,6 @@ AT_LEAST_1M = at_least(60, "1m")  # repeat: reminders must not flood a channel
 KEEP_HISTORY_MIN = at_least(LONGEST, "30d")
 Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the config may set it
 BODY_HARD_CAP = 16 * 1024 * 1024  # past this a ping's body is refused (413), not just truncated
-
-
-def parse_body_limit(text: str) -> int:
-    """body_limit as given. It is sent as Ping-Body-Limit, by which clients (runitor) size what they
-    send, so a larger one is used as BODY_HARD_CAP (ServerConfig.body_limit_capped; check-config
-    warns): an error would stop an install upgraded from a release that took it at its next start."""
-    return parse_size(text)
 
 
 def parse_heartbeat_url(text: str) -> str:
