@@ -75,7 +75,7 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
         stored = {**{n: c for n, c in rt.stored.items() if n != old}, check.name: check}
         # Its row goes with it, a timed pause's end too (control.rearm arms it under the new name),
         # while it is stored under its old name: a rename tried again after a commit that went
-        # through unseen (carried after a failed answer) would tombstone its own row, and drop its end.
+        # through unanswered (in doubt) would tombstone its own row, and drop its end.
         moves = (
             store.tombstone_statement(check.name),
             store.rename_check_statement(old, check.name),
