@@ -20,7 +20,7 @@ EXCERPT = 4096  # bytes of an error response's body read for the attempt's error
 
 def request_for(channel: ChannelConfig, alert: Alert) -> tuple[bytes, dict[str, str]]:
     """The body and headers this channel's format sends."""
-    headers = {"User-Agent": f"heartfly/{__version__}", "Idempotency-Key": alert.key}
+    headers = {"User-Agent": f"heartfly/{__version__}"}
     if channel.format == "ntfy":
         body, extra = ntfy_request(alert)
         headers.update(extra)
