@@ -464,6 +464,25 @@ async def test_flips_are_bounded_by_start_end_and_seconds(aiohttp_client: Any, w
     assert (await client.get(url + "?slug=", headers=rw(key))).status == 200
 
 
+async def test_a_read_the_database_refuses_is_a_500_here_too_and_an_outage_a_503(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The app's 503 middleware lets a StoreFault (a right taken away, a query's mistake) through
+    # as a 500 with its traceback; Healthchecks' API turned every StoreError into a silent 503.
+    from heartfly.store.api import StoreError, StoreFault
+
+    client, key, _ = await start(aiohttp_client, write_config)
+    uuid = (await made(client, key, slug="refused", timeout=60))["uuid"]
+    reader = client.app[RUNTIME].reader
+    for error, status in ((StoreFault("permission denied for table flips"), 500), (StoreError("gone"), 503)):
+
+        async def refused(*args: Any, error: Exception = error, **kwargs: Any) -> Any:
+            raise error
+
+        monkeypatch.setattr(reader, "read_flips", refused)
+        assert (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).status == status, error
+
+
 async def test_a_stored_check_that_no_longer_fits_the_file_is_left_out_at_start_and_logged(
     aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:

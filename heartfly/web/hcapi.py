@@ -28,7 +28,7 @@ from heartfly.core.hcshape import Shown, SpecError
 from heartfly.core.states import Status
 from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key
 from heartfly.server.engine import Check
-from heartfly.store.api import StoreError
+from heartfly.store.api import StoreError, StoreFault
 from heartfly.web import api, auth, badges, control, stored
 from heartfly.web.pings import read_body
 from heartfly.web.runtime import RUNTIME
@@ -128,6 +128,8 @@ async def _call(request: web.Request, handler: Handler, methods: tuple[str, ...]
         return _error(401, "wrong api key")  # a read-only key on a write too, as Healthchecks words it
     try:
         return await handler(request, Call(_version(request), readonly, data))
+    except StoreFault:  # a statement the database refused, not an outage: a 500, as app._store_unavailable lets it
+        raise
     except StoreError:
         return _error(503, "storage unavailable: try again")
 
