@@ -251,8 +251,7 @@ def format_attempts(attempts: list[dict[str, Any]], indent: str = "  ", tz: tzin
     out = []
     for a in attempts:
         # The API's attempts (test-alert) say UTC ISO times; shown like the database's, in `tz`.
-        ts = datetime.fromisoformat(a["at"]).timestamp() if isinstance(a["at"], str) else a["at"]
-        at = _t(ts, tz)
+        at = _short(a["at"], tz) if isinstance(a["at"], str) else _t(a["at"], tz)
         error = f": {a['error']}" if a["error"] else ""
         outcome = "failed, will retry" if a["outcome"] == "retry" else a["outcome"]
         out.append(f"{indent}{at}  {outcome} ({human_duration(a['duration'])}){error}")
