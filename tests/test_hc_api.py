@@ -298,8 +298,8 @@ async def test_a_ping_body_is_served_as_utf_8_text(aiohttp_client: Any, write_co
 async def test_a_check_made_under_the_name_of_a_deleted_paused_one_is_watched_not_paused(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
-    # The name's history comes with it; a pause among it would have left the new check deaf to its
-    # pings (a ping does not end a pause), never to alert.
+    # A new check is new: the name's history, and a pause among it, goes by the old row's tombstone
+    # name; taken up, the pause would have left the new check deaf to its pings, never to alert.
     config = write_config(CHECKS, server=SERVER + "auto_provision = true")
     client: Client = await aiohttp_client(create_app(config))
     key = (config.path.parent / "hc-key").read_text().strip()
@@ -648,8 +648,8 @@ async def test_a_lone_surrogate_a_version_before_kept_in_the_database_no_longer_
 async def test_a_failure_that_makes_a_check_under_the_name_of_a_deleted_paused_one_takes_it_down(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
-    # The ping is dated when it came, before the check it makes is resumed (stored.watch_made): that
-    # resume is no operator's, and the failure must not be taken for one sent during a pause.
+    # The ping that makes the check is its first: the old check's pause (and its resumed_at) are
+    # not the new one's, and the failure must not be taken for one sent during a pause.
     config = write_config(CHECKS, server=SERVER + "auto_provision = true")
     client: Client = await aiohttp_client(create_app(config))
     key = (config.path.parent / "hc-key").read_text().strip()

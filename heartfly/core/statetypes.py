@@ -224,9 +224,9 @@ class CheckState:
     # reload, or while Heartfly was stopped, still has its held alerts told (engine.release_holds).
     window_hold: str | None = None
     window_end: float = 0.0
-    # The last resume (by an operator, a timed pause's end, or a ping under resume_on_ping; not a
-    # made check's, statecontrol.MADE): a failure dated before it (sent while the check was paused,
-    # arriving after) counts as one that came during the pause would have, not at all.
+    # The last resume (by an operator, a timed pause's end, or a ping under resume_on_ping): a
+    # failure dated before it (sent while the check was paused, arriving after) counts as one that
+    # came during the pause would have, not at all.
     resumed_at: float = 0.0
 
     def next_due(self) -> float | None:
