@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from heartfly.core.config import Config
 from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query, sqlite_file
 from tests.webutil import bearer, login
@@ -237,3 +238,20 @@ async def test_pages_follow_event_time_and_a_pruned_cursor_still_pages(client: C
     assert [p["id"] for p in rest] == [2, 4]  # ts +60, +0
     gone = await (await client.get("/api/v1/checks/backup/pings?before=99", headers=token)).json()
     assert len(gone) == 4  # a cursor whose ping is gone pages by id
+
+
+async def test_ping_ids_are_remembered_as_long_as_a_reloaded_max_ping_age_takes_pings(
+    write_config: ConfigWriter, aiohttp_client: Any
+) -> None:
+    # max_ping_age raised by a reload took pings two days old, but their ids were still forgotten
+    # after the start's hour: a resend of one was applied twice.
+    body = f'[checks.backup]\nkey = "{KEY}"\nevery = "1d"\n'
+    config = write_config(body, server='max_ping_age = "1h"')
+    client = await aiohttp_client(create_app(config))
+    assert (await client.get(f"/ping/{KEY}?ping_id=kept-two-days")).status == 200
+    write_config(body, server='max_ping_age = "2d"')
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    engine = client.app[RUNTIME].engine
+    engine.ping_ids.prune(time.time() + 3 * HOUR)  # a housekeeping round three hours on
+    assert (await client.get(f"/ping/{KEY}?ping_id=kept-two-days")).status == 200
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(1,)]

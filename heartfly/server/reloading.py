@@ -157,6 +157,7 @@ class Reloading(Loading):
             "; watching them afresh, with their history",
         )
         self.config = config
+        self.ping_ids.keep_for = config.server.max_ping_age  # ids are remembered as long as pings are taken
         for window in config.maintenance:  # a window new to the file owes no summary of the past
             self.windows_done.setdefault(window.name, now)
         self._log_new()
