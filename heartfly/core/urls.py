@@ -5,11 +5,16 @@ from __future__ import annotations
 from heartfly.core.config import CheckConfig, Config
 
 
+def success_url(config: Config, check: CheckConfig) -> str:
+    """The check's plain ping URL: a success."""
+    return f"{config.server.public_url}/ping/{check.key}"
+
+
 def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
     """Every URL a job may call for this check, with what each means."""
     base = config.server.public_url
     urls = [
-        ("success", f"{base}/ping/{check.key}"),
+        ("success", success_url(config, check)),
         ("start", f"{base}/ping/{check.key}/start"),
         ("failure", f"{base}/ping/{check.key}/fail"),
         ("exit status", f"{base}/ping/{check.key}/$?"),
@@ -50,10 +55,9 @@ def crontab_lines(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
     the output's tail, retries and spooling), and the plain curl form. SCHEDULE where crontab cannot
     say the check's schedule (a pipeline step, `every = "90m"`)."""
     when = cron_schedule(check) or "SCHEDULE"
-    success = f"{config.server.public_url}/ping/{check.key}"
     return [
         ("heartfly run", f"{when} heartfly run {run_target(config, check)} -- {JOB}"),
-        ("curl", f"{when} {JOB} && curl -fsS -m 10 --retry 5 -o /dev/null {success}"),
+        ("curl", f"{when} {JOB} && curl -fsS -m 10 --retry 5 -o /dev/null {success_url(config, check)}"),
     ]
 
 
@@ -63,4 +67,4 @@ def run_target(config: Config, check: CheckConfig) -> str:
     file's ping_key: a check kept in the database alone is found neither way."""
     if check.origin == "file" or config.server.ping_key:
         return check.name
-    return f"{config.server.public_url}/ping/{check.key}"
+    return success_url(config, check)
