@@ -741,6 +741,22 @@ def test_where_a_duration_is_judged_an_end_takes_over_the_run_a_newer_failure_cl
     assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 3)]
 
 
+def test_a_success_its_late_start_shows_too_fast_joins_the_newer_failure_in_a_streak() -> None:
+    # In event order: a run too fast (one failure), then a failure (two in a row): down. The
+    # pings came newest first; the start, last, shows the success was a failure too.
+    events = [ev(Kind.START, NOW - 3.8), ev(Kind.SUCCESS, NOW - 3.2), ev(Kind.FAIL, NOW - 3.0)]
+    in_order, raced = after_a_success_in_order_and_raced(events, [2, 1, 0], min_runtime=1.0, failures_before_alert=2)
+    for log in (in_order, raced):
+        log.tick(NOW + REORDER_WINDOW)
+    assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 3)]
+    assert raced.downs[0].detail.endswith("(their pings arrived out of order) (2 failures in a row)")
+    # Two in a row where three take it down: counted, nothing told.
+    in_order, raced = after_a_success_in_order_and_raced(events, [2, 1, 0], min_runtime=1.0, failures_before_alert=3)
+    for log in (in_order, raced):
+        log.tick(NOW + REORDER_WINDOW)
+    assert raced.downs == in_order.downs == [] and raced.st.failures == in_order.st.failures == 2
+
+
 def test_where_a_duration_is_judged_a_success_between_racing_failures_without_its_start_ends_an_untold_count() -> None:
     # failures_before_alert = 3: the two failures told nothing, and in event order the success
     # between them reset the count. Left at two, the next failure alone would tell a down.

@@ -82,7 +82,7 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
                 # superseded this one, which an end after both then closes (runs.close_superseded).
                 st.superseded = ((ev.at, now + window), *st.superseded[:3])
             return ""
-        return pair_raced(check, st, ev, orphan, now, ended)
+        return pair_raced(check, st, ev, orphan, now, window, ended)
     if open_run is not None and rid == IMPLICIT_RUN:  # the older of two open starts is superseded
         older = min(open_run.started_at, ev.at)
         st.superseded = ((older, now + window), *st.superseded[:3])
@@ -151,7 +151,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         if streak:  # its ping lost a race with a newer failure's: the failures before it do not count
             return streak_broken(check, st, ev, now)
         if reason is not None and in_streak(check, st, ev, now, window):  # a failing verdict, as a late failure
-            return late_failure(check, st, reason, ev, now, broken)
+            return late_failure(check, st, reason, ev.at, now, broken)
         return broken  # an end older than the newest one (a spooled ping) is history, not news
     if reason is not None:
         return failure(check, st, reason, ev.at, now, broken)
@@ -211,7 +211,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             st.paired_end = (started, ev.at, now, RunOutcome.FAIL, ev.exit_status, "")
     if _stale(st, ev, now):
         if in_streak(check, st, ev, now, window):  # its ping lost a race with the newer failure's
-            return late_failure(check, st, Reason.FAILED, ev, now, detail)
+            return late_failure(check, st, Reason.FAILED, ev.at, now, detail)
         return detail
     return failure(check, st, Reason.FAILED, ev.at, now, detail)
 

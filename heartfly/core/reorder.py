@@ -95,18 +95,35 @@ def in_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
     last = st.last_end_at
     return (
         last is not None
-        and _racing_the_newest(check, last, ev, now, window)
+        and _racing_the_newest(check, last, ev.at, now, window)
         and (st.last_success_at is None or st.last_success_at < ev.at)
         and st.told_at <= last  # nothing told since (a resume, say): the count it would complete is over
     )
 
 
-def late_failure(check: CheckConfig, st: CheckState, reason: Reason, ev: Event, now: float, detail: str) -> str:
-    """After in_streak: the failure counts, as the newer one's count would have (dated by it)."""
+def raced_into_streak(check: CheckConfig, st: CheckState, end_at: float, now: float, window: float) -> bool:
+    """A success older than the newest end, a failure, that its start (arriving after both) shows
+    was a failure too (too fast, or a `duration` assertion broke): in event order it was one of
+    the failures in a row, and the newest one's count includes it. No success came between the two
+    (the newest success is this one), and nothing was told since the newest end."""
+    last = st.last_end_at
+    return (
+        last is not None
+        and end_at < last
+        and st.failures > 0  # the newest end is a failure the streak counts
+        and _racing_the_newest(check, last, end_at, now, window)
+        and (st.last_success_at is None or st.last_success_at <= end_at)
+        and st.told_at <= last
+    )
+
+
+def late_failure(check: CheckConfig, st: CheckState, reason: Reason, at: float, now: float, detail: str) -> str:
+    """After in_streak or raced_into_streak: the failure at `at` counts, as the newer one's count
+    would have (dated by it)."""
     last = st.last_end_at
     assert last is not None
-    detail += f", {human_duration(last - ev.at)} before the last failure (their pings arrived out of order)"
-    return failure(check, st, reason, last, now, detail, ev.at)
+    detail += f", {human_duration(last - at)} before the last failure (their pings arrived out of order)"
+    return failure(check, st, reason, last, now, detail, at)
 
 
 def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
@@ -117,7 +134,7 @@ def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, win
     kept = st.streak_ats
     return (
         last is not None
-        and _racing_the_newest(check, last, ev, now, window)
+        and _racing_the_newest(check, last, ev.at, now, window)
         and (st.last_success_at is None or st.last_success_at < ev.at)  # the failures since it: one streak
         # The failure times kept are the newest: one older than them all cannot tell how many of
         # those before them came after it (a count that large stays down either way).
@@ -125,10 +142,10 @@ def breaks_streak(check: CheckConfig, st: CheckState, ev: Event, now: float, win
     )
 
 
-def _racing_the_newest(check: CheckConfig, last: float, ev: Event, now: float, window: float) -> bool:
-    """An end within the window before the newest (at `last`), which came within the window, on a
-    check the streak rules serve."""
-    return last - ev.at <= window and now - last <= window and check.expect is None
+def _racing_the_newest(check: CheckConfig, last: float, at: float, now: float, window: float) -> bool:
+    """An end (at `at`) within the window before the newest (at `last`), which came within the
+    window, on a check the streak rules serve."""
+    return last - at <= window and now - last <= window and check.expect is None
 
 
 def streak_broken(check: CheckConfig, st: CheckState, ev: Event, now: float) -> str:
@@ -158,6 +175,7 @@ def pair_raced(
     ev: Event,
     orphan: tuple[float, float, RunOutcome, int | None, str | None],
     now: float,
+    window: float,
     ended: list[RunEnd],
 ) -> str:
     """A start that raced its own end and lost: the run is recorded and judged as if they had come
@@ -182,6 +200,8 @@ def pair_raced(
         outcome = RunOutcome(reason.value)
         if st.last_end_at == end_at:  # still the newest end: its verdict is the check's
             detail = failure(check, st, reason, end_at, now, detail)
+        elif raced_into_streak(check, st, end_at, now, window):
+            detail = late_failure(check, st, reason, end_at, now, detail)
     ended.append(RunEnd(ev.run_id, ev.at, max(end_at, ev.at), outcome, exit_status, detail))
     # A start between this one and the end may still come: its own verdicts are all known here,
     # but for an end whose metrics broke an assertion (its words are not kept): no pairing again.
