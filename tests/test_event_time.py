@@ -757,6 +757,25 @@ def test_a_success_its_late_start_shows_too_fast_joins_the_newer_failure_in_a_st
     assert raced.downs == in_order.downs == [] and raced.st.failures == in_order.st.failures == 2
 
 
+def test_a_start_older_than_the_newest_end_is_closed_by_an_end_between_them_that_comes_after_it() -> None:
+    # In event order: a run too fast (one failure), the next run's failure (two in a row): down.
+    # The start of the first run came after the failure, and its success came last.
+    events = [
+        ev(Kind.START, NOW - 2.3),
+        ev(Kind.SUCCESS, NOW - 1.8),
+        ev(Kind.START, NOW - 1.7),
+        ev(Kind.FAIL, NOW - 0.2),
+    ]
+    in_order, raced = after_a_success_in_order_and_raced(events, [2, 3, 0, 1], min_runtime=1.0, failures_before_alert=2)
+    for log in (in_order, raced):
+        log.tick(NOW + REORDER_WINDOW)
+    assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 0.2)]
+    assert sorted((r.started_at, r.ended_at, r.outcome) for r in raced.runs) == [
+        (NOW - 2.3, NOW - 1.8, "too_fast"),
+        (NOW - 1.7, NOW - 0.2, "fail"),
+    ]
+
+
 def test_where_a_duration_is_judged_a_success_between_racing_failures_without_its_start_ends_an_untold_count() -> None:
     # failures_before_alert = 3: the two failures told nothing, and in event order the success
     # between them reset the count. Left at two, the next failure alone would tell a down.

@@ -8,7 +8,6 @@ from __future__ import annotations
 from heartfly.core.anchors import move_anchor
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
-from heartfly.core.holding import HELD_SUCCESS
 from heartfly.core.reorder import (
     breaks_streak,
     broken_by_metrics,
@@ -77,9 +76,10 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
             if rid == IMPLICIT_RUN and pairs_again(check, st.paired_end, ev, now, window):
                 assert st.paired_end is not None
                 return pair_again(check, st, ev, st.paired_end, now, window, ended)
-            if rid == IMPLICIT_RUN and any(w[0] >= ev.at and w[1] is None and w[6] in HELD_SUCCESS for w in st.waiting):
-                # A success after it waits: in event order the run that ended before that success
-                # superseded this one, which an end after both then closes (runs.close_superseded).
+            if rid == IMPLICIT_RUN and check.expect is None:
+                # An end after it may still be on its way (or a success after it waits): in event
+                # order it closed this run, as it will if it comes within the window
+                # (runs.close_superseded).
                 st.superseded = ((ev.at, now + window), *st.superseded[:3])
             return ""
         return pair_raced(check, st, ev, orphan, now, window, ended)
