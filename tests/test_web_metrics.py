@@ -121,6 +121,22 @@ async def test_pings_are_counted_by_outcome(client: Client, config: Config) -> N
     assert (count("invalid"), count("not_found"), count("progress"), count("unavailable")) == (1, 1, 0, 0)
 
 
+async def test_a_ping_resent_with_the_same_ping_id_is_counted_once_as_it_is_recorded_once(
+    client: Client, config: Config
+) -> None:
+    # A client whose answer was lost sends the ping again with its id (heartfly run, a spool): the
+    # copies are answered 200 and stored once, so they are one ping, as a batch's copies are.
+    for _ in range(3):
+        assert (await client.get(f"/ping/{KEY}/fail?ping_id=resent-0001")).status == 200
+        resp = await client.post(f"/api/v1/heartbeat/{KEY}", json={"status": "start", "ping_id": "resent-0002"})
+        assert resp.status == 200
+    got = samples(await scrape(client, config))
+    assert got[("heartfly_pings_received_total", (("outcome", "fail"),))] == 1.0
+    assert got[("heartfly_pings_received_total", (("outcome", "start"),))] == 1.0
+    pings = await (await client.get("/api/v1/checks/backup/pings", headers=bearer(config))).json()
+    assert sorted(p["kind"] for p in pings) == ["fail", "start"]
+
+
 async def test_alert_attempts_are_counted_by_channel_and_outcome_and_the_outbox_depth_shown(
     client: Client, config: Config
 ) -> None:

@@ -124,6 +124,13 @@ class Engine(Steps):
     def lookup_name(self, name: str) -> Check | None:
         return self.checks.get(name)
 
+    def taken_before(self, check: Check, ping: PingRecord) -> bool:
+        """Whether `ping` is a copy of one taken already (by its id): record answers it as the first
+        copy was answered and applies nothing. A standby cannot tell, and says False."""
+        if self.standby is not None or ping.uid is None:
+            return False
+        return self.ping_ids.seen(scoped(check.id, ping.uid)) is not False
+
     def record(self, check: Check, ping: PingRecord, inbox_id: int | None = None) -> asyncio.Future[None]:
         """Apply a ping and queue its rows; the future resolves when they are committed.
 

@@ -222,12 +222,14 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
         counts["not_found"] += 1
         return _text(404, NOT_FOUND)
     record = _ping_record(request, rt.clock.now() if received_at is None else received_at, read)
+    copy = engine.taken_before(check, record)  # a resend: counted once, as it is stored once
     try:
         await engine.record(check, record)
     except StoreError:
         counts["unavailable"] += 1
         return _text(503, "storage unavailable, ping not recorded: try again")
-    counts[read.event.kind] += 1
+    if not copy:
+        counts[read.event.kind] += 1
     if created:
         return _text(201, "Created")
     return _ok(rt.config.server.body_limit)  # as _as_healthchecks reads it
