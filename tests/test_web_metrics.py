@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from heartfly.core.config import Config
+from heartfly.core.config_values import BODY_HARD_CAP
 from heartfly.web import metrics
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
@@ -135,6 +136,21 @@ async def test_a_ping_resent_with_the_same_ping_id_is_counted_once_as_it_is_reco
     assert got[("heartfly_pings_received_total", (("outcome", "start"),))] == 1.0
     pings = await (await client.get("/api/v1/checks/backup/pings", headers=bearer(config))).json()
     assert sorted(p["kind"] for p in pings) == ["fail", "start"]
+
+
+async def test_a_ping_refused_for_its_body_or_method_is_counted_as_invalid(client: Client, config: Config) -> None:
+    # Unreadable (not the gzip it says it is), over the 16 MiB cap or in another method: refused, so
+    # counted as why.
+    garbled = {"Content-Encoding": "gzip", "Connection": "close"}
+    assert (await client.post(f"/ping/{KEY}/fail", data=b"not gzip", headers=garbled)).status == 400
+    assert (await client.post(f"/api/v1/heartbeat/{KEY}", data=b"not gzip", headers=garbled)).status == 400
+    assert (await client.post(f"/ping/{KEY}/batch", data=b"not gzip", headers=garbled)).status == 400
+    assert (await client.post(f"/ping/{KEY}/log", data=b"x" * (BODY_HARD_CAP + 1))).status == 413
+    assert (await client.put(f"/ping/{KEY}/fail")).status == 405  # nor in a method a ping is sent with
+    assert (await client.get(f"/ping/{KEY}/batch")).status == 405
+    got = samples(await scrape(client, config))
+    assert got[("heartfly_pings_received_total", (("outcome", "invalid"),))] == 6.0
+    assert got[("heartfly_pings_received_total", (("outcome", "fail"),))] == 0.0
 
 
 async def test_alert_attempts_are_counted_by_channel_and_outcome_and_the_outbox_depth_shown(

@@ -106,7 +106,7 @@ async def ping(request: web.Request) -> web.Response:
                 return _as_healthchecks(request, await batch(request, batch_target))
         return _as_healthchecks(request, await _one(request, as_json=False))
     except web.HTTPException as exc:  # a body too large, too slow, unreadable: a browser must see why too
-        _as_healthchecks(request, exc)
+        _refused(request, exc)
         raise
 
 
@@ -116,8 +116,15 @@ async def heartbeat(request: web.Request) -> web.Response:
     try:
         return _as_healthchecks(request, await _one(request, as_json=True))
     except web.HTTPException as exc:
-        _as_healthchecks(request, exc)
+        _refused(request, exc)
         raise
+
+
+def _refused(request: web.Request, exc: web.HTTPException) -> None:
+    """A ping whose body could not be taken (too large, too slow, unreadable): counted with the
+    malformed ones for /metrics, and answered with the headers of every ping's answer."""
+    request.app[PING_COUNTS]["invalid"] += 1
+    _as_healthchecks(request, exc)
 
 
 def _as_healthchecks(request: web.Request, resp: web.Response) -> web.Response:
@@ -175,6 +182,7 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
     This runs for every ping: request.app (a property), the query string's multidict and the body
     reader's coroutine are each taken once, or not at all when there is no query or no body."""
     if request.method not in METHODS:
+        request.app[PING_COUNTS]["invalid"] += 1
         return web.Response(status=405, text="use GET, POST or HEAD\n", headers={"Allow": "GET, POST, HEAD"})
     app = request.app
     counts = app[PING_COUNTS]
@@ -288,6 +296,7 @@ async def batch(request: web.Request, target: Target) -> web.Response:
     order and committed as one, all or none; the answer says, per ping, "ok" or "duplicate" (a
     resend of a ping id already taken), or why the batch was refused."""
     if request.method != "POST":
+        request.app[PING_COUNTS]["invalid"] += 1
         return web.Response(status=405, text="a batch is sent with POST\n", headers={"Allow": "POST"})
     rt = request.app[RUNTIME]
     server = rt.engine.config.server
