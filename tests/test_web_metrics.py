@@ -82,6 +82,22 @@ async def test_metrics_need_the_token_unless_the_server_is_public(
     assert (await open_client.get("/metrics")).status == 200
 
 
+async def test_a_wrong_token_is_refused_on_a_public_server_as_the_api_refuses_it(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Else a Prometheus with a stale token scrapes on unnoticed, until public is turned off.
+    public = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server='public = true\ndatabase = "p.db"', name="p.toml"
+    )
+    client: Client = await aiohttp_client(create_app(public))
+    wrong = {"Authorization": "Bearer wrong"}
+    assert (await client.get("/api/v1/checks", headers=wrong)).status == 401
+    resp = await client.get("/metrics", headers=wrong)
+    assert resp.status == 401 and "heartfly_check" not in await resp.text()
+    assert (await client.get("/metrics", headers=bearer(public))).status == 200
+    assert (await client.get("/metrics")).status == 200
+
+
 async def test_metrics_show_each_checks_state_last_ping_and_last_duration(client: Client, config: Config) -> None:
     await client.get(f"/ping/{KEY}/start")
     await client.get(f"/ping/{KEY}/fail")

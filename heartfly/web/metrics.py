@@ -38,11 +38,9 @@ class _Snapshot(Collector):
 
 
 async def metrics(request: web.Request) -> web.Response:
-    if auth.access(request) is auth.Access.NONE:
-        rt = request.app[RUNTIME]
-        status = 403 if rt.token is None else 401
-        why = "set server.api_token_file (or public = true)" if rt.token is None else "needs the API token"
-        return web.Response(status=status, text=f"/metrics {why}\n", headers={"WWW-Authenticate": "Bearer"})
+    denied = auth.api_denial(request)  # as the API: a wrong token is refused even with public = true
+    if denied is not None:
+        return denied
     rt = request.app[RUNTIME]
     assert rt.reader is not None
     pending: int | None = None  # unknown while the database cannot be read: left out, the rest served
