@@ -787,6 +787,29 @@ def test_where_a_duration_is_judged_an_end_takes_over_the_run_a_newer_failure_cl
     assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 3)]
 
 
+def test_a_failure_overtaken_by_two_successes_is_told_down_then_up_as_of_the_first() -> None:
+    # A retry ran and succeeded right after the failure, and the next success came too, all
+    # within the window; the failure's ping came last. In event order: down, then up again.
+    events = [
+        ev(Kind.FAIL, NOW - 2.7),
+        ev(Kind.START, NOW - 2.4),
+        ev(Kind.SUCCESS, NOW - 2.3),
+        ev(Kind.SUCCESS, NOW - 0.2),
+    ]
+    in_order, raced = after_a_success_in_order_and_raced(events, [1, 2, 3, 0], max_runtime=10 * MINUTE)
+    for log in (in_order, raced):
+        log.tick(NOW + REORDER_WINDOW)
+    assert (
+        told_by(raced)
+        == told_by(in_order)[-2:]
+        == [
+            (Status.DOWN, Reason.FAILED, NOW - 2.7),
+            (Status.UP, None, NOW - 2.3),
+        ]
+    )
+    assert raced.st.status is Status.UP
+
+
 def test_a_success_its_late_start_shows_too_fast_joins_the_newer_failure_in_a_streak() -> None:
     # In event order: a run too fast (one failure), then a failure (two in a row): down. The
     # pings came newest first; the start, last, shows the success was a failure too.

@@ -64,16 +64,23 @@ def status_then(st: CheckState, at: float, ended: list[RunEnd]) -> Status:
 
 def withdrawable(st: CheckState, ev: Event, window: float) -> bool:
     """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
-    none told anybody anything, the success came within the window of the failure and was the
-    first end after it, and no change came after that success but the starts of runs still open
-    (the status that stands is the success's, or running from them: started_since)."""
-    assert st.last_end_at is not None
+    none told anybody anything, the first success after it came within the window of it, and no
+    change came after that success but the starts of runs still open (the status that stands is
+    the success's, or running from them: started_since)."""
+    first = first_end_after(st, ev.at)
     return (
         st.told_at <= ev.at
-        and st.last_end_at - ev.at <= window
-        and (st.prev_end_at is None or st.prev_end_at < ev.at)
-        and (st.changed_at <= st.last_end_at or started_since(st, st.last_end_at) is not None)
+        and first - ev.at <= window
+        and (st.changed_at <= first or started_since(st, first) is not None)
     )
+
+
+def first_end_after(st: CheckState, at: float) -> float:
+    """The first end after a failure at `at` that a newer success overtook, as far as the state
+    knows: the newest end, or the one before it if that came after the failure too. Both were
+    successes: a failure among them would have told its down (told_at), with one failure enough."""
+    assert st.last_end_at is not None
+    return st.prev_end_at if st.prev_end_at is not None and st.prev_end_at > at else st.last_end_at
 
 
 def started_since(st: CheckState, at: float) -> float | None:

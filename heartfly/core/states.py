@@ -42,6 +42,7 @@ from heartfly.core.holding import (
 )
 from heartfly.core.reorder import (
     backdatable,
+    first_end_after,
     overtaken,
     started_since,
     status_then,
@@ -441,8 +442,7 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     """Both changes of an overtaken failure, each dated when it happened: down as of the failure,
     up again as of the success that came after it. The state ends as the success left it."""
     applied = apply_event(check, st, ev, now, window)  # the run it ended, as history
-    success_at = st.last_end_at
-    assert success_at is not None
+    success_at = first_end_after(st, ev.at)
     # Changes recorded after the failure (a retry's start and success: running, then up) alerted
     # nobody; in event order the check was down then. They are withdrawn.
     withdraw = ev.at if st.changed_at > ev.at else None
