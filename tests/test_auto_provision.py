@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 import urllib.request
 from pathlib import Path
 
@@ -111,3 +112,23 @@ def test_export_prints_a_made_check_as_toml_that_the_file_can_take_over(tmp_path
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 403  # now the file's: read-only through the API
+
+
+def test_export_of_a_check_whose_name_or_description_holds_control_characters_is_valid_toml_and_escaped(
+    tmp_path: Path,
+) -> None:
+    # DEL is forbidden raw in TOML (strings and comments alike); a C1 CSI or a bidi override raw in
+    # the output would reach the operator's terminal, and then the file.
+    title, description = "Nightly \x7f\u009b2J \u202eDB", 'a "quoted"\nline\x7f \u009b31m \u2028 \U000e0001 é ✓'
+    path = config_file(tmp_path)
+    with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        body = json.dumps({"name": title, "slug": "nightly-db", "desc": description, "timeout": 3600}).encode()
+        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=body, headers={"X-Api-Key": key})
+        assert urllib.request.urlopen(request).status == 201
+    exported = heartfly("export", "-c", str(path))
+    assert exported.returncode == 0, exported.stderr
+    assert not {"\x7f", "\u009b", "\u202e", "\u2028", "\U000e0001"} & set(exported.stdout)
+    assert '"Nightly \\u007f\\u009b2J \\u202eDB"' in exported.stdout  # the title's comment, escaped too
+    table = tomllib.loads(exported.stdout)["checks"]["nightly-db"]
+    assert table["description"] == description

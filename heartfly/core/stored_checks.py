@@ -9,6 +9,7 @@ by config.with_stored_checks exactly as the file's are. The operator's file is n
 from __future__ import annotations
 
 import json
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def new_key() -> str:
 
 def to_toml(name: str, table: Mapping[str, Any], title: str = "") -> str:
     """A stored check as a `[checks.NAME]` table to paste into the operator's file."""
-    lines = [f"# made through the API as {json.dumps(title, ensure_ascii=False)}"] if title and title != name else []
+    lines = [f"# made through the API as {_toml_string(title)}"] if title and title != name else []
     lines.append(f"[checks.{_toml_key(name)}]")
     for key in sorted(table, key=lambda k: (k != "key", k)):  # the key first, as the example file has it
         lines.append(f"{key} = {_toml_value(table[key])}")
@@ -105,7 +106,7 @@ def to_toml(name: str, table: Mapping[str, Any], title: str = "") -> str:
 
 
 def _toml_key(name: str) -> str:
-    return name if name.replace("-", "").replace("_", "").isalnum() and name.isascii() else json.dumps(name)
+    return name if name.replace("-", "").replace("_", "").isalnum() and name.isascii() else _toml_string(name)
 
 
 def _toml_value(value: Any) -> str:
@@ -115,7 +116,24 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+    return _toml_string(str(value))
+
+
+# Control and invisible characters (DEL, C1, bidi overrides, line separators...): TOML forbids DEL
+# raw, and the others would reach the operator's terminal as they are. Written as TOML's escapes.
+_ESCAPED = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cn"})
+
+
+def _toml_string(text: str) -> str:
+    """`text` as a TOML basic string: a JSON string, which escapes `"`, `\\` and C0 the way TOML
+    does, with what JSON leaves raw and a terminal would act on escaped too."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return "".join(_toml_escape(c) if unicodedata.category(c) in _ESCAPED else c for c in quoted)
+
+
+def _toml_escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _identity(check: StoredCheck) -> tuple[float, Any]:
