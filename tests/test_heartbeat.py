@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import time
 from pathlib import Path
 
@@ -54,6 +55,47 @@ async def test_a_running_server_pings_its_heartbeat_url_every_heartbeat_every(
     log = server.log()
     assert log.count("the heartbeat to") == 1, log
     assert secret not in log
+
+
+async def test_a_reload_that_shortens_heartbeat_every_applies_without_waiting_out_the_old_one(
+    tmp_path: Path, aiohttp_server: AiohttpServer
+) -> None:
+    # The other monitor is set to the new, shorter period: a heartbeat held back for the old one
+    # (an hour here) would be a false alarm there.
+    hits: list[str] = []
+
+    async def beat(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/{key}", beat)
+    receiver = await aiohttp_server(app)
+    config = tmp_path / "heartfly.toml"
+    text = (
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "heartfly.db"\n'
+        f'heartbeat_url = "{receiver.make_url("/beat")}"\nheartbeat_every = "1h"\n'
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    config.write_text(text)
+    server = Server(config)
+    await asyncio.to_thread(server.start)
+    try:
+        for _ in range(100):
+            if hits:
+                break
+            await asyncio.sleep(0.1)
+        assert hits == ["/beat"], server.log()  # the first, at the start
+        config.write_text(text.replace('heartbeat_every = "1h"', 'heartbeat_every = "1s"'))
+        server.signal(signal.SIGHUP)
+        assert await asyncio.to_thread(server.wait_for_log, "reloaded")
+        for _ in range(150):
+            if len(hits) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        assert len(hits) >= 3, server.log()
+    finally:
+        server.kill()
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -60,7 +61,18 @@ async def run(
             elif why is None and failing is not None:
                 log.info("the heartbeat to %s works again", shown(url))
             failing = why
-        await asyncio.sleep(server.heartbeat_every)
+        await _wait(config, url, time.monotonic())
+
+
+async def _wait(config: Callable[[], Config], url: str, since: float) -> None:
+    """Until heartbeat_every after `since`, as the config says now: a reload that shortens it or
+    changes the URL applies within IDLE, not after the old period (a false alarm for a monitor
+    set to the new one)."""
+    while (server := config().server).heartbeat_url == url:
+        left = since + server.heartbeat_every - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, IDLE))
 
 
 def problem(engine: Engine, writer: WriteQueue | None = None) -> str | None:
