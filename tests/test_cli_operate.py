@@ -84,6 +84,38 @@ def test_a_refused_request_exits_1_with_the_reason(running: tuple[Server, Path],
     assert result.returncode == 1 and message in result.stderr
 
 
+def test_the_commands_go_to_the_local_server_directly_never_through_an_http_proxy(
+    running: tuple[Server, Path],
+) -> None:
+    # A proxy set for the shell (a company's, for downloads) must not get the API token, nor stand
+    # between the command and the server on this host, which it cannot reach as 127.0.0.1 anyway.
+    import http.server
+
+    seen: list[str] = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(f"{self.path} {self.headers.get('Authorization')}")
+            self.send_error(502)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        env = {"http_proxy": url, "HTTP_PROXY": url, "all_proxy": url}
+        _, path = running
+        for args in (["pause", "nightly"], ["resume", "nightly"], ["reload"]):
+            result = heartfly(*args, "-c", str(path), env=env)
+            assert result.returncode == 0, result.stderr
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert seen == []
+
+
 def test_reload_makes_the_running_server_read_its_file_again(running: tuple[Server, Path]) -> None:
     server, path = running
     path.write_text(path.read_text() + f'[checks.added]\nkey = "{new_key()}"\nevery = "5m"\n')

@@ -13,6 +13,10 @@ from heartfly.core.addresses import parse_listen
 from heartfly.core.config import Config
 from heartfly.core.listen import ENV
 
+# The server is on this host: a proxy from the environment (http_proxy, a company's, for downloads)
+# would get the API token and cannot reach our 127.0.0.1 anyway.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 class AdminError(Exception):
     """The server could not be asked; the message says why and what to do."""
@@ -46,7 +50,7 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
     headers = {"Authorization": f"Bearer {token}"}
     request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310 - always http://
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - our own http URL
+        with _DIRECT.open(request, timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         try:
