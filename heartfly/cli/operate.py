@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from heartfly.cli.admin import AdminError, call
+from heartfly.cli.admin import AdminError, call, local_url
 from heartfly.core.units import UnitError, parse_duration
 
 if TYPE_CHECKING:
@@ -49,19 +49,28 @@ def _local(iso: str) -> str:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _ask(config: Config, path: str, timeout: float = 60.0) -> dict[str, Any]:
+def _ask(config: Config, path: str, fields: tuple[str, ...], timeout: float = 60.0) -> dict[str, Any]:
+    """The server's answer, which has `fields`; AdminError if it refused or is not Heartfly."""
     status, body = call(config, "POST", path, timeout)
-    if status == 200 and isinstance(body, dict):
-        return body
+    if status == 200:
+        return _heartflys(config, body, fields)
     why = body.get("error") if isinstance(body, dict) else None
     raise AdminError(f"the server answered {status}: {why or body}")
+
+
+def _heartflys(config: Config, body: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """`body` if it has Heartfly's `fields`: another JSON API on the port must not read as done."""
+    if isinstance(body, dict) and all(name in body for name in fields):
+        return body
+    raise AdminError(f"{local_url(config)} answered JSON without Heartfly's fields ({', '.join(fields)}):"
+                     " is another program listening there?")  # fmt: skip
 
 
 def pause(config: Config, name: str, until: str | None) -> str:
     path = f"/api/v1/checks/{quote(name, safe='')}/pause"
     if until:
         path += "?until=" + quote(until_param(until), safe="")
-    body = _ask(config, path)
+    body = _ask(config, path, ("name", "state"))
     if body.get("state", "paused") != "paused":  # a ping ended it as it was given (resume_on_ping)
         return f"paused {name}, and a ping resumed it meanwhile (resume_on_ping): it is watched"
     check = config.checks.get(name)
@@ -72,7 +81,7 @@ def pause(config: Config, name: str, until: str | None) -> str:
 
 
 def resume(config: Config, name: str) -> str:
-    body = _ask(config, f"/api/v1/checks/{quote(name, safe='')}/resume")
+    body = _ask(config, f"/api/v1/checks/{quote(name, safe='')}/resume", ("name", "state"))
     if body.get("was_paused") is False:  # an older server does not say: take it as resumed
         raise AdminError(f"{name} is not paused (it is {body['state']}): nothing to resume")
     return f"resumed {name}: {body['state']}, watched again from now"
@@ -82,9 +91,10 @@ def reload(config: Config) -> str:
     status, body = call(config, "POST", "/api/v1/reload")
     if status == 400 and isinstance(body, dict) and body.get("problems"):
         raise ReloadError([str(p) for p in body["problems"]])
-    if status != 200 or not isinstance(body, dict):
+    if status != 200:
         why = body.get("error") if isinstance(body, dict) else None
         raise AdminError(f"the server answered {status}: {why or body}")
+    body = _heartflys(config, body, ("config", "checks"))
     text = f"reloaded {body['config']}: {body['checks']} checks"
     for setting in body.get("restart_needed") or []:  # an older server does not say
         text += f"\nnote: {setting} changed; it takes effect only after a restart (systemctl restart heartfly)"
@@ -102,7 +112,9 @@ def test_alert(config: Config, channel: str) -> tuple[str, bool]:
     # The server waits for the first attempt up to its time limit and 5 s more (web/api.test_channel):
     # a channel's own timeout may be longer than this command's 60 s.
     limit = config.channels[channel].timeout or config.alerts.timeout
-    body = _ask(config, f"/api/v1/channels/{quote(channel, safe='')}/test", max(60.0, limit + 15))
+    body = _ask(
+        config, f"/api/v1/channels/{quote(channel, safe='')}/test", ("status", "attempt_log"), max(60.0, limit + 15)
+    )
     attempts = format_attempts(body["attempt_log"], tz=zone(config.server.display_timezone))
     text = f"test alert via {channel}: {body['status']}\n{attempts}"
     return text, body["status"] == "sent"
