@@ -56,7 +56,10 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
         try:
             body = json.loads(exc.read() or b"null")
         except ValueError:
-            body = None
+            if exc.code >= 500:  # Heartfly's own failure (aiohttp's page for an unexpected error)
+                return exc.code, None
+            # Heartfly's API words every refusal in JSON: a web server's error page, say
+            raise _not_heartfly(config, exc.code) from None
         return exc.code, body
     except http.client.HTTPException as exc:  # not HTTP at all (another service on the port), or cut off
         # (Its text is whatever came back, a banner with its own line breaks: the class says enough.)
@@ -73,5 +76,9 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
     try:
         return status, json.loads(raw or b"null")
     except ValueError:  # an HTML page, say: whatever answered is not Heartfly's API
-        raise AdminError(f"{local_url(config)} answered {status} without Heartfly's JSON:"
-                         " is another program listening there?") from None  # fmt: skip
+        raise _not_heartfly(config, status) from None
+
+
+def _not_heartfly(config: Config, status: int) -> AdminError:
+    return AdminError(f"{local_url(config)} answered {status} without Heartfly's JSON:"
+                      " is another program listening there?")  # fmt: skip
