@@ -132,3 +132,21 @@ def test_export_of_a_check_whose_name_or_description_holds_control_characters_is
     assert '"Nightly \\u007f\\u009b2J \\u202eDB"' in exported.stdout  # the title's comment, escaped too
     table = tomllib.loads(exported.stdout)["checks"]["nightly-db"]
     assert table["description"] == description
+
+
+def test_pause_of_a_check_made_through_the_api_says_its_next_ping_resumes_it(tmp_path: Path) -> None:
+    # Such a check has resume_on_ping = true (Healthchecks' default), which the file does not say:
+    # "until `heartfly resume`" was wrong, and the next ping watched it again.
+    path = config_file(tmp_path)
+    with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        body = json.dumps({"name": "made", "timeout": 3600}).encode()
+        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=body, headers={"X-Api-Key": key})
+        assert urllib.request.urlopen(request).status == 201
+        port = server.url.rsplit(":", 1)[1]  # the commands find the server through the file
+        path.write_text(path.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        paused = heartfly("pause", "made", "-c", str(path))
+        assert paused.returncode == 0, paused.stderr
+        assert "or its next start, success or failure ping (resume_on_ping)" in paused.stdout, paused.stdout
+        from_file = heartfly("pause", "file-job", "-c", str(path))
+        assert from_file.returncode == 0 and "resume_on_ping" not in from_file.stdout

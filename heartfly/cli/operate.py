@@ -73,8 +73,9 @@ def pause(config: Config, name: str, until: str | None) -> str:
     body = _ask(config, path, ("name", "state"))
     if body.get("state", "paused") != "paused":  # a ping ended it as it was given (resume_on_ping)
         return f"paused {name}, and a ping resumed it meanwhile (resume_on_ping): it is watched"
-    check = config.checks.get(name)
-    by_ping = " or its next start, success or failure ping (resume_on_ping)" if check and check.resume_on_ping else ""
+    check = config.checks.get(name)  # the file's; an older server does not say resume_on_ping
+    on_ping = body.get("resume_on_ping", check is not None and check.resume_on_ping)
+    by_ping = " or its next start, success or failure ping (resume_on_ping)" if on_ping else ""
     if body.get("paused_until"):
         return f"paused {name} until {_local(body['paused_until'])}{by_ping}; it is watched again then"
     return f"paused {name}: no deadlines and no alerts until `heartfly resume {name}`{by_ping} (pings are still stored)"

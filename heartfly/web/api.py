@@ -202,7 +202,8 @@ async def pause_check(request: web.Request) -> web.Response:
         except ValueError as exc:
             return json_error(400, str(exc))
     await control.pause(request.app, check, until)
-    return web.json_response(summary(request.app, check))
+    # Said: a check made through the API has it, which the file (all `heartfly pause` reads) does not show.
+    return web.json_response({**summary(request.app, check), "resume_on_ping": check.config.resume_on_ping})
 
 
 @authorized()

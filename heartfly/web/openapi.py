@@ -123,6 +123,24 @@ RESUMED = {
 }
 
 
+# Pause answers the check plus whether a ping ends the pause (resume_on_ping).
+PAUSED = {
+    "allOf": [
+        _ref("Check"),
+        {
+            "type": "object",
+            "required": ["resume_on_ping"],
+            "properties": {
+                "resume_on_ping": {
+                    "type": "boolean",
+                    "description": "true: its next start, success or failure ping ends the pause.",
+                }
+            },
+        },
+    ]
+}
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -346,6 +364,7 @@ PATHS: dict[str, Any] = {
                 "description": 'Resume by itself then: a duration ("2h") or an ISO 8601 time (UTC unless it says).',
             }
         ],
+        PAUSED,
     ),
     "/api/v1/checks/{name}/resume": _action("resumeCheck", "Watch again from now", answer=RESUMED),
     "/api/v1/channels/{name}/test": {
