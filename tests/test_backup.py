@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import resource
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -148,3 +150,32 @@ def test_a_path_that_cannot_be_looked_at_is_a_clear_error_not_a_traceback(tmp_pa
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: cannot create {target}: File name too long"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hb.db", "hb.toml", "token"]
+
+
+def test_a_backup_that_runs_out_of_room_is_an_error_and_leaves_nothing_beside_its_path(tmp_path: Path) -> None:
+    # A full disk (here a file size limit: writes past 1 MiB fail) failed the copy: its partial
+    # file was removed, but SQLite's rollback journal for it, `.NAME.*.partial-journal`, was left.
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    with sqlite3.connect(tmp_path / "hb.db") as db:  # some 5 MB, past the limit
+        db.execute(
+            "INSERT INTO pings (check_id, at, received_at, kind, body, truncated, method, source)"
+            " WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)"
+            " SELECT 1, i, i, 'log', printf('%0500d', i), 0, 'POST', '127.0.0.1' FROM n"
+        )
+    (tmp_path / "out").mkdir()
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, as on a full disk, not a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "heartfly", "backup", "-c", str(config), str(tmp_path / "out" / "copy.db")],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=60,
+    )
+    assert result.returncode == 1 and result.stderr.startswith("error: cannot back up"), result.stderr
+    assert list((tmp_path / "out").iterdir()) == []

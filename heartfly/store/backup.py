@@ -66,8 +66,10 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
         checks, pings = _copy(database, partial, target)
         _publish(partial, target)
     finally:
-        with contextlib.suppress(OSError):
-            partial.unlink()
+        # With its rollback journal: a copy that failed (a full disk) leaves SQLite's behind.
+        for leftover in (partial, partial.with_name(partial.name + "-journal")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
     return BackupInfo(target, target.stat().st_size, checks, pings)
 
 
