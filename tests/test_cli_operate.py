@@ -490,3 +490,26 @@ def test_status_names_a_check_put_back_in_the_file_after_a_reload_took_it_out(ru
     assert heartfly("reload", "-c", str(path)).returncode == 0
     result = heartfly("status", "-c", str(path))
     assert "weekly" in result.stdout and result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize(("version", "says"), [(5, "older"), (99, "newer")])
+def test_history_of_a_database_of_another_schema_version_is_one_line_naming_it_not_a_traceback(
+    tmp_path: Path, version: int, says: str
+) -> None:
+    # After a package upgrade, before the server is restarted (and migrates the file), or after a
+    # rollback: `heartfly history` failed with a traceback, "no such column: learned_at".
+    from heartfly.store.schema import MIGRATIONS
+
+    config = tmp_path / "heartfly.toml"
+    config.write_text(f'[server]\ndatabase = "hf.db"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    conn = sqlite3.connect(tmp_path / "hf.db")
+    conn.executescript("".join(MIGRATIONS[: min(version, len(MIGRATIONS))]) + f"PRAGMA user_version = {version};")
+    conn.close()
+    done = heartfly("history", "a", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(
+        f"error: the database {tmp_path / 'hf.db'} has schema version {version}, {says} than this Heartfly"
+        f" ({len(MIGRATIONS)})"
+    )
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert heartfly("status", "-c", str(config)).returncode == 0  # reads what every version has

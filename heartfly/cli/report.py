@@ -17,7 +17,7 @@ from heartfly.core.urls import ping_urls
 from heartfly.core.views import PAUSE_META, check_summary, iso
 from heartfly.notify.log_channel import escape
 from heartfly.store import backend
-from heartfly.store.api import Reader
+from heartfly.store.api import Reader, StoreError
 
 
 def _local(ts: float, zone: str) -> str:
@@ -185,6 +185,10 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     up <-> running changes every healthy run makes."""
     db = await backend.open_existing_reader(config.server.database)
     try:
+        # Before the server's restart migrates the file (a package upgrade), or after a rollback:
+        # the flips' and pings' columns differ. Status and export read what every version has.
+        if other := backend.other_schema(config.server.database):
+            raise StoreError(other)
         config = await joined(db, config)
         row = next((r for r in await db.read_current_checks(config.checks) if r.name == name), None)
         if row is None:

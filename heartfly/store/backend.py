@@ -66,6 +66,17 @@ async def open_existing_reader(database: Database) -> Reader:
     return reader
 
 
+def other_schema(database: Database) -> str | None:
+    """Why this version's queries of a run's history cannot read a SQLite database of another
+    schema version (sqlite.other_schema); None if they can. A PostgreSQL database's differ only
+    in indexes."""
+    if isinstance(database, PostgresDatabase):
+        return None
+    from heartfly.store import sqlite
+
+    return sqlite.other_schema(database)
+
+
 AS_OWNER = "run this as root or as the server's user"
 
 

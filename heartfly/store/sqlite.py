@@ -47,6 +47,25 @@ async def open_reader(path: Path) -> SqliteReader:
     return SqliteReader(await connect(path))
 
 
+def other_schema(path: Path) -> str | None:
+    """Why this version's queries cannot read the database, if its schema is another version's: a
+    file the server of an older Heartfly has not migrated yet (its restart after a package upgrade
+    does), or one a newer Heartfly migrated (a rollback). A query would fail on a missing column."""
+    conn = sqlite3.connect(file_uri(path, "ro"), uri=True)
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+    if version < len(MIGRATIONS) and version:  # 0: not Heartfly's, told by the queries' own error
+        return (
+            f"the database {path} has schema version {version}, older than this Heartfly ({len(MIGRATIONS)}):"
+            " `heartfly serve` of this version migrates it at its start (systemctl restart heartfly)"
+        )
+    if version > len(MIGRATIONS):
+        return f"the database {path} has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})"
+    return None
+
+
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     """A connection for reads (API, CLI, start-up). StoreError says what failed."""
     pending = (
