@@ -153,3 +153,21 @@ def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, str],
     assert error in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert "hunter2" not in result.stderr
     assert not (tmp_path / "copy.db").exists()  # a FROM refused leaves no empty TO behind
+
+
+def test_a_sqlite_target_of_another_program_is_refused_and_left_alone(tmp_path: Path, filled: Path) -> None:
+    # A mistyped TO naming another program's database: Heartfly's tables were added to it, its
+    # journal mode made WAL and its user_version (that program's own migrations read it) set.
+    other = tmp_path / "grafana.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT)")
+        conn.execute("INSERT INTO dashboard (title) VALUES ('ops')")
+        conn.execute("PRAGMA user_version = 0")
+    before = other.read_bytes()
+    result = heartfly("migrate-db", str(filled), str(other), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {other} holds tables that are not Heartfly's (dashboard): migrate-db copies only into a new or"
+        " empty database\n"
+    )
+    assert other.read_bytes() == before

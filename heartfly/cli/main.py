@@ -403,7 +403,7 @@ def migrate_db(
 
     from heartfly.store import backend
     from heartfly.store.api import StoreError
-    from heartfly.store.migrate import MigrateError, check_source, copy
+    from heartfly.store.migrate import MigrateError, check_source, check_target, copy
 
     if len(databases) > 2:
         raise click.UsageError(f"at most FROM and TO, got {len(databases)} databases")
@@ -416,6 +416,7 @@ def migrate_db(
             origin = _database_argument("FROM", databases[0], from_password_file)
         destination = _database_argument("TO", databases[-1], to_password_file)
         check_source(origin, destination)  # before TO is made: a wrong FROM leaves no empty TO behind
+        check_target(destination)
         asyncio.run(backend.create(destination))
         counts = copy(origin, destination, say=lambda line: click.echo(f"  {line}"))
     except (MigrateError, StoreError) as exc:

@@ -8,6 +8,7 @@ serve` would, then filled in one transaction: all of it, or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.store import postgres_schema, schema
 from heartfly.store.api import StoreError
 from heartfly.store.rows import ALIVE_AT, CLEAN_STOP
+from heartfly.store.sqlite import file_uri
 
 # In an order the foreign keys accept; each table's rows by its key.
 TABLES = ("checks", "pings", "flips", "runs", "outbox", "alert_attempts", "downtimes", "meta")
@@ -121,6 +123,24 @@ def check_source(source: Database, target: Database, now: float | None = None) -
     with _open(source) as src:
         _begin(src, snapshot=True)
         _check_source(src, time.time() if now is None else now)
+
+
+def check_target(target: Database) -> None:
+    """Refuse a SQLite TO that another program's tables are in (a mistyped path): making it
+    Heartfly's would add tables to that program's file and set its PRAGMA user_version, which
+    its own migrations read. Called before TO is made; MigrateError says why."""
+    if isinstance(target, PostgresDatabase) or not Path(target).is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(file_uri(target, "ro"), uri=True)) as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    except sqlite3.Error:
+        return  # not a database: the create's error names the file
+    if version == 0 and tables:
+        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        raise MigrateError(f"{target} holds tables that are not Heartfly's ({shown}): migrate-db copies only"
+                           " into a new or empty database")  # fmt: skip
 
 
 def _check_source(src: _Side, now: float) -> None:
