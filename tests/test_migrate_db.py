@@ -171,3 +171,16 @@ def test_a_sqlite_target_of_another_program_is_refused_and_left_alone(tmp_path: 
         " empty database\n"
     )
     assert other.read_bytes() == before
+
+
+def test_a_backup_taken_from_a_running_server_is_copied_at_once_not_called_in_use(tmp_path: Path, filled: Path) -> None:
+    # The copy carries the live server's "alive" mark: for 15 s migrate-db refused it, saying a
+    # server was using the backup file. A server holds its database's lock file; a copy has none.
+    copy = tmp_path / "backup.db"
+    with Server(write(tmp_path, filled)):
+        assert heartfly("backup", str(copy), "-c", str(write(tmp_path, filled))).returncode == 0
+        result = heartfly("migrate-db", str(copy), str(tmp_path / "moved.db"), timeout=60)
+        assert result.returncode == 0, result.stderr
+        in_use = heartfly("migrate-db", str(filled), str(tmp_path / "other.db"), timeout=60)
+    assert in_use.returncode == 1 and "a server is using" in in_use.stderr, in_use.stderr
+    assert rows(tmp_path / "moved.db", "pings") == rows(copy, "pings")

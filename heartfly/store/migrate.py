@@ -21,7 +21,7 @@ from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.store import postgres_schema, schema
 from heartfly.store.api import StoreError
 from heartfly.store.rows import ALIVE_AT, CLEAN_STOP
-from heartfly.store.sqlite import file_uri
+from heartfly.store.sqlite import file_uri, in_use
 
 # In an order the foreign keys accept; each table's rows by its key.
 TABLES = ("checks", "pings", "flips", "runs", "outbox", "alert_attempts", "downtimes", "meta")
@@ -33,7 +33,7 @@ _SETVAL = (
     " COALESCE(MAX(id), 0) > 0) FROM {table}"
 )
 BATCH = 2000
-RUNNING = 15.0  # a source marked alive this recently, and not stopped cleanly, has a server on it
+RUNNING = 15.0  # a PostgreSQL source marked alive this recently, and not stopped cleanly, has a server on it
 
 
 class MigrateError(Exception):
@@ -151,16 +151,21 @@ def _check_source(src: _Side, now: float) -> None:
         newer = "a newer Heartfly" if version > src.latest() else "an older Heartfly"
         raise MigrateError(f"{src.database} has schema version {version}, from {newer}; this one copies version"
                            f" {src.latest()} (run `heartfly serve` of this version on it once, first)")  # fmt: skip
+    if not isinstance(src.database, PostgresDatabase):
+        # Its lock, not its alive mark: a backup copy carries the live server's mark.
+        if in_use(src.database):
+            raise MigrateError(f"a server is using {src.database}: stop it first, or pings it takes during the copy"
+                               " are lost")  # fmt: skip
+        return
     alive = src.scalar("SELECT value FROM meta WHERE key = ?", (ALIVE_AT,))
     clean = src.scalar("SELECT value FROM meta WHERE key = ?", (CLEAN_STOP,))
     if alive is not None and clean != "1" and now - float(alive) < RUNNING:
         raise MigrateError(f"a server is using {src.database} (alive {now - float(alive):.0f} s ago): stop it first,"
                            " or pings it takes during the copy are lost")  # fmt: skip
-    if src.postgres:
-        waiting = int(src.scalar("SELECT count(*) FROM inbox"))
-        if waiting:
-            raise MigrateError(f"{src.database} holds {waiting} ping(s) a standby took that no leader applied yet:"
-                               " start one node and let it lead for a moment first")  # fmt: skip
+    waiting = int(src.scalar("SELECT count(*) FROM inbox"))
+    if waiting:
+        raise MigrateError(f"{src.database} holds {waiting} ping(s) a standby took that no leader applied yet:"
+                           " start one node and let it lead for a moment first")  # fmt: skip
 
 
 def _copy_table(src: _Side, dst: _Side, table: str) -> tuple[int, int]:

@@ -234,6 +234,22 @@ def _lock(path: Path) -> int:
         os.close(fd)  # a server stopping removed it after we opened it: lock the one at the path now
 
 
+def in_use(path: Path) -> bool:
+    """Whether a `heartfly serve` holds the database's lock (_lock) now. A shared lock, tried and
+    let go at once: a copy of the file (a backup) has no lock file, a stopped server's is free."""
+    try:
+        fd = os.open(_lock_path(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)  # and with it the lock
+    return False
+
+
 def _lock_path(path: Path) -> Path:
     return Path(f"{path}.lock")
 
