@@ -86,6 +86,25 @@ def test_an_unwritable_database_path_is_a_clear_error(tmp_path: Path) -> None:
     assert "error: cannot open database" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_another_programs_sqlite_database_is_refused_at_the_start_and_left_as_it_was(tmp_path: Path) -> None:
+    # A `database` naming another program's file: Heartfly's tables were added to it, its journal
+    # mode made WAL and its user_version, which that program's own migrations read, set to 9.
+    other = tmp_path / "grafana.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT)")
+    before = other.read_bytes()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    config.write_text(config.read_text().replace('database = "hb.db"', f'database = "{other}"'))
+    result = heartfly("serve", "-c", str(config), "--listen", "127.0.0.1:0", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.endswith(
+        f"error: cannot use database {other}: it holds tables that are not Heartfly's (dashboard):"
+        " is it another program's?\n"
+    )
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grafana.db", "hb.toml", "token"]  # no -wal, no .lock
+
+
 def test_a_second_serve_on_the_same_sqlite_database_is_refused_naming_it_and_the_first_carries_on(
     tmp_path: Path,
 ) -> None:

@@ -21,7 +21,7 @@ from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.store import postgres_schema, schema
 from heartfly.store.api import StoreError
 from heartfly.store.rows import ALIVE_AT, CLEAN_STOP
-from heartfly.store.sqlite import file_uri, in_use
+from heartfly.store.sqlite import file_uri, foreign_tables, in_use
 
 # In an order the foreign keys accept; each table's rows by its key.
 TABLES = ("checks", "pings", "flips", "runs", "outbox", "alert_attempts", "downtimes", "meta")
@@ -133,13 +133,11 @@ def check_target(target: Database) -> None:
         return
     try:
         with contextlib.closing(sqlite3.connect(file_uri(target, "ro"), uri=True)) as conn:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+            foreign = foreign_tables(conn)
     except sqlite3.Error:
         return  # not a database: the create's error names the file
-    if version == 0 and tables:
-        shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
-        raise MigrateError(f"{target} holds tables that are not Heartfly's ({shown}): migrate-db copies only"
+    if foreign:
+        raise MigrateError(f"{target} holds tables that are not Heartfly's ({foreign}): migrate-db copies only"
                            " into a new or empty database")  # fmt: skip
 
 

@@ -92,6 +92,15 @@ async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     return db
 
 
+def foreign_tables(conn: sqlite3.Connection) -> str:
+    """The tables, listed, of a database Heartfly never migrated (user_version 0; each migration
+    sets it in its own transaction): another program's file. Empty for a new or Heartfly's file."""
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]):
+        return ""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    return ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+
+
 def _create_private(path: Path) -> None:
     """A new database file, readable by its owner alone whatever the umask: it holds every ping's
     body and the keys of checks made through the API. SQLite gives its -wal and -shm files the
@@ -111,6 +120,9 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
         raise _error(f"cannot open database {path}", exc) from None
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
+        if foreign := foreign_tables(conn):  # before WAL mode and the migrations change the file
+            raise StoreError(f"cannot use database {path}: it holds tables that are not Heartfly's ({foreign}):"
+                             " is it another program's?")  # fmt: skip
         # A new file only (an existing one keeps its size). Pings land on index pages scattered
         # over the file, and a commit writes each page it touched whole: 1 KiB pages write a
         # quarter of the bytes of the default 4 KiB (bench: about 40 % less writer CPU per ping).
@@ -342,7 +354,7 @@ class Writer(GroupCommitter):
             conn = await thread.run(_open_for_writing, path, synchronous)
         except BaseException:
             thread.stop()
-            os.close(lock)
+            _unlock(real, lock)  # held by us: nothing is left beside a file that could not be used
             raise
         try:
             watch = FileWatch(real)
