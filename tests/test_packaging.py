@@ -105,3 +105,32 @@ def test_the_package_ships_every_page_the_readme_and_docs_link_to(tmp_path: Path
             elif anchor and where.suffix == ".md" and anchor not in _anchors(where):
                 dead.append(f"{page.relative_to(doc)}: {target} (no such heading)")
     assert dead == [] and checked >= 20, dead
+
+
+def test_a_downgrade_keeps_the_copy_of_the_database_taken_before_the_upgrade(tmp_path: Path) -> None:
+    # dpkg runs the older package's preinst for a rollback too: it replaced before-upgrade.db, the
+    # one copy the older version can read, by a copy of the database the newer one had migrated.
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "heartfly.db").write_text("migrated by 0.2.0")
+    copy = lib / "before-upgrade.db"
+    copy.write_text("as 0.1.0 left it")
+    fake = tmp_path / "heartfly"  # `heartfly backup --config FILE PATH`: PATH gets a copy
+    fake.write_text('#!/bin/sh\ncp "$(dirname "$4")/heartfly.db" "$4"\n')
+    fake.chmod(0o755)
+    script = tmp_path / "preinst"  # the package's, its paths pointed into tmp_path
+    text = (PACKAGING / "debian" / "preinst").read_text()
+    script.write_text(text.replace("/var/lib/heartfly", str(lib)).replace("/opt/heartfly/bin/heartfly", str(fake)))
+
+    def preinst(*args: str) -> str:
+        result = subprocess.run(["sh", str(script), *args], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "keeping" in preinst("upgrade", "0.2.0-1", "0.1.0-1")  # apt install --allow-downgrades
+    assert copy.read_text() == "as 0.1.0 left it"
+    assert "saved the database" in preinst("upgrade", "0.1.0-1", "0.2.0-1")  # an upgrade
+    assert copy.read_text() == "migrated by 0.2.0"
+    preinst("upgrade", "0.2.0-1", "0.2.0-1")  # the same version again: a fresh copy
+    preinst("upgrade", "0.1.0-1")  # a dpkg older than 1.18.5 passes no new version: as before
+    assert copy.read_text() == "migrated by 0.2.0"
