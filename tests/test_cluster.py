@@ -186,6 +186,38 @@ async def test_a_check_made_through_the_api_on_a_standby_is_watched_by_the_leade
             ("deleted:2:made-on-a-standby", 1), ("made-on-a-standby", 1)]  # fmt: skip
 
 
+async def test_a_ping_a_standby_takes_just_after_a_rename_on_the_leader_counts_for_the_renamed_check(
+    tmp_path: Path, database: str
+) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"), 'hc_api_key_file = "hc-key"')
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
+        body = {"name": "Nightly", "timeout": 3600, "grace": 60}
+        async with session.post(f"{leader.url}/api/v3/checks/", json=body, headers=hc) as resp:
+            uuid = (await resp.json())["uuid"]
+
+        async def status_on(server: Server) -> str:
+            async with session.get(f"{server.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+                return str((await resp.json())["status"]) if resp.status == 200 else str(resp.status)
+
+        async def known_on_standby() -> bool:
+            return await status_on(standby) == "new"
+
+        await until(known_on_standby, 5, "the standby serves the check")
+        async with session.post(f"{leader.url}/api/v3/checks/{uuid}", json={"slug": "renamed"}, headers=hc) as resp:
+            assert resp.status == 200
+        # Within the second before the standby reads the rename: it takes the ping under the old name.
+        async with session.get(f"{standby.url}/ping/{uuid}/fail") as resp:
+            assert resp.status == 200
+
+        async def down() -> bool:
+            return await status_on(leader) == "down"
+
+        await until(down, 5, "the leader applies the failure to the renamed check")
+        assert stored(database, "SELECT count(*) FROM inbox") == [(0,)]
+
+
 async def test_one_checks_runs_sprayed_over_both_nodes_end_as_on_a_single_node(tmp_path: Path, database: str) -> None:
     key = new_key()
     config = write(tmp_path, database, every("job", key, "1h"))

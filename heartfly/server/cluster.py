@@ -27,6 +27,7 @@ from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
+from heartfly.server.checks import Check
 from heartfly.server.engine import TIMER_STALE, Engine
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -65,7 +66,7 @@ class _Term:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     in_flight: set[int] = field(default_factory=set)  # inbox rows applied, their commit pending
     unreadable: set[int] = field(default_factory=set)  # inbox rows of a newer Heartfly, said once
-    unknown: dict[int, str] = field(default_factory=dict)  # row -> a check this term's config lacks (yet)
+    unknown: dict[int, Item] = field(default_factory=dict)  # rows of a check this term's config lacks (yet)
     drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     command: bool = False  # _apply just started a pause or resume
 
@@ -362,7 +363,7 @@ class Node:
                 if term.writer.failing:
                     return False
                 # A row for an unknown check is read again once a reload brought its check in.
-                unknown = {i for i, name in term.unknown.items() if term.engine.lookup_name(name) is None}
+                unknown = {i for i, item in term.unknown.items() if _check_of(term.engine, item) is None}
                 try:
                     rows = await term.feed.read(INBOX_PAGE, skip=term.in_flight | term.unreadable | unknown)
                 except StoreError as exc:
@@ -389,11 +390,11 @@ class Node:
     def _apply(self, term: _Term, item: Item) -> bool:
         """Apply one inbox item; False if it was refused at once (writes fail)."""
         engine = term.engine
-        check = engine.lookup_name(item.check_name)
+        check = _check_of(engine, item)
         if check is None:  # kept: a node reloaded before this one took it (this one's reload applies it)
             log.warning("a standby took a %s for check %s, which is not in this node's config; kept in the inbox",
                         item.op, item.check_name)  # fmt: skip
-            term.unknown[item.id] = item.check_name
+            term.unknown[item.id] = item
             return True
         done: asyncio.Future[None]
         if item.op == "ping":
@@ -434,6 +435,20 @@ class Node:
         if self._term is None:  # not promoted meanwhile
             self._view = view
             self._publish(view, None)
+
+
+def _check_of(engine: Engine, item: Item) -> Check | None:
+    """The check an inbox row is for: by its name, else the check made through the API that its
+    key names under another name: renamed (on any node) after the standby took the row, or before
+    this node read the rename. Its uuid is its key and goes with it, so the key names it in both
+    cases; a file's check waits for its name."""
+    check = engine.lookup_name(item.check_name)
+    if check is not None or item.key is None:
+        return check
+    found = engine.lookup_key(item.key)
+    if found is None or found[1] is not None or found[0].config.origin == "file":
+        return None
+    return found[0]
 
 
 async def _nothing() -> None:

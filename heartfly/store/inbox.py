@@ -36,17 +36,18 @@ class Item:
     pings: tuple[PingRecord, ...] = ()
     why: str = ""
     at: float | None = None  # when a pause or resume was given (the standby's clock, as its pings')
+    key: str | None = None  # the check's ping key, as the standby knew it (none from a Heartfly before it)
 
 
-def ping_row(node: str, check_name: str, pings: list[PingRecord], *, batch: bool) -> InboxRow:
-    body = {"op": "batch" if batch else "ping", "pings": [_encode(p) for p in pings]}
+def ping_row(node: str, check_name: str, key: str, pings: list[PingRecord], *, batch: bool) -> InboxRow:
+    body = {"op": "batch" if batch else "ping", "key": key, "pings": [_encode(p) for p in pings]}
     return (node, check_name, json.dumps(body, separators=(",", ":")))
 
 
 def command_row(
-    node: str, check_name: str, op: Literal["pause", "resume"], why: str = "", at: float | None = None
+    node: str, check_name: str, key: str, op: Literal["pause", "resume"], why: str = "", at: float | None = None
 ) -> InboxRow:
-    body: dict[str, object] = {"op": op, "why": why}
+    body: dict[str, object] = {"op": op, "key": key, "why": why}
     if at is not None:
         body["at"] = at
     return (node, check_name, json.dumps(body, separators=(",", ":")))
@@ -57,11 +58,13 @@ def read(item_id: int, check_name: str, body: str) -> Item:
     try:
         data = json.loads(body)
         op = data["op"]
+        key = str(data["key"]) if "key" in data else None
         if op in ("ping", "batch"):
-            return Item(item_id, check_name, op, tuple(_decode(p) for p in data["pings"]))
+            return Item(item_id, check_name, op, tuple(_decode(p) for p in data["pings"]), key=key)
         if op in ("pause", "resume"):
             at = data.get("at")  # none from a Heartfly before it
-            return Item(item_id, check_name, op, why=str(data.get("why", "")), at=float(at) if at is not None else None)
+            why = str(data.get("why", ""))
+            return Item(item_id, check_name, op, why=why, at=float(at) if at is not None else None, key=key)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"inbox row {item_id} cannot be read: {exc}") from None
     raise ValueError(f"inbox row {item_id} has an unknown op {op!r} (written by a newer Heartfly?)")
