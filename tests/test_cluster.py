@@ -17,7 +17,7 @@ import pytest
 
 from tests import pgserver
 from tests.conftest import ConfigWriter, new_key, problems
-from tests.proc import Server
+from tests.proc import Server, heartfly
 from tests.test_alerts import (
     Receivers,
     receivers,  # noqa: F401 - a fixture
@@ -329,6 +329,25 @@ async def test_kill_9_of_the_leader_hands_over_fires_the_missed_deadline_and_rai
     assert [h.json()["check"]["name"] for h in hook.hits].count("beat") == 0, [h.json() for h in hook.hits]
     assert dead_down() == ["down"]
     assert "no node led for" in standby.log(), standby.log()[-2000:]
+
+
+async def test_status_after_a_take_over_says_no_node_led_not_that_heartfly_was_not_running(
+    tmp_path: Path, database: str
+) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        leader.kill()  # kill -9; the standby, taking pings all along, takes over
+
+        async def leads() -> bool:
+            return bool((await readiness(session, standby))["role"] == "leader")
+
+        await until(leads, LEASE + 5, "the standby leads")
+        assert await asyncio.to_thread(standby.wait_for_log, "no node led for", 5)
+        shown = (await asyncio.to_thread(heartfly, "status", "-c", str(config))).stdout
+    # Heartfly ran, and no deadline was extended: the standby was taking pings.
+    assert "Heartfly was last not running" not in shown, shown
+    assert "no node led for" in shown and "(a crash or kill of the leader)" in shown, shown
 
 
 async def test_a_leader_frozen_past_its_lease_fires_and_sends_nothing_when_it_wakes(

@@ -191,7 +191,8 @@ def status(config_path: Path | None, as_json: bool) -> None:
     else:
         from heartfly.core.localtime import zone
 
-        click.echo(format_status(items, alive_at, time.time(), downtime, zone(config.server.display_timezone)))
+        shown = zone(config.server.display_timezone)
+        click.echo(format_status(items, alive_at, time.time(), downtime, shown, cluster=cluster is not None))
         if cluster is not None:
             click.echo(f"\n{cluster}")
     # A check the file has and the server does not (no reload since it was added, or a refused

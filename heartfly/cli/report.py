@@ -272,7 +272,9 @@ def format_status(
     now: float,
     downtime: dict[str, Any] | None = None,
     tz: tzinfo = UTC,
+    cluster: bool = False,
 ) -> str:
+    """`cluster`: the database is PostgreSQL, whose downtimes are the gaps between two leaders."""
     head = ("NAME", "STATE", "LAST PING", "DUE")
     rows = [
         (
@@ -286,16 +288,23 @@ def format_status(
     widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(4)]
     out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     if downtime is not None:
-        length = human_duration(downtime["started_at"] - downtime["stopped_at"])
-        how = "a clean stop" if downtime["clean"] else "a crash or kill"
-        out.append(f"\nHeartfly was last not running for {length} ({how}), from {_t(downtime['stopped_at'], tz)}"
-                   f" to {_t(downtime['started_at'], tz)}; deadlines in that time were extended by it")  # fmt: skip
+        out.append(_downtime_words(downtime, tz, cluster))
     if alive_at is not None and now - alive_at > 10:
         out.append(
             f"\nnote: the server last recorded itself alive {human_duration(now - alive_at)} ago;"
             " these states may be stale"
         )
     return "\n".join(out)
+
+
+def _downtime_words(downtime: dict[str, Any], tz: tzinfo, cluster: bool) -> str:
+    length = human_duration(downtime["started_at"] - downtime["stopped_at"])
+    how = "a clean stop" if downtime["clean"] else "a crash or kill"
+    span = f"from {_t(downtime['stopped_at'], tz)} to {_t(downtime['started_at'], tz)}"
+    if cluster:  # standbys may have taken pings all through it: only the rest extended deadlines
+        return (f"\nno node led for {length} ({how} of the leader), {span}; deadlines in it were extended"
+                " only by the part in which the node taking over was not taking pings")  # fmt: skip
+    return f"\nHeartfly was last not running for {length} ({how}), {span}; deadlines in that time were extended by it"
 
 
 def _until(paused_until: str | None, tz: tzinfo = UTC) -> str:
