@@ -25,6 +25,7 @@ import aiohttp
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
+from heartfly.core.stored_checks import META_PREFIX, decode_all
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.checks import Check
@@ -376,7 +377,9 @@ class Node:
                         log.error("%s; left in the inbox for a leader that can read it", exc)
                         term.unreadable.add(item_id)
                     else:
-                        if not self._apply(term, item):
+                        if _check_of(term.engine, item) is None and await self._deleted(item):
+                            _drop(term, item)
+                        elif not self._apply(term, item):
                             return False
                         if term.command:
                             # A pause or resume changes the state in its task's first step (it then
@@ -386,6 +389,19 @@ class Node:
                             await asyncio.sleep(0)
                 if len(rows) < INBOX_PAGE:
                     return True
+
+    async def _deleted(self, item: Item) -> bool:
+        """Whether a row of a check made through the API is for one deleted since (the standby took
+        it before it read the delete): no stored check has its key or its name. One made on another
+        node this node has not read yet is stored, and waits in the inbox until this node reads it
+        (so does one of a name two nodes made at once, which counts under the name)."""
+        if not item.stored or item.key is None:
+            return False
+        try:
+            found, _ = decode_all(await self._reader.read_meta_prefix(META_PREFIX))
+        except StoreError:
+            return False  # kept: read again by the next term
+        return item.check_name not in found and all(c.table.get("key") != item.key for c in found.values())
 
     def _apply(self, term: _Term, item: Item) -> bool:
         """Apply one inbox item; False if it was refused at once (writes fail)."""
@@ -435,6 +451,19 @@ class Node:
         if self._term is None:  # not promoted meanwhile
             self._view = view
             self._publish(view, None)
+
+
+def _drop(term: _Term, item: Item) -> None:
+    log.warning("a standby took a %s for check %s, deleted through the API since; dropped from the inbox",
+                item.op, item.check_name)  # fmt: skip
+    term.in_flight.add(item.id)
+
+    def settled(fut: asyncio.Future[None]) -> None:  # not dropped (writes fail): read again next time
+        term.in_flight.discard(item.id)
+        if not fut.cancelled():
+            fut.exception()
+
+    term.writer.submit(store.Write(inbox_done=[item.id])).add_done_callback(settled)
 
 
 def _check_of(engine: Engine, item: Item) -> Check | None:

@@ -140,7 +140,7 @@ class Engine(Steps):
         `inbox_id`: the inbox row it came from (a cluster's standby took it), deleted in its commit.
         """
         if self.standby is not None:
-            return self._to_inbox(inbox.ping_row(self.standby[0], check.name, check.config.key, [ping], batch=False))
+            return self._to_inbox(inbox.ping_row(self.standby[0], check.config, [ping], batch=False))
         if self.writer.failing:  # the writer's retries and the alive marks find out when writes work again
             return self.writer.refused()
         uid = None if ping.uid is None else scoped(check.id, ping.uid)
@@ -182,7 +182,7 @@ class Engine(Steps):
         standby cannot tell, and says False).
         """
         if self.standby is not None:
-            row = inbox.ping_row(self.standby[0], check.name, check.config.key, list(pings), batch=True)
+            row = inbox.ping_row(self.standby[0], check.config, list(pings), batch=True)
             return self._to_inbox(row), [False] * len(pings)
         if self.writer.failing:
             return self.writer.refused(), []
@@ -316,7 +316,7 @@ class Engine(Steps):
         """`at`: when a standby was asked (its inbox row's time): a ping it took after that, which
         the leader applies after the pause, ends it under resume_on_ping."""
         if self.standby is not None:
-            row = inbox.command_row(self.standby[0], check.name, check.config.key, "pause", "", self.clock.now())
+            row = inbox.command_row(self.standby[0], check.config, "pause", "", self.clock.now())
             return await self._to_inbox(row)
         now = self.clock.now()
         self._apply_held(check, now)  # what came before it is judged first
@@ -328,7 +328,7 @@ class Engine(Steps):
         """`at`: when a standby was asked (its inbox row's time): a failure that came after it counts
         though the leader applies the resume later (CheckState.resumed_at)."""
         if self.standby is not None:
-            row = inbox.command_row(self.standby[0], check.name, check.config.key, "resume", why, self.clock.now())
+            row = inbox.command_row(self.standby[0], check.config, "resume", why, self.clock.now())
             return await self._to_inbox(row)
         now = self.clock.now()
         if check.state.status is states.Status.PAUSED:  # pings held while it was paused apply to the paused check

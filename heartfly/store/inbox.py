@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.states import Event, Kind
 from heartfly.store.pingrecord import PingRecord
 from heartfly.store.rows import InboxRow
@@ -37,20 +38,27 @@ class Item:
     why: str = ""
     at: float | None = None  # when a pause or resume was given (the standby's clock, as its pings')
     key: str | None = None  # the check's ping key, as the standby knew it (none from a Heartfly before it)
+    stored: bool = False  # a check made through the API (or auto-provisioned), not the file's
 
 
-def ping_row(node: str, check_name: str, key: str, pings: list[PingRecord], *, batch: bool) -> InboxRow:
-    body = {"op": "batch" if batch else "ping", "key": key, "pings": [_encode(p) for p in pings]}
-    return (node, check_name, json.dumps(body, separators=(",", ":")))
+def ping_row(node: str, check: CheckConfig, pings: list[PingRecord], *, batch: bool) -> InboxRow:
+    body = {"op": "batch" if batch else "ping", **_whose(check), "pings": [_encode(p) for p in pings]}
+    return (node, check.name, json.dumps(body, separators=(",", ":")))
 
 
 def command_row(
-    node: str, check_name: str, key: str, op: Literal["pause", "resume"], why: str = "", at: float | None = None
+    node: str, check: CheckConfig, op: Literal["pause", "resume"], why: str = "", at: float | None = None
 ) -> InboxRow:
-    body: dict[str, object] = {"op": op, "key": key, "why": why}
+    body: dict[str, object] = {"op": op, **_whose(check), "why": why}
     if at is not None:
         body["at"] = at
-    return (node, check_name, json.dumps(body, separators=(",", ":")))
+    return (node, check.name, json.dumps(body, separators=(",", ":")))
+
+
+def _whose(check: CheckConfig) -> dict[str, object]:
+    """Which check a row is for besides its name, which a rename or a delete through the API may
+    have taken from it by the time the leader reads the row."""
+    return {"key": check.key, "stored": check.origin != "file"}
 
 
 def read(item_id: int, check_name: str, body: str) -> Item:
@@ -59,12 +67,15 @@ def read(item_id: int, check_name: str, body: str) -> Item:
         data = json.loads(body)
         op = data["op"]
         key = str(data["key"]) if "key" in data else None
+        stored = bool(data.get("stored", False))
         if op in ("ping", "batch"):
-            return Item(item_id, check_name, op, tuple(_decode(p) for p in data["pings"]), key=key)
+            return Item(item_id, check_name, op, tuple(_decode(p) for p in data["pings"]), key=key, stored=stored)
         if op in ("pause", "resume"):
             at = data.get("at")  # none from a Heartfly before it
             why = str(data.get("why", ""))
-            return Item(item_id, check_name, op, why=why, at=float(at) if at is not None else None, key=key)
+            return Item(
+                item_id, check_name, op, why=why, at=float(at) if at is not None else None, key=key, stored=stored
+            )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"inbox row {item_id} cannot be read: {exc}") from None
     raise ValueError(f"inbox row {item_id} has an unknown op {op!r} (written by a newer Heartfly?)")
