@@ -676,6 +676,32 @@ async def test_postgresql_restarting_under_load_loses_no_acknowledged_ping_and_o
         assert "Traceback" not in server.log(), server.log()[-3000:]
 
 
+async def test_a_standby_whose_config_differs_from_the_leaders_says_so(tmp_path: Path, database: str) -> None:
+    # Each node its own copy of the file (as on two machines); one reloaded after a change, not the other.
+    copies, key = [tmp_path / "a", tmp_path / "b"], new_key()
+    for folder in copies:
+        folder.mkdir()
+    files = [write(folder, database, every("job", key, "1h")) for folder in copies]
+    servers = [Server(path) for path in files]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+        async with aiohttp.ClientSession() as session:
+            leader, standby = await leader_and_standby(session, servers)
+        path = files[servers.index(leader)]
+        path.write_text(path.read_text() + every("nightly", new_key(), "1d"))
+        leader.signal(signal.SIGHUP)  # the standby answers 404 to nightly's pings, the leader alerts it down
+        said = "config differs from the leader's: the leader watches nightly, which this node's config lacks"
+        assert await asyncio.to_thread(standby.wait_for_log, said, 20), standby.log()[-2000:]
+        assert standby.log().count("config differs from the leader's") == 1  # said once, not every second
+        other = files[servers.index(standby)]
+        other.write_text(path.read_text())
+        standby.signal(signal.SIGHUP)
+        assert await asyncio.to_thread(standby.wait_for_log, "config and the leader's agree again", 10)
+    finally:
+        for s in servers:
+            s.kill()
+
+
 async def test_a_test_alert_asked_of_a_standby_is_refused_naming_the_leader(tmp_path: Path, database: str) -> None:
     checks = '[channels.journal]\ntype = "log"\n' + every("job", new_key(), "1h", 'channels = ["journal"]')
     config = write(tmp_path, database, checks)

@@ -91,6 +91,7 @@ class Engine(Steps):
         self.checkpoint_after = CHECKPOINT_AFTER
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
         self._view = False  # load(view=True): a cluster standby's picture, which tells nothing
+        self.drift: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # a view's (Loading.load)
         self._adopt_holds = False
         self._holds_settled = False
         self._unread: list[Check] = []  # a restart's checks whose stored state is not read yet

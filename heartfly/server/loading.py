@@ -65,6 +65,7 @@ class Loading(ChangeRows):
     _next_outbox_id: int
     _unstored: Unstored
     _removed: dict[str, Removed]
+    drift: tuple[tuple[str, ...], tuple[str, ...]]
     _db: Reader | None
     _new_names: list[str]
     _new_texts: store.NewStateTexts
@@ -144,9 +145,11 @@ class Loading(ChangeRows):
         self._waiting_at_load = []  # checks holding pings for the reorder window (_held_at_load)
         self._pending = {}
         returned: list[Check] = []
+        unwatched: list[str] = []  # in the config, and not watched by whoever wrote the rows
         for name, cfg in self.config.checks.items():
             row = rows.get(name)
             if row is None:
+                unwatched.append(name)
                 check = self._create(cfg, now, statements)
                 stored[check.id] = check.state  # as its INSERT stores it: not written a second time below
             elif isinstance(row, CheckText) and row.removed_at is None:
@@ -156,6 +159,7 @@ class Loading(ChangeRows):
                 check = Check(row.id, cfg, decoded or self._afresh(cfg), ping_id=row.state_ping_id)
                 stored[check.id] = self._bring_to_load(check, decoded, tell=row.removed_at is None)
                 if row.removed_at is not None:
+                    unwatched.append(name)
                     returned.append(check)
             self._add(check)
         gone: list[str] = []
@@ -169,6 +173,8 @@ class Loading(ChangeRows):
                 if not name.startswith(store.TOMBSTONE):  # a check deleted through the API: no news of the config
                     gone.append(name)
         self._log_checks(gone, "is no longer in the config; its history is kept", "are no longer in the config")
+        if view:  # a standby's: which checks the leader watches that its config lacks, and the other way
+            self.drift = (tuple(gone), tuple(unwatched))
         self._log_new()
         for check in returned:  # after the loop above: a replayed flip may look at other checks
             pings = await db.check_pings_after(check.id, check.ping_id)
