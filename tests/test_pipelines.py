@@ -368,6 +368,70 @@ async def test_an_armed_step_survives_a_crash_right_after_its_upstream_started(c
         assert engine.checks["transform"].state.step_due == armed_until
 
 
+async def test_a_reload_that_changes_an_armed_steps_within_moves_its_deadline_with_it(
+    write_config: ConfigWriter,
+) -> None:
+    keys = {"k1": new_key(), "k2": new_key(), "k3": new_key()}
+    config = write_config(PIPELINE.format(**keys))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        started = clock.now()
+        await ping(engine, "extract", Kind.START)
+        clock.advance(60)
+        await engine.apply_config(write_config(PIPELINE.format(**keys).replace('within = "10m"', 'within = "20m"')))
+        assert engine.checks["transform"].state.step_due == started + 1200
+        assert engine.fire_due(started + 600) == 0  # not the old 10 minutes: a false alarm
+        assert engine.fire_due(started + 1200) == 1
+        clock.advance(1200)
+        await ping(engine, "transform", Kind.SUCCESS)
+        await ping(engine, "extract", Kind.START)  # armed again, made shorter: judged at the reload, not before
+        clock.advance(120)
+        await engine.apply_config(write_config(PIPELINE.format(**keys).replace('within = "10m"', 'within = "1m"')))
+        assert engine.checks["transform"].state.step_due == clock.now()
+        assert engine.fire_due(clock.now()) == 1
+    downs = [facts for name, event, facts in alerts(config) if name == "transform" and event == "down"]
+    assert [facts["detail"] for facts in downs] == [
+        "no success within 20 min of extract's start",
+        "no success within 1 min of extract's start",
+    ]
+    assert [facts["at"] for facts in downs] == [started + 1200, clock.now()]
+
+
+async def test_a_restart_after_an_edit_of_an_armed_steps_within_counts_the_new_within(
+    write_config: ConfigWriter,
+) -> None:
+    keys = {"k1": new_key(), "k2": new_key(), "k3": new_key()}
+    config = write_config(PIPELINE.format(**keys))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        started = clock.now()
+        await ping(engine, "extract", Kind.START)
+    clock.advance(60)
+    edited = write_config(PIPELINE.format(**keys).replace('within = "10m"', 'within = "20m"'))
+    async with running(edited, clock) as engine:
+        state = engine.checks["transform"].state
+        assert state.step_due == started + 1200
+        assert engine.fire_due(started + 600 + state.slack) == 0
+
+
+async def test_a_reload_that_changes_what_a_step_follows_disarms_what_the_old_upstream_armed(
+    write_config: ConfigWriter,
+) -> None:
+    keys = {"k1": new_key(), "k2": new_key(), "k3": new_key()}
+    config = write_config(PIPELINE.format(**keys))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(60)
+        edited = PIPELINE.format(**keys).replace('after = "extract"\n', 'after = "extract.success"\n')
+        await engine.apply_config(write_config(edited))
+        assert engine.checks["transform"].state.step_due is None  # extract has not succeeded
+        assert engine.fire_due(clock.now() + 600) == 0
+        await ping(engine, "extract", Kind.SUCCESS)
+        assert engine.checks["transform"].state.step_due == clock.now() + 600
+    assert alerts(config) == []
+
+
 async def test_a_success_without_a_start_arms_the_step_after_a_success_waiting_out_the_reorder_window(
     write_config: ConfigWriter,
 ) -> None:

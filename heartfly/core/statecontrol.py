@@ -78,11 +78,13 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     # The same due time keeps its downtime extension (the slack): a restart's load recomputes
     # every due time, and the next restart must not take back what the last one extended.
     moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
+    step_due = _step_due(check, st, now, old)
     if (
         old is None
         and due is not None
         and not moved
         and (check.after is not None or (st.step_due is None and st.step_since is None))
+        and step_due == st.step_due
         and not (st.status is Status.LATE and st.due_at + st.slack > now)
     ):
         # Nothing moves (every check at a restart, nearly): the state itself, not a copy to compare.
@@ -94,12 +96,28 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         set_due(check, new, due, now)
     if rebased:
         new.anchor = now  # the schedule counts from the change: a restart recomputes the same due time
-    if check.after is None:
-        new.step_due = new.step_since = None
+    new.step_due = step_due
+    if step_due is None:
+        new.step_since = None
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
         set_status(new, on_time, None, now, now)
     return Step(new, flip_of(st, new, now, None, "its due time moved ahead with a config reload"))
+
+
+def _step_due(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None) -> float | None:
+    """An armed step's deadline under the new config: counted from its upstream's event with the
+    new `within` (the alert says "within" that), but not made due before the change when the old
+    one was not; disarmed if it follows another check or event now (what armed it no longer does).
+    A step armed by its upstream's recovery (arm_folded: no `step_since`) is due as it was."""
+    if check.after is None or check.within is None:
+        return None
+    if st.step_due is None or st.step_since is None:
+        return st.step_due
+    if old is not None and (old.after, old.after_trigger) != (check.after, check.after_trigger):
+        return None
+    due = st.step_since + check.within
+    return due if due >= st.step_due else max(due, min(st.step_due, now))
 
 
 def _schedule_of(check: CheckConfig) -> tuple[object, ...]:
