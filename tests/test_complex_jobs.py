@@ -138,6 +138,15 @@ def test_a_fan_in_run_short_at_its_deadline_is_incomplete_and_names_the_missing_
     assert step.flip is not None and step.flip.detail == "1 of 3 successes arrived; missing: w1, w3"
 
 
+def test_a_member_not_listed_in_members_does_not_complete_a_batch_a_listed_member_never_reported_to() -> None:
+    cfg = check(expect=3, members=("w1", "w2", "w3"), grace=120)
+    batch = [ev(Kind.SUCCESS, 10, "b", member="w1"), ev(Kind.SUCCESS, 20, "b", member="w2")]
+    st = feed(cfg, initial_state(cfg, T0), *batch, ev(Kind.SUCCESS, 30, "b", member="w9")).state
+    assert st.status is Status.RUNNING and st.runs["b"].successes == 2 and st.last_success_at is None
+    step = advance(cfg, st, T0 + 130)
+    assert step.flip is not None and step.flip.detail == "2 of 3 successes arrived; missing: w3"
+
+
 def test_without_configured_members_the_missing_ones_come_from_the_last_complete_run() -> None:
     cfg = check(expect=2, grace=60)
     st = feed(

@@ -165,12 +165,16 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
 def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:
     """Count one worker's success; the completed run once `expect` have arrived, else None.
 
-    A member reporting twice counts once (a retried worker must not complete a run alone).
+    A member reporting twice counts once (a retried worker must not complete a run alone), and
+    with `members` listed, a name not among them counts not at all (a stray or misnamed worker
+    must not complete a batch that a listed member never reported to).
     """
     assert check.expect is not None
     rid = ev.run_id or IMPLICIT_RUN
     if rid in st.closed_runs:
         return None  # a straggler of a batch already complete, given up or failed: recorded, not counted
+    if ev.member is not None and check.members and ev.member not in check.members:
+        return None
     run = st.runs.get(rid) or Run(ev.at, ev.at)
     if ev.member is not None and ev.member in run.members:
         return None
