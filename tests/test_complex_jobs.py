@@ -120,6 +120,27 @@ def test_a_run_that_is_late_to_start_then_stalls_then_would_overrun_reports_the_
 # ---- fan-in -----------------------------------------------------------------------------------
 
 
+def test_a_run_still_open_when_its_check_went_down_ends_at_its_limit_and_the_next_good_run_recovers_the_check() -> None:
+    cfg = check(every=HOUR, max_runtime=600)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0, "a"), ev(Kind.START, 1, "b"), ev(Kind.FAIL, 2, "a")).state
+    step = advance(cfg, st, T0 + 601)  # b overran while the check was down: recorded, the down stands
+    assert step.flip is None and (step.state.status, step.state.reason) == (Status.DOWN, Reason.FAILED)
+    assert [(r.run_id, r.outcome) for r in step.ended] == [("b", "overrun")] and not step.state.runs
+    step = feed(cfg, step.state, ev(Kind.START, 700, "c"), ev(Kind.SUCCESS, 701, "c"))
+    assert step.flip is not None and (step.flip.old, step.flip.new) == (Status.DOWN, Status.UP)
+
+
+def test_a_batch_open_when_another_batchs_worker_failed_does_not_keep_the_check_down_after_a_complete_batch() -> None:
+    cfg = check(expect=2, max_runtime=600)
+    batches = [ev(Kind.SUCCESS, 0, "a", member="w1"), ev(Kind.SUCCESS, 1, "b", member="w1")]
+    st = feed(cfg, initial_state(cfg, T0), *batches, ev(Kind.FAIL, 2, "a", member="w2")).state
+    assert (st.status, st.reason) == (Status.DOWN, Reason.FAILED)
+    late = [ev(Kind.SUCCESS, 700, "c", member="w1"), ev(Kind.SUCCESS, 701, "c", member="w2")]
+    step = feed(cfg, st, *late)  # batch b's limit passed meanwhile: recorded as incomplete, told by nobody
+    assert step.flip is not None and (step.flip.old, step.flip.new) == (Status.DOWN, Status.UP)
+    assert step.state.status is Status.UP and not step.state.runs
+
+
 def test_a_fan_in_run_is_complete_when_n_successes_share_its_run_id() -> None:
     cfg = check(expect=3, max_runtime=600)
     st = initial_state(cfg, T0)

@@ -64,8 +64,11 @@ def next_timer(check: CheckConfig, st: CheckState) -> Deadline | None:
         if st.folded and st.step_due is not None:
             # A step whose down was folded into its upstream's alert, armed again: judged on its
             # own (told, if its upstream is up by then), or nobody would hear it never ran.
-            return _earlier(remind, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
-        return remind
+            remind = _earlier(remind, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
+        # A run open while down still ends at its limit (recorded; the down stands): left open, it
+        # would fire once a later run's success brought the check up, and take it down again.
+        run = _run_deadline(check, st)
+        return remind if run is None else _earlier(remind, run)
     if st.status is _PAUSED:
         return None
     best: Deadline | None = None
@@ -76,14 +79,21 @@ def next_timer(check: CheckConfig, st: CheckState) -> Deadline | None:
             best = Deadline(st.due_at + st.slack, _DL_LATE if check.grace > 0 else _DL_MISSED)
     if st.step_due is not None:
         best = _earlier(best, Deadline(st.step_due + st.slack, DeadlineKind.STEP))
+    run = _run_deadline(check, st)
+    return best if run is None else _earlier(best, run)
+
+
+def _run_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
+    """The earliest limit of the open runs: an overrun, an incomplete batch or a stall."""
+    best: Deadline | None = None
     if st.runs:
         if check.expect is not None:
             limit = check.max_runtime if check.max_runtime is not None else check.grace
             first = min(run.started_at for run in st.runs.values())
-            best = _earlier(best, Deadline(first + limit + st.slack, DeadlineKind.INCOMPLETE))
+            best = Deadline(first + limit + st.slack, DeadlineKind.INCOMPLETE)
         elif check.max_runtime is not None:
             first = min(run.started_at for run in st.runs.values())
-            best = _earlier(best, Deadline(first + check.max_runtime + st.slack, DeadlineKind.OVERRUN))
+            best = Deadline(first + check.max_runtime + st.slack, DeadlineKind.OVERRUN)
         if check.stall is not None:
             quiet = min(run.active_at for run in st.runs.values())
             best = _earlier(best, Deadline(quiet + check.stall + st.slack, DeadlineKind.STALL))
