@@ -312,3 +312,29 @@ async def test_a_folded_step_told_down_by_its_own_failure_recovers_once_with_its
     told = [(e, f["reason"], f["down_for"]) for n, e, f in alerts(config) if n == "transform"]
     assert [(e, reason) for e, reason, _ in told] == [("down", "failed"), ("recovery", None)]
     assert float(str(told[-1][2])) >= 3720  # down since its folded miss, not since its failure
+
+
+async def test_a_spooled_upstream_run_replayed_as_a_batch_leaves_its_step_the_reorder_window_for_its_own_replay(
+    write_config: ConfigWriter,
+) -> None:
+    # `heartfly run` replays a spool as a batch: transform's own spooled success comes right behind
+    # extract's batch, and must find transform not down yet (a batch judges only its own check at once).
+    pipeline = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    clock = FakeClock()
+    async with running(pipeline, clock) as engine:
+        clock.advance(3600)
+        t = clock.now()
+        spool = [Event(Kind.START, t - 1800, "r1"), Event(Kind.SUCCESS, t - 1500, "r1")]
+        done, _ = engine.record_batch(engine.checks["extract"], [PingRecord(e, received_at=t) for e in spool])
+        await done
+        assert engine.checks["transform"].state.status is Status.NEW  # its deadline, t - 1200, waits
+        clock.advance(1)
+        engine.fire_due(clock.now())
+        done, _ = engine.record_batch(
+            engine.checks["transform"], [PingRecord(Event(Kind.SUCCESS, t - 1600), clock.now())]
+        )
+        await done
+        tick(engine, clock, 1, 10)
+        after = engine.checks["transform"].state
+        assert after.status is Status.UP
+    assert [(name, event) for name, event, _ in alerts(pipeline) if name == "transform"] == []

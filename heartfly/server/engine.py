@@ -310,7 +310,9 @@ class Engine(Steps):
         old = check.state
         steps, fires_at = states.receive_timed(check.config, old, event, now, window, batch=batch)
         check.state = steps[-1].state
-        armed = self._arm_steps(check, old, event, steps, now, window) if arm else []
+        # A batch's window (0) is for its own check's pings, all in it; a step's own replayed pings
+        # are not, and may be right behind it: a deadline it leaves a step in the past waits for them.
+        armed = self._arm_steps(check, old, event, steps, now, states.REORDER_WINDOW) if arm else []
         return steps, armed, fires_at
 
     async def pause(self, check: Check, inbox_id: int | None = None, at: float | None = None) -> None:
