@@ -513,3 +513,19 @@ def test_history_of_a_database_of_another_schema_version_is_one_line_naming_it_n
     )
     assert done.stderr.count("\n") == 1, done.stderr
     assert heartfly("status", "-c", str(config)).returncode == 0  # reads what every version has
+
+
+def test_status_shows_an_armed_pipeline_steps_deadline_as_its_due_time(tmp_path: Path) -> None:
+    path, key = tmp_path / "hb.toml", new_key()
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.extract]\nkey = "{key}"\nevery = "1h"\n'
+        f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "2h"\n'
+    )
+    with Server(path) as server:
+        assert heartfly("status", "-c", str(path)).stdout.splitlines()[2].endswith("-")  # not armed: no due time
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/start", method="POST"), timeout=10)
+        due = api(server, "/api/v1/checks/transform")["step_due_at"]
+        table = heartfly("status", "-c", str(path))
+    row = table.stdout.splitlines()[2]
+    assert row.startswith("transform") and row.endswith(due.replace("T", " ")[:19] + "Z"), table.stdout

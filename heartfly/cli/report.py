@@ -281,7 +281,7 @@ def format_status(
             i["name"],
             i["state"] + (f" ({i['reason']})" if i["reason"] else "") + _until(i.get("paused_until"), tz),
             _short(i["last_ping_at"], tz),
-            _short(i["due_at"], tz),
+            _short(i["due_at"] or i.get("step_due_at"), tz),  # an armed pipeline step: when it must succeed
         )
         for i in items
     ]
