@@ -191,8 +191,11 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
 
 
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
+    members: tuple[str, ...] = ()
     if check.expect is not None and ev.run_id is not None:
         close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
+        batch = st.runs.get(ev.run_id)
+        members = () if batch is None else batch.members  # its run row says who had succeeded
     started = close_run(st, ev.run_id, ev.at, now)
     taken = taken_over(check, st, ev, now, window) if started is None else None
     if taken is not None:
@@ -205,7 +208,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
     if started is not None:
         ended.append(
-            RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, (), taken)
+            RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, members, taken)
         )
     note_orphan(st, ev, now, started, RunOutcome.FAIL, kept(window))
     if newest:
