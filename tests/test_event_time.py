@@ -749,19 +749,25 @@ def test_a_recovery_whose_ping_came_after_the_next_runs_start_is_up_then_running
     assert raced.st.changed_at == NOW - 0.7 and raced.st.told_at == NOW - 1.5
 
 
-def test_a_success_whose_start_comes_after_an_end_that_closed_a_run_is_paired_with_it() -> None:
+@pytest.mark.parametrize("order", [[2, 3, 1, 0], [2, 3, 0, 1]], ids=["start-last", "success-last"])
+def test_a_success_whose_start_comes_after_an_end_that_closed_a_run_is_paired_with_it(order: list[int]) -> None:
     # The failure closed the newer run; the success, arriving after it, closed none: its own
-    # start, arriving last, is paired with it (too fast), as in event order.
+    # start, arriving before or after it, is paired with it (too fast), as in event order: two
+    # failures in a row, down.
     events = [
         ev(Kind.START, NOW - 2.3),
         ev(Kind.SUCCESS, NOW - 1.8),
         ev(Kind.START, NOW - 1.7),
         ev(Kind.FAIL, NOW - 0.2),
     ]
-    in_order, raced = after_a_success_in_order_and_raced(events, [2, 3, 1, 0], min_runtime=1.0, failures_before_alert=2)
+    in_order, raced = after_a_success_in_order_and_raced(events, order, min_runtime=1.0, failures_before_alert=2)
     for log in (in_order, raced):
         log.tick(NOW + REORDER_WINDOW)
-    assert sorted((r.started_at, r.outcome) for r in raced.runs) == [(NOW - 2.3, "too_fast"), (NOW - 1.7, "fail")]
+    assert sorted((r.started_at, r.ended_at, r.outcome) for r in raced.runs) == [
+        (NOW - 2.3, NOW - 1.8, "too_fast"),
+        (NOW - 1.7, NOW - 0.2, "fail"),
+    ]
+    assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 0.2)]
 
 
 @pytest.mark.parametrize(
@@ -824,25 +830,6 @@ def test_a_success_its_late_start_shows_too_fast_joins_the_newer_failure_in_a_st
     for log in (in_order, raced):
         log.tick(NOW + REORDER_WINDOW)
     assert raced.downs == in_order.downs == [] and raced.st.failures == in_order.st.failures == 2
-
-
-def test_a_start_older_than_the_newest_end_is_closed_by_an_end_between_them_that_comes_after_it() -> None:
-    # In event order: a run too fast (one failure), the next run's failure (two in a row): down.
-    # The start of the first run came after the failure, and its success came last.
-    events = [
-        ev(Kind.START, NOW - 2.3),
-        ev(Kind.SUCCESS, NOW - 1.8),
-        ev(Kind.START, NOW - 1.7),
-        ev(Kind.FAIL, NOW - 0.2),
-    ]
-    in_order, raced = after_a_success_in_order_and_raced(events, [2, 3, 0, 1], min_runtime=1.0, failures_before_alert=2)
-    for log in (in_order, raced):
-        log.tick(NOW + REORDER_WINDOW)
-    assert [(f.new, f.at) for f in raced.downs] == [(f.new, f.at) for f in in_order.downs] == [(Status.DOWN, NOW - 0.2)]
-    assert sorted((r.started_at, r.ended_at, r.outcome) for r in raced.runs) == [
-        (NOW - 2.3, NOW - 1.8, "too_fast"),
-        (NOW - 1.7, NOW - 0.2, "fail"),
-    ]
 
 
 def test_where_a_duration_is_judged_a_success_between_racing_failures_without_its_start_ends_an_untold_count() -> None:
