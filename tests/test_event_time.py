@@ -832,6 +832,22 @@ def test_a_success_its_late_start_shows_too_fast_joins_the_newer_failure_in_a_st
     assert raced.downs == in_order.downs == [] and raced.st.failures == in_order.st.failures == 2
 
 
+@pytest.mark.parametrize("next_start", [False, True], ids=["its_start_lost", "its_start_after_it"])
+def test_a_start_older_than_the_newest_end_is_not_closed_by_the_next_runs_end(next_start: bool) -> None:
+    # A run's start ping came 5.5 s late, after its own success; the next run's success came
+    # 0.5 s later, before that run's start (or without one). The late start's run is over: the
+    # next run's success did not close it (a 7 s run would break the assertion: a false alarm).
+    log = job(every=HOUR, assertions=(parse_assertion("duration < 5s"),))
+    log.arrive(NOW + 1, ev(Kind.SUCCESS, NOW + 1))
+    log.arrive(NOW + 6.5, ev(Kind.START, NOW))
+    log.arrive(NOW + 7, ev(Kind.SUCCESS, NOW + 7))
+    if next_start:
+        log.arrive(NOW + 7.2, ev(Kind.START, NOW + 6))
+    log.tick(NOW + 30)
+    assert log.downs == [] and log.st.status is Status.UP
+    assert [(r.started_at, r.ended_at) for r in log.runs] == ([(NOW + 6, NOW + 7)] if next_start else [])
+
+
 def test_where_a_duration_is_judged_a_success_between_racing_failures_without_its_start_ends_an_untold_count() -> None:
     # failures_before_alert = 3: the two failures told nothing, and in event order the success
     # between them reset the count. Left at two, the next failure alone would tell a down.

@@ -111,5 +111,11 @@ def close_superseded(st: CheckState, at: float, now: float) -> float | None:
         return None
     live = tuple((started, until) for started, until in st.superseded if until >= now)
     match = max((started for started, _ in live if started <= at), default=None)  # the latest before it
+    if match is not None and st.last_end_at is not None and at >= st.last_end_at and (st.last_start_at or 0) <= match:
+        # A start older than the newest end that no newer start superseded: its run was over at
+        # that end (the first end after it closed it, whatever ended it), so an end newer than
+        # that one (the next run's, its start not come) never closed it.
+        st.superseded = live
+        return None
     st.superseded = tuple(s for s in live if s[0] != match)
     return match
