@@ -816,6 +816,23 @@ def test_a_failure_overtaken_by_two_successes_is_told_down_then_up_as_of_the_fir
     assert raced.st.status is Status.UP
 
 
+def test_a_start_arriving_after_three_ends_that_closed_nothing_pairs_with_the_first_after_it() -> None:
+    # Newest first: a failure, then two successes, then their run's start. In event order the
+    # start's run ended at the older success (0.9 s: within `duration < 1s`), not at the newer.
+    events = [
+        ev(Kind.START, NOW - 3.3),
+        ev(Kind.SUCCESS, NOW - 2.4),
+        ev(Kind.SUCCESS, NOW - 1.7),
+        ev(Kind.FAIL, NOW - 0.1),
+    ]
+    rules = {"assertions": (parse_assertion("duration < 1s"),), "failures_before_alert": 2}
+    in_order, raced = after_a_success_in_order_and_raced(events, [3, 2, 1, 0], **rules)
+    for log in (in_order, raced):
+        log.tick(NOW + REORDER_WINDOW)
+    assert [(r.started_at, r.ended_at, r.outcome) for r in raced.runs] == [(NOW - 3.3, NOW - 2.4, "success")]
+    assert raced.downs == in_order.downs == []
+
+
 def test_a_success_its_late_start_shows_too_fast_joins_the_newer_failure_in_a_streak() -> None:
     # In event order: a run too fast (one failure), then a failure (two in a row): down. The
     # pings came newest first; the start, last, shows the success was a failure too.

@@ -140,6 +140,7 @@ ANY_STATE = st.builds(
     orphan_prev=st.one_of(st.none(), st.tuples(INSTANT, INSTANT, OUTCOME, EXIT, st.one_of(st.none(), TEXT))),
     streak_ats=st.lists(INSTANT, max_size=3).map(tuple),
     held_over=st.lists(st.tuples(INSTANT, INSTANT, INSTANT), max_size=2).map(tuple),
+    orphan_older=st.lists(st.tuples(INSTANT, INSTANT, OUTCOME, EXIT, st.none()), max_size=2).map(tuple),
 )  # fmt: skip
 JSON_MODULE = json.JSONEncoder(separators=(",", ":"))
 
@@ -227,3 +228,8 @@ def test_a_ping_queued_behind_a_waiting_success_is_stored_and_a_state_from_befor
     assert text.count("1000.0,null,null,null,null,1000.0,null]") == 1
     older = decode_state(text.replace("1000.0,null,null,null,null,1000.0,null]", "1000.0,null,null,null,null,1000.0]"))
     assert older == st
+
+
+def test_a_states_older_orphan_ends_are_read_back_as_they_were_stored() -> None:
+    state = CheckState(orphan_older=((5.0, 6.0, RunOutcome.SUCCESS, None, None), (7.0, 8.0, RunOutcome.FAIL, 3, None)))
+    assert decode_state(encode_state(state)) == state

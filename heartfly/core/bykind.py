@@ -61,9 +61,10 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
             st.runs[rid] = open_run._replace(active_at=ev.at)
         return ""
     orphan = st.orphan_end if st.orphan_end is not None and st.orphan_end[4] == ev.run_id else None
-    prev = st.orphan_prev
-    if prev is not None and ev.run_id is None and ev.at <= prev[0] and now - prev[1] <= window:
-        orphan = prev  # the older of two ends that closed nothing: the one that closes it in event order
+    if ev.run_id is None and (st.orphan_prev is not None or st.orphan_older):
+        # The first of the older ends that closed nothing after it: the one that closes it in event order.
+        ends = (*st.orphan_older, st.orphan_prev) if st.orphan_prev is not None else st.orphan_older
+        orphan = next((o for o in ends if ev.at <= o[0] and now - o[1] <= window), orphan)
     raced = orphan is not None and now - orphan[1] <= window
     # Its own end came first and closed nothing: within the reorder window they raced (with a run
     # id whatever the times say, as _close_run pairs them); an older start is history after it.

@@ -193,6 +193,8 @@ def pair_raced(
     duration = end_at - ev.at if end_at >= ev.at else None
     if orphan is st.orphan_prev:
         st.orphan_prev = None
+    elif orphan in st.orphan_older:
+        st.orphan_older = tuple(o for o in st.orphan_older if o is not orphan)
     else:
         st.orphan_end = None
     timed(st, duration, end_at)

@@ -59,26 +59,43 @@ def note_orphan(
     st: CheckState, ev: Event, now: float, started: float | None, outcome: RunOutcome, window: float
 ) -> None:
     """Remember the newest end that closed no run (see CheckState.orphan_end), and, without run
-    ids, an older one that closed none either (CheckState.orphan_prev), while a start may still
-    use it: `window` from its arrival, the widest reorder window a later event may apply."""
+    ids, the older ones that closed none either (CheckState.orphan_prev, orphan_older), while a
+    start may still use them: `window` from their arrival, the widest reorder window a later
+    event may apply."""
     newest = st.last_end_at is None or ev.at >= st.last_end_at
     if started is not None:
         if newest:
             st.orphan_end = st.orphan_prev = None
+            st.orphan_older = ()
         return
     orphan = (ev.at, now, outcome, ev.exit_status, ev.run_id)
     if ev.run_id is not None:
         if newest:
-            st.orphan_end, st.orphan_prev = orphan, None
+            st.orphan_end, st.orphan_prev, st.orphan_older = orphan, None, ()
         return
-    if newest:  # the older orphan stays behind it, for a start older than both (orphan_prev)
+    if newest:  # the older orphans stay behind it, for a start older than them (orphan_prev)
         last = st.orphan_end
         # One whose window is over would be dropped by the next event before anything reads it:
         # not kept till then (a check pinged without starts holds it between every two pings).
+        _keep_older(st, st.orphan_prev, now, window)
         st.orphan_prev = last if last is not None and last[4] is None and now - last[1] <= window else None
         st.orphan_end = orphan
     elif st.orphan_prev is None or ev.at > st.orphan_prev[0]:  # the newest closed a run, or none either
+        _keep_older(st, st.orphan_prev, now, window)
         st.orphan_prev = orphan
+    else:
+        _keep_older(st, orphan, now, window)
+
+
+def _keep_older(
+    st: CheckState, orphan: tuple[float, float, RunOutcome, int | None, str | None] | None, now: float, window: float
+) -> None:
+    """An orphan end older than the one orphan_prev keeps, among the two oldest kept (a start
+    older than both belongs to the older: the first end after it)."""
+    kept = tuple(o for o in st.orphan_older if now - o[1] <= window)
+    if orphan is not None and orphan[4] is None and now - orphan[1] <= window:
+        kept = tuple(sorted((*kept, orphan), key=lambda o: o[0]))[:2]
+    st.orphan_older = kept
 
 
 def close_fan_in(st: CheckState, rid: str) -> None:

@@ -263,6 +263,8 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
         new.paired_end = None
     if new.orphan_prev is not None and now - new.orphan_prev[1] > kept(window):
         new.orphan_prev = None
+    if new.orphan_older:
+        new.orphan_older = tuple(o for o in new.orphan_older if now - o[1] <= kept(window))
     if new.early_activity:
         new.early_activity = tuple(e for e in new.early_activity if now - e[2] <= kept(window))
     ended: list[RunEnd] = []

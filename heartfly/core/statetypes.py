@@ -228,6 +228,9 @@ class CheckState:
     # failure dated before it (sent while the check was paused, arriving after) counts as one that
     # came during the pause would have, not at all.
     resumed_at: float = 0.0
+    # Ends without run id older than orphan_prev that closed nothing either, oldest first (two at
+    # most): a start older than them all belongs to the oldest, as in event order.
+    orphan_older: tuple[tuple[float, float, RunOutcome, int | None, str | None], ...] = ()
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -296,6 +299,8 @@ class CheckState:
         if st.orphan_prev is not None:
             at, arrived, outcome, exit_status, prev_rid = st.orphan_prev
             st.orphan_prev = (at, arrived, _member(RunOutcome, outcome), exit_status, prev_rid)
+        if "orphan_older" in data:
+            st.orphan_older = tuple((o[0], o[1], _member(RunOutcome, o[2]), o[3], o[4]) for o in st.orphan_older)
         if st.paired_end is not None:
             started, ended, until, outcome, exit_status, broken = st.paired_end
             st.paired_end = (started, ended, until, _member(RunOutcome, outcome), exit_status, broken)
@@ -318,6 +323,7 @@ class CheckState:
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
+            self.orphan_older,
         )  # fmt: skip
 
 
