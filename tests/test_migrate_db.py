@@ -155,14 +155,18 @@ def test_bad_arguments_are_one_clear_line(tmp_path: Path, args: tuple[str, str],
     assert not (tmp_path / "copy.db").exists()  # a FROM refused leaves no empty TO behind
 
 
-def test_a_sqlite_target_of_another_program_is_refused_and_left_alone(tmp_path: Path, filled: Path) -> None:
+@pytest.mark.parametrize("user_version", [0, 2], ids=["unset", "its-own"])
+def test_a_sqlite_target_of_another_program_is_refused_and_left_alone(
+    tmp_path: Path, filled: Path, user_version: int
+) -> None:
     # A mistyped TO naming another program's database: Heartfly's tables were added to it, its
     # journal mode made WAL and its user_version (that program's own migrations read it) set.
+    # One numbering its own schema in user_version (2) was given Heartfly's migrations from 3 on.
     other = tmp_path / "grafana.db"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT)")
         conn.execute("INSERT INTO dashboard (title) VALUES ('ops')")
-        conn.execute("PRAGMA user_version = 0")
+        conn.execute(f"PRAGMA user_version = {user_version}")
     before = other.read_bytes()
     result = heartfly("migrate-db", str(filled), str(other), timeout=60)
     assert result.returncode == 1

@@ -86,12 +86,18 @@ def test_an_unwritable_database_path_is_a_clear_error(tmp_path: Path) -> None:
     assert "error: cannot open database" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_another_programs_sqlite_database_is_refused_at_the_start_and_left_as_it_was(tmp_path: Path) -> None:
+@pytest.mark.parametrize("user_version", [0, 2, 99], ids=["unset", "set-low", "set-high"])
+def test_another_programs_sqlite_database_is_refused_at_the_start_and_left_as_it_was(
+    tmp_path: Path, user_version: int
+) -> None:
     # A `database` naming another program's file: Heartfly's tables were added to it, its journal
     # mode made WAL and its user_version, which that program's own migrations read, set to 9.
+    # Many programs number their own schema in user_version too: one at 2 was given Heartfly's
+    # migration 3 (outbox, alert_attempts) before migration 4 failed on its missing `pings`.
     other = tmp_path / "grafana.db"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT)")
+        conn.execute(f"PRAGMA user_version = {user_version}")
     before = other.read_bytes()
     config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
     config.write_text(config.read_text().replace('database = "hb.db"', f'database = "{other}"'))

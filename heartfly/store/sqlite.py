@@ -92,12 +92,19 @@ async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     return db
 
 
+# Made by Heartfly's first migration, with user_version 1, in one transaction; kept by every version
+# since (only these two: a newer version's file, a rollback, must still be told apart as newer).
+_OWN_TABLES = frozenset({"checks", "meta"})
+
+
 def foreign_tables(conn: sqlite3.Connection) -> str:
-    """The tables, listed, of a database Heartfly never migrated (user_version 0; each migration
-    sets it in its own transaction): another program's file. Empty for a new or Heartfly's file."""
-    if int(conn.execute("PRAGMA user_version").fetchone()[0]):
-        return ""
+    """The tables, listed, of another program's database: tables, but not those Heartfly's first
+    migration made (with user_version, in one transaction), or no user_version. Other programs
+    number their schema in user_version too: one at 2 would be given Heartfly's migrations from 3
+    on. Empty for a new or Heartfly's file."""
     names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    if not names or (int(conn.execute("PRAGMA user_version").fetchone()[0]) and set(names) >= _OWN_TABLES):
+        return ""
     return ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
 
 
