@@ -279,14 +279,17 @@ def test_a_database_that_is_not_heartflys_is_a_one_line_error(tmp_path: Path, ki
 
 HTML_PAGE = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 14\r\n\r\n<h1>nginx</h1>"
 NOT_FOUND_PAGE = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 14\r\n\r\n<h1>nginx</h1>"
+# A web server's bare 404 (Caddy's `respond 404`, a Go handler's WriteHeader): "the server answered 404: None".
+EMPTY_404 = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 # Another JSON API: pause said "paused nightly" (exit 0); the others were a traceback (KeyError).
 JSON_ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
 
 
 @pytest.mark.parametrize(
     "answer",
-    [b"SSH-2.0-OpenSSH_9.6\r\n", HTML_PAGE, NOT_FOUND_PAGE, JSON_ANSWER],
-    ids=["not-http", "an-html-page", "an-html-404", "another-json-api"],  # the 404: "the server answered 404: None"
+    [b"SSH-2.0-OpenSSH_9.6\r\n", HTML_PAGE, NOT_FOUND_PAGE, EMPTY_404, JSON_ANSWER],
+    # the 404s: "the server answered 404: None"
+    ids=["not-http", "an-html-page", "an-html-404", "an-empty-404", "another-json-api"],
 )
 @pytest.mark.parametrize("command", [["reload"], ["pause", "nightly"], ["resume", "nightly"], ["test-alert", "log"]])
 def test_another_program_at_the_servers_address_is_a_one_line_error(

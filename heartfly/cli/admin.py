@@ -54,8 +54,8 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         try:
-            body = json.loads(exc.read() or b"null")
-        except ValueError:
+            body = json.loads(exc.read())
+        except ValueError:  # not JSON, or nothing: Heartfly's own refusals always say why
             if exc.code >= 500:  # Heartfly's own failure (aiohttp's page for an unexpected error)
                 return exc.code, None
             # Heartfly's API words every refusal in JSON: a web server's error page, say
