@@ -325,6 +325,52 @@ def test_another_program_at_the_servers_address_is_a_one_line_error(
     assert "is another program listening there?" in result.stderr
 
 
+@pytest.mark.parametrize("redirect", [301, 302, 303])
+def test_a_redirect_at_the_servers_address_is_not_followed_and_the_api_token_goes_nowhere_else(
+    tmp_path: Path, redirect: int
+) -> None:
+    # Another web server on the port (nginx's `return 301 https://...`): urllib followed it, as a GET
+    # with the Authorization header, so the API token went to whatever host Location named.
+    import http.server
+
+    seen: list[str] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"{self.path} {self.headers.get('Authorization')}")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"name": "nightly", "state": "paused", "config": "x", "checks": 1}')
+
+        def do_POST(self) -> None:
+            self.send_response(redirect)
+            self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_address[1]}/stolen")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=elsewhere.serve_forever, daemon=True).start()
+    try:
+        path = tmp_path / "hb.toml"
+        path.write_text(
+            f'[server]\nlisten = "127.0.0.1:{elsewhere.server_address[1]}"\ndatabase = "hb.db"\n'
+            f'api_token_file = "token"\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+        )
+        (tmp_path / "token").write_text("t" * 32)
+        results = [heartfly(*args, "-c", str(path)) for args in (["pause", "nightly"], ["reload"])]
+    finally:
+        elsewhere.shutdown()
+        elsewhere.server_close()
+    assert seen == []
+    for result in results:
+        assert result.returncode == 1, result.stdout
+        assert f"answered {redirect} without Heartfly's JSON: is another program listening there?" in result.stderr
+
+
 def test_reload_with_a_new_key_file_that_cannot_be_made_is_refused_naming_the_setting(
     running: tuple[Server, Path],
 ) -> None:

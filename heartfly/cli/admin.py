@@ -13,9 +13,18 @@ from heartfly.core.addresses import parse_listen
 from heartfly.core.config import Config
 from heartfly.core.listen import ENV
 
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Heartfly's API never redirects; urllib would follow another program's (nginx's `return 301`)
+    as a GET with the Authorization header, to whatever host Location names. The 3xx is the answer."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 # The server is on this host: a proxy from the environment (http_proxy, a company's, for downloads)
 # would get the API token and cannot reach our 127.0.0.1 anyway.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
 
 
 class AdminError(Exception):
