@@ -131,6 +131,10 @@ def test_a_downgrade_keeps_the_copy_of_the_database_taken_before_the_upgrade(tmp
     assert copy.read_text() == "as 0.1.0 left it"
     assert "saved the database" in preinst("upgrade", "0.1.0-1", "0.2.0-1")  # an upgrade
     assert copy.read_text() == "migrated by 0.2.0"
-    preinst("upgrade", "0.2.0-1", "0.2.0-1")  # the same version again: a fresh copy
-    preinst("upgrade", "0.1.0-1")  # a dpkg older than 1.18.5 passes no new version: as before
-    assert copy.read_text() == "migrated by 0.2.0"
+    # (The database changes before each step: a copy kept instead of saved would show.)
+    (lib / "heartfly.db").write_text("0.2.0 a day later")
+    assert "saved the database" in preinst("upgrade", "0.2.0-1", "0.2.0-1")  # the same version again
+    assert copy.read_text() == "0.2.0 a day later"  # a fresh copy
+    (lib / "heartfly.db").write_text("0.2.0 a week later")
+    assert "saved the database" in preinst("upgrade", "0.1.0-1")  # a dpkg older than 1.18.5 passes no new version
+    assert copy.read_text() == "0.2.0 a week later"  # as before: a fresh copy
