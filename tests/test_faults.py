@@ -356,6 +356,40 @@ async def test_a_database_folder_moved_away_with_a_file_in_its_place_refuses_pin
         assert f"{database} was removed or replaced" in await ready.text()
 
 
+def damage(database: Path, index: str) -> None:
+    """Overwrite the head of `index`'s first page, as a failing disk or a stray write might: the
+    file still opens, and only a write into that index finds it damaged."""
+    with closing(sqlite3.connect(database)) as db:
+        page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+        root = int(db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (index,)).fetchone()[0])
+    with database.open("r+b") as out:
+        out.seek((root - 1) * page_size)
+        out.write(b"\xff" * 16)
+
+
+async def test_a_database_found_damaged_by_a_ping_refuses_pings_and_fails_readiness_until_mended(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every ping's commit failed on the damaged index, but the empty retry after it succeeded: the
+    # log said "writes work again", /readyz and the heartbeat said healthy, and each ping was a 503.
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    database = sqlite_file(config)
+    first = await aiohttp_client(create_app(config))
+    assert await post(first, f"/ping/{key}") == 200
+    await first.close()
+    damage(database, "pings_by_check")
+    client = await aiohttp_client(create_app(config))
+    assert await post(client, f"/ping/{key}") == 503
+    await asyncio.sleep(1.5)  # past the writer's retry of what it still holds
+    async with client.get("/readyz") as ready:
+        assert ready.status == 503
+        assert f"the database file {database} is damaged" in await ready.text()
+    assert await post(client, f"/ping/{key}") == 503
+    assert caplog.text.count(f"the database file {database} is damaged") == 1
+    assert "database writes work again" not in caplog.text
+
+
 async def test_a_ping_refused_for_a_full_disk_changes_no_state_queues_no_alert_and_its_retry_works(
     aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path
 ) -> None:

@@ -159,7 +159,8 @@ class GroupCommitter:
                 self._committing = False
             self._carry = []
             if self._broken:
-                log.warning("database writes work again")
+                if self.lost is None:  # else pings are still refused, as watch_file logged
+                    log.warning("database writes work again")
                 self._broken = False
                 self.failing = self.lost is not None
             self.commits += 1
@@ -173,7 +174,7 @@ class GroupCommitter:
     def _fail(
         self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
     ) -> None:
-        if not self._broken:
+        if not self._broken and self.lost is None:  # a lost or damaged file was logged as such
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self._broken = self.failing = True
         # A ping whose client is told 503 must leave no trace: it is not kept, and its change to

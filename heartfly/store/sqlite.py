@@ -157,6 +157,12 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
 
 
 _SQLITE_FULL = 13
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Whether SQLite found the file's own bytes damaged: no retry or restart mends that."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
 
 def _error(what: str, exc: OSError | sqlite3.Error) -> StoreError:
@@ -348,6 +354,7 @@ class Writer(GroupCommitter):
         self._thread = thread
         self._wal = copier
         self._watch = watch
+        self._damaged: str | None = None  # a commit found the file damaged: for good, as a lost file
 
     @classmethod
     async def open(cls, path: Path, synchronous: str = "normal") -> Writer:
@@ -375,7 +382,7 @@ class Writer(GroupCommitter):
     def watch_file(self) -> None:
         """Refuse pings while the database file or its WAL is not the one open (FileWatch), or the
         WAL cannot be copied into the database file (wal.WalCheckpointer.problem); logged once a spell."""
-        lost = self._watch.problem() or self._wal.problem()
+        lost = self._damaged or self._watch.problem() or self._wal.problem()
         if lost is not None and lost != self.lost:
             log.error("%s: pings are refused (503) until that is mended", lost)
         elif lost is None and self.lost is not None:
@@ -403,6 +410,15 @@ class Writer(GroupCommitter):
         try:
             await self._thread.run(self._commit, writes)
         except sqlite3.Error as exc:  # says which file: a start that fails on it prints this one line
+            if _is_damage(exc) and self._damaged is None:
+                # Retries of the writes that miss the damaged pages succeed: without this the
+                # server looked healthy (readiness, heartbeat) while every ping was refused.
+                path = self._watch.path
+                self._damaged = (
+                    f"the database file {path} is damaged ({exc}); stop Heartfly and restore it from a backup,"
+                    f" or recover it with `sqlite3 {path} .recover`"
+                )
+                self.watch_file()
             raise StoreError(f"cannot write database {self._watch.path}: {exc}") from None
 
     def _commit(self, writes: list[Write]) -> None:
