@@ -12,6 +12,7 @@ import sqlite3
 import time
 import tomllib
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +21,7 @@ from yarl import URL
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
+from tests.test_faults import damage
 
 
 def write(path: Path, checks: str, server: str = "") -> Path:
@@ -171,6 +173,27 @@ def test_a_database_file_the_service_user_cannot_write_is_one_line_naming_it_and
     assert "Traceback" not in err, err[-1500:]
     assert code == 2, err[-1500:]
     assert f"error: cannot use database {folder / 'hb.db'}: attempt to write a readonly database" in err, err
+
+
+def test_a_database_found_damaged_by_a_starts_reads_exits_2_in_one_line_and_is_left_as_it_was(tmp_path: Path) -> None:
+    # It was a 70-line traceback and exit 1: systemd started it again every 2 s, for ever.
+    key = new_key()
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    with Server(config) as server:
+        for _ in range(3):
+            assert get(f"{server.url}/ping/{key}")[0] == 200
+        server.kill()  # its pings are replayed by the next start
+    database = tmp_path / "hb.db"
+    with closing(sqlite3.connect(database)) as db:  # the WAL into the file, so that the damage is read
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    damage(database, "pings")
+    before = database.read_bytes()
+    result = heartfly("serve", "-c", str(config))
+    assert "Traceback" not in result.stderr, result.stderr[-1500:]
+    assert result.returncode == 2, result.stderr[-1500:]
+    assert f"error: cannot read database {database}: database disk image is malformed" in result.stderr
+    page = int.from_bytes(before[16:18], "big")  # the first page's header counts the start's own commits
+    assert database.read_bytes()[page:] == before[page:]
 
 
 def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

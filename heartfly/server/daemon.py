@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from heartfly.core.config import Config, ConfigError
 from heartfly.core.dburl import Database
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
-from heartfly.store import backend
+from heartfly.store import backend, sqlite
 from heartfly.store.api import DiskFull, StoreError
 from heartfly.web import control
 from heartfly.web.app import create_app
@@ -91,6 +92,9 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             if (why := await backend.may_come_back(config.server.database)) is not None:  # so can a PostgreSQL server
                 raise StartError(f"{exc} ({why}: systemd starts it again)", code=1) from None
             raise StartError(str(exc), code=2) from None
+        except sqlite3.Error as exc:  # a start's read found the file damaged: no restart loop mends it
+            code = 2 if sqlite.is_damage(exc) else 1
+            raise StartError(f"cannot read database {config.server.database}: {exc}", code=code) from None
         except ConfigError as exc:  # a check of the file's clashes with one made through the API; a key file
             raise StartError("\n".join(exc.problems), code=2) from None
         except (OSError, ValueError) as exc:

@@ -160,7 +160,7 @@ _SQLITE_FULL = 13
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
-def _is_damage(exc: sqlite3.Error) -> bool:
+def is_damage(exc: sqlite3.Error) -> bool:
     """Whether SQLite found the file's own bytes damaged: no retry or restart mends that."""
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
 
@@ -410,7 +410,7 @@ class Writer(GroupCommitter):
         try:
             await self._thread.run(self._commit, writes)
         except sqlite3.Error as exc:  # says which file: a start that fails on it prints this one line
-            if _is_damage(exc) and self._damaged is None:
+            if is_damage(exc) and self._damaged is None:
                 # Retries of the writes that miss the damaged pages succeed: without this the
                 # server looked healthy (readiness, heartbeat) while every ping was refused.
                 path = self._watch.path
