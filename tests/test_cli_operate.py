@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import new_key
 from tests.pgserver import PgServer
 from tests.proc import Server, heartfly
+from tests.test_faults import damage
 
 
 @pytest.fixture
@@ -277,6 +278,22 @@ def test_a_database_that_is_not_heartflys_is_a_one_line_error(tmp_path: Path, ki
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: cannot use database {database}: not Heartfly's, or damaged (")
     assert "Traceback" not in done.stderr
+
+
+def test_history_of_a_database_damaged_past_its_first_pages_is_a_one_line_error(tmp_path: Path) -> None:
+    # The file opens and its meta table reads: the damage is found by a later read, and that was a traceback.
+    key = new_key()
+    config = tmp_path / "heartfly.toml"
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "hf.db"\n[checks.a]\nkey = "{key}"\nevery = "1h"\n'
+    )
+    with Server(config) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{key}", timeout=10).read()
+        assert server.stop() == 0
+    damage(tmp_path / "hf.db", "pings")
+    done = heartfly("history", "a", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == f"error: cannot read database {tmp_path / 'hf.db'}: database disk image is malformed\n"
 
 
 HTML_PAGE = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 14\r\n\r\n<h1>nginx</h1>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,8 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         alive, _ = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
         pauses = await db.read_meta_prefix(PAUSE_META)
+    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()
     items = []
@@ -146,6 +149,8 @@ async def stored_problems(config: Config) -> list[str]:
         await _with_stored(db, config)
     except ConfigError as exc:
         return exc.problems
+    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()
     return []
@@ -157,6 +162,8 @@ async def read_exports(config: Config, names: list[str]) -> str:
     db = await backend.open_existing_reader(config.server.database)
     try:
         found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()
     for name in names:
@@ -196,6 +203,8 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         flips = await db.read_flips(row.id, limit, routine=routine)
         alerts = await db.read_alerts(row.id, limit)
         pings = await db.read_pings(row.id, limit)
+    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()
     cfg = config.checks.get(name)
