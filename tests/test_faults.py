@@ -295,6 +295,31 @@ async def test_a_wal_file_removed_under_the_running_daemon_refuses_pings_and_fai
     assert caplog.text.count(f"{wal_file} was removed or replaced") == 1
 
 
+def test_a_stop_on_a_full_disk_says_in_one_line_what_it_could_not_store_and_exits_1(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    # `systemctl stop` (or a restart to mend things) during a full disk ended in a traceback of
+    # aiohttp's CleanupError: the final commit and the clean-stop mark both failed.
+    key = new_key()
+    config = write_config(tmp_path, tiny_disk / "hb.db", f'[checks.a]\nkey = "{key}"\nevery = "1s"\ngrace = "1s"\n')
+    server = Server(config).start()
+    try:
+        filler = fill(tiny_disk)
+        assert server.wait_for_log("check a: late -> down"), server.log()  # its rows held in memory
+        assert server.stop() == 1, server.log()
+    finally:
+        server.kill()
+    assert "Traceback" not in server.log(), server.log()
+    assert (
+        f"error: the stop could not store what it held (cannot write database {tiny_disk / 'hb.db'}:"
+        " database or disk is full): the next start counts it as an unclean stop" in server.log()
+    ), server.log()
+    filler.unlink()
+    with Server(config) as again:  # as systemd's next start finds it once there is space
+        assert "(unclean stop)" in again.log() or again.wait_for_log("(unclean stop)")
+        assert again.stop() == 0
+
+
 def test_a_start_on_a_full_disk_exits_1_saying_so_so_that_systemd_starts_it_again(
     tmp_path: Path, tiny_disk: Path
 ) -> None:

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import web, web_app
 
 from heartfly.core.config import Config, ConfigError
 from heartfly.core.dburl import Database
@@ -135,15 +135,28 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
     finally:
         try:
             await runner.cleanup()
-        except Exception:
+        except Exception as exc:
             if not failed:
-                raise
+                if (lost := _store_errors(exc)) is None:
+                    raise
+                # A full disk: what memory held (state changes, the clean-stop mark) is not stored.
+                raise StartError(
+                    f"the stop could not store what it held ({lost}): the next start counts it as an unclean stop"
+                ) from None
             # Not raised: it would replace the StartError's one line (a writer that failed at
             # start fails again as it closes).
             log.debug("cleaning up after the failed start failed too", exc_info=True)
         finally:
             sock.close()
     log.info("stopped cleanly")
+
+
+def _store_errors(exc: Exception) -> str | None:
+    """The distinct messages of a cleanup that failed only on database writes, else None."""
+    errors = exc.exceptions if isinstance(exc, web_app.CleanupError) else [exc]
+    if not all(isinstance(error, StoreError) for error in errors):
+        return None
+    return "; ".join(dict.fromkeys(str(error) for error in errors))
 
 
 # Less free space than this is a full disk to SQLite: a commit and the WAL's index need a few pages.
