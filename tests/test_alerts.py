@@ -1142,6 +1142,12 @@ async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restar
             id="webhook url with a broken address",
         ),
         pytest.param(
+            webhook("h", "https://user:pw@hooks.example.org/x", 'headers = { authorization = "Bearer t" }')
+            + check("x", new_key(), ["h"]),
+            "channels.h: the url has a user name (Basic auth) and headers an Authorization: keep one",
+            id="webhook url with credentials and an authorization header",
+        ),
+        pytest.param(
             webhook("h", "http://:80/hook") + check("x", new_key(), ["h"]),
             "channels.h.url: expected an http(s) URL with a host and port",
             id="webhook url without a host",

@@ -160,6 +160,9 @@ def _channel(
             reader.fail(join(where, "url"), "missing")
         headers = reader.value(raw, where, "headers", dict, _headers) or ()
         fmt: WebhookFormat = reader.value(raw, where, "format", str, _format) or "json"
+        if url is not None and _has_user(url) and any(k.lower() == "authorization" for k, _ in headers):
+            # aiohttp refuses to send both (a ValueError): every alert would fail, config and all valid
+            reader.fail(where, "the url has a user name (Basic auth) and headers an Authorization: keep one")
         return ChannelConfig(url=url, headers=headers, format=fmt, timeout=timeout, **common)
     if kind == "log":  # Heartfly's own log: nothing to configure, nothing that can be down
         return ChannelConfig(**common)
@@ -220,6 +223,10 @@ def _url(text: str) -> str:
     if not host or port == 0:
         raise ValueError("expected an http(s) URL with a host and port")
     return text
+
+
+def _has_user(url: str) -> bool:
+    return "@" in urlsplit(url).netloc  # user or user:password, which aiohttp sends as Basic auth
 
 
 def _format(text: str) -> WebhookFormat:
