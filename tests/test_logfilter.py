@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.request
 
 from heartfly.server import logfilter
 from tests.conftest import new_key
@@ -93,3 +94,23 @@ def test_the_daemon_logs_no_traceback_and_no_key_for_malformed_requests(tmp_path
         assert answers[2].startswith(b"HTTP/1.1 404")
         assert server.stop() == 0
     assert "Traceback" not in server.log() and key not in server.log()
+
+
+def test_apprise_logs_no_token_of_a_url_it_cannot_read_nor_of_its_requests_at_debug_level(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    key = new_key()
+    config = folder / "hb.toml"
+    urls = '["tgrams://111111:BOTSECRET/123", "json://127.0.0.1:9/PATHSECRET"]'  # a typo'd scheme; a closed port
+    config.write_text(
+        f'[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\n[channels.chat]\ntype = "apprise"\nurls = {urls}\n'
+        f'timeout = "5s"\n[checks.a]\nkey = "{key}"\nevery = "1h"\nchannels = ["chat"]\n'
+    )
+    with Server(config, args=("--log-level", "debug")) as server:
+        with urllib.request.urlopen(f"{server.url}/ping/{key}/fail", timeout=10) as resp:
+            assert resp.status == 200
+        assert server.wait_for_log("apprise reported a failed delivery to URL 2 of 2", timeout=30), server.log()
+        assert server.stop() == 0
+    assert "BOTSECRET" not in server.log() and "PATHSECRET" not in server.log()
+    assert "Unparseable URL: not shown" in server.log()

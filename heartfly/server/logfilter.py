@@ -81,8 +81,27 @@ class AcceptErrors(logging.Filter):
         return True
 
 
+class AppriseSecrets(logging.Filter):
+    """apprise logs the URL it cannot read whole ("Unparseable URL tgrams://<bot token>/..."), and at
+    debug level every request's URL (Telegram's bot token, a Slack webhook's path): the first is
+    logged without it (Heartfly's error names the URL by its place), the others are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return False
+        message = record.getMessage()
+        for words in _APPRISE_URL_ERRORS:
+            if message.startswith(words):
+                record.msg, record.args = f"{words}: not shown, it may hold a token", ()
+        return True
+
+
+_APPRISE_URL_ERRORS = ("Unparseable URL", "Unsupported URL", "Could not load URL")
+
+
 def install() -> RejectedRequests:
     rejected = RejectedRequests()
     logging.getLogger("aiohttp.server").addFilter(rejected)
     logging.getLogger("asyncio").addFilter(AcceptErrors())
+    logging.getLogger("apprise").addFilter(AppriseSecrets())
     return rejected
