@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from heartfly.core import hcshape, stored_checks
+from heartfly.core.clock import FakeClock
 from heartfly.core.config import ConfigError, load_config
 from heartfly.core.stored_checks import StoredCheck, check_uuid
 from heartfly.web import control, hcapi, pings
@@ -743,3 +744,26 @@ def test_stored_checks_tell_renamed_deleted_and_made_again_apart() -> None:
     assert stored_checks.changes({"a": a, "b": b}, {"b": a, "c": b}) == ({"b": "a", "c": "b"}, set())
     assert stored_checks.changes({"a": a}, {"a": c, "z": a}) == ({"z": "a"}, {"a"})  # renamed, then a new one
     assert stored_checks.changes({"a": a, "b": b}, {"a": b, "b": a}) == ({"a": "b", "b": "a"}, set())  # swapped
+
+
+async def test_last_ping_is_the_last_success_or_failure_as_in_healthchecks_not_a_start_or_log(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' last_ping moves on success and fail pings only: a job that started (or logged)
+    # and then hung still shows when it last finished.
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    finished = hcshape.iso(clock.now())
+    clock.advance(120)
+    assert (await client.post(f"/ping/{FILE_KEY}/log", data=b"step 2 of 3")).status == 200
+    clock.advance(60)
+    assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
+    got = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
+    assert got["started"] is True and got["last_ping"] == finished
+    clock.advance(60)
+    assert (await client.get(f"/ping/{FILE_KEY}/fail")).status == 200
+    got = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
+    assert got["status"] == "down" and got["last_ping"] == hcshape.iso(clock.now())

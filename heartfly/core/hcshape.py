@@ -112,7 +112,7 @@ def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]
         "n_pings": shown.n_pings,
         "status": status(st, shown.version),
         "started": bool(st.runs),
-        "last_ping": iso(st.last_ping_at),
+        "last_ping": iso(st.last_end_at),  # Healthchecks': the last success or failure, not a start or log
         "next_ping": iso(due),
         "manual_resume": not cfg.resume_on_ping,
         **{k: v for k, v in _DEFAULTS_ONLY.items() if k not in ("start_kw", "success_kw", "failure_kw")},
