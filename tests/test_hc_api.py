@@ -767,3 +767,25 @@ async def test_last_ping_is_the_last_success_or_failure_as_in_healthchecks_not_a
     assert (await client.get(f"/ping/{FILE_KEY}/fail")).status == 200
     got = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
     assert got["status"] == "down" and got["last_ping"] == hcshape.iso(clock.now())
+
+
+async def test_the_badges_json_and_shields_urls_answer_in_healthchecks_shapes(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' "json" badge is {"status", "total", "grace", "down"}; its "shields" one a
+    # shields.io endpoint whose message is up or down ("late" too in the 3-state ones)
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}/fail")).status == 200
+    listed = (await (await client.get("/api/v3/badges/", headers=rw(key))).json())["badges"]
+    prod = {fmt: "/" + url.split("/", 3)[3] for fmt, url in listed["prod"].items()}
+    for fmt in ("json", "json3"):
+        resp = await client.get(prod[fmt])
+        assert resp.status == 200 and await resp.json() == {"status": "down", "total": 1, "grace": 0, "down": 1}
+    shields = await (await client.get(prod["shields3"])).json()
+    assert shields == {"schemaVersion": 1, "label": "backup", "message": "down", "color": "critical"}
+    for fmt in ("svg", "svg3"):
+        resp = await client.get(prod[fmt])
+        assert resp.status == 200 and resp.content_type == "image/svg+xml" and b">down<" in await resp.read()
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    assert await (await client.get(prod["json"])).json() == {"status": "up", "total": 1, "grace": 0, "down": 0}
+    assert (await client.get(prod["json"].replace("/2/", "/4/"))).status == 404

@@ -68,6 +68,7 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     r.add_get("/metrics", metrics.metrics)
     r.add_get("/badge/{key}.svg", badges.svg)
     r.add_get("/badge/{key}.json", badges.shields)
+    r.add_get("/b/{states:[23]}/{key}.{fmt:svg|json|shields}", badges.healthchecks)
     r.add_get("/", dashboard.index)
     r.add_get("/checks/{name}", dashboard.check_page)
     r.add_post("/checks/{name}/pause", dashboard.pause)

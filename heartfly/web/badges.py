@@ -1,4 +1,5 @@
-"""Status badges: /badge/<badge-key>.svg and .json (a shields.io endpoint), no token needed.
+"""Status badges: /badge/<badge-key>.svg and .json (a shields.io endpoint), no token needed; and
+/b/<2|3>/<badge-key>.<svg|json|shields> in Healthchecks' shapes.
 
 A badge key is derived one-way from the check's secret ping key (HMAC-SHA256), so publishing a
 badge in a README reveals the state and the name, never a key that could send pings.
@@ -91,6 +92,37 @@ async def shields(request: web.Request) -> web.Response:
         "cacheSeconds": 60,
     }
     return web.json_response(body, headers=HEADERS)
+
+
+# Healthchecks' badge words and shields.io colours (hc/api/views.py): a 2-state badge shows up or
+# down, a 3-state one late too; new, running and paused are up.
+_HC_COLORS = {"up": "success", "late": "important", "down": "critical"}
+
+
+def _hc_status(check: Check, states: int) -> str:
+    status = check.state.status
+    if status is Status.DOWN:
+        return "down"
+    return "late" if status is Status.LATE and states == 3 else "up"
+
+
+async def healthchecks(request: web.Request) -> web.Response:
+    """`/b/<2|3>/<badge-key>.<svg|json|shields>`: a check's badge in Healthchecks' shapes, which
+    the Healthchecks API's badge list points to (its clients read `json` as status and counts)."""
+    check = _find(request)
+    if check is None:
+        return web.Response(status=404, text="not found\n", headers=HEADERS)
+    status = _hc_status(check, int(request.match_info["states"]))
+    fmt = request.match_info["fmt"]
+    if fmt == "json":
+        late, down = check.state.status is Status.LATE, status == "down"
+        body = {"status": status, "total": 1, "grace": int(late), "down": int(down)}
+        return web.json_response(body, headers=HEADERS)
+    if fmt == "shields":
+        body = {"schemaVersion": 1, "label": check.name, "message": status, "color": _HC_COLORS[status]}
+        return web.json_response(body, headers=HEADERS)
+    color = COLORS[{"up": Status.UP, "late": Status.LATE, "down": Status.DOWN}[status]][0]
+    return web.Response(body=render(check.name, status, color), content_type="image/svg+xml", headers=HEADERS)
 
 
 def _width(text: str) -> float:

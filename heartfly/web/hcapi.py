@@ -483,15 +483,11 @@ async def badges_list(request: web.Request, call: Call) -> web.StreamResponse:
             first.setdefault(tag, cfg)
     result = {}
     for tag, cfg in first.items():
-        base = f"{public_url}/badge/{badges.badge_key(cfg.key)}"
-        svg, shields = base + ".svg", base + ".json"
-        result[tag] = {
-            "svg": svg,
-            "svg3": svg,
-            "json": shields,
-            "json3": shields,
-            "shields": shields,
-            "shields3": shields,
+        key = badges.badge_key(cfg.key)
+        result[tag] = {  # the 2-state badges show up or down, the 3-state ones late too
+            f"{fmt}{suffix}": f"{public_url}/b/{states}/{key}.{fmt}"
+            for fmt in ("svg", "json", "shields")
+            for states, suffix in ((2, ""), (3, "3"))
         }
     return _json({"badges": result})
 
