@@ -789,3 +789,21 @@ async def test_the_badges_json_and_shields_urls_answer_in_healthchecks_shapes(
     assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
     assert await (await client.get(prod["json"])).json() == {"status": "up", "total": 1, "grace": 0, "down": 0}
     assert (await client.get(prod["json"].replace("/2/", "/4/"))).status == 404
+
+
+async def test_version_1_reports_a_down_check_that_runs_again_as_started_as_healthchecks_does(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' API v2 notes: "if a check is down, but also has recently received a /start
+    # signal", v1 says "started"; v2 and v3 say "down" with started: true
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}/fail")).status == 200
+    assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
+    shown = {}
+    for version in (1, 2, 3):
+        got = await (await client.get(f"/api/v{version}/checks/{FILE_KEY}", headers=rw(key))).json()
+        shown[version] = (got["status"], got["started"])
+    assert shown == {1: ("started", True), 2: ("down", True), 3: ("down", True)}
+    assert (await client.post(f"/api/v1/checks/{FILE_KEY}/pause", headers=rw(key))).status == 200
+    paused = await (await client.get(f"/api/v1/checks/{FILE_KEY}", headers=rw(key))).json()
+    assert paused["status"] == "paused"

@@ -80,9 +80,12 @@ def slugify(text: str) -> str:
 
 def status(st: CheckState, version: int) -> str:
     """Heartfly's state in Healthchecks' words: late is "grace"; a run in progress is "started" in
-    v1 and "up" after (v2 and v3 show it in `started`)."""
+    v1, on a down check too (Healthchecks' "down, but currently running"), and "up" after (v2 and
+    v3 show it in `started`). A pause ends the run there: paused."""
     if st.status is Status.RUNNING:
         return "started" if version == 1 else "up"
+    if version == 1 and st.runs and st.status is not Status.PAUSED:
+        return "started"
     return "grace" if st.status is Status.LATE else st.status.value
 
 
