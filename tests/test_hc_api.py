@@ -807,3 +807,14 @@ async def test_version_1_reports_a_down_check_that_runs_again_as_started_as_heal
     assert (await client.post(f"/api/v1/checks/{FILE_KEY}/pause", headers=rw(key))).status == 200
     paused = await (await client.get(f"/api/v1/checks/{FILE_KEY}", headers=rw(key))).json()
     assert paused["status"] == "paused"
+
+
+async def test_a_paused_check_is_not_shown_started_as_healthchecks_ends_the_run_at_a_pause(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
+    paused = await (await client.post(f"/api/v3/checks/{FILE_KEY}/pause", headers=rw(key))).json()
+    assert paused["status"] == "paused" and paused["started"] is False and paused["next_ping"] is None
+    listed = await (await client.get("/api/v3/checks/?slug=backup", headers=rw(key))).json()
+    assert listed["checks"][0]["started"] is False

@@ -114,7 +114,7 @@ def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]
         "grace": int(cfg.grace),
         "n_pings": shown.n_pings,
         "status": status(st, shown.version),
-        "started": bool(st.runs),
+        "started": bool(st.runs) and watching,  # Healthchecks' pause ends the run (last_start = None)
         "last_ping": iso(st.last_end_at),  # Healthchecks': the last success or failure, not a start or log
         "next_ping": iso(due),
         "manual_resume": not cfg.resume_on_ping,
