@@ -818,3 +818,17 @@ async def test_a_paused_check_is_not_shown_started_as_healthchecks_ends_the_run_
     assert paused["status"] == "paused" and paused["started"] is False and paused["next_ping"] is None
     listed = await (await client.get("/api/v3/checks/?slug=backup", headers=rw(key))).json()
     assert listed["checks"][0]["started"] is False
+
+
+async def test_a_down_check_has_no_next_ping_as_in_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' docs show a down check with "next_ping": null: nothing is expected of it until
+    # it is pinged again (a due time past already would read as a ping overdue)
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}/fail")).status == 200
+    down = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
+    assert down["status"] == "down" and down["last_ping"] is not None and down["next_ping"] is None
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    up = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
+    assert up["status"] == "up" and up["next_ping"] is not None

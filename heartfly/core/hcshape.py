@@ -103,9 +103,11 @@ class Shown:
 
 def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]:
     watching = st.status is not Status.PAUSED
-    due = st.next_due() if watching else None
-    if due is not None and st.runs and st.status is not Status.DOWN:
-        due = min(due, min(r.started_at for r in st.runs.values()))  # Healthchecks: a running check is due at its start
+    # Healthchecks: nothing is due of a paused or a down check (next_ping null); a running one is
+    # due at its start
+    due = st.next_due() if watching and st.status is not Status.DOWN else None
+    if due is not None and st.runs:
+        due = min(due, min(r.started_at for r in st.runs.values()))
     item: dict[str, Any] = {
         "name": shown.display_name,
         "slug": cfg.name,
