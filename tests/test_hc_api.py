@@ -832,3 +832,23 @@ async def test_a_down_check_has_no_next_ping_as_in_healthchecks(
     assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
     up = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
     assert up["status"] == "up" and up["next_ping"] is not None
+
+
+async def test_last_duration_is_shown_only_when_the_last_end_closed_a_run_as_in_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks clears last_duration at every success or failure and times only one that ends
+    # a started run: a later plain ping does not carry an older run's duration
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
+    clock.advance(30)
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    timed = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
+    assert timed["last_duration"] == 30
+    clock.advance(30)
+    assert (await client.get(f"/ping/{FILE_KEY}/fail")).status == 200
+    untimed = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
+    assert untimed["status"] == "down" and "last_duration" not in untimed

@@ -126,7 +126,7 @@ def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]
         "failure_kw": "",
         "badge_url": shown.badge_url,
     }
-    if st.last_duration:
+    if st.last_duration and st.last_duration_at == st.last_end_at:  # the newest end timed a run
         item["last_duration"] = int(st.last_duration)
     if shown.readonly:
         item["unique_key"] = unique_key(cfg)
