@@ -852,3 +852,30 @@ async def test_last_duration_is_shown_only_when_the_last_end_closed_a_run_as_in_
     assert (await client.get(f"/ping/{FILE_KEY}/fail")).status == 200
     untimed = await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json()
     assert untimed["status"] == "down" and "last_duration" not in untimed
+
+
+async def test_flips_list_a_down_behind_a_thousand_late_and_back_changes_they_do_not_show(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A job often a little late (within grace) makes two changes a run that Healthchecks' flips
+    # leave out (up to late, back to up): they must not push its real downs out of the answer
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(
+        CHECKS + f'\n[checks.flappy]\nkey = "{new_key()}"\nevery = "1m"\ngrace = "1m"\n', server=SERVER
+    )
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    ping_key = engine.checks["flappy"].config.key
+    uuid = check_uuid(engine.checks["flappy"].config)
+    assert (await client.get(f"/ping/{ping_key}/fail")).status == 200
+    for _ in range(520):
+        assert (await client.get(f"/ping/{ping_key}")).status == 200
+        clock.advance(61)
+        engine.fire_due(clock.now())  # late: past due, within grace
+    assert engine.checks["flappy"].state.status.value == "late"
+    flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
+    assert [f["up"] for f in flips] == [1, 0]  # back up, after the failure
+    since = f"/api/v3/checks/{uuid}/flips/?start=1780000000"
+    windowed = (await (await client.get(since, headers=rw(key))).json())["flips"]
+    assert [f["up"] for f in windowed] == [1, 0]

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 KEY_LENGTH = 32
 BODY_CAP = 1024 * 1024  # bytes of a request body: what aiohttp allowed before the body had a time limit
 PINGS_SHOWN = 100  # Healthchecks' default ping log limit
+FLIPS_SHOWN = 1000  # flips answered at most (and read a page at a time)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -452,15 +453,22 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
             bounds[key] = int(text)
     await rt.settled()
     now = rt.clock.now()
-    rows = await rt.reader.read_flips(check.id, 1000, routine=False)
-    items = [
-        {"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)}
-        for row in rows
-        if _shown_flip(row["old"], row["new"])
-        and bounds.get("start", 0) <= row["at"] < bounds.get("end", 1 << 62)
-        and (not bounds.get("seconds") or row["at"] >= now - bounds["seconds"])
-    ]
-    return _json({"flips": items})
+    since = max(bounds.get("start", 0), now - bounds["seconds"] if bounds.get("seconds") else 0)
+    items: list[dict[str, Any]] = []
+    before: int | None = None
+    # A page at a time, newest first: the changes Healthchecks has no flip for (up <-> late, a
+    # routinely late job's two a run) must not crowd its downs out of one page.
+    while len(items) < FLIPS_SHOWN:
+        rows = await rt.reader.read_flips(check.id, FLIPS_SHOWN, before=before, routine=False)
+        items += [
+            {"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)}
+            for row in rows
+            if _shown_flip(row["old"], row["new"]) and since <= row["at"] < bounds.get("end", 1 << 62)
+        ]
+        if len(rows) < FLIPS_SHOWN or rows[-1]["at"] < since:
+            break
+        before = rows[-1]["id"]
+    return _json({"flips": items[:FLIPS_SHOWN]})
 
 
 @view("GET")
