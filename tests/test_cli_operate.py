@@ -597,3 +597,24 @@ def test_status_shows_an_armed_pipeline_steps_deadline_as_its_due_time(tmp_path:
         table = heartfly("status", "-c", str(path))
     row = table.stdout.splitlines()[2]
     assert row.startswith("transform") and row.endswith(due.replace("T", " ")[:19] + "Z"), table.stdout
+
+
+def test_status_shows_no_due_time_for_a_paused_pipeline_step_as_for_any_paused_check(tmp_path: Path) -> None:
+    # Nothing is due while paused, and a resume drops what the upstream armed: the dashboard shows none.
+    path, key = tmp_path / "hb.toml", new_key()
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.extract]\nkey = "{key}"\nevery = "1h"\n'
+        f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "2h"\n'
+    )
+    with Server(path) as server:
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/start", method="POST"), timeout=10)
+        token = (tmp_path / "token").read_text().strip()
+        pause = f"{server.url}/api/v1/checks/transform/pause"
+        auth = {"Authorization": f"Bearer {token}"}
+        urllib.request.urlopen(urllib.request.Request(pause, method="POST", headers=auth), timeout=10)
+        shown = api(server, "/api/v1/checks/transform")
+        assert shown["state"] == "paused" and shown["step_due_at"] is not None  # armed before the pause
+        table = heartfly("status", "-c", str(path))
+    row = table.stdout.splitlines()[2]
+    assert row.startswith("transform") and row.endswith("-"), table.stdout

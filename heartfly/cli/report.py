@@ -290,7 +290,7 @@ def format_status(
             i["name"],
             i["state"] + (f" ({i['reason']})" if i["reason"] else "") + _until(i.get("paused_until"), tz),
             _short(i["last_ping_at"], tz),
-            _short(i["due_at"] or i.get("step_due_at"), tz),  # an armed pipeline step: when it must succeed
+            _short(i["due_at"] or _step_due(i), tz),
         )
         for i in items
     ]
@@ -304,6 +304,12 @@ def format_status(
             " these states may be stale"
         )
     return "\n".join(out)
+
+
+def _step_due(item: dict[str, Any]) -> str | None:
+    """An armed pipeline step: when it must succeed; none while paused (nothing is due, and a resume
+    drops what armed it) or down (as the dashboard shows it)."""
+    return None if item["state"] in ("paused", "down") else item.get("step_due_at")
 
 
 def _downtime_words(downtime: dict[str, Any], tz: tzinfo, cluster: bool) -> str:
