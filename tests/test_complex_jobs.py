@@ -159,6 +159,14 @@ def test_a_fan_in_batch_a_worker_failed_is_recorded_with_the_members_that_had_su
     assert [(r.run_id, r.outcome, r.members) for r in step.ended] == [("b", "fail", ("w1", "w3"))]
 
 
+def test_a_fan_in_batch_without_a_run_id_a_worker_failed_is_recorded_with_the_members_that_had_succeeded() -> None:
+    cfg = check(expect=3, max_runtime=600)
+    batch = [ev(Kind.SUCCESS, 10, member="w1"), ev(Kind.SUCCESS, 20, member="w3")]
+    st = feed(cfg, initial_state(cfg, T0), *batch).state
+    step = apply_event(cfg, st, ev(Kind.FAIL, 30, member="w2", exit_status=1), T0 + 30)
+    assert [(r.run_id, r.outcome, r.members) for r in step.ended] == [(None, "fail", ("w1", "w3"))]
+
+
 def test_a_fan_in_run_short_at_its_deadline_is_incomplete_and_names_the_missing_members() -> None:
     cfg = check(expect=3, members=("w1", "w2", "w3"), grace=120)
     st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 10, "b", member="w2")).state

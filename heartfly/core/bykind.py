@@ -192,12 +192,14 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
 
 
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
-    members: tuple[str, ...] = ()
-    if check.expect is not None and ev.run_id is not None:
-        close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
-        batch = st.runs.get(ev.run_id)
-        members = () if batch is None else batch.members  # its run row says who had succeeded
+    batches = None
+    if check.expect is not None:
+        if ev.run_id is not None:
+            close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
+        batches = dict(st.runs)
     started = close_run(st, ev.run_id, ev.at, now)
+    # The batch it ended (with a run id or without) is recorded with who had succeeded in it.
+    members = next((run.members for rid, run in (batches or {}).items() if rid not in st.runs), ())
     taken = taken_over(check, st, ev, now, window) if started is None else None
     if taken is not None:
         started = taken[0]
