@@ -338,3 +338,31 @@ async def test_a_spooled_upstream_run_replayed_as_a_batch_leaves_its_step_the_re
         after = engine.checks["transform"].state
         assert after.status is Status.UP
     assert [(name, event) for name, event, _ in alerts(pipeline) if name == "transform"] == []
+
+
+async def test_a_folded_steps_own_miss_is_told_when_its_own_run_ends_at_its_limit_in_the_same_firing(
+    write_config: ConfigWriter,
+) -> None:
+    # transform is folded into extract's alert; an operator runs it, and it hangs. extract's spooled
+    # success, replayed, brings it up: it arms transform with a deadline past already, held for the
+    # reorder window, during which transform's run reaches max_runtime. Both are judged in one firing: the
+    # run's end (down already) is recorded and tells nothing, but transform's own miss must be told.
+    config = write_config(
+        HOOK
+        + f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\n'
+        + f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "10m"\nmax_runtime = "30m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await folded_transform(engine, clock)
+        await ping(engine, "transform", Kind.START, "r")
+        clock.advance(1800 - 2)  # its limit is 2 s away
+        t = clock.now()
+        await engine.record(engine.checks["extract"], PingRecord(Event(Kind.SUCCESS, t - 700), received_at=t))
+        assert engine.checks["extract"].state.status is Status.UP
+        assert engine.checks["transform"].state.step_due == t - 100  # past: waits out the window
+        tick(engine, clock, 1, 10)
+        state = engine.checks["transform"].state
+        assert (state.status, state.reason, state.folded, state.runs) == (Status.DOWN, Reason.STEP_MISSED, False, {})
+    told = [(e, f["reason"]) for n, e, f in alerts(config) if n == "transform"]
+    assert told == [("down", "step_missed")]

@@ -118,6 +118,7 @@ def fire_due(
     fires (the caller applies it after)."""
     last: Deadline | None = None
     detail = ""
+    quiet = False  # a run of a check down already ended at its limit in this firing (below)
     for _ in range(8):  # each step moves the status forward; a handful always suffices
         deadline = next_deadline(check, st)
         if deadline is None:
@@ -132,9 +133,10 @@ def fire_due(
         if kind is _DL_END:
             # One success per firing, and nothing else in it, as one event is one step: the
             # changes it makes and those before it are told apart. The next firing applies it.
-            if release is None or last is not None:
+            if release is None or last is not None or quiet:
                 return last, detail, fire_time(st, deadline)
             return last, release(check, st, now, ended), math.nan
+        told = last, detail
         last = deadline
         if kind is _DL_REMIND:
             st.alerted_at = now
@@ -154,6 +156,11 @@ def fire_due(
                 st.reason, st.alerted_at, st.folded = Reason.STEP_MISSED, now, False
             st.step_due = st.step_since = None
             set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
+        elif st.status is _DOWN:
+            # A run of a check down already ends at its limit (recorded) and tells nothing: what
+            # this firing tells (a folded step's own miss judged before it, say) stands.
+            give_up_run(check, st, kind, at, now, ended)
+            last, detail, quiet = *told, True
         else:
             detail = give_up_run(check, st, kind, at, now, ended)
     return last, detail, math.nan
