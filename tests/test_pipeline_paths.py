@@ -366,3 +366,24 @@ async def test_a_folded_steps_own_miss_is_told_when_its_own_run_ends_at_its_limi
         assert (state.status, state.reason, state.folded, state.runs) == (Status.DOWN, Reason.STEP_MISSED, False, {})
     told = [(e, f["reason"]) for n, e, f in alerts(config) if n == "transform"]
     assert told == [("down", "step_missed")]
+
+
+async def test_a_folded_steps_own_run_that_overruns_is_told_as_its_own_failure_is(write_config: ConfigWriter) -> None:
+    # transform is folded into extract's alert; run by hand, it hangs. Its overrun is its own news
+    # (as its failure would be, test_a_folded_step_told_down_by_its_own_failure_recovers_once_with_its),
+    # not the down extract's alert already told: told, and its recovery after it.
+    config = write_config(
+        HOOK
+        + f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\n'
+        + f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "10m"\nmax_runtime = "30m"\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await folded_transform(engine, clock)
+        await ping(engine, "transform", Kind.START, "r")
+        tick(engine, clock, 60, 31)
+        state = engine.checks["transform"].state
+        assert (state.status, state.reason, state.folded, state.runs) == (Status.DOWN, Reason.OVERRUN, False, {})
+        await ping(engine, "transform", Kind.SUCCESS, "r2")
+    told = [(e, f["reason"]) for n, e, f in alerts(config) if n == "transform"]
+    assert told == [("down", "overrun"), ("recovery", None)]

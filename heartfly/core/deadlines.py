@@ -20,6 +20,7 @@ from heartfly.core.units import human_duration
 _LATE, _DOWN, _PAUSED = Status.LATE, Status.DOWN, Status.PAUSED
 _DL_LATE, _DL_MISSED, _DL_REMIND = DeadlineKind.LATE, DeadlineKind.MISSED, DeadlineKind.REMIND
 _DL_END = DeadlineKind.END
+_DL_RUN = (DeadlineKind.OVERRUN, DeadlineKind.STALL, DeadlineKind.INCOMPLETE)  # an open run's limits
 
 # Applies the oldest ping held for the reorder window (states' _release) to a state in place:
 # its detail, as an event's.
@@ -156,13 +157,17 @@ def fire_due(
                 st.reason, st.alerted_at, st.folded = Reason.STEP_MISSED, now, False
             st.step_due = st.step_since = None
             set_status(st, Status.DOWN, Reason.STEP_MISSED, at, now)
-        elif st.status is _DOWN:
+        elif st.status is _DOWN and not st.folded:
             # A run of a check down already ends at its limit (recorded) and tells nothing: what
             # this firing tells (a folded step's own miss judged before it, say) stands.
             give_up_run(check, st, kind, at, now, ended)
             last, detail, quiet = *told, True
         else:
+            folded = st.status is _DOWN
             detail = give_up_run(check, st, kind, at, now, ended)
+            if folded:  # its down folded into an upstream's alert: its own run's end is news, as its failure
+                st.folded, st.reason, st.alerted_at = False, Reason(ended[-1].outcome.value), now
+                st.told_at = max(at, st.told_at, st.changed_at)  # its status has not changed: changed_at stands
     return last, detail, math.nan
 
 
@@ -229,6 +234,10 @@ def flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | None
             # A step's folded down judged again: told as a down of its own (unless folded again).
             learned = now if now - fired.at > BACKDATED else None
             return Flip(fired.at, _DOWN, _DOWN, Reason.STEP_MISSED, fired.at, detail, learned_at=learned)
+        if fired is not None and fired.kind in _DL_RUN and old.folded and not new.folded:
+            # A folded step's own run ended at its limit: news of its own, told as its down.
+            learned = now if now - fired.at > BACKDATED else None
+            return Flip(new.told_at, _DOWN, _DOWN, new.reason, fired.at, detail, learned_at=learned)
         if fired is None and old.status is _DOWN and old.folded and not new.folded:
             # A folded step's own failure: news of its own, told as its down (stateops.failure).
             at = new.told_at
