@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from heartfly.server.cluster import DELETED_WAIT
 from tests import pgserver
 from tests.conftest import ConfigWriter, new_key, problems
 from tests.proc import Server, heartfly
@@ -246,8 +247,51 @@ async def test_a_ping_a_standby_takes_just_after_a_delete_on_the_leader_does_not
         async def inbox_empty() -> bool:  # else no leader ever applies it, and migrate-db refuses the database
             return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
 
-        await until(inbox_empty, 5, "the leader drops the deleted check's ping")
+        # Once it has waited for a reload that could bring the check back (moved into the file).
+        await until(inbox_empty, DELETED_WAIT + 10, "the leader drops the deleted check's ping")
         assert "check nightly, deleted through the API since; dropped" in leader.log(), leader.log()[-2000:]
+
+
+async def test_a_ping_a_standby_takes_as_a_check_moves_into_the_file_counts_once_the_leader_reloads(
+    tmp_path: Path, database: str
+) -> None:
+    # As docs/healthchecks.md says: heartfly export NAME >> the file, delete the API's copy, reload.
+    config = write(tmp_path, database, every("job", new_key(), "1h"), 'hc_api_key_file = "hc-key"')
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
+        async with session.post(f"{leader.url}/api/v3/checks/", json={"name": "Nightly"}, headers=hc) as resp:
+            uuid = (await resp.json())["uuid"]
+
+        async def status_on(server: Server) -> str:
+            async with session.get(f"{server.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+                return str((await resp.json())["status"]) if resp.status == 200 else str(resp.status)
+
+        async def known_on_standby() -> bool:
+            return await status_on(standby) == "new"
+
+        await until(known_on_standby, 5, "the standby serves the check")
+        exported = (await asyncio.to_thread(heartfly, "export", "nightly", "-c", str(config))).stdout
+        assert f'key = "{uuid}"' in exported, exported
+        async with session.delete(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+            assert resp.status == 200
+        # Within the second before the standby reads the delete: it takes the failure, answered 200.
+        async with session.get(f"{standby.url}/ping/{uuid}/fail") as resp:
+            assert resp.status == 200
+        assert await asyncio.to_thread(leader.wait_for_log, "a standby took a ping for check nightly", 5)
+        config.write_text(config.read_text() + "\n" + exported)
+        for server in servers:
+            server.signal(signal.SIGHUP)
+
+        async def down() -> bool:
+            return await status_on(leader) == "down"
+
+        await until(down, 10, "the leader applies the failure to the check now in the file")
+
+        async def inbox_empty() -> bool:
+            return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
+
+        await until(inbox_empty, 5, "the row's delete commits (after the state the API shows)")
 
 
 async def test_one_checks_runs_sprayed_over_both_nodes_end_as_on_a_single_node(tmp_path: Path, database: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -45,6 +46,9 @@ VIEW_EVERY = 1.0  # a standby rebuilds its view of the states at least this ofte
 VIEW_SHARE = 5.0  # ...and waits at least this many times as long as the last rebuild took
 INBOX_POLL = 1.0  # the leader reads the inbox at least this often, notified or not
 INBOX_PAGE = 1000
+# A row of a check deleted through the API waits this long for a reload to bring its check back,
+# moved into the file (heartfly export, delete, reload each node), before it is dropped.
+DELETED_WAIT = 60.0
 DRIFT_TOLD_AFTER = 10.0  # a standby says its checks differ from the leader's once they have for this long
 # A leader checkpoints states this soon: each standby's view replays the pings after the checkpoints
 # every second, and must not replay half a minute of them (the engine's lazier default).
@@ -70,6 +74,7 @@ class _Term:
     in_flight: set[int] = field(default_factory=set)  # inbox rows applied, their commit pending
     unreadable: set[int] = field(default_factory=set)  # inbox rows of a newer Heartfly, said once
     unknown: dict[int, Item] = field(default_factory=dict)  # rows of a check this term's config lacks (yet)
+    deleted: dict[int, float] = field(default_factory=dict)  # of those, a deleted check's: since (monotonic)
     drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     command: bool = False  # _apply just started a pause or resume
 
@@ -369,7 +374,13 @@ class Node:
                 if term.writer.failing:
                     return False
                 # A row for an unknown check is read again once a reload brought its check in.
-                unknown = {i for i, item in term.unknown.items() if _check_of(term.engine, item) is None}
+                # A deleted check's is read again once it has waited DELETED_WAIT, to be dropped.
+                waited = time.monotonic() - DELETED_WAIT
+                unknown = {
+                    i
+                    for i, item in term.unknown.items()
+                    if _check_of(term.engine, item) is None and term.deleted.get(i, math.inf) > waited
+                }
                 try:
                     rows = await term.feed.read(INBOX_PAGE, skip=term.in_flight | term.unreadable | unknown)
                 except StoreError as exc:
@@ -383,6 +394,16 @@ class Node:
                         term.unreadable.add(item_id)
                     else:
                         if _check_of(term.engine, item) is None and await self._deleted(item):
+                            if item.id not in term.deleted:
+                                log.info("a standby took a %s for check %s, deleted through the API since; kept in the"
+                                         " inbox for %g s for a reload to bring it back (moved into the file), then"
+                                         " dropped", item.op, item.check_name, DELETED_WAIT)  # fmt: skip
+                            since = term.deleted.setdefault(item.id, time.monotonic())
+                            if time.monotonic() - since < DELETED_WAIT:
+                                term.unknown[item.id] = item
+                                continue
+                            term.unknown.pop(item.id, None)
+                            del term.deleted[item.id]
                             _drop(term, item)
                         elif not self._apply(term, item):
                             return False
