@@ -750,6 +750,55 @@ async def test_a_standby_whose_config_differs_from_the_leaders_says_so(tmp_path:
             s.kill()
 
 
+async def test_pings_kept_in_the_inbox_for_a_check_the_leader_lacks_are_not_kept_in_its_memory(
+    tmp_path: Path, database: str
+) -> None:
+    # The standby reloaded a file with a check the leader's lacks: its pings wait in the inbox (for
+    # the leader's reload), bodies and all; the leader needs only which check each is for.
+    copies, key = [tmp_path / "a", tmp_path / "b"], new_key()
+    for folder in copies:
+        folder.mkdir()
+    files = [write(folder, database, every("job", key, "1h")) for folder in copies]
+    servers = [Server(path) for path in files]
+    extra = new_key()
+    try:
+        await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+        async with aiohttp.ClientSession() as session:
+            leader, standby = await leader_and_standby(session, servers)
+            path = files[servers.index(standby)]
+            path.write_text(path.read_text() + every("extra", extra, "1d"))
+            standby.signal(signal.SIGHUP)
+            assert await asyncio.to_thread(standby.wait_for_log, ": 2 checks", 10), standby.log()[-2000:]
+            kept = "a standby took a ping for check extra, which is not in this node's config"
+
+            async def send(count: int) -> None:
+                wanted = leader.log().count(kept) + count
+                for n in range(count):
+                    body = f"{n:06d}" + "x" * 90_000
+                    async with session.post(f"{standby.url}/ping/{extra}", data=body) as resp:
+                        assert resp.status == 200
+                await until(lambda: _true(leader.log().count(kept) >= wanted), 10, "the leader keeps them")
+
+            def rss_kib() -> int:
+                assert leader.proc is not None
+                with open(f"/proc/{leader.proc.pid}/status") as f:
+                    return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+            await send(30)  # the leader's allocator warmed up
+            before = rss_kib()
+            await send(300)  # 27 MB of bodies
+            grown = rss_kib() - before
+        assert stored(database, "SELECT count(*) FROM inbox") == [(330,)]
+        assert grown < 10_000, f"the leader grew by {grown} KiB"
+    finally:
+        for s in servers:
+            s.kill()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_a_test_alert_asked_of_a_standby_is_refused_naming_the_leader(tmp_path: Path, database: str) -> None:
     checks = '[channels.journal]\ntype = "log"\n' + every("job", new_key(), "1h", 'channels = ["journal"]')
     config = write(tmp_path, database, checks)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -400,7 +401,7 @@ class Node:
                                          " dropped", item.op, item.check_name, DELETED_WAIT)  # fmt: skip
                             since = term.deleted.setdefault(item.id, time.monotonic())
                             if time.monotonic() - since < DELETED_WAIT:
-                                term.unknown[item.id] = item
+                                term.unknown[item.id] = _which(item)
                                 continue
                             term.unknown.pop(item.id, None)
                             del term.deleted[item.id]
@@ -436,7 +437,7 @@ class Node:
         if check is None:  # kept: a node reloaded before this one took it (this one's reload applies it)
             log.warning("a standby took a %s for check %s, which is not in this node's config; kept in the inbox",
                         item.op, item.check_name)  # fmt: skip
-            term.unknown[item.id] = item
+            term.unknown[item.id] = _which(item)
             return True
         done: asyncio.Future[None]
         if item.op == "ping":
@@ -514,6 +515,12 @@ def _drop(term: _Term, item: Item) -> None:
             fut.exception()
 
     term.writer.submit(store.Write(inbox_done=[item.id])).add_done_callback(settled)
+
+
+def _which(item: Item) -> Item:
+    """What a row kept in the inbox is remembered by (which check it is for): not its pings, whose
+    bodies it may keep for a long time (a standby whose file has a check the leader's lacks)."""
+    return dataclasses.replace(item, pings=())
 
 
 def _check_of(engine: Engine, item: Item) -> Check | None:
