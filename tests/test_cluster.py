@@ -799,6 +799,59 @@ async def _true(value: bool) -> bool:
     return value
 
 
+async def test_pings_a_standby_takes_for_a_stored_check_the_leader_has_not_read_do_not_each_read_every_stored_check(
+    tmp_path: Path, database: str
+) -> None:
+    # Many checks made through the API; one (its channel in the standby's file only) the leader
+    # does not have, as for a check made on a standby in the second before the leader reads it.
+    import psycopg
+
+    from heartfly.core.stored_checks import META_PREFIX, StoredCheck
+
+    copies = [tmp_path / "a", tmp_path / "b"]
+    for folder in copies:
+        folder.mkdir()
+    journal = '[channels.journal]\ntype = "log"\n'
+    files = [write(folder, database, journal + every("job", new_key(), "1h")) for folder in copies]
+    servers = [Server(path) for path in files]
+    extra = new_key()
+    try:
+        await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+        async with aiohttp.ClientSession() as session:
+            leader, standby = await leader_and_standby(session, servers)
+            path = files[servers.index(leader)]
+            path.write_text(path.read_text().replace(journal, ""))
+            leader.signal(signal.SIGHUP)
+            assert await asyncio.to_thread(leader.wait_for_log, "reloaded", 10), leader.log()[-2000:]
+            made = [StoredCheck(f"api-{n}", "api", {"key": new_key(), "every": "1d"}, 1.0) for n in range(10_000)]
+            made.append(StoredCheck("extra", "api", {"key": extra, "every": "1d", "channels": ["journal"]}, 1.0))
+            with psycopg.connect(database, autocommit=True) as conn, conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO meta (key, value) VALUES (%s, %s)", [(META_PREFIX + c.name, c.encode()) for c in made]
+                )
+
+            async def served() -> bool:
+                async with session.get(f"{standby.url}/ping/{extra}", params={"rid": "x"}) as resp:
+                    return resp.status == 200
+
+            await until(served, 60, "the standby serves the checks")
+            kept = "a standby took a ping for check extra, which is not in this node's config"
+            await until(lambda: _true(kept in leader.log()), 30, "the leader keeps it")
+            wanted = leader.log().count(kept) + 100
+
+            async def ping() -> int:
+                async with session.get(f"{standby.url}/ping/{extra}") as resp:
+                    return resp.status
+
+            assert await asyncio.gather(*(ping() for _ in range(100))) == [200] * 100
+            # Each read every stored check (0.1 s each here) before it was kept: 10 s, not 1.
+            took = await until(lambda: _true(leader.log().count(kept) >= wanted), 60, "the leader keeps them")
+        assert took < 5, f"the leader took {took:.1f} s"
+    finally:
+        for s in servers:
+            s.kill()
+
+
 async def test_a_test_alert_asked_of_a_standby_is_refused_naming_the_leader(tmp_path: Path, database: str) -> None:
     checks = '[channels.journal]\ntype = "log"\n' + every("job", new_key(), "1h", 'channels = ["journal"]')
     config = write(tmp_path, database, checks)

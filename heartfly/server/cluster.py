@@ -425,6 +425,11 @@ class Node:
         if not item.stored or item.key is None:
             return False
         try:
+            # Its name first, a row or so: a check made on another node that this one has not read
+            # yet (a ping's auto-provisioning on a standby, say) must not cost a read of them all.
+            name = META_PREFIX + item.check_name
+            if name in await self._reader.read_meta_prefix(name):
+                return False
             found, _ = decode_all(await self._reader.read_meta_prefix(META_PREFIX))
         except StoreError:
             return False  # kept: read again by the next term
