@@ -294,6 +294,37 @@ async def test_a_ping_a_standby_takes_as_a_check_moves_into_the_file_counts_once
         await until(inbox_empty, 5, "the row's delete commits (after the state the API shows)")
 
 
+async def test_a_ping_a_standby_takes_for_a_deleted_check_does_not_count_for_one_made_again_under_its_name(
+    tmp_path: Path, database: str
+) -> None:
+    config = write(tmp_path, database, every("job", new_key(), "1h"), 'hc_api_key_file = "hc-key"')
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
+        async with session.post(f"{leader.url}/api/v3/checks/", json={"name": "Nightly"}, headers=hc) as resp:
+            uuid = (await resp.json())["uuid"]
+
+        async def known_on_standby() -> bool:
+            async with session.get(f"{standby.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+                return resp.status == 200
+
+        await until(known_on_standby, 5, "the standby serves the check")
+        async with session.delete(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+            assert resp.status == 200
+        # Within the second before the standby reads the delete: it takes the old check's failure.
+        async with session.get(f"{standby.url}/ping/{uuid}/fail") as resp:
+            assert resp.status == 200
+        assert await asyncio.to_thread(leader.wait_for_log, "a standby took a ping for check nightly", 5)
+        async with session.post(f"{leader.url}/api/v3/checks/", json={"name": "Nightly"}, headers=hc) as resp:
+            assert resp.status == 201
+            again = (await resp.json())["uuid"]
+        assert again != uuid
+        await asyncio.sleep(3)  # the leader reads the inbox every second
+        async with session.get(f"{leader.url}/api/v3/checks/{again}", headers=hc) as resp:
+            assert (await resp.json())["status"] == "new"  # another check: the old one's failure is not its own
+        assert "check nightly: new -> down" not in leader.log(), leader.log()[-2000:]
+
+
 async def test_one_checks_runs_sprayed_over_both_nodes_end_as_on_a_single_node(tmp_path: Path, database: str) -> None:
     key = new_key()
     config = write(tmp_path, database, every("job", key, "1h"))

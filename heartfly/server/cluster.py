@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import socket
 import time
@@ -377,11 +376,7 @@ class Node:
                 # A row for an unknown check is read again once a reload brought its check in.
                 # A deleted check's is read again once it has waited DELETED_WAIT, to be dropped.
                 waited = time.monotonic() - DELETED_WAIT
-                unknown = {
-                    i
-                    for i, item in term.unknown.items()
-                    if _check_of(term.engine, item) is None and term.deleted.get(i, math.inf) > waited
-                }
+                unknown = {i for i, item in term.unknown.items() if _waiting(term, i, item, waited)}
                 try:
                     rows = await term.feed.read(INBOX_PAGE, skip=term.in_flight | term.unreadable | unknown)
                 except StoreError as exc:
@@ -394,7 +389,10 @@ class Node:
                         log.error("%s; left in the inbox for a leader that can read it", exc)
                         term.unreadable.add(item_id)
                     else:
-                        if _check_of(term.engine, item) is None and await self._deleted(item):
+                        gone = item.id in term.deleted
+                        if not gone and _check_of(term.engine, item) is None:
+                            gone = await self._deleted(item)
+                        if gone and not _back(term.engine, item):
                             if item.id not in term.deleted:
                                 log.info("a standby took a %s for check %s, deleted through the API since; kept in the"
                                          " inbox for %g s for a reload to bring it back (moved into the file), then"
@@ -406,8 +404,10 @@ class Node:
                             term.unknown.pop(item.id, None)
                             del term.deleted[item.id]
                             _drop(term, item)
-                        elif not self._apply(term, item):
-                            return False
+                        else:
+                            term.deleted.pop(item.id, None)  # its check back, if it was deleted
+                            if not self._apply(term, item):
+                                return False
                         if term.command:
                             # A pause or resume changes the state in its task's first step (it then
                             # awaits its commit): let it run before the rows after it are applied,
@@ -520,6 +520,21 @@ def _drop(term: _Term, item: Item) -> None:
             fut.exception()
 
     term.writer.submit(store.Write(inbox_done=[item.id])).add_done_callback(settled)
+
+
+def _waiting(term: _Term, item_id: int, item: Item, waited: float) -> bool:
+    """Whether an inbox row kept unapplied is left out of the next read: its check still unknown
+    (a deleted one's, until it has waited since `waited`)."""
+    if item_id in term.deleted:
+        return term.deleted[item_id] > waited and not _back(term.engine, item)
+    return _check_of(term.engine, item) is None
+
+
+def _back(engine: Engine, item: Item) -> bool:
+    """Whether a row of a check deleted through the API has its check back: moved into the file
+    (its name), or its key; not another check made through the API under its name since."""
+    check = _check_of(engine, item)
+    return check is not None and (check.config.origin == "file" or check.config.key == item.key)
 
 
 def _which(item: Item) -> Item:
