@@ -87,6 +87,13 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: 
     return time.monotonic() - began
 
 
+def inbox_empty(database: str) -> Callable[[], Awaitable[bool]]:
+    async def empty() -> bool:
+        return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
+
+    return empty
+
+
 async def leader_and_standby(session: aiohttp.ClientSession, servers: list[Server]) -> tuple[Server, Server]:
     async def one_leads() -> bool:
         return sorted(await roles(session, servers)) == ["leader", "standby"]
@@ -217,10 +224,8 @@ async def test_a_ping_a_standby_takes_just_after_a_rename_on_the_leader_counts_f
 
         await until(down, 5, "the leader applies the failure to the renamed check")
 
-        async def inbox_empty() -> bool:  # its row's delete commits after the state it changed shows
-            return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
-
-        await until(inbox_empty, 5, "the leader deletes the row it applied")
+        # The row's delete commits after the state it changed shows.
+        await until(inbox_empty(database), 5, "the leader deletes the row it applied")
 
 
 async def test_a_ping_a_standby_takes_just_after_a_delete_on_the_leader_does_not_stay_in_the_inbox(
@@ -244,11 +249,9 @@ async def test_a_ping_a_standby_takes_just_after_a_delete_on_the_leader_does_not
         async with session.get(f"{standby.url}/ping/{uuid}") as resp:
             assert resp.status == 200
 
-        async def inbox_empty() -> bool:  # else no leader ever applies it, and migrate-db refuses the database
-            return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
-
-        # Once it has waited for a reload that could bring the check back (moved into the file).
-        await until(inbox_empty, DELETED_WAIT + 10, "the leader drops the deleted check's ping")
+        # Once it has waited for a reload that could bring the check back (moved into the file); else
+        # no leader ever applies it, and migrate-db refuses the database.
+        await until(inbox_empty(database), DELETED_WAIT + 10, "the leader drops the deleted check's ping")
         assert "check nightly, deleted through the API since; dropped" in leader.log(), leader.log()[-2000:]
 
 
@@ -288,10 +291,7 @@ async def test_a_ping_a_standby_takes_as_a_check_moves_into_the_file_counts_once
 
         await until(down, 10, "the leader applies the failure to the check now in the file")
 
-        async def inbox_empty() -> bool:
-            return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
-
-        await until(inbox_empty, 5, "the row's delete commits (after the state the API shows)")
+        await until(inbox_empty(database), 5, "the row's delete commits (after the state the API shows)")
 
 
 async def test_a_ping_a_standby_takes_for_a_deleted_check_does_not_count_for_one_made_again_under_its_name(
