@@ -415,6 +415,26 @@ async def test_a_database_found_damaged_by_a_ping_refuses_pings_and_fails_readin
     assert "database writes work again" not in caplog.text
 
 
+async def test_a_damaged_database_is_told_with_a_recovery_that_writes_a_new_file(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter
+) -> None:
+    # It said "recover it with `sqlite3 FILE .recover`": that prints SQL and leaves FILE as damaged
+    # as it was, so the restart the message asks for found the same damage.
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    database = sqlite_file(config)
+    first = await aiohttp_client(create_app(config))
+    assert await post(first, f"/ping/{key}") == 200
+    await first.close()
+    damage(database, "pings_by_check")
+    client = await aiohttp_client(create_app(config))
+    assert await post(client, f"/ping/{key}") == 503
+    async with client.get("/readyz") as ready:
+        text = await ready.text()
+    assert ready.status == 503, text
+    assert f"`sqlite3 {database} .recover | sqlite3 {database}.recovered`" in text, text
+
+
 async def test_a_ping_refused_for_a_full_disk_changes_no_state_queues_no_alert_and_its_retry_works(
     aiohttp_client: AiohttpClient, write_config: ConfigWriter, tiny_disk: Path
 ) -> None:

@@ -414,9 +414,10 @@ class Writer(GroupCommitter):
                 # Retries of the writes that miss the damaged pages succeed: without this the
                 # server looked healthy (readiness, heartbeat) while every ping was refused.
                 path = self._watch.path
+                # `.recover` prints SQL and leaves the file as it is: what it finds goes into a new file.
                 self._damaged = (
                     f"the database file {path} is damaged ({exc}); stop Heartfly and restore it from a backup,"
-                    f" or recover it with `sqlite3 {path} .recover`"
+                    f" or restore what is left of it: `sqlite3 {path} .recover | sqlite3 {path}.recovered`"
                 )
                 self.watch_file()
             raise StoreError(f"cannot write database {self._watch.path}: {exc}") from None
