@@ -12,22 +12,26 @@ import signal
 import sqlite3
 import subprocess
 import time
+import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import NoReturn
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Event, Kind, Status
 from heartfly.notify import outbox as notify_outbox
+from heartfly.server import daemon
 from heartfly.server.engine import PingRecord
 from heartfly.store import sqlite as store
 from heartfly.store import wal
+from heartfly.store.api import StoreError
 from heartfly.store.rows import PingRow, Write, meta_statement
 from heartfly.web import control
 from heartfly.web.app import create_app
@@ -318,6 +322,31 @@ def test_a_stop_on_a_full_disk_says_in_one_line_what_it_could_not_store_and_exit
     with Server(config) as again:  # as systemd's next start finds it once there is space
         assert "(unclean stop)" in again.log() or again.wait_for_log("(unclean stop)")
         assert again.stop() == 0
+
+
+async def test_an_error_that_ended_a_start_is_not_hidden_by_a_cleanup_that_cannot_store_after_it(
+    write_config: ConfigWriter,
+) -> None:
+    # The one line of a stop that cannot store ("the stop could not store what it held", exit 1)
+    # also took the place of an error that had ended the run before any stop was asked for (one
+    # that is no StartError: a bug), and dropped it with its traceback: nothing left to find it by.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    app = create_app(config)
+
+    async def cannot_store(app: web.Application) -> AsyncIterator[None]:
+        yield
+        raise StoreError(f"cannot write database {config.server.database}: database or disk is full")
+
+    async def fails(app: web.Application) -> AsyncIterator[None]:
+        raise RuntimeError("the error that ended the start")
+        yield  # an async generator, as aiohttp's cleanup contexts are
+
+    app.cleanup_ctx.append(cannot_store)
+    app.cleanup_ctx.append(fails)
+    with pytest.raises(StoreError) as raised:  # as before the one line: the cleanup's, after the start's error
+        await daemon._run(app, asyncio.Event(), asyncio.Queue())
+    told = "".join(traceback.format_exception(raised.value))
+    assert "RuntimeError: the error that ended the start" in told, told
 
 
 def test_a_start_on_a_full_disk_exits_1_saying_so_so_that_systemd_starts_it_again(

@@ -81,6 +81,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         keepalive_timeout=IDLE_TIMEOUT,
     )
     failed = False
+    stopping = False  # the run ended as asked (SIGTERM), not by an error of its own
     try:
         try:
             with longlived.building():
@@ -129,6 +130,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
                 task.cancel()
         systemd.stopping("stopping: finishing in-flight pings")
         log.info("stopping: finishing in-flight pings")
+        stopping = True
     except StartError:
         failed = True
         raise
@@ -137,7 +139,8 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             await runner.cleanup()
         except Exception as exc:
             if not failed:
-                if (lost := _store_errors(exc)) is None:
+                # Only after a stop: an error that ended the run must not be replaced by this line.
+                if (lost := _store_errors(exc) if stopping else None) is None:
                     raise
                 # A full disk: what memory held (state changes, the clean-stop mark) is not stored.
                 raise StartError(
