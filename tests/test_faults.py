@@ -14,7 +14,7 @@ import subprocess
 import time
 import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import NoReturn
@@ -297,6 +297,39 @@ async def test_a_wal_file_removed_under_the_running_daemon_refuses_pings_and_fai
         assert ready.status == 503
         assert f"WAL file {wal_file} was removed or replaced" in await ready.text()
     assert caplog.text.count(f"{wal_file} was removed or replaced") == 1
+
+
+async def test_writes_that_fail_while_the_database_file_is_moved_away_are_logged_too(
+    aiohttp_client: AiohttpClient, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The failure of a commit was not logged while the file was lost (moved away, its WAL not
+    # copied), as if that said it: moved back, the log said "pings are taken again" while every
+    # ping was still refused, and no line had said why (here a lock held past the busy timeout).
+    key = new_key()
+    config = write_config(f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    database = sqlite_file(config)
+    client = await aiohttp_client(create_app(config))
+    writer = client.app[RUNTIME].writer
+    assert writer is not None
+    assert await post(client, f"/ping/{key}") == 200
+
+    def logged(text: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return text in caplog.text
+
+        return check
+
+    with closing(sqlite3.connect(database, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # the write lock, held past the writer's busy timeout (5 s)
+        moved = database.rename(database.with_name("moved.db"))
+        await until(logged(f"{database} was removed or replaced"))
+        with pytest.raises(StoreError, match="database is locked"):
+            await writer.flush()
+        moved.rename(database)
+        await until(logged("pings are taken again"))
+        assert await post(client, f"/ping/{key}") == 503  # still refused: the lock
+        assert "database write failed, pings are refused until it works again" in caplog.text
+        other.execute("ROLLBACK")
 
 
 def test_a_stop_on_a_full_disk_says_in_one_line_what_it_could_not_store_and_exits_1(

@@ -40,6 +40,7 @@ class GroupCommitter:
         self._commit_began = 0.0  # time.monotonic() when the batch under way began
         self._broken = False  # the last commit failed
         self.lost: str | None = None  # what happened to the database, if it is not the one open
+        self._failures_told = False  # the log said why commits fail, for good (a damaged file): not again
         # Pings are refused: a commit failed, or the database is lost. One attribute, read on every ping.
         self.failing = False
         self.commits = 0
@@ -174,7 +175,7 @@ class GroupCommitter:
     def _fail(
         self, batch: list[tuple[Write, asyncio.Future[None] | None]], writes: list[Write], exc: Exception
     ) -> None:
-        if not self._broken and self.lost is None:  # a lost or damaged file was logged as such
+        if not self._broken and not self._failures_told:  # a lost file's log line does not say this one's
             log.error("database write failed, pings are refused until it works again: %s", exc)
         self._broken = self.failing = True
         # A ping whose client is told 503 must leave no trace: it is not kept, and its change to

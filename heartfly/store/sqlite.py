@@ -419,6 +419,7 @@ class Writer(GroupCommitter):
                     f"the database file {path} is damaged ({exc}); stop Heartfly and restore it from a backup,"
                     f" or restore what is left of it: `sqlite3 {path} .recover | sqlite3 {path}.recovered`"
                 )
+                self._failures_told = True
                 self.watch_file()
             raise StoreError(f"cannot write database {self._watch.path}: {exc}") from None
 
