@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.request
+from collections.abc import Callable
+
+import pytest
 
 from heartfly.server import logfilter
 from tests.conftest import new_key
@@ -114,3 +117,34 @@ def test_apprise_logs_no_token_of_a_url_it_cannot_read_nor_of_its_requests_at_de
         assert server.stop() == 0
     assert "BOTSECRET" not in server.log() and "PATHSECRET" not in server.log()
     assert "Unparseable URL: not shown" in server.log()
+
+
+def _apprise_log(caplog: pytest.LogCaptureFixture, action: Callable[[], object]) -> str:
+    """What reaches Heartfly's handlers while `action` runs at debug level, with the filters
+    `logfilter.install()` puts on every logger (taken off again afterwards)."""
+
+    def loggers() -> list[logging.Logger]:
+        named = logging.Logger.manager.loggerDict.values()
+        return [logging.getLogger(), *(lg for lg in named if isinstance(lg, logging.Logger))]
+
+    before = {id(f) for lg in loggers() for f in lg.filters}
+    logfilter.install()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            action()
+    finally:
+        for lg in loggers():
+            for added in [f for f in lg.filters if id(f) not in before]:
+                lg.removeFilter(added)
+    return caplog.text
+
+
+def test_apprise_logs_no_token_of_a_url_a_service_cannot_read(caplog: pytest.LogCaptureFixture) -> None:
+    import apprise
+
+    # apprise names the service in these: "Unparseable Telegram URL tgram://…", "Could not load Discord URL: …"
+    urls = ["tgram://BOTSECRET", "discord://WEBHOOKSECRET", "tgrams://111111:TYPOSECRET/123"]
+    text = _apprise_log(caplog, lambda: [apprise.Apprise().add(url) for url in urls])
+    assert "SECRET" not in text, text
+    assert "Unparseable Telegram URL: not shown" in text and "Could not load Discord URL: not shown" in text, text
+    assert "Unparseable URL: not shown" in text, text

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 
@@ -82,21 +83,23 @@ class AcceptErrors(logging.Filter):
 
 
 class AppriseSecrets(logging.Filter):
-    """apprise logs the URL it cannot read whole ("Unparseable URL tgrams://<bot token>/..."), and at
-    debug level every request's URL (Telegram's bot token, a Slack webhook's path): the first is
+    """apprise logs the URL it cannot read whole ("Unparseable URL tgrams://<bot token>/...",
+    "Unparseable Telegram URL tgram://<bot token>", "Could not load Discord URL: discord://..."), and
+    at debug level every request's URL (Telegram's bot token, a Slack webhook's path): the first is
     logged without it (Heartfly's error names the URL by its place), the others are dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO:
             return False
-        message = record.getMessage()
-        for words in _APPRISE_URL_ERRORS:
-            if message.startswith(words):
-                record.msg, record.args = f"{words}: not shown, it may hold a token", ()
+        words = _APPRISE_URL_ERROR.match(record.getMessage())
+        if words:
+            record.msg, record.args = f"{words[0]}: not shown, it may hold a token", ()
         return True
 
 
-_APPRISE_URL_ERRORS = ("Unparseable URL", "Unsupported URL", "Could not load URL")
+# "Unsupported URL", "Unparseable URL", and with a service's name between: "Unparseable Telegram URL",
+# "Could not load Microsoft Teams URL"
+_APPRISE_URL_ERROR = re.compile(r"(?:Unparseable|Unsupported|Could not load)(?: [^:/]*?)? URL\b")
 
 
 def install() -> RejectedRequests:
