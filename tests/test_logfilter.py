@@ -148,3 +148,34 @@ def test_apprise_logs_no_token_of_a_url_a_service_cannot_read(caplog: pytest.Log
     assert "SECRET" not in text, text
     assert "Unparseable Telegram URL: not shown" in text and "Could not load Discord URL: not shown" in text, text
     assert "Unparseable URL: not shown" in text, text
+
+
+def test_apprise_requests_do_not_put_their_url_path_in_the_log_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import apprise
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        notifier = apprise.Apprise()
+        assert notifier.add(f"json://127.0.0.1:{server.server_port}/PATHSECRET")
+        sent: list[bool] = []
+        text = _apprise_log(caplog, lambda: sent.append(bool(notifier.notify(body="b", title="t"))))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sent == [True]
+    assert "PATHSECRET" not in text, text  # urllib3 (under apprise's requests) logs each request line at debug
+    assert "Sent JSON POST notification" in text, text  # apprise's own info lines still pass

@@ -102,9 +102,17 @@ class AppriseSecrets(logging.Filter):
 _APPRISE_URL_ERROR = re.compile(r"(?:Unparseable|Unsupported|Could not load)(?: [^:/]*?)? URL\b")
 
 
+# apprise's own, and urllib3's under its requests, whose debug lines quote each request's path and
+# query ('http://host "POST /bot<token>/sendMessage HTTP/1.1" 200'). A logger's filter does not
+# reach its children, so each is named. Heartfly itself sends with aiohttp and urllib, not urllib3.
+APPRISE_LOGGERS = ("apprise", "urllib3.connectionpool", "urllib3.util.retry")
+
+
 def install() -> RejectedRequests:
     rejected = RejectedRequests()
     logging.getLogger("aiohttp.server").addFilter(rejected)
     logging.getLogger("asyncio").addFilter(AcceptErrors())
-    logging.getLogger("apprise").addFilter(AppriseSecrets())
+    secrets = AppriseSecrets()
+    for name in APPRISE_LOGGERS:
+        logging.getLogger(name).addFilter(secrets)
     return rejected
