@@ -428,6 +428,26 @@ def test_a_password_in_the_url_never_shows_in_the_config_or_its_errors(write_con
     ]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://hf:pass/SECRET@db.example/hf",  # a "/" not percent-encoded: urlsplit reads the port "pass"
+        "postgresql://hf:pass?SECRET@db.example/hf",
+        "postgresql://hf:pass#SECRET@db.example/hf",
+        "postgresql://hf:p@SECRET@db.example/hf",  # an "@" not percent-encoded
+    ],
+)
+def test_a_password_with_a_character_it_should_have_percent_encoded_never_shows_either(
+    write_config: ConfigWriter, url: str
+) -> None:
+    try:  # the URL is refused (its error shown by check-config, a refused reload, the journal) or kept (and shown)
+        shown = [str(write_config("", server=f'database = "{url}"').server.database)]
+    except ConfigError as exc:
+        shown = exc.problems
+    assert not any("SECRET" in line for line in shown), shown
+    assert any("postgresql://hf:***@db.example/hf" in line for line in shown), shown
+
+
 def test_check_config_shows_its_times_in_display_timezone_and_a_cron_checks_own_zone_beside_them(
     tmp_path: Path,
 ) -> None:

@@ -62,7 +62,10 @@ def has_password(text: str) -> bool:
     return parts.password is not None or any(k == "password" for k, _ in parse_qsl(parts.query))
 
 
-_NETLOC_PASSWORD = re.compile(r"^([a-z]+://[^:/@?#]*):[^@/?#]*@", re.IGNORECASE)
+# user:PASSWORD@ up to the netloc's last "@"; or, when the netloc holds none (a "/", "?" or "#" in the
+# password, not percent-encoded, ends it early: such a URL is refused, and its error shown), up to
+# the first "@" after it, unless what follows the ":" is a port.
+_NETLOC_PASSWORD = re.compile(r"^([a-z]+://[^:/@?#]*):(?:[^/?#]*@|(?![0-9]*(?:[/?#]|$))[^@]*@)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
