@@ -179,3 +179,14 @@ def test_apprise_requests_do_not_put_their_url_path_in_the_log_at_debug_level(ca
     assert sent == [True]
     assert "PATHSECRET" not in text, text  # urllib3 (under apprise's requests) logs each request line at debug
     assert "Sent JSON POST notification" in text, text  # apprise's own info lines still pass
+
+
+def test_apprise_does_not_log_a_token_it_finds_invalid(caplog: pytest.LogCaptureFixture) -> None:
+    import apprise
+
+    # A typo in a token ("!"): apprise warns, quoting the token, which is the real one but for a character
+    urls = ["tgram://123456:ab!SECRET/789", "slack://T1/B1/C!SECRET"]
+    text = _apprise_log(caplog, lambda: [apprise.Apprise().add(url) for url in urls])
+    assert "SECRET" not in text, text
+    assert "The Telegram Bot Token specified (not shown) is invalid" in text, text
+    assert "An invalid Slack (third) Token (not shown) was specified" in text, text

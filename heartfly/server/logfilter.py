@@ -86,20 +86,29 @@ class AppriseSecrets(logging.Filter):
     """apprise logs the URL it cannot read whole ("Unparseable URL tgrams://<bot token>/...",
     "Unparseable Telegram URL tgram://<bot token>", "Could not load Discord URL: discord://..."), and
     at debug level every request's URL (Telegram's bot token, a Slack webhook's path): the first is
-    logged without it (Heartfly's error names the URL by its place), the others are dropped."""
+    logged without it (Heartfly's error names the URL by its place), as is a token it finds invalid,
+    and the others are dropped."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO:
             return False
-        words = _APPRISE_URL_ERROR.match(record.getMessage())
+        message = record.getMessage()
+        words = _APPRISE_URL_ERROR.match(message)
         if words:
             record.msg, record.args = f"{words[0]}: not shown, it may hold a token", ()
+        elif "(" in message:
+            shown = _APPRISE_GIVEN_VALUE.sub("(not shown)", message)
+            if shown != message:
+                record.msg, record.args = shown, ()
         return True
 
 
 # "Unsupported URL", "Unparseable URL", and with a service's name between: "Unparseable Telegram URL",
 # "Could not load Microsoft Teams URL"
 _APPRISE_URL_ERROR = re.compile(r"(?:Unparseable|Unsupported|Could not load)(?: [^:/]*?)? URL\b")
+# A value its plugin refuses, quoted: "The Telegram Bot Token specified (<token>) is invalid.", "An
+# invalid Slack (third) Token (<token>) was specified." A token with a typo is the token but for it.
+_APPRISE_GIVEN_VALUE = re.compile(r"\([^()]*\)(?= (?:is|are|was|were)\b)|(?<=specified )\([^()]*\)")
 
 
 # apprise's own, and urllib3's under its requests, whose debug lines quote each request's path and
