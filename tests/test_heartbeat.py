@@ -109,3 +109,19 @@ async def test_a_reload_that_shortens_heartbeat_every_applies_without_waiting_ou
 def test_a_bad_heartbeat_setting_is_named(write_config: ConfigWriter, server: str, problem: str) -> None:
     found = problems(write_config, "", server=server)
     assert any(p.startswith(problem) for p in found), found
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hc-ping.example.com:99999/SECRET",  # no port there can be: every heartbeat failed, "a proxy"
+        "https://[::1/SECRET",  # a broken address: the first failure's log line killed the heartbeat task
+        "https://user:pass/SECRET@hc-ping.example.com/x",  # a "/" in a password: urlsplit reads the port "pass"
+    ],
+)
+def test_a_heartbeat_url_no_client_can_use_is_refused_without_repeating_it(
+    write_config: ConfigWriter, url: str
+) -> None:
+    found = problems(write_config, "", server=f'heartbeat_url = "{url}"\nheartbeat_every = "1m"')
+    assert any(p.startswith("server.heartbeat_url: expected an http(s) URL") for p in found), found
+    assert not any("SECRET" in p for p in found), found
