@@ -1049,6 +1049,26 @@ async def test_an_apprise_retry_for_one_service_that_is_down_does_not_notify_the
     assert (len(up.hits), len(down.hits)) == (1, 3)  # the service that was up heard of it once
 
 
+async def test_an_apprise_url_that_makes_apprise_raise_fails_alone_and_the_others_are_notified(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # apprise's Telegram plugin raises a TypeError on this one (a "?" after a port-like token): it
+    # was an "unexpected error" with a traceback at every try, and the other URL never heard of it
+    target = await receivers(path="/other")
+    urls = f'"tgram://123456789:AAAA/1?", "json://{target.url.removeprefix("http://")}"'
+    key = new_key()
+    config = write_config(
+        f'[channels.chat]\ntype = "apprise"\nurls = [{urls}]\ntimeout = "5s"\n' + check("job", key, ["chat"]) + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("failed", ["failed"]), alert
+    assert alert["attempt_log"][0]["error"] == "apprise does not understand URL 1 of 2"
+    assert [h.path for h in target.hits] == ["/other"]
+
+
 # ---- a crash between commit and delivery ----------------------------------------------------
 
 

@@ -34,7 +34,11 @@ def _notifiers(urls: list[str]) -> list[Any]:
     notifiers: list[Any] = []
     for url in urls:
         notifier = apprise.Apprise()
-        notifiers.append(notifier if notifier.add(url) else None)
+        try:  # some plugins raise on a URL they cannot read ("tgram://123:token/1?": a TypeError)
+            added = notifier.add(url)
+        except Exception:  # noqa: BLE001 - its words or traceback may quote the URL's token
+            added = False
+        notifiers.append(notifier if added else None)
     return notifiers
 
 
