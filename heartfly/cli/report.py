@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from heartfly.core.units import human_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import PAUSE_META, check_summary, iso
 from heartfly.notify.log_channel import escape
-from heartfly.store import backend
+from heartfly.store import backend, sqlite
 from heartfly.store.api import Reader, StoreError
 
 
@@ -105,7 +104,7 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
         alive, _ = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
         pauses = await db.read_meta_prefix(PAUSE_META)
-    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
         raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()
@@ -149,7 +148,7 @@ async def stored_problems(config: Config) -> list[str]:
         await _with_stored(db, config)
     except ConfigError as exc:
         return exc.problems
-    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
         raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()
@@ -162,7 +161,7 @@ async def read_exports(config: Config, names: list[str]) -> str:
     db = await backend.open_existing_reader(config.server.database)
     try:
         found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
-    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
         raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()
@@ -203,7 +202,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         flips = await db.read_flips(row.id, limit, routine=routine)
         alerts = await db.read_alerts(row.id, limit)
         pings = await db.read_pings(row.id, limit)
-    except sqlite3.Error as exc:  # past what the open read: a damaged file, one line, not a traceback
+    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
         raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
     finally:
         await db.close()

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,7 +92,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             if (why := await backend.may_come_back(config.server.database)) is not None:  # so can a PostgreSQL server
                 raise StartError(f"{exc} ({why}: systemd starts it again)", code=1) from None
             raise StartError(str(exc), code=2) from None
-        except sqlite3.Error as exc:  # a start's read found the file damaged: no restart loop mends it
+        except sqlite.ReadError as exc:  # a start's read found the file damaged: no restart loop mends it
             code = 2 if sqlite.is_damage(exc) else 1
             raise StartError(f"cannot read database {config.server.database}: {exc}", code=code) from None
         except ConfigError as exc:  # a check of the file's clashes with one made through the API; a key file

@@ -160,6 +160,11 @@ _SQLITE_FULL = 13
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
+# What a read raises on a file damaged past the pages its open read (the store speaks SQL: callers
+# outside it catch this name, not sqlite3's).
+ReadError = sqlite3.Error
+
+
 def is_damage(exc: sqlite3.Error) -> bool:
     """Whether SQLite found the file's own bytes damaged: no retry or restart mends that."""
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
