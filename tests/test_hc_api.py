@@ -879,3 +879,27 @@ async def test_flips_list_a_down_behind_a_thousand_late_and_back_changes_they_do
     since = f"/api/v3/checks/{uuid}/flips/?start=1780000000"
     windowed = (await (await client.get(since, headers=rw(key))).json())["flips"]
     assert [f["up"] for f in windowed] == [1, 0]
+
+
+async def test_version_1_reports_a_job_that_started_and_hung_past_its_deadline_as_down_not_started(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' v1 says "started" only while the start is younger than the grace time
+    # (get_status: now >= last_start + grace is "down"); a run that hung and made the check miss
+    # its deadline is down there, in every version
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    clock.advance(1800)
+    assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
+    clock.advance(4 * 3600)  # it never finishes: past the due time and its grace
+    engine.fire_due(clock.now())
+    assert engine.checks["backup"].state.status.value == "down" and engine.checks["backup"].state.runs
+    shown = {}
+    for version in (1, 2, 3):
+        got = await (await client.get(f"/api/v{version}/checks/{FILE_KEY}", headers=rw(key))).json()
+        shown[version] = (got["status"], got["started"])
+    assert shown == {1: ("down", True), 2: ("down", True), 3: ("down", True)}

@@ -78,13 +78,16 @@ def slugify(text: str) -> str:
     return re.sub(r"[-\s]+", "-", text).strip("-_")
 
 
-def status(st: CheckState, version: int) -> str:
+def status(st: CheckState, version: int, grace: float, now: float) -> str:
     """Heartfly's state in Healthchecks' words: late is "grace"; a run in progress is "started" in
-    v1, on a down check too (Healthchecks' "down, but currently running"), and "up" after (v2 and
-    v3 show it in `started`). A pause ends the run there: paused."""
+    v1, and "up" after (v2 and v3 show it in `started`). A late or down check whose newest run
+    started less than `grace` before `now` is "started" in v1 too (Healthchecks' "down, but
+    currently running"); not an older one (get_status: past last_start + grace, a start does not
+    count), as a job that started and hung past its deadline. A pause ends the run there: paused."""
     if st.status is Status.RUNNING:
         return "started" if version == 1 else "up"
-    if version == 1 and st.runs and st.status is not Status.PAUSED:
+    fresh = bool(st.runs) and max(r.started_at for r in st.runs.values()) + grace > now
+    if version == 1 and fresh and st.status is not Status.PAUSED:
         return "started"
     return "grace" if st.status is Status.LATE else st.status.value
 
@@ -99,6 +102,7 @@ class Shown:
     display_name: str  # Healthchecks' free-text name (a stored check's), else the check's name
     n_pings: int
     badge_url: str
+    now: float  # the clock's: a v1 status tells a fresh start from a hung one
 
 
 def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]:
@@ -115,7 +119,7 @@ def check_json(cfg: CheckConfig, st: CheckState, shown: Shown) -> dict[str, Any]
         "desc": cfg.description,
         "grace": int(cfg.grace),
         "n_pings": shown.n_pings,
-        "status": status(st, shown.version),
+        "status": status(st, shown.version, cfg.grace, shown.now),
         "started": bool(st.runs) and watching,  # Healthchecks' pause ends the run (last_start = None)
         "last_ping": iso(st.last_end_at),  # Healthchecks': the last success or failure, not a start or log
         "next_ping": iso(due),

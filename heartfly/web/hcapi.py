@@ -196,6 +196,7 @@ def _shown(
         display_name=_title(request, check.config),
         n_pings=n_pings,
         badge_url=f"{public_url}/badge/{badges.badge_key(check.config.key)}.svg",
+        now=rt.clock.now(),
     )
     return hcshape.check_json(check.config, check.state, shown)
 
