@@ -903,3 +903,15 @@ async def test_version_1_reports_a_job_that_started_and_hung_past_its_deadline_a
         got = await (await client.get(f"/api/v{version}/checks/{FILE_KEY}", headers=rw(key))).json()
         shown[version] = (got["status"], got["started"])
     assert shown == {1: ("down", True), 2: ("down", True), 3: ("down", True)}
+
+
+async def test_the_healthchecks_badges_are_readable_from_another_origin_as_in_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' badge views are @cors("GET"): a status page's script on another site reads the
+    # json badge; without the header a browser hands it nothing
+    client, key, _ = await start(aiohttp_client, write_config)
+    listed = (await (await client.get("/api/v3/badges/", headers=rw(key))).json())["badges"]
+    for url in listed["prod"].values():
+        resp = await client.get("/" + url.split("/", 3)[3], headers={"Origin": "https://status.example"})
+        assert resp.status == 200 and resp.headers.get("Access-Control-Allow-Origin") == "*", url

@@ -97,6 +97,9 @@ async def shields(request: web.Request) -> web.Response:
 # Healthchecks' badge words and shields.io colours (hc/api/views.py): a 2-state badge shows up or
 # down, a 3-state one late too; new, running and paused are up.
 _HC_COLORS = {"up": "success", "late": "important", "down": "critical"}
+# Healthchecks serves its badges with CORS open (@cors("GET")): a status page's script may read the
+# json one from another origin. The badge key shows the status to anyone already.
+_HC_HEADERS = {**HEADERS, "Access-Control-Allow-Origin": "*"}
 
 
 def _hc_status(check: Check, states: int) -> str:
@@ -111,18 +114,18 @@ async def healthchecks(request: web.Request) -> web.Response:
     the Healthchecks API's badge list points to (its clients read `json` as status and counts)."""
     check = _find(request)
     if check is None:
-        return web.Response(status=404, text="not found\n", headers=HEADERS)
+        return web.Response(status=404, text="not found\n", headers=_HC_HEADERS)
     status = _hc_status(check, int(request.match_info["states"]))
     fmt = request.match_info["fmt"]
     if fmt == "json":
         late, down = check.state.status is Status.LATE, status == "down"
         body = {"status": status, "total": 1, "grace": int(late), "down": int(down)}
-        return web.json_response(body, headers=HEADERS)
+        return web.json_response(body, headers=_HC_HEADERS)
     if fmt == "shields":
         body = {"schemaVersion": 1, "label": check.name, "message": status, "color": _HC_COLORS[status]}
-        return web.json_response(body, headers=HEADERS)
+        return web.json_response(body, headers=_HC_HEADERS)
     color = COLORS[{"up": Status.UP, "late": Status.LATE, "down": Status.DOWN}[status]][0]
-    return web.Response(body=render(check.name, status, color), content_type="image/svg+xml", headers=HEADERS)
+    return web.Response(body=render(check.name, status, color), content_type="image/svg+xml", headers=_HC_HEADERS)
 
 
 def _width(text: str) -> float:
