@@ -480,7 +480,7 @@ async def test_a_read_the_database_refuses_is_a_500_here_too_and_an_outage_a_503
         async def refused(*args: Any, error: Exception = error, **kwargs: Any) -> Any:
             raise error
 
-        monkeypatch.setattr(reader, "read_flips", refused)
+        monkeypatch.setattr(reader, "read_hc_flips", refused)
         assert (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).status == status, error
 
 
@@ -854,6 +854,7 @@ async def test_last_duration_is_shown_only_when_the_last_end_closed_a_run_as_in_
     assert untimed["status"] == "down" and "last_duration" not in untimed
 
 
+@pytest.mark.both_stores
 async def test_flips_list_a_down_behind_a_thousand_late_and_back_changes_they_do_not_show(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
@@ -915,3 +916,38 @@ async def test_the_healthchecks_badges_are_readable_from_another_origin_as_in_he
     for url in listed["prod"].values():
         resp = await client.get("/" + url.split("/", 3)[3], headers={"Origin": "https://status.example"})
         assert resp.status == 200 and resp.headers.get("Access-Control-Allow-Origin") == "*", url
+
+
+@pytest.mark.both_stores
+async def test_flips_are_read_in_one_statement_however_many_late_and_back_changes_lie_behind_them(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page of 1000 at a time over the changes Healthchecks has no flip for cost a statement per
+    # page, each seeking its cursor: a year of a minutely job's up <-> late (a million rows) took
+    # minutes, with the server's one read connection held all along (the dashboard waited too)
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(
+        CHECKS + f'\n[checks.flappy]\nkey = "{new_key()}"\nevery = "1m"\ngrace = "1m"\n', server=SERVER
+    )
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    ping_key = engine.checks["flappy"].config.key
+    uuid = check_uuid(engine.checks["flappy"].config)
+    assert (await client.get(f"/ping/{ping_key}/fail")).status == 200
+    for _ in range(1100):
+        assert (await client.get(f"/ping/{ping_key}")).status == 200
+        clock.advance(61)
+        engine.fire_due(clock.now())  # late: past due, within grace
+    db = client.app[RUNTIME].reader.db
+    statements: list[str] = []
+    real = db.execute_fetchall
+
+    async def counted(sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return await real(sql, *args)
+
+    monkeypatch.setattr(db, "execute_fetchall", counted)
+    flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
+    assert [f["up"] for f in flips] == [1, 0]
+    assert len([sql for sql in statements if "FROM flips" in sql]) == 1, statements

@@ -414,6 +414,25 @@ async def read_flips(
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
+# Healthchecks' flips (its API's GET .../flips/): a change between up (up, running, late) and not
+# up, or into down or paused. Filtered in the one statement: the up <-> late of a job routinely a
+# little late may be most of a check's history, and a page at a time over it cost a statement a
+# page, each seeking its cursor (minutes for a year of a minutely job).
+_HC_UP = "('up', 'running', 'late')"
+HC_FLIP = f"((old IN {_HC_UP}) <> (new IN {_HC_UP}) OR (old <> new AND new IN ('down', 'paused')))"
+_HC_FLIPS = (
+    f"SELECT at, new FROM flips WHERE check_id = ? AND at >= ? AND at < ? AND {HC_FLIP}"  # noqa: S608 - constants
+    " ORDER BY at DESC, id DESC LIMIT ?"
+)
+
+
+async def read_hc_flips(db: Db, check_id: int, since: float, until: float, limit: int) -> list[dict[str, Any]]:
+    """A check's changes Healthchecks has a flip for, at `since` or later and before `until`,
+    newest first: at and new."""
+    rows = await _rows(db, _HC_FLIPS, (check_id, since, until, limit))
+    return [{"at": at, "new": new} for at, new in rows]
+
+
 # The changes into or out of down and paused: the only ones a record's figures depend on (running,
 # late and up all count as up), which leaves out the up <-> running of every healthy run. The
 # prune of old history keeps the newest before its cut, for _RECORD_BEFORE (index flips_counted).

@@ -97,6 +97,9 @@ class SqlReader:
     ) -> list[dict[str, Any]]:
         return await queries.read_flips(self.db, check_id, limit, before, routine)
 
+    async def read_hc_flips(self, check_id: int, since: float, until: float, limit: int) -> list[dict[str, Any]]:
+        return await queries.read_hc_flips(self.db, check_id, since, until, limit)
+
     async def read_runs(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         return await queries.read_runs(self.db, check_id, limit, before)
 

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 KEY_LENGTH = 32
 BODY_CAP = 1024 * 1024  # bytes of a request body: what aiohttp allowed before the body had a time limit
 PINGS_SHOWN = 100  # Healthchecks' default ping log limit
-FLIPS_SHOWN = 1000  # flips answered at most (and read a page at a time)
+FLIPS_SHOWN = 1000  # flips answered at most
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -430,12 +430,7 @@ async def ping_body(request: web.Request, call: Call) -> web.StreamResponse:
     return web.Response(text=str(row["body"]), content_type="text/plain", charset="utf-8")
 
 
-_UP = frozenset({"up", "running", "late"})  # Healthchecks' "up": within its schedule or grace
-
-
-def _shown_flip(old: str, new: str) -> bool:
-    """A change Healthchecks would have: between up and not up, or into down or paused."""
-    return (old in _UP) != (new in _UP) or (old != new and new in ("down", "paused"))
+_UP = frozenset({"up", "running", "late"})  # Healthchecks' "up": within its schedule or grace (queries.HC_FLIP)
 
 
 @view("GET", read=True)
@@ -455,21 +450,11 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     await rt.settled()
     now = rt.clock.now()
     since = max(bounds.get("start", 0), now - bounds["seconds"] if bounds.get("seconds") else 0)
-    items: list[dict[str, Any]] = []
-    before: int | None = None
-    # A page at a time, newest first: the changes Healthchecks has no flip for (up <-> late, a
-    # routinely late job's two a run) must not crowd its downs out of one page.
-    while len(items) < FLIPS_SHOWN:
-        rows = await rt.reader.read_flips(check.id, FLIPS_SHOWN, before=before, routine=False)
-        items += [
-            {"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)}
-            for row in rows
-            if _shown_flip(row["old"], row["new"]) and since <= row["at"] < bounds.get("end", 1 << 62)
-        ]
-        if len(rows) < FLIPS_SHOWN or rows[-1]["at"] < since:
-            break
-        before = rows[-1]["id"]
-    return _json({"flips": items[:FLIPS_SHOWN]})
+    # Filtered by the query: the changes Healthchecks has no flip for (up <-> late, a routinely
+    # late job's two a run) must not crowd its downs out, nor be read a page at a time.
+    rows = await rt.reader.read_hc_flips(check.id, since, bounds.get("end", 1 << 62), FLIPS_SHOWN)
+    items = [{"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)} for row in rows]
+    return _json({"flips": items})
 
 
 @view("GET")
