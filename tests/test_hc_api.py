@@ -94,7 +94,7 @@ async def test_the_healthchecks_io_client_makes_changes_pings_pauses_and_deletes
     assert got["got_name"] == f"Nightly backup v{version}"
     assert got["updated"] == {"desc": "dumps the db", "tags": "prod db"}
     assert got["start_ping"] == [True, "OK"] and got["success_ping"] == [True, "OK"]
-    assert got["status_running"] == ("started" if version == 1 else "up")
+    assert got["status_running"] == ("started" if version == 1 else "new")  # as Healthchecks: new until an end
     assert got["fail_ping"] == [True, "OK"] and got["exit_code_ping"] == [True, "OK"]
     assert got["slug_ping"] == [True, "OK"]
     assert got["pings"] == ["success", "success", "fail", "success", "start"]  # newest first
@@ -110,6 +110,7 @@ async def test_versions_differ_as_healthchecks_does_in_status_and_urls(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
     client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200  # not new: Healthchecks' new ends at a success
     assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
     for version, status in ((1, "started"), (2, "up"), (3, "up")):
         resp = await client.get(f"/api/v{version}/checks/", headers=rw(key))
@@ -951,3 +952,19 @@ async def test_flips_are_read_in_one_statement_however_many_late_and_back_change
     flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
     assert [f["up"] for f in flips] == [1, 0]
     assert len([sql for sql in statements if "FROM flips" in sql]) == 1, statements
+
+
+async def test_a_new_check_that_started_but_never_finished_is_new_with_no_last_ping_as_in_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' status moves from "new" at a success or failure only, as last_ping does: a new
+    # check's first /start leaves it "new" (v2, v3; v1 "started"), never "up" with no last ping
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}/start")).status == 200
+    shown = {}
+    for version in (1, 2, 3):
+        got = await (await client.get(f"/api/v{version}/checks/{FILE_KEY}", headers=rw(key))).json()
+        shown[version] = (got["status"], got["started"], got["last_ping"])
+    assert shown == {1: ("started", True, None), 2: ("new", True, None), 3: ("new", True, None)}
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    assert (await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json())["status"] == "up"

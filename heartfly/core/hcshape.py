@@ -83,12 +83,16 @@ def status(st: CheckState, version: int, grace: float, now: float) -> str:
     v1, and "up" after (v2 and v3 show it in `started`). A late or down check whose newest run
     started less than `grace` before `now` is "started" in v1 too (Healthchecks' "down, but
     currently running"); not an older one (get_status: past last_start + grace, a start does not
-    count), as a job that started and hung past its deadline. A pause ends the run there: paused."""
+    count), as a job that started and hung past its deadline. A pause ends the run there: paused.
+    Healthchecks' "new" ends at a success or failure (as its last_ping starts): a check that has
+    had neither, only starts, is new."""
     if st.status is Status.RUNNING:
-        return "started" if version == 1 else "up"
+        return "started" if version == 1 else "up" if st.last_end_at is not None else "new"
     fresh = bool(st.runs) and max(r.started_at for r in st.runs.values()) + grace > now
     if version == 1 and fresh and st.status is not Status.PAUSED:
         return "started"
+    if st.status is Status.UP and st.last_end_at is None:  # resumed after starts only
+        return "new"
     return "grace" if st.status is Status.LATE else st.status.value
 
 
