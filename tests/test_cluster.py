@@ -938,3 +938,34 @@ async def test_an_alert_in_flight_when_the_leader_dies_is_sent_again_by_the_new_
     # At least once, and a repeat only with the same Idempotency-Key: the receiver can tell.
     assert len({h.key for h in hook.hits}) == 1 and hook.hits[0].key.startswith("flip-")
     assert [h.json()["event"] for h in hook.hits] == ["down", "down"]
+
+
+async def test_a_row_the_leader_kept_for_a_check_it_lacked_is_forgotten_once_a_reload_applies_it() -> None:
+    # term.unknown names the rows left in the inbox for the next read: one applied since (its
+    # check brought in by a reload) was kept in it for the whole term, one entry per row of a day
+    # of config drift, each walked by every read of the inbox.
+    from types import SimpleNamespace
+
+    from heartfly.server.cluster import Node, _Term
+
+    rows = {7: (7, "extra", '{"op":"pause","key":null,"stored":false,"why":""}')}
+    checks: dict[str, object] = {}
+    paused: list[str] = []
+
+    async def read(limit: int, skip: set[int]) -> list[tuple[int, str, str]]:
+        return [row for i, row in sorted(rows.items()) if i not in skip][:limit]
+
+    async def pause(check: Any, item_id: int, at: float | None) -> None:
+        paused.append(check.name)
+        rows.pop(item_id)  # its commit deletes the row
+
+    engine = SimpleNamespace(lookup_name=checks.get, lookup_key=lambda key: None, pause=pause)
+    term = _Term(1, SimpleNamespace(failing=False), engine, SimpleNamespace(read=read))  # type: ignore[arg-type]
+    node = object.__new__(Node)
+    assert await node._drain(term)
+    assert list(term.unknown) == [7] and paused == []
+    checks["extra"] = SimpleNamespace(name="extra")  # the leader's reload brought the check in
+    assert await node._drain(term)
+    await asyncio.sleep(0)
+    assert paused == ["extra"]
+    assert term.unknown == {}, term.unknown

@@ -406,6 +406,7 @@ class Node:
                             _drop(term, item)
                         else:
                             term.deleted.pop(item.id, None)  # its check back, if it was deleted
+                            term.unknown.pop(item.id, None)  # read again, its check come (else _apply keeps it)
                             if not self._apply(term, item):
                                 return False
                         if term.command:
