@@ -326,10 +326,14 @@ async def test_writes_that_fail_while_the_database_file_is_moved_away_are_logged
         with pytest.raises(StoreError, match="database is locked"):
             await writer.flush()
         moved.rename(database)
-        await until(logged("pings are taken again"))
+        await until(logged(f"{database} is back and its WAL usable"))
         assert await post(client, f"/ping/{key}") == 503  # still refused: the lock
         assert "database write failed, pings are refused until it works again" in caplog.text
+        # Not "pings are taken again" while each is refused: that is said once a write works.
+        assert "pings are taken again" not in caplog.text, caplog.text
         other.execute("ROLLBACK")
+    await until(logged("database writes work again"))
+    assert await post(client, f"/ping/{key}") == 200
 
 
 def test_a_stop_on_a_full_disk_says_in_one_line_what_it_could_not_store_and_exits_1(

@@ -390,6 +390,9 @@ class Writer(GroupCommitter):
         lost = self._damaged or self._watch.problem() or self._wal.problem()
         if lost is not None and lost != self.lost:
             log.error("%s: pings are refused (503) until that is mended", lost)
+        elif lost is None and self.lost is not None and self._broken:  # said when a write works ("writes work again")
+            log.warning("the database file %s is back and its WAL usable; pings are refused until a write works",
+                        self._watch.path)  # fmt: skip
         elif lost is None and self.lost is not None:
             log.warning("the database file %s is back and its WAL usable; pings are taken again", self._watch.path)
         self.lost = lost
