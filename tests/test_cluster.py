@@ -87,6 +87,19 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: 
     return time.monotonic() - began
 
 
+async def made_and_known(session: aiohttp.ClientSession, leader: Server, standby: Server, hc: dict[str, str]) -> str:
+    """The uuid of a check "Nightly" made through the API on the leader, once the standby serves it."""
+    async with session.post(f"{leader.url}/api/v3/checks/", json={"name": "Nightly"}, headers=hc) as resp:
+        uuid = str((await resp.json())["uuid"])
+
+    async def known_on_standby() -> bool:
+        async with session.get(f"{standby.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+            return resp.status == 200
+
+    await until(known_on_standby, 5, "the standby serves the check")
+    return uuid
+
+
 def inbox_empty(database: str) -> Callable[[], Awaitable[bool]]:
     async def empty() -> bool:
         return stored(database, "SELECT count(*) FROM inbox") == [(0,)]
@@ -235,14 +248,7 @@ async def test_a_ping_a_standby_takes_just_after_a_delete_on_the_leader_does_not
     async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
         leader, standby = await leader_and_standby(session, servers)
         hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
-        async with session.post(f"{leader.url}/api/v3/checks/", json={"name": "Nightly"}, headers=hc) as resp:
-            uuid = (await resp.json())["uuid"]
-
-        async def known_on_standby() -> bool:
-            async with session.get(f"{standby.url}/api/v3/checks/{uuid}", headers=hc) as resp:
-                return resp.status == 200
-
-        await until(known_on_standby, 5, "the standby serves the check")
+        uuid = await made_and_known(session, leader, standby, hc)
         async with session.delete(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
             assert resp.status == 200
         # Within the second before the standby reads the delete: it takes the ping.
@@ -263,17 +269,12 @@ async def test_a_ping_a_standby_takes_as_a_check_moves_into_the_file_counts_once
     async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
         leader, standby = await leader_and_standby(session, servers)
         hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
-        async with session.post(f"{leader.url}/api/v3/checks/", json={"name": "Nightly"}, headers=hc) as resp:
-            uuid = (await resp.json())["uuid"]
+        uuid = await made_and_known(session, leader, standby, hc)
 
         async def status_on(server: Server) -> str:
             async with session.get(f"{server.url}/api/v3/checks/{uuid}", headers=hc) as resp:
                 return str((await resp.json())["status"]) if resp.status == 200 else str(resp.status)
 
-        async def known_on_standby() -> bool:
-            return await status_on(standby) == "new"
-
-        await until(known_on_standby, 5, "the standby serves the check")
         exported = (await asyncio.to_thread(heartfly, "export", "nightly", "-c", str(config))).stdout
         assert f'key = "{uuid}"' in exported, exported
         async with session.delete(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
@@ -301,14 +302,7 @@ async def test_a_ping_a_standby_takes_for_a_deleted_check_does_not_count_for_one
     async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
         leader, standby = await leader_and_standby(session, servers)
         hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
-        async with session.post(f"{leader.url}/api/v3/checks/", json={"name": "Nightly"}, headers=hc) as resp:
-            uuid = (await resp.json())["uuid"]
-
-        async def known_on_standby() -> bool:
-            async with session.get(f"{standby.url}/api/v3/checks/{uuid}", headers=hc) as resp:
-                return resp.status == 200
-
-        await until(known_on_standby, 5, "the standby serves the check")
+        uuid = await made_and_known(session, leader, standby, hc)
         async with session.delete(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
             assert resp.status == 200
         # Within the second before the standby reads the delete: it takes the old check's failure.
