@@ -25,11 +25,10 @@ import aiohttp
 
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
-from heartfly.core.config_advice import named
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.stored_checks import META_PREFIX, decode_all
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.server import heartbeat, housekeeping
+from heartfly.server import drift, heartbeat, housekeeping
 from heartfly.server.checks import Check
 from heartfly.server.engine import TIMER_STALE, Engine
 from heartfly.store import inbox
@@ -49,7 +48,6 @@ INBOX_PAGE = 1000
 # A row of a check deleted through the API waits this long for a reload to bring its check back,
 # moved into the file (heartfly export, delete, reload each node), before it is dropped.
 DELETED_WAIT = 60.0
-DRIFT_TOLD_AFTER = 10.0  # a standby says its checks differ from the leader's once they have for this long
 # A leader checkpoints states this soon: each standby's view replays the pings after the checkpoints
 # every second, and must not replay half a minute of them (the engine's lazier default).
 CHECKPOINT_AFTER = 1.0
@@ -115,9 +113,7 @@ class Node:
         self._before: Holding | None = None  # the lease before this node took it, for the log
         self._changed = asyncio.Event()  # what the lease holds for this node changed
         self._on_lead = on_lead or _nothing
-        self._drift: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # the view's, as last said
-        self._drift_since = 0.0  # by time.monotonic()
-        self._drift_told = False
+        self._drift = drift.DriftTeller(self.node_id)
 
     @property
     def leading(self) -> bool:
@@ -485,29 +481,7 @@ class Node:
             self._view = view
             self._publish(view, None)
             led = self.holding is not None and bool(self.holding.holder) and self.holding.expires_in > 0
-            self._tell_drift(view.drift if led else ((), ()))  # with no leader, nobody writes the rows
-
-    def _tell_drift(self, drift: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
-        """Say once when this node's checks and the leader's differ for longer than a reload of
-        every node takes: one node reloaded after a change and not the other. Nothing else shows
-        it: pings for a check only the leader watches answer 404 here (and it is alerted down)."""
-        now = time.monotonic()
-        if drift != self._drift:
-            if self._drift_told and drift == ((), ()):
-                log.info("node %s: its config and the leader's agree again", self.node_id)
-            self._drift, self._drift_since, self._drift_told = drift, now, False
-            return
-        if drift == ((), ()) or self._drift_told or now - self._drift_since < DRIFT_TOLD_AFTER:
-            return
-        self._drift_told = True
-        theirs, ours = drift
-        parts = []
-        if theirs:
-            parts.append(f"the leader watches {named(theirs)}, which this node's config lacks (pings answer 404 here)")
-        if ours:
-            parts.append(f"this node's config has {named(ours)}, which the leader does not watch")
-        log.warning("node %s's config differs from the leader's: %s; give every node the same file and reload each",
-                    self.node_id, "; ".join(parts))  # fmt: skip
+            self._drift.see(view.drift if led else drift.NONE)  # with no leader, nobody writes the rows
 
 
 def _drop(term: _Term, item: Item) -> None:

@@ -1,0 +1,45 @@
+"""A standby's word on a config that differs from the leader's: one node reloaded after a change
+and not the other. Nothing else shows it: pings for a check only the leader watches answer 404 at
+the standby (and the leader alerts it down)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from heartfly.core.config_advice import named
+
+log = logging.getLogger("heartfly.server.cluster")
+
+TOLD_AFTER = 10.0  # said once the checks have differed this long: longer than a reload of every node takes
+Drift = tuple[tuple[str, ...], tuple[str, ...]]  # the leader's checks this node lacks, and its own the leader lacks
+NONE: Drift = ((), ())
+
+
+class DriftTeller:
+    """Says once when the checks have differed for TOLD_AFTER, and again when they agree."""
+
+    def __init__(self, node_id: str) -> None:
+        self._node_id = node_id
+        self._drift: Drift = NONE  # as last seen
+        self._since = 0.0  # by time.monotonic()
+        self._told = False
+
+    def see(self, drift: Drift) -> None:
+        now = time.monotonic()
+        if drift != self._drift:
+            if self._told and drift == NONE:
+                log.info("node %s: its config and the leader's agree again", self._node_id)
+            self._drift, self._since, self._told = drift, now, False
+            return
+        if drift == NONE or self._told or now - self._since < TOLD_AFTER:
+            return
+        self._told = True
+        theirs, ours = drift
+        parts = []
+        if theirs:
+            parts.append(f"the leader watches {named(theirs)}, which this node's config lacks (pings answer 404 here)")
+        if ours:
+            parts.append(f"this node's config has {named(ours)}, which the leader does not watch")
+        log.warning("node %s's config differs from the leader's: %s; give every node the same file and reload each",
+                    self._node_id, "; ".join(parts))  # fmt: skip
