@@ -77,7 +77,8 @@ def note_orphan(
         last = st.orphan_end
         # One whose window is over would be dropped by the next event before anything reads it:
         # not kept till then (a check pinged without starts holds it between every two pings).
-        _keep_older(st, st.orphan_prev, now, window)
+        if st.last_start_at is not None:  # a check that sends no starts (most) has no run to pair
+            _keep_older(st, st.orphan_prev, now, window)
         st.orphan_prev = last if last is not None and last[4] is None and now - last[1] <= window else None
         st.orphan_end = orphan
     elif st.orphan_prev is None or ev.at > st.orphan_prev[0]:  # the newest closed a run, or none either
