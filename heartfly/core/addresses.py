@@ -38,6 +38,20 @@ def _readable(url: str) -> bool:
         return False
 
 
+def url_fault(url: str) -> str | None:
+    """What stops every client using a URL its pattern let through, in words that never quote it
+    (it may hold a token or a password, and urlsplit's own words quote the port or the netloc:
+    "user:pass/word@host" has the port "pass"): "its port is no number from 1 to 65535" (":99999",
+    ":web"), "its host cannot be read" ("https://[::1/x"), "" for no host or port 0; None for
+    nothing. (_readable, older, lets port 0 through in a public_url.)"""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        return "its port is no number from 1 to 65535" if "Port" in str(exc) else "its host cannot be read"
+    return "" if not host or port == 0 else None
+
+
 def parse_key(text: str) -> str:
     if not KEY_RE.fullmatch(text):
         raise ValueError("a key is a UUID or 22 to 128 url-safe characters (letters, digits, '-', '_')")

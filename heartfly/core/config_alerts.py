@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
+from heartfly.core.addresses import url_fault
 from heartfly.core.config_reader import Reader, join, positive, positive_duration
 from heartfly.core.patterns import NAME_RE
 
@@ -210,18 +211,14 @@ def _address(text: str) -> str:
 
 def _url(text: str) -> str:
     # The URL is not repeated in the error: it may hold a token (a Slack webhook's path, a password),
-    # and the error reaches the journal when a reload is refused. Nor are urlsplit's words, which
-    # may quote the port or the netloc ("user:pass/word@host" has the port "pass").
+    # and the error reaches the journal when a reload is refused.
     if not _URL_RE.fullmatch(text):
         raise ValueError('expected an http(s) URL, like "https://example.com/hook" (not shown: it may hold a token)')
-    try:  # what the regex lets through but no client can use: port 99999, "http://[::1/x"
-        parts = urlsplit(text)
-        port, host = parts.port, parts.hostname
-    except ValueError as exc:
-        why = "its port is no number from 1 to 65535" if "Port" in str(exc) else "its host cannot be read"
-        raise ValueError(f"expected an http(s) URL ({why})") from None
-    if not host or port == 0:
+    why = url_fault(text)  # what the regex lets through but no client can use: port 99999, "http://[::1/x"
+    if why == "":
         raise ValueError("expected an http(s) URL with a host and port")
+    if why is not None:
+        raise ValueError(f"expected an http(s) URL ({why})")
     return text
 
 

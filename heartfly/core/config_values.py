@@ -11,11 +11,11 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, cast
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
+from heartfly.core.addresses import url_fault
 from heartfly.core.config_reader import at_least, grace_duration, positive, positive_duration
 from heartfly.core.cronticks import ticks
 from heartfly.core.maintenance import Mode
@@ -36,12 +36,7 @@ BODY_HARD_CAP = 16 * 1024 * 1024  # past this a ping's body is refused (413), no
 def parse_heartbeat_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
         raise ValueError('expected an http(s) URL like "https://hc-ping.com/<uuid>" (not shown: it may hold a key)')
-    try:  # what the pattern lets through but no client can use: port 99999, "https://[::1/x"
-        parts = urlsplit(text)
-        port, host = parts.port, parts.hostname
-    except ValueError:  # its words may quote the port or the netloc ("user:pass/word@host" has the port "pass")
-        host, port = None, None
-    if not host or port == 0:
+    if url_fault(text) is not None:  # what the pattern lets through but no client can use: port 99999, "https://[::1/x"
         raise ValueError(
             "expected an http(s) URL with a host and a port from 1 to 65535 (not shown: it may hold a key)"
         )
