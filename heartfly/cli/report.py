@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from heartfly.core import localtime
 from heartfly.core.config import CheckConfig, Config, ConfigError, with_stored_checks
+from heartfly.core.dburl import Database
 from heartfly.core.maintenance import Window
 from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.stored_checks import META_PREFIX, decode_all, to_toml
@@ -95,19 +98,27 @@ def _alerting(check: CheckConfig) -> str:
     return f"alerts via {', '.join(check.channels)}; {reminders}"
 
 
+@contextlib.asynccontextmanager
+async def _reading(database: Database) -> AsyncIterator[Reader]:
+    """The database, read and closed; StoreError if it cannot be opened, or if a read finds it
+    damaged past what the open read (one line, not a traceback)."""
+    db = await backend.open_existing_reader(database)
+    try:
+        yield db
+    except sqlite.ReadError as exc:
+        raise StoreError(f"cannot read database {database}: {exc}") from None
+    finally:
+        await db.close()
+
+
 async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
     """Every configured check as the database has it; raises StoreError if there is none yet."""
-    db = await backend.open_existing_reader(config.server.database)
-    try:
+    async with _reading(config.server.database) as db:
         config = await joined(db, config)
         rows = {row.name: row for row in await db.read_current_checks(config.checks)}
         alive, _ = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
         pauses = await db.read_meta_prefix(PAUSE_META)
-    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
-        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
-    finally:
-        await db.close()
     items = []
     for name, check in config.checks.items():
         row = rows.get(name)
@@ -143,28 +154,19 @@ async def stored_problems(config: Config) -> list[str]:
     fits (its channel removed). StoreError if the database cannot be read; none yet: no problem."""
     if isinstance(config.server.database, Path) and not backend.sqlite_file_exists(config.server.database):
         return []
-    db = await backend.open_existing_reader(config.server.database)
-    try:
-        await _with_stored(db, config)
-    except ConfigError as exc:
-        return exc.problems
-    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
-        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
-    finally:
-        await db.close()
+    async with _reading(config.server.database) as db:
+        try:
+            await _with_stored(db, config)
+        except ConfigError as exc:
+            return exc.problems
     return []
 
 
 async def read_exports(config: Config, names: list[str]) -> str:
     """The named checks kept in the database as [checks.NAME] tables to paste into the file
     (every one of them when no name is given); KeyError for a name that is not one of them."""
-    db = await backend.open_existing_reader(config.server.database)
-    try:
+    async with _reading(config.server.database) as db:
         found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
-    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
-        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
-    finally:
-        await db.close()
     for name in names:
         if name not in found:
             raise KeyError(name)
@@ -189,8 +191,7 @@ async def read_cluster(config: Config) -> str | None:
 async def read_history(config: Config, name: str, limit: int, routine: bool = False) -> str:
     """A check's story from the database; raises KeyError for an unknown name. `routine`: also the
     up <-> running changes every healthy run makes."""
-    db = await backend.open_existing_reader(config.server.database)
-    try:
+    async with _reading(config.server.database) as db:
         # Before the server's restart migrates the file (a package upgrade), or after a rollback:
         # the flips' and pings' columns differ. Status and export read what every version has.
         if other := backend.other_schema(config.server.database):
@@ -202,10 +203,6 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         flips = await db.read_flips(row.id, limit, routine=routine)
         alerts = await db.read_alerts(row.id, limit)
         pings = await db.read_pings(row.id, limit)
-    except sqlite.ReadError as exc:  # past what the open read: a damaged file, one line, not a traceback
-        raise StoreError(f"cannot read database {config.server.database}: {exc}") from None
-    finally:
-        await db.close()
     cfg = config.checks.get(name)
     tz = localtime.zone(config.server.display_timezone)
     st = row.state
