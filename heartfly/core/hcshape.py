@@ -32,6 +32,7 @@ MIN_SECONDS, MAX_SECONDS = 60, 31_536_000  # timeout and grace: a minute to a ye
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 UNIQUE_KEY_RE = re.compile(r"[A-Za-z0-9]{40}")
 UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
+UP_STATES = ("up", "running", "late")  # Healthchecks' "up": within its schedule or grace (its flips' up)
 _CHANNEL_NAMESPACE = uuid.UUID("0e5b8a6c-62f1-4c58-8a4e-4d1f3a9b7c21")
 
 # Fields Heartfly has no rule for: accepted at their default value only.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 import aiosqlite
 
-from heartfly.core import states
+from heartfly.core import hcshape, states
 from heartfly.core.config import CheckConfig
 from heartfly.core.record import Change, RecordRows, RunSpan
 from heartfly.core.states import CheckState, Event, Kind
@@ -418,10 +418,10 @@ async def read_flips(
 # up, or into down or paused. Filtered in the one statement: the up <-> late of a job routinely a
 # little late may be most of a check's history, and a page at a time over it cost a statement a
 # page, each seeking its cursor (minutes for a year of a minutely job).
-_HC_UP = "('up', 'running', 'late')"
-HC_FLIP = f"((old IN {_HC_UP}) <> (new IN {_HC_UP}) OR (old <> new AND new IN ('down', 'paused')))"
+_HC_UP = "(" + ", ".join(f"'{state}'" for state in hcshape.UP_STATES) + ")"
+_HC_FLIP = f"((old IN {_HC_UP}) <> (new IN {_HC_UP}) OR (old <> new AND new IN ('down', 'paused')))"
 _HC_FLIPS = (
-    f"SELECT at, new FROM flips WHERE check_id = ? AND at >= ? AND at < ? AND {HC_FLIP}"  # noqa: S608 - constants
+    f"SELECT at, new FROM flips WHERE check_id = ? AND at >= ? AND at < ? AND {_HC_FLIP}"  # noqa: S608 - constants
     " ORDER BY at DESC, id DESC LIMIT ?"
 )
 

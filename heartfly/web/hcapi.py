@@ -430,7 +430,7 @@ async def ping_body(request: web.Request, call: Call) -> web.StreamResponse:
     return web.Response(text=str(row["body"]), content_type="text/plain", charset="utf-8")
 
 
-_UP = frozenset({"up", "running", "late"})  # Healthchecks' "up": within its schedule or grace (queries.HC_FLIP)
+_UP = frozenset(hcshape.UP_STATES)
 
 
 @view("GET", read=True)
