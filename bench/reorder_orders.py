@@ -44,6 +44,7 @@ RULE_SETS: dict[str, dict[str, Any]] = {
     "max_runtime": {"max_runtime": 600.0},
     "min_runtime": {"max_runtime": 600.0, "min_runtime": 1.0},
     "duration < 1s": {"assertions": (parse_assertion("duration < 1s"),)},
+    "2 failures": {"failures_before_alert": 2},
     "min_runtime, 2 failures": {"min_runtime": 1.0, "failures_before_alert": 2},
     "min_runtime, stall": {"min_runtime": 1.0, "stall": 2.0, "max_runtime": 600.0},
 }

@@ -21,6 +21,7 @@ from heartfly.core.states import (
     next_deadline,
 )
 from tests.conftest import check
+from tests.test_event_time import Log
 
 T0 = 1_780_000_000.0
 HOUR = 3600.0
@@ -260,22 +261,42 @@ def test_assertions_parse_numbers_comparisons_and_durations() -> None:
 
 
 def test_failures_before_alert_tolerates_fewer_failures_in_a_row() -> None:
-    cfg = check(failures_before_alert=3)
-    st = initial_state(cfg, T0)
-    first = feed(cfg, st, ev(Kind.FAIL, 1), ev(Kind.FAIL, 2))
-    assert first.state.status is Status.UP and first.state.failures == 2
-    third = apply_event(cfg, first.state, ev(Kind.FAIL, 3), T0 + 3)
-    assert third.state.status is Status.DOWN and third.flip is not None and "3 failures in a row" in third.flip.detail
+    log = Log(check(failures_before_alert=3), initial_state(check(failures_before_alert=3), T0))
+    log.arrive(T0 + 1, ev(Kind.FAIL, 1))
+    log.arrive(T0 + 10, ev(Kind.FAIL, 10))
+    log.tick(T0 + 20)
+    assert log.st.status is Status.UP and log.st.failures == 2 and log.downs == []
+    log.arrive(T0 + 30, ev(Kind.FAIL, 30))
+    assert log.st.status is Status.UP  # held for the reorder window: a success before it may be on its way
+    log.tick(T0 + 30 + REORDER_WINDOW)
+    assert (log.st.status, [f.at for f in log.downs]) == (Status.DOWN, [T0 + 30])  # dated by the failure
+    assert log.downs[0].detail == "failed (3 failures in a row)"
 
 
 def test_a_success_resets_the_count_and_recovers_a_check_downed_by_failures() -> None:
     cfg = check(failures_before_alert=2)
-    st = feed(cfg, initial_state(cfg, T0), ev(Kind.FAIL, 1), ev(Kind.SUCCESS, 2), ev(Kind.FAIL, 3)).state
-    assert st.status is Status.UP and st.failures == 1
-    down = feed(cfg, st, ev(Kind.FAIL, 4))
-    assert down.state.status is Status.DOWN
-    back = apply_event(cfg, down.state, ev(Kind.SUCCESS, 5), T0 + 5)
-    assert back.state.status is Status.UP and back.state.failures == 0 and back.flip is not None
+    log = Log(cfg, initial_state(cfg, T0))
+    for at, kind in ((1, Kind.FAIL), (10, Kind.SUCCESS), (20, Kind.FAIL)):
+        log.arrive(T0 + at, ev(kind, at))
+    log.tick(T0 + 30)
+    assert log.st.status is Status.UP and log.st.failures == 1
+    log.arrive(T0 + 40, ev(Kind.FAIL, 40))
+    log.tick(T0 + 50)
+    assert (log.st.status, log.st.failures) == (Status.DOWN, 2)
+    log.arrive(T0 + 60, ev(Kind.SUCCESS, 60))
+    assert log.st.status is Status.UP and log.st.failures == 0 and log.flips[-1].is_recovery
+
+
+def test_a_success_dated_between_two_failures_that_arrives_last_leaves_no_down_to_take_back() -> None:
+    # The second failure waits out the reorder window: the success before it, whose ping raced it
+    # and lost, breaks the streak as in event order, and nobody is told a down that never was.
+    cfg = check(failures_before_alert=2)
+    log = Log(cfg, initial_state(cfg, T0))
+    log.arrive(T0 + 1, ev(Kind.FAIL, 1))
+    log.tick(T0 + 10)
+    log.arrive(T0 + 20, ev(Kind.FAIL, 20), ev(Kind.SUCCESS, 19.5))
+    log.tick(T0 + 40)
+    assert (log.st.status, log.st.failures, log.downs) == (Status.UP, 1, [])
 
 
 # ---- pipeline steps ---------------------------------------------------------------------------

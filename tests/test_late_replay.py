@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from heartfly.core.states import REORDER_WINDOW
 from tests.conftest import new_key
 from tests.proc import Server
 from tests.test_cli_client import err
@@ -122,6 +123,28 @@ def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_u
     assert (up["event"], up["state"]) == ("recovery", "up")
     at = datetime.fromisoformat
     assert at(up["at"]).timestamp() - at(down["at"]).timestamp() == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_success_racing_between_two_failures_tells_nobody_a_down_that_never_was(tmp_path: Path) -> None:
+    """failures_before_alert 2, by curl: a failure, its retry's success a second later, then a
+    failure again; the success's ping comes last. In event order the success broke the streak:
+    no alert (the failures wait out the reorder window for it). A third failure, live, then
+    completes a real streak of two: one alert, dated by it."""
+    hook, key = Receiver(), new_key()
+    config = hooked(tmp_path, '"hb.db"', hook, retried=f'key = "{key}"\nevery = "1h"\nfailures_before_alert = 2\n')
+    with Server(config) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{key}").read()  # up
+        time.sleep(2.5)  # the pings below are dated after that
+        t = round(time.time() - 2, 3)
+        for path in (f"fail?ts={t}", f"fail?ts={t + 2}", f"?ts={t + 1}"):
+            urllib.request.urlopen(f"{server.url}/ping/{key}/{path}").read()
+        time.sleep(REORDER_WINDOW + 1.5)
+        assert hook.alerts == [] and api_get(server, tmp_path, "/api/v1/checks/retried")["state"] == "up"
+        failed_at = time.time()
+        urllib.request.urlopen(f"{server.url}/ping/{key}/fail").read()
+        (alert,) = hook.wait(1, timeout=15.0, on_fail=server.log)
+    assert (alert["event"], alert["reason"]) == ("down", "failed")
+    assert datetime.fromisoformat(alert["at"]).timestamp() == pytest.approx(failed_at, abs=0.5)
 
 
 def hooked(tmp_path: Path, store_backend: str, hook: Receiver, **checks: str) -> Path:

@@ -782,7 +782,8 @@ async def _crash_with_unstored_pings_then_start_without_a(both: Config, only_b: 
     """a's last two pings are in the log but not in its stored state; a start without a moves the
     checkpoint mark past them. Returns the id of a's last ping."""
     async with running(both, clock, clean=False) as engine:
-        await ping(engine, "a")  # new -> up: stored with its ping
+        await ping(engine, "a")
+        run_timer(engine, clock, states.REORDER_WINDOW + 0.2)  # new -> up once its window passed: stored
         clock.advance(5)
         await ping(engine, "a", Kind.FAIL)  # one failure in a row: no change of status
         await ping(engine, "a", Kind.FAIL)  # two: the crash comes before their lazy checkpoint
@@ -794,8 +795,11 @@ async def _crash_with_unstored_pings_then_start_without_a(both: Config, only_b: 
 
 def _has_both_failures_once(engine: Engine, last: int) -> None:
     a = engine.checks["a"]
-    # Applied twice, the two failures would count four and take it down.
-    assert (a.ping_id, a.state.failures, a.state.status) == (last, 2, Status.UP)
+    # Applied twice, the two failures would count four and take it down (once the reorder window
+    # has passed: with failures_before_alert 3, the ends a state holds for it count then).
+    held = states.apply_held(a.config, a.state, engine.clock.now() + states.REORDER_WINDOW + 1, due=False)
+    st = held[-1].state if held else a.state
+    assert (a.ping_id, st.failures, st.status) == (last, 2, Status.UP)
 
 
 async def test_a_check_removed_after_a_crash_gets_its_unstored_pings_back_when_it_returns_at_a_start(
@@ -832,7 +836,8 @@ async def _crash_with_two_unstored_failures_of_a(write_config: ConfigWriter) -> 
     both, _ = _a_and_b(write_config)
     clock = FakeClock()
     async with running(both, clock, clean=False) as engine:
-        await ping(engine, "a")  # new -> up: stored with its ping
+        await ping(engine, "a")
+        run_timer(engine, clock, states.REORDER_WINDOW + 0.2)  # new -> up once its window passed: stored
         await ping(engine, "b")
         clock.advance(5)
         await ping(engine, "a", Kind.FAIL)
@@ -848,6 +853,7 @@ async def test_a_restart_answers_before_it_replays_a_checks_pings_and_a_new_ping
         assert not engine.checks["a"].loaded  # its pings wait for its state to be read
         clock.advance(5)
         await ping(engine, "a", Kind.FAIL)  # the third failure in a row, after the two replayed
+        run_timer(engine, clock, states.REORDER_WINDOW + 0.2)  # it waits out the reorder window
         assert engine.checks["a"].state.failures == 3 and status(engine, "a") is Status.DOWN
         assert engine.checks["a"].ping_id == last + 1
     assert flips(both)[-1] == ("up", "down", "failed")

@@ -33,6 +33,7 @@ from heartfly.core.states import (
 )
 from heartfly.core.statetypes import NO_RUNS
 from tests.conftest import check
+from tests.test_event_time import Log
 
 T0 = 1_780_000_000.0
 HOUR = 3600.0
@@ -258,17 +259,21 @@ def test_a_paused_check_records_pings_but_has_no_deadline_and_resume_watches_fro
 def test_a_resumed_check_does_not_count_the_failures_before_its_pause_towards_failures_before_alert() -> None:
     # The streak took the check down; the operator paused it, fixed the job and resumed it.
     cfg = check(every=HOUR, failures_before_alert=3)
-    st = initial_state(cfg, T0)
+    log = Log(cfg, initial_state(cfg, T0))
     for i in range(3):
-        st, _, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 10 + i), T0 + 10 + i)
-    assert st.status is Status.DOWN
-    st, _, _ = resume(cfg, pause(st, T0 + 100).state, T0 + 200)
+        log.arrive(T0 + 10 + 10 * i, Event(Kind.FAIL, T0 + 10 + 10 * i))
+    log.tick(T0 + 100)
+    assert log.st.status is Status.DOWN
+    st, _, _ = resume(cfg, pause(log.st, T0 + 100).state, T0 + 200)
     assert (st.status, st.failures, st.streak_ats) == (Status.UP, 0, ())
+    log = Log(cfg, st)
     for i in range(2):  # a check watched afresh tolerates two
-        st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 300 + i), T0 + 300 + i)
-        assert st.status is Status.UP and flip is None
-    st, flip, _ = apply_event(cfg, st, Event(Kind.FAIL, T0 + 400), T0 + 400)
-    assert st.status is Status.DOWN and flip is not None and flip.detail == "failed (3 failures in a row)"
+        log.arrive(T0 + 300 + 10 * i, Event(Kind.FAIL, T0 + 300 + 10 * i))
+    log.tick(T0 + 350)
+    assert log.st.status is Status.UP and log.flips == []
+    log.arrive(T0 + 400, Event(Kind.FAIL, T0 + 400))
+    log.tick(T0 + 400 + REORDER_WINDOW)
+    assert (log.st.status, [f.detail for f in log.flips]) == (Status.DOWN, ["failed (3 failures in a row)"])
 
 
 def test_failures_while_paused_do_not_count_towards_failures_before_alert_after_the_resume() -> None:

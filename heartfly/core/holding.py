@@ -9,12 +9,13 @@ from __future__ import annotations
 from heartfly.core.config import CheckConfig
 from heartfly.core.deadlines import BACKDATED, next_timer
 from heartfly.core.stateops import judges_duration
-from heartfly.core.statetypes import CheckState, DeadlineKind, Event, Kind, Waiting
+from heartfly.core.statetypes import CheckState, DeadlineKind, Event, Kind, Status, Waiting
 
 WAITING_MAX = 4  # pings a state holds for the reorder window at once (a fifth older than them is applied)
 HELD_SUCCESS = (None, Kind.SUCCESS)  # the kinds of a held success: waiting for its start, or queued
 _QUIET = (Kind.PROGRESS, Kind.LOG)  # signs of life, not of a run's start or end
-_SUCCESS = Kind.SUCCESS
+_SUCCESS, _FAIL = Kind.SUCCESS, Kind.FAIL
+_DOWN_STATUS = Status.DOWN
 
 
 def _room(st: CheckState, ev: Event, now: float, window: float) -> bool:
@@ -25,15 +26,33 @@ def _room(st: CheckState, ev: Event, now: float, window: float) -> bool:
 
 
 def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether a success waits out the reorder window before it is applied: on a check that judges
-    a run's duration, a success whose start may still be on its way (one without run id, or whose
-    run is not open), newer than every end applied; not in a batch (no window)."""
+    """Whether a success waits out the reorder window before it is applied, newer than every end
+    applied, not in a batch (no window): on a check that judges a run's duration, one whose start
+    may still be on its way (without run id, or whose run is not open); on one that counts
+    `failures_before_alert` (2 or more) and is not down, any (failures dated before it may be on
+    their way: in event order they came first, and their streak may have told a down)."""
+    if not (check.min_runtime is not None or check.assertions or check.failures_before_alert > 1):
+        return False  # most checks: none of these, and out
+    if check.expect is not None or not (st.last_end_at is None or ev.at >= st.last_end_at):
+        return False
+    if not _room(st, ev, now, window):
+        return False
+    if check.failures_before_alert > 1 and st.status is not _DOWN_STATUS:
+        return True
+    return judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
+
+
+def fail_waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether a failure waits out the reorder window before it is applied: one that would complete
+    a streak of `failures_before_alert` (2 or more) on a check not down. A success dated before it
+    may still be on its way, and in event order it would have broken the streak: told now, the
+    down would be a false alarm. Whoever asks for two failures before an alert waits for the
+    second anyway; 5 s more is what it costs to tell only what happened. Not in a batch (no
+    window), nor on a fan-in check (its members' ends count otherwise)."""
     return (
-        (check.min_runtime is not None or bool(check.assertions))  # most checks: neither, and out
+        check.failures_before_alert > 1
+        and st.status is not _DOWN_STATUS
         and check.expect is None
-        and judges_duration(check)
-        and (ev.run_id is None or ev.run_id not in st.runs)
-        and (st.last_end_at is None or ev.at >= st.last_end_at)
         and _room(st, ev, now, window)
     )
 
@@ -51,8 +70,16 @@ def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: fl
         and ev.at >= st.waiting[0][0]
         and _room(st, ev, now, window)
         and (ev.kind not in _QUIET or queued(st))
-        and not (ev.kind is _SUCCESS and waits(check, st, ev, now, window))
+        and not waits_itself(check, st, ev, now, window)
     )
+
+
+def waits_itself(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """Whether `ev` waits out the reorder window on its own account (a success for its start, a
+    failure that would complete a streak), not merely behind another: its own window counts."""
+    if ev.kind is _SUCCESS:
+        return waits(check, st, ev, now, window)
+    return ev.kind is _FAIL and fail_waits(check, st, ev, now, window)
 
 
 def behind_held(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
@@ -86,9 +113,10 @@ def hold(st: CheckState, ev: Event, now: float, kind: Kind | None) -> CheckState
     return st
 
 
-def wait(st: CheckState, ev: Event, now: float, window: float) -> None:
-    """A success held for its own start (see waits), in place."""
-    hold(st, ev, now, None)
+def wait(st: CheckState, ev: Event, now: float, window: float, kind: Kind | None = None) -> None:
+    """A success held for its own start (see waits), or a failure for the window (kind FAIL: see
+    fail_waits), in place."""
+    hold(st, ev, now, kind)
     # Its END deadline (its own time) and every one before then wait until the window has passed.
     st.held_at = max(st.held_at, now, ev.at)
     st.hold_until = max(st.hold_until, st.held_at + window)

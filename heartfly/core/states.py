@@ -31,6 +31,7 @@ from heartfly.core.deadlines import (
 from heartfly.core.holding import (
     WAITING_MAX,
     behind_held,
+    fail_waits,
     hold,
     hold_longer,
     queued,
@@ -39,6 +40,7 @@ from heartfly.core.holding import (
     wait,
     waits,
     waits_for,
+    waits_itself,
 )
 from heartfly.core.reorder import (
     backdatable,
@@ -130,7 +132,7 @@ def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
         new.held_at = new.hold_until = 0.0
     ended: list[RunEnd] = []
     fired, detail, _ = fire_due(check, new, now, now, ended, held=True, release=_release)
-    return Step(new, _flip_of(st, new, now, fired, detail), tuple(ended))
+    return Step(new, _flip_of(check, st, new, now, fired, detail, ended), tuple(ended))
 
 
 def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> Step:
@@ -139,16 +141,27 @@ def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> St
     new = st.copy()
     ended: list[RunEnd] = []
     fired, detail, _ = fire_due(check, new, until, now, ended, held=False, release=_release)
-    return Step(new, _flip_of(st, new, now, fired, detail), tuple(ended))
+    return Step(new, _flip_of(check, st, new, now, fired, detail, ended), tuple(ended))
 
 
-def _flip_of(old: CheckState, new: CheckState, now: float, fired: Deadline | None, detail: str) -> Flip | None:
+def _flip_of(
+    check: CheckConfig,
+    old: CheckState,
+    new: CheckState,
+    now: float,
+    fired: Deadline | None,
+    detail: str,
+    ended: list[RunEnd],
+) -> Flip | None:
     """flip_of, for a firing that may have applied pings held for the reorder window: a change one
-    of them made was learned when its ping arrived (late, if it came late)."""
+    of them made was learned when its ping arrived (late, if it came late); a failure's down is
+    dated as it would have been had it been applied when it arrived (_dated_by_end)."""
     flip = flip_of(old, new, now, fired, detail)
     if flip is None or fired is not None or not old.waiting or old.waiting == new.waiting:
         return flip
-    for at, _, _, _, _, arrived, _ in old.waiting[: len(old.waiting) - len(new.waiting)]:
+    for at, _, _, _, _, arrived, kind in old.waiting[: len(old.waiting) - len(new.waiting)]:
+        if kind is _FAIL:
+            flip = _dated_by_end(check, old, new, flip, at, arrived, REORDER_WINDOW, ended)
         if at == flip.at:
             return dataclasses.replace(flip, learned_at=arrived if arrived - at > BACKDATED else None)
     return flip
@@ -206,7 +219,7 @@ def release_waiting(check: CheckConfig, st: CheckState, now: float, until: float
         new = st.copy()
         ended: list[RunEnd] = []
         detail = _release(check, new, now, ended)
-        steps += up_then_running(Step(new, _flip_of(st, new, now, None, detail), tuple(ended)))
+        steps += up_then_running(Step(new, _flip_of(check, st, new, now, None, detail, ended), tuple(ended)))
         st = new
     return steps
 
@@ -272,6 +285,8 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     kind = ev.kind
     if kind is _SUCCESS and waits(check, new, ev, now, window):  # a start on its way may show it too fast
         wait(new, ev, now, window)
+    elif kind is _FAIL and fail_waits(check, new, ev, now, window):  # a success before it may be on its way
+        wait(new, ev, now, window, _FAIL)
     else:
         detail = by_kind(check, new, ev, ended, now, window)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
@@ -292,22 +307,38 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     flip = flip_of(st, new, now, fired, detail)
     if flip is not None and flip.is_recovery and late and not detail:  # detail: streak_broken's own words
         flip = dataclasses.replace(flip, detail=_reported_late(ev, flip.learned))
-    elif (
-        flip is not None
-        and fired is None
-        and flip.is_down
-        and kind is not _START
-        and (end_at := new.last_end_at) is not None
-        and ev.at <= end_at < flip.at  # the newest end, or an older failure in a streak: as of the newer
-        and backdatable(check, st, end_at, now, window)
-    ):
-        # A failure that arrived after a change it came before (a start: running), within the window:
-        # down as of the failure, as in event order; the change after it alerted nobody and goes.
-        new.changed_at = new.told_at = end_at
-        learned = now if now - end_at > BACKDATED else None
-        old = status_then(st, end_at, ended)
-        flip = dataclasses.replace(flip, at=end_at, old=old, learned_at=learned, withdraws=end_at)
+    elif flip is not None and fired is None and kind is not _START:
+        flip = _dated_by_end(check, st, new, flip, ev.at, now, window, ended)
     return Step(new, flip, tuple(ended) if ended else ()), fires_at
+
+
+def _dated_by_end(
+    check: CheckConfig,
+    st: CheckState,
+    new: CheckState,
+    flip: Flip,
+    at: float,
+    now: float,
+    window: float,
+    ended: list[RunEnd],
+) -> Flip:
+    """A down told by an end dated `at` that arrived `now` after a change it came before (a start:
+    running), within the window: down as of the end (the newest end, or as of the newer failure in
+    a streak an older one completed), as in event order; the change after it alerted nobody and
+    goes (`new` is redated in place)."""
+    end_at = new.last_end_at
+    if (
+        not flip.is_down
+        or end_at is None
+        or not at <= end_at < flip.at
+        or not backdatable(check, st, end_at, now, window)
+    ):
+        return flip
+    new.changed_at = new.told_at = end_at
+    learned = now if now - end_at > BACKDATED else None
+    return dataclasses.replace(
+        flip, at=end_at, old=status_then(st, end_at, ended), learned_at=learned, withdraws=end_at
+    )
 
 
 def _note_ping(st: CheckState, ev: Event) -> None:
@@ -351,8 +382,8 @@ def receive_timed(
         st = fired.state
     if not batch and (queues(check, st, ev, now, window) or behind_held(check, st, ev, now, window)):
         queued_st = st.copy()
-        if ev.kind is _SUCCESS and waits(check, queued_st, ev, now, window):  # only behind a held deadline
-            wait(queued_st, ev, now, window)
+        if waits_itself(check, queued_st, ev, now, window):  # only behind a held deadline
+            wait(queued_st, ev, now, window, None if ev.kind is _SUCCESS else _FAIL)
         else:
             hold(queued_st, ev, now, ev.kind)
             if late:  # a back-dated one holds the deadlines for the events behind it, as if applied
@@ -361,7 +392,7 @@ def receive_timed(
         steps.append(Step(queued_st, None, ()))
         return steps, math.nan
     blocked = bool(st.waiting)  # a held ping keeps the timer from the deadlines after it
-    waits_too = ev.kind is _SUCCESS and waits(check, st, ev, now, window)
+    waits_too = waits_itself(check, st, ev, now, window)
     for _ in range(2 * WAITING_MAX + 2):  # a step for each held ping applied, and for what came between
         deadline = next_deadline(check, st)
         if deadline is None or deadline.at >= ev.at:
