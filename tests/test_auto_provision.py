@@ -88,7 +88,7 @@ def test_export_prints_a_made_check_as_toml_that_the_file_can_take_over(tmp_path
         uuid = hc_checks(server)["backup-db"]["uuid"]
     exported = heartfly("export", "backup-db", "-c", str(path))
     assert exported.returncode == 0, exported.stderr
-    assert exported.stdout.startswith("[checks.backup-db]\n") and f'key = "{uuid}"' in exported.stdout
+    assert exported.stdout.startswith("\n[checks.backup-db]\n") and f'key = "{uuid}"' in exported.stdout
     assert heartfly("export", "file-job", "-c", str(path)).returncode == 1
     missing = heartfly("export", "nope", "-c", str(path))
     assert missing.returncode == 1 and 'no check "nope"' in missing.stderr
@@ -112,6 +112,27 @@ def test_export_prints_a_made_check_as_toml_that_the_file_can_take_over(tmp_path
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 403  # now the file's: read-only through the API
+
+
+@pytest.mark.parametrize("last_line", ['every = "1h"', "# the end"])
+def test_export_appended_to_a_file_without_a_final_newline_leaves_a_file_that_loads(
+    tmp_path: Path, last_line: str
+) -> None:
+    # `heartfly export NAME >> heartfly.toml`, as docs/healthchecks.md says, onto a file an editor
+    # saved without a final newline: the table's header went onto its last line, `every =
+    # "1h"[checks.backup-db]` (invalid TOML), or into its last comment (its keys then the table's before).
+    path = config_file(tmp_path, "auto_provision = true", "# the end\n" if last_line.startswith("#") else "")
+    with Server(path) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{PING_KEY}/backup-db?create=1").read()
+        uuid = hc_checks(server)["backup-db"]["uuid"]
+    exported = heartfly("export", "backup-db", "-c", str(path))
+    assert exported.returncode == 0, exported.stderr
+    moved = tmp_path / "moved.toml"
+    text = path.read_text().rstrip("\n")
+    assert text.endswith(last_line)
+    moved.write_text(text + exported.stdout)
+    config = load_config(moved)
+    assert config.checks["backup-db"].key == uuid and config.checks["file-job"].every == 3600
 
 
 def test_export_of_a_check_whose_name_or_description_holds_control_characters_is_valid_toml_and_escaped(

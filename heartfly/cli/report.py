@@ -163,14 +163,16 @@ async def stored_problems(config: Config) -> list[str]:
 
 
 async def read_exports(config: Config, names: list[str]) -> str:
-    """The named checks kept in the database as [checks.NAME] tables to paste into the file
-    (every one of them when no name is given); KeyError for a name that is not one of them."""
+    """The named checks kept in the database as [checks.NAME] tables to paste into the file or
+    append to it (every one of them when no name is given); KeyError for a name that is not one of them."""
     async with _reading(config.server.database) as db:
         found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
     for name in names:
         if name not in found:
             raise KeyError(name)
-    return "\n".join(to_toml(name, found[name].table, found[name].title) for name in (names or sorted(found)))
+    # Each after a blank line: appended (`>>`) to a file an editor saved without a final newline,
+    # a table's first line would otherwise join the file's last one.
+    return "".join("\n" + to_toml(name, found[name].table, found[name].title) for name in (names or sorted(found)))
 
 
 async def read_cluster(config: Config) -> str | None:
