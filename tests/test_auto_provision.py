@@ -114,6 +114,31 @@ def test_export_prints_a_made_check_as_toml_that_the_file_can_take_over(tmp_path
         assert info.value.code == 403  # now the file's: read-only through the API
 
 
+def test_status_and_history_show_the_api_made_checks_served_beside_one_that_no_longer_fits_the_file(
+    tmp_path: Path,
+) -> None:
+    # The server leaves a stored check whose channel left the file out (logged) and serves the
+    # others; `heartfly status` listed none of them then (a down one too), and `heartfly history`
+    # said "no longer in the config" of a check the server watches.
+    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
+    with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        for body in ({"slug": "to-other", "timeout": 3600, "channels": "other"}, {"slug": "nightly", "timeout": 3600}):
+            data = json.dumps(body).encode()
+            request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
+            assert urllib.request.urlopen(request).status == 201
+        urllib.request.urlopen(f"{server.url}/ping/{hc_checks(server)['nightly']['uuid']}/fail").read()
+    path = config_file(tmp_path)  # [channels.other] taken out of the file
+    with Server(path) as server:
+        assert sorted(hc_checks(server)) == ["file-job", "nightly"]  # to-other left out
+    status = heartfly("status", "--json", "-c", str(path))
+    assert status.returncode == 0, status.stderr
+    assert {c["name"]: c["state"] for c in json.loads(status.stdout)} == {"file-job": "new", "nightly": "down"}
+    history = heartfly("history", "nightly", "-c", str(path))
+    assert history.returncode == 0, history.stderr
+    assert "no longer in the config" not in history.stdout and "every hour" in history.stdout
+
+
 @pytest.mark.parametrize("last_line", ['every = "1h"', "# the end"])
 def test_export_appended_to_a_file_without_a_final_newline_leaves_a_file_that_loads(
     tmp_path: Path, last_line: str
