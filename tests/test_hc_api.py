@@ -500,6 +500,31 @@ async def test_a_stored_check_that_no_longer_fits_the_file_is_left_out_at_start_
     assert other.status == 201  # the left-out one does not block other changes
 
 
+async def test_a_stored_check_left_out_keeps_its_name_no_create_rename_or_ping_takes_its_place(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Left out, it is still the API's, back once its channel is (docs/healthchecks.md). A create, a
+    # rename or a ping's ?create=1 under its name was put in its place: its key, so its uuid and its
+    # jobs' ping URL, gone without a word, and its history tombstoned.
+    client, key, _ = await start(aiohttp_client, write_config)
+    check = await made(client, key, slug="alerts-to-journal", timeout=600, channels="journal")
+    other = await made(client, key, slug="other", timeout=600, channels="")
+    await client.close()
+    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
+    config = write_config(without_channel, server=SERVER + "auto_provision = true\n")
+    again: Client = await aiohttp_client(create_app(config))
+    created = await again.post("/api/v3/checks/", json={"slug": "alerts-to-journal", "timeout": 60}, headers=rw(key))
+    assert created.status == 400 and "is taken" in await created.text()
+    renamed = await again.post(f"/api/v3/checks/{other['uuid']}", json={"slug": "alerts-to-journal"}, headers=rw(key))
+    assert renamed.status == 400 and "is taken" in await renamed.text()
+    assert (await again.get(f"/ping/{PING_KEY}/alerts-to-journal?create=1")).status == 404
+    await again.close()
+    back, _, _ = await start(aiohttp_client, write_config)  # the channel put back
+    listed = {c["slug"]: c for c in (await (await back.get("/api/v3/checks/", headers=rw(key))).json())["checks"]}
+    assert listed["alerts-to-journal"]["uuid"] == check["uuid"] and listed["alerts-to-journal"]["timeout"] == 600
+    assert listed["other"]["uuid"] == other["uuid"]
+
+
 async def test_two_pings_that_auto_provision_one_slug_at_once_make_it_once(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

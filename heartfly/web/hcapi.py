@@ -274,7 +274,7 @@ async def _create(request: web.Request, call: Call) -> Decided:
             return await _update(request, call, check, spec)
     key = new_key()
     name = hcshape.new_name(spec, call.version, fallback=f"check-{key[:8]}")
-    if name in rt.config.checks:
+    if stored.taken(rt, name):
         return _error(400, f"json validation error: slug {name!r} is taken by another check")
     # Healthchecks' defaults: a day's timeout, and a ping ends a pause (manual_resume false).
     table: dict[str, Any] = {"key": key, "every": "1d", "resume_on_ping": True}
@@ -335,7 +335,7 @@ async def _update(request: web.Request, call: Call, check: Check, spec: hcshape.
         name = check.name  # Heartfly keeps the name a check was made with: a new title does not rename it
     elif spec.fields.get("slug"):
         name = spec.fields["slug"]
-        if name != check.name and name in request.app[RUNTIME].config.checks:
+        if name != check.name and stored.taken(request.app[RUNTIME], name):
             return _error(400, f"json validation error: slug {name!r} is taken by another check")
     return await _save(request, call, check, name, dict(found.table), spec, status=200)
 

@@ -41,6 +41,12 @@ async def load(rt: Runtime) -> None:
     rt.stored = found
 
 
+def taken(rt: Runtime, name: str) -> bool:
+    """Whether a check holds `name`: one served, or a stored one left out (it no longer fits the
+    file), which is still the API's and comes back once the file fits it again."""
+    return name in rt.config.checks or name in rt.stored
+
+
 async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int | None = None) -> Outcome:
     """Store a made (`new`) or changed check and serve it. Decided under the reload lock, so two
     requests at once cannot both make one name: "exists" (a new check's name is taken by then),
@@ -48,7 +54,7 @@ async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int |
     `cap`), else "written". ConfigError, and nothing stored, when the check does not validate."""
     rt = app[RUNTIME]
     async with app[CONTROL].reload_lock:
-        if new and check.name in rt.config.checks:
+        if new and taken(rt, check.name):
             return "exists"
         if not new and check.name not in rt.stored:
             return "gone"
@@ -70,7 +76,7 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
     async with app[CONTROL].reload_lock:
         if old not in rt.stored:
             return "gone"
-        if check.name in rt.config.checks:
+        if taken(rt, check.name):
             return "exists"
         stored = {**{n: c for n, c in rt.stored.items() if n != old}, check.name: check}
         # Its row goes with it, a timed pause's end too (control.rearm arms it under the new name),
