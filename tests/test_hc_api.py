@@ -500,6 +500,34 @@ async def test_a_stored_check_that_no_longer_fits_the_file_is_left_out_at_start_
     assert other.status == 201  # the left-out one does not block other changes
 
 
+async def test_a_stored_check_left_out_is_updated_to_fit_the_file_or_deleted_through_the_api(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # As docs/healthchecks.md and the start's log line say ("fix the file, or delete it through
+    # the API"): both answered 404, so only putting the channel back was left.
+    client, key, _ = await start(aiohttp_client, write_config)
+    fits = await made(client, key, slug="to-fix", timeout=600, channels="journal")
+    gone = await made(client, key, slug="to-delete", timeout=600, channels="journal")
+    await client.close()
+    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
+    again, _, _ = await start(aiohttp_client, write_config, body=without_channel + '\n[channels.pager]\ntype = "log"\n')
+    still = await again.post(f"/api/v3/checks/{fits['uuid']}", json={"grace": 120}, headers=rw(key))
+    assert still.status == 400 and "no channel journal" in await still.text()  # does not fit yet: why
+    fixed = await again.post(f"/api/v3/checks/{fits['uuid']}", json={"channels": "pager"}, headers=rw(key))
+    assert fixed.status == 200, await fixed.text()
+    shown = await fixed.json()
+    assert (shown["uuid"], shown["slug"], shown["channels"]) == (fits["uuid"], "to-fix", hcshape.channel_id("pager"))
+    deleted = await again.delete(f"/api/v3/checks/{gone['uuid']}", headers=rw(key))
+    assert deleted.status == 200  # as hc_openapi's LeftOutCheck: all a check not served has to show
+    assert await deleted.json() == {"slug": "to-delete", "uuid": gone["uuid"], "channels": ""}
+    assert (await again.delete(f"/api/v3/checks/{gone['uuid']}", headers=rw(key))).status == 404
+    listed = (await (await again.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
+    assert sorted(c["slug"] for c in listed) == ["backup", "report", "to-fix"]
+    app = again.app
+    assert app is not None
+    assert await control.reload_config(app) == (3, [])  # nothing is left out any more
+
+
 async def test_a_stored_check_left_out_keeps_its_name_no_create_rename_or_ping_takes_its_place(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

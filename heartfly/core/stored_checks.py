@@ -78,7 +78,16 @@ def check_uuid(check: CheckConfig) -> str:
     """The check's uuid, as Healthchecks' API names checks. A key that is a UUID is the uuid (as in
     Healthchecks, where the ping URL ends in it, and so a check copied from there keeps its uuid);
     otherwise one derived from the name, the same on every node and after every restart."""
-    return key_uuid(check.key) or str(uuid.uuid5(_NAMESPACE, check.name))
+    return _uuid(check.name, check.key)
+
+
+def table_uuid(name: str, table: Mapping[str, Any]) -> str:
+    """check_uuid of a stored check from its table, whether or not it validates."""
+    return _uuid(name, str(table.get("key", "")))
+
+
+def _uuid(name: str, key: str) -> str:
+    return key_uuid(key) or str(uuid.uuid5(_NAMESPACE, name))
 
 
 def key_uuid(key: str) -> str | None:

@@ -237,6 +237,14 @@ SCHEMAS: dict[str, Any] = {
         "allOf": [_ref("Check"), {"type": "object", "required": READ_WRITE_FIELDS}],
         "description": "A check as a write answers it: always the read-write form.",
     },
+    "LeftOutCheck": {
+        "type": "object",
+        "description": "A check made through this API that no longer fits the config file (its channel removed):"
+        " not served, so it has nothing else to show.",
+        "required": ["slug", "uuid", "channels"],
+        "properties": {"slug": {"type": "string"}, "uuid": {"type": "string"}, "channels": {"type": "string"}},
+        "additionalProperties": False,
+    },
     "Ping": {
         "type": "object",
         "required": ["type", "date", "n", "scheme", "remote_addr", "method", "ua", "rid", "body_url"],
@@ -363,7 +371,10 @@ PATHS: dict[str, Any] = {
             "deleteCheck",
             "Delete a check made through this API (its history stays in the database)",
             {
-                "200": _json(_ref("CheckReadWrite"), 'The check as it was, `channels` "".'),
+                "200": _json(
+                    {"oneOf": [_ref("CheckReadWrite"), _ref("LeftOutCheck")]},
+                    'The check as it was, `channels` "" (a check left out: `slug` and `uuid` only).',
+                ),
                 **UNAUTHORIZED,
                 **FILE_CHECK,
                 **NOT_FOUND,

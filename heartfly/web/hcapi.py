@@ -26,7 +26,7 @@ from heartfly.core import hcshape
 from heartfly.core.config import CheckConfig, ConfigError
 from heartfly.core.hcshape import Shown, SpecError
 from heartfly.core.states import Status
-from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key
+from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key, table_uuid
 from heartfly.server.engine import Check
 from heartfly.store.api import StoreError, StoreFault
 from heartfly.web import api, auth, badges, control, stored
@@ -291,27 +291,28 @@ def _channel_names(request: web.Request) -> dict[str, str]:
 async def _save(
     request: web.Request,
     call: Call,
-    old: Check | None,
+    old: str | None,
     name: str,
     table: dict[str, Any],
     spec: hcshape.Spec,
     status: int,
 ) -> Decided:
+    """Store a made check (`old` None) or a changed one (`old` its name before)."""
     rt = request.app[RUNTIME]
     try:
         hcshape.check_name(name)
         table = hcshape.apply(table, spec, _channel_names(request))
     except SpecError as exc:
         return _error(400, str(exc))
-    before = rt.stored.get(old.name) if old is not None else None
-    renamed = old is not None and old.name != name
+    before = rt.stored.get(old) if old is not None else None
+    renamed = old is not None and old != name
     title = spec.fields.get("name", before.title if before else "")
     made = StoredCheck(
         name, before.origin if before else "api", table, before.created_at if before else rt.clock.now(), title
     )
     try:
         if old is not None and renamed:
-            outcome = await stored.rename(request.app, old.name, made)
+            outcome = await stored.rename(request.app, old, made)
         else:
             outcome = await stored.put(request.app, made, new=old is None)
     except ConfigError as exc:
@@ -329,15 +330,20 @@ async def _save(
 async def _update(request: web.Request, call: Call, check: Check, spec: hcshape.Spec) -> Decided:
     if (refused := _file_only(request, check)) is not None:
         return refused
-    found = request.app[RUNTIME].stored[check.name]
-    name = check.name
+    return await _update_stored(request, call, check.name, spec)
+
+
+async def _update_stored(request: web.Request, call: Call, old: str, spec: hcshape.Spec) -> Decided:
+    """A stored check's change; `old`, its name, may be one left out (an update may make it fit)."""
+    found = request.app[RUNTIME].stored[old]
+    name = old
     if call.version < 3 and "name" in spec.fields and "slug" not in spec.fields:
-        name = check.name  # Heartfly keeps the name a check was made with: a new title does not rename it
+        name = old  # Heartfly keeps the name a check was made with: a new title does not rename it
     elif spec.fields.get("slug"):
         name = spec.fields["slug"]
-        if name != check.name and stored.taken(request.app[RUNTIME], name):
+        if name != old and stored.taken(request.app[RUNTIME], name):
             return _error(400, f"json validation error: slug {name!r} is taken by another check")
-    return await _save(request, call, check, name, dict(found.table), spec, status=200)
+    return await _save(request, call, old, name, dict(found.table), spec, status=200)
 
 
 @view("GET", "POST", "DELETE", read=True)
@@ -356,7 +362,12 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
 
 async def _change(request: web.Request, call: Call) -> Decided:
     """An update (POST) or a delete of a check, under Control.api_writes."""
-    check = _find(request, call)
+    try:
+        check = _find(request, call)
+    except web.HTTPNotFound:
+        if (left := _left_out(request)) is None:
+            raise
+        return await _change_left_out(request, call, left)
     if request.method == "DELETE":
         if (refused := _file_only(request, check)) is not None:
             return refused
@@ -369,6 +380,26 @@ async def _change(request: web.Request, call: Call) -> Decided:
     except SpecError as exc:
         return _error(400, str(exc))
     return await _update(request, call, check, spec)
+
+
+def _left_out(request: web.Request) -> str | None:
+    """The name of the stored check the path's uuid names if it is left out (it no longer fits the
+    file): not served, but the API's to update until it fits, or to delete, as the start's log says."""
+    rt, code = request.app[RUNTIME], _code(request)
+    names = (n for n, c in rt.stored.items() if n not in rt.config.checks and table_uuid(n, c.table) == code)
+    return next(names, None)
+
+
+async def _change_left_out(request: web.Request, call: Call, name: str) -> Decided:
+    if request.method == "DELETE":
+        if not await stored.delete(request.app, name):
+            raise web.HTTPNotFound(text="not found")  # deleted meanwhile
+        return _json({"slug": name, "uuid": _code(request), "channels": ""})  # all it has to show: it was not served
+    try:
+        spec = hcshape.read_spec(call.data)
+    except SpecError as exc:
+        return _error(400, str(exc))
+    return await _update_stored(request, call, name, spec)
 
 
 @view("POST")
