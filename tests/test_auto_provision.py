@@ -139,6 +139,26 @@ def test_status_and_history_show_the_api_made_checks_served_beside_one_that_no_l
     assert "no longer in the config" not in history.stdout and "every hour" in history.stdout
 
 
+def test_status_midway_through_moving_a_check_into_the_file_still_lists_the_other_api_made_checks(
+    tmp_path: Path,
+) -> None:
+    # docs/healthchecks.md's move: `heartfly export NAME >> the file`, then delete the API's copy.
+    # Between the two steps the name is in both places, and `heartfly status` fell back to the
+    # file's checks alone: every other check made through the API was missing, a down one too.
+    path = config_file(tmp_path, "auto_provision = true")
+    with Server(path) as server:
+        for name in ("nightly", "hourly"):
+            urllib.request.urlopen(f"{server.url}/ping/{PING_KEY}/{name}?create=1").read()
+        urllib.request.urlopen(f"{server.url}/ping/{PING_KEY}/hourly/fail").read()
+    exported = heartfly("export", "nightly", "-c", str(path))
+    assert exported.returncode == 0, exported.stderr
+    path.write_text(path.read_text() + exported.stdout)
+    status = heartfly("status", "--json", "-c", str(path))
+    assert status.returncode == 0, status.stderr
+    states = {c["name"]: c["state"] for c in json.loads(status.stdout)}
+    assert states == {"file-job": "new", "nightly": "up", "hourly": "down"}
+
+
 @pytest.mark.parametrize("last_line", ['every = "1h"', "# the end"])
 def test_export_appended_to_a_file_without_a_final_newline_leaves_a_file_that_loads(
     tmp_path: Path, last_line: str

@@ -133,20 +133,22 @@ async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | Non
     return items, alive, downtimes[0] if downtimes else None
 
 
-async def _with_stored(db: Reader, config: Config, left_out: list[str] | None = None) -> Config:
-    """The file's config plus the checks kept in the database (made through the API); ConfigError
-    if they clash, or (without `left_out`, see with_stored_checks) if a stored check does not fit."""
+async def _with_stored(db: Reader, config: Config) -> Config:
+    """The file's config plus the checks kept in the database (made through the API), as the
+    server serves them; ConfigError if they clash."""
     found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
-    return with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()}, left_out)
+    return with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
 
 
 async def joined(db: Reader, config: Config) -> Config:
     """The checks as the server serves them: a stored check that does not fit the file is left out,
-    as a start leaves it out (web/stored.load), not all of them; the file's alone if a name is in
-    both places (the server refuses to start then)."""
+    as a start leaves it out (web/stored.load), not all of them. A name in both places (midway
+    through moving a check into the file; a start refuses it, check-config says so) is the file's."""
+    found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    tables = {name: (c.origin, c.table) for name, c in found.items() if name not in config.checks}
     try:
-        return await _with_stored(db, config, left_out=[])
-    except ConfigError:
+        return with_stored_checks(config, tables, left_out=[])
+    except ConfigError:  # a stored check's own problem leaves it out: this is a last resort
         return config
 
 
