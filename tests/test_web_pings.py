@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +118,21 @@ async def test_a_body_past_the_hard_cap_is_refused_with_413(
         assert resp.status == 413 and stored(config) == []
         # as every ping answer: a browser's fetch() sees the 413, not a CORS error
         assert resp.headers["Access-Control-Allow-Origin"] == "*" and resp.headers["Ping-Body-Limit"] == "1000"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_body_that_inflates_past_the_hard_cap_is_refused_with_413(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch, encoding: str
+) -> None:
+    monkeypatch.setattr(ping_routes, "BODY_HARD_CAP", 4000)
+    bomb = gzip.compress(bytes(5_000_000)) if encoding == "gzip" else zlib.compress(bytes(5_000_000))
+    resp = await client.post(
+        f"/ping/{KEY}/log", data=bomb, headers={"Content-Encoding": encoding, "Connection": "close"}
+    )
+    assert resp.status == 413 and stored(config) == []
+    small = gzip.compress(b"done") if encoding == "gzip" else zlib.compress(b"done")
+    assert (await client.post(f"/ping/{KEY}/log", data=small, headers={"Content-Encoding": encoding})).status == 200
+    assert [row[3] for row in stored(config)] == ["done"]
 
 
 async def test_a_non_utf8_body_is_stored_with_replacement_characters(client: Client, config: Config) -> None:
@@ -350,6 +367,24 @@ async def test_a_body_that_does_not_match_its_content_encoding_gets_a_400_and_st
     assert resp.status == 400
     assert "cannot read the body" in await resp.text()
     assert stored(config) == []
+
+
+@pytest.mark.parametrize("path", [f"/ping/{KEY}/log", f"/api/v1/heartbeat/{KEY}", f"/ping/{PING_KEY}/backup/log"])
+async def test_a_gzip_body_cut_short_gets_a_400_stores_nothing_and_its_whole_resend_is_stored(
+    client: Client, config: Config, path: str
+) -> None:
+    # A job's output gzipped and cut off on its way (a proxy, a killed pipe): what arrived
+    # inflates to a prefix, but without the gzip trailer it is not the body that was sent.
+    body = b'{"status": "log", "message": "disk 93% full"}'
+    whole = gzip.compress(body)
+    cut = await client.post(f"{path}?ping_id=resend-0001", data=whole[:-8], headers={"Content-Encoding": "gzip"})
+    assert cut.status == 400
+    assert "cannot read the body" in await cut.text()
+    assert stored(config) == []
+    again = await client.post(f"{path}?ping_id=resend-0001", data=whole, headers={"Content-Encoding": "gzip"})
+    assert again.status == 200 and await again.text() == "OK"
+    [row] = stored(config)
+    assert row[0] == "log" and "disk 93% full" in row[3]
 
 
 async def test_a_wrong_ping_key_in_a_name_url_is_told_how_name_urls_look(client: Client) -> None:

@@ -380,6 +380,8 @@ def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
 
 async def _posted(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     try:
+        if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+            raise ValueError("a compressed form")  # no browser sends one; aiohttp no longer inflates it
         async with asyncio.timeout(pings.BODY_TIMEOUT):
             return await request.post()
     except TimeoutError:  # a client dribbling its form: answered, not an open connection for ever

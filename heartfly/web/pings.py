@@ -27,7 +27,7 @@ from heartfly.core.pingparse import (
 from heartfly.core.states import Event, Kind
 from heartfly.server.engine import Check, Engine, PingRecord
 from heartfly.store.api import StoreError
-from heartfly.web import provision
+from heartfly.web import inflate, provision
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,11 @@ async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, b
     kept: list[bytes] = []
     size = 0
     try:
+        inflating = inflate.inflater(request.headers.get("Content-Encoding", ""))
         async with asyncio.timeout(BODY_TIMEOUT):
             while chunk := await request.content.readany():
+                if inflating is not None:
+                    chunk = inflating.feed(chunk, cap + 1 - size)
                 if size < keep:
                     kept.append(chunk[: keep - size])
                 size += len(chunk)
@@ -63,11 +66,15 @@ async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, b
                     raise web.HTTPRequestEntityTooLarge(
                         max_size=cap, actual_size=size, text=f"body larger than {cap} bytes\n"
                     )
+        if inflating is not None:
+            inflating.finish()
     except TimeoutError:  # a client dribbling its body: answered, not logged as a server error
         raise body_timeout() from None
     except ConnectionResetError:
         raise went_away(request) from None
-    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
+    except inflate.BodyError as exc:  # e.g. Content-Encoding: gzip on a body that is not, or cut short
+        raise web.HTTPBadRequest(text=f"cannot read the body: {exc}\n") from None
+    except web.RequestPayloadError as exc:  # e.g. bad chunked framing
         reason = getattr(exc.__cause__, "message", None) or "malformed"
         raise web.HTTPBadRequest(text=f"cannot read the body: {' '.join(str(reason).split())}\n") from None
     return b"".join(kept), size > keep
