@@ -436,6 +436,56 @@ async def test_the_pending_alerts_of_a_check_removed_from_the_config_are_dropped
     ]
 
 
+# ---- a check's channels changed while it is down -------------------------------------------------
+
+
+async def test_a_recovery_goes_to_the_channels_told_the_down_after_a_reload_changed_the_checks_channels(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    told, new = await receivers(), await receivers()
+    key = new_key()
+    channels = webhook("told", told.url) + webhook("new", new.url) + fast("60s")
+    config = write_config(channels + check("job", key, ["told"]), server=SERVER)
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await until(lambda: told.hits, "the down alert")
+    write_config(channels + check("job", key, ["new"]), server=SERVER)
+    async with hf.client.post("/api/v1/reload", headers=hf.auth) as resp:
+        assert resp.status == 200, await resp.text()
+    await hf.ping(key)
+    await until(lambda: len(told.hits) == 2, "the recovery where the down went", timeout=5)
+    assert told.events() == ["down", "recovery"]
+    await hf.ping(key, "/fail")  # the next down goes to the channels the check names now
+    await until(lambda: new.hits, "the next down alert", timeout=5)
+    assert new.events() == ["down"] and told.events() == ["down", "recovery"]
+
+
+async def test_a_recovery_goes_to_the_channels_told_the_down_after_a_restart_on_a_file_with_other_channels(
+    write_config: ConfigWriter,
+) -> None:
+    # Told "a" and "b" (a reminder to "b" after a reload): both hear the recovery, stored across the restart.
+    key = new_key()
+    logs = '[channels.a]\ntype = "log"\n[channels.b]\ntype = "log"\n[channels.c]\ntype = "log"\n'
+    job = f'[checks.job]\nkey = "{key}"\nevery = "1h"\nrepeat = "1m"\nchannels = {{}}\n'
+    config = write_config(logs + job.format('["a"]'))
+    clock = FakeClock()
+
+    async def ping(engine: Any, kind: states.Kind) -> None:
+        await engine.record(engine.checks["job"], PingRecord(states.Event(kind, clock.now()), clock.now()))
+
+    async with running(config, clock) as engine:
+        await ping(engine, states.Kind.FAIL)
+    clock.advance(30)
+    async with running(write_config(logs + job.format('["b"]')), clock) as engine:
+        clock.advance(60)
+        engine.fire_due(clock.now())
+    clock.advance(10)
+    async with running(write_config(logs + job.format('["c"]')), clock) as engine:
+        await ping(engine, states.Kind.SUCCESS)
+    rows = query(config, "SELECT event, channel FROM outbox ORDER BY id")
+    assert rows == [("down", "a"), ("reminder", "b"), ("recovery", "a"), ("recovery", "b")]
+
+
 # ---- the dispatcher itself ------------------------------------------------------------------
 
 

@@ -231,6 +231,10 @@ class CheckState:
     # Ends without run id older than orphan_prev that closed nothing either, oldest first (two at
     # most): a start older than them all belongs to the oldest, as in event order.
     orphan_older: tuple[tuple[float, float, RunOutcome, int | None, str | None], ...] = ()
+    # While down: the channels told so (its down alert, its reminders), which its recovery goes
+    # to, whatever channels a reload has given the check since. None: not known (a down held for
+    # a window's summary, folded, or stored before this was kept): its channels are told then.
+    down_told_to: tuple[str, ...] | None = None
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -308,6 +312,8 @@ class CheckState:
             st.early_activity = tuple((first, last, arrived, rid) for first, last, arrived, rid in st.early_activity)
         if "waiting" in data:
             st.waiting = tuple(_held(*entry) for entry in st.waiting)
+        if st.down_told_to is not None:
+            st.down_told_to = tuple(st.down_told_to)
         if "held_over" in data:
             st.held_over = tuple((stopped_at, start, settle) for stopped_at, start, settle in st.held_over)
         return st
@@ -323,7 +329,7 @@ class CheckState:
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
-            self.orphan_older,
+            self.orphan_older, self.down_told_to,
         )  # fmt: skip
 
 

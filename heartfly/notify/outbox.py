@@ -89,8 +89,9 @@ def rows_for(
     channels: Mapping[str, ChannelConfig],
     alerts: AlertsConfig,
     first_id: int,
+    told: Sequence[str] | None = None,
 ) -> list[OutboxRow]:
-    """One outbox row per channel that wants this event; ids from `first_id` on."""
+    """One outbox row per channel that wants this event (hearers); ids from `first_id` on."""
     event = flip.event
     if event is None:
         return []
@@ -99,13 +100,24 @@ def rows_for(
     sent = flip.learned  # a flip dated in the past (a late ping) is news now: sent and expiring from now
     text = json.dumps(facts, separators=(",", ":"))
     rows: list[OutboxRow] = []
-    for name in cfg.channels:
-        channel = channels.get(name)
-        if channel is None or (event == "recovery" and not channel.recovery):
-            continue
+    for name in hearers(cfg, event, channels, told):
         outbox_id = first_id + len(rows)
         rows.append(outbox_row(outbox_id, key, check_id, name, event, text, sent, sent + alerts.expire_after))
     return rows
+
+
+def hearers(
+    cfg: CheckConfig, event: str, channels: Mapping[str, ChannelConfig], told: Sequence[str] | None
+) -> list[str]:
+    """The channels told of this event: the check's; for a recovery, those told the down
+    (`told`, when known), as a reload may have changed the check's channels since: a channel
+    told the down hears it is over, and none hears of the end of a down it never heard of."""
+    names = told if event == "recovery" and told is not None else cfg.channels
+    return [
+        name
+        for name in names
+        if (channel := channels.get(name)) is not None and (event != "recovery" or channel.recovery)
+    ]
 
 
 # A test alert is for the person trying a channel now: one still undelivered after this is given up,

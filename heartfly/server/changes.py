@@ -93,6 +93,9 @@ class ChangeRows:
         else:
             fold = False
         window = self._silenced(check, flip) if flip is not None and flip.event is not None and not fold else None
+        told = check.state.down_told_to  # before this change moves it: a recovery goes there
+        if flip is not None:
+            self._note_told(check, flip, window, fold, told)
         if flip is not None and flip.event is not None:
             self._note_hold(check, flip, window, fold)
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
@@ -128,7 +131,7 @@ class ChangeRows:
         facts = outbox.payload(check.config, flip, old, step.state, flip_id=flip_id, ping_id=check.ping_id, chain=chain)
         config = self.config
         rows = outbox.rows_for(
-            check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id
+            check.config, check.id, flip, facts, config.channels, config.alerts, self._next_outbox_id, told
         )
         if rows:
             self._next_outbox_id += len(rows)
@@ -153,6 +156,22 @@ class ChangeRows:
             hold = (None, 0.0)
         if (st.window_hold, st.window_end) != hold:
             check.state = dataclasses.replace(st, window_hold=hold[0], window_end=hold[1])
+
+    def _note_told(
+        self, check: Check, flip: Flip, window: Window | None, fold: bool, told: tuple[str, ...] | None
+    ) -> None:
+        """Which channels are told the check is down (CheckState.down_told_to): those its down alert
+        goes to, and those its reminders go to besides; nobody known once it is no longer down."""
+        event = flip.event
+        if flip.new is not states.Status.DOWN:
+            now = None
+        elif event is None or fold or window is not None:  # told nothing now
+            now = None if flip.is_down else told
+        else:
+            names = outbox.hearers(check.config, event.value, self.config.channels, told)
+            now = tuple(names) if flip.is_down or told is None else tuple(dict.fromkeys([*told, *names]))
+        if check.state.down_told_to != now:
+            check.state = dataclasses.replace(check.state, down_told_to=now)
 
     def _silenced(self, check: Check, flip: Flip) -> Window | None:
         windows = self.config.maintenance

@@ -82,10 +82,13 @@ def close(
 
 def with_hold_of(old: CheckState, new: CheckState) -> CheckState:
     """`new`, a state the state machine made from a state before `old`, with `old`'s window hold
-    (which only the engine sets, on the state a change leaves: changes._note_hold)."""
-    if (new.window_hold, new.window_end) == (old.window_hold, old.window_end):
+    and the channels told it is down (which only the engine sets, on the state a change leaves:
+    changes._note_hold, _note_told)."""
+    if (new.window_hold, new.window_end, new.down_told_to) == (old.window_hold, old.window_end, old.down_told_to):
         return new
-    return dataclasses.replace(new, window_hold=old.window_hold, window_end=old.window_end)
+    return dataclasses.replace(
+        new, window_hold=old.window_hold, window_end=old.window_end, down_told_to=old.down_told_to
+    )
 
 
 Hold = tuple[Check, str | None, float]  # a check, and the window hold its state is to have: None for none
