@@ -20,7 +20,7 @@ from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query, writes_fail
-from tests.webutil import raw_request
+from tests.webutil import raw_request, state_of
 
 pytestmark = pytest.mark.both_stores
 
@@ -385,6 +385,23 @@ async def test_a_gzip_body_cut_short_gets_a_400_stores_nothing_and_its_whole_res
     assert again.status == 200 and await again.text() == "OK"
     [row] = stored(config)
     assert row[0] == "log" and "disk 93% full" in row[3]
+
+
+async def test_a_uuid_run_id_pairs_its_start_and_end_whatever_the_case_of_its_hex_digits(
+    client: Client, config: Config
+) -> None:
+    # As in Healthchecks, whose run ids are UUIDs: macOS's uuidgen writes upper case, Linux's
+    # /proc/sys/kernel/random/uuid lower; the start and the end of one run may come from either.
+    rid = "4B2F0C6E-9A1D-4E7B-8C3F-2D5A6B7C8D9E"
+    now = time.time()
+    assert (await client.get(f"/ping/{KEY}/start?rid={rid}&ts={now - 30}")).status == 200
+    assert (await client.post(f"/api/v1/heartbeat/{KEY}", json={"run_id": rid.lower(), "ts": now})).status == 200
+    assert (await client.get(f"/ping/{KEY}/start?rid=Batch-A&ts={now - 20}")).status == 200  # not a UUID: as sent
+    assert (await client.get(f"/ping/{KEY}?rid=batch-a&ts={now - 10}")).status == 200
+    runs = stored(config, "SELECT run_id, ended_at - started_at FROM runs ORDER BY id")
+    assert [(r, round(d)) for r, d in runs] == [(rid.lower(), 30)]
+    assert (await state_of(client, config, "backup"))["open_runs"] == 1  # Batch-A's: batch-a is another run
+    assert [r[2] for r in stored(config)] == [rid.lower(), rid.lower(), "Batch-A", "batch-a"]
 
 
 async def test_a_wrong_ping_key_in_a_name_url_is_told_how_name_urls_look(client: Client) -> None:

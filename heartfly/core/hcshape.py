@@ -29,7 +29,6 @@ from heartfly.core.stored_checks import check_uuid
 from heartfly.core.units import format_duration
 
 MIN_SECONDS, MAX_SECONDS = 60, 31_536_000  # timeout and grace: a minute to a year
-UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 UNIQUE_KEY_RE = re.compile(r"[A-Za-z0-9]{40}")
 UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
 UP_STATES = ("up", "running", "late")  # Healthchecks' "up": within its schedule or grace (its flips' up)

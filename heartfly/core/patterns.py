@@ -8,3 +8,4 @@ import re
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # checks, channels, pipelines: safe in URLs and logs
 RUN_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
 METRIC_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # as str(uuid.UUID) writes one

@@ -25,6 +25,7 @@ from aiohttp import web
 from heartfly.core import hcshape
 from heartfly.core.config import CheckConfig, ConfigError
 from heartfly.core.hcshape import Shown, SpecError
+from heartfly.core.patterns import UUID_RE
 from heartfly.core.states import Status
 from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key, table_uuid
 from heartfly.server.engine import Check
@@ -155,7 +156,7 @@ def wants_healthchecks(request: web.Request) -> bool:
         return True  # Heartfly's own API has no delete or update (the key may be in the body)
     if code is None:
         return False  # Heartfly's own list of checks (Healthchecks' is asked with X-Api-Key)
-    looks = hcshape.UUID_RE.fullmatch(code) or hcshape.UNIQUE_KEY_RE.fullmatch(code)
+    looks = UUID_RE.fullmatch(code) or hcshape.UNIQUE_KEY_RE.fullmatch(code)
     return bool(looks) and request.app[RUNTIME].engine.lookup_name(code) is None
 
 
@@ -170,7 +171,7 @@ def _find(request: web.Request, call: Call, *, unique_key_too: bool = False) -> 
     code = _code(request)
     engine = request.app[RUNTIME].engine
     check: Check | None = None
-    if hcshape.UUID_RE.fullmatch(code):
+    if UUID_RE.fullmatch(code):
         check = request.app[UUIDS].lookup(engine, code)
     elif unique_key_too and hcshape.UNIQUE_KEY_RE.fullmatch(code):
         check = request.app[UNIQUE_KEYS].lookup(engine, code)
@@ -353,7 +354,7 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
         check = _find(request, call, unique_key_too=True)
         counts = await _counts(request, check)
         return _json(_shown(request, call, check, counts.get(check.id, 0)))
-    if hcshape.UNIQUE_KEY_RE.fullmatch(code) and not hcshape.UUID_RE.fullmatch(code):
+    if hcshape.UNIQUE_KEY_RE.fullmatch(code) and not UUID_RE.fullmatch(code):
         return web.Response(status=405)
     async with request.app[control.CONTROL].api_writes:
         changed = await _change(request, call)
