@@ -132,6 +132,34 @@ def test_check_config_warns_when_email_would_go_out_from_heartfly_at_localhost(t
     assert heartfly("check-config", "-c", str(path)).stderr == ""
 
 
+def test_check_config_and_serve_warn_when_the_smtp_password_would_cross_the_network_in_clear(tmp_path: Path) -> None:
+    (tmp_path / "smtp-password").write_text("s3cret\n")
+    (tmp_path / "smtp-password").chmod(0o600)
+    channel = '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+    check = f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["ops"]\n'
+    login = 'from = "heartfly@example.org"\nusername = "heartfly"\npassword_file = "smtp-password"\n'
+
+    def smtp(host: str, security: str) -> Path:
+        path = tmp_path / "hb.toml"
+        path.write_text(SERVER + f'[smtp]\nhost = "{host}"\nsecurity = "{security}"\n' + login + channel + check)
+        return path
+
+    warning = (
+        'warning: smtp: security = "none" sends the username and password to mail.example.org unencrypted:'
+        ' set security = "starttls" (port 587) or "tls" (465)\n'
+    )
+    result = heartfly("check-config", "-c", str(smtp("mail.example.org", "none")))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    assert result.stderr == warning
+    with Server(smtp("mail.example.org", "none")) as server:
+        assert server.wait_for_log(warning.removeprefix("warning: ").rstrip())
+        assert "s3cret" not in server.log()
+    # Encrypted, or to a relay on this machine: nothing crosses the network in clear.
+    assert heartfly("check-config", "-c", str(smtp("mail.example.org", "starttls"))).stderr == ""
+    assert heartfly("check-config", "-c", str(smtp("localhost", "none"))).stderr == ""
+    assert heartfly("check-config", "-c", str(smtp("127.0.0.1", "none"))).stderr == ""
+
+
 def test_check_config_warns_about_a_maintenance_window_whose_occurrences_overlap(tmp_path: Path) -> None:
     # Hourly for 90 minutes: the 09:00 occurrence ends at 10:30, inside the 10:00 one, and what it
     # held is told then.

@@ -8,6 +8,7 @@ but it may as well be the channel some checks were meant to list.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 from heartfly.core.config import Config
@@ -48,6 +49,8 @@ def warnings(config: Config) -> list[str]:
             f'smtp.from: "{smtp.sender}" has no domain name that mail servers accept, and many refuse its'
             ' email for good: set from = "heartfly@your.domain"'
         )
+    if (clear := cleartext_login(config)) is not None:
+        found.append(clear)
     unreached = [
         name
         for name, check in config.checks.items()
@@ -77,6 +80,28 @@ def warnings(config: Config) -> list[str]:
         if name not in listed
     ]
     return found
+
+
+def cleartext_login(config: Config) -> str | None:
+    """An SMTP login without encryption to a server not on this machine: whoever can see the
+    traffic reads the password (aiosmtplib logs in as told). Said by check-config, and by serve
+    at its start and each reload, as the file is valid."""
+    smtp = config.smtp
+    if smtp is None or smtp.security != "none" or smtp.username is None or _loopback(smtp.host):
+        return None
+    return (
+        f'smtp: security = "none" sends the username and password to {smtp.host} unencrypted:'
+        ' set security = "starttls" (port 587) or "tls" (465)'
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name
+        return False
 
 
 def _untagged_windows(config: Config) -> list[str]:
