@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,31 @@ def test_a_key_used_twice_is_an_error_naming_both_places(
         server=f'ping_key = "{key}"' if server else "",
     )
     assert found == [problem]
+
+
+def test_one_uuid_as_two_checks_keys_in_upper_and_lower_case_is_refused(write_config: ConfigWriter) -> None:
+    # A UUID key is the check's uuid in Healthchecks' API: "6F1C..." and "6f1c..." would give two
+    # checks one uuid, and /api/v3/checks/<uuid> would read, pause or delete only one of them.
+    key = str(uuid.uuid4())
+    found = problems(
+        write_config,
+        f'[checks.a]\nkey = "{key}"\nevery = "1h"\n[checks.b]\nkey = "{key.upper()}"\nevery = "1h"\n',
+    )
+    assert found == ["checks.b.key: the same key is already used by checks.a.key"]
+    config = write_config(f'[checks.a]\nkey = "{key.upper()}"\nevery = "1h"\n')
+    tables: dict[str, tuple[Origin, dict[str, Any]]] = {"made": ("auto", {"key": key, "every": "1d"})}
+    with pytest.raises(ConfigError, match=re.escape("checks.made.key: the same key is already used by checks.a.key")):
+        with_stored_checks(config, tables)
+    # Keys that are not UUIDs stay told apart by their case, as the ping URLs that carry them are.
+    other = "k" * 36
+    assert (
+        len(
+            write_config(
+                f'[checks.a]\nkey = "{other}"\nevery = "1h"\n[checks.b]\nkey = "{other.upper()}"\nevery = "1h"\n'
+            ).checks
+        )
+        == 2
+    )
 
 
 def test_a_check_name_must_be_url_safe(write_config: ConfigWriter) -> None:

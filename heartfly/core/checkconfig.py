@@ -3,6 +3,7 @@ shape (common_check), which config.py tries before its full reader."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -120,6 +121,16 @@ def common_check(name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfi
         read.get("tags") or (),  # tags
         "file",  # origin
     )
+
+
+def key_uuid(key: str) -> str | None:
+    """`key` as a canonical uuid, if it is one written in the usual 8-4-4-4-12 form."""
+    if len(key) != 36:
+        return None
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return None
 
 
 def _own(name: str) -> str:

@@ -24,7 +24,7 @@ import tomli
 from heartfly.core import kept_checks, toml_cache
 from heartfly.core.addresses import DEFAULT_PORT, parse_key, parse_listen, parse_public_url, url_of
 from heartfly.core.assertions import parse_assertion
-from heartfly.core.checkconfig import CheckConfig, Origin, common_check
+from heartfly.core.checkconfig import CheckConfig, Origin, common_check, key_uuid
 from heartfly.core.config_alerts import (
     AlertsConfig,
     ChannelConfig,
@@ -251,10 +251,10 @@ def with_stored_checks(
             if unknown := [c for c in check.channels if c not in config.channels]:
                 reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
             for attr, key in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
-                if key is not None and (owner := owners.get(key) or own.get(key)) is not None:
+                if key is not None and (owner := owners.get(_key_id(key)) or own.get(_key_id(key))) is not None:
                     reader.fail(f"checks.{name}.{attr}", f"the same key is already used by {_owner(owner)}")
                 elif key is not None:
-                    own[key] = (name, attr)
+                    own[_key_id(key)] = (name, attr)
         if len(reader.problems) > before or check is None:
             if left_out is not None:
                 left_out.extend(reader.problems[before:])
@@ -279,12 +279,18 @@ def _owner(owner: Owner) -> str:
 
 
 def _key_owners(server: ServerConfig, checks: Mapping[str, CheckConfig]) -> dict[str, Owner]:
-    owners: dict[str, Owner] = {server.ping_key: (None, "ping_key")} if server.ping_key else {}
+    owners: dict[str, Owner] = {_key_id(server.ping_key): (None, "ping_key")} if server.ping_key else {}
     for check in checks.values():
         for attr, value in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
             if value is not None:
-                owners.setdefault(value, (check.name, attr))
+                owners.setdefault(_key_id(value), (check.name, attr))
     return owners
+
+
+def _key_id(key: str) -> str:
+    """What two keys are told apart by: a UUID in upper and in lower case is one uuid, the check's
+    in Healthchecks' API (check_uuid), so one check's. Cheap for the usual lower-case key."""
+    return key if len(key) != 36 or key.islower() or key_uuid(key) is None else key.lower()
 
 
 class _Reader(Reader):
@@ -563,23 +569,23 @@ class _Reader(Reader):
             self.fail(f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle))
 
     def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
-        keys = [c.key for c in checks.values()]
-        keys += [k for c in checks.values() for k in (c.start_key, c.fail_key) if k is not None]
+        keys = [_key_id(c.key) for c in checks.values()]
+        keys += [_key_id(k) for c in checks.values() for k in (c.start_key, c.fail_key) if k is not None]
         if server.ping_key:
-            keys.append(server.ping_key)
+            keys.append(_key_id(server.ping_key))
         if len(set(keys)) == len(keys):  # nearly always: a set in C, no owner named per key
             return
         owners: dict[str, Owner] = {}
         if server.ping_key:
-            owners[server.ping_key] = (None, "ping_key")
+            owners[_key_id(server.ping_key)] = (None, "ping_key")
         for check in checks.values():
             for attr, value in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
                 if value is None:
                     continue
-                if value in owners:
-                    self.fail(f"checks.{check.name}.{attr}", f"the same key is already used by {_owner(owners[value])}")
+                if (known := _key_id(value)) in owners:
+                    self.fail(f"checks.{check.name}.{attr}", f"the same key is already used by {_owner(owners[known])}")
                 else:
-                    owners[value] = (check.name, attr)
+                    owners[known] = (check.name, attr)
 
 
 def _window_name(cron: str | None, start: float | None, timezone: str, duration: float | None) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from heartfly.core.checkconfig import CheckConfig, Origin
+from heartfly.core.checkconfig import CheckConfig, Origin, key_uuid
 from heartfly.core.pingparse import storable
 
 META_PREFIX = "check:"
@@ -88,16 +88,6 @@ def table_uuid(name: str, table: Mapping[str, Any]) -> str:
 
 def _uuid(name: str, key: str) -> str:
     return key_uuid(key) or str(uuid.uuid5(_NAMESPACE, name))
-
-
-def key_uuid(key: str) -> str | None:
-    """`key` as a canonical uuid, if it is one written in the usual 8-4-4-4-12 form."""
-    if len(key) != 36:
-        return None
-    try:
-        return str(uuid.UUID(key))
-    except ValueError:
-        return None
 
 
 def new_key() -> str:
