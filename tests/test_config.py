@@ -240,6 +240,18 @@ def test_broken_toml_names_the_file_and_the_line(write_config: ConfigWriter, tmp
     assert "invalid TOML" in info.value.problems[0] and "line 1" in info.value.problems[0]
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line_of_the_first_bad_byte(tmp_path: Path, bom: bytes) -> None:
+    # An editor that saved "café" as Latin-1: one byte among thousands, which the error must locate.
+    path = tmp_path / "heartfly.toml"
+    path.write_bytes(
+        bom + f'[checks.a]\nkey = "{new_key()}"\ndescription = "caf\xe9"\nevery = "1h"\n'.encode("latin-1")
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 2
+    assert f"{path}: not UTF-8 text (line 3: byte 0xe9); save the file as UTF-8" in result.stderr, result.stderr
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.toml")

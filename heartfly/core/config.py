@@ -8,6 +8,7 @@ parse_and_read_secrets run after it; paths are resolved against the config's fol
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import fnmatch
@@ -131,8 +132,8 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     try:
         data, kept = toml_cache.parse(raw, path, cache_dir, stat)
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_not_utf8(path, raw, exc)]) from None
     except tomli.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     except RecursionError:  # tomli recurses once per level of nested arrays and tables
@@ -169,6 +170,13 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     if reader.problems:
         raise ConfigError(reader.problems)
     return config
+
+
+def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where the file stops being UTF-8: a "café" saved as Latin-1 is one byte in a file of thousands."""
+    body = raw.removeprefix(codecs.BOM_UTF8)  # the decoder counts from after a byte order mark
+    line = body.count(b"\n", 0, exc.start) + 1
+    return f"{path}: not UTF-8 text (line {line}: byte 0x{body[exc.start]:02x}); save the file as UTF-8"
 
 
 def parse_and_read_secrets(
