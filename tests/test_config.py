@@ -252,6 +252,15 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_line_of_the_first_bad_byt
     assert f"{path}: not UTF-8 text (line 3: byte 0xe9); save the file as UTF-8" in result.stderr, result.stderr
 
 
+def test_an_integer_too_long_for_python_is_a_config_error_naming_its_line_not_a_traceback(tmp_path: Path) -> None:
+    # tomli reads integers with int(), which refuses more than 4300 digits with a bare ValueError.
+    path = tmp_path / "heartfly.toml"
+    path.write_text(f'[server]\nlisten = "127.0.0.1:0"\nkeep_pings = {"9" * 5000}\n')
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"{path}: invalid TOML: an integer of more than 4300 digits (line 3)" in result.stderr
+
+
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "nope.toml")

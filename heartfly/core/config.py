@@ -13,6 +13,8 @@ import dataclasses
 import difflib
 import fnmatch
 import hashlib
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -138,6 +140,8 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
     except RecursionError:  # tomli recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
+    except ValueError:  # tomli's int() of an integer past Python's limit of digits, not a TOMLDecodeError
+        raise ConfigError([_long_integer(path, raw)]) from None
     if cache_dir is None:
         return parse_and_read_secrets(data, path)
     checks = kept_checks.read(cache_dir, path, raw, stat, data.get("checks"))
@@ -175,8 +179,23 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
 def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> str:
     """Where the file stops being UTF-8: a "café" saved as Latin-1 is one byte in a file of thousands."""
     body = raw.removeprefix(codecs.BOM_UTF8)  # the decoder counts from after a byte order mark
-    line = body.count(b"\n", 0, exc.start) + 1
-    return f"{path}: not UTF-8 text (line {line}: byte 0x{body[exc.start]:02x}); save the file as UTF-8"
+    return (
+        f"{path}: not UTF-8 text (line {_line(body, exc.start)}: byte 0x{body[exc.start]:02x}); save the file as UTF-8"
+    )
+
+
+def _long_integer(path: Path, raw: bytes) -> str:
+    """An integer too long for Python to read (sys.get_int_max_str_digits), located where it can be."""
+    limit = sys.get_int_max_str_digits()
+    body = raw.removeprefix(codecs.BOM_UTF8)
+    found = re.search(rb"[0-9_]{%d,}" % (limit + 1), body)
+    where = "" if found is None else f" (line {_line(body, found.start())})"
+    return f"{path}: invalid TOML: an integer of more than {limit} digits{where}"
+
+
+def _line(body: bytes, offset: int) -> int:
+    """The line, from 1, of byte `offset` of the file's text (after a byte order mark)."""
+    return body.count(b"\n", 0, offset) + 1
 
 
 def parse_and_read_secrets(
