@@ -174,6 +174,35 @@ def test_every_problem_is_reported_at_once_with_its_key_path(write_config: Confi
         assert path in joined, path
 
 
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("every = 15m", 'durations and sizes are strings, in quotes: every = "15m"'),  # TOML: a number, then letters
+        ("every = 1h30m  # nightly", 'in quotes: every = "1h30m"'),
+        ("every = 60", 'checks.a.every: expected a string, got an integer: a duration is a string with its unit, like'
+                       ' every = "60s"'),
+        ("every = 1.5", 'like every = "1.5s"'),
+    ],
+)  # fmt: skip
+def test_a_duration_written_without_quotes_is_refused_with_the_line_that_fixes_it(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    path = tmp_path / "heartfly.toml"
+    path.write_text(f'[server]\nlisten = "127.0.0.1:0"\n[checks.a]\nkey = "{new_key()}"\n{line}\n')
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 2 and problem in result.stderr, result.stderr
+
+
+def test_a_number_where_a_path_or_zone_goes_gets_no_duration_advice(write_config: ConfigWriter) -> None:
+    found = problems(
+        write_config, f'[checks.a]\nkey = "{new_key()}"\ncron = "0 3 * * *"\ntimezone = 1\n', server="database = 5"
+    )
+    assert found == [
+        "server.database: expected a string, got an integer",
+        "checks.a.timezone: expected a string, got an integer",
+    ]
+
+
 def test_min_runtime_must_be_shorter_than_max_runtime(write_config: ConfigWriter) -> None:
     found = problems(
         write_config, f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nmax_runtime = "1m"\nmin_runtime = "2m"\n'

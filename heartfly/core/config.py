@@ -137,7 +137,7 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError([_not_utf8(path, raw, exc)]) from None
     except tomli.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+        raise ConfigError([f"{path}: invalid TOML: {exc}{_unquoted(exc)}"]) from None
     except RecursionError:  # tomli recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     except ValueError:  # tomli's int() of an integer past Python's limit of digits, not a TOMLDecodeError
@@ -191,6 +191,22 @@ def _long_integer(path: Path, raw: bytes) -> str:
     found = re.search(rb"[0-9_]{%d,}" % (limit + 1), body)
     where = "" if found is None else f" (line {_line(body, found.start())})"
     return f"{path}: invalid TOML: an integer of more than {limit} digits{where}"
+
+
+# A line `every = 15m` or `body_limit = 100KB`: a duration or size left unquoted, which TOML reads as
+# a number followed by stray letters ("Expected newline or end of document after a statement").
+_BARE_UNIT = re.compile(
+    r"\s*([A-Za-z0-9_-]+)\s*=\s*((?:[0-9]+(?:\.[0-9]+)?\s*(?:ms|d|h|m|s))+|[0-9]+\s*(?:b|kb|kib|mb|mib))\s*(?:#.*)?",
+    re.IGNORECASE,
+)
+
+
+def _unquoted(exc: tomli.TOMLDecodeError) -> str:
+    """The fix for a TOML error on a line that holds a duration or size without its quotes, or ""."""
+    lines = exc.doc.splitlines()
+    if not 0 < exc.lineno <= len(lines) or (bare := _BARE_UNIT.fullmatch(lines[exc.lineno - 1])) is None:
+        return ""
+    return f': durations and sizes are strings, in quotes: {bare[1]} = "{bare[2]}"'
 
 
 def _line(body: bytes, offset: int) -> int:

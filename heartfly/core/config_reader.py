@@ -57,7 +57,9 @@ class Reader:
             return None
         raw = table[key]
         if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
-            self.fail(join(where, key), f"expected {_name(kind)}, got {kind_of(raw)}")
+            self.fail(
+                join(where, key), f"expected {_name(kind)}, got {kind_of(raw)}{_as_seconds(key, raw, kind, convert)}"
+            )
             return None
         if convert is None:
             return raw
@@ -91,6 +93,24 @@ class Reader:
             return (self.base_dir / Path(text).expanduser()).resolve()
         except (RuntimeError, OSError) as exc:  # "~nosuchuser", a symlink loop
             raise ValueError(f'cannot use "{text}": {exc}') from None
+
+
+def _as_seconds(key: str, raw: Any, kind: type, convert: Callable[[Any], Any] | None) -> str:
+    """The fix for a duration written as a bare number (`every = 60`), when the key's reader is a
+    duration's (it takes the number as seconds in quotes and refuses a word: a path's takes both); else ""."""
+    if kind is not str or convert is None or type(raw) not in (int, float):
+        return ""
+    if not _takes(convert, f"{raw}s") or _takes(convert, "x"):
+        return ""
+    return f': a duration is a string with its unit, like {key} = "{raw}s"'
+
+
+def _takes(convert: Callable[[Any], Any], text: str) -> bool:
+    try:
+        convert(text)
+    except (UnitError, ValueError):
+        return False
+    return True
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
