@@ -1142,6 +1142,11 @@ async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restar
             id="unknown channel type",
         ),
         pytest.param(
+            '[channels.ops]\ntpye = "log"\n' + check("x", new_key(), ["ops"]),
+            'channels.ops.tpye: unknown key (did you mean "type"?)',
+            id="misspelt channel type key",
+        ),
+        pytest.param(
             '[channels.tg]\ntype = "apprise"\n' + check("x", new_key(), ["tg"]),
             "channels.tg.urls: needs at least one apprise URL",
             id="apprise without urls",

@@ -127,6 +127,8 @@ def parse_channels(reader: Reader, data: Mapping[str, Any], smtp: SmtpConfig | N
             reader.fail(where, "expected a table")
             continue
         kind = reader.value(raw, where, "type", str)
+        if "type" not in raw:  # a misspelt "tpye" is named too, with its fix
+            reader.known(raw, where, set().union(*_CHANNEL_KEYS.values()))
         if kind not in CHANNEL_TYPES:
             shown = "missing" if kind is None else f'unknown type "{kind}"'
             reader.fail(join(where, "type"), f"{shown}: use {', '.join(CHANNEL_TYPES)}")
