@@ -308,6 +308,11 @@ def delete_meta_statement(key: str) -> Statement:
     return "DELETE FROM meta WHERE key = ?", (key,)
 
 
+def new_meta_statement(key: str, value: str) -> Statement:
+    """The meta row `key`, written only if there is none (the first of two writers keeps it)."""
+    return "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value)
+
+
 # The server's own marks in the meta table (queries.read_checkpoint and read_last_alive read them).
 CHECKPOINT = "checkpoint"  # every ping numbered up to it is in the stored states
 ALIVE_AT = "alive_at"  # the server's last sign of life: a restart's downtime starts here
@@ -361,6 +366,13 @@ def while_meta(statement: Statement, key: str) -> Statement:
     else nothing: a rename's moves of rows, done only while the check is stored under its old name."""
     sql, params = statement
     return f"{sql} AND EXISTS (SELECT 1 FROM meta WHERE key = ?)", (*params, key)  # noqa: S608
+
+
+def unless_meta(statement: Statement, key: str) -> Statement:
+    """`statement` (an UPDATE or a DELETE with a WHERE) if the meta row `key` is not there when it
+    runs, else nothing: a new stored check's clearing of its name, done only while nobody made it."""
+    sql, params = statement
+    return f"{sql} AND NOT EXISTS (SELECT 1 FROM meta WHERE key = ?)", (*params, key)  # noqa: S608
 
 
 def rename_meta_statement(old_key: str, new_key: str) -> Statement:

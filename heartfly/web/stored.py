@@ -8,13 +8,14 @@ call never interleave and a change that cannot be stored changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Literal
 
 from aiohttp import web
 
 from heartfly.core.config import ConfigError
-from heartfly.core.stored_checks import META_PREFIX, StoredCheck, decode_all
+from heartfly.core.stored_checks import META_PREFIX, StoredCheck, decode, decode_all
 from heartfly.core.views import PAUSE_META
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
@@ -61,12 +62,40 @@ async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int |
         if cap is not None and sum(1 for c in rt.stored.values() if c.origin == "auto") >= cap:
             return "capped"
         stored = {**rt.stored, check.name: check}
-        statements = [store.meta_statement(META_PREFIX + check.name, check.encode())]
-        if new:  # a new check is new: the history another check left under its name is not its own
-            # (nor the end of its timed pause, which would resume the new check if it were paused)
-            statements += [store.tombstone_statement(check.name), store.delete_meta_statement(PAUSE_META + check.name)]
-        await _store(rt, stored, check.name, *statements)
-    return "written"
+        if not new:
+            await _store(rt, stored, check.name, store.meta_statement(META_PREFIX + check.name, check.encode()))
+            return "written"
+        return await _make(rt, stored, check)
+
+
+async def _make(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck) -> Outcome:
+    """Store a new check. A new check is new: the history another check left under its name is not
+    its own (nor the end of its timed pause, which would resume it if it were paused). Each step only
+    while no check of the name is stored: two nodes of a cluster making one name at once (a ?create=1
+    ping on each) make it once, and the second does not take away the history of the first's pings."""
+    key = META_PREFIX + check.name
+    await _store(
+        rt,
+        stored,
+        check.name,
+        store.unless_meta(store.tombstone_statement(check.name), key),
+        store.unless_meta(store.delete_meta_statement(PAUSE_META + check.name), key),
+        store.new_meta_statement(key, check.encode()),
+        apply=False,
+    )
+    assert rt.reader is not None and rt.file_config is not None
+    try:
+        text = (await rt.reader.read_meta_prefix(key)).get(key)
+    except StoreError:  # served as made: follow() corrects it within POLL if another node won
+        text = None
+    if text is None or text == check.encode():
+        await rt.apply_config(rt.file_config, stored, [])
+        return "written"
+    # Another node made it first: serve its check, as follow() would within POLL (which says why
+    # if this node cannot).
+    with contextlib.suppress(ValueError, ConfigError):
+        await rt.apply_config(rt.file_config, {**rt.stored, check.name: decode(check.name, text)}, [])
+    return "exists"
 
 
 async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
@@ -114,16 +143,19 @@ async def delete(app: web.Application, name: str) -> bool:
     return True
 
 
-async def _store(rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement) -> None:
+async def _store(
+    rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement, apply: bool = True
+) -> None:
     """Check that `name` validates among `stored` (ConfigError if not; the others, as loaded, may
-    be left out), commit the statements, then serve the new set."""
+    be left out), commit the statements, then serve the new set (unless not to `apply` it)."""
     assert rt.file_config is not None
     left: list[str] = []
     config = rt.with_stored(rt.file_config, stored, left)
     if name not in config.checks:
         raise ConfigError([p for p in left if p.startswith(f"checks.{name}")] or left)
     await _commit(rt, *statements)
-    await rt.apply_config(rt.file_config, stored, [])
+    if apply:
+        await rt.apply_config(rt.file_config, stored, [])
 
 
 async def follow(app: web.Application) -> None:
