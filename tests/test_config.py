@@ -391,6 +391,22 @@ def test_check_config_reports_an_unusable_value_as_a_config_error_with_exit_2(
 
 
 @pytest.mark.parametrize(
+    ("zone", "said"),
+    [
+        ("europe/berlin", '(did you mean "Europe/Berlin"?)'),  # the database's names have their case
+        ("Berlin", '(did you mean "Europe/Berlin"?)'),
+        ("Europe/Berln", '(did you mean "Europe/Berlin"?)'),
+        ("GMT+2", '(use an IANA name such as "Europe/Berlin")'),  # not Etc/GMT+2, which is UTC-2
+    ],
+)
+def test_an_unknown_time_zone_is_refused_naming_the_zone_meant(
+    write_config: ConfigWriter, zone: str, said: str
+) -> None:
+    found = problems(write_config, f'[checks.a]\nkey = "{new_key()}"\ncron = "0 3 * * *"\ntimezone = "{zone}"\n')
+    assert found == [f'checks.a.timezone: unknown time zone "{zone}" {said}']
+
+
+@pytest.mark.parametrize(
     ("line", "said"),
     [
         ('every = "3000000d"', "checks.a.every: at most 3650d (10 years)"),

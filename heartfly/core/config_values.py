@@ -6,12 +6,13 @@ readers shared with the client (keys, addresses) are heartfly.core.addresses'; t
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
 
@@ -82,8 +83,21 @@ def parse_zone(text: str) -> str:
     try:
         ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder of the database
-        raise ValueError(f'unknown time zone "{text}" (use an IANA name such as "Europe/Berlin")') from None
+        raise ValueError(f'unknown time zone "{text}" ({_zone_hint(text)})') from None
     return text
+
+
+@functools.lru_cache(maxsize=64)  # 100k checks may share one misspelt zone: the database is listed once
+def _zone_hint(text: str) -> str:
+    """The zone meant by one in the wrong case ("europe/berlin"), without its region ("Berlin") or
+    misspelt ("Europe/Berln"); else how zones are named."""
+    # Not Etc/GMT+2 for "GMT+2" (its sign is POSIX's: two hours behind UTC), nor GMT+0 (nearly alike).
+    zones = sorted(zone for zone in available_timezones() if not zone.startswith("Etc/"))
+    by_case = {zone.lower(): zone for zone in zones}
+    in_region = [zone for zone in zones if zone.lower().endswith("/" + text.lower())]
+    close = [] if re.search(r"[+-][0-9]", text) else difflib.get_close_matches(text, zones, n=1, cutoff=0.8)
+    meant = by_case.get(text.lower()) or (in_region[0] if len(in_region) == 1 else None) or next(iter(close), None)
+    return f'did you mean "{meant}"?' if meant else 'use an IANA name such as "Europe/Berlin"'
 
 
 def parse_sync(text: str) -> Synchronous:
