@@ -772,6 +772,36 @@ async def test_a_webhook_urls_token_is_kept_out_of_the_log_and_the_attempt_log(
     assert not [r for r in caplog.records if SECRET in r.getMessage()]
 
 
+async def test_a_webhook_redirected_to_https_or_refused_by_a_page_quoting_its_path_keeps_the_token_out_of_the_error(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An http:// URL where the service wants https gets a redirect to the same path, token and all,
+    # in Location and in the page (as Express says it); a 404 page may quote the path it refused.
+    async def moved(request: web.Request) -> web.Response:
+        await request.read()
+        there = str(request.url.with_scheme("https"))
+        return web.Response(status=301, text=f"Moved Permanently. Redirecting to {there}", headers={"Location": there})
+
+    async def gone(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=404, text=f"Cannot POST {request.path}")
+
+    app = web.Application()
+    app.router.add_post("/moved/{tail:.*}", moved)
+    app.router.add_post("/gone/{tail:.*}", gone)
+    server = await aiohttp_server(app)
+    hooks = {name: str(server.make_url(f"/{name}/services/T000/B000/{SECRET}")) for name in ("moved", "gone")}
+    key = new_key()
+    channels = "".join(webhook(name, url) for name, url in hooks.items())
+    hf = await start(write_config(channels + check("job", key, list(hooks)) + fast(), server=SERVER))
+    await hf.ping(key, "/fail")
+    errors = {a["channel"]: a["error"] for a in await hf.settled("job", 2)}
+    assert errors["moved"] == (f"HTTP 301 (redirected to https://127.0.0.1:{server.port}/…: update the channel's url)")
+    assert errors["gone"].startswith("HTTP 404: Cannot POST ")
+    assert not [e for e in errors.values() if SECRET in e]
+    assert not [r for r in caplog.records if SECRET in r.getMessage()]
+
+
 async def test_a_receivers_error_page_is_logged_and_stored_on_one_printable_line(
     start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:

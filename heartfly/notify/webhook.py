@@ -42,12 +42,15 @@ async def send(session: aiohttp.ClientSession, channel: ChannelConfig, alert: Al
         async with session.post(channel.url, data=body, headers=headers, allow_redirects=False, **via) as resp:
             if 200 <= resp.status < 300:
                 return
-            reply = (await _excerpt(resp.content)).decode("utf-8", "replace")[:200].strip()
+            if 300 <= resp.status < 400:  # its page only repeats Location, which may hold the token
+                where = _origin(resp.headers.get("Location"), channel.url)
+                raise PermanentError(f"HTTP {resp.status} (redirected to {where}: update the channel's url)")
+            # Hidden before it is cut: a page may quote the path it refused ("Cannot POST /services/…").
+            page = _hidden((await _excerpt(resp.content)).decode("utf-8", "replace"), channel.url)
+            reply = page[:200].strip()
             error = f"HTTP {resp.status}" + (f": {reply}" if reply else "")
             if resp.status in (408, 429) or resp.status >= 500:
                 raise DeliveryError(error, retry_after=retry_after(resp.headers.get("Retry-After")))
-            if 300 <= resp.status < 400:
-                error += f" (redirected to {resp.headers.get('Location', '?')}: update the channel's url)"
             raise PermanentError(error)
     except aiohttp.InvalidURL as exc:  # its text is the URL: a token, and no retry will help
         if _not_the_channels(exc, channel.url):  # the proxy's (it may hold a password: not said)
@@ -91,17 +94,34 @@ def _without_url(exc: aiohttp.ClientError, url: str) -> str:
     (a reply that is not HTTP, say), in its own spelling or in ours."""
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"{exc.status}, message={exc.message!r}"
-    text = str(exc)
+    return _hidden(str(exc), url)
+
+
+def _hidden(text: str, url: str) -> str:
+    """`text` with every spelling of `url`, and of its path with or without its query, as its
+    origin and `/…`."""
     try:
         parsed = URL(url)
         hidden = f"{parsed.origin()}/…" if parsed.absolute else "…"  # origin(): no user or password either
-        spellings = {url, str(parsed), parsed.raw_path_qs, parsed.path_qs}
+        spellings = {url, str(parsed), parsed.raw_path_qs, parsed.path_qs, parsed.raw_path, parsed.path}
     except ValueError:  # not one yarl can read (aiohttp's InvalidURL, handled before): say nothing of it
         return "(a URL it cannot use)"
     for spelling in sorted(spellings, key=len, reverse=True):
         if len(spelling) > 1:  # not a bare "/"
             text = text.replace(spelling, hidden)
     return text
+
+
+def _origin(location: str | None, url: str) -> str:
+    """Where a redirect points, as its origin and `/…`: an http URL sent on to https keeps its path
+    and query, the token of Slack's and Discord's webhooks."""
+    if not location:
+        return "?"
+    try:
+        target = URL(url).join(URL(location))
+        return f"{target.origin()}/…" if target.absolute else "?"
+    except ValueError:  # not one yarl can read
+        return "?"
 
 
 async def _excerpt(content: aiohttp.StreamReader) -> bytes:
