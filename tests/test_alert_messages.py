@@ -468,6 +468,23 @@ def test_a_maintenance_summary_of_checks_still_down_is_tagged_and_sent_as_a_down
     assert (headers["Priority"], headers["Tags"]) == ("high", "rotating_light")
 
 
+def test_an_ntfy_body_stays_under_ntfys_message_limit_cut_at_a_character() -> None:
+    # ntfy takes a body of 4096 bytes or more as a file: refused with 400 ("attachments not allowed")
+    # where attachments are off, as they are by default, so a long summary was lost for good.
+    down = [{"check": f"etl-import-{n:03d}", "reason": "missed", "since": T0} for n in range(100)]
+    payload = {"window": "db-patching", "started_at": T0, "ended_at": T0 + 3600, "at": T0 + 3600, "down": down}
+    summary = Alert(key="maintenance-db-patching-1", event="maintenance", payload=payload, last_ping=None, link=LINK)
+    cfg = backup(description="é" * 3000)  # two bytes each: a cut in the middle of one is no UTF-8
+    old, new, flip = missed(cfg)
+    for alert in (summary, alert_for(cfg, old, new, flip, last_ping=ping(T0, "success", body="ok"))):
+        body, _ = ntfy_request(alert)
+        assert len(text(alert).encode()) > 4096 and len(body) < 4096
+        assert body.decode("utf-8").startswith(alert.headline()) and body.endswith("…\n".encode())
+    payload = {"check": "backup", "reason": "missed"}
+    short = Alert(key="flip-1", event="down", payload=payload, last_ping=None, link=LINK)
+    assert ntfy_request(short)[0] == text(short).encode()
+
+
 def test_an_ntfy_title_header_stays_ascii_and_short() -> None:
     payload = {"check": "backup", "reason": "failed", "exit_status": 2, "description": "é"}
     alert = Alert(key="flip-1", event="down", payload=payload, last_ping=None, link=LINK)

@@ -14,6 +14,9 @@ from heartfly.core.views import iso
 
 SCHEMA_VERSION = 1
 TAIL = 500  # characters of the last ping's message quoted in an alert
+# Bytes from which ntfy takes a body for a file attachment (message-size-limit), which it refuses
+# (400, "attachments not allowed") where attachments are off, as they are by default.
+NTFY_LIMIT = 4096
 
 _REASONS = {
     "missed": "did not run: no ping arrived by its deadline",
@@ -239,7 +242,16 @@ def ntfy_request(alert: Alert) -> tuple[bytes, dict[str, str]]:
     headers = {"Title": _header(subject(alert)), "Priority": priority, "Click": alert.link}
     if tags:
         headers["Tags"] = tags
-    return text(alert).encode("utf-8"), headers
+    return _cut(text(alert), NTFY_LIMIT - 1), headers
+
+
+def _cut(body: str, most: int) -> bytes:
+    """`body` in UTF-8, in at most `most` bytes: cut at a character, ending in "…" when cut."""
+    data = body.encode("utf-8")
+    if len(data) <= most:
+        return data
+    mark = "…\n".encode()
+    return data[: most - len(mark)].decode("utf-8", "ignore").encode("utf-8") + mark
 
 
 def _header(value: str) -> str:
