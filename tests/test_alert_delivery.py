@@ -37,6 +37,7 @@ from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.storeutil import query, sqlite_file
 from tests.test_alerts import (
+    PUBLIC,
     SERVER,
     Heartfly,
     Hit,
@@ -484,6 +485,29 @@ async def test_a_recovery_goes_to_the_channels_told_the_down_after_a_restart_on_
         await ping(engine, states.Kind.SUCCESS)
     rows = query(config, "SELECT event, channel FROM outbox ORDER BY id")
     assert rows == [("down", "a"), ("reminder", "b"), ("recovery", "a"), ("recovery", "b")]
+
+
+async def test_a_checks_pending_down_alert_follows_it_through_a_rename_through_the_api(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # A new slug renames the check, history and all (docs/healthchecks.md); its down alert, waiting
+    # out a channel's outage, was dropped as "no longer in the config", and nobody was told.
+    hook = await receivers(status=503)
+    config = write_config(webhook("hook", hook.url) + fast("60s"), server=f'{SERVER}\nhc_api_key_file = "hc-key"')
+    hf = await start(config)
+    hc = {"X-Api-Key": (config.path.parent / "hc-key").read_text().strip()}
+    async with hf.client.post("/api/v3/checks/", json={"name": "sync", "channels": "hook"}, headers=hc) as resp:
+        assert resp.status == 201, await resp.text()
+        uuid = (await resp.json())["uuid"]
+    await hf.ping(uuid, "/fail")
+    await hf.wait_alert("sync", "hook", "down", lambda a: len(a["attempt_log"]) >= 1)
+    async with hf.client.post(f"/api/v3/checks/{uuid}", json={"slug": "user-sync"}, headers=hc) as resp:
+        assert resp.status == 200, await resp.text()
+    hook.status = 200
+    [alert] = await hf.settled("user-sync", 1)
+    assert (alert["event"], alert["status"]) == ("down", "sent"), alert
+    told = hook.hits[-1].json()
+    assert told["check"]["name"] == "user-sync" and told["check"]["url"] == f"{PUBLIC}/checks/user-sync"
 
 
 # ---- the dispatcher itself ------------------------------------------------------------------

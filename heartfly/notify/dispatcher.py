@@ -138,12 +138,16 @@ class Dispatcher:
         reader: Reader,
         session: aiohttp.ClientSession,
         may_send: Callable[[], bool] | None = None,
+        names: Callable[[int], str | None] | None = None,
     ) -> None:
         self._limits: dict[str, _Slots] = {}
         self.config = config
         # A cluster's leader sends only while it holds the lease (by its own clock): a node frozen
         # past its lease and woken again must not send what its successor sends.
         self.may_send = may_send or (lambda: True)
+        # A check's current name by its row id (the engine's): its alerts follow a rename through the
+        # API. Without it, a check is looked up by the name its alert was made under.
+        self.names = names
         self.clock = clock
         self.writer = writer
         self.reader = reader
@@ -252,17 +256,18 @@ class Dispatcher:
         outcome: AttemptOutcome = AttemptOutcome.SENT
         error: str | None = None
         asked: float | None = None  # the receiver's Retry-After
+        name = self._check_name(item)
         if started > item.expires_at:
             outcome, error = AttemptOutcome.EXPIRED, "expired before it could be sent"
         elif channel is None:
             outcome, error = AttemptOutcome.FAILED, f'channel "{item.channel}" is no longer in the config'
-        elif item.check_id is not None and (name := item.payload.get("check")) not in self.config.checks:
-            outcome, error = AttemptOutcome.FAILED, f'check "{name}" is no longer in the config'
+        elif name is None:
+            outcome, error = AttemptOutcome.FAILED, f'check "{item.payload.get("check")}" is no longer in the config'
         elif item.event == AlertEvent.REMINDER and (stale := await self._stale(item)) is not None:
             outcome, error = AttemptOutcome.SUPERSEDED, stale
         else:
             try:
-                alert = await self._alert(item)
+                alert = await self._alert(item, name)
                 async with asyncio.timeout(timeout) as limit:
                     await SENDERS[channel.type](self, channel, alert, limit)
             except PermanentError as exc:
@@ -340,11 +345,23 @@ class Dispatcher:
             return []
         return [outbox_id for outbox_id in ids if outbox_id not in self._in_flight]
 
-    async def _alert(self, item: OutboxItem) -> Alert:
+    def _check_name(self, item: OutboxItem) -> str | None:
+        """The name the alert's check goes by now ("" for an alert of no check: a test, a summary);
+        None when the check is gone. By its id where the engine tells: a check renamed through the
+        API keeps its id, and another check made under the old name since is not it."""
+        if item.check_id is None:
+            return ""
+        if self.names is not None:
+            return self.names(item.check_id)
+        name = str(item.payload.get("check"))
+        return name if name in self.config.checks else None
+
+    async def _alert(self, item: OutboxItem, name: str) -> Alert:
+        """The alert to render, under the check's current `name`, which its link must find."""
         ping_id = item.payload.get("last_ping_id")
         last_ping = await self.reader.read_ping(int(ping_id)) if ping_id else None
-        name = item.payload.get("check")
+        payload = {**item.payload, "check": name} if name else item.payload
         base = self.config.server.public_url
         link = f"{base}/checks/{name}" if name else base
         zone = self.config.server.display_timezone
-        return Alert(key=item.key, event=item.event, payload=item.payload, last_ping=last_ping, link=link, zone=zone)
+        return Alert(key=item.key, event=item.event, payload=payload, last_ping=last_ping, link=link, zone=zone)

@@ -274,7 +274,9 @@ class Node:
             return
         self._term = term
         engine.before_fire = self._before_fire
-        dispatcher = Dispatcher(config, self._clock, writer, self._reader, self._session, may_send=self._may_act)
+        dispatcher = Dispatcher(
+            config, self._clock, writer, self._reader, self._session, may_send=self._may_act, names=engine.name_of
+        )
         term.dispatcher = dispatcher
         engine.on_alerts = dispatcher.wake
         term.tasks = [

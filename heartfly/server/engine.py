@@ -125,6 +125,12 @@ class Engine(Steps):
     def lookup_name(self, name: str) -> Check | None:
         return self.checks.get(name)
 
+    def name_of(self, check_id: int) -> str | None:
+        """The name the check with this row id goes by now (a rename through the API keeps the id);
+        None when no watched check has it (removed, or deleted through the API)."""
+        check = self._by_id.get(check_id)
+        return None if check is None else check.name
+
     def taken_before(self, check: Check, ping: PingRecord) -> bool:
         """Whether `ping` is a copy of one taken already (by its id): record answers it as the first
         copy was answered and applies nothing. A standby cannot tell, and says False."""

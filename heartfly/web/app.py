@@ -193,7 +193,7 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     async with _session() as session:
-        dispatcher = Dispatcher(rt.config, rt.clock, rt.writer, rt.reader, session)
+        dispatcher = Dispatcher(rt.config, rt.clock, rt.writer, rt.reader, session, names=rt.engine.name_of)
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
         tasks = [
