@@ -227,6 +227,16 @@ def test_the_webhook_schema_names_every_reason_a_down_alert_can_carry() -> None:
     assert [r.value for r in Reason if f"`{r.value}`" not in line] == []
 
 
+def test_the_webhook_schema_names_every_field_of_the_json_body() -> None:
+    # A receiver is written from the docs: a field they leave out (a pipeline's step) is not read.
+    from heartfly.notify.message import Alert, webhook_json
+
+    text = (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
+    schema = text[text.index("### webhook") : text.index("The presets send")]
+    alert = Alert(key="flip-1", event="down", payload={"check": "load"}, last_ping=None, link="https://x/checks/load")
+    assert [key for key in webhook_json(alert) if f'"{key}"' not in schema and f"`{key}`" not in schema] == []
+
+
 def test_the_docs_name_every_command_and_every_option_the_command_line_takes() -> None:
     import click
 
