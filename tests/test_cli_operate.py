@@ -262,6 +262,33 @@ def test_history_says_why_an_alert_is_still_pending_and_lists_pings_by_event_tim
     assert "log" in pings[1] and "spooled" in pings[1] and "(reported " in pings[1]
 
 
+def test_history_says_an_alert_waits_for_an_older_one_of_its_check_on_its_channel(tmp_path: Path) -> None:
+    # The recovery behind an undelivered down alert said "not tried yet, next attempt" at a time
+    # long passed, as if the dispatcher were stuck.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    key = new_key()
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
+        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    with Server(path) as server:
+        for url in (f"/ping/{key}/fail", f"/ping/{key}"):
+            with urllib.request.urlopen(urllib.request.Request(server.url + url, data=b""), timeout=10) as resp:
+                assert resp.status == 200
+        deadline = time.monotonic() + 15
+        while "recovery via hook" not in (text := heartfly("history", "nightly", "-c", str(path)).stdout):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+    recovery, down = text.split("Alerts (newest first):\n", 1)[1].split("Pings (newest first)")[0].split("  down via")
+    assert "recovery via hook: pending after 0 attempt(s)  [flip-2]" in recovery
+    assert "pending: waits for the older alert flip-1 here (a check's alerts go out in order)" in recovery, text
+    assert "waits for" not in down, text
+
+
 @pytest.mark.parametrize("kind", ["not-sqlite", "another-programs"])
 @pytest.mark.parametrize("command", [["status"], ["history", "a"], ["export"]])
 def test_a_database_that_is_not_heartflys_is_a_one_line_error(tmp_path: Path, kind: str, command: list[str]) -> None:

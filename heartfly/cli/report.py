@@ -225,12 +225,15 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
               + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"], tz)
               for f in flips] or ["  none"]  # fmt: skip
     lines += ["", "Alerts (newest first):"]
-    for alert in alerts:
+    for i, alert in enumerate(alerts):
         lines.append(f"  {_t(alert['created_at'], tz)}  {alert['event']} via {alert['channel']}: {alert['status']}"
                      f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
         lines.append(format_attempts(alert["attempt_log"], indent="      ", tz=tz))
         if alert["status"] == "pending":
-            lines.append(f"      {pending_reason(alert, tz)}")
+            ahead = next(
+                (a for a in alerts[i + 1 :] if a["status"] == "pending" and a["channel"] == alert["channel"]), None
+            )
+            lines.append(f"      {pending_reason(alert, tz, ahead)}")
     if not alerts:
         lines.append("  none")
     lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
@@ -247,8 +250,12 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     return "\n".join(lines)
 
 
-def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC) -> str:
-    """Why an alert is not delivered yet: when it is tried next, and what went wrong last."""
+def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: dict[str, Any] | None = None) -> str:
+    """Why an alert is not delivered yet: the older alert of its check it waits for on its channel
+    (`ahead`; its own next attempt, long passed, said nothing of that), else when it is tried next,
+    and what went wrong last."""
+    if ahead is not None:
+        return f"pending: waits for the older alert {ahead['key']} here (a check's alerts go out in order)"
     when = f"next attempt {_t(alert['next_attempt_at'], tz)}"
     if not alert["attempts"]:
         return f"pending: not tried yet, {when}"
