@@ -7,6 +7,8 @@ import sqlite3
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from heartfly.core.config_alerts import AlertsConfig
 from heartfly.notify import outbox
 from heartfly.notify.log_channel import escape
@@ -158,6 +160,35 @@ def test_check_config_and_serve_warn_when_the_smtp_password_would_cross_the_netw
     assert heartfly("check-config", "-c", str(smtp("mail.example.org", "starttls"))).stderr == ""
     assert heartfly("check-config", "-c", str(smtp("localhost", "none"))).stderr == ""
     assert heartfly("check-config", "-c", str(smtp("127.0.0.1", "none"))).stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("smtp", "warning"),
+    [
+        ("port = 465\n", 'warning: smtp.port: 465 takes TLS from the first byte (security = "tls"), not security'),
+        ('port = 465\nsecurity = "none"\n', "warning: smtp.port: 465 takes TLS from the first byte"),
+        ('port = 587\nsecurity = "tls"\n', 'warning: smtp.security: "tls" begins with TLS, which port 587 does not'),
+        ('port = 25\nsecurity = "tls"\n', 'warning: smtp.security: "tls" begins with TLS, which port 25 does not'),
+        ('port = 465\nsecurity = "tls"\n', None),
+        ('port = 2525\nsecurity = "tls"\n', None),
+        ("port = 587\n", None),
+    ],
+)
+def test_check_config_warns_of_a_port_that_speaks_tls_otherwise_than_security_says(
+    tmp_path: Path, smtp: str, warning: str | None
+) -> None:
+    # Port 465 with the default security = "starttls": each side waited for the other to speak,
+    # and every email timed out, retried for a day, with no word of why.
+    path = tmp_path / "hb.toml"
+    channel = '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+    check = f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["ops"]\n'
+    path.write_text(SERVER + f'[smtp]\nhost = "mail.example.org"\nfrom = "hb@example.org"\n{smtp}' + channel + check)
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    if warning is None:
+        assert result.stderr == ""
+    else:
+        assert result.stderr.startswith(warning) and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_check_config_warns_about_a_maintenance_window_whose_occurrences_overlap(tmp_path: Path) -> None:

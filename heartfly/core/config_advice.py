@@ -23,6 +23,23 @@ def named(names: Sequence[str], most: int = NAMED) -> str:
     return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
 
 
+def _tls_mismatch(port: int, security: str) -> str | None:
+    """Port 465 speaks TLS from its first byte; 587 and 25 begin in plain text. The other way round,
+    every email timed out (each side waits for the other to speak first) or failed its TLS
+    handshake, and was retried until it expired."""
+    if port == 465 and security != "tls":
+        return (
+            f'smtp.port: 465 takes TLS from the first byte (security = "tls"), not security = "{security}":'
+            " every email would wait for a greeting that never comes"
+        )
+    if port in (25, 587) and security == "tls":
+        return (
+            f'smtp.security: "tls" begins with TLS, which port {port} does not (it takes "starttls" or "none"):'
+            " every email would fail its TLS handshake"
+        )
+    return None
+
+
 def warnings(config: Config) -> list[str]:
     """One line per problem, however many checks share it."""
     found = []
@@ -51,6 +68,8 @@ def warnings(config: Config) -> list[str]:
         )
     if (clear := cleartext_login(config)) is not None:
         found.append(clear)
+    if smtp is not None and (mismatch := _tls_mismatch(smtp.port, smtp.security)) is not None:
+        found.append(mismatch)
     unreached = [
         name
         for name, check in config.checks.items()
