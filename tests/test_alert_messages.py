@@ -428,6 +428,25 @@ def test_the_discord_preset_is_content_within_discords_limit_and_mentions_nobody
     assert data["allowed_mentions"] == {"parse": []}  # "@everyone" in a ping body pings nobody
     assert data["content"].startswith("backup did not run")
     assert len(data["content"]) == 1990 and text(alert).startswith(data["content"])
+    assert "```" not in data["content"]  # cut before the message's block: none left open
+
+
+def test_a_ping_message_reaches_discord_in_a_code_block_where_no_link_or_heading_is_rendered() -> None:
+    # Discord renders markdown in a webhook's content: a job's output could show a masked link that
+    # reads as Heartfly's own ("Open backup" pointing elsewhere), a heading, a fence of its own.
+    evil = "# Fixed\n[Open backup](https://evil.example/login) <@123>\n```\nclosed? ````"
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    content = discord_json(alert_for(cfg, old, new, flip, last_ping=ping(T0, "success", body=evil)))["content"]
+    head, block, rest = content.split("```")
+    assert block.startswith("\n# Fixed\n[Open backup](https://evil.example/login) <@123>\n`\u200b``") and rest == "\n"
+    assert head.endswith("Last ping's message (tail):\n")
+    cfg = backup(description="d" * 1500)  # the block cut by the limit is closed, not left open
+    old, new, flip = missed(cfg)
+    long = discord_json(
+        alert_for(cfg, old, new, flip, last_ping=ping(T0, "success", body="[x](https://e.example) " * 30))
+    )
+    assert len(long["content"]) <= 2000 and long["content"].count("```") == 2 and long["content"].endswith("\n```")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,12 +153,13 @@ def subject(alert: Alert) -> str:
     return f"[{tag}] {alert.headline()}"
 
 
-def text(alert: Alert) -> str:
+def text(alert: Alert, quote: Callable[[str], str] = str) -> str:
+    """The alert as plain text; `quote` renders the last ping's message (a chat tool's markup)."""
     lines = [alert.headline(), ""]
     lines += [f"{label}: {value}" for label, value in alert.facts()]
     tail = alert.message_tail()
     if tail:
-        lines += ["", "Last ping's message (tail):", tail]
+        lines += ["", "Last ping's message (tail):", quote(tail)]
     return "\n".join(lines) + "\n"
 
 
@@ -231,9 +233,27 @@ def slack_json(alert: Alert) -> dict[str, Any]:
     return {"text": BROADCAST.sub("@\u200b\\1", body)}
 
 
+FENCE = "```"
+DISCORD_MAX = 1990  # characters of content (Discord takes 2000)
+_BACKTICKS = re.compile(r"`(?=``)")  # a backtick that two more follow
+
+
+def fenced(message: str) -> str:
+    """A ping's message as a code block, in which Discord renders no markdown: no masked link
+    ("[the dashboard](https://elsewhere)"), heading or mention. A run of backticks in it is broken
+    by zero-width spaces, so it cannot close the block."""
+    broken = _BACKTICKS.sub("`\u200b", message)
+    return f"{FENCE}\n{broken}\n{FENCE}"
+
+
 def discord_json(alert: Alert) -> dict[str, Any]:
-    body = text(alert)
-    return {"content": body[:1990], "allowed_mentions": {"parse": []}}
+    body = text(alert, fenced)
+    if len(body) > DISCORD_MAX:
+        body = body[:DISCORD_MAX]
+        if body.count(FENCE) % 2:  # the cut left the message's block open: closed, within the limit
+            body = body[: DISCORD_MAX - len(FENCE) - 1]
+            body += f"\n{FENCE}" if body.count(FENCE) % 2 else ""
+    return {"content": body, "allowed_mentions": {"parse": []}}
 
 
 def ntfy_request(alert: Alert) -> tuple[bytes, dict[str, str]]:
