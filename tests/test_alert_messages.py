@@ -420,6 +420,19 @@ def test_a_ping_message_cannot_notify_a_whole_slack_or_mattermost_channel() -> N
     assert "@\u200bhere @\u200bchannel @\u200beveryone @\u200bALL &lt;!here&gt; mail me@here.example" in sent
 
 
+def test_a_ping_message_cannot_make_a_markdown_link_in_mattermost_through_the_slack_preset() -> None:
+    # Mattermost and Rocket.Chat render markdown in a Slack-style webhook's text: a job's output
+    # could show a link that reads as Heartfly's own, or load an image from anywhere.
+    body = "[Open backup](https://evil.example) ![i](https://t.example/p.png)\n[r]: https://evil.example\n[Go][r]"
+    cfg = backup(description="see [the runbook](https://wiki.example/backup)")  # the operator's own: kept
+    old, new, flip = run(cfg, T0 + 10, Event(Kind.FAIL, T0 + 20))
+    sent = slack_json(alert_for(cfg, old, new, flip, last_ping=ping(T0 + 20, "fail", body=body)))["text"]
+    facts, message = sent.split("Last ping's message (tail):\n")
+    assert not re.search(r"\]\s*[(\[:]", message), message
+    assert message.replace("\u200b", "") == body + "\n"
+    assert "[the runbook](https://wiki.example/backup)" in facts
+
+
 def test_the_discord_preset_is_content_within_discords_limit_and_mentions_nobody() -> None:
     cfg = backup(description="d" * 3000)
     old, new, flip = missed(cfg)

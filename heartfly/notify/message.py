@@ -226,10 +226,20 @@ def webhook_json(alert: Alert) -> dict[str, Any]:
 BROADCAST = re.compile(r"(?<!\w)@(here|channel|everyone|all)\b", re.IGNORECASE)
 
 
+# Mattermost and Rocket.Chat render markdown in a Slack-style webhook's text: a "]" that "(", "["
+# or ":" follows, in a ping's message, would make a link, an image or a link's definition.
+_LINK = re.compile(r"\](?=[(\[:])")
+
+
+def _unlinked(message: str) -> str:
+    """A ping's message with a zero-width space after each such "]" (Slack shows it unchanged)."""
+    return _LINK.sub("]\u200b", message)
+
+
 def slack_json(alert: Alert) -> dict[str, Any]:
     # Slack and Mattermost read "text"; mrkdwn needs &, < and > escaped (so no <!here> either),
     # and a zero-width space after the @ keeps a ping's message from paging a whole channel.
-    body = text(alert).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = text(alert, _unlinked).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return {"text": BROADCAST.sub("@\u200b\\1", body)}
 
 
