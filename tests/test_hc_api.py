@@ -528,6 +528,30 @@ async def test_a_stored_check_left_out_is_updated_to_fit_the_file_or_deleted_thr
     assert await control.reload_config(app) == (3, [])  # nothing is left out any more
 
 
+async def test_a_stored_check_left_out_because_the_file_took_its_key_under_another_name_is_deleted_by_its_uuid(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # `heartfly export nightly`, pasted into the file as [checks.nightly-job], then a restart:
+    # the API's copy is left out (its key is the file's check's now), and the start's log says
+    # "delete it through the API". Its uuid named the file's check, so the delete was a 403 and
+    # nothing could clear it (its name stayed taken too).
+    client, key, _ = await start(aiohttp_client, write_config)
+    nightly = await made(client, key, slug="nightly", timeout=600)
+    app = client.app
+    assert app is not None
+    table = stored_checks.to_toml("nightly-job", app[RUNTIME].stored["nightly"].table)
+    await client.close()
+    again, _, _ = await start(aiohttp_client, write_config, body=CHECKS + "\n" + table)
+    deleted = await again.delete(f"/api/v3/checks/{nightly['uuid']}", headers=rw(key))
+    assert deleted.status == 200, await deleted.text()
+    assert await deleted.json() == {"slug": "nightly", "uuid": nightly["uuid"], "channels": ""}
+    refused = await again.delete(f"/api/v3/checks/{nightly['uuid']}", headers=rw(key))
+    assert refused.status == 403 and "nightly-job is defined in" in await refused.text()  # the file's, as before
+    listed = (await (await again.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
+    assert {c["slug"]: c["uuid"] for c in listed}["nightly-job"] == nightly["uuid"]
+    assert (await again.post("/api/v3/checks/", json={"slug": "nightly"}, headers=rw(key))).status == 201
+
+
 async def test_a_stored_check_left_out_keeps_its_name_no_create_rename_or_ping_takes_its_place(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

@@ -370,6 +370,11 @@ async def _change(request: web.Request, call: Call) -> Decided:
             raise
         return await _change_left_out(request, call, left)
     if request.method == "DELETE":
+        # A file's check under the uuid of a stored one it left out (`heartfly export` appended
+        # under another name: its key clashes): the uuid deletes the API's copy, the only way
+        # left, as the start's log line says, to clear it.
+        if check.config.origin == "file" and (left := _left_out(request)) is not None:
+            return await _change_left_out(request, call, left)
         if (refused := _file_only(request, check)) is not None:
             return refused
         shown = _shown(request, call, check, (await _counts(request, check)).get(check.id, 0), readonly=False)
