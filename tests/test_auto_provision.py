@@ -139,6 +139,27 @@ def test_status_and_history_show_the_api_made_checks_served_beside_one_that_no_l
     assert "no longer in the config" not in history.stdout and "every hour" in history.stdout
 
 
+def test_status_says_that_an_api_made_check_that_no_longer_fits_the_file_is_not_watched(tmp_path: Path) -> None:
+    # The server leaves it out (an error logged at its start), and `heartfly status` left it out
+    # of its list without a word, where a check of the file not loaded yet gets a note: a check
+    # watched by nobody, and the operator asking was not told.
+    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
+    with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        data = json.dumps({"slug": "to-other", "timeout": 3600, "channels": "other"}).encode()
+        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
+        assert urllib.request.urlopen(request).status == 201
+    path = config_file(tmp_path)  # [channels.other] taken out of the file
+    with Server(path):
+        pass
+    status = heartfly("status", "--json", "-c", str(path))
+    assert status.returncode == 0, status.stderr
+    assert [c["name"] for c in json.loads(status.stdout)] == ["file-job"]  # stdout stays the list
+    assert "not watched" in status.stderr and "checks.to-other.channels: no channel other" in status.stderr
+    plain = heartfly("status", "-c", str(path))
+    assert plain.returncode == 0 and "checks.to-other.channels: no channel other" in plain.stderr
+
+
 def test_status_midway_through_moving_a_check_into_the_file_still_lists_the_other_api_made_checks(
     tmp_path: Path,
 ) -> None:

@@ -180,8 +180,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
     from heartfly.store.api import StoreError
 
     config = _load(config_path)
+    left_out: list[str] = []
     try:
-        items, alive_at, downtime = asyncio.run(read_status(config))
+        items, alive_at, downtime = asyncio.run(read_status(config, left_out))
         cluster = None if as_json else asyncio.run(read_cluster(config))
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -202,6 +203,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
         why = "heartfly reload, or systemctl status heartfly for why a reload was refused"
         note = f"note: not watched by the server yet, as it has not loaded them ({why}): {named(unwatched)}"
         click.echo(note, err=True)
+    if left_out:  # made through the API, left out by the server as the file no longer fits them
+        why = "fix the file, or update or delete the check through the API"
+        click.echo(f"note: made through the API, not watched by the server ({why}): {'; '.join(left_out)}", err=True)
 
 
 @main.command("test-alert")

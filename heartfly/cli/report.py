@@ -111,10 +111,13 @@ async def _reading(database: Database) -> AsyncIterator[Reader]:
         await db.close()
 
 
-async def read_status(config: Config) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
-    """Every configured check as the database has it; raises StoreError if there is none yet."""
+async def read_status(
+    config: Config, left_out: list[str] | None = None
+) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
+    """Every configured check as the database has it; raises StoreError if there is none yet.
+    `left_out` gets why each check made through the API is not served (see joined)."""
     async with _reading(config.server.database) as db:
-        config = await joined(db, config)
+        config = await joined(db, config, left_out)
         rows = {row.name: row for row in await db.read_current_checks(config.checks)}
         alive, _ = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
@@ -140,16 +143,20 @@ async def _with_stored(db: Reader, config: Config) -> Config:
     return with_stored_checks(config, {name: (c.origin, c.table) for name, c in found.items()})
 
 
-async def joined(db: Reader, config: Config) -> Config:
+async def joined(db: Reader, config: Config, left_out: list[str] | None = None) -> Config:
     """The checks as the server serves them: a stored check that does not fit the file is left out,
     as a start leaves it out (web/stored.load), not all of them. A name in both places (midway
-    through moving a check into the file; a start refuses it, check-config says so) is the file's."""
-    found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    through moving a check into the file; a start refuses it, check-config says so) is the file's.
+    `left_out` gets the problems of the stored checks left out: they are watched by nobody."""
+    found, problems = decode_all(await db.read_meta_prefix(META_PREFIX))
     tables = {name: (c.origin, c.table) for name, c in found.items() if name not in config.checks}
     try:
-        return with_stored_checks(config, tables, left_out=[])
-    except ConfigError:  # a stored check's own problem leaves it out: this is a last resort
-        return config
+        config = with_stored_checks(config, tables, left_out=problems)
+    except ConfigError as exc:  # a stored check's own problem leaves it out: this is a last resort
+        problems += exc.problems
+    if left_out is not None:
+        left_out.extend(problems)
+    return config
 
 
 async def stored_problems(config: Config) -> list[str]:
