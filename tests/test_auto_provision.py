@@ -160,6 +160,24 @@ def test_status_says_that_an_api_made_check_that_no_longer_fits_the_file_is_not_
     assert plain.returncode == 0 and "checks.to-other.channels: no channel other" in plain.stderr
 
 
+def test_history_of_an_api_made_check_that_no_longer_fits_the_file_says_why_it_is_not_watched(tmp_path: Path) -> None:
+    # Its table is still stored (the API's to fix or delete), but `heartfly history` said "no
+    # longer in the config", as of a check deleted or taken out of the file.
+    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
+    with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        data = json.dumps({"slug": "to-other", "timeout": 3600, "channels": "other"}).encode()
+        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
+        assert urllib.request.urlopen(request).status == 201
+    path = config_file(tmp_path)  # [channels.other] taken out of the file
+    with Server(path):
+        pass
+    history = heartfly("history", "to-other", "-c", str(path))
+    assert history.returncode == 0, history.stderr
+    assert "no longer in the config" not in history.stdout
+    assert "not watched by the server: checks.to-other.channels: no channel other" in history.stdout
+
+
 def test_status_midway_through_moving_a_check_into_the_file_still_lists_the_other_api_made_checks(
     tmp_path: Path,
 ) -> None:

@@ -209,7 +209,10 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         # the flips' and pings' columns differ. Status and export read what every version has.
         if other := backend.other_schema(config.server.database):
             raise StoreError(other)
-        config = await joined(db, config)
+        left_out: list[str] = []
+        config = await joined(db, config, left_out)
+        # The stored checks named `name` or longer ("a" and "a.b"): whose problems are whose.
+        names = [key[len(META_PREFIX) :] for key in await db.read_meta_prefix(META_PREFIX + name)]
         row = next((r for r in await db.read_current_checks(config.checks) if r.name == name), None)
         if row is None:
             raise KeyError(name)
@@ -222,7 +225,10 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     lines = [
         f"{name}: {st.status.value}" + (f" ({st.reason.value})" if st.reason and st.status.value == "down" else "")
     ]
-    if cfg is None:
+    why = _problems_of(name, left_out, names) if name in names else []
+    if cfg is None and why:  # made through the API, its table still stored: left out, not gone
+        lines.append(f"  (made through the API, not watched by the server: {'; '.join(why)})")
+    elif cfg is None:
         lines.append("  (no longer in the config)")
     else:
         lines.append(f"  {cfg.schedule_words()}, grace {human_duration(cfg.grace)}")
@@ -255,6 +261,17 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     if not pings:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def _problems_of(name: str, problems: list[str], names: list[str]) -> list[str]:
+    """The problems of check `name` among those of the checks `names` ("checks.a.b.channels: ..."
+    is check a.b's, not a's, when a.b is one of them)."""
+
+    def of(problem: str, each: str) -> bool:
+        return problem.startswith((f"checks.{each}.", f"checks.{each}:"))
+
+    longer = [n for n in names if len(n) > len(name)]
+    return [p for p in problems if of(p, name) and not any(of(p, n) for n in longer)]
 
 
 def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: dict[str, Any] | None = None) -> str:
