@@ -528,6 +528,28 @@ async def test_a_stored_check_left_out_is_updated_to_fit_the_file_or_deleted_thr
     assert await control.reload_config(app) == (3, [])  # nothing is left out any more
 
 
+async def test_an_upsert_that_matches_a_stored_check_left_out_updates_it_rather_than_calling_its_slug_taken(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A create with `unique` is Healthchecks' upsert (what playbooks send to keep a check as
+    # declared): one matching the left-out check is its update, the fix docs/healthchecks.md
+    # gives. It answered 400 "slug ... is taken by another check", the check it named its own.
+    client, key, _ = await start(aiohttp_client, write_config)
+    fits = await made(client, key, slug="to-fix", timeout=600, channels="journal")
+    await client.close()
+    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
+    again, _, _ = await start(aiohttp_client, write_config, body=without_channel + '\n[channels.pager]\ntype = "log"\n')
+    upsert = {"slug": "to-fix", "timeout": 600, "unique": ["slug", "timeout"]}
+    still = await again.post("/api/v3/checks/", json=upsert, headers=rw(key))
+    assert still.status == 400 and "no channel journal" in await still.text()  # does not fit yet: why
+    fixed = await again.post("/api/v3/checks/", json={**upsert, "channels": "pager"}, headers=rw(key))
+    assert fixed.status == 200, await fixed.text()
+    shown = await fixed.json()
+    assert (shown["uuid"], shown["slug"], shown["channels"]) == (fits["uuid"], "to-fix", hcshape.channel_id("pager"))
+    other = await again.post("/api/v3/checks/", json={**upsert, "timeout": 60}, headers=rw(key))
+    assert other.status == 400 and "is taken" in await other.text()  # no match: a create, refused as before
+
+
 async def test_a_stored_check_left_out_because_the_file_took_its_key_under_another_name_is_deleted_by_its_uuid(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

@@ -311,6 +311,15 @@ def with_stored_checks(
     return dataclasses.replace(config, checks=checks)
 
 
+def read_stored_check(config: Config, name: str, table: Mapping[str, Any]) -> CheckConfig | None:
+    """A stored check's table read as with_stored_checks reads it, without what ties it to the
+    file (its channels there, its keys unused): a check left out can still be matched. None if
+    the table itself does not read."""
+    reader = _Reader(base_dir=config.path.parent)
+    check = reader.check(name, table, config.inherited)
+    return None if check is None or reader.problems else check
+
+
 # Who holds a key: (check name, attribute), or (None, "ping_key") for the server's. Named only for
 # a clash: formatting 100k names up front was a measurable part of a start.
 Owner = tuple[str | None, str]

@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from heartfly.core import hcshape
-from heartfly.core.config import CheckConfig, ConfigError
+from heartfly.core.config import CheckConfig, ConfigError, read_stored_check
 from heartfly.core.hcshape import Shown, SpecError
 from heartfly.core.patterns import UUID_RE
 from heartfly.core.states import Status
@@ -273,6 +273,8 @@ async def _create(request: web.Request, call: Call) -> Decided:
             if unchanged:  # also a file's check: found as it is, nothing to write
                 return check, 200
             return await _update(request, call, check, spec)
+    if (left := _left_out_match(request, spec)) is not None:  # its update: it may fit afterwards
+        return await _update_stored(request, call, left, spec)
     key = new_key()
     name = hcshape.new_name(spec, call.version, fallback=f"check-{key[:8]}")
     if stored.taken(rt, name):
@@ -394,6 +396,21 @@ def _left_out(request: web.Request) -> str | None:
     rt, code = request.app[RUNTIME], _code(request)
     names = (n for n, c in rt.stored.items() if n not in rt.config.checks and table_uuid(n, c.table) == code)
     return next(names, None)
+
+
+def _left_out_match(request: web.Request, spec: hcshape.Spec) -> str | None:
+    """The name of a stored check left out (it no longer fits the file) that a create's `unique`
+    fields match, as hcshape.matches matches a served one."""
+    if not spec.unique:
+        return None
+    rt = request.app[RUNTIME]
+    for name, found in rt.stored.items():
+        if name in rt.config.checks:
+            continue
+        cfg = read_stored_check(rt.config, name, found.table)
+        if cfg is not None and hcshape.matches(cfg, found.title or name, spec):
+            return name
+    return None
 
 
 async def _change_left_out(request: web.Request, call: Call, name: str) -> Decided:
