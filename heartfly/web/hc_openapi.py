@@ -373,7 +373,7 @@ PATHS: dict[str, Any] = {
             {
                 "200": _json(
                     {"oneOf": [_ref("CheckReadWrite"), _ref("LeftOutCheck")]},
-                    'The check as it was, `channels` "" (a check left out: `slug` and `uuid` only).',
+                    'The check as it was, `channels` "" (a check left out: `slug`, `uuid` and `channels` only).',
                 ),
                 **UNAUTHORIZED,
                 **FILE_CHECK,
