@@ -289,6 +289,35 @@ def test_history_says_an_alert_waits_for_an_older_one_of_its_check_on_its_channe
     assert "waits for" not in down, text
 
 
+def test_history_says_which_alert_one_waits_for_when_limit_leaves_the_older_one_out(tmp_path: Path) -> None:
+    # With --limit (20 by default), the head of a long queue on a refusing channel is not listed:
+    # the oldest one listed said "not tried yet, next attempt" at a time long passed.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    key = new_key()
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
+        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    with Server(path) as server:
+        for url in (f"/ping/{key}/fail", f"/ping/{key}", f"/ping/{key}/fail"):
+            with urllib.request.urlopen(urllib.request.Request(server.url + url, data=b""), timeout=10) as resp:
+                assert resp.status == 200
+        deadline = time.monotonic() + 15
+        while (text := heartfly("history", "nightly", "-c", str(path)).stdout).count(" via hook: pending") < 3:
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+        listed = heartfly("history", "nightly", "--limit", "2", "-c", str(path)).stdout
+    alerts = listed.split("Alerts (newest first):\n", 1)[1].split("Pings (newest first)")[0]
+    down, recovery = alerts.split("  recovery via")
+    assert "[flip-3]" in down and "pending: waits for the older alert flip-2 here" in down, listed
+    assert "[flip-2]" in recovery and "flip-1]" not in recovery, listed
+    assert "pending: waits for the older alert flip-1 here (a check's alerts go out in order)" in recovery, listed
+
+
 @pytest.mark.parametrize("kind", ["not-sqlite", "another-programs"])
 @pytest.mark.parametrize("command", [["status"], ["history", "a"], ["export"]])
 def test_a_database_that_is_not_heartflys_is_a_one_line_error(tmp_path: Path, kind: str, command: list[str]) -> None:

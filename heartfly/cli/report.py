@@ -218,6 +218,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
             raise KeyError(name)
         flips = await db.read_flips(row.id, limit, routine=routine)
         alerts = await db.read_alerts(row.id, limit)
+        ahead = await _waited_for(db, row.id, alerts)
         pings = await db.read_pings(row.id, limit)
     cfg = config.checks.get(name)
     tz = localtime.zone(config.server.display_timezone)
@@ -238,15 +239,12 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
               + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"], tz)
               for f in flips] or ["  none"]  # fmt: skip
     lines += ["", "Alerts (newest first):"]
-    for i, alert in enumerate(alerts):
+    for alert in alerts:
         lines.append(f"  {_t(alert['created_at'], tz)}  {alert['event']} via {alert['channel']}: {alert['status']}"
                      f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
         lines.append(format_attempts(alert["attempt_log"], indent="      ", tz=tz))
         if alert["status"] == "pending":
-            ahead = next(
-                (a for a in alerts[i + 1 :] if a["status"] == "pending" and a["channel"] == alert["channel"]), None
-            )
-            lines.append(f"      {pending_reason(alert, tz, ahead)}")
+            lines.append(f"      {pending_reason(alert, tz, ahead.get(alert['id']))}")
     if not alerts:
         lines.append("  none")
     lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
@@ -274,12 +272,29 @@ def _problems_of(name: str, problems: list[str], names: list[str]) -> list[str]:
     return [p for p in problems if of(p, name) and not any(of(p, n) for n in longer)]
 
 
-def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: dict[str, Any] | None = None) -> str:
+async def _waited_for(db: Reader, check_id: int, alerts: list[dict[str, Any]]) -> dict[int, str]:
+    """The key of the older pending alert each pending one waits for on its channel, by outbox id:
+    the next one listed, else one older than the list (`--limit` leaves out the head of a long queue)."""
+    found: dict[int, str] = {}
+    for i, alert in enumerate(alerts):
+        if alert["status"] != "pending":
+            continue
+        older = next(
+            (a for a in alerts[i + 1 :] if a["status"] == "pending" and a["channel"] == alert["channel"]), None
+        )
+        if older is not None:
+            found[alert["id"]] = older["key"]
+        elif (key := await db.read_alert_ahead(check_id, alert["channel"], alert["id"])) is not None:
+            found[alert["id"]] = key
+    return found
+
+
+def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: str | None = None) -> str:
     """Why an alert is not delivered yet: the older alert of its check it waits for on its channel
-    (`ahead`; its own next attempt, long passed, said nothing of that), else when it is tried next,
-    and what went wrong last."""
+    (`ahead`, its key; its own next attempt, long passed, said nothing of that), else when it is
+    tried next, and what went wrong last."""
     if ahead is not None:
-        return f"pending: waits for the older alert {ahead['key']} here (a check's alerts go out in order)"
+        return f"pending: waits for the older alert {ahead} here (a check's alerts go out in order)"
     when = f"next attempt {_t(alert['next_attempt_at'], tz)}"
     if not alert["attempts"]:
         return f"pending: not tried yet, {when}"

@@ -325,6 +325,18 @@ async def read_reminders_behind(
     return [int(r[0]) for r in await _rows(db, _REMINDERS_BEHIND, (check_id, channel, head_id, now, limit))]
 
 
+async def read_alert_ahead(db: Db, check_id: int, channel: str, outbox_id: int) -> str | None:
+    """The key of the pending alert of (check_id, channel) queued just before `outbox_id`, which
+    read_due_alerts sends first (a check's alerts go out in order on each channel); None if none.
+    One seek on outbox_heads (check_id, channel, id)."""
+    sql = (
+        "SELECT key FROM outbox WHERE status = 'pending' AND check_id = ? AND channel = ? AND id < ?"
+        " ORDER BY id DESC LIMIT 1"
+    )
+    row = await _first(db, sql, (check_id, channel, outbox_id))
+    return None if row is None else str(row[0])
+
+
 async def read_last_status(db: Db, check_id: int) -> str | None:
     """The status the check's latest recorded change left it in; None before its first. One seek
     on flips_by_check (check_id, id)."""

@@ -72,6 +72,9 @@ class SqlReader:
     ) -> list[int]:
         return await queries.read_reminders_behind(self.db, check_id, channel, head_id, now, limit)
 
+    async def read_alert_ahead(self, check_id: int, channel: str, outbox_id: int) -> str | None:
+        return await queries.read_alert_ahead(self.db, check_id, channel, outbox_id)
+
     async def read_last_status(self, check_id: int) -> str | None:
         return await queries.read_last_status(self.db, check_id)
 
