@@ -318,6 +318,49 @@ def test_history_says_which_alert_one_waits_for_when_limit_leaves_the_older_one_
     assert "pending: waits for the older alert flip-1 here (a check's alerts go out in order)" in recovery, listed
 
 
+def test_history_says_an_alert_waits_for_the_maintenance_summary_that_lists_its_check(tmp_path: Path) -> None:
+    # A summary is the down alert of the checks it lists: their alerts made after it wait for it on
+    # its channel, and the recovery behind it said "not tried yet, next attempt" long passed.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    key = new_key()
+    path = tmp_path / "hb.toml"
+    config = (
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
+        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
+    )
+    begun = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    path.write_text(config + f'[[maintenance]]\nname = "patching"\nstart = "{begun}"\nduration = "1d"\n')
+    with Server(path) as server:
+
+        def ping(suffix: str) -> None:
+            with urllib.request.urlopen(urllib.request.Request(server.url + suffix, data=b""), timeout=10) as resp:
+                assert resp.status == 200
+
+        ping(f"/ping/{key}/fail")  # held for the window's summary
+        # The window is gone: its summary now. (The commands find the server through the config.)
+        path.write_text(config.replace("127.0.0.1:0", server.url.removeprefix("http://")))
+        result = heartfly("reload", "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 15
+        while (
+            not sqlite3.connect(tmp_path / "hb.db")
+            .execute("SELECT 1 FROM outbox WHERE event = 'maintenance'")
+            .fetchall()
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        ping(f"/ping/{key}")  # the recovery, behind the summary on the channel
+        while "recovery via hook" not in (text := heartfly("history", "nightly", "-c", str(path)).stdout):
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+    alerts = text.split("Alerts (newest first):\n", 1)[1].split("Pings (newest first)")[0]
+    assert "recovery via hook: pending after 0 attempt(s)" in alerts, text
+    assert re.search(r"pending: waits for the maintenance summary maintenance-patching-\d+ here", alerts), text
+
+
 @pytest.mark.parametrize("kind", ["not-sqlite", "another-programs"])
 @pytest.mark.parametrize("command", [["status"], ["history", "a"], ["export"]])
 def test_a_database_that_is_not_heartflys_is_a_one_line_error(tmp_path: Path, kind: str, command: list[str]) -> None:

@@ -293,6 +293,8 @@ def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: str | None = 
     """Why an alert is not delivered yet: the older alert of its check it waits for on its channel
     (`ahead`, its key; its own next attempt, long passed, said nothing of that), else when it is
     tried next, and what went wrong last."""
+    if ahead is not None and ahead.startswith("maintenance-"):
+        return f"pending: waits for the maintenance summary {ahead} here, which lists this check and goes out first"
     if ahead is not None:
         return f"pending: waits for the older alert {ahead} here (a check's alerts go out in order)"
     when = f"next attempt {_t(alert['next_attempt_at'], tz)}"

@@ -38,6 +38,7 @@ PG_VARIANTS: dict[str, str] = {
     queries._END_PINGS_OF: _END_PINGS_OF,
     queries._MISSES_OF: _MISSES_OF,
     queries._DUE_ALERTS: queries._DUE_ALERTS.replace("instr(", "strpos("),  # the same arguments
+    queries._SUMMARY_AHEAD: queries._SUMMARY_AHEAD.replace("instr(", "strpos("),
 }
 
 _NUMBERED = re.compile(r"\?(\d+)")

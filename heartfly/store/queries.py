@@ -327,14 +327,27 @@ async def read_reminders_behind(
 
 async def read_alert_ahead(db: Db, check_id: int, channel: str, outbox_id: int) -> str | None:
     """The key of the pending alert of (check_id, channel) queued just before `outbox_id`, which
-    read_due_alerts sends first (a check's alerts go out in order on each channel); None if none.
-    One seek on outbox_heads (check_id, channel, id)."""
+    read_due_alerts sends first (a check's alerts go out in order on each channel), else of an older
+    pending maintenance summary on the channel that names the check; None if none. One seek on
+    outbox_heads (check_id, channel, id) for the first."""
     sql = (
         "SELECT key FROM outbox WHERE status = 'pending' AND check_id = ? AND channel = ? AND id < ?"
         " ORDER BY id DESC LIMIT 1"
     )
     row = await _first(db, sql, (check_id, channel, outbox_id))
+    if row is None:  # the head of its queue: it waits for a maintenance summary naming its check, as _DUE_ALERTS
+        row = await _first(db, _SUMMARY_AHEAD, (check_id, channel, outbox_id))
     return None if row is None else str(row[0])
+
+
+# The pending maintenance summary on a channel, older than a check's alert, that names the check
+# (found as _DUE_ALERTS finds it): the head of the check's queue waits for it.
+_SUMMARY_AHEAD = """
+SELECT key FROM outbox
+WHERE status = 'pending' AND event = 'maintenance' AND channel = ?2 AND id < ?3
+    AND instr(payload, '"check": "' || (SELECT name FROM checks WHERE id = ?1) || '"') > 0
+ORDER BY id DESC LIMIT 1
+"""
 
 
 async def read_last_status(db: Db, check_id: int) -> str | None:
