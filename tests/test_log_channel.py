@@ -191,6 +191,23 @@ def test_check_config_warns_of_a_port_that_speaks_tls_otherwise_than_security_sa
         assert result.stderr.startswith(warning) and result.stderr.count("\n") == 1, result.stderr
 
 
+def test_check_config_warns_of_a_port_that_speaks_tls_otherwise_even_when_the_files_checks_are_all_the_apis(
+    tmp_path: Path,
+) -> None:
+    # A file with no [checks] (all made through the API) was told only "no checks", and every email
+    # to port 465 went on timing out.
+    path = tmp_path / "hb.toml"
+    channel = '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+    path.write_text(SERVER + '[smtp]\nhost = "mail.example.org"\nfrom = "hb@example.org"\nport = 465\n' + channel)
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 0 check(s)" in result.stdout, result.stderr
+    assert result.stderr.splitlines() == [
+        'warning: smtp.port: 465 takes TLS from the first byte (security = "tls"), not security = "starttls":'
+        " every email would wait for a greeting that never comes",
+        "warning: no checks: nothing is watched (add a [checks.NAME] table)",
+    ]
+
+
 def test_check_config_warns_about_a_maintenance_window_whose_occurrences_overlap(tmp_path: Path) -> None:
     # Hourly for 90 minutes: the 09:00 occurrence ends at 10:30, inside the 10:00 one, and what it
     # held is told then.

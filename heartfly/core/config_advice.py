@@ -48,8 +48,11 @@ def warnings(config: Config) -> list[str]:
             "server.body_limit: more than 16MiB, the most a ping's body may be (a longer one is refused):"
             " 16MiB is used and advertised"
         )
+    smtp = config.smtp
+    # A server setting, as body_limit: said also of a file whose checks are all the API's.
+    mismatch = None if smtp is None else _tls_mismatch(smtp.port, smtp.security)
     if not config.checks:
-        return [*found, "no checks: nothing is watched (add a [checks.NAME] table)"]
+        return [*found, *([mismatch] if mismatch else []), "no checks: nothing is watched (add a [checks.NAME] table)"]
     silent = [name for name, check in config.checks.items() if not check.channels]
     if silent:
         shown = named(silent)
@@ -58,7 +61,6 @@ def warnings(config: Config) -> list[str]:
             f"{which} no channel, so nobody is told when it goes down ({shown}): set [defaults] channels"
             " or a check's channels; a [channels.NAME] table with type = \"log\" writes alerts to Heartfly's log"
         )
-    smtp = config.smtp
     if smtp is not None and "." not in smtp.sender.rpartition("@")[2]:
         # The default heartfly@localhost: relays that check a sender's domain (Postfix's
         # reject_non_fqdn_sender, SES, most providers) refuse it with 5xx, and every email fails for good.
@@ -68,7 +70,7 @@ def warnings(config: Config) -> list[str]:
         )
     if (clear := cleartext_login(config)) is not None:
         found.append(clear)
-    if smtp is not None and (mismatch := _tls_mismatch(smtp.port, smtp.security)) is not None:
+    if mismatch is not None:
         found.append(mismatch)
     unreached = [
         name
