@@ -802,6 +802,27 @@ async def test_a_webhook_redirected_to_https_or_refused_by_a_page_quoting_its_pa
     assert not [r for r in caplog.records if SECRET in r.getMessage()]
 
 
+async def test_a_webhook_error_page_quoting_its_url_tells_it_as_its_origin_once_not_garbled(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    # The path is hidden too, as a spelling of its own: replaced after the whole URL, it was found
+    # again in the origin just written ("/local" in "//localhost:…"), and the error read
+    # "http:/http://localhost:…/…host:…/…".
+    async def gone(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=404, text=f"No webhook at {request.url}")
+
+    app = web.Application()
+    app.router.add_post("/local", gone)
+    server = await aiohttp_server(app)
+    key = new_key()
+    url = f"http://localhost:{server.port}/local?token={SECRET}"
+    hf = await start(write_config(webhook("hook", url) + check("job", key, ["hook"]) + fast(), server=SERVER))
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert alert["error"] == f"HTTP 404: No webhook at http://localhost:{server.port}/…", alert
+
+
 async def test_a_receivers_error_page_is_logged_and_stored_on_one_printable_line(
     start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from email.utils import parsedate_to_datetime
 
@@ -106,10 +107,10 @@ def _hidden(text: str, url: str) -> str:
         spellings = {url, str(parsed), parsed.raw_path_qs, parsed.path_qs, parsed.raw_path, parsed.path}
     except ValueError:  # not one yarl can read (aiohttp's InvalidURL, handled before): say nothing of it
         return "(a URL it cannot use)"
-    for spelling in sorted(spellings, key=len, reverse=True):
-        if len(spelling) > 1:  # not a bare "/"
-            text = text.replace(spelling, hidden)
-    return text
+    # One pass, the longest spelling first at each place: the origin written in is not searched
+    # again (a path "/local" is in "//localhost").
+    found = "|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True) if len(s) > 1)  # not a bare "/"
+    return re.sub(found, lambda _: hidden, text) if found else text
 
 
 def _origin(location: str | None, url: str) -> str:
