@@ -259,3 +259,32 @@ async def test_a_client_that_hangs_up_with_a_compressed_body_unread_is_no_logged
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert KEY not in caplog.text  # ping keys are secrets
     assert await ping_status(port) == 200
+
+
+async def test_a_gzip_body_of_many_tiny_members_is_refused_without_holding_up_other_pings(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anyone who can reach the port: gzip members may follow one another, and 20,000 of 26 bytes
+    # each were inflated one by one into a growing copy of all before them: 15 s in which no ping
+    # was answered.
+    body = gzip.compress(bytes(500), 9) * 20_000
+    head = f"POST /ping/{KEY}/log HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
+    reader, writer = await _connect(port, head.encode() + body)
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await ping_status(port) == 200
+        assert asyncio.get_running_loop().time() - started < 1.0
+        with contextlib.suppress(ConnectionResetError):  # refused with most of it unsent: the end
+            await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    # A few members (`cat a.gz b.gz`) are one body; more than aiohttp took are refused with why.
+    async with aiohttp.ClientSession() as session:
+        for members, status in ((1024, 200), (1025, 400)):
+            gzipped = gzip.compress(b"x", 9) * members
+            url = f"http://127.0.0.1:{port}/ping/{KEY}/log"
+            async with session.post(url, data=gzipped, headers={"Content-Encoding": "gzip"}) as resp:
+                assert resp.status == status
+                if status == 400:
+                    assert await resp.text() == "cannot read the body: more than 1024 gzip members\n"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]

@@ -12,6 +12,10 @@ import zlib
 
 INFLATED = frozenset({"gzip", "deflate"})
 UNSUPPORTED = frozenset({"br", "zstd"})  # aiohttp knows them; this install has no decoder for them
+# gzip members may follow one another (`cat a.gz b.gz`), each inflated by a decompressor of its
+# own, which copies the rest of the input: thousands of tiny members cost seconds of the event
+# loop. No client sends more than a few; aiohttp refused more than this many too.
+MAX_MEMBERS = 1024
 
 
 class BodyError(ValueError):
@@ -22,20 +26,27 @@ class Inflater:
     def __init__(self, encoding: str) -> None:
         self.encoding = encoding
         self._stream: zlib._Decompress | None = None
+        self._members = 0
 
     def feed(self, data: bytes, room: int) -> bytes:
         """What `data` inflates to, at most `room` bytes: a body that would inflate past its
         cap is refused whole, so nothing more of a zip bomb is inflated."""
-        out = b""
+        parts: list[bytes] = []  # joined once: adding each member's to all before it was quadratic
+        size = 0
         try:
-            while data and len(out) < room:
+            while data and size < room:
                 if self._stream is None or self._stream.eof:  # gzip members may follow one another
+                    self._members += 1
+                    if self._members > MAX_MEMBERS:
+                        raise BodyError(f"more than {MAX_MEMBERS} {self.encoding} members")
                     self._stream = zlib.decompressobj(self._wbits(data))
-                out += self._stream.decompress(data, room - len(out))
+                part = self._stream.decompress(data, room - size)
+                parts.append(part)
+                size += len(part)
                 data = self._stream.unused_data if self._stream.eof else b""
         except zlib.error:
             raise BodyError(f"not valid {self.encoding} data") from None
-        return out
+        return b"".join(parts)
 
     def finish(self) -> None:
         """The body has arrived: it must end where its stream does."""
