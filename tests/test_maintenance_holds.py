@@ -498,3 +498,29 @@ async def test_a_hold_left_by_a_pause_does_not_silence_a_later_down_after_a_drop
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert _events(config) == ["reminder", "recovery"], "job went down and came back with nothing told"
+
+
+async def test_a_recovery_goes_to_the_channels_a_summary_told_the_down_after_a_restart_with_other_channels(
+    write_config: ConfigWriter,
+) -> None:
+    # docs/alerts.md: a held window's summary is the down alert of the checks it lists, and a
+    # recovery goes to the channels told the down even if the check's `channels` changed since.
+    # job fails at 02:10 (held), the summary at 03:01 tells "a"; restarted on a file where job
+    # alerts "b", its recovery went to "b", which never heard of the down, and not to "a".
+    clock = FakeClock(MONDAY_2AM + 600)
+    logs = '[channels.a]\ntype = "log"\n[channels.b]\ntype = "log"\n'
+    job = f'[checks.job]\nkey = "{new_key()}"\nevery = "7d"\nchannels = {{}}\n'
+    config = write_config(logs + job.format('["a"]') + _patching())
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+        clock.advance(51 * 60)  # 03:01
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    clock.advance(60)
+    async with running(write_config(logs + job.format('["b"]') + _patching()), clock) as engine:
+        await engine.finish_load(lambda: None)
+        await ping(engine, "job", Kind.SUCCESS)
+    rows = query(config, "SELECT event, channel FROM outbox ORDER BY id")
+    assert rows == [("maintenance", "a"), ("recovery", "a")]

@@ -231,9 +231,10 @@ class CheckState:
     # Ends without run id older than orphan_prev that closed nothing either, oldest first (two at
     # most): a start older than them all belongs to the oldest, as in event order.
     orphan_older: tuple[tuple[float, float, RunOutcome, int | None, str | None], ...] = ()
-    # While down: the channels told so (its down alert, its reminders), which its recovery goes
-    # to, whatever channels a reload has given the check since. None: not known (a down held for
-    # a window's summary, folded, or stored before this was kept): its channels are told then.
+    # While down: the channels told so (its down alert or the window's summary that stands for it,
+    # its reminders), which its recovery goes to, whatever channels a reload has given the check
+    # since. None: not known (a down held for a window's summary not yet told, folded, or stored
+    # before this was kept): its channels are told then.
     down_told_to: tuple[str, ...] | None = None
 
     def next_due(self) -> float | None:

@@ -246,9 +246,15 @@ class ChangeRows:
     def _set_holds(self, holds: list[windows.Hold], now: float) -> None:
         """Each check's state takes its window hold (a window's name and its occurrence's end, or
         none), stored at once. A down whose hold ends is told now, by a summary: its reminders
-        count from that, as from a down alert."""
+        count from that, as from a down alert, and its recovery goes to the channels the summary
+        went to (CheckState.down_told_to), as a down alert's does."""
         for check, name, end in holds:
             st = check.state
-            alerted_at = now if name is None and st.status is states.Status.DOWN else st.alerted_at
-            check.state = dataclasses.replace(st, window_hold=name, window_end=end, alerted_at=alerted_at)
+            alerted_at, told = st.alerted_at, st.down_told_to
+            if name is None and st.status is states.Status.DOWN:
+                summarized = [c for c in check.config.channels if c in self.config.channels]  # as _summaries
+                alerted_at, told = now, tuple(dict.fromkeys([*(told or ()), *summarized]))
+            check.state = dataclasses.replace(
+                st, window_hold=name, window_end=end, alerted_at=alerted_at, down_told_to=told
+            )
             self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
