@@ -15,6 +15,7 @@ from heartfly.cli.report import read_status
 from heartfly.core import states
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import CheckConfig, Config
+from heartfly.core.pingparse import parse_query
 from heartfly.core.states import CheckState, Deadline, Event, Kind, Status
 from heartfly.core.views import check_summary, iso
 from heartfly.server import housekeeping
@@ -1549,3 +1550,35 @@ async def test_a_success_waiting_at_a_crash_is_judged_after_the_pings_replayed_a
             await engine.finish_load(lambda: None)
             engine.fire_due(clock.now() + 10)
     assert flips(config) == [("new", "running", None), ("running", "down", "too_fast")]
+
+
+@pytest.mark.parametrize("clean", [True, False])
+async def test_a_run_with_an_upper_case_uuid_started_before_the_upgrade_that_folds_them_ends_after_it(
+    write_config: ConfigWriter, clean: bool
+) -> None:
+    # macOS's uuidgen: the version before stored the run id as sent (in the state, and in the pings
+    # a crash leaves to replay); its end, after the upgrade, comes folded to lower case and closed
+    # nothing: the run that ended well was told down, overrun, two hours later.
+    rid = "4B2F0C6E-9A1D-4E7B-8C3F-2D5A6B7C8D9E"
+    config = write_config(f'[checks.job]\nkey = "{new_key()}"\nevery = "1d"\nmax_runtime = "2h"\n')
+    clock = FakeClock(1_800_000_000.0)
+    async with running(config, clock, clean=clean) as engine:
+        await ping_run(engine, Kind.START, "backup-a")  # running: the next start changes no state
+        await ping_run(engine, Kind.START, rid)
+    clock.advance(600)
+    async with running(config, clock) as engine:
+        await ping_run(engine, Kind.SUCCESS, "backup-a")
+        await ping_run(engine, Kind.SUCCESS, parse_query({"rid": rid}, clock.now(), 3600.0).run_id)
+        clock.advance(3 * 3600)
+        engine.fire_due(clock.now())
+        await engine.writer.flush()
+        assert status(engine, "job") is not Status.DOWN
+    assert query(config, "SELECT lower(run_id), outcome FROM runs ORDER BY id") == [
+        ("backup-a", "success"),
+        (rid.lower(), "success"),
+    ]
+
+
+async def ping_run(engine: Engine, kind: Kind, rid: str | None) -> None:
+    now = engine.clock.now()
+    await engine.record(engine.checks["job"], PingRecord(Event(kind, now, rid), received_at=now))

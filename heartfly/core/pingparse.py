@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from heartfly.core.config_reader import did_you_mean
-from heartfly.core.patterns import METRIC_RE, RUN_ID_RE, UUID_RE
+from heartfly.core.patterns import METRIC_RE, RUN_ID_RE, fold_run_id
 from heartfly.core.pingids import PING_ID_RE
 from heartfly.core.states import Event, Kind
 from heartfly.core.units import is_decimal
@@ -314,12 +314,7 @@ def _run_id(raw: Any, label: str = "rid") -> str | None:
     if raw == "":
         raise PingError(rule)
     run_id = _token(raw, RUN_ID_RE, rule)
-    if run_id is None:
-        return None
-    # A UUID's hex digits are one in either case (RFC 9562; Healthchecks, whose run ids are UUIDs,
-    # compares them so): macOS's uuidgen writes upper case, Linux lower. Other run ids are as sent.
-    folded = run_id.lower()
-    return folded if UUID_RE.fullmatch(folded) else run_id
+    return None if run_id is None else fold_run_id(run_id)
 
 
 def _member(raw: Any) -> str | None:

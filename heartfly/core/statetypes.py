@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
+from heartfly.core.patterns import fold_run_id
+
 E = TypeVar("E", bound=StrEnum)
 
 
@@ -284,9 +286,12 @@ class CheckState:
             st.reason = Reason(st.reason) if st.reason else None
             st.last_ping_kind = Kind(st.last_ping_kind) if st.last_ping_kind else None
         if "runs" in data:
-            # Schema 1 stored a run as its start time alone.
+            # Schema 1 stored a run as its start time alone. A UUID run id stored as sent (before
+            # they were folded) is folded, as its end's is: a run open across the upgrade closes.
             st.runs = {
-                rid: Run(float(v), float(v)) if isinstance(v, (int, float)) else Run(v[0], v[1], v[2], tuple(v[3]))
+                fold_run_id(rid): Run(float(v), float(v))
+                if isinstance(v, (int, float))
+                else Run(v[0], v[1], v[2], tuple(v[3]))
                 for rid, v in data["runs"].items()
             }
         if "last_members" in data:

@@ -16,6 +16,7 @@ import aiosqlite
 
 from heartfly.core import hcshape, states
 from heartfly.core.config import CheckConfig
+from heartfly.core.patterns import fold_run_id
 from heartfly.core.record import Change, RecordRows, RunSpan
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, COUNTED_FLIP, decode_states
@@ -150,7 +151,9 @@ class LoggedPing:
     member: str | None
 
     def event(self) -> Event:
-        return Event(Kind(self.kind), self.at, self.run_id, self.exit_status, self.metrics, self.member)
+        # Replayed as its run's end will be compared: a UUID run id stored as sent by a version before is folded.
+        run_id = None if self.run_id is None else fold_run_id(self.run_id)
+        return Event(Kind(self.kind), self.at, run_id, self.exit_status, self.metrics, self.member)
 
 
 _LOGGED_PING = "SELECT id, check_id, at, received_at, kind, exit_status, run_id, metrics, member FROM pings"
