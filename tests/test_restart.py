@@ -20,7 +20,7 @@ from heartfly.core.states import CheckState, Deadline, Event, Kind, Status
 from heartfly.core.views import check_summary, iso
 from heartfly.server import housekeeping
 from heartfly.server.engine import CHECKPOINT_AFTER, RETRY_BROKEN_CHECK, Engine, PingRecord
-from heartfly.store import backend
+from heartfly.store import backend, inbox
 from heartfly.store import rows as store
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
@@ -1582,3 +1582,27 @@ async def test_a_run_with_an_upper_case_uuid_started_before_the_upgrade_that_fol
 async def ping_run(engine: Engine, kind: Kind, rid: str | None) -> None:
     now = engine.clock.now()
     await engine.record(engine.checks["job"], PingRecord(Event(kind, now, rid), received_at=now))
+
+
+async def test_a_start_an_older_standby_put_in_the_inbox_with_an_upper_case_uuid_pairs_with_its_end(
+    write_config: ConfigWriter,
+) -> None:
+    # docs/cluster.md: in a rolling upgrade an older node stands by, taking pings for the newer
+    # leader; it wrote a UUID run id as sent, and the leader applied it so: the end the leader
+    # took itself came folded, and the run that ended well was told down, overrun.
+    rid = "4B2F0C6E-9A1D-4E7B-8C3F-2D5A6B7C8D9E"
+    config = write_config(f'[checks.job]\nkey = "{new_key()}"\nevery = "1d"\nmax_runtime = "2h"\n')
+    clock = FakeClock(1_800_000_000.0)
+    async with running(config, clock) as engine:
+        check = engine.checks["job"]
+        start = PingRecord(Event(Kind.START, clock.now(), rid), received_at=clock.now())
+        _, name, body = inbox.ping_row("old-standby", check.config, [start], batch=False)
+        for taken in inbox.read(1, name, body).pings:
+            await engine.record(check, taken)
+        clock.advance(600)
+        await ping_run(engine, Kind.SUCCESS, parse_query({"rid": rid}, clock.now(), 3600.0).run_id)
+        clock.advance(3 * 3600)
+        engine.fire_due(clock.now())
+        await engine.writer.flush()
+        assert status(engine, "job") is not Status.DOWN
+    assert query(config, "SELECT lower(run_id), outcome FROM runs") == [(rid.lower(), "success")]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from heartfly.core.checkconfig import CheckConfig
+from heartfly.core.patterns import fold_run_id
 from heartfly.core.states import Event, Kind
 from heartfly.store.pingrecord import PingRecord
 from heartfly.store.rows import InboxRow
@@ -93,7 +94,8 @@ def _encode(p: PingRecord) -> dict[str, Any]:
 
 def _decode(d: dict[str, Any]) -> PingRecord:
     metrics = {str(k): float(v) for k, v in d["metrics"].items()} if d["metrics"] is not None else None
-    event = Event(Kind(d["kind"]), float(d["at"]), d["run_id"], d["exit_status"], metrics, d["member"])
+    run_id = None if d["run_id"] is None else fold_run_id(d["run_id"])  # an older standby's: as sent
+    event = Event(Kind(d["kind"]), float(d["at"]), run_id, d["exit_status"], metrics, d["member"])
     return PingRecord(
         event=event,
         received_at=float(d["received_at"]),
