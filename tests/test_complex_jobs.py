@@ -336,6 +336,19 @@ def test_an_armed_step_keeps_its_first_deadline_when_the_upstream_triggers_again
     assert arm_step(cfg, armed, T0 + 500) is armed
 
 
+def test_a_steps_own_success_held_for_the_reorder_window_leaves_the_arming_after_it_standing() -> None:
+    # failures_before_alert 2: the step's success waits out the window; its upstream triggers a
+    # second after it. In event order the success came first: the step must run again in time.
+    cfg = step_check(failures_before_alert=2)
+    log = Log(cfg, initial_state(cfg, T0))
+    log.arrive(T0 + 100, ev(Kind.SUCCESS, 100))
+    log.st = arm_step(cfg, log.st, T0 + 101, T0 + 101)
+    log.tick(T0 + 200)
+    assert (log.st.status, log.st.step_due) == (Status.UP, T0 + 101 + HOUR)
+    log.tick(T0 + 101 + HOUR)
+    assert [(f.new, f.reason) for f in log.flips][-1] == (Status.DOWN, Reason.STEP_MISSED)
+
+
 def test_state_with_open_fan_in_runs_and_an_armed_step_survives_a_json_round_trip() -> None:
     cfg = check(expect=3)
     st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b", member="w1")).state

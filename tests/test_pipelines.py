@@ -275,6 +275,35 @@ async def test_a_step_that_succeeds_while_its_upstreams_success_waits_out_the_re
     assert alerts(config) == []
 
 
+async def test_a_steps_success_waiting_out_the_reorder_window_does_not_disarm_the_upstreams_next_start(
+    write_config: ConfigWriter,
+) -> None:
+    """A loop (`heartfly run extract; heartfly run transform`, again): transform counts two failures
+    before alerting, so its success waits out the reorder window; extract's next start comes a
+    second after it and arms transform anew. Applied in event order, the success does the first
+    start's part, not the second's: a transform that then never runs is told."""
+    config = write_config(
+        HOOK
+        + f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\n'
+        + f'[checks.transform]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "10m"\nfailures_before_alert = 2\n'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        clock.advance(60)
+        await ping(engine, "extract", Kind.SUCCESS)
+        await ping(engine, "transform", Kind.SUCCESS)  # held 5 s: a failure before it may be on its way
+        clock.advance(1)
+        await ping(engine, "extract", Kind.START)  # the next round
+        started_at = clock.now()
+        tick(engine, clock, 1, 10)  # the window passes: the success is applied
+        assert engine.checks["transform"].state.step_due == started_at + 600
+        tick(engine, clock, 60, 11)
+        assert engine.checks["transform"].state.reason is Reason.STEP_MISSED
+    [(name, event, facts)] = alerts(config)
+    assert (name, event, facts["reason"]) == ("transform", "down", "step_missed")
+
+
 async def test_a_folded_step_that_still_does_not_run_once_its_upstream_recovered_is_told_within_its_window(
     config: Config,
 ) -> None:

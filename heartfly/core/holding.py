@@ -127,6 +127,20 @@ def waits_for(st: CheckState, run_id: str) -> bool:
     return bool(st.waiting) and st.waiting[0][1] == run_id and st.waiting[0][6] is None
 
 
+def armed_after(st: CheckState, at: float, arrived: float) -> bool:
+    """Whether a pipeline step was armed (step_since) after a success of its own held for the
+    reorder window (dated `at`, its ping arrived `arrived`): in event order that success came
+    first, and did the part of an arming before it, not of this one, which it leaves standing."""
+    return st.step_since is not None and at < st.step_since and arrived < st.step_since
+
+
+def disarms_held(st: CheckState, upstream_at: float) -> bool:
+    """Whether a success a pipeline step holds for the reorder window, dated by `upstream_at`
+    (its upstream's new trigger), will disarm the step as it is armed now once it is applied:
+    the new trigger came after it and must arm the step anew (states.arm_step)."""
+    return any(w[6] in HELD_SUCCESS and w[0] <= upstream_at and not armed_after(st, w[0], w[5]) for w in st.waiting)
+
+
 def hold_longer(st: CheckState, now: float, window: float) -> None:
     """A back-dated ping on a state holding others: its deadlines wait `window` from now too."""
     st.held_at, st.hold_until = max(now, st.held_at), max(now + window, st.hold_until)

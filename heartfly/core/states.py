@@ -29,8 +29,11 @@ from heartfly.core.deadlines import (
     next_timer,
 )
 from heartfly.core.holding import (
+    HELD_SUCCESS,
     WAITING_MAX,
+    armed_after,
     behind_held,
+    disarms_held,
     fail_waits,
     hold,
     hold_longer,
@@ -176,7 +179,11 @@ def _release(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]
     st.waiting = tuple(rest)
     ev = Event(kind or _SUCCESS, at, rid, exit_status, metrics, member)
     before = st.status
+    # A step armed while its success was held (its upstream triggered after it): it stays armed.
+    armed = (st.step_due, st.step_since) if kind in HELD_SUCCESS and armed_after(st, at, arrived) else None
     detail = by_kind(check, st, ev, ended, arrived, REORDER_WINDOW)
+    if armed is not None and st.step_due is None:
+        st.step_due, st.step_since = armed
     if st.held_over:  # held over restarts: what it set is extended by the downtimes it waited through
         _held_over(check, st, arrived)
     if st.status is _DOWN and before is not _DOWN:
@@ -525,9 +532,13 @@ def arm_step(
     now succeed within `within`. A deadline a replayed upstream event leaves in the past waits for
     the reorder window, as the step's own replayed success may be right behind it.
 
-    An armed step keeps its earlier deadline; only its own success (or a miss) disarms it.
+    An armed step keeps its earlier deadline; only its own success (or a miss) disarms it. One
+    that holds a success of its own for the reorder window, dated before this trigger, is armed
+    anew as of it: applied in event order, that success does the earlier arming's part only.
     """
-    if check.within is None or st.step_due is not None or st.status is Status.PAUSED:
+    if check.within is None or st.status is Status.PAUSED:
+        return st
+    if st.step_due is not None and not disarms_held(st, upstream_at):
         return st
     new = st.copy()
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
