@@ -565,6 +565,47 @@ def test_racing_pings_one_client_sends_with_failures_before_alert_end_as_in_even
     assert differing == []
 
 
+def with_run_ids(events: list[Event]) -> list[Event]:
+    """`events` as `heartfly run` sends them: a start opens run r0, r1, ...; an end closes the open
+    run (else is one of its own); a progress is the open run's (else one of its own)."""
+    out: list[Event] = []
+    open_rid: str | None = None
+    for e in events:
+        rid = open_rid
+        if rid is None or e.kind is Kind.START:
+            rid = f"r{len(out)}"
+        if e.kind is Kind.START:
+            open_rid = rid
+        elif e.kind is not Kind.PROGRESS:
+            open_rid = None
+        out.append(ev(e.kind, e.at, rid))
+    return out
+
+
+def test_racing_pings_with_run_ids_and_failures_before_alert_end_as_in_event_order_in_every_order() -> None:
+    # As the test above, with the run ids `heartfly run` sends: a held success whose run's start
+    # comes is still applied in event order with the failures before it, when its window passes.
+    differing = []
+    for events in map(with_run_ids, lists_one_client_sends(ends=3)):
+        for order in itertools.permutations(range(len(events))):
+            in_order, raced = after_a_success_in_order_and_raced(events, list(order), failures_before_alert=2)
+            if judged(raced) != judged(in_order):
+                differing.append((", ".join(f"{e.kind.value} {e.run_id} {e.at - NOW:+.1f}s" for e in events), order))
+    assert differing == []
+
+
+def test_a_success_held_for_failures_before_alert_is_not_applied_early_by_its_own_runs_start() -> None:
+    # failures_before_alert 2, run ids (`heartfly run`): two failed runs, then a retry that succeeds;
+    # the success's ping comes first, its start's next, the failures' last. In event order the two
+    # failures were a streak (down, then up again): the success, held for failures on their way,
+    # waits out its window though its start came, and both changes are told.
+    events = [ev(Kind.FAIL, NOW - 3, "r0"), ev(Kind.FAIL, NOW - 2, "r1"), ev(Kind.START, NOW - 1.5, "r2"),
+              ev(Kind.SUCCESS, NOW - 1, "r2")]  # fmt: skip
+    in_order, raced = after_a_success_in_order_and_raced(events, [3, 2, 0, 1], failures_before_alert=2)
+    assert judged(raced) == judged(in_order)
+    assert judged(raced)[2][:2] == [(Status.DOWN, Reason.FAILED), (Status.UP, None)]
+
+
 def told_by(log: Log) -> list[tuple[Status, Reason | None, float]]:
     """The changes somebody was told of, up to NOW: the new status, its reason, when."""
     return [(f.new, f.reason, f.at) for f in log.flips if f.event is not None and f.at <= NOW]

@@ -122,8 +122,12 @@ def wait(st: CheckState, ev: Event, now: float, window: float, kind: Kind | None
     st.hold_until = max(st.hold_until, st.held_at + window)
 
 
-def waits_for(st: CheckState, run_id: str) -> bool:
-    """Whether the oldest ping held for the reorder window is a success waiting for this run's start."""
+def waits_for(check: CheckConfig, st: CheckState, run_id: str) -> bool:
+    """Whether the oldest ping held for the reorder window is a success waiting for this run's start
+    alone: not on a check that counts `failures_before_alert` (2 or more) and is not down, where it
+    also waits for the failures dated before it that may be on their way (see waits)."""
+    if check.failures_before_alert > 1 and st.status is not _DOWN_STATUS:
+        return False
     return bool(st.waiting) and st.waiting[0][1] == run_id and st.waiting[0][6] is None
 
 

@@ -427,7 +427,7 @@ def receive_timed(
     step, fires_at = _apply_event(check, st, ev, now, window)
     steps += up_then_running(step)
     new = step.state
-    if ev.kind is _START and ev.run_id is not None and waits_for(new, ev.run_id):
+    if ev.kind is _START and ev.run_id is not None and waits_for(check, new, ev.run_id):
         # The start of the oldest waiting success's run id: nothing else can be its run. The pings
         # queued behind it follow (up to the next success that waits for its own start).
         behind = sum(1 for _ in itertools.takewhile(lambda w: w[6] is not None, new.waiting[1:]))
