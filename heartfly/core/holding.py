@@ -43,8 +43,8 @@ def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: flo
 
 
 def fail_waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether a failure waits out the reorder window before it is applied: one that would complete
-    a streak of `failures_before_alert` (2 or more) on a check not down. A success dated before it
+    """Whether a failure waits out the reorder window before it is applied: any, on a check that
+    counts `failures_before_alert` (2 or more) and is not down. A success dated before it
     may still be on its way, and in event order it would have broken the streak: told now, the
     down would be a false alarm. Whoever asks for two failures before an alert waits for the
     second anyway; 5 s more is what it costs to tell only what happened. Not in a batch (no
@@ -75,8 +75,8 @@ def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: fl
 
 
 def waits_itself(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether `ev` waits out the reorder window on its own account (a success for its start, a
-    failure that would complete a streak), not merely behind another: its own window counts."""
+    """Whether `ev` waits out the reorder window on its own account (a success, see waits; a
+    failure, see fail_waits), not merely behind another: its own window counts."""
     if ev.kind is _SUCCESS:
         return waits(check, st, ev, now, window)
     return ev.kind is _FAIL and fail_waits(check, st, ev, now, window)
