@@ -524,3 +524,22 @@ async def test_a_recovery_goes_to_the_channels_a_summary_told_the_down_after_a_r
         await ping(engine, "job", Kind.SUCCESS)
     rows = query(config, "SELECT event, channel FROM outbox ORDER BY id")
     assert rows == [("maintenance", "a"), ("recovery", "a")]
+
+
+@pytest.mark.parametrize("mode", ["drop", "hold"])
+async def test_a_failure_that_arrives_before_a_window_and_waits_out_the_reorder_window_into_it_is_told(
+    write_config: ConfigWriter, mode: str
+) -> None:
+    # failures_before_alert 2: the streak's second failure arrives 2 s before the window, and waits
+    # out the reorder window (5 s) into it. Its down happened, and was learned, before the window:
+    # told then, as it would have been at once, not dropped (nor held for a summary an hour on).
+    config = write_config(job_check(extra="failures_before_alert = 2\n") + _patching(mode=mode))
+    clock = FakeClock(MONDAY_2AM - 60)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 58)
+        await ping(engine, "job", Kind.FAIL)  # 01:59:58
+        run_timer(engine, clock, 10)
+        assert engine.checks["job"].state.status is Status.DOWN
+        assert engine.checks["job"].state.window_hold is None
+    assert _events(config) == ["down"]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from heartfly.core import maintenance, pipeline, states
+from heartfly.core.holding import WAITING_MAX
 from heartfly.core.maintenance import Window
 from heartfly.core.states import CheckState, Flip
 from heartfly.core.units import human_duration
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("heartfly.server.engine")  # one log for every change of state, as before the split
 _PAUSED = states.Status.PAUSED
+# The longest a ping is held for the reorder window (each end held with others moves their window on).
+_HELD_MAX = states.REORDER_WINDOW * WAITING_MAX
 
 
 class ChangeRows:
@@ -177,7 +180,13 @@ class ChangeRows:
         windows = self.config.maintenance
         if not windows:
             return None
-        window = maintenance.silencing(windows, check.config, self.clock.now())
+        now = self.clock.now()
+        window = maintenance.silencing(windows, check.config, now)
+        learned = min(flip.learned, now)
+        if window is not None and flip.is_down and now - learned <= _HELD_MAX and window.active(learned) is None:
+            # Learned just before the window began (a failure held for the reorder window, applied
+            # once it had begun): told, as it would have been had it been applied as its ping came.
+            window = None
         if window is None and not flip.is_down and (held := check.state.window_hold) is not None:
             # Its down is held for a summary not told yet (its window just ended, or ended while
             # Heartfly was stopped): a reminder now would come before the down alert it reminds
