@@ -304,6 +304,16 @@ def test_keep_parse_keeps_the_parse_that_the_server_then_reads_and_is_quiet_abou
     assert kept.stat().st_mtime_ns == made - 10**9
 
 
+def test_keep_parse_is_quiet_about_a_file_with_an_integer_too_long_for_python(tmp_path: Path) -> None:
+    # tomli's int() refuses more than 4300 digits with a bare ValueError, not a TOMLDecodeError:
+    # the unit's ExecStartPost printed a traceback where the server words the error.
+    config, cache = big_config(tmp_path / "hb.toml", 4000, f"[x]\nn = {'9' * 5000}\n"), tmp_path / "cache"
+    cache.mkdir()
+    result = heartfly("keep-parse", "-c", str(config), env={"CACHE_DIRECTORY": str(cache)})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert not toml_cache.kept_path(cache, config).exists()
+
+
 def test_keep_parse_without_a_cache_directory_says_so(tmp_path: Path) -> None:
     config = big_config(tmp_path / "hb.toml", 3)
     result = heartfly("keep-parse", "-c", str(config), env={"CACHE_DIRECTORY": ""})

@@ -164,8 +164,8 @@ def keep_parse(path: Path, cache_dir: Path) -> None:
         if not kept_checks.is_kept(cache_dir, path, raw, stat):  # kept already: not validated again
             data, _ = toml_cache.parse(raw, path, cache_dir, stat)
             kept_checks.keep(cache_dir, path, raw, stat, parse_config(data, path).checks)
-    except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError, ConfigError):
-        return
+    except (OSError, ValueError, RecursionError, ConfigError):  # ValueError: also an integer past
+        return  # Python's limit of digits (load_config), besides UnicodeDecodeError and TOMLDecodeError
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:

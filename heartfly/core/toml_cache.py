@@ -58,7 +58,8 @@ def parse(raw: bytes, path: Path, cache_dir: Path | None, file: os.stat_result) 
     """The parse of `raw` (the file at `path`, whose os.fstat is `file`), and the kept parse
     it was read from (None: parsed); kept when this process runs as the file's owner.
 
-    Raises what tomli raises (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError).
+    Raises what tomli raises (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError, and a bare
+    ValueError for an integer past Python's limit of digits).
     """
     if cache_dir is None or len(raw) < CACHED_FROM:
         return _parse(raw), None
