@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import rtoml
 
+from heartfly.core import config as config_module
 from heartfly.core.checkconfig import Origin
 from heartfly.core.config import ConfigError, load_config, parse_config, with_stored_checks
 from heartfly.core.dburl import PostgresDatabase
@@ -254,6 +255,29 @@ def test_one_uuid_as_two_checks_keys_in_upper_and_lower_case_is_refused(write_co
         )
         == 2
     )
+
+
+def test_keys_in_lower_case_are_told_apart_without_a_uuid_reading_per_key(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A call per key (is it a UUID in upper case?) doubled the key check of a start of 100k checks
+    # keyed by UUIDs (Healthchecks' keys, the API's), and added a quarter to the check of the keys
+    # of every check made through the API: keys without a capital letter need none.
+    calls: list[str] = []
+    real = config_module._key_id
+
+    def counted(key: str) -> str:
+        calls.append(key)
+        return real(key)
+
+    monkeypatch.setattr(config_module, "_key_id", counted)
+    lower = [str(uuid.uuid4()) for _ in range(50)] + [new_key().lower() for _ in range(50)]
+    body = "".join(f'[checks.c{i}]\nkey = "{key}"\nevery = "1h"\n' for i, key in enumerate(lower))
+    config = write_config(body, server=f'ping_key = "{uuid.uuid4()}"')
+    key = str(uuid.uuid4())
+    made: dict[str, tuple[Origin, dict[str, Any]]] = {"made": ("api", {"key": key, "every": "1d"})}
+    assert "made" in with_stored_checks(config, made).checks
+    assert set(calls) <= {key}, calls  # the made check's own key, not the file's 100 and its ping_key
 
 
 def test_a_check_name_must_be_url_safe(write_config: ConfigWriter) -> None:
