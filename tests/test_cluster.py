@@ -900,6 +900,48 @@ async def test_a_new_slug_pinged_with_create_1_on_two_nodes_at_once_is_made_once
         assert sorted(stored(database, counts)) == [(f"made-{n}", 16) for n in range(3)]
 
 
+async def test_a_rename_on_one_node_to_a_name_another_node_just_made_is_refused_and_takes_nothing_away(
+    tmp_path: Path, database: str
+) -> None:
+    # The leader decided from the checks it knew (it reads the others' within a second): the
+    # rename answered 200 and wrote its check over the one the standby had made and answered 201
+    # for, whose ping URL then answered 404, and whose history (pings taken meanwhile) it tombstoned.
+    config = write(tmp_path, database, every("job", new_key(), "1h"), 'hc_api_key_file = "hc-key"')
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
+        for n in range(3):  # the leader must not read the standby's check in between: near certain in three
+            nightly = await made_and_known(session, leader, standby, hc)
+            async with session.post(f"{standby.url}/api/v3/checks/", json={"name": f"Taken {n}"}, headers=hc) as resp:
+                assert resp.status == 201
+                made = (await resp.json())["uuid"]
+            async with session.post(
+                f"{leader.url}/api/v3/checks/{nightly}", json={"slug": f"taken-{n}"}, headers=hc
+            ) as resp:
+                assert resp.status == 400, await resp.text()
+                assert f"slug 'taken-{n}' is taken" in await resp.text()
+            async with session.post(f"{standby.url}/ping/{made}") as resp:
+                assert resp.status == 200
+            for server in (leader, standby):  # both serve both: Nightly under its name, the made one under its own
+                async with session.get(f"{server.url}/api/v3/checks/{made}", headers=hc) as resp:
+                    assert resp.status == 200 and (await resp.json())["slug"] == f"taken-{n}"
+                async with session.get(f"{server.url}/api/v3/checks/{nightly}", headers=hc) as resp:
+                    assert resp.status == 200 and (await resp.json())["slug"] == "nightly"
+            async with session.delete(f"{leader.url}/api/v3/checks/{nightly}", headers=hc) as resp:
+                assert resp.status == 200
+
+            async def gone_from_standby(nightly: str = nightly) -> bool:
+                async with session.get(f"{standby.url}/api/v3/checks/{nightly}", headers=hc) as resp:
+                    return resp.status == 404
+
+            await until(gone_from_standby, 5, "the standby drops Nightly")
+        await until(inbox_empty(database), 10, "the leader applies the standby's pings")
+        names = "SELECT c.name, count(p.id) FROM checks c LEFT JOIN pings p ON p.check_id = c.id GROUP BY c.name"
+        assert sorted(row for row in stored(database, names) if row[0].startswith("taken")) == [
+            (f"taken-{n}", 1) for n in range(3)
+        ]
+
+
 async def test_a_test_alert_asked_of_a_standby_is_refused_naming_the_leader(tmp_path: Path, database: str) -> None:
     checks = '[channels.journal]\ntype = "log"\n' + every("job", new_key(), "1h", 'channels = ["journal"]')
     config = write(tmp_path, database, checks)

@@ -368,6 +368,13 @@ def while_meta(statement: Statement, key: str) -> Statement:
     return f"{sql} AND EXISTS (SELECT 1 FROM meta WHERE key = ?)", (*params, key)  # noqa: S608
 
 
+def while_meta_is(statement: Statement, key: str, value: str) -> Statement:
+    """`statement` (an UPDATE or a DELETE with a WHERE) if the meta row `key` holds `value` when it
+    runs, else nothing: a rename's moves, done only once its new_meta_statement took the new name."""
+    sql, params = statement
+    return f"{sql} AND EXISTS (SELECT 1 FROM meta WHERE key = ? AND value = ?)", (*params, key, value)  # noqa: S608
+
+
 def unless_meta(statement: Statement, key: str) -> Statement:
     """`statement` (an UPDATE or a DELETE with a WHERE) if the meta row `key` is not there when it
     runs, else nothing: a new stored check's clearing of its name, done only while nobody made it."""

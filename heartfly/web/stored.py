@@ -83,6 +83,13 @@ async def _make(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck)
         store.new_meta_statement(key, check.encode()),
         apply=False,
     )
+    return await _settle(rt, stored, check)
+
+
+async def _settle(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck) -> Outcome:
+    """Serve `stored` if `check` is the one its name's meta row holds after a commit that wrote it
+    only where none was ("written"), else the check another node made first ("exists")."""
+    key = META_PREFIX + check.name
     assert rt.reader is not None and rt.file_config is not None
     try:
         text = (await rt.reader.read_meta_prefix(key)).get(key)
@@ -110,7 +117,11 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
         stored = {**{n: c for n, c in rt.stored.items() if n != old}, check.name: check}
         # Its row goes with it, a timed pause's end too (control.rearm arms it under the new name),
         # while it is stored under its old name: a rename tried again after a commit that went
-        # through unanswered (in doubt) would tombstone its own row, and drop its end.
+        # through unanswered (in doubt) would tombstone its own row, and drop its end. The new
+        # name is taken first, where no check holds it, and the rest is done only if this check
+        # holds it: another node of a cluster may have made a check of that name within the second
+        # before this one reads it, which a rename must not write over (nor tombstone its pings).
+        new, text = META_PREFIX + check.name, check.encode()
         moves = (
             store.tombstone_statement(check.name),
             store.rename_check_statement(old, check.name),
@@ -118,13 +129,15 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
             store.rename_meta_statement(PAUSE_META + old, PAUSE_META + check.name),
         )
         statements = (
-            *(store.while_meta(statement, META_PREFIX + old) for statement in moves),
-            store.delete_meta_statement(META_PREFIX + old),
-            store.meta_statement(META_PREFIX + check.name, check.encode()),
+            store.new_meta_statement(new, text),
+            *(store.while_meta_is(store.while_meta(statement, META_PREFIX + old), new, text) for statement in moves),
+            store.while_meta_is(store.delete_meta_statement(META_PREFIX + old), new, text),
         )
-        await _store(rt, stored, check.name, *statements)
-    log.info("check %s: renamed %s through the API", old, check.name)
-    return "written"
+        await _store(rt, stored, check.name, *statements, apply=False)
+        outcome = await _settle(rt, stored, check)
+    if outcome == "written":
+        log.info("check %s: renamed %s through the API", old, check.name)
+    return outcome
 
 
 async def delete(app: web.Application, name: str) -> bool:
