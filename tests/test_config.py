@@ -18,6 +18,7 @@ from heartfly.core import config as config_module
 from heartfly.core.checkconfig import Origin
 from heartfly.core.config import ConfigError, load_config, parse_config, with_stored_checks
 from heartfly.core.dburl import PostgresDatabase
+from heartfly.core.stored_checks import check_uuid
 from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
 from tests.conftest import ConfigWriter, new_key, problems
 from tests.proc import heartfly
@@ -255,6 +256,17 @@ def test_one_uuid_as_two_checks_keys_in_upper_and_lower_case_is_refused(write_co
         )
         == 2
     )
+
+
+def test_a_key_of_a_uuids_digits_with_its_hyphens_moved_is_not_that_uuid(write_config: ConfigWriter) -> None:
+    # uuid.UUID reads 32 digits with four hyphens anywhere: two checks keyed "01234567-89ab-..." and
+    # "0123456789ab-cdef-..." had one uuid in Healthchecks' API, which reached only one of them.
+    digits = uuid.uuid4().hex
+    canonical = str(uuid.UUID(digits))
+    moved = f"{digits[:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:24]}-{digits[24:]}"
+    config = write_config(f'[checks.a]\nkey = "{canonical}"\nevery = "1h"\n[checks.b]\nkey = "{moved}"\nevery = "1h"\n')
+    uuids = {name: check_uuid(check) for name, check in config.checks.items()}
+    assert uuids["a"] == canonical and uuids["b"] != canonical, uuids
 
 
 def test_keys_in_lower_case_are_told_apart_without_a_uuid_reading_per_key(

@@ -124,13 +124,16 @@ def common_check(name: str, raw: Any, defaults: Mapping[str, Any]) -> CheckConfi
 
 
 def key_uuid(key: str) -> str | None:
-    """`key` as a canonical uuid, if it is one written in the usual 8-4-4-4-12 form."""
+    """`key` as a canonical uuid, if it is one written in the usual 8-4-4-4-12 form (in either
+    case): uuid.UUID also takes the 32 digits with the four hyphens anywhere ("0123456789ab-cdef-
+    ..."), which made two keys of one UUID's digits one check's uuid."""
     if len(key) != 36:
         return None
     try:
-        return str(uuid.UUID(key))
+        canonical = str(uuid.UUID(key))
     except ValueError:
         return None
+    return canonical if canonical == key.lower() else None
 
 
 def _own(name: str) -> str:
