@@ -195,6 +195,15 @@ def test_a_duration_written_without_quotes_is_refused_with_the_line_that_fixes_i
     assert result.returncode == 2 and problem in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("line", ["every = 15M", "every = 2H"])
+def test_a_bare_duration_in_capitals_gets_no_fix_that_is_refused_in_turn(write_config: ConfigWriter, line: str) -> None:
+    # Quoted, "15M" is refused again ('expected a duration like "90s", "15m"'): durations' units are
+    # small letters (a size's, "100KB", are not), so `every = "15M"` would be a fix that fixes nothing.
+    with pytest.raises(ConfigError) as info:
+        write_config(f'[checks.a]\nkey = "{new_key()}"\n{line}\n')
+    assert "Expected newline" in info.value.problems[0] and "in quotes" not in info.value.problems[0]
+
+
 def test_a_number_where_a_path_or_zone_goes_gets_no_duration_advice(write_config: ConfigWriter) -> None:
     found = problems(
         write_config, f'[checks.a]\nkey = "{new_key()}"\ncron = "0 3 * * *"\ntimezone = 1\n', server="database = 5"

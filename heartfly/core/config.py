@@ -196,9 +196,8 @@ def _long_integer(path: Path, raw: bytes) -> str:
 # A line `every = 15m` or `body_limit = 100KB`: a duration or size left unquoted, which TOML reads as
 # a number followed by stray letters ("Expected newline or end of document after a statement").
 _BARE_UNIT = re.compile(
-    r"\s*([A-Za-z0-9_-]+)\s*=\s*((?:[0-9]+(?:\.[0-9]+)?\s*(?:ms|d|h|m|s))+|[0-9]+\s*(?:b|kb|kib|mb|mib))\s*(?:#.*)?",
-    re.IGNORECASE,
-)
+    r"\s*([A-Za-z0-9_-]+)\s*=\s*((?:[0-9]+(?:\.[0-9]+)?\s*(?:ms|d|h|m|s))+|[0-9]+\s*(?i:b|kb|kib|mb|mib))\s*(?:#.*)?"
+)  # a duration's units in small letters only, as parse_duration reads them ("15M" is no duration); a size's in either
 
 
 def _unquoted(exc: tomli.TOMLDecodeError) -> str:
