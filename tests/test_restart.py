@@ -1606,3 +1606,34 @@ async def test_a_start_an_older_standby_put_in_the_inbox_with_an_upper_case_uuid
         await engine.writer.flush()
         assert status(engine, "job") is not Status.DOWN
     assert query(config, "SELECT lower(run_id), outcome FROM runs") == [(rid.lower(), "success")]
+
+
+@pytest.mark.parametrize("clean", [True, False])
+async def test_a_success_with_an_upper_case_uuid_held_at_the_upgrade_that_folds_them_closes_its_run(
+    write_config: ConfigWriter, clean: bool
+) -> None:
+    # failures_before_alert above 1: an end waits out the reorder window (CheckState.waiting). Held
+    # at the upgrade with its run id as the version before kept it, it was applied after the restart
+    # as sent, while its run's start came back folded: it closed nothing, and the run that ended
+    # well was told down, overrun, two hours later.
+    rid = "4B2F0C6E-9A1D-4E7B-8C3F-2D5A6B7C8D9E"
+    config = write_config(
+        f'[checks.job]\nkey = "{new_key()}"\nevery = "1d"\nfailures_before_alert = 3\nmax_runtime = "2h"\n'
+    )
+    clock = FakeClock(1_800_000_000.0)
+    async with running(config, clock, clean=clean) as engine:
+        await ping_run(engine, Kind.START, rid)
+        clock.advance(600)
+        await ping_run(engine, Kind.SUCCESS, rid)  # held for the reorder window
+        engine.checkpoint(clock.now())
+        assert engine.checks["job"].state.waiting
+    clock.advance(1)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        clock.advance(60)
+        engine.fire_due(clock.now())
+        clock.advance(3 * 3600)
+        engine.fire_due(clock.now())
+        await engine.writer.flush()
+        assert status(engine, "job") is not Status.DOWN
+    assert query(config, "SELECT lower(run_id), outcome FROM runs") == [(rid.lower(), "success")]

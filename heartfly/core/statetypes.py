@@ -288,6 +288,7 @@ class CheckState:
         if "runs" in data:
             # Schema 1 stored a run as its start time alone. A UUID run id stored as sent (before
             # they were folded) is folded, as its end's is: a run open across the upgrade closes.
+            # So is every run id a state keeps (_fold): a held end, a closed run, an orphan end.
             st.runs = {
                 fold_run_id(rid): Run(float(v), float(v))
                 if isinstance(v, (int, float))
@@ -297,7 +298,7 @@ class CheckState:
         if "last_members" in data:
             st.last_members = tuple(st.last_members)
         if "closed_runs" in data:
-            st.closed_runs = tuple(st.closed_runs)
+            st.closed_runs = tuple(map(fold_run_id, st.closed_runs))
         if "streak_ats" in data:
             st.streak_ats = tuple(st.streak_ats)
         if "superseded" in data:
@@ -305,17 +306,19 @@ class CheckState:
         if st.orphan_end is not None:
             at, arrived, outcome, exit_status, *rid = st.orphan_end  # stored before run ids: four items
             at = share(at, at) if at.__class__ is float and at else at
-            st.orphan_end = (at, arrived, _member(RunOutcome, outcome), exit_status, rid[0] if rid else None)
+            st.orphan_end = (at, arrived, _member(RunOutcome, outcome), exit_status, _fold(rid[0] if rid else None))
         if st.orphan_prev is not None:
             at, arrived, outcome, exit_status, prev_rid = st.orphan_prev
-            st.orphan_prev = (at, arrived, _member(RunOutcome, outcome), exit_status, prev_rid)
+            st.orphan_prev = (at, arrived, _member(RunOutcome, outcome), exit_status, _fold(prev_rid))
         if "orphan_older" in data:
-            st.orphan_older = tuple((o[0], o[1], _member(RunOutcome, o[2]), o[3], o[4]) for o in st.orphan_older)
+            st.orphan_older = tuple((o[0], o[1], _member(RunOutcome, o[2]), o[3], _fold(o[4])) for o in st.orphan_older)
         if st.paired_end is not None:
             started, ended, until, outcome, exit_status, broken = st.paired_end
             st.paired_end = (started, ended, until, _member(RunOutcome, outcome), exit_status, broken)
         if "early_activity" in data:
-            st.early_activity = tuple((first, last, arrived, rid) for first, last, arrived, rid in st.early_activity)
+            st.early_activity = tuple(
+                (first, last, arrived, _fold(rid)) for first, last, arrived, rid in st.early_activity
+            )
         if "waiting" in data:
             st.waiting = tuple(_held(*entry) for entry in st.waiting)
         if st.down_told_to is not None:
@@ -352,7 +355,12 @@ def _held(
     at: float, rid: str | None, code: int | None, metrics: Any, member: str | None, arrived: float, kind: Any = None
 ) -> Waiting:
     """A stored CheckState.waiting entry (one stored before pings queued has no kind: a success)."""
-    return (at, rid, code, metrics, member, arrived, None if kind is None else _member(Kind, kind))
+    return (at, _fold(rid), code, metrics, member, arrived, None if kind is None else _member(Kind, kind))
+
+
+def _fold(run_id: str | None) -> str | None:
+    """A stored run id as runs are paired by now (fold_run_id): one a version before stored as sent."""
+    return None if run_id is None else fold_run_id(run_id)
 
 
 def _member(enum: type[E], value: Any) -> E:
