@@ -208,6 +208,29 @@ def test_check_config_warns_of_a_port_that_speaks_tls_otherwise_even_when_the_fi
     ]
 
 
+def test_check_config_warns_of_every_smtp_setting_that_fails_email_even_when_the_files_checks_are_all_the_apis(
+    tmp_path: Path,
+) -> None:
+    # The sender without a domain (the default heartfly@localhost: relays refuse it for good) and a
+    # login in clear are server settings too, as the port/security mismatch: a file with no
+    # [checks] (all made through the API) was told only "no checks" of them.
+    (tmp_path / "smtp-password").write_text("s3cret\n")
+    (tmp_path / "smtp-password").chmod(0o600)
+    path = tmp_path / "hb.toml"
+    channel = '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+    login = 'security = "none"\nusername = "heartfly"\npassword_file = "smtp-password"\n'
+    path.write_text(SERVER + '[smtp]\nhost = "mail.example.org"\n' + login + channel)
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 0 check(s)" in result.stdout, result.stderr
+    assert result.stderr.splitlines() == [
+        'warning: smtp.from: "heartfly@localhost" has no domain name that mail servers accept, and many refuse'
+        ' its email for good: set from = "heartfly@your.domain"',
+        'warning: smtp: security = "none" sends the username and password to mail.example.org unencrypted:'
+        ' set security = "starttls" (port 587) or "tls" (465)',
+        "warning: no checks: nothing is watched (add a [checks.NAME] table)",
+    ]
+
+
 def test_check_config_warns_about_a_maintenance_window_whose_occurrences_overlap(tmp_path: Path) -> None:
     # Hourly for 90 minutes: the 09:00 occurrence ends at 10:30, inside the 10:00 one, and what it
     # held is told then.

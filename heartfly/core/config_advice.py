@@ -48,11 +48,10 @@ def warnings(config: Config) -> list[str]:
             "server.body_limit: more than 16MiB, the most a ping's body may be (a longer one is refused):"
             " 16MiB is used and advertised"
         )
-    smtp = config.smtp
-    # A server setting, as body_limit: said also of a file whose checks are all the API's.
-    mismatch = None if smtp is None else _tls_mismatch(smtp.port, smtp.security)
+    # Server settings, as body_limit: said also of a file whose checks are all the API's.
+    mail = _smtp_warnings(config)
     if not config.checks:
-        return [*found, *([mismatch] if mismatch else []), "no checks: nothing is watched (add a [checks.NAME] table)"]
+        return [*found, *mail, "no checks: nothing is watched (add a [checks.NAME] table)"]
     silent = [name for name, check in config.checks.items() if not check.channels]
     if silent:
         shown = named(silent)
@@ -61,17 +60,7 @@ def warnings(config: Config) -> list[str]:
             f"{which} no channel, so nobody is told when it goes down ({shown}): set [defaults] channels"
             " or a check's channels; a [channels.NAME] table with type = \"log\" writes alerts to Heartfly's log"
         )
-    if smtp is not None and "." not in smtp.sender.rpartition("@")[2]:
-        # The default heartfly@localhost: relays that check a sender's domain (Postfix's
-        # reject_non_fqdn_sender, SES, most providers) refuse it with 5xx, and every email fails for good.
-        found.append(
-            f'smtp.from: "{smtp.sender}" has no domain name that mail servers accept, and many refuse its'
-            ' email for good: set from = "heartfly@your.domain"'
-        )
-    if (clear := cleartext_login(config)) is not None:
-        found.append(clear)
-    if mismatch is not None:
-        found.append(mismatch)
+    found += mail
     unreached = [
         name
         for name, check in config.checks.items()
@@ -100,6 +89,26 @@ def warnings(config: Config) -> list[str]:
         for name in config.channels
         if name not in listed
     ]
+    return found
+
+
+def _smtp_warnings(config: Config) -> list[str]:
+    """The [smtp] settings that fail every email or expose its login, in the order said."""
+    smtp = config.smtp
+    if smtp is None:
+        return []
+    found = []
+    if "." not in smtp.sender.rpartition("@")[2]:
+        # The default heartfly@localhost: relays that check a sender's domain (Postfix's
+        # reject_non_fqdn_sender, SES, most providers) refuse it with 5xx, and every email fails for good.
+        found.append(
+            f'smtp.from: "{smtp.sender}" has no domain name that mail servers accept, and many refuse its'
+            ' email for good: set from = "heartfly@your.domain"'
+        )
+    if (clear := cleartext_login(config)) is not None:
+        found.append(clear)
+    if (mismatch := _tls_mismatch(smtp.port, smtp.security)) is not None:
+        found.append(mismatch)
     return found
 
 
