@@ -823,6 +823,26 @@ async def test_a_webhook_error_page_quoting_its_url_tells_it_as_its_origin_once_
     assert alert["error"] == f"HTTP 404: No webhook at http://localhost:{server.port}/…", alert
 
 
+async def test_a_webhook_error_page_naming_only_its_origin_is_not_garbled_by_hiding_a_path_the_host_begins_with(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    # A page that names the site (a link home), not the URL asked: the path "/local" is in
+    # "//localhost:…" and was hidden there, and the error read "http:/http://localhost:…/…host:…/".
+    async def gone(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=404, text=f"No webhook here; see http://localhost:{request.url.port}/ for the list")
+
+    app = web.Application()
+    app.router.add_post("/local", gone)
+    server = await aiohttp_server(app)
+    key = new_key()
+    url = f"http://localhost:{server.port}/local?token={SECRET}"
+    hf = await start(write_config(webhook("hook", url) + check("job", key, ["hook"]) + fast(), server=SERVER))
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert alert["error"] == f"HTTP 404: No webhook here; see http://localhost:{server.port}/ for the list", alert
+
+
 async def test_a_receivers_error_page_is_logged_and_stored_on_one_printable_line(
     start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -108,8 +108,13 @@ def _hidden(text: str, url: str) -> str:
     except ValueError:  # not one yarl can read (aiohttp's InvalidURL, handled before): say nothing of it
         return "(a URL it cannot use)"
     # One pass, the longest spelling first at each place: the origin written in is not searched
-    # again (a path "/local" is in "//localhost").
-    found = "|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True) if len(s) > 1)  # not a bare "/"
+    # again. A path is not one right after a scheme's "x:/": "/local" is in "http://localhost", in
+    # the origin of the URL or of a link the page gives, and hiding it there garbled the origin.
+    found = "|".join(
+        ("(?<!:/)" if s.startswith("/") else "") + re.escape(s)
+        for s in sorted(spellings, key=len, reverse=True)
+        if len(s) > 1  # not a bare "/"
+    )
     return re.sub(found, lambda _: hidden, text) if found else text
 
 
