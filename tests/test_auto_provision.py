@@ -160,6 +160,27 @@ def test_status_says_that_an_api_made_check_that_no_longer_fits_the_file_is_not_
     assert plain.returncode == 0 and "checks.to-other.channels: no channel other" in plain.stderr
 
 
+def test_status_names_the_first_ten_api_made_checks_the_file_no_longer_fits_and_counts_the_rest(tmp_path: Path) -> None:
+    # Checks made by ?create=1 pings or a playbook all on one channel, then that channel renamed in
+    # the file: every one was named on one stderr line at each `heartfly status` (thousands of
+    # problems), where its note of the file's checks not loaded yet names ten and counts the rest.
+    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
+    with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        for n in range(12):
+            data = json.dumps({"slug": f"to-other-{n:02}", "timeout": 3600, "channels": "other"}).encode()
+            request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
+            assert urllib.request.urlopen(request).status == 201
+    path = config_file(tmp_path)  # [channels.other] taken out of the file
+    with Server(path):
+        pass
+    status = heartfly("status", "--json", "-c", str(path))
+    assert status.returncode == 0, status.stderr
+    [note] = [line for line in status.stderr.splitlines() if "not watched" in line]
+    assert "checks.to-other-09.channels: no channel other" in note and "to-other-10" not in note, note
+    assert note.endswith("no channel other in " + str(path) + " and 2 more"), note
+
+
 def test_history_of_an_api_made_check_that_no_longer_fits_the_file_says_why_it_is_not_watched(tmp_path: Path) -> None:
     # Its table is still stored (the API's to fix or delete), but `heartfly history` said "no
     # longer in the config", as of a check deleted or taken out of the file.

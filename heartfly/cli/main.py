@@ -205,7 +205,10 @@ def status(config_path: Path | None, as_json: bool) -> None:
         click.echo(note, err=True)
     if left_out:  # made through the API, left out by the server as the file no longer fits them
         why = "fix the file, or update or delete the check through the API"
-        click.echo(f"note: made through the API, not watched by the server ({why}): {'; '.join(left_out)}", err=True)
+        # Ten named, the rest counted, as above: one channel renamed can leave thousands out.
+        click.echo(
+            f"note: made through the API, not watched by the server ({why}): {named(left_out, sep='; ')}", err=True
+        )
 
 
 @main.command("test-alert")

@@ -17,10 +17,10 @@ from heartfly.core.units import human_duration
 NAMED = 10  # checks named in the warning; the rest are counted
 
 
-def named(names: Sequence[str], most: int = NAMED) -> str:
+def named(names: Sequence[str], most: int = NAMED, sep: str = ", ") -> str:
     """The first `most` names, and how many more: "a, b, c and 7 more"."""
     more = len(names) - most
-    return ", ".join(names[:most]) + (f" and {more} more" if more > 0 else "")
+    return sep.join(names[:most]) + (f" and {more} more" if more > 0 else "")
 
 
 def _tls_mismatch(port: int, security: str) -> str | None:
