@@ -15,9 +15,11 @@ import pytest
 import rtoml
 
 from heartfly.core import config as config_module
+from heartfly.core import keyclash
 from heartfly.core.checkconfig import Origin
 from heartfly.core.config import ConfigError, load_config, parse_config, with_stored_checks
 from heartfly.core.dburl import PostgresDatabase
+from heartfly.core.keyclash import key_id
 from heartfly.core.stored_checks import check_uuid
 from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
 from tests.conftest import ConfigWriter, new_key, problems
@@ -285,13 +287,14 @@ def test_keys_in_lower_case_are_told_apart_without_a_uuid_reading_per_key(
     # keyed by UUIDs (Healthchecks' keys, the API's), and added a quarter to the check of the keys
     # of every check made through the API: keys without a capital letter need none.
     calls: list[str] = []
-    real = config_module._key_id
+    real = key_id
 
     def counted(key: str) -> str:
         calls.append(key)
         return real(key)
 
-    monkeypatch.setattr(config_module, "_key_id", counted)
+    monkeypatch.setattr(config_module, "key_id", counted)
+    monkeypatch.setattr(keyclash, "key_id", counted)
     lower = [str(uuid.uuid4()) for _ in range(50)] + [new_key().lower() for _ in range(50)]
     body = "".join(f'[checks.c{i}]\nkey = "{key}"\nevery = "1h"\n' for i, key in enumerate(lower))
     config = write_config(body, server=f'ping_key = "{uuid.uuid4()}"')

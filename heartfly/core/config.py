@@ -8,14 +8,11 @@ parse_and_read_secrets run after it; paths are resolved against the config's fol
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import difflib
 import fnmatch
 import hashlib
-import re
-import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 import tomli
 
-from heartfly.core import kept_checks, toml_cache
+from heartfly.core import config_errors, kept_checks, toml_cache
 from heartfly.core.addresses import DEFAULT_PORT, parse_key, parse_listen, parse_public_url, url_of
 from heartfly.core.assertions import parse_assertion
-from heartfly.core.checkconfig import CheckConfig, Origin, common_check, key_uuid
+from heartfly.core.checkconfig import CheckConfig, Origin, common_check
 from heartfly.core.config_alerts import (
     AlertsConfig,
     ChannelConfig,
@@ -63,6 +60,7 @@ from heartfly.core.config_values import (
     parse_zone,
 )
 from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_postgres, parse_postgres_url
+from heartfly.core.keyclash import Owner, key_clashes, key_id, key_owners, owner_text
 from heartfly.core.maintenance import Window
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
@@ -135,13 +133,13 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
     try:
         data, kept = toml_cache.parse(raw, path, cache_dir, stat)
     except UnicodeDecodeError as exc:
-        raise ConfigError([_not_utf8(path, raw, exc)]) from None
+        raise ConfigError([config_errors.not_utf8(path, raw, exc)]) from None
     except tomli.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}{_unquoted(exc)}"]) from None
+        raise ConfigError([f"{path}: invalid TOML: {exc}{config_errors.unquoted(exc)}"]) from None
     except RecursionError:  # tomli recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     except ValueError:  # tomli's int() of an integer past Python's limit of digits, not a TOMLDecodeError
-        raise ConfigError([_long_integer(path, raw)]) from None
+        raise ConfigError([config_errors.long_integer(path, raw)]) from None
     if cache_dir is None:
         return parse_and_read_secrets(data, path)
     checks = kept_checks.read(cache_dir, path, raw, stat, data.get("checks"))
@@ -174,43 +172,6 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     if reader.problems:
         raise ConfigError(reader.problems)
     return config
-
-
-def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> str:
-    """Where the file stops being UTF-8: a "café" saved as Latin-1 is one byte in a file of thousands."""
-    body = raw.removeprefix(codecs.BOM_UTF8)  # the decoder counts from after a byte order mark
-    return (
-        f"{path}: not UTF-8 text (line {_line(body, exc.start)}: byte 0x{body[exc.start]:02x}); save the file as UTF-8"
-    )
-
-
-def _long_integer(path: Path, raw: bytes) -> str:
-    """An integer too long for Python to read (sys.get_int_max_str_digits), located where it can be."""
-    limit = sys.get_int_max_str_digits()
-    body = raw.removeprefix(codecs.BOM_UTF8)
-    found = re.search(rb"[0-9_]{%d,}" % (limit + 1), body)
-    where = "" if found is None else f" (line {_line(body, found.start())})"
-    return f"{path}: invalid TOML: an integer of more than {limit} digits{where}"
-
-
-# A line `every = 15m` or `body_limit = 100KB`: a duration or size left unquoted, which TOML reads as
-# a number followed by stray letters ("Expected newline or end of document after a statement").
-_BARE_UNIT = re.compile(
-    r"\s*([A-Za-z0-9_-]+)\s*=\s*((?:[0-9]+(?:\.[0-9]+)?\s*(?:ms|d|h|m|s))+|[0-9]+\s*(?i:b|kb|kib|mb|mib))\s*(?:#.*)?"
-)  # a duration's units in small letters only, as parse_duration reads them ("15M" is no duration); a size's in either
-
-
-def _unquoted(exc: tomli.TOMLDecodeError) -> str:
-    """The fix for a TOML error on a line that holds a duration or size without its quotes, or ""."""
-    lines = exc.doc.splitlines()
-    if not 0 < exc.lineno <= len(lines) or (bare := _BARE_UNIT.fullmatch(lines[exc.lineno - 1])) is None:
-        return ""
-    return f': durations and sizes are strings, in quotes: {bare[1]} = "{bare[2]}"'
-
-
-def _line(body: bytes, offset: int) -> int:
-    """The line, from 1, of byte `offset` of the file's text (after a byte order mark)."""
-    return body.count(b"\n", 0, offset) + 1
 
 
 def parse_and_read_secrets(
@@ -276,7 +237,7 @@ def with_stored_checks(
     problems appended there instead; a name in both places still raises."""
     reader = _Reader(base_dir=config.path.parent)
     checks = dict(config.file_checks())
-    owners = _key_owners(config.server, checks) if tables else {}  # 100k checks: a fifth of a second
+    owners = key_owners(config.server.ping_key, checks) if tables else {}  # 100k checks: a fifth of a second
     for name in sorted(tables):
         origin, raw = tables[name]
         if name in checks:
@@ -293,10 +254,10 @@ def with_stored_checks(
             if unknown := [c for c in check.channels if c not in config.channels]:
                 reader.fail(f"checks.{name}.channels", f"no channel {', '.join(unknown)} in {config.path}")
             for attr, key in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
-                if key is not None and (owner := owners.get(_key_id(key)) or own.get(_key_id(key))) is not None:
-                    reader.fail(f"checks.{name}.{attr}", f"the same key is already used by {_owner(owner)}")
+                if key is not None and (owner := owners.get(key_id(key)) or own.get(key_id(key))) is not None:
+                    reader.fail(f"checks.{name}.{attr}", f"the same key is already used by {owner_text(owner)}")
                 elif key is not None:
-                    own[_key_id(key)] = (name, attr)
+                    own[key_id(key)] = (name, attr)
         if len(reader.problems) > before or check is None:
             if left_out is not None:
                 left_out.extend(reader.problems[before:])
@@ -317,44 +278,6 @@ def read_stored_check(config: Config, name: str, table: Mapping[str, Any]) -> Ch
     reader = _Reader(base_dir=config.path.parent)
     check = reader.check(name, table, config.inherited)
     return None if check is None or reader.problems else check
-
-
-# Who holds a key: (check name, attribute), or (None, "ping_key") for the server's. Named only for
-# a clash: formatting 100k names up front was a measurable part of a start.
-Owner = tuple[str | None, str]
-
-
-def _owner(owner: Owner) -> str:
-    name, attr = owner
-    return f"server.{attr}" if name is None else f"checks.{name}.{attr}"
-
-
-def _key_owners(server: ServerConfig, checks: Mapping[str, CheckConfig]) -> dict[str, Owner]:
-    owners: dict[str, Owner] = {server.ping_key: (None, "ping_key")} if server.ping_key else {}
-    for check in checks.values():
-        for attr, value in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
-            if value is not None:
-                owners.setdefault(value, (check.name, attr))
-    # Nearly always each key is its own _key_id, with no call of it per key (see unique_keys).
-    if not _all_lower(uuids := [k for k in owners if len(k) == 36]):
-        for key in uuids:
-            if (known := _key_id(key)) != key:
-                owners.setdefault(known, owners.pop(key))
-    return owners
-
-
-def _key_id(key: str) -> str:
-    """What two keys are told apart by: a UUID in upper and in lower case is one uuid, the check's
-    in Healthchecks' API (check_uuid), so one check's. Cheap for the usual lower-case key."""
-    return key if len(key) != 36 or key.islower() or key_uuid(key) is None else key.lower()
-
-
-def _all_lower(keys: Iterable[str]) -> bool:
-    """Whether no key has a capital letter, so that each is its own _key_id: a pass in C over 100k
-    keys (1 ms; str.islower takes 26), where a call of _key_id per key doubled unique_keys' time on
-    UUID keys (+20 ms at 100k checks, and +25 ms on _key_owners, run at each check the API makes)."""
-    joined = "".join(keys)
-    return joined.lower() == joined
 
 
 class _Reader(Reader):
@@ -633,26 +556,8 @@ class _Reader(Reader):
             self.fail(f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle))
 
     def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
-        keys = [c.key for c in checks.values()]
-        keys += [k for c in checks.values() for k in (c.start_key, c.fail_key) if k is not None]
-        if server.ping_key:
-            keys.append(server.ping_key)
-        # Nearly always: sets in C, no owner named per key, and no _key_id called per key (a UUID
-        # in upper case can be only one of 36 characters with a capital: _key_id's own test).
-        uuids = [k for k in keys if len(k) == 36]
-        if len(set(keys)) == len(keys) and (_all_lower(uuids) or len(set(map(_key_id, uuids))) == len(uuids)):
-            return
-        owners: dict[str, Owner] = {}
-        if server.ping_key:
-            owners[_key_id(server.ping_key)] = (None, "ping_key")
-        for check in checks.values():
-            for attr, value in (("key", check.key), ("start_key", check.start_key), ("fail_key", check.fail_key)):
-                if value is None:
-                    continue
-                if (known := _key_id(value)) in owners:
-                    self.fail(f"checks.{check.name}.{attr}", f"the same key is already used by {_owner(owners[known])}")
-                else:
-                    owners[known] = (check.name, attr)
+        for where, problem in key_clashes(server.ping_key, checks):
+            self.fail(where, problem)
 
 
 def _window_name(cron: str | None, start: float | None, timezone: str, duration: float | None) -> str:

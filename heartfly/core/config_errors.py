@@ -1,0 +1,47 @@
+"""What a config file that does not read as TOML is told: where it stops being UTF-8, the line of
+an integer too long for Python, and the fix for a duration or size written without quotes. Pure."""
+
+from __future__ import annotations
+
+import codecs
+import re
+import sys
+from pathlib import Path
+
+import tomli
+
+
+def not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> str:
+    """Where the file stops being UTF-8: a "café" saved as Latin-1 is one byte in a file of thousands."""
+    body = raw.removeprefix(codecs.BOM_UTF8)  # the decoder counts from after a byte order mark
+    where = f"line {line_of(body, exc.start)}: byte 0x{body[exc.start]:02x}"
+    return f"{path}: not UTF-8 text ({where}); save the file as UTF-8"
+
+
+def long_integer(path: Path, raw: bytes) -> str:
+    """An integer too long for Python to read (sys.get_int_max_str_digits), located where it can be."""
+    limit = sys.get_int_max_str_digits()
+    body = raw.removeprefix(codecs.BOM_UTF8)
+    found = re.search(rb"[0-9_]{%d,}" % (limit + 1), body)
+    where = "" if found is None else f" (line {line_of(body, found.start())})"
+    return f"{path}: invalid TOML: an integer of more than {limit} digits{where}"
+
+
+# A line `every = 15m` or `body_limit = 100KB`: a duration or size left unquoted, which TOML reads as
+# a number followed by stray letters ("Expected newline or end of document after a statement").
+_BARE_UNIT = re.compile(
+    r"\s*([A-Za-z0-9_-]+)\s*=\s*((?:[0-9]+(?:\.[0-9]+)?\s*(?:ms|d|h|m|s))+|[0-9]+\s*(?i:b|kb|kib|mb|mib))\s*(?:#.*)?"
+)  # a duration's units in small letters only, as parse_duration reads them ("15M" is no duration); a size's in either
+
+
+def unquoted(exc: tomli.TOMLDecodeError) -> str:
+    """The fix for a TOML error on a line that holds a duration or size without its quotes, or ""."""
+    lines = exc.doc.splitlines()
+    if not 0 < exc.lineno <= len(lines) or (bare := _BARE_UNIT.fullmatch(lines[exc.lineno - 1])) is None:
+        return ""
+    return f': durations and sizes are strings, in quotes: {bare[1]} = "{bare[2]}"'
+
+
+def line_of(body: bytes, offset: int) -> int:
+    """The line, from 1, of byte `offset` of the file's text (after a byte order mark)."""
+    return body.count(b"\n", 0, offset) + 1
