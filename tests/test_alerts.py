@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import html
 import json
 import signal
 import socket
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -841,6 +843,29 @@ async def test_a_webhook_error_page_naming_only_its_origin_is_not_garbled_by_hid
     await hf.ping(key, "/fail")
     [alert] = await hf.settled("job", 1)
     assert alert["error"] == f"HTTP 404: No webhook here; see http://localhost:{server.port}/ for the list", alert
+
+
+async def test_a_webhook_error_page_quoting_its_url_html_escaped_or_percent_encoded_keeps_the_token_out(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    # Django's debug 404 page quotes the URL HTML-escaped ("&amp;" between query parameters); a
+    # proxy may quote it percent-encoded. Either spelling showed the token in the attempt's error.
+    async def gone(request: web.Request) -> web.Response:
+        await request.read()
+        escaped, encoded = html.escape(str(request.url)), urllib.parse.quote(request.path_qs, safe="")
+        path = urllib.parse.quote(request.path_qs, safe="/").lower()  # "/hook%3fchannel%3dops%26token…"
+        return web.Response(status=404, text=f"Not found: {escaped} ({encoded}, {path})")
+
+    app = web.Application()
+    app.router.add_post("/hook", gone)
+    server = await aiohttp_server(app)
+    key = new_key()
+    url = f"http://127.0.0.1:{server.port}/hook?channel=ops&token={SECRET}"
+    hf = await start(write_config(webhook("hook", url) + check("job", key, ["hook"]) + fast(), server=SERVER))
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    origin = f"http://127.0.0.1:{server.port}"
+    assert alert["error"] == f"HTTP 404: Not found: {origin}/… ({origin}/…, {origin}/…)", alert
 
 
 async def test_a_receivers_error_page_is_logged_and_stored_on_one_printable_line(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
 from email.utils import parsedate_to_datetime
+from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
@@ -105,8 +107,12 @@ def _hidden(text: str, url: str) -> str:
         parsed = URL(url)
         hidden = f"{parsed.origin()}/…" if parsed.absolute else "…"  # origin(): no user or password either
         spellings = {url, str(parsed), parsed.raw_path_qs, parsed.path_qs, parsed.raw_path, parsed.path}
+        spellings |= {parsed.raw_query_string, parsed.query_string}  # the token's place, quoted alone
     except ValueError:  # not one yarl can read (aiohttp's InvalidURL, handled before): say nothing of it
         return "(a URL it cannot use)"
+    # As an HTML page quotes it (Django's debug 404: "&amp;" between query parameters), or
+    # percent-encoded (a page naming the path it refused), its slashes too or not; %2f as %2F below.
+    spellings |= {html.escape(s) for s in spellings} | {quote(s, safe=safe) for s in spellings for safe in ("", "/")}
     # One pass, the longest spelling first at each place: the origin written in is not searched
     # again. A path is not one right after a scheme's "x:/": "/local" is in "http://localhost", in
     # the origin of the URL or of a link the page gives, and hiding it there garbled the origin.
@@ -115,7 +121,7 @@ def _hidden(text: str, url: str) -> str:
         for s in sorted(spellings, key=len, reverse=True)
         if len(s) > 1  # not a bare "/"
     )
-    return re.sub(found, lambda _: hidden, text) if found else text
+    return re.sub(found, lambda _: hidden, text, flags=re.IGNORECASE) if found else text
 
 
 def _origin(location: str | None, url: str) -> str:
