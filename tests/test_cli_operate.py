@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -167,6 +168,40 @@ def test_reload_of_a_broken_file_exits_2_and_changes_nothing(running: tuple[Serv
     result = heartfly("reload", "-c", str(path))
     assert result.returncode == 2 and "error: checks.broken" in result.stderr
     assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]
+
+
+def test_a_reload_of_an_empty_or_comment_only_file_is_refused_and_the_checks_and_token_are_kept(
+    running: tuple[Server, Path],
+) -> None:
+    import urllib.error
+
+    # A file truncated by accident (`> heartfly.toml`) removed every check and api_token_file:
+    # monitoring stopped silently, and the API (so `heartfly reload`) was off until a restart.
+    server, path = running
+    kept = path.read_text()
+    token = (server.config.parent / "token").read_text().strip()
+    path.write_text("# heartfly\n\n   # nothing here yet\n")
+    request = urllib.request.Request(
+        server.url + "/api/v1/reload", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+    [problem] = json.loads(refused.value.read())["problems"]
+    assert problem == (
+        f"{path}: the file is empty or holds only comments; reloading it would stop watching"
+        " every check and turn the API off (restart the server to start on an empty file)"
+    )
+    path.write_text("")
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10  # the API's refusal is logged already: wait for the SIGHUP's
+    while server.log().count(f"reload failed, still running the previous config: {path}") < 2:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.02)
+    assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]  # the token works still
+    path.write_text(kept)
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 0, result.stderr
 
 
 def test_reload_after_a_listen_change_says_the_new_address_needs_a_restart(running: tuple[Server, Path]) -> None:

@@ -116,6 +116,7 @@ class Config:
     inherited: Mapping[str, Any] = field(default_factory=dict)  # [defaults], parsed: checks made later inherit it
     kept_parse: Path | None = field(default=None, compare=False)  # the file's parse was read from here (toml_cache)
     kept_checks: Path | None = field(default=None, compare=False)  # its checks as validated were read from here
+    blank: bool = field(default=False, compare=False)  # the file was empty or held only comments
 
     def file_checks(self) -> Mapping[str, CheckConfig]:
         return {name: c for name, c in self.checks.items() if c.origin == "file"}
@@ -141,13 +142,13 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
     except ValueError:  # tomli's int() of an integer past Python's limit of digits, not a TOMLDecodeError
         raise ConfigError([config_errors.long_integer(path, raw)]) from None
     if cache_dir is None:
-        return parse_and_read_secrets(data, path)
+        return dataclasses.replace(parse_and_read_secrets(data, path), blank=not data)
     checks = kept_checks.read(cache_dir, path, raw, stat, data.get("checks"))
     config = parse_and_read_secrets(data, path, checks)
     if checks is None:
         kept_checks.keep(cache_dir, path, raw, stat, config.checks)
     beside = None if checks is None else toml_cache.beside_path(cache_dir, path)
-    return dataclasses.replace(config, kept_parse=kept, kept_checks=beside)
+    return dataclasses.replace(config, kept_parse=kept, kept_checks=beside, blank=not data)
 
 
 def keep_parse(path: Path, cache_dir: Path) -> None:

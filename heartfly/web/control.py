@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from heartfly.core import toml_cache
-from heartfly.core.config import ConfigError, load_config
+from heartfly.core.config import Config, ConfigError, load_config
 from heartfly.core.config_advice import cleartext_login
 from heartfly.core.listen import with_listen
 from heartfly.core.states import Status
@@ -283,6 +283,8 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
         except Exception as exc:  # a validation bug must not cost the running config
             log.debug("reading %s failed", path, exc_info=True)
             return _refused([f"{path}: cannot load it: {type(exc).__name__}: {exc}"])
+        if (emptied := _emptied(rt.config, config)) is not None:
+            return _refused([emptied])
         with longlived.building(again=True):
             try:
                 keys = read_keys(config)  # the token and keys are re-read on a reload only...
@@ -300,6 +302,18 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
         log.warning("%s", clear)
     systemd.ready(f"{rt.listening} with {len(config.checks)} checks (reloaded)")
     return len(config.checks), []
+
+
+def _emptied(running: Config, config: Config) -> str | None:
+    """Why a file that is empty or holds only comments is not reloaded while checks are watched or
+    the API has a token: it would stop watching every check and turn the API off (`heartfly reload`
+    could not undo it), silently, for a file truncated by accident. A restart still starts on it."""
+    if not config.blank or not (running.file_checks() or running.server.api_token_file is not None):
+        return None
+    return (
+        f"{config.path}: the file is empty or holds only comments; reloading it would stop watching"
+        " every check and turn the API off (restart the server to start on an empty file)"
+    )
 
 
 def _refused(problems: list[str]) -> tuple[int, list[str]]:
