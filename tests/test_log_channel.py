@@ -163,6 +163,47 @@ def test_check_config_and_serve_warn_when_the_smtp_password_would_cross_the_netw
 
 
 @pytest.mark.parametrize(
+    ("server", "shown"),
+    [
+        ('listen = "0.0.0.0:8765"\n', "http://0.0.0.0:8765"),
+        ('listen = "[::]:8765"\n', "http://[::]:8765"),
+        ('listen = "0.0.0.0:8765"\npublic_url = "https://hb.example.org"\n', None),
+        ('listen = "127.0.0.1:8765"\n', None),
+    ],
+)
+def test_check_config_warns_when_alert_links_would_point_to_every_address(
+    tmp_path: Path, server: str, shown: str | None
+) -> None:
+    # listen = "0.0.0.0:PORT" without public_url: every alert linked to http://0.0.0.0:PORT/checks/X,
+    # which no browser can open, and nothing said so.
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        f'[server]\n{server}database = "hb.db"\n[channels.log]\ntype = "log"\n'
+        f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["log"]\n'
+    )
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    host = None if shown is None else shown.removeprefix("http://").rpartition(":")[0].strip("[]")
+    assert result.stderr == (
+        ""
+        if shown is None
+        else f"warning: server.public_url: alert links point to {shown}, which nobody can open ({host} means every"
+        " address of this machine): set public_url to the address people reach Heartfly at, e.g."
+        ' "https://hb.example.com"\n'
+    )
+
+
+def test_serve_warns_at_its_start_when_alert_links_would_point_to_every_address(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"  # listening on loopback; its public_url names 0.0.0.0 as one derived from it would
+    path.write_text(
+        SERVER + 'public_url = "http://0.0.0.0:8765"\n[channels.log]\ntype = "log"\n'
+        f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["log"]\n'
+    )
+    with Server(path) as server:
+        assert server.wait_for_log("server.public_url: alert links point to http://0.0.0.0:8765, which nobody can open")
+
+
+@pytest.mark.parametrize(
     ("smtp", "warning"),
     [
         ("port = 465\n", 'warning: smtp.port: 465 takes TLS from the first byte (security = "tls"), not security'),

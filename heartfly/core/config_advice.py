@@ -9,6 +9,7 @@ but it may as well be the channel some checks were meant to list.
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 from collections.abc import Sequence
 
 from heartfly.core.config import Config
@@ -48,6 +49,8 @@ def warnings(config: Config) -> list[str]:
             "server.body_limit: more than 16MiB, the most a ping's body may be (a longer one is refused):"
             " 16MiB is used and advertised"
         )
+    if (nowhere := unreachable_links(config)) is not None:  # a server setting, as body_limit
+        found.append(nowhere)
     # Server settings, as body_limit: said also of a file whose checks are all the API's.
     mail = _smtp_warnings(config)
     if not config.checks:
@@ -122,6 +125,23 @@ def cleartext_login(config: Config) -> str | None:
     return (
         f'smtp: security = "none" sends the username and password to {smtp.host} unencrypted:'
         ' set security = "starttls" (port 587) or "tls" (465)'
+    )
+
+
+def unreachable_links(config: Config) -> str | None:
+    """A public_url on 0.0.0.0 or [::] (the one derived from such a listen when the file sets none):
+    every alert's link, and the URLs the API hands out, point where no browser can go. Said by
+    check-config, and by serve at its start and each reload."""
+    url = config.server.public_url
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        if not ipaddress.ip_address(host).is_unspecified:
+            return None
+    except ValueError:  # a host name
+        return None
+    return (
+        f"server.public_url: alert links point to {url}, which nobody can open ({host} means every address"
+        ' of this machine): set public_url to the address people reach Heartfly at, e.g. "https://hb.example.com"'
     )
 
 
