@@ -584,6 +584,34 @@ async def test_an_email_the_server_took_is_sent_once_though_it_never_answers_qui
     assert len(mailbox.received) == 1
 
 
+@pytest.mark.parametrize(
+    ("security", "to", "failed"),
+    [
+        ("starttls", "ops@example.org", "SMTP STARTTLS extension not supported by server."),
+        ("none", "opé@example.org", "SMTPUTF8 is not supported by this server"),
+    ],
+    ids=["starttls", "smtputf8"],
+)
+async def test_an_smtp_server_that_was_reached_but_lacks_what_the_email_needs_is_not_told_unreachable(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter, security: str, to: str, failed: str
+) -> None:
+    # The server answered, but has no STARTTLS (or no SMTPUTF8 for a non-ASCII address): the error
+    # said "cannot reach SMTP server", and the operator went looking at the network.
+    mailbox.controller = BoundController(mailbox.inbox, mailbox.sock)
+    mailbox.controller.SMTP_kwargs["enable_SMTPUTF8"] = False  # as many servers (aiosmtpd's own default)
+    await asyncio.to_thread(mailbox.controller.start)
+    key = new_key()
+    smtp = mailbox.toml().replace('security = "none"', f'security = "{security}"')
+    channel = f'[channels.ops]\ntype = "email"\nto = ["{to}"]\n'
+    hf = await start(write_config(smtp + channel + check("job", key, ["ops"]) + fast("1s"), server=SERVER))
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    error = alert["attempt_log"][0]["error"]
+    assert error.startswith(f"SMTP server 127.0.0.1:{mailbox.port} answered, then failed: "), error
+    assert failed in error and "cannot reach" not in error
+    assert mailbox.received == []
+
+
 async def test_an_email_is_sent_exactly_once_after_the_smtp_server_comes_back(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter
 ) -> None:

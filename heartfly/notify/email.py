@@ -121,8 +121,12 @@ async def send(
         if 500 <= exc.code < 600 and exc.code not in _RETRYABLE_5XX:
             raise PermanentError(error) from None
         raise DeliveryError(error) from None
-    except (aiosmtplib.SMTPException, OSError) as exc:
+    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:  # aiosmtplib's for no connection
         raise DeliveryError(f"cannot reach SMTP server {smtp.host}:{smtp.port}: {exc}") from None
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        # Connected: no STARTTLS or AUTH, no SMTPUTF8 for a non-ASCII address, a TLS handshake that
+        # failed, a connection dropped mid-way. Not "cannot reach": the network is not what to check.
+        raise DeliveryError(f"SMTP server {smtp.host}:{smtp.port} answered, then failed: {exc}") from None
     finally:
         client.close()
     if errors:  # some recipients took it, some refused
