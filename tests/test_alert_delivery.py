@@ -186,6 +186,54 @@ async def test_a_recipient_greylisted_with_smtp_450_is_retried_and_only_that_rec
     ]
 
 
+class RefusingOne(Inbox):
+    """Refuses stuck@ with 452 (a full mailbox) while `refusing` is set; takes everyone else."""
+
+    refusing = True
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("stuck@") and self.refusing:
+            return "452 4.2.2 Mailbox full, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_recipient_refused_for_now_does_not_hold_the_next_alert_from_the_recipients_the_last_one_reached(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    # One full mailbox held every later alert of the check on the channel (the recovery, the next
+    # down) from everyone until the down alert expired, 24 h by default. Now the newer alert takes
+    # over for the refused recipient at the down's next try: each recipient still gets the alerts in
+    # order, and the newest at least once.
+    inbox = mailbox.inbox = RefusingOne()
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml() + '[channels.pair]\ntype = "email"\nto = ["ops@example.org", "stuck@example.org"]\n'
+        + check("job", key, ["pair"]) + fast("60s"),
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await hf.wait_alert("job", "pair", "down", lambda a: len(a["attempt_log"]) >= 1)
+    await hf.ping(key)  # recovers: its recovery waits behind the down
+    await hf.wait_alert("job", "pair", "recovery", lambda a: len(a["attempt_log"]) >= 1)
+    inbox.refusing = False
+    down, recovery = await hf.settled("job", 2)
+    assert (down["event"], down["status"], recovery["event"], recovery["status"]) == (
+        "down", "superseded", "recovery", "sent"
+    )  # fmt: skip
+    assert down["attempt_log"][-1]["error"] == (
+        "every recipient was refused: stuck@example.org (452 4.2.2 Mailbox full, try again later);"
+        " a newer alert of this check replaced it for them"
+    )
+    told = [(envelope.rcpt_tos, message["Subject"]) for envelope, message in mailbox.received]
+    up = "[UP] job is back up"
+    assert told == [(["ops@example.org"], "[DOWN] job failed"), (["ops@example.org"], up), (["stuck@example.org"], up)]
+
+
 # ---- order per check and channel ------------------------------------------------------------
 
 

@@ -279,6 +279,12 @@ class Dispatcher:
             except Exception as exc:  # a sender bug must not lose the alert: logged, retried
                 log.exception("alert %s via %s: unexpected error", item.key, item.channel)
                 outcome, error = AttemptOutcome.RETRY, f"{exc.__class__.__name__}: {exc}"
+        partly = outcome is AttemptOutcome.RETRY and item.newer and bool(self.reached.get((item.key, item.channel)))
+        if partly:
+            # Some recipients have it, some refuse it for now (a full mailbox): retried until it
+            # expired, it held the newer alert behind it from everyone. The rest get that one
+            # instead, so each recipient still gets the check's alerts in order, the newest at least once.
+            outcome, error = AttemptOutcome.SUPERSEDED, f"{error}; a newer alert of this check replaced it for them"
         if error is not None:  # a receiver's words (an error page, an SMTP reply): one printable line
             error = log_channel.escape(error)
         ended = self.clock.now()
@@ -295,12 +301,13 @@ class Dispatcher:
             self.reached.pop((item.key, item.channel), None)
         statements = store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)
         behind: list[int] = []
-        if outcome is AttemptOutcome.SUPERSEDED:
+        if outcome is AttemptOutcome.SUPERSEDED and not partly:  # a reminder: the stale ones behind go with it
             behind = await self._reminders_behind(item, started)
             for outbox_id in behind:
                 statements += store.attempt_statements(outbox_id, started, ended - started, outcome, error, None)
             self.outcomes[(item.channel, outcome)] += len(behind)
-        level = logging.INFO if outcome in (AttemptOutcome.SENT, AttemptOutcome.SUPERSEDED) else logging.WARNING
+        quiet = outcome in (AttemptOutcome.SENT, AttemptOutcome.SUPERSEDED) and not partly
+        level = logging.INFO if quiet else logging.WARNING
         more = f": {error}" if error else ""
         retry = f"; next try in {human_duration(next_at - ended)}" if next_at is not None else ""
         also = f"; and {len(behind)} more stale reminder(s) of this check with it" if behind else ""
