@@ -543,3 +543,22 @@ async def test_a_failure_that_arrives_before_a_window_and_waits_out_the_reorder_
         assert engine.checks["job"].state.status is Status.DOWN
         assert engine.checks["job"].state.window_hold is None
     assert _events(config) == ["down"]
+
+
+async def test_a_failure_held_for_the_reorder_window_into_a_second_window_stays_silenced_by_the_first(
+    write_config: ConfigWriter,
+) -> None:
+    # Two `drop` windows cover job: "night" from 01:30 and, listed first, "patching" from 02:00.
+    # The streak's second failure arrives at 01:59:58, inside "night", and waits out the reorder
+    # window into "patching": "night" silenced it when it came, and still does; nothing is told.
+    config = write_config(
+        job_check(extra="failures_before_alert = 2\n") + _patching(mode="drop") + _patching("night", "drop", "01:30")
+    )
+    clock = FakeClock(MONDAY_2AM - 60)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 58)
+        await ping(engine, "job", Kind.FAIL)  # 01:59:58
+        run_timer(engine, clock, 10)
+        assert engine.checks["job"].state.status is Status.DOWN
+    assert _events(config) == []

@@ -183,9 +183,15 @@ class ChangeRows:
         now = self.clock.now()
         window = maintenance.silencing(windows, check.config, now)
         learned = min(flip.learned, now)
-        if window is not None and flip.is_down and now - learned <= _HELD_MAX and window.active(learned) is None:
+        if (
+            window is not None
+            and flip.is_down
+            and now - learned <= _HELD_MAX
+            and maintenance.silencing(windows, check.config, learned) is None
+        ):
             # Learned just before the window began (a failure held for the reorder window, applied
-            # once it had begun): told, as it would have been had it been applied as its ping came.
+            # once it had begun), when no window silenced it (another covering it then, still under
+            # way or not, did): told, as it would have been had it been applied as its ping came.
             window = None
         if window is None and not flip.is_down and (held := check.state.window_hold) is not None:
             # Its down is held for a summary not told yet (its window just ended, or ended while
