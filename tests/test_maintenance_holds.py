@@ -562,3 +562,20 @@ async def test_a_failure_held_for_the_reorder_window_into_a_second_window_stays_
         run_timer(engine, clock, 10)
         assert engine.checks["job"].state.status is Status.DOWN
     assert _events(config) == []
+
+
+async def test_a_failure_that_arrives_before_a_drop_window_ends_and_waits_out_the_reorder_window_past_it_is_dropped(
+    write_config: ConfigWriter,
+) -> None:
+    # failures_before_alert 2, a `drop` window 02:00-03:00: the streak's second failure arrives at
+    # 02:59:58 and waits out the reorder window past the window's end. Its down happened, and was
+    # learned, within the window: dropped, as it would have been at once, not told at 03:00:03.
+    config = write_config(job_check(extra="failures_before_alert = 2\n") + _patching(mode="drop"))
+    clock = FakeClock(MONDAY_2AM + 3600 - 60)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 58)
+        await ping(engine, "job", Kind.FAIL)  # 02:59:58
+        run_timer(engine, clock, 10)
+        assert engine.checks["job"].state.status is Status.DOWN
+    assert _events(config) == []

@@ -193,6 +193,12 @@ class ChangeRows:
             # once it had begun), when no window silenced it (another covering it then, still under
             # way or not, did): told, as it would have been had it been applied as its ping came.
             window = None
+        elif window is None and flip.is_down and now - learned <= _HELD_MAX:
+            # Learned within a `drop` window that ended since (held for the reorder window past
+            # its end): dropped, as it would have been had it been applied as its ping came. A
+            # `hold` window's summary went without it: told now, as its summary would have.
+            then = maintenance.silencing(windows, check.config, learned)
+            window = then if then is not None and then.alerts == "drop" else None
         if window is None and not flip.is_down and (held := check.state.window_hold) is not None:
             # Its down is held for a summary not told yet (its window just ended, or ended while
             # Heartfly was stopped): a reminder now would come before the down alert it reminds
