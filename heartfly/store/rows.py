@@ -313,6 +313,13 @@ def new_meta_statement(key: str, value: str) -> Statement:
     return "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value)
 
 
+def new_meta_while_statement(key: str, value: str, other: str) -> Statement:
+    """new_meta_statement, only while the meta row `other` is there: a rename takes its new name
+    only while its check is stored under its old one (another node may have deleted it)."""
+    sql = "INSERT INTO meta (key, value) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM meta WHERE key = ?)"
+    return f"{sql} ON CONFLICT(key) DO NOTHING", (key, value, other)
+
+
 # The server's own marks in the meta table (queries.read_checkpoint and read_last_alive read them).
 CHECKPOINT = "checkpoint"  # every ping numbered up to it is in the stored states
 ALIVE_AT = "alive_at"  # the server's last sign of life: a restart's downtime starts here

@@ -86,15 +86,22 @@ async def _make(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck)
     return await _settle(rt, stored, check)
 
 
-async def _settle(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck) -> Outcome:
+async def _settle(
+    rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck, renamed: str | None = None
+) -> Outcome:
     """Serve `stored` if `check` is the one its name's meta row holds after a commit that wrote it
-    only where none was ("written"), else the check another node made first ("exists")."""
+    only where none was ("written"), else the check another node made first ("exists"). A check
+    renamed from `renamed` whose new name holds nothing was deleted by another node before the
+    rename took it ("gone"): served without it."""
     key = META_PREFIX + check.name
     assert rt.reader is not None and rt.file_config is not None
     try:
         text = (await rt.reader.read_meta_prefix(key)).get(key)
     except StoreError:  # served as made: follow() corrects it within POLL if another node won
-        text = None
+        text = check.encode()
+    if text is None and renamed is not None:
+        await rt.apply_config(rt.file_config, {n: c for n, c in rt.stored.items() if n != renamed}, [])
+        return "gone"
     if text is None or text == check.encode():
         await rt.apply_config(rt.file_config, stored, [])
         return "written"
@@ -120,7 +127,9 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
         # through unanswered (in doubt) would tombstone its own row, and drop its end. The new
         # name is taken first, where no check holds it, and the rest is done only if this check
         # holds it: another node of a cluster may have made a check of that name within the second
-        # before this one reads it, which a rename must not write over (nor tombstone its pings).
+        # before this one reads it, which a rename must not write over (nor tombstone its pings),
+        # and only while this check is stored under its old name: deleted on another node within
+        # that second, it is gone, not brought back under its new name without its history.
         new, text = META_PREFIX + check.name, check.encode()
         moves = (
             store.tombstone_statement(check.name),
@@ -129,12 +138,12 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
             store.rename_meta_statement(PAUSE_META + old, PAUSE_META + check.name),
         )
         statements = (
-            store.new_meta_statement(new, text),
+            store.new_meta_while_statement(new, text, META_PREFIX + old),
             *(store.while_meta_is(store.while_meta(statement, META_PREFIX + old), new, text) for statement in moves),
             store.while_meta_is(store.delete_meta_statement(META_PREFIX + old), new, text),
         )
         await _store(rt, stored, check.name, *statements, apply=False)
-        outcome = await _settle(rt, stored, check)
+        outcome = await _settle(rt, stored, check, old)
     if outcome == "written":
         log.info("check %s: renamed %s through the API", old, check.name)
     return outcome
