@@ -579,3 +579,22 @@ async def test_a_failure_that_arrives_before_a_drop_window_ends_and_waits_out_th
         run_timer(engine, clock, 10)
         assert engine.checks["job"].state.status is Status.DOWN
     assert _events(config) == []
+
+
+@pytest.mark.parametrize("mode", ["drop", "hold"])
+async def test_a_recovery_that_arrives_before_a_window_and_waits_out_the_reorder_window_into_it_is_told(
+    write_config: ConfigWriter, mode: str
+) -> None:
+    # min_runtime: a success without a start waits out the reorder window (its start may show it
+    # too fast). job is down, told; its recovering success arrives 2 s before the window and is
+    # applied in it. The recovery happened, and was learned, before the window: told then, not
+    # dropped (nor held for a summary that tells only the checks still down: never told at all).
+    config = write_config(job_check(extra='min_runtime = "1s"\n') + _patching(mode=mode))
+    clock = FakeClock(MONDAY_2AM - 60)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 58)
+        await ping(engine, "job", Kind.SUCCESS)  # 01:59:58
+        run_timer(engine, clock, 10)
+        assert engine.checks["job"].state.status is Status.UP
+    assert _events(config) == ["down", "recovery"]

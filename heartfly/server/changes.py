@@ -183,17 +183,19 @@ class ChangeRows:
         now = self.clock.now()
         window = maintenance.silencing(windows, check.config, now)
         learned = min(flip.learned, now)
+        change = flip.is_down or flip.is_recovery  # not a reminder: sent now, for now
         if (
             window is not None
-            and flip.is_down
+            and change
             and now - learned <= _HELD_MAX
             and maintenance.silencing(windows, check.config, learned) is None
         ):
-            # Learned just before the window began (a failure held for the reorder window, applied
-            # once it had begun), when no window silenced it (another covering it then, still under
-            # way or not, did): told, as it would have been had it been applied as its ping came.
+            # Learned just before the window began (a failure held for the reorder window, or a
+            # success held for its start, applied once it had begun), when no window silenced it
+            # (another covering it then, still under way or not, did): told, as it would have been
+            # had it been applied as its ping came.
             window = None
-        elif window is None and flip.is_down and now - learned <= _HELD_MAX:
+        elif window is None and change and now - learned <= _HELD_MAX:
             # Learned within a `drop` window that ended since (held for the reorder window past
             # its end): dropped, as it would have been had it been applied as its ping came. A
             # `hold` window's summary went without it: told now, as its summary would have.
