@@ -313,6 +313,12 @@ def new_meta_statement(key: str, value: str) -> Statement:
     return "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value)
 
 
+def changed_meta_statement(key: str, value: str) -> Statement:
+    """The meta row `key` set to `value` if it is there, else nothing: a stored check's change,
+    which must not bring back a check another node deleted."""
+    return "UPDATE meta SET value = ? WHERE key = ?", (value, key)
+
+
 def new_meta_while_statement(key: str, value: str, other: str) -> Statement:
     """new_meta_statement, only while the meta row `other` is there: a rename takes its new name
     only while its check is stored under its old one (another node may have deleted it)."""

@@ -62,9 +62,10 @@ async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int |
         if cap is not None and sum(1 for c in rt.stored.values() if c.origin == "auto") >= cap:
             return "capped"
         stored = {**rt.stored, check.name: check}
-        if not new:
-            await _store(rt, stored, check.name, store.meta_statement(META_PREFIX + check.name, check.encode()))
-            return "written"
+        if not new:  # only where it is still stored: another node may have deleted it within POLL
+            changed = store.changed_meta_statement(META_PREFIX + check.name, check.encode())
+            await _store(rt, stored, check.name, changed, apply=False)
+            return await _settle(rt, stored, check, check.name)
         return await _make(rt, stored, check)
 
 
@@ -86,23 +87,22 @@ async def _make(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck)
     return await _settle(rt, stored, check)
 
 
-async def _settle(
-    rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck, renamed: str | None = None
-) -> Outcome:
+async def _settle(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck, old: str | None = None) -> Outcome:
     """Serve `stored` if `check` is the one its name's meta row holds after a commit that wrote it
     only where none was ("written"), else the check another node made first ("exists"). A check
-    renamed from `renamed` whose new name holds nothing was deleted by another node before the
-    rename took it ("gone"): served without it."""
+    changed or renamed from `old` whose name then holds nothing was deleted by another node before
+    this commit ("gone"): served without it. A change another node wrote after this one's is
+    served as written: follow() serves theirs within POLL."""
     key = META_PREFIX + check.name
     assert rt.reader is not None and rt.file_config is not None
     try:
         text = (await rt.reader.read_meta_prefix(key)).get(key)
     except StoreError:  # served as made: follow() corrects it within POLL if another node won
         text = check.encode()
-    if text is None and renamed is not None:
-        await rt.apply_config(rt.file_config, {n: c for n, c in rt.stored.items() if n != renamed}, [])
+    if text is None and old is not None:
+        await rt.apply_config(rt.file_config, {n: c for n, c in rt.stored.items() if n != old}, [])
         return "gone"
-    if text is None or text == check.encode():
+    if text is None or text == check.encode() or old == check.name:
         await rt.apply_config(rt.file_config, stored, [])
         return "written"
     # Another node made it first: serve its check, as follow() would within POLL (which says why
