@@ -1,4 +1,4 @@
-"""The dispatcher's read of the outbox: time per queries.read_due_alerts call as the backlog grows.
+"""The dispatcher's read of the outbox: time per outboxqueries.read_due_alerts call as the backlog grows.
 
 Run from the repository root:
 
@@ -27,24 +27,24 @@ from typing import Any
 
 import aiosqlite
 
-from heartfly.store import queries
+from heartfly.store import outboxqueries
 from heartfly.store import sqlite as store
 from heartfly.store.rows import INSERT_OUTBOX, OutboxRow
 
 NOW = 1_780_000_000.0
 CHANNELS = ("email", "hook", "chat")
 
-# queries._DUE_ALERTS before schema version 5: groups every pending row on every read.
+# outboxqueries._DUE_ALERTS before schema version 5: groups every pending row on every read.
 OLD_DUE_ALERTS = f"""
 WITH heads AS (
     SELECT MIN(id) AS id, COUNT(*) > 1 AS newer FROM outbox WHERE status = 'pending'
     GROUP BY check_id, channel, CASE WHEN check_id IS NULL THEN id END
 ), due AS (
-    SELECT {queries._OUTBOX_COLUMNS}, newer,
+    SELECT {outboxqueries._OUTBOX_COLUMNS}, newer,
         ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n
     FROM outbox JOIN heads USING (id) WHERE next_attempt_at <= ?
 )
-SELECT {queries._OUTBOX_COLUMNS}, newer FROM due WHERE n <= ? ORDER BY next_attempt_at, id
+SELECT {outboxqueries._OUTBOX_COLUMNS}, newer FROM due WHERE n <= ? ORDER BY next_attempt_at, id
 """
 
 
@@ -99,11 +99,15 @@ async def run(sizes: list[int], checks: int, reps: int, per_channel: int, plan: 
                 db = await store.connect(path)
                 try:
                     before, want = await best_ms(functools.partial(old_read, db, per_channel), reps)
-                    now, got = await best_ms(functools.partial(queries.read_due_alerts, db, NOW, per_channel), reps)
+                    now, got = await best_ms(
+                        functools.partial(outboxqueries.read_due_alerts, db, NOW, per_channel), reps
+                    )
                     assert [(r[0], bool(r[10])) for r in want] == [(i.id, i.newer) for i in got], "the reads differ"
                     print(f"{size:>8} {shape:>7} {len(got):>8} {before:>10.2f} {now:>8.2f}")
                     if plan:
-                        async with db.execute("EXPLAIN QUERY PLAN " + queries._DUE_ALERTS, (NOW, per_channel)) as cur:
+                        async with db.execute(
+                            "EXPLAIN QUERY PLAN " + outboxqueries._DUE_ALERTS, (NOW, per_channel)
+                        ) as cur:
                             for row in await cur.fetchall():
                                 print("    ", row[3])
                 finally:

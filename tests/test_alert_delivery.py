@@ -29,7 +29,7 @@ from heartfly.core import states
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
 from heartfly.notify import outbox
-from heartfly.store import queries
+from heartfly.store import outboxqueries
 from heartfly.store import sqlite as store
 from heartfly.store.pingrecord import PingRecord
 from heartfly.store.rows import OutboxRow, Write, insert_check_statement
@@ -349,14 +349,14 @@ async def test_a_pile_of_stale_reminders_is_superseded_in_one_read_and_write_lea
         await writer.submit(Write(statements=[insert_check_statement(1, "job", now, initial)], outbox=rows))
     finally:
         await writer.close()
-    real, heads = queries.read_due_alerts, set[int]()
+    real, heads = outboxqueries.read_due_alerts, set[int]()
 
-    async def read_due_alerts(*args: Any) -> list[queries.OutboxItem]:
+    async def read_due_alerts(*args: Any) -> list[outboxqueries.OutboxItem]:
         items = await real(*args)
         heads.update(item.id for item in items if item.event == "reminder")
         return items
 
-    monkeypatch.setattr(queries, "read_due_alerts", read_due_alerts)
+    monkeypatch.setattr(outboxqueries, "read_due_alerts", read_due_alerts)
     caplog.set_level(logging.INFO, logger="heartfly.notify.dispatcher")
     hf = await start(config)
     pending = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
@@ -567,16 +567,16 @@ async def test_the_dispatcher_survives_a_failed_read_of_the_outbox_and_delivers_
     hook = await receivers()
     key = new_key()
     config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast(), server=SERVER)
-    real = queries.read_due_alerts
+    real = outboxqueries.read_due_alerts
     failed = asyncio.Event()
 
-    async def fails_once(*args: Any) -> list[queries.OutboxItem]:
+    async def fails_once(*args: Any) -> list[outboxqueries.OutboxItem]:
         if not failed.is_set():
             failed.set()
             raise sqlite3.OperationalError("disk I/O error")
         return await real(*args)
 
-    monkeypatch.setattr(queries, "read_due_alerts", fails_once)
+    monkeypatch.setattr(outboxqueries, "read_due_alerts", fails_once)
     hf = await start(config)
     await failed.wait()
     await hf.ping(key, "/fail")

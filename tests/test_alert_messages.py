@@ -39,7 +39,7 @@ from heartfly.notify.message import (
     webhook_json,
 )
 from heartfly.notify.outbox import TEST_EXPIRE_AFTER
-from heartfly.store.queries import OutboxItem
+from heartfly.store.outboxqueries import OutboxItem
 from tests.conftest import ConfigWriter, check
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

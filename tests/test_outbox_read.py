@@ -1,4 +1,4 @@
-"""The dispatcher's read of the outbox (queries.read_due_alerts) and the schema it relies on."""
+"""The dispatcher's read of the outbox (outboxqueries.read_due_alerts) and the schema it relies on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 import sqlite3
 from pathlib import Path
 
-from heartfly.store import queries
+from heartfly.store import outboxqueries
 from heartfly.store import sqlite as store
 from heartfly.store.rows import INSERT_OUTBOX
 from heartfly.store.schema import MIGRATIONS
@@ -56,7 +56,7 @@ async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_i
                 conn.executemany(INSERT_OUTBOX, [row for row, _ in rows])
                 conn.executemany("UPDATE outbox SET status = ? WHERE id = ?", [(s, row[0]) for row, s in rows])
             per_channel = rng.randint(1, 4)
-            got = await queries.read_due_alerts(db, NOW, per_channel)
+            got = await outboxqueries.read_due_alerts(db, NOW, per_channel)
             assert [(item.id, item.newer) for item in got] == _expected(rows, NOW, per_channel), rows
     finally:
         await db.close()
@@ -81,11 +81,11 @@ async def test_a_database_of_schema_version_4_is_migrated_and_its_pending_alerts
     assert {"outbox_heads", "outbox_waiting"} <= indexes and "outbox_pending" not in indexes
     db = await store.connect(path)
     try:
-        assert [(item.id, item.newer) for item in await queries.read_due_alerts(db, NOW)] == [(2, True)]
-        async with db.execute("EXPLAIN QUERY PLAN " + queries._DUE_ALERTS, (NOW, 100)) as cur:
+        assert [(item.id, item.newer) for item in await outboxqueries.read_due_alerts(db, NOW)] == [(2, True)]
+        async with db.execute("EXPLAIN QUERY PLAN " + outboxqueries._DUE_ALERTS, (NOW, 100)) as cur:
             plan = " ".join(str(row[3]) for row in await cur.fetchall())
         assert "outbox_heads" in plan and "SCAN outbox" not in plan  # seeks on the new index, no full scan
-        assert await queries.count_pending_alerts(db) == 2
+        assert await outboxqueries.count_pending_alerts(db) == 2
     finally:
         await db.close()
 
@@ -115,8 +115,8 @@ async def test_the_reminders_behind_a_head_are_its_groups_pending_unexpired_remi
             group = [row for row, s in rows if s == "pending" and (row[2], row[3]) == (1, "a")]
             newest = max((row[0] for row in group), default=0)
             want = [r[0] for r in group if head < r[0] < newest and r[4] == "reminder" and r[7] >= NOW][:limit]
-            assert await queries.read_reminders_behind(db, 1, "a", head, NOW, limit) == want, (head, rows)
-        async with db.execute("EXPLAIN QUERY PLAN " + queries._REMINDERS_BEHIND, (1, "a", 0, NOW, 10)) as cur:
+            assert await outboxqueries.read_reminders_behind(db, 1, "a", head, NOW, limit) == want, (head, rows)
+        async with db.execute("EXPLAIN QUERY PLAN " + outboxqueries._REMINDERS_BEHIND, (1, "a", 0, NOW, 10)) as cur:
             plan = [str(row[3]) for row in await cur.fetchall()]
         assert all("outbox_heads" in step for step in plan if step.startswith(("SEARCH", "SCAN"))), plan
         assert not any(step.startswith("SCAN") for step in plan), plan

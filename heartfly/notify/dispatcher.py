@@ -1,7 +1,7 @@
 """Delivers the outbox: at least once, with retries, one attempt row per try.
 
 Each due outbox row gets a task of its own behind a per-channel limit, so a hung webhook
-never delays email. A check's alerts go out in order on each channel (queries.read_due_alerts);
+never delays email. A check's alerts go out in order on each channel (outboxqueries.read_due_alerts);
 a reminder with a newer alert behind it, or of a check no longer down, is superseded, not sent,
 and in the same write the stale reminders queued behind it. An attempt that fails for a reason
 that may pass (timeout, 5xx, server down) is retried with capped exponential backoff and jitter
@@ -31,7 +31,7 @@ from heartfly.notify import DeliveryError, PermanentError, apprise_channel, emai
 from heartfly.notify.message import Alert
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
-from heartfly.store.queries import OutboxItem
+from heartfly.store.outboxqueries import OutboxItem
 from heartfly.store.rows import Statement
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.record import RecordRows
-from heartfly.store.queries import CheckRow, CheckText, LoggedPing, OutboxItem, Recent, Table
+from heartfly.store.outboxqueries import OutboxItem
+from heartfly.store.queries import CheckRow, CheckText, LoggedPing, Recent, Table
 from heartfly.store.rows import Write
 
 

@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from heartfly.core.dburl import PostgresDatabase
-from heartfly.store import queries, rows
+from heartfly.store import outboxqueries, queries, rows
 from heartfly.store.api import StoreError, StoreFault
 
 # A read transaction sees one snapshot (SQLite's BEGIN does, in WAL mode); PostgreSQL's default
@@ -37,8 +37,8 @@ PG_VARIANTS: dict[str, str] = {
     queries._RUNS_OF: _RUNS_OF,
     queries._END_PINGS_OF: _END_PINGS_OF,
     queries._MISSES_OF: _MISSES_OF,
-    queries._DUE_ALERTS: queries._DUE_ALERTS.replace("instr(", "strpos("),  # the same arguments
-    queries._SUMMARY_AHEAD: queries._SUMMARY_AHEAD.replace("instr(", "strpos("),
+    outboxqueries._DUE_ALERTS: outboxqueries._DUE_ALERTS.replace("instr(", "strpos("),  # the same arguments
+    outboxqueries._SUMMARY_AHEAD: outboxqueries._SUMMARY_AHEAD.replace("instr(", "strpos("),
 }
 
 _NUMBERED = re.compile(r"\?(\d+)")

@@ -52,7 +52,7 @@ class CheckText(NamedTuple):
 CHECKS_PAGE = 1000  # rows read_checks fetches, and decodes, at a time
 
 
-async def _rows(db: Db, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+async def fetch_all(db: Db, sql: str, args: Sequence[Any] = ()) -> list[Any]:
     """A statement's rows, all read in one call on the connection. SQLite holds a read snapshot
     while a statement is open, and on a shared connection (the server's one reader) any read
     begun by another coroutine meanwhile runs in it: the API counted one ping fewer than it had
@@ -60,9 +60,9 @@ async def _rows(db: Db, sql: str, args: Sequence[Any] = ()) -> list[Any]:
     return list(await db.execute_fetchall(sql, args))
 
 
-async def _first(db: Db, sql: str, args: Sequence[Any] = ()) -> Any | None:
+async def fetch_one(db: Db, sql: str, args: Sequence[Any] = ()) -> Any | None:
     """A statement's first row, or None (_rows)."""
-    rows = await _rows(db, sql, args)
+    rows = await fetch_all(db, sql, args)
     return rows[0] if rows else None
 
 
@@ -73,7 +73,7 @@ async def read_checks(db: Db) -> list[CheckRow]:
     # A page at a time, each decoded before the next: 100k rows' state texts at once take some
     # 45 MB, which the allocator keeps (its arenas end up shared with the states) after they go.
     while True:
-        rows = await _rows(db, sql, (after, CHECKS_PAGE))
+        rows = await fetch_all(db, sql, (after, CHECKS_PAGE))
         decoded = decode_states(r[4] for r in rows)  # a page shares its equal instants
         checks += [CheckRow(r[0], r[1], r[2], r[3], st, r[5]) for r, st in zip(rows, decoded, strict=True)]
         if len(rows) < CHECKS_PAGE:
@@ -87,7 +87,7 @@ async def read_check_ids(db: Db, names: Sequence[str]) -> dict[str, int]:
     for start in range(0, len(names), 500):  # within SQLite's bound on a statement's parameters
         part = list(names[start : start + 500])
         sql = f"SELECT name, id FROM checks WHERE name IN ({','.join('?' * len(part))})"  # noqa: S608
-        found.update({str(name): int(check_id) for name, check_id in await _rows(db, sql, part)})
+        found.update({str(name): int(check_id) for name, check_id in await fetch_all(db, sql, part)})
     return found
 
 
@@ -95,7 +95,7 @@ async def read_check_texts(db: Db) -> list[CheckText]:
     """Every stored check, its state left as stored: a restart decodes each when it is first
     used or in the background after the server answers (Loading.load), not before."""
     sql = "SELECT id, name, removed_at, state, state_ping_id FROM checks ORDER BY id"
-    return [CheckText(*row) for row in await _rows(db, sql)]
+    return [CheckText(*row) for row in await fetch_all(db, sql)]
 
 
 async def read_current_checks(db: Db, configs: Mapping[str, CheckConfig]) -> list[CheckRow]:
@@ -171,7 +171,7 @@ async def pings_after(db: Db, ping_id: int, page: int = 10_000) -> AsyncIterator
     time, because after a crash under load they can number hundreds of thousands."""
     sql = f"{_LOGGED_PING} WHERE id > ? ORDER BY id LIMIT ?"
     while True:
-        rows = await _rows(db, sql, (ping_id, page))
+        rows = await fetch_all(db, sql, (ping_id, page))
         for r in rows:
             yield _logged(r)
         if len(rows) < page:
@@ -183,7 +183,7 @@ async def check_pings_after(db: Db, check_id: int, ping_id: int) -> list[LoggedP
     """One check's pings newer than its stored state, oldest first: at most a checkpoint's delay of
     them (pruning keeps them), for a check that comes back after it was removed."""
     sql = f"{_LOGGED_PING} WHERE check_id = ? AND id > ? ORDER BY id"
-    return [_logged(r) for r in await _rows(db, sql, (check_id, ping_id))]
+    return [_logged(r) for r in await fetch_all(db, sql, (check_id, ping_id))]
 
 
 async def read_ping_ids(db: Db, since: float, limit: int) -> list[tuple[int, str, float]]:
@@ -193,11 +193,11 @@ async def read_ping_ids(db: Db, since: float, limit: int) -> list[tuple[int, str
         "SELECT check_id, uid, received_at FROM (SELECT check_id, uid, received_at FROM pings WHERE uid IS NOT NULL"
         " AND received_at >= ? ORDER BY received_at DESC LIMIT ?) AS recent ORDER BY received_at"
     )
-    return [(int(check), str(uid), float(at)) for check, uid, at in await _rows(db, sql, (since, limit))]
+    return [(int(check), str(uid), float(at)) for check, uid, at in await fetch_all(db, sql, (since, limit))]
 
 
 async def read_meta(db: Db, key: str) -> str | None:
-    row = await _first(db, "SELECT value FROM meta WHERE key = ?", (key,))
+    row = await fetch_one(db, "SELECT value FROM meta WHERE key = ?", (key,))
     return None if row is None else str(row[0])
 
 
@@ -216,7 +216,7 @@ Table = Literal["pings", "flips", "outbox"]  # the tables whose ids the engine h
 
 
 async def max_id(db: Db, table: Table) -> int:
-    row = await _first(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608 - fixed names
+    row = await fetch_one(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608 - fixed names
     return int(row[0]) if row else 0
 
 
@@ -224,177 +224,25 @@ async def count_pings(db: Db, check_id: int | None = None) -> dict[int, int]:
     """How many pings each check (or the one given) has kept: Healthchecks' API shows a count."""
     where, args = ("WHERE check_id = ?", (check_id,)) if check_id is not None else ("", ())
     sql = f"SELECT check_id, COUNT(*) FROM pings {where} GROUP BY check_id"  # noqa: S608 - fixed text
-    return {int(r[0]): int(r[1]) for r in await _rows(db, sql, args)}
+    return {int(r[0]): int(r[1]) for r in await fetch_all(db, sql, args)}
 
 
 async def read_downtimes(db: Db, limit: int = 20) -> list[dict[str, Any]]:
     sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
-    rows = await _rows(db, sql, (limit,))
+    rows = await fetch_all(db, sql, (limit,))
     return [{"stopped_at": r[0], "started_at": r[1], "clean": bool(r[2])} for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    id: int
-    key: str
-    check_id: int | None
-    channel: str
-    event: str
-    payload: dict[str, Any]
-    created_at: float
-    expires_at: float
-    next_attempt_at: float
-    attempts: int
-    newer: bool = False  # a newer alert of the same check waits behind this one on its channel
-
-
-_OUTBOX_COLUMNS = "id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at, attempts"
-_O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "))
-
-# The alerts to try now. Per (check, channel) only the oldest pending alert, so they arrive in
-# order: a recovery never before its down alert, even when that one is being retried (a test
-# alert, of no check, waits for nothing). A maintenance summary is the down alert of the checks it
-# lists: the alert of one of them made after it waits while it is pending on that channel (found
-# in its payload, as outbox.maintenance_row writes it, exactly: instr, strpos on PostgreSQL, not
-# LIKE, which reads "_" as any character and, on SQLite, ignores case). And at most
-# `per_channel` of each channel, oldest due first, so a channel's backlog cannot crowd the others
-# out of the read.
-#
-# `heads` walks the groups on the partial index outbox_heads (check_id, channel, id), one seek
-# from each group's head to the next group's (the same check on a later channel, else the next
-# check), so a read costs a few seeks per group with pending alerts however deep each group's
-# backlog is; the alerts queued behind a head are never visited. (Scanning the due alerts in
-# next_attempt_at order instead is cheap until a channel is down: its heads wait for their retry
-# while the alerts behind them, due since they were made, are scanned and skipped on every read.)
-# The sorts are over the due heads only.
-_DUE_ALERTS = f"""
-WITH RECURSIVE heads(id) AS (
-    SELECT (SELECT id FROM outbox WHERE status = 'pending' AND check_id IS NOT NULL
-            ORDER BY check_id, channel, id LIMIT 1)
-    UNION ALL
-    SELECT COALESCE(
-        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id = h.check_id AND n.channel > h.channel
-         ORDER BY n.channel, n.id LIMIT 1),
-        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id > h.check_id
-         ORDER BY n.check_id, n.channel, n.id LIMIT 1))
-    FROM heads JOIN outbox AS h ON h.id = heads.id
-), due AS (
-    SELECT id, channel, next_attempt_at FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
-        AND NOT EXISTS (SELECT 1 FROM outbox AS m WHERE m.status = 'pending' AND m.event = 'maintenance'
-                        AND m.channel = outbox.channel AND m.id < outbox.id
-                        AND instr(m.payload,
-                                  '"check": "' || (SELECT name FROM checks WHERE id = outbox.check_id) || '"') > 0)
-    UNION ALL
-    SELECT id, channel, next_attempt_at FROM outbox
-    WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1
-), ranked AS (
-    SELECT id, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n FROM due
-)
-SELECT {_O_OUTBOX_COLUMNS},
-    EXISTS (SELECT 1 FROM outbox AS n WHERE n.status = 'pending'
-            AND n.check_id = o.check_id AND n.channel = o.channel AND n.id > o.id) AS newer
-FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_attempt_at, o.id
-"""  # noqa: S608 - fixed column names
-
-
-async def read_due_alerts(db: Db, now: float, per_channel: int = 100) -> list[OutboxItem]:
-    rows = await _rows(db, _DUE_ALERTS, (now, per_channel))
-    return [
-        OutboxItem(
-            id=r[0], key=r[1], check_id=r[2], channel=r[3], event=r[4], payload=json.loads(r[5]),
-            created_at=r[6], expires_at=r[7], next_attempt_at=r[8], attempts=r[9], newer=bool(r[10]),
-        )
-        for r in rows
-    ]  # fmt: skip
-
-
-# The pending reminders queued behind a superseded head, to supersede with it (dispatcher): of the
-# same check and channel, after the head, before the group's newest pending alert (which tells
-# more, whatever it is), and not expired by the dispatcher's measure (now <= expires_at; the
-# expiry path records the others). Other events behind the head are left alone: a down or a
-# recovery is sent in its turn. A range on outbox_heads (check_id, channel, id), as is the MAX.
-_REMINDERS_BEHIND = """
-SELECT id FROM outbox
-WHERE status = 'pending' AND check_id = ?1 AND channel = ?2 AND id > ?3 AND event = 'reminder' AND expires_at >= ?4
-    AND id < (SELECT MAX(id) FROM outbox WHERE status = 'pending' AND check_id = ?1 AND channel = ?2)
-ORDER BY id LIMIT ?5
-"""
-
-
-async def read_reminders_behind(
-    db: Db, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
-) -> list[int]:
-    """Ids of the stale reminders queued behind the head `head_id` of (check_id, channel), oldest first."""
-    return [int(r[0]) for r in await _rows(db, _REMINDERS_BEHIND, (check_id, channel, head_id, now, limit))]
-
-
-async def read_alert_ahead(db: Db, check_id: int, channel: str, outbox_id: int) -> str | None:
-    """The key of the pending alert of (check_id, channel) queued just before `outbox_id`, which
-    read_due_alerts sends first (a check's alerts go out in order on each channel), else of an older
-    pending maintenance summary on the channel that names the check; None if none. One seek on
-    outbox_heads (check_id, channel, id) for the first."""
-    sql = (
-        "SELECT key FROM outbox WHERE status = 'pending' AND check_id = ? AND channel = ? AND id < ?"
-        " ORDER BY id DESC LIMIT 1"
-    )
-    row = await _first(db, sql, (check_id, channel, outbox_id))
-    if row is None:  # the head of its queue: it waits for a maintenance summary naming its check, as _DUE_ALERTS
-        row = await _first(db, _SUMMARY_AHEAD, (check_id, channel, outbox_id))
-    return None if row is None else str(row[0])
-
-
-# The pending maintenance summary on a channel, older than a check's alert, that names the check
-# (found as _DUE_ALERTS finds it): the head of the check's queue waits for it.
-_SUMMARY_AHEAD = """
-SELECT key FROM outbox
-WHERE status = 'pending' AND event = 'maintenance' AND channel = ?2 AND id < ?3
-    AND instr(payload, '"check": "' || (SELECT name FROM checks WHERE id = ?1) || '"') > 0
-ORDER BY id DESC LIMIT 1
-"""
 
 
 async def read_last_status(db: Db, check_id: int) -> str | None:
     """The status the check's latest recorded change left it in; None before its first. One seek
     on flips_by_check (check_id, id)."""
-    row = await _first(db, "SELECT new FROM flips WHERE check_id = ? ORDER BY id DESC LIMIT 1", (check_id,))
+    row = await fetch_one(db, "SELECT new FROM flips WHERE check_id = ? ORDER BY id DESC LIMIT 1", (check_id,))
     return None if row is None else str(row[0])
-
-
-async def next_alert_after(db: Db, now: float) -> float | None:
-    """When the next pending alert that is not due yet becomes due."""
-    sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"
-    row = await _first(db, sql, (now,))
-    return None if row is None or row[0] is None else float(row[0])
-
-
-async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
-    """A check's alerts (or the test alerts, check_id None), newest first, each with every attempt.
-
-    One statement, so one snapshot: an alert's status always agrees with its attempt log.
-    """
-    where = "check_id IS NULL" if check_id is None else "check_id = ?"
-    params: tuple[Any, ...] = (_cursor(before), limit)
-    if check_id is not None:
-        params = (check_id, *params)
-    sql = (
-        "SELECT o.id, o.key, o.channel, o.event, o.created_at, o.status, o.attempts, o.done_at, o.last_error,"  # noqa: S608 - `where` is one of two fixed texts
-        " o.next_attempt_at, a.at, a.duration, a.outcome, a.error"
-        f" FROM (SELECT * FROM outbox WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?) AS o"
-        " LEFT JOIN alert_attempts AS a ON a.outbox_id = o.id ORDER BY o.id DESC, a.id"
-    )
-    rows = await _rows(db, sql, params)
-    keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
-    alerts: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        alert = alerts.setdefault(row[0], {**dict(zip(keys, row[:10], strict=True)), "attempt_log": []})
-        if row[12] is not None:
-            alert["attempt_log"].append({"at": row[10], "duration": row[11], "outcome": row[12], "error": row[13]})
-    return list(alerts.values())
 
 
 async def read_ping(db: Db, ping_id: int) -> dict[str, Any] | None:
     sql = "SELECT id, at, kind, exit_status, run_id, body, source, check_id FROM pings WHERE id = ?"
-    row = await _first(db, sql, (ping_id,))
+    row = await fetch_one(db, sql, (ping_id,))
     if row is None:
         return None
     return dict(zip(("id", "at", "kind", "exit_status", "run_id", "body", "source", "check_id"), row, strict=True))
@@ -421,7 +269,7 @@ async def read_pings(db: Db, check_id: int, limit: int = 100, before: int | None
     keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
             "source", "member")  # fmt: skip
     sql = _page("pings", ", ".join(keys), "at")
-    rows = [dict(zip(keys, row, strict=True)) for row in await _rows(db, sql, (check_id, before, limit))]
+    rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, sql, (check_id, before, limit))]
     for item in rows:
         item["truncated"] = bool(item["truncated"])
         item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
@@ -438,7 +286,7 @@ async def read_flips(
 ) -> list[dict[str, Any]]:
     keys = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
     sql = _page("flips", ", ".join(keys), "at", "TRUE" if routine else NOT_ROUTINE)
-    rows = await _rows(db, sql, (check_id, before, limit))
+    rows = await fetch_all(db, sql, (check_id, before, limit))
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -457,7 +305,7 @@ _HC_FLIPS = (
 async def read_hc_flips(db: Db, check_id: int, since: float, until: float, limit: int) -> list[dict[str, Any]]:
     """A check's changes Healthchecks has a flip for, at `since` or later and before `until`,
     newest first: at and new."""
-    rows = await _rows(db, _HC_FLIPS, (check_id, since, until, limit))
+    rows = await fetch_all(db, _HC_FLIPS, (check_id, since, until, limit))
     return [{"at": at, "new": new} for at, new in rows]
 
 
@@ -472,19 +320,19 @@ _RECORD_RUNS = "SELECT started_at, ended_at, outcome FROM runs WHERE check_id = 
 
 async def read_record(db: Db, check_id: int, since: float) -> RecordRows:
     """What a check's record (core/record.py) since `since` is computed from."""
-    row = await _first(db, "SELECT created_at FROM checks WHERE id = ?", (check_id,))
+    row = await fetch_one(db, "SELECT created_at FROM checks WHERE id = ?", (check_id,))
     created_at = float(row[0]) if row else since
     args = (check_id, since)
-    before = await _first(db, _RECORD_BEFORE, args)
-    changes = [Change(float(at), str(old), str(new)) for at, old, new in await _rows(db, _RECORD_CHANGES, args)]
-    runs = [RunSpan(float(a), float(b), str(outcome)) for a, b, outcome in await _rows(db, _RECORD_RUNS, args)]
+    before = await fetch_one(db, _RECORD_BEFORE, args)
+    changes = [Change(float(at), str(old), str(new)) for at, old, new in await fetch_all(db, _RECORD_CHANGES, args)]
+    runs = [RunSpan(float(a), float(b), str(outcome)) for a, b, outcome in await fetch_all(db, _RECORD_RUNS, args)]
     return RecordRows(created_at, str(before[0]) if before else None, changes, runs)
 
 
 async def read_runs(db: Db, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
     """A check's finished runs: started_at, ended_at, duration, outcome, exit_status, detail, members."""
     keys = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
-    rows = await _rows(db, _page("runs", ", ".join(keys), "started_at"), (check_id, before, limit))
+    rows = await fetch_all(db, _page("runs", ", ".join(keys), "started_at"), (check_id, before, limit))
     out = [dict(zip(keys, row, strict=True)) for row in rows]
     for item in out:
         item["duration"] = max(0.0, item["ended_at"] - item["started_at"])
@@ -500,7 +348,7 @@ MISSED = " AND new = 'down' AND reason IN ('missed', 'step_missed')"
 async def read_misses(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
     """The `limit` newest missed deadlines of a check (flips into down, missed or step_missed)."""
     sql = f"SELECT {', '.join(_FLIP_KEYS)} FROM flips WHERE check_id = ?{MISSED} ORDER BY at DESC, id DESC LIMIT ?"  # noqa: S608
-    return [dict(zip(_FLIP_KEYS, row, strict=True)) for row in await _rows(db, sql, (check_id, limit))]
+    return [dict(zip(_FLIP_KEYS, row, strict=True)) for row in await fetch_all(db, sql, (check_id, limit))]
 
 
 async def read_end_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
@@ -511,21 +359,16 @@ async def read_end_pings(db: Db, check_id: int, limit: int) -> list[dict[str, An
     )
     return [
         {"id": r[0], "at": r[1], "kind": r[2], "exit_status": r[3], "metrics": json.loads(r[4]) if r[4] else None}
-        for r in await _rows(db, sql, (check_id, limit))
+        for r in await fetch_all(db, sql, (check_id, limit))
     ]
-
-
-async def count_pending_alerts(db: Db) -> int:
-    row = await _first(db, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
-    return int(row[0]) if row else 0
 
 
 async def read_meta_prefix(db: Db, prefix: str) -> dict[str, str]:
     sql = "SELECT key, value FROM meta WHERE key >= ? AND key < ?"
-    return {str(r[0]): str(r[1]) for r in await _rows(db, sql, (prefix, prefix + "\uffff"))}
+    return {str(r[0]): str(r[1]) for r in await fetch_all(db, sql, (prefix, prefix + "\uffff"))}
 
 
-def _cursor(before: int | None) -> int:
+def page_cursor(before: int | None) -> int:
     return (1 << 62) if before is None else before
 
 
@@ -588,7 +431,7 @@ class Recent:
 
 async def _grouped(db: Db, sql: str, ids: str, limit: int, keys: tuple[str, ...]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
-    for row in await _rows(db, sql, (ids, limit)):
+    for row in await fetch_all(db, sql, (ids, limit)):
         out.setdefault(row[0], []).append(dict(zip(keys, row[1:], strict=True)))
     return out
 

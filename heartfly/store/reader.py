@@ -1,4 +1,4 @@
-"""The read side of a store, api.Reader: queries.py's functions over one connection."""
+"""The read side of a store, api.Reader: the functions of queries.py and outboxqueries.py over one connection."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 
 from heartfly.core.config import CheckConfig
 from heartfly.core.record import RecordRows
-from heartfly.store import queries
-from heartfly.store.queries import CheckRow, CheckText, Db, LoggedPing, OutboxItem, Recent, Table
+from heartfly.store import outboxqueries, queries
+from heartfly.store.outboxqueries import OutboxItem
+from heartfly.store.queries import CheckRow, CheckText, Db, LoggedPing, Recent, Table
 
 
 class SqlReader:
@@ -65,24 +66,24 @@ class SqlReader:
         return await queries.read_downtimes(self.db, limit)
 
     async def read_due_alerts(self, now: float, per_channel: int = 100) -> list[OutboxItem]:
-        return await queries.read_due_alerts(self.db, now, per_channel)
+        return await outboxqueries.read_due_alerts(self.db, now, per_channel)
 
     async def read_reminders_behind(
         self, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
     ) -> list[int]:
-        return await queries.read_reminders_behind(self.db, check_id, channel, head_id, now, limit)
+        return await outboxqueries.read_reminders_behind(self.db, check_id, channel, head_id, now, limit)
 
     async def read_alert_ahead(self, check_id: int, channel: str, outbox_id: int) -> str | None:
-        return await queries.read_alert_ahead(self.db, check_id, channel, outbox_id)
+        return await outboxqueries.read_alert_ahead(self.db, check_id, channel, outbox_id)
 
     async def read_last_status(self, check_id: int) -> str | None:
         return await queries.read_last_status(self.db, check_id)
 
     async def next_alert_after(self, now: float) -> float | None:
-        return await queries.next_alert_after(self.db, now)
+        return await outboxqueries.next_alert_after(self.db, now)
 
     async def count_pending_alerts(self) -> int:
-        return await queries.count_pending_alerts(self.db)
+        return await outboxqueries.count_pending_alerts(self.db)
 
     async def read_ping(self, ping_id: int) -> dict[str, Any] | None:
         return await queries.read_ping(self.db, ping_id)
@@ -90,7 +91,7 @@ class SqlReader:
     async def read_alerts(
         self, check_id: int | None, limit: int = 50, before: int | None = None
     ) -> list[dict[str, Any]]:
-        return await queries.read_alerts(self.db, check_id, limit, before)
+        return await outboxqueries.read_alerts(self.db, check_id, limit, before)
 
     async def read_pings(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         return await queries.read_pings(self.db, check_id, limit, before)

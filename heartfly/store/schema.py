@@ -99,7 +99,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE pings ADD COLUMN member TEXT;
     """,
     # 5: the dispatcher's read walks the heads of the pending alerts' (check, channel) groups, a
-    # seek each (queries._DUE_ALERTS), instead of grouping every pending row on every read. Partial
+    # seek each (outboxqueries._DUE_ALERTS), instead of grouping every pending row on every read. Partial
     # indexes: finished rows, the bulk of the table, are in neither. outbox_pending goes: led by
     # status, the planner preferred it to outbox_heads; outbox_waiting serves what it served.
     """
@@ -118,7 +118,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_by_start ON runs(check_id, started_at);
     """,
     # 7: a check's alert waits behind a pending maintenance summary that lists it, on its channel
-    # (queries._DUE_ALERTS): those are found by a seek, not by reading the channel's test alerts.
+    # (outboxqueries._DUE_ALERTS): those are found by a seek, not by reading the channel's test alerts.
     """
     CREATE INDEX outbox_summaries ON outbox(channel, id) WHERE status = 'pending' AND event = 'maintenance';
     """,

@@ -1,0 +1,168 @@
+"""Reads of the outbox: the alerts the dispatcher tries now, those a pending one waits behind, and
+a check's alerts with every attempt (for the API, `heartfly history` and the dashboard). SQLite's
+SQL; PostgreSQL swaps in its own text for the few that differ (pgconn.PG_VARIANTS)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from heartfly.store.queries import Db, fetch_all, fetch_one, page_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    key: str
+    check_id: int | None
+    channel: str
+    event: str
+    payload: dict[str, Any]
+    created_at: float
+    expires_at: float
+    next_attempt_at: float
+    attempts: int
+    newer: bool = False  # a newer alert of the same check waits behind this one on its channel
+
+
+_OUTBOX_COLUMNS = "id, key, check_id, channel, event, payload, created_at, expires_at, next_attempt_at, attempts"
+_O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "))
+
+# The alerts to try now. Per (check, channel) only the oldest pending alert, so they arrive in
+# order: a recovery never before its down alert, even when that one is being retried (a test
+# alert, of no check, waits for nothing). A maintenance summary is the down alert of the checks it
+# lists: the alert of one of them made after it waits while it is pending on that channel (found
+# in its payload, as outbox.maintenance_row writes it, exactly: instr, strpos on PostgreSQL, not
+# LIKE, which reads "_" as any character and, on SQLite, ignores case). And at most
+# `per_channel` of each channel, oldest due first, so a channel's backlog cannot crowd the others
+# out of the read.
+#
+# `heads` walks the groups on the partial index outbox_heads (check_id, channel, id), one seek
+# from each group's head to the next group's (the same check on a later channel, else the next
+# check), so a read costs a few seeks per group with pending alerts however deep each group's
+# backlog is; the alerts queued behind a head are never visited. (Scanning the due alerts in
+# next_attempt_at order instead is cheap until a channel is down: its heads wait for their retry
+# while the alerts behind them, due since they were made, are scanned and skipped on every read.)
+# The sorts are over the due heads only.
+_DUE_ALERTS = f"""
+WITH RECURSIVE heads(id) AS (
+    SELECT (SELECT id FROM outbox WHERE status = 'pending' AND check_id IS NOT NULL
+            ORDER BY check_id, channel, id LIMIT 1)
+    UNION ALL
+    SELECT COALESCE(
+        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id = h.check_id AND n.channel > h.channel
+         ORDER BY n.channel, n.id LIMIT 1),
+        (SELECT n.id FROM outbox AS n WHERE n.status = 'pending' AND n.check_id > h.check_id
+         ORDER BY n.check_id, n.channel, n.id LIMIT 1))
+    FROM heads JOIN outbox AS h ON h.id = heads.id
+), due AS (
+    SELECT id, channel, next_attempt_at FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
+        AND NOT EXISTS (SELECT 1 FROM outbox AS m WHERE m.status = 'pending' AND m.event = 'maintenance'
+                        AND m.channel = outbox.channel AND m.id < outbox.id
+                        AND instr(m.payload,
+                                  '"check": "' || (SELECT name FROM checks WHERE id = outbox.check_id) || '"') > 0)
+    UNION ALL
+    SELECT id, channel, next_attempt_at FROM outbox
+    WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1
+), ranked AS (
+    SELECT id, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n FROM due
+)
+SELECT {_O_OUTBOX_COLUMNS},
+    EXISTS (SELECT 1 FROM outbox AS n WHERE n.status = 'pending'
+            AND n.check_id = o.check_id AND n.channel = o.channel AND n.id > o.id) AS newer
+FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_attempt_at, o.id
+"""  # noqa: S608 - fixed column names
+
+
+async def read_due_alerts(db: Db, now: float, per_channel: int = 100) -> list[OutboxItem]:
+    rows = await fetch_all(db, _DUE_ALERTS, (now, per_channel))
+    return [
+        OutboxItem(
+            id=r[0], key=r[1], check_id=r[2], channel=r[3], event=r[4], payload=json.loads(r[5]),
+            created_at=r[6], expires_at=r[7], next_attempt_at=r[8], attempts=r[9], newer=bool(r[10]),
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+# The pending reminders queued behind a superseded head, to supersede with it (dispatcher): of the
+# same check and channel, after the head, before the group's newest pending alert (which tells
+# more, whatever it is), and not expired by the dispatcher's measure (now <= expires_at; the
+# expiry path records the others). Other events behind the head are left alone: a down or a
+# recovery is sent in its turn. A range on outbox_heads (check_id, channel, id), as is the MAX.
+_REMINDERS_BEHIND = """
+SELECT id FROM outbox
+WHERE status = 'pending' AND check_id = ?1 AND channel = ?2 AND id > ?3 AND event = 'reminder' AND expires_at >= ?4
+    AND id < (SELECT MAX(id) FROM outbox WHERE status = 'pending' AND check_id = ?1 AND channel = ?2)
+ORDER BY id LIMIT ?5
+"""
+
+
+async def read_reminders_behind(
+    db: Db, check_id: int, channel: str, head_id: int, now: float, limit: int = 1000
+) -> list[int]:
+    """Ids of the stale reminders queued behind the head `head_id` of (check_id, channel), oldest first."""
+    return [int(r[0]) for r in await fetch_all(db, _REMINDERS_BEHIND, (check_id, channel, head_id, now, limit))]
+
+
+async def read_alert_ahead(db: Db, check_id: int, channel: str, outbox_id: int) -> str | None:
+    """The key of the pending alert of (check_id, channel) queued just before `outbox_id`, which
+    read_due_alerts sends first (a check's alerts go out in order on each channel), else of an older
+    pending maintenance summary on the channel that names the check; None if none. One seek on
+    outbox_heads (check_id, channel, id) for the first."""
+    sql = (
+        "SELECT key FROM outbox WHERE status = 'pending' AND check_id = ? AND channel = ? AND id < ?"
+        " ORDER BY id DESC LIMIT 1"
+    )
+    row = await fetch_one(db, sql, (check_id, channel, outbox_id))
+    if row is None:  # the head of its queue: it waits for a maintenance summary naming its check, as _DUE_ALERTS
+        row = await fetch_one(db, _SUMMARY_AHEAD, (check_id, channel, outbox_id))
+    return None if row is None else str(row[0])
+
+
+# The pending maintenance summary on a channel, older than a check's alert, that names the check
+# (found as _DUE_ALERTS finds it): the head of the check's queue waits for it.
+_SUMMARY_AHEAD = """
+SELECT key FROM outbox
+WHERE status = 'pending' AND event = 'maintenance' AND channel = ?2 AND id < ?3
+    AND instr(payload, '"check": "' || (SELECT name FROM checks WHERE id = ?1) || '"') > 0
+ORDER BY id DESC LIMIT 1
+"""
+
+
+async def next_alert_after(db: Db, now: float) -> float | None:
+    """When the next pending alert that is not due yet becomes due."""
+    sql = "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND next_attempt_at > ?"
+    row = await fetch_one(db, sql, (now,))
+    return None if row is None or row[0] is None else float(row[0])
+
+
+async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
+    """A check's alerts (or the test alerts, check_id None), newest first, each with every attempt.
+
+    One statement, so one snapshot: an alert's status always agrees with its attempt log.
+    """
+    where = "check_id IS NULL" if check_id is None else "check_id = ?"
+    params: tuple[Any, ...] = (page_cursor(before), limit)
+    if check_id is not None:
+        params = (check_id, *params)
+    sql = (
+        "SELECT o.id, o.key, o.channel, o.event, o.created_at, o.status, o.attempts, o.done_at, o.last_error,"  # noqa: S608 - `where` is one of two fixed texts
+        " o.next_attempt_at, a.at, a.duration, a.outcome, a.error"
+        f" FROM (SELECT * FROM outbox WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?) AS o"
+        " LEFT JOIN alert_attempts AS a ON a.outbox_id = o.id ORDER BY o.id DESC, a.id"
+    )
+    rows = await fetch_all(db, sql, params)
+    keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
+    alerts: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        alert = alerts.setdefault(row[0], {**dict(zip(keys, row[:10], strict=True)), "attempt_log": []})
+        if row[12] is not None:
+            alert["attempt_log"].append({"at": row[10], "duration": row[11], "outcome": row[12], "error": row[13]})
+    return list(alerts.values())
+
+
+async def count_pending_alerts(db: Db) -> int:
+    row = await fetch_one(db, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+    return int(row[0]) if row else 0
