@@ -832,15 +832,23 @@ async def test_a_webhook_redirected_to_https_or_refused_by_a_page_quoting_its_pa
     assert not [r for r in caplog.records if SECRET in r.getMessage()]
 
 
-async def test_a_webhook_error_page_quoting_its_url_tells_it_as_its_origin_once_not_garbled(
-    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+@pytest.mark.parametrize(
+    ("page", "told"),
+    [
+        ("No webhook at {url}", "No webhook at http://localhost:{port}/…"),
+        ("No webhook here; see http://localhost:{port}/ for the list", None),
+    ],
+    ids=["quoting-its-url", "naming-its-origin"],
+)
+async def test_a_webhook_error_page_is_told_with_its_url_as_its_origin_once_not_garbled(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter, page: str, told: str | None
 ) -> None:
     # The path is hidden too, as a spelling of its own: replaced after the whole URL, it was found
     # again in the origin just written ("/local" in "//localhost:…"), and the error read
-    # "http:/http://localhost:…/…host:…/…".
+    # "http:/http://localhost:…/…host:…/…"; so too in a page that names the site, not the URL asked.
     async def gone(request: web.Request) -> web.Response:
         await request.read()
-        return web.Response(status=404, text=f"No webhook at {request.url}")
+        return web.Response(status=404, text=page.format(url=request.url, port=request.url.port))
 
     app = web.Application()
     app.router.add_post("/local", gone)
@@ -850,27 +858,7 @@ async def test_a_webhook_error_page_quoting_its_url_tells_it_as_its_origin_once_
     hf = await start(write_config(webhook("hook", url) + check("job", key, ["hook"]) + fast(), server=SERVER))
     await hf.ping(key, "/fail")
     [alert] = await hf.settled("job", 1)
-    assert alert["error"] == f"HTTP 404: No webhook at http://localhost:{server.port}/…", alert
-
-
-async def test_a_webhook_error_page_naming_only_its_origin_is_not_garbled_by_hiding_a_path_the_host_begins_with(
-    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
-) -> None:
-    # A page that names the site (a link home), not the URL asked: the path "/local" is in
-    # "//localhost:…" and was hidden there, and the error read "http:/http://localhost:…/…host:…/".
-    async def gone(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=404, text=f"No webhook here; see http://localhost:{request.url.port}/ for the list")
-
-    app = web.Application()
-    app.router.add_post("/local", gone)
-    server = await aiohttp_server(app)
-    key = new_key()
-    url = f"http://localhost:{server.port}/local?token={SECRET}"
-    hf = await start(write_config(webhook("hook", url) + check("job", key, ["hook"]) + fast(), server=SERVER))
-    await hf.ping(key, "/fail")
-    [alert] = await hf.settled("job", 1)
-    assert alert["error"] == f"HTTP 404: No webhook here; see http://localhost:{server.port}/ for the list", alert
+    assert alert["error"] == "HTTP 404: " + (told or page).format(port=server.port), alert
 
 
 async def test_a_webhook_error_page_quoting_its_url_html_escaped_or_percent_encoded_keeps_the_token_out(

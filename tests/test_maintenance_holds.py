@@ -10,7 +10,7 @@ import pytest
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config, load_config
-from heartfly.core.states import Kind, Status
+from heartfly.core.states import CheckState, Kind, Status
 from heartfly.server import windows
 from heartfly.server.engine import Engine
 from heartfly.store import rows as store
@@ -526,6 +526,18 @@ async def test_a_recovery_goes_to_the_channels_a_summary_told_the_down_after_a_r
     assert rows == [("maintenance", "a"), ("recovery", "a")]
 
 
+async def _second_failure_2s_before(config: Config, at: float) -> CheckState:
+    """failures_before_alert 2: job fails a minute before `at`, and again 2 s before it, then the
+    timer runs 10 s (past the reorder window the second waits out). job's state then."""
+    clock = FakeClock(at - 60)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 58)
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 10)
+        return engine.checks["job"].state
+
+
 @pytest.mark.parametrize("mode", ["drop", "hold"])
 async def test_a_failure_that_arrives_before_a_window_and_waits_out_the_reorder_window_into_it_is_told(
     write_config: ConfigWriter, mode: str
@@ -534,14 +546,8 @@ async def test_a_failure_that_arrives_before_a_window_and_waits_out_the_reorder_
     # out the reorder window (5 s) into it. Its down happened, and was learned, before the window:
     # told then, as it would have been at once, not dropped (nor held for a summary an hour on).
     config = write_config(job_check(extra="failures_before_alert = 2\n") + _patching(mode=mode))
-    clock = FakeClock(MONDAY_2AM - 60)
-    async with running(config, clock) as engine:
-        await ping(engine, "job", Kind.FAIL)
-        run_timer(engine, clock, 58)
-        await ping(engine, "job", Kind.FAIL)  # 01:59:58
-        run_timer(engine, clock, 10)
-        assert engine.checks["job"].state.status is Status.DOWN
-        assert engine.checks["job"].state.window_hold is None
+    st = await _second_failure_2s_before(config, MONDAY_2AM)
+    assert (st.status, st.window_hold) == (Status.DOWN, None)
     assert _events(config) == ["down"]
 
 
@@ -554,13 +560,7 @@ async def test_a_failure_held_for_the_reorder_window_into_a_second_window_stays_
     config = write_config(
         job_check(extra="failures_before_alert = 2\n") + _patching(mode="drop") + _patching("night", "drop", "01:30")
     )
-    clock = FakeClock(MONDAY_2AM - 60)
-    async with running(config, clock) as engine:
-        await ping(engine, "job", Kind.FAIL)
-        run_timer(engine, clock, 58)
-        await ping(engine, "job", Kind.FAIL)  # 01:59:58
-        run_timer(engine, clock, 10)
-        assert engine.checks["job"].state.status is Status.DOWN
+    assert (await _second_failure_2s_before(config, MONDAY_2AM)).status is Status.DOWN
     assert _events(config) == []
 
 
@@ -571,13 +571,7 @@ async def test_a_failure_that_arrives_before_a_drop_window_ends_and_waits_out_th
     # 02:59:58 and waits out the reorder window past the window's end. Its down happened, and was
     # learned, within the window: dropped, as it would have been at once, not told at 03:00:03.
     config = write_config(job_check(extra="failures_before_alert = 2\n") + _patching(mode="drop"))
-    clock = FakeClock(MONDAY_2AM + 3600 - 60)
-    async with running(config, clock) as engine:
-        await ping(engine, "job", Kind.FAIL)
-        run_timer(engine, clock, 58)
-        await ping(engine, "job", Kind.FAIL)  # 02:59:58
-        run_timer(engine, clock, 10)
-        assert engine.checks["job"].state.status is Status.DOWN
+    assert (await _second_failure_2s_before(config, MONDAY_2AM + 3600)).status is Status.DOWN
     assert _events(config) == []
 
 
