@@ -268,7 +268,9 @@ def test_status_shows_when_a_pause_ends_and_json_gives_it_as_paused_until(runnin
     assert "paused until" not in heartfly("status", "-c", str(path)).stdout
 
 
-def test_history_says_why_an_alert_is_still_pending_and_lists_pings_by_event_time(tmp_path: Path) -> None:
+def _refused_hook(tmp_path: Path) -> tuple[Path, str]:
+    """A config whose check nightly alerts a webhook on a port that refuses connections (its
+    alerts stay pending), and nightly's key."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
@@ -279,6 +281,11 @@ def test_history_says_why_an_alert_is_still_pending_and_lists_pings_by_event_tim
         f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
         f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
     )
+    return path, key
+
+
+def test_history_says_why_an_alert_is_still_pending_and_lists_pings_by_event_time(tmp_path: Path) -> None:
+    path, key = _refused_hook(tmp_path)
     with Server(path) as server:
         now = int(time.time())
         for url in (f"/ping/{key}/fail", f"/ping/{key}/log?ts={now - 600}"):  # the second happened earlier
@@ -300,16 +307,7 @@ def test_history_says_why_an_alert_is_still_pending_and_lists_pings_by_event_tim
 def test_history_says_an_alert_waits_for_an_older_one_of_its_check_on_its_channel(tmp_path: Path) -> None:
     # The recovery behind an undelivered down alert said "not tried yet, next attempt" at a time
     # long passed, as if the dispatcher were stuck.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    key = new_key()
-    path = tmp_path / "hb.toml"
-    path.write_text(
-        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
-        f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
-        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
-    )
+    path, key = _refused_hook(tmp_path)
     with Server(path) as server:
         for url in (f"/ping/{key}/fail", f"/ping/{key}"):
             with urllib.request.urlopen(urllib.request.Request(server.url + url, data=b""), timeout=10) as resp:
@@ -327,16 +325,7 @@ def test_history_says_an_alert_waits_for_an_older_one_of_its_check_on_its_channe
 def test_history_says_which_alert_one_waits_for_when_limit_leaves_the_older_one_out(tmp_path: Path) -> None:
     # With --limit (20 by default), the head of a long queue on a refusing channel is not listed:
     # the oldest one listed said "not tried yet, next attempt" at a time long passed.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    key = new_key()
-    path = tmp_path / "hb.toml"
-    path.write_text(
-        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
-        f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
-        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
-    )
+    path, key = _refused_hook(tmp_path)
     with Server(path) as server:
         for url in (f"/ping/{key}/fail", f"/ping/{key}", f"/ping/{key}/fail"):
             with urllib.request.urlopen(urllib.request.Request(server.url + url, data=b""), timeout=10) as resp:
@@ -356,16 +345,8 @@ def test_history_says_which_alert_one_waits_for_when_limit_leaves_the_older_one_
 def test_history_says_an_alert_waits_for_the_maintenance_summary_that_lists_its_check(tmp_path: Path) -> None:
     # A summary is the down alert of the checks it lists: their alerts made after it wait for it on
     # its channel, and the recovery behind it said "not tried yet, next attempt" long passed.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    key = new_key()
-    path = tmp_path / "hb.toml"
-    config = (
-        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
-        f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{closed}/hook"\n'
-        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\nchannels = ["hook"]\n'
-    )
+    path, key = _refused_hook(tmp_path)
+    config = path.read_text()
     begun = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
     path.write_text(config + f'[[maintenance]]\nname = "patching"\nstart = "{begun}"\nduration = "1d"\n')
     with Server(path) as server:
