@@ -139,19 +139,27 @@ def test_status_and_history_show_the_api_made_checks_served_beside_one_that_no_l
     assert "no longer in the config" not in history.stdout and "every hour" in history.stdout
 
 
+def made_then_left_out(tmp_path: Path, slugs: list[str]) -> Path:
+    """Checks made through the API on channel "other", then a start on the file without that
+    channel, which leaves them out: the file's path."""
+    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
+    with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        for slug in slugs:
+            data = json.dumps({"slug": slug, "timeout": 3600, "channels": "other"}).encode()
+            request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
+            assert urllib.request.urlopen(request).status == 201
+    path = config_file(tmp_path)  # [channels.other] taken out of the file
+    with Server(path):
+        pass
+    return path
+
+
 def test_status_says_that_an_api_made_check_that_no_longer_fits_the_file_is_not_watched(tmp_path: Path) -> None:
     # The server leaves it out (an error logged at its start), and `heartfly status` left it out
     # of its list without a word, where a check of the file not loaded yet gets a note: a check
     # watched by nobody, and the operator asking was not told.
-    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
-    with Server(path) as server:
-        key = (tmp_path / "hc-key").read_text().strip()
-        data = json.dumps({"slug": "to-other", "timeout": 3600, "channels": "other"}).encode()
-        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
-        assert urllib.request.urlopen(request).status == 201
-    path = config_file(tmp_path)  # [channels.other] taken out of the file
-    with Server(path):
-        pass
+    path = made_then_left_out(tmp_path, ["to-other"])
     status = heartfly("status", "--json", "-c", str(path))
     assert status.returncode == 0, status.stderr
     assert [c["name"] for c in json.loads(status.stdout)] == ["file-job"]  # stdout stays the list
@@ -164,16 +172,7 @@ def test_status_names_the_first_ten_api_made_checks_the_file_no_longer_fits_and_
     # Checks made by ?create=1 pings or a playbook all on one channel, then that channel renamed in
     # the file: every one was named on one stderr line at each `heartfly status` (thousands of
     # problems), where its note of the file's checks not loaded yet names ten and counts the rest.
-    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
-    with Server(path) as server:
-        key = (tmp_path / "hc-key").read_text().strip()
-        for n in range(12):
-            data = json.dumps({"slug": f"to-other-{n:02}", "timeout": 3600, "channels": "other"}).encode()
-            request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
-            assert urllib.request.urlopen(request).status == 201
-    path = config_file(tmp_path)  # [channels.other] taken out of the file
-    with Server(path):
-        pass
+    path = made_then_left_out(tmp_path, [f"to-other-{n:02}" for n in range(12)])
     status = heartfly("status", "--json", "-c", str(path))
     assert status.returncode == 0, status.stderr
     [note] = [line for line in status.stderr.splitlines() if "not watched" in line]
@@ -184,15 +183,7 @@ def test_status_names_the_first_ten_api_made_checks_the_file_no_longer_fits_and_
 def test_history_of_an_api_made_check_that_no_longer_fits_the_file_says_why_it_is_not_watched(tmp_path: Path) -> None:
     # Its table is still stored (the API's to fix or delete), but `heartfly history` said "no
     # longer in the config", as of a check deleted or taken out of the file.
-    path = config_file(tmp_path, checks='[channels.other]\ntype = "log"\n')
-    with Server(path) as server:
-        key = (tmp_path / "hc-key").read_text().strip()
-        data = json.dumps({"slug": "to-other", "timeout": 3600, "channels": "other"}).encode()
-        request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
-        assert urllib.request.urlopen(request).status == 201
-    path = config_file(tmp_path)  # [channels.other] taken out of the file
-    with Server(path):
-        pass
+    path = made_then_left_out(tmp_path, ["to-other"])
     history = heartfly("history", "to-other", "-c", str(path))
     assert history.returncode == 0, history.stderr
     assert "no longer in the config" not in history.stdout
