@@ -589,14 +589,17 @@ async def test_an_email_the_server_took_is_sent_once_though_it_never_answers_qui
     [
         ("starttls", "ops@example.org", "SMTP STARTTLS extension not supported by server."),
         ("none", "opé@example.org", "SMTPUTF8 is not supported by this server"),
+        ("tls", "ops@example.org", "SSL"),  # port 465's TLS asked of a server that speaks plain SMTP
     ],
-    ids=["starttls", "smtputf8"],
+    ids=["starttls", "smtputf8", "tls-handshake"],
 )
 async def test_an_smtp_server_that_was_reached_but_lacks_what_the_email_needs_is_not_told_unreachable(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter, security: str, to: str, failed: str
 ) -> None:
-    # The server answered, but has no STARTTLS (or no SMTPUTF8 for a non-ASCII address): the error
-    # said "cannot reach SMTP server", and the operator went looking at the network.
+    # The server answered, but has no STARTTLS (or no SMTPUTF8 for a non-ASCII address, or speaks
+    # plain SMTP where security = "tls" expects TLS from the first byte: its handshake fails inside
+    # aiosmtplib's connect): the error said "cannot reach SMTP server", and the operator went
+    # looking at the network.
     mailbox.controller = BoundController(mailbox.inbox, mailbox.sock)
     mailbox.controller.SMTP_kwargs["enable_SMTPUTF8"] = False  # as many servers (aiosmtpd's own default)
     await asyncio.to_thread(mailbox.controller.start)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -122,6 +123,10 @@ async def send(
             raise PermanentError(error) from None
         raise DeliveryError(error) from None
     except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPConnectTimeoutError) as exc:  # aiosmtplib's for no connection
+        if isinstance(exc.__cause__, ssl.SSLError):  # security = "tls": connected, its TLS handshake failed
+            raise DeliveryError(
+                f"SMTP server {smtp.host}:{smtp.port} answered, then failed: TLS handshake: {exc.__cause__}"
+            ) from None
         raise DeliveryError(f"cannot reach SMTP server {smtp.host}:{smtp.port}: {exc}") from None
     except (aiosmtplib.SMTPException, OSError) as exc:
         # Connected: no STARTTLS or AUTH, no SMTPUTF8 for a non-ASCII address, a TLS handshake that
