@@ -204,6 +204,32 @@ def test_a_reload_of_an_empty_or_comment_only_file_is_refused_and_the_checks_and
     assert result.returncode == 0, result.stderr
 
 
+def test_a_reload_of_an_empty_file_is_refused_while_checks_made_by_pings_are_watched_without_a_token(
+    tmp_path: Path,
+) -> None:
+    # A server whose checks are all made by `?create=1` pings (runitor's -create), with no
+    # api_token_file: the empty file was reloaded, ping_key went, every slug ping answered 404
+    # and the checks' channels were gone: monitoring stopped silently.
+    path, ping_key = tmp_path / "hb.toml", new_key()
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\n'
+        f'ping_key = "{ping_key}"\nauto_provision = true\n'
+        '[channels.ops]\ntype = "log"\n[defaults]\nchannels = ["ops"]\n'
+    )
+    with Server(path) as server:
+        with urllib.request.urlopen(f"{server.url}/ping/{ping_key}/backup?create=1", timeout=10) as made:
+            assert made.status == 201
+        path.write_text("")
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reload failed" not in server.log() and "reloaded " not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.02)
+        assert f"reload failed, still running the previous config: {path}: the file is empty" in server.log()
+        with urllib.request.urlopen(f"{server.url}/ping/{ping_key}/backup", timeout=10) as pinged:
+            assert pinged.status == 200
+
+
 def test_reload_after_a_listen_change_says_the_new_address_needs_a_restart(running: tuple[Server, Path]) -> None:
     server, path = running
     with socket.socket() as sock:

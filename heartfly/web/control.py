@@ -308,9 +308,13 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
 def _emptied(running: Config, config: Config) -> str | None:
     """Why a file that is empty or holds only comments is not reloaded while checks are watched or
     the API has a token: it would stop watching every check and turn the API off (`heartfly reload`
-    could not undo it), silently, for a file truncated by accident. A restart still starts on it."""
-    if not config.blank or not (running.file_checks() or running.server.api_token_file is not None):
-        return None
+    could not undo it), silently, for a file truncated by accident. A restart still starts on it.
+    Every check counts, the file's or not: one made through Healthchecks' API or by a `?create=1`
+    ping loses its channels and, with ping_key, its slug pings; so does a Healthchecks API key."""
+    server = running.server
+    keys = (server.api_token_file, server.hc_api_key_file, server.hc_api_key_readonly_file)
+    if not config.blank or running.blank or not (running.checks or any(key is not None for key in keys)):
+        return None  # (started on such a file itself: a reload of it changes nothing)
     return (
         f"{config.path}: the file is empty or holds only comments; reloading it would stop watching"
         " every check and turn the API off (restart the server to start on an empty file)"
