@@ -17,6 +17,7 @@ import logging
 import sqlite3
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -232,6 +233,39 @@ async def test_a_recipient_refused_for_now_does_not_hold_the_next_alert_from_the
     told = [(envelope.rcpt_tos, message["Subject"]) for envelope, message in mailbox.received]
     up = "[UP] job is back up"
     assert told == [(["ops@example.org"], "[DOWN] job failed"), (["ops@example.org"], up), (["stuck@example.org"], up)]
+
+
+@pytest.mark.both_stores  # the outbox's read is SQL of its own on each
+async def test_a_maintenance_summary_refused_for_now_by_one_recipient_does_not_hold_the_recovery_of_its_check(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    # The summary is the down alert of the checks it lists: one full mailbox held their recovery
+    # behind it from every recipient until it expired, as it did behind a down alert.
+    inbox = mailbox.inbox = RefusingOne()
+    await mailbox.start()
+    key = new_key()
+    begun = datetime.fromtimestamp(time.time() - 1, UTC).isoformat(timespec="seconds")
+    window = f'[[maintenance]]\nname = "patching"\nstart = "{begun}"\nduration = "3s"\nchecks = ["job"]\n'
+    config = write_config(
+        mailbox.toml() + '[channels.pair]\ntype = "email"\nto = ["ops@example.org", "stuck@example.org"]\n'
+        + check("job", key, ["pair"]) + window + fast("60s"),
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail")  # held for the window's summary
+
+    def told() -> list[tuple[list[str], str]]:
+        return [(envelope.rcpt_tos, str(message["Subject"])) for envelope, message in mailbox.received]
+
+    await until(lambda: told(), "the summary, to the recipient who takes it", 10)
+    await hf.ping(key)  # recovers: its recovery waits behind the summary
+    up = "[UP] job is back up"
+    await until(lambda: (["ops@example.org"], up) in told(), "the recovery, to the recipient who took the summary", 5)
+    inbox.refusing = False
+    await until(lambda: (["stuck@example.org"], up) in told(), "the recovery, to the recipient refused until now", 5)
+    [(to, summary), *rest] = told()
+    assert to == ["ops@example.org"] and "Maintenance patching ended" in summary, summary
+    assert rest == [(["ops@example.org"], up), (["stuck@example.org"], up)]
 
 
 # ---- order per check and channel ------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from pathlib import Path
 
+from heartfly.core.states import CheckState
 from heartfly.store import outboxqueries
 from heartfly.store import sqlite as store
-from heartfly.store.rows import INSERT_OUTBOX
+from heartfly.store.rows import INSERT_OUTBOX, insert_check_statement
 from heartfly.store.schema import MIGRATIONS
 
 NOW = 1_780_000_000.0
@@ -58,6 +60,35 @@ async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_i
             per_channel = rng.randint(1, 4)
             got = await outboxqueries.read_due_alerts(db, NOW, per_channel)
             assert [(item.id, item.newer) for item in got] == _expected(rows, NOW, per_channel), rows
+    finally:
+        await db.close()
+
+
+async def test_a_maintenance_summary_has_a_newer_alert_behind_it_once_each_check_it_lists_has_one(
+    tmp_path: Path,
+) -> None:
+    # The summary is the down alert of every check it lists: it may give way to newer alerts (for
+    # the recipients it has not reached) only when none of them would lose the news that it is down.
+    path = tmp_path / "heartfly.db"
+    await (await store.Writer.open(path)).close()
+    summary = json.dumps({"window": "patching", "down": [{"check": "db"}, {"check": "web"}]})
+    with sqlite3.connect(path) as conn:
+        for check_id, name in ((1, "db"), (2, "web"), (3, "other")):
+            conn.execute(*insert_check_statement(check_id, name, NOW, CheckState()))
+        conn.execute(INSERT_OUTBOX, (1, "m", None, "mail", "maintenance", summary, NOW, NOW + 60, NOW))
+        conn.execute(INSERT_OUTBOX, (2, "r1", 1, "mail", "recovery", "{}", NOW, NOW + 60, NOW))  # db's
+        conn.execute(INSERT_OUTBOX, (3, "r3", 3, "mail", "recovery", "{}", NOW, NOW + 60, NOW))  # not listed
+        conn.execute(INSERT_OUTBOX, (4, "r2", 2, "hook", "recovery", "{}", NOW, NOW + 60, NOW))  # another channel
+    conn.close()
+    db = await store.connect(path)
+    try:
+        newer = {item.id: item.newer for item in await outboxqueries.read_due_alerts(db, NOW)}
+        assert newer[1] is False  # web's news would be lost: the summary stays
+        with sqlite3.connect(path) as conn:
+            conn.execute(INSERT_OUTBOX, (5, "r2b", 2, "mail", "recovery", "{}", NOW, NOW + 60, NOW))
+        conn.close()
+        newer = {item.id: item.newer for item in await outboxqueries.read_due_alerts(db, NOW)}
+        assert newer[1] is True
     finally:
         await db.close()
 

@@ -45,6 +45,21 @@ _O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "
 # next_attempt_at order instead is cheap until a channel is down: its heads wait for their retry
 # while the alerts behind them, due since they were made, are scanned and skipped on every read.)
 # The sorts are over the due heads only.
+# A maintenance summary is the down alert of every check it lists: it has a newer alert behind it
+# on its channel when each of them has one (the dispatcher then lets a summary that reached some
+# recipients give way, as a check's down alert, and no recipient loses the news of a check still
+# down). PostgreSQL reads the payload's list with its own functions (pgconn.PG_VARIANTS).
+_LISTED_NEWER = """json_array_length(o.payload, '$.down') > 0
+        AND NOT EXISTS (SELECT 1 FROM json_each(o.payload, '$.down') AS d
+            WHERE NOT EXISTS (SELECT 1 FROM outbox AS n JOIN checks AS c ON c.id = n.check_id
+                              WHERE n.status = 'pending' AND n.channel = o.channel AND n.id > o.id
+                                AND c.name = json_extract(d.value, '$.check')))"""
+_LISTED_NEWER_PG = """json_array_length(o.payload::json -> 'down') > 0
+        AND NOT EXISTS (SELECT 1 FROM json_array_elements(o.payload::json -> 'down') AS d(value)
+            WHERE NOT EXISTS (SELECT 1 FROM outbox AS n JOIN checks AS c ON c.id = n.check_id
+                              WHERE n.status = 'pending' AND n.channel = o.channel AND n.id > o.id
+                                AND c.name = d.value ->> 'check'))"""
+
 _DUE_ALERTS = f"""
 WITH RECURSIVE heads(id) AS (
     SELECT (SELECT id FROM outbox WHERE status = 'pending' AND check_id IS NOT NULL
@@ -70,9 +85,10 @@ WITH RECURSIVE heads(id) AS (
 )
 SELECT {_O_OUTBOX_COLUMNS},
     EXISTS (SELECT 1 FROM outbox AS n WHERE n.status = 'pending'
-            AND n.check_id = o.check_id AND n.channel = o.channel AND n.id > o.id) AS newer
+            AND n.check_id = o.check_id AND n.channel = o.channel AND n.id > o.id)
+    OR (o.check_id IS NULL AND o.event = 'maintenance' AND {_LISTED_NEWER}) AS newer
 FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_attempt_at, o.id
-"""  # noqa: S608 - fixed column names
+"""  # noqa: S608 - fixed column names and texts
 
 
 async def read_due_alerts(db: Db, now: float, per_channel: int = 100) -> list[OutboxItem]:

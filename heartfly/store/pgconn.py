@@ -37,7 +37,9 @@ PG_VARIANTS: dict[str, str] = {
     queries._RUNS_OF: _RUNS_OF,
     queries._END_PINGS_OF: _END_PINGS_OF,
     queries._MISSES_OF: _MISSES_OF,
-    outboxqueries._DUE_ALERTS: outboxqueries._DUE_ALERTS.replace("instr(", "strpos("),  # the same arguments
+    outboxqueries._DUE_ALERTS: outboxqueries._DUE_ALERTS.replace("instr(", "strpos(").replace(  # the same arguments
+        outboxqueries._LISTED_NEWER, outboxqueries._LISTED_NEWER_PG
+    ),
     outboxqueries._SUMMARY_AHEAD: outboxqueries._SUMMARY_AHEAD.replace("instr(", "strpos("),
 }
 
