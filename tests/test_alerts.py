@@ -887,6 +887,30 @@ async def test_a_webhook_error_page_quoting_its_url_html_escaped_or_percent_enco
     assert alert["error"] == f"HTTP 404: Not found: {origin}/… ({origin}/…, {origin}/…)", alert
 
 
+async def test_a_webhook_error_body_quoting_its_url_json_escaped_keeps_the_token_out(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    # A JSON error body escapes the URL it quotes: PHP's json_encode (Symfony's and Laravel's JSON
+    # errors) writes each "/" as "\/", Go's encoding/json each "&" as "\u0026". Either showed
+    # the token, in the path (Slack's, Discord's) or the query, in the attempt's error.
+    async def gone(request: web.Request) -> web.Response:
+        await request.read()
+        php = str(request.url).replace("/", "\\/")
+        go = request.path_qs.replace("&", "\\u0026")
+        return web.Response(status=404, text=f'{{"error": "no route {php}", "path": "{go}"}}')
+
+    app = web.Application()
+    app.router.add_post("/services/T000/{token}", gone)
+    server = await aiohttp_server(app)
+    key = new_key()
+    url = f"http://127.0.0.1:{server.port}/services/T000/{SECRET}?channel=ops&token={SECRET}"
+    hf = await start(write_config(webhook("hook", url) + check("job", key, ["hook"]) + fast(), server=SERVER))
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    origin = f"http://127.0.0.1:{server.port}"
+    assert alert["error"] == f'HTTP 404: {{"error": "no route {origin}/…", "path": "{origin}/…"}}', alert
+
+
 async def test_a_receivers_error_page_is_logged_and_stored_on_one_printable_line(
     start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:

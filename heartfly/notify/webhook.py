@@ -112,16 +112,36 @@ def _hidden(text: str, url: str) -> str:
         return "(a URL it cannot use)"
     # As an HTML page quotes it (Django's debug 404: "&amp;" between query parameters), or
     # percent-encoded (a page naming the path it refused), its slashes too or not; %2f as %2F below.
-    spellings |= {html.escape(s) for s in spellings} | {quote(s, safe=safe) for s in spellings for safe in ("", "/")}
+    # As a JSON body quotes it: "/" as "\/" (PHP's json_encode: Symfony's, Laravel's errors), "&" as
+    # "\u0026" (Go's encoding/json), or both.
+    spellings |= (
+        {html.escape(s) for s in spellings}
+        | {quote(s, safe=safe) for s in spellings for safe in ("", "/")}
+        | {j for s in spellings for j in _json_spellings(s)}
+    )
     # One pass, the longest spelling first at each place: the origin written in is not searched
     # again. A path is not one right after a scheme's "x:/": "/local" is in "http://localhost", in
-    # the origin of the URL or of a link the page gives, and hiding it there garbled the origin.
+    # the origin of the URL or of a link the page gives, and hiding it there garbled the origin
+    # (so too "\/local" after "x:\/", in JSON).
     found = "|".join(
-        ("(?<!:/)" if s.startswith("/") else "") + re.escape(s)
+        _not_after_scheme(s) + re.escape(s)
         for s in sorted(spellings, key=len, reverse=True)
-        if len(s) > 1  # not a bare "/"
+        if len(s) > 1 and s != "\\/"  # not a bare "/"
     )
     return re.sub(found, lambda _: hidden, text, flags=re.IGNORECASE) if found else text
+
+
+def _json_spellings(text: str) -> tuple[str, str, str]:
+    slashes = text.replace("/", "\\/")
+    return slashes, text.replace("&", "\\u0026"), slashes.replace("&", "\\u0026")
+
+
+def _not_after_scheme(spelling: str) -> str:
+    """The lookbehind that keeps a path's spelling from matching right after a scheme's "x:/"
+    (in JSON "x:\\/", or "x:\\/\\" before the second slash)."""
+    if spelling.startswith("/"):
+        return r"(?<!:/)(?<!:\\/\\)"
+    return r"(?<!:\\/)" if spelling.startswith("\\/") else ""
 
 
 def _origin(location: str | None, url: str) -> str:
