@@ -230,6 +230,21 @@ def test_a_reload_of_an_empty_file_is_refused_while_checks_made_by_pings_are_wat
             assert pinged.status == 200
 
 
+def test_heartfly_reload_of_an_empty_file_exits_2_saying_so_not_that_the_api_is_disabled(
+    running: tuple[Server, Path],
+) -> None:
+    # The README says such a reload is refused with exit 2; `heartfly reload` read the truncated
+    # file for the server's address and token, found none, and said "the API is disabled" (exit 1)
+    # of a server whose API was on.
+    server, path = running
+    path.write_text("# heartfly\n")
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 2, result.stderr
+    assert f"error: {path}: the file is empty or holds only comments" in result.stderr
+    assert "disabled" not in result.stderr
+    assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly"]
+
+
 def test_reload_after_a_listen_change_says_the_new_address_needs_a_restart(running: tuple[Server, Path]) -> None:
     server, path = running
     with socket.socket() as sock:

@@ -89,6 +89,11 @@ def resume(config: Config, name: str) -> str:
 
 
 def reload(config: Config) -> str:
+    if config.blank:  # truncated by accident: it names neither the server's address nor its token
+        raise ReloadError([
+            f"{config.path}: the file is empty or holds only comments, so it names no server to ask (nor its"
+            " api_token_file); the running server was not asked (restart it to start on an empty file)"
+        ])  # fmt: skip
     status, body = call(config, "POST", "/api/v1/reload")
     if status == 400 and isinstance(body, dict) and body.get("problems"):
         raise ReloadError([str(p) for p in body["problems"]])
