@@ -615,6 +615,27 @@ async def test_an_smtp_server_that_was_reached_but_lacks_what_the_email_needs_is
     assert mailbox.received == []
 
 
+async def test_an_smtp_server_that_takes_the_connection_but_never_greets_is_not_told_unreachable(
+    start: Start, write_config: ConfigWriter
+) -> None:
+    # Port 465 with security = "starttls" or "none": the server waits for a TLS handshake, the client
+    # for its greeting. The error said "cannot reach SMTP server", and the operator went looking at
+    # the network, where the fix is security = "tls".
+    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    async with silent:
+        smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "starttls"\nfrom = "hb@example.org"\n'
+        smtp += 'timeout = "300ms"\n'  # the greeting's wait, within the attempt's 1 s
+        channel = '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        key = new_key()
+        hf = await start(write_config(smtp + channel + check("job", key, ["ops"]) + fast("2s"), server=SERVER))
+        await hf.ping(key, "/fail")
+        alert = await hf.wait_alert("job", "ops", "down", lambda a: len(a["attempt_log"]) >= 1)
+    error = alert["attempt_log"][0]["error"]
+    assert error.startswith(f"SMTP server 127.0.0.1:{port} took the connection but sent no greeting"), error
+    assert 'security = "tls"' in error and "cannot reach" not in error
+
+
 async def test_an_email_is_sent_exactly_once_after_the_smtp_server_comes_back(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter
 ) -> None:

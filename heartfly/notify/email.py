@@ -127,6 +127,11 @@ async def send(
             raise DeliveryError(
                 f"SMTP server {smtp.host}:{smtp.port} answered, then failed: TLS handshake: {exc.__cause__}"
             ) from None
+        if isinstance(exc.__cause__, aiosmtplib.SMTPException):  # connected: no greeting came, or it hung up
+            raise DeliveryError(
+                f"SMTP server {smtp.host}:{smtp.port} took the connection but sent no greeting ({exc}); a port"
+                ' that expects TLS from the first byte (465) needs security = "tls"'
+            ) from None
         raise DeliveryError(f"cannot reach SMTP server {smtp.host}:{smtp.port}: {exc}") from None
     except (aiosmtplib.SMTPException, OSError) as exc:
         # Connected: no STARTTLS or AUTH, no SMTPUTF8 for a non-ASCII address, a TLS handshake that
