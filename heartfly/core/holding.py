@@ -25,6 +25,12 @@ def _room(st: CheckState, ev: Event, now: float, window: float) -> bool:
     return window > 0 and len(st.waiting) < WAITING_MAX and ev.at <= now + BACKDATED
 
 
+def counts_streak(check: CheckConfig, st: CheckState) -> bool:
+    """Whether the check counts `failures_before_alert` (2 or more) and is not down: its ends wait
+    out the reorder window for the ends dated before them that may be on their way."""
+    return check.failures_before_alert > 1 and st.status is not _DOWN_STATUS
+
+
 def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
     """Whether a success waits out the reorder window before it is applied, newer than every end
     applied, not in a batch (no window): on a check that judges a run's duration, one whose start
@@ -37,7 +43,7 @@ def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: flo
         return False
     if not _room(st, ev, now, window):
         return False
-    if check.failures_before_alert > 1 and st.status is not _DOWN_STATUS:
+    if counts_streak(check, st):
         return True
     return judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
 
@@ -49,12 +55,7 @@ def fail_waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window
     down would be a false alarm. Whoever asks for two failures before an alert waits for the
     second anyway; 5 s more is what it costs to tell only what happened. Not in a batch (no
     window), nor on a fan-in check (its members' ends count otherwise)."""
-    return (
-        check.failures_before_alert > 1
-        and st.status is not _DOWN_STATUS
-        and check.expect is None
-        and _room(st, ev, now, window)
-    )
+    return counts_streak(check, st) and check.expect is None and _room(st, ev, now, window)
 
 
 def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
@@ -113,10 +114,10 @@ def hold(st: CheckState, ev: Event, now: float, kind: Kind | None) -> CheckState
     return st
 
 
-def wait(st: CheckState, ev: Event, now: float, window: float, kind: Kind | None = None) -> None:
-    """A success held for its own start (see waits), or a failure for the window (kind FAIL: see
-    fail_waits), in place."""
-    hold(st, ev, now, kind)
+def wait(st: CheckState, ev: Event, now: float, window: float) -> None:
+    """A success held for its own start (see waits; held as kind None), or a failure for the window
+    (see fail_waits), in place."""
+    hold(st, ev, now, None if ev.kind is _SUCCESS else ev.kind)
     # Its END deadline (its own time) and every one before then wait until the window has passed.
     st.held_at = max(st.held_at, now, ev.at)
     st.hold_until = max(st.hold_until, st.held_at + window)
@@ -126,7 +127,7 @@ def waits_for(check: CheckConfig, st: CheckState, run_id: str) -> bool:
     """Whether the oldest ping held for the reorder window is a success waiting for this run's start
     alone: not on a check that counts `failures_before_alert` (2 or more) and is not down, where it
     also waits for the failures dated before it that may be on their way (see waits)."""
-    if check.failures_before_alert > 1 and st.status is not _DOWN_STATUS:
+    if counts_streak(check, st):
         return False
     return bool(st.waiting) and st.waiting[0][1] == run_id and st.waiting[0][6] is None
 

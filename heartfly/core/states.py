@@ -34,14 +34,12 @@ from heartfly.core.holding import (
     armed_after,
     behind_held,
     disarms_held,
-    fail_waits,
     hold,
     hold_longer,
     queued,
     queues,
     set_soon,
     wait,
-    waits,
     waits_for,
     waits_itself,
 )
@@ -290,10 +288,8 @@ def _apply_event(check: CheckConfig, st: CheckState, ev: Event, now: float, wind
     ended: list[RunEnd] = []
     detail = ""
     kind = ev.kind
-    if kind is _SUCCESS and waits(check, new, ev, now, window):  # a start on its way may show it too fast
+    if waits_itself(check, new, ev, now, window):  # a start, or an end dated before it, may be on its way
         wait(new, ev, now, window)
-    elif kind is _FAIL and fail_waits(check, new, ev, now, window):  # a success before it may be on its way
-        wait(new, ev, now, window, _FAIL)
     else:
         detail = by_kind(check, new, ev, ended, now, window)
     late = now - ev.at > BACKDATED  # back-dated: a replayed or spooled ping
@@ -390,7 +386,7 @@ def receive_timed(
     if not batch and (queues(check, st, ev, now, window) or behind_held(check, st, ev, now, window)):
         queued_st = st.copy()
         if waits_itself(check, queued_st, ev, now, window):  # only behind a held deadline
-            wait(queued_st, ev, now, window, None if ev.kind is _SUCCESS else _FAIL)
+            wait(queued_st, ev, now, window)
         else:
             hold(queued_st, ev, now, ev.kind)
             if late:  # a back-dated one holds the deadlines for the events behind it, as if applied

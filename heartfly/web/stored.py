@@ -64,7 +64,7 @@ async def put(app: web.Application, check: StoredCheck, *, new: bool, cap: int |
         stored = {**rt.stored, check.name: check}
         if not new:  # only where it is still stored: another node may have deleted it within POLL
             changed = store.changed_meta_statement(META_PREFIX + check.name, check.encode())
-            await _store(rt, stored, check.name, changed, apply=False)
+            await _store(rt, stored, check.name, changed)
             return await _settle(rt, stored, check, check.name)
         return await _make(rt, stored, check)
 
@@ -82,7 +82,6 @@ async def _make(rt: Runtime, stored: dict[str, StoredCheck], check: StoredCheck)
         store.unless_meta(store.tombstone_statement(check.name), key),
         store.unless_meta(store.delete_meta_statement(PAUSE_META + check.name), key),
         store.new_meta_statement(key, check.encode()),
-        apply=False,
     )
     return await _settle(rt, stored, check)
 
@@ -142,7 +141,7 @@ async def rename(app: web.Application, old: str, check: StoredCheck) -> Outcome:
             *(store.while_meta_is(store.while_meta(statement, META_PREFIX + old), new, text) for statement in moves),
             store.while_meta_is(store.delete_meta_statement(META_PREFIX + old), new, text),
         )
-        await _store(rt, stored, check.name, *statements, apply=False)
+        await _store(rt, stored, check.name, *statements)
         outcome = await _settle(rt, stored, check, old)
     if outcome == "written":
         log.info("check %s: renamed %s through the API", old, check.name)
@@ -165,19 +164,15 @@ async def delete(app: web.Application, name: str) -> bool:
     return True
 
 
-async def _store(
-    rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement, apply: bool = True
-) -> None:
+async def _store(rt: Runtime, stored: dict[str, StoredCheck], name: str, *statements: store.Statement) -> None:
     """Check that `name` validates among `stored` (ConfigError if not; the others, as loaded, may
-    be left out), commit the statements, then serve the new set (unless not to `apply` it)."""
+    be left out), and commit the statements; _settle serves what the commit left stored."""
     assert rt.file_config is not None
     left: list[str] = []
     config = rt.with_stored(rt.file_config, stored, left)
     if name not in config.checks:
         raise ConfigError([p for p in left if p.startswith(f"checks.{name}")] or left)
     await _commit(rt, *statements)
-    if apply:
-        await rt.apply_config(rt.file_config, stored, [])
 
 
 async def follow(app: web.Application) -> None:
