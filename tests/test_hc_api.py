@@ -954,12 +954,9 @@ async def test_last_duration_is_shown_only_when_the_last_end_closed_a_run_as_in_
     assert untimed["status"] == "down" and "last_duration" not in untimed
 
 
-@pytest.mark.both_stores
-async def test_flips_list_a_down_behind_a_thousand_late_and_back_changes_they_do_not_show(
-    aiohttp_client: Any, write_config: ConfigWriter
-) -> None:
-    # A job often a little late (within grace) makes two changes a run that Healthchecks' flips
-    # leave out (up to late, back to up): they must not push its real downs out of the answer
+async def late_and_back(aiohttp_client: Any, write_config: ConfigWriter, runs: int) -> tuple[Client, str, str]:
+    """A server whose minutely check flappy failed once, then ran `runs` times, each a little late
+    (within grace): up, late, up again. Its client, the API key and flappy's uuid."""
     clock = FakeClock(1_780_000_000.0)
     config = write_config(
         CHECKS + f'\n[checks.flappy]\nkey = "{new_key()}"\nevery = "1m"\ngrace = "1m"\n', server=SERVER
@@ -968,12 +965,25 @@ async def test_flips_list_a_down_behind_a_thousand_late_and_back_changes_they_do
     key = (config.path.parent / "hc-key").read_text().strip()
     engine = client.app[RUNTIME].engine
     ping_key = engine.checks["flappy"].config.key
-    uuid = check_uuid(engine.checks["flappy"].config)
     assert (await client.get(f"/ping/{ping_key}/fail")).status == 200
-    for _ in range(520):
+    for _ in range(runs):
         assert (await client.get(f"/ping/{ping_key}")).status == 200
         clock.advance(61)
         engine.fire_due(clock.now())  # late: past due, within grace
+        # This loop is the timer here, and marks itself alive as the timer does: on PostgreSQL the
+        # lease's watchdog, reading a timer silent for 61 s, gave the lease up and pings got 503.
+        engine.timer_alive_at = clock.now()
+    return client, key, check_uuid(engine.checks["flappy"].config)
+
+
+@pytest.mark.both_stores
+async def test_flips_list_a_down_behind_a_thousand_late_and_back_changes_they_do_not_show(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A job often a little late (within grace) makes two changes a run that Healthchecks' flips
+    # leave out (up to late, back to up): they must not push its real downs out of the answer
+    client, key, uuid = await late_and_back(aiohttp_client, write_config, 520)
+    engine = client.app[RUNTIME].engine
     assert engine.checks["flappy"].state.status.value == "late"
     flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
     assert [f["up"] for f in flips] == [1, 0]  # back up, after the failure
@@ -1025,23 +1035,7 @@ async def test_flips_are_read_in_one_statement_however_many_late_and_back_change
     # A page of 1000 at a time over the changes Healthchecks has no flip for cost a statement per
     # page, each seeking its cursor: a year of a minutely job's up <-> late (a million rows) took
     # minutes, with the server's one read connection held all along (the dashboard waited too)
-    clock = FakeClock(1_780_000_000.0)
-    config = write_config(
-        CHECKS + f'\n[checks.flappy]\nkey = "{new_key()}"\nevery = "1m"\ngrace = "1m"\n', server=SERVER
-    )
-    client: Client = await aiohttp_client(create_app(config, clock=clock))
-    key = (config.path.parent / "hc-key").read_text().strip()
-    engine = client.app[RUNTIME].engine
-    ping_key = engine.checks["flappy"].config.key
-    uuid = check_uuid(engine.checks["flappy"].config)
-    assert (await client.get(f"/ping/{ping_key}/fail")).status == 200
-    for _ in range(1100):
-        assert (await client.get(f"/ping/{ping_key}")).status == 200
-        clock.advance(61)
-        engine.fire_due(clock.now())  # late: past due, within grace
-        # This loop is the timer here, and marks itself alive as the timer does: on PostgreSQL the
-        # lease's watchdog, reading a timer silent for 61 s, gave the lease up and pings got 503.
-        engine.timer_alive_at = clock.now()
+    client, key, uuid = await late_and_back(aiohttp_client, write_config, 1100)
     db = client.app[RUNTIME].reader.db
     statements: list[str] = []
     real = db.execute_fetchall
