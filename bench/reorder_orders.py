@@ -48,6 +48,7 @@ RULE_SETS: dict[str, dict[str, Any]] = {
     "min_runtime, 2 failures": {"min_runtime": 1.0, "failures_before_alert": 2},
     "min_runtime, stall": {"min_runtime": 1.0, "stall": 2.0, "max_runtime": 600.0},
 }
+SHOWN = 3
 KINDS = (Kind.START, Kind.SUCCESS, Kind.FAIL, Kind.PROGRESS)
 
 
@@ -97,7 +98,7 @@ def differing(
                         false += downs_told(got[2]) > downs_told(want[2])
                         missed += downs_told(got[2]) < downs_told(want[2])
                         silent += downs_told(got[2]) == 0 < downs_told(want[2])
-                        if len(shown) < 3:
+                        if len(shown) < SHOWN:
                             pings = ", ".join(f"{e.kind.value} {e.at - NOW:+.1f}s" for e in events)
                             shown.append(f"{pings}; arriving in the order {order}")
     return bad, told, false, missed, silent, tried, shown

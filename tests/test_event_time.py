@@ -553,6 +553,37 @@ def test_racing_pings_one_client_sends_tell_as_many_downs_as_event_order_in_ever
     assert differing == []
 
 
+def test_racing_pings_one_client_sends_to_a_max_runtime_check_end_as_in_event_order_in_every_order() -> None:
+    # Nothing waits on such a check: a start that arrives after its own success and after the next
+    # run's start and success still pairs with its success (the first end after it), so the runs
+    # recorded are event order's too, not only what is told.
+    differing = []
+    for events in lists_one_client_sends():
+        for order in itertools.permutations(range(len(events))):
+            in_order, raced = after_a_success_in_order_and_raced(events, list(order), max_runtime=600.0)
+            if judged(raced) != judged(in_order):
+                differing.append((", ".join(f"{e.kind.value} {e.at - NOW:+.1f}s" for e in events), order))
+    assert differing == []
+
+
+def test_a_start_arriving_after_the_next_runs_start_and_success_pairs_with_its_own_success() -> None:
+    # Its success came first and closed nothing; the next run's start and success closed that run.
+    # The start, last, is paired with its own success: the run is recorded, and the last run's
+    # duration shown stays the newest run's.
+    events = [
+        ev(Kind.START, NOW - 3.4),
+        ev(Kind.SUCCESS, NOW - 2.0),
+        ev(Kind.START, NOW - 1.4),
+        ev(Kind.SUCCESS, NOW - 1.3),
+    ]
+    raced = raced_as_in_order(events, [1, 2, 3, 0], max_runtime=600.0)
+    assert sorted((r.started_at, r.ended_at, r.outcome) for r in raced.runs) == [
+        (NOW - 3.4, NOW - 2.0, "success"),
+        (NOW - 1.4, NOW - 1.3, "success"),
+    ]
+    assert raced.st.last_duration == pytest.approx(0.1, abs=1e-3) and raced.st.last_duration_at == NOW - 1.3
+
+
 def test_racing_pings_one_client_sends_with_failures_before_alert_end_as_in_event_order_in_every_order() -> None:
     # With failures_before_alert = 2 the failures wait out the reorder window: up to three ends
     # racing, every order ends as event order does, in what is told and in the runs recorded.

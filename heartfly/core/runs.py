@@ -65,8 +65,15 @@ def note_orphan(
     newest = st.last_end_at is None or ev.at >= st.last_end_at
     if started is not None:
         if newest:
-            st.orphan_end = st.orphan_prev = None
-            st.orphan_older = ()
+            last = st.orphan_end
+            if last is not None and last[4] is None and last[0] < started and now - last[1] <= window:
+                # It ended before the run this end closed began: a start older than it, still on
+                # its way, pairs with it as in event order (the first end after that start).
+                _keep_older(st, st.orphan_prev, now, window)
+                st.orphan_end, st.orphan_prev = None, last
+            else:
+                st.orphan_end = st.orphan_prev = None
+                st.orphan_older = ()
         return
     orphan = (ev.at, now, outcome, ev.exit_status, ev.run_id)
     if ev.run_id is not None:

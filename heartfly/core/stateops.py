@@ -67,7 +67,8 @@ def timed(st: CheckState, duration: float | None, end_at: float) -> None:
     """A finished run's duration, with the time of the end that timed it. An end that times no
     run (no start, or stamped before it) keeps the last one: the status and the metric do not go
     blank, and its alert, by that time, does not pass it off as its own (outbox.payload)."""
-    if duration is not None:
+    if duration is not None and (st.last_duration_at is None or end_at >= st.last_duration_at):
+        # An older run recorded late (its start raced its end) leaves the newest run's standing.
         st.last_duration, st.last_duration_at = duration, end_at
 
 
