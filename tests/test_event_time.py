@@ -445,6 +445,38 @@ def test_a_failure_overtaken_by_a_newer_success_is_told_down_then_up_as_in_event
     assert "succeeded 1 s after this failure" in up.detail
 
 
+def test_a_success_that_arrives_after_a_newer_failure_on_a_down_check_is_told_up_then_down_again() -> None:
+    # Down from a failure; the retry succeeded, then failed again a second later, and the second
+    # failure's ping won the race. In event order: up as of the success, then down as of the failure.
+    events = [ev(Kind.FAIL, NOW - 3.6), ev(Kind.SUCCESS, NOW - 0.9), ev(Kind.FAIL, NOW - 0.2, exit_status=4)]
+    raced = raced_as_in_order(events, [0, 2, 1], max_runtime=600.0)
+    up, down = raced.flips[2:4]  # after the success half an hour before, and the first failure
+    assert (up.old, up.new, up.at) == (Status.DOWN, Status.UP, NOW - 0.9)
+    assert "succeeded 700 ms before a newer failure (their pings arrived out of order)" in up.detail
+    assert (down.old, down.new, down.reason, down.at) == (Status.UP, Status.DOWN, Reason.FAILED, NOW - 0.2)
+    assert down.detail == "failed with exit status 4" and raced.st.last_exit_status == 4
+    assert raced.st.status is Status.DOWN and raced.st.changed_at == raced.st.told_at == NOW - 0.2
+    assert raced.st.failures == 1
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [{"min_runtime": 1.0}, {"assertions": (parse_assertion("rows > 0"),)}],
+    ids=["min_runtime", "assertion"],
+)
+def test_a_success_behind_a_newer_failure_is_not_told_where_something_else_judges_it(rules: dict[str, Any]) -> None:
+    # Its verdict may rest on what has not come (its start) or be judged otherwise (its metrics):
+    # an end older than the newest end stays history there, as docs/jobs.md says.
+    log = job(every=HOUR, **rules)
+    for at in (NOW, NOW + 1):
+        log.arrive(at, ev(Kind.FAIL, at))
+    log.tick(NOW + 10)
+    log.arrive(NOW + 20, ev(Kind.FAIL, NOW + 20))
+    log.arrive(NOW + 20.05, ev(Kind.SUCCESS, NOW + 19, metrics={"rows": 1}))
+    log.tick(NOW + 30)
+    assert log.st.status is Status.DOWN and [f.new for f in log.flips] == [Status.DOWN]
+
+
 def test_a_failure_overtaken_by_a_retrys_start_and_success_withdraws_their_changes_and_tells_down_then_up() -> None:
     in_order, raced = job(every=HOUR), job(every=HOUR)
     for log in (in_order, raced):

@@ -125,6 +125,28 @@ def test_two_curl_pings_racing_a_failure_and_its_retrys_success_tell_down_then_u
     assert at(up["at"]).timestamp() - at(down["at"]).timestamp() == pytest.approx(1.0, abs=0.01)
 
 
+def test_a_retrys_success_whose_ping_loses_to_the_next_failure_is_told_between_two_downs(tmp_path: Path) -> None:
+    """Down from a failure; the retry succeeded at t and failed again at t + 1, and the second
+    failure's ping arrives first. In event order the job was up for a second: the recovery and the
+    second down are both sent, each dated truly, and the check ends down."""
+    hook, key = Receiver(), new_key()
+    config = hooked(tmp_path, '"hb.db"', hook, sync=f'key = "{key}"\nevery = "1h"\n')
+    with Server(config) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{key}/fail").read()  # down
+        hook.wait(1, on_fail=server.log)
+        time.sleep(2.5)  # the pings below are dated after that
+        t = round(time.time() - 2, 3)
+        urllib.request.urlopen(f"{server.url}/ping/{key}/5?ts={t + 1}").read()  # the second failure
+        urllib.request.urlopen(f"{server.url}/ping/{key}?ts={t}").read()  # the retry's success, overtaken
+        _, up, down = hook.wait(3, on_fail=server.log)
+        state = api_get(server, tmp_path, "/api/v1/checks/sync")["state"]
+    assert (up["event"], up["state"]) == ("recovery", "up") and "arrived out of order" in up["detail"]
+    assert (down["event"], down["reason"], down["exit_status"]) == ("down", "failed", 5) and state == "down"
+    at = datetime.fromisoformat
+    assert at(up["at"]).timestamp() == pytest.approx(t, abs=0.01)
+    assert at(down["at"]).timestamp() == pytest.approx(t + 1, abs=0.01)
+
+
 def test_a_success_racing_between_two_failures_tells_nobody_a_down_that_never_was(tmp_path: Path) -> None:
     """failures_before_alert 2, by curl: a failure, its retry's success a second later, then a
     failure again; the success's ping comes last. In event order the success broke the streak:

@@ -1,15 +1,17 @@
 """The reorder window's rules: pings of one run that arrive out of event order, within
 REORDER_WINDOW of each other, end as they would have in event order (docs/jobs.md, "Out of
 order"). heartfly.core.states asks these when an event may be one that lost a race: a failure
-overtaken by a newer success, an end dated before changes recorded after it, a start that pairs
-with an end that came first, an end that takes over the run a newer end closed. Pure."""
+overtaken by a newer success (or a success by a newer failure), an end dated before changes
+recorded after it, a start that pairs with an end that came first, an end that takes over the run
+a newer end closed. Pure."""
 
 from __future__ import annotations
 
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
+from heartfly.core.deadlines import BACKDATED
 from heartfly.core.stateops import duration_assertions, failure, judges_duration, set_status, timed, too_fast
-from heartfly.core.statetypes import CheckState, Event, Reason, RunEnd, RunOutcome, Status
+from heartfly.core.statetypes import CheckState, Event, Flip, Reason, RunEnd, RunOutcome, Status, Step
 from heartfly.core.units import human_duration
 
 _NEW, _UP, _RUNNING = Status.NEW, Status.UP, Status.RUNNING  # module constants: see states' note
@@ -34,6 +36,51 @@ def overtaken(check: CheckConfig, st: CheckState, ev: Event, now: float, window:
         and check.failures_before_alert == 1
         and check.expect is None  # a fan-in worker's failure closes its batch: not re-judged here
     )
+
+
+def outrun(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
+    """A success whose ping lost a race with a newer failure's (both within the reorder window), on
+    a check down since before the success that the failure left down with nothing recorded since:
+    in event order the success recovered it and the failure took it down again. Both are told,
+    as overtaken tells a failure's, without rewriting history. Only where nothing else judges the
+    success (its run's duration, its metrics, a fan-in's count, a streak, a pipeline step) and no
+    run is open that it might not have closed."""
+    last = st.last_end_at
+    return (
+        last is not None
+        and ev.at < last <= ev.at + window  # the newest end, newer than this success...
+        and (st.last_success_at is None or st.last_success_at < last)  # ...is a failure...
+        and (st.prev_end_at is None or st.prev_end_at <= ev.at)  # ...the first end after it...
+        and now - last <= window  # ...that came within the window (a live one)
+        and st.status is Status.DOWN
+        and st.told_at <= st.changed_at <= ev.at
+        and ev.at >= st.resumed_at
+        and not (st.folded or st.runs or st.waiting or st.window_hold or st.step_due)
+        and check.failures_before_alert == 1
+        and check.expect is None
+        and check.min_runtime is None
+        and not check.assertions
+    )
+
+
+def recover_then_fail(check: CheckConfig, st: CheckState, ev: Event, applied: Step, now: float) -> list[Step]:
+    """Both changes an outrun success (see outrun) makes, each dated when it happened: up as of the
+    success, then down as of the newer failure. `applied` is the success applied as history (its
+    run recorded); the state ends as it left it, down from the failure."""
+    fail_at = st.last_end_at
+    assert fail_at is not None
+    up = applied.state.copy()
+    set_status(up, _UP, None, ev.at, now)
+    up.failures, up.streak_ats, up.last_exit_status = 0, (), ev.exit_status  # its alert's: the success's
+    words = f"it succeeded {human_duration(fail_at - ev.at)} before a newer failure (their pings arrived out of order)"
+    came_back = Flip(ev.at, Status.DOWN, _UP, None, None, words, learned_at=now if now - ev.at > BACKDATED else None)
+    down = up.copy()
+    down.last_exit_status = st.last_exit_status
+    words = "failed" if st.last_exit_status is None else f"failed with exit status {st.last_exit_status}"
+    failure_words = failure(check, down, Reason.FAILED, fail_at, now, words)
+    learned = now if now - fail_at > BACKDATED else None
+    went_down = Flip(fail_at, _UP, Status.DOWN, Reason.FAILED, None, failure_words, learned_at=learned)
+    return [Step(up, came_back, applied.ended), Step(down, went_down, ())]
 
 
 def backdatable(check: CheckConfig, st: CheckState, at: float, now: float, window: float) -> bool:

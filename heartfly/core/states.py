@@ -46,7 +46,9 @@ from heartfly.core.holding import (
 from heartfly.core.reorder import (
     backdatable,
     first_end_after,
+    outrun,
     overtaken,
+    recover_then_fail,
     started_since,
     status_then,
 )
@@ -371,6 +373,8 @@ def receive_timed(
     late = now - ev.at > BACKDATED
     if ev.kind is Kind.FAIL and not batch and overtaken(check, st, ev, now, window):
         return _fail_then_recover(check, st, ev, now, window), math.nan  # rare: the engine computes it
+    if ev.kind is _SUCCESS and not batch and outrun(check, st, ev, now, window):
+        return recover_then_fail(check, st, ev, apply_event(check, st, ev, now, window), now), math.nan
     if not (batch or st.hold_until or late or st.waiting):  # nearly every ping: nothing to catch up
         step, fires_at = _apply_event(check, st, ev, now, window)
         if step.flip is not None and step.flip.new is _RUNNING and step.flip.old is _DOWN:
