@@ -87,3 +87,19 @@ async def test_the_api_and_the_check_page_show_the_record_of_real_pings(
     await login(client, config)
     page = await (await client.get("/checks/job")).text()
     assert 'id="record"' in page and "14.29 %" in page and "10 min · 1×" in page and "1 failed" in page
+
+
+async def test_a_second_down_in_half_a_day_never_reads_as_100_percent_on_the_check_page(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "30d"\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    assert (await client.get(f"/ping/{key}/fail")).status == 200
+    clock.advance(1)
+    assert (await client.get(f"/ping/{key}")).status == 200
+    clock.advance(50_000)  # down 1 s of 50001: 99.998 %, which two decimals round up to 100.00
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    assert "1 s · 1×" in page and "100.00 %" not in page and "99.99 %" in page

@@ -10,7 +10,7 @@ from heartfly.core.assertions import parse_assertion
 from heartfly.core.localtime import stamp
 from heartfly.core.units import human_duration
 from heartfly.web import charts
-from heartfly.web.words import cron_words, relative, schedule_words
+from heartfly.web.words import cron_words, percent, relative, schedule_words
 from tests.conftest import check
 
 NOW = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC
@@ -112,3 +112,18 @@ def test_the_duration_chart_draws_the_max_runtime_line_when_it_fits() -> None:
     assert chart.limit_y is not None and 0 < chart.limit_y < chart.height
     assert charts.durations(items, max_runtime=3600.0).limit_y is None  # far off the scale
     assert [b.css for b in chart.bars] == ["ok", "slow"]
+
+
+@pytest.mark.parametrize(
+    ("share", "words"),
+    [
+        (1.0, "100.00 %"),
+        (0.99998, "99.99 %"),
+        (0.5, "50.00 %"),
+        (1 / 7, "14.29 %"),
+        (0.00001, "0.01 %"),
+        (0.0, "0.00 %"),
+    ],
+)
+def test_an_availability_is_whole_only_when_it_is(share: float, words: str) -> None:
+    assert percent(share) == words

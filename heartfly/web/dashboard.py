@@ -27,7 +27,7 @@ from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
 from heartfly.web import auth, badges, charts, control, pings, record
 from heartfly.web.runtime import RUNTIME
-from heartfly.web.words import iso_z, relative, schedule_words, utc
+from heartfly.web.words import iso_z, percent, relative, schedule_words, utc
 
 if TYPE_CHECKING:
     import jinja2
@@ -70,7 +70,9 @@ def _env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(utc=utc, iso=iso_z, dur=human_duration, metric=metric_words, icons=ICONS, version=__version__)
+    env.globals.update(
+        utc=utc, iso=iso_z, dur=human_duration, metric=metric_words, percent=percent, icons=ICONS, version=__version__
+    )
     return env
 
 

@@ -127,6 +127,15 @@ def relative(ts: float | None, now: float) -> str:
     return f"in {text}" if delta > 0 else f"{text} ago"
 
 
+def percent(share: float) -> str:
+    """ "99.99 %": a share to two decimals that never rounds to a whole it is not. A second down
+    in half a day is 99.998 %, which plain rounding shows as 100.00 % beside the downtime."""
+    shown = round(100 * share, 2)
+    if 0 < share < 1:
+        shown = min(max(shown, 0.01), 99.99)
+    return f"{shown:.2f} %"
+
+
 def utc(ts: float | None) -> str:
     """ "2026-11-23 06:20:01Z": for logs, which stay in UTC (pages: localtime)."""
     return full(ts)
