@@ -87,3 +87,21 @@ def test_an_alert_text_gives_its_times_in_the_display_timezone_with_its_name() -
     assert "Noticed at: 2025-12-17 20:33:20 CET" in text(berlin)
     utc = Alert(key="k", event="down", payload=payload, last_ping=None, link="http://x/checks/job")
     assert "Noticed at: 2025-12-17T19:33:20.000Z" in text(utc)  # UTC: ISO 8601, as before
+
+
+async def test_the_hour_a_clock_turned_back_repeats_names_its_zone_in_the_ping_log(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    zone = 'display_timezone = "America/New_York"'
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1d"\n', server=zone)
+    clock = FakeClock(1_793_510_400.0)  # 2026-11-01 05:20Z: 01:20 EDT, and an hour later 01:20 again, EST
+    client = await aiohttp_client(create_app(config, clock=clock))
+    assert (await client.get(f"/ping/{key}/start")).status == 200
+    clock.advance(3600)
+    assert (await client.get(f"/ping/{key}")).status == 200
+    clock.advance(4 * 3600)  # 05:20 EST, the same day: the log shows times without their date
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    assert ">01:20:00 EDT</time>" in page and ">01:20:00 EST</time>" in page
+    assert localtime.stamp(clock.now(), clock.now(), localtime.zone("America/New_York")) == "05:20:00"  # unambiguous

@@ -44,13 +44,22 @@ def full(ts: float | None, tz: tzinfo = UTC, *, empty: str = "—") -> str:
 
 
 def stamp(ts: float | None, now: float, tz: tzinfo = UTC) -> str:
-    """A log line's time: "06:30:37" today, "Nov 22 06:30:37" before, with the year if not this one."""
+    """A log line's time: "06:30:37" today, "Nov 22 06:30:37" before, with the year if not this one.
+    In the hour a clock turned back, which reads twice, with the zone's abbreviation ("01:20:00 EST"):
+    else two pings an hour apart read the same, and the log's order looks wrong."""
     if ts is None:
         return "—"
     when, today = datetime.fromtimestamp(ts, tz), datetime.fromtimestamp(now, tz)
     if when.date() == today.date():
-        return when.strftime("%H:%M:%S")
-    return when.strftime("%b %d %H:%M:%S" if when.year == today.year else "%Y-%m-%d %H:%M:%S")
+        shown = when.strftime("%H:%M:%S")
+    else:
+        shown = when.strftime("%b %d %H:%M:%S" if when.year == today.year else "%Y-%m-%d %H:%M:%S")
+    return f"{shown} {when.tzname()}" if _repeated(when) else shown
+
+
+def _repeated(when: datetime) -> bool:
+    """Whether this wall time happens twice (the other `fold` has another offset)."""
+    return when.replace(fold=1 - when.fold).utcoffset() != when.utcoffset()
 
 
 def name_of(tz: tzinfo) -> str:
