@@ -12,7 +12,7 @@ from yarl import URL
 from heartfly.core.config import Config
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
-from heartfly.web.dashboard import PINGS_PER_PAGE
+from heartfly.web.dashboard import MESSAGE_SHOWN, PINGS_PER_PAGE
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
@@ -450,6 +450,24 @@ async def test_older_pings_are_offered_only_when_there_are_some(client: Client, 
     assert older is not None and "line 0" not in page
     rest = await (await client.get("/checks/backup" + older.group(1))).text()
     assert "line 0" in rest and "Older pings" not in rest
+
+
+@pytest.mark.both_stores
+async def test_a_check_page_of_long_messages_shows_each_ones_start_and_end_not_all_of_it(
+    client: Client, config: Config
+) -> None:
+    head, tail = "job started <b>\n", "\nERROR: disk full <script>x</script>\n"
+    body = head + "progress line\n" * 7000 + tail  # 98 000 characters: a page of 25 was 6 MB of HTML
+    for _ in range(PINGS_PER_PAGE):
+        assert (await client.post(f"/ping/{KEY}/fail", data=body.encode())).status == 200
+    await login(client, config)
+    page = await (await client.get("/checks/backup")).text()
+    assert len(page) < 25 * MESSAGE_SHOWN * 2  # bounded by what each message shows, escaped
+    assert page.count("<pre>job started &lt;b&gt;\n") == PINGS_PER_PAGE
+    assert page.count("ERROR: disk full &lt;script&gt;x&lt;/script&gt;") == PINGS_PER_PAGE  # what went wrong
+    assert f"{len(body) - MESSAGE_SHOWN} characters not shown" in page and f"{len(body)} chars" in page
+    resp = await client.get("/api/v1/checks/backup/pings?limit=1", headers=bearer(config))
+    assert (await resp.json())[0]["body"] == body  # the API has all of it
 
 
 async def test_the_alerts_card_shows_an_alerts_last_attempts_and_counts_the_rest(

@@ -66,7 +66,9 @@ class Reader(Protocol):
     async def read_alerts(
         self, check_id: int | None, limit: int = 50, before: int | None = None
     ) -> list[dict[str, Any]]: ...
-    async def read_pings(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]: ...
+    async def read_pings(
+        self, check_id: int, limit: int = 100, before: int | None = None, shown: int | None = None
+    ) -> list[dict[str, Any]]: ...
     async def read_flips(
         self, check_id: int, limit: int = 100, before: int | None = None, routine: bool = True
     ) -> list[dict[str, Any]]:

@@ -265,14 +265,35 @@ def _page(table: str, columns: str, time: str, where: str = "TRUE") -> str:
     )
 
 
-async def read_pings(db: Db, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
-    keys = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
-            "source", "member")  # fmt: skip
-    sql = _page("pings", ", ".join(keys), "at")
+_PING_KEYS = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
+              "source", "member")  # fmt: skip
+
+
+def _clipped(shown: int) -> str:
+    """The columns of read_pings, a body longer than `shown` characters as its start (a quarter)
+    and its end (the rest: a log's end says what went wrong), cut in the statement so the rest
+    is never read; then `tail` and `length`. substr and length read characters on both stores."""
+    head, tail = shown // 4, shown - shown // 4
+    long = f"length(body) > {int(shown)}"
+    body = f"CASE WHEN {long} THEN substr(body, 1, {head}) ELSE body END"
+    end = f"CASE WHEN {long} THEN substr(body, length(body) - {tail - 1}) ELSE '' END"
+    return ", ".join(body if k == "body" else k for k in _PING_KEYS) + f", {end}, length(body)"
+
+
+async def read_pings(
+    db: Db, check_id: int, limit: int = 100, before: int | None = None, shown: int | None = None
+) -> list[dict[str, Any]]:
+    """A page of a check's pings, newest first. `shown`: a body longer than that many characters
+    comes as its start in `body` and its end in `tail`, `omitted` the characters between (a page's
+    read: 25 bodies of up to 16 MiB each are not read, nor put in its HTML, whole)."""
+    keys = _PING_KEYS if shown is None else (*_PING_KEYS, "tail", "length")
+    sql = _page("pings", ", ".join(_PING_KEYS) if shown is None else _clipped(shown), "at")
     rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, sql, (check_id, before, limit))]
     for item in rows:
         item["truncated"] = bool(item["truncated"])
         item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else {}
+        if shown is not None:
+            item["omitted"] = item.pop("length") - len(item["body"]) - len(item["tail"])
     return rows
 
 

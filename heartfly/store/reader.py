@@ -93,8 +93,10 @@ class SqlReader:
     ) -> list[dict[str, Any]]:
         return await outboxqueries.read_alerts(self.db, check_id, limit, before)
 
-    async def read_pings(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
-        return await queries.read_pings(self.db, check_id, limit, before)
+    async def read_pings(
+        self, check_id: int, limit: int = 100, before: int | None = None, shown: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await queries.read_pings(self.db, check_id, limit, before, shown)
 
     async def read_flips(
         self, check_id: int, limit: int = 100, before: int | None = None, routine: bool = True

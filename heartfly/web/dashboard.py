@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 100
 PINGS_PER_PAGE = 25
+# Characters of a ping's message on the check page: its start and its end, the rest said in
+# numbers (the API has it all). A page of 25 messages of 100 kB was 6 MB of escaped HTML, rendered
+# in the event loop every 10 s for every open tab; of 16 MiB (body_limit's most), a gigabyte.
+MESSAGE_SHOWN = 10_000
 # An alert's attempts shown on its check's page, the newest: a dead webhook is retried for a day
 # (some 130 attempts), and the card is fetched again every 10 s. The rest are counted.
 ATTEMPTS_SHOWN = 3
@@ -309,7 +313,8 @@ async def check_page(request: web.Request) -> web.Response:
     row = _row(request.app, check)
     pings_before = _cursor(request, "pings_before")
     await rt.settled()
-    pings = await reader.read_pings(check.id, PINGS_PER_PAGE + 1, pings_before)  # one more: is there an older page?
+    # One more than a page: is there an older page?
+    pings = await reader.read_pings(check.id, PINGS_PER_PAGE + 1, pings_before, MESSAGE_SHOWN)
     older = len(pings) > PINGS_PER_PAGE
     pings = pings[:PINGS_PER_PAGE]
     all_flips = request.query.get("flips") == "all"  # else without the up <-> running of healthy runs
