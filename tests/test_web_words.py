@@ -127,3 +127,19 @@ def test_the_duration_chart_draws_the_max_runtime_line_when_it_fits() -> None:
 )
 def test_an_availability_is_whole_only_when_it_is(share: float, words: str) -> None:
     assert percent(share) == words
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("*/45 * * * *", None),  # :00 and :45, 15 minutes apart at the hour: not every 45 minutes
+        ("*/7 * * * *", None),
+        ("*/20 * * * *", "every 20 minutes"),
+        ("*/1 * * * *", "every minute"),
+        ("0 */5 * * *", None),  # 20:00, then 00:00: four hours
+        ("15 */1 * * *", "every hour at minute 15"),
+        ("0 */8 * * *", "every 8 hours at minute 0"),
+    ],
+)
+def test_a_step_that_does_not_divide_the_hour_or_day_is_not_said_to_repeat_evenly(expr: str, words: str | None) -> None:
+    assert cron_words(expr) == words

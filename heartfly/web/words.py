@@ -83,14 +83,13 @@ def cron_words(expr: str) -> str | None:
         return None
     minute, hour, dom, month, dow = fields
     if dom == "*" and month == "*" and dow == "*":
-        if minute == "*" and hour == "*":
-            return "every minute"
-        if minute.startswith("*/") and minute[2:].isdigit() and hour == "*":
-            return f"every {minute[2:]} minutes"
-        if _NUM.fullmatch(minute) and hour == "*":
+        minutes, hours = _step(minute, 60), _step(hour, 24)
+        if minutes is not None and hour == "*":
+            return "every minute" if minutes == 1 else f"every {minutes} minutes"
+        if _NUM.fullmatch(minute) and hours == 1:
             return f"every hour at minute {int(minute)}"
-        if _NUM.fullmatch(minute) and hour.startswith("*/") and hour[2:].isdigit():
-            return f"every {hour[2:]} hours at minute {int(minute)}"
+        if _NUM.fullmatch(minute) and hours is not None:
+            return f"every {hours} hours at minute {int(minute)}"
     if not (_NUM.fullmatch(minute) and _hours(hour)):
         return None
     at = _at(minute, hour)
@@ -104,6 +103,16 @@ def cron_words(expr: str) -> str | None:
             return f"on day {int(dom)} of every month at {at}"
         if _NUM.fullmatch(month) and 1 <= int(month) <= 12:
             return f"every year on {_MONTHS[int(month) - 1]} {int(dom)} at {at}"
+    return None
+
+
+def _step(field: str, span: int) -> int | None:
+    """N of "*/N" (or 1 of "*") where the runs are N apart all along: N divides the hour or the
+    day. "*/45" is :00 and :45, 15 minutes apart across the hour, so it is said as the expression."""
+    if field == "*":
+        return 1
+    if field.startswith("*/") and field[2:].isdigit() and 0 < int(field[2:]) < span and span % int(field[2:]) == 0:
+        return int(field[2:])
     return None
 
 
