@@ -85,3 +85,22 @@ async def test_a_fan_ins_runs_are_its_batches_not_one_run_per_member(
     strip, chart = await charts_of(client, app, "shards")
     assert 'aria-label="Run durations, last 3: 2 succeeded, 1 incomplete"' in chart
     assert strip.count("<rect") == 3
+
+
+async def test_a_run_whose_end_is_stamped_before_its_start_is_drawn_once(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A spooled end from a client whose clock lags the server's: the run is stored with no
+    # duration (its end at its start), and its end ping was drawn again beside it, as a second run.
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1h"\n')
+    clock = FakeClock(1_780_000_000.0)
+    app = create_app(config, clock=clock)
+    client = await aiohttp_client(app)
+    await a_healthy_run(client, key, clock)
+    assert (await client.get(f"/ping/{key}/start?rid=r1")).status == 200
+    clock.advance(60)
+    assert (await client.get(f"/ping/{key}?rid=r1&ts={clock.now() - 90:.0f}")).status == 200
+    clock.advance(10)  # past the reorder window
+    strip, chart = await charts_of(client, app, "job")
+    assert "last 2: 2 succeeded" in chart and "last 2: 2 succeeded" in strip

@@ -375,11 +375,12 @@ async def read_misses(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]
 async def read_end_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
     """The latest success and failure pings: a timeline's events for jobs that never send a start."""
     sql = (
-        "SELECT id, at, kind, exit_status, metrics FROM pings WHERE check_id = ? AND kind IN ('success', 'fail')"
-        " ORDER BY id DESC LIMIT ?"
+        "SELECT id, at, kind, exit_status, metrics, run_id FROM pings WHERE check_id = ?"
+        " AND kind IN ('success', 'fail') ORDER BY id DESC LIMIT ?"
     )
     return [
         {"id": r[0], "at": r[1], "kind": r[2], "exit_status": r[3], "metrics": json.loads(r[4]) if r[4] else None}
+        | {"run_id": r[5]}
         for r in await fetch_all(db, sql, (check_id, limit))
     ]
 
@@ -400,7 +401,7 @@ def page_cursor(before: int | None) -> int:
 # its index (runs_by_start, pings_by_check, flips_by_time), so a page costs what its rows cost.
 
 _RUN_KEYS = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
-_END_KEYS = ("id", "at", "kind", "exit_status", "metrics")
+_END_KEYS = ("id", "at", "kind", "exit_status", "metrics", "run_id")
 _FLIP_KEYS = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
 
 

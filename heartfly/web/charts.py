@@ -13,6 +13,7 @@ from typing import Any
 
 from heartfly.core import localtime
 from heartfly.core.assertions import Assertion, first_broken
+from heartfly.core.patterns import fold_run_id
 from heartfly.core.units import human_duration
 
 # outcome -> (css class, words)
@@ -71,17 +72,29 @@ def events(
     """
     items = []
     closed = set()
+    ends = list(ends)
+    ended = {round(p["at"], 6) for p in ends}
+    early = []  # runs stored with their end at their start, which no end ping is dated at
     for r in runs:
         closed.add(round(r["ended_at"], 6))
+        if r["ended_at"] == r["started_at"] and round(r["ended_at"], 6) not in ended:
+            early.append(r)
         items.append(
             {"at": r["started_at"], "outcome": r["outcome"], "duration": r["duration"], "exit_status": r["exit_status"]}
         )
-    for p in ends:
-        if round(p["at"], 6) not in closed:
-            outcome = "fail"
-            if p["kind"] == "success":
-                outcome = "assertion" if first_broken(assertions, p.get("metrics"), None) else "success"
-            items.append({"at": p["at"], "outcome": outcome, "duration": None, "exit_status": p["exit_status"]})
+    lone = [p for p in ends if round(p["at"], 6) not in closed]
+    for r in early:
+        # An end stamped before its own run's start (a lagging client's spooled end) closed it: the
+        # newest end of its run id dated at or before the start is that run's, not a run of its own.
+        rid = _rid(r.get("run_id"))
+        mine = [p for p in lone if _rid(p.get("run_id")) == rid and p["at"] <= r["started_at"]]
+        if mine:
+            lone.remove(max(mine, key=lambda p: (p["at"], p.get("id", 0))))
+    for p in lone:
+        outcome = "fail"
+        if p["kind"] == "success":
+            outcome = "assertion" if first_broken(assertions, p.get("metrics"), None) else "success"
+        items.append({"at": p["at"], "outcome": outcome, "duration": None, "exit_status": p["exit_status"]})
     for f in flips:
         if f["new"] == "down" and f["reason"] in ("missed", "step_missed"):
             items.append({"at": f["at"], "outcome": f["reason"], "duration": None, "exit_status": None})
@@ -89,6 +102,11 @@ def events(
         items.append({"at": started, "outcome": "running", "duration": max(0.0, now - started), "exit_status": None})
     items.sort(key=lambda e: e["at"])
     return items
+
+
+def _rid(run_id: str | None) -> str | None:
+    """A run id as runs are paired by (a UUID in either case is one)."""
+    return None if run_id is None else fold_run_id(run_id)
 
 
 def _title(e: Mapping[str, Any], tz: tzinfo) -> str:
