@@ -123,3 +123,48 @@ async def test_the_history_of_a_check_removed_from_the_config_is_pruned_past_kee
         await engine.writer.flush()
 
     assert query(config, "SELECT count(*) FROM runs WHERE check_id = ?", (a,)) == [(0,)]
+
+
+async def test_a_checks_ping_log_is_trimmed_to_keep_pings_after_a_restart_even_if_few_pings_follow(
+    write_config: ConfigWriter,
+) -> None:
+    # A restart forgets how many pings each check wrote since its last trim: a check with fewer than
+    # keep_pings / 10 pings between restarts (a daily job, a weekly restart) grew its log for ever.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 20")
+    clock = FakeClock()
+    for _ in range(2):
+        async with running(config, clock) as engine:
+            for _ in range(8):  # fewer than the trim's threshold in each process
+                await ping(engine, "a", Kind.LOG)
+            engine.checkpoint()
+            await housekeeping.prune(engine, housekeeping.History())
+    async with running(config, clock) as engine:
+        await housekeeping.prune(engine, housekeeping.History())
+        await engine.writer.flush()
+    assert query(config, "SELECT count(*) FROM pings") == [(16,)]  # within keep_pings: nothing to trim yet
+
+    async with running(config, clock) as engine:
+        for _ in range(8):
+            await ping(engine, "a", Kind.LOG)
+        engine.checkpoint()
+        await housekeeping.prune(engine, housekeeping.History())
+        await engine.writer.flush()
+    assert query(config, "SELECT count(*) FROM pings") == [(20,)]
+
+
+async def test_lowering_keep_pings_by_a_reload_trims_the_log_of_a_check_that_no_longer_pings(
+    write_config: ConfigWriter,
+) -> None:
+    body = f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    config = write_config(body, server="keep_pings = 100")
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        history = housekeeping.History()
+        for _ in range(50):
+            await ping(engine, "a", Kind.LOG)
+        engine.checkpoint()
+        await housekeeping.prune(engine, history)
+        await engine.apply_config(write_config(body, server="keep_pings = 20"))
+        await housekeeping.prune(engine, history)
+        await engine.writer.flush()
+    assert query(config, "SELECT count(*) FROM pings") == [(20,)]

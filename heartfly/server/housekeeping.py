@@ -65,10 +65,17 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
 
 class History:
     """Where the pruning of history past keep_history goes on next round: a slice of the checks per
-    round, not all of them (100k checks would be 100k commits)."""
+    round, not all of them (100k checks would be 100k commits).
+
+    The first pass over the checks after a start, and after keep_pings changed, trims every ping
+    log too: a check's count of pings since its last trim (Check.unpruned) starts at 0 in each
+    process, so a check that pings less than a tenth of keep_pings between restarts, or one that
+    stopped pinging before keep_pings was lowered, was never trimmed again."""
 
     def __init__(self) -> None:
         self.next = 0  # the index, in engine.checks, of the first check of the next slice
+        self.sweep_left = 0  # checks whose ping log the slices still trim, whatever their count
+        self.keep: int | None = None  # the keep_pings of the last sweep begun
 
 
 async def prune(engine: Engine, history: History | None = None) -> None:
@@ -87,13 +94,20 @@ async def prune(engine: Engine, history: History | None = None) -> None:
     cut = now - engine.config.server.keep_history
     # Checks removed from the config too: their history is kept for when they come back, not for ever.
     ids = [check.id for check in engine.checks.values()] + engine.removed_ids()
-    start, count = 0, len(ids)
+    start, count, sweep = 0, len(ids), len(ids)
     if history is not None and ids:
+        if history.keep != keep:
+            history.keep, history.sweep_left = keep, len(ids)
         start = history.next % len(ids)
         count = min(len(ids), max(HISTORY_CHECKS, math.ceil(len(ids) / HISTORY_ROUNDS)))
         history.next = start + count
-    for check_id in itertools.islice(itertools.chain(ids[start:], ids[:start]), count):
-        await engine.writer.submit(store.Write(statements=store.prune_history_statements(check_id, cut)))
+        sweep = min(count, history.sweep_left)
+        history.sweep_left -= sweep
+    for n, check_id in enumerate(itertools.islice(itertools.chain(ids[start:], ids[:start]), count)):
+        statements = store.prune_history_statements(check_id, cut)
+        if n < sweep:
+            statements.append(store.prune_statement(check_id, keep))
+        await engine.writer.submit(store.Write(statements=statements))
     await engine.writer.submit(store.Write(statements=store.prune_done_statements(cut)))
 
 
