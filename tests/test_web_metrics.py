@@ -15,9 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from heartfly.core.config import Config
 from heartfly.core.config_values import BODY_HARD_CAP
+from heartfly.store import groupcommit
 from heartfly.web import metrics
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import Client, bearer, state_of, until
 
@@ -279,3 +281,34 @@ async def test_pings_are_answered_while_the_metrics_text_is_being_built(
     resp = await scrape
     assert resp.status == 200
     assert samples(await resp.text())[("heartfly_check_up", (("check", "backup"),))] == 1.0
+
+
+async def test_a_commit_left_unanswered_shows_as_failing_writes_as_readyz_says_it(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database that stops answering (a locked table, a hung disk) holds every ping and alert:
+    # /readyz said so, but /metrics kept heartfly_database_writes_failing at 0, so an alert on it
+    # stayed silent for as long as nothing was written.
+    monkeypatch.setattr(groupcommit, "STUCK_AFTER", 0.05)
+    writer = client.app[RUNTIME].writer
+    assert writer is not None
+    commit, answered = writer._commit, threading.Event()  # type: ignore[attr-defined]
+
+    def unanswered(writes: list[Any]) -> None:
+        answered.wait(10)
+        commit(writes)
+
+    monkeypatch.setattr(writer, "_commit", unanswered)
+    ping = asyncio.create_task(client.get(f"/ping/{KEY}"))
+    try:
+
+        async def unready() -> bool:
+            return (await client.get("/readyz")).status == 503
+
+        await until(unready)
+        got = samples(await scrape(client, config))
+        assert got[("heartfly_database_writes_failing", ())] == 1.0
+    finally:
+        answered.set()
+    assert (await ping).status == 200
+    assert samples(await scrape(client, config))[("heartfly_database_writes_failing", ())] == 0.0

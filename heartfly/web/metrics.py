@@ -145,10 +145,13 @@ def _families(app: web.Application, outbox_pending: int | None) -> Iterator[Metr
         "heartfly_timer_alive_timestamp_seconds", "The deadline timer's last wake-up.", value=engine.timer_alive_at
     )
     writer = rt.ping_writer()
+    # A commit the database leaves unanswered (a locked table, a hung disk) holds every ping and
+    # alert as surely as one that fails: 1 then too, as /readyz says it.
+    failing = writer is None or writer.failing or writer.stuck() is not None
     yield GaugeMetricFamily(
         "heartfly_database_writes_failing",
-        "1 while database writes fail.",
-        value=1.0 if writer and writer.failing else 0.0,
+        "1 while database writes fail or a commit has waited more than 5 s for the database.",
+        value=1.0 if failing else 0.0,
     )
     cluster = rt.cluster_status()
     if cluster is not None:
