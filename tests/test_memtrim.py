@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -106,3 +107,31 @@ async def test_deadlines_fire_after_a_restart_while_the_default_executor_is_busy
     finally:
         gate.set()
         pool.shutdown(wait=False)
+
+
+class _NoThread(threading.Thread):
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")  # as at a pids limit (TasksMax, a container's)
+
+
+@pytest.mark.both_stores
+async def test_deadlines_fire_after_a_restart_even_when_no_thread_can_be_started_for_the_trim(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The trim is a convenience: its thread failing to start raised out of the timer's first
+    # round, and the timer task ended there, with no deadline ever fired and nothing in the log.
+    clock = FakeClock()
+    config = await died_past_a_deadline(write_config, clock)
+    monkeypatch.setattr(memtrim, "threading", types.SimpleNamespace(Thread=_NoThread))
+    async with running(config, clock) as engine:
+        timer = asyncio.create_task(engine.run_timer())
+        try:
+            for _ in range(40):
+                if engine.checks["a"].state.status is Status.DOWN or timer.done():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
+        assert engine.checks["a"].state.status is Status.DOWN
+    assert "could not give free memory back to the system" in caplog.text

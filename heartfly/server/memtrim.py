@@ -49,4 +49,7 @@ def release_soon() -> None:
         except Exception:  # a convenience: the server goes on without it
             log.warning("could not give free memory back to the system", exc_info=True)
 
-    threading.Thread(target=run, name="heartfly-memtrim", daemon=True).start()
+    try:
+        threading.Thread(target=run, name="heartfly-memtrim", daemon=True).start()
+    except RuntimeError:  # no thread to be had (a pids limit): raised here, it ended the deadline timer
+        log.warning("could not give free memory back to the system: no thread could be started", exc_info=True)
