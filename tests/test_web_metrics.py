@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from heartfly.core.config import Config
 from heartfly.core.config_values import BODY_HARD_CAP
+from heartfly.core.dburl import PostgresDatabase
 from heartfly.store import groupcommit
 from heartfly.web import metrics
 from heartfly.web.app import create_app
@@ -312,3 +313,26 @@ async def test_a_commit_left_unanswered_shows_as_failing_writes_as_readyz_says_i
         answered.set()
     assert (await ping).status == 200
     assert samples(await scrape(client, config))[("heartfly_database_writes_failing", ())] == 0.0
+
+
+@pytest.mark.parametrize("store_backend", ["postgres"], indirect=True)
+async def test_metrics_answer_without_the_outbox_depth_while_the_outbox_cannot_be_read(
+    client: Client, config: Config
+) -> None:
+    # A table locked by a migration or VACUUM FULL (or a connection gone silent) held the outbox's
+    # count, and with it the whole scrape, past any scrape timeout: "/metrics still answers" did not.
+    import psycopg
+
+    assert isinstance(config.server.database, PostgresDatabase)
+    async with await psycopg.AsyncConnection.connect(config.server.database.url) as locker, locker.transaction():
+        await locker.execute("LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE")
+        scrape = asyncio.create_task(client.get("/metrics", headers=bearer(config)))
+        done, _ = await asyncio.wait({scrape}, timeout=15)  # a bound on the test, not what it checks
+        if not done:
+            scrape.cancel()
+        assert done, "/metrics did not answer while the outbox was locked"
+        resp = scrape.result()
+        assert resp.status == 200
+        got = samples(await resp.text())
+    assert ("heartfly_outbox_pending", ()) not in got
+    assert got[("heartfly_check_up", (("check", "backup"),))] == 1.0

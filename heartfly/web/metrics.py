@@ -27,6 +27,8 @@ from heartfly.web.pings import PING_COUNTS
 from heartfly.web.runtime import RUNTIME
 
 _PROCESS = ProcessCollector(registry=None)  # reads /proc/self at scrape time
+# Seconds a scrape waits for the outbox's count, well inside Prometheus' default scrape timeout (10 s).
+OUTBOX_READ_LIMIT = 3.0
 
 
 class _Snapshot(Collector):
@@ -45,11 +47,15 @@ async def metrics(request: web.Request) -> web.Response:
     assert rt.reader is not None
     pending: int | None = None  # unknown while the database cannot be read: left out, the rest served
     try:
-        pending = await rt.reader.count_pending_alerts()
+        # Bounded: an outbox locked by a migration or VACUUM FULL held the count, and with it the
+        # whole scrape, past Prometheus' scrape timeout. PostgreSQL's driver cancels the query.
+        async with asyncio.timeout(OUTBOX_READ_LIMIT):
+            pending = await rt.reader.count_pending_alerts()
         await rt.engine.all_read()
-    except StoreError as exc:
+    except (StoreError, TimeoutError) as exc:
         if rt.engine.reading_stored:  # states not read yet would be shown as new: nothing rather than wrong
-            return web.Response(status=503, text=f"/metrics: the database cannot be read: {exc}\n")
+            why = exc if isinstance(exc, StoreError) else f"no answer within {OUTBOX_READ_LIMIT:g} s"
+            return web.Response(status=503, text=f"/metrics: the database cannot be read: {why}\n")
     # The states as they are now, read here; the text built in a thread: with 100k checks that is
     # 900k samples, seconds of Python during which, on the event loop, no ping was answered.
     checks = [_row(name, check.state) for name, check in rt.engine.checks.items()]
