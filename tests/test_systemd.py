@@ -325,3 +325,30 @@ def test_sigterm_says_stopping_and_exits_cleanly(tmp_path: Path, listener: Liste
     assert stopping["STATUS"] == "stopping: finishing in-flight pings"
     assert "stopped cleanly" in server.log()
     assert not (tmp_path / "hb.db-wal").exists()
+
+
+def test_the_watchdog_is_still_fed_while_clients_hold_every_file_descriptor(tmp_path: Path, listener: Listener) -> None:
+    # Each WATCHDOG=1 opened a socket of its own: with every descriptor held by connections (a
+    # flood, or clients that keep theirs open), none could be opened, the pings stopped, and
+    # systemd aborted a server that was otherwise answering (WatchdogSec later), again and again.
+    import resource
+
+    config = write(tmp_path / "hb.toml", "")
+    env = {"NOTIFY_SOCKET": listener.env_value, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": ""}
+    with Server(config, env=env) as server:
+        listener.wait_for(lambda m: "READY=1" in m)
+        assert server.proc is not None
+        held = len(os.listdir(f"/proc/{server.proc.pid}/fd"))
+        resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (held + 5, held + 5))
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        clients = []
+        try:
+            for _ in range(20):  # more than the server can take: it runs out of descriptors
+                clients.append(socket.create_connection((host, int(port))))
+            assert server.wait_for_log("cannot accept new connections: Too many open files"), server.log()
+            seen = len(listener.messages)
+            listener.wait_for(lambda m: listener.messages[seen:].count("WATCHDOG=1") >= 3, after=seen)
+        finally:
+            for client in clients:
+                client.close()
+        assert server.stop() == 0

@@ -31,20 +31,28 @@ def enabled() -> bool:
     return _address() is not None
 
 
+# The one socket every message goes out by, opened at the first: out of file descriptors (clients
+# holding every one), a socket per message could not be opened, WATCHDOG=1 stopped, and systemd
+# aborted a server that was otherwise working.
+_sock: socket.socket | None = None
+
+
 def notify(*fields: str) -> bool:
     """Send `fields` (e.g. "READY=1", "STATUS=…") as one message; True if it was sent.
 
     Never blocks the event loop and never raises: a full or vanished socket must not take the
     service down, so failures are logged at debug level and reported as False.
     """
+    global _sock
     address = _address()
     if address is None:
         return False
     message = "\n".join(field.replace("\n", " ") for field in fields).encode()
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.setblocking(False)
-            sock.sendto(message, address)
+        if _sock is None:
+            _sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            _sock.setblocking(False)
+        _sock.sendto(message, address)
     except OSError as exc:
         log.debug("sd_notify to %s failed: %s", os.environ.get("NOTIFY_SOCKET"), exc)
         return False
