@@ -179,3 +179,21 @@ def test_a_backup_that_runs_out_of_room_is_an_error_and_leaves_nothing_beside_it
     )
     assert result.returncode == 1 and result.stderr.startswith("error: cannot back up"), result.stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_config_with_an_error_outside_its_database_line_still_backs_the_database_up(tmp_path: Path) -> None:
+    # A check being edited (or a secret file this user may not read) must not stop the nightly
+    # backup, nor the copy a package upgrade takes before it migrates the database (preinst).
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    config.write_text(config.read_text() + 'grace = "5 lightyears"\n[smtp]\npassword_file = "nowhere"\n')
+    result = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))
+    assert result.returncode == 0, result.stderr
+    assert "1 checks, 0 pings" in result.stdout
+    assert "check-config" in result.stderr  # the problems are not hidden, only not in the way
+    broken = tmp_path / "broken.toml"  # a database line that cannot be read is still refused
+    broken.write_text("[server]\ndatabase = 5\n")
+    refused = heartfly("backup", "-c", str(broken), str(tmp_path / "other.db"))
+    assert refused.returncode == 2 and "server.database" in refused.stderr
+    assert not (tmp_path / "other.db").exists()

@@ -383,11 +383,23 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def backup(config_path: Path | None, path: Path) -> None:
     """Write a consistent copy of the database to PATH (safe while the server runs)."""
+    from heartfly.core.config import ConfigError, load_config, load_database
     from heartfly.store.backup import BackupError, backup_database
 
-    config = _load(config_path)
+    # Only the database line must be right: a problem elsewhere (a check mid-edit) must not stop
+    # the nightly copy, nor the one a package upgrade takes before it migrates (preinst).
+    file = _resolve(config_path)
     try:
-        info = backup_database(config.server.database, path)
+        database = load_config(file).server.database
+    except ConfigError as exc:
+        try:
+            database = load_database(file)
+        except ConfigError as own:
+            _fail(own.problems, 2)
+        click.echo(f"warning: {file} has {len(exc.problems)} problem(s), which `heartfly check-config` lists;"
+                   " backing up its database all the same", err=True)  # fmt: skip
+    try:
+        info = backup_database(database, path)
     except BackupError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

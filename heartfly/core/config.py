@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import fnmatch
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -127,6 +128,32 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
 
     `cache_dir`: where the server keeps a large file's parsed TOML between starts (toml_cache).
     """
+    raw, stat, data, kept = _document(path, cache_dir)
+    if cache_dir is None:
+        return dataclasses.replace(parse_and_read_secrets(data, path), blank=not data)
+    checks = kept_checks.read(cache_dir, path, raw, stat, data.get("checks"))
+    config = parse_and_read_secrets(data, path, checks)
+    if checks is None:
+        kept_checks.keep(cache_dir, path, raw, stat, config.checks)
+    beside = None if checks is None else toml_cache.beside_path(cache_dir, path)
+    return dataclasses.replace(config, kept_parse=kept, kept_checks=beside, blank=not data)
+
+
+def load_database(path: Path) -> Database:
+    """Only the file's server.database (a PostgreSQL password file is not read): what `heartfly
+    backup` needs, so a problem elsewhere in the file (a check being edited, a secret file this
+    user may not read) does not keep the database from being copied. ConfigError lists the problems
+    of the file's TOML and of that key."""
+    data = _document(path, None)[2]
+    reader = _Reader(base_dir=path.parent)
+    database = reader.database(reader.table(data, "server"))
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return database or reader.path(str(ServerConfig().database))
+
+
+def _document(path: Path, cache_dir: Path | None) -> tuple[bytes, os.stat_result, dict[str, Any], Path | None]:
+    """The file's bytes, os.fstat, parse and kept parse (toml_cache.parse); ConfigError says why not."""
     try:
         raw, stat = toml_cache.read_file(path)
     except OSError as exc:
@@ -141,14 +168,7 @@ def load_config(path: Path, cache_dir: Path | None = None) -> Config:
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     except ValueError:  # tomli's int() of an integer past Python's limit of digits, not a TOMLDecodeError
         raise ConfigError([config_errors.long_integer(path, raw)]) from None
-    if cache_dir is None:
-        return dataclasses.replace(parse_and_read_secrets(data, path), blank=not data)
-    checks = kept_checks.read(cache_dir, path, raw, stat, data.get("checks"))
-    config = parse_and_read_secrets(data, path, checks)
-    if checks is None:
-        kept_checks.keep(cache_dir, path, raw, stat, config.checks)
-    beside = None if checks is None else toml_cache.beside_path(cache_dir, path)
-    return dataclasses.replace(config, kept_parse=kept, kept_checks=beside, blank=not data)
+    return raw, stat, data, kept
 
 
 def keep_parse(path: Path, cache_dir: Path) -> None:
