@@ -107,6 +107,22 @@ def test_the_package_ships_every_page_the_readme_and_docs_link_to(tmp_path: Path
     assert dead == [] and checked >= 20, dead
 
 
+def test_every_installed_doc_the_unit_and_maintainer_scripts_point_to_is_in_the_package(tmp_path: Path) -> None:
+    # `systemctl status heartfly` and `systemctl help heartfly` show the unit's Documentation=; the
+    # scripts name install.md for a rollback. A path that is not in the package sends nobody anywhere.
+    root = tmp_path / "root"
+    docs = root / "usr/share/doc/heartfly"
+    result = subprocess.run([str(PACKAGING / "install-docs"), str(docs)], capture_output=True)
+    assert result.returncode == 0, result.stderr
+    named = {
+        m.group(1)
+        for source in [UNIT, *(PACKAGING / "debian").iterdir()]
+        for m in re.finditer(r"(/usr/share/doc/heartfly/[\w./-]*\w)", source.read_text())
+    }
+    assert named, "no documentation path found: the pattern is stale"
+    assert sorted(p for p in named if not (root / p.lstrip("/")).is_file()) == []
+
+
 def test_a_downgrade_keeps_the_copy_of_the_database_taken_before_the_upgrade(tmp_path: Path) -> None:
     # dpkg runs the older package's preinst for a rollback too: it replaced before-upgrade.db, the
     # one copy the older version can read, by a copy of the database the newer one had migrated.
