@@ -154,3 +154,21 @@ def test_a_downgrade_keeps_the_copy_of_the_database_taken_before_the_upgrade(tmp
     (lib / "heartfly.db").write_text("0.2.0 a week later")
     assert "saved the database" in preinst("upgrade", "0.1.0-1")  # a dpkg older than 1.18.5 passes no new version
     assert copy.read_text() == "0.2.0 a week later"  # as before: a fresh copy
+
+
+def test_an_upgrade_whose_copy_of_the_database_fails_says_why(tmp_path: Path) -> None:
+    # The copy is the way back from a migration: an operator told only "could not save a copy" has
+    # nothing to act on (a full disk, a damaged file) before the new version migrates the database.
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "heartfly.db").write_text("as 0.1.0 left it")
+    fake = tmp_path / "heartfly"
+    fake.write_text('#!/bin/sh\necho "error: cannot create $4: No space left on device" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    script = tmp_path / "preinst"
+    text = (PACKAGING / "debian" / "preinst").read_text()
+    script.write_text(text.replace("/var/lib/heartfly", str(lib)).replace("/opt/heartfly/bin/heartfly", str(fake)))
+    result = subprocess.run(["sh", str(script), "upgrade", "0.1.0-1", "0.2.0-1"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr  # the upgrade goes on, warned
+    assert "could not save a copy" in result.stderr
+    assert f"cannot create {lib / 'before-upgrade.db'}: No space left on device" in result.stderr
