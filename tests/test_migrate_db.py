@@ -188,3 +188,45 @@ def test_a_backup_taken_from_a_running_server_is_copied_at_once_not_called_in_us
         in_use = heartfly("migrate-db", str(filled), str(tmp_path / "other.db"), timeout=60)
     assert in_use.returncode == 1 and "a server is using" in in_use.stderr, in_use.stderr
     assert rows(tmp_path / "moved.db", "pings") == rows(copy, "pings")
+
+
+def test_a_sqlite_target_holding_an_older_heartflys_data_is_refused_before_it_is_migrated(
+    tmp_path: Path, filled: Path
+) -> None:
+    # TO mistyped as the copy an upgrade kept (before-upgrade.db, an older schema with rows): it was
+    # migrated to this version's schema, then refused as not empty. The older version, the one the
+    # copy is there for, then refused it as newer: the way back was gone.
+    from heartfly.store.schema import MIGRATIONS
+
+    old = tmp_path / "before-upgrade.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript("".join(f"{m};" for m in MIGRATIONS[:6]) + "PRAGMA user_version = 6;")
+        conn.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'job', 0, '{}')")
+    before = old.read_bytes()
+    result = heartfly("migrate-db", str(filled), str(old), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == f"error: {old} is not empty (1 checks): migrate-db copies only into an empty database\n"
+    assert old.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.glob("before-upgrade.db*")) == ["before-upgrade.db"]
+
+
+def test_a_postgresql_target_holding_an_older_heartflys_data_is_refused_before_it_is_migrated(
+    tmp_path: Path, filled: Path, pg_server: pgserver.PgServer
+) -> None:
+    # As for SQLite: a wrong TO URL naming an older cluster's database had its schema migrated.
+    import psycopg
+
+    from heartfly.store.postgres_schema import MIGRATIONS
+
+    url = pg_server.database()
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE heartfly_schema (version INTEGER PRIMARY KEY)")
+        for number, migration in enumerate(MIGRATIONS[:3], start=1):
+            conn.execute(migration.encode())
+            conn.execute("INSERT INTO heartfly_schema (version) VALUES (%s)", (number,))
+        conn.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'job', 0, '{}')")
+    result = heartfly("migrate-db", str(filled), url, timeout=60)
+    assert result.returncode == 1
+    assert "is not empty (1 checks): migrate-db copies only into an empty database" in result.stderr, result.stderr
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT MAX(version) FROM heartfly_schema").fetchone() == (3,)

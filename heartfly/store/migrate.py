@@ -128,17 +128,37 @@ def check_source(source: Database, target: Database, now: float | None = None) -
 def check_target(target: Database) -> None:
     """Refuse a SQLite TO that another program's tables are in (a mistyped path): making it
     Heartfly's would add tables to that program's file and set its PRAGMA user_version, which
-    its own migrations read. Called before TO is made; MigrateError says why."""
-    if isinstance(target, PostgresDatabase) or not Path(target).is_file():
+    its own migrations read. Refuse a TO holding Heartfly's rows too: making it would migrate an
+    older version's database (a copy kept for a rollback) before copy() refused it as not empty.
+    Called before TO is made; MigrateError says why."""
+    if isinstance(target, PostgresDatabase):
+        counts = _postgres_rows(target)
+    elif not Path(target).is_file():
         return
+    else:
+        try:
+            with contextlib.closing(sqlite3.connect(file_uri(target, "ro"), uri=True)) as conn:
+                if foreign := foreign_tables(conn):
+                    raise MigrateError(f"{target} holds tables that are not Heartfly's ({foreign}): migrate-db"
+                                       " copies only into a new or empty database")  # fmt: skip
+                present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                count = "SELECT count(*) FROM {}"  # our own table names
+                counts = [(t, int(conn.execute(count.format(t)).fetchone()[0])) for t in TABLES if t in present]
+        except sqlite3.Error:
+            return  # not a database: the create's error names the file
+    if filled := ", ".join(f"{n} {t}" for t, n in counts if n):
+        raise MigrateError(f"{target} is not empty ({filled}): migrate-db copies only into an empty database")
+
+
+def _postgres_rows(target: PostgresDatabase) -> list[tuple[str, int]]:
+    """The rows of each of Heartfly's tables that TO has; none if it cannot be reached (the create's
+    error says why)."""
     try:
-        with contextlib.closing(sqlite3.connect(file_uri(target, "ro"), uri=True)) as conn:
-            foreign = foreign_tables(conn)
-    except sqlite3.Error:
-        return  # not a database: the create's error names the file
-    if foreign:
-        raise MigrateError(f"{target} holds tables that are not Heartfly's ({foreign}): migrate-db copies only"
-                           " into a new or empty database")  # fmt: skip
+        with _open(target) as dst:
+            present = [t for t in TABLES if dst.scalar("SELECT to_regclass(?::text) IS NOT NULL", (t,))]
+            return [(t, int(dst.scalar(f"SELECT count(*) FROM {t}"))) for t in present]  # noqa: S608
+    except MigrateError:
+        return []
 
 
 def _check_source(src: _Side, now: float) -> None:
