@@ -172,3 +172,70 @@ def test_an_upgrade_whose_copy_of_the_database_fails_says_why(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr  # the upgrade goes on, warned
     assert "could not save a copy" in result.stderr
     assert f"cannot create {lib / 'before-upgrade.db'}: No space left on device" in result.stderr
+
+
+def _scripts_in(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """preinst and postinst with their paths pointed into tmp_path (a config and keys that exist, a
+    database, systemd's helpers as no-ops); a fake `heartfly` whose `backup --config FILE PATH`
+    copies the database to PATH. Their folder, and the environment to run them in."""
+    etc, lib, bin_ = tmp_path / "etc", tmp_path / "lib", tmp_path / "bin"
+    for folder in (etc, lib, bin_, tmp_path / "run-systemd"):
+        folder.mkdir()
+    for name in ("heartfly.toml", "api-token", "hc-api-key", "hc-api-key-readonly"):
+        (etc / name).write_text("kept\n")
+    for name, body in {
+        "getent": "exit 0",
+        "systemctl": "exit 0",
+        "deb-systemd-helper": "exit 0",
+        "deb-systemd-invoke": "exit 0",
+        "heartfly": f'[ "$1" = backup ] && cp {lib}/heartfly.db "$4"; exit 0',
+    }.items():
+        (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    for script in ("preinst", "postinst"):
+        text = (PACKAGING / "debian" / script).read_text()
+        for real, fake in {
+            "/etc/heartfly": str(etc),
+            "/var/lib/heartfly": str(lib),
+            "/opt/heartfly/bin/heartfly": str(bin_ / "heartfly"),
+            "/usr/bin/deb-systemd-helper": str(bin_ / "deb-systemd-helper"),
+            "/run/systemd/system": str(tmp_path / "run-systemd"),
+        }.items():
+            text = text.replace(real, fake)
+        (tmp_path / script).write_text(text)
+    return tmp_path, {"PATH": f"{bin_}:/usr/bin:/bin"}
+
+
+def test_a_reinstall_after_remove_saves_the_database_before_the_new_version_migrates_it(tmp_path: Path) -> None:
+    # `apt remove` keeps /etc/heartfly and /var/lib/heartfly; installing a newer .deb then is dpkg's
+    # `preinst install OLD NEW`, not `upgrade`: no copy was taken (and the old program that took it
+    # is gone), so the new version's first start migrated the database with no way back.
+    where, env = _scripts_in(tmp_path)
+    lib = where / "lib"
+    (lib / "heartfly.db").write_text("as 0.1.0 left it")
+    fake = where / "bin" / "heartfly"
+    program = fake.read_text()
+    fake.unlink()  # removed with the package, until the new one is unpacked
+
+    def run(script: str, *args: str) -> str:
+        result = subprocess.run(["sh", str(where / script), *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout + result.stderr
+
+    run("preinst", "install", "0.1.0-1", "0.2.0-1")
+    fake.write_text(program)  # unpacked: postinst runs the new version's
+    fake.chmod(0o755)
+    said = run("postinst", "configure", "0.1.0-1")
+    assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it", said
+    assert "saved the database of 0.1.0-1" in said
+    assert sorted(p.name for p in lib.iterdir()) == ["before-upgrade.db", "heartfly.db"]  # no marker left
+    # A reinstall of an older version (a rollback by remove and install) keeps the copy there is.
+    (lib / "heartfly.db").write_text("migrated by 0.2.0")
+    run("preinst", "install", "0.2.0-1", "0.1.0-1")
+    run("postinst", "configure", "0.2.0-1")
+    assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it"
+    # A first install and a plain reconfigure take no copy.
+    (lib / "before-upgrade.db").unlink()
+    run("preinst", "install")
+    run("postinst", "configure", "0.2.0-1")
+    assert not (lib / "before-upgrade.db").exists()
