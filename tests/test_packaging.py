@@ -136,7 +136,9 @@ def test_a_downgrade_keeps_the_copy_of_the_database_taken_before_the_upgrade(tmp
     fake.chmod(0o755)
     script = tmp_path / "preinst"  # the package's, its paths pointed into tmp_path
     text = (PACKAGING / "debian" / "preinst").read_text()
-    script.write_text(text.replace("/var/lib/heartfly", str(lib)).replace("/opt/heartfly/bin/heartfly", str(fake)))
+    (tmp_path / "heartfly.toml").write_text("")  # the config, which names the database
+    text = text.replace("/etc/heartfly", str(tmp_path)).replace("/var/lib/heartfly", str(lib))
+    script.write_text(text.replace("/opt/heartfly/bin/heartfly", str(fake)))
 
     def preinst(*args: str) -> str:
         result = subprocess.run(["sh", str(script), *args], capture_output=True, text=True, timeout=30)
@@ -167,7 +169,9 @@ def test_an_upgrade_whose_copy_of_the_database_fails_says_why(tmp_path: Path) ->
     fake.chmod(0o755)
     script = tmp_path / "preinst"
     text = (PACKAGING / "debian" / "preinst").read_text()
-    script.write_text(text.replace("/var/lib/heartfly", str(lib)).replace("/opt/heartfly/bin/heartfly", str(fake)))
+    (tmp_path / "heartfly.toml").write_text("")  # the config, which names the database
+    text = text.replace("/etc/heartfly", str(tmp_path)).replace("/var/lib/heartfly", str(lib))
+    script.write_text(text.replace("/opt/heartfly/bin/heartfly", str(fake)))
     result = subprocess.run(["sh", str(script), "upgrade", "0.1.0-1", "0.2.0-1"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr  # the upgrade goes on, warned
     assert "could not save a copy" in result.stderr
@@ -239,3 +243,22 @@ def test_a_reinstall_after_remove_saves_the_database_before_the_new_version_migr
     run("preinst", "install")
     run("postinst", "configure", "0.2.0-1")
     assert not (lib / "before-upgrade.db").exists()
+
+
+def test_an_upgrade_saves_a_database_the_config_keeps_under_another_name(tmp_path: Path) -> None:
+    # preinst looked for /var/lib/heartfly/heartfly.db only: `database = ".../monitor.db"` (or any
+    # path but the default) was upgraded and migrated with no copy, and without a word.
+    where, env = _scripts_in(tmp_path)
+    lib = where / "lib"
+    (lib / "monitor.db").write_text("as 0.1.0 left it")
+    (where / "etc" / "heartfly.toml").write_text(f'[server]\ndatabase = "{lib / "monitor.db"}"\n')
+    (where / "bin" / "heartfly").write_text(  # `backup --config FILE PATH`: the config's database to PATH
+        '#!/bin/sh\ndb=$(sed -n \'s/^database = "\\(.*\\)"/\\1/p\' "$3")\n'
+        '[ -f "$db" ] || { echo "error: no database at $db" >&2; exit 1; }\ncp "$db" "$4"\n'
+    )
+    result = subprocess.run(
+        ["sh", str(where / "preinst"), "upgrade", "0.1.0-1", "0.2.0-1"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it", result.stdout + result.stderr
+    assert "saved the database of 0.1.0-1" in result.stdout
