@@ -336,3 +336,19 @@ async def test_metrics_answer_without_the_outbox_depth_while_the_outbox_cannot_b
         got = samples(await resp.text())
     assert ("heartfly_outbox_pending", ()) not in got
     assert got[("heartfly_check_up", (("check", "backup"),))] == 1.0
+
+
+def test_process_metrics_survive_the_units_proc_subset_which_hides_proc_stat(tmp_path: Any) -> None:
+    # The unit's ProcSubset=pid leaves /proc with the process directories only. prometheus_client's
+    # collector reads the boot time from /proc/stat, and without it reported nothing: under the
+    # package, /metrics had no process_resident_memory_bytes, process_open_fds, ... at all.
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "self").symlink_to("/proc/self")  # as ProcSubset=pid leaves it: no stat beside it
+    collector = type(metrics._PROCESS)(proc=str(proc), registry=None)
+    shown = {family.name: family.samples[0].value for family in collector.collect()}
+    assert {"process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"} <= set(shown)
+    with open("/proc/stat") as stat:  # the start time agrees with /proc/stat's boot time
+        btime = next(float(line.split()[1]) for line in stat if line.startswith("btime "))
+    real = {f.name: f.samples[0].value for f in type(metrics._PROCESS)(registry=None).collect()}
+    assert abs(shown["process_start_time_seconds"] - real["process_start_time_seconds"]) < 2, btime

@@ -14,7 +14,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from heartfly import __version__
@@ -24,9 +23,10 @@ from heartfly.notify.dispatcher import AttemptOutcome
 from heartfly.store.api import StoreError
 from heartfly.web import auth
 from heartfly.web.pings import PING_COUNTS
+from heartfly.web.process_metrics import ProcessMetrics
 from heartfly.web.runtime import RUNTIME
 
-_PROCESS = ProcessCollector(registry=None)  # reads /proc/self at scrape time
+_PROCESS = ProcessMetrics(registry=None)  # reads /proc/self at scrape time
 # Seconds a scrape waits for the outbox's count, well inside Prometheus' default scrape timeout (10 s).
 OUTBOX_READ_LIMIT = 3.0
 
