@@ -113,6 +113,21 @@ def test_another_programs_sqlite_database_is_refused_at_the_start_and_left_as_it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grafana.db", "hb.toml", "token"]  # no -wal, no .lock
 
 
+def test_a_sqlite_database_a_newer_heartfly_migrated_is_refused_at_the_start_naming_the_file(tmp_path: Path) -> None:
+    # A rollback onto a migrated database: "the database has schema version 10, ..." named no file,
+    # where install.md promises one line naming it (PostgreSQL's names its URL).
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    with sqlite3.connect(tmp_path / "hb.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    result = heartfly("serve", "-c", str(config), "--listen", "127.0.0.1:0", timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"error: the database {tmp_path / 'hb.db'} has schema version 999, newer than this Heartfly (" in result.stderr
+    )
+
+
 def test_a_second_serve_on_the_same_sqlite_database_is_refused_naming_it_and_the_first_carries_on(
     tmp_path: Path,
 ) -> None:

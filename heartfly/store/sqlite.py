@@ -143,7 +143,7 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
         # limit its file keeps the high-water size for as long as the server runs.
         page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         conn.execute(f"PRAGMA journal_size_limit = {wal.WRITER_LIMIT * page_size}")
-        _migrate(conn)
+        _migrate(conn, path)
         # A write now, not at the first ping: a file this user cannot write (a restore copied as
         # root) fails the start naming the file, instead of every commit after it.
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -179,11 +179,13 @@ def _error(what: str, exc: OSError | sqlite3.Error) -> StoreError:
     return (DiskFull if full else StoreError)(f"{what}: {exc}")
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Apply the migrations this file has not seen yet."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):
-        raise StoreError(f"the database has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})")
+    if version > len(MIGRATIONS):  # a rollback: the one line names the file, as every start error does
+        raise StoreError(
+            f"the database {path} has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})"
+        )
     for number in range(version + 1, len(MIGRATIONS) + 1):
         conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
         log.info("database migrated to schema version %d", number)
