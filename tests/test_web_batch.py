@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -11,11 +12,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
+from heartfly.core.states import Event, Kind
+from heartfly.server.engine import PingRecord
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query, sqlite_file
+from tests.test_restart import running
 from tests.webutil import bearer, login
 
 KEY = new_key()
@@ -255,3 +260,19 @@ async def test_ping_ids_are_remembered_as_long_as_a_reloaded_max_ping_age_takes_
     engine.ping_ids.prune(time.time() + 3 * HOUR)  # a housekeeping round three hours on
     assert (await client.get(f"/ping/{KEY}?ping_id=kept-two-days")).status == 200
     assert rows(config, "SELECT COUNT(*) FROM pings") == [(1,)]
+
+
+async def test_a_batch_resending_a_ping_whose_first_copy_is_still_being_committed_waits_for_that_commit(
+    config: Config,
+) -> None:
+    # The client's first send timed out while its commit was slow; its flush sent the ping again
+    # in a batch, answered "duplicate" and 200 at once: had that commit then failed (503, the id
+    # forgotten), the client had dropped its spooled copy and the ping was lost.
+    async with running(config, FakeClock(time.time())) as engine:
+        check, now = engine.checks["backup"], engine.clock.now()
+        resent = PingRecord(Event(Kind.SUCCESS, now), now, uid="slow-first-copy")
+        first = engine.record(check, resent)
+        committed, duplicates = engine.record_batch(check, [resent])
+        assert duplicates == [True]
+        assert not first.done() and not committed.done()  # a 200 now would say stored what may yet be refused
+        await asyncio.gather(first, committed)

@@ -58,3 +58,16 @@ class PingIds:
             if at >= cutoff:
                 break
             del self._ids[uid]
+
+
+def with_first_copies(commit: asyncio.Future[None], firsts: list[asyncio.Future[None]]) -> asyncio.Future[None]:
+    """A batch's commit, resolved only once the first copies of the pings it resent, still being
+    committed, are too: its 200 says each is stored, and a first copy refused (503, its id
+    forgotten) fails the batch, whose resend then takes it."""
+    if not firsts:
+        return commit
+
+    async def all_of() -> None:
+        await asyncio.gather(commit, *map(asyncio.shield, firsts))
+
+    return asyncio.ensure_future(all_of())

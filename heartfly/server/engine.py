@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from heartfly.core import pipeline, states
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
-from heartfly.core.pingids import PingIds, scoped
+from heartfly.core.pingids import PingIds, scoped, with_first_copies
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.core.units import human_duration
 from heartfly.notify import outbox
@@ -198,9 +198,13 @@ class Engine(Steps):
         seen: list[bool] = []  # per ping: a copy of one taken before, or earlier in this batch
         fresh: list[PingRecord] = []
         uids: list[str] = []
+        firsts: list[asyncio.Future[None]] = []  # the commits of copies taken before, still pending
         for ping in pings:
             uid = None if ping.uid is None else scoped(check.id, ping.uid)
-            duplicate = uid is not None and (uid in uids or self.ping_ids.seen(uid) is not False)
+            first = False if uid is None or uid in uids else self.ping_ids.seen(uid)
+            if isinstance(first, asyncio.Future):
+                firsts.append(first)
+            duplicate = uid is not None and (uid in uids or first is not False)
             seen.append(duplicate)
             if not duplicate:
                 fresh.append(ping)
@@ -223,13 +227,13 @@ class Engine(Steps):
         if not writes:
             if inbox_id is not None:
                 self._drop_copy(True, inbox_id)
-            return self._as_before(True), seen
+            return with_first_copies(self._as_before(True), firsts), seen
         write = store.merge(writes)
         if inbox_id is not None:
             write.inbox_done.append(inbox_id)
         write.state = self._mark_stored(check)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
-        return self._committed(write, tuple(uids), now), seen
+        return with_first_copies(self._committed(write, tuple(uids), now), firsts), seen
 
     def _committed(self, write: store.Write, uids: Sequence[str | None], now: float) -> asyncio.Future[None]:
         fut = self.writer.submit(write)
