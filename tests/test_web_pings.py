@@ -369,6 +369,31 @@ async def test_a_body_that_does_not_match_its_content_encoding_gets_a_400_and_st
     assert stored(config) == []
 
 
+@pytest.mark.parametrize("encoding", ["x-gzip", "GZIP, identity", "identity, gzip"])
+async def test_a_gzip_body_under_another_spelling_of_its_content_encoding_is_inflated(
+    client: Client, config: Config, encoding: str
+) -> None:
+    # RFC 9110 says x-gzip is gzip, and identity is no coding: such a job's output was stored as
+    # the compressed bytes, replaced characters that no one could read.
+    resp = await client.post(
+        f"/ping/{KEY}/log", data=gzip.compress(b"disk 93% full"), headers={"Content-Encoding": encoding}
+    )
+    assert resp.status == 200
+    assert [row[3] for row in stored(config)] == ["disk 93% full"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "compress", "x-compress", "deflate, gzip"])
+async def test_a_body_in_a_content_encoding_it_cannot_inflate_gets_a_400_and_stores_nothing(
+    client: Client, config: Config, encoding: str
+) -> None:
+    resp = await client.post(
+        f"/ping/{KEY}/log", data=gzip.compress(b"disk 93% full"), headers={"Content-Encoding": encoding}
+    )
+    assert resp.status == 400
+    assert f"Content-Encoding {encoding} is not supported" in await resp.text()
+    assert stored(config) == []
+
+
 @pytest.mark.parametrize("path", [f"/ping/{KEY}/log", f"/api/v1/heartbeat/{KEY}", f"/ping/{PING_KEY}/backup/log"])
 async def test_a_gzip_body_cut_short_gets_a_400_stores_nothing_and_its_whole_resend_is_stored(
     client: Client, config: Config, path: str

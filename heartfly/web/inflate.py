@@ -11,7 +11,8 @@ from __future__ import annotations
 import zlib
 
 INFLATED = frozenset({"gzip", "deflate"})
-UNSUPPORTED = frozenset({"br", "zstd"})  # aiohttp knows them; this install has no decoder for them
+# aiohttp knows br and zstd, this install has no decoder for them; compress is LZW, which none has
+UNSUPPORTED = frozenset({"br", "zstd", "compress", "x-compress"})
 # gzip members may follow one another (`cat a.gz b.gz`), each inflated by a decompressor of its
 # own, which copies the rest of the input: thousands of tiny members cost seconds of the event
 # loop. No client sends more than a few; aiohttp refused more than this many too.
@@ -62,7 +63,13 @@ class Inflater:
 
 def inflater(content_encoding: str) -> Inflater | None:
     """An Inflater for a body sent with this Content-Encoding, None for one read as it is."""
-    encoding = content_encoding.strip().lower()
-    if encoding in UNSUPPORTED:
-        raise BodyError(f"Content-Encoding {encoding} is not supported")
+    # RFC 9110: x-gzip is gzip, identity no coding at all; a stacked list ("gzip, gzip") is one
+    # this reader cannot take. Any other word (a charset by mistake) is read as it is, as aiohttp did.
+    given = content_encoding.strip().lower()
+    codings = [
+        "gzip" if c == "x-gzip" else c for c in (c.strip() for c in given.split(",")) if c not in ("", "identity")
+    ]
+    encoding = ",".join(codings)
+    if encoding in UNSUPPORTED or (len(codings) > 1 and not INFLATED.isdisjoint(codings)):
+        raise BodyError(f"Content-Encoding {given[:40].encode('ascii', 'replace').decode()} is not supported")
     return Inflater(encoding) if encoding in INFLATED else None
