@@ -10,11 +10,12 @@ import pytest
 from yarl import URL
 
 from heartfly.core.config import Config
+from heartfly.core.urls import cron_schedule
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
 from heartfly.web.dashboard import MESSAGE_SHOWN, PINGS_PER_PAGE
 from heartfly.web.runtime import RUNTIME
-from tests.conftest import ConfigWriter, new_key
+from tests.conftest import ConfigWriter, check, new_key
 from tests.storeutil import query
 from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of
 
@@ -392,6 +393,16 @@ async def test_each_ping_url_has_a_copy_button_and_the_check_a_ready_crontab_lin
     every = await (await client.get("/checks/sync")).text()  # every = "15m": crontab can say it
     assert 'data-copy="*/15 * * * * heartfly run sync -- /path/to/job"' in every
     assert "<script" not in html.split("</head>")[1]  # no inline script: the CSP allows only /static/
+
+
+@pytest.mark.parametrize(
+    ("every", "schedule"),
+    [(86400.0, "0 0 * * *"), (7200.0, "0 */2 * * *"), (3600.0, "0 * * * *"), (900.0, "*/15 * * * *"), (5400.0, None)],
+)
+def test_the_crontab_line_of_a_daily_check_runs_it_at_midnight(every: float, schedule: str | None) -> None:
+    # every = "1d", the commonest, was shown as "0 */24 * * *": a step past the hours' range that
+    # crontab(5) does not promise, where the docstring and a branch of its own said "0 0 * * *".
+    assert cron_schedule(check("nightly", every=every)) == schedule
 
 
 @pytest.mark.parametrize("ping_key", [False, True])

@@ -43,11 +43,13 @@ def cron_schedule(check: CheckConfig) -> str | None:
     if every is None or every % 60:
         return None
     minutes = int(every // 60)
+    if minutes == 1440:  # before the hours' steps: "*/24" steps past the range crontab(5) gives
+        return "0 0 * * *"
     if minutes < 60 and 60 % minutes == 0:
         return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
     if minutes % 60 == 0 and 24 % (minutes // 60) == 0:
         return "0 * * * *" if minutes == 60 else f"0 */{minutes // 60} * * *"
-    return "0 0 * * *" if minutes == 1440 else None
+    return None
 
 
 def crontab_lines(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
