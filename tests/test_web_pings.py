@@ -248,6 +248,23 @@ async def test_a_json_heartbeat_over_1_mib_is_refused_but_a_fail_key_keeps_it_as
     assert [(r[0], len(r[3]), r[4]) for r in stored(config)] == [("fail", 1000, 1)]  # body_limit = "1KB"
 
 
+async def test_a_fail_key_heartbeat_keeps_a_log_up_to_a_body_limit_past_1_mib(
+    write_config: ConfigWriter, aiohttp_client: Any
+) -> None:
+    # With body_limit = "4MiB", a job posting its 1.5 MiB log to its fail key's heartbeat URL (as
+    # README's example does) had it cut to 1 MiB, the JSON cap, though the key takes any body.
+    config = write_config(
+        f'[checks.backup]\nkey = "{KEY}"\nfail_key = "{FAIL_KEY}"\nevery = "1h"\n', server='body_limit = "4MiB"'
+    )
+    client = await aiohttp_client(create_app(config))
+    log = b"line of the job's output\n" * 64_000  # 1.5 MiB
+    assert (await client.post(f"/api/v1/heartbeat/{FAIL_KEY}", data=log)).status == 200
+    assert [(r[0], len(r[3]), r[4]) for r in stored(config)] == [("fail", len(log), 0)]
+    too_long = await client.post(f"/api/v1/heartbeat/{KEY}", data=b'{"message": "' + log + b'"}')
+    assert too_long.status == 400  # a JSON body is still parsed only up to 1 MiB
+    assert len(stored(config)) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

@@ -91,13 +91,13 @@ def read_ping(
     `target` is what its URL addresses and says (a heartbeat URL says success), `query` its query
     string's details, `forced` the event its key forces (a check's start_key or fail_key), `body`
     the first bytes of its body and `more` whether more followed. A plain ping's body is its message,
-    already cut to `body_limit` bytes by the reader. A heartbeat's body (`as_json`, at most JSON_CAP
-    bytes) is a JSON object whose fields override the query string's; a start or fail key records
-    its event whatever the body, which is then the message, cut to `body_limit` bytes."""
+    already cut to `body_limit` bytes by the reader. A heartbeat's body (`as_json`, parsed up to
+    JSON_CAP bytes) is a JSON object whose fields override the query string's; a start or fail key
+    records its event whatever the body, which is then the message, cut to `body_limit` bytes."""
     if not as_json:
         return _ping(forced or target.kind, query, target.exit_status, storable(body.decode("utf-8", "replace")), more)
     try:
-        if more:
+        if more or len(body) > JSON_CAP:
             raise PingError(f"a JSON body is limited to {JSON_CAP} bytes")
         details = parse_json(body, query, now, max_age)
         message = details.message or ""

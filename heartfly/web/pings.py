@@ -211,7 +211,9 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
         counts["not_found"] += 1
         return _text(404, NOT_FOUND)
     if request.body_exists:
-        body, more = await read_body(request, JSON_CAP if as_json else server.body_limit, BODY_HARD_CAP)
+        # A heartbeat keeps body_limit too when that is more: a start or fail key's body is its message
+        keep = max(JSON_CAP, server.body_limit) if as_json else server.body_limit
+        body, more = await read_body(request, keep, BODY_HARD_CAP)
         received_at = None  # read after the body: it may have taken a while
     else:
         body, more, received_at = b"", False, now  # nothing awaited since `now`
