@@ -121,7 +121,31 @@ def test_a_proxy_from_the_environment_is_used_through_urllib(canned: Canned, mon
     assert canned.requests[0].startswith(f"POST http://heartfly.invalid/ping/{KEY} HTTP/1.1".encode())
 
 
-def test_credentials_in_the_url_are_left_to_urllib() -> None:
+def test_only_a_proxy_from_the_environment_is_left_to_urllib() -> None:
     assert http1.handles("https://hb.example.com/ping/x", {})
-    assert not http1.handles("https://user:secret@hb.example.com/ping/x", {})
+    assert http1.handles("https://user:secret@hb.example.com/ping/x", {})  # the transport sends Basic auth
     assert not http1.handles("http://h/ping/x", {"HTTPS_PROXY": "http://proxy:3128"})
+
+
+@pytest.mark.parametrize("canned", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"], indirect=True)
+@pytest.mark.parametrize("via_proxy", [False, True], ids=["direct", "proxy"])
+def test_credentials_in_a_ping_url_are_sent_as_basic_auth_and_the_ping_is_delivered(
+    canned: Canned, monkeypatch: pytest.MonkeyPatch, via_proxy: bool
+) -> None:
+    # A server behind a reverse proxy with Basic auth: the user:password@ in the ping URL went into
+    # the host name, so every ping failed as "Name or service not known" and waited in the spool.
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    host = canned.url.removeprefix("http://")
+    if via_proxy:
+        monkeypatch.setenv("http_proxy", canned.url)
+        host = "heartfly.invalid"
+    answer = Transport(retries=0, connect_timeout=2, read_timeout=2).send(
+        Ping(f"http://job%40site:p%3Ass@{host}/ping/{KEY}", uid=None)
+    )
+    assert answer.outcome is Outcome.DELIVERED, answer.detail
+    head = canned.requests[0].partition(b"\r\n\r\n")[0].decode()
+    lines = [line.lower() for line in head.split("\r\n")]
+    assert "Authorization: Basic am9iQHNpdGU6cDpzcw==" in head.split("\r\n")  # base64 of "job@site:p:ss"
+    assert f"host: {host}" in lines and "p%3ass" not in head.lower()

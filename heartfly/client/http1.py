@@ -3,8 +3,9 @@
 urllib.request (with http.client and the email package under it) costs more start-up than all
 the rest of the job side together, for a request this simple: one POST, `Connection: close`, an
 answer of a few bytes. So the client speaks HTTP/1.1 itself, and keeps urllib for what it does
-not do: a proxy from the environment (http_proxy, https_proxy, all_proxy, with no_proxy), or
-credentials in the URL. ssl is imported only for https.
+not do: a proxy from the environment (http_proxy, https_proxy, all_proxy, with no_proxy).
+Credentials in the URL are the caller's to send (heartfly.client.transport: Basic auth). ssl is
+imported only for https.
 
 Answers are read whole up to a bound: a status line, headers, and a body framed by
 Content-Length, chunked transfer coding, or the end of the connection.
@@ -44,11 +45,11 @@ class BadAnswer(OSError):
 
 
 def handles(url: str, env: Mapping[str, str] = os.environ) -> bool:
-    """Whether this module can send to `url` (else urllib must: a proxy, or user:password@)."""
+    """Whether this module can send to `url` (else urllib must: a proxy from the environment)."""
     if any(env.get(name) or env.get(name.upper()) for name in PROXY_VARIABLES):
         return False
     parts = urllib.parse.urlsplit(url)
-    return parts.scheme in ("http", "https") and parts.username is None and bool(parts.hostname)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def post(

@@ -378,11 +378,14 @@ class Transport:
     def _attempt(self, url: str, body: bytes, connect_timeout: float, content_type: str) -> Answer:
         headers = {"User-Agent": USER_AGENT, "Content-Type": content_type}
         try:
+            url, authorization = _credentials(url)
+            if authorization:
+                headers["Authorization"] = authorization
             if http1.handles(url):
                 answer = http1.post(
                     url, body, headers, connect_timeout=connect_timeout, read_timeout=self._read_limit, limit=MAX_ANSWER
                 )
-            else:  # a proxy from the environment, or credentials in the URL: urllib knows those
+            else:  # a proxy from the environment: urllib knows those
                 from heartfly.client import viaurllib
 
                 answer = viaurllib.post(url, body, headers, connect_timeout, self._read_limit, MAX_ANSWER)
@@ -403,6 +406,20 @@ class Transport:
         text = answer.body.decode("utf-8", "replace").strip().splitlines()
         outcome = Outcome.UNREACHABLE if status in RETRYABLE or status >= 500 else Outcome.REJECTED
         return Answer(outcome, status, text[0][:300] if text else answer.reason, answer.body)
+
+
+def _credentials(url: str) -> tuple[str, str | None]:
+    """The URL without its user:password@, and that as a Basic Authorization header (None without):
+    neither transport would send it (urllib takes it for part of the host name)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, None
+    import base64  # only a URL with credentials pays for it
+
+    pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    token = base64.b64encode(pair.encode("utf-8")).decode("ascii")
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return bare, f"Basic {token}"
 
 
 def _untrusted(exc: OSError) -> bool:

@@ -1,5 +1,5 @@
 """The job side's HTTP through urllib, for what heartfly.client.http1 leaves to it: a proxy from the
-environment (urllib's ProxyHandler, with no_proxy) or credentials in the URL. Imported only then:
+environment (urllib's ProxyHandler, with no_proxy). Imported only then:
 urllib.request and http.client are the slowest part of a client's start-up.
 """
 
