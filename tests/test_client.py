@@ -154,6 +154,19 @@ def test_messages_shorten_keys_in_urls() -> None:
     assert redact(f"https://hb.example.com/ping/{KEY}/start?rid=1") == "https://hb.example.com/ping/kkkkkk…/start"
 
 
+def test_a_password_in_a_ping_url_is_never_shown_in_a_message(tmp_path: Path) -> None:
+    # cron mails stderr around: the key was shortened, the Basic auth password beside it printed whole.
+    warnings: list[str] = []
+    url = f"{closed_port_url()}/ping/{KEY}".replace("://", "://job:s3cret-pass@")
+    assert courier(Spool(tmp_path / "spool"), warnings).deliver(Ping(url)) is Result.SPOOLED
+    for bad in (url.replace("127.0.0.1:", "127.0.0.1:99999"), url.removeprefix("http://")):
+        with pytest.raises(AddressError) as refused:
+            target_url(bad)
+        warnings.append(str(refused.value))
+    assert len(warnings) == 3 and not [w for w in warnings if "s3cret" in w], warnings
+    assert redact("https://job:p@ss@hb.example.com/ping/x") == "https://…@hb.example.com/ping/x"
+
+
 def test_flags_metrics_and_run_ids_are_checked_before_anything_is_sent() -> None:
     assert event_for() == "" and event_for(exit_code=0) == "0" and event_for(progress=True) == "progress"
     with pytest.raises(ValueError, match="choose one event"):

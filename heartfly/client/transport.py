@@ -275,11 +275,13 @@ def config_url(config: Config, name: str, base_url: str | None = None, ping_key:
 
 
 _SECRETISH = re.compile(r"(?<=/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{14,}")
+_USERINFO = re.compile(r"^([^/?#]*//)?[^/?#]*@")  # user:password@, with or without a scheme before it
 
 
 def redact(url: str) -> str:
-    """A URL for messages: long key-like path segments shortened, so logs do not carry whole secrets."""
-    return _SECRETISH.sub(r"\1…", url.split("?", 1)[0])
+    """A URL for messages: long key-like path segments shortened and user:password@ hidden, so logs
+    do not carry whole secrets."""
+    return _SECRETISH.sub(r"\1…", _USERINFO.sub(r"\1…@", url.split("?", 1)[0]))
 
 
 # --- one delivery -------------------------------------------------------------------------------
