@@ -555,6 +555,22 @@ def test_while_another_process_replays_the_spool_nothing_is_sent_twice(tmp_path:
     assert courier(spool, []).flush().sent == 2
 
 
+def test_another_process_replaying_the_spool_to_a_hung_server_does_not_hold_up_a_ping_to_another(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    # The start ping of a job reporting to a healthy server waited all of its budget for the spool's
+    # lock, held by another job replaying to a server that hangs, then went to the spool unsent.
+    spool = Spool(tmp_path / "spool")
+    spool.put(Ping(f"{closed_port_url()}/ping/{KEY}", at=1000.0))
+    ping = Ping(f"{recorder.url}/ping/{KEY}", "start")
+    with spool.lock() as held:
+        assert held
+        result = courier(Spool(spool.folder), []).deliver(ping, deadline=time.monotonic() + 1.0, others=False)
+    assert result is Result.SENT
+    assert [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests] == [f"/ping/{KEY}/start"]
+    assert len(spool.pending()) == 1  # the other server's ping is left to the replay that holds the lock
+
+
 def test_spool_records_are_json_a_person_can_read(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
     spool.put(Ping("https://hb.example.com/ping/abc", "fail", b"\xff\x00", "r", {"n": 1.0}, at=5.0))

@@ -256,7 +256,11 @@ class Courier:
         older than batches) one ping at a time. Only pings to the `servers` (origins) it accepts,
         when given."""
         report = FlushReport()
-        if self.spool is None or not self.spool.pending():
+        if self.spool is None or not (listed := self.spool.pending()):
+            return report
+        if servers is not None and not any(o is None or servers(o) for o in map(_origin_of, listed)):
+            # Nothing here for these servers (unreadable files aside): do not wait on the lock of a
+            # replay to another, which may hang for its whole budget.
             return report
         wait = within(deadline, self.transport.clock(), self.spool.lock_wait)
         with self.spool.lock(wait) as locked:
