@@ -362,3 +362,23 @@ def test_a_callers_alarm_still_ends_a_run_whose_pings_go_through_a_proxy(tmp_pat
         env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == -signal.SIGALRM and time.monotonic() - began < 5, err(done)[-300:]
+
+
+def test_a_job_started_in_a_deleted_working_directory_still_runs_and_keeps_its_exit_code(tmp_path: Path) -> None:
+    # A deploy that replaced the folder a long-running shell loop sits in: looking for ./heartfly.toml
+    # asked for the working directory's name, which no longer exists, and the traceback stopped
+    # `heartfly run` before it ran the job.
+    env = client_env(tmp_path)
+    del env["HEARTFLY_URL"], env["HEARTFLY_PING_KEY"]  # the name is looked up in ./heartfly.toml
+    gone = tmp_path / "release-1"
+    gone.mkdir()
+    in_gone = ["sh", "-c", 'cd "$0" && rmdir "$0" && exec "$@"', str(gone), PY, "-m", "heartfly"]
+    done = subprocess.run(
+        [*in_gone, "run", "job", "--", *marker_job(tmp_path)],
+        env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr.decode(), done.stderr.decode()[-600:]
+    assert (tmp_path / "ran").exists() and done.returncode == 3
+    assert "running the command without reporting it" in done.stderr.decode()
+    pinged = subprocess.run([*in_gone, "ping", "job"], env=env, capture_output=True, timeout=60)
+    assert (pinged.returncode, "Traceback" in pinged.stderr.decode()) == (2, False), pinged.stderr.decode()

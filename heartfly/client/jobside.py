@@ -246,6 +246,9 @@ def run_job(
         sender = courier(spool_dir, retries)
     except AddressError as exc:
         warn(f"error: {exc}\nheartfly: running the command without reporting it")
+    except Exception as exc:  # noqa: BLE001 - a job's wrapper must never be why the job did not run
+        warn(f"error: cannot address {client.redact(target)}: {type(exc).__name__}: {exc}")
+        warn("running the command without reporting it")
     budget = budget_of(ping_budget)
     env = {**os.environ, "HEARTFLY_RUN_ID": run_id}
     with Runner(tuple(command), timeout=limit, kill_after=grace, tail_size=size, env=env) as runner:

@@ -85,7 +85,10 @@ def missing_config(given: Path | None, env: Mapping[str, str]) -> str | None:
     if _there(config_path(given)):
         return None
     if given is None:
-        here = os.path.join(os.getcwd(), DEFAULT_CONFIGS[0])
+        try:
+            here = os.path.join(os.getcwd(), DEFAULT_CONFIGS[0])
+        except OSError:  # the working folder was deleted under the job (a deploy replaced it, say)
+            here = "the working folder no longer exists"
         return (
             f"cannot read a config file: none at ./{DEFAULT_CONFIGS[0]} ({here}) or {DEFAULT_CONFIGS[1]};"
             " pass -c FILE or set HEARTFLY_CONFIG (`heartfly init` writes a starter config)"
