@@ -149,3 +149,33 @@ def test_credentials_in_a_ping_url_are_sent_as_basic_auth_and_the_ping_is_delive
     lines = [line.lower() for line in head.split("\r\n")]
     assert "Authorization: Basic am9iQHNpdGU6cDpzcw==" in head.split("\r\n")  # base64 of "job@site:p:ss"
     assert f"host: {host}" in lines and "p%3ass" not in head.lower()
+
+
+def test_a_name_lookup_that_never_answers_is_given_up_on_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A DNS server that is down: glibc waits 5 s per try and server, so one lookup could hold a
+    # job's start far past its 3 s budget; the connect timeout bounded only the TCP connect after it.
+    # No real resolver can be made to hang here: getaddrinfo itself is held until the test ends.
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: object, *args: object, **kwargs: object) -> object:
+        if host in (b"hb.heartfly.test", "hb.heartfly.test"):
+            released.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    try:
+        answer = Transport(retries=0, connect_timeout=0.5, read_timeout=0.5).send(
+            Ping(f"http://hb.heartfly.test/ping/{KEY}")
+        )
+        assert not released.is_set()
+    finally:
+        released.set()
+    assert answer.outcome is Outcome.UNREACHABLE and "name" in answer.detail, answer.detail
+    assert "Temporary failure" not in answer.detail  # given up on, not waited out

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 TYPE_CHECKING = False  # typing costs a cron tick ~5 ms; mypy reads this name as True
 if TYPE_CHECKING:
-    from typing import NamedTuple
+    from typing import Any, NamedTuple
 
 MAX_HEAD = 64 * 1024
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
@@ -68,7 +68,7 @@ def post(
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
     # An ASCII name as bytes: given str, getaddrinfo imports the idna codec (~5 ms a cron tick).
     name = host.encode("ascii") if host.isascii() else host.encode("idna")
-    sock = socket.create_connection((name, port), timeout=connect_timeout)  # type: ignore[arg-type]
+    sock = _connect(name, port, connect_timeout)
     try:
         if https:
             import ssl
@@ -80,6 +80,59 @@ def post(
         return _read_response(_Reader(sock, until), limit)
     finally:
         sock.close()
+
+
+def _connect(name: bytes, port: int, timeout: float) -> socket.socket:
+    """A connection to `name`, its lookup included in `timeout`. getaddrinfo has no timeout of its
+    own (a DNS server that is down costs 5 s a try and a server), so it runs in a thread of its
+    own, left behind when it takes too long; then each address gets what is left, as with
+    socket.create_connection."""
+    if _is_address(name):  # nothing to look up
+        return socket.create_connection((name, port), timeout=timeout)  # type: ignore[arg-type]
+    import threading  # only a host name pays for it
+
+    began = time.monotonic()
+    found: list[list[tuple[Any, ...]] | OSError] = []
+
+    def lookup() -> None:
+        try:
+            found.append(socket.getaddrinfo(name, port, 0, socket.SOCK_STREAM))
+        except OSError as exc:
+            found.append(exc)
+
+    worker = threading.Thread(target=lookup, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not found:
+        raise TimeoutError(f"looking up the server's name took over {timeout:g} s")
+    if isinstance(found[0], OSError):
+        raise found[0]
+    left = max(timeout - (time.monotonic() - began), 0.001)
+    error = OSError(f"no address for {name.decode('ascii', 'replace')}")
+    for family, kind, proto, _, address in found[0]:
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:  # a family this machine does not have
+            error = exc
+            continue
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error
+
+
+def _is_address(name: bytes) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, name.decode("ascii"))
+            return True
+        except (OSError, UnicodeDecodeError):
+            pass
+    return False
 
 
 class _Reader:

@@ -203,7 +203,7 @@ class Runner:
             stderr=subprocess.PIPE,
             env=self.env,
             process_group=0 if self.own_group else None,
-            preexec_fn=_dies_with_us() if self.own_group else None,  # the job side has no threads
+            preexec_fn=_dies_with_us() if self.own_group else None,  # see _dies_with_us
         )
 
     def _pump(self, proc: subprocess.Popen[bytes], started: float) -> tuple[bool, bool]:
@@ -346,7 +346,8 @@ def _dies_with_us() -> Callable[[], None] | None:
     """For a command in a process group of its own: a hook, run in the child before the command,
     that has Linux kill it when we die. A supervisor that kills our group (`timeout -k`, `kill -9
     -PGID`) then ends the command with us, as it would without us; else it would run on, orphaned.
-    None off Linux, or where libc cannot be loaded."""
+    None off Linux, or where libc cannot be loaded. Safe after fork: the job side's only other
+    thread, a name lookup left behind by http1, holds no lock the hook takes."""
     if not sys.platform.startswith("linux"):
         return None
     try:
