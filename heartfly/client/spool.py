@@ -103,11 +103,14 @@ class Spool:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(record, handle)
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before it has a name: a power cut must not empty it
             os.rename(temporary, self.folder / name)
         except OSError:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise
+        _sync_folder(self.where)
         return self._trim(keep=name)
 
     def _trim(self, keep: str) -> list[str]:
@@ -175,6 +178,16 @@ class Spool:
             yield True
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _sync_folder(folder: str) -> None:
+    """Makes the new name itself survive a power cut; the ping is kept if this fails."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _when(path: Path) -> str:
