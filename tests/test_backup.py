@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import signal
 import sqlite3
@@ -11,8 +12,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
@@ -197,3 +200,41 @@ def test_a_config_with_an_error_outside_its_database_line_still_backs_the_databa
     refused = heartfly("backup", "-c", str(broken), str(tmp_path / "other.db"))
     assert refused.returncode == 2 and "server.database" in refused.stderr
     assert not (tmp_path / "other.db").exists()
+
+
+def test_a_backups_name_is_synced_to_disk_after_it_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The copy's data was synced, but not the folder after the link that names it: a power cut
+    # right after "wrote ..." could leave no file at the path the operator was told of.
+    from heartfly.store import backup
+
+    database = tmp_path / "hb.db"
+    with sqlite3.connect(database) as conn:
+        conn.executescript("CREATE TABLE checks (id INTEGER); CREATE TABLE pings (id INTEGER);")
+    conn.close()
+    (tmp_path / "copies").mkdir()
+    target = tmp_path / "copies" / "copy.db"
+    calls: list[str] = []
+    real_open, real_fsync, real_link = os.open, os.fsync, os.link
+
+    def opened(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        fd = real_open(path, flags, *args, **kwargs)
+        if flags & os.O_DIRECTORY:
+            calls.append(f"open {path} as {fd}")
+        return fd
+
+    def synced(fd: int) -> None:
+        calls.append(f"fsync {fd}")
+        real_fsync(fd)
+
+    def linked(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(f"link {Path(dst).name}")
+        real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(os, "fsync", synced)
+    monkeypatch.setattr(os, "link", linked)
+    backup.backup_database(database, target)
+    assert target.exists() and "link copy.db" in calls
+    after = calls[calls.index("link copy.db") + 1 :]
+    opens = [c for c in after if c.startswith(f"open {target.parent} as ")]
+    assert opens and f"fsync {opens[0].rsplit(' ', 1)[1]}" in after
