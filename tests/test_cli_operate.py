@@ -774,3 +774,21 @@ def test_status_shows_no_due_time_for_a_paused_pipeline_step_as_for_any_paused_c
         table = heartfly("status", "-c", str(path))
     row = table.stdout.splitlines()[2]
     assert row.startswith("transform") and row.endswith("-"), table.stdout
+
+
+def test_a_pauses_end_is_printed_in_the_display_timezone_as_status_shows_it(tmp_path: Path) -> None:
+    # The end was printed in this shell's zone (UTC on most servers) while `heartfly status`, on
+    # the next line of the same terminal, shows it in display_timezone: two clocks for one pause.
+    path = tmp_path / "hb.toml"
+    server_part = '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+    zone = 'display_timezone = "Asia/Tokyo"\n'
+    path.write_text(f'{server_part}{zone}[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(path) as server:
+        port = server.url.rsplit(":", 1)[1]
+        path.write_text(path.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}"))
+        paused = heartfly("pause", "nightly", "--until", "2h", "-c", str(path), env={"TZ": "UTC"})
+        assert paused.returncode == 0, paused.stderr
+        status = heartfly("status", "-c", str(path), env={"TZ": "UTC"})
+    shown = re.search(r"paused until (\S+ \S+ JST)", status.stdout)
+    assert shown is not None, status.stdout
+    assert paused.stdout.startswith(f"paused nightly until {shown.group(1)};"), paused.stdout
