@@ -792,3 +792,11 @@ def test_a_pauses_end_is_printed_in_the_display_timezone_as_status_shows_it(tmp_
     shown = re.search(r"paused until (\S+ \S+ JST)", status.stdout)
     assert shown is not None, status.stdout
     assert paused.stdout.startswith(f"paused nightly until {shown.group(1)};"), paused.stdout
+
+
+def test_pause_until_an_empty_time_is_refused_and_does_not_pause_for_ever(running: tuple[Server, Path]) -> None:
+    # `--until "$END"` with $END unset in a script paused the check with no end, silently.
+    server, path = running
+    result = heartfly("pause", "nightly", "--until", "", "-c", str(path))
+    assert result.returncode == 1 and "--until: expected a duration or a time" in result.stderr, result
+    assert api(server, "/api/v1/checks/nightly")["state"] == "new"

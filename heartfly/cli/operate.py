@@ -71,7 +71,7 @@ def _heartflys(config: Config, body: Any, fields: tuple[str, ...]) -> dict[str, 
 
 def pause(config: Config, name: str, until: str | None) -> str:
     path = f"/api/v1/checks/{quote(name, safe='')}/pause"
-    if until:
+    if until is not None:  # `--until ""` (an unset variable in a script) is refused, not a pause for ever
         path += "?until=" + quote(until_param(until), safe="")
     body = _ask(config, path, ("name", "state"))
     if body.get("state", "paused") != "paused":  # a ping ended it as it was given (resume_on_ping)
