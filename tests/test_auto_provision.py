@@ -267,3 +267,16 @@ def test_pause_of_a_check_made_through_the_api_says_its_next_ping_resumes_it(tmp
         assert "or its next start, success or failure ping (resume_on_ping)" in paused.stdout, paused.stdout
         from_file = heartfly("pause", "file-job", "-c", str(path))
         assert from_file.returncode == 0 and "resume_on_ping" not in from_file.stdout
+
+
+def test_export_of_a_name_given_twice_prints_its_table_once_so_the_file_still_loads(tmp_path: Path) -> None:
+    # `heartfly export a b a >> heartfly.toml` wrote [checks.a] twice: the file then failed to load
+    # ("Cannot declare ('checks', 'a') twice"), and every reload and restart was refused.
+    path = config_file(tmp_path, "auto_provision = true")
+    with Server(path) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{PING_KEY}/backup-db?create=1").read()
+        urllib.request.urlopen(f"{server.url}/ping/{PING_KEY}/vacuum-db?create=1").read()
+    exported = heartfly("export", "backup-db", "vacuum-db", "backup-db", "-c", str(path))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.count("[checks.backup-db]") == 1, exported.stdout
+    assert list(tomllib.loads(exported.stdout)["checks"]) == ["backup-db", "vacuum-db"]

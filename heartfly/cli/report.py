@@ -178,6 +178,7 @@ async def read_exports(config: Config, names: list[str]) -> str:
     append to it (every one of them when no name is given); KeyError for a name that is not one of them."""
     async with _reading(config.server.database) as db:
         found, _ = decode_all(await db.read_meta_prefix(META_PREFIX))
+    names = list(dict.fromkeys(names))  # a name given twice, printed twice, is a table the file cannot load
     for name in names:
         if name not in found:
             raise KeyError(name)
