@@ -369,6 +369,17 @@ def test_init_listens_on_the_port_of_a_plain_http_url_with_one(tmp_path: Path, u
     assert (server["listen"], server["public_url"]) == (listen, url)
 
 
+def test_init_with_a_url_on_every_address_warns_that_its_alert_links_open_nowhere(tmp_path: Path) -> None:
+    # `--url http://0.0.0.0:9000`, to listen on every interface, wrote public_url 0.0.0.0 and said
+    # "OK": every alert's link and the URLs it printed pointed where no browser goes, which
+    # check-config of the same file warns of.
+    target = tmp_path / "hb.toml"
+    result = heartfly("init", "--url", "http://0.0.0.0:9000", str(target))
+    assert result.returncode == 0, result.stderr
+    assert "warning: server.public_url: alert links point to http://0.0.0.0:9000" in result.stderr
+    assert tomllib.loads(target.read_text())["server"]["listen"] == "0.0.0.0:9000"
+
+
 def test_a_new_database_and_its_wal_are_the_owners_alone_whatever_the_umask(tmp_path: Path) -> None:
     # They were made 0644 outside the packaged unit (UMask=0077): a source install's or a
     # zipapp's database, with every ping body and the ping keys of checks made through the API,

@@ -348,6 +348,7 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
     from heartfly.cli.report import describe_checks
     from heartfly.cli.starter import starter_config, starter_listen
     from heartfly.core.config import ConfigError, parse_and_read_secrets
+    from heartfly.core.config_advice import warnings as config_warnings
 
     given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
     if path is not None and config_path is not None and given and path.resolve() != config_path.resolve():
@@ -376,6 +377,8 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
         handle.write(text)
     click.echo(f"wrote {path}\n")
     click.echo(describe_checks(config, time.time()))
+    for warning in config_warnings(config):  # what check-config of this file would warn of (an --url on 0.0.0.0)
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()
