@@ -800,3 +800,24 @@ def test_pause_until_an_empty_time_is_refused_and_does_not_pause_for_ever(runnin
     result = heartfly("pause", "nightly", "--until", "", "-c", str(path))
     assert result.returncode == 1 and "--until: expected a duration or a time" in result.stderr, result
     assert api(server, "/api/v1/checks/nightly")["state"] == "new"
+
+
+def test_status_names_the_checks_the_server_still_watches_that_the_file_no_longer_has(
+    running: tuple[Server, Path],
+) -> None:
+    # Taken out of the file, not reloaded (or its reload refused): the server still watches the
+    # check and alerts for it, and status left it out with nothing said.
+    _, path = running
+    original = path.read_text()
+    path.write_text(original + f'[checks.weekly]\nkey = "{new_key()}"\nevery = "7d"\n')
+    assert heartfly("reload", "-c", str(path)).returncode == 0
+    path.write_text(original)
+    for args in (["status"], ["status", "--json"]):
+        result = heartfly(*args, "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith("note: still watched by the server, no longer in the file"), result.stderr
+        assert result.stderr.endswith(": weekly\n"), result.stderr
+    assert [c["name"] for c in json.loads(result.stdout)] == ["nightly"]  # --json's output stays the list
+    assert heartfly("reload", "-c", str(path)).returncode == 0
+    result = heartfly("status", "-c", str(path))
+    assert "weekly" not in result.stdout and result.stderr == ""

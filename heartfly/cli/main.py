@@ -181,8 +181,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
 
     config = _load(config_path)
     left_out: list[str] = []
+    gone: list[str] = []
     try:
-        items, alive_at, downtime = asyncio.run(read_status(config, left_out))
+        items, alive_at, downtime = asyncio.run(read_status(config, left_out, gone))
         cluster = None if as_json else asyncio.run(read_cluster(config))
     except StoreError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -203,6 +204,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
         why = "heartfly reload, or systemctl status heartfly for why a reload was refused"
         note = f"note: not watched by the server yet, as it has not loaded them ({why}): {named(unwatched)}"
         click.echo(note, err=True)
+    if gone:  # the other way round: watched, and alerted for, with nothing in the file to say so
+        why = "heartfly reload to stop watching them, or systemctl status heartfly for why a reload was refused"
+        click.echo(f"note: still watched by the server, no longer in the file ({why}): {named(gone)}", err=True)
     if left_out:  # made through the API, left out by the server as the file no longer fits them
         why = "fix the file, or update or delete the check through the API"
         # Ten named, the rest counted, as above: one channel renamed can leave thousands out.

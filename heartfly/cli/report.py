@@ -21,6 +21,7 @@ from heartfly.core.views import PAUSE_META, check_summary, iso
 from heartfly.notify.log_channel import escape
 from heartfly.store import backend, sqlite
 from heartfly.store.api import Reader, StoreError
+from heartfly.store.rows import TOMBSTONE
 
 
 def _local(ts: float, zone: str) -> str:
@@ -112,12 +113,14 @@ async def _reading(database: Database) -> AsyncIterator[Reader]:
 
 
 async def read_status(
-    config: Config, left_out: list[str] | None = None
+    config: Config, left_out: list[str] | None = None, gone: list[str] | None = None
 ) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
     """Every configured check as the database has it; raises StoreError if there is none yet.
-    `left_out` gets why each check made through the API is not served (see joined)."""
+    `left_out` gets why each check made through the API is not served (see joined); `gone` the
+    checks the server still watches (their rows not marked removed) that the file no longer has."""
     async with _reading(config.server.database) as db:
         config = await joined(db, config, left_out)
+        stored = await db.read_meta_prefix(META_PREFIX)  # made through the API: `left_out` says theirs
         rows = {row.name: row for row in await db.read_current_checks(config.checks)}
         alive, _ = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
@@ -133,6 +136,15 @@ async def read_status(
         until = pauses.get(PAUSE_META + name)  # kept until the pause ends: shown only while paused
         item["paused_until"] = iso(float(until)) if until and item["state"] == "paused" else None
         items.append(item)
+    if gone is not None:  # taken out of the file without a reload (or its reload refused): still alerted for
+        gone += [
+            n
+            for n, r in rows.items()
+            if r.removed_at is None
+            and n not in config.checks
+            and META_PREFIX + n not in stored
+            and not n.startswith(TOMBSTONE)  # a row a check deleted through the API left
+        ]
     return items, alive, downtimes[0] if downtimes else None
 
 
