@@ -280,3 +280,11 @@ def test_export_of_a_name_given_twice_prints_its_table_once_so_the_file_still_lo
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.count("[checks.backup-db]") == 1, exported.stdout
     assert list(tomllib.loads(exported.stdout)["checks"]) == ["backup-db", "vacuum-db"]
+
+
+def test_export_help_shows_its_names_as_optional_as_they_are() -> None:
+    # The usage line said `export [OPTIONS] NAME...`, as if a name were needed, where none
+    # exports every check made through the API (README: `heartfly export [NAME…]`).
+    result = heartfly("export", "--help")
+    assert result.returncode == 0, result.stderr
+    assert " export [OPTIONS] [NAME]...\n" in result.stdout, result.stdout  # after "Usage: python -m heartfly"

@@ -257,7 +257,7 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
 
 @main.command()
 @config_option
-@click.argument("names", nargs=-1, metavar="NAME...")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 def export(config_path: Path | None, names: tuple[str, ...]) -> None:
     """Print checks made through the API or by auto-provisioning as TOML (all, if no NAME given),
     to paste into the config file; then delete them through the API and reload."""
