@@ -821,3 +821,41 @@ def test_status_names_the_checks_the_server_still_watches_that_the_file_no_longe
     assert heartfly("reload", "-c", str(path)).returncode == 0
     result = heartfly("status", "-c", str(path))
     assert "weekly" not in result.stdout and result.stderr == ""
+
+
+# aiohttp's page for an error Heartfly's code did not expect (a bug, a full disk): text, not JSON.
+AIOHTTP_500 = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 55\r\n\r\n"
+    b"500 Internal Server Error\n\nServer got itself in trouble"
+)
+
+
+@pytest.mark.parametrize("command", [["reload"], ["pause", "nightly"], ["resume", "nightly"], ["test-alert", "log"]])
+def test_a_server_error_without_a_reason_says_where_the_reason_is_not_none(tmp_path: Path, command: list[str]) -> None:
+    # It said "error: the server answered 500: None", naming neither what failed nor where to look.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+
+        def serve() -> None:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(AIOHTTP_500)
+
+        threading.Thread(target=serve, daemon=True).start()
+        path = tmp_path / "hb.toml"
+        path.write_text(
+            f'[server]\nlisten = "127.0.0.1:{port}"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+            f'[channels.log]\ntype = "log"\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+        )
+        (tmp_path / "token").write_text("x" * 32)
+        result = heartfly(*command, "-c", str(path))
+    assert result.returncode == 1, result.stderr
+    assert "None" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: the server answered 500 without a reason"), result.stderr
+    assert "its log" in result.stderr

@@ -57,8 +57,18 @@ def _ask(config: Config, path: str, fields: tuple[str, ...], timeout: float = 60
     status, body = call(config, "POST", path, timeout)
     if status == 200:
         return _heartflys(config, body, fields)
+    raise _refused(status, body)
+
+
+def _refused(status: int, body: Any) -> AdminError:
     why = body.get("error") if isinstance(body, dict) else None
-    raise AdminError(f"the server answered {status}: {why or body}")
+    if why or body is not None:
+        return AdminError(f"the server answered {status}: {why or body}")
+    # Only a 5xx comes back without JSON (admin.call): an error Heartfly did not expect, said in its log.
+    return AdminError(
+        f"the server answered {status} without a reason (an internal error): its log says what failed"
+        " (journalctl -u heartfly)"
+    )
 
 
 def _heartflys(config: Config, body: Any, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -101,8 +111,7 @@ def reload(config: Config) -> str:
     if status == 400 and isinstance(body, dict) and body.get("problems"):
         raise ReloadError([str(p) for p in body["problems"]])
     if status != 200:
-        why = body.get("error") if isinstance(body, dict) else None
-        raise AdminError(f"the server answered {status}: {why or body}")
+        raise _refused(status, body)
     body = _heartflys(config, body, ("config", "checks"))
     text = f"reloaded {body['config']}: {body['checks']} checks"
     for setting in body.get("restart_needed") or []:  # an older server does not say
