@@ -859,3 +859,20 @@ def test_a_server_error_without_a_reason_says_where_the_reason_is_not_none(tmp_p
     assert "None" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: the server answered 500 without a reason"), result.stderr
     assert "its log" in result.stderr
+
+
+def test_a_check_or_channel_the_server_has_not_loaded_yet_is_said_so_not_just_404(
+    running: tuple[Server, Path],
+) -> None:
+    # Added to the file, not reloaded: "the server answered 404: no such check" of a check the
+    # operator can see in the file, with nothing to say the server has not read it yet.
+    _, path = running
+    path.write_text(path.read_text() + f'[checks.weekly]\nkey = "{new_key()}"\nevery = "7d"\n')
+    path.write_text(path.read_text() + '[channels.ops]\ntype = "log"\n')
+    for args in (["pause", "weekly"], ["resume", "weekly"], ["test-alert", "ops"]):
+        result = heartfly(*args, "-c", str(path))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("error: the server answered 404: "), result.stderr
+        assert f"in {path}, but the server has not loaded it (heartfly reload" in result.stderr, result.stderr
+    unknown = heartfly("pause", "nope", "-c", str(path))  # in neither: the server's words alone
+    assert unknown.stderr == "error: the server answered 404: no such check\n"

@@ -52,12 +52,19 @@ def _shown(config: Config, iso: str) -> str:
     return full(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp(), zone(config.server.display_timezone))
 
 
-def _ask(config: Config, path: str, fields: tuple[str, ...], timeout: float = 60.0) -> dict[str, Any]:
-    """The server's answer, which has `fields`; AdminError if it refused or is not Heartfly."""
+def _ask(
+    config: Config, path: str, fields: tuple[str, ...], timeout: float = 60.0, in_file: bool = False
+) -> dict[str, Any]:
+    """The server's answer, which has `fields`; AdminError if it refused or is not Heartfly.
+    `in_file`: the check or channel asked about is in the file, so a 404 means it is not loaded yet."""
     status, body = call(config, "POST", path, timeout)
     if status == 200:
         return _heartflys(config, body, fields)
-    raise _refused(status, body)
+    refused = _refused(status, body)
+    if status == 404 and in_file:  # added to the file, not reloaded (or its reload refused)
+        why = "heartfly reload, or systemctl status heartfly for why a reload was refused"
+        raise AdminError(f"{refused}: it is in {config.path}, but the server has not loaded it ({why})")
+    raise refused
 
 
 def _refused(status: int, body: Any) -> AdminError:
@@ -83,7 +90,7 @@ def pause(config: Config, name: str, until: str | None) -> str:
     path = f"/api/v1/checks/{quote(name, safe='')}/pause"
     if until is not None:  # `--until ""` (an unset variable in a script) is refused, not a pause for ever
         path += "?until=" + quote(until_param(until), safe="")
-    body = _ask(config, path, ("name", "state"))
+    body = _ask(config, path, ("name", "state"), in_file=name in config.checks)
     if body.get("state", "paused") != "paused":  # a ping ended it as it was given (resume_on_ping)
         return f"paused {name}, and a ping resumed it meanwhile (resume_on_ping): it is watched"
     check = config.checks.get(name)  # the file's; an older server does not say resume_on_ping
@@ -95,7 +102,8 @@ def pause(config: Config, name: str, until: str | None) -> str:
 
 
 def resume(config: Config, name: str) -> str:
-    body = _ask(config, f"/api/v1/checks/{quote(name, safe='')}/resume", ("name", "state"))
+    path = f"/api/v1/checks/{quote(name, safe='')}/resume"
+    body = _ask(config, path, ("name", "state"), in_file=name in config.checks)
     if body.get("was_paused") is False:  # an older server does not say: take it as resumed
         raise AdminError(f"{name} is not paused (it is {body['state']}): nothing to resume")
     return f"resumed {name}: {body['state']}, watched again from now"
@@ -131,7 +139,11 @@ def test_alert(config: Config, channel: str) -> tuple[str, bool]:
     # a channel's own timeout may be longer than this command's 60 s.
     limit = config.channels[channel].timeout or config.alerts.timeout
     body = _ask(
-        config, f"/api/v1/channels/{quote(channel, safe='')}/test", ("status", "attempt_log"), max(60.0, limit + 15)
+        config,
+        f"/api/v1/channels/{quote(channel, safe='')}/test",
+        ("status", "attempt_log"),
+        max(60.0, limit + 15),
+        in_file=True,  # checked above
     )
     attempts = format_attempts(body["attempt_log"], tz=zone(config.server.display_timezone))
     text = f"test alert via {channel}: {body['status']}\n{attempts}"
