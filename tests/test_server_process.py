@@ -342,7 +342,11 @@ def test_init_makes_a_missing_folder_as_the_source_install_does_for_etc_heartfly
     assert heartfly("check-config", "-c", str(target)).returncode == 0
 
 
-@pytest.mark.parametrize("url", ["notaurl", "ftp://hb.example.com", 'http://hb.example.com/" x', "http://h:99999"])
+# Port 0: the server listened on a random port, and every ping URL printed (and alert link) said :0.
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "ftp://hb.example.com", 'http://hb.example.com/" x', "http://h:99999", "http://h:0", "https://h:0"],
+)
 def test_init_with_a_bad_url_says_so_and_writes_nothing(tmp_path: Path, url: str) -> None:
     target = tmp_path / "etc" / "hb.toml"
     result = heartfly("init", "--url", url, str(target))

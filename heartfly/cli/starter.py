@@ -13,9 +13,11 @@ from heartfly.core.addresses import DEFAULT_PORT
 def starter_listen(public_url: str) -> str:
     """Where a starter config listens. A plain http URL with a port reaches the server directly, so
     it listens on that port (on that IP when the URL gives one, else on loopback); otherwise a proxy
-    is in front and the default stays. ValueError for a port out of range."""
+    is in front and the default stays. ValueError for a port out of range, or 0."""
     parts = urllib.parse.urlsplit(public_url)
     port = parts.port
+    if port == 0:  # listen would take a random port, and every ping URL and alert link would say :0
+        raise ValueError("port 0 is no port a job or a browser can reach; give the real one, or none")
     if parts.scheme != "http" or port is None:
         return f"127.0.0.1:{DEFAULT_PORT}"
     try:
