@@ -262,3 +262,33 @@ def test_an_upgrade_saves_a_database_the_config_keeps_under_another_name(tmp_pat
     assert result.returncode == 0, result.stderr
     assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it", result.stdout + result.stderr
     assert "saved the database of 0.1.0-1" in result.stdout
+
+
+def test_an_upgrade_or_reinstall_of_a_service_that_never_made_its_database_warns_of_nothing(tmp_path: Path) -> None:
+    # preinst (and postinst, after a remove) now run `heartfly backup` whenever the config exists:
+    # a service that never started (no systemd, a config fixed only later) has no database, and
+    # "warning: could not save a copy of the database" then cried wolf where there is nothing to lose.
+    where, env = _scripts_in(tmp_path)
+    lib = where / "lib"
+    (where / "bin" / "heartfly").write_text(
+        f'#!/bin/sh\n[ "$1" = backup ] || exit 0\necho "error: no database at {lib}/heartfly.db" >&2\nexit 1\n'
+    )
+
+    def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["sh", str(where / script), *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    upgrade = run("preinst", "upgrade", "0.1.0-1", "0.2.0-1")
+    assert upgrade.stderr == "", upgrade.stderr
+    assert f"no database at {lib}/heartfly.db" in upgrade.stdout  # said, as a fact, not a warning
+    # A config with problems is why many a service never started: backup counts them in a line first.
+    (where / "bin" / "heartfly").write_text(
+        '#!/bin/sh\n[ "$1" = backup ] || exit 0\necho "warning: $3 has 1 problem(s), which ..." >&2\n'
+        f'echo "error: no database at {lib}/heartfly.db" >&2\nexit 1\n'
+    )
+    run("preinst", "install", "0.1.0-1", "0.2.0-1")
+    reinstall = run("postinst", "configure", "0.1.0-1")
+    assert reinstall.stderr == "", reinstall.stderr
+    assert f"no database at {lib}/heartfly.db" in reinstall.stdout
+    assert sorted(p.name for p in lib.iterdir()) == []  # no copy, no note left
