@@ -62,8 +62,13 @@ def other_schema(path: Path) -> str | None:
             " `heartfly serve` of this version migrates it at its start (systemctl restart heartfly)"
         )
     if version > len(MIGRATIONS):
-        return f"the database {path} has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})"
+        return _newer(path, version)
     return None
+
+
+def _newer(path: Path, version: int) -> str:
+    """A database a newer Heartfly migrated (a rollback): the one line names the file, as every start error does."""
+    return f"the database {path} has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})"
 
 
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
@@ -182,10 +187,8 @@ def _error(what: str, exc: OSError | sqlite3.Error) -> StoreError:
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Apply the migrations this file has not seen yet."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):  # a rollback: the one line names the file, as every start error does
-        raise StoreError(
-            f"the database {path} has schema version {version}, newer than this Heartfly ({len(MIGRATIONS)})"
-        )
+    if version > len(MIGRATIONS):
+        raise StoreError(_newer(path, version))
     for number in range(version + 1, len(MIGRATIONS) + 1):
         conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
         log.info("database migrated to schema version %d", number)
