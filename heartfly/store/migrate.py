@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,9 +96,7 @@ def copy(
         _begin(dst, snapshot=False)
         if dst.version() != dst.latest():
             raise MigrateError(f"{target} has schema version {dst.version()}, not {dst.latest()}")
-        if filled := {t: n for t in TABLES if (n := int(dst.scalar(f"SELECT count(*) FROM {t}")))}:  # noqa: S608
-            shown = ", ".join(f"{n} {t}" for t, n in filled.items())
-            raise MigrateError(f"{target} is not empty ({shown}): migrate-db copies only into an empty database")
+        _refuse_filled(target, _rows(dst, TABLES))
         counts: dict[str, int] = {}
         for table in TABLES:
             counts[table], replaced = _copy_table(src, dst, table)
@@ -142,10 +140,19 @@ def check_target(target: Database) -> None:
                     raise MigrateError(f"{target} holds tables that are not Heartfly's ({foreign}): migrate-db"
                                        " copies only into a new or empty database")  # fmt: skip
                 present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                count = "SELECT count(*) FROM {}"  # our own table names
-                counts = [(t, int(conn.execute(count.format(t)).fetchone()[0])) for t in TABLES if t in present]
+                counts = _rows(_Side(target, conn, "?"), [t for t in TABLES if t in present])
         except sqlite3.Error:
             return  # not a database: the create's error names the file
+    _refuse_filled(target, counts)
+
+
+def _rows(side: _Side, tables: Iterable[str]) -> list[tuple[str, int]]:
+    """Each table's count of rows."""
+    return [(t, int(side.scalar(f"SELECT count(*) FROM {t}"))) for t in tables]  # noqa: S608 - our own table names
+
+
+def _refuse_filled(target: Database, counts: Iterable[tuple[str, int]]) -> None:
+    """check_target's refusal before TO is made, and copy()'s after: one message."""
     if filled := ", ".join(f"{n} {t}" for t, n in counts if n):
         raise MigrateError(f"{target} is not empty ({filled}): migrate-db copies only into an empty database")
 
@@ -156,7 +163,7 @@ def _postgres_rows(target: PostgresDatabase) -> list[tuple[str, int]]:
     try:
         with _open(target) as dst:
             present = [t for t in TABLES if dst.scalar("SELECT to_regclass(?::text) IS NOT NULL", (t,))]
-            return [(t, int(dst.scalar(f"SELECT count(*) FROM {t}"))) for t in present]  # noqa: S608
+            return _rows(dst, present)
     except MigrateError:
         return []
 
