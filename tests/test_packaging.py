@@ -292,3 +292,18 @@ def test_an_upgrade_or_reinstall_of_a_service_that_never_made_its_database_warns
     assert reinstall.stderr == "", reinstall.stderr
     assert f"no database at {lib}/heartfly.db" in reinstall.stdout
     assert sorted(p.name for p in lib.iterdir()) == []  # no copy, no note left
+
+
+def test_a_reinstall_of_the_same_version_after_remove_keeps_the_copy_from_the_last_upgrade(tmp_path: Path) -> None:
+    # 0.1.0 -> 0.2.0 saved 0.1.0's database; `apt remove` then `apt install` of 0.2.0 again (the
+    # same version: nothing to migrate at its start) replaced that copy, the one way back to 0.1.0,
+    # by a copy of the database 0.2.0 had already migrated.
+    where, env = _scripts_in(tmp_path)
+    lib = where / "lib"
+    (lib / "heartfly.db").write_text("migrated by 0.2.0")
+    (lib / "before-upgrade.db").write_text("as 0.1.0 left it")
+    for script, *args in (("preinst", "install", "0.2.0-1", "0.2.0-1"), ("postinst", "configure", "0.2.0-1")):
+        result = subprocess.run(["sh", str(where / script), *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+    assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it"
+    assert sorted(p.name for p in lib.iterdir()) == ["before-upgrade.db", "heartfly.db"]  # no note left
