@@ -307,3 +307,24 @@ def test_a_reinstall_of_the_same_version_after_remove_keeps_the_copy_from_the_la
         assert result.returncode == 0, result.stderr
     assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it"
     assert sorted(p.name for p in lib.iterdir()) == ["before-upgrade.db", "heartfly.db"]  # no note left
+
+
+def test_a_reinstall_after_remove_whose_config_was_deleted_still_saves_the_database(tmp_path: Path) -> None:
+    # 2af808f made the note key on the config alone: with /etc/heartfly/heartfly.toml deleted after
+    # the remove (to start again with fresh keys) and the database kept, postinst writes a new config
+    # naming that database and the new version's first start migrated it with no copy.
+    where, env = _scripts_in(tmp_path)
+    lib = where / "lib"
+    (lib / "heartfly.db").write_text("as 0.1.0 left it")
+    (where / "etc" / "heartfly.toml").unlink()
+    (where / "bin" / "heartfly").write_text(  # `init` writes the new config; `backup` copies the database
+        '#!/bin/sh\n[ "$1" = init ] && echo \'database = "x"\' > "$4"\n'
+        f'[ "$1" = backup ] && cp {lib}/heartfly.db "$4"\nexit 0\n'
+    )
+    for name in ("chgrp", "chmod"):
+        (where / "bin" / name).write_text("#!/bin/sh\nexit 0\n")
+        (where / "bin" / name).chmod(0o755)
+    for script, *args in (("preinst", "install", "0.1.0-1", "0.2.0-1"), ("postinst", "configure", "0.1.0-1")):
+        result = subprocess.run(["sh", str(where / script), *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+    assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it", result.stdout + result.stderr
