@@ -352,3 +352,17 @@ def test_process_metrics_survive_the_units_proc_subset_which_hides_proc_stat(tmp
         btime = next(float(line.split()[1]) for line in stat if line.startswith("btime "))
     real = {f.name: f.samples[0].value for f in type(metrics._PROCESS)(registry=None).collect()}
     assert abs(shown["process_start_time_seconds"] - real["process_start_time_seconds"]) < 2, btime
+
+
+def test_process_metrics_survive_a_proc_stat_without_its_boot_time(tmp_path: Any) -> None:
+    # A /proc/stat with no btime line (a sandbox's stub): prometheus_client's reader returns None,
+    # float(None) raised TypeError in ProcessMetrics' constructor, which prometheus_client lets
+    # through (it catches OSError only): heartfly.web.metrics could not be imported, so no server.
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "self").symlink_to("/proc/self")
+    (proc / "stat").write_text("cpu  1 2 3 4\n")
+    collector = type(metrics._PROCESS)(proc=str(proc), registry=None)
+    shown = {family.name: family.samples[0].value for family in collector.collect()}
+    real = {f.name: f.samples[0].value for f in type(metrics._PROCESS)(registry=None).collect()}
+    assert abs(shown["process_start_time_seconds"] - real["process_start_time_seconds"]) < 2

@@ -15,6 +15,9 @@ from prometheus_client.process_collector import ProcessCollector
 class ProcessMetrics(ProcessCollector):
     def _boot_time(self) -> float:
         try:
-            return float(super()._boot_time())  # type: ignore[no-untyped-call]  # prometheus_client: untyped
-        except OSError:  # /proc/stat hidden: now less the time since boot (suspends included)
+            btime = super()._boot_time()  # type: ignore[no-untyped-call]  # prometheus_client: untyped
+        except OSError:  # /proc/stat hidden
+            btime = None
+        if btime is None:  # hidden, or no btime line in it: now less the time since boot (suspends included)
             return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        return float(btime)
