@@ -352,3 +352,44 @@ def test_the_watchdog_is_still_fed_while_clients_hold_every_file_descriptor(tmp_
             for client in clients:
                 client.close()
         assert server.stop() == 0
+
+
+async def test_ready_is_sent_even_when_the_descriptors_ran_out_as_the_port_began_to_serve(
+    write_config: ConfigWriter, listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A restart during a flood of connections: the port, bound and listening since the start,
+    # accepted the queued clients as soon as it served, taking every descriptor left, and only then
+    # was READY=1 sent, through a socket opened at that first message: none could be, READY=1 never
+    # went out, and systemd killed the start after TimeoutStartSec, again at each restart.
+    import types
+
+    from aiohttp import web
+
+    from heartfly.server import daemon
+
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.env_value)
+    monkeypatch.setattr(systemd, "_sock", None)  # as in a new process: no message sent yet
+    serving = web.SockSite.start
+
+    def no_descriptor(*args: Any) -> socket.socket:
+        raise OSError(24, "Too many open files")
+
+    async def start_then_run_out(site: web.SockSite) -> None:
+        await serving(site)
+        fake = types.SimpleNamespace(
+            AF_UNIX=socket.AF_UNIX, SOCK_DGRAM=socket.SOCK_DGRAM, SOCK_CLOEXEC=socket.SOCK_CLOEXEC, socket=no_descriptor
+        )
+        monkeypatch.setattr(systemd, "socket", fake)
+
+    monkeypatch.setattr(web.SockSite, "start", start_then_run_out)
+    app = create_app(write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'))
+    stop = asyncio.Event()
+    run = asyncio.create_task(daemon._run(app, stop, asyncio.Queue()))
+    try:
+        ready = await asyncio.to_thread(listener.wait_for, lambda m: "READY=1" in m.split("\n"), 10.0)
+    finally:
+        stop.set()
+        await run
+        if systemd._sock is not None:
+            systemd._sock.close()
+    assert fields(ready)["STATUS"].startswith("listening on http://127.0.0.1:")

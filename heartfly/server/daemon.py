@@ -67,6 +67,7 @@ async def serve(config: Config, listen: str | None = None) -> None:
 
 async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue[None]) -> None:
     config = app[RUNTIME].config
+    systemd.open_socket()  # before the port: its clients may take every descriptor before READY=1
     # Bind first: a port in use must fail the start before the database is touched (no downtime
     # accounting, no alive mark from a start that never served).
     sock = _bind(config.server.host, config.server.port, config)

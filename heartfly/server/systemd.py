@@ -31,10 +31,32 @@ def enabled() -> bool:
     return _address() is not None
 
 
-# The one socket every message goes out by, opened at the first: out of file descriptors (clients
-# holding every one), a socket per message could not be opened, WATCHDOG=1 stopped, and systemd
-# aborted a server that was otherwise working.
+# The one socket every message goes out by: out of file descriptors (clients holding every one), a
+# socket per message could not be opened, WATCHDOG=1 stopped, and systemd aborted a server that was
+# otherwise working. Opened by open_socket() at the start, before the port is bound: opened at the
+# first message, READY=1, it came after the port began to serve, whose queued clients (a flood met
+# by a restart) could take every descriptor first, and READY=1 never went out.
 _sock: socket.socket | None = None
+
+
+def open_socket() -> None:
+    """Open the socket now, under systemd, so that no message needs a descriptor of its own later;
+    a failure is logged at debug level and the first message tries again."""
+    if _address() is not None:
+        _socket()
+
+
+def _socket() -> socket.socket | None:
+    global _sock
+    if _sock is None:
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        except OSError as exc:
+            log.debug("sd_notify: cannot open a socket: %s", exc)
+            return None
+        sock.setblocking(False)
+        _sock = sock
+    return _sock
 
 
 def notify(*fields: str) -> bool:
@@ -43,16 +65,15 @@ def notify(*fields: str) -> bool:
     Never blocks the event loop and never raises: a full or vanished socket must not take the
     service down, so failures are logged at debug level and reported as False.
     """
-    global _sock
     address = _address()
     if address is None:
         return False
     message = "\n".join(field.replace("\n", " ") for field in fields).encode()
+    sock = _socket()
+    if sock is None:
+        return False
     try:
-        if _sock is None:
-            _sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            _sock.setblocking(False)
-        _sock.sendto(message, address)
+        sock.sendto(message, address)
     except OSError as exc:
         log.debug("sd_notify to %s failed: %s", os.environ.get("NOTIFY_SOCKET"), exc)
         return False
