@@ -336,6 +336,9 @@ async def test_metrics_answer_without_the_outbox_depth_while_the_outbox_cannot_b
         got = samples(await resp.text())
     assert ("heartfly_outbox_pending", ()) not in got
     assert got[("heartfly_check_up", (("check", "backup"),))] == 1.0
+    # The cancelled count left the node's one reader connection usable, in no transaction.
+    again = await client.get("/metrics", headers=bearer(config))
+    assert samples(await again.text())[("heartfly_outbox_pending", ())] == 0.0
 
 
 def test_process_metrics_survive_the_units_proc_subset_which_hides_proc_stat(tmp_path: Any) -> None:
@@ -366,3 +369,36 @@ def test_process_metrics_survive_a_proc_stat_without_its_boot_time(tmp_path: Any
     shown = {family.name: family.samples[0].value for family in collector.collect()}
     real = {f.name: f.samples[0].value for f in type(metrics._PROCESS)(registry=None).collect()}
     assert abs(shown["process_start_time_seconds"] - real["process_start_time_seconds"]) < 2
+
+
+async def test_a_scrape_does_not_wait_for_the_driver_to_give_up_on_an_unanswered_count(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The count was cancelled after OUTBOX_READ_LIMIT and the scrape waited for the cancellation to
+    # end. On a PostgreSQL connection gone silent, psycopg's cancellation is itself unanswered: a
+    # cancel request (up to 5 s), then the query's answer (up to 5 s more), 13 s in all, past
+    # Prometheus' 10 s scrape timeout, and every heartfly_* series went missing again.
+    monkeypatch.setattr(metrics, "OUTBOX_READ_LIMIT", 0.05)
+    reader = client.app[RUNTIME].reader
+    given_up = asyncio.Event()
+
+    async def silent() -> int:
+        try:
+            await asyncio.Event().wait()  # the query: no answer
+        except asyncio.CancelledError:
+            await given_up.wait()  # the driver's cancellation: no answer either, until it gives up
+            raise
+        return 0
+
+    monkeypatch.setattr(reader, "count_pending_alerts", silent)
+    scrape = asyncio.create_task(client.get("/metrics", headers=bearer(config)))
+    try:
+        done, _ = await asyncio.wait({scrape}, timeout=15)  # a bound on the test, not what it checks
+    finally:
+        given_up.set()
+    resp = await scrape
+    assert done, "/metrics waited for the cancelled count to end"
+    assert resp.status == 200
+    got = samples(await resp.text())
+    assert ("heartfly_outbox_pending", ()) not in got
+    assert got[("heartfly_check_up", (("check", "backup"),))] == 1.0

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -47,10 +48,7 @@ async def metrics(request: web.Request) -> web.Response:
     assert rt.reader is not None
     pending: int | None = None  # unknown while the database cannot be read: left out, the rest served
     try:
-        # Bounded: an outbox locked by a migration or VACUUM FULL held the count, and with it the
-        # whole scrape, past Prometheus' scrape timeout. PostgreSQL's driver cancels the query.
-        async with asyncio.timeout(OUTBOX_READ_LIMIT):
-            pending = await rt.reader.count_pending_alerts()
+        pending = await _bounded(rt.reader.count_pending_alerts())
         await rt.engine.all_read()
     except (StoreError, TimeoutError) as exc:
         if rt.engine.reading_stored:  # states not read yet would be shown as new: nothing rather than wrong
@@ -63,6 +61,35 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(
         body=await asyncio.to_thread(_exposition, checks, rest), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
     )
+
+
+_CANCELLING: set[asyncio.Task[int]] = set()  # counts given up on, until their cancellation ends
+
+
+async def _bounded(count: Coroutine[Any, Any, int]) -> int:
+    """The outbox's count, or TimeoutError after OUTBOX_READ_LIMIT: an outbox locked by a migration
+    or VACUUM FULL held it, and with it the whole scrape, past Prometheus' scrape timeout. The
+    query is then cancelled (PostgreSQL's driver cancels it on the server, else closes the
+    connection) but not waited for: on a connection gone silent the cancellation goes unanswered
+    too, for up to 10 s more."""
+    task = asyncio.ensure_future(count)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=OUTBOX_READ_LIMIT)
+    except asyncio.CancelledError:  # the scrape itself is cancelled (the client went away)
+        task.cancel()
+        raise
+    if done:
+        return task.result()
+    task.cancel()
+    _CANCELLING.add(task)  # held, not left to the garbage collector mid-cancellation
+    task.add_done_callback(_cancelled)
+    raise TimeoutError
+
+
+def _cancelled(task: asyncio.Task[int]) -> None:
+    _CANCELLING.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure of a count given up on is nobody's to report
 
 
 # A check's figures: name, status, last ping, last success, last duration, next due (None: not shown).
