@@ -168,3 +168,35 @@ async def test_lowering_keep_pings_by_a_reload_trims_the_log_of_a_check_that_no_
         await housekeeping.prune(engine, history)
         await engine.writer.flush()
     assert query(config, "SELECT count(*) FROM pings") == [(20,)]
+
+
+async def test_the_trim_after_a_start_leaves_out_no_check_when_a_reload_removes_one_before_it_is_done(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The trim after a start went by position in the list of checks, so many positions a round
+    # from where the last stopped. A reload that removed a check meanwhile moved it to the list's
+    # end and every check after it one place forward: the check at the next round's first place
+    # had already been passed, and its log, past keep_pings, was never trimmed.
+    monkeypatch.setattr(housekeeping, "HISTORY_CHECKS", 2)
+    monkeypatch.setattr(housekeeping, "HISTORY_ROUNDS", 1000)  # slices of HISTORY_CHECKS
+    body = "".join(f'[checks.{name}]\nkey = "{new_key()}"\nevery = "1h"\n' for name in "abcde")
+    config = write_config(body, server="keep_pings = 20")
+    clock = FakeClock()
+    for _ in range(3):  # 24 pings each, fewer than the trim's threshold (10) in each process
+        async with running(config, clock) as engine:
+            for name in "abcde":
+                for _ in range(8):
+                    await ping(engine, name, Kind.LOG)
+            engine.checkpoint()
+    async with running(config, clock) as engine:
+        ids = {name: engine.checks[name].id for name in "abcde"}
+        history = housekeeping.History()
+        await housekeeping.prune(engine, history)  # a and b
+        without_a = "[checks.b]" + body.split("[checks.b]")[1]
+        await engine.apply_config(write_config(without_a, server="keep_pings = 20"))
+        assert "a" not in engine.checks
+        for _ in range(3):
+            await housekeeping.prune(engine, history)
+        await engine.writer.flush()
+    counts = dict(query(config, "SELECT check_id, count(*) FROM pings GROUP BY check_id"))
+    assert {name: counts[check_id] for name, check_id in ids.items()} == {name: 20 for name in "abcde"}

@@ -70,11 +70,13 @@ class History:
     The first pass over the checks after a start, and after keep_pings changed, trims every ping
     log too: a check's count of pings since its last trim (Check.unpruned) starts at 0 in each
     process, so a check that pings less than a tenth of keep_pings between restarts, or one that
-    stopped pinging before keep_pings was lowered, was never trimmed again."""
+    stopped pinging before keep_pings was lowered, was never trimmed again. The checks still to
+    trim are kept by id, not as a count of positions: a reload that removes a check moves the
+    checks after it one place forward, and a round that fails is not done."""
 
     def __init__(self) -> None:
         self.next = 0  # the index, in engine.checks, of the first check of the next slice
-        self.sweep_left = 0  # checks whose ping log the slices still trim, whatever their count
+        self.unswept: set[int] = set()  # checks whose ping log the slices still trim, whatever their count
         self.keep: int | None = None  # the keep_pings of the last sweep begun
 
 
@@ -94,20 +96,27 @@ async def prune(engine: Engine, history: History | None = None) -> None:
     cut = now - engine.config.server.keep_history
     # Checks removed from the config too: their history is kept for when they come back, not for ever.
     ids = [check.id for check in engine.checks.values()] + engine.removed_ids()
-    start, count, sweep = 0, len(ids), len(ids)
+    start, count = 0, len(ids)
+    unswept = None  # None: every check's log is trimmed
     if history is not None and ids:
         if history.keep != keep:
-            history.keep, history.sweep_left = keep, len(ids)
+            history.keep, history.unswept = keep, set(ids)
+        elif history.unswept:
+            history.unswept.intersection_update(ids)  # a check gone for good is not waited for
+        unswept = history.unswept
         start = history.next % len(ids)
         count = min(len(ids), max(HISTORY_CHECKS, math.ceil(len(ids) / HISTORY_ROUNDS)))
         history.next = start + count
-        sweep = min(count, history.sweep_left)
-        history.sweep_left -= sweep
-    for n, check_id in enumerate(itertools.islice(itertools.chain(ids[start:], ids[:start]), count)):
+    for check_id in itertools.islice(itertools.chain(ids[start:], ids[:start]), count):
         statements = store.prune_history_statements(check_id, cut)
-        if n < sweep:
+        trim = unswept is None or check_id in unswept
+        if trim:
             statements.append(store.prune_statement(check_id, keep))
         await engine.writer.submit(store.Write(statements=statements))
+        if trim and unswept:
+            unswept.discard(check_id)  # once committed
+    if unswept is not None and not unswept:
+        unswept.clear()  # an emptied set keeps its table (100k checks: 4 MiB) until cleared
     await engine.writer.submit(store.Write(statements=store.prune_done_statements(cut)))
 
 
