@@ -104,3 +104,24 @@ async def test_a_run_whose_end_is_stamped_before_its_start_is_drawn_once(
     clock.advance(10)  # past the reorder window
     strip, chart = await charts_of(client, app, "job")
     assert "last 2: 2 succeeded" in chart and "last 2: 2 succeeded" in strip
+
+
+async def test_a_fan_ins_batch_completed_by_a_back_dated_worker_hides_no_failure(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A batch whose completing success is dated before its first ping is stored with its end at
+    # its start; a fan-in's successes are not drawn on their own, so no end ping is dated there,
+    # and the chart took the run's end to be an older failure (of no run id, as the batch) and hid it.
+    key = new_key()
+    config = write_config(f'[checks.shards]\nkey = "{key}"\nevery = "1h"\ngrace = "5m"\nexpect = 2\n')
+    clock = FakeClock(1_780_000_000.0)
+    app = create_app(config, clock=clock)
+    client = await aiohttp_client(app)
+    assert (await client.get(f"/ping/{key}/fail?member=w1")).status == 200  # a worker fails at once
+    clock.advance(HOUR)
+    assert (await client.get(f"/ping/{key}?member=w1")).status == 200
+    clock.advance(60)
+    assert (await client.get(f"/ping/{key}?member=w2&ts={clock.now() - 90:.0f}")).status == 200
+    clock.advance(10)  # past the reorder window
+    strip, chart = await charts_of(client, app, "shards")
+    assert "last 2: 1 failed, 1 succeeded" in chart and "last 2: 1 failed, 1 succeeded" in strip

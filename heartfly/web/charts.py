@@ -85,9 +85,13 @@ def events(
     lone = [p for p in ends if round(p["at"], 6) not in closed]
     for r in early:
         # An end stamped before its own run's start (a lagging client's spooled end) closed it: the
-        # newest end of its run id dated at or before the start is that run's, not a run of its own.
-        rid = _rid(r.get("run_id"))
-        mine = [p for p in lone if _rid(p.get("run_id")) == rid and p["at"] <= r["started_at"]]
+        # newest end of its run id and of its kind dated at or before the start is that run's, not
+        # a run of its own. Only with a run id (docs/jobs.md), and never a fan-in batch's success
+        # (its successes are not among `ends`): else it took an older failure for its end, hid it.
+        if r.get("run_id") is None:
+            continue
+        rid, kind = _rid(r["run_id"]), "fail" if r["outcome"] == "fail" else "success"
+        mine = [p for p in lone if _rid(p.get("run_id")) == rid and p["kind"] == kind and p["at"] <= r["started_at"]]
         if mine:
             lone.remove(max(mine, key=lambda p: (p["at"], p.get("id", 0))))
     for p in lone:
