@@ -40,6 +40,7 @@ from heartfly.core.states import (
     resume,
     up_then_running,
 )
+from heartfly.notify import outbox
 from tests.conftest import check
 
 DAY = 86400.0
@@ -614,6 +615,40 @@ def test_a_start_arriving_after_the_next_runs_start_and_success_pairs_with_its_o
         (NOW - 1.4, NOW - 1.3, "success"),
     ]
     assert raced.st.last_duration == pytest.approx(0.1, abs=1e-3) and raced.st.last_duration_at == NOW - 1.3
+
+
+@pytest.mark.parametrize(
+    ("events", "order"),
+    [
+        ([ev(Kind.START, NOW - 3.0), ev(Kind.FAIL, NOW - 2.0), ev(Kind.SUCCESS, NOW - 1.0)], [0, 2, 1]),
+        (
+            [
+                ev(Kind.FAIL, NOW - 3.6),
+                ev(Kind.START, NOW - 1.5),
+                ev(Kind.SUCCESS, NOW - 0.9),
+                ev(Kind.FAIL, NOW - 0.2, exit_status=4),
+            ],
+            [0, 1, 3, 2],
+        ),
+    ],
+    ids=["failure_overtaken", "success_outrun"],
+)
+def test_an_older_end_that_takes_over_the_newest_run_takes_over_its_duration_too(
+    events: list[Event], order: list[int]
+) -> None:
+    # The newest end closed the run first; the older end, last, takes it over (event order: the
+    # newer end timed no run). The duration shown, and the newest change's alert, are not the
+    # newer end's run's, which never was.
+    in_order, raced = after_a_success_in_order_and_raced(events, order, max_runtime=600.0)
+    for log in (in_order, raced):
+        log.tick(NOW + 30)
+    assert sorted(r.duration for r in raced.runs) == sorted(r.duration for r in in_order.runs)
+    assert (raced.st.last_duration, raced.st.last_duration_at) == (
+        in_order.st.last_duration,
+        in_order.st.last_duration_at,
+    )
+    told = [outbox.payload(log.cfg, log.flips[-1], log.st, log.st, flip_id=1, ping_id=1) for log in (in_order, raced)]
+    assert told[1]["duration"] == told[0]["duration"] is None
 
 
 def test_racing_pings_one_client_sends_with_failures_before_alert_end_as_in_event_order_in_every_order() -> None:

@@ -117,7 +117,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
             started = taken[0]
         members = ()
     duration = None if started is None or started > ev.at else ev.at - started  # None: see _close_run
-    timed(st, duration, ev.at)
+    timed(st, duration, ev.at, None if taken is None else taken[1])
     newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
     if newest:
         st.last_exit_status = ev.exit_status
@@ -203,7 +203,8 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     taken = taken_over(check, st, ev, now, window) if started is None else None
     if taken is not None:
         started = taken[0]
-    timed(st, None if started is None or started > ev.at else ev.at - started, ev.at)
+    duration = None if started is None or started > ev.at else ev.at - started
+    timed(st, duration, ev.at, None if taken is None else taken[1])
     newest = st.last_end_at is None or ev.at >= st.last_end_at  # else an older end: history
     if newest:
         st.last_exit_status = ev.exit_status

@@ -63,12 +63,16 @@ def failure(
     return detail
 
 
-def timed(st: CheckState, duration: float | None, end_at: float) -> None:
+def timed(st: CheckState, duration: float | None, end_at: float, took_from: float | None = None) -> None:
     """A finished run's duration, with the time of the end that timed it. An end that times no
     run (no start, or stamped before it) keeps the last one: the status and the metric do not go
-    blank, and its alert, by that time, does not pass it off as its own (outbox.payload)."""
-    if duration is not None and (st.last_duration_at is None or end_at >= st.last_duration_at):
-        # An older run recorded late (its start raced its end) leaves the newest run's standing.
+    blank, and its alert, by that time, does not pass it off as its own (outbox.payload).
+    `took_from`: the newer end whose run this end took over (reorder.taken_over)."""
+    if duration is None:
+        return
+    # An older run recorded late (its start raced its end) leaves the newest run's standing; but
+    # one taken over from the end that timed it is no run of that end's: its duration goes too.
+    if st.last_duration_at is None or end_at >= st.last_duration_at or took_from == st.last_duration_at:
         st.last_duration, st.last_duration_at = duration, end_at
 
 
