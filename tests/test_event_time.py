@@ -461,6 +461,40 @@ def test_a_success_that_arrives_after_a_newer_failure_on_a_down_check_is_told_up
 
 
 @pytest.mark.parametrize(
+    ("events", "durations"),
+    [
+        # The newer failure closed a run of its own (started after the success): the recovery
+        # reports no run of the success's.
+        ([ev(Kind.START, NOW - 1.0), ev(Kind.FAIL, NOW - 0.2)], (None, 0.8)),
+        # The success's run, which the newer failure had closed first: the recovery reports it,
+        # the down none.
+        ([ev(Kind.START, NOW - 2.0), ev(Kind.FAIL, NOW - 0.2)], (0.5, None)),
+    ],
+    ids=["failures_run", "successs_run"],
+)
+def test_the_alerts_of_a_success_outrun_by_a_newer_failure_report_each_its_own_run(
+    events: list[Event], durations: tuple[float | None, float | None]
+) -> None:
+    # Down since a failure; a run starts and fails, and its pings come before the success (at -1.5 s).
+    log = job(every=HOUR, max_runtime=600.0)
+    log.arrive(NOW - 30 * MINUTE, ev(Kind.SUCCESS, NOW - 30 * MINUTE))
+    log.arrive(NOW - 3.6, ev(Kind.FAIL, NOW - 3.6))
+    log.arrive(NOW, *events)
+    old = log.st
+    steps = receive(log.cfg, old, ev(Kind.SUCCESS, NOW - 1.5), NOW + 0.1)
+    assert [(s.flip.old, s.flip.new) for s in steps if s.flip is not None] == [
+        (Status.DOWN, Status.UP),
+        (Status.UP, Status.DOWN),
+    ]
+    told = []
+    for step in steps:
+        assert step.flip is not None
+        told.append(outbox.payload(log.cfg, step.flip, old, step.state, flip_id=1, ping_id=1)["duration"])
+        old = step.state
+    assert tuple(None if d is None else round(d, 3) for d in told) == durations
+
+
+@pytest.mark.parametrize(
     "rules",
     [{"min_runtime": 1.0}, {"assertions": (parse_assertion("rows > 0"),)}],
     ids=["min_runtime", "assertion"],

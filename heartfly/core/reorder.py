@@ -72,10 +72,11 @@ def recover_then_fail(check: CheckConfig, st: CheckState, ev: Event, applied: St
     up = applied.state.copy()
     set_status(up, _UP, None, ev.at, now)
     up.failures, up.streak_ats, up.last_exit_status = 0, (), ev.exit_status  # its alert's: the success's
+    up.last_end_at = ev.at  # ...and its run's duration, not the failure's (outbox.payload)
     words = f"it succeeded {human_duration(fail_at - ev.at)} before a newer failure (their pings arrived out of order)"
     came_back = Flip(ev.at, Status.DOWN, _UP, None, None, words, learned_at=now if now - ev.at > BACKDATED else None)
     down = up.copy()
-    down.last_exit_status = st.last_exit_status
+    down.last_exit_status, down.last_end_at = st.last_exit_status, fail_at
     words = "failed" if st.last_exit_status is None else f"failed with exit status {st.last_exit_status}"
     failure_words = failure(check, down, Reason.FAILED, fail_at, now, words)
     learned = now if now - fail_at > BACKDATED else None
