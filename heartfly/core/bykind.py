@@ -28,7 +28,7 @@ from heartfly.core.runs import (
     close_run,
     note_orphan,
 )
-from heartfly.core.stateops import failure, judges_duration, set_status, timed, too_fast
+from heartfly.core.stateops import failed, failure, judges_duration, set_status, timed, too_fast
 from heartfly.core.statetypes import CheckState, Event, Kind, Reason, Run, RunEnd, RunOutcome, Status, own_runs
 
 _UP, _RUNNING, _DOWN, _PAUSED = Status.UP, Status.RUNNING, Status.DOWN, Status.PAUSED
@@ -209,7 +209,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     if newest:
         st.last_exit_status = ev.exit_status
     move_anchor(check, st, ev.at)
-    detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
+    detail = failed(ev.exit_status)
     if started is not None:
         ended.append(
             RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, members, taken)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
 from heartfly.core.deadlines import BACKDATED
-from heartfly.core.stateops import duration_assertions, failure, judges_duration, set_status, timed, too_fast
+from heartfly.core.stateops import duration_assertions, failed, failure, judges_duration, set_status, timed, too_fast
 from heartfly.core.statetypes import CheckState, Event, Flip, Reason, RunEnd, RunOutcome, Status, Step
 from heartfly.core.units import human_duration
 
@@ -77,8 +77,7 @@ def recover_then_fail(check: CheckConfig, st: CheckState, ev: Event, applied: St
     came_back = Flip(ev.at, Status.DOWN, _UP, None, None, words, learned_at=now if now - ev.at > BACKDATED else None)
     down = up.copy()
     down.last_exit_status, down.last_end_at = st.last_exit_status, fail_at
-    words = "failed" if st.last_exit_status is None else f"failed with exit status {st.last_exit_status}"
-    failure_words = failure(check, down, Reason.FAILED, fail_at, now, words)
+    failure_words = failure(check, down, Reason.FAILED, fail_at, now, failed(st.last_exit_status))
     learned = now if now - fail_at > BACKDATED else None
     went_down = Flip(fail_at, _UP, Status.DOWN, Reason.FAILED, None, failure_words, learned_at=learned)
     return [Step(up, came_back, applied.ended), Step(down, went_down, ())]
@@ -306,7 +305,7 @@ def pair_again(
     if st.last_duration_at == end_at:
         st.last_duration = duration
     if outcome is RunOutcome.FAIL:
-        detail = "failed" if exit_status is None else f"failed with exit status {exit_status}"
+        detail = failed(exit_status)
         new: RunOutcome = outcome
     else:
         reason: Reason | None = None

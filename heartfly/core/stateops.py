@@ -1,6 +1,6 @@
 """The state machine's small operations, shared by its rules (heartfly.core.states) and by the
 reorder window's (heartfly.core.reorder): set a status, count a failed run, time a run, word a
-run that was too fast, and tell which of a check's rules judge a run's duration. Pure."""
+run that failed or was too fast, and tell which of a check's rules judge a run's duration. Pure."""
 
 from __future__ import annotations
 
@@ -74,6 +74,11 @@ def timed(st: CheckState, duration: float | None, end_at: float, took_from: floa
     # one taken over from the end that timed it is no run of that end's: its duration goes too.
     if st.last_duration_at is None or end_at >= st.last_duration_at or took_from == st.last_duration_at:
         st.last_duration, st.last_duration_at = duration, end_at
+
+
+def failed(exit_status: int | None) -> str:
+    """A failure's words, as its alert and its run's row give them."""
+    return "failed" if exit_status is None else f"failed with exit status {exit_status}"
 
 
 def too_fast(duration: float, limit: float) -> str:

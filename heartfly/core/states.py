@@ -54,6 +54,7 @@ from heartfly.core.reorder import (
 )
 from heartfly.core.runs import IMPLICIT_RUN
 from heartfly.core.statecontrol import account_downtime, extend_by_downtime, pause, reconfigure, resume, rewatch
+from heartfly.core.stateops import failed
 from heartfly.core.statetypes import (
     AlertEvent,
     CheckState,
@@ -490,7 +491,7 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
     down.status, down.reason, down.changed_at, down.alerted_at = Status.DOWN, Reason.FAILED, ev.at, now
     down.told_at = ev.at
     down.last_exit_status = ev.exit_status  # its alert's; the success's, the newest end's, follows
-    detail = "failed" if ev.exit_status is None else f"failed with exit status {ev.exit_status}"
+    detail = failed(ev.exit_status)
     learned = now if now - ev.at > BACKDATED else None
     old = st.status
     if withdraw is not None:
