@@ -460,6 +460,16 @@ def test_a_success_that_arrives_after_a_newer_failure_on_a_down_check_is_told_up
     assert raced.st.failures == 1
 
 
+def test_a_success_behind_two_newer_failures_stays_history() -> None:
+    # Another end came between it and the newest: the down it would tell is the older failure's,
+    # which came and changed nothing (docs/jobs.md): it stays history.
+    log = job(every=HOUR, max_runtime=600.0)
+    log.arrive(NOW - 3.6, ev(Kind.FAIL, NOW - 3.6))
+    log.arrive(NOW, ev(Kind.FAIL, NOW - 0.2), ev(Kind.FAIL, NOW - 1.0), ev(Kind.SUCCESS, NOW - 1.5))
+    log.tick(NOW + 30)
+    assert log.st.status is Status.DOWN and [(f.new, f.at) for f in log.flips] == [(Status.DOWN, NOW - 3.6)]
+
+
 @pytest.mark.parametrize(
     ("events", "durations"),
     [
