@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 
 from heartfly.client.transport import OTHERS_BUDGET, Answer, Outcome, Ping, Transport, within
+from heartfly.core.syncdir import sync_folder
 
 # Every cron tick looks at the spool: pathlib (~10 ms) only once there is something in it.
 TYPE_CHECKING = False  # mypy reads this name as True
@@ -110,7 +111,7 @@ class Spool:
             with contextlib.suppress(OSError):
                 temporary.unlink()
             raise
-        _sync_folder(self.where)
+        sync_folder(self.where)
         return self._trim(keep=name)
 
     def _trim(self, keep: str) -> list[str]:
@@ -178,16 +179,6 @@ class Spool:
             yield True
         finally:
             os.close(fd)  # closing releases the lock
-
-
-def _sync_folder(folder: str) -> None:
-    """Makes the new name itself survive a power cut; the ping is kept if this fails."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _when(path: Path) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heartfly.core.dburl import Database, PostgresDatabase
+from heartfly.core.syncdir import sync_folder
 from heartfly.store.sqlite import file_uri
 
 
@@ -65,7 +66,7 @@ def backup_database(database: Database, target: Path) -> BackupInfo:
     try:
         checks, pings = _copy(database, partial, target)
         _publish(partial, target)
-        _sync_folder(target.parent)
+        sync_folder(target.parent)
     finally:
         # With its rollback journal: a copy that failed (a full disk) leaves SQLite's behind.
         for leftover in (partial, partial.with_name(partial.name + "-journal")):
@@ -95,18 +96,6 @@ def _publish(partial: Path, target: Path) -> None:
         os.rename(partial, target)
     except OSError as exc:
         raise BackupError(f"cannot create {target}: {exc.strerror}") from None
-
-
-def _sync_folder(folder: Path) -> None:
-    """The copy's name, not only its data, on disk before "wrote" is printed: a power cut right
-    after would otherwise leave no file at `target` (the data is synced by VACUUM INTO). A file
-    system that cannot sync a folder leaves the name to its own flush."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _copy(database: Path, partial: Path, target: Path) -> tuple[int, int]:
