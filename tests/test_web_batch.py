@@ -16,6 +16,8 @@ from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
 from heartfly.core.states import Event, Kind
 from heartfly.server.engine import PingRecord
+from heartfly.store import rows as store
+from heartfly.store.api import StoreError
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
@@ -276,3 +278,48 @@ async def test_a_batch_resending_a_ping_whose_first_copy_is_still_being_committe
         assert duplicates == [True]
         assert not first.done() and not committed.done()  # a 200 now would say stored what may yet be refused
         await asyncio.gather(first, committed)
+
+
+async def test_a_batch_from_the_inbox_resending_a_pending_first_copy_keeps_its_row_until_that_copy_is_stored(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cluster's leader applies a standby's batch (inbox row 7) that resends a ping whose first
+    # copy is still being committed. Its row was deleted at once: when that commit then failed
+    # (the id forgotten), the ping's only other copy was gone, and the ping was lost.
+    async with running(config, FakeClock(time.time())) as engine:
+        check, now = engine.checks["backup"], engine.clock.now()
+        writer = engine.writer
+        real_submit, real_nowait, real_commit = writer.submit, writer.submit_nowait, writer._commit_batch  # type: ignore[attr-defined]
+        dropped: list[int] = []
+        gate = asyncio.Event()
+        fail = [True]
+
+        def note_drops(write: store.Write) -> store.Write:
+            dropped.extend(write.inbox_done)
+            write.inbox_done = []  # SQLite has no inbox: the row is not there to delete
+            return write
+
+        async def commit(writes: Any) -> None:
+            if any(w.has_pings for w in writes) and fail:
+                fail.clear()
+                await gate.wait()
+                raise StoreError("the database is locked")
+            await real_commit(writes)
+
+        monkeypatch.setattr(writer, "submit", lambda write: real_submit(note_drops(write)))
+        monkeypatch.setattr(writer, "submit_nowait", lambda write: real_nowait(note_drops(write)))
+        monkeypatch.setattr(writer, "_commit_batch", commit)
+        resent = PingRecord(Event(Kind.SUCCESS, now), now, uid="first-copy-fails")
+        first = engine.record(check, resent)
+        done, duplicates = engine.record_batch(check, [resent], inbox_id=7)
+        assert duplicates == [True]
+        await asyncio.sleep(0)
+        gate.set()
+        results = await asyncio.gather(first, done, return_exceptions=True)
+        assert all(isinstance(r, StoreError) for r in results)
+        await writer.flush()
+        assert 7 not in dropped, "the row of the ping's only copy left was deleted"
+        done, duplicates = engine.record_batch(check, [resent], inbox_id=7)  # the row read again
+        await done
+        assert duplicates == [False]
+        assert dropped == [7]

@@ -225,9 +225,10 @@ class Engine(Steps):
             writes.append(self._changes(check, judged, before))
         self._schedule(check)
         if not writes:
-            if inbox_id is not None:
-                self._drop_copy(True, inbox_id)
-            return with_first_copies(self._as_before(True), firsts), seen
+            answer = with_first_copies(self._as_before(True), firsts)
+            if inbox_id is not None:  # once the first copies are stored: if one is not, this row is its copy left
+                self._drop_copy(answer if firsts else True, inbox_id)
+            return answer, seen
         write = store.merge(writes)
         if inbox_id is not None:
             write.inbox_done.append(inbox_id)
