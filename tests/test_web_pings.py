@@ -411,6 +411,17 @@ async def test_a_body_in_a_content_encoding_it_cannot_inflate_gets_a_400_and_sto
     assert stored(config) == []
 
 
+@pytest.mark.parametrize("encoding", ["br, zstd", "br, br", "compress, charset"])
+async def test_a_list_of_codings_none_of_which_it_inflates_gets_a_400_too(
+    client: Client, config: Config, encoding: str
+) -> None:
+    # "br" alone was refused, but in a list without gzip or deflate ("br, zstd") it was read as
+    # no coding at all: the compressed bytes were stored as the message, answered 200.
+    resp = await client.post(f"/ping/{KEY}/log", data=b"\x1b\x0c\x00\xf8", headers={"Content-Encoding": encoding})
+    assert resp.status == 400
+    assert stored(config) == []
+
+
 @pytest.mark.parametrize("path", [f"/ping/{KEY}/log", f"/api/v1/heartbeat/{KEY}", f"/ping/{PING_KEY}/backup/log"])
 async def test_a_gzip_body_cut_short_gets_a_400_stores_nothing_and_its_whole_resend_is_stored(
     client: Client, config: Config, path: str

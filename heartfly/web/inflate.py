@@ -64,12 +64,13 @@ class Inflater:
 def inflater(content_encoding: str) -> Inflater | None:
     """An Inflater for a body sent with this Content-Encoding, None for one read as it is."""
     # RFC 9110: x-gzip is gzip, identity no coding at all; a stacked list ("gzip, gzip") is one
-    # this reader cannot take. Any other word (a charset by mistake) is read as it is, as aiohttp did.
+    # this reader cannot take, and so is one naming a coding it has no decoder for ("br, zstd").
+    # Any other word (a charset by mistake) is read as it is, as aiohttp did.
     given = content_encoding.strip().lower()
     codings = [
         "gzip" if c == "x-gzip" else c for c in (c.strip() for c in given.split(",")) if c not in ("", "identity")
     ]
     encoding = ",".join(codings)
-    if encoding in UNSUPPORTED or (len(codings) > 1 and not INFLATED.isdisjoint(codings)):
+    if not UNSUPPORTED.isdisjoint(codings) or (len(codings) > 1 and not INFLATED.isdisjoint(codings)):
         raise BodyError(f"Content-Encoding {given[:40].encode('ascii', 'replace').decode()} is not supported")
     return Inflater(encoding) if encoding in INFLATED else None
