@@ -422,6 +422,21 @@ async def test_a_list_of_codings_none_of_which_it_inflates_gets_a_400_too(
     assert stored(config) == []
 
 
+@pytest.mark.parametrize(
+    ("lines", "status"),
+    [((b"identity", b"gzip"), 200), ((b"gzip", b"identity"), 200), ((b"gzip", b"gzip"), 400)],
+)
+async def test_a_content_encoding_given_in_two_header_lines_is_read_as_their_list(
+    client: Client, config: Config, lines: tuple[bytes, bytes], status: int
+) -> None:
+    # Two header lines are one comma-separated list (RFC 9110, 5.3), as a proxy that adds its own
+    # may send them. Only the first was read: "identity" then "gzip" stored the gzip bytes as the
+    # message with a 200, and a body gzipped twice was inflated once.
+    head = b"POST /ping/%s/log HTTP/1.1\r\nContent-Encoding: %s\r\nContent-Encoding: %s" % (KEY.encode(), *lines)
+    assert await raw_request(client, head, gzip.compress(b"disk 93% full")) == status
+    assert [row[3] for row in stored(config)] == (["disk 93% full"] if status == 200 else [])
+
+
 @pytest.mark.parametrize("path", [f"/ping/{KEY}/log", f"/api/v1/heartbeat/{KEY}", f"/ping/{PING_KEY}/backup/log"])
 async def test_a_gzip_body_cut_short_gets_a_400_stores_nothing_and_its_whole_resend_is_stored(
     client: Client, config: Config, path: str

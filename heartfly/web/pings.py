@@ -54,7 +54,8 @@ async def read_body(request: web.Request, keep: int, cap: int) -> tuple[bytes, b
     kept: list[bytes] = []
     size = 0
     try:
-        inflating = inflate.inflater(request.headers.get("Content-Encoding", ""))
+        # Two header lines are one list (RFC 9110): a proxy may add its own to the client's
+        inflating = inflate.inflater(", ".join(request.headers.getall("Content-Encoding", ())))
         async with asyncio.timeout(BODY_TIMEOUT):
             while chunk := await request.content.readany():
                 if inflating is not None:
