@@ -197,7 +197,7 @@ class Engine(Steps):
         self._watch_clock_if_timer_late(now)
         seen: list[bool] = []  # per ping: a copy of one taken before, or earlier in this batch
         fresh: list[PingRecord] = []
-        uids: list[str] = []
+        uids: dict[str, None] = {}  # the fresh ids in order; not a list: `in` it made a batch quadratic
         firsts: list[asyncio.Future[None]] = []  # the commits of copies taken before, still pending
         for ping in pings:
             uid = None if ping.uid is None else scoped(check.id, ping.uid)
@@ -209,7 +209,7 @@ class Engine(Steps):
             if not duplicate:
                 fresh.append(ping)
                 if uid is not None:
-                    uids.append(uid)
+                    uids[uid] = None
         old, old_ping_id = check.state, check.ping_id
         writes: list[store.Write] = []
         armed: list[tuple[Check, CheckState, CheckState]] = []
