@@ -353,3 +353,48 @@ async def test_a_full_batch_of_new_ping_ids_is_told_apart_in_linear_work(
         assert _CountedId.compared < 10 * MAX_BATCH
         await done
         assert duplicates == [False] * MAX_BATCH
+
+
+@pytest.mark.parametrize("with_fresh", [False, True])
+async def test_a_batch_resending_a_first_copy_whose_commit_fails_answers_503_and_stores_nothing(
+    client: Client, config: Config, monkeypatch: pytest.MonkeyPatch, with_fresh: bool
+) -> None:
+    # The other half of ff7e51a's promise: the first copy's commit fails (503, its id forgotten),
+    # so the batch that resent it must fail too, store nothing of itself, and its resend take all.
+    assert client.app is not None
+    rt = client.app[RUNTIME]
+    writer: Any = rt.writer  # the SQLite writer (GroupCommitter): its commit is replaced below
+    engine = rt.engine
+    real_commit, real_batch = writer._commit_batch, engine.record_batch
+    gate, committing, batched = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    fail = [True]
+
+    async def commit(writes: list[store.Write]) -> None:
+        if fail and any(w.has_pings for w in writes):
+            fail.clear()
+            committing.set()
+            await gate.wait()
+            raise StoreError("the database is locked")
+        await real_commit(writes)
+
+    def record_batch(*args: Any) -> Any:
+        batched.set()
+        return real_batch(*args)
+
+    monkeypatch.setattr(writer, "_commit_batch", commit)
+    monkeypatch.setattr(engine, "record_batch", record_batch)
+    first = asyncio.ensure_future(client.get(f"/ping/{KEY}?ping_id=first-copy-fails"))
+    await committing.wait()
+    pings: list[dict[str, Any]] = [{"ping_id": "first-copy-fails"}]
+    if with_fresh:
+        pings.append({"status": "log", "ping_id": "fresh-in-the-batch"})
+    resent = asyncio.ensure_future(post_batch(client, pings))
+    await batched.wait()
+    gate.set()
+    assert [(await first).status, (await resent).status] == [503, 503]
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(0,)]
+    while writer.failing:  # the writer finds out that writes work again
+        await writer.flush()
+    again = await post_batch(client, pings)
+    assert await again.json() == {"results": [{"status": "ok"}] * len(pings)}
+    assert rows(config, "SELECT COUNT(*) FROM pings") == [(len(pings),)]
