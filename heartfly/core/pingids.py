@@ -61,9 +61,10 @@ class PingIds:
 
 
 def with_first_copies(commit: asyncio.Future[None], firsts: list[asyncio.Future[None]]) -> asyncio.Future[None]:
-    """A batch's commit, resolved only once the first copies of the pings it resent, still being
-    committed, are too: its 200 says each is stored, and a first copy refused (503, its id
-    forgotten) fails the batch, whose resend then takes it."""
+    """The answer to a batch that writes nothing (every ping a copy), resolved only once the first
+    copies of the pings it resent, still being committed, are too: its 200 says each is stored, and
+    a first copy refused (503, its id forgotten) fails the batch, whose resend then takes it. A
+    batch that writes needs none: its write, queued after those copies, is refused with them."""
     if not firsts:
         return commit
 

@@ -234,7 +234,8 @@ class Engine(Steps):
             write.inbox_done.append(inbox_id)
         write.state = self._mark_stored(check)
         write.on_refuse = functools.partial(self._undo, check, old, old_ping_id, check.state, armed, tuple(uids))
-        return with_first_copies(self._committed(write, tuple(uids), now), firsts), seen
+        # No wait for `firsts` here: queued after them, this write is refused with any of them (groupcommit)
+        return self._committed(write, tuple(uids), now), seen
 
     def _committed(self, write: store.Write, uids: Sequence[str | None], now: float) -> asyncio.Future[None]:
         fut = self.writer.submit(write)
