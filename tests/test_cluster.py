@@ -528,21 +528,26 @@ async def test_a_leader_frozen_inside_a_fenced_transaction_does_not_hold_the_tak
         loading = True
         answers: list[tuple[str, int | None]] = []
 
-        async def load() -> None:  # commits back to back, so a stop can land inside one
+        async def load(task: int) -> None:  # commits back to back, so a stop can land inside one
             n = 0
             while loading:
                 n += 1
+                body = f"load {task}-{n}"  # each its own: the set of those acknowledged counts them all
                 try:
                     async with session.post(
-                        f"{leader.url}/ping/{key}/log", data=f"load {n}", timeout=aiohttp.ClientTimeout(total=1)
+                        f"{leader.url}/ping/{key}/log", data=body, timeout=aiohttp.ClientTimeout(total=1)
                     ) as resp:
-                        answers.append((f"load {n}", resp.status))
+                        answers.append((body, resp.status))
                 except (aiohttp.ClientError, TimeoutError):
-                    answers.append((f"load {n}", None))
+                    answers.append((body, None))
 
-        loads = [asyncio.create_task(load()) for _ in range(8)]
+        loads = [asyncio.create_task(load(task)) for task in range(8)]
         try:
-            await asyncio.sleep(1.0)
+
+            async def loaded() -> bool:  # pings acknowledged before the stop, however busy the machine
+                return sum(1 for _, status in answers if status == 200) >= 21
+
+            await until(loaded, 60, "21 pings acknowledged under load")
             frozen = await asyncio.to_thread(freeze_inside_a_fenced_transaction, database, leader)
             assert frozen is not None, "no stop landed inside a fenced transaction"
 
