@@ -876,3 +876,20 @@ def test_a_check_or_channel_the_server_has_not_loaded_yet_is_said_so_not_just_40
         assert f"in {path}, but the server has not loaded it (heartfly reload" in result.stderr, result.stderr
     unknown = heartfly("pause", "nope", "-c", str(path))  # in neither: the server's words alone
     assert unknown.stderr == "error: the server answered 404: no such check\n"
+
+
+def test_status_does_not_say_a_stopped_server_still_watches_a_check_taken_out_of_the_file(tmp_path: Path) -> None:
+    # The note "still watched by the server, no longer in the file (heartfly reload ...)" was said
+    # of a server stopped cleanly: nothing watches the check, the next start drops it (as it is not
+    # in the file), and the reload it asks for finds no server to answer.
+    path = tmp_path / "hb.toml"
+    server_part = '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+    nightly = f'[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+    path.write_text(f'{server_part}{nightly}[checks.weekly]\nkey = "{new_key()}"\nevery = "7d"\n')
+    with Server(path) as server:
+        assert server.stop() == 0
+    path.write_text(server_part + nightly)
+    for args in (["status"], ["status", "--json"]):
+        result = heartfly(*args, "-c", str(path))
+        assert result.returncode == 0, result.stderr
+        assert "still watched" not in result.stderr and "weekly" not in result.stderr, result.stderr

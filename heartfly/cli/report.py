@@ -117,12 +117,13 @@ async def read_status(
 ) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
     """Every configured check as the database has it; raises StoreError if there is none yet.
     `left_out` gets why each check made through the API is not served (see joined); `gone` the
-    checks the server still watches (their rows not marked removed) that the file no longer has."""
+    checks the server still watches (their rows not marked removed) that the file no longer has:
+    none once it stopped cleanly, as then nothing watches them and its next start drops them."""
     async with _reading(config.server.database) as db:
         config = await joined(db, config, left_out)
         stored = await db.read_meta_prefix(META_PREFIX)  # made through the API: `left_out` says theirs
         rows = {row.name: row for row in await db.read_current_checks(config.checks)}
-        alive, _ = await db.read_last_alive()
+        alive, stopped = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
         pauses = await db.read_meta_prefix(PAUSE_META)
     items = []
@@ -136,7 +137,7 @@ async def read_status(
         until = pauses.get(PAUSE_META + name)  # kept until the pause ends: shown only while paused
         item["paused_until"] = iso(float(until)) if until and item["state"] == "paused" else None
         items.append(item)
-    if gone is not None:  # taken out of the file without a reload (or its reload refused): still alerted for
+    if gone is not None and not stopped:  # taken out of the file without a reload (or its reload refused)
         gone += [
             n
             for n, r in rows.items()
