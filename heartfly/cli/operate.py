@@ -45,13 +45,6 @@ def until_param(text: str) -> str:
     return when.isoformat()
 
 
-def _shown(config: Config, iso: str) -> str:
-    """An API time in display_timezone, as `heartfly status` shows it (not this shell's zone)."""
-    from heartfly.core.localtime import full, zone
-
-    return full(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp(), zone(config.server.display_timezone))
-
-
 def _ask(
     config: Config, path: str, fields: tuple[str, ...], timeout: float = 60.0, in_file: bool = False
 ) -> dict[str, Any]:
@@ -97,7 +90,10 @@ def pause(config: Config, name: str, until: str | None) -> str:
     on_ping = body.get("resume_on_ping", check is not None and check.resume_on_ping)
     by_ping = " or its next start, success or failure ping (resume_on_ping)" if on_ping else ""
     if body.get("paused_until"):
-        return f"paused {name} until {_shown(config, body['paused_until'])}{by_ping}; it is watched again then"
+        from heartfly.core.localtime import api_time, zone
+
+        end = api_time(body["paused_until"], zone(config.server.display_timezone))  # as `heartfly status` shows it
+        return f"paused {name} until {end}{by_ping}; it is watched again then"
     return f"paused {name}: no deadlines and no alerts until `heartfly resume {name}`{by_ping} (pings are still stored)"
 
 

@@ -394,4 +394,4 @@ def _short(iso_text: str | None, tz: tzinfo = UTC) -> str:
     """An API time ("2026-11-23T06:20:01Z") as people read it, in `tz`."""
     if iso_text is None:
         return "-"
-    return localtime.full(datetime.fromisoformat(iso_text.replace("Z", "+00:00")).timestamp(), tz)
+    return localtime.api_time(iso_text, tz)

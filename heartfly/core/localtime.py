@@ -43,6 +43,12 @@ def full(ts: float | None, tz: tzinfo = UTC, *, empty: str = "—") -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S ") + (when.tzname() or "")
 
 
+def api_time(text: str, tz: tzinfo = UTC) -> str:
+    """An API time ("2026-11-23T06:20:01Z") as `full` shows it, in `tz`: `heartfly status` and
+    `pause` print the same end of a pause alike."""
+    return full(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp(), tz)
+
+
 def stamp(ts: float | None, now: float, tz: tzinfo = UTC) -> str:
     """A log line's time: "06:30:37" today, "Nov 22 06:30:37" before, with the year if not this one.
     In the hour a clock turned back, which reads twice, with the zone's abbreviation ("01:20:00 EST"):
