@@ -893,3 +893,22 @@ def test_status_does_not_say_a_stopped_server_still_watches_a_check_taken_out_of
         result = heartfly(*args, "-c", str(path))
         assert result.returncode == 0, result.stderr
         assert "still watched" not in result.stderr and "weekly" not in result.stderr, result.stderr
+
+
+def test_status_does_not_say_a_crashed_server_still_watches_a_check_taken_out_of_the_file(tmp_path: Path) -> None:
+    # Killed (or crashed) an hour ago, not restarted: status says its states may be stale, and
+    # went on to say it "still watched" (and alerted for) a check taken out of the file since.
+    path = tmp_path / "hb.toml"
+    server_part = '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+    nightly = f'[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+    path.write_text(f'{server_part}{nightly}[checks.weekly]\nkey = "{new_key()}"\nevery = "7d"\n')
+    with Server(path) as server:
+        server.kill()
+    with sqlite3.connect(tmp_path / "hb.db") as conn:  # its last sign of life, an hour ago
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'alive_at'", (repr(time.time() - 3600),))
+    conn.close()
+    path.write_text(server_part + nightly)
+    result = heartfly("status", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "may be stale" in result.stdout, result.stdout
+    assert "still watched" not in result.stderr and "weekly" not in result.stderr, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -22,6 +23,10 @@ from heartfly.notify.log_channel import escape
 from heartfly.store import backend, sqlite
 from heartfly.store.api import Reader, StoreError
 from heartfly.store.rows import TOMBSTONE
+
+# The server marks itself alive every second: a mark older than this, and it is not running (or
+# cannot write), so the states read may be stale and it watches no check the file lacks.
+STALE_AFTER = 10.0
 
 
 def _local(ts: float, zone: str) -> str:
@@ -118,7 +123,8 @@ async def read_status(
     """Every configured check as the database has it; raises StoreError if there is none yet.
     `left_out` gets why each check made through the API is not served (see joined); `gone` the
     checks the server still watches (their rows not marked removed) that the file no longer has:
-    none once it stopped cleanly, as then nothing watches them and its next start drops them."""
+    none once it stopped (cleanly, or its alive mark is stale: a crash), as then nothing watches
+    them and its next start drops them."""
     async with _reading(config.server.database) as db:
         config = await joined(db, config, left_out)
         stored = await db.read_meta_prefix(META_PREFIX)  # made through the API: `left_out` says theirs
@@ -137,7 +143,8 @@ async def read_status(
         until = pauses.get(PAUSE_META + name)  # kept until the pause ends: shown only while paused
         item["paused_until"] = iso(float(until)) if until and item["state"] == "paused" else None
         items.append(item)
-    if gone is not None and not stopped:  # taken out of the file without a reload (or its reload refused)
+    running = not stopped and alive is not None and time.time() - alive <= STALE_AFTER
+    if gone is not None and running:  # taken out of the file without a reload (or its reload refused)
         gone += [
             n
             for n, r in rows.items()
@@ -362,7 +369,7 @@ def format_status(
     out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
     if downtime is not None:
         out.append(_downtime_words(downtime, tz, cluster))
-    if alive_at is not None and now - alive_at > 10:
+    if alive_at is not None and now - alive_at > STALE_AFTER:
         out.append(
             f"\nnote: the server last recorded itself alive {human_duration(now - alive_at)} ago;"
             " these states may be stale"
