@@ -205,8 +205,13 @@ def status(config_path: Path | None, as_json: bool) -> None:
         note = f"note: not watched by the server yet, as it has not loaded them ({why}): {named(unwatched)}"
         click.echo(note, err=True)
     if gone:  # the other way round: watched, and alerted for, with nothing in the file to say so
-        why = "heartfly reload to stop watching them, or systemctl status heartfly for why a reload was refused"
-        click.echo(f"note: still watched by the server, no longer in the file ({why}): {named(gone)}", err=True)
+        if isinstance(config.server.database, Path):
+            why = "heartfly reload to stop watching them, or systemctl status heartfly for why a reload was refused"
+            click.echo(f"note: still watched by the server, no longer in the file ({why}): {named(gone)}", err=True)
+        else:  # a cluster: the leader's file decides, and this node's reload alone changes nothing of it
+            why = "give every node the same file and reload each, as the leader's decides what is watched"
+            note = f"note: still watched by the cluster's leader, not in this node's file ({why}): {named(gone)}"
+            click.echo(note, err=True)
     if left_out:  # made through the API, left out by the server as the file no longer fits them
         why = "fix the file, or update or delete the check through the API"
         # Ten named, the rest counted, as above: one channel renamed can leave thousands out.
