@@ -201,8 +201,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
     # one) is watched by nobody: said, never left out silently. On stderr: --json stays a list.
     listed = {item["name"] for item in items}
     if unwatched := [name for name in config.checks if name not in listed]:
-        why = "heartfly reload, or systemctl status heartfly for why a reload was refused"
-        note = f"note: not watched by the server yet, as it has not loaded them ({why}): {named(unwatched)}"
+        from heartfly.cli.operate import NOT_LOADED_HINT
+
+        note = f"note: not watched by the server yet, as it has not loaded them ({NOT_LOADED_HINT}): {named(unwatched)}"
         click.echo(note, err=True)
     if gone:  # the other way round: watched, and alerted for, with nothing in the file to say so
         if isinstance(config.server.database, Path):

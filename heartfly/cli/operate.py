@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from heartfly.core.config import Config
 
 
+# What a check or channel the file has and the running server does not needs (status says it too).
+NOT_LOADED_HINT = "heartfly reload, or systemctl status heartfly for why a reload was refused"
+
+
 class ReloadError(AdminError):
     """The server kept its config because the file has errors; `problems` lists them."""
 
@@ -55,8 +59,7 @@ def _ask(
         return _heartflys(config, body, fields)
     refused = _refused(status, body)
     if status == 404 and in_file:  # added to the file, not reloaded (or its reload refused)
-        why = "heartfly reload, or systemctl status heartfly for why a reload was refused"
-        raise AdminError(f"{refused}: it is in {config.path}, but the server has not loaded it ({why})")
+        raise AdminError(f"{refused}: it is in {config.path}, but the server has not loaded it ({NOT_LOADED_HINT})")
     raise refused
 
 
