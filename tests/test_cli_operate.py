@@ -460,24 +460,19 @@ EMPTY_404 = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 JSON_ANSWER = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}'
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [b"SSH-2.0-OpenSSH_9.6\r\n", HTML_PAGE, NOT_FOUND_PAGE, EMPTY_404, JSON_ANSWER],
-    # the 404s: "the server answered 404: None"
-    ids=["not-http", "an-html-page", "an-html-404", "an-empty-404", "another-json-api"],
-)
-@pytest.mark.parametrize("command", [["reload"], ["pause", "nightly"], ["resume", "nightly"], ["test-alert", "log"]])
-def test_another_program_at_the_servers_address_is_a_one_line_error(
+def asked_of_another_program(
     tmp_path: Path, answer: bytes, command: list[str]
-) -> None:
-    # A listen address another service answers on: both were a traceback (BadStatusLine, JSONDecodeError).
+) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """`heartfly COMMAND` of a config whose listen address a stand-in answers with `answer` (to
+    each of up to two connections: urllib may try again once on a closed one): its port, and the
+    command's result."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
 
         def serve() -> None:
-            for _ in range(2):  # urllib may try again once on a closed connection
+            for _ in range(2):
                 try:
                     conn, _ = sock.accept()
                 except OSError:
@@ -493,7 +488,21 @@ def test_another_program_at_the_servers_address_is_a_one_line_error(
             f'[channels.log]\ntype = "log"\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
         )
         (tmp_path / "token").write_text("x" * 32)
-        result = heartfly(*command, "-c", str(path))
+        return port, heartfly(*command, "-c", str(path))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"SSH-2.0-OpenSSH_9.6\r\n", HTML_PAGE, NOT_FOUND_PAGE, EMPTY_404, JSON_ANSWER],
+    # the 404s: "the server answered 404: None"
+    ids=["not-http", "an-html-page", "an-html-404", "an-empty-404", "another-json-api"],
+)
+@pytest.mark.parametrize("command", [["reload"], ["pause", "nightly"], ["resume", "nightly"], ["test-alert", "log"]])
+def test_another_program_at_the_servers_address_is_a_one_line_error(
+    tmp_path: Path, answer: bytes, command: list[str]
+) -> None:
+    # A listen address another service answers on: both were a traceback (BadStatusLine, JSONDecodeError).
+    port, result = asked_of_another_program(tmp_path, answer, command)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: http://127.0.0.1:{port} ") and result.stderr.count("\n") == 1
@@ -833,28 +842,7 @@ AIOHTTP_500 = (
 @pytest.mark.parametrize("command", [["reload"], ["pause", "nightly"], ["resume", "nightly"], ["test-alert", "log"]])
 def test_a_server_error_without_a_reason_says_where_the_reason_is_not_none(tmp_path: Path, command: list[str]) -> None:
     # It said "error: the server answered 500: None", naming neither what failed nor where to look.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-
-        def serve() -> None:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(AIOHTTP_500)
-
-        threading.Thread(target=serve, daemon=True).start()
-        path = tmp_path / "hb.toml"
-        path.write_text(
-            f'[server]\nlisten = "127.0.0.1:{port}"\ndatabase = "hb.db"\napi_token_file = "token"\n'
-            f'[channels.log]\ntype = "log"\n[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
-        )
-        (tmp_path / "token").write_text("x" * 32)
-        result = heartfly(*command, "-c", str(path))
+    _, result = asked_of_another_program(tmp_path, AIOHTTP_500, command)
     assert result.returncode == 1, result.stderr
     assert "None" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: the server answered 500 without a reason"), result.stderr
