@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -151,11 +152,11 @@ def test_credentials_in_a_ping_url_are_sent_as_basic_auth_and_the_ping_is_delive
     assert f"host: {host}" in lines and "p%3ass" not in head.lower()
 
 
-def test_a_name_lookup_that_never_answers_is_given_up_on_within_the_connect_timeout(
+def test_a_name_lookup_that_never_answers_is_given_up_on_within_the_lookup_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A DNS server that is down: glibc waits 5 s per try and server, so one lookup could hold a
-    # job's start far past its 3 s budget; the connect timeout bounded only the TCP connect after it.
+    # job's start far past its 3 s budget; nothing bounded it but the resolver's own tries.
     # No real resolver can be made to hang here: getaddrinfo itself is held until the test ends.
     released = threading.Event()
     real = socket.getaddrinfo
@@ -171,7 +172,7 @@ def test_a_name_lookup_that_never_answers_is_given_up_on_within_the_connect_time
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     try:
-        answer = Transport(retries=0, connect_timeout=0.5, read_timeout=0.5).send(
+        answer = Transport(retries=0, connect_timeout=0.5, read_timeout=0.5, lookup_timeout=0.5).send(
             Ping(f"http://hb.heartfly.test/ping/{KEY}")
         )
         assert not released.is_set()
@@ -179,3 +180,30 @@ def test_a_name_lookup_that_never_answers_is_given_up_on_within_the_connect_time
         released.set()
     assert answer.outcome is Outcome.UNREACHABLE and "name" in answer.detail, answer.detail
     assert "Temporary failure" not in answer.detail  # given up on, not waited out
+
+
+@pytest.mark.parametrize("canned", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"], indirect=True)
+def test_a_name_lookup_slower_than_the_connect_timeout_that_answers_still_delivers_the_ping(
+    canned: Canned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A resolver whose first DNS server is down answers from the next one after glibc's 5 s
+    # timeout: just over the 5 s connect timeout. Bounding the lookup by that timeout gave up on
+    # every lookup, so every ping (and every replay of it) failed where it used to arrive late.
+    real = socket.getaddrinfo
+    port = canned.url.rpartition(":")[2]
+
+    def slow(host: object, *args: object, **kwargs: object) -> object:
+        if host in (b"hb.heartfly.test", "hb.heartfly.test"):
+            time.sleep(0.8)  # longer than the connect timeout below, shorter than the ping's budget
+            return real("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    answer = Transport(retries=0, connect_timeout=0.5, read_timeout=2).send(
+        Ping(f"http://hb.heartfly.test:{port}/ping/{KEY}"), deadline=time.monotonic() + 20
+    )
+    assert answer.outcome is Outcome.DELIVERED, answer.detail
+    assert canned.requests and canned.requests[0].startswith(f"POST /ping/{KEY}".encode())

@@ -53,11 +53,20 @@ def handles(url: str, env: Mapping[str, str] = os.environ) -> bool:
 
 
 def post(
-    url: str, body: bytes, headers: dict[str, str], *, connect_timeout: float, read_timeout: float, limit: int
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    limit: int,
+    lookup_timeout: float | None = None,
 ) -> Response:
     """POST `body`; OSError (socket.timeout, ssl.SSLError, BadAnswer ...) when no answer came.
-    `read_timeout` bounds sending the request and reading the whole answer, not each read: a
-    server that sends a byte a second must not hold the job back for hours."""
+    `lookup_timeout` (else `connect_timeout`) bounds looking the host name up and connecting
+    together, `connect_timeout` each connect (TCP and TLS) alone. `read_timeout` bounds sending
+    the request and reading the whole answer, not each read: a server that sends a byte a second
+    must not hold the job back for hours."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     https = parts.scheme == "https"
@@ -68,7 +77,7 @@ def post(
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
     # An ASCII name as bytes: given str, getaddrinfo imports the idna codec (~5 ms a cron tick).
     name = host.encode("ascii") if host.isascii() else host.encode("idna")
-    sock = _connect(name, port, connect_timeout)
+    sock = _connect(name, port, connect_timeout, connect_timeout if lookup_timeout is None else lookup_timeout)
     try:
         if https:
             import ssl
@@ -82,11 +91,13 @@ def post(
         sock.close()
 
 
-def _connect(name: bytes, port: int, timeout: float) -> socket.socket:
-    """A connection to `name`, its lookup included in `timeout`. getaddrinfo has no timeout of its
-    own (a DNS server that is down costs 5 s a try and a server), so it runs in a thread of its
-    own, left behind when it takes too long; then each address gets what is left, as with
-    socket.create_connection."""
+def _connect(name: bytes, port: int, timeout: float, reach: float) -> socket.socket:
+    """A connection to `name`, its lookup and connect within `reach`, each connect within `timeout`.
+    getaddrinfo has no timeout of its own (a DNS server that is down costs 5 s a try and a server),
+    so it runs in a thread of its own, left behind when it takes too long; then each address is
+    tried in turn, as with socket.create_connection. `reach` is not `timeout`: a resolver whose
+    first server is down answers from the next after glibc's 5 s, as long as the connect timeout,
+    and a ping that would arrive late must not be given up on."""
     if _is_address(name):  # nothing to look up
         return socket.create_connection((name, port), timeout=timeout)  # type: ignore[arg-type]
     import threading  # only a host name pays for it
@@ -102,12 +113,12 @@ def _connect(name: bytes, port: int, timeout: float) -> socket.socket:
 
     worker = threading.Thread(target=lookup, daemon=True)
     worker.start()
-    worker.join(timeout)
+    worker.join(reach)
     if not found:
-        raise TimeoutError(f"looking up the server's name took over {timeout:g} s")
+        raise TimeoutError(f"looking up the server's name took over {reach:g} s")
     if isinstance(found[0], OSError):
         raise found[0]
-    left = max(timeout - (time.monotonic() - began), 0.001)
+    left = max(min(timeout, reach - (time.monotonic() - began)), 0.001)
     error = OSError(f"no address for {name.decode('ascii', 'replace')}")
     for family, kind, proto, _, address in found[0]:
         try:

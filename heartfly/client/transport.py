@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from heartfly.core.config import Config
 
 CONNECT_TIMEOUT = 5.0  # a server that does not accept within this is down
+# The name lookup and the connect together: a resolver whose first DNS server is down answers from
+# the next after glibc's 5 s timeout, and must not be given up on; one down everywhere never answers.
+LOOKUP_TIMEOUT = 10.0
 READ_TIMEOUT = 10.0  # the server answers after its commit: allow a slow disk, not a hung one
 RETRIES = 5  # waits of about 0.5, 1, 2, 4 and 8 s: a server restart of some 15 s is waited out, not spooled
 BACKOFF = 0.5  # first wait; doubles per retry, with jitter, capped at BACKOFF_CAP
@@ -344,6 +347,7 @@ class Transport:
         backoff: float = BACKOFF,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        lookup_timeout: float = LOOKUP_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -352,6 +356,8 @@ class Transport:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._read_limit = read_timeout  # this attempt's, cut short by a deadline
+        self.lookup_timeout = lookup_timeout
+        self._lookup_limit = lookup_timeout  # likewise
         self.sleep = sleep
         self.clock = clock
 
@@ -373,6 +379,7 @@ class Transport:
             now = self.clock()
             connect = within(deadline, now, self.connect_timeout)
             self._read_limit = within(deadline, now, self.read_timeout)
+            self._lookup_limit = within(deadline, now, self.lookup_timeout)
             if connect <= 0:
                 break
             answer = self._attempt(url, body, connect, content_type)
@@ -388,7 +395,13 @@ class Transport:
                 headers["Authorization"] = authorization
             if http1.handles(url):
                 answer = http1.post(
-                    url, body, headers, connect_timeout=connect_timeout, read_timeout=self._read_limit, limit=MAX_ANSWER
+                    url,
+                    body,
+                    headers,
+                    connect_timeout=connect_timeout,
+                    read_timeout=self._read_limit,
+                    limit=MAX_ANSWER,
+                    lookup_timeout=self._lookup_limit,
                 )
             else:  # a proxy from the environment: urllib knows those
                 from heartfly.client import viaurllib
