@@ -4,6 +4,8 @@ answers, and the hand-over to urllib when a proxy is configured."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -207,3 +209,17 @@ def test_a_name_lookup_slower_than_the_connect_timeout_that_answers_still_delive
     )
     assert answer.outcome is Outcome.DELIVERED, answer.detail
     assert canned.requests and canned.requests[0].startswith(f"POST /ping/{KEY}".encode())
+
+
+@pytest.mark.parametrize("canned", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"], indirect=True)
+def test_looking_a_host_name_up_imports_no_module_a_cron_tick_did_not_already_pay_for(canned: Canned) -> None:
+    # `heartfly ping` to a host name (the usual URL) imported threading for its bounded lookup:
+    # a module, and its start-up time, on every cron tick's common path.
+    port = canned.url.rpartition(":")[2]
+    script = (
+        "import sys; from heartfly.client import http1; before = set(sys.modules);"
+        f" answer = http1.post('http://localhost:{port}/ping/x', b'', {{}}, connect_timeout=2, read_timeout=2,"
+        " limit=100); print(answer.status, sorted(set(sys.modules) - before))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.stdout.split(" ", 1) == ["200", "[]\n"], done.stdout + done.stderr

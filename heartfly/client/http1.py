@@ -100,20 +100,27 @@ def _connect(name: bytes, port: int, timeout: float, reach: float) -> socket.soc
     and a ping that would arrive late must not be given up on."""
     if _is_address(name):  # nothing to look up
         return socket.create_connection((name, port), timeout=timeout)  # type: ignore[arg-type]
-    import threading  # only a host name pays for it
+    # _thread, not threading: built in and loaded at start, where threading would cost every
+    # `heartfly ping` its import. Such a thread is not waited for at exit, as a daemon thread.
+    import _thread
 
     began = time.monotonic()
     found: list[list[tuple[Any, ...]] | OSError] = []
+    done = _thread.allocate_lock()
+    done.acquire()
 
     def lookup() -> None:
         try:
             found.append(socket.getaddrinfo(name, port, 0, socket.SOCK_STREAM))
         except OSError as exc:
             found.append(exc)
+        except Exception as exc:  # noqa: BLE001 - said as a failed lookup, not waited out
+            found.append(OSError(f"cannot look the server's name up: {exc}"))
+        finally:
+            done.release()
 
-    worker = threading.Thread(target=lookup, daemon=True)
-    worker.start()
-    worker.join(reach)
+    _thread.start_new_thread(lookup, ())
+    done.acquire(timeout=reach)
     if not found:
         raise TimeoutError(f"looking up the server's name took over {reach:g} s")
     if isinstance(found[0], OSError):
