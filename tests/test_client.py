@@ -167,6 +167,26 @@ def test_a_password_in_a_ping_url_is_never_shown_in_a_message(tmp_path: Path) ->
     assert redact("https://job:p@ss@hb.example.com/ping/x") == "https://…@hb.example.com/ping/x"
 
 
+def test_a_password_that_is_not_percent_encoded_is_never_shown_in_a_message() -> None:
+    # A / # or ? in a password the user forgot to percent-encode ends the URL's userinfo early for
+    # urlsplit: the URL is refused, or sent to a host that is not there, and the message that says
+    # so printed the password, the one time a user is most likely to paste it to a colleague.
+    for url in (
+        "https://job:Xq7#Zr9@hb.example.com/ping/x",
+        "https://job:Xq7/Zr9@hb.example.com/ping/x",
+        "https://job:Xq7?Zr9@hb.example.com/ping/x",
+        "job:Xq7#Zr9@hb.example.com/ping/x",
+    ):
+        with pytest.raises(AddressError) as refused:
+            target_url(url)
+        assert "Xq7" not in str(refused.value) and "Zr9" not in str(refused.value), refused.value
+    accepted = "https://job:1234#Zr9@hb.example.com/ping/x"  # host "job", port 1234: a ping that fails
+    assert target_url(accepted) == accepted
+    assert "Zr9" not in Ping(accepted).describe() and "1234" not in Ping(accepted).describe()
+    moved = f"https://hb.example.com/ping/{KEY}/start?rid=deploy@web-1&ping_id=1"  # a redirect's Location
+    assert redact(moved) == "https://hb.example.com/ping/kkkkkk…/start"
+
+
 def test_flags_metrics_and_run_ids_are_checked_before_anything_is_sent() -> None:
     assert event_for() == "" and event_for(exit_code=0) == "0" and event_for(progress=True) == "progress"
     with pytest.raises(ValueError, match="choose one event"):

@@ -281,13 +281,16 @@ def config_url(config: Config, name: str, base_url: str | None = None, ping_key:
 
 
 _SECRETISH = re.compile(r"(?<=/)([A-Za-z0-9_-]{6})[A-Za-z0-9_-]{14,}")
-_USERINFO = re.compile(r"^([^/?#]*//)?[^/?#]*@")  # user:password@, with or without a scheme before it
+# user:password@, with or without a scheme before it, up to the last @ that a host name follows: a
+# password with a / # or ? that is not percent-encoded (urlsplit ends the userinfo there) is hidden
+# whole too, and an @ in a query (?rid=deploy@host&…) leaves the host shown.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@(?=[A-Za-z0-9._~%:\[\]-]*(?:[/?#]|$))")
 
 
 def redact(url: str) -> str:
     """A URL for messages: long key-like path segments shortened and user:password@ hidden, so logs
     do not carry whole secrets."""
-    return _SECRETISH.sub(r"\1…", _USERINFO.sub(r"\1…@", url.split("?", 1)[0]))
+    return _SECRETISH.sub(r"\1…", _USERINFO.sub(r"\1…@", url).split("?", 1)[0])
 
 
 # --- one delivery -------------------------------------------------------------------------------
