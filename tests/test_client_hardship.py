@@ -380,5 +380,9 @@ def test_a_job_started_in_a_deleted_working_directory_still_runs_and_keeps_its_e
     assert "Traceback" not in done.stderr.decode(), done.stderr.decode()[-600:]
     assert (tmp_path / "ran").exists() and done.returncode == 3
     assert "running the command without reporting it" in done.stderr.decode()
+    assert "the working folder no longer exists" in done.stderr.decode(), done.stderr.decode()[-600:]
+    gone.mkdir()  # the run above removed it: without it again, `cd` fails and heartfly never starts
     pinged = subprocess.run([*in_gone, "ping", "job"], env=env, capture_output=True, timeout=60)
+    assert not gone.exists()  # heartfly ran, in the folder it was started in, deleted
     assert (pinged.returncode, "Traceback" in pinged.stderr.decode()) == (2, False), pinged.stderr.decode()
+    assert "the working folder no longer exists" in pinged.stderr.decode(), pinged.stderr.decode()
