@@ -223,3 +223,26 @@ def test_looking_a_host_name_up_imports_no_module_a_cron_tick_did_not_already_pa
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert done.stdout.split(" ", 1) == ["200", "[]\n"], done.stdout + done.stderr
+
+
+def test_a_lookup_cut_short_by_the_pings_budget_says_so_in_round_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The start ping's lookup, bounded by what was left of its 3 s budget, was reported as having
+    # "took over 2.99989 s": a number that reads like a measurement and is none.
+    released = threading.Event()
+
+    def hanging(host: object, *args: object, **kwargs: object) -> object:
+        released.wait(30)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    try:
+        answer = Transport(retries=0, connect_timeout=5, read_timeout=5, clock=lambda: 0.0).send(
+            Ping(f"http://hb.heartfly.test/ping/{KEY}"),
+            deadline=0.599884,  # as a real clock leaves it
+        )
+    finally:
+        released.set()
+    assert "looking up the server's name took over 0.6 s" in answer.detail, answer.detail

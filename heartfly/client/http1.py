@@ -122,7 +122,7 @@ def _connect(name: bytes, port: int, timeout: float, reach: float) -> socket.soc
     _thread.start_new_thread(lookup, ())
     done.acquire(timeout=reach)
     if not found:
-        raise TimeoutError(f"looking up the server's name took over {reach:g} s")
+        raise TimeoutError(f"looking up the server's name took over {reach:.2g} s")  # 3, not 2.99989
     if isinstance(found[0], OSError):
         raise found[0]
     left = max(min(timeout, reach - (time.monotonic() - began)), 0.001)
