@@ -610,11 +610,35 @@ def test_a_spooled_ping_is_on_disk_before_it_is_named_so_a_power_cut_cannot_empt
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "rename", rename)
+    (tmp_path / "spool").mkdir(mode=0o700)  # a folder made for the ping: the test below
     spool = Spool(tmp_path / "spool")
     spool.put(Ping(f"https://hb.example.com/ping/{KEY}", at=1000.0))
     final = str(spool.pending()[0])
     assert [kind for kind, _ in events] == ["fsync", "rename", "fsync"], events
     assert events[0][1].endswith(".tmp") and events[1][1] == final and events[2][1] == str(spool.folder)
+
+
+def test_the_first_ping_spooled_survives_a_power_cut_with_the_folders_made_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first ping ever spooled makes ~/.local/state/heartfly/spool: its file and the spool's
+    # folder were synced, the new folders' own names in their parents were not, so a power cut
+    # could take the folder, and the ping in it, away.
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    spool = Spool(tmp_path / "state" / "heartfly" / "spool")
+    spool.put(Ping(f"https://hb.example.com/ping/{KEY}", at=1000.0))
+    folders = [str(tmp_path), str(tmp_path / "state"), str(tmp_path / "state" / "heartfly"), str(spool.folder)]
+    assert [p for p in synced if not p.endswith(".tmp")] == folders, synced
+    synced.clear()
+    spool.put(Ping(f"https://hb.example.com/ping/{KEY}", at=1001.0))  # the folders are there now
+    assert [p for p in synced if not p.endswith(".tmp")] == [str(spool.folder)], synced
 
 
 def test_spool_records_are_json_a_person_can_read(tmp_path: Path) -> None:

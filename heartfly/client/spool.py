@@ -86,7 +86,7 @@ class Spool:
         """Writes the ping; raises OSError. Returns what had to be dropped to stay under max_bytes."""
         import base64
 
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _make_folder(self.folder)
         self._seq += 1
         name = f"{round(ping.at * 1e6):020d}-{os.getpid()}-{self._seq}{SUFFIX}"
         record = {
@@ -179,6 +179,19 @@ class Spool:
             yield True
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _make_folder(folder: Path) -> None:
+    """Makes `folder` (0700) and the folders above it that are missing, each new name synced in its
+    parent: else a power cut could take away the folder the first ping spooled was put in."""
+    missing = []
+    at = folder
+    while not os.path.lexists(at) and at.parent != at:
+        missing.append(at)
+        at = at.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for made in reversed(missing):
+        sync_folder(os.fspath(made.parent))
 
 
 def _when(path: Path) -> str:
