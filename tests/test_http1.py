@@ -246,3 +246,24 @@ def test_a_lookup_cut_short_by_the_pings_budget_says_so_in_round_numbers(monkeyp
     finally:
         released.set()
     assert "looking up the server's name took over 0.6 s" in answer.detail, answer.detail
+
+
+@pytest.mark.parametrize("canned", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"], indirect=True)
+def test_a_ping_is_still_sent_when_no_thread_can_be_started_for_its_lookup(
+    canned: Canned, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A container at its pids limit, or a user at `ulimit -u`: "can't start new thread" is a
+    # RuntimeError, which no part of the transport catches: the ping was lost, not even spooled,
+    # where before the lookup thread it went out.
+    import _thread
+
+    def no_thread(*args: object) -> int:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_thread, "start_new_thread", no_thread)
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    port = canned.url.rpartition(":")[2]
+    answer = Transport(retries=0, connect_timeout=2, read_timeout=2).send(Ping(f"http://localhost:{port}/ping/{KEY}"))
+    assert answer.outcome is Outcome.DELIVERED, answer.detail

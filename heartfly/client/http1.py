@@ -119,7 +119,10 @@ def _connect(name: bytes, port: int, timeout: float, reach: float) -> socket.soc
         finally:
             done.release()
 
-    _thread.start_new_thread(lookup, ())
+    try:
+        _thread.start_new_thread(lookup, ())
+    except RuntimeError:  # no thread to be had (a pids limit, ulimit -u): looked up here, unbounded
+        lookup()
     done.acquire(timeout=reach)
     if not found:
         raise TimeoutError(f"looking up the server's name took over {reach:.2g} s")  # 3, not 2.99989
