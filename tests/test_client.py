@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.server
 import json
 import os
@@ -639,6 +640,19 @@ def test_the_first_ping_spooled_survives_a_power_cut_with_the_folders_made_for_i
     synced.clear()
     spool.put(Ping(f"https://hb.example.com/ping/{KEY}", at=1001.0))  # the folders are there now
     assert [p for p in synced if not p.endswith(".tmp")] == [str(spool.folder)], synced
+
+
+def test_a_ping_whose_file_cannot_be_synced_is_still_spooled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # fsync failing (EIO from a flaky disk, EINVAL where a filesystem has no sync) turned a ping
+    # spooled, if not proof against a power cut, into one lost outright: worse than before fsync.
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    spool = Spool(tmp_path / "spool")
+    monkeypatch.setattr(os, "fsync", failing)
+    warnings: list[str] = []
+    assert courier(spool, warnings).deliver(Ping(f"{closed_port_url()}/ping/{KEY}", at=1000.0)) is Result.SPOOLED
+    assert len(spool.pending()) == 1 and not [w for w in warnings if "lost" in w], warnings
 
 
 def test_spool_records_are_json_a_person_can_read(tmp_path: Path) -> None:

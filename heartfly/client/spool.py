@@ -105,7 +105,10 @@ class Spool:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(record, handle)
                 handle.flush()
-                os.fsync(handle.fileno())  # on disk before it has a name: a power cut must not empty it
+                # On disk before it has a name: a power cut must not empty it. A sync that fails
+                # (EIO, or EINVAL where a filesystem has none) keeps the ping, as the folder's does.
+                with contextlib.suppress(OSError):
+                    os.fsync(handle.fileno())
             os.rename(temporary, self.folder / name)
         except OSError:
             with contextlib.suppress(OSError):
