@@ -114,6 +114,7 @@ class Node:
         self._changed = asyncio.Event()  # what the lease holds for this node changed
         self._on_lead = on_lead or _nothing
         self._drift = drift.DriftTeller(self.node_id)
+        self._keeper: asyncio.Task[None] | None = None  # keeps the lease, from start() on
 
     @property
     def leading(self) -> bool:
@@ -130,16 +131,24 @@ class Node:
         return None if self._term is None else self._term.number
 
     async def start(self) -> None:
-        """Lead now if the lease is free, else start as a standby."""
+        """Lead now if the lease is free, else start as a standby. The lease is kept from here on
+        (a task of its own, run() goes on with it): a first term's start, which makes every new
+        check's row, can take longer than the lease with a big config."""
         await self._renew()
-        await self._settle()
-        if self._term is None:
-            await self._show_view()
+        self._keeper = asyncio.create_task(self._keep_lease(), name="heartfly-lease")
+        try:
+            await self._settle()
+            if self._term is None:
+                await self._show_view()
+        except BaseException:
+            await self._stop_keeper()
+            raise
 
     async def run(self) -> None:
         """Keep the lease (a task of its own: a term's slow start must not let it pass), follow it
         into leading or standing by, and keep the standby's view fresh, until cancelled."""
-        keeper = asyncio.create_task(self._keep_lease(), name="heartfly-lease")
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_lease(), name="heartfly-lease")
         last_view = view_took = 0.0
         try:
             while True:
@@ -164,12 +173,18 @@ class Node:
                     log.exception("node %s: a change of role failed; trying again", self.node_id)
                     await asyncio.sleep(VIEW_EVERY)
         finally:
+            await self._stop_keeper()
+
+    async def _stop_keeper(self) -> None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
 
     async def stop(self) -> None:
         """A clean stop: the leader records it and frees the lease for a standby at once."""
+        await self._stop_keeper()  # not renewed while it is freed
         if self._term is not None:
             await self._end_term("this node is stopping", clean=True)
         await self.lease.close()

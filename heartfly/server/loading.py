@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,12 @@ LOAD_PAGE = 1000  # stored checks finish_load reads at a time (some 40 ms at 100
 LOAD_PAUSE = 0.005
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
 TAKEOVER_SLOP = 3.0  # seconds: see the settle in load()
+# A first start of a big config makes every check's row (100k: seconds of work). A cluster leader's
+# lease is kept by a task of its own meanwhile, so the load lets the event loop turn this often, and
+# the rows go in writes of this many, each its own commit: none holds the lease row (which a renewal
+# waits for) long, and those committed stay should the term be lost, for the next term not to redo.
+YIELD_EVERY = 0.02  # seconds
+NEW_ROWS_PER_WRITE = 1000
 
 
 class Loading(ChangeRows):
@@ -146,12 +153,19 @@ class Loading(ChangeRows):
         self._pending = {}
         returned: list[Check] = []
         unwatched: list[str] = []  # in the config, and not watched by whoever wrote the rows
+        turn_at = time.monotonic() + YIELD_EVERY
         for name, cfg in self.config.checks.items():
+            if time.monotonic() >= turn_at:
+                await asyncio.sleep(0)
+                turn_at = time.monotonic() + YIELD_EVERY
             row = rows.get(name)
             if row is None:
                 unwatched.append(name)
                 check = self._create(cfg, now, statements)
                 stored[check.id] = check.state  # as its INSERT stores it: not written a second time below
+                if len(statements) >= NEW_ROWS_PER_WRITE:
+                    self.writer.submit_nowait(store.Write(statements=statements))
+                    statements = []
             elif isinstance(row, CheckText) and row.removed_at is None:
                 check = Check.stored(row.id, cfg, row.text, row.state_ping_id, self._load_stored)
             else:

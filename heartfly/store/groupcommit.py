@@ -238,18 +238,22 @@ def _replaced(w: Write, states: set[int], keys: set[str], meta: list[str]) -> bo
 # (housekeeping.CHECKPOINT_ROUND); with 100k checks a round can hold hundreds, scattered over the checks
 # table, and pings must not wait behind one long commit of them all.
 STATES_PER_BATCH = 200
+# ...and at most this many statements (unless one write has more): a big first start's check rows,
+# queued in parts (server/loading.py), commit in parts.
+STATEMENTS_PER_BATCH = 1000
 
 
 def _take(
     queue: list[tuple[Write, asyncio.Future[None] | None]],
 ) -> tuple[list[tuple[Write, asyncio.Future[None] | None]], list[tuple[Write, asyncio.Future[None] | None]]]:
     """(this batch, what waits for the next): a prefix, so writes still commit in the order queued."""
-    states = 0
+    states = statements = 0
     for i, (write, _) in enumerate(queue):
         if write.state is not None:
             states += 1
-            if states > STATES_PER_BATCH:
-                return queue[:i], queue[i:]
+        statements += len(write.statements)
+        if i and (states > STATES_PER_BATCH or statements > STATEMENTS_PER_BATCH):
+            return queue[:i], queue[i:]
     return queue, []
 
 
