@@ -154,6 +154,10 @@ class Loading(ChangeRows):
         returned: list[Check] = []
         unwatched: list[str] = []  # in the config, and not watched by whoever wrote the rows
         turn_at = time.monotonic() + YIELD_EVERY
+        # A part committed says when this start began, as its end would (a first start has no mark
+        # yet): should it die before its end, the next start counts the time since as its downtime,
+        # and does not judge the checks it finds from this start on, when none could be pinged.
+        unmarked = stopped_at is None and not view
         for name, cfg in self.config.checks.items():
             if time.monotonic() >= turn_at:
                 await asyncio.sleep(0)
@@ -164,6 +168,9 @@ class Loading(ChangeRows):
                 check = self._create(cfg, now, statements)
                 stored[check.id] = check.state  # as its INSERT stores it: not written a second time below
                 if len(statements) >= NEW_ROWS_PER_WRITE:
+                    if unmarked:  # a first start: see above
+                        statements += [store.alive_statement(now), store.clean_stop_statement(False)]
+                        unmarked = False
                     self.writer.submit_nowait(store.Write(statements=statements))
                     statements = []
             elif isinstance(row, CheckText) and row.removed_at is None:
