@@ -134,16 +134,23 @@ class GroupCommitter:
             # standby has no bookkeeping of its own): an empty batch then finds out when they work.
             if not self._queue and not self._carry and not self._broken:
                 continue
-            batch, self._queue = _take(self._queue)
-            if self._queue:
+            # A failed batch's carry is retried under the same caps, before anything queued since
+            # (in parts: a big first start's rows, carried whole, would be one long commit again).
+            taken, rest = _take([(w, None) for w in self._carry])
+            carry, self._carry = [w for w, _ in taken], [w for w, _ in rest]
+            batch: list[tuple[Write, asyncio.Future[None] | None]] = []
+            if not self._carry:
+                batch, self._queue = _take(self._queue)
+            if self._queue or self._carry:
                 self._wake.set()
-            writes = self._carry + [w for w, _ in batch]
+            writes = carry + [w for w, _ in batch]
             self._committing = True
             self._commit_began = time.monotonic()
             try:
                 await self._commit_batch(writes)
             except asyncio.CancelledError:  # abandon(): the batch's waiters are told, not left hanging
                 self._queue = batch + self._queue
+                self._carry = carry + self._carry
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is reported to the waiters
                 if self._abandoned is not None:  # abandon() waits for this batch, and drops the rest
@@ -158,7 +165,6 @@ class GroupCommitter:
                 continue
             finally:
                 self._committing = False
-            self._carry = []
             if self._broken:
                 if self.lost is None:  # else pings are still refused, as watch_file logged
                     log.warning("database writes work again")
@@ -182,7 +188,7 @@ class GroupCommitter:
         # memory is taken back. The pings queued behind this batch were applied after its own, so
         # they are refused too: taken back newest first, every check returns to its committed state.
         queued, self._queue = self._queue, []
-        pending = writes + [w for w, _ in queued]
+        pending = writes + self._carry + [w for w, _ in queued]  # the carry not taken yet: before the queue
         for w in reversed(pending):
             if w.on_refuse is not None:
                 _call(w.on_refuse)
@@ -207,7 +213,8 @@ def _call(callback: Callable[[], None]) -> None:
 def carried(writes: list[Write]) -> list[Write]:
     """What a failed batch leaves to retry, bounded however long the outage: without empty writes
     (a flush's), and without state rows or meta values that a later write replaces (an alive mark a
-    second). The carry commits in one transaction, where the last row of a check or a key wins."""
+    second). The carry commits in order (in parts, under a batch's caps), so the last row of a check
+    or a key still wins."""
     kept: list[Write] = []
     states: set[int] = set()
     keys: set[str] = set()
