@@ -48,3 +48,17 @@ async def test_a_failed_part_is_retried_in_parts_not_in_one_commit_of_all_that_w
     assert [len(b) for b in writer.batches] == [STATEMENTS_PER_BATCH] * 5
     keys = [key for batch in writer.batches for key in batch]
     assert keys == [f"p{i}.{j}" for i in range(5) for j in range(STATEMENTS_PER_BATCH)]  # in queue order
+
+
+async def test_parts_queued_together_commit_in_batches_under_the_cap_a_bigger_write_alone_and_in_order() -> None:
+    # What 54eae75's own test never reached (its parts were of 50 rows): the cap splits between
+    # writes, never inside one (a write bigger than the cap commits whole, alone), in queue order.
+    writer = Recorded()
+    for write in [*parts(3, 400), *parts(1, 1500), *parts(2, 10)]:
+        writer.submit_nowait(write)  # all queued before the writer's first batch
+    writer._start_task()
+    try:
+        await writer.flush()
+    finally:
+        await writer._stop_task()
+    assert [len(b) for b in writer.batches] == [800, 400, 1500, 20]
