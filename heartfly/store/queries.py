@@ -274,9 +274,11 @@ def _clipped(shown: int) -> str:
     and its end (the rest: a log's end says what went wrong), cut in the statement so the rest
     never reaches Python; then `tail` and `length`. substr and length read characters on both
     stores, so the database still reads each long body whole (on SQLite, 25 of 16 MiB: seconds of
-    the reader's connection, off the event loop; the cut saves their transfer and escaping)."""
+    the reader's connection, off the event loop; the cut saves their transfer and escaping). Which
+    body is long is asked of its first `shown` + 1 characters, not of length(): that reads it whole,
+    and the test comes twice a row, so a long body is read three times, not five."""
     head, tail = shown // 4, shown - shown // 4
-    long = f"length(body) > {int(shown)}"
+    long = f"substr(body, {int(shown) + 1}, 1) <> ''"
     body = f"CASE WHEN {long} THEN substr(body, 1, {head}) ELSE body END"
     end = f"CASE WHEN {long} THEN substr(body, length(body) - {tail - 1}) ELSE '' END"
     return ", ".join(body if k == "body" else k for k in _PING_KEYS) + f", {end}, length(body)"
