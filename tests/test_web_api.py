@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import tracemalloc
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,7 +19,7 @@ from heartfly.web.app import create_app
 from heartfly.web.openapi import DOCUMENT
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
-from tests.webutil import Client, bearer, login, state_of, until
+from tests.webutil import Client, bearer, csrf_in, login, state_of, token_of, until
 
 pytestmark = pytest.mark.both_stores
 
@@ -211,6 +212,25 @@ async def test_the_session_cookie_reads_the_api_but_a_write_needs_the_csrf_heade
     assert refused.status == 403 and "X-CSRF-Token" in (await refused.json())["error"]
     ok = await client.post("/api/v1/checks/backup/pause", headers={"X-CSRF-Token": csrf})
     assert ok.status == 200 and (await ok.json())["state"] == "paused"
+
+
+async def test_a_browser_behind_a_proxy_that_asks_for_basic_auth_signs_in_and_keeps_the_csrf_check(
+    client: Client, config: Config
+) -> None:
+    # nginx's auth_basic: the browser sends its Basic login with every request, and the proxy passes it on
+    basic = {"Authorization": "Basic " + base64.b64encode(b"ops:proxy-password").decode()}
+    signed_in = await client.post("/login", data={"token": token_of(config)}, headers=basic, allow_redirects=False)
+    assert signed_in.status == 303
+    page = await client.get("/", headers=basic, allow_redirects=False)
+    assert page.status == 200, page.headers.get("Location")
+    csrf = csrf_in(await page.text())
+    assert (await client.get("/api/v1/checks", headers=basic)).status == 200
+    refused = await client.post("/api/v1/checks/backup/pause", headers=basic)  # the Basic login is no API token
+    assert refused.status == 403 and "X-CSRF-Token" in (await refused.json())["error"]
+    ok = await client.post("/api/v1/checks/backup/pause", headers={**basic, "X-CSRF-Token": csrf})
+    assert ok.status == 200 and (await ok.json())["state"] == "paused"
+    client.session.cookie_jar.clear()
+    assert (await client.get("/api/v1/checks", headers=basic)).status == 401
 
 
 async def test_public_mode_opens_reads_without_the_token_but_never_writes(

@@ -56,11 +56,14 @@ def csrf_for(token: str, session: str) -> str:
 
 
 def _bearer(request: web.Request) -> str | None:
+    """The Bearer token the request carries; None without one. Another scheme is not ours: a
+    reverse proxy that asks for Basic auth passes the browser's login on with every request, which
+    must neither shadow the session cookie nor count as a wrong token."""
     given = request.headers.get("Authorization")
     if given is None:
         return None
-    scheme, _, value = given.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
+    scheme, _, value = given.strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def _raw(given: str) -> bytes:
