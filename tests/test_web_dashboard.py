@@ -306,6 +306,39 @@ async def test_a_malformed_origin_header_is_refused_with_403(client: Client, con
     assert (await state_of(client, config, "sync"))["state"] == "new"
 
 
+@pytest.mark.parametrize(
+    ("public_url", "origin"),
+    [
+        ("https://HB.Example.com", "https://hb.example.com"),  # a browser's Origin has its host in lower case
+        ("https://hb.example.com:443", "https://hb.example.com"),  # and leaves out the scheme's own port
+        ("http://hb.example.com:80/heartfly", "http://hb.example.com"),
+    ],
+)
+async def test_a_browser_at_the_public_url_signs_in_and_pauses_however_the_url_spells_its_host(
+    aiohttp_client: Any, write_config: ConfigWriter, public_url: str, origin: str
+) -> None:
+    # Behind a proxy that does not pass the Host on (nginx's default), only public_url names this site.
+    config = write_config(CHECKS, server=f'public_url = "{public_url}"')
+    client: Client = await aiohttp_client(create_app(config))
+    signin = await client.post(
+        "/login", data={"token": token_of(config), "next": "/"}, headers={"Origin": origin}, allow_redirects=False
+    )
+    assert signin.status == 303, await signin.text()
+    # Sent by hand: the test's plain-HTTP client keeps back a cookie marked Secure for an https public_url
+    session = {"Cookie": f"heartfly_session={signin.cookies['heartfly_session'].value}"}
+    csrf = csrf_in(await (await client.get("/", headers=session)).text())
+    form = await client.post(
+        "/checks/sync/pause", data={"csrf": csrf}, headers={**session, "Origin": origin}, allow_redirects=False
+    )
+    assert form.status == 303 and (await state_of(client, config, "sync"))["state"] == "paused"
+    evil = await client.post(
+        "/checks/sync/resume",
+        data={"csrf": csrf},
+        headers={**session, "Origin": "https://hb.example.com.evil.example"},
+    )
+    assert evil.status == 403 and (await state_of(client, config, "sync"))["state"] == "paused"
+
+
 async def test_a_correct_token_from_another_origin_is_refused_for_its_origin(client: Client, config: Config) -> None:
     resp = await client.post(
         "/login",

@@ -105,11 +105,27 @@ def same_origin(request: web.Request) -> bool:
 
 def _ours(request: web.Request, url: str) -> bool:
     """Whether a URL the browser sent (Origin, Referer) names this server; a malformed one does not."""
+    given = _site(url)
+    public_url = request.app[RUNTIME].config.server.public_url
+    return given is not None and given in (_site(f"//{request.host}"), _site(public_url))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _site(url: str) -> str | None:
+    """A URL's host and port as a browser's Origin says them: the host in lower case, the port left
+    out if it is its scheme's own (public_url may say "https://HB.example.com:443"); None for a
+    malformed URL (e.g. "http://[::1": urlsplit refuses an unclosed IPv6 bracket) or one without a host."""
     try:
-        netloc = urlsplit(url).netloc
-    except ValueError:  # e.g. "http://[::1": urlsplit refuses an unclosed IPv6 bracket
-        return False
-    return netloc in (request.host, urlsplit(request.app[RUNTIME].config.server.public_url).netloc)
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None or port == _DEFAULT_PORTS.get(parts.scheme) else f"{host}:{port}"
 
 
 def csrf_ok(request: web.Request, given: str | None) -> bool:
