@@ -294,6 +294,25 @@ async def test_downtimes_of_heartfly_itself_are_listed_newest_first(write_config
         assert (await client.get("/api/v1/downtimes")).status == 401
 
 
+async def test_downtimes_page_with_limit_and_before_like_the_other_lists(write_config: ConfigWriter) -> None:
+    # A crash loop records a downtime per restart: more than one page of them is no rare thing.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    async with TestClient(TestServer(create_app(config))) as client:
+        for n in range(5):
+            query(config, "INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, 0)",
+                  (1780000000 + 100 * n, 1780000000 + 100 * n + n + 1))  # fmt: skip
+        first = await client.get("/api/v1/downtimes?limit=2", headers=bearer(config))
+        assert first.status == 200, await first.text()
+        page1 = await first.json()
+        assert [d["seconds"] for d in page1] == [5.0, 4.0]
+        link = first.headers["Link"]
+        assert link == f'</api/v1/downtimes?limit=2&before={page1[-1]["id"]}>; rel="next"'
+        page2 = await (await client.get(link[1 : link.index(">")], headers=bearer(config))).json()
+        assert [d["seconds"] for d in page2] == [3.0, 2.0]
+        last = await client.get(f"/api/v1/downtimes?limit=2&before={page2[-1]['id']}", headers=bearer(config))
+        assert [d["seconds"] for d in await last.json()] == [1.0] and "Link" not in last.headers
+
+
 async def test_a_page_of_large_pings_is_sent_without_holding_the_whole_answer_in_memory(
     client: Client, config: Config
 ) -> None:

@@ -227,10 +227,11 @@ async def count_pings(db: Db, check_id: int | None = None) -> dict[int, int]:
     return {int(r[0]): int(r[1]) for r in await fetch_all(db, sql, args)}
 
 
-async def read_downtimes(db: Db, limit: int = 20) -> list[dict[str, Any]]:
-    sql = "SELECT stopped_at, started_at, clean FROM downtimes ORDER BY id DESC LIMIT ?"
-    rows = await fetch_all(db, sql, (limit,))
-    return [{"stopped_at": r[0], "started_at": r[1], "clean": bool(r[2])} for r in rows]
+async def read_downtimes(db: Db, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
+    """Newest first; `before` an id cursor, as the other lists have."""
+    sql = "SELECT id, stopped_at, started_at, clean FROM downtimes WHERE id < ? ORDER BY id DESC LIMIT ?"
+    rows = await fetch_all(db, sql, (page_cursor(before), limit))
+    return [{"id": r[0], "stopped_at": r[1], "started_at": r[2], "clean": bool(r[3])} for r in rows]
 
 
 async def read_last_status(db: Db, check_id: int) -> str | None:

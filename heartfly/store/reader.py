@@ -62,8 +62,8 @@ class SqlReader:
     async def count_pings(self, check_id: int | None = None) -> dict[int, int]:
         return await queries.count_pings(self.db, check_id)
 
-    async def read_downtimes(self, limit: int = 20) -> list[dict[str, Any]]:
-        return await queries.read_downtimes(self.db, limit)
+    async def read_downtimes(self, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
+        return await queries.read_downtimes(self.db, limit, before)
 
     async def read_due_alerts(self, now: float, per_channel: int = 100) -> list[OutboxItem]:
         return await outboxqueries.read_due_alerts(self.db, now, per_channel)

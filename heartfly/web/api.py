@@ -86,15 +86,15 @@ async def list_checks(request: web.Request) -> web.StreamResponse:
     return await json_array(request, items, {})
 
 
-@authorized(query=frozenset({"limit"}))
-async def list_downtimes(request: web.Request) -> web.Response:
+@authorized(query=PAGE_PARAMS)
+async def list_downtimes(request: web.Request) -> web.StreamResponse:
     """When Heartfly itself was not running, newest first: deadlines in those spans were extended."""
     reader = request.app[RUNTIME].reader
     assert reader is not None
-    rows = await reader.read_downtimes(_limit(request))
-    return web.json_response(
-        [{**_times(r, "stopped_at", "started_at"), "seconds": r["started_at"] - r["stopped_at"]} for r in rows]
-    )
+    limit = _limit(request)
+    rows = await reader.read_downtimes(limit, _before(request))
+    shown = [{**_times(r, "stopped_at", "started_at"), "seconds": r["started_at"] - r["stopped_at"]} for r in rows]
+    return await _page(request, shown, limit)
 
 
 def summary(app: web.Application, check: Check) -> dict[str, Any]:

@@ -384,15 +384,16 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "When Heartfly itself was not running (deadlines inside were extended)",
             "operationId": "listDowntimes",
-            "parameters": [PAGE[0]],
+            "parameters": PAGE,
             "responses": {
                 "200": _json(
                     {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["stopped_at", "started_at", "clean", "seconds"],
+                            "required": ["id", "stopped_at", "started_at", "clean", "seconds"],
                             "properties": {
+                                "id": {"type": "integer"},
                                 "stopped_at": TIME,
                                 "started_at": TIME,
                                 "clean": {"type": "boolean", "description": "A clean stop, or a crash."},
