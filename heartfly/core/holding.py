@@ -1,8 +1,9 @@
 """The pings a check holds for the reorder window (CheckState.waiting): where a run's duration
-is judged, a success whose start may still be on its way, and the pings newer than it queued
-behind it; and the pings dated after a deadline that a back-dated ping made due. Which ping is
-held, and how; heartfly.core.states applies them in event order once they may be (the window has
-passed, or the run's start came). Pure."""
+is judged, a success whose start may still be on its way and a failure a success may be on its
+way before, and the pings newer than them queued behind them; and the pings dated after a
+deadline that a back-dated ping made due. Which ping is held, and how; heartfly.core.states
+applies them in event order once they may be (the window has passed, or the run's start came).
+Pure."""
 
 from __future__ import annotations
 
@@ -49,13 +50,20 @@ def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: flo
 
 
 def fail_waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
-    """Whether a failure waits out the reorder window before it is applied: any, on a check that
-    counts `failures_before_alert` (2 or more) and is not down. A success dated before it
-    may still be on its way, and in event order it would have broken the streak: told now, the
-    down would be a false alarm. Whoever asks for two failures before an alert waits for the
-    second anyway; 5 s more is what it costs to tell only what happened. Not in a batch (no
-    window), nor on a fan-in check (its members' ends count otherwise)."""
-    return counts_streak(check, st) and check.expect is None and _room(st, ev, now, window)
+    """Whether a failure waits out the reorder window before it is applied, on a check that is not
+    down: any, where it counts `failures_before_alert` (2 or more), and where a run's duration is
+    judged, one without a run id or whose run is not open. A success dated before it may still be
+    on its way, and in event order it came first: it would have broken the streak (told now, the
+    down would be a false alarm), or closed the run and been judged on its duration (the down then
+    was that success's, too fast say, dated by it). Whoever asks for two failures before an alert
+    waits for the second anyway; 5 s more is what it costs to tell only what happened. A failure
+    whose run id names an open start is that run's one end, and is applied at once. Not in a batch
+    (no window), nor on a fan-in check (its members' ends count otherwise)."""
+    if check.expect is not None or st.status is _DOWN_STATUS or not _room(st, ev, now, window):
+        return False
+    if check.failures_before_alert > 1:
+        return True
+    return judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
 
 
 def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
