@@ -360,6 +360,19 @@ def test_check_config_exits_2_and_prints_each_problem(tmp_path: Path) -> None:
     assert "error: checks.a.key:" in result.stderr and "error: checks.a.colour: unknown key" in result.stderr
 
 
+@pytest.mark.parametrize("text", ["", "# heartfly\n\n   # nothing here yet\n"])
+def test_check_config_refuses_an_empty_file_as_a_reload_of_it_would(tmp_path: Path, text: str) -> None:
+    # A file truncated by accident (`> heartfly.toml`) passed check-config ("OK, 0 check(s)", exit
+    # 0), and the reload that followed was refused: the two disagreed on whether the file is usable.
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 2, result.stdout
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}: the file is empty or holds only comments;")
+    assert "reload" in result.stderr
+
+
 def test_check_config_lists_each_check_with_its_schedule_due_time_and_urls(tmp_path: Path) -> None:
     key = new_key()
     path = tmp_path / "c.toml"

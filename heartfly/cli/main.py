@@ -154,6 +154,12 @@ def check_config(config_path: Path | None) -> None:
     from heartfly.store.api import StoreError
 
     config = _load(config_path)
+    if config.blank:  # as a reload refuses it (web.control._emptied): "OK" must not be followed by a refusal
+        _fail([
+            f"{config.path}: the file is empty or holds only comments; a running server refuses to reload it"
+            " (it would stop watching every check and turn the API off), and a start on it watches nothing"
+            " (heartfly init writes a starter config)"
+        ], 2)  # fmt: skip
     # The checks made through the API can refuse a file too (a reload, and a start for a name in
     # both places): "OK" must not be followed by a refused reload or a failed start (the package's
     # upgrade restarts on "OK").
