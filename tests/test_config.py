@@ -17,13 +17,17 @@ import rtoml
 from heartfly.core import config as config_module
 from heartfly.core import keyclash
 from heartfly.core.checkconfig import Origin
+from heartfly.core.clock import FakeClock
 from heartfly.core.config import ConfigError, load_config, parse_config, with_stored_checks
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.keyclash import key_id
 from heartfly.core.stored_checks import check_uuid
 from heartfly.core.units import UnitError, format_duration, parse_duration, parse_size
+from heartfly.server import housekeeping
 from tests.conftest import ConfigWriter, new_key, problems
 from tests.proc import heartfly
+from tests.storeutil import query
+from tests.test_restart import ping, running
 
 
 @pytest.mark.parametrize(
@@ -336,6 +340,25 @@ def test_an_integer_too_long_for_python_is_a_config_error_naming_its_line_not_a_
     result = heartfly("check-config", "-c", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"{path}: invalid TOML: an integer of more than 4300 digits (line 3)" in result.stderr
+
+
+def test_a_keep_pings_past_what_the_database_can_hold_is_refused(write_config: ConfigWriter) -> None:
+    # 2**63 was taken, and the first prune's DELETE ... OFFSET 9223372036854775808 failed its commit
+    # ("Python int too large to convert to SQLite INTEGER"), retried for ever: every ping got 503.
+    huge = problems(write_config, "", server="keep_pings = 9223372036854775808")
+    assert huge == ["server.keep_pings: must be at most 1000000000 (pings kept per check)"]
+    assert write_config("", server="keep_pings = 1000000000").server.keep_pings == 1_000_000_000
+
+
+async def test_the_largest_keep_pings_taken_prunes_and_pings_are_still_stored(write_config: ConfigWriter) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 1000000000")
+    async with running(config, FakeClock()) as engine:
+        await ping(engine, "a")
+        await housekeeping.prune(engine)
+        await engine.writer.flush()
+        assert not engine.writer.failing
+        await ping(engine, "a")
+    assert query(config, "SELECT count(*) FROM pings") == [(2,)]
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:

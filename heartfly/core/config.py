@@ -52,6 +52,7 @@ from heartfly.core.config_values import (
     KEEP_HISTORY_MIN,
     TAG_RE,
     Synchronous,
+    keep_pings,
     parse_cron,
     parse_heartbeat_url,
     parse_mode,
@@ -319,7 +320,7 @@ class _Reader(Reader):
         # as BODY_HARD_CAP, with check-config's warning, not an error that would stop an install
         # upgraded from a release that took it at its next start.
         body_limit = self.value(table, "server", "body_limit", str, parse_size)
-        keep = self.value(table, "server", "keep_pings", int, positive)
+        keep = self.value(table, "server", "keep_pings", int, keep_pings)
         keep_history = self.value(table, "server", "keep_history", str, KEEP_HISTORY_MIN)
         max_age = self.value(table, "server", "max_ping_age", str, positive_duration)
         sync = self.value(table, "server", "synchronous", str, parse_sync)

@@ -34,6 +34,18 @@ Synchronous = Literal["normal", "full"]  # SQLite's PRAGMA synchronous, as the c
 BODY_HARD_CAP = 16 * 1024 * 1024  # past this a ping's body is refused (413), not just truncated
 
 
+# keep_pings: a prune's OFFSET must fit the databases' 64-bit integers (a larger one failed every commit).
+KEEP_PINGS_MAX = 1_000_000_000
+
+
+def keep_pings(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be positive")
+    if value > KEEP_PINGS_MAX:
+        raise ValueError(f"must be at most {KEEP_PINGS_MAX} (pings kept per check)")
+    return value
+
+
 def parse_heartbeat_url(text: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
         raise ValueError('expected an http(s) URL like "https://hc-ping.com/<uuid>" (not shown: it may hold a key)')
