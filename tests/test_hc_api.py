@@ -1064,3 +1064,51 @@ async def test_a_new_check_that_started_but_never_finished_is_new_with_no_last_p
     assert shown == {1: ("started", True, None), 2: ("new", True, None), 3: ("new", True, None)}
     assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
     assert (await (await client.get(f"/api/v3/checks/{FILE_KEY}", headers=rw(key))).json())["status"] == "up"
+
+
+@pytest.mark.parametrize("schedule", [{"schedule": "0 3 * * *", "tz": "UTC"}, {"timeout": 86400}])
+async def test_a_job_that_starts_and_hangs_is_down_once_its_start_is_older_than_the_grace_as_in_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter, schedule: dict[str, Any]
+) -> None:
+    # Healthchecks: a started check is down once now >= last_start + grace (get_status, and
+    # alert_after = min(next due, last_start) + grace). A nightly cron job made through the API
+    # that started and hung was "up" and alerted nobody until the next night's tick plus grace.
+    day = 86400.0
+    clock = FakeClock(1_780_000_000.0 - 1_780_000_000.0 % day + 3 * 3600)  # 03:00 UTC
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    uuid = (await made(client, key, slug="nightly", grace=3600, **schedule))["uuid"]
+    assert (await client.get(f"/ping/{uuid}")).status == 200
+    clock.advance(day if "schedule" in schedule else 300)
+    assert (await client.get(f"/ping/{uuid}/start")).status == 200
+    clock.advance(1800)
+    engine.fire_due(clock.now())
+    running = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
+    assert (running["status"], running["started"]) == ("up", True)  # within its grace
+    clock.advance(1801)
+    engine.fire_due(clock.now())
+    hung = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
+    assert hung["status"] == "down"
+    assert engine.checks["nightly"].state.reason is not None
+    # the bound follows the grace an update gives it
+    changed = await client.post(f"/api/v3/checks/{uuid}", json={"grace": 7200}, headers=rw(key))
+    assert changed.status == 200
+    assert engine.checks["nightly"].config.max_runtime == 7200
+
+
+async def test_a_grace_no_longer_than_the_defaults_min_runtime_still_makes_a_check(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A check made through the API takes its grace as its max_runtime (Healthchecks' bound on a
+    # run); where [defaults] asks every run to take longer than that, it is made without the bound,
+    # not refused with a min_runtime its request never gave
+    body = CHECKS.replace('channels = ["journal"]', 'channels = ["journal"]\nmin_runtime = "2m"')
+    client, key, _ = await start(aiohttp_client, write_config, body)
+    engine = client.app[RUNTIME].engine
+    resp = await client.post("/api/v3/checks/", json={"slug": "quick", "grace": 60}, headers=rw(key))
+    assert resp.status == 201, await resp.text()
+    assert engine.checks["quick"].config.max_runtime is None
+    await made(client, key, slug="slow", grace=3600)
+    assert engine.checks["slow"].config.max_runtime == 3600

@@ -26,7 +26,7 @@ from heartfly.core.patterns import NAME_RE
 from heartfly.core.pingparse import storable
 from heartfly.core.states import CheckState, Status
 from heartfly.core.stored_checks import check_uuid
-from heartfly.core.units import format_duration
+from heartfly.core.units import format_duration, parse_duration
 
 MIN_SECONDS, MAX_SECONDS = 60, 31_536_000  # timeout and grace: a minute to a year
 UNIQUE_KEY_RE = re.compile(r"[A-Za-z0-9]{40}")
@@ -235,6 +235,27 @@ def new_name(spec: Spec, version: int, fallback: str) -> str:
     return slug or fallback
 
 
+def new_table(key: str, inherited: Mapping[str, Any]) -> dict[str, Any]:
+    """A check made through the API, before its request's fields: Healthchecks' defaults (a day's
+    timeout, an hour's grace unless [defaults] gives one, and a ping ends a pause: manual_resume
+    false), and its grace as its max_runtime, as apply() keeps it."""
+    table: dict[str, Any] = {"key": key, "every": "1d", "resume_on_ping": True}
+    grace = inherited.get("grace")
+    if grace is None:
+        table["grace"] = "1h"
+    elif _bounds_a_run(grace, inherited):  # [defaults]' grace, taken as it is (not written): only the bound is
+        table["max_runtime"] = format_duration(grace)
+    return table
+
+
+def _bounds_a_run(grace: float, inherited: Mapping[str, Any]) -> bool:
+    """Whether a grace can be a run's max_runtime: above 0s, and above the min_runtime [defaults]
+    may give every check (else the check is made without the bound, not refused for a min_runtime
+    its request never gave)."""
+    floor = inherited.get("min_runtime")
+    return grace > 0 and (floor is None or grace > floor)
+
+
 def check_name(name: str) -> str:
     if not NAME_RE.fullmatch(name):
         raise SpecError(
@@ -243,9 +264,11 @@ def check_name(name: str) -> str:
     return name
 
 
-def apply(table: Mapping[str, Any], spec: Spec, channels: Mapping[str, str]) -> dict[str, Any]:
+def apply(
+    table: Mapping[str, Any], spec: Spec, channels: Mapping[str, str], inherited: Mapping[str, Any]
+) -> dict[str, Any]:
     """A stored check's table with the request's fields applied; `channels` maps every channel's
-    id and name to its name. SpecError for a channel that is not one."""
+    id and name to its name, `inherited` is [defaults]. SpecError for a channel that is not one."""
     new = dict(table)
     fields = spec.fields
     if fields.get("schedule"):
@@ -267,6 +290,13 @@ def apply(table: Mapping[str, Any], spec: Spec, channels: Mapping[str, str]) -> 
         new["channels"] = _channels(fields["channels"], channels)
     if "manual_resume" in fields:
         new["resume_on_ping"] = not fields["manual_resume"]
+    if "grace" in new:
+        # Healthchecks' rule: a started run is down once it is older than the grace (get_status:
+        # last_start + grace), not at the next due time plus grace (a nightly job's: a day later)
+        if _bounds_a_run(parse_duration(new["grace"]), inherited):
+            new["max_runtime"] = new["grace"]
+        else:
+            new.pop("max_runtime", None)
     if not new.get("resume_on_ping"):
         new.pop("resume_on_ping", None)  # the file's default
     if not new.get("tags"):

@@ -125,7 +125,10 @@ SPEC_PROPERTIES: dict[str, Any] = {
     "tags": {"type": "string", "description": "Space-separated tags."},
     "desc": {"type": "string", "description": "Description."},
     "timeout": {**SECONDS, "description": "Seconds between pings (a simple check: every)."},
-    "grace": {**SECONDS, "description": "Seconds of grace after a ping is due."},
+    "grace": {
+        **SECONDS,
+        "description": "Seconds of grace after a ping is due; also the longest a started run may take (max_runtime).",
+    },
     "schedule": {
         "type": "string",
         "maxLength": 100,

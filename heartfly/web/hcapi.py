@@ -279,11 +279,7 @@ async def _create(request: web.Request, call: Call) -> Decided:
     name = hcshape.new_name(spec, call.version, fallback=f"check-{key[:8]}")
     if stored.taken(rt, name):
         return _error(400, f"json validation error: slug {name!r} is taken by another check")
-    # Healthchecks' defaults: a day's timeout, and a ping ends a pause (manual_resume false).
-    table: dict[str, Any] = {"key": key, "every": "1d", "resume_on_ping": True}
-    if "grace" not in rt.config.inherited:
-        table["grace"] = "1h"  # Healthchecks' default, unless [defaults] gives one
-    return await _save(request, call, None, name, table, spec, status=201)
+    return await _save(request, call, None, name, hcshape.new_table(key, rt.config.inherited), spec, status=201)
 
 
 def _channel_names(request: web.Request) -> dict[str, str]:
@@ -304,7 +300,7 @@ async def _save(
     rt = request.app[RUNTIME]
     try:
         hcshape.check_name(name)
-        table = hcshape.apply(table, spec, _channel_names(request))
+        table = hcshape.apply(table, spec, _channel_names(request), rt.config.inherited)
     except SpecError as exc:
         return _error(400, str(exc))
     before = rt.stored.get(old) if old is not None else None
