@@ -9,6 +9,7 @@ import asyncio
 import json
 import socket
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -1112,3 +1113,27 @@ async def test_a_grace_no_longer_than_the_defaults_min_runtime_still_makes_a_che
     assert engine.checks["quick"].config.max_runtime is None
     await made(client, key, slug="slow", grace=3600)
     assert engine.checks["slow"].config.max_runtime == 3600
+
+
+@pytest.mark.both_stores
+async def test_the_pings_list_does_not_read_the_bodies_it_only_links_to(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The list shows a body_url per ping, not its body: it read the 100 newest bodies whole to
+    # tell which had one, 1.6 GB of Python strings with body_limit = "16MiB"
+    config = write_config(CHECKS, server=SERVER + 'body_limit = "2MiB"')
+    client: Client = await aiohttp_client(create_app(config))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    body = b"x" * config.server.body_limit
+    for _ in range(25):
+        assert (await client.post(f"/ping/{FILE_KEY}/log", data=body)).status == 200
+    assert (await client.get(f"/ping/{FILE_KEY}")).status == 200
+    tracemalloc.start()
+    try:
+        resp = await client.get(f"/api/v3/checks/{FILE_KEY}/pings/", headers=rw(key))
+        pings = (await resp.json())["pings"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [p["body_url"] is not None for p in pings] == [False] + [True] * 25
+    assert peak < 5 * 1024 * 1024  # 50 MB of bodies were read before

@@ -75,6 +75,10 @@ class Reader(Protocol):
         """`routine` False: without the up <-> running changes every healthy run makes."""
         ...
 
+    async def read_hc_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]:
+        """Healthchecks' ping list, newest first: each ping's fields and has_body, not its body."""
+        ...
+
     async def read_hc_flips(self, check_id: int, since: float, until: float, limit: int) -> list[dict[str, Any]]:
         """The changes Healthchecks has a flip for, in [since, until), newest first (at, new)."""
         ...

@@ -103,6 +103,9 @@ class SqlReader:
     ) -> list[dict[str, Any]]:
         return await queries.read_flips(self.db, check_id, limit, before, routine)
 
+    async def read_hc_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]:
+        return await queries.read_hc_pings(self.db, check_id, limit)
+
     async def read_hc_flips(self, check_id: int, since: float, until: float, limit: int) -> list[dict[str, Any]]:
         return await queries.read_hc_flips(self.db, check_id, since, until, limit)
 

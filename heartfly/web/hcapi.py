@@ -449,7 +449,7 @@ async def pings(request: web.Request, call: Call) -> web.StreamResponse:
     assert rt.reader is not None
     await rt.settled()
     base = f"{rt.config.server.public_url}/api/v{call.version}/checks/{check_uuid(check.config)}/pings"
-    rows = await rt.reader.read_pings(check.id, PINGS_SHOWN)
+    rows = await rt.reader.read_hc_pings(check.id, PINGS_SHOWN)
     items = [
         {
             "type": _PING_TYPES.get(row["kind"], "success"),
@@ -461,7 +461,7 @@ async def pings(request: web.Request, call: Call) -> web.StreamResponse:
             "ua": "",
             "rid": row["run_id"],
             "exit_status": row["exit_status"],
-            "body_url": f"{base}/{row['id']}/body" if row["body"] else None,
+            "body_url": f"{base}/{row['id']}/body" if row["has_body"] else None,
         }
         for row in rows
     ]
