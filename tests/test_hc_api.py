@@ -1137,3 +1137,15 @@ async def test_the_pings_list_does_not_read_the_bodies_it_only_links_to(
         tracemalloc.stop()
     assert [p["body_url"] is not None for p in pings] == [False] + [True] * 25
     assert peak < 5 * 1024 * 1024  # 50 MB of bodies were read before
+
+
+async def test_the_pings_list_shows_each_pings_user_agent_as_healthchecks_does(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Heartfly keeps a ping's User-Agent (its first 200 characters, as Healthchecks does), and the
+    # list said "ua": "" for every ping
+    client, key, _ = await start(aiohttp_client, write_config)
+    assert (await client.get(f"/ping/{FILE_KEY}/start", headers={"User-Agent": "runitor/v1.2.0"})).status == 200
+    assert (await client.post(f"/ping/{FILE_KEY}", data=b"done", headers={"User-Agent": "curl/8.5.0"})).status == 200
+    pings = (await (await client.get(f"/api/v3/checks/{FILE_KEY}/pings/", headers=rw(key))).json())["pings"]
+    assert [(p["type"], p["ua"]) for p in pings] == [("success", "curl/8.5.0"), ("start", "runitor/v1.2.0")]

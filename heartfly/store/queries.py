@@ -331,15 +331,15 @@ _HC_FLIPS = (
 # Healthchecks' ping list links to each body (body_url) and shows none: whether a ping has one is
 # asked of its first character, so the 100 newest bodies (up to 16 MiB each) never reach Python.
 _HC_PINGS = (
-    "SELECT id, at, kind, exit_status, run_id, method, source, substr(body, 1, 1) <> '' FROM pings"
+    "SELECT id, at, kind, exit_status, run_id, method, source, user_agent, substr(body, 1, 1) <> '' FROM pings"
     " WHERE check_id = ? ORDER BY at DESC, id DESC LIMIT ?"
 )
 
 
 async def read_hc_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
     """A check's newest pings as Healthchecks lists them, newest first: id, at, kind, exit_status,
-    run_id, method, source and has_body (not the body)."""
-    keys = ("id", "at", "kind", "exit_status", "run_id", "method", "source", "has_body")
+    run_id, method, source, user_agent and has_body (not the body)."""
+    keys = ("id", "at", "kind", "exit_status", "run_id", "method", "source", "user_agent", "has_body")
     rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, _HC_PINGS, (check_id, limit))]
     for item in rows:
         item["has_body"] = bool(item["has_body"])

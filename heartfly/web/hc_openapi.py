@@ -258,7 +258,7 @@ SCHEMAS: dict[str, Any] = {
             "scheme": {"type": "string", "enum": ["http"]},
             "remote_addr": {"type": "string"},
             "method": {"type": "string"},
-            "ua": {"type": "string", "enum": [""], "description": "Heartfly does not keep the user agent."},
+            "ua": {"type": "string", "description": "The User-Agent it was sent with (its first 200 characters)."},
             "rid": {"type": "string", "nullable": True, "description": "The run id."},
             "exit_status": {"type": "integer", "nullable": True, "description": "Heartfly's; not in Healthchecks."},
             "body_url": {"type": "string", "nullable": True, "description": "Null when the ping had no body."},

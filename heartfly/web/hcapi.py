@@ -458,7 +458,7 @@ async def pings(request: web.Request, call: Call) -> web.StreamResponse:
             "scheme": "http",
             "remote_addr": row["source"],
             "method": row["method"],
-            "ua": "",
+            "ua": row["user_agent"],
             "rid": row["run_id"],
             "exit_status": row["exit_status"],
             "body_url": f"{base}/{row['id']}/body" if row["has_body"] else None,
