@@ -1149,3 +1149,31 @@ async def test_the_pings_list_shows_each_pings_user_agent_as_healthchecks_does(
     assert (await client.post(f"/ping/{FILE_KEY}", data=b"done", headers={"User-Agent": "curl/8.5.0"})).status == 200
     pings = (await (await client.get(f"/api/v3/checks/{FILE_KEY}/pings/", headers=rw(key))).json())["pings"]
     assert [(p["type"], p["ua"]) for p in pings] == [("success", "curl/8.5.0"), ("start", "runitor/v1.2.0")]
+
+
+@pytest.mark.both_stores
+async def test_a_new_check_that_becomes_overdue_has_no_flip_up_as_in_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Heartfly watches a new check: never pinged, it goes late, then down. Its change to late was
+    # listed as a flip "up": 1, a recovery at the moment it became overdue, though no ping ever came
+    # (Healthchecks' flips go up only at a ping)
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    uuid = (await made(client, key, slug="fresh", timeout=60, grace=60))["uuid"]
+    url = f"/api/v3/checks/{uuid}"
+    clock.advance(61)
+    engine.fire_due(clock.now())
+    engine.timer_alive_at = clock.now()
+    assert (await (await client.get(url, headers=rw(key))).json())["status"] == "grace"
+    assert (await (await client.get(url + "/flips/", headers=rw(key))).json())["flips"] == []
+    clock.advance(61)
+    engine.fire_due(clock.now())
+    engine.timer_alive_at = clock.now()
+    assert (await (await client.get(url, headers=rw(key))).json())["status"] == "down"
+    assert (await client.get(f"/ping/{uuid}")).status == 200
+    flips = (await (await client.get(url + "/flips/", headers=rw(key))).json())["flips"]
+    assert [f["up"] for f in flips] == [1, 0]  # back up at its first ping, down before

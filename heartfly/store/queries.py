@@ -317,11 +317,13 @@ async def read_flips(
 
 
 # Healthchecks' flips (its API's GET .../flips/): a change between up (up, running, late) and not
-# up, or into down or paused. Filtered in the one statement: the up <-> late of a job routinely a
-# little late may be most of a check's history, and a page at a time over it cost a statement a
-# page, each seeking its cursor (minutes for a year of a minutely job).
+# up, or into down or paused. Not a change into late: from up or running it is no flip, and from
+# new (a check never pinged, now overdue) no recovery; Healthchecks' flips go up at a ping only.
+# Filtered in the one statement: the up <-> late of a job routinely a little late may be most of a
+# check's history, and a page at a time over it cost a statement a page, each seeking its cursor
+# (minutes for a year of a minutely job).
 _HC_UP = "(" + ", ".join(f"'{state}'" for state in hcshape.UP_STATES) + ")"
-_HC_FLIP = f"((old IN {_HC_UP}) <> (new IN {_HC_UP}) OR (old <> new AND new IN ('down', 'paused')))"
+_HC_FLIP = f"(((old IN {_HC_UP}) <> (new IN {_HC_UP}) AND new <> 'late') OR (old <> new AND new IN ('down', 'paused')))"
 _HC_FLIPS = (
     f"SELECT at, new FROM flips WHERE check_id = ? AND at >= ? AND at < ? AND {_HC_FLIP}"  # noqa: S608 - constants
     " ORDER BY at DESC, id DESC LIMIT ?"

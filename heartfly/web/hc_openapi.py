@@ -269,7 +269,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["timestamp", "up"],
         "properties": {
             "timestamp": TIME,
-            "up": {"type": "integer", "enum": [0, 1], "description": "1: up (or late, or running) from then on."},
+            "up": {
+                "type": "integer",
+                "enum": [0, 1],
+                "description": "1: up (or running) from then on; 0: down or paused.",
+            },
         },
     },
     "Channel": {
