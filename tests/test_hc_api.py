@@ -1177,3 +1177,15 @@ async def test_a_new_check_that_becomes_overdue_has_no_flip_up_as_in_healthcheck
     assert (await client.get(f"/ping/{uuid}")).status == 200
     flips = (await (await client.get(url + "/flips/", headers=rw(key))).json())["flips"]
     assert [f["up"] for f in flips] == [1, 0]  # back up at its first ping, down before
+
+
+async def test_a_file_check_whose_key_is_not_a_uuid_is_pinged_at_its_ping_url_not_at_its_uuid(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Its uuid is derived from its name, which anyone who knows the name can derive too: it names
+    # the check in the API, never a ping (docs/healthchecks.md says to ping its ping_url's key)
+    client, key, _ = await start(aiohttp_client, write_config)
+    report = (await (await client.get("/api/v3/checks/?slug=report", headers=rw(key))).json())["checks"][0]
+    assert not report["ping_url"].endswith(report["uuid"])
+    assert (await client.get(f"/ping/{report['uuid']}")).status == 404
+    assert (await client.get(URL(report["ping_url"]).path)).status == 200
