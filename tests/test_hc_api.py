@@ -10,6 +10,7 @@ import json
 import socket
 import time
 import tracemalloc
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -1189,3 +1190,23 @@ async def test_a_file_check_whose_key_is_not_a_uuid_is_pinged_at_its_ping_url_no
     assert not report["ping_url"].endswith(report["uuid"])
     assert (await client.get(f"/ping/{report['uuid']}")).status == 404
     assert (await client.get(URL(report["ping_url"]).path)).status == 200
+
+
+async def test_flips_past_the_thousand_answered_are_read_by_the_next_window_as_the_docs_say(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks answers every flip it keeps; Heartfly the 1000 newest of the window, and the
+    # rest with ?end= at the oldest one shown (docs/healthchecks.md)
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    for n in range(1003):  # a flip each: down at each failure, up at each success after one
+        clock.advance(1)
+        assert (await client.get(f"/ping/{FILE_KEY}" + ("/fail" if n % 2 == 0 else ""))).status == 200
+    url = f"/api/v3/checks/{FILE_KEY}/flips/"
+    first = (await (await client.get(url, headers=rw(key))).json())["flips"]
+    assert len(first) == hcapi.FLIPS_SHOWN == 1000
+    oldest = int(datetime.fromisoformat(first[-1]["timestamp"]).timestamp())
+    rest = (await (await client.get(f"{url}?end={oldest}", headers=rw(key))).json())["flips"]
+    assert len(first) + len(rest) == 1003 and [f["up"] for f in rest] == [0, 1, 0]

@@ -431,7 +431,8 @@ PATHS: dict[str, Any] = {
     "/api/v3/checks/{code}/flips/": {
         "get": _operation(
             "listFlips",
-            "The check's changes between up and down, newest first (read-only key too, by uuid or unique_key)",
+            "The check's changes between up and down, newest first, at most 1000 (older ones: ?end= at the oldest"
+            " shown); read-only key too, by uuid or unique_key",
             {
                 "200": _json(_wrapped("flips", _ref("Flip")), "The changes."),
                 "400": _empty("`seconds`, `start` or `end` is not an integer in its range (empty body)."),
