@@ -1210,3 +1210,25 @@ async def test_flips_past_the_thousand_answered_are_read_by_the_next_window_as_t
     oldest = int(datetime.fromisoformat(first[-1]["timestamp"]).timestamp())
     rest = (await (await client.get(f"{url}?end={oldest}", headers=rw(key))).json())["flips"]
     assert len(first) + len(rest) == 1003 and [f["up"] for f in rest] == [0, 1, 0]
+
+
+async def test_a_resumed_check_is_watched_again_from_then_as_the_docs_say_not_new_and_silent(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' resume makes a check "new" (next_ping null: no alert until its next ping);
+    # Heartfly watches it again from the resume (docs/healthchecks.md, "A resume")
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    uuid = (await made(client, key, slug="job", timeout=600, grace=60))["uuid"]
+    assert (await client.get(f"/ping/{uuid}")).status == 200
+    assert (await client.post(f"/api/v3/checks/{uuid}/pause", headers=rw(key))).status == 200
+    clock.advance(86400)
+    resumed = await (await client.post(f"/api/v3/checks/{uuid}/resume", headers=rw(key))).json()
+    assert resumed["status"] == "up" and resumed["last_ping"] is not None
+    assert resumed["next_ping"] == hcshape.iso(clock.now() + 600)
+    clock.advance(661)
+    engine.fire_due(clock.now())
+    assert (await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json())["status"] == "down"
