@@ -402,6 +402,18 @@ def test_a_straggler_of_an_incomplete_batch_opens_no_new_run() -> None:
     assert next_deadline(cfg, done.state).kind == "late"  # type: ignore[union-attr]
 
 
+def test_the_stragglers_of_a_batch_given_up_as_stalled_neither_reopen_nor_complete_it() -> None:
+    cfg = check(expect=2, grace=300, stall=60)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.START, 0, "b1")).state
+    stalled = advance(cfg, st, T0 + 60)
+    assert stalled.state.reason is Reason.STALLED and [r.outcome for r in stalled.ended] == ["stalled"]
+    late = feed(cfg, stalled.state, ev(Kind.SUCCESS, 100, "b1", member="a"), ev(Kind.SUCCESS, 110, "b1", member="b"))
+    # Recorded, not counted: the batch is over. Counted anew, they made a second b1 batch that
+    # "completed" and recovered the check, though the batch had stalled.
+    assert late.state.status is Status.DOWN and late.state.reason is Reason.STALLED
+    assert not late.state.runs and late.flip is None
+
+
 def test_a_failed_worker_closes_its_batch() -> None:
     cfg = check(expect=3)
     st = feed(

@@ -203,7 +203,7 @@ def give_up_run(
     else:
         rid = min(st.runs, key=lambda r: st.runs[r].started_at)
     run = st.runs.pop(rid)
-    if kind is DeadlineKind.INCOMPLETE:
+    if check.expect is not None:  # a fan-in batch given up (incomplete, or stalled): its stragglers count nothing
         close_fan_in(st, rid)
     if kind is DeadlineKind.STALL:
         quiet = human_duration(at - run.active_at)
