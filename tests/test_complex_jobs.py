@@ -422,6 +422,27 @@ def test_a_failed_worker_closes_its_batch() -> None:
     assert st.status is Status.DOWN and not st.runs
 
 
+def test_two_workers_failing_in_one_batch_are_one_failure_towards_failures_before_alert() -> None:
+    cfg = check(expect=3, failures_before_alert=2)
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b1", member="w1")).state
+    first = feed(cfg, st, ev(Kind.FAIL, 2, "b1", member="w2"))
+    assert first.state.status is Status.UP and first.state.failures == 1
+    second = feed(cfg, first.state, ev(Kind.FAIL, 3, "b1", member="w3"))  # the same batch, over already
+    assert second.state.status is Status.UP and second.state.failures == 1 and second.flip is None
+    nxt = feed(cfg, second.state, ev(Kind.FAIL, 100, "b2", member="w1"))  # the next batch fails too: two in a row
+    assert nxt.state.status is Status.DOWN and nxt.flip is not None and "2 failures in a row" in nxt.flip.detail
+
+
+def test_a_worker_failing_after_its_batch_completed_does_not_take_the_check_down() -> None:
+    cfg = check(expect=2)
+    st = feed(
+        cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b1", member="w1"), ev(Kind.SUCCESS, 2, "b1", member="w2")
+    )
+    assert st.state.status is Status.UP
+    late = feed(cfg, st.state, ev(Kind.FAIL, 3, "b1", member="w2"))  # w2 again: a member reports once
+    assert late.state.status is Status.UP and late.flip is None and late.state.failures == 0
+
+
 def test_an_end_stamped_before_its_own_runs_start_closes_it_with_no_duration_to_judge() -> None:
     cfg = check(min_runtime=60)
     st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 100), ev(Kind.START, 110, "r")).state

@@ -194,6 +194,10 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
     batches = None
     if check.expect is not None:
+        if ev.run_id is not None and ev.run_id in st.closed_runs:
+            # A worker of a batch that is over (complete, failed or given up): recorded, not
+            # counted, as its successes are not. A batch fails once, however many workers say so.
+            return ""
         if ev.run_id is not None:
             close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
         batches = dict(st.runs)
