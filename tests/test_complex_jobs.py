@@ -231,6 +231,25 @@ def test_a_duration_assertion_judges_the_run_and_skips_a_success_without_a_start
     assert advance(cfg, no_start.state, T0 + 5 + REORDER_WINDOW).state.status is Status.UP
 
 
+def test_a_fan_in_workers_success_that_breaks_an_assertion_fails_its_batch_whichever_worker_came_last() -> None:
+    cfg = check(expect=3, assertions=(parse_assertion("rows > 0"), parse_assertion("duration > 10m")))
+    st = initial_state(cfg, T0)
+    step = feed(cfg, st, ev(Kind.SUCCESS, 10, "b1", member="w1", metrics={"rows": 5.0}))
+    step = feed(cfg, step.state, ev(Kind.SUCCESS, 20, "b1", member="w2", metrics={"rows": 0.0}))  # an empty shard
+    assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.ASSERTION)
+    # Its own metric's words, not the batch's duration so far (the batch was not over by then).
+    assert step.flip is not None and step.flip.detail == 'assertion "rows > 0" broke: rows = 0'
+    assert [(r.run_id, r.outcome, r.members) for r in step.ended] == [("b1", "assertion", ("w1",))]
+    last = feed(cfg, step.state, ev(Kind.SUCCESS, 30, "b1", member="w3", metrics={"rows": 7.0}))
+    assert last.state.status is Status.DOWN and last.flip is None and not last.state.runs  # a straggler now
+    good = feed(
+        cfg, last.state, *(ev(Kind.SUCCESS, 1000 + i, "b2", member=f"w{i}", metrics={"rows": 1.0}) for i in (1, 2))
+    )
+    assert good.state.status is Status.DOWN  # a batch under way: not complete yet
+    done = feed(cfg, good.state, ev(Kind.SUCCESS, 1700, "b2", member="w3", metrics={"rows": 1.0}))
+    assert done.state.status is Status.UP and done.flip is not None and done.flip.is_recovery
+
+
 @pytest.mark.parametrize(
     "text",
     [

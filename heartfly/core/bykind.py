@@ -103,12 +103,15 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
 
 def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
     taken: tuple[float, float] | None = None
+    worker_broke = ""  # a fan-in worker's success that broke an assertion on its own metrics
     if check.expect is not None:
-        run = _fan_in(check, st, ev, now)
-        if run is None:
+        counted = _fan_in(check, st, ev, now)
+        if counted is None:
             return ""  # counted; the run is not complete yet
+        run, worker_broke = counted
         started: float | None = run.started_at
-        st.last_members = run.members
+        if not worker_broke:
+            st.last_members = run.members
         members = run.members
     else:
         started = close_run(st, ev.run_id, ev.at, now)
@@ -124,7 +127,9 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     move_anchor(check, st, ev.at)
     broken = ""
     reason: Reason | None = None
-    if check.min_runtime is not None and duration is not None and duration < check.min_runtime:
+    if worker_broke:  # its batch is over, failed: not judged on the duration it had so far
+        reason, broken = Reason.ASSERTION, worker_broke
+    elif check.min_runtime is not None and duration is not None and duration < check.min_runtime:
         reason = Reason.TOO_FAST
         broken = too_fast(duration, check.min_runtime)
     else:
@@ -163,12 +168,16 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     return ""
 
 
-def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | None:
+def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[Run, str] | None:
     """Count one worker's success; the completed run once `expect` have arrived, else None.
 
     A member reporting twice counts once (a retried worker must not complete a run alone), and
     with `members` listed, a name not among them counts not at all (a stray or misnamed worker
     must not complete a batch that a listed member never reported to).
+
+    A counted success that breaks an assertion on its own metrics ends its batch, failed, as a
+    worker's failure does (else the verdict would rest on whichever worker came last): the run
+    as it was (the workers that succeeded before it), and the broken assertion's words.
     """
     assert check.expect is not None
     rid = ev.run_id or IMPLICIT_RUN
@@ -179,6 +188,11 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
     run = st.runs.get(rid) or Run(ev.at, ev.at)
     if ev.member is not None and ev.member in run.members:
         return None
+    broken = first_broken(check.assertions, ev.metrics, None) or ""  # None: the batch's duration is judged at its end
+    if broken:
+        st.runs.pop(rid, None)
+        close_fan_in(st, rid)
+        return run, broken
     members = run.members + ((ev.member,) if ev.member is not None else ())
     run = run._replace(successes=run.successes + 1, members=members, active_at=max(run.active_at, ev.at))
     if run.successes < check.expect:
@@ -188,7 +202,7 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> Run | 
         return None
     st.runs.pop(rid, None)
     close_fan_in(st, rid)
-    return run
+    return run, ""
 
 
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
