@@ -213,6 +213,26 @@ async def test_resuming_a_step_never_down_records_no_second_folded_down_below_it
     assert len(query(config, sql)) == 1, query(config, sql)
 
 
+async def test_a_folded_step_paused_and_resumed_has_its_next_down_and_recovery_both_told(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await folded_transform(engine, clock)  # transform's miss folded into extract's down alert
+        await engine.pause(engine.checks["transform"])
+        clock.advance(60)
+        await engine.resume(engine.checks["transform"])
+        await ping(engine, "extract", Kind.SUCCESS)  # extract recovers
+        clock.advance(60)
+        await ping(engine, "transform", Kind.FAIL)  # transform's own failure: told
+        clock.advance(60)
+        await ping(engine, "transform", Kind.SUCCESS)  # and its recovery, to those told it was down
+    told = [(name, event) for name, event, _ in alerts(config) if name == "transform"]
+    # The fold went with the down it folded: left set after the resume, it swallowed this recovery.
+    assert told == [("transform", "down"), ("transform", "recovery")]
+
+
 @pytest.mark.parametrize("applied_by", ["the timer", "a later ping"])
 async def test_a_fan_ins_success_held_behind_a_held_deadline_arms_its_step_once_applied(
     write_config: ConfigWriter, applied_by: str

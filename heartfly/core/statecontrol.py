@@ -19,6 +19,7 @@ def pause(st: CheckState, now: float, asked_at: float | None = None) -> Step:
     new = st.copy()
     new.status, new.reason, new.changed_at = Status.PAUSED, None, max(at, new.changed_at)
     new.told_at = new.changed_at
+    new.folded = False  # no longer down: a fold goes with the down it folded (as set_status drops it)
     return Step(new, flip_of(st, new, now, None, "paused by an operator"))
 
 
@@ -36,6 +37,7 @@ def resume(
     new.resumed_at = now if asked_at is None else min(asked_at, now)
     new.status = Status.UP if new.last_ping_at is not None else Status.NEW
     new.changed_at = new.told_at = max(now, new.changed_at)
+    new.folded = False  # (a state paused by an older version may still have it)
     return Step(new, flip_of(st, new, now, None, why))
 
 
