@@ -153,6 +153,30 @@ def test_day_of_month_and_day_of_week_combine_as_cron_combines_them(expr: str, r
     assert got == runs
 
 
+@pytest.mark.parametrize(
+    ("expr", "runs"),
+    [
+        # The 1st, or the first Monday (croniter alone: the first Mondays only, never the 1st).
+        ("0 4 1 * mon#1", ["Thu 01-01", "Mon 01-05", "Sun 02-01", "Mon 02-02", "Sun 03-01"]),
+        # The 1st, or the second Monday (croniter alone refused it: "never fires").
+        ("0 4 1 * 1#2", ["Thu 01-01", "Mon 01-12", "Sun 02-01", "Mon 02-09", "Sun 03-01"]),
+        # The weekday nearest the 15th, or any Monday (croniter alone: never a Monday but 15W's).
+        ("0 4 15W * 1", ["Mon 01-05", "Mon 01-12", "Thu 01-15", "Mon 01-19", "Mon 01-26"]),
+        # "?" restricts nothing (Quartz's "no specific value"): the other field alone says the days.
+        ("0 4 ? * mon#1", ["Mon 01-05", "Mon 02-02", "Mon 03-02", "Mon 04-06", "Mon 05-04"]),
+        ("0 4 15W * ?", ["Thu 01-15", "Mon 02-16", "Mon 03-16", "Wed 04-15", "Fri 05-15"]),
+    ],
+)
+def test_a_nth_or_nearest_weekday_day_field_still_combines_with_the_other_as_either(expr: str, runs: list[str]) -> None:
+    """Both day fields restricted, one with "#" (nth weekday) or "W" (nearest weekday): a day
+    matching either is a day to run, as the README says and cronsim (Healthchecks) runs them."""
+    after, got = _utc(2025, 12, 31, 12), []
+    for _ in runs:
+        after = next_cron_due(parse_cron(expr), "UTC", after).at
+        got.append(datetime.fromtimestamp(after, UTC).strftime("%a %m-%d"))
+    assert got == runs
+
+
 def test_a_day_of_week_star_step_cannot_make_an_impossible_date_fire() -> None:
     # Vixie cron: February 31st, and (AND, as "*/7" starts with "*") a Sunday: never.
     with pytest.raises(ValueError, match="never fires"):

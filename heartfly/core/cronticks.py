@@ -4,22 +4,76 @@ croniter matches a day on either day field (OR) unless one of them is exactly "*
 Debian cron (and cronsim, as Healthchecks) match both (AND) whenever either field *starts* with
 "*": "0 4 */2 * 1-5" runs on odd days that are weekdays, not on every odd day and every weekday.
 Expecting the extra days would report a job missed on days it was never meant to run.
+
+Nor does croniter OR the fields when one holds "#" (the nth weekday) or "W" (the weekday nearest
+a day): "0 4 1 * mon#1" gave the first Mondays alone, "0 4 15W * 1" never a Monday but 15W's, and
+"0 4 1 * 1#2" was refused as never firing. Those are walked as two expressions, each with one
+day field, and their ticks merged: the 1st and the first Monday, as cronsim runs them. A "?"
+(Quartz's "no specific value") restricts nothing: "0 4 ? * mon#1" runs on the first Mondays.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
+from typing import Protocol
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
+
+
+class Ticks(Protocol):
+    def get_next(self, ret_type: type[datetime]) -> datetime: ...
 
 
 @lru_cache(maxsize=4096)
 def _day_or(expr: str) -> bool:
     fields = expr.split()
-    return len(fields) != 5 or not (fields[2].startswith("*") or fields[4].startswith("*"))  # a macro: no day fields
+    if len(fields) != 5:
+        return True  # a macro: no day fields
+    return not any(field.startswith("*") or field == "?" for field in (fields[2], fields[4]))  # "?": no day set
 
 
-def ticks(expr: str, start: datetime) -> croniter:
+@lru_cache(maxsize=4096)
+def _either_day(expr: str) -> tuple[str, str] | None:
+    """The expression with one day field each (the other "*"), when both are restricted and one
+    holds what croniter does not OR: "#" in the day of week, "W" in the day of month."""
+    fields = expr.split()
+    if len(fields) != 5 or not _day_or(expr) or not ("#" in fields[4] or "W" in fields[2].upper()):
+        return None
+    minute, hour, dom, month, dow = fields
+    return f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}"
+
+
+class _EitherDay:
+    """The ticks of two expressions merged, in order, a tick both give once. One that has no next
+    tick (the 31st in February) adds none; only both without one raise, as croniter would."""
+
+    def __init__(self, exprs: tuple[str, str], start: datetime) -> None:
+        self._sides = [croniter(expr, start, day_or=False) for expr in exprs]
+        self._ahead: list[datetime | None] = [self._step(side) for side in self._sides]
+
+    @staticmethod
+    def _step(side: croniter) -> datetime | None:
+        try:
+            wall: datetime = side.get_next(datetime)
+        except CroniterBadDateError:
+            return None
+        return wall
+
+    def get_next(self, ret_type: type[datetime]) -> datetime:
+        found = [wall for wall in self._ahead if wall is not None]
+        if not found:
+            raise CroniterBadDateError("failed to find next date")
+        wall = min(found)
+        self._ahead = [
+            self._step(side) if ahead == wall else ahead for side, ahead in zip(self._sides, self._ahead, strict=True)
+        ]
+        return wall
+
+
+def ticks(expr: str, start: datetime) -> Ticks:
     """croniter's ticks of `expr` after the naive wall time `start`, days matched as cron matches them."""
+    either = _either_day(expr)
+    if either is not None:
+        return _EitherDay(either, start)
     return croniter(expr, start, day_or=_day_or(expr))

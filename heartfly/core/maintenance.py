@@ -70,8 +70,8 @@ class Window:
         from heartfly.core.cronticks import ticks  # as starts_after's: only for check-config's advice
 
         walls = ticks(self.cron, datetime(2026, 1, 1))
-        times = [walls.get_next(float) for _ in range(starts)]
-        return min((b - a for a, b in itertools.pairwise(times)), default=None)
+        times = [walls.get_next(datetime) for _ in range(starts)]
+        return min(((b - a).total_seconds() for a, b in itertools.pairwise(times)), default=None)
 
     def ended_between(self, since: float, now: float) -> list[tuple[float, float]]:
         """The occurrences that ended in (since, now], oldest first (at most MAX_ENDED, the newest)."""
