@@ -694,6 +694,25 @@ def test_the_body_limit_warning_is_given_also_when_every_check_is_made_through_t
     assert any(w.startswith("server.body_limit: more than 16MiB") for w in found), found
 
 
+def test_check_config_warns_of_a_cron_check_whose_grace_is_zero_as_every_run_would_be_told_down(
+    write_config: ConfigWriter,
+) -> None:
+    # A cron job runs at its tick, so its ping comes after it: with grace 0s the tick is the
+    # deadline, and every run on time is told down (missed), then recovered, a moment later.
+    from heartfly.core.config_advice import warnings
+
+    config = write_config(
+        f'[defaults]\ngrace = "0s"\n[checks.a]\nkey = "{new_key()}"\ncron = "* * * * *"\n'
+        f'[checks.b]\nkey = "{new_key()}"\ncron = "0 3 * * *"\ngrace = "5m"\n'
+        f'[checks.c]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    found = [w for w in warnings(config) if "grace" in w]
+    assert found == [
+        "1 cron check(s) have grace 0s (a): a job pings after the tick it runs at, which is its deadline,"
+        " so every run is told down and then up; give them a grace (how late a run may be)"
+    ]
+
+
 def test_check_config_lists_each_checks_whole_rule_set_not_only_its_schedule(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(

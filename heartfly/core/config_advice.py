@@ -75,6 +75,12 @@ def warnings(config: Config) -> list[str]:
             f"{len(unreached)} check(s) have a stall limit no shorter than max_runtime ({shown}): a run overruns"
             " before it can stall, so the stall limit never fires; make it shorter"
         )
+    sudden = [name for name, check in config.checks.items() if check.cron is not None and check.grace == 0]
+    if sudden:
+        found.append(
+            f"{len(sudden)} cron check(s) have grace 0s ({named(sudden)}): a job pings after the tick it runs at,"
+            " which is its deadline, so every run is told down and then up; give them a grace (how late a run may be)"
+        )
     for window in config.maintenance:
         gap = window.shortest_gap()
         if gap is not None and gap < window.duration:
