@@ -177,6 +177,22 @@ def test_a_nth_or_nearest_weekday_day_field_still_combines_with_the_other_as_eit
     assert got == runs
 
 
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("61 * * * *", 'its minute field "61" cannot be read'),
+        ("0 6 * * 5L", 'its weekday field "5L" cannot be read'),  # cronsim's "last Friday": not croniter's
+        ("0 6 LW * *", 'its day field "LW" cannot be read'),
+        ("0 6 * * *  *", "is not a five-field cron expression"),
+    ],
+)
+def test_a_cron_expression_that_cannot_be_read_names_the_field_at_fault(expr: str, words: str) -> None:
+    # Five fields, one unreadable, was "not a five-field cron expression": a user counted five.
+    with pytest.raises(ValueError, match=r"\(minute hour day month weekday\)$") as refused:
+        parse_cron(expr)
+    assert words in str(refused.value)
+
+
 def test_a_day_of_week_star_step_cannot_make_an_impossible_date_fire() -> None:
     # Vixie cron: February 31st, and (AND, as "*/7" starts with "*") a Sunday: never.
     with pytest.raises(ValueError, match="never fires"):

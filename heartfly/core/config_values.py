@@ -83,12 +83,27 @@ def parse_cron(text: str) -> str:
     if _RANDOM_FIELD.search(expr):
         raise ValueError(f'"{text}" picks a random time (R); a schedule must be fixed')
     if len(expr.split(" ")) != fields or not croniter.is_valid(expr):
-        raise ValueError(f'"{text}" is not a five-field cron expression (minute hour day month weekday)')
+        raise ValueError(f'"{text}"{_unreadable(expr)} (minute hour day month weekday)')
     try:
         ticks(expr, datetime(2026, 1, 1)).get_next(datetime)
     except CroniterError:
         raise ValueError(f'"{text}" never fires (no such date)') from None
     return expr
+
+
+_FIELDS = ("minute", "hour", "day", "month", "weekday")
+
+
+def _unreadable(expr: str) -> str:
+    """What is wrong with a cron expression croniter refuses: the first of its five fields that
+    cannot be read alone ("0 6 * * 5L": cronsim's last Friday, not croniter's), or its shape."""
+    fields = expr.split(" ")
+    if len(fields) == len(_FIELDS):
+        for i, field in enumerate(fields):
+            alone = " ".join(field if j == i else "*" for j in range(len(_FIELDS)))
+            if not croniter.is_valid(alone):
+                return f': its {_FIELDS[i]} field "{field}" cannot be read'
+    return " is not a five-field cron expression"
 
 
 def parse_zone(text: str) -> str:
