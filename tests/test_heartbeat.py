@@ -4,15 +4,22 @@ URL's path (the other monitor's key)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
+import aiohttp
 import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
+from heartfly.core.config import Config
+from heartfly.server import heartbeat
+from heartfly.server.engine import Engine
 from tests.conftest import ConfigWriter, new_key, problems
 from tests.proc import Server
 
@@ -125,3 +132,42 @@ def test_a_heartbeat_url_no_client_can_use_is_refused_without_repeating_it(
     found = problems(write_config, "", server=f'heartbeat_url = "{url}"\nheartbeat_every = "1m"')
     assert any(p.startswith("server.heartbeat_url: expected an http(s) URL") for p in found), found
     assert not any("SECRET" in p for p in found), found
+
+
+async def test_a_slow_answer_does_not_push_the_next_heartbeat_later_than_heartbeat_every_after_it_was_sent(
+    write_config: ConfigWriter, aiohttp_server: AiohttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wait for the next heartbeat counted from the answer: a receiver slow to answer (up to
+    # the 10 s time limit) made the period heartbeat_every plus that, and the other monitor, set to
+    # heartbeat_every, would call Heartfly down. It counts from when the heartbeat was sent.
+    arrived: list[float] = []
+
+    async def beat(request: web.Request) -> web.Response:
+        arrived.append(time.monotonic())
+        await asyncio.sleep(0.3)  # a slow answer
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/{key}", beat)
+    receiver = await aiohttp_server(app)
+    config = write_config("", server=f'heartbeat_url = "{receiver.make_url("/beat")}"\nheartbeat_every = "1s"')
+    counted_from: list[float] = []
+    waiting = asyncio.Event()
+
+    async def wait(config: Callable[[], Config], url: str, since: float) -> None:
+        counted_from.append(since)
+        waiting.set()
+        await asyncio.Event().wait()  # no second heartbeat: the first one's wait is what is looked at
+
+    monkeypatch.setattr(heartbeat, "_wait", wait)
+    monkeypatch.setattr(heartbeat, "problem", lambda engine: None)  # a healthy engine
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(heartbeat.run(lambda: config, lambda: cast(Engine, None), session))
+        try:
+            await asyncio.wait_for(waiting.wait(), 30)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert len(arrived) == 1
+    assert counted_from[0] <= arrived[0]

@@ -50,6 +50,7 @@ async def run(
         if url is None:
             await asyncio.sleep(IDLE)
             continue
+        since = time.monotonic()  # the next is due heartbeat_every after this one is sent, however slow its answer
         trouble = problem(engine()) if leads() else "this node does not lead now"
         if trouble is not None:
             log.debug("no heartbeat sent: %s", trouble)
@@ -61,7 +62,7 @@ async def run(
             elif why is None and failing is not None:
                 log.info("the heartbeat to %s works again", shown(url))
             failing = why
-        await _wait(config, url, time.monotonic())
+        await _wait(config, url, since)
 
 
 async def _wait(config: Callable[[], Config], url: str, since: float) -> None:
