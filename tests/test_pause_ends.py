@@ -272,3 +272,31 @@ async def test_a_ping_that_resumes_a_check_while_its_timed_pause_commits_leaves_
     assert reader is not None
     assert await reader.read_meta_prefix(PAUSE_META) == {}, "an end is kept for a pause a ping ended"
     assert "job" not in app[control.CONTROL].timers
+
+
+@pytest.mark.both_stores
+async def test_a_timed_pause_whose_end_passed_while_its_check_was_out_of_the_file_ends_when_it_is_back(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Paused for the night, then taken out of the file for a while: its end passed while no check
+    # of that name was watched, was dropped as "never applied", and the check put back came back
+    # paused with nothing to end it: a silent monitor.
+    monkeypatch.setattr(control, "END_KEPT", 0.2)  # stands for 10 minutes
+    monkeypatch.setattr(control, "IN_STEP", 0.1)
+    key = new_key()
+    job, other = f'[checks.job]\nkey = "{key}"\nevery = "1h"\n', f'[checks.other]\nkey = "{new_key()}"\nevery = "1h"\n'
+    config = write_config(job + other)
+    app = create_app(config)
+    await aiohttp_client(app)
+    rt = app[RUNTIME]
+    await control.pause(app, rt.engine.checks["job"], time.time() + 0.2)
+    write_config(other)
+    assert (await control.reload_config(app))[1] == []
+    await asyncio.sleep(1.0)  # its end, and END_KEPT after it, pass while it is out of the file
+    write_config(job + other)
+    assert (await control.reload_config(app))[1] == []
+    back = rt.engine.checks["job"]
+    deadline = time.monotonic() + 5
+    while back.state.status is Status.PAUSED and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert back.state.status is not Status.PAUSED, "back in the file, paused, with no end to resume it"

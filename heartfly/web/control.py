@@ -235,8 +235,16 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
     while (left := until - rt.clock.now()) > 0:  # noqa: ASYNC110 - follows the wall clock, which may jump
         await asyncio.sleep(min(left, RECHECK))
     key = PAUSE_META + name
+    kept_from = until  # END_KEPT counts from its end, or from when its check came (back) into the config
     try:
         while True:
+            if rt.engine.lookup_name(name) is None:
+                # Taken out of the file (its history, its pause too, is kept for its return) or not
+                # reloaded here yet: its end waits for it. Dropped, the check put back would stay
+                # paused for good. (No read meanwhile: rearm disarms this timer if the stored end changes.)
+                kept_from = rt.clock.now()
+                await asyncio.sleep(IN_STEP)
+                continue
             assert rt.reader is not None
             if (await rt.reader.read_meta_prefix(key)).get(key) != repr(until):
                 # Paused again since (another end, or none) or resumed, maybe on another node: not
@@ -249,7 +257,7 @@ async def _resume_at(app: web.Application, name: str, until: float) -> None:
                 log.info("check %s: its pause ended; watching it again", name)
                 await resume(app, check, "resumed: its pause ended")
                 return
-            if rt.clock.now() - until > END_KEPT:  # a pause that never came here, or a check gone
+            if rt.clock.now() - kept_from > END_KEPT:  # a pause that never came here
                 log.warning(
                     "check %s: its pause's end (%s) passed %s ago and the pause was never applied here;"
                     " the end is dropped (a pause applied after this has no end)", name, utc(until), "10 min",
