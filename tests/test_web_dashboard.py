@@ -312,6 +312,9 @@ async def test_a_malformed_origin_header_is_refused_with_403(client: Client, con
         ("https://HB.Example.com", "https://hb.example.com"),  # a browser's Origin has its host in lower case
         ("https://hb.example.com:443", "https://hb.example.com"),  # and leaves out the scheme's own port
         ("http://hb.example.com:80/heartfly", "http://hb.example.com"),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),  # an IDN: in punycode (UTS 46)
+        ("https://straße.example", "https://xn--strae-oqa.example"),  # ß kept, not "strasse", as browsers do now
+        ("http://[0:0:0:0:0:0:0:1]:8765", "http://[::1]:8765"),  # an IPv6 address, shortest form
     ],
 )
 async def test_a_browser_at_the_public_url_signs_in_and_pauses_however_the_url_spells_its_host(
@@ -337,6 +340,29 @@ async def test_a_browser_at_the_public_url_signs_in_and_pauses_however_the_url_s
         headers={**session, "Origin": "https://hb.example.com.evil.example"},
     )
     assert evil.status == 403 and (await state_of(client, config, "sync"))["state"] == "paused"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://hb.example.com@evil.example",  # a login before the @: the host is evil.example
+        "https://evil.example#@hb.example.com",
+        "https://hb.example.com.evil.example",
+        "https://xn--hb-exmple-9ue.com",  # a look-alike name, as a browser spells it
+        "https://hb.example.com:8443",
+        "http://hb.example.com:443",
+        "null",
+    ],
+)
+async def test_an_origin_that_only_looks_like_the_public_url_is_refused(
+    aiohttp_client: Any, write_config: ConfigWriter, origin: str
+) -> None:
+    config = write_config(CHECKS, server='public_url = "https://hb.example.com"')
+    client: Client = await aiohttp_client(create_app(config))
+    signin = await client.post(
+        "/login", data={"token": token_of(config), "next": "/"}, headers={"Origin": origin}, allow_redirects=False
+    )
+    assert signin.status == 403 and "Set-Cookie" not in signin.headers
 
 
 async def test_a_correct_token_from_another_origin_is_refused_for_its_origin(client: Client, config: Config) -> None:

@@ -10,12 +10,14 @@ neither, since browsers never attach that header on their own.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 from enum import IntEnum
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from yarl import URL
 
 from heartfly.core.config_secrets import MIN_TOKEN
 from heartfly.core.units import is_decimal
@@ -114,9 +116,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _site(url: str) -> str | None:
-    """A URL's host and port as a browser's Origin says them: the host in lower case, the port left
-    out if it is its scheme's own (public_url may say "https://HB.example.com:443"); None for a
-    malformed URL (e.g. "http://[::1": urlsplit refuses an unclosed IPv6 bracket) or one without a host."""
+    """A URL's host and port as a browser's Origin says them: the host in lower case, an IDN in
+    punycode and an IPv6 address in its shortest form (public_url may say "https://bücher.example"
+    or "http://[0:0:0:0:0:0:0:1]:8765"), the port left out if it is its scheme's own (or
+    "https://HB.example.com:443"); None for a malformed URL (e.g. "http://[::1": urlsplit refuses
+    an unclosed IPv6 bracket) or one without a host."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -124,6 +128,8 @@ def _site(url: str) -> str | None:
         return None
     if not host:
         return None
+    with contextlib.suppress(ValueError):  # (a host yarl cannot spell is compared as given)
+        host = URL.build(scheme="http", host=host).raw_host or host  # as browsers: UTS 46, RFC 5952
     host = f"[{host}]" if ":" in host else host
     return host if port is None or port == _DEFAULT_PORTS.get(parts.scheme) else f"{host}:{port}"
 
