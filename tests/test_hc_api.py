@@ -6,6 +6,7 @@ read-only except pause and resume."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import time
@@ -1232,3 +1233,20 @@ async def test_a_resumed_check_is_watched_again_from_then_as_the_docs_say_not_ne
     clock.advance(661)
     engine.fire_due(clock.now())
     assert (await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json())["status"] == "down"
+
+
+async def test_a_key_in_the_body_behind_a_proxy_that_asks_for_basic_auth_still_reaches_healthchecks_api(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # nginx's auth_basic passes the client's Basic login on: it is the proxy's, not Heartfly's token,
+    # so it must not send a request that carries its key in the body to Heartfly's own API (a 405).
+    client, key, _ = await start(aiohttp_client, write_config)
+    basic = {"Authorization": "Basic " + base64.b64encode(b"ops:proxy-password").decode()}
+    made = await client.post("/api/v1/checks", json={"name": "Behind proxy", "api_key": key}, headers=basic)
+    assert made.status == 201, await made.text()
+    uuid = (await made.json())["update_url"].rsplit("/", 1)[1]
+    paused = await client.post(f"/api/v1/checks/{uuid}/pause", json={"api_key": key}, headers=basic)
+    assert paused.status == 200 and (await paused.json())["status"] == "paused"
+    config = load_config(_path(client))  # Heartfly's own token, a Bearer, still gets Heartfly's API
+    own = await client.get("/api/v1/checks", headers=bearer(config))
+    assert own.status == 200 and "backup" in [c["name"] for c in await own.json()]

@@ -57,7 +57,7 @@ def csrf_for(token: str, session: str) -> str:
     return _mac(token, "csrf", session)
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer(request: web.Request) -> str | None:
     """The Bearer token the request carries; None without one. Another scheme is not ours: a
     reverse proxy that asks for Basic auth passes the browser's login on with every request, which
     must neither shadow the session cookie nor count as a wrong token."""
@@ -89,7 +89,7 @@ def session_of(request: web.Request) -> str | None:
 
 def access(request: web.Request) -> Access:
     rt = request.app[RUNTIME]
-    given = _bearer(request)
+    given = bearer(request)
     if rt.token is not None and given is not None and _token_matches(rt.token, given):
         return Access.ADMIN
     if given is None and session_of(request) is not None:
@@ -137,7 +137,7 @@ def _site(url: str) -> str | None:
 def csrf_ok(request: web.Request, given: str | None) -> bool:
     """A cookie-borne write carries the CSRF token of its session and comes from this site."""
     rt = request.app[RUNTIME]
-    if _bearer(request) is not None:
+    if bearer(request) is not None:
         return True  # access() already checked it; browsers never send it by themselves
     session = session_of(request)
     if session is None or rt.token is None or not given or not same_origin(request):
@@ -161,7 +161,7 @@ def api_denial(request: web.Request) -> web.Response | None:
         if write and not csrf_ok(request, request.headers.get(CSRF_HEADER)):
             return _json(403, f"a request made with the session cookie needs the {CSRF_HEADER} header")
         return None
-    if level is Access.READ and not write and _bearer(request) is None:
+    if level is Access.READ and not write and bearer(request) is None:
         return None
     if rt.token is None:
         return _json(403, "the API is disabled: set server.api_token_file in the config")
@@ -173,7 +173,7 @@ def bearer_is_new_token(request: web.Request) -> bool:
     old one: the file was replaced and not yet reloaded. Only a reload may take it (that is how a
     rotation is finished with `heartfly reload`): whoever can read the new file could send SIGHUP."""
     path = request.app[RUNTIME].config.server.api_token_file
-    given = _bearer(request)
+    given = bearer(request)
     if path is None or given is None:
         return False
     try:

@@ -146,8 +146,8 @@ def wants_healthchecks(request: web.Request) -> bool:
     """Whether a path both APIs have (/api/v1/checks[/<x>[/pause|/resume|/pings|/flips]]) is meant for this one."""
     if "X-Api-Key" in request.headers:
         return True
-    if "Authorization" in request.headers or auth.SESSION_COOKIE in request.cookies:
-        return False  # Heartfly's own token or the dashboard's session
+    if auth.bearer(request) is not None or auth.SESSION_COOKIE in request.cookies:
+        return False  # Heartfly's own token or the dashboard's session (not a proxy's Basic login)
     info = request.match_info
     code = info.get("code", info.get("name"))
     if request.method in ("OPTIONS", "DELETE") or (
