@@ -267,6 +267,17 @@ async def test_the_openapi_document_is_served_without_a_token_and_names_only_rea
                 assert routed, f"{method} {path} is documented but not routed"
 
 
+def test_every_paged_list_in_the_openapi_document_declares_its_link_header() -> None:
+    paged = {
+        path: item["get"]["responses"]["200"]
+        for path, item in DOCUMENT["paths"].items()
+        if "get" in item
+        and any(p["name"] == "before" for p in [*item.get("parameters", []), *item["get"].get("parameters", [])])
+    }
+    assert "/api/v1/downtimes" in paged and "/api/v1/checks/{name}/pings" in paged
+    assert {path for path, answer in paged.items() if "Link" not in answer.get("headers", {})} == set()
+
+
 def test_the_example_config_sets_public_off_and_parses(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "heartfly.example.toml"
     assert load_config(example).server.public is False

@@ -384,7 +384,10 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "When Heartfly itself was not running (deadlines inside were extended)",
             "operationId": "listDowntimes",
-            "parameters": PAGE,
+            "parameters": [
+                PAGE[0],
+                {**PAGE[1], "description": "Only downtimes recorded before this one: pass the last item's `id`."},
+            ],
             "responses": {
                 "200": _json(
                     {
@@ -401,7 +404,8 @@ PATHS: dict[str, Any] = {
                             },
                         },
                     },
-                    "Downtimes, newest first.",
+                    "Downtimes, newest first (as recorded, by id).",
+                    headers=LINK,
                 ),
                 **ERRORS,
             },
