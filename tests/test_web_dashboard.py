@@ -343,6 +343,30 @@ async def test_a_browser_at_the_public_url_signs_in_and_pauses_however_the_url_s
 
 
 @pytest.mark.parametrize(
+    ("host", "origin", "ours"),
+    [
+        ("hb.example.com:443", "https://hb.example.com", True),  # nginx: proxy_set_header Host $host:$server_port
+        ("HB.example.com:80", "http://hb.example.com", True),
+        ("[0:0::1]:8765", "http://[::1]:8765", True),
+        ("hb.example.com:443", "http://hb.example.com", False),  # port 80: another site
+        ("hb.example.com:80", "https://hb.example.com", False),
+    ],
+)
+async def test_a_host_header_that_names_the_default_port_is_this_site(
+    aiohttp_client: Any, write_config: ConfigWriter, host: str, origin: str, ours: bool
+) -> None:
+    config = write_config(CHECKS)  # no public_url: only the Host a proxy passes on names this site
+    client: Client = await aiohttp_client(create_app(config))
+    signin = await client.post(
+        "/login",
+        data={"token": token_of(config), "next": "/"},
+        headers={"Host": host, "Origin": origin},
+        allow_redirects=False,
+    )
+    assert signin.status == (303 if ours else 403), await signin.text()
+
+
+@pytest.mark.parametrize(
     "origin",
     [
         "https://hb.example.com@evil.example",  # a login before the @: the host is evil.example

@@ -108,8 +108,13 @@ def same_origin(request: web.Request) -> bool:
 def _ours(request: web.Request, url: str) -> bool:
     """Whether a URL the browser sent (Origin, Referer) names this server; a malformed one does not."""
     given = _site(url)
-    public_url = request.app[RUNTIME].config.server.public_url
-    return given is not None and given in (_site(f"//{request.host}"), _site(public_url))
+    if given is None:
+        return False
+    # The Host read with the URL's scheme: a proxy may pass on "hb.example.com:443" (nginx's
+    # `Host $host:$server_port`), which is https://hb.example.com and not http://hb.example.com.
+    scheme = urlsplit(url).scheme
+    host = _site(f"{scheme}://{request.host}" if scheme else f"//{request.host}")
+    return given in (host, _site(request.app[RUNTIME].config.server.public_url))
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
