@@ -140,6 +140,55 @@ async def test_a_webhook_answering_500_with_an_endless_body_is_retried_with_the_
     assert error.startswith("HTTP 500: overloaded: xxx") and len(error) < 300
 
 
+# ---- a stop while an alert is under way ---------------------------------------------------
+
+
+class HeldAnswer(Inbox):
+    """Queues each message at once, and answers its DATA only once `answer` is set (a content filter
+    still at work when Heartfly is stopped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = threading.Event()  # set from the test's loop; this handler runs in aiosmtpd's
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await super().handle_DATA(server, session, envelope)
+        while not self.answer.is_set():
+            await asyncio.sleep(0.01)
+        return "250 OK"
+
+
+async def test_an_email_the_server_took_as_heartfly_stops_is_recorded_sent_and_not_sent_again_after_the_restart(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The stop cancelled the attempt under way: the alert stayed pending, and the next start sent
+    # the same email again (an email has no Idempotency-Key for the reader's mail client to drop it by).
+    caplog.set_level(logging.INFO, "heartfly.notify.dispatcher")
+    inbox = HeldAnswer()
+    mailbox.inbox = inbox
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml() + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n' + check("job", key, ["ops"])
+        + fast("60s"),
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await until(lambda: mailbox.received, "the down alert taken by the server")
+    stopping = asyncio.create_task(hf.client.close())
+    await until(lambda: stopping.done() or "under way" in caplog.text, "the stop to begin")
+    inbox.answer.set()
+    await stopping
+    assert query(config, "SELECT event, status FROM outbox") == [("down", "sent")]
+
+    hf = await start(config)
+    await hf.ping(key)  # its recovery goes out after the down alert, were that one pending still
+    alerts = await hf.settled("job", 2)
+    assert [(a["event"], a["status"]) for a in alerts] == [("down", "sent"), ("recovery", "sent")]
+    assert [str(m["Subject"]).split()[0] for _, m in mailbox.received] == ["[DOWN]", "[UP]"]
+
+
 # ---- SMTP greylisting -----------------------------------------------------------------------
 
 

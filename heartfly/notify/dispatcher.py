@@ -40,6 +40,11 @@ SAFETY_POLL = 30.0  # seconds: wake up at least this often, whatever the wake-up
 READ_RETRY = 1.0  # seconds between reads of the outbox while reading it fails
 DUE_PER_CHANNEL = 100  # due rows read per channel at a time: enough to keep `concurrency` busy
 SUPERSEDE_AT_ONCE = 1000  # stale reminders superseded along with their group's head, in one write
+# Seconds a clean stop waits for the attempts under way to end (and their outcome to be queued for
+# the writer, which commits it before the database closes). Cancelled, an email whose message the
+# server had taken went again after the next start. Within systemd's TimeoutStopSec (20 s) with the
+# 5 s the pings in flight get.
+STOP_GRACE = 5.0
 
 
 class AttemptOutcome(StrEnum):
@@ -118,7 +123,8 @@ class _Slots:
 
     @contextlib.asynccontextmanager
     async def held(self, most: Callable[[], int]) -> AsyncIterator[None]:
-        while self.busy >= most():
+        """A slot, once one is free (or at once, when `most()` is 0: the dispatcher stops)."""
+        while self.busy >= most() > 0:
             self.changed.clear()
             await self.changed.wait()
         self.busy += 1
@@ -162,6 +168,7 @@ class Dispatcher:
         self._in_flight: set[int] = set()
         self._settled: set[int] = set()  # attempts that finished while the due rows were being read
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False  # stop() has begun: no attempt starts
         self._rng = random.Random()  # jitter, not secrets
 
     @property
@@ -217,8 +224,16 @@ class Dispatcher:
                 task.add_done_callback(self._tasks.discard)
         return await self.reader.next_alert_after(now)
 
-    async def stop(self) -> None:
-        """Cancel attempts in flight; their rows stay pending and are sent after the next start."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Start no attempt from now on; wait up to `grace` seconds for those under way to end (a
+        clean stop), then cancel the rest: their rows stay pending and are sent after the next start.
+        The attempts still waiting for a slot of their channel end at once, their rows pending."""
+        self._stopping = True
+        for slots in self._limits.values():
+            slots.changed.set()  # the waiting ones look again, and find the dispatcher stopping
+        if grace > 0 and (under_way := sum(s.busy for s in self._limits.values())):
+            log.info("stopping: waiting up to %g s for %d alert attempt(s) under way", grace, under_way)
+            await asyncio.wait(set(self._tasks), timeout=grace)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -226,8 +241,9 @@ class Dispatcher:
     async def _attempt(self, item: OutboxItem) -> None:
         try:
             slots = self._limits.setdefault(item.channel, _Slots())
-            async with slots.held(lambda: self.config.alerts.concurrency):
-                if not self.may_send():  # no longer the leader: the row stays pending for the next
+            async with slots.held(lambda: 0 if self._stopping else self.config.alerts.concurrency):
+                # Stopping, or no longer the leader: the row stays pending for the next start or leader.
+                if self._stopping or not self.may_send():
                     self._in_flight.discard(item.id)
                     return
                 statements = await self._deliver(item)

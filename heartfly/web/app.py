@@ -19,7 +19,7 @@ from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.stored_checks import check_uuid
 from heartfly.notify import proxy
-from heartfly.notify.dispatcher import Dispatcher
+from heartfly.notify.dispatcher import STOP_GRACE, Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import backend
@@ -208,7 +208,7 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await dispatcher.stop()
+        await dispatcher.stop(STOP_GRACE)
 
 
 def _session() -> aiohttp.ClientSession:
