@@ -13,8 +13,11 @@ import email
 import email.policy
 import html
 import json
+import shutil
 import signal
 import socket
+import ssl
+import subprocess
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -434,6 +437,43 @@ async def test_a_proxy_named_without_its_scheme_is_used_as_curl_requests_and_url
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     await down_through(proxy, start, write_config)
+
+
+async def test_a_proxy_the_environment_names_with_https_is_reached_over_tls(
+    aiohttp_server: AiohttpServer, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    # HTTP(S)_PROXY=https://proxy:3129, a proxy spoken to over TLS (aiohttp takes one from Python
+    # 3.11 on, requests does for apprise's channels): it was left out without a word and every
+    # webhook went straight to its host, which a host whose only way out is the proxy cannot reach.
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    key, cert = tmp_path / "proxy.key", tmp_path / "proxy.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert), "-days", "1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    proxy = Receiver()
+    server = await aiohttp_server(proxy.app(), ssl=context)
+    config = write_config(
+        webhook("hook", "http://hooks.invalid/alerts")
+        + check("quick", new_key(), ["hook"], 'every = "1s"', 'grace = "0s"')
+        + fast(),
+        server=SERVER,
+    )
+    assert config.path is not None
+    # The proxy's certificate is the one the server trusts (SSL_CERT_FILE, as OpenSSL reads it).
+    proxied = {"HTTP_PROXY": f"https://127.0.0.1:{server.port}", "SSL_CERT_FILE": str(cert)}
+    hf = Server(config.path, env={**proxied, "http_proxy": "", "NO_PROXY": "", "no_proxy": ""})
+    try:
+        await asyncio.to_thread(hf.start)
+        [down] = await until(lambda: proxy.hits, "the down alert, through the proxy")
+    finally:
+        hf.kill()
+    assert down.path == "/alerts" and down.headers["Host"] == "hooks.invalid"
+    assert down.json()["event"] == "down"
 
 
 async def test_a_netrc_file_neither_blocks_a_webhooks_own_authorization_nor_reaches_another_host(

@@ -20,8 +20,9 @@ NAMES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
 
 
 def proxy_for(url: str) -> dict[str, Any]:
-    """The `proxy` and `proxy_auth` of a request to `url`: none for a url yarl cannot read (the
-    request then says what is wrong with it), a host NO_PROXY names, or no proxy set. Raises
+    """The `proxy` and `proxy_auth` of a request to `url` (an https:// proxy's too: aiohttp speaks
+    TLS to it): none for a url yarl cannot read (the request then says what is wrong with it), a
+    host NO_PROXY names, or no proxy set. Raises
     aiohttp.InvalidURL for a proxy aiohttp cannot use."""
     try:
         parsed = URL(url)
@@ -38,8 +39,8 @@ def proxy_for(url: str) -> dict[str, Any]:
         proxy, auth = strip_auth_from_url(URL(text))
     except ValueError:  # one yarl cannot read ("http://[proxy"): its text may hold its password
         raise aiohttp.InvalidURL("HTTP(S)_PROXY") from None
-    if proxy.scheme in ("https", "wss"):  # aiohttp takes no https proxy: as before, none
-        return {}
+    # An https:// proxy is spoken to over TLS, as curl and requests do: aiohttp's own reading of the
+    # environment leaves one out (from the days it could not), which sent every request past it.
     return {"proxy": proxy, "proxy_auth": auth}
 
 
