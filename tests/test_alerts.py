@@ -345,6 +345,26 @@ async def test_an_email_alert_has_plain_and_html_parts_naming_the_check_and_what
     assert msg["X-Heartfly-Alert"] == alert["key"]
 
 
+async def test_an_email_alert_is_marked_auto_generated_so_vacation_responders_do_not_answer_it(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    # Unmarked, each alert to an on-call person away drew an out-of-office reply to `from` (a team
+    # mailbox, often), one per alert and reminder: RFC 3834's responders skip Auto-Submitted mail,
+    # and Exchange's skip mail that asks so in X-Auto-Response-Suppress.
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml() + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n' + check("job", key, ["ops"])
+        + fast(),
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [(_, msg)] = await until(lambda: mailbox.received, "the email")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["X-Auto-Response-Suppress"] == "All"
+
+
 async def test_a_webhook_alert_posts_the_documented_json_with_its_idempotency_key_and_custom_headers(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:

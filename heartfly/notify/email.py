@@ -34,6 +34,10 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(idstring=alert.key.replace("-", "."), domain="heartfly")
     msg["X-Heartfly-Alert"] = alert.key
+    # Sent by a program: vacation and out-of-office responders answer none of it (RFC 3834;
+    # Exchange's own header), or each alert to someone away drew a reply to `from`.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(text(alert))
     msg.add_alternative(html_body(alert), subtype="html")
     return msg
