@@ -858,6 +858,28 @@ async def test_an_alert_failing_past_expire_after_is_expired_and_blocks_nothing(
     assert len(dead.hits) == requests + 1  # the expired alert was never tried again
 
 
+async def test_an_alert_given_up_is_logged_with_the_name_of_the_check_nobody_was_told_of(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The log said "alert flip-1 (down) via gone: failed after 1 attempt(s): HTTP 404": the one
+    # trace of a down nobody was told of did not say which check is down.
+    gone, dead = await receivers(status=404), await receivers(status=503)
+    key = new_key()
+    config = write_config(
+        webhook("gone", gone.url) + webhook("dead", dead.url) + check("backup-db", key, ["gone", "dead"])
+        + fast("1s"),
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    alerts = await hf.settled("backup-db", 2)
+    assert sorted((a["channel"], a["status"]) for a in alerts) == [("dead", "expired"), ("gone", "failed")]
+    told = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert flip-1 ")]
+    assert all(line.startswith("alert flip-1 (down of check backup-db) via ") for line in told), told
+    assert any(line.endswith("via gone: failed after 1 attempt(s): HTTP 404: nope 404") for line in told), told
+    assert any(" via dead: expired after " in line for line in told), told
+
+
 async def test_a_webhook_urls_token_is_kept_out_of_the_log_and_the_attempt_log(
     start: Start, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:

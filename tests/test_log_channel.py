@@ -47,7 +47,7 @@ def test_a_log_channel_alert_is_one_escaped_warning_line_in_the_servers_log_and_
         request = urllib.request.Request(f"{server.url}/ping/{key}/fail", data=HOSTILE.encode())
         with urllib.request.urlopen(request) as resp:
             assert resp.status == 200
-        assert server.wait_for_log("alert flip-1 (down) via journal: sent after 1 attempt(s)")
+        assert server.wait_for_log("alert flip-1 (down of check nightly) via journal: sent after 1 attempt(s)")
         assert server.stop() == 0
     lines = [line for line in server.lines if "[DOWN] nightly failed" in line]
     assert len(lines) == 1, server.log()

@@ -329,7 +329,9 @@ class Dispatcher:
         also = f"; and {len(behind)} more stale reminder(s) of this check with it" if behind else ""
         # A retry is logged as failed, with its next try.
         told = AttemptOutcome.FAILED if outcome is AttemptOutcome.RETRY else outcome
-        log.log(level, "alert %s (%s) via %s: %s after %d attempt(s)%s%s%s", item.key, item.event, item.channel,
+        # Its check by name: for an alert given up, this line is all that tells of a down nobody heard of.
+        of = "" if item.check_id is None else f" of check {name or item.payload.get('check')}"
+        log.log(level, "alert %s (%s%s) via %s: %s after %d attempt(s)%s%s%s", item.key, item.event, of, item.channel,
                 told, item.attempts + 1, more, retry, also)  # fmt: skip
         return statements
 
