@@ -1210,6 +1210,41 @@ async def test_an_apprise_channel_delivers_through_apprises_json_target_and_retr
     assert "exit 2: it broke" in body["message"] and f"Link: {PUBLIC}/checks/job" in body["message"]
 
 
+@pytest.mark.parametrize(
+    ("fmt", "message", "quoted"),
+    [
+        (
+            "html",
+            '<a href="https://evil.example/">fix it here</a> when n < 5',
+            "&lt;a&nbsp;href=&quot;https://evil.example/&quot;&gt;fix&nbsp;it&nbsp;here&lt;/a&gt;&nbsp;when&nbsp;n&nbsp;&lt;&nbsp;5",
+        ),
+        ("markdown", "[fix it here](https://evil.example/)", r"\[fix it here\]\(https://evil\.example/\)"),
+    ],
+    ids=["html", "markdown"],
+)
+async def test_a_ping_message_reaches_an_apprise_service_that_renders_markup_as_text(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, fmt: str, message: str, quoted: str
+) -> None:
+    # apprise was not told the alert is plain text, so it passed the ping's message as it was to a
+    # service that renders HTML (Telegram's default, Teams, apprise's own email) or Markdown: a
+    # job's output drew a link of its own in the alert, and a "<" in it (n < 5, "Usage: cp <src>")
+    # made Telegram refuse the message ("can't parse entities") on every retry, until it expired.
+    target = await receivers(path="/apprise")
+    url = "json://" + target.url.removeprefix("http://") + f"?format={fmt}"  # a service of that markup
+    key = new_key()
+    config = write_config(
+        f'[channels.chat]\ntype = "apprise"\nurls = ["{url}"]\ntimeout = "5s"\n' + check("job", key, ["chat"]) + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail", body=message)
+    [alert] = await hf.settled("job", 1)
+    assert alert["status"] == "sent"
+    body = target.hits[-1].json()["message"]
+    assert quoted in body, body
+    assert message not in body
+
+
 async def test_an_apprise_down_alert_is_a_failure_and_a_recovery_a_success_for_the_services_that_act_on_it(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:

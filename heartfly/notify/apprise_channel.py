@@ -26,6 +26,9 @@ _NOTIFY_TYPES: dict[str, str] = {
 }
 
 
+_TEXT = "text"  # apprise's NotifyFormat.TEXT (apprise is imported only when a channel sends)
+
+
 def _notifiers(urls: list[str]) -> list[Any]:
     """One notifier per URL (None for a URL apprise does not understand), so that each service's
     outcome is known: blocking work (plugin discovery), so run in a thread."""
@@ -56,7 +59,10 @@ async def send(channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
     kind = _NOTIFY_TYPES.get(alert.event, "info")
 
     async def notify(url: str, notifier: Any) -> bool:
-        if not await notifier.async_notify(body=body, title=title, notify_type=kind):
+        # Told it is plain text, apprise escapes it for a service that renders HTML or Markdown: not
+        # told, it passed a ping's message on as markup (a link of the job's output's making; a "<"
+        # that Telegram refuses the whole message for).
+        if not await notifier.async_notify(body=body, title=title, notify_type=kind, body_format=_TEXT):
             return False
         reached.add(url)
         return True
