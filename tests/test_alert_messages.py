@@ -433,6 +433,22 @@ def test_a_ping_message_cannot_make_a_markdown_link_in_mattermost_through_the_sl
     assert "[the runbook](https://wiki.example/backup)" in facts
 
 
+def test_a_fan_in_workers_name_from_its_pings_makes_no_link_in_a_chat_preset() -> None:
+    # An incomplete fan-in's "What happened" names the workers missing, by the names their pings
+    # gave (member=, printable ASCII without spaces) when the check lists none: outside the
+    # message's quoting, such a name rendered as a masked link in Discord and Mattermost.
+    name = "[Open_backup](https://evil.example/login)"
+    payload = {
+        "check": "backup", "schedule": "every 1 h", "state": "down", "reason": "incomplete", "at": T0,
+        "detail": f"2 of 3 successes arrived; missing: {name}",
+    }  # fmt: skip
+    alert = Alert(key=f"flip-{FLIP_ID}", event="down", payload=payload, last_ping=None, link=LINK)
+    for body in (slack_json(alert)["text"], discord_json(alert)["content"]):
+        assert not re.search(r"\][(\[:]", body), body
+        assert f"What happened: 2 of 3 successes arrived; missing: {name}" in body.replace("\u200b", "")
+    assert f"missing: {name}" in text(alert)  # the plain text keeps it as it came
+
+
 def test_the_discord_preset_is_content_within_discords_limit_and_mentions_nobody() -> None:
     cfg = backup(description="d" * 3000)
     old, new, flip = missed(cfg)

@@ -153,10 +153,15 @@ def subject(alert: Alert) -> str:
     return f"[{tag}] {alert.headline()}"
 
 
-def text(alert: Alert, quote: Callable[[str], str] = str) -> str:
-    """The alert as plain text; `quote` renders the last ping's message (a chat tool's markup)."""
+# Facts whose words may come from a ping: an incomplete fan-in's missing workers, named by their pings.
+_PINGED_FACTS = frozenset({"What happened"})
+
+
+def text(alert: Alert, quote: Callable[[str], str] = str, inline: Callable[[str], str] = str) -> str:
+    """The alert as plain text; `quote` renders the last ping's message, and `inline` the facts a
+    ping may have worded (_PINGED_FACTS), for a chat tool's markup."""
     lines = [alert.headline(), ""]
-    lines += [f"{label}: {value}" for label, value in alert.facts()]
+    lines += [f"{label}: {inline(value) if label in _PINGED_FACTS else value}" for label, value in alert.facts()]
     tail = alert.message_tail()
     if tail:
         lines += ["", "Last ping's message (tail):", quote(tail)]
@@ -239,7 +244,7 @@ def _unlinked(message: str) -> str:
 def slack_json(alert: Alert) -> dict[str, Any]:
     # Slack and Mattermost read "text"; mrkdwn needs &, < and > escaped (so no <!here> either),
     # and a zero-width space after the @ keeps a ping's message from paging a whole channel.
-    body = text(alert, _unlinked).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = text(alert, _unlinked, _unlinked).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return {"text": BROADCAST.sub("@\u200b\\1", body)}
 
 
@@ -257,7 +262,7 @@ def fenced(message: str) -> str:
 
 
 def discord_json(alert: Alert) -> dict[str, Any]:
-    body = text(alert, fenced)
+    body = text(alert, fenced, _unlinked)  # a masked link is Discord's too
     if len(body) > DISCORD_MAX:
         body = body[:DISCORD_MAX]
         if body.count(FENCE) % 2:  # the cut left the message's block open: closed, within the limit
