@@ -4,6 +4,8 @@ its window. A real engine on a real database; time is a FakeClock's."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from heartfly.core.clock import FakeClock
@@ -200,3 +202,30 @@ async def test_the_trim_after_a_start_leaves_out_no_check_when_a_reload_removes_
         await engine.writer.flush()
     counts = dict(query(config, "SELECT check_id, count(*) FROM pings GROUP BY check_id"))
     assert {name: counts[check_id] for name, check_id in ids.items()} == {name: 20 for name in "abcde"}
+
+
+async def test_the_last_ping_of_a_pending_alert_is_not_pruned_while_the_alert_waits(write_config: ConfigWriter) -> None:
+    # An alert reads its check's last ping when it is sent: a channel that fails for a while, and a
+    # check that goes on pinging past keep_pings meanwhile, had the ping trimmed from under it, and
+    # the alert, once through, said "Last ping: no longer stored" of the failure it was about.
+    body = f'[channels.journal]\ntype = "log"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["journal"]\n'
+    config = write_config(body, server="keep_pings = 20")
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.FAIL)
+        failed = engine.checks["a"].ping_id
+        for _ in range(40):  # still down: no alert of its own
+            clock.advance(1)
+            await ping(engine, "a", Kind.LOG)
+        engine.checkpoint()
+        await housekeeping.prune(engine, housekeeping.History())
+        await engine.writer.flush()
+        [(payload,)] = query(config, "SELECT payload FROM outbox WHERE status = 'pending'")
+        assert json.loads(payload)["last_ping_id"] == failed
+        assert query(config, "SELECT id FROM pings WHERE id = ?", (failed,)) == [(failed,)]
+        assert query(config, "SELECT count(*) FROM pings") == [(21,)]  # the others are trimmed as before
+
+        query(config, "UPDATE outbox SET status = 'sent', done_at = ?", (clock.now(),))
+        await housekeeping.prune(engine, housekeeping.History())
+        await engine.writer.flush()
+    assert query(config, "SELECT count(*) FROM pings WHERE id = ?", (failed,)) == [(0,)]  # sent: no longer held

@@ -41,6 +41,7 @@ PG_VARIANTS: dict[str, str] = {
         outboxqueries._LISTED_NEWER, outboxqueries._LISTED_NEWER_PG
     ),
     outboxqueries._SUMMARY_AHEAD: outboxqueries._SUMMARY_AHEAD.replace("instr(", "strpos("),
+    rows.PRUNE_PINGS: rows.PRUNE_PINGS.replace(rows.ALERTED_PINGS, rows.ALERTED_PINGS_PG),
 }
 
 _NUMBERED = re.compile(r"\?(\d+)")

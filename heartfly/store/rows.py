@@ -447,14 +447,26 @@ def attempt_statements(
     return [record, update]
 
 
+# The pings the check's pending alerts name as their last: read when each is sent (a seek of the
+# partial index outbox_heads). PostgreSQL reads the payload with its own operator (pgconn.PG_VARIANTS).
+ALERTED_PINGS = (
+    "SELECT json_extract(payload, '$.last_ping_id') AS p FROM outbox WHERE check_id = ? AND status = 'pending'"
+)
+ALERTED_PINGS_PG = (
+    "SELECT CAST(payload::json ->> 'last_ping_id' AS BIGINT) AS p FROM outbox WHERE check_id = ? AND status = 'pending'"
+)
+_TRIM = (
+    "DELETE FROM pings WHERE check_id = ? AND id <= "
+    "(SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+    " AND id <= (SELECT state_ping_id FROM checks WHERE id = ?)"
+)
+PRUNE_PINGS = f"{_TRIM} AND id NOT IN (SELECT p FROM ({ALERTED_PINGS}) AS alerted WHERE p IS NOT NULL)"  # noqa: S608
+
+
 def prune_statement(check_id: int, keep: int) -> Statement:
-    """Delete all but the newest `keep` pings of one check, never one its checkpoint lacks."""
-    sql = (
-        "DELETE FROM pings WHERE check_id = ? AND id <= "
-        "(SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
-        " AND id <= (SELECT state_ping_id FROM checks WHERE id = ?)"
-    )
-    return sql, (check_id, check_id, keep, check_id)
+    """Delete all but the newest `keep` pings of one check, never one its checkpoint lacks, nor
+    the last ping of one of its pending alerts (its message shows that ping)."""
+    return PRUNE_PINGS, (check_id, check_id, keep, check_id, check_id)
 
 
 # History past [server] keep_history: deleted a batch at a time (a commit with a long delete would
