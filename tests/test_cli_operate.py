@@ -748,6 +748,31 @@ def test_history_of_a_database_of_another_schema_version_is_one_line_naming_it_n
     assert heartfly("status", "-c", str(config)).returncode == 0  # reads what every version has
 
 
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_status_of_a_database_older_than_what_it_reads_names_its_schema_version_and_what_migrates_it(
+    tmp_path: Path, version: int
+) -> None:
+    # Status reads what schema version 4 on has (a state's ping id, a ping's member): on an older
+    # file it said only "no such column: state_ping_id", as if the file were damaged.
+    from heartfly.store.schema import MIGRATIONS
+
+    config = tmp_path / "heartfly.toml"
+    config.write_text(f'[server]\ndatabase = "hf.db"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    conn = sqlite3.connect(tmp_path / "hf.db")
+    conn.executescript("".join(MIGRATIONS[:version]) + f"PRAGMA user_version = {version};")
+    conn.execute("INSERT INTO checks (id, name, created_at, state) VALUES (1, 'a', 1, '{}')")
+    conn.execute("INSERT INTO pings (check_id, at, received_at, kind, method) VALUES (1, 1, 1, 'success', 'GET')")
+    conn.commit()
+    conn.close()
+    done = heartfly("status", "-c", str(config))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        f"error: the database {tmp_path / 'hf.db'} has schema version {version}, older than this Heartfly"
+        f" ({len(MIGRATIONS)}): `heartfly serve` of this version migrates it at its start (systemctl restart"
+        " heartfly)\n"
+    )
+
+
 def test_status_shows_an_armed_pipeline_steps_deadline_as_its_due_time(tmp_path: Path) -> None:
     path, key = tmp_path / "hb.toml", new_key()
     path.write_text(

@@ -107,12 +107,14 @@ def _alerting(check: CheckConfig) -> str:
 @contextlib.asynccontextmanager
 async def _reading(database: Database) -> AsyncIterator[Reader]:
     """The database, read and closed; StoreError if it cannot be opened, or if a read finds it
-    damaged past what the open read (one line, not a traceback)."""
+    damaged past what the open read (one line, not a traceback). A read that fails on a file of
+    another schema version (older than what status reads: no such column) names that version."""
     db = await backend.open_existing_reader(database)
     try:
         yield db
     except sqlite.ReadError as exc:
-        raise StoreError(f"cannot read database {database}: {exc}") from None
+        other = None if sqlite.is_damage(exc) else backend.other_schema(database)
+        raise StoreError(other or f"cannot read database {database}: {exc}") from None
     finally:
         await db.close()
 
