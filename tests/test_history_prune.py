@@ -4,6 +4,7 @@ its window. A real engine on a real database; time is a FakeClock's."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -12,7 +13,9 @@ from heartfly.core.clock import FakeClock
 from heartfly.core.record import LONGEST
 from heartfly.core.states import Kind
 from heartfly.server import housekeeping
-from heartfly.store import backend
+from heartfly.server.engine import Engine
+from heartfly.store import backend, rows
+from heartfly.store.groupcommit import GroupCommitter
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
 from tests.test_restart import ping, running
@@ -229,3 +232,55 @@ async def test_the_last_ping_of_a_pending_alert_is_not_pruned_while_the_alert_wa
         await housekeeping.prune(engine, housekeeping.History())
         await engine.writer.flush()
     assert query(config, "SELECT count(*) FROM pings WHERE id = ?", (failed,)) == [(0,)]  # sent: no longer held
+
+
+async def test_a_ping_log_far_past_keep_pings_is_trimmed_a_bounded_commit_at_a_time(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A flood of pings (a job pinging in a loop), or keep_pings lowered, left a log far past
+    # keep_pings: its trim was one commit that deleted all of it (300,000 pings: 3.8 s), and every
+    # ping queued meanwhile waited for that commit. Both the trim of a running server and the
+    # sweep after a start now go a bounded number of pings a commit, to the end.
+    monkeypatch.setattr(rows, "PINGS_PER_TRIM", 50, raising=False)
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 20")
+    clock = FakeClock()
+
+    async def trimmed(engine: Engine, pings: int) -> list[int]:
+        """The pings kept after each commit of a prune, once `pings` more were written."""
+        for _ in range(pings):
+            await ping(engine, "a", Kind.LOG)
+        engine.checkpoint()
+        await engine.writer.flush()
+        kept = [query(config, "SELECT count(*) FROM pings")[0][0]]
+        writer = engine.writer
+        assert isinstance(writer, GroupCommitter)
+        real = writer._commit_batch
+
+        async def counted(writes: list[rows.Write]) -> None:
+            await real(writes)
+            kept.append(query(config, "SELECT count(*) FROM pings")[0][0])
+
+        monkeypatch.setattr(writer, "_commit_batch", counted)
+        reader = await backend.open_existing_reader(config.server.database)
+        try:
+            await housekeeping.prune(engine, housekeeping.History(), reader)
+            await engine.writer.flush()
+        finally:
+            await reader.close()
+            monkeypatch.undo()
+            monkeypatch.setattr(rows, "PINGS_PER_TRIM", 50, raising=False)
+        return kept
+
+    async with running(config, clock) as engine:  # a running server's trim
+        kept = await trimmed(engine, 230)
+    assert kept[0] == 230 and kept[-1] == 20
+    assert max(before - after for before, after in itertools.pairwise(kept)) <= 50
+
+    async with running(config, clock) as engine:  # 210 more, stopped before a trim; then a start
+        for _ in range(210):
+            await ping(engine, "a", Kind.LOG)
+        engine.checkpoint()
+    async with running(config, clock) as engine:
+        kept = await trimmed(engine, 0)
+    assert kept[0] == 230 and kept[-1] == 20
+    assert max(before - after for before, after in itertools.pairwise(kept)) <= 50

@@ -296,7 +296,7 @@ class Node:
         engine.on_alerts = dispatcher.wake
         term.tasks = [
             asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
-            asyncio.create_task(housekeeping.run(engine), name="heartfly-housekeeping"),
+            asyncio.create_task(housekeeping.run(engine, reader=self._reader), name="heartfly-housekeeping"),
             asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
             asyncio.create_task(self._follow_inbox(term), name="heartfly-inbox"),
             asyncio.create_task(

@@ -13,7 +13,7 @@ import math
 
 from heartfly.server.engine import Engine
 from heartfly.store import rows as store
-from heartfly.store.api import StoreError
+from heartfly.store.api import Reader, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ HISTORY_CHECKS = 1000
 HISTORY_ROUNDS = 60
 
 
-async def run(engine: Engine, prune_every: float = 60.0) -> None:
-    """Housekeeping rounds until cancelled.
+async def run(engine: Engine, prune_every: float = 60.0, reader: Reader | None = None) -> None:
+    """Housekeeping rounds until cancelled (`reader`: prune's).
 
     A round that fails (a full disk during a prune, say) is logged once per spell and the next
     round tries again: this task stopping would end alive marks, checkpoints and pruning for good.
@@ -50,7 +50,7 @@ async def run(engine: Engine, prune_every: float = 60.0) -> None:
                 last_alive = now
                 engine.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
             if not 0.0 <= now - last_prune < prune_every:  # retried next round if it fails
-                await prune(engine, history)
+                await prune(engine, history, reader)
                 last_prune = now
         except Exception as exc:  # logged once per spell; the next round retries
             if not failing:
@@ -80,18 +80,19 @@ class History:
         self.keep: int | None = None  # the keep_pings of the last sweep begun
 
 
-async def prune(engine: Engine, history: History | None = None) -> None:
+async def prune(engine: Engine, history: History | None = None, reader: Reader | None = None) -> None:
     """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement). Forget
     the client ping ids past their time. Delete history older than keep_history: a slice of the
     checks' runs and flips (`history`: where the last round stopped; None: every check), and
-    finished alerts and downtimes."""
+    finished alerts and downtimes. A log is trimmed store.PINGS_PER_TRIM pings a commit; those
+    a sweep trims are counted first by `reader` (without one: one commit's worth)."""
     now = engine.clock.now()
     engine.ping_ids.prune(now)
     await engine.writer.flush()  # a batch runs statements before state rows: commit queued states first
     keep = engine.config.server.keep_pings
     for check in list(engine.checks.values()):
         if check.unpruned > max(10, keep // 10):
-            await engine.writer.submit(store.Write(statements=[store.prune_statement(check.id, keep)]))
+            await _trim(engine, check.id, keep, check.unpruned)  # the log was at most keep_pings before them
             check.unpruned = 0
     cut = now - engine.config.server.keep_history
     # Checks removed from the config too: their history is kept for when they come back, not for ever.
@@ -111,13 +112,24 @@ async def prune(engine: Engine, history: History | None = None) -> None:
         statements = store.prune_history_statements(check_id, cut)
         trim = unswept is None or check_id in unswept
         if trim:
-            statements.append(store.prune_statement(check_id, keep))
+            statements.append(store.prune_statement(check_id, keep, store.PINGS_PER_TRIM))
         await engine.writer.submit(store.Write(statements=statements))
+        if trim and reader is not None:
+            over = (await reader.count_pings(check_id)).get(check_id, 0) - keep
+            if over > 0:
+                await _trim(engine, check_id, keep, over)
         if trim and unswept:
             unswept.discard(check_id)  # once committed
     if unswept is not None and not unswept:
         unswept.clear()  # an emptied set keeps its table (100k checks: 4 MiB) until cleared
     await engine.writer.submit(store.Write(statements=store.prune_done_statements(cut)))
+
+
+async def _trim(engine: Engine, check_id: int, keep: int, over: int) -> None:
+    """Trim a log that may hold `over` pings past `keep`, a commit of at most PINGS_PER_TRIM each."""
+    batch = store.PINGS_PER_TRIM
+    for _ in range(math.ceil(over / batch)):
+        await engine.writer.submit(store.Write(statements=[store.prune_statement(check_id, keep, batch)]))
 
 
 async def mark_stopped(engine: Engine) -> None:

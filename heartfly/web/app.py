@@ -175,7 +175,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     rt._engine = engine
     tasks = [
         asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
-        asyncio.create_task(housekeeping.run(engine), name="heartfly-housekeeping"),
+        asyncio.create_task(housekeeping.run(engine, reader=rt.reader), name="heartfly-housekeeping"),
     ]
     yield
     for task in tasks:
