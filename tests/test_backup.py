@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
+from tests.test_faults import a_tmpfs
 
 
 def write(path: Path, checks: str) -> Path:
@@ -238,3 +240,29 @@ def test_a_backups_name_is_synced_to_disk_after_it_is_given(tmp_path: Path, monk
     after = calls[calls.index("link copy.db") + 1 :]
     opens = [c for c in after if c.startswith(f"open {target.parent} as ")]
     assert opens and f"fsync {opens[0].rsplit(' ', 1)[1]}" in after
+
+
+def test_a_database_on_a_read_only_file_system_is_still_read_and_backed_up(tmp_path: Path) -> None:
+    # A disk the kernel remounted read-only after errors (errors=remount-ro), a snapshot mounted to
+    # look at: there SQLite opens a WAL database with no -wal file beside it (a clean stop removes
+    # it) only as immutable. Status and history said "reading it writes hb.db-shm beside it; run
+    # this as root", as root too, and backup "unable to open database file": the copy wanted off
+    # the failing disk could not be made.
+    key = new_key()
+    with a_tmpfs(tmp_path, "8m") as disk:
+        config = write(disk / "hb.toml", f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+        (disk / "token").write_text("t" * 32)
+        with Server(config) as server:
+            urllib.request.urlopen(f"{server.url}/ping/{key}", timeout=10).read()
+            assert server.stop() == 0
+        assert not (disk / "hb.db-wal").exists()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        status = heartfly("status", "-c", str(config))
+        history = heartfly("history", "a", "-c", str(config))
+        backup = heartfly("backup", "-c", str(config), str(tmp_path / "copy.db"))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[1].split()[:2] == ["a", "up"], status.stdout
+    assert history.returncode == 0, history.stderr
+    assert backup.returncode == 0, backup.stderr
+    with sqlite3.connect(tmp_path / "copy.db") as copy:
+        assert copy.execute("SELECT count(*) FROM pings").fetchone() == (1,)

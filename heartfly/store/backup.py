@@ -11,7 +11,7 @@ from pathlib import Path
 
 from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.core.syncdir import sync_folder
-from heartfly.store.sqlite import file_uri
+from heartfly.store.sqlite import file_uri, read_uri
 
 
 class BackupError(Exception):
@@ -103,8 +103,11 @@ def _copy(database: Path, partial: Path, target: Path) -> tuple[int, int]:
     try:
         # mode=rw, not ro: a read-only connection would leave -wal and -shm files behind next
         # to a stopped server's database (rw never creates the file; VACUUM INTO only reads it;
-        # query_only would refuse VACUUM INTO).
-        conn = sqlite3.connect(file_uri(database, "rw"), uri=True, isolation_level=None, timeout=30)
+        # query_only would refuse VACUUM INTO). On a read-only file system, where rw cannot open
+        # and nothing is left behind, as any read opens it (read_uri).
+        uri = read_uri(database)
+        uri = uri if uri.endswith("&immutable=1") else file_uri(database, "rw")
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
         try:
             conn.execute("VACUUM INTO ?", (str(partial),))
         finally:

@@ -42,6 +42,20 @@ def file_uri(path: Path | str, mode: str) -> str:
     return f"file:{urllib.parse.quote(str(path))}?mode={mode}"
 
 
+def read_uri(path: Path) -> str:
+    """The URI a read opens: read-only, and on a read-only file system (a disk the kernel remounted
+    so after errors, a snapshot) with no WAL file beside the database, immutable as well, for
+    SQLite would make its -shm file there (and fails to) before any read. With no WAL every commit
+    is in the file, and nothing can write one there: it is exact. A WAL file left there (a crash)
+    is read through as anywhere."""
+    uri = file_uri(path, "ro")
+    try:
+        read_only = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY) and not os.path.lexists(f"{path}-wal")
+    except OSError:  # the open says what is wrong
+        return uri
+    return f"{uri}&immutable=1" if read_only else uri
+
+
 async def open_reader(path: Path) -> SqliteReader:
     """The read side (api.Reader) over a read-only connection of its own. StoreError says what failed."""
     return SqliteReader(await connect(path))
@@ -51,7 +65,7 @@ def other_schema(path: Path) -> str | None:
     """Why this version's queries cannot read the database, if its schema is another version's: a
     file the server of an older Heartfly has not migrated yet (its restart after a package upgrade
     does), or one a newer Heartfly migrated (a rollback). A query would fail on a missing column."""
-    conn = sqlite3.connect(file_uri(path, "ro"), uri=True)
+    conn = sqlite3.connect(read_uri(path), uri=True)
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     finally:
@@ -74,7 +88,7 @@ def _newer(path: Path, version: int) -> str:
 async def connect(path: Path, *, readonly: bool = True) -> aiosqlite.Connection:
     """A connection for reads (API, CLI, start-up). StoreError says what failed."""
     pending = (
-        aiosqlite.connect(file_uri(path, "ro"), uri=True, isolation_level=None)
+        aiosqlite.connect(read_uri(path), uri=True, isolation_level=None)
         if readonly
         else aiosqlite.connect(path, isolation_level=None)
     )
