@@ -408,6 +408,34 @@ def test_a_start_on_a_full_disk_exits_1_saying_so_so_that_systemd_starts_it_agai
         assert server.stop() == 0
 
 
+def test_a_start_while_another_program_holds_the_databases_write_lock_exits_1_so_that_systemd_starts_it_again(
+    tmp_path: Path,
+) -> None:
+    # A `sqlite3` shell left in a transaction, a script of the operator's: the start waited its 5 s
+    # and exited 2, RestartPreventExitStatus in the unit, so once the lock was let go nothing
+    # watched the jobs. A lock is let go: exit 1, and systemd's next start finds the file free.
+    key = new_key()
+    database = tmp_path / "hb.db"
+    config = write_config(tmp_path, database, f'[checks.a]\nkey = "{key}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO meta (key, value) VALUES ('held', 'by another program')")
+        again = Server(config)
+        with pytest.raises(RuntimeError):
+            again.start(timeout=30)
+        assert again.proc is not None and again.proc.wait(10) == 1, again.log()
+        assert f"error: cannot use database {database}: database is locked (another program holds it" in again.log()
+        assert "Traceback" not in again.log()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Server(config) as server:  # as systemd's restart finds it once the lock is let go
+        assert server.stop() == 0
+
+
 async def test_a_database_file_moved_away_and_back_refuses_pings_only_while_it_is_away(
     aiohttp_client: AiohttpClient, write_config: ConfigWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

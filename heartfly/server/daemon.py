@@ -19,7 +19,7 @@ from heartfly.core.dburl import Database
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
 from heartfly.store import backend, sqlite
-from heartfly.store.api import DiskFull, StoreError
+from heartfly.store.api import DiskFull, Locked, StoreError
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -91,6 +91,8 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             full = _full_disk(config.server.database, isinstance(exc, DiskFull))
             if full is not None:  # but space can come back: systemd restarts on exit 1
                 raise StartError(f"{full}: {exc}", code=1) from None
+            if isinstance(exc, Locked):  # and a lock is let go
+                raise StartError(f"{exc} (another program holds it: systemd starts it again)", code=1) from None
             if (why := await backend.may_come_back(config.server.database)) is not None:  # so can a PostgreSQL server
                 raise StartError(f"{exc} ({why}: systemd starts it again)", code=1) from None
             raise StartError(str(exc), code=2) from None

@@ -33,6 +33,11 @@ class DiskFull(StoreError):
     """A StoreError because the disk (or the user's quota) is full: space can come back."""
 
 
+class Locked(StoreError):
+    """A StoreError because another program holds the database's lock (a `sqlite3` shell left in a
+    transaction) past the wait for it: it lets go."""
+
+
 class Reader(Protocol):
     async def close(self) -> None: ...
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from heartfly.store import wal
-from heartfly.store.api import DiskFull
+from heartfly.store.api import DiskFull, Locked
 from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
 from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
 from heartfly.store.reader import SqliteReader
@@ -176,6 +176,7 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
 
 
 _SQLITE_FULL = 13
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
@@ -191,11 +192,12 @@ def is_damage(exc: sqlite3.Error) -> bool:
 
 def _error(what: str, exc: OSError | sqlite3.Error) -> StoreError:
     """StoreError saying `what` failed and why; DiskFull where the disk or the quota is full,
-    told by the error itself (the space a failed write took back may be free again by now)."""
-    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-        isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_FULL
-    )
-    return (DiskFull if full else StoreError)(f"{what}: {exc}")
+    told by the error itself (the space a failed write took back may be free again by now);
+    Locked where another program held the file's lock past busy_timeout."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF if isinstance(exc, sqlite3.Error) else 0
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or code == _SQLITE_FULL:
+        return DiskFull(f"{what}: {exc}")
+    return (Locked if code in (_SQLITE_BUSY, _SQLITE_LOCKED) else StoreError)(f"{what}: {exc}")
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
