@@ -284,3 +284,35 @@ async def test_a_ping_log_far_past_keep_pings_is_trimmed_a_bounded_commit_at_a_t
         kept = await trimmed(engine, 0)
     assert kept[0] == 230 and kept[-1] == 20
     assert max(before - after for before, after in itertools.pairwise(kept)) <= 50
+
+
+async def test_a_long_prune_keeps_the_servers_alive_mark_fresh(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The housekeeping round that runs a prune marks the server alive only once it ends: a prune
+    # of many commits (a log far past keep_pings, the sweep of many checks after a start) left the
+    # mark older than status's 10 s, which then said the server was not running, and a crash
+    # meanwhile counted its downtime from before the prune began.
+    monkeypatch.setattr(rows, "PINGS_PER_TRIM", 50)
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 20")
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for _ in range(1020):
+            await ping(engine, "a", Kind.LOG)
+        engine.checkpoint()
+        await engine.writer.flush()
+        writer = engine.writer
+        assert isinstance(writer, GroupCommitter)
+        real = writer._commit_batch
+
+        async def slow(writes: list[rows.Write]) -> None:  # a second of the clock a commit
+            await real(writes)
+            clock.advance(1.0)
+
+        monkeypatch.setattr(writer, "_commit_batch", slow)
+        begun = clock.now()
+        await housekeeping.prune(engine, housekeeping.History())
+        ended = clock.now()
+        [(alive,)] = query(config, "SELECT value FROM meta WHERE key = ?", (rows.ALIVE_AT,))
+    assert ended - begun >= 20  # the trim's 20 commits
+    assert ended - float(alive) <= 2.0

@@ -113,7 +113,7 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
         trim = unswept is None or check_id in unswept
         if trim:
             statements.append(store.prune_statement(check_id, keep, store.PINGS_PER_TRIM))
-        await engine.writer.submit(store.Write(statements=statements))
+        await _submit(engine, statements)
         if trim and reader is not None:
             over = (await reader.count_pings(check_id)).get(check_id, 0) - keep
             if over > 0:
@@ -122,14 +122,21 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
             unswept.discard(check_id)  # once committed
     if unswept is not None and not unswept:
         unswept.clear()  # an emptied set keeps its table (100k checks: 4 MiB) until cleared
-    await engine.writer.submit(store.Write(statements=store.prune_done_statements(cut)))
+    await _submit(engine, store.prune_done_statements(cut))
 
 
 async def _trim(engine: Engine, check_id: int, keep: int, over: int) -> None:
     """Trim a log that may hold `over` pings past `keep`, a commit of at most PINGS_PER_TRIM each."""
     batch = store.PINGS_PER_TRIM
     for _ in range(math.ceil(over / batch)):
-        await engine.writer.submit(store.Write(statements=[store.prune_statement(check_id, keep, batch)]))
+        await _submit(engine, [store.prune_statement(check_id, keep, batch)])
+
+
+async def _submit(engine: Engine, statements: list[store.Statement]) -> None:
+    """Commit one of a prune's writes, with the alive mark: the round running the prune writes none
+    until it ends, and a prune of many commits left it older than `heartfly status` takes for a
+    running server (a crash meanwhile counted its downtime from before the prune, too)."""
+    await engine.writer.submit(store.Write(statements=[*statements, store.alive_statement(engine.clock.now())]))
 
 
 async def mark_stopped(engine: Engine) -> None:
