@@ -160,6 +160,9 @@ def test_day_of_month_and_day_of_week_combine_as_cron_combines_them(expr: str, r
         ("0 4 1 * mon#1", ["Thu 01-01", "Mon 01-05", "Sun 02-01", "Mon 02-02", "Sun 03-01"]),
         # The 1st, or the second Monday (croniter alone refused it: "never fires").
         ("0 4 1 * 1#2", ["Thu 01-01", "Mon 01-12", "Sun 02-01", "Mon 02-09", "Sun 03-01"]),
+        # The 1st, or the last Friday (croniter's "L5"; croniter alone refused it: "never fires").
+        ("0 4 1 * L5", ["Thu 01-01", "Fri 01-30", "Sun 02-01", "Fri 02-27", "Sun 03-01"]),
+        ("0 4 1 * l5", ["Thu 01-01", "Fri 01-30", "Sun 02-01", "Fri 02-27", "Sun 03-01"]),
         # The weekday nearest the 15th, or any Monday (croniter alone: never a Monday but 15W's).
         ("0 4 15W * 1", ["Mon 01-05", "Mon 01-12", "Thu 01-15", "Mon 01-19", "Mon 01-26"]),
         # "?" restricts nothing (Quartz's "no specific value"): the other field alone says the days.

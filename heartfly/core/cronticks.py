@@ -5,9 +5,10 @@ Debian cron (and cronsim, as Healthchecks) match both (AND) whenever either fiel
 "*": "0 4 */2 * 1-5" runs on odd days that are weekdays, not on every odd day and every weekday.
 Expecting the extra days would report a job missed on days it was never meant to run.
 
-Nor does croniter OR the fields when one holds "#" (the nth weekday) or "W" (the weekday nearest
-a day): "0 4 1 * mon#1" gave the first Mondays alone, "0 4 15W * 1" never a Monday but 15W's, and
-"0 4 1 * 1#2" was refused as never firing. Those are walked as two expressions, each with one
+Nor does croniter OR the fields when one holds "#" (the nth weekday), "L" in the day of week
+(croniter's "L5", the last Friday) or "W" (the weekday nearest a day): "0 4 1 * mon#1" gave the
+first Mondays alone, "0 4 15W * 1" never a Monday but 15W's, and "0 4 1 * 1#2" and "0 4 1 * L5"
+were refused as never firing. Those are walked as two expressions, each with one
 day field, and their ticks merged: the 1st and the first Monday, as cronsim runs them. A "?"
 (Quartz's "no specific value") restricts nothing: "0 4 ? * mon#1" runs on the first Mondays.
 """
@@ -36,9 +37,10 @@ def _day_or(expr: str) -> bool:
 @lru_cache(maxsize=4096)
 def _either_day(expr: str) -> tuple[str, str] | None:
     """The expression with one day field each (the other "*"), when both are restricted and one
-    holds what croniter does not OR: "#" in the day of week, "W" in the day of month."""
+    holds what croniter does not OR: "#" or "L" in the day of week, "W" in the day of month."""
     fields = expr.split()
-    if len(fields) != 5 or not _day_or(expr) or not ("#" in fields[4] or "W" in fields[2].upper()):
+    dow = fields[4].upper() if len(fields) == 5 else ""  # no weekday's name holds an "L"
+    if len(fields) != 5 or not _day_or(expr) or not ("#" in dow or "L" in dow or "W" in fields[2].upper()):
         return None
     minute, hour, dom, month, dow = fields
     return f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}"
