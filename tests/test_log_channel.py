@@ -3,6 +3,7 @@ config and the example config, and test alerts that expire soon. Real subprocess
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import urllib.request
 from pathlib import Path
@@ -201,6 +202,25 @@ def test_serve_warns_at_its_start_when_alert_links_would_point_to_every_address(
     )
     with Server(path) as server:
         assert server.wait_for_log("server.public_url: alert links point to http://0.0.0.0:8765, which nobody can open")
+
+
+def test_serve_warns_at_its_start_and_each_reload_of_cron_checks_whose_grace_is_zero(tmp_path: Path) -> None:
+    # check-config warned of it, serve did not: every run on time was told down and then up, and
+    # whoever those alerts woke, not having run check-config, found nothing in the log saying why.
+    path = tmp_path / "hb.toml"
+    checks = '[channels.log]\ntype = "log"\n[defaults]\nchannels = ["log"]\n'
+    checks += f'[checks.nightly]\nkey = "{new_key()}"\ncron = "0 3 * * *"\ngrace = "0s"\n'
+    path.write_text(SERVER + checks)
+    warning = (
+        "cron check(s) have grace 0s ({}): a job pings after the tick it runs at, which is its deadline,"
+        " so every run is told down and then up; give them a grace (how late a run may be)"
+    )
+    with Server(path) as server:
+        assert server.wait_for_log("1 " + warning.format("nightly")), server.log()
+        path.write_text(SERVER + checks + f'[checks.hourly]\nkey = "{new_key()}"\ncron = "0 * * * *"\ngrace = "0s"\n')
+        server.signal(signal.SIGHUP)
+        assert server.wait_for_log("2 " + warning.format("nightly, hourly")), server.log()
+        assert "reload failed" not in server.log()
 
 
 @pytest.mark.parametrize(

@@ -75,12 +75,8 @@ def warnings(config: Config) -> list[str]:
             f"{len(unreached)} check(s) have a stall limit no shorter than max_runtime ({shown}): a run overruns"
             " before it can stall, so the stall limit never fires; make it shorter"
         )
-    sudden = [name for name, check in config.checks.items() if check.cron is not None and check.grace == 0]
-    if sudden:
-        found.append(
-            f"{len(sudden)} cron check(s) have grace 0s ({named(sudden)}): a job pings after the tick it runs at,"
-            " which is its deadline, so every run is told down and then up; give them a grace (how late a run may be)"
-        )
+    if (sudden := graceless_crons(config)) is not None:
+        found.append(sudden)
     for window in config.maintenance:
         gap = window.shortest_gap()
         if gap is not None and gap < window.duration:
@@ -131,6 +127,19 @@ def cleartext_login(config: Config) -> str | None:
     return (
         f'smtp: security = "none" sends the username and password to {smtp.host} unencrypted:'
         ' set security = "starttls" (port 587) or "tls" (465)'
+    )
+
+
+def graceless_crons(config: Config) -> str | None:
+    """Cron checks with grace 0s: a job pings after the tick it runs at, which is then its deadline,
+    so every run on time is told down (missed) and up again. Said by check-config, and by serve at
+    its start and each reload: whoever is woken by those alerts may never run check-config."""
+    sudden = [name for name, check in config.checks.items() if check.cron is not None and check.grace == 0]
+    if not sudden:
+        return None
+    return (
+        f"{len(sudden)} cron check(s) have grace 0s ({named(sudden)}): a job pings after the tick it runs at,"
+        " which is its deadline, so every run is told down and then up; give them a grace (how late a run may be)"
     )
 
 
