@@ -13,13 +13,14 @@ import aiohttp
 import pytest
 
 from heartfly.core.clock import SystemClock
-from heartfly.core.config import CheckConfig, load_config
+from heartfly.core.config import CheckConfig, Config, load_config
 from heartfly.server import loading
 from heartfly.server.checks import Check
 from heartfly.server.cluster import Node
 from heartfly.server.engine import Engine
 from heartfly.store import backend
 from heartfly.store import rows as store
+from heartfly.store.api import Reader
 from tests.conftest import new_key
 from tests.test_cluster import (  # noqa: F401 - database: the fixture
     LEASE,
@@ -76,3 +77,88 @@ async def test_a_first_start_that_blocks_longer_than_the_lease_still_leads_in_it
                 await node.stop()
     finally:
         await opened.close()
+
+
+def node_of(config: Config, opened: backend.Backend, session: aiohttp.ClientSession) -> Node:
+    return Node(lambda: config, SystemClock(), opened.reader, opened.writer, session, lambda e, d: None)
+
+
+async def test_a_standby_that_takes_the_lease_during_its_slow_first_view_leads_at_once(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A standby's first view (every stored state read: seconds with 100k checks) ran with the lease
+    # keeper already going: when the leader died meanwhile, the keeper took the lease, and the node
+    # held it, renewed, without leading until the view ended: no deadline fired, and no other node
+    # could take over, for as long as the view took.
+    await leader_dies_during_a_standbys_view(tmp_path, database, monkeypatch, first=True)
+
+
+async def test_a_standby_that_takes_the_lease_while_it_rebuilds_a_slow_view_leads_at_once(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # So did the view a standby rebuilds every second or so: the role loop went on with it before
+    # it began the term the keeper had taken.
+    await leader_dies_during_a_standbys_view(tmp_path, database, monkeypatch, first=False)
+
+
+async def leader_dies_during_a_standbys_view(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch, *, first: bool
+) -> None:
+    """Node a leads; b's views (its first, in its start, or one in its role loop) never end, as
+    a big config's take seconds; a dies meanwhile. b must take over as soon as the lease passes."""
+    key = new_key()
+    configs = []
+    for node_id in ("a", "b"):
+        (tmp_path / node_id).mkdir()
+        checks = every("job", key, "1h")
+        configs.append(load_config(write(tmp_path / node_id, url, checks, f'node_id = "{node_id}"')))
+    load = Engine.load
+    slow_views, viewing = asyncio.Event(), asyncio.Event()
+
+    async def slow_load(self: Engine, db: Reader, *, view: bool = False, serving_since: float | None = None) -> None:
+        if view and slow_views.is_set():
+            viewing.set()
+            await asyncio.Event().wait()  # not within the test
+        await load(self, db, view=view, serving_since=serving_since)
+
+    monkeypatch.setattr(Engine, "load", slow_load)
+    opened = [await backend.open_backend(config.server) for config in configs]
+    for o in opened:
+        o.writer.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            a, b = (node_of(c, o, session) for c, o in zip(configs, opened, strict=True))
+            await a.start()
+            a_runs = asyncio.create_task(a.run())
+            assert a.leading
+            if first:
+                slow_views.set()
+                b_starts = asyncio.create_task(b.start())
+            else:
+                await b.start()
+                b_runs = asyncio.create_task(b.run())
+                slow_views.set()
+            await asyncio.wait_for(viewing.wait(), 10 * LEASE)
+            a_runs.cancel()  # a dies: its lease is no longer renewed
+            await asyncio.gather(a_runs, return_exceptions=True)
+
+            async def b_leads() -> bool:
+                return b.leading
+
+            await until(b_leads, 10 * LEASE, "b leads")
+            if first:  # its start is over: it went on to lead, not on with the view
+                await asyncio.wait_for(b_starts, 10 * LEASE)
+                b_runs = asyncio.create_task(b.run())
+            await asyncio.sleep(LEASE)
+            assert b.leading and b.term == 2
+            b_runs.cancel()
+            await asyncio.gather(b_runs, return_exceptions=True)
+            await b.stop()
+            await a.stop()
+    finally:
+        for o in opened:
+            await o.close()

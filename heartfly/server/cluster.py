@@ -31,6 +31,7 @@ from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import drift, heartbeat, housekeeping
 from heartfly.server.checks import Check
 from heartfly.server.engine import TIMER_STALE, Engine
+from heartfly.server.viewwriter import DROPPED
 from heartfly.store import inbox
 from heartfly.store import rows as store
 from heartfly.store.api import OwnWriter, Reader, StoreError
@@ -115,6 +116,7 @@ class Node:
         self._on_lead = on_lead or _nothing
         self._drift = drift.DriftTeller(self.node_id)
         self._keeper: asyncio.Task[None] | None = None  # keeps the lease, from start() on
+        self._viewing: asyncio.Task[None] | None = None  # a standby's view being built (_stand_by)
 
     @property
     def leading(self) -> bool:
@@ -138,8 +140,8 @@ class Node:
         self._keeper = asyncio.create_task(self._keep_lease(), name="heartfly-lease")
         try:
             await self._settle()
-            if self._term is None:
-                await self._show_view()
+            while self._term is None and not await self._stand_by():  # the lease taken meanwhile: lead
+                await self._settle()
         except BaseException:
             await self._stop_keeper()
             raise
@@ -164,7 +166,7 @@ class Node:
                     if self._term is None and time.monotonic() - last_view >= due:
                         began = time.monotonic()
                         try:
-                            await self._show_view()
+                            await self._stand_by()  # given up if the lease is taken: settled next turn
                         except StoreError as exc:
                             log.debug("the standby's view was not rebuilt: %s", exc)
                         last_view = time.monotonic()
@@ -232,6 +234,8 @@ class Node:
         now_held = self.lease.term if self.lease.is_leader else None
         if now_held != held or now_held != self.term:
             self._changed.set()
+        if now_held is not None and self._term is None and self._viewing is not None:
+            self._viewing.cancel()  # this node is to lead: no standby's view keeps it from it (_stand_by)
 
     def _cannot_fire(self, engine: Engine) -> str | None:
         """Why this leader's deadlines cannot fire (its timer stopped, or they wait on an inbox it
@@ -483,11 +487,28 @@ class Node:
 
     # ---- standing by ----------------------------------------------------------------------
 
+    async def _stand_by(self) -> bool:
+        """_show_view, given up (False) should this node take the lease meanwhile: a view of a big
+        config takes seconds (every stored state read), and a node that holds the lease must lead
+        at once, not after them: no node fires a deadline meanwhile, and none other may take over."""
+        task = self._viewing = asyncio.create_task(self._show_view(), name="heartfly-view")
+        try:
+            await asyncio.wait([task])
+        finally:
+            self._viewing = None
+            if not task.done():  # this node's start or role loop cancelled
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            return False
+        task.result()  # its error, if it failed
+        return True
+
     async def _show_view(self) -> None:
         """A fresh picture of the stored states for the dashboard and the API, and an engine whose
         pings go to the inbox."""
         config = self._config()
-        view = Engine(config, self._clock, _DROPPED)
+        view = Engine(config, self._clock, DROPPED)
         view.standby = (self.node_id, self._writer)
         await view.load(self._reader, view=True)
         while self._config() is not config:  # reloaded, or a check made through the API, meanwhile
@@ -551,37 +572,3 @@ def _check_of(engine: Engine, item: Item) -> Check | None:
 
 async def _nothing() -> None:
     pass
-
-
-class _Dropped:
-    """The writer of a standby's view: the view's rows (checkpoints, alive marks) are the leader's
-    to write, so they go nowhere."""
-
-    failing = False
-    lost: str | None = None
-    commits = 0
-
-    def watch_file(self) -> None:
-        pass
-
-    def stuck(self) -> float | None:
-        return None
-
-    def submit(self, write: store.Write) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    def submit_nowait(self, write: store.Write) -> None:
-        pass
-
-    def refused(self) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_exception(StoreError("a standby's view stores nothing"))
-        return done
-
-    async def flush(self) -> None:
-        pass
-
-
-_DROPPED = _Dropped()
