@@ -6,6 +6,10 @@ checks make it on a busy machine; a real node, lease and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -162,3 +166,48 @@ async def leader_dies_during_a_standbys_view(
     finally:
         for o in opened:
             await o.close()
+
+
+def test_a_sigterm_during_a_long_first_start_stops_the_node_before_it_leads_and_frees_the_lease(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # A SIGTERM during a node's start was acted on only once the start had ended: a big first
+    # start held the lease (no node leading) for all of it, then led, said it was listening and
+    # only then stopped; under systemd, a start longer than TimeoutStopSec (20 s) was killed
+    # instead, leaving the lease held until it passed.
+    config = write(tmp_path, database, "".join(every(f"c{i}", new_key(), "1h") for i in range(BIG)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heartfly", "serve", "-c", str(config)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        began = time.monotonic()
+        while lease_term(database) < 1:  # the node took the lease: its first term's start is under way
+            assert proc.poll() is None and time.monotonic() - began < 120, "the node did not take the lease"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    assert "leads the cluster" not in err and "listening" not in err, err
+    assert "stopping: asked to during the start" in err, err
+    assert stored(database, "SELECT holder <> '', expires_at = '-infinity' FROM lease") == [(True, True)]
+
+
+BIG = 40_000  # checks: a first start of some seconds, all new
+
+
+def lease_term(url: str) -> int:
+    import psycopg
+
+    try:
+        return int(stored(url, "SELECT term FROM lease")[0][0])
+    except psycopg.errors.UndefinedTable:  # not migrated yet
+        return 0

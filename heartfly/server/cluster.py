@@ -142,8 +142,9 @@ class Node:
             await self._settle()
             while self._term is None and not await self._stand_by():  # the lease taken meanwhile: lead
                 await self._settle()
-        except BaseException:
+        except BaseException:  # failed, or given up (a SIGTERM): the lease is freed now, not left to pass
             await self._stop_keeper()
+            await self.stop()
             raise
 
     async def run(self) -> None:
@@ -275,7 +276,10 @@ class Node:
             await engine.load(self._reader, serving_since=self._serving_since)
             if not await self._drain_within(term):
                 raise StoreError("the inbox could not be read")
-        except (StoreError, OSError) as exc:
+        except BaseException as exc:
+            if not isinstance(exc, StoreError | OSError):  # cancelled (a stop): what this term opened is closed
+                await self._give_up_term(number, writer, feed, "this node is stopping")
+                raise
             if isinstance(exc, NewerSchema):  # a newer node upgraded the database: it leads, this one stands by
                 self._cannot_lead = str(exc)
                 log.error("node %s will not lead: %s; it stands by, taking pings, until it is upgraded",
@@ -284,12 +288,7 @@ class Node:
                 log.error("node %s took the lease (term %d) but cannot lead: %s; giving it up for %g s",
                           self.node_id, number, exc, 2 * self.lease.length)  # fmt: skip
                 self._hold_off_until = time.monotonic() + 2 * self.lease.length
-            if writer is not None:  # first: a commit under way holds the lease row that a release updates
-                await writer.abandon("this node could not begin to lead")
-            if feed is not None:
-                await feed.close()
-            if self.lease.term == number:
-                await self.lease.release()
+            await self._give_up_term(number, writer, feed, "this node could not begin to lead")
             return
         self._term = term
         engine.before_fire = self._before_fire
@@ -317,6 +316,14 @@ class Node:
             await engine.apply_config(self._config())
             dispatcher.config = self._config()
         await self._on_lead()
+
+    async def _give_up_term(self, number: int, writer: Writer | None, feed: InboxFeed | None, why: str) -> None:
+        if writer is not None:  # first: a commit under way holds the lease row that a release updates
+            await writer.abandon(why)
+        if feed is not None:
+            await feed.close()
+        if self.lease.term == number:
+            await self.lease.release()
 
     async def _end_term(self, why: str, *, clean: bool = False) -> None:
         term, self._term = self._term, None

@@ -15,7 +15,7 @@ from aiohttp import web, web_app
 
 from heartfly.core.config import Config, ConfigError
 from heartfly.core.config_advice import cleartext_login, graceless_crons, unreachable_links
-from heartfly.core.dburl import Database
+from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
 from heartfly.store import backend, sqlite
@@ -86,7 +86,7 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
     try:
         try:
             with longlived.building():
-                await runner.setup()
+                started = await _setup(runner, stop, config.server.database)
         except StoreError as exc:  # a wrong URL or password, a newer schema, no database: not fixed by a restart loop
             full = _full_disk(config.server.database, isinstance(exc, DiskFull))
             if full is not None:  # but space can come back: systemd restarts on exit 1
@@ -103,39 +103,43 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             raise StartError("\n".join(exc.problems), code=2) from None
         except (OSError, ValueError) as exc:
             raise StartError(str(exc)) from None
-        await web.SockSite(runner, sock).start()
-        answering.set()
-        config = app[RUNTIME].config  # now with the checks made through the API, which setup read
-        if config.kept_parse is not None:  # said, so that an operator (and the system test) can tell
-            checks = ", and its checks as validated then" if config.kept_checks is not None else ""
-            log.info("read %s through its parse kept in %s (the file has not changed since)%s",
-                     config.path, config.kept_parse, checks)  # fmt: skip
-        elif config.kept_checks is not None:  # a file with TOML dates: its parse is not kept, its checks are
-            log.info("read the checks of %s as validated when the file was last read, kept in %s",
-                     config.path, config.kept_checks)  # fmt: skip
-        where = []
-        for address in runner.addresses:
-            host, port = address[0], address[1]
-            shown = f"[{host}]" if ":" in host else host
-            where.append(f"http://{shown}:{port}")
-            log.info("Heartfly listening on http://%s:%d with %d checks", shown, port, len(config.checks))
-        for advice in (cleartext_login(config), unreachable_links(config), graceless_crons(config)):
-            if advice is not None:
-                log.warning("%s", advice)
-        # systemd: ready only now, with the database open and the port bound.
-        app[RUNTIME].listening = listening = f"listening on {' '.join(where)}"
-        systemd.ready(f"{listening} with {len(config.checks)} checks")
-        tasks = [asyncio.create_task(_reload_loop(app, reloads))]
-        interval = systemd.watchdog_interval()
-        if interval is not None:
-            tasks.append(asyncio.create_task(systemd.run_watchdog(_health(app), interval)))
-        try:
-            await stop.wait()
-        finally:
-            for task in tasks:
-                task.cancel()
-        systemd.stopping("stopping: finishing in-flight pings")
-        log.info("stopping: finishing in-flight pings")
+        if not started:
+            systemd.stopping("stopping: asked to during the start")
+            log.info("stopping: asked to during the start")
+        else:
+            await web.SockSite(runner, sock).start()
+            answering.set()
+            config = app[RUNTIME].config  # now with the checks made through the API, which setup read
+            if config.kept_parse is not None:  # said, so that an operator (and the system test) can tell
+                checks = ", and its checks as validated then" if config.kept_checks is not None else ""
+                log.info("read %s through its parse kept in %s (the file has not changed since)%s",
+                         config.path, config.kept_parse, checks)  # fmt: skip
+            elif config.kept_checks is not None:  # a file with TOML dates: its parse is not kept, its checks are
+                log.info("read the checks of %s as validated when the file was last read, kept in %s",
+                         config.path, config.kept_checks)  # fmt: skip
+            where = []
+            for address in runner.addresses:
+                host, port = address[0], address[1]
+                shown = f"[{host}]" if ":" in host else host
+                where.append(f"http://{shown}:{port}")
+                log.info("Heartfly listening on http://%s:%d with %d checks", shown, port, len(config.checks))
+            for advice in (cleartext_login(config), unreachable_links(config), graceless_crons(config)):
+                if advice is not None:
+                    log.warning("%s", advice)
+            # systemd: ready only now, with the database open and the port bound.
+            app[RUNTIME].listening = listening = f"listening on {' '.join(where)}"
+            systemd.ready(f"{listening} with {len(config.checks)} checks")
+            tasks = [asyncio.create_task(_reload_loop(app, reloads))]
+            interval = systemd.watchdog_interval()
+            if interval is not None:
+                tasks.append(asyncio.create_task(systemd.run_watchdog(_health(app), interval)))
+            try:
+                await stop.wait()
+            finally:
+                for task in tasks:
+                    task.cancel()
+            systemd.stopping("stopping: finishing in-flight pings")
+            log.info("stopping: finishing in-flight pings")
         stopping = True
     except StartError:
         failed = True
@@ -158,6 +162,29 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
         finally:
             sock.close()
     log.info("stopped cleanly")
+
+
+async def _setup(runner: web.AppRunner, stop: asyncio.Event, database: Database) -> bool:
+    """runner.setup(); whether it ended, or was given up for a stop (SIGTERM) on PostgreSQL. There,
+    a node's start (a first term's, with a big config: seconds) holds the lease without leading yet:
+    waited for, it kept a standby from taking over, and a stop longer than systemd's TimeoutStopSec
+    was killed, the lease held until it passed. Given up, the node frees the lease at once."""
+    if not isinstance(database, PostgresDatabase):
+        await runner.setup()
+        return True
+    setup = asyncio.create_task(runner.setup(), name="heartfly-setup")
+    stopped = asyncio.create_task(stop.wait(), name="heartfly-stop-during-setup")
+    try:
+        await asyncio.wait([setup, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not setup.done():
+            setup.cancel()
+            await asyncio.gather(setup, return_exceptions=True)
+    if setup.cancelled():
+        return False
+    setup.result()  # its error, if it failed
+    return True
 
 
 def _store_errors(exc: Exception) -> str | None:
