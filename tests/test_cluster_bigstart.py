@@ -211,3 +211,37 @@ def lease_term(url: str) -> int:
         return int(stored(url, "SELECT term FROM lease")[0][0])
     except psycopg.errors.UndefinedTable:  # not migrated yet
         return 0
+
+
+async def test_a_new_leader_whose_deadline_timer_has_not_turned_yet_keeps_its_lease(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A renewal between a term's start and its timer task's first turn (a busy event loop) found the
+    # timer "not run for 1796622785 s" (never: its mark was 0) and gave the lease up at once, the
+    # node held off from leading for two leases, and nobody fired a deadline meanwhile.
+    run_timer = Engine.run_timer
+
+    async def late_timer(self: Engine) -> None:
+        await asyncio.sleep(LEASE)  # well within TIMER_STALE, after a renewal or two
+        await run_timer(self)
+
+    monkeypatch.setattr(Engine, "run_timer", late_timer)
+    config = load_config(write(tmp_path, database, every("job", new_key(), "1h")))
+    opened = await backend.open_backend(config.server)
+    opened.writer.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            node = node_of(config, opened, session)
+            await node.start()
+            runner = asyncio.create_task(node.run())
+            try:
+                await asyncio.sleep(2 * LEASE)
+                assert node.leading and node.term == 1
+            finally:
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+                await node.stop()
+    finally:
+        await opened.close()

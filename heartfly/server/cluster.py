@@ -297,6 +297,7 @@ class Node:
         )
         term.dispatcher = dispatcher
         engine.on_alerts = dispatcher.wake
+        engine.timer_alive_at = self._clock.now()  # alive from here: a renewal before its first turn is no stall
         term.tasks = [
             asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
             asyncio.create_task(housekeeping.run(engine, reader=self._reader), name="heartfly-housekeeping"),
