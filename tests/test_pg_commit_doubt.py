@@ -170,3 +170,27 @@ async def test_a_commit_whose_outcome_is_not_learned_in_time_is_retried_and_its_
     # The flip is not written twice (nor does it fail every later commit on its id, as before); the
     # run, which has no id of its own, is: the one trace of a commit whose outcome came too late.
     assert stored(direct) == ([1, 2], ["run-1", "run-1", "run-2"])
+
+
+async def test_a_write_after_the_server_ended_the_writers_idle_session_commits_on_a_new_one(
+    proxied: tuple[Proxy, PostgresDatabase, PostgresDatabase],
+) -> None:
+    # A PostgreSQL restart (or failover, or an operator's pg_terminate_backend) ends the writer's
+    # session while it is idle; the writer learned it only from its next commit, which failed:
+    # the first pings after the restart answered 503, though the server was back and /readyz said
+    # 200, and a leader's deadlines waited for the next commit.
+    _, _, direct = proxied
+    async with started(direct) as writer:
+        await asyncio.wait_for(writer.submit(a_failure(1)), 10)
+        with psycopg.connect(direct.url, autocommit=True) as conn:
+            others = "datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}")
+            for _ in range(500):  # the sessions end on their own time
+                if conn.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {others}").fetchone() == (0,):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the writer's session was not ended")
+        await asyncio.wait_for(writer.submit(a_failure(2)), 10)
+        assert not writer.failing
+    assert stored(direct) == ([1, 2], ["run-1", "run-2"])

@@ -211,14 +211,24 @@ class Writer(GroupCommitter):
 
     async def _commit_batch(self, writes: list[Write]) -> None:
         self._xid, self._commit_sent = None, False
+        reused = not self._conn.closed  # from an earlier batch: the server may have ended it since
         try:
             await self._commit(writes)
         except psycopg.Error as exc:
+            lost = self._conn.closed or self._conn.broken
             # The next batch starts on a new connection: a connection cut in the middle of a
             # pipelined executemany can be left neither broken nor usable ("cannot exit pipeline
             # mode while busy"), and would refuse every batch after.
             with contextlib.suppress(psycopg.Error):
                 await self._conn.close()
+            if reused and lost and not self._commit_sent:
+                # A session the server ended while it sat idle (a restart, a failover, an operator's
+                # pg_terminate_backend) shows only when used: no COMMIT went out, nothing of this
+                # batch is in. Once more, on a new connection, rather than pings answered 503.
+                log.info("database %s: the writer's connection had been closed (%s); writing on a new one",
+                         self._database.shown, one_line(exc, self._database))  # fmt: skip
+                await self._commit_batch(writes)
+                return
             # The COMMIT went out: it may have been done. Not known within IN_DOUBT_WAIT: refused, and
             # its flips and alerts are carried to the next commit, which skips those in already.
             xid, session = self._xid, self._session
