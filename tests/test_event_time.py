@@ -675,6 +675,32 @@ def test_racing_pings_one_client_sends_to_a_check_that_judges_durations_end_as_i
     assert differing == []
 
 
+@pytest.mark.parametrize(
+    "rules",
+    [{"min_runtime": 60.0}, {"assertions": (parse_assertion("duration < 1h"),)}],
+    ids=["min_runtime", "duration"],
+)
+def test_a_failure_overtaken_on_a_check_that_judges_durations_is_applied_once(rules: dict[str, Any]) -> None:
+    # Two runs open; r1's success (its run id names its start: judged at once), then the ping of
+    # a failure without a run id dated just before it, which lost the race: its down and the
+    # recovery are told at once (reorder.overtaken). Held for the reorder window as well (a
+    # success dated before it may be on its way), it was applied a second time once the window
+    # passed: a change to up told with its words 20 s on, and the run it closed recorded only then.
+    log = job(every=DAY, **rules)
+    log.arrive(NOW, ev(Kind.START, NOW, "r1"))
+    log.arrive(NOW + 10, ev(Kind.START, NOW + 10, "r2"))
+    log.arrive(NOW + 100, ev(Kind.SUCCESS, NOW + 100, "r1"))
+    log.arrive(NOW + 100.5, ev(Kind.FAIL, NOW + 99.5, exit_status=1))
+    assert not log.st.waiting
+    assert [(r.run_id, r.outcome) for r in log.runs] == [("r1", RunOutcome.SUCCESS), (None, RunOutcome.FAIL)]
+    down, up = log.flips[-2:]
+    assert (down.is_down, down.reason, down.at) == (True, Reason.FAILED, NOW + 99.5)
+    assert (up.is_recovery, up.at) == (True, NOW + 100)
+    told = list(log.flips)
+    log.tick(NOW + 120)
+    assert log.flips == told and len(log.runs) == 2
+
+
 def test_a_start_arriving_after_the_next_runs_start_and_success_pairs_with_its_own_success() -> None:
     # Its success came first and closed nothing; the next run's start and success closed that run.
     # The start, last, is paired with its own success: the run is recorded, and the last run's

@@ -57,13 +57,17 @@ def fail_waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window
     down would be a false alarm), or closed the run and been judged on its duration (the down then
     was that success's, too fast say, dated by it). Whoever asks for two failures before an alert
     waits for the second anyway; 5 s more is what it costs to tell only what happened. A failure
-    whose run id names an open start is that run's one end, and is applied at once. Not in a batch
-    (no window), nor on a fan-in check (its members' ends count otherwise)."""
+    whose run id names an open start is that run's one end, and is applied at once, and so is one
+    older than the newest end applied, as a success is (see waits): history, or a failure whose
+    ping lost a race with a newer success's (reorder.overtaken tells its down and the recovery at
+    once; held, it would be applied a second time). Not in a batch (no window), nor on a fan-in
+    check (its members' ends count otherwise)."""
     if check.expect is not None or st.status is _DOWN_STATUS or not _room(st, ev, now, window):
         return False
     if check.failures_before_alert > 1:
         return True
-    return judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
+    newest = st.last_end_at is None or ev.at >= st.last_end_at
+    return newest and judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
 
 
 def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
