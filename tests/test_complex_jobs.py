@@ -250,6 +250,20 @@ def test_a_fan_in_workers_success_that_breaks_an_assertion_fails_its_batch_which
     assert done.state.status is Status.UP and done.flip is not None and done.flip.is_recovery
 
 
+def test_a_fan_in_batch_whose_first_ping_breaks_an_assertion_times_no_run_as_a_first_failure_does() -> None:
+    cfg = check(expect=2, assertions=(parse_assertion("rows > 0"),))
+    w1, w2 = (ev(Kind.SUCCESS, at, "b0", member=m, metrics={"rows": 1.0}) for at, m in ((0, "w1"), (95, "w2")))
+    done = feed(cfg, initial_state(cfg, T0), w1, w2)
+    assert done.state.status is Status.UP and done.state.last_duration == 95
+    broke = feed(cfg, done.state, ev(Kind.SUCCESS, 1000, "b1", member="w1", metrics={"rows": 0.0}))
+    assert (broke.state.status, broke.state.reason) == (Status.DOWN, Reason.ASSERTION)
+    # No worker had reported: no run to record, and the last timed batch's duration stands. It
+    # was recorded as a batch of 0 s, which the dashboard and the alert then showed.
+    assert broke.ended == () and broke.state.last_duration == 95
+    failed = feed(cfg, done.state, ev(Kind.FAIL, 1000, "b1", member="w1"))  # as a first worker's failure
+    assert failed.ended == () and failed.state.last_duration == 95
+
+
 @pytest.mark.parametrize(
     "text",
     [

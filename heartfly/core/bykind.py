@@ -109,10 +109,10 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         if counted is None:
             return ""  # counted; the run is not complete yet
         run, worker_broke = counted
-        started: float | None = run.started_at
-        if not worker_broke:
+        started: float | None = None if run is None else run.started_at
+        if run is not None and not worker_broke:
             st.last_members = run.members
-        members = run.members
+        members = () if run is None else run.members
     else:
         started = close_run(st, ev.run_id, ev.at, now)
         taken = taken_over(check, st, ev, now, window) if started is None else None
@@ -168,7 +168,7 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
     return ""
 
 
-def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[Run, str] | None:
+def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[Run | None, str] | None:
     """Count one worker's success; the completed run once `expect` have arrived, else None.
 
     A member reporting twice counts once (a retried worker must not complete a run alone), and
@@ -177,7 +177,8 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
 
     A counted success that breaks an assertion on its own metrics ends its batch, failed, as a
     worker's failure does (else the verdict would rest on whichever worker came last): the run
-    as it was (the workers that succeeded before it), and the broken assertion's words.
+    as it was (the workers that succeeded before it; None if it is the batch's first ping, which
+    like a first worker's failure times no run), and the broken assertion's words.
     """
     assert check.expect is not None
     rid = ev.run_id or IMPLICIT_RUN
@@ -185,14 +186,15 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
         return None  # a straggler of a batch already complete, given up or failed: recorded, not counted
     if ev.member is not None and check.members and ev.member not in check.members:
         return None
-    run = st.runs.get(rid) or Run(ev.at, ev.at)
+    opened = st.runs.get(rid)
+    run = opened or Run(ev.at, ev.at)
     if ev.member is not None and ev.member in run.members:
         return None
     broken = first_broken(check.assertions, ev.metrics, None) or ""  # None: the batch's duration is judged at its end
     if broken:
         st.runs.pop(rid, None)
         close_fan_in(st, rid)
-        return run, broken
+        return opened, broken
     members = run.members + ((ev.member,) if ev.member is not None else ())
     run = run._replace(successes=run.successes + 1, members=members, active_at=max(run.active_at, ev.at))
     if run.successes < check.expect:
