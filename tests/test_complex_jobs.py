@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from heartfly.core.assertions import parse_assertion
@@ -466,14 +468,31 @@ def test_two_workers_failing_in_one_batch_are_one_failure_towards_failures_befor
     assert nxt.state.status is Status.DOWN and nxt.flip is not None and "2 failures in a row" in nxt.flip.detail
 
 
-def test_a_worker_failing_after_its_batch_completed_does_not_take_the_check_down() -> None:
-    cfg = check(expect=2)
+def test_a_worker_failing_after_its_batch_completed_is_told_once_and_not_counted_twice() -> None:
+    # A third worker where two successes complete the batch: its failure is a failure of its own
+    # (never silent), and a fourth failing in the same batch is no second one.
+    cfg = check(expect=2, failures_before_alert=2)
     st = feed(
         cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b1", member="w1"), ev(Kind.SUCCESS, 2, "b1", member="w2")
     )
     assert st.state.status is Status.UP
-    late = feed(cfg, st.state, ev(Kind.FAIL, 3, "b1", member="w2"))  # w2 again: a member reports once
-    assert late.state.status is Status.UP and late.flip is None and late.state.failures == 0
+    late = feed(cfg, st.state, ev(Kind.FAIL, 3, "b1", member="w3"))
+    assert late.state.status is Status.UP and late.state.failures == 1
+    again = feed(cfg, late.state, ev(Kind.FAIL, 4, "b1", member="w4"))
+    assert again.state.failures == 1 and again.flip is None
+    restored = CheckState.from_json(json.loads(json.dumps(again.state.to_json())))
+    assert restored.failed_runs == ("b1",) and feed(cfg, restored, ev(Kind.FAIL, 5, "b1")).state.failures == 1
+    down = feed(cfg, again.state, ev(Kind.FAIL, 100, "b2", member="w1"))  # the next batch fails: two in a row
+    assert down.state.status is Status.DOWN
+
+
+def test_a_worker_failing_after_its_batch_completed_takes_a_check_of_one_failure_down() -> None:
+    cfg = check(expect=2)
+    st = feed(
+        cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b1", member="w1"), ev(Kind.SUCCESS, 2, "b1", member="w2")
+    )
+    late = feed(cfg, st.state, ev(Kind.FAIL, 3, "b1", member="w3"))
+    assert late.state.status is Status.DOWN and late.flip is not None
 
 
 def test_an_end_stamped_before_its_own_runs_start_closes_it_with_no_duration_to_judge() -> None:

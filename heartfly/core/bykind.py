@@ -193,7 +193,7 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
     broken = first_broken(check.assertions, ev.metrics, None) or ""  # None: the batch's duration is judged at its end
     if broken:
         st.runs.pop(rid, None)
-        close_fan_in(st, rid)
+        close_fan_in(st, rid, failed=True)
         return opened, broken
     members = run.members + ((ev.member,) if ev.member is not None else ())
     run = run._replace(successes=run.successes + 1, members=members, active_at=max(run.active_at, ev.at))
@@ -210,12 +210,12 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
 def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
     batches = None
     if check.expect is not None:
-        if ev.run_id is not None and ev.run_id in st.closed_runs:
-            # A worker of a batch that is over (complete, failed or given up): recorded, not
-            # counted, as its successes are not. A batch fails once, however many workers say so.
+        if ev.run_id is not None and ev.run_id in st.failed_runs:
+            # A worker of a batch that failed or was given up: recorded, not counted. A batch fails
+            # once, however many workers say so. (One after its batch completed is a failure.)
             return ""
         if ev.run_id is not None:
-            close_fan_in(st, ev.run_id)  # a worker failed: its batch is over, whoever else reports
+            close_fan_in(st, ev.run_id, failed=True)  # a worker failed: its batch is over, whoever else reports
         batches = dict(st.runs)
     started = close_run(st, ev.run_id, ev.at, now)
     # The batch it ended (with a run id or without) is recorded with who had succeeded in it.

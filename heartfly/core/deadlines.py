@@ -204,7 +204,7 @@ def give_up_run(
         rid = min(st.runs, key=lambda r: st.runs[r].started_at)
     run = st.runs.pop(rid)
     if check.expect is not None:  # a fan-in batch given up (incomplete, or stalled): its stragglers count nothing
-        close_fan_in(st, rid)
+        close_fan_in(st, rid, failed=True)
     if kind is DeadlineKind.STALL:
         quiet = human_duration(at - run.active_at)
         detail = f"no progress for {quiet} (stall limit {human_duration(check.stall or 0)})"

@@ -106,9 +106,15 @@ def _keep_older(
     st.orphan_older = kept
 
 
-def close_fan_in(st: CheckState, rid: str) -> None:
-    if rid != IMPLICIT_RUN and rid not in st.closed_runs:
+def close_fan_in(st: CheckState, rid: str, *, failed: bool = False) -> None:
+    """A fan-in batch is over: its stragglers count nothing. `failed`: by a worker's failure or a
+    broken assertion, or given up; a worker's failure in it counts no second failure."""
+    if rid == IMPLICIT_RUN:
+        return
+    if rid not in st.closed_runs:
         st.closed_runs = (*st.closed_runs, rid)[-MAX_CLOSED_RUNS:]
+    if failed and rid not in st.failed_runs:
+        st.failed_runs = (*st.failed_runs, rid)[-MAX_CLOSED_RUNS:]
 
 
 def close_run(st: CheckState, run_id: str | None, at: float, now: float) -> float | None:

@@ -238,6 +238,10 @@ class CheckState:
     # since. None: not known (a down held for a window's summary not yet told, folded, or stored
     # before this was kept): its channels are told then.
     down_told_to: tuple[str, ...] | None = None
+    # Fan-in: the run ids among closed_runs of batches that failed (a worker's failure, a broken
+    # assertion) or were given up, newest last: a worker's failure in one of them is no second
+    # failure, where one after a batch that completed is a failure of its own.
+    failed_runs: tuple[str, ...] = ()
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -299,6 +303,8 @@ class CheckState:
             st.last_members = tuple(st.last_members)
         if "closed_runs" in data:
             st.closed_runs = tuple(map(fold_run_id, st.closed_runs))
+        if "failed_runs" in data:
+            st.failed_runs = tuple(map(fold_run_id, st.failed_runs))
         if "streak_ats" in data:
             st.streak_ats = tuple(st.streak_ats)
         if "superseded" in data:
@@ -338,7 +344,7 @@ class CheckState:
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
-            self.orphan_older, self.down_told_to,
+            self.orphan_older, self.down_told_to, self.failed_runs,
         )  # fmt: skip
 
 
