@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import signal
 import sqlite3
 import threading
 import types
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,32 @@ import pytest
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config, load_config
+from heartfly.core.states import (
+    Deadline,
+    DeadlineKind,
+    Event,
+    Kind,
+    Reason,
+    Status,
+    advance,
+    apply_event,
+    initial_state,
+    next_deadline,
+    reconfigure,
+)
 from heartfly.server import longlived
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME, Runtime
-from tests.conftest import ConfigWriter, new_key
+from tests.conftest import ConfigWriter, check, new_key
 from tests.proc import Server
 from tests.storeutil import query
 from tests.test_hc_api import _path as hc_path
 from tests.test_hc_api import made
 from tests.test_hc_api import start as hc_start
 from tests.webutil import Client, bearer, state_of
+
+T0 = 1_780_000_000.0
 
 pytestmark = pytest.mark.both_stores
 
@@ -273,38 +288,6 @@ async def test_a_restart_after_a_reload_that_made_a_schedule_tighter_keeps_its_d
     assert (await state_of(client, config, "a"))["state"] == "late"  # was: down (missed) at once
 
 
-@pytest.mark.parametrize(
-    ("before", "after", "ping", "wait"),
-    [
-        ('grace = "1h"', 'grace = "10m"', "", 90 * 60),  # late for 30 min: down at 1h10 under the new grace
-        ('max_runtime = "2h"', 'max_runtime = "30m"', "/start", 50 * 60),  # running for 50 min: over at 30 min
-    ],
-)
-async def test_a_reload_that_shortens_a_limit_takes_a_check_down_as_of_the_reload_not_for_the_past(
-    aiohttp_client: Any, write_config: ConfigWriter, before: str, after: str, ping: str, wait: float
-) -> None:
-    # The check went down as of the new limit's instant, before the reload, when the running config
-    # still waited for it: its flip and alert said it was down since a time it was not.
-    hook = '[defaults]\nchannels = ["hook"]\n[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
-    key = new_key()
-    config = write_config(hook + f'[checks.a]\nkey = "{key}"\nevery = "1h"\n{before}\n')
-    clock = FakeClock()
-    client: Client = await aiohttp_client(create_app(config, clock=clock))
-    assert (await client.get(f"/ping/{key}{ping}")).status == 200
-    client.app[RUNTIME].engine.fire_due(clock.advance(wait))
-    assert (await state_of(client, config, "a"))["state"] != "down"
-    reloaded_at = clock.now()
-    config.path.write_text(config.path.read_text().replace(before, after))
-    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
-    client.app[RUNTIME].engine.fire_due(clock.advance(1))
-    assert (await state_of(client, config, "a"))["state"] == "down"
-    await client.app[RUNTIME].engine.writer.flush()
-    [(at,)] = query(config, "SELECT at FROM flips WHERE new = 'down'")
-    assert at == reloaded_at
-    [(payload,)] = query(config, "SELECT payload FROM outbox")
-    assert json.loads(payload)["at"] == reloaded_at
-
-
 class SlowEngine:
     """An engine whose apply_config awaits a gate (its reads, its flush) before it switches, or
     (`fail`) fails there, before it changes anything (a database read that failed); or (`switch_then_fail`)
@@ -382,3 +365,41 @@ async def test_a_reload_that_fails_and_cannot_be_taken_back_from_a_new_term_leav
         await reload
     assert ("b" in engine.config.checks) is on_new
     assert dispatcher.config is engine.config and rt.config is engine.config
+
+
+def test_a_reload_that_took_a_running_check_down_delays_none_of_its_later_deadlines() -> None:
+    # A reload that shortened the stall limit of a run quiet past it took the check down at the
+    # reload by adding the gap to the slack, which every deadline of the check carries until its
+    # next due time is set: a cron job's success before its next tick sets none, and the next
+    # day's missed run was told 1h20 late (and shown due then).
+    day = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
+    old = check(cron="0 3 * * *", grace=1800, stall=2 * 3600)
+    new = check(name=old.name, key=old.key, cron="0 3 * * *", grace=1800, stall=600)
+    st = apply_event(old, initial_state(old, day), Event(Kind.START, day + 3 * 3600), day + 3 * 3600).state
+    reloaded_at = day + 4.5 * 3600  # quiet for 1h30: past the new 10 min, within the old 2h
+    st = advance(new, reconfigure(new, st, reloaded_at, old=old).state, reloaded_at).state
+    assert (st.status, st.reason) == (Status.DOWN, Reason.STALLED)
+    st = apply_event(new, st, Event(Kind.SUCCESS, reloaded_at + 600), reloaded_at + 600).state
+    assert st.status is Status.UP
+    tomorrow = day + 86400 + 3 * 3600
+    assert st.next_due() == tomorrow
+    assert next_deadline(new, st) == Deadline(tomorrow, DeadlineKind.LATE)
+    assert advance(new, st, tomorrow + 1800).state.status is Status.DOWN
+
+
+def test_a_reload_that_shortens_a_limit_keeps_a_deadline_held_for_a_back_dated_pings_window() -> None:
+    # A spool's replay is under way (a back-dated ping came a second before the reload): a deadline
+    # the reload leaves due waits for the reorder window, as it did before the change, and a
+    # replayed success dated before the new limit keeps the check from going down at all.
+    due = T0 + 3600
+    old = check(every=3600, grace=3600)
+    new = check(name=old.name, key=old.key, every=3600, grace=600)
+    st = advance(old, initial_state(old, T0), due + 60).state
+    assert st.status is Status.LATE
+    reloaded_at = due + 1800  # late for 30 min: past the new 10 min grace, within the old hour
+    st = apply_event(old, st, Event(Kind.LOG, due - 100), reloaded_at - 1).state
+    st = reconfigure(new, st, reloaded_at, old=old).state
+    assert advance(new, st, reloaded_at).state.status is Status.LATE  # held: the replay goes on
+    st = apply_event(new, st, Event(Kind.SUCCESS, due + 300), reloaded_at + 2).state
+    assert st.status is Status.UP
+    assert advance(new, st, reloaded_at + 60).state.status is Status.UP

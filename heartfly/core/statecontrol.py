@@ -104,23 +104,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
         set_status(new, on_time, None, now, now)
-    if old is not None:
-        _from_the_change(check, old, st, new, now)
     return Step(new, flip_of(st, new, now, None, "its due time moved ahead with a config reload"))
-
-
-def _from_the_change(check: CheckConfig, old: CheckConfig, st: CheckState, new: CheckState, now: float) -> None:
-    """A limit the change shortened (grace, max_runtime, stall, a batch's) whose deadline now lies
-    before the change, where the old config's next one did not: the check is taken down at the
-    change, not as of a time the running config still waited for it (a flip and an alert dated
-    before the reload). Through the slack, which every deadline of the check but a reminder
-    carries, until the next due time is set."""
-    deadline = next_deadline(check, new)
-    if deadline is None or deadline.at >= now or deadline.kind in (DeadlineKind.REMIND, DeadlineKind.END):
-        return
-    was = next_deadline(old, st)
-    if was is None or was.at >= now:  # else due under the old config too: fired as of its own instant
-        new.slack += now - deadline.at
 
 
 def _step_due(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None) -> float | None:
