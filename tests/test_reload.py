@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import signal
 import sqlite3
 import threading
@@ -286,6 +287,38 @@ async def test_a_restart_after_a_reload_that_made_a_schedule_tighter_keeps_its_d
     client = await aiohttp_client(create_app(config, clock=clock))  # restarted, the same file
     client.app[RUNTIME].engine.fire_due(clock.now())
     assert (await state_of(client, config, "a"))["state"] == "late"  # was: down (missed) at once
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "ping", "wait"),
+    [
+        ('grace = "1h"', 'grace = "10m"', "", 90 * 60),  # late for 30 min: down at 1h10 under the new grace
+        ('max_runtime = "2h"', 'max_runtime = "30m"', "/start", 50 * 60),  # running for 50 min: over at 30 min
+    ],
+)
+async def test_a_reload_that_shortens_a_limit_takes_a_check_down_as_of_the_reload_not_for_the_past(
+    aiohttp_client: Any, write_config: ConfigWriter, before: str, after: str, ping: str, wait: float
+) -> None:
+    # The check went down as of the new limit's instant, before the reload, when the running config
+    # still waited for it: its flip and alert said it was down since a time it was not.
+    hook = '[defaults]\nchannels = ["hook"]\n[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
+    key = new_key()
+    config = write_config(hook + f'[checks.a]\nkey = "{key}"\nevery = "1h"\n{before}\n')
+    clock = FakeClock()
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    assert (await client.get(f"/ping/{key}{ping}")).status == 200
+    client.app[RUNTIME].engine.fire_due(clock.advance(wait))
+    assert (await state_of(client, config, "a"))["state"] != "down"
+    reloaded_at = clock.now()
+    config.path.write_text(config.path.read_text().replace(before, after))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    client.app[RUNTIME].engine.fire_due(clock.advance(1))
+    assert (await state_of(client, config, "a"))["state"] == "down"
+    await client.app[RUNTIME].engine.writer.flush()
+    [(at,)] = query(config, "SELECT at FROM flips WHERE new = 'down'")
+    assert at == reloaded_at
+    [(payload,)] = query(config, "SELECT payload FROM outbox")
+    assert json.loads(payload)["at"] == reloaded_at
 
 
 class SlowEngine:

@@ -28,6 +28,7 @@ def set_due(check: CheckConfig, st: CheckState, due: Due | None = None, at: floa
     if due is None:
         due = next_due(check, st.anchor)
     st.due_at, st.due_since = due.at, due.since
+    st.not_before = 0.0  # a reload's floor (statecontrol.reconfigure): its deadlines have fired
     drop_slack(check, st, at)
 
 

@@ -56,6 +56,13 @@ def next_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
 
 def next_timer(check: CheckConfig, st: CheckState) -> Deadline | None:
     """next_deadline, but for the pings held for the reorder window."""
+    best = _timer(check, st)
+    if best is not None and best.at < st.not_before:  # a limit a reload shortened past: at the reload
+        return Deadline(st.not_before, best.kind)
+    return best
+
+
+def _timer(check: CheckConfig, st: CheckState) -> Deadline | None:
     if st.status is _DOWN:
         remind = (
             None

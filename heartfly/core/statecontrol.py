@@ -104,7 +104,26 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
         set_status(new, on_time, None, now, now)
+    if old is not None:
+        _from_the_change(check, old, st, new, now)
     return Step(new, flip_of(st, new, now, None, "its due time moved ahead with a config reload"))
+
+
+def _from_the_change(check: CheckConfig, old: CheckConfig, st: CheckState, new: CheckState, now: float) -> None:
+    """A limit the change shortened (grace, max_runtime, stall, a batch's) whose deadline now lies
+    before the change, where the old config's next one did not: the check is taken down at the
+    change, not as of a time the running config still waited for it (a flip and an alert dated
+    before the reload). Through `not_before`, which moves only the deadlines before the change:
+    the check's later ones (its next due time, another run's limit) stay where they are."""
+    deadline = next_deadline(check, new)
+    if deadline is None or deadline.at >= now or deadline.kind in (DeadlineKind.REMIND, DeadlineKind.END):
+        return
+    was = next_deadline(old, st)
+    if was is not None and was.at < now:  # due under the old config too: fired as of its own instant
+        return
+    if deadline.at <= new.held_at < new.hold_until:  # held for a back-dated ping's window: held still
+        new.held_at = now
+    new.not_before = now
 
 
 def _step_due(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None) -> float | None:

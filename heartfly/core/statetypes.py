@@ -242,6 +242,11 @@ class CheckState:
     # assertion) or were given up, newest last: a worker's failure in one of them is no second
     # failure, where one after a batch that completed is a failure of its own.
     failed_runs: tuple[str, ...] = ()
+    # A reload that shortened a limit (grace, max_runtime, stall, a batch's) past the check's time,
+    # when the running config's next deadline still lay ahead: that reload's instant. A deadline
+    # before it fires at it, as of it (no flip dated when the running config still waited); one
+    # after it is as it was. Gone with the next due time set (set_due).
+    not_before: float = 0.0
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -344,7 +349,7 @@ class CheckState:
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
-            self.orphan_older, self.down_told_to, self.failed_runs,
+            self.orphan_older, self.down_told_to, self.failed_runs, self.not_before,
         )  # fmt: skip
 
 
