@@ -1454,6 +1454,23 @@ async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restar
             "channels.h.url: expected an http(s) URL with a host and port",
             id="webhook url without a host",
         ),
+        # 1ms was taken: a dead webhook was retried about 150 times a second, each attempt a row and a log line.
+        *(
+            pytest.param(
+                f'[alerts]\n{key} = "1ms"\n', f"alerts.{key}: must be at least 100ms", id=f"alerts {key} of 1ms"
+            )
+            for key in ("retry_initial", "retry_max", "timeout")
+        ),
+        pytest.param(
+            webhook("h", "http://127.0.0.1:9/hook", 'timeout = "1ms"') + check("x", new_key(), ["h"]),
+            "channels.h.timeout: must be at least 100ms",
+            id="a channel's timeout of 1ms",
+        ),
+        pytest.param(
+            '[smtp]\nhost = "127.0.0.1"\ntimeout = "1ms"\n',
+            "smtp.timeout: must be at least 100ms",
+            id="smtp timeout of 1ms",
+        ),
     ],
 )
 def test_a_config_error_in_alert_settings_names_the_key_path(

@@ -11,7 +11,7 @@ from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from heartfly.core.addresses import url_fault
-from heartfly.core.config_reader import Reader, join, positive, positive_duration
+from heartfly.core.config_reader import Reader, at_least, join, positive, positive_duration
 from heartfly.core.patterns import NAME_RE
 
 ChannelType = Literal["email", "webhook", "apprise", "log"]
@@ -21,6 +21,9 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = get_args(ChannelType)
 WEBHOOK_FORMATS: tuple[WebhookFormat, ...] = get_args(WebhookFormat)
 _EMAIL_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 _URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
+# An attempt's time limit and the retries' delays: shorter ones (1ms) retried a dead channel about
+# 150 times a second, each attempt a database row and a log line.
+AT_LEAST_100MS = at_least(0.1, "100ms")
 
 _SMTP_KEYS = {"host", "port", "security", "username", "password_file", "from", "timeout"}
 _ALERT_KEYS = {"expire_after", "timeout", "retry_initial", "retry_max", "concurrency"}
@@ -88,7 +91,7 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
     username = reader.value(table, "smtp", "username", str)
     if (username is None) != ("password_file" not in table):
         reader.fail("smtp", "username and password_file go together")
-    timeout = reader.value(table, "smtp", "timeout", str, positive_duration) or 10.0
+    timeout = reader.value(table, "smtp", "timeout", str, AT_LEAST_100MS) or 10.0
     return SmtpConfig(
         host=host or "",
         port=port,
@@ -104,13 +107,13 @@ def parse_alerts(reader: Reader, data: Mapping[str, Any]) -> AlertsConfig:
     table = reader.table(data, "alerts")
     reader.known(table, "alerts", _ALERT_KEYS)
     d = AlertsConfig()
-    initial = reader.value(table, "alerts", "retry_initial", str, positive_duration) or d.retry_initial
-    most = reader.value(table, "alerts", "retry_max", str, positive_duration) or d.retry_max
+    initial = reader.value(table, "alerts", "retry_initial", str, AT_LEAST_100MS) or d.retry_initial
+    most = reader.value(table, "alerts", "retry_max", str, AT_LEAST_100MS) or d.retry_max
     if initial > most:
         reader.fail("alerts.retry_initial", "must not be longer than retry_max")
     return AlertsConfig(
         expire_after=reader.value(table, "alerts", "expire_after", str, positive_duration) or d.expire_after,
-        timeout=reader.value(table, "alerts", "timeout", str, positive_duration) or d.timeout,
+        timeout=reader.value(table, "alerts", "timeout", str, AT_LEAST_100MS) or d.timeout,
         retry_initial=initial,
         retry_max=most,
         concurrency=reader.value(table, "alerts", "concurrency", int, positive) or d.concurrency,
@@ -145,7 +148,7 @@ def _channel(
     reader: Reader, where: str, name: str, kind: ChannelType, raw: Mapping[str, Any], smtp: SmtpConfig | None
 ) -> ChannelConfig:
     recovery = reader.value(raw, where, "recovery", bool)
-    timeout = reader.value(raw, where, "timeout", str, positive_duration)
+    timeout = reader.value(raw, where, "timeout", str, AT_LEAST_100MS)
     common: dict[str, Any] = {"name": name, "type": kind, "recovery": True if recovery is None else recovery}
     if kind == "email":
         if smtp is None:
