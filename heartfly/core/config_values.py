@@ -39,9 +39,7 @@ KEEP_PINGS_MAX = 1_000_000_000
 
 
 def keep_pings(value: int) -> int:
-    if value <= 0:
-        raise ValueError("must be positive")
-    if value > KEEP_PINGS_MAX:
+    if positive(value) > KEEP_PINGS_MAX:
         raise ValueError(f"must be at most {KEEP_PINGS_MAX} (pings kept per check)")
     return value
 
