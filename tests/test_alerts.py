@@ -739,6 +739,21 @@ async def test_a_webhook_failing_twice_then_succeeding_is_delivered_on_the_third
     assert {h.json()["id"] for h in hook.hits} == {alert["key"]}
 
 
+async def test_the_largest_concurrency_taken_still_delivers_alerts(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # 2**63 was taken, and every read of the outbox failed (its per-channel LIMIT is no 64-bit
+    # integer): no alert was ever sent, with one log line to say so.
+    hook = await receivers(200)
+    key = new_key()
+    alerts = fast().replace("[alerts]\n", "[alerts]\nconcurrency = 10000\n")
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + alerts, server=SERVER)
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [alert] = await hf.settled("job", 1)
+    assert (alert["status"], outcomes(alert)) == ("sent", ["sent"])
+
+
 async def test_a_webhook_answering_4xx_or_a_redirect_fails_at_once_while_429_and_5xx_are_retried(
     start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
@@ -1460,6 +1475,11 @@ async def test_an_alert_committed_before_a_kill_9_is_delivered_once_after_restar
                 f'[alerts]\n{key} = "1ms"\n', f"alerts.{key}: must be at least 100ms", id=f"alerts {key} of 1ms"
             )
             for key in ("retry_initial", "retry_max", "timeout")
+        ),
+        pytest.param(
+            "[alerts]\nconcurrency = 9223372036854775808\n",
+            "alerts.concurrency: must be at most 10000 (attempts in flight per channel)",
+            id="alerts concurrency past 64 bits",
         ),
         pytest.param(
             webhook("h", "http://127.0.0.1:9/hook", 'timeout = "1ms"') + check("x", new_key(), ["h"]),

@@ -11,7 +11,7 @@ from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from heartfly.core.addresses import url_fault
-from heartfly.core.config_reader import Reader, at_least, join, positive, positive_duration
+from heartfly.core.config_reader import Reader, at_least, join, positive_at_most, positive_duration
 from heartfly.core.patterns import NAME_RE
 
 ChannelType = Literal["email", "webhook", "apprise", "log"]
@@ -24,6 +24,8 @@ _URL_RE = re.compile(r"https?://[^\s/?#]+([/?#]\S*)?")
 # An attempt's time limit and the retries' delays: shorter ones (1ms) retried a dead channel about
 # 150 times a second, each attempt a database row and a log line.
 AT_LEAST_100MS = at_least(0.1, "100ms")
+# [alerts] concurrency: the outbox read's LIMIT per channel; past 64 bits every read failed and no alert went out.
+CONCURRENCY_MAX = 10_000
 
 _SMTP_KEYS = {"host", "port", "security", "username", "password_file", "from", "timeout"}
 _ALERT_KEYS = {"expire_after", "timeout", "retry_initial", "retry_max", "concurrency"}
@@ -75,6 +77,9 @@ class AlertsConfig:
     concurrency: int = 8  # attempts in flight per channel
 
 
+_concurrency = positive_at_most(CONCURRENCY_MAX, "attempts in flight per channel")
+
+
 def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
     if "smtp" not in data:
         return None
@@ -116,7 +121,7 @@ def parse_alerts(reader: Reader, data: Mapping[str, Any]) -> AlertsConfig:
         timeout=reader.value(table, "alerts", "timeout", str, AT_LEAST_100MS) or d.timeout,
         retry_initial=initial,
         retry_max=most,
-        concurrency=reader.value(table, "alerts", "concurrency", int, positive) or d.concurrency,
+        concurrency=reader.value(table, "alerts", "concurrency", int, _concurrency) or d.concurrency,
     )
 
 

@@ -148,6 +148,18 @@ def positive(value: int) -> int:
     return value
 
 
+def positive_at_most(limit: int, what: str) -> Callable[[int], int]:
+    """A count's reader that refuses one past `limit` (what it counts, in the words): a count the
+    store puts in a statement (a LIMIT, an OFFSET) must fit its 64-bit integers."""
+
+    def read(value: int) -> int:
+        if positive(value) > limit:
+            raise ValueError(f"must be at most {limit} ({what})")
+        return value
+
+    return read
+
+
 def positive_duration(text: str) -> float:
     seconds = parse_duration(text)
     if seconds <= 0:

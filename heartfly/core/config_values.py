@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from croniter import CroniterError, croniter
 
 from heartfly.core.addresses import url_fault
-from heartfly.core.config_reader import at_least, grace_duration, positive, positive_duration
+from heartfly.core.config_reader import at_least, grace_duration, positive, positive_at_most, positive_duration
 from heartfly.core.cronticks import ticks
 from heartfly.core.maintenance import Mode
 from heartfly.core.patterns import NAME_RE
@@ -36,12 +36,7 @@ BODY_HARD_CAP = 16 * 1024 * 1024  # past this a ping's body is refused (413), no
 
 # keep_pings: a prune's OFFSET must fit the databases' 64-bit integers (a larger one failed every commit).
 KEEP_PINGS_MAX = 1_000_000_000
-
-
-def keep_pings(value: int) -> int:
-    if positive(value) > KEEP_PINGS_MAX:
-        raise ValueError(f"must be at most {KEEP_PINGS_MAX} (pings kept per check)")
-    return value
+keep_pings = positive_at_most(KEEP_PINGS_MAX, "pings kept per check")
 
 
 def parse_heartbeat_url(text: str) -> str:
