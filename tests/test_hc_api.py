@@ -1250,3 +1250,21 @@ async def test_a_key_in_the_body_behind_a_proxy_that_asks_for_basic_auth_still_r
     config = load_config(_path(client))  # Heartfly's own token, a Bearer, still gets Heartfly's API
     own = await client.get("/api/v1/checks", headers=bearer(config))
     assert own.status == 200 and "backup" in [c["name"] for c in await own.json()]
+
+
+async def test_the_defaults_max_runtime_stays_the_bound_of_a_check_made_or_updated_through_the_api(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A grace is the run bound only where the operator set none: [defaults] max_runtime = "2h"
+    # bounded every API check's runs before grace became one, and a [defaults] grace of 5 minutes
+    # must not take down every run of the ten-minute jobs the operator allowed two hours
+    body = CHECKS.replace('channels = ["journal"]', 'channels = ["journal"]\nmax_runtime = "2h"\ngrace = "5m"')
+    client, key, _ = await start(aiohttp_client, write_config, body)
+    engine = client.app[RUNTIME].engine
+    uuid = (await made(client, key, slug="nightly"))["uuid"]
+    assert engine.checks["nightly"].config.max_runtime == 7200
+    await made(client, key, slug="hourly", grace=600)
+    assert engine.checks["hourly"].config.max_runtime == 7200
+    changed = await client.post(f"/api/v3/checks/{uuid}", json={"grace": 900}, headers=rw(key))
+    assert changed.status == 200
+    assert engine.checks["nightly"].config.max_runtime == 7200

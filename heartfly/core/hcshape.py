@@ -251,9 +251,11 @@ def new_table(key: str, inherited: Mapping[str, Any]) -> dict[str, Any]:
 def _bounds_a_run(grace: float, inherited: Mapping[str, Any]) -> bool:
     """Whether a grace can be a run's max_runtime: above 0s, and above the min_runtime [defaults]
     may give every check (else the check is made without the bound, not refused for a min_runtime
-    its request never gave)."""
+    its request never gave). Not where [defaults] gives a max_runtime: the operator's bound on
+    every run stays this check's too (a [defaults] grace of minutes would otherwise take down the
+    runs it allows hours)."""
     floor = inherited.get("min_runtime")
-    return grace > 0 and (floor is None or grace > floor)
+    return "max_runtime" not in inherited and grace > 0 and (floor is None or grace > floor)
 
 
 def check_name(name: str) -> str:

@@ -127,7 +127,8 @@ SPEC_PROPERTIES: dict[str, Any] = {
     "timeout": {**SECONDS, "description": "Seconds between pings (a simple check: every)."},
     "grace": {
         **SECONDS,
-        "description": "Seconds of grace after a ping is due; also the longest a started run may take (max_runtime).",
+        "description": "Seconds of grace after a ping is due; also the longest a started run may take (max_runtime),"
+        " unless [defaults] sets a max_runtime.",
     },
     "schedule": {
         "type": "string",
