@@ -1268,3 +1268,23 @@ async def test_the_defaults_max_runtime_stays_the_bound_of_a_check_made_or_updat
     changed = await client.post(f"/api/v3/checks/{uuid}", json={"grace": 900}, headers=rw(key))
     assert changed.status == 200
     assert engine.checks["nightly"].config.max_runtime == 7200
+
+
+async def test_a_checks_grace_from_the_defaults_and_its_run_bound_stay_one_after_the_defaults_change(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A check made without a grace took [defaults]' 10 minutes as its max_runtime and followed
+    # [defaults] for its grace: after grace = "2h" and a reload it showed grace 7200 and still took
+    # a run down after 10 minutes
+    body = CHECKS.replace('channels = ["journal"]', 'channels = ["journal"]\ngrace = "10m"')
+    client, key, _ = await start(aiohttp_client, write_config, body)
+    app = client.app
+    assert app is not None
+    uuid = (await made(client, key, slug="nightly"))["uuid"]
+    path = _path(client)
+    path.write_text(path.read_text().replace('grace = "10m"', 'grace = "2h"'))
+    assert (await control.reload_config(app))[1] == []
+    cfg = app[RUNTIME].engine.checks["nightly"].config
+    assert cfg.max_runtime == cfg.grace
+    shown = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
+    assert shown["grace"] == cfg.grace

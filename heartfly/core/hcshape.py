@@ -238,13 +238,15 @@ def new_name(spec: Spec, version: int, fallback: str) -> str:
 def new_table(key: str, inherited: Mapping[str, Any]) -> dict[str, Any]:
     """A check made through the API, before its request's fields: Healthchecks' defaults (a day's
     timeout, an hour's grace unless [defaults] gives one, and a ping ends a pause: manual_resume
-    false), and its grace as its max_runtime, as apply() keeps it."""
+    false); apply() makes its grace its max_runtime."""
     table: dict[str, Any] = {"key": key, "every": "1d", "resume_on_ping": True}
     grace = inherited.get("grace")
     if grace is None:
         table["grace"] = "1h"
-    elif _bounds_a_run(grace, inherited):  # [defaults]' grace, taken as it is (not written): only the bound is
-        table["max_runtime"] = format_duration(grace)
+    elif _bounds_a_run(grace, inherited):
+        # [defaults]' grace, written as the check's own (as a Healthchecks check's is): left to
+        # follow [defaults], a later change there would part it from the max_runtime it is
+        table["grace"] = format_duration(grace)
     return table
 
 
