@@ -1288,3 +1288,50 @@ async def test_a_checks_grace_from_the_defaults_and_its_run_bound_stay_one_after
     assert cfg.max_runtime == cfg.grace
     shown = await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json()
     assert shown["grace"] == cfg.grace
+
+
+@pytest.mark.both_stores
+async def test_a_new_checks_first_start_is_no_flip_and_its_first_success_is_its_flip_up_as_in_healthchecks(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' start changes no status (a new check stays new: no flip); its first success
+    # is the flip up. Heartfly's new -> running was listed "up": 1 at the start, and its success
+    # (running -> up) as none, so the flip up was dated at a start that may never have ended
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    uuid = (await made(client, key, slug="fresh", timeout=3600, grace=600))["uuid"]
+    url = f"/api/v3/checks/{uuid}/flips/"
+    clock.advance(10)
+    assert (await client.get(f"/ping/{uuid}/start")).status == 200
+    assert (await (await client.get(url, headers=rw(key))).json())["flips"] == []
+    clock.advance(30)
+    assert (await client.get(f"/ping/{uuid}")).status == 200
+    for _ in range(2):  # routine runs after it are no flips
+        clock.advance(60)
+        assert (await client.get(f"/ping/{uuid}/start")).status == 200
+        clock.advance(30)
+        assert (await client.get(f"/ping/{uuid}")).status == 200
+    flips = (await (await client.get(url, headers=rw(key))).json())["flips"]
+    assert flips == [{"timestamp": hcshape.iso(1_780_000_040.0), "up": 1}]
+    # a first success without a start, then routine runs; and one that came late (new -> late -> up)
+    direct = (await made(client, key, slug="direct", timeout=3600, grace=600))["uuid"]
+    late = (await made(client, key, slug="late", timeout=60, grace=600))["uuid"]
+    assert (await client.get(f"/ping/{direct}")).status == 200
+    at = clock.now()
+    assert (await client.get(f"/ping/{direct}/start")).status == 200
+    assert (await client.get(f"/ping/{direct}")).status == 200
+    clock.advance(61)
+    engine = client.app[RUNTIME].engine
+    engine.fire_due(clock.now())
+    assert (await (await client.get(f"/api/v3/checks/{late}", headers=rw(key))).json())["status"] == "grace"
+    assert (await client.get(f"/ping/{late}")).status == 200
+    shown = {
+        code: (await (await client.get(f"/api/v3/checks/{code}/flips/", headers=rw(key))).json())["flips"]
+        for code in (direct, late)
+    }
+    assert shown == {
+        direct: [{"timestamp": hcshape.iso(at), "up": 1}],
+        late: [{"timestamp": hcshape.iso(clock.now()), "up": 1}],
+    }

@@ -322,11 +322,20 @@ async def read_flips(
 # Filtered in the one statement: the up <-> late of a job routinely a little late may be most of a
 # check's history, and a page at a time over it cost a statement a page, each seeking its cursor
 # (minutes for a year of a minutely job).
+# Nor a new check's start (new -> running): Healthchecks' start changes no status, its first
+# success is the flip up; so the first change into up (or down, paused) after new -> running or
+# new -> late is one (asked of the few changes out of new, once, not of every routine running -> up).
 _HC_UP = "(" + ", ".join(f"'{state}'" for state in hcshape.UP_STATES) + ")"
-_HC_FLIP = f"(((old IN {_HC_UP}) <> (new IN {_HC_UP}) AND new <> 'late') OR (old <> new AND new IN ('down', 'paused')))"
+_HC_FLIP = (
+    f"(((old IN {_HC_UP}) <> (new IN {_HC_UP}) AND new <> 'late' AND NOT (old = 'new' AND new = 'running'))"  # noqa: S608 - constants
+    " OR (old <> new AND new IN ('down', 'paused'))"
+    " OR (new = 'up' AND id IN (SELECT (SELECT min(u.id) FROM flips u WHERE u.check_id = n.check_id AND u.id > n.id"
+    " AND u.new IN ('up', 'down', 'paused')) FROM flips n WHERE n.check_id = ?1 AND n.old = 'new'"
+    " AND n.new IN ('running', 'late'))))"
+)
 _HC_FLIPS = (
-    f"SELECT at, new FROM flips WHERE check_id = ? AND at >= ? AND at < ? AND {_HC_FLIP}"  # noqa: S608 - constants
-    " ORDER BY at DESC, id DESC LIMIT ?"
+    f"SELECT at, new FROM flips WHERE check_id = ?1 AND at >= ?2 AND at < ?3 AND {_HC_FLIP}"  # noqa: S608 - constants
+    " ORDER BY at DESC, id DESC LIMIT ?4"
 )
 
 

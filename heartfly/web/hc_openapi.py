@@ -273,7 +273,7 @@ SCHEMAS: dict[str, Any] = {
             "up": {
                 "type": "integer",
                 "enum": [0, 1],
-                "description": "1: up (or running) from then on; 0: down or paused.",
+                "description": "1: up (or running) from then on, a new check from its first success; 0: down, paused.",
             },
         },
     },
