@@ -1335,3 +1335,24 @@ async def test_a_new_checks_first_start_is_no_flip_and_its_first_success_is_its_
         direct: [{"timestamp": hcshape.iso(at), "up": 1}],
         late: [{"timestamp": hcshape.iso(clock.now()), "up": 1}],
     }
+
+
+async def test_a_check_made_by_a_create_ping_bounds_its_runs_by_its_grace_as_one_made_through_the_api(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' rule on a started run (down once older than the grace) is every check's there,
+    # an auto-provisioned one's too: it started and hung "up" until the next day plus grace
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER + "auto_provision = true\n")
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    assert (await client.get(f"/ping/{PING_KEY}/nightly/start?create=1")).status == 201
+    engine = client.app[RUNTIME].engine
+    assert (engine.checks["nightly"].config.max_runtime, engine.checks["nightly"].config.resume_on_ping) == (
+        3600,
+        False,  # manual_resume: true, as docs/healthchecks.md says of auto-provisioned checks
+    )
+    clock.advance(3601)
+    engine.fire_due(clock.now())
+    uuid = check_uuid(engine.checks["nightly"].config)
+    assert (await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json())["status"] == "down"

@@ -235,11 +235,14 @@ def new_name(spec: Spec, version: int, fallback: str) -> str:
     return slug or fallback
 
 
-def new_table(key: str, inherited: Mapping[str, Any]) -> dict[str, Any]:
-    """A check made through the API, before its request's fields: Healthchecks' defaults (a day's
-    timeout, an hour's grace unless [defaults] gives one, and a ping ends a pause: manual_resume
-    false); apply() makes its grace its max_runtime."""
-    table: dict[str, Any] = {"key": key, "every": "1d", "resume_on_ping": True}
+def new_table(key: str, inherited: Mapping[str, Any], *, resume_on_ping: bool = True) -> dict[str, Any]:
+    """A check made through the API (or by a ?create=1 ping), before a request's fields:
+    Healthchecks' defaults (a day's timeout, an hour's grace unless [defaults] gives one, and, made
+    through the API, a ping ends a pause: manual_resume false), and its grace as its max_runtime
+    (bound_runs)."""
+    table: dict[str, Any] = {"key": key, "every": "1d"}
+    if resume_on_ping:
+        table["resume_on_ping"] = True
     grace = inherited.get("grace")
     if grace is None:
         table["grace"] = "1h"
@@ -247,6 +250,18 @@ def new_table(key: str, inherited: Mapping[str, Any]) -> dict[str, Any]:
         # [defaults]' grace, written as the check's own (as a Healthchecks check's is): left to
         # follow [defaults], a later change there would part it from the max_runtime it is
         table["grace"] = format_duration(grace)
+    return bound_runs(table, inherited)
+
+
+def bound_runs(table: dict[str, Any], inherited: Mapping[str, Any]) -> dict[str, Any]:
+    """`table` with Healthchecks' rule on a started run: down once it is older than the grace
+    (get_status: last_start + grace), not at the next due time plus grace (a nightly job's: a day
+    later); its grace is its max_runtime where _bounds_a_run allows."""
+    if "grace" in table:
+        if _bounds_a_run(parse_duration(table["grace"]), inherited):
+            table["max_runtime"] = table["grace"]
+        else:
+            table.pop("max_runtime", None)
     return table
 
 
@@ -294,13 +309,7 @@ def apply(
         new["channels"] = _channels(fields["channels"], channels)
     if "manual_resume" in fields:
         new["resume_on_ping"] = not fields["manual_resume"]
-    if "grace" in new:
-        # Healthchecks' rule: a started run is down once it is older than the grace (get_status:
-        # last_start + grace), not at the next due time plus grace (a nightly job's: a day later)
-        if _bounds_a_run(parse_duration(new["grace"]), inherited):
-            new["max_runtime"] = new["grace"]
-        else:
-            new.pop("max_runtime", None)
+    bound_runs(new, inherited)
     if not new.get("resume_on_ping"):
         new.pop("resume_on_ping", None)  # the file's default
     if not new.get("tags"):

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from heartfly.core import hcshape
 from heartfly.core.config import ConfigError
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.stored_checks import StoredCheck, new_key
@@ -28,9 +29,9 @@ async def create(app: web.Application, name: str) -> tuple[Check | None, bool]:
     server = rt.config.server
     if not server.auto_provision or not NAME_RE.fullmatch(name):
         return None, False
-    table: dict[str, object] = {"key": new_key(), "every": "1d"}  # Healthchecks' defaults: every day...
-    if "grace" not in rt.config.inherited:
-        table["grace"] = "1h"  # ...with an hour's grace, unless [defaults] says otherwise
+    # Healthchecks' defaults (every day, an hour's grace unless [defaults] says otherwise) and its
+    # rule on a run (down once older than the grace), as a check made through its API
+    table = hcshape.new_table(new_key(), rt.config.inherited, resume_on_ping=False)
     made = StoredCheck(name, "auto", table, rt.clock.now())
     # Under the management API's lock: a `unique` create decides from the checks it sees, then
     # stores; a check made by a ping in between would turn its "found" into "slug taken".
