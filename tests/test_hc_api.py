@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+from heartfly.cli import report
 from heartfly.core import hcshape, stored_checks
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import ConfigError, load_config
@@ -1356,3 +1357,27 @@ async def test_a_check_made_by_a_create_ping_bounds_its_runs_by_its_grace_as_one
     engine.fire_due(clock.now())
     uuid = check_uuid(engine.checks["nightly"].config)
     assert (await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json())["status"] == "down"
+
+
+async def test_a_defaults_min_runtime_set_after_a_check_was_made_lifts_its_grace_bound_not_the_reload(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A check made through the API has its grace (1h) as its max_runtime; [defaults] min_runtime =
+    # "2h" set afterwards refused every reload (min_runtime must be shorter than max_runtime, a
+    # max_runtime the operator never wrote) and at a start left the check out, watched by nobody
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    await made(client, key, slug="nightly", grace=3600)
+    assert app[RUNTIME].engine.checks["nightly"].config.max_runtime == 3600
+    path = _path(client)
+    path.write_text(path.read_text().replace('channels = ["journal"]', 'channels = ["journal"]\nmin_runtime = "2h"', 1))
+    assert await control.reload_config(app) == (3, [])
+    cfg = app[RUNTIME].engine.checks["nightly"].config
+    assert (cfg.max_runtime, cfg.min_runtime) == (None, 7200)
+    exported = await report.read_exports(load_config(path), ["nightly"])
+    assert "grace" in exported and "max_runtime" not in exported  # pasted into the file, it loads
+    await client.close()
+    again: Client = await aiohttp_client(create_app(load_config(path)))
+    assert again.app is not None
+    assert again.app[RUNTIME].engine.checks["nightly"].config.max_runtime is None

@@ -15,7 +15,7 @@ from heartfly.core.config import CheckConfig, Config, ConfigError, with_stored_c
 from heartfly.core.dburl import Database
 from heartfly.core.maintenance import Window
 from heartfly.core.states import BACKDATED, initial_state
-from heartfly.core.stored_checks import META_PREFIX, decode_all, to_toml
+from heartfly.core.stored_checks import META_PREFIX, as_read, decode_all, to_toml
 from heartfly.core.units import human_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import PAUSE_META, check_summary, iso
@@ -206,7 +206,11 @@ async def read_exports(config: Config, names: list[str]) -> str:
             raise KeyError(name)
     # Each after a blank line: appended (`>>`) to a file an editor saved without a final newline,
     # a table's first line would otherwise join the file's last one.
-    return "".join("\n" + to_toml(name, found[name].table, found[name].title) for name in (names or sorted(found)))
+    # As the server reads them (as_read): a max_runtime [defaults] lifts would not load in the file.
+    return "".join(
+        "\n" + to_toml(name, as_read(found[name].table, config.inherited), found[name].title)
+        for name in (names or sorted(found))
+    )
 
 
 async def read_cluster(config: Config) -> str | None:

@@ -66,6 +66,7 @@ from heartfly.core.keyclash import Owner, key_clashes, key_id, key_owners, owner
 from heartfly.core.maintenance import Window
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
+from heartfly.core.stored_checks import as_read
 from heartfly.core.units import parse_size
 
 __all__ = [
@@ -253,7 +254,7 @@ def with_stored_checks(
     config: Config, tables: Mapping[str, tuple[Origin, Mapping[str, Any]]], left_out: list[str] | None = None
 ) -> Config:
     """`config` (the operator's file) plus the checks kept in the database, each a table of the
-    same keys a [checks.NAME] table takes and read the same way. Raises ConfigError naming every
+    same keys a [checks.NAME] table takes and read the same way (but for as_read). Raises ConfigError naming every
     problem: a name in both places is one, never a silent override. With `left_out`, a stored
     check that does not validate (its channel gone from the file, say) is left out and its
     problems appended there instead; a name in both places still raises."""
@@ -270,7 +271,7 @@ def with_stored_checks(
             )
             continue
         before = len(reader.problems)
-        check = reader.check(name, raw, config.inherited)
+        check = reader.check(name, as_read(raw, config.inherited), config.inherited)
         own: dict[str, Owner] = {}  # its keys: a start_key or fail_key may not repeat its own key either
         if check is not None:
             if unknown := [c for c in check.channels if c not in config.channels]:
@@ -298,7 +299,7 @@ def read_stored_check(config: Config, name: str, table: Mapping[str, Any]) -> Ch
     file (its channels there, its keys unused): a check left out can still be matched. None if
     the table itself does not read."""
     reader = _Reader(base_dir=config.path.parent)
-    check = reader.check(name, table, config.inherited)
+    check = reader.check(name, as_read(table, config.inherited), config.inherited)
     return None if check is None or reader.problems else check
 
 

@@ -25,8 +25,8 @@ from heartfly.core.config_values import parse_cron
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pingparse import storable
 from heartfly.core.states import CheckState, Status
-from heartfly.core.stored_checks import check_uuid
-from heartfly.core.units import format_duration, parse_duration
+from heartfly.core.stored_checks import bound_runs, bounds_a_run, check_uuid
+from heartfly.core.units import format_duration
 
 MIN_SECONDS, MAX_SECONDS = 60, 31_536_000  # timeout and grace: a minute to a year
 UNIQUE_KEY_RE = re.compile(r"[A-Za-z0-9]{40}")
@@ -246,33 +246,11 @@ def new_table(key: str, inherited: Mapping[str, Any], *, resume_on_ping: bool = 
     grace = inherited.get("grace")
     if grace is None:
         table["grace"] = "1h"
-    elif _bounds_a_run(grace, inherited):
+    elif bounds_a_run(grace, inherited):
         # [defaults]' grace, written as the check's own (as a Healthchecks check's is): left to
         # follow [defaults], a later change there would part it from the max_runtime it is
         table["grace"] = format_duration(grace)
     return bound_runs(table, inherited)
-
-
-def bound_runs(table: dict[str, Any], inherited: Mapping[str, Any]) -> dict[str, Any]:
-    """`table` with Healthchecks' rule on a started run: down once it is older than the grace
-    (get_status: last_start + grace), not at the next due time plus grace (a nightly job's: a day
-    later); its grace is its max_runtime where _bounds_a_run allows."""
-    if "grace" in table:
-        if _bounds_a_run(parse_duration(table["grace"]), inherited):
-            table["max_runtime"] = table["grace"]
-        else:
-            table.pop("max_runtime", None)
-    return table
-
-
-def _bounds_a_run(grace: float, inherited: Mapping[str, Any]) -> bool:
-    """Whether a grace can be a run's max_runtime: above 0s, and above the min_runtime [defaults]
-    may give every check (else the check is made without the bound, not refused for a min_runtime
-    its request never gave). Not where [defaults] gives a max_runtime: the operator's bound on
-    every run stays this check's too (a [defaults] grace of minutes would otherwise take down the
-    runs it allows hours)."""
-    floor = inherited.get("min_runtime")
-    return "max_runtime" not in inherited and grace > 0 and (floor is None or grace > floor)
 
 
 def check_name(name: str) -> str:

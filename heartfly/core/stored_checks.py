@@ -3,7 +3,8 @@ every check's uuid.
 
 A stored check is the same table of keys a `[checks.NAME]` table in the file takes, kept as JSON
 in the meta table under `check:NAME` (so every node of a cluster reads the same ones), and read
-by config.with_stored_checks exactly as the file's are. The operator's file is never written.
+by config.with_stored_checks as the file's are (but for the bound a grace puts on a run: as_read).
+The operator's file is never written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, cast
 
 from heartfly.core.checkconfig import CheckConfig, Origin, key_uuid
 from heartfly.core.pingparse import storable
+from heartfly.core.units import parse_duration
 
 META_PREFIX = "check:"
 _NAMESPACE = uuid.UUID("5b0d3b8e-4a8f-4d6e-9a51-1f2e0c6a7d30")  # Heartfly's, for uuid5 of a name
@@ -158,3 +160,42 @@ def changes(before: Mapping[str, StoredCheck], after: Mapping[str, StoredCheck])
         else:
             fresh.add(name)
     return renamed, fresh
+
+
+# ---- a check made the way Healthchecks makes one: its grace bounds a run ----------------------
+
+
+def bound_runs(table: dict[str, Any], inherited: Mapping[str, Any]) -> dict[str, Any]:
+    """`table` with Healthchecks' rule on a started run: down once it is older than the grace
+    (get_status: last_start + grace), not at the next due time plus grace (a nightly job's: a day
+    later); its grace is its max_runtime where bounds_a_run allows."""
+    if "grace" in table:
+        if bounds_a_run(parse_duration(table["grace"]), inherited):
+            table["max_runtime"] = table["grace"]
+        else:
+            table.pop("max_runtime", None)
+    return table
+
+
+def bounds_a_run(grace: float, inherited: Mapping[str, Any]) -> bool:
+    """Whether a grace can be a run's max_runtime: above 0s, and above the min_runtime [defaults]
+    may give every check (else the check is made without the bound, not refused for a min_runtime
+    its request never gave). Not where [defaults] gives a max_runtime: the operator's bound on
+    every run stays this check's too (a [defaults] grace of minutes would otherwise take down the
+    runs it allows hours)."""
+    floor = inherited.get("min_runtime")
+    return "max_runtime" not in inherited and grace > 0 and (floor is None or grace > floor)
+
+
+def as_read(table: Any, inherited: Mapping[str, Any]) -> Any:
+    """A stored table as the config reads it: the max_runtime bound_runs gave it (its grace) stands
+    while bounds_a_run allows it under [defaults] as they are now. A [defaults] max_runtime, or a
+    min_runtime no shorter than the grace, set after the check was made lifts it, as it would have
+    kept it from being set: it does not refuse the reload, nor leave the check out at a start."""
+    if not isinstance(table, Mapping) or "max_runtime" not in table or "grace" not in table:
+        return table
+    try:
+        grace = parse_duration(str(table["grace"]))
+    except ValueError:
+        return table  # the reader says what is wrong with it
+    return table if bounds_a_run(grace, inherited) else {k: v for k, v in table.items() if k != "max_runtime"}
