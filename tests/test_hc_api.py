@@ -1381,3 +1381,26 @@ async def test_a_defaults_min_runtime_set_after_a_check_was_made_lifts_its_grace
     again: Client = await aiohttp_client(create_app(load_config(path)))
     assert again.app is not None
     assert again.app[RUNTIME].engine.checks["nightly"].config.max_runtime is None
+
+
+async def test_flips_read_a_thousand_at_a_time_by_end_come_whole_when_a_second_holds_several(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Timestamps are whole seconds and ?end= is "before": read as the docs say (?end= at the oldest
+    # shown), the flips of the oldest shown second that the thousand left out were lost
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    for n in range(1004):  # two flips a second
+        clock.advance(0.5)
+        assert (await client.get(f"/ping/{FILE_KEY}" + ("/fail" if n % 2 == 0 else ""))).status == 200
+    url = f"/api/v3/checks/{FILE_KEY}/flips/"
+    read: list[dict[str, Any]] = []
+    page = (await (await client.get(url, headers=rw(key))).json())["flips"]
+    while page:
+        read += page
+        oldest = int(datetime.fromisoformat(page[-1]["timestamp"]).timestamp())
+        page = (await (await client.get(f"{url}?end={oldest}", headers=rw(key))).json())["flips"]
+    assert len(read) == 1004
+    assert [f["up"] for f in read] == [n % 2 for n in range(1004)][::-1]

@@ -17,6 +17,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -502,7 +503,11 @@ async def flips(request: web.Request, call: Call) -> web.StreamResponse:
     since = max(bounds.get("start", 0), now - bounds["seconds"] if bounds.get("seconds") else 0)
     # Filtered by the query: the changes Healthchecks has no flip for (up <-> late, a routinely
     # late job's two a run) must not crowd its downs out, nor be read a page at a time.
-    rows = await rt.reader.read_hc_flips(check.id, since, bounds.get("end", 1 << 62), FLIPS_SHOWN)
+    rows = await rt.reader.read_hc_flips(check.id, since, bounds.get("end", 1 << 62), FLIPS_SHOWN + 1)
+    if len(rows) > FLIPS_SHOWN and (cut := math.floor(rows.pop()["at"])) == math.floor(rows[-1]["at"]):
+        # Cut within a second, which the next ?end= (the oldest shown, whole seconds) would leave
+        # out: that second's flips are left to it, whole (unless the thousand are all of it)
+        rows = [row for row in rows if row["at"] >= cut + 1] or rows
     items = [{"timestamp": hcshape.iso(row["at"]), "up": int(row["new"] in _UP)} for row in rows]
     return _json({"flips": items})
 
