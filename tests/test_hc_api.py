@@ -1231,9 +1231,14 @@ async def test_a_resumed_check_is_watched_again_from_then_as_the_docs_say_not_ne
     resumed = await (await client.post(f"/api/v3/checks/{uuid}/resume", headers=rw(key))).json()
     assert resumed["status"] == "up" and resumed["last_ping"] is not None
     assert resumed["next_ping"] == hcshape.iso(clock.now() + 600)
+    resumed_at = clock.now()
     clock.advance(661)
     engine.fire_due(clock.now())
     assert (await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json())["status"] == "down"
+    # its flips: the resume is a change to up (Healthchecks': to new, "up": 0), as the docs say
+    flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
+    assert [f["up"] for f in flips][:3] == [0, 1, 0]
+    assert flips[1]["timestamp"] == hcshape.iso(resumed_at)
 
 
 async def test_a_key_in_the_body_behind_a_proxy_that_asks_for_basic_auth_still_reaches_healthchecks_api(
