@@ -1409,3 +1409,24 @@ async def test_flips_read_a_thousand_at_a_time_by_end_come_whole_when_a_second_h
         page = (await (await client.get(f"{url}?end={oldest}", headers=rw(key))).json())["flips"]
     assert len(read) == 1004
     assert [f["up"] for f in read] == [n % 2 for n in range(1004)][::-1]
+
+
+async def test_a_run_that_starts_late_has_its_grace_from_its_start_as_the_docs_say(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks takes a late start down at its due time plus grace (alert_after = min(due,
+    # last_start) + grace); Heartfly's max_runtime counts from the start (docs/healthchecks.md)
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    uuid = (await made(client, key, slug="hourly", timeout=3600, grace=600))["uuid"]
+    assert (await client.get(f"/ping/{uuid}")).status == 200
+    clock.advance(3600 + 300)  # late, within its grace
+    assert (await client.get(f"/ping/{uuid}/start")).status == 200
+    url = f"/api/v3/checks/{uuid}"
+    for step, shown in ((301, "up"), (300, "down")):  # past due + grace (Healthchecks' down), past start + grace
+        clock.advance(step)
+        engine.fire_due(clock.now())
+        assert (await (await client.get(url, headers=rw(key))).json())["status"] == shown
