@@ -4,6 +4,8 @@ its window. A real engine on a real database; time is a FakeClock's."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 
@@ -19,6 +21,7 @@ from heartfly.store.groupcommit import GroupCommitter
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
 from tests.test_restart import ping, running
+from tests.webutil import until
 
 pytestmark = pytest.mark.both_stores
 DAY = 86400.0
@@ -286,33 +289,55 @@ async def test_a_ping_log_far_past_keep_pings_is_trimmed_a_bounded_commit_at_a_t
     assert max(before - after for before, after in itertools.pairwise(kept)) <= 50
 
 
-async def test_a_long_prune_keeps_the_servers_alive_mark_fresh(
+async def test_a_long_prune_holds_up_none_of_the_housekeeping_rounds(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The housekeeping round that runs a prune marks the server alive only once it ends: a prune
-    # of many commits (a log far past keep_pings, the sweep of many checks after a start) left the
-    # mark older than status's 10 s, which then said the server was not running, and a crash
-    # meanwhile counted its downtime from before the prune began.
-    monkeypatch.setattr(rows, "PINGS_PER_TRIM", 50)
+    # A prune ran inside the housekeeping round, and a prune of many commits and counts (a log far
+    # past keep_pings trimmed a bounded commit at a time, the sweep of many checks after a start)
+    # held up everything else the round does for as long as it lasted: the alive mark aged past
+    # status's 10 s (the server "not running", a crash's downtime counted from before the prune),
+    # states went unstored, no maintenance window's end was told, and a database file moved away
+    # went unnoticed while pings were acknowledged into it. A prune now runs beside the rounds.
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server="keep_pings = 20")
     clock = FakeClock()
     async with running(config, clock) as engine:
-        for _ in range(1020):
+        for _ in range(100):
             await ping(engine, "a", Kind.LOG)
         engine.checkpoint()
         await engine.writer.flush()
-        writer = engine.writer
-        assert isinstance(writer, GroupCommitter)
-        real = writer._commit_batch
+        reader = await backend.open_existing_reader(config.server.database)
+        counting, go_on = asyncio.Event(), asyncio.Event()
+        count = reader.count_pings
 
-        async def slow(writes: list[rows.Write]) -> None:  # a second of the clock a commit
-            await real(writes)
-            clock.advance(1.0)
+        async def slow_count(check_id: int | None = None) -> dict[int, int]:  # a log of millions
+            counting.set()
+            await go_on.wait()
+            return await count(check_id)
 
-        monkeypatch.setattr(writer, "_commit_batch", slow)
-        begun = clock.now()
-        await housekeeping.prune(engine, housekeeping.History())
-        ended = clock.now()
-        [(alive,)] = query(config, "SELECT value FROM meta WHERE key = ?", (rows.ALIVE_AT,))
-    assert ended - begun >= 20  # the trim's 20 commits
-    assert ended - float(alive) <= 2.0
+        monkeypatch.setattr(reader, "count_pings", slow_count)
+        rounds = asyncio.create_task(housekeeping.run(engine, prune_every=60.0, reader=reader))
+        try:
+            await asyncio.sleep(0)  # its start: the next prune is due 60 s after it
+            clock.advance(61.0)
+            await asyncio.wait_for(counting.wait(), 10)  # the prune's sweep is under way
+            clock.advance(30.0)
+            now = clock.now()
+
+            async def marked() -> bool:
+                [(alive,)] = query(config, "SELECT value FROM meta WHERE key = ?", (rows.ALIVE_AT,))
+                return float(alive) == now
+
+            await until(marked)
+            assert not rounds.done()
+            go_on.set()
+
+            async def trimmed() -> bool:  # and the prune goes on to its end
+                return query(config, "SELECT count(*) FROM pings") == [(20,)]
+
+            await until(trimmed)
+        finally:
+            go_on.set()
+            rounds.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await rounds
+            await reader.close()

@@ -33,34 +33,55 @@ async def run(engine: Engine, prune_every: float = 60.0, reader: Reader | None =
 
     A round that fails (a full disk during a prune, say) is logged once per spell and the next
     round tries again: this task stopping would end alive marks, checkpoints and pruning for good.
+    A prune runs beside the rounds, in a task of its own: one of many commits (a log far past
+    keep_pings, the sweep of every check after a start) held up the alive marks, checkpoints, the
+    ends of maintenance windows and the look at the database file for as long as it lasted.
     """
-    last_alive = last_prune = engine.clock.now()
+    last_alive = engine.clock.now()
+    last_prune: float | None = last_alive  # None: due at once (the last one failed)
+    pruning: asyncio.Task[None] | None = None
+    prune_failed = False  # the last prune failed: the spell lasts until one ends well
     history = History()
     failing = False
-    while True:
-        await asyncio.sleep(CHECKPOINT_ROUND)
-        now = engine.clock.now()
-        try:
-            engine.writer.watch_file()
-            engine.checkpoint(now)
-            engine.close_windows(now)
-            # Also after a clock set back: a mark dated ahead of now would stand until the clock
-            # caught up, and a crash meanwhile would leave the next start no downtime.
-            if not 0.0 <= now - last_alive < ALIVE_EVERY:
-                last_alive = now
-                engine.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
-            if not 0.0 <= now - last_prune < prune_every:  # retried next round if it fails
-                await prune(engine, history, reader)
-                last_prune = now
-        except Exception as exc:  # logged once per spell; the next round retries
-            if not failing:
-                trace = not isinstance(exc, StoreError)  # a store error is the writer's, logged there
-                log.error("housekeeping round failed (retried every round until it works): %s", exc, exc_info=trace)
-            failing = True
-        else:
-            if failing:
-                log.warning("housekeeping rounds work again")
-            failing = False
+    try:
+        while True:
+            await asyncio.sleep(CHECKPOINT_ROUND)
+            now = engine.clock.now()
+            try:
+                engine.writer.watch_file()
+                engine.checkpoint(now)
+                engine.close_windows(now)
+                # Also after a clock set back: a mark dated ahead of now would stand until the clock
+                # caught up, and a crash meanwhile would leave the next start no downtime.
+                if not 0.0 <= now - last_alive < ALIVE_EVERY:
+                    last_alive = now
+                    engine.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
+                if pruning is not None and pruning.done():
+                    ended, pruning = pruning, None
+                    error = None if ended.cancelled() else ended.exception()
+                    prune_failed = error is not None
+                    if ended.cancelled() or error is not None:
+                        last_prune = None  # retried next round
+                    if error is not None:
+                        raise error
+                if pruning is None and (last_prune is None or not 0.0 <= now - last_prune < prune_every):
+                    pruning = asyncio.create_task(prune(engine, history, reader), name="heartfly-prune")
+                    last_prune = now
+            except Exception as exc:  # logged once per spell; the next round retries
+                if not failing:
+                    trace = not isinstance(exc, StoreError)  # a store error is the writer's, logged there
+                    log.error("housekeeping round failed (retried every round until it works): %s", exc, exc_info=trace)
+                failing = True
+            else:
+                if failing and not prune_failed:
+                    log.warning("housekeeping rounds work again")
+                    failing = False
+    finally:  # a stop, or a leader's term ending: the prune under way ends with the rounds
+        if pruning is not None:
+            pruning.cancel()
+            await asyncio.wait({pruning})
+            if not pruning.cancelled():
+                pruning.exception()  # a failure it ended with before the cancel: its round would have logged it
 
 
 class History:
@@ -133,10 +154,9 @@ async def _trim(engine: Engine, check_id: int, keep: int, over: int) -> None:
 
 
 async def _submit(engine: Engine, statements: list[store.Statement]) -> None:
-    """Commit one of a prune's writes, with the alive mark: the round running the prune writes none
-    until it ends, and a prune of many commits left it older than `heartfly status` takes for a
-    running server (a crash meanwhile counted its downtime from before the prune, too)."""
-    await engine.writer.submit(store.Write(statements=[*statements, store.alive_statement(engine.clock.now())]))
+    """Commit one of a prune's writes (each its own commit: the pings queued meanwhile wait for
+    none long)."""
+    await engine.writer.submit(store.Write(statements=statements))
 
 
 async def mark_stopped(engine: Engine) -> None:
