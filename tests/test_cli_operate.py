@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -771,6 +772,33 @@ def test_status_of_a_database_older_than_what_it_reads_names_its_schema_version_
         f" ({len(MIGRATIONS)}): `heartfly serve` of this version migrates it at its start (systemctl restart"
         " heartfly)\n"
     )
+
+
+async def test_status_of_a_file_a_version_behind_that_fails_to_read_for_another_reason_says_that_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between a package upgrade and the restart that migrates the file, status reads it as every
+    # version since 4 has it: a read failing then for another reason (a failing disk's I/O error)
+    # was told as the file's older schema version, which the restart migrates, and the real
+    # reason was not said.
+    from heartfly.cli import report
+    from heartfly.core.config import load_config
+    from heartfly.store.api import StoreError
+    from heartfly.store.reader import SqliteReader
+    from heartfly.store.schema import MIGRATIONS
+
+    path = tmp_path / "heartfly.toml"
+    path.write_text(f'[server]\ndatabase = "hf.db"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with contextlib.closing(sqlite3.connect(tmp_path / "hf.db")) as conn:
+        conn.executescript("".join(MIGRATIONS[:-1]) + f"PRAGMA user_version = {len(MIGRATIONS) - 1};")
+
+    async def failing(self: SqliteReader, configs: object) -> list[object]:  # the disk, not the schema
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteReader, "read_current_checks", failing)
+    with pytest.raises(StoreError) as info:
+        await report.read_status(load_config(path))
+    assert str(info.value) == f"cannot read database {tmp_path / 'hf.db'}: disk I/O error"
 
 
 def test_status_shows_an_armed_pipeline_steps_deadline_as_its_due_time(tmp_path: Path) -> None:

@@ -108,12 +108,13 @@ def _alerting(check: CheckConfig) -> str:
 async def _reading(database: Database) -> AsyncIterator[Reader]:
     """The database, read and closed; StoreError if it cannot be opened, or if a read finds it
     damaged past what the open read (one line, not a traceback). A read that fails on a file of
-    another schema version (older than what status reads: no such column) names that version."""
+    another schema version (older than what status reads: no such column) names that version;
+    one failing otherwise (the disk's I/O error) says so, whatever the file's version."""
     db = await backend.open_existing_reader(database)
     try:
         yield db
     except sqlite.ReadError as exc:
-        other = None if sqlite.is_damage(exc) else backend.other_schema(database)
+        other = backend.other_schema(database) if sqlite.is_unknown_name(exc) else None
         raise StoreError(other or f"cannot read database {database}: {exc}") from None
     finally:
         await db.close()

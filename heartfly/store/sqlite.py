@@ -175,7 +175,7 @@ def _open_for_writing(path: Path, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-_SQLITE_FULL = 13
+_SQLITE_ERROR, _SQLITE_FULL = 1, 13
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
@@ -188,6 +188,12 @@ ReadError = sqlite3.Error
 def is_damage(exc: sqlite3.Error) -> bool:
     """Whether SQLite found the file's own bytes damaged: no retry or restart mends that."""
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def is_unknown_name(exc: sqlite3.Error) -> bool:
+    """Whether a query named a column or table the file lacks (`no such column`): SQLite's generic
+    error, the one a file of another schema version gives, never the disk's or a lock's."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == _SQLITE_ERROR
 
 
 def _error(what: str, exc: OSError | sqlite3.Error) -> StoreError:
