@@ -168,6 +168,61 @@ async def leader_dies_during_a_standbys_view(
             await o.close()
 
 
+async def test_a_leader_that_lost_its_term_and_takes_the_lease_again_during_its_slow_view_leads_at_once(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A term that ends (its lease passed: a pause, renewals that failed) goes on to a standby's
+    # view, built in _end_term: that one was not given up when the node took the lease again
+    # meanwhile, and the node held it, renewed, without leading until the view ended.
+    config = load_config(write(tmp_path, database, every("job", new_key(), "1h")))
+    load = Engine.load
+    slow_views, viewing = asyncio.Event(), asyncio.Event()
+
+    async def slow_load(self: Engine, db: Reader, *, view: bool = False, serving_since: float | None = None) -> None:
+        if view and slow_views.is_set():
+            viewing.set()
+            await asyncio.Event().wait()  # not within the test
+        await load(self, db, view=view, serving_since=serving_since)
+
+    monkeypatch.setattr(Engine, "load", slow_load)
+    opened = await backend.open_backend(config.server)
+    opened.writer.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            node = node_of(config, opened, session)
+            renew, renewing = node._renew, asyncio.Event()
+            renewing.set()
+
+            async def paused_renew() -> None:  # the keeper's renewals wait while `renewing` is clear
+                await renewing.wait()
+                await renew()
+
+            node._renew = paused_renew  # type: ignore[method-assign]
+            await node.start()
+            runs = asyncio.create_task(node.run())
+            try:
+                assert node.leading
+                slow_views.set()
+                renewing.clear()  # the lease passes: the term ends, and the view after it never does
+                await asyncio.wait_for(viewing.wait(), 10 * LEASE)
+                assert not node.leading
+                renewing.set()  # the keeper takes the lease again
+
+                async def leads() -> bool:
+                    return node.leading
+
+                await until(leads, 10 * LEASE, "the node leads again")
+            finally:
+                renewing.set()
+                runs.cancel()
+                await asyncio.gather(runs, return_exceptions=True)
+                await node.stop()
+    finally:
+        await opened.close()
+
+
 def test_a_sigterm_during_a_long_first_start_stops_the_node_before_it_leads_and_frees_the_lease(
     tmp_path: Path,
     database: str,  # noqa: F811 - the fixture

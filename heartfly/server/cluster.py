@@ -351,9 +351,9 @@ class Node:
         self._serving_since = self._clock.now()
         log.log(logging.INFO if clean else logging.WARNING, "node %s no longer leads (term %d): %s",
                 self.node_id, term.number, why)  # fmt: skip
-        if not clean:
+        if not clean:  # given up, as a standby's, should this node take the lease meanwhile (_stand_by)
             with contextlib.suppress(StoreError):
-                await self._show_view()
+                await self._stand_by()
 
     def _may_act(self) -> bool:
         """Whether this node may fire and send now: it leads by its own clock."""
@@ -499,6 +499,8 @@ class Node:
         """_show_view, given up (False) should this node take the lease meanwhile: a view of a big
         config takes seconds (every stored state read), and a node that holds the lease must lead
         at once, not after them: no node fires a deadline meanwhile, and none other may take over."""
+        if self.lease.is_leader:  # already taken (a term that passed, taken again in a new one): lead
+            return False
         task = self._viewing = asyncio.create_task(self._show_view(), name="heartfly-view")
         try:
             await asyncio.wait([task])
