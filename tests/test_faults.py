@@ -154,6 +154,11 @@ def test_a_storm_of_reloads_during_pings_loses_no_ping_and_keeps_serving(tmp_pat
                 server.signal(signal.SIGHUP)
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0.5)
+            # Pings after the storm, however slow a loaded machine answers them (the count, not the time).
+            waited = 0.0
+            while statuses[200] <= 50 and waited < 60:
+                await asyncio.sleep(0.05)
+                waited += 0.05
             stop.set()
             await task
 
