@@ -34,6 +34,7 @@ from heartfly.store import outboxqueries
 from heartfly.store import sqlite as store
 from heartfly.store.pingrecord import PingRecord
 from heartfly.store.rows import OutboxRow, Write, insert_check_statement
+from heartfly.web import app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.storeutil import query, sqlite_file
@@ -187,6 +188,31 @@ async def test_an_email_the_server_took_as_heartfly_stops_is_recorded_sent_and_n
     alerts = await hf.settled("job", 2)
     assert [(a["event"], a["status"]) for a in alerts] == [("down", "sent"), ("recovery", "sent")]
     assert [str(m["Subject"]).split()[0] for _, m in mailbox.received] == ["[DOWN]", "[UP]"]
+
+
+async def test_an_attempt_still_under_way_when_the_stops_wait_ends_stays_pending_and_is_sent_after_the_restart(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At least once: the stop waits STOP_GRACE for the attempts under way, and one that outlives it
+    # is cut off with its row pending, to be sent after the next start with the same Idempotency-Key.
+    monkeypatch.setattr(app, "STOP_GRACE", 0.3)  # stands for its 5 s
+    hook = await receivers(hanging=True)
+    key = new_key()
+    config = write_config(
+        webhook("hook", hook.url, 'timeout = "30s"') + check("job", key, ["hook"]) + fast("60s"), server=SERVER
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await until(lambda: hook.hits, "the down alert's request")
+    await hf.client.close()
+    assert query(config, "SELECT event, status FROM outbox") == [("down", "pending")]
+    assert query(config, "SELECT count(*) FROM alert_attempts") == [(0,)]
+
+    hook.hanging = False  # the next start's request is answered
+    hf = await start(config)
+    [alert] = await hf.settled("job", 1)
+    assert alert["status"] == "sent" and outcomes(alert) == ["sent"]
+    assert [h.key for h in hook.hits] == [alert["key"], alert["key"]]
 
 
 # ---- SMTP greylisting -----------------------------------------------------------------------
