@@ -191,7 +191,7 @@ async def test_an_email_the_server_took_as_heartfly_stops_is_recorded_sent_and_n
 
 
 async def test_an_attempt_still_under_way_when_the_stops_wait_ends_stays_pending_and_is_sent_after_the_restart(
-    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
     # At least once: the stop waits STOP_GRACE for the attempts under way, and one that outlives it
     # is cut off with its row pending, to be sent after the next start with the same Idempotency-Key.
@@ -503,8 +503,11 @@ async def backlog(config: Config, counts: dict[str, int]) -> None:
 
 
 async def test_a_reload_that_raises_alerts_concurrency_lets_the_waiting_attempts_of_a_hung_channel_start(
-    start: Start, receivers: Receivers, write_config: ConfigWriter
+    monkeypatch: pytest.MonkeyPatch, start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
+    # Its requests hang past its end, where the stop would wait its 5 s grace for them (monkeypatch is
+    # the first fixture, so the one undone last: after the app stops).
+    monkeypatch.setattr(app, "STOP_GRACE", 0.0)
     # Each channel's semaphore kept the concurrency it was made with, until a restart.
     stuck = await receivers(hanging=True)
     keys = [new_key() for _ in range(3)]
@@ -531,8 +534,11 @@ async def other_channel_alerts(hf: Heartfly, key: str, live: Receiver) -> None:
 
 
 async def test_a_hung_channel_with_over_a_thousand_pending_alerts_does_not_hold_up_another_channel(
-    start: Start, receivers: Receivers, write_config: ConfigWriter
+    monkeypatch: pytest.MonkeyPatch, start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
+    # Its requests hang past its end, where the stop would wait its 5 s grace for them (monkeypatch is
+    # the first fixture, so the one undone last: after the app stops).
+    monkeypatch.setattr(app, "STOP_GRACE", 0.0)
     stuck, live = await receivers(hanging=True), await receivers()
     key = new_key()
     config = write_config(
@@ -550,8 +556,11 @@ async def test_a_hung_channel_with_over_a_thousand_pending_alerts_does_not_hold_
 
 
 async def test_over_a_hundred_hung_webhook_requests_do_not_hold_up_another_channel(
-    start: Start, receivers: Receivers, write_config: ConfigWriter
+    monkeypatch: pytest.MonkeyPatch, start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
+    # Its requests hang past its end, where the stop would wait its 5 s grace for them (monkeypatch is
+    # the first fixture, so the one undone last: after the app stops).
+    monkeypatch.setattr(app, "STOP_GRACE", 0.0)
     stuck, live = await receivers(hanging=True), await receivers()
     key = new_key()
     config = write_config(
@@ -671,7 +680,7 @@ async def test_a_checks_pending_down_alert_follows_it_through_a_rename_through_t
 
 
 async def test_the_dispatcher_survives_a_failed_read_of_the_outbox_and_delivers_the_next_alert(
-    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch, start: Start, receivers: Receivers, write_config: ConfigWriter
 ) -> None:
     hook = await receivers()
     key = new_key()
