@@ -182,6 +182,7 @@ async def test_an_email_the_server_took_as_heartfly_stops_is_recorded_sent_and_n
     inbox.answer.set()
     await stopping
     assert query(config, "SELECT event, status FROM outbox") == [("down", "sent")]
+    assert "cut off" not in caplog.text
 
     hf = await start(config)
     await hf.ping(key)  # its recovery goes out after the down alert, were that one pending still
@@ -191,11 +192,16 @@ async def test_an_email_the_server_took_as_heartfly_stops_is_recorded_sent_and_n
 
 
 async def test_an_attempt_still_under_way_when_the_stops_wait_ends_stays_pending_and_is_sent_after_the_restart(
-    monkeypatch: pytest.MonkeyPatch, start: Start, receivers: Receivers, write_config: ConfigWriter
+    monkeypatch: pytest.MonkeyPatch,
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # At least once: the stop waits STOP_GRACE for the attempts under way, and one that outlives it
     # is cut off with its row pending, to be sent after the next start with the same Idempotency-Key.
     monkeypatch.setattr(app, "STOP_GRACE", 0.3)  # stands for its 5 s
+    caplog.set_level(logging.INFO, "heartfly.notify.dispatcher")
     hook = await receivers(hanging=True)
     key = new_key()
     config = write_config(
@@ -205,6 +211,12 @@ async def test_an_attempt_still_under_way_when_the_stops_wait_ends_stays_pending
     await hf.ping(key, "/fail")
     await until(lambda: hook.hits, "the down alert's request")
     await hf.client.close()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopping: ")]
+    assert said == [
+        "stopping: waiting up to 0.3 s for 1 alert attempt(s) under way",
+        "stopping: 1 alert attempt(s) still under way after 0.3 s cut off; they stay pending and are sent after"
+        " the next start (a second time, if they got through)",
+    ]
     assert query(config, "SELECT event, status FROM outbox") == [("down", "pending")]
     assert query(config, "SELECT count(*) FROM alert_attempts") == [(0,)]
 

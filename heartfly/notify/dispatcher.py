@@ -234,6 +234,10 @@ class Dispatcher:
         if grace > 0 and (under_way := sum(s.busy for s in self._limits.values())):
             log.info("stopping: waiting up to %g s for %d alert attempt(s) under way", grace, under_way)
             await asyncio.wait(set(self._tasks), timeout=grace)
+            if left := sum(s.busy for s in self._limits.values()):  # said: one may reach its receiver twice
+                log.warning("stopping: %d alert attempt(s) still under way after %g s cut off; they stay pending"
+                            " and are sent after the next start (a second time, if they got through)",
+                            left, grace)  # fmt: skip
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
