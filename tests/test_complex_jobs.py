@@ -495,6 +495,25 @@ def test_a_worker_failing_after_its_batch_completed_takes_a_check_of_one_failure
     assert late.state.status is Status.DOWN and late.flip is not None
 
 
+def test_a_run_id_forgotten_as_over_counts_its_new_batchs_failure_though_it_failed_late_once() -> None:
+    # b1 completed, then failed by a late worker; 32 batches after it its id is forgotten as over
+    # (docs/jobs.md: the last 32), so a batch sent under it again is a new batch, failure and all.
+    cfg = check(expect=2, max_runtime=HOUR)
+    st = feed(
+        cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 1, "b1", member="w1"), ev(Kind.SUCCESS, 2, "b1", member="w2")
+    ).state
+    st = feed(cfg, st, ev(Kind.FAIL, 3, "b1", member="w3")).state
+    for n in range(32):
+        at = 100 + 10 * n
+        st = feed(
+            cfg, st, ev(Kind.SUCCESS, at, f"c{n}", member="w1"), ev(Kind.SUCCESS, at + 1, f"c{n}", member="w2")
+        ).state
+    assert st.status is Status.UP and "b1" not in st.closed_runs
+    again = feed(cfg, st, ev(Kind.FAIL, 1000, "b1", member="w1"))
+    assert again.state.status is Status.DOWN and again.flip is not None and again.state.failures == 1
+    assert set(st.failed_runs) <= set(st.closed_runs)  # failed_runs is a subset of closed_runs
+
+
 def test_an_end_stamped_before_its_own_runs_start_closes_it_with_no_duration_to_judge() -> None:
     cfg = check(min_runtime=60)
     st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 100), ev(Kind.START, 110, "r")).state

@@ -112,9 +112,14 @@ def close_fan_in(st: CheckState, rid: str, *, failed: bool = False) -> None:
     if rid == IMPLICIT_RUN:
         return
     if rid not in st.closed_runs:
-        st.closed_runs = (*st.closed_runs, rid)[-MAX_CLOSED_RUNS:]
+        closed = (*st.closed_runs, rid)
+        st.closed_runs = closed[-MAX_CLOSED_RUNS:]
+        if st.failed_runs and (forgotten := closed[:-MAX_CLOSED_RUNS]):
+            # Forgotten as over, forgotten as failed (a batch that completed and then failed late
+            # is not the oldest failed): a batch sent under its id again is a new one, failure and all.
+            st.failed_runs = tuple(r for r in st.failed_runs if r not in forgotten)
     if failed and rid not in st.failed_runs:
-        st.failed_runs = (*st.failed_runs, rid)[-MAX_CLOSED_RUNS:]
+        st.failed_runs = (*st.failed_runs, rid)  # a subset of closed_runs: bounded as it is
 
 
 def close_run(st: CheckState, run_id: str | None, at: float, now: float) -> float | None:
