@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from heartfly.core.config_reader import did_you_mean
 from heartfly.core.patterns import METRIC_RE, RUN_ID_RE, fold_run_id
 from heartfly.core.pingids import PING_ID_RE
-from heartfly.core.states import Event, Kind
+from heartfly.core.statetypes import Event, Kind
 from heartfly.core.units import is_decimal
 
 MAX_METRICS = 32
