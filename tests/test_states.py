@@ -585,3 +585,17 @@ def test_a_fan_in_batch_under_way_when_paused_completes_when_its_resuming_worker
     assert st.status is Status.UP and not st.runs, "the batch did not complete"
     st = advance(cfg, st, T0 + 45 + 700).state
     assert st.status is Status.UP
+
+
+@pytest.mark.parametrize("by", ["a reload", "a restart"])
+def test_a_folded_step_that_a_reload_makes_a_check_of_its_own_is_folded_no_more(by: str) -> None:
+    # Its down was folded into its upstream's alert; with `after` gone no upstream alert stands for
+    # its reminders and recovery: left folded, it stayed down and told nobody anything more.
+    step = check(name="transform", every=None, after="extract", within=600.0)
+    st = initial_state(step, T0)
+    st.status, st.reason, st.changed_at, st.folded = Status.DOWN, Reason.STEP_MISSED, T0 + 700, True
+    own = check(name="transform", key=step.key, every=3600.0)
+    changed = reconfigure(own, st, T0 + 800, old=step if by == "a reload" else None).state
+    assert changed.status is Status.DOWN and not changed.folded
+    kept = reconfigure(step, st, T0 + 800, old=step if by == "a reload" else None).state
+    assert kept.folded  # still a step: the fold stands with the upstream's alert

@@ -88,6 +88,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         and (check.after is not None or (st.step_due is None and st.step_since is None))
         and step_due == st.step_due
         and not (st.status is Status.LATE and st.due_at + st.slack > now)
+        and not (st.folded and check.after is None)
     ):
         # Nothing moves (every check at a restart, nearly): the state itself, not a copy to compare.
         # Only without `old`, at a load: a reload's state may hold a ping whose commit is in flight,
@@ -101,6 +102,10 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     new.step_due = step_due
     if step_due is None:
         new.step_since = None
+    if check.after is None:
+        # No longer a step: its down was folded into an upstream's alert, but its reminders and
+        # its recovery are its own now (no upstream alert stands for them): else it stays down, silent.
+        new.folded = False
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
         set_status(new, on_time, None, now, now)
