@@ -46,7 +46,7 @@ def waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: flo
         return False
     if counts_streak(check, st):
         return True
-    return judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
+    return _start_may_come(check, st, ev)
 
 
 def fail_waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
@@ -62,12 +62,18 @@ def fail_waits(check: CheckConfig, st: CheckState, ev: Event, now: float, window
     ping lost a race with a newer success's (reorder.overtaken tells its down and the recovery at
     once; held, it would be applied a second time). Not in a batch (no window), nor on a fan-in
     check (its members' ends count otherwise)."""
-    if check.expect is not None or st.status is _DOWN_STATUS or not _room(st, ev, now, window):
+    if check.expect is not None or not _room(st, ev, now, window):
         return False
-    if check.failures_before_alert > 1:
+    if counts_streak(check, st):
         return True
     newest = st.last_end_at is None or ev.at >= st.last_end_at
-    return newest and judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
+    return newest and st.status is not _DOWN_STATUS and _start_may_come(check, st, ev)
+
+
+def _start_may_come(check: CheckConfig, st: CheckState, ev: Event) -> bool:
+    """Whether an end is judged on its run's duration while its start may still be on its way (it
+    has no run id, or its run is not open): the start, or an end before it, may change its verdict."""
+    return judges_duration(check) and (ev.run_id is None or ev.run_id not in st.runs)
 
 
 def queues(check: CheckConfig, st: CheckState, ev: Event, now: float, window: float) -> bool:
