@@ -31,6 +31,7 @@ from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import drift, heartbeat, housekeeping
 from heartfly.server.checks import Check
 from heartfly.server.engine import TIMER_STALE, Engine
+from heartfly.server.tasks import ran_to_its_end
 from heartfly.server.viewwriter import DROPPED
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -503,16 +504,9 @@ class Node:
             return False
         task = self._viewing = asyncio.create_task(self._show_view(), name="heartfly-view")
         try:
-            await asyncio.wait([task])
+            return await ran_to_its_end(task)  # cancelled by _keep_lease's renewal that took the lease
         finally:
             self._viewing = None
-            if not task.done():  # this node's start or role loop cancelled
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        if task.cancelled():
-            return False
-        task.result()  # its error, if it failed
-        return True
 
     async def _show_view(self) -> None:
         """A fresh picture of the stored states for the dashboard and the API, and an engine whose

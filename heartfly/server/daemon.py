@@ -18,6 +18,7 @@ from heartfly.core.config_advice import cleartext_login, graceless_crons, unreac
 from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
+from heartfly.server.tasks import ran_to_its_end
 from heartfly.store import backend, sqlite
 from heartfly.store.api import DiskFull, Locked, StoreError
 from heartfly.web import control
@@ -172,19 +173,7 @@ async def _setup(runner: web.AppRunner, stop: asyncio.Event, database: Database)
     if not isinstance(database, PostgresDatabase):
         await runner.setup()
         return True
-    setup = asyncio.create_task(runner.setup(), name="heartfly-setup")
-    stopped = asyncio.create_task(stop.wait(), name="heartfly-stop-during-setup")
-    try:
-        await asyncio.wait([setup, stopped], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not setup.done():
-            setup.cancel()
-            await asyncio.gather(setup, return_exceptions=True)
-    if setup.cancelled():
-        return False
-    setup.result()  # its error, if it failed
-    return True
+    return await ran_to_its_end(asyncio.create_task(runner.setup(), name="heartfly-setup"), stop)
 
 
 def _store_errors(exc: Exception) -> str | None:
