@@ -1068,3 +1068,45 @@ async def test_a_row_the_leader_kept_for_a_check_it_lacked_is_forgotten_once_a_r
     await asyncio.sleep(0)
     assert paused == ["extra"]
     assert term.unknown == {}, term.unknown
+
+
+async def test_a_leaders_clean_stop_waits_for_the_alert_under_way_so_the_next_leader_does_not_send_it_again(
+    tmp_path: Path,
+    database: str,
+    receivers: Receivers,  # noqa: F811 - the fixture
+) -> None:
+    # A clean stop (SIGTERM) of the leader cancelled the attempt under way: its row stayed pending
+    # and the next leader sent the alert a second time (an email has no Idempotency-Key to drop it
+    # by). The leader now waits for it, its lease still renewed, as a single server does.
+    hook = await receivers(hanging=True)
+    key = new_key()
+    checks = f'[channels.hook]\ntype = "webhook"\nurl = "{hook.url}"\n' + every("job", key, "1h", 'channels = ["hook"]')
+    config = write(tmp_path, database, checks)
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        async with session.get(f"{standby.url}/ping/{key}/fail") as resp:
+            assert resp.status == 200
+
+        async def in_flight() -> bool:
+            return len(hook.hits) >= 1
+
+        await until(in_flight, 10, "the leader's first attempt reaches the receiver")
+        leader.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(leader.wait_for_log, "waiting up to"), leader.log()
+        hook.hanging = False
+        hook.release.set()  # answered while the leader stops
+        assert await asyncio.to_thread(leader.stop) == 0
+        assert stored(database, "SELECT event, status FROM outbox") == [("down", "sent")], leader.log()
+
+        async def leads() -> bool:
+            return bool((await readiness(session, standby))["role"] == "leader")
+
+        await until(leads, LEASE + 5, "the standby leads")
+        async with session.get(f"{standby.url}/ping/{key}") as resp:  # a recovery: it goes out after the down alert
+            assert resp.status == 200
+
+        async def recovered() -> bool:
+            return "recovery" in hook.events()
+
+        await until(recovered, 10, "the recovery alert")
+    assert hook.events() == ["down", "recovery"]

@@ -186,6 +186,14 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
 
+    async def stop_sending(self, grace: float) -> None:
+        """A clean stop's first step, run() and the lease still kept: the leader starts no alert
+        attempt and waits up to `grace` for those under way, so that their outcome is committed
+        in its term (cut off, they stay pending and the next leader sends them a second time)."""
+        term = self._term
+        if term is not None and term.dispatcher is not None:
+            await term.dispatcher.stop(grace)
+
     async def stop(self) -> None:
         """A clean stop: the leader records it and frees the lease for a standby at once."""
         await self._stop_keeper()  # not renewed while it is freed

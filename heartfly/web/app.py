@@ -247,6 +247,7 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await node.stop_sending(STOP_GRACE)
             for task in tasks:
                 task.cancel()
             for task in tasks:
