@@ -112,13 +112,16 @@ def status_then(st: CheckState, at: float, ended: list[RunEnd]) -> Status:
 def withdrawable(st: CheckState, ev: Event, window: float) -> bool:
     """Whether the changes recorded after a failure at `ev.at` can give way to the event order's:
     none told anybody anything, the first success after it came within the window of it, and no
-    change came after that success but the starts of runs still open (the status that stands is
-    the success's, or running from them: started_since)."""
+    change came after the newest success but the starts of runs still open (the status that
+    stands is the success's, or running from them: started_since). The newest success's own
+    change counts too: where the first one's ping came after it, that one changed nothing (an
+    older end), and in event order it was the first that brought the check up."""
     first = first_end_after(st, ev.at)
+    assert st.last_end_at is not None
     return (
         st.told_at <= ev.at
         and first - ev.at <= window
-        and (st.changed_at <= first or started_since(st, first) is not None)
+        and (st.changed_at <= st.last_end_at or started_since(st, first) is not None)
     )
 
 

@@ -498,7 +498,7 @@ def _fail_then_recover(check: CheckConfig, st: CheckState, ev: Event, now: float
         old = status_then(st, ev.at, list(applied.ended))
     went_down = Flip(ev.at, old, Status.DOWN, Reason.FAILED, None, detail, learned_at=learned, withdraws=withdraw)
     back = applied.state.copy()
-    back.changed_at = back.told_at = max(back.changed_at, success_at)
+    back.changed_at = back.told_at = success_at  # what was recorded after the failure is withdrawn
     words = f"it succeeded {human_duration(success_at - ev.at)} after this failure (their pings arrived out of order)"
     # A run started after the success: up as of the success, then running as of that start.
     started = started_since(st, success_at)
