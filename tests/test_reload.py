@@ -321,6 +321,27 @@ async def test_a_reload_that_shortens_a_limit_takes_a_check_down_as_of_the_reloa
     assert json.loads(payload)["at"] == reloaded_at
 
 
+async def test_a_reload_that_lowers_a_fan_ins_expect_to_the_successes_its_batch_has_completes_it(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A worker retired: expect 4 made 3 while a batch held 3 successes. The batch waited for a
+    # fourth and was told "incomplete: 3 of 3 successes arrived" a grace later, a false alarm.
+    hook = '[defaults]\nchannels = ["hook"]\n[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
+    key = new_key()
+    config = write_config(hook + f'[checks.a]\nkey = "{key}"\nevery = "1h"\ngrace = "10m"\nexpect = 4\n')
+    clock = FakeClock()
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    for worker in ("w1", "w2", "w3"):
+        assert (await client.get(f"/ping/{key}?rid=b1&member={worker}")).status == 200
+    config.path.write_text(config.path.read_text().replace("expect = 4", "expect = 3"))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    client.app[RUNTIME].engine.fire_due(clock.advance(11 * 60))
+    assert (await state_of(client, config, "a"))["state"] == "up"
+    await client.app[RUNTIME].engine.writer.flush()
+    assert query(config, "SELECT run_id, outcome FROM runs") == [("b1", "success")]
+    assert query(config, "SELECT count(*) FROM outbox") == [(0,)]
+
+
 class SlowEngine:
     """An engine whose apply_config awaits a gate (its reads, its flush) before it switches, or
     (`fail`) fails there, before it changes anything (a database read that failed); or (`switch_then_fail`)

@@ -587,6 +587,57 @@ def test_a_fan_in_batch_under_way_when_paused_completes_when_its_resuming_worker
     assert st.status is Status.UP
 
 
+def test_a_reload_that_lowers_expect_to_the_successes_a_batch_has_completes_it() -> None:
+    # Three of four workers reported, then a reload lowers expect to 3 (a worker retired): the
+    # batch waited for a success more that never came, and was told "incomplete: 3 of 3
+    # successes arrived" a grace later, a false alarm. It is complete at the reload now.
+    old = check(every=HOUR, grace=600, expect=4)
+    new = check(name=old.name, key=old.key, every=HOUR, grace=600, expect=3)
+    st = initial_state(old, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, "w2"), (T0 + 30, "w3")):
+        st = receive(old, st, Event(Kind.START, at - 5, "b1", member=member), at - 5)[-1].state
+        st = receive(old, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    assert st.status is Status.RUNNING
+    before_reload = st
+    step = reconfigure(new, st, T0 + 100, old=old)
+    st = step.state
+    assert (st.status, st.runs, st.last_success_at, st.last_members) == (Status.UP, {}, T0 + 30, ("w1", "w2", "w3"))
+    assert [(r.run_id, r.started_at, r.ended_at, r.outcome) for r in step.ended] == [
+        ("b1", T0 + 5, T0 + 30, RunOutcome.SUCCESS)
+    ]
+    assert advance(new, st, T0 + 700).state.status is Status.UP
+    restarted = reconfigure(new, before_reload, T0 + 100)  # the file edited, then a restart: no old config
+    assert (restarted.state.status, [r.outcome for r in restarted.ended]) == (Status.UP, [RunOutcome.SUCCESS])
+    # A straggler of it counts nothing; a batch short of the new expect still waits for it.
+    st = receive(new, st, Event(Kind.SUCCESS, T0 + 110, "b1", member="w4"), T0 + 110)[-1].state
+    assert st.status is Status.UP and not st.runs
+    st = receive(new, st, Event(Kind.SUCCESS, T0 + 200, "b2", member="w1"), T0 + 200)[-1].state
+    st = reconfigure(old, st, T0 + 210, old=new).state
+    st = reconfigure(new, st, T0 + 220, old=old).state
+    assert st.status is Status.RUNNING and st.runs["b2"].successes == 1
+
+
+def test_a_batch_a_reload_completes_on_a_check_down_is_its_recovery_and_is_judged_on_its_duration() -> None:
+    # The batch before failed (down, told); this one's two workers are all a lowered expect asks
+    # for: its completion is the recovery, in words that say why. With a duration assertion it
+    # broke, it is no recovery: judged as its last success would have been.
+    old = check(every=HOUR, grace=600, expect=3)
+    new = check(name=old.name, key=old.key, every=HOUR, grace=600, expect=2)
+    slow = check(
+        name=old.name, key=old.key, every=HOUR, grace=600, expect=2, assertions=(parse_assertion("duration < 10s"),)
+    )
+    st = receive(old, initial_state(old, T0), Event(Kind.FAIL, T0 + 10, "b0", member="w1"), T0 + 10)[-1].state
+    assert st.status is Status.DOWN
+    for at, member in ((T0 + 100, "w1"), (T0 + 130, "w2")):
+        st = receive(old, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    step = reconfigure(new, st, T0 + 200, old=old)
+    assert step.state.status is Status.UP and step.flip is not None and step.flip.is_recovery
+    assert step.flip.detail == "its batch is complete: a config change lowered expect to 2"
+    judged = reconfigure(slow, st, T0 + 200, old=old)
+    assert (judged.state.status, judged.flip) == (Status.DOWN, None)  # down still, as it was
+    assert [r.outcome for r in judged.ended] == [RunOutcome.ASSERTION]
+
+
 @pytest.mark.parametrize("by", ["a reload", "a restart"])
 def test_a_folded_step_that_a_reload_makes_a_check_of_its_own_is_folded_no_more(by: str) -> None:
     # Its down was folded into its upstream's alert; with `after` gone no upstream alert stands for

@@ -102,12 +102,43 @@ def _start(check: CheckConfig, st: CheckState, ev: Event, now: float, ended: lis
 
 
 def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], now: float, window: float) -> str:
-    taken: tuple[float, float] | None = None
-    worker_broke = ""  # a fan-in worker's success that broke an assertion on its own metrics
+    counted = None
     if check.expect is not None:
         counted = _fan_in(check, st, ev, now)
         if counted is None:
             return ""  # counted; the run is not complete yet
+    return _succeeded(check, st, ev, ended, now, window, counted)
+
+
+def complete_batches(check: CheckConfig, st: CheckState, now: float, ended: list[RunEnd]) -> bool:
+    """A reload lowered `expect` under batches that have as many successes already: each is
+    complete, as its last counted success would have made it (judged on its duration, each
+    worker's metrics were judged as it came), else it would wait for a success more and be told
+    incomplete ("3 of 3 successes arrived"). In place; whether one was."""
+    assert check.expect is not None
+    done = sorted((run.started_at, rid) for rid, run in st.runs.items() if run.successes >= check.expect)
+    for _, rid in done:
+        run = st.runs.pop(rid)
+        close_fan_in(st, rid)
+        ev = Event(_SUCCESS, run.active_at, None if rid == IMPLICIT_RUN else rid)
+        _succeeded(check, st, ev, ended, now, REORDER_WINDOW, (run, ""))
+    return bool(done)
+
+
+def _succeeded(
+    check: CheckConfig,
+    st: CheckState,
+    ev: Event,
+    ended: list[RunEnd],
+    now: float,
+    window: float,
+    counted: tuple[Run | None, str] | None,
+) -> str:
+    """A success judged: a run it closes (`counted`: a fan-in batch it completed, or its first
+    worker's broken assertion, see _fan_in) and its duration, and the state it leaves."""
+    taken: tuple[float, float] | None = None
+    worker_broke = ""  # a fan-in worker's success that broke an assertion on its own metrics
+    if counted is not None:
         run, worker_broke = counted
         started: float | None = None if run is None else run.started_at
         if run is not None and not worker_broke:
@@ -133,7 +164,9 @@ def _success(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd],
         reason = Reason.TOO_FAST
         broken = too_fast(duration, check.min_runtime)
     else:
-        broken = first_broken(check.assertions, ev.metrics, duration) or ""
+        # A batch's workers' metrics were judged as each came (_fan_in): its duration is left.
+        asserted = check.assertions if counted is None else tuple(a for a in check.assertions if a.name == "duration")
+        broken = first_broken(asserted, ev.metrics, duration) or ""
         reason = Reason.ASSERTION if broken else None
     outcome = RunOutcome(reason.value) if reason else _RUN_SUCCESS
     if started is not None:

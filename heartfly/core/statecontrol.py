@@ -5,11 +5,12 @@ Pure; heartfly.core.states re-exports these with the rest of the state machine."
 from __future__ import annotations
 
 from heartfly.core.anchors import move_anchor, set_due
+from heartfly.core.bykind import complete_batches
 from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.deadlines import flip_of, next_deadline
 from heartfly.core.schedule import Due, next_due
 from heartfly.core.stateops import set_status
-from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, Status, Step
+from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, RunEnd, Status, Step
 
 
 def pause(st: CheckState, now: float, asked_at: float | None = None) -> Step:
@@ -89,6 +90,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         and step_due == st.step_due
         and not (st.status is Status.LATE and st.due_at + st.slack > now)
         and not (st.folded and check.after is None)
+        and not (check.expect is not None and st.runs and _complete(check, st))
     ):
         # Nothing moves (every check at a restart, nearly): the state itself, not a copy to compare.
         # Only without `old`, at a load: a reload's state may hold a ping whose commit is in flight,
@@ -106,12 +108,21 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         # No longer a step: its down was folded into an upstream's alert, but its reminders and
         # its recovery are its own now (no upstream alert stands for them): else it stays down, silent.
         new.folded = False
+    ended: list[RunEnd] = []
+    detail = "its due time moved ahead with a config reload"
+    if check.expect is not None and new.runs and complete_batches(check, new, now, ended):
+        detail = f"its batch is complete: a config change lowered expect to {check.expect}"
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
         set_status(new, on_time, None, now, now)
     if old is not None:
         _from_the_change(check, old, st, new, now)
-    return Step(new, flip_of(st, new, now, None, "its due time moved ahead with a config reload"))
+    return Step(new, flip_of(st, new, now, None, detail), tuple(ended))
+
+
+def _complete(check: CheckConfig, st: CheckState) -> bool:
+    """Whether a batch under way has `expect` successes: a change lowered it (complete_batches)."""
+    return any(run.successes >= (check.expect or 0) for run in st.runs.values())
 
 
 def _from_the_change(check: CheckConfig, old: CheckConfig, st: CheckState, new: CheckState, now: float) -> None:

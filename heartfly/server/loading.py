@@ -335,7 +335,8 @@ class Loading(ChangeRows):
         # besides it until the end of the load, which the allocator would keep as well.
         if not (step.state is before or step.state == before):
             check.state = step.state
-            if tell and step.flip is not None:  # the file changed while stopped: a late check may be on time
+            # The file changed while stopped: a late check may be on time, a batch complete.
+            if tell and (step.flip is not None or step.ended):
                 self.writer.submit_nowait(self._change(check, step, before))
         for ping in replay:
             self._replay_one(check, ping)
