@@ -541,3 +541,44 @@ def test_a_config_file_in_a_folder_this_user_may_not_enter_is_not_called_missing
         done = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env, cwd=where)
     assert done.returncode == 2
     assert done.stderr == f"error: {config}: cannot read: Permission denied\n"
+
+
+BREAK_AND_SERVE = """
+import sys
+from heartfly import entry
+from heartfly.server import engine, heartbeat
+
+where = sys.argv[1]
+
+def broken(*args, **kwargs):
+    raise RuntimeError("a fault injected into " + where)
+
+if where == "the timer":
+    engine.Engine.fire_due = broken
+else:
+    heartbeat.problem = broken
+sys.argv = ["heartfly", "serve", "-c", sys.argv[2]]
+entry.main()
+"""
+
+
+@pytest.mark.parametrize("task", ["the timer", "the heartbeat"])
+def test_a_long_lived_task_that_fails_is_logged_and_ends_the_process_with_exit_1(tmp_path: Path, task: str) -> None:
+    # Not a half-alive server: pings answered 200 with no deadline ever fired (or no heartbeat
+    # sent), nothing in the log saying why, until a watchdog (if any) killed it without a word.
+    import subprocess
+    import sys
+
+    heartbeat = 'heartbeat_url = "http://127.0.0.1:9/beat"\nheartbeat_every = "1s"\n'
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', heartbeat)
+    args = [sys.executable, "-c", BREAK_AND_SERVE, task, str(config)]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        _, log = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, log = proc.communicate()
+    assert proc.returncode == 1, log
+    assert f"RuntimeError: a fault injected into {task}" in log  # its traceback, to find the cause by
+    assert "Traceback" in log
+    assert log.rstrip().splitlines()[-1].startswith("error: "), log  # one line saying why it exits

@@ -18,7 +18,7 @@ from heartfly.core.config_advice import cleartext_login, graceless_crons, unreac
 from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
-from heartfly.server.tasks import ran_to_its_end
+from heartfly.server.tasks import ran_to_its_end, watched
 from heartfly.store import backend, sqlite
 from heartfly.store.api import DiskFull, Locked, StoreError
 from heartfly.web import control
@@ -54,7 +54,7 @@ async def serve(config: Config, listen: str | None = None) -> None:
     app[RUNTIME].listen_override = listen
     # Handlers go in first: a SIGHUP or SIGTERM during start-up must not kill the process.
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop = app[RUNTIME].stop = asyncio.Event()  # also set when a long-lived task dies (Runtime.task_died)
     reloads: asyncio.Queue[None] = asyncio.Queue()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -130,10 +130,12 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             # systemd: ready only now, with the database open and the port bound.
             app[RUNTIME].listening = listening = f"listening on {' '.join(where)}"
             systemd.ready(f"{listening} with {len(config.checks)} checks")
-            tasks = [asyncio.create_task(_reload_loop(app, reloads))]
+            died = app[RUNTIME].task_died
+            tasks = [watched(asyncio.create_task(_reload_loop(app, reloads), name="heartfly-reloads"), died)]
             interval = systemd.watchdog_interval()
             if interval is not None:
-                tasks.append(asyncio.create_task(systemd.run_watchdog(_health(app), interval)))
+                watchdog = asyncio.create_task(systemd.run_watchdog(_health(app), interval), name="heartfly-watchdog")
+                tasks.append(watched(watchdog, died))
             try:
                 await stop.wait()
             finally:
@@ -162,6 +164,8 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             log.debug("cleaning up after the failed start failed too", exc_info=True)
         finally:
             sock.close()
+    if (why := app[RUNTIME].died) is not None:  # logged with its traceback as it happened
+        raise StartError(f"stopped because {why}: exit 1, so that systemd starts Heartfly again")
     log.info("stopped cleanly")
 
 

@@ -22,6 +22,7 @@ from heartfly.notify import proxy
 from heartfly.notify.dispatcher import STOP_GRACE, Dispatcher
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine
+from heartfly.server.tasks import watched
 from heartfly.store import backend
 from heartfly.store.api import StoreError, StoreFault
 from heartfly.web import api, badges, control, dashboard, hc_openapi, hcapi, metrics, openapi, pings, provision, stored
@@ -174,16 +175,22 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     await engine.load(rt.reader)
     rt._engine = engine
     tasks = [
-        asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
-        asyncio.create_task(housekeeping.run(engine, reader=rt.reader), name="heartfly-housekeeping"),
+        watched(asyncio.create_task(engine.run_timer(), name="heartfly-timer"), rt.task_died),
+        watched(
+            asyncio.create_task(housekeeping.run(engine, reader=rt.reader), name="heartfly-housekeeping"), rt.task_died
+        ),
     ]
     yield
+    await _cancel(tasks)
+    await housekeeping.mark_stopped(engine)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the long-lived tasks and wait for them; one that ended with an error has been logged
+    (tasks.watched) and is not raised again here, which would fail the stop's commit."""
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await housekeeping.mark_stopped(engine)
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
@@ -197,17 +204,16 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
         tasks = [
-            asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
-            asyncio.create_task(
-                heartbeat.run(lambda: rt.config, lambda: rt.engine, session), name="heartfly-heartbeat"
+            watched(asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"), rt.task_died),
+            watched(
+                asyncio.create_task(
+                    heartbeat.run(lambda: rt.config, lambda: rt.engine, session), name="heartfly-heartbeat"
+                ),
+                rt.task_died,
             ),
         ]
         yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(tasks)
         await dispatcher.stop(STOP_GRACE)
 
 
@@ -241,16 +247,12 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         await node.start()
         rt.cluster = node
         tasks = [
-            asyncio.create_task(node.run(), name="heartfly-cluster"),
-            asyncio.create_task(stored.follow(app), name="heartfly-stored-checks"),
+            watched(asyncio.create_task(node.run(), name="heartfly-cluster"), rt.task_died),
+            watched(asyncio.create_task(stored.follow(app), name="heartfly-stored-checks"), rt.task_died),
         ]
         try:
             yield
         finally:
             await node.stop_sending(STOP_GRACE)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await _cancel(tasks)
             await node.stop()

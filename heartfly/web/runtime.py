@@ -66,6 +66,10 @@ class Runtime:
     hc_readonly_key: str | None = None  # ...and the read-only one
     stored: Mapping[str, StoredCheck] = field(default_factory=dict)  # checks kept in the database
     file_config: Config | None = None  # the operator's file as read, before the stored checks join it
+    # Why a long-lived task (the deadline timer, housekeeping, the alert sender, the heartbeat)
+    # ended, if one did: the daemon then stops (`stop`, its own) and exits 1 (tasks.watched).
+    died: str | None = None
+    stop: asyncio.Event | None = None
     _engine: Engine | None = field(default=None, repr=False)
     # The settings a reload cannot change, as the server started with them.
     _started: Fixed = field(default=(("", 0), Path(), "", None, 0.0), repr=False)
@@ -73,6 +77,13 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self._started = _restart_only(self.config.server)
+
+    def task_died(self, why: str) -> None:
+        """A long-lived task ended (tasks.watched, which logged it): the server stops."""
+        if self.died is None:
+            self.died = why
+        if self.stop is not None:
+            self.stop.set()
 
     def bound(self, port: int) -> None:
         """The port the server got: the one its file asked for, unless that was 0 (any free port)."""
