@@ -582,3 +582,49 @@ def test_a_long_lived_task_that_fails_is_logged_and_ends_the_process_with_exit_1
     assert f"RuntimeError: a fault injected into {task}" in log  # its traceback, to find the cause by
     assert "Traceback" in log
     assert log.rstrip().splitlines()[-1].startswith("error: "), log  # one line saying why it exits
+
+
+HUP_WHILE_READING = """
+import os, signal, sys
+from heartfly import entry
+from heartfly.core import config
+
+read = config.load_config
+
+def read_and_be_asked_to_reload(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGHUP)  # as `kill -HUP` while a big file is read
+    return read(*args, **kwargs)
+
+config.load_config = read_and_be_asked_to_reload
+sys.argv = ["heartfly", "serve", "-c", sys.argv[1]]
+entry.main()
+"""
+
+
+def test_a_sighup_while_the_config_is_read_at_the_start_is_a_reload_once_serving_not_the_end_of_it(
+    tmp_path: Path,
+) -> None:
+    # Reading 100k checks takes seconds, before any handler was installed: SIGHUP's default
+    # action ended the process then, without a line in the log.
+    import subprocess
+    import sys
+
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    args = [sys.executable, "-c", HUP_WHILE_READING, str(config)]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "(asked by SIGHUP)" in line:
+                break
+        else:  # the process ended first
+            raise AssertionError(f"exit {proc.wait(10)}:\n{''.join(lines)}")
+        assert any("Heartfly listening on" in line for line in lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -110,9 +110,10 @@ def serve(config_path: Path | None, log_level: str, listen: str | None) -> None:
     from heartfly.core import toml_cache
     from heartfly.core.listen import with_listen
     from heartfly.server import longlived
-    from heartfly.server.daemon import StartError
+    from heartfly.server.daemon import StartError, keep_early_sighup
     from heartfly.server.daemon import serve as run_server
 
+    keep_early_sighup()  # reading a big file takes seconds
     _setup_logging(log_level)
     longlived.tune()
     with longlived.building():

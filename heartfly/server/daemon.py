@@ -47,6 +47,21 @@ class StartError(Exception):
         self.code = code
 
 
+_asked_to_reload = False  # a SIGHUP came before serve() took the signals (keep_early_sighup)
+
+
+def keep_early_sighup() -> None:
+    """From here until serve() takes the signals, a SIGHUP is kept for a reload once serving. It
+    came while the config was read (seconds with 100k checks: a `kill -HUP` by a config tool, a
+    supervisor), and its default action ended the process then, without a line in the log."""
+
+    def keep(signum: int, frame: object) -> None:
+        global _asked_to_reload
+        _asked_to_reload = True
+
+    signal.signal(signal.SIGHUP, keep)
+
+
 async def serve(config: Config, listen: str | None = None) -> None:
     """Serve a loaded config (loaded once: with 100k checks that takes seconds) until SIGTERM.
     `listen`: the --listen the config was given, given again to every reloaded config."""
@@ -59,6 +74,8 @@ async def serve(config: Config, listen: str | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
+    if _asked_to_reload:  # the file may have changed after it was read: read it again once serving
+        reloads.put_nowait(None)
     try:
         await _run(app, stop, reloads)
     finally:
