@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
 from heartfly.web import pings as ping_routes
 from heartfly.web.app import create_app
@@ -542,3 +543,36 @@ async def test_a_bare_key_ping_is_stored_as_the_general_path_stores_it(
         resp = await client.request(method, url)
         answers.append((resp.status, await resp.text(), dict(resp.headers).get("Ping-Body-Limit")))
     assert answers[0] == answers[1] and answers[0][0] == 404
+
+
+async def test_a_ping_whose_body_is_slow_to_arrive_is_dated_when_it_is_received_not_reported_late(
+    aiohttp_client: Any, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A job's output posted over a slow link takes seconds to arrive: the ping is a live one, dated
+    # when it is whole (as Healthchecks dates it), not a replay that "arrived 3 s after it happened".
+    clock = FakeClock(time.time())
+    client = await aiohttp_client(create_app(config, clock=clock))
+    reading = asyncio.Event()
+    read_body = ping_routes.read_body
+
+    async def noted(request: web.Request, keep: int, cap: int) -> tuple[bytes, bool]:
+        reading.set()
+        return await read_body(request, keep, cap)
+
+    monkeypatch.setattr(ping_routes, "read_body", noted)
+    assert (await client.get(f"/ping/{KEY}/fail")).status == 200
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    head = f"POST /ping/{KEY} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 9\r\n\r\n"
+    writer.write(head.encode() + b"backup")
+    await writer.drain()
+    await asyncio.wait_for(reading.wait(), 5)
+    clock.advance(3.0)  # the rest of the body comes 3 s later
+    writer.write(b" ok")
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert status.split()[1] == b"200"
+    at, received_at = stored(config, "SELECT at, received_at FROM pings WHERE kind = 'success'")[0]
+    assert at == received_at == clock.now()
+    detail, learned_at = stored(config, "SELECT detail, learned_at FROM flips WHERE new = 'up'")[0]
+    assert "arrived" not in detail and learned_at is None

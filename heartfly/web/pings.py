@@ -215,9 +215,14 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
         # A heartbeat keeps body_limit too when that is more: a start or fail key's body is its message
         keep = max(JSON_CAP, server.body_limit) if as_json else server.body_limit
         body, more = await read_body(request, keep, BODY_HARD_CAP)
-        received_at = None  # read after the body: it may have taken a while
+        # Received once its body is, which may have taken seconds (a job's output over a slow link):
+        # a ping without `ts` is dated then, as Healthchecks dates it. Dated at its headers, it
+        # was older than its arrival, and was told as a replayed one ("arrived 3 s after it happened").
+        now = rt.clock.now()
+        if "ts" not in query:
+            details = details._replace(at=now)
     else:
-        body, more, received_at = b"", False, now  # nothing awaited since `now`
+        body, more = b"", False  # nothing awaited since `now`
     engine = rt.engine  # again after the body: a reload, or a cluster's change of leader, may have come meanwhile
     check, forced = _lookup(engine, target)
     try:
@@ -239,7 +244,7 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
     if check is None:
         counts["not_found"] += 1
         return _text(404, NOT_FOUND)
-    record = _ping_record(request, rt.clock.now() if received_at is None else received_at, read)
+    record = _ping_record(request, now, read)
     copy = engine.taken_before(check, record)  # a resend: counted once, as it is stored once
     try:
         await engine.record(check, record)
