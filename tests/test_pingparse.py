@@ -17,6 +17,7 @@ from heartfly.core.pingparse import (
     Target,
     batch_pings,
     parse_batch,
+    parse_event,
     parse_fields,
     parse_query,
     read_ping,
@@ -173,3 +174,20 @@ def test_the_clients_batch_item_sends_only_fields_the_server_takes() -> None:
         item = ping.batch_item()
         assert set(item) <= set(FIELDS)
         parse_fields(item, Details(at=NOW), NOW, MAX_AGE)  # raises on anything the server refuses
+
+
+@pytest.mark.parametrize(
+    ("segment", "event"),
+    [("0", (Kind.SUCCESS, 0)), ("000", (Kind.SUCCESS, 0)), ("0001", (Kind.FAIL, 1)), ("00255", (Kind.FAIL, 255))],
+)
+def test_an_exit_status_with_leading_zeros_is_read_as_healthchecks_reads_it(
+    segment: str, event: tuple[Kind, int]
+) -> None:
+    # Healthchecks' /ping/<uuid>/<int:exitstatus> takes any digits and refuses past 255 alone
+    assert parse_event(segment) == event
+
+
+@pytest.mark.parametrize("segment", ["256", "0256", "1" * 5000, "0" * 5000 + "1000"])
+def test_an_exit_status_past_255_is_refused_however_it_is_spelt(segment: str) -> None:
+    with pytest.raises(PingError, match="unknown ping event"):
+        parse_event(segment)

@@ -79,6 +79,7 @@ def token(config: Config) -> dict[str, str]:
         ("/0", "success", 0),
         ("/1", "fail", 1),
         ("/255", "fail", 255),
+        ("/0001", "fail", 1),  # as Healthchecks reads it
     ],
 )
 async def test_every_ping_form_answers_ok_and_is_stored_before_the_answer(

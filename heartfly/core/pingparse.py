@@ -137,8 +137,10 @@ def parse_event(segment: str) -> tuple[Kind, int | None]:
     kind = _EVENTS.get(segment)
     if kind is not None:
         return kind, None
-    if is_decimal(segment) and len(segment) <= 3 and int(segment) <= 255:
-        status = int(segment)
+    # Leading zeros as Healthchecks takes them ("0001" is 1), without int() of thousands of digits
+    digits = segment.lstrip("0") or "0"
+    if is_decimal(segment) and len(digits) <= 3 and int(digits) <= 255:
+        status = int(digits)
         return (Kind.SUCCESS if status == 0 else Kind.FAIL), status
     raise PingError(
         f'unknown ping event "{_clip(segment)}": use start, fail, log, progress or an exit status 0-255'
