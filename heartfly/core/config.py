@@ -66,6 +66,7 @@ from heartfly.core.keyclash import Owner, key_clashes, key_id, key_owners, owner
 from heartfly.core.maintenance import Window
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pipeline import find_cycle, parse_after
+from heartfly.core.proxies import LOOPBACK, Networks
 from heartfly.core.stored_checks import as_read
 from heartfly.core.units import parse_size
 
@@ -105,6 +106,7 @@ class ServerConfig:
     hc_api_key_readonly_file: Path | None = None  # ...and its read-only key
     auto_provision: bool = False  # /ping/<ping_key>/<slug>?create=1 makes a missing check
     auto_provision_max: int = 1000  # at most this many checks made that way
+    trusted_proxies: Networks = LOOPBACK  # whose X-Forwarded-For names a ping's source (web.source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +341,7 @@ class _Reader(Reader):
         )
         auto_provision = self.value(table, "server", "auto_provision", bool)
         auto_provision_max = self.value(table, "server", "auto_provision_max", int, positive)
+        proxies = self.networks(table, "server", "trusted_proxies")
         if auto_provision and ping_key is None and "ping_key" not in table:
             self.fail("server.auto_provision", "needs ping_key (checks are made by /ping/<ping_key>/<slug>?create=1)")
         if heartbeat_every is not None and heartbeat_url is None and "heartbeat_url" not in table:
@@ -370,6 +373,7 @@ class _Reader(Reader):
             hc_api_key_readonly_file=hc_readonly,
             auto_provision=bool(auto_provision),
             auto_provision_max=auto_provision_max or d.auto_provision_max,
+            trusted_proxies=d.trusted_proxies if proxies is None else proxies,
         )
 
     def database(self, table: Mapping[str, Any]) -> Database | None:

@@ -26,6 +26,7 @@ SERVER_KEYS = {
     "hc_api_key_readonly_file",
     "auto_provision",
     "auto_provision_max",
+    "trusted_proxies",
 }
 DEFAULT_KEYS = {
     "grace", "timezone", "max_runtime", "min_runtime", "channels", "repeat", "stall", "failures_before_alert",

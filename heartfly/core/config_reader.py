@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from heartfly.core.config_secrets import SecretFile
+from heartfly.core.proxies import Networks, parse_networks
 from heartfly.core.units import UnitError, parse_duration
 
 T = TypeVar("T")
@@ -78,6 +79,17 @@ class Reader:
             self.fail(join(where, key), "expected an array of non-empty strings")
             return None
         return tuple(items)
+
+    def networks(self, table: Mapping[str, Any], where: str, key: str) -> Networks | None:
+        """An array of IP addresses or networks."""
+        items = self.strings(table, where, key)
+        if items is None:
+            return None
+        try:
+            return parse_networks(items)
+        except ValueError as exc:
+            self.fail(join(where, key), str(exc))
+            return None
 
     def secret(self, where: str, path: Path | None) -> Path | None:
         """Note a secret file for the loader's second step; its problems are listed here, in order."""

@@ -24,6 +24,7 @@ from heartfly.core.pingparse import (
     read_ping,
     storable,
 )
+from heartfly.core.proxies import Networks, client_address
 from heartfly.core.states import Event, Kind
 from heartfly.server.engine import Check, Engine, PingRecord
 from heartfly.store.api import StoreError
@@ -244,7 +245,7 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
     if check is None:
         counts["not_found"] += 1
         return _text(404, NOT_FOUND)
-    record = _ping_record(request, now, read)
+    record = _ping_record(request, now, read, server.trusted_proxies)
     copy = engine.taken_before(check, record)  # a resend: counted once, as it is stored once
     try:
         await engine.record(check, record)
@@ -274,7 +275,8 @@ async def _key_only(request: web.Request, key: str) -> web.Response:
     check, forced = found
     event = Event(forced or _SUCCESS, now, None, None, None, None)
     user_agent = storable(request.headers.get("User-Agent", "")[:200])
-    record = PingRecord(event, now, "", False, None, request.method, request.remote or "", user_agent, None)
+    source = _source(request, engine.config.server.trusted_proxies)
+    record = PingRecord(event, now, "", False, None, request.method, source, user_agent, None)
     try:
         await engine.record(check, record)
     except StoreError:
@@ -296,14 +298,22 @@ def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
     return engine.lookup_name(target.name), None
 
 
-def _ping_record(request: web.Request, received_at: float, ping: Ping) -> PingRecord:
+def _ping_record(request: web.Request, received_at: float, ping: Ping, trusted: Networks) -> PingRecord:
     event = ping.event
     user_agent = storable(request.headers.get("User-Agent", "")[:200])
     # Positional: a NamedTuple's keyword arguments cost a third more, on every ping.
     return PingRecord(
-        event, received_at, ping.message, ping.truncated, event.metrics, request.method, request.remote or "",
+        event, received_at, ping.message, ping.truncated, event.metrics, request.method, _source(request, trusted),
         user_agent, ping.uid,
     )  # fmt: skip
+
+
+def _source(request: web.Request, trusted: Networks) -> str:
+    """Where the ping came from: its connection's peer, or the client a trusted proxy names."""
+    peer = request.remote or ""
+    if "X-Forwarded-For" not in request.headers:  # nearly every ping: no proxy, or an untrusting one
+        return peer
+    return client_address(peer, ",".join(request.headers.getall("X-Forwarded-For")), trusted)
 
 
 async def batch(request: web.Request, target: Target) -> web.Response:
@@ -337,7 +347,8 @@ async def batch(request: web.Request, target: Target) -> web.Response:
         return _text(404, NOT_FOUND)
     now = rt.clock.now()
     parsed = [details for details in items if not isinstance(details, PingError)]  # all of them, as checked
-    records = [_ping_record(request, now, read) for read in batch_pings(parsed, forced, server.body_limit)]
+    trusted = server.trusted_proxies
+    records = [_ping_record(request, now, read, trusted) for read in batch_pings(parsed, forced, server.body_limit)]
     committed, duplicates = rt.engine.record_batch(check, records)
     try:
         await committed

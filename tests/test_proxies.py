@@ -1,0 +1,85 @@
+"""A ping's source address behind a reverse proxy (`[server] trusted_proxies`): pure rules, the
+config key, and real pings through the server."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from heartfly.core.config import ConfigError
+from heartfly.core.proxies import LOOPBACK, client_address, parse_networks
+from heartfly.web.app import create_app
+from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import query
+
+PROXIES = parse_networks(("127.0.0.1", "10.0.0.0/8"))
+
+
+def test_a_trusted_proxys_forwarded_client_is_the_source() -> None:
+    assert client_address("127.0.0.1", "203.0.113.7", PROXIES) == "203.0.113.7"
+    assert client_address("::ffff:127.0.0.1", "203.0.113.7", PROXIES) == "203.0.113.7"  # listening on "::"
+    assert client_address("127.0.0.1", "2001:db8::5", PROXIES) == "2001:db8::5"
+
+
+def test_a_peer_that_is_no_trusted_proxy_is_the_source_whatever_it_forwards() -> None:
+    assert client_address("198.51.100.9", "203.0.113.7", PROXIES) == "198.51.100.9"
+    assert client_address("127.0.0.1", "203.0.113.7", ()) == "127.0.0.1"
+    assert client_address("127.0.0.1", None, PROXIES) == "127.0.0.1"
+
+
+def test_the_nearest_address_not_a_trusted_proxy_is_taken_not_what_the_client_wrote_left_of_it() -> None:
+    # The client wrote "6.6.6.6" itself; the proxies appended the address each one saw.
+    assert client_address("127.0.0.1", "6.6.6.6, 203.0.113.7, 10.1.2.3", PROXIES) == "203.0.113.7"
+    assert client_address("127.0.0.1", "10.9.9.9, 10.1.2.3", PROXIES) == "10.9.9.9"  # all proxies: the leftmost
+
+
+def test_an_entry_that_is_no_address_ends_the_walk_at_the_proxy_that_passed_it_on() -> None:
+    assert client_address("127.0.0.1", "unknown", PROXIES) == "127.0.0.1"
+    assert client_address("127.0.0.1", "203.0.113.7, <script>, 10.1.2.3", PROXIES) == "10.1.2.3"
+    assert client_address("127.0.0.1", "", PROXIES) == "127.0.0.1"
+
+
+def test_trusted_proxies_default_to_the_loopback_and_take_addresses_and_networks(write_config: ConfigWriter) -> None:
+    assert write_config("").server.trusted_proxies == LOOPBACK
+    assert write_config("", server="trusted_proxies = []").server.trusted_proxies == ()
+    given = write_config("", server='trusted_proxies = ["10.0.0.5", "fd00::/8"]').server.trusted_proxies
+    assert [str(n) for n in given] == ["10.0.0.5/32", "fd00::/8"]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ('["10.0.0.300"]', '"10.0.0.300" is not an IP address or network'),
+        ('"127.0.0.1"', "expected an array, got a string"),
+        ("[1]", "expected an array of non-empty strings"),
+    ],
+)
+def test_a_trusted_proxy_that_is_no_address_is_a_config_error_naming_it(
+    write_config: ConfigWriter, value: str, words: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"server\.trusted_proxies") as caught:
+        write_config("", server=f"trusted_proxies = {value}")
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("trusted", ["default", "none"])
+async def test_pings_through_a_proxy_on_the_loopback_are_stored_with_their_clients_address(
+    aiohttp_client: Any, write_config: ConfigWriter, trusted: str
+) -> None:
+    # Behind nginx on the same machine (docs/install.md) every ping's source was 127.0.0.1.
+    key = new_key()
+    server = "trusted_proxies = []" if trusted == "none" else ""
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1h"\n', server=server)
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(config))
+    forwarded = {"X-Forwarded-For": "6.6.6.6, 203.0.113.7"}
+    for url in (f"/ping/{key}", f"/ping/{key}/start?rid=r1", f"/ping/{key}"):  # the fast path, the general one
+        assert (await client.post(url, headers=forwarded, data=b"" if "rid" not in url else b"out")).status == 200
+    batch = {"pings": [{"status": "success", "ts": time.time() - 60}]}
+    assert (await client.post(f"/ping/{key}/batch", headers=forwarded, json=batch)).status == 200
+    sources = [row[0] for row in query(config, "SELECT source FROM pings")]
+    assert len(sources) == 4
+    assert set(sources) == ({"127.0.0.1"} if trusted == "none" else {"203.0.113.7"})
