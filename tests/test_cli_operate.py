@@ -953,3 +953,59 @@ def test_status_does_not_say_a_crashed_server_still_watches_a_check_taken_out_of
     assert result.returncode == 0, result.stderr
     assert "may be stale" in result.stdout, result.stdout
     assert "still watched" not in result.stderr and "weekly" not in result.stderr, result.stderr
+
+
+# `heartfly history` in a fresh interpreter whose Python allocations are traced from once its
+# modules are imported: its peak, in bytes, is printed on the last line of stderr.
+_TRACED_HISTORY = """
+import sys, tracemalloc
+import heartfly.cli.main, heartfly.cli.report, heartfly.core.config, heartfly.store.backend
+tracemalloc.start()
+try:
+    heartfly.cli.main.main()
+finally:
+    print(tracemalloc.get_traced_memory()[1], file=sys.stderr)
+"""
+
+
+def test_history_reads_only_the_start_of_each_long_ping_body_it_shows(tmp_path: Path) -> None:
+    # It read every listed body whole and escaped it character by character to show 60 of them:
+    # a job logging a few MiB a run made `heartfly history` take a minute and hundreds of MB.
+    path = tmp_path / "hb.toml"
+    key = new_key()
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\nbody_limit = "16MiB"\n'
+        f'[checks.nightly]\nkey = "{key}"\nevery = "1h"\n'
+    )
+    size = 4 << 20
+    with Server(path) as server:
+        for n in range(2):
+            body = f"run {n} \x1b[2J\n".encode() + b"x" * size
+            with urllib.request.urlopen(f"{server.url}/ping/{key}", data=body, timeout=30) as resp:
+                assert resp.status == 200
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACED_HISTORY, "history", "nightly", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    pings = done.stdout.split("Pings (newest first):\n")[1].splitlines()
+    assert [line.split("127.0.0.1  ", 1)[1] for line in pings] == [
+        f"run {n} \\x1b[2J " + "x" * 45 + "…" for n in (1, 0)
+    ], done.stdout
+    assert int(done.stderr.splitlines()[-1]) < size, "the bodies were read whole"
+
+
+def test_history_shows_a_short_ping_body_whole_and_a_long_one_cut(running: tuple[Server, Path]) -> None:
+    server, path = running
+    key = re.search(r'key = "([^"]+)"', path.read_text())
+    assert key is not None
+    for body in (b"short and sweet", b"  spaced \n\n  out  " + b"y" * 300 + b" end"):
+        with urllib.request.urlopen(f"{server.url}/ping/{key.group(1)}/log", data=body, timeout=10) as resp:
+            assert resp.status == 200
+    result = heartfly("history", "nightly", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    pings = result.stdout.split("Pings (newest first):\n")[1].splitlines()
+    shown = [line.split("127.0.0.1  ", 1)[1] for line in pings]
+    assert shown == ["spaced out " + "y" * 48 + "…", "short and sweet"], pings

@@ -28,6 +28,12 @@ from heartfly.store.rows import TOMBSTONE
 # cannot write), so the states read may be stale and it watches no check the file lacks.
 STALE_AFTER = 10.0
 
+# A ping's body in `heartfly history`: its first BODY_SHOWN characters. A body longer than
+# BODY_READ is read as its first quarter (read_pings' `shown`), never whole: listing 20 bodies of
+# a few MiB each read them all into memory and escaped them character by character (minutes).
+BODY_SHOWN = 60
+BODY_READ = 1024
+
 
 def _local(ts: float, zone: str) -> str:
     when = datetime.fromtimestamp(ts, ZoneInfo(zone))
@@ -247,7 +253,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         flips = await db.read_flips(row.id, limit, routine=routine)
         alerts = await db.read_alerts(row.id, limit)
         ahead = await _waited_for(db, row.id, alerts)
-        pings = await db.read_pings(row.id, limit)
+        pings = await db.read_pings(row.id, limit, shown=BODY_READ)  # a long body: its start only
     cfg = config.checks.get(name)
     tz = localtime.zone(config.server.display_timezone)
     st = row.state
@@ -277,16 +283,21 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         lines.append("  none")
     lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
     for ping in pings:
-        # A ping's body is the job's (or anyone's with its key): escape sequences in it must not
-        # reach the operator's terminal (a title, a cleared screen, lines drawn over).
-        body = escape(" ".join(str(ping["body"]).split()))
-        body = body if len(body) <= 60 else body[:59] + "…"
+        body = _body_start(ping)
         extra = f" exit {ping['exit_status']}" if ping["exit_status"] is not None else ""
         late = _learned(ping["at"], ping["received_at"], tz)
         lines.append(f"  {_t(ping['at'], tz)}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip() + late)
     if not pings:
         lines.append("  none")
     return "\n".join(lines)
+
+
+def _body_start(ping: dict[str, Any]) -> str:
+    """A ping's body as history lists it: its start on one line, cut at BODY_SHOWN characters ("…").
+    The body is the job's (or anyone's with its key): escape sequences in it must not reach the
+    operator's terminal (a title, a cleared screen, lines drawn over)."""
+    text = escape(" ".join(str(ping["body"]).split()))
+    return text if len(text) <= BODY_SHOWN and not ping["omitted"] else text[: BODY_SHOWN - 1] + "…"
 
 
 def _problems_of(name: str, problems: list[str], names: list[str]) -> list[str]:
