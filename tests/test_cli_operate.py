@@ -1009,3 +1009,25 @@ def test_history_shows_a_short_ping_body_whole_and_a_long_one_cut(running: tuple
     pings = result.stdout.split("Pings (newest first):\n")[1].splitlines()
     shown = [line.split("127.0.0.1  ", 1)[1] for line in pings]
     assert shown == ["spaced out " + "y" * 48 + "…", "short and sweet"], pings
+
+
+def test_a_server_that_takes_a_request_and_does_not_answer_is_not_called_unreachable(
+    running: tuple[Server, Path],
+) -> None:
+    # A hung server (stopped here) still takes connections: the wait's timeout was told as "cannot
+    # reach the server ... is `heartfly serve` running?" with a hint at a changed listen address,
+    # while the request it took may yet be carried out.
+    from heartfly.cli import admin
+    from heartfly.core.config import load_config
+
+    server, path = running
+    config = load_config(path)
+    server.signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(admin.AdminError) as refused:
+            admin.call(config, "POST", "/api/v1/reload", timeout=0.5)
+    finally:
+        server.signal(signal.SIGCONT)
+    said = str(refused.value)
+    assert "is `heartfly serve` running?" not in said and "listen" not in said, said
+    assert said.startswith(f"{server.url} took the request and gave no answer within 0.5 s"), said

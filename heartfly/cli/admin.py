@@ -74,6 +74,12 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
         # (Its text is whatever came back, a banner with its own line breaks: the class says enough.)
         raise AdminError(f"{local_url(config)} did not answer in HTTP as Heartfly does ({type(exc).__name__}):"
                          " is another program listening there?") from None  # fmt: skip
+    except TimeoutError:  # connected and asked (a refused or failed connect is a URLError): no answer
+        # A hung or overloaded server, not a missing one; what it took may yet be done (a reload).
+        raise AdminError(
+            f"{local_url(config)} took the request and gave no answer within {timeout:g} s: the server may be"
+            " hung or overloaded (journalctl -u heartfly), and may still carry the request out"
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         # The address comes from the file, which may have changed since the server started.
