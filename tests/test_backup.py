@@ -266,3 +266,42 @@ def test_a_database_on_a_read_only_file_system_is_still_read_and_backed_up(tmp_p
     assert backup.returncode == 0, backup.stderr
     with sqlite3.connect(tmp_path / "copy.db") as copy:
         assert copy.execute("SELECT count(*) FROM pings").fetchone() == (1,)
+
+
+def test_a_backup_that_fails_under_a_systemd_timer_is_logged_at_error_priority(tmp_path: Path) -> None:
+    # `journalctl -p err` found a config error of the nightly backup's service (main._fail) but
+    # not the copy's own failure (a full disk, no database), which went to the journal as info.
+    config = write(tmp_path / "hb.toml", "")
+    log = tmp_path / "journal"
+    with log.open("w") as stderr:
+        st = os.fstat(stderr.fileno())
+        result = subprocess.run(
+            [sys.executable, "-m", "heartfly", "backup", "-c", str(config), str(tmp_path / "copy.db")],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            timeout=30,
+            env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"},
+        )
+    assert result.returncode == 1
+    assert log.read_text() == f"<3>error: no database at {tmp_path / 'hb.db'}\n"
+
+
+@pytest.mark.parametrize("command", [["status"], ["history", "a"], ["pause", "a"]])
+def test_the_other_commands_errors_under_systemd_are_logged_at_error_priority_too(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = write(tmp_path / "hb.toml", "")
+    config.write_text(config.read_text().replace("127.0.0.1:0", "127.0.0.1:9"))  # no server there
+    (tmp_path / "token").write_text("t" * 32)
+    log = tmp_path / "journal"
+    with log.open("w") as stderr:
+        st = os.fstat(stderr.fileno())
+        result = subprocess.run(
+            [sys.executable, "-m", "heartfly", *command, "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            timeout=30,
+            env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"},
+        )
+    assert result.returncode == 1
+    assert log.read_text().startswith("<3>error: "), log.read_text()

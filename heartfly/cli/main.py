@@ -193,8 +193,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
         items, alive_at, downtime = asyncio.run(read_status(config, left_out, gone))
         cluster = None if as_json else asyncio.run(read_cluster(config))
     except StoreError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail([str(exc)], 1)
     if as_json:
         click.echo(json.dumps(items, indent=2))
     else:
@@ -260,11 +259,9 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
     try:
         text = asyncio.run(read_history(config, name, limit, routine))
     except StoreError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail([str(exc)], 1)
     except KeyError:
-        click.echo(f'error: no check "{name}" in the database', err=True)
-        sys.exit(1)
+        _fail([f'no check "{name}" in the database'], 1)
     click.echo(text)
 
 
@@ -336,16 +333,11 @@ def _operate(action: Callable[[], str | tuple[str, bool]]) -> None:
     try:
         result = action()
     except ReloadError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail([*exc.problems, str(exc)], 2)
     except UnknownChannel as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail([str(exc)], 2)
     except AdminError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail([str(exc)], 1)
     text, ok = (result, True) if isinstance(result, str) else result
     click.echo(text)
     if not ok:
@@ -369,12 +361,10 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
 
     given = click.get_current_context().get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
     if path is not None and config_path is not None and given and path.resolve() != config_path.resolve():
-        click.echo(f"error: two places to write to: {path} and -c {config_path}", err=True)
-        sys.exit(2)
+        _fail([f"two places to write to: {path} and -c {config_path}"], 2)
     path = path or config_path or Path("heartfly.toml")  # PATH wins over HEARTFLY_CONFIG
     if path.exists():
-        click.echo(f"error: {path} exists; not overwriting it", err=True)
-        sys.exit(1)
+        _fail([f"{path} exists; not overwriting it"], 1)
     try:  # checked before anything is written: a bad --url leaves no file behind
         text = starter_config(client.check_url(url, "--url"), starter_listen(url))
         config = parse_and_read_secrets(tomllib.loads(text), path)
@@ -388,8 +378,7 @@ def init(config_path: Path | None, path: Path | None, url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)  # a source install's /etc/heartfly does not exist yet
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        click.echo(f"error: cannot write {path}: {exc.strerror}", err=True)
-        sys.exit(1)
+        _fail([f"cannot write {path}: {exc.strerror}"], 1)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     click.echo(f"wrote {path}\n")
@@ -421,8 +410,7 @@ def backup(config_path: Path | None, path: Path) -> None:
     try:
         info = backup_database(database, path)
     except BackupError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail([str(exc)], 1)
     click.echo(f"wrote {info.path}: {info.size} bytes, {info.checks} checks, {info.pings} pings")
 
 
@@ -460,8 +448,7 @@ def migrate_db(
         asyncio.run(backend.create(destination))
         counts = copy(origin, destination, say=lambda line: click.echo(f"  {line}"))
     except (MigrateError, StoreError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail([str(exc)], 1)
     click.echo(f"copied {sum(counts.values())} rows from {origin} to {destination}; counts checked")
 
 
