@@ -1031,3 +1031,16 @@ def test_a_server_that_takes_a_request_and_does_not_answer_is_not_called_unreach
     said = str(refused.value)
     assert "is `heartfly serve` running?" not in said and "listen" not in said, said
     assert said.startswith(f"{server.url} took the request and gave no answer within 0.5 s"), said
+
+
+def test_history_of_a_check_the_server_has_not_loaded_yet_says_so(running: tuple[Server, Path]) -> None:
+    # Added to the file, not reloaded (or its reload refused): "no check in the database" and
+    # nothing on why, where status and pause name it as not loaded and say what loads it.
+    _, path = running
+    path.write_text(path.read_text() + f'[checks.weekly]\nkey = "{new_key()}"\nevery = "7d"\n')
+    result = heartfly("history", "weekly", "-c", str(path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f'error: no check "weekly" in the database: it is in {path}, but the server')
+    assert "heartfly reload" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    unknown = heartfly("history", "nope", "-c", str(path))
+    assert unknown.returncode == 1 and unknown.stderr == 'error: no check "nope" in the database\n'

@@ -261,7 +261,11 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
     except StoreError as exc:
         _fail([str(exc)], 1)
     except KeyError:
-        _fail([f'no check "{name}" in the database'], 1)
+        from heartfly.cli.operate import NOT_LOADED_HINT
+
+        # Added to the file, not reloaded (or its reload refused): said, as status and pause say it.
+        why = f": it is in {config.path}, but the server has not loaded it ({NOT_LOADED_HINT})"
+        _fail([f'no check "{name}" in the database' + (why if name in config.checks else "")], 1)
     click.echo(text)
 
 
