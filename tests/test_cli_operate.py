@@ -1044,3 +1044,21 @@ def test_history_of_a_check_the_server_has_not_loaded_yet_says_so(running: tuple
     assert "heartfly reload" in result.stderr and result.stderr.count("\n") == 1, result.stderr
     unknown = heartfly("history", "nope", "-c", str(path))
     assert unknown.returncode == 1 and unknown.stderr == 'error: no check "nope" in the database\n'
+
+
+def test_pause_and_resume_work_while_a_check_elsewhere_in_the_file_is_mid_edit(running: tuple[Server, Path]) -> None:
+    # The running server does not read the file for them: a typo in a check being added kept the
+    # operator from pausing a check that alerted (exit 2, the file's problems), as it keeps no backup.
+    server, path = running
+    path.write_text(path.read_text() + f'[checks.weekly]\nkey = "{new_key()}"\nevery = "7 lightyears"\n')
+    paused = heartfly("pause", "nightly", "-c", str(path))
+    assert paused.returncode == 0, paused.stderr
+    assert paused.stdout.startswith("paused nightly") and "check-config" in paused.stderr
+    assert api(server, "/api/v1/checks/nightly")["state"] == "paused"
+    resumed = heartfly("resume", "nightly", "-c", str(path))
+    assert resumed.returncode == 0 and "resumed nightly" in resumed.stdout, resumed.stderr
+    # A [server] table that cannot be read is still refused: it says where the server is.
+    path.write_text(path.read_text().replace("[server]\n", '[server]\nbody_limit = "lots"\n'))
+    refused = heartfly("pause", "nightly", "-c", str(path))
+    assert refused.returncode == 2 and "server.body_limit" in refused.stderr, refused.stderr
+    assert api(server, "/api/v1/checks/nightly")["state"] != "paused"

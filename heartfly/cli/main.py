@@ -46,6 +46,29 @@ def _load(path: Path | None, cache_dir: Path | None = None) -> Config:
         _fail(exc.problems, 2)
 
 
+def _load_to_ask(path: Path | None) -> Config:
+    """The config for a request to the running server that reads no check of the file (pause,
+    resume): a problem outside [server] (a check being edited) is counted in a warning, not in the
+    way of pausing a check that alerts, as it is not in the way of a backup. A file that cannot be
+    parsed, or whose [server] has a problem, exits 2 with every problem of the file."""
+    import tomllib
+
+    from heartfly.core.config import ConfigError, load_config, parse_config
+
+    file = _resolve(path)
+    try:
+        return load_config(file)
+    except ConfigError as exc:
+        try:
+            server = tomllib.loads(file.read_text(encoding="utf-8")).get("server", {})
+            config = parse_config({"server": server}, file)  # reads no file: the token is read when asking
+        except (OSError, ValueError, ConfigError):
+            _fail(exc.problems, 2)
+        click.echo(f"warning: {file} has {len(exc.problems)} problem(s), which `heartfly check-config` lists;"
+                   " asking the server all the same", err=True)  # fmt: skip
+        return config
+
+
 def _fail(problems: list[str], code: int) -> NoReturn:
     """Print one `error:` line per problem and exit; under journald, at error priority."""
     from heartfly.server.systemd import stderr_is_journal
@@ -306,7 +329,7 @@ def pause(config_path: Path | None, name: str, until: str | None) -> None:
     """Pause a check on the running server: no deadlines, no alerts; its pings are still stored."""
     from heartfly.cli import operate
 
-    _operate(lambda: operate.pause(_load(config_path), name, until))
+    _operate(lambda: operate.pause(_load_to_ask(config_path), name, until))
 
 
 @main.command()
@@ -316,7 +339,7 @@ def resume(config_path: Path | None, name: str) -> None:
     """Watch a paused check again, from now."""
     from heartfly.cli import operate
 
-    _operate(lambda: operate.resume(_load(config_path), name))
+    _operate(lambda: operate.resume(_load_to_ask(config_path), name))
 
 
 @main.command()
