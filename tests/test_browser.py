@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -355,4 +356,40 @@ def test_a_long_check_name_without_a_break_fits_a_phone(tmp_path: Path, browser:
             page.goto(f"{running.url}/checks/{shown}")  # its schedule, its pipeline, its badge: 389 px too wide
             assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
             assert page.evaluate(OVERFLOWING) == []
+        page.close()
+
+
+def test_a_refresh_the_server_never_answers_is_said_on_the_page_not_waited_on_for_ever(
+    tmp_path: Path, browser: Any
+) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    status = re.compile(r"^updated ")
+    with Server(path) as running:
+        page = browser.new_page()
+        page.clock.install()
+        sign_in(page, running)
+        page.clock.run_for(11_000)
+        live = page.locator("#live-status")
+        sync_api.expect(live).to_have_text(status)
+        for answered_late in (True, False):
+            running.signal(signal.SIGSTOP)  # it takes the connection and the request, and answers nothing
+            try:
+                page.clock.run_for(11_000)  # a refresh is sent...
+                page.clock.run_for(11_000)  # ...and not answered by the next one's time
+                # It said "updated" at the last answer for as long as the request hung, the page frozen.
+                sync_api.expect(live).to_have_text("no answer yet")
+                sync_api.expect(live).to_have_class(re.compile(r"\bstale\b"))
+                if not answered_late:
+                    page.clock.run_for(48_000)  # a minute: given up, not holding every later refresh
+                    sync_api.expect(live).to_have_text("no answer: retrying")
+            finally:
+                running.signal(signal.SIGCONT)
+            if not answered_late:
+                page.clock.run_for(11_000)
+            sync_api.expect(live).to_have_text(status)  # a slow answer still counts
+            sync_api.expect(live).not_to_have_class(re.compile(r"\bstale\b"))
         page.close()

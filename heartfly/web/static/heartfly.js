@@ -3,9 +3,14 @@
 (function () {
   "use strict";
   var REFRESH_MS = 10000;
+  // A refresh not answered by the next one's time is said ("no answer yet"), and given up after a
+  // minute: a server that takes the request and answers nothing (stopped, its loop blocked, a
+  // connection gone dead) left the page frozen, "updated" at the last answer, and every later
+  // refresh waiting behind it. A slow answer that comes still updates the page.
+  var SLOW_MS = REFRESH_MS, GIVE_UP_MS = 6 * REFRESH_MS;
   var status = document.getElementById("live-status");
   var timer = null;
-  var busy = false;
+  var current = null;  // the AbortController of the refresh under way
 
   function busyHere(el) {
     // Leave a region alone while someone reads an opened message or fills in a form field in it.
@@ -22,16 +27,25 @@
   }
 
   function refresh(url, force) {
-    if (busy) { return; }
-    busy = true;
-    fetch(url || location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    if (current) {
+      if (!force) { return; }
+      current.abort();  // a newer view (a chip, a search) replaces the one still on its way
+    }
+    var controller = current = new AbortController(), timedOut = false;
+    var slow = setTimeout(function () {
+      if (status) { status.textContent = "no answer yet"; status.classList.add("stale"); }
+    }, SLOW_MS);
+    var answer = setTimeout(function () { timedOut = true; controller.abort(); }, GIVE_UP_MS);
+    fetch(url || location.href, {
+      credentials: "same-origin", headers: { "Accept": "text/html" }, signal: controller.signal
+    })
       .then(function (resp) {
         if (resp.redirected && new URL(resp.url).pathname === "/login") { location.assign(resp.url); return null; }
         if (!resp.ok) { throw new Error(resp.status); }
         return resp.text();
       })
       .then(function (html) {
-        if (html === null) { return; }
+        if (html === null || controller.signal.aborted) { return; }  // (given up meanwhile)
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live]").forEach(function (el) {
           var fresh = doc.getElementById(el.id);
@@ -45,11 +59,17 @@
         if (status) { status.textContent = "updated " + new Date().toLocaleTimeString(); status.classList.remove("stale"); }
       })
       .catch(function (err) {
+        if (controller.signal.aborted && !timedOut) { return; }  // replaced by a newer refresh
         // A fetch that got no answer is offline; an answer is not (a 404: the check left the config).
-        var said = err instanceof TypeError ? "offline" : err.message === "404" ? "no such check now" : "error " + err.message;
+        var said = timedOut ? "no answer" : err instanceof TypeError ? "offline"
+          : err.message === "404" ? "no such check now" : "error " + err.message;
         if (status) { status.textContent = said + ": retrying"; status.classList.add("stale"); }
       })
-      .finally(function () { busy = false; });
+      .finally(function () {
+        clearTimeout(slow);
+        clearTimeout(answer);
+        if (current === controller) { current = null; }
+      });
   }
 
   function schedule() {
@@ -59,7 +79,6 @@
 
   function go(url) {
     history.replaceState(null, "", url);
-    busy = false;
     refresh(url, true);
     schedule();
   }
