@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -562,6 +563,35 @@ async def test_a_check_page_of_long_messages_shows_each_ones_start_and_end_not_a
     assert f"{len(body) - MESSAGE_SHOWN} characters not shown" in page and f"{len(body)} chars" in page
     resp = await client.get("/api/v1/checks/backup/pings?limit=1", headers=bearer(config))
     assert (await resp.json())[0]["body"] == body  # the API has all of it
+
+
+def bytes_read() -> int:
+    """What this process (the server and the test's client alike) has read so far: files and sockets."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts the bytes read in /proc/self/io (Linux)")
+async def test_a_check_page_reads_the_messages_it_shows_not_every_kept_one(client: Client, config: Config) -> None:
+    # keep_pings (1000 by default) pings of 20 kB each: the page's statement sorted them all by
+    # time with their bodies, read whole to be cut, for the 25 it shows; every 10 s an open tab
+    # read 20 MB (with body_limit's 100 kB, 100 MB: a second of the reader for each refresh).
+    check_id = client.app[RUNTIME].engine.checks["backup"].id
+    now = client.app[RUNTIME].clock.now()
+    query(
+        config,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
+        " INSERT INTO pings (check_id, at, received_at, kind, body, method)"
+        " SELECT ?, ? - 1000 + i, ? - 1000 + i, 'log', 'line ' || i || ' ' || hex(zeroblob(10000)), 'POST' FROM n",
+        (check_id, now, now),
+    )
+    await login(client, config)
+    before = bytes_read()
+    page = await (await client.get("/checks/backup")).text()
+    read = bytes_read() - before
+    assert page.count("<pre>line 1000 0000") == 1 and page.count("<pre>line 976 0000") == 1  # the newest 25
+    assert "line 975 " not in page
+    assert read < 4_000_000, f"{read} bytes read for one page of {PINGS_PER_PAGE} messages"
 
 
 async def test_the_alerts_card_shows_an_alerts_last_attempts_and_counts_the_rest(
