@@ -451,11 +451,16 @@ async def test_the_index_reads_every_rows_history_at_once_the_same_rows_as_one_c
     rt = client.app[RUNTIME]
     assert rt.reader is not None
     ids = [c.id for c in rt.engine.checks.values()]
-    recent = await rt.reader.read_recent(ids, 2)
+    recent = await rt.reader.read_recent(ids, 2, judged=ids[:1])  # with metrics for one (assertions)
+    bare = await rt.reader.read_recent(ids, 2)  # for none
     for i in ids:
-        assert recent[i].runs == await rt.reader.read_runs(i, 2)
-        assert recent[i].ends == await rt.reader.read_end_pings(i, 2)
-        assert recent[i].misses == await rt.reader.read_misses(i, 2)
+        assert recent[i].runs == bare[i].runs == await rt.reader.read_runs(i, 2)
+        assert recent[i].ends == await rt.reader.read_end_pings(i, 2, metrics=i == ids[0])
+        assert bare[i].ends == await rt.reader.read_end_pings(i, 2, metrics=False)
+        assert recent[i].misses == bare[i].misses == await rt.reader.read_misses(i, 2)
+    backup = rt.engine.checks["backup"].id
+    assert ids[0] == backup and recent[backup].ends[0]["metrics"] == {"rows": 3.0}
+    assert bare[backup].ends[0]["metrics"] is None
     assert len(recent[rt.engine.checks["backup"].id].runs) == 2
     await login(client, config)
     html = await (await client.get("/")).text()
@@ -592,6 +597,29 @@ async def test_a_check_page_reads_the_messages_it_shows_not_every_kept_one(clien
     assert page.count("<pre>line 1000 0000") == 1 and page.count("<pre>line 976 0000") == 1  # the newest 25
     assert "line 975 " not in page
     assert read < 4_000_000, f"{read} bytes read for one page of {PINGS_PER_PAGE} messages"
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts the bytes read in /proc/self/io (Linux)")
+async def test_the_run_strips_do_not_read_the_messages_of_the_pings_they_draw(client: Client, config: Config) -> None:
+    # The strips read each end ping's metrics (for a check's assertions), stored after its body:
+    # SQLite walked every body whole to reach them, 24 a row of the index (60 on a check page),
+    # on every refresh, though a check without assertions never looks at them.
+    check_id = client.app[RUNTIME].engine.checks["backup"].id
+    now = client.app[RUNTIME].clock.now()
+    query(
+        config,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60)"
+        " INSERT INTO pings (check_id, at, received_at, kind, body, metrics, method)"
+        " SELECT ?, ? - 1000 + i, ? - 1000 + i, 'success', hex(zeroblob(50000)), '{\"rows\": 5}', 'POST' FROM n",
+        (check_id, now, now),
+    )
+    await login(client, config)
+    for path, bound in (("/", 1_000_000), ("/checks/backup", 4_000_000)):  # the page's 25 messages: 2.5 MB
+        before = bytes_read()
+        page = await (await client.get(path)).text()
+        read = bytes_read() - before
+        assert page.count('class="b-ok"') >= 24, path  # its strip, or its chart, drew them
+        assert read < bound, f"{path}: {read} bytes read"
 
 
 async def test_the_alerts_card_shows_an_alerts_last_attempts_and_counts_the_rest(

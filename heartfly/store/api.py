@@ -9,7 +9,7 @@ second backend (PostgreSQL) fits in without them knowing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from heartfly.core.config import CheckConfig
@@ -89,11 +89,12 @@ class Reader(Protocol):
         ...
 
     async def read_runs(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]: ...
-    async def read_end_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]: ...
+    async def read_end_pings(self, check_id: int, limit: int, metrics: bool = True) -> list[dict[str, Any]]: ...
     async def read_misses(self, check_id: int, limit: int) -> list[dict[str, Any]]: ...
     async def read_record(self, check_id: int, since: float) -> RecordRows: ...
-    async def read_recent(self, check_ids: list[int], runs: int) -> dict[int, Recent]:
-        """The dashboard index's rows at once: each check's newest runs, end pings and missed deadlines."""
+    async def read_recent(self, check_ids: list[int], runs: int, judged: Collection[int] = ()) -> dict[int, Recent]:
+        """The dashboard index's rows at once: each check's newest runs, end pings and missed
+        deadlines; the end pings' metrics only for the `judged` checks' (those with assertions)."""
         ...
 
 

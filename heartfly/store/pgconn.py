@@ -25,7 +25,7 @@ from heartfly.store.api import StoreError, StoreFault
 # A read transaction sees one snapshot (SQLite's BEGIN does, in WAL mode); PostgreSQL's default
 # would take a new one per statement, and read_current_checks would see a checkpoint newer than
 # the states it read.
-_RUNS_OF, _END_PINGS_OF, _MISSES_OF = queries.recent_statements(
+_RUNS_OF, _END_PINGS_OF, _MISSES_OF, _BARE_END_PINGS_OF = queries.recent_statements(
     "jsonb_array_elements_text(CAST(?1 AS jsonb)) AS c(value)", "CAST(c.value AS BIGINT)", lateral=True
 )
 PG_VARIANTS: dict[str, str] = {
@@ -37,6 +37,7 @@ PG_VARIANTS: dict[str, str] = {
     queries._RUNS_OF: _RUNS_OF,
     queries._END_PINGS_OF: _END_PINGS_OF,
     queries._MISSES_OF: _MISSES_OF,
+    queries._BARE_END_PINGS_OF: _BARE_END_PINGS_OF,
     outboxqueries._DUE_ALERTS: outboxqueries._DUE_ALERTS.replace("instr(", "strpos(").replace(  # the same arguments
         outboxqueries._LISTED_NEWER, outboxqueries._LISTED_NEWER_PG
     ),

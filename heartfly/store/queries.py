@@ -8,7 +8,7 @@ translates the placeholders and swaps in its own text for the few statements tha
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
@@ -410,11 +410,13 @@ async def read_misses(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]
     return [dict(zip(_FLIP_KEYS, row, strict=True)) for row in await fetch_all(db, sql, (check_id, limit))]
 
 
-async def read_end_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
-    """The latest success and failure pings: a timeline's events for jobs that never send a start."""
+async def read_end_pings(db: Db, check_id: int, limit: int, metrics: bool = True) -> list[dict[str, Any]]:
+    """The latest success and failure pings: a timeline's events for jobs that never send a start.
+    Without `metrics` (a check without assertions: None), which SQLite stores after the body and
+    reaches by reading the body whole (_BARE)."""
     sql = (
-        "SELECT id, at, kind, exit_status, metrics, run_id FROM pings WHERE check_id = ?"
-        " AND kind IN ('success', 'fail') ORDER BY id DESC LIMIT ?"
+        f"SELECT id, at, kind, exit_status, {'metrics' if metrics else 'NULL'}, run_id FROM pings"  # noqa: S608
+        " WHERE check_id = ? AND kind IN ('success', 'fail') ORDER BY id DESC LIMIT ?"
     )
     return [
         {"id": r[0], "at": r[1], "kind": r[2], "exit_status": r[3], "metrics": json.loads(r[4]) if r[4] else None}
@@ -440,6 +442,9 @@ def page_cursor(before: int | None) -> int:
 
 _RUN_KEYS = ("id", "run_id", "started_at", "ended_at", "outcome", "exit_status", "detail", "members")
 _END_KEYS = ("id", "at", "kind", "exit_status", "metrics", "run_id")
+# Without metrics: a row's columns after its body (metrics) are reached by reading the body whole
+# on SQLite, 24 bodies a row of the index, for checks that have no assertions to judge them by.
+_BARE = tuple(k for k in _END_KEYS if k != "metrics")
 _FLIP_KEYS = ("id", "at", "old", "new", "reason", "deadline", "detail", "learned_at")
 
 
@@ -466,17 +471,20 @@ def _newest_of_each(
 
 def recent_statements(
     ids: str = "json_each(?1) AS c", value: str = "c.value", *, lateral: bool = False
-) -> tuple[str, str, str]:
-    """read_recent's three statements, walking the ids as `ids` lists them (SQLite's json_each by
-    default; `lateral`: see _newest_of_each)."""
+) -> tuple[str, str, str, str]:
+    """read_recent's statements, walking the ids as `ids` lists them (SQLite's json_each by
+    default; `lateral`: see _newest_of_each): runs, end pings, missed deadlines, and end pings
+    without their metrics."""
+    ends = " AND kind IN ('success', 'fail')"
     return (
         _newest_of_each("runs", _RUN_KEYS, "started_at DESC, id DESC", "", ids, value, lateral),
-        _newest_of_each("pings", _END_KEYS, "id DESC", " AND kind IN ('success', 'fail')", ids, value, lateral),
+        _newest_of_each("pings", _END_KEYS, "id DESC", ends, ids, value, lateral),
         _newest_of_each("flips", _FLIP_KEYS, "at DESC, id DESC", MISSED, ids, value, lateral),
+        _newest_of_each("pings", _BARE, "id DESC", ends, ids, value, lateral),
     )
 
 
-_RUNS_OF, _END_PINGS_OF, _MISSES_OF = recent_statements()
+_RUNS_OF, _END_PINGS_OF, _MISSES_OF, _BARE_END_PINGS_OF = recent_statements()
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,11 +504,16 @@ async def _grouped(db: Db, sql: str, ids: str, limit: int, keys: tuple[str, ...]
     return out
 
 
-async def read_recent(db: Db, check_ids: list[int], runs: int) -> dict[int, Recent]:
-    """Each check's `runs` newest runs, end pings and missed deadlines: three statements in all."""
+async def read_recent(db: Db, check_ids: list[int], runs: int, judged: Collection[int] = ()) -> dict[int, Recent]:
+    """Each check's `runs` newest runs, end pings and missed deadlines: three statements in all (a
+    fourth where some checks are `judged`: their end pings come with metrics, the others' without)."""
     ids = json.dumps(check_ids)
     run_rows = await _grouped(db, _RUNS_OF, ids, runs, _RUN_KEYS)
-    end_rows = await _grouped(db, _END_PINGS_OF, ids, runs, _END_KEYS)
+    with_metrics = [i for i in check_ids if i in judged]
+    bare = [i for i in check_ids if i not in judged]
+    end_rows = await _grouped(db, _END_PINGS_OF, json.dumps(with_metrics), runs, _END_KEYS) if with_metrics else {}
+    if bare:
+        end_rows |= await _grouped(db, _BARE_END_PINGS_OF, json.dumps(bare), runs, _BARE)
     flip_rows = await _grouped(db, _MISSES_OF, ids, runs, _FLIP_KEYS)
     for items in run_rows.values():
         for item in items:
@@ -508,5 +521,5 @@ async def read_recent(db: Db, check_ids: list[int], runs: int) -> dict[int, Rece
             item["members"] = json.loads(item["members"]) if item["members"] else []
     for items in end_rows.values():
         for item in items:
-            item["metrics"] = json.loads(item["metrics"]) if item["metrics"] else None
+            item["metrics"] = json.loads(item["metrics"]) if item.get("metrics") else None
     return {i: Recent(run_rows.get(i, []), end_rows.get(i, []), flip_rows.get(i, [])) for i in check_ids}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
 
 from heartfly.core.config import CheckConfig
@@ -112,8 +112,8 @@ class SqlReader:
     async def read_runs(self, check_id: int, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         return await queries.read_runs(self.db, check_id, limit, before)
 
-    async def read_end_pings(self, check_id: int, limit: int) -> list[dict[str, Any]]:
-        return await queries.read_end_pings(self.db, check_id, limit)
+    async def read_end_pings(self, check_id: int, limit: int, metrics: bool = True) -> list[dict[str, Any]]:
+        return await queries.read_end_pings(self.db, check_id, limit, metrics)
 
     async def read_misses(self, check_id: int, limit: int) -> list[dict[str, Any]]:
         return await queries.read_misses(self.db, check_id, limit)
@@ -121,8 +121,8 @@ class SqlReader:
     async def read_record(self, check_id: int, since: float) -> RecordRows:
         return await queries.read_record(self.db, check_id, since)
 
-    async def read_recent(self, check_ids: list[int], runs: int) -> dict[int, Recent]:
-        return await queries.read_recent(self.db, check_ids, runs)
+    async def read_recent(self, check_ids: list[int], runs: int, judged: Collection[int] = ()) -> dict[int, Recent]:
+        return await queries.read_recent(self.db, check_ids, runs, judged)
 
 
 SqliteReader = SqlReader  # the name sqlite.open_reader and older callers know

@@ -200,7 +200,7 @@ async def _events(request: web.Request, check: Check, runs: int) -> list[dict[st
     assert reader is not None
     return charts.events(
         await reader.read_runs(check.id, runs),
-        _lone_ends(check, await reader.read_end_pings(check.id, runs)),
+        _lone_ends(check, await reader.read_end_pings(check.id, runs, metrics=bool(_judged_by(check)))),
         await reader.read_misses(check.id, runs),
         _open_starts(check),
         request.app[RUNTIME].clock.now(),
@@ -218,7 +218,8 @@ async def _timelines(request: web.Request, checks: list[Check]) -> list[charts.C
     """The index's strips, one per check, from one batched read (not three queries per row)."""
     rt = request.app[RUNTIME]
     assert rt.reader is not None
-    recent = await rt.reader.read_recent([c.id for c in checks], charts.TIMELINE_SLOTS)
+    judged = {c.id for c in checks if _judged_by(c)}  # the others' end pings are read without their metrics
+    recent = await rt.reader.read_recent([c.id for c in checks], charts.TIMELINE_SLOTS, judged)
     now = rt.clock.now()
     tz = display_zone(request)
     strips = []
