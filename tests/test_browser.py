@@ -393,3 +393,26 @@ def test_a_refresh_the_server_never_answers_is_said_on_the_page_not_waited_on_fo
             sync_api.expect(live).to_have_text(status)  # a slow answer still counts
             sync_api.expect(live).not_to_have_class(re.compile(r"\bstale\b"))
         page.close()
+
+
+def test_a_phone_is_told_when_the_dashboard_stops_updating(tmp_path: Path, browser: Any) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    with Server(path) as running:
+        page = browser.new_page(viewport={"width": 360, "height": 740})
+        page.clock.install()
+        sign_in(page, running)
+        page.goto(running.url + "/checks/a")  # its top bar has the most in it
+        page.clock.run_for(11_000)
+        sync_api.expect(page.locator("#live-status")).to_have_text(re.compile(r"^updated "))
+        sync_api.expect(page.locator("#live-status")).to_be_hidden()  # no room for "updated" on a phone...
+        running.kill()
+        page.clock.run_for(11_000)
+        # ...but the page that stopped updating, its checks green as they were, said nothing at all.
+        sync_api.expect(page.locator("#live-status")).to_have_text("offline: retrying")
+        sync_api.expect(page.locator("#live-status")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+        page.close()
