@@ -12,6 +12,12 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 
 ensure_venv() {
     [ -x "$VENV/bin/python" ] && return 0
+    if [ -e "$VENV" ] || [ -L "$VENV" ]; then
+        # Made by a Python that is gone (a pyenv version removed, an interpreter moved): `python3 -m
+        # venv` keeps its dangling links and fails, which read as a missing python3-venv.
+        echo "$VENV was made by a Python that no longer runs ($(readlink "$VENV/bin/python3" || echo none)): making it again" >&2
+        rm -rf "$VENV"
+    fi
     echo "creating $VENV ..." >&2
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
         rm -rf "$VENV"

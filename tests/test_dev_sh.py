@@ -1,0 +1,64 @@
+"""The README's quick start, `./dev.sh run`, where it goes wrong: a .venv whose Python is gone, and
+no network for pip. Real subprocesses: dev.sh, python3 -m venv and pip, with pip's index on a
+loopback port nothing listens on (and no config files, no find-links), so nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """dev.sh and pyproject.toml in a folder of their own, and an environment in which pip cannot
+    reach any index and apt-get (as root, dev.sh may run it) only notes that it was called."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dev.sh", "pyproject.toml"):
+        (repo / name).write_bytes((ROOT / name).read_bytes())
+    (repo / "dev.sh").chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "apt-get $*" >> {tmp_path / "apt-calls"}\nexit 1\n')
+    (bin_dir / "apt-get").chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_FIND_LINKS": "",
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_INDEX_URL": f"http://127.0.0.1:{closed_port()}/simple",
+        "PIP_RETRIES": "0",
+    }
+    return repo, env
+
+
+def dev_sh_run(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["./dev.sh", "run"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_venv_whose_python_is_gone_is_made_again_not_blamed_on_a_missing_python3_venv(tmp_path: Path) -> None:
+    # .venv made by a Python that was removed or moved since (another pyenv version, a different
+    # python3.11 path): its links dangle. `python3 -m venv` kept them and failed, and dev.sh took
+    # that for a missing python3-venv: "install python3-venv", or as root apt-get, for nothing.
+    repo, env = checkout(tmp_path)
+    venv_bin = repo / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python3").symlink_to(tmp_path / "gone" / "bin" / "python3")
+    (venv_bin / "python").symlink_to("python3")
+    (repo / ".venv" / "pyvenv.cfg").write_text(f"home = {tmp_path / 'gone' / 'bin'}\n")
+    result = dev_sh_run(repo, env)
+    assert "python3-venv" not in result.stderr, result.stderr
+    assert not (tmp_path / "apt-calls").exists()
+    assert f"made by a Python that no longer runs ({tmp_path / 'gone' / 'bin' / 'python3'})" in result.stderr
+    assert subprocess.run([str(venv_bin / "python"), "-c", "pass"]).returncode == 0  # a working .venv again
