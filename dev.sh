@@ -4,6 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=.venv
+COMMAND="${1:-}"
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     echo "error: Heartfly needs Python 3.11 or newer (python3 is $(python3 -V 2>&1))" >&2
@@ -34,6 +35,16 @@ ensure_venv() {
     "$VENV/bin/pip" install -q --upgrade pip
 }
 
+# Runs pip; if it fails, says what could not be installed and what to do, last: pip's own last
+# words on an index it cannot reach are about setuptools and "likely not a problem with pip".
+pip_or_say() {
+    what="$1"
+    shift
+    "$@" && return 0
+    echo "error: pip could not install $what into $VENV (pip's words above). It downloads them from PyPI, or the index pip is set up with: check the network (or pip's proxy, PIP_INDEX_URL), then run ./dev.sh $COMMAND again" >&2
+    exit 1
+}
+
 # Reinstall only when the dependency list changed.
 install() {
     extra="$1"
@@ -43,7 +54,7 @@ install() {
         # pip -q says nothing for a minute or so: say what is going on, and when it is done.
         if [ -n "$extra" ]; then what="Heartfly, its dependencies and the $extra tools"; else what="Heartfly and its dependencies"; fi
         echo "installing $what into $VENV (about a minute) ..." >&2
-        "$VENV/bin/pip" install -q -e ".$extra"
+        pip_or_say "$what" "$VENV/bin/pip" install -q -e ".$extra"
         echo "$want" > "$stamp"
         echo "installed" >&2
     fi
@@ -55,7 +66,7 @@ install_hcio() {
     "$VENV/hcio/bin/python" -c 'import healthchecks_io' >/dev/null 2>&1 && return 0
     echo "installing the healthchecks-io client into $VENV/hcio (for tests/test_hc_api.py) ..." >&2
     python3 -m venv "$VENV/hcio"
-    "$VENV/hcio/bin/pip" install -q "healthchecks-io==0.4.4"
+    pip_or_say "the healthchecks-io client" "$VENV/hcio/bin/pip" install -q "healthchecks-io==0.4.4"
 }
 
 case "${1:-}" in

@@ -62,3 +62,20 @@ def test_a_venv_whose_python_is_gone_is_made_again_not_blamed_on_a_missing_pytho
     assert not (tmp_path / "apt-calls").exists()
     assert f"made by a Python that no longer runs ({tmp_path / 'gone' / 'bin' / 'python3'})" in result.stderr
     assert subprocess.run([str(venv_bin / "python"), "-c", "pass"]).returncode == 0  # a working .venv again
+
+
+def test_no_network_for_pip_ends_in_one_line_saying_what_failed_and_what_to_do(tmp_path: Path) -> None:
+    # pip -q's own last words on an index it cannot reach are "This error originates from a
+    # subprocess, and is likely not a problem with pip", about setuptools: nothing said the
+    # install of Heartfly failed, or that it needs the network.
+    repo, env = checkout(tmp_path)
+    first = dev_sh_run(repo, env)
+    assert first.returncode == 1
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: pip could not install Heartfly and its dependencies into .venv"), first.stderr
+    assert "network" in last and "./dev.sh run" in last
+    # Nothing counts as installed: the next run (the network back) tries again.
+    assert not (repo / ".venv" / ".installed").exists()
+    again = dev_sh_run(repo, env)
+    assert again.returncode == 1
+    assert "installing Heartfly and its dependencies" in again.stderr
