@@ -328,3 +328,60 @@ def test_a_reinstall_after_remove_whose_config_was_deleted_still_saves_the_datab
         result = subprocess.run(["sh", str(where / script), *args], capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stderr
     assert (lib / "before-upgrade.db").read_text() == "as 0.1.0 left it", result.stdout + result.stderr
+
+
+def test_a_source_install_run_as_the_docs_say_starts_as_the_units_unprivileged_user() -> None:
+    # docs/install.md's source install, then "copy the unit, create the heartfly user, set database":
+    # `heartfly init` writes the config 0600 root, and the unit's user (heartfly, /etc/heartfly
+    # read-only) could neither read it nor make the api-token and Healthchecks key files it names:
+    # the service failed at its first start. The section's shell commands run here as written
+    # (sudo dropped, paths moved into a folder, the heartfly user and group as 65534, the unit and
+    # the venv left out), then `heartfly serve` starts as that user.
+    import os
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the server as another user")
+    section = (REPO / "docs" / "install.md").read_text().split("\n## From source\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```sh\n(.*?)^```", section, re.M | re.S)
+    skipped = ("python3 -m venv", "adduser", "systemctl", "systemd/heartfly.service", " serve ")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:  # pytest's tmp_path is root's alone
+        root = Path(where)
+        os.chmod(root, 0o755)
+        (root / "bin").mkdir()
+        wrapper = root / "bin" / "heartfly"
+        wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m heartfly "$@"\n')
+        wrapper.chmod(0o755)
+        script = ["set -e"]
+        for line in "\n".join(blocks).replace("\\\n", " ").splitlines():
+            if not line.strip() or any(s in line for s in skipped):
+                continue
+            line = line.replace("sudo ", "").replace("/opt/heartfly-src/bin/heartfly", str(wrapper))
+            line = line.replace("/opt/heartfly-src/bin/python", sys.executable)
+            line = line.replace("/etc/heartfly", f"{root}/etc").replace("/var/lib/heartfly", f"{root}/lib")
+            script.append(re.sub(r"(-[og] |chgrp -R |chown -R )heartfly\b", r"\g<1>65534", line))
+        done = subprocess.run(["sh", "-c", "\n".join(script)], capture_output=True, text=True, timeout=60, cwd=root)
+        assert done.returncode == 0, "\n".join(script) + "\n" + done.stderr
+        made = sorted(p.name for p in (root / "etc").iterdir())
+        assert made == ["api-token", "hc-api-key", "hc-api-key-readonly", "heartfly.toml"], made
+        assert [p.stat().st_mode & 0o007 for p in (root / "etc").iterdir()] == [0] * 4  # keys: nobody else's
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        config = f"{root}/etc/heartfly.toml"
+        serve = subprocess.Popen(
+            [*user, sys.executable, "-m", "heartfly", "serve", "-c", config, "--listen", "127.0.0.1:0"],
+            stderr=subprocess.PIPE, text=True, env=env, cwd="/",
+        )  # fmt: skip
+        said = []
+        try:
+            assert serve.stderr is not None
+            for line in serve.stderr:
+                said.append(line)
+                if "listening on" in line:
+                    break
+        finally:
+            serve.terminate()
+            rest = serve.communicate(timeout=30)[1]
+        assert any("listening on" in line for line in said), "".join(said) + rest
+        assert (root / "lib" / "heartfly.db").is_file()  # the database where the docs set it
