@@ -9,6 +9,7 @@ import re
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -207,6 +208,24 @@ def test_journal_lines_carry_their_syslog_priority() -> None:
     assert line(logging.INFO) == "<6>INFO heartfly.server.daemon: msg"
     assert line(logging.WARNING) == "<4>WARNING heartfly.server.daemon: msg"
     assert line(logging.ERROR) == "<3>ERROR heartfly.server.daemon: msg"
+
+
+def test_every_line_of_a_traceback_or_a_message_of_several_lines_carries_the_records_priority() -> None:
+    # journald makes each line of the stream an entry of its own, with the priority of its own "<N>"
+    # prefix, else info: a failure's traceback went at info, and `journalctl -p err` (or -p warning,
+    # as docs/install.md suggests) showed the error line without the traceback that explains it.
+    formatter = systemd.JournalFormatter("%(levelname)s %(name)s: %(message)s")
+    try:
+        raise ValueError("bad\nworse")
+    except ValueError:
+        record = logging.LogRecord("heartfly.web.control", logging.ERROR, __file__, 1, "applying failed", None, None)
+        record.exc_info = sys.exc_info()
+    lines = formatter.format(record).split("\n")
+    assert lines[0] == "<3>ERROR heartfly.web.control: applying failed"
+    assert "<3>Traceback (most recent call last):" in lines and lines[-1] == "<3>worse"
+    assert [line for line in lines if not line.startswith("<3>")] == []
+    warning = logging.LogRecord("heartfly.alert", logging.WARNING, __file__, 1, "line one\n<0>line two", None, None)
+    assert formatter.format(warning) == "<4>WARNING heartfly.alert: line one\n<4><0>line two"  # no emergency
 
 
 def test_stderr_counts_as_the_journal_only_when_journal_stream_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

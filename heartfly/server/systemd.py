@@ -143,8 +143,13 @@ def stderr_is_journal() -> bool:
 
 
 class JournalFormatter(logging.Formatter):
-    """Prefixes each line with its syslog priority, so `journalctl -p err` and colours work."""
+    """Prefixes each line with its syslog priority, so `journalctl -p err` and colours work.
+
+    Every line of the record: journald makes each line an entry of its own, at the priority of
+    its own prefix (else info), so a traceback's lines would otherwise fall below `-p err`, and
+    a line of a message that began with "<0>" would be taken for an emergency.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
-        return f"<{priority}>{super().format(record)}"
+        return "\n".join(f"<{priority}>{line}" for line in super().format(record).split("\n"))
