@@ -9,6 +9,7 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -226,6 +227,36 @@ def test_every_line_of_a_traceback_or_a_message_of_several_lines_carries_the_rec
     assert [line for line in lines if not line.startswith("<3>")] == []
     warning = logging.LogRecord("heartfly.alert", logging.WARNING, __file__, 1, "line one\n<0>line two", None, None)
     assert formatter.format(warning) == "<4>WARNING heartfly.alert: line one\n<4><0>line two"  # no emergency
+
+
+def test_a_crash_of_serve_reaches_the_journal_at_critical_priority_with_its_traceback(tmp_path: Path) -> None:
+    # An exception serve does not expect (a bug) went to the interpreter, which printed its
+    # traceback with no priority: journald took every line for info, and `journalctl -p warning`
+    # showed systemd's "Failed with result 'exit-code'" and nothing of why. Here serve is made to
+    # raise, by a sitecustomize, in a real process whose stderr is its pretend journal stream.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import heartfly.server.daemon as daemon\n\n"
+        "async def serve(*args, **kwargs):\n    raise RuntimeError('a bug')\n\n"
+        "daemon.serve = serve\n"
+    )
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    journal = tmp_path / "journal"
+    with journal.open("w") as stream:
+        st = os.fstat(stream.fileno())
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{site}:{Path(__file__).parent.parent}",
+            "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",
+        }
+        args = [sys.executable, "-m", "heartfly", "serve", "-c", str(config)]
+        done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=stream, env=env, timeout=60)
+    lines = journal.read_text().splitlines()
+    assert done.returncode == 1, lines
+    crash = [line for line in lines if line.startswith("<2>")]
+    assert "<2>Traceback (most recent call last):" in crash and crash[-1] == "<2>RuntimeError: a bug", lines
+    assert [line for line in lines if not re.match(r"<[0-7]>", line)] == []
 
 
 def test_stderr_counts_as_the_journal_only_when_journal_stream_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

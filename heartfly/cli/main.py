@@ -89,11 +89,12 @@ def _setup_logging(level: str) -> None:
     from heartfly.server import logfilter
 
     logfilter.install()
-    from heartfly.server.systemd import JournalFormatter, stderr_is_journal
+    from heartfly.server.systemd import JournalFormatter, log_uncaught, stderr_is_journal
 
     if stderr_is_journal():  # journald takes each line's priority from a "<N>" prefix
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JournalFormatter(fmt))
+        log_uncaught()
 
 
 @click.group()

@@ -12,8 +12,10 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
+from types import TracebackType
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,23 @@ def stderr_is_journal() -> bool:
     except OSError:
         return False
     return f"{st.st_dev}:{st.st_ino}" == f"{device}:{inode}"
+
+
+def log_uncaught() -> None:
+    """Log an exception nothing caught (a bug), with its traceback, at critical priority.
+
+    The interpreter would print it to stderr with no "<N>" prefix, which journald takes for info:
+    `journalctl -p warning` showed systemd's "Failed with result 'exit-code'" and nothing of why.
+    """
+    fallback = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            fallback(kind, value, tb)
+            return
+        log.critical("stopped by an unexpected error", exc_info=(kind, value, tb))
+
+    sys.excepthook = hook
 
 
 class JournalFormatter(logging.Formatter):
