@@ -408,3 +408,27 @@ async def test_a_folded_steps_own_run_that_overruns_is_told_as_its_own_failure_i
         await ping(engine, "transform", Kind.SUCCESS, "r2")
     told = [(e, f["reason"]) for n, e, f in alerts(config) if n == "transform"]
     assert told == [("down", "overrun"), ("recovery", None)]
+
+
+async def test_a_restart_after_an_edit_of_what_an_armed_step_follows_disarms_what_the_old_upstream_armed(
+    write_config: ConfigWriter,
+) -> None:
+    # As a reload does (test_pipelines): the step now follows `other`, which never started; kept
+    # armed by extract's start, it would be told down "within 10 min of other's start".
+    body = PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()) + f'[checks.other]\nkey = "{new_key()}"\n'
+    config = write_config(body + 'every = "1d"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "extract", Kind.START)
+        assert engine.checks["transform"].state.step_due == clock.now() + 600
+    clock.advance(60)
+    edited = write_config(body.replace('after = "extract"\n', 'after = "other.start"\n') + 'every = "1d"\n')
+    async with running(edited, clock) as engine:
+        assert engine.checks["transform"].state.step_due is None
+        assert engine.fire_due(clock.now() + 3600) == 0
+        await ping(engine, "other", Kind.START)
+        assert engine.checks["transform"].state.step_due == clock.now() + 600
+    assert alerts(edited) == []
+    clock.advance(60)
+    async with running(edited, clock) as engine:  # unedited: armed still, by other's start
+        assert engine.checks["transform"].state.step_due == clock.now() - 60 + 600

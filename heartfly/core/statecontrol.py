@@ -145,7 +145,8 @@ def _from_the_change(check: CheckConfig, old: CheckConfig, st: CheckState, new: 
 def _step_due(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None) -> float | None:
     """An armed step's deadline under the new config: counted from its upstream's event with the
     new `within` (the alert says "within" that), but not made due before the change when the old
-    one was not; disarmed if it follows another check or event now (what armed it no longer does).
+    one was not; disarmed if it follows another check or event now (what armed it no longer does:
+    at a reload, `old` says; at a restart, the state's step_after).
     A step armed by its upstream's recovery (arm_folded: no `step_since`) is due as it was."""
     if check.after is None or check.within is None:
         return None
@@ -153,6 +154,8 @@ def _step_due(check: CheckConfig, st: CheckState, now: float, old: CheckConfig |
         return st.step_due
     if old is not None and (old.after, old.after_trigger) != (check.after, check.after_trigger):
         return None
+    if st.step_after is not None and st.step_after != f"{check.after}.{check.after_trigger}":
+        return None  # a restart after an edit of `after`: what armed it no longer does
     due = st.step_since + check.within
     return due if due >= st.step_due else max(due, min(st.step_due, now))
 

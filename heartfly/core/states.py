@@ -543,6 +543,7 @@ def arm_step(
         return st
     new = st.copy()
     new.step_due, new.step_since = upstream_at + check.within, upstream_at
+    new.step_after = f"{check.after}.{check.after_trigger}"
     drop_slack(check, new, upstream_at if now is None else now)  # a new deadline: not extended by another's downtime
     if now is not None and now - upstream_at > BACKDATED:
         new.held_at, new.hold_until = now, now + window

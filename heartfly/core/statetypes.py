@@ -247,6 +247,11 @@ class CheckState:
     # before it fires at it, as of it (no flip dated when the running config still waited); one
     # after it is as it was. Gone with the next due time set (set_due).
     not_before: float = 0.0
+    # A pipeline step armed by its upstream's event (step_since): which upstream and event, as
+    # `after` named them then ("extract.start"). A restart after an edit of `after` (no running
+    # config to compare with) disarms it, as a reload does: else it would tell a miss "within 10
+    # min of" an upstream that never triggered it. None: stored before this was kept.
+    step_after: str | None = None
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -349,7 +354,7 @@ class CheckState:
             self.last_end_at, self.closed_runs, self.orphan_end, self.superseded, self.held_at, self.hold_until,
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
-            self.orphan_older, self.down_told_to, self.failed_runs, self.not_before,
+            self.orphan_older, self.down_told_to, self.failed_runs, self.not_before, self.step_after,
         )  # fmt: skip
 
 
