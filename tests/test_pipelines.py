@@ -507,6 +507,14 @@ async def test_a_spooled_success_after_its_runs_overrun_arms_no_step(write_confi
     [
         ('[checks.a]\nkey = "{k}"\nafter = "nope"\nwithin = "1h"\n', 'checks.a.after: no check "nope"'),
         (
+            # "nightly.start" is read as nightly's start: the check of that name is not "nope"
+            '[checks."nightly.start"]\nkey = "{k}"\nevery = "1d"\n'
+            '[checks.a]\nkey = "{k2}"\nafter = "nightly.start"\nwithin = "1h"\n',
+            'checks.a.after: no check "nightly" ("nightly.start" is a check, but a name ending in .start or'
+            ' .success names an event of the check before it: write "nightly.start.start" or'
+            ' "nightly.start.success")',
+        ),
+        (
             '[checks.a]\nkey = "{k}"\nafter = "b"\nwithin = "1h"\n'
             '[checks.b]\nkey = "{k2}"\nafter = "a"\nwithin = "1h"\n',
             "pipeline steps form a cycle: a -> b -> a",

@@ -9,7 +9,6 @@ parse_and_read_secrets run after it; paths are resolved against the config's fol
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import hashlib
 import os
@@ -65,7 +64,7 @@ from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_pos
 from heartfly.core.keyclash import Owner, key_clashes, key_id, key_owners, owner_text
 from heartfly.core.maintenance import Window
 from heartfly.core.patterns import NAME_RE
-from heartfly.core.pipeline import find_cycle, parse_after
+from heartfly.core.pipeline import parse_after, pipeline_problems
 from heartfly.core.proxies import LOOPBACK, Networks
 from heartfly.core.stored_checks import as_read
 from heartfly.core.units import parse_size
@@ -572,15 +571,8 @@ class _Reader(Reader):
         return value.timestamp()
 
     def pipelines(self, checks: Mapping[str, CheckConfig]) -> None:
-        edges = {c.name: c.after for c in checks.values() if c.after is not None}
-        for name, upstream in edges.items():
-            if upstream not in checks:
-                hint = difflib.get_close_matches(upstream, list(checks), n=1)
-                more = f' (did you mean "{hint[0]}"?)' if hint else ""
-                self.fail(f"checks.{name}.after", f'no check "{upstream}"{more}')
-        cycle = find_cycle({k: v for k, v in edges.items() if v in checks})
-        if cycle is not None:
-            self.fail(f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle))
+        for where, problem in pipeline_problems(checks):
+            self.fail(where, problem)
 
     def unique_keys(self, server: ServerConfig, checks: Mapping[str, CheckConfig]) -> None:
         for where, problem in key_clashes(server.ping_key, checks):

@@ -7,6 +7,7 @@ success judged one (a fan-in's: its batch complete).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -24,6 +25,28 @@ def parse_after(text: str) -> After:
     if dot and trigger in ("start", "success"):
         return After(name, trigger)
     return After(text, "start")
+
+
+def pipeline_problems(checks: Mapping[str, CheckConfig]) -> list[tuple[str, str]]:
+    """What is wrong with a config's pipelines, as (key path, problem): a step after no check, and
+    steps that form a cycle."""
+    found: list[tuple[str, str]] = []
+    edges = {c.name: c.after for c in checks.values() if c.after is not None}
+    for name, upstream in edges.items():
+        if upstream in checks:
+            continue
+        literal = f"{upstream}.{checks[name].after_trigger}"
+        if literal in checks:  # parse_after took the check's own name for "upstream.event"
+            more = (f' ("{literal}" is a check, but a name ending in .start or .success names an event of the'
+                    f' check before it: write "{literal}.start" or "{literal}.success")')  # fmt: skip
+        else:
+            hint = difflib.get_close_matches(upstream, list(checks), n=1)
+            more = f' (did you mean "{hint[0]}"?)' if hint else ""
+        found.append((f"checks.{name}.after", f'no check "{upstream}"{more}'))
+    cycle = find_cycle({k: v for k, v in edges.items() if v in checks})
+    if cycle is not None:
+        found.append((f"checks.{cycle[0]}.after", "pipeline steps form a cycle: " + " -> ".join(cycle)))
+    return found
 
 
 def find_cycle(edges: Mapping[str, str]) -> list[str] | None:
