@@ -507,6 +507,12 @@ async def test_a_spooled_success_after_its_runs_overrun_arms_no_step(write_confi
     [
         ('[checks.a]\nkey = "{k}"\nafter = "nope"\nwithin = "1h"\n', 'checks.a.after: no check "nope"'),
         (
+            # a join (a diamond's bottom): not supported, and refused saying so, not "expected a string"
+            '[checks.a]\nkey = "{k}"\nafter = ["b", "b"]\nwithin = "1h"\n[checks.b]\nkey = "{k2}"\nevery = "1h"\n',
+            'checks.a.after: expected one check (as "extract" or "extract.success"), got an array: a step'
+            " follows one upstream; a step after several (a join) is not supported",
+        ),
+        (
             # "nightly.start" is read as nightly's start: the check of that name is not "nope"
             '[checks."nightly.start"]\nkey = "{k}"\nevery = "1d"\n'
             '[checks.a]\nkey = "{k2}"\nafter = "nightly.start"\nwithin = "1h"\n',

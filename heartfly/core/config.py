@@ -64,7 +64,7 @@ from heartfly.core.dburl import Database, PostgresDatabase, has_password, is_pos
 from heartfly.core.keyclash import Owner, key_clashes, key_id, key_owners, owner_text
 from heartfly.core.maintenance import Window
 from heartfly.core.patterns import NAME_RE
-from heartfly.core.pipeline import parse_after, pipeline_problems
+from heartfly.core.pipeline import ONE_UPSTREAM, parse_after, pipeline_problems
 from heartfly.core.proxies import LOOPBACK, Networks
 from heartfly.core.stored_checks import as_read
 from heartfly.core.units import parse_size
@@ -422,7 +422,11 @@ class _Reader(Reader):
         cron = self.value(raw, where, "cron", str, parse_cron)
         if sum(k in raw for k in ("every", "cron", "after")) != 1:
             self.fail(where, 'needs exactly one of "every", "cron" and "after" (a pipeline step)')
-        after = self.value(raw, where, "after", str, parse_after)
+        if isinstance(raw.get("after"), list):  # a join: not "expected a string", but why
+            self.fail(join(where, "after"), ONE_UPSTREAM)
+            after = None
+        else:
+            after = self.value(raw, where, "after", str, parse_after)
         within = self.value(raw, where, "within", str, AT_LEAST_1S)
         if ("after" in raw) != ("within" in raw):
             self.fail(where, '"after" and "within" go together: a step must succeed within `within` of its upstream')

@@ -15,6 +15,13 @@ if TYPE_CHECKING:  # config imports this module
     from heartfly.core.config import CheckConfig
 
 
+# A step follows one check's event: `after = ["a", "b"]` (a join) is refused with these words.
+ONE_UPSTREAM = (
+    'expected one check (as "extract" or "extract.success"), got an array: a step follows one upstream; '
+    "a step after several (a join) is not supported: make it follow the one whose event comes last"
+)
+
+
 class After(NamedTuple):
     check: str
     trigger: str  # "start" or "success"
