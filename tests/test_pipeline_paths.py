@@ -432,3 +432,25 @@ async def test_a_restart_after_an_edit_of_what_an_armed_step_follows_disarms_wha
     clock.advance(60)
     async with running(edited, clock) as engine:  # unedited: armed still, by other's start
         assert engine.checks["transform"].state.step_due == clock.now() - 60 + 600
+
+
+async def test_an_upstream_start_replayed_after_its_steps_success_arms_nothing(write_config: ConfigWriter) -> None:
+    # extract's start met a stopped server and was spooled; transform ran and succeeded 5 min
+    # after it, live. The start's replay (its true time) must not take transform down "within 10
+    # min of extract's start": in event order transform ran after it.
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    clock = FakeClock()
+    t0 = clock.now()
+    async with running(config, clock) as engine:
+        clock.advance(240)
+        await ping(engine, "transform", Kind.START)
+        clock.advance(60)
+        await ping(engine, "transform", Kind.SUCCESS)
+        clock.advance(60)  # replayed within transform's window
+        await engine.record(engine.checks["extract"], PingRecord(Event(Kind.START, t0), received_at=clock.now()))
+        assert engine.checks["transform"].state.step_due is None
+        tick(engine, clock, 60, 60)
+        assert engine.checks["transform"].state.status is Status.UP
+        await ping(engine, "extract", Kind.START)  # the next run, live: armed as ever
+        assert engine.checks["transform"].state.step_due == clock.now() + 600
+    assert [(name, event) for name, event, _ in alerts(config) if name == "transform"] == []

@@ -533,12 +533,16 @@ def arm_step(
     now succeed within `within`. A deadline a replayed upstream event leaves in the past waits for
     the reorder window, as the step's own replayed success may be right behind it.
 
-    An armed step keeps its earlier deadline; only its own success (or a miss) disarms it. One
-    that holds a success of its own for the reorder window, dated before this trigger, is armed
-    anew as of it: applied in event order, that success does the earlier arming's part only.
+    A trigger dated before the step's own last success (its ping came late) arms nothing: the
+    step ran after it. An armed step keeps its earlier deadline; only its own success (or a miss)
+    disarms it. One that holds a success of its own for the reorder window, dated before this
+    trigger, is armed anew as of it: applied in event order, that success does the earlier
+    arming's part only.
     """
     if check.within is None or st.status is Status.PAUSED:
         return st
+    if st.last_success_at is not None and st.last_success_at > upstream_at:
+        return st  # a trigger whose ping came late (a spool's replay): the step has run since, as event order has it
     if st.step_due is not None and not disarms_held(st, upstream_at):
         return st
     new = st.copy()
