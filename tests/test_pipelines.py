@@ -11,6 +11,7 @@ from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config, ConfigError
 from heartfly.core.pipeline import find_cycle
 from heartfly.core.states import Event, Kind, Reason, Status
+from heartfly.server.checks import Check
 from heartfly.server.engine import Engine, PingRecord
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
@@ -619,3 +620,18 @@ def test_a_step_shows_no_due_time_of_its_own_in_summaries_and_check_config(write
     armed = check_summary(step, arm_step(step, st, 1_780_000_000.0))
     assert armed["step_due_at"] == armed["next_deadline_at"] == "2026-05-28T20:36:40.000Z"
     assert "transform: within 10 min of extract's start" in describe_checks(config, 1_780_000_000.0)
+
+
+def test_a_steps_due_time_shown_after_a_restart_is_the_one_its_downtime_extended(write_config: ConfigWriter) -> None:
+    # Armed at t0 for 10 min, Heartfly stopped at +5 min and back at +30 min: the step has till
+    # +35 min, as its due_at would; shown as +10 min, it looked overdue while nothing was wrong.
+    from heartfly.core.states import account_downtime, arm_step, initial_state
+    from heartfly.core.views import check_summary
+    from heartfly.web.dashboard import _due
+
+    config = write_config(PIPELINE.format(k1=new_key(), k2=new_key(), k3=new_key()))
+    step, t0 = config.checks["transform"], 1_780_000_000.0
+    st = account_downtime(step, arm_step(step, initial_state(step, t0), t0), t0 + 300, t0 + 1800)
+    shown = check_summary(step, st)
+    assert shown["step_due_at"] == shown["next_deadline_at"] == "2026-05-28T21:01:40.000Z"  # t0 + 35 min
+    assert _due(Check(1, step, st)) == t0 + 2100

@@ -38,7 +38,7 @@ def check_summary(cfg: CheckConfig, st: CheckState) -> dict[str, Any]:
         "last_ping_kind": st.last_ping_kind.value if st.last_ping_kind else None,
         "last_success_at": iso(st.last_success_at),
         "due_at": iso(due) if watching and due is not None else None,
-        "step_due_at": iso(st.step_due) if st.step_due is not None else None,
+        "step_due_at": iso(st.step_due + st.slack) if st.step_due is not None else None,  # as due_at: downtime too
         "next_deadline_at": iso(deadline_at),
         "running_since": iso(min(r.started_at for r in st.runs.values())) if st.runs else None,
         "open_runs": len(st.runs),

@@ -180,10 +180,11 @@ def _row(app: web.Application, check: Check) -> dict[str, Any]:
 
 
 def _due(check: Check) -> float | None:
-    """The next run's due time; a pipeline step has none of its own until its upstream starts."""
+    """The next run's due time; a pipeline step has none of its own until its upstream starts.
+    Either with the downtime a restart extended it by (the slack), as it fires."""
     st = check.state
     due = st.next_due()
-    return due if due is not None else st.step_due
+    return due if due is not None else None if st.step_due is None else st.step_due + st.slack
 
 
 def _open_starts(check: Check) -> list[float]:

@@ -170,7 +170,10 @@ SCHEMAS: dict[str, Any] = {
             "last_ping_kind": {"type": "string", "nullable": True, "enum": [k.value for k in Kind] + [None]},
             "last_success_at": NULL_TIME,
             "due_at": {**NULL_TIME, "description": "When the next run is due (before grace); null while paused."},
-            "step_due_at": {**NULL_TIME, "description": "A pipeline step: when it must have succeeded."},
+            "step_due_at": {
+                **NULL_TIME,
+                "description": "A pipeline step: when it must have succeeded (moved by a downtime, as due_at).",
+            },
             "next_deadline_at": {**NULL_TIME, "description": "When time alone next changes its state."},
             "running_since": NULL_TIME,
             "open_runs": {"type": "integer", "minimum": 0},
