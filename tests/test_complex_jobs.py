@@ -187,6 +187,16 @@ def test_a_member_not_listed_in_members_does_not_complete_a_batch_a_listed_membe
     assert step.flip is not None and step.flip.detail == "2 of 3 successes arrived; missing: w3"
 
 
+def test_a_success_naming_no_member_does_not_complete_a_batch_whose_members_are_listed() -> None:
+    # w1's retry without its member=, or a stray curl: counted, w3 never ran and the batch was up.
+    cfg = check(expect=3, members=("w1", "w2", "w3"), grace=120)
+    batch = [ev(Kind.SUCCESS, 10, "b", member="w1"), ev(Kind.SUCCESS, 20, "b", member="w2")]
+    st = feed(cfg, initial_state(cfg, T0), *batch, ev(Kind.SUCCESS, 30, "b")).state
+    assert st.status is Status.RUNNING and st.runs["b"].successes == 2 and st.last_success_at is None
+    step = advance(cfg, st, T0 + 130)
+    assert step.flip is not None and step.flip.detail == "2 of 3 successes arrived; missing: w3"
+
+
 def test_without_configured_members_the_missing_ones_come_from_the_last_complete_run() -> None:
     cfg = check(expect=2, grace=60)
     st = feed(

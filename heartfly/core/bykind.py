@@ -205,8 +205,8 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
     """Count one worker's success; the completed run once `expect` have arrived, else None.
 
     A member reporting twice counts once (a retried worker must not complete a run alone), and
-    with `members` listed, a name not among them counts not at all (a stray or misnamed worker
-    must not complete a batch that a listed member never reported to).
+    with `members` listed, a name not among them, or none, counts not at all (a stray, misnamed or
+    unnamed worker must not complete a batch that a listed member never reported to).
 
     A counted success that breaks an assertion on its own metrics ends its batch, failed, as a
     worker's failure does (else the verdict would rest on whichever worker came last): the run
@@ -217,7 +217,7 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
     rid = ev.run_id or IMPLICIT_RUN
     if rid in st.closed_runs:
         return None  # a straggler of a batch already complete, given up or failed: recorded, not counted
-    if ev.member is not None and check.members and ev.member not in check.members:
+    if check.members and ev.member not in check.members:  # one naming no member too: it may be any of them
         return None
     opened = st.runs.get(rid)
     run = opened or Run(ev.at, ev.at)
