@@ -671,3 +671,17 @@ def test_a_malformed_ping_budget_is_a_warning_and_the_job_still_runs(hf: Setup) 
     result = hf.cli("run", "job", "--", "sh", "-c", "exit 6", HEARTFLY_PING_BUDGET="0s")
     assert result.returncode == 6 and 'not "0s"; using 20s' in err(result)
     assert [p["kind"] for p in hf.pings()] == ["start", "fail"]
+
+
+def test_a_timeout_is_reported_as_a_failure_even_when_the_command_then_exits_zero(hf: Setup) -> None:
+    # A command that shuts down cleanly on SIGTERM (a trap, a graceful shutdown) exits 0 after the
+    # timeout struck: the run did not finish its work, and must not be reported as a success.
+    graceful = (
+        "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        "print('working', flush=True); time.sleep(30)"
+    )
+    result = hf.cli("run", "job", "--timeout", "300ms", "--", PY, "-c", graceful)
+    assert result.returncode == 0  # the command's own status, as always
+    end = hf.pings()[-1]
+    assert end["kind"] == "fail"
+    assert "timed out after 300 ms: sent SIGTERM; the command ended with exit status 0" in end["body"]

@@ -262,7 +262,7 @@ def run_job(
             warn(outcome.note)
         if sender is not None:
             metrics = {"duration": round(outcome.duration, 3)}
-            end = Ping(url, str(outcome.exit_code), outcome.body(), run_id, metrics)
+            end = Ping(url, outcome.event(), outcome.body(), run_id, metrics)
             _deliver(sender, end, time.monotonic() + budget)
     sys.exit(outcome.exit_code)
 

@@ -74,13 +74,19 @@ if TYPE_CHECKING:
         duration: float
         output: bytes  # the tail of stdout and stderr
         note: str = ""  # heartfly's own words when something beyond the exit code happened
+        timed_out: bool = False  # --timeout struck: a failure, whatever status the command then ended with
 
 else:  # the same tuple without typing; not a dataclass either (dataclasses and inspect cost ~10 ms)
-    _Outcome = namedtuple("_Outcome", "exit_code duration output note", defaults=("",))
+    _Outcome = namedtuple("_Outcome", "exit_code duration output note timed_out", defaults=("", False))
 
 
 class RunOutcome(_Outcome):
     __slots__ = ()
+
+    def event(self) -> str:
+        """The end ping's event: the exit status, or a failure when the timeout struck (a command
+        that shuts down cleanly on SIGTERM exits 0 then, and its run did not finish)."""
+        return "fail" if self.timed_out and self.exit_code == 0 else str(self.exit_code)
 
     def body(self) -> bytes:
         if not self.note:
@@ -176,7 +182,7 @@ class Runner:
             note += f"; the command ended with {_status(returncode)}"
         elif returncode < 0:
             note = f"the command was killed by {signal_name(-returncode)}"
-        return RunOutcome(code, duration, self.tail.value(self._room(note)), note)
+        return RunOutcome(code, duration, self.tail.value(self._room(note)), note, timed_out)
 
     def _room(self, note: str) -> int | None:
         """How much output fits beside heartfly's note in what the server keeps of the report."""
