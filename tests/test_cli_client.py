@@ -251,6 +251,22 @@ def test_run_tells_the_command_its_run_id(hf: Setup) -> None:
     assert result.stdout == b"r-7\n"
 
 
+@pytest.mark.parametrize("given", [None, "C", "POSIX"])
+def test_the_command_gets_the_locale_it_would_have_had_without_heartfly(hf: Setup, given: str | None) -> None:
+    # Cron's environment has no locale (or C): Python, started there, sets LC_CTYPE=C.UTF-8 in its
+    # own environment (PEP 538). The command must not inherit that: its sort, tr and grep would
+    # then work on characters, not bytes, as they do without heartfly.
+    env = {k: v for k, v in hf.env().items() if not k.startswith(("LANG", "LC_"))}
+    if given is not None:
+        env["LC_CTYPE"] = given
+    result = subprocess.run(
+        [PY, "-m", "heartfly", "run", "job", "--", "sh", "-c", 'echo "${LC_CTYPE-unset} ${LC_ALL-unset}"'],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=env, cwd=hf.tmp,
+    )  # fmt: skip
+    assert result.returncode == 0, err(result)
+    assert result.stdout.decode() == f"{given or 'unset'} unset\n"
+
+
 def test_a_command_that_does_not_exist_exits_127_and_is_reported_as_a_failure(hf: Setup) -> None:
     result = hf.cli("run", "job", "--", "no-such-command-here", "--flag")
     assert result.returncode == 127

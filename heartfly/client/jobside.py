@@ -250,7 +250,7 @@ def run_job(
         warn(f"error: cannot address {client.redact(target)}: {type(exc).__name__}: {exc}")
         warn("running the command without reporting it")
     budget = budget_of(ping_budget)
-    env = {**os.environ, "HEARTFLY_RUN_ID": run_id}
+    env = {**_given_environment(), "HEARTFLY_RUN_ID": run_id}
     with Runner(tuple(command), timeout=limit, kill_after=grace, tail_size=size, env=env) as runner:
         if sender is not None:  # a hung server must not hold the job back: what is not sent is spooled
             # Other servers' spooled pings wait for the end ping: they must not delay the command.
@@ -265,6 +265,27 @@ def run_job(
             end = Ping(url, outcome.event(), outcome.body(), run_id, metrics)
             _deliver(sender, end, time.monotonic() + budget)
     sys.exit(outcome.exit_code)
+
+
+def _given_environment() -> dict[str, str]:
+    """Our environment as we were started with it: Python, started in the C or POSIX locale (cron's
+    usual environment), sets LC_CTYPE=C.UTF-8 in it (PEP 538's locale coercion), which the command
+    must not inherit (its sort, tr and grep would work on characters, not bytes). Linux keeps the
+    environment we were given in /proc/self/environ; elsewhere os.environ is taken as it is."""
+    env = dict(os.environ)
+    if "LC_CTYPE" not in env:
+        return env
+    try:
+        with open("/proc/self/environ", "rb") as handle:
+            given = handle.read().split(b"\0")
+    except OSError:
+        return env
+    was = next((item[len(b"LC_CTYPE=") :] for item in given if item.startswith(b"LC_CTYPE=")), None)
+    if was is None:
+        del env["LC_CTYPE"]
+    else:
+        env["LC_CTYPE"] = os.fsdecode(was)
+    return env
 
 
 def _deliver(sender: Courier, ping: Ping, deadline: float, *, others: bool = True) -> None:
