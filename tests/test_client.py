@@ -553,6 +553,49 @@ def test_an_unwritable_spool_loses_the_ping_with_a_clear_warning_not_a_crash(tmp
     assert "cannot spool it to" in warnings[-1] and "the ping is lost" in warnings[-1]
 
 
+@contextlib.contextmanager
+def a_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs at tmp_path/disk, a real filesystem that can be made read-only (skips without root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("lock_file", [True, False], ids=["lock-file-there", "no-lock-file"])
+def test_a_ping_held_back_behind_a_read_only_spool_is_sent_not_lost(
+    recorder: Recorder, tmp_path: Path, lock_file: bool
+) -> None:
+    # A disk remounted read-only (after an I/O error, say) with pings still in the spool: its lock
+    # could not be opened for writing, so each new ping to their server was held back behind them,
+    # could not be spooled either, and was lost, though the server was up. A lock file already
+    # there is taken read-only and the spool replayed; without one, sent out of turn beats lost.
+    url = f"{recorder.url}/ping/{KEY}"
+    warnings: list[str] = []
+    with a_disk(tmp_path) as disk:
+        spool = Spool(disk / "spool", lock_wait=0.1)
+        spool.put(Ping(url, "start", at=1000.0))
+        if lock_file:
+            with spool.lock():
+                pass  # a replay left its lock file, as any does
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        result = courier(spool, warnings).deliver(Ping(url, "log", b"later"))
+    assert result is Result.SENT
+    sent = [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests]
+    if lock_file:
+        assert sent == [f"/ping/{KEY}/batch", f"/ping/{KEY}/log"]
+    else:
+        assert sent == [f"/ping/{KEY}/log"]
+        assert any("cannot spool it" in w and "sending it now, ahead of them" in w for w in warnings)
+
+
 def test_a_corrupt_spool_file_is_dropped_and_the_rest_replayed(recorder: Recorder, tmp_path: Path) -> None:
     warnings: list[str] = []
     spool = Spool(tmp_path / "spool")

@@ -163,11 +163,15 @@ class Spool:
     def lock(self, wait: float | None = None) -> Iterator[bool]:
         """Holds the spool's lock while the block runs; yields False when it could not get it within
         `wait` seconds (default lock_wait)."""
+        where = os.path.join(self.where, ".lock")
         try:
-            fd = os.open(os.path.join(self.where, ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+            fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o600)
         except OSError:
-            yield False
-            return
+            try:  # a read-only disk: flock needs no write access to a lock file already there
+                fd = os.open(where, os.O_RDONLY)
+            except OSError:
+                yield False
+                return
         try:
             deadline = time.monotonic() + (self.lock_wait if wait is None else wait)
             while True:
@@ -238,7 +242,10 @@ class Courier:
         here = origin(ping.url)
         report = self.flush(deadline, lambda there: there == here)
         if here in report.blocked:
-            result = self._keep(ping, f"{ping.describe()}: held back, earlier pings to that server wait in the spool")
+            why = f"{ping.describe()}: held back, earlier pings to that server wait in the spool"
+            result = self._keep(ping, why, lose=False)
+            if result is Result.LOST:  # a spool it cannot join (read-only, full): sent out of turn, not lost
+                result = self._send(ping, deadline)
         else:
             result = self._send(ping, deadline)
         if others:
@@ -256,14 +263,16 @@ class Courier:
             return Result.REJECTED
         return self._keep(ping, answer.explain(ping))
 
-    def _keep(self, ping: Ping, why: str) -> Result:
+    def _keep(self, ping: Ping, why: str, *, lose: bool = True) -> Result:
+        """Spools the ping; LOST when it cannot (said as lost unless not `lose`: the caller sends it)."""
         if self.spool is None:
             self.warn(f"error: {why}; no spool, the ping is lost")
             return Result.LOST
         try:
             dropped = self.spool.put(ping)
         except OSError as exc:
-            self.warn(f"error: {why}; cannot spool it to {self.spool.folder}: {exc.strerror or exc}; the ping is lost")
+            fate = "the ping is lost" if lose else "sending it now, ahead of them"
+            self.warn(f"error: {why}; cannot spool it to {self.spool.folder}: {exc.strerror or exc}; {fate}")
             return Result.LOST
         for what in dropped:
             self.warn(f"warning: the spool is over its {self.spool.max_bytes} byte limit: dropped {what}, its oldest")
