@@ -386,3 +386,34 @@ def test_a_job_started_in_a_deleted_working_directory_still_runs_and_keeps_its_e
     assert not gone.exists()  # heartfly ran, in the folder it was started in, deleted
     assert (pinged.returncode, "Traceback" in pinged.stderr.decode()) == (2, False), pinged.stderr.decode()
     assert "the working folder no longer exists" in pinged.stderr.decode(), pinged.stderr.decode()
+
+
+def test_a_spooled_ping_this_user_may_not_read_is_left_for_its_owner_not_deleted() -> None:
+    # `sudo heartfly run …` where sudo keeps HOME: root spools into the user's own spool a ping
+    # file only root may read. The user's next flush took the permission error for a damaged file
+    # and deleted it (the user owns the folder): root's ping was lost, never sent by anyone.
+    import shutil
+    import tempfile
+
+    from heartfly.client.spool import Spool
+    from heartfly.client.transport import Ping
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the flush as another user")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:  # pytest's tmp_path is root's alone
+        top = Path(where)
+        os.chmod(top, 0o777)
+        spool = top / "spool"
+        spool.mkdir(mode=0o700)
+        os.chown(spool, 65534, 65534)
+        Spool(spool).put(Ping(f"{closed_port_url()}/ping/{KEY}", "start", at=time.time() - 60))  # root's, 0600
+        [path] = Spool(spool).pending()
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        done = subprocess.run(
+            [*nobody, PY, "-m", "heartfly", "flush", "--spool", str(spool)],
+            env={**os.environ, "PYTHONPATH": ROOT, "HEARTFLY_RETRIES": "0"}, capture_output=True, text=True,
+            timeout=60, cwd=top, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert path.exists(), done.stderr
+        assert done.returncode == 1 and "still waiting 1" in done.stdout, done.stdout + done.stderr
+        assert f"cannot read {path}" in done.stderr and "left in the spool" in done.stderr

@@ -311,6 +311,12 @@ class Courier:
     def _load(self, path: Path, report: FlushReport) -> Ping | None:
         try:
             return Spool.load(path)
+        except FileNotFoundError:
+            return None  # another process got to it first
+        except OSError as exc:  # not damaged, only not readable now (another user's, a disk error)
+            self.warn(f"warning: cannot read {path}: {exc.strerror or exc}; left in the spool")
+            report.kept += 1
+            return None
         except _UNREADABLE as exc:
             if path.exists():  # else another process got to it first
                 self.warn(f"warning: dropped {path}: not a readable spooled ping ({exc})")
