@@ -417,3 +417,36 @@ def test_a_spooled_ping_this_user_may_not_read_is_left_for_its_owner_not_deleted
         assert path.exists(), done.stderr
         assert done.returncode == 1 and "still waiting 1" in done.stdout, done.stdout + done.stderr
         assert f"cannot read {path}" in done.stderr and "left in the spool" in done.stderr
+
+
+def test_a_lock_file_root_left_in_a_users_spool_does_not_stop_its_replays_for_good(hf: Setup) -> None:  # noqa: F811
+    # `sudo heartfly run …` where sudo keeps HOME replays the user's spool as root and leaves its
+    # lock file there, root's own, 0600. The user could never take the lock again: each of its pings
+    # to a server with pings waiting was held back behind them, spooled, and never sent.
+    import shutil
+    import tempfile
+
+    from heartfly.client.spool import Spool
+    from heartfly.client.transport import Ping
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to ping as another user")
+    with tempfile.TemporaryDirectory(dir="/tmp") as where:  # pytest's tmp_path is root's alone
+        top = Path(where)
+        os.chmod(top, 0o777)
+        spool = top / "spool"
+        spool.mkdir(mode=0o700)
+        Spool(spool).put(Ping(hf.url, "start", at=time.time() - 60))  # the user's, from an outage
+        for path in [spool, *spool.iterdir()]:
+            os.chown(path, 65534, 65534)
+        with Spool(spool).lock() as held:  # root's replay, whose lock file stays
+            assert held
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        done = subprocess.run(
+            [*nobody, PY, "-m", "heartfly", "ping", hf.url, "-m", "later", "--spool", str(spool)],
+            env={**os.environ, "PYTHONPATH": ROOT, "HEARTFLY_RETRIES": "0"}, capture_output=True, text=True,
+            timeout=60, cwd=top, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert [(p["kind"], p["body"]) for p in hf.pings()] == [("start", ""), ("success", "later")], done.stderr
+        assert Spool(spool).pending() == []

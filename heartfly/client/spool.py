@@ -165,9 +165,13 @@ class Spool:
         `wait` seconds (default lock_wait)."""
         where = os.path.join(self.where, ".lock")
         try:
-            fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o600)
+            fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o644)
+            # Readable by all, whatever the umask: a lock file root leaves in a user's spool (a
+            # `sudo heartfly run` that kept HOME) must not keep the user from replaying it for good.
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o644)
         except OSError:
-            try:  # a read-only disk: flock needs no write access to a lock file already there
+            try:  # read-only (a disk, another user's file): flock needs no write access
                 fd = os.open(where, os.O_RDONLY)
             except OSError:
                 yield False
