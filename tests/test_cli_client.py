@@ -701,3 +701,23 @@ def test_a_timeout_is_reported_as_a_failure_even_when_the_command_then_exits_zer
     end = hf.pings()[-1]
     assert end["kind"] == "fail"
     assert "timed out after 300 ms: sent SIGTERM; the command ended with exit status 0" in end["body"]
+
+
+def test_a_timeout_gives_what_the_command_started_its_kill_after_grace_too(hf: Setup) -> None:
+    # A script's worker, sent SIGTERM with the script by the timeout, cleans up before it exits
+    # (a temporary file, a lock it holds). The shell dies of the SIGTERM at once; its worker was
+    # SIGKILLed that moment, not --kill-after later, and its clean-up never ran.
+    cleaned = hf.tmp / "cleaned"
+    worker = (
+        "import pathlib,signal,sys,time\n"
+        "def stop(*_):\n"
+        f"    time.sleep(0.5); pathlib.Path({str(cleaned)!r}).write_text('yes'); sys.exit(1)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "print('working', flush=True); time.sleep(30)\n"
+    )
+    script = hf.tmp / "worker.py"
+    script.write_text(worker)
+    result = hf.cli("run", "job", "--timeout", "500ms", "--kill-after", "10s", "--", "sh", "-c", f"{PY} {script}; true")
+    assert result.returncode == 128 + signal.SIGTERM  # the shell's own end
+    assert cleaned.read_text() == "yes"
+    assert "timed out after 500 ms: sent SIGTERM; the command ended with SIGTERM" in hf.pings()[-1]["body"]

@@ -233,21 +233,26 @@ class Runner:
                     timed_out = True
                     self._kill(proc, signal.SIGTERM)
                     kill_at = now + self.kill_after
-                if kill_at is not None and proc.poll() is not None:
-                    self._kill(proc, signal.SIGKILL)  # the command is gone: what it left running goes too
-                    kill_at = None
+                if kill_at is not None and proc.poll() is not None and not self._group_left(proc):
+                    kill_at = None  # the command and all it started ended on the SIGTERM
                 elif kill_at is not None and now >= kill_at:
+                    # What is left of the group gets SIGKILL --kill-after after the SIGTERM, as the
+                    # command does: a worker that its script's end left cleaning up gets its grace too.
+                    hard_killed = proc.poll() is None
                     self._kill(proc, signal.SIGKILL)
-                    hard_killed, kill_at = True, None
+                    kill_at = None
                 if exited_at is None and sel.get_map() and proc.poll() is not None:
                     exited_at = now
-                if exited_at is not None and now - exited_at >= DRAIN_AFTER_EXIT:
+                if exited_at is not None and now - exited_at >= DRAIN_AFTER_EXIT and kill_at is None:
                     break  # background children still hold the output: stop waiting for them
                 waits = [t - now for t in (deadline if not timed_out else None, kill_at) if t is not None]
-                if exited_at is not None:
+                if exited_at is not None and kill_at is None:
                     waits.append(exited_at + DRAIN_AFTER_EXIT - now)
                 wait = max(0.0, min(waits)) if waits else None
                 if not sel.get_map():
+                    if kill_at is not None and proc.poll() is not None:
+                        time.sleep(min(wait or 0.0, POLL))  # the rest of its group may still end
+                        continue
                     try:
                         proc.wait(wait)
                     except subprocess.TimeoutExpired:
@@ -274,6 +279,18 @@ class Runner:
                 with contextlib.suppress(OSError):
                     stream.close()
         return timed_out, hard_killed
+
+    def _group_left(self, proc: subprocess.Popen[bytes]) -> bool:
+        """Whether anything is left of the command's own process group (none when it has none)."""
+        if not self.own_group:
+            return False
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # one of it that changed its user
+        return True
 
     def _kill(self, proc: subprocess.Popen[bytes], sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
