@@ -406,6 +406,42 @@ def test_a_hung_server_in_the_spool_keeps_a_delivered_ping_waiting_a_few_seconds
         hung.server_close()
 
 
+def test_a_replay_to_a_hung_server_does_not_hold_back_a_ping_to_another_that_has_pings_waiting(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    # One job's replay to a hung server held the spool's one lock for its whole budget. Another
+    # job's ping to a healthy server that had pings of its own waiting could not take the lock, was
+    # held back behind them and spooled, and waited there for the next run (a day, for a daily job):
+    # a late ping, and an alert for a job that ran. Each server's pings now have a lock of their own.
+    hung = Recorder(hang=True)
+    threading.Thread(target=hung.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        spool = Spool(tmp_path / "spool")
+        spool.put(Ping(f"{hung.url}/ping/{KEY}", at=1000.0))
+        spool.put(Ping(f"{recorder.url}/ping/{KEY}", "start", at=1001.0))
+        other = Courier(Transport(retries=0, read_timeout=5.0), Spool(spool.folder), lambda _: None)
+        replay = threading.Thread(target=other.flush)  # another job's replay, as a process's would be
+        replay.start()
+        for _ in range(500):
+            if hung.requests:
+                break  # the other replay is under way, waiting on the hung server
+            time.sleep(0.01)
+        assert hung.requests
+        sender = Courier(Transport(retries=0), Spool(spool.folder), lambda _: None)
+        result = sender.deliver(Ping(f"{recorder.url}/ping/{KEY}", "0"), deadline=time.monotonic() + 1.0, others=False)
+        assert result is Result.SENT
+        assert [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests] == [
+            f"/ping/{KEY}/batch",
+            f"/ping/{KEY}/0",
+        ]
+    finally:
+        hung.released.set()
+        hung.shutdown()
+        hung.server_close()
+    replay.join()
+    assert [Spool.load(p).url for p in spool.pending()] == [f"{hung.url}/ping/{KEY}"]
+
+
 @pytest.fixture
 def untrusted_tls(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
     """An https server with a self-signed certificate: its address, and how many connections it got."""
@@ -583,11 +619,11 @@ def test_a_ping_held_back_behind_a_read_only_spool_is_sent_not_lost(
         spool = Spool(disk / "spool", lock_wait=0.1)
         spool.put(Ping(url, "start", at=1000.0))
         if lock_file:
-            with spool.lock():
+            with spool.lock(server=spool_module.origin(url)):
                 pass  # a replay left its lock file, as any does
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        result = courier(spool, warnings).deliver(Ping(url, "log", b"later"))
-    assert result is Result.SENT
+        result = courier(spool, warnings, retries=2).deliver(Ping(url, "log", b"later"))
+    assert result is Result.SENT, warnings
     sent = [urllib.parse.urlsplit(p).path for _, p, _ in recorder.requests]
     if lock_file:
         assert sent == [f"/ping/{KEY}/batch", f"/ping/{KEY}/log"]
@@ -611,7 +647,7 @@ def test_while_another_process_replays_the_spool_nothing_is_sent_twice(tmp_path:
     url = f"{recorder.url}/ping/{KEY}"
     spool.put(Ping(url, at=1000.0))
     other = Spool(spool.folder, lock_wait=0.05)
-    with spool.lock() as held:
+    with spool.lock(server=spool_module.origin(url)) as held:  # that server's pings: another's replay
         assert held
         report = courier(other, []).flush()  # flock is per open file: the second opener waits, then leaves it
         assert (report.sent, report.kept) == (0, 1) and recorder.requests == []
@@ -625,9 +661,10 @@ def test_another_process_replaying_the_spool_to_a_hung_server_does_not_hold_up_a
     # The start ping of a job reporting to a healthy server waited all of its budget for the spool's
     # lock, held by another job replaying to a server that hangs, then went to the spool unsent.
     spool = Spool(tmp_path / "spool")
-    spool.put(Ping(f"{closed_port_url()}/ping/{KEY}", at=1000.0))
+    there = closed_port_url()
+    spool.put(Ping(f"{there}/ping/{KEY}", at=1000.0))
     ping = Ping(f"{recorder.url}/ping/{KEY}", "start")
-    with spool.lock() as held:
+    with spool.lock(server=spool_module.origin(there)) as held:
         assert held
         result = courier(Spool(spool.folder), []).deliver(ping, deadline=time.monotonic() + 1.0, others=False)
     assert result is Result.SENT

@@ -426,7 +426,7 @@ def test_a_lock_file_root_left_in_a_users_spool_does_not_stop_its_replays_for_go
     import shutil
     import tempfile
 
-    from heartfly.client.spool import Spool
+    from heartfly.client.spool import Spool, origin
     from heartfly.client.transport import Ping
 
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
@@ -439,7 +439,7 @@ def test_a_lock_file_root_left_in_a_users_spool_does_not_stop_its_replays_for_go
         Spool(spool).put(Ping(hf.url, "start", at=time.time() - 60))  # the user's, from an outage
         for path in [spool, *spool.iterdir()]:
             os.chown(path, 65534, 65534)
-        with Spool(spool).lock() as held:  # root's replay, whose lock file stays
+        with Spool(spool).lock(server=origin(hf.url)) as held:  # root's replay, whose lock file stays
             assert held
         nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
         done = subprocess.run(

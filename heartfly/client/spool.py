@@ -1,8 +1,9 @@
 """Pings that could not be delivered wait on disk, with their true time, and are replayed in order.
 
 One file per ping, named by its time so a directory listing is the replay order; written to a
-temporary name and renamed, so a reader never sees half a ping. Replays take a lock file, so two
-jobs finishing together do not send the same spooled ping twice. Each check's spooled pings are
+temporary name and renamed, so a reader never sees half a ping. Replays take a lock file per
+server, so two jobs finishing together do not send the same spooled ping twice, and a replay to a
+server that hangs holds up no other's. Each check's spooled pings are
 replayed as one batch (`POST <ping url>/batch`), which the server applies all or nothing, judging
 deadlines only after the whole history is in; each ping keeps its own id, so a batch whose answer
 was lost and that is sent again counts once. Standard library only.
@@ -160,10 +161,11 @@ class Spool:
         )
 
     @contextlib.contextmanager
-    def lock(self, wait: float | None = None) -> Iterator[bool]:
-        """Holds the spool's lock while the block runs; yields False when it could not get it within
-        `wait` seconds (default lock_wait)."""
-        where = os.path.join(self.where, ".lock")
+    def lock(self, wait: float | None = None, server: str | None = None) -> Iterator[bool]:
+        """Holds the lock of the spool's pings to `server` (an origin; all of them when None) while
+        the block runs; yields False when it could not get it within `wait` seconds (default lock_wait)."""
+        name = ".lock" if server is None else ".lock-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in server)
+        where = os.path.join(self.where, name[:200])
         try:
             fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o644)
             # Readable by all, whatever the umask: a lock file root leaves in a user's spool (a
@@ -287,30 +289,42 @@ class Courier:
         """Replays the spool oldest first, with each ping's true time, until `deadline`: each
         check's pings as batches, in order; a server that answers batches with 404 or 405 (one
         older than batches) one ping at a time. Only pings to the `servers` (origins) it accepts,
-        when given."""
+        when given. Each server's pings are replayed under a lock of their own: a replay to one that
+        hangs holds up no other's (a ping to a healthy server would wait behind it, spooled)."""
         report = FlushReport()
-        if self.spool is None or not (listed := self.spool.pending()):
+        if self.spool is None or not self.spool.pending():
             return report
-        if servers is not None and not any(o is None or servers(o) for o in map(_origin_of, listed)):
-            # Nothing here for these servers (unreadable files aside): do not wait on the lock of a
-            # replay to another, which may hang for its whole budget.
-            return report
+        for there in self._origins(report):
+            if servers is None or servers(there):
+                self._flush_to(there, deadline, report)
+        return report
+
+    def _origins(self, report: FlushReport) -> list[str]:
+        """The servers the spool holds pings for, the oldest ping's first. Damaged files are dropped
+        here, under no lock: a ping is renamed into place whole, so a file that is not one stays so."""
+        seen: dict[str, None] = {}
+        for path in self.spool.pending() if self.spool is not None else []:
+            ping = self._load(path, report)
+            if ping is not None:
+                seen.setdefault(origin(ping.url))
+        return list(seen)
+
+    def _flush_to(self, there: str, deadline: float | None, report: FlushReport) -> None:
+        assert self.spool is not None
         wait = within(deadline, self.transport.clock(), self.spool.lock_wait)
-        with self.spool.lock(wait) as locked:
-            paths = self.spool.pending()
-            if not locked:
-                report.kept = len(paths)
-                report.blocked = {o for o in (_origin_of(p) for p in paths) if o}
-                return report
+        with self.spool.lock(wait, server=there) as locked:
+            items = [(p, ping) for p in self.spool.pending() if (ping := _read(p)) and origin(ping.url) == there]
+            if not locked:  # another process replays them: this one's pings to there keep their order
+                report.kept += len(items)
+                if items:
+                    report.blocked.add(there)
+                return
             by_url: dict[str, list[Item]] = {}
-            for path in paths:  # oldest first within each check: the listing is in time order
-                ping = self._load(path, report)
-                if ping is not None and (servers is None or servers(origin(ping.url))):
-                    by_url.setdefault(ping.url, []).append((path, ping, True))
+            for path, ping in items:  # oldest first within each check: the listing is in time order
+                by_url.setdefault(ping.url, []).append((path, ping, True))
             for group in by_url.values():
                 for chunk in _chunks(group):
                     self._replay_batch(chunk, report, deadline)
-        return report
 
     def _load(self, path: Path, report: FlushReport) -> Ping | None:
         try:
@@ -419,9 +433,10 @@ def _chunks(group: list[Item]) -> list[list[Item]]:
     return chunks
 
 
-def _origin_of(path: Path) -> str | None:
+def _read(path: Path) -> Ping | None:
+    """A spooled ping, or None for a file that is not one (Courier._origins says why, once)."""
     try:
-        return origin(Spool.load(path).url)
+        return Spool.load(path)
     except _UNREADABLE:
         return None
 
