@@ -721,3 +721,17 @@ def test_a_timeout_gives_what_the_command_started_its_kill_after_grace_too(hf: S
     assert result.returncode == 128 + signal.SIGTERM  # the shell's own end
     assert cleaned.read_text() == "yes"
     assert "timed out after 500 ms: sent SIGTERM; the command ended with SIGTERM" in hf.pings()[-1]["body"]
+
+
+def test_the_command_inherits_the_file_descriptors_heartfly_was_given(hf: Setup) -> None:
+    # `heartfly run job -- sh -c 'report >&3' 3>>progress.log`, a lock fd a wrapper opened: without
+    # heartfly the command has them; with it, fd 3 was closed ("Bad file descriptor"), the job failed.
+    log = hf.tmp / "progress.log"
+    with open(log, "ab") as handle:
+        fd = handle.fileno()
+        result = subprocess.run(
+            [PY, "-m", "heartfly", "run", "job", "--", PY, "-c", f"import os; os.write({fd}, b'progress\\n')"],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=hf.env(), cwd=hf.tmp, pass_fds=(fd,),
+        )  # fmt: skip
+    assert result.returncode == 0, err(result)
+    assert log.read_text() == "progress\n"

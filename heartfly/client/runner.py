@@ -208,6 +208,9 @@ class Runner:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.env,
+            # The file descriptors we were given (3>>log, a lock a wrapper holds) are
+            # the command's as without us; ours are not inheritable (PEP 446), the pipes' included.
+            close_fds=False,
             process_group=0 if self.own_group else None,
             preexec_fn=_dies_with_us() if self.own_group else None,  # see _dies_with_us
         )
