@@ -546,11 +546,11 @@ async def test_a_bare_key_ping_is_stored_as_the_general_path_stores_it(
     assert answers[0] == answers[1] and answers[0][0] == 404
 
 
-async def test_a_ping_whose_body_is_slow_to_arrive_is_dated_when_it_is_received_not_reported_late(
-    aiohttp_client: Any, config: Config, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A job's output posted over a slow link takes seconds to arrive: the ping is a live one, dated
-    # when it is whole (as Healthchecks dates it), not a replay that "arrived 3 s after it happened".
+async def slow_body_ping(
+    aiohttp_client: Any, config: Config, monkeypatch: pytest.MonkeyPatch, ts: float | None
+) -> tuple[FakeClock, bytes]:
+    """A failure, then a success whose body's last bytes come 3 s after its headers (`ts` from the
+    server's clock at its headers): the clock, and the success's answer."""
     clock = FakeClock(time.time())
     client = await aiohttp_client(create_app(config, clock=clock))
     reading = asyncio.Event()
@@ -563,17 +563,38 @@ async def test_a_ping_whose_body_is_slow_to_arrive_is_dated_when_it_is_received_
     monkeypatch.setattr(ping_routes, "read_body", noted)
     assert (await client.get(f"/ping/{KEY}/fail")).status == 200
     reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    head = f"POST /ping/{KEY} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 9\r\n\r\n"
+    query = "" if ts is None else f"?ts={clock.now() + ts:.3f}"
+    head = f"POST /ping/{KEY}{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 9\r\n\r\n"
     writer.write(head.encode() + b"backup")
     await writer.drain()
     await asyncio.wait_for(reading.wait(), 5)
     clock.advance(3.0)  # the rest of the body comes 3 s later
     writer.write(b" ok")
     await writer.drain()
-    status = await asyncio.wait_for(reader.readline(), 5)
+    answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
-    assert status.split()[1] == b"200"
+    return clock, answer
+
+
+# No ts; a ts ahead of the server's clock (within FUTURE_SKEW), which counts as the instant it arrived
+@pytest.mark.parametrize("ahead", [None, 10.0])
+async def test_a_ping_whose_body_is_slow_to_arrive_is_dated_when_it_is_received_not_reported_late(
+    aiohttp_client: Any, config: Config, monkeypatch: pytest.MonkeyPatch, ahead: float | None
+) -> None:
+    # A job's output posted over a slow link takes seconds to arrive: the ping is a live one, dated
+    # when it is whole (as Healthchecks dates it), not a replay that "arrived 3 s after it happened".
+    clock, answer = await slow_body_ping(aiohttp_client, config, monkeypatch, ahead)
+    assert answer.split()[1] == b"200"
     at, received_at = stored(config, "SELECT at, received_at FROM pings WHERE kind = 'success'")[0]
     assert at == received_at == clock.now()
     detail, learned_at = stored(config, "SELECT detail, learned_at FROM flips WHERE new = 'up'")[0]
     assert "arrived" not in detail and learned_at is None
+
+
+async def test_a_ts_that_grew_older_than_max_ping_age_while_its_body_came_is_a_clear_400(
+    aiohttp_client: Any, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Taken when its headers came, it would be a ping older than the ids remembered (exactly once)
+    _, answer = await slow_body_ping(aiohttp_client, config, monkeypatch, 1.0 - config.server.max_ping_age)
+    assert answer.split()[1] == b"400" and b"older than the server accepts (max_ping_age" in answer
+    assert stored(config, "SELECT kind FROM pings") == [("fail",)]

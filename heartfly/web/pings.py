@@ -21,6 +21,7 @@ from heartfly.core.pingparse import (
     parse_batch_path,
     parse_path,
     parse_query,
+    parse_ts,
     read_ping,
     storable,
 )
@@ -219,9 +220,14 @@ async def _one(request: web.Request, *, as_json: bool) -> web.Response:
         # Received once its body is, which may have taken seconds (a job's output over a slow link):
         # a ping without `ts` is dated then, as Healthchecks dates it. Dated at its headers, it
         # was older than its arrival, and was told as a replayed one ("arrived 3 s after it happened").
+        # So is a `ts` ahead of the server's clock, which counts as now: the instant it arrived.
         now = rt.clock.now()
-        if "ts" not in query:
-            details = details._replace(at=now)
+        ts = query.get("ts")
+        try:
+            details = details._replace(at=now if ts is None else parse_ts(ts, now, server.max_ping_age))
+        except PingError as exc:  # older than max_ping_age by the time its body came
+            counts["invalid"] += 1
+            return _text(400, str(exc))
     else:
         body, more = b"", False  # nothing awaited since `now`
     engine = rt.engine  # again after the body: a reload, or a cluster's change of leader, may have come meanwhile
