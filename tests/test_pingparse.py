@@ -19,6 +19,7 @@ from heartfly.core.pingparse import (
     parse_batch,
     parse_event,
     parse_fields,
+    parse_path,
     parse_query,
     read_ping,
 )
@@ -191,3 +192,16 @@ def test_an_exit_status_with_leading_zeros_is_read_as_healthchecks_reads_it(
 def test_an_exit_status_past_255_is_refused_however_it_is_spelt(segment: str) -> None:
     with pytest.raises(PingError, match="unknown ping event"):
         parse_event(segment)
+
+
+@pytest.mark.parametrize(
+    ("tail", "target"),
+    [
+        ("pk/0001", Target(None, "0001", Kind.SUCCESS)),  # <slug:slug>: a name, digits or not
+        ("pk/0001/0001", Target(None, "0001", Kind.FAIL, 1)),  # <slug:slug>/<int:exitstatus>
+        ("pk/123/0", Target(None, "123", Kind.SUCCESS, 0)),
+    ],
+)
+def test_a_name_of_digits_under_the_ping_key_is_a_name_as_healthchecks_reads_a_slug(tail: str, target: Target) -> None:
+    # Healthchecks routes /ping/<ping_key>/<slug> before an exit status could be read there
+    assert parse_path(tail, "pk") == target

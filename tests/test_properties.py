@@ -17,7 +17,7 @@ from heartfly.core.config import parse_config
 from heartfly.core.config_reader import ConfigError
 from heartfly.core.pingparse import PingError, parse_json, parse_path, parse_query
 from heartfly.core.schedule import _from_table, _next_cron_due, next_cron_due
-from heartfly.core.units import MAX_DURATION, UnitError, format_duration, parse_duration, parse_size
+from heartfly.core.units import MAX_DURATION, UnitError, format_duration, is_decimal, parse_duration, parse_size
 
 NOW = 1_780_000_000.0
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -103,6 +103,7 @@ def test_arbitrary_text_either_parses_as_toml_config_or_fails_cleanly(text: str)
 @example("a/b/c/d", "a")
 @example("key/\u00b2", None)  # "²" passes str.isdigit() and fails int()
 @example("key/\u0663", None)  # Arabic-Indic 3: int() reads it, but it is no exit status
+@example("key/0001", None)  # leading zeros: 1, as Healthchecks' <int:exitstatus> reads it
 def test_any_ping_path_is_a_target_none_or_a_ping_error(tail: str, ping_key: str | None) -> None:
     try:
         target = parse_path(tail, ping_key)
@@ -111,7 +112,8 @@ def test_any_ping_path_is_a_target_none_or_a_ping_error(tail: str, ping_key: str
     else:
         assert target is None or (target.key is not None) != (target.name is not None)
         if target is not None and target.exit_status is not None:
-            assert tail.rsplit("/", 1)[-1] == str(target.exit_status)
+            status = tail.rsplit("/", 1)[-1]
+            assert is_decimal(status) and int(status) == target.exit_status
 
 
 @FAST
