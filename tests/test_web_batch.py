@@ -398,3 +398,21 @@ async def test_a_batch_resending_a_first_copy_whose_commit_fails_answers_503_and
     again = await post_batch(client, pings)
     assert await again.json() == {"results": [{"status": "ok"}] * len(pings)}
     assert rows(config, "SELECT COUNT(*) FROM pings") == [(len(pings),)]
+
+
+class Ticking(FakeClock):
+    """A clock a millisecond later at each reading: two readings are two instants."""
+
+    def now(self) -> float:
+        return self.advance(0.001)
+
+
+async def test_a_batch_ping_without_ts_is_dated_at_the_instant_the_batch_is_received(
+    aiohttp_client: Any, config: Config
+) -> None:
+    # at and received_at agree, as for a single ping without ts: no ping is dated apart from its arrival
+    client = await aiohttp_client(create_app(config, clock=Ticking(time.time())))
+    pings: list[dict[str, Any]] = [{"status": "start"}, {"status": "success", "ts": time.time() - 60}]
+    assert (await post_batch(client, pings)).status == 200
+    (start_at, start_received), (end_at, end_received) = rows(config, "SELECT at, received_at FROM pings ORDER BY kind")
+    assert start_at == start_received == end_received and end_at < end_received

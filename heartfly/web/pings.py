@@ -332,10 +332,11 @@ async def batch(request: web.Request, target: Target) -> web.Response:
     rt = request.app[RUNTIME]
     server = rt.engine.config.server
     raw, too_long = await read_body(request, JSON_CAP, BODY_HARD_CAP)
+    now = rt.clock.now()  # received, its body too: its pings without ts are dated then, as is their arrival
     try:
         if too_long:
             raise PingError(f"a batch body is limited to {JSON_CAP} bytes; send the rest in another")
-        items = parse_batch(raw, rt.clock.now(), server.max_ping_age)
+        items = parse_batch(raw, now, server.max_ping_age)
     except PingError as exc:
         request.app[PING_COUNTS]["invalid"] += 1
         return _text(400, str(exc))
@@ -351,7 +352,6 @@ async def batch(request: web.Request, target: Target) -> web.Response:
     if check is None:
         request.app[PING_COUNTS]["not_found"] += 1
         return _text(404, NOT_FOUND)
-    now = rt.clock.now()
     parsed = [details for details in items if not isinstance(details, PingError)]  # all of them, as checked
     trusted = server.trusted_proxies
     records = [_ping_record(request, now, read, trusted) for read in batch_pings(parsed, forced, server.body_limit)]
