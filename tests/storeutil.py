@@ -21,6 +21,12 @@ def sqlite_file(config: Config) -> Path:
     return database
 
 
+def bytes_read() -> int:
+    """What this process (the server and the test's client alike) has read so far: files and sockets."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
+
+
 def query(config: Config, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """The rows of one statement, committed (an UPDATE's result is an empty list), on either store."""
     database = config.server.database

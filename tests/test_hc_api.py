@@ -27,6 +27,7 @@ from heartfly.core.stored_checks import StoredCheck, check_uuid
 from heartfly.web import control, hcapi, pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
+from tests import storeutil
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import Server
 from tests.webutil import bearer
@@ -1140,6 +1141,32 @@ async def test_the_pings_list_does_not_read_the_bodies_it_only_links_to(
         tracemalloc.stop()
     assert [p["body_url"] is not None for p in pings] == [False] + [True] * 25
     assert peak < 5 * 1024 * 1024  # 50 MB of bodies were read before
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts the bytes read in /proc/self/io (Linux)")
+async def test_the_pings_list_reads_the_rows_it_lists_not_every_kept_one(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Its statement sorted all of a check's kept pings (keep_pings, 1000) by time with method,
+    # source and user_agent, which SQLite stores after the body and reaches by reading it whole:
+    # 1000 bodies of 20 kB read for the 100 it lists, as the check page's list did (read_pings).
+    client, key, _ = await start(aiohttp_client, write_config)
+    check_id = client.app[RUNTIME].engine.checks["backup"].id
+    now = client.app[RUNTIME].clock.now()
+    storeutil.query(
+        client.app[RUNTIME].config,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
+        " INSERT INTO pings (check_id, at, received_at, kind, body, method)"
+        " SELECT ?, ? - 1000 + (i / 2), ? - 1000 + i, 'log', hex(zeroblob(10000)), 'POST' FROM n",
+        (check_id, now, now),
+    )
+    before = storeutil.bytes_read()
+    pings = (await (await client.get(f"/api/v3/checks/{FILE_KEY}/pings/", headers=rw(key))).json())["pings"]
+    read = storeutil.bytes_read() - before
+    config = client.app[RUNTIME].config
+    ids = [n for (n,) in storeutil.query(config, "SELECT id FROM pings ORDER BY at DESC, id DESC LIMIT 100")]
+    assert [p["n"] for p in pings] == ids  # the newest 100 by event time, ties (the same at) by id
+    assert read < 6_000_000, f"{read} bytes read for a list of {len(pings)} pings"
 
 
 async def test_the_pings_list_shows_each_pings_user_agent_as_healthchecks_does(

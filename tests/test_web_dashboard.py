@@ -17,7 +17,7 @@ from heartfly.web.badges import badge_key
 from heartfly.web.dashboard import MESSAGE_SHOWN, PINGS_PER_PAGE
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, check, new_key
-from tests.storeutil import query
+from tests.storeutil import bytes_read, query
 from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of
 
 KEY = new_key()
@@ -568,12 +568,6 @@ async def test_a_check_page_of_long_messages_shows_each_ones_start_and_end_not_a
     assert f"{len(body) - MESSAGE_SHOWN} characters not shown" in page and f"{len(body)} chars" in page
     resp = await client.get("/api/v1/checks/backup/pings?limit=1", headers=bearer(config))
     assert (await resp.json())[0]["body"] == body  # the API has all of it
-
-
-def bytes_read() -> int:
-    """What this process (the server and the test's client alike) has read so far: files and sockets."""
-    with open("/proc/self/io") as io:
-        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts the bytes read in /proc/self/io (Linux)")

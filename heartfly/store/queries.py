@@ -266,6 +266,14 @@ def _page(table: str, columns: str, time: str, where: str = "TRUE") -> str:
     )
 
 
+def _ping_rows(columns: str) -> str:
+    """A page of a check's pings (_page's ?1 check, ?2 cursor, ?3 limit): its ids are chosen by
+    time first, and only their rows read. Sorted with their columns, every kept ping's row was
+    read for the page's few: those stored after the body (metrics, method, source, user_agent,
+    member), and a cut body, SQLite reaches by reading the body whole."""
+    return f"SELECT {columns} FROM pings WHERE id IN ({_page('pings', 'id', 'at')}) ORDER BY at DESC, id DESC"  # noqa: S608
+
+
 _PING_KEYS = ("id", "at", "received_at", "kind", "exit_status", "run_id", "body", "truncated", "metrics", "method",
               "source", "member")  # fmt: skip
 
@@ -292,11 +300,7 @@ async def read_pings(
     comes as its start in `body` and its end in `tail`, `omitted` the characters between (a page's
     read: 25 bodies of up to 16 MiB each are not sent to Python, nor put in its HTML, whole)."""
     keys = _PING_KEYS if shown is None else (*_PING_KEYS, "tail", "length")
-    # The page's ids are chosen first, and only their rows are read: sorted by time with their
-    # columns, every kept ping's body was read whole (and cut) for the page's 25 (keep_pings of
-    # 100 kB each: 100 MB a page, every 10 s an open tab refreshes it).
-    columns = ", ".join(_PING_KEYS) if shown is None else _clipped(shown)
-    sql = f"SELECT {columns} FROM pings WHERE id IN ({_page('pings', 'id', 'at')}) ORDER BY at DESC, id DESC"  # noqa: S608
+    sql = _ping_rows(", ".join(_PING_KEYS) if shown is None else _clipped(shown))
     rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, sql, (check_id, before, limit))]
     for item in rows:
         item["truncated"] = bool(item["truncated"])
@@ -344,18 +348,16 @@ _HC_FLIPS = (
 
 
 # Healthchecks' ping list links to each body (body_url) and shows none: whether a ping has one is
-# asked of its first character, so the 100 newest bodies (up to 16 MiB each) never reach Python.
-_HC_PINGS = (
-    "SELECT id, at, kind, exit_status, run_id, method, source, user_agent, substr(body, 1, 1) <> '' FROM pings"
-    " WHERE check_id = ? ORDER BY at DESC, id DESC LIMIT ?"
-)
+# asked of its first character, so the 100 newest bodies (up to 16 MiB each) never reach Python;
+# and only the listed rows are read (_ping_rows: method, source and user_agent follow the body).
+_HC_PINGS = _ping_rows("id, at, kind, exit_status, run_id, method, source, user_agent, substr(body, 1, 1) <> ''")
 
 
 async def read_hc_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
     """A check's newest pings as Healthchecks lists them, newest first: id, at, kind, exit_status,
     run_id, method, source, user_agent and has_body (not the body)."""
     keys = ("id", "at", "kind", "exit_status", "run_id", "method", "source", "user_agent", "has_body")
-    rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, _HC_PINGS, (check_id, limit))]
+    rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, _HC_PINGS, (check_id, None, limit))]
     for item in rows:
         item["has_body"] = bool(item["has_body"])
     return rows
