@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web, web_app
 
 from heartfly.core.config import Config, ConfigError
-from heartfly.core.config_advice import cleartext_login, graceless_crons, unreachable_links
+from heartfly.core.config_advice import said_at_start
 from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
@@ -141,9 +141,8 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
                 shown = f"[{host}]" if ":" in host else host
                 where.append(f"http://{shown}:{port}")
                 log.info("Heartfly listening on http://%s:%d with %d checks", shown, port, len(config.checks))
-            for advice in (cleartext_login(config), unreachable_links(config), graceless_crons(config)):
-                if advice is not None:
-                    log.warning("%s", advice)
+            for advice in said_at_start(config):
+                log.warning("%s", advice)
             # systemd: ready only now, with the database open and the port bound.
             app[RUNTIME].listening = listening = f"listening on {' '.join(where)}"
             systemd.ready(f"{listening} with {len(config.checks)} checks")

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from heartfly.core import toml_cache
 from heartfly.core.config import Config, ConfigError, load_config
-from heartfly.core.config_advice import cleartext_login, graceless_crons, unreachable_links
+from heartfly.core.config_advice import said_at_start
 from heartfly.core.listen import with_listen
 from heartfly.core.states import Status
 from heartfly.core.units import UnitError, parse_duration
@@ -306,9 +306,8 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
                 return _refused([f"{path}: cannot apply it: {type(exc).__name__}: {exc}"])
             rt.use_keys(keys)  # ...and used once nothing can refuse the reload any more
     log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)
-    for advice in (cleartext_login(config), unreachable_links(config), graceless_crons(config)):
-        if advice is not None:
-            log.warning("%s", advice)
+    for advice in said_at_start(config):
+        log.warning("%s", advice)
     systemd.ready(f"{rt.listening} with {len(config.checks)} checks (reloaded)")
     return len(config.checks), []
 
