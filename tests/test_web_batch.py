@@ -249,6 +249,31 @@ async def test_pages_follow_event_time_and_a_pruned_cursor_still_pages(client: C
     assert len(gone) == 4  # a cursor whose ping is gone pages by id
 
 
+@pytest.mark.both_stores  # the page's ids are picked first, then its rows read: on either store's SQL
+async def test_pages_follow_event_time_with_pings_of_the_same_time_in_arrival_order(
+    client: Client, config: Config
+) -> None:
+    token = bearer(config)
+    base = time.time() - 3600
+    sent: list[tuple[float, int]] = []
+    for n in (2, 1, 2, 0, 1):  # sent out of order, two pairs at the same event time
+        assert (await client.get(f"/ping/{KEY}/log?ts={base + n * 60}")).status == 200
+        sent.append((base + n * 60, len(sent)))
+    by_arrival = [n for (n,) in query(config, "SELECT id FROM pings ORDER BY id")]  # ids follow arrival
+    ids = [by_arrival[i] for _, i in sorted(sent, reverse=True)]  # by event time, a tie's later arrival first
+    listed = await (await client.get("/api/v1/checks/backup/pings", headers=token)).json()
+    assert [p["id"] for p in listed] == ids
+    pages: list[list[int]] = []
+    cursor = ""
+    while len(pages) < 4:
+        page = await (await client.get(f"/api/v1/checks/backup/pings?limit=2{cursor}", headers=token)).json()
+        pages.append([p["id"] for p in page])
+        if len(page) < 2:
+            break
+        cursor = f"&before={page[-1]['id']}"
+    assert pages == [ids[0:2], ids[2:4], ids[4:]]
+
+
 async def test_ping_ids_are_remembered_as_long_as_a_reloaded_max_ping_age_takes_pings(
     write_config: ConfigWriter, aiohttp_client: Any
 ) -> None:
