@@ -416,3 +416,39 @@ def test_a_phone_is_told_when_the_dashboard_stops_updating(tmp_path: Path, brows
         sync_api.expect(page.locator("#live-status")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
         page.close()
+
+
+def test_a_chip_clicked_while_a_refresh_is_on_its_way_aborts_it_and_says_nothing_of_it(
+    tmp_path: Path, browser: Any
+) -> None:
+    # A refresh still on its way when a chip is clicked was left running beside the chip's own:
+    # its answer, the unfiltered list, could come last and overwrite the view the chip asked for.
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[checks.quiet]\nkey = "{new_key()}"\nevery = "1h"\n[checks.broken]\nkey = "{KEY}"\nevery = "1h"\n'
+    )
+    with Server(path) as running:
+        ping(running, f"{KEY}/fail")
+        page = browser.new_page()
+        page.clock.install()
+        sign_in(page, running)
+        held: list[Any] = []
+
+        def hold_the_first_refresh(route: Any) -> None:
+            if route.request.resource_type == "fetch" and not held:
+                held.append(route)  # answered by nobody: a refresh still on its way
+            else:
+                route.continue_()
+
+        page.route("**/*", hold_the_first_refresh)
+        with page.expect_request(lambda r: r.resource_type == "fetch"):
+            page.clock.run_for(11_000)
+        rows = page.locator(".row:not(.head) .name a")
+        sync_api.expect(rows).to_have_count(2)
+        with page.expect_event("requestfailed", lambda r: r.url == held[0].request.url, timeout=5_000) as failed:
+            page.click("a.chip.c-down")
+        assert failed.value.failure == "net::ERR_ABORTED"  # the chip's refresh replaced it
+        sync_api.expect(rows).to_have_text(["broken"])
+        sync_api.expect(page.locator("#live-status")).to_have_text(re.compile(r"^updated "))  # not "offline"
+        page.close()
