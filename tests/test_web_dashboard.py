@@ -12,6 +12,7 @@ from yarl import URL
 
 from heartfly.core.config import Config
 from heartfly.core.urls import cron_schedule
+from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.badges import badge_key
 from heartfly.web.dashboard import MESSAGE_SHOWN, PINGS_PER_PAGE
@@ -262,6 +263,31 @@ async def test_a_success_ping_that_broke_an_assertion_is_red_on_the_timeline(
     html = await (await client.get("/checks/count")).text()
     assert re.search(r'<rect class="b-bad"[^>]*><title>broke an assertion · ', html)
     assert '<rect class="b-ok"' not in html
+
+
+@pytest.mark.both_stores  # the strips read end pings with their metrics, or without, by either store's SQL
+async def test_assertions_a_reload_adds_judge_the_pings_the_strips_and_the_chart_drew_green(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The end pings of a check without assertions are read without their metrics; once a reload
+    # gives it some, they are read with them again and judged by them (charts.events): a ping
+    # whose metric keeps the assertion stays green, not broken for a metric it was read without.
+    key = new_key()
+    check = f'[checks.count]\nkey = "{key}"\nevery = "1d"\n'
+    config = write_config(check)
+    client: Client = await aiohttp_client(create_app(config))
+    for rows in (5, 0):
+        assert (await client.get(f"/ping/{key}?m_rows={rows}")).status == 200
+    await login(client, config)
+    for path in ("/", "/checks/count"):
+        html = await (await client.get(path)).text()
+        assert html.count('<rect class="b-ok"') == 2 and '<rect class="b-bad"' not in html, path
+    write_config(check + 'assert = ["rows > 0"]\n')
+    assert await control.reload_config(client.app) == (1, [])
+    for path in ("/", "/checks/count"):
+        html = await (await client.get(path)).text()
+        assert html.count('<rect class="b-ok"') == 1, path  # rows=5
+        assert len(re.findall(r'<rect class="b-bad"[^>]*><title>broke an assertion · ', html)) == 1, path  # rows=0
 
 
 async def test_an_unknown_state_filter_is_a_400_page_naming_the_states(client: Client, config: Config) -> None:
