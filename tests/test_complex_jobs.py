@@ -22,6 +22,7 @@ from heartfly.core.states import (
     initial_state,
     next_deadline,
 )
+from heartfly.store.rows import decode_state, encode_state
 from tests.conftest import check
 from tests.test_event_time import Log
 
@@ -194,7 +195,31 @@ def test_a_success_naming_no_member_does_not_complete_a_batch_whose_members_are_
     st = feed(cfg, initial_state(cfg, T0), *batch, ev(Kind.SUCCESS, 30, "b")).state
     assert st.status is Status.RUNNING and st.runs["b"].successes == 2 and st.last_success_at is None
     step = advance(cfg, st, T0 + 130)
-    assert step.flip is not None and step.flip.detail == "2 of 3 successes arrived; missing: w3"
+    assert step.flip is not None
+    assert step.flip.detail == (
+        "2 of 3 successes arrived; missing: w3; 1 success named no member (members lists who counts)"
+    )
+
+
+@pytest.mark.parametrize("starts", [True, False], ids=["heartfly-run", "success-only"])
+def test_a_batch_of_workers_that_name_no_member_is_told_incomplete_saying_why(starts: bool) -> None:
+    # A config that lists members whose workers send no member= (an upgrade, a copied curl): no
+    # success counts, and the batch is down. Told "0 of 3 successes arrived; missing: w1, w2,
+    # w3" alone, it read as if no worker had run; without starts, "no ping arrived by the
+    # deadline" while three had. The alert says how many came naming none, across a restart too.
+    cfg = check(expect=3, members=("w1", "w2", "w3"), grace=120)
+    opened = [ev(Kind.START, 5 + i, "b") for i in range(3)] if starts else []
+    st = feed(cfg, initial_state(cfg, T0), *opened, ev(Kind.SUCCESS, 10, "b"), ev(Kind.SUCCESS, 20, "b")).state
+    st = decode_state(encode_state(st))  # a restart mid-batch
+    st = feed(cfg, st, ev(Kind.SUCCESS, 30, "b")).state
+    assert st.status is Status.RUNNING and st.runs["b"].successes == 0 and st.last_success_at is None
+    step = advance(cfg, st, T0 + 200)
+    assert step.flip is not None and step.flip.reason is Reason.INCOMPLETE
+    assert step.flip.detail == (
+        "0 of 3 successes arrived; missing: w1, w2, w3; 3 successes named no member (members lists who counts)"
+    )
+    unlisted = advance(check(name=cfg.name, key=cfg.key, expect=3, grace=120), st, T0 + 200).flip  # members dropped
+    assert unlisted is not None and unlisted.detail == "0 of 3 successes arrived"
 
 
 def test_without_configured_members_the_missing_ones_come_from_the_last_complete_run() -> None:

@@ -734,7 +734,7 @@ def test_check_config_lists_each_checks_whole_rule_set_not_only_its_schedule(tmp
         "  next due if watching starts now: " + backup.split("starts now: ")[1].splitlines()[0],
     ]
     assert shards.splitlines()[1:3] == [
-        "  expect 2 successes per run id (members: w1, w2)",
+        "  expect 2 successes per run id (members: w1, w2; a success naming none does not count)",
         "  alerts: none (no channels)",
     ]
 

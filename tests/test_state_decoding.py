@@ -129,7 +129,9 @@ ANY_STATE = st.builds(
     last_ping_at=MAYBE, last_ping_kind=st.one_of(st.none(), st.sampled_from(list(Kind))),
     last_success_at=MAYBE, last_start_at=MAYBE, last_duration=MAYBE, last_duration_at=MAYBE,
     last_exit_status=EXIT, failures=st.integers(0, 2**63 - 1),
-    runs=st.dictionaries(TEXT, st.builds(Run, INSTANT, INSTANT, EXIT, st.tuples(TEXT)), max_size=2),
+    runs=st.dictionaries(
+        TEXT, st.builds(Run, INSTANT, INSTANT, EXIT, st.tuples(TEXT), st.integers(0, 2**63 - 1)), max_size=2
+    ),
     alerted_at=MAYBE, step_due=MAYBE, step_since=MAYBE, folded=st.booleans(),
     last_members=st.lists(TEXT, max_size=2).map(tuple), last_end_at=MAYBE,
     closed_runs=st.lists(TEXT, max_size=2).map(tuple),
@@ -141,6 +143,7 @@ ANY_STATE = st.builds(
     streak_ats=st.lists(INSTANT, max_size=3).map(tuple),
     held_over=st.lists(st.tuples(INSTANT, INSTANT, INSTANT), max_size=2).map(tuple),
     orphan_older=st.lists(st.tuples(INSTANT, INSTANT, OUTCOME, EXIT, st.none()), max_size=2).map(tuple),
+    step_after=st.one_of(st.none(), TEXT),
 )  # fmt: skip
 JSON_MODULE = json.JSONEncoder(separators=(",", ":"))
 

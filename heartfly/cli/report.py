@@ -93,7 +93,9 @@ def rules(check: CheckConfig) -> list[str]:
     if check.assertions:
         lines.append("assert " + ", ".join(f'"{a.text}"' for a in check.assertions))
     if check.expect is not None:
-        members = f" (members: {', '.join(check.members)})" if check.members else ""
+        members = (
+            f" (members: {', '.join(check.members)}; a success naming none does not count)" if check.members else ""
+        )
         lines.append(f"expect {check.expect} successes per run id{members}")
     if check.failures_before_alert > 1:
         lines.append(f"down after {check.failures_before_alert} failures in a row (failures_before_alert)")

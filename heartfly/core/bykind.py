@@ -217,10 +217,14 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
     rid = ev.run_id or IMPLICIT_RUN
     if rid in st.closed_runs:
         return None  # a straggler of a batch already complete, given up or failed: recorded, not counted
-    if check.members and ev.member not in check.members:  # one naming no member too: it may be any of them
-        return None
     opened = st.runs.get(rid)
     run = opened or Run(ev.at, ev.at)
+    if check.members and ev.member not in check.members:  # one naming no member too: it may be any of them
+        if ev.member is None:  # a worker of the batch all the same: noted, for its incomplete alert
+            own_runs(st)[rid] = run._replace(unnamed=run.unnamed + 1, active_at=max(run.active_at, ev.at))
+            if st.status in (Status.NEW, Status.UP, Status.LATE):
+                set_status(st, Status.RUNNING, None, ev.at, now)
+        return None
     if ev.member is not None and ev.member in run.members:
         return None
     broken = first_broken(check.assertions, ev.metrics, None) or ""  # None: the batch's duration is judged at its end

@@ -222,6 +222,9 @@ def give_up_run(
         missing = [m for m in expected if m not in run.members]
         if missing:
             detail += "; missing: " + ", ".join(missing)
+        if run.unnamed and check.members:  # not counted: why "0 of 3" when the workers did run
+            many = "success" if run.unnamed == 1 else "successes"
+            detail += f"; {run.unnamed} {many} named no member (members lists who counts)"
         reason, outcome = Reason.INCOMPLETE, RunOutcome.INCOMPLETE
     else:
         limit = human_duration(check.max_runtime or 0)

@@ -102,6 +102,9 @@ class Run(NamedTuple):
     active_at: float  # the last start/progress/log ping: the stall clock
     successes: int = 0  # fan-in: successes so far
     members: tuple[str, ...] = ()  # fan-in: the workers that reported
+    # Fan-in with `members` listed: successes naming no member, not counted (its incomplete
+    # alert says how many: else "0 of 3 arrived" reads as if no worker ran). Stored only when not 0.
+    unnamed: int = 0
 
 
 class _NoRuns(dict[str, Run]):
@@ -268,7 +271,7 @@ class CheckState:
             if value != default:
                 data[name] = value
         if self.runs:
-            data["runs"] = {rid: list(run) for rid, run in self.runs.items()}
+            data["runs"] = {rid: list(run) if run.unnamed else list(run[:4]) for rid, run in self.runs.items()}
         return data
 
     @classmethod
@@ -306,7 +309,7 @@ class CheckState:
             st.runs = {
                 fold_run_id(rid): Run(float(v), float(v))
                 if isinstance(v, (int, float))
-                else Run(v[0], v[1], v[2], tuple(v[3]))
+                else Run(v[0], v[1], v[2], tuple(v[3]), v[4] if len(v) > 4 else 0)
                 for rid, v in data["runs"].items()
             }
         if "last_members" in data:
