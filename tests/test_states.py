@@ -650,3 +650,23 @@ def test_a_folded_step_that_a_reload_makes_a_check_of_its_own_is_folded_no_more(
     assert changed.status is Status.DOWN and not changed.folded
     kept = reconfigure(step, st, T0 + 800, old=step if by == "a reload" else None).state
     assert kept.folded  # still a step: the fold stands with the upstream's alert
+
+
+@pytest.mark.parametrize("reload", [True, False], ids=["reload", "restart"])
+def test_a_batch_counted_before_members_were_listed_counts_only_listed_members_after_the_change(reload: bool) -> None:
+    # w1 and a worker naming none made 2 of 3; the change lists members and lowers expect to 2.
+    # Counted as before, the batch was complete at the change (or at w9's success), w2 never ran.
+    old = check(every=HOUR, grace=600, expect=3)
+    new = check(name=old.name, key=old.key, every=HOUR, grace=600, expect=2, members=("w1", "w2", "w9"))
+    st = initial_state(old, T0)
+    for at, member in ((T0 + 100, "w1"), (T0 + 130, None)):
+        st = receive(old, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    assert st.runs["b1"].successes == 2
+    step = reconfigure(new, st, T0 + 200, old=old if reload else None)
+    assert step.state.status is Status.RUNNING and not step.ended
+    assert step.state.runs["b1"].successes == 1
+    down = advance(new, step.state, T0 + 800)
+    assert down.flip is not None and down.flip.reason is Reason.INCOMPLETE
+    assert down.flip.detail == (
+        "1 of 2 successes arrived; missing: w2, w9; 1 success named no member (members lists who counts)"
+    )

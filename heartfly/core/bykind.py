@@ -5,6 +5,8 @@ of order is the caller's (heartfly.core.states) and heartfly.core.reorder's. Pur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from heartfly.core.anchors import move_anchor
 from heartfly.core.assertions import first_broken
 from heartfly.core.config import CheckConfig
@@ -123,6 +125,22 @@ def complete_batches(check: CheckConfig, st: CheckState, now: float, ended: list
         ev = Event(_SUCCESS, run.active_at, None if rid == IMPLICIT_RUN else rid)
         _succeeded(check, st, ev, ended, now, REORDER_WINDOW, (run, ""))
     return bool(done)
+
+
+def recounted(check: CheckConfig, runs: Mapping[str, Run]) -> dict[str, Run] | None:
+    """The batches under way as a config listing `members` counts them, if that is fewer than
+    they have (a reload or restart that listed members, or dropped one, under a batch counted
+    without): only a listed member's success counts, as _fan_in counts a new one; those counted
+    before from a worker naming none are its `unnamed`. Else complete_batches would complete a
+    batch a listed member never reported to, or its next success would. None: none changes."""
+    changed = None
+    for rid, run in runs.items():
+        listed = sum(m in check.members for m in run.members)
+        if listed < run.successes:
+            changed = changed if changed is not None else dict(runs)
+            unnamed = run.unnamed + max(run.successes - len(run.members), 0)
+            changed[rid] = run._replace(successes=listed, unnamed=unnamed)
+    return changed
 
 
 def _succeeded(

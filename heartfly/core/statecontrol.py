@@ -5,7 +5,7 @@ Pure; heartfly.core.states re-exports these with the rest of the state machine."
 from __future__ import annotations
 
 from heartfly.core.anchors import move_anchor, set_due
-from heartfly.core.bykind import complete_batches
+from heartfly.core.bykind import complete_batches, recounted
 from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.deadlines import flip_of, next_deadline
 from heartfly.core.schedule import Due, next_due
@@ -82,8 +82,10 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
     # every due time, and the next restart must not take back what the last one extended.
     moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
     step_due = _step_due(check, st, now, old)
+    runs = recounted(check, st.runs) if check.members and check.expect is not None and st.runs else None
     if (
         old is None
+        and runs is None
         and due is not None
         and not moved
         and (check.after is not None or (st.step_due is None and st.step_since is None))
@@ -97,6 +99,8 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         # and a refused commit takes back only the state that ping made (engine._restore).
         return Step(st, None)
     new = st.copy()
+    if runs is not None:
+        new.runs = runs
     if due is not None and moved:
         set_due(check, new, due, now)
     if rebased:
