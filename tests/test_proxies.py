@@ -83,3 +83,26 @@ async def test_pings_through_a_proxy_on_the_loopback_are_stored_with_their_clien
     sources = [row[0] for row in query(config, "SELECT source FROM pings")]
     assert len(sources) == 4
     assert set(sources) == ({"127.0.0.1"} if trusted == "none" else {"203.0.113.7"})
+
+
+def test_a_forwarded_address_is_stored_without_its_port_or_zone() -> None:
+    # An IPv6 zone is free text to `ipaddress`: a client on a trusted address (any process on the
+    # loopback, by default) wrote escape sequences or kilobytes into its pings' source that way.
+    assert client_address("127.0.0.1", "fe80::1%\x1b[2J<b>" + "z" * 4000, PROXIES) == "fe80::1"
+    assert client_address("127.0.0.1", "203.0.113.7:4711", PROXIES) == "203.0.113.7"
+    assert client_address("127.0.0.1", "[2001:db8::5]:4711", PROXIES) == "2001:db8::5"
+    assert client_address("127.0.0.1", "[2001:db8::5]", PROXIES) == "2001:db8::5"
+    assert client_address("127.0.0.1", "6.6.6.6, 203.0.113.7, 10.1.2.3:80", PROXIES) == "203.0.113.7"
+    for odd in ("203.0.113.7:x", "203.0.113.7:", "[2001:db8::5", "[2001:db8::5]4711", "203.0.113.7:\u0663"):
+        assert client_address("127.0.0.1", odd, PROXIES) == "127.0.0.1", odd
+
+
+async def test_a_zone_a_client_writes_in_its_forwarded_address_is_not_stored(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1h"\n')
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(config))
+    forwarded = {"X-Forwarded-For": "fe80::1%<b>" + "z" * 4000}
+    assert (await client.post(f"/ping/{key}", headers=forwarded)).status == 200
+    assert query(config, "SELECT source FROM pings") == [("fe80::1",)]

@@ -32,19 +32,39 @@ def client_address(peer: str, forwarded: str | None, trusted: Networks) -> str:
         return peer
     nearest = peer
     for hop in reversed(forwarded.split(",")):
-        hop = hop.strip()
-        if not _trusted(hop, trusted):
-            return hop if _address(hop) else nearest
-        nearest = hop
+        host = _host(hop.strip())
+        if host is None:
+            return nearest
+        if not _trusted(host, trusted):
+            return host
+        nearest = host
     return nearest  # every hop a trusted proxy: the leftmost
 
 
-def _address(text: str) -> bool:
+def _host(entry: str) -> str | None:
+    """An X-Forwarded-For entry's address as a source to store, or None if it is none. Some proxies
+    add the client's port ("203.0.113.7:4711", "[2001:db8::5]:4711"): it is dropped. So is an IPv6
+    zone ("fe80::1%eth0"), which `ipaddress` takes as free text: a client's own entry, believed
+    where it connects from a trusted address, would put anything (a terminal's escape sequences,
+    kilobytes) in the pings list, `heartfly history` and the alerts."""
+    if entry.startswith("["):
+        entry, bracket, port = entry[1:].partition("]")
+        if not bracket or (port and not _port(port)):
+            return None
+    elif entry.count(":") == 1:  # IPv4 and a port; an IPv6 address has two colons or more
+        entry, _, port = entry.partition(":")
+        if not _port(":" + port):
+            return None
+    entry = entry.partition("%")[0]
     try:
-        ipaddress.ip_address(text)
+        ipaddress.ip_address(entry)
     except ValueError:
-        return False
-    return True
+        return None
+    return entry
+
+
+def _port(text: str) -> bool:
+    return text[:1] == ":" and text[1:].isascii() and text[1:].isdigit()
 
 
 def _trusted(text: str, trusted: Networks) -> bool:
