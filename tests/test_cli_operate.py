@@ -1062,3 +1062,14 @@ def test_pause_and_resume_work_while_a_check_elsewhere_in_the_file_is_mid_edit(r
     refused = heartfly("pause", "nightly", "-c", str(path))
     assert refused.returncode == 2 and "server.body_limit" in refused.stderr, refused.stderr
     assert api(server, "/api/v1/checks/nightly")["state"] != "paused"
+
+
+def test_pause_refuses_a_file_whose_server_table_is_mistyped(running: tuple[Server, Path]) -> None:
+    # "[sever]" was a problem outside [server], so counted in a warning: the server's address and
+    # token were left out, and pause said "the API is disabled" (exit 1), not what is wrong.
+    server, path = running
+    path.write_text(path.read_text().replace("[server]\n", "[sever]\n"))
+    refused = heartfly("pause", "nightly", "-c", str(path))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: sever: unknown key") and "warning" not in refused.stderr, refused.stderr
+    assert api(server, "/api/v1/checks/nightly")["state"] != "paused"

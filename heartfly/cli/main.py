@@ -50,18 +50,22 @@ def _load_to_ask(path: Path | None) -> Config:
     """The config for a request to the running server that reads no check of the file (pause,
     resume): a problem outside [server] (a check being edited) is counted in a warning, not in the
     way of pausing a check that alerts, as it is not in the way of a backup. A file that cannot be
-    parsed, or whose [server] has a problem, exits 2 with every problem of the file."""
+    parsed, whose [server] has a problem, or with a table it does not know (a mistyped "[sever]",
+    which holds the server's address and token) exits 2 with every problem of the file."""
     import tomllib
 
     from heartfly.core.config import ConfigError, load_config, parse_config
+    from heartfly.core.config_keys import TOP_KEYS
 
     file = _resolve(path)
     try:
         return load_config(file)
     except ConfigError as exc:
         try:
-            server = tomllib.loads(file.read_text(encoding="utf-8")).get("server", {})
-            config = parse_config({"server": server}, file)  # reads no file: the token is read when asking
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+            if not data.keys() <= TOP_KEYS:  # else told "no server.api_token_file", or asks the default address
+                _fail(exc.problems, 2)
+            config = parse_config({"server": data.get("server", {})}, file)  # the token is read when asking
         except (OSError, ValueError, ConfigError):
             _fail(exc.problems, 2)
         click.echo(f"warning: {file} has {len(exc.problems)} problem(s), which `heartfly check-config` lists;"
