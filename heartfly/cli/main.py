@@ -78,8 +78,8 @@ def _fail(problems: list[str], code: int) -> NoReturn:
     from heartfly.server.systemd import stderr_is_journal
 
     prefix = "<3>" if stderr_is_journal() else ""  # journalctl -p err must find a failed start
-    for problem in problems:
-        click.echo(f"{prefix}error: {problem}", err=True)
+    for problem in problems:  # journald reads each line's priority: a hint's own line too
+        click.echo("\n".join(prefix + line for line in f"error: {problem}".split("\n")), err=True)
     sys.exit(code)
 
 
