@@ -3,6 +3,7 @@ config key, and real pings through the server."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
@@ -106,3 +107,25 @@ async def test_a_zone_a_client_writes_in_its_forwarded_address_is_not_stored(
     forwarded = {"X-Forwarded-For": "fe80::1%<b>" + "z" * 4000}
     assert (await client.post(f"/ping/{key}", headers=forwarded)).status == 200
     assert query(config, "SELECT source FROM pings") == [("fe80::1",)]
+
+
+def test_the_addresses_behind_a_proxy_are_parsed_once_not_on_every_ping(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Behind the proxy docs/install.md sets up, every ping parsed its peer's address and its
+    # client's with ipaddress (tens of µs a ping) and tested them against each network again.
+    parsed: list[str] = []
+    real = ipaddress.ip_address
+
+    def counted(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ipaddress, "ip_address", counted)
+    proxies = parse_networks(("127.0.0.2", "10.0.0.0/8"))
+    for _ in range(100):
+        assert client_address("127.0.0.2", "192.0.2.77, 10.7.7.7", proxies) == "192.0.2.77"
+    assert sorted(set(parsed)) == sorted(parsed) == ["10.7.7.7", "127.0.0.2", "192.0.2.77"]
+    # Other trusted_proxies (a reload's) are asked afresh, not answered from the old ones.
+    assert client_address("127.0.0.2", "192.0.2.77, 10.7.7.7", parse_networks(("127.0.0.2",))) == "10.7.7.7"
+    assert client_address("127.0.0.2", "192.0.2.77", ()) == "127.0.0.2"
+    assert client_address("127.0.0.2", "192.0.2.77", LOOPBACK) == "192.0.2.77"
+    assert client_address("127.0.0.2", "192.0.2.77", parse_networks(("10.0.0.0/8",))) == "127.0.0.2"

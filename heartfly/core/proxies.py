@@ -4,6 +4,7 @@ that one, and `ipaddress` costs it a millisecond on every cron tick. Pure."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
@@ -56,22 +57,49 @@ def _host(entry: str) -> str | None:
         if not _port(":" + port):
             return None
     entry = entry.partition("%")[0]
-    try:
-        ipaddress.ip_address(entry)
-    except ValueError:
-        return None
-    return entry
+    return entry if _parsed(entry) is not None else None
 
 
 def _port(text: str) -> bool:
     return text[:1] == ":" and text[1:].isascii() and text[1:].isdigit()
 
 
-def _trusted(text: str, trusted: Networks) -> bool:
+# The longest address text: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".
+_LONGEST = 45
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`text` as an address, an IPv4-mapped one as IPv4 (a proxy on 127.0.0.1 seen by a server
+    listening on "::"). Kept: behind a proxy every ping names the same few addresses, and parsing
+    them took microseconds a ping (10 to 30, the peer's and the client's, on this path)."""
+    if len(text) > _LONGEST:
+        return None
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a proxy on 127.0.0.1 seen by a server listening on "::"
-    return any(address in network for network in trusted)
+        return address.ipv4_mapped
+    return address
+
+
+# Whether an address (a peer's text, or an entry's as _host gives it) is a trusted proxy, for the
+# `trusted` of _memo_of: a network's `in` costs a microsecond, and hashing the networks to key a
+# cache by them more. A reload's new trusted_proxies is another object, and starts it afresh.
+_memo: dict[str, bool] = {}
+_memo_of: list[Networks] = [()]
+
+
+def _trusted(text: str, trusted: Networks) -> bool:
+    if trusted is not _memo_of[0]:
+        _memo.clear()
+        _memo_of[0] = trusted
+    known = _memo.get(text)
+    if known is None:
+        address = _parsed(text.partition("%")[0])  # a link-local peer's zone ("fe80::1%eth0")
+        known = address is not None and any(address in network for network in trusted)
+        if len(_memo) >= 1024:  # addresses a client makes up, one a ping: kept to a few
+            _memo.clear()
+        _memo[text] = known
+    return known
