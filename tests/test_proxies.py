@@ -16,6 +16,7 @@ from heartfly.core.proxies import LOOPBACK, client_address, parse_networks
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
+from tests.webutil import bearer
 
 PROXIES = parse_networks(("127.0.0.1", "10.0.0.0/8"))
 
@@ -129,3 +130,19 @@ def test_the_addresses_behind_a_proxy_are_parsed_once_not_on_every_ping(monkeypa
     assert client_address("127.0.0.2", "192.0.2.77", ()) == "127.0.0.2"
     assert client_address("127.0.0.2", "192.0.2.77", LOOPBACK) == "192.0.2.77"
     assert client_address("127.0.0.2", "192.0.2.77", parse_networks(("10.0.0.0/8",))) == "127.0.0.2"
+
+
+async def test_a_reload_that_changes_trusted_proxies_applies_to_the_next_ping(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    key = new_key()
+    checks = f'[checks.job]\nkey = "{key}"\nevery = "1h"\n'
+    config = write_config(checks)
+    client: TestClient[web.Request, web.Application] = await aiohttp_client(create_app(config))
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    assert (await client.post(f"/ping/{key}", headers=forwarded)).status == 200
+    write_config(checks, server="trusted_proxies = []")
+    reloaded = await client.post("/api/v1/reload", headers=bearer(config))
+    assert reloaded.status == 200 and (await reloaded.json())["restart_needed"] == []
+    assert (await client.post(f"/ping/{key}", headers=forwarded)).status == 200
+    assert query(config, "SELECT source FROM pings ORDER BY id") == [("203.0.113.7",), ("127.0.0.1",)]
