@@ -1073,3 +1073,34 @@ def test_pause_refuses_a_file_whose_server_table_is_mistyped(running: tuple[Serv
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.startswith("error: sever: unknown key") and "warning" not in refused.stderr, refused.stderr
     assert api(server, "/api/v1/checks/nightly")["state"] != "paused"
+
+
+def test_a_server_that_takes_no_more_connections_is_not_called_unreachable(tmp_path: Path) -> None:
+    # A hung server whose backlog the jobs' pings have filled leaves a connect unanswered: that
+    # timeout (a URLError) was still told as "is `heartfly serve` running?" with the listen hint.
+    from heartfly.cli import admin
+    from heartfly.core.config import load_config
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(0)  # never accepted: one connection fills its queue
+        port = hung.getsockname()[1]
+        path = tmp_path / "hb.toml"
+        path.write_text(f'[server]\nlisten = "127.0.0.1:{port}"\napi_token_file = "token"\n')
+        (tmp_path / "token").write_text("t" * 32)
+        filling: list[socket.socket] = []
+        try:
+            with contextlib.suppress(TimeoutError):
+                for _ in range(8):  # the queue's length is the kernel's to round up
+                    filling.append(socket.create_connection(("127.0.0.1", port), timeout=0.5))
+            with pytest.raises(admin.AdminError) as refused:
+                admin.call(load_config(path), "POST", "/api/v1/reload", timeout=0.5)
+        finally:
+            for each in filling:
+                each.close()
+    said = str(refused.value)
+    assert "is `heartfly serve` running?" not in said and "listen" not in said, said
+    assert said == (
+        f"http://127.0.0.1:{port} took no connection within 0.5 s: the server may be hung or overloaded"
+        " (journalctl -u heartfly); nothing was asked of it"
+    )

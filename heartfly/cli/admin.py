@@ -82,6 +82,12 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):  # on this host a missing server refuses at once: one that
+            # accepts no more (hung, its backlog filled by the jobs' pings) leaves the connect unanswered
+            raise AdminError(
+                f"{local_url(config)} took no connection within {timeout:g} s: the server may be hung or"
+                " overloaded (journalctl -u heartfly); nothing was asked of it"
+            ) from None
         # The address comes from the file, which may have changed since the server started.
         raise AdminError(
             f"cannot reach the server at {local_url(config)} ({reason}): is `heartfly serve` running?\n"
