@@ -146,3 +146,12 @@ async def test_a_reload_that_changes_trusted_proxies_applies_to_the_next_ping(
     assert reloaded.status == 200 and (await reloaded.json())["restart_needed"] == []
     assert (await client.post(f"/ping/{key}", headers=forwarded)).status == 200
     assert query(config, "SELECT source FROM pings ORDER BY id") == [("203.0.113.7",), ("127.0.0.1",)]
+
+
+def test_a_trusted_proxy_written_as_an_ipv4_mapped_address_is_trusted() -> None:
+    # A server listening on "::" shows a proxy at 10.0.0.5 as "::ffff:10.0.0.5" in the pings list:
+    # written so in trusted_proxies, it was never matched (addresses are matched as IPv4), silently.
+    mapped = parse_networks(("::ffff:10.0.0.5", "::ffff:10.1.0.0/112"))
+    assert [str(n) for n in mapped] == ["10.0.0.5/32", "10.1.0.0/16"]
+    assert client_address("::ffff:10.0.0.5", "203.0.113.7", mapped) == "203.0.113.7"
+    assert client_address("10.1.2.3", "203.0.113.7", mapped) == "203.0.113.7"

@@ -15,12 +15,16 @@ LOOPBACK: Networks = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network(
 
 def parse_networks(items: tuple[str, ...]) -> Networks:
     """`trusted_proxies`: addresses or networks ("10.0.0.5", "10.0.0.0/8", "::1")."""
-    networks = []
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for item in items:
         try:
-            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            network = ipaddress.ip_network(item.strip(), strict=False)
         except ValueError:
             raise ValueError(f'"{item}" is not an IP address or network (like "10.0.0.5" or "10.0.0.0/8")') from None
+        mapped = network.network_address.ipv4_mapped if isinstance(network, ipaddress.IPv6Network) else None
+        if mapped is not None and network.prefixlen >= 96:  # as a server on "::" shows a proxy ("::ffff:10.0.0.5"):
+            network = ipaddress.IPv4Network((mapped, network.prefixlen - 96))  # addresses are matched as IPv4
+        networks.append(network)
     return tuple(networks)
 
 
