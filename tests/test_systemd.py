@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -257,6 +258,35 @@ def test_a_crash_of_serve_reaches_the_journal_at_critical_priority_with_its_trac
     crash = [line for line in lines if line.startswith("<2>")]
     assert "<2>Traceback (most recent call last):" in crash and crash[-1] == "<2>RuntimeError: a bug", lines
     assert [line for line in lines if not re.match(r"<[0-7]>", line)] == []
+
+
+def test_each_line_of_a_start_refused_for_several_problems_reaches_the_journal_at_error_priority(
+    tmp_path: Path,
+) -> None:
+    # Two checks of the file named as two made through the API: the start is refused (exit 2) with
+    # both problems, one error of two lines. Only its first line carried "<3>"; journald took the
+    # second for info, so `journalctl -p err` showed one of the two problems.
+    config = write(tmp_path / "hb.toml", 'hc_api_key_file = "hc-key"\n')  # still in [server]
+    with Server(config) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
+        for slug in ("one", "two"):
+            data = json.dumps({"slug": slug, "timeout": 3600}).encode()
+            request = urllib.request.Request(f"{server.url}/api/v3/checks/", data=data, headers={"X-Api-Key": key})
+            assert urllib.request.urlopen(request).status == 201
+        assert server.stop() == 0
+    with config.open("a") as file:
+        for name in ("one", "two"):
+            file.write(f'[checks.{name}]\nkey = "{new_key()}"\nevery = "1h"\n')
+    journal = tmp_path / "journal"
+    with journal.open("w") as stream:
+        st = os.fstat(stream.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        args = [sys.executable, "-m", "heartfly", "serve", "-c", str(config)]
+        done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=stream, env=env, timeout=60)
+    lines = journal.read_text().splitlines()
+    assert done.returncode == 2, lines
+    refused = [line for line in lines if "checks.one" in line or "checks.two" in line]
+    assert len(refused) == 2 and all(line.startswith("<3>") for line in refused), lines
 
 
 def test_stderr_counts_as_the_journal_only_when_journal_stream_names_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,11 +75,11 @@ def _load_to_ask(path: Path | None) -> Config:
 
 def _fail(problems: list[str], code: int) -> NoReturn:
     """Print one `error:` line per problem and exit; under journald, at error priority."""
-    from heartfly.server.systemd import stderr_is_journal
+    from heartfly.server.systemd import prefixed, stderr_is_journal
 
-    prefix = "<3>" if stderr_is_journal() else ""  # journalctl -p err must find a failed start
-    for problem in problems:  # journald reads each line's priority: a hint's own line too
-        click.echo("\n".join(prefix + line for line in f"error: {problem}".split("\n")), err=True)
+    journal = stderr_is_journal()  # journalctl -p err must find a failed start: each line of it
+    for problem in problems:
+        click.echo(prefixed(3, f"error: {problem}") if journal else f"error: {problem}", err=True)
     sys.exit(code)
 
 

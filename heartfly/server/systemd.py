@@ -134,6 +134,12 @@ async def run_watchdog(healthy: Callable[[], str | None], interval: float) -> No
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 
+def prefixed(priority: int, text: str) -> str:
+    """`text` with every line prefixed "<priority>": journald makes each line an entry of its own,
+    at its own prefix's priority (else info)."""
+    return "\n".join(f"<{priority}>{line}" for line in text.split("\n"))
+
+
 def stderr_is_journal() -> bool:
     """True if stderr is connected to journald ($JOURNAL_STREAM names its device and inode)."""
     device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
@@ -171,4 +177,4 @@ class JournalFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
-        return "\n".join(f"<{priority}>{line}" for line in super().format(record).split("\n"))
+        return prefixed(priority, super().format(record))
