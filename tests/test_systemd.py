@@ -138,6 +138,23 @@ def test_notify_without_a_socket_or_with_a_dead_one_is_a_quiet_no(
     assert not systemd.enabled() and not systemd.notify("READY=1")
 
 
+def test_a_long_step_of_the_start_asks_for_more_time_again_until_it_ends(
+    monkeypatch: pytest.MonkeyPatch, listener: Listener
+) -> None:
+    # One step of a migration (an index over every ping) can outlast one extension: asked for
+    # again, from a thread of its own (SQLite's step holds the writer's thread, PostgreSQL's the
+    # event loop), until the step ends, and no more after.
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.env_value)
+    monkeypatch.setattr(systemd, "EXTEND_EVERY", 0.01)
+    with systemd.extending_start("migrating the database"):
+        deadline = time.monotonic() + 10
+        while len(listener.messages) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(listener.messages) >= 3, listener.messages
+    assert set(listener.messages) == {"EXTEND_TIMEOUT_USEC=30000000\nSTATUS=migrating the database"}
+    assert "heartfly-extend-start" not in [thread.name for thread in threading.enumerate()]
+
+
 def test_watchdog_interval_is_half_of_watchdog_usec_and_only_for_this_process(
     listener: Listener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,6 +354,32 @@ def test_the_ready_status_and_the_log_count_the_checks_made_through_the_api_too(
         assert ready["STATUS"].endswith(" with 2 checks"), ready["STATUS"]
         assert re.search(r"Heartfly listening on http://\S+ with 2 checks", server.log()), server.log()
         assert server.stop() == 0
+
+
+@pytest.mark.both_stores
+def test_a_start_that_migrates_the_database_asks_systemd_for_more_time_first(
+    tmp_path: Path, listener: Listener, store_backend: str
+) -> None:
+    # A migration (an index built over every ping, after an upgrade) can take minutes on a large
+    # database: past systemd's start timeout (90 s by default) the start was killed, the
+    # migration's step rolled back, and every restart began it again, never done. A start with
+    # steps to apply asks for more time (EXTEND_TIMEOUT_USEC) before the first; one with none asks
+    # for none.
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    config.write_text(config.read_text().replace('database = "hb.db"', f"database = {store_backend}"))
+    with Server(config, env={"NOTIFY_SOCKET": listener.env_value}) as server:  # a new database: every step
+        listener.wait_for(lambda m: "READY=1" in m)
+        assert server.stop() == 0
+    first = list(listener.messages)
+    ready = next(i for i, m in enumerate(first) if "READY=1" in m.split("\n"))
+    asked = [fields(m) for m in first[:ready] if "EXTEND_TIMEOUT_USEC" in fields(m)]
+    assert asked and int(asked[0]["EXTEND_TIMEOUT_USEC"]) >= 30_000_000, first
+    assert asked[0]["STATUS"] == "migrating the database", first
+    after = len(listener.messages)
+    with Server(config, env={"NOTIFY_SOCKET": listener.env_value}) as server:  # migrated: nothing to ask for
+        listener.wait_for(lambda m: "READY=1" in m, after=after)
+        assert server.stop() == 0
+    assert [m for m in listener.messages[after:] if "EXTEND_TIMEOUT_USEC" in m] == []
 
 
 def test_serve_never_says_ready_when_it_cannot_start(tmp_path: Path, listener: Listener) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
@@ -19,6 +21,7 @@ from heartfly.core.dburl import Database, PostgresDatabase
 from heartfly.core.units import human_duration
 from heartfly.server import longlived, systemd
 from heartfly.server.tasks import ran_to_its_end, watched
+from heartfly.store import api as store_api
 from heartfly.store import backend, sqlite
 from heartfly.store.api import DiskFull, Locked, StoreError
 from heartfly.web import control
@@ -76,9 +79,11 @@ async def serve(config: Config, listen: str | None = None) -> None:
     loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, None)
     if _asked_to_reload:  # the file may have changed after it was read: read it again once serving
         reloads.put_nowait(None)
+    store_api.migrating = functools.partial(systemd.extending_start, "migrating the database")
     try:
         await _run(app, stop, reloads)
     finally:
+        store_api.migrating = contextlib.nullcontext
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 

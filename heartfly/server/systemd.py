@@ -9,12 +9,14 @@ cheap no-op.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,38 @@ def stopping(status: str) -> bool:
 
 def status(text: str) -> bool:
     return notify(f"STATUS={text}")
+
+
+# Start time asked for at a time while a long step of the start runs (EXTEND_TIMEOUT_USEC), again
+# every EXTEND_EVERY seconds: a third of it, so that one late message costs nothing.
+EXTEND = 30.0
+EXTEND_EVERY = EXTEND / 3
+
+
+@contextlib.contextmanager
+def extending_start(status: str) -> Iterator[None]:
+    """Under systemd, while the body runs (a migration: minutes on a large database), ask for
+    EXTEND more seconds of start time every EXTEND_EVERY, from a thread of its own (the body may
+    hold the event loop): past TimeoutStartSec the start was killed, and every restart began the
+    same step again, never done. Said in STATUS= too (`systemctl status`)."""
+    if not enabled():
+        yield
+        return
+    done = threading.Event()
+
+    def extend() -> None:
+        while True:
+            notify(f"EXTEND_TIMEOUT_USEC={int(EXTEND * 1_000_000)}", f"STATUS={status}")
+            if done.wait(EXTEND_EVERY):
+                return
+
+    thread = threading.Thread(target=extend, name="heartfly-extend-start", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def watchdog_interval() -> float | None:

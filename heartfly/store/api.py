@@ -9,7 +9,8 @@ second backend (PostgreSQL) fits in without them knowing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from heartfly.core.config import CheckConfig
@@ -17,6 +18,11 @@ from heartfly.core.record import RecordRows
 from heartfly.store.outboxqueries import OutboxItem
 from heartfly.store.queries import CheckRow, CheckText, LoggedPing, Recent, Table
 from heartfly.store.rows import Write
+
+# Entered around the migration steps a database lacks, when it lacks any: a step (an index built
+# over every ping) can take minutes on a large database. `heartfly serve` sets it (daemon.serve)
+# to ask systemd for more start time meanwhile; on SQLite it is entered on the writer's thread.
+migrating: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
 
 class StoreError(Exception):

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from heartfly.core.dburl import PostgresDatabase
+from heartfly.store import api
 from heartfly.store.api import StoreError
 from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
 from heartfly.store.inbox import DELETE_INBOX, INSERT_INBOX, NOTIFY
@@ -124,14 +125,17 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow], database: PostgresDat
         version = await _schema_version(conn) or 0
     if version > len(MIGRATIONS):
         raise _newer(database, version)
-    for number in range(version + 1, len(MIGRATIONS) + 1):
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            if (await _schema_version(conn) or 0) >= number:  # another node was first
-                continue
-            await conn.execute(MIGRATIONS[number - 1].encode())
-            await conn.execute("INSERT INTO heartfly_schema (version) VALUES (%s)", (number,))
-        log.info("database migrated to schema version %d", number)
+    if version == len(MIGRATIONS):
+        return
+    with api.migrating():
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                if (await _schema_version(conn) or 0) >= number:  # another node was first
+                    continue
+                await conn.execute(MIGRATIONS[number - 1].encode())
+                await conn.execute("INSERT INTO heartfly_schema (version) VALUES (%s)", (number,))
+            log.info("database migrated to schema version %d", number)
 
 
 async def open_reader(database: PostgresDatabase) -> SqlReader:

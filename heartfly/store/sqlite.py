@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from heartfly.store import wal
+from heartfly.store import api, wal
 from heartfly.store.api import DiskFull, Locked
 from heartfly.store.api import StoreError as StoreError  # re-exported: raised here, caught by callers
 from heartfly.store.groupcommit import GroupCommitter, gather, runs_of
@@ -211,9 +211,12 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > len(MIGRATIONS):
         raise StoreError(_newer(path, version))
-    for number in range(version + 1, len(MIGRATIONS) + 1):
-        conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
-        log.info("database migrated to schema version %d", number)
+    if version == len(MIGRATIONS):
+        return
+    with api.migrating():
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
+            log.info("database migrated to schema version %d", number)
 
 
 class FileWatch:
