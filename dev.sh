@@ -12,8 +12,15 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 }
 
 ensure_venv() {
-    [ -x "$VENV/bin/python" ] && return 0
-    if [ -e "$VENV" ] || [ -L "$VENV" ]; then
+    if [ -x "$VENV/bin/python" ]; then
+        # Its python3 may be another version now (a distribution upgrade: /usr/bin/python3 from 3.11
+        # to 3.13), which finds none of the .venv's packages: exit 3. Any other failure (it could
+        # not run just now) leaves the .venv as it is: its packages are not downloaded again.
+        "$VENV/bin/python" -c 'import os, sys; sys.exit(0 if os.path.isdir(os.path.join(sys.prefix, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")) else 3)' && return 0
+        [ $? = 3 ] || return 0
+        echo "$VENV was made by another Python version: $("$VENV/bin/python" -c 'import sys; print("python%d.%d" % sys.version_info[:2])') runs it now, which finds none of its packages: making it again" >&2
+        rm -rf "$VENV"
+    elif [ -e "$VENV" ] || [ -L "$VENV" ]; then
         # Made by a Python that is gone (a pyenv version removed, an interpreter moved): `python3 -m
         # venv` keeps its dangling links and fails, which read as a missing python3-venv.
         echo "$VENV was made by a Python that no longer runs ($(readlink "$VENV/bin/python3" || echo none)): making it again" >&2

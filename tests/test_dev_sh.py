@@ -79,3 +79,30 @@ def test_no_network_for_pip_ends_in_one_line_saying_what_failed_and_what_to_do(t
     again = dev_sh_run(repo, env)
     assert again.returncode == 1
     assert "installing Heartfly and its dependencies" in again.stderr
+
+
+def test_a_venv_made_by_another_python_version_is_made_again(tmp_path: Path) -> None:
+    # A distribution upgrade (Debian 12 to 13: /usr/bin/python3 from 3.11 to 3.13) leaves the
+    # .venv's links working, to the new python3, which finds none of the .venv's packages: dev.sh
+    # took the .venv for a good one and ran `heartfly` there (No module named 'heartfly'). Here the
+    # .venv of a python3.10 is made by renaming the real one's site-packages folder.
+    repo, env = checkout(tmp_path)
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(repo / ".venv")], check=True, env=env)
+    [lib] = (repo / ".venv" / "lib").iterdir()
+    lib.rename(lib.with_name("python3.10"))
+    result = dev_sh_run(repo, env)
+    assert f"{lib.name} runs it now, which finds none of its packages: making it again" in result.stderr, result.stderr
+    assert lib.is_dir() and not lib.with_name("python3.10").exists()  # made again, by python3 as it is now
+
+
+def test_a_venv_whose_python_fails_for_another_reason_is_left_as_it_is(tmp_path: Path) -> None:
+    # Only a python gone, or of another version, makes dev.sh remove the .venv: not one that could
+    # not run just now (out of memory, a signal), whose packages would all have to be downloaded again.
+    repo, env = checkout(tmp_path)
+    venv_bin = repo / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text("#!/bin/sh\nexit 1\n")
+    (venv_bin / "python").chmod(0o755)
+    result = dev_sh_run(repo, env)
+    assert result.returncode == 1
+    assert "making it again" not in result.stderr and (venv_bin / "python").exists(), result.stderr
