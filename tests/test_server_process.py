@@ -582,6 +582,9 @@ def test_a_long_lived_task_that_fails_is_logged_and_ends_the_process_with_exit_1
     assert f"RuntimeError: a fault injected into {task}" in log  # its traceback, to find the cause by
     assert "Traceback" in log
     assert log.rstrip().splitlines()[-1].startswith("error: "), log  # one line saying why it exits
+    # Not recorded as a clean stop: the next start says "(unclean stop)", as a crash's does.
+    with closing(sqlite3.connect(tmp_path / "hb.db")) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'clean_stop'").fetchall() == [("0",)]
 
 
 HUP_WHILE_READING = """

@@ -194,11 +194,12 @@ class Node:
         if term is not None and term.dispatcher is not None:
             await term.dispatcher.stop(grace)
 
-    async def stop(self) -> None:
-        """A clean stop: the leader records it and frees the lease for a standby at once."""
+    async def stop(self, clean: bool = True) -> None:
+        """A stop: the leader records it and frees the lease for a standby at once. `clean` False:
+        recorded as an unclean stop, for the process stops because a task of it died."""
         await self._stop_keeper()  # not renewed while it is freed
         if self._term is not None:
-            await self._end_term("this node is stopping", clean=True)
+            await self._end_term("this node is stopping", clean=True, recorded_clean=clean)
         await self.lease.close()
 
     # ---- the lease ------------------------------------------------------------------------
@@ -335,7 +336,7 @@ class Node:
         if self.lease.term == number:
             await self.lease.release()
 
-    async def _end_term(self, why: str, *, clean: bool = False) -> None:
+    async def _end_term(self, why: str, *, clean: bool = False, recorded_clean: bool = True) -> None:
         term, self._term = self._term, None
         assert term is not None
         for task in term.tasks:
@@ -348,7 +349,7 @@ class Node:
             await term.dispatcher.stop()
         if clean and self.lease.is_leader and self.lease.term == term.number:
             try:
-                await housekeeping.mark_stopped(term.engine)
+                await housekeeping.mark_stopped(term.engine, clean=recorded_clean)
                 await term.writer.close()
             except StoreError as exc:
                 log.warning("node %s: the clean stop was not recorded: %s", self.node_id, exc)

@@ -159,7 +159,10 @@ async def _submit(engine: Engine, statements: list[store.Statement]) -> None:
     await engine.writer.submit(store.Write(statements=statements))
 
 
-async def mark_stopped(engine: Engine) -> None:
+async def mark_stopped(engine: Engine, clean: bool = True) -> None:
+    """A stop's last commit: every state, and the time it stopped at. `clean` False: the process
+    stops because a long-lived task of it died (tasks.watched), which the next start calls an
+    unclean stop, as it is."""
     engine.checkpoint()
     now = engine.clock.now()
-    await engine.writer.submit(store.Write(statements=[store.alive_statement(now), store.clean_stop_statement(True)]))
+    await engine.writer.submit(store.Write(statements=[store.alive_statement(now), store.clean_stop_statement(clean)]))

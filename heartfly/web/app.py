@@ -182,7 +182,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     ]
     yield
     await _cancel(tasks)
-    await housekeeping.mark_stopped(engine)
+    await housekeeping.mark_stopped(engine, clean=rt.died is None)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
@@ -255,4 +255,4 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         finally:
             await node.stop_sending(STOP_GRACE)
             await _cancel(tasks)
-            await node.stop()
+            await node.stop(clean=rt.died is None)
