@@ -1110,3 +1110,41 @@ async def test_a_leaders_clean_stop_waits_for_the_alert_under_way_so_the_next_le
 
         await until(recovered, 10, "the recovery alert")
     assert hook.events() == ["down", "recovery"]
+
+
+BREAK_THE_SENDER_AND_SERVE = """
+import sys
+from heartfly import entry
+from heartfly.notify.dispatcher import Dispatcher
+
+async def broken(self):
+    raise RuntimeError("a fault injected into the alert sender")
+
+Dispatcher.run = broken
+sys.argv = ["heartfly", "serve", "-c", sys.argv[1]]
+entry.main()
+"""
+
+
+def test_a_leaders_alert_sender_that_fails_is_logged_and_ends_the_process_with_exit_1(
+    tmp_path: Path, database: str
+) -> None:
+    # A term's tasks were not watched as a single server's are: the leader's alert sender died
+    # unsaid and the node kept its lease, answering pings, with no alert ever sent.
+    import subprocess
+    import sys
+
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    args = [sys.executable, "-c", BREAK_THE_SENDER_AND_SERVE, str(config)]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
+    try:
+        _, log = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, log = proc.communicate()
+    assert proc.returncode == 1, log
+    assert "RuntimeError: a fault injected into the alert sender" in log and "Traceback" in log
+    assert log.rstrip().splitlines()[-1].startswith("error: stopped because heartfly-dispatcher ended"), log
+    # Its lease freed for a standby, its stop recorded as an unclean one.
+    assert stored(database, "SELECT value FROM meta WHERE key = 'clean_stop'") == [("0",)], log
+    assert stored(database, "SELECT isfinite(expires_at) FROM lease") == [(False,)], log

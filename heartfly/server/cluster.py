@@ -31,7 +31,7 @@ from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import drift, heartbeat, housekeeping
 from heartfly.server.checks import Check
 from heartfly.server.engine import TIMER_STALE, Engine
-from heartfly.server.tasks import ran_to_its_end
+from heartfly.server.tasks import ran_to_its_end, watched
 from heartfly.server.viewwriter import DROPPED
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -91,6 +91,7 @@ class Node:
         session: aiohttp.ClientSession,
         publish: Callable[[Engine, Dispatcher | None], None],
         on_lead: Callable[[], Awaitable[None]] | None = None,
+        died: Callable[[str], None] | None = None,
     ) -> None:
         first = config()
         database = first.server.database
@@ -115,6 +116,7 @@ class Node:
         self._before: Holding | None = None  # the lease before this node took it, for the log
         self._changed = asyncio.Event()  # what the lease holds for this node changed
         self._on_lead = on_lead or _nothing
+        self._died, self._dead = died, False  # a term's task died: see _term_died
         self._drift = drift.DriftTeller(self.node_id)
         self._keeper: asyncio.Task[None] | None = None  # keeps the lease, from start() on
         self._viewing: asyncio.Task[None] | None = None  # a standby's view being built (_stand_by)
@@ -195,11 +197,10 @@ class Node:
             await term.dispatcher.stop(grace)
 
     async def stop(self, clean: bool = True) -> None:
-        """A stop: the leader records it and frees the lease for a standby at once. `clean` False:
-        recorded as an unclean stop, for the process stops because a task of it died."""
+        """A stop: the leader records it (`clean` False: a task died, an unclean one) and frees the lease."""
         await self._stop_keeper()  # not renewed while it is freed
         if self._term is not None:
-            await self._end_term("this node is stopping", clean=True, recorded_clean=clean)
+            await self._end_term("this node is stopping", clean=True, recorded_clean=clean and not self._dead)
         await self.lease.close()
 
     # ---- the lease ------------------------------------------------------------------------
@@ -309,13 +310,17 @@ class Node:
         engine.on_alerts = dispatcher.wake
         engine.timer_alive_at = self._clock.now()  # alive from here: a renewal before its first turn is no stall
         term.tasks = [
-            asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
-            asyncio.create_task(housekeeping.run(engine, reader=self._reader), name="heartfly-housekeeping"),
-            asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
-            asyncio.create_task(self._follow_inbox(term), name="heartfly-inbox"),
-            asyncio.create_task(
-                heartbeat.run(self._config, lambda: engine, self._session, self._may_act), name="heartfly-heartbeat"
-            ),
+            watched(task, self._term_died)
+            for task in (
+                asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
+                asyncio.create_task(housekeeping.run(engine, reader=self._reader), name="heartfly-housekeeping"),
+                asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
+                asyncio.create_task(self._follow_inbox(term), name="heartfly-inbox"),
+                asyncio.create_task(
+                    heartbeat.run(self._config, lambda: engine, self._session, self._may_act),
+                    name="heartfly-heartbeat",
+                ),
+            )
         ]
         self._view = None
         self._publish(engine, dispatcher)
@@ -327,6 +332,13 @@ class Node:
             await engine.apply_config(self._config())
             dispatcher.config = self._config()
         await self._on_lead()
+
+    def _term_died(self, why: str) -> None:
+        """A term's task died (tasks.watched, as a single server's): the process stops (`died`),
+        which frees the lease for a standby (no alert sender gone, the lease kept); unclean."""
+        self._dead = True
+        if self._died is not None:
+            self._died(why)
 
     async def _give_up_term(self, number: int, writer: Writer | None, feed: InboxFeed | None, why: str) -> None:
         if writer is not None:  # first: a commit under way holds the lease row that a release updates

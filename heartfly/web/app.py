@@ -243,7 +243,16 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         rt._engine, rt.dispatcher = engine, dispatcher
 
     async with _session() as session:
-        node = Node(lambda: rt.config, rt.clock, rt.reader, rt.writer, session, publish, lambda: control.rearm(app))
+        node = Node(
+            lambda: rt.config,
+            rt.clock,
+            rt.reader,
+            rt.writer,
+            session,
+            publish,
+            lambda: control.rearm(app),
+            rt.task_died,
+        )
         await node.start()
         rt.cluster = node
         tasks = [
