@@ -9,6 +9,7 @@ import resource
 import signal
 import socket
 import sqlite3
+import threading
 import time
 import tomllib
 import urllib.request
@@ -616,6 +617,9 @@ def test_a_sighup_while_the_config_is_read_at_the_start_is_a_reload_once_serving
     args = [sys.executable, "-c", HUP_WHILE_READING, str(config)]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path)
     lines: list[str] = []
+    # A SIGHUP kept but never acted on left the loop below reading for ever: the test hung.
+    give_up = threading.Timer(30, proc.kill)
+    give_up.start()
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -628,6 +632,7 @@ def test_a_sighup_while_the_config_is_read_at_the_start_is_a_reload_once_serving
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
+        give_up.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
