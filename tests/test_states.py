@@ -638,6 +638,30 @@ def test_a_batch_a_reload_completes_on_a_check_down_is_its_recovery_and_is_judge
     assert [r.outcome for r in judged.ended] == [RunOutcome.ASSERTION]
 
 
+def test_a_reload_that_retires_a_member_counts_only_the_listed_members_a_batch_has() -> None:
+    # w4 retired: out of `members`, expect 4 made 3. A batch that had w1, w2 and w4 has two listed
+    # members' successes: it was complete at the reload with w3, still listed, never heard from.
+    workers = ("w1", "w2", "w3", "w4")
+    old = check(every=HOUR, grace=600, expect=4, members=workers)
+    new = check(name=old.name, key=old.key, every=HOUR, grace=600, expect=3, members=workers[:3])
+    st = initial_state(old, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, "w2"), (T0 + 30, "w4")):
+        st = receive(old, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    step = reconfigure(new, st, T0 + 100, old=old)
+    assert (step.state.status, step.ended) == (Status.RUNNING, ())
+    given_up = advance(new, step.state, T0 + 700)
+    assert given_up.flip is not None and given_up.flip.detail == "2 of 3 successes arrived; missing: w3"
+    again = receive(new, step.state, Event(Kind.SUCCESS, T0 + 110, "b1", member="w1"), T0 + 110)[-1].state
+    assert again.status is Status.RUNNING  # a listed member twice counts once
+    done = receive(new, step.state, Event(Kind.SUCCESS, T0 + 120, "b1", member="w3"), T0 + 120)[-1]
+    assert done.state.status is Status.UP and [r.outcome for r in done.ended] == [RunOutcome.SUCCESS]
+    # Had the batch all three listed ones, the reload completes it.
+    st = initial_state(old, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, "w2"), (T0 + 30, "w3")):
+        st = receive(old, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    assert reconfigure(new, st, T0 + 100, old=old).state.status is Status.UP
+
+
 @pytest.mark.parametrize("by", ["a reload", "a restart"])
 def test_a_folded_step_that_a_reload_makes_a_check_of_its_own_is_folded_no_more(by: str) -> None:
     # Its down was folded into its upstream's alert; with `after` gone no upstream alert stands for
