@@ -342,6 +342,38 @@ async def test_a_reload_that_lowers_a_fan_ins_expect_to_the_successes_its_batch_
     assert query(config, "SELECT count(*) FROM outbox") == [(0,)]
 
 
+@pytest.mark.parametrize("by", ["a reload", "a restart"])
+async def test_a_check_back_in_the_config_with_a_lowered_expect_is_no_silent_recovery(
+    aiohttp_client: Any, write_config: ConfigWriter, by: str
+) -> None:
+    # Down, then two of three workers of the next batch, then taken out of the file; back with
+    # expect 2. A check back is watched afresh, its open batches dropped (rewatch): completing one
+    # on the way (reconfigure) took it up from down, its recovery and its run thrown away, unsaid.
+    hook = '[defaults]\nchannels = ["hook"]\n[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:9/hook"\n'
+    key = new_key()
+    checked = f'[checks.a]\nkey = "{key}"\nevery = "1h"\ngrace = "10m"\nexpect = 3\n'
+    config = write_config(hook + checked + f'[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n')
+    clock = FakeClock()
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    assert (await client.get(f"/ping/{key}/fail?rid=b0&member=w1")).status == 200
+    for worker in ("w1", "w2"):
+        assert (await client.get(f"/ping/{key}?rid=b1&member={worker}")).status == 200
+    text = config.path.read_text()
+    config.path.write_text(text.replace(checked, ""))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    config.path.write_text(text.replace("expect = 3", "expect = 2"))
+    if by == "a reload":
+        assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    else:
+        await client.close()
+        config = load_config(config.path)
+        client = await aiohttp_client(create_app(config, clock=clock))
+    await client.app[RUNTIME].engine.writer.flush()
+    assert (await state_of(client, config, "a"))["state"] == "down"  # as a ping or an operator leaves it
+    assert query(config, "SELECT event FROM outbox ORDER BY id") == [("down",)]
+    assert query(config, "SELECT count(*) FROM runs WHERE outcome = 'success'") == [(0,)]
+
+
 class SlowEngine:
     """An engine whose apply_config awaits a gate (its reads, its flush) before it switches, or
     (`fail`) fails there, before it changes anything (a database read that failed); or (`switch_then_fail`)

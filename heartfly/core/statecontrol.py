@@ -58,10 +58,14 @@ def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
     return new
 
 
-def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None = None) -> Step:
+def reconfigure(
+    check: CheckConfig, st: CheckState, now: float, old: CheckConfig | None = None, *, complete: bool = True
+) -> Step:
     """The check's config changed (from `old`; None: it may have): recompute its due time from the
     same anchor, unless `old` had the same schedule (a cron due time costs a croniter walk, and
     a reload can change 100k checks; the deadline also keeps its downtime extension).
+    `complete` False: a check back in the config, whose open batches rewatch drops: none is
+    completed by a lowered expect (its recovery and run would be thrown away, unsaid).
 
     A late check whose new due time lies ahead is on time again: a flip that alerts nobody. One
     that was not due yet is not made due for the time before the change.
@@ -92,7 +96,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         and step_due == st.step_due
         and not (st.status is Status.LATE and st.due_at + st.slack > now)
         and not (st.folded and check.after is None)
-        and not (check.expect is not None and st.runs and _complete(check, st))
+        and not (complete and check.expect is not None and st.runs and _complete(check, st))
     ):
         # Nothing moves (every check at a restart, nearly): the state itself, not a copy to compare.
         # Only without `old`, at a load: a reload's state may hold a ping whose commit is in flight,
@@ -114,7 +118,7 @@ def reconfigure(check: CheckConfig, st: CheckState, now: float, old: CheckConfig
         new.folded = False
     ended: list[RunEnd] = []
     detail = "its due time moved ahead with a config reload"
-    if check.expect is not None and new.runs and complete_batches(check, new, now, ended):
+    if complete and check.expect is not None and new.runs and complete_batches(check, new, now, ended):
         detail = f"its batch is complete: a config change lowered expect to {check.expect}"
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW

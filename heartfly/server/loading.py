@@ -327,7 +327,7 @@ class Loading(ChangeRows):
             self._held_lazily(check)
         before = check.state
         try:
-            step = states.reconfigure(check.config, before, self.started_at)
+            step = states.reconfigure(check.config, before, self.started_at, complete=tell)  # not tell: back
         except Exception:  # as a deadline that cannot be computed (_fire_at): the others go on
             log.exception("check %s: cannot bring its stored state to the config; keeping it as stored", check.name)
             step = states.Step(before, None)

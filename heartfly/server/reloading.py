@@ -123,7 +123,8 @@ class Reloading(Loading):
                     check.state, check.config = step.state, cfg
                     writes.append(self._change(check, step, was))
             elif (gone := self._removed.pop(name, None)) is not None:  # back in the file: see below
-                check = Check(gone.id, cfg, states.reconfigure(cfg, gone.state, now).state, ping_id=gone.ping_id)
+                afresh = states.reconfigure(cfg, gone.state, now, complete=False).state  # see _bring_back
+                check = Check(gone.id, cfg, afresh, ping_id=gone.ping_id)
                 returned.append(check)
             else:
                 # A row another node gave this name since it was read (a rename through the API on
