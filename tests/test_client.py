@@ -442,6 +442,29 @@ def test_a_replay_to_a_hung_server_does_not_hold_back_a_ping_to_another_that_has
     assert [Spool.load(p).url for p in spool.pending()] == [f"{hung.url}/ping/{KEY}"]
 
 
+def test_a_servers_lock_file_is_named_without_its_credentials_and_fits_any_file_system(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    # The lock of a server's pings was a file named after the server's origin as it was: the user and
+    # password of a URL that carries them went into a file name, for any `ls` or backup log to show;
+    # and a long non-ASCII host name made a name over the 255 bytes a file system allows, so the
+    # lock could never be taken and that server's pings waited in the spool for good.
+    spool = Spool(tmp_path / "spool")
+    port = recorder.server_address[1]
+    spool.put(Ping(f"http://monitor:s3cret@127.0.0.1:{port}/ping/{KEY}", "start", at=1000.0))
+    assert courier(spool, []).flush().sent == 1
+    names = os.listdir(spool.folder)
+    assert names and not [n for n in names if "s3cret" in n or "monitor" in n], names
+    far = f"https://{'ü' * 120}.example"
+    with spool.lock(server=far) as held:
+        assert held
+    assert spool_module.lock_name(far) in os.listdir(spool.folder)
+    for name in os.listdir(spool.folder):
+        assert name.isascii() and len(name) < 128, name
+    near = f"https://{'ö' * 120}.example"  # the same length, other letters: another server, another lock
+    assert spool_module.lock_name(far) != spool_module.lock_name(near)
+
+
 @pytest.fixture
 def untrusted_tls(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
     """An https server with a self-signed certificate: its address, and how many connections it got."""

@@ -58,6 +58,19 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def lock_name(server: str) -> str:
+    """The name of the lock file of a server's pings (an origin): its scheme, host and port, never
+    the user and password a URL may carry (a file name is no place for them), in ASCII letters,
+    digits, '.', '-' and '_' (any other character made '_'), short enough for any file system, and
+    then a checksum of all that, so that two servers never share one."""
+    import binascii  # loaded already by the pings read before any lock is taken (base64)
+
+    scheme, _, rest = server.partition("://")
+    where = f"{scheme}://{rest.rpartition('@')[2]}"  # user:password@ left out
+    shown = "".join(c if c.isascii() and (c.isalnum() or c in ".-") else "_" for c in where)
+    return f".lock-{shown[:80]}-{binascii.crc32(where.encode('utf-8', 'surrogatepass')):08x}"
+
+
 class Spool:
     def __init__(
         self, folder: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, lock_wait: float = LOCK_WAIT
@@ -164,8 +177,7 @@ class Spool:
     def lock(self, wait: float | None = None, server: str | None = None) -> Iterator[bool]:
         """Holds the lock of the spool's pings to `server` (an origin; all of them when None) while
         the block runs; yields False when it could not get it within `wait` seconds (default lock_wait)."""
-        name = ".lock" if server is None else ".lock-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in server)
-        where = os.path.join(self.where, name[:200])
+        where = os.path.join(self.where, ".lock" if server is None else lock_name(server))
         try:
             fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o644)
             # Readable by all, whatever the umask: a lock file root leaves in a user's spool (a
