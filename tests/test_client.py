@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import http.server
 import json
 import os
@@ -676,6 +677,31 @@ def test_while_another_process_replays_the_spool_nothing_is_sent_twice(tmp_path:
         assert (report.sent, report.kept) == (0, 1) and recorder.requests == []
         assert courier(other, []).deliver(Ping(url, "log")) is Result.SPOOLED  # keeps the order
     assert courier(spool, []).flush().sent == 2
+
+
+def test_a_replay_by_a_heartfly_from_before_per_server_locks_and_a_new_one_exclude_each_other(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    # After an upgrade, the `heartfly run` of a job started before it replays under the one lock it
+    # knows, spool/.lock, taken alone. A new heartfly took only its server's lock: both replayed the
+    # same spooled pings, each sent twice, and out of order.
+    spool = Spool(tmp_path / "spool")
+    url = f"{recorder.url}/ping/{KEY}"
+    spool.put(Ping(url, at=1000.0))
+    older = os.open(spool.folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)  # as the older heartfly takes it
+    try:
+        fcntl.flock(older, fcntl.LOCK_EX)
+        report = courier(Spool(spool.folder, lock_wait=0.05), []).flush()
+        assert (report.sent, report.kept) == (0, 1) and recorder.requests == []
+    finally:
+        os.close(older)
+    with spool.lock(server=spool_module.origin(url)) as held:  # a new heartfly's replay
+        assert held
+        with Spool(spool.folder, lock_wait=0.05).lock() as older_held:  # the older one's try
+            assert not older_held
+        with Spool(spool.folder, lock_wait=0.05).lock(server=closed_port_url()) as other_held:
+            assert other_held  # another server's replay by a new heartfly is not held up
+    assert courier(spool, []).flush().sent == 1
 
 
 def test_another_process_replaying_the_spool_to_a_hung_server_does_not_hold_up_a_ping_to_another(

@@ -176,34 +176,60 @@ class Spool:
     @contextlib.contextmanager
     def lock(self, wait: float | None = None, server: str | None = None) -> Iterator[bool]:
         """Holds the lock of the spool's pings to `server` (an origin; all of them when None) while
-        the block runs; yields False when it could not get it within `wait` seconds (default lock_wait)."""
-        where = os.path.join(self.where, ".lock" if server is None else lock_name(server))
+        the block runs; yields False when it could not get it within `wait` seconds (default lock_wait).
+        A server's lock is taken with `.lock`, the whole spool's, shared: the one lock a heartfly from
+        before per-server locks takes, alone; one may still run after an upgrade (the `heartfly run`
+        of a job started before it), and the two must not replay the same pings, each sent twice."""
+        deadline = time.monotonic() + (self.lock_wait if wait is None else wait)
+        if server is None:
+            wanted = [(".lock", fcntl.LOCK_EX)]
+        else:
+            wanted = [(".lock", fcntl.LOCK_SH), (lock_name(server), fcntl.LOCK_EX)]
+        fds: list[int] = []
         try:
-            fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o644)
-            # Readable by all, whatever the umask: a lock file root leaves in a user's spool (a
-            # `sudo heartfly run` that kept HOME) must not keep the user from replaying it for good.
-            with contextlib.suppress(OSError):
-                os.fchmod(fd, 0o644)
-        except OSError:
-            try:  # read-only (a disk, another user's file): flock needs no write access
-                fd = os.open(where, os.O_RDONLY)
-            except OSError:
-                yield False
-                return
-        try:
-            deadline = time.monotonic() + (self.lock_wait if wait is None else wait)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        yield False
-                        return
-                    time.sleep(0.05)
+            for name, how in wanted:
+                fd = _open_lock(os.path.join(self.where, name))
+                if fd is None and how == fcntl.LOCK_SH:
+                    continue  # one that cannot be opened (a read-only disk without it): no older heartfly holds it
+                if fd is None:
+                    yield False
+                    return
+                fds.append(fd)
+                if not _flock(fd, how, deadline):
+                    yield False
+                    return
             yield True
         finally:
-            os.close(fd)  # closing releases the lock
+            for fd in fds:
+                os.close(fd)  # closing releases the lock
+
+
+def _open_lock(where: str) -> int | None:
+    """A lock file, made if it is not there; None when it cannot be opened at all."""
+    try:
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o644)
+        # Readable by all, whatever the umask: a lock file root leaves in a user's spool (a
+        # `sudo heartfly run` that kept HOME) must not keep the user from replaying it for good.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o644)
+        return fd
+    except OSError:
+        try:  # read-only (a disk, another user's file): flock needs no write access
+            return os.open(where, os.O_RDONLY)
+        except OSError:
+            return None
+
+
+def _flock(fd: int, how: int, deadline: float) -> bool:
+    """Takes the flock `how` on `fd`; False when another holds one in its way until `deadline`."""
+    while True:
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
 
 
 def _make_folder(folder: Path) -> None:
