@@ -349,6 +349,17 @@ class Courier:
 
     def _flush_to(self, there: str, deadline: float | None, report: FlushReport) -> None:
         assert self.spool is not None
+        if not os.access(self.spool.where, os.W_OK):
+            # A spool it cannot write (a disk gone read-only): what it replayed could not be removed,
+            # and every run would send it again (to Healthchecks, which ignores ping_id, a new ping
+            # each time: a spooled fail an alert a run). Its pings wait until it can; new ones go ahead.
+            waiting = sum(1 for p in self.spool.pending() if (ping := _read(p)) and origin(ping.url) == there)
+            report.kept += waiting
+            self.warn(
+                f"warning: {waiting} spooled ping(s) wait in {self.spool.folder}, which cannot be written: left"
+                " there until it can be (replayed now, they could not be removed, and each run would send them again)"
+            )
+            return
         wait = within(deadline, self.transport.clock(), self.spool.lock_wait)
         with self.spool.lock(wait, server=there) as locked:
             items = [(p, ping) for p in self.spool.pending() if (ping := _read(p)) and origin(ping.url) == there]
