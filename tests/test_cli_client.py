@@ -267,6 +267,28 @@ def test_the_command_gets_the_locale_it_would_have_had_without_heartfly(hf: Setu
     assert result.stdout.decode() == f"{given or 'unset'} unset\n"
 
 
+@pytest.mark.parametrize("given", [None, "C", "POSIX"])
+def test_the_command_gets_the_c_locale_it_would_have_had_where_there_is_no_proc(hf: Setup, given: str | None) -> None:
+    # A chroot or a sandbox without /proc: heartfly cannot read the environment it was given there,
+    # and passed the command the LC_CTYPE=C.UTF-8 of Python's locale coercion. The locale it was
+    # given was C (that is when Python coerces): LC_CTYPE=C gives the command that again.
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("hiding /proc needs root and unshare")
+    env = {k: v for k, v in hf.env().items() if not k.startswith(("LANG", "LC_", "PYTHONUTF8"))}
+    if given is not None:
+        env["LC_CTYPE"] = given
+    no_proc = ["unshare", "--mount", "sh", "-c", 'mount -t tmpfs none /proc && exec "$@"', "sh"]
+    show = ["sh", "-c", 'echo "${LC_CTYPE-unset} ${LC_ALL-unset}"']
+    result = subprocess.run(
+        [*no_proc, PY, "-m", "heartfly", "run", "job", "--", *show],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=env, cwd=hf.tmp,
+    )  # fmt: skip
+    if result.returncode != 0 and b"mount" in result.stderr:
+        pytest.skip(f"cannot hide /proc here: {result.stderr.decode().strip()}")
+    assert result.returncode == 0, err(result)
+    assert result.stdout.decode() == "C unset\n"
+
+
 def test_a_command_that_does_not_exist_exits_127_and_is_reported_as_a_failure(hf: Setup) -> None:
     result = hf.cli("run", "job", "--", "no-such-command-here", "--flag")
     assert result.returncode == 127

@@ -271,7 +271,9 @@ def _given_environment() -> dict[str, str]:
     """Our environment as we were started with it: Python, started in the C or POSIX locale (cron's
     usual environment), sets LC_CTYPE=C.UTF-8 in it (PEP 538's locale coercion), which the command
     must not inherit (its sort, tr and grep would work on characters, not bytes). Linux keeps the
-    environment we were given in /proc/self/environ; elsewhere os.environ is taken as it is."""
+    environment we were given in /proc/self/environ; without it (a chroot or sandbox that has no
+    /proc), UTF-8 mode, which Python turns on by itself exactly where it coerces, tells that the
+    locale we were given was C, and LC_CTYPE=C gives the command that again."""
     env = dict(os.environ)
     if "LC_CTYPE" not in env:
         return env
@@ -279,6 +281,9 @@ def _given_environment() -> dict[str, str]:
         with open("/proc/self/environ", "rb") as handle:
             given = handle.read().split(b"\0")
     except OSError:
+        asked = "PYTHONUTF8" in env or "utf8" in sys._xoptions  # UTF-8 mode asked for: it tells nothing
+        if sys.flags.utf8_mode and not asked and env["LC_CTYPE"] in ("C.UTF-8", "C.utf8", "UTF-8"):
+            env["LC_CTYPE"] = "C"
         return env
     was = next((item[len(b"LC_CTYPE=") :] for item in given if item.startswith(b"LC_CTYPE=")), None)
     if was is None:
