@@ -757,3 +757,27 @@ def test_the_command_inherits_the_file_descriptors_heartfly_was_given(hf: Setup)
         )  # fmt: skip
     assert result.returncode == 0, err(result)
     assert log.read_text() == "progress\n"
+
+
+def test_heartflys_own_file_descriptors_stay_out_of_the_command(hf: Setup) -> None:
+    # The command inherits what heartfly was given (close_fds=False), never heartfly's own: a pipe's
+    # write end that a daemon the job starts kept open would keep heartfly run waiting for it, a
+    # spool lock it kept would hold back every later replay. A spooled ping is replayed first, under
+    # the spool's locks, over a socket, so each of them has been open before the command starts.
+    from heartfly.client.spool import Spool
+    from heartfly.client.transport import Ping
+
+    Spool(hf.spool).put(Ping(hf.url, "log", b"from the spool", at=time.time() - 60))
+    probe = (
+        "import os\nfds = []\nfor fd in range(1024):\n"
+        "    try: fds.append(os.fstat(fd) and fd)\n    except OSError: pass\nprint(fds)"
+    )
+    with open(hf.tmp / "progress.log", "ab") as handle:
+        fd = handle.fileno()
+        result = subprocess.run(
+            [PY, "-m", "heartfly", "run", "job", "--", PY, "-c", probe],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=hf.env(), cwd=hf.tmp, pass_fds=(fd,),
+        )  # fmt: skip
+    assert result.returncode == 0, err(result)
+    assert result.stdout.decode() == f"{[0, 1, 2, fd]}\n"
+    assert [p["kind"] for p in hf.pings()] == ["log", "start", "success"]
