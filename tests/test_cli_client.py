@@ -713,36 +713,30 @@ def test_a_malformed_ping_budget_is_a_warning_and_the_job_still_runs(hf: Setup) 
 
 def test_a_timeout_is_reported_as_a_failure_even_when_the_command_then_exits_zero(hf: Setup) -> None:
     # A command that shuts down cleanly on SIGTERM (a trap, a graceful shutdown) exits 0 after the
-    # timeout struck: the run did not finish its work, and must not be reported as a success.
-    graceful = (
-        "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
-        "print('working', flush=True); time.sleep(30)"
-    )
-    result = hf.cli("run", "job", "--timeout", "300ms", "--", PY, "-c", graceful)
-    assert result.returncode == 0  # the command's own status, as always
+    # timeout struck: the run did not finish its work, and must not be reported as a success. The
+    # trap is a shell's, set within a millisecond or two of its start: a Python's, set after its
+    # start-up (well over the timeout on a busy machine), let the SIGTERM kill it now and then.
+    graceful = 'trap "exit 0" TERM; echo working; sleep 30 & wait'
+    result = hf.cli("run", "job", "--timeout", "1s", "--", "sh", "-c", graceful)
+    assert result.returncode == 0, err(result)  # the command's own status, as always
     end = hf.pings()[-1]
     assert end["kind"] == "fail"
-    assert "timed out after 300 ms: sent SIGTERM; the command ended with exit status 0" in end["body"]
+    assert "timed out after 1 s: sent SIGTERM; the command ended with exit status 0" in end["body"]
 
 
 def test_a_timeout_gives_what_the_command_started_its_kill_after_grace_too(hf: Setup) -> None:
     # A script's worker, sent SIGTERM with the script by the timeout, cleans up before it exits
-    # (a temporary file, a lock it holds). The shell dies of the SIGTERM at once; its worker was
-    # SIGKILLed that moment, not --kill-after later, and its clean-up never ran.
+    # (a temporary file, a lock it holds). The script dies of the SIGTERM at once; its worker was
+    # SIGKILLed that moment, not --kill-after later, and its clean-up never ran. Both are shells,
+    # whose traps are set within a millisecond or two of their start (a Python's, after its start-up,
+    # could come after the timeout on a busy machine).
     cleaned = hf.tmp / "cleaned"
-    worker = (
-        "import pathlib,signal,sys,time\n"
-        "def stop(*_):\n"
-        f"    time.sleep(0.5); pathlib.Path({str(cleaned)!r}).write_text('yes'); sys.exit(1)\n"
-        "signal.signal(signal.SIGTERM, stop)\n"
-        "print('working', flush=True); time.sleep(30)\n"
-    )
-    script = hf.tmp / "worker.py"
-    script.write_text(worker)
-    result = hf.cli("run", "job", "--timeout", "500ms", "--kill-after", "10s", "--", "sh", "-c", f"{PY} {script}; true")
-    assert result.returncode == 128 + signal.SIGTERM  # the shell's own end
-    assert cleaned.read_text() == "yes"
-    assert "timed out after 500 ms: sent SIGTERM; the command ended with SIGTERM" in hf.pings()[-1]["body"]
+    worker = hf.tmp / "worker.sh"
+    worker.write_text(f'trap "sleep 0.5; echo yes > {cleaned}; exit 1" TERM\necho working\nsleep 30 & wait\n')
+    result = hf.cli("run", "job", "--timeout", "1s", "--kill-after", "10s", "--", "sh", "-c", f"sh {worker}; true")
+    assert result.returncode == 128 + signal.SIGTERM, err(result)  # the script's own end
+    assert cleaned.read_text() == "yes\n"
+    assert "timed out after 1 s: sent SIGTERM; the command ended with SIGTERM" in hf.pings()[-1]["body"]
 
 
 def test_the_command_inherits_the_file_descriptors_heartfly_was_given(hf: Setup) -> None:
