@@ -724,6 +724,16 @@ def test_a_timeout_is_reported_as_a_failure_even_when_the_command_then_exits_zer
     assert "timed out after 1 s: sent SIGTERM; the command ended with exit status 0" in end["body"]
 
 
+def test_a_command_that_ended_in_time_is_not_timed_out_while_its_output_drains(hf: Setup) -> None:
+    # The command exited 0 in time, but a child it left in the background held its stdout, and
+    # heartfly read on for up to 1 s: a --timeout that fell in that second struck a command already
+    # ended, SIGTERMed its group and reported the run as a failure that timed out, a false alarm.
+    result = hf.cli("run", "job", "--timeout", "700ms", "--", "sh", "-c", "echo done; (sleep 3) & exit 0")
+    assert result.returncode == 0, err(result)
+    end = hf.pings()[-1]
+    assert (end["kind"], "timed out" in end["body"]) == ("success", False), end
+
+
 def test_a_timeout_gives_what_the_command_started_its_kill_after_grace_too(hf: Setup) -> None:
     # A script's worker, sent SIGTERM with the script by the timeout, cleans up before it exits
     # (a temporary file, a lock it holds). The script dies of the SIGTERM at once; its worker was

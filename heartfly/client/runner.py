@@ -232,7 +232,9 @@ class Runner:
         try:
             while True:
                 now = time.monotonic()
-                if deadline is not None and not timed_out and now >= deadline:
+                # Only a command still running times out: one that ended in time, whose background
+                # children hold its output a while longer, is not cut short (nor reported as a fail).
+                if deadline is not None and not timed_out and now >= deadline and proc.poll() is None:
                     timed_out = True
                     self._kill(proc, signal.SIGTERM)
                     kill_at = now + self.kill_after
@@ -248,7 +250,8 @@ class Runner:
                     exited_at = now
                 if exited_at is not None and now - exited_at >= DRAIN_AFTER_EXIT and kill_at is None:
                     break  # background children still hold the output: stop waiting for them
-                waits = [t - now for t in (deadline if not timed_out else None, kill_at) if t is not None]
+                timing = deadline if not timed_out and exited_at is None else None  # else past: no wake-ups
+                waits = [t - now for t in (timing, kill_at) if t is not None]
                 if exited_at is not None and kill_at is None:
                     waits.append(exited_at + DRAIN_AFTER_EXIT - now)
                 wait = max(0.0, min(waits)) if waits else None
