@@ -662,6 +662,43 @@ def test_a_reload_that_retires_a_member_counts_only_the_listed_members_a_batch_h
     assert reconfigure(new, st, T0 + 100, old=old).state.status is Status.UP
 
 
+@pytest.mark.parametrize("reload", [True, False], ids=["reload", "restart"])
+def test_a_member_listed_again_after_a_reload_dropped_it_counts_again_in_its_batch(reload: bool) -> None:
+    # A reload drops w2 from members (a typo, a worker retired) under a batch w1 and w2 had
+    # reported to: it counts 1. The next change lists w2 again: its success, in the batch, counts
+    # again, as the docs say (only the members listed count, from the change on). Left at 1, w3
+    # completed nothing (w2 again is a member reporting twice), and the batch was told down
+    # "2 of 3 successes arrived" with no member missing.
+    workers = ("w1", "w2", "w3")
+    listed = check(every=HOUR, grace=600, expect=3, members=workers)
+    dropped = check(name=listed.name, key=listed.key, every=HOUR, grace=600, expect=3, members=("w1", "w2x", "w3"))
+    st = initial_state(listed, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, "w2")):
+        st = receive(listed, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    st = reconfigure(dropped, st, T0 + 100, old=listed if reload else None).state
+    assert st.runs["b1"].successes == 1
+    st = reconfigure(listed, st, T0 + 200, old=dropped if reload else None).state
+    assert st.runs["b1"].successes == 2 and st.status is Status.RUNNING
+    done = receive(listed, st, Event(Kind.SUCCESS, T0 + 300, "b1", member="w3"), T0 + 300)[-1]
+    assert done.state.status is Status.UP and [r.outcome for r in done.ended] == [RunOutcome.SUCCESS]
+    # Listed again with expect lowered to what the batch has: the change completes it.
+    fewer = check(name=listed.name, key=listed.key, every=HOUR, grace=600, expect=2, members=workers)
+    assert reconfigure(fewer, st, T0 + 200, old=listed if reload else None).state.status is Status.UP
+    # w3 came while w2 was not listed: listing w2 again completes the batch, expect unchanged, and
+    # its words say so (a down check's recovery says why it is up), not "lowered expect to 3".
+    st = initial_state(listed, T0)
+    st.status, st.reason = Status.DOWN, Reason.FAILED
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, "w2")):
+        st = receive(listed, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    st = reconfigure(dropped, st, T0 + 100, old=listed if reload else None).state
+    st = receive(dropped, st, Event(Kind.SUCCESS, T0 + 150, "b1", member="w3"), T0 + 150)[-1].state
+    assert (st.status, st.runs["b1"].successes) == (Status.DOWN, 2)
+    step = reconfigure(listed, st, T0 + 200, old=dropped if reload else None)
+    assert step.state.status is Status.UP and step.flip is not None and step.flip.is_recovery
+    assert step.flip.detail == "its batch is complete: a config change listed members whose successes it had"
+    assert [r.outcome for r in step.ended] == [RunOutcome.SUCCESS]
+
+
 @pytest.mark.parametrize("by", ["a reload", "a restart"])
 def test_a_folded_step_that_a_reload_makes_a_check_of_its_own_is_folded_no_more(by: str) -> None:
     # Its down was folded into its upstream's alert; with `after` gone no upstream alert stands for

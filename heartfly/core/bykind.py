@@ -128,15 +128,17 @@ def complete_batches(check: CheckConfig, st: CheckState, now: float, ended: list
 
 
 def recounted(check: CheckConfig, runs: Mapping[str, Run]) -> dict[str, Run] | None:
-    """The batches under way as a config listing `members` counts them, if that is fewer than
-    they have (a reload or restart that listed members, or dropped one, under a batch counted
-    without): only a listed member's success counts, as _fan_in counts a new one; those counted
-    before from a worker naming none are its `unnamed`. Else complete_batches would complete a
-    batch a listed member never reported to, or its next success would. None: none changes."""
+    """The batches under way as a config listing `members` counts them, if that differs from
+    what they have (a reload or restart that listed members, dropped one or listed one again,
+    under a batch counted otherwise): only a listed member's success counts, as _fan_in counts a
+    new one; those counted before from a worker naming none are its `unnamed`. Else
+    complete_batches would complete a batch a listed member never reported to, or its next
+    success would; and a member listed again, whose success its batch holds (a second one counts
+    not), would leave it a success short for good. None: none changes."""
     changed = None
     for rid, run in runs.items():
         listed = sum(m in check.members for m in run.members)
-        if listed < run.successes:
+        if listed != run.successes:
             changed = changed if changed is not None else dict(runs)
             unnamed = run.unnamed + max(run.successes - len(run.members), 0)
             changed[rid] = run._replace(successes=listed, unnamed=unnamed)

@@ -118,8 +118,11 @@ def reconfigure(
         new.folded = False
     ended: list[RunEnd] = []
     detail = "its due time moved ahead with a config reload"
+    # Listed again, a member's success held in its batch counts again (recounted): expect may not have moved.
+    relisted = runs is not None and any(run.successes > st.runs[rid].successes for rid, run in runs.items())
     if complete and check.expect is not None and new.runs and complete_batches(check, new, now, ended):
-        detail = f"its batch is complete: a config change lowered expect to {check.expect}"
+        why = "listed members whose successes it had" if relisted else f"lowered expect to {check.expect}"
+        detail = f"its batch is complete: a config change {why}"
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
         set_status(new, on_time, None, now, now)
