@@ -1145,6 +1145,7 @@ def test_a_leaders_alert_sender_that_fails_is_logged_and_ends_the_process_with_e
     assert proc.returncode == 1, log
     assert "RuntimeError: a fault injected into the alert sender" in log and "Traceback" in log
     assert log.rstrip().splitlines()[-1].startswith("error: stopped because heartfly-dispatcher ended"), log
+    assert "had failed" not in log, log  # logged once (tasks.watched), not again by the term's end
     # Its lease freed for a standby, its stop recorded as an unclean one.
     assert stored(database, "SELECT value FROM meta WHERE key = 'clean_stop'") == [("0",)], log
     assert stored(database, "SELECT isfinite(expires_at) FROM lease") == [(False,)], log

@@ -353,10 +353,7 @@ class Node:
         assert term is not None
         for task in term.tasks:
             task.cancel()
-        for result in await asyncio.gather(*term.tasks, return_exceptions=True):
-            if isinstance(result, Exception):
-                log.error("node %s: a task of term %d had failed: %s: %s", self.node_id, term.number,
-                          type(result).__name__, result)  # fmt: skip
+        await asyncio.gather(*term.tasks, return_exceptions=True)  # one that failed was logged as it died (watched)
         if term.dispatcher is not None:
             await term.dispatcher.stop()
         if clean and self.lease.is_leader and self.lease.term == term.number:
