@@ -699,6 +699,36 @@ def test_a_member_listed_again_after_a_reload_dropped_it_counts_again_in_its_bat
     assert [r.outcome for r in step.ended] == [RunOutcome.SUCCESS]
 
 
+@pytest.mark.parametrize("reload", [True, False], ids=["reload", "restart"])
+def test_a_change_that_removes_members_counts_every_success_its_batch_holds_again(reload: bool) -> None:
+    # With members w1-w3 listed, a success naming none counted nothing. Members removed, every
+    # success the batch holds counts (as it would have, had none been listed). Left uncounted, the
+    # unnamed one left the batch a success short, told incomplete though its workers ran.
+    workers = ("w1", "w2", "w3")
+    listed = check(every=HOUR, grace=600, expect=3, members=workers)
+    unlisted = check(name=listed.name, key=listed.key, every=HOUR, grace=600, expect=3)
+    st = initial_state(listed, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, None), (T0 + 30, "w2")):
+        st = receive(listed, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    assert (st.runs["b1"].successes, st.runs["b1"].unnamed) == (2, 1)
+    step = reconfigure(unlisted, st, T0 + 100, old=listed if reload else None)
+    assert step.state.status is Status.UP and [r.outcome for r in step.ended] == [RunOutcome.SUCCESS]
+    # A batch short of it still waits, counting its unnamed success: one more completes it.
+    st = initial_state(listed, T0)
+    for at, member in ((T0 + 10, "w1"), (T0 + 20, None)):
+        st = receive(listed, st, Event(Kind.SUCCESS, at, "b1", member=member), at)[-1].state
+    st = reconfigure(unlisted, st, T0 + 100, old=listed if reload else None).state
+    assert (st.status, st.runs["b1"].successes, st.runs["b1"].unnamed) == (Status.RUNNING, 2, 0)
+    done = receive(unlisted, st, Event(Kind.SUCCESS, T0 + 150, "b1"), T0 + 150)[-1]
+    assert done.state.status is Status.UP
+    # Never listed: a batch of unnamed successes keeps its count through a change.
+    st = initial_state(unlisted, T0)
+    for at in (T0 + 10, T0 + 20):
+        st = receive(unlisted, st, Event(Kind.SUCCESS, at, "b1"), at)[-1].state
+    st = reconfigure(unlisted, st, T0 + 100, old=unlisted if reload else None).state
+    assert (st.status, st.runs["b1"].successes) == (Status.RUNNING, 2)
+
+
 @pytest.mark.parametrize("by", ["a reload", "a restart"])
 def test_a_folded_step_that_a_reload_makes_a_check_of_its_own_is_folded_no_more(by: str) -> None:
     # Its down was folded into its upstream's alert; with `after` gone no upstream alert stands for

@@ -134,9 +134,17 @@ def recounted(check: CheckConfig, runs: Mapping[str, Run]) -> dict[str, Run] | N
     new one; those counted before from a worker naming none are its `unnamed`. Else
     complete_batches would complete a batch a listed member never reported to, or its next
     success would; and a member listed again, whose success its batch holds (a second one counts
-    not), would leave it a success short for good. None: none changes."""
+    not), would leave it a success short for good. With no `members` any more, every success it
+    holds counts again (those of members a list left out, and those naming none). None: none
+    changes."""
     changed = None
     for rid, run in runs.items():
+        if not check.members:  # none listed now: every success it holds counts, named or not
+            every = max(run.successes, len(run.members)) + run.unnamed
+            if every != run.successes:
+                changed = changed if changed is not None else dict(runs)
+                changed[rid] = run._replace(successes=every, unnamed=0)
+            continue
         listed = sum(m in check.members for m in run.members)
         if listed != run.successes:
             changed = changed if changed is not None else dict(runs)

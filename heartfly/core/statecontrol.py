@@ -86,7 +86,7 @@ def reconfigure(
     # every due time, and the next restart must not take back what the last one extended.
     moved = due is not None and (due.at != st.due_at or due.since != st.due_since)
     step_due = _step_due(check, st, now, old)
-    runs = recounted(check, st.runs) if check.members and check.expect is not None and st.runs else None
+    runs = recounted(check, st.runs) if check.expect is not None and st.runs else None
     if (
         old is None
         and runs is None
@@ -121,7 +121,12 @@ def reconfigure(
     # Listed again, a member's success held in its batch counts again (recounted): expect may not have moved.
     relisted = runs is not None and any(run.successes > st.runs[rid].successes for rid, run in runs.items())
     if complete and check.expect is not None and new.runs and complete_batches(check, new, now, ended):
-        why = "listed members whose successes it had" if relisted else f"lowered expect to {check.expect}"
+        counts = (
+            "listed members whose successes it had"
+            if check.members
+            else "removed members, so every success it had counts"
+        )
+        why = counts if relisted else f"lowered expect to {check.expect}"
         detail = f"its batch is complete: a config change {why}"
     if new.status is Status.LATE and new.due_at + new.slack > now:  # not overdue any more
         on_time = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
