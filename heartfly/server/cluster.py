@@ -309,18 +309,15 @@ class Node:
         term.dispatcher = dispatcher
         engine.on_alerts = dispatcher.wake
         engine.timer_alive_at = self._clock.now()  # alive from here: a renewal before its first turn is no stall
+        died = self._term_died
         term.tasks = [
-            watched(task, self._term_died)
-            for task in (
-                asyncio.create_task(engine.run_timer(), name="heartfly-timer"),
-                asyncio.create_task(housekeeping.run(engine, reader=self._reader), name="heartfly-housekeeping"),
-                asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"),
-                asyncio.create_task(self._follow_inbox(term), name="heartfly-inbox"),
-                asyncio.create_task(
-                    heartbeat.run(self._config, lambda: engine, self._session, self._may_act),
-                    name="heartfly-heartbeat",
-                ),
-            )
+            watched(engine.run_timer(), "heartfly-timer", died),
+            watched(housekeeping.run(engine, reader=self._reader), "heartfly-housekeeping", died),
+            watched(dispatcher.run(), "heartfly-dispatcher", died),
+            watched(self._follow_inbox(term), "heartfly-inbox", died),
+            watched(
+                heartbeat.run(self._config, lambda: engine, self._session, self._may_act), "heartfly-heartbeat", died
+            ),
         ]
         self._view = None
         self._publish(engine, dispatcher)

@@ -152,11 +152,10 @@ async def _run(app: web.Application, stop: asyncio.Event, reloads: asyncio.Queue
             app[RUNTIME].listening = listening = f"listening on {' '.join(where)}"
             systemd.ready(f"{listening} with {len(config.checks)} checks")
             died = app[RUNTIME].task_died
-            tasks = [watched(asyncio.create_task(_reload_loop(app, reloads), name="heartfly-reloads"), died)]
+            tasks = [watched(_reload_loop(app, reloads), "heartfly-reloads", died)]
             interval = systemd.watchdog_interval()
             if interval is not None:
-                watchdog = asyncio.create_task(systemd.run_watchdog(_health(app), interval), name="heartfly-watchdog")
-                tasks.append(watched(watchdog, died))
+                tasks.append(watched(systemd.run_watchdog(_health(app), interval), "heartfly-watchdog", died))
             try:
                 await stop.wait()
             finally:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ async def ran_to_its_end(task: asyncio.Task[None], stop: asyncio.Event | None = 
     return True
 
 
-def watched(task: asyncio.Task[None], died: Callable[[str], None]) -> asyncio.Task[None]:
-    """`task`, which runs until cancelled. If it ends otherwise (an error nothing in it caught),
-    that is logged at once with its traceback, and `died` is told why: the server then stops and
+def watched(work: Coroutine[Any, Any, None], name: str, died: Callable[[str], None]) -> asyncio.Task[None]:
+    """A task named `name` that runs `work` until cancelled. If it ends otherwise (an error
+    nothing in it caught), that is logged at once with its traceback, and `died` is told why: the server then stops and
     exits 1, so that systemd starts it again, rather than answer pings with that task gone (no
     deadline fired, no alert sent, no heartbeat) and nothing in the log saying why."""
 
@@ -44,5 +45,6 @@ def watched(task: asyncio.Task[None], died: Callable[[str], None]) -> asyncio.Ta
         log.critical("%s; stopping, to be started again", why, exc_info=error)
         died(why)
 
+    task = asyncio.create_task(work, name=name)
     task.add_done_callback(ended)
     return task

@@ -175,10 +175,8 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     await engine.load(rt.reader)
     rt._engine = engine
     tasks = [
-        watched(asyncio.create_task(engine.run_timer(), name="heartfly-timer"), rt.task_died),
-        watched(
-            asyncio.create_task(housekeeping.run(engine, reader=rt.reader), name="heartfly-housekeeping"), rt.task_died
-        ),
+        watched(engine.run_timer(), "heartfly-timer", rt.task_died),
+        watched(housekeeping.run(engine, reader=rt.reader), "heartfly-housekeeping", rt.task_died),
     ]
     yield
     await _cancel(tasks)
@@ -204,13 +202,8 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
         tasks = [
-            watched(asyncio.create_task(dispatcher.run(), name="heartfly-dispatcher"), rt.task_died),
-            watched(
-                asyncio.create_task(
-                    heartbeat.run(lambda: rt.config, lambda: rt.engine, session), name="heartfly-heartbeat"
-                ),
-                rt.task_died,
-            ),
+            watched(dispatcher.run(), "heartfly-dispatcher", rt.task_died),
+            watched(heartbeat.run(lambda: rt.config, lambda: rt.engine, session), "heartfly-heartbeat", rt.task_died),
         ]
         yield
         await _cancel(tasks)
@@ -256,8 +249,8 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         await node.start()
         rt.cluster = node
         tasks = [
-            watched(asyncio.create_task(node.run(), name="heartfly-cluster"), rt.task_died),
-            watched(asyncio.create_task(stored.follow(app), name="heartfly-stored-checks"), rt.task_died),
+            watched(node.run(), "heartfly-cluster", rt.task_died),
+            watched(stored.follow(app), "heartfly-stored-checks", rt.task_died),
         ]
         try:
             yield
