@@ -353,7 +353,7 @@ class Courier:
             # A spool it cannot write (a disk gone read-only): what it replayed could not be removed,
             # and every run would send it again (to Healthchecks, which ignores ping_id, a new ping
             # each time: a spooled fail an alert a run). Its pings wait until it can; new ones go ahead.
-            waiting = sum(1 for p in self.spool.pending() if (ping := _read(p)) and origin(ping.url) == there)
+            waiting = len(self._pending_to(there))
             report.kept += waiting
             self.warn(
                 f"warning: {waiting} spooled ping(s) wait in {self.spool.folder}, which cannot be written: left"
@@ -362,7 +362,7 @@ class Courier:
             return
         wait = within(deadline, self.transport.clock(), self.spool.lock_wait)
         with self.spool.lock(wait, server=there) as locked:
-            items = [(p, ping) for p in self.spool.pending() if (ping := _read(p)) and origin(ping.url) == there]
+            items = self._pending_to(there)
             if not locked:  # another process replays them: this one's pings to there keep their order
                 report.kept += len(items)
                 if items:
@@ -374,6 +374,11 @@ class Courier:
             for group in by_url.values():
                 for chunk in _chunks(group):
                     self._replay_batch(chunk, report, deadline)
+
+    def _pending_to(self, there: str) -> list[tuple[Path, Ping]]:
+        """The spooled pings to the server `there` (an origin), oldest first."""
+        assert self.spool is not None
+        return [(p, ping) for p in self.spool.pending() if (ping := _read(p)) and origin(ping.url) == there]
 
     def _load(self, path: Path, report: FlushReport) -> Ping | None:
         try:
