@@ -122,7 +122,7 @@ def test_the_dashboard_shows_the_changes_that_matter_with_a_link_to_show_all(ser
         return str(page).split('id="flips-h"', 1)[1].split("</section>", 1)[0]
 
     changes = panel("")
-    assert '<a href="/checks/nightly?flips=all#flips">Show all</a>' in changes
+    assert '<a href="../checks/nightly?flips=all#flips">Show all</a>' in changes
     assert changes.count("<li>") == 3
     everything = panel("?flips=all")
-    assert '<a href="/checks/nightly#flips">' in everything and everything.count("<li>") == 6
+    assert '<a href="../checks/nightly#flips">' in everything and everything.count("<li>") == 6

@@ -204,24 +204,10 @@ def test_serve_warns_at_its_start_when_alert_links_would_point_to_every_address(
         assert server.wait_for_log("server.public_url: alert links point to http://0.0.0.0:8765, which nobody can open")
 
 
-PREFIXED = (
-    "server.public_url: its path /heartfly is in ping URLs and alert links, but the dashboard is served at / only"
-    " (its links, forms, redirects and /static files are root-absolute), so behind a proxy at /heartfly its pages"
-    ' break: give Heartfly a host name of its own for the dashboard (e.g. "https://heartfly.example.com"); pings'
-    " and the APIs work under a path the proxy strips"
-)
-
-
-@pytest.mark.parametrize(
-    ("public_url", "warned"),
-    [("https://ops.example.com/heartfly", True), ("https://ops.example.com/heartfly/", True),
-     ("https://hb.example.com", False), ("https://hb.example.com/", False)],
-)  # fmt: skip
-def test_check_config_warns_that_the_dashboard_is_not_served_under_public_urls_path(
-    tmp_path: Path, public_url: str, warned: bool
-) -> None:
-    # Ping URLs and alert links took public_url's path; every dashboard link, form, redirect and
-    # /static file is root-absolute, so behind a proxy at that path the pages broke, and nothing said so.
+@pytest.mark.parametrize("public_url", ["https://ops.example.com/heartfly", "https://ops.example.com/heartfly/"])
+def test_check_config_says_nothing_of_a_public_url_with_a_path(tmp_path: Path, public_url: str) -> None:
+    # It warned that the dashboard broke below a path; its links are relative now
+    # (tests/test_dashboard_below_a_path.py), and a warning nothing calls for is noise.
     path = tmp_path / "hb.toml"
     path.write_text(
         SERVER + f'public_url = "{public_url}"\n[channels.log]\ntype = "log"\n'
@@ -229,21 +215,7 @@ def test_check_config_warns_that_the_dashboard_is_not_served_under_public_urls_p
     )
     result = heartfly("check-config", "-c", str(path))
     assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
-    assert result.stderr == (f"warning: {PREFIXED}\n" if warned else "")
-
-
-def test_serve_warns_at_its_start_and_each_reload_that_the_dashboard_is_not_served_under_public_urls_path(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "hb.toml"
-    checks = f'[channels.log]\ntype = "log"\n[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["log"]\n'
-    path.write_text(SERVER + 'public_url = "https://ops.example.com/heartfly"\n' + checks)
-    with Server(path) as server:
-        assert server.wait_for_log(PREFIXED), server.log()
-        path.write_text(SERVER + 'public_url = "https://ops.example.com/hf"\n' + checks)
-        server.signal(signal.SIGHUP)
-        assert server.wait_for_log(PREFIXED.replace(" /heartfly", " /hf")), server.log()
-        assert "reload failed" not in server.log()
+    assert result.stderr == ""
 
 
 def test_serve_warns_at_its_start_and_each_reload_of_cron_checks_whose_grace_is_zero(tmp_path: Path) -> None:

@@ -50,10 +50,10 @@ async def test_the_dashboard_shows_tags_and_a_tag_filters_the_list(
     client = await aiohttp_client(create_app(config))
     await login(client, config)
     page = await (await client.get("/")).text()
-    assert 'href="/?tag=prod"' in page and ">staging</a>" in page
+    assert 'href="./?tag=prod"' in page and ">staging</a>" in page
     filtered = await (await client.get("/?tag=staging")).text()
-    assert 'href="/checks/staging-backup"' in filtered and 'href="/checks/db-backup"' not in filtered
-    assert 'href="/checks/web"' not in filtered
+    assert 'href="./checks/staging-backup"' in filtered and 'href="./checks/db-backup"' not in filtered
+    assert 'href="./checks/web"' not in filtered
     none = await (await client.get("/?tag=nope")).text()
     assert "with tag nope" in none
 
@@ -74,6 +74,6 @@ async def test_with_a_tag_chosen_the_state_counts_are_of_its_checks_and_the_tag_
     page = await (await client.get("/?tag=staging")).text()
     # Clicking "down 1" showed "No check matches", and "All 4" one check.
     assert "All <b>1</b>" in page and "down <b>0</b>" in page
-    assert '<a href="/" class="tag on" data-nav>staging</a>' in page  # the only way back was the URL
+    assert '<a href="./" class="tag on" data-nav>staging</a>' in page  # the only way back was the URL
     searched = await (await client.get("/?q=db")).text()
     assert "All <b>1</b>" in searched and "down <b>0</b>" in searched

@@ -19,7 +19,7 @@ from heartfly.web.dashboard import MESSAGE_SHOWN, PINGS_PER_PAGE
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, check, new_key
 from tests.storeutil import bytes_read, query
-from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of
+from tests.webutil import Client, bearer, csrf_in, login, raw_request, state_of, token_of, went_to
 
 KEY = new_key()
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -51,7 +51,7 @@ async def client(aiohttp_client: Any, config: Config) -> Client:
 
 async def test_a_visitor_without_a_session_is_sent_to_the_login_form(client: Client) -> None:
     resp = await client.get("/checks/backup?x=1", allow_redirects=False)
-    target = URL(resp.headers["Location"])
+    target = URL(went_to(resp))
     assert resp.status == 303 and target.path == "/login" and target.query["next"] == "/checks/backup?x=1"
     form = await client.get("/login")
     assert form.status == 200 and 'name="token"' in await form.text()
@@ -63,7 +63,7 @@ async def test_signing_in_sets_an_httponly_samesite_cookie_and_returns_where_you
     resp = await client.post(
         "/login", data={"token": token_of(config), "next": "/checks/backup"}, allow_redirects=False
     )
-    assert resp.status == 303 and resp.headers["Location"] == "/checks/backup"
+    assert resp.status == 303 and went_to(resp) == "/checks/backup"
     cookie = resp.headers["Set-Cookie"]
     assert cookie.startswith("heartfly_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert token_of(config) not in cookie  # the cookie is a signature, never the token itself
@@ -80,7 +80,7 @@ async def test_a_wrong_token_shows_the_form_again_with_a_401(client: Client) -> 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", ""])
 async def test_signing_in_never_redirects_to_another_site(client: Client, config: Config, target: str) -> None:
     resp = await client.post("/login", data={"token": token_of(config), "next": target}, allow_redirects=False)
-    assert resp.headers["Location"] == "/"
+    assert went_to(resp) == "/"
 
 
 async def test_a_forged_cookie_is_not_a_session(client: Client) -> None:
@@ -132,7 +132,7 @@ async def test_the_dashboard_lists_every_check_worst_first_with_its_state_in_wor
     await client.get(f"/ping/{KEY}/fail")
     await login(client, config)
     html = await (await client.get("/")).text()
-    names = re.findall(r'<a href="/checks/([^"]+)">', html)
+    names = re.findall(r'<a href="\./checks/([^"]+)">', html)
     assert names == ["backup", "cleanup", "sync"]  # down first, then by name
     assert "every day at 03:00 Europe/Berlin" in html and "every 15 min" in html
     assert re.search(r'class="pill s-down">.*down<span class="reason"> · failed', html)
@@ -142,11 +142,11 @@ async def test_the_dashboard_filters_by_state_and_by_search(client: Client, conf
     await client.get(f"/ping/{KEY}/fail")
     await login(client, config)
     down = await (await client.get("/?state=down")).text()
-    assert re.findall(r'<a href="/checks/([^"]+)">', down) == ["backup"]
+    assert re.findall(r'<a href="\./checks/([^"]+)">', down) == ["backup"]
     found = await (await client.get("/?q=SYN")).text()
-    assert re.findall(r'<a href="/checks/([^"]+)">', found) == ["sync"]
+    assert re.findall(r'<a href="\./checks/([^"]+)">', found) == ["sync"]
     by_description = await (await client.get("/?q=database")).text()
-    assert re.findall(r'<a href="/checks/([^"]+)">', by_description) == ["backup"]
+    assert re.findall(r'<a href="\./checks/([^"]+)">', by_description) == ["backup"]
     none = await (await client.get("/?q=zzz")).text()
     assert "No check matches" in none
 
@@ -157,7 +157,7 @@ async def test_the_pause_form_needs_this_sessions_csrf_token(client: Client, con
     assert refused.status == 403 and "Request refused" in await refused.text()
     assert (await state_of(client, config, "sync"))["state"] == "new"
     ok = await client.post("/checks/sync/pause", data={"csrf": csrf, "until": "1h"}, allow_redirects=False)
-    assert ok.status == 303 and ok.headers["Location"] == "/checks/sync"
+    assert ok.status == 303 and went_to(ok) == "/checks/sync"
     after = await state_of(client, config, "sync")
     assert after["state"] == "paused" and after["paused_until"] is not None
     page = await (await client.get("/checks/sync")).text()
@@ -216,7 +216,7 @@ async def test_public_mode_shows_the_pages_read_only_and_hides_ping_urls(
     page = await (await client.get("/checks/backup")).text()
     assert KEY not in page and 'id="pause"' not in page and "to pause or resume" in page
     refused = await client.post("/checks/backup/pause", data={"csrf": "x"}, allow_redirects=False)
-    assert refused.status == 303 and refused.headers["Location"].startswith("/login")
+    assert refused.status == 303 and went_to(refused).startswith("/login")
     assert (await state_of(client, config, "backup"))["state"] == "new"
 
 
@@ -435,7 +435,7 @@ async def test_a_next_target_with_whitespace_or_control_characters_goes_home(
     client: Client, config: Config, target: str
 ) -> None:
     resp = await client.post("/login", data={"token": token_of(config), "next": target}, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/"
+    assert resp.status == 303 and went_to(resp) == "/"
     form = await client.get("/login", params={"next": target})
     assert form.status == 200 and 'name="next" value="/"' in await form.text()
 
@@ -444,12 +444,12 @@ async def test_a_form_posted_after_the_session_expired_returns_to_its_page_after
     client: Client, config: Config
 ) -> None:
     resp = await client.post("/checks/sync/pause", data={"csrf": "stale"}, allow_redirects=False)
-    assert resp.status == 303 and URL(resp.headers["Location"]).query["next"] == "/checks/sync"
+    assert resp.status == 303 and URL(went_to(resp)).query["next"] == "/checks/sync"
     signin = await client.post(
         "/login", data={"token": token_of(config), "next": "/checks/sync"}, allow_redirects=False
     )
-    assert signin.headers["Location"] == "/checks/sync"
-    assert (await client.get(signin.headers["Location"])).status == 200
+    assert went_to(signin) == "/checks/sync"
+    assert (await client.get(went_to(signin))).status == 200
 
 
 @pytest.mark.parametrize(
@@ -463,7 +463,7 @@ async def test_an_expired_form_post_returns_to_a_same_site_referer_only(
     resp = await client.post(
         "/checks/sync/resume", data={"csrf": "stale"}, headers={"Referer": referer}, allow_redirects=False
     )
-    assert resp.status == 303 and URL(resp.headers["Location"]).query["next"] == back
+    assert resp.status == 303 and URL(went_to(resp)).query["next"] == back
 
 
 @pytest.mark.both_stores  # PostgreSQL's statements are its own (a LATERAL join)
@@ -676,10 +676,10 @@ async def test_the_ping_pages_links_keep_every_state_change_shown(client: Client
     older = re.search(r'<a href="(\?pings_before=\d+&amp;flips=all)">Older pings', page)
     assert older is not None
     rest = await (await client.get("/checks/backup" + older.group(1).replace("&amp;", "&"))).text()
-    assert '<a href="/checks/backup?flips=all">Newest</a>' in rest  # it went back to the routine-less list
+    assert '<a href="../checks/backup?flips=all">Newest</a>' in rest  # it went back to the routine-less list
     cursor = older.group(1).removesuffix("&amp;flips=all")
     plain = await (await client.get("/checks/backup" + cursor)).text()
-    assert '<a href="/checks/backup">Newest</a>' in plain
+    assert '<a href="../checks/backup">Newest</a>' in plain
 
 
 async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_down_check_back(

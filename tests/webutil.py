@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from heartfly.core.config import Config
 
@@ -32,6 +33,11 @@ async def login(client: Client, config: Config) -> str:
     assert resp.status == 303, await resp.text()
     page = await (await client.get("/")).text()
     return csrf_in(page)
+
+
+def went_to(resp: ClientResponse) -> str:
+    """Where a redirect leads, as a path and query: its Location is relative to the page (web.paths)."""
+    return resp.url.join(URL(resp.headers["Location"])).path_qs
 
 
 def csrf_in(html: str) -> str:

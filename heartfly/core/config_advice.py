@@ -51,8 +51,6 @@ def warnings(config: Config) -> list[str]:
         )
     if (nowhere := unreachable_links(config)) is not None:  # a server setting, as body_limit
         found.append(nowhere)
-    if (prefixed := dashboard_at_root(config)) is not None:  # likewise
-        found.append(prefixed)
     # Server settings, as body_limit: said also of a file whose checks are all the API's.
     mail = _smtp_warnings(config)
     if not config.checks:
@@ -162,27 +160,10 @@ def unreachable_links(config: Config) -> str | None:
     )
 
 
-def dashboard_at_root(config: Config) -> str | None:
-    """A public_url with a path (https://ops.example.com/heartfly): ping URLs, the URLs the APIs
-    hand out and alert links include it, but the dashboard's links, forms, redirects and /static
-    files are root-absolute, so behind a proxy that serves Heartfly at that path its pages lose
-    their style and script and every link leads out of it. Said by check-config, and by serve at
-    its start and each reload."""
-    path = urllib.parse.urlsplit(config.server.public_url).path
-    if path in ("", "/"):
-        return None
-    return (
-        f"server.public_url: its path {path} is in ping URLs and alert links, but the dashboard is served"
-        " at / only (its links, forms, redirects and /static files are root-absolute), so behind a proxy"
-        f" at {path} its pages break: give Heartfly a host name of its own for the dashboard"
-        ' (e.g. "https://heartfly.example.com"); pings and the APIs work under a path the proxy strips'
-    )
-
-
 def said_at_start(config: Config) -> list[str]:
     """What serve logs at its start and each reload: the warnings whose harm nobody may see until
     an alert (or a page) goes wrong, for whoever never runs check-config."""
-    advice = (cleartext_login(config), unreachable_links(config), dashboard_at_root(config), graceless_crons(config))
+    advice = (cleartext_login(config), unreachable_links(config), graceless_crons(config))
     return [a for a in advice if a is not None]
 
 

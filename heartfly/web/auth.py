@@ -21,6 +21,7 @@ from yarl import URL
 
 from heartfly.core.config_secrets import MIN_TOKEN
 from heartfly.core.units import is_decimal
+from heartfly.web import paths
 from heartfly.web.runtime import RUNTIME
 
 SESSION_COOKIE = "heartfly_session"
@@ -207,7 +208,7 @@ def login_redirect(request: web.Request, back: str = "/") -> web.HTTPSeeOther:
     """To the login form, then back here; a form post cannot be replayed by a GET after signing in,
     so it returns to the page the form was on: a same-site Referer, else `back`."""
     target = request.raw_path if request.method in SAFE_METHODS else _referer(request) or back
-    return web.HTTPSeeOther(f"/login?next={quote(safe_next(target), safe='')}")
+    return web.HTTPSeeOther(paths.here(request, f"/login?next={quote(safe_next(target), safe='')}"))
 
 
 def _referer(request: web.Request) -> str | None:
@@ -215,7 +216,8 @@ def _referer(request: web.Request) -> str | None:
     if referer is None or not _ours(request, referer):
         return None
     parts = urlsplit(referer)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    path = paths.app_path(parts.path, request.app[RUNTIME].config.server.public_url)
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 def set_session(request: web.Request, response: web.StreamResponse) -> None:

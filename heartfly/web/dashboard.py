@@ -25,7 +25,7 @@ from heartfly.core.units import decimal, human_duration, metric_words
 from heartfly.core.urls import crontab_lines, ping_urls, run_target
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
-from heartfly.web import auth, badges, charts, control, pings, record
+from heartfly.web import auth, badges, charts, control, paths, pings, record
 from heartfly.web.runtime import RUNTIME
 from heartfly.web.words import iso_z, percent, relative, schedule_words, utc
 
@@ -103,6 +103,7 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
         cluster=rt.cluster_status(),
         csrf=auth.csrf_token(request),
         csrf_field=auth.CSRF_FIELD,
+        root=paths.root(request),
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html", headers=SECURITY_HEADERS)
@@ -265,7 +266,7 @@ async def index(request: web.Request) -> web.Response:
     def link(**changes: Any) -> str:
         params = {"state": wanted, "q": q, "tag": tag, "page": page} | changes
         query = urlencode({k: v for k, v in params.items() if v not in ("", None, 1)})
-        return "/" + (f"?{query}" if query else "")
+        return paths.here(request, "/" + (f"?{query}" if query else ""))
 
     return render(
         request,
@@ -352,7 +353,7 @@ async def check_page(request: web.Request) -> web.Response:
         downstream=[_row(request.app, c) for c in downstream],
         badge_svg=f"{base}/badge/{key}.svg",
         badge_json=f"{base}/badge/{key}.json",
-        badge_path=f"/badge/{key}.svg",
+        badge_path=paths.here(request, f"/badge/{key}.svg"),
         check_url=f"{base}/checks/{check.name}",
         urls=ping_urls(rt.config, cfg) if level is auth.Access.ADMIN else [],
         crontab=crontab_lines(rt.config, cfg) if level is auth.Access.ADMIN else [],
@@ -432,13 +433,13 @@ async def pause(request: web.Request) -> web.Response:
         except ValueError as exc:
             raise _stop(render(request, "message.html", 400, heading="Cannot pause", text=str(exc))) from None
     await control.pause(request.app, check, until)
-    return _redirect(f"/checks/{check.name}")
+    return _redirect(request, f"/checks/{check.name}")
 
 
 async def resume(request: web.Request) -> web.Response:
     check, _ = await _form_action(request)
     await control.resume(request.app, check)
-    return _redirect(f"/checks/{check.name}")
+    return _redirect(request, f"/checks/{check.name}")
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -458,7 +459,7 @@ async def login(request: web.Request) -> web.Response:
         return render(request, "login.html", 403, next=target, error=error, disabled=disabled)
     if not auth.token_matches(request, given):
         return render(request, "login.html", 401, next=target, error="That is not the API token.", disabled=disabled)
-    response = _redirect(target)
+    response = _redirect(request, target)
     auth.set_session(request, response)
     return response
 
@@ -471,10 +472,11 @@ async def logout(request: web.Request) -> web.Response:
         auth.session_of(request) is not None and not auth.csrf_ok(request, str(form.get(auth.CSRF_FIELD, "")))
     ):
         raise _stop(render(request, "message.html", 403, heading="Request refused", text="Reload and try again."))
-    response = _redirect("/login")
+    response = _redirect(request, "/login")
     auth.clear_session(response)
     return response
 
 
-def _redirect(location: str) -> web.Response:
-    return web.Response(status=303, headers={"Location": location, **SECURITY_HEADERS})
+def _redirect(request: web.Request, target: str) -> web.Response:
+    """To an app path, relative to this request's (paths): right below a proxy's path as well."""
+    return web.Response(status=303, headers={"Location": paths.here(request, target), **SECURITY_HEADERS})

@@ -40,7 +40,7 @@
       credentials: "same-origin", headers: { "Accept": "text/html" }, signal: controller.signal
     })
       .then(function (resp) {
-        if (resp.redirected && new URL(resp.url).pathname === "/login") { location.assign(resp.url); return null; }
+        if (resp.redirected && /\/login$/.test(new URL(resp.url).pathname)) { location.assign(resp.url); return null; }
         if (!resp.ok) { throw new Error(resp.status); }
         return resp.text();
       })
