@@ -1104,3 +1104,33 @@ def test_a_server_that_takes_no_more_connections_is_not_called_unreachable(tmp_p
         f"http://127.0.0.1:{port} took no connection within 0.5 s: the server may be hung or overloaded"
         " (journalctl -u heartfly); nothing was asked of it"
     )
+
+
+def test_status_of_a_file_with_a_check_mid_edit_shows_what_the_running_server_watches(
+    running: tuple[Server, Path],
+) -> None:
+    # It exited 2 with the file's problems: the one moment the states matter most (the server
+    # refused the reload of this very file and goes on watching the old checks), they were hidden.
+    server, path = running
+    assert heartfly("pause", "nightly", "-c", str(path)).returncode == 0
+    path.write_text(path.read_text() + '[checks.half-done]\nkey = "short"\nevery = "1h"\n')
+    table = heartfly("status", "-c", str(path))
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith("NAME") and re.search(r"^nightly\s+paused", table.stdout, re.M)
+    assert "half-done" not in table.stdout and "has 1 problem(s)" in table.stderr
+    (item,) = json.loads(heartfly("status", "--json", "-c", str(path)).stdout)
+    assert item == api(server, "/api/v1/checks/nightly")
+
+
+def test_status_of_a_file_that_does_not_load_with_no_server_running_exits_1_saying_why(tmp_path: Path) -> None:
+    path = tmp_path / "hb.toml"
+    (tmp_path / "token").write_text("t" * 40)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    path.write_text(
+        f'[server]\nlisten = "127.0.0.1:{closed}"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        '[checks.half-done]\nkey = "short"\nevery = "1h"\n'
+    )
+    result = heartfly("status", "-c", str(path))
+    assert result.returncode == 1 and "status shows what the running server serves" in result.stderr

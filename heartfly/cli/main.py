@@ -211,10 +211,15 @@ def status(config_path: Path | None, as_json: bool) -> None:
     import asyncio
 
     from heartfly.cli.report import format_status, read_cluster, read_status
+    from heartfly.core.config import ConfigError, load_config
     from heartfly.core.config_advice import named
     from heartfly.store.api import StoreError
 
-    config = _load(config_path)
+    try:
+        config = load_config(_resolve(config_path))
+    except ConfigError:  # a check mid-edit: what the server watches still matters, most of all then
+        _status_asked(_load_to_ask(config_path), as_json)
+        return
     left_out: list[str] = []
     gone: list[str] = []
     try:
@@ -253,6 +258,24 @@ def status(config_path: Path | None, as_json: bool) -> None:
         click.echo(
             f"note: made through the API, not watched by the server ({why}): {named(left_out, sep='; ')}", err=True
         )
+
+
+def _status_asked(config: Config, as_json: bool) -> None:
+    """`status` of a file that does not load: the checks as the running server serves them, asked
+    through its API (the file's checks cannot be compared with them); exit 1 if it cannot be asked."""
+    from heartfly.cli.admin import AdminError
+    from heartfly.cli.operate import served_checks
+    from heartfly.cli.report import format_status
+    from heartfly.core.localtime import zone
+
+    try:
+        items = served_checks(config)
+    except AdminError as exc:
+        _fail([f"{exc} (with the file's problems, status shows what the running server serves)"], 1)
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+    else:
+        click.echo(format_status(items, None, time.time(), tz=zone(config.server.display_timezone)))
 
 
 @main.command("test-alert")

@@ -126,6 +126,19 @@ def reload(config: Config) -> str:
     return text
 
 
+def served_checks(config: Config) -> list[dict[str, Any]]:
+    """Every check as the running server serves it (GET /api/v1/checks), for `heartfly status`
+    with a file that does not load; AdminError if it cannot be asked or refused."""
+    status, body = call(config, "GET", "/api/v1/checks")
+    if status != 200:
+        raise _refused(status, body)
+    if not isinstance(body, list) or not all(isinstance(i, dict) and {"name", "state"} <= i.keys() for i in body):
+        raise AdminError(
+            f"{local_url(config)} answered without Heartfly's list of checks: is another program listening there?"
+        )
+    return body
+
+
 def test_alert(config: Config, channel: str) -> tuple[str, bool]:
     """The test alert's outcome with every delivery attempt, and whether it was sent."""
     from heartfly.cli.report import format_attempts  # report needs the database modules; pause does not
