@@ -27,6 +27,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CHUNK = 64 * 1024  # bytes of a streamed page written at a time
 SUMMARIES_AT_A_TIME = 1000  # checks summed up between two turns of the event loop
 STALLED = 30.0  # seconds a client may take none of a streamed page before it is cut off
+# On every answer of the APIs and /metrics: they hold check states and ping messages, which a
+# browser's cache (the session cookie opens the API too) or a proxy's must not keep, as it keeps
+# none of the dashboard's pages.
+NOT_STORED = {"Cache-Control": "no-store"}
+
+
+def not_stored(resp: web.StreamResponse) -> web.StreamResponse:
+    """`resp` marked NOT_STORED; a streamed one (json_array) was marked as it began."""
+    if not resp.prepared:
+        resp.headers.update(NOT_STORED)
+    return resp
 
 
 def json_error(status: int, message: str, **headers: str) -> web.Response:
@@ -50,7 +61,7 @@ def authorized(*, query: frozenset[str] = frozenset(), new_token_opens: bool = F
             unknown = sorted(set(request.query) - query)
             if unknown:
                 return json_error(400, f"unknown query parameter {unknown[0]!r}")
-            return await handler(request)
+            return not_stored(await handler(request))
 
         return wrapper
 
@@ -315,7 +326,7 @@ async def json_array(
     time, as the client takes it. 1000 pings of 100 KB are 100 MB of JSON, 600 MB if the bodies
     are control characters (each one a \\u escape): built whole, the answer took twice that in
     memory and held the event loop (no ping answered) for seconds."""
-    resp = web.StreamResponse(headers=headers)
+    resp = web.StreamResponse(headers={**headers, **NOT_STORED})
     resp.content_type, resp.charset = "application/json", "utf-8"
     head = request.method == "HEAD"
     if head:  # the length the GET would have, and no body: aiohttp would send what is written

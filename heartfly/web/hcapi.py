@@ -89,7 +89,8 @@ def view(
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            return _cors(await _call(request, handler, methods, read and request.method == "GET"), methods)
+            answer = await _call(request, handler, methods, read and request.method == "GET")
+            return _cors(api.not_stored(answer), methods)
 
         return wrapper
 

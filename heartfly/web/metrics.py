@@ -22,7 +22,7 @@ from heartfly.core.states import Status
 from heartfly.core.statetypes import CheckState
 from heartfly.notify.dispatcher import AttemptOutcome
 from heartfly.store.api import StoreError
-from heartfly.web import auth
+from heartfly.web import api, auth
 from heartfly.web.pings import PING_COUNTS
 from heartfly.web.process_metrics import ProcessMetrics
 from heartfly.web.runtime import RUNTIME
@@ -59,7 +59,8 @@ async def metrics(request: web.Request) -> web.Response:
     checks = [_row(name, check.state) for name, check in rt.engine.checks.items()]
     rest = list(_families(request.app, pending))
     return web.Response(
-        body=await asyncio.to_thread(_exposition, checks, rest), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
+        body=await asyncio.to_thread(_exposition, checks, rest),
+        headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4, **api.NOT_STORED},
     )
 
 
