@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from heartfly.web.app import create_app
 from tests.conftest import ConfigWriter, new_key
-from tests.webutil import Client, bearer, login
+from tests.webutil import Client, bearer, login, token_of
 
 KEY = new_key()
 CHECKS = f"""
@@ -45,3 +47,39 @@ async def test_api_answers_holding_ping_messages_are_never_kept_by_a_browser_or_
     assert signed_in.headers.get("Cache-Control") == "no-store"
     paused = await client.post("/api/v1/checks/backup/pause", headers={"X-CSRF-Token": csrf})
     assert paused.status == 200 and paused.headers.get("Cache-Control") == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("headers", "secure"),
+    [
+        ({"Host": "hb.example.com", "Origin": "https://hb.example.com"}, True),  # the browser's page was https
+        ({"Host": "hb.example.com", "X-Forwarded-Proto": "https"}, True),  # no Origin: the proxy (here) says it
+        ({"Host": "hb.example.com", "Origin": "http://hb.example.com"}, False),  # plain http: Secure would be dropped
+        ({"Host": "hb.example.com"}, False),
+    ],
+)
+async def test_a_sign_in_over_https_sets_a_secure_cookie_whatever_public_url_says(
+    aiohttp_client: Any, write_config: ConfigWriter, headers: dict[str, str], secure: bool
+) -> None:
+    # public_url left as the package writes it (http://127.0.0.1:8765), TLS ended by a proxy in
+    # front: a cookie without Secure would go in clear to the first http:// link to the same host.
+    config = write_config(CHECKS, server='public_url = "http://127.0.0.1:8765"')
+    client: Client = await aiohttp_client(create_app(config))
+    signin = await client.post(
+        "/login", data={"token": token_of(config), "next": "/"}, headers=headers, allow_redirects=False
+    )
+    assert signin.status == 303, await signin.text()
+    cookie = signin.headers["Set-Cookie"]
+    assert cookie.startswith("heartfly_session=") and ("; Secure" in cookie) is secure, cookie
+
+
+async def test_a_proxy_that_is_not_trusted_cannot_say_the_sign_in_came_over_https(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    config = write_config(CHECKS, server="trusted_proxies = []")
+    client: Client = await aiohttp_client(create_app(config))
+    signin = await client.post(
+        "/login", data={"token": token_of(config), "next": "/"}, headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+    )  # fmt: skip
+    assert signin.status == 303 and "; Secure" not in signin.headers["Set-Cookie"]

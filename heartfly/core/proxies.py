@@ -46,6 +46,11 @@ def client_address(peer: str, forwarded: str | None, trusted: Networks) -> str:
     return nearest  # every hop a trusted proxy: the leftmost
 
 
+def trusted_peer(peer: str, trusted: Networks) -> bool:
+    """Whether a connection's peer is a trusted proxy, whose X-Forwarded-* headers are believed."""
+    return _trusted(peer, trusted)
+
+
 def _host(entry: str) -> str | None:
     """An X-Forwarded-For entry's address as a source to store, or None if it is none. Some proxies
     add the client's port ("203.0.113.7:4711", "[2001:db8::5]:4711"): it is dropped. So is an IPv6

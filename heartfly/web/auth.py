@@ -20,6 +20,7 @@ from aiohttp import web
 from yarl import URL
 
 from heartfly.core.config_secrets import MIN_TOKEN
+from heartfly.core.proxies import trusted_peer
 from heartfly.core.units import is_decimal
 from heartfly.web import paths
 from heartfly.web.runtime import RUNTIME
@@ -232,8 +233,22 @@ def set_session(request: web.Request, response: web.StreamResponse) -> None:
         # Lax: an alert's link from a mail client opens the page signed in; a cross-site POST
         # never carries the cookie (and would lack the CSRF token anyway).
         samesite="Lax",
-        secure=rt.config.server.public_url.startswith("https://"),
+        secure=rt.config.server.public_url.startswith("https://") or _over_https(request),
     )
+
+
+def _over_https(request: web.Request) -> bool:
+    """Whether the browser signing in reached this server over https, behind a proxy that ends TLS
+    with public_url still http (as the package writes it): the Origin of its form says so (a
+    sign-in from another site is refused before this), else a trusted proxy's X-Forwarded-Proto.
+    Secure keeps the cookie off any plain http:// request to the same host; a plain-http sign-in
+    gets none, which its browser would drop."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return urlsplit(origin).scheme == "https"
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    trusted = request.app[RUNTIME].config.server.trusted_proxies
+    return forwarded == "https" and trusted_peer(request.remote or "", trusted)
 
 
 def clear_session(response: web.StreamResponse) -> None:
