@@ -171,3 +171,37 @@ async def test_a_slow_answer_does_not_push_the_next_heartbeat_later_than_heartbe
                 await task
     assert len(arrived) == 1
     assert counted_from[0] <= arrived[0]
+
+
+async def test_a_heartbeat_held_back_while_unhealthy_is_sent_once_healthy_not_a_whole_period_later(
+    write_config: ConfigWriter, aiohttp_server: AiohttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unhealthy at the moment a heartbeat was due (a second's blip of failing writes), Heartfly
+    # sent none and waited a whole heartbeat_every for the next: an hour's period made a two-hour
+    # gap, and the other monitor, set to that hour, called Heartfly down for the blip.
+    arrived = asyncio.Event()
+
+    async def beat(request: web.Request) -> web.Response:
+        arrived.set()
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/{key}", beat)
+    receiver = await aiohttp_server(app)
+    config = write_config("", server=f'heartbeat_url = "{receiver.make_url("/beat")}"\nheartbeat_every = "1h"')
+    asked: list[str | None] = []
+
+    def blip(engine: Engine) -> str | None:  # unhealthy at the first look only
+        asked.append("database writes are failing" if not asked else None)
+        return asked[-1]
+
+    monkeypatch.setattr(heartbeat, "problem", blip)
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(heartbeat.run(lambda: config, lambda: cast(Engine, None), session))
+        try:
+            await asyncio.wait_for(arrived.wait(), 30)  # not the hour of heartbeat_every
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert asked[0] is not None and len(asked) >= 2

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 10.0
 IDLE = 5.0  # no heartbeat_url: look at the config again after this long
+# Unhealthy when a heartbeat was due: look again after this long, and send it as soon as healthy.
+RECHECK = 1.0
 
 
 def shown(url: str) -> str:
@@ -42,8 +44,11 @@ async def run(
 ) -> None:
     """Ping [server] heartbeat_url every heartbeat_every seconds while the engine is healthy,
     until cancelled; the config is read each round, so a reload applies. A failed heartbeat is
-    logged once per spell (the other monitor will say the rest)."""
+    logged once per spell (the other monitor will say the rest). One held back while unhealthy
+    is sent as soon as the node is healthy again (RECHECK), not a whole heartbeat_every later: a
+    blip of a second at the wrong moment would leave the other monitor a gap of two periods."""
     failing: str | None = None
+    held: str | None = None  # why the heartbeat due is held back, if it is
     while True:
         server = config().server
         url = server.heartbeat_url
@@ -53,15 +58,19 @@ async def run(
         since = time.monotonic()  # the next is due heartbeat_every after this one is sent, however slow its answer
         trouble = problem(engine()) if leads() else "this node does not lead now"
         if trouble is not None:
-            log.debug("no heartbeat sent: %s", trouble)
-        else:
-            why = await _send(url, session)
-            if why is not None and failing is None:
-                log.warning("the heartbeat to %s failed (%s); trying again every %s", shown(url), why,
-                            human_duration(server.heartbeat_every))  # fmt: skip
-            elif why is None and failing is not None:
-                log.info("the heartbeat to %s works again", shown(url))
-            failing = why
+            if trouble != held:
+                log.debug("no heartbeat sent: %s", trouble)
+            held = trouble
+            await asyncio.sleep(min(RECHECK, server.heartbeat_every))
+            continue
+        held = None
+        why = await _send(url, session)
+        if why is not None and failing is None:
+            log.warning("the heartbeat to %s failed (%s); trying again every %s", shown(url), why,
+                        human_duration(server.heartbeat_every))  # fmt: skip
+        elif why is None and failing is not None:
+            log.info("the heartbeat to %s works again", shown(url))
+        failing = why
         await _wait(config, url, since)
 
 
