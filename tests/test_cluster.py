@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from heartfly.server.cluster import DELETED_WAIT
 from tests import pgserver
@@ -1149,3 +1150,62 @@ def test_a_leaders_alert_sender_that_fails_is_logged_and_ends_the_process_with_e
     # Its lease freed for a standby, its stop recorded as an unclean one.
     assert stored(database, "SELECT value FROM meta WHERE key = 'clean_stop'") == [("0",)], log
     assert stored(database, "SELECT isfinite(expires_at) FROM lease") == [(False,)], log
+
+
+async def test_a_nodes_alert_attempt_counters_do_not_go_back_when_it_stops_leading(
+    tmp_path: Path,
+    database: str,
+    receivers: Receivers,  # noqa: F811 - the fixture
+) -> None:
+    # Counted by each term's alert sender, heartfly_alert_attempts_total fell to 0 on a leader
+    # that stood down (a standby has none) and started again from 0 at its next term: a counter
+    # that went back without a restart, so a rule on increase() lost the attempts in between.
+    hook = await receivers()
+    config, dead = watched_every_second(tmp_path, database, hook.url)
+
+    def sent(text: str) -> float:
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "heartfly_alert_attempts_total" and s.labels == {"channel": "hook", "outcome": "sent"}
+        )
+
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+
+        async def scrape(server: Server) -> float:
+            async with session.get(f"{server.url}/metrics", headers=token(tmp_path)) as resp:
+                assert resp.status == 200
+                return sent(await resp.text())
+
+        leader, standby = await leader_and_standby(session, servers)
+        async with session.get(f"{leader.url}/ping/{dead}") as resp:
+            assert resp.status == 200
+
+        async def alerted() -> bool:
+            return await scrape(leader) >= 1
+
+        await until(alerted, 10, "the leader sends the down alert")
+        before = await scrape(leader)
+        leader.signal(signal.SIGSTOP)
+        try:
+
+            async def leads() -> bool:
+                return bool((await readiness(session, standby))["role"] == "leader")
+
+            await until(leads, LEASE + 5, "the standby leads")
+        finally:
+            leader.signal(signal.SIGCONT)
+
+        async def stood_down() -> bool:
+            return bool((await readiness(session, leader))["role"] == "standby")
+
+        await until(stood_down, 5, "the woken leader stands by")
+
+        async def takes_pings() -> bool:  # into the inbox: its standby's picture is up
+            async with session.get(f"{leader.url}/ping/{dead}") as resp:
+                return resp.status == 200
+
+        await until(takes_pings, 10, "the woken leader takes pings as a standby")
+        after = await scrape(leader)
+        assert after >= before

@@ -145,6 +145,7 @@ class Dispatcher:
         session: aiohttp.ClientSession,
         may_send: Callable[[], bool] | None = None,
         names: Callable[[int], str | None] | None = None,
+        outcomes: Counter[tuple[str, str]] | None = None,
     ) -> None:
         self._limits: dict[str, _Slots] = {}
         self.config = config
@@ -159,8 +160,9 @@ class Dispatcher:
         self.reader = reader
         self.session = session
         # (channel, outcome) -> attempts. Keyed by str: the outcome is an AttemptOutcome, but the
-        # counts are read as Prometheus labels and looked up by plain strings.
-        self.outcomes: Counter[tuple[str, str]] = Counter()
+        # counts are read as Prometheus labels and looked up by plain strings. `outcomes`: the
+        # process's (Runtime.alert_outcomes), which every term's sender of a cluster's node adds to.
+        self.outcomes: Counter[tuple[str, str]] = Counter() if outcomes is None else outcomes
         # (alert key, channel) -> email recipients (apprise URLs) reached while the alert is retried
         # for the rest; in memory: after a restart a retry goes to all of them again (at least once).
         self.reached: dict[tuple[str, str], set[str]] = {}

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -92,6 +93,7 @@ class Node:
         publish: Callable[[Engine, Dispatcher | None], None],
         on_lead: Callable[[], Awaitable[None]] | None = None,
         died: Callable[[str], None] | None = None,
+        outcomes: Counter[tuple[str, str]] | None = None,
     ) -> None:
         first = config()
         database = first.server.database
@@ -117,6 +119,7 @@ class Node:
         self._changed = asyncio.Event()  # what the lease holds for this node changed
         self._on_lead = on_lead or _nothing
         self._died, self._dead = died, False  # a term's task died: see _term_died
+        self._outcomes = Counter() if outcomes is None else outcomes  # every term's alert attempts (/metrics)
         self._drift = drift.DriftTeller(self.node_id)
         self._keeper: asyncio.Task[None] | None = None  # keeps the lease, from start() on
         self._viewing: asyncio.Task[None] | None = None  # a standby's view being built (_stand_by)
@@ -304,7 +307,7 @@ class Node:
         self._term = term
         engine.before_fire = self._before_fire
         dispatcher = Dispatcher(
-            config, self._clock, writer, self._reader, self._session, may_send=self._may_act, names=engine.name_of
+            config, self._clock, writer, self._reader, self._session, self._may_act, engine.name_of, self._outcomes
         )
         term.dispatcher = dispatcher
         engine.on_alerts = dispatcher.wake

@@ -198,7 +198,9 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     async with _session() as session:
-        dispatcher = Dispatcher(rt.config, rt.clock, rt.writer, rt.reader, session, names=rt.engine.name_of)
+        dispatcher = Dispatcher(
+            rt.config, rt.clock, rt.writer, rt.reader, session, names=rt.engine.name_of, outcomes=rt.alert_outcomes
+        )
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
         tasks = [
@@ -245,6 +247,7 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
             publish,
             lambda: control.rearm(app),
             rt.task_died,
+            rt.alert_outcomes,
         )
         await node.start()
         rt.cluster = node

@@ -164,8 +164,7 @@ def _families(app: web.Application, outbox_pending: int | None) -> Iterator[Metr
     # Every channel's series from 0: one that first appears at 1 has no increase() in Prometheus, so a
     # rule on failed attempts would miss each channel's first failure after a start.
     counts = Counter({(channel, outcome.value): 0 for channel in rt.config.channels for outcome in AttemptOutcome})
-    if rt.dispatcher is not None:
-        counts.update(rt.dispatcher.outcomes)
+    counts.update(rt.alert_outcomes)  # every sender's: a cluster's node keeps its counts when it stands by
     for (channel, outcome), count in sorted(counts.items()):
         alerts.add_metric([channel, outcome], count)
     yield alerts

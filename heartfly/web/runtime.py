@@ -12,6 +12,7 @@ import os
 import secrets
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,9 @@ class Runtime:
     reader: Reader | None = None
     writer: OwnWriter | None = None  # the backend app.py opened (tests reach into it)
     dispatcher: Dispatcher | None = None
+    # (channel, outcome) -> alert attempts of every sender this process ran (a cluster's node has
+    # one per term it leads): /metrics' counters, which go back to 0 only at a restart.
+    alert_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
     # The daemon's, set once the port answers: a restart reads its stored states after (Engine.read_after).
     answering: asyncio.Event | None = None
