@@ -246,6 +246,8 @@ class Node:
                 log.warning("node %s reaches the lease again", self.node_id)
             self._lease_failing = False
             self.holding_read_at = time.monotonic()  # only a read that came back: its age is /readyz's
+            if self._view is not None:  # a standby is alive while it reads the lease, its view rebuilt or not
+                self._view.timer_alive_at = self._clock.now()
         now_held = self.lease.term if self.lease.is_leader else None
         if now_held != held or now_held != self.term:
             self._changed.set()
