@@ -205,3 +205,27 @@ async def test_a_heartbeat_held_back_while_unhealthy_is_sent_once_healthy_not_a_
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     assert asked[0] is not None and len(asked) >= 2
+
+
+async def test_a_heartbeat_answered_200_with_an_endless_body_is_taken_without_reading_it_all(
+    aiohttp_server: AiohttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The whole answer was read into memory: a monitor (or a proxy's error page) streaming a body
+    # without end was read for the 10 s time limit, as much as it sent, and the heartbeat it had
+    # taken (200) was logged as failed, "no answer within 10 s".
+    async def endless(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        chunk = b"x" * 65536
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await resp.write(chunk)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{key}", endless)
+    receiver = await aiohttp_server(app)
+    monkeypatch.setattr(heartbeat, "TIMEOUT", 3.0)
+    async with aiohttp.ClientSession() as session:
+        why = await heartbeat._send(str(receiver.make_url("/beat")), session)
+    assert why is None
