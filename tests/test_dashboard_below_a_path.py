@@ -146,3 +146,16 @@ async def test_a_form_sent_after_signing_out_returns_below_the_path_after_signin
             browser, refused.url, method="POST", data={"token": token_of(config), "next": refused.url.query["next"]}
         )
         assert back.status == 200 and back.url == page
+
+
+@pytest.mark.parametrize(
+    "target", ["/../outside", "/checks/../../outside", "/%2e%2E/outside", "/.%2e/outside", "/./../outside", "/../?x=1"]
+)
+async def test_a_next_target_never_leads_out_of_the_proxys_path(proxied: tuple[URL, Config], target: str) -> None:
+    # The sign-in's Location is relative to the page ("./" + the target): a target with a dot
+    # segment ("..", or as a browser reads "%2e%2e") led to another application on the host.
+    root, config = proxied
+    async with browsing() as browser:
+        login = root.join(URL("login"))
+        resp = await browser.post(login, data={"token": token_of(config), "next": target}, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "./", resp.headers["Location"]

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import hmac
 from enum import IntEnum
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp import web
 from yarl import URL
@@ -197,10 +197,15 @@ def _json(status: int, message: str, **headers: str) -> web.Response:
 def safe_next(target: str | None) -> str:
     """Only a path on this server: never an open redirect to somewhere else. Browsers drop tabs
     and newlines from a URL (so `/\t/evil.example` is `//evil.example`), and a control character
-    cannot go into a Location header: any whitespace or control character sends the visitor home."""
+    cannot go into a Location header: any whitespace or control character sends the visitor home.
+    So does a dot segment ("..", or "%2e%2e" as a browser reads it): the Location is relative to
+    the page (web.paths), and below a proxy's path "./../other" leads to another application."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     if any(c.isspace() or not c.isprintable() for c in target):
+        return "/"
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    if any(unquote(segment) in (".", "..") for segment in path.split("/")):
         return "/"
     return target
 
