@@ -54,13 +54,10 @@ def links_of(page: URL, html: str) -> list[URL]:
     return [page.join(URL(link)) for link in parser.found]
 
 
-@pytest.fixture
-async def proxied(aiohttp_server: Any, write_config: ConfigWriter) -> AsyncIterator[tuple[URL, Config]]:
-    """A Heartfly server, and the root of a proxy in front of it at PREFIX."""
-    config = write_config(CHECKS, server='public_url = "http://ops.example.com/heartfly"')
-    backend: TestServer = await aiohttp_server(create_app(config))
-    async with aiohttp.ClientSession(auto_decompress=False) as upstream:
+async def proxy_in_front(aiohttp_server: Any, upstream: aiohttp.ClientSession, backends: dict[str, TestServer]) -> URL:
+    """The root of a proxy that serves each backend below its path, stripping the path on its way in."""
 
+    def forwarder(backend: TestServer) -> Any:
         async def forward(request: web.Request) -> web.Response:
             target = backend.make_url("/" + request.match_info["tail"]).with_query(request.query)
             headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -73,10 +70,23 @@ async def proxied(aiohttp_server: Any, write_config: ConfigWriter) -> AsyncItera
                     response.headers.add(k, v)
                 return response
 
-        proxy = web.Application()
-        proxy.router.add_route("*", PREFIX + "/{tail:.*}", forward)
-        front: TestServer = await aiohttp_server(proxy)
-        yield front.make_url(PREFIX + "/"), config
+        return forward
+
+    proxy = web.Application()
+    for prefix, backend in backends.items():
+        proxy.router.add_route("*", prefix + "/{tail:.*}", forwarder(backend))
+    front: TestServer = await aiohttp_server(proxy)
+    return front.make_url("/")
+
+
+@pytest.fixture
+async def proxied(aiohttp_server: Any, write_config: ConfigWriter) -> AsyncIterator[tuple[URL, Config]]:
+    """A Heartfly server, and the root of a proxy in front of it at PREFIX."""
+    config = write_config(CHECKS, server='public_url = "http://ops.example.com/heartfly"')
+    backend: TestServer = await aiohttp_server(create_app(config))
+    async with aiohttp.ClientSession(auto_decompress=False) as upstream:
+        front = await proxy_in_front(aiohttp_server, upstream, {PREFIX: backend})
+        yield front.join(URL(PREFIX + "/")), config
 
 
 def browsing() -> aiohttp.ClientSession:
@@ -159,3 +169,36 @@ async def test_a_next_target_never_leads_out_of_the_proxys_path(proxied: tuple[U
         login = root.join(URL("login"))
         resp = await browser.post(login, data={"token": token_of(config), "next": target}, allow_redirects=False)
         assert resp.status == 303 and resp.headers["Location"] == "./", resp.headers["Location"]
+
+
+async def test_two_servers_below_two_paths_of_one_host_each_keep_their_own_session(
+    aiohttp_server: Any, write_config: ConfigWriter
+) -> None:
+    # The session cookie's path was "/": signing in to one (staging, say) replaced the other's
+    # cookie, signing that one out, and every application on the host name was sent it.
+    prod = write_config(CHECKS, server='public_url = "http://ops.example.com/prod"')
+    staging = write_config(
+        CHECKS,
+        server='public_url = "http://ops.example.com/staging"\ndatabase = "staging.db"\napi_token_file = "token2"',
+        name="staging.toml",
+    )
+    backends = {"/prod": await aiohttp_server(create_app(prod)), "/staging": await aiohttp_server(create_app(staging))}
+    async with aiohttp.ClientSession(auto_decompress=False) as upstream, browsing() as browser:
+        front = await proxy_in_front(aiohttp_server, upstream, backends)
+        for prefix, config in (("/prod", prod), ("/staging", staging)):
+            signed = await followed(
+                browser,
+                front.join(URL(prefix + "/login")),
+                method="POST",
+                data={"token": token_of(config), "next": "/"},
+            )
+            assert signed.status == 200 and signed.url.path == prefix + "/", signed.url
+        for prefix in ("/prod", "/staging"):
+            page = await followed(browser, front.join(URL(prefix + "/checks/backup")))
+            assert page.status == 200 and page.url.path == prefix + "/checks/backup", page.url  # not the login form
+        other = await followed(browser, front.join(URL("/prod/")))
+        out = next(link for link in links_of(other.url, await other.text()) if link.path.endswith("/logout"))
+        gone = await followed(browser, out, method="POST", data={"csrf": csrf_in(await other.text())})
+        assert gone.url.path == "/prod/login"
+        assert (await followed(browser, front.join(URL("/prod/")))).url.path == "/prod/login"  # signed out there
+        assert (await followed(browser, front.join(URL("/staging/")))).url.path == "/staging/"  # and still in here

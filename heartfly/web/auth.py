@@ -226,6 +226,13 @@ def _referer(request: web.Request) -> str | None:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
+# No Path: the browser's default, the folder of the page that set it (the sign-in form's and the
+# sign-out's, both at the app's root): "/" straight at the listen address, "/heartfly" below a
+# proxy's path, where "/" sent the session to every application on the host name and a second
+# Heartfly below another path replaced it (each sign-in signing the other out).
+SESSION_PATH = ""
+
+
 def set_session(request: web.Request, response: web.StreamResponse) -> None:
     rt = request.app[RUNTIME]
     assert rt.token is not None
@@ -233,7 +240,7 @@ def set_session(request: web.Request, response: web.StreamResponse) -> None:
         SESSION_COOKIE,
         new_session(rt.token, rt.clock.now()),
         max_age=int(SESSION_TTL),
-        path="/",
+        path=SESSION_PATH,
         httponly=True,
         # Lax: an alert's link from a mail client opens the page signed in; a cross-site POST
         # never carries the cookie (and would lack the CSRF token anyway).
@@ -257,7 +264,7 @@ def _over_https(request: web.Request) -> bool:
 
 
 def clear_session(response: web.StreamResponse) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(SESSION_COOKIE, path=SESSION_PATH)
 
 
 def token_matches(request: web.Request, given: str) -> bool:
