@@ -341,3 +341,26 @@ async def test_a_long_prune_holds_up_none_of_the_housekeeping_rounds(
             with contextlib.suppress(asyncio.CancelledError):
                 await rounds
             await reader.close()
+
+
+async def test_a_test_alert_after_every_finished_alert_was_pruned_and_a_restart_gets_a_key_never_used_before(
+    write_config: ConfigWriter,
+) -> None:
+    # A test alert's key (its webhook's Idempotency-Key and body id) is its outbox id. Once every
+    # finished alert was older than keep_history (a quiet month with keep_history = "30d") the
+    # prune emptied the outbox, a restart numbered from 1 again, and the next test alert went out
+    # as "test-1": a receiver that drops repeats, as docs/alerts.md says it can, dropped it.
+    body = f'[channels.hook]\ntype = "log"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    config = write_config(body, server='keep_history = "30d"')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await engine.send_test_alert("hook")[1]
+        query(config, "UPDATE outbox SET status = 'sent', done_at = ?", (clock.now(),))
+        clock.advance(40 * DAY)
+        await housekeeping.prune(engine)
+        await engine.writer.flush()
+    async with running(config, clock) as engine:
+        await engine.send_test_alert("hook")[1]
+        await engine.writer.flush()
+    keys = [key for (key,) in query(config, "SELECT key FROM outbox ORDER BY id")]
+    assert keys[-1] == "test-2", keys

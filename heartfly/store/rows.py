@@ -502,10 +502,13 @@ def prune_history_statements(check_id: int, cut: float, batch: int = HISTORY_BAT
 def prune_done_statements(cut: float, batch: int = HISTORY_BATCH) -> list[Statement]:
     """Delete finished alerts done before `cut`, with their attempts, and the downtimes before it:
     among the oldest `batch` rows of each (ids grow with time; neither table has an index on its
-    times, and a filter over the whole table would read it all every round)."""
+    times, and a filter over the whole table would read it all every round). The newest alert
+    stays, whatever its age: a start numbers alerts on from the highest id stored, and a test
+    alert's key (its webhook's Idempotency-Key) is its id, so an emptied outbox handed out
+    "test-1" again, which a receiver dropping repeats drops."""
     done = (
         "SELECT id FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)"
-        " AND status <> 'pending' AND done_at < ?"
+        " AND status <> 'pending' AND done_at < ? AND id < (SELECT max(id) FROM outbox)"
     )
     return [
         (f"DELETE FROM alert_attempts WHERE outbox_id IN ({done})", (batch, cut)),  # noqa: S608 - our own text
