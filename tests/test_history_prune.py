@@ -364,3 +364,35 @@ async def test_a_test_alert_after_every_finished_alert_was_pruned_and_a_restart_
         await engine.writer.flush()
     keys = [key for (key,) in query(config, "SELECT key FROM outbox ORDER BY id")]
     assert keys[-1] == "test-2", keys
+
+
+async def test_a_checks_history_far_past_keep_history_is_pruned_whole_at_its_turn_not_a_batch_an_hour(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With more checks than a round takes (HISTORY_CHECKS), a check's turn comes once an hour
+    # (HISTORY_ROUNDS) and deleted at most a batch (1000) of its runs and of its flips: a check that
+    # starts and ends a run more often than every 3.6 s among 100k checks grew its history for ever,
+    # and keep_history lowered from "400d" to "30d" left a minutely job's year in for 44 days.
+    monkeypatch.setattr(housekeeping, "HISTORY_CHECKS", 1)  # a check a round: two rounds see both
+    body = f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n'
+    config = write_config(body, server='keep_history = "30d"')
+    clock = FakeClock()
+    many = 2 * rows.HISTORY_BATCH + 500
+    async with running(config, clock) as engine:
+        await engine.writer.flush()
+        a, old = engine.checks["a"].id, clock.now() - 40 * DAY
+        numbers = f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {many})"
+        query(config, f"{numbers} INSERT INTO runs (check_id, started_at, ended_at, outcome)"
+                      " SELECT ?, ? + i, ? + i + 0.5, 'success' FROM n", (a, old, old))  # fmt: skip
+        query(config, f"{numbers} INSERT INTO flips (id, check_id, at, old, new, detail)"
+                      " SELECT 1000000 + i, ?, ? + i, 'up', 'running', '' FROM n", (a, old))  # fmt: skip
+        reader = await backend.open_existing_reader(config.server.database)
+        try:
+            history = housekeeping.History()
+            for _ in range(2):
+                await housekeeping.prune(engine, history, reader)
+            await engine.writer.flush()
+        finally:
+            await reader.close()
+    assert query(config, "SELECT count(*) FROM runs WHERE check_id = ?", (a,)) == [(0,)]
+    assert query(config, "SELECT count(*) FROM flips WHERE check_id = ? AND at < ?", (a, old + many + 1)) == [(0,)]

@@ -26,6 +26,9 @@ CHECKPOINT_ROUND = 0.1
 # rounds (an hour at the default prune_every): each check's own commit, so pings wait for none long.
 HISTORY_CHECKS = 1000
 HISTORY_ROUNDS = 60
+# At its turn a check's history before the cut is deleted a batch (rows.HISTORY_BATCH) a commit, up
+# to this many batches: a busy check's hour of runs, or keep_history lowered, is not a batch an hour.
+HISTORY_TURN = 100
 
 
 async def run(engine: Engine, prune_every: float = 60.0, reader: Reader | None = None) -> None:
@@ -104,8 +107,9 @@ class History:
 async def prune(engine: Engine, history: History | None = None, reader: Reader | None = None) -> None:
     """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement). Forget
     the client ping ids past their time. Delete history older than keep_history: a slice of the
-    checks' runs and flips (`history`: where the last round stopped; None: every check), and
-    finished alerts and downtimes. A log is trimmed store.PINGS_PER_TRIM pings a commit; those
+    checks' runs and flips (`history`: where the last round stopped; None: every check), all of
+    a check's at its turn given `reader` (without one: a batch), and finished alerts and
+    downtimes. A log is trimmed store.PINGS_PER_TRIM pings a commit; those
     a sweep trims are counted first by `reader` (without one: one commit's worth)."""
     now = engine.clock.now()
     engine.ping_ids.prune(now)
@@ -135,6 +139,8 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
         if trim:
             statements.append(store.prune_statement(check_id, keep, store.PINGS_PER_TRIM))
         await _submit(engine, statements)
+        if reader is not None:
+            await _prune_rest(engine, reader, check_id, cut)
         if trim and reader is not None:
             over = (await reader.count_pings(check_id)).get(check_id, 0) - keep
             if over > 0:
@@ -144,6 +150,17 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
     if unswept is not None and not unswept:
         unswept.clear()  # an emptied set keeps its table (100k checks: 4 MiB) until cleared
     await _submit(engine, store.prune_done_statements(cut))
+
+
+async def _prune_rest(engine: Engine, reader: Reader, check_id: int, cut: float) -> None:
+    """Delete what a check's first batch of history before `cut` left (more than a batch of runs or
+    flips), a batch a commit, up to HISTORY_TURN of them: a check's turn comes once an hour with
+    many checks, and a batch an hour fell behind a check that runs every few seconds for good."""
+    batch = store.HISTORY_BATCH
+    runs, flips = await reader.count_history_before(check_id, cut, HISTORY_TURN * batch)
+    # One flip before the cut may stay for good (the newest that counts): not a batch's worth.
+    for _ in range(math.ceil(max(runs, flips - 1) / batch)):
+        await _submit(engine, store.prune_history_statements(check_id, cut))
 
 
 async def _trim(engine: Engine, check_id: int, keep: int, over: int) -> None:

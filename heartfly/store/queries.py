@@ -227,6 +227,20 @@ async def count_pings(db: Db, check_id: int | None = None) -> dict[int, int]:
     return {int(r[0]): int(r[1]) for r in await fetch_all(db, sql, args)}
 
 
+_HISTORY_BEFORE = (
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM runs WHERE check_id = ?1 AND started_at < ?2 AND ended_at < ?2"
+    " LIMIT ?3) AS r), (SELECT count(*) FROM (SELECT 1 FROM flips WHERE check_id = ?1 AND at < ?2 LIMIT ?3) AS f)"
+)
+
+
+async def count_history_before(db: Db, check_id: int, cut: float, limit: int) -> tuple[int, int]:
+    """How many of a check's runs and of its flips are from before `cut`, as the prune of history
+    past keep_history deletes them, each counted up to `limit`: one statement, seeks of the
+    indexes runs_by_start and flips_by_time."""
+    row = await fetch_one(db, _HISTORY_BEFORE, (check_id, cut, limit))
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 async def read_downtimes(db: Db, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
     """Newest first; `before` an id cursor, as the other lists have."""
     sql = "SELECT id, stopped_at, started_at, clean FROM downtimes WHERE id < ? ORDER BY id DESC LIMIT ?"

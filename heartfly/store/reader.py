@@ -62,6 +62,9 @@ class SqlReader:
     async def count_pings(self, check_id: int | None = None) -> dict[int, int]:
         return await queries.count_pings(self.db, check_id)
 
+    async def count_history_before(self, check_id: int, cut: float, limit: int) -> tuple[int, int]:
+        return await queries.count_history_before(self.db, check_id, cut, limit)
+
     async def read_downtimes(self, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
         return await queries.read_downtimes(self.db, limit, before)
 
