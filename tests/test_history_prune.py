@@ -13,11 +13,12 @@ import pytest
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.record import LONGEST
-from heartfly.core.states import Kind
+from heartfly.core.states import Event, Kind
 from heartfly.server import housekeeping
 from heartfly.server.engine import Engine
 from heartfly.store import backend, rows
 from heartfly.store.groupcommit import GroupCommitter
+from heartfly.store.pingrecord import PingRecord
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
 from tests.test_restart import ping, running
@@ -396,3 +397,36 @@ async def test_a_checks_history_far_past_keep_history_is_pruned_whole_at_its_tur
             await reader.close()
     assert query(config, "SELECT count(*) FROM runs WHERE check_id = ?", (a,)) == [(0,)]
     assert query(config, "SELECT count(*) FROM flips WHERE check_id = ? AND at < ?", (a, old + many + 1)) == [(0,)]
+
+
+async def test_a_trim_of_long_bodies_deletes_few_enough_of_them_a_commit_that_pings_wait_for_none_long(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trim went 2,000 pings a commit whatever their bodies: bodies at the default body_limit
+    # (100 KB, a `heartfly run`'s output) made that commit read 200 MB of overflow pages, 6 s
+    # measured, with every ping queued behind it and readiness failing at 5 s. A commit now
+    # deletes about TRIM_BYTES of bodies at most, by body_limit.
+    monkeypatch.setattr(housekeeping, "TRIM_BYTES", 100_000, raising=False)
+    server = 'keep_pings = 20\nbody_limit = "10KB"'
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server=server)
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        check = engine.checks["a"]
+        for _ in range(120):
+            await engine.record(check, PingRecord(Event(Kind.LOG, clock.now()), clock.now(), body="x" * 10_000))
+        engine.checkpoint()
+        await engine.writer.flush()
+        kept = [query(config, "SELECT count(*) FROM pings")[0][0]]
+        writer = engine.writer
+        assert isinstance(writer, GroupCommitter)
+        real = writer._commit_batch
+
+        async def counted(writes: list[rows.Write]) -> None:
+            await real(writes)
+            kept.append(query(config, "SELECT count(*) FROM pings")[0][0])
+
+        monkeypatch.setattr(writer, "_commit_batch", counted)
+        await housekeeping.prune(engine, housekeeping.History())
+        await engine.writer.flush()
+    assert kept[0] == 120 and kept[-1] == 20
+    assert max(before - after for before, after in itertools.pairwise(kept)) <= 10

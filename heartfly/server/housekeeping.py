@@ -29,6 +29,10 @@ HISTORY_ROUNDS = 60
 # At its turn a check's history before the cut is deleted a batch (rows.HISTORY_BATCH) a commit, up
 # to this many batches: a busy check's hour of runs, or keep_history lowered, is not a batch an hour.
 HISTORY_TURN = 100
+# Bytes of ping bodies a trim's commit deletes at most (by body_limit, the longest a body may be): a
+# long body is a chain of overflow pages that SQLite reads to free, and 2,000 bodies of 100 KB took
+# one commit 6 s. About 0.1 s of a commit at this many (4 MiB).
+TRIM_BYTES = 4 << 20
 
 
 async def run(engine: Engine, prune_every: float = 60.0, reader: Reader | None = None) -> None:
@@ -109,8 +113,8 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
     the client ping ids past their time. Delete history older than keep_history: a slice of the
     checks' runs and flips (`history`: where the last round stopped; None: every check), all of
     a check's at its turn given `reader` (without one: a batch), and finished alerts and
-    downtimes. A log is trimmed store.PINGS_PER_TRIM pings a commit; those
-    a sweep trims are counted first by `reader` (without one: one commit's worth)."""
+    downtimes. A log is trimmed _per_trim pings a commit; those a sweep trims are counted first
+    by `reader` (without one: one commit's worth)."""
     now = engine.clock.now()
     engine.ping_ids.prune(now)
     await engine.writer.flush()  # a batch runs statements before state rows: commit queued states first
@@ -137,7 +141,7 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
         statements = store.prune_history_statements(check_id, cut)
         trim = unswept is None or check_id in unswept
         if trim:
-            statements.append(store.prune_statement(check_id, keep, store.PINGS_PER_TRIM))
+            statements.append(store.prune_statement(check_id, keep, _per_trim(engine)))
         await _submit(engine, statements)
         if reader is not None:
             await _prune_rest(engine, reader, check_id, cut)
@@ -164,10 +168,16 @@ async def _prune_rest(engine: Engine, reader: Reader, check_id: int, cut: float)
 
 
 async def _trim(engine: Engine, check_id: int, keep: int, over: int) -> None:
-    """Trim a log that may hold `over` pings past `keep`, a commit of at most PINGS_PER_TRIM each."""
-    batch = store.PINGS_PER_TRIM
+    """Trim a log that may hold `over` pings past `keep`, a commit of at most _per_trim each."""
+    batch = _per_trim(engine)
     for _ in range(math.ceil(over / batch)):
         await _submit(engine, [store.prune_statement(check_id, keep, batch)])
+
+
+def _per_trim(engine: Engine) -> int:
+    """The pings a trim deletes a commit: store.PINGS_PER_TRIM, or fewer where bodies may be long
+    (TRIM_BYTES)."""
+    return max(1, min(store.PINGS_PER_TRIM, TRIM_BYTES // max(1, engine.config.server.body_limit)))
 
 
 async def _submit(engine: Engine, statements: list[store.Statement]) -> None:
