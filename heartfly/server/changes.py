@@ -207,6 +207,10 @@ class ChangeRows:
             # of, a recovery after no down alert at all; back before the summary, it has nothing
             # left to say, as one back within the window.
             window = next((w for w in windows if w.name == held), None)
+        if window is not None and window.alerts == "hold" and flip.is_recovery and check.state.down_told_to:
+            # Its down was told (before the window began): the summary tells only the checks still
+            # down, so a recovery held for it would never be told, and a receiver keep it down.
+            window = None
         return window
 
     def _folds(self, check: Check, flip: Flip, old: CheckState) -> bool:
