@@ -118,6 +118,8 @@ def test_the_summary_tells_the_down_alerts_the_window_held_of_checks_down_still(
         ('name = "w"\nstart = 2026-12-07T02:00:00Z\nduration = "1h"\ntimezone = "UTC"', "gives its own offset"),
         ('name = "w"\nstart = "2026-12-07 02:00+01:00"\nduration = "1h"\ntimezone = "UTC"', "gives its own offset"),
         ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nwhen = 1', "maintenance[0].when: unknown key"),
+        ('name = "w"\nstart = "0001-01-01 00:00"\ntimezone = "Asia/Tokyo"\nduration = "1h"', "start: out of range"),
+        ('name = "w"\nstart = 0001-01-01\ntimezone = "Asia/Tokyo"\nduration = "1h"', "start: out of range"),
     ],
 )
 def test_a_bad_window_is_named_in_the_config_errors(write_config: ConfigWriter, body: str, problem: str) -> None:

@@ -565,7 +565,12 @@ class _Reader(Reader):
         if value.tzinfo is None:
             zone = ZoneInfo(timezone or "UTC")
             local = value.replace(tzinfo=zone)
-            if local.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
+            try:  # (year 1 east of UTC, 9999 west of it: a year Python's dates do not hold)
+                back = local.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+            except OverflowError:
+                self.fail(join(where, key), f"out of range: {value.isoformat(' ')} in {zone.key}")
+                return None
+            if back != value:
                 self.fail(join(where, key), f"{value:%Y-%m-%d %H:%M} does not exist in {zone.key}: its clocks skip it")
                 return None
             return local.timestamp()
