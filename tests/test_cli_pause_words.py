@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,17 @@ def test_a_pause_of_a_check_no_ping_resumes_says_how_to_resume(tmp_path: Path, m
     monkeypatch.setattr(operate, "_ask", lambda *a, **k: {"name": "nightly", "state": "paused", "paused_until": None})
     said = operate.pause(config, "nightly", None)
     assert "`heartfly resume nightly`" in said and "resume_on_ping" not in said, said
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00", "9999-12-31T23:59"])
+def test_a_pause_until_a_local_time_out_of_the_years_a_date_holds_is_refused_in_words(
+    tmp_path: Path, when: str
+) -> None:
+    # East of UTC the first is year 0 in UTC, west of it the second year 10000: a traceback, before.
+    config = _config(tmp_path, resume_on_ping=False)
+    for zone in ("Asia/Tokyo", "America/New_York"):
+        env = {**os.environ, "TZ": zone}
+        args = [sys.executable, "-m", "heartfly", "pause", "nightly", "--until", when, "-c", str(config.path)]
+        result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
+        assert "--until" in result.stderr, result.stderr

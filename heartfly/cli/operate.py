@@ -45,7 +45,10 @@ def until_param(text: str) -> str:
         example = '"2h", "1d", "2026-11-24 08:00" or "2026-11-24T08:00Z"'
         raise AdminError(f'--until: expected a duration or a time ({example}), got "{text}"') from None
     if when.tzinfo is None:
-        when = when.astimezone()  # what the operator's clock says
+        try:
+            when = when.astimezone()  # what the operator's clock says
+        except (ValueError, OverflowError):  # year 1 east of UTC, 9999 west of it: out of a date's years
+            raise AdminError(f'--until: "{text}" is out of range (a pause lasts at most a year)') from None
     return when.isoformat()
 
 
