@@ -7,7 +7,7 @@ from heartfly.core.states import Kind, Status
 from tests.conftest import ConfigWriter
 from tests.test_maintenance import MONDAY_2AM
 from tests.test_maintenance_holds import _events, _patching, job_check
-from tests.test_restart import ping, running
+from tests.test_restart import ping, run_timer, running
 
 
 async def test_a_check_told_down_before_a_held_window_and_back_within_it_has_its_recovery_told(
@@ -58,3 +58,47 @@ async def test_a_dropping_window_drops_the_recovery_of_a_check_told_down_before_
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert _events(config) == ["down"]
+
+
+async def test_the_recovery_after_a_dropping_window_of_a_down_it_dropped_is_not_told(
+    write_config: ConfigWriter,
+) -> None:
+    # Down at 02:10, dropped; back at 03:10, after the window: a recovery of a down nobody heard of.
+    config = write_config(job_check() + _patching(mode="drop"))
+    clock = FakeClock(MONDAY_2AM + 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(60 * 60)
+        await ping(engine, "job", Kind.SUCCESS)
+        assert engine.checks["job"].state.status is Status.UP
+        await engine.writer.flush()
+    assert _events(config) == []
+
+
+async def test_the_recovery_after_a_dropping_window_goes_to_the_channels_a_reminder_told_since(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(job_check(extra='repeat = "30m"\n') + _patching(mode="drop"))
+    clock = FakeClock(MONDAY_2AM + 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)  # 02:10: dropped
+        run_timer(engine, clock, 65 * 60)  # the 02:40 reminder dropped, the 03:10 one told
+        await ping(engine, "job", Kind.SUCCESS)
+        await engine.writer.flush()
+    assert _events(config) == ["reminder", "recovery"]
+
+
+async def test_the_recovery_of_a_down_a_dropping_window_dropped_is_not_told_after_a_restart_either(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(job_check() + _patching(mode="drop"))
+    clock = FakeClock(MONDAY_2AM + 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+    clock.advance(60 * 60)
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        await ping(engine, "job", Kind.SUCCESS)
+        assert engine.checks["job"].state.status is Status.UP
+        await engine.writer.flush()
+    assert _events(config) == []

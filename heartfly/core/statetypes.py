@@ -239,7 +239,7 @@ class CheckState:
     # While down: the channels told so (its down alert or the window's summary that stands for it,
     # its reminders), which its recovery goes to, whatever channels a reload has given the check
     # since. None: not known (a down held for a window's summary not yet told, folded, or stored
-    # before this was kept): its channels are told then.
+    # before this was kept): its channels are told then. (): nobody (a `drop` window dropped it).
     down_told_to: tuple[str, ...] | None = None
     # Fan-in: the run ids among closed_runs of batches that failed (a worker's failure, a broken
     # assertion) or were given up, newest last: a worker's failure in one of them is no second

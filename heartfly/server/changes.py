@@ -169,7 +169,9 @@ class ChangeRows:
         if flip.new is not states.Status.DOWN:
             now = None
         elif event is None or fold or window is not None:  # told nothing now
-            now = None if flip.is_down else told
+            # A down a `drop` window dropped was told to nobody, who hears nothing of its end either.
+            dropped = window is not None and window.alerts == "drop"
+            now = told if not flip.is_down else () if dropped else None
         else:
             names = outbox.hearers(check.config, event.value, self.config.channels, told)
             now = tuple(names) if flip.is_down or told is None else tuple(dict.fromkeys([*told, *names]))
