@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import new_key
-from tests.proc import Server
+from tests.proc import Server, heartfly
 from tests.test_cluster import (  # noqa: F401 - database: the fixture
     database,
     every,
@@ -130,3 +130,27 @@ async def test_a_ping_a_standby_takes_after_the_pause_it_was_given_resumes_a_che
         await until(applied, 20, "the standby leads and applies the pause")
         await asyncio.sleep(1.0)
         assert await state_on(session, standby, tmp_path) == "up", "the ping after the pause did not end it"
+
+
+async def test_heartfly_pause_given_to_a_standby_says_the_leader_applies_it_not_that_a_ping_resumed_it(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # The standby answers with the state before the leader applied its inbox row: `up`, which
+    # heartfly pause took for a pause a ping had ended ("it is watched"), the check being paused.
+    async with leader_and_standby_of_job(tmp_path, database) as (session, leader, standby):
+        config = tmp_path / "heartfly.toml"
+        asked = tmp_path / "standby.toml"  # the file on the standby's machine: its address
+        asked.write_text(config.read_text().replace("127.0.0.1:0", standby.url.removeprefix("http://")))
+        paused = await asyncio.to_thread(heartfly, "pause", "job", "--until", "1h", "-c", str(asked))
+        assert paused.returncode == 0, paused
+        assert "resumed" not in paused.stdout and "watched" not in paused.stdout.split(";")[0], paused.stdout
+        assert "leader" in paused.stdout, paused.stdout
+        await until(lambda: _state_is(session, leader, tmp_path, "paused"), 5, "the leader pauses the check")
+        resumed = await asyncio.to_thread(heartfly, "resume", "job", "-c", str(asked))
+        assert resumed.returncode == 0, resumed
+        assert "leader" in resumed.stdout and "paused," not in resumed.stdout, resumed.stdout
+
+
+async def _state_is(session: aiohttp.ClientSession, server: Server, tmp_path: Path, state: str) -> bool:
+    return await state_on(session, server, tmp_path) == state

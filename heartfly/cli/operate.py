@@ -90,6 +90,9 @@ def pause(config: Config, name: str, until: str | None) -> str:
     if until is not None:  # `--until ""` (an unset variable in a script) is refused, not a pause for ever
         path += "?until=" + quote(until_param(until), safe="")
     body = _ask(config, path, ("name", "state"), in_file=name in config.checks)
+    if body.get("applied") is False:  # a standby: its answer shows the check before the leader applies it
+        ends = " and ends it as asked" if until is not None else ""
+        return f"pause of {name} passed to the leader (this server stands by), which applies it within seconds{ends}"
     if body.get("state", "paused") != "paused":  # a ping ended it as it was given (resume_on_ping)
         return f"paused {name}, and a ping resumed it meanwhile (resume_on_ping): it is watched"
     check = config.checks.get(name)  # the file's; an older server does not say resume_on_ping
@@ -108,6 +111,8 @@ def resume(config: Config, name: str) -> str:
     body = _ask(config, path, ("name", "state"), in_file=name in config.checks)
     if body.get("was_paused") is False:  # an older server does not say: take it as resumed
         raise AdminError(f"{name} is not paused (it is {body['state']}): nothing to resume")
+    if body.get("applied") is False:  # a standby: its answer shows the check before the leader applies it
+        return f"resume of {name} passed to the leader (this server stands by): watched again from then"
     return f"resumed {name}: {body['state']}, watched again from now"
 
 

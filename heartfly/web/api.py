@@ -214,7 +214,8 @@ async def pause_check(request: web.Request) -> web.Response:
             return json_error(400, str(exc))
     await control.pause(request.app, check, until)
     # Said: a check made through the API has it, which the file (all `heartfly pause` reads) does not show.
-    return web.json_response({**summary(request.app, check), "resume_on_ping": check.config.resume_on_ping})
+    said = {"resume_on_ping": check.config.resume_on_ping, "applied": _applied(request)}
+    return web.json_response({**summary(request.app, check), **said})
 
 
 @authorized()
@@ -223,7 +224,13 @@ async def resume_check(request: web.Request) -> web.Response:
     check = _check(request)
     was_paused = check.state.status is Status.PAUSED
     await control.resume(request.app, check)
-    return web.json_response({**summary(request.app, check), "was_paused": was_paused})
+    return web.json_response({**summary(request.app, check), "was_paused": was_paused, "applied": _applied(request)})
+
+
+def _applied(request: web.Request) -> bool:
+    """Whether a pause or resume was applied here: a standby passes it to the leader (its inbox),
+    and its answer shows the check as it was, not paused (or resumed) yet."""
+    return request.app[RUNTIME].engine.standby is None
 
 
 @authorized(new_token_opens=True)

@@ -108,15 +108,24 @@ def _action(
     }
 
 
+# Pause and resume given to a cluster's standby go to the leader through its inbox.
+APPLIED = {
+    "type": "boolean",
+    "description": "false: given to a standby, which passed it to the leader; the check is shown as it was"
+    " (the leader applies it within seconds).",
+}
+
+
 # Resume answers the check plus whether it was paused, so a caller can tell "resumed" from "nothing to do".
 RESUMED = {
     "allOf": [
         _ref("Check"),
         {
             "type": "object",
-            "required": ["was_paused"],
+            "required": ["was_paused", "applied"],
             "properties": {
-                "was_paused": {"type": "boolean", "description": "false: it was not paused; nothing changed."}
+                "was_paused": {"type": "boolean", "description": "false: it was not paused; nothing changed."},
+                "applied": APPLIED,
             },
         },
     ]
@@ -129,12 +138,13 @@ PAUSED = {
         _ref("Check"),
         {
             "type": "object",
-            "required": ["resume_on_ping"],
+            "required": ["resume_on_ping", "applied"],
             "properties": {
                 "resume_on_ping": {
                     "type": "boolean",
                     "description": "true: its next start, success or failure ping ends the pause.",
-                }
+                },
+                "applied": APPLIED,
             },
         },
     ]
