@@ -61,3 +61,8 @@ def test_a_pause_until_a_local_time_out_of_the_years_a_date_holds_is_refused_in_
         result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
         assert "--until" in result.stderr, result.stderr
+
+
+def test_a_pause_until_a_utc_time_with_a_lower_case_z_is_sent_as_the_server_reads_it() -> None:
+    # The server takes 2026-12-24T08:00z (the OpenAPI document's pattern has [Zz]); the command refused it.
+    assert operate.until_param("2026-12-24T08:00z") == "2026-12-24T08:00:00+00:00"

@@ -40,7 +40,7 @@ def until_param(text: str) -> str:
         if str(exc).startswith("at most "):  # a duration past any bound ("99999d"): the server's limit says so
             return text
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))  # as the server reads it
     except ValueError:
         example = '"2h", "1d", "2026-11-24 08:00" or "2026-11-24T08:00Z"'
         raise AdminError(f'--until: expected a duration or a time ({example}), got "{text}"') from None
