@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from heartfly.core.clock import FakeClock
+from heartfly.core.config import load_config
 from heartfly.core.states import Kind, Status
 from tests.conftest import ConfigWriter
+from tests.storeutil import query
 from tests.test_maintenance import MONDAY_2AM
 from tests.test_maintenance_holds import _events, _patching, job_check
 from tests.test_restart import ping, run_timer, running
@@ -102,3 +108,27 @@ async def test_the_recovery_of_a_down_a_dropping_window_dropped_is_not_told_afte
         assert engine.checks["job"].state.status is Status.UP
         await engine.writer.flush()
     assert _events(config) == []
+
+
+async def test_a_window_a_reload_added_that_ended_while_stopped_is_summarized_as_its_occurrence(
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its done mark was kept in memory only: the next start took the window for new, its hold for
+    # one of a window "removed or changed", and told it as ended at the start, not at 03:00.
+    clock = FakeClock(MONDAY_2AM - 3600)
+    config = write_config(job_check())
+    async with running(config, clock) as engine:
+        config = write_config(job_check() + _patching())
+        await engine.apply_config(load_config(config.path))
+        clock.advance(70 * 60)  # 02:10
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.window_hold == "patching"
+        clock.advance(20 * 60)  # 02:30: stopped
+    clock.advance(60 * 60)  # 03:30
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    [(event, payload)] = query(config, "SELECT event, payload FROM outbox")
+    assert event == "maintenance" and json.loads(payload)["ended_at"] == MONDAY_2AM + 3600, payload
+    assert "was removed or changed" not in caplog.text

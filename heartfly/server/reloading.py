@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 
 from heartfly.core import pipeline, states
 from heartfly.core.config import Config
+from heartfly.server import windows
 from heartfly.server.checks import Check, Removed
 from heartfly.server.loading import Loading
 from heartfly.store import rows as store
@@ -160,7 +161,11 @@ class Reloading(Loading):
         self.config = config
         self.ping_ids.keep_for = config.server.max_ping_age  # ids are remembered as long as pings are taken
         for window in config.maintenance:  # a window new to the file owes no summary of the past
-            self.windows_done.setdefault(window.name, now)
+            if window.name not in self.windows_done:
+                self.windows_done[window.name] = now
+                if not self._view:  # stored, as a start's (windows.marks): else the next start takes it
+                    # for new, and tells what it held as a window's "removed or changed", ended then
+                    statements.append(store.meta_statement(windows.DONE_META + window.name, repr(now)))
         self._log_new()
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         for check in returned:  # with the new config in place: a replayed flip alerts its channels
