@@ -132,3 +132,22 @@ async def test_a_window_a_reload_added_that_ended_while_stopped_is_summarized_as
     [(event, payload)] = query(config, "SELECT event, payload FROM outbox")
     assert event == "maintenance" and json.loads(payload)["ended_at"] == MONDAY_2AM + 3600, payload
     assert "was removed or changed" not in caplog.text
+
+
+async def test_a_reload_that_makes_a_held_window_drop_tells_what_it_held_at_once(
+    write_config: ConfigWriter,
+) -> None:
+    # docs/alerts.md: a held alert is never lost to an edit of the file, this one included.
+    config = write_config(job_check() + _patching())
+    clock = FakeClock(MONDAY_2AM + 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)  # 02:10: held
+        clock.advance(300)
+        config = write_config(job_check() + _patching(mode="drop"))
+        await engine.apply_config(load_config(config.path))
+        await engine.writer.flush()
+        assert _events(config) == ["maintenance"]
+        clock.advance(60 * 60)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == ["maintenance"]
