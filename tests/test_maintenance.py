@@ -120,6 +120,8 @@ def test_the_summary_tells_the_down_alerts_the_window_held_of_checks_down_still(
         ('name = "w"\ncron = "0 2 * * 1"\nduration = "1h"\nwhen = 1', "maintenance[0].when: unknown key"),
         ('name = "w"\nstart = "0001-01-01 00:00"\ntimezone = "Asia/Tokyo"\nduration = "1h"', "start: out of range"),
         ('name = "w"\nstart = 0001-01-01\ntimezone = "Asia/Tokyo"\nduration = "1h"', "start: out of range"),
+        ('name = "w"\nstart = 9999-12-31T23:59:00-05:00\nduration = "1h"', "start: out of range"),
+        ('name = "w"\nstart = "9999-12-31T23:59-05:00"\nduration = "1h"', "start: out of range"),
     ],
 )
 def test_a_bad_window_is_named_in_the_config_errors(write_config: ConfigWriter, body: str, problem: str) -> None:

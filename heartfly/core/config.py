@@ -562,22 +562,20 @@ class _Reader(Reader):
         if not isinstance(value, datetime):
             self.fail(join(where, key), f'expected a date and time like "2026-12-24 18:00", got {kind_of(value)}')
             return None
-        if value.tzinfo is None:
-            zone = ZoneInfo(timezone or "UTC")
-            local = value.replace(tzinfo=zone)
-            try:  # (year 1 east of UTC, 9999 west of it: a year Python's dates do not hold)
-                back = local.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-            except OverflowError:
-                self.fail(join(where, key), f"out of range: {value.isoformat(' ')} in {zone.key}")
-                return None
-            if back != value:
-                self.fail(join(where, key), f"{value:%Y-%m-%d %H:%M} does not exist in {zone.key}: its clocks skip it")
-                return None
-            return local.timestamp()
-        if "timezone" in item:
+        if value.tzinfo is not None and "timezone" in item:
             self.fail(join(where, "timezone"), f'"{key}" gives its own offset: drop one of the two')
             return None
-        return value.timestamp()
+        zone = ZoneInfo(timezone or "UTC")
+        local = value if value.tzinfo is not None else value.replace(tzinfo=zone)
+        try:  # (year 1 east of UTC, 9999 west of it: a year Python's dates do not hold)
+            back = local.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+        except OverflowError:
+            self.fail(join(where, key), f"out of range: {local.isoformat(' ')} is not in years 1 to 9999 in UTC")
+            return None
+        if value.tzinfo is None and back != value:
+            self.fail(join(where, key), f"{value:%Y-%m-%d %H:%M} does not exist in {zone.key}: its clocks skip it")
+            return None
+        return local.timestamp()
 
     def pipelines(self, checks: Mapping[str, CheckConfig]) -> None:
         for where, problem in pipeline_problems(checks):
