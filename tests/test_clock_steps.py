@@ -12,8 +12,9 @@ import pytest
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Event, Kind, Reason, Status
-from heartfly.server import housekeeping
+from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine, PingRecord
+from heartfly.server.liveness import TIMER_STALE
 from heartfly.store.rows import ALIVE_AT, decode_state
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
@@ -24,7 +25,7 @@ HOUR = 3600.0
 
 def wake(engine: Engine, clock: FakeClock) -> None:
     """A timer wake-up: the clock looked at, then what is due fired."""
-    engine.timer_alive_at = clock.now()
+    engine.timer_alive.mark(clock.now())
     engine.watch_clock(clock.now())
     engine.fire_due(clock.now())
 
@@ -171,3 +172,20 @@ async def test_a_restart_after_a_suspend_and_a_clock_set_back_still_extends_by_i
     async with running(config, clock) as engine:
         engine.fire_due(clock.now())
         assert engine.checks["a"].state.status is not Status.DOWN
+
+
+async def test_a_wall_clock_set_forward_is_no_stopped_timer_and_a_timer_that_stops_after_it_is_one(
+    write_config: ConfigWriter,
+) -> None:
+    # Silence was the wall clock's move since the last wake-up: NTP setting forward a clock that
+    # was wrong at boot made /readyz and the heartbeat say "the deadline timer is not running",
+    # and a cluster's leader renewing its lease then gave it up (Node._cannot_fire).
+    async with pinged(write_config) as (engine, clock):
+        clock.step(HOUR)
+        assert engine.timer_alive.stale() is None and heartbeat.problem(engine) is None
+        clock.advance(TIMER_STALE + 1)  # now it has not woken for longer than the limit
+        assert engine.timer_alive.stale() == TIMER_STALE + 1
+        assert heartbeat.problem(engine) == "the deadline timer is not running"
+        wake(engine, clock)
+        clock.step(-HOUR)  # and set back: no silence either
+        assert engine.timer_alive.stale() is None and heartbeat.problem(engine) is None

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from heartfly.core.config import load_config
-from heartfly.server import heartbeat
+from heartfly.server import liveness
 from heartfly.server.engine import Engine
 from heartfly.store.api import Reader
 from heartfly.web.app import create_app
@@ -20,7 +20,7 @@ from tests.proc import Server
 from tests.test_cluster import database, every, readiness, until, write  # noqa: F401 - database: the fixture
 from tests.webutil import Client
 
-STALE = 2.0  # heartbeat.TIMER_STALE here: a rebuild held longer than this is one of a big config
+STALE = 2.0  # liveness.TIMER_STALE here: a rebuild held longer than this is one of a big config
 
 
 async def test_a_standby_stays_ready_while_its_picture_of_the_states_takes_longer_than_the_timer_stall(
@@ -34,7 +34,7 @@ async def test_a_standby_stays_ready_while_its_picture_of_the_states_takes_longe
     # deadline timer is not running", on a standby that has no timer and took pings all along,
     # and a load balancer took it out at each rebuild.
     path = write(tmp_path, database, every("job", new_key(), "1h"))
-    monkeypatch.setattr(heartbeat, "TIMER_STALE", STALE)
+    monkeypatch.setattr(liveness, "TIMER_STALE", STALE)
     leader = Server(path)
     await asyncio.to_thread(leader.start)
     try:

@@ -977,7 +977,7 @@ async def late_and_back(aiohttp_client: Any, write_config: ConfigWriter, runs: i
         engine.fire_due(clock.now())  # late: past due, within grace
         # This loop is the timer here, and marks itself alive as the timer does: on PostgreSQL the
         # lease's watchdog, reading a timer silent for 61 s, gave the lease up and pings got 503.
-        engine.timer_alive_at = clock.now()
+        engine.timer_alive.mark(clock.now())
     return client, key, check_uuid(engine.checks["flappy"].config)
 
 
@@ -1197,12 +1197,12 @@ async def test_a_new_check_that_becomes_overdue_has_no_flip_up_as_in_healthcheck
     url = f"/api/v3/checks/{uuid}"
     clock.advance(61)
     engine.fire_due(clock.now())
-    engine.timer_alive_at = clock.now()
+    engine.timer_alive.mark(clock.now())
     assert (await (await client.get(url, headers=rw(key))).json())["status"] == "grace"
     assert (await (await client.get(url + "/flips/", headers=rw(key))).json())["flips"] == []
     clock.advance(61)
     engine.fire_due(clock.now())
-    engine.timer_alive_at = clock.now()
+    engine.timer_alive.mark(clock.now())
     assert (await (await client.get(url, headers=rw(key))).json())["status"] == "down"
     assert (await client.get(f"/ping/{uuid}")).status == 200
     flips = (await (await client.get(url + "/flips/", headers=rw(key))).json())["flips"]

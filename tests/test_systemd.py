@@ -212,9 +212,9 @@ async def test_the_watchdog_health_check_fails_once_the_deadline_timer_stops_wak
     health, engine = _health(app), app[RUNTIME].engine
     await _until(lambda: health() is None)
     # No await between setting the mark and asking, so the running timer cannot move it.
-    engine.timer_alive_at = clock.now() - 4.0  # the timer beats every second; a few missed beats pass
+    engine.timer_alive.mark(clock.now() - 4.0)  # the timer beats every second; a few missed beats pass
     assert health() is None
-    engine.timer_alive_at = clock.now() - 6.0
+    engine.timer_alive.mark(clock.now() - 6.0)
     assert health() == "the deadline timer last ran 6 s ago"
 
 

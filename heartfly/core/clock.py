@@ -16,6 +16,11 @@ class Clock(Protocol):
         does not move it, so a suspend is told apart from a step that a later one may correct."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin that a step of the wall clock does not move: how long
+        something has taken, whatever NTP did meanwhile."""
+        ...
+
 
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)  # Linux's: it counts a suspend, CLOCK_MONOTONIC does not
 
@@ -27,6 +32,9 @@ class SystemClock:
     def suspended(self) -> float:
         return 0.0 if _BOOTTIME is None else time.clock_gettime(_BOOTTIME) - time.monotonic()
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
 
 class FakeClock:
     """A clock tests move by hand."""
@@ -34,12 +42,16 @@ class FakeClock:
     def __init__(self, start: float = 1_780_000_000.0) -> None:
         self.t = start
         self.asleep = 0.0
+        self.stepped = 0.0  # the wall clock's steps, which the monotonic clock does not follow
 
     def now(self) -> float:
         return self.t
 
     def suspended(self) -> float:
         return self.asleep
+
+    def monotonic(self) -> float:
+        return self.t - self.stepped
 
     def advance(self, seconds: float) -> float:
         self.t += seconds
@@ -48,4 +60,9 @@ class FakeClock:
     def suspend(self, seconds: float) -> float:
         """The machine sleeps for `seconds`."""
         self.asleep += seconds
+        return self.advance(seconds)
+
+    def step(self, seconds: float) -> float:
+        """The wall clock is set forward (or back): NTP at boot, a VM's clock corrected."""
+        self.stepped += seconds
         return self.advance(seconds)

@@ -31,7 +31,7 @@ from heartfly.core.stored_checks import META_PREFIX, decode_all
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server import drift, heartbeat, housekeeping
 from heartfly.server.checks import Check
-from heartfly.server.engine import TIMER_STALE, Engine
+from heartfly.server.engine import Engine
 from heartfly.server.tasks import ran_to_its_end, watched
 from heartfly.server.viewwriter import DROPPED
 from heartfly.store import inbox
@@ -168,7 +168,7 @@ class Node:
                 try:
                     await self._settle()
                     if self._view is not None:  # the standby's liveness, as the leader's timer shows its own
-                        self._view.timer_alive_at = self._clock.now()
+                        self._view.timer_alive.mark(self._clock.now())
                     due = max(VIEW_EVERY, VIEW_SHARE * view_took)
                     if self._term is None and time.monotonic() - last_view >= due:
                         began = time.monotonic()
@@ -247,7 +247,7 @@ class Node:
             self._lease_failing = False
             self.holding_read_at = time.monotonic()  # only a read that came back: its age is /readyz's
             if self._view is not None:  # a standby is alive while it reads the lease, its view rebuilt or not
-                self._view.timer_alive_at = self._clock.now()
+                self._view.timer_alive.mark(self._clock.now())
         now_held = self.lease.term if self.lease.is_leader else None
         if now_held != held or now_held != self.term:
             self._changed.set()
@@ -257,8 +257,8 @@ class Node:
     def _cannot_fire(self, engine: Engine) -> str | None:
         """Why this leader's deadlines cannot fire (its timer stopped, or they wait on an inbox it
         cannot read), or None: another node may do better."""
-        stale = self._clock.now() - engine.timer_alive_at
-        if stale > TIMER_STALE:
+        stale = engine.timer_alive.stale()
+        if stale is not None:
             return f"its deadline timer has not run for {stale:.0f} s"
         held = engine.held_back()
         return None if held is None else heartbeat.held_words(held)
@@ -313,7 +313,7 @@ class Node:
         )
         term.dispatcher = dispatcher
         engine.on_alerts = dispatcher.wake
-        engine.timer_alive_at = self._clock.now()  # alive from here: a renewal before its first turn is no stall
+        engine.timer_alive.mark(self._clock.now())  # alive from here: a renewal before its first turn is no stall
         died = self._term_died
         term.tasks = [
             watched(engine.run_timer(), "heartfly-timer", died),
@@ -538,7 +538,7 @@ class Node:
         while self._config() is not config:  # reloaded, or a check made through the API, meanwhile
             config = self._config()
             await view.apply_config(config)
-        view.timer_alive_at = self._clock.now()
+        view.timer_alive.mark(self._clock.now())
         if self._term is None:  # not promoted meanwhile
             self._view = view
             self._publish(view, None)

@@ -28,6 +28,7 @@ from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
 from heartfly.server.downtime import Downtime, Pending
+from heartfly.server.liveness import TIMER_STALE, TimerMark
 from heartfly.server.steps import Steps
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_AFTER = 30.0
 RETRY_BROKEN_CHECK = 3600.0
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
-TIMER_STALE = 5.0  # seconds without a timer wake-up before the server counts as unhealthy (readyz, watchdog)
 HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again after this long
 # Seconds the machine may have slept between two looks at the clock before that time counts as a
 # downtime (slept).
@@ -81,7 +81,7 @@ class Engine(Steps):
         self._steps: dict[str, list[tuple[str, str]]] = {}  # upstream -> [(step, trigger)]
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
-        self.timer_alive_at = 0.0  # the timer task's last wake-up (wall clock)
+        self.timer_alive = TimerMark(clock)  # the timer task's last wake-up
         # Since when due deadlines have waited for before_fire (a cluster leader that cannot apply its
         # inbox), None while nothing waits: past TIMER_STALE the node is unhealthy (held_back).
         self.held_since: float | None = None
@@ -528,7 +528,7 @@ class Engine(Steps):
 
     def _watch_clock_if_timer_late(self, now: float) -> None:
         """At a ping: watch_clock, if the timer has not woken for a while (after a resume, say)."""
-        if now - self.timer_alive_at > TIMER_BEAT + 1.0:
+        if now - self.timer_alive.at > TIMER_BEAT + 1.0:
             self.watch_clock(now)
 
     def slept(self, now: float, asleep: float) -> None:
@@ -557,14 +557,14 @@ class Engine(Steps):
     async def run_timer(self) -> None:
         """Sleep until the earliest deadline (or an earlier one is pushed), then fire it.
 
-        It also wakes at least every TIMER_BEAT seconds to mark itself alive (`timer_alive_at`),
+        It also wakes at least every TIMER_BEAT seconds to mark itself alive (`timer_alive`),
         which is what readiness and the systemd watchdog look at. First it reads the states a
         restart left unread (finish_load): no deadline is judged before every one is scheduled;
         then it gives what the start freed back to the system (memtrim).
         """
 
         def alive() -> None:
-            self.timer_alive_at = self.clock.now()
+            self.timer_alive.mark(self.clock.now())
 
         await self.finish_load(alive)
         # What the start built and dropped (a parse, rows, texts, replayed pings): its pages go back.
@@ -572,7 +572,7 @@ class Engine(Steps):
         while True:
             now = self.clock.now()
             self.watch_clock(now)
-            self.timer_alive_at = now
+            self.timer_alive.mark(now)
             held = False
             if self.before_fire is not None and (due := self.next_wakeup()) is not None and due <= now:
                 held = not await self.before_fire()

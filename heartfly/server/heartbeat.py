@@ -19,7 +19,7 @@ import aiohttp
 from heartfly.core.config import Config
 from heartfly.core.units import human_duration
 from heartfly.notify.proxy import proxy_for
-from heartfly.server.engine import TIMER_STALE, Engine
+from heartfly.server.engine import Engine
 from heartfly.store.api import WriteQueue
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def problem(engine: Engine, writer: WriteQueue | None = None) -> str | None:
         return "database writes are failing"
     if (stuck := writer.stuck()) is not None:
         return f"a database commit has waited {stuck:.0f} s for an answer"
-    if engine.clock.now() - engine.timer_alive_at > TIMER_STALE:
+    if engine.timer_alive.stale() is not None:
         return "the deadline timer is not running"
     if (held := engine.held_back()) is not None:
         return held_words(held)

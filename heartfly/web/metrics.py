@@ -175,7 +175,7 @@ def _families(app: web.Application, outbox_pending: int | None) -> Iterator[Metr
         "heartfly_timer_lag_seconds", "How late the last deadline fired after its time.", value=engine.timer_lag
     )
     yield GaugeMetricFamily(
-        "heartfly_timer_alive_timestamp_seconds", "The deadline timer's last wake-up.", value=engine.timer_alive_at
+        "heartfly_timer_alive_timestamp_seconds", "The deadline timer's last wake-up.", value=engine.timer_alive.at
     )
     writer = rt.ping_writer()
     # A commit the database leaves unanswered (a locked table, a hung disk) holds every ping and

@@ -27,7 +27,7 @@ from heartfly.core.config_secrets import check_hc_key, check_token
 from heartfly.core.dburl import Database
 from heartfly.core.stored_checks import StoredCheck
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.server.engine import TIMER_STALE, Engine
+from heartfly.server.engine import Engine
 from heartfly.store.api import OwnWriter, Reader, StoreError, WriteQueue
 
 if TYPE_CHECKING:  # imported only for a PostgreSQL database (its driver is an extra)
@@ -141,8 +141,7 @@ class Runtime:
     def timer_stale(self) -> float | None:
         """Seconds since the deadline timer last woke, if longer than TIMER_STALE, else None: /readyz
         and the systemd watchdog both go by this."""
-        stale = self.clock.now() - self.engine.timer_alive_at
-        return stale if stale > TIMER_STALE else None
+        return self.engine.timer_alive.stale()
 
     def load_keys(self, config: Config) -> None:
         """The API token and Healthchecks' keys from their files (at start and on reload), all or
