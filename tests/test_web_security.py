@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from heartfly.store.api import StoreError
 from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import Client, bearer, login, token_of
 
@@ -47,6 +49,44 @@ async def test_api_answers_holding_ping_messages_are_never_kept_by_a_browser_or_
     assert signed_in.headers.get("Cache-Control") == "no-store"
     paused = await client.post("/api/v1/checks/backup/pause", headers={"X-CSRF-Token": csrf})
     assert paused.status == 200 and paused.headers.get("Cache-Control") == "no-store"
+
+
+async def test_the_apis_errors_and_refusals_are_not_kept_either(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A 404 or 401 holds no message, but "every answer" is what docs/api.md says: a cache that kept
+    # one would also answer it again after the check was made or the token given.
+    config = write_config(CHECKS, server=HC_KEYS)
+    app = create_app(config)
+    client: Client = await aiohttp_client(app)
+    hc = {"X-Api-Key": (config.path.parent / "hc-key").read_text().strip()}
+    asked = [
+        ("GET", "/api/v1/checks", {}, 401),  # no token: the API's refusal
+        ("GET", "/metrics", {}, 401),
+        ("GET", "/api/v1/checks?limt=5", bearer(config), 400),
+        ("GET", "/api/v1/checks/backup/pings?limit=0", bearer(config), 400),  # raised by the handler
+        ("GET", "/api/v1/checks/nosuch", bearer(config), 404),  # raised by the handler
+        ("HEAD", "/api/v1/checks/nosuch", bearer(config), 404),
+        ("GET", "/api/v1/nosuch", bearer(config), 404),  # api.not_found
+        ("GET", "/api/v1/reload", bearer(config), 405),  # api.not_found
+        ("PUT", "/api/v1/checks/backup/pings", bearer(config), 405),  # app._only
+        ("OPTIONS", "/api/v3/checks/", {}, 204),
+        ("GET", "/api/v3/checks/", {}, 401),
+        ("GET", f"/api/v3/checks/{'0' * 8}-0000-4000-8000-{'0' * 12}", hc, 404),  # raised by hcapi._find
+    ]
+    for method, path, headers, status in asked:
+        resp = await client.request(method, path, headers=headers)
+        assert resp.status == status, (method, path, await resp.text())
+        assert resp.headers.get("Cache-Control") == "no-store", (method, path)
+
+    async def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("database is locked")
+
+    reader = app[RUNTIME].reader
+    assert reader is not None
+    reader.read_pings = unavailable  # type: ignore[method-assign]
+    resp = await client.get("/api/v1/checks/backup/pings", headers=bearer(config))  # app._store_unavailable
+    assert resp.status == 503 and resp.headers.get("Cache-Control") == "no-store", await resp.text()
 
 
 @pytest.mark.parametrize(

@@ -33,15 +33,22 @@ STALLED = 30.0  # seconds a client may take none of a streamed page before it is
 NOT_STORED = {"Cache-Control": "no-store"}
 
 
-def not_stored(resp: web.StreamResponse) -> web.StreamResponse:
-    """`resp` marked NOT_STORED; a streamed one (json_array) was marked as it began."""
+async def not_stored(answer: Awaitable[web.StreamResponse]) -> web.StreamResponse:
+    """`answer` marked NOT_STORED, and so is an HTTPException it raises (a 404 "no such check", a
+    400 of a query parameter); a streamed one (json_array) was marked as it began."""
+    try:
+        resp = await answer
+    except web.HTTPException as exc:
+        exc.headers.update(NOT_STORED)
+        raise
     if not resp.prepared:
         resp.headers.update(NOT_STORED)
     return resp
 
 
 def json_error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+    """An error of the APIs (also a 404 or 405 of the routes, a 503 of the store): NOT_STORED, as their answers."""
+    return web.json_response({"error": message}, status=status, headers={**NOT_STORED, **headers})
 
 
 def authorized(*, query: frozenset[str] = frozenset(), new_token_opens: bool = False) -> Callable[[Handler], Handler]:
@@ -52,7 +59,7 @@ def authorized(*, query: frozenset[str] = frozenset(), new_token_opens: bool = F
     (auth.bearer_is_new_token), so a reload finishes a token rotation."""
 
     def wrap(handler: Handler) -> Handler:
-        async def wrapper(request: web.Request) -> web.StreamResponse:
+        async def guarded(request: web.Request) -> web.StreamResponse:
             denied = auth.api_denial(request)
             if denied is not None and not (
                 new_token_opens and denied.status == 401 and auth.bearer_is_new_token(request)
@@ -61,7 +68,10 @@ def authorized(*, query: frozenset[str] = frozenset(), new_token_opens: bool = F
             unknown = sorted(set(request.query) - query)
             if unknown:
                 return json_error(400, f"unknown query parameter {unknown[0]!r}")
-            return not_stored(await handler(request))
+            return await handler(request)
+
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            return await not_stored(guarded(request))
 
         return wrapper
 

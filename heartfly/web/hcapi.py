@@ -89,8 +89,8 @@ def view(
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            answer = await _call(request, handler, methods, read and request.method == "GET")
-            return _cors(api.not_stored(answer), methods)
+            answer = await api.not_stored(_call(request, handler, methods, read and request.method == "GET"))
+            return _cors(answer, methods)
 
         return wrapper
 

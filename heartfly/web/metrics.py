@@ -40,7 +40,12 @@ class _Snapshot(Collector):
         return self.families
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """NOT_STORED, as the API's answers: its refusals and 503s too."""
+    return await api.not_stored(_metrics(request))
+
+
+async def _metrics(request: web.Request) -> web.Response:
     denied = auth.api_denial(request)  # as the API: a wrong token is refused even with public = true
     if denied is not None:
         return denied
@@ -60,7 +65,7 @@ async def metrics(request: web.Request) -> web.Response:
     rest = list(_families(request.app, pending))
     return web.Response(
         body=await asyncio.to_thread(_exposition, checks, rest),
-        headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4, **api.NOT_STORED},
+        headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4},
     )
 
 
