@@ -105,7 +105,7 @@ class ServerConfig:
     hc_api_key_readonly_file: Path | None = None  # ...and its read-only key
     auto_provision: bool = False  # /ping/<ping_key>/<slug>?create=1 makes a missing check
     auto_provision_max: int = 1000  # at most this many checks made that way
-    trusted_proxies: Networks = LOOPBACK  # whose X-Forwarded-For names a ping's source (web.source)
+    trusted_proxies: Networks = LOOPBACK  # whose X-Forwarded-For (a ping's source) and -Proto (a sign-in's) count
 
 
 @dataclass(frozen=True, slots=True)
