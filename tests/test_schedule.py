@@ -202,6 +202,36 @@ def test_a_day_of_week_star_step_cannot_make_an_impossible_date_fire() -> None:
         parse_cron("0 0 31 2 */7")
 
 
+@pytest.mark.parametrize(
+    ("expr", "runs"),
+    [
+        ("0 18-18 * * *", ["Thu 01-01 18:00", "Fri 01-02 18:00", "Sat 01-03 18:00"]),  # croniter: every hour
+        ("0 18-18/2 * * *", ["Thu 01-01 18:00", "Fri 01-02 18:00", "Sat 01-03 18:00"]),  # croniter: */2
+        ("30-30 4 * * *", ["Thu 01-01 04:30", "Fri 01-02 04:30", "Sat 01-03 04:30"]),
+        ("0 4 15-15 * *", ["Thu 01-15 04:00", "Sun 02-15 04:00", "Sun 03-15 04:00"]),
+        ("0 4 1 12-12 *", ["Tue 12-01 04:00", "Wed 12-01 04:00", "Fri 12-01 04:00"]),
+        ("0 4 1 DEC-dec *", ["Tue 12-01 04:00", "Wed 12-01 04:00", "Fri 12-01 04:00"]),
+        ("0 4 * * mon-MON", ["Mon 01-05 04:00", "Mon 01-12 04:00", "Mon 01-19 04:00"]),
+        ("0 4 * * 7-7", ["Sun 01-04 04:00", "Sun 01-11 04:00", "Sun 01-18 04:00"]),
+        ("0 4 20 * 5-5", ["Fri 01-02 04:00", "Fri 01-09 04:00", "Fri 01-16 04:00", "Tue 01-20 04:00"]),  # either
+    ],
+)
+def test_a_range_whose_bounds_are_equal_is_that_one_value_as_cron_reads_it(expr: str, runs: list[str]) -> None:
+    """cron (and cronsim, Healthchecks') reads "18-18" as 18; croniter reads a range with equal
+    bounds as the whole cycle, and a daily job written so was expected every hour: told missed 23
+    times a day."""
+    after, got = _utc(2025, 12, 31, 23, 30), []
+    for _ in runs:
+        after = next_cron_due(parse_cron(expr), "UTC", after).at
+        got.append(datetime.fromtimestamp(after, UTC).strftime("%a %m-%d %H:%M"))
+    assert got == runs
+
+
+def test_a_date_that_never_comes_is_refused_when_written_with_equal_ranges_too() -> None:
+    with pytest.raises(ValueError, match="never fires"):
+        parse_cron("0 4 31-31 2-2 *")
+
+
 # --- the skipped hour (spring forward) ---------------------------------------------------------------
 
 SPRING = [

@@ -11,6 +11,10 @@ first Mondays alone, "0 4 15W * 1" never a Monday but 15W's, and "0 4 1 * 1#2" a
 were refused as never firing. Those are walked as two expressions, each with one
 day field, and their ticks merged: the 1st and the first Monday, as cronsim runs them. A "?"
 (Quartz's "no specific value") restricts nothing: "0 4 ? * mon#1" runs on the first Mondays.
+
+croniter also reads a range whose bounds are equal ("18-18", "mon-mon", "7-7/2") as the whole
+cycle, where cron reads that one value: "0 18-18 * * *" was expected every hour, told missed 23
+times a day. Such a range is handed to croniter as its one value.
 """
 
 from __future__ import annotations
@@ -24,6 +28,39 @@ from croniter import CroniterBadDateError, croniter
 
 class Ticks(Protocol):
     def get_next(self, ret_type: type[datetime]) -> datetime: ...
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NAMES: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {},
+    {name: i for i, name in enumerate(_MONTHS, 1)},
+    {name: i for i, name in enumerate(_WEEKDAYS)},
+)
+
+
+def _value(field: int, text: str) -> int | None:
+    """A field's value as written: a number, or a month's or a weekday's name (7 and 0 stay apart:
+    "0-7" is every day)."""
+    return int(text) if text.isdigit() else _NAMES[field].get(text.lower())
+
+
+@lru_cache(maxsize=4096)
+def _as_cron_reads(expr: str) -> str:
+    """The expression with each range whose bounds are equal written as that one value."""
+    fields = expr.split()
+    if len(fields) != 5:
+        return expr  # a macro
+    read = []
+    for i, field in enumerate(fields):
+        parts = []
+        for part in field.split(","):
+            low, dash, high = part.partition("/")[0].partition("-")
+            parts.append(low if dash and _value(i, low) is not None and _value(i, low) == _value(i, high) else part)
+        read.append(",".join(parts))
+    return " ".join(read)
 
 
 @lru_cache(maxsize=4096)
@@ -75,6 +112,7 @@ class _EitherDay:
 
 def ticks(expr: str, start: datetime) -> Ticks:
     """croniter's ticks of `expr` after the naive wall time `start`, days matched as cron matches them."""
+    expr = _as_cron_reads(expr)
     either = _either_day(expr)
     if either is not None:
         return _EitherDay(either, start)
