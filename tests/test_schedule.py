@@ -227,6 +227,27 @@ def test_a_range_whose_bounds_are_equal_is_that_one_value_as_cron_reads_it(expr:
     assert got == runs
 
 
+@pytest.mark.parametrize(
+    ("expr", "runs"),
+    [
+        ("0 4 * * 1/2", ["Fri 01-02", "Sun 01-04", "Mon 01-05", "Wed 01-07", "Fri 01-09"]),  # croniter: no Sunday
+        ("0 4 * * 6/1", ["Sat 01-03", "Sun 01-04", "Sat 01-10", "Sun 01-11", "Sat 01-17"]),
+        ("0 4 * * mon/3", ["Thu 01-01", "Sun 01-04", "Mon 01-05", "Thu 01-08", "Sun 01-11"]),
+        ("0 4 * * 7/3", ["Sun 01-04", "Sun 01-11", "Sun 01-18", "Sun 01-25", "Sun 02-01"]),  # croniter: Sat, Sun, Wed
+        ("0 4 13 * 5/2", ["Fri 01-02", "Sun 01-04", "Fri 01-09", "Sun 01-11", "Tue 01-13"]),  # either day field
+    ],
+)
+def test_a_weekday_with_a_step_runs_to_sunday_seven_as_cron_reads_it(expr: str, runs: list[str]) -> None:
+    """ "1/2" is "1-7/2" in cron (cronie) and cronsim (Healthchecks): Monday, Wednesday, Friday and
+    Sunday. croniter stopped at Saturday: Sunday's run was never expected (a job that skipped it
+    was never told), and "7/3" was read as Sunday, Wednesday and Saturday: told missed twice a week."""
+    after, got = _utc(2025, 12, 31, 23, 30), []
+    for _ in runs:
+        after = next_cron_due(parse_cron(expr), "UTC", after).at
+        got.append(datetime.fromtimestamp(after, UTC).strftime("%a %m-%d"))
+    assert got == runs
+
+
 def test_a_date_that_never_comes_is_refused_when_written_with_equal_ranges_too() -> None:
     with pytest.raises(ValueError, match="never fires"):
         parse_cron("0 4 31-31 2-2 *")

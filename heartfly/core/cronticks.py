@@ -14,7 +14,9 @@ day field, and their ticks merged: the 1st and the first Monday, as cronsim runs
 
 croniter also reads a range whose bounds are equal ("18-18", "mon-mon", "7-7/2") as the whole
 cycle, where cron reads that one value: "0 18-18 * * *" was expected every hour, told missed 23
-times a day. Such a range is handed to croniter as its one value.
+times a day. Such a range is handed to croniter as its one value. And a weekday with a step from
+a day ("1/2") runs to Sunday as 7 in cron and cronsim ("1-7/2": Monday, Wednesday, Friday,
+Sunday), where croniter stopped at Saturday: it is handed to croniter so ("7/3" is then Sunday).
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ def _as_cron_reads(expr: str) -> str:
     for i, field in enumerate(fields):
         parts = []
         for part in field.split(","):
-            low, dash, high = part.partition("/")[0].partition("-")
+            span, slash, step = part.partition("/")
+            if i == 4 and slash and (start := _value(i, span)) is not None:
+                span, part = f"{start}-7", f"{start}-7/{step}"  # cron's weekdays run to 7, croniter's "N/step" to 6
+            low, dash, high = span.partition("-")
             parts.append(low if dash and _value(i, low) is not None and _value(i, low) == _value(i, high) else part)
         read.append(",".join(parts))
     return " ".join(read)
