@@ -50,6 +50,24 @@ def test_the_unit_is_notify_with_watchdog_reload_and_no_restart_loop_on_config_e
     assert int(directives["LimitNOFILE"]) >= 65536  # one descriptor per open connection
 
 
+def test_the_unit_starts_once_the_clock_is_synchronized_so_a_boots_step_forward_is_no_burst_of_misses() -> None:
+    # Started on a clock a boot's first NTP sync steps forward later (no RTC, a VM's clock off), the
+    # time the machine was off was no downtime at the start, and the step made every deadline in it
+    # missed at once (a step forward extends nothing). time-sync.target is ordered after the sync
+    # when a wait service (systemd-time-wait-sync, chrony-wait) is enabled; pulled in by it, not here.
+    after, wants = [], []
+    for line in UNIT.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "After":
+            after += value.split()
+        elif key == "Wants":
+            wants += value.split()
+    assert "time-sync.target" in after
+    assert "time-sync.target" not in wants  # systemd.special: order after it, do not pull it in
+    install = (REPO / "docs" / "install.md").read_text()
+    assert "systemd-time-wait-sync.service" in install and "chrony-wait.service" in install
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_the_unit_scores_ok_in_systemd_analyze_security() -> None:
     result = subprocess.run(
