@@ -476,6 +476,25 @@ def test_a_schedule_made_tighter_while_a_run_is_due_does_not_make_it_due_earlier
         assert advance(half, after, now)[0].status is not Status.DOWN
 
 
+def test_a_schedule_made_looser_while_its_run_waits_out_a_downtimes_extension_keeps_the_extension() -> None:
+    # Hourly, its T0 + 3600 run due inside a downtime (T0 + 3000 to T0 + 10000): extended to
+    # T0 + 10600. Made every 90 minutes just after the restart, its run due at T0 + 5400 lies in
+    # the same downtime, where no ping could reach the server: it was told missed at once, at the
+    # reload, where a restart after the same edit extends it by the downtime.
+    hourly = check(every=3600, grace=300)
+    st, _, _ = apply_event(hourly, initial_state(hourly, T0), Event(Kind.SUCCESS, T0), T0)
+    extended = account_downtime(hourly, st, T0 + 3000, T0 + 10000)
+    slower = check(name=hourly.name, key=hourly.key, every=5400, grace=300)
+    now = T0 + 10010
+    after = reconfigure(slower, extended, now, old=hourly).state
+    assert advance(slower, after, now).state.status is Status.UP
+    restarted = account_downtime(slower, reconfigure(slower, st, T0 + 10000).state, T0 + 3000, T0 + 10000)
+    assert next_deadline(slower, after) == next_deadline(slower, restarted) == Deadline(T0 + 12400, DeadlineKind.LATE)
+    # A run due after the restart under the new schedule has no extension to keep.
+    daily = check(name=hourly.name, key=hourly.key, every=86400, grace=300)
+    assert reconfigure(daily, extended, now, old=hourly).state.slack == 0
+
+
 def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:
     cfg = check(every=100, grace=50)
     late, _, _ = advance(cfg, initial_state(cfg, T0), T0 + 110)

@@ -107,6 +107,10 @@ def reconfigure(
         new.runs = runs
     if due is not None and moved:
         set_due(check, new, due, now)
+        if st.due_at <= due.at < st.downtime_to:
+            # Later, but still inside the downtime the old due time was extended for (no ping could
+            # reach the server then): extended as much, as a restart after the same edit extends it.
+            new.slack = st.slack
     if rebased:
         new.anchor = now  # the schedule counts from the change: a restart recomputes the same due time
     new.step_due = step_due
