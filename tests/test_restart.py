@@ -133,6 +133,28 @@ async def test_a_deadline_that_fell_inside_the_downtime_is_extended_by_it(write_
     assert query(config, "SELECT started_at - stopped_at, clean FROM downtimes") == [(100.0, 1)]
 
 
+async def test_a_miss_judged_late_for_a_downtime_says_so_and_tells_when_the_run_was_due(
+    write_config: ConfigWriter,
+) -> None:
+    # Its alert said "Was due" at the extended deadline (a 03:00 job "was due" at 05:00 after two
+    # hours down) and nothing of the downtime: as if Heartfly had noticed two hours late.
+    body = '[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n\n'
+    config = write_config(body + f'[checks.a]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        due = clock.now() + 100
+        clock.advance(50)
+    clock.advance(100)  # stopped from +50 to +150: the deadline at +100 fell inside
+    async with running(config, clock) as engine:
+        assert engine.fire_due(clock.now() + 50) == 1
+        await engine.writer.flush()
+    [(detail,)] = query(config, "SELECT detail FROM flips WHERE new = 'down'")
+    assert detail == "no ping arrived by the deadline, moved 1 min 40 s later by Heartfly's own downtime"
+    [(payload,)] = query(config, "SELECT payload FROM outbox WHERE event = 'down'")
+    assert json.loads(payload)["due_at"] == due
+
+
 async def test_the_downtime_does_not_count_toward_a_pending_alerts_expiry_but_a_test_alerts_keeps_its_own(
     write_config: ConfigWriter,
 ) -> None:

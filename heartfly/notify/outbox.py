@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,15 +70,19 @@ def _run_duration(flip: Flip, new: CheckState) -> float | None:
     return new.last_duration if by_an_end else None
 
 
+def _due(st: CheckState) -> float | None:
+    return st.due_at if math.isfinite(st.due_at) else None
+
+
 def _was_due(flip: Flip, old: CheckState, new: CheckState) -> float | None:
     """Down: the deadline it failed to meet; None when a ping took it down (a failure is not late:
     the next due time is no news). Reminder: the missed due time, while the state still holds it.
     Recovery: when the next run is due."""
     if flip.is_recovery:
         return new.next_due()
-    if flip.is_down:
-        return old.next_due() if flip.reason is Reason.MISSED else flip.deadline
-    due = new.next_due() if new.reason is Reason.MISSED else None
+    if flip.is_down:  # the run's due time, not the deadline a downtime moved (the detail says by how much)
+        return _due(old) if flip.reason is Reason.MISSED else flip.deadline
+    due = _due(new) if new.reason is Reason.MISSED else None
     return due if due is not None and due <= flip.at else None  # a start since moved it on
 
 
