@@ -576,6 +576,21 @@ def test_flush_replays_the_spool_and_says_what_is_left(hf: Setup) -> None:
     assert [(p["kind"], p["body"]) for p in hf.pings()] == [("fail", "while down")]
 
 
+def test_flush_quiet_from_a_crontab_says_nothing_until_it_sends_or_drops_a_ping(hf: Setup) -> None:
+    # A daily job's ping spooled while the server was down waited for the next day's run, after
+    # a missed alert; a crontab line `heartfly flush -q` sends it minutes after the server is back,
+    # and cron, which mails whatever a job prints, must not mail every time it finds nothing.
+    restartable(hf)
+    assert hf.cli("ping", "job", "-m", "while down").returncode == 0
+    waiting = hf.cli("flush", "-q")
+    assert (waiting.returncode, waiting.stdout) == (1, b"")
+    hf.server = Server(hf.config).start()
+    done = hf.cli("flush", "--quiet")
+    assert done.returncode == 0 and done.stdout.startswith(b"sent 1, dropped 0, still waiting 0")
+    assert (hf.cli("flush", "-q").returncode, hf.cli("flush", "-q").stdout) == (0, b"")
+    assert [(p["kind"], p["body"]) for p in hf.pings()] == [("success", "while down")]
+
+
 def test_retries_wait_out_a_short_outage_before_spooling(hf: Setup) -> None:
     restartable(hf)
     proc = subprocess.Popen(

@@ -178,7 +178,10 @@ def run_command(
 
 @click.command("flush")
 @common_options
-def flush_command(config_path: Path | None, spool_dir: Path | None, retries: str | None) -> None:
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print the count only when a ping was sent or dropped (for a crontab line)."
+)
+def flush_command(config_path: Path | None, spool_dir: Path | None, retries: str | None, quiet: bool) -> None:
     """Send the pings waiting in the spool, oldest first, with their true times.
 
     Exits 0 when the spool is empty afterwards, 1 when pings remain (server still unreachable).
@@ -186,5 +189,6 @@ def flush_command(config_path: Path | None, spool_dir: Path | None, retries: str
     sender = courier(spool_dir, retries)
     report = sender.flush()
     assert sender.spool is not None
-    click.echo(f"sent {report.sent}, dropped {report.dropped}, still waiting {report.kept} ({sender.spool.folder})")
+    if not quiet or report.sent or report.dropped:  # cron mails what a job prints: news only
+        click.echo(f"sent {report.sent}, dropped {report.dropped}, still waiting {report.kept} ({sender.spool.folder})")
     sys.exit(1 if report.kept else 0)
