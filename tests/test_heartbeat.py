@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -229,3 +230,43 @@ async def test_a_heartbeat_answered_200_with_an_endless_body_is_taken_without_re
     async with aiohttp.ClientSession() as session:
         why = await heartbeat._send(str(receiver.make_url("/beat")), session)
     assert why is None
+
+
+async def test_a_heartbeat_held_back_says_why_once_per_problem_not_at_each_look(
+    write_config: ConfigWriter,
+    aiohttp_server: AiohttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Looked at again every second while held back, the heartbeat logged "no heartbeat sent" again
+    # at each look whose words had changed, and a stuck commit's or a held inbox's name the seconds
+    # they have waited: a line a second for as long as the trouble lasts.
+    arrived = asyncio.Event()
+
+    async def beat(request: web.Request) -> web.Response:
+        arrived.set()
+        return web.Response(text="OK")
+
+    app = web.Application()
+    app.router.add_get("/{key}", beat)
+    receiver = await aiohttp_server(app)
+    config = write_config("", server=f'heartbeat_url = "{receiver.make_url("/beat")}"\nheartbeat_every = "1h"')
+    troubles = iter(
+        [*(f"a database commit has waited {s} s for an answer" for s in range(5, 12)), "database writes are failing"]
+    )
+    monkeypatch.setattr(heartbeat, "problem", lambda engine: next(troubles, None))
+    monkeypatch.setattr(heartbeat, "RECHECK", 0.01)
+    caplog.set_level(logging.DEBUG, logger=heartbeat.__name__)
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(heartbeat.run(lambda: config, lambda: cast(Engine, None), session))
+        try:
+            await asyncio.wait_for(arrived.wait(), 30)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("no heartbeat sent")]
+    assert said == [
+        "no heartbeat sent: a database commit has waited 5 s for an answer",
+        "no heartbeat sent: database writes are failing",
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -49,7 +50,7 @@ async def run(
     is sent as soon as the node is healthy again (RECHECK), not a whole heartbeat_every later: a
     blip of a second at the wrong moment would leave the other monitor a gap of two periods."""
     failing: str | None = None
-    held: str | None = None  # why the heartbeat due is held back, if it is
+    held: str | None = None  # why the heartbeat due is held back (its _kind), if it is
     while True:
         server = config().server
         url = server.heartbeat_url
@@ -59,9 +60,9 @@ async def run(
         since = time.monotonic()  # the next is due heartbeat_every after this one is sent, however slow its answer
         trouble = problem(engine()) if leads() else "this node does not lead now"
         if trouble is not None:
-            if trouble != held:
+            if _kind(trouble) != held:  # once per problem: a stuck commit's words count its seconds
                 log.debug("no heartbeat sent: %s", trouble)
-            held = trouble
+            held = _kind(trouble)
             await asyncio.sleep(min(RECHECK, server.heartbeat_every))
             continue
         held = None
@@ -73,6 +74,11 @@ async def run(
             log.info("the heartbeat to %s works again", shown(url))
         failing = why
         await _wait(config, url, since)
+
+
+def _kind(trouble: str) -> str:
+    """A problem's words without its numbers (how long it has lasted): the same problem a second later."""
+    return re.sub(r"\d+", "#", trouble)
 
 
 async def _wait(config: Callable[[], Config], url: str, since: float) -> None:
