@@ -29,7 +29,7 @@ from heartfly.core.config import Config
 from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.stored_checks import META_PREFIX, decode_all
 from heartfly.notify.dispatcher import Dispatcher
-from heartfly.server import drift, heartbeat, housekeeping
+from heartfly.server import drift, heartbeat, housekeeping, viewage
 from heartfly.server.checks import Check
 from heartfly.server.engine import Engine
 from heartfly.server.tasks import ran_to_its_end, watched
@@ -117,12 +117,13 @@ class Node:
         self._hold_off_until = 0.0  # by time.monotonic(): not before this, after failing to lead
         self._before: Holding | None = None  # the lease before this node took it, for the log
         self._changed = asyncio.Event()  # what the lease holds for this node changed
-        self._on_lead = on_lead or _nothing
+        self._on_lead = on_lead
         self._died, self._dead = died, False  # a term's task died: see _term_died
         self._outcomes = Counter() if outcomes is None else outcomes  # every term's alert attempts (/metrics)
         self._drift = drift.DriftTeller(self.node_id)
         self._keeper: asyncio.Task[None] | None = None  # keeps the lease, from start() on
         self._viewing: asyncio.Task[None] | None = None  # a standby's view being built (_stand_by)
+        self.view_age = viewage.ViewAge(self.node_id)  # how old the standby's view is (/readyz)
 
     @property
     def leading(self) -> bool:
@@ -175,7 +176,7 @@ class Node:
                         try:
                             await self._stand_by()  # given up if the lease is taken: settled next turn
                         except StoreError as exc:
-                            log.debug("the standby's view was not rebuilt: %s", exc)
+                            self.view_age.failed(str(exc))
                         last_view = time.monotonic()
                         view_took = last_view - began
                 except Exception:  # this loop is the node's role: it must outlive any one failure
@@ -333,7 +334,8 @@ class Node:
         if self._config() is not config:  # reloaded while this term began
             await engine.apply_config(self._config())
             dispatcher.config = self._config()
-        await self._on_lead()
+        if self._on_lead is not None:
+            await self._on_lead()
 
     def _term_died(self, why: str) -> None:
         """A term's task died (tasks.watched, as a single server's): the process stops (`died`),
@@ -370,6 +372,7 @@ class Node:
             await term.writer.abandon(f"this node no longer leads: {why}")
         await term.feed.close()
         self._serving_since = self._clock.now()
+        self.view_age = viewage.ViewAge(self.node_id)  # a standby again: its picture counts from here
         log.log(logging.INFO if clean else logging.WARNING, "node %s no longer leads (term %d): %s",
                 self.node_id, term.number, why)  # fmt: skip
         if not clean:  # given up, as a standby's, should this node take the lease meanwhile (_stand_by)
@@ -531,7 +534,7 @@ class Node:
     async def _show_view(self) -> None:
         """A fresh picture of the stored states for the dashboard and the API, and an engine whose
         pings go to the inbox."""
-        config = self._config()
+        config, began = self._config(), time.monotonic()
         view = Engine(config, self._clock, DROPPED)
         view.standby = (self.node_id, self._writer)
         await view.load(self._reader, view=True)
@@ -542,6 +545,7 @@ class Node:
         if self._term is None:  # not promoted meanwhile
             self._view = view
             self._publish(view, None)
+            self.view_age.built(time.monotonic() - began)
             led = self.holding is not None and bool(self.holding.holder) and self.holding.expires_in > 0
             self._drift.see(view.drift if led else drift.NONE)  # with no leader, nobody writes the rows
 
@@ -592,7 +596,3 @@ def _check_of(engine: Engine, item: Item) -> Check | None:
     if found is None or found[1] is not None or found[0].config.origin == "file":
         return None
     return found[0]
-
-
-async def _nothing() -> None:
-    pass

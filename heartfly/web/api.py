@@ -287,6 +287,8 @@ async def readyz(request: web.Request) -> web.Response:
         problem = heartbeat.problem(rt.engine, writer)
     if problem is None and rt.cluster is not None and rt.cluster.lease_unreadable:
         problem = "cannot reach the database: the cluster's lease cannot be read"  # a standby has no writes to fail
+    if problem is None and rt.cluster is not None and rt.engine.standby is not None:  # alive by its lease reads
+        problem = rt.cluster.view_age.stale()
     cluster = rt.cluster_status()
     if cluster is not None:  # a cluster node says its role, ready or not
         body = {"ready": problem is None, "problem": problem, **dataclasses.asdict(cluster)}
