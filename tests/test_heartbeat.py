@@ -270,3 +270,29 @@ async def test_a_heartbeat_held_back_says_why_once_per_problem_not_at_each_look(
         "no heartbeat sent: a database commit has waited 5 s for an answer",
         "no heartbeat sent: database writes are failing",
     ]
+
+
+async def test_a_heartbeat_answered_200_whose_body_then_stalls_is_taken_by_its_status(
+    aiohttp_server: AiohttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The status decides, but the body was still waited for: a monitor (or a proxy) that sent its
+    # 200 and then nothing more had the heartbeat it took logged as failed, "no answer within 10 s".
+    release = asyncio.Event()
+
+    async def stalled(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_length = 2
+        await resp.prepare(request)  # the status and headers, then nothing until the test ends
+        await release.wait()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{key}", stalled)
+    receiver = await aiohttp_server(app)
+    monkeypatch.setattr(heartbeat, "TIMEOUT", 3.0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            why = await heartbeat._send(str(receiver.make_url("/beat")), session)
+    finally:
+        release.set()
+    assert why is None

@@ -26,7 +26,6 @@ from heartfly.store.api import WriteQueue
 log = logging.getLogger(__name__)
 
 TIMEOUT = 10.0
-ANSWER_READ = 64 * 1024  # bytes of the other monitor's answer read at most
 IDLE = 5.0  # no heartbeat_url: look at the config again after this long
 # Unhealthy when a heartbeat was due: look again after this long, and send it as soon as healthy.
 RECHECK = 1.0
@@ -116,9 +115,8 @@ async def _send(url: str, session: aiohttp.ClientSession) -> str | None:
     try:
         via = proxy_for(url)  # HTTP(S)_PROXY, NO_PROXY
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=TIMEOUT), allow_redirects=False, **via) as resp:
-            # The answer's start, not all of it: a long or endless body (a proxy's page) is not
-            # held in memory, nor waited for to the time limit; the connection is closed instead.
-            await resp.content.read(ANSWER_READ)
+            # The status decides: the body is not read, nor waited for (a long, endless or stalled
+            # one: a proxy's page). A connection left with some of it unread is closed, not reused.
             return None if resp.status < 300 else f"HTTP {resp.status}"
     except TimeoutError:
         return f"no answer within {TIMEOUT:g} s"
