@@ -9,11 +9,13 @@ import pytest
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import load_config
 from heartfly.core.states import Kind, Status
-from tests.conftest import ConfigWriter
+from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
 from tests.test_maintenance import MONDAY_2AM
 from tests.test_maintenance_holds import _events, _patching, job_check
 from tests.test_restart import ping, run_timer, running
+
+JOB_KEY = new_key()
 
 
 async def test_a_check_told_down_before_a_held_window_and_back_within_it_has_its_recovery_told(
@@ -151,3 +153,48 @@ async def test_a_reload_that_makes_a_held_window_drop_tells_what_it_held_at_once
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert _events(config) == ["maintenance"]
+
+
+def _two_channels(channels: str, extra: str = "") -> str:
+    """A check `job` alerting the log channels `channels` of two (`first`, `second`)."""
+    job = f'[checks.job]\nkey = "{JOB_KEY}"\nevery = "7d"\n{extra}channels = {channels}\n'
+    return '[channels.first]\ntype = "log"\n[channels.second]\ntype = "log"\n' + job
+
+
+async def test_the_recovery_within_a_held_window_of_a_down_told_before_it_goes_to_the_channels_told_the_down(
+    write_config: ConfigWriter,
+) -> None:
+    # docs/alerts.md: a recovery goes to the channels told the check is down. Told `first` at 01:50;
+    # a reload gives it `second` too; back at 02:10, within the window: `first` alone hears it.
+    config = write_config(_two_channels('["first"]') + _patching())
+    clock = FakeClock(MONDAY_2AM - 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        config = write_config(_two_channels('["first", "second"]') + _patching())
+        await engine.apply_config(load_config(config.path))
+        clock.advance(20 * 60)
+        await ping(engine, "job", Kind.SUCCESS)
+        clock.advance(60 * 60)
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert query(config, "SELECT event, channel FROM outbox ORDER BY id") == [
+        ("down", "first"),
+        ("recovery", "first"),
+    ]
+
+
+async def test_a_check_told_down_before_a_held_window_reminded_and_back_within_it_tells_one_recovery_alone(
+    write_config: ConfigWriter,
+) -> None:
+    # Down at 01:50 (told), its 02:20 reminder within the window (held), back at 02:40: one
+    # recovery, as it comes, and no summary at 03:00 (it is not down then).
+    config = write_config(job_check(extra='repeat = "30m"\n') + _patching())
+    clock = FakeClock(MONDAY_2AM - 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 40 * 60)  # to 02:30: the 02:20 reminder within the window
+        await ping(engine, "job", Kind.SUCCESS)
+        run_timer(engine, clock, 40 * 60)  # to 03:10
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == ["down", "recovery"]
