@@ -66,3 +66,16 @@ def test_a_pause_until_a_local_time_out_of_the_years_a_date_holds_is_refused_in_
 def test_a_pause_until_a_utc_time_with_a_lower_case_z_is_sent_as_the_server_reads_it() -> None:
     # The server takes 2026-12-24T08:00z (the OpenAPI document's pattern has [Zz]); the command refused it.
     assert operate.until_param("2026-12-24T08:00z") == "2026-12-24T08:00:00+00:00"
+
+
+def test_a_resume_given_to_a_standby_whose_picture_shows_the_check_not_paused_yet_says_the_leader_applies_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Paused through a standby a moment ago: its picture (rebuilt every second or so) still shows
+    # the check up, was_paused false, yet it passed the resume to the leader, which resumes it. The
+    # command said "nightly is not paused: nothing to resume" and failed.
+    config = _config(tmp_path, resume_on_ping=False)
+    answer = {"name": "nightly", "state": "up", "was_paused": False, "applied": False}
+    monkeypatch.setattr(operate, "_ask", lambda *a, **k: answer)
+    said = operate.resume(config, "nightly")
+    assert "leader" in said, said

@@ -109,10 +109,14 @@ def pause(config: Config, name: str, until: str | None) -> str:
 def resume(config: Config, name: str) -> str:
     path = f"/api/v1/checks/{quote(name, safe='')}/resume"
     body = _ask(config, path, ("name", "state"), in_file=name in config.checks)
+    if body.get("applied") is False:  # a standby: its answer (was_paused too) shows its picture, maybe
+        # a second old (a pause given a moment ago not in it yet), and the leader resumes it anyway
+        if body.get("was_paused") is False:
+            return (f"resume of {name} passed to the leader (this server stands by, and shows it {body['state']}):"
+                    " the leader resumes it if it has it paused")  # fmt: skip
+        return f"resume of {name} passed to the leader (this server stands by): watched again from then"
     if body.get("was_paused") is False:  # an older server does not say: take it as resumed
         raise AdminError(f"{name} is not paused (it is {body['state']}): nothing to resume")
-    if body.get("applied") is False:  # a standby: its answer shows the check before the leader applies it
-        return f"resume of {name} passed to the leader (this server stands by): watched again from then"
     return f"resumed {name}: {body['state']}, watched again from now"
 
 

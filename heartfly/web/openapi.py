@@ -124,7 +124,11 @@ RESUMED = {
             "type": "object",
             "required": ["was_paused", "applied"],
             "properties": {
-                "was_paused": {"type": "boolean", "description": "false: it was not paused; nothing changed."},
+                "was_paused": {
+                    "type": "boolean",
+                    "description": "false: it was not paused; nothing changed (with applied false: as the"
+                    " standby's picture had it; the leader resumes it if it is paused then).",
+                },
                 "applied": APPLIED,
             },
         },
