@@ -96,6 +96,7 @@ async def test_the_recovery_after_a_dropping_window_goes_to_the_channels_a_remin
     assert _events(config) == ["reminder", "recovery"]
 
 
+@pytest.mark.both_stores  # a failover's new leader reads the states and marks as a start does
 async def test_the_recovery_of_a_down_a_dropping_window_dropped_is_not_told_after_a_restart_either(
     write_config: ConfigWriter,
 ) -> None:
@@ -112,6 +113,7 @@ async def test_the_recovery_of_a_down_a_dropping_window_dropped_is_not_told_afte
     assert _events(config) == []
 
 
+@pytest.mark.both_stores  # a failover's new leader reads the states and marks as a start does
 async def test_a_window_a_reload_added_that_ended_while_stopped_is_summarized_as_its_occurrence(
     write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
 ) -> None:
