@@ -23,6 +23,7 @@ from tests.test_cluster import (  # noqa: F401 - database: the fixture
     until,
     write,
 )
+from tests.webutil import csrf_in
 
 ENDS = "SELECT count(*) FROM meta WHERE key LIKE 'pause_until:%'"
 
@@ -154,3 +155,31 @@ async def test_heartfly_pause_given_to_a_standby_says_the_leader_applies_it_not_
 
 async def _state_is(session: aiohttp.ClientSession, server: Server, tmp_path: Path, state: str) -> bool:
     return await state_on(session, server, tmp_path) == state
+
+
+async def test_the_dashboards_pause_given_on_a_standby_says_the_leader_applies_it(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # The standby's page after its Pause button showed the check up, with the Pause button again,
+    # until its next refresh: the operator took the pause for lost. It says the leader applies it.
+    async with leader_and_standby_of_job(tmp_path, database) as (_, leader, standby):
+        paused = await _pressed(standby, tmp_path, "pause", {"until": "1h"})
+        assert "Pause passed to the leader" in paused, paused[-3000:]
+        resumed = await _pressed(standby, tmp_path, "resume", {})
+        assert "Resume passed to the leader" in resumed, resumed[-3000:]
+        on_leader = await _pressed(leader, tmp_path, "pause", {"until": "1h"})
+        assert "passed to the leader" not in on_leader and "<h1>job</h1>" in on_leader, on_leader[-3000:]
+
+
+async def _pressed(server: Server, tmp_path: Path, action: str, form: dict[str, str]) -> str:
+    """The page a signed-in operator sees after pressing the check page's `action` button."""
+    secret = (tmp_path / "api-token").read_text().strip()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        async with browser.post(f"{server.url}/login", data={"token": secret, "next": "/"}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with browser.get(f"{server.url}/checks/job") as resp:
+            csrf = csrf_in(await resp.text())
+        async with browser.post(f"{server.url}/checks/job/{action}", data={"csrf": csrf, **form}) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.text()
