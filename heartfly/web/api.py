@@ -222,9 +222,10 @@ async def pause_check(request: web.Request) -> web.Response:
             until = control.parse_until(request.query["until"], request.app[RUNTIME].clock.now())
         except ValueError as exc:
             return json_error(400, str(exc))
+    applied = not control.passed_on(request.app)
     await control.pause(request.app, check, until)
     # Said: a check made through the API has it, which the file (all `heartfly pause` reads) does not show.
-    said = {"resume_on_ping": check.config.resume_on_ping, "applied": _applied(request)}
+    said = {"resume_on_ping": check.config.resume_on_ping, "applied": applied}
     return web.json_response({**summary(request.app, check), **said})
 
 
@@ -232,15 +233,9 @@ async def pause_check(request: web.Request) -> web.Response:
 async def resume_check(request: web.Request) -> web.Response:
     """Watch a paused check again; `was_paused` false says it was not paused (nothing changed)."""
     check = _check(request)
-    was_paused = check.state.status is Status.PAUSED
+    was_paused, applied = check.state.status is Status.PAUSED, not control.passed_on(request.app)
     await control.resume(request.app, check)
-    return web.json_response({**summary(request.app, check), "was_paused": was_paused, "applied": _applied(request)})
-
-
-def _applied(request: web.Request) -> bool:
-    """Whether a pause or resume was applied here: a standby passes it to the leader (its inbox),
-    and its answer shows the check as it was, not paused (or resumed) yet."""
-    return request.app[RUNTIME].engine.standby is None
+    return web.json_response({**summary(request.app, check), "was_paused": was_paused, "applied": applied})
 
 
 @authorized(new_token_opens=True)

@@ -179,6 +179,14 @@ async def pause(app: web.Application, check: Check, until: float | None) -> None
         await rt.writer.submit(store.Write(statements=[statement]))
 
 
+def passed_on(app: web.Application) -> bool:
+    """Whether a pause or resume given here now goes to the leader: a cluster's standby passes it
+    through the inbox, and shows the check as it was till the leader applies it (the API's
+    `applied: false`). Asked before the action's awaits: a node that takes the lead meanwhile
+    has still passed this one on, and its answer shows the check as it was."""
+    return app[RUNTIME].engine.standby is not None
+
+
 async def resume(app: web.Application, check: Check, why: str = "resumed by an operator") -> None:
     rt, ctl = app[RUNTIME], app[CONTROL]
     with _storing(ctl, check.name):

@@ -448,8 +448,8 @@ async def resume(request: web.Request) -> web.Response:
 def _passed(request: web.Request, action: str) -> str:
     """The check page's query after a pause or resume given to a cluster's standby, which passes it
     to the leader: its page shows the check as it was till then, and says so (else the operator,
-    seeing it up with its Pause button, takes the pause for lost). Asked before the action's awaits."""
-    return f"?passed={action}" if request.app[RUNTIME].engine.standby is not None else ""
+    seeing it up with its Pause button, takes the pause for lost)."""
+    return f"?passed={action}" if control.passed_on(request.app) else ""
 
 
 async def login_form(request: web.Request) -> web.Response:
