@@ -209,9 +209,10 @@ class ChangeRows:
             # of, a recovery after no down alert at all; back before the summary, it has nothing
             # left to say, as one back within the window.
             window = next((w for w in windows if w.name == held), None)
-        if window is not None and window.alerts == "hold" and flip.is_recovery and check.state.down_told_to:
-            # Its down was told (before the window began): the summary tells only the checks still
-            # down, so a recovery held for it would never be told, and a receiver keep it down.
+        if window is not None and flip.is_recovery and check.state.down_told_to:
+            # Its down was told (before the window began): a `hold` window's summary tells only the
+            # checks still down, a `drop` window nothing, so a recovery held or dropped for it
+            # would never be told, and a receiver (an incident a webhook opened) keep it down.
             window = None
         return window
 
