@@ -495,6 +495,25 @@ def test_a_schedule_made_looser_while_its_run_waits_out_a_downtimes_extension_ke
     assert reconfigure(daily, extended, now, old=hourly).state.slack == 0
 
 
+def test_a_late_checks_new_deadline_past_the_downtime_does_not_keep_the_extension() -> None:
+    # Hourly with 100 min of grace, late since T0 + 3600, its grace ending inside a downtime (T0 +
+    # 4000 to T0 + 10000): extended by it. Made every 75 minutes just after the restart, its new
+    # grace ends at T0 + 10500, after the downtime: a restart after the same edit extends nothing
+    # and misses it then. Keeping the extension was told up again and missed 100 minutes later.
+    hourly = check(every=3600, grace=6000)
+    st, _, _ = apply_event(hourly, initial_state(hourly, T0), Event(Kind.SUCCESS, T0), T0)
+    late = advance(hourly, st, T0 + 3700).state
+    extended = account_downtime(hourly, late, T0 + 4000, T0 + 10000)
+    assert extended.slack == 6000
+    slower = check(name=hourly.name, key=hourly.key, every=4500, grace=6000)
+    now = T0 + 10010
+    step = reconfigure(slower, extended, now, old=hourly)
+    assert step.state.status is Status.LATE and step.flip is None
+    restarted = account_downtime(slower, reconfigure(slower, late, T0 + 10000).state, T0 + 4000, T0 + 10000)
+    missed = Deadline(T0 + 10500, DeadlineKind.MISSED)
+    assert next_deadline(slower, step.state) == next_deadline(slower, restarted) == missed
+
+
 def test_a_late_check_is_on_time_again_when_a_reload_moves_its_due_time_ahead() -> None:
     cfg = check(every=100, grace=50)
     late, _, _ = advance(cfg, initial_state(cfg, T0), T0 + 110)

@@ -107,9 +107,10 @@ def reconfigure(
         new.runs = runs
     if due is not None and moved:
         set_due(check, new, due, now)
-        if st.due_at <= due.at < st.downtime_to:
-            # Later, but still inside the downtime the old due time was extended for (no ping could
-            # reach the server then): extended as much, as a restart after the same edit extends it.
+        # Its deadline (a late check's: the end of its grace) later, but still inside the downtime
+        # the old one was extended for (no ping could reach the server then): extended as much, as
+        # a restart after the same edit extends it. One past the downtime is not (nor made on time).
+        if st.due_at <= due.at and due.at + (check.grace if new.status is Status.LATE else 0.0) < st.downtime_to:
             new.slack = st.slack
     if rebased:
         new.anchor = now  # the schedule counts from the change: a restart recomputes the same due time
