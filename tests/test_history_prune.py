@@ -396,7 +396,9 @@ async def test_a_checks_history_far_past_keep_history_is_pruned_whole_at_its_tur
         finally:
             await reader.close()
     assert query(config, "SELECT count(*) FROM runs WHERE check_id = ?", (a,)) == [(0,)]
-    assert query(config, "SELECT count(*) FROM flips WHERE check_id = ? AND at < ?", (a, old + many + 1)) == [(0,)]
+    # The newest flip of all stays (flip ids only grow), here the last of these.
+    flips = "SELECT id FROM flips WHERE check_id = ? AND at < ?"
+    assert query(config, flips, (a, old + many + 1)) == [(1000000 + many,)]
 
 
 async def test_a_trim_of_long_bodies_deletes_few_enough_of_them_a_commit_that_pings_wait_for_none_long(
@@ -430,3 +432,27 @@ async def test_a_trim_of_long_bodies_deletes_few_enough_of_them_a_commit_that_pi
         await engine.writer.flush()
     assert kept[0] == 120 and kept[-1] == 20
     assert max(before - after for before, after in itertools.pairwise(kept)) <= 10
+
+
+async def test_a_down_after_every_flip_but_the_newest_counted_was_pruned_and_a_restart_gets_a_flip_id_never_used_before(
+    write_config: ConfigWriter,
+) -> None:
+    # A down's alert key (its webhook's Idempotency-Key, "flip-N") is its flip's id, and a start
+    # numbers flips on from the highest stored. The prune kept a check's newest counted flip (into
+    # or out of down) but not a newer one that counts for no record: a step's down told on its own
+    # (down to down) was pruned, and after a restart its id, and its alert's key, came again.
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server='keep_history = "30d"')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await engine.writer.flush()
+        a, at = engine.checks["a"].id, clock.now()
+        for flip_id, old, new in ((1000, "up", "down"), (1001, "down", "down")):
+            query(config, "INSERT INTO flips (id, check_id, at, old, new, detail) VALUES (?, ?, ?, ?, ?, '')",
+                  (flip_id, a, at + flip_id - 1000, old, new))  # fmt: skip
+        clock.advance(40 * DAY)
+        await housekeeping.prune(engine)
+        await engine.writer.flush()
+    async with running(config, clock) as engine:
+        await ping(engine, "a", Kind.START)
+        await engine.writer.flush()
+    assert query(config, "SELECT max(id) FROM flips") == [(1002,)]

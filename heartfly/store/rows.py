@@ -488,14 +488,19 @@ COUNTED_FLIP = "old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'pa
 def prune_history_statements(check_id: int, cut: float, batch: int = HISTORY_BATCH) -> list[Statement]:
     """Delete up to `batch` of one check's runs and flips from before `cut`, oldest first (the
     indexes runs_by_start and flips_by_time), keeping the newest counted flip before it (the
-    index flips_counted finds it)."""
+    index flips_counted finds it) and the newest flip of all: a start numbers flips on from the
+    highest id stored, and a down's alert key is its flip's id (`flip-N`), so a pruned newest
+    flip (a step's down told, down to down, counts for no record) was handed out again."""
     runs = (
         "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE check_id = ? AND started_at < ? AND ended_at < ?"
         " ORDER BY started_at LIMIT ?)"  # ended before the cut too: a record counts a run by its end
     )
     oldest = "SELECT id FROM flips WHERE check_id = ? AND at < ? ORDER BY at LIMIT ?"
     newest_counted = f"SELECT id FROM flips WHERE check_id = ? AND at < ? AND {COUNTED_FLIP} ORDER BY at DESC, id DESC"  # noqa: S608
-    flips = f"DELETE FROM flips WHERE id IN ({oldest}) AND id <> COALESCE(({newest_counted} LIMIT 1), -1)"  # noqa: S608
+    flips = (
+        f"DELETE FROM flips WHERE id IN ({oldest}) AND id <> COALESCE(({newest_counted} LIMIT 1), -1)"  # noqa: S608
+        " AND id < (SELECT max(id) FROM flips)"
+    )
     return [(runs, (check_id, cut, cut, batch)), (flips, (check_id, cut, batch, check_id, cut))]
 
 
