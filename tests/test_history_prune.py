@@ -408,7 +408,7 @@ async def test_a_trim_of_long_bodies_deletes_few_enough_of_them_a_commit_that_pi
     # (100 KB, a `heartfly run`'s output) made that commit read 200 MB of overflow pages, 6 s
     # measured, with every ping queued behind it and readiness failing at 5 s. A commit now
     # deletes about TRIM_BYTES of bodies at most, by body_limit.
-    monkeypatch.setattr(housekeeping, "TRIM_BYTES", 100_000, raising=False)
+    monkeypatch.setattr(rows, "TRIM_BYTES", 100_000)
     server = 'keep_pings = 20\nbody_limit = "10KB"'
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server=server)
     clock = FakeClock()
@@ -428,8 +428,12 @@ async def test_a_trim_of_long_bodies_deletes_few_enough_of_them_a_commit_that_pi
             kept.append(query(config, "SELECT count(*) FROM pings")[0][0])
 
         monkeypatch.setattr(writer, "_commit_batch", counted)
-        await housekeeping.prune(engine, housekeeping.History())
-        await engine.writer.flush()
+        reader = await backend.open_existing_reader(config.server.database)  # as a server's prune has
+        try:
+            await housekeeping.prune(engine, housekeeping.History(), reader)
+            await engine.writer.flush()
+        finally:
+            await reader.close()
     assert kept[0] == 120 and kept[-1] == 20
     assert max(before - after for before, after in itertools.pairwise(kept)) <= 10
 
@@ -456,3 +460,42 @@ async def test_a_down_after_every_flip_but_the_newest_counted_was_pruned_and_a_r
         await ping(engine, "a", Kind.START)
         await engine.writer.flush()
     assert query(config, "SELECT max(id) FROM flips") == [(1002,)]
+
+
+@pytest.mark.parametrize("body_limit", ["1KB", "16MiB"])
+async def test_a_trim_goes_by_the_bodies_it_deletes_not_by_body_limit(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, body_limit: str
+) -> None:
+    # A trim's commit was sized by body_limit alone (TRIM_BYTES // body_limit pings): at 16 MiB a
+    # ping a commit whatever its body (a flood of a million empty pings: a million commits), and
+    # bodies stored before a reload lowered body_limit were taken for short (long ones at 1 KB:
+    # 4,096 of them a commit, the 6 s commit again). A commit now adds the bodies it deletes.
+    monkeypatch.setattr(rows, "TRIM_BYTES", 100_000)
+    config = write_config(
+        f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n', server=f'keep_pings = 20\nbody_limit = "{body_limit}"'
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        check = engine.checks["a"]
+        for body in ["x" * 10_000] * 60 + [""] * 60:  # long bodies, then none
+            await engine.record(check, PingRecord(Event(Kind.LOG, clock.now()), clock.now(), body=body))
+        engine.checkpoint()
+        await engine.writer.flush()
+        kept = [query(config, "SELECT count(*) FROM pings")[0][0]]
+        writer = engine.writer
+        assert isinstance(writer, GroupCommitter)
+        real = writer._commit_batch
+
+        async def counted(writes: list[rows.Write]) -> None:
+            await real(writes)
+            kept.append(query(config, "SELECT count(*) FROM pings")[0][0])
+
+        monkeypatch.setattr(writer, "_commit_batch", counted)
+        reader = await backend.open_existing_reader(config.server.database)
+        try:
+            await housekeeping.prune(engine, housekeeping.History(), reader)
+            await engine.writer.flush()
+        finally:
+            await reader.close()
+    deleted = [before - after for before, after in itertools.pairwise(kept) if before != after]
+    assert deleted == [10] * 6 + [40], deleted  # 100 KB of long bodies a commit; the empty ones at once

@@ -29,10 +29,6 @@ HISTORY_ROUNDS = 60
 # At its turn a check's history before the cut is deleted a batch (rows.HISTORY_BATCH) a commit, up
 # to this many batches: a busy check's hour of runs, or keep_history lowered, is not a batch an hour.
 HISTORY_TURN = 100
-# Bytes of ping bodies a trim's commit deletes at most (by body_limit, the longest a body may be): a
-# long body is a chain of overflow pages that SQLite reads to free, and 2,000 bodies of 100 KB took
-# one commit 6 s. About 0.1 s of a commit at this many (4 MiB).
-TRIM_BYTES = 4 << 20
 
 
 async def run(engine: Engine, prune_every: float = 60.0, reader: Reader | None = None) -> None:
@@ -113,15 +109,15 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
     the client ping ids past their time. Delete history older than keep_history: a slice of the
     checks' runs and flips (`history`: where the last round stopped; None: every check), all of
     a check's at its turn given `reader` (without one: a batch), and finished alerts and
-    downtimes. A log is trimmed _per_trim pings a commit; those a sweep trims are counted first
-    by `reader` (without one: one commit's worth)."""
+    downtimes. A log is trimmed store.PINGS_PER_TRIM pings a commit, fewer of long bodies (store.
+    TRIM_BYTES); those a sweep trims are counted first by `reader` (without one: one commit's worth)."""
     now = engine.clock.now()
     engine.ping_ids.prune(now)
     await engine.writer.flush()  # a batch runs statements before state rows: commit queued states first
     keep = engine.config.server.keep_pings
     for check in list(engine.checks.values()):
         if check.unpruned > max(10, keep // 10):
-            await _trim(engine, check.id, keep, check.unpruned)  # the log was at most keep_pings before them
+            await _trim(engine, check.id, keep, check.unpruned, reader)  # the log was at most keep_pings before them
             check.unpruned = 0
     cut = now - engine.config.server.keep_history
     # Checks removed from the config too: their history is kept for when they come back, not for ever.
@@ -141,14 +137,14 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
         statements = store.prune_history_statements(check_id, cut)
         trim = unswept is None or check_id in unswept
         if trim:
-            statements.append(store.prune_statement(check_id, keep, _per_trim(engine)))
+            statements.append(_trim_statement(check_id, keep))
         await _submit(engine, statements)
         if reader is not None:
             await _prune_rest(engine, reader, check_id, cut)
         if trim and reader is not None:
             over = (await reader.count_pings(check_id)).get(check_id, 0) - keep
             if over > 0:
-                await _trim(engine, check_id, keep, over)
+                await _trim(engine, check_id, keep, over, reader)
         if trim and unswept:
             unswept.discard(check_id)  # once committed
     if unswept is not None and not unswept:
@@ -167,17 +163,23 @@ async def _prune_rest(engine: Engine, reader: Reader, check_id: int, cut: float)
         await _submit(engine, store.prune_history_statements(check_id, cut))
 
 
-async def _trim(engine: Engine, check_id: int, keep: int, over: int) -> None:
-    """Trim a log that may hold `over` pings past `keep`, a commit of at most _per_trim each."""
-    batch = _per_trim(engine)
-    for _ in range(math.ceil(over / batch)):
-        await _submit(engine, [store.prune_statement(check_id, keep, batch)])
+async def _trim(engine: Engine, check_id: int, keep: int, over: int, reader: Reader | None) -> None:
+    """Trim a log that may hold `over` pings past `keep`, a commit of at most store.PINGS_PER_TRIM
+    each, fewer of long bodies (store.TRIM_BYTES): so long as `reader` counts fewer left each time
+    (without one: a commit per PINGS_PER_TRIM)."""
+    while over > 0:
+        for _ in range(math.ceil(over / store.PINGS_PER_TRIM)):
+            await _submit(engine, [_trim_statement(check_id, keep)])
+        if reader is None:
+            return
+        left = (await reader.count_pings(check_id)).get(check_id, 0) - keep
+        if left >= over:  # those left are held (a pending alert's last ping, one past the checkpoint), or new
+            return
+        over = left
 
 
-def _per_trim(engine: Engine) -> int:
-    """The pings a trim deletes a commit: store.PINGS_PER_TRIM, or fewer where bodies may be long
-    (TRIM_BYTES)."""
-    return max(1, min(store.PINGS_PER_TRIM, TRIM_BYTES // max(1, engine.config.server.body_limit)))
+def _trim_statement(check_id: int, keep: int) -> store.Statement:
+    return store.prune_statement(check_id, keep, store.PINGS_PER_TRIM, store.TRIM_BYTES)
 
 
 async def _submit(engine: Engine, statements: list[store.Statement]) -> None:

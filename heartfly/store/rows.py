@@ -461,20 +461,36 @@ ALERTED_PINGS_PG = (
 # pings in one commit 3.8 s, where readiness counts 5 s as the database unanswering; in commits
 # of 2,000 about 0.1 s each, of 10,000 about 0.55 s, the same in total).
 PINGS_PER_TRIM = 2000
-_TRIM = (
-    "DELETE FROM pings WHERE id IN (SELECT id FROM pings WHERE check_id = ? AND id <= "
-    "(SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+# Bytes of bodies one trim deletes at most (the ping that passes it the last): a long body is a
+# chain of overflow pages that SQLite reads to free, and 2,000 bodies of 100 KB took one commit
+# 6 s. About 0.1 s of a commit at this many (4 MiB). Counted from the bodies themselves, not from
+# body_limit: pings with short bodies still go PINGS_PER_TRIM a commit, and those stored before a
+# reload lowered body_limit are not taken for short.
+TRIM_BYTES = 4 << 20
+# A ping the trim may delete: past the newest `keep`, in the checkpoint, not the last of a pending alert.
+_TRIMMABLE = (
+    "check_id = ? AND id <= (SELECT id FROM pings WHERE check_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"  # noqa: S608
     " AND id <= (SELECT state_ping_id FROM checks WHERE id = ?)"
+    f" AND id NOT IN (SELECT p FROM ({ALERTED_PINGS}) AS alerted WHERE p IS NOT NULL)"
 )
+# The trimmable pings, oldest first, a seek of pings_by_check each, until `batch` of them or their
+# bodies reach `budget` bytes: the bodies past those are not read.
 PRUNE_PINGS = (
-    f"{_TRIM} AND id NOT IN (SELECT p FROM ({ALERTED_PINGS}) AS alerted WHERE p IS NOT NULL) ORDER BY id LIMIT ?)"  # noqa: S608
+    "WITH RECURSIVE walk(id, bytes, n) AS ("  # noqa: S608 - our own text
+    f"SELECT id, length(body), 1 FROM pings WHERE id = (SELECT min(id) FROM pings WHERE {_TRIMMABLE})"
+    " UNION ALL SELECT q.id, walk.bytes + length(q.body), walk.n + 1 FROM walk JOIN pings AS q"
+    f" ON q.id = (SELECT min(id) FROM pings WHERE {_TRIMMABLE} AND id > walk.id)"
+    " WHERE walk.bytes < ? AND walk.n < ?)"
+    " DELETE FROM pings WHERE id IN (SELECT id FROM walk)"
 )
 
 
-def prune_statement(check_id: int, keep: int, batch: int = PINGS_PER_TRIM) -> Statement:
-    """Delete the oldest `batch` of one check's pings but the newest `keep`, never one its
-    checkpoint lacks, nor the last ping of one of its pending alerts (its message shows that ping)."""
-    return PRUNE_PINGS, (check_id, check_id, keep, check_id, check_id, batch)
+def prune_statement(check_id: int, keep: int, batch: int = PINGS_PER_TRIM, budget: int = TRIM_BYTES) -> Statement:
+    """Delete the oldest `batch` of one check's pings but the newest `keep`, fewer once their
+    bodies reach `budget` bytes (one at least), never one its checkpoint lacks, nor the last ping
+    of one of its pending alerts (its message shows that ping)."""
+    trimmable = (check_id, check_id, keep, check_id, check_id)
+    return PRUNE_PINGS, (*trimmable, *trimmable, budget, batch)
 
 
 # History past [server] keep_history: deleted a batch at a time (a commit with a long delete would
