@@ -499,3 +499,38 @@ async def test_a_trim_goes_by_the_bodies_it_deletes_not_by_body_limit(
             await reader.close()
     deleted = [before - after for before, after in itertools.pairwise(kept) if before != after]
     assert deleted == [10] * 6 + [40], deleted  # 100 KB of long bodies a commit; the empty ones at once
+
+
+async def test_a_round_deletes_a_bounded_number_of_history_batches_beyond_each_checks_first(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A check's history far past keep_history is deleted at its turn, up to HISTORY_TURN batches:
+    # keep_history lowered on 100k checks with a year of runs each made every round (1,667
+    # checks) some 170,000 commits, hours in which the busy checks' logs went untrimmed. A round
+    # now takes at most HISTORY_ROUND batches beyond each check's first; the rest waits its turn.
+    monkeypatch.setattr(housekeeping, "HISTORY_ROUND", 2)
+    body = f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n[checks.b]\nkey = "{new_key()}"\nevery = "1h"\n'
+    config = write_config(body, server='keep_history = "30d"')
+    clock = FakeClock()
+    many = 2 * rows.HISTORY_BATCH + 500
+    async with running(config, clock) as engine:
+        await engine.writer.flush()
+        old = clock.now() - 40 * DAY
+        numbers = f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {many})"
+        for check in engine.checks.values():
+            query(config, f"{numbers} INSERT INTO runs (check_id, started_at, ended_at, outcome)"
+                          " SELECT ?, ? + i, ? + i + 0.5, 'success' FROM n", (check.id, old, old))  # fmt: skip
+        reader = await backend.open_existing_reader(config.server.database)
+        try:
+            history = housekeeping.History()
+            await housekeeping.prune(
+                engine, history, reader
+            )  # both checks' turn: a's first batch and 2 more, b's first
+            await engine.writer.flush()
+            left = query(config, "SELECT check_id, count(*) FROM runs GROUP BY check_id ORDER BY check_id")
+            assert left == [(engine.checks["b"].id, many - rows.HISTORY_BATCH)], left
+            await housekeeping.prune(engine, history, reader)  # the next turn: b's rest
+            await engine.writer.flush()
+        finally:
+            await reader.close()
+    assert query(config, "SELECT count(*) FROM runs") == [(0,)]

@@ -29,6 +29,11 @@ HISTORY_ROUNDS = 60
 # At its turn a check's history before the cut is deleted a batch (rows.HISTORY_BATCH) a commit, up
 # to this many batches: a busy check's hour of runs, or keep_history lowered, is not a batch an hour.
 HISTORY_TURN = 100
+# The batches a round deletes beyond each check's first, at most, for all its checks: keep_history
+# lowered on 100k checks with a year of runs each was 100 batches for each check of a round's
+# 1,667, a round of hours (some 170,000 commits) that held up the trims of the busy checks' logs, of
+# finished alerts, and of the next slices. What is left waits for the check's next turn.
+HISTORY_ROUND = 1000
 
 
 async def run(engine: Engine, prune_every: float = 60.0, reader: Reader | None = None) -> None:
@@ -108,7 +113,8 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
     """Trim each check's ping log; a ping its stored state lacks is kept (prune_statement). Forget
     the client ping ids past their time. Delete history older than keep_history: a slice of the
     checks' runs and flips (`history`: where the last round stopped; None: every check), all of
-    a check's at its turn given `reader` (without one: a batch), and finished alerts and
+    a check's at its turn given `reader` (HISTORY_TURN batches at most, HISTORY_ROUND beyond each
+    check's first in a round; without one: a batch), and finished alerts and
     downtimes. A log is trimmed store.PINGS_PER_TRIM pings a commit, fewer of long bodies (store.
     TRIM_BYTES); those a sweep trims are counted first by `reader` (without one: one commit's worth)."""
     now = engine.clock.now()
@@ -133,6 +139,7 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
         start = history.next % len(ids)
         count = min(len(ids), max(HISTORY_CHECKS, math.ceil(len(ids) / HISTORY_ROUNDS)))
         history.next = start + count
+    budget = [HISTORY_ROUND]  # the round's batches beyond each check's first, left (_prune_rest)
     for check_id in itertools.islice(itertools.chain(ids[start:], ids[:start]), count):
         statements = store.prune_history_statements(check_id, cut)
         trim = unswept is None or check_id in unswept
@@ -140,7 +147,7 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
             statements.append(_trim_statement(check_id, keep))
         await _submit(engine, statements)
         if reader is not None:
-            await _prune_rest(engine, reader, check_id, cut)
+            await _prune_rest(engine, reader, check_id, cut, budget)
         if trim and reader is not None:
             over = (await reader.count_pings(check_id)).get(check_id, 0) - keep
             if over > 0:
@@ -152,14 +159,19 @@ async def prune(engine: Engine, history: History | None = None, reader: Reader |
     await _submit(engine, store.prune_done_statements(cut))
 
 
-async def _prune_rest(engine: Engine, reader: Reader, check_id: int, cut: float) -> None:
+async def _prune_rest(engine: Engine, reader: Reader, check_id: int, cut: float, budget: list[int]) -> None:
     """Delete what a check's first batch of history before `cut` left (more than a batch of runs or
-    flips), a batch a commit, up to HISTORY_TURN of them: a check's turn comes once an hour with
-    many checks, and a batch an hour fell behind a check that runs every few seconds for good."""
+    flips), a batch a commit, up to HISTORY_TURN of them and what is left of the round's `budget`
+    (HISTORY_ROUND, taken from): a check's turn comes once an hour with many checks, and a batch an
+    hour fell behind a check that runs every few seconds for good."""
+    if budget[0] <= 0:
+        return
     batch = store.HISTORY_BATCH
     runs, flips = await reader.count_history_before(check_id, cut, HISTORY_TURN * batch)
     # One flip before the cut may stay for good (the newest that counts): not a batch's worth.
-    for _ in range(math.ceil(max(runs, flips - 1) / batch)):
+    batches = min(budget[0], math.ceil(max(runs, flips - 1) / batch))
+    budget[0] -= batches
+    for _ in range(batches):
         await _submit(engine, store.prune_history_statements(check_id, cut))
 
 
