@@ -189,3 +189,39 @@ async def test_a_wall_clock_set_forward_is_no_stopped_timer_and_a_timer_that_sto
         wake(engine, clock)
         clock.step(-HOUR)  # and set back: no silence either
         assert engine.timer_alive.stale() is None and heartbeat.problem(engine) is None
+
+
+async def test_a_wall_clock_step_is_no_deadline_held_back_and_hides_none(write_config: ConfigWriter) -> None:
+    # How long a cluster leader's due deadlines had waited for its inbox (Engine.held_back) was the
+    # wall clock's move: set forward, a moment's wait was "held back for an hour" (503, no
+    # heartbeat, the lease given up); set back, deadlines that could not fire were not held back
+    # for as long as the step, and the leader answered ready and kept its lease while it fired none.
+    async with pinged(write_config) as (engine, clock):
+        asked = 0
+
+        async def inbox_unread() -> bool:
+            nonlocal asked
+            asked += 1
+            return False
+
+        async def looked_again() -> None:  # the timer has run (alive), its deadlines still held
+            looked = asked
+            while asked == looked:
+                await asyncio.sleep(0.01)
+
+        engine.before_fire = inbox_unread
+        clock.advance(2 * HOUR)  # its deadline (1 h 5 min) is due, and waits for the inbox
+        timer = asyncio.create_task(engine.run_timer())
+        try:
+            await asyncio.wait_for(looked_again(), 10)  # held from here
+            clock.step(HOUR)
+            assert engine.held_back() is None and heartbeat.problem(engine) is None
+            clock.step(-HOUR - 600)  # back, and still past the deadline
+            clock.advance(TIMER_STALE + 1)
+            await asyncio.wait_for(looked_again(), 10)
+            assert engine.held_back() == TIMER_STALE + 1
+            assert heartbeat.problem(engine) == heartbeat.held_words(TIMER_STALE + 1)
+        finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
+        assert engine.checks["a"].state.status is Status.UP  # nothing fired meanwhile

@@ -82,8 +82,8 @@ class Engine(Steps):
         self._edges, self._steps = pipeline.steps_of(config.checks.values())
         self.timer_lag = 0.0  # how late the last deadline fired, seconds
         self.timer_alive = TimerMark(clock)  # the timer task's last wake-up
-        # Since when due deadlines have waited for before_fire (a cluster leader that cannot apply its
-        # inbox), None while nothing waits: past TIMER_STALE the node is unhealthy (held_back).
+        # Since when (monotonic) due deadlines have waited for before_fire (a cluster leader that cannot
+        # apply its inbox), None while nothing waits: past TIMER_STALE the node is unhealthy (held_back).
         self.held_since: float | None = None
         self.started_at = 0.0
         self.downtime: tuple[float, float] | None = None
@@ -456,7 +456,7 @@ class Engine(Steps):
         cluster leader gives its lease up)."""
         if self.held_since is None:
             return None
-        held = self.clock.now() - self.held_since
+        held = self.clock.monotonic() - self.held_since  # a step of the wall clock holds nothing back
         return held if held > TIMER_STALE else None
 
     def next_wakeup(self) -> float | None:
@@ -584,7 +584,7 @@ class Engine(Steps):
             elif self.writer.failing:  # readiness says that already, and the lease is kept for when they work
                 self.held_since = None
             elif self.held_since is None:
-                self.held_since = now
+                self.held_since = self.clock.monotonic()
             self._wake.clear()
             wakeup = self.next_wakeup()
             delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())
