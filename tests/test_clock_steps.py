@@ -225,3 +225,16 @@ async def test_a_wall_clock_step_is_no_deadline_held_back_and_hides_none(write_c
             timer.cancel()
             await asyncio.gather(timer, return_exceptions=True)
         assert engine.checks["a"].state.status is Status.UP  # nothing fired meanwhile
+
+
+async def test_a_suspend_is_no_stopped_timer_as_the_monotonic_clock_stops_with_the_machine(
+    write_config: ConfigWriter,
+) -> None:
+    # Linux's CLOCK_MONOTONIC (SystemClock.monotonic) does not count a suspend, and the timer wakes
+    # within a second of the machine's: FakeClock counted it, so its tests took a suspend for a
+    # timer that had stopped (503, no heartbeat, a leader's lease given up), which no machine does.
+    async with pinged(write_config) as (engine, clock):
+        clock.suspend(2 * HOUR)
+        assert engine.timer_alive.stale() is None and heartbeat.problem(engine) is None
+        clock.advance(TIMER_STALE + 1)  # awake, and the timer silent for longer than the limit
+        assert engine.timer_alive.stale() == TIMER_STALE + 1

@@ -51,7 +51,8 @@ class FakeClock:
         return self.asleep
 
     def monotonic(self) -> float:
-        return self.t - self.stepped
+        # As Linux's CLOCK_MONOTONIC (SystemClock's): it follows neither a step nor a suspend.
+        return self.t - self.stepped - self.asleep
 
     def advance(self, seconds: float) -> float:
         self.t += seconds
