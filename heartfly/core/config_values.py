@@ -57,7 +57,10 @@ def parse_window_name(text: str) -> str:
 
 def parse_mode(text: str) -> Mode:
     if text not in ("hold", "drop"):
-        raise ValueError('expected "hold" (one summary when the window ends) or "drop" (no alerts at all)')
+        raise ValueError(
+            'expected "hold" (one summary when the window ends)'
+            ' or "drop" (none, but the recovery of a down told before it)'
+        )
     return cast(Mode, text)
 
 
