@@ -238,6 +238,29 @@ async def test_the_last_ping_of_a_pending_alert_is_not_pruned_while_the_alert_wa
     assert query(config, "SELECT count(*) FROM pings WHERE id = ?", (failed,)) == [(0,)]  # sent: no longer held
 
 
+async def pings_kept_at_each_commit(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pings stored before a running server's prune (with its reader) and after each commit of it."""
+    config = engine.config
+    await engine.writer.flush()
+    kept = [query(config, "SELECT count(*) FROM pings")[0][0]]
+    writer = engine.writer
+    assert isinstance(writer, GroupCommitter)
+    real = writer._commit_batch
+
+    async def counted(writes: list[rows.Write]) -> None:
+        await real(writes)
+        kept.append(query(config, "SELECT count(*) FROM pings")[0][0])
+
+    monkeypatch.setattr(writer, "_commit_batch", counted)
+    reader = await backend.open_existing_reader(config.server.database)
+    try:
+        await housekeeping.prune(engine, housekeeping.History(), reader)
+        await engine.writer.flush()
+    finally:
+        await reader.close()
+    return kept
+
+
 async def test_a_ping_log_far_past_keep_pings_is_trimmed_a_bounded_commit_at_a_time(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,26 +277,11 @@ async def test_a_ping_log_far_past_keep_pings_is_trimmed_a_bounded_commit_at_a_t
         for _ in range(pings):
             await ping(engine, "a", Kind.LOG)
         engine.checkpoint()
-        await engine.writer.flush()
-        kept = [query(config, "SELECT count(*) FROM pings")[0][0]]
-        writer = engine.writer
-        assert isinstance(writer, GroupCommitter)
-        real = writer._commit_batch
-
-        async def counted(writes: list[rows.Write]) -> None:
-            await real(writes)
-            kept.append(query(config, "SELECT count(*) FROM pings")[0][0])
-
-        monkeypatch.setattr(writer, "_commit_batch", counted)
-        reader = await backend.open_existing_reader(config.server.database)
         try:
-            await housekeeping.prune(engine, housekeeping.History(), reader)
-            await engine.writer.flush()
+            return await pings_kept_at_each_commit(engine, monkeypatch)
         finally:
-            await reader.close()
             monkeypatch.undo()
             monkeypatch.setattr(rows, "PINGS_PER_TRIM", 50, raising=False)
-        return kept
 
     async with running(config, clock) as engine:  # a running server's trim
         kept = await trimmed(engine, 230)
@@ -480,23 +488,7 @@ async def test_a_trim_goes_by_the_bodies_it_deletes_not_by_body_limit(
         for body in ["x" * 10_000] * 60 + [""] * 60:  # long bodies, then none
             await engine.record(check, PingRecord(Event(Kind.LOG, clock.now()), clock.now(), body=body))
         engine.checkpoint()
-        await engine.writer.flush()
-        kept = [query(config, "SELECT count(*) FROM pings")[0][0]]
-        writer = engine.writer
-        assert isinstance(writer, GroupCommitter)
-        real = writer._commit_batch
-
-        async def counted(writes: list[rows.Write]) -> None:
-            await real(writes)
-            kept.append(query(config, "SELECT count(*) FROM pings")[0][0])
-
-        monkeypatch.setattr(writer, "_commit_batch", counted)
-        reader = await backend.open_existing_reader(config.server.database)
-        try:
-            await housekeeping.prune(engine, housekeeping.History(), reader)
-            await engine.writer.flush()
-        finally:
-            await reader.close()
+        kept = await pings_kept_at_each_commit(engine, monkeypatch)
     deleted = [before - after for before, after in itertools.pairwise(kept) if before != after]
     assert deleted == [10] * 6 + [40], deleted  # 100 KB of long bodies a commit; the empty ones at once
 
