@@ -1134,3 +1134,20 @@ def test_status_of_a_file_that_does_not_load_with_no_server_running_exits_1_sayi
     )
     result = heartfly("status", "-c", str(path))
     assert result.returncode == 1 and "status shows what the running server serves" in result.stderr
+
+
+def test_history_of_a_file_with_a_check_mid_edit_reads_the_database_all_the_same(
+    running: tuple[Server, Path],
+) -> None:
+    # It exited 2 with the file's problems: an operator looking into why a check alerted could not,
+    # while a colleague's edit of another check was half done.
+    _, path = running
+    assert heartfly("pause", "nightly", "-c", str(path)).returncode == 0
+    path.write_text(path.read_text() + '[checks.half-done]\nkey = "short"\nevery = "1h"\n')
+    story = heartfly("history", "nightly", "-c", str(path))
+    assert story.returncode == 0, story.stderr
+    assert story.stdout.startswith("nightly: paused\n  (its schedule is not shown: the config file does not load)")
+    assert "new -> paused" in story.stdout and "has 1 problem(s)" in story.stderr
+    assert "reading its database all the same" in story.stderr
+    gone = heartfly("history", "no-such-check", "-c", str(path))
+    assert gone.returncode == 1 and 'no check "no-such-check" in the database' in gone.stderr

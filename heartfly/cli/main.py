@@ -46,7 +46,7 @@ def _load(path: Path | None, cache_dir: Path | None = None) -> Config:
         _fail(exc.problems, 2)
 
 
-def _load_to_ask(path: Path | None) -> Config:
+def _load_to_ask(path: Path | None, doing: str = "asking the server") -> Config:
     """The config for a request to the running server that reads no check of the file (pause,
     resume): a problem outside [server] (a check being edited) is counted in a warning, not in the
     way of pausing a check that alerts, as it is not in the way of a backup. A file that cannot be
@@ -69,7 +69,7 @@ def _load_to_ask(path: Path | None) -> Config:
         except (OSError, ValueError, ConfigError):
             _fail(exc.problems, 2)
         click.echo(f"warning: {file} has {len(exc.problems)} problem(s), which `heartfly check-config` lists;"
-                   " asking the server all the same", err=True)  # fmt: skip
+                   f" {doing} all the same", err=True)  # fmt: skip
         return config
 
 
@@ -304,11 +304,15 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
     import asyncio
 
     from heartfly.cli.report import read_history
+    from heartfly.core.config import ConfigError, load_config
     from heartfly.store.api import StoreError
 
-    config = _load(config_path)
     try:
-        text = asyncio.run(read_history(config, name, limit, routine))
+        config, loads = load_config(_resolve(config_path)), True
+    except ConfigError:  # a check mid-edit: the database's story of this one is still there to read
+        config, loads = _load_to_ask(config_path, "reading its database"), False
+    try:
+        text = asyncio.run(read_history(config, name, limit, routine, file_loads=loads))
     except StoreError as exc:
         _fail([str(exc)], 1)
     except KeyError:

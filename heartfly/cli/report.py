@@ -237,9 +237,10 @@ async def read_cluster(config: Config) -> str | None:
     return f"cluster: no node leads; the lease of {holder} (term {term}) passed {human_duration(-left)} ago"
 
 
-async def read_history(config: Config, name: str, limit: int, routine: bool = False) -> str:
+async def read_history(config: Config, name: str, limit: int, routine: bool = False, file_loads: bool = True) -> str:
     """A check's story from the database; raises KeyError for an unknown name. `routine`: also the
-    up <-> running changes every healthy run makes."""
+    up <-> running changes every healthy run makes. `file_loads`: False for the [server] table of a
+    file that does not load (its checks' schedules unknown, not gone)."""
     async with _reading(config.server.database) as db:
         # Before the server's restart migrates the file (a package upgrade), or after a rollback:
         # the flips' and pings' columns differ. Status and export read what every version has.
@@ -263,7 +264,9 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         f"{name}: {st.status.value}" + (f" ({st.reason.value})" if st.reason and st.status.value == "down" else "")
     ]
     why = _problems_of(name, left_out, names) if name in names else []
-    if cfg is None and why:  # made through the API, its table still stored: left out, not gone
+    if cfg is None and not file_loads:  # nor can a stored check be checked against its channels
+        lines.append("  (its schedule is not shown: the config file does not load)")
+    elif cfg is None and why:  # made through the API, its table still stored: left out, not gone
         lines.append(f"  (made through the API, not watched by the server: {'; '.join(why)})")
     elif cfg is None:
         lines.append("  (no longer in the config)")
