@@ -46,12 +46,18 @@ def _load(path: Path | None, cache_dir: Path | None = None) -> Config:
         _fail(exc.problems, 2)
 
 
-def _load_to_ask(path: Path | None, doing: str = "asking the server") -> Config:
+def _load_to_ask(path: Path | None) -> Config:
     """The config for a request to the running server that reads no check of the file (pause,
     resume): a problem outside [server] (a check being edited) is counted in a warning, not in the
     way of pausing a check that alerts, as it is not in the way of a backup. A file that cannot be
     parsed, whose [server] has a problem, or with a table it does not know (a mistyped "[sever]",
     which holds the server's address and token) exits 2 with every problem of the file."""
+    return _load_server(path, "asking the server")[0]
+
+
+def _load_server(path: Path | None, doing: str) -> tuple[Config, bool]:
+    """_load_to_ask's config, and whether it is the whole file's (False: its [server] alone, the
+    warning said `doing` goes on all the same)."""
     import tomllib
 
     from heartfly.core.config import ConfigError, load_config, parse_config
@@ -59,7 +65,7 @@ def _load_to_ask(path: Path | None, doing: str = "asking the server") -> Config:
 
     file = _resolve(path)
     try:
-        return load_config(file)
+        return load_config(file), True
     except ConfigError as exc:
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -70,7 +76,7 @@ def _load_to_ask(path: Path | None, doing: str = "asking the server") -> Config:
             _fail(exc.problems, 2)
         click.echo(f"warning: {file} has {len(exc.problems)} problem(s), which `heartfly check-config` lists;"
                    f" {doing} all the same", err=True)  # fmt: skip
-        return config
+        return config, False
 
 
 def _fail(problems: list[str], code: int) -> NoReturn:
@@ -211,14 +217,12 @@ def status(config_path: Path | None, as_json: bool) -> None:
     import asyncio
 
     from heartfly.cli.report import format_status, read_cluster, read_status
-    from heartfly.core.config import ConfigError, load_config
     from heartfly.core.config_advice import named
     from heartfly.store.api import StoreError
 
-    try:
-        config = load_config(_resolve(config_path))
-    except ConfigError:  # a check mid-edit: what the server watches still matters, most of all then
-        _status_asked(_load_to_ask(config_path), as_json)
+    config, whole = _load_server(config_path, "asking the server")
+    if not whole:  # a check mid-edit: what the server watches still matters, most of all then
+        _status_asked(config, as_json)
         return
     left_out: list[str] = []
     gone: list[str] = []
@@ -304,13 +308,10 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
     import asyncio
 
     from heartfly.cli.report import read_history
-    from heartfly.core.config import ConfigError, load_config
     from heartfly.store.api import StoreError
 
-    try:
-        config, loads = load_config(_resolve(config_path)), True
-    except ConfigError:  # a check mid-edit: the database's story of this one is still there to read
-        config, loads = _load_to_ask(config_path, "reading its database"), False
+    # A check mid-edit: the database's story of this one is still there to read.
+    config, loads = _load_server(config_path, "reading its database")
     try:
         text = asyncio.run(read_history(config, name, limit, routine, file_loads=loads))
     except StoreError as exc:
