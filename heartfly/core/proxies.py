@@ -33,22 +33,17 @@ def client_address(peer: str, forwarded: str | None, trusted: Networks) -> str:
     and sent an X-Forwarded-For (`forwarded`, its values joined by commas), the nearest address in
     it that is not a trusted proxy: the ones left of it are the client's to write, so they could
     be anything. An entry that is not an address ends the walk at the proxy that passed it on."""
-    if not forwarded or not trusted or not _trusted(peer, trusted):
+    if not forwarded or not trusted or not trusted_peer(peer, trusted):
         return peer
     nearest = peer
     for hop in reversed(forwarded.split(",")):
         host = _host(hop.strip())
         if host is None:
             return nearest
-        if not _trusted(host, trusted):
+        if not trusted_peer(host, trusted):
             return host
         nearest = host
     return nearest  # every hop a trusted proxy: the leftmost
-
-
-def trusted_peer(peer: str, trusted: Networks) -> bool:
-    """Whether a connection's peer is a trusted proxy, whose X-Forwarded-* headers are believed."""
-    return _trusted(peer, trusted)
 
 
 def _host(entry: str) -> str | None:
@@ -100,7 +95,9 @@ _memo: dict[str, bool] = {}
 _memo_of: list[Networks] = [()]
 
 
-def _trusted(text: str, trusted: Networks) -> bool:
+def trusted_peer(text: str, trusted: Networks) -> bool:
+    """Whether an address (a connection's peer, an X-Forwarded-For hop) is a trusted proxy's, whose
+    X-Forwarded-* headers are believed."""
     if trusted is not _memo_of[0]:
         _memo.clear()
         _memo_of[0] = trusted
