@@ -59,9 +59,10 @@ async def run(
         since = time.monotonic()  # the next is due heartbeat_every after this one is sent, however slow its answer
         trouble = problem(engine()) if leads() else "this node does not lead now"
         if trouble is not None:
-            if _kind(trouble) != held:  # once per problem: a stuck commit's words count its seconds
+            kind = _kind(trouble)
+            if kind != held:  # once per problem: a stuck commit's words count its seconds
                 log.debug("no heartbeat sent: %s", trouble)
-            held = _kind(trouble)
+            held = kind
             await asyncio.sleep(min(RECHECK, server.heartbeat_every))
             continue
         held = None
