@@ -24,6 +24,7 @@ from heartfly.core import hcshape, stored_checks
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import ConfigError, load_config
 from heartfly.core.stored_checks import StoredCheck, check_uuid
+from heartfly.store import queries
 from heartfly.web import control, hcapi, pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -1052,7 +1053,9 @@ async def test_flips_are_read_in_one_statement_however_many_late_and_back_change
     monkeypatch.setattr(db, "execute_fetchall", counted)
     flips = (await (await client.get(f"/api/v3/checks/{uuid}/flips/", headers=rw(key))).json())["flips"]
     assert [f["up"] for f in flips] == [1, 0]
-    assert len([sql for sql in statements if "FROM flips" in sql]) == 1, statements
+    # (Not housekeeping's count of the history past keep_history, which shares the read connection.)
+    read = [sql for sql in statements if "FROM flips" in sql and sql != queries._HISTORY_BEFORE]
+    assert len(read) == 1, statements
 
 
 async def test_a_new_check_that_started_but_never_finished_is_new_with_no_last_ping_as_in_healthchecks(
