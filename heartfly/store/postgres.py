@@ -127,6 +127,7 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow], database: PostgresDat
         raise _newer(database, version)
     if version == len(MIGRATIONS):
         return
+    created = False  # by this node (another may set up a new database at the same time)
     with api.migrating():
         for number in range(version + 1, len(MIGRATIONS) + 1):
             async with conn.transaction():
@@ -135,7 +136,11 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow], database: PostgresDat
                     continue
                 await conn.execute(MIGRATIONS[number - 1].encode())
                 await conn.execute("INSERT INTO heartfly_schema (version) VALUES (%s)", (number,))
-            log.info("database migrated to schema version %d", number)
+                created = created or number == 1
+            if version:  # an upgrade says each step; a new database is one line, not every version
+                log.info("database migrated to schema version %d", number)
+    if created:
+        log.info("database %s created (schema version %d)", database.shown, len(MIGRATIONS))
 
 
 async def open_reader(database: PostgresDatabase) -> SqlReader:

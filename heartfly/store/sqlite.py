@@ -216,7 +216,10 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     with api.migrating():
         for number in range(version + 1, len(MIGRATIONS) + 1):
             conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number - 1]}; PRAGMA user_version = {number}; COMMIT;")
-            log.info("database migrated to schema version %d", number)
+            if version:  # an upgrade says each step; a new file is one line, not a list of every version
+                log.info("database migrated to schema version %d", number)
+    if not version:
+        log.info("database %s created (schema version %d)", path, len(MIGRATIONS))
 
 
 class FileWatch:
