@@ -103,3 +103,24 @@ async def test_a_second_down_in_half_a_day_never_reads_as_100_percent_on_the_che
     await login(client, config)
     page = await (await client.get("/checks/job")).text()
     assert "1 s · 1×" in page and "100.00 %" not in page and "99.99 %" in page
+
+
+async def test_a_job_that_sends_no_start_has_no_run_count_of_0_on_its_record_but_a_word_on_why(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Most cron jobs ping only their end: the record counts runs a start opened, so it read "0"
+    # in every window beside a Runs card listing the job's successes and failures.
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1h"\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    for path in (f"/ping/{key}", f"/ping/{key}/fail", f"/ping/{key}"):
+        assert (await client.get(path)).status == 200
+        clock.advance(60)
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
+    assert row == "<td>–</td>" * 3
+    assert "this job sends none, so its runs are counted nowhere here" in page
+    body = await (await client.get("/api/v1/checks/job/record", headers=bearer(config))).json()
+    assert body["windows"][0]["runs"] == 0  # the API's figure is the count, as documented
