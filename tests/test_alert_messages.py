@@ -81,7 +81,7 @@ def alert_for(
     event = flip.event
     assert event is not None
     facts = outbox.payload(cfg, flip, old, new, flip_id=None if flip.reminder else FLIP_ID, ping_id=ping_id)
-    key = f"reminder-{CHECK_ID}-{int(flip.at * 1000)}" if flip.reminder else f"flip-{FLIP_ID}"
+    key = f"reminder-{CHECK_ID}-{int(flip.at * 1000)}" if flip.reminder else f"flip-{FLIP_ID}-{int(flip.at * 1000)}"
     return Alert(key=key, event=event, payload=json.loads(json.dumps(facts)), last_ping=last_ping, link=LINK)
 
 
@@ -359,7 +359,7 @@ def test_the_webhook_json_is_schema_version_1_with_the_idempotency_key_as_its_id
     data = webhook_json(alert)
     documented = {
         "version": 1,
-        "id": f"flip-{FLIP_ID}",
+        "id": f"flip-{FLIP_ID}-{int((T0 + 135) * 1000)}",
         "event": "down",
         "summary": "backup failed with exit status 3",
         "check": {"name": "backup", "description": "Nightly tar of /srv", "url": LINK},
@@ -562,12 +562,13 @@ def test_a_down_flip_makes_one_row_per_channel_sharing_the_flips_key() -> None:
     cfg = backup(channels=("mail", "hook", "pager"))
     old, new, flip = missed(cfg)
     made = rows(cfg, old, new, flip)
-    assert [(r[0], r[1], r[2], r[3], r[4]) for r in made] == [
-        (100, "flip-42", CHECK_ID, "mail", "down"),
-        (101, "flip-42", CHECK_ID, "hook", "down"),
-        (102, "flip-42", CHECK_ID, "pager", "down"),
-    ]
     at = T0 + 3900
+    key = f"flip-42-{int(at * 1000)}"  # its id and time: ids start again after a restore
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in made] == [
+        (100, key, CHECK_ID, "mail", "down"),
+        (101, key, CHECK_ID, "hook", "down"),
+        (102, key, CHECK_ID, "pager", "down"),
+    ]
     assert all(r[6:] == (at, at + ALERTS.expire_after, at) for r in made)  # created, expires, first attempt
     facts = json.loads(made[0][5])
     assert (facts["check"], facts["state"], facts["reason"], facts["last_ping_id"]) == ("backup", "down", "missed", 3)
@@ -630,7 +631,8 @@ def test_a_check_without_channels_makes_no_rows() -> None:
 
 def test_a_test_row_is_a_test_event_outside_any_check() -> None:
     row = outbox.test_row(12, "hook", T0, ALERTS)
-    assert row == (12, "test-12", None, "hook", "test", json.dumps({"channel": "hook", "at": T0}), T0, T0 + 5.0, T0)
+    facts = json.dumps({"channel": "hook", "at": T0})
+    assert row == (12, f"test-12-{int(T0 * 1000)}", None, "hook", "test", facts, T0, T0 + 5.0, T0)
 
 
 # ---- retry delays ----------------------------------------------------------------------------

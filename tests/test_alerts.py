@@ -13,6 +13,7 @@ import email
 import email.policy
 import html
 import json
+import re
 import shutil
 import signal
 import socket
@@ -889,8 +890,8 @@ async def test_an_alert_given_up_is_logged_with_the_name_of_the_check_nobody_was
     await hf.ping(key, "/fail")
     alerts = await hf.settled("backup-db", 2)
     assert sorted((a["channel"], a["status"]) for a in alerts) == [("dead", "expired"), ("gone", "failed")]
-    told = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert flip-1 ")]
-    assert all(line.startswith("alert flip-1 (down of check backup-db) via ") for line in told), told
+    told = [r.getMessage() for r in caplog.records if re.match(r"alert flip-1-\d+ ", r.getMessage())]
+    assert all(re.match(r"alert flip-1-\d+ \(down of check backup-db\) via ", line) for line in told), told
     assert any(line.endswith("via gone: failed after 1 attempt(s): HTTP 404: nope 404") for line in told), told
     assert any(" via dead: expired after " in line for line in told), told
 

@@ -124,7 +124,8 @@ def test_history_shows_state_changes_alerts_with_every_attempt_and_pings(tmp_pat
     out = result.stdout
     assert "nightly: down (failed)" in out
     assert "new -> down (failed): failed" in out
-    assert "down via hook: sent after 1 attempt(s)  [flip-1]" in out and re.search(r"Z  sent \(\d+ ms\)", out)
+    assert re.search(r"down via hook: sent after 1 attempt\(s\)  \[flip-1-\d+\]", out)
+    assert re.search(r"Z  sent \(\d+ ms\)", out)
     assert "fail  127.0.0.1  disk full" in out
     missing = heartfly("history", "nope", "-c", str(path))
     assert missing.returncode == 1 and 'no check "nope"' in missing.stderr

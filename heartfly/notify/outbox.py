@@ -100,8 +100,10 @@ def rows_for(
     event = flip.event
     if event is None:
         return []
-    # The Idempotency-Key: a transition's id, or for a reminder the check and the moment.
-    key = f"reminder-{check_id}-{int(flip.at * 1000)}" if event == "reminder" else f"flip-{facts['transition_id']}"
+    # The Idempotency-Key: a transition's id and time (ids start again from a restored backup's
+    # highest, and the alerts sent since must not be repeated), or for a reminder the check and the moment.
+    moment = int(flip.at * 1000)
+    key = f"reminder-{check_id}-{moment}" if event == "reminder" else f"flip-{facts['transition_id']}-{moment}"
     sent = flip.learned  # a flip dated in the past (a late ping) is news now: sent and expiring from now
     text = json.dumps(facts, separators=(",", ":"))
     rows: list[OutboxRow] = []
@@ -144,4 +146,5 @@ def maintenance_row(
 def test_row(outbox_id: int, channel: str, now: float, alerts: AlertsConfig) -> OutboxRow:
     facts = json.dumps({"channel": channel, "at": now})
     expires_at = now + min(TEST_EXPIRE_AFTER, alerts.expire_after)
-    return outbox_row(outbox_id, f"test-{outbox_id}", None, channel, "test", facts, now, expires_at)
+    key = f"test-{outbox_id}-{int(now * 1000)}"  # with its time: ids start again from a restored backup's highest
+    return outbox_row(outbox_id, key, None, channel, "test", facts, now, expires_at)

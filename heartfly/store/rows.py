@@ -505,8 +505,8 @@ def prune_history_statements(check_id: int, cut: float, batch: int = HISTORY_BAT
     """Delete up to `batch` of one check's runs and flips from before `cut`, oldest first (the
     indexes runs_by_start and flips_by_time), keeping the newest counted flip before it (the
     index flips_counted finds it) and the newest flip of all: a start numbers flips on from the
-    highest id stored, and a down's alert key is its flip's id (`flip-N`), so a pruned newest
-    flip (a step's down told, down to down, counts for no record) was handed out again."""
+    highest id stored, so a pruned newest flip (a step's down told, down to down, counts for no
+    record) had its id handed out again (a down's alert key, `flip-N-<ms>`, holds its time too)."""
     runs = (
         "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE check_id = ? AND started_at < ? AND ended_at < ?"
         " ORDER BY started_at LIMIT ?)"  # ended before the cut too: a record counts a run by its end
@@ -524,9 +524,9 @@ def prune_done_statements(cut: float, batch: int = HISTORY_BATCH) -> list[Statem
     """Delete finished alerts done before `cut`, with their attempts, and the downtimes before it:
     among the oldest `batch` rows of each (ids grow with time; neither table has an index on its
     times, and a filter over the whole table would read it all every round). The newest alert
-    stays, whatever its age: a start numbers alerts on from the highest id stored, and a test
-    alert's key (its webhook's Idempotency-Key) is its id, so an emptied outbox handed out
-    "test-1" again, which a receiver dropping repeats drops."""
+    stays, whatever its age: a start numbers alerts on from the highest id stored, and an
+    emptied outbox handed out id 1 again (a test alert's key, `test-N-<ms>`, holds its time too,
+    as a restored backup's numbering repeats ids)."""
     done = (
         "SELECT id FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)"
         " AND status <> 'pending' AND done_at < ? AND id < (SELECT max(id) FROM outbox)"
