@@ -309,3 +309,35 @@ def test_the_other_commands_errors_under_systemd_are_logged_at_error_priority_to
     # pause's refused connection has a hint on a line of its own: journald reads it apart
     assert len(lines) == (2 if command[0] == "pause" else 1), lines
     assert all(line.startswith("<3>") for line in lines), lines
+
+
+def test_the_docs_nightly_backup_line_keeps_two_weeks_of_copies_not_every_copy_for_ever(tmp_path: Path) -> None:
+    # docs/install.md's crontab line wrote a full copy every night and deleted none: a year of
+    # service kept 365 copies in /var/backups, on /var with the live database, until the disk
+    # filled and the server answered pings 503. The line now deletes the copies past two weeks.
+    text = (Path(__file__).resolve().parent.parent / "docs" / "install.md").read_text(encoding="utf-8")
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("0 4 * * *") and "heartfly backup" in ln]
+    command = line.split("root", 1)[1].replace("\\%", "%")  # what cron runs, as root
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    now = time.time()
+    for age in range(1, 31):
+        old = backups / f"heartfly-{time.strftime('%F', time.localtime(now - age * 86400))}.db"
+        old.write_bytes(b"a copy")
+        os.utime(old, (now - age * 86400 - 3600, now - age * 86400 - 3600))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "heartfly").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m heartfly "$@"\n')
+    (bin_dir / "curl").write_text(f"#!/bin/sh\ntouch {tmp_path}/pinged\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
+    with Server(config) as server:
+        assert server.stop() == 0
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HEARTFLY_CONFIG": str(config)}
+    done = subprocess.run(
+        ["sh", "-c", command.replace("/var/backups", str(backups))], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and (tmp_path / "pinged").exists(), done.stderr
+    kept = sorted(path.name for path in backups.iterdir())
+    assert len(kept) == 14 and f"heartfly-{time.strftime('%F')}.db" in kept, kept  # today's and 13 before it
