@@ -1460,3 +1460,26 @@ async def test_a_run_that_starts_late_has_its_grace_from_its_start_as_the_docs_s
         clock.advance(step)
         engine.fire_due(clock.now())
         assert (await (await client.get(url, headers=rw(key))).json())["status"] == shown
+
+
+async def test_a_schedule_made_through_the_api_without_tz_is_utc_as_in_healthchecks_not_the_defaults_zone(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' tz defaults to UTC: a provisioning script that sends "schedule": "0 3 * * *"
+    # alone means 03:00 UTC, when its job runs. The check took [defaults] timezone instead, and
+    # on a server whose [defaults] say Europe/Berlin it was due at 02:00 UTC: down every night
+    # an hour before the job ran, and up again at 03:00
+    clock = FakeClock(1_780_000_000.0)  # 2026-05-28 20:26:40 UTC: Berlin is UTC+2
+    body = CHECKS.replace('channels = ["journal"]', 'channels = ["journal"]\ntimezone = "Europe/Berlin"')
+    config = write_config(body, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    nightly = await made(client, key, slug="nightly", schedule="0 3 * * *", grace=600)
+    assert (nightly["tz"], nightly["next_ping"]) == ("UTC", "2026-05-29T03:00:00+00:00")
+    hourly = await made(client, key, slug="hourly", timeout=3600)  # then made a schedule by an update
+    changed = await client.post(f"/api/v3/checks/{hourly['uuid']}", json={"schedule": "30 4 * * *"}, headers=rw(key))
+    assert (await changed.json())["tz"] == "UTC"
+    berlin = await made(client, key, slug="berlin", schedule="0 3 * * *", tz="Europe/Berlin")  # a tz given is kept
+    assert (berlin["tz"], berlin["next_ping"]) == ("Europe/Berlin", "2026-05-29T01:00:00+00:00")
+    kept = await client.post(f"/api/v3/checks/{berlin['uuid']}", json={"schedule": "0 4 * * *"}, headers=rw(key))
+    assert (await kept.json())["tz"] == "Europe/Berlin"  # a new schedule keeps the check's zone

@@ -270,6 +270,10 @@ def apply(
     fields = spec.fields
     if fields.get("schedule"):
         new.pop("every", None)
+        if "cron" not in table and "tz" not in fields:
+            # Healthchecks' tz is UTC unless given: a script's schedule without one is UTC, not the
+            # zone of the file's [defaults] (a check already on a schedule keeps the zone it has)
+            new["timezone"] = "UTC"
         new["cron"] = fields["schedule"]
     elif "timeout" in fields:
         new.pop("cron", None)

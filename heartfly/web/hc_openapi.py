@@ -136,7 +136,11 @@ SPEC_PROPERTIES: dict[str, Any] = {
         "example": "0 3 * * *",
         "description": "A 5-field cron expression (non-empty: a cron check). OnCalendar is not supported (400).",
     },
-    "tz": {"type": "string", "example": "Europe/Berlin", "description": "An IANA time zone for `schedule`."},
+    "tz": {
+        "type": "string",
+        "example": "Europe/Berlin",
+        "description": "An IANA time zone for `schedule` (UTC for a check given a schedule without one).",
+    },
     "channels": {
         "type": "string",
         "example": "*",
