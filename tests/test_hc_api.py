@@ -1483,3 +1483,31 @@ async def test_a_schedule_made_through_the_api_without_tz_is_utc_as_in_healthche
     assert (berlin["tz"], berlin["next_ping"]) == ("Europe/Berlin", "2026-05-29T01:00:00+00:00")
     kept = await client.post(f"/api/v3/checks/{berlin['uuid']}", json={"schedule": "0 4 * * *"}, headers=rw(key))
     assert (await kept.json())["tz"] == "Europe/Berlin"  # a new schedule keeps the check's zone
+
+
+@pytest.mark.both_stores
+async def test_the_pings_list_gives_the_duration_of_a_run_at_the_ping_that_ended_it_as_healthchecks_does(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # runitor pings /start?rid=R, then /<exit status>?rid=R; Healthchecks' pings list gives the
+    # end ping the run's `duration` (seconds), which scripts read to chart their jobs' run times.
+    # Heartfly timed the run (its runs, last_duration) but the list had no duration at all
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    uuid = (await made(client, key, slug="job", timeout=3600, grace=600))["uuid"]
+    runitor = {"Content-Type": "text/plain", "User-Agent": "runitor/v1.3.0"}
+    runs = (("5b1e3c6a-0d7e-4f2b-9c1a-1e2f3a4b5c6d", 42.5, 0), ("9d8c7b6a-1234-4abc-8def-0123456789ab", 7, 3))
+    for rid, took, status in runs:
+        assert (await client.post(f"/ping/{uuid}/start?rid={rid}", headers=runitor)).status == 200
+        clock.advance(took)
+        assert (await client.post(f"/ping/{uuid}/log?rid={rid}", data=b"half way", headers=runitor)).status == 200
+        ended = await client.post(f"/ping/{uuid}/{status}?rid={rid}", data=b"output", headers=runitor)
+        assert ended.status == 200
+        clock.advance(60)
+    assert (await client.post(f"/ping/{uuid}", data=b"no start before it")).status == 200
+    pings = (await (await client.get(f"/api/v3/checks/{uuid}/pings/", headers=rw(key))).json())["pings"]
+    shown = [(p["type"], p.get("duration")) for p in pings]
+    first, second = [("success", 42.5), ("log", None), ("start", None)], [("fail", 7), ("log", None), ("start", None)]
+    assert shown == [("success", None), *second, *first]

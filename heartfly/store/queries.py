@@ -367,13 +367,31 @@ _HC_FLIPS = (
 _HC_PINGS = _ping_rows("id, at, kind, exit_status, run_id, method, source, user_agent, substr(body, 1, 1) <> ''")
 
 
+# The runs ended at the listed success and failure pings' times (?4 the oldest, ?3 the newest): a
+# run ends at its end ping's event time. Started at most 72 hours before, as Healthchecks looks
+# back for a ping's start (MAX_DURATION), which bounds the scan of runs_by_start.
+_HC_RUN_ENDS = (
+    "SELECT ended_at, ended_at - started_at FROM runs"
+    " WHERE check_id = ?1 AND started_at >= ?2 AND started_at <= ?3 AND ended_at >= ?4 AND ended_at <= ?3"
+)
+HC_MAX_DURATION = 72 * 3600.0
+
+
 async def read_hc_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
     """A check's newest pings as Healthchecks lists them, newest first: id, at, kind, exit_status,
-    run_id, method, source, user_agent and has_body (not the body)."""
+    run_id, method, source, user_agent, has_body (not the body), and duration: the seconds of the
+    run a success or failure ended, else None."""
     keys = ("id", "at", "kind", "exit_status", "run_id", "method", "source", "user_agent", "has_body")
     rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, _HC_PINGS, (check_id, None, limit))]
+    ends = [item["at"] for item in rows if item["kind"] in ("success", "fail")]
+    durations: dict[float, float] = {}
+    if ends:
+        oldest, newest = min(ends), max(ends)
+        found = await fetch_all(db, _HC_RUN_ENDS, (check_id, oldest - HC_MAX_DURATION, newest, oldest))
+        durations = {float(at): float(took) for at, took in found}
     for item in rows:
         item["has_body"] = bool(item["has_body"])
+        item["duration"] = durations.get(item["at"]) if item["kind"] in ("success", "fail") else None
     return rows
 
 

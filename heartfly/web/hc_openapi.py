@@ -266,6 +266,7 @@ SCHEMAS: dict[str, Any] = {
             "ua": {"type": "string", "description": "The User-Agent it was sent with (its first 200 characters)."},
             "rid": {"type": "string", "nullable": True, "description": "The run id."},
             "exit_status": {"type": "integer", "nullable": True, "description": "Heartfly's; not in Healthchecks."},
+            "duration": {"type": "number", "description": "Seconds of the run a success or failure ended; only then."},
             "body_url": {"type": "string", "nullable": True, "description": "Null when the ping had no body."},
         },
     },

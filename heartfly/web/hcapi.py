@@ -464,6 +464,7 @@ async def pings(request: web.Request, call: Call) -> web.StreamResponse:
             "rid": row["run_id"],
             "exit_status": row["exit_status"],
             "body_url": f"{base}/{row['id']}/body" if row["has_body"] else None,
+            **({} if row["duration"] is None else {"duration": row["duration"]}),  # as Healthchecks: if timed
         }
         for row in rows
     ]
