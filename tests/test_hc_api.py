@@ -1511,3 +1511,20 @@ async def test_the_pings_list_gives_the_duration_of_a_run_at_the_ping_that_ended
     shown = [(p["type"], p.get("duration")) for p in pings]
     first, second = [("success", 42.5), ("log", None), ("start", None)], [("fail", 7), ("log", None), ("start", None)]
     assert shown == [("success", None), *second, *first]
+
+
+async def test_a_schedule_with_a_field_too_few_or_too_many_is_refused_saying_so_not_called_oncalendar(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # "0 3 * *" (a field left out) and "0 0 3 * * *" (seconds first, as Quartz writes it) were
+    # refused as "OnCalendar is not supported": a provisioning script's author looked for an
+    # OnCalendar expression they never wrote, not for the field they miscounted
+    client, key, _ = await start(aiohttp_client, write_config)
+    for schedule, count in (("0 3 * *", 4), ("0 0 3 * * *", 6)):
+        resp = await client.post("/api/v3/checks/", json={"slug": "x", "schedule": schedule}, headers=rw(key))
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+        assert error.startswith("json validation error: schedule is not a valid cron expression"), error
+        assert f"{count} fields" in error and "5 (minute hour day month weekday)" in error, error
+    oncalendar = await client.post("/api/v3/checks/", json={"schedule": "Mon *-*-* 02:00:00"}, headers=rw(key))
+    assert "OnCalendar" in (await oncalendar.json())["error"]  # still named where it may be one

@@ -196,8 +196,11 @@ def read_spec(data: Any) -> Spec:
         raise SpecError("json validation error: slug does not match pattern")
     if schedule := fields.get("schedule"):
         try:
-            if len(schedule.split()) != 5:
-                raise ValueError("OnCalendar is not supported")
+            if (count := len(schedule.split())) != 5:
+                raise ValueError(
+                    f'"{schedule}" has {count} field{"s" * (count != 1)}, a cron expression 5 (minute hour day'
+                    " month weekday); OnCalendar is not supported"
+                )
             parse_cron(schedule)  # here, so the error names the field the caller sent, not the config's
         except ValueError as exc:
             raise SpecError(f"json validation error: schedule is not a valid cron expression ({exc})") from None
