@@ -822,4 +822,7 @@ def test_check_config_refuses_a_file_that_drops_the_channel_of_a_check_made_thro
     path.write_text(server_table + '[channels.oncall]\ntype = "log"\n')
     checked = heartfly("check-config", "-c", str(path))
     assert checked.returncode == 2, checked.stdout
-    assert checked.stderr == f"error: checks.nightly.channels: no channel ops in {path}\n"
+    assert checked.stderr == (
+        f"error: checks.nightly.channels: no channel ops in {path} (nightly was made through the API, not in the"
+        " file: fix the file, or change or delete it through the API)\n"
+    )

@@ -1528,3 +1528,23 @@ async def test_a_schedule_with_a_field_too_few_or_too_many_is_refused_saying_so_
         assert f"{count} fields" in error and "5 (minute hour day month weekday)" in error, error
     oncalendar = await client.post("/api/v3/checks/", json={"schedule": "Mon *-*-* 02:00:00"}, headers=rw(key))
     assert "OnCalendar" in (await oncalendar.json())["error"]  # still named where it may be one
+
+
+async def test_a_reload_refused_for_a_check_made_through_the_api_says_it_is_not_in_the_file(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A channel taken out of the file that checks made through the API (or by ?create=1 pings)
+    # still name: the reload was refused with "checks.nightly.channels: no channel pager in
+    # heartfly.toml", and the operator searched the file for a [checks.nightly] it never had
+    body = CHECKS + '\n[channels.pager]\ntype = "log"\n'
+    client, key, _ = await start(aiohttp_client, write_config, body)
+    await made(client, key, slug="nightly", timeout=3600, channels="pager")
+    await client.post("/api/v3/checks/", json={"slug": "ok", "channels": "journal"}, headers=rw(key))  # fits still
+    path = _path(client)
+    path.write_text(path.read_text().replace('[channels.pager]\ntype = "log"\n', ""))
+    app = client.app
+    assert app is not None
+    count, problems = await control.reload_config(app)
+    assert count == 0 and len(problems) == 1, problems
+    assert problems[0].startswith(f"checks.nightly.channels: no channel pager in {path} (")
+    assert "nightly was made through the API, not in the file" in problems[0], problems

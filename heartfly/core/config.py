@@ -283,9 +283,11 @@ def with_stored_checks(
                 elif key is not None:
                     own[key_id(key)] = (name, attr)
         if len(reader.problems) > before or check is None:
-            if left_out is not None:
-                left_out.extend(reader.problems[before:])
-                del reader.problems[before:]
+            found, reader.problems[before:] = reader.problems[before:], []
+            # Left out (the start logs why), or a refusal: which says the check is not in the file
+            (left_out if left_out is not None else reader.problems).extend(
+                found if left_out is not None else [f"{p} ({config_errors.stored_origin(name, origin)})" for p in found]
+            )
             continue
         checks[name] = check._replace(origin=origin)
         owners.update(own)

@@ -1,5 +1,6 @@
 """What a config file that does not read as TOML is told: where it stops being UTF-8, the line of
-an integer too long for Python, and the fix for a duration or size written without quotes. Pure."""
+an integer too long for Python, and the fix for a duration or size written without quotes; and what
+a file refused for a check kept in the database is told of it. Pure."""
 
 from __future__ import annotations
 
@@ -45,3 +46,10 @@ def unquoted(exc: tomli.TOMLDecodeError) -> str:
 def line_of(body: bytes, offset: int) -> int:
     """The line, from 1, of byte `offset` of the file's text (after a byte order mark)."""
     return body.count(b"\n", 0, offset) + 1
+
+
+def stored_origin(name: str, origin: str) -> str:
+    """What a refused reload adds to a problem of a check kept in the database: the operator looks
+    for its [checks.NAME] table in the file, which has none."""
+    made = "made through the API" if origin == "api" else "made by a ?create=1 ping"
+    return f"{name} was {made}, not in the file: fix the file, or change or delete it through the API"
