@@ -1548,3 +1548,22 @@ async def test_a_reload_refused_for_a_check_made_through_the_api_says_it_is_not_
     assert count == 0 and len(problems) == 1, problems
     assert problems[0].startswith(f"checks.nightly.channels: no channel pager in {path} (")
     assert "nightly was made through the API, not in the file" in problems[0], problems
+
+
+async def test_a_tag_longer_than_heartfly_keeps_is_refused_naming_the_field_sent_not_a_config_table(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks takes a tag of any length; Heartfly's are at most 50 characters. A longer one
+    # was refused as 'checks.nightly.tags: "…" is not a tag', a config table no caller wrote, and
+    # an update named the check's table the same way
+    client, key, _ = await start(aiohttp_client, write_config)
+    long_tag = "x" * 51
+    resp = await client.post("/api/v3/checks/", json={"slug": "nightly", "tags": f"prod {long_tag}"}, headers=rw(key))
+    assert resp.status == 400
+    assert (await resp.json())["error"] == (
+        f'json validation error: tags: "{long_tag}" is longer than 50 characters, the most a tag may have here'
+    )
+    uuid = (await made(client, key, slug="nightly", tags="prod"))["uuid"]
+    update = await client.post(f"/api/v3/checks/{uuid}", json={"tags": long_tag}, headers=rw(key))
+    assert update.status == 400 and (await update.json())["error"].startswith("json validation error: tags: ")
+    assert client.app[RUNTIME].engine.checks["nightly"].config.tags == ("prod",)

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from heartfly.core.config import CheckConfig
-from heartfly.core.config_values import parse_cron
+from heartfly.core.config_values import TAG_RE, parse_cron
 from heartfly.core.patterns import NAME_RE
 from heartfly.core.pingparse import storable
 from heartfly.core.states import CheckState, Status
@@ -192,6 +192,11 @@ def read_spec(data: Any) -> Spec:
             if any(item not in UNIQUE_FIELDS for item in value):
                 raise SpecError("json validation error: an item in 'unique' has unexpected value")
         # anything else (api_key among them) is not a field: ignored, as Healthchecks does
+    if long := next((tag for tag in fields.get("tags", "").split() if not TAG_RE.fullmatch(tag)), None):
+        # here, as a schedule is: the field sent, not the config's checks.NAME.tags that no caller wrote
+        raise SpecError(
+            f'json validation error: tags: "{long}" is longer than 50 characters, the most a tag may have here'
+        )
     if "slug" in fields and fields["slug"] and not re.fullmatch(r"[a-z0-9_-]*", fields["slug"]):
         raise SpecError("json validation error: slug does not match pattern")
     if schedule := fields.get("schedule"):

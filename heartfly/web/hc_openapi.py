@@ -122,7 +122,7 @@ SPEC_PROPERTIES: dict[str, Any] = {
             " slug (or makes a name up); an update keeps the name unless it is given, non-empty."
         ),
     },
-    "tags": {"type": "string", "description": "Space-separated tags."},
+    "tags": {"type": "string", "description": "Space-separated tags, each at most 50 characters."},
     "desc": {"type": "string", "description": "Description."},
     "timeout": {**SECONDS, "description": "Seconds between pings (a simple check: every)."},
     "grace": {
