@@ -92,26 +92,21 @@ def test_export_prints_a_made_check_as_toml_that_the_file_can_take_over(tmp_path
     assert heartfly("export", "file-job", "-c", str(path)).returncode == 1
     missing = heartfly("export", "nope", "-c", str(path))
     assert missing.returncode == 1 and 'no check "nope"' in missing.stderr
-    # Pasted into the file while the API's copy still exists: a clear error naming both places.
+    # Pasted into the file while the API's copy still exists: the file's table, with the check's
+    # key, takes it over at the start (a start failed with exit 2 here, and a reload was refused
+    # until the copy was deleted: in between, the check was served by neither)
     path.write_text(path.read_text() + exported.stdout)
-    clash = heartfly("serve", "-c", str(path))
-    assert clash.returncode == 2 and "checks.backup-db: is defined in" in clash.stderr
-    # Deleted through the API (on a server without the pasted copy), then the file has it alone.
-    with Server(config_file(tmp_path, "auto_provision = true")) as server:
-        key = (tmp_path / "hc-key").read_text().strip()
-        request = urllib.request.Request(
-            f"{server.url}/api/v3/checks/{uuid}", headers={"X-Api-Key": key}, method="DELETE"
-        )
-        urllib.request.urlopen(request).read()
-    path = config_file(tmp_path, "auto_provision = true", exported.stdout)
     assert load_config(path).checks["backup-db"].key == uuid
     with Server(path) as server:
+        key = (tmp_path / "hc-key").read_text().strip()
         taken = hc_checks(server)["backup-db"]
         assert taken["uuid"] == uuid and taken["status"] == "up"  # the same check, its history kept
         request = urllib.request.Request(f"{server.url}/api/v3/checks/{uuid}", data=b"{}", headers={"X-Api-Key": key})
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request)
         assert info.value.code == 403  # now the file's: read-only through the API
+        assert server.wait_for_log("check backup-db: the file's [checks.backup-db] (its key) took over")
+    assert heartfly("export", "backup-db", "-c", str(path)).returncode == 1  # the API's copy is deleted
 
 
 def test_status_and_history_show_the_api_made_checks_served_beside_one_that_no_longer_fits_the_file(

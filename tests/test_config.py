@@ -769,8 +769,9 @@ def test_keep_history_is_a_duration_of_at_least_the_longest_record_window(write_
 
 
 def test_check_config_refuses_a_file_check_named_like_one_made_through_the_api_as_serve_does(tmp_path: Path) -> None:
-    # `heartfly export NAME >> heartfly.toml` without deleting the API's copy: check-config said OK
-    # and exited 0, then the start (the package's upgrade restarts on that OK) failed with exit 2.
+    # A file's check under the name of one made through the API: check-config said OK and exited
+    # 0, then the start (the package's upgrade restarts on that OK) failed with exit 2. The table
+    # `heartfly export` writes (the check's key too) takes the check over: both accept it.
     import json
     import urllib.request
 
@@ -786,7 +787,10 @@ def test_check_config_refuses_a_file_check_named_like_one_made_through_the_api_a
             assert resp.status == 201
     exported = heartfly("export", "nightly", "-c", str(path))
     assert exported.returncode == 0, exported.stderr
-    path.write_text(path.read_text() + exported.stdout)
+    base = path.read_text()
+    path.write_text(base + exported.stdout)
+    assert heartfly("check-config", "-c", str(path)).returncode == 0  # heartfly export's: the file takes it over
+    path.write_text(base + exported.stdout.replace('key = "', 'key = "other-key-'))  # the name, not the check
     checked = heartfly("check-config", "-c", str(path))
     assert checked.returncode == 2, checked.stdout
     clash = f"error: checks.nightly: is defined in {path} and was also made through the API; delete one of them"

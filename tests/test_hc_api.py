@@ -1567,3 +1567,36 @@ async def test_a_tag_longer_than_heartfly_keeps_is_refused_naming_the_field_sent
     update = await client.post(f"/api/v3/checks/{uuid}", json={"tags": long_tag}, headers=rw(key))
     assert update.status == 400 and (await update.json())["error"].startswith("json validation error: tags: ")
     assert client.app[RUNTIME].engine.checks["nightly"].config.tags == ("prod",)
+
+
+async def test_a_check_exported_into_the_file_takes_over_the_apis_copy_at_the_reload_with_no_gap_for_pings(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # docs/healthchecks.md moved a check into the file by deleting the API's copy, then reloading
+    # (a reload with both was refused): in between, the check was served by neither, and its
+    # pings answered 404 and were lost. The exported table has the check's name and key: the file
+    # now takes the check over at the reload (or the start), and the API's copy is deleted
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    nightly = await made(client, key, slug="nightly", name="Nightly", timeout=3600)
+    weekly = await made(client, key, slug="weekly", timeout=7 * 86400)
+    assert (await client.post(f"/ping/{nightly['uuid']}", data=b"done")).status == 200
+    path = _path(client)
+    with path.open("a") as file:
+        file.write("\n" + stored_checks.to_toml("nightly", rt.stored["nightly"].table, "Nightly"))
+    assert await control.reload_config(app) == (4, [])
+    cfg = rt.engine.checks["nightly"].config
+    assert (cfg.origin, check_uuid(cfg)) == ("file", nightly["uuid"])
+    assert "nightly" not in rt.stored and "check:nightly" not in await rt.reader.read_meta_prefix("check:")
+    shown = await (await client.get(f"/api/v3/checks/{nightly['uuid']}", headers=rw(key))).json()
+    assert (shown["status"], shown["n_pings"]) == ("up", 1)  # its state and history go on
+    assert (await client.post(f"/ping/{nightly['uuid']}", data=b"again")).status == 200
+    with path.open("a") as file:  # exported, then a restart rather than a reload: it starts
+        file.write("\n" + stored_checks.to_toml("weekly", rt.stored["weekly"].table))
+    await client.close()
+    again: Client = await aiohttp_client(create_app(load_config(path)))
+    assert again.app is not None
+    assert again.app[RUNTIME].engine.checks["weekly"].config.origin == "file" and not again.app[RUNTIME].stored
+    assert (await again.get(f"/ping/{weekly['uuid']}")).status == 200

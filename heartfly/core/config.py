@@ -256,20 +256,21 @@ def with_stored_checks(
 ) -> Config:
     """`config` (the operator's file) plus the checks kept in the database, each a table of the
     same keys a [checks.NAME] table takes and read the same way (but for as_read). Raises ConfigError naming every
-    problem: a name in both places is one, never a silent override. With `left_out`, a stored
-    check that does not validate (its channel gone from the file, say) is left out and its
-    problems appended there instead; a name in both places still raises."""
+    problem: a name in both places is one, never a silent override (the file's table with the stored check's key is
+    heartfly export's: it takes the check over). With `left_out`, a stored check that does not validate (its channel
+    gone from the file, say) is left out and its problems appended there instead; a name in both places still raises."""
     reader = _Reader(base_dir=config.path.parent)
     checks = dict(config.file_checks())
     owners = key_owners(config.server.ping_key, checks) if tables else {}  # 100k checks: a fifth of a second
     for name in sorted(tables):
         origin, raw = tables[name]
         if name in checks:
-            reader.fail(
-                f"checks.{name}",
-                f"is defined in {config.path} and was also made through the API; "
-                f"delete one of them (heartfly export {name} prints the API's as TOML)",
-            )
+            if checks[name].key != raw.get("key"):  # the same key: heartfly export's table, taken over
+                reader.fail(
+                    f"checks.{name}",
+                    f"is defined in {config.path} and was also made through the API; "
+                    f"delete one of them (heartfly export {name} prints the API's as TOML)",
+                )
             continue
         before = len(reader.problems)
         check = reader.check(name, as_read(raw, config.inherited), config.inherited)

@@ -313,6 +313,7 @@ async def reload_config(app: web.Application, source: str = "the API") -> tuple[
                 log.error("applying %s failed", path, exc_info=True)
                 return _refused([f"{path}: cannot apply it: {type(exc).__name__}: {exc}"])
             rt.use_keys(keys)  # ...and used once nothing can refuse the reload any more
+            await rt.drop_taken_over()
     log.info("reloaded %s: %d checks (asked by %s)", path, len(config.checks), source)
     for advice in said_at_start(config):
         log.warning("%s", advice)

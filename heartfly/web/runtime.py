@@ -28,6 +28,7 @@ from heartfly.core.dburl import Database
 from heartfly.core.stored_checks import StoredCheck
 from heartfly.notify.dispatcher import Dispatcher
 from heartfly.server.engine import Engine
+from heartfly.store import rows as store_rows
 from heartfly.store.api import OwnWriter, Reader, StoreError, WriteQueue
 
 if TYPE_CHECKING:  # imported only for a PostgreSQL database (its driver is an extra)
@@ -150,6 +151,28 @@ class Runtime:
 
     def use_keys(self, keys: Keys) -> None:
         self.token, self.hc_key, self.hc_readonly_key = keys
+
+    async def drop_taken_over(self) -> None:
+        """Delete the stored checks the file has taken over (its table of the name has the check's
+        key: `heartfly export`'s, appended, then a reload or a start), which serve only from the file
+        now: kept, a check taken out of the file later would come back as the API's old copy. Under
+        the reload lock, once the file is served; a database error leaves them to the next reload."""
+        if self.file_config is None or self.writer is None:
+            return
+        checks = self.file_config.checks
+        names = [n for n, c in self.stored.items() if n in checks and checks[n].key == c.table.get("key")]
+        if not names:
+            return
+        try:
+            statements = [store_rows.delete_meta_statement(stored_checks.META_PREFIX + name) for name in names]
+            await self.writer.submit(store_rows.Write(statements=statements, on_refuse=lambda: None))
+        except StoreError as exc:
+            log.warning("the checks the file took over from the API stay stored for now: %s", exc)
+            return
+        self.stored = {n: c for n, c in self.stored.items() if n not in names}
+        for name in names:
+            log.info("check %s: the file's [checks.%s] (its key) took over the check made through the API,"
+                     " whose copy in the database is deleted", name, name)  # fmt: skip
 
     def with_stored(
         self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None, left_out: list[str] | None = None

@@ -40,6 +40,7 @@ async def load(rt: Runtime) -> None:
     for problem in problems:
         log.error("a check made through the API is left out (fix the file, or delete it through the API): %s", problem)
     rt.stored = found
+    await rt.drop_taken_over()
 
 
 def taken(rt: Runtime, name: str) -> bool:
