@@ -1600,3 +1600,22 @@ async def test_a_check_exported_into_the_file_takes_over_the_apis_copy_at_the_re
     assert again.app is not None
     assert again.app[RUNTIME].engine.checks["weekly"].config.origin == "file" and not again.app[RUNTIME].stored
     assert (await again.get(f"/ping/{weekly['uuid']}")).status == 200
+
+
+async def test_a_timeout_or_grace_sent_as_a_json_float_is_taken_as_healthchecks_takes_any_number(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' timeout and grace are JSON numbers: a Python script sending
+    # timedelta(hours=1).total_seconds() writes 3600.0, which Healthchecks takes. Heartfly
+    # refused it as "timeout is not a number"
+    client, key, _ = await start(aiohttp_client, write_config)
+    body = b'{"slug": "hourly", "timeout": 3600.0, "grace": 5400.4}'
+    resp = await client.post("/api/v3/checks/", data=body, headers=rw(key))
+    assert resp.status == 201, await resp.text()
+    shown = await resp.json()
+    assert (shown["timeout"], shown["grace"]) == (3600, 5400)
+    again = await client.post("/api/v3/checks/", data=body[:-1] + b', "unique": ["slug"]}', headers=rw(key))
+    assert again.status == 200  # found as asked
+    for bad, error in ((b"NaN", "is not a number"), (b"59.5", "is too small"), (b'"60"', "is not a number")):
+        refused = await client.post("/api/v3/checks/", data=b'{"grace": ' + bad + b"}", headers=rw(key))
+        assert refused.status == 400 and (await refused.json())["error"] == f"json validation error: grace {error}"

@@ -11,6 +11,7 @@ value (methods, keyword filters, OnCalendar) the request is refused, never store
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 import uuid
@@ -226,13 +227,14 @@ def _string(key: str, value: Any, limit: int | None) -> str:
 
 
 def _seconds(key: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
+    # A JSON number, as Healthchecks' schema has it: 3600.0 (a script's timedelta.total_seconds()) too
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise SpecError(f"json validation error: {key} is not a number")
     if value < MIN_SECONDS:
         raise SpecError(f"json validation error: {key} is too small")
     if value > MAX_SECONDS:
         raise SpecError(f"json validation error: {key} is too large")
-    return value
+    return round(value)  # whole seconds, as the API shows them
 
 
 def new_name(spec: Spec, version: int, fallback: str) -> str:
