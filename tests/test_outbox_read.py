@@ -25,7 +25,8 @@ def _expected(rows: list[tuple[Row, str]], now: float, per_channel: int) -> list
             group = ("test", row[0]) if row[2] is None else (row[2], row[3])
             groups.setdefault(group, []).append(row)
     heads = [(min(g, key=lambda r: r[0]), len(g) > 1) for g in groups.values()]
-    due = sorted(((r, newer) for r, newer in heads if r[8] <= now), key=lambda h: (h[0][8], h[0][0]))
+    # A channel's test alerts first: the operator waits for one now, whatever the backlog.
+    due = sorted(((r, newer) for r, newer in heads if r[8] <= now), key=lambda h: (h[0][4] != "test", h[0][8], h[0][0]))
     taken: dict[str, int] = {}
     out = []
     for row, newer in due:
@@ -39,7 +40,8 @@ async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_i
     tmp_path: Path,
 ) -> None:
     """Against a plain model, on random outboxes: checks pending on some channels and not others,
-    heads waiting for a retry with due alerts behind them, test alerts, finished rows, ties."""
+    heads waiting for a retry with due alerts behind them, test alerts (read first) and other alerts
+    of no check, finished rows, ties."""
     path = tmp_path / "heartfly.db"
     await (await store.Writer.open(path)).close()
     rng = random.Random(5)
@@ -52,7 +54,8 @@ async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_i
                 channel = rng.choice(["a", "b", "c", "gone"])
                 at = NOW + rng.randint(-5, 5)
                 status = "pending" if rng.random() < 0.7 else rng.choice(["sent", "failed", "superseded"])
-                rows.append(((i, f"k{i}", check_id, channel, "down", "{}", NOW, NOW + 60, at), status))
+                event = "test" if check_id is None and rng.random() < 0.5 else "down"
+                rows.append(((i, f"k{i}", check_id, channel, event, "{}", NOW, NOW + 60, at), status))
             with sqlite3.connect(path) as conn:
                 conn.execute("DELETE FROM outbox")
                 conn.executemany(INSERT_OUTBOX, [row for row, _ in rows])

@@ -122,9 +122,11 @@ class _Slots:
         self.changed = asyncio.Event()  # set when a slot frees or the limit may have changed
 
     @contextlib.asynccontextmanager
-    async def held(self, most: Callable[[], int]) -> AsyncIterator[None]:
-        """A slot, once one is free (or at once, when `most()` is 0: the dispatcher stops)."""
-        while self.busy >= most() > 0:
+    async def held(self, most: Callable[[], int], first: bool = False) -> AsyncIterator[None]:
+        """A slot, once one is free (or at once, when `most()` is 0: the dispatcher stops). `first`
+        (a test alert, whose operator waits for it now): one more than the limit, so it goes beside
+        the attempts under way rather than after a backlog's, one such at a time."""
+        while self.busy >= (most() + (1 if first else 0) if most() > 0 else 0) > 0:
             self.changed.clear()
             await self.changed.wait()
         self.busy += 1
@@ -247,7 +249,9 @@ class Dispatcher:
     async def _attempt(self, item: OutboxItem) -> None:
         try:
             slots = self._limits.setdefault(item.channel, _Slots())
-            async with slots.held(lambda: 0 if self._stopping else self.config.alerts.concurrency):
+            # A test alert does not queue behind a backlog's attempts: the API waits for its first
+            # (a channel's timeout and 5 s), and it is to say whether the channel works now.
+            async with slots.held(self._most, first=item.event == AlertEvent.TEST):
                 # Stopping, or no longer the leader: the row stays pending for the next start or leader.
                 if self._stopping or not self.may_send():
                     self._in_flight.discard(item.id)
@@ -264,6 +268,10 @@ class Dispatcher:
         except StoreError as exc:  # the writer keeps the rows and commits them once it can
             log.warning("alert %s via %s: outcome kept in memory until the database can be written (%s);"
                         " not sent again meanwhile", item.key, item.channel, exc)  # fmt: skip
+
+    def _most(self) -> int:
+        """Attempts in flight a channel may have now: none from the stop on."""
+        return 0 if self._stopping else self.config.alerts.concurrency
 
     def _release(self, item_id: int) -> None:
         self._in_flight.discard(item_id)

@@ -36,7 +36,8 @@ _O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "
 # in its payload, as outbox.maintenance_row writes it, exactly: instr, strpos on PostgreSQL, not
 # LIKE, which reads "_" as any character and, on SQLite, ignores case). And at most
 # `per_channel` of each channel, oldest due first, so a channel's backlog cannot crowd the others
-# out of the read.
+# out of the read; a channel's test alerts first of all, so its backlog cannot crowd out the test
+# the operator is waiting for (heartfly test-alert after an outage said "pending" of a channel that works).
 #
 # `heads` walks the groups on the partial index outbox_heads (check_id, channel, id), one seek
 # from each group's head to the next group's (the same check on a later channel, else the next
@@ -72,22 +73,22 @@ WITH RECURSIVE heads(id) AS (
          ORDER BY n.check_id, n.channel, n.id LIMIT 1))
     FROM heads JOIN outbox AS h ON h.id = heads.id
 ), due AS (
-    SELECT id, channel, next_attempt_at FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
+    SELECT id, channel, next_attempt_at, 1 AS later FROM heads JOIN outbox USING (id) WHERE next_attempt_at <= ?1
         AND NOT EXISTS (SELECT 1 FROM outbox AS m WHERE m.status = 'pending' AND m.event = 'maintenance'
                         AND m.channel = outbox.channel AND m.id < outbox.id
                         AND instr(m.payload,
                                   '"check": "' || (SELECT name FROM checks WHERE id = outbox.check_id) || '"') > 0)
     UNION ALL
-    SELECT id, channel, next_attempt_at FROM outbox
+    SELECT id, channel, next_attempt_at, CASE WHEN event = 'test' THEN 0 ELSE 1 END FROM outbox
     WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1
 ), ranked AS (
-    SELECT id, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY next_attempt_at, id) AS n FROM due
+    SELECT id, later, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY later, next_attempt_at, id) AS n FROM due
 )
 SELECT {_O_OUTBOX_COLUMNS},
     EXISTS (SELECT 1 FROM outbox AS n WHERE n.status = 'pending'
             AND n.check_id = o.check_id AND n.channel = o.channel AND n.id > o.id)
     OR (o.check_id IS NULL AND o.event = 'maintenance' AND {_LISTED_NEWER}) AS newer
-FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY o.next_attempt_at, o.id
+FROM ranked JOIN outbox AS o USING (id) WHERE ranked.n <= ?2 ORDER BY ranked.later, o.next_attempt_at, o.id
 """  # noqa: S608 - fixed column names and texts
 
 
