@@ -731,7 +731,7 @@ async def test_status_reads_pings_that_no_checkpoint_includes_yet(write_config: 
         clock.advance(7)
         await ping(engine, "a")
         live = engine.checks["a"].state
-        items, _, _ = await read_status(config)
+        items, _, _, _ = await read_status(config)
     assert _stored(config)[0]["a"] == 1  # the second ping is only in the log
     assert items == [{**check_summary(config.checks["a"], live), "paused_until": None}]  # the API's shape
     assert items[0]["last_ping_at"] == iso(clock.now())

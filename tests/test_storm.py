@@ -1,12 +1,17 @@
-"""A storm: many checks down at once on a slow channel, and what the operator does meanwhile.
+"""A storm: many checks down at once on a slow or dead channel, and what the operator sees and
+does meanwhile.
 
-Real sockets: an aiohttp webhook receiver, Heartfly on a real socket with a real SQLite file. The
-fixtures and helpers are those of tests/test_alerts.py.
+Real sockets: an aiohttp webhook receiver, Heartfly on a real socket (or `heartfly serve` as a
+subprocess) with a real SQLite file. The fixtures and helpers are those of tests/test_alerts.py.
 """
 
 # ruff: noqa: F811 - the fixtures imported below are named again as test parameters, as pytest wants
 
 from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -14,6 +19,7 @@ from pytest_aiohttp import AiohttpServer
 
 from heartfly.web import app
 from tests.conftest import ConfigWriter, new_key
+from tests.proc import Server, heartfly
 from tests.test_alerts import (
     SERVER,
     Hit,
@@ -27,6 +33,7 @@ from tests.test_alerts import (
     until,
     webhook,
 )
+from tests.test_cli_operate import _refused_hook
 
 
 class SlowForAlerts(Receiver):
@@ -60,3 +67,18 @@ async def test_a_channel_test_during_a_storm_is_tried_at_once_ahead_of_the_chann
     assert status == 200
     slow.release.set()
     assert reported(result) == "sent", result
+
+
+def test_status_says_how_many_alerts_wait_to_be_delivered_while_their_channel_refuses_them(tmp_path: Path) -> None:
+    # A storm on a dead webhook: status showed the checks down and nothing of the alerts nobody had
+    # got, as if they had been told (only /metrics and the log said so).
+    path, key = _refused_hook(tmp_path)
+    with Server(path) as server:
+        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/fail", data=b""), timeout=10):
+            pass
+        table = heartfly("status", "-c", str(path))
+    assert table.returncode == 0, table.stderr
+    assert "down (failed)" in table.stdout
+    assert "1 alert(s) waiting to be delivered" in table.stdout, table.stdout
+    listed = heartfly("status", "--json", "-c", str(path))
+    assert [item["name"] for item in json.loads(listed.stdout)] == ["nightly"]  # --json stays the list

@@ -227,7 +227,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
     left_out: list[str] = []
     gone: list[str] = []
     try:
-        items, alive_at, downtime = asyncio.run(read_status(config, left_out, gone))
+        items, alive_at, downtime, pending = asyncio.run(read_status(config, left_out, gone))
         cluster = None if as_json else asyncio.run(read_cluster(config))
     except StoreError as exc:
         _fail([str(exc)], 1)
@@ -237,7 +237,9 @@ def status(config_path: Path | None, as_json: bool) -> None:
         from heartfly.core.localtime import zone
 
         shown = zone(config.server.display_timezone)
-        click.echo(format_status(items, alive_at, time.time(), downtime, shown, cluster=cluster is not None))
+        click.echo(
+            format_status(items, alive_at, time.time(), downtime, shown, cluster=cluster is not None, pending=pending)
+        )
         if cluster is not None:
             click.echo(f"\n{cluster}")
     # A check the file has and the server does not (no reload since it was added, or a refused

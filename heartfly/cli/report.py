@@ -130,12 +130,13 @@ async def _reading(database: Database) -> AsyncIterator[Reader]:
 
 async def read_status(
     config: Config, left_out: list[str] | None = None, gone: list[str] | None = None
-) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None]:
+) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None, int]:
     """Every configured check as the database has it; raises StoreError if there is none yet.
     `left_out` gets why each check made through the API is not served (see joined); `gone` the
     checks the server still watches (their rows not marked removed) that the file no longer has:
     none once it stopped (cleanly, or its alive mark is stale: a crash), as then nothing watches
-    them and its next start drops them."""
+    them and its next start drops them. Last, the alerts waiting to be delivered: a dead channel's
+    downs are not told, which the states alone do not show."""
     async with _reading(config.server.database) as db:
         config = await joined(db, config, left_out)
         stored = await db.read_meta_prefix(META_PREFIX)  # made through the API: `left_out` says theirs
@@ -143,6 +144,7 @@ async def read_status(
         alive, stopped = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
         pauses = await db.read_meta_prefix(PAUSE_META)
+        pending = await db.count_pending_alerts()
     items = []
     for name, check in config.checks.items():
         row = rows.get(name)
@@ -164,7 +166,7 @@ async def read_status(
             and META_PREFIX + n not in stored
             and not n.startswith(TOMBSTONE)  # a row a check deleted through the API left
         ]
-    return items, alive, downtimes[0] if downtimes else None
+    return items, alive, downtimes[0] if downtimes else None, pending
 
 
 async def _with_stored(db: Reader, config: Config) -> Config:
@@ -376,8 +378,10 @@ def format_status(
     downtime: dict[str, Any] | None = None,
     tz: tzinfo = UTC,
     cluster: bool = False,
+    pending: int = 0,
 ) -> str:
-    """`cluster`: the database is PostgreSQL, whose downtimes are the gaps between two leaders."""
+    """`cluster`: the database is PostgreSQL, whose downtimes are the gaps between two leaders.
+    `pending`: the alerts waiting to be delivered."""
     head = ("NAME", "STATE", "LAST PING", "DUE")
     rows = [
         (
@@ -390,6 +394,11 @@ def format_status(
     ]
     widths = [max(len(str(r[n])) for r in [head, *rows]) for n in range(4)]
     out = ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
+    if pending:
+        out.append(
+            f"\n{pending} alert(s) waiting to be delivered (retried until sent or expired; `heartfly history NAME`"
+            " shows a check's attempts and their errors)"
+        )
     if downtime is not None:
         out.append(_downtime_words(downtime, tz, cluster))
     if alive_at is not None and now - alive_at > STALE_AFTER:
