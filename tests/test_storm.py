@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -24,6 +25,7 @@ from tests.test_alerts import (
     SERVER,
     Hit,
     Receiver,
+    Receivers,
     Start,
     check,
     post_test,
@@ -82,3 +84,20 @@ def test_status_says_how_many_alerts_wait_to_be_delivered_while_their_channel_re
     assert "1 alert(s) waiting to be delivered" in table.stdout, table.stdout
     listed = heartfly("status", "--json", "-c", str(path))
     assert [item["name"] for item in json.loads(listed.stdout)] == ["nightly"]  # --json stays the list
+
+
+async def test_the_dashboard_says_how_many_alerts_wait_to_be_delivered_while_their_channel_refuses_them(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # As heartfly status: the first page showed the checks down, and nothing of the alerts nobody had got.
+    dead = await receivers(status=503)
+    keys = [new_key() for _ in range(3)]
+    body = webhook("dead", dead.url) + "".join(check(f"job{i}", key, ["dead"]) for i, key in enumerate(keys))
+    hf = await start(write_config(body + '[alerts]\nexpire_after = "1h"\n', server=SERVER))
+    page: Any = hf.client
+    quiet = await (await page.get("/", headers=hf.auth)).text()
+    assert "waiting to be delivered" not in quiet
+    for key in keys:
+        await hf.ping(key, "/fail")
+    text = await (await page.get("/", headers=hf.auth)).text()
+    assert "3 alerts waiting to be delivered" in text, text

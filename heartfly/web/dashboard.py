@@ -25,7 +25,8 @@ from heartfly.core.units import decimal, human_duration, metric_words
 from heartfly.core.urls import crontab_lines, ping_urls, run_target
 from heartfly.core.views import check_summary
 from heartfly.server.engine import Check
-from heartfly.web import auth, badges, charts, control, paths, pings, record
+from heartfly.store.api import StoreError
+from heartfly.web import auth, badges, charts, control, metrics, paths, pings, record
 from heartfly.web.runtime import RUNTIME
 from heartfly.web.words import iso_z, percent, relative, schedule_words, utc
 
@@ -271,6 +272,7 @@ async def index(request: web.Request) -> web.Response:
     return render(
         request,
         "index.html",
+        pending=await _pending(request),
         rows=rows,
         counts=counts,
         total=len(everything),
@@ -284,6 +286,18 @@ async def index(request: web.Request) -> web.Response:
         link=link,
         states=list(counts),
     )
+
+
+async def _pending(request: web.Request) -> int | None:
+    """The alerts waiting to be delivered: a dead channel's downs are told to nobody, which the
+    states alone do not show. None when the count cannot be read now (the page goes without it)."""
+    reader = request.app[RUNTIME].reader
+    if reader is None:
+        return None
+    try:
+        return await metrics.bounded(reader.count_pending_alerts())
+    except (StoreError, TimeoutError):
+        return None
 
 
 def _find(request: web.Request) -> Check:

@@ -53,7 +53,7 @@ async def _metrics(request: web.Request) -> web.Response:
     assert rt.reader is not None
     pending: int | None = None  # unknown while the database cannot be read: left out, the rest served
     try:
-        pending = await _bounded(rt.reader.count_pending_alerts())
+        pending = await bounded(rt.reader.count_pending_alerts())
         await rt.engine.all_read()
     except (StoreError, TimeoutError) as exc:
         if rt.engine.reading_stored:  # states not read yet would be shown as new: nothing rather than wrong
@@ -72,9 +72,10 @@ async def _metrics(request: web.Request) -> web.Response:
 _CANCELLING: set[asyncio.Task[int]] = set()  # counts given up on, until their cancellation ends
 
 
-async def _bounded(count: Coroutine[Any, Any, int]) -> int:
+async def bounded(count: Coroutine[Any, Any, int]) -> int:
     """The outbox's count, or TimeoutError after OUTBOX_READ_LIMIT: an outbox locked by a migration
-    or VACUUM FULL held it, and with it the whole scrape, past Prometheus' scrape timeout. The
+    or VACUUM FULL held it, and with it the whole scrape (or the dashboard's page), past Prometheus'
+    scrape timeout. The
     query is then cancelled (PostgreSQL's driver cancels it on the server, else closes the
     connection) but not waited for: on a connection gone silent the cancellation goes unanswered
     too, for up to 10 s more."""
