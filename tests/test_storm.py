@@ -10,6 +10,7 @@ subprocess) with a real SQLite file. The fixtures and helpers are those of tests
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,31 @@ async def test_the_dashboard_says_how_many_alerts_wait_to_be_delivered_while_the
         await hf.ping(key, "/fail")
     text = await (await page.get("/", headers=hf.auth)).text()
     assert "3 alerts waiting to be delivered" in text, text
+
+
+async def test_a_webhook_answering_429_with_retry_after_gets_no_request_for_any_alert_until_then(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    # A storm to a rate-limited chat webhook: the alert answered 429 waited as asked, but the others
+    # queued on the channel were sent at once, each answered 429 again (Discord bars an address
+    # for a flood of them), every one a failed attempt and a warning in the log.
+    answered: list[tuple[float, str]] = []
+
+    async def limited(request: web.Request) -> web.Response:
+        answered.append((time.monotonic(), request.headers["Idempotency-Key"]))
+        if len(answered) == 1:  # as Slack and Discord say it: how many seconds to wait
+            return web.Response(status=429, text="rate limited", headers={"Retry-After": "2"})
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", limited)
+    url = str((await aiohttp_server(receiver)).make_url("/hook"))
+    keys = [new_key() for _ in range(4)]
+    alerts = '[alerts]\nconcurrency = 1\nretry_initial = "100ms"\nretry_max = "5s"\ntimeout = "1s"\n'
+    body = webhook("hook", url) + "".join(check(f"job{i}", key, ["hook"]) for i, key in enumerate(keys))
+    hf = await start(write_config(body + alerts))
+    for key in keys:
+        await hf.ping(key, "/fail")
+    await until(lambda: len({key for _, key in answered}) == 4 and len(answered) == 5, "every alert, one twice", 15)
+    first = answered[0][0]
+    assert [at - first >= 2.0 for at, _ in answered[1:]] == [True] * 4, answered

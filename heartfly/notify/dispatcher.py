@@ -115,20 +115,34 @@ def next_try(
 class _Slots:
     """One channel's attempts in flight, at most `most()` at once. The limit is read whenever one
     may start, so a reload's [alerts] concurrency holds for the attempts already waiting too (a
-    semaphore kept the value it was made with until a restart)."""
+    semaphore kept the value it was made with until a restart). None starts before `resume_at`
+    (the event loop's clock): the receiver asked the channel to wait (Retry-After)."""
 
     def __init__(self) -> None:
         self.busy = 0
         self.changed = asyncio.Event()  # set when a slot frees or the limit may have changed
+        self.resume_at = 0.0
+
+    def wait_asked(self, seconds: float) -> None:
+        """The receiver asked to be left alone this long: every attempt on the channel waits, not only
+        the one it answered (the others, sent at once, were answered 429 again, each of them)."""
+        self.resume_at = max(self.resume_at, asyncio.get_running_loop().time() + seconds)
 
     @contextlib.asynccontextmanager
     async def held(self, most: Callable[[], int], first: bool = False) -> AsyncIterator[None]:
-        """A slot, once one is free (or at once, when `most()` is 0: the dispatcher stops). `first`
-        (a test alert, whose operator waits for it now): one more than the limit, so it goes beside
-        the attempts under way rather than after a backlog's, one such at a time."""
-        while self.busy >= (most() + (1 if first else 0) if most() > 0 else 0) > 0:
+        """A slot, once one is free and the receiver's wait is over (or at once, when `most()` is 0:
+        the dispatcher stops). `first` (a test alert, whose operator waits for it now): one more than
+        the limit, so it goes beside the attempts under way rather than after a backlog's, one such
+        at a time."""
+        loop = asyncio.get_running_loop()
+        while (limit := most() + (1 if first else 0) if most() > 0 else 0) > 0:
+            asked = self.resume_at - loop.time()
+            if self.busy < limit and asked <= 0:
+                break
             self.changed.clear()
-            await self.changed.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(asked if self.busy < limit else None):
+                    await self.changed.wait()
         self.busy += 1
         try:
             yield
@@ -317,6 +331,8 @@ class Dispatcher:
             outcome, error = AttemptOutcome.SUPERSEDED, f"{error}; a newer alert of this check replaced it for them"
         if error is not None:  # a receiver's words (an error page, an SMTP reply): one printable line
             error = log_channel.escape(error)
+        if asked and channel is not None:  # kept to by every alert of the channel, up to retry_max
+            self._limits.setdefault(item.channel, _Slots()).wait_asked(min(asked, self.config.alerts.retry_max))
         ended = self.clock.now()
         next_at = None
         if outcome is AttemptOutcome.RETRY:
