@@ -9,7 +9,9 @@ subprocess) with a real SQLite file. The fixtures and helpers are those of tests
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -130,3 +132,27 @@ async def test_a_webhook_answering_429_with_retry_after_gets_no_request_for_any_
     await until(lambda: len({key for _, key in answered}) == 4 and len(answered) == 5, "every alert, one twice", 15)
     first = answered[0][0]
     assert [at - first >= 2.0 for at, _ in answered[1:]] == [True] * 4, answered
+
+
+async def test_history_says_an_alert_due_on_a_busy_channel_waits_its_turn_not_a_next_attempt_long_passed(
+    monkeypatch: pytest.MonkeyPatch, start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # A storm on a channel that takes one at a time: the alerts queued for a slot said "not tried
+    # yet, next attempt" at a time already passed, as if the dispatcher were stuck.
+    monkeypatch.setattr(app, "STOP_GRACE", 0.0)  # the hung request is cut off at the stop
+    stuck = await receivers(hanging=True)
+    keys = [new_key(), new_key()]
+    body = webhook("stuck", stuck.url, 'timeout = "30s"') + "".join(
+        check(f"job{i}", key, ["stuck"]) for i, key in enumerate(keys)
+    )
+    config = write_config(body + "[alerts]\nconcurrency = 1\n", server=SERVER)
+    hf = await start(config)
+    for key in keys:
+        await hf.ping(key, "/fail")
+    await until(lambda: stuck.hits, "the first down alert's request")
+    for name in ("job0", "job1"):
+        told = await asyncio.to_thread(heartfly, "history", name, "-c", str(config.path))
+        assert told.returncode == 0, told.stderr
+        assert "down via stuck: pending after 0 attempt(s)" in told.stdout, told.stdout
+        assert "next attempt" not in told.stdout
+        assert re.search(r"pending: due since \S+ \S+Z: under way, or waiting its turn on channel stuck", told.stdout)

@@ -280,12 +280,13 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
               + (f": {f['detail']}" if f["detail"] else "") + _learned(f["at"], f["learned_at"], tz)
               for f in flips] or ["  none"]  # fmt: skip
     lines += ["", "Alerts (newest first):"]
+    now = time.time()
     for alert in alerts:
         lines.append(f"  {_t(alert['created_at'], tz)}  {alert['event']} via {alert['channel']}: {alert['status']}"
                      f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
         lines.append(format_attempts(alert["attempt_log"], indent="      ", tz=tz))
         if alert["status"] == "pending":
-            lines.append(f"      {pending_reason(alert, tz, ahead.get(alert['id']))}")
+            lines.append(f"      {pending_reason(alert, tz, ahead.get(alert['id']), now)}")
     if not alerts:
         lines.append("  none")
     lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
@@ -335,14 +336,21 @@ async def _waited_for(db: Reader, check_id: int, alerts: list[dict[str, Any]]) -
     return found
 
 
-def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: str | None = None) -> str:
+def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: str | None = None, now: float | None = None) -> str:
     """Why an alert is not delivered yet: the older alert of its check it waits for on its channel
     (`ahead`, its key; its own next attempt, long passed, said nothing of that), else when it is
-    tried next, and what went wrong last."""
+    tried next, and what went wrong last. One due by `now` is being tried, or waits for a slot of
+    its channel (a storm's backlog): its next attempt, passed, said it was stuck."""
     if ahead is not None and ahead.startswith("maintenance-"):
         return f"pending: waits for the maintenance summary {ahead} here, which lists this check and goes out first"
     if ahead is not None:
         return f"pending: waits for the older alert {ahead} here (a check's alerts go out in order)"
+    if now is not None and alert["next_attempt_at"] <= now:
+        turn = (
+            f"due since {_t(alert['next_attempt_at'], tz)}: under way, or waiting its turn on channel"
+            f" {alert['channel']} ([alerts] concurrency attempts at a time, or a wait its receiver asked for)"
+        )
+        return f"pending: {turn}" + (f"; last error: {alert['error'] or 'none recorded'}" if alert["attempts"] else "")
     when = f"next attempt {_t(alert['next_attempt_at'], tz)}"
     if not alert["attempts"]:
         return f"pending: not tried yet, {when}"
