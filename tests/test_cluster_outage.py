@@ -4,13 +4,30 @@ what they know, not what they last knew. Real nodes and a real PostgreSQL of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import aiohttp
 
 from tests import pgserver
 from tests.conftest import new_key
-from tests.test_cluster import LEASE, every, leader_and_standby, nodes, readiness, token, until, write
+from tests.test_alerts import (
+    Receivers,
+    receivers,  # noqa: F401 - a fixture
+    webhook,
+)
+from tests.test_cluster import (
+    LEASE,
+    every,
+    inbox_empty,
+    leader_and_standby,
+    nodes,
+    readiness,
+    stored,
+    token,
+    until,
+    write,
+)
 
 
 async def test_while_postgresql_is_down_no_node_is_ready_or_names_a_leader_and_metrics_still_answer(
@@ -40,3 +57,46 @@ async def test_while_postgresql_is_down_no_node_is_ready_or_names_a_leader_and_m
             return all([(await readiness(session, s))["ready"] for s in servers])
 
         await until(ready_again, 30, "both nodes ready once PostgreSQL is back")
+
+
+async def test_a_deadline_that_falls_while_postgresql_is_down_waits_for_the_ping_its_client_sends_again(
+    tmp_path: Path,
+    own_cluster: pgserver.PgServer,
+    receivers: Receivers,  # noqa: F811 - the fixture
+) -> None:
+    # Every node answers 503 while PostgreSQL is down: nobody takes pings, as when every node is
+    # down, and the client sends its ping again once it can. The node that leads after it must not
+    # count the outage as time in which pings were taken (a false down, then its recovery).
+    hook, key = await receivers(), new_key()
+    checks = webhook("hook", hook.url) + every("job", key, "6s", 'grace = "1s"', 'channels = ["hook"]')
+    url = own_cluster.database()
+    config = write(tmp_path, url, checks)
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        await leader_and_standby(session, servers)
+        async with session.get(f"{servers[0].url}/ping/{key}") as resp:
+            assert resp.status == 200
+
+        async def checkpointed() -> bool:  # its state stored with the ping, as a minute later would be
+            return stored(url, "SELECT state FROM checks WHERE state_ping_id > 0") != []
+
+        await until(checkpointed, 10, "the leader stores the check's state")
+        await asyncio.to_thread(own_cluster.stop)  # the job's deadline falls within the outage
+        try:
+            await asyncio.sleep(8.0)  # past its deadline (7 s after its ping), whenever the stop came before it
+            async with session.get(f"{servers[1].url}/ping/{key}") as resp:
+                assert resp.status == 503  # its next ping: refused, so its client keeps it to send again
+        finally:
+            await asyncio.to_thread(own_cluster.start)
+
+        async def taken_again() -> bool:  # the client's retry, as `heartfly run` and curl --retry do
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"{servers[1].url}/ping/{key}") as resp:
+                    return resp.status == 200
+            return False
+
+        await until(taken_again, 30, "the ping is taken once PostgreSQL is back")
+        await leader_and_standby(session, servers)
+        await until(inbox_empty(url), 10, "the leader applies the ping sent again")
+    assert stored(url, "SELECT old, new, reason FROM flips WHERE new = 'down'") == []
+    assert any("1 deadline(s) in the rest were extended" in s.log() for s in servers)
+    assert hook.events() == [], [h.json() for h in hook.hits]

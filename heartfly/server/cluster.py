@@ -243,8 +243,9 @@ class Node:
                 log.error("node %s cannot reach the lease (%s); retrying", self.node_id, why)
             self._lease_failing = True
         else:
-            if self._lease_failing:
+            if self._lease_failing:  # cut off, it took no pings: a gap it ends counts from here (load)
                 log.warning("node %s reaches the lease again", self.node_id)
+                self._serving_since = self._clock.now()
             self._lease_failing = False
             self.holding_read_at = time.monotonic()  # only a read that came back: its age is /readyz's
             if self._view is not None:  # a standby is alive while it reads the lease, its view rebuilt or not
