@@ -245,18 +245,20 @@ def status(config_path: Path | None, as_json: bool) -> None:
     # A check the file has and the server does not (no reload since it was added, or a refused
     # one) is watched by nobody: said, never left out silently. On stderr: --json stays a list.
     listed = {item["name"] for item in items}
-    if unwatched := [name for name in config.checks if name not in listed]:
-        from heartfly.cli.operate import NOT_LOADED_HINT
+    from heartfly.cli.operate import CLUSTER_HINT, not_loaded
 
-        note = f"note: not watched by the server yet, as it has not loaded them ({NOT_LOADED_HINT}): {named(unwatched)}"
+    if unwatched := [name for name in config.checks if name not in listed]:
+        who, hint = not_loaded(config)  # in a cluster, this node's reload alone changes nothing of it
+        how = "the server yet, as it has" if who == "the server" else f"{who}, which has"
+        note = f"note: not watched by {how} not loaded them ({hint}): {named(unwatched)}"
         click.echo(note, err=True)
     if gone:  # the other way round: watched, and alerted for, with nothing in the file to say so
         if isinstance(config.server.database, Path):
             why = "heartfly reload to stop watching them, or systemctl status heartfly for why a reload was refused"
             click.echo(f"note: still watched by the server, no longer in the file ({why}): {named(gone)}", err=True)
         else:  # a cluster: the leader's file decides, and this node's reload alone changes nothing of it
-            why = "give every node the same file and reload each, as the leader's decides what is watched"
-            note = f"note: still watched by the cluster's leader, not in this node's file ({why}): {named(gone)}"
+            where = "not in this node's file"
+            note = f"note: still watched by the cluster's leader, {where} ({CLUSTER_HINT}): {named(gone)}"
             click.echo(note, err=True)
     if left_out:  # made through the API, left out by the server as the file no longer fits them
         why = "fix the file, or update or delete the check through the API"
@@ -319,10 +321,11 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
     except StoreError as exc:
         _fail([str(exc)], 1)
     except KeyError:
-        from heartfly.cli.operate import NOT_LOADED_HINT
+        from heartfly.cli.operate import not_loaded
 
         # Added to the file, not reloaded (or its reload refused): said, as status and pause say it.
-        why = f": it is in {config.path}, but the server has not loaded it ({NOT_LOADED_HINT})"
+        who, hint = not_loaded(config)
+        why = f": it is in {config.path}, but {who} has not loaded it ({hint})"
         _fail([f'no check "{name}" in the database' + (why if name in config.checks else "")], 1)
     click.echo(text)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
 
 # What a check or channel the file has and the running server does not needs (status says it too).
 NOT_LOADED_HINT = "heartfly reload, or systemctl status heartfly for why a reload was refused"
+# In a cluster the leader's file decides what is watched: a standby's reload changes nothing of it.
+CLUSTER_HINT = "give every node the same file and reload each, as the leader's decides what is watched"
+
+
+def not_loaded(config: Config) -> tuple[str, str]:
+    """Who has not loaded a check the file has, for what the database holds (status, history), and
+    what to do: the server, or a cluster's leader, whatever this node's own reload would change."""
+    if isinstance(config.server.database, Path):
+        return "the server", NOT_LOADED_HINT
+    return "the cluster's leader", CLUSTER_HINT
 
 
 class ReloadError(AdminError):
