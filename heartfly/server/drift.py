@@ -12,8 +12,10 @@ from heartfly.core.config_advice import named
 log = logging.getLogger("heartfly.server.cluster")
 
 TOLD_AFTER = 10.0  # said once the checks have differed this long: longer than a reload of every node takes
-Drift = tuple[tuple[str, ...], tuple[str, ...]]  # the leader's checks this node lacks, and its own the leader lacks
-NONE: Drift = ((), ())
+# The leader's checks this node lacks, its own the leader lacks, and whether the file's checks are
+# set otherwise (settings.py): said only when the names agree, for it counts them too.
+Drift = tuple[tuple[str, ...], tuple[str, ...], bool]
+NONE: Drift = ((), (), False)
 
 
 class DriftTeller:
@@ -35,11 +37,16 @@ class DriftTeller:
         if drift == NONE or self._told or now - self._since < TOLD_AFTER:
             return
         self._told = True
-        theirs, ours = drift
+        theirs, ours, otherwise = drift
         parts = []
         if theirs:
             parts.append(f"the leader watches {named(theirs)}, which this node's config lacks (pings answer 404 here)")
         if ours:
             parts.append(f"this node's config has {named(ours)}, which the leader does not watch")
+        if otherwise and not parts:
+            parts.append(
+                "the leader's file sets its checks otherwise (a schedule, a grace, a key, channels, …), so"
+                " this node's dashboard, API and status show settings the leader does not judge by"
+            )
         log.warning("node %s's config differs from the leader's: %s; give every node the same file and reload each",
                     self._node_id, "; ".join(parts))  # fmt: skip

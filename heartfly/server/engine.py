@@ -23,7 +23,7 @@ from heartfly.core.pingids import PingIds, scoped, with_first_copies
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.core.units import human_duration
 from heartfly.notify import outbox
-from heartfly.server import memtrim, windows
+from heartfly.server import drift, memtrim, windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
@@ -91,7 +91,7 @@ class Engine(Steps):
         self.checkpoint_after = CHECKPOINT_AFTER
         self.windows_done: dict[str, float] = {}  # maintenance window -> last moment handled (windows.py)
         self._view = False  # load(view=True): a cluster standby's picture, which tells nothing
-        self.drift: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # a view's (Loading.load)
+        self.drift: drift.Drift = drift.NONE  # a view's (Loading.load)
         self._adopt_holds = False
         self._holds_settled = False
         self._unread: list[Check] = []  # a restart's checks whose stored state is not read yet

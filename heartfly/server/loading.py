@@ -22,10 +22,11 @@ from heartfly.core.deadlines import RESTART_SETTLE
 from heartfly.core.holding import WAITING_MAX
 from heartfly.core.pingids import PingIds, scoped
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.server import longlived, windows
+from heartfly.server import longlived, settings, windows
 from heartfly.server.changes import ChangeRows
 from heartfly.server.checks import Armed, Check, Removed
 from heartfly.server.downtime import UNREAD_DOWNTIMES, Downtime, Pending, log_downtime, pending_downtimes
+from heartfly.server.drift import Drift
 from heartfly.server.unstored import Unstored
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, WriteQueue
@@ -72,7 +73,7 @@ class Loading(ChangeRows):
     _next_outbox_id: int
     _unstored: Unstored
     _removed: dict[str, Removed]
-    drift: tuple[tuple[str, ...], tuple[str, ...]]
+    drift: Drift
     _db: Reader | None
     _new_names: list[str]
     _new_texts: store.NewStateTexts
@@ -195,7 +196,7 @@ class Loading(ChangeRows):
                     gone.append(name)
         self._log_checks(gone, "is no longer in the config; its history is kept", "are no longer in the config")
         if view:  # a standby's: which checks the leader watches that its config lacks, and the other way
-            self.drift = (tuple(gone), tuple(unwatched))
+            self.drift = (tuple(gone), tuple(unwatched), await settings.differ(db, self.config))
         self._log_new()
         for check in returned:  # after the loop above: a replayed flip may look at other checks
             pings = await db.check_pings_after(check.id, check.ping_id)
@@ -205,6 +206,7 @@ class Loading(ChangeRows):
         held_open = [check for check in self._waiting_at_load if self._held_at_load(check, now)]
         self._waiting_at_load = []
         if not view:  # what only a server that writes needs: a view, rebuilt every second, skips the reads
+            statements += await settings.statements(self.config, view)  # a cluster's leader's, for its standbys
             if self.config.maintenance:
                 stored_marks = await db.read_meta_prefix(windows.DONE_META)
                 self.windows_done, new_marks = windows.marks(self.config, stored_marks, now)

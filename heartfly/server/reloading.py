@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 
 from heartfly.core import pipeline, states
 from heartfly.core.config import Config
-from heartfly.server import windows
+from heartfly.server import settings, windows
 from heartfly.server.checks import Check, Removed
 from heartfly.server.loading import Loading
 from heartfly.store import rows as store
@@ -99,8 +99,8 @@ class Reloading(Loading):
                 missed[back.id] = await self._db.check_pings_after(back.id, back.ping_id)
         if self._unread:  # read as the start would have, a page at a time, before the maps are rebuilt
             await self.finish_load(lambda: None)
+        statements = await settings.statements(config, self._view)  # a cluster's leader's, for its standbys
         now = self.clock.now()
-        statements: list[store.Statement] = []
         freed: list[store.Statement] = []  # before the INSERTs, not between them: one executemany each
         old = dict(self.checks)
         moving = {new: old.pop(was) for new, was in renamed.items() if was in old}  # reconfigured below

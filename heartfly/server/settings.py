@@ -1,0 +1,60 @@
+"""Whether a standby's checks are set as the leader's, their names alike: a schedule, a grace, a
+key or channels edited in one node's file only, that node reloaded. Its dashboard, API and status
+show its own settings (a due time a day off), the leader judges by its own, and nothing else shows
+it. The leader stores a digest of its file's checks at each start of a term and each reload; a
+standby compares its own with it as it rebuilds its view (drift.py says it)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+
+from heartfly import __version__
+from heartfly.core.config import Config
+from heartfly.store import rows as store
+from heartfly.store.api import Reader
+
+META = "leader_checks_digest"
+PART = 2000  # checks a turn of the event loop (100,000 checks take some 0.3 s in all)
+_made: list[tuple[Config, int, str]] = []  # the last config, its count of file checks, and their digest
+
+
+async def digest(config: Config) -> str:
+    """Of the file's checks (those made through the API are stored, one for every node), every
+    setting, and the version (another's may read the same file into other settings): json of
+    NamedTuples of plain values, the same on every node given the same file. A config that only
+    adds or changes checks made through the API has the file's same check objects: not hashed again
+    (100,000 file checks are compared in some 20 ms, where they are hashed in 0.3 s)."""
+    names = [name for name, cfg in config.checks.items() if cfg.origin == "file"]
+    if _made:
+        last, count, value = _made[0]
+        if last is config or (count == len(names) and all(last.checks.get(n) is config.checks[n] for n in names)):
+            _made[0] = (config, count, value)
+            return value
+    names.sort()
+    hashed = hashlib.sha256()
+    for first in range(0, len(names), PART):
+        part = [config.checks[name] for name in names[first : first + PART]]
+        hashed.update(json.dumps(part, separators=(",", ":")).encode())
+        await asyncio.sleep(0)
+    value = f"{__version__} {hashed.hexdigest()[:32]}"
+    _made[:] = [(config, len(names), value)]
+    return value
+
+
+async def statements(config: Config, view: bool) -> list[store.Statement]:
+    """The leader's digest to store: a cluster's (PostgreSQL) leader's, not a standby's view's."""
+    if view or isinstance(config.server.database, Path):
+        return []
+    return [store.meta_statement(META, await digest(config))]
+
+
+async def differ(db: Reader, config: Config) -> bool:
+    """Whether the leader stored a digest other than this node's (none, or another version's: not
+    known). A digest stored by a leader since gone is compared all the same: a new leader stores its own."""
+    stored = (await db.read_meta_prefix(META)).get(META)
+    if stored is None or stored.split(" ")[0] != __version__:
+        return False
+    return stored != await digest(config)

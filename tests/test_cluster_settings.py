@@ -1,0 +1,44 @@
+"""A check set otherwise on one node only (its schedule edited in one node's file, that node
+reloaded): the names agree, and the standby says so all the same, for its dashboard, API and
+status show its own schedule while the leader judges by its own. Real nodes, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import new_key
+from tests.proc import Server
+from tests.test_cluster import database, every, leader_and_standby, write  # noqa: F401 - database: the fixture
+
+
+async def test_a_standby_whose_file_sets_a_check_otherwise_than_the_leaders_says_so(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    copies, key = [tmp_path / "a", tmp_path / "b"], new_key()
+    for folder in copies:
+        folder.mkdir()
+    files = [write(folder, database, every("job", key, "1h")) for folder in copies]
+    servers = [Server(path) for path in files]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+        async with aiohttp.ClientSession() as session:
+            _, standby = await leader_and_standby(session, servers)
+        other = files[servers.index(standby)]
+        other.write_text(other.read_text().replace('every = "1h"', 'every = "1d"'))
+        standby.signal(signal.SIGHUP)  # its dashboard shows job due in a day; the leader alerts it in an hour
+        said = "config differs from the leader's: the leader's file sets its checks otherwise"
+        assert await asyncio.to_thread(standby.wait_for_log, said, 20), standby.log()[-2000:]
+        other.write_text(other.read_text().replace('every = "1d"', 'every = "1h"'))
+        standby.signal(signal.SIGHUP)
+        assert await asyncio.to_thread(standby.wait_for_log, "config and the leader's agree again", 20)
+    finally:
+        for s in servers:
+            s.kill()
+    assert standby.log().count("config differs from the leader's") == 1  # said once, not every second
+    leader = servers[1 - servers.index(standby)]
+    assert "config differs" not in leader.log()
