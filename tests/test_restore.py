@@ -4,12 +4,13 @@ as docs/install.md says (stop, copy back, start), with a real webhook receiver."
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
-from tests.test_late_replay import hooked
+from tests.test_late_replay import api_get, hooked
 from tests.test_recipes import Receiver
 
 
@@ -25,6 +26,16 @@ def _test_alert(server: Server, tmp_path: Path) -> None:
     )
     with urllib.request.urlopen(request, timeout=20) as resp:
         assert json.loads(resp.read())["key"].startswith("test-")
+
+
+def _recorded_sent(server: Server, tmp_path: Path, check: str) -> None:
+    """Waits until every alert of `check` is stored `sent`: a backup taken while one is still
+    pending (its receiver has it, its answer not yet recorded) holds it pending, and the restored
+    server sends it again, under its own key, as docs/alerts.md says it does."""
+    deadline = time.monotonic() + 10
+    while {a["status"] for a in api_get(server, tmp_path, f"/api/v1/checks/{check}/alerts")} != {"sent"}:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
 
 
 def _restore(backup: Path, database: Path) -> None:
@@ -55,6 +66,7 @@ def test_alerts_after_a_restore_from_a_backup_never_repeat_a_key_sent_since_the_
         with Server(config) as server:
             _ping(server, key, "/fail")
             hook.wait(1, on_fail=server.log)
+            _recorded_sent(server, tmp_path, "job")
             done = heartfly("backup", "-c", str(config), str(tmp_path / "nightly.db"))
             assert done.returncode == 0, done.stderr
             story(server, 1)
