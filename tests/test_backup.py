@@ -311,33 +311,61 @@ def test_the_other_commands_errors_under_systemd_are_logged_at_error_priority_to
     assert all(line.startswith("<3>") for line in lines), lines
 
 
+def as_cron_runs(entry: str) -> str:
+    """The command of an /etc/cron.d entry (minute hour day month weekday user command), as cron
+    hands it to sh: `\\%` is a `%`, and the first other `%` ends the command (cron sends the rest
+    to its stdin), so a `date +%F` written as in a shell would cut the line there."""
+    command = entry.split(None, 6)[6]
+    out: list[str] = []
+    i = 0
+    while i < len(command) and command[i] != "%":
+        escaped = command.startswith("\\%", i)
+        out.append("%" if escaped else command[i])
+        i += 2 if escaped else 1
+    return "".join(out)
+
+
+def test_as_cron_runs_unescapes_and_cuts_at_a_bare_percent_sign() -> None:
+    assert as_cron_runs("0 4 * * *  root  date +\\%F && echo ok") == "date +%F && echo ok"
+    assert as_cron_runs("0 4 * * *  root  date +%F && echo ok") == "date +"
+
+
 def test_the_docs_nightly_backup_line_keeps_two_weeks_of_copies_not_every_copy_for_ever(tmp_path: Path) -> None:
     # docs/install.md's crontab line wrote a full copy every night and deleted none: a year of
     # service kept 365 copies in /var/backups, on /var with the live database, until the disk
-    # filled and the server answered pings 503. The line now deletes the copies past two weeks.
+    # filled and the server answered pings 503. The line now deletes the copies past two weeks,
+    # and nothing else in /var/backups (Debian keeps its own copies there), run as cron runs it
+    # (its % signs) while the server serves.
     text = (Path(__file__).resolve().parent.parent / "docs" / "install.md").read_text(encoding="utf-8")
     (line,) = [ln for ln in text.splitlines() if ln.startswith("0 4 * * *") and "heartfly backup" in ln]
-    command = line.split("root", 1)[1].replace("\\%", "%")  # what cron runs, as root
+    assert line.split()[5] == "root", line
     backups = tmp_path / "backups"
-    backups.mkdir()
+    (backups / "old").mkdir(parents=True)
     now = time.time()
+    others = [backups / name for name in ("dpkg.status.0", "heartfly-2025-01-01.db.gz", "old/heartfly-2025-01-01.db")]
+
+    def aged(path: Path, days: int) -> None:
+        path.write_bytes(b"a copy")
+        os.utime(path, (now - days * 86400 - 3600, now - days * 86400 - 3600))
+
     for age in range(1, 31):
-        old = backups / f"heartfly-{time.strftime('%F', time.localtime(now - age * 86400))}.db"
-        old.write_bytes(b"a copy")
-        os.utime(old, (now - age * 86400 - 3600, now - age * 86400 - 3600))
+        aged(backups / f"heartfly-{time.strftime('%F', time.localtime(now - age * 86400))}.db", age)
+    for other in others:
+        aged(other, 400)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "heartfly").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m heartfly "$@"\n')
-    (bin_dir / "curl").write_text(f"#!/bin/sh\ntouch {tmp_path}/pinged\n")
+    (bin_dir / "curl").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/pinged\n')
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     config = write(tmp_path / "hb.toml", f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')
-    with Server(config) as server:
-        assert server.stop() == 0
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HEARTFLY_CONFIG": str(config)}
-    done = subprocess.run(
-        ["sh", "-c", command.replace("/var/backups", str(backups))], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0 and (tmp_path / "pinged").exists(), done.stderr
-    kept = sorted(path.name for path in backups.iterdir())
+    with Server(config) as server:
+        command = as_cron_runs(line).replace("/var/backups", str(backups))
+        done = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=60)
+        assert server.stop() == 0
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pinged").read_text().split()[-1] == "http://127.0.0.1:8765/ping/KEY"
+    kept = sorted(path.name for path in backups.glob("heartfly-*.db"))
     assert len(kept) == 14 and f"heartfly-{time.strftime('%F')}.db" in kept, kept  # today's and 13 before it
+    assert all(other.exists() for other in others) and (tmp_path / "hb.db").exists()
