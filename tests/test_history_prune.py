@@ -355,10 +355,11 @@ async def test_a_long_prune_holds_up_none_of_the_housekeeping_rounds(
 async def test_a_test_alert_after_every_finished_alert_was_pruned_and_a_restart_gets_a_key_never_used_before(
     write_config: ConfigWriter,
 ) -> None:
-    # A test alert's key (its webhook's Idempotency-Key and body id) is its outbox id. Once every
+    # A test alert's key (its webhook's Idempotency-Key and body id) was its outbox id. Once every
     # finished alert was older than keep_history (a quiet month with keep_history = "30d") the
     # prune emptied the outbox, a restart numbered from 1 again, and the next test alert went out
-    # as "test-1": a receiver that drops repeats, as docs/alerts.md says it can, dropped it.
+    # as "test-1": a receiver that drops repeats, as docs/alerts.md says it can, dropped it. The
+    # key holds its time too now (test-N-<ms>); an outbox id is still never handed out twice.
     body = f'[channels.hook]\ntype = "log"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
     config = write_config(body, server='keep_history = "30d"')
     clock = FakeClock()
@@ -449,7 +450,8 @@ async def test_a_trim_of_long_bodies_deletes_few_enough_of_them_a_commit_that_pi
 async def test_a_down_after_every_flip_but_the_newest_counted_was_pruned_and_a_restart_gets_a_flip_id_never_used_before(
     write_config: ConfigWriter,
 ) -> None:
-    # A down's alert key (its webhook's Idempotency-Key, "flip-N") is its flip's id, and a start
+    # A down's alert key (its webhook's Idempotency-Key) was its flip's id ("flip-N"; its time is
+    # in it too now, "flip-N-<ms>", but a flip id is still never handed out twice), and a start
     # numbers flips on from the highest stored. The prune kept a check's newest counted flip (into
     # or out of down) but not a newer one that counts for no record: a step's down told on its own
     # (down to down) was pruned, and after a restart its id, and its alert's key, came again.
