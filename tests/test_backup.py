@@ -330,17 +330,25 @@ def test_as_cron_runs_unescapes_and_cuts_at_a_bare_percent_sign() -> None:
     assert as_cron_runs("0 4 * * *  root  date +%F && echo ok") == "date +"
 
 
-def test_the_docs_nightly_backup_line_keeps_two_weeks_of_copies_not_every_copy_for_ever(tmp_path: Path) -> None:
+@pytest.mark.parametrize("linked", [False, True], ids=["folder", "link"])
+def test_the_docs_nightly_backup_line_keeps_two_weeks_of_copies_not_every_copy_for_ever(
+    tmp_path: Path, linked: bool
+) -> None:
     # docs/install.md's crontab line wrote a full copy every night and deleted none: a year of
     # service kept 365 copies in /var/backups, on /var with the live database, until the disk
     # filled and the server answered pings 503. The line now deletes the copies past two weeks,
     # and nothing else in /var/backups (Debian keeps its own copies there), run as cron runs it
-    # (its % signs) while the server serves.
+    # (its % signs) while the server serves. Also where /var/backups is a link to a bigger disk:
+    # find does not follow a link named on its command line, and the line deleted nothing there.
     text = (Path(__file__).resolve().parent.parent / "docs" / "install.md").read_text(encoding="utf-8")
     (line,) = [ln for ln in text.splitlines() if ln.startswith("0 4 * * *") and "heartfly backup" in ln]
     assert line.split()[5] == "root", line
     backups = tmp_path / "backups"
-    (backups / "old").mkdir(parents=True)
+    (tmp_path / "disk" / "old").mkdir(parents=True)
+    if linked:
+        backups.symlink_to(tmp_path / "disk", target_is_directory=True)
+    else:
+        (tmp_path / "disk").rename(backups)
     now = time.time()
     others = [backups / name for name in ("dpkg.status.0", "heartfly-2025-01-01.db.gz", "old/heartfly-2025-01-01.db")]
 
