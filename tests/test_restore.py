@@ -4,9 +4,12 @@ as docs/install.md says (stop, copy back, start), with a real webhook receiver."
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import cast
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
@@ -78,5 +81,51 @@ def test_alerts_after_a_restore_from_a_backup_never_repeat_a_key_sent_since_the_
         ids = [alert["id"] for alert in hook.alerts]
         assert [alert["event"] for alert in hook.alerts] == ["down", *["recovery", "down", "test"] * 2]
         assert len(set(ids)) == len(ids), ids
+    finally:
+        hook.close()
+
+
+class _HeldReceiver(Receiver):
+    """A receiver that holds its answers until `release()`: an alert it has stays in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+        handler = cast(type[BaseHTTPRequestHandler], self.server.RequestHandlerClass)
+        self.server.RequestHandlerClass = self._holding(handler, self.released)
+
+    @staticmethod
+    def _holding(handler: type[BaseHTTPRequestHandler], released: threading.Event) -> type[BaseHTTPRequestHandler]:
+        class Holding(handler):  # type: ignore[valid-type,misc]
+            def send_response(self, code: int, message: str | None = None) -> None:
+                released.wait(30)
+                super().send_response(code, message)
+
+        return Holding
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def test_an_alert_a_backup_holds_as_pending_is_sent_again_after_a_restore_with_its_own_id(tmp_path: Path) -> None:
+    # docs/alerts.md: an alert the backup holds as pending is sent again after a restore, with its
+    # own id, so that a receiver that has it already drops the repeat.
+    hook, key = _HeldReceiver(), new_key()
+    try:
+        config = hooked(tmp_path, '"hb.db"', hook, job=f'key = "{key}"\nevery = "1h"\n')
+        with Server(config) as server:
+            _ping(server, key, "/fail")
+            hook.wait(1, on_fail=server.log)  # in flight: its answer held, the row pending
+            done = heartfly("backup", "-c", str(config), str(tmp_path / "nightly.db"))
+            assert done.returncode == 0, done.stderr
+            hook.release()
+            _recorded_sent(server, tmp_path, "job")
+            assert server.stop() == 0
+        before = len(hook.alerts)
+        _restore(tmp_path / "nightly.db", tmp_path / "hb.db")
+        with Server(config) as server:
+            hook.wait(before + 1, on_fail=server.log)
+            assert server.stop() == 0
+        assert {(alert["event"], alert["id"]) for alert in hook.alerts} == {("down", hook.alerts[0]["id"])}
     finally:
         hook.close()
