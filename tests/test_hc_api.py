@@ -1602,20 +1602,28 @@ async def test_a_check_exported_into_the_file_takes_over_the_apis_copy_at_the_re
     assert (await again.get(f"/ping/{weekly['uuid']}")).status == 200
 
 
-async def test_a_timeout_or_grace_sent_as_a_json_float_is_taken_as_healthchecks_takes_any_number(
+async def test_a_timeout_or_grace_sent_as_a_whole_json_float_is_taken_and_one_with_a_fraction_refused(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
-    # Healthchecks' timeout and grace are JSON numbers: a Python script sending
-    # timedelta(hours=1).total_seconds() writes 3600.0, which Healthchecks takes. Heartfly
-    # refused it as "timeout is not a number"
+    # A Python script sending timedelta(hours=1).total_seconds() writes 3600.0, a whole number of
+    # seconds: taken (Healthchecks' strict schema refuses it as "is not a number"). 5400.4 was
+    # rounded to 5400 and the check kept a grace other than the one sent, with a 201: refused
+    # now, naming the field, and nothing is made
     client, key, _ = await start(aiohttp_client, write_config)
-    body = b'{"slug": "hourly", "timeout": 3600.0, "grace": 5400.4}'
+    body = b'{"slug": "hourly", "timeout": 3600.0, "grace": 5400.0}'
     resp = await client.post("/api/v3/checks/", data=body, headers=rw(key))
     assert resp.status == 201, await resp.text()
     shown = await resp.json()
     assert (shown["timeout"], shown["grace"]) == (3600, 5400)
     again = await client.post("/api/v3/checks/", data=body[:-1] + b', "unique": ["slug"]}', headers=rw(key))
     assert again.status == 200  # found as asked
-    for bad, error in ((b"NaN", "is not a number"), (b"59.5", "is too small"), (b'"60"', "is not a number")):
+    fraction = b'{"slug": "daily", "timeout": 86400, "grace": 5400.4}'
+    refused = await client.post("/api/v3/checks/", data=fraction, headers=rw(key))
+    assert refused.status == 400
+    assert (await refused.json())["error"] == "json validation error: grace is not a whole number of seconds"
+    assert "daily" not in client.app[RUNTIME].engine.checks
+    changed = await client.post(f"/api/v3/checks/{shown['uuid']}", data=b'{"timeout": 3600.5}', headers=rw(key))
+    assert changed.status == 400 and "timeout is not a whole number" in (await changed.json())["error"]
+    for bad, error in ((b"NaN", "is not a number"), (b"59", "is too small"), (b'"60"', "is not a number")):
         refused = await client.post("/api/v3/checks/", data=b'{"grace": ' + bad + b"}", headers=rw(key))
         assert refused.status == 400 and (await refused.json())["error"] == f"json validation error: grace {error}"

@@ -227,14 +227,19 @@ def _string(key: str, value: Any, limit: int | None) -> str:
 
 
 def _seconds(key: str, value: Any) -> int:
-    # A JSON number, as Healthchecks' schema has it: 3600.0 (a script's timedelta.total_seconds()) too
+    # Whole seconds, as Healthchecks' API shows them. It refuses any JSON number with a fraction
+    # part ("is not a number": its strict schema takes an int alone); 3600.0, as a script's
+    # timedelta.total_seconds() writes it, is taken here, being whole. A fraction is refused, not
+    # rounded: the check would keep a value other than the one sent.
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise SpecError(f"json validation error: {key} is not a number")
+    if value != int(value):
+        raise SpecError(f"json validation error: {key} is not a whole number of seconds")
     if value < MIN_SECONDS:
         raise SpecError(f"json validation error: {key} is too small")
     if value > MAX_SECONDS:
         raise SpecError(f"json validation error: {key} is too large")
-    return round(value)  # whole seconds, as the API shows them
+    return int(value)
 
 
 def new_name(spec: Spec, version: int, fallback: str) -> str:

@@ -20,7 +20,7 @@ TIME = {"type": "string", "format": "date-time", "example": "2026-11-23T03:12:09
 NULL_TIME = {**TIME, "nullable": True}
 UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 UNIQUE_KEY_PATTERN = "^[A-Za-z0-9]{40}$"
-SECONDS = {"type": "number", "minimum": MIN_SECONDS, "maximum": MAX_SECONDS}  # taken to whole seconds
+SECONDS = {"type": "integer", "minimum": MIN_SECONDS, "maximum": MAX_SECONDS}  # 3600.0 too: a whole number
 # Healthchecks' statuses in v2 and v3 (v1 also says "started" while a run is in progress).
 STATUSES = ["new", "up", "grace", "down", "paused"]
 
