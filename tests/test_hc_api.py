@@ -1627,3 +1627,31 @@ async def test_a_timeout_or_grace_sent_as_a_whole_json_float_is_taken_and_one_wi
     for bad, error in ((b"NaN", "is not a number"), (b"59", "is too small"), (b'"60"', "is not a number")):
         refused = await client.post("/api/v3/checks/", data=b'{"grace": ' + bad + b"}", headers=rw(key))
         assert refused.status == 400 and (await refused.json())["error"] == f"json validation error: grace {error}"
+
+
+@pytest.mark.both_stores
+async def test_the_pings_list_gives_no_duration_for_a_run_longer_than_72_hours_and_rounds_one_to_hundredths(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks gives an end ping the duration of a run started at most 72 hours before it, in
+    # seconds to the hundredth. The list bounded only its scan (from the oldest listed end, less
+    # 72 hours): a run of 80 hours ended by a newer ping showed "duration": 288000.0; and a run of
+    # 42.37 s showed 42.36999988555908
+    weekly = "0c2d8e4a-5b6f-4a7e-9d1c-2b3a4c5d6e7f"
+    clock = FakeClock(1_780_000_000.7)
+    config = write_config(CHECKS + f'\n[checks.weekly]\nkey = "{weekly}"\nevery = "30d"\n', server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    assert (await client.post(f"/ping/{weekly}")).status == 200  # the oldest listed end: no start
+    clock.advance(3600)
+    for rid, took in (
+        ("5b1e3c6a-0d7e-4f2b-9c1a-1e2f3a4b5c6d", 80 * 3600.0),
+        ("9d8c7b6a-1234-4abc-8def-0123456789ab", 42.37),
+    ):
+        assert (await client.post(f"/ping/{weekly}/start?rid={rid}")).status == 200
+        clock.advance(took)
+        assert (await client.post(f"/ping/{weekly}?rid={rid}")).status == 200
+        clock.advance(60)
+    pings = (await (await client.get(f"/api/v3/checks/{weekly}/pings/", headers=rw(key))).json())["pings"]
+    shown = [(p["type"], p.get("duration")) for p in pings]
+    assert shown == [("success", 42.37), ("start", None), ("success", None), ("start", None), ("success", None)]

@@ -368,11 +368,13 @@ _HC_PINGS = _ping_rows("id, at, kind, exit_status, run_id, method, source, user_
 
 
 # The runs ended at the listed success and failure pings' times (?4 the oldest, ?3 the newest): a
-# run ends at its end ping's event time. Started at most 72 hours before, as Healthchecks looks
-# back for a ping's start (MAX_DURATION), which bounds the scan of runs_by_start.
+# run ends at its end ping's event time. Each started at most 72 hours (?5) before its end, as
+# Healthchecks looks back for a ping's start (MAX_DURATION): a bound on each run, not only on the
+# scan of runs_by_start (from the oldest end's look-back, ?2), which a run of four days ended by a
+# newer listed ping is within.
 _HC_RUN_ENDS = (
-    "SELECT ended_at, ended_at - started_at FROM runs"
-    " WHERE check_id = ?1 AND started_at >= ?2 AND started_at <= ?3 AND ended_at >= ?4 AND ended_at <= ?3"
+    "SELECT ended_at, ended_at - started_at FROM runs WHERE check_id = ?1 AND started_at >= ?2"
+    " AND started_at <= ?3 AND ended_at >= ?4 AND ended_at <= ?3 AND ended_at - started_at <= ?5"
 )
 HC_MAX_DURATION = 72 * 3600.0
 
@@ -387,8 +389,9 @@ async def read_hc_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any
     durations: dict[float, float] = {}
     if ends:
         oldest, newest = min(ends), max(ends)
-        found = await fetch_all(db, _HC_RUN_ENDS, (check_id, oldest - HC_MAX_DURATION, newest, oldest))
-        durations = {float(at): float(took) for at, took in found}
+        args = (check_id, oldest - HC_MAX_DURATION, newest, oldest, HC_MAX_DURATION)
+        # to the hundredth of a second, as Healthchecks rounds it (not 42.50000023841858)
+        durations = {float(at): round(float(took), 2) for at, took in await fetch_all(db, _HC_RUN_ENDS, args)}
     for item in rows:
         item["has_body"] = bool(item["has_body"])
         item["duration"] = durations.get(item["at"]) if item["kind"] in ("success", "fail") else None
