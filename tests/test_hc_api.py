@@ -1655,3 +1655,34 @@ async def test_the_pings_list_gives_no_duration_for_a_run_longer_than_72_hours_a
     pings = (await (await client.get(f"/api/v3/checks/{weekly}/pings/", headers=rw(key))).json())["pings"]
     shown = [(p["type"], p.get("duration")) for p in pings]
     assert shown == [("success", 42.37), ("start", None), ("success", None), ("start", None), ("success", None)]
+
+
+async def test_a_takeover_by_an_export_older_than_a_change_made_through_the_api_warns_naming_what_differed(
+    aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The file's table of the check's name and key takes the check over whatever else it says:
+    # pasted from an export made before a provisioning script changed the check (its schedule,
+    # its grace), it silently undid that change, the log saying only "took over"
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    nightly = await made(client, key, slug="nightly", timeout=3600, grace=600)
+    weekly = await made(client, key, slug="weekly", timeout=7 * 86400)
+    exported = {name: stored_checks.to_toml(name, rt.stored[name].table) for name in ("nightly", "weekly")}
+    changed = await client.post(f"/api/v3/checks/{nightly['uuid']}", json={"schedule": "0 3 * * *"}, headers=rw(key))
+    assert changed.status == 200
+    path = _path(client)
+    with path.open("a") as file:
+        file.write("".join("\n" + text for text in exported.values()))
+    with caplog.at_level("INFO", logger="heartfly.web.runtime"):
+        assert await control.reload_config(app) == (4, [])
+    assert rt.engine.checks["nightly"].config.every == 3600  # the file's, as the log says
+    said = {
+        r.getMessage().split(":")[0]: (r.levelname, r.getMessage()) for r in caplog.records if "took over" in r.message
+    }
+    assert said["check nightly"][0] == "WARNING"
+    assert "its every, cron differed from the file's, whose are kept" in said["check nightly"][1], said
+    assert said["check weekly"] == ("INFO", "check weekly: the file's [checks.weekly] (its key) took over the check"
+                                    " made through the API, whose copy in the database is deleted")  # fmt: skip
+    assert (await client.get(f"/ping/{weekly['uuid']}")).status == 200

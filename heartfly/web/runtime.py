@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from heartfly.core import stored_checks
+from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.clock import Clock
-from heartfly.core.config import Config, ConfigError, ServerConfig, with_stored_checks
+from heartfly.core.config import Config, ConfigError, ServerConfig, read_stored_check, with_stored_checks
 from heartfly.core.config_secrets import check_hc_key, check_token
 from heartfly.core.dburl import Database
 from heartfly.core.stored_checks import StoredCheck
@@ -169,10 +170,17 @@ class Runtime:
         except StoreError as exc:
             log.warning("the checks the file took over from the API stay stored for now: %s", exc)
             return
+        taken = {n: self.stored[n] for n in names}
         self.stored = {n: c for n, c in self.stored.items() if n not in names}
-        for name in names:
-            log.info("check %s: the file's [checks.%s] (its key) took over the check made through the API,"
-                     " whose copy in the database is deleted", name, name)  # fmt: skip
+        for name, copy in taken.items():
+            said = ("check %s: the file's [checks.%s] (its key) took over the check made through the API,"
+                    " whose copy in the database is deleted")  # fmt: skip
+            # The file's table wins whatever else it says: one pasted from an export older than a
+            # change made through the API since (a script's new schedule) is told, not silent
+            if differs := _differences(checks[name], read_stored_check(self.file_config, name, copy.table)):
+                log.warning(said + "; its %s differed from the file's, whose are kept", name, name, differs)
+            else:
+                log.info(said, name, name)
 
     def with_stored(
         self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None, left_out: list[str] | None = None
@@ -235,6 +243,17 @@ class Runtime:
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def _differences(file: CheckConfig, api: CheckConfig | None) -> str:
+    """The settings in which a check made through the API differs from the file's table that took
+    it over ("" for heartfly export's table, as printed), named as the file names them."""
+    if api is None:
+        return "table (which no longer reads)"
+    return ", ".join(
+        f for f in CheckConfig._fields if f not in ("origin", "name") and getattr(file, f) != getattr(api, f)
+    )
+
 
 # A cluster's node_id and lease are taken once, by its lease loop (server.cluster), at the start.
 RESTART_ONLY = ("server.listen", "server.database", "server.synchronous", "server.node_id", "server.lease")
