@@ -1686,3 +1686,32 @@ async def test_a_takeover_by_an_export_older_than_a_change_made_through_the_api_
     assert said["check weekly"] == ("INFO", "check weekly: the file's [checks.weekly] (its key) took over the check"
                                     " made through the API, whose copy in the database is deleted")  # fmt: skip
     assert (await client.get(f"/ping/{weekly['uuid']}")).status == 200
+
+
+@pytest.mark.both_stores
+async def test_the_pings_list_gives_each_of_two_runs_that_ended_at_one_instant_its_own_duration(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Two concurrent runs of one check whose ends come at one instant (spooled and replayed with
+    # ts, which is whole seconds): the durations were paired by end time alone, and both end
+    # pings showed the one run's, a 10 s run and a 5 s run both "duration": 5.0
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    uuid = (await made(client, key, slug="job", timeout=3600, grace=600))["uuid"]
+    long, short = "5b1e3c6a-0d7e-4f2b-9c1a-1e2f3a4b5c6d", "9D8C7B6A-1234-4ABC-8DEF-0123456789AB"  # upper case: one
+    assert (await client.post(f"/ping/{uuid}/start?rid={long}")).status == 200
+    clock.advance(5)
+    assert (await client.post(f"/ping/{uuid}/start?rid={short}")).status == 200
+    clock.advance(5)
+    assert (await client.post(f"/ping/{uuid}/fail?rid={long}")).status == 200
+    assert (await client.post(f"/ping/{uuid}?rid={short.lower()}")).status == 200
+    pings = (await (await client.get(f"/api/v3/checks/{uuid}/pings/", headers=rw(key))).json())["pings"]
+    shown = [(p["type"], p["rid"], p.get("duration")) for p in pings]
+    assert shown == [
+        ("success", short.lower(), 5.0),
+        ("fail", long, 10.0),
+        ("start", short.lower(), None),
+        ("start", long, None),
+    ]

@@ -17,3 +17,8 @@ def fold_run_id(run_id: str) -> str:
     uuidgen writes upper case, Linux lower); other run ids are as sent."""
     folded = run_id.lower()
     return folded if UUID_RE.fullmatch(folded) else run_id
+
+
+def fold_stored_run_id(run_id: str | None) -> str | None:
+    """A stored run id (None: none) as runs are paired by now: one a version before stored as sent."""
+    return None if run_id is None else fold_run_id(run_id)

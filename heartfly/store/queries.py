@@ -16,7 +16,7 @@ import aiosqlite
 
 from heartfly.core import hcshape, states
 from heartfly.core.config import CheckConfig
-from heartfly.core.patterns import fold_run_id
+from heartfly.core.patterns import fold_stored_run_id
 from heartfly.core.record import Change, RecordRows, RunSpan
 from heartfly.core.states import CheckState, Event, Kind
 from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, COUNTED_FLIP, decode_states
@@ -152,8 +152,9 @@ class LoggedPing:
 
     def event(self) -> Event:
         # Replayed as its run's end will be compared: a UUID run id stored as sent by a version before is folded.
-        run_id = None if self.run_id is None else fold_run_id(self.run_id)
-        return Event(Kind(self.kind), self.at, run_id, self.exit_status, self.metrics, self.member)
+        return Event(
+            Kind(self.kind), self.at, fold_stored_run_id(self.run_id), self.exit_status, self.metrics, self.member
+        )
 
 
 _LOGGED_PING = "SELECT id, check_id, at, received_at, kind, exit_status, run_id, metrics, member FROM pings"
@@ -373,7 +374,7 @@ _HC_PINGS = _ping_rows("id, at, kind, exit_status, run_id, method, source, user_
 # scan of runs_by_start (from the oldest end's look-back, ?2), which a run of four days ended by a
 # newer listed ping is within.
 _HC_RUN_ENDS = (
-    "SELECT ended_at, ended_at - started_at FROM runs WHERE check_id = ?1 AND started_at >= ?2"
+    "SELECT ended_at, run_id, ended_at - started_at FROM runs WHERE check_id = ?1 AND started_at >= ?2"
     " AND started_at <= ?3 AND ended_at >= ?4 AND ended_at <= ?3 AND ended_at - started_at <= ?5"
 )
 HC_MAX_DURATION = 72 * 3600.0
@@ -386,15 +387,27 @@ async def read_hc_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any
     keys = ("id", "at", "kind", "exit_status", "run_id", "method", "source", "user_agent", "has_body")
     rows = [dict(zip(keys, row, strict=True)) for row in await fetch_all(db, _HC_PINGS, (check_id, None, limit))]
     ends = [item["at"] for item in rows if item["kind"] in ("success", "fail")]
-    durations: dict[float, float] = {}
+    found: list[Any] = []
     if ends:
         oldest, newest = min(ends), max(ends)
         args = (check_id, oldest - HC_MAX_DURATION, newest, oldest, HC_MAX_DURATION)
-        # to the hundredth of a second, as Healthchecks rounds it (not 42.50000023841858)
-        durations = {float(at): round(float(took), 2) for at, took in await fetch_all(db, _HC_RUN_ENDS, args)}
+        found = await fetch_all(db, _HC_RUN_ENDS, args)
+    # Paired by end time and run id: two runs that ended at one instant (spooled ends, stamped in
+    # whole seconds) each have their own; by end time alone only where one run ended then. To the
+    # hundredth of a second, as Healthchecks rounds it (not 42.36999988555908).
+    by_run = {(float(at), fold_stored_run_id(rid)): round(float(took), 2) for at, rid, took in found}
+    by_end: dict[float, list[float]] = {}
+    for (end, _), seconds in by_run.items():
+        by_end.setdefault(end, []).append(seconds)
     for item in rows:
         item["has_body"] = bool(item["has_body"])
-        item["duration"] = durations.get(item["at"]) if item["kind"] in ("success", "fail") else None
+        duration: float | None = None
+        if item["kind"] in ("success", "fail"):
+            end = float(item["at"])
+            duration = by_run.get((end, fold_stored_run_id(item["run_id"])))
+            if duration is None and len(by_end.get(end, ())) == 1:
+                duration = by_end[end][0]
+        item["duration"] = duration
     return rows
 
 
