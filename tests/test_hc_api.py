@@ -25,6 +25,7 @@ from heartfly.core.clock import FakeClock
 from heartfly.core.config import ConfigError, load_config
 from heartfly.core.stored_checks import StoredCheck, check_uuid
 from heartfly.store import queries
+from heartfly.store import rows as store_rows
 from heartfly.web import control, hcapi, pings
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -1715,3 +1716,29 @@ async def test_the_pings_list_gives_each_of_two_runs_that_ended_at_one_instant_i
         ("start", short.lower(), None),
         ("start", long, None),
     ]
+
+
+@pytest.mark.both_stores
+async def test_a_takeover_deletes_only_the_copy_it_took_over_not_a_check_another_node_made_since(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # In a cluster another node may delete the check and make another of its name (another key)
+    # within the second before this node reads it; this node's reload, whose file has the old
+    # check's table, took over what it had read and deleted the row by its name: the new check,
+    # made through the API and answered 201 there, was gone, silently
+    client, key, _ = await start(aiohttp_client, write_config)
+    app = client.app
+    assert app is not None
+    rt = app[RUNTIME]
+    await made(client, key, slug="nightly", timeout=3600)
+    exported = stored_checks.to_toml("nightly", rt.stored["nightly"].table)
+    other = StoredCheck("nightly", "api", {**rt.stored["nightly"].table, "key": stored_checks.new_key()}, 1.0)
+    row = stored_checks.META_PREFIX + "nightly"
+    assert rt.writer is not None  # as another node writes it (this one not following yet)
+    await rt.writer.submit(store_rows.Write(statements=[store_rows.changed_meta_statement(row, other.encode())]))
+    path = _path(client)
+    with path.open("a") as file:
+        file.write("\n" + exported)
+    assert (await control.reload_config(app))[1] == []
+    assert rt.engine.checks["nightly"].config.origin == "file"
+    assert (await rt.reader.read_meta_prefix(row)).get(row) == other.encode()  # kept, for a clash to name

@@ -164,12 +164,24 @@ class Runtime:
         names = [n for n, c in self.stored.items() if n in checks and checks[n].key == c.table.get("key")]
         if not names:
             return
+        # Each only while its row is the copy this node took over: in a cluster another node may
+        # have changed it, or deleted it and made another check of the name, since this node read it
+        rows = {n: stored_checks.META_PREFIX + n for n in names}
         try:
-            statements = [store_rows.delete_meta_statement(stored_checks.META_PREFIX + name) for name in names]
+            statements = [
+                store_rows.while_meta_is(store_rows.delete_meta_statement(row), row, self.stored[n].encode())
+                for n, row in rows.items()
+            ]
             await self.writer.submit(store_rows.Write(statements=statements, on_refuse=lambda: None))
+            assert self.reader is not None
+            kept = [n for n, row in rows.items() if row in await self.reader.read_meta_prefix(row)]
         except StoreError as exc:
             log.warning("the checks the file took over from the API stay stored for now: %s", exc)
             return
+        for name in kept:
+            log.warning("check %s: the file's [checks.%s] took it over, but its copy in the database was changed"
+                        " through the API on another node since, and is kept", name, name)  # fmt: skip
+        names = [n for n in names if n not in kept]
         taken = {n: self.stored[n] for n in names}
         self.stored = {n: c for n, c in self.stored.items() if n not in names}
         for name, copy in taken.items():
