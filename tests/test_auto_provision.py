@@ -283,3 +283,14 @@ def test_export_help_shows_its_names_as_optional_as_they_are() -> None:
     result = heartfly("export", "--help")
     assert result.returncode == 0, result.stderr
     assert " export [OPTIONS] [NAME]...\n" in result.stdout, result.stdout  # after "Usage: python -m heartfly"
+
+
+def test_export_help_says_to_reload_not_to_delete_the_apis_copy_first() -> None:
+    # It said "then delete them through the API and reload", the way that left each check served
+    # by neither until the reload (its pings answered 404): the file's table takes the check over
+    # at the reload, which deletes the API's copy
+    result = heartfly("export", "--help")
+    assert result.returncode == 0, result.stderr
+    words = " ".join(result.stdout.split())
+    assert "delete them through the API" not in words, words
+    assert "then reload: each table takes its check over, and the API's copy is deleted" in words, words

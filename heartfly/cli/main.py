@@ -335,7 +335,8 @@ def history(config_path: Path | None, name: str, limit: int, routine: bool) -> N
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 def export(config_path: Path | None, names: tuple[str, ...]) -> None:
     """Print checks made through the API or by auto-provisioning as TOML (all, if no NAME given),
-    to paste into the config file; then delete them through the API and reload."""
+    to append to the config file; then reload: each table takes its check over, and the API's copy
+    is deleted."""
     import asyncio
 
     from heartfly.cli.report import read_exports
