@@ -793,7 +793,12 @@ def test_check_config_refuses_a_file_check_named_like_one_made_through_the_api_a
     path.write_text(base + exported.stdout.replace('key = "', 'key = "other-key-'))  # the name, not the check
     checked = heartfly("check-config", "-c", str(path))
     assert checked.returncode == 2, checked.stdout
-    clash = f"error: checks.nightly: is defined in {path} and was also made through the API; delete one of them"
+    # Told how the file takes the check over, not only "delete one of them": deleting the API's
+    # copy first leaves the check served by neither until the reload (its pings answer 404)
+    clash = (
+        f"error: checks.nightly: is defined in {path} and was also made through the API, with another key; give"
+        " the file's the API's key to take the check over (heartfly export nightly prints it), or delete one"
+    )
     assert checked.stderr.startswith(clash), checked.stderr
     started = heartfly("serve", "-c", str(path))
     assert started.returncode == 2 and clash in started.stderr

@@ -268,8 +268,8 @@ def with_stored_checks(
             if checks[name].key != raw.get("key"):  # the same key: heartfly export's table, taken over
                 reader.fail(
                     f"checks.{name}",
-                    f"is defined in {config.path} and was also made through the API; "
-                    f"delete one of them (heartfly export {name} prints the API's as TOML)",
+                    f"is defined in {config.path} and was also made through the API, with another key; give the"
+                    f" file's the API's key to take the check over (heartfly export {name} prints it), or delete one",
                 )
             continue
         before = len(reader.problems)
