@@ -49,7 +49,7 @@ VIEW_SHARE = 5.0  # ...and waits at least this many times as long as the last re
 INBOX_POLL = 1.0  # the leader reads the inbox at least this often, notified or not
 INBOX_PAGE = 1000
 # A row of a check deleted through the API waits this long for a reload to bring its check back,
-# moved into the file (heartfly export, delete, reload each node), before it is dropped.
+# moved into the file (heartfly export, then a reload of each node), before it is dropped.
 DELETED_WAIT = 60.0
 # A leader checkpoints states this soon: each standby's view replays the pings after the checkpoints
 # every second, and must not replay half a minute of them (the engine's lazier default).
