@@ -1742,3 +1742,33 @@ async def test_a_takeover_deletes_only_the_copy_it_took_over_not_a_check_another
     assert (await control.reload_config(app))[1] == []
     assert rt.engine.checks["nightly"].config.origin == "file"
     assert (await rt.reader.read_meta_prefix(row)).get(row) == other.encode()  # kept, for a clash to name
+
+
+@pytest.mark.both_stores
+async def test_the_pings_list_gives_a_run_whose_start_the_list_cut_off_its_duration(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The runs are read from the listed pings' oldest time, and of those started before it only
+    # the newest few (not every run of the 72 hours before, 26,000 rows for a job run every 10 s):
+    # a run whose start is older than the 100 pings listed, its log lines filling the list, still
+    # has its duration at its end, beside older runs started before it
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    uuid = (await made(client, key, slug="job", timeout=3600, grace=600))["uuid"]
+    for _ in range(3):  # earlier runs, ended before the listed pings
+        assert (await client.post(f"/ping/{uuid}/start")).status == 200
+        clock.advance(2)
+        assert (await client.post(f"/ping/{uuid}")).status == 200
+        clock.advance(10)
+    rid = "5b1e3c6a-0d7e-4f2b-9c1a-1e2f3a4b5c6d"
+    assert (await client.post(f"/ping/{uuid}/start?rid={rid}")).status == 200
+    for _ in range(hcapi.PINGS_SHOWN):
+        clock.advance(1)
+        assert (await client.post(f"/ping/{uuid}/log?rid={rid}", data=b"working")).status == 200
+    clock.advance(0.5)
+    assert (await client.post(f"/ping/{uuid}/0?rid={rid}")).status == 200
+    pings = (await (await client.get(f"/api/v3/checks/{uuid}/pings/", headers=rw(key))).json())["pings"]
+    assert len(pings) == hcapi.PINGS_SHOWN and "start" not in [p["type"] for p in pings]
+    assert (pings[0]["type"], pings[0].get("duration")) == ("success", hcapi.PINGS_SHOWN + 0.5)

@@ -370,14 +370,21 @@ _HC_PINGS = _ping_rows("id, at, kind, exit_status, run_id, method, source, user_
 
 # The runs ended at the listed success and failure pings' times (?4 the oldest, ?3 the newest): a
 # run ends at its end ping's event time. Each started at most 72 hours (?5) before its end, as
-# Healthchecks looks back for a ping's start (MAX_DURATION): a bound on each run, not only on the
-# scan of runs_by_start (from the oldest end's look-back, ?2), which a run of four days ended by a
-# newer listed ping is within.
+# Healthchecks looks back for a ping's start (MAX_DURATION). Read where they started on
+# runs_by_start: from the listed pings' oldest time (?2), which a run whose start is listed started
+# at or after; and of the runs started before it, in the 72 hours before the oldest end, the
+# HC_EARLIER newest (a run open while the oldest listed pings came, whose start the list cut off).
+# Not every run of those 72 hours: a job run every 10 s had 26,000 rows read for a list of 100 pings.
 _HC_RUN_ENDS = (
     "SELECT ended_at, run_id, ended_at - started_at FROM runs WHERE check_id = ?1 AND started_at >= ?2"
     " AND started_at <= ?3 AND ended_at >= ?4 AND ended_at <= ?3 AND ended_at - started_at <= ?5"
 )
+_HC_RUNS_BEFORE = (
+    "SELECT ended_at, run_id, ended_at - started_at FROM runs WHERE check_id = ?1 AND started_at < ?2"
+    " AND started_at >= ?3 ORDER BY started_at DESC LIMIT ?4"
+)
 HC_MAX_DURATION = 72 * 3600.0
+HC_EARLIER = 100
 
 
 async def read_hc_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any]]:
@@ -390,8 +397,11 @@ async def read_hc_pings(db: Db, check_id: int, limit: int) -> list[dict[str, Any
     found: list[Any] = []
     if ends:
         oldest, newest = min(ends), max(ends)
-        args = (check_id, oldest - HC_MAX_DURATION, newest, oldest, HC_MAX_DURATION)
-        found = await fetch_all(db, _HC_RUN_ENDS, args)
+        since = max(min(item["at"] for item in rows), oldest - HC_MAX_DURATION)
+        found = await fetch_all(db, _HC_RUN_ENDS, (check_id, since, newest, oldest, HC_MAX_DURATION))
+        if since > oldest - HC_MAX_DURATION:
+            earlier = await fetch_all(db, _HC_RUNS_BEFORE, (check_id, since, oldest - HC_MAX_DURATION, HC_EARLIER))
+            found += [r for r in earlier if oldest <= r[0] <= newest and r[2] <= HC_MAX_DURATION]
     # Paired by end time and run id: two runs that ended at one instant (spooled ends, stamped in
     # whole seconds) each have their own; by end time alone only where one run ended then. To the
     # hundredth of a second, as Healthchecks rounds it (not 42.36999988555908).
