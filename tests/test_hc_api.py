@@ -1529,6 +1529,14 @@ async def test_a_schedule_with_a_field_too_few_or_too_many_is_refused_saying_so_
         assert f"{count} fields" in error and "5 (minute hour day month weekday)" in error, error
     oncalendar = await client.post("/api/v3/checks/", json={"schedule": "Mon *-*-* 02:00:00"}, headers=rw(key))
     assert "OnCalendar" in (await oncalendar.json())["error"]  # still named where it may be one
+    # "@daily", which Heartfly's file takes, was "has 1 field" too: Healthchecks refuses it as well
+    # (it reads a schedule of one field as OnCalendar, which has no "@daily"); the 400 says what to send
+    macro = await client.post("/api/v3/checks/", json={"slug": "x", "schedule": "@Daily"}, headers=rw(key))
+    assert macro.status == 400
+    assert (await macro.json())["error"] == (
+        'json validation error: schedule is not a valid cron expression ("@Daily" is a cron macro, which'
+        ' Healthchecks refuses too: write "0 0 * * *")'
+    )
 
 
 async def test_a_reload_refused_for_a_check_made_through_the_api_says_it_is_not_in_the_file(

@@ -48,6 +48,10 @@ _DEFAULTS_ONLY: dict[str, Any] = {
     "subject": "",
     "subject_fail": "",
 }
+# Cron's macros, which Heartfly's file takes and Healthchecks' API refuses (as an OnCalendar
+# expression it cannot read): the 400 gives the five fields to send instead.
+_MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0"}
+_MACROS |= {"@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
 _STRINGS = {"name": 100, "slug": 100, "tags": None, "desc": None, "schedule": 100, "tz": None, "channels": None}
 
 
@@ -202,6 +206,8 @@ def read_spec(data: Any) -> Spec:
         raise SpecError("json validation error: slug does not match pattern")
     if schedule := fields.get("schedule"):
         try:
+            if five := _MACROS.get(schedule.strip().lower()):  # the file takes it; Healthchecks' API does not
+                raise ValueError(f'"{schedule}" is a cron macro, which Healthchecks refuses too: write "{five}"')
             if (count := len(schedule.split())) != 5:
                 raise ValueError(
                     f'"{schedule}" has {count} field{"s" * (count != 1)}, a cron expression 5 (minute hour day'
