@@ -296,6 +296,42 @@ async def test_a_ping_a_standby_takes_as_a_check_moves_into_the_file_counts_once
         await until(inbox_empty(database), 5, "the row's delete commits (after the state the API shows)")
 
 
+async def test_a_check_exported_into_the_file_is_taken_over_on_every_node_by_the_reload_alone(
+    tmp_path: Path, database: str
+) -> None:
+    # docs/healthchecks.md: heartfly export NAME >> the file, then reload each node; no delete.
+    # The file's table (the check's name and key) takes the check over on each, the API's copy is
+    # deleted from the database once, and a failure a standby takes counts on the leader.
+    config = write(tmp_path, database, every("job", new_key(), "1h"), 'hc_api_key_file = "hc-key"')
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        leader, standby = await leader_and_standby(session, servers)
+        hc = {"X-Api-Key": (tmp_path / "hc-key").read_text().strip()}
+        uuid = await made_and_known(session, leader, standby, hc)
+        exported = (await asyncio.to_thread(heartfly, "export", "nightly", "-c", str(config))).stdout
+        config.write_text(config.read_text() + "\n" + exported)
+        for server in servers:
+            server.signal(signal.SIGHUP)
+
+        async def the_files_on_both() -> bool:  # an update answers 403 for a file's check
+            for server in servers:
+                async with session.post(f"{server.url}/api/v3/checks/{uuid}", json={}, headers=hc) as resp:
+                    if resp.status != 403:
+                        return False
+            return stored(database, "SELECT count(*) FROM meta WHERE key = 'check:nightly'") == [(0,)]
+
+        await until(the_files_on_both, 10, "both nodes serve the file's check, the API's copy deleted")
+        async with session.get(f"{standby.url}/ping/{uuid}/fail") as resp:
+            assert resp.status == 200
+
+        async def down() -> bool:
+            async with session.get(f"{leader.url}/api/v3/checks/{uuid}", headers=hc) as resp:
+                return resp.status == 200 and (await resp.json())["status"] == "down"
+
+        await until(down, 10, "the leader applies the standby's failure to the file's check")
+        assert "took over the check made through the API" in leader.log() + standby.log()
+        assert "is defined in" not in leader.log() + standby.log()
+
+
 async def test_a_ping_a_standby_takes_for_a_deleted_check_does_not_count_for_one_made_again_under_its_name(
     tmp_path: Path, database: str
 ) -> None:
