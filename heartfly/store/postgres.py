@@ -118,16 +118,25 @@ def _newer(database: PostgresDatabase, version: int) -> StoreError:
 
 async def migrate(conn: psycopg.AsyncConnection[TupleRow], database: PostgresDatabase) -> None:
     """Apply the migrations the database lacks, each in a transaction of its own; refuse a
-    database a newer Heartfly wrote."""
+    database a newer Heartfly wrote. A new database is made whole in the transaction that found
+    it empty, under the lock: a node starting meanwhile finds it complete, not half made (it
+    said it had migrated the rest, step by step, beside the maker's line that it created it)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         await conn.execute("CREATE TABLE IF NOT EXISTS heartfly_schema (version INTEGER PRIMARY KEY)")
         version = await _schema_version(conn) or 0
+        if version == 0:
+            with api.migrating():
+                for number, migration in enumerate(MIGRATIONS, start=1):
+                    await conn.execute(migration.encode())
+                    await conn.execute("INSERT INTO heartfly_schema (version) VALUES (%s)", (number,))
+    if version == 0:
+        log.info("database %s created (schema version %d)", database.shown, len(MIGRATIONS))
+        return
     if version > len(MIGRATIONS):
         raise _newer(database, version)
     if version == len(MIGRATIONS):
         return
-    created = False  # by this node (another may set up a new database at the same time)
     with api.migrating():
         for number in range(version + 1, len(MIGRATIONS) + 1):
             async with conn.transaction():
@@ -136,11 +145,7 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow], database: PostgresDat
                     continue
                 await conn.execute(MIGRATIONS[number - 1].encode())
                 await conn.execute("INSERT INTO heartfly_schema (version) VALUES (%s)", (number,))
-                created = created or number == 1
-            if version:  # an upgrade says each step; a new database is one line, not every version
-                log.info("database migrated to schema version %d", number)
-    if created:
-        log.info("database %s created (schema version %d)", database.shown, len(MIGRATIONS))
+            log.info("database migrated to schema version %d", number)
 
 
 async def open_reader(database: PostgresDatabase) -> SqlReader:

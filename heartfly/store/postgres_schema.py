@@ -1,6 +1,7 @@
 """PostgreSQL's schema as numbered migrations, its own list (schema.py is SQLite's): the same
 tables, columns and indexes in PostgreSQL's types. A database records the last it has in
-heartfly_schema; each migration runs once, in order, in its own transaction (postgres.migrate).
+heartfly_schema; each migration runs once, in order, in its own transaction (postgres.migrate; a new
+database gets them all in one).
 """
 
 from __future__ import annotations
