@@ -121,6 +121,48 @@ async def test_a_job_that_sends_no_start_has_no_run_count_of_0_on_its_record_but
     page = await (await client.get("/checks/job")).text()
     row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
     assert row == "<td>–</td>" * 3
-    assert "this job sends none, so its runs are counted nowhere here" in page
+    assert "this job's newest end came without one, and an end without a start counts as no run here" in page
     body = await (await client.get("/api/v1/checks/job/record", headers=bearer(config))).json()
     assert body["windows"][0]["runs"] == 0  # the API's figure is the count, as documented
+
+
+async def test_a_job_that_no_longer_sends_its_start_has_no_run_count_of_0_on_its_record_either(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Its old timed runs, kept for keep_history (400 days), made it read as a job that sends its
+    # start: "0" in every window, and no word, beside the successes it sends now.
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1d"\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    for path in (f"/ping/{key}/start", f"/ping/{key}"):
+        assert (await client.get(path)).status == 200
+        clock.advance(60)
+    clock.advance(31 * DAY)
+    for _ in range(2):
+        assert (await client.get(f"/ping/{key}")).status == 200
+        clock.advance(3600)
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
+    assert row == "<td>–</td>" * 3
+    assert "this job's newest end came without one" in page
+    assert "Durations appear once the job also pings <code>/start</code>" in page
+
+    assert (await client.get(f"/ping/{key}/start")).status == 200  # it sends its start again
+    clock.advance(60)
+    assert (await client.get(f"/ping/{key}")).status == 200
+    page = await (await client.get("/checks/job")).text()
+    row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
+    assert row == "<td>1</td>" * 3 and "newest end came without one" not in page
+
+
+async def test_a_check_never_pinged_yet_is_not_said_to_send_no_start(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    config = write_config(f'[checks.job]\nkey = "{new_key()}"\nevery = "1h"\n')
+    client = await aiohttp_client(create_app(config, clock=FakeClock()))
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
+    assert row == "<td>0</td>" * 3 and "came without one" not in page

@@ -108,6 +108,19 @@ def events(
     return items
 
 
+def timed(events: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the job's newest run or end (of `events`, as events() lists them) was timed: a
+    start opened it. Not when the newest end came without one, from a job that pings only its end
+    or no longer sends its /start (any timed run from before, kept for `keep_history`, made a job
+    that stopped sending its start read as one that sends it). A check never pinged yet has no
+    such end, and counts as timed."""
+    ends = [e for e in events if e["outcome"] not in ("missed", "step_missed")]
+    if not ends:
+        return True
+    newest = max(ends, key=lambda e: e["at"] + (e["duration"] or 0.0))  # by when it ended
+    return newest["duration"] is not None
+
+
 def _rid(run_id: str | None) -> str | None:
     """A run id as runs are paired by (a UUID in either case is one)."""
     return None if run_id is None else fold_run_id(run_id)

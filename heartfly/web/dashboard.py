@@ -353,7 +353,7 @@ async def check_page(request: web.Request) -> web.Response:
         limits=_limits(cfg),
         chart=charts.durations(items, cfg.max_runtime, tz=display_zone(request)),
         runs=list(reversed(items))[:8],
-        timed=any(e["duration"] is not None for e in items),
+        timed=cfg.expect is not None or charts.timed(items),  # a fan-in's batches are its runs, started or not
         outcomes=charts.OUTCOMES,
         pings=pings,
         older_pings=f"?pings_before={pings[-1]['id']}{'&flips=all' if all_flips else ''}" if older else None,
