@@ -166,3 +166,22 @@ async def test_a_check_never_pinged_yet_is_not_said_to_send_no_start(
     page = await (await client.get("/checks/job")).text()
     row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
     assert row == "<td>0</td>" * 3 and "came without one" not in page
+
+
+async def test_a_fan_in_whose_workers_send_no_start_has_its_batches_counted_as_runs_and_said_so(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The record counts a fan-in's batches, opened by the first worker's success: the page said
+    # runs were those a /start ping opened, beside a count of batches none of which had one.
+    key = new_key()
+    config = write_config(f'[checks.shards]\nkey = "{key}"\nevery = "1d"\nexpect = 2\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    for _ in range(2):
+        assert (await client.get(f"/ping/{key}")).status == 200
+        clock.advance(60)
+    await login(client, config)
+    page = await (await client.get("/checks/shards")).text()
+    row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
+    assert row == "<td>1</td>" * 3
+    assert "Runs are the fan-in's batches, started or not." in page and "a <code>/start</code> ping opened" not in page
