@@ -604,6 +604,14 @@ def test_a_password_in_the_url_never_shows_in_the_config_or_its_errors(write_con
     ]
 
 
+def test_the_passphrase_of_a_client_key_in_the_url_never_shows_either(write_config: ConfigWriter) -> None:
+    # libpq takes every connection parameter in the URL: sslpassword unlocks the client's key,
+    # and the URL as shown (errors, and the log line of a new database) carried it in clear.
+    url = "postgresql://hf@db/hf?sslmode=verify-full&sslkey=/etc/heartfly/hf.key&sslpassword=SECRET&application_name=x"
+    config = write_config("", server=f'database = "{url}"')
+    assert str(config.server.database) == url.replace("SECRET", "***")
+
+
 @pytest.mark.parametrize(
     "url",
     [

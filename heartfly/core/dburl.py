@@ -66,9 +66,9 @@ def has_password(text: str) -> bool:
 # password, not percent-encoded, ends it early: such a URL is refused, and its error shown), up to
 # the first "@" after it, unless what follows the ":" is a port.
 _NETLOC_PASSWORD = re.compile(r"^([a-z]+://[^:/@?#]*):(?:[^/?#]*@|(?![0-9]*(?:[/?#]|$))[^@]*@)", re.IGNORECASE)
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)  # sslpassword: the client key's
 
 
 def redact(url: str) -> str:
-    """The URL with any password (user:PASSWORD@… or ?password=…) replaced by ***."""
+    """The URL with any password (user:PASSWORD@…, ?password=… or ?sslpassword=…) replaced by ***."""
     return _QUERY_PASSWORD.sub(r"\1***", _NETLOC_PASSWORD.sub(r"\1:***@", url))
