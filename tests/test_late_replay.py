@@ -82,7 +82,7 @@ def replay(tmp_path: Path) -> Iterator[Replay]:
 
 def test_a_job_that_behaved_while_the_server_was_down_raises_no_alert_and_reads_true(replay: Replay) -> None:
     began = replay.run_while_down(0.3)
-    time.sleep(1.0)  # anything the replay wrongly made due would have fired by now
+    time.sleep(REORDER_WINDOW + 1)  # anything the replay wrongly made due would have fired by now
     assert replay.hook.alerts == []
     code, history, _ = replay.cli("history", "nightly")
     assert code == 0 and "down" not in history and "overran" not in history
@@ -302,3 +302,36 @@ def test_a_failure_that_overtook_a_too_fast_runs_start_counts_as_the_second_fail
     assert datetime.fromisoformat(alert["at"]).timestamp() == pytest.approx(t + 1.4, abs=0.001)
     at = datetime.fromisoformat
     assert [(r["outcome"], round(at(r["started_at"]).timestamp(), 3)) for r in runs] == [("too_fast", t)]
+
+
+def post_batch(server: Server, key: str, *pings: tuple[str, float]) -> None:
+    """One `POST /ping/KEY/batch` of (status, ts) pings, as `heartfly flush` sends a check's spool."""
+    body = json.dumps({"pings": [{"status": status, "ts": ts} for status, ts in pings]}).encode()
+    request = urllib.request.Request(f"{server.url}/ping/{key}/batch", body, {"Content-Type": "application/json"})
+    urllib.request.urlopen(request).read()
+
+
+def test_a_checks_spool_replayed_in_two_batches_tells_no_miss_the_second_batch_met(tmp_path: Path) -> None:
+    """Two runs spooled while the server was down. The replay's first batch holds the first run's
+    pings (the second run's end was spooled after the replaying process had listed the spool): its
+    success leaves the next deadline in the past, and the second run's success, in the next batch
+    right behind it, met that deadline. In event order nothing was missed."""
+    hook, key = Receiver(), new_key()
+    config = hooked(tmp_path, '"hb.db"', hook, job=f'key = "{key}"\nevery = "11s"\ngrace = "1s"\n')
+    server = Server(config).start()
+    urllib.request.urlopen(f"{server.url}/ping/{key}").read()
+    stopped = time.time()
+    server.stop()
+    config.write_text(config.read_text().replace("127.0.0.1:0", server.url.rsplit("/", 1)[1]))
+    time.sleep(max(0.0, stopped + 16 - time.time()))  # down for longer than a run's every + grace
+    with Server(config) as server:
+        now = time.time()
+        post_batch(server, key, ("start", now - 14.5), ("success", now - 14), ("start", now - 5))  # due by now - 2
+        post_batch(server, key, ("success", now - 3))  # in time; due by now + 9
+        time.sleep(REORDER_WINDOW + 1)  # a deadline the first batch left in the past would have fired by now
+        assert hook.alerts == []
+        history = subprocess.run(
+            [PY, "-m", "heartfly", "history", "-c", str(config), "job"], capture_output=True, text=True, cwd=tmp_path
+        ).stdout
+        assert "down" not in history and "missed" not in history
+    hook.close()

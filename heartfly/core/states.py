@@ -139,6 +139,21 @@ def advance(check: CheckConfig, st: CheckState, now: float) -> Step:
     return Step(new, _flip_of(check, st, new, now, fired, detail, ended), tuple(ended))
 
 
+def after_batch(check: CheckConfig, before: CheckState, st: CheckState, now: float, newest: float) -> list[Step]:
+    """A batch's pings applied (`before` it, the check was in state `before`; its newest dated
+    `newest`): the deadlines it left due are judged now, or, when that newest ping is back-dated,
+    once the reorder window has passed, as a back-dated ping's are. A replay may come in several
+    batches (a check's ping spooled after the replaying process listed the spool; a spool of more
+    than one batch's pings), and the next may hold the ping that met them."""
+    if now - newest <= BACKDATED:
+        return up_then_running(advance(check, st, now))
+    held = st.copy()
+    hold_longer(held, now, REORDER_WINDOW)
+    if (soon := set_soon(check, before, held, now)) is not None:
+        held.held_at = max(held.held_at, soon)
+    return [Step(held, None, ())]
+
+
 def catch_up(check: CheckConfig, st: CheckState, until: float, now: float) -> Step:
     """Before a back-dated event at `until`: fire, as of their own instants, the deadlines that
     passed before it (held ones included: the event shows nothing came in time for them)."""

@@ -184,7 +184,7 @@ class Engine(Steps):
     ) -> tuple[asyncio.Future[None], list[bool]]:
         """Apply a client's batch of one check's pings (a replayed spool) in event-time order, and
         commit them as one: all stored and applied, or none. Deadlines the batch leaves in the
-        past are judged after its last ping, not between its pings. Returns the commit and, per
+        past wait for the reorder window after it (states.after_batch). Returns the commit and, per
         ping in the order given, whether it was a copy of one already taken (not applied again; a
         standby cannot tell, and says False).
         """
@@ -219,7 +219,7 @@ class Engine(Steps):
             armed += armed_now
             writes.append(self._changes(check, steps, before, ping=self._ping_row(check, ping), here=inbox_id is None))
         before = check.state
-        judged = states.up_then_running(states.advance(check.config, before, now))  # window 0: due now
+        judged = states.after_batch(check.config, old, before, now, max((p.event.at for p in fresh), default=now))
         check.state = judged[-1].state
         if any(step.flip is not None or step.ended for step in judged):
             writes.append(self._changes(check, judged, before))
