@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -334,4 +336,32 @@ def test_a_checks_spool_replayed_in_two_batches_tells_no_miss_the_second_batch_m
             [PY, "-m", "heartfly", "history", "-c", str(config), "job"], capture_output=True, text=True, cwd=tmp_path
         ).stdout
         assert "down" not in history and "missed" not in history
+    hook.close()
+
+
+def test_a_ping_that_waited_at_a_frozen_servers_door_counts_before_the_deadline_that_fell_in_the_freeze(
+    tmp_path: Path,
+) -> None:
+    """The server's machine froze (SIGSTOP: a VM paused) with a job's success ping sent on time and
+    waiting in its socket. Thawed, the server read it a moment after its timer woke: the timer
+    told the check missed first, then the ping recovered it, an alarm pair for a job that ran."""
+    hook, key = Receiver(), new_key()
+    config = hooked(tmp_path, '"hb.db"', hook, job=f'key = "{key}"\nevery = "4s"\ngrace = "1s"\n')
+    with Server(config) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{key}").read()  # up, due in 4 s, down in 5
+        server.signal(signal.SIGSTOP)
+        try:
+            time.sleep(3)
+            answered: list[int] = []
+            sender = threading.Thread(
+                target=lambda: answered.append(urllib.request.urlopen(f"{server.url}/ping/{key}", timeout=60).status)
+            )
+            sender.start()  # on time: it waits in the frozen server's socket
+            time.sleep(4)  # past the deadline, and longer than the timer is ever silent (TIMER_STALE)
+        finally:
+            server.signal(signal.SIGCONT)
+        sender.join(30)
+        assert answered == [200]
+        time.sleep(1.5)  # a down the thawed timer told would have been sent by now
+        assert hook.alerts == []
     hook.close()

@@ -21,15 +21,14 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.pingids import PingIds, scoped, with_first_copies
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.core.units import human_duration
 from heartfly.notify import outbox
 from heartfly.server import drift, memtrim, windows
 from heartfly.server.checks import Armed, Removed
 from heartfly.server.checks import Check as Check  # re-exported: the web names checks by it
+from heartfly.server.clockwatch import TIMER_BEAT, ClockWatch
 from heartfly.server.deadlineheap import DeadlineHeap, Entry
 from heartfly.server.downtime import Downtime, Pending
 from heartfly.server.liveness import TIMER_STALE, TimerMark
-from heartfly.server.steps import Steps
 from heartfly.server.unstored import Unstored
 from heartfly.store import inbox
 from heartfly.store import rows as store
@@ -44,14 +43,10 @@ log = logging.getLogger(__name__)
 # rewrite most of the states table every second.
 CHECKPOINT_AFTER = 30.0
 RETRY_BROKEN_CHECK = 3600.0
-TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
 HELD_RETRY = 0.05  # a cluster leader that cannot read its inbox tries again after this long
-# Seconds the machine may have slept between two looks at the clock before that time counts as a
-# downtime (slept).
-SLEPT_MIN = 1.0
 
 
-class Engine(Steps):
+class Engine(ClockWatch):
     """The running heart: pings in, deadlines out, rows to the writer (loading.py builds it,
     reloading.py rebuilds it)."""
 
@@ -515,45 +510,6 @@ class Engine(Steps):
         self.writer.submit_nowait(write)
         return 0 if steps[-1].flip is None else 1
 
-    def watch_clock(self, now: float) -> None:
-        """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
-        after a resume may come before it): if the machine slept since the last look, no ping could
-        come in meanwhile, and that time is a downtime, as a restart's (slept). A clock set
-        forward is not one: it may be the correction of a wrong step, and extending by it would
-        leave the checks silent for as long."""
-        suspended = self.clock.suspended()
-        last, self._beat = self._beat, suspended
-        if last is not None and suspended - last > SLEPT_MIN:
-            self.slept(now, suspended - last)
-
-    def _watch_clock_if_timer_late(self, now: float) -> None:
-        """At a ping: watch_clock, if the timer has not woken for a while (after a resume, say)."""
-        if now - self.timer_alive.at > TIMER_BEAT + 1.0:
-            self.watch_clock(now)
-
-    def slept(self, now: float, asleep: float) -> None:
-        """The deadlines that fell in the `asleep` seconds before `now` are extended by them; a real
-        miss is told once they have passed. By the time asleep, not the wall clock's move since the
-        last look (a step, or a long time awake, in it would count too), and with no settle after
-        it: suspends one after another must not push a deadline on for ever. Stored at once, with
-        an alive mark: a crash soon after would otherwise leave the next start the deadlines
-        unextended, or count the sleep again."""
-        downtime = Downtime(now - asleep, now)
-        for check in self.checks.values():
-            if not check.loaded:
-                continue
-            before = check.state
-            at = self._fire_at(check, downtime)  # applies it
-            if check.state is not before:
-                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
-                self._schedule(check, at)
-        self.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
-        log.warning(
-            "this machine was suspended for %s; %d deadline(s) that fell in that time were extended by it",
-            human_duration(asleep),
-            downtime.extended,
-        )
-
     async def run_timer(self) -> None:
         """Sleep until the earliest deadline (or an earlier one is pushed), then fire it.
 
@@ -572,6 +528,7 @@ class Engine(Steps):
         while True:
             now = self.clock.now()
             self.watch_clock(now)
+            thawing = self.thaw_wait()  # after a freeze: the pings at its door first
             self.timer_alive.mark(now)
             held = False
             if self.before_fire is not None and (due := self.next_wakeup()) is not None and due <= now:
@@ -580,7 +537,8 @@ class Engine(Steps):
                 self.watch_clock(now)
             if not held:
                 self.held_since = None
-                self.fire_due(now)
+                if not thawing:
+                    self.fire_due(now)
             elif self.writer.failing:  # readiness says that already, and the lease is kept for when they work
                 self.held_since = None
             elif self.held_since is None:
@@ -590,6 +548,8 @@ class Engine(Steps):
             delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())
             if held:  # tried again soon, not in a busy loop
                 delay = max(delay, HELD_RETRY)
+            if thawing:
+                delay = min(TIMER_BEAT, thawing)
             if delay <= 0:
                 continue
             try:

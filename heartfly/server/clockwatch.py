@@ -1,0 +1,87 @@
+"""The engine's part that watches for time in which no ping could reach it, though its deadlines
+passed: the machine slept (a suspend: a downtime, whose deadlines are extended by it), or the
+process was frozen (SIGSTOP, a paused VM or container: nothing is extended, but the deadlines that
+fell due meanwhile are judged once the pings that waited at its door, in its sockets, are in)."""
+
+from __future__ import annotations
+
+import logging
+
+from heartfly.core.states import REORDER_WINDOW
+from heartfly.core.units import human_duration
+from heartfly.server.downtime import Downtime
+from heartfly.server.liveness import TIMER_STALE, TimerMark
+from heartfly.server.steps import Steps
+from heartfly.store import rows as store
+
+log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before the split
+
+TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
+# Seconds the machine may have slept between two looks at the clock before that time counts as a
+# downtime (slept).
+SLEPT_MIN = 1.0
+
+
+class ClockWatch(Steps):
+    timer_alive: TimerMark
+    _beat: float | None
+    _thawed_at = 0.0  # by the monotonic clock: until then the timer judges no deadline (thaw_wait)
+
+    def watch_clock(self, now: float) -> None:
+        """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
+        after a resume may come before it): if the machine slept since the last look, no ping could
+        come in meanwhile, and that time is a downtime, as a restart's (slept). A clock set
+        forward is not one: it may be the correction of a wrong step, and extending by it would
+        leave the checks silent for as long."""
+        suspended = self.clock.suspended()
+        last, self._beat = self._beat, suspended
+        if last is not None and suspended - last > SLEPT_MIN:
+            self.slept(now, suspended - last)
+
+    def _watch_clock_if_timer_late(self, now: float) -> None:
+        """At a ping: watch_clock, if the timer has not woken for a while (after a resume, say)."""
+        if now - self.timer_alive.at > TIMER_BEAT + 1.0:
+            self.watch_clock(now)
+
+    def slept(self, now: float, asleep: float) -> None:
+        """The deadlines that fell in the `asleep` seconds before `now` are extended by them; a real
+        miss is told once they have passed. By the time asleep, not the wall clock's move since the
+        last look (a step, or a long time awake, in it would count too), and with no settle after
+        it: suspends one after another must not push a deadline on for ever. Stored at once, with
+        an alive mark: a crash soon after would otherwise leave the next start the deadlines
+        unextended, or count the sleep again."""
+        downtime = Downtime(now - asleep, now)
+        for check in self.checks.values():
+            if not check.loaded:
+                continue
+            before = check.state
+            at = self._fire_at(check, downtime)  # applies it
+            if check.state is not before:
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
+                self._schedule(check, at)
+        self.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
+        log.warning(
+            "this machine was suspended for %s; %d deadline(s) that fell in that time were extended by it",
+            human_duration(asleep),
+            downtime.extended,
+        )
+
+    def thaw_wait(self) -> float:
+        """At each timer wake-up, before it marks itself alive: how long the deadlines that are due
+        wait yet (0: none). A timer silent for longer than TIMER_STALE, by the monotonic clock, was
+        frozen with its process (SIGSTOP; a VM paused; a suspend stops that clock, a step of the
+        wall clock moves it not): the pings sent meanwhile wait in its sockets, and the clients'
+        retries follow, and they are read only after the timer has woken. Judged at once, the
+        deadlines they met were told missed, and recovered by them a moment later. They wait for
+        the reorder window, as the deadlines a back-dated ping leaves in the past do."""
+        monotonic = self.clock.monotonic()
+        silent = self.timer_alive.silent()
+        if self.timer_alive.at and silent > TIMER_STALE:
+            self._thawed_at = monotonic + REORDER_WINDOW
+            log.warning(
+                "the deadline timer did not run for %s (this process was stopped or too busy, or its machine"
+                " frozen); the deadlines that fell due meanwhile are judged in %s, after the pings that waited",
+                human_duration(silent),
+                human_duration(REORDER_WINDOW),
+            )
+        return max(0.0, self._thawed_at - monotonic)
