@@ -365,3 +365,21 @@ def test_a_ping_that_waited_at_a_frozen_servers_door_counts_before_the_deadline_
         time.sleep(1.5)  # a down the thawed timer told would have been sent by now
         assert hook.alerts == []
     hook.close()
+
+
+def test_an_end_ping_retried_into_a_restarted_server_times_its_run_by_when_it_ended(replay: Replay) -> None:
+    """The server restarts while a job of 1.5 s runs: its end ping meets the stopped server and
+    gets in by a retry a few seconds later. The run lasted 1.5 s (within max_runtime), not until
+    that retry arrived (a `duration` assertion or min_runtime would judge the longer one)."""
+    url = f"{replay.server.url}/ping/{replay.key}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTFLY_", "XDG_"))}
+    env.update(HEARTFLY_SPOOL=str(replay.spool))
+    job = subprocess.Popen([PY, "-m", "heartfly", "run", url, "--", PY, "-c", "import time; time.sleep(1.5)"], env=env)
+    time.sleep(0.8)  # started, its start ping taken
+    replay.stop_keeping_the_port()
+    time.sleep(3)  # the end ping, at 1.5 s, meets the stopped server and is retried
+    replay.server = Server(replay.config).start()
+    assert job.wait(60) == 0
+    assert list(replay.spool.glob("*.ping")) == []  # a retry got it in, not the spool
+    (run,) = api_get(replay.server, replay.tmp, "/api/v1/checks/nightly/runs")
+    assert run["outcome"] == "success" and 1.5 <= run["duration"] < 2

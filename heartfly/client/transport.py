@@ -365,13 +365,30 @@ class Transport:
         self.clock = clock
 
     def send(self, ping: Ping, *, with_ts: bool = False, deadline: float | None = None) -> Answer:
-        """Retries until an answer that settles it, the retries are spent, or `deadline` (monotonic)."""
-        return self.post(ping.request_url(with_ts=with_ts), ping.body, deadline=deadline)
+        """Retries until an answer that settles it, the retries are spent, or `deadline` (monotonic).
+        A retry carries the ping's time (`ts`), as a spooled ping does: an end retried into a
+        server back from a restart seconds later ended when it did, not when it got in (its run's
+        duration, judged by min_runtime and assertions, was as long as the wait)."""
+        again = None if with_ts else ping.request_url(with_ts=True)
+        return self.post(ping.request_url(with_ts=with_ts), ping.body, deadline=deadline, retry_url=again)
 
-    def post(self, url: str, body: bytes, *, deadline: float | None = None, content_type: str = TEXT) -> Answer:
-        """POST `body`, retrying as `send` says."""
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        deadline: float | None = None,
+        content_type: str = TEXT,
+        retry_url: str | None = None,
+    ) -> Answer:
+        """POST `body`, retrying as `send` says; the retries to `retry_url` if given. One whose `ts`
+        the server refuses with 400 (this machine's clock runs minutes ahead of its, or days behind)
+        is sent again at once without it, as the first try was: the ping is not lost for it."""
         answer = Answer(Outcome.UNREACHABLE, None, "no time left to try (the ping's time budget is spent)")
+        first = url
         for attempt in range(self.retries + 1):
+            if attempt and retry_url is not None:
+                url = retry_url
             if attempt:
                 import random  # only a retry pays for it
 
@@ -386,6 +403,8 @@ class Transport:
             if connect <= 0:
                 break
             answer = self._attempt(url, body, connect, content_type)
+            if url != first and answer.status == 400:
+                answer = self._attempt(first, body, connect, content_type)
             if answer.outcome is not Outcome.UNREACHABLE or answer.final:
                 return answer
         return answer
