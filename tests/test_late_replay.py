@@ -383,3 +383,23 @@ def test_an_end_ping_retried_into_a_restarted_server_times_its_run_by_when_it_en
     assert list(replay.spool.glob("*.ping")) == []  # a retry got it in, not the spool
     (run,) = api_get(replay.server, replay.tmp, "/api/v1/checks/nightly/runs")
     assert run["outcome"] == "success" and 1.5 <= run["duration"] < 2
+
+
+def test_a_run_whose_start_ping_spent_its_budget_on_a_down_server_is_timed_from_its_commands_start(
+    replay: Replay,
+) -> None:
+    """`heartfly run` holds the command back while the start ping is retried (3 s at most), then
+    spools it. The run began when the command did: dated when heartfly run began, the run was
+    3 s longer than the job, a job of 0.3 s an overrun of its max_runtime of 2 s."""
+    url = f"{replay.server.url}/ping/{replay.key}"
+    replay.stop_keeping_the_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTFLY_", "XDG_"))}
+    env.update(HEARTFLY_SPOOL=str(replay.spool), HEARTFLY_PING_BUDGET="5s")  # retried, then spooled
+    job = [PY, "-m", "heartfly", "run", url, "--", PY, "-c", "import time; time.sleep(0.3)"]
+    assert subprocess.run(job, env=env, timeout=60, capture_output=True).returncode == 0
+    replay.server = Server(replay.config).start()
+    assert replay.cli("flush")[0] == 0
+    (run,) = api_get(replay.server, replay.tmp, "/api/v1/checks/nightly/runs")
+    assert run["outcome"] == "success" and 0.3 <= run["duration"] < 1
+    time.sleep(REORDER_WINDOW + 1)
+    assert replay.hook.alerts == []

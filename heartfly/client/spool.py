@@ -312,6 +312,8 @@ class Courier:
         if self.spool is None:
             self.warn(f"error: {why}; no spool, the ping is lost")
             return Result.LOST
+        if ping.event == "start":  # the work it starts begins now (heartfly run waited for it): a run
+            ping = ping._replace(at=time.time())  # dated from before the wait was as much longer
         try:
             dropped = self.spool.put(ping)
         except OSError as exc:

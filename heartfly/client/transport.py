@@ -368,8 +368,9 @@ class Transport:
         """Retries until an answer that settles it, the retries are spent, or `deadline` (monotonic).
         A retry carries the ping's time (`ts`), as a spooled ping does: an end retried into a
         server back from a restart seconds later ended when it did, not when it got in (its run's
-        duration, judged by min_runtime and assertions, was as long as the wait)."""
-        again = None if with_ts else ping.request_url(with_ts=True)
+        duration, judged by min_runtime and assertions, was as long as the wait). Not a start's:
+        the work it starts begins once it is answered (Courier._keep)."""
+        again = None if with_ts or ping.event == "start" else ping.request_url(with_ts=True)
         return self.post(ping.request_url(with_ts=with_ts), ping.body, deadline=deadline, retry_url=again)
 
     def post(
