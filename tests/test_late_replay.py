@@ -403,3 +403,21 @@ def test_a_run_whose_start_ping_spent_its_budget_on_a_down_server_is_timed_from_
     assert run["outcome"] == "success" and 0.3 <= run["duration"] < 1
     time.sleep(REORDER_WINDOW + 1)
     assert replay.hook.alerts == []
+
+
+def test_an_end_ping_that_waited_behind_a_replay_of_the_spool_keeps_the_time_the_job_ended(replay: Replay) -> None:
+    """The server is down when a job of 0.3 s starts (its start ping spooled) and back while its
+    end ping waits behind the replay of that start. Sent once the replay is through, a second or
+    more after the job ended, the end was dated by its arrival: a run longer than the job, an
+    overrun of max_runtime 2 s."""
+    url = f"{replay.server.url}/ping/{replay.key}"
+    replay.stop_keeping_the_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTFLY_", "XDG_"))}
+    env.update(HEARTFLY_SPOOL=str(replay.spool))
+    job = subprocess.Popen([PY, "-m", "heartfly", "run", url, "--", PY, "-c", "import time; time.sleep(0.3)"], env=env)
+    time.sleep(5)  # the start ping spooled after its 3 s, the job done, the replay before its end retried
+    replay.server = Server(replay.config).start()
+    assert job.wait(60) == 0
+    assert list(replay.spool.glob("*.ping")) == []
+    (run,) = api_get(replay.server, replay.tmp, "/api/v1/checks/nightly/runs")
+    assert run["outcome"] == "success" and 0.3 <= run["duration"] < 1

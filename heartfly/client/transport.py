@@ -37,6 +37,9 @@ READ_TIMEOUT = 10.0  # the server answers after its commit: allow a slow disk, n
 RETRIES = 5  # waits of about 0.5, 1, 2, 4 and 8 s: a server restart of some 15 s is waited out, not spooled
 BACKOFF = 0.5  # first wait; doubles per retry, with jitter, capped at BACKOFF_CAP
 BACKOFF_CAP = 8.0
+# A ping sent this long after it was made (a retry; one that waited behind a replay) carries its
+# time: the server dates a ping without one by its arrival (and takes one older than 1 s for late).
+DATED_AFTER = 1.0
 START_BUDGET = 3.0  # `heartfly run` holds the job back at most this long for its start ping
 END_BUDGET = 20.0  # and spends at most this on the end ping, retries and spool replay included
 # Of that, at most this on other servers' spooled pings once a ping's own are sent: one that hangs
@@ -366,12 +369,14 @@ class Transport:
 
     def send(self, ping: Ping, *, with_ts: bool = False, deadline: float | None = None) -> Answer:
         """Retries until an answer that settles it, the retries are spent, or `deadline` (monotonic).
-        A retry carries the ping's time (`ts`), as a spooled ping does: an end retried into a
-        server back from a restart seconds later ended when it did, not when it got in (its run's
-        duration, judged by min_runtime and assertions, was as long as the wait). Not a start's:
-        the work it starts begins once it is answered (Courier._keep)."""
-        again = None if with_ts or ping.event == "start" else ping.request_url(with_ts=True)
-        return self.post(ping.request_url(with_ts=with_ts), ping.body, deadline=deadline, retry_url=again)
+        A try more than DATED_AFTER after the ping was made (a retry; one that waited behind a
+        replay of the spool) carries its time (`ts`), as a spooled ping does: an end that got in
+        seconds after a restart ended when it did, not when it got in (its run as long as the wait,
+        a due time it met missed). Not a start's: the work it starts begins once it is answered."""
+        if with_ts or ping.event == "start":
+            return self.post(ping.request_url(with_ts=with_ts), ping.body, deadline=deadline)
+        dated = (ping.request_url(with_ts=True), ping.at)
+        return self.post(ping.request_url(), ping.body, deadline=deadline, dated=dated)
 
     def post(
         self,
@@ -380,16 +385,13 @@ class Transport:
         *,
         deadline: float | None = None,
         content_type: str = TEXT,
-        retry_url: str | None = None,
+        dated: tuple[str, float] | None = None,
     ) -> Answer:
-        """POST `body`, retrying as `send` says; the retries to `retry_url` if given. One whose `ts`
-        the server refuses with 400 (this machine's clock runs minutes ahead of its, or days behind)
-        is sent again at once without it, as the first try was: the ping is not lost for it."""
+        """POST `body`, retrying as `send` says. `dated`: the URL with the ping's time, and that
+        time, for the tries after DATED_AFTER; one whose `ts` the server refuses with 400 (this
+        machine's clock minutes ahead of its, or days behind) goes again at once to `url`."""
         answer = Answer(Outcome.UNREACHABLE, None, "no time left to try (the ping's time budget is spent)")
-        first = url
         for attempt in range(self.retries + 1):
-            if attempt and retry_url is not None:
-                url = retry_url
             if attempt:
                 import random  # only a retry pays for it
 
@@ -403,9 +405,10 @@ class Transport:
             self._lookup_limit = within(deadline, now, self.lookup_timeout)
             if connect <= 0:
                 break
-            answer = self._attempt(url, body, connect, content_type)
-            if url != first and answer.status == 400:
-                answer = self._attempt(first, body, connect, content_type)
+            target = dated[0] if dated is not None and time.time() - dated[1] > DATED_AFTER else url
+            answer = self._attempt(target, body, connect, content_type)
+            if target is not url and answer.status == 400:
+                answer = self._attempt(url, body, connect, content_type)
             if answer.outcome is not Outcome.UNREACHABLE or answer.final:
                 return answer
         return answer
