@@ -421,3 +421,27 @@ def test_an_end_ping_that_waited_behind_a_replay_of_the_spool_keeps_the_time_the
     assert list(replay.spool.glob("*.ping")) == []
     (run,) = api_get(replay.server, replay.tmp, "/api/v1/checks/nightly/runs")
     assert run["outcome"] == "success" and 0.3 <= run["duration"] < 1
+
+
+def test_after_a_freeze_a_ping_dated_after_a_deadline_in_it_does_not_judge_it_before_the_one_that_met_it(
+    tmp_path: Path,
+) -> None:
+    """Thawed, a server gets first a retry dated after a deadline that fell in the freeze (a next
+    run's, from a process still retrying), then the spooled ping that met the deadline (another
+    process's replay). Judged at the first, the deadline was told missed, and up again at the second."""
+    hook, key = Receiver(), new_key()
+    config = hooked(tmp_path, '"hb.db"', hook, job=f'key = "{key}"\nevery = "10s"\ngrace = "1s"\n')
+    with Server(config) as server:
+        urllib.request.urlopen(f"{server.url}/ping/{key}").read()  # up, due in 10 s, down in 11
+        began = time.time()
+        server.signal(signal.SIGSTOP)
+        try:
+            time.sleep(12.5)  # past the deadline, and longer than the timer is ever silent (TIMER_STALE)
+        finally:
+            server.signal(signal.SIGCONT)
+        assert server.wait_for_log("the deadline timer did not run for")  # thawed: its timer has looked
+        urllib.request.urlopen(f"{server.url}/ping/{key}?ts={began + 11.2}").read()  # after the deadline, over 1 s ago
+        urllib.request.urlopen(f"{server.url}/ping/{key}?ts={began + 5}").read()  # met it
+        time.sleep(REORDER_WINDOW + 1)  # the first one's own deadline is 11 s after it
+        assert hook.alerts == []
+    hook.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from heartfly.core.states import REORDER_WINDOW
+from heartfly.core import states
 from heartfly.core.units import human_duration
 from heartfly.server.downtime import Downtime
 from heartfly.server.liveness import TIMER_STALE, TimerMark
@@ -25,7 +25,6 @@ SLEPT_MIN = 1.0
 class ClockWatch(Steps):
     timer_alive: TimerMark
     _beat: float | None
-    _thawed_at = 0.0  # by the monotonic clock: until then the timer judges no deadline (thaw_wait)
 
     def watch_clock(self, now: float) -> None:
         """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
@@ -66,22 +65,32 @@ class ClockWatch(Steps):
             downtime.extended,
         )
 
-    def thaw_wait(self) -> float:
-        """At each timer wake-up, before it marks itself alive: how long the deadlines that are due
-        wait yet (0: none). A timer silent for longer than TIMER_STALE, by the monotonic clock, was
-        frozen with its process (SIGSTOP; a VM paused; a suspend stops that clock, a step of the
-        wall clock moves it not): the pings sent meanwhile wait in its sockets, and the clients'
-        retries follow, and they are read only after the timer has woken. Judged at once, the
-        deadlines they met were told missed, and recovered by them a moment later. They wait for
-        the reorder window, as the deadlines a back-dated ping leaves in the past do."""
-        monotonic = self.clock.monotonic()
+    def watch_thaw(self, now: float) -> None:
+        """At each timer wake-up, before it marks itself alive. A timer silent for longer than
+        TIMER_STALE, by the monotonic clock, was frozen with its process (SIGSTOP; a VM paused; a
+        suspend stops that clock, and a step of the wall clock does not move it): the pings sent
+        meanwhile wait in its sockets, the clients' retries follow, and the spools' replays. Judged
+        at once (by the timer, or by the first of those pings to arrive, a retry dated after it),
+        the deadlines they met were told missed, and recovered by them a moment later. Those that
+        fell in the freeze move to the reorder window's end, as a restart's settle moves those just
+        after it (Downtime), but are not extended by the freeze."""
         silent = self.timer_alive.silent()
-        if self.timer_alive.at and silent > TIMER_STALE:
-            self._thawed_at = monotonic + REORDER_WINDOW
-            log.warning(
-                "the deadline timer did not run for %s (this process was stopped or too busy, or its machine"
-                " frozen); the deadlines that fell due meanwhile are judged in %s, after the pings that waited",
-                human_duration(silent),
-                human_duration(REORDER_WINDOW),
-            )
-        return max(0.0, self._thawed_at - monotonic)
+        if not self.timer_alive.at or silent <= TIMER_STALE:
+            return
+        frozen_at = now - silent
+        settle = Downtime(frozen_at, frozen_at, settle_until=now + states.REORDER_WINDOW)
+        for check in self.checks.values():
+            if not check.loaded:
+                continue
+            before = check.state
+            at = self._fire_at(check, settle)  # applies it
+            if check.state is not before:
+                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
+                self._schedule(check, at)
+        log.warning(
+            "the deadline timer did not run for %s (this process was stopped or too busy, or its machine"
+            " frozen); %d deadline(s) that fell due meanwhile are judged in %s, after the pings that waited",
+            human_duration(silent),
+            settle.extended,
+            human_duration(states.REORDER_WINDOW),
+        )

@@ -528,7 +528,7 @@ class Engine(ClockWatch):
         while True:
             now = self.clock.now()
             self.watch_clock(now)
-            thawing = self.thaw_wait()  # after a freeze: the pings at its door first
+            self.watch_thaw(now)  # after a freeze: the pings at its door first
             self.timer_alive.mark(now)
             held = False
             if self.before_fire is not None and (due := self.next_wakeup()) is not None and due <= now:
@@ -537,8 +537,7 @@ class Engine(ClockWatch):
                 self.watch_clock(now)
             if not held:
                 self.held_since = None
-                if not thawing:
-                    self.fire_due(now)
+                self.fire_due(now)
             elif self.writer.failing:  # readiness says that already, and the lease is kept for when they work
                 self.held_since = None
             elif self.held_since is None:
@@ -548,8 +547,6 @@ class Engine(ClockWatch):
             delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())
             if held:  # tried again soon, not in a busy loop
                 delay = max(delay, HELD_RETRY)
-            if thawing:
-                delay = min(TIMER_BEAT, thawing)
             if delay <= 0:
                 continue
             try:
