@@ -156,3 +156,31 @@ async def test_history_says_an_alert_due_on_a_busy_channel_waits_its_turn_not_a_
         assert "down via stuck: pending after 0 attempt(s)" in told.stdout, told.stdout
         assert "next attempt" not in told.stdout
         assert re.search(r"pending: due since \S+ \S+Z: under way, or waiting its turn on channel stuck", told.stdout)
+
+
+async def test_an_alert_expiring_while_its_channel_waits_out_a_retry_after_is_tried_before_it_expires(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    # A 429 asking for 30 s held every attempt on the channel that long, past the expiry of the
+    # alerts queued there (and of the one answered, whose own retry comes a second before its
+    # expiry): they were given up untried, "expired before it could be sent".
+    answered: list[tuple[int, str]] = []
+
+    async def limited(request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        if not answered:
+            answered.append((429, key))
+            return web.Response(status=429, text="rate limited", headers={"Retry-After": "30"})
+        answered.append((200, key))
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", limited)
+    url = str((await aiohttp_server(receiver)).make_url("/hook"))
+    keys = [new_key() for _ in range(2)]
+    alerts = '[alerts]\nconcurrency = 1\nretry_initial = "100ms"\nretry_max = "60s"\nexpire_after = "3s"\n'
+    body = webhook("hook", url) + "".join(check(f"job{i}", key, ["hook"]) for i, key in enumerate(keys))
+    hf = await start(write_config(body + alerts))
+    for key in keys:
+        await hf.ping(key, "/fail")
+    await until(lambda: len({key for status, key in answered if status == 200}) == 2, "both alerts, in time", 15)

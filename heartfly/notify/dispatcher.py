@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -129,14 +130,17 @@ class _Slots:
         self.resume_at = max(self.resume_at, asyncio.get_running_loop().time() + seconds)
 
     @contextlib.asynccontextmanager
-    async def held(self, most: Callable[[], int], first: bool = False) -> AsyncIterator[None]:
+    async def held(self, most: Callable[[], int], first: bool = False, last: float = math.inf) -> AsyncIterator[None]:
         """A slot, once one is free and the receiver's wait is over (or at once, when `most()` is 0:
         the dispatcher stops). `first` (a test alert, whose operator waits for it now): one more than
         the limit, so it goes beside the attempts under way rather than after a backlog's, one such
-        at a time."""
+        at a time. `last`: seconds from now to the alert's last try before it expires, which the
+        receiver's wait does not hold back (as next_try's does not): held past it, the alerts queued
+        on a channel told to wait, and the one told, expired untried."""
         loop = asyncio.get_running_loop()
+        latest = loop.time() + last
         while (limit := most() + (1 if first else 0) if most() > 0 else 0) > 0:
-            asked = self.resume_at - loop.time()
+            asked = min(self.resume_at, latest) - loop.time()
             if self.busy < limit and asked <= 0:
                 break
             self.changed.clear()
@@ -265,7 +269,8 @@ class Dispatcher:
             slots = self._limits.setdefault(item.channel, _Slots())
             # A test alert does not queue behind a backlog's attempts: the API waits for its first
             # (a channel's timeout and 5 s), and it is to say whether the channel works now.
-            async with slots.held(self._most, first=item.event == AlertEvent.TEST):
+            last = item.expires_at - LAST_TRY - self.clock.now()
+            async with slots.held(self._most, first=item.event == AlertEvent.TEST, last=last):
                 # Stopping, or no longer the leader: the row stays pending for the next start or leader.
                 if self._stopping or not self.may_send():
                     self._in_flight.discard(item.id)
