@@ -184,3 +184,24 @@ async def test_an_alert_expiring_while_its_channel_waits_out_a_retry_after_is_tr
     for key in keys:
         await hf.ping(key, "/fail")
     await until(lambda: len({key for status, key in answered if status == 200}) == 2, "both alerts, in time", 15)
+
+
+def test_history_of_an_alert_due_while_the_server_is_stopped_says_so_not_that_it_is_under_way(tmp_path: Path) -> None:
+    # Read from the database, history works with the server down: an alert due then said "under
+    # way, or waiting its turn on channel hook", of a dispatcher that was not running at all.
+    path, key = _refused_hook(tmp_path)
+    path.write_text(path.read_text() + '[alerts]\nretry_initial = "100ms"\nretry_max = "200ms"\n')
+    with Server(path) as server:
+        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/fail", data=b""), timeout=10):
+            pass
+        deadline = time.monotonic() + 15
+        while "last error:" not in heartfly("history", "nightly", "-c", str(path)).stdout:
+            assert time.monotonic() < deadline, "no attempt recorded"
+            time.sleep(0.2)
+        assert server.stop() == 0, server.log()  # a clean stop (systemctl stop)
+    time.sleep(0.5)  # its next attempt (200 ms at most after the last) is due by now
+    told = heartfly("history", "nightly", "-c", str(path))
+    assert told.returncode == 0, told.stderr
+    assert "down via hook: pending" in told.stdout, told.stdout
+    assert "under way" not in told.stdout, told.stdout
+    assert "the server is not running" in told.stdout, told.stdout

@@ -156,8 +156,7 @@ async def read_status(
         until = pauses.get(PAUSE_META + name)  # kept until the pause ends: shown only while paused
         item["paused_until"] = iso(float(until)) if until and item["state"] == "paused" else None
         items.append(item)
-    running = not stopped and alive is not None and time.time() - alive <= STALE_AFTER
-    if gone is not None and running:  # taken out of the file without a reload (or its reload refused)
+    if gone is not None and _running(alive, stopped):  # taken out of the file without a reload (or its reload refused)
         gone += [
             n
             for n, r in rows.items()
@@ -167,6 +166,12 @@ async def read_status(
             and not n.startswith(TOMBSTONE)  # a row a check deleted through the API left
         ]
     return items, alive, downtimes[0] if downtimes else None, pending
+
+
+def _running(alive: float | None, stopped: bool) -> bool:
+    """Whether a server runs on the database now, by its alive mark (read_last_alive): not after a
+    clean stop, nor once the mark is older than STALE_AFTER (a crash, a hung server)."""
+    return not stopped and alive is not None and time.time() - alive <= STALE_AFTER
 
 
 async def _with_stored(db: Reader, config: Config) -> Config:
@@ -258,6 +263,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
         flips = await db.read_flips(row.id, limit, routine=routine)
         alerts = await db.read_alerts(row.id, limit)
         ahead = await _waited_for(db, row.id, alerts)
+        running = _running(*await db.read_last_alive())
         pings = await db.read_pings(row.id, limit, shown=BODY_READ)  # a long body: its start only
     cfg = config.checks.get(name)
     tz = localtime.zone(config.server.display_timezone)
@@ -286,7 +292,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
                      f" after {alert['attempts']} attempt(s)  [{alert['key']}]")  # fmt: skip
         lines.append(format_attempts(alert["attempt_log"], indent="      ", tz=tz))
         if alert["status"] == "pending":
-            lines.append(f"      {pending_reason(alert, tz, ahead.get(alert['id']), now)}")
+            lines.append(f"      {pending_reason(alert, tz, ahead.get(alert['id']), now, running)}")
     if not alerts:
         lines.append("  none")
     lines += ["", "Pings (newest first):"]  # by event time: a spooled ping sits where it happened
@@ -336,19 +342,25 @@ async def _waited_for(db: Reader, check_id: int, alerts: list[dict[str, Any]]) -
     return found
 
 
-def pending_reason(alert: dict[str, Any], tz: tzinfo = UTC, ahead: str | None = None, now: float | None = None) -> str:
+def pending_reason(
+    alert: dict[str, Any], tz: tzinfo = UTC, ahead: str | None = None, now: float | None = None, running: bool = True
+) -> str:
     """Why an alert is not delivered yet: the older alert of its check it waits for on its channel
     (`ahead`, its key; its own next attempt, long passed, said nothing of that), else when it is
     tried next, and what went wrong last. One due by `now` is being tried, or waits for a slot of
-    its channel (a storm's backlog): its next attempt, passed, said it was stuck."""
+    its channel (a storm's backlog): its next attempt, passed, said it was stuck. Unless the server
+    is not `running`: then nothing tries it until it starts (it said "under way" of a stopped server)."""
     if ahead is not None and ahead.startswith("maintenance-"):
         return f"pending: waits for the maintenance summary {ahead} here, which lists this check and goes out first"
     if ahead is not None:
         return f"pending: waits for the older alert {ahead} here (a check's alerts go out in order)"
     if now is not None and alert["next_attempt_at"] <= now:
+        since = f"due since {_t(alert['next_attempt_at'], tz)}"
         turn = (
-            f"due since {_t(alert['next_attempt_at'], tz)}: under way, or waiting its turn on channel"
-            f" {alert['channel']} ([alerts] concurrency attempts at a time, or a wait its receiver asked for)"
+            f"{since}: under way, or waiting its turn on channel {alert['channel']}"
+            " ([alerts] concurrency attempts at a time, or a wait its receiver asked for)"
+            if running
+            else f"{since}, but the server is not running: tried once it starts"
         )
         return f"pending: {turn}" + (f"; last error: {alert['error'] or 'none recorded'}" if alert["attempts"] else "")
     when = f"next attempt {_t(alert['next_attempt_at'], tz)}"
