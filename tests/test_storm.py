@@ -205,3 +205,37 @@ def test_history_of_an_alert_due_while_the_server_is_stopped_says_so_not_that_it
     assert "down via hook: pending" in told.stdout, told.stdout
     assert "under way" not in told.stdout, told.stdout
     assert "the server is not running" in told.stdout, told.stdout
+
+
+async def test_a_test_alert_under_way_takes_no_slot_of_the_channels_alerts(
+    start: Start, aiohttp_server: AiohttpServer, write_config: ConfigWriter
+) -> None:
+    # A test alert goes beside the channel's attempts, not in one of their slots: on a channel that
+    # takes one at a time, a test left unanswered held every down alert back for its whole time
+    # limit (and a second test beside it took the one slot left, so tests kept the alerts out).
+    answered: list[str] = []
+    release = asyncio.Event()
+
+    async def slow_tests(request: web.Request) -> web.Response:
+        key = request.headers["Idempotency-Key"]
+        answered.append(key)
+        if key.startswith("test-"):
+            await release.wait()
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", slow_tests)
+    url = str((await aiohttp_server(receiver)).make_url("/hook"))
+    keys = [new_key() for _ in range(2)]
+    body = webhook("hook", url, 'timeout = "30s"') + "".join(check(f"job{i}", k, ["hook"]) for i, k in enumerate(keys))
+    hf = await start(write_config(body + "[alerts]\nconcurrency = 1\n", server=SERVER))
+    tested = asyncio.ensure_future(post_test(hf, "hook"))
+    try:
+        await until(lambda: answered, "the test alert's request")
+        for key in keys:
+            await hf.ping(key, "/fail")
+        await until(lambda: len([k for k in answered if k.startswith("flip-")]) == 2, "both down alerts", 10)
+    finally:
+        release.set()
+        status, result = await tested
+    assert status == 200 and reported(result) == "sent", result

@@ -120,7 +120,8 @@ class _Slots:
     (the event loop's clock): the receiver asked the channel to wait (Retry-After)."""
 
     def __init__(self) -> None:
-        self.busy = 0
+        self.busy = 0  # attempts in flight, a test alert's too
+        self.tests = 0  # test alerts in flight: one at a time, beside the `most()` of the others
         self.changed = asyncio.Event()  # set when a slot frees or the limit may have changed
         self.resume_at = 0.0
 
@@ -132,26 +133,31 @@ class _Slots:
     @contextlib.asynccontextmanager
     async def held(self, most: Callable[[], int], first: bool = False, last: float = math.inf) -> AsyncIterator[None]:
         """A slot, once one is free and the receiver's wait is over (or at once, when `most()` is 0:
-        the dispatcher stops). `first` (a test alert, whose operator waits for it now): one more than
-        the limit, so it goes beside the attempts under way rather than after a backlog's, one such
-        at a time. `last`: seconds from now to the alert's last try before it expires, which the
+        the dispatcher stops). `first` (a test alert, whose operator waits for it now): a slot of its
+        own beside the `most()` of the other alerts, one test at a time, so it goes beside the
+        attempts under way rather than after a backlog's; and takes none of theirs (counted among
+        them, a test unanswered held a channel's alerts back for its time limit, two tests all of
+        them). `last`: seconds from now to the alert's last try before it expires, which the
         receiver's wait does not hold back (as next_try's does not): held past it, the alerts queued
         on a channel told to wait, and the one told, expired untried."""
         loop = asyncio.get_running_loop()
         latest = loop.time() + last
-        while (limit := most() + (1 if first else 0) if most() > 0 else 0) > 0:
+        while (limit := most()) > 0:
             asked = min(self.resume_at, latest) - loop.time()
-            if self.busy < limit and asked <= 0:
+            free = self.tests == 0 if first else self.busy - self.tests < limit
+            if free and asked <= 0:
                 break
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(asked if self.busy < limit else None):
+                async with asyncio.timeout(asked if free else None):
                     await self.changed.wait()
         self.busy += 1
+        self.tests += first
         try:
             yield
         finally:
             self.busy -= 1
+            self.tests -= first
             self.changed.set()
 
 
