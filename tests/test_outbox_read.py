@@ -25,8 +25,15 @@ def _expected(rows: list[tuple[Row, str]], now: float, per_channel: int) -> list
             group = ("test", row[0]) if row[2] is None else (row[2], row[3])
             groups.setdefault(group, []).append(row)
     heads = [(min(g, key=lambda r: r[0]), len(g) > 1) for g in groups.values()]
-    # A channel's test alerts first: the operator waits for one now, whatever the backlog.
-    due = sorted(((r, newer) for r, newer in heads if r[8] <= now), key=lambda h: (h[0][4] != "test", h[0][8], h[0][0]))
+    # A channel's oldest due test alert first: the operator waits for one now, whatever the backlog.
+    # Only one: they are tried one at a time, and a pile of them must not crowd the alerts out.
+    firsts: dict[str, Row] = {}
+    for r, _ in sorted(heads, key=lambda h: (h[0][8], h[0][0])):
+        if r[4] == "test" and r[8] <= now:
+            firsts.setdefault(r[3], r)
+    due = sorted(
+        ((r, newer) for r, newer in heads if r[8] <= now), key=lambda h: (firsts.get(h[0][3]) != h[0], h[0][8], h[0][0])
+    )
     taken: dict[str, int] = {}
     out = []
     for row, newer in due:
@@ -40,8 +47,8 @@ async def test_the_due_alerts_are_each_check_and_channels_oldest_pending_alert_i
     tmp_path: Path,
 ) -> None:
     """Against a plain model, on random outboxes: checks pending on some channels and not others,
-    heads waiting for a retry with due alerts behind them, test alerts (read first) and other alerts
-    of no check, finished rows, ties."""
+    heads waiting for a retry with due alerts behind them, test alerts (a channel's oldest due one
+    read first) and other alerts of no check, finished rows, ties."""
     path = tmp_path / "heartfly.db"
     await (await store.Writer.open(path)).close()
     rng = random.Random(5)
@@ -156,3 +163,23 @@ async def test_the_reminders_behind_a_head_are_its_groups_pending_unexpired_remi
         assert not any(step.startswith("SCAN") for step in plan), plan
     finally:
         await db.close()
+
+
+async def test_a_pile_of_test_alerts_on_a_channel_does_not_crowd_its_alerts_out_of_the_read(tmp_path: Path) -> None:
+    # Read first, all of them: 150 test alerts pending on a channel (a script trying it every two
+    # seconds while it is down) filled its 100 places, and its down alert, due before them, was
+    # not read until they had expired. One goes first: tests are tried one at a time.
+    path = tmp_path / "heartfly.db"
+    await (await store.Writer.open(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(*insert_check_statement(1, "db", NOW, CheckState()))
+        conn.execute(INSERT_OUTBOX, (1, "down", 1, "hook", "down", "{}", NOW, NOW + 60, NOW - 200))
+        tests = [(i, f"test-{i}", None, "hook", "test", "{}", NOW, NOW + 60, NOW - 160 + i) for i in range(2, 152)]
+        conn.executemany(INSERT_OUTBOX, tests)
+    conn.close()
+    db = await store.connect(path)
+    try:
+        read = [item.id for item in await outboxqueries.read_due_alerts(db, NOW, 100)]
+    finally:
+        await db.close()
+    assert read[:3] == [2, 1, 3] and len(read) == 100, read

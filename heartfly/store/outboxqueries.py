@@ -36,8 +36,10 @@ _O_OUTBOX_COLUMNS = ", ".join(f"o.{name}" for name in _OUTBOX_COLUMNS.split(", "
 # in its payload, as outbox.maintenance_row writes it, exactly: instr, strpos on PostgreSQL, not
 # LIKE, which reads "_" as any character and, on SQLite, ignores case). And at most
 # `per_channel` of each channel, oldest due first, so a channel's backlog cannot crowd the others
-# out of the read; a channel's test alerts first of all, so its backlog cannot crowd out the test
-# the operator is waiting for (heartfly test-alert after an outage said "pending" of a channel that works).
+# out of the read; a channel's oldest due test alert first of all, so its backlog cannot crowd out
+# the test the operator is waiting for (heartfly test-alert after an outage said "pending" of a
+# channel that works). One only: they are tried one at a time, and a pile of them read first (a
+# script trying a dead channel every few seconds) crowded the channel's alerts out in turn.
 #
 # `heads` walks the groups on the partial index outbox_heads (check_id, channel, id), one seek
 # from each group's head to the next group's (the same check on a later channel, else the next
@@ -79,7 +81,8 @@ WITH RECURSIVE heads(id) AS (
                         AND instr(m.payload,
                                   '"check": "' || (SELECT name FROM checks WHERE id = outbox.check_id) || '"') > 0)
     UNION ALL
-    SELECT id, channel, next_attempt_at, CASE WHEN event = 'test' THEN 0 ELSE 1 END FROM outbox
+    SELECT id, channel, next_attempt_at, CASE WHEN event = 'test' AND ROW_NUMBER() OVER (
+        PARTITION BY channel, event = 'test' ORDER BY next_attempt_at, id) = 1 THEN 0 ELSE 1 END FROM outbox
     WHERE status = 'pending' AND check_id IS NULL AND next_attempt_at <= ?1
 ), ranked AS (
     SELECT id, later, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY later, next_attempt_at, id) AS n FROM due
