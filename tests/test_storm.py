@@ -239,3 +239,18 @@ async def test_a_test_alert_under_way_takes_no_slot_of_the_channels_alerts(
         release.set()
         status, result = await tested
     assert status == 200 and reported(result) == "sent", result
+
+
+def test_status_of_a_file_mid_edit_says_how_many_alerts_wait_to_be_delivered_too(tmp_path: Path) -> None:
+    # With a check half edited (muting a dead channel during a storm, say), status asks the running
+    # server for its checks: the alerts nobody had got went unsaid again, as if they had been told.
+    path, key = _refused_hook(tmp_path)
+    with Server(path) as server:
+        path.write_text(path.read_text().replace("127.0.0.1:0", f"127.0.0.1:{server.url.rsplit(':', 1)[1]}"))
+        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/fail", data=b""), timeout=10):
+            pass
+        path.write_text(path.read_text() + '[checks.half-done]\nkey = "short"\nevery = "1h"\n')
+        table = heartfly("status", "-c", str(path))
+    assert table.returncode == 0, table.stderr
+    assert "down (failed)" in table.stdout, table.stdout
+    assert "1 alert(s) waiting to be delivered" in table.stdout, table.stdout

@@ -271,10 +271,13 @@ def status(config_path: Path | None, as_json: bool) -> None:
 def _status_asked(config: Config, as_json: bool) -> None:
     """`status` of a file that does not load: the checks as the running server serves them, asked
     through its API (the file's checks cannot be compared with them); exit 1 if it cannot be asked."""
+    import asyncio
+
     from heartfly.cli.admin import AdminError
     from heartfly.cli.operate import served_checks
-    from heartfly.cli.report import format_status
+    from heartfly.cli.report import format_status, read_pending
     from heartfly.core.localtime import zone
+    from heartfly.store.api import StoreError
 
     try:
         items = served_checks(config)
@@ -282,8 +285,14 @@ def _status_asked(config: Config, as_json: bool) -> None:
         _fail([f"{exc} (with the file's problems, status shows what the running server serves)"], 1)
     if as_json:
         click.echo(json.dumps(items, indent=2))
-    else:
-        click.echo(format_status(items, None, time.time(), tz=zone(config.server.display_timezone)))
+        return
+    # From the database, as when the file loads: the server's checks alone left a storm's
+    # undelivered alerts unsaid. Left out if the database cannot be read (the table still shown).
+    try:
+        pending = asyncio.run(read_pending(config.server.database))
+    except StoreError:
+        pending = 0
+    click.echo(format_status(items, None, time.time(), tz=zone(config.server.display_timezone), pending=pending))
 
 
 @main.command("test-alert")

@@ -168,6 +168,13 @@ async def read_status(
     return items, alive, downtimes[0] if downtimes else None, pending
 
 
+async def read_pending(database: Database) -> int:
+    """The alerts waiting to be delivered (read_status' last): for the status of a file that does
+    not load, whose checks the running server tells, and not this."""
+    async with _reading(database) as db:
+        return await db.count_pending_alerts()
+
+
 def _running(alive: float | None, stopped: bool) -> bool:
     """Whether a server runs on the database now, by its alive mark (read_last_alive): not after a
     clean stop, nor once the mark is older than STALE_AFTER (a crash, a hung server)."""
