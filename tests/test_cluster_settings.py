@@ -10,6 +10,8 @@ from pathlib import Path
 
 import aiohttp
 
+from heartfly.core.config import load_config
+from heartfly.server import settings
 from tests.conftest import new_key
 from tests.proc import Server
 from tests.test_cluster import database, every, leader_and_standby, write  # noqa: F401 - database: the fixture
@@ -42,3 +44,20 @@ async def test_a_standby_whose_file_sets_a_check_otherwise_than_the_leaders_says
     assert standby.log().count("config differs from the leader's") == 1  # said once, not every second
     leader = servers[1 - servers.index(standby)]
     assert "config differs" not in leader.log()
+
+
+async def test_the_digest_the_leader_stores_leaves_its_ping_keys_out(tmp_path: Path) -> None:
+    # The digest is stored in the database, unsalted: one of the keys would let whoever reads the
+    # database try guessed keys against it (a key chosen by hand, a file of one check). Nothing of
+    # a key goes in; whether a check has a start key does, as its schedule does.
+    url = "postgresql://heartfly@127.0.0.1:1/heartfly"  # read, never connected to
+
+    async def digest_of(name: str, checks: str) -> str:
+        (tmp_path / name).mkdir()
+        return await settings.digest(load_config(write(tmp_path / name, url, checks)))
+
+    key = new_key()
+    one = await digest_of("one", every("job", key, "1h", f'start_key = "{new_key()}"'))
+    assert await digest_of("other", every("job", new_key(), "1h", f'start_key = "{new_key()}"')) == one
+    assert await digest_of("daily", every("job", key, "1d", f'start_key = "{new_key()}"')) != one
+    assert await digest_of("no-start", every("job", key, "1h")) != one

@@ -45,7 +45,7 @@ class DriftTeller:
             parts.append(f"this node's config has {named(ours)}, which the leader does not watch")
         if otherwise and not parts:
             parts.append(
-                "the leader's file sets its checks otherwise (a schedule, a grace, a key, channels, …), so"
+                "the leader's file sets its checks otherwise (a schedule, a grace, channels, …), so"
                 " this node's dashboard, API and status show settings the leader does not judge by"
             )
         log.warning("node %s's config differs from the leader's: %s; give every node the same file and reload each",

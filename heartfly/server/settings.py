@@ -1,17 +1,24 @@
-"""Whether a standby's checks are set as the leader's, their names alike: a schedule, a grace, a
-key or channels edited in one node's file only, that node reloaded. Its dashboard, API and status
+"""Whether a standby's checks are set as the leader's, their names alike: a schedule, a grace or
+channels edited in one node's file only, that node reloaded. Its dashboard, API and status
 show its own settings (a due time a day off), the leader judges by its own, and nothing else shows
 it. The leader stores a digest of its file's checks at each start of a term and each reload; a
-standby compares its own with it as it rebuilds its view (drift.py says it)."""
+standby compares its own with it as it rebuilds its view (drift.py says it).
+
+The ping keys are left out of it (whether a check has a start or a fail key is not): they are
+secrets, and a digest of them, unsalted and stored where whoever reads the database reads it, lets
+a guessed key be tried against it (a key chosen by hand, a file of one check). A key edited in one
+node's file only is not said: its pings answer 404 at the other nodes."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import operator
 from pathlib import Path
 
 from heartfly import __version__
+from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.config import Config
 from heartfly.store import rows as store
 from heartfly.store.api import Reader
@@ -23,8 +30,8 @@ _made: list[tuple[Config, int, str]] = []  # the last config, its count of file 
 
 async def digest(config: Config) -> str:
     """Of the file's checks (those made through the API are stored, one for every node), every
-    setting, and the version (another's may read the same file into other settings): json of
-    NamedTuples of plain values, the same on every node given the same file. A config that only
+    setting but the ping keys, and the version (another's may read the same file into other
+    settings): json of tuples of plain values, the same on every node given the same file. A config that only
     adds or changes checks made through the API has the file's same check objects: not hashed again
     (100,000 file checks are compared in some 20 ms, where they are hashed in 0.3 s)."""
     names = [name for name, cfg in config.checks.items() if cfg.origin == "file"]
@@ -36,12 +43,21 @@ async def digest(config: Config) -> str:
     names.sort()
     hashed = hashlib.sha256()
     for first in range(0, len(names), PART):
-        part = [config.checks[name] for name in names[first : first + PART]]
+        part = [_unkeyed(config.checks[name]) for name in names[first : first + PART]]
         hashed.update(json.dumps(part, separators=(",", ":")).encode())
         await asyncio.sleep(0)
     value = f"{__version__} {hashed.hexdigest()[:32]}"
     _made[:] = [(config, len(names), value)]
     return value
+
+
+_KEYS = ("key", "start_key", "fail_key")
+_SETTINGS = operator.itemgetter(*(i for i, field in enumerate(CheckConfig._fields) if field not in _KEYS))
+
+
+def _unkeyed(check: CheckConfig) -> tuple[object, ...]:
+    """A check's settings but its ping keys (secrets): whether it has a start or a fail key stays."""
+    return (*_SETTINGS(check), check.start_key is None, check.fail_key is None)
 
 
 async def statements(config: Config, view: bool) -> list[store.Statement]:
