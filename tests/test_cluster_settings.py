@@ -10,11 +10,19 @@ from pathlib import Path
 
 import aiohttp
 
+from heartfly import __version__
 from heartfly.core.config import load_config
 from heartfly.server import settings
 from tests.conftest import new_key
 from tests.proc import Server
-from tests.test_cluster import database, every, leader_and_standby, write  # noqa: F401 - database: the fixture
+from tests.test_cluster import (  # noqa: F401 - database: the fixture
+    database,
+    every,
+    leader_and_standby,
+    nodes,
+    stored,
+    write,
+)
 
 
 async def test_a_standby_whose_file_sets_a_check_otherwise_than_the_leaders_says_so(
@@ -61,3 +69,32 @@ async def test_the_digest_the_leader_stores_leaves_its_ping_keys_out(tmp_path: P
     assert await digest_of("other", every("job", new_key(), "1h", f'start_key = "{new_key()}"')) == one
     assert await digest_of("daily", every("job", key, "1d", f'start_key = "{new_key()}"')) != one
     assert await digest_of("no-start", every("job", key, "1h")) != one
+
+
+async def test_a_digest_left_by_a_leader_since_gone_is_not_compared(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # A leader of an older version stores no digest: the one a leader of this version stored before
+    # it stays. Every node's file edited alike since and reloaded, a standby compared its own with
+    # that one and said its checks were set otherwise, though every file agrees. Here the row is set
+    # as a leader whose file differs would store it: in the lease's term (said), then in the term
+    # before it (a leader since gone: not compared, so this node's config and the leader's agree).
+    def differing(term: int) -> None:
+        import psycopg
+
+        value = f"{__version__} {'0' * 32} {term}"
+        with psycopg.connect(database) as conn:
+            conn.execute("UPDATE meta SET value = %s WHERE key = %s", (value, settings.META))
+
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    async with nodes(config, 2) as servers, aiohttp.ClientSession() as session:
+        _, standby = await leader_and_standby(session, servers)
+        term = stored(database, "SELECT term FROM lease")[0][0]
+        (written,) = stored(database, f"SELECT value FROM meta WHERE key = '{settings.META}'")
+        assert written[0].startswith(f"{__version__} ") and written[0].endswith(f" {term}"), written
+        await asyncio.to_thread(differing, term)
+        said = "config differs from the leader's: the leader's file sets its checks otherwise"
+        assert await asyncio.to_thread(standby.wait_for_log, said, 20), standby.log()[-2000:]
+        await asyncio.to_thread(differing, term - 1)
+        assert await asyncio.to_thread(standby.wait_for_log, "config and the leader's agree again", 20)

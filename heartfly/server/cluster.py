@@ -547,8 +547,7 @@ class Node:
             self._view = view
             self._publish(view, None)
             self.view_age.built(time.monotonic() - began)
-            led = self.holding is not None and bool(self.holding.holder) and self.holding.expires_in > 0
-            self._drift.see(view.drift if led else drift.NONE)  # with no leader, nobody writes the rows
+            self._drift.see(drift.of_leader(view.drift, self.holding))  # with no leader, nobody writes the rows
 
 
 def _drop(term: _Term, item: Item) -> None:

@@ -6,16 +6,31 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from heartfly.core.config_advice import named
+
+if TYPE_CHECKING:  # not at run time: the PostgreSQL driver is an extra, and the engine imports this
+    from heartfly.store.postgres_lease import Holding
 
 log = logging.getLogger("heartfly.server.cluster")
 
 TOLD_AFTER = 10.0  # said once the checks have differed this long: longer than a reload of every node takes
 # The leader's checks this node lacks, its own the leader lacks, and whether the file's checks are
-# set otherwise (settings.py): said only when the names agree, for it counts them too.
-Drift = tuple[tuple[str, ...], tuple[str, ...], bool]
-NONE: Drift = ((), (), False)
+# set otherwise (settings.py; a view's: the term of the leader that stored the digest that differs,
+# or 0): said only when the names agree, for it counts them too.
+Drift = tuple[tuple[str, ...], tuple[str, ...], int]
+NONE: Drift = ((), (), 0)
+
+
+def of_leader(drift: Drift, holding: Holding | None) -> Drift:
+    """A view's drift as a standby says it: none while no node leads (nobody writes the rows), and
+    the file's checks set otherwise only by the digest the leader of the lease's term stored: one
+    of an earlier term is a leader's since gone, and a leader of an older version stores none."""
+    if holding is None or not holding.holder or holding.expires_in <= 0:
+        return NONE
+    theirs, ours, term = drift
+    return theirs, ours, int(term != 0 and term == holding.term)
 
 
 class DriftTeller:

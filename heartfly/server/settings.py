@@ -60,17 +60,26 @@ def _unkeyed(check: CheckConfig) -> tuple[object, ...]:
     return (*_SETTINGS(check), check.start_key is None, check.fail_key is None)
 
 
+# The digest and the term of the lease it is written in (a leader's writes are fenced by its term):
+# a standby compares only the one its leader stored (drift.of_leader).
+_STORE = (
+    "INSERT INTO meta (key, value) SELECT CAST(? AS TEXT), CAST(? AS TEXT) || ' ' || CAST(term AS TEXT)"
+    " FROM lease WHERE id = 1 ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+
+
 async def statements(config: Config, view: bool) -> list[store.Statement]:
     """The leader's digest to store: a cluster's (PostgreSQL) leader's, not a standby's view's."""
     if view or isinstance(config.server.database, Path):
         return []
-    return [store.meta_statement(META, await digest(config))]
+    return [(_STORE, (META, await digest(config)))]
 
 
-async def differ(db: Reader, config: Config) -> bool:
-    """Whether the leader stored a digest other than this node's (none, or another version's: not
-    known). A digest stored by a leader since gone is compared all the same: a new leader stores its own."""
-    stored = (await db.read_meta_prefix(META)).get(META)
-    if stored is None or stored.split(" ")[0] != __version__:
-        return False
-    return stored != await digest(config)
+async def differ(db: Reader, config: Config) -> int:
+    """The term of the leader that stored a digest other than this node's, or 0: none stored, or
+    another version's (not known). One stored by a leader since gone stays, for a leader of an older
+    version stores none: the standby compares it only while the term it names leads (drift.of_leader)."""
+    stored = (await db.read_meta_prefix(META)).get(META, "").split(" ")
+    if len(stored) != 3 or stored[0] != __version__ or not stored[2].isdigit():
+        return 0
+    return int(stored[2]) if " ".join(stored[:2]) != await digest(config) else 0
