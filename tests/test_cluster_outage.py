@@ -11,6 +11,7 @@ import aiohttp
 
 from tests import pgserver
 from tests.conftest import new_key
+from tests.proc import heartfly
 from tests.test_alerts import (
     Receivers,
     receivers,  # noqa: F401 - a fixture
@@ -97,6 +98,9 @@ async def test_a_deadline_that_falls_while_postgresql_is_down_waits_for_the_ping
         await until(taken_again, 30, "the ping is taken once PostgreSQL is back")
         await leader_and_standby(session, servers)
         await until(inbox_empty(url), 10, "the leader applies the ping sent again")
+        shown = (await asyncio.to_thread(heartfly, "status", "-c", str(config))).stdout
+    # No node crashed: the leader lost its lease while PostgreSQL was out, which status names too.
+    assert "no node led for" in shown and "or its lease lost: PostgreSQL unreachable" in shown, shown
     assert stored(url, "SELECT old, new, reason FROM flips WHERE new = 'down'") == []
     assert any("1 deadline(s) in the rest were extended" in s.log() for s in servers)
     assert hook.events() == [], [h.json() for h in hook.hits]

@@ -447,7 +447,9 @@ def _downtime_words(downtime: dict[str, Any], tz: tzinfo, cluster: bool) -> str:
     how = "a clean stop" if downtime["clean"] else "a crash or kill"
     span = f"from {_t(downtime['stopped_at'], tz)} to {_t(downtime['started_at'], tz)}"
     if cluster:  # standbys may have taken pings all through it: only the rest extended deadlines
-        return (f"\nno node led for {length} ({how} of the leader), {span}; deadlines in it were extended"
+        # Not clean: no clean stop recorded, as when the leader lost its lease while PostgreSQL was out.
+        how += " of the leader" + ("" if downtime["clean"] else ", or its lease lost: PostgreSQL unreachable, a pause")
+        return (f"\nno node led for {length} ({how}), {span}; deadlines in it were extended"
                 " only by the part in which the node taking over was not taking pings")  # fmt: skip
     return f"\nHeartfly was last not running for {length} ({how}), {span}; deadlines in that time were extended by it"
 
