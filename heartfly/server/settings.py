@@ -25,32 +25,48 @@ from heartfly.store.api import Reader
 
 META = "leader_checks_digest"
 PART = 2000  # checks a turn of the event loop (100,000 checks take some 0.3 s in all)
-_made: list[tuple[Config, int, str]] = []  # the last config, its count of file checks, and their digest
+# The last config, its file's checks (in its order), and their digest.
+_made: list[tuple[Config, list[CheckConfig], str]] = []
 
 
 async def digest(config: Config) -> str:
     """Of the file's checks (those made through the API are stored, one for every node), every
     setting but the ping keys, and the version (another's may read the same file into other
-    settings): json of tuples of plain values, the same on every node given the same file. A config that only
-    adds or changes checks made through the API has the file's same check objects: not hashed again
-    (100,000 file checks are compared in some 20 ms, where they are hashed in 0.3 s)."""
-    names = [name for name, cfg in config.checks.items() if cfg.origin == "file"]
-    if _made:
-        last, count, value = _made[0]
-        if last is config or (count == len(names) and all(last.checks.get(n) is config.checks[n] for n in names)):
-            _made[0] = (config, count, value)
-            return value
-    names.sort()
+    settings): json of tuples of plain values, the same on every node given the same file. A config
+    that only adds or changes checks made through the API has the file's same check objects: not
+    hashed again, only compared, PART at a time too (each such change of the API's, on every node)."""
+    if _made and _made[0][0] is config:  # a standby's view, rebuilt every second
+        return _made[0][2]
+    every = list(config.checks.values())
+    ours: list[CheckConfig] = []
+    for first in range(0, len(every), PART):
+        ours += [check for check in every[first : first + PART] if check.origin == "file"]
+        await asyncio.sleep(0)
+    if _made and await _same(_made[0][1], ours):
+        _made[0] = (config, ours, _made[0][2])
+        return _made[0][2]
+    named = sorted(ours, key=_NAME)
     hashed = hashlib.sha256()
-    for first in range(0, len(names), PART):
-        part = [_unkeyed(config.checks[name]) for name in names[first : first + PART]]
-        hashed.update(json.dumps(part, separators=(",", ":")).encode())
+    for first in range(0, len(named), PART):
+        hashed.update(json.dumps([_unkeyed(c) for c in named[first : first + PART]], separators=(",", ":")).encode())
         await asyncio.sleep(0)
     value = f"{__version__} {hashed.hexdigest()[:32]}"
-    _made[:] = [(config, len(names), value)]
+    _made[:] = [(config, ours, value)]
     return value
 
 
+async def _same(last: list[CheckConfig], ours: list[CheckConfig]) -> bool:
+    """Whether the file's checks are the very objects they were (a reload reads new ones)."""
+    if len(last) != len(ours):
+        return False
+    for first in range(0, len(ours), PART):
+        if not all(map(operator.is_, last[first : first + PART], ours[first : first + PART])):
+            return False
+        await asyncio.sleep(0)
+    return True
+
+
+_NAME = operator.attrgetter("name")
 _KEYS = ("key", "start_key", "fail_key")
 _SETTINGS = operator.itemgetter(*(i for i, field in enumerate(CheckConfig._fields) if field not in _KEYS))
 
