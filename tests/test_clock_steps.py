@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from heartfly.core.clock import FakeClock
-from heartfly.core.states import Event, Kind, Reason, Status
+from heartfly.core.states import REORDER_WINDOW, Event, Kind, Reason, Status
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine, PingRecord
 from heartfly.server.liveness import TIMER_STALE
@@ -238,3 +238,28 @@ async def test_a_suspend_is_no_stopped_timer_as_the_monotonic_clock_stops_with_t
         assert engine.timer_alive.stale() is None and heartbeat.problem(engine) is None
         clock.advance(TIMER_STALE + 1)  # awake, and the timer silent for longer than the limit
         assert engine.timer_alive.stale() == TIMER_STALE + 1
+
+
+def wake_after_stall(engine: Engine, clock: FakeClock) -> None:
+    """A timer wake-up as run_timer's: the clock looked at, a freeze or stall looked for, then what
+    is due fired."""
+    engine.watch_clock(clock.now())
+    engine.watch_thaw(clock.now())
+    engine.timer_alive.mark(clock.now())
+    engine.fire_due(clock.now())
+
+
+async def test_a_timer_stalled_again_and_again_by_a_busy_loop_does_not_put_a_deadline_off_for_ever(
+    write_config: ConfigWriter,
+) -> None:
+    # Each stall longer than TIMER_STALE looks like a freeze, and moved every deadline due to the
+    # reorder window's end after it: a server whose loop was that busy never told a miss again.
+    async with pinged(write_config) as (engine, clock):
+        due = clock.now() + HOUR + 300
+        clock.advance(due - clock.now() - 10)
+        wake(engine, clock)  # late: missed in 10 s
+        for _ in range(10):  # a wake-up every 6 s: the loop too busy to run the timer sooner
+            clock.advance(TIMER_STALE + 1)
+            wake_after_stall(engine, clock)
+        assert clock.now() > due + 2 * (TIMER_STALE + 1 + REORDER_WINDOW)
+        assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)

@@ -6,6 +6,7 @@ fell due meanwhile are judged once the pings that waited at its door, in its soc
 from __future__ import annotations
 
 import logging
+import math
 
 from heartfly.core import states
 from heartfly.core.units import human_duration
@@ -25,6 +26,9 @@ SLEPT_MIN = 1.0
 class ClockWatch(Steps):
     timer_alive: TimerMark
     _beat: float | None
+    # The end of the last thaw's settle: a deadline it moved there is not moved again by the next
+    # (a loop stalled again and again by its load, not frozen, would otherwise put it off for ever).
+    _settled_until = 0.0
 
     def watch_clock(self, now: float) -> None:
         """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
@@ -73,12 +77,14 @@ class ClockWatch(Steps):
         at once (by the timer, or by the first of those pings to arrive, a retry dated after it),
         the deadlines they met were told missed, and recovered by them a moment later. Those that
         fell in the freeze move to the reorder window's end, as a restart's settle moves those just
-        after it (Downtime), but are not extended by the freeze."""
+        after it (Downtime), but are not extended by the freeze; and once only: a stall that follows
+        moves none the one before it did (a busy loop's, again and again, must not silence them)."""
         silent = self.timer_alive.silent()
         if not self.timer_alive.at or silent <= TIMER_STALE:
             return
-        frozen_at = now - silent
-        settle = Downtime(frozen_at, frozen_at, settle_until=now + states.REORDER_WINDOW)
+        frozen_at = max(now - silent, math.nextafter(self._settled_until, math.inf))
+        self._settled_until = now + states.REORDER_WINDOW
+        settle = Downtime(frozen_at, frozen_at, settle_until=self._settled_until)
         for check in self.checks.values():
             if not check.loaded:
                 continue
