@@ -263,3 +263,33 @@ async def test_a_timer_stalled_again_and_again_by_a_busy_loop_does_not_put_a_dea
             wake_after_stall(engine, clock)
         assert clock.now() > due + 2 * (TIMER_STALE + 1 + REORDER_WINDOW)
         assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)
+
+
+async def test_a_miss_that_fell_in_a_freeze_is_told_once_the_reorder_window_after_the_thaw_passed(
+    write_config: ConfigWriter,
+) -> None:
+    # A frozen process's deadlines are not extended by the freeze: moved to the thaw's settle, the
+    # late one took its grace (5 min) along, and the miss was told that much later than 5 s.
+    async with pinged(write_config) as (engine, clock):
+        clock.advance(2 * HOUR)  # frozen (SIGSTOP) through the deadline: the monotonic clock ran on
+        wake_after_stall(engine, clock)
+        assert engine.checks["a"].state.status is Status.UP  # the pings at its door first
+        clock.advance(REORDER_WINDOW)
+        wake_after_stall(engine, clock)
+        assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)
+
+
+async def test_a_deadline_after_a_freeze_is_not_extended_by_the_late_one_that_fell_in_it(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\ngrace = "3h"\n')
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        wake(engine, clock)
+        missed_at = clock.now() + 4 * HOUR
+        clock.advance(2 * HOUR)  # frozen through the due time (1 h), not the miss (4 h)
+        wake_after_stall(engine, clock)
+        clock.advance(missed_at - clock.now() + 1)
+        wake(engine, clock)
+        assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)

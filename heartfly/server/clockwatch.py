@@ -9,6 +9,7 @@ import logging
 import math
 
 from heartfly.core import states
+from heartfly.core.states import DeadlineKind
 from heartfly.core.units import human_duration
 from heartfly.server.downtime import Downtime
 from heartfly.server.liveness import TIMER_STALE, TimerMark
@@ -77,26 +78,35 @@ class ClockWatch(Steps):
         at once (by the timer, or by the first of those pings to arrive, a retry dated after it),
         the deadlines they met were told missed, and recovered by them a moment later. Those that
         fell in the freeze move to the reorder window's end, as a restart's settle moves those just
-        after it (Downtime), but are not extended by the freeze; and once only: a stall that follows
-        moves none the one before it did (a busy loop's, again and again, must not silence them)."""
+        after it, but are not extended by the freeze: a floor (not_before, as a reload's), not a
+        slack, which would take the rest along (a late one's grace: its miss told that much later,
+        and one after the freeze put off by it). And once only: a stall that follows moves none the
+        one before it did (a busy loop's, again and again, must not silence them)."""
         silent = self.timer_alive.silent()
         if not self.timer_alive.at or silent <= TIMER_STALE:
             return
         frozen_at = max(now - silent, math.nextafter(self._settled_until, math.inf))
-        self._settled_until = now + states.REORDER_WINDOW
-        settle = Downtime(frozen_at, frozen_at, settle_until=self._settled_until)
+        settle_until = self._settled_until = now + states.REORDER_WINDOW
+        moved = 0
         for check in self.checks.values():
             if not check.loaded:
                 continue
-            before = check.state
-            at = self._fire_at(check, settle)  # applies it
-            if check.state is not before:
-                self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
-                self._schedule(check, at)
+            try:
+                deadline = states.next_deadline(check.config, check.state)
+            except Exception:
+                log.exception("check %s: cannot compute its deadline (the timer tries again)", check.name)
+                continue
+            if deadline is None or deadline.kind is DeadlineKind.REMIND or not frozen_at <= deadline.at < settle_until:
+                continue
+            check.state = check.state.copy()
+            check.state.not_before = settle_until
+            moved += 1
+            self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
+            self._schedule(check, self._fire_at(check, None))
         log.warning(
             "the deadline timer did not run for %s (this process was stopped or too busy, or its machine"
             " frozen); %d deadline(s) that fell due meanwhile are judged in %s, after the pings that waited",
             human_duration(silent),
-            settle.extended,
+            moved,
             human_duration(states.REORDER_WINDOW),
         )
