@@ -293,3 +293,23 @@ async def test_a_deadline_after_a_freeze_is_not_extended_by_the_late_one_that_fe
         clock.advance(missed_at - clock.now() + 1)
         wake(engine, clock)
         assert (engine.checks["a"].state.status, engine.checks["a"].state.reason) == (Status.DOWN, Reason.MISSED)
+
+
+async def test_a_ping_read_after_a_freeze_before_the_timer_woke_does_not_judge_a_deadline_that_fell_in_it(
+    write_config: ConfigWriter,
+) -> None:
+    # The thawed loop may read a ping (a kept-alive connection's, a proxy's) before the timer's
+    # wake-up: a retry dated after the deadline judged it missed at once, and the spooled ping that
+    # met it, right behind, recovered it.
+    async with pinged(write_config) as (engine, clock):
+        t0 = clock.now()
+        clock.advance(2 * HOUR)  # frozen (SIGSTOP): the monotonic clock ran on
+        await ping(engine, "a", at=t0 + HOUR + 360)  # a next run's retry, dated after the miss (1 h 5 min)
+        assert engine.checks["a"].state.status is not Status.DOWN
+        await ping(engine, "a", at=t0 + HOUR - 60)  # the spooled ping that met it
+        wake_after_stall(engine, clock)
+        clock.advance(REORDER_WINDOW + 1)
+        wake(engine, clock)
+        assert engine.checks["a"].state.status is Status.UP
+        await engine.writer.flush()
+        assert query(engine.config, "SELECT new FROM flips WHERE new = 'down'") == []

@@ -30,6 +30,7 @@ class ClockWatch(Steps):
     # The end of the last thaw's settle: a deadline it moved there is not moved again by the next
     # (a loop stalled again and again by its load, not frozen, would otherwise put it off for ever).
     _settled_until = 0.0
+    _thawed_mark = 0.0  # the timer's alive mark (TimerMark.at) whose silence watch_thaw last saw
 
     def watch_clock(self, now: float) -> None:
         """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
@@ -43,9 +44,11 @@ class ClockWatch(Steps):
             self.slept(now, suspended - last)
 
     def _watch_clock_if_timer_late(self, now: float) -> None:
-        """At a ping: watch_clock, if the timer has not woken for a while (after a resume, say)."""
+        """At a ping: watch_clock and watch_thaw, if the timer has not woken for a while (after a
+        resume, say, or a thaw: the loop may read a ping that waited before the timer wakes)."""
         if now - self.timer_alive.at > TIMER_BEAT + 1.0:
             self.watch_clock(now)
+            self.watch_thaw(now)
 
     def slept(self, now: float, asleep: float) -> None:
         """The deadlines that fell in the `asleep` seconds before `now` are extended by them; a real
@@ -71,20 +74,22 @@ class ClockWatch(Steps):
         )
 
     def watch_thaw(self, now: float) -> None:
-        """At each timer wake-up, before it marks itself alive. A timer silent for longer than
-        TIMER_STALE, by the monotonic clock, was frozen with its process (SIGSTOP; a VM paused; a
-        suspend stops that clock, and a step of the wall clock does not move it): the pings sent
-        meanwhile wait in its sockets, the clients' retries follow, and the spools' replays. Judged
-        at once (by the timer, or by the first of those pings to arrive, a retry dated after it),
-        the deadlines they met were told missed, and recovered by them a moment later. Those that
-        fell in the freeze move to the reorder window's end, as a restart's settle moves those just
-        after it, but are not extended by the freeze: a floor (not_before, as a reload's), not a
-        slack, which would take the rest along (a late one's grace: its miss told that much later,
-        and one after the freeze put off by it). And once only: a stall that follows moves none the
-        one before it did (a busy loop's, again and again, must not silence them)."""
+        """At each timer wake-up, before it marks itself alive, and at a ping the loop read before
+        it (once a silence). A timer silent for longer than TIMER_STALE, by the monotonic clock, was
+        frozen with its process (SIGSTOP; a VM paused; a suspend stops that clock, and a step of
+        the wall clock does not move it): the pings sent meanwhile wait in its sockets, the
+        clients' retries follow, and the spools' replays. Judged at once (by the timer, or by the
+        first of those pings to arrive, a retry dated after it), the deadlines they met were told
+        missed, and recovered by them a moment later. Those that fell in the freeze move to the
+        reorder window's end, as a restart's settle moves those just after it, but are not
+        extended by the freeze: a floor (not_before, as a reload's), not a slack, which would take
+        the rest along (a late one's grace: its miss told that much later, and one after the
+        freeze put off by it). And once only: a stall that follows moves none the one before it
+        did (a busy loop's, again and again, must not silence them)."""
         silent = self.timer_alive.silent()
-        if not self.timer_alive.at or silent <= TIMER_STALE:
+        if not self.timer_alive.at or silent <= TIMER_STALE or self.timer_alive.at == self._thawed_mark:
             return
+        self._thawed_mark = self.timer_alive.at  # this silence seen: by a ping first, not again by the timer
         frozen_at = max(now - silent, math.nextafter(self._settled_until, math.inf))
         settle_until = self._settled_until = now + states.REORDER_WINDOW
         moved = 0
