@@ -619,6 +619,9 @@ def test_the_passphrase_of_a_client_key_in_the_url_never_shows_either(write_conf
         "postgresql://hf:pass?SECRET@db.example/hf",
         "postgresql://hf:pass#SECRET@db.example/hf",
         "postgresql://hf:p@SECRET@db.example/hf",  # an "@" not percent-encoded
+        # Digits then a "/": read as a port and a path, the URL refused, and its error said SECRET
+        "postgresql://hf:2024/SECRET@db.example/hf",
+        "postgresql://hf:2024/p@SECRET@db.example/hf",
     ],
 )
 def test_a_password_with_a_character_it_should_have_percent_encoded_never_shows_either(
@@ -630,6 +633,20 @@ def test_a_password_with_a_character_it_should_have_percent_encoded_never_shows_
         shown = exc.problems
     assert not any("SECRET" in line for line in shown), shown
     assert any("postgresql://hf:***@db.example/hf" in line for line in shown), shown
+
+
+def test_a_url_refused_for_a_password_it_did_not_percent_encode_says_how_to_write_it(
+    write_config: ConfigWriter,
+) -> None:
+    # The error shows the URL with the password hidden, so it read "the database name is one path
+    # segment" of a URL whose path, as shown, was one segment: the "/" that split it was hidden.
+    found = problems(write_config, "", server='database = "postgresql://hf:2024/SECRET@db.example/hf"')
+    assert found == [
+        "server.database: postgresql://hf:***@db.example/hf: the database name is one path segment; a password's"
+        ' "/", "@", "?" and "#" are written %2F, %40, %3F and %23 in the URL'
+    ]
+    found = problems(write_config, "", server='database = "postgresql://hf:pw@db.example/a/b"')
+    assert found == ["server.database: postgresql://hf:***@db.example/a/b: the database name is one path segment"]
 
 
 def test_check_config_shows_its_times_in_display_timezone_and_a_cron_checks_own_zone_beside_them(

@@ -41,20 +41,32 @@ def is_postgres(text: str) -> bool:
 
 def parse_postgres_url(text: str) -> str:
     """The URL, checked as far as can be without connecting; ValueError (password-free) if not usable."""
+    shown = redact(text)
+    parts = None
     try:
         parts = urlsplit(text)
         port = parts.port  # ValueError for a port that is no number or out of range
     except ValueError:
-        raise ValueError(f"{redact(text)} is not a usable PostgreSQL URL ({_FORM})") from None
+        hint = _hint(text, None if parts is None else parts.password)
+        raise ValueError(f"{shown} is not a usable PostgreSQL URL ({_FORM}){hint}") from None
+    hint = _hint(text, parts.password)
     if port == 0:
-        raise ValueError(f"{redact(text)}: port 0 is not a PostgreSQL port")
+        raise ValueError(f"{shown}: port 0 is not a PostgreSQL port{hint}")
     if not parts.path.strip("/"):
-        raise ValueError(f"{redact(text)} names no database ({_FORM})")
+        raise ValueError(f"{shown} names no database ({_FORM}){hint}")
     if "/" in parts.path.strip("/"):
-        raise ValueError(f"{redact(text)}: the database name is one path segment")
+        raise ValueError(f"{shown}: the database name is one path segment{hint}")
     if parts.fragment:
-        raise ValueError(f"{redact(text)}: a PostgreSQL URL has no #fragment")
+        raise ValueError(f"{shown}: a PostgreSQL URL has no #fragment{hint}")
     return text
+
+
+def _hint(text: str, password: str | None) -> str:
+    """Where the URL holds a password that its parse did not find (a "/", "@", "?" or "#" in it,
+    not percent-encoded, ends it early), how to write it: the error shows the URL with it hidden."""
+    if password is not None or not _NETLOC_PASSWORD.match(text):
+        return ""
+    return '; a password\'s "/", "@", "?" and "#" are written %2F, %40, %3F and %23 in the URL'
 
 
 def has_password(text: str) -> bool:
@@ -64,8 +76,10 @@ def has_password(text: str) -> bool:
 
 # user:PASSWORD@ up to the netloc's last "@"; or, when the netloc holds none (a "/", "?" or "#" in the
 # password, not percent-encoded, ends it early: such a URL is refused, and its error shown), up to
-# the first "@" after it, unless what follows the ":" is a port.
-_NETLOC_PASSWORD = re.compile(r"^([a-z]+://[^:/@?#]*):(?:[^/?#]*@|(?![0-9]*(?:[/?#]|$))[^@]*@)", re.IGNORECASE)
+# the last "@" before a query (a "/" in it, even after digits that read as a port: "2024/…"), else
+# to the first "@" after it, unless what follows the ":" is a port. A port then a path that holds
+# an "@" is hidden as a password would be: showing too little beats showing a password.
+_NETLOC_PASSWORD = re.compile(r"^([a-z]+://[^:/@?#]*):(?:[^/?#]*@|[^?#]*@|(?![0-9]*(?:[/?#]|$))[^@]*@)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)  # sslpassword: the client key's
 
 
