@@ -259,7 +259,7 @@ class Node:
     def _cannot_fire(self, engine: Engine) -> str | None:
         """Why this leader's deadlines cannot fire (its timer stopped, or they wait on an inbox it
         cannot read), or None: another node may do better."""
-        stale = engine.timer_alive.stale()
+        stale = engine.timer_alive.stuck()  # not asleep: a freeze within the lease is the timer's to judge
         if stale is not None:
             return f"its deadline timer has not run for {stale:.0f} s"
         held = engine.held_back()

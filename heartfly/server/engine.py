@@ -549,8 +549,11 @@ class Engine(ClockWatch):
                 delay = max(delay, HELD_RETRY)
             if delay <= 0:
                 continue
+            self.timer_alive.asleep = True  # a silence from here on is the event loop's (TimerMark.stuck)
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+            finally:
+                self.timer_alive.asleep = False

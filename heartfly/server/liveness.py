@@ -18,6 +18,7 @@ class TimerMark:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self.at = 0.0  # the last wake-up, by the wall clock
+        self.asleep = False  # waiting for its next wake-up (TIMER_BEAT at most), not stuck in a turn
         self._since = clock.monotonic() - clock.now()  # (never marked: silent since the epoch, as before)
 
     def mark(self, at: float) -> None:
@@ -33,3 +34,11 @@ class TimerMark:
         """Those seconds, if more than TIMER_STALE, else None."""
         silent = self.silent()
         return silent if silent > TIMER_STALE else None
+
+    def stuck(self) -> float | None:
+        """stale(), unless the timer is asleep: then it wakes as soon as the event loop runs, and
+        its silence was the whole process's (frozen: SIGSTOP, a paused VM), not a timer that stopped
+        turning. A cluster's leader gives its lease up for a stuck one only: thawed within its
+        lease, its keeper may run before its timer, and gave it up for a freeze the timer judges
+        (clockwatch.watch_thaw), another node judging those deadlines at once."""
+        return None if self.asleep else self.stale()
