@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 
 from heartfly import __version__
-from heartfly.core.config import load_config
+from heartfly.core.config import Config, load_config
 from heartfly.server import settings
 from tests.conftest import new_key
 from tests.proc import Server
@@ -127,3 +127,30 @@ async def test_a_big_files_digest_lets_pings_be_answered_between_its_parts(tmp_p
         assert turns >= 5, turns  # between its parts, as many as it has
     finally:
         ticker.cancel()
+
+
+async def test_a_digest_compared_while_another_config_is_digested_is_its_own_checks_not_the_others(
+    tmp_path: Path,
+) -> None:
+    # The comparison of a config with the same file checks as the last yields between its parts:
+    # a digest of other checks made meanwhile (two nodes in one process) replaced the last, and
+    # the first call handed back that other digest.
+    url = "postgresql://heartfly@127.0.0.1:1/heartfly"  # read, never connected to
+    config = load_config(write(tmp_path, url, every("job", new_key(), "1h")))
+    job = config.checks["job"]
+    many = {f"job-{i}": job._replace(name=f"job-{i}") for i in range(3 * settings.PART)}
+    first = dataclasses.replace(config, checks=many)
+    made = await settings.digest(first)
+    other = dataclasses.replace(config, checks={"other": job._replace(name="other", every=60.0)})
+    theirs = await settings.digest(other)
+
+    async def after(turns: int, config: Config) -> str:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await settings.digest(config)
+
+    for turns in range(12):  # the other's digest made at each point of this one's comparison
+        await settings.digest(first)
+        same = dataclasses.replace(first, checks={**many, "made": job._replace(name="made", origin="api")})
+        ours, others = await asyncio.gather(settings.digest(same), after(turns, other))
+        assert (ours, others) == (made, theirs), turns

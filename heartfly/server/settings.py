@@ -42,9 +42,10 @@ async def digest(config: Config) -> str:
     for first in range(0, len(every), PART):
         ours += [check for check in every[first : first + PART] if check.origin == "file"]
         await asyncio.sleep(0)
-    if _made and await _same(_made[0][1], ours):
-        _made[0] = (config, ours, _made[0][2])
-        return _made[0][2]
+    last = _made[0] if _made else None  # as it is now: another call may replace it while this one compares
+    if last is not None and await _same(last[1], ours):
+        _made[:] = [(config, ours, last[2])]
+        return last[2]
     named = sorted(ours, key=_NAME)
     hashed = hashlib.sha256()
     for first in range(0, len(named), PART):
