@@ -728,10 +728,10 @@ async def test_an_alert_is_never_sent_after_its_expiry_whatever_its_channels_tim
     config = load_config(write_config(SLOW_HOOK).path)
     sent: list[Any] = []
 
-    async def fake(d: Any, channel: Any, alert: Any, limit: Any) -> None:
+    async def fake(config: Any, session: Any, channel: Any, alert: Any, reached: Any, limit: Any) -> None:
         sent.append(alert)
 
-    monkeypatch.setitem(dispatch.SENDERS, "webhook", fake)
+    monkeypatch.setattr(dispatch, "send_to", fake)
     created = 1_000_000.0
     clock = FakeClock(created + TEST_EXPIRE_AFTER + late)  # e.g. the first read after a restart
     d = dispatch.Dispatcher(config, clock, None, None, None)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 
 import aiohttp
@@ -59,28 +59,27 @@ class AttemptOutcome(StrEnum):
     SUPERSEDED = "superseded"  # a stale reminder: a newer alert of its check tells more, or it is up
 
 
-# The attempt's time limit is the sender's to move on (email: while a server takes the message).
-Sender = Callable[["Dispatcher", ChannelConfig, Alert, asyncio.Timeout], Awaitable[None]]
-
-
-async def _email(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
-    assert d.config.smtp is not None  # config validation requires [smtp] for email channels
-    await email.send(d.config.smtp, channel, alert, d.reached.setdefault((alert.key, channel.name), set()), limit)
-
-
-async def _webhook(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
-    await webhook.send(d.session, channel, alert)
-
-
-async def _apprise(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
-    await apprise_channel.send(channel, alert, d.reached.setdefault((alert.key, channel.name), set()))
-
-
-async def _log(d: Dispatcher, channel: ChannelConfig, alert: Alert, limit: asyncio.Timeout) -> None:
-    await log_channel.send(channel, alert)
-
-
-SENDERS: dict[str, Sender] = {"email": _email, "webhook": _webhook, "apprise": _apprise, "log": _log}
+async def send_to(
+    config: Config,
+    session: aiohttp.ClientSession,
+    channel: ChannelConfig,
+    alert: Alert,
+    reached: set[str],
+    limit: asyncio.Timeout,
+) -> None:
+    """One attempt at one channel: the outbox's, and a trouble alert's (server.selfwatch). The
+    time limit is the sender's to move on (email: while a server takes the message). `reached`: the
+    recipients (email addresses, apprise URLs) an earlier attempt of the alert reached; the sender
+    adds those it reaches."""
+    if channel.type == "email":
+        assert config.smtp is not None  # config validation requires [smtp] for email channels
+        await email.send(config.smtp, channel, alert, reached, limit)
+    elif channel.type == "webhook":
+        await webhook.send(session, channel, alert)
+    elif channel.type == "apprise":
+        await apprise_channel.send(channel, alert, reached)
+    else:
+        await log_channel.send(channel, alert)
 
 
 def backoff(attempt: int, initial: float, most: float, rng: random.Random) -> float:
@@ -324,7 +323,8 @@ class Dispatcher:
             try:
                 alert = await self._alert(item, name)
                 async with asyncio.timeout(timeout) as limit:
-                    await SENDERS[channel.type](self, channel, alert, limit)
+                    reached = self.reached.setdefault((alert.key, channel.name), set())
+                    await send_to(self.config, self.session, channel, alert, reached, limit)
             except PermanentError as exc:
                 outcome, error = AttemptOutcome.FAILED, str(exc)
             except DeliveryError as exc:
