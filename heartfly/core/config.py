@@ -236,7 +236,7 @@ def _parse(data: Mapping[str, Any], path: Path, kept: Mapping[str, CheckConfig] 
     reader.pipelines(checks)
     smtp = parse_smtp(reader, data)
     channels = parse_channels(reader, data, smtp)
-    alerts = parse_alerts(reader, data)
+    alerts = parse_alerts(reader, data, channels)
     used = {
         f"checks.{c.name}.channels" if "channels" in checks_table[c.name] else "defaults.channels": c.channels
         for c in checks.values()

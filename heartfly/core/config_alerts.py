@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from heartfly.core.addresses import url_fault
 from heartfly.core.config_reader import Reader, at_least, join, positive_at_most, positive_duration
+from heartfly.core.dburl import is_postgres
 from heartfly.core.patterns import NAME_RE
 
 ChannelType = Literal["email", "webhook", "apprise", "log"]
@@ -28,7 +29,7 @@ AT_LEAST_100MS = at_least(0.1, "100ms")
 CONCURRENCY_MAX = 10_000
 
 _SMTP_KEYS = {"host", "port", "security", "username", "password_file", "from", "timeout"}
-_ALERT_KEYS = {"expire_after", "timeout", "retry_initial", "retry_max", "concurrency"}
+_ALERT_KEYS = {"expire_after", "timeout", "retry_initial", "retry_max", "concurrency", "trouble_channels"}
 _CHANNEL_KEYS = {
     "email": {"type", "to", "recovery"},
     "webhook": {"type", "url", "headers", "format", "recovery", "timeout"},
@@ -75,6 +76,7 @@ class AlertsConfig:
     retry_initial: float = 5.0  # the first retry; doubling up to retry_max, with jitter
     retry_max: float = 900.0
     concurrency: int = 8  # attempts in flight per channel
+    trouble_channels: tuple[str, ...] = ()  # told when Heartfly's own database cannot be written (selfwatch)
 
 
 _concurrency = positive_at_most(CONCURRENCY_MAX, "attempts in flight per channel")
@@ -108,7 +110,7 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
     )
 
 
-def parse_alerts(reader: Reader, data: Mapping[str, Any]) -> AlertsConfig:
+def parse_alerts(reader: Reader, data: Mapping[str, Any], channels: Mapping[str, ChannelConfig]) -> AlertsConfig:
     table = reader.table(data, "alerts")
     reader.known(table, "alerts", _ALERT_KEYS)
     d = AlertsConfig()
@@ -116,12 +118,21 @@ def parse_alerts(reader: Reader, data: Mapping[str, Any]) -> AlertsConfig:
     most = reader.value(table, "alerts", "retry_max", str, AT_LEAST_100MS) or d.retry_max
     if initial > most:
         reader.fail("alerts.retry_initial", "must not be longer than retry_max")
+    trouble = reader.strings(table, "alerts", "trouble_channels") or ()
+    declared = set(data["channels"]) if isinstance(data.get("channels"), dict) else set()
+    check_routing(reader, channels, {"alerts.trouble_channels": trouble}, declared)
+    server = data.get("server")
+    database = server.get("database") if isinstance(server, dict) else None
+    if trouble and isinstance(database, str) and is_postgres(database):  # not a silent no-op
+        reader.fail("alerts.trouble_channels", "is for one server on SQLite: a cluster's nodes are watched by "
+                    "[server] heartbeat_url (docs/cluster.md)")  # fmt: skip
     return AlertsConfig(
         expire_after=reader.value(table, "alerts", "expire_after", str, positive_duration) or d.expire_after,
         timeout=reader.value(table, "alerts", "timeout", str, AT_LEAST_100MS) or d.timeout,
         retry_initial=initial,
         retry_max=most,
         concurrency=reader.value(table, "alerts", "concurrency", int, _concurrency) or d.concurrency,
+        trouble_channels=tuple(dict.fromkeys(trouble)),
     )
 
 

@@ -401,6 +401,10 @@ class AlertEvent(StrEnum):
     REMINDER = "reminder"  # still down, after `repeat`
     TEST = "test"  # an operator's test of a channel: no flip, no check
     MAINTENANCE = "maintenance"  # a held maintenance window ended: what went down in it, still down
+    # Heartfly itself cannot do its job (its database cannot be written), and then can again: sent
+    # from memory to [alerts] trouble_channels, not through the outbox, which is in that database.
+    TROUBLE = "trouble"
+    TROUBLE_OVER = "trouble_over"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ _NOTIFY_TYPES: dict[str, str] = {
     AlertEvent.REMINDER: "failure",
     AlertEvent.MAINTENANCE: "failure",  # the down alert of the checks it lists
     AlertEvent.RECOVERY: "success",
+    AlertEvent.TROUBLE: "failure",
+    AlertEvent.TROUBLE_OVER: "success",
 }
 
 

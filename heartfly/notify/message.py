@@ -31,6 +31,13 @@ _REASONS = {
 }
 
 
+TROUBLE_MEANS = (
+    "pings are refused (503; heartfly run and ping keep them to send again), and the alerts of checks "
+    "that go down wait until it is over"
+)
+TROUBLE_OVER_MEANS = "pings are taken again, and the alerts that waited are sent now"
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     key: str  # idempotency key: the same for every attempt of this message
@@ -56,6 +63,10 @@ class Alert:
             return f"Maintenance {p.get('window')} ended: {len(down)} check(s) still down ({names})"
         if self.event == AlertEvent.RECOVERY:
             return f"{self.check} is back {p.get('state', 'up')}"
+        if self.event == AlertEvent.TROUBLE:
+            return f"Heartfly cannot do its job: {p.get('problem')}"
+        if self.event == AlertEvent.TROUBLE_OVER:
+            return f"Heartfly works again after {human_duration(float(p.get('lasted') or 0))}"
         words = _REASONS.get(str(p.get("reason")), "is down")
         if p.get("reason") == "missed" and p.get("running_since") is not None:
             words = "started but did not finish by its deadline"
@@ -78,6 +89,8 @@ class Alert:
                 lines.append((str(d.get("check")), f"down{reason} since {self._when(d.get('since'))}"))
             lines.append(("Link", self.link))
             return lines
+        if self.event in (AlertEvent.TROUBLE, AlertEvent.TROUBLE_OVER):
+            return self._trouble_facts()
         lines = [("Check", self.check)]
         if p.get("pipeline"):
             lines.append(("Pipeline", " → ".join(p["pipeline"]) + f" (this step: {p.get('step')})"))
@@ -116,6 +129,15 @@ class Alert:
         lines.append(("Link", self.link))
         return lines
 
+    def _trouble_facts(self) -> list[tuple[str, str]]:
+        p = self.payload
+        lines = [("Problem", str(p.get("problem"))), ("Since", self._when(p.get("since")))]
+        if self.event == AlertEvent.TROUBLE:
+            lines.append(("Meanwhile", TROUBLE_MEANS))
+        else:
+            lines += [("Over at", self._when(p.get("ended_at"))), ("Next", TROUBLE_OVER_MEANS)]
+        return [*lines, ("Server", self.link)]
+
     def _when(self, ts: Any) -> str:
         return _when(ts, self.zone)
 
@@ -132,6 +154,8 @@ _TAGS: dict[str, str] = {
     AlertEvent.REMINDER: "DOWN",
     AlertEvent.TEST: "TEST",
     AlertEvent.MAINTENANCE: "DOWN",
+    AlertEvent.TROUBLE: "HEARTFLY DOWN",
+    AlertEvent.TROUBLE_OVER: "HEARTFLY UP",
 }
 _PRIORITIES: dict[str, str] = {
     AlertEvent.DOWN: "high",
@@ -139,12 +163,15 @@ _PRIORITIES: dict[str, str] = {
     AlertEvent.RECOVERY: "default",
     AlertEvent.TEST: "low",
     AlertEvent.MAINTENANCE: "high",
+    AlertEvent.TROUBLE: "high",
 }
 _NTFY_TAGS: dict[str, str] = {
     AlertEvent.DOWN: "rotating_light",
     AlertEvent.REMINDER: "rotating_light",
     AlertEvent.RECOVERY: "white_check_mark",
     AlertEvent.MAINTENANCE: "rotating_light",
+    AlertEvent.TROUBLE: "rotating_light",
+    AlertEvent.TROUBLE_OVER: "white_check_mark",
 }
 
 
@@ -214,6 +241,9 @@ def webhook_json(alert: Alert) -> dict[str, Any]:
                 for d in p.get("down") or []
             ],
         },
+        "trouble": None
+        if alert.event not in (AlertEvent.TROUBLE, AlertEvent.TROUBLE_OVER)
+        else {"problem": p.get("problem"), "since": iso(p.get("since")), "ended_at": iso(p.get("ended_at"))},
         "last_ping": None
         if ping is None
         else {

@@ -20,7 +20,7 @@ from heartfly.core.dburl import PostgresDatabase
 from heartfly.core.stored_checks import check_uuid
 from heartfly.notify import proxy
 from heartfly.notify.dispatcher import STOP_GRACE, Dispatcher
-from heartfly.server import heartbeat, housekeeping
+from heartfly.server import heartbeat, housekeeping, selfwatch
 from heartfly.server.engine import Engine
 from heartfly.server.tasks import watched
 from heartfly.store import backend
@@ -206,6 +206,11 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         tasks = [
             watched(dispatcher.run(), "heartfly-dispatcher", rt.task_died),
             watched(heartbeat.run(lambda: rt.config, lambda: rt.engine, session), "heartfly-heartbeat", rt.task_died),
+            watched(
+                selfwatch.run(lambda: rt.config, lambda: rt.engine, session, rt.clock),
+                "heartfly-selfwatch",
+                rt.task_died,
+            ),
         ]
         yield
         await _cancel(tasks)

@@ -1,0 +1,165 @@
+"""`[alerts] trouble_channels`: Heartfly tells people when it cannot do its job itself.
+
+While its database cannot be written (a full disk, a file gone read-only), Heartfly refuses pings
+and every check's alerts wait in that database's outbox: about itself, it would say nothing but
+log lines. After TROUBLE_AFTER seconds of it (a commit's hiccup is no news), an alert goes straight
+from memory to the trouble channels, and, once writes have worked for CALM_AFTER seconds, another
+that says it is over. Neither is stored (the database is the trouble): a restart meanwhile forgets
+them, and the log says both. A channel that does not take one is tried again every RETRY seconds while it is news.
+One server only: a cluster's nodes share their PostgreSQL's troubles, and its heartbeat_url
+tells them (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import aiohttp
+
+from heartfly.core.clock import Clock
+from heartfly.core.config import Config
+from heartfly.core.statetypes import AlertEvent
+from heartfly.notify import DeliveryError, PermanentError
+from heartfly.notify.dispatcher import send_to
+from heartfly.notify.log_channel import escape
+from heartfly.notify.message import Alert
+from heartfly.server.engine import Engine
+from heartfly.server.heartbeat import problem
+
+log = logging.getLogger(__name__)
+
+TROUBLE_AFTER = 30.0  # seconds of trouble before the channels are told
+CALM_AFTER = 10.0  # seconds of working writes before they are told it is over
+POLL = 1.0
+RETRY = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    since: float | None = None  # when the trouble began, while it lasts (or until its end is told)
+    problem: str = ""  # its words (when it was told, once it has been)
+    told: bool = False  # the trouble alert has been made
+    calm_since: float | None = None  # after a trouble told: healthy since
+    seen: float = 0.0  # when the health was last looked at
+
+
+@dataclass(frozen=True, slots=True)
+class News:
+    event: AlertEvent
+    problem: str
+    since: float
+    ended_at: float | None = None
+
+
+# Seconds between two looks past which the time between is not counted as trouble: the process was
+# frozen (SIGSTOP, a paused VM), and a timer late for a moment after the thaw is no news.
+GAP = 5.0
+
+
+def step(watch: Watch, trouble: str | None, now: float) -> tuple[Watch, News | None]:
+    """The watch after looking at the server's health (`trouble`: why it is unhealthy, or None)
+    at `now`, and the news to tell, if any. Pure."""
+    gap, since = now - watch.seen > GAP, watch.since
+    watch = replace(watch, seen=now)
+    if trouble is not None:
+        if since is None or (gap and not watch.told):
+            return Watch(since=now, problem=trouble, seen=now), None
+        watch = replace(watch, calm_since=None)
+        if not watch.told and now - since >= TROUBLE_AFTER:  # in its words now: "a commit has waited 31 s"
+            return replace(watch, told=True, problem=trouble), News(AlertEvent.TROUBLE, trouble, since)
+        return watch, None
+    if since is None:
+        return watch, None
+    # Over once writes have worked CALM_AFTER seconds: writes that fail most of the time, working
+    # for a moment between, are trouble that goes on (and is told, with when it began).
+    calm = now if watch.calm_since is None else watch.calm_since
+    if now - calm < CALM_AFTER:
+        return replace(watch, calm_since=calm), None
+    over = News(AlertEvent.TROUBLE_OVER, watch.problem, since, calm) if watch.told else None
+    return Watch(seen=now), over
+
+
+def alert_for(news: News, config: Config) -> Alert:
+    """The alert that tells `news`: its key is the same for every attempt (a webhook's Idempotency-Key)."""
+    payload = {"problem": news.problem, "since": news.since, "ended_at": news.ended_at}
+    if news.ended_at is not None:
+        payload["lasted"] = news.ended_at - news.since
+    key = f"{news.event}-{round(news.since * 1000)}"  # as flip-<id>-<ms>: the time it began
+    server = config.server
+    return Alert(key, news.event, payload, None, server.public_url, server.display_timezone)
+
+
+async def run(
+    config: Callable[[], Config], engine: Callable[[], Engine], session: aiohttp.ClientSession, clock: Clock
+) -> None:
+    """Watch the server's health every POLL seconds, and tell the trouble channels, until cancelled."""
+    watch = Watch()
+    owed: dict[str, Alert] = {}  # channel -> the alert it has not taken yet
+    told: set[str] = set()  # the channels that took the trouble alert: they get its end
+    reached: dict[str, set[str]] = {}
+    retry_at = 0.0
+    while True:
+        now = clock.now()
+        watch, news = step(watch, problem(engine()), now)
+        if news is not None:
+            current = config()
+            alert = alert_for(news, current)
+            if news.event == AlertEvent.TROUBLE:
+                told.clear()
+                owed = dict.fromkeys(current.alerts.trouble_channels, alert)
+                log.error("Heartfly has not been able to do its job for %.0f s (%s)%s", now - news.since,
+                          news.problem, _telling(owed))  # fmt: skip
+            else:
+                owed = dict.fromkeys(told, alert)  # who was not told of the trouble is not told it is over
+                told.clear()
+                log.warning("Heartfly works again (%s lasted %.0f s)%s", news.problem, now - news.since,
+                            _telling(owed))  # fmt: skip
+            reached.clear()
+            retry_at = now
+        if owed and now >= retry_at:
+            current = config()
+            sent = await asyncio.gather(*(_send(current, session, name, a, reached) for name, a in owed.items()))
+            for (name, alert), took in zip(list(owed.items()), sent, strict=True):
+                if took and alert.event == AlertEvent.TROUBLE:
+                    told.add(name)
+                if took is not False:  # taken, or never to be
+                    del owed[name]
+            retry_at = clock.now() + RETRY
+        await asyncio.sleep(POLL)
+
+
+def _telling(owed: dict[str, Alert]) -> str:
+    return f"; telling {', '.join(owed)}" if owed else ""  # [alerts] trouble_channels (docs/install.md)
+
+
+async def _send(config: Config, session: aiohttp.ClientSession, name: str, alert: Alert,
+                reached: dict[str, set[str]]) -> bool | None:  # fmt: skip
+    """True: the channel took it; False: it did not, try again; None: never (gone, or refused for good)."""
+    channel = config.channels.get(name)
+    if channel is None:
+        log.warning("%s alert not sent to channel %s: it is no longer in the config", alert.event, name)
+        return None
+    timeout = channel.timeout or config.alerts.timeout
+    try:
+        async with asyncio.timeout(timeout) as limit:
+            await send_to(config, session, channel, alert, reached.setdefault(name, set()), limit)
+    except PermanentError as exc:
+        log.warning("%s alert via %s failed for good: %s", alert.event, name, exc)
+        return None
+    except TimeoutError:
+        return _failed(alert, name, f"no answer within {timeout:g} s")
+    except DeliveryError as exc:
+        return _failed(alert, name, str(exc))
+    except Exception as exc:  # a sender's bug must not end the watch (nor the server)
+        log.exception("%s alert via %s: unexpected error", alert.event, name)
+        return _failed(alert, name, exc.__class__.__name__)
+    log.info("%s alert sent via %s", alert.event, name)
+    return True
+
+
+def _failed(alert: Alert, name: str, why: str) -> bool:
+    log.warning("%s alert via %s failed: %s; trying again in %g s", alert.event, name, escape(why), RETRY)
+    return False

@@ -1,0 +1,188 @@
+"""`[alerts] trouble_channels`: Heartfly tells people when its own database cannot be written.
+
+The rules are pure (selfwatch.step, with times as numbers); end to end, a real server whose
+commits fail as on a full disk tells a real webhook receiver and a real SMTP server (aiosmtpd),
+straight from memory, and tells them again when writes work.
+"""
+
+# ruff: noqa: F811 - the fixtures imported below are named again as test parameters, as pytest wants
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from heartfly.core.config import ConfigError, load_config
+from heartfly.core.statetypes import AlertEvent
+from heartfly.notify.message import subject, text, webhook_json
+from heartfly.server import selfwatch
+from heartfly.server.selfwatch import CALM_AFTER, GAP, TROUBLE_AFTER, News, Watch, alert_for, step
+from heartfly.web.runtime import RUNTIME
+from tests.conftest import ConfigWriter, new_key
+from tests.storeutil import writes_fail
+from tests.test_alerts import (
+    SERVER,
+    Mailbox,
+    Receivers,
+    Start,
+    check,
+    fast,
+    mailbox,  # noqa: F401 - a fixture
+    receivers,  # noqa: F401 - a fixture
+    start,  # noqa: F401 - a fixture
+    until,
+    webhook,
+)
+
+FAILING = "database writes are failing"
+
+
+def watched(looks: list[tuple[float, str | None]]) -> list[News]:
+    """The news told over a series of looks at the server's health."""
+    watch, told = Watch(), []
+    for now, trouble in looks:
+        watch, news = step(watch, trouble, now)
+        if news is not None:
+            told.append(news)
+    return told
+
+
+def every_second(start: float, end: float, trouble: str | None) -> list[tuple[float, str | None]]:
+    return [(float(t), trouble) for t in range(int(start), int(end))]
+
+
+# ---- the rules ----------------------------------------------------------------------------------
+
+
+def test_trouble_that_lasts_is_told_once_with_when_it_began_and_its_end_once_after_writes_work_a_while() -> None:
+    looks = every_second(100, 200, FAILING) + every_second(200, 230, None)
+    assert watched(looks) == [
+        News(AlertEvent.TROUBLE, FAILING, 100.0),
+        News(AlertEvent.TROUBLE_OVER, FAILING, 100.0, 200.0),
+    ]
+    told_at = 100 + int(TROUBLE_AFTER)  # not a look before
+    assert watched(every_second(100, told_at, FAILING)) == []
+    assert watched(every_second(100, told_at + 1, FAILING)) == [News(AlertEvent.TROUBLE, FAILING, 100.0)]
+    over_at = 200 + int(CALM_AFTER)  # its end: once writes have worked CALM_AFTER, dated when they began to
+    assert len(watched(every_second(100, 200, FAILING) + every_second(200, over_at, None))) == 1
+
+
+def test_trouble_is_told_in_its_words_when_it_is_told_and_its_end_in_the_same() -> None:
+    looks = [(100.0 + t, f"a database commit has waited {t + 3} s for an answer") for t in range(40)]
+    [trouble, over] = watched(looks + every_second(140, 160, None))
+    assert trouble.problem == over.problem == f"a database commit has waited {int(TROUBLE_AFTER) + 3} s for an answer"
+
+
+def test_a_blip_shorter_than_the_wait_is_told_to_nobody() -> None:
+    blip = every_second(100, 100 + TROUBLE_AFTER - 1, FAILING)
+    assert watched(blip + every_second(200, 300, None)) == []
+    again = every_second(100 + TROUBLE_AFTER - 1, 100 + TROUBLE_AFTER - 1 + CALM_AFTER, None)
+    assert watched(blip + again + every_second(200, 229, FAILING)) == []  # a new blip, after a calm
+
+
+def test_writes_that_work_for_a_moment_between_failures_are_trouble_that_goes_on() -> None:
+    flapping: list[tuple[float, str | None]] = []
+    for began in range(100, 300, 10):  # fails 8 s, works 2 s, again and again
+        flapping += every_second(began, began + 8, FAILING) + every_second(began + 8, began + 10, None)
+    assert CALM_AFTER > 2
+    assert watched(flapping) == [News(AlertEvent.TROUBLE, FAILING, 100.0)]
+    assert [n.event for n in watched(flapping + every_second(300, 320, None))] == [
+        AlertEvent.TROUBLE,
+        AlertEvent.TROUBLE_OVER,
+    ]
+
+
+def test_a_frozen_process_is_not_taken_for_trouble_that_lasted_through_the_freeze() -> None:
+    # A timer late for a moment before a SIGSTOP and after the SIGCONT: the freeze between the two
+    # looks is not counted as trouble.
+    late = "the deadline timer is not running"
+    looks = [(100.0, late), (100.0 + 600, late), (100.0 + 601, None)]
+    assert GAP < 600
+    assert watched(looks) == []
+
+
+def test_the_trouble_alert_names_the_problem_and_what_it_means_in_every_shape(write_config: ConfigWriter) -> None:
+    config = write_config(webhook("hook", "http://127.0.0.1:9/hook") + "[alerts]\ntrouble_channels = ['hook']\n",
+                          server=SERVER)  # fmt: skip
+    trouble = alert_for(News(AlertEvent.TROUBLE, FAILING, 1_800_000_000.0), config)
+    over = alert_for(News(AlertEvent.TROUBLE_OVER, FAILING, 1_800_000_000.0, 1_800_000_125.0), config)
+    assert subject(trouble) == f"[HEARTFLY DOWN] Heartfly cannot do its job: {FAILING}"
+    assert subject(over) == "[HEARTFLY UP] Heartfly works again after 2 min 5 s"
+    words = text(trouble)
+    assert "Since: 2027-01-15T08:00:00.000Z" in words
+    assert "pings are refused (503" in words and "https://hb.example.org" in words
+    assert "Over at: 2027-01-15T08:02:05.000Z" in text(over)
+    body = webhook_json(over)
+    assert (body["event"], body["id"]) == ("trouble_over", over.key)
+    since, ended = "2027-01-15T08:00:00.000Z", "2027-01-15T08:02:05.000Z"
+    assert body["trouble"] == {"problem": FAILING, "since": since, "ended_at": ended}
+    assert (trouble.key, over.key) == ("trouble-1800000000000", "trouble_over-1800000000000")
+    assert webhook_json(trouble)["check"]["name"] == ""
+
+
+def test_a_trouble_channel_that_is_not_a_channel_is_a_config_error(write_config: ConfigWriter) -> None:
+    path = write_config(webhook("hook", "http://127.0.0.1:9/hook"), server=SERVER).path
+    path.write_text(path.read_text() + "[alerts]\ntrouble_channels = ['hook', 'pager']\n")
+    with pytest.raises(ConfigError, match=r'alerts.trouble_channels: no channel "pager" \(channels: hook\)'):
+        load_config(path)
+
+
+def test_trouble_channels_in_a_clusters_config_are_refused_not_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "heartfly.toml"
+    cluster = '[server]\ndatabase = "postgresql://hf@db.example/heartfly"\n'
+    path.write_text(cluster + webhook("hook", "http://127.0.0.1:9/hook") + "[alerts]\ntrouble_channels = ['hook']\n")
+    with pytest.raises(ConfigError, match=r"alerts.trouble_channels: is for one server on SQLite"):
+        load_config(path)
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+
+
+async def test_a_server_whose_database_cannot_be_written_tells_the_trouble_channels_and_then_that_it_is_over(
+    start: Start,
+    receivers: Receivers,
+    mailbox: Mailbox,
+    write_config: ConfigWriter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.5)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    monkeypatch.setattr(selfwatch, "RETRY", 0.2)
+    await mailbox.start()
+    hook = await receivers(500)  # the first attempt fails: tried again
+    key = new_key()
+    config = write_config(
+        mailbox.toml()
+        + webhook("hook", hook.url)
+        + '[channels.mail]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + '[channels.quiet]\ntype = "email"\nto = ["nobody@example.org"]\n'
+        + check("job", key, ["quiet"])
+        + fast().replace("[alerts]\n", '[alerts]\ntrouble_channels = ["hook", "mail"]\n'),
+        server=SERVER,
+    )
+    hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: len(hook.hits) >= 2, "the trouble alert, tried again")
+        await until(lambda: mailbox.received, "the trouble email")
+        await asyncio.sleep(0.5)  # ten looks more: told once
+        assert hook.events() == ["trouble", "trouble"]
+        assert hook.hits[0].key == hook.hits[1].key
+        assert hook.hits[1].json()["trouble"]["problem"] == FAILING
+        [(envelope, msg)] = mailbox.received
+        assert envelope.rcpt_tos == ["ops@example.org"]  # the trouble channels only
+        # Python's email folds a subject of this length before its first word: read back with a space
+        assert msg["Subject"].strip() == f"[HEARTFLY DOWN] Heartfly cannot do its job: {FAILING}"
+    await until(lambda: not writer.failing, "a commit that works")  # the writer tries an empty one every 0.5 s
+    await until(lambda: len(hook.hits) >= 3, "the end of the trouble")
+    await until(lambda: len(mailbox.received) >= 2, "the email that says it is over")
+    assert hook.events() == ["trouble", "trouble", "trouble_over"]
+    over = hook.hits[2].json()
+    assert over["trouble"]["since"] == hook.hits[0].json()["trouble"]["since"]
+    assert mailbox.received[1][1]["Subject"].strip().startswith("[HEARTFLY UP] Heartfly works again after ")
