@@ -10,6 +10,7 @@ import pytest
 from heartfly.core.clock import FakeClock
 from heartfly.core.record import Change, RunSpan, record, records
 from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.webutil import bearer, login
 
@@ -185,3 +186,34 @@ async def test_a_fan_in_whose_workers_send_no_start_has_its_batches_counted_as_r
     row = page.split('<th scope="row">Runs</th>', 1)[1].split("</tr>", 1)[0]
     assert row == "<td>1</td>" * 3
     assert "Runs are the fan-in's batches, started or not." in page and "a <code>/start</code> ping opened" not in page
+
+
+async def test_the_late_end_of_a_run_that_overran_is_that_runs_end_not_a_run_without_a_start(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # `heartfly run` sends a start and its end with one run id. A run past max_runtime is given
+    # up at its limit, and its end, when it comes, closes nothing: the page listed that end as a
+    # run of its own beside the overrun (a third run where the record and the runs API count two)
+    # and, the newest end untimed, said the job sent no /start and to make it send one.
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1h"\nmax_runtime = "20s"\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    engine = client.app[RUNTIME].engine
+    for path, seconds in (
+        (f"/ping/{key}/start?rid=r1", 5),
+        (f"/ping/{key}?rid=r1", 60),
+        (f"/ping/{key}/start?rid=r2", 30),
+    ):
+        assert (await client.get(path)).status == 200
+        clock.advance(seconds)
+        engine.timer_alive.mark(clock.now())  # as the timer marks itself, every second
+    engine.fire_due(clock.now())
+    assert engine.checks["job"].state.status.value == "down"
+    assert (await client.get(f"/ping/{key}?rid=r2")).status == 200  # it did end, 10 s past its limit
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    assert "came without one" not in page and "Durations appear once" not in page
+    runs_card = page.split('<h2 id="runs-h">Runs</h2>', 1)[1].split("</section>", 1)[0]
+    assert runs_card.count("overran max_runtime · 20 s") == 1 and runs_card.count("succeeded ·") == 1
+    assert "last 2: 1 succeeded, 1 overran max_runtime" in runs_card

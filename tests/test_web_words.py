@@ -95,6 +95,17 @@ def test_events_merge_runs_lone_pings_missed_deadlines_and_open_runs_oldest_firs
     ]
 
 
+def test_a_run_given_up_at_its_limit_takes_the_first_end_of_its_run_id_after_its_start_and_no_other() -> None:
+    overran = run(NOW - 600, "overrun", 20.0) | {"run_id": "nightly"}
+    ends = [
+        {"at": NOW - 570, "kind": "success", "exit_status": 0, "run_id": "nightly"},  # its late end
+        {"at": NOW - 100, "kind": "success", "exit_status": 0, "run_id": "nightly"},  # the id again, no start
+        {"at": NOW - 50, "kind": "fail", "exit_status": 2, "run_id": None},
+    ]
+    items = charts.events([overran], ends, [], [], NOW)
+    assert [(e["outcome"], e["duration"]) for e in items] == [("overrun", 20.0), ("success", None), ("fail", None)]
+
+
 def test_the_timeline_is_right_aligned_with_heights_by_duration_and_titles_in_words() -> None:
     items = charts.events([run(NOW - 600, "success", 10.0), run(NOW - 300, "fail", 40.0, 2)], [], [], [], NOW)
     chart = charts.timeline(items)

@@ -29,6 +29,7 @@ OUTCOMES = {
     "missed": ("miss", "missed (no ping by the deadline)"),
     "step_missed": ("miss", "step missed"),
 }
+GIVEN_UP = ("overrun", "stalled")  # runs a deadline ended at their limit, not their end ping
 TIMELINE_SLOTS = 24
 SLOT = 7  # px per bar in the dashboard's timeline, bar 5 wide
 HEIGHT = 26
@@ -72,7 +73,7 @@ def events(
     """
     items = []
     closed = set()
-    ends = list(ends)
+    runs, ends = list(runs), list(ends)
     ended = {round(p["at"], 6) for p in ends}
     early = []  # runs stored with their end at their start, which no end ping is dated at
     for r in runs:
@@ -83,6 +84,16 @@ def events(
             {"at": r["started_at"], "outcome": r["outcome"], "duration": r["duration"], "exit_status": r["exit_status"]}
         )
     lone = [p for p in ends if round(p["at"], 6) not in closed]
+    # A run given up at its limit (overrun, stalled) is drawn as that: the end its job sent after
+    # it, with its run id, closed nothing (docs/jobs.md) but is that run's end, not a run of its own
+    # (a run without a start, which would also make the job read as one that sends none).
+    for r in runs:
+        if r.get("run_id") is None or r["outcome"] not in GIVEN_UP:
+            continue
+        rid = _rid(r["run_id"])
+        late = [p for p in lone if _rid(p.get("run_id")) == rid and p["at"] >= r["started_at"]]
+        if late:  # its one end: the first after its start (a run id used again has runs of its own)
+            lone.remove(min(late, key=lambda p: (p["at"], p.get("id", 0))))
     for r in early:
         # An end stamped before its own run's start (a lagging client's spooled end) closed it: the
         # newest end of its run id and of its kind dated at or before the start is that run's, not
