@@ -143,6 +143,29 @@ def test_an_unknown_key_is_an_error_with_a_did_you_mean(write_config: ConfigWrit
     assert found == ['checks.a.grase: unknown key (did you mean "grace"?)']
 
 
+@pytest.mark.parametrize(
+    ("line", "meant"),
+    [
+        ('tz = "Europe/Berlin"', "timezone"),  # Healthchecks' names for a check's settings
+        ('schedule = "0 3 * * *"', "cron"),
+        ('desc = "nightly dump"', "description"),
+        ('Grace = "5m"', "grace"),  # TOML keys are case-sensitive
+    ],
+)
+def test_a_key_named_as_healthchecks_or_in_another_case_names_the_key_meant(
+    write_config: ConfigWriter, line: str, meant: str
+) -> None:
+    # A newcomer writing a nightly job's zone as Healthchecks' `tz` read "checks.a.tz: unknown
+    # key", with no word of what the key is called here.
+    found = problems(write_config, f'[checks.a]\nkey = "{new_key()}"\ncron = "0 3 * * *"\n{line}\n')
+    assert found == [f'checks.a.{line.split()[0]}: unknown key (did you mean "{meant}"?)']
+
+
+def test_a_section_named_in_capitals_names_the_section_meant(write_config: ConfigWriter) -> None:
+    found = problems(write_config, '[SMTP]\nhost = "mail.example.com"\n')
+    assert found == ['SMTP: unknown key (did you mean "smtp"?)']
+
+
 def test_unknown_sections_and_server_keys_are_errors(write_config: ConfigWriter) -> None:
     found = problems(write_config, "[sever]\nx = 1\n", server='lissten = "1.2.3.4:5"')
     assert 'server.lissten: unknown key (did you mean "listen"?)' in found

@@ -125,10 +125,17 @@ def _takes(convert: Callable[[Any], Any], text: str) -> bool:
     return True
 
 
+# Healthchecks' names (its API, `heartfly export`'s source) for what a check here calls otherwise.
+ELSEWHERE = {"tz": "timezone", "schedule": "cron", "desc": "description"}
+
+
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """' (did you mean "x"?)' for the known name closest to a misspelt one, or "" when none is close.
-    Shared by the config file and the JSON heartbeat, so both word a typo alike."""
-    hint = difflib.get_close_matches(word, sorted(known), n=1)
+    Shared by the config file and the JSON heartbeat, so both word a typo alike. A name as
+    Healthchecks' API spells a check's setting (`tz`), or in other capitals (`[SMTP]`), names ours."""
+    known = sorted(known)
+    meant = ELSEWHERE.get(word.lower(), word.lower())
+    hint = [meant] if meant in known else difflib.get_close_matches(word, known, n=1)
     return f' (did you mean "{hint[0]}"?)' if hint else ""
 
 
