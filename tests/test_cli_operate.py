@@ -638,6 +638,20 @@ def test_backup_of_a_database_in_a_folder_this_user_may_not_enter_is_one_line() 
     assert not Path("/tmp/never-made.db").exists()
 
 
+def test_reload_says_on_stderr_what_check_config_would_warn_of(running: tuple[Server, Path]) -> None:
+    # A newcomer adds a cron job with grace 0s and reloads: "reloaded ...", and nothing of the
+    # warning check-config gives (every run on time told down, then up: false alarms), said only
+    # in the server's journal; nor of a check no channel tells of.
+    server, path = running
+    path.write_text(path.read_text() + f'[checks.hourly]\nkey = "{new_key()}"\ncron = "0 * * * *"\ngrace = "0s"\n')
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 0 and result.stdout.startswith("reloaded "), result.stderr
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert any("have grace 0s (hourly)" in line for line in warned), result.stderr
+    assert any("no channel, so nobody is told" in line for line in warned), result.stderr
+    assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly", "hourly"]
+
+
 def test_reload_says_which_changed_settings_wait_for_a_restart(running: tuple[Server, Path]) -> None:
     # "reloaded ...: 1 checks" alone, while the server kept its database: the next restart (a
     # reboot, weeks later) opened the new, empty one. The journal's warning was all there was.

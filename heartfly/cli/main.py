@@ -395,8 +395,12 @@ def resume(config_path: Path | None, name: str) -> None:
 def reload(config_path: Path | None) -> None:
     """Make the running server re-read its config file (as SIGHUP does); a broken file is refused."""
     from heartfly.cli import operate
+    from heartfly.core.config_advice import warnings
 
-    _operate(lambda: operate.reload(_load(config_path)))
+    config = _load(config_path)
+    _operate(lambda: operate.reload(config))
+    for warning in warnings(config):  # as check-config says them, on stderr: reloaded, so exit 0
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _operate(action: Callable[[], str | tuple[str, bool]]) -> None:
