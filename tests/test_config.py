@@ -224,6 +224,18 @@ def test_a_duration_written_without_quotes_is_refused_with_the_line_that_fixes_i
     assert result.returncode == 2 and problem in result.stderr, result.stderr
 
 
+def test_a_key_given_twice_in_a_table_is_named_with_both_its_lines(write_config: ConfigWriter) -> None:
+    # Copied from heartfly.example.toml, which sets grace already, a second grace read "invalid
+    # TOML: Cannot overwrite a value (at line 5, column 9)": which key, and where the first one is,
+    # left to find.
+    with pytest.raises(ConfigError) as info:
+        write_config(f'[checks.a]\nkey = "{new_key()}"\ngrace = "5m"\nevery = "15m"\n  grace = "3m"  # more\n')
+    (problem,) = info.value.problems
+    assert "Cannot overwrite a value" in problem and problem.endswith(
+        ": grace is set twice in this table, on lines 8 and 10: keep one"
+    ), problem
+
+
 @pytest.mark.parametrize("line", ["every = 15M", "every = 2H"])
 def test_a_bare_duration_in_capitals_gets_no_fix_that_is_refused_in_turn(write_config: ConfigWriter, line: str) -> None:
     # Quoted, "15M" is refused again ('expected a duration like "90s", "15m"'): durations' units are

@@ -166,7 +166,7 @@ def _document(path: Path, cache_dir: Path | None) -> tuple[bytes, os.stat_result
     except UnicodeDecodeError as exc:
         raise ConfigError([config_errors.not_utf8(path, raw, exc)]) from None
     except tomli.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: invalid TOML: {exc}{config_errors.unquoted(exc)}"]) from None
+        raise ConfigError([f"{path}: invalid TOML: {exc}{config_errors.fix_for(exc)}"]) from None
     except RecursionError:  # tomli recurses once per level of nested arrays and tables
         raise ConfigError([f"{path}: invalid TOML: arrays or tables nested too deeply"]) from None
     except ValueError:  # tomli's int() of an integer past Python's limit of digits, not a TOMLDecodeError

@@ -1,6 +1,6 @@
 """What a config file that does not read as TOML is told: where it stops being UTF-8, the line of
-an integer too long for Python, and the fix for a duration or size written without quotes; and what
-a file refused for a check kept in the database is told of it. Pure."""
+an integer too long for Python, the fix for a duration or size written without quotes, and a key
+given twice; and what a file refused for a check kept in the database is told of it. Pure."""
 
 from __future__ import annotations
 
@@ -35,12 +35,37 @@ _BARE_UNIT = re.compile(
 )  # a duration's units in small letters only, as parse_duration reads them ("15M" is no duration); a size's in either
 
 
+def fix_for(exc: tomli.TOMLDecodeError) -> str:
+    """What a TOML error is told besides tomli's words: a duration left unquoted, a key set twice."""
+    return unquoted(exc) or twice(exc)
+
+
 def unquoted(exc: tomli.TOMLDecodeError) -> str:
     """The fix for a TOML error on a line that holds a duration or size without its quotes, or ""."""
     lines = exc.doc.splitlines()
     if not 0 < exc.lineno <= len(lines) or (bare := _BARE_UNIT.fullmatch(lines[exc.lineno - 1])) is None:
         return ""
     return f': durations and sizes are strings, in quotes: {bare[1]} = "{bare[2]}"'
+
+
+_KEY = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+
+
+def twice(exc: tomli.TOMLDecodeError) -> str:
+    """What a key set twice in one table is told ("Cannot overwrite a value": a key copied from
+    heartfly.example.toml, which has it already), naming it and its first line, or ""."""
+    lines = exc.doc.splitlines()
+    if not exc.msg.startswith("Cannot overwrite") or not 0 < exc.lineno <= len(lines):
+        return ""
+    if (key := _KEY.match(lines[exc.lineno - 1])) is None:
+        return ""
+    for number in range(exc.lineno - 1, 0, -1):  # back to the table's header
+        line = lines[number - 1]
+        if line.lstrip().startswith("["):
+            break
+        if (first := _KEY.match(line)) is not None and first[1] == key[1]:
+            return f": {key[1]} is set twice in this table, on lines {number} and {exc.lineno}: keep one"
+    return ""
 
 
 def line_of(body: bytes, offset: int) -> int:
