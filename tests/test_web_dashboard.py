@@ -194,6 +194,24 @@ async def test_an_unknown_check_is_a_404_page(client: Client, config: Config) ->
     assert resp.status == 404 and "No such check" in await resp.text()
 
 
+async def test_the_page_of_a_check_removed_from_the_config_says_its_history_is_kept_and_where(
+    client: Client, config: Config
+) -> None:
+    # Every alert links to its check's page. After a rename (the old name removed, its history
+    # kept under it, as the README says), the link of each alert sent before it said only "There
+    # is no check named ... in the config": the history read as lost.
+    await client.get(f"/ping/{KEY}/fail")
+    config.path.write_text(config.path.read_text().replace("[checks.backup]", "[checks.db-backup]"))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    await login(client, config)
+    resp = await client.get("/checks/backup")
+    text = await resp.text()
+    assert resp.status == 404 and "backup is no longer in the config" in text, text
+    assert "its history is kept: `heartfly history backup` shows it" in text
+    never = await (await client.get("/checks/nope")).text()
+    assert "There is no check named" in never and "history" not in never
+
+
 async def test_the_check_page_shows_runs_pings_and_state_changes(client: Client, config: Config) -> None:
     await client.get(f"/ping/{KEY}/start?rid=r1")
     await client.post(f"/ping/{KEY}?rid=r1", data=b"ok: 1.2 GB")

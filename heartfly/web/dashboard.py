@@ -322,10 +322,15 @@ def _cursor(request: web.Request, name: str) -> int | None:
 
 async def check_page(request: web.Request) -> web.Response:
     level = _viewer(request)
-    check = _find(request)
     rt = request.app[RUNTIME]
     reader = rt.reader
     assert reader is not None
+    name = request.match_info["name"]
+    if rt.engine.lookup_name(name) is None and await reader.read_check_ids([name]):
+        # Removed from the file (or renamed): its alerts' links lead here, and its history is kept.
+        text = f"{name} is no longer in the config; its history is kept: `heartfly history {name}` shows it."
+        raise _stop(render(request, "message.html", 404, heading="No such check", text=text))
+    check = _find(request)
     cfg = check.config
     row = _row(request.app, check)
     pings_before = _cursor(request, "pings_before")
