@@ -270,6 +270,21 @@ def test_the_commands_say_when_no_server_is_running(tmp_path: Path) -> None:
     assert result.returncode == 1 and "is `heartfly serve` running?" in result.stderr
 
 
+def test_a_server_not_found_at_the_files_address_may_have_been_started_with_listen_and_the_command_says_how(
+    tmp_path: Path,
+) -> None:
+    # install.md: port 8765 taken, serve with --listen 127.0.0.1:9000 (./dev.sh run passes it on).
+    # The commands then asked the file's address and said only that a listen change needs a restart.
+    path = tmp_path / "hb.toml"
+    path.write_text('[server]\nlisten = "127.0.0.1:9"\ndatabase = "hb.db"\napi_token_file = "token"\n')
+    (tmp_path / "token").write_text("x" * 32)
+    result = heartfly("reload", "-c", str(path))  # the tests' environment sets no HEARTFLY_LISTEN
+    hint = "if it was started with --listen, give this command the same address: HEARTFLY_LISTEN=HOST:PORT heartfly"
+    assert result.returncode == 1 and hint in result.stderr, result.stderr
+    told = heartfly("reload", "-c", str(path), env={"HEARTFLY_LISTEN": "127.0.0.1:9"})
+    assert told.returncode == 1 and "at http://127.0.0.1:9 " in told.stderr and "--listen" not in told.stderr
+
+
 def test_resume_of_a_check_that_is_not_paused_says_so_and_exits_1(running: tuple[Server, Path]) -> None:
     server, path = running
     result = heartfly("resume", "nightly", "-c", str(path))

@@ -88,11 +88,16 @@ def call(config: Config, method: str, path: str, timeout: float = 60.0) -> tuple
                 f"{local_url(config)} took no connection within {timeout:g} s: the server may be hung or"
                 " overloaded (journalctl -u heartfly); nothing was asked of it"
             ) from None
-        # The address comes from the file, which may have changed since the server started.
+        # The address comes from the file, which may have changed since the server started, or
+        # which `serve --listen` (docs/install.md: port 8765 taken) outranked.
+        elsewhere = ""
+        if not os.environ.get(ENV):
+            same = "give this command the same address: HEARTFLY_LISTEN=HOST:PORT heartfly ..."
+            elsewhere = f"\n  if it was started with --listen, {same}"
         raise AdminError(
             f"cannot reach the server at {local_url(config)} ({reason}): is `heartfly serve` running?\n"
             f"  if server.listen in {config.path} changed since it started, the server still listens on its"
-            " old address: a listen change needs a restart (systemctl restart heartfly), not a reload"
+            f" old address: a listen change needs a restart (systemctl restart heartfly), not a reload{elsewhere}"
         ) from None
     try:
         return status, json.loads(raw or b"null")
