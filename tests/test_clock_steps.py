@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import REORDER_WINDOW, Event, Kind, Reason, Status
@@ -16,8 +17,19 @@ from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine, PingRecord
 from heartfly.server.liveness import TIMER_STALE
 from heartfly.store.rows import ALIVE_AT, decode_state
+from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import query
+from tests.test_alerts import (
+    Heartfly,
+    Receivers,
+    check,
+    fast,
+    receivers,  # noqa: F401 - a fixture
+    until,
+    webhook,
+)
 from tests.test_restart import alive, ping, running
 
 HOUR = 3600.0
@@ -313,3 +325,27 @@ async def test_a_ping_read_after_a_freeze_before_the_timer_woke_does_not_judge_a
         assert engine.checks["a"].state.status is Status.UP
         await engine.writer.flush()
         assert query(engine.config, "SELECT new FROM flips WHERE new = 'down'") == []
+
+
+async def test_a_suspend_does_not_count_toward_a_pending_alerts_expiry(
+    receivers: Receivers,  # noqa: F811 - the fixture imported above
+    aiohttp_client: AiohttpClient,
+    write_config: ConfigWriter,
+) -> None:
+    # A suspend is a downtime too, and a downtime does not count toward an alert's expiry (a
+    # restart gives it back): a down alert whose channel failed just before the laptop slept for
+    # longer than expire_after expired at the wake-up, never sent, and nobody was told.
+    hook = await receivers(status=503)
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("1h"))
+    clock = FakeClock()
+    hf = Heartfly(await aiohttp_client(create_app(config, clock=clock)), config)
+    await hf.ping(key, "/fail")
+    await until(lambda: hook.hits, "the first attempt")
+    clock.suspend(2 * HOUR)  # asleep, its retry due meanwhile
+    hook.status = 200
+    dispatcher = hf.client.app[RUNTIME].dispatcher
+    assert dispatcher is not None
+    dispatcher.wake()
+    done = await hf.wait_alert("job", "hook", "down", lambda a: a["status"] != "pending")
+    assert done["status"] == "sent"

@@ -22,6 +22,10 @@ class Clock(Protocol):
         ...
 
 
+# Seconds the machine may have slept between two looks at the clock before that time counts as a
+# downtime (slept): the deadlines in it are extended by it, and the pending alerts' expiry too.
+SLEPT_MIN = 1.0
+
 _BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)  # Linux's: it counts a suspend, CLOCK_MONOTONIC does not
 
 

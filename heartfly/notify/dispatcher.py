@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -23,7 +24,7 @@ from enum import StrEnum
 
 import aiohttp
 
-from heartfly.core.clock import Clock
+from heartfly.core.clock import SLEPT_MIN, Clock
 from heartfly.core.config import Config
 from heartfly.core.config_alerts import ChannelConfig
 from heartfly.core.statetypes import AlertEvent, Status
@@ -197,6 +198,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False  # stop() has begun: no attempt starts
         self._rng = random.Random()  # jitter, not secrets
+        self._asleep = clock.suspended()  # the machine's time asleep when the outbox was last read
 
     @property
     def config(self) -> Config:
@@ -236,9 +238,10 @@ class Dispatcher:
 
     async def _dispatch_due(self) -> float | None:
         """Start an attempt for each due row; returns when the next one falls due, if any."""
+        await self._give_back_sleep()
         if not self.may_send():
             return None
-        now = self.clock.now()
+        now, asleep = self.clock.now(), self._asleep
         self._settled.clear()
         per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
         for item in await self.reader.read_due_alerts(now, per_channel):
@@ -246,10 +249,24 @@ class Dispatcher:
             # sees what that attempt committed.
             if item.id not in self._in_flight and item.id not in self._settled:
                 self._in_flight.add(item.id)
-                task = asyncio.create_task(self._attempt(item), name=f"heartfly-alert-{item.id}")
+                task = asyncio.create_task(self._attempt(item, asleep), name=f"heartfly-alert-{item.id}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return await self.reader.next_alert_after(now)
+
+    async def _give_back_sleep(self) -> None:
+        """The time the machine slept (a suspend) since the last read, given back to the pending
+        alerts' expiry before the next read, as a restart gives its downtime (Loading): none could
+        be sent meanwhile, and a down alert retried when a laptop went to sleep for longer than
+        expire_after expired at the wake-up, unsent. Not a standby's sleep: the leader sent."""
+        asleep = self.clock.suspended()
+        slept = asleep - self._asleep
+        if slept > SLEPT_MIN and self.may_send():
+            now = self.clock.now()
+            await self.writer.submit(store.Write(statements=[store.outbox_downtime_statement(now - slept, now)]))
+            log.info("this machine was suspended for %s: the pending alerts expire that much later",
+                     human_duration(slept))  # fmt: skip
+        self._asleep = asleep  # (not before the write: a refused one is tried again at the next read)
 
     async def stop(self, grace: float = 0.0) -> None:
         """Start no attempt from now on; wait up to `grace` seconds for those under way to end (a
@@ -269,7 +286,7 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _attempt(self, item: OutboxItem) -> None:
+    async def _attempt(self, item: OutboxItem, asleep: float | None = None) -> None:
         try:
             slots = self._limits.setdefault(item.channel, _Slots())
             # A test alert does not queue behind a backlog's attempts: the API waits for its first
@@ -280,7 +297,7 @@ class Dispatcher:
                 if self._stopping or not self.may_send():
                     self._in_flight.discard(item.id)
                     return
-                statements = await self._deliver(item)
+                statements = await self._deliver(item, asleep)
         except BaseException:
             self._release(item.id)
             raise
@@ -302,9 +319,13 @@ class Dispatcher:
         self._settled.add(item_id)
         self.wake()
 
-    async def _deliver(self, item: OutboxItem) -> list[Statement]:
-        """Try once; returns the statements that record the attempt."""
+    async def _deliver(self, item: OutboxItem, asleep: float | None = None) -> list[Statement]:
+        """Try once; returns the statements that record the attempt. `asleep`: the machine's time
+        asleep when `item` was read; a sleep since (waiting for a slot) does not count toward its expiry
+        (but a test alert's: it is for the moment it was asked for, as outbox_downtime_statement says)."""
         started = self.clock.now()
+        if asleep is not None and item.event != AlertEvent.TEST:
+            item = dataclasses.replace(item, expires_at=item.expires_at + max(0.0, self.clock.suspended() - asleep))
         channel = self.config.channels.get(item.channel)
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
         outcome: AttemptOutcome = AttemptOutcome.SENT

@@ -9,6 +9,7 @@ import logging
 import math
 
 from heartfly.core import states
+from heartfly.core.clock import SLEPT_MIN
 from heartfly.core.states import DeadlineKind
 from heartfly.core.units import human_duration
 from heartfly.server.downtime import Downtime
@@ -19,9 +20,6 @@ from heartfly.store import rows as store
 log = logging.getLogger("heartfly.server.engine")  # the engine's log, as before the split
 
 TIMER_BEAT = 1.0  # the timer task wakes at least this often, to show it is alive
-# Seconds the machine may have slept between two looks at the clock before that time counts as a
-# downtime (slept).
-SLEPT_MIN = 1.0
 
 
 class ClockWatch(Steps):
