@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pytest_aiohttp import AiohttpClient
 
+from heartfly.cli import report
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import REORDER_WINDOW, Event, Kind, Reason, Status
 from heartfly.server import heartbeat, housekeeping
@@ -31,6 +32,7 @@ from tests.test_alerts import (
     webhook,
 )
 from tests.test_restart import alive, ping, running
+from tests.webutil import bearer
 
 HOUR = 3600.0
 
@@ -75,6 +77,27 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
         clock.advance(2)
         wake(engine, clock)
         assert (check.state.status, check.state.reason) == (Status.DOWN, Reason.MISSED)
+
+
+async def test_a_suspend_is_a_downtime_heartfly_status_and_the_api_list_as_one(
+    write_config: ConfigWriter, aiohttp_client: AiohttpClient
+) -> None:
+    # The alert of a miss the suspend extended says "moved 2 h later by Heartfly's own downtime",
+    # and README that a suspend is one: heartfly status named the last restart's instead, days
+    # before, and GET /api/v1/downtimes did not list it.
+    async with pinged(write_config) as (engine, clock):
+        asleep_at = clock.now()
+        clock.suspend(2 * HOUR)
+        wake(engine, clock)
+        await engine.writer.flush()
+    _, _, downtime, _ = await report.read_status(engine.config)
+    assert downtime is not None
+    assert (downtime["stopped_at"], downtime["started_at"]) == (asleep_at, asleep_at + 2 * HOUR)
+    words = report.format_status([], None, clock.now(), downtime)
+    assert "this machine was last suspended for 2 h, from " in words, words
+    client = await aiohttp_client(create_app(engine.config, clock=clock))
+    listed = await (await client.get("/api/v1/downtimes", headers=bearer(engine.config))).json()
+    assert [(d["seconds"], d["suspended"]) for d in listed] == [(2 * HOUR, True)]
 
 
 @pytest.mark.parametrize("batch", [False, True])

@@ -64,7 +64,9 @@ class ClockWatch(Steps):
             if check.state is not before:
                 self.writer.submit_nowait(store.Write(state=self._mark_stored(check)))
                 self._schedule(check, at)
-        self.writer.submit_nowait(store.Write(statements=[store.alive_statement(now)]))
+        # Listed with the restarts' downtimes (heartfly status, the API): the alerts it extended say so.
+        suspend = store.downtime_statement(now - asleep, now, True, suspended=True)
+        self.writer.submit_nowait(store.Write(statements=[suspend, store.alive_statement(now)]))
         log.warning(
             "this machine was suspended for %s; %d deadline(s) that fell in that time were extended by it",
             human_duration(asleep),

@@ -19,7 +19,7 @@ from heartfly.core.config import CheckConfig
 from heartfly.core.patterns import fold_stored_run_id
 from heartfly.core.record import Change, RecordRows, RunSpan
 from heartfly.core.states import CheckState, Event, Kind
-from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, COUNTED_FLIP, decode_states
+from heartfly.store.rows import ALIVE_AT, CHECKPOINT, CLEAN_STOP, COUNTED_FLIP, SUSPENDED, decode_states
 
 if TYPE_CHECKING:  # the driver is an optional extra: imported only for a postgresql:// database
     from heartfly.store.pgconn import PgConnection
@@ -246,7 +246,11 @@ async def read_downtimes(db: Db, limit: int = 20, before: int | None = None) -> 
     """Newest first; `before` an id cursor, as the other lists have."""
     sql = "SELECT id, stopped_at, started_at, clean FROM downtimes WHERE id < ? ORDER BY id DESC LIMIT ?"
     rows = await fetch_all(db, sql, (page_cursor(before), limit))
-    return [{"id": r[0], "stopped_at": r[1], "started_at": r[2], "clean": bool(r[3])} for r in rows]
+    # `suspended` (rows.SUSPENDED): the machine slept while Heartfly ran, a stop of neither kind.
+    return [
+        {"id": r[0], "stopped_at": r[1], "started_at": r[2], "clean": bool(r[3]), "suspended": r[3] == SUSPENDED}
+        for r in rows
+    ]
 
 
 async def read_last_status(db: Db, check_id: int) -> str | None:

@@ -408,11 +408,14 @@ def removed_statement(check_id: int, removed_at: float | None) -> Statement:
     return "UPDATE checks SET removed_at = ? WHERE id = ?", (removed_at, check_id)
 
 
-def downtime_statement(stopped_at: float, started_at: float, clean: bool) -> Statement:
+SUSPENDED = 2  # a downtime's `clean`: the machine slept (an older version reads it as a clean stop)
+
+
+def downtime_statement(stopped_at: float, started_at: float, clean: bool, *, suspended: bool = False) -> Statement:
     return "INSERT INTO downtimes (stopped_at, started_at, clean) VALUES (?, ?, ?)", (
         stopped_at,
         started_at,
-        int(clean),
+        SUSPENDED if suspended else int(clean),
     )
 
 

@@ -411,12 +411,16 @@ PATHS: dict[str, Any] = {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["id", "stopped_at", "started_at", "clean", "seconds"],
+                            "required": ["id", "stopped_at", "started_at", "clean", "suspended", "seconds"],
                             "properties": {
                                 "id": {"type": "integer"},
                                 "stopped_at": TIME,
                                 "started_at": TIME,
                                 "clean": {"type": "boolean", "description": "A clean stop, or a crash."},
+                                "suspended": {
+                                    "type": "boolean",
+                                    "description": "The machine slept while Heartfly ran (a suspend), not a stop.",
+                                },
                                 "seconds": {"type": "number"},
                             },
                         },
