@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from heartfly.cli import report
 from heartfly.core import localtime
 from heartfly.core.clock import FakeClock
 from heartfly.notify.message import Alert, text
@@ -105,3 +106,16 @@ async def test_the_hour_a_clock_turned_back_repeats_names_its_zone_in_the_ping_l
     page = await (await client.get("/checks/job")).text()
     assert ">01:20:00 EDT</time>" in page and ">01:20:00 EST</time>" in page
     assert localtime.stamp(clock.now(), clock.now(), localtime.zone("America/New_York")) == "05:20:00"  # unambiguous
+
+
+def test_check_config_writes_its_times_as_status_and_history_do(write_config: ConfigWriter) -> None:
+    # check-config formatted its own times: "... 00:30:00 UTC" in UTC, where every other surface
+    # writes "... 00:30:00Z" (localtime.full), so its next due time did not read as status's.
+    config = write_config(
+        f'[checks.job]\nkey = "{new_key()}"\ncron = "30 2 * * *"\ntimezone = "Europe/Berlin"\n'
+        '[[maintenance]]\nname = "patch"\nstart = "2026-06-01 03:00"\nduration = "1h"\n'
+    )
+    listing = report.describe_checks(config, SUMMER)
+    due = "next due if watching starts now: 2026-05-29 00:30:00Z (2026-05-29 02:30:00 CEST, the check's zone)"
+    assert due in listing, listing
+    assert "once, at 2026-06-01 03:00:00Z" in listing, listing

@@ -380,7 +380,7 @@ def test_check_config_lists_each_window_with_what_it_covers_and_when_it_comes(tm
     assert 'maintenance patching: cron "0 2 * * 1" (Europe/Berlin), 2 h; alerts held for one summary at its end' in out
     # Mondays 02:00-04:00 in Berlin the window is under way as the test runs: said so, not "next".
     assert "  covers: backup\n" in out and ("next from " in out or "under way until " in out)
-    assert "maintenance move: once, at 2020-01-01 00:00:00 UTC, 1 h; alerts dropped" in out
+    assert "maintenance move: once, at 2020-01-01 00:00:00Z, 1 h; alerts dropped" in out
     assert "  covers: every check\n  no occurrence left" in out
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from heartfly.core import localtime
 from heartfly.core.config import CheckConfig, Config, ConfigError, with_stored_checks
@@ -36,8 +35,8 @@ BODY_READ = 1024
 
 
 def _local(ts: float, zone: str) -> str:
-    when = datetime.fromtimestamp(ts, ZoneInfo(zone))
-    return when.strftime("%Y-%m-%d %H:%M:%S %Z")
+    """As every other surface writes a time (localtime.full): "...Z" in UTC, else with the zone's name."""
+    return localtime.full(ts, localtime.zone(zone))
 
 
 def describe_checks(config: Config, now: float) -> str:
