@@ -168,6 +168,25 @@ async def test_a_clock_set_back_extends_nothing(write_config: ConfigWriter) -> N
         assert engine.checks["a"].state is state
 
 
+async def test_a_clock_set_back_is_logged_for_the_failures_it_leaves_untold(
+    write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # README: while a step back lasts, a failure is history (no alert). Nothing said so when it
+    # happened: the failures of those minutes went untold, and nobody knew why.
+    async with pinged(write_config) as (engine, clock):
+        clock.advance(10)
+        wake(engine, clock)
+        clock.suspend(HOUR)  # neither a suspend nor a step forward is one
+        wake(engine, clock)
+        clock.step(HOUR)
+        wake(engine, clock)
+        assert "set back" not in caplog.text
+        clock.advance(1)
+        clock.step(-10 * 60)
+        wake(engine, clock)
+        assert "the system clock was set back by 10 min" in caplog.text, caplog.text
+
+
 async def test_after_a_clock_set_back_the_alive_mark_follows_it_at_once(write_config: ConfigWriter) -> None:
     # Left ahead, it would date a crash in that hour after the restart: no downtime at all.
     config = write_config(f'[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n')

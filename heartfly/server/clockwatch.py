@@ -29,6 +29,7 @@ class ClockWatch(Steps):
     # (a loop stalled again and again by its load, not frozen, would otherwise put it off for ever).
     _settled_until = 0.0
     _thawed_mark = 0.0  # the timer's alive mark (TimerMark.at) whose silence watch_thaw last saw
+    _walls: tuple[float, float] | None = None  # the wall and the monotonic clock at the last look
 
     def watch_clock(self, now: float) -> None:
         """At each timer wake-up, and at a ping when the timer has not woken for a while (the first
@@ -40,6 +41,26 @@ class ClockWatch(Steps):
         last, self._beat = self._beat, suspended
         if last is not None and suspended - last > SLEPT_MIN:
             self.slept(now, suspended - last)
+        self._watch_step_back()
+
+    def _watch_step_back(self) -> None:
+        """A wall clock set back (NTP stepping one that ran ahead; a VM's corrected) since the last
+        look, by the monotonic clock, which a step does not move (nor a suspend: the wall clock's
+        lead then is time asleep, not a step). While it lasts, pings without ts are dated before
+        those taken just before it: a failure is history, no alert (README). Said, as it is not.
+        Both clocks read here, together (a ping's `now` may have been read a while before)."""
+        now, monotonic = self.clock.now(), self.clock.monotonic()
+        last, self._walls = self._walls, (now, monotonic)
+        if last is None:
+            return
+        back = (monotonic - last[1]) - (now - last[0])
+        if back > SLEPT_MIN:
+            log.warning(
+                "the system clock was set back by %s: for as long, the pings without ts of a check pinged"
+                " before the step are dated before its last ones, so a failure is stored but alerts"
+                " nobody, and an end may leave its run open (keep the clock from being set back: README)",
+                human_duration(back),
+            )
 
     def _watch_clock_if_timer_late(self, now: float) -> None:
         """At a ping: watch_clock and watch_thaw, if the timer has not woken for a while (after a
