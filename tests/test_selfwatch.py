@@ -13,12 +13,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 
+from heartfly.core.clock import FakeClock
 from heartfly.core.config import ConfigError, load_config
 from heartfly.core.statetypes import AlertEvent
 from heartfly.notify.message import subject, text, webhook_json
 from heartfly.server import selfwatch
 from heartfly.server.selfwatch import CALM_AFTER, GAP, TROUBLE_AFTER, News, Watch, alert_for, step
+from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import writes_fail
@@ -43,7 +46,7 @@ def watched(looks: list[tuple[float, str | None]]) -> list[News]:
     """The news told over a series of looks at the server's health."""
     watch, told = Watch(), []
     for now, trouble in looks:
-        watch, news = step(watch, trouble, now)
+        watch, news = step(watch, trouble, now, now)  # the wall clock as the monotonic one
         if news is not None:
             told.append(news)
     return told
@@ -186,3 +189,30 @@ async def test_a_server_whose_database_cannot_be_written_tells_the_trouble_chann
     over = hook.hits[2].json()
     assert over["trouble"]["since"] == hook.hits[0].json()["trouble"]["since"]
     assert mailbox.received[1][1]["Subject"].strip().startswith("[HEARTFLY UP] Heartfly works again after ")
+
+
+async def test_a_wall_clock_set_back_during_the_trouble_does_not_hold_its_alert_back(
+    receivers: Receivers, aiohttp_client: AiohttpClient, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NTP setting the clock back an hour (a VM's clock corrected) while the disk is full: the
+    # trouble has lasted its 30 s all the same, and is told then, not an hour and 30 s later.
+    monkeypatch.setattr(selfwatch, "POLL", 0.01)
+    hook = await receivers()
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"])
+                          + "[alerts]\ntrouble_channels = ['hook']\n", server=SERVER)  # fmt: skip
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    writer = client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await asyncio.sleep(0.1)  # the watcher's looks see the trouble begin
+        clock.step(-3600)
+        for _ in range(int(2 * (TROUBLE_AFTER + 5))):  # half a second a look: no look is taken for a freeze
+            clock.advance(0.5)
+            await asyncio.sleep(0.03)
+            if hook.hits:
+                break
+        assert hook.events() == ["trouble"]

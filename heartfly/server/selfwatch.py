@@ -39,7 +39,11 @@ RETRY = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Watch:
+    """Times by the monotonic clock (a step of the wall clock, NTP's, neither holds the news back nor
+    makes it), but `began_at`: the wall clock's time when the trouble began, which the news tells."""
+
     since: float | None = None  # when the trouble began, while it lasts (or until its end is told)
+    began_at: float = 0.0  # the same by the wall clock
     problem: str = ""  # its words (when it was told, once it has been)
     told: bool = False  # the trouble alert has been made
     calm_since: float | None = None  # after a trouble told: healthy since
@@ -59,17 +63,17 @@ class News:
 GAP = 5.0
 
 
-def step(watch: Watch, trouble: str | None, now: float) -> tuple[Watch, News | None]:
+def step(watch: Watch, trouble: str | None, now: float, wall: float) -> tuple[Watch, News | None]:
     """The watch after looking at the server's health (`trouble`: why it is unhealthy, or None)
-    at `now`, and the news to tell, if any. Pure."""
+    at `now` (the monotonic clock's; `wall`: the wall clock's), and the news to tell, if any. Pure."""
     gap, since = now - watch.seen > GAP, watch.since
     watch = replace(watch, seen=now)
     if trouble is not None:
         if since is None or (gap and not watch.told):
-            return Watch(since=now, problem=trouble, seen=now), None
+            return Watch(since=now, began_at=wall, problem=trouble, seen=now), None
         watch = replace(watch, calm_since=None)
         if not watch.told and now - since >= TROUBLE_AFTER:  # in its words now: "a commit has waited 31 s"
-            return replace(watch, told=True, problem=trouble), News(AlertEvent.TROUBLE, trouble, since)
+            return replace(watch, told=True, problem=trouble), News(AlertEvent.TROUBLE, trouble, watch.began_at)
         return watch, None
     if since is None:
         return watch, None
@@ -78,8 +82,10 @@ def step(watch: Watch, trouble: str | None, now: float) -> tuple[Watch, News | N
     calm = now if watch.calm_since is None else watch.calm_since
     if now - calm < CALM_AFTER:
         return replace(watch, calm_since=calm), None
-    over = News(AlertEvent.TROUBLE_OVER, watch.problem, since, calm) if watch.told else None
-    return Watch(seen=now), over
+    if not watch.told:
+        return Watch(seen=now), None
+    ended_at = watch.began_at + calm - since  # as long after it began as the monotonic clock says
+    return Watch(seen=now), News(AlertEvent.TROUBLE_OVER, watch.problem, watch.began_at, ended_at)
 
 
 def alert_for(news: News, config: Config) -> Alert:
@@ -102,20 +108,20 @@ async def run(
     reached: dict[str, set[str]] = {}
     retry_at = 0.0
     while True:
-        now = clock.now()
-        watch, news = step(watch, problem(engine()), now)
+        now = clock.monotonic()
+        watch, news = step(watch, problem(engine()), now, clock.now())
         if news is not None:
             current = config()
             alert = alert_for(news, current)
             if news.event == AlertEvent.TROUBLE:
                 told.clear()
                 owed = dict.fromkeys(current.alerts.trouble_channels, alert)
-                log.error("Heartfly has not been able to do its job for %.0f s (%s)%s", now - news.since,
+                log.error("Heartfly has not been able to do its job for %.0f s (%s)%s", now - (watch.since or now),
                           news.problem, _telling(owed))  # fmt: skip
             else:
                 owed = dict.fromkeys(told, alert)  # who was not told of the trouble is not told it is over
                 told.clear()
-                log.warning("Heartfly works again (%s lasted %.0f s)%s", news.problem, now - news.since,
+                log.warning("Heartfly works again (%s lasted %.0f s)%s", news.problem, alert.payload["lasted"],
                             _telling(owed))  # fmt: skip
             reached.clear()
             retry_at = now
@@ -127,7 +133,7 @@ async def run(
                     told.add(name)
                 if took is not False:  # taken, or never to be
                     del owed[name]
-            retry_at = clock.now() + RETRY
+            retry_at = clock.monotonic() + RETRY
         await asyncio.sleep(POLL)
 
 
