@@ -17,6 +17,7 @@ from pytest_aiohttp import AiohttpClient
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import ConfigError, load_config
+from heartfly.core.config_advice import warnings
 from heartfly.core.statetypes import AlertEvent
 from heartfly.notify.message import subject, text, webhook_json
 from heartfly.server import selfwatch
@@ -216,3 +217,10 @@ async def test_a_wall_clock_set_back_during_the_trouble_does_not_hold_its_alert_
             if hook.hits:
                 break
         assert hook.events() == ["trouble"]
+
+
+def test_a_channel_only_the_trouble_channels_name_is_not_warned_of_as_unused(write_config: ConfigWriter) -> None:
+    hooks = webhook("hook", "http://127.0.0.1:9/hook") + webhook("ops", "http://127.0.0.1:9/ops")
+    config = write_config(hooks + check("job", new_key(), ["hook"]) + "[alerts]\ntrouble_channels = ['ops']\n",
+                          server=SERVER)  # fmt: skip
+    assert [w for w in warnings(config) if "channels." in w] == []

@@ -88,6 +88,7 @@ def warnings(config: Config) -> list[str]:
             )
     found += _untagged_windows(config)
     listed = {name for check in config.checks.values() for name in check.channels}
+    listed.update(config.alerts.trouble_channels)  # told of Heartfly's own trouble: used, by no check
     found += [
         f"channels.{name}: no check in the file uses it (list it in [defaults] or a check's channels;"
         " checks made through the API may name it)"
