@@ -22,6 +22,7 @@ from heartfly.core.statetypes import AlertEvent
 from heartfly.notify.message import subject, text, webhook_json
 from heartfly.server import selfwatch
 from heartfly.server.selfwatch import CALM_AFTER, GAP, TROUBLE_AFTER, News, Watch, alert_for, step
+from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
@@ -224,3 +225,34 @@ def test_a_channel_only_the_trouble_channels_name_is_not_warned_of_as_unused(wri
     config = write_config(hooks + check("job", new_key(), ["hook"]) + "[alerts]\ntrouble_channels = ['ops']\n",
                           server=SERVER)  # fmt: skip
     assert [w for w in warnings(config) if "channels." in w] == []
+
+
+async def test_a_reload_during_the_trouble_tells_the_channels_it_names_now_and_stops_trying_those_it_no_longer_names(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    monkeypatch.setattr(selfwatch, "RETRY", 0.1)
+    hook, broken, late = await receivers(), await receivers(status=500), await receivers()
+    key = new_key()
+    channels = webhook("hook", hook.url) + webhook("broken", broken.url) + webhook("late", late.url)
+    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hook', 'broken']\n",
+                          server=SERVER)  # fmt: skip
+    hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: hook.hits and len(broken.hits) >= 2, "the trouble alert, tried again where refused")
+        text = config.path.read_text().replace("['hook', 'broken']", "['hook', 'late']")
+        config.path.write_text(text)
+        assert await control.reload_config(hf.client.app) == (1, [])
+        await until(lambda: late.hits, "the trouble alert to the channel named since")
+        tried = len(broken.hits)
+    await until(lambda: len(hook.hits) >= 2, "the end of the trouble")
+    await until(lambda: len(late.hits) >= 2, "the end of the trouble, to the channel named since")
+    assert late.events() == hook.events() == ["trouble", "trouble_over"]
+    assert late.hits[0].key == hook.hits[0].key
+    assert len(broken.hits) == tried and broken.events() == ["trouble"] * tried  # not tried again once unnamed

@@ -105,6 +105,8 @@ async def run(
     watch = Watch()
     owed: dict[str, Alert] = {}  # channel -> the alert it has not taken yet
     told: set[str] = set()  # the channels that took the trouble alert: they get its end
+    settled: set[str] = set()  # the channels done with the trouble alert: taken, or refused for good
+    trouble: Alert | None = None  # the trouble alert, while the trouble it tells goes on
     reached: dict[str, set[str]] = {}
     retry_at = 0.0
     while True:
@@ -114,17 +116,25 @@ async def run(
             current = config()
             alert = alert_for(news, current)
             if news.event == AlertEvent.TROUBLE:
+                trouble = alert
                 told.clear()
+                settled.clear()
                 owed = dict.fromkeys(current.alerts.trouble_channels, alert)
                 log.error("Heartfly has not been able to do its job for %.0f s (%s)%s", now - (watch.since or now),
                           news.problem, _telling(owed))  # fmt: skip
             else:
+                trouble = None
                 owed = dict.fromkeys(told, alert)  # who was not told of the trouble is not told it is over
                 told.clear()
                 log.warning("Heartfly works again (%s lasted %.0f s)%s", news.problem, alert.payload["lasted"],
                             _telling(owed))  # fmt: skip
             reached.clear()
             retry_at = now
+        elif trouble is not None:  # a reload may name other channels: those named now are told, the rest not
+            named = [name for name in config().alerts.trouble_channels if name not in settled]
+            if not owed.keys() >= set(named):
+                retry_at = now  # one named since: at once
+            owed = dict.fromkeys(named, trouble)
         if owed and now >= retry_at:
             current = config()
             sent = await asyncio.gather(*(_send(current, session, name, a, reached) for name, a in owed.items()))
@@ -133,6 +143,7 @@ async def run(
                     told.add(name)
                 if took is not False:  # taken, or never to be
                     del owed[name]
+                    settled.add(name)
             retry_at = clock.monotonic() + RETRY
         await asyncio.sleep(POLL)
 
