@@ -256,3 +256,24 @@ async def test_a_reload_during_the_trouble_tells_the_channels_it_names_now_and_s
     assert late.events() == hook.events() == ["trouble", "trouble_over"]
     assert late.hits[0].key == hook.hits[0].key
     assert len(broken.hits) == tried and broken.events() == ["trouble"] * tried  # not tried again once unnamed
+
+
+@pytest.mark.parametrize(
+    ("problem", "meanwhile"),
+    [
+        (FAILING, "pings are refused (503"),
+        ("a database commit has waited 33 s for an answer", "pings wait unanswered"),
+        ("the deadline timer is not running", "no deadline fires"),
+    ],
+)
+def test_the_trouble_alert_says_what_its_own_problem_means_for_pings(
+    write_config: ConfigWriter, problem: str, meanwhile: str
+) -> None:
+    # A hung commit refuses no ping: they wait for it (and heartfly run gives up on them and keeps them).
+    config = write_config(webhook("hook", "http://127.0.0.1:9/hook") + "[alerts]\ntrouble_channels = ['hook']\n",
+                          server=SERVER)  # fmt: skip
+    trouble = alert_for(News(AlertEvent.TROUBLE, problem, 1_800_000_000.0), config)
+    [said] = [value for label, value in trouble.facts() if label == "Meanwhile"]
+    assert said.startswith(meanwhile)
+    if problem != FAILING:
+        assert "503" not in text(trouble)

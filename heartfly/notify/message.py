@@ -31,13 +31,6 @@ _REASONS = {
 }
 
 
-TROUBLE_MEANS = (
-    "pings are refused (503; heartfly run and ping keep them to send again), and the alerts of checks "
-    "that go down wait until it is over"
-)
-TROUBLE_OVER_MEANS = "pings are taken again, and the alerts that waited are sent now"
-
-
 @dataclass(frozen=True, slots=True)
 class Alert:
     key: str  # idempotency key: the same for every attempt of this message
@@ -133,9 +126,9 @@ class Alert:
         p = self.payload
         lines = [("Problem", str(p.get("problem"))), ("Since", self._when(p.get("since")))]
         if self.event == AlertEvent.TROUBLE:
-            lines.append(("Meanwhile", TROUBLE_MEANS))
+            lines.append(("Meanwhile", str(p.get("meanwhile"))))  # what the problem means (server.selfwatch)
         else:
-            lines += [("Over at", self._when(p.get("ended_at"))), ("Next", TROUBLE_OVER_MEANS)]
+            lines += [("Over at", self._when(p.get("ended_at"))), ("Next", str(p.get("next")))]
         return [*lines, ("Server", self.link)]
 
     def _when(self, ts: Any) -> str:

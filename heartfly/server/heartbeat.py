@@ -92,14 +92,18 @@ async def _wait(config: Callable[[], Config], url: str, since: float) -> None:
         await asyncio.sleep(min(left, IDLE))
 
 
+WRITES_FAIL = "database writes are failing"
+COMMIT_WAITS = "a database commit has waited"  # and how long
+
+
 def problem(engine: Engine, writer: WriteQueue | None = None) -> str | None:
     """Why this node is not healthy, or None: the heartbeat's test and /readyz's. `writer`: the one
     pings go to, where it is not the engine's (a cluster standby's inbox)."""
     writer = engine.writer if writer is None else writer
     if writer.failing:
-        return "database writes are failing"
+        return WRITES_FAIL
     if (stuck := writer.stuck()) is not None:
-        return f"a database commit has waited {stuck:.0f} s for an answer"
+        return f"{COMMIT_WAITS} {stuck:.0f} s for an answer"
     if engine.timer_alive.stale() is not None:
         return "the deadline timer is not running"
     if (held := engine.held_back()) is not None:

@@ -27,7 +27,7 @@ from heartfly.notify.dispatcher import send_to
 from heartfly.notify.log_channel import escape
 from heartfly.notify.message import Alert
 from heartfly.server.engine import Engine
-from heartfly.server.heartbeat import problem
+from heartfly.server.heartbeat import COMMIT_WAITS, WRITES_FAIL, problem
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,30 @@ def step(watch: Watch, trouble: str | None, now: float, wall: float) -> tuple[Wa
     return Watch(seen=now), News(AlertEvent.TROUBLE_OVER, watch.problem, watch.began_at, ended_at)
 
 
+_WAIT = "and the alerts of checks that go down wait until it is over"
+
+
+def meaning(problem: str) -> tuple[str, str]:
+    """What the problem means for the jobs that ping, while it lasts and once it is over (the alerts' words)."""
+    if problem == WRITES_FAIL:
+        return f"pings are refused (503; heartfly run and ping keep them to send again), {_WAIT}", (
+            "pings are taken again, and the alerts that waited are sent now"
+        )
+    if problem.startswith(COMMIT_WAITS):
+        return f"pings wait unanswered (heartfly run and ping give up on them and keep them to send again), {_WAIT}", (
+            "pings are answered again, and the alerts that waited are sent now"
+        )
+    # The deadline timer stopped (pings are taken): a check whose job does not ping goes down only after.
+    return "no deadline fires: a job that does not ping is told as down only once it is over", (
+        "deadlines fire again, those that fell due meanwhile too"
+    )
+
+
 def alert_for(news: News, config: Config) -> Alert:
     """The alert that tells `news`: its key is the same for every attempt (a webhook's Idempotency-Key)."""
+    meanwhile, after = meaning(news.problem)
     payload = {"problem": news.problem, "since": news.since, "ended_at": news.ended_at}
+    payload |= {"meanwhile": meanwhile} if news.ended_at is None else {"next": after}
     if news.ended_at is not None:
         payload["lasted"] = news.ended_at - news.since
     key = f"{news.event}-{round(news.since * 1000)}"  # as flip-<id>-<ms>: the time it began
