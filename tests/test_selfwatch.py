@@ -40,6 +40,11 @@ from tests.test_alerts import (
     until,
     webhook,
 )
+from tests.test_faults import (
+    fill,
+    refused_soon,
+    tiny_disk,  # noqa: F401 - a fixture
+)
 
 FAILING = "database writes are failing"
 
@@ -277,3 +282,27 @@ def test_the_trouble_alert_says_what_its_own_problem_means_for_pings(
     assert said.startswith(meanwhile)
     if problem != FAILING:
         assert "503" not in text(trouble)
+
+
+async def test_a_real_full_disk_is_told_though_the_writers_empty_retry_commits_on_it_and_its_end_once_space_returns(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, tiny_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # writes_fail (above) fails every commit; on a real full disk the writer's empty retry after a
+    # refused ping commits (/readyz is 200 for half a second) until the "alive at" mark it carries
+    # fails too, and the WAL cannot be copied: the trouble is told all the same, and its end.
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 3.0)
+    hook = await receivers()
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"])
+                          + "[alerts]\ntrouble_channels = ['hook']\n",
+                          server=SERVER + f'\ndatabase = "{tiny_disk / "hb.db"}"')  # fmt: skip
+    hf = await start(config)
+    filler = fill(tiny_disk)
+    try:
+        await refused_soon(hf.client, f"/ping/{key}/log")
+        await until(lambda: hook.hits, "the trouble alert", timeout=30)
+    finally:
+        filler.unlink()
+    await until(lambda: len(hook.hits) >= 2, "the end of the trouble", timeout=30)
+    assert hook.events() == ["trouble", "trouble_over"]
+    assert hook.hits[0].json()["trouble"]["problem"] == FAILING
