@@ -129,7 +129,7 @@ def test_the_trouble_alert_names_the_problem_and_what_it_means_in_every_shape(wr
     since, ended = "2027-01-15T08:00:00.000Z", "2027-01-15T08:02:05.000Z"
     assert body["trouble"] == {"problem": FAILING, "since": since, "ended_at": ended}
     assert (trouble.key, over.key) == ("trouble-1800000000000", "trouble_over-1800000000000")
-    assert webhook_json(trouble)["check"]["name"] == ""
+    assert webhook_json(trouble)["check"] == {"name": "", "description": "", "url": "https://hb.example.org"}
 
 
 def test_a_trouble_channel_that_is_not_a_channel_is_a_config_error(write_config: ConfigWriter) -> None:
