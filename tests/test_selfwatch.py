@@ -263,6 +263,34 @@ async def test_a_reload_during_the_trouble_tells_the_channels_it_names_now_and_s
     assert len(broken.hits) == tried and broken.events() == ["trouble"] * tried  # not tried again once unnamed
 
 
+async def test_a_channel_that_hangs_holds_up_neither_the_other_channels_nor_the_end_of_the_trouble(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    hung, hook = await receivers(hanging=True), await receivers()
+    key = new_key()
+    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
+    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
+                          server=SERVER)  # fmt: skip
+    hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
+    await until(lambda: len(hook.hits) >= 2, "the end of the trouble, while the other channel still hangs")
+    assert hook.events() == ["trouble", "trouble_over"]
+    assert hung.events() == ["trouble"]  # its attempt still under way
+    hung.hanging = False
+    hung.release.set()
+    await until(lambda: len(hung.hits) >= 2, "the end, to the channel that took the trouble alert late")
+    assert hung.events() == ["trouble", "trouble_over"]
+    assert hung.hits[1].key == hook.hits[1].key
+
+
 @pytest.mark.parametrize(
     ("problem", "meanwhile"),
     [

@@ -122,59 +122,79 @@ def alert_for(news: News, config: Config) -> Alert:
 async def run(
     config: Callable[[], Config], engine: Callable[[], Engine], session: aiohttp.ClientSession, clock: Clock
 ) -> None:
-    """Watch the server's health every POLL seconds, and tell the trouble channels, until cancelled."""
+    """Watch the server's health every POLL seconds, and tell the trouble channels, until cancelled.
+    Each channel's attempt is a task of its own: a slow one (an SMTP server that takes minutes to
+    take a message) holds up neither the other channels nor the watch."""
     watch = Watch()
     owed: dict[str, Alert] = {}  # channel -> the alert it has not taken yet
     told: set[str] = set()  # the channels that took the trouble alert: they get its end
     settled: set[str] = set()  # the channels done with the trouble alert: taken, or refused for good
     trouble: Alert | None = None  # the trouble alert, while the trouble it tells goes on
-    reached: dict[str, set[str]] = {}
-    retry_at = 0.0
-    while True:
-        now = clock.monotonic()
-        watch, news = step(watch, problem(engine()), now, clock.now())
-        if news is not None:
-            current = config()
-            alert = alert_for(news, current)
-            if news.event == AlertEvent.TROUBLE:
-                trouble = alert
-                told.clear()
-                settled.clear()
-                owed = dict.fromkeys(current.alerts.trouble_channels, alert)
-                log.error("Heartfly has not been able to do its job for %.0f s (%s)%s", now - (watch.since or now),
-                          news.problem, _telling(owed))  # fmt: skip
-            else:
-                trouble = None
-                owed = dict.fromkeys(told, alert)  # who was not told of the trouble is not told it is over
-                told.clear()
-                log.warning("Heartfly works again (%s lasted %.0f s)%s", news.problem, alert.payload["lasted"],
-                            _telling(owed))  # fmt: skip
-            reached.clear()
-            retry_at = now
-        elif trouble is not None:  # a reload may name other channels: those named now are told, the rest not
-            named = [name for name in config().alerts.trouble_channels if name not in settled]
-            if not owed.keys() >= set(named):
-                retry_at = now  # one named since: at once
-            owed = dict.fromkeys(named, trouble)
-        if owed and now >= retry_at:
-            current = config()
-            sent = await asyncio.gather(*(_send(current, session, name, a, reached) for name, a in owed.items()))
-            for (name, alert), took in zip(list(owed.items()), sent, strict=True):
+    over: Alert | None = None  # the last end told: for a channel whose trouble attempt ends after it
+    reached: dict[tuple[str, str], set[str]] = {}  # (alert key, channel) -> recipients reached
+    retry_at: dict[str, float] = {}
+    sending: dict[str, tuple[Alert, asyncio.Task[bool | None]]] = {}
+    try:
+        while True:
+            now = clock.monotonic()
+            for name, (alert, task) in list(sending.items()):  # the attempts that ended
+                if not task.done():
+                    continue
+                del sending[name]
+                took = task.result()
                 if took and alert.event == AlertEvent.TROUBLE:
-                    told.add(name)
-                if took is not False:  # taken, or never to be
-                    del owed[name]
-                    settled.add(name)
-            retry_at = clock.monotonic() + RETRY
-        await asyncio.sleep(POLL)
+                    if alert is trouble:
+                        told.add(name)
+                    elif over is not None and over.payload["since"] == alert.payload["since"]:
+                        owed[name] = over  # told of a trouble that ended meanwhile: told its end too
+                        retry_at[name] = now
+                if owed.get(name) is alert:
+                    if took is False:
+                        retry_at[name] = now + RETRY
+                    else:  # taken, or never to be
+                        del owed[name]
+                        settled.add(name)
+            watch, news = step(watch, problem(engine()), now, clock.now())
+            if news is not None:
+                current = config()
+                alert = alert_for(news, current)
+                if news.event == AlertEvent.TROUBLE:
+                    trouble = alert
+                    told.clear()
+                    settled.clear()
+                    owed = dict.fromkeys(current.alerts.trouble_channels, alert)
+                    log.error("Heartfly has not been able to do its job for %.0f s (%s)%s",
+                              now - (watch.since or now), news.problem, _telling(owed))  # fmt: skip
+                else:
+                    trouble, over = None, alert
+                    owed = dict.fromkeys(told, alert)  # who was not told of the trouble is not told it is over
+                    told.clear()
+                    log.warning("Heartfly works again (%s lasted %.0f s)%s", news.problem, alert.payload["lasted"],
+                                _telling(owed))  # fmt: skip
+                retry_at.clear()
+                reached.clear()  # an attempt under way keeps its own
+            elif trouble is not None:  # a reload may name other channels: those named now are told, the rest not
+                named = [name for name in config().alerts.trouble_channels if name not in settled]
+                owed = {name: owed.get(name, trouble) for name in named}
+            current = config()
+            for name, alert in owed.items():
+                if name not in sending and now >= retry_at.get(name, 0.0):
+                    attempt = _send(current, session, name, alert, reached.setdefault((alert.key, name), set()))
+                    sending[name] = (alert, asyncio.create_task(attempt, name=f"heartfly-trouble-{name}"))
+            await asyncio.sleep(POLL)
+    finally:  # cancelled (a stop): the attempts under way end with the watch
+        for _, task in sending.values():
+            task.cancel()
+        await asyncio.gather(*(task for _, task in sending.values()), return_exceptions=True)
 
 
 def _telling(owed: dict[str, Alert]) -> str:
     return f"; telling {', '.join(owed)}" if owed else ""  # [alerts] trouble_channels (docs/install.md)
 
 
-async def _send(config: Config, session: aiohttp.ClientSession, name: str, alert: Alert,
-                reached: dict[str, set[str]]) -> bool | None:  # fmt: skip
+async def _send(
+    config: Config, session: aiohttp.ClientSession, name: str, alert: Alert, reached: set[str]
+) -> bool | None:
     """True: the channel took it; False: it did not, try again; None: never (gone, or refused for good)."""
     channel = config.channels.get(name)
     if channel is None:
@@ -183,7 +203,7 @@ async def _send(config: Config, session: aiohttp.ClientSession, name: str, alert
     timeout = channel.timeout or config.alerts.timeout
     try:
         async with asyncio.timeout(timeout) as limit:
-            await send_to(config, session, channel, alert, reached.setdefault(name, set()), limit)
+            await send_to(config, session, channel, alert, reached, limit)
     except PermanentError as exc:
         log.warning("%s alert via %s failed for good: %s", alert.event, name, exc)
         return None
