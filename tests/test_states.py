@@ -625,6 +625,69 @@ def test_a_fan_in_batch_under_way_when_paused_completes_when_its_resuming_worker
     assert st.status is Status.UP
 
 
+def test_a_fan_in_batch_under_way_when_an_operator_pauses_and_resumes_completes_with_its_later_workers() -> None:
+    # Four of eight workers reported, the operator paused the check and resumed it a moment later,
+    # then the other four reported: the batch is whole. Resumed with no open batch, the four after
+    # the resume opened a batch of their own, told "4 of 8 successes arrived; missing: w1, w2, w3,
+    # w4" a limit later: a false alarm for a batch that completed.
+    cfg = check(every=HOUR, grace=600, expect=8)
+    st = initial_state(cfg, T0)
+    for i in range(4):
+        st = receive(cfg, st, Event(Kind.SUCCESS, T0 + 10 + i, "b1", member=f"w{i + 1}"), T0 + 10 + i)[-1].state
+    st = resume(cfg, pause(st, T0 + 20).state, T0 + 3000).state
+    assert st.status is Status.RUNNING and st.runs["b1"].successes == 4
+    flips = []
+    for i in range(4, 8):
+        steps = receive(cfg, st, Event(Kind.SUCCESS, T0 + 3010 + i, "b1", member=f"w{i + 1}"), T0 + 3010 + i)
+        flips += [s.flip for s in steps if s.flip is not None]
+        st = steps[-1].state
+    assert st.status is Status.UP and not st.runs, "the batch did not complete"
+    assert [(f.old, f.new) for f in flips] == [(Status.RUNNING, Status.UP)]
+    st, flip, _ = advance(cfg, st, T0 + 3020 + 700)
+    assert st.status is Status.UP and flip is None
+
+
+def test_a_fan_in_batch_under_way_when_an_operator_pauses_is_judged_from_the_resume() -> None:
+    # Its time limit counts from the resume, as the resume's other deadlines do: not incomplete at
+    # once for the hour it was paused.
+    cfg = check(every=HOUR, grace=600, expect=2)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 10, "b1", member="w1"), T0 + 10)[-1].state
+    resumed_at = T0 + HOUR
+    st = resume(cfg, pause(st, T0 + 20).state, resumed_at).state
+    assert advance(cfg, st, resumed_at + 599).state.status is Status.RUNNING
+    st, flip, _ = advance(cfg, st, resumed_at + 600)
+    assert (st.status, st.reason) == (Status.DOWN, Reason.INCOMPLETE)
+    assert flip is not None and flip.detail == "1 of 2 successes arrived"
+
+
+def test_a_run_under_way_when_an_operator_pauses_and_resumes_is_still_watched_for_stalls() -> None:
+    # A queue pass pinging progress was paused and resumed mid-run: it was dropped at the resume,
+    # so it was "up" while it ran, a stall after the resume was never told, and its end closed
+    # nothing (no run recorded, no duration). Its stall limit counts from the resume.
+    cfg = check(every=HOUR, stall=60.0, max_runtime=HOUR)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.START, T0, "q1"), T0)[-1].state
+    st = receive(cfg, st, Event(Kind.PROGRESS, T0 + 30, "q1"), T0 + 30)[-1].state
+    st = resume(cfg, pause(st, T0 + 40).state, T0 + 200).state
+    assert st.status is Status.RUNNING and "q1" in st.runs
+    assert advance(cfg, st, T0 + 259).state.status is Status.RUNNING
+    stalled = advance(cfg, st, T0 + 260)
+    assert (stalled.state.status, stalled.state.reason) == (Status.DOWN, Reason.STALLED)
+    st = receive(cfg, st, Event(Kind.PROGRESS, T0 + 250, "q1"), T0 + 250)[-1].state
+    steps = receive(cfg, st, Event(Kind.SUCCESS, T0 + 300, "q1"), T0 + 300)
+    assert steps[-1].state.status is Status.UP
+    assert [(end.run_id, end.started_at, end.outcome) for s in steps for end in s.ended] == [
+        ("q1", T0, RunOutcome.SUCCESS)
+    ]
+
+
+def test_a_run_whose_max_runtime_passed_while_its_check_was_paused_is_not_judged_at_the_resume() -> None:
+    cfg = check(every=HOUR, max_runtime=600.0)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.START, T0, "r1"), T0)[-1].state
+    st, flip, _ = resume(cfg, pause(st, T0 + 40).state, T0 + HOUR)
+    assert st.status is Status.UP and not st.runs and flip is not None
+    assert advance(cfg, st, T0 + HOUR + 1).flip is None
+
+
 def test_a_reload_that_lowers_expect_to_the_successes_a_batch_has_completes_it() -> None:
     # Three of four workers reported, then a reload lowers expect to 3 (a worker retired): the
     # batch waited for a success more that never came, and was told "incomplete: 3 of 3

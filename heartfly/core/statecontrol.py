@@ -10,7 +10,7 @@ from heartfly.core.checkconfig import CheckConfig
 from heartfly.core.deadlines import flip_of, next_deadline
 from heartfly.core.schedule import Due, next_due
 from heartfly.core.stateops import set_status
-from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, RunEnd, Status, Step
+from heartfly.core.statetypes import CheckState, Deadline, DeadlineKind, Run, RunEnd, Status, Step
 
 
 def pause(st: CheckState, now: float, asked_at: float | None = None) -> Step:
@@ -34,12 +34,30 @@ def resume(
     if st.status is not Status.PAUSED:
         return Step(st, None)
     new = rewatch(check, st, now)
+    new.runs = _under_way(check, st.runs, now) if st.runs else new.runs
     new.failures, new.streak_ats = 0, ()
     new.resumed_at = now if asked_at is None else min(asked_at, now)
-    new.status = Status.UP if new.last_ping_at is not None else Status.NEW
+    new.status = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
     new.changed_at = new.told_at = max(now, new.changed_at)
     new.folded = False  # (a state paused by an older version may still have it)
     return Step(new, flip_of(st, new, now, None, why))
+
+
+def _under_way(check: CheckConfig, runs: dict[str, Run], now: float) -> dict[str, Run]:
+    """The runs open at a resume, still watched after it: a pause stops their clocks, not the job.
+    Dropped, a fan-in's batch under way was opened again by its workers after the resume, short of
+    those before it, and told incomplete (a false alarm); a run's end closed nothing (no duration
+    recorded) and a stall after the resume went untold. Their stall clocks, and a batch's time
+    limit, count from the resume, as its other deadlines do (not judged at once for the time it
+    was paused); a run keeps its start, so its duration is true. One whose max_runtime passed
+    while paused is dropped, as before (its end, if it comes, closes nothing)."""
+    kept: dict[str, Run] = {}
+    for rid, run in runs.items():
+        if check.expect is not None:
+            kept[rid] = run._replace(started_at=max(run.started_at, now), active_at=max(run.active_at, now))
+        elif check.max_runtime is None or run.started_at + check.max_runtime > now:
+            kept[rid] = run._replace(active_at=max(run.active_at, now))
+    return kept
 
 
 def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:

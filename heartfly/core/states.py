@@ -52,7 +52,6 @@ from heartfly.core.reorder import (
     started_since,
     status_then,
 )
-from heartfly.core.runs import IMPLICIT_RUN
 from heartfly.core.statecontrol import account_downtime, extend_by_downtime, pause, reconfigure, resume, rewatch
 from heartfly.core.stateops import failed
 from heartfly.core.statetypes import (
@@ -69,7 +68,6 @@ from heartfly.core.statetypes import (
     RunOutcome,
     Status,
     Step,
-    own_runs,
 )
 from heartfly.core.units import human_duration
 
@@ -461,17 +459,9 @@ def _resumed_by(
     steps = apply_held(check, st, now, due=False)
     if steps:
         st = steps[-1].state
-    at = min(ev.at, now)
-    resumed = resume(check, st, at, RESUMED_BY_PING)
-    batch_run = st.runs.get(ev.run_id or IMPLICIT_RUN) if check.expect is not None else None
-    if batch_run is not None:
-        # A fan-in's batch under way at the pause, which this worker's ping is of: its workers
-        # before the pause still count (resumed without it, this one would open a batch that can
-        # never complete, told incomplete: a false alarm). Its time limit counts from the resume,
-        # as a resume's deadlines do (rewatch): not judged at once for the time it was paused.
-        own_runs(resumed.state)[ev.run_id or IMPLICIT_RUN] = batch_run._replace(
-            started_at=max(batch_run.started_at, at), active_at=max(batch_run.active_at, at)
-        )
+    # A fan-in's batch under way at the pause, which this worker's ping may be of, is kept by the
+    # resume (its workers before the pause still count), its time limit counted from the ping.
+    resumed = resume(check, st, min(ev.at, now), RESUMED_BY_PING)
     after, fires_at = receive_timed(check, resumed.state, ev, now, window, batch=batch)
     return [*steps, resumed, *after], fires_at
 
