@@ -713,3 +713,17 @@ async def test_a_check_page_says_how_long_a_state_has_lasted_and_what_brings_a_d
     assert "<span>bytes=15.0 GB</span>" in html and "<span>rows=1234</span>" in html
     index = await (await client.get("/")).text()
     assert "awaiting a success" in index and "when it recovers" not in index
+
+
+async def test_a_steps_page_says_which_event_of_its_upstream_it_waits_for(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A step after "sync.success" said it was due "after sync's next start": a start of sync arms
+    # nothing there, and whoever read it waited for the wrong thing.
+    steps = '[checks.load]\nkey = "{}"\nafter = "sync.success"\nwithin = "1h"\n'
+    steps += '[checks.report]\nkey = "{}"\nafter = "sync"\nwithin = "1h"\n'
+    config = write_config(CHECKS + steps.format(new_key(), new_key()))
+    client: Client = await aiohttp_client(create_app(config))
+    await login(client, config)
+    assert "after sync's next success" in await (await client.get("/checks/load")).text()
+    assert "after sync's next start" in await (await client.get("/checks/report")).text()

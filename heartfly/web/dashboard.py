@@ -177,6 +177,7 @@ def _row(app: web.Application, check: Check) -> dict[str, Any]:
         "last_duration": st.last_duration,
         "open_runs": s["open_runs"],
         "after": check.config.after,
+        "after_trigger": check.config.after_trigger,  # the upstream's event that arms it: "start" or "success"
         "tags": check.config.tags,
     }
 
