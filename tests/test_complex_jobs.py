@@ -21,6 +21,8 @@ from heartfly.core.states import (
     arm_step,
     initial_state,
     next_deadline,
+    pause,
+    resume,
 )
 from heartfly.store.rows import decode_state, encode_state
 from tests.conftest import check
@@ -398,6 +400,25 @@ def test_a_step_with_no_success_within_its_window_is_down_step_missed() -> None:
     step = advance(cfg, armed, T0 + 100 + HOUR)
     assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.STEP_MISSED)
     assert step.flip is not None and step.flip.detail == "no success within 1 h of extract's start"
+
+
+def test_a_step_armed_before_an_operators_pause_and_resume_is_still_due() -> None:
+    # Extract ran; transform was paused and resumed a minute later (a look at its logs): the resume
+    # dropped the arming, so a transform that never ran was told nothing, ever.
+    cfg = step_check()
+    armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)
+    st = resume(cfg, pause(armed, T0 + 200).state, T0 + 260).state
+    assert st.step_due == T0 + 100 + HOUR
+    step = advance(cfg, st, T0 + 100 + HOUR)
+    assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.STEP_MISSED)
+    assert step.flip is not None and step.flip.detail == "no success within 1 h of extract's start"
+
+
+def test_a_step_whose_window_passed_while_it_was_paused_is_not_judged_at_the_resume() -> None:
+    cfg = step_check()
+    armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)
+    st = resume(cfg, pause(armed, T0 + 200).state, T0 + 2 * HOUR).state
+    assert st.step_due is None and advance(cfg, st, T0 + 3 * HOUR).flip is None
 
 
 def test_an_armed_step_keeps_its_first_deadline_when_the_upstream_triggers_again() -> None:

@@ -35,6 +35,10 @@ def resume(
         return Step(st, None)
     new = rewatch(check, st, now)
     new.runs = _under_way(check, st.runs, now) if st.runs else new.runs
+    if st.step_due is not None and st.step_due > now:
+        # A step its upstream armed before the pause is still due by then (dropped, one that never
+        # ran was told nothing); one whose window passed while paused is not judged for it.
+        new.step_due, new.step_since = st.step_due, st.step_since
     new.failures, new.streak_ats = 0, ()
     new.resumed_at = now if asked_at is None else min(asked_at, now)
     new.status = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
