@@ -165,6 +165,20 @@ def test_a_fan_in_batch_a_worker_failed_is_recorded_with_the_members_that_had_su
     assert [(r.run_id, r.outcome, r.members) for r in step.ended] == [("b", "fail", ("w1", "w3"))]
 
 
+def test_a_fan_in_batch_a_named_worker_failed_names_it_in_its_down_and_its_run() -> None:
+    # "batch failed" and "failed with exit status 3" named nobody, though the failure ping named
+    # its worker: which of 8 workers to look at was left to the message, if the job wrote one.
+    cfg = check(expect=3, max_runtime=600, assertions=(parse_assertion("rows > 0"),))
+    st = feed(cfg, initial_state(cfg, T0), ev(Kind.SUCCESS, 10, "b", member="w1", metrics={"rows": 5.0})).state
+    step = apply_event(cfg, st, ev(Kind.FAIL, 30, "b", member="w2", exit_status=3), T0 + 30)
+    assert step.flip is not None and step.flip.detail == "failed with exit status 3 (worker w2)"
+    assert [r.detail for r in step.ended] == ["failed with exit status 3 (worker w2)"]
+    broke = apply_event(cfg, st, ev(Kind.SUCCESS, 30, "b", member="w3", metrics={"rows": 0.0}), T0 + 30)
+    assert broke.flip is not None and broke.flip.detail == 'assertion "rows > 0" broke: rows = 0 (worker w3)'
+    unnamed = apply_event(cfg, st, ev(Kind.FAIL, 30, "b"), T0 + 30)
+    assert unnamed.flip is not None and unnamed.flip.detail == "failed"
+
+
 def test_a_fan_in_batch_without_a_run_id_a_worker_failed_is_recorded_with_the_members_that_had_succeeded() -> None:
     cfg = check(expect=3, max_runtime=600)
     batch = [ev(Kind.SUCCESS, 10, member="w1"), ev(Kind.SUCCESS, 20, member="w3")]
@@ -277,7 +291,7 @@ def test_a_fan_in_workers_success_that_breaks_an_assertion_fails_its_batch_which
     step = feed(cfg, step.state, ev(Kind.SUCCESS, 20, "b1", member="w2", metrics={"rows": 0.0}))  # an empty shard
     assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.ASSERTION)
     # Its own metric's words, not the batch's duration so far (the batch was not over by then).
-    assert step.flip is not None and step.flip.detail == 'assertion "rows > 0" broke: rows = 0'
+    assert step.flip is not None and step.flip.detail == 'assertion "rows > 0" broke: rows = 0 (worker w2)'
     assert [(r.run_id, r.outcome, r.members) for r in step.ended] == [("b1", "assertion", ("w1",))]
     last = feed(cfg, step.state, ev(Kind.SUCCESS, 30, "b1", member="w3", metrics={"rows": 7.0}))
     assert last.state.status is Status.DOWN and last.flip is None and not last.state.runs  # a straggler now

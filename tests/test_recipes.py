@@ -537,7 +537,11 @@ def test_a_worker_that_fails_turns_the_batch_down_at_once_with_its_error(
     assert (kind, member, rid, body) == ("fail", "w3", BATCH_ID, message)
     hb.wait_for("order-batch", "down", "failed", timeout=0)
     (alert,) = receiver.wait(1)
-    assert (alert["reason"], alert["last_ping"]["message_tail"]) == ("failed", message)
+    assert (alert["reason"], alert["detail"], alert["last_ping"]["message_tail"]) == (
+        "failed",
+        "failed (worker w3)",
+        message,
+    )
 
 
 # ---- 4. the backup guarded by bytes > 0: db_backup.sh --------------------------------------------

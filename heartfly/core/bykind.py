@@ -257,6 +257,7 @@ def _fan_in(check: CheckConfig, st: CheckState, ev: Event, now: float) -> tuple[
         return None
     broken = first_broken(check.assertions, ev.metrics, None) or ""  # None: the batch's duration is judged at its end
     if broken:
+        broken += by_worker(ev)
         st.runs.pop(rid, None)
         close_fan_in(st, rid, failed=True)
         return opened, broken
@@ -294,7 +295,7 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
     if newest:
         st.last_exit_status = ev.exit_status
     move_anchor(check, st, ev.at)
-    detail = failed(ev.exit_status)
+    detail = failed(ev.exit_status) + (by_worker(ev) if check.expect is not None else "")
     if started is not None:
         ended.append(
             RunEnd(ev.run_id, started, max(ev.at, started), RunOutcome.FAIL, ev.exit_status, detail, members, taken)
@@ -310,6 +311,11 @@ def _fail(check: CheckConfig, st: CheckState, ev: Event, ended: list[RunEnd], no
             return late_failure(check, st, Reason.FAILED, ev.at, now, detail)
         return detail
     return failure(check, st, Reason.FAILED, ev.at, now, detail)
+
+
+def by_worker(ev: Event) -> str:
+    """A fan-in worker's failure names the worker its ping named: which of the batch's to look at."""
+    return "" if ev.member is None else f" (worker {ev.member})"
 
 
 def kept(window: float) -> float:
