@@ -1043,6 +1043,22 @@ def test_history_shows_a_short_ping_body_whole_and_a_long_one_cut(running: tuple
     assert shown == ["spaced out " + "y" * 48 + "…", "short and sweet"], pings
 
 
+def test_history_shows_each_pings_run_id_and_member_as_the_dashboard_does(running: tuple[Server, Path]) -> None:
+    # A batch's workers, a run's start and end: history listed "success  127.0.0.1" for each, so
+    # which batch or worker a ping was, shown on the check page, could not be told from it.
+    server, path = running
+    key = re.search(r'key = "([^"]+)"', path.read_text())
+    assert key is not None
+    for query in ("/start?rid=night-7", "?rid=night-7&member=w3", "/log"):
+        with urllib.request.urlopen(f"{server.url}/ping/{key.group(1)}{query}", data=b"", timeout=10) as resp:
+            assert resp.status == 200
+    result = heartfly("history", "nightly", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    pings = result.stdout.split("Pings (newest first):\n")[1].splitlines()
+    shown = [line.split("Z  ", 1)[1] for line in pings]
+    assert shown == ["log  127.0.0.1", "success rid=night-7 member=w3  127.0.0.1", "start rid=night-7  127.0.0.1"]
+
+
 def test_a_server_that_takes_a_request_and_does_not_answer_is_not_called_unreachable(
     running: tuple[Server, Path],
 ) -> None:

@@ -305,6 +305,9 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     for ping in pings:
         body = _body_start(ping)
         extra = f" exit {ping['exit_status']}" if ping["exit_status"] is not None else ""
+        # Which run and which fan-in worker, as the check page's Run column shows them.
+        extra += f" rid={escape(ping['run_id'])}" if ping["run_id"] else ""
+        extra += f" member={escape(ping['member'])}" if ping["member"] else ""
         late = _learned(ping["at"], ping["received_at"], tz)
         lines.append(f"  {_t(ping['at'], tz)}  {ping['kind']}{extra}  {ping['source']}  {body}".rstrip() + late)
     if not pings:
