@@ -727,3 +727,31 @@ async def test_a_steps_page_says_which_event_of_its_upstream_it_waits_for(
     await login(client, config)
     assert "after sync's next success" in await (await client.get("/checks/load")).text()
     assert "after sync's next start" in await (await client.get("/checks/report")).text()
+
+
+async def test_a_fan_in_checks_crontab_lines_give_its_workers_one_run_id_and_say_what_an_assertion_needs(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The lines of a check with `expect = 8` gave each worker a fresh run id (heartfly run's
+    # default): 8 batches of 1, each told incomplete. With `members`, workers named nobody, so no
+    # success counted. And a check asserting `rows > 0` was offered lines that send no rows: a
+    # success that broke the assertion every night.
+    key, named = new_key(), new_key()
+    batches = f'[checks.shards]\nkey = "{key}"\nevery = "1h"\nexpect = 8\nmax_runtime = "20m"\nassert = ["rows > 0"]\n'
+    batches += f'[checks.named]\nkey = "{named}"\nevery = "1h"\nexpect = 2\nmembers = ["w1", "w2"]\n'
+    config = write_config(CHECKS + batches)
+    client: Client = await aiohttp_client(create_app(config))
+    await login(client, config)
+    base = config.server.public_url
+    html = await (await client.get("/checks/shards")).text()
+    assert 'data-copy="0 * * * * heartfly run shards --rid &#34;$(date +\\%F-\\%H\\%M)&#34; -- /path/to/job"' in html
+    curl = "0 * * * * B=$(date +\\%F-\\%H\\%M); /path/to/job &amp;&amp; curl -fsS -m 10 --retry 5 -o /dev/null "
+    curl += f"&#34;{base}/ping/{key}?rid=$B&#34;"
+    assert f'data-copy="{curl}"' in html
+    assert "<code>heartfly ping shards --metric rows=N</code>" in html
+    page = await (await client.get("/checks/named")).text()
+    run = f"0 * * * * heartfly run &#34;{base}/ping/{named}?member=WORKER&#34; --rid"
+    assert f'data-copy="{run}' in page and "?rid=$B&amp;member=WORKER&#34;" in page
+    assert "replace <code>WORKER</code> with its name among the members (w1, w2)" in page
+    plain = await (await client.get("/checks/sync")).text()
+    assert 'data-copy="*/15 * * * * heartfly run sync -- /path/to/job"' in plain and "--metric" not in plain

@@ -32,6 +32,8 @@ def ping_urls(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
 
 
 JOB = "/path/to/job"  # a placeholder the operator replaces with the job's own command
+WORKER = "WORKER"  # a fan-in worker's name among the check's members, replaced on each worker
+BATCH_ID = "$(date +\\%F-\\%H\\%M)"  # a fan-in batch's run id: the minute its line started (cron needs % escaped)
 
 
 def cron_schedule(check: CheckConfig) -> str | None:
@@ -57,6 +59,19 @@ def crontab_lines(config: Config, check: CheckConfig) -> list[tuple[str, str]]:
     the output's tail, retries and spooling), and the plain curl form. SCHEDULE where crontab cannot
     say the check's schedule (a pipeline step, `every = "90m"`)."""
     when = cron_schedule(check) or "SCHEDULE"
+    if check.expect is not None:
+        # A fan-in's workers share their batch's run id: without one, `heartfly run` gave each a
+        # fresh one, 8 batches of 1, each told incomplete. The minute the line started names the
+        # batch (taken before the job: its workers end at different times); with `members`, each
+        # names itself, or its success counts in no batch.
+        url = success_url(config, check) + (f"?member={WORKER}" if check.members else "")
+        target = f'"{url}"' if check.members else run_target(config, check)
+        query = f"rid=$B&member={WORKER}" if check.members else "rid=$B"
+        curl = f'curl -fsS -m 10 --retry 5 -o /dev/null "{success_url(config, check)}?{query}"'
+        return [
+            ("heartfly run", f'{when} heartfly run {target} --rid "{BATCH_ID}" -- {JOB}'),
+            ("curl", f"{when} B={BATCH_ID}; {JOB} && {curl}"),
+        ]
     return [
         ("heartfly run", f"{when} heartfly run {run_target(config, check)} -- {JOB}"),
         ("curl", f"{when} {JOB} && curl -fsS -m 10 --retry 5 -o /dev/null {success_url(config, check)}"),
