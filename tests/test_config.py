@@ -447,6 +447,26 @@ def test_check_config_lists_each_check_with_its_schedule_due_time_and_urls(tmp_p
     assert f"https://hb.example.com/ping/{key}/start" in result.stdout
 
 
+def test_check_config_shows_no_grace_for_a_pipeline_step_which_is_due_by_within_alone(tmp_path: Path) -> None:
+    # "etl-load: within 8 s of etl-transform's success, grace 5 min": a step is told step_missed
+    # at its upstream's event plus `within`, no grace after it, so whoever read the line waited
+    # 5 minutes more for an alert. A fan-in step without max_runtime has its batches judged by it.
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f'[checks.extract]\nkey = "{new_key()}"\nevery = "1d"\n'
+        f'[checks.load]\nkey = "{new_key()}"\nafter = "extract.success"\nwithin = "8s"\n'
+        f'[checks.shards]\nkey = "{new_key()}"\nafter = "extract"\nwithin = "1h"\nexpect = 2\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "heartfly", "check-config", "-c", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "extract: every day, grace 5 min" in lines
+    assert "load: within 8 s of extract's success" in lines
+    assert "shards: within 1 h of extract's start, grace 5 min" in lines
+
+
 @pytest.mark.parametrize("escape", ["\\r", "\\n", "\\t", "\\u0000", "\\u007f", "\\u001b"])
 def test_a_webhook_header_value_with_a_control_character_fails_check_config(tmp_path: Path, escape: str) -> None:
     path = tmp_path / "c.toml"

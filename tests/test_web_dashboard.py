@@ -725,8 +725,11 @@ async def test_a_steps_page_says_which_event_of_its_upstream_it_waits_for(
     config = write_config(CHECKS + steps.format(new_key(), new_key()))
     client: Client = await aiohttp_client(create_app(config))
     await login(client, config)
-    assert "after sync's next success" in await (await client.get("/checks/load")).text()
+    load = await (await client.get("/checks/load")).text()
+    assert "after sync's next success" in load
     assert "after sync's next start" in await (await client.get("/checks/report")).text()
+    # Due by `within` alone: no grace follows it, where the page said "Grace 5 min".
+    assert "<dt>Grace</dt>" not in load and "<dt>Grace</dt>" in await (await client.get("/checks/sync")).text()
 
 
 async def test_a_fan_in_checks_crontab_lines_give_its_workers_one_run_id_and_say_what_an_assertion_needs(

@@ -46,7 +46,8 @@ def describe_checks(config: Config, now: float) -> str:
     for check in config.checks.values():
         due = initial_state(check, now).due_at
         lines.append("")
-        lines.append(f"{check.name}: {check.schedule_words()}, grace {human_duration(check.grace)}")
+        grace = f", grace {human_duration(check.grace)}" if check.graced() else ""
+        lines.append(f"{check.name}: {check.schedule_words()}{grace}")
         if check.description:
             lines.append(f"  {check.description}")
         lines += [f"  {rule}" for rule in rules(check)]
@@ -285,7 +286,7 @@ async def read_history(config: Config, name: str, limit: int, routine: bool = Fa
     elif cfg is None:
         lines.append("  (no longer in the config)")
     else:
-        lines.append(f"  {cfg.schedule_words()}, grace {human_duration(cfg.grace)}")
+        lines.append(f"  {cfg.schedule_words()}" + (f", grace {human_duration(cfg.grace)}" if cfg.graced() else ""))
     hidden = "" if routine else "; up <-> running left out, --all shows them"
     lines += ["", f"State changes (newest first{hidden}):"]
     lines += [f"  {_t(f['at'], tz)}  {f['old']} -> {f['new']}" + (f" ({f['reason']})" if f["reason"] else "")

@@ -45,6 +45,11 @@ class CheckConfig(NamedTuple):
     origin: Origin = "file"  # "api": made through the Management API, "auto": by a ping with ?create=1
     resume_on_ping: bool = False  # a start, success or failure ping ends a pause (Healthchecks' manual_resume off)
 
+    def graced(self) -> bool:
+        """Whether `grace` judges anything: a schedule's due time, or a fan-in's batch without
+        max_runtime. A pipeline step is due by `within` alone, told step_missed at its end."""
+        return self.after is None or (self.expect is not None and self.max_runtime is None)
+
     def schedule_words(self) -> str:
         from heartfly.core.units import human_duration
 

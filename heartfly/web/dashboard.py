@@ -391,7 +391,7 @@ def _last_attempts(alert: dict[str, Any]) -> dict[str, Any]:
 
 def _limits(cfg: CheckConfig) -> list[tuple[str, str]]:
     """The check's rules in words, for the summary card."""
-    out = [("Grace", human_duration(cfg.grace) if cfg.grace else "none")]
+    out = [("Grace", human_duration(cfg.grace) if cfg.grace else "none")] if cfg.graced() else []
     for value, label in (
         (cfg.max_runtime, "Max runtime"),
         (cfg.min_runtime, "Min runtime"),
