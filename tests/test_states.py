@@ -672,6 +672,10 @@ def test_a_run_under_way_when_an_operator_pauses_and_resumes_is_still_watched_fo
     assert advance(cfg, st, T0 + 259).state.status is Status.RUNNING
     stalled = advance(cfg, st, T0 + 260)
     assert (stalled.state.status, stalled.state.reason) == (Status.DOWN, Reason.STALLED)
+    # Its last progress was 230 s before: the minute counts from the resume, and says so.
+    assert (
+        stalled.flip is not None and stalled.flip.detail == "no progress for 1 min since the resume (stall limit 1 min)"
+    )
     st = receive(cfg, st, Event(Kind.PROGRESS, T0 + 250, "q1"), T0 + 250)[-1].state
     steps = receive(cfg, st, Event(Kind.SUCCESS, T0 + 300, "q1"), T0 + 300)
     assert steps[-1].state.status is Status.UP
