@@ -494,3 +494,26 @@ def test_a_reload_that_shortens_a_limit_keeps_a_deadline_held_for_a_back_dated_p
     st = apply_event(new, st, Event(Kind.SUCCESS, due + 300), reloaded_at + 2).state
     assert st.status is Status.UP
     assert advance(new, st, reloaded_at + 60).state.status is Status.UP
+
+
+async def test_a_reload_that_changes_one_check_of_many_works_out_the_deadline_of_that_one_only(
+    aiohttp_client: Any, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every check's next deadline was worked out again on the event loop, changed or not: a reload
+    # of one grace among 50,000 checks held every ping for a second (100,000: two and a half).
+    config = write_config("".join(every_hour(f"c{i}", new_key()) for i in range(300)))
+    client: Client = await aiohttp_client(create_app(config))
+    engine = client.app[RUNTIME].engine
+    await engine.all_read()
+    worked_out: list[str] = []
+
+    def counted(cfg: Any, st: Any) -> Deadline | None:
+        worked_out.append(cfg.name)
+        return next_deadline(cfg, st)
+
+    monkeypatch.setattr("heartfly.core.states.next_deadline", counted)
+    text = config.path.read_text()
+    config.path.write_text(text.replace("[checks.c7]\n", '[checks.c7]\ngrace = "7m"\n'))
+    assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
+    assert set(worked_out) == {"c7"}
+    assert engine.checks["c7"].config.grace == 420
