@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -436,7 +437,7 @@ async def test_a_reminder_of_a_held_down_comes_repeat_after_the_summary_that_tel
         engine.fire_due(clock.now())  # 02:00:00.05: down, held
         assert engine.checks["job"].state.window_hold == "patching"
         clock.advance(3600.02)  # 03:00:00.07: the window is over; the reminder due since .05
-        rounds = [engine.fire_due, engine.close_windows]
+        rounds: list[Callable[[float], object]] = [engine.fire_due, engine.close_windows]
         for fire in rounds if timer_first else rounds[::-1]:
             fire(clock.now())
         run_timer(engine, clock, 30 * 60)
