@@ -15,7 +15,7 @@ from multidict import MultiDict
 from heartfly.core.assertions import parse_assertion
 from heartfly.core.config import parse_config
 from heartfly.core.config_reader import ConfigError
-from heartfly.core.pingparse import PingError, parse_json, parse_path, parse_query
+from heartfly.core.pingparse import NOWHERE, PingError, parse_json, parse_path, parse_query
 from heartfly.core.schedule import _from_table, _next_cron_due, next_cron_due
 from heartfly.core.units import MAX_DURATION, UnitError, format_duration, is_decimal, parse_duration, parse_size
 
@@ -110,7 +110,7 @@ def test_any_ping_path_is_a_target_none_or_a_ping_error(tail: str, ping_key: str
     except PingError as exc:
         assert str(exc)
     else:
-        assert target is None or (target.key is not None) != (target.name is not None)
+        assert target is None or target is NOWHERE or (target.key is not None) != (target.name is not None)
         if target is not None and target.exit_status is not None:
             status = tail.rsplit("/", 1)[-1]
             assert is_decimal(status) and int(status) == target.exit_status

@@ -155,8 +155,7 @@ async def test_run_id_metrics_and_ts_are_parsed_and_stored(client: Client, confi
 @pytest.mark.parametrize(
     ("path", "reason"),
     [
-        (f"/ping/{KEY}/bogus", "unknown ping event"),
-        (f"/ping/{KEY}/256", "unknown ping event"),
+        (f"/ping/{KEY}/bog%C3%BCs", "unknown ping event"),  # no event, and no check's name
         (f"/ping/{KEY}?ts=abc", "ts must be unix seconds"),
         (f"/ping/{KEY}?ts=99999999999", "in the future"),
         (f"/ping/{KEY}?ts=1000", "older than the server accepts"),
@@ -185,10 +184,50 @@ async def test_malformed_syntax_answers_the_same_for_unknown_keys(client: Client
 
 @pytest.mark.parametrize(
     "path",
-    [f"/ping/{'z' * 30}", f"/ping/{PING_KEY}/no-such-check", f"/ping/{KEY}/a/b/c", f"/api/v1/heartbeat/{'z' * 30}"],
+    [
+        f"/ping/{'z' * 30}",
+        f"/ping/{PING_KEY}/no-such-check",
+        f"/ping/{KEY}/a/b/c",
+        f"/api/v1/heartbeat/{'z' * 30}",
+        # A name (of letters, or digits past 255) under a key: the ping_key mistyped, as it answers under the real one
+        f"/ping/{KEY}/bogus",
+        f"/ping/{KEY}/256",
+    ],
 )
 async def test_unknown_keys_and_names_answer_404_not_found(client: Client, config: Config, path: str) -> None:
     resp = await client.get(path)
+    assert resp.status == 404 and await resp.text() == "not found\n"
+    assert stored(config) == []
+
+
+@pytest.mark.parametrize(
+    ("tail", "method", "body"),
+    [
+        ("no-such-check", "GET", b""),
+        ("no-such-check", "POST", b"x" * 2000),
+        ("no-such-check/start", "GET", b""),
+        ("no-such-check/bogus", "GET", b""),
+        ("%C2%B2", "GET", b""),
+        ("no-such-check/batch", "GET", b""),
+        ("no-such-check/batch", "POST", b'{"pings": []}'),
+        ("batch", "GET", b""),  # a batch under any other key; under the ping_key, the check named batch if any
+        ("batch", "POST", b"not JSON"),
+    ],
+)
+async def test_a_guessed_ping_key_is_answered_as_the_real_one_for_an_unknown_name(
+    client: Client, config: Config, tail: str, method: str, body: bytes
+) -> None:
+    # Without a check's name, nothing may tell the server's ping_key from any other string: it
+    # answered 400 "unknown ping event" under a wrong one and 404 under the right one, a test of
+    # each guess; and told a job with a mistyped HEARTFLY_PING_KEY of an unknown event, its check's name
+    real = await client.request(method, f"/ping/{PING_KEY}/{tail}", data=body)
+    guess = await client.request(method, f"/ping/{new_key()}/{tail}", data=body)
+    assert (guess.status, await guess.text()) == (real.status, await real.text())
+    assert stored(config) == []
+
+
+async def test_a_check_name_under_a_wrong_ping_key_answers_404_not_found(client: Client, config: Config) -> None:
+    resp = await client.get(f"/ping/{new_key()}/backup")
     assert resp.status == 404 and await resp.text() == "not found\n"
     assert stored(config) == []
 
@@ -366,8 +405,8 @@ async def test_a_start_or_fail_key_takes_any_body_as_its_message_but_a_plain_key
 
 
 async def test_a_non_ascii_segment_where_the_ping_key_goes_is_answered_not_a_crash(client: Client) -> None:
-    two = await client.get("/ping/%C3%A9%C3%A9%C3%A9/backup")  # key "ééé", event "backup"
-    assert two.status == 400 and "unknown ping event" in await two.text()
+    two = await client.get("/ping/%C3%A9%C3%A9%C3%A9/backup")  # key "ééé", check "backup": no ping_key
+    assert two.status == 404 and await two.text() == "not found\n"
     three = await client.get("/ping/%C3%A9%C3%A9%C3%A9/backup/start")  # neither form
     assert three.status == 404 and await three.text() == "not found\n"
 
@@ -475,12 +514,6 @@ async def test_a_uuid_run_id_pairs_its_start_and_end_whatever_the_case_of_its_he
     assert [(r, round(d)) for r, d in runs] == [(rid.lower(), 30)]
     assert (await state_of(client, config, "backup"))["open_runs"] == 1  # Batch-A's: batch-a is another run
     assert [r[2] for r in stored(config)] == [rid.lower(), rid.lower(), "Batch-A", "batch-a"]
-
-
-async def test_a_wrong_ping_key_in_a_name_url_is_told_how_name_urls_look(client: Client) -> None:
-    resp = await client.get(f"/ping/{new_key()}/backup")
-    assert resp.status == 400
-    assert "/ping/<ping_key>/<name>" in await resp.text()
 
 
 async def test_a_user_agent_that_is_not_utf8_is_stored_replaced_and_fails_no_other_ping(

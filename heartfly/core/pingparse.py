@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from heartfly.core.config_reader import did_you_mean
-from heartfly.core.patterns import METRIC_RE, RUN_ID_RE, fold_run_id
+from heartfly.core.patterns import METRIC_RE, NAME_RE, RUN_ID_RE, fold_run_id
 from heartfly.core.pingids import PING_ID_RE
 from heartfly.core.statetypes import Event, Kind
 from heartfly.core.units import is_decimal
@@ -148,30 +148,52 @@ def parse_event(segment: str) -> tuple[Kind, int | None]:
     )
 
 
+# A ping that addresses no check: a check's name under a key that is not the ping_key. It is read
+# as the same URL under the ping_key would be (its body, its event) and answered 404 as an unknown
+# name is, so that no answer (400 or 404, before or after its body) tells the ping_key from a guess.
+NOWHERE = Target(None, None, Kind.SUCCESS)
+
+
 def parse_path(tail: str, ping_key: str | None) -> Target | None:
-    """`<key>[/<event>]` or `<ping_key>/<name>[/<event>]`; None when it is neither form."""
+    """`<key>[/<event>]` or `<ping_key>/<name>[/<event>]`; None when it is neither form. A path is
+    read alike whether or not its first segment is the ping_key: `<other>/<name>` is NOWHERE, and
+    `<other>/<name>/<event>` too once its event is read (a bad one is a 400 under any key)."""
     parts = tail.split("/")
-    if (
-        ping_key is not None
-        and len(parts) in (2, 3)
-        and hmac.compare_digest(parts[0].encode("utf-8", "surrogatepass"), ping_key.encode())
-    ):
-        kind, status = parse_event(parts[2] if len(parts) == 3 else "")
-        return Target(None, parts[1], kind, status)  # positional: keywords cost a third more
-    if len(parts) > 2 or not parts[0]:
+    if len(parts) > 3 or not parts[0]:
         return None
-    kind, status = parse_event(parts[1] if len(parts) == 2 else "")
+    if len(parts) == 1:
+        return Target(parts[0], None, Kind.SUCCESS)
+    named = ping_key is not None and hmac.compare_digest(parts[0].encode("utf-8", "surrogatepass"), ping_key.encode())
+    if len(parts) == 3:
+        kind, status = parse_event(parts[2])
+        return Target(None, parts[1], kind, status) if named else NOWHERE  # positional: keywords cost a third more
+    if named:
+        if parts[1] and not NAME_RE.fullmatch(parts[1]):  # no check's name, nor an event: as under any key
+            parse_event(parts[1])
+        return Target(None, parts[1], Kind.SUCCESS)
+    try:
+        kind, status = parse_event(parts[1])
+    except PingError:
+        if NAME_RE.fullmatch(parts[1]):  # a check's name (or "256", a name under the ping_key)
+            return NOWHERE
+        raise
     return Target(parts[0], None, kind, status)
 
 
-def parse_batch_path(head: str, ping_key: str | None) -> Target | None:
-    """What `/ping/<head>/batch` addresses: `<key>` or `<ping_key>/<name>`, without an event (each
-    ping of a batch names its own); None when it is neither."""
+def parse_batch_path(head: str, ping_key: str | None, named_batch: bool = False) -> Target | None:
+    """What `/ping/<head>/batch` addresses: `<key>` or `<ping_key>/<name>` (NOWHERE under another
+    key), without an event (each ping of a batch names its own); None when it is neither, or when it
+    is `/ping/<ping_key>/batch` and a check is named "batch" (`named_batch`): a ping to that one.
+    Without such a check, that URL is a batch for no check, as it is under any other key."""
     parts = head.split("/")
     named = ping_key is not None and hmac.compare_digest(parts[0].encode("utf-8", "surrogatepass"), ping_key.encode())
-    if len(parts) != (2 if named else 1):
+    if len(parts) == 1:
+        if named:
+            return None if named_batch else NOWHERE
+        return Target(parts[0], None, Kind.SUCCESS) if parts[0] else None
+    if len(parts) != 2 or not parts[0] or not NAME_RE.fullmatch(parts[1]):
         return None
-    return parse_path(head, ping_key)
+    return Target(None, parts[1], Kind.SUCCESS) if named else NOWHERE
 
 
 def parse_query(query: Mapping[str, str], now: float, max_age: float) -> Details:

@@ -111,8 +111,9 @@ async def ping(request: web.Request) -> web.Response:
     head, _, last = tail.rpartition("/")
     try:
         if last == "batch":
-            ping_key = request.app[RUNTIME].engine.config.server.ping_key
-            if (batch_target := parse_batch_path(head, ping_key)) is not None:
+            engine = request.app[RUNTIME].engine
+            named_batch = engine.lookup_name("batch") is not None
+            if (batch_target := parse_batch_path(head, engine.config.server.ping_key, named_batch)) is not None:
                 return _as_healthchecks(request, await batch(request, batch_target))
         return _as_healthchecks(request, await _one(request, as_json=False))
     except web.HTTPException as exc:  # a body too large, too slow, unreadable: a browser must see why too
@@ -300,7 +301,8 @@ def _lookup(engine: Engine, target: Target) -> tuple[Check | None, Kind | None]:
     if target.key is not None:
         found = engine.lookup_key(target.key)
         return found if found is not None else (None, None)
-    assert target.name is not None
+    if target.name is None:  # NOWHERE: a name under a key that is not the ping_key
+        return None, None
     return engine.lookup_name(target.name), None
 
 
