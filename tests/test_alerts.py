@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import time
+import unicodedata
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -344,6 +345,28 @@ async def test_an_email_alert_has_plain_and_html_parts_naming_the_check_and_what
     [alert] = await hf.settled("backup", 1)
     assert (alert["channel"], alert["event"], alert["status"], outcomes(alert)) == ("ops", "down", "sent", ["sent"])
     assert msg["X-Heartfly-Alert"] == alert["key"]
+
+
+async def test_an_email_alerts_plain_text_shows_a_pings_escape_sequences_as_text_not_to_the_terminal(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    # Read with mail(1) or cat in a terminal, the text part's raw ESC, BEL and OSC sequences from
+    # a ping cleared the screen, set the window's title and coloured what followed
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml() + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + check("backup", key, ["ops"], 'every = "1h"') + fast(),
+        server=SERVER,
+    )  # fmt: skip
+    hf = await start(config)
+    await hf.ping(key, "/fail", body="disk full\x1b[2J\x1b]0;pwned\x07\tline two \u202eevil\nlast line")
+    [(_, msg)] = await until(lambda: mailbox.received, "the email")
+    plain_part = msg.get_body(("plain",))
+    assert plain_part is not None
+    plain = plain_part.get_content().replace("\r\n", "\n")
+    assert plain.endswith("disk full\\x1b[2J\\x1b]0;pwned\\x07\tline two \\u202eevil\nlast line\n")
+    assert not [c for c in plain if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf")]
 
 
 async def test_an_email_alert_is_marked_auto_generated_so_vacation_responders_do_not_answer_it(

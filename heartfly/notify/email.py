@@ -14,6 +14,7 @@ import aiosmtplib
 
 from heartfly.core.config_alerts import ChannelConfig, SmtpConfig
 from heartfly.notify import DeliveryError, PermanentError
+from heartfly.notify.log_channel import escape_lines
 from heartfly.notify.message import Alert, html_body, subject, text
 
 QUIT_WAIT = 0.25  # seconds for the answer to QUIT, once the message is taken (a server answers in ms)
@@ -38,7 +39,8 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
     # Exchange's own header), or each alert to someone away drew a reply to `from`.
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content(text(alert))
+    # Read with mail(1), or cat, in a terminal: a ping's escape sequences are shown, not obeyed
+    msg.set_content(escape_lines(text(alert)))
     msg.add_alternative(html_body(alert), subtype="html")
     return msg
 

@@ -22,11 +22,14 @@ _UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
-def escape(text: str) -> str:
-    """`text` on one line, printable: control and invisible characters as backslash escapes."""
+def escape(text: str, keep: str = "") -> str:
+    """`text` on one line, printable: control and invisible characters as backslash escapes
+    (but those in `keep`, written as they are)."""
     out = []
     for char in text:
-        if char in _SHORT:
+        if char in keep:
+            out.append(char)
+        elif char in _SHORT:
             out.append(_SHORT[char])
         elif unicodedata.category(char) in _UNSAFE:
             code = ord(char)
@@ -34,6 +37,13 @@ def escape(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def escape_lines(text: str) -> str:
+    """`text` with its lines, tabs and backslashes as they are, and every other control or invisible
+    character (an escape sequence, a bell, a lone carriage return, a bidi override) as escape()
+    writes it: a plain text that a person may read in a terminal (an email's text part)."""
+    return escape(text.replace("\r\n", "\n"), keep="\n\t\\")
 
 
 def line(alert: Alert) -> str:
