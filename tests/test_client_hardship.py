@@ -450,3 +450,29 @@ def test_a_lock_file_root_left_in_a_users_spool_does_not_stop_its_replays_for_go
         assert done.returncode == 0, done.stderr
         assert [(p["kind"], p["body"]) for p in hf.pings()] == [("start", ""), ("success", "later")], done.stderr
         assert Spool(spool).pending() == []
+
+
+def test_a_lock_file_planted_as_a_link_in_the_spool_does_not_change_the_file_it_points_to(tmp_path: Path) -> None:
+    # A spool others may write (HEARTFLY_SPOOL=/tmp/heartfly, made by whoever came first): a link
+    # named as its lock file made a replay chmod the file it points to 0644 (root's: /etc/shadow)
+    from heartfly.client.spool import Spool, lock_name, origin
+    from heartfly.client.transport import Ping
+
+    url = closed_port_url()
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o777)
+    Spool(spool).put(Ping(f"{url}/ping/{KEY}", "start", at=time.time() - 60))
+    secrets: list[Path] = []
+    for name in (".lock", lock_name(origin(url))):
+        secret = tmp_path / f"secret{len(secrets)}"
+        secret.write_text("not the world's\n")
+        secret.chmod(0o600)
+        (spool / name).symlink_to(secret)
+        secrets.append(secret)
+    done = subprocess.run(
+        [PY, "-m", "heartfly", "flush", "--spool", str(spool)],
+        env=client_env(tmp_path, HEARTFLY_SPOOL=str(spool)), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert [oct(path.stat().st_mode & 0o777) for path in secrets] == ["0o600", "0o600"], done.stdout + done.stderr
+    assert [path.read_text() for path in secrets] == ["not the world's\n"] * 2

@@ -16,6 +16,7 @@ import enum
 import fcntl
 import json
 import os
+import stat
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -204,20 +205,29 @@ class Spool:
                 os.close(fd)  # closing releases the lock
 
 
+# Never through a link: in a spool that others may write (HEARTFLY_SPOOL=/tmp/heartfly, made by
+# whoever came first), a link named as a lock file had the fchmod below make the file it points
+# to readable by all (root's replay: /etc/shadow). Such a lock cannot be taken: its replay waits.
+_NO_LINK = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _open_lock(where: str) -> int | None:
     """A lock file, made if it is not there; None when it cannot be opened at all."""
     try:
-        fd = os.open(where, os.O_WRONLY | os.O_CREAT, 0o644)
-        # Readable by all, whatever the umask: a lock file root leaves in a user's spool (a
-        # `sudo heartfly run` that kept HOME) must not keep the user from replaying it for good.
-        with contextlib.suppress(OSError):
-            os.fchmod(fd, 0o644)
-        return fd
+        fd = os.open(where, os.O_WRONLY | os.O_CREAT | _NO_LINK, 0o644)
     except OSError:
         try:  # read-only (a disk, another user's file): flock needs no write access
-            return os.open(where, os.O_RDONLY)
+            return os.open(where, os.O_RDONLY | _NO_LINK)
         except OSError:
             return None
+    # Readable by all, whatever the umask: a lock file root leaves in a user's spool (a `sudo
+    # heartfly run` that kept HOME) must not keep the user from replaying it for good. Only a file
+    # of its own with one name: another name of a file (a hard link to it) is not the spool's.
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_nlink == 1:
+            os.fchmod(fd, 0o644)
+    return fd
 
 
 def _flock(fd: int, how: int, deadline: float) -> bool:
