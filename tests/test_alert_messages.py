@@ -12,6 +12,7 @@ import json
 import random
 import re
 import time
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -531,6 +532,18 @@ def test_an_ntfy_body_stays_under_ntfys_message_limit_cut_at_a_character() -> No
     payload = {"check": "backup", "reason": "missed"}
     short = Alert(key="flip-1", event="down", payload=payload, last_ping=None, link=LINK)
     assert ntfy_request(short)[0] == text(short).encode()
+
+
+def test_an_ntfy_body_shows_a_pings_escape_sequences_as_text_not_to_a_subscribers_terminal() -> None:
+    # `ntfy subscribe TOPIC` prints each message in a terminal: a ping's raw ESC, BEL and OSC
+    # sequences cleared it, set its title and coloured what followed
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    body = "disk full\x1b[2J\x1b]0;pwned\x07\tnext \u202eline\r\nlast"
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0, "success", body=body))
+    sent = ntfy_request(alert)[0].decode()
+    assert sent.endswith("disk full\\x1b[2J\\x1b]0;pwned\\x07\tnext \\u202eline\nlast\n")
+    assert not [c for c in sent if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf")]
 
 
 def test_an_ntfy_title_header_stays_ascii_and_short() -> None:

@@ -9,41 +9,13 @@ never forge a second log line.
 from __future__ import annotations
 
 import logging
-import unicodedata
 
 from heartfly.core.config_alerts import ChannelConfig
-from heartfly.notify.message import Alert, subject
+from heartfly.notify.message import Alert, escape, subject
 
 log = logging.getLogger("heartfly.alert")
 
-# Control (Cc), format (Cf: bidi overrides, zero-width), line and paragraph separators (Zl, Zp),
-# unassigned and surrogates: shown as escapes, never written as they are.
-_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
-_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-
-
-def escape(text: str, keep: str = "") -> str:
-    """`text` on one line, printable: control and invisible characters as backslash escapes
-    (but those in `keep`, written as they are)."""
-    out = []
-    for char in text:
-        if char in keep:
-            out.append(char)
-        elif char in _SHORT:
-            out.append(_SHORT[char])
-        elif unicodedata.category(char) in _UNSAFE:
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def escape_lines(text: str) -> str:
-    """`text` with its lines, tabs and backslashes as they are, and every other control or invisible
-    character (an escape sequence, a bell, a lone carriage return, a bidi override) as escape()
-    writes it: a plain text that a person may read in a terminal (an email's text part)."""
-    return escape(text.replace("\r\n", "\n"), keep="\n\t\\")
+__all__ = ["escape", "line", "send"]  # escape: as the dispatcher and the CLI import it
 
 
 def line(alert: Alert) -> str:

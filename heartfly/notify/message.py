@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,36 @@ TAIL = 500  # characters of the last ping's message quoted in an alert
 # Bytes from which ntfy takes a body for a file attachment (message-size-limit), which it refuses
 # (400, "attachments not allowed") where attachments are off, as they are by default.
 NTFY_LIMIT = 4096
+
+# Control (Cc), format (Cf: bidi overrides, zero-width), line and paragraph separators (Zl, Zp),
+# unassigned and surrogates: shown as escapes, never written as they are.
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def escape(text: str, keep: str = "") -> str:
+    """`text` on one line, printable: control and invisible characters as backslash escapes
+    (but those in `keep`, written as they are)."""
+    out = []
+    for char in text:
+        if char in keep:
+            out.append(char)
+        elif char in _SHORT:
+            out.append(_SHORT[char])
+        elif unicodedata.category(char) in _UNSAFE:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def escape_lines(text: str) -> str:
+    """`text` with its lines, tabs and backslashes as they are, and every other control or invisible
+    character (an escape sequence, a bell, a lone carriage return, a bidi override) as escape()
+    writes it: a plain text that a person may read in a terminal (an email's text part, an ntfy message)."""
+    return escape(text.replace("\r\n", "\n"), keep="\n\t\\")
+
 
 _REASONS = {
     "missed": "did not run: no ping arrived by its deadline",
@@ -300,7 +331,8 @@ def ntfy_request(alert: Alert) -> tuple[bytes, dict[str, str]]:
     headers = {"Title": _header(subject(alert)), "Priority": priority, "Click": alert.link}
     if tags:
         headers["Tags"] = tags
-    return _cut(text(alert), NTFY_LIMIT - 1), headers
+    # `ntfy subscribe` prints it in a terminal: a ping's escape sequences are shown, not obeyed
+    return _cut(escape_lines(text(alert)), NTFY_LIMIT - 1), headers
 
 
 def _cut(body: str, most: int) -> bytes:
