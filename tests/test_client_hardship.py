@@ -476,3 +476,67 @@ def test_a_lock_file_planted_as_a_link_in_the_spool_does_not_change_the_file_it_
     assert "Traceback" not in done.stderr, done.stderr
     assert [oct(path.stat().st_mode & 0o777) for path in secrets] == ["0o600", "0o600"], done.stdout + done.stderr
     assert [path.read_text() for path in secrets] == ["not the world's\n"] * 2
+
+
+class Listener:
+    """A TCP listener on loopback that counts the connections made to it (a planted config's server)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.heads: list[bytes] = []
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    self.heads.append(conn.recv(65536))
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("command", ["pause", "ping"])
+def test_a_heartfly_toml_any_user_may_write_in_the_working_folder_is_not_read(tmp_path: Path, command: str) -> None:
+    # `sudo heartfly pause backup` run in a folder where another user put a heartfly.toml (a shared
+    # checkout, /tmp) sent the API token read from the real token file to that file's listen
+    # address; a job's `heartfly ping NAME` sent HEARTFLY_PING_KEY (every check's) to its public_url
+    listener = Listener()
+    try:
+        token = tmp_path / "api-token"
+        token.write_text("t" * 43 + "\n")
+        token.chmod(0o600)
+        here = tmp_path / "shared"
+        here.mkdir()
+        planted = here / "heartfly.toml"
+        planted.write_text(
+            f'[server]\nlisten = "127.0.0.1:{listener.port}"\npublic_url = "http://127.0.0.1:{listener.port}"\n'
+            f'api_token_file = "{token}"\n'
+        )
+        planted.chmod(0o666)  # anyone's to write
+        args = ["pause", "backup"] if command == "pause" else ["ping", "backup"]
+        env = client_env(tmp_path, HEARTFLY_PING_KEY="p" * 24)
+        del env["HEARTFLY_URL"]
+        done = subprocess.run(
+            [PY, "-m", "heartfly", *args], cwd=here, env=env, capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert listener.heads == [], done.stderr
+        assert "heartfly.toml" in done.stderr and "may be written by any user" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        listener.close()

@@ -63,9 +63,43 @@ def config_path(given: Path | None) -> Path:
     # read then says permission is missing): not ./heartfly.toml of a working folder this user may
     # not search (sudo -u from /root) over a readable /etc/heartfly/heartfly.toml.
     seen = {p: _seen(p) for p in DEFAULT_CONFIGS}
+    if seen[DEFAULT_CONFIGS[0]] is True and (why := _not_ours(DEFAULT_CONFIGS[0])) is not None:
+        seen[DEFAULT_CONFIGS[0]] = False
+        _say_once(f"warning: ./{DEFAULT_CONFIGS[0]} {why}: not read (pass it with -c to use it)")
     found = next((p for p in DEFAULT_CONFIGS if seen[p] is True), None)
     hidden = next((p for p in DEFAULT_CONFIGS if seen[p] is None), None)
     return Path(found or hidden or DEFAULT_CONFIGS[-1])
+
+
+def _not_ours(path: str) -> str | None:
+    """Why a config found in the working folder may be someone else's words, or None: it belongs to
+    another user than this one and root, or any user may write it or its folder (one without the
+    sticky bit lets anyone replace it). Such a file chose where a ping (and HEARTFLY_PING_KEY, and a
+    run's output) went, and where `heartfly pause` sent the API token it read from the real file."""
+    try:
+        st, folder = os.stat(path), os.stat(os.path.dirname(os.path.abspath(path)))
+    except (OSError, ValueError):
+        return None  # read or refused as before: the loader says why
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o002 or (folder.st_mode & 0o002 and not folder.st_mode & 0o1000):
+        return "may be written by any user" + ("" if st.st_mode & 0o002 else " (its folder may)")
+    return None
+
+
+_said: set[str] = set()
+
+
+def _say_once(text: str) -> None:
+    """A note on stderr, once a process (config_path is asked more than once); dropped if stderr is closed."""
+    if text in _said:
+        return
+    _said.add(text)
+    try:
+        sys.stderr.write(f"heartfly: {text}\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def _seen(path: str | os.PathLike[str]) -> bool | None:
@@ -95,8 +129,14 @@ def missing_config(given: Path | None, env: Mapping[str, str]) -> str | None:
             here = os.path.join(os.getcwd(), DEFAULT_CONFIGS[0])
         except OSError:  # the working folder was deleted under the job (a deploy replaced it, say)
             here = "the working folder no longer exists"
+        why = _not_ours(DEFAULT_CONFIGS[0]) if _seen(DEFAULT_CONFIGS[0]) else None
+        looked = (
+            f"none at ./{DEFAULT_CONFIGS[0]} ({here}) or {DEFAULT_CONFIGS[1]}"
+            if why is None
+            else f"./{DEFAULT_CONFIGS[0]} ({here}) {why}, so it is not read, and none is at {DEFAULT_CONFIGS[1]}"
+        )
         return (
-            f"cannot read a config file: none at ./{DEFAULT_CONFIGS[0]} ({here}) or {DEFAULT_CONFIGS[1]};"
+            f"cannot read a config file: {looked};"
             " pass -c FILE or set HEARTFLY_CONFIG (`heartfly init` writes a starter config)"
         )
     source = "HEARTFLY_CONFIG" if env.get("HEARTFLY_CONFIG") == str(given) else "-c/--config"
