@@ -384,3 +384,21 @@ def test_escape_keeps_a_line_one_printable_line() -> None:
     assert escape("\x00\x07\x1b\x7f\x85\x9b") == "\\x00\\x07\\x1b\\x7f\\x85\\x9b"
     assert escape("\u200b\u202e\u2028\u2029\ufeff") == "\\u200b\\u202e\\u2028\\u2029\\ufeff"
     assert escape("Auth → Profile, ünïcödé, 日本") == "Auth → Profile, ünïcödé, 日本"
+
+
+def test_check_config_and_serve_warn_of_a_token_file_any_user_may_read(tmp_path: Path) -> None:
+    # A token written by hand (echo ... > api-token, umask 022) is 0644: any user of the machine
+    # may read it and use the whole API, and neither check-config nor the server said so
+    path = tmp_path / "hb.toml"
+    (tmp_path / "token").write_text("t" * 43 + "\n")
+    (tmp_path / "token").chmod(0o644)
+    path.write_text(
+        SERVER + f'[channels.log]\ntype = "log"\n[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["log"]\n'
+    )
+    warning = f"server.api_token_file: any user of this machine may read {tmp_path / 'token'} (mode 0644)"
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and warning in result.stderr, result.stderr
+    with Server(path) as server:
+        assert server.wait_for_log(warning), server.log()
+    (tmp_path / "token").chmod(0o640)
+    assert heartfly("check-config", "-c", str(path)).stderr == ""

@@ -1,4 +1,5 @@
-"""Warnings about a valid config that would still let a failure go unnoticed. Pure.
+"""Warnings about a valid config that would still let a failure go unnoticed. Pure, but for
+exposed_secrets, which looks at the secret files' modes.
 
 Not errors: a config without channels is a legitimate way to try Heartfly out (states, the
 dashboard and the API work), but whoever runs `heartfly check-config` should hear that nobody is
@@ -13,6 +14,7 @@ import urllib.parse
 from collections.abc import Sequence
 
 from heartfly.core.config import Config
+from heartfly.core.config_secrets import open_to_all
 from heartfly.core.units import human_duration
 
 NAMED = 10  # checks named in the warning; the rest are counted
@@ -43,7 +45,7 @@ def _tls_mismatch(port: int, security: str) -> str | None:
 
 def warnings(config: Config) -> list[str]:
     """One line per problem, however many checks share it."""
-    found = []
+    found = exposed_secrets(config)
     if config.server.body_limit_capped:  # a server setting: said also of a file whose checks are all the API's
         found.append(
             "server.body_limit: more than 16MiB, the most a ping's body may be (a longer one is refused):"
@@ -161,11 +163,26 @@ def unreachable_links(config: Config) -> str | None:
     )
 
 
+def exposed_secrets(config: Config) -> list[str]:
+    """The secret files any user of this machine may read or write. Said by check-config, and by
+    serve at its start and each reload."""
+    server, smtp = config.server, config.smtp
+    return open_to_all(
+        [
+            ("server.api_token_file", server.api_token_file),
+            ("server.hc_api_key_file", server.hc_api_key_file),
+            ("server.hc_api_key_readonly_file", server.hc_api_key_readonly_file),
+            ("smtp.password_file", smtp.password_file if smtp is not None else None),
+            ("server.database_password_file", getattr(server.database, "password_file", None)),
+        ]
+    )
+
+
 def said_at_start(config: Config) -> list[str]:
     """What serve logs at its start and each reload: the warnings whose harm nobody may see until
     an alert (or a page) goes wrong, for whoever never runs check-config."""
     advice = (cleartext_login(config), unreachable_links(config), graceless_crons(config))
-    return [a for a in advice if a is not None]
+    return [*exposed_secrets(config), *[a for a in advice if a is not None]]
 
 
 def _loopback(host: str) -> bool:

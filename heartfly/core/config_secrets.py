@@ -84,3 +84,22 @@ def _read_secret(path: Path) -> str:
     if not secret:
         raise ValueError(f"{path} is empty")
     return secret
+
+
+def open_to_all(files: Sequence[tuple[str, Path | None]]) -> list[str]:
+    """A warning for each secret file (its setting, its path) that any user of this machine may read
+    or write: a token written by hand with umask 022 is 0644, and whoever reads it uses the whole
+    API (or the SMTP login, the database). One that cannot be looked at says nothing here."""
+    found = []
+    for where, path in files:
+        try:
+            mode = path.stat().st_mode if path is not None else 0
+        except (OSError, ValueError):
+            continue
+        if mode & 0o006:
+            may = "read" if mode & 0o004 else "write"
+            found.append(
+                f"{where}: any user of this machine may {may} {path} (mode {mode & 0o777:04o}):"
+                f" chmod o-rwx {path}, and replace what it holds if someone may have read it"
+            )
+    return found
