@@ -74,7 +74,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", "https://elsewhere.example/ping/x")
         for name, value in self.server.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(text)))
+        self.send_header("Content-Length", str(len(text.encode())))
         self.end_headers()
         self.wfile.write(text.encode())
 
@@ -260,6 +260,16 @@ def test_a_400_is_not_retried_and_its_reason_is_shown(recorder: Recorder) -> Non
     answer = quick(retries=3).send(ping)
     assert answer.outcome is Outcome.REJECTED and len(recorder.requests) == 1
     assert answer.explain(ping).endswith("answered 400: rid must be 1 to 128 printable ASCII characters without spaces")
+
+
+def test_a_servers_reason_with_escape_sequences_is_shown_as_text_not_to_the_terminal(recorder: Recorder) -> None:
+    # The reason goes to the job's stderr: a terminal, or cron's mail read in one. Over plain http
+    # (HEARTFLY_URL=http://...) anyone on the way, or a proxy's error page, wrote escape sequences there
+    recorder.script = [(400, "bad\x1b[2J\x1b]0;pwned\x07 \u202erequest\n")]
+    ping = Ping(f"{recorder.url}/ping/{KEY}")
+    said = quick().send(ping).explain(ping)
+    assert said.endswith("answered 400: bad\\x1b[2J\\x1b]0;pwned\\x07 \\u202erequest"), said
+    assert said.isprintable()
 
 
 def test_a_redirect_is_reported_not_followed(recorder: Recorder) -> None:

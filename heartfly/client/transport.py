@@ -486,10 +486,19 @@ class Transport:
         if 200 <= status < 300:
             return Answer(Outcome.DELIVERED, status, body=answer.body, body_limit=_body_limit(answer.headers))
         if 300 <= status < 400:
-            return Answer(Outcome.REJECTED, status, answer.headers.get("location", "?"))
+            return Answer(Outcome.REJECTED, status, shown(answer.headers.get("location", "?")))
         text = answer.body.decode("utf-8", "replace").strip().splitlines()
         outcome = Outcome.UNREACHABLE if status in RETRYABLE or status >= 500 else Outcome.REJECTED
-        return Answer(outcome, status, text[0][:300] if text else answer.reason, answer.body)
+        return Answer(outcome, status, shown(text[0][:300] if text else answer.reason), answer.body)
+
+
+def shown(text: str) -> str:
+    """A server's words (its reason, a redirect's Location) for the job's stderr, a terminal or
+    cron's mail read in one: a character that is not printable (an escape sequence, a bell, a bidi
+    override) as a backslash escape. Over plain http anyone on the way may write them."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" for c in text)
 
 
 def _credentials(url: str) -> tuple[str, str | None]:
