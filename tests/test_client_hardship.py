@@ -540,3 +540,29 @@ def test_a_heartfly_toml_any_user_may_write_in_the_working_folder_is_not_read(tm
         assert "Traceback" not in done.stderr
     finally:
         listener.close()
+
+
+def test_a_ping_another_user_put_in_the_spool_is_left_there_not_sent(tmp_path: Path) -> None:
+    # A spool others may write: a file planted there, in the spool's own format, was sent by the
+    # next replay of whoever ran heartfly (root's too): its URL and body anywhere the planter chose
+    from heartfly.client.spool import Spool
+    from heartfly.client.transport import Ping
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the planted ping to another user")
+    listener = Listener()
+    try:
+        spool = tmp_path / "spool"
+        spool.mkdir(mode=0o777)
+        Spool(spool).put(Ping(f"http://127.0.0.1:{listener.port}/ping/{KEY}", "fail", at=time.time() - 60))
+        [planted] = Spool(spool).pending()
+        os.chown(planted, 65534, 65534)
+        done = subprocess.run(
+            [PY, "-m", "heartfly", "flush", "--spool", str(spool)],
+            env=client_env(tmp_path, HEARTFLY_SPOOL=str(spool)), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert listener.heads == [], done.stderr
+        assert planted.exists() and "left in the spool" in done.stderr, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        listener.close()

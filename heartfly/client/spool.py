@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import fcntl
 import json
 import os
@@ -153,7 +154,7 @@ class Spool:
         """A spooled ping; ValueError or OSError when the file is not one."""
         import base64
 
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(_own_text(path))
         if not isinstance(record, dict) or record.get("v") != 1:
             raise ValueError("not a heartfly spool record")
         if not (
@@ -497,6 +498,18 @@ def _chunks(group: list[Item]) -> list[list[Item]]:
         chunks[-1].append(item)
         size += cost
     return chunks
+
+
+def _own_text(path: Path) -> str:
+    """A spooled ping's file, read only if it is this user's own (never through a link): in a spool
+    others may write, one they put there (in the spool's format) was sent by whoever replayed it
+    next, root too, to any URL with any body. Another user's is left for its owner (PermissionError)."""
+    fd = os.open(path, os.O_RDONLY | _NO_LINK)
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        owner = os.fstat(fd).st_uid
+        if owner != os.geteuid():
+            raise PermissionError(errno.EACCES, f"not this user's (uid {owner})")
+        return handle.read()
 
 
 def _read(path: Path) -> Ping | None:
