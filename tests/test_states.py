@@ -660,6 +660,37 @@ def test_a_fan_in_batch_under_way_when_an_operator_pauses_is_judged_from_the_res
     assert flip is not None and flip.detail == "1 of 2 successes arrived"
 
 
+def test_a_fan_in_batch_kept_by_a_resume_is_timed_from_its_first_worker() -> None:
+    # A batch of 2 with min_runtime 10 min: w1 at +10 s, paused at +20 s, resumed at +1000 s, w2 at
+    # +1010 s. It ran 1000 s. The resume moved the batch's start to itself, so its run was recorded
+    # as 10 s long and told too fast ("ran 10 s"): a false alarm, and a duration that was not true.
+    cfg = check(every=HOUR, grace=600, expect=2, min_runtime=600.0)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 10, "b1", member="w1"), T0 + 10)[-1].state
+    st = resume(cfg, pause(st, T0 + 20).state, T0 + 1000).state
+    steps = receive(cfg, st, Event(Kind.SUCCESS, T0 + 1010, "b1", member="w2"), T0 + 1010)
+    assert (steps[-1].state.status, steps[-1].state.reason) == (Status.UP, None)
+    assert [(end.started_at, end.ended_at, end.outcome) for s in steps for end in s.ended] == [
+        (T0 + 10, T0 + 1010, RunOutcome.SUCCESS)
+    ]
+
+
+def test_a_fan_in_batch_under_way_at_the_pause_whose_first_ping_arrives_after_the_resume_is_judged_from_it() -> None:
+    # In event order the batch was under way at the pause, so the resume kept it and its time limit
+    # counts from the resume. Its first worker's ping (spooled, dated before the pause) arriving
+    # after the resume opened it with its limit counted from then: told incomplete at once, dated
+    # while the check was paused.
+    cfg = check(every=HOUR, grace=600, expect=2)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0 + 5, "b0"), T0 + 5)[-1].state
+    st = receive(cfg, st, Event(Kind.SUCCESS, T0 + 6, "b0"), T0 + 6)[-1].state
+    st = resume(cfg, pause(st, T0 + 20).state, T0 + 1000).state
+    st = receive(cfg, st, Event(Kind.SUCCESS, T0 + 15, "b1", member="w1"), T0 + 1002)[-1].state
+    assert st.runs["b1"].started_at == T0 + 15
+    assert advance(cfg, st, T0 + 1599).state.status is Status.RUNNING
+    st, flip, _ = advance(cfg, st, T0 + 1600)
+    assert (st.status, st.reason) == (Status.DOWN, Reason.INCOMPLETE)
+    assert flip is not None and flip.at == T0 + 1600
+
+
 def test_a_run_under_way_when_an_operator_pauses_and_resumes_is_still_watched_for_stalls() -> None:
     # A queue pass pinging progress was paused and resumed mid-run: it was dropped at the resume,
     # so it was "up" while it ran, a stall after the resume was never told, and its end closed

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from heartfly.core.checkconfig import CheckConfig
-from heartfly.core.deadlines import RESTART_SETTLE
+from heartfly.core.deadlines import RESTART_SETTLE, batches_from
 from heartfly.core.schedule import Due, next_due
 from heartfly.core.statetypes import CheckState
 
@@ -43,7 +43,13 @@ def drop_slack(check: CheckConfig, st: CheckState, at: float) -> None:
 
 
 def _runs_need_slack(check: CheckConfig, st: CheckState, at: float) -> bool:
-    limit = check.max_runtime if check.max_runtime is not None else check.grace if check.expect is not None else None
-    if limit is not None and min(r.started_at for r in st.runs.values()) + limit <= at + RESTART_SETTLE:
+    if check.expect is not None:
+        limit = check.max_runtime if check.max_runtime is not None else check.grace
+        if batches_from(st) + limit <= at + RESTART_SETTLE:
+            return True
+    elif (
+        check.max_runtime is not None
+        and min(r.started_at for r in st.runs.values()) + check.max_runtime <= at + RESTART_SETTLE
+    ):
         return True
     return check.stall is not None and min(r.active_at for r in st.runs.values()) + check.stall <= at + RESTART_SETTLE

@@ -97,8 +97,7 @@ def _run_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
     if st.runs:
         if check.expect is not None:
             limit = check.max_runtime if check.max_runtime is not None else check.grace
-            first = min(run.started_at for run in st.runs.values())
-            best = Deadline(first + limit + st.slack, DeadlineKind.INCOMPLETE)
+            best = Deadline(batches_from(st) + limit + st.slack, DeadlineKind.INCOMPLETE)
         elif check.max_runtime is not None:
             first = min(run.started_at for run in st.runs.values())
             best = Deadline(first + check.max_runtime + st.slack, DeadlineKind.OVERRUN)
@@ -106,6 +105,14 @@ def _run_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
             quiet = min(run.active_at for run in st.runs.values())
             best = _earlier(best, Deadline(quiet + check.stall + st.slack, DeadlineKind.STALL))
     return best
+
+
+def batches_from(st: CheckState) -> float:
+    """Whence a fan-in's open batches' time limit counts: their first worker's ping, or the last
+    resume if after it (a batch under way at a pause is judged from the resume, as in event order
+    one whose first ping arrives after it: statecontrol._under_way). Their starts stay true, so
+    a batch's duration (min_runtime, a `duration` assertion, its run) counts the pause too."""
+    return max(min(run.started_at for run in st.runs.values()), st.resumed_at)
 
 
 def fire_due(

@@ -52,14 +52,14 @@ def _under_way(check: CheckConfig, runs: dict[str, Run], now: float) -> dict[str
     Dropped, a fan-in's batch under way was opened again by its workers after the resume, short of
     those before it, and told incomplete (a false alarm); a run's end closed nothing (no duration
     recorded) and a stall after the resume went untold. Their stall clocks, and a batch's time
-    limit, count from the resume, as its other deadlines do (not judged at once for the time it
-    was paused); a run keeps its start, so its duration is true. One whose max_runtime passed
-    while paused is dropped, as before (its end, if it comes, closes nothing)."""
+    limit (deadlines.batches_from, from resumed_at), count from the resume, as its other deadlines
+    do (not judged at once for the time it was paused); a run keeps its start, so its duration is
+    true (a batch's too: moved to the resume, one that ran an hour was told too fast). One whose
+    max_runtime passed while paused is dropped, as before (its end, if it comes, closes nothing)."""
     kept: dict[str, Run] = {}
     for rid, run in runs.items():
-        if check.expect is not None:
-            kept[rid] = run._replace(started_at=max(run.started_at, now), active_at=max(run.active_at, now))
-        elif check.max_runtime is None or run.started_at + check.max_runtime > now:
+        # A batch's own limit is judged from the resume (deadlines.batches_from): it is kept.
+        if check.expect is not None or check.max_runtime is None or run.started_at + check.max_runtime > now:
             kept[rid] = run._replace(active_at=max(run.active_at, now))
     return kept
 
