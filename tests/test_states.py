@@ -715,6 +715,22 @@ def test_a_run_under_way_when_an_operator_pauses_and_resumes_is_still_watched_fo
     ]
 
 
+def test_a_standbys_resume_applied_later_times_a_run_under_way_as_one_applied_when_asked() -> None:
+    # In a cluster the leader applies a standby's resume a little after it was asked (asked_at):
+    # the check is watched again as of the ask (resumed_at), and so is its run's stall clock, as
+    # on one node; counted from the leader's now, it stalled 10 s later and its words left out
+    # that the minute counts from the resume.
+    cfg = check(every=HOUR, stall=60.0, max_runtime=HOUR)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.START, T0, "q1"), T0)[-1].state
+    st = receive(cfg, st, Event(Kind.PROGRESS, T0 + 30, "q1"), T0 + 30)[-1].state
+    st = resume(cfg, pause(st, T0 + 40).state, T0 + 200, asked_at=T0 + 190).state
+    assert st.resumed_at == T0 + 190
+    stalled = advance(cfg, st, T0 + 250)
+    assert (stalled.state.status, stalled.state.reason) == (Status.DOWN, Reason.STALLED)
+    assert stalled.flip is not None
+    assert stalled.flip.detail == "no progress for 1 min since the resume (stall limit 1 min)"
+
+
 def test_a_run_whose_max_runtime_passed_while_its_check_was_paused_is_not_judged_at_the_resume() -> None:
     cfg = check(every=HOUR, max_runtime=600.0)
     st = receive(cfg, initial_state(cfg, T0), Event(Kind.START, T0, "r1"), T0)[-1].state

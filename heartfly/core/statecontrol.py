@@ -34,13 +34,13 @@ def resume(
     if st.status is not Status.PAUSED:
         return Step(st, None)
     new = rewatch(check, st, now)
-    new.runs = _under_way(check, st.runs, now) if st.runs else new.runs
+    new.resumed_at = now if asked_at is None else min(asked_at, now)
+    new.runs = _under_way(check, st.runs, new.resumed_at) if st.runs else new.runs
     if st.step_due is not None and st.step_due > now:
         # A step its upstream armed before the pause is still due by then (dropped, one that never
         # ran was told nothing); one whose window passed while paused is not judged for it.
         new.step_due, new.step_since = st.step_due, st.step_since
     new.failures, new.streak_ats = 0, ()
-    new.resumed_at = now if asked_at is None else min(asked_at, now)
     new.status = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
     new.changed_at = new.told_at = max(now, new.changed_at)
     new.folded = False  # (a state paused by an older version may still have it)
@@ -48,14 +48,15 @@ def resume(
 
 
 def _under_way(check: CheckConfig, runs: dict[str, Run], now: float) -> dict[str, Run]:
-    """The runs open at a resume, still watched after it: a pause stops their clocks, not the job.
-    Dropped, a fan-in's batch under way was opened again by its workers after the resume, short of
-    those before it, and told incomplete (a false alarm); a run's end closed nothing (no duration
-    recorded) and a stall after the resume went untold. Their stall clocks, and a batch's time
-    limit (deadlines.batches_from, from resumed_at), count from the resume, as its other deadlines
-    do (not judged at once for the time it was paused); a run keeps its start, so its duration is
-    true (a batch's too: moved to the resume, one that ran an hour was told too fast). One whose
-    max_runtime passed while paused is dropped, as before (its end, if it comes, closes nothing)."""
+    """The runs open at a resume (`now`: its instant, resumed_at), still watched after it: a pause
+    stops their clocks, not the job. Dropped, a fan-in's batch under way was opened again by its
+    workers after the resume, short of those before it, and told incomplete (a false alarm); a
+    run's end closed nothing (no duration recorded) and a stall after the resume went untold.
+    Their stall clocks, and a batch's time limit (deadlines.batches_from, from resumed_at), count
+    from the resume, as its other deadlines do (not judged at once for the time it was paused); a
+    run keeps its start, so its duration is true (a batch's too: moved to the resume, one that ran
+    an hour was told too fast). One whose max_runtime passed while paused is dropped, as before
+    (its end, if it comes, closes nothing)."""
     kept: dict[str, Run] = {}
     for rid, run in runs.items():
         # A batch's own limit is judged from the resume (deadlines.batches_from): it is kept.
