@@ -428,6 +428,19 @@ def test_a_step_armed_before_an_operators_pause_and_resume_is_still_due() -> Non
     assert step.flip is not None and step.flip.detail == "no success within 1 h of extract's start"
 
 
+def test_a_step_armed_before_a_standbys_resume_is_due_as_on_one_node() -> None:
+    # A standby's resume, asked 5 s before the step's deadline and applied by the leader 5 s after
+    # it (asked_at): on one node the step was watched again before its deadline and told
+    # step_missed; the leader compared the deadline with its own now and dropped it, unsaid.
+    cfg = step_check()
+    armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)
+    due = T0 + 100 + HOUR
+    st = resume(cfg, pause(armed, T0 + 200).state, due + 5, asked_at=due - 5).state
+    assert st.step_due == due
+    step = advance(cfg, st, due + 5)
+    assert (step.state.status, step.state.reason) == (Status.DOWN, Reason.STEP_MISSED)
+
+
 def test_a_step_whose_window_passed_while_it_was_paused_is_not_judged_at_the_resume() -> None:
     cfg = step_check()
     armed = arm_step(cfg, initial_state(cfg, T0), T0 + 100)

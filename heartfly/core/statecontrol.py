@@ -36,9 +36,10 @@ def resume(
     new = rewatch(check, st, now)
     new.resumed_at = now if asked_at is None else min(asked_at, now)
     new.runs = _under_way(check, st.runs, new.resumed_at) if st.runs else new.runs
-    if st.step_due is not None and st.step_due > now:
+    if st.step_due is not None and st.step_due > new.resumed_at:
         # A step its upstream armed before the pause is still due by then (dropped, one that never
-        # ran was told nothing); one whose window passed while paused is not judged for it.
+        # ran was told nothing); one whose window passed while paused is not judged for it (a
+        # standby's resume: before it was asked, as on one node).
         new.step_due, new.step_since = st.step_due, st.step_since
     new.failures, new.streak_ats = 0, ()
     new.status = Status.RUNNING if new.runs else Status.UP if new.last_ping_at is not None else Status.NEW
