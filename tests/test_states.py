@@ -37,6 +37,7 @@ from tests.test_event_time import Log
 
 T0 = 1_780_000_000.0
 HOUR = 3600.0
+DAY = 24 * HOUR
 
 
 def test_a_new_check_is_watched_from_when_it_first_appears() -> None:
@@ -604,6 +605,25 @@ def test_a_fan_in_batch_under_way_when_paused_is_judged_from_the_resume() -> Non
     assert st.status is Status.RUNNING
     st = receive(cfg, st, Event(Kind.SUCCESS, resumed_at + 100, "b1", member="w3"), resumed_at + 599)[-1].state
     assert st.status is Status.UP
+
+
+def test_a_ping_that_resumes_a_fan_in_check_keeps_its_own_batch_alone() -> None:
+    # Last night's batch had 2 of 3 workers when the check was paused (through Healthchecks' API,
+    # the workers being moved); tonight's first worker resumes it and tonight's batch completes.
+    # The resume kept last night's batch too, judged from the resume: told "incomplete: 2 of 3"
+    # a grace later, down till tomorrow's batch, for a batch of the night it was paused.
+    cfg = check(every=DAY, grace=600, expect=3, resume_on_ping=True)
+    st = initial_state(cfg, T0)
+    for i in (1, 2):
+        st = receive(cfg, st, Event(Kind.SUCCESS, T0 + i, "night-1", member=f"w{i}"), T0 + i)[-1].state
+    st = pause(st, T0 + 30).state
+    tonight = T0 + DAY
+    for i in (1, 2, 3):
+        at = tonight + i
+        st = receive(cfg, st, Event(Kind.SUCCESS, at, "night-2", member=f"w{i}"), at)[-1].state
+    assert st.status is Status.UP and not st.runs
+    st, flip, _ = advance(cfg, st, tonight + 700)
+    assert st.status is Status.UP and flip is None
 
 
 def test_a_fan_in_batch_under_way_when_paused_completes_when_its_resuming_worker_starts_first() -> None:

@@ -25,17 +25,27 @@ def pause(st: CheckState, now: float, asked_at: float | None = None) -> Step:
 
 
 def resume(
-    check: CheckConfig, st: CheckState, now: float, why: str = "resumed by an operator", asked_at: float | None = None
+    check: CheckConfig,
+    st: CheckState,
+    now: float,
+    why: str = "resumed by an operator",
+    asked_at: float | None = None,
+    *,
+    only: str | None = None,
 ) -> Step:
     """Watch again from now, as if the check had just appeared: no failures in a row before the
     pause count towards failures_before_alert (the operator has likely fixed the job). A failure
     dated before the resume counts nothing (resumed_at). `asked_at`: when the operator asked, if
-    before `now` (a standby's resume, applied by the leader later): a failure after it counts."""
+    before `now` (a standby's resume, applied by the leader later): a failure after it counts.
+    `only`: the run id (or IMPLICIT_RUN) of the ping that resumes it (resume_on_ping), whose run
+    alone is kept: a pause a ping ends may have lasted days, and the other runs under way at it
+    (last night's batch, short of workers) would be judged from the resume, a false alarm."""
     if st.status is not Status.PAUSED:
         return Step(st, None)
     new = rewatch(check, st, now)
     new.resumed_at = now if asked_at is None else min(asked_at, now)
-    new.runs = _under_way(check, st.runs, new.resumed_at) if st.runs else new.runs
+    runs = st.runs if only is None or not st.runs else {rid: run for rid, run in st.runs.items() if rid == only}
+    new.runs = _under_way(check, runs, new.resumed_at) if runs else new.runs
     if st.step_due is not None and st.step_due > new.resumed_at:
         # A step its upstream armed before the pause is still due by then (dropped, one that never
         # ran was told nothing); one whose window passed while paused is not judged for it (a

@@ -52,6 +52,7 @@ from heartfly.core.reorder import (
     started_since,
     status_then,
 )
+from heartfly.core.runs import IMPLICIT_RUN
 from heartfly.core.statecontrol import account_downtime, extend_by_downtime, pause, reconfigure, resume, rewatch
 from heartfly.core.stateops import failed
 from heartfly.core.statetypes import (
@@ -459,9 +460,9 @@ def _resumed_by(
     steps = apply_held(check, st, now, due=False)
     if steps:
         st = steps[-1].state
-    # A fan-in's batch under way at the pause, which this worker's ping may be of, is kept by the
-    # resume (its workers before the pause still count), its time limit counted from the ping.
-    resumed = resume(check, st, min(ev.at, now), RESUMED_BY_PING)
+    # The run under way at the pause that this ping is of is kept by the resume (a fan-in batch's
+    # workers before the pause still count; its time limit counts from the ping), the others not.
+    resumed = resume(check, st, min(ev.at, now), RESUMED_BY_PING, only=ev.run_id or IMPLICIT_RUN)
     after, fires_at = receive_timed(check, resumed.state, ev, now, window, batch=batch)
     return [*steps, resumed, *after], fires_at
 
