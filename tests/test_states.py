@@ -735,6 +735,17 @@ def test_a_run_under_way_when_an_operator_pauses_and_resumes_is_still_watched_fo
     ]
 
 
+def test_a_run_started_by_the_ping_that_resumes_its_check_stalls_without_words_of_a_resume() -> None:
+    # Its start ended the pause (resume_on_ping), so its stall clock starts at the resume's instant:
+    # it said "no progress for 1 min since the resume", as if it had been under way before it.
+    cfg = check(every=HOUR, stall=60.0, resume_on_ping=True)
+    st = pause(initial_state(cfg, T0), T0 + 10).state
+    st = receive(cfg, st, Event(Kind.START, T0 + 100, "r1"), T0 + 100)[-1].state
+    assert st.status is Status.RUNNING and st.resumed_at == T0 + 100
+    stalled = advance(cfg, st, T0 + 160)
+    assert stalled.flip is not None and stalled.flip.detail == "no progress for 1 min (stall limit 1 min)"
+
+
 def test_a_standbys_resume_applied_later_times_a_run_under_way_as_one_applied_when_asked() -> None:
     # In a cluster the leader applies a standby's resume a little after it was asked (asked_at):
     # the check is watched again as of the ask (resumed_at), and so is its run's stall clock, as

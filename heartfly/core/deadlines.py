@@ -224,7 +224,7 @@ def give_up_run(
         close_fan_in(st, rid, failed=True)
     if kind is DeadlineKind.STALL:
         quiet = human_duration(at - run.active_at)
-        if run.active_at == st.resumed_at:  # its stall clock restarted at a resume (statecontrol._under_way)
+        if run.active_at == st.resumed_at > run.started_at:  # restarted at a resume (statecontrol._under_way)
             quiet += " since the resume"
         detail = f"no progress for {quiet} (stall limit {human_duration(check.stall or 0)})"
         reason, outcome = Reason.STALLED, RunOutcome.STALLED
