@@ -762,6 +762,24 @@ def test_a_standbys_resume_applied_later_times_a_run_under_way_as_one_applied_wh
     assert stalled.flip.detail == "no progress for 1 min since the resume (stall limit 1 min)"
 
 
+def test_a_run_under_way_at_the_pause_whose_start_arrives_after_the_resume_stalls_from_the_resume() -> None:
+    # Its start, spooled, dated before the pause, reached the server after the resume. In event
+    # order the run was under way at the pause and the resume kept it, its stall clock counted from
+    # the resume: it was told stalled at once ("no progress for 1 min", dated at the resume),
+    # though a progress ping within a minute of the resume would have kept it running.
+    cfg = check(every=HOUR, stall=60.0)
+    st = receive(cfg, initial_state(cfg, T0), Event(Kind.SUCCESS, T0, None), T0)[-1].state
+    st = resume(cfg, pause(st, T0 + 40).state, T0 + 200).state
+    st = receive(cfg, st, Event(Kind.START, T0 + 30, "q1"), T0 + 205)[-1].state
+    assert advance(cfg, st, T0 + 259).state.status is Status.RUNNING
+    stalled = advance(cfg, st, T0 + 260)
+    assert (stalled.state.status, stalled.state.reason) == (Status.DOWN, Reason.STALLED)
+    assert stalled.flip is not None
+    assert stalled.flip.detail == "no progress for 1 min since the resume (stall limit 1 min)"
+    st = receive(cfg, st, Event(Kind.PROGRESS, T0 + 250, "q1"), T0 + 250)[-1].state
+    assert advance(cfg, st, T0 + 300).state.status is Status.RUNNING
+
+
 def test_a_run_whose_max_runtime_passed_while_its_check_was_paused_is_not_judged_at_the_resume() -> None:
     cfg = check(every=HOUR, max_runtime=600.0)
     st = receive(cfg, initial_state(cfg, T0), Event(Kind.START, T0, "r1"), T0)[-1].state

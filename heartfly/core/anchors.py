@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from heartfly.core.checkconfig import CheckConfig
-from heartfly.core.deadlines import RESTART_SETTLE, batches_from
+from heartfly.core.deadlines import RESTART_SETTLE, batches_from, quiet_from
 from heartfly.core.schedule import Due, next_due
 from heartfly.core.statetypes import CheckState
 
@@ -52,4 +52,4 @@ def _runs_need_slack(check: CheckConfig, st: CheckState, at: float) -> bool:
         and min(r.started_at for r in st.runs.values()) + check.max_runtime <= at + RESTART_SETTLE
     ):
         return True
-    return check.stall is not None and min(r.active_at for r in st.runs.values()) + check.stall <= at + RESTART_SETTLE
+    return check.stall is not None and quiet_from(st) + check.stall <= at + RESTART_SETTLE

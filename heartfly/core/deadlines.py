@@ -102,8 +102,7 @@ def _run_deadline(check: CheckConfig, st: CheckState) -> Deadline | None:
             first = min(run.started_at for run in st.runs.values())
             best = Deadline(first + check.max_runtime + st.slack, DeadlineKind.OVERRUN)
         if check.stall is not None:
-            quiet = min(run.active_at for run in st.runs.values())
-            best = _earlier(best, Deadline(quiet + check.stall + st.slack, DeadlineKind.STALL))
+            best = _earlier(best, Deadline(quiet_from(st) + check.stall + st.slack, DeadlineKind.STALL))
     return best
 
 
@@ -113,6 +112,13 @@ def batches_from(st: CheckState) -> float:
     one whose first ping arrives after it: statecontrol._under_way). Their starts stay true, so
     a batch's duration (min_runtime, a `duration` assertion, its run) counts the pause too."""
     return max(min(run.started_at for run in st.runs.values()), st.resumed_at)
+
+
+def quiet_from(st: CheckState) -> float:
+    """Whence the open runs' stall clock counts: their last sign of life, or the last resume if
+    after it (a run under way at a pause is not judged for the time it was paused; as in event
+    order one whose start, dated before the pause, arrives after it: statecontrol._under_way)."""
+    return max(min(run.active_at for run in st.runs.values()), st.resumed_at)
 
 
 def fire_due(
@@ -223,8 +229,8 @@ def give_up_run(
     if check.expect is not None:  # a fan-in batch given up (incomplete, or stalled): its stragglers count nothing
         close_fan_in(st, rid, failed=True)
     if kind is DeadlineKind.STALL:
-        quiet = human_duration(at - run.active_at)
-        if run.active_at == st.resumed_at > run.started_at:  # restarted at a resume (statecontrol._under_way)
+        quiet = human_duration(at - max(run.active_at, st.resumed_at))
+        if run.active_at < st.resumed_at:  # under way, and silent, at a resume: its clock restarted there
             quiet += " since the resume"
         detail = f"no progress for {quiet} (stall limit {human_duration(check.stall or 0)})"
         reason, outcome = Reason.STALLED, RunOutcome.STALLED

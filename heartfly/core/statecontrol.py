@@ -63,17 +63,17 @@ def _under_way(check: CheckConfig, runs: dict[str, Run], now: float) -> dict[str
     stops their clocks, not the job. Dropped, a fan-in's batch under way was opened again by its
     workers after the resume, short of those before it, and told incomplete (a false alarm); a
     run's end closed nothing (no duration recorded) and a stall after the resume went untold.
-    Their stall clocks, and a batch's time limit (deadlines.batches_from, from resumed_at), count
-    from the resume, as its other deadlines do (not judged at once for the time it was paused); a
-    run keeps its start, so its duration is true (a batch's too: moved to the resume, one that ran
-    an hour was told too fast). One whose max_runtime passed while paused is dropped, as before
-    (its end, if it comes, closes nothing)."""
-    kept: dict[str, Run] = {}
-    for rid, run in runs.items():
-        # A batch's own limit is judged from the resume (deadlines.batches_from): it is kept.
-        if check.expect is not None or check.max_runtime is None or run.started_at + check.max_runtime > now:
-            kept[rid] = run._replace(active_at=max(run.active_at, now))
-    return kept
+    Their stall clocks, and a batch's time limit, count from the resume (deadlines.quiet_from and
+    batches_from, from resumed_at), as its other deadlines do (not judged at once for the time it
+    was paused); a run keeps its start and last sign of life, so its duration is true (a batch's
+    too: moved to the resume, one that ran an hour was told too fast). One whose max_runtime passed
+    while paused is dropped, as before (its end, if it comes, closes nothing)."""
+    # A batch's own limit is judged from the resume (deadlines.batches_from): it is kept.
+    return {
+        rid: run
+        for rid, run in runs.items()
+        if check.expect is not None or check.max_runtime is None or run.started_at + check.max_runtime > now
+    }
 
 
 def rewatch(check: CheckConfig, st: CheckState, now: float) -> CheckState:
