@@ -391,3 +391,31 @@ async def test_a_suspend_does_not_count_toward_a_pending_alerts_expiry(
     dispatcher.wake()
     done = await hf.wait_alert("job", "hook", "down", lambda a: a["status"] != "pending")
     assert done["status"] == "sent"
+
+
+async def test_a_suspend_while_an_attempt_is_under_way_does_not_expire_the_alert(
+    receivers: Receivers,  # noqa: F811 - the fixture imported above
+    aiohttp_client: AiohttpClient,
+    write_config: ConfigWriter,
+) -> None:
+    # The laptop went to sleep with the channel's attempt under way (it had no answer yet): the
+    # attempt ended at the wake-up, its retry was judged against the expiry the sleep had passed,
+    # and the alert expired untried, though the suspend is given back to the pending alerts.
+    hook = await receivers(status=200, hanging=True)
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("1h"))
+    clock = FakeClock()
+    hf = Heartfly(await aiohttp_client(create_app(config, clock=clock)), config)
+    await hf.ping(key, "/fail")
+    await until(lambda: hook.hits, "the first attempt")
+    clock.suspend(2 * HOUR)  # asleep with the attempt under way: it gets no answer ([alerts] timeout)
+    tried = await hf.wait_alert("job", "hook", "down", lambda a: a["attempts"] == 1)
+    assert tried["status"] == "pending", tried
+    hook.hanging = False
+    hook.release.set()
+    clock.advance(10)  # the retry's time
+    dispatcher = hf.client.app[RUNTIME].dispatcher
+    assert dispatcher is not None
+    dispatcher.wake()
+    done = await hf.wait_alert("job", "hook", "down", lambda a: a["status"] != "pending")
+    assert done["status"] == "sent", done

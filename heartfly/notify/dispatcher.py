@@ -321,11 +321,10 @@ class Dispatcher:
 
     async def _deliver(self, item: OutboxItem, asleep: float | None = None) -> list[Statement]:
         """Try once; returns the statements that record the attempt. `asleep`: the machine's time
-        asleep when `item` was read; a sleep since (waiting for a slot) does not count toward its expiry
-        (but a test alert's: it is for the moment it was asked for, as outbox_downtime_statement says)."""
+        asleep when `item` was read; a sleep since (waiting for a slot, or with the attempt under
+        way) does not count toward its expiry (_slept_through)."""
         started = self.clock.now()
-        if asleep is not None and item.event != AlertEvent.TEST:
-            item = dataclasses.replace(item, expires_at=item.expires_at + max(0.0, self.clock.suspended() - asleep))
+        item, asleep = self._slept_through(item, asleep, started)
         channel = self.config.channels.get(item.channel)
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
         outcome: AttemptOutcome = AttemptOutcome.SENT
@@ -368,6 +367,9 @@ class Dispatcher:
         ended = self.clock.now()
         next_at = None
         if outcome is AttemptOutcome.RETRY:
+            # Asleep with the attempt under way (a laptop shut as it waited for an answer): the retry
+            # is judged against the expiry the next read gives the stored row, not the one it had.
+            item, _ = self._slept_through(item, asleep, ended)
             alerts = self.config.alerts
             next_at = next_try(
                 ended, item.attempts + 1, item.expires_at, alerts.retry_initial, alerts.retry_max, self._rng, asked
@@ -396,6 +398,20 @@ class Dispatcher:
         log.log(level, "alert %s (%s%s) via %s: %s after %d attempt(s)%s%s%s", item.key, item.event, of, item.channel,
                 told, item.attempts + 1, more, retry, also)  # fmt: skip
         return statements
+
+    def _slept_through(self, item: OutboxItem, asleep: float | None, at: float) -> tuple[OutboxItem, float | None]:
+        """`item` with the time the machine slept since `asleep` (its time asleep when it was read,
+        or last looked at) given back on its expiry, as _give_back_sleep gives it to the stored row
+        at the next read: none could be sent meanwhile. Not a test alert's (it is for the moment it
+        was asked for, as outbox_downtime_statement says), nor to one expired before the sleep
+        (before `at` less it). Returns the item and the machine's time asleep now."""
+        if asleep is None:
+            return item, None
+        now_asleep = self.clock.suspended()
+        slept = now_asleep - asleep
+        if slept > SLEPT_MIN and item.event != AlertEvent.TEST and item.expires_at > at - slept:
+            item = dataclasses.replace(item, expires_at=item.expires_at + slept)
+        return item, now_asleep
 
     async def _stale(self, reminder: OutboxItem) -> str | None:
         """Why a reminder is not to be sent, if it is not: a newer alert of its check waits behind
