@@ -17,7 +17,8 @@ from heartfly.core.states import REORDER_WINDOW, Event, Kind, Reason, Status
 from heartfly.server import heartbeat, housekeeping
 from heartfly.server.engine import Engine, PingRecord
 from heartfly.server.liveness import TIMER_STALE
-from heartfly.store.rows import ALIVE_AT, decode_state
+from heartfly.store.api import StoreError
+from heartfly.store.rows import ALIVE_AT, Write, decode_state
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key
@@ -419,3 +420,47 @@ async def test_a_suspend_while_an_attempt_is_under_way_does_not_expire_the_alert
     dispatcher.wake()
     done = await hf.wait_alert("job", "hook", "down", lambda a: a["status"] != "pending")
     assert done["status"] == "sent", done
+
+
+async def test_a_suspend_is_given_back_to_the_alerts_once_while_database_writes_fail(
+    receivers: Receivers,  # noqa: F811 - the fixture imported above
+    aiohttp_client: AiohttpClient,
+    write_config: ConfigWriter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The laptop woke to a full disk: the give-back's commit failed, and the dispatcher gave it
+    # again at each read, every second, each copy kept by the writer for when writes work again:
+    # the alerts' expiry was extended by the sleep once per second of the outage. And it read
+    # nothing meanwhile: the alerts that could go out did not.
+    hook = await receivers(503, status=200)
+    key = new_key()
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + fast("1h"))
+    clock = FakeClock()
+    app = create_app(config, clock=clock)
+    hf = Heartfly(await aiohttp_client(app), config)
+    await hf.ping(key, "/fail")
+    await hf.wait_alert("job", "hook", "down", lambda a: a["attempts"] == 1)
+    ((expires_at,),) = query(config, "SELECT expires_at FROM outbox")
+    writer = app[RUNTIME].writer
+    assert writer is not None
+    real = writer._commit_batch  # type: ignore[attr-defined]
+    tried: list[int] = []  # the give-back writes a failed commit held
+
+    async def full_disk(writes: list[Write]) -> None:
+        tried.extend(id(w) for w in writes if any("expires_at = expires_at +" in s[0] for s in w.statements))
+        raise StoreError("database or disk is full")
+
+    monkeypatch.setattr(writer, "_commit_batch", full_disk)
+    clock.suspend(2 * HOUR)  # asleep, the retry due meanwhile
+    dispatcher = app[RUNTIME].dispatcher
+    assert dispatcher is not None
+    dispatcher.wake()
+    await until(lambda: len(hook.hits) == 2, "the retry, sent though its outcome cannot be stored yet")
+    for _ in range(3):  # reads of the outbox, which once gave the sleep back again each
+        dispatcher.wake()
+        await asyncio.sleep(0.6)
+    await until(lambda: len(tried) >= 3, "the failing commits' retries")
+    monkeypatch.setattr(writer, "_commit_batch", real)
+    await writer.flush()
+    assert len(set(tried)) == 1
+    assert query(config, "SELECT expires_at, status FROM outbox") == [(expires_at + 2 * HOUR, "sent")]

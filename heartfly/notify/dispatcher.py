@@ -199,6 +199,7 @@ class Dispatcher:
         self._stopping = False  # stop() has begun: no attempt starts
         self._rng = random.Random()  # jitter, not secrets
         self._asleep = clock.suspended()  # the machine's time asleep when the outbox was last read
+        self._owed = 0.0  # of the sleeps given back since (_give_back_sleep), the time not committed yet
 
     @property
     def config(self) -> Config:
@@ -241,7 +242,9 @@ class Dispatcher:
         await self._give_back_sleep()
         if not self.may_send():
             return None
-        now, asleep = self.clock.now(), self._asleep
+        # A sleep given back but not committed yet (writes failing) is not in the rows read: the
+        # attempts give it to them (_slept_through), as to a sleep after the read.
+        now, asleep = self.clock.now(), self._asleep - self._owed
         self._settled.clear()
         per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
         for item in await self.reader.read_due_alerts(now, per_channel):
@@ -260,13 +263,25 @@ class Dispatcher:
         be sent meanwhile, and a down alert retried when a laptop went to sleep for longer than
         expire_after expired at the wake-up, unsent. Not a standby's sleep: the leader sent."""
         asleep = self.clock.suspended()
-        slept = asleep - self._asleep
-        if slept > SLEPT_MIN and self.may_send():
-            now = self.clock.now()
-            await self.writer.submit(store.Write(statements=[store.outbox_downtime_statement(now - slept, now)]))
-            log.info("this machine was suspended for %s: the pending alerts expire that much later",
-                     human_duration(slept))  # fmt: skip
-        self._asleep = asleep  # (not before the write: a refused one is tried again at the next read)
+        slept, self._asleep = asleep - self._asleep, asleep
+        if slept <= SLEPT_MIN or not self.may_send():
+            return
+        now = self.clock.now()
+        self._owed += slept
+
+        def committed() -> None:
+            self._owed -= slept
+
+        # Given once: a commit that fails (a full disk at the wake-up) leaves the write to the
+        # writer, which commits it once it can. Given again at each read meanwhile, every copy kept,
+        # it extended the expiry by the sleep once a second of the outage; and an error raised here
+        # stopped the reads, so the alerts that could go out waited for the disk. (Refused, as by a
+        # term that ended, it is the next leader's load that gives the time back, as a downtime.)
+        write = store.Write(statements=[store.outbox_downtime_statement(now - slept, now)], on_commit=committed)
+        with contextlib.suppress(StoreError):
+            await self.writer.submit(write)
+        log.info("this machine was suspended for %s: the pending alerts expire that much later",
+                 human_duration(slept))  # fmt: skip
 
     async def stop(self, grace: float = 0.0) -> None:
         """Start no attempt from now on; wait up to `grace` seconds for those under way to end (a
