@@ -399,7 +399,7 @@ PATHS: dict[str, Any] = {
     },
     "/api/v1/downtimes": {
         "get": {
-            "summary": "When Heartfly itself was not running (deadlines inside were extended)",
+            "summary": "When Heartfly itself was not running, or its machine slept (deadlines inside were extended)",
             "operationId": "listDowntimes",
             "parameters": [
                 PAGE[0],
