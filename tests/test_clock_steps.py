@@ -80,6 +80,7 @@ async def test_a_suspend_while_running_extends_the_deadlines_in_it_and_a_real_mi
         assert (check.state.status, check.state.reason) == (Status.DOWN, Reason.MISSED)
 
 
+@pytest.mark.both_stores
 async def test_a_suspend_is_a_downtime_heartfly_status_and_the_api_list_as_one(
     write_config: ConfigWriter, aiohttp_client: AiohttpClient
 ) -> None:
