@@ -97,6 +97,9 @@ async def test_a_suspend_is_a_downtime_heartfly_status_and_the_api_list_as_one(
     assert (downtime["stopped_at"], downtime["started_at"]) == (asleep_at, asleep_at + 2 * HOUR)
     words = report.format_status([], None, clock.now(), downtime)
     assert "this machine was last suspended for 2 h, from " in words, words
+    # In a cluster, the leader's: heartfly status may run on another node's machine.
+    words = report.format_status([], None, clock.now(), downtime, cluster=True)
+    assert "\nthe leader's machine was last suspended for 2 h, from " in words, words
     client = await aiohttp_client(create_app(engine.config, clock=clock))
     listed = await (await client.get("/api/v1/downtimes", headers=bearer(engine.config))).json()
     assert [(d["seconds"], d["suspended"]) for d in listed] == [(2 * HOUR, True)]

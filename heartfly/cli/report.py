@@ -449,8 +449,10 @@ def _downtime_words(downtime: dict[str, Any], tz: tzinfo, cluster: bool) -> str:
     length = human_duration(downtime["started_at"] - downtime["stopped_at"])
     how = "a clean stop" if downtime["clean"] else "a crash or kill"
     span = f"from {_t(downtime['stopped_at'], tz)} to {_t(downtime['started_at'], tz)}"
-    if downtime.get("suspended"):  # the machine slept while Heartfly ran: no node or stop to name
-        return f"\nthis machine was last suspended for {length}, {span}; deadlines in that time were extended by it"
+    if downtime.get("suspended"):  # the machine slept while Heartfly ran: no stop to name
+        # A cluster's row is its leader's, whose machine this one (heartfly status's) may not be.
+        machine = "the leader's machine" if cluster else "this machine"
+        return f"\n{machine} was last suspended for {length}, {span}; deadlines in that time were extended by it"
     if cluster:  # standbys may have taken pings all through it: only the rest extended deadlines
         # Not clean: no clean stop recorded, as when the leader lost its lease while PostgreSQL was out.
         how += " of the leader" + ("" if downtime["clean"] else ", or its lease lost: PostgreSQL unreachable, a pause")
