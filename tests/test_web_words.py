@@ -106,6 +106,19 @@ def test_a_run_given_up_at_its_limit_takes_the_first_end_of_its_run_id_after_its
     assert [(e["outcome"], e["duration"]) for e in items] == [("overrun", 20.0), ("success", None), ("fail", None)]
 
 
+def test_a_run_given_up_at_its_limit_takes_no_end_sent_after_its_run_id_started_a_later_run() -> None:
+    # rid=$(date +%H) repeats every day: the 03 run given up on day 1 (killed, no end ever), day
+    # 2's 03 run started and ended, then an end of 03 came without a start. It is not day 1's late
+    # end (a later run of that id had started since): the strip hid it, a run fewer than the pings.
+    runs = [run(NOW - 300, "success", 10.0) | {"run_id": "03"}, run(NOW - 900, "overrun", 20.0) | {"run_id": "03"}]
+    ends = [
+        {"at": NOW - 100, "kind": "fail", "exit_status": 1, "run_id": "03"},  # a run of its own
+        {"at": NOW - 290, "kind": "success", "exit_status": 0, "run_id": "03"},  # closed day 2's run
+    ]
+    items = charts.events(runs, ends, [], [], NOW)
+    assert [(e["outcome"], e["duration"]) for e in items] == [("overrun", 20.0), ("success", 10.0), ("fail", None)]
+
+
 def test_the_timeline_is_right_aligned_with_heights_by_duration_and_titles_in_words() -> None:
     items = charts.events([run(NOW - 600, "success", 10.0), run(NOW - 300, "fail", 40.0, 2)], [], [], [], NOW)
     chart = charts.timeline(items)

@@ -91,7 +91,10 @@ def events(
         if r.get("run_id") is None or r["outcome"] not in GIVEN_UP:
             continue
         rid = _rid(r["run_id"])
-        late = [p for p in lone if _rid(p.get("run_id")) == rid and p["at"] >= r["started_at"]]
+        # Before the next run of its id started: an end after that is that run's, or one of its own.
+        later = [n["started_at"] for n in runs if _rid(n.get("run_id")) == rid and n["started_at"] > r["started_at"]]
+        until = min(later, default=float("inf"))
+        late = [p for p in lone if _rid(p.get("run_id")) == rid and r["started_at"] <= p["at"] < until]
         if late:  # its one end: the first after its start (a run id used again has runs of its own)
             lone.remove(min(late, key=lambda p: (p["at"], p.get("id", 0))))
     for r in early:
