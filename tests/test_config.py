@@ -161,6 +161,16 @@ def test_a_key_named_as_healthchecks_or_in_another_case_names_the_key_meant(
     assert found == [f'checks.a.{line.split()[0]}: unknown key (did you mean "{meant}"?)']
 
 
+def test_healthchecks_timeout_names_every_and_never_timezone(write_config: ConfigWriter) -> None:
+    # Healthchecks' `timeout` is a check's period (docs/healthchecks.md: `every`); difflib found
+    # "timezone" closest, and a newcomer moving a check over set its zone. In [defaults], which
+    # has no `every`, nothing is the key meant: no hint rather than a wrong one.
+    found = problems(write_config, f'[checks.a]\nkey = "{new_key()}"\ntimeout = 3600\n')
+    assert 'checks.a.timeout: unknown key (did you mean "every"?)' in found, found
+    found = problems(write_config, '[defaults]\ntimeout = 3600\nTZ = "UTC"\n')
+    assert found == ["defaults.timeout: unknown key", 'defaults.TZ: unknown key (did you mean "timezone"?)'], found
+
+
 def test_a_section_named_in_capitals_names_the_section_meant(write_config: ConfigWriter) -> None:
     found = problems(write_config, '[SMTP]\nhost = "mail.example.com"\n')
     assert found == ['SMTP: unknown key (did you mean "smtp"?)']

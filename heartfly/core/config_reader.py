@@ -125,8 +125,9 @@ def _takes(convert: Callable[[Any], Any], text: str) -> bool:
     return True
 
 
-# Healthchecks' names (its API, `heartfly export`'s source) for what a check here calls otherwise.
-ELSEWHERE = {"tz": "timezone", "schedule": "cron", "desc": "description"}
+# Healthchecks' names (its API, `heartfly export`'s source) for what a check here calls otherwise
+# (docs/healthchecks.md).
+ELSEWHERE = {"timeout": "every", "tz": "timezone", "schedule": "cron", "desc": "description"}
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -134,8 +135,13 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     Shared by the config file and the JSON heartbeat, so both word a typo alike. A name as
     Healthchecks' API spells a check's setting (`tz`), or in other capitals (`[SMTP]`), names ours."""
     known = sorted(known)
-    meant = ELSEWHERE.get(word.lower(), word.lower())
-    hint = [meant] if meant in known else difflib.get_close_matches(word, known, n=1)
+    lower = word.lower()
+    if lower in known:
+        hint = [lower]
+    elif lower in ELSEWHERE:  # ours, or none where the table has no such key: not the closest spelling
+        hint = [ELSEWHERE[lower]] if ELSEWHERE[lower] in known else []  # ("timeout" is no "timezone")
+    else:
+        hint = difflib.get_close_matches(word, known, n=1)
     return f' (did you mean "{hint[0]}"?)' if hint else ""
 
 
