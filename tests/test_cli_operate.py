@@ -667,6 +667,33 @@ def test_reload_says_on_stderr_what_check_config_would_warn_of(running: tuple[Se
     assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly", "hourly"]
 
 
+def test_reload_of_a_file_without_checks_while_the_api_made_some_does_not_warn_that_nothing_is_watched(
+    tmp_path: Path,
+) -> None:
+    # Checks made by auto-provisioning (or Healthchecks' API), the file holding [server] alone:
+    # "reloaded ...: 1 checks", then "warning: no checks: nothing is watched" of the same server.
+    # A refused reload warns of nothing: the running config was kept, not this file's.
+    path = tmp_path / "hb.toml"
+    ping_key = "reload-ping-key-0123456789"
+    path.write_text(
+        '[server]\nlisten = "127.0.0.1:0"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'ping_key = "{ping_key}"\nauto_provision = true\n'
+    )
+    with Server(path) as server:
+        path.write_text(path.read_text().replace("127.0.0.1:0", server.url.rsplit("/", 1)[1]))
+        with urllib.request.urlopen(f"{server.url}/ping/{ping_key}/made-by-job?create=1", timeout=10) as resp:
+            assert resp.status == 201
+        result = heartfly("reload", "-c", str(path))
+        assert result.returncode == 0 and result.stdout.startswith("reloaded ") and ": 1 checks" in result.stdout
+        assert "nothing is watched" not in result.stderr, result.stderr
+        # The file then names the check the job made (the server refuses it: check-config would
+        # say so) with grace 0s: the refusal alone, no warning of a file that is not running.
+        job = f'[checks.made-by-job]\nkey = "{new_key()}"\ncron = "0 * * * *"\ngrace = "0s"\n'
+        path.write_text(path.read_text() + job)
+        refused = heartfly("reload", "-c", str(path))
+        assert refused.returncode == 2 and "warning:" not in refused.stderr, refused.stderr
+
+
 def test_reload_says_which_changed_settings_wait_for_a_restart(running: tuple[Server, Path]) -> None:
     # "reloaded ...: 1 checks" alone, while the server kept its database: the next restart (a
     # reboot, weeks later) opened the new, empty one. The journal's warning was all there was.

@@ -398,8 +398,9 @@ def reload(config_path: Path | None) -> None:
     from heartfly.core.config_advice import warnings
 
     config = _load(config_path)
-    _operate(lambda: operate.reload(config))
-    for warning in warnings(config):  # as check-config says them, on stderr: reloaded, so exit 0
+    watched: list[int] = []
+    _operate(lambda: operate.reload(config, watched))
+    for warning in warnings(config, watched=watched[0] if watched else None):  # on stderr: reloaded, so exit 0
         click.echo(f"warning: {warning}", err=True)
 
 

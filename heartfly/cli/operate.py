@@ -131,7 +131,9 @@ def resume(config: Config, name: str) -> str:
     return f"resumed {name}: {body['state']}, watched again from now"
 
 
-def reload(config: Config) -> str:
+def reload(config: Config, watched: list[int] | None = None) -> str:
+    """What a reload says; `watched` is given the number of checks the server watches now (the
+    file's and those made through the API)."""
     if config.blank:  # truncated by accident: it names neither the server's address nor its token
         raise ReloadError([
             f"{config.path}: the file is empty or holds only comments, so it names no server to ask (nor its"
@@ -144,6 +146,8 @@ def reload(config: Config) -> str:
         raise _refused(status, body)
     body = _heartflys(config, body, ("config", "checks"))
     text = f"reloaded {body['config']}: {body['checks']} checks"
+    if watched is not None and isinstance(body["checks"], int):
+        watched.append(body["checks"])
     for setting in body.get("restart_needed") or []:  # an older server does not say
         text += f"\nnote: {setting} changed; it takes effect only after a restart (systemctl restart heartfly)"
     return text

@@ -43,8 +43,10 @@ def _tls_mismatch(port: int, security: str) -> str | None:
     return None
 
 
-def warnings(config: Config) -> list[str]:
-    """One line per problem, however many checks share it."""
+def warnings(config: Config, *, watched: int | None = None) -> list[str]:
+    """One line per problem, however many checks share it. `watched`: how many checks a server
+    watches on this file, those made through the API too (a reload says it): with some, a file
+    without checks of its own is not told that nothing is watched."""
     found = exposed_secrets(config)
     if config.server.body_limit_capped:  # a server setting: said also of a file whose checks are all the API's
         found.append(
@@ -56,7 +58,8 @@ def warnings(config: Config) -> list[str]:
     # Server settings, as body_limit: said also of a file whose checks are all the API's.
     mail = _smtp_warnings(config)
     if not config.checks:
-        return [*found, *mail, "no checks: nothing is watched (add a [checks.NAME] table)"]
+        nothing = [] if watched else ["no checks: nothing is watched (add a [checks.NAME] table)"]
+        return [*found, *mail, *nothing]
     silent = [name for name, check in config.checks.items() if not check.channels]
     if silent:
         shown = named(silent)
