@@ -246,6 +246,40 @@ def test_a_key_given_twice_in_a_table_is_named_with_both_its_lines(write_config:
     ), problem
 
 
+@pytest.mark.parametrize(
+    ("text", "told", "lines"),
+    [
+        # A line that reads as a key's inside a multi-line string is no setting of it: the first
+        # grace is on line 2, not the description's line 4.
+        ('[checks.a]\ngrace = "5m"\ndescription = """\ngrace = 1\n"""\ngrace = "3m"\n', "grace", (2, 6)),
+        # The description is set twice; its second value ends on a line that reads as a grace.
+        ('[checks.a]\ngrace = "5m"\ndescription = "a"\ndescription = """\ngrace = "2m""""\n', None, None),
+        # Lines as TOML counts them: U+2028 and U+0085 inside a string or comment break no line.
+        (
+            '[checks.a]\ndescription = "one\u2028two" # \x85\nevery = "1h"\ngrace = "5m"\nevery = "2h"\n',
+            "every",
+            (3, 5),
+        ),
+        # Saved on Windows, with a byte order mark and CRLFs.
+        ('\ufeff[checks.a]\r\ngrace = "5m"\r\nevery = "1h"\r\ngrace = "3m"\r\n', "grace", (2, 4)),
+        ('[[maintenance]]\nname = "a"\n[[maintenance]]\nname = "b"\nname = "c"\n', "name", (4, 5)),
+    ],
+)
+def test_a_key_given_twice_is_named_only_with_the_lines_toml_sets_it_on(
+    tmp_path: Path, text: str, told: str | None, lines: tuple[int, int] | None
+) -> None:
+    path = tmp_path / "hb.toml"
+    path.write_bytes(text.encode())
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems
+    assert "Cannot overwrite a value" in problem, problem
+    if lines is None:
+        assert "set twice" not in problem, problem
+    else:
+        assert problem.endswith(f": {told} is set twice in this table, on lines {lines[0]} and {lines[1]}: keep one")
+
+
 @pytest.mark.parametrize("line", ["every = 15M", "every = 2H"])
 def test_a_bare_duration_in_capitals_gets_no_fix_that_is_refused_in_turn(write_config: ConfigWriter, line: str) -> None:
     # Quoted, "15M" is refused again ('expected a duration like "90s", "15m"'): durations' units are

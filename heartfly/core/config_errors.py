@@ -49,23 +49,38 @@ def unquoted(exc: tomli.TOMLDecodeError) -> str:
 
 
 _KEY = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+_TRIED = 4  # lines that read as the key's first setting, tried before saying nothing: each costs a parse
 
 
 def twice(exc: tomli.TOMLDecodeError) -> str:
     """What a key set twice in one table is told ("Cannot overwrite a value": a key copied from
     heartfly.example.toml, which has it already), naming it and its first line, or ""."""
-    lines = exc.doc.splitlines()
+    lines = exc.doc.split("\n")  # as tomli counts them (splitlines breaks at U+2028 and U+0085 too)
     if not exc.msg.startswith("Cannot overwrite") or not 0 < exc.lineno <= len(lines):
         return ""
     if (key := _KEY.match(lines[exc.lineno - 1])) is None:
         return ""
+    tried = 0
     for number in range(exc.lineno - 1, 0, -1):  # back to the table's header
         line = lines[number - 1]
-        if line.lstrip().startswith("["):
+        if line.lstrip().startswith("[") or tried == _TRIED:
             break
-        if (first := _KEY.match(line)) is not None and first[1] == key[1]:
+        if (first := _KEY.match(line)) is None or first[1] != key[1]:
+            continue
+        # Both lines must begin a statement, not lie in a multi-line string or array ("grace = 1"
+        # in a description): the text before the first, and from it to the second, reads as TOML.
+        tried += 1
+        if _reads(lines[: number - 1]) and _reads(lines[number - 1 : exc.lineno - 1]):
             return f": {key[1]} is set twice in this table, on lines {number} and {exc.lineno}: keep one"
     return ""
+
+
+def _reads(lines: list[str]) -> bool:
+    try:
+        tomli.loads("\n".join(lines))
+    except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError
+        return False
+    return True
 
 
 def line_of(body: bytes, offset: int) -> int:
