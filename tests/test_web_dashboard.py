@@ -207,7 +207,8 @@ async def test_the_page_of_a_check_removed_from_the_config_says_its_history_is_k
     resp = await client.get("/checks/backup")
     text = await resp.text()
     assert resp.status == 404 and "backup is no longer in the config" in text, text
-    assert "its history is kept: `heartfly history backup` shows it" in text
+    # The command as the other pages show one (<code>), not in Markdown's backticks, shown as typed.
+    assert "its history is kept, and <code>heartfly history backup</code> shows it" in text and "`" not in text
     never = await (await client.get("/checks/nope")).text()
     assert "There is no check named" in never and "history" not in never
 

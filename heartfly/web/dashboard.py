@@ -329,8 +329,9 @@ async def check_page(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if rt.engine.lookup_name(name) is None and await reader.read_check_ids([name]):
         # Removed from the file (or renamed): its alerts' links lead here, and its history is kept.
-        text = f"{name} is no longer in the config; its history is kept: `heartfly history {name}` shows it."
-        raise _stop(render(request, "message.html", 404, heading="No such check", text=text))
+        text = f"{name} is no longer in the config; its history is kept, and"
+        command = (f"heartfly history {name}", "shows it.")
+        raise _stop(render(request, "message.html", 404, heading="No such check", text=text, command=command))
     check = _find(request)
     cfg = check.config
     row = _row(request.app, check)
