@@ -217,3 +217,29 @@ async def test_the_late_end_of_a_run_that_overran_is_that_runs_end_not_a_run_wit
     runs_card = page.split('<h2 id="runs-h">Runs</h2>', 1)[1].split("</section>", 1)[0]
     assert runs_card.count("overran max_runtime · 20 s") == 1 and runs_card.count("succeeded ·") == 1
     assert "last 2: 1 succeeded, 1 overran max_runtime" in runs_card
+
+
+async def test_the_late_end_of_a_run_that_overran_without_a_run_id_is_that_runs_end_too(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The curl recipe sends /start and the end without a run id. A run given up at max_runtime
+    # and its end, when it came, were drawn as two runs, the newest without a start: the page
+    # said the job sends no /start, and to make it send one.
+    key = new_key()
+    config = write_config(f'[checks.job]\nkey = "{key}"\nevery = "1h"\nmax_runtime = "20s"\n')
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(config, clock=clock))
+    engine = client.app[RUNTIME].engine
+    for path, seconds in ((f"/ping/{key}/start", 5), (f"/ping/{key}", 60), (f"/ping/{key}/start", 30)):
+        assert (await client.get(path)).status == 200
+        clock.advance(seconds)
+        engine.timer_alive.mark(clock.now())  # as the timer marks itself, every second
+    engine.fire_due(clock.now())
+    assert engine.checks["job"].state.status.value == "down"
+    assert (await client.get(f"/ping/{key}")).status == 200  # it did end, 10 s past its limit
+    clock.advance(5)
+    assert (await client.get(f"/ping/{key}/fail")).status == 200  # an end no start opened: drawn as one
+    await login(client, config)
+    page = await (await client.get("/checks/job")).text()
+    runs_card = page.split('<h2 id="runs-h">Runs</h2>', 1)[1].split("</section>", 1)[0]
+    assert "last 3: 1 succeeded, 1 overran max_runtime, 1 failed" in runs_card, runs_card

@@ -85,14 +85,20 @@ def events(
         )
     lone = [p for p in ends if round(p["at"], 6) not in closed]
     # A run given up at its limit (overrun, stalled) is drawn as that: the end its job sent after
-    # it, with its run id, closed nothing (docs/jobs.md) but is that run's end, not a run of its own
-    # (a run without a start, which would also make the job read as one that sends none).
+    # it, with its run id or, like its start, without one, closed nothing (docs/jobs.md) but is that
+    # run's end, not a run of its own (a run without a start, which would also make the job read as
+    # one that sends none).
     for r in runs:
-        if r.get("run_id") is None or r["outcome"] not in GIVEN_UP:
+        if r["outcome"] not in GIVEN_UP:
             continue
-        rid = _rid(r["run_id"])
-        # Before the next run of its id started: an end after that is that run's, or one of its own.
-        later = [n["started_at"] for n in runs if _rid(n.get("run_id")) == rid and n["started_at"] > r["started_at"]]
+        rid = _rid(r.get("run_id"))
+        # Before the next run of its id (without one: any run) started: an end after that is that
+        # run's, or one of its own.
+        later = [
+            n["started_at"]
+            for n in runs
+            if (rid is None or _rid(n.get("run_id")) == rid) and n["started_at"] > r["started_at"]
+        ]
         until = min(later, default=float("inf"))
         late = [p for p in lone if _rid(p.get("run_id")) == rid and r["started_at"] <= p["at"] < until]
         if late:  # its one end: the first after its start (a run id used again has runs of its own)
