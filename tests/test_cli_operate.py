@@ -694,6 +694,24 @@ def test_reload_of_a_file_without_checks_while_the_api_made_some_does_not_warn_t
         assert refused.returncode == 2 and "warning:" not in refused.stderr, refused.stderr
 
 
+def test_reload_warns_of_the_address_the_server_was_started_on_not_the_files(tmp_path: Path) -> None:
+    # install.md: port taken, serve --listen; the commands are given the same HEARTFLY_LISTEN. The
+    # file's listen on 0.0.0.0 (no public_url: links derived from it) is not what the server runs:
+    # its links follow --listen, and it warns of none; the reload warned of links nobody can open.
+    path = tmp_path / "hb.toml"
+    path.write_text(
+        '[server]\nlisten = "0.0.0.0:9"\ndatabase = "hb.db"\napi_token_file = "token"\n'
+        f'[defaults]\nchannels = ["journal"]\n[channels.journal]\ntype = "log"\n'
+        f'[checks.nightly]\nkey = "{new_key()}"\nevery = "1h"\n'
+    )
+    with Server(path, args=("--listen", "127.0.0.1:0")) as server:
+        listen = server.url.rsplit("/", 1)[1]
+        result = heartfly("reload", "-c", str(path), env={"HEARTFLY_LISTEN": listen})
+        assert result.returncode == 0 and result.stdout.startswith("reloaded "), result.stderr
+        assert result.stderr == "", result.stderr
+        assert "0.0.0.0" not in server.log()  # the server's own journal: no such warning
+
+
 def test_reload_says_which_changed_settings_wait_for_a_restart(running: tuple[Server, Path]) -> None:
     # "reloaded ...: 1 checks" alone, while the server kept its database: the next restart (a
     # reboot, weeks later) opened the new, empty one. The journal's warning was all there was.

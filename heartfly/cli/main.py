@@ -396,11 +396,15 @@ def reload(config_path: Path | None) -> None:
     """Make the running server re-read its config file (as SIGHUP does); a broken file is refused."""
     from heartfly.cli import operate
     from heartfly.core.config_advice import warnings
+    from heartfly.core.listen import ENV, with_listen
 
     config = _load(config_path)
     watched: list[int] = []
     _operate(lambda: operate.reload(config, watched))
-    for warning in warnings(config, watched=watched[0] if watched else None):  # on stderr: reloaded, so exit 0
+    # The file as the server runs it: one started with --listen is asked with HEARTFLY_LISTEN
+    # (admin.local_url, which refused a wrong one), and its links follow that address.
+    running = with_listen(config, listen) if (listen := os.environ.get(ENV)) else config
+    for warning in warnings(running, watched=watched[0] if watched else None):  # on stderr: reloaded, so exit 0
         click.echo(f"warning: {warning}", err=True)
 
 
