@@ -10,6 +10,7 @@ straight from memory, and tells them again when writes work.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -334,3 +335,76 @@ async def test_a_real_full_disk_is_told_though_the_writers_empty_retry_commits_o
     await until(lambda: len(hook.hits) >= 2, "the end of the trouble", timeout=30)
     assert hook.events() == ["trouble", "trouble_over"]
     assert hook.hits[0].json()["trouble"]["problem"] == FAILING
+
+
+async def test_a_channel_whose_trouble_attempt_ends_after_the_next_trouble_began_is_told_that_trouble_too(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hung channel's attempt at the first trouble ends once that trouble is over and the next
+    # has been told elsewhere: it is told the first one's end, and then the trouble that goes on.
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    hung, hook = await receivers(hanging=True), await receivers()
+    key = new_key()
+    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
+    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
+                          server=SERVER)  # fmt: skip
+    hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: hook.hits and hung.hits, "the first trouble alert on both channels")
+    await until(lambda: len(hook.hits) >= 2, "the end of the first trouble")
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: len(hook.hits) >= 3, "the second trouble alert")
+        assert hung.events() == ["trouble"]  # its first attempt still under way
+        hung.hanging = False
+        hung.release.set()
+        await until(lambda: len(hung.hits) >= 3, "the first trouble's end and the second trouble, to the hung channel")
+    assert hung.events() == hook.events()[:3] == ["trouble", "trouble_over", "trouble"]
+    assert [h.key for h in hung.hits[:3]] == [h.key for h in hook.hits[:3]]
+
+
+async def test_a_channel_unnamed_while_its_attempt_was_under_way_and_named_again_is_not_told_the_trouble_twice(
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "heartfly.server.selfwatch")
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    hung, hook, late = await receivers(hanging=True), await receivers(), await receivers()
+    key = new_key()
+    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url) + webhook("late", late.url)
+    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
+                          server=SERVER)  # fmt: skip
+
+    async def name(channels: str) -> None:
+        text = config.path.read_text()
+        config.path.write_text(text[: text.index("trouble_channels = ")] + f"trouble_channels = {channels}\n")
+        assert await control.reload_config(hf.client.app) == (1, [])
+
+    hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
+        await name("['hook']")
+        hung.hanging = False
+        hung.release.set()  # the attempt under way is taken
+        await until(lambda: "trouble alert sent via hung" in caplog.text, "the hung channel's attempt taken")
+        await name("['hook', 'late']")
+        await until(lambda: late.hits, "a look at the channels after that attempt ended")
+        await name("['hung', 'hook', 'late']")
+    await until(lambda: len(hung.hits) >= 2 and len(late.hits) >= 2, "the end of the trouble")
+    assert hung.events() == late.events() == ["trouble", "trouble_over"]

@@ -142,18 +142,23 @@ async def run(
                     continue
                 del sending[name]
                 took = task.result()
-                if took and alert.event == AlertEvent.TROUBLE:
-                    if alert is trouble:
+                if alert is trouble and took is not False:  # done with it, named still or not (a reload)
+                    settled.add(name)
+                    if took:
                         told.add(name)
-                    elif over is not None and over.payload["since"] == alert.payload["since"]:
-                        owed[name] = over  # told of a trouble that ended meanwhile: told its end too
-                        retry_at[name] = now
+                elif (
+                    took
+                    and alert.event == AlertEvent.TROUBLE
+                    and over is not None
+                    and over.payload["since"] == alert.payload["since"]
+                ):
+                    owed[name] = over  # told of a trouble that ended meanwhile: told its end too
+                    retry_at[name] = now  # (before the trouble that goes on, if another began since)
                 if owed.get(name) is alert:
                     if took is False:
                         retry_at[name] = now + RETRY
                     else:  # taken, or never to be
                         del owed[name]
-                        settled.add(name)
             watch, news = step(watch, problem(engine()), now, clock.now())
             if news is not None:
                 current = config()
