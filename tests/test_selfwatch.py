@@ -408,3 +408,32 @@ async def test_a_channel_unnamed_while_its_attempt_was_under_way_and_named_again
         await name("['hung', 'hook', 'late']")
     await until(lambda: len(hung.hits) >= 2 and len(late.hits) >= 2, "the end of the trouble")
     assert hung.events() == late.events() == ["trouble", "trouble_over"]
+
+
+async def test_an_attempt_that_fails_once_its_trouble_is_over_is_not_logged_as_tried_again(
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    hung, hook = await receivers(hanging=True), await receivers()
+    key = new_key()
+    channels = webhook("hung", hung.url, 'timeout = "6s"') + webhook("hook", hook.url)
+    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
+                          server=SERVER)  # fmt: skip
+    hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
+    await until(lambda: len(hook.hits) >= 2, "the end of the trouble, while the other channel still hangs")
+    assert hung.events() == ["trouble"]  # its attempt still under way, past the trouble's end
+    failed = await until(lambda: [r.getMessage() for r in caplog.records if "via hung failed" in r.getMessage()],
+                         "the attempt's time limit", timeout=15)  # fmt: skip
+    assert failed == ["trouble alert via hung failed: no answer within 6 s; not tried again: no longer news"]

@@ -133,7 +133,7 @@ async def run(
     over: Alert | None = None  # the last end told: for a channel whose trouble attempt ends after it
     reached: dict[tuple[str, str], set[str]] = {}  # (alert key, channel) -> recipients reached
     retry_at: dict[str, float] = {}
-    sending: dict[str, tuple[Alert, asyncio.Task[bool | None]]] = {}
+    sending: dict[str, tuple[Alert, asyncio.Task[bool | str | None]]] = {}
     try:
         while True:
             now = clock.monotonic()
@@ -141,8 +141,9 @@ async def run(
                 if not task.done():
                     continue
                 del sending[name]
-                took = task.result()
-                if alert is trouble and took is not False:  # done with it, named still or not (a reload)
+                outcome = task.result()
+                took, why = outcome is True, outcome if isinstance(outcome, str) else None
+                if alert is trouble and why is None:  # done with it, named still or not (a reload)
                     settled.add(name)
                     if took:
                         told.add(name)
@@ -155,10 +156,15 @@ async def run(
                     owed[name] = over  # told of a trouble that ended meanwhile: told its end too
                     retry_at[name] = now  # (before the trouble that goes on, if another began since)
                 if owed.get(name) is alert:
-                    if took is False:
-                        retry_at[name] = now + RETRY
-                    else:  # taken, or never to be
+                    if why is None:  # taken, or never to be
                         del owed[name]
+                    else:
+                        retry_at[name] = now + RETRY
+                        why += f"; trying again in {RETRY:g} s"
+                elif why is not None:  # its trouble is over, or a reload no longer names the channel
+                    why += "; not tried again: no longer news"
+                if why is not None:
+                    log.warning("%s alert via %s failed: %s", alert.event, name, why)
             watch, news = step(watch, problem(engine()), now, clock.now())
             if news is not None:
                 current = config()
@@ -199,8 +205,9 @@ def _telling(owed: dict[str, Alert]) -> str:
 
 async def _send(
     config: Config, session: aiohttp.ClientSession, name: str, alert: Alert, reached: set[str]
-) -> bool | None:
-    """True: the channel took it; False: it did not, try again; None: never (gone, or refused for good)."""
+) -> bool | str | None:
+    """True: the channel took it; a string: why it did not (tried again while it is news, which the
+    watch knows when the attempt ends, and logs); None: never (gone, or refused for good)."""
     channel = config.channels.get(name)
     if channel is None:
         log.warning("%s alert not sent to channel %s: it is no longer in the config", alert.event, name)
@@ -213,16 +220,11 @@ async def _send(
         log.warning("%s alert via %s failed for good: %s", alert.event, name, exc)
         return None
     except TimeoutError:
-        return _failed(alert, name, f"no answer within {timeout:g} s")
+        return f"no answer within {timeout:g} s"
     except DeliveryError as exc:
-        return _failed(alert, name, str(exc))
+        return escape(str(exc))
     except Exception as exc:  # a sender's bug must not end the watch (nor the server)
         log.exception("%s alert via %s: unexpected error", alert.event, name)
-        return _failed(alert, name, exc.__class__.__name__)
+        return exc.__class__.__name__
     log.info("%s alert sent via %s", alert.event, name)
     return True
-
-
-def _failed(alert: Alert, name: str, why: str) -> bool:
-    log.warning("%s alert via %s failed: %s; trying again in %g s", alert.event, name, escape(why), RETRY)
-    return False
