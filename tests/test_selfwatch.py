@@ -437,3 +437,37 @@ async def test_an_attempt_that_fails_once_its_trouble_is_over_is_not_logged_as_t
     failed = await until(lambda: [r.getMessage() for r in caplog.records if "via hung failed" in r.getMessage()],
                          "the attempt's time limit", timeout=15)  # fmt: skip
     assert failed == ["trouble alert via hung failed: no answer within 6 s; not tried again: no longer news"]
+
+
+async def test_the_end_owed_to_a_channel_that_took_a_trouble_late_is_told_though_a_reload_no_longer_names_it(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was told Heartfly was down: it is told that trouble is over, named for the next one or not.
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    hung, hook = await receivers(hanging=True), await receivers()
+    key = new_key()
+    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
+    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
+                          server=SERVER)  # fmt: skip
+    hf = await start(config)
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: hook.hits and hung.hits, "the first trouble alert on both channels")
+    await until(lambda: len(hook.hits) >= 2, "the end of the first trouble")
+    config.path.write_text(config.path.read_text().replace("['hung', 'hook']", "['hook']"))
+    assert await control.reload_config(hf.client.app) == (1, [])
+    with writes_fail(config, writer, monkeypatch):
+        async with hf.client.post(f"/ping/{key}") as resp:
+            assert resp.status == 503
+        await until(lambda: len(hook.hits) >= 3, "the second trouble alert")
+        hung.hanging = False
+        hung.release.set()
+        await until(lambda: len(hung.hits) >= 2, "the first trouble's end, to the channel no longer named")
+    await until(lambda: len(hook.hits) >= 4, "the end of the second trouble")
+    assert hung.events() == ["trouble", "trouble_over"]
+    assert hung.hits[1].key == hook.hits[1].key

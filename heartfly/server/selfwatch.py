@@ -186,7 +186,8 @@ async def run(
                 reached.clear()  # an attempt under way keeps its own
             elif trouble is not None:  # a reload may name other channels: those named now are told, the rest not
                 named = [name for name in config().alerts.trouble_channels if name not in settled]
-                owed = {name: owed.get(name, trouble) for name in named}
+                ends = {name: alert for name, alert in owed.items() if alert is not trouble}  # owed, named or not
+                owed = ends | {name: owed.get(name, trouble) for name in named}
             current = config()
             for name, alert in owed.items():
                 if name not in sending and now >= retry_at.get(name, 0.0):
