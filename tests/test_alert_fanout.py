@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from heartfly.core.clock import FakeClock
+from heartfly.core.states import Status
 from heartfly.server import engine as engine_module
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -74,3 +76,38 @@ async def test_a_storm_of_deadlines_is_judged_a_part_at_a_time_each_committed_be
     judging = [part for part in parts if 0 < part[0] < 200]
     assert len(judging) >= 3  # 50 at a time, not 200 at once
     assert all(judged == committed for judged, committed in judging)
+
+
+@pytest.mark.parametrize("dated", ["live", "back-dated before its deadline"])
+async def test_a_ping_between_two_parts_of_a_storm_is_judged_after_its_deadline_as_in_one_go(
+    write_config: ConfigWriter, dated: str
+) -> None:
+    # Judged a part at a time, a storm let pings in between its parts: a live one for a check of a
+    # later part, seconds after its deadline (10,000 checks: up to 9 s), was taken for on time, and
+    # nobody was told the job was late. In one go, its deadline was judged first: down, then up.
+    # A ping dated before its deadline met it, wherever it comes: no alert.
+    from tests.test_restart import ping, running
+
+    checks = (f'[checks.c{i}]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n' for i in range(4))
+    config = write_config("".join(checks))
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for i in range(4):
+            await ping(engine, f"c{i}")
+        deadline = clock.now() + 100
+        clock.advance(100.5)
+        engine.fire_due(clock.now(), 2)  # the first part
+        later = [name for name, c in engine.checks.items() if c.state.status is not Status.DOWN]
+        assert len(later) == 2
+        clock.advance(1.0)
+        await ping(engine, later[0], at=None if dated == "live" else deadline - 1)
+        engine.fire_due(clock.now(), 2)  # the next part
+        await engine.writer.flush()
+        assert engine.checks[later[0]].state.status is Status.UP
+    told = query(config, "SELECT c.name, f.old, f.new FROM flips f JOIN checks c ON c.id = f.check_id"
+                         " WHERE f.old != 'new' ORDER BY f.id")  # fmt: skip
+    if dated == "live":
+        assert [f for f in told if f[0] == later[0]] == [(later[0], "up", "down"), (later[0], "down", "up")]
+    else:
+        assert [f for f in told if f[0] == later[0]] == []
+    assert [f for f in told if f[0] == later[1]] == [(later[1], "up", "down")]
