@@ -111,3 +111,51 @@ async def test_a_ping_between_two_parts_of_a_storm_is_judged_after_its_deadline_
     else:
         assert [f for f in told if f[0] == later[0]] == []
     assert [f for f in told if f[0] == later[1]] == [(later[1], "up", "down")]
+
+
+async def test_a_deadline_that_comes_due_while_the_timer_judges_is_judged_at_once_not_after_a_commit(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The timer waited for the writer's commit after every turn that left a deadline due, not only
+    # between the parts of a storm: checks whose deadlines follow one another closely (1,000 over
+    # 2 s) were each judged a commit late, and the detection latency's p99 doubled.
+    from tests.test_restart import ping, running
+
+    config = write_config(
+        "".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n' for n in ("a", "b"))
+    )
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        await ping(engine, "a")
+        clock.advance(0.5)
+        await ping(engine, "b")
+        clock.advance(99.7)  # a is due; b in 0.3 s
+        commits = 0
+        judged: list[int] = []  # at each turn that judged a deadline: the commits waited for so far
+        flush, fire_due = engine.writer.flush, engine.fire_due
+
+        async def waited() -> None:
+            nonlocal commits
+            commits += 1
+            await flush()
+
+        def turn(now: float, most: int | None = None) -> int:
+            changed = int(fire_due(now, most))
+            if changed:
+                judged.append(commits)
+            clock.advance(0.4)  # the turn took that long: b came due meanwhile
+            return changed
+
+        monkeypatch.setattr(engine.writer, "flush", waited)
+        monkeypatch.setattr(engine, "fire_due", turn)
+        timer = asyncio.create_task(engine.run_timer())
+        try:
+            for _ in range(200):
+                if len(judged) == 2:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
+        assert len(judged) == 2
+        assert judged[1] == judged[0]  # b judged at the next turn, no commit waited for

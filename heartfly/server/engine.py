@@ -575,12 +575,14 @@ class Engine(ClockWatch):
             delay = TIMER_BEAT if wakeup is None else min(TIMER_BEAT, wakeup - self.clock.now())
             if held:  # tried again soon, not in a busy loop
                 delay = max(delay, HELD_RETRY)
-            if delay <= 0:  # more due (beyond a part, FIRE_AT_ONCE): the pings waiting meanwhile are
-                # committed with this part's rows, not after the rest of the storm's; a database that
-                # does not answer (writes fail, PostgreSQL out of reach) holds the next part up little
+            if delay <= 0 and self._judging is not None:  # a part (FIRE_AT_ONCE) of a storm: the pings
+                # waiting meanwhile are committed with its rows, not after the rest of the storm's; a
+                # database that does not answer (writes fail, PostgreSQL out of reach) holds the next
+                # part up little. Not a deadline that came due during the turn: judged at once.
                 with contextlib.suppress(StoreError, TimeoutError):
                     async with asyncio.timeout(PART_COMMIT_WAIT):
                         await self.writer.flush()
+            if delay <= 0:
                 continue
             self.timer_alive.asleep = True  # a silence from here on is the event loop's (TimerMark.stuck)
             try:
