@@ -517,3 +517,33 @@ async def test_a_reload_that_changes_one_check_of_many_works_out_the_deadline_of
     assert (await client.post("/api/v1/reload", headers=bearer(config))).status == 200
     assert set(worked_out) == {"c7"}
     assert engine.checks["c7"].config.grace == 420
+
+
+async def test_a_reload_that_changes_one_check_leaves_the_others_deadlines_to_fire_on_time(
+    write_config: ConfigWriter,
+) -> None:
+    # The checks a reload leaves as they were keep their heap entries, not worked out again: those
+    # still fire at their deadlines, and the one changed at its new one.
+    from tests.test_restart import ping, running
+
+    text = "".join(f'[checks.{n}]\nkey = "{new_key()}"\nevery = "100s"\ngrace = "0s"\n' for n in ("a", "b", "c"))
+    config = write_config(text)
+    clock = FakeClock()
+    async with running(config, clock) as engine:
+        for name in ("a", "b", "c"):
+            await ping(engine, name)
+        clock.advance(50)
+        await engine.apply_config(
+            load_config(write_config(text.replace('grace = "0s"\n[checks.c]', 'grace = "20s"\n[checks.c]')).path)
+        )
+        assert engine.checks["b"].config.grace == 20
+        clock.advance(50.5)
+        engine.fire_due(clock.now())
+        assert {n: c.state.status for n, c in engine.checks.items()} == {
+            "a": Status.DOWN,
+            "b": Status.LATE,
+            "c": Status.DOWN,
+        }
+        clock.advance(20)
+        engine.fire_due(clock.now())
+        assert engine.checks["b"].state.status is Status.DOWN
