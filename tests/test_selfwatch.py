@@ -23,6 +23,7 @@ from heartfly.core.statetypes import AlertEvent
 from heartfly.notify.message import subject, text, webhook_json
 from heartfly.server import selfwatch
 from heartfly.server.selfwatch import CALM_AFTER, GAP, TROUBLE_AFTER, News, Watch, alert_for, step
+from heartfly.store.api import OwnWriter
 from heartfly.web import control
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
@@ -30,6 +31,7 @@ from tests.conftest import ConfigWriter, new_key
 from tests.storeutil import writes_fail
 from tests.test_alerts import (
     SERVER,
+    Heartfly,
     Mailbox,
     Receivers,
     Start,
@@ -62,6 +64,27 @@ def watched(looks: list[tuple[float, str | None]]) -> list[News]:
 
 def every_second(start: float, end: float, trouble: str | None) -> list[tuple[float, str | None]]:
     return [(float(t), trouble) for t in range(int(start), int(end))]
+
+
+def quick(monkeypatch: pytest.MonkeyPatch, retry: float | None = None) -> None:
+    """The watcher's waits cut to fractions of a second, for a server in a test."""
+    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
+    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    if retry is not None:
+        monkeypatch.setattr(selfwatch, "RETRY", retry)
+
+
+def writer_of(hf: Heartfly) -> OwnWriter:
+    writer = hf.client.app[RUNTIME].writer
+    assert writer is not None
+    return writer
+
+
+async def refused(hf: Heartfly, key: str) -> None:
+    """A ping the server refuses while its commits fail, which makes it unhealthy."""
+    async with hf.client.post(f"/ping/{key}") as resp:
+        assert resp.status == 503
 
 
 # ---- the rules ----------------------------------------------------------------------------------
@@ -175,11 +198,9 @@ async def test_a_server_whose_database_cannot_be_written_tells_the_trouble_chann
         server=SERVER,
     )
     hf = await start(config)
-    writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    writer = writer_of(hf)
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: len(hook.hits) >= 2, "the trouble alert, tried again")
         await until(lambda: mailbox.received, "the trouble email")
         await asyncio.sleep(0.5)  # ten looks more: told once
@@ -236,21 +257,16 @@ def test_a_channel_only_the_trouble_channels_name_is_not_warned_of_as_unused(wri
 async def test_a_reload_during_the_trouble_tells_the_channels_it_names_now_and_stops_trying_those_it_no_longer_names(
     start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "POLL", 0.05)
-    monkeypatch.setattr(selfwatch, "RETRY", 0.1)
+    quick(monkeypatch, retry=0.1)
     hook, broken, late = await receivers(), await receivers(status=500), await receivers()
     key = new_key()
     channels = webhook("hook", hook.url) + webhook("broken", broken.url) + webhook("late", late.url)
     config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hook', 'broken']\n",
                           server=SERVER)  # fmt: skip
     hf = await start(config)
-    writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    writer = writer_of(hf)
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: hook.hits and len(broken.hits) >= 2, "the trouble alert, tried again where refused")
         text = config.path.read_text().replace("['hook', 'broken']", "['hook', 'late']")
         config.path.write_text(text)
@@ -267,20 +283,16 @@ async def test_a_reload_during_the_trouble_tells_the_channels_it_names_now_and_s
 async def test_a_channel_that_hangs_holds_up_neither_the_other_channels_nor_the_end_of_the_trouble(
     start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    quick(monkeypatch)
     hung, hook = await receivers(hanging=True), await receivers()
     key = new_key()
     channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
     config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
                           server=SERVER)  # fmt: skip
     hf = await start(config)
-    writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    writer = writer_of(hf)
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the trouble, while the other channel still hangs")
     assert hook.events() == ["trouble", "trouble_over"]
@@ -342,25 +354,20 @@ async def test_a_channel_whose_trouble_attempt_ends_after_the_next_trouble_began
 ) -> None:
     # The hung channel's attempt at the first trouble ends once that trouble is over and the next
     # has been told elsewhere: it is told the first one's end, and then the trouble that goes on.
-    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    quick(monkeypatch)
     hung, hook = await receivers(hanging=True), await receivers()
     key = new_key()
     channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
     config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
                           server=SERVER)  # fmt: skip
     hf = await start(config)
-    writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    writer = writer_of(hf)
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: hook.hits and hung.hits, "the first trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the first trouble")
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: len(hook.hits) >= 3, "the second trouble alert")
         assert hung.events() == ["trouble"]  # its first attempt still under way
         hung.hanging = False
@@ -378,9 +385,7 @@ async def test_a_channel_unnamed_while_its_attempt_was_under_way_and_named_again
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "heartfly.server.selfwatch")
-    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    quick(monkeypatch)
     hung, hook, late = await receivers(hanging=True), await receivers(), await receivers()
     key = new_key()
     channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url) + webhook("late", late.url)
@@ -393,11 +398,9 @@ async def test_a_channel_unnamed_while_its_attempt_was_under_way_and_named_again
         assert await control.reload_config(hf.client.app) == (1, [])
 
     hf = await start(config)
-    writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    writer = writer_of(hf)
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
         await name("['hook']")
         hung.hanging = False
@@ -417,20 +420,16 @@ async def test_an_attempt_that_fails_once_its_trouble_is_over_is_not_logged_as_t
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    quick(monkeypatch)
     hung, hook = await receivers(hanging=True), await receivers()
     key = new_key()
     channels = webhook("hung", hung.url, 'timeout = "6s"') + webhook("hook", hook.url)
     config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
                           server=SERVER)  # fmt: skip
     hf = await start(config)
-    writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    writer = writer_of(hf)
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the trouble, while the other channel still hangs")
     assert hung.events() == ["trouble"]  # its attempt still under way, past the trouble's end
@@ -443,27 +442,22 @@ async def test_the_end_owed_to_a_channel_that_took_a_trouble_late_is_told_though
     start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # It was told Heartfly was down: it is told that trouble is over, named for the next one or not.
-    monkeypatch.setattr(selfwatch, "TROUBLE_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "CALM_AFTER", 0.3)
-    monkeypatch.setattr(selfwatch, "POLL", 0.05)
+    quick(monkeypatch)
     hung, hook = await receivers(hanging=True), await receivers()
     key = new_key()
     channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
     config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
                           server=SERVER)  # fmt: skip
     hf = await start(config)
-    writer = hf.client.app[RUNTIME].writer
-    assert writer is not None
+    writer = writer_of(hf)
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: hook.hits and hung.hits, "the first trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the first trouble")
     config.path.write_text(config.path.read_text().replace("['hung', 'hook']", "['hook']"))
     assert await control.reload_config(hf.client.app) == (1, [])
     with writes_fail(config, writer, monkeypatch):
-        async with hf.client.post(f"/ping/{key}") as resp:
-            assert resp.status == 503
+        await refused(hf, key)
         await until(lambda: len(hook.hits) >= 3, "the second trouble alert")
         hung.hanging = False
         hung.release.set()

@@ -7,12 +7,12 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
+from tests.test_cli_operate import api
 
 BATCH_KEY, QUEUE_KEY = new_key(), new_key()
 
@@ -43,13 +43,6 @@ def served(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
         # The commands find the server through the config: point it at the port it really got.
         path.write_text(CONFIG.replace("127.0.0.1:0", server.url.removeprefix("http://")))
         yield server, path
-
-
-def api(server: Server, path: str) -> Any:
-    token = (server.config.parent / "token").read_text().strip()
-    request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def ping(server: Server, path: str) -> None:
