@@ -32,6 +32,7 @@ from heartfly.notify.message import (
     TAIL,
     Alert,
     discord_json,
+    escape_lines,
     html_body,
     ntfy_request,
     slack_json,
@@ -544,6 +545,22 @@ def test_an_ntfy_body_shows_a_pings_escape_sequences_as_text_not_to_a_subscriber
     sent = ntfy_request(alert)[0].decode()
     assert sent.endswith("disk full\\x1b[2J\\x1b]0;pwned\\x07\tnext \\u202eline\nlast\n")
     assert not [c for c in sent if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf")]
+
+
+def test_an_ntfy_body_and_an_emails_text_keep_accents_cjk_and_emoji_as_they_are() -> None:
+    # Escaping invisible characters must not break text: an emoji sequence's joiner (U+200D), a
+    # Persian word's (U+200C), a subdivision flag's tag characters, and an emoji newer than this
+    # Python's Unicode tables (U+1FAE8, unassigned to it) were written as \u200d, \U000e0067, \U0001fae8
+    words = (
+        "café 日本語 \U0001f44d \U0001f469\u200d\U0001f4bb \U0001f468\u200d\U0001f469\u200d\U0001f467"
+        " \U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+        " \U0001fae8 \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u2764\ufe0f"
+    )
+    cfg = backup()
+    old, new, flip = missed(cfg)
+    alert = alert_for(cfg, old, new, flip, last_ping=ping(T0, "success", body=words + "\x1b[2J"))
+    assert ntfy_request(alert)[0].decode().endswith(words + "\\x1b[2J\n")
+    assert escape_lines(text(alert)).endswith(words + "\\x1b[2J\n")  # the email's text part
 
 
 def test_an_ntfy_title_header_stays_ascii_and_short() -> None:

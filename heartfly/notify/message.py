@@ -26,16 +26,28 @@ _UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
 _SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
-def escape(text: str, keep: str = "") -> str:
+# Invisible, yet text that a terminal shows as such and never obeys: the joiners of emoji sequences
+# (a woman, U+200D, a laptop) and of scripts that need them (Persian, Indic), the tag characters of
+# a subdivision's flag (England's), and code points this Python's Unicode tables do not know yet (an
+# emoji newer than them). Kept by escape_lines: a person reads its text as the job or config wrote it.
+_TEXT = frozenset({"Cn"})
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _is_text(char: str, category: str) -> bool:
+    return category in _TEXT or char in _JOINERS or "\U000e0020" <= char <= "\U000e007f"
+
+
+def escape(text: str, keep: str = "", *, as_text: bool = False) -> str:
     """`text` on one line, printable: control and invisible characters as backslash escapes
-    (but those in `keep`, written as they are)."""
+    (but those in `keep`, written as they are, and with `as_text` those _is_text keeps)."""
     out = []
     for char in text:
         if char in keep:
             out.append(char)
         elif char in _SHORT:
             out.append(_SHORT[char])
-        elif unicodedata.category(char) in _UNSAFE:
+        elif (category := unicodedata.category(char)) in _UNSAFE and not (as_text and _is_text(char, category)):
             code = ord(char)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
         else:
@@ -47,7 +59,7 @@ def escape_lines(text: str) -> str:
     """`text` with its lines, tabs and backslashes as they are, and every other control or invisible
     character (an escape sequence, a bell, a lone carriage return, a bidi override) as escape()
     writes it: a plain text that a person may read in a terminal (an email's text part, an ntfy message)."""
-    return escape(text.replace("\r\n", "\n"), keep="\n\t\\")
+    return escape(text.replace("\r\n", "\n"), keep="\n\t\\", as_text=True)
 
 
 _REASONS = {
