@@ -160,6 +160,11 @@ def test_a_wrong_key_says_so_clearly_and_is_not_spooled(hf: Setup) -> None:
     assert "answered 404: no check has this key or name" in err(result) and "not retried" in err(result)
     by_name = hf.cli("ping", "no-such-check")
     assert by_name.returncode == 1 and "404" in err(by_name)
+    # By name, the server answers a wrong ping_key as it answers an unknown name: both are named
+    assert 'no check "no-such-check"' in err(by_name) and "HEARTFLY_PING_KEY" in err(by_name)
+    wrong_ping_key = hf.cli("ping", "job", HEARTFLY_PING_KEY=new_key())
+    assert wrong_ping_key.returncode == 1 and "answered 404" in err(wrong_ping_key)
+    assert 'no check "job"' in err(wrong_ping_key) and "ping_key (HEARTFLY_PING_KEY" in err(wrong_ping_key)
     assert hf.spooled() == [] and hf.pings() == []
 
 

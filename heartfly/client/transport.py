@@ -367,6 +367,15 @@ class Answer(_AnswerFields):
     def explain(self, ping: Ping) -> str:
         what = ping.describe()
         if self.status == 404:
+            segments = urllib.parse.urlsplit(ping.url).path.rstrip("/").split("/")
+            if len(segments) >= 3 and segments[-3] == "ping":  # by name, under a ping_key
+                # The server answers a ping_key that is not its own as it answers an unknown name
+                name = shown(urllib.parse.unquote(segments[-1]))
+                return (
+                    f'{what}: the server answered 404: no check "{name}" under this ping_key: a check missing'
+                    " from the server's config, a typo in its name, or a ping_key (HEARTFLY_PING_KEY, or the"
+                    " config's) that is not the server's (it answers both alike)"
+                )
             return (
                 f"{what}: the server answered 404: no check has this key or name"
                 " (wrong key, a check missing from the server's config, or a typo in the URL)"
