@@ -59,7 +59,8 @@ def test_curl_and_heartfly_ping_make_a_missing_check_with_create_1_up_to_the_cap
         assert ping.returncode == 0, ping.stderr
         assert curl("one-too-many?create=1") == ("404", "not found\n")  # past auto_provision_max
         assert curl("one-more-still?create=1")[0] == "404"
-        assert curl("Bad%20Name?create=1")[0] == "400"  # no check's name, nor an event: as under any key
+        bad = curl("Bad%20Name?create=1")  # no check's name, nor an event: as under any key
+        assert bad[0] == "400" and "check's name" in bad[1] and '"_", "." and "-"' in bad[1], bad
         checks = hc_checks(server)
         assert sorted(checks) == ["file-job", "made-by-client", "nightly-db"]
         made = checks["nightly-db"]

@@ -226,6 +226,17 @@ async def test_a_guessed_ping_key_is_answered_as_the_real_one_for_an_unknown_nam
     assert stored(config) == []
 
 
+@pytest.mark.parametrize("key", [PING_KEY, "guess"])
+async def test_a_name_no_check_may_have_is_told_what_a_name_may_be_under_any_key(
+    client: Client, config: Config, key: str
+) -> None:
+    # A check to be made by `?create=1` under a name it may not have read only which events exist
+    resp = await client.get(f"/ping/{key if key == PING_KEY else new_key()}/Bad%20Name?create=1")
+    text = await resp.text()
+    assert resp.status == 400 and "check's name" in text and 'letters, digits, "_", "." and "-"' in text
+    assert stored(config) == []
+
+
 async def test_a_check_name_under_a_wrong_ping_key_answers_404_not_found(client: Client, config: Config) -> None:
     resp = await client.get(f"/ping/{new_key()}/backup")
     assert resp.status == 404 and await resp.text() == "not found\n"

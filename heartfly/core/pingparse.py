@@ -169,15 +169,25 @@ def parse_path(tail: str, ping_key: str | None) -> Target | None:
         return Target(None, parts[1], kind, status) if named else NOWHERE  # positional: keywords cost a third more
     if named:
         if parts[1] and not NAME_RE.fullmatch(parts[1]):  # no check's name, nor an event: as under any key
-            parse_event(parts[1])
+            raise _neither(parts[1])
         return Target(None, parts[1], Kind.SUCCESS)
     try:
         kind, status = parse_event(parts[1])
     except PingError:
         if NAME_RE.fullmatch(parts[1]):  # a check's name (or "256", a name under the ping_key)
             return NOWHERE
-        raise
+        raise _neither(parts[1]) from None
     return Target(parts[0], None, kind, status)
+
+
+def _neither(segment: str) -> PingError:
+    """The reason for a second segment that is no event and no check's name, under any key: a name
+    to be made with ?create=1 ("Bad Name") is told what a name may be, not only which events exist."""
+    return PingError(
+        f'unknown ping event "{_clip(segment)}": use start, fail, log, progress or an exit status 0-255;'
+        ' nor is it a check\'s name (/ping/<ping_key>/<name>): letters, digits, "_", "." and "-", from a letter'
+        " or digit, at most 100"
+    )
 
 
 def parse_batch_path(head: str, ping_key: str | None, named_batch: bool = False) -> Target | None:
