@@ -272,6 +272,17 @@ def test_a_servers_reason_with_escape_sequences_is_shown_as_text_not_to_the_term
     assert said.isprintable()
 
 
+def test_a_servers_reason_in_any_language_is_shown_as_it_is_only_controls_escaped(recorder: Recorder) -> None:
+    # A French proxy's "Erreur\u00a0:", CJK's U+3000, an emoji's joiner and one newer than Python's
+    # Unicode tables are text, not controls; one past U+FFFF that is escaped is written in full
+    # (\U000f0000: as \uf0000 it read as U+F000, then a 0)
+    words = "Erreur\u00a0: requête refusée 日本\u3000語 \U0001f469\u200d\U0001f4bb \U0001fae8"
+    recorder.script = [(400, words + " \U000f0000\x1b[2J\n")]
+    ping = Ping(f"{recorder.url}/ping/{KEY}")
+    said = quick().send(ping).explain(ping)
+    assert said.endswith("answered 400: " + words + " \\U000f0000\\x1b[2J"), said
+
+
 def test_a_redirect_is_reported_not_followed(recorder: Recorder) -> None:
     recorder.script = [(301, "")]
     ping = Ping(f"{recorder.url}/ping/{KEY}")
