@@ -542,7 +542,8 @@ def test_a_heartfly_toml_any_user_may_write_in_the_working_folder_is_not_read(tm
         listener.close()
 
 
-def test_a_ping_another_user_put_in_the_spool_is_left_there_not_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o777, 0o700])  # a spool anyone may write; a user's own, replayed by root
+def test_a_ping_another_user_put_in_the_spool_is_left_there_not_sent(tmp_path: Path, mode: int) -> None:
     # A spool others may write: a file planted there, in the spool's own format, was sent by the
     # next replay of whoever ran heartfly (root's too): its URL and body anywhere the planter chose
     from heartfly.client.spool import Spool
@@ -553,7 +554,8 @@ def test_a_ping_another_user_put_in_the_spool_is_left_there_not_sent(tmp_path: P
     listener = Listener()
     try:
         spool = tmp_path / "spool"
-        spool.mkdir(mode=0o777)
+        spool.mkdir()
+        spool.chmod(mode)
         Spool(spool).put(Ping(f"http://127.0.0.1:{listener.port}/ping/{KEY}", "fail", at=time.time() - 60))
         [planted] = Spool(spool).pending()
         os.chown(planted, 65534, 65534)
@@ -566,3 +568,46 @@ def test_a_ping_another_user_put_in_the_spool_is_left_there_not_sent(tmp_path: P
         assert "Traceback" not in done.stderr
     finally:
         listener.close()
+
+
+# `heartfly` with its filesystem uid set to nobody's and its euid still root: the files it makes
+# are nobody's, as root's are on NFS with root_squash (and every file of a vfat mount is its uid=).
+# What it imports is imported first: nobody may not read this Python's own files.
+AS_SQUASHED_ROOT = (
+    "import base64, ctypes, http.client, json, socket, ssl, sys, unicodedata, urllib.request;"
+    " import heartfly.cli.main, heartfly.client.http1, heartfly.client.spool, heartfly.client.viaurllib;"
+    " from heartfly.entry import main;"
+    " ctypes.CDLL(None).setfsuid(65534); sys.argv = ['heartfly', *sys.argv[1:]]; main()"
+)
+
+
+def test_a_spool_where_this_users_own_files_are_nobodys_is_still_replayed(tmp_path: Path) -> None:
+    # root's spool on NFS with root_squash: its own pings, nobody's there, were left with a warning
+    # at every run and never sent, as another user's are (until the spool's cap dropped them)
+    import shutil
+    import tempfile
+
+    from heartfly.client.spool import Spool
+    from heartfly.client.transport import Ping
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to take nobody's filesystem uid")
+    listener = Listener()
+    outer = Path(tempfile.mkdtemp(prefix="heartfly-squash-"))  # a path nobody may walk (pytest's is not)
+    try:
+        outer.chmod(0o711)
+        spool = outer / "spool"
+        spool.mkdir(mode=0o700)
+        Spool(spool).put(Ping(f"http://127.0.0.1:{listener.port}/ping/{KEY}", "fail", at=time.time() - 60))
+        [own] = Spool(spool).pending()
+        for path in (spool, own):
+            os.chown(path, 65534, 65534)  # as root's process made them, squashed
+        done = subprocess.run(
+            [PY, "-c", AS_SQUASHED_ROOT, "flush", "--spool", str(spool)],
+            env=client_env(tmp_path, HEARTFLY_SPOOL=str(spool)), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert len(listener.heads) == 1 and not own.exists(), done.stdout + done.stderr
+        assert "left in the spool" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    finally:
+        listener.close()
+        shutil.rmtree(outer)

@@ -507,9 +507,32 @@ def _own_text(path: Path) -> str:
     fd = os.open(path, os.O_RDONLY | _NO_LINK)
     with os.fdopen(fd, encoding="utf-8") as handle:
         owner = os.fstat(fd).st_uid
-        if owner != os.geteuid():
+        if owner != os.geteuid() and owner != _made_as(path.parent):
             raise PermissionError(errno.EACCES, f"not this user's (uid {owner})")
         return handle.read()
+
+
+_MADE_AS: dict[Path, int | None] = {}
+
+
+def _made_as(folder: Path) -> int | None:
+    """Whose a file this process makes in `folder` is, in a folder no one else may write, else None.
+    Not always its own: root's are nobody's on NFS with root_squash, and every file of a vfat or
+    SMB mount is the uid= it was mounted with; this process's own pings there are such files, and
+    no one else may have put them in a folder only its owner writes. Asked once, and only of a
+    file that is not this user's: it makes and removes a file."""
+    if folder not in _MADE_AS:
+        _MADE_AS[folder] = None
+        with contextlib.suppress(OSError):
+            if not os.stat(folder).st_mode & 0o022:  # neither its group nor others may write it
+                probe = folder / f".owner-{os.getpid()}-{os.urandom(4).hex()}.tmp"
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_LINK, 0o600)
+                try:
+                    _MADE_AS[folder] = os.fstat(fd).st_uid
+                finally:
+                    os.close(fd)
+                    _unlink(probe)
+    return _MADE_AS[folder]
 
 
 def _read(path: Path) -> Ping | None:
