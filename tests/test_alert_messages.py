@@ -23,6 +23,7 @@ from heartfly.core import states
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import CheckConfig, load_config
 from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.core.printable import escape_lines
 from heartfly.core.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
 from heartfly.core.views import iso
 from heartfly.notify import PermanentError, outbox, webhook
@@ -32,7 +33,6 @@ from heartfly.notify.message import (
     TAIL,
     Alert,
     discord_json,
-    escape_lines,
     html_body,
     ntfy_request,
     slack_json,

@@ -507,22 +507,10 @@ def shown(text: str) -> str:
     override) as a backslash escape. Over plain http anyone on the way may write them."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or _inert(c) else _escaped(ord(c)) for c in text)
+    from heartfly.core.printable import escape  # only for a reason that needs it: not on every run's import
 
-
-def _inert(char: str) -> bool:
-    """Not printable to str.isprintable, yet text a terminal never obeys (as notify.message keeps it
-    in an email's text): a space other than " " (French puts U+00A0 before ":", CJK U+3000), an
-    emoji's or a script's joiner, a flag's tag characters, a code point newer than Python's tables."""
-    import unicodedata  # only for a reason that is not all printable: not on every run's import
-
-    category = unicodedata.category(char)
-    return category in ("Zs", "Cn") or char in "\u200c\u200d" or "\U000e0020" <= char <= "\U000e007f"
-
-
-def _escaped(code: int) -> str:
-    """A character as a backslash escape, in full (\\U0001fae8, never \\u1fae8: U+1FAE, then an 8)."""
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    # Tabs and backslashes as they are: the words are one line, read by a person
+    return escape(text, keep="\t\\", as_text=True)
 
 
 def _credentials(url: str) -> tuple[str, str | None]:

@@ -13,8 +13,9 @@ from typing import Any
 import aiosmtplib
 
 from heartfly.core.config_alerts import ChannelConfig, SmtpConfig
+from heartfly.core.printable import escape_lines
 from heartfly.notify import DeliveryError, PermanentError
-from heartfly.notify.message import Alert, escape_lines, html_body, subject, text
+from heartfly.notify.message import Alert, html_body, subject, text
 
 QUIT_WAIT = 0.25  # seconds for the answer to QUIT, once the message is taken (a server answers in ms)
 # Seconds for the answer to a message's DATA: RFC 5321's 10 minutes (4.5.3.2.6), as Postfix waits. A

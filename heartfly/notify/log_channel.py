@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 
 from heartfly.core.config_alerts import ChannelConfig
-from heartfly.notify.message import Alert, escape, subject
+from heartfly.core.printable import escape
+from heartfly.notify.message import Alert, subject
 
 log = logging.getLogger("heartfly.alert")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from heartfly.core import localtime
+from heartfly.core.printable import escape_lines
 from heartfly.core.statetypes import AlertEvent
 from heartfly.core.units import human_duration
 from heartfly.core.views import iso
@@ -19,48 +19,6 @@ TAIL = 500  # characters of the last ping's message quoted in an alert
 # Bytes from which ntfy takes a body for a file attachment (message-size-limit), which it refuses
 # (400, "attachments not allowed") where attachments are off, as they are by default.
 NTFY_LIMIT = 4096
-
-# Control (Cc), format (Cf: bidi overrides, zero-width), line and paragraph separators (Zl, Zp),
-# unassigned and surrogates: shown as escapes, never written as they are.
-_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
-_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-
-
-# Invisible, yet text that a terminal shows as such and never obeys: the joiners of emoji sequences
-# (a woman, U+200D, a laptop) and of scripts that need them (Persian, Indic), the tag characters of
-# a subdivision's flag (England's), and code points this Python's Unicode tables do not know yet (an
-# emoji newer than them). Kept by escape_lines: a person reads its text as the job or config wrote it.
-_TEXT = frozenset({"Cn"})
-_JOINERS = frozenset("\u200c\u200d")
-
-
-def _is_text(char: str, category: str) -> bool:
-    return category in _TEXT or char in _JOINERS or "\U000e0020" <= char <= "\U000e007f"
-
-
-def escape(text: str, keep: str = "", *, as_text: bool = False) -> str:
-    """`text` on one line, printable: control and invisible characters as backslash escapes
-    (but those in `keep`, written as they are, and with `as_text` those _is_text keeps)."""
-    out = []
-    for char in text:
-        if char in keep:
-            out.append(char)
-        elif char in _SHORT:
-            out.append(_SHORT[char])
-        elif (category := unicodedata.category(char)) in _UNSAFE and not (as_text and _is_text(char, category)):
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def escape_lines(text: str) -> str:
-    """`text` with its lines, tabs and backslashes as they are, and every other control or invisible
-    character (an escape sequence, a bell, a lone carriage return, a bidi override) as escape()
-    writes it: a plain text that a person may read in a terminal (an email's text part, an ntfy message)."""
-    return escape(text.replace("\r\n", "\n"), keep="\n\t\\", as_text=True)
-
 
 _REASONS = {
     "missed": "did not run: no ping arrived by its deadline",
