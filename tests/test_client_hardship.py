@@ -237,7 +237,7 @@ def test_a_server_dribbling_its_answer_does_not_hold_the_job_back_past_the_start
     began = time.time()
     proc = subprocess.Popen(
         [PY, "-m", "heartfly", "run", dribbler.url, "--ping-budget", "3s", "--",
-         "sh", "-c", f'date +%s.%N > "{stamp}"'],
+         "sh", "-c", f'date +%s.%N > "{stamp}.part" && mv "{stamp}.part" "{stamp}"'],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
