@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from heartfly.core.config_alerts import AlertsConfig
+from heartfly.core.printable import escape
 from heartfly.notify import outbox
-from heartfly.notify.log_channel import escape
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
 

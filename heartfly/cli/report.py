@@ -13,12 +13,12 @@ from heartfly.core import localtime
 from heartfly.core.config import CheckConfig, Config, ConfigError, with_stored_checks
 from heartfly.core.dburl import Database
 from heartfly.core.maintenance import Window
+from heartfly.core.printable import escape
 from heartfly.core.states import BACKDATED, initial_state
 from heartfly.core.stored_checks import META_PREFIX, as_read, decode_all, to_toml
 from heartfly.core.units import human_duration
 from heartfly.core.urls import ping_urls
 from heartfly.core.views import PAUSE_META, check_summary, iso
-from heartfly.notify.log_channel import escape
 from heartfly.store import backend, sqlite
 from heartfly.store.api import Reader, StoreError
 from heartfly.store.rows import TOMBSTONE

@@ -27,6 +27,7 @@ import aiohttp
 from heartfly.core.clock import SLEPT_MIN, Clock
 from heartfly.core.config import Config
 from heartfly.core.config_alerts import ChannelConfig
+from heartfly.core.printable import escape
 from heartfly.core.statetypes import AlertEvent, Status
 from heartfly.core.units import human_duration
 from heartfly.notify import DeliveryError, PermanentError, apprise_channel, email, log_channel, webhook
@@ -376,7 +377,7 @@ class Dispatcher:
             # instead, so each recipient still gets the check's alerts in order, the newest at least once.
             outcome, error = AttemptOutcome.SUPERSEDED, f"{error}; a newer alert of this check replaced it for them"
         if error is not None:  # a receiver's words (an error page, an SMTP reply): one printable line
-            error = log_channel.escape(error)
+            error = escape(error)
         if asked and channel is not None:  # kept to by every alert of the channel, up to retry_max
             self._limits.setdefault(item.channel, _Slots()).wait_asked(min(asked, self.config.alerts.retry_max))
         ended = self.clock.now()

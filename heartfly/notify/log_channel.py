@@ -16,8 +16,6 @@ from heartfly.notify.message import Alert, subject
 
 log = logging.getLogger("heartfly.alert")
 
-__all__ = ["escape", "line", "send"]  # escape: as the dispatcher and the CLI import it
-
 
 def line(alert: Alert) -> str:
     """The alert's subject and facts, then the last ping's message tail, as one escaped line."""

@@ -21,10 +21,10 @@ import aiohttp
 
 from heartfly.core.clock import Clock
 from heartfly.core.config import Config
+from heartfly.core.printable import escape
 from heartfly.core.statetypes import AlertEvent
 from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.dispatcher import send_to
-from heartfly.notify.log_channel import escape
 from heartfly.notify.message import Alert
 from heartfly.server.engine import Engine
 from heartfly.server.heartbeat import COMMIT_WAITS, WRITES_FAIL, problem
