@@ -31,3 +31,21 @@ def test_the_proxy_urls_own_login_is_kept(monkeypatch: pytest.MonkeyPatch) -> No
     assert (via["proxy_auth"].login, via["proxy_auth"].password) == ("u", "p")
     assert proxy_for("https://internal.example/x") == {}
     assert proxy_for("ftp://hooks.example.com/x") == {}
+
+
+def test_a_change_of_the_proxy_environment_is_followed_by_the_next_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    # proxy_for remembers its answers (reading the whole environment per webhook cost a sixth of a
+    # storm's event loop), keyed by the variables it depends on: a change is not answered from memory.
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
+    url = "https://hooks.example.com/y"
+    assert proxy_for(url) == {}
+    monkeypatch.setenv("HTTPS_PROXY", "http://first.example:3128")
+    assert str(proxy_for(url)["proxy"]) == "http://first.example:3128"
+    monkeypatch.setenv("https_proxy", "http://second.example:3128")  # the lower-case name wins, as in urllib
+    assert str(proxy_for(url)["proxy"]) == "http://second.example:3128"
+    monkeypatch.setenv("NO_PROXY", "hooks.example.com")
+    assert proxy_for(url) == {}
+    monkeypatch.delenv("NO_PROXY")
+    proxy_for(url)["proxy"] = "changed by a caller"  # a copy: what is remembered stays as it was
+    assert str(proxy_for(url)["proxy"]) == "http://second.example:3128"
