@@ -465,3 +465,33 @@ async def test_the_end_owed_to_a_channel_that_took_a_trouble_late_is_told_though
     await until(lambda: len(hook.hits) >= 4, "the end of the second trouble")
     assert hung.events() == ["trouble", "trouble_over"]
     assert hung.hits[1].key == hook.hits[1].key
+
+
+async def test_an_end_of_trouble_the_channel_never_takes_is_given_up_after_expire_after_not_tried_for_ever(
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As an outbox alert: a receiver that refuses it for a day is not tried (and logged) every 30 s for ever.
+    quick(monkeypatch, retry=0.1)
+    hook = await receivers()
+    key = new_key()
+    alerts = "[alerts]\ntrouble_channels = ['hook']\nexpire_after = '1s'\n"
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + alerts, server=SERVER)
+    hf = await start(config)
+    writer = writer_of(hf)
+    with writes_fail(config, writer, monkeypatch):
+        await refused(hf, key)
+        await until(lambda: hook.hits, "the trouble alert")
+        hook.status = 500
+    given_up = await until(lambda: [r.getMessage() for r in caplog.records if "given up" in r.getMessage()],
+                           "the end of the trouble given up", timeout=15)  # fmt: skip
+    assert len(given_up) == 1
+    assert given_up[0].startswith("trouble_over alert via hook failed: HTTP 500")
+    assert given_up[0].endswith("; given up: not taken within [alerts] expire_after (1 s)")
+    tried = len(hook.hits)
+    assert hook.events()[1:] == ["trouble_over"] * (tried - 1)  # tried again until then
+    await asyncio.sleep(0.5)  # five retry periods: none comes
+    assert len(hook.hits) == tried

@@ -5,7 +5,8 @@ and every check's alerts wait in that database's outbox: about itself, it would 
 log lines. After TROUBLE_AFTER seconds of it (a commit's hiccup is no news), an alert goes straight
 from memory to the trouble channels, and, once writes have worked for CALM_AFTER seconds, another
 that says it is over. Neither is stored (the database is the trouble): a restart meanwhile forgets
-them, and the log says both. A channel that does not take one is tried again every RETRY seconds while it is news.
+them, and the log says both. A channel that does not take one is tried again every RETRY seconds while it is news,
+up to [alerts] expire_after, as the outbox's alerts.
 One server only: a cluster's nodes share their PostgreSQL's troubles, and its heartbeat_url
 tells them (docs/cluster.md).
 """
@@ -23,6 +24,7 @@ from heartfly.core.clock import Clock
 from heartfly.core.config import Config
 from heartfly.core.printable import escape
 from heartfly.core.statetypes import AlertEvent
+from heartfly.core.units import human_duration
 from heartfly.notify import DeliveryError, PermanentError
 from heartfly.notify.dispatcher import send_to
 from heartfly.notify.message import Alert
@@ -133,6 +135,7 @@ async def run(
     over: Alert | None = None  # the last end told: for a channel whose trouble attempt ends after it
     reached: dict[tuple[str, str], set[str]] = {}  # (alert key, channel) -> recipients reached
     retry_at: dict[str, float] = {}
+    made: dict[str, float] = {}  # alert key -> when the news was made (monotonic): given up past expire_after
     sending: dict[str, tuple[Alert, asyncio.Task[bool | str | None]]] = {}
     try:
         while True:
@@ -156,8 +159,14 @@ async def run(
                     owed[name] = over  # told of a trouble that ended meanwhile: told its end too
                     retry_at[name] = now  # (before the trouble that goes on, if another began since)
                 if owed.get(name) is alert:
+                    expire_after = config().alerts.expire_after
                     if why is None:  # taken, or never to be
                         del owed[name]
+                    elif now - made.get(alert.key, now) >= expire_after:  # an end refused: not tried for ever
+                        del owed[name]
+                        if alert is trouble:  # a reload naming it again does not make it news again
+                            settled.add(name)
+                        why += f"; given up: not taken within [alerts] expire_after ({human_duration(expire_after)})"
                     else:
                         retry_at[name] = now + RETRY
                         why += f"; trying again in {RETRY:g} s"
@@ -169,6 +178,7 @@ async def run(
             if news is not None:
                 current = config()
                 alert = alert_for(news, current)
+                made[alert.key] = now  # one a trouble: a few keys in a process's life
                 if news.event == AlertEvent.TROUBLE:
                     trouble = alert
                     told.clear()
