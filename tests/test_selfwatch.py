@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pytest_aiohttp import AiohttpClient
 
 from heartfly.core.clock import FakeClock
-from heartfly.core.config import ConfigError, load_config
+from heartfly.core.config import Config, ConfigError, load_config
 from heartfly.core.config_advice import warnings
 from heartfly.core.statetypes import AlertEvent
 from heartfly.notify.message import subject, text, webhook_json
@@ -33,6 +34,7 @@ from tests.test_alerts import (
     SERVER,
     Heartfly,
     Mailbox,
+    Receiver,
     Receivers,
     Start,
     check,
@@ -85,6 +87,37 @@ async def refused(hf: Heartfly, key: str) -> None:
     """A ping the server refuses while its commits fail, which makes it unhealthy."""
     async with hf.client.post(f"/ping/{key}") as resp:
         assert resp.status == 503
+
+
+@dataclass
+class HungAndHook:
+    """A server whose trouble channels are one that hangs (`hung`, until released) and one that
+    answers (`hook`), and a check `key` that pings it."""
+
+    hf: Heartfly
+    config: Config
+    key: str
+    hung: Receiver
+    hook: Receiver
+
+
+async def hung_and_hook(
+    start: Start, receivers: Receivers, write_config: ConfigWriter, timeout: str = "60s", more: str = ""
+) -> HungAndHook:
+    """`more`: channels besides the two."""
+    hung, hook = await receivers(hanging=True), await receivers()
+    key = new_key()
+    channels = webhook("hung", hung.url, f'timeout = "{timeout}"') + webhook("hook", hook.url) + more
+    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
+                          server=SERVER)  # fmt: skip
+    return HungAndHook(await start(config), config, key, hung, hook)
+
+
+async def trouble_told_to_both(two: HungAndHook, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    """Writes fail until both channels have the trouble alert (the hung one has it under way)."""
+    with writes_fail(two.config, writer_of(two.hf), monkeypatch):
+        await refused(two.hf, two.key)
+        await until(lambda: two.hook.hits and two.hung.hits, what)
 
 
 # ---- the rules ----------------------------------------------------------------------------------
@@ -284,16 +317,9 @@ async def test_a_channel_that_hangs_holds_up_neither_the_other_channels_nor_the_
     start: Start, receivers: Receivers, write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     quick(monkeypatch)
-    hung, hook = await receivers(hanging=True), await receivers()
-    key = new_key()
-    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
-    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
-                          server=SERVER)  # fmt: skip
-    hf = await start(config)
-    writer = writer_of(hf)
-    with writes_fail(config, writer, monkeypatch):
-        await refused(hf, key)
-        await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
+    two = await hung_and_hook(start, receivers, write_config)
+    hung, hook = two.hung, two.hook
+    await trouble_told_to_both(two, monkeypatch, "the trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the trouble, while the other channel still hangs")
     assert hook.events() == ["trouble", "trouble_over"]
     assert hung.events() == ["trouble"]  # its attempt still under way
@@ -355,18 +381,11 @@ async def test_a_channel_whose_trouble_attempt_ends_after_the_next_trouble_began
     # The hung channel's attempt at the first trouble ends once that trouble is over and the next
     # has been told elsewhere: it is told the first one's end, and then the trouble that goes on.
     quick(monkeypatch)
-    hung, hook = await receivers(hanging=True), await receivers()
-    key = new_key()
-    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
-    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
-                          server=SERVER)  # fmt: skip
-    hf = await start(config)
-    writer = writer_of(hf)
-    with writes_fail(config, writer, monkeypatch):
-        await refused(hf, key)
-        await until(lambda: hook.hits and hung.hits, "the first trouble alert on both channels")
+    two = await hung_and_hook(start, receivers, write_config)
+    hf, config, key, hung, hook = two.hf, two.config, two.key, two.hung, two.hook
+    await trouble_told_to_both(two, monkeypatch, "the first trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the first trouble")
-    with writes_fail(config, writer, monkeypatch):
+    with writes_fail(config, writer_of(hf), monkeypatch):
         await refused(hf, key)
         await until(lambda: len(hook.hits) >= 3, "the second trouble alert")
         assert hung.events() == ["trouble"]  # its first attempt still under way
@@ -386,21 +405,17 @@ async def test_a_channel_unnamed_while_its_attempt_was_under_way_and_named_again
 ) -> None:
     caplog.set_level(logging.INFO, "heartfly.server.selfwatch")
     quick(monkeypatch)
-    hung, hook, late = await receivers(hanging=True), await receivers(), await receivers()
-    key = new_key()
-    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url) + webhook("late", late.url)
-    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
-                          server=SERVER)  # fmt: skip
+    late = await receivers()
+    two = await hung_and_hook(start, receivers, write_config, more=webhook("late", late.url))
+    hung, hook = two.hung, two.hook
 
     async def name(channels: str) -> None:
-        text = config.path.read_text()
-        config.path.write_text(text[: text.index("trouble_channels = ")] + f"trouble_channels = {channels}\n")
-        assert await control.reload_config(hf.client.app) == (1, [])
+        text = two.config.path.read_text()
+        two.config.path.write_text(text[: text.index("trouble_channels = ")] + f"trouble_channels = {channels}\n")
+        assert await control.reload_config(two.hf.client.app) == (1, [])
 
-    hf = await start(config)
-    writer = writer_of(hf)
-    with writes_fail(config, writer, monkeypatch):
-        await refused(hf, key)
+    with writes_fail(two.config, writer_of(two.hf), monkeypatch):
+        await refused(two.hf, two.key)
         await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
         await name("['hook']")
         hung.hanging = False
@@ -421,16 +436,9 @@ async def test_an_attempt_that_fails_once_its_trouble_is_over_is_not_logged_as_t
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     quick(monkeypatch)
-    hung, hook = await receivers(hanging=True), await receivers()
-    key = new_key()
-    channels = webhook("hung", hung.url, 'timeout = "6s"') + webhook("hook", hook.url)
-    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
-                          server=SERVER)  # fmt: skip
-    hf = await start(config)
-    writer = writer_of(hf)
-    with writes_fail(config, writer, monkeypatch):
-        await refused(hf, key)
-        await until(lambda: hook.hits and hung.hits, "the trouble alert on both channels")
+    two = await hung_and_hook(start, receivers, write_config, "6s")
+    hung, hook = two.hung, two.hook
+    await trouble_told_to_both(two, monkeypatch, "the trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the trouble, while the other channel still hangs")
     assert hung.events() == ["trouble"]  # its attempt still under way, past the trouble's end
     failed = await until(lambda: [r.getMessage() for r in caplog.records if "via hung failed" in r.getMessage()],
@@ -443,20 +451,13 @@ async def test_the_end_owed_to_a_channel_that_took_a_trouble_late_is_told_though
 ) -> None:
     # It was told Heartfly was down: it is told that trouble is over, named for the next one or not.
     quick(monkeypatch)
-    hung, hook = await receivers(hanging=True), await receivers()
-    key = new_key()
-    channels = webhook("hung", hung.url, 'timeout = "60s"') + webhook("hook", hook.url)
-    config = write_config(channels + check("job", key, ["hook"]) + "[alerts]\ntrouble_channels = ['hung', 'hook']\n",
-                          server=SERVER)  # fmt: skip
-    hf = await start(config)
-    writer = writer_of(hf)
-    with writes_fail(config, writer, monkeypatch):
-        await refused(hf, key)
-        await until(lambda: hook.hits and hung.hits, "the first trouble alert on both channels")
+    two = await hung_and_hook(start, receivers, write_config)
+    hf, config, key, hung, hook = two.hf, two.config, two.key, two.hung, two.hook
+    await trouble_told_to_both(two, monkeypatch, "the first trouble alert on both channels")
     await until(lambda: len(hook.hits) >= 2, "the end of the first trouble")
     config.path.write_text(config.path.read_text().replace("['hung', 'hook']", "['hook']"))
     assert await control.reload_config(hf.client.app) == (1, [])
-    with writes_fail(config, writer, monkeypatch):
+    with writes_fail(config, writer_of(hf), monkeypatch):
         await refused(hf, key)
         await until(lambda: len(hook.hits) >= 3, "the second trouble alert")
         hung.hanging = False
