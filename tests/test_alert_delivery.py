@@ -736,3 +736,21 @@ async def test_alert_rows_made_before_the_dispatcher_exists_wake_it_once_committ
         engine.on_alerts = lambda: woken.append(True)  # the dispatcher, made meanwhile
         await committed
         assert woken == [True]
+
+
+async def test_alerts_read_together_each_show_their_own_checks_last_ping(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # The dispatcher reads the last pings of the alerts it reads in one go (a storm's alerts read
+    # them one at a time, queued on the one reader): each alert still gets its own check's.
+    hook = await receivers()
+    keys = {f"job{i}": new_key() for i in range(12)}
+    checks = "".join(check(name, key, ["hook"]) for name, key in keys.items())
+    hf = await start(write_config(webhook("hook", hook.url) + checks + fast(), server=SERVER))
+    await asyncio.gather(*(hf.ping(key, "/fail", body=f"{name}: disk full") for name, key in keys.items()))
+    await until(lambda: len(hook.hits) == len(keys), "a down alert per check")
+    bodies = [hit.json() for hit in hook.hits]
+    assert sorted(b["check"]["name"] for b in bodies) == sorted(keys)
+    for body in bodies:
+        assert body["event"] == "down" and body["last_ping"]["kind"] == "fail"
+        assert body["last_ping"]["message_tail"] == f"{body['check']['name']}: disk full"

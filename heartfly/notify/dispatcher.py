@@ -19,8 +19,9 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from enum import StrEnum
+from typing import Any
 
 import aiohttp
 
@@ -248,12 +249,17 @@ class Dispatcher:
         now, asleep = self.clock.now(), self._asleep - self._owed
         self._settled.clear()
         per_channel = max(DUE_PER_CHANNEL, self.config.alerts.concurrency)
-        for item in await self.reader.read_due_alerts(now, per_channel):
-            # A row whose attempt finished during the read may be stale: skip it, the next read
+        due = await self.reader.read_due_alerts(now, per_channel)
+        # The last pings the new attempts' alerts show, in one read: one each queued a storm's
+        # attempts, slots held, behind one another and the outbox's reads on the one reader.
+        last = [int(p) for item in due if item.id not in self._in_flight and (p := item.payload.get("last_ping_id"))]
+        pings = await self.reader.read_pings_by_id(last) if last else {}
+        for item in due:
+            # A row whose attempt finished during the reads may be stale: skip it, the next read
             # sees what that attempt committed.
             if item.id not in self._in_flight and item.id not in self._settled:
                 self._in_flight.add(item.id)
-                task = asyncio.create_task(self._attempt(item, asleep), name=f"heartfly-alert-{item.id}")
+                task = asyncio.create_task(self._attempt(item, asleep, pings), name=f"heartfly-alert-{item.id}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return await self.reader.next_alert_after(now)
@@ -302,7 +308,7 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _attempt(self, item: OutboxItem, asleep: float | None = None) -> None:
+    async def _attempt(self, item: OutboxItem, asleep: float | None, pings: Mapping[int, dict[str, Any]]) -> None:
         try:
             slots = self._limits.setdefault(item.channel, _Slots())
             # A test alert does not queue behind a backlog's attempts: the API waits for its first
@@ -313,7 +319,7 @@ class Dispatcher:
                 if self._stopping or not self.may_send():
                     self._in_flight.discard(item.id)
                     return
-                statements = await self._deliver(item, asleep)
+                statements = await self._deliver(item, asleep, pings)
         except BaseException:
             self._release(item.id)
             raise
@@ -335,10 +341,13 @@ class Dispatcher:
         self._settled.add(item_id)
         self.wake()
 
-    async def _deliver(self, item: OutboxItem, asleep: float | None = None) -> list[Statement]:
+    async def _deliver(
+        self, item: OutboxItem, asleep: float | None, pings: Mapping[int, dict[str, Any]]
+    ) -> list[Statement]:
         """Try once; returns the statements that record the attempt. `asleep`: the machine's time
         asleep when `item` was read; a sleep since (waiting for a slot, or with the attempt under
-        way) does not count toward its expiry (_slept_through)."""
+        way) does not count toward its expiry (_slept_through). `pings`: the stored last pings of
+        the alerts read with it, by id."""
         started = self.clock.now()
         item, asleep = self._slept_through(item, asleep, started)
         channel = self.config.channels.get(item.channel)
@@ -357,7 +366,7 @@ class Dispatcher:
             outcome, error = AttemptOutcome.SUPERSEDED, stale
         else:
             try:
-                alert = await self._alert(item, name)
+                alert = self._alert(item, name, pings)
                 async with asyncio.timeout(timeout) as limit:
                     reached = self.reached.setdefault((alert.key, channel.name), set())
                     await send_to(self.config, self.session, channel, alert, reached, limit)
@@ -475,10 +484,11 @@ class Dispatcher:
         name = str(item.payload.get("check"))
         return name if name in self.config.checks else None
 
-    async def _alert(self, item: OutboxItem, name: str) -> Alert:
-        """The alert to render, under the check's current `name`, which its link must find."""
+    def _alert(self, item: OutboxItem, name: str, pings: Mapping[int, dict[str, Any]]) -> Alert:
+        """The alert to render, under the check's current `name`, which its link must find;
+        `pings`: the last pings read with the item (one not there is no longer stored)."""
         ping_id = item.payload.get("last_ping_id")
-        last_ping = await self.reader.read_ping(int(ping_id)) if ping_id else None
+        last_ping = pings.get(int(ping_id)) if ping_id else None
         payload = {**item.payload, "check": name} if name else item.payload
         base = self.config.server.public_url
         link = f"{base}/checks/{name}" if name else base

@@ -91,6 +91,9 @@ class SqlReader:
     async def read_ping(self, ping_id: int) -> dict[str, Any] | None:
         return await queries.read_ping(self.db, ping_id)
 
+    async def read_pings_by_id(self, ping_ids: Collection[int]) -> dict[int, dict[str, Any]]:
+        return await queries.read_pings_by_id(self.db, ping_ids)
+
     async def read_alerts(
         self, check_id: int | None, limit: int = 50, before: int | None = None
     ) -> list[dict[str, Any]]:
