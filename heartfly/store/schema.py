@@ -49,9 +49,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
-    # 2: pings are the log, states are checkpoints: a state row says which ping it includes
+    # 2: pings are the log, states are checkpoints: a state row says which ping it includes. Version
+    # 1 wrote a check's state in each of its pings' commits: its row includes every ping it has, and
+    # marked as including none, a start replayed them all over it (a down check recovered and failed
+    # again, and both were alerted).
     """
     ALTER TABLE checks ADD COLUMN state_ping_id INTEGER NOT NULL DEFAULT 0;
+    UPDATE checks SET state_ping_id = COALESCE((SELECT MAX(id) FROM pings WHERE pings.check_id = checks.id), 0);
     """,
     # 3: alerts: an outbox row per (transition, channel), written with the transition; every attempt
     """
