@@ -1,16 +1,21 @@
-"""An operator's upgrade, end to end: a database an older Heartfly wrote, started by this one as a
-real `heartfly serve` subprocess on a real SQLite file."""
+"""An operator's upgrade and move, end to end: a database an older Heartfly wrote, started by this
+one, and a backup restored onto a new machine, with real `heartfly serve` subprocesses on real
+SQLite files."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
+import subprocess
+import tarfile
 import time
+import urllib.request
 from pathlib import Path
 
 from heartfly.store.schema import MIGRATIONS
 from tests.conftest import new_key
-from tests.proc import Server
+from tests.proc import Server, heartfly
 
 
 def _version_1_database(path: Path, now: float) -> None:
@@ -69,3 +74,49 @@ def test_a_version_1_database_is_upgraded_without_replaying_the_pings_its_states
     with sqlite3.connect(tmp_path / "hb.db") as conn:
         assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     conn.close()
+
+
+def _shell(line: str, root: Path) -> None:
+    """A line of docs/install.md run as written, on a machine whose / is `root` (no sudo)."""
+    line = line.removeprefix("sudo ").replace("-C /", f"-C {root}").replace("/var/backups", str(root / "backups"))
+    done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (line, done.stderr)
+
+
+def test_the_docs_backup_and_restore_onto_a_new_machine_keep_the_checks_and_their_ping_keys(tmp_path: Path) -> None:
+    # docs/install.md's backup and restore covered the database alone: the file's checks, with
+    # their ping keys, are in /etc/heartfly, which no database copy holds. Restored onto a new
+    # machine, under the config its package wrote (new keys), every job's ping answered 404 and
+    # the restored checks were watched by nothing.
+    text = (Path(__file__).resolve().parent.parent / "docs" / "install.md").read_text(encoding="utf-8")
+    section = text.split("### Backup and restore", 1)[1].split("\n### ", 1)[0]
+    (keep,) = [ln for ln in section.splitlines() if "tar -C / -czf" in ln and "etc/heartfly" in ln]
+    old, new, key = tmp_path / "old", tmp_path / "new", new_key()
+    for machine, job_key in ((old, key), (new, new_key())):  # the new one: the package's own config
+        (machine / "etc" / "heartfly").mkdir(parents=True)
+        (machine / "backups").mkdir()
+        (machine / "etc" / "heartfly" / "heartfly.toml").write_text(
+            '[server]\nlisten = "127.0.0.1:0"\ndatabase = "../../var/lib/heartfly/heartfly.db"\n'
+            f'[checks.job]\nkey = "{job_key}"\nevery = "1h"\n'
+        )
+    config = old / "etc" / "heartfly" / "heartfly.toml"
+    with Server(config) as server:
+        with urllib.request.urlopen(f"{server.url}/ping/{key}/fail", data=b"", timeout=10) as resp:
+            assert resp.status == 200
+        done = heartfly("backup", "-c", str(config), str(old / "backups" / "heartfly.db"))
+        assert done.returncode == 0, done.stderr
+        assert server.stop() == 0
+    _shell(keep, old)
+    (archive,) = (old / "backups").glob("heartfly-etc-*.tar.gz")
+    assert archive.stat().st_mode & 0o077 == 0, oct(archive.stat().st_mode)  # it holds the keys
+
+    # The new machine: the folder back first, as the docs say, then the database.
+    with tarfile.open(archive) as tar:
+        tar.extractall(new, filter="data")
+    (new / "var" / "lib" / "heartfly").mkdir(parents=True)
+    shutil.copyfile(old / "backups" / "heartfly.db", new / "var" / "lib" / "heartfly" / "heartfly.db")
+    with Server(new / "etc" / "heartfly" / "heartfly.toml") as server:
+        with urllib.request.urlopen(f"{server.url}/ping/{key}", data=b"", timeout=10) as resp:
+            assert resp.status == 200
+        assert server.wait_for_log("check job: down -> up"), server.log()
+        assert server.stop() == 0
