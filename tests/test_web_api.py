@@ -179,6 +179,27 @@ async def test_a_bad_pause_end_is_a_json_400_and_changes_nothing(
     assert (await state_of(client, config, "backup"))["state"] == "new"
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'{"until": "2h"}', "application/json"),  # as Healthchecks' API and requests' json= send one
+        (b"until=2h", "application/x-www-form-urlencoded"),  # as `curl -d until=2h` sends it
+    ],
+)
+async def test_a_pause_whose_end_is_sent_in_the_body_is_a_json_400_not_a_pause_for_ever(
+    client: Client, config: Config, body: bytes, content_type: str
+) -> None:
+    headers = {**bearer(config), "Content-Type": content_type}
+    resp = await client.post("/api/v1/checks/backup/pause", data=body, headers=headers)
+    assert resp.status == 400 and "?until=" in (await resp.json())["error"]
+    assert (await state_of(client, config, "backup"))["state"] == "new"
+
+
+async def test_a_pause_with_an_empty_body_or_an_empty_json_object_is_a_pause(client: Client, config: Config) -> None:
+    resp = await client.post("/api/v1/checks/backup/pause", json={}, headers=bearer(config))
+    assert resp.status == 200 and (await resp.json())["state"] == "paused"
+
+
 async def test_a_pause_with_an_end_survives_a_restart(aiohttp_client: Any, config: Config) -> None:
     first: Client = await aiohttp_client(create_app(config))
     paused = await (await first.post("/api/v1/checks/backup/pause?until=2h", headers=bearer(config))).json()

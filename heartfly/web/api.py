@@ -18,7 +18,7 @@ from heartfly.server import heartbeat
 from heartfly.server.engine import Check
 from heartfly.store.api import Reader
 from heartfly.web import auth, control, record
-from heartfly.web.pings import route_of
+from heartfly.web.pings import read_body, route_of
 from heartfly.web.runtime import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,9 @@ async def test_channel(request: web.Request) -> web.Response:
 async def pause_check(request: web.Request) -> web.Response:
     """Pause now; `?until=2h` or `?until=2026-11-24T08:00:00Z` resumes it by itself then."""
     check = _check(request)
+    if (sent := await _body_given(request)) is not None:
+        return json_error(400, f"a pause takes its end in the URL (?until=2h or ?until=2026-11-24T08:00:00Z), not in"
+                               f" the request body ({sent}): nothing was paused")  # fmt: skip
     until = None
     if "until" in request.query:  # present but empty is a mistake, not "no end"
         try:
@@ -230,6 +233,23 @@ async def pause_check(request: web.Request) -> web.Response:
     # Said: a check made through the API has it, which the file (all `heartfly pause` reads) does not show.
     said = {"resume_on_ping": check.config.resume_on_ping, "applied": applied}
     return web.json_response({**summary(request.app, check), **said})
+
+
+BODY_READ = 4096  # bytes of a pause's body read to say what it held: it takes none
+
+
+async def _body_given(request: web.Request) -> str | None:
+    """What a request that takes no body sent in one, if anything but nothing or `{}` (what a
+    client library sends for "no fields"): a pause's end sent there (`-d until=2h`, a JSON
+    `{"until": ...}` as Healthchecks' API takes its fields) would be a pause for ever, unsaid."""
+    try:
+        raw, _ = await read_body(request, BODY_READ, BODY_READ)  # a longer one: a 413's words
+    except web.HTTPException as exc:
+        return (exc.text or exc.reason).strip()
+    text = raw.strip()
+    if not text or text.replace(b" ", b"") == b"{}":
+        return None
+    return f"{len(raw)} bytes"
 
 
 @authorized()
