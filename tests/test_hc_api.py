@@ -1272,6 +1272,34 @@ async def test_a_resumed_check_is_watched_again_from_then_as_the_docs_say_not_ne
     assert flips[1]["timestamp"] == hcshape.iso(resumed_at)
 
 
+async def test_a_run_under_way_at_a_pause_is_still_watched_after_the_resume_as_the_docs_say(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # Healthchecks' resume forgets a run (last_start null); Heartfly's keeps one younger than its
+    # grace, which is its next_ping and takes it down once older, not a period after the resume
+    # (docs/healthchecks.md, "A resume")
+    clock = FakeClock(1_780_000_000.0)
+    config = write_config(CHECKS, server=SERVER)
+    client: Client = await aiohttp_client(create_app(config, clock=clock))
+    key = (config.path.parent / "hc-key").read_text().strip()
+    engine = client.app[RUNTIME].engine
+    uuid = (await made(client, key, slug="job", timeout=600, grace=300))["uuid"]
+    older = (await made(client, key, slug="older", timeout=600, grace=300))["uuid"]
+    started_at = clock.now()
+    for each in (uuid, older):
+        assert (await client.get(f"/ping/{each}/start")).status == 200
+        assert (await client.post(f"/api/v3/checks/{each}/pause", headers=rw(key))).status == 200
+    clock.advance(120)
+    resumed = await (await client.post(f"/api/v3/checks/{uuid}/resume", headers=rw(key))).json()
+    assert resumed["started"] is True and resumed["next_ping"] == hcshape.iso(started_at)
+    clock.advance(181)  # past the run's start plus its grace, long before the resume's period ends
+    engine.fire_due(clock.now())
+    assert (await (await client.get(f"/api/v3/checks/{uuid}", headers=rw(key))).json())["status"] == "down"
+    # the other's run is older than its grace at its resume: forgotten, due a period later
+    forgot = await (await client.post(f"/api/v3/checks/{older}/resume", headers=rw(key))).json()
+    assert forgot["started"] is False and forgot["next_ping"] == hcshape.iso(clock.now() + 600)
+
+
 async def test_a_key_in_the_body_behind_a_proxy_that_asks_for_basic_auth_still_reaches_healthchecks_api(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
