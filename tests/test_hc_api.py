@@ -818,6 +818,22 @@ async def test_a_check_deleted_and_made_again_under_its_name_is_new_without_the_
     assert (status, n_pings) == ("up", 1) and all(flip["up"] == 1 for flip in flips)
 
 
+async def test_a_check_deleted_through_the_api_is_not_logged_as_removed_from_the_config(
+    aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The log said "check nightly was removed from the config" beside "deleted through the API":
+    # an operator looked for it in a file it was never in.
+    client, key, _ = await start(aiohttp_client, write_config)
+    uuid = (await made(client, key, name="nightly", timeout=600))["uuid"]
+    with caplog.at_level("INFO"):
+        assert (await client.delete(f"/api/v3/checks/{uuid}", headers=rw(key))).status == 200
+    said = [r.getMessage() for r in caplog.records if "nightly" in r.getMessage()]
+    assert said == [
+        "check nightly (made through the API) is no longer served; its history is kept",
+        "check nightly: deleted through the API",
+    ]
+
+
 @pytest.mark.both_stores
 async def test_a_renamed_check_keeps_its_history_and_one_made_under_its_old_name_is_new(
     aiohttp_client: Any, write_config: ConfigWriter

@@ -140,6 +140,7 @@ class Reloading(Loading):
             self._add(check)
             self._schedule(check)
         dropped: list[str] = []
+        unserved: list[str] = []  # made through the API: deleted there (here or on another node), never in the file
         for name, check in old.items():
             if name not in config.checks:
                 self._apply_held(check, now)  # what it holds for the reorder window happened while it was watched
@@ -153,10 +154,15 @@ class Reloading(Loading):
                 self._removed[name] = Removed(check.id, check.state, check.ping_id)
                 statements.append(store.removed_statement(check.id, now))
                 if not name.startswith(store.TOMBSTONE):  # a deleted check: the API logs its own line
-                    dropped.append(name)
+                    (dropped if check.config.origin == "file" else unserved).append(name)
         self._rebuilding = False
         self._drop_stale()
         self._log_checks(dropped, "was removed from the config; its history is kept", "were removed from the config")
+        self._log_checks(
+            unserved,
+            "(made through the API) is no longer served; its history is kept",
+            "made through the API are no longer served",
+        )
         self._log_checks(
             [check.name for check in returned],
             "is back in the config; watching it afresh, with its history",
