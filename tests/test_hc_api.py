@@ -461,6 +461,17 @@ async def test_an_upsert_that_finds_a_files_check_as_asked_answers_200_and_one_t
     assert other.status == 403
 
 
+async def test_an_upsert_whose_schedule_differs_only_in_spacing_finds_the_check_as_asked(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # The file's "0 3 * * *" and a script's "0  3 * * *" are one schedule: the upsert was a 403
+    # (the file's check "would change"), and a stored check's was written again at every run.
+    client, key, _ = await start(aiohttp_client, write_config)
+    body = {"name": "report", "schedule": " 0  3 * *\t* ", "tz": "Europe/Berlin", "unique": ["name"]}
+    same = await client.post("/api/v3/checks/", json=body, headers=rw(key))
+    assert same.status == 200 and (await same.json())["schedule"] == "0 3 * * *"
+
+
 async def test_flips_are_bounded_by_start_end_and_seconds(aiohttp_client: Any, write_config: ConfigWriter) -> None:
     client, key, _ = await start(aiohttp_client, write_config)
     uuid = (await made(client, key, slug="bounded", timeout=60))["uuid"]

@@ -213,7 +213,9 @@ def read_spec(data: Any) -> Spec:
                     f'"{schedule}" has {count} field{"s" * (count != 1)}, a cron expression 5 (minute hour day'
                     " month weekday); OnCalendar is not supported"
                 )
-            parse_cron(schedule)  # here, so the error names the field the caller sent, not the config's
+            # here, so the error names the field the caller sent, not the config's; kept as the config
+            # reads it ("0  3 * * *" is "0 3 * * *"), so an upsert compares it with the check's
+            fields["schedule"] = parse_cron(schedule)
         except ValueError as exc:
             raise SpecError(f"json validation error: schedule is not a valid cron expression ({exc})") from None
     if "tz" in fields:
