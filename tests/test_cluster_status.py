@@ -76,3 +76,29 @@ async def test_status_on_a_node_whose_file_has_a_check_the_leader_does_not_watch
     assert result.stderr.endswith(": nightly\n"), result.stderr
     assert history.returncode == 1 and "the cluster's leader has not loaded it" in history.stderr, history.stderr
     assert "give every node the same file and reload each" in history.stderr, history.stderr
+
+
+async def test_status_does_not_say_a_leader_that_gave_its_lease_up_while_running_stopped_cleanly(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # A leader that cannot fire (its inbox locked: a migration, VACUUM FULL) gives the lease up and
+    # goes on running; so does one that took the lease and could not begin to lead. The lease was
+    # freed as a clean stop frees it, and status said the node "stopped cleanly" while it ran, for
+    # as long as the trouble lasted (a cluster of one: nobody else takes the lease).
+    import psycopg
+
+    key = new_key()
+    config = write(tmp_path, database, every("due", key, "1s", 'grace = "1s"'))
+    with Server(config) as node:
+        async with aiohttp.ClientSession() as session, session.get(f"{node.url}/ping/{key}") as resp:
+            assert resp.status == 200
+        async with await psycopg.AsyncConnection.connect(database) as locker, locker.transaction():
+            await locker.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
+            assert await asyncio.to_thread(node.wait_for_log, "giving the lease up", 20), node.log()
+            for _ in range(10):  # the node takes the lease again after a while, and gives it up again
+                result = await asyncio.to_thread(heartfly, "status", "-c", str(config))
+                if "cluster: no node leads" in result.stdout:
+                    break
+            assert "cluster: no node leads; the lease of " in result.stdout, result.stdout
+            assert "stopped cleanly" not in result.stdout, result.stdout

@@ -54,6 +54,7 @@ DELETED_WAIT = 60.0
 # A leader checkpoints states this soon: each standby's view replays the pings after the checkpoints
 # every second, and must not replay half a minute of them (the engine's lazier default).
 CHECKPOINT_AFTER = 1.0
+STOPPING = "this node is stopping"  # a clean stop's why: its lease is freed as a clean stop's (status)
 
 
 def node_id_of(config: Config) -> str:
@@ -204,7 +205,7 @@ class Node:
         """A stop: the leader records it (`clean` False: a task died, an unclean one) and frees the lease."""
         await self._stop_keeper()  # not renewed while it is freed
         if self._term is not None:
-            await self._end_term("this node is stopping", clean=True, recorded_clean=clean and not self._dead)
+            await self._end_term(STOPPING, clean=True, recorded_clean=clean and not self._dead)
         await self.lease.close()
 
     # ---- the lease ------------------------------------------------------------------------
@@ -227,7 +228,7 @@ class Node:
         if term is not None and (sick := self._cannot_fire(term.engine)) is not None:
             log.error("node %s: %s; giving the lease up", self.node_id, sick)
             self._hold_off_until = time.monotonic() + 2 * length
-            await self.lease.release()
+            await self.lease.release(clean=False)
         try:
             async with asyncio.timeout(length):  # a renewal answered later is no good anyway
                 may_lead = self._cannot_lead is None and time.monotonic() >= self._hold_off_until
@@ -296,7 +297,7 @@ class Node:
                 raise StoreError("the inbox could not be read")
         except BaseException as exc:
             if not isinstance(exc, StoreError | OSError):  # cancelled (a stop): what this term opened is closed
-                await self._give_up_term(number, writer, feed, "this node is stopping")
+                await self._give_up_term(number, writer, feed, STOPPING)
                 raise
             if isinstance(exc, NewerSchema):  # a newer node upgraded the database: it leads, this one stands by
                 self._cannot_lead = str(exc)
@@ -351,7 +352,7 @@ class Node:
         if feed is not None:
             await feed.close()
         if self.lease.term == number:
-            await self.lease.release()
+            await self.lease.release(clean=why == STOPPING)
 
     async def _end_term(self, why: str, *, clean: bool = False, recorded_clean: bool = True) -> None:
         term, self._term = self._term, None
@@ -368,7 +369,7 @@ class Node:
             except StoreError as exc:
                 log.warning("node %s: the clean stop was not recorded: %s", self.node_id, exc)
                 await term.writer.abandon(why)
-            await self.lease.release()
+            await self.lease.release(clean=recorded_clean)
         else:  # what it queued is dropped: committed now, it would be refused, or worse, late
             await term.writer.abandon(f"this node no longer leads: {why}")
         await term.feed.close()

@@ -52,7 +52,12 @@ FROM now
 WHERE lease.id = 1 AND (lease.expires_at <= now.t OR (lease.holder = %(node)s AND lease.term = %(term)s))
 RETURNING lease.term
 """
-_RELEASE = "UPDATE lease SET expires_at = '-infinity' WHERE id = 1 AND holder = %s AND term = %s"
+# A clean stop's lease expires at -infinity (status: "stopped cleanly"); one given up by a node that
+# goes on running (it cannot fire, or could not begin to lead) or that dies passes now.
+_RELEASE = (
+    "UPDATE lease SET expires_at = CASE WHEN %s THEN '-infinity'::timestamptz ELSE clock_timestamp() END"
+    " WHERE id = 1 AND holder = %s AND term = %s"
+)
 _READ = (  # a released lease expires at -infinity, which timestamp arithmetic refuses
     "SELECT holder, term, CASE WHEN isfinite(expires_at)"
     " THEN EXTRACT(EPOCH FROM expires_at - clock_timestamp())::float8 ELSE '-infinity'::float8 END"
@@ -181,9 +186,10 @@ def _once_a_minute(what: str) -> bool:
     return True
 
 
-async def release(conn: Connection, node_id: str, term: int) -> None:
-    """Give the lease up at once (a clean stop), so another node need not wait for it to pass."""
-    await conn.execute(_RELEASE, (node_id, term))
+async def release(conn: Connection, node_id: str, term: int, clean: bool = True) -> None:
+    """Give the lease up at once, so another node need not wait for it to pass: a clean stop's
+    (`clean`), or one given up by a node that is not stopping cleanly, which passes now."""
+    await conn.execute(_RELEASE, (clean, node_id, term))
 
 
 async def read(conn: Connection) -> Holding:
@@ -257,14 +263,14 @@ class Lease:
             await self._drop()
             raise StoreError(f"the lease in {self.database.shown}: {one_line(exc, self.database)}") from None
 
-    async def release(self) -> None:
-        """Stop leading and free the lease for the others now."""
+    async def release(self, clean: bool = True) -> None:
+        """Stop leading and free the lease for the others now (`clean`: as a clean stop does)."""
         self._releases += 1
         term, self.term = self.term, None
         self._valid_until = 0.0
         if term is not None and self._conn is not None and not self._conn.closed:
             with contextlib.suppress(psycopg.Error):  # then it simply passes
-                await release(self._conn, self.node_id, term)
+                await release(self._conn, self.node_id, term, clean)
 
     def fenced(self, conn: Connection | None = None) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A transaction (on `conn`, by default the lease's own) whose writes commit only while
