@@ -47,6 +47,7 @@ class _Cursor(Protocol):
     def executemany(self, sql: str, rows: Any, /) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchmany(self, size: int, /) -> list[Any]: ...
+    def fetchall(self) -> list[Any]: ...
 
 
 @dataclass
@@ -187,10 +188,20 @@ def _check_source(src: _Side, now: float) -> None:
     if alive is not None and clean != "1" and now - float(alive) < RUNNING:
         raise MigrateError(f"a server is using {src.database} (alive {now - float(alive):.0f} s ago): stop it first,"
                            " or pings it takes during the copy are lost")  # fmt: skip
-    waiting = int(src.scalar("SELECT count(*) FROM inbox"))
+    read = src.cursor()
+    read.execute("SELECT check_name, count(*) FROM inbox GROUP BY check_name ORDER BY check_name")
+    waiting = {str(name): int(count) for name, count in read.fetchall()}
     if waiting:
-        raise MigrateError(f"{src.database} holds {waiting} ping(s) a standby took that no leader applied yet:"
-                           " start one node and let it lead for a moment first")  # fmt: skip
+        # A leader applies only the pings of the checks its file has: those of a check only a
+        # standby's file had wait for ever, and letting a node lead again (as said) changes nothing.
+        named = sorted(waiting)[:10]
+        listed = ", ".join(f"{name}: {waiting[name]}" for name in named) + (", …" if len(waiting) > 10 else "")
+        quoted = ", ".join("'" + name.replace("'", "''") + "'" for name in named)
+        delete = "DELETE FROM inbox WHERE check_name " + (f"= {quoted}" if len(named) == 1 else f"IN ({quoted})")  # noqa: S608 - shown, not run
+        raise MigrateError(f"{src.database} holds {sum(waiting.values())} ping(s) a standby took that no leader"
+                           f" applied yet ({listed}): start one node and let it lead for a moment first; those that"
+                           " stay are of checks the leader's file lacks, which no leader applies: if no node's file"
+                           f" has them any more, delete them (psql: {delete})")  # fmt: skip
 
 
 def _copy_table(src: _Side, dst: _Side, table: str) -> tuple[int, int]:
