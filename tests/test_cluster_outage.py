@@ -103,4 +103,7 @@ async def test_a_deadline_that_falls_while_postgresql_is_down_waits_for_the_ping
     assert "no node led for" in shown and "or its lease lost: PostgreSQL unreachable" in shown, shown
     assert stored(url, "SELECT old, new, reason FROM flips WHERE new = 'down'") == []
     assert any("1 deadline(s) in the rest were extended" in s.log() for s in servers)
+    # Nor does the log of the node taking over say the last leader stopped: it lost its lease.
+    said = [line for s in servers for line in s.log().splitlines() if "no node led for" in line]
+    assert said and all("or its lease lost: PostgreSQL unreachable, a pause)" in line for line in said), said
     assert hook.events() == [], [h.json() for h in hook.hits]

@@ -83,11 +83,13 @@ def log_downtime(log: logging.Logger, downtime: Downtime, now: float, clean: boo
             settle,
         )
     else:
+        # Not clean: no clean stop recorded, which a leader that lost its lease (PostgreSQL out of
+        # reach, a freeze) does not record either: it did not stop (heartfly status says the same).
         log.info(
-            "no node led for %s (the last leader's %s stop); pings were taken for %s of it, and %d deadline(s)"
+            "no node led for %s (the last leader's %s); pings were taken for %s of it, and %d deadline(s)"
             " in the rest were extended by it%s",
             human_duration(now - stopped_at),
-            "clean" if clean else "unclean",
+            "clean stop" if clean else "crash or kill, or its lease lost: PostgreSQL unreachable, a pause",
             human_duration(now - unserved),
             downtime.extended,
             settle,
