@@ -107,3 +107,20 @@ async def test_a_deadline_that_falls_while_postgresql_is_down_waits_for_the_ping
     said = [line for s in servers for line in s.log().splitlines() if "no node led for" in line]
     assert said and all("or its lease lost: PostgreSQL unreachable, a pause)" in line for line in said), said
     assert hook.events() == [], [h.json() for h in hook.hits]
+
+
+async def test_a_long_postgresql_outage_is_logged_in_words_without_a_traceback(
+    tmp_path: Path, own_cluster: pgserver.PgServer
+) -> None:
+    # A node rides out PostgreSQL's outages (docs/cluster.md); the re-reading of the stored ends of
+    # timed pauses said so after 10 s with a Python traceback, as if Heartfly had a bug.
+    config = write(tmp_path, own_cluster.database(), every("job", new_key(), "1h"))
+    async with nodes(config, 1) as [node]:
+        await asyncio.to_thread(own_cluster.stop)
+        try:
+            said = "the ends of timed pauses cannot be read"
+            assert await asyncio.to_thread(node.wait_for_log, said, 30), node.log()[-3000:]
+        finally:
+            await asyncio.to_thread(own_cluster.start)
+    assert "Traceback" not in node.log(), node.log()[-3000:]
+    assert "cannot open database" in next(line for line in node.log().splitlines() if said in line)

@@ -29,6 +29,7 @@ from heartfly.core.views import PAUSE_META
 from heartfly.server import longlived, systemd
 from heartfly.server.engine import Check
 from heartfly.store import rows as store
+from heartfly.store.api import StoreError
 from heartfly.web.runtime import RUNTIME, read_keys
 from heartfly.web.words import utc
 
@@ -115,10 +116,12 @@ async def _keep_in_step(app: web.Application) -> None:
         await asyncio.sleep(IN_STEP)
         try:
             await rearm(app)
-        except Exception:  # a database that cannot be read now: the next round tries again
+        except Exception as exc:  # a database that cannot be read now: the next round tries again
             failing += 1
             if failing == FAILING_TOLD:  # a blip is not news; ends not kept for long are
-                log.warning("the ends of timed pauses cannot be read; trying again", exc_info=True)
+                # An outage in words (the database's own message); anything else with its traceback.
+                trace = not isinstance(exc, StoreError)
+                log.warning("the ends of timed pauses cannot be read (%s); trying again", exc, exc_info=trace)
             else:
                 log.debug("the stored ends of timed pauses were not read", exc_info=True)
         else:
