@@ -21,11 +21,11 @@ KEY = "k" * 24
 class Canned:
     """A server that reads one request and answers with the given bytes, then closes."""
 
-    def __init__(self, answer: bytes) -> None:
+    def __init__(self, answer: bytes, host: str = "127.0.0.1", port: int = 0) -> None:
         self.answer = answer
         self.requests: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.sock = socket.create_server((host, port))
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -267,3 +267,34 @@ def test_a_ping_is_still_sent_when_no_thread_can_be_started_for_its_lookup(
     port = canned.url.rpartition(":")[2]
     answer = Transport(retries=0, connect_timeout=2, read_timeout=2).send(Ping(f"http://localhost:{port}/ping/{KEY}"))
     assert answer.outcome is Outcome.DELIVERED, answer.detail
+
+
+def test_each_retry_starts_at_the_next_address_of_a_name_so_a_node_that_answers_503_is_passed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cluster behind one DNS name with both nodes' addresses (docs/cluster.md): a node cut off
+    # from PostgreSQL answers 503, a frozen one not at all, and every retry went to the first
+    # address again, so every ping sent by name went to the spool and its check went down.
+    healthy = Canned(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+    port = int(healthy.url.rpartition(":")[2])
+    sick = Canned(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\ndown", "127.0.0.2", port)
+    real = socket.getaddrinfo
+
+    def both(host: object, *args: object, **kwargs: object) -> object:
+        if host in (b"hb.heartfly.test", "hb.heartfly.test"):  # the sick node first, as DNS may order them
+            return real("127.0.0.2", *args, **kwargs) + real("127.0.0.1", *args, **kwargs)  # type: ignore[arg-type]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    try:
+        answer = Transport(retries=2, backoff=0.01, connect_timeout=1, read_timeout=2).send(
+            Ping(f"http://hb.heartfly.test:{port}/ping/{KEY}")
+        )
+    finally:
+        healthy.close()
+        sick.close()
+    assert answer.outcome is Outcome.DELIVERED, answer.detail
+    assert len(sick.requests) == 1 and len(healthy.requests) == 1, (sick.requests, healthy.requests)

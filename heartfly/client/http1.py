@@ -61,12 +61,14 @@ def post(
     read_timeout: float,
     limit: int,
     lookup_timeout: float | None = None,
+    turn: int = 0,
 ) -> Response:
     """POST `body`; OSError (socket.timeout, ssl.SSLError, BadAnswer ...) when no answer came.
     `lookup_timeout` (else `connect_timeout`) bounds looking the host name up and connecting
     together, `connect_timeout` each connect (TCP and TLS) alone. `read_timeout` bounds sending
     the request and reading the whole answer, not each read: a server that sends a byte a second
-    must not hold the job back for hours."""
+    must not hold the job back for hours. `turn`: the try's number, which address of the host's
+    name is tried first (see _connect)."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     https = parts.scheme == "https"
@@ -77,7 +79,8 @@ def post(
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
     # An ASCII name as bytes: given str, getaddrinfo imports the idna codec (~5 ms a cron tick).
     name = host.encode("ascii") if host.isascii() else host.encode("idna")
-    sock = _connect(name, port, connect_timeout, connect_timeout if lookup_timeout is None else lookup_timeout)
+    reach = connect_timeout if lookup_timeout is None else lookup_timeout
+    sock = _connect(name, port, connect_timeout, reach, turn)
     try:
         if https:
             import ssl
@@ -91,13 +94,16 @@ def post(
         sock.close()
 
 
-def _connect(name: bytes, port: int, timeout: float, reach: float) -> socket.socket:
+def _connect(name: bytes, port: int, timeout: float, reach: float, turn: int = 0) -> socket.socket:
     """A connection to `name`, its lookup and connect within `reach`, each connect within `timeout`.
     getaddrinfo has no timeout of its own (a DNS server that is down costs 5 s a try and a server),
     so it runs in a thread of its own, left behind when it takes too long; then each address is
-    tried in turn, as with socket.create_connection. `reach` is not `timeout`: a resolver whose
-    first server is down answers from the next after glibc's 5 s, as long as the connect timeout,
-    and a ping that would arrive late must not be given up on."""
+    tried in turn, as with socket.create_connection, the `turn`th first: a retry starts at the next
+    address, for one that takes the connection and answers 503 or never (a cluster's node cut off
+    from its database, or frozen, behind a name with every node's address) would take every try.
+    `reach` is not `timeout`: a resolver whose first server is down answers from the next after
+    glibc's 5 s, as long as the connect timeout, and a ping that would arrive late must not be
+    given up on."""
     if _is_address(name):  # nothing to look up
         return socket.create_connection((name, port), timeout=timeout)  # type: ignore[arg-type]
     # _thread, not threading: built in and loaded at start, where threading would cost every
@@ -130,7 +136,9 @@ def _connect(name: bytes, port: int, timeout: float, reach: float) -> socket.soc
         raise found[0]
     left = max(min(timeout, reach - (time.monotonic() - began)), 0.001)
     error = OSError(f"no address for {name.decode('ascii', 'replace')}")
-    for family, kind, proto, _, address in found[0]:
+    first = turn % len(found[0]) if found[0] else 0
+    addresses = found[0][first:] + found[0][:first]
+    for family, kind, proto, _, address in addresses:
         try:
             sock = socket.socket(family, kind, proto)
         except OSError as exc:  # a family this machine does not have

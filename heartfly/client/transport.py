@@ -455,14 +455,14 @@ class Transport:
             if connect <= 0:
                 break
             target = dated[0] if dated is not None and time.time() - dated[1] > DATED_AFTER else url
-            answer = self._attempt(target, body, connect, content_type)
+            answer = self._attempt(target, body, connect, content_type, attempt)
             if target is not url and answer.status == 400:
-                answer = self._attempt(url, body, connect, content_type)
+                answer = self._attempt(url, body, connect, content_type, attempt)
             if answer.outcome is not Outcome.UNREACHABLE or answer.final:
                 return answer
         return answer
 
-    def _attempt(self, url: str, body: bytes, connect_timeout: float, content_type: str) -> Answer:
+    def _attempt(self, url: str, body: bytes, connect_timeout: float, content_type: str, turn: int = 0) -> Answer:
         headers = {"User-Agent": USER_AGENT, "Content-Type": content_type}
         try:
             url, authorization = _credentials(url)
@@ -477,6 +477,7 @@ class Transport:
                     read_timeout=self._read_limit,
                     limit=MAX_ANSWER,
                     lookup_timeout=self._lookup_limit,
+                    turn=turn,  # a retry starts at the name's next address
                 )
             else:  # a proxy from the environment: urllib knows those
                 from heartfly.client import viaurllib
