@@ -226,8 +226,12 @@ def _session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     proxy.with_schemes()
     # HTTP(S)_PROXY and NO_PROXY are read per request (notify.proxy), not by trust_env: that one
-    # also sends the user's ~/.netrc logins to every webhook.
-    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": f"heartfly/{__version__}"})
+    # also sends the user's ~/.netrc logins to every webhook. No cookie jar: a cookie one receiver
+    # sets (a tenant's session, a CDN's) went with every later request to its host, another
+    # channel's (another tenant's) and the heartbeat URL's too.
+    return aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"heartfly/{__version__}"}
+    )
 
 
 @contextlib.asynccontextmanager
