@@ -98,6 +98,19 @@ def test_test_alert_reports_a_failed_delivery_with_exit_1(tmp_path: Path) -> Non
     assert "test alert via hook: pending" in result.stdout and "cannot reach the webhook" in result.stdout
 
 
+def test_a_test_alert_still_pending_names_its_key_which_the_servers_log_tells_its_later_attempts_by(
+    tmp_path: Path,
+) -> None:
+    # A test alert is no check's: `heartfly history` and the alerts API, which docs/alerts.md named
+    # for its later outcome, list a check's alerts only. Its retries are told in the server's log.
+    path = config(tmp_path, "http://127.0.0.1:9/nothing-listens", new_key())
+    with Server(path) as server:
+        result = heartfly("test-alert", "hook", "-c", str(with_port(path, server.url)))
+        key = re.search(r"\btest-\d+-\d+\b", result.stdout)
+        assert key is not None and "server's log" in result.stdout, result.stdout
+        assert server.wait_for_log(f"alert {key[0]} (test) via hook: failed after 2 attempt(s)")
+
+
 def test_test_alert_says_clearly_when_the_server_is_not_running_or_the_channel_is_unknown(tmp_path: Path) -> None:
     path = config(tmp_path, "http://127.0.0.1:9/x", new_key())
     path.write_text(path.read_text().replace("127.0.0.1:0", "127.0.0.1:9"))

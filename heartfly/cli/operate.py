@@ -186,4 +186,9 @@ def test_alert(config: Config, channel: str) -> tuple[str, bool]:
     )
     attempts = format_attempts(body["attempt_log"], tz=zone(config.server.display_timezone))
     text = f"test alert via {channel}: {body['status']}\n{attempts}"
+    if body["status"] == "pending":  # no check's: history and the alerts API list a check's alerts only
+        text += (
+            f"\nits next attempts (for 5 minutes at most) are told in the server's log, as alert {body.get('key')}"
+            " (journalctl -u heartfly)"
+        )
     return text, body["status"] == "sent"
