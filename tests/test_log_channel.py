@@ -137,6 +137,26 @@ def test_check_config_warns_when_email_would_go_out_from_heartfly_at_localhost(t
     assert heartfly("check-config", "-c", str(path)).stderr == ""
 
 
+def test_check_config_warns_when_smtp_timeout_is_longer_than_the_attempts_limit_that_cuts_it_off(
+    tmp_path: Path,
+) -> None:
+    # An email attempt's limit is [alerts] timeout: a slow relay's 30 s set in [smtp] was never
+    # waited for, each attempt cut off at 10 s ("no answer within 10 s") and retried.
+    path = tmp_path / "hb.toml"
+    channel = '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+    check = f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["ops"]\n'
+    smtp = '[smtp]\nhost = "127.0.0.1"\nfrom = "heartfly@example.org"\ntimeout = "30s"\n'
+    path.write_text(SERVER + smtp + channel + check)
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    assert result.stderr == (
+        "warning: smtp.timeout: 30 s, longer than an email attempt's limit, [alerts] timeout (10 s), which"
+        " cuts the attempt off first: set [alerts] timeout at least as long\n"
+    )
+    path.write_text(SERVER + smtp + '[alerts]\ntimeout = "45s"\n' + channel + check)
+    assert heartfly("check-config", "-c", str(path)).stderr == ""
+
+
 def test_check_config_and_serve_warn_when_the_smtp_password_would_cross_the_network_in_clear(tmp_path: Path) -> None:
     (tmp_path / "smtp-password").write_text("s3cret\n")
     (tmp_path / "smtp-password").chmod(0o600)

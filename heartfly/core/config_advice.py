@@ -120,6 +120,12 @@ def _smtp_warnings(config: Config) -> list[str]:
         found.append(clear)
     if (mismatch := _tls_mismatch(smtp.port, smtp.security)) is not None:
         found.append(mismatch)
+    limit = config.alerts.timeout  # an email channel has no timeout of its own
+    if smtp.timeout > limit and any(c.type == "email" for c in config.channels.values()):
+        found.append(
+            f"smtp.timeout: {human_duration(smtp.timeout)}, longer than an email attempt's limit, [alerts] timeout"
+            f" ({human_duration(limit)}), which cuts the attempt off first: set [alerts] timeout at least as long"
+        )
     return found
 
 
