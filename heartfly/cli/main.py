@@ -227,7 +227,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
     left_out: list[str] = []
     gone: list[str] = []
     try:
-        items, alive_at, downtime, pending = asyncio.run(read_status(config, left_out, gone))
+        items, alive_at, downtime, outbox = asyncio.run(read_status(config, left_out, gone))
         cluster = None if as_json else asyncio.run(read_cluster(config))
     except StoreError as exc:
         _fail([str(exc)], 1)
@@ -237,9 +237,10 @@ def status(config_path: Path | None, as_json: bool) -> None:
         from heartfly.core.localtime import zone
 
         shown = zone(config.server.display_timezone)
-        click.echo(
-            format_status(items, alive_at, time.time(), downtime, shown, cluster=cluster is not None, pending=pending)
+        words = format_status(
+            items, alive_at, time.time(), downtime, shown, cluster is not None, outbox.pending, outbox.given_up
         )
+        click.echo(words)
         if cluster is not None:
             click.echo(f"\n{cluster}")
     # A check the file has and the server does not (no reload since it was added, or a refused
@@ -275,7 +276,7 @@ def _status_asked(config: Config, as_json: bool) -> None:
 
     from heartfly.cli.admin import AdminError
     from heartfly.cli.operate import served_checks
-    from heartfly.cli.report import format_status, read_pending
+    from heartfly.cli.report import Outbox, format_status, read_pending
     from heartfly.core.localtime import zone
     from heartfly.store.api import StoreError
 
@@ -289,10 +290,11 @@ def _status_asked(config: Config, as_json: bool) -> None:
     # From the database, as when the file loads: the server's checks alone left a storm's
     # undelivered alerts unsaid. Left out if the database cannot be read (the table still shown).
     try:
-        pending = asyncio.run(read_pending(config.server.database))
+        outbox = asyncio.run(read_pending(config.server.database))
     except StoreError:
-        pending = 0
-    click.echo(format_status(items, None, time.time(), tz=zone(config.server.display_timezone), pending=pending))
+        outbox = Outbox()
+    shown = zone(config.server.display_timezone)
+    click.echo(format_status(items, None, time.time(), tz=shown, pending=outbox.pending, given_up=outbox.given_up))
 
 
 @main.command("test-alert")

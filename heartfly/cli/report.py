@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from heartfly.core import localtime
 from heartfly.core.config import CheckConfig, Config, ConfigError, with_stored_checks
@@ -25,6 +25,17 @@ from heartfly.store.rows import TOMBSTONE
 
 # The server marks itself alive every second: a mark older than this, and it is not running (or
 # cannot write), so the states read may be stale and it watches no check the file lacks.
+GIVEN_UP_WITHIN = 86400.0  # seconds back that status counts the alerts given up
+
+
+class Outbox(NamedTuple):
+    """What status says of the alert outbox: the alerts waiting to be delivered, and per channel
+    those given up (failed for good, or expired) in the last GIVEN_UP_WITHIN."""
+
+    pending: int = 0
+    given_up: dict[str, int] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
+
+
 STALE_AFTER = 10.0
 
 # A ping's body in `heartfly history`: its first BODY_SHOWN characters. A body longer than
@@ -130,13 +141,13 @@ async def _reading(database: Database) -> AsyncIterator[Reader]:
 
 async def read_status(
     config: Config, left_out: list[str] | None = None, gone: list[str] | None = None
-) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None, int]:
+) -> tuple[list[dict[str, Any]], float | None, dict[str, Any] | None, Outbox]:
     """Every configured check as the database has it; raises StoreError if there is none yet.
     `left_out` gets why each check made through the API is not served (see joined); `gone` the
     checks the server still watches (their rows not marked removed) that the file no longer has:
     none once it stopped (cleanly, or its alive mark is stale: a crash), as then nothing watches
-    them and its next start drops them. Last, the alerts waiting to be delivered: a dead channel's
-    downs are not told, which the states alone do not show."""
+    them and its next start drops them. Last, the alerts waiting to be delivered, and those given
+    up: a dead channel's downs are not told, which the states alone do not show."""
     async with _reading(config.server.database) as db:
         config = await joined(db, config, left_out)
         stored = await db.read_meta_prefix(META_PREFIX)  # made through the API: `left_out` says theirs
@@ -144,7 +155,7 @@ async def read_status(
         alive, stopped = await db.read_last_alive()
         downtimes = await db.read_downtimes(1)
         pauses = await db.read_meta_prefix(PAUSE_META)
-        pending = await db.count_pending_alerts()
+        outbox = await _outbox(db)
     items = []
     for name, check in config.checks.items():
         row = rows.get(name)
@@ -165,14 +176,18 @@ async def read_status(
             and META_PREFIX + n not in stored
             and not n.startswith(TOMBSTONE)  # a row a check deleted through the API left
         ]
-    return items, alive, downtimes[0] if downtimes else None, pending
+    return items, alive, downtimes[0] if downtimes else None, outbox
 
 
-async def read_pending(database: Database) -> int:
-    """The alerts waiting to be delivered (read_status' last): for the status of a file that does
-    not load, whose checks the running server tells, and not this."""
+async def read_pending(database: Database) -> Outbox:
+    """The alerts waiting to be delivered and those given up (read_status' last): for the status of
+    a file that does not load, whose checks the running server tells, and not this."""
     async with _reading(database) as db:
-        return await db.count_pending_alerts()
+        return await _outbox(db)
+
+
+async def _outbox(db: Reader) -> Outbox:
+    return Outbox(await db.count_pending_alerts(), await db.count_given_up_alerts(time.time() - GIVEN_UP_WITHIN))
 
 
 def _running(alive: float | None, stopped: bool) -> bool:
@@ -409,9 +424,10 @@ def format_status(
     tz: tzinfo = UTC,
     cluster: bool = False,
     pending: int = 0,
+    given_up: dict[str, int] | None = None,
 ) -> str:
     """`cluster`: the database is PostgreSQL, whose downtimes are the gaps between two leaders.
-    `pending`: the alerts waiting to be delivered."""
+    `pending`: the alerts waiting to be delivered; `given_up`: per channel, those given up lately."""
     head = ("NAME", "STATE", "LAST PING", "DUE")
     rows = [
         (
@@ -428,6 +444,12 @@ def format_status(
         out.append(
             f"\n{pending} alert(s) waiting to be delivered (retried until sent or expired; `heartfly history NAME`"
             " shows a check's attempts and their errors)"
+        )
+    if given_up:  # failed for good at once (a revoked webhook: 404), none of them waits: said all the same
+        channels = ", ".join(f"{count} via {channel}" for channel, count in given_up.items())
+        out.append(
+            f"\n{sum(given_up.values())} alert(s) given up in the last 24 h (failed or expired): {channels};"
+            " `heartfly history NAME` shows why, and the server's log names each one's check"
         )
     if downtime is not None:
         out.append(_downtime_words(downtime, tz, cluster))

@@ -186,3 +186,14 @@ async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int
 async def count_pending_alerts(db: Db) -> int:
     row = await fetch_one(db, "SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
     return int(row[0]) if row else 0
+
+
+async def count_given_up_alerts(db: Db, since: float) -> dict[str, int]:
+    """Per channel, the alerts given up (failed for good, or expired) since `since`; not test
+    alerts, whose sender saw the outcome. A scan of the outbox: read by `heartfly status`, not by
+    pages that refresh themselves."""
+    sql = (
+        "SELECT channel, COUNT(*) FROM outbox WHERE status IN ('failed', 'expired') AND event <> 'test'"
+        " AND done_at >= ? GROUP BY channel ORDER BY channel"
+    )
+    return {str(channel): int(count) for channel, count in await fetch_all(db, sql, (since,))}

@@ -88,6 +88,9 @@ class SqlReader:
     async def count_pending_alerts(self) -> int:
         return await outboxqueries.count_pending_alerts(self.db)
 
+    async def count_given_up_alerts(self, since: float) -> dict[str, int]:
+        return await outboxqueries.count_given_up_alerts(self.db, since)
+
     async def read_ping(self, ping_id: int) -> dict[str, Any] | None:
         return await queries.read_ping(self.db, ping_id)
 
