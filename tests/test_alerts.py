@@ -347,6 +347,27 @@ async def test_an_email_alert_has_plain_and_html_parts_naming_the_check_and_what
     assert msg["X-Heartfly-Alert"] == alert["key"]
 
 
+async def test_an_email_channel_naming_a_recipient_twice_asks_the_server_to_deliver_to_it_once(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter
+) -> None:
+    # As apprise's urls: an address listed twice (two lists merged by hand) was given to the server
+    # twice, and a server that does not drop duplicate recipients delivered the alert twice.
+    await mailbox.start()
+    key = new_key()
+    config = write_config(
+        mailbox.toml()
+        + '[channels.ops]\ntype = "email"\nto = ["ops@example.org", "oncall@example.org", "ops@example.org"]\n'
+        + check("backup", key, ["ops"], 'every = "1h"')
+        + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    [(envelope, msg)] = await until(lambda: mailbox.received, "the email")
+    assert envelope.rcpt_tos == ["ops@example.org", "oncall@example.org"]
+    assert msg["To"] == "ops@example.org, oncall@example.org"
+
+
 async def test_an_email_alerts_plain_text_shows_a_pings_escape_sequences_as_text_not_to_the_terminal(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter
 ) -> None:

@@ -175,7 +175,8 @@ def _channel(
         for address in to:
             if not _EMAIL_RE.fullmatch(address):
                 reader.fail(join(where, "to"), f'"{address}" is not an email address')
-        return ChannelConfig(to=to, **common)
+        # Each address once, as apprise's urls: listed twice, it was given to the server twice
+        return ChannelConfig(to=tuple(dict.fromkeys(to)), **common)
     if kind == "webhook":
         url = reader.value(raw, where, "url", str, _url)
         if "url" not in raw:
