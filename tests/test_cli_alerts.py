@@ -144,33 +144,72 @@ def test_history_shows_state_changes_alerts_with_every_attempt_and_pings(tmp_pat
     assert missing.returncode == 1 and 'no check "nope"' in missing.stderr
 
 
-def test_status_says_which_channels_gave_up_alerts_as_a_revoked_webhook_fails_each_for_good(tmp_path: Path) -> None:
+class Revocable:
+    """A webhook receiver on a real socket that answers `status` (404: the webhook was revoked)."""
+
+    def __init__(self) -> None:
+        self.status = 404
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def revocable() -> Iterator[Revocable]:
+    r = Revocable()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+def test_status_says_which_channels_gave_up_alerts_as_a_revoked_webhook_fails_each_for_good(
+    tmp_path: Path, revocable: Revocable
+) -> None:
     # A chat webhook revoked (404), a token refused (401), a recipient unknown (550): each alert
     # fails for good at once, so none waits, and status, which counted only those waiting, said
     # nothing: a down nobody was told of was shown as if told.
-    class Gone(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    revoked = ThreadingHTTPServer(("127.0.0.1", 0), Gone)
-    threading.Thread(target=revoked.serve_forever, daemon=True).start()
     key = new_key()
-    path = config(tmp_path, f"http://127.0.0.1:{revoked.server_address[1]}/hook", key)
-    try:
-        with Server(path) as server:
-            urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/fail", method="POST"), timeout=10)
-            assert server.wait_for_log("via hook: failed after 1 attempt(s): HTTP 404")
-            result = heartfly("status", "-c", str(with_port(path, server.url)))
-    finally:
-        revoked.shutdown()
-        revoked.server_close()
+    path = config(tmp_path, revocable.url, key)
+    with Server(path) as server:
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/fail", method="POST"), timeout=10)
+        assert server.wait_for_log("via hook: failed after 1 attempt(s): HTTP 404")
+        result = heartfly("status", "-c", str(with_port(path, server.url)))
     assert result.returncode == 0, result.stderr
     assert "1 alert(s) given up in the last 24 h (failed or expired): 1 via hook" in result.stdout, result.stdout
+
+
+def test_the_dashboard_says_a_channel_gave_up_its_last_alert_until_one_is_sent_there(
+    tmp_path: Path, revocable: Revocable
+) -> None:
+    # Its banner counted only the alerts waiting: a revoked webhook's, failed at once, waited none.
+    key = new_key()
+    path = config(tmp_path, revocable.url, key)
+    with Server(path) as server:
+        token = (tmp_path / "token").read_text().strip()
+
+        def page() -> str:
+            asked = urllib.request.Request(f"{server.url}/", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(asked, timeout=10) as answer:
+                return str(answer.read().decode())
+
+        assert "gave up" not in page()
+        urllib.request.urlopen(urllib.request.Request(f"{server.url}/ping/{key}/fail", method="POST"), timeout=10)
+        assert server.wait_for_log("via hook: failed after 1 attempt(s): HTTP 404")
+        assert "Channel hook gave up its last alert" in page()
+        revocable.status = 200  # the channel fixed: a test alert says so, and the banner goes
+        assert heartfly("test-alert", "hook", "-c", str(with_port(path, server.url))).returncode == 0
+        assert "gave up" not in page()
 
 
 def test_an_attempt_to_be_retried_reads_as_a_failure_and_its_duration_not_as_a_retry_delay() -> None:

@@ -274,6 +274,7 @@ async def index(request: web.Request) -> web.Response:
         request,
         "index.html",
         pending=await _pending(request),
+        given_up=_given_up(request),
         rows=rows,
         counts=counts,
         total=len(everything),
@@ -287,6 +288,13 @@ async def index(request: web.Request) -> web.Response:
         link=link,
         states=list(counts),
     )
+
+
+def _given_up(request: web.Request) -> list[tuple[str, float]]:
+    """The channels (still in the file) whose last alert tried was given up, failed for good (a
+    revoked webhook: 404) or expired, with when: none of it waits, so `pending` does not say it."""
+    rt = request.app[RUNTIME]
+    return sorted((name, at) for name, at in rt.given_up.items() if name in rt.config.channels)
 
 
 async def _pending(request: web.Request) -> int | None:
