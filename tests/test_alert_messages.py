@@ -22,12 +22,13 @@ import pytest
 from heartfly.core import states
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import CheckConfig, load_config
-from heartfly.core.config_alerts import AlertsConfig, ChannelConfig
+from heartfly.core.config_alerts import AlertsConfig, ChannelConfig, SmtpConfig
 from heartfly.core.printable import escape_lines
 from heartfly.core.states import CheckState, Event, Flip, Kind, Reason, Status, initial_state
 from heartfly.core.views import iso
 from heartfly.notify import PermanentError, outbox, webhook
 from heartfly.notify import dispatcher as dispatch
+from heartfly.notify import email as mail
 from heartfly.notify.dispatcher import LAST_TRY, backoff, next_try
 from heartfly.notify.message import (
     TAIL,
@@ -794,3 +795,16 @@ def test_a_cron_jobs_missed_next_run_is_not_worded_as_the_previous_run_not_finis
     assert down.reason is Reason.MISSED
     head = lines(alert_for(cfg, late, down, flip))[0]
     assert head != "backup started but did not finish by its deadline"
+
+
+def test_an_emails_message_id_is_of_the_senders_mail_domain_not_a_bare_word() -> None:
+    # "@heartfly", no domain name: spam filters score a Message-ID without one, the more so beside
+    # a From of a real domain, and an alert in the spam folder is told to nobody. RFC 5322's unique
+    # id takes the domain the sender is of.
+    alert = Alert(key="flip-7-1795396329113", event="down", payload={"check": "backup"}, last_ping=None, link=LINK)
+    channel = ChannelConfig("ops", "email", to=("ops@example.org",))
+    message = mail.build(SmtpConfig("mail.example.org", sender="heartfly@alerts.example.org"), channel, alert)
+    assert re.fullmatch(r"<\S+\.flip\.7\.1795396329113@alerts\.example\.org>", message["Message-ID"].strip())
+    # A header is ASCII: an IDN's domain as its punycode, and the message still flattens
+    message = mail.build(SmtpConfig("mail.example.org", sender="hb@exämple.org"), channel, alert)
+    assert message["Message-ID"].strip().endswith("@xn--exmple-cua.org>") and message.as_bytes()

@@ -33,7 +33,7 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
     msg["From"] = smtp.sender
     msg["To"] = ", ".join(channel.to)
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(idstring=alert.key.replace("-", "."), domain="heartfly")
+    msg["Message-ID"] = make_msgid(idstring=alert.key.replace("-", "."), domain=_id_domain(smtp.sender))
     msg["X-Heartfly-Alert"] = alert.key
     # Sent by a program: vacation and out-of-office responders answer none of it (RFC 3834;
     # Exchange's own header), or each alert to someone away drew a reply to `from`.
@@ -43,6 +43,18 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
     msg.set_content(escape_lines(text(alert)))
     msg.add_alternative(html_body(alert), subtype="html")
     return msg
+
+
+def _id_domain(sender: str) -> str:
+    """The Message-ID's domain: the sender's ("@heartfly", no domain name, is what spam filters
+    score), in ASCII, as a header must be (an IDN's punycode); "heartfly" if it has none."""
+    domain = sender.rpartition("@")[2]
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "heartfly"
 
 
 class _Client(aiosmtplib.SMTP):
