@@ -157,6 +157,22 @@ def test_check_config_warns_when_smtp_timeout_is_longer_than_the_attempts_limit_
     assert heartfly("check-config", "-c", str(path)).stderr == ""
 
 
+def test_check_config_warns_of_an_apprise_url_apprise_cannot_read_by_its_place_not_its_token(tmp_path: Path) -> None:
+    # A typo in a service's scheme: the file was "OK", and every alert failed there for good.
+    pytest.importorskip("apprise")
+    path = tmp_path / "hb.toml"
+    channel = '[channels.chat]\ntype = "apprise"\nurls = ["json://localhost/hook", "slakc://T000/B000/XyZsecret"]\n'
+    path.write_text(SERVER + channel + f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["chat"]\n')
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "OK, 1 check(s)" in result.stdout, result.stderr
+    assert result.stderr == (
+        "warning: channels.chat.urls: apprise does not understand URL 2 of 2 (not shown: it may hold a token),"
+        " so each alert fails there for good\n"
+    )
+    path.write_text(path.read_text().replace("slakc://", "slack://"))
+    assert heartfly("check-config", "-c", str(path)).stderr == ""
+
+
 def test_check_config_and_serve_warn_when_the_smtp_password_would_cross_the_network_in_clear(tmp_path: Path) -> None:
     (tmp_path / "smtp-password").write_text("s3cret\n")
     (tmp_path / "smtp-password").chmod(0o600)

@@ -205,7 +205,13 @@ def check_config(config_path: Path | None) -> None:
     except StoreError as exc:
         unread = [f"the checks made through the API were not compared with the file: {exc}"]
     click.echo(describe_checks(config, time.time()))
-    for warning in [*warnings(config), *unread]:  # valid, so exit 0; on stderr: scripts reading stdout are unaffected
+    services = []
+    if any(c.type == "apprise" for c in config.channels.values()):  # apprise is imported only when named
+        from heartfly.notify.apprise_channel import unreadable
+
+        services = unreadable(config.channels.values())
+    # Valid, so exit 0; on stderr: scripts reading stdout are unaffected
+    for warning in [*warnings(config), *services, *unread]:
         click.echo(f"warning: {warning}", err=True)
 
 

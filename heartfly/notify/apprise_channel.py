@@ -7,6 +7,7 @@ channel sends, so the core install stays small.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from heartfly.core.config_alerts import ChannelConfig
@@ -45,6 +46,23 @@ def _notifiers(urls: list[str]) -> list[Any]:
             added = False
         notifiers.append(notifier if added else None)
     return notifiers
+
+
+def unreadable(channels: Iterable[ChannelConfig]) -> list[str]:
+    """For heartfly check-config: each apprise channel's URLs that apprise cannot read (a typo in
+    the service's scheme, a token's place), which fail every alert for good; by their place, never
+    their text (it holds a token)."""
+    found = []
+    for channel in channels:
+        if channel.type != "apprise":
+            continue
+        places = [place for place, n in enumerate(_notifiers(list(channel.urls)), 1) if n is None]
+        if places:
+            found.append(
+                f"channels.{channel.name}.urls: apprise does not understand URL {_places(places)} of"
+                f" {len(channel.urls)} (not shown: it may hold a token), so each alert fails there for good"
+            )
+    return found
 
 
 async def send(channel: ChannelConfig, alert: Alert, reached: set[str]) -> None:
