@@ -959,3 +959,29 @@ def test_check_config_refuses_a_file_that_drops_the_channel_of_a_check_made_thro
         f"error: checks.nightly.channels: no channel ops in {path} (nightly was made through the API, not in the"
         " file: fix the file, or change or delete it through the API)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("mail.example.org:587", 'smtp.host: "mail.example.org:587" holds a port: set host = "mail.example.org"'
+                                 " and port = 587"),
+        ("smtp://mail.example.org", 'smtp.host: "smtp://mail.example.org" is not a host name or address: give the'
+                                    ' name alone (host = "mail.example.com")'),
+        ("", "smtp.host: missing"),
+    ],
+)  # fmt: skip
+def test_an_smtp_host_with_a_port_or_a_scheme_in_it_is_refused_at_load_not_looked_up_for_a_day(
+    host: str, problem: str
+) -> None:
+    # Taken as a name, it was looked up at every attempt: "cannot reach SMTP server", retried all day.
+    text = f'[smtp]\nhost = "{host}"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    with pytest.raises(ConfigError) as refused:
+        parse_config(tomllib.loads(text), Path("heartfly.toml"))
+    assert refused.value.problems == [problem]
+
+
+@pytest.mark.parametrize("host", ["mail.example.org", "127.0.0.1", "::1", "fe80::1"])
+def test_an_smtp_host_name_or_address_alone_is_taken(host: str) -> None:
+    text = f'[smtp]\nhost = "{host}"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
+    assert parse_config(tomllib.loads(text), Path("heartfly.toml")).smtp.host == host  # type: ignore[union-attr]

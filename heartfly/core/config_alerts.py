@@ -87,8 +87,8 @@ def parse_smtp(reader: Reader, data: Mapping[str, Any]) -> SmtpConfig | None:
         return None
     table = reader.table(data, "smtp")
     reader.known(table, "smtp", _SMTP_KEYS)
-    host = reader.value(table, "smtp", "host", str)
-    if not host:
+    host = reader.value(table, "smtp", "host", str, _host)
+    if "host" not in table:
         reader.fail("smtp.host", "missing")
     security: Security = reader.value(table, "smtp", "security", str, _security) or "starttls"
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
@@ -217,6 +217,19 @@ def _security(text: str) -> Security:
     if text not in get_args(Security):
         raise ValueError('expected "starttls", "tls" or "none"')
     return cast(Security, text)
+
+
+def _host(text: str) -> str:
+    """A host name or address alone: a URL's scheme or a port written in it was looked up as a
+    name, and every email failed "cannot reach SMTP server" for a day of retries."""
+    if not text.strip():
+        raise ValueError("missing")
+    if "://" in text or any(c.isspace() or c in "/@" for c in text):
+        raise ValueError(f'"{text}" is not a host name or address: give the name alone (host = "mail.example.com")')
+    name, colon, port = text.rpartition(":")
+    if colon and ":" not in name and port.isdigit():  # not an IPv6 address, whose colons are its own
+        raise ValueError(f'"{text}" holds a port: set host = "{name}" and port = {port}')
+    return text
 
 
 def _port(value: int) -> int:
