@@ -173,6 +173,38 @@ def test_check_config_warns_of_an_apprise_url_apprise_cannot_read_by_its_place_n
     assert heartfly("check-config", "-c", str(path)).stderr == ""
 
 
+SLACK_HOOK = "https://hooks.slack.com/services/T0/B0/XyZsecret"
+DISCORD_HOOK = "https://discord.com/api/webhooks/1/XyZsecret"
+
+
+@pytest.mark.parametrize(
+    ("url", "fmt", "warned"),
+    [
+        (SLACK_HOOK, "json", 'hooks.slack.com is a Slack webhook, which takes format = "slack"'),
+        (DISCORD_HOOK, "slack", 'discord.com is a Discord webhook, which takes format = "discord"'),
+        (f"{DISCORD_HOOK}/slack", "discord",
+         'discord.com is a Slack-compatible Discord webhook, which takes format = "slack"'),
+        ("https://ntfy.sh/my-topic", "json", 'ntfy.sh is a ntfy webhook, which takes format = "ntfy"'),
+        (SLACK_HOOK, "slack", None),
+        (f"{DISCORD_HOOK}/slack", "slack", None),
+        ("https://incidents.example.org/hook", "json", None),
+    ],
+)  # fmt: skip
+def test_check_config_warns_of_a_chat_webhook_whose_format_is_not_the_one_its_service_takes(
+    tmp_path: Path, url: str, fmt: str, warned: str | None
+) -> None:
+    # Slack's webhook answers a JSON body of another shape 400 (invalid_payload): every alert failed for good.
+    path = tmp_path / "hb.toml"
+    channel = f'[channels.chat]\ntype = "webhook"\nurl = "{url}"\nformat = "{fmt}"\n'
+    path.write_text(SERVER + channel + f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["chat"]\n')
+    result = heartfly("check-config", "-c", str(path))
+    assert result.returncode == 0 and "XyZsecret" not in result.stderr, result.stderr
+    if warned is None:
+        assert result.stderr == ""
+    else:
+        assert result.stderr == f'warning: channels.chat.format: "{fmt}", but {warned}: every alert would fail there\n'
+
+
 def test_check_config_and_serve_warn_when_the_smtp_password_would_cross_the_network_in_clear(tmp_path: Path) -> None:
     (tmp_path / "smtp-password").write_text("s3cret\n")
     (tmp_path / "smtp-password").chmod(0o600)

@@ -56,7 +56,7 @@ def warnings(config: Config, *, watched: int | None = None) -> list[str]:
     if (nowhere := unreachable_links(config)) is not None:  # a server setting, as body_limit
         found.append(nowhere)
     # Server settings, as body_limit: said also of a file whose checks are all the API's.
-    mail = _smtp_warnings(config)
+    mail = [*_smtp_warnings(config), *_hook_formats(config)]
     if not config.checks:
         nothing = [] if watched else ["no checks: nothing is watched (add a [checks.NAME] table)"]
         return [*found, *mail, *nothing]
@@ -126,6 +126,33 @@ def _smtp_warnings(config: Config) -> list[str]:
             f"smtp.timeout: {human_duration(smtp.timeout)}, longer than an email attempt's limit, [alerts] timeout"
             f" ({human_duration(limit)}), which cuts the attempt off first: set [alerts] timeout at least as long"
         )
+    return found
+
+
+# The chat services whose webhook URL says which body they take, by host (and, for Discord, the
+# path's end: /slack takes Slack's body): another format is refused (Slack: 400 invalid_payload).
+_SERVICES = {"hooks.slack.com": ("Slack", "slack"), "ntfy.sh": ("ntfy", "ntfy")}
+_DISCORD = {"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"}
+
+
+def _hook_formats(config: Config) -> list[str]:
+    """Webhooks of a known chat service whose `format` is not the one it takes: every alert would
+    fail for good. Said by host only (the URL's path holds its token)."""
+    found = []
+    for name, channel in config.channels.items():
+        if channel.type != "webhook" or channel.url is None:
+            continue
+        parts = urllib.parse.urlsplit(channel.url)
+        host = (parts.hostname or "").lower()
+        service = _SERVICES.get(host)
+        if host in _DISCORD and parts.path.startswith("/api/webhooks/"):
+            service = ("Slack-compatible Discord", "slack") if parts.path.rstrip("/").endswith("/slack") else None
+            service = service or ("Discord", "discord")
+        if service is not None and channel.format != service[1]:
+            found.append(
+                f'channels.{name}.format: "{channel.format}", but {host} is a {service[0]} webhook, which takes'
+                f' format = "{service[1]}": every alert would fail there'
+            )
     return found
 
 
