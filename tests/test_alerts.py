@@ -33,7 +33,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
@@ -366,6 +366,51 @@ async def test_an_email_channel_naming_a_recipient_twice_asks_the_server_to_deli
     [(envelope, msg)] = await until(lambda: mailbox.received, "the email")
     assert envelope.rcpt_tos == ["ops@example.org", "oncall@example.org"]
     assert msg["To"] == "ops@example.org, oncall@example.org"
+
+
+class Refusing(BoundController):
+    """A relay that refuses every login (535), and counts the logins tried."""
+
+    def __init__(self, handler: Inbox, sock: socket.socket) -> None:
+        super().__init__(handler, sock)
+        self.logins = 0
+        self.SMTP_kwargs.update(authenticator=self.refuse, auth_require_tls=False)
+
+    def refuse(self, *args: object) -> AuthResult:
+        self.logins += 1
+        return AuthResult(success=False, handled=False)
+
+
+async def test_a_login_the_smtp_server_refuses_makes_the_channel_wait_rather_than_retry_each_alert_at_once(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    # A storm of downs to a relay whose password changed: each alert retried the wrong login on its
+    # own backoff from 5 s on, hundreds in minutes, which gets the account locked or the address
+    # banned (fail2ban), so that the fixed password failed too. The channel waits instead, as a
+    # webhook's 429 makes it, and each alert tries again only once more, a second before it expires.
+    relay = Refusing(mailbox.inbox, mailbox.sock)
+    mailbox.controller = relay
+    await asyncio.to_thread(relay.start)
+    (tmp_path / "smtp-password").write_text("old\n")
+    (tmp_path / "smtp-password").chmod(0o600)
+    login = f'username = "heartfly"\npassword_file = "{tmp_path / "smtp-password"}"\n'
+    keys = {name: new_key() for name in ("a", "b", "c")}
+    config = write_config(
+        mailbox.toml()
+        + login
+        + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + "".join(check(name, key, ["ops"]) for name, key in keys.items())
+        + '[alerts]\nretry_initial = "100ms"\nretry_max = "1h"\ntimeout = "2s"\nexpire_after = "4s"\n',
+        server=SERVER,
+    )
+    hf = await start(config)
+    for key in keys.values():
+        await hf.ping(key, "/fail")
+    for name in keys:
+        [alert] = await hf.settled(name, 1, timeout=20)
+        assert alert["status"] == "expired" and "SMTP login failed (535" in alert["error"], alert
+        assert alert["attempts"] <= 2, alert  # its first try, and its last
+    assert relay.logins > 0
 
 
 async def test_an_email_alerts_plain_text_shows_a_pings_escape_sequences_as_text_not_to_the_terminal(

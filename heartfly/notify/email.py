@@ -23,6 +23,12 @@ QUIT_WAIT = 0.25  # seconds for the answer to QUIT, once the message is taken (a
 # attempt's time limit, cut off, had queued it all the same and got it again with every retry.
 DATA_WAIT = 600.0
 
+# Seconds a channel waits after the server refused its login (as after a webhook's Retry-After), up to
+# [alerts] retry_max: each alert of a storm retried the wrong password on its own backoff, hundreds
+# of logins in minutes, which gets the account locked or the address banned (fail2ban), and then
+# the fixed password fails too.
+LOGIN_WAIT = 60.0
+
 # 5xx replies that a fixed config or a recovered server may still turn into a success.
 _RETRYABLE_5XX = {530, 534, 535, 538}  # authentication: the operator may fix the password file
 
@@ -133,7 +139,8 @@ async def send(
         raise _refused(f"every recipient was refused: {_refusals(exc.recipients)}", codes) from None
     except aiosmtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(
-            f"SMTP login failed ({exc.code} {exc.message}): check smtp.username/password_file"
+            f"SMTP login failed ({exc.code} {exc.message}): check smtp.username/password_file",
+            retry_after=LOGIN_WAIT,
         ) from None
     except aiosmtplib.SMTPResponseException as exc:
         error = f"SMTP server said {exc.code} {exc.message}"
