@@ -413,6 +413,51 @@ async def test_a_login_the_smtp_server_refuses_makes_the_channel_wait_rather_tha
     assert relay.logins > 0
 
 
+async def test_an_email_goes_through_a_relay_asking_starttls_and_a_login_its_certificate_from_ssl_cert_file(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ops team's relay: STARTTLS required before AUTH, a certificate of their own authority,
+    # which the system's store lacks (every email: CERTIFICATE_VERIFY_FAILED) until SSL_CERT_FILE names it.
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    key, cert = tmp_path / "relay.key", tmp_path / "relay.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert), "-days", "1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def login(*args: Any) -> AuthResult:
+        logins.append((args[-1].login, args[-1].password))
+        return AuthResult(success=args[-1].password == b"s3cret", handled=False)
+
+    relay = BoundController(mailbox.inbox, mailbox.sock)
+    relay.SMTP_kwargs.update(tls_context=context, require_starttls=True, auth_required=True, authenticator=login)
+    mailbox.controller = relay
+    await asyncio.to_thread(relay.start)
+    (tmp_path / "smtp-password").write_text("s3cret\n")
+    (tmp_path / "smtp-password").chmod(0o600)
+    smtp = mailbox.toml().replace('security = "none"', 'security = "starttls"')
+    key_ = new_key()
+    config = write_config(
+        smtp
+        + f'username = "heartfly"\npassword_file = "{tmp_path / "smtp-password"}"\n'
+        + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + check("backup", key_, ["ops"])
+        + fast(),
+        server=SERVER,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    hf = await start(config)
+    await hf.ping(key_, "/fail")
+    [(envelope, msg)] = await until(lambda: mailbox.received, "the email, through STARTTLS and the login")
+    assert logins == [(b"heartfly", b"s3cret")] and envelope.rcpt_tos == ["ops@example.org"]
+    assert msg["Subject"] == "[DOWN] backup failed"
+
+
 async def test_an_email_alerts_plain_text_shows_a_pings_escape_sequences_as_text_not_to_the_terminal(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter
 ) -> None:
