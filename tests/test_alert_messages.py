@@ -766,7 +766,7 @@ async def test_an_alert_is_never_sent_after_its_expiry_whatever_its_channels_tim
     created = 1_000_000.0
     clock = FakeClock(created + TEST_EXPIRE_AFTER + late)  # e.g. the first read after a restart
     d = dispatch.Dispatcher(config, clock, None, None, None)  # type: ignore[arg-type]
-    await d._deliver(_expiring_item("test", created, created + TEST_EXPIRE_AFTER))
+    await d._deliver(_expiring_item("test", created, created + TEST_EXPIRE_AFTER), None, {})
     assert sent == []  # a test alert is for whoever tries the channel now, not minutes later
     assert d.outcomes[("hook", "expired")] == 1
 
