@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.request import getproxies, proxy_bypass
 
 import pytest
 
@@ -49,3 +51,23 @@ def test_a_change_of_the_proxy_environment_is_followed_by_the_next_request(monke
     monkeypatch.delenv("NO_PROXY")
     proxy_for(url)["proxy"] = "changed by a caller"  # a copy: what is remembered stays as it was
     assert str(proxy_for(url)["proxy"]) == "http://second.example:3128"
+
+
+def test_a_proxy_variable_named_in_any_case_is_followed_as_urllib_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # urllib lowers the names it reads (Https_Proxy, No_Proxy count): proxy_for's memory was keyed
+    # by four spellings, and a change to another was answered with the proxy it had before.
+    for name in os.environ:
+        if name[-6:].lower() == "_proxy" or name == "REQUEST_METHOD":
+            monkeypatch.delenv(name)
+    url = "https://hooks.example.com/any-case"
+    monkeypatch.setenv("Https_Proxy", "http://first.example:3128")
+    assert str(proxy_for(url)["proxy"]) == getproxies()["https"] == "http://first.example:3128"
+    monkeypatch.setenv("Https_Proxy", "http://second.example:3128")
+    assert str(proxy_for(url)["proxy"]) == getproxies()["https"] == "http://second.example:3128"
+    monkeypatch.setenv("HTTPS_proxy", "")  # a lower-case _proxy that is empty: none, in urllib's second pass
+    assert "https" not in getproxies()
+    assert proxy_for(url) == {}
+    monkeypatch.delenv("HTTPS_proxy")
+    monkeypatch.setenv("No_Proxy", "hooks.example.com")
+    assert proxy_bypass("hooks.example.com")
+    assert proxy_for(url) == {}

@@ -18,9 +18,6 @@ from aiohttp.helpers import strip_auth_from_url
 from yarl import URL
 
 NAMES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
-# What urllib's reading of the environment depends on for an http(s) URL (REQUEST_METHOD: a CGI
-# process ignores HTTP_PROXY, httpoxy).
-_READ = (*NAMES, "no_proxy", "NO_PROXY", "REQUEST_METHOD")
 
 
 def proxy_for(url: str) -> dict[str, Any]:
@@ -28,13 +25,22 @@ def proxy_for(url: str) -> dict[str, Any]:
     TLS to it): none for a url yarl cannot read (the request then says what is wrong with it), a
     host NO_PROXY names, or no proxy set. Raises
     aiohttp.InvalidURL for a proxy aiohttp cannot use."""
-    # Read once per URL and environment: urllib reads every variable of the environment at each
-    # call, a sixth of the event loop's time in a storm of webhook alerts.
-    return dict(_proxy_for(url, tuple(os.environ.get(name) for name in _READ)))
+    # Read once per URL and environment: urllib reads every variable of the environment, twice, at
+    # each call, a sixth of the event loop's time in a storm of webhook alerts.
+    return dict(_proxy_for(url, _proxy_environment()))
+
+
+def _proxy_environment() -> tuple[tuple[tuple[str, str], ...], bool]:
+    """What urllib's answer depends on: every *_proxy variable, its name in any case (it lowers
+    them: Https_Proxy and No_Proxy count), in the environment's order (of two spellings of one name,
+    the later wins), and whether REQUEST_METHOD is set (a CGI process ignores HTTP_PROXY, httpoxy).
+    Only those names' values are read: a fraction of urllib's reading."""
+    env = os.environ
+    return tuple((name, env[name]) for name in env if name[-6:].lower() == "_proxy"), "REQUEST_METHOD" in env
 
 
 @functools.lru_cache(maxsize=256)
-def _proxy_for(url: str, _env: tuple[str | None, ...]) -> dict[str, Any]:
+def _proxy_for(url: str, _env: tuple[tuple[tuple[str, str], ...], bool]) -> dict[str, Any]:
     """proxy_for, for one state of the environment: `_env` is its key in the cache."""
     try:
         parsed = URL(url)
