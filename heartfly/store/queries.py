@@ -264,14 +264,11 @@ _ONE_PING = ("id", "at", "kind", "exit_status", "run_id", "body", "source", "che
 
 
 async def read_ping(db: Db, ping_id: int) -> dict[str, Any] | None:
-    sql = f"SELECT {', '.join(_ONE_PING)} FROM pings WHERE id = ?"  # noqa: S608 - fixed column names
-    row = await fetch_one(db, sql, (ping_id,))
-    return None if row is None else dict(zip(_ONE_PING, row, strict=True))
+    return (await read_pings_by_id(db, (ping_id,))).get(ping_id)
 
 
 async def read_pings_by_id(db: Db, ping_ids: Collection[int]) -> dict[int, dict[str, Any]]:
-    """read_ping's for several pings at once, by id; those no longer stored are not in it. A storm's
-    alerts each name their check's last ping: read one at a time, they queued on the one reader."""
+    """Pings by id, several at once (a storm's last pings); those no longer stored are not in it."""
     ids = list(dict.fromkeys(ping_ids))
     found: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):  # within SQLite's bound on a statement's parameters
