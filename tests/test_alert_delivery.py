@@ -30,7 +30,7 @@ from heartfly.core import states
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import Config
 from heartfly.notify import outbox
-from heartfly.store import outboxqueries
+from heartfly.store import outboxqueries, queries
 from heartfly.store import sqlite as store
 from heartfly.store.pingrecord import PingRecord
 from heartfly.store.rows import OutboxRow, Write, insert_check_statement
@@ -754,3 +754,40 @@ async def test_alerts_read_together_each_show_their_own_checks_last_ping(
     for body in bodies:
         assert body["event"] == "down" and body["last_ping"]["kind"] == "fail"
         assert body["last_ping"]["message_tail"] == f"{body['check']['name']}: disk full"
+
+
+async def test_a_ping_row_that_cannot_be_read_holds_back_no_other_checks_alert(
+    monkeypatch: pytest.MonkeyPatch,
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The last pings of the alerts read together are read in one statement: when one ping row could
+    # not be read (a damaged page of the pings table), that read failed, the whole dispatch with it,
+    # every second, and no alert of any check went out, logged as the outbox that cannot be read.
+    # Each attempt reads its own then: only the alert of the damaged ping is retried.
+    hook = await receivers()
+    hurt, key = new_key(), new_key()
+    checks = check("hurt", hurt, ["hook"]) + check("job", key, ["hook"])
+    config = write_config(webhook("hook", hook.url) + checks + fast("60s"), server=SERVER)
+    real = queries.read_pings_by_id
+
+    async def damaged(*args: Any) -> dict[int, dict[str, Any]]:
+        found = await real(*args)
+        if any(ping["body"] == "on a damaged page" for ping in found.values()):
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return found
+
+    monkeypatch.setattr(queries, "read_pings_by_id", damaged)
+    hf = await start(config)
+    await hf.ping(hurt, "/fail", body="on a damaged page")
+    await hf.ping(key, "/fail", body="disk full")
+    alerts = await hf.settled("job", 1)
+    assert [(a["event"], a["status"]) for a in alerts] == [("down", "sent")]
+    [body] = [hit.json() for hit in hook.hits]
+    assert body["check"]["name"] == "job" and body["last_ping"]["message_tail"] == "disk full"
+    assert [a["status"] for a in await hf.alerts("hurt")] == ["pending"]  # retried, alone
+    logged = [r.getMessage() for r in caplog.records]
+    assert not [m for m in logged if "cannot read the alert outbox" in m], logged
+    assert [m for m in logged if "cannot read the last pings of" in m], logged

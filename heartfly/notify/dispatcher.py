@@ -205,6 +205,7 @@ class Dispatcher:
         self._rng = random.Random()  # jitter, not secrets
         self._asleep = clock.suspended()  # the machine's time asleep when the outbox was last read
         self._owed = 0.0  # of the sleeps given back since (_give_back_sleep), the time not committed yet
+        self._pings_failing = False  # the last read of the due alerts' pings failed: logged once per spell
 
     @property
     def config(self) -> Config:
@@ -256,7 +257,7 @@ class Dispatcher:
         # The last pings the new attempts' alerts show, in one read: one each queued a storm's
         # attempts, slots held, behind one another and the outbox's reads on the one reader.
         last = [int(p) for item in due if item.id not in self._in_flight and (p := item.payload.get("last_ping_id"))]
-        pings = await self.reader.read_pings_by_id(last) if last else {}
+        pings = await self._read_pings(last)
         for item in due:
             # A row whose attempt finished during the reads may be stale: skip it, the next read
             # sees what that attempt committed.
@@ -266,6 +267,24 @@ class Dispatcher:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return await self.reader.next_alert_after(now)
+
+    async def _read_pings(self, ids: list[int]) -> Mapping[int, dict[str, Any]]:
+        """The pings `ids` by id. A read that fails does not hold back the due alerts (a ping row
+        that cannot be read held every alert of the outbox, those of other checks too, with the
+        outbox's read said to fail): each attempt then reads its own (_alert), as it did, and one
+        whose read fails is retried alone."""
+        if not ids:
+            return {}
+        try:
+            pings = await self.reader.read_pings_by_id(ids)
+        except Exception as exc:  # noqa: BLE001 - logged; the attempts read them one by one
+            if not self._pings_failing:
+                log.warning("cannot read the last pings of %d alert(s) together (%s: %s); each attempt reads"
+                            " its own", len(ids), exc.__class__.__name__, exc)  # fmt: skip
+            self._pings_failing = True
+            return {}
+        self._pings_failing = False
+        return pings
 
     async def _give_back_sleep(self) -> None:
         """The time the machine slept (a suspend) since the last read, given back to the pending
@@ -371,7 +390,7 @@ class Dispatcher:
         else:
             tried = True  # the channel's own outcome, not one of a channel or check no longer in the file
             try:
-                alert = self._alert(item, name, pings)
+                alert = await self._alert(item, name, pings)
                 async with asyncio.timeout(timeout) as limit:
                     reached = self.reached.setdefault((alert.key, channel.name), set())
                     await send_to(self.config, self.session, channel, alert, reached, limit)
@@ -493,11 +512,14 @@ class Dispatcher:
         name = str(item.payload.get("check"))
         return name if name in self.config.checks else None
 
-    def _alert(self, item: OutboxItem, name: str, pings: Mapping[int, dict[str, Any]]) -> Alert:
+    async def _alert(self, item: OutboxItem, name: str, pings: Mapping[int, dict[str, Any]]) -> Alert:
         """The alert to render, under the check's current `name`, which its link must find;
-        `pings`: the last pings read with the item (one not there is no longer stored)."""
+        `pings`: the last pings read with the item. One not there is read now: that read failed, or
+        the item's attempt was under way then (a pending alert's ping is never pruned: rare)."""
         ping_id = item.payload.get("last_ping_id")
         last_ping = pings.get(int(ping_id)) if ping_id else None
+        if ping_id and last_ping is None:
+            last_ping = await self.reader.read_ping(int(ping_id))
         payload = {**item.payload, "check": name} if name else item.payload
         base = self.config.server.public_url
         link = f"{base}/checks/{name}" if name else base
