@@ -1050,6 +1050,9 @@ async def test_an_alert_in_flight_when_the_leader_dies_is_sent_again_by_the_new_
             return len(hook.hits) >= 1
 
         await until(in_flight, 10, "the leader's first attempt reaches the receiver")
+        first = hook.hits[0].json()  # its last ping read with the due rows, by id, in PostgreSQL
+        assert first["last_ping"]["kind"] == "fail", first
+        assert "cannot read the last pings" not in leader.log(), leader.log()
         assert leader.proc is not None
         leader.proc.kill()  # the attempt is never recorded as sent
 
