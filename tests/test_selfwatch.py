@@ -496,3 +496,38 @@ async def test_an_end_of_trouble_the_channel_never_takes_is_given_up_after_expir
     assert hook.events()[1:] == ["trouble_over"] * (tried - 1)  # tried again until then
     await asyncio.sleep(0.5)  # five retry periods: none comes
     assert len(hook.hits) == tried
+
+
+async def test_a_trouble_the_channel_never_takes_is_given_up_after_expire_after_and_not_started_over_by_a_reload(
+    start: Start,
+    receivers: Receivers,
+    write_config: ConfigWriter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given up, the trouble is settled on that channel: not owed again at the watch's next look (it
+    # names the channels each time, for a reload), nor by a reload that names another channel.
+    quick(monkeypatch, retry=0.1)
+    hook, other = await receivers(status=500), await receivers()
+    key = new_key()
+    alerts = "[alerts]\ntrouble_channels = ['hook']\nexpire_after = '1s'\n"
+    channels = webhook("hook", hook.url) + webhook("other", other.url)
+    config = write_config(channels + check("job", key, ["hook"]) + alerts, server=SERVER)
+    hf = await start(config)
+    with writes_fail(config, writer_of(hf), monkeypatch):
+        await refused(hf, key)
+        given_up = await until(lambda: [r.getMessage() for r in caplog.records if "given up" in r.getMessage()],
+                               "the trouble given up", timeout=15)  # fmt: skip
+        assert len(given_up) == 1
+        assert given_up[0].startswith("trouble alert via hook failed: HTTP 500")
+        assert given_up[0].endswith("; given up: not taken within [alerts] expire_after (1 s)")
+        tried = len(hook.hits)
+        assert tried >= 2 and hook.events() == ["trouble"] * tried  # tried again until then
+        config.path.write_text(config.path.read_text().replace("['hook']", "['hook', 'other']"))
+        assert await control.reload_config(hf.client.app) == (1, [])
+        await until(lambda: other.hits, "the trouble, to the channel named since")  # still news
+        await asyncio.sleep(0.5)  # five retry periods: hook is not tried again
+        assert len(hook.hits) == tried
+    await until(lambda: len(other.hits) >= 2, "the end of the trouble, to the channel that took it")
+    assert other.events() == ["trouble", "trouble_over"]
+    assert len(hook.hits) == tried  # not told the end of a trouble it never took
