@@ -519,6 +519,18 @@ def test_a_maintenance_summary_of_checks_still_down_is_tagged_and_sent_as_a_down
     assert (headers["Priority"], headers["Tags"]) == ("high", "rotating_light")
 
 
+def test_a_maintenance_summarys_html_part_lists_a_check_named_link_still_down() -> None:
+    # The HTML part left out every fact labelled "Link" (the link is its button): a summary's facts
+    # are labelled by the check names, so a check named "Link" vanished from the email's list.
+    down = [{"check": "Link", "reason": "failed", "since": T0}, {"check": "backup", "reason": "missed", "since": T0}]
+    payload = {"window": "patching", "started_at": T0, "ended_at": T0 + 3600, "at": T0 + 3600, "down": down}
+    alert = Alert(key="maintenance-patching-1", event="maintenance", payload=payload, last_ping=None, link=LINK)
+    page = html_body(alert)
+    assert "<th align='left'>Link</th><td>down (failed) since" in page
+    assert "<th align='left'>backup</th><td>down (missed) since" in page
+    assert page.count(LINK) == 1  # the link itself still as the button only
+
+
 def test_an_ntfy_body_stays_under_ntfys_message_limit_cut_at_a_character() -> None:
     # ntfy takes a body of 4096 bytes or more as a file: refused with 400 ("attachments not allowed")
     # where attachments are off, as they are by default, so a long summary was lost for good.

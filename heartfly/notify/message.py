@@ -192,7 +192,10 @@ def text(alert: Alert, quote: Callable[[str], str] = str, inline: Callable[[str]
 def html_body(alert: Alert) -> str:
     """Everything from a ping is escaped: a message is data, never markup."""
     e = html.escape
-    rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in alert.facts() if k != "Link")
+    # The link is the button below; a maintenance summary's facts are labelled by check names, one
+    # of which may be "Link" too: only the fact that is the link is left out.
+    facts = [(k, v) for k, v in alert.facts() if (k, v) != ("Link", alert.link)]
+    rows = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
     tail = alert.message_tail()
     quoted = f"<p>Last ping's message (tail):</p><pre>{e(tail)}</pre>" if tail else ""
     return (
