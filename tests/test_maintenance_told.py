@@ -10,6 +10,7 @@ from heartfly.core.clock import FakeClock
 from heartfly.core.config import load_config
 from heartfly.core.states import Kind, Status
 from tests.conftest import ConfigWriter, new_key
+from tests.proc import heartfly
 from tests.storeutil import query
 from tests.test_maintenance import MONDAY_2AM
 from tests.test_maintenance_holds import _events, _patching, job_check
@@ -202,3 +203,21 @@ async def test_a_check_told_down_before_a_held_window_reminded_and_back_within_i
         engine.close_windows(clock.now())
         await engine.writer.flush()
     assert _events(config) == ["down", "recovery"]
+
+
+async def test_a_checks_history_shows_the_maintenance_summary_that_told_its_down(write_config: ConfigWriter) -> None:
+    # Down at 02:10, held; the summary at 03:00 is the only down alert the check gets. Its history
+    # (and the check page and alerts API, which read the same) said "Alerts: none": the engineer
+    # the summary woke could not see it had been told, nor whether the summary was delivered.
+    config = write_config(job_check() + _patching())
+    clock = FakeClock(MONDAY_2AM + 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(60 * 60)  # 03:10: the window is over, the check still down
+        engine.close_windows(clock.now())
+        await engine.writer.flush()
+    assert _events(config) == ["maintenance"]
+    done = heartfly("history", "job", "-c", str(config.path))
+    assert done.returncode == 0, done.stderr
+    alerts = done.stdout.split("Alerts (newest first):\n", 1)[1].split("\n\n", 1)[0]
+    assert "maintenance via journal" in alerts and "none" not in alerts

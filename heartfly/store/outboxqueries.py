@@ -158,22 +158,31 @@ async def next_alert_after(db: Db, now: float) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
+# A check's alerts, and the maintenance summaries that list it (the down alert it got for a down
+# a window held), found in the payload as _SUMMARY_AHEAD finds them: both on outbox_by_check.
+# PostgreSQL reads instr as strpos (pgconn.PG_VARIANTS).
+_ATTEMPTS_OF = """SELECT o.id, o.key, o.channel, o.event, o.created_at, o.status, o.attempts, o.done_at,
+    o.last_error, o.next_attempt_at, a.at, a.duration, a.outcome, a.error
+FROM ({}) AS o LEFT JOIN alert_attempts AS a ON a.outbox_id = o.id ORDER BY o.id DESC, a.id"""
+_CHECK_ALERTS = _ATTEMPTS_OF.format("""
+    SELECT * FROM outbox WHERE check_id = ?1 AND id < ?2
+    UNION ALL
+    SELECT * FROM outbox WHERE check_id IS NULL AND event = 'maintenance' AND id < ?2
+        AND instr(payload, '"check": "' || (SELECT name FROM checks WHERE id = ?1) || '"') > 0
+    ORDER BY id DESC LIMIT ?3""")
+_TEST_ALERTS = _ATTEMPTS_OF.format("SELECT * FROM outbox WHERE check_id IS NULL AND id < ?1 ORDER BY id DESC LIMIT ?2")
+
+
 async def read_alerts(db: Db, check_id: int | None, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
-    """A check's alerts (or the test alerts, check_id None), newest first, each with every attempt.
+    """A check's alerts, the maintenance summaries that told its down among them (or the test
+    alerts, check_id None), newest first, each with every attempt.
 
     One statement, so one snapshot: an alert's status always agrees with its attempt log.
     """
-    where = "check_id IS NULL" if check_id is None else "check_id = ?"
-    params: tuple[Any, ...] = (page_cursor(before), limit)
-    if check_id is not None:
-        params = (check_id, *params)
-    sql = (
-        "SELECT o.id, o.key, o.channel, o.event, o.created_at, o.status, o.attempts, o.done_at, o.last_error,"  # noqa: S608 - `where` is one of two fixed texts
-        " o.next_attempt_at, a.at, a.duration, a.outcome, a.error"
-        f" FROM (SELECT * FROM outbox WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?) AS o"
-        " LEFT JOIN alert_attempts AS a ON a.outbox_id = o.id ORDER BY o.id DESC, a.id"
-    )
-    rows = await fetch_all(db, sql, params)
+    if check_id is None:
+        rows = await fetch_all(db, _TEST_ALERTS, (page_cursor(before), limit))
+    else:
+        rows = await fetch_all(db, _CHECK_ALERTS, (check_id, page_cursor(before), limit))
     keys = ("id", "key", "channel", "event", "created_at", "status", "attempts", "done_at", "error", "next_attempt_at")
     alerts: dict[int, dict[str, Any]] = {}
     for row in rows:

@@ -42,6 +42,7 @@ PG_VARIANTS: dict[str, str] = {
         outboxqueries._LISTED_NEWER, outboxqueries._LISTED_NEWER_PG
     ),
     outboxqueries._SUMMARY_AHEAD: outboxqueries._SUMMARY_AHEAD.replace("instr(", "strpos("),
+    outboxqueries._CHECK_ALERTS: outboxqueries._CHECK_ALERTS.replace("instr(", "strpos("),
     # octet_length: a body's size from its TOAST pointer, where length() would read it all to count characters.
     rows.PRUNE_PINGS: rows.PRUNE_PINGS.replace(rows.ALERTED_PINGS, rows.ALERTED_PINGS_PG).replace(
         " length(", " octet_length("
