@@ -255,6 +255,9 @@ class CheckState:
     # config to compare with) disarms it, as a reload does: else it would tell a miss "within 10
     # min of" an upstream that never triggered it. None: stored before this was kept.
     step_after: str | None = None
+    # Paused while down, that down told (down_told_to, kept through the pause): when the down
+    # began. The resume tells its recovery, with how long it was down, to the channels told.
+    paused_down_since: float | None = None
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -358,6 +361,7 @@ class CheckState:
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
             self.orphan_older, self.down_told_to, self.failed_runs, self.not_before, self.step_after,
+            self.paused_down_since,
         )  # fmt: skip
 
 
@@ -422,6 +426,8 @@ class Flip:
     # Recorded with this flip, the check's changes dated after this instant are withdrawn: changes
     # that alerted nobody, which a late failure showed did not happen (this flip tells what did).
     withdraws: float | None = None
+    # A resume that ends a down told before its pause (CheckState.paused_down_since): a recovery.
+    ends_down: bool = False
 
     @property
     def learned(self) -> float:
@@ -434,7 +440,7 @@ class Flip:
 
     @property
     def is_recovery(self) -> bool:
-        return self.old is Status.DOWN and self.new not in (Status.DOWN, Status.PAUSED)
+        return (self.old is Status.DOWN or self.ends_down) and self.new not in (Status.DOWN, Status.PAUSED)
 
     @property
     def event(self) -> AlertEvent | None:

@@ -41,7 +41,7 @@ def payload(
         "deadline": flip.deadline,
         "due_at": _was_due(flip, old, new),
         "down_since": down_since,
-        "down_for": flip.at - old.changed_at if flip.is_recovery else None,
+        "down_for": flip.at - _down_since(old) if flip.is_recovery else None,
         "duration": _run_duration(flip, new),
         "exit_status": new.last_exit_status,
         "last_ping_id": ping_id or None,
@@ -54,6 +54,13 @@ def payload(
         facts["pipeline"] = list(chain)
         facts["step"] = cfg.name
     return facts
+
+
+def _down_since(old: CheckState) -> float:
+    """When the down a recovery ends began: before the pause, for a resume that ends one."""
+    if old.status is Status.PAUSED and old.paused_down_since is not None:
+        return old.paused_down_since
+    return old.changed_at
 
 
 # The reasons an end gives: a check down for another was taken down by a deadline, not by a run's end.

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("heartfly.server.engine")  # one log for every change of state, as before the split
 _PAUSED = states.Status.PAUSED
+_DOWN = states.Status.DOWN
 # The longest a ping is held for the reorder window (each end held with others moves their window on).
 _HELD_MAX = states.REORDER_WINDOW * WAITING_MAX
 
@@ -72,7 +73,10 @@ class ChangeRows:
         """The rows of several steps in a row (states.receive), committed together with the ping."""
         writes = []
         for i, step in enumerate(steps):
-            writes.append(self._change(check, step, old, ping if i == len(steps) - 1 else None, here=here))
+            # A ping that resumes a check (resume_on_ping) and takes it down again: no recovery between.
+            down = any(later.flip is not None and later.flip.is_down for later in steps[i + 1 :])
+            last = ping if i == len(steps) - 1 else None
+            writes.append(self._change(check, step, old, last, here=here, down_next=down))
             old = step.state
         return store.merge(writes)
 
@@ -84,9 +88,11 @@ class ChangeRows:
         ping: store.PingRow | None = None,
         *,
         here: bool = True,
+        down_next: bool = False,
     ) -> store.Write:
         """The rows of a change: checkpointed state, flip, finished runs and alerts, written together.
-        `here`: the ping was taken by this node (not a standby's, from the inbox, applied later)."""
+        `here`: the ping was taken by this node (not a standby's, from the inbox, applied later).
+        `down_next`: a later step of the same ping takes the check down."""
         flip = step.flip
         if flip is not None and self._folds(check, flip, old):
             flip = dataclasses.replace(flip, detail=f"{flip.detail} (folded into the alert of upstream step"
@@ -95,10 +101,14 @@ class ChangeRows:
             fold = True
         else:
             fold = False
+        if flip is not None and flip.old is _PAUSED and flip.new not in (_DOWN, _PAUSED) and not down_next:
+            # Resumed: the end of a down told before the pause, if one was (a receiver's incident open).
+            flip = dataclasses.replace(flip, ends_down=True) if check.state.paused_down_since is not None else flip
         window = self._silenced(check, flip) if flip is not None and flip.event is not None and not fold else None
         told = check.state.down_told_to  # before this change moves it: a recovery goes there
         if flip is not None:
             self._note_told(check, flip, window, fold, told)
+            self._note_paused_down(check, flip, old, told)
         if flip is not None and flip.event is not None:
             self._note_hold(check, flip, window, fold)
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
@@ -159,6 +169,15 @@ class ChangeRows:
             hold = (None, 0.0)
         if (st.window_hold, st.window_end) != hold:
             check.state = dataclasses.replace(st, window_hold=hold[0], window_end=hold[1])
+
+    def _note_paused_down(self, check: Check, flip: Flip, old: CheckState, told: tuple[str, ...] | None) -> None:
+        """A down told, then paused: who was told and when it began, kept through the pause for
+        the recovery its resume tells (CheckState.paused_down_since); gone with any other change."""
+        st = check.state
+        if flip.new is _PAUSED and flip.old is _DOWN and told:
+            check.state = dataclasses.replace(st, down_told_to=told, paused_down_since=old.changed_at)
+        elif flip.new is not _PAUSED and st.paused_down_since is not None:
+            check.state = dataclasses.replace(st, paused_down_since=None)
 
     def _note_told(
         self, check: Check, flip: Flip, window: Window | None, fold: bool, told: tuple[str, ...] | None

@@ -1,0 +1,67 @@
+"""What an operator's pause and resume leave told: the end of a down its channels heard of."""
+
+from __future__ import annotations
+
+import json
+
+from heartfly.core.clock import FakeClock
+from heartfly.core.states import Kind, Status
+from tests.conftest import ConfigWriter
+from tests.storeutil import query
+from tests.test_maintenance import MONDAY_2AM
+from tests.test_maintenance_holds import job_check
+from tests.test_restart import ping, running
+
+
+async def test_a_check_paused_while_down_and_resumed_tells_its_recovery_with_how_long_it_was_down(
+    write_config: ConfigWriter,
+) -> None:
+    # Failed at 03:00, told; the on-call engineer paused it, ran the job by hand, resumed it at
+    # 03:40. The check was up again and nobody was told: the incident the down alert opened at a
+    # receiver stayed open for good, and the engineer was left unsure it had been seen to recover.
+    config = write_config(job_check())
+    clock = FakeClock(MONDAY_2AM + 3600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(10 * 60)
+        await engine.pause(engine.checks["job"])
+        clock.advance(20 * 60)
+        await ping(engine, "job", Kind.SUCCESS)  # the run by hand, while paused: recorded only
+        clock.advance(10 * 60)
+        await engine.resume(engine.checks["job"])
+        assert engine.checks["job"].state.status is Status.UP
+        await engine.writer.flush()
+    rows = query(config, "SELECT event, channel, payload FROM outbox ORDER BY id")
+    assert [(event, channel) for event, channel, _ in rows] == [("down", "journal"), ("recovery", "journal")]
+    recovery = json.loads(rows[1][2])
+    assert recovery["down_for"] == 40 * 60 and recovery["detail"] == "resumed by an operator"
+
+
+async def test_a_check_paused_while_up_and_resumed_tells_nothing(write_config: ConfigWriter) -> None:
+    config = write_config(job_check())
+    clock = FakeClock(MONDAY_2AM)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.SUCCESS)
+        await engine.pause(engine.checks["job"])
+        clock.advance(60)
+        await engine.resume(engine.checks["job"])
+        await engine.writer.flush()
+    assert query(config, "SELECT event FROM outbox") == []
+
+
+async def test_a_failure_that_resumes_a_check_paused_while_down_tells_a_down_with_no_recovery_before_it(
+    write_config: ConfigWriter,
+) -> None:
+    # resume_on_ping: the job's next failure ends the pause and takes the check down again at once;
+    # a recovery told between the two would be a false "back up".
+    config = write_config(job_check(extra="resume_on_ping = true\n"))
+    clock = FakeClock(MONDAY_2AM + 3600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(10 * 60)
+        await engine.pause(engine.checks["job"])
+        clock.advance(10 * 60)
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.status is Status.DOWN
+        await engine.writer.flush()
+    assert [event for (event,) in query(config, "SELECT event FROM outbox ORDER BY id")] == ["down", "down"]
