@@ -258,6 +258,8 @@ class CheckState:
     # Paused while down, that down told (down_told_to, kept through the pause): when the down
     # began. The resume tells its recovery, with how long it was down, to the channels told.
     paused_down_since: float | None = None
+    # While down: what took it down (its down alert's detail), which its reminders repeat.
+    down_detail: str = ""
 
     def next_due(self) -> float | None:
         """When the next run is due (before grace), server downtime included; None for a pipeline
@@ -361,7 +363,7 @@ class CheckState:
             self.told_at, self.prev_end_at, self.paired_end, self.orphan_prev, self.streak_ats, self.downtime_to,
             self.waiting, self.early_activity, self.held_over, self.window_hold, self.window_end, self.resumed_at,
             self.orphan_older, self.down_told_to, self.failed_runs, self.not_before, self.step_after,
-            self.paused_down_since,
+            self.paused_down_since, self.down_detail,
         )  # fmt: skip
 
 

@@ -35,7 +35,7 @@ def payload(
         "state": flip.new.value,
         "previous_state": flip.old.value,
         "reason": flip.reason.value if flip.reason and flip.new is Status.DOWN else None,
-        "detail": flip.detail,
+        "detail": (new.down_detail or flip.detail) if flip.reminder else flip.detail,  # a reminder: its down's
         "at": flip.at,
         "learned_at": flip.learned_at,
         "deadline": flip.deadline,

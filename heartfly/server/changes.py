@@ -109,6 +109,8 @@ class ChangeRows:
         if flip is not None:
             self._note_told(check, flip, window, fold, told)
             self._note_paused_down(check, flip, old, told)
+            if flip.is_down or (flip.new is not _DOWN and check.state.down_detail):
+                check.state = dataclasses.replace(check.state, down_detail=flip.detail if flip.is_down else "")
         if flip is not None and flip.event is not None:
             self._note_hold(check, flip, window, fold)
         write = store.Write(ping=ping, state=self._mark_stored(check), runs=store.run_rows(check.id, step.ended))
