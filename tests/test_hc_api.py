@@ -546,6 +546,36 @@ async def test_a_stored_check_left_out_is_updated_to_fit_the_file_or_deleted_thr
     assert await control.reload_config(app) == (3, [])  # nothing is left out any more
 
 
+@pytest.mark.both_stores
+async def test_a_stored_check_left_out_is_a_409_by_its_uuid_not_a_404_as_its_update_and_delete_find_it(
+    aiohttp_client: Any, write_config: ConfigWriter
+) -> None:
+    # A GET by its uuid answered 404 while an update or a delete by the same uuid acted on it: a
+    # Terraform-style tool read 404 as "deleted outside", dropped it from its state and made it
+    # again, a 400 ("slug ... is taken") it could not get past. Its reads say why, as a conflict.
+    client, key, _ = await start(aiohttp_client, write_config)
+    check = await made(client, key, slug="to-fix", timeout=600, channels="journal")
+    await client.close()
+    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
+    again, _, _ = await start(aiohttp_client, write_config, body=without_channel)
+    for method, path in (
+        ("GET", ""),
+        ("GET", "/pings/"),
+        ("GET", "/flips/"),
+        ("POST", "/pause"),
+        ("POST", "/resume"),
+    ):
+        resp = await again.request(method, f"/api/v3/checks/{check['uuid']}{path}", headers=rw(key))
+        assert resp.status == 409, (method, path, resp.status)
+        error = (await resp.json())["error"]
+        assert "to-fix" in error and "no longer fits" in error, error
+    other = f"{'0' * 8}-0000-4000-8000-{'0' * 12}"
+    assert (await again.get(f"/api/v3/checks/{other}", headers=rw(key))).status == 404  # no such check: as before
+    deleted = await again.delete(f"/api/v3/checks/{check['uuid']}", headers=rw(key))
+    assert deleted.status == 200
+    assert (await again.get(f"/api/v3/checks/{check['uuid']}", headers=rw(key))).status == 404  # gone now
+
+
 async def test_an_upsert_that_matches_a_stored_check_left_out_updates_it_rather_than_calling_its_slug_taken(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

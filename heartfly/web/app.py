@@ -25,7 +25,20 @@ from heartfly.server.engine import Engine
 from heartfly.server.tasks import watched
 from heartfly.store import backend
 from heartfly.store.api import StoreError, StoreFault
-from heartfly.web import api, badges, control, dashboard, hc_openapi, hcapi, metrics, openapi, pings, provision, stored
+from heartfly.web import (
+    api,
+    badges,
+    control,
+    dashboard,
+    hc_openapi,
+    hcapi,
+    hcfind,
+    metrics,
+    openapi,
+    pings,
+    provision,
+    stored,
+)
 from heartfly.web.api import Handler
 from heartfly.web.runtime import RUNTIME, Runtime
 
@@ -46,8 +59,8 @@ def create_app(config: Config, *, clock: Clock | None = None) -> web.Application
     app[pings.PING_COUNTS] = Counter(dict.fromkeys(pings.OUTCOMES, 0))
     app[control.CONTROL] = control.Control()
     app[badges.INDEX] = badges.CheckIndex(badges.badge_of)
-    app[hcapi.UUIDS] = badges.CheckIndex(check_uuid)
-    app[hcapi.UNIQUE_KEYS] = badges.CheckIndex(hcshape.unique_key)
+    app[hcfind.UUIDS] = badges.CheckIndex(check_uuid)
+    app[hcfind.UNIQUE_KEYS] = badges.CheckIndex(hcshape.unique_key)
     app[provision.AT_CAP] = [False]
     r = app.router
     r.add_route("*", "/ping/{tail:.+}", pings.ping)

@@ -60,6 +60,14 @@ NOT_FOUND = {
         "not found",
     )
 }
+LEFT_OUT = {
+    "409": _json(
+        _ref("Error"),
+        "The uuid is a check made through this API that the file no longer fits (left out at a start, its"
+        " channel removed, say): not served, so nothing of it is shown; update it by its uuid so that it fits,"
+        " or delete it.",
+    )
+}
 BAD_BODY = {
     "400": _json(
         _ref("Error"),
@@ -312,8 +320,13 @@ def _check_route(summary: str, op: str, *, conflict: bool = False) -> dict[str, 
         **NOT_FOUND,
         **UNAVAILABLE,
     }
-    if conflict:
-        responses["409"] = _text("The check is not paused; the body is `check is not paused`.", "check is not paused")
+    responses.update(LEFT_OUT)
+    if conflict:  # text/plain beside LEFT_OUT's JSON
+        paused = _text("The check is not paused; the body is `check is not paused`.", "check is not paused")
+        responses["409"] = {
+            "description": paused["description"] + " " + LEFT_OUT["409"]["description"],
+            "content": {**LEFT_OUT["409"]["content"], **paused["content"]},
+        }
     return {"parameters": [CODE], "post": _operation(op, summary, responses, requestBody=KEY_BODY)}
 
 
@@ -362,7 +375,7 @@ PATHS: dict[str, Any] = {
         "get": _operation(
             "getCheck",
             "One check (read-only key too, by uuid or unique_key)",
-            {"200": _json(_ref("Check"), "The check."), **UNAUTHORIZED, **NOT_FOUND, **UNAVAILABLE},
+            {"200": _json(_ref("Check"), "The check."), **UNAUTHORIZED, **NOT_FOUND, **LEFT_OUT, **UNAVAILABLE},
             parameters=[CODE_OR_UNIQUE_KEY],
         ),
         "post": _operation(
@@ -408,6 +421,7 @@ PATHS: dict[str, Any] = {
                 "200": _json(_wrapped("pings", _ref("Ping")), "The pings."),
                 **UNAUTHORIZED,
                 **NOT_FOUND,
+                **LEFT_OUT,
                 **UNAVAILABLE,
             },
         ),
@@ -430,6 +444,7 @@ PATHS: dict[str, Any] = {
                 "200": {"description": "The body.", "content": {"text/plain": {"schema": {"type": "string"}}}},
                 **UNAUTHORIZED,
                 "404": _text("No such check, no such ping of it, or the ping had no body: `not found`.", "not found"),
+                **LEFT_OUT,
                 **UNAVAILABLE,
             },
         ),
@@ -444,6 +459,7 @@ PATHS: dict[str, Any] = {
                 "400": _empty("`seconds`, `start` or `end` is not an integer in its range (empty body)."),
                 **UNAUTHORIZED,
                 **NOT_FOUND,
+                **LEFT_OUT,
                 **UNAVAILABLE,
             },
             parameters=[

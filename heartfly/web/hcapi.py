@@ -24,14 +24,14 @@ from typing import Any
 from aiohttp import web
 
 from heartfly.core import hcshape
-from heartfly.core.config import CheckConfig, ConfigError, read_stored_check
+from heartfly.core.config import CheckConfig, ConfigError
 from heartfly.core.hcshape import Shown, SpecError
 from heartfly.core.patterns import UUID_RE
 from heartfly.core.states import Status
-from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key, table_uuid
+from heartfly.core.stored_checks import StoredCheck, check_uuid, new_key
 from heartfly.server.engine import Check
 from heartfly.store.api import StoreError, StoreFault
-from heartfly.web import api, auth, badges, control, stored
+from heartfly.web import api, auth, badges, control, hcfind, stored
 from heartfly.web.pings import read_body
 from heartfly.web.runtime import RUNTIME
 
@@ -138,12 +138,6 @@ async def _call(request: web.Request, handler: Handler, methods: tuple[str, ...]
         return _error(503, "storage unavailable: try again")
 
 
-def _code(request: web.Request) -> str:
-    """The check's uuid (or unique_key) in the path; `name` on the /api/v1/ paths Heartfly's API shares."""
-    info = request.match_info
-    return info["code"] if "code" in info else info["name"]
-
-
 def wants_healthchecks(request: web.Request) -> bool:
     """Whether a path both APIs have (/api/v1/checks[/<x>[/pause|/resume|/pings|/flips]]) is meant for this one."""
     if "X-Api-Key" in request.headers:
@@ -162,24 +156,7 @@ def wants_healthchecks(request: web.Request) -> bool:
     return bool(looks) and request.app[RUNTIME].engine.lookup_name(code) is None
 
 
-# ---- finding checks ---------------------------------------------------------------------------
-
-
-UUIDS = web.AppKey("hc_uuids", badges.CheckIndex)  # uuid -> check (create_app sets both)
-UNIQUE_KEYS = web.AppKey("hc_unique_keys", badges.CheckIndex)  # a read-only key's unique_key -> check
-
-
-def _find(request: web.Request, call: Call, *, unique_key_too: bool = False) -> Check:
-    code = _code(request)
-    engine = request.app[RUNTIME].engine
-    check: Check | None = None
-    if UUID_RE.fullmatch(code):
-        check = request.app[UUIDS].lookup(engine, code)
-    elif unique_key_too and hcshape.UNIQUE_KEY_RE.fullmatch(code):
-        check = request.app[UNIQUE_KEYS].lookup(engine, code)
-    if check is None:
-        raise web.HTTPNotFound(text="not found")
-    return check
+# ---- finding checks: heartfly.web.hcfind -------------------------------------------------------
 
 
 def _title(request: web.Request, cfg: CheckConfig) -> str:
@@ -275,7 +252,7 @@ async def _create(request: web.Request, call: Call) -> Decided:
             if unchanged:  # also a file's check: found as it is, nothing to write
                 return check, 200
             return await _update(request, call, check, spec)
-    if (left := _left_out_match(request, spec)) is not None:  # its update: it may fit afterwards
+    if (left := hcfind.left_out_match(request, spec)) is not None:  # its update: it may fit afterwards
         return await _update_stored(request, call, left, spec)
     key = new_key()
     name = hcshape.new_name(spec, call.version, fallback=f"check-{key[:8]}")
@@ -349,9 +326,9 @@ async def _update_stored(request: web.Request, call: Call, old: str, spec: hcsha
 
 @view("GET", "POST", "DELETE", read=True)
 async def single(request: web.Request, call: Call) -> web.StreamResponse:
-    code = _code(request)
+    code = hcfind.code(request)
     if request.method == "GET":
-        check = _find(request, call, unique_key_too=True)
+        check = hcfind.find(request, unique_key_too=True)
         counts = await _counts(request, check)
         return _json(_shown(request, call, check, counts.get(check.id, 0)))
     if hcshape.UNIQUE_KEY_RE.fullmatch(code) and not UUID_RE.fullmatch(code):
@@ -364,16 +341,14 @@ async def single(request: web.Request, call: Call) -> web.StreamResponse:
 async def _change(request: web.Request, call: Call) -> Decided:
     """An update (POST) or a delete of a check, under Control.api_writes."""
     try:
-        check = _find(request, call)
-    except web.HTTPNotFound:
-        if (left := _left_out(request)) is None:
-            raise
-        return await _change_left_out(request, call, left)
+        check = hcfind.find(request)
+    except hcfind.LeftOut as out:  # not served, but the API's to update until it fits, or to delete
+        return await _change_left_out(request, call, out.name)
     if request.method == "DELETE":
         # A file's check under the uuid of a stored one it left out (`heartfly export` appended
         # under another name: its key clashes): the uuid deletes the API's copy, the only way
         # left, as the start's log line says, to clear it.
-        if check.config.origin == "file" and (left := _left_out(request)) is not None:
+        if check.config.origin == "file" and (left := hcfind.left_out(request)) is not None:
             return await _change_left_out(request, call, left)
         if (refused := _file_only(request, check)) is not None:
             return refused
@@ -388,34 +363,13 @@ async def _change(request: web.Request, call: Call) -> Decided:
     return await _update(request, call, check, spec)
 
 
-def _left_out(request: web.Request) -> str | None:
-    """The name of the stored check the path's uuid names if it is left out (it no longer fits the
-    file): not served, but the API's to update until it fits, or to delete, as the start's log says."""
-    rt, code = request.app[RUNTIME], _code(request)
-    names = (n for n, c in rt.stored.items() if n not in rt.config.checks and table_uuid(n, c.table) == code)
-    return next(names, None)
-
-
-def _left_out_match(request: web.Request, spec: hcshape.Spec) -> str | None:
-    """The name of a stored check left out (it no longer fits the file) that a create's `unique`
-    fields match, as hcshape.matches matches a served one."""
-    if not spec.unique:
-        return None
-    rt = request.app[RUNTIME]
-    for name, found in rt.stored.items():
-        if name in rt.config.checks:
-            continue
-        cfg = read_stored_check(rt.config, name, found.table)
-        if cfg is not None and hcshape.matches(cfg, found.title or name, spec):
-            return name
-    return None
-
-
 async def _change_left_out(request: web.Request, call: Call, name: str) -> Decided:
     if request.method == "DELETE":
         if not await stored.delete(request.app, name):
             raise web.HTTPNotFound(text="not found")  # deleted meanwhile
-        return _json({"slug": name, "uuid": _code(request), "channels": ""})  # all it has to show: it was not served
+        return _json(
+            {"slug": name, "uuid": hcfind.code(request), "channels": ""}
+        )  # all it has to show: it was not served
     try:
         spec = hcshape.read_spec(call.data)
     except SpecError as exc:
@@ -425,7 +379,7 @@ async def _change_left_out(request: web.Request, call: Call, name: str) -> Decid
 
 @view("POST")
 async def pause(request: web.Request, call: Call) -> web.StreamResponse:
-    check = _find(request, call)
+    check = hcfind.find(request)
     # Healthchecks' pause has no end: one paused until a time (Heartfly's own API) loses its end
     if check.state.status is not Status.PAUSED or control.paused_until(request.app, check) is not None:
         await control.pause(request.app, check, None)
@@ -434,7 +388,7 @@ async def pause(request: web.Request, call: Call) -> web.StreamResponse:
 
 @view("POST")
 async def resume(request: web.Request, call: Call) -> web.StreamResponse:
-    check = _find(request, call)
+    check = hcfind.find(request)
     if check.state.status is not Status.PAUSED:
         return web.Response(status=409, text="check is not paused")
     await control.resume(request.app, check)
@@ -446,7 +400,7 @@ _PING_TYPES = {"success": "success", "start": "start", "fail": "fail", "log": "l
 
 @view("GET")
 async def pings(request: web.Request, call: Call) -> web.StreamResponse:
-    check = _find(request, call)
+    check = hcfind.find(request)
     rt = request.app[RUNTIME]
     assert rt.reader is not None
     await rt.settled()
@@ -473,7 +427,7 @@ async def pings(request: web.Request, call: Call) -> web.StreamResponse:
 
 @view("GET")
 async def ping_body(request: web.Request, call: Call) -> web.StreamResponse:
-    check = _find(request, call)
+    check = hcfind.find(request)
     rt = request.app[RUNTIME]
     assert rt.reader is not None
     row = await rt.reader.read_ping(int(request.match_info["n"]))
@@ -488,7 +442,7 @@ _UP = frozenset(hcshape.UP_STATES)
 
 @view("GET", read=True)
 async def flips(request: web.Request, call: Call) -> web.StreamResponse:
-    check = _find(request, call, unique_key_too=True)
+    check = hcfind.find(request, unique_key_too=True)
     rt = request.app[RUNTIME]
     assert rt.reader is not None
     bounds: dict[str, int] = {}
