@@ -1333,8 +1333,8 @@ async def test_a_run_under_way_at_a_pause_is_still_watched_after_the_resume_as_t
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:
     # Healthchecks' resume forgets a run (last_start null); Heartfly's keeps one younger than its
-    # grace, which is its next_ping and takes it down once older, not a period after the resume
-    # (docs/healthchecks.md, "A resume")
+    # max_runtime (made through the API: its grace), which is its next_ping and takes it down once
+    # older, not a period after the resume (docs/healthchecks.md, "A resume")
     clock = FakeClock(1_780_000_000.0)
     config = write_config(CHECKS, server=SERVER)
     client: Client = await aiohttp_client(create_app(config, clock=clock))
