@@ -518,6 +518,24 @@ async def test_a_stored_check_that_no_longer_fits_the_file_is_left_out_at_start_
     assert other.status == 201  # the left-out one does not block other changes
 
 
+@pytest.mark.both_stores
+async def test_a_stored_check_left_out_at_a_start_is_not_logged_as_no_longer_in_the_config(
+    aiohttp_client: Any, write_config: ConfigWriter, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Beside "a check made through the API is left out (fix the file, or delete it through the
+    # API)", the engine said "check alerts-to-journal is no longer in the config", as of a table
+    # taken out of the file: the words a reload says of such a check are said at a start too.
+    client, key, _ = await start(aiohttp_client, write_config)
+    await made(client, key, slug="alerts-to-journal", timeout=600, channels="journal")
+    await client.close()
+    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        await start(aiohttp_client, write_config, body=without_channel)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("check alerts-to-journal")]
+    assert said == ["check alerts-to-journal (made through the API) is no longer served; its history is kept"]
+
+
 async def test_a_stored_check_left_out_is_updated_to_fit_the_file_or_deleted_through_the_api(
     aiohttp_client: Any, write_config: ConfigWriter
 ) -> None:

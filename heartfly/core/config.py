@@ -35,14 +35,7 @@ from heartfly.core.config_alerts import (
     parse_smtp,
 )
 from heartfly.core.config_keys import CHECK_KEYS, DEFAULT_KEYS, MAINTENANCE_KEYS, SERVER_KEYS, TOP_KEYS
-from heartfly.core.config_reader import (
-    ConfigError,
-    Reader,
-    join,
-    kind_of,
-    positive,
-    positive_duration,
-)
+from heartfly.core.config_reader import ConfigError, Reader, join, kind_of, positive, positive_duration
 from heartfly.core.config_secrets import read_secrets
 from heartfly.core.config_values import (
     AT_LEAST_1S,
@@ -118,6 +111,8 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     maintenance: tuple[Window, ...] = ()
     inherited: Mapping[str, Any] = field(default_factory=dict)  # [defaults], parsed: checks made later inherit it
+    # Checks made through the API that the file no longer fits (left out at a start): not served, not gone
+    left_out: tuple[str, ...] = field(default=(), compare=False)
     kept_parse: Path | None = field(default=None, compare=False)  # the file's parse was read from here (toml_cache)
     kept_checks: Path | None = field(default=None, compare=False)  # its checks as validated were read from here
     blank: bool = field(default=False, compare=False)  # the file was empty or held only comments

@@ -44,6 +44,12 @@ LOAD_PAGE = 1000  # stored checks finish_load reads at a time (some 40 ms at 100
 # 0.5 s longer.
 LOAD_PAUSE = 0.005
 NAMED_CHECKS = 10  # more checks than this new (or gone, or back) at once are logged as a count
+# A check made through the API not served (deleted, here or on another node; left out, the file no
+# longer fitting it): never "removed from the config", which sent an operator looking in the file.
+UNSERVED = (
+    "(made through the API) is no longer served; its history is kept",
+    "made through the API are no longer served",
+)
 TAKEOVER_SLOP = 3.0  # seconds: see the settle in load()
 # A first start of a big config makes every check's row (100k: seconds of work). A cluster leader's
 # lease is kept by a task of its own meanwhile, so the load lets the event loop turn this often, and
@@ -194,7 +200,10 @@ class Loading(ChangeRows):
                 statements.append(store.removed_statement(row.id, now))
                 if not name.startswith(store.TOMBSTONE):  # a check deleted through the API: no news of the config
                     gone.append(name)
-        self._log_checks(gone, "is no longer in the config; its history is kept", "are no longer in the config")
+        left_out = [name for name in gone if name in self.config.left_out]  # left out: never in the file
+        taken_out = [name for name in gone if name not in self.config.left_out]
+        self._log_checks(taken_out, "is no longer in the config; its history is kept", "are no longer in the config")
+        self._log_checks(left_out, *UNSERVED)
         if view:  # a standby's: which checks the leader watches that its config lacks, and the other way
             self.drift = (tuple(gone), tuple(unwatched), await settings.differ(db, self.config))
         self._log_new()

@@ -12,7 +12,7 @@ from heartfly.core import pipeline, states
 from heartfly.core.config import Config
 from heartfly.server import settings, windows
 from heartfly.server.checks import Check, Removed
-from heartfly.server.loading import Loading
+from heartfly.server.loading import UNSERVED, Loading
 from heartfly.store import rows as store
 from heartfly.store.api import StoreError
 from heartfly.store.queries import LoggedPing
@@ -158,11 +158,7 @@ class Reloading(Loading):
         self._rebuilding = False
         self._drop_stale()
         self._log_checks(dropped, "was removed from the config; its history is kept", "were removed from the config")
-        self._log_checks(
-            unserved,
-            "(made through the API) is no longer served; its history is kept",
-            "made through the API are no longer served",
-        )
+        self._log_checks(unserved, *UNSERVED)
         self._log_checks(
             [check.name for check in returned],
             "is back in the config; watching it afresh, with its history",

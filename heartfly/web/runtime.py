@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,7 +204,8 @@ class Runtime:
         without `left_out`, on a stored check that does not validate: see with_stored_checks)."""
         stored = self.stored if stored is None else stored
         tables = {name: (c.origin, c.table) for name, c in stored.items()}
-        return with_stored_checks(file_config, tables, left_out)
+        config = with_stored_checks(file_config, tables, left_out)
+        return replace(config, left_out=tuple(n for n in tables if n not in config.checks))
 
     async def apply_config(
         self, file_config: Config, stored: Mapping[str, StoredCheck] | None = None, left_out: list[str] | None = None
