@@ -246,8 +246,7 @@ async def _body_given(request: web.Request) -> str | None:
         raw, _ = await read_body(request, BODY_READ, BODY_READ)  # a longer one: a 413's words
     except web.HTTPException as exc:
         return (exc.text or exc.reason).strip()
-    text = raw.strip()
-    if not text or text.replace(b" ", b"") == b"{}":
+    if b"".join(raw.split()) in (b"", b"{}"):  # `{` and `}` on lines of their own too (curl -d @file)
         return None
     return f"{len(raw)} bytes"
 

@@ -378,7 +378,8 @@ PATHS: dict[str, Any] = {
                 "in": "query",
                 "schema": {"type": "string", "pattern": UNTIL_PATTERN},
                 "example": "2h",
-                "description": 'Resume by itself then: a duration ("2h") or an ISO 8601 time (UTC unless it says).',
+                "description": 'Resume by itself then: a duration ("2h") or an ISO 8601 time (UTC unless it says).'
+                " In the URL only: a request body other than none or `{}` is a 400, and nothing is paused.",
             }
         ],
         PAUSED,
