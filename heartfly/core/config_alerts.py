@@ -175,8 +175,14 @@ def _channel(
         for address in to:
             if not _EMAIL_RE.fullmatch(address):
                 reader.fail(join(where, "to"), f'"{address}" is not an email address')
-        # Each address once, as apprise's urls: listed twice, it was given to the server twice
-        return ChannelConfig(to=tuple(dict.fromkeys(to)), **common)
+        # Each address once, as apprise's urls: listed twice, it was given to the server twice. In
+        # any case: a domain's is none of the address's, and mail servers take the local part's as
+        # none either (RFC 5321 discourages telling mailboxes apart by it), so "Ops@Example.org"
+        # beside "ops@example.org" (two lists merged by hand) delivered every alert twice too.
+        once: dict[str, str] = {}
+        for address in to:
+            once.setdefault(address.casefold(), address)
+        return ChannelConfig(to=tuple(once.values()), **common)
     if kind == "webhook":
         url = reader.value(raw, where, "url", str, _url)
         if "url" not in raw:
