@@ -1282,6 +1282,38 @@ async def test_a_recovery_gives_its_runs_duration_and_one_by_an_end_without_a_st
     assert await last_duration() == duration
 
 
+async def test_the_dashboard_names_a_channel_that_gave_up_its_last_alert_after_a_restart_too_until_one_is_sent(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # Kept in the dispatcher's memory, the banner went with a restart while the down was still told
+    # to nobody (and `heartfly status` still counted it), and no node of a cluster ever showed it.
+    hook, fine = await receivers(status=404), await receivers()
+    key = new_key()
+    config = write_config(
+        webhook("hook", hook.url) + webhook("fine", fine.url) + check("job", key, ["hook", "fine"]) + fast(),
+        server=SERVER,
+    )
+
+    async def banner(hf: Heartfly) -> str:
+        async with hf.client.get("/", headers=hf.auth) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        return page.partition('id="outbox"')[2].partition("</section>")[0]
+
+    hf = await start(config)
+    assert "gave up" not in await banner(hf)
+    await hf.ping(key, "/fail")
+    await hf.settled("job", 2)
+    said = await banner(hf)
+    assert "Channel hook gave up its last alert" in said and "Channel fine" not in said, said
+    await hf.client.close()
+    hf = await start(config)  # a restart: nothing of it in memory
+    assert "Channel hook gave up its last alert" in await banner(hf)
+    hook.status = 200  # the channel fixed: a test alert sent there says so
+    assert (await post_test(hf, "hook"))[1]["status"] == "sent"
+    assert "gave up" not in await banner(hf)
+
+
 # ---- test alerts ----------------------------------------------------------------------------
 
 

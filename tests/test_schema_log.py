@@ -103,8 +103,8 @@ async def test_a_new_postgresql_database_is_named_without_its_password_and_an_ol
     with caplog.at_level(logging.INFO, logger="heartfly.store.postgres"):
         await (await postgres.Writer.open(database)).close()
     said = [r.getMessage() for r in caplog.records if "schema version" in r.getMessage()]
-    assert said == [f"database postgresql://secretive:***@127.0.0.1:{pg_server.port}/{name} created (schema version 6)"]
-    assert len(PG_MIGRATIONS) == 6 and not [m for m in said if "horse" in m]
+    assert said == [f"database postgresql://secretive:***@127.0.0.1:{pg_server.port}/{name} created (schema version 7)"]
+    assert len(PG_MIGRATIONS) == 7 and not [m for m in said if "horse" in m]
 
     older = PostgresDatabase(pg_server.database())
     async with await psycopg.AsyncConnection.connect(older.url, autocommit=True) as conn:

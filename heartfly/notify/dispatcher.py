@@ -35,7 +35,7 @@ from heartfly.notify import DeliveryError, PermanentError, apprise_channel, emai
 from heartfly.notify.message import Alert
 from heartfly.store import rows as store
 from heartfly.store.api import Reader, StoreError, WriteQueue
-from heartfly.store.outboxqueries import OutboxItem
+from heartfly.store.outboxqueries import GONE_FROM_CONFIG, OutboxItem
 from heartfly.store.rows import Statement
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,6 @@ class Dispatcher:
         may_send: Callable[[], bool] | None = None,
         names: Callable[[int], str | None] | None = None,
         outcomes: Counter[tuple[str, str]] | None = None,
-        given_up: dict[str, float] | None = None,
     ) -> None:
         self._limits: dict[str, _Slots] = {}
         self.config = config
@@ -192,8 +191,6 @@ class Dispatcher:
         # counts are read as Prometheus labels and looked up by plain strings. `outcomes`: the
         # process's (Runtime.alert_outcomes), which every term's sender of a cluster's node adds to.
         self.outcomes: Counter[tuple[str, str]] = Counter() if outcomes is None else outcomes
-        # channel -> when an alert tried there was last given up, until one is sent there (Runtime.given_up)
-        self.given_up: dict[str, float] = {} if given_up is None else given_up
         # (alert key, channel) -> email recipients (apprise URLs) reached while the alert is retried
         # for the rest; in memory: after a restart a retry goes to all of them again (at least once).
         self.reached: dict[tuple[str, str], set[str]] = {}
@@ -376,19 +373,17 @@ class Dispatcher:
         timeout = self.config.alerts.timeout if channel is None else channel.timeout or self.config.alerts.timeout
         outcome: AttemptOutcome = AttemptOutcome.SENT
         error: str | None = None
-        tried = False
         asked: float | None = None  # the receiver's Retry-After
         name = self._check_name(item)
         if started > item.expires_at:
             outcome, error = AttemptOutcome.EXPIRED, "expired before it could be sent"
         elif channel is None:
-            outcome, error = AttemptOutcome.FAILED, f'channel "{item.channel}" is no longer in the config'
+            outcome, error = AttemptOutcome.FAILED, f'channel "{item.channel}"{GONE_FROM_CONFIG}'
         elif name is None:
-            outcome, error = AttemptOutcome.FAILED, f'check "{item.payload.get("check")}" is no longer in the config'
+            outcome, error = AttemptOutcome.FAILED, f'check "{item.payload.get("check")}"{GONE_FROM_CONFIG}'
         elif item.event == AlertEvent.REMINDER and (stale := await self._stale(item)) is not None:
             outcome, error = AttemptOutcome.SUPERSEDED, stale
         else:
-            tried = True  # the channel's own outcome, not one of a channel or check no longer in the file
             try:
                 alert = await self._alert(item, name, pings)
                 async with asyncio.timeout(timeout) as limit:
@@ -426,10 +421,6 @@ class Dispatcher:
             if next_at is None:
                 outcome = AttemptOutcome.EXPIRED
         self.outcomes[(item.channel, outcome)] += 1
-        if outcome is AttemptOutcome.SENT and tried:  # a test alert too: the channel works now
-            self.given_up.pop(item.channel, None)
-        elif outcome in (AttemptOutcome.FAILED, AttemptOutcome.EXPIRED) and tried and item.event != AlertEvent.TEST:
-            self.given_up[item.channel] = ended
         if outcome is not AttemptOutcome.RETRY:
             self.reached.pop((item.key, item.channel), None)
         statements = store.attempt_statements(item.id, started, ended - started, outcome, error, next_at)

@@ -5,6 +5,7 @@ SQL; PostgreSQL swaps in its own text for the few that differ (pgconn.PG_VARIANT
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,3 +207,34 @@ async def count_given_up_alerts(db: Db, since: float) -> dict[str, int]:
         " AND done_at >= ? GROUP BY channel ORDER BY channel"
     )
     return {str(channel): int(count) for channel, count in await fetch_all(db, sql, (since,))}
+
+
+# How the error of an alert failed because its check or channel left the file ends (the dispatcher's
+# words): no failure of the channel's, which the dashboard does not name for it.
+GONE_FROM_CONFIG = " is no longer in the config"
+
+# A channel's last alert given up (failed for good, not because its check left the file; or
+# expired), and its last one sent (a test alert too), each by a seek on outbox_done; failed test
+# alerts left out, as their sender saw them.
+_LAST_DONE = (
+    "SELECT (SELECT MAX(done_at) FROM outbox WHERE channel = ? AND status = 'failed' AND event <> 'test'"
+    " AND COALESCE(last_error, '') NOT LIKE ?),"
+    " (SELECT MAX(done_at) FROM outbox WHERE channel = ? AND status = 'expired' AND event <> 'test'),"
+    " (SELECT MAX(done_at) FROM outbox WHERE channel = ? AND status = 'sent')"
+)
+
+
+async def read_given_up_channels(db: Db, channels: Sequence[str]) -> dict[str, float]:
+    """Of `channels`, those whose last alert done was given up (failed for good, or expired) and not
+    followed by one sent there, with when it was given up. From the outbox, so a restart and every
+    node of a cluster tell the same as `heartfly status`."""
+    given_up: dict[str, float] = {}
+    for channel in channels:
+        row = await fetch_one(db, _LAST_DONE, (channel, f"%{GONE_FROM_CONFIG}", channel, channel))
+        if row is None:
+            continue
+        failed, expired, sent = row
+        last = max((float(t) for t in (failed, expired) if t is not None), default=None)
+        if last is not None and (sent is None or last > float(sent)):
+            given_up[channel] = last
+    return given_up

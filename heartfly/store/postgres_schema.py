@@ -135,4 +135,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX flips_counted ON flips(check_id, at)
         WHERE old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'paused'));
     """,
+    # 7: as SQLite's 10: a channel's last alert sent and last given up, by a seek each.
+    """
+    CREATE INDEX outbox_done ON outbox(channel, status, done_at);
+    """,
 ]

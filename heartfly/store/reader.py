@@ -91,6 +91,9 @@ class SqlReader:
     async def count_given_up_alerts(self, since: float) -> dict[str, int]:
         return await outboxqueries.count_given_up_alerts(self.db, since)
 
+    async def read_given_up_channels(self, channels: Sequence[str]) -> dict[str, float]:
+        return await outboxqueries.read_given_up_channels(self.db, channels)
+
     async def read_ping(self, ping_id: int) -> dict[str, Any] | None:
         return await queries.read_ping(self.db, ping_id)
 

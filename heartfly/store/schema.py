@@ -138,4 +138,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX flips_counted ON flips(check_id, at)
         WHERE old <> new AND (old IN ('down', 'paused') OR new IN ('down', 'paused'));
     """,
+    # 10: a channel's last alert sent and last given up, by a seek each (outboxqueries._LAST_DONE):
+    # the dashboard reads them at every refresh, and the outbox keeps keep_history of finished rows.
+    """
+    CREATE INDEX outbox_done ON outbox(channel, status, done_at);
+    """,
 ]

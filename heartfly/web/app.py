@@ -212,9 +212,8 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
         return
     async with _session() as session:
         dispatcher = Dispatcher(
-            rt.config, rt.clock, rt.writer, rt.reader, session,
-            names=rt.engine.name_of, outcomes=rt.alert_outcomes, given_up=rt.given_up,
-        )  # fmt: skip
+            rt.config, rt.clock, rt.writer, rt.reader, session, names=rt.engine.name_of, outcomes=rt.alert_outcomes
+        )
         rt.dispatcher = dispatcher
         rt.engine.on_alerts = dispatcher.wake
         tasks = [

@@ -274,7 +274,7 @@ async def index(request: web.Request) -> web.Response:
         request,
         "index.html",
         pending=await _pending(request),
-        given_up=_given_up(request),
+        given_up=await _given_up(request),
         rows=rows,
         counts=counts,
         total=len(everything),
@@ -290,11 +290,19 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
-def _given_up(request: web.Request) -> list[tuple[str, float]]:
-    """The channels (still in the file) whose last alert tried was given up, failed for good (a
-    revoked webhook: 404) or expired, with when: none of it waits, so `pending` does not say it."""
+async def _given_up(request: web.Request) -> list[tuple[str, float]]:
+    """The channels (in the file) whose last alert was given up, failed for good (a revoked
+    webhook: 404) or expired, and none sent there since, with when: none of it waits, so `pending`
+    does not say it. From the outbox: the same after a restart and on every node of a cluster.
+    Left out when it cannot be read now, as `pending` is."""
     rt = request.app[RUNTIME]
-    return sorted((name, at) for name, at in rt.given_up.items() if name in rt.config.channels)
+    if rt.reader is None:
+        return []
+    try:
+        found = await metrics.bounded(rt.reader.read_given_up_channels(sorted(rt.config.channels)))
+    except (StoreError, TimeoutError):
+        return []
+    return sorted(found.items())
 
 
 async def _pending(request: web.Request) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Coroutine, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -69,16 +69,18 @@ async def _metrics(request: web.Request) -> web.Response:
     )
 
 
-_CANCELLING: set[asyncio.Task[int]] = set()  # counts given up on, until their cancellation ends
+_CANCELLING: set[asyncio.Task[Any]] = set()  # reads given up on, until their cancellation ends
 
 
-async def bounded(count: Coroutine[Any, Any, int]) -> int:
-    """The outbox's count, or TimeoutError after OUTBOX_READ_LIMIT: an outbox locked by a migration
-    or VACUUM FULL held it, and with it the whole scrape (or the dashboard's page), past Prometheus'
-    scrape timeout. The
-    query is then cancelled (PostgreSQL's driver cancels it on the server, else closes the
-    connection) but not waited for: on a connection gone silent the cancellation goes unanswered
-    too, for up to 10 s more."""
+_T = TypeVar("_T")
+
+
+async def bounded(count: Coroutine[Any, Any, _T]) -> _T:
+    """The outbox's count (or another read of it), or TimeoutError after OUTBOX_READ_LIMIT: an
+    outbox locked by a migration or VACUUM FULL held it, and with it the whole scrape (or the
+    dashboard's page), past Prometheus' scrape timeout. The query is then cancelled (PostgreSQL's
+    driver cancels it on the server, else closes the connection) but not waited for: on a
+    connection gone silent the cancellation goes unanswered too, for up to 10 s more."""
     task = asyncio.ensure_future(count)
     try:
         done, _ = await asyncio.wait({task}, timeout=OUTBOX_READ_LIMIT)
@@ -93,7 +95,7 @@ async def bounded(count: Coroutine[Any, Any, int]) -> int:
     raise TimeoutError
 
 
-def _cancelled(task: asyncio.Task[int]) -> None:
+def _cancelled(task: asyncio.Task[Any]) -> None:
     _CANCELLING.discard(task)
     if not task.cancelled():
         task.exception()  # retrieved: a failure of a count given up on is nobody's to report

@@ -63,9 +63,6 @@ class Runtime:
     # (channel, outcome) -> alert attempts of every sender this process ran (a cluster's node has
     # one per term it leads): /metrics' counters, which go back to 0 only at a restart.
     alert_outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    # channel -> when its last alert tried was given up (failed for good, or expired), until one is
-    # sent there: the dashboard's word of a channel that tells nobody (Dispatcher.given_up)
-    given_up: dict[str, float] = field(default_factory=dict)
     listening: str = ""  # "listening on http://...", once the port is bound (for systemd's STATUS=)
     # The daemon's, set once the port answers: a restart reads its stored states after (Engine.read_after).
     answering: asyncio.Event | None = None
