@@ -39,6 +39,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from heartfly.core.config import Config, ConfigError
 from heartfly.web.app import create_app
+from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
 from tests.proc import Server
 from tests.storeutil import query
@@ -1312,6 +1313,32 @@ async def test_the_dashboard_names_a_channel_that_gave_up_its_last_alert_after_a
     hook.status = 200  # the channel fixed: a test alert sent there says so
     assert (await post_test(hf, "hook"))[1]["status"] == "sent"
     assert "gave up" not in await banner(hf)
+
+
+async def test_an_alert_dropped_as_its_check_left_the_config_is_not_counted_as_given_up_by_its_channel(
+    start: Start, receivers: Receivers, write_config: ConfigWriter
+) -> None:
+    # `heartfly status` counted it "given up ... via hook" for a day, as if hook told nobody, and
+    # `heartfly history NAME`, which it points to, knows no such check; the dashboard named no channel.
+    hook = await receivers(503, 503)
+    key = new_key()
+    kept = check("kept", new_key(), ["hook"])
+    config = write_config(webhook("hook", hook.url) + check("job", key, ["hook"]) + kept + fast("60s"), server=SERVER)
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await hf.wait_alert("job", "hook", "down", lambda a: len(a["attempt_log"]) >= 1)
+    write_config(webhook("hook", hook.url) + kept + fast("60s"), server=SERVER)
+    async with hf.client.post("/api/v1/reload", headers=hf.auth) as resp:
+        assert resp.status == 200, await resp.text()
+
+    def dropped() -> list[tuple[object, ...]]:
+        return query(config, "SELECT status FROM outbox WHERE status != 'pending'")
+
+    assert await until(dropped, "the removed check's alert to be dropped", timeout=5) == [("failed",)]
+    reader = hf.client.app[RUNTIME].reader
+    assert reader is not None
+    assert await reader.count_given_up_alerts(0.0) == {}
+    assert await reader.read_given_up_channels(["hook"]) == {}
 
 
 # ---- test alerts ----------------------------------------------------------------------------

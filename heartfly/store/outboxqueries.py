@@ -200,13 +200,16 @@ async def count_pending_alerts(db: Db) -> int:
 
 async def count_given_up_alerts(db: Db, since: float) -> dict[str, int]:
     """Per channel, the alerts given up (failed for good, or expired) since `since`; not test
-    alerts, whose sender saw the outcome. A scan of the outbox: read by `heartfly status`, not by
-    pages that refresh themselves."""
+    alerts, whose sender saw the outcome, nor those failed because their check or channel left the
+    file (no failure of a channel's: counted, they named a channel that works as telling nobody,
+    which the dashboard did not). A scan of the outbox: read by `heartfly status`, not by pages
+    that refresh themselves."""
     sql = (
         "SELECT channel, COUNT(*) FROM outbox WHERE status IN ('failed', 'expired') AND event <> 'test'"
-        " AND done_at >= ? GROUP BY channel ORDER BY channel"
+        " AND done_at >= ? AND (status = 'expired' OR COALESCE(last_error, '') NOT LIKE ?)"
+        " GROUP BY channel ORDER BY channel"
     )
-    return {str(channel): int(count) for channel, count in await fetch_all(db, sql, (since,))}
+    return {str(channel): int(count) for channel, count in await fetch_all(db, sql, (since, f"%{GONE_FROM_CONFIG}"))}
 
 
 # How the error of an alert failed because its check or channel left the file ends (the dispatcher's
