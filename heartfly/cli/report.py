@@ -23,8 +23,6 @@ from heartfly.store import backend, sqlite
 from heartfly.store.api import Reader, StoreError
 from heartfly.store.rows import TOMBSTONE
 
-# The server marks itself alive every second: a mark older than this, and it is not running (or
-# cannot write), so the states read may be stale and it watches no check the file lacks.
 GIVEN_UP_WITHIN = 86400.0  # seconds back that status counts the alerts given up
 
 
@@ -36,6 +34,8 @@ class Outbox(NamedTuple):
     given_up: dict[str, int] = {}  # noqa: RUF012 - a NamedTuple's default, never changed
 
 
+# The server marks itself alive every second: a mark older than this, and it is not running (or
+# cannot write), so the states read may be stale and it watches no check the file lacks.
 STALE_AFTER = 10.0
 
 # A ping's body in `heartfly history`: its first BODY_SHOWN characters. A body longer than
