@@ -964,10 +964,20 @@ def test_check_config_refuses_a_file_that_drops_the_channel_of_a_check_made_thro
 @pytest.mark.parametrize(
     ("host", "problem"),
     [
-        ("mail.example.org:587", 'smtp.host: "mail.example.org:587" holds a port: set host = "mail.example.org"'
-                                 " and port = 587"),
-        ("smtp://mail.example.org", 'smtp.host: "smtp://mail.example.org" is not a host name or address: give the'
-                                    ' name alone (host = "mail.example.com")'),
+        ("mail.example.org:587", 'smtp.host: "mail.example.org:587" is not a host name or address alone: set host'
+                                 ' = "mail.example.org" and port = 587'),
+        ("smtp://mail.example.org", 'smtp.host: "smtp://mail.example.org" is not a host name or address alone: set'
+                                    ' host = "mail.example.org"'),
+        # An IPv6 address written as in a URL: looked up as a name, as "mail.example.org:587" was
+        ("[::1]", 'smtp.host: "[::1]" is not a host name or address alone: set host = "::1"'),
+        ("[2001:db8::25]:587", 'smtp.host: "[2001:db8::25]:587" is not a host name or address alone: set host ='
+                               ' "2001:db8::25" and port = 587'),
+        ("smtps://mail.example.org:465", 'smtp.host: "smtps://mail.example.org:465" is not a host name or address'
+                                         ' alone: set host = "mail.example.org", port = 465 and security = "tls"'),
+        ("/run/postfix.sock", 'smtp.host: "/run/postfix.sock" is not a host name or address alone: a socket path'
+                              ' is not taken: give the TCP address of the relay (host = "localhost" for one here)'),
+        ("mail example.org", 'smtp.host: "mail example.org" is not a host name or address: give the name alone'
+                             ' (host = "mail.example.com")'),
         ("", "smtp.host: missing"),
     ],
 )  # fmt: skip
@@ -981,7 +991,7 @@ def test_an_smtp_host_with_a_port_or_a_scheme_in_it_is_refused_at_load_not_looke
     assert refused.value.problems == [problem]
 
 
-@pytest.mark.parametrize("host", ["mail.example.org", "127.0.0.1", "::1", "fe80::1"])
+@pytest.mark.parametrize("host", ["mail.example.org", "mail.example.org.", "127.0.0.1", "::1", "fe80::1"])
 def test_an_smtp_host_name_or_address_alone_is_taken(host: str) -> None:
     text = f'[smtp]\nhost = "{host}"\n[checks.a]\nkey = "{new_key()}"\nevery = "1h"\n'
     assert parse_config(tomllib.loads(text), Path("heartfly.toml")).smtp.host == host  # type: ignore[union-attr]

@@ -226,16 +226,52 @@ def _security(text: str) -> Security:
 
 
 def _host(text: str) -> str:
-    """A host name or address alone: a URL's scheme or a port written in it was looked up as a
-    name, and every email failed "cannot reach SMTP server" for a day of retries."""
+    """A host name or address alone: a URL's scheme, a port or an IPv6 address's brackets written in
+    it were looked up as a name, and every email failed "cannot reach SMTP server" for a day of
+    retries. The error says what to write instead."""
     if not text.strip():
         raise ValueError("missing")
-    if "://" in text or any(c.isspace() or c in "/@" for c in text):
+    instead = _host_instead(text)
+    if instead is not None:
+        raise ValueError(f'"{text}" is not a host name or address alone: {instead}')
+    if any(c.isspace() or c in "/@[]" for c in text):
         raise ValueError(f'"{text}" is not a host name or address: give the name alone (host = "mail.example.com")')
-    name, colon, port = text.rpartition(":")
-    if colon and ":" not in name and port.isdigit():  # not an IPv6 address, whose colons are its own
-        raise ValueError(f'"{text}" holds a port: set host = "{name}" and port = {port}')
     return text
+
+
+def _host_instead(text: str) -> str | None:
+    """What to write for a host given as a URL, with a port, in brackets or as a socket's path."""
+    if text.startswith("/"):  # a local relay's socket: SMTP here goes over TCP
+        return 'a socket path is not taken: give the TCP address of the relay (host = "localhost" for one here)'
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        parts = urlsplit(f"//{rest}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname:
+            return 'give the name alone (host = "mail.example.com")'
+        return _name_and_port(parts.hostname, port, tls=scheme.lower() == "smtps")
+    if text.startswith("["):  # an IPv6 address as a URL writes it
+        address, bracket, after = text[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else None
+        if bracket and ":" in address and (after == "" or (port_text is not None and port_text.isdigit())):
+            return _name_and_port(address, int(port_text) if port_text else None)
+        return None
+    name, colon, port_text = text.rpartition(":")
+    if colon and ":" not in name and (port_text.isdigit() or not port_text):  # IPv6's colons are its own
+        return _name_and_port(name, int(port_text) if port_text else None)
+    return None
+
+
+def _name_and_port(name: str, port: int | None, tls: bool = False) -> str:
+    settings = [f'host = "{name}"']
+    if port is not None:
+        settings.append(f"port = {port}")
+    if tls:
+        settings.append('security = "tls"')
+    return "set " + (f"{', '.join(settings[:-1])} and {settings[-1]}" if len(settings) > 1 else settings[0])
 
 
 def _port(value: int) -> int:
