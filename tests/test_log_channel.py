@@ -184,10 +184,15 @@ DISCORD_HOOK = "https://discord.com/api/webhooks/1/XyZsecret"
         (DISCORD_HOOK, "slack", 'discord.com is a Discord webhook, which takes format = "discord"'),
         (f"{DISCORD_HOOK}/slack", "discord",
          'discord.com is a Slack-compatible Discord webhook, which takes format = "slack"'),
-        ("https://ntfy.sh/my-topic", "json", 'ntfy.sh is a ntfy webhook, which takes format = "ntfy"'),
+        (f"{DISCORD_HOOK.replace('/api/', '/api/v10/')}/slack", "json",
+         'discord.com is a Slack-compatible Discord webhook, which takes format = "slack"'),
         (SLACK_HOOK, "slack", None),
         (f"{DISCORD_HOOK}/slack", "slack", None),
         ("https://incidents.example.org/hook", "json", None),
+        # A Slack workflow's webhook takes the variables its workflow defines, not Slack's message body
+        ("https://hooks.slack.com/workflows/T0/A0/1/XyZsecret", "json", None),
+        ("https://hooks.slack.com/triggers/T0/1/XyZsecret", "json", None),
+        ("https://mattermost.example.org/hooks/XyZsecret", "slack", None),
     ],
 )  # fmt: skip
 def test_check_config_warns_of_a_chat_webhook_whose_format_is_not_the_one_its_service_takes(
@@ -203,6 +208,17 @@ def test_check_config_warns_of_a_chat_webhook_whose_format_is_not_the_one_its_se
         assert result.stderr == ""
     else:
         assert result.stderr == f'warning: channels.chat.format: "{fmt}", but {warned}: every alert would fail there\n'
+
+
+def test_check_config_says_an_ntfy_topic_shows_another_formats_body_raw_not_that_it_fails(tmp_path: Path) -> None:
+    # ntfy takes any body as the message's text: a JSON body is shown as it is, not refused.
+    path = tmp_path / "hb.toml"
+    channel = '[channels.chat]\ntype = "webhook"\nurl = "https://ntfy.sh/my-topic"\nformat = "json"\n'
+    path.write_text(SERVER + channel + f'[checks.told]\nkey = "{new_key()}"\nevery = "1h"\nchannels = ["chat"]\n')
+    assert heartfly("check-config", "-c", str(path)).stderr == (
+        'warning: channels.chat.format: "json", but ntfy.sh is a ntfy webhook, which takes format = "ntfy": ntfy'
+        " would show each alert as the raw body, with no title or priority\n"
+    )
 
 
 def test_check_config_and_serve_warn_when_the_smtp_password_would_cross_the_network_in_clear(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ but it may as well be the channel some checks were meant to list.
 from __future__ import annotations
 
 import ipaddress
+import re
 import urllib.parse
 from collections.abc import Sequence
 
@@ -129,29 +130,41 @@ def _smtp_warnings(config: Config) -> list[str]:
     return found
 
 
-# The chat services whose webhook URL says which body they take, by host (and, for Discord, the
-# path's end: /slack takes Slack's body): another format is refused (Slack: 400 invalid_payload).
-_SERVICES = {"hooks.slack.com": ("Slack", "slack"), "ntfy.sh": ("ntfy", "ntfy")}
-_DISCORD = {"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"}
+# The chat services whose webhook URL says which body they take, by host and path (Discord's, ending in
+# /slack, takes Slack's body), and what another format gets: Slack and Discord refuse it (Slack: 400
+# invalid_payload); ntfy takes any body as the message's text. Slack's workflow webhooks
+# (/workflows/, /triggers/) take the variables their workflow defines: any format may fit them.
+_REFUSED = "every alert would fail there"
+_SLACK = re.compile(r"/services/[^/]+/[^/]+/[^/]+/?")
+_DISCORD = re.compile(r"/api(?:/v\d+)?/webhooks/[^/]+/[^/]+(/slack)?/?")
+_DISCORD_HOSTS = {"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"}
+
+
+def _hook_service(host: str, path: str) -> tuple[str, str, str] | None:
+    """(the service's name, the format it takes, what another format gets), or None for another URL."""
+    if host == "hooks.slack.com" and _SLACK.fullmatch(path):
+        return "Slack", "slack", _REFUSED
+    if host in _DISCORD_HOSTS and (hook := _DISCORD.fullmatch(path)):
+        return ("Slack-compatible Discord", "slack", _REFUSED) if hook[1] else ("Discord", "discord", _REFUSED)
+    if host == "ntfy.sh" and path.strip("/") and "/" not in path.strip("/"):  # a topic's URL
+        return "ntfy", "ntfy", "ntfy would show each alert as the raw body, with no title or priority"
+    return None
 
 
 def _hook_formats(config: Config) -> list[str]:
     """Webhooks of a known chat service whose `format` is not the one it takes: every alert would
-    fail for good. Said by host only (the URL's path holds its token)."""
+    fail for good, or arrive unreadable. Said by host only (the URL's path holds its token)."""
     found = []
     for name, channel in config.channels.items():
         if channel.type != "webhook" or channel.url is None:
             continue
         parts = urllib.parse.urlsplit(channel.url)
-        host = (parts.hostname or "").lower()
-        service = _SERVICES.get(host)
-        if host in _DISCORD and parts.path.startswith("/api/webhooks/"):
-            service = ("Slack-compatible Discord", "slack") if parts.path.rstrip("/").endswith("/slack") else None
-            service = service or ("Discord", "discord")
+        host = (parts.hostname or "").lower().rstrip(".")
+        service = _hook_service(host, parts.path)
         if service is not None and channel.format != service[1]:
             found.append(
                 f'channels.{name}.format: "{channel.format}", but {host} is a {service[0]} webhook, which takes'
-                f' format = "{service[1]}": every alert would fail there'
+                f' format = "{service[1]}": {service[2]}'
             )
     return found
 
