@@ -414,6 +414,44 @@ async def test_a_login_the_smtp_server_refuses_makes_the_channel_wait_rather_tha
     assert relay.logins > 0
 
 
+async def test_a_reload_with_the_smtp_password_fixed_ends_the_login_wait_so_a_test_alert_goes_at_once(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    # After a refused login the channel waits a minute (at most retry_max). The operator fixes the
+    # password file and reloads: the test alert that is to say the login works now waited that
+    # minute out, and was reported pending.
+    def login(*args: Any) -> AuthResult:
+        return AuthResult(success=args[-1].password == b"fixed", handled=False)
+
+    relay = BoundController(mailbox.inbox, mailbox.sock)
+    relay.SMTP_kwargs.update(authenticator=login, auth_require_tls=False)
+    mailbox.controller = relay
+    await asyncio.to_thread(relay.start)
+    password = tmp_path / "smtp-password"
+    password.write_text("old\n")
+    password.chmod(0o600)
+    key = new_key()
+    config = write_config(
+        mailbox.toml()
+        + f'username = "heartfly"\npassword_file = "{password}"\n'
+        + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + check("backup", key, ["ops"])
+        + '[alerts]\nretry_max = "1h"\nexpire_after = "1h"\n',
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    refused = await hf.wait_alert("backup", "ops", "down", lambda a: a["attempts"] >= 1)
+    assert "SMTP login failed (535" in refused["error"], refused
+    password.write_text("fixed\n")
+    async with hf.client.post("/api/v1/reload", headers=hf.auth) as resp:
+        assert resp.status == 200, await resp.text()
+    status, result = await post_test(hf, "ops")
+    assert (status, reported(result)) == (200, "sent"), result
+    [(_, msg)] = mailbox.received
+    assert msg["X-Heartfly-Alert"] == result["key"]
+
+
 async def test_an_email_goes_through_a_relay_asking_starttls_and_a_login_its_certificate_from_ssl_cert_file(
     start: Start, mailbox: Mailbox, write_config: ConfigWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -210,9 +210,14 @@ class Dispatcher:
 
     @config.setter
     def config(self, config: Config) -> None:
-        """A reload's config: the attempts waiting for a slot look at its concurrency at once."""
+        """A reload's config: the attempts waiting for a slot look at its concurrency at once. One that
+        changed [smtp] (the password fixed) ends the wait its email channels kept after a refused
+        login (email.LOGIN_WAIT): the test alert that says the new login works went only after it."""
+        login = getattr(self, "_config", config).smtp != config.smtp
         self._config = config
-        for slots in self._limits.values():
+        for name, slots in self._limits.items():
+            if login and (channel := config.channels.get(name)) is not None and channel.type == "email":
+                slots.resume_at = 0.0
             slots.changed.set()
 
     def wake(self) -> None:
