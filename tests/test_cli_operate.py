@@ -130,6 +130,21 @@ def test_reload_makes_the_running_server_read_its_file_again(running: tuple[Serv
     assert [c["name"] for c in api(server, "/api/v1/checks")] == ["nightly", "added"]
 
 
+def test_reload_warns_of_an_apprise_url_apprise_cannot_read_as_check_config_does(running: tuple[Server, Path]) -> None:
+    # `heartfly reload` says what check-config says of the file: it said all but this, so a typo in
+    # a service's scheme reloaded without a word, and every alert failed there for good.
+    pytest.importorskip("apprise")
+    _, path = running
+    channel = '[channels.chat]\ntype = "apprise"\nurls = ["json://localhost/hook", "slakc://T000/B000/XyZsecret"]\n'
+    path.write_text(path.read_text().replace("[checks.nightly]", channel + '[checks.nightly]\nchannels = ["chat"]'))
+    result = heartfly("reload", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "warning: channels.chat.urls: apprise does not understand URL 2 of 2 (not shown: it may hold a token),"
+        " so each alert fails there for good\n"
+    )
+
+
 def test_a_replaced_token_file_takes_effect_with_heartfly_reload_and_the_old_token_stops(
     running: tuple[Server, Path],
 ) -> None:

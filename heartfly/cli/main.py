@@ -205,14 +205,19 @@ def check_config(config_path: Path | None) -> None:
     except StoreError as exc:
         unread = [f"the checks made through the API were not compared with the file: {exc}"]
     click.echo(describe_checks(config, time.time()))
-    services = []
-    if any(c.type == "apprise" for c in config.channels.values()):  # apprise is imported only when named
-        from heartfly.notify.apprise_channel import unreadable
-
-        services = unreadable(config.channels.values())
     # Valid, so exit 0; on stderr: scripts reading stdout are unaffected
-    for warning in [*warnings(config), *services, *unread]:
+    for warning in [*warnings(config), *_unreadable_services(config), *unread]:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _unreadable_services(config: Config) -> list[str]:
+    """The apprise URLs apprise cannot read, which check-config and reload warn of: apprise is
+    imported only for a file that names it (never by the client's commands, ping and run)."""
+    if not any(c.type == "apprise" for c in config.channels.values()):
+        return []
+    from heartfly.notify.apprise_channel import unreadable
+
+    return unreadable(config.channels.values())
 
 
 @main.command()
@@ -412,7 +417,8 @@ def reload(config_path: Path | None) -> None:
     # The file as the server runs it: one started with --listen is asked with HEARTFLY_LISTEN
     # (admin.local_url, which refused a wrong one), and its links follow that address.
     running = with_listen(config, listen) if (listen := os.environ.get(ENV)) else config
-    for warning in warnings(running, watched=watched[0] if watched else None):  # on stderr: reloaded, so exit 0
+    said = warnings(running, watched=watched[0] if watched else None)
+    for warning in [*said, *_unreadable_services(config)]:  # on stderr: reloaded, so exit 0
         click.echo(f"warning: {warning}", err=True)
 
 
