@@ -38,6 +38,9 @@ from multidict import CIMultiDict
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from heartfly.core.config import Config, ConfigError
+from heartfly.notify import DeliveryError
+from heartfly.notify import email as smtp_channel
+from heartfly.notify.message import Alert
 from heartfly.web.app import create_app
 from heartfly.web.runtime import RUNTIME
 from tests.conftest import ConfigWriter, new_key, past_validation
@@ -489,6 +492,12 @@ async def test_an_email_goes_through_a_relay_asking_starttls_and_a_login_its_cer
         + fast(),
         server=SERVER,
     )
+    # Untrusted without it: the test cannot pass with the certificate unchecked
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    assert config.smtp is not None
+    alert = Alert(key="test-1", event="test", payload={}, last_ping=None, link=PUBLIC)
+    with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+        await smtp_channel.send(config.smtp, config.channels["ops"], alert, set())
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     hf = await start(config)
     await hf.ping(key_, "/fail")
