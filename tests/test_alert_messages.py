@@ -820,3 +820,22 @@ def test_an_emails_message_id_is_of_the_senders_mail_domain_not_a_bare_word() ->
     # A header is ASCII: an IDN's domain as its punycode, and the message still flattens
     message = mail.build(SmtpConfig("mail.example.org", sender="hb@exämple.org"), channel, alert)
     assert message["Message-ID"].strip().endswith("@xn--exmple-cua.org>") and message.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("sender", "domain"),
+    [
+        # IDNA 2008, as DNS (and a webhook's host) has it: Python's codec made it strasse.de, another domain
+        ("hb@straße.de", "xn--strae-oqa.de"),
+        ("hb@alerts.example.org.", "alerts.example.org"),  # a root's dot: no msg-id ends in one
+        ("hb@[192.0.2.1]", "[192.0.2.1]"),  # a domain literal is an id-right too
+        ("hb@exa..mple.org", "heartfly"),  # none a msg-id can hold: not an invalid header
+    ],
+)
+def test_an_emails_message_id_domain_is_the_senders_as_dns_knows_it_and_always_a_valid_msg_id(
+    sender: str, domain: str
+) -> None:
+    alert = Alert(key="flip-7-1795396329113", event="down", payload={"check": "backup"}, last_ping=None, link=LINK)
+    channel = ChannelConfig("ops", "email", to=("ops@example.org",))
+    header = mail.build(SmtpConfig("mail.example.org", sender=sender), channel, alert)["Message-ID"]
+    assert header.strip().endswith(f".flip.7.1795396329113@{domain}>") and not header.defects, header.defects

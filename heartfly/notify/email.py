@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -11,6 +12,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 import aiosmtplib
+import yarl
 
 from heartfly.core.config_alerts import ChannelConfig, SmtpConfig
 from heartfly.core.printable import escape_lines
@@ -51,16 +53,22 @@ def build(smtp: SmtpConfig, channel: ChannelConfig, alert: Alert) -> EmailMessag
     return msg
 
 
+# RFC 5322's id-right: a dot-atom (a domain name) or a domain literal ("[192.0.2.1]")
+_ID_RIGHT = re.compile(r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*|\[[!-Z^-~]*\]", re.ASCII)
+
+
 def _id_domain(sender: str) -> str:
     """The Message-ID's domain: the sender's ("@heartfly", no domain name, is what spam filters
-    score), in ASCII, as a header must be (an IDN's punycode); "heartfly" if it has none."""
-    domain = sender.rpartition("@")[2]
-    if domain.isascii():
-        return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return "heartfly"
+    score), in ASCII, as a header must be: an IDN's punycode as DNS has it (IDNA 2008, as a webhook's
+    host: Python's own codec made "straße.de" the other domain "strasse.de"), without a root's
+    trailing dot (no msg-id's). "heartfly" if it has none a msg-id can hold."""
+    domain = sender.rpartition("@")[2].rstrip(".")
+    if not domain.isascii():
+        try:
+            domain = yarl.URL.build(scheme="http", host=domain).raw_host or ""
+        except (UnicodeError, ValueError):
+            domain = ""
+    return domain if _ID_RIGHT.fullmatch(domain) else "heartfly"
 
 
 class _Client(aiosmtplib.SMTP):
