@@ -414,7 +414,48 @@ async def test_a_login_the_smtp_server_refuses_makes_the_channel_wait_rather_tha
         [alert] = await hf.settled(name, 1, timeout=20)
         assert alert["status"] == "expired" and "SMTP login failed (535" in alert["error"], alert
         assert outcomes(alert) == ["retry", "expired"], alert  # its first try, and its last
-    assert relay.logins > 0
+    # One login each: the relay offers PLAIN and LOGIN, and a password refused in one is not sent in the other
+    assert relay.logins == 6
+
+
+class NoPlain(SMTP):
+    """A relay that offers AUTH PLAIN but does not serve it (504), as aiosmtplib tries every method for."""
+
+    async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
+        await self.push("504 5.5.4 Mechanism not served")
+        return AuthResult(success=False, handled=True)
+
+
+async def test_a_relay_that_offers_plain_but_does_not_serve_it_still_takes_the_login_by_the_next_method(
+    start: Start, mailbox: Mailbox, write_config: ConfigWriter, tmp_path: Path
+) -> None:
+    # A password refused (535) in PLAIN is not sent again in LOGIN; a method not served (504) is passed over.
+    methods: list[str] = []
+
+    def login(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        methods.append(mechanism)
+        return AuthResult(success=data.password == b"s3cret", handled=False)
+
+    relay = BoundController(mailbox.inbox, mailbox.sock)
+    relay.SMTP_kwargs.update(authenticator=login, auth_require_tls=False)
+    relay.factory = lambda: NoPlain(relay.handler, **relay.SMTP_kwargs)  # type: ignore[method-assign]
+    mailbox.controller = relay
+    await asyncio.to_thread(relay.start)
+    (tmp_path / "smtp-password").write_text("s3cret\n")
+    (tmp_path / "smtp-password").chmod(0o600)
+    key = new_key()
+    config = write_config(
+        mailbox.toml()
+        + f'username = "heartfly"\npassword_file = "{tmp_path / "smtp-password"}"\n'
+        + '[channels.ops]\ntype = "email"\nto = ["ops@example.org"]\n'
+        + check("backup", key, ["ops"])
+        + fast(),
+        server=SERVER,
+    )
+    hf = await start(config)
+    await hf.ping(key, "/fail")
+    await until(lambda: mailbox.received, "the email, logged in by LOGIN")
+    assert methods == ["LOGIN"]
 
 
 async def test_a_reload_with_the_smtp_password_fixed_ends_the_login_wait_so_a_test_alert_goes_at_once(

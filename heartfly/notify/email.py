@@ -80,6 +80,28 @@ class _Client(aiosmtplib.SMTP):
     def __init__(self, limit: asyncio.Timeout | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.limit = limit
+        self.refused: aiosmtplib.SMTPAuthenticationError | None = None  # the password, refused in PLAIN
+
+    # aiosmtplib tries each AUTH method the server offers until one works. PLAIN and LOGIN send the
+    # same password: refused (535) in one, it is in the other, and the second failed login of each
+    # attempt doubled the failures that get an account locked or an address banned (fail2ban). Not
+    # after another answer (504: a method offered but not served), nor after CRAM-MD5's refusal.
+    async def auth_plain(
+        self, username: str | bytes, password: str | bytes, /, **kwargs: Any
+    ) -> aiosmtplib.SMTPResponse:
+        try:
+            return await super().auth_plain(username, password, **kwargs)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            if exc.code == 535:
+                self.refused = exc
+            raise
+
+    async def auth_login(
+        self, username: str | bytes, password: str | bytes, /, **kwargs: Any
+    ) -> aiosmtplib.SMTPResponse:
+        if self.refused is not None:
+            raise self.refused
+        return await super().auth_login(username, password, **kwargs)
 
     async def data(
         self,
