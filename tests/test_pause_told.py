@@ -6,6 +6,7 @@ import json
 
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Kind, Status
+from heartfly.notify.message import Alert, subject, text
 from tests.conftest import ConfigWriter
 from tests.storeutil import query
 from tests.test_maintenance import MONDAY_2AM
@@ -65,3 +66,27 @@ async def test_a_failure_that_resumes_a_check_paused_while_down_tells_a_down_wit
         assert engine.checks["job"].state.status is Status.DOWN
         await engine.writer.flush()
     assert [event for (event,) in query(config, "SELECT event FROM outbox ORDER BY id")] == ["down", "down"]
+
+
+async def test_the_recovery_a_resume_tells_says_the_check_is_watched_again_not_back_up(
+    write_config: ConfigWriter,
+) -> None:
+    # Failed at 03:00, told; paused, and resumed at 03:30 with the job not run since: the resume
+    # makes the check `up` (watched again), but its job has not been seen to work. "job is back
+    # up", "Recovered at" told the on-call engineer it had recovered, which nothing showed.
+    config = write_config(job_check())
+    clock = FakeClock(MONDAY_2AM + 3600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(10 * 60)
+        await engine.pause(engine.checks["job"])
+        clock.advance(20 * 60)
+        await engine.resume(engine.checks["job"])
+        await engine.writer.flush()
+    rows = query(config, "SELECT event, key, payload FROM outbox ORDER BY id")
+    assert [event for event, _, _ in rows] == ["down", "recovery"]
+    alert = Alert(rows[1][1], rows[1][0], json.loads(rows[1][2]), None, "https://hb.example.org/checks/job")
+    assert subject(alert) == "[UP] job is watched again: resumed while down"
+    words = text(alert)
+    assert "Resumed at: " in words and "Recovered at" not in words and "back up" not in words
+    assert "What happened: resumed by an operator" in words and "Was down for: 30 min" in words

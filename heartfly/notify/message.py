@@ -47,6 +47,12 @@ class Alert:
     def check(self) -> str:
         return str(self.payload.get("check", ""))
 
+    @property
+    def resumed(self) -> bool:
+        """A recovery told at the resume of a check paused while down: its job is not seen up again
+        (a resume makes a check `up` whose job has not run since it failed), it is watched again."""
+        return self.event == AlertEvent.RECOVERY and self.payload.get("previous_state") == "paused"
+
     def headline(self) -> str:
         p = self.payload
         if self.event == AlertEvent.TEST:
@@ -55,6 +61,8 @@ class Alert:
             down = p.get("down") or []
             names = ", ".join(str(d.get("check")) for d in down[:5]) + (" and more" if len(down) > 5 else "")
             return f"Maintenance {p.get('window')} ended: {len(down)} check(s) still down ({names})"
+        if self.resumed:
+            return f"{self.check} is watched again: resumed while down"
         if self.event == AlertEvent.RECOVERY:
             return f"{self.check} is back {p.get('state', 'up')}"
         if self.event == AlertEvent.TROUBLE:
@@ -93,7 +101,7 @@ class Alert:
         lines.append(("Schedule", str(p.get("schedule", ""))))
         learned = p.get("learned_at")
         if self.event == AlertEvent.RECOVERY:
-            lines.append(("Recovered at", self._when(p.get("at"))))
+            lines.append(("Resumed at" if self.resumed else "Recovered at", self._when(p.get("at"))))
             if p.get("detail"):
                 lines.append(("What happened", str(p["detail"])))
             if p.get("down_for") is not None:
