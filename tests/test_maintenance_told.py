@@ -9,6 +9,7 @@ import pytest
 from heartfly.core.clock import FakeClock
 from heartfly.core.config import load_config
 from heartfly.core.states import Kind, Status
+from heartfly.store import rows as store
 from tests.conftest import ConfigWriter, new_key
 from tests.proc import heartfly
 from tests.storeutil import query
@@ -221,3 +222,27 @@ async def test_a_checks_history_shows_the_maintenance_summary_that_told_its_down
     assert done.returncode == 0, done.stderr
     alerts = done.stdout.split("Alerts (newest first):\n", 1)[1].split("\n\n", 1)[0]
     assert "maintenance via journal" in alerts and "none" not in alerts
+
+
+async def test_a_check_made_under_a_deleted_ones_name_does_not_list_the_summaries_that_named_the_deleted_one(
+    write_config: ConfigWriter,
+) -> None:
+    # "job" was told down by the 03:00 summary, then deleted (through the API: its row goes by a
+    # tombstone name), and a new check made under its name. The summary names "job": the new
+    # check's history listed it among its alerts, a down told of a check that did not exist yet.
+    config = write_config(job_check() + _patching())
+    clock = FakeClock(MONDAY_2AM + 600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(60 * 60)
+        engine.close_windows(clock.now())
+        await engine.writer.submit(store.Write(statements=[store.tombstone_statement("job")]))
+    assert _events(config) == ["maintenance"]
+    clock.advance(60 * 60)
+    async with running(config, clock) as engine:  # the new "job": a row, and a history, of its own
+        await engine.writer.flush()
+    assert len(query(config, "SELECT id FROM checks")) == 2
+    done = heartfly("history", "job", "-c", str(config.path))
+    assert done.returncode == 0, done.stderr
+    alerts = done.stdout.split("Alerts (newest first):\n", 1)[1].split("\n\n", 1)[0]
+    assert "maintenance" not in alerts and "none" in alerts

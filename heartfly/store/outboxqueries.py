@@ -161,6 +161,8 @@ async def next_alert_after(db: Db, now: float) -> float | None:
 
 # A check's alerts, and the maintenance summaries that list it (the down alert it got for a down
 # a window held), found in the payload as _SUMMARY_AHEAD finds them: both on outbox_by_check.
+# Only summaries made since the check's row was: one naming a check deleted since, under whose
+# name a new check (a row of its own) was made, is the deleted one's, not the new one's.
 # PostgreSQL reads instr as strpos (pgconn.PG_VARIANTS).
 _ATTEMPTS_OF = """SELECT o.id, o.key, o.channel, o.event, o.created_at, o.status, o.attempts, o.done_at,
     o.last_error, o.next_attempt_at, a.at, a.duration, a.outcome, a.error
@@ -169,6 +171,7 @@ _CHECK_ALERTS = _ATTEMPTS_OF.format("""
     SELECT * FROM outbox WHERE check_id = ?1 AND id < ?2
     UNION ALL
     SELECT * FROM outbox WHERE check_id IS NULL AND event = 'maintenance' AND id < ?2
+        AND created_at >= (SELECT created_at FROM checks WHERE id = ?1)
         AND instr(payload, '"check": "' || (SELECT name FROM checks WHERE id = ?1) || '"') > 0
     ORDER BY id DESC LIMIT ?3""")
 _TEST_ALERTS = _ATTEMPTS_OF.format("SELECT * FROM outbox WHERE check_id IS NULL AND id < ?1 ORDER BY id DESC LIMIT ?2")
