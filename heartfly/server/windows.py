@@ -81,14 +81,16 @@ def close(
 
 
 def with_hold_of(old: CheckState, new: CheckState) -> CheckState:
-    """`new`, a state the state machine made from a state before `old`, with `old`'s window hold
-    and the channels told it is down (which only the engine sets, on the state a change leaves:
-    changes._note_hold, _note_told)."""
-    if (new.window_hold, new.window_end, new.down_told_to) == (old.window_hold, old.window_end, old.down_told_to):
+    """`new`, a state the state machine made from a state before `old`, with `old`'s window hold,
+    the channels told it is down, what took it down and, paused, when that down began (which only
+    the engine sets, on the state a change leaves: changes._note_hold, _note_told, _note_paused_down)."""
+    kept = (old.window_hold, old.window_end, old.down_told_to, old.down_detail, old.paused_down_since)
+    if (new.window_hold, new.window_end, new.down_told_to, new.down_detail, new.paused_down_since) == kept:
         return new
     return dataclasses.replace(
-        new, window_hold=old.window_hold, window_end=old.window_end, down_told_to=old.down_told_to
-    )
+        new, window_hold=old.window_hold, window_end=old.window_end, down_told_to=old.down_told_to,
+        down_detail=old.down_detail, paused_down_since=old.paused_down_since,
+    )  # fmt: skip
 
 
 Hold = tuple[Check, str | None, float]  # a check, and the window hold its state is to have: None for none
