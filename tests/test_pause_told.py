@@ -11,7 +11,7 @@ from tests.conftest import ConfigWriter
 from tests.storeutil import query
 from tests.test_maintenance import MONDAY_2AM
 from tests.test_maintenance_holds import job_check
-from tests.test_restart import ping, running
+from tests.test_restart import ping, run_timer, running
 
 
 async def test_a_check_paused_while_down_and_resumed_tells_its_recovery_with_how_long_it_was_down(
@@ -90,3 +90,28 @@ async def test_the_recovery_a_resume_tells_says_the_check_is_watched_again_not_b
     words = text(alert)
     assert "Resumed at: " in words and "Recovered at" not in words and "back up" not in words
     assert "What happened: resumed by an operator" in words and "Was down for: 30 min" in words
+
+
+async def test_a_failure_that_resumes_a_check_paused_while_down_but_does_not_take_it_down_tells_it_watched_again(
+    write_config: ConfigWriter,
+) -> None:
+    # failures_before_alert = 2: the failure that resumes it is the first of a new streak. The
+    # recovery says what is known, watched again (not "back up"), and the next failure is the down.
+    config = write_config(job_check(extra="resume_on_ping = true\nfailures_before_alert = 2\n"))
+    clock = FakeClock(MONDAY_2AM + 3600)
+    async with running(config, clock) as engine:
+        for _ in range(2):
+            await ping(engine, "job", Kind.FAIL)
+            clock.advance(60)
+        await engine.pause(engine.checks["job"])
+        clock.advance(10 * 60)
+        await ping(engine, "job", Kind.FAIL)
+        assert engine.checks["job"].state.status is Status.UP
+        clock.advance(60)
+        await ping(engine, "job", Kind.FAIL)
+        run_timer(engine, clock, 6)  # past the reorder window it is held for
+        await engine.writer.flush()
+    rows = query(config, "SELECT event, key, payload FROM outbox ORDER BY id")
+    assert [event for event, _, _ in rows] == ["down", "recovery", "down"]
+    alert = Alert(rows[1][1], rows[1][0], json.loads(rows[1][2]), None, "https://hb.example.org/checks/job")
+    assert alert.headline() == "job is watched again: resumed while down"
