@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Kind, Status
 from heartfly.notify.message import Alert, subject, text
@@ -115,3 +117,27 @@ async def test_a_failure_that_resumes_a_check_paused_while_down_but_does_not_tak
     assert [event for event, _, _ in rows] == ["down", "recovery", "down"]
     alert = Alert(rows[1][1], rows[1][0], json.loads(rows[1][2]), None, "https://hb.example.org/checks/job")
     assert alert.headline() == "job is watched again: resumed while down"
+
+
+@pytest.mark.both_stores  # what was told, and when the down began, are kept in the stored state
+async def test_a_check_paused_while_down_tells_its_recovery_to_the_channels_told_after_a_restart_that_changed_them(
+    write_config: ConfigWriter,
+) -> None:
+    # Failed at 03:00 (told to journal), paused at 03:10; Heartfly restarted with the check on
+    # another channel; resumed at 03:40: the channel told the down hears that it is over.
+    config = write_config(job_check())
+    clock = FakeClock(MONDAY_2AM + 3600)
+    async with running(config, clock) as engine:
+        await ping(engine, "job", Kind.FAIL)
+        clock.advance(10 * 60)
+        await engine.pause(engine.checks["job"])
+    clock.advance(30 * 60)
+    other = '[channels.other]\ntype = "log"\n'
+    config = write_config(other + job_check().replace('channels = ["journal"]', 'channels = ["other"]'))
+    async with running(config, clock) as engine:
+        await engine.finish_load(lambda: None)
+        await engine.resume(engine.checks["job"])
+        await engine.writer.flush()
+    rows = query(config, "SELECT event, channel, payload FROM outbox ORDER BY id")
+    assert [(event, channel) for event, channel, _ in rows] == [("down", "journal"), ("recovery", "journal")]
+    assert json.loads(rows[1][2])["down_for"] == 40 * 60
