@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import psycopg
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
@@ -46,3 +47,25 @@ async def test_migrate_db_refused_for_pings_of_a_check_no_leader_watches_names_i
     assert "holds 1 ping(s) a standby took that no leader applied yet" in result.stderr, result.stderr
     assert "gone: 1" in result.stderr, result.stderr
     assert "DELETE FROM inbox WHERE check_name = 'gone'" in result.stderr, result.stderr
+
+
+async def test_migrate_db_refused_for_pings_not_applied_yet_does_not_offer_to_delete_those_of_a_watched_check(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # The refusal listed every check with pings in the inbox and a DELETE of them all, "if no node's
+    # file has them any more": shown before any node led again, it named a check the leader
+    # watches (a check made through the API is in no file at all), whose pings the next leader
+    # applies, and the operator who ran it lost them.
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    with Server(config) as node:
+        assert node.stop() == 0
+    # What standbys took before the leader stopped (applied by none since): a ping of a check the
+    # leader watches, and one of a check only a standby's file had.
+    with psycopg.connect(database) as conn:
+        conn.execute("INSERT INTO inbox (node, check_name, body) VALUES ('hb-2', 'job', '{}'), ('hb-2', 'gone', '{}')")
+    result = await asyncio.to_thread(heartfly, "migrate-db", database, str(tmp_path / "copy.db"), timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "(gone: 1, job: 1)" in result.stderr, result.stderr
+    assert "DELETE FROM inbox WHERE check_name = 'gone'" in result.stderr, result.stderr
+    assert "'job'" not in result.stderr, result.stderr

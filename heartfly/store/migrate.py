@@ -189,19 +189,28 @@ def _check_source(src: _Side, now: float) -> None:
         raise MigrateError(f"a server is using {src.database} (alive {now - float(alive):.0f} s ago): stop it first,"
                            " or pings it takes during the copy are lost")  # fmt: skip
     read = src.cursor()
-    read.execute("SELECT check_name, count(*) FROM inbox GROUP BY check_name ORDER BY check_name")
-    waiting = {str(name): int(count) for name, count in read.fetchall()}
+    # With whether the database watches the check (a live row, a file's or one made through the
+    # API): its pings the next leader applies, and must not be offered for deletion.
+    read.execute("SELECT check_name, count(*), EXISTS (SELECT 1 FROM checks WHERE name = check_name AND removed_at"
+                 " IS NULL) FROM inbox GROUP BY check_name ORDER BY check_name")  # fmt: skip
+    rows = read.fetchall()
+    waiting = {str(name): int(count) for name, count, _ in rows}
     if waiting:
         # A leader applies only the pings of the checks its file has: those of a check only a
         # standby's file had wait for ever, and letting a node lead again (as said) changes nothing.
         named = sorted(waiting)[:10]
         listed = ", ".join(f"{name}: {waiting[name]}" for name in named) + (", …" if len(waiting) > 10 else "")
-        quoted = ", ".join("'" + name.replace("'", "''") + "'" for name in named)
-        delete = "DELETE FROM inbox WHERE check_name " + (f"= {quoted}" if len(named) == 1 else f"IN ({quoted})")  # noqa: S608 - shown, not run
+        unwatched = [str(name) for name, _, watched in rows if not watched][:10]
+        advice = ""
+        if unwatched:
+            quoted = ", ".join("'" + name.replace("'", "''") + "'" for name in unwatched)
+            which = f"= {quoted}" if len(unwatched) == 1 else f"IN ({quoted})"
+            delete = f"DELETE FROM inbox WHERE check_name {which}"  # noqa: S608 - shown, not run
+            advice = (f"; those that stay of a check the database does not watch ({', '.join(unwatched)}) no leader"
+                      f" applies: if no node's file has it, delete them (psql: {delete})")  # fmt: skip
         raise MigrateError(f"{src.database} holds {sum(waiting.values())} ping(s) a standby took that no leader"
-                           f" applied yet ({listed}): start one node and let it lead for a moment first; those that"
-                           " stay are of checks the leader's file lacks, which no leader applies: if no node's file"
-                           f" has them any more, delete them (psql: {delete})")  # fmt: skip
+                           f" applied yet ({listed}): start one node and let it lead for a moment first"
+                           + advice)  # fmt: skip
 
 
 def _copy_table(src: _Side, dst: _Side, table: str) -> tuple[int, int]:
