@@ -10,7 +10,7 @@ import aiohttp
 
 from tests.conftest import new_key
 from tests.proc import Server, heartfly
-from tests.test_cluster import database, every, leader_and_standby, write  # noqa: F401 - database: the fixture
+from tests.test_cluster import database, every, leader_and_standby, stored, write  # noqa: F401 - database: the fixture
 
 
 async def test_status_on_a_node_whose_file_lacks_a_check_the_leader_watches_says_to_change_every_nodes_file(
@@ -102,3 +102,31 @@ async def test_status_does_not_say_a_leader_that_gave_its_lease_up_while_running
                     break
             assert "cluster: no node leads; the lease of " in result.stdout, result.stdout
             assert "stopped cleanly" not in result.stdout, result.stdout
+
+
+async def test_status_does_not_say_a_leader_whose_clean_stop_could_not_be_recorded_stopped_cleanly(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # A leader's stop whose last commit the database refuses (a full disk, a lock timeout) logs
+    # "the clean stop was not recorded", and the next leader counts a crash or kill; its lease was
+    # freed as a clean stop's all the same, and status said the node "stopped cleanly".
+    import psycopg
+
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    with Server(config) as node:
+        with psycopg.connect(database) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON meta FOR EACH ROW"
+                " WHEN (NEW.key = 'clean_stop' AND NEW.value = '1') EXECUTE FUNCTION refuse()"
+            )
+        await asyncio.to_thread(node.stop)
+        assert "the clean stop was not recorded" in node.log(), node.log()
+    assert stored(database, "SELECT value FROM meta WHERE key = 'clean_stop'") == [("0",)]
+    result = await asyncio.to_thread(heartfly, "status", "-c", str(config))
+    assert "cluster: no node leads; the lease of " in result.stdout, result.stdout
+    assert "stopped cleanly" not in result.stdout, result.stdout

@@ -369,6 +369,7 @@ class Node:
             except StoreError as exc:
                 log.warning("node %s: the clean stop was not recorded: %s", self.node_id, exc)
                 await term.writer.abandon(why)
+                recorded_clean = False  # nor is its lease freed as a clean stop's (status)
             await self.lease.release(clean=recorded_clean)
         else:  # what it queued is dropped: committed now, it would be refused, or worse, late
             await term.writer.abandon(f"this node no longer leads: {why}")
@@ -522,9 +523,8 @@ class Node:
     # ---- standing by ----------------------------------------------------------------------
 
     async def _stand_by(self) -> bool:
-        """_show_view, given up (False) should this node take the lease meanwhile: a view of a big
-        config takes seconds (every stored state read), and a node that holds the lease must lead
-        at once, not after them: no node fires a deadline meanwhile, and none other may take over."""
+        """_show_view, given up (False) should this node take the lease meanwhile: a big config's view
+        takes seconds, and a node holding the lease must lead at once (none fires deadlines, nor takes over)."""
         if self.lease.is_leader:  # already taken (a term that passed, taken again in a new one): lead
             return False
         task = self._viewing = asyncio.create_task(self._show_view(), name="heartfly-view")
