@@ -130,3 +130,38 @@ async def test_status_does_not_say_a_leader_whose_clean_stop_could_not_be_record
     result = await asyncio.to_thread(heartfly, "status", "-c", str(config))
     assert "cluster: no node leads; the lease of " in result.stdout, result.stdout
     assert "stopped cleanly" not in result.stdout, result.stdout
+
+
+BREAK_THE_LOAD_AND_SERVE = """
+import sys
+from heartfly import entry
+from heartfly.server.engine import Engine
+
+async def broken(self, *args, **kwargs):
+    raise RuntimeError("a fault injected into the load")
+
+Engine.load = broken
+sys.argv = ["heartfly", "serve", "-c", sys.argv[1]]
+entry.main()
+"""
+
+
+async def test_status_does_not_say_a_node_whose_term_failed_to_begin_on_a_fault_stopped_cleanly(
+    tmp_path: Path,
+    database: str,  # noqa: F811 - the fixture
+) -> None:
+    # A term whose start failed on anything but the database (a bug) was given up as if the node
+    # were stopping: its lease freed as a clean stop's, and status said the node "stopped cleanly"
+    # while it had failed with a traceback (or went on running: a later term, tried again).
+    import subprocess
+    import sys
+
+    config = write(tmp_path, database, every("job", new_key(), "1h"))
+    args = [sys.executable, "-c", BREAK_THE_LOAD_AND_SERVE, str(config)]
+    proc = await asyncio.to_thread(
+        subprocess.run, args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp_path, timeout=60
+    )
+    assert proc.returncode != 0 and "a fault injected into the load" in proc.stderr, proc.stderr
+    result = await asyncio.to_thread(heartfly, "status", "-c", str(config))
+    assert "cluster: no node leads; the lease of " in result.stdout, result.stdout
+    assert "stopped cleanly" not in result.stdout, result.stdout

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 
@@ -296,8 +295,9 @@ class Node:
             if not await self._drain_within(term):
                 raise StoreError("the inbox could not be read")
         except BaseException as exc:
-            if not isinstance(exc, StoreError | OSError):  # cancelled (a stop): what this term opened is closed
-                await self._give_up_term(number, writer, feed, STOPPING)
+            if not isinstance(exc, StoreError | OSError):  # a stop (cancelled), or a fault: what it opened is closed
+                why = STOPPING if isinstance(exc, asyncio.CancelledError) else "this node could not begin to lead"
+                await self._give_up_term(number, writer, feed, why)  # only a stop's lease reads as a clean stop
                 raise
             if isinstance(exc, NewerSchema):  # a newer node upgraded the database: it leads, this one stands by
                 self._cannot_lead = str(exc)
@@ -582,7 +582,7 @@ def _back(engine: Engine, item: Item) -> bool:
 def _which(item: Item) -> Item:
     """What a row kept in the inbox is remembered by (which check it is for): not its pings, whose
     bodies it may keep for a long time (a standby whose file has a check the leader's lacks)."""
-    return dataclasses.replace(item, pings=())
+    return replace(item, pings=())
 
 
 def _check_of(engine: Engine, item: Item) -> Check | None:
