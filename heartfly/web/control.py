@@ -111,23 +111,25 @@ async def rearm(app: web.Application) -> None:
 
 
 async def _keep_in_step(app: web.Application) -> None:
-    failing = 0
+    failing, traced = 0, False  # traced: a fault that is not the database's was told in this run of failures
     while True:
         await asyncio.sleep(IN_STEP)
         try:
             await rearm(app)
         except Exception as exc:  # a database that cannot be read now: the next round tries again
             failing += 1
-            if failing == FAILING_TOLD:  # a blip is not news; ends not kept for long are
-                # An outage in words (the database's own message); anything else with its traceback.
-                trace = not isinstance(exc, StoreError)
+            # An outage in words (the database's own message); anything else with its traceback,
+            # also when it comes after an outage was told (a bug the outage's line would hide).
+            trace = not isinstance(exc, StoreError)
+            if failing == FAILING_TOLD or (failing > FAILING_TOLD and trace and not traced):  # a blip is not news
+                traced = trace
                 log.warning("the ends of timed pauses cannot be read (%s); trying again", exc, exc_info=trace)
             else:
                 log.debug("the stored ends of timed pauses were not read", exc_info=True)
         else:
             if failing >= FAILING_TOLD:
                 log.info("the ends of timed pauses are read again")
-            failing = 0
+            failing, traced = 0, False
 
 
 def parse_until(text: str, now: float) -> float:
