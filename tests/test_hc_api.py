@@ -60,6 +60,8 @@ key = "{new_key()}"
 cron = "0 3 * * *"
 timezone = "Europe/Berlin"
 """
+# The file without the channel a stored check names: that check no longer fits it, and is left out.
+WITHOUT_CHANNEL = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
 
 
 async def start(aiohttp_client: Any, write_config: ConfigWriter, body: str = CHECKS) -> tuple[Client, str, str]:
@@ -509,8 +511,7 @@ async def test_a_stored_check_that_no_longer_fits_the_file_is_left_out_at_start_
     client, key, _ = await start(aiohttp_client, write_config)
     await made(client, key, slug="alerts-to-journal", timeout=600, channels="journal")
     await client.close()
-    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
-    again, _, _ = await start(aiohttp_client, write_config, body=without_channel)
+    again, _, _ = await start(aiohttp_client, write_config, body=WITHOUT_CHANNEL)
     listed = (await (await again.get("/api/v3/checks/", headers=rw(key))).json())["checks"]
     assert sorted(c["slug"] for c in listed) == ["backup", "report"]  # served without it
     assert "checks.alerts-to-journal.channels: no channel journal" in caplog.text
@@ -528,10 +529,9 @@ async def test_a_stored_check_left_out_at_a_start_is_not_logged_as_no_longer_in_
     client, key, _ = await start(aiohttp_client, write_config)
     await made(client, key, slug="alerts-to-journal", timeout=600, channels="journal")
     await client.close()
-    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
     caplog.clear()
     with caplog.at_level("INFO"):
-        await start(aiohttp_client, write_config, body=without_channel)
+        await start(aiohttp_client, write_config, body=WITHOUT_CHANNEL)
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("check alerts-to-journal")]
     assert said == ["check alerts-to-journal (made through the API) is no longer served; its history is kept"]
 
@@ -545,8 +545,7 @@ async def test_a_stored_check_left_out_is_updated_to_fit_the_file_or_deleted_thr
     fits = await made(client, key, slug="to-fix", timeout=600, channels="journal")
     gone = await made(client, key, slug="to-delete", timeout=600, channels="journal")
     await client.close()
-    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
-    again, _, _ = await start(aiohttp_client, write_config, body=without_channel + '\n[channels.pager]\ntype = "log"\n')
+    again, _, _ = await start(aiohttp_client, write_config, body=WITHOUT_CHANNEL + '\n[channels.pager]\ntype = "log"\n')
     still = await again.post(f"/api/v3/checks/{fits['uuid']}", json={"grace": 120}, headers=rw(key))
     assert still.status == 400 and "no channel journal" in await still.text()  # does not fit yet: why
     fixed = await again.post(f"/api/v3/checks/{fits['uuid']}", json={"channels": "pager"}, headers=rw(key))
@@ -574,8 +573,7 @@ async def test_a_stored_check_left_out_is_a_409_by_its_uuid_not_a_404_as_its_upd
     client, key, _ = await start(aiohttp_client, write_config)
     check = await made(client, key, slug="to-fix", timeout=600, channels="journal")
     await client.close()
-    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
-    again, _, _ = await start(aiohttp_client, write_config, body=without_channel)
+    again, _, _ = await start(aiohttp_client, write_config, body=WITHOUT_CHANNEL)
     for method, path in (
         ("GET", ""),
         ("GET", "/pings/"),
@@ -603,8 +601,7 @@ async def test_an_upsert_that_matches_a_stored_check_left_out_updates_it_rather_
     client, key, _ = await start(aiohttp_client, write_config)
     fits = await made(client, key, slug="to-fix", timeout=600, channels="journal")
     await client.close()
-    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
-    again, _, _ = await start(aiohttp_client, write_config, body=without_channel + '\n[channels.pager]\ntype = "log"\n')
+    again, _, _ = await start(aiohttp_client, write_config, body=WITHOUT_CHANNEL + '\n[channels.pager]\ntype = "log"\n')
     upsert = {"slug": "to-fix", "timeout": 600, "unique": ["slug", "timeout"]}
     still = await again.post("/api/v3/checks/", json=upsert, headers=rw(key))
     assert still.status == 400 and "no channel journal" in await still.text()  # does not fit yet: why
@@ -650,8 +647,7 @@ async def test_a_stored_check_left_out_keeps_its_name_no_create_rename_or_ping_t
     check = await made(client, key, slug="alerts-to-journal", timeout=600, channels="journal")
     other = await made(client, key, slug="other", timeout=600, channels="")
     await client.close()
-    without_channel = CHECKS.replace('[defaults]\nchannels = ["journal"]\n\n[channels.journal]\ntype = "log"\n', "")
-    config = write_config(without_channel, server=SERVER + "auto_provision = true\n")
+    config = write_config(WITHOUT_CHANNEL, server=SERVER + "auto_provision = true\n")
     again: Client = await aiohttp_client(create_app(config))
     created = await again.post("/api/v3/checks/", json={"slug": "alerts-to-journal", "timeout": 60}, headers=rw(key))
     assert created.status == 400 and "is taken" in await created.text()
