@@ -9,11 +9,19 @@ import pytest
 from heartfly.core.clock import FakeClock
 from heartfly.core.states import Kind, Status
 from heartfly.notify.message import Alert, subject, text
+from heartfly.server.engine import Engine
 from tests.conftest import ConfigWriter
 from tests.storeutil import query
 from tests.test_maintenance import MONDAY_2AM
 from tests.test_maintenance_holds import job_check
 from tests.test_restart import ping, run_timer, running
+
+
+async def failed_and_paused(engine: Engine, clock: FakeClock) -> None:
+    """The job fails (its down told), and the on-call engineer pauses it 10 minutes later."""
+    await ping(engine, "job", Kind.FAIL)
+    clock.advance(10 * 60)
+    await engine.pause(engine.checks["job"])
 
 
 async def test_a_check_paused_while_down_and_resumed_tells_its_recovery_with_how_long_it_was_down(
@@ -25,9 +33,7 @@ async def test_a_check_paused_while_down_and_resumed_tells_its_recovery_with_how
     config = write_config(job_check())
     clock = FakeClock(MONDAY_2AM + 3600)
     async with running(config, clock) as engine:
-        await ping(engine, "job", Kind.FAIL)
-        clock.advance(10 * 60)
-        await engine.pause(engine.checks["job"])
+        await failed_and_paused(engine, clock)
         clock.advance(20 * 60)
         await ping(engine, "job", Kind.SUCCESS)  # the run by hand, while paused: recorded only
         clock.advance(10 * 60)
@@ -60,9 +66,7 @@ async def test_a_failure_that_resumes_a_check_paused_while_down_tells_a_down_wit
     config = write_config(job_check(extra="resume_on_ping = true\n"))
     clock = FakeClock(MONDAY_2AM + 3600)
     async with running(config, clock) as engine:
-        await ping(engine, "job", Kind.FAIL)
-        clock.advance(10 * 60)
-        await engine.pause(engine.checks["job"])
+        await failed_and_paused(engine, clock)
         clock.advance(10 * 60)
         await ping(engine, "job", Kind.FAIL)
         assert engine.checks["job"].state.status is Status.DOWN
@@ -79,9 +83,7 @@ async def test_the_recovery_a_resume_tells_says_the_check_is_watched_again_not_b
     config = write_config(job_check())
     clock = FakeClock(MONDAY_2AM + 3600)
     async with running(config, clock) as engine:
-        await ping(engine, "job", Kind.FAIL)
-        clock.advance(10 * 60)
-        await engine.pause(engine.checks["job"])
+        await failed_and_paused(engine, clock)
         clock.advance(20 * 60)
         await engine.resume(engine.checks["job"])
         await engine.writer.flush()
@@ -128,9 +130,7 @@ async def test_a_check_paused_while_down_tells_its_recovery_to_the_channels_told
     config = write_config(job_check())
     clock = FakeClock(MONDAY_2AM + 3600)
     async with running(config, clock) as engine:
-        await ping(engine, "job", Kind.FAIL)
-        clock.advance(10 * 60)
-        await engine.pause(engine.checks["job"])
+        await failed_and_paused(engine, clock)
     clock.advance(30 * 60)
     other = '[channels.other]\ntype = "log"\n'
     config = write_config(other + job_check().replace('channels = ["journal"]', 'channels = ["other"]'))
